@@ -1,0 +1,1346 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * HTTP/1.x framing: see http.h and docs/HTTP.md.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "http.h"
+
+enum {
+	S_HEAD = 0,
+	S_BODY_LEN,
+	S_BODY_CHUNKED,
+	S_BODY_CLOSE,
+	S_DONE,      /* MSG_DONE pending */
+	S_UPGRADE,   /* UPGRADED pending */
+	S_RAW,
+	S_ERROR,
+	S_RESYNC,
+};
+
+enum {
+	C_SIZE = 0,  /* first hex digit */
+	C_SIZE_MORE, /* more hex digits, BWS, ';' or line end */
+	C_SIZE_WS,   /* after BWS: ';' or line end */
+	C_EXT,       /* extension bytes up to line end */
+	C_SIZE_LF,   /* CR seen, LF expected */
+	C_DATA,
+	C_DATA_END,  /* CR or LF after data */
+	C_DATA_LF,   /* LF after data CR */
+	C_TR_START,  /* start of a trailer line or the final empty line */
+	C_TR_NAME,
+	C_TR_VALUE,
+	C_TR_LF,
+	C_END_LF,
+};
+
+#define METHOD_SCAN_MAX 24
+
+/* RFC 9110 tchar */
+static bool is_tchar(unsigned char c)
+{
+	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
+		return true;
+	return c && strchr("!#$%&'*+-.^_`|~", c);
+}
+
+/* field-vchar / SP / HTAB / obs-text */
+static bool is_value_char(unsigned char c)
+{
+	return c == '\t' || (c >= 0x20 && c != 0x7f);
+}
+
+/* request-target bytes: visible ASCII and obs-text (no SP, no CTL) */
+static bool is_target_char(unsigned char c)
+{
+	return c > 0x20 && c != 0x7f;
+}
+
+static int hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+static bool span_ieq(const char *s, size_t n, const char *lit)
+{
+	size_t l = strlen(lit);
+
+	return n == l && strncasecmp(s, lit, l) == 0;
+}
+
+static const char *const method_names[ST_HTTP_M__COUNT] = {
+	[ST_HTTP_M_OTHER] = "",
+	[ST_HTTP_M_GET] = "GET",
+	[ST_HTTP_M_HEAD] = "HEAD",
+	[ST_HTTP_M_POST] = "POST",
+	[ST_HTTP_M_PUT] = "PUT",
+	[ST_HTTP_M_DELETE] = "DELETE",
+	[ST_HTTP_M_CONNECT] = "CONNECT",
+	[ST_HTTP_M_OPTIONS] = "OPTIONS",
+	[ST_HTTP_M_TRACE] = "TRACE",
+	[ST_HTTP_M_PATCH] = "PATCH",
+};
+
+enum st_http_method st_http__method_from(const char *s, size_t len)
+{
+	/* methods are case-sensitive (RFC 9110 9.1) */
+	for (int m = ST_HTTP_M_GET; m < ST_HTTP_M__COUNT; m++)
+		if (strlen(method_names[m]) == len && memcmp(method_names[m], s, len) == 0)
+			return m;
+	return ST_HTTP_M_OTHER;
+}
+
+const char *st_http__method_name(enum st_http_method m)
+{
+	if ((unsigned)m >= ST_HTTP_M__COUNT)
+		return "";
+	return method_names[m];
+}
+
+static const char *const err_names[ST_HTTP_E__COUNT] = {
+	[ST_HTTP_E_NONE] = "no error",
+	[ST_HTTP_E_START_LINE] = "malformed start line",
+	[ST_HTTP_E_VERSION] = "unsupported HTTP version",
+	[ST_HTTP_E_HEADER] = "malformed header field",
+	[ST_HTTP_E_OBS_FOLD] = "obsolete line folding",
+	[ST_HTTP_E_BARE_CR] = "bare CR in head",
+	[ST_HTTP_E_HEAD_TOO_LARGE] = "head too large",
+	[ST_HTTP_E_TOO_MANY_HEADERS] = "too many header fields",
+	[ST_HTTP_E_CONTENT_LENGTH] = "invalid or conflicting Content-Length",
+	[ST_HTTP_E_TRANSFER_ENCODING] = "unframeable Transfer-Encoding",
+	[ST_HTTP_E_CHUNK] = "malformed chunk",
+	[ST_HTTP_E_TRAILER] = "malformed trailer section",
+	[ST_HTTP_E_TRUNCATED] = "stream ended inside a message",
+	[ST_HTTP_E_NOMEM] = "out of memory",
+	[ST_HTTP_E_INTERNAL] = "internal error",
+};
+
+const char *st_http__strerror(enum st_http_err e)
+{
+	if ((unsigned)e >= ST_HTTP_E__COUNT)
+		return "unknown error";
+	return err_names[e];
+}
+
+/* ---- start-line scanner (resync) ---- */
+
+static const char http1[] = "HTTP/1.";
+
+/* Match a request-line start at s[0]: FOUND, PARTIAL (prefix up to n) or NONE. */
+static enum st_http_scan match_request(const unsigned char *s, size_t n, size_t max_len)
+{
+	size_t i = 0, t;
+
+	if (!n)
+		return ST_HTTP_SCAN_PARTIAL;
+	if (s[0] < 'A' || s[0] > 'Z')
+		return ST_HTTP_SCAN_NONE;
+	for (i = 1; i < n && s[i] != ' '; i++) {
+		unsigned char c = s[i];
+
+		if (i >= METHOD_SCAN_MAX)
+			return ST_HTTP_SCAN_NONE;
+		if (!((c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_'))
+			return ST_HTTP_SCAN_NONE;
+	}
+	if (i == n)
+		goto partial;
+	t = ++i;
+	while (i < n && is_target_char(s[i]))
+		i++;
+	if (i == n)
+		goto partial;
+	if (i == t || s[i] != ' ')
+		return ST_HTTP_SCAN_NONE;
+	i++;
+	for (t = 0; t < sizeof(http1) - 1; t++, i++) {
+		if (i == n)
+			goto partial;
+		if (s[i] != (unsigned char)http1[t])
+			return ST_HTTP_SCAN_NONE;
+	}
+	return ST_HTTP_SCAN_FOUND;
+partial:
+	if (max_len && n > max_len)
+		return ST_HTTP_SCAN_NONE;
+	return ST_HTTP_SCAN_PARTIAL;
+}
+
+/* "HTTP/1.D DDD" then SP, CR or LF */
+static enum st_http_scan match_status(const unsigned char *s, size_t n)
+{
+	static const char pat[] = "HTTP/1.# ###?";
+	size_t i;
+
+	for (i = 0; i < sizeof(pat) - 1; i++) {
+		unsigned char c;
+
+		if (i == n)
+			return ST_HTTP_SCAN_PARTIAL;
+		c = s[i];
+		if (pat[i] == '#') {
+			if (c < '0' || c > '9')
+				return ST_HTTP_SCAN_NONE;
+		} else if (pat[i] == '?') {
+			if (c != ' ' && c != '\r' && c != '\n')
+				return ST_HTTP_SCAN_NONE;
+		} else if (c != (unsigned char)pat[i]) {
+			return ST_HTTP_SCAN_NONE;
+		}
+	}
+	return ST_HTTP_SCAN_FOUND;
+}
+
+static enum st_http_scan match_at(enum st_http_kind kind, const unsigned char *s, size_t n,
+				  size_t max_len)
+{
+	if (kind == ST_HTTP_RESPONSE)
+		return match_status(s, n);
+	return match_request(s, n, max_len);
+}
+
+enum st_http_scan st_http__scan_start(enum st_http_kind kind, const void *buf, size_t len,
+				      size_t max_len, size_t *off)
+{
+	const unsigned char *s = buf;
+	size_t i;
+
+	for (i = 0; i < len; i++) {
+		enum st_http_scan r;
+
+		if (kind == ST_HTTP_RESPONSE) {
+			const unsigned char *h = memchr(s + i, 'H', len - i);
+
+			if (!h)
+				break;
+			i = h - s;
+		} else if (s[i] < 'A' || s[i] > 'Z') {
+			continue;
+		}
+		r = match_at(kind, s + i, len - i, max_len);
+		if (r != ST_HTTP_SCAN_NONE) {
+			*off = i;
+			return r;
+		}
+	}
+	*off = len;
+	return ST_HTTP_SCAN_NONE;
+}
+
+/* ---- parser lifecycle ---- */
+
+static void head_clear(struct st_http_parser *p)
+{
+	p->hlen = 0;
+	p->scan_pos = 0;
+	p->line_start = 0;
+	p->nlines = 0;
+	p->hpending = false;
+	p->hreset = false;
+	memset(&p->head, 0, sizeof(p->head));
+}
+
+static void msg_clear(struct st_http_parser *p)
+{
+	p->remaining = 0;
+	p->msg_len = 0;
+	p->body_len = 0;
+	p->trailer_len = 0;
+	p->cline = 0;
+	p->cstate = C_SIZE;
+}
+
+int st_http__init(struct st_http_parser *p, enum st_http_kind kind,
+		  const struct st_http_opts *opts)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = kind == ST_HTTP_RESPONSE ? ST_HTTP_RESPONSE : ST_HTTP_REQUEST;
+	p->head_cap = opts && opts->head_cap ? opts->head_cap : ST_HTTP_HEAD_CAP_DEFAULT;
+	if (p->head_cap < 64)
+		p->head_cap = 64;
+	p->max_headers = opts && opts->max_headers ? opts->max_headers :
+			 ST_HTTP_MAX_HEADERS_DEFAULT;
+	p->state = S_HEAD;
+	return 0;
+}
+
+void st_http__free(struct st_http_parser *p)
+{
+	free(p->hbuf);
+	free(p->hdrs);
+	p->hbuf = NULL;
+	p->hdrs = NULL;
+	p->hsize = 0;
+	p->hdrs_size = 0;
+	head_clear(p);
+}
+
+void st_http__reset(struct st_http_parser *p)
+{
+	head_clear(p);
+	msg_clear(p);
+	p->state = S_HEAD;
+	p->err = ST_HTTP_E_NONE;
+	p->err_reported = false;
+	p->mq_head = 0;
+	p->mq_len = 0;
+}
+
+size_t st_http__pending(const struct st_http_parser *p)
+{
+	return p->hpending ? p->hlen : 0;
+}
+
+int st_http__push_method(struct st_http_parser *p, enum st_http_method m)
+{
+	if (p->kind != ST_HTTP_RESPONSE)
+		return -EINVAL;
+	if (p->mq_len >= ST_HTTP_METHOD_QUEUE)
+		return -ENOSPC;
+	p->mq[(p->mq_head + p->mq_len) % ST_HTTP_METHOD_QUEUE] = (uint8_t)m;
+	p->mq_len++;
+	return 0;
+}
+
+static bool pop_method(struct st_http_parser *p, enum st_http_method *m)
+{
+	if (!p->mq_len)
+		return false;
+	*m = p->mq[p->mq_head];
+	p->mq_head = (p->mq_head + 1) % ST_HTTP_METHOD_QUEUE;
+	p->mq_len--;
+	return true;
+}
+
+void st_http__resync(struct st_http_parser *p, bool drop_buffered)
+{
+	if (p->hreset || !p->hpending)
+		head_clear(p);
+	msg_clear(p);
+	p->err = ST_HTTP_E_NONE;
+	p->err_reported = false;
+	/* position 0 is where framing failed (or, after a gap, stale): start at 1 */
+	p->rs_from = drop_buffered ? p->hlen : (p->hlen ? 1 : 0);
+	p->state = S_RESYNC;
+}
+
+/* ---- events ---- */
+
+static size_t ev_error(struct st_http_parser *p, struct st_http_event *ev, enum st_http_err e,
+		       size_t consumed)
+{
+	p->state = S_ERROR;
+	p->err = e;
+	ev->type = ST_HTTP_EV_ERROR;
+	ev->err = e;
+	ev->lost_len = p->hpending ? 0 : p->msg_len;
+	p->err_reported = true;
+	return consumed;
+}
+
+/* ---- head ---- */
+
+static int head_reserve(struct st_http_parser *p, size_t need)
+{
+	size_t sz;
+	char *nb;
+
+	if (need <= p->hsize)
+		return 0;
+	sz = p->hsize ? p->hsize : 1024;
+	while (sz < need)
+		sz *= 2;
+	if (sz > p->head_cap)
+		sz = p->head_cap;
+	nb = realloc(p->hbuf, sz);
+	if (!nb)
+		return -ENOMEM;
+	p->hbuf = nb;
+	p->hsize = (uint32_t)sz;
+	return 0;
+}
+
+/* Header list value contains token tok (comma-separated, case-insensitive). */
+static bool list_has(const char *v, size_t n, const char *tok)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t s, e;
+
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		s = i;
+		while (i < n && v[i] != ',')
+			i++;
+		e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		if (e > s && span_ieq(v + s, e - s, tok))
+			return true;
+	}
+	return false;
+}
+
+/* Content-Length value: "N" or "N, N, ..." all equal. */
+static int parse_cl(const char *v, size_t n, uint64_t *out)
+{
+	bool have = false;
+	uint64_t first = 0;
+	size_t i = 0;
+
+	for (;;) {
+		uint64_t x = 0;
+		size_t s;
+
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		s = i;
+		while (i < n && v[i] >= '0' && v[i] <= '9') {
+			if (x > (UINT64_C(1) << 62) / 10)
+				return -1;
+			x = x * 10 + (uint64_t)(v[i] - '0');
+			i++;
+		}
+		if (i == s)
+			return -1;
+		while (i < n && (v[i] == ' ' || v[i] == '\t'))
+			i++;
+		if (have && x != first)
+			return -1;
+		first = x;
+		have = true;
+		if (i == n)
+			break;
+		if (v[i] != ',')
+			return -1;
+		i++;
+	}
+	*out = first;
+	return 0;
+}
+
+/* Transfer-Encoding list: set *has_chunked, *chunked_last; -1 when chunked repeats. */
+static int parse_te(const char *v, size_t n, int *nchunked, bool *chunked_last, bool *any)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		size_t s, e;
+
+		while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+			i++;
+		if (i == n)
+			break;
+		s = i;
+		while (i < n && v[i] != ',')
+			i++;
+		e = i;
+		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
+			e--;
+		*any = true;
+		if (span_ieq(v + s, e - s, "chunked")) {
+			(*nchunked)++;
+			*chunked_last = true;
+		} else {
+			*chunked_last = false;
+		}
+	}
+	return 0;
+}
+
+/* Next line of the head from *pos: [*ls, *le) without the line ending. */
+static int next_line(struct st_http_parser *p, const char *b, uint32_t end, uint32_t *pos,
+		     uint32_t *ls, uint32_t *le)
+{
+	const char *nl = memchr(b + *pos, '\n', end - *pos);
+	uint32_t e;
+
+	if (!nl)
+		return -1;
+	*ls = *pos;
+	e = (uint32_t)(nl - b);
+	*pos = e + 1;
+	if (e > *ls && b[e - 1] == '\r')
+		e--;
+	else
+		p->head.flags |= ST_HTTP_HF_BARE_LF;
+	*le = e;
+	return 0;
+}
+
+static int parse_version(const char *s, size_t n, struct st_http_head *h)
+{
+	if (n != 8 || memcmp(s, "HTTP/", 5) != 0 || s[6] != '.' ||
+	    s[5] < '0' || s[5] > '9' || s[7] < '0' || s[7] > '9')
+		return ST_HTTP_E_START_LINE;
+	if (s[5] != '1')
+		return ST_HTTP_E_VERSION;
+	h->version_major = 1;
+	h->version_minor = (uint8_t)(s[7] - '0');
+	return 0;
+}
+
+static int parse_request_line(const char *s, size_t n, struct st_http_head *h)
+{
+	size_t i = 0, t;
+
+	while (i < n && is_tchar((unsigned char)s[i]))
+		i++;
+	if (i == 0 || i == n || s[i] != ' ')
+		return ST_HTTP_E_START_LINE;
+	h->method_str = s;
+	h->method_len = (uint32_t)i;
+	h->method = st_http__method_from(s, i);
+	t = ++i;
+	while (i < n && is_target_char((unsigned char)s[i]))
+		i++;
+	if (i == t || i == n || s[i] != ' ')
+		return ST_HTTP_E_START_LINE;
+	h->target = s + t;
+	h->target_len = (uint32_t)(i - t);
+	i++;
+	return parse_version(s + i, n - i, h);
+}
+
+static int parse_status_line(const char *s, size_t n, struct st_http_head *h)
+{
+	int r;
+
+	if (n < 8)
+		return ST_HTTP_E_START_LINE;
+	r = parse_version(s, 8, h);
+	if (r)
+		return r;
+	if (n < 12 || s[8] != ' ')
+		return ST_HTTP_E_START_LINE;
+	for (int i = 9; i < 12; i++)
+		if (s[i] < '0' || s[i] > '9')
+			return ST_HTTP_E_START_LINE;
+	h->status = (uint16_t)((s[9] - '0') * 100 + (s[10] - '0') * 10 + (s[11] - '0'));
+	if (h->status < 100)
+		return ST_HTTP_E_START_LINE;
+	if (n == 12) {
+		h->reason = s + 12;
+		h->reason_len = 0;
+		return 0;
+	}
+	if (s[12] != ' ')
+		return ST_HTTP_E_START_LINE;
+	for (size_t i = 13; i < n; i++)
+		if (!is_value_char((unsigned char)s[i]))
+			return ST_HTTP_E_START_LINE;
+	h->reason = s + 13;
+	h->reason_len = (uint32_t)(n - 13);
+	return 0;
+}
+
+static int add_header(struct st_http_parser *p, const char *s, size_t n)
+{
+	struct st_http_head *h = &p->head;
+	struct st_http_header *f;
+	size_t i = 0, vs, ve;
+
+	if (s[0] == ' ' || s[0] == '\t')
+		return ST_HTTP_E_OBS_FOLD;
+	while (i < n && is_tchar((unsigned char)s[i]))
+		i++;
+	if (i == 0 || i == n || s[i] != ':')
+		return ST_HTTP_E_HEADER;
+	vs = i + 1;
+	while (vs < n && (s[vs] == ' ' || s[vs] == '\t'))
+		vs++;
+	ve = n;
+	while (ve > vs && (s[ve - 1] == ' ' || s[ve - 1] == '\t'))
+		ve--;
+	for (size_t j = vs; j < ve; j++)
+		if (!is_value_char((unsigned char)s[j]))
+			return ST_HTTP_E_HEADER;
+	if (h->nheaders >= p->max_headers)
+		return ST_HTTP_E_TOO_MANY_HEADERS;
+	if (h->nheaders >= p->hdrs_size) {
+		uint32_t sz = p->hdrs_size ? p->hdrs_size * 2 : 16;
+		struct st_http_header *nh;
+
+		if (sz > p->max_headers)
+			sz = p->max_headers;
+		nh = realloc(p->hdrs, sz * sizeof(*nh));
+		if (!nh)
+			return ST_HTTP_E_NOMEM;
+		p->hdrs = nh;
+		p->hdrs_size = sz;
+	}
+	f = &p->hdrs[h->nheaders++];
+	f->name = s;
+	f->name_len = (uint32_t)i;
+	f->value = s + vs;
+	f->value_len = (uint32_t)(ve - vs);
+	return 0;
+}
+
+/* Framing decisions from the parsed fields (RFC 9112 6.3). */
+static int head_semantics(struct st_http_parser *p)
+{
+	struct st_http_head *h = &p->head;
+	bool have_cl = false, te_any = false, chunked_last = false, upgrade = false;
+	int nchunked = 0;
+	uint64_t cl = 0;
+	enum st_http_method rm = ST_HTTP_M_OTHER;
+
+	for (uint32_t i = 0; i < h->nheaders; i++) {
+		const struct st_http_header *f = &h->headers[i];
+		const char *v = f->value;
+		size_t n = f->value_len;
+
+		if (span_ieq(f->name, f->name_len, "content-length")) {
+			uint64_t x;
+
+			if (parse_cl(v, n, &x) || (have_cl && x != cl))
+				return ST_HTTP_E_CONTENT_LENGTH;
+			have_cl = true;
+			cl = x;
+		} else if (span_ieq(f->name, f->name_len, "transfer-encoding")) {
+			h->flags |= ST_HTTP_HF_TE;
+			parse_te(v, n, &nchunked, &chunked_last, &te_any);
+		} else if (span_ieq(f->name, f->name_len, "connection")) {
+			if (list_has(v, n, "close"))
+				h->flags |= ST_HTTP_HF_CONN_CLOSE;
+			if (list_has(v, n, "keep-alive"))
+				h->flags |= ST_HTTP_HF_CONN_KEEP_ALIVE;
+			if (list_has(v, n, "upgrade"))
+				h->flags |= ST_HTTP_HF_CONN_UPGRADE;
+		} else if (span_ieq(f->name, f->name_len, "expect")) {
+			if (span_ieq(v, n, "100-continue"))
+				h->flags |= ST_HTTP_HF_EXPECT_CONTINUE;
+		} else if (span_ieq(f->name, f->name_len, "upgrade")) {
+			h->flags |= ST_HTTP_HF_UPGRADE_HDR;
+		}
+	}
+	if (have_cl) {
+		h->flags |= ST_HTTP_HF_CONTENT_LENGTH;
+		h->content_length = cl;
+	}
+	if (h->version_minor >= 1 ? !(h->flags & ST_HTTP_HF_CONN_CLOSE) :
+	    (h->flags & ST_HTTP_HF_CONN_KEEP_ALIVE) && !(h->flags & ST_HTTP_HF_CONN_CLOSE))
+		h->flags |= ST_HTTP_HF_KEEP_ALIVE;
+
+	if (p->kind == ST_HTTP_REQUEST) {
+		if (h->flags & ST_HTTP_HF_TE) {
+			/* RFC 9112 6.1/6.3: not chunked-final, or in 1.0: unframeable */
+			if (!chunked_last || nchunked != 1 || h->version_minor == 0)
+				return ST_HTTP_E_TRANSFER_ENCODING;
+			h->body = ST_HTTP_BODY_CHUNKED;
+		} else if (have_cl && cl) {
+			h->body = ST_HTTP_BODY_LENGTH;
+		}
+		if (h->method == ST_HTTP_M_CONNECT) {
+			h->body = ST_HTTP_BODY_NONE;
+			upgrade = true;
+		} else if ((h->flags & ST_HTTP_HF_UPGRADE_HDR) &&
+			   (h->flags & ST_HTTP_HF_CONN_UPGRADE)) {
+			upgrade = true;
+		}
+	} else {
+		bool final = h->status >= 200 || h->status == 101;
+
+		if (final && !pop_method(p, &rm))
+			h->flags |= ST_HTTP_HF_NO_REQUEST;
+		h->method = rm;
+		if (h->status < 200) {
+			if (h->status == 101)
+				upgrade = true;
+			else
+				h->flags |= ST_HTTP_HF_INTERIM;
+		} else if (rm == ST_HTTP_M_HEAD || h->status == 204 || h->status == 304) {
+			/* no body whatever the fields say */
+		} else if (rm == ST_HTTP_M_CONNECT && h->status < 300) {
+			upgrade = true;
+		} else if (h->flags & ST_HTTP_HF_TE) {
+			if (chunked_last && nchunked == 1) {
+				h->body = ST_HTTP_BODY_CHUNKED;
+			} else {
+				h->body = ST_HTTP_BODY_UNTIL_CLOSE;
+				h->flags &= ~ST_HTTP_HF_KEEP_ALIVE;
+			}
+			if (h->version_minor == 0)
+				h->flags &= ~ST_HTTP_HF_KEEP_ALIVE;
+		} else if (have_cl) {
+			if (cl)
+				h->body = ST_HTTP_BODY_LENGTH;
+		} else {
+			h->body = ST_HTTP_BODY_UNTIL_CLOSE;
+			h->flags &= ~ST_HTTP_HF_KEEP_ALIVE;
+		}
+	}
+	if (h->body == ST_HTTP_BODY_CHUNKED) {
+		h->flags |= ST_HTTP_HF_CHUNKED;
+		if (have_cl) {
+			/* RFC 9112 6.3: TE overrides CL; close after the message */
+			h->flags |= ST_HTTP_HF_CL_AND_TE;
+			h->flags &= ~ST_HTTP_HF_KEEP_ALIVE;
+		}
+	}
+	if (upgrade)
+		h->flags |= ST_HTTP_HF_UPGRADE;
+	return 0;
+}
+
+static int parse_head(struct st_http_parser *p)
+{
+	struct st_http_head *h = &p->head;
+	const char *b = p->hbuf;
+	uint32_t pos = p->head.line_off, ls, le;
+	int r;
+
+	h->raw = b;
+	h->raw_len = p->hlen;
+	/* a CR anywhere but right before LF is an error */
+	for (const char *c = memchr(b + pos, '\r', p->hlen - pos); c;
+	     c = memchr(c + 1, '\r', p->hlen - (uint32_t)(c + 1 - b)))
+		if ((uint32_t)(c + 1 - b) >= p->hlen || c[1] != '\n')
+			return ST_HTTP_E_BARE_CR;
+	if (next_line(p, b, p->hlen, &pos, &ls, &le))
+		return ST_HTTP_E_INTERNAL;
+	if (p->kind == ST_HTTP_REQUEST)
+		r = parse_request_line(b + ls, le - ls, h);
+	else
+		r = parse_status_line(b + ls, le - ls, h);
+	if (r)
+		return r;
+	h->headers = p->hdrs;
+	for (;;) {
+		if (next_line(p, b, p->hlen, &pos, &ls, &le))
+			return ST_HTTP_E_INTERNAL;
+		if (le == ls)
+			break;
+		r = add_header(p, b + ls, le - ls);
+		if (r)
+			return r;
+		h->headers = p->hdrs;
+	}
+	if (pos != p->hlen)
+		return ST_HTTP_E_INTERNAL;
+	return head_semantics(p);
+}
+
+/*
+ * A line ending at hbuf[hlen - 1] (LF) was appended: returns true at the
+ * empty line that ends the head.
+ */
+static bool head_line_end(struct st_http_parser *p)
+{
+	uint32_t n = p->hlen - 1 - p->line_start; /* bytes before LF */
+	bool empty = n == 0 || (n == 1 && p->hbuf[p->line_start] == '\r');
+
+	p->line_start = p->hlen;
+	if (!empty) {
+		p->nlines++;
+		return false;
+	}
+	if (!p->nlines) {
+		/* RFC 9112 2.2: ignore empty lines before the start line */
+		p->head.line_off = p->hlen;
+		return false;
+	}
+	return true;
+}
+
+static size_t head_complete(struct st_http_parser *p, struct st_http_event *ev, size_t consumed)
+{
+	int r = parse_head(p);
+
+	if (r)
+		return ev_error(p, ev, r, consumed);
+	p->hpending = false;
+	p->msg_len = p->hlen;
+	ev->type = ST_HTTP_EV_HEAD;
+	ev->head = &p->head;
+	switch (p->head.body) {
+	case ST_HTTP_BODY_NONE:
+		p->state = S_DONE;
+		break;
+	case ST_HTTP_BODY_LENGTH:
+		p->remaining = p->head.content_length;
+		p->state = S_BODY_LEN;
+		break;
+	case ST_HTTP_BODY_CHUNKED:
+		p->cstate = C_SIZE;
+		p->state = S_BODY_CHUNKED;
+		break;
+	case ST_HTTP_BODY_UNTIL_CLOSE:
+		p->state = S_BODY_CLOSE;
+		break;
+	}
+	return consumed;
+}
+
+static size_t feed_head(struct st_http_parser *p, const unsigned char *buf, size_t len,
+			struct st_http_event *ev)
+{
+	size_t used = 0;
+
+	if (p->hreset) {
+		head_clear(p);
+		msg_clear(p);
+	}
+	/* bytes buffered by resync: scan them first */
+	while (p->scan_pos < p->hlen) {
+		const char *nl = memchr(p->hbuf + p->scan_pos, '\n', p->hlen - p->scan_pos);
+		uint32_t save;
+
+		if (!nl) {
+			p->scan_pos = p->hlen;
+			break;
+		}
+		save = p->hlen;
+		p->hlen = (uint32_t)(nl - p->hbuf) + 1;
+		p->scan_pos = p->hlen;
+		if (head_line_end(p)) {
+			if (p->hlen != save)
+				return ev_error(p, ev, ST_HTTP_E_INTERNAL, 0);
+			return head_complete(p, ev, 0);
+		}
+		p->hlen = save;
+	}
+	while (used < len) {
+		const unsigned char *nl = memchr(buf + used, '\n', len - used);
+		size_t n = nl ? (size_t)(nl - (buf + used)) + 1 : len - used;
+
+		if (n > p->head_cap - p->hlen) {
+			n = p->head_cap - p->hlen;
+			if (head_reserve(p, p->head_cap))
+				return ev_error(p, ev, ST_HTTP_E_NOMEM, used);
+			memcpy(p->hbuf + p->hlen, buf + used, n);
+			p->hlen += n;
+			p->hpending = true;
+			p->scan_pos = p->hlen;
+			return ev_error(p, ev, ST_HTTP_E_HEAD_TOO_LARGE, used + n);
+		}
+		if (head_reserve(p, p->hlen + n))
+			return ev_error(p, ev, ST_HTTP_E_NOMEM, used);
+		memcpy(p->hbuf + p->hlen, buf + used, n);
+		p->hlen += (uint32_t)n;
+		p->scan_pos = p->hlen;
+		p->hpending = true;
+		used += n;
+		if (nl && head_line_end(p))
+			return head_complete(p, ev, used);
+	}
+	return used;
+}
+
+/* ---- resync ---- */
+
+static size_t feed_resync(struct st_http_parser *p, const unsigned char *buf, size_t len,
+			  struct st_http_event *ev)
+{
+	enum st_http_scan r;
+	size_t off;
+
+	while (p->hpending && p->hlen) {
+		uint32_t from = p->rs_from;
+		size_t k;
+
+		if (from < p->hlen) {
+			r = st_http__scan_start(p->kind, p->hbuf + from, p->hlen - from,
+						p->head_cap, &off);
+			off += from;
+		} else {
+			r = ST_HTTP_SCAN_NONE;
+			off = p->hlen;
+		}
+		if (off > 0) {
+			ev->type = ST_HTTP_EV_SKIP;
+			ev->skip_len = off;
+			memmove(p->hbuf, p->hbuf + off, p->hlen - off);
+			p->hlen -= (uint32_t)off;
+			if (!p->hlen)
+				p->hpending = false;
+			p->rs_from = 0;
+			return 0;
+		}
+		if (r == ST_HTTP_SCAN_FOUND)
+			goto found;
+		/* partial candidate at 0: look ahead into buf */
+		if (!len)
+			return 0;
+		k = len < p->head_cap - p->hlen ? len : p->head_cap - p->hlen;
+		if (!k) {
+			p->rs_from = 1;
+			continue;
+		}
+		if (head_reserve(p, p->hlen + k))
+			return ev_error(p, ev, ST_HTTP_E_NOMEM, 0);
+		memcpy(p->hbuf + p->hlen, buf, k);
+		r = match_at(p->kind, (const unsigned char *)p->hbuf, p->hlen + k, p->head_cap);
+		if (r == ST_HTTP_SCAN_PARTIAL) {
+			p->hlen += (uint32_t)k;
+			return k;
+		}
+		if (r == ST_HTTP_SCAN_FOUND)
+			goto found;
+		p->rs_from = 1;
+	}
+	if (!len)
+		return 0;
+	r = st_http__scan_start(p->kind, buf, len, p->head_cap, &off);
+	if (off > 0) {
+		ev->type = ST_HTTP_EV_SKIP;
+		ev->skip_len = off;
+		return off;
+	}
+	if (r == ST_HTTP_SCAN_FOUND) {
+		head_clear(p);
+		goto found;
+	}
+	/* partial at 0, and len <= head_cap (scan_start enforces it) */
+	head_clear(p);
+	if (head_reserve(p, len))
+		return ev_error(p, ev, ST_HTTP_E_NOMEM, 0);
+	memcpy(p->hbuf, buf, len);
+	p->hlen = (uint32_t)len;
+	p->hpending = true;
+	return len;
+found:
+	/* frame from hbuf[0] (if anything is buffered) followed by buf */
+	p->state = S_HEAD;
+	p->scan_pos = 0;
+	p->line_start = 0;
+	p->nlines = 0;
+	p->hreset = false;
+	memset(&p->head, 0, sizeof(p->head));
+	msg_clear(p);
+	return feed_head(p, buf, len, ev);
+}
+
+/* ---- chunked body ---- */
+
+static size_t feed_chunked(struct st_http_parser *p, const unsigned char *buf, size_t len,
+			   struct st_http_event *ev)
+{
+	size_t i = 0;
+	enum st_http_err e = ST_HTTP_E_NONE;
+
+	if (p->cstate == C_DATA) {
+		size_t n = len < p->remaining ? len : (size_t)p->remaining;
+
+		if (!n)
+			return 0;
+		p->remaining -= n;
+		if (!p->remaining)
+			p->cstate = C_DATA_END;
+		p->msg_len += n;
+		p->body_len += n;
+		ev->type = ST_HTTP_EV_BODY;
+		ev->head = &p->head;
+		ev->data_len = n;
+		return n;
+	}
+	while (i < len && p->state == S_BODY_CHUNKED && p->cstate != C_DATA) {
+		unsigned char c = buf[i];
+		int h;
+
+		switch (p->cstate) {
+		case C_SIZE:
+		case C_SIZE_MORE:
+			h = hexval(c);
+			if (h >= 0) {
+				if (p->remaining > (UINT64_MAX >> 4)) {
+					e = ST_HTTP_E_CHUNK;
+					goto out;
+				}
+				p->remaining = (p->remaining << 4) | (uint64_t)h;
+				p->cstate = C_SIZE_MORE;
+				break;
+			}
+			if (p->cstate == C_SIZE) {
+				e = ST_HTTP_E_CHUNK;
+				goto out;
+			}
+			/* fall through */
+		case C_SIZE_WS:
+			if (c == ' ' || c == '\t') {
+				p->cstate = C_SIZE_WS;
+			} else if (c == ';') {
+				p->cstate = C_EXT;
+			} else if (c == '\r') {
+				p->cstate = C_SIZE_LF;
+			} else if (c == '\n') {
+				goto size_done;
+			} else {
+				e = ST_HTTP_E_CHUNK;
+				goto out;
+			}
+			break;
+		case C_EXT:
+			if (c == '\r') {
+				p->cstate = C_SIZE_LF;
+			} else if (c == '\n') {
+				goto size_done;
+			} else if (!is_value_char(c)) {
+				e = ST_HTTP_E_CHUNK;
+				goto out;
+			}
+			break;
+		case C_SIZE_LF:
+			if (c != '\n') {
+				e = ST_HTTP_E_CHUNK;
+				goto out;
+			}
+size_done:
+			p->cline = 0;
+			if (p->remaining) {
+				p->cstate = C_DATA;
+			} else {
+				p->cstate = C_TR_START;
+				p->trailer_len = 0;
+			}
+			i++;
+			continue;
+		case C_DATA_END:
+			if (c == '\r') {
+				p->cstate = C_DATA_LF;
+			} else if (c == '\n') {
+				p->cstate = C_SIZE;
+			} else {
+				e = ST_HTTP_E_CHUNK;
+				goto out;
+			}
+			break;
+		case C_DATA_LF:
+			if (c != '\n') {
+				e = ST_HTTP_E_CHUNK;
+				goto out;
+			}
+			p->cstate = C_SIZE;
+			break;
+		case C_TR_START:
+			if (c == '\r') {
+				p->cstate = C_END_LF;
+			} else if (c == '\n') {
+				p->state = S_DONE;
+			} else if (is_tchar(c)) {
+				p->cstate = C_TR_NAME;
+			} else {
+				e = ST_HTTP_E_TRAILER;
+				goto out;
+			}
+			break;
+		case C_TR_NAME:
+			if (c == ':') {
+				p->cstate = C_TR_VALUE;
+			} else if (!is_tchar(c)) {
+				e = ST_HTTP_E_TRAILER;
+				goto out;
+			}
+			break;
+		case C_TR_VALUE:
+			if (c == '\r') {
+				p->cstate = C_TR_LF;
+			} else if (c == '\n') {
+				p->cstate = C_TR_START;
+			} else if (!is_value_char(c)) {
+				e = ST_HTTP_E_TRAILER;
+				goto out;
+			}
+			break;
+		case C_TR_LF:
+			if (c != '\n') {
+				e = ST_HTTP_E_TRAILER;
+				goto out;
+			}
+			p->cstate = C_TR_START;
+			break;
+		case C_END_LF:
+			if (c != '\n') {
+				e = ST_HTTP_E_TRAILER;
+				goto out;
+			}
+			p->state = S_DONE;
+			break;
+		}
+		if (p->cstate <= C_SIZE_LF && ++p->cline > ST_HTTP_CHUNK_LINE_MAX) {
+			e = ST_HTTP_E_CHUNK;
+			goto out;
+		}
+		if (p->cstate >= C_TR_START && ++p->trailer_len > p->head_cap) {
+			e = ST_HTTP_E_TRAILER;
+			goto out;
+		}
+		i++;
+	}
+out:
+	if (i > 0) {
+		/* report the good bytes now; an error shows again at buf[0] next call */
+		p->msg_len += i;
+		ev->type = ST_HTTP_EV_BODY;
+		ev->head = &p->head;
+		ev->data_len = 0;
+		return i;
+	}
+	if (e)
+		return ev_error(p, ev, e, 0);
+	return 0;
+}
+
+/* ---- main entry ---- */
+
+size_t st_http__feed(struct st_http_parser *p, const void *vbuf, size_t len,
+		     struct st_http_event *ev)
+{
+	const unsigned char *buf = vbuf;
+	size_t n;
+
+	memset(ev, 0, sizeof(*ev));
+	if (!buf)
+		len = 0;
+	switch (p->state) {
+	case S_HEAD:
+		return feed_head(p, buf, len, ev);
+	case S_BODY_LEN:
+		n = len < p->remaining ? len : (size_t)p->remaining;
+		if (!n)
+			return 0;
+		p->remaining -= n;
+		p->msg_len += n;
+		p->body_len += n;
+		if (!p->remaining)
+			p->state = S_DONE;
+		ev->type = ST_HTTP_EV_BODY;
+		ev->head = &p->head;
+		ev->data_len = n;
+		return n;
+	case S_BODY_CHUNKED:
+		return feed_chunked(p, buf, len, ev);
+	case S_BODY_CLOSE:
+		if (!len)
+			return 0;
+		p->msg_len += len;
+		p->body_len += len;
+		ev->type = ST_HTTP_EV_BODY;
+		ev->head = &p->head;
+		ev->data_len = len;
+		return len;
+	case S_DONE:
+		ev->type = ST_HTTP_EV_MSG_DONE;
+		ev->head = &p->head;
+		ev->msg_len = p->msg_len;
+		ev->body_len = p->body_len;
+		p->hreset = true;
+		p->state = (p->head.flags & ST_HTTP_HF_UPGRADE) ? S_UPGRADE : S_HEAD;
+		return 0;
+	case S_UPGRADE:
+		ev->type = ST_HTTP_EV_UPGRADED;
+		p->state = S_RAW;
+		return 0;
+	case S_RAW:
+		if (len)
+			ev->type = ST_HTTP_EV_RAW;
+		return len;
+	case S_ERROR:
+		ev->type = ST_HTTP_EV_ERROR;
+		ev->err = p->err;
+		return 0;
+	case S_RESYNC:
+		return feed_resync(p, buf, len, ev);
+	}
+	return ev_error(p, ev, ST_HTTP_E_INTERNAL, 0);
+}
+
+void st_http__feed_eof(struct st_http_parser *p, struct st_http_event *ev)
+{
+	memset(ev, 0, sizeof(*ev));
+	switch (p->state) {
+	case S_BODY_CLOSE:
+		p->state = S_DONE;
+		st_http__feed(p, NULL, 0, ev);
+		return;
+	case S_BODY_LEN:
+	case S_BODY_CHUNKED:
+		ev_error(p, ev, ST_HTTP_E_TRUNCATED, 0);
+		return;
+	case S_HEAD:
+		if (!p->hreset && p->hpending) {
+			for (uint32_t i = p->head.line_off; i < p->hlen; i++) {
+				if (p->hbuf[i] != '\r' && p->hbuf[i] != '\n') {
+					ev_error(p, ev, ST_HTTP_E_TRUNCATED, 0);
+					return;
+				}
+			}
+		}
+		return;
+	default:
+		st_http__feed(p, NULL, 0, ev);
+		return;
+	}
+}
+
+/* ---- head helpers ---- */
+
+int st_http__head_find(const struct st_http_head *h, const char *name, uint32_t from)
+{
+	size_t n = strlen(name);
+
+	for (uint32_t i = from; i < h->nheaders; i++)
+		if (span_ieq(h->headers[i].name, h->headers[i].name_len, name) && n)
+			return (int)i;
+	return -1;
+}
+
+static bool valid_name(const char *s)
+{
+	if (!s || !*s)
+		return false;
+	for (; *s; s++)
+		if (!is_tchar((unsigned char)*s))
+			return false;
+	return true;
+}
+
+static bool valid_value(const char *s)
+{
+	if (!s)
+		return false;
+	for (; *s; s++)
+		if (!is_value_char((unsigned char)*s))
+			return false;
+	return true;
+}
+
+static bool framing_name(const char *s)
+{
+	return !strcasecmp(s, "content-length") || !strcasecmp(s, "transfer-encoding");
+}
+
+int st_http__rewrite_check(const struct st_http_rewrite *rw)
+{
+	for (size_t i = 0; i < rw->nset; i++)
+		if (!valid_name(rw->set[i].name) || !valid_value(rw->set[i].value) ||
+		    framing_name(rw->set[i].name))
+			return -EINVAL;
+	if (rw->host && !valid_value(rw->host))
+		return -EINVAL;
+	if (rw->marker_name && (!valid_name(rw->marker_name) || !valid_value(rw->marker_value) ||
+				framing_name(rw->marker_name)))
+		return -EINVAL;
+	return 0;
+}
+
+struct wbuf {
+	char *p;
+	size_t len, cap;
+	bool full;
+};
+
+static void wput(struct wbuf *w, const char *s, size_t n)
+{
+	if (w->full || n > w->cap - w->len) {
+		w->full = true;
+		return;
+	}
+	memcpy(w->p + w->len, s, n);
+	w->len += n;
+}
+
+static void wfield(struct wbuf *w, const char *name, size_t nl, const char *val, size_t vl)
+{
+	wput(w, name, nl);
+	wput(w, ": ", 2);
+	wput(w, val, vl);
+	wput(w, "\r\n", 2);
+}
+
+/* Which replacement (0..nset-1 set, nset host, nset+1 marker) applies to a field name. */
+static long rw_match(const struct st_http_rewrite *rw, const char *name, size_t n)
+{
+	for (size_t i = 0; i < rw->nset; i++)
+		if (span_ieq(name, n, rw->set[i].name))
+			return (long)i;
+	if (rw->host && span_ieq(name, n, "host"))
+		return (long)rw->nset;
+	if (rw->marker_name && span_ieq(name, n, rw->marker_name))
+		return (long)rw->nset + 1;
+	return -1;
+}
+
+static void rw_value(const struct st_http_rewrite *rw, long k, const char **name,
+		     const char **val)
+{
+	if ((size_t)k < rw->nset) {
+		*name = rw->set[k].name;
+		*val = rw->set[k].value;
+	} else if ((size_t)k == rw->nset) {
+		*name = "Host";
+		*val = rw->host;
+	} else {
+		*name = rw->marker_name;
+		*val = rw->marker_value;
+	}
+}
+
+#define RW_MAX_SET 64
+
+ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http_rewrite *rw,
+			      char *out, size_t outlen)
+{
+	struct wbuf w = { .p = out, .cap = outlen };
+	bool done[RW_MAX_SET + 2] = { false };
+	const char *ls, *le;
+	long nrep;
+
+	if (rw->nset > RW_MAX_SET || st_http__rewrite_check(rw))
+		return -EINVAL;
+	nrep = (long)rw->nset + 2;
+	/* start line, as received, without its line ending */
+	ls = h->raw + h->line_off;
+	le = memchr(ls, '\n', h->raw_len - h->line_off);
+	if (!le)
+		return -EINVAL;
+	if (le > ls && le[-1] == '\r')
+		le--;
+	wput(&w, ls, (size_t)(le - ls));
+	wput(&w, "\r\n", 2);
+	for (uint32_t i = 0; i < h->nheaders; i++) {
+		const struct st_http_header *f = &h->headers[i];
+		long k = rw_match(rw, f->name, f->name_len);
+		const char *name, *val;
+
+		if (k < 0) {
+			wfield(&w, f->name, f->name_len, f->value, f->value_len);
+			continue;
+		}
+		if (done[k])
+			continue;
+		done[k] = true;
+		rw_value(rw, k, &name, &val);
+		/* keep the received spelling of the name */
+		wfield(&w, f->name, f->name_len, val, strlen(val));
+	}
+	for (long k = 0; k < nrep; k++) {
+		const char *name, *val;
+
+		if (done[k] || ((size_t)k == rw->nset && !rw->host) ||
+		    ((size_t)k == rw->nset + 1 && !rw->marker_name))
+			continue;
+		/* a name given twice in set: the first wins */
+		if ((size_t)k < rw->nset && rw_match(rw, rw->set[k].name,
+						     strlen(rw->set[k].name)) != k)
+			continue;
+		done[k] = true;
+		rw_value(rw, k, &name, &val);
+		wfield(&w, name, strlen(name), val, strlen(val));
+	}
+	wput(&w, "\r\n", 2);
+	if (w.full)
+		return -ENOSPC;
+	return (ssize_t)w.len;
+}
