@@ -1,0 +1,542 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# shellcheck shell=bash
+# Helpers sourced by tests/integration/test_*.sh, tools/demo.sh and tools/bench.sh.
+#
+# Conventions: a test exits 0 (pass), 77 (skip) or anything else (fail). It calls st_init
+# first, which installs a trap that, on any exit (failure, interrupt, timeout's TERM), kills
+# every process the test started, deletes its network namespaces and cgroups, and removes its
+# temp dir. Only loopback and addresses inside namespaces the test created are contacted.
+#
+# Environment: ST_BUILD (dir holding shadowtap, default build), ST_KEEP=1 keeps the temp dir,
+# ST_FAKE_AGENT=tcpdump runs tcpdump where the agent would run (to debug the harness).
+
+ST_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+ST_BUILD=${ST_BUILD:-build}
+case $ST_BUILD in /*) ;; *) ST_BUILD=$ST_ROOT/$ST_BUILD ;; esac
+ST_BIN=$ST_BUILD/shadowtap
+
+# Names and addresses: unique per test process, addresses exist only inside our namespaces.
+ST_ID=$$
+ST_SRV_NS=st-$ST_ID-srv
+ST_CLI_NS=st-$ST_ID-cli
+ST_SRV_IF=st-srv
+ST_CLI_IF=st-cli
+ST_SRV4=10.231.0.1
+ST_SRV4B=10.231.0.3 # second server address (a second service on the same port)
+ST_CLI4=10.231.0.2
+ST_SRV6=fd00:5717::1
+ST_CLI6=fd00:5717::2
+
+ST_PIDS=()
+ST_NETNS=()
+ST_CGROUPS=()
+ST_HOOKS=()
+ST_TMP=
+
+st_log() { printf '[%s] %s\n' "$(date +%T)" "$*"; }
+st_skip() { echo "SKIP: $*"; exit 77; }
+st_fail() { echo "FAIL: $*" >&2; exit 1; }
+# st_check COND_DESCRIPTION CMD...: runs CMD; fails the test with the description if it fails.
+st_check() {
+	local what=$1
+	shift
+	"$@" || st_fail "$what"
+}
+
+st_require_root() {
+	[ "$(id -u)" -eq 0 ] || st_skip "needs root (network namespaces, BPF)"
+}
+
+# st_require_cmds CMD...: skip (77) naming every command that is missing.
+st_require_cmds() {
+	local c missing=()
+	for c in "$@"; do command -v "$c" >/dev/null 2>&1 || missing+=("$c"); done
+	[ ${#missing[@]} -eq 0 ] || st_skip "missing commands: ${missing[*]} (tools/install-deps.sh installs them)"
+}
+
+# st_require_agent: the agent binary must exist (the build makes it) and know `capture`.
+st_require_agent() {
+	[ -n "${ST_FAKE_AGENT:-}" ] && return 0
+	[ -x "$ST_BIN" ] || st_fail "$ST_BIN not found (build first: make BUILD=${ST_BUILD#"$ST_ROOT"/})"
+	"$ST_BIN" capture --help >/dev/null 2>&1 || st_skip "$ST_BIN has no working 'capture --help' yet"
+}
+
+# st_init: temp dir and the cleanup trap. Call once, before creating anything.
+st_init() {
+	set -euo pipefail
+	ST_TMP=$(mktemp -d "/tmp/st-$ST_ID.XXXXXX")
+	chmod 755 "$ST_TMP" # nginx workers and the `nobody` checks read from here
+	trap st_cleanup EXIT
+	trap 'st_log "interrupted"; exit 130' INT
+	trap 'st_log "terminated"; exit 143' TERM
+}
+
+# st_on_cleanup CMD: run CMD (a string, eval'd) at cleanup, before processes are killed.
+st_on_cleanup() { ST_HOOKS+=("$1"); }
+
+# st_alive PID: true while PID runs (a zombie, exited but not yet waited for, is not alive).
+st_alive() {
+	local st
+	st=$(awk '{ print $3 }' "/proc/$1/stat" 2>/dev/null) || return 1
+	[ -n "$st" ] && [ "$st" != Z ] && [ "$st" != X ]
+}
+
+st_kill_pids() {
+	local p alive i
+	for p in "$@"; do kill -TERM "$p" 2>/dev/null; done
+	for i in $(seq 1 30); do
+		alive=0
+		for p in "$@"; do st_alive "$p" && alive=1; done
+		[ $alive -eq 0 ] && break
+		sleep 0.1
+	done
+	for p in "$@"; do kill -KILL "$p" 2>/dev/null; done
+	return 0
+}
+
+st_cleanup() {
+	local rc=$? i p ns cg
+	set +e
+	trap - EXIT INT TERM
+	for ((i = ${#ST_HOOKS[@]} - 1; i >= 0; i--)); do eval "${ST_HOOKS[i]}" >/dev/null 2>&1; done
+	[ ${#ST_PIDS[@]} -gt 0 ] && st_kill_pids "${ST_PIDS[@]}"
+	for ns in "${ST_NETNS[@]}"; do
+		# Anything still running inside (nginx workers, clients) dies with its namespace.
+		for p in $(ip netns pids "$ns" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+	done
+	for ((i = ${#ST_CGROUPS[@]} - 1; i >= 0; i--)); do st_cgroup_remove "${ST_CGROUPS[i]}"; done
+	for ns in "${ST_NETNS[@]}"; do
+		ip netns del "$ns" 2>/dev/null
+	done
+	wait 2>/dev/null
+	if [ -n "$ST_TMP" ] && [ -d "$ST_TMP" ]; then
+		if [ "${ST_KEEP:-0}" = 1 ] || { [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ] && [ "${ST_KEEP:-0}" = fail ]; }; then
+			echo "kept $ST_TMP"
+		else
+			rm -rf "$ST_TMP"
+		fi
+	fi
+	exit "$rc"
+}
+
+# st_bg NAME CMD...: runs CMD in the background, stdout+stderr to $ST_TMP/NAME.log;
+# its pid is in ST_LAST_PID and is killed at cleanup.
+st_bg() {
+	local name=$1
+	shift
+	"$@" >"$ST_TMP/$name.log" 2>&1 </dev/null &
+	ST_LAST_PID=$!
+	ST_PIDS+=("$ST_LAST_PID")
+}
+
+# st_stop PID [SIG]: signal PID (default INT) and wait for it (max 20 s); returns its status.
+st_stop() {
+	local pid=$1 sig=${2:-INT} i rc
+	kill "-$sig" "$pid" 2>/dev/null || true
+	for i in $(seq 1 200); do
+		st_alive "$pid" || break
+		sleep 0.1
+	done
+	if st_alive "$pid"; then
+		st_log "pid $pid did not exit within 20 s of SIG$sig; killing it"
+		kill -KILL "$pid" 2>/dev/null
+	fi
+	rc=0
+	wait "$pid" 2>/dev/null || rc=$?
+	return $rc
+}
+
+# st_in NS CMD...: run CMD in namespace NS ("" = the current one).
+st_in() {
+	local ns=$1
+	shift
+	if [ -n "$ns" ]; then ip netns exec "$ns" "$@"; else "$@"; fi
+}
+
+# st_in_bg NS CMD...: as st_in, for commands started with &: a non-interactive shell starts
+# background jobs with SIGINT ignored, and a signal ignored at exec is never delivered
+# (not even to a signalfd); restore the default so `kill -INT` reaches them. It execs, so that
+# $! is the command's own pid: use it only as `st_in_bg NS CMD... &` (or through st_bg).
+st_in_bg() {
+	local ns=$1
+	shift
+	if [ -n "$ns" ]; then
+		exec env --default-signal=INT,QUIT ip netns exec "$ns" "$@"
+	else
+		exec env --default-signal=INT,QUIT "$@"
+	fi
+}
+
+# st_netns_pair: namespaces $ST_SRV_NS and $ST_CLI_NS joined by a veth pair
+# ($ST_SRV_IF in the server ns, $ST_CLI_IF in the client ns), IPv4 and IPv6.
+st_netns_pair() {
+	ip netns add "$ST_SRV_NS"
+	ST_NETNS+=("$ST_SRV_NS")
+	ip netns add "$ST_CLI_NS"
+	ST_NETNS+=("$ST_CLI_NS")
+	ip link add "$ST_SRV_IF" netns "$ST_SRV_NS" type veth peer name "$ST_CLI_IF" netns "$ST_CLI_NS"
+	ip -n "$ST_SRV_NS" link set lo up
+	ip -n "$ST_CLI_NS" link set lo up
+	ip -n "$ST_SRV_NS" addr add "$ST_SRV4/24" dev "$ST_SRV_IF"
+	ip -n "$ST_SRV_NS" addr add "$ST_SRV4B/24" dev "$ST_SRV_IF"
+	ip -n "$ST_CLI_NS" addr add "$ST_CLI4/24" dev "$ST_CLI_IF"
+	ip -n "$ST_SRV_NS" -6 addr add "$ST_SRV6/64" dev "$ST_SRV_IF" nodad
+	ip -n "$ST_CLI_NS" -6 addr add "$ST_CLI6/64" dev "$ST_CLI_IF" nodad
+	ip -n "$ST_SRV_NS" link set "$ST_SRV_IF" up
+	ip -n "$ST_CLI_NS" link set "$ST_CLI_IF" up
+}
+
+# st_netns_single NAME: one namespace with only loopback up; its name in ST_LAST_NS.
+st_netns_single() {
+	ST_LAST_NS=st-$ST_ID-$1
+	ip netns add "$ST_LAST_NS"
+	ST_NETNS+=("$ST_LAST_NS")
+	ip -n "$ST_LAST_NS" link set lo up
+}
+
+# st_wait_port NS PORT [SECONDS] [ADDR]: wait until something listens on TCP PORT in NS.
+st_wait_port() {
+	local ns=$1 port=$2 secs=${3:-10} addr=${4:-} i
+	for i in $(seq 1 $((secs * 10))); do
+		if st_in "$ns" ss -Hltn "sport = :$port" 2>/dev/null | grep -q "${addr:-.}"; then
+			return 0
+		fi
+		sleep 0.1
+	done
+	st_fail "nothing listens on port $port in ${ns:-the current namespace} after ${secs}s"
+}
+
+# st_make_files DIR: the files the server offers, 1 byte to 5 MB, named by size.
+ST_FILE_SIZES=(1 100 1448 1500 4096 16384 65535 65536 65537 100000 1048576 5242880)
+st_make_files() {
+	local dir=$1 s
+	mkdir -p "$dir"
+	for s in "${ST_FILE_SIZES[@]}"; do
+		head -c "$s" /dev/urandom >"$dir/f$s"
+	done
+	printf 'hello from shadowtap test nginx\n' >"$dir/index.html"
+	chmod -R a+rX "$dir"
+}
+
+# st_nginx_start NAME NS LISTEN...: a real nginx (1 worker) in NS, listening on each LISTEN
+# (nginx syntax: "80", "[::]:80", "10.231.0.1:80"), files from st_make_files in
+# $ST_TMP/NAME/www, uploads: POST /upload (body read and discarded, 200 "ok"),
+# PUT /dav/FILE (stored). Access log $ST_TMP/NAME/access.log. Waits until it listens.
+# Set ST_NGINX_CGROUP=DIR to start it inside that cgroup v2 directory.
+st_nginx_start() {
+	local name=$1 ns=$2 d l listens="" first_port
+	shift 2
+	d=$ST_TMP/$name
+	mkdir -p "$d/tmp" "$d/www/dav"
+	[ -f "$d/www/f1" ] || st_make_files "$d/www"
+	for l in "$@"; do listens+="		listen $l;"$'\n'; done
+	cat >"$d/nginx.conf" <<EOF
+daemon off;
+master_process on;
+worker_processes 1;
+user root;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log $d/access.log;
+	client_body_temp_path $d/tmp/body;
+	proxy_temp_path $d/tmp/proxy;
+	fastcgi_temp_path $d/tmp/fastcgi;
+	uwsgi_temp_path $d/tmp/uwsgi;
+	scgi_temp_path $d/tmp/scgi;
+	default_type application/octet-stream;
+	sendfile on;
+	keepalive_requests 100000;
+	keepalive_timeout 60s;
+	client_max_body_size 64m;
+	server {
+$listens
+		root $d/www;
+		location /upload {
+			client_body_buffer_size 1m;
+			return 200 "ok\n";
+		}
+		location /dav/ {
+			dav_methods PUT DELETE;
+			create_full_put_path on;
+			client_body_buffer_size 1m;
+		}
+	}
+}
+EOF
+	if [ -n "${ST_NGINX_CGROUP:-}" ]; then
+		# Join the cgroup from the subshell, then exec: nginx and its worker start inside it.
+		(
+			echo "$BASHPID" >"$ST_NGINX_CGROUP/cgroup.procs"
+			exec env --default-signal=INT,QUIT ip netns exec "$ns" nginx -c "$d/nginx.conf" -p "$d"
+		) >"$d/nginx.out" 2>&1 </dev/null &
+		ST_LAST_PID=$!
+		ST_PIDS+=("$ST_LAST_PID")
+	else
+		st_bg "$name-nginx" st_in_bg "$ns" nginx -c "$d/nginx.conf" -p "$d"
+	fi
+	# Port of the first listen directive.
+	first_port=${1##*:}
+	st_wait_port "$ns" "$first_port" 10
+}
+
+# st_cgroup2_root: prints where cgroup v2 is mounted (or nothing).
+st_cgroup2_root() {
+	awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts
+}
+
+# st_cgroup_create NAME: a new cgroup v2 directory, removed at cleanup; path in ST_LAST_CGROUP.
+st_cgroup_create() {
+	local root
+	root=$(st_cgroup2_root)
+	[ -n "$root" ] || st_skip "cgroup v2 is not mounted (no cgroup2 line in /proc/mounts)"
+	ST_LAST_CGROUP=$root/st-$ST_ID-$1
+	mkdir "$ST_LAST_CGROUP"
+	ST_CGROUPS+=("$ST_LAST_CGROUP")
+}
+
+st_cgroup_remove() {
+	local cg=$1 p i
+	[ -d "$cg" ] || return 0
+	for i in 1 2 3 4 5 6 7 8 9 10; do
+		for p in $(cat "$cg/cgroup.procs" 2>/dev/null); do kill -KILL "$p" 2>/dev/null; done
+		rmdir "$cg" 2>/dev/null && return 0
+		sleep 0.2
+	done
+	echo "could not remove cgroup $cg" >&2
+}
+
+# ---- capture ---------------------------------------------------------------------------------
+
+# st_attach_state NS IFACE: everything attached to IFACE, to compare before/after.
+st_attach_state() {
+	local ns=$1 ifc=$2
+	echo "## tc qdisc"
+	st_in "$ns" tc qdisc show dev "$ifc"
+	echo "## tc filter ingress"
+	st_in "$ns" tc filter show dev "$ifc" ingress 2>/dev/null || true
+	echo "## tc filter egress"
+	st_in "$ns" tc filter show dev "$ifc" egress 2>/dev/null || true
+	echo "## bpftool net"
+	# prog ids change between runs; the attachment points and names must not.
+	st_in "$ns" bpftool net show dev "$ifc" 2>/dev/null | sed -E 's/(prog_)?id [0-9]+/id N/g'
+}
+
+# st_shadowtap_links: ids of BPF links whose program looks like shadowtap's (tc_*, cgroup_skb_*).
+st_shadowtap_links() {
+	bpftool -j link show 2>/dev/null | python3 -c '
+import json, subprocess, sys
+try:
+    links = json.load(sys.stdin)
+except Exception:
+    links = []
+progs = {}
+try:
+    for p in json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True).stdout):
+        progs[p.get("id")] = p.get("name", "")
+except Exception:
+    pass
+for l in links:
+    name = progs.get(l.get("prog_id"), "")
+    if name.startswith("tc_") or name.startswith("cgroup_skb"):
+        print(l.get("id"), l.get("type"), name, l.get("ifindex", ""), l.get("cgroup_id", ""))
+'
+}
+
+# st_agent_attached NS IFACE|CGROUP: true when shadowtap's programs are attached there.
+st_agent_attached() {
+	local ns=$1 target=$2
+	if [ -d "$target" ]; then
+		bpftool cgroup show "$target" 2>/dev/null | grep -q .
+	else
+		st_in "$ns" bpftool net show dev "$target" 2>/dev/null | grep -Eq 'tc_|cgroup_skb|tcx'
+	fi
+}
+
+# st_capture_start NAME NS TARGET OUT ARGS...: starts `shadowtap capture` in NS
+# (TARGET: an interface for --iface, or a cgroup directory for --cgroup), writing OUT,
+# extra ARGS (--port ...). Waits until its programs are attached. Pid in ST_AGENT_PID,
+# stderr in $ST_TMP/NAME.err.
+st_capture_start() {
+	local name=$1 ns=$2 target=$3 out=$4 i mode
+	shift 4
+	if [ -d "$target" ]; then mode=--cgroup; else mode=--iface; fi
+	if [ "${ST_FAKE_AGENT:-}" = tcpdump ]; then
+		local f=() p
+		while [ $# -gt 0 ]; do
+			case $1 in --port) f+=("tcp port $2"); shift 2 ;; *) shift ;; esac
+		done
+		local expr
+		expr=$(printf ' or %s' "${f[@]}")
+		st_in_bg "$ns" tcpdump -i "$target" -s 0 -B 262144 -w "$out" "${expr# or }" \
+			>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
+		ST_AGENT_PID=$!
+		ST_PIDS+=("$ST_AGENT_PID")
+		st_wait_log "$ST_TMP/$name.err" 'listening on' 10
+		return 0
+	fi
+	st_in_bg "$ns" "$ST_BIN" capture "$mode" "$target" "$@" -w "$out" \
+		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
+	ST_AGENT_PID=$!
+	ST_PIDS+=("$ST_AGENT_PID")
+	for i in $(seq 1 100); do
+		st_alive "$ST_AGENT_PID" || {
+			cat "$ST_TMP/$name.err"
+			st_fail "shadowtap capture exited during start-up"
+		}
+		st_agent_attached "$ns" "$target" && { sleep 0.2; return 0; }
+		sleep 0.1
+	done
+	cat "$ST_TMP/$name.err"
+	st_fail "shadowtap capture did not attach to $target within 10 s"
+}
+
+# st_tcpdump_start NAME NS IFACE OUT FILTER: the reference capture. Pid in ST_TCPDUMP_PID.
+st_tcpdump_start() {
+	local name=$1 ns=$2 ifc=$3 out=$4 filter=$5
+	st_in_bg "$ns" tcpdump -i "$ifc" -s 0 -B 262144 -n -w "$out" "$filter" \
+		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
+	ST_TCPDUMP_PID=$!
+	ST_PIDS+=("$ST_TCPDUMP_PID")
+	st_wait_log "$ST_TMP/$name.err" 'listening on' 10
+}
+
+# st_wait_log FILE REGEX SECONDS
+st_wait_log() {
+	local f=$1 re=$2 secs=$3 i
+	for i in $(seq 1 $((secs * 10))); do
+		grep -Eq "$re" "$f" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	cat "$f" 2>/dev/null
+	st_fail "'$re' did not appear in $f within ${secs}s"
+}
+
+# st_summary FILE: the agent's summary line from its stderr (empty when absent).
+st_summary() { grep -E '^shadowtap: summary ' "$1" | tail -n1 || true; }
+# st_summary_field LINE KEY: the number after KEY= in a summary line.
+st_summary_field() { sed -nE "s/.*[[:space:]]$2=([0-9]+).*/\1/p" <<<"$1" || true; }
+
+# st_tcpdump_dropped ERRFILE: packets tcpdump says the kernel dropped (its exit report).
+st_tcpdump_dropped() { sed -nE 's/^([0-9]+) packets dropped by kernel.*/\1/p' "$1" | tail -n1 || true; }
+
+# ---- comparing captures -----------------------------------------------------------------------
+
+# st_tcpflow PCAP DIR: reassemble every TCP stream of PCAP into DIR (one file per direction).
+st_tcpflow() {
+	mkdir -p "$2"
+	tcpflow -r "$1" -o "$2" >"$2.log" 2>&1 || { cat "$2.log"; return 1; }
+	rm -f "$2/report.xml"
+}
+
+# st_flow_digest DIR: "sha256  relative-path" of every reassembled stream, sorted.
+st_flow_digest() {
+	(cd "$1" && find . -type f ! -name report.xml -printf '%P\0' | sort -z | xargs -0 -r sha256sum)
+}
+
+# st_compare_captures A.pcap B.pcap WORKDIR: the streams tcpflow reassembles from A and B must
+# be identical (same set of stream files, same bytes). Prints a diff when not.
+st_compare_captures() {
+	local a=$1 b=$2 w=$3
+	rm -rf "$w/flows-a" "$w/flows-b"
+	st_tcpflow "$a" "$w/flows-a"
+	st_tcpflow "$b" "$w/flows-b"
+	st_flow_digest "$w/flows-a" >"$w/digest-a"
+	st_flow_digest "$w/flows-b" >"$w/digest-b"
+	local na nb
+	na=$(wc -l <"$w/digest-a")
+	nb=$(wc -l <"$w/digest-b")
+	if ! cmp -s "$w/digest-a" "$w/digest-b"; then
+		echo "reassembled streams differ: ${a##*/} has $na streams, ${b##*/} has $nb"
+		diff "$w/digest-a" "$w/digest-b" | head -n 40
+		local f
+		for f in $(diff <(cut -c67- "$w/digest-a") <(cut -c67- "$w/digest-b") | sed -n 's/^[<>] //p' | head -n 5); do
+			echo "only in one: $f"
+		done
+		while read -r sum f; do
+			[ -f "$w/flows-b/$f" ] || continue
+			if ! cmp -s "$w/flows-a/$f" "$w/flows-b/$f"; then
+				echo "differs: $f ($(stat -c %s "$w/flows-a/$f") vs $(stat -c %s "$w/flows-b/$f") bytes; first difference: $(cmp "$w/flows-a/$f" "$w/flows-b/$f" 2>&1 | head -n1))"
+			fi
+		done <"$w/digest-a" | head -n 10
+		return 1
+	fi
+	[ "$na" -gt 0 ] || { echo "no stream reassembled from either capture"; return 1; }
+	echo "identical: $na reassembled streams, $(cat "$w/flows-a"/* 2>/dev/null | wc -c) bytes"
+}
+
+# st_pcap_packets PCAP: number of packets in PCAP.
+st_pcap_packets() { tcpdump -nr "$1" 2>/dev/null | wc -l; }
+
+# ---- clients ---------------------------------------------------------------------------------
+
+ST_CURL=(curl -s -S --max-time 30 --connect-timeout 5)
+
+# st_url HOST PATH: an URL for HOST (IPv6 literals get brackets).
+st_url() {
+	case $1 in *:*) echo "http://[$1]$2" ;; *) echo "http://$1$2" ;; esac
+}
+
+# st_pipeline NS HOST PORT PATH...: one connection, every GET written in a single send
+# (HTTP/1.1 pipelining), reads until the server closes after the last (Connection: close).
+st_pipeline() {
+	local ns=$1 host=$2 port=$3
+	shift 3
+	st_in "$ns" timeout 20 python3 - "$host" "$port" "$@" <<'PY'
+import socket, sys
+host, port, paths = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+reqs = b"".join(
+    b"GET %s HTTP/1.1\r\nHost: st\r\n%s\r\n" % (p.encode(), b"Connection: close\r\n" if i == len(paths) - 1 else b"")
+    for i, p in enumerate(paths))
+s = socket.create_connection((host, port), timeout=10)
+s.sendall(reqs)
+n = 0
+while True:
+    b = s.recv(1 << 16)
+    if not b:
+        break
+    n += len(b)
+print(n)
+PY
+}
+
+# st_client_mix NS HOST [PORT] [WWW]: a mix of request shapes against st_nginx_start's server:
+# keep-alive GET batches over every file size, a 5 MB download, uploads (POST with and
+# without Expect: 100-continue, chunked, PUT of 5 MB), HTTP/1.0, a pipelined batch.
+# With WWW (the server's www dir), checks that downloads and stored uploads are intact.
+st_client_mix() {
+	local ns=$1 host=$2 port=${3:-80} www=${4:-} base s args=() up
+	base=$(st_url "$host" "")
+	[ "$port" = 80 ] || base=${base}:$port
+	up=$ST_TMP/upload
+	mkdir -p "$up"
+	[ -f "$up/u1m" ] || {
+		head -c 1048576 /dev/urandom >"$up/u1m"
+		head -c 5242880 /dev/urandom >"$up/u5m"
+		head -c 300000 /dev/urandom >"$up/u300k"
+		head -c 2000 /dev/urandom >"$up/u2k"
+	}
+	# Keep-alive: every file size on one connection, twice.
+	for s in "${ST_FILE_SIZES[@]}" "${ST_FILE_SIZES[@]}"; do args+=(-o /dev/null "$base/f$s"); done
+	st_in "$ns" "${ST_CURL[@]}" "${args[@]}"
+	# A 5 MB download on its own connection, checked.
+	st_in "$ns" "${ST_CURL[@]}" -o "$up/got5m" "$base/f5242880"
+	if [ -n "$www" ]; then cmp -s "$up/got5m" "$www/f5242880" || st_fail "5 MB download corrupted"; fi
+	# Uploads: small POST, 1 MB POST with and without Expect: 100-continue, chunked POST.
+	st_in "$ns" "${ST_CURL[@]}" -o /dev/null --data-binary @"$up/u2k" "$base/upload"
+	st_in "$ns" "${ST_CURL[@]}" -o /dev/null -H 'Expect: 100-continue' --data-binary @"$up/u1m" "$base/upload"
+	st_in "$ns" "${ST_CURL[@]}" -o /dev/null -H 'Expect:' --data-binary @"$up/u1m" "$base/upload"
+	st_in "$ns" "${ST_CURL[@]}" -o /dev/null -H 'Transfer-Encoding: chunked' --data-binary @"$up/u300k" "$base/upload"
+	# PUT of 5 MB (curl -T sends Expect: 100-continue), stored by nginx's dav module, checked.
+	st_in "$ns" "${ST_CURL[@]}" -o /dev/null -T "$up/u5m" "$base/dav/u5m-$RANDOM"
+	st_in "$ns" "${ST_CURL[@]}" -o /dev/null -H 'Transfer-Encoding: chunked' -T "$up/u300k" "$base/dav/u300k-chunked"
+	if [ -n "$www" ]; then
+		cmp -s "$www/dav/u300k-chunked" "$up/u300k" || st_fail "chunked PUT stored wrong bytes"
+	fi
+	# HTTP/1.0, one request per connection.
+	st_in "$ns" "${ST_CURL[@]}" -0 -o /dev/null "$base/f1500"
+	st_in "$ns" "${ST_CURL[@]}" -0 -o /dev/null "$base/f65537"
+	# Pipelined GETs in one send.
+	st_pipeline "$ns" "$host" "$port" /f1 /f4096 /f100000 /f16384 >/dev/null
+}
