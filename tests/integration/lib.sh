@@ -369,7 +369,10 @@ st_capture_start() {
 		done
 		local expr
 		expr=$(printf ' or %s' "${f[@]}")
-		st_in_bg "$ns" tcpdump -i "$target" -s 0 -B 262144 -w "$out" "${expr# or }" \
+		expr="(${expr# or })${ST_FAKE_FILTER:+ and ($ST_FAKE_FILTER)}"
+		# A cgroup target: tcpdump on ST_FAKE_IFACE in ST_FAKE_NS instead.
+		[ -d "$target" ] && { ns=${ST_FAKE_NS:-$ns}; target=$ST_FAKE_IFACE; }
+		st_in_bg "$ns" tcpdump -i "$target" -s 0 -B 262144 -w "$out" "$expr" \
 			>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
 		ST_AGENT_PID=$!
 		ST_PIDS+=("$ST_AGENT_PID")
