@@ -168,6 +168,9 @@ static enum st_http_scan match_request(const unsigned char *s, size_t n, size_t 
 		if (s[i] != (unsigned char)http1[t])
 			return ST_HTTP_SCAN_NONE;
 	}
+	/* decided beyond max_len: a split feed could not have buffered it */
+	if (max_len && i > max_len)
+		return ST_HTTP_SCAN_NONE;
 	return ST_HTTP_SCAN_FOUND;
 partial:
 	if (max_len && n > max_len)
@@ -882,7 +885,7 @@ static size_t feed_resync(struct st_http_parser *p, const unsigned char *buf, si
 			return ev_error(p, ev, ST_HTTP_E_NOMEM, 0);
 		memcpy(p->hbuf + p->hlen, buf, k);
 		r = match_at(p->kind, (const unsigned char *)p->hbuf, p->hlen + k, p->head_cap);
-		if (r == ST_HTTP_SCAN_PARTIAL) {
+		if (r == ST_HTTP_SCAN_PARTIAL && k == len) {
 			p->hlen += (uint32_t)k;
 			return k;
 		}
@@ -1262,13 +1265,14 @@ static void wfield(struct wbuf *w, const char *name, size_t nl, const char *val,
 /* Which replacement (0..nset-1 set, nset host, nset+1 marker) applies to a field name. */
 static long rw_match(const struct st_http_rewrite *rw, const char *name, size_t n)
 {
-	for (size_t i = 0; i < rw->nset; i++)
-		if (span_ieq(name, n, rw->set[i].name))
-			return (long)i;
+	/* host and marker win over a same-named set entry */
 	if (rw->host && span_ieq(name, n, "host"))
 		return (long)rw->nset;
 	if (rw->marker_name && span_ieq(name, n, rw->marker_name))
 		return (long)rw->nset + 1;
+	for (size_t i = 0; i < rw->nset; i++)
+		if (span_ieq(name, n, rw->set[i].name))
+			return (long)i;
 	return -1;
 }
 

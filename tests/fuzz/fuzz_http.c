@@ -1,0 +1,309 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * libFuzzer target for agent/http.c. Input: 2 config bytes, then the stream.
+ * The stream goes to a request parser and to a response parser, each fed
+ * three ways (whole, byte by byte, random splits seeded from the input); the
+ * normalised event traces must match and the byte accounting must balance.
+ * Every ERROR is followed by a resync, so the resync path gets exercised too.
+ * Request heads are rewritten and the result must parse again.
+ */
+#include <errno.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+
+#define CHECK(c)                                                                 \
+	do {                                                                     \
+		if (!(c)) {                                                      \
+			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,   \
+				__LINE__, #c);                                   \
+			abort();                                                 \
+		}                                                                \
+	} while (0)
+
+struct tev {
+	uint8_t type;
+	uint8_t sub;
+	uint64_t a, b, c;
+};
+
+struct trace {
+	struct tev *ev;
+	size_t n, cap;
+	uint64_t consumed, done, lost, skipped, raw, cur;
+};
+
+struct cfg {
+	enum st_http_kind kind;
+	uint32_t head_cap;
+	uint32_t max_headers;
+	uint8_t mpat;
+};
+
+static void push(struct trace *t, const struct tev *e)
+{
+	struct tev *last = t->n ? &t->ev[t->n - 1] : NULL;
+
+	/* runs of BODY (same kind), SKIP and RAW merge: split points must not matter */
+	if (last && last->type == e->type && last->sub == e->sub &&
+	    (e->type == ST_HTTP_EV_BODY || e->type == ST_HTTP_EV_SKIP ||
+	     e->type == ST_HTTP_EV_RAW)) {
+		last->a += e->a;
+		return;
+	}
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->ev = realloc(t->ev, t->cap * sizeof(*t->ev));
+		CHECK(t->ev);
+	}
+	t->ev[t->n++] = *e;
+}
+
+static void check_head(const struct st_http_head *h, enum st_http_kind kind)
+{
+	char out[1024];
+	struct st_http_kv set[2] = { { "X-Set", "1" }, { "Host", "ignored-dup" } };
+	struct st_http_rewrite rw = {
+		.set = set, .nset = 2, .host = "shadow.example:8080",
+		.marker_name = "X-Shadowtap", .marker_value = "1",
+	};
+	struct st_http_parser q;
+	struct st_http_event ev;
+	ssize_t n;
+	size_t used;
+
+	CHECK(h->raw_len > 0 && h->line_off < h->raw_len);
+	CHECK(h->version_major == 1);
+	for (uint32_t i = 0; i < h->nheaders; i++) {
+		CHECK(h->headers[i].name >= h->raw);
+		CHECK(h->headers[i].value + h->headers[i].value_len <= h->raw + h->raw_len);
+	}
+	if (kind != ST_HTTP_REQUEST)
+		return;
+	CHECK(h->target >= h->raw && h->target + h->target_len <= h->raw + h->raw_len);
+	n = st_http__head_rewrite(h, &rw, out, sizeof(out));
+	if (n == -ENOSPC)
+		return;
+	CHECK(n > 0);
+	/* the rewritten head frames again, with the marker and the new Host */
+	st_http__init(&q, ST_HTTP_REQUEST, &(struct st_http_opts){ .head_cap = sizeof(out),
+								     .max_headers = 1000 });
+	used = st_http__feed(&q, out, (size_t)n, &ev);
+	CHECK(ev.type == ST_HTTP_EV_HEAD);
+	CHECK(used == (size_t)n);
+	CHECK(ev.head->method_len == h->method_len &&
+	      !memcmp(ev.head->method_str, h->method_str, h->method_len));
+	CHECK(ev.head->target_len == h->target_len &&
+	      !memcmp(ev.head->target, h->target, h->target_len));
+	{
+		int i = st_http__head_find(ev.head, "x-shadowtap", 0);
+		int hi = st_http__head_find(ev.head, "host", 0);
+
+		CHECK(i >= 0 && st_http__head_find(ev.head, "x-shadowtap", (uint32_t)i + 1) < 0);
+		CHECK(hi >= 0 && st_http__head_find(ev.head, "host", (uint32_t)hi + 1) < 0);
+		CHECK(ev.head->headers[hi].value_len == 19);
+	}
+	st_http__free(&q);
+}
+
+static void record(struct trace *t, const struct st_http_parser *p, const struct st_http_event *ev,
+		   size_t n, enum st_http_kind kind)
+{
+	struct tev e = { .type = (uint8_t)ev->type };
+
+	t->consumed += n;
+	switch (ev->type) {
+	case ST_HTTP_EV_NEED_MORE:
+		break;
+	case ST_HTTP_EV_HEAD:
+		CHECK(ev->head);
+		check_head(ev->head, kind);
+		t->cur += ev->head->raw_len;
+		e.a = ev->head->raw_len;
+		e.b = ev->head->nheaders | (uint64_t)ev->head->body << 32 |
+		      (uint64_t)ev->head->status << 40;
+		e.c = ev->head->flags | (uint64_t)ev->head->method << 32 |
+		      ev->head->content_length << 40;
+		push(t, &e);
+		break;
+	case ST_HTTP_EV_BODY:
+		CHECK(n > 0);
+		CHECK(ev->data_len == 0 || ev->data_len == n);
+		t->cur += n;
+		e.sub = ev->data_len != 0;
+		e.a = n;
+		push(t, &e);
+		break;
+	case ST_HTTP_EV_MSG_DONE:
+		CHECK(n == 0);
+		CHECK(ev->msg_len == t->cur);
+		t->done += ev->msg_len;
+		t->cur = 0;
+		e.a = ev->msg_len;
+		e.b = ev->body_len;
+		push(t, &e);
+		break;
+	case ST_HTTP_EV_UPGRADED:
+		CHECK(n == 0);
+		push(t, &e);
+		break;
+	case ST_HTTP_EV_RAW:
+		CHECK(n > 0);
+		t->raw += n;
+		e.a = n;
+		push(t, &e);
+		break;
+	case ST_HTTP_EV_SKIP:
+		CHECK(ev->skip_len > 0);
+		t->skipped += ev->skip_len;
+		e.a = ev->skip_len;
+		push(t, &e);
+		break;
+	case ST_HTTP_EV_ERROR:
+		CHECK(ev->err != ST_HTTP_E_NONE && ev->err != ST_HTTP_E_INTERNAL &&
+		      ev->err != ST_HTTP_E_NOMEM);
+		CHECK(ev->lost_len == t->cur);
+		t->lost += ev->lost_len;
+		t->cur = 0;
+		e.sub = (uint8_t)ev->err;
+		e.a = ev->lost_len;
+		push(t, &e);
+		break;
+	default:
+		CHECK(0);
+	}
+	CHECK(t->consumed == t->done + t->lost + t->skipped + t->raw + t->cur +
+			     st_http__pending(p));
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 7;
+	*s ^= *s << 17;
+	return *s;
+}
+
+/* mode 0: whole; 1: byte by byte; 2: random splits */
+static void run(const struct cfg *c, const uint8_t *d, size_t len, int mode, uint64_t seed,
+		struct trace *t)
+{
+	struct st_http_parser p;
+	struct st_http_event ev;
+	size_t pos = 0, guard = 0, limit = 8 * len + 64;
+
+	CHECK(st_http__init(&p, c->kind, &(struct st_http_opts){ .head_cap = c->head_cap,
+								  .max_headers = c->max_headers })
+	      == 0);
+	if (c->kind == ST_HTTP_RESPONSE) {
+		static const enum st_http_method ms[4] = {
+			ST_HTTP_M_GET, ST_HTTP_M_HEAD, ST_HTTP_M_CONNECT, ST_HTTP_M_POST,
+		};
+		for (unsigned i = 0; i < ST_HTTP_METHOD_QUEUE; i++)
+			CHECK(st_http__push_method(&p, ms[(c->mpat >> (i % 4 * 2)) & 3]) == 0);
+		CHECK(st_http__push_method(&p, ST_HTTP_M_GET) == -ENOSPC);
+	}
+	while (pos < len) {
+		size_t clen = len - pos, off = 0;
+
+		if (mode == 1)
+			clen = 1;
+		else if (mode == 2)
+			clen = 1 + rng_next(&seed) % (rng_next(&seed) % 4 ? 16 : 600);
+		if (clen > len - pos)
+			clen = len - pos;
+		for (;;) {
+			size_t n = st_http__feed(&p, d + pos + off, clen - off, &ev);
+
+			CHECK(n <= clen - off);
+			off += n;
+			record(t, &p, &ev, n, c->kind);
+			if (ev.type == ST_HTTP_EV_NEED_MORE) {
+				CHECK(off == clen);
+				break;
+			}
+			if (ev.type == ST_HTTP_EV_ERROR)
+				st_http__resync(&p, false);
+			CHECK(++guard < limit);
+		}
+		pos += clen;
+	}
+	for (;;) {
+		st_http__feed_eof(&p, &ev);
+		if (ev.type == ST_HTTP_EV_NEED_MORE)
+			break;
+		record(t, &p, &ev, 0, c->kind);
+		if (ev.type == ST_HTTP_EV_ERROR)
+			break;
+		CHECK(++guard < limit);
+	}
+	CHECK(t->consumed == len);
+	st_http__free(&p);
+}
+
+static void same(const struct trace *a, const struct trace *b)
+{
+	CHECK(a->n == b->n);
+	for (size_t i = 0; i < a->n; i++) {
+		CHECK(a->ev[i].type == b->ev[i].type);
+		CHECK(a->ev[i].sub == b->ev[i].sub);
+		CHECK(a->ev[i].a == b->ev[i].a);
+		CHECK(a->ev[i].b == b->ev[i].b);
+		CHECK(a->ev[i].c == b->ev[i].c);
+	}
+	CHECK(a->done == b->done && a->lost == b->lost && a->skipped == b->skipped &&
+	      a->raw == b->raw);
+}
+
+static void check_scan(enum st_http_kind kind, const uint8_t *d, size_t len)
+{
+	size_t off = 12345;
+	enum st_http_scan r = st_http__scan_start(kind, d, len, 0, &off);
+
+	CHECK(off <= len);
+	if (r == ST_HTTP_SCAN_NONE)
+		CHECK(off == len);
+	if (r == ST_HTTP_SCAN_FOUND && kind == ST_HTTP_REQUEST)
+		CHECK(d[off] >= 'A' && d[off] <= 'Z' && memmem(d + off, len - off, " HTTP/1.", 8));
+	if (r == ST_HTTP_SCAN_FOUND && kind == ST_HTTP_RESPONSE)
+		CHECK(len - off >= 13 && !memcmp(d + off, "HTTP/1.", 7));
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const uint32_t caps[4] = { 64, 200, 1024, ST_HTTP_HEAD_CAP_DEFAULT };
+	uint64_t seed = 0x9e3779b97f4a7c15ull;
+	struct cfg c;
+
+	if (size < 2)
+		return 0;
+	c.head_cap = caps[data[0] & 3];
+	c.max_headers = data[0] & 4 ? 4 : 0;
+	c.mpat = data[1];
+	for (size_t i = 0; i < size; i++)
+		seed = (seed ^ data[i]) * 0x100000001b3ull;
+	if (!seed)
+		seed = 1;
+	data += 2;
+	size -= 2;
+	check_scan(ST_HTTP_REQUEST, data, size);
+	check_scan(ST_HTTP_RESPONSE, data, size);
+	for (int k = 0; k < 2; k++) {
+		struct trace t[3];
+
+		memset(t, 0, sizeof(t));
+		c.kind = k ? ST_HTTP_RESPONSE : ST_HTTP_REQUEST;
+		for (int m = 0; m < 3; m++)
+			run(&c, data, size, m, seed, &t[m]);
+		same(&t[0], &t[1]);
+		same(&t[0], &t[2]);
+		for (int m = 0; m < 3; m++)
+			free(t[m].ev);
+	}
+	return 0;
+}
