@@ -239,7 +239,7 @@ pid $d/nginx.pid;
 error_log $d/error.log warn;
 events { worker_connections 4096; }
 http {
-	access_log $d/access.log;
+	access_log ${ST_NGINX_ACCESS_LOG:-$d/access.log};
 	client_body_temp_path $d/tmp/body;
 	proxy_temp_path $d/tmp/proxy;
 	fastcgi_temp_path $d/tmp/fastcgi;
