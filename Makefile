@@ -1,0 +1,156 @@
+# SPDX-License-Identifier: GPL-2.0-only
+# shadowtap build. `make` builds build/shadowtap; `make test`, `make demo`,
+# `make bench`, `make fuzz` install what they need first (tools/install-deps.sh).
+# V=1 shows commands. SAN=1 builds user space with ASan+UBSan.
+
+BUILD ?= build
+PREFIX ?= /usr/local
+DESTDIR ?=
+CC ?= gcc
+CLANG ?= clang
+BPFTOOL ?= bpftool
+V ?= 0
+SAN ?= 0
+
+ifeq ($(V),1)
+Q :=
+msg :=
+else
+Q := @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' -e 's/s390x/s390/')
+# clang -target bpf does not search the host's multiarch include dirs (asm/types.h).
+CLANG_SYS_INCLUDES = $(shell $(CLANG) -v -E - </dev/null 2>&1 \
+	| sed -n '/<...> search starts here:/,/End of search list./{ s| \(/.*\)|-idirafter \1|p }')
+
+WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
+CFLAGS ?= -O2 -g
+ST_CFLAGS := $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) -MMD -MP
+LDLIBS := -lbpf -lelf -lz -lpcap
+ifeq ($(SAN),1)
+ST_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+LDFLAGS += -fsanitize=address,undefined
+endif
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -MMD -MP
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
+SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
+
+AGENT_SRCS := $(wildcard agent/*.c)
+AGENT_OBJS := $(patsubst agent/%.c,$(BUILD)/agent/%.o,$(AGENT_SRCS))
+LIB_OBJS := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJS))
+LIB := $(BUILD)/libshadowtap.a
+
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
+BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/%,$(BPFT_SRCS))
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
+FUZZ_LIB_OBJS := $(patsubst $(BUILD)/agent/%.o,$(BUILD)/fuzzobj/%.o,$(LIB_OBJS))
+FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -MMD -MP -fno-omit-frame-pointer \
+	-fsanitize=fuzzer-no-link,address,undefined
+
+.DEFAULT_GOAL := all
+.DELETE_ON_ERROR:
+.PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench install clean deps deps-check
+
+all: $(BUILD)/shadowtap $(TOOL_BINS)
+
+deps:
+	$(Q)tools/install-deps.sh
+
+deps-check: $(BUILD)/.deps-ok
+$(BUILD)/.deps-ok: tools/check-build-deps.sh
+	$(Q)mkdir -p $(@D)
+	$(Q)CLANG=$(CLANG) BPFTOOL=$(BPFTOOL) CC=$(CC) tools/check-build-deps.sh
+	$(Q)touch $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(BUILD)/.deps-ok
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MF $(@:.o=.d) -MT $@ $(CLANG_SYS_INCLUDES) -c $< -o $@.tmp.o
+	$(Q)$(BPFTOOL) gen object $@ $@.tmp.o
+	$(Q)rm -f $@.tmp.o
+
+$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
+
+$(BUILD)/agent/%.o: agent/%.c | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ST_CFLAGS) -c $< -o $@
+
+$(LIB): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(BUILD)/shadowtap: $(BUILD)/agent/main.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%.o: tests/unit/%.c | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
+$(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+
+$(BUILD)/tools/%: tools/%.c $(LIB) | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ST_CFLAGS) -Iagent $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
+$(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
+	$(call msg,CC-FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
+$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iagent -o $@ $^ $(LDLIBS)
+
+unit: $(UNIT_BINS)
+fuzz-build: $(FUZZ_BINS)
+
+# The whole suite, user space built with ASan+UBSan; ends with "N passed, N failed".
+test: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 all $(addprefix build/san/tests/,$(notdir $(UNIT_BINS) $(BPFT_BINS)))
+	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzzbuild fuzz-build
+	$(Q)ST_BUILD=build/san ST_FUZZ_BUILD=build/fuzzbuild tests/run.sh
+
+# Same suite against an already-built tree, without installing anything.
+check: all $(UNIT_BINS) $(BPFT_BINS)
+	$(Q)ST_BUILD=$(BUILD) tests/run.sh
+
+fuzz: deps
+	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzzbuild fuzz-build
+	$(Q)ST_FUZZ_BUILD=build/fuzzbuild ST_FUZZ_SECONDS=$${ST_FUZZ_SECONDS:-300} tests/fuzz/run.sh
+
+demo: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)ST_BUILD=$(BUILD) tools/demo.sh
+
+bench: deps
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)ST_BUILD=$(BUILD) tools/bench.sh
+
+install: $(BUILD)/shadowtap
+	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
+
+clean:
+	rm -rf build
+
+-include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d)

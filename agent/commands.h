@@ -1,0 +1,10 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The shadowtap commands: each takes argv with argv[0] = the command's name
+ * and returns the process exit status (ST_EXIT_*). */
+#ifndef ST_COMMANDS_H
+#define ST_COMMANDS_H
+
+int cmd_capture(int argc, char **argv);
+int cmd_flows(int argc, char **argv);
+
+#endif /* ST_COMMANDS_H */

@@ -1,0 +1,186 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#include "loop.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define ST_LOOP_MAX_FDS 16
+
+struct st_loop_ent {
+	int fd;
+	st_loop_fn fn;
+	void *ctx;
+};
+
+struct st_loop {
+	int epfd;
+	int sigfd;
+	int timerfd;
+	sigset_t old_mask;
+	st_loop_fn tick;
+	void *tick_ctx;
+	bool stop;
+	int signal;
+	size_t n;
+	struct st_loop_ent ents[ST_LOOP_MAX_FDS];
+};
+
+static uint64_t mono_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+struct st_loop *st_loop__new(void)
+{
+	struct st_loop *l = calloc(1, sizeof(*l));
+	struct epoll_event ev = { .events = EPOLLIN };
+	sigset_t mask;
+	int err;
+
+	if (!l)
+		return NULL;
+	l->epfd = l->sigfd = l->timerfd = -1;
+	sigemptyset(&mask);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGTERM);
+	if (sigprocmask(SIG_BLOCK, &mask, &l->old_mask))
+		goto fail;
+	l->epfd = epoll_create1(EPOLL_CLOEXEC);
+	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	l->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+	if (l->epfd < 0 || l->sigfd < 0 || l->timerfd < 0)
+		goto fail;
+	/* Negative u64 tags the loop's own fds; entries use their index. */
+	ev.data.u64 = (uint64_t)-1;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->sigfd, &ev))
+		goto fail;
+	ev.data.u64 = (uint64_t)-2;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, l->timerfd, &ev))
+		goto fail;
+	return l;
+fail:
+	err = errno;
+	st_loop__free(l);
+	errno = err;
+	return NULL;
+}
+
+int st_loop__add(struct st_loop *l, int fd, st_loop_fn fn, void *ctx)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+
+	if (l->n >= ST_LOOP_MAX_FDS)
+		return -ENOSPC;
+	ev.data.u64 = l->n;
+	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev))
+		return -errno;
+	l->ents[l->n++] = (struct st_loop_ent){ .fd = fd, .fn = fn, .ctx = ctx };
+	return 0;
+}
+
+int st_loop__set_tick(struct st_loop *l, unsigned tick_ms, st_loop_fn tick, void *ctx)
+{
+	struct itimerspec its = { 0 };
+
+	its.it_interval.tv_sec = tick_ms / 1000;
+	its.it_interval.tv_nsec = (long)(tick_ms % 1000) * 1000000L;
+	its.it_value = its.it_interval;
+	if (timerfd_settime(l->timerfd, 0, &its, NULL))
+		return -errno;
+	l->tick = tick;
+	l->tick_ctx = ctx;
+	return 0;
+}
+
+void st_loop__stop(struct st_loop *l)
+{
+	l->stop = true;
+}
+
+int st_loop__signal(const struct st_loop *l)
+{
+	return l->signal;
+}
+
+int st_loop__run(struct st_loop *l, double duration_s)
+{
+	uint64_t deadline = duration_s > 0 ? mono_ns() + (uint64_t)(duration_s * 1e9) : 0;
+	int ret = 0;
+
+	while (!l->stop) {
+		struct epoll_event evs[ST_LOOP_MAX_FDS + 2];
+		int timeout = -1, n;
+
+		if (deadline) {
+			uint64_t now = mono_ns();
+
+			if (now >= deadline)
+				break;
+			timeout = (int)((deadline - now + 999999) / 1000000);
+		}
+		n = epoll_wait(l->epfd, evs, ST_LOOP_MAX_FDS + 2, timeout);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			ret = -errno;
+			break;
+		}
+		for (int i = 0; i < n && !l->stop; i++) {
+			uint64_t tag = evs[i].data.u64;
+
+			if (tag == (uint64_t)-1) {
+				struct signalfd_siginfo si;
+
+				if (read(l->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					l->signal = (int)si.ssi_signo;
+					l->stop = true;
+				}
+			} else if (tag == (uint64_t)-2) {
+				uint64_t expirations;
+
+				if (read(l->timerfd, &expirations, sizeof(expirations)) < 0)
+					continue;
+				if (l->tick && (ret = l->tick(l->tick_ctx)) < 0)
+					l->stop = true;
+			} else if (tag < l->n) {
+				struct st_loop_ent *e = &l->ents[tag];
+
+				if ((ret = e->fn(e->ctx)) < 0)
+					l->stop = true;
+			}
+		}
+	}
+	/* A last tick so callers drain and flush what is left. */
+	if (l->tick && ret >= 0) {
+		int r = l->tick(l->tick_ctx);
+
+		if (r < 0)
+			ret = r;
+	}
+	return ret < 0 ? ret : 0;
+}
+
+void st_loop__free(struct st_loop *l)
+{
+	if (!l)
+		return;
+	if (l->timerfd >= 0)
+		close(l->timerfd);
+	if (l->sigfd >= 0)
+		close(l->sigfd);
+	if (l->epfd >= 0)
+		close(l->epfd);
+	sigprocmask(SIG_SETMASK, &l->old_mask, NULL);
+	free(l);
+}

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* shadowtap: eBPF traffic tee and shadow agent. Command dispatch. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "commands.h"
+#include "opts.h"
+
+#ifndef ST_VERSION
+#define ST_VERSION "0.1.0"
+#endif
+
+struct command {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+static const struct command commands[] = {
+	{ "capture", cmd_capture, "capture a service's TCP traffic to a pcap file" },
+};
+
+static void usage(FILE *f)
+{
+	fprintf(f, "Usage: shadowtap COMMAND [options]\n\n"
+		   "eBPF traffic tee and shadow agent: captures a service's TCP traffic in the\n"
+		   "kernel without touching it, and reassembles, tees or replays it.\n\n"
+		   "Commands:\n");
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+	fprintf(f, "\n'shadowtap COMMAND --help' describes each command.\n");
+}
+
+int main(int argc, char **argv)
+{
+	if (argc < 2) {
+		usage(stderr);
+		return ST_EXIT_USAGE;
+	}
+	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+		usage(stdout);
+		return ST_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--version")) {
+		printf("shadowtap %s\n", ST_VERSION);
+		return ST_EXIT_OK;
+	}
+	/* Output errors (a closed pipe) come back as EPIPE, so runs end cleanly. */
+	signal(SIGPIPE, SIG_IGN);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		if (!strcmp(argv[1], commands[i].name))
+			return commands[i].run(argc - 1, argv + 1);
+	fprintf(stderr, "shadowtap: unknown command '%s' (see shadowtap --help)\n", argv[1]);
+	return ST_EXIT_USAGE;
+}

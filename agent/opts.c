@@ -1,0 +1,239 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#include "opts.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+int st_parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
+		  unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (!s || !*s || *s == '-' || *s == '+' || *s == ' ')
+		goto bad;
+	errno = 0;
+	v = strtoul(s, &end, 10);
+	if (errno || *end || v < min || v > max)
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	fprintf(stderr, "shadowtap: %s: '%s' is not a number in %lu..%lu\n", opt, s ? s : "",
+		min, max);
+	return -1;
+}
+
+int st_parse_double(const char *opt, const char *s, double min, double max, double *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		goto bad;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !(v >= min && v <= max))
+		goto bad;
+	*out = v;
+	return 0;
+bad:
+	fprintf(stderr, "shadowtap: %s: '%s' is not a number in %g..%g\n", opt, s ? s : "", min,
+		max);
+	return -1;
+}
+
+int st_parse_port(const char *opt, const char *s, uint16_t *out)
+{
+	unsigned long v;
+
+	if (st_parse_uint(opt, s, 1, 65535, &v))
+		return -1;
+	*out = (uint16_t)v;
+	return 0;
+}
+
+static void cidr_mask(struct st_cidr *c)
+{
+	int words = c->addr.family == 4 ? 1 : 4;
+	unsigned bits = c->prefix;
+
+	for (int i = 0; i < words; i++) {
+		uint32_t m;
+
+		if (bits >= 32)
+			m = 0xffffffffu;
+		else if (bits == 0)
+			m = 0;
+		else
+			m = 0xffffffffu << (32 - bits);
+		c->addr.a[i] &= htonl(m);
+		bits = bits >= 32 ? bits - 32 : 0;
+	}
+}
+
+int st_parse_cidr(const char *opt, const char *s, struct st_cidr *out)
+{
+	char buf[INET6_ADDRSTRLEN + 8];
+	char *slash;
+	unsigned long prefix;
+	unsigned max;
+
+	memset(out, 0, sizeof(*out));
+	if (!s || strlen(s) >= sizeof(buf))
+		goto bad;
+	strcpy(buf, s);
+	slash = strchr(buf, '/');
+	if (slash)
+		*slash = '\0';
+	if (inet_pton(AF_INET, buf, &out->addr.a[0]) == 1) {
+		out->addr.family = 4;
+		max = 32;
+	} else if (inet_pton(AF_INET6, buf, out->addr.a) == 1) {
+		out->addr.family = 6;
+		max = 128;
+	} else {
+		goto bad;
+	}
+	prefix = max;
+	if (slash) {
+		char *end;
+
+		errno = 0;
+		if (!slash[1] || slash[1] == '-' || slash[1] == '+')
+			goto bad;
+		prefix = strtoul(slash + 1, &end, 10);
+		if (errno || *end || prefix > max)
+			goto bad;
+	}
+	out->prefix = (uint8_t)prefix;
+	cidr_mask(out);
+	return 0;
+bad:
+	fprintf(stderr, "shadowtap: %s: '%s' is not an IPv4/IPv6 address or CIDR\n", opt,
+		s ? s : "");
+	return -1;
+}
+
+int st_target_add_port(struct st_target *t, const char *s)
+{
+	uint16_t p;
+
+	if (st_parse_port("--port", s, &p))
+		return -1;
+	if (st_port_listed(t->ports, t->n_ports, p))
+		return 0;
+	if (t->n_ports >= ST_MAX_PORTS_CLI) {
+		fprintf(stderr, "shadowtap: --port: at most %d ports\n", ST_MAX_PORTS_CLI);
+		return -1;
+	}
+	t->ports[t->n_ports++] = p;
+	return 0;
+}
+
+int st_target_add_host(struct st_target *t, const char *s)
+{
+	if (t->n_hosts >= ST_MAX_HOSTS_CLI) {
+		fprintf(stderr, "shadowtap: --host: at most %d CIDRs\n", ST_MAX_HOSTS_CLI);
+		return -1;
+	}
+	if (st_parse_cidr("--host", s, &t->hosts[t->n_hosts]))
+		return -1;
+	t->n_hosts++;
+	return 0;
+}
+
+int st_getopt_error(const char *cmd, int opt, char **argv)
+{
+	const char *arg = argv[optind - 1];
+
+	if (opt == ':')
+		fprintf(stderr, "shadowtap %s: option '%s' needs a value\n", cmd, arg);
+	else if (optopt && strncmp(arg, "--", 2))
+		fprintf(stderr, "shadowtap %s: unknown option '-%c' (see shadowtap %s --help)\n", cmd,
+			optopt, cmd);
+	else
+		fprintf(stderr, "shadowtap %s: unknown option '%s' (see shadowtap %s --help)\n", cmd,
+			arg, cmd);
+	return ST_EXIT_USAGE;
+}
+
+int st_target_opt(struct st_target *t, int opt, const char *arg)
+{
+	unsigned long v;
+
+	switch (opt) {
+	case ST_OPT_IFACE:
+		t->iface = arg;
+		return 1;
+	case ST_OPT_CGROUP:
+		t->cgroup = arg;
+		return 1;
+	case ST_OPT_PORT:
+		return st_target_add_port(t, arg) ? -1 : 1;
+	case ST_OPT_HOST:
+		return st_target_add_host(t, arg) ? -1 : 1;
+	case ST_OPT_RING_MB:
+		if (st_parse_uint("--ring-mb", arg, 1, 4096, &v))
+			return -1;
+		t->ring_mb = (unsigned)v;
+		return 1;
+	default:
+		return 0;
+	}
+}
+
+int st_target_check(const struct st_target *t, const char *cmd)
+{
+	if (!!t->iface == !!t->cgroup) {
+		fprintf(stderr, "shadowtap %s: give exactly one of --iface IFACE or --cgroup PATH\n",
+			cmd);
+		return -1;
+	}
+	if (!t->n_ports) {
+		fprintf(stderr, "shadowtap %s: at least one --port is required\n", cmd);
+		return -1;
+	}
+	return 0;
+}
+
+bool st_cidr_match(const struct st_cidr *c, const struct st_addr *a)
+{
+	struct st_cidr m;
+
+	if (c->addr.family != a->family)
+		return false;
+	m.addr = *a;
+	m.prefix = c->prefix;
+	cidr_mask(&m);
+	return memcmp(m.addr.a, c->addr.a, sizeof(m.addr.a)) == 0;
+}
+
+bool st_hosts_match(const struct st_cidr *c, size_t n, const struct st_addr *a)
+{
+	if (!n)
+		return true;
+	for (size_t i = 0; i < n; i++)
+		if (st_cidr_match(&c[i], a))
+			return true;
+	return false;
+}
+
+bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port)
+{
+	for (size_t i = 0; i < n; i++)
+		if (ports[i] == port)
+			return true;
+	return false;
+}
+
+const char *st_addr_str(const struct st_addr *a, char *buf, size_t len)
+{
+	if (!inet_ntop(a->family == 6 ? AF_INET6 : AF_INET, a->a, buf, (socklen_t)len))
+		snprintf(buf, len, "?");
+	return buf;
+}

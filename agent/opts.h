@@ -1,0 +1,92 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Option values shared by every command: ports, peer CIDRs, the capture target. */
+#ifndef ST_OPTS_H
+#define ST_OPTS_H
+
+#include <getopt.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "segment.h"
+
+#define ST_MAX_PORTS_CLI 256
+#define ST_MAX_HOSTS_CLI 256
+#define ST_RING_MB_DEFAULT 64
+
+#define ST_EXIT_OK 0
+#define ST_EXIT_RUNTIME 1
+#define ST_EXIT_USAGE 2
+
+struct st_cidr {
+	struct st_addr addr; /* masked to prefix */
+	uint8_t prefix;      /* 0..32 or 0..128 */
+};
+
+/* Filters and target of a live capture (capture, flows, shadow). */
+struct st_target {
+	const char *iface;  /* --iface: TC on this interface */
+	const char *cgroup; /* --cgroup: cgroup v2 path */
+	uint16_t ports[ST_MAX_PORTS_CLI];
+	size_t n_ports;
+	struct st_cidr hosts[ST_MAX_HOSTS_CLI];
+	size_t n_hosts;
+	unsigned ring_mb;   /* --ring-mb, default ST_RING_MB_DEFAULT */
+};
+
+/* Each returns 0, or -1 after one clear line on stderr naming opt. */
+int st_parse_port(const char *opt, const char *s, uint16_t *out);
+int st_parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
+		  unsigned long *out);
+int st_parse_double(const char *opt, const char *s, double min, double max, double *out);
+int st_parse_cidr(const char *opt, const char *s, struct st_cidr *out);
+
+int st_target_add_port(struct st_target *t, const char *s);
+int st_target_add_host(struct st_target *t, const char *s);
+/* Checks the target is complete (exactly one of iface/cgroup, >= 1 port). */
+int st_target_check(const struct st_target *t, const char *cmd);
+
+/*
+ * getopt_long entries every live command shares; add ST_TARGET_LONGOPTS to a
+ * command's option table and hand each option to st_target_opt().
+ */
+enum {
+	ST_OPT_IFACE = 'i',
+	ST_OPT_PORT = 'p',
+	ST_OPT_CGROUP = 0x1000,
+	ST_OPT_HOST,
+	ST_OPT_RING_MB,
+	ST_OPT_FIRST_FREE, /* commands number their own long-only options from here */
+};
+#define ST_TARGET_LONGOPTS                                              \
+	{ "iface", required_argument, NULL, ST_OPT_IFACE },             \
+	{ "cgroup", required_argument, NULL, ST_OPT_CGROUP },           \
+	{ "port", required_argument, NULL, ST_OPT_PORT },               \
+	{ "host", required_argument, NULL, ST_OPT_HOST },               \
+	{ "ring-mb", required_argument, NULL, ST_OPT_RING_MB }
+#define ST_TARGET_USAGE                                                                    \
+	"  -i, --iface IFACE     capture with TC on IFACE (lo included)\n"                   \
+	"      --cgroup PATH     capture the sockets of cgroup v2 PATH (cgroup_skb)\n"       \
+	"  -p, --port P          the service's local port (repeatable, up to 256)\n"         \
+	"      --host CIDR       only peers in CIDR, IPv4 or IPv6 (repeatable)\n"            \
+	"      --ring-mb N       kernel ring buffer size in MiB (default 64, power of 2)\n"
+
+/*
+ * Prints the one-line message for getopt_long's '?' or ':' result (opterr = 0,
+ * optstring starting with ':'), naming the command. Returns ST_EXIT_USAGE.
+ */
+int st_getopt_error(const char *cmd, int opt, char **argv);
+
+/* Returns 1 if opt was a target option and is valid, 0 if not a target
+ * option, -1 after printing an error for an invalid value. */
+int st_target_opt(struct st_target *t, int opt, const char *arg);
+
+bool st_cidr_match(const struct st_cidr *c, const struct st_addr *a);
+/* True when no CIDR is given or a matches one of them. */
+bool st_hosts_match(const struct st_cidr *c, size_t n, const struct st_addr *a);
+bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port);
+
+/* Formats an address as inet_ntop does; buf >= 46 bytes. */
+const char *st_addr_str(const struct st_addr *a, char *buf, size_t len);
+
+#endif /* ST_OPTS_H */

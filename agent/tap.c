@@ -1,0 +1,372 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#include "tap.h"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/vfs.h>
+#include <unistd.h>
+
+#include "record.h"
+#include "tap.skel.h"
+
+#ifndef CGROUP2_SUPER_MAGIC
+#define CGROUP2_SUPER_MAGIC 0x63677270
+#endif
+/* libbpf 1.1's headers predate TCX; the kernel numbers are stable UAPI. */
+#define ST_BPF_TCX_INGRESS 46
+#define ST_BPF_TCX_EGRESS 47
+/* Legacy clsact filters (kernels without TCX) carry this handle and priority,
+ * so a restart after kill -9 finds and removes its own stale filters and
+ * never touches anyone else's. */
+#define ST_TC_HANDLE 0x5354
+#define ST_TC_PRIO 0x5354
+
+struct st_tap {
+	struct tap_bpf *skel;
+	struct ring_buffer *rb;
+	int link_fds[2]; /* TCX links: detach when closed or when we die */
+	struct bpf_link *links[2];
+	bool tc_legacy;
+	struct bpf_tc_hook hook;
+	int ifindex;
+	int cgroup_fd;
+	st_tap_cb cb;
+	void *ctx;
+	int64_t real_offset_ns;
+	uint64_t bad_records;
+};
+
+static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return vfprintf(stderr, fmt, ap);
+}
+
+static int libbpf_print_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	return 0;
+}
+
+static int ring_cb(void *ctx, void *data, size_t size)
+{
+	struct st_tap *tap = ctx;
+	struct st_segment seg;
+
+	if (st_record_decode(data, size, tap->real_offset_ns, &seg)) {
+		tap->bad_records++;
+		return 0;
+	}
+	return tap->cb(tap->ctx, &seg);
+}
+
+static void perr(const char *what, int err)
+{
+	if (err == EPERM || err == EACCES)
+		fprintf(stderr, "shadowtap: %s: %s (run as root: needs CAP_BPF and CAP_NET_ADMIN)\n",
+			what, strerror(err));
+	else
+		fprintf(stderr, "shadowtap: %s: %s\n", what, strerror(err));
+}
+
+static unsigned long round_pow2(unsigned long v)
+{
+	unsigned long r = 1;
+
+	while (r < v)
+		r <<= 1;
+	return r;
+}
+
+static int fill_filters(struct st_tap *tap, const struct st_target *t)
+{
+	struct tap_bpf *s = tap->skel;
+	struct st_config cfg = { .host_filter = t->n_hosts ? 1 : 0 };
+	__u32 zero = 0;
+	__u8 one = 1;
+
+	for (size_t i = 0; i < t->n_ports; i++) {
+		__u32 port = t->ports[i];
+
+		if (bpf_map__update_elem(s->maps.ports, &port, sizeof(port), &one, 1, 0))
+			return -errno;
+	}
+	for (size_t i = 0; i < t->n_hosts; i++) {
+		const struct st_cidr *c = &t->hosts[i];
+		int err;
+
+		if (c->addr.family == 4) {
+			struct st_lpm_v4 k = { .prefixlen = c->prefix, .addr = c->addr.a[0] };
+
+			err = bpf_map__update_elem(s->maps.hosts_v4, &k, sizeof(k), &one, 1, 0);
+		} else {
+			struct st_lpm_v6 k = { .prefixlen = c->prefix };
+
+			memcpy(k.addr, c->addr.a, sizeof(k.addr));
+			err = bpf_map__update_elem(s->maps.hosts_v6, &k, sizeof(k), &one, 1, 0);
+		}
+		if (err)
+			return -errno;
+	}
+	if (bpf_map__update_elem(s->maps.config, &zero, sizeof(zero), &cfg, sizeof(cfg), 0))
+		return -errno;
+	return 0;
+}
+
+/* Removes clsact filters a previous shadowtap left (killed before it could
+ * detach): ours carry ST_TC_HANDLE/ST_TC_PRIO and a tc_* program. */
+static void tc_remove_stale(struct bpf_tc_hook *hook)
+{
+	for (int i = 0; i < 2; i++) {
+		LIBBPF_OPTS(bpf_tc_opts, q, .handle = ST_TC_HANDLE, .priority = ST_TC_PRIO);
+		struct bpf_prog_info info;
+		__u32 len = sizeof(info);
+		int fd;
+
+		hook->attach_point = i ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+		if (bpf_tc_query(hook, &q))
+			continue;
+		fd = bpf_prog_get_fd_by_id(q.prog_id);
+		if (fd < 0)
+			continue;
+		memset(&info, 0, sizeof(info));
+		if (!bpf_obj_get_info_by_fd(fd, &info, &len) && !strncmp(info.name, "tc_", 3)) {
+			LIBBPF_OPTS(bpf_tc_opts, d, .handle = ST_TC_HANDLE, .priority = ST_TC_PRIO);
+
+			bpf_tc_detach(hook, &d);
+		}
+		close(fd);
+	}
+}
+
+static int attach_tc_legacy(struct st_tap *tap)
+{
+	int progs[2] = { bpf_program__fd(tap->skel->progs.tc_ingress),
+			 bpf_program__fd(tap->skel->progs.tc_egress) };
+	int err;
+
+	memset(&tap->hook, 0, sizeof(tap->hook));
+	tap->hook.sz = sizeof(tap->hook);
+	tap->hook.ifindex = tap->ifindex;
+	tap->hook.attach_point = BPF_TC_INGRESS | BPF_TC_EGRESS;
+	/* Someone else's clsact is fine: we add a filter and never remove the
+	 * qdisc (it may carry other filters, or gain them while we run). */
+	err = bpf_tc_hook_create(&tap->hook);
+	if (err && err != -EEXIST)
+		return err;
+	tc_remove_stale(&tap->hook);
+	tap->tc_legacy = true;
+	for (int i = 0; i < 2; i++) {
+		LIBBPF_OPTS(bpf_tc_opts, o, .handle = ST_TC_HANDLE, .priority = ST_TC_PRIO,
+			    .prog_fd = progs[i]);
+
+		tap->hook.attach_point = i ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+		err = bpf_tc_attach(&tap->hook, &o);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int attach_iface(struct st_tap *tap)
+{
+	int progs[2] = { bpf_program__fd(tap->skel->progs.tc_ingress),
+			 bpf_program__fd(tap->skel->progs.tc_egress) };
+	int types[2] = { ST_BPF_TCX_INGRESS, ST_BPF_TCX_EGRESS };
+
+	for (int i = 0; i < 2; i++) {
+		int fd = bpf_link_create(progs[i], tap->ifindex, (enum bpf_attach_type)types[i], NULL);
+
+		if (fd >= 0) {
+			tap->link_fds[i] = fd;
+			continue;
+		}
+		/* Kernels before 6.6 do not know TCX: fall back to clsact. */
+		if (i == 0 && (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -524 /* ENOTSUPP */))
+			return attach_tc_legacy(tap);
+		return fd;
+	}
+	return 0;
+}
+
+static int attach_cgroup(struct st_tap *tap)
+{
+	tap->links[0] = bpf_program__attach_cgroup(tap->skel->progs.cgroup_skb_ingress,
+						   tap->cgroup_fd);
+	if (!tap->links[0])
+		return -errno;
+	tap->links[1] = bpf_program__attach_cgroup(tap->skel->progs.cgroup_skb_egress,
+						   tap->cgroup_fd);
+	if (!tap->links[1])
+		return -errno;
+	return 0;
+}
+
+static int open_cgroup(const char *path)
+{
+	struct statfs sfs;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+
+	if (fd < 0) {
+		fprintf(stderr, "shadowtap: --cgroup %s: %s\n", path, strerror(errno));
+		return -1;
+	}
+	if (fstatfs(fd, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC) {
+		fprintf(stderr, "shadowtap: --cgroup %s: not a cgroup v2 directory\n", path);
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	return fd;
+}
+
+struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb cb, void *ctx)
+{
+	struct st_tap *tap;
+	unsigned long ring_bytes;
+	int err;
+
+	tap = calloc(1, sizeof(*tap));
+	if (!tap)
+		return NULL;
+	tap->link_fds[0] = tap->link_fds[1] = -1;
+	tap->cgroup_fd = -1;
+	tap->cb = cb;
+	tap->ctx = ctx;
+	libbpf_set_print(verbose ? libbpf_print_verbose : libbpf_print_quiet);
+
+	if (t->iface) {
+		tap->ifindex = (int)if_nametoindex(t->iface);
+		if (!tap->ifindex) {
+			err = errno;
+			fprintf(stderr, "shadowtap: --iface %s: no such interface\n", t->iface);
+			goto fail;
+		}
+	} else {
+		tap->cgroup_fd = open_cgroup(t->cgroup);
+		if (tap->cgroup_fd < 0) {
+			err = errno;
+			goto fail;
+		}
+	}
+
+	tap->skel = tap_bpf__open();
+	if (!tap->skel) {
+		err = errno;
+		perr("opening BPF object", err);
+		goto fail;
+	}
+	ring_bytes = round_pow2((unsigned long)(t->ring_mb ? t->ring_mb : ST_RING_MB_DEFAULT) << 20);
+	bpf_map__set_max_entries(tap->skel->maps.ring, (__u32)ring_bytes);
+	/* Wake the reader once a quarter of the ring is waiting, at most 1 MiB. */
+	tap->skel->rodata->wakeup_bytes = ring_bytes / 4 < (1u << 20) ? ring_bytes / 4 : (1u << 20);
+	bpf_program__set_autoload(tap->skel->progs.tc_ingress, !!t->iface);
+	bpf_program__set_autoload(tap->skel->progs.tc_egress, !!t->iface);
+	bpf_program__set_autoload(tap->skel->progs.cgroup_skb_ingress, !t->iface);
+	bpf_program__set_autoload(tap->skel->progs.cgroup_skb_egress, !t->iface);
+
+	err = -tap_bpf__load(tap->skel);
+	if (err) {
+		perr("loading BPF programs", err);
+		goto fail;
+	}
+	err = -fill_filters(tap, t);
+	if (err) {
+		perr("configuring filters", err);
+		goto fail;
+	}
+	tap->rb = ring_buffer__new(bpf_map__fd(tap->skel->maps.ring), ring_cb, tap, NULL);
+	if (!tap->rb) {
+		err = errno;
+		perr("opening ring buffer", err);
+		goto fail;
+	}
+	tap->real_offset_ns = st_realtime_offset_ns();
+	err = -(t->iface ? attach_iface(tap) : attach_cgroup(tap));
+	if (err) {
+		char what[300];
+
+		snprintf(what, sizeof(what), "attaching to %s %s", t->iface ? "interface" : "cgroup",
+			 t->iface ? t->iface : t->cgroup);
+		perr(what, err);
+		goto fail;
+	}
+	return tap;
+fail:
+	st_tap__destroy(tap);
+	errno = err;
+	return NULL;
+}
+
+int st_tap__fd(const struct st_tap *tap)
+{
+	return ring_buffer__epoll_fd(tap->rb);
+}
+
+int st_tap__consume(struct st_tap *tap)
+{
+	/* consume, not poll: records go in without wakeups (see wakeup_bytes),
+	 * so the ring must be read whether or not it signalled. */
+	return ring_buffer__consume(tap->rb);
+}
+
+void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out)
+{
+	int ncpu = libbpf_num_possible_cpus();
+	struct st_counters *vals;
+
+	memset(out, 0, sizeof(*out));
+	out->bad_records = tap->bad_records;
+	if (ncpu <= 0 || !tap->skel)
+		return;
+	vals = calloc((size_t)ncpu, sizeof(*vals));
+	if (!vals)
+		return;
+	for (__u32 dir = 0; dir < ST_DIR_MAX; dir++) {
+		struct st_counters *o = &out->kern[dir];
+
+		if (bpf_map__lookup_elem(tap->skel->maps.counters, &dir, sizeof(dir), vals,
+					 sizeof(*vals) * (size_t)ncpu, 0))
+			continue;
+		for (int c = 0; c < ncpu; c++) {
+			o->segs += vals[c].segs;
+			o->bytes += vals[c].bytes;
+			o->records += vals[c].records;
+			o->lost_segs += vals[c].lost_segs;
+			o->lost_bytes += vals[c].lost_bytes;
+			o->lost_unreported += vals[c].lost_unreported;
+			o->parse_skipped += vals[c].parse_skipped;
+		}
+	}
+	free(vals);
+}
+
+void st_tap__destroy(struct st_tap *tap)
+{
+	if (!tap)
+		return;
+	for (int i = 0; i < 2; i++) {
+		if (tap->link_fds[i] >= 0)
+			close(tap->link_fds[i]);
+		bpf_link__destroy(tap->links[i]);
+	}
+	if (tap->tc_legacy) {
+		for (int i = 0; i < 2; i++) {
+			LIBBPF_OPTS(bpf_tc_opts, d, .handle = ST_TC_HANDLE, .priority = ST_TC_PRIO);
+
+			tap->hook.attach_point = i ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+			bpf_tc_detach(&tap->hook, &d);
+		}
+	}
+	ring_buffer__free(tap->rb);
+	tap_bpf__destroy(tap->skel);
+	if (tap->cgroup_fd >= 0)
+		close(tap->cgroup_fd);
+	free(tap);
+}

@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/*
+ * shadowtap kernel/user ABI: every record that crosses the ring buffer, the
+ * counters the programs keep and the filter maps' layout. Included by bpf/,
+ * agent/, tests/ and tools/; compiles under clang -target bpf and gcc alike.
+ * Change a layout => bump ST_ABI_VERSION.
+ */
+#ifndef SHADOWTAP_ABI_H
+#define SHADOWTAP_ABI_H
+
+#include <linux/types.h>
+
+#define ST_ABI_VERSION 1
+
+/* Most bytes one record carries. A larger skb (GSO, BIG TCP) is split into
+ * several records, each with the byte offset of its part. */
+#define ST_CHUNK_MAX 16384u
+/* Upper bound on parts per skb: ST_CHUNK_MAX * ST_MAX_CHUNKS = 1 MiB, more
+ * than the largest GSO super-packet Linux builds (BIG TCP: 512 KiB). */
+#define ST_MAX_CHUNKS 64u
+#define ST_MAX_PORTS 65536u
+#define ST_MAX_HOSTS 1024u
+
+enum st_rec_type {
+	ST_REC_DATA = 1, /* a TCP segment (or one part of it) with payload bytes */
+	ST_REC_LOSS = 2, /* bytes [off, off+len) of the segment could not be delivered */
+};
+
+enum st_dir {
+	ST_DIR_IN = 0,  /* peer -> service (arrives for a captured port) */
+	ST_DIR_OUT = 1, /* service -> peer (leaves from a captured port) */
+	ST_DIR_MAX = 2,
+};
+
+/* TCP flag bits as in the TCP header's 13th byte. */
+#define ST_TCP_FIN 0x01
+#define ST_TCP_SYN 0x02
+#define ST_TCP_RST 0x04
+#define ST_TCP_PSH 0x08
+#define ST_TCP_ACK 0x10
+#define ST_TCP_URG 0x20
+
+/*
+ * Ring buffer record header; for ST_REC_DATA the payload bytes follow it
+ * directly (the ring record may be longer than sizeof + len: the kernel
+ * reserves fixed size classes, readers use len).
+ */
+struct st_rec {
+	__u16 version;    /* ST_ABI_VERSION */
+	__u8 type;        /* enum st_rec_type */
+	__u8 dir;         /* enum st_dir */
+	__u8 family;      /* 4 or 6 */
+	__u8 tcp_flags;   /* ST_TCP_*; on a part, SYN only on the first, FIN/PSH only on the last */
+	__u16 window;     /* raw TCP window field, host order */
+	__u64 ts_ns;      /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u32 saddr[4];   /* network order; IPv4 uses saddr[0] */
+	__u32 daddr[4];
+	__u16 sport;      /* host order */
+	__u16 dport;
+	__u32 seq;        /* sequence number of this record's first byte (segment seq + off) */
+	__u32 ack;
+	__u32 seg_len;    /* TCP payload length of the whole skb */
+	__u32 off;        /* offset of this record's bytes within the skb's payload */
+	__u32 len;        /* DATA: payload bytes that follow; LOSS: bytes lost */
+	__u32 ifindex;    /* interface (TC) or 0 (cgroup) */
+	__u16 vlan;       /* outermost 802.1Q VLAN id, 0 if none */
+	__u16 pad;
+};
+
+_Static_assert(sizeof(struct st_rec) == 80, "st_rec layout");
+_Static_assert(__builtin_offsetof(struct st_rec, ts_ns) == 8, "st_rec.ts_ns");
+_Static_assert(__builtin_offsetof(struct st_rec, saddr) == 16, "st_rec.saddr");
+_Static_assert(__builtin_offsetof(struct st_rec, daddr) == 32, "st_rec.daddr");
+_Static_assert(__builtin_offsetof(struct st_rec, sport) == 48, "st_rec.sport");
+_Static_assert(__builtin_offsetof(struct st_rec, seq) == 52, "st_rec.seq");
+_Static_assert(__builtin_offsetof(struct st_rec, seg_len) == 60, "st_rec.seg_len");
+_Static_assert(__builtin_offsetof(struct st_rec, len) == 68, "st_rec.len");
+_Static_assert(__builtin_offsetof(struct st_rec, vlan) == 76, "st_rec.vlan");
+
+/* Per-CPU, per-direction counters (array map "counters", index = enum st_dir). */
+struct st_counters {
+	__u64 segs;            /* segments that matched the filters */
+	__u64 bytes;           /* payload bytes of those segments */
+	__u64 records;         /* records delivered to the ring */
+	__u64 lost_segs;       /* segments with at least one byte not delivered */
+	__u64 lost_bytes;      /* payload bytes not delivered (ring full) */
+	__u64 lost_unreported; /* ST_REC_LOSS records that could not be delivered either */
+	__u64 parse_skipped;   /* packets the parser gave up on (truncated, fragments) */
+	__u64 pad;
+};
+_Static_assert(sizeof(struct st_counters) == 64, "st_counters layout");
+
+/* Runtime configuration (array map "config", one entry). */
+struct st_config {
+	__u32 host_filter; /* non-zero: only peers in hosts_v4/hosts_v6 are captured */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct st_config) == 8, "st_config layout");
+
+/* LPM trie keys for the --host filter. */
+struct st_lpm_v4 {
+	__u32 prefixlen;
+	__u32 addr; /* network order */
+};
+struct st_lpm_v6 {
+	__u32 prefixlen;
+	__u32 addr[4];
+};
+_Static_assert(sizeof(struct st_lpm_v4) == 8, "st_lpm_v4 layout");
+_Static_assert(sizeof(struct st_lpm_v6) == 20, "st_lpm_v6 layout");
+
+#endif /* SHADOWTAP_ABI_H */

@@ -1,0 +1,302 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause)
+/*
+ * shadowtap's capture programs. The same body runs at TC ingress/egress of an
+ * interface and at cgroup_skb ingress/egress of a cgroup. It delivers every
+ * TCP segment of the service's ports that matters (SYN, FIN, RST or payload)
+ * to the ring buffer, whole: a GSO super-packet goes out as several records.
+ * What cannot be delivered is counted and announced. The verdict is always
+ * "pass": production packets are never dropped, delayed or changed.
+ */
+#include <stdbool.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
+#include <bpf/bpf_helpers.h>
+
+#define ST_LOAD(ctx, off, dst, len) bpf_skb_load_bytes(ctx, off, dst, len)
+#include "parse.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Force a consumer wakeup once this much data waits in the ring; below it
+ * records go in without a wakeup (the agent polls on a short timer): per-record
+ * wakeups cost production throughput (FIELD-NOTES). */
+const volatile __u64 wakeup_bytes = 1 << 20;
+
+struct {
+	__uint(type, BPF_MAP_TYPE_RINGBUF);
+	__uint(max_entries, 64 << 20); /* set from --ring-mb before load */
+} ring SEC(".maps");
+
+/* Index: port (host order); value non-zero: captured. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, ST_MAX_PORTS);
+	__type(key, __u32);
+	__type(value, __u8);
+} ports SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, ST_MAX_HOSTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct st_lpm_v4);
+	__type(value, __u8);
+} hosts_v4 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
+	__uint(max_entries, ST_MAX_HOSTS);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, struct st_lpm_v6);
+	__type(value, __u8);
+} hosts_v6 SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct st_config);
+} config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, ST_DIR_MAX);
+	__type(key, __u32);
+	__type(value, struct st_counters);
+} counters SEC(".maps");
+
+/* Ring record size classes: reserve sizes must be constants, so the last
+ * (or only) part of a segment picks the smallest class that holds it. */
+#define ST_CLASS_S 256u
+#define ST_CLASS_M 2048u
+
+static __always_inline __u64 wakeup_flag(void)
+{
+	return bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
+									  : BPF_RB_NO_WAKEUP;
+}
+
+static __always_inline int emit_part(struct __sk_buff *skb, const struct st_rec *tmpl,
+				     __u32 pay_off, __u32 off, __u32 n, const __u32 cls)
+{
+	struct st_rec *r;
+
+	r = bpf_ringbuf_reserve(&ring, sizeof(*r) + cls, 0);
+	if (!r)
+		return -1;
+	__builtin_memcpy(r, tmpl, sizeof(*r));
+	r->seq = tmpl->seq + off;
+	r->off = off;
+	r->len = n;
+	if (off)
+		r->tcp_flags &= ~ST_TCP_SYN;
+	if (off + n < tmpl->seg_len)
+		r->tcp_flags &= ~(ST_TCP_FIN | ST_TCP_PSH);
+	/* Verifier workaround: prove 1 <= m <= cls (cls is a power of two) on the
+	 * register the helper gets; callers guarantee n is already in range, so
+	 * this is the identity. The empty asm keeps clang from folding it away. */
+	__u64 m = n;
+	asm volatile("" : "+r"(m));
+	m = ((m - 1) & (cls - 1)) + 1;
+	if (bpf_skb_load_bytes(skb, pay_off + off, (void *)(r + 1), (__u32)m)) {
+		bpf_ringbuf_discard(r, 0);
+		return -1;
+	}
+	bpf_ringbuf_submit(r, wakeup_flag());
+	return 0;
+}
+
+static __always_inline int emit_tail(struct __sk_buff *skb, const struct st_rec *tmpl,
+				     __u32 pay_off, __u32 off, __u32 n)
+{
+	if (n <= ST_CLASS_S)
+		return emit_part(skb, tmpl, pay_off, off, n, ST_CLASS_S);
+	if (n <= ST_CLASS_M)
+		return emit_part(skb, tmpl, pay_off, off, n, ST_CLASS_M);
+	return emit_part(skb, tmpl, pay_off, off, n, ST_CHUNK_MAX);
+}
+
+static __always_inline int emit_header_only(const struct st_rec *tmpl, __u8 type, __u32 off,
+					    __u32 len)
+{
+	struct st_rec *r = bpf_ringbuf_reserve(&ring, sizeof(*r), 0);
+
+	if (!r)
+		return -1;
+	__builtin_memcpy(r, tmpl, sizeof(*r));
+	r->type = type;
+	r->seq = tmpl->seq + off;
+	r->off = off;
+	r->len = len;
+	bpf_ringbuf_submit(r, wakeup_flag());
+	return 0;
+}
+
+static __always_inline void account_loss(struct st_counters *c, const struct st_rec *tmpl,
+					 __u32 off)
+{
+	__u32 lost = tmpl->seg_len - off;
+
+	c->lost_segs++;
+	c->lost_bytes += lost;
+	if (emit_header_only(tmpl, ST_REC_LOSS, off, lost))
+		c->lost_unreported++;
+	else
+		c->records++;
+}
+
+static __always_inline bool peer_wanted(const struct st_pkt *p, bool egress)
+{
+	const __u32 *peer = egress ? p->daddr : p->saddr;
+	__u32 zero = 0;
+	struct st_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+	if (!cfg || !cfg->host_filter)
+		return true;
+	if (p->family == 4) {
+		struct st_lpm_v4 k = { .prefixlen = 32, .addr = peer[0] };
+
+		return bpf_map_lookup_elem(&hosts_v4, &k) != NULL;
+	} else {
+		struct st_lpm_v6 k = { .prefixlen = 128 };
+
+		__builtin_memcpy(k.addr, peer, 16);
+		return bpf_map_lookup_elem(&hosts_v6, &k) != NULL;
+	}
+}
+
+/*
+ * Delivers one segment: header-only when it has no payload, else its payload
+ * in parts of ST_CHUNK_MAX, the last in the smallest class that holds it.
+ * A global function, so the verifier checks it once on its own instead of
+ * once per parser path (the inlined version exceeds the 1M-instruction limit).
+ */
+__attribute__((noinline)) int emit_segment(struct __sk_buff *skb, struct st_rec *tmpl,
+					   __u32 pay_off)
+{
+	struct st_counters *c;
+	__u32 dir, len, off;
+
+	if (!tmpl)
+		return 0;
+	dir = tmpl->dir;
+	c = bpf_map_lookup_elem(&counters, &dir);
+	if (!c)
+		return 0;
+	len = tmpl->seg_len;
+	if (!len) {
+		if (emit_header_only(tmpl, ST_REC_DATA, 0, 0))
+			account_loss(c, tmpl, 0);
+		else
+			c->records++;
+		return 0;
+	}
+	for (__u32 i = 0; i < ST_MAX_CHUNKS; i++) {
+		off = i * ST_CHUNK_MAX;
+		if (len - off <= ST_CHUNK_MAX) {
+			if (emit_tail(skb, tmpl, pay_off, off, len - off))
+				account_loss(c, tmpl, off);
+			else
+				c->records++;
+			return 0;
+		}
+		if (emit_part(skb, tmpl, pay_off, off, ST_CHUNK_MAX, ST_CHUNK_MAX)) {
+			account_loss(c, tmpl, off);
+			return 0;
+		}
+		c->records++;
+	}
+	/* Longer than any skb Linux builds today: say so rather than cut silently. */
+	account_loss(c, tmpl, ST_MAX_CHUNKS * ST_CHUNK_MAX);
+	return 0;
+}
+
+static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
+{
+	__u32 dir = egress ? ST_DIR_OUT : ST_DIR_IN;
+	struct st_counters *c;
+	struct st_pkt p;
+	struct st_rec tmpl;
+	__u32 port, len;
+	__u8 *on;
+	int ret;
+
+	c = bpf_map_lookup_elem(&counters, &dir);
+	if (!c)
+		return;
+	ret = st_parse(skb, skb->len, l2, &p);
+	if (ret != ST_PARSE_TCP) {
+		if (ret == ST_PARSE_BAD)
+			c->parse_skipped++;
+		return;
+	}
+	/* The service's side of its ports only: arriving for P, leaving from P.
+	 * Connections this host opens to port P elsewhere are not the service's. */
+	port = egress ? p.sport : p.dport;
+	on = bpf_map_lookup_elem(&ports, &port);
+	if (!on || !*on)
+		return;
+	len = p.payload_len;
+	if (!len && !(p.tcp_flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST)))
+		return;
+	if (!peer_wanted(&p, egress))
+		return;
+
+	c->segs++;
+	c->bytes += len;
+
+	__builtin_memset(&tmpl, 0, sizeof(tmpl));
+	tmpl.version = ST_ABI_VERSION;
+	tmpl.type = ST_REC_DATA;
+	tmpl.dir = (__u8)dir;
+	tmpl.family = p.family;
+	tmpl.tcp_flags = p.tcp_flags;
+	tmpl.window = p.window;
+	tmpl.ts_ns = bpf_ktime_get_ns();
+	__builtin_memcpy(tmpl.saddr, p.saddr, sizeof(tmpl.saddr));
+	__builtin_memcpy(tmpl.daddr, p.daddr, sizeof(tmpl.daddr));
+	tmpl.sport = p.sport;
+	tmpl.dport = p.dport;
+	tmpl.seq = p.seq;
+	tmpl.ack = p.ack;
+	tmpl.seg_len = len;
+	if (l2) {
+		tmpl.ifindex = skb->ifindex;
+		tmpl.vlan = p.vlan;
+		/* Offloaded tag (veth, most NICs): not in the packet bytes. */
+		if (!tmpl.vlan && skb->vlan_present)
+			tmpl.vlan = skb->vlan_tci & 0x0fff;
+	}
+
+	emit_segment(skb, &tmpl, p.payload_off);
+}
+
+SEC("tc")
+int tc_ingress(struct __sk_buff *skb)
+{
+	handle(skb, 1, false);
+	/* TC_ACT_UNSPEC (TCX_NEXT): let every other program and filter run as if
+	 * we were not there. */
+	return TC_ACT_UNSPEC;
+}
+
+SEC("tc")
+int tc_egress(struct __sk_buff *skb)
+{
+	handle(skb, 1, true);
+	return TC_ACT_UNSPEC;
+}
+
+SEC("cgroup_skb/ingress")
+int cgroup_skb_ingress(struct __sk_buff *skb)
+{
+	handle(skb, 0, false);
+	return 1; /* allow */
+}
+
+SEC("cgroup_skb/egress")
+int cgroup_skb_egress(struct __sk_buff *skb)
+{
+	handle(skb, 0, true);
+	return 1;
+}

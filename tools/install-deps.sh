@@ -1,0 +1,33 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# Installs the Debian packages that the build, the tests, the demo and the
+# benchmarks need. Idempotent: does nothing (and needs no network) when all
+# are present.
+set -euo pipefail
+
+PKGS=(
+	# build
+	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev libpcap-dev bpftool pkg-config
+	# unit tests, sanitizers and fuzzing
+	libcmocka-dev libclang-rt-14-dev
+	# integration tests, demo, benchmarks
+	iproute2 nginx-light curl wrk tcpdump tshark tcpflow python3 procps psmisc
+	redis-server redis-tools
+)
+
+missing=()
+for p in "${PKGS[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "shadowtap: missing packages: ${missing[*]} (run as root, or: apt-get install ${missing[*]})" >&2
+	exit 1
+fi
+echo "shadowtap: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+# tshark asks whether non-root users may capture: answer no, quietly.
+echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
