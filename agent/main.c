@@ -19,6 +19,7 @@ struct command {
 
 static const struct command commands[] = {
 	{ "capture", cmd_capture, "capture a service's TCP traffic to a pcap file" },
+	{ "flows", cmd_flows, "reassemble TCP streams (pcap or live) into one file per direction" },
 };
 
 static void usage(FILE *f)
