@@ -323,7 +323,9 @@ st_attach_state() {
 	st_in "$ns" bpftool net show dev "$ifc" 2>/dev/null | sed -E 's/(prog_)?id [0-9]+/id N/g'
 }
 
-# st_shadowtap_links: ids of BPF links whose program looks like shadowtap's (tc_*, cgroup_skb_*).
+# st_shadowtap_links: "id type prog-name ifindex" of every BPF link whose program looks like
+# shadowtap's (tc_*, cgroup_skb_*). bpftool 7.1 does not list TCX attachments in `net show`,
+# but their links are here.
 st_shadowtap_links() {
 	bpftool -j link show 2>/dev/null | python3 -c '
 import json, subprocess, sys
@@ -340,17 +342,33 @@ except Exception:
 for l in links:
     name = progs.get(l.get("prog_id"), "")
     if name.startswith("tc_") or name.startswith("cgroup_skb"):
-        print(l.get("id"), l.get("type"), name, l.get("ifindex", ""), l.get("cgroup_id", ""))
+        print(l.get("id"), l.get("type"), name, l.get("ifindex", "-"))
 '
+}
+
+# Links that existed before this test started (other agents on a shared host).
+ST_LINKS_BASELINE=$(st_shadowtap_links 2>/dev/null | awk '{ print $1 }' | tr '\n' ' ')
+
+# st_new_shadowtap_links [IFINDEX]: shadowtap links created since the test started
+# (on IFINDEX, when the kernel reports it).
+st_new_shadowtap_links() {
+	local want=${1:-} id type name ifx
+	st_shadowtap_links | while read -r id type name ifx; do
+		case " $ST_LINKS_BASELINE " in *" $id "*) continue ;; esac
+		[ -z "$want" ] || [ "$ifx" = - ] || [ "$ifx" = "$want" ] || continue
+		echo "$id $type $name $ifx"
+	done
 }
 
 # st_agent_attached NS IFACE|CGROUP: true when shadowtap's programs are attached there.
 st_agent_attached() {
-	local ns=$1 target=$2
+	local ns=$1 target=$2 ifx
 	if [ -d "$target" ]; then
-		bpftool cgroup show "$target" 2>/dev/null | grep -q .
+		bpftool cgroup show "$target" 2>/dev/null | grep -Eq 'cgroup_skb|ingress|egress'
 	else
-		st_in "$ns" bpftool net show dev "$target" 2>/dev/null | grep -Eq 'tc_|cgroup_skb|tcx'
+		st_in "$ns" bpftool net show dev "$target" 2>/dev/null | grep -Eq 'tc_|cgroup_skb|tcx' && return 0
+		ifx=$(st_in "$ns" cat "/sys/class/net/$target/ifindex" 2>/dev/null || true)
+		[ -n "$(st_new_shadowtap_links "$ifx")" ]
 	fi
 }
 

@@ -14,7 +14,6 @@ IF=$ST_SRV_IF
 OUT=$ST_TMP/out.pcap
 CG2=$(st_cgroup2_root)
 before=$(st_attach_state "$ST_SRV_NS" "$IF")
-links_before=$(st_shadowtap_links | awk '{ print $1 }' | sort)
 mkdir -p "$ST_TMP/nobody" && chown nobody "$ST_TMP/nobody"
 nfail=0 ncase=0
 
@@ -46,7 +45,7 @@ expect() {
 	local now
 	now=$(st_attach_state "$ST_SRV_NS" "$IF")
 	[ "$now" = "$before" ] || bad+=" left something attached to $IF;"
-	if [ -n "$(comm -13 <(echo "$links_before") <(st_shadowtap_links | awk '{ print $1 }' | sort) | grep -v '^$')" ]; then
+	if [ -n "$(st_new_shadowtap_links)" ]; then
 		bad+=" left a shadowtap BPF link;"
 	fi
 	if [ -n "$bad" ]; then

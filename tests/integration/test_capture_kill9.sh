@@ -16,14 +16,6 @@ st_netns_pair
 st_nginx_start web "$ST_SRV_NS" 80
 URL=http://$ST_SRV4
 
-# shadowtap-looking BPF links alive now (to ignore other agents that run on this host).
-links_before=$(st_shadowtap_links | awk '{ print $1 }' | sort)
-
-new_shadowtap_links() {
-	comm -13 <(echo "$links_before") <(st_shadowtap_links | sort -k1,1) 2>/dev/null |
-		grep -v '^$' || true
-}
-
 round() {
 	local tag=$1 before after rc summary pk
 	before=$(st_attach_state "$ST_SRV_NS" "$ST_SRV_IF")
@@ -66,7 +58,7 @@ round() {
 		diff "$ST_TMP/state-before-$tag" "$ST_TMP/state-after-$tag" || true
 		st_fail "[$tag] interface not as before after kill -9 and a fresh start"
 	fi
-	left=$(new_shadowtap_links)
+	left=$(st_new_shadowtap_links)
 	[ -z "$left" ] || st_fail "[$tag] shadowtap BPF links left: $left"
 	st_log "[$tag] interface as before; fresh agent captured $pk packets"
 }
