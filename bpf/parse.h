@@ -25,6 +25,12 @@
 #define ST_INLINE static inline __attribute__((always_inline))
 #endif
 
+#ifdef __clang__
+#define ST_UNROLL _Pragma("unroll")
+#else
+#define ST_UNROLL
+#endif
+
 #ifndef ST_HTONS
 #define ST_HTONS(x) __builtin_bswap16(x)
 #define ST_NTOHS(x) __builtin_bswap16(x)
@@ -86,7 +92,7 @@ ST_INLINE int st_parse(void *ctx, __u32 pkt_len, int l2, struct st_pkt *p)
 			return ST_PARSE_BAD;
 		proto = eth.h_proto;
 		off = sizeof(eth);
-#pragma unroll
+ST_UNROLL
 		for (int i = 0; i < ST_MAX_VLAN_TAGS; i++) {
 			struct st_vlan_hdr vh;
 
@@ -156,7 +162,7 @@ ST_INLINE int st_parse(void *ctx, __u32 pkt_len, int l2, struct st_pkt *p)
 		__builtin_memcpy(p->daddr, &ip6.daddr, 16);
 		next = ip6.nexthdr;
 		off += sizeof(ip6);
-#pragma unroll
+ST_UNROLL
 		for (int i = 0; i < ST_MAX_V6_EXT; i++) {
 			struct st_v6_ext ext;
 

@@ -1,0 +1,177 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Option parsing and the user-space filter logic (opts.c, flowset.c). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "flowset.h"
+#include "opts.h"
+
+static struct st_addr addr(const char *s)
+{
+	struct st_addr a = { 0 };
+
+	if (inet_pton(AF_INET, s, a.a) == 1)
+		a.family = 4;
+	else if (inet_pton(AF_INET6, s, a.a) == 1)
+		a.family = 6;
+	return a;
+}
+
+static void test_ports(void **state)
+{
+	uint16_t p;
+	const char *bad[] = { "", "0", "65536", "-1", "+80", "80x", "x", " 80", "99999999999999999999" };
+
+	assert_int_equal(st_parse_port("--port", "1", &p), 0);
+	assert_int_equal(p, 1);
+	assert_int_equal(st_parse_port("--port", "65535", &p), 0);
+	assert_int_equal(p, 65535);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(st_parse_port("--port", bad[i], &p), -1);
+}
+
+static void test_target(void **state)
+{
+	static struct st_target t;
+	char buf[16];
+
+	memset(&t, 0, sizeof(t));
+	assert_int_equal(st_target_check(&t, "capture"), -1); /* neither iface nor cgroup */
+	t.iface = "lo";
+	assert_int_equal(st_target_check(&t, "capture"), -1); /* no port */
+	assert_int_equal(st_target_add_port(&t, "80"), 0);
+	assert_int_equal(st_target_add_port(&t, "80"), 0); /* duplicate: kept once */
+	assert_int_equal(t.n_ports, 1);
+	assert_int_equal(st_target_check(&t, "capture"), 0);
+	t.cgroup = "/sys/fs/cgroup/x";
+	assert_int_equal(st_target_check(&t, "capture"), -1); /* both */
+	t.cgroup = NULL;
+	/* At least 64 ports (the issue), up to ST_MAX_PORTS_CLI. */
+	for (int i = 1; i < ST_MAX_PORTS_CLI; i++) {
+		snprintf(buf, sizeof(buf), "%d", 1000 + i);
+		assert_int_equal(st_target_add_port(&t, buf), 0);
+	}
+	assert_int_equal(t.n_ports, ST_MAX_PORTS_CLI);
+	assert_int_equal(st_target_add_port(&t, "9"), -1);
+	assert_true(st_port_listed(t.ports, t.n_ports, 1064));
+	assert_false(st_port_listed(t.ports, t.n_ports, 999));
+
+	assert_int_equal(st_target_opt(&t, ST_OPT_RING_MB, "8"), 1);
+	assert_int_equal(t.ring_mb, 8);
+	assert_int_equal(st_target_opt(&t, ST_OPT_RING_MB, "0"), -1);
+	assert_int_equal(st_target_opt(&t, 'w', "x"), 0);
+}
+
+static void test_cidr(void **state)
+{
+	struct st_cidr c;
+	struct st_addr a;
+	const char *bad[] = { "", "10.0.0.0/33", "::/129", "10.0.0.256", "10.0.0.0/", "10.0.0.0/-1",
+			      "host.example", "10.0.0.0/8/8", "fe80::1%eth0" };
+
+	assert_int_equal(st_parse_cidr("--host", "10.1.2.3/8", &c), 0);
+	assert_int_equal(c.addr.family, 4);
+	assert_int_equal(c.prefix, 8);
+	assert_int_equal(ntohl(c.addr.a[0]), 0x0a000000); /* masked */
+	a = addr("10.200.0.1");
+	assert_true(st_cidr_match(&c, &a));
+	a = addr("11.0.0.1");
+	assert_false(st_cidr_match(&c, &a));
+	a = addr("::ffff:10.0.0.1");
+	assert_false(st_cidr_match(&c, &a)); /* other family */
+
+	assert_int_equal(st_parse_cidr("--host", "192.0.2.7", &c), 0);
+	assert_int_equal(c.prefix, 32);
+	assert_int_equal(st_parse_cidr("--host", "0.0.0.0/0", &c), 0);
+	a = addr("203.0.113.9");
+	assert_true(st_cidr_match(&c, &a));
+
+	assert_int_equal(st_parse_cidr("--host", "fd00:1:2::/48", &c), 0);
+	assert_int_equal(c.addr.family, 6);
+	a = addr("fd00:1:2:ffff::1");
+	assert_true(st_cidr_match(&c, &a));
+	a = addr("fd00:1:3::1");
+	assert_false(st_cidr_match(&c, &a));
+	assert_int_equal(st_parse_cidr("--host", "fd00::1:0/113", &c), 0);
+	a = addr("fd00::1:7fff");
+	assert_true(st_cidr_match(&c, &a));
+	a = addr("fd00::1:8000");
+	assert_false(st_cidr_match(&c, &a));
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(st_parse_cidr("--host", bad[i], &c), -1);
+}
+
+static void test_hosts_match(void **state)
+{
+	struct st_cidr cs[2];
+	struct st_addr a = addr("192.0.2.1");
+
+	assert_true(st_hosts_match(cs, 0, &a)); /* no filter: everyone */
+	st_parse_cidr("--host", "10.0.0.0/8", &cs[0]);
+	st_parse_cidr("--host", "fd00::/8", &cs[1]);
+	assert_false(st_hosts_match(cs, 2, &a));
+	a = addr("10.9.8.7");
+	assert_true(st_hosts_match(cs, 2, &a));
+	a = addr("fd12::1");
+	assert_true(st_hosts_match(cs, 2, &a));
+}
+
+static void test_numbers(void **state)
+{
+	unsigned long v;
+	double d;
+
+	assert_int_equal(st_parse_uint("--x", "5", 1, 10, &v), 0);
+	assert_int_equal(v, 5);
+	assert_int_equal(st_parse_uint("--x", "11", 1, 10, &v), -1);
+	assert_int_equal(st_parse_double("--duration", "1.5", 0.001, 10, &d), 0);
+	assert_true(d == 1.5);
+	assert_int_equal(st_parse_double("--duration", "0", 0.001, 10, &d), -1);
+	assert_int_equal(st_parse_double("--duration", "nan", 0.001, 10, &d), -1);
+	assert_int_equal(st_parse_double("--duration", "1s", 0.001, 10, &d), -1);
+}
+
+static void test_flowset(void **state)
+{
+	struct st_flowset *s = st_flowset__new(3000);
+	struct st_flow_key k = { 0 }, r;
+
+	k.src = addr("10.0.0.1");
+	k.dst = addr("10.0.0.2");
+	k.sport = 40000;
+	k.dport = 80;
+	r.src = k.dst;
+	r.dst = k.src;
+	r.sport = k.dport;
+	r.dport = k.sport;
+	assert_int_equal(st_flowset__add(s, &k), 1);
+	assert_int_equal(st_flowset__add(s, &r), 0); /* the reverse direction: same flow */
+	for (int i = 0; i < 5000; i++) {
+		k.sport = (uint16_t)(1000 + i);
+		st_flowset__add(s, &k);
+	}
+	assert_int_equal(st_flowset__count(s), 3000);
+	assert_true(st_flowset__full(s));
+	k.sport = 1000; /* known even when full */
+	assert_int_equal(st_flowset__add(s, &k), 0);
+	st_flowset__free(s);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_ports),     cmocka_unit_test(test_target),
+		cmocka_unit_test(test_cidr),      cmocka_unit_test(test_hosts_match),
+		cmocka_unit_test(test_numbers),   cmocka_unit_test(test_flowset),
+	};
+
+	return cmocka_run_group_tests_name("opts", tests, NULL, NULL);
+}
