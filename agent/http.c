@@ -39,24 +39,46 @@ enum {
 
 #define METHOD_SCAN_MAX 24
 
-/* RFC 9110 tchar */
-static bool is_tchar(unsigned char c)
+/*
+ * Character classes: CC_TCHAR (RFC 9110 tchar), CC_VALUE (field-vchar, SP, HTAB,
+ * obs-text), CC_TARGET (request-target bytes: visible ASCII and obs-text).
+ */
+#define CC_TCHAR 1
+#define CC_VALUE 2
+#define CC_TARGET 4
+
+static const uint8_t cclass[256] = {
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0,
+	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+	2, 7, 6, 7, 7, 7, 7, 7, 6, 6, 7, 7, 6, 7, 7, 6,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6,
+	6, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 6, 6, 7, 7,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7,
+	7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 6, 7, 6, 7, 0,
+	6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+	6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+	6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+	6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+	6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+	6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+	6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+	6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6,
+};
+
+static inline bool is_tchar(unsigned char c)
 {
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9'))
-		return true;
-	return c && strchr("!#$%&'*+-.^_`|~", c);
+	return cclass[c] & CC_TCHAR;
 }
 
-/* field-vchar / SP / HTAB / obs-text */
-static bool is_value_char(unsigned char c)
+static inline bool is_value_char(unsigned char c)
 {
-	return c == '\t' || (c >= 0x20 && c != 0x7f);
+	return cclass[c] & CC_VALUE;
 }
 
-/* request-target bytes: visible ASCII and obs-text (no SP, no CTL) */
-static bool is_target_char(unsigned char c)
+static inline bool is_target_char(unsigned char c)
 {
-	return c > 0x20 && c != 0x7f;
+	return cclass[c] & CC_TARGET;
 }
 
 static int hexval(unsigned char c)
@@ -76,6 +98,23 @@ static bool span_ieq(const char *s, size_t n, const char *lit)
 
 	return n == l && strncasecmp(s, lit, l) == 0;
 }
+
+/*
+ * Case-insensitive compare against a lowercase literal of letters, digits and
+ * '-'. OR-ing 0x20 only folds letters here: s is validated field text, which
+ * holds no control characters that could fold onto a literal byte.
+ */
+static inline bool lit_ieq(const char *s, size_t n, const char *lit, size_t l)
+{
+	if (n != l)
+		return false;
+	for (size_t i = 0; i < l; i++)
+		if (((unsigned char)s[i] | 0x20) != (unsigned char)lit[i])
+			return false;
+	return true;
+}
+
+#define LIT_IEQ(s, n, lit) lit_ieq(s, n, lit, sizeof(lit) - 1)
 
 static const char *const method_names[ST_HTTP_M__COUNT] = {
 	[ST_HTTP_M_OTHER] = "",
@@ -372,9 +411,10 @@ static int head_reserve(struct st_http_parser *p, size_t need)
 	return 0;
 }
 
-/* Header list value contains token tok (comma-separated, case-insensitive). */
-static bool list_has(const char *v, size_t n, const char *tok)
+/* Connection: the options shadowtap cares about, as ST_HTTP_HF_CONN_* flags. */
+static uint32_t conn_tokens(const char *v, size_t n)
 {
+	uint32_t f = 0;
 	size_t i = 0;
 
 	while (i < n) {
@@ -388,10 +428,14 @@ static bool list_has(const char *v, size_t n, const char *tok)
 		e = i;
 		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
 			e--;
-		if (e > s && span_ieq(v + s, e - s, tok))
-			return true;
+		if (LIT_IEQ(v + s, e - s, "close"))
+			f |= ST_HTTP_HF_CONN_CLOSE;
+		else if (LIT_IEQ(v + s, e - s, "keep-alive"))
+			f |= ST_HTTP_HF_CONN_KEEP_ALIVE;
+		else if (LIT_IEQ(v + s, e - s, "upgrade"))
+			f |= ST_HTTP_HF_CONN_UPGRADE;
 	}
-	return false;
+	return f;
 }
 
 /* Content-Length value: "N" or "N, N, ..." all equal. */
@@ -451,7 +495,7 @@ static int parse_te(const char *v, size_t n, int *nchunked, bool *chunked_last, 
 		while (e > s && (v[e - 1] == ' ' || v[e - 1] == '\t'))
 			e--;
 		*any = true;
-		if (span_ieq(v + s, e - s, "chunked")) {
+		if (LIT_IEQ(v + s, e - s, "chunked")) {
 			(*nchunked)++;
 			*chunked_last = true;
 		} else {
@@ -604,27 +648,22 @@ static int head_semantics(struct st_http_parser *p)
 		const char *v = f->value;
 		size_t n = f->value_len;
 
-		if (span_ieq(f->name, f->name_len, "content-length")) {
+		if (LIT_IEQ(f->name, f->name_len, "content-length")) {
 			uint64_t x;
 
 			if (parse_cl(v, n, &x) || (have_cl && x != cl))
 				return ST_HTTP_E_CONTENT_LENGTH;
 			have_cl = true;
 			cl = x;
-		} else if (span_ieq(f->name, f->name_len, "transfer-encoding")) {
+		} else if (LIT_IEQ(f->name, f->name_len, "transfer-encoding")) {
 			h->flags |= ST_HTTP_HF_TE;
 			parse_te(v, n, &nchunked, &chunked_last, &te_any);
-		} else if (span_ieq(f->name, f->name_len, "connection")) {
-			if (list_has(v, n, "close"))
-				h->flags |= ST_HTTP_HF_CONN_CLOSE;
-			if (list_has(v, n, "keep-alive"))
-				h->flags |= ST_HTTP_HF_CONN_KEEP_ALIVE;
-			if (list_has(v, n, "upgrade"))
-				h->flags |= ST_HTTP_HF_CONN_UPGRADE;
-		} else if (span_ieq(f->name, f->name_len, "expect")) {
-			if (span_ieq(v, n, "100-continue"))
+		} else if (LIT_IEQ(f->name, f->name_len, "connection")) {
+			h->flags |= conn_tokens(v, n);
+		} else if (LIT_IEQ(f->name, f->name_len, "expect")) {
+			if (LIT_IEQ(v, n, "100-continue"))
 				h->flags |= ST_HTTP_HF_EXPECT_CONTINUE;
-		} else if (span_ieq(f->name, f->name_len, "upgrade")) {
+		} else if (LIT_IEQ(f->name, f->name_len, "upgrade")) {
 			h->flags |= ST_HTTP_HF_UPGRADE_HDR;
 		}
 	}
@@ -706,11 +745,6 @@ static int parse_head(struct st_http_parser *p)
 
 	h->raw = b;
 	h->raw_len = p->hlen;
-	/* a CR anywhere but right before LF is an error */
-	for (const char *c = memchr(b + pos, '\r', p->hlen - pos); c;
-	     c = memchr(c + 1, '\r', p->hlen - (uint32_t)(c + 1 - b)))
-		if ((uint32_t)(c + 1 - b) >= p->hlen || c[1] != '\n')
-			return ST_HTTP_E_BARE_CR;
 	if (next_line(p, b, p->hlen, &pos, &ls, &le))
 		return ST_HTTP_E_INTERNAL;
 	if (p->kind == ST_HTTP_REQUEST)
@@ -718,7 +752,7 @@ static int parse_head(struct st_http_parser *p)
 	else
 		r = parse_status_line(b + ls, le - ls, h);
 	if (r)
-		return r;
+		goto bad_line;
 	h->headers = p->hdrs;
 	for (;;) {
 		if (next_line(p, b, p->hlen, &pos, &ls, &le))
@@ -727,12 +761,20 @@ static int parse_head(struct st_http_parser *p)
 			break;
 		r = add_header(p, b + ls, le - ls);
 		if (r)
-			return r;
+			goto bad_line;
 		h->headers = p->hdrs;
 	}
 	if (pos != p->hlen)
 		return ST_HTTP_E_INTERNAL;
 	return head_semantics(p);
+bad_line:
+	/*
+	 * Every line check rejects CR (a control character), so a CR that is
+	 * not part of a line ending surfaces here: name that cause.
+	 */
+	if (r != ST_HTTP_E_TOO_MANY_HEADERS && r != ST_HTTP_E_NOMEM && memchr(b + ls, '\r', le - ls))
+		return ST_HTTP_E_BARE_CR;
+	return r;
 }
 
 /*
@@ -786,11 +828,61 @@ static size_t head_complete(struct st_http_parser *p, struct st_http_event *ev, 
 	return consumed;
 }
 
+/*
+ * Scan buf for the end of the head, treating it as following hbuf[0, hlen),
+ * and copy what belongs to the head in one go.
+ */
+static size_t head_take(struct st_http_parser *p, const unsigned char *buf, size_t len,
+			struct st_http_event *ev)
+{
+	uint32_t base = p->hlen;
+	size_t room = p->head_cap - base, lim = len < room ? len : room, pos = 0;
+	bool done = false;
+
+	while (pos < lim) {
+		const unsigned char *nl = memchr(buf + pos, '\n', lim - pos);
+		uint32_t ls = p->line_start, vend, n;
+		unsigned char c0;
+
+		if (!nl) {
+			pos = lim;
+			break;
+		}
+		pos = (size_t)(nl - buf) + 1;
+		vend = base + (uint32_t)pos;
+		n = vend - 1 - ls; /* bytes before the LF */
+		c0 = n ? (ls < base ? (unsigned char)p->hbuf[ls] : buf[ls - base]) : 0;
+		p->line_start = vend;
+		if (n > 1 || (n == 1 && c0 != '\r')) {
+			p->nlines++;
+			continue;
+		}
+		if (!p->nlines) {
+			/* RFC 9112 2.2: ignore empty lines before the start line */
+			p->head.line_off = vend;
+			continue;
+		}
+		done = true;
+		break;
+	}
+	if (pos) {
+		if (head_reserve(p, base + pos))
+			return ev_error(p, ev, ST_HTTP_E_NOMEM, 0);
+		memcpy(p->hbuf + base, buf, pos);
+		p->hlen = base + (uint32_t)pos;
+		p->scan_pos = p->hlen;
+		p->hpending = true;
+	}
+	if (done)
+		return head_complete(p, ev, pos);
+	if (pos < len)
+		return ev_error(p, ev, ST_HTTP_E_HEAD_TOO_LARGE, pos);
+	return pos;
+}
+
 static size_t feed_head(struct st_http_parser *p, const unsigned char *buf, size_t len,
 			struct st_http_event *ev)
 {
-	size_t used = 0;
-
 	if (p->hreset) {
 		head_clear(p);
 		msg_clear(p);
@@ -814,31 +906,7 @@ static size_t feed_head(struct st_http_parser *p, const unsigned char *buf, size
 		}
 		p->hlen = save;
 	}
-	while (used < len) {
-		const unsigned char *nl = memchr(buf + used, '\n', len - used);
-		size_t n = nl ? (size_t)(nl - (buf + used)) + 1 : len - used;
-
-		if (n > p->head_cap - p->hlen) {
-			n = p->head_cap - p->hlen;
-			if (head_reserve(p, p->head_cap))
-				return ev_error(p, ev, ST_HTTP_E_NOMEM, used);
-			memcpy(p->hbuf + p->hlen, buf + used, n);
-			p->hlen += n;
-			p->hpending = true;
-			p->scan_pos = p->hlen;
-			return ev_error(p, ev, ST_HTTP_E_HEAD_TOO_LARGE, used + n);
-		}
-		if (head_reserve(p, p->hlen + n))
-			return ev_error(p, ev, ST_HTTP_E_NOMEM, used);
-		memcpy(p->hbuf + p->hlen, buf + used, n);
-		p->hlen += (uint32_t)n;
-		p->scan_pos = p->hlen;
-		p->hpending = true;
-		used += n;
-		if (nl && head_line_end(p))
-			return head_complete(p, ev, used);
-	}
-	return used;
+	return head_take(p, buf, len, ev);
 }
 
 /* ---- resync ---- */
