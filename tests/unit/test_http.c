@@ -638,6 +638,22 @@ static void test_response_until_close(void **state)
 	st_http__feed_eof(&p, &ev);
 	assert_int_equal(ev.type, ST_HTTP_EV_NEED_MORE);
 	st_http__free(&p);
+	/* a 1.0 response can be chunked, but then the connection closes */
+	init(&p, ST_HTTP_RESPONSE, 0, 0);
+	expect_events(&p, S("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n"
+			    "Connection: keep-alive\r\n\r\n0\r\n\r\n"), (const struct exp[]){
+		{ ST_HTTP_EV_HEAD, 71, 71, 0 },
+		{ ST_HTTP_EV_BODY, 5, 0, 0 },
+		{ ST_HTTP_EV_MSG_DONE, 0, 76, 0 },
+	}, 3);
+	st_http__free(&p);
+	init(&p, ST_HTTP_RESPONSE, 0, 0);
+	st_http__feed(&p, S("HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n"
+			    "Connection: keep-alive\r\n\r\n"), &ev);
+	assert_int_equal(ev.head->body, ST_HTTP_BODY_CHUNKED);
+	assert_false(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE);
+	assert_true(ev.head->flags & ST_HTTP_HF_CONN_KEEP_ALIVE);
+	st_http__free(&p);
 	/* 1.1 without length; and TE that is not chunked-final: until close too */
 	init(&p, ST_HTTP_RESPONSE, 0, 0);
 	st_http__feed(&p, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nzz"), &ev);
@@ -785,6 +801,10 @@ static void test_malformed(void **state)
 	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx y\r\n\r\n",
 	    TRAILER);
 	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\rx", TRAILER);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx: \x01\r\n\r\n",
+	    TRAILER);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx: 1\rx", TRAILER);
+	ERR(RESPONSE, "HTTP/1.1 200 O\rK\r\n\r\n", BARE_CR);
 	ERR(REQUEST, "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort", TRUNCATED);
 	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", TRUNCATED);
 	ERR(REQUEST, "GET / HTTP/1.1\r\nHost: x\r\n", TRUNCATED);
@@ -794,6 +814,9 @@ static void test_malformed(void **state)
 					"456789abcdef\r\n\r\n"), ST_HTTP_E_HEAD_TOO_LARGE, 64, 0);
 	expect_error(ST_HTTP_REQUEST, S("GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n"),
 		     ST_HTTP_E_TOO_MANY_HEADERS, 0, 2);
+	expect_error(ST_HTTP_REQUEST, S("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+					"0\r\nX-Long-Trailer: 0123456789012345678901234567890123456789"
+					"0123456789\r\n\r\n"), ST_HTTP_E_TRAILER, 64, 0);
 	{
 		/* a chunk line with endless extensions */
 		char buf[6000];
