@@ -34,6 +34,8 @@ struct trace {
 	struct tev *ev;
 	size_t n, cap;
 	uint64_t consumed, done, lost, skipped, raw, cur;
+	const uint8_t *in;  /* the whole stream */
+	uint64_t cursor;    /* stream offset of the first byte not yet handed out or skipped */
 };
 
 struct cfg {
@@ -109,8 +111,13 @@ static void check_head(const struct st_http_head *h, enum st_http_kind kind)
 	st_http__free(&q);
 }
 
+/*
+ * abs: stream offset of the bytes this call consumed. Handed-out bytes (HEAD
+ * raw, BODY and RAW spans) and skipped ones must tile the stream in order:
+ * what a caller forwards is exactly what was on the wire.
+ */
 static void record(struct trace *t, const struct st_http_parser *p, const struct st_http_event *ev,
-		   size_t n, enum st_http_kind kind)
+		   size_t n, enum st_http_kind kind, uint64_t abs)
 {
 	struct tev e = { .type = (uint8_t)ev->type };
 
@@ -121,6 +128,9 @@ static void record(struct trace *t, const struct st_http_parser *p, const struct
 	case ST_HTTP_EV_HEAD:
 		CHECK(ev->head);
 		check_head(ev->head, kind);
+		CHECK(!memcmp(t->in + t->cursor, ev->head->raw, ev->head->raw_len));
+		t->cursor += ev->head->raw_len;
+		CHECK(t->cursor == abs + n);
 		t->cur += ev->head->raw_len;
 		e.a = ev->head->raw_len;
 		e.b = ev->head->nheaders | (uint64_t)ev->head->body << 32 |
@@ -132,6 +142,8 @@ static void record(struct trace *t, const struct st_http_parser *p, const struct
 	case ST_HTTP_EV_BODY:
 		CHECK(n > 0);
 		CHECK(ev->data_len == 0 || ev->data_len == n);
+		CHECK(t->cursor == abs);
+		t->cursor += n;
 		t->cur += n;
 		e.sub = ev->data_len != 0;
 		e.a = n;
@@ -152,12 +164,16 @@ static void record(struct trace *t, const struct st_http_parser *p, const struct
 		break;
 	case ST_HTTP_EV_RAW:
 		CHECK(n > 0);
+		CHECK(t->cursor == abs);
+		t->cursor += n;
 		t->raw += n;
 		e.a = n;
 		push(t, &e);
 		break;
 	case ST_HTTP_EV_SKIP:
 		CHECK(ev->skip_len > 0);
+		t->cursor += ev->skip_len;
+		CHECK(t->cursor <= abs + n);
 		t->skipped += ev->skip_len;
 		e.a = ev->skip_len;
 		push(t, &e);
@@ -177,6 +193,7 @@ static void record(struct trace *t, const struct st_http_parser *p, const struct
 	}
 	CHECK(t->consumed == t->done + t->lost + t->skipped + t->raw + t->cur +
 			     st_http__pending(p));
+	CHECK(t->cursor + st_http__pending(p) == t->consumed);
 }
 
 static uint64_t rng_next(uint64_t *s)
@@ -194,6 +211,8 @@ static void run(const struct cfg *c, const uint8_t *d, size_t len, int mode, uin
 	struct st_http_parser p;
 	struct st_http_event ev;
 	size_t pos = 0, guard = 0, limit = 8 * len + 64;
+
+	t->in = d;
 
 	CHECK(st_http__init(&p, c->kind, &(struct st_http_opts){ .head_cap = c->head_cap,
 								  .max_headers = c->max_headers })
@@ -219,8 +238,8 @@ static void run(const struct cfg *c, const uint8_t *d, size_t len, int mode, uin
 			size_t n = st_http__feed(&p, d + pos + off, clen - off, &ev);
 
 			CHECK(n <= clen - off);
+			record(t, &p, &ev, n, c->kind, pos + off);
 			off += n;
-			record(t, &p, &ev, n, c->kind);
 			if (ev.type == ST_HTTP_EV_NEED_MORE) {
 				CHECK(off == clen);
 				break;
@@ -235,7 +254,7 @@ static void run(const struct cfg *c, const uint8_t *d, size_t len, int mode, uin
 		st_http__feed_eof(&p, &ev);
 		if (ev.type == ST_HTTP_EV_NEED_MORE)
 			break;
-		record(t, &p, &ev, 0, c->kind);
+		record(t, &p, &ev, 0, c->kind, len);
 		if (ev.type == ST_HTTP_EV_ERROR)
 			break;
 		CHECK(++guard < limit);
