@@ -320,7 +320,7 @@ st_attach_state() {
 	st_in "$ns" tc filter show dev "$ifc" egress 2>/dev/null || true
 	echo "## bpftool net"
 	# prog ids change between runs; the attachment points and names must not.
-	st_in "$ns" bpftool net show dev "$ifc" 2>/dev/null | sed -E 's/(prog_)?id [0-9]+/id N/g'
+	st_in "$ns" bpftool net show dev "$ifc" 2>/dev/null | sed -E 's/(prog_)?id [0-9]+/id N/g' | grep -v '^[[:space:]]*$' || true
 }
 
 # st_shadowtap_links: "id type prog-name ifindex" of every BPF link whose program looks like

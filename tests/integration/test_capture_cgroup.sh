@@ -43,6 +43,9 @@ st_stop "$ST_AGENT_PID" INT || rc=$?
 cat "$ST_TMP/agent.err"
 [ "$rc" -eq 0 ] || st_fail "shadowtap capture exited with $rc after SIGINT"
 
+summary=$(st_summary "$ST_TMP/agent.err")
+lost=$(st_summary_field "$summary" lost)
+[ "${lost:-0}" -eq 0 ] || st_log "the agent reports lost=$lost: the streams will differ"
 if [ -z "${ST_FAKE_AGENT:-}" ]; then
 	left=$(bpftool cgroup show "$CG" 2>&1 | grep -v '^ID' || true)
 	[ -z "$left" ] || st_fail "programs still attached to $CG after exit: $left"
