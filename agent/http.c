@@ -1301,7 +1301,7 @@ int st_http__rewrite_check(const struct st_http_rewrite *rw)
 	if (rw->host && !valid_value(rw->host))
 		return -EINVAL;
 	if (rw->marker_name && (!valid_name(rw->marker_name) || !valid_value(rw->marker_value) ||
-				framing_name(rw->marker_name)))
+				framing_name(rw->marker_name) || !strcasecmp(rw->marker_name, "host")))
 		return -EINVAL;
 	return 0;
 }

@@ -278,7 +278,9 @@ struct st_http_rewrite {
  * fields in order with set/host/marker applied, CRLF line endings. Returns the
  * length, -ENOSPC if out is too small, -EINVAL for a bad name/value (not a
  * token, CR/LF/NUL in a value, or an attempt to set Content-Length or
- * Transfer-Encoding, which would break framing).
+ * Transfer-Encoding, which would break framing, or a marker named Host).
+ * host and marker take precedence over a same-named set entry; a name given
+ * twice in set: the first wins. At most 64 set entries.
  */
 ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http_rewrite *rw,
 			      char *out, size_t outlen);

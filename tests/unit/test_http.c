@@ -1106,6 +1106,10 @@ static void test_rewrite(void **state)
 		assert_int_equal(st_http__rewrite_check(&rw), -EINVAL);
 		rw = (struct st_http_rewrite){ .marker_name = "M", .marker_value = NULL };
 		assert_int_equal(st_http__rewrite_check(&rw), -EINVAL);
+		rw = (struct st_http_rewrite){ .marker_name = "HOST", .marker_value = "x" };
+		assert_int_equal(st_http__rewrite_check(&rw), -EINVAL);
+		rw = (struct st_http_rewrite){ .marker_name = "X-Shadow", .marker_value = "" };
+		assert_int_equal(st_http__rewrite_check(&rw), 0);
 	}
 	st_http__free(&p);
 }
