@@ -349,26 +349,43 @@ for l in links:
 # Links that existed before this test started (other agents on a shared host).
 ST_LINKS_BASELINE=$(st_shadowtap_links 2>/dev/null | awk '{ print $1 }' | tr '\n' ' ')
 
-# st_new_shadowtap_links [IFINDEX]: shadowtap links created since the test started
-# (on IFINDEX, when the kernel reports it).
-st_new_shadowtap_links() {
-	local want=${1:-} id type name ifx
+# st_pid_links PID: "link_id link_type ifindex" of each BPF link PID holds open (fdinfo).
+st_pid_links() {
+	local f
+	for f in /proc/"$1"/fdinfo/*; do
+		awk '/^link_type:/ { t = $2 } /^link_id:/ { id = $2 } /^ifindex:/ { ifx = $2 }
+			END { if (id != "") print id, t, (ifx == "" ? "-" : ifx) }' "$f" 2>/dev/null
+	done
+}
+
+# st_held_links: ids of the BPF links some live process holds open.
+st_held_links() {
+	grep -h '^link_id:' /proc/[0-9]*/fdinfo/* 2>/dev/null | awk '{ print $2 }' | sort -u
+}
+
+# st_leaked_shadowtap_links: shadowtap links created since the test started that no live
+# process holds: they outlive their agent (pinned), i.e. leaked.
+st_leaked_shadowtap_links() {
+	local held id type name ifx
+	held=" $(st_held_links | tr '\n' ' ') "
 	st_shadowtap_links | while read -r id type name ifx; do
 		case " $ST_LINKS_BASELINE " in *" $id "*) continue ;; esac
-		[ -z "$want" ] || [ "$ifx" = - ] || [ "$ifx" = "$want" ] || continue
+		case $held in *" $id "*) continue ;; esac
 		echo "$id $type $name $ifx"
 	done
 }
 
-# st_agent_attached NS IFACE|CGROUP: true when shadowtap's programs are attached there.
+# st_agent_attached NS IFACE|CGROUP [PID]: true when shadowtap's programs are attached there
+# (by PID, when given: a BPF link it holds, on IFACE's ifindex).
 st_agent_attached() {
-	local ns=$1 target=$2 ifx
+	local ns=$1 target=$2 pid=${3:-} ifx
 	if [ -d "$target" ]; then
 		bpftool cgroup show "$target" 2>/dev/null | grep -Eq 'cgroup_skb|ingress|egress'
 	else
 		st_in "$ns" bpftool net show dev "$target" 2>/dev/null | grep -Eq 'tc_|cgroup_skb|tcx' && return 0
+		[ -n "$pid" ] || return 1
 		ifx=$(st_in "$ns" cat "/sys/class/net/$target/ifindex" 2>/dev/null || true)
-		[ -n "$(st_new_shadowtap_links "$ifx")" ]
+		st_pid_links "$pid" | awk -v want="$ifx" '$3 == want || $3 == "-" { found = 1 } END { exit !found }'
 	fi
 }
 
@@ -406,7 +423,7 @@ st_capture_start() {
 			cat "$ST_TMP/$name.err"
 			st_fail "shadowtap capture exited during start-up"
 		}
-		st_agent_attached "$ns" "$target" && { sleep 0.2; return 0; }
+		st_agent_attached "$ns" "$target" "$ST_AGENT_PID" && { sleep 0.2; return 0; }
 		sleep 0.1
 	done
 	cat "$ST_TMP/$name.err"

@@ -45,7 +45,7 @@ expect() {
 	local now
 	now=$(st_attach_state "$ST_SRV_NS" "$IF")
 	[ "$now" = "$before" ] || bad+=" left something attached to $IF;"
-	if [ -n "$(st_new_shadowtap_links)" ]; then
+	if [ -n "$(st_leaked_shadowtap_links)" ]; then
 		bad+=" left a shadowtap BPF link;"
 	fi
 	if [ -n "$bad" ]; then

@@ -58,7 +58,7 @@ round() {
 		diff "$ST_TMP/state-before-$tag" "$ST_TMP/state-after-$tag" || true
 		st_fail "[$tag] interface not as before after kill -9 and a fresh start"
 	fi
-	left=$(st_new_shadowtap_links)
+	left=$(st_leaked_shadowtap_links)
 	[ -z "$left" ] || st_fail "[$tag] shadowtap BPF links left: $left"
 	st_log "[$tag] interface as before; fresh agent captured $pk packets"
 }

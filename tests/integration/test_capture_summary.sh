@@ -64,21 +64,24 @@ for sig in INT TERM; do
 	[ "$rc" -eq 0 ] || { cat "$ST_TMP/sig$sig.err"; st_fail "exit $rc after SIG$sig"; }
 	check_summary "SIG$sig" "$ST_TMP/sig$sig.err" "$ST_TMP/sig$sig.pcap"
 	st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" && st_fail "still attached after SIG$sig"
+	[ -z "$(st_leaked_shadowtap_links)" ] || st_fail "a BPF link outlives the agent after SIG$sig"
 done
 
-# 4. -w - into tcpdump -r -, in one pipeline.
-(
-	ip netns exec "$ST_SRV_NS" "$ST_BIN" capture --iface "$ST_SRV_IF" --port 80 -w - --duration 4 \
-		2>"$ST_TMP/pipe.err" | tcpdump -nr - >"$ST_TMP/pipe.txt" 2>"$ST_TMP/pipe.tcpdump.err"
-	echo "${PIPESTATUS[*]}" >"$ST_TMP/pipe.rc"
-) </dev/null &
-ST_PIDS+=($!)
-PIPE=$!
-for _ in $(seq 1 100); do st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" && break; sleep 0.1; done
-st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" || { cat "$ST_TMP/pipe.err"; st_fail "-w -: agent did not attach"; }
+# 4. -w - read by `tcpdump -r -` as it is written (through a fifo, so both pids are known).
+mkfifo "$ST_TMP/pipe"
+tcpdump -nr - <"$ST_TMP/pipe" >"$ST_TMP/pipe.txt" 2>"$ST_TMP/pipe.tcpdump.err" &
+TD=$!
+ST_PIDS+=("$TD")
+st_in_bg "$ST_SRV_NS" "$ST_BIN" capture --iface "$ST_SRV_IF" --port 80 -w - --duration 4 \
+	>"$ST_TMP/pipe" 2>"$ST_TMP/pipe.err" </dev/null &
+AG=$!
+ST_PIDS+=("$AG")
+for _ in $(seq 1 100); do st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$AG" && break; sleep 0.1; done
+st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$AG" || { cat "$ST_TMP/pipe.err"; st_fail "-w -: agent did not attach"; }
 three_connections
-wait "$PIPE" || true
-read -r rca rct <"$ST_TMP/pipe.rc"
+rca=0 rct=0
+wait "$AG" || rca=$?
+wait "$TD" || rct=$?
 cat "$ST_TMP/pipe.err"
 [ "$rca" -eq 0 ] || st_fail "-w -: shadowtap exited $rca"
 [ "$rct" -eq 0 ] || { cat "$ST_TMP/pipe.tcpdump.err"; st_fail "-w -: tcpdump -r - exited $rct"; }
