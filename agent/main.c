@@ -20,6 +20,8 @@ struct command {
 static const struct command commands[] = {
 	{ "capture", cmd_capture, "capture a service's TCP traffic to a pcap file" },
 	{ "flows", cmd_flows, "reassemble TCP streams (pcap or live) into one file per direction" },
+	{ "shadow", cmd_shadow, "replay a service's live requests to shadow targets" },
+	{ "replay", cmd_replay, "replay the requests of a pcap to shadow targets" },
 };
 
 static void usage(FILE *f)
