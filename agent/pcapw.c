@@ -15,20 +15,30 @@ struct st_pcapw {
 	uint8_t frame[ST_FRAME_MAX];
 };
 
-/* One's complement sum of big-endian 16-bit words (RFC 1071), 32 bits at a
- * time into a 64-bit accumulator: the writer's only per-byte work. */
+/*
+ * Internet checksum (RFC 1071) in the host's byte order, 64 bits at a time:
+ * the one's complement sum does not depend on byte order as long as every
+ * piece starts at an even offset, so the folded result is stored as is. This
+ * is the writer's only per-byte work besides one copy.
+ */
 static uint64_t csum_add(uint64_t sum, const uint8_t *p, size_t len)
 {
-	uint32_t w;
+	uint64_t w;
+	uint16_t t = 0;
 
-	for (; len >= 4; p += 4, len -= 4) {
-		memcpy(&w, p, 4);
-		sum += ntohl(w);
+	for (; len >= 8; p += 8, len -= 8) {
+		memcpy(&w, p, 8);
+		sum += (w & 0xffffffffu) + (w >> 32);
 	}
-	for (; len >= 2; p += 2, len -= 2)
-		sum += (uint32_t)p[0] << 8 | p[1];
-	if (len)
-		sum += (uint32_t)p[0] << 8;
+	for (; len >= 2; p += 2, len -= 2) {
+		memcpy(&t, p, 2);
+		sum += t;
+	}
+	if (len) {
+		t = 0;
+		memcpy(&t, p, 1); /* odd tail: padded with a zero byte */
+		sum += t;
+	}
 	return sum;
 }
 
@@ -36,7 +46,7 @@ static uint16_t csum_fold(uint64_t sum)
 {
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
-	return htons((uint16_t)~sum);
+	return (uint16_t)~sum;
 }
 
 static void put16(uint8_t *p, uint16_t v)
@@ -104,7 +114,7 @@ size_t st_frame_build(const struct st_segment *seg, uint8_t *buf, size_t cap)
 		memcpy(tcp + 20, seg->data, seg->len);
 	/* Pseudo header: addresses, protocol, TCP length. */
 	sum = csum_add(0, ip + (l3 == 40 ? 8 : 12), l3 == 40 ? 32 : 8);
-	sum += 6 + 20 + seg->len;
+	sum += htons(6) + htons((uint16_t)(20 + seg->len));
 	sum = csum_add(sum, tcp, 20 + seg->len);
 	c = csum_fold(sum);
 	memcpy(tcp + 16, &c, 2);
