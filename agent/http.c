@@ -1018,8 +1018,22 @@ static size_t feed_chunked(struct st_http_parser *p, const unsigned char *buf, s
 	}
 	while (i < len && p->state == S_BODY_CHUNKED && p->cstate != C_DATA) {
 		unsigned char c = buf[i];
+		uint8_t pre;
 		int h;
 
+		/*
+		 * Limits first: an error must leave the state as it was, since
+		 * the byte is reported again on the next call.
+		 */
+		if (p->cstate <= C_SIZE_LF && p->cline + 1 > ST_HTTP_CHUNK_LINE_MAX) {
+			e = ST_HTTP_E_CHUNK;
+			goto out;
+		}
+		if (p->cstate >= C_TR_START && p->trailer_len + 1 > p->head_cap) {
+			e = ST_HTTP_E_TRAILER;
+			goto out;
+		}
+		pre = p->cstate;
 		switch (p->cstate) {
 		case C_SIZE:
 		case C_SIZE_MORE:
@@ -1139,14 +1153,10 @@ size_done:
 			p->state = S_DONE;
 			break;
 		}
-		if (p->cstate <= C_SIZE_LF && ++p->cline > ST_HTTP_CHUNK_LINE_MAX) {
-			e = ST_HTTP_E_CHUNK;
-			goto out;
-		}
-		if (p->cstate >= C_TR_START && ++p->trailer_len > p->head_cap) {
-			e = ST_HTTP_E_TRAILER;
-			goto out;
-		}
+		if (pre <= C_SIZE_LF)
+			p->cline++;
+		else if (pre >= C_TR_START)
+			p->trailer_len++;
 		i++;
 	}
 out:

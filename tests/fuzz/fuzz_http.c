@@ -8,6 +8,7 @@
  * Request heads are rewritten and the result must parse again.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,8 +264,27 @@ static void run(const struct cfg *c, const uint8_t *d, size_t len, int mode, uin
 	st_http__free(&p);
 }
 
+static void dump(const char *what, const struct trace *t)
+{
+	fprintf(stderr, "%s: %zu events\n", what, t->n);
+	for (size_t i = 0; i < t->n; i++)
+		fprintf(stderr, "  %zu: type %u sub %u a %llu b %#llx c %#llx\n", i, t->ev[i].type,
+			t->ev[i].sub, (unsigned long long)t->ev[i].a,
+			(unsigned long long)t->ev[i].b, (unsigned long long)t->ev[i].c);
+}
+
 static void same(const struct trace *a, const struct trace *b)
 {
+	bool eq = a->n == b->n;
+
+	for (size_t i = 0; eq && i < a->n; i++)
+		eq = a->ev[i].type == b->ev[i].type && a->ev[i].sub == b->ev[i].sub &&
+		     a->ev[i].a == b->ev[i].a && a->ev[i].b == b->ev[i].b &&
+		     a->ev[i].c == b->ev[i].c;
+	if (!eq) {
+		dump("whole", a);
+		dump("split", b);
+	}
 	CHECK(a->n == b->n);
 	for (size_t i = 0; i < a->n; i++) {
 		CHECK(a->ev[i].type == b->ev[i].type);

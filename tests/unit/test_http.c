@@ -869,6 +869,45 @@ static void test_error_offsets(void **state)
 	st_http__free(&p);
 }
 
+static void test_trailer_limit_exact(void **state)
+{
+	/* trailer section (after "0\r\n") limited to head_cap bytes: 64 fits, 65 does not */
+	static const char head[] = "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n";
+	char msg[256];
+
+	for (int extra = 0; extra < 2; extra++) {
+		struct st_http_parser p;
+		struct st_http_event ev;
+		size_t len = 0, off = 0;
+		int got = -1;
+
+		len += (size_t)snprintf(msg, sizeof(msg), "%sX: ", head);
+		memset(msg + len, 'a', 57 + (size_t)extra);
+		len += 57 + (size_t)extra;
+		memcpy(msg + len, "\r\n\r\n", 4);
+		len += 4;
+		init(&p, ST_HTTP_REQUEST, 64, 0);
+		for (;;) {
+			off += st_http__feed(&p, msg + off, len - off, &ev);
+			if (ev.type == ST_HTTP_EV_MSG_DONE || ev.type == ST_HTTP_EV_ERROR) {
+				got = ev.type;
+				break;
+			}
+			assert_int_not_equal(ev.type, ST_HTTP_EV_NEED_MORE);
+		}
+		if (extra) {
+			/* the last LF is the 65th byte: the error, not a completed message */
+			assert_int_equal(got, ST_HTTP_EV_ERROR);
+			assert_int_equal(ev.err, ST_HTTP_E_TRAILER);
+			assert_int_equal(off, len - 1);
+		} else {
+			assert_int_equal(got, ST_HTTP_EV_MSG_DONE);
+			assert_int_equal(ev.msg_len, len);
+		}
+		st_http__free(&p);
+	}
+}
+
 /* ---- resync ---- */
 
 static void test_resync_head_garbage(void **state)
@@ -1162,6 +1201,7 @@ int main(void)
 		cmocka_unit_test(test_method_queue),
 		cmocka_unit_test(test_malformed),
 		cmocka_unit_test(test_error_offsets),
+		cmocka_unit_test(test_trailer_limit_exact),
 		cmocka_unit_test(test_resync_head_garbage),
 		cmocka_unit_test(test_resync_body_error),
 		cmocka_unit_test(test_resync_gap),
