@@ -8,15 +8,19 @@
  * buffered, up to a cap, so that it can be parsed and handed out whole.
  * docs/HTTP.md has the framing rules.
  *
- * Driving it:
+ * Driving it, for each piece of the stream:
  *
- *	while (len) {   // or: for (;;) ... until ST_HTTP_EV_NEED_MORE
+ *	for (;;) {
  *		size_t n = st_http__feed(p, buf, len, &ev);
+ *		... handle ev (buf[0, n) are the bytes it covers) ...
  *		buf += n, len -= n;
- *		switch (ev.type) { ... }
+ *		if (ev.type == ST_HTTP_EV_NEED_MORE)
+ *			break;      // len is 0 now
  *	}
- *	...and then keep calling st_http__feed(p, NULL, 0, &ev) until NEED_MORE:
- *	MSG_DONE and UPGRADED consume no bytes.
+ *
+ * MSG_DONE and UPGRADED consume no bytes, so a loop on len alone would miss
+ * the MSG_DONE of a message that ends at the end of the piece. After an
+ * ERROR, call st_http__resync() (or reset) before feeding on.
  *
  * Every call returns at most one event and consumes buf[0, return value).
  * Which bytes a caller forwards:
