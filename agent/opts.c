@@ -182,6 +182,18 @@ int st_target_opt(struct st_target *t, int opt, const char *arg)
 			return -1;
 		t->ring_mb = (unsigned)v;
 		return 1;
+	case ST_OPT_ATTACH:
+		if (!strcmp(arg, "auto"))
+			t->attach = ST_ATTACH_AUTO;
+		else if (!strcmp(arg, "tcx"))
+			t->attach = ST_ATTACH_TCX;
+		else if (!strcmp(arg, "clsact"))
+			t->attach = ST_ATTACH_CLSACT;
+		else {
+			fprintf(stderr, "shadowtap: --attach: '%s' is not auto, tcx or clsact\n", arg);
+			return -1;
+		}
+		return 1;
 	default:
 		return 0;
 	}

@@ -23,6 +23,15 @@ struct st_cidr {
 	uint8_t prefix;      /* 0..32 or 0..128 */
 };
 
+/* How programs attach to an interface: TCX links when the kernel has them
+ * (die with the process), else clsact filters (removed on exit, stale ones at
+ * the next start). Forcing one is for tests and odd kernels. */
+enum st_attach_mode {
+	ST_ATTACH_AUTO = 0,
+	ST_ATTACH_TCX,
+	ST_ATTACH_CLSACT,
+};
+
 /* Filters and target of a live capture (capture, flows, shadow). */
 struct st_target {
 	const char *iface;  /* --iface: TC on this interface */
@@ -32,6 +41,7 @@ struct st_target {
 	struct st_cidr hosts[ST_MAX_HOSTS_CLI];
 	size_t n_hosts;
 	unsigned ring_mb;   /* --ring-mb, default ST_RING_MB_DEFAULT */
+	int attach;         /* --attach: enum st_attach_mode */
 };
 
 /* Each returns 0, or -1 after one clear line on stderr naming opt. */
@@ -56,6 +66,7 @@ enum {
 	ST_OPT_CGROUP = 0x1000,
 	ST_OPT_HOST,
 	ST_OPT_RING_MB,
+	ST_OPT_ATTACH,
 	ST_OPT_FIRST_FREE, /* commands number their own long-only options from here */
 };
 #define ST_TARGET_LONGOPTS                                              \
@@ -63,13 +74,15 @@ enum {
 	{ "cgroup", required_argument, NULL, ST_OPT_CGROUP },           \
 	{ "port", required_argument, NULL, ST_OPT_PORT },               \
 	{ "host", required_argument, NULL, ST_OPT_HOST },               \
-	{ "ring-mb", required_argument, NULL, ST_OPT_RING_MB }
+	{ "ring-mb", required_argument, NULL, ST_OPT_RING_MB },         \
+	{ "attach", required_argument, NULL, ST_OPT_ATTACH }
 #define ST_TARGET_USAGE                                                                    \
 	"  -i, --iface IFACE     capture with TC on IFACE (lo included)\n"                   \
 	"      --cgroup PATH     capture the sockets of cgroup v2 PATH (cgroup_skb)\n"       \
 	"  -p, --port P          the service's local port (repeatable, up to 256)\n"         \
 	"      --host CIDR       only peers in CIDR, IPv4 or IPv6 (repeatable)\n"            \
-	"      --ring-mb N       kernel ring buffer size in MiB (default 64, power of 2)\n"
+	"      --ring-mb N       kernel ring buffer size in MiB (default 64, power of 2)\n"       \
+	"      --attach MODE     interface hooks: auto (TCX links, else clsact), tcx, clsact\n"
 
 /*
  * Prints the one-line message for getopt_long's '?' or ':' result (opterr = 0,

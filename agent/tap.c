@@ -174,12 +174,14 @@ static int attach_tc_legacy(struct st_tap *tap)
 	return 0;
 }
 
-static int attach_iface(struct st_tap *tap)
+static int attach_iface(struct st_tap *tap, int mode)
 {
 	int progs[2] = { bpf_program__fd(tap->skel->progs.tc_ingress),
 			 bpf_program__fd(tap->skel->progs.tc_egress) };
 	int types[2] = { ST_BPF_TCX_INGRESS, ST_BPF_TCX_EGRESS };
 
+	if (mode == ST_ATTACH_CLSACT)
+		return attach_tc_legacy(tap);
 	for (int i = 0; i < 2; i++) {
 		int fd = bpf_link_create(progs[i], tap->ifindex, (enum bpf_attach_type)types[i], NULL);
 
@@ -188,7 +190,7 @@ static int attach_iface(struct st_tap *tap)
 			continue;
 		}
 		/* Kernels before 6.6 do not know TCX: fall back to clsact. */
-		if (i == 0 && (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -524 /* ENOTSUPP */))
+		if (i == 0 && mode == ST_ATTACH_AUTO && (fd == -EINVAL || fd == -EOPNOTSUPP || fd == -524 /* ENOTSUPP */))
 			return attach_tc_legacy(tap);
 		return fd;
 	}
@@ -288,7 +290,7 @@ struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb c
 		goto fail;
 	}
 	tap->real_offset_ns = st_realtime_offset_ns();
-	err = -(t->iface ? attach_iface(tap) : attach_cgroup(tap));
+	err = -(t->iface ? attach_iface(tap, t->attach) : attach_cgroup(tap));
 	if (err) {
 		char what[300];
 
