@@ -39,13 +39,15 @@
 
 #define ST_ETH_P_8021Q 0x8100
 #define ST_ETH_P_8021AD 0x88A8
+#define ST_ETH_P_QINQ1 0x9100
 #define ST_MAX_VLAN_TAGS 2
 #define ST_MAX_V6_EXT 6
 
 enum st_parse_result {
 	ST_PARSE_TCP = 0,   /* a TCP segment: fields below are valid */
 	ST_PARSE_OTHER = 1, /* not TCP (or not IP): ignore quietly */
-	ST_PARSE_BAD = 2,   /* truncated or malformed, or a non-first fragment */
+	ST_PARSE_BAD = 2,   /* truncated or malformed */
+	ST_PARSE_FRAG = 3,  /* an IP fragment (TCP stacks do not fragment): ignored */
 };
 
 struct st_pkt {
@@ -72,43 +74,37 @@ struct st_v6_ext {
 };
 
 /*
- * l2: 1 when the frame starts with an Ethernet header (TC), 0 when it starts
- * at the IP header (cgroup_skb). pkt_len: the whole frame's length (skb->len),
- * including paged data.
+ * Parses from the network layer on. proto (network order) is the ethertype
+ * that precedes offset off (Ethernet, Linux cooked capture; VLAN tags may
+ * follow it), or 0 for a bare IP packet at off (version nibble decides).
+ * pkt_len: the frame's length on the wire (skb->len, paged data included);
+ * only headers are read, so a capture that holds fewer bytes parses too.
  */
-ST_INLINE int st_parse(void *ctx, __u32 pkt_len, int l2, struct st_pkt *p)
+ST_INLINE int st_parse_at(void *ctx, __u32 pkt_len, __u16 proto, __u32 off, struct st_pkt *p)
 {
-	__u32 off = 0;
-	__u16 proto = 0; /* network order */
 	__u8 l4 = 0;
 	__u32 l3_end = 0; /* end of the IP datagram per its header, 0 if unknown */
 	struct tcphdr th;
 
 	p->vlan = 0;
-	if (l2) {
-		struct ethhdr eth;
-
-		if (ST_LOAD(ctx, 0, &eth, sizeof(eth)))
-			return ST_PARSE_BAD;
-		proto = eth.h_proto;
-		off = sizeof(eth);
 ST_UNROLL
-		for (int i = 0; i < ST_MAX_VLAN_TAGS; i++) {
-			struct st_vlan_hdr vh;
+	for (int i = 0; i < ST_MAX_VLAN_TAGS; i++) {
+		struct st_vlan_hdr vh;
 
-			if (proto != ST_HTONS(ST_ETH_P_8021Q) && proto != ST_HTONS(ST_ETH_P_8021AD))
-				break;
-			if (ST_LOAD(ctx, off, &vh, sizeof(vh)))
-				return ST_PARSE_BAD;
-			if (i == 0)
-				p->vlan = ST_NTOHS(vh.tci) & 0x0fff;
-			proto = vh.proto;
-			off += sizeof(vh);
-		}
-	} else {
+		if (proto != ST_HTONS(ST_ETH_P_8021Q) && proto != ST_HTONS(ST_ETH_P_8021AD) &&
+		    proto != ST_HTONS(ST_ETH_P_QINQ1))
+			break;
+		if (ST_LOAD(ctx, off, &vh, sizeof(vh)))
+			return ST_PARSE_BAD;
+		if (i == 0)
+			p->vlan = ST_NTOHS(vh.tci) & 0x0fff;
+		proto = vh.proto;
+		off += sizeof(vh);
+	}
+	if (!proto) {
 		__u8 v;
 
-		if (ST_LOAD(ctx, 0, &v, 1))
+		if (ST_LOAD(ctx, off, &v, 1))
 			return ST_PARSE_BAD;
 		if ((v >> 4) == 4)
 			proto = ST_HTONS(ETH_P_IP);
@@ -129,7 +125,7 @@ ST_UNROLL
 		/* A non-first fragment has no TCP header; a first fragment's
 		 * payload is incomplete. TCP does not fragment in practice. */
 		if (ip.frag_off & ST_HTONS(0x3fff))
-			return ST_PARSE_BAD;
+			return ST_PARSE_FRAG;
 		hl = (__u32)ip.ihl * 4;
 		tot = ST_NTOHS(ip.tot_len);
 		/* tot_len 0 is BIG TCP's way to say "see skb->len". */
@@ -169,7 +165,7 @@ ST_UNROLL
 			if (next == IPPROTO_TCP)
 				break;
 			if (next != IPPROTO_HOPOPTS && next != IPPROTO_ROUTING &&
-			    next != IPPROTO_DSTOPTS && next != IPPROTO_FRAGMENT)
+			    next != IPPROTO_DSTOPTS && next != IPPROTO_FRAGMENT && next != IPPROTO_AH)
 				return ST_PARSE_OTHER;
 			if (ST_LOAD(ctx, off, &ext, sizeof(ext)))
 				return ST_PARSE_BAD;
@@ -178,8 +174,10 @@ ST_UNROLL
 				__u16 fo = ((__u16)ext.pad[0] << 8) | ext.pad[1];
 
 				if (fo & 0xfff9)
-					return ST_PARSE_BAD;
+					return ST_PARSE_FRAG;
 				off += 8;
+			} else if (next == IPPROTO_AH) {
+				off += ((__u32)ext.len + 2) * 4;
 			} else {
 				off += ((__u32)ext.len + 1) * 8;
 			}
@@ -217,6 +215,21 @@ ST_UNROLL
 		p->payload_len = pkt_len - off;
 	p->payload_off = off;
 	return ST_PARSE_TCP;
+}
+
+/*
+ * l2: 1 when the frame starts with an Ethernet header (TC), 0 when it starts
+ * at the IP header (cgroup_skb).
+ */
+ST_INLINE int st_parse(void *ctx, __u32 pkt_len, int l2, struct st_pkt *p)
+{
+	struct ethhdr eth;
+
+	if (!l2)
+		return st_parse_at(ctx, pkt_len, 0, 0, p);
+	if (ST_LOAD(ctx, 0, &eth, sizeof(eth)))
+		return ST_PARSE_BAD;
+	return st_parse_at(ctx, pkt_len, eth.h_proto, sizeof(eth), p);
 }
 
 #endif /* ST_PARSE_H */

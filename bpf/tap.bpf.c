@@ -226,7 +226,7 @@ static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
 		return;
 	ret = st_parse(skb, skb->len, l2, &p);
 	if (ret != ST_PARSE_TCP) {
-		if (ret == ST_PARSE_BAD)
+		if (ret == ST_PARSE_BAD || ret == ST_PARSE_FRAG)
 			c->parse_skipped++;
 		return;
 	}
