@@ -83,6 +83,8 @@ struct sconn {
 	uint64_t linger_until;
 	uint64_t conn_id;
 	uint64_t resp_seq;
+	uint8_t *mq;                 /* methods not yet in the response parser (its queue is full) */
+	uint32_t mq_cap, mq_head, mq_n;
 	struct st_addr laddr;
 	uint16_t lport;
 	struct st_http_parser resp;
@@ -465,6 +467,7 @@ static void free_dead(struct st_shadow *sh)
 		sh->dead = sc->next;
 		st_http__free(&sc->resp);
 		free(sc->req_end);
+		free(sc->mq);
 		free(sc);
 	}
 }
@@ -628,6 +631,43 @@ static void sc_release(struct sconn *sc)
 		sc_finish(sc);
 }
 
+/*
+ * The response parser needs each request's method (HEAD has no body) but holds
+ * only ST_HTTP_METHOD_QUEUE of them; requests can run further ahead than that.
+ */
+static void mq_fill(struct sconn *sc)
+{
+	while (sc->mq_n && !st_http__push_method(&sc->resp, sc->mq[sc->mq_head])) {
+		sc->mq_head = (sc->mq_head + 1) % sc->mq_cap;
+		sc->mq_n--;
+	}
+}
+
+static void mq_push(struct sconn *sc, enum st_http_method m)
+{
+	if (sc->resp_broken)
+		return;
+	if (!sc->mq_n && !st_http__push_method(&sc->resp, m))
+		return;
+	if (sc->mq_n == sc->mq_cap) {
+		uint32_t ncap = sc->mq_cap ? sc->mq_cap * 2 : 64, i;
+		uint8_t *n = malloc(ncap);
+
+		if (!n) {
+			sc->resp_broken = true;
+			return;
+		}
+		for (i = 0; i < sc->mq_n; i++)
+			n[i] = sc->mq[(sc->mq_head + i) % sc->mq_cap];
+		free(sc->mq);
+		sc->mq = n;
+		sc->mq_cap = ncap;
+		sc->mq_head = 0;
+	}
+	sc->mq[(sc->mq_head + sc->mq_n) % sc->mq_cap] = (uint8_t)m;
+	sc->mq_n++;
+}
+
 static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 {
 	struct st_shadow *sh = sc->sh;
@@ -655,6 +695,7 @@ static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 				sh->cfg.on_response(sh->cfg.ctx, &r);
 			}
 			sc->resp_seq++;
+			mq_fill(sc);
 			break;
 		case ST_HTTP_EV_UPGRADED:
 		case ST_HTTP_EV_ERROR:
@@ -985,8 +1026,7 @@ static void msg_done(struct cconn *cc)
 		}
 		sc->q.commit = sc->q.end;
 		sc->last_sent = true;
-		if (!sc->resp_broken && st_http__push_method(&sc->resp, cc->msg_method))
-			sc->resp_broken = true;
+		mq_push(sc, cc->msg_method);
 		if (final)
 			sc_detach(sc);
 		sc_flush(sc); /* may close sc */

@@ -1,0 +1,940 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Unit tests for agent/shadow.c: hand-built segment sequences go into the
+ * engine, a local sink (127.0.0.1, ephemeral port, its own thread) records
+ * the bytes each shadow connection delivers, and the tests compare them with
+ * what must have been sent.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "http.h"
+#include "shadow.h"
+
+#define SINK_CONNS 512
+#define SERVER_PORT 8080
+
+/* ---- the sink ---------------------------------------------------------------------- */
+
+struct sink_conn {
+	int fd;
+	char *data;
+	size_t len, cap;
+	bool eof;
+	struct st_http_parser p;
+};
+
+struct sink {
+	int lfd;
+	uint16_t port;
+	bool respond;  /* answer each complete request with a 200 */
+	bool noread;   /* accept, never read */
+	volatile bool stop;
+	pthread_t th;
+	pthread_mutex_t mu;
+	int n;
+	struct sink_conn c[SINK_CONNS];
+};
+
+static void sink_respond(struct sink_conn *c, const char *buf, size_t len)
+{
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	struct st_http_event ev;
+
+	for (;;) {
+		size_t n = st_http__feed(&c->p, buf, len, &ev);
+
+		buf += n;
+		len -= n;
+		if (ev.type == ST_HTTP_EV_NEED_MORE || ev.type == ST_HTTP_EV_ERROR)
+			return;
+		if (ev.type == ST_HTTP_EV_MSG_DONE &&
+		    send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL) < 0)
+			return;
+	}
+}
+
+static void *sink_main(void *arg)
+{
+	struct sink *s = arg;
+	char buf[65536];
+
+	while (!s->stop) {
+		struct pollfd pf[SINK_CONNS + 1];
+		int idx[SINK_CONNS + 1], n = 0, i;
+
+		pf[n].fd = s->lfd;
+		pf[n].events = POLLIN;
+		idx[n++] = -1;
+		pthread_mutex_lock(&s->mu);
+		for (i = 0; i < s->n && !s->noread; i++) {
+			if (s->c[i].eof)
+				continue;
+			pf[n].fd = s->c[i].fd;
+			pf[n].events = POLLIN;
+			idx[n++] = i;
+		}
+		pthread_mutex_unlock(&s->mu);
+		if (poll(pf, (nfds_t)n, 10) <= 0)
+			continue;
+		for (i = 0; i < n; i++) {
+			if (!pf[i].revents)
+				continue;
+			if (idx[i] < 0) {
+				int fd = accept(s->lfd, NULL, NULL);
+
+				if (fd < 0)
+					continue;
+				pthread_mutex_lock(&s->mu);
+				if (s->n < SINK_CONNS) {
+					s->c[s->n].fd = fd;
+					st_http__init(&s->c[s->n].p, ST_HTTP_REQUEST, NULL);
+					s->n++;
+				} else {
+					close(fd);
+				}
+				pthread_mutex_unlock(&s->mu);
+				continue;
+			}
+			{
+				struct sink_conn *c = &s->c[idx[i]];
+				ssize_t r = recv(c->fd, buf, sizeof(buf), 0);
+
+				pthread_mutex_lock(&s->mu);
+				if (r <= 0) {
+					c->eof = true;
+					close(c->fd);
+					c->fd = -1;
+				} else {
+					if (c->len + (size_t)r > c->cap) {
+						c->cap = (c->len + (size_t)r) * 2;
+						c->data = realloc(c->data, c->cap);
+					}
+					memcpy(c->data + c->len, buf, (size_t)r);
+					c->len += (size_t)r;
+				}
+				pthread_mutex_unlock(&s->mu);
+				if (r > 0 && s->respond)
+					sink_respond(c, buf, (size_t)r);
+			}
+		}
+	}
+	return NULL;
+}
+
+static struct sink *sink_start(bool respond, bool noread)
+{
+	struct sink *s = calloc(1, sizeof(*s));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int small = 4096;
+
+	assert_non_null(s);
+	s->respond = respond;
+	s->noread = noread;
+	pthread_mutex_init(&s->mu, NULL);
+	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	assert_true(s->lfd >= 0);
+	if (noread) /* accepted sockets inherit it: the sender's window closes quickly */
+		setsockopt(s->lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
+	assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
+	assert_int_equal(listen(s->lfd, 512), 0);
+	assert_int_equal(getsockname(s->lfd, (struct sockaddr *)&a, &al), 0);
+	s->port = ntohs(a.sin_port);
+	assert_int_equal(pthread_create(&s->th, NULL, sink_main, s), 0);
+	return s;
+}
+
+static void sink_stop(struct sink *s)
+{
+	int i;
+
+	s->stop = true;
+	pthread_join(s->th, NULL);
+	for (i = 0; i < s->n; i++) {
+		if (s->c[i].fd >= 0)
+			close(s->c[i].fd);
+		st_http__free(&s->c[i].p);
+		free(s->c[i].data);
+	}
+	close(s->lfd);
+	pthread_mutex_destroy(&s->mu);
+	free(s);
+}
+
+/* A copy of what connection i received so far (NUL-terminated), or NULL. */
+static char *sink_data(struct sink *s, int i, size_t *len)
+{
+	char *d = NULL;
+
+	pthread_mutex_lock(&s->mu);
+	if (i < s->n) {
+		d = malloc(s->c[i].len + 1);
+		memcpy(d, s->c[i].data ? s->c[i].data : "", s->c[i].len);
+		d[s->c[i].len] = 0;
+		*len = s->c[i].len;
+	}
+	pthread_mutex_unlock(&s->mu);
+	return d;
+}
+
+static int sink_nconn(struct sink *s)
+{
+	int n;
+
+	pthread_mutex_lock(&s->mu);
+	n = s->n;
+	pthread_mutex_unlock(&s->mu);
+	return n;
+}
+
+/* ---- engine and segments ------------------------------------------------------------ */
+
+static uint16_t closed_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &al);
+	close(fd); /* nothing listens there now: connections are refused */
+	return ntohs(a.sin_port);
+}
+
+static const uint16_t ports[] = { SERVER_PORT };
+
+static void cfg_init(struct st_shadow_config *cfg, uint16_t port)
+{
+	char err[256], to[64];
+
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(to, sizeof(to), "127.0.0.1:%u", port);
+	assert_int_equal(st_shadow_parse_target(to, &cfg->targets[0], err, sizeof(err)), 0);
+	cfg->n_targets = 1;
+	cfg->ports = ports;
+	cfg->n_ports = 1;
+}
+
+struct tconn {
+	struct st_flow_key k;
+	uint32_t cseq, sseq;
+};
+
+static uint64_t ts_now;
+
+static void seg(struct st_shadow *sh, const struct tconn *t, bool from_client, uint8_t flags,
+		uint32_t seq, const void *data, uint32_t len, bool loss)
+{
+	struct st_segment s = { 0 };
+
+	if (from_client) {
+		s.key = t->k;
+	} else {
+		s.key.src = t->k.dst;
+		s.key.dst = t->k.src;
+		s.key.sport = t->k.dport;
+		s.key.dport = t->k.sport;
+	}
+	s.ts_ns = (ts_now += 1000);
+	s.seq = seq;
+	s.flags = flags;
+	s.kind = loss ? ST_SEG_LOSS : ST_SEG_DATA;
+	s.dir = -1;
+	s.len = len;
+	s.data = data;
+	st_shadow__feed(sh, &s);
+}
+
+static void t_open(struct st_shadow *sh, struct tconn *t, uint16_t cport)
+{
+	memset(t, 0, sizeof(*t));
+	t->k.src.family = t->k.dst.family = 4;
+	t->k.src.a[0] = htonl(0x0a000002);
+	t->k.dst.a[0] = htonl(0x0a000001);
+	t->k.sport = cport;
+	t->k.dport = SERVER_PORT;
+	t->cseq = 1000;
+	t->sseq = 500000;
+	seg(sh, t, true, ST_TCP_SYN, t->cseq++, NULL, 0, false);
+	seg(sh, t, false, ST_TCP_SYN | ST_TCP_ACK, t->sseq++, NULL, 0, false);
+	seg(sh, t, true, ST_TCP_ACK, t->cseq, NULL, 0, false);
+}
+
+static void t_send(struct st_shadow *sh, struct tconn *t, const void *d, size_t len)
+{
+	seg(sh, t, true, ST_TCP_ACK | ST_TCP_PSH, t->cseq, d, (uint32_t)len, false);
+	t->cseq += (uint32_t)len;
+}
+
+static void t_sends(struct st_shadow *sh, struct tconn *t, const char *s)
+{
+	t_send(sh, t, s, strlen(s));
+}
+
+/* The capture lost len bytes here (what a ring-full loss record says). */
+static void t_lose(struct st_shadow *sh, struct tconn *t, uint32_t len)
+{
+	seg(sh, t, true, ST_TCP_ACK, t->cseq, NULL, len, true);
+	t->cseq += len;
+}
+
+static void t_reply(struct st_shadow *sh, struct tconn *t, const char *s)
+{
+	seg(sh, t, false, ST_TCP_ACK | ST_TCP_PSH, t->sseq, s, (uint32_t)strlen(s), false);
+	t->sseq += (uint32_t)strlen(s);
+}
+
+static void t_close(struct st_shadow *sh, struct tconn *t)
+{
+	seg(sh, t, true, ST_TCP_FIN | ST_TCP_ACK, t->cseq++, NULL, 0, false);
+	seg(sh, t, false, ST_TCP_FIN | ST_TCP_ACK, t->sseq++, NULL, 0, false);
+	seg(sh, t, true, ST_TCP_ACK, t->cseq, NULL, 0, false);
+}
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Runs the engine until conn i of the sink has want bytes (and EOF if eof), max 5 s. */
+static char *wait_bytes(struct st_shadow *sh, struct sink *s, int i, size_t want, bool eof)
+{
+	uint64_t end = mono_ms() + 5000;
+	size_t len = 0;
+	char *d;
+
+	for (;;) {
+		bool done;
+
+		st_shadow__poll(sh, 5);
+		st_shadow__tick(sh, 0);
+		pthread_mutex_lock(&s->mu);
+		done = i < s->n && s->c[i].len >= want && (!eof || s->c[i].eof);
+		pthread_mutex_unlock(&s->mu);
+		if (done || mono_ms() > end)
+			break;
+	}
+	d = sink_data(s, i, &len);
+	if (!d) {
+		print_error("sink connection %d never came\n", i);
+		fail();
+	}
+	if (len != want) {
+		print_error("sink connection %d: %zu bytes, want %zu:\n%.*s\n", i, len, want,
+			    (int)(len > 2000 ? 2000 : len), d);
+		fail();
+	}
+	return d;
+}
+
+static void run_ms(struct st_shadow *sh, int ms)
+{
+	uint64_t end = mono_ms() + (uint64_t)ms;
+
+	while (mono_ms() < end) {
+		st_shadow__poll(sh, 5);
+		st_shadow__tick(sh, 0);
+	}
+}
+
+static void stats(struct st_shadow *sh, struct st_shadow_stats *st)
+{
+	st_shadow__stats(sh, st);
+}
+
+/* ---- tests ---------------------------------------------------------------------------- */
+
+static const char GET1[] = "GET /1 HTTP/1.1\r\nHost: a\r\n\r\n";
+static const char GET2[] = "GET /2?q=x HTTP/1.1\r\nHost: a\r\n\r\n";
+static const char GET3[] = "GET /3 HTTP/1.1\r\nHost: a\r\n\r\n";
+static const char POST_CL_HEAD[] = "POST /p HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n";
+static const char CHUNKED[] = "POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+			      "5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n";
+
+/* Keep-alive, pipelining, Content-Length split over segments, chunked: bytes as sent. */
+static void test_keepalive_pipelined(void **state)
+{
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	char want[1024], pipe[256], *got;
+
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	assert_non_null(sh);
+	t_open(sh, &t, 40000);
+	snprintf(pipe, sizeof(pipe), "%s%s", GET1, GET2); /* two requests in one segment */
+	t_sends(sh, &t, pipe);
+	t_sends(sh, &t, POST_CL_HEAD);
+	t_sends(sh, &t, "0123");
+	t_sends(sh, &t, "456789");
+	t_send(sh, &t, CHUNKED, 20); /* chunked request cut mid-head */
+	t_sends(sh, &t, CHUNKED + 20);
+	t_sends(sh, &t, GET3);
+	snprintf(want, sizeof(want), "%s%s0123456789%s%s", pipe, POST_CL_HEAD, CHUNKED, GET3);
+	got = wait_bytes(sh, s, 0, strlen(want), false);
+	assert_string_equal(got, want);
+	free(got);
+	run_ms(sh, 50);
+	stats(sh, &st);
+	assert_int_equal(st.requests, 5);
+	assert_int_equal(st.replayed, 5);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.responses, 5);
+	assert_int_equal(st.connects, 1);
+	/* the client closes: the shadow connection drains and closes too */
+	t_close(sh, &t);
+	free(wait_bytes(sh, s, 0, strlen(want), true));
+	run_ms(sh, 50);
+	assert_true(st_shadow__idle(sh));
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* HTTP/1.0 without keep-alive: the shadow closes after each; a new connection per request. */
+static void test_http10(void **state)
+{
+	static const char R1[] = "GET /a HTTP/1.0\r\n\r\n";
+	static const char R2[] = "GET /b HTTP/1.0\r\nConnection: keep-alive\r\n\r\n";
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t1, t2;
+	char *got;
+
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t1, 40001);
+	t_sends(sh, &t1, R1);
+	got = wait_bytes(sh, s, 0, strlen(R1), true); /* our FIN follows the request */
+	assert_string_equal(got, R1);
+	free(got);
+	t_open(sh, &t2, 40002);
+	t_sends(sh, &t2, R2);
+	t_sends(sh, &t2, R2);
+	got = wait_bytes(sh, s, 1, 2 * strlen(R2), false);
+	assert_memory_equal(got, R2, strlen(R2));
+	free(got);
+	t_close(sh, &t1);
+	t_close(sh, &t2);
+	run_ms(sh, 100);
+	stats(sh, &st);
+	assert_int_equal(st.requests, 3);
+	assert_int_equal(st.replayed, 3);
+	assert_int_equal(st.connects, 2);
+	assert_int_equal(st.responses, 3);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* Expect: 100-continue: production's client waited for a 100; the shadow gets it all at once. */
+static void test_expect_continue(void **state)
+{
+	static const char H[] = "PUT /u HTTP/1.1\r\nHost: a\r\nContent-Length: 5000\r\n"
+				"Expect: 100-continue\r\n\r\n";
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct tconn t;
+	char body[5000], want[6000], *got;
+
+	memset(body, 'b', sizeof(body));
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40003);
+	t_sends(sh, &t, H);
+	t_reply(sh, &t, "HTTP/1.1 100 Continue\r\n\r\n");
+	run_ms(sh, 50);
+	/* nothing may go out before the request is complete */
+	assert_int_equal(sink_nconn(s) ? (int)s->c[0].len : 0, 0);
+	t_send(sh, &t, body, 3000);
+	t_send(sh, &t, body + 3000, 2000);
+	memcpy(want, H, strlen(H));
+	memcpy(want + strlen(H), body, sizeof(body));
+	got = wait_bytes(sh, s, 0, strlen(H) + sizeof(body), false);
+	assert_memory_equal(got, want, strlen(H) + sizeof(body));
+	free(got);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* A gap inside a request's body: that request is never sent; the next one is. */
+static void test_gap_mid_request(void **state)
+{
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	char want[512], *got;
+
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40004);
+	t_sends(sh, &t, GET1);
+	t_sends(sh, &t, POST_CL_HEAD);
+	t_sends(sh, &t, "01");
+	t_lose(sh, &t, 5);
+	t_sends(sh, &t, "789"); /* the rest of the body: skipped by the resync */
+	t_sends(sh, &t, GET2);
+	/* a gap inside a head, too */
+	t_send(sh, &t, GET3, 10);
+	t_lose(sh, &t, 3);
+	t_sends(sh, &t, GET1);
+	snprintf(want, sizeof(want), "%s%s%s", GET1, GET2, GET1);
+	got = wait_bytes(sh, s, 0, strlen(want), false);
+	assert_string_equal(got, want);
+	free(got);
+	stats(sh, &st);
+	assert_int_equal(st.gaps_skipped, 2);
+	assert_int_equal(st.replayed, 3);
+	assert_int_equal(st.requests, 5);
+	assert_true(st.resyncs >= 2);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* Raw mode: bytes as they come; at a gap the shadow connection is closed for good. */
+static void test_raw_gap(void **state)
+{
+	static const uint8_t bin[] = { 0x00, 0x01, 0xff, 'x', '\r', '\n', 0x7f };
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	char *got;
+
+	cfg_init(&cfg, s->port);
+	cfg.proto = ST_PROTO_RAW;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40005);
+	t_send(sh, &t, bin, sizeof(bin));
+	t_send(sh, &t, GET1, strlen(GET1)); /* looks like HTTP: raw mode does not care */
+	got = wait_bytes(sh, s, 0, sizeof(bin) + strlen(GET1), false);
+	assert_memory_equal(got, bin, sizeof(bin));
+	free(got);
+	t_lose(sh, &t, 4);
+	t_send(sh, &t, bin, sizeof(bin));
+	free(wait_bytes(sh, s, 0, sizeof(bin) + strlen(GET1), true));
+	stats(sh, &st);
+	assert_int_equal(st.raw_closed, 1);
+	assert_int_equal(st.conns_raw, 1);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* Auto: non-HTTP first bytes make a raw connection; HTTP ones an HTTP connection. */
+static void test_auto_detect(void **state)
+{
+	static const char REDIS[] = "*1\r\n$4\r\nPING\r\n";
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t1, t2;
+	char *got;
+
+	cfg_init(&cfg, s->port);
+	cfg.mark_name = "X-Shadowtap";
+	cfg.mark_value = "1";
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t1, 40006);
+	t_sends(sh, &t1, REDIS);
+	got = wait_bytes(sh, s, 0, strlen(REDIS), false);
+	assert_string_equal(got, REDIS); /* raw: no marker */
+	free(got);
+	t_open(sh, &t2, 40007);
+	t_sends(sh, &t2, "GET /x HT"); /* not enough to tell yet */
+	t_sends(sh, &t2, "TP/1.1\r\nHost: h\r\n\r\n");
+	got = wait_bytes(sh, s, 1, strlen("GET /x HTTP/1.1\r\nHost: h\r\nX-Shadowtap: 1\r\n\r\n"),
+			 false);
+	assert_string_equal(got, "GET /x HTTP/1.1\r\nHost: h\r\nX-Shadowtap: 1\r\n\r\n");
+	free(got);
+	stats(sh, &st);
+	assert_int_equal(st.conns_raw, 1);
+	assert_int_equal(st.conns_http, 1);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* Header rewriting: --set-header, --host, the marker. */
+static void test_rewrite(void **state)
+{
+	static const char R[] = "GET /r HTTP/1.1\r\nHost: prod\r\nX-Env: prod\r\nAccept: */*\r\n\r\n";
+	static const char W[] = "GET /r HTTP/1.1\r\nHost: shadow\r\nX-Env: shadow\r\nAccept: */*\r\n"
+				"X-Shadow: yes\r\n\r\n";
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct tconn t;
+	char *got;
+
+	cfg_init(&cfg, s->port);
+	cfg.set[0] = (struct st_http_kv){ "X-Env", "shadow" };
+	cfg.n_set = 1;
+	cfg.host = "shadow";
+	cfg.mark_name = "X-Shadow";
+	cfg.mark_value = "yes";
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40008);
+	t_sends(sh, &t, R);
+	got = wait_bytes(sh, s, 0, strlen(W), false);
+	assert_string_equal(got, W);
+	free(got);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* A target refusing connections: every request dropped and counted, nothing hangs. */
+static void test_refused(void **state)
+{
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	int i;
+
+	cfg_init(&cfg, closed_port());
+	sh = st_shadow__new(&cfg);
+	for (i = 0; i < 20; i++) {
+		t_open(sh, &t, (uint16_t)(41000 + i));
+		t_sends(sh, &t, GET1);
+		t_sends(sh, &t, GET2);
+		run_ms(sh, 10);
+		t_close(sh, &t);
+	}
+	run_ms(sh, 200);
+	stats(sh, &st);
+	assert_int_equal(st.requests, 40);
+	assert_int_equal(st.replayed, 0);
+	assert_int_equal(st.dropped, 40);
+	assert_true(st.errors >= 1);
+	/* backoff: far fewer connection attempts than connections */
+	assert_true(st.connects < 20);
+	assert_true(st_shadow__idle(sh));
+	st_shadow__free(sh);
+}
+
+/* A target that accepts and never reads: queues fill, whole requests are dropped, memory stays
+ * under the caps, and the stall is detected. */
+static void test_noread(void **state)
+{
+	struct sink *s = sink_start(false, true);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	static char body[256 * 1024];
+	char head[128];
+	int i;
+
+	memset(body, 'z', sizeof(body));
+	snprintf(head, sizeof(head), "POST /big HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
+		 sizeof(body));
+	cfg_init(&cfg, s->port);
+	cfg.conn_queue_max = 1u << 20;
+	cfg.max_queue = 1u << 20;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40009);
+	for (i = 0; i < 64; i++) {
+		t_sends(sh, &t, head);
+		t_send(sh, &t, body, sizeof(body) / 2);
+		t_send(sh, &t, body + sizeof(body) / 2, sizeof(body) / 2);
+		st_shadow__io(sh);
+	}
+	run_ms(sh, 100);
+	stats(sh, &st);
+	assert_int_equal(st.requests, 64);
+	assert_true(st.dropped_queue > 0);
+	assert_int_equal(st.replayed + st.dropped + (st.queued ? (st.queued + sizeof(body) - 1) /
+							  sizeof(body) : 0) >= 64, 1);
+	assert_true(st.queued_peak <= (1u << 20));
+	assert_int_equal(st.gaps_skipped, 0);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* Filters: --safe-only, --match-method, --match-path, --exclude-path. */
+static void test_filters(void **state)
+{
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	regex_t inc, exc;
+	struct tconn t;
+	char want[512], *got;
+
+	assert_int_equal(regcomp(&inc, "^/(1|2|3)", REG_EXTENDED | REG_NOSUB), 0);
+	assert_int_equal(regcomp(&exc, "q=x", REG_EXTENDED | REG_NOSUB), 0);
+	cfg_init(&cfg, s->port);
+	cfg.safe_only = true;
+	cfg.match_path = &inc;
+	cfg.exclude_path = &exc;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40010);
+	t_sends(sh, &t, POST_CL_HEAD);   /* unsafe */
+	t_sends(sh, &t, "0123456789");
+	t_sends(sh, &t, GET2);           /* excluded */
+	t_sends(sh, &t, GET1);           /* in */
+	t_sends(sh, &t, "GET /9 HTTP/1.1\r\n\r\n"); /* not matched */
+	t_sends(sh, &t, "OPTIONS /3 HTTP/1.1\r\n\r\n"); /* in */
+	snprintf(want, sizeof(want), "%sOPTIONS /3 HTTP/1.1\r\n\r\n", GET1);
+	got = wait_bytes(sh, s, 0, strlen(want), false);
+	assert_string_equal(got, want);
+	free(got);
+	stats(sh, &st);
+	assert_int_equal(st.requests, 5);
+	assert_int_equal(st.filtered, 3);
+	assert_int_equal(st.replayed, 2);
+	st_shadow__free(sh);
+	regfree(&inc);
+	regfree(&exc);
+	sink_stop(s);
+}
+
+/* --sample 30 by connection: a stable share of the connections, whole. */
+static void test_sample(void **state)
+{
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st, st2;
+	struct tconn t;
+	int i, round;
+
+	for (round = 0; round < 2; round++) {
+		cfg_init(&cfg, s->port);
+		cfg.sample_pct = 30;
+		sh = st_shadow__new(&cfg);
+		for (i = 0; i < 400; i++) {
+			t_open(sh, &t, (uint16_t)(42000 + i));
+			t_sends(sh, &t, GET1);
+			t_sends(sh, &t, GET2);
+			t_close(sh, &t);
+			st_shadow__io(sh);
+		}
+		run_ms(sh, 300);
+		stats(sh, round ? &st2 : &st);
+		st_shadow__free(sh);
+	}
+	/* ~120 connections, both requests of each */
+	assert_true(st.replayed % 2 == 0);
+	assert_true(st.replayed > 2 * 80 && st.replayed < 2 * 160);
+	assert_int_equal(st.replayed, st2.replayed); /* stable */
+	assert_int_equal(st.conns_skipped, 400 - st.replayed / 2);
+	sink_stop(s);
+}
+
+/* --multiply 3: three shadow connections per captured connection, same bytes each. */
+static void test_multiply(void **state)
+{
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	char want[256], *got;
+	int i;
+
+	cfg_init(&cfg, s->port);
+	cfg.multiply = 3;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40011);
+	t_sends(sh, &t, GET1);
+	t_sends(sh, &t, GET2);
+	snprintf(want, sizeof(want), "%s%s", GET1, GET2);
+	for (i = 0; i < 3; i++) {
+		got = wait_bytes(sh, s, i, strlen(want), false);
+		assert_string_equal(got, want);
+		free(got);
+	}
+	stats(sh, &st);
+	assert_int_equal(st.requests, 2);
+	assert_int_equal(st.replayed, 6);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* Upgrade: the request, then the raw bytes of the rest of the connection. */
+static void test_upgrade(void **state)
+{
+	static const char U[] = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\n"
+				"Upgrade: websocket\r\n\r\n";
+	static const char F[] = "\x81\x05hello\x00\xff";
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	char want[256], *got;
+
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40012);
+	t_sends(sh, &t, U);
+	t_send(sh, &t, F, sizeof(F) - 1);
+	memcpy(want, U, strlen(U));
+	memcpy(want + strlen(U), F, sizeof(F) - 1);
+	got = wait_bytes(sh, s, 0, strlen(U) + sizeof(F) - 1, false);
+	assert_memory_equal(got, want, strlen(U) + sizeof(F) - 1);
+	free(got);
+	stats(sh, &st);
+	assert_int_equal(st.upgrades, 1);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* --rate: the token bucket lets the burst through and drops the rest, counted. */
+static void test_rate(void **state)
+{
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	int i;
+
+	cfg_init(&cfg, s->port);
+	cfg.rate = 5;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40013);
+	for (i = 0; i < 50; i++)
+		t_sends(sh, &t, GET1);
+	run_ms(sh, 100);
+	stats(sh, &st);
+	assert_int_equal(st.requests, 50);
+	assert_true(st.replayed >= 5 && st.replayed <= 7);
+	assert_int_equal(st.dropped_rate, 50 - st.replayed);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* A joined connection (no SYN seen) starts at the first request boundary. */
+static void test_joined(void **state)
+{
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct tconn t;
+	char *got;
+
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	memset(&t, 0, sizeof(t));
+	t.k.src.family = t.k.dst.family = 4;
+	t.k.src.a[0] = htonl(0x0a000002);
+	t.k.dst.a[0] = htonl(0x0a000001);
+	t.k.sport = 40014;
+	t.k.dport = SERVER_PORT;
+	t.cseq = 777;
+	t_sends(sh, &t, "ody of an earlier request\r\n");
+	t_sends(sh, &t, GET3);
+	got = wait_bytes(sh, s, 0, strlen(GET3), false);
+	assert_string_equal(got, GET3);
+	free(got);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* Target shares: HOST:PORT/PCT targets split the connections without overlap. */
+static void test_shares(void **state)
+{
+	struct sink *a = sink_start(false, false), *b = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	char err[128], to[64];
+	int i, na, nb;
+
+	cfg_init(&cfg, a->port);
+	cfg.targets[0].pct = 50;
+	snprintf(to, sizeof(to), "127.0.0.1:%u/50", b->port);
+	assert_int_equal(st_shadow_parse_target(to, &cfg.targets[1], err, sizeof(err)), 0);
+	assert_int_equal(cfg.targets[1].pct, 50);
+	cfg.n_targets = 2;
+	sh = st_shadow__new(&cfg);
+	for (i = 0; i < 100; i++) {
+		t_open(sh, &t, (uint16_t)(43000 + i));
+		t_sends(sh, &t, GET1);
+		t_close(sh, &t);
+		st_shadow__io(sh);
+	}
+	run_ms(sh, 300);
+	stats(sh, &st);
+	na = sink_nconn(a);
+	nb = sink_nconn(b);
+	assert_int_equal(na + nb, 100);
+	assert_true(na > 25 && nb > 25);
+	assert_int_equal(st.replayed, 100);
+	st_shadow__free(sh);
+	sink_stop(a);
+	sink_stop(b);
+}
+
+static void test_parse_target(void **state)
+{
+	struct st_shadow_target t;
+	char err[256];
+
+	assert_int_equal(st_shadow_parse_target("127.0.0.1:80", &t, err, sizeof(err)), 0);
+	assert_int_equal(t.pct, 0);
+	assert_int_equal(st_shadow_parse_target("[::1]:8080/25", &t, err, sizeof(err)), 0);
+	assert_int_equal(t.pct, 25);
+	assert_int_equal(t.addr.ss_family, AF_INET6);
+	assert_int_equal(st_shadow_parse_target("127.0.0.1", &t, err, sizeof(err)), -1);
+	assert_int_equal(st_shadow_parse_target("127.0.0.1:0", &t, err, sizeof(err)), -1);
+	assert_int_equal(st_shadow_parse_target("127.0.0.1:80/0", &t, err, sizeof(err)), -1);
+	assert_int_equal(st_shadow_parse_target("127.0.0.1:80/101", &t, err, sizeof(err)), -1);
+	assert_int_equal(st_shadow_parse_target(":80", &t, err, sizeof(err)), -1);
+	assert_int_equal(st_shadow_parse_target("127.0.0.1:99999", &t, err, sizeof(err)), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_target),
+		cmocka_unit_test(test_keepalive_pipelined),
+		cmocka_unit_test(test_http10),
+		cmocka_unit_test(test_expect_continue),
+		cmocka_unit_test(test_gap_mid_request),
+		cmocka_unit_test(test_raw_gap),
+		cmocka_unit_test(test_auto_detect),
+		cmocka_unit_test(test_rewrite),
+		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_noread),
+		cmocka_unit_test(test_filters),
+		cmocka_unit_test(test_sample),
+		cmocka_unit_test(test_multiply),
+		cmocka_unit_test(test_upgrade),
+		cmocka_unit_test(test_rate),
+		cmocka_unit_test(test_joined),
+		cmocka_unit_test(test_shares),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
