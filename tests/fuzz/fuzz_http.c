@@ -1,6 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * libFuzzer target for agent/http.c. Input: 2 config bytes, then the stream.
+ * Config: byte 0 bits 0-1 head cap (64, 200, 1024, default), bit 2 at most 4
+ * headers, bit 3 only 2 methods queued for responses (else 64); byte 1 the
+ * pattern of queued methods (2 bits each: GET, HEAD, CONNECT, POST).
  * The stream goes to a request parser and to a response parser, each fed
  * three ways (whole, byte by byte, random splits seeded from the input); the
  * normalised event traces must match and the byte accounting must balance.
@@ -44,6 +47,7 @@ struct cfg {
 	uint32_t head_cap;
 	uint32_t max_headers;
 	uint8_t mpat;
+	uint8_t nmeth;     /* methods queued on the response parser */
 };
 
 static void push(struct trace *t, const struct tev *e)
@@ -222,9 +226,10 @@ static void run(const struct cfg *c, const uint8_t *d, size_t len, int mode, uin
 		static const enum st_http_method ms[4] = {
 			ST_HTTP_M_GET, ST_HTTP_M_HEAD, ST_HTTP_M_CONNECT, ST_HTTP_M_POST,
 		};
-		for (unsigned i = 0; i < ST_HTTP_METHOD_QUEUE; i++)
+		for (unsigned i = 0; i < c->nmeth; i++)
 			CHECK(st_http__push_method(&p, ms[(c->mpat >> (i % 4 * 2)) & 3]) == 0);
-		CHECK(st_http__push_method(&p, ST_HTTP_M_GET) == -ENOSPC);
+		if (c->nmeth == ST_HTTP_METHOD_QUEUE)
+			CHECK(st_http__push_method(&p, ST_HTTP_M_GET) == -ENOSPC);
 	}
 	while (pos < len) {
 		size_t clen = len - pos, off = 0;
@@ -324,6 +329,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.head_cap = caps[data[0] & 3];
 	c.max_headers = data[0] & 4 ? 4 : 0;
 	c.mpat = data[1];
+	c.nmeth = data[0] & 8 ? 2 : ST_HTTP_METHOD_QUEUE;
 	for (size_t i = 0; i < size; i++)
 		seed = (seed ^ data[i]) * 0x100000001b3ull;
 	if (!seed)
