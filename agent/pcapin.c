@@ -5,7 +5,10 @@
 #include <string.h>
 #include <pcap/pcap.h>
 
+#include <arpa/inet.h>
+
 #include "pcapin.h"
+#include "pktparse.h"
 
 /* Link types as pcap_datalink() reports them; a few headers lack the newer ones. */
 #ifndef DLT_LINUX_SLL2
@@ -21,13 +24,6 @@
 #define DLT_LOOP 108
 #endif
 
-#define ETH_P_IP_ 0x0800
-#define ETH_P_IPV6_ 0x86dd
-#define ETH_P_8021Q_ 0x8100
-#define ETH_P_8021AD_ 0x88a8
-#define ETH_P_QINQ1_ 0x9100
-#define MAX_VLAN_TAGS 4
-#define MAX_IPV6_EXT 8
 
 /* A snap-length cut gives up to three segments from one packet: data, loss, FIN/RST. */
 #define PENDING_MAX 2
@@ -52,125 +48,41 @@ static uint32_t rd32(const uint8_t *p)
 	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static int decode_tcp(const uint8_t *p, uint32_t avail, uint32_t claimed, struct st_segment *seg,
-		      uint32_t *cut)
+/* From the link layer's type field on, with the kernel programs' parser. */
+static int decode_at(const uint8_t *p, uint32_t caplen, uint16_t proto, uint32_t off,
+		     struct st_segment *seg, uint32_t *cut)
 {
-	uint32_t doff;
+	struct st_pktbuf b = { .p = p, .avail = caplen };
+	struct st_pkt k;
 
-	if (avail < 20 || claimed < 20)
+	switch (st_parse_at(&b, caplen, htons(proto), off, &k)) {
+	case ST_PARSE_TCP:
+		break;
+	case ST_PARSE_FRAG:
+		return ST_DEC_FRAGMENT;
+	case ST_PARSE_BAD:
 		return ST_DEC_MALFORMED;
-	doff = (uint32_t)(p[12] >> 4) * 4;
-	if (doff < 20 || doff > avail || doff > claimed)
-		return ST_DEC_MALFORMED;
-	seg->key.sport = rd16(p);
-	seg->key.dport = rd16(p + 2);
-	seg->seq = rd32(p + 4);
-	seg->ack = rd32(p + 8);
-	seg->flags = p[13] & (ST_TCP_FIN | ST_TCP_SYN | ST_TCP_RST | ST_TCP_PSH | ST_TCP_ACK |
-			      ST_TCP_URG);
-	seg->window = rd16(p + 14);
-	seg->kind = ST_SEG_DATA;
-	seg->data = p + doff;
-	seg->len = (avail < claimed ? avail : claimed) - doff;
-	*cut = claimed > avail ? claimed - avail : 0;
-	return ST_DEC_TCP;
-}
-
-/* An IP packet from p, avail bytes of it in the file. */
-static int decode_ip(const uint8_t *p, uint32_t avail, struct st_segment *seg, uint32_t *cut)
-{
-	uint32_t hl, total, claimed;
-	uint8_t nh;
-	int i;
-
-	if (avail < 1)
-		return ST_DEC_MALFORMED;
-	if (p[0] >> 4 == 4) {
-		if (avail < 20)
-			return ST_DEC_MALFORMED;
-		hl = (uint32_t)(p[0] & 0xf) * 4;
-		total = rd16(p + 2);
-		if (hl < 20 || hl > avail)
-			return ST_DEC_MALFORMED;
-		/* a 0 total length is what a TSO super-packet captured on its way out carries */
-		if (total == 0)
-			total = avail;
-		if (total < hl)
-			return ST_DEC_MALFORMED;
-		if (p[9] != 6)
-			return ST_DEC_OTHER;
-		if (rd16(p + 6) & 0x3fff)
-			return ST_DEC_FRAGMENT;
-		seg->key.src.family = seg->key.dst.family = 4;
-		memcpy(&seg->key.src.a[0], p + 12, 4);
-		memcpy(&seg->key.dst.a[0], p + 16, 4);
-		return decode_tcp(p + hl, avail - hl, total - hl, seg, cut);
-	}
-	if (p[0] >> 4 != 6)
+	default:
 		return ST_DEC_OTHER;
-	if (avail < 40)
-		return ST_DEC_MALFORMED;
-	claimed = rd16(p + 4);
-	if (claimed == 0)
-		claimed = avail - 40; /* jumbogram or TSO: take what is there */
-	seg->key.src.family = seg->key.dst.family = 6;
-	memcpy(seg->key.src.a, p + 8, 16);
-	memcpy(seg->key.dst.a, p + 24, 16);
-	nh = p[6];
-	p += 40;
-	avail -= 40;
-	for (i = 0; i < MAX_IPV6_EXT; i++) {
-		switch (nh) {
-		case 6:
-			return decode_tcp(p, avail, claimed, seg, cut);
-		case 0:  /* hop-by-hop */
-		case 43: /* routing */
-		case 60: /* destination options */
-		case 51: /* authentication header */
-			if (avail < 8)
-				return ST_DEC_MALFORMED;
-			hl = nh == 51 ? ((uint32_t)p[1] + 2) * 4 : ((uint32_t)p[1] + 1) * 8;
-			break;
-		case 44: /* fragment: only an atomic one (offset 0, no more) holds a whole segment */
-			if (avail < 8)
-				return ST_DEC_MALFORMED;
-			if (rd16(p + 2) & 0xfff9)
-				return ST_DEC_FRAGMENT;
-			hl = 8;
-			break;
-		default:
-			return ST_DEC_OTHER;
-		}
-		if (hl > avail || hl > claimed)
-			return ST_DEC_MALFORMED;
-		nh = p[0];
-		p += hl;
-		avail -= hl;
-		claimed -= hl;
 	}
-	return ST_DEC_OTHER;
-}
-
-/* Ethertype-framed payload, after any VLAN tags. */
-static int decode_ethertype(uint16_t type, const uint8_t *p, uint32_t avail,
-			    struct st_segment *seg, uint32_t *cut)
-{
-	int i;
-
-	for (i = 0; i <= MAX_VLAN_TAGS; i++) {
-		if (type == ETH_P_IP_ || type == ETH_P_IPV6_)
-			return decode_ip(p, avail, seg, cut);
-		if (type != ETH_P_8021Q_ && type != ETH_P_8021AD_ && type != ETH_P_QINQ1_)
-			return ST_DEC_OTHER;
-		if (avail < 4)
-			return ST_DEC_MALFORMED;
-		if (!seg->vlan)
-			seg->vlan = rd16(p) & 0xfff; /* the outermost tag */
-		type = rd16(p + 2);
-		p += 4;
-		avail -= 4;
-	}
-	return ST_DEC_OTHER;
+	seg->key.src.family = seg->key.dst.family = k.family;
+	memcpy(seg->key.src.a, k.saddr, sizeof(seg->key.src.a));
+	memcpy(seg->key.dst.a, k.daddr, sizeof(seg->key.dst.a));
+	seg->key.sport = k.sport;
+	seg->key.dport = k.dport;
+	seg->seq = k.seq;
+	seg->ack = k.ack;
+	seg->flags = k.tcp_flags & (ST_TCP_FIN | ST_TCP_SYN | ST_TCP_RST | ST_TCP_PSH | ST_TCP_ACK |
+				    ST_TCP_URG);
+	seg->window = k.window;
+	seg->vlan = k.vlan;
+	seg->kind = ST_SEG_DATA;
+	seg->data = p + k.payload_off;
+	/* payload_len stops at the end of what the file holds; the IP length says
+	 * how much more the wire carried (a snap-length cut). */
+	seg->len = k.payload_len;
+	*cut = k.ip_end > caplen ? k.ip_end - caplen : 0;
+	return ST_DEC_TCP;
 }
 
 int st_pcapin_decode(int dlt, const uint8_t *p, uint32_t caplen, struct st_segment *seg,
@@ -185,19 +97,19 @@ int st_pcapin_decode(int dlt, const uint8_t *p, uint32_t caplen, struct st_segme
 	case DLT_EN10MB:
 		if (caplen < 14)
 			return ST_DEC_MALFORMED;
-		return decode_ethertype(rd16(p + 12), p + 14, caplen - 14, seg, cut);
+		return decode_at(p, caplen, rd16(p + 12), 14, seg, cut);
 	case DLT_LINUX_SLL:
 		if (caplen < 16)
 			return ST_DEC_MALFORMED;
-		return decode_ethertype(rd16(p + 14), p + 16, caplen - 16, seg, cut);
+		return decode_at(p, caplen, rd16(p + 14), 16, seg, cut);
 	case DLT_LINUX_SLL2:
 		if (caplen < 20)
 			return ST_DEC_MALFORMED;
-		return decode_ethertype(rd16(p), p + 20, caplen - 20, seg, cut);
+		return decode_at(p, caplen, rd16(p), 20, seg, cut);
 	case DLT_RAW:
 	case DLT_IPV4:
 	case DLT_IPV6:
-		return decode_ip(p, caplen, seg, cut);
+		return decode_at(p, caplen, 0, 0, seg, cut);
 	case DLT_NULL:
 	case DLT_LOOP:
 		if (caplen < 4)
@@ -209,7 +121,7 @@ int st_pcapin_decode(int dlt, const uint8_t *p, uint32_t caplen, struct st_segme
 		switch (af) {
 		case 2:                       /* AF_INET everywhere */
 		case 10: case 24: case 28: case 30: /* AF_INET6: Linux, *BSD, FreeBSD, Darwin */
-			return decode_ip(p + 4, caplen - 4, seg, cut);
+			return decode_at(p, caplen, 0, 4, seg, cut);
 		default:
 			return ST_DEC_OTHER;
 		}

@@ -40,8 +40,12 @@
 #define ST_ETH_P_8021Q 0x8100
 #define ST_ETH_P_8021AD 0x88A8
 #define ST_ETH_P_QINQ1 0x9100
+#ifndef ST_MAX_VLAN_TAGS
 #define ST_MAX_VLAN_TAGS 2
+#endif
+#ifndef ST_MAX_V6_EXT
 #define ST_MAX_V6_EXT 6
+#endif
 
 enum st_parse_result {
 	ST_PARSE_TCP = 0,   /* a TCP segment: fields below are valid */
@@ -59,7 +63,8 @@ struct st_pkt {
 	__u32 saddr[4], daddr[4];
 	__u32 seq, ack;     /* host order */
 	__u32 payload_off;  /* offset of TCP payload from the start of the frame */
-	__u32 payload_len;
+	__u32 payload_len;  /* up to the IP length, or pkt_len when smaller or unknown */
+	__u32 ip_end;       /* end of the IP datagram per its header; 0 if it does not say */
 };
 
 struct st_vlan_hdr {
@@ -214,6 +219,7 @@ ST_UNROLL
 	else
 		p->payload_len = pkt_len - off;
 	p->payload_off = off;
+	p->ip_end = l3_end;
 	return ST_PARSE_TCP;
 }
 

@@ -21,22 +21,7 @@
 #include "pcapw.h"
 #include "record.h"
 
-struct hostbuf {
-	const uint8_t *p;
-	size_t len;
-};
-
-static int host_load(const struct hostbuf *b, uint32_t off, void *dst, uint32_t len)
-{
-	if ((uint64_t)off + len > b->len)
-		return -EFAULT;
-	memcpy(dst, b->p + off, len);
-	return 0;
-}
-
-#define ST_LOAD(ctx, off, dst, len) host_load((ctx), (off), (dst), (len))
-#define ST_INLINE static inline
-#include "../../bpf/parse.h"
+#include "pktparse.h"
 
 static uint8_t rec_buf[sizeof(struct st_rec) + ST_CHUNK_MAX];
 
@@ -148,7 +133,7 @@ static void roundtrip(int v6, uint16_t vlan, uint32_t len)
 	static uint8_t frame[ST_FRAME_MAX], payload[ST_CHUNK_MAX];
 	struct st_segment s = { 0 };
 	struct st_pkt p;
-	struct hostbuf hb;
+	struct st_pktbuf hb;
 	size_t n, l2 = vlan ? 18 : 14, l3 = v6 ? 40 : 20;
 
 	for (uint32_t i = 0; i < len; i++)
@@ -174,7 +159,7 @@ static void roundtrip(int v6, uint16_t vlan, uint32_t len)
 	n = st_frame_build(&s, frame, sizeof(frame));
 	assert_int_equal(n, l2 + l3 + 20 + len);
 	hb.p = frame;
-	hb.len = n;
+	hb.avail = (uint32_t)n;
 	assert_int_equal(st_parse(&hb, (uint32_t)n, 1, &p), ST_PARSE_TCP);
 	assert_int_equal(p.family, v6 ? 6 : 4);
 	assert_int_equal(p.vlan, vlan);
@@ -199,8 +184,8 @@ static void roundtrip(int v6, uint16_t vlan, uint32_t len)
 		assert_int_equal(fold(sum), 0xffff);
 	}
 	/* Host parser on the same bytes cut short: never reads past the end. */
-	hb.len = l2 + l3 + 10;
-	assert_int_equal(st_parse(&hb, (uint32_t)hb.len, 1, &p), ST_PARSE_BAD);
+	hb.avail = (uint32_t)(l2 + l3 + 10);
+	assert_int_equal(st_parse(&hb, hb.avail, 1, &p), ST_PARSE_BAD);
 }
 
 static void test_frame_roundtrip(void **state)
