@@ -163,16 +163,21 @@ static uint64_t mix64(uint64_t h)
 	return h;
 }
 
-/* Stable across runs and agents: the same connection is always in or out. */
+/* Stable across runs and agents: the same connection is always in or out. One mix per
+ * segment: this runs for every captured segment when sampling. */
 static uint64_t conn_hash(const struct st_flow_key *k)
 {
-	uint64_t h = 0x5348414430574150ull;
-	int i;
+	uint64_t h = 0x5348414430574150ull ^ ((uint64_t)k->sport << 16 | k->dport);
 
-	h = mix64(h ^ k->src.family);
-	for (i = 0; i < 4; i++)
-		h = mix64(h ^ k->src.a[i] ^ ((uint64_t)k->dst.a[i] << 32));
-	return mix64(h ^ k->sport ^ ((uint64_t)k->dport << 16));
+	h ^= (uint64_t)k->src.a[0] * 0x9e3779b97f4a7c15ull;
+	h ^= (uint64_t)k->dst.a[0] * 0xc2b2ae3d27d4eb4full;
+	if (k->src.family == 6) {
+		int i;
+
+		for (i = 1; i < 4; i++)
+			h ^= ((uint64_t)k->src.a[i] << 32 | k->dst.a[i]) * (0x165667b19e3779f9ull + i);
+	}
+	return mix64(h);
 }
 
 /* ---- own endpoints: the agent's shadow sockets, never fed back ------------------------ */
@@ -180,7 +185,8 @@ static uint64_t conn_hash(const struct st_flow_key *k)
 static size_t own_slot(const struct own_ent *tab, size_t cap, const struct st_addr *a,
 		       uint16_t port)
 {
-	size_t i = (size_t)mix64(((uint64_t)a->a[0] << 16) ^ a->a[3] ^ port) & (cap - 1);
+	uint64_t h = ((uint64_t)a->a[0] << 16 ^ a->a[3] ^ port) * 0x9e3779b97f4a7c15ull;
+	size_t i = (size_t)(h >> 40) & (cap - 1);
 
 	while (tab[i].used && (tab[i].port != port || tab[i].a.family != a->family ||
 			       memcmp(tab[i].a.a, a->a, sizeof(a->a))))
@@ -708,7 +714,8 @@ static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 	}
 }
 
-static void sc_read(struct sconn *sc)
+/* hup: the event said the peer closed; else a short read means the socket is drained. */
+static void sc_read(struct sconn *sc, bool hup)
 {
 	struct st_shadow *sh = sc->sh;
 
@@ -719,6 +726,10 @@ static void sc_read(struct sconn *sc)
 			sh->st.resp_bytes += (uint64_t)n;
 			if (!sc->raw)
 				resp_feed(sc, sh->rbuf, (size_t)n);
+			/* edge-triggered: a short read emptied the queue; the next bytes bring a new
+			 * edge. Saves the EAGAIN call per response. */
+			if ((size_t)n < READ_BUF && !hup)
+				return;
 			continue;
 		}
 		if (n < 0 && errno == EINTR)
@@ -751,7 +762,7 @@ static void sc_event(struct sconn *sc, uint32_t events)
 		sc->progress_ns = mono_ns();
 	}
 	if (sc->state == SC_UP && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-		sc_read(sc);
+		sc_read(sc, events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
 	if (sc->state == SC_UP)
 		sc_flush(sc);
 }
@@ -1430,10 +1441,57 @@ void st_shadow__free(struct st_shadow *sh)
 	free(sh);
 }
 
+/*
+ * With connection sampling, a connection left out costs nothing beyond this:
+ * its segments never reach reassembly. The client->server key is known from
+ * the capture direction, or (pcap) from the service's ports.
+ */
+static bool sampled_out(const struct st_shadow *sh, const struct st_segment *seg)
+{
+	struct st_flow_key k;
+	bool swap;
+
+	if (sh->cfg.sample_pct >= 100 || sh->cfg.sample_by_request)
+		return false;
+	if (seg->dir == ST_DIR_IN || seg->dir == ST_DIR_OUT) {
+		swap = seg->dir == ST_DIR_OUT;
+	} else {
+		bool d = false, s_ = false;
+		size_t i;
+
+		for (i = 0; i < sh->cfg.n_ports; i++) {
+			d |= seg->key.dport == sh->cfg.ports[i];
+			s_ |= seg->key.sport == sh->cfg.ports[i];
+		}
+		if (d == s_)
+			return false; /* cannot tell: reassembly decides */
+		swap = s_;
+	}
+	if (!swap) {
+		k = seg->key;
+	} else {
+		memset(&k, 0, sizeof(k));
+		k.src = seg->key.dst;
+		k.dst = seg->key.src;
+		k.sport = seg->key.dport;
+		k.dport = seg->key.sport;
+	}
+	return (double)(conn_hash(&k) % 10000) >= sh->cfg.sample_pct * 100;
+}
+
 void st_shadow__feed(struct st_shadow *sh, const struct st_segment *seg)
 {
 	if (st_shadow__own(sh, seg)) {
 		sh->st.own_segments++;
+		return;
+	}
+	if (sampled_out(sh, seg)) {
+		sh->st.sampled_out_segments++;
+		if ((seg->flags & (ST_TCP_SYN | ST_TCP_ACK)) == ST_TCP_SYN) {
+			/* counted by their SYN (those joined midway are not) */
+			sh->st.conns++;
+			sh->st.conns_skipped++;
+		}
 		return;
 	}
 	st_reasm__feed(sh->r, seg);
@@ -1548,12 +1606,13 @@ void st_shadow__format(const struct st_shadow_stats *s, char *buf, size_t len)
 		 " connections=%" PRIu64 " http=%" PRIu64 " raw=%" PRIu64 " skipped_conns=%" PRIu64
 		 " upgrades=%" PRIu64 " raw_closed=%" PRIu64 " malformed=%" PRIu64
 		 " connects=%" PRIu64 " reconnects=%" PRIu64 " gap_bytes=%" PRIu64
-		 " own_segments=%" PRIu64 " queued=%" PRIu64 " queued_peak=%" PRIu64,
+		 " own_segments=%" PRIu64 " sampled_out_segments=%" PRIu64 " queued=%" PRIu64
+		 " queued_peak=%" PRIu64,
 		 s->requests, s->replayed, s->dropped, s->errors, s->filtered, s->gaps_skipped,
 		 s->resyncs, s->dropped_queue, s->dropped_down, s->dropped_rate, s->responses,
 		 s->bytes, s->resp_bytes, s->conns, s->conns_http, s->conns_raw, s->conns_skipped,
 		 s->upgrades, s->raw_closed, s->malformed, s->connects, s->reconnects,
-		 s->gap_bytes, s->own_segments, s->queued, s->queued_peak);
+		 s->gap_bytes, s->own_segments, s->sampled_out_segments, s->queued, s->queued_peak);
 }
 
 int st_shadow_parse_target(const char *s, struct st_shadow_target *t, char *err, size_t errlen)

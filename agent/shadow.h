@@ -118,6 +118,7 @@ struct st_shadow_stats {
 	uint64_t reconnects;     /* ... of which attempted while the target was failing */
 	uint64_t errors;         /* connect failures, resets, write errors, stalls */
 	uint64_t own_segments;   /* segments of the agent's own shadow connections, ignored */
+	uint64_t sampled_out_segments; /* segments of connections --sample left out */
 	uint64_t shadow_conns;   /* shadow connections open now */
 	uint64_t queued;         /* bytes queued now */
 	uint64_t queued_peak;
