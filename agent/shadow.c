@@ -96,6 +96,8 @@ struct cconn {
 	uint8_t mode;
 	bool in_msg;                 /* a head was framed, MSG_DONE not yet */
 	bool msg_pass;               /* ... and it was selected for the shadows */
+	bool resyncing;              /* skipping to the next request line: pending bytes are not
+				      * a request's head */
 	enum st_http_method msg_method;
 	uint32_t msg_flags;
 	uint64_t hash;               /* stable per connection */
@@ -956,6 +958,7 @@ static void msg_head(struct cconn *cc, const struct st_http_head *h)
 	unsigned s;
 
 	sh->st.requests++;
+	cc->resyncing = false;
 	cc->in_msg = true;
 	cc->msg_pass = false;
 	cc->msg_method = h->method;
@@ -1133,6 +1136,7 @@ static void http_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			sh->st.malformed++;
 			msg_abandon(cc);
 			st_http__resync(&cc->req, false);
+			cc->resyncing = true;
 			sh->st.resyncs++;
 			break;
 		default:
@@ -1173,6 +1177,7 @@ static void http_start(struct cconn *cc)
 	if (cc->c->flags & ST_REASM_F_JOINED) {
 		/* joined midway: start at the first request boundary */
 		st_http__resync(&cc->req, true);
+		cc->resyncing = true;
 		cc->sh->st.resyncs++;
 	}
 }
@@ -1241,18 +1246,20 @@ static void cc_gap(struct cconn *cc)
 		}
 		http_start(cc);
 		st_http__resync(&cc->req, true);
+		cc->resyncing = true;
 		sh->st.resyncs++;
 		return;
 	case CM_HTTP:
 		if (cc->in_msg) {
 			msg_abandon(cc);
-		} else if (st_http__pending(&cc->req)) {
+		} else if (!cc->resyncing && st_http__pending(&cc->req)) {
 			/* a head cut by the gap: a request we will never see whole */
 			sh->st.requests++;
 			sh->st.gaps_skipped++;
 		}
 		raw_close_all(cc); /* after an upgrade the stream is raw: it ends here */
 		st_http__resync(&cc->req, true);
+		cc->resyncing = true;
 		sh->st.resyncs++;
 		return;
 	case CM_RAW:
