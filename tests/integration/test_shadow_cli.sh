@@ -1,0 +1,77 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# `shadowtap shadow` command line: usage errors (one stderr line, exit 2, nothing attached),
+# --help on stdout, --duration / SIGTERM / SIGINT ending cleanly with a summary line, --stats
+# lines, and a run with filters (--safe-only, --match-path, --set-host, --no-mark).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/shadow_common.sh"
+st_require_root
+st_require_cmds ip nginx curl bpftool python3
+st_require_agent
+"$ST_BIN" shadow --help >/dev/null 2>&1 || st_skip "$ST_BIN has no shadow command"
+st_init
+
+# usage CASE-NAME ARGS...: must exit 2 with exactly one stderr line.
+usage() {
+	local name=$1 rc=0
+	shift
+	"$ST_BIN" shadow "$@" >"$ST_TMP/u.out" 2>"$ST_TMP/u.err" || rc=$?
+	[ "$rc" -eq 2 ] || { cat "$ST_TMP/u.err"; st_fail "$name: exit $rc, want 2"; }
+	[ "$(wc -l <"$ST_TMP/u.err")" -eq 1 ] || { cat "$ST_TMP/u.err"; st_fail "$name: want one stderr line"; }
+	grep -q '^shadowtap' "$ST_TMP/u.err" || st_fail "$name: message does not name shadowtap"
+}
+usage "no --to" --iface lo --port 80
+usage "no --port" --iface lo --to 127.0.0.1:1
+usage "no target" --port 80 --to 127.0.0.1:1
+usage "bad --to" --iface lo --port 80 --to nowhere
+usage "bad share" --iface lo --port 80 --to 127.0.0.1:1/0
+usage "shares over 100" --iface lo --port 80 --to 127.0.0.1:1/60 --to 127.0.0.1:2/60
+usage "bad --proto" --iface lo --port 80 --to 127.0.0.1:1 --proto ftp
+usage "bad --sample" --iface lo --port 80 --to 127.0.0.1:1 --sample 0
+usage "bad --sample-by" --iface lo --port 80 --to 127.0.0.1:1 --sample-by user
+usage "bad regex" --iface lo --port 80 --to 127.0.0.1:1 --match-path '('
+usage "bad header" --iface lo --port 80 --to 127.0.0.1:1 --set-header 'nocolon'
+usage "framing header" --iface lo --port 80 --to 127.0.0.1:1 --set-header 'Content-Length: 5'
+usage "bad method" --iface lo --port 80 --to 127.0.0.1:1 --match-method 'get'
+usage "raw safe" --iface lo --port 80 --to 127.0.0.1:1 --proto raw --safe-only
+usage "replay option" --iface lo --port 80 --to 127.0.0.1:1 --fast
+usage "unknown option" --iface lo --port 80 --to 127.0.0.1:1 --bogus
+usage "missing value" --iface lo --port 80 --to
+usage "extra argument" --iface lo --port 80 --to 127.0.0.1:1 extra
+"$ST_BIN" shadow --help | grep -q -- '--safe-only' || st_fail "--help does not describe the options"
+
+st_netns_pair
+st_nginx_start web "$ST_SRV_NS" 80
+sh_sink_start sink "$ST_CLI_NS" "$ST_CLI4" 8080
+base=http://$ST_SRV4
+
+st_log "--duration 3 with --stats 1 and filters"
+sh_agent_start a1 "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" --duration 3 --stats 1 \
+	--safe-only --match-path '^/f' --set-host shadow.example --no-mark
+t0=$(date +%s)
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f1" -o /dev/null "$base/index.html" -o /dev/null "$base/f100"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null --data-binary hello "$base/upload"
+rc=0
+wait "$SH_AGENT_PID" || rc=$?
+[ "$rc" -eq 0 ] || st_fail "--duration: exit $rc"
+[ $(( $(date +%s) - t0 )) -le 8 ] || st_fail "--duration 3 took too long"
+SH_SUMMARY=$(st_summary "$ST_TMP/a1.err")
+[ -n "$SH_SUMMARY" ] || st_fail "--duration: no summary"
+[ "$(grep -c '^shadowtap: stats requests=' "$ST_TMP/a1.err")" -ge 2 ] || st_fail "--stats 1: fewer than 2 stats lines in 3 s"
+sh_expect requests -eq 4
+sh_expect filtered -eq 2
+sh_expect replayed -eq 2
+[ "$(sh_sink_requests "$ST_TMP/sink.log" | tr '\n' ' ')" = "GET /f1 GET /f100 " ] || st_fail "filters: shadow got $(cat "$ST_TMP/sink.log")"
+[ "$(awk -F'\t' '$7 != "-"' "$ST_TMP/sink.log" | wc -l)" -eq 0 ] || st_fail "--no-mark: marked requests"
+
+for sig in TERM INT; do
+	st_log "SIG$sig"
+	sh_agent_start a-$sig "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080"
+	st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f1"
+	rc=0
+	st_stop "$SH_AGENT_PID" "$sig" || rc=$?
+	[ "$rc" -eq 0 ] || st_fail "SIG$sig: exit $rc"
+	st_summary "$ST_TMP/a-$sig.err" | grep -q 'replayed=1 ' || st_fail "SIG$sig: $(st_summary "$ST_TMP/a-$sig.err")"
+	! st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "" || st_fail "SIG$sig: still attached after exit"
+done
+st_log "PASS"
