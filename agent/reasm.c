@@ -44,7 +44,9 @@ struct half {
 	struct chunk *head, *tail;
 	uint32_t ooo_bytes;
 	uint32_t ooo_n;
+	uint32_t oow_seq;    /* the last out-of-window segment's sequence number */
 	uint8_t started, syn, fin, ended;
+	uint8_t oow_valid;
 };
 
 struct conn {
@@ -674,6 +676,29 @@ again:
 		len -= (uint32_t)skip;
 		rel = 0;
 	}
+	if (rel > (int64_t)r->cfg.max_ahead) {
+		/* a stray from an earlier connection, or a loss larger than any window: only
+		 * a stalled stream whose out-of-window segments agree with each other resyncs */
+		bool near = h->oow_valid && (uint32_t)(seq - h->oow_seq + r->cfg.max_ahead) <=
+							     2 * r->cfg.max_ahead;
+
+		if (!near || r->now - h->progress_ts < r->cfg.gap_wait_ns) {
+			h->oow_seq = seq;
+			h->oow_valid = 1;
+			r->st.oow_segs++;
+			r->st.drop_segs++;
+			if (data)
+				r->st.drop_bytes += len;
+			return;
+		}
+		while (h->head)
+			skip_hole(r, c, d, ST_GAP_WAIT);
+		h->oow_valid = 0;
+		rel = (int32_t)(seq - h->next_seq);
+		if (rel > 0)
+			emit_gap(r, c, d, (uint64_t)rel, ST_GAP_WAIT);
+		goto again;
+	}
 	off = h->next_off + (uint64_t)rel;
 	if (h->fin && off + len > h->fin_off) {
 		uint64_t cut = off >= h->fin_off ? len : off + len - h->fin_off;
@@ -727,8 +752,8 @@ static void half_fin(struct st_reasm *r, struct conn *c, int d, uint32_t fin_seq
 	if (h->fin || h->ended)
 		return;
 	rel = (int32_t)(fin_seq - h->next_seq);
-	if (rel < 0)
-		return; /* a FIN before bytes already handed over: not believable */
+	if (rel < 0 || (uint32_t)rel > r->cfg.max_ahead)
+		return; /* before bytes already handed over, or out of window: not believable */
 	h->fin = 1;
 	h->fin_off = h->next_off + (uint32_t)rel;
 	drop_after(r, h, h->fin_off);
@@ -748,7 +773,7 @@ static void half_acked(struct st_reasm *r, struct half *h, uint32_t ack)
 	if (!h->started || h->ended)
 		return;
 	rel = (int32_t)(ack - h->next_seq);
-	if (rel <= 0)
+	if (rel <= 0 || (uint32_t)rel > r->cfg.max_ahead)
 		return;
 	off = h->next_off + (uint32_t)rel;
 	if (h->fin && off > h->fin_off)
@@ -776,8 +801,12 @@ static void conn_segment(struct st_reasm *r, struct conn *c, int d, const struct
 			h->syn = 1;
 			h->isn = s->seq;
 			/* a SYN-ACK tells exactly where the client's bytes start */
-			if ((s->flags & ST_TCP_ACK) && !c->h[!d].started)
+			if ((s->flags & ST_TCP_ACK) && !c->h[!d].started) {
 				half_start(r, c, !d, s->ack, false);
+				/* so the SYN, if it shows up late, is not taken for a new one */
+				c->h[!d].syn = 1;
+				c->h[!d].isn = s->ack - 1;
+			}
 		} else if (!h->syn || h->isn != s->seq) {
 			r->st.drop_segs++;
 			r->st.drop_bytes += s->len;
@@ -899,6 +928,10 @@ struct st_reasm *st_reasm__new(const struct st_reasm_config *cfg, const struct s
 		r->cfg.gap_wait_ns = ST_REASM_GAP_WAIT_DEFAULT_NS;
 	if (!r->cfg.linger_ns)
 		r->cfg.linger_ns = ST_REASM_LINGER_DEFAULT_NS;
+	if (!r->cfg.max_ahead)
+		r->cfg.max_ahead = ST_REASM_MAX_AHEAD_DEFAULT;
+	if (r->cfg.max_ahead > (1u << 30))
+		r->cfg.max_ahead = 1u << 30;
 	if (r->cfg.n_ports) {
 		uint16_t *p = malloc(r->cfg.n_ports * sizeof(*p));
 

@@ -16,6 +16,11 @@
  *    different value are counted in overlaps/overlap_bytes; bytes already
  *    handed over are not kept, so a retransmission of them is dropped
  *    uncompared (retrans_bytes);
+ *  - a segment (or FIN, or ACK) claiming bytes more than max_ahead beyond the
+ *    next expected byte is out of window: a stray from an earlier connection
+ *    on the 4-tuple, most likely, and dropped (counted). Only when the stream
+ *    has stalled for gap_wait_ns and out-of-window segments keep coming near
+ *    each other does the engine take them as a real loss and move on;
  *  - memory is bounded: out-of-order bytes per connection (ooo_max) and all
  *    state together (max_mem). When a cap is hit the holes holding bytes back
  *    become gaps, and the least recently active connections are evicted
@@ -45,6 +50,7 @@
 #define ST_REASM_IDLE_DEFAULT_NS (300ull * 1000000000ull)
 #define ST_REASM_GAP_WAIT_DEFAULT_NS (2ull * 1000000000ull)
 #define ST_REASM_LINGER_DEFAULT_NS (10ull * 1000000000ull)
+#define ST_REASM_MAX_AHEAD_DEFAULT (64u << 20)
 
 /* st_reasm_conn.flags */
 #define ST_REASM_F_JOINED (1u << 0)    /* no SYN seen: the capture started mid-connection */
@@ -102,6 +108,8 @@ struct st_reasm_config {
 	uint64_t max_mem;      /* all state and buffered bytes; 0 = ST_REASM_MAX_MEM_DEFAULT */
 	uint32_t ooo_max;      /* out-of-order bytes held per connection; 0 = default */
 	uint32_t ooo_segs;     /* out-of-order pieces held per connection; 0 = default */
+	uint32_t max_ahead;    /* bytes beyond the next expected one a segment, FIN or ACK may
+				* claim; further is out of window (0 = default, 64 MiB) */
 	uint64_t idle_ns;      /* close after this long without a segment; 0 = default */
 	uint64_t gap_wait_ns;  /* longest wait for a missing byte; 0 = default */
 	uint64_t linger_ns;    /* closed 4-tuples absorb stray ACK/FIN this long; 0 = default */
@@ -126,7 +134,9 @@ struct st_reasm_stats {
 	uint64_t retrans_bytes;  /* bytes that arrived again (dropped, first copy wins) */
 	uint64_t overlaps;       /* segments overlapping buffered bytes with different values */
 	uint64_t overlap_bytes;  /* ... the differing bytes */
-	uint64_t drop_segs;      /* segments not used at all (after close, beyond FIN, no memory) */
+	uint64_t drop_segs;      /* segments not used at all (after close, beyond FIN, out of window,
+				  * no memory) */
+	uint64_t oow_segs;       /* ... of which out of window */
 	uint64_t drop_bytes;     /* payload bytes of segments dropped, not retransmissions */
 	uint64_t mem;            /* bytes of state held now */
 	uint64_t mem_peak;

@@ -774,6 +774,60 @@ static void t_syn_with_data(void **state)
 	assert_all_freed(f);
 }
 
+/* A stray segment far ahead (an earlier connection's) is dropped; the stream goes on. */
+static void t_out_of_window(void **state)
+{
+	struct fx *f = *state;
+	struct st_reasm_stats st;
+
+	handshake(f);
+	tx(f, 0, CISN + 1, 0, "abc");
+	tx(f, 0, CISN + 1 + (100u << 20), 0, "stray");   /* 100 MiB ahead */
+	sendk(f, &f->cs, 1, SISN + 1, CISN + 1 + (200u << 20), ST_TCP_ACK, NULL, 0); /* bogus ACK */
+	tx(f, 0, CISN + 4, ST_TCP_FIN, "def");
+	tx(f, 1, SISN + 1, ST_TCP_FIN, NULL);
+	st_reasm__tick(f->r, f->now + 10 * SEC);
+	assert_log(f, "open 1;data 1 0 0+3;data 1 0 3+3;end 1 0 fin;end 1 1 fin;close 1 fin;");
+	st = stats(f);
+	assert_int_equal(st.oow_segs, 1);
+	assert_int_equal(st.drop_bytes, 5);
+	assert_int_equal(st.gaps, 0);
+	assert_all_freed(f);
+}
+
+/* A loss larger than the window: once the stream stalls and segments out there keep
+ * coming, the engine reports the gap and follows them. */
+static void t_resync_after_huge_loss(void **state)
+{
+	struct fx *f = *state;
+	uint32_t far = CISN + 1 + 3 + (100u << 20);
+
+	handshake(f);
+	tx(f, 0, CISN + 1, 0, "abc");
+	f->now += ST_REASM_GAP_WAIT_DEFAULT_NS;
+	tx(f, 0, far, 0, "XY");   /* first one out there: remembered, dropped */
+	tx(f, 0, far + 2, 0, "Z"); /* a second, near it, on a stalled stream: resync */
+	tx(f, 0, far, 0, "XY");   /* now in the past */
+	tx(f, 0, far + 3, 0, "!");
+	assert_log(f, "open 1;data 1 0 0+3;gap 1 0 3+104857602 timeout;data 1 0 104857605+1;"
+		      "data 1 0 104857606+1;");
+	assert_int_equal(stats(f).oow_segs, 1);
+	assert_all_freed(f);
+}
+
+/* The SYN-ACK seen before its SYN (a capture merging interfaces): the SYN is not a reuse. */
+static void t_synack_before_syn(void **state)
+{
+	struct fx *f = *state;
+
+	sendk(f, &f->cs, 1, SISN, CISN + 1, ST_TCP_SYN | ST_TCP_ACK, NULL, 0);
+	tx(f, 0, CISN, ST_TCP_SYN, NULL);
+	tx(f, 0, CISN + 1, 0, "hi");
+	assert_log(f, "open 1;data 1 0 0+2;");
+	assert_int_equal(stats(f).conns, 1);
+	assert_all_freed(f);
+}
+
 /* Hundreds of thousands of short connections: fast, and all state returned. */
 static void t_many_connections(void **state)
 {
@@ -852,6 +906,9 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_big_and_tiny_segments, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_ipv6, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_syn_with_data, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_out_of_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_resync_after_huge_loss, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_synack_before_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_many_connections, setup, teardown),
 	};
 
