@@ -34,15 +34,16 @@ for line in sys.stdin:
 
 # flows_start NAME TARGET: live flows in the server namespace; waits until attached.
 flows_start() {
-	local name=$1 target=$2 mode=--iface i
-	[ -d "$target" ] && mode=--cgroup
-	st_in_bg "$ST_SRV_NS" "$ST_BIN" flows "$mode" "$target" --port 80 -o "$O/$name" \
+	local name=$1 target=$2 mode=--iface ns=$ST_SRV_NS i
+	# a cgroup is attached from outside the namespace (ip netns exec hides the cgroup mount)
+	[ -d "$target" ] && { mode=--cgroup; ns=; }
+	st_in_bg "$ns" "$ST_BIN" flows "$mode" "$target" --port 80 -o "$O/$name" \
 		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
 	FLOWS_PID=$!
 	ST_PIDS+=("$FLOWS_PID")
 	for i in $(seq 1 100); do
 		st_alive "$FLOWS_PID" || { cat "$ST_TMP/$name.err"; st_fail "flows $name exited during start-up"; }
-		st_agent_attached "$ST_SRV_NS" "$target" && { sleep 0.2; return 0; }
+		st_agent_attached "$ns" "$target" "$FLOWS_PID" && { sleep 0.2; return 0; }
 		sleep 0.1
 	done
 	cat "$ST_TMP/$name.err"
@@ -68,7 +69,7 @@ round() {
 	summary=$(st_summary "$ST_TMP/$name.err")
 	[ -n "$summary" ] || { cat "$ST_TMP/$name.err"; st_fail "flows $name printed no summary"; }
 	echo "  ${summary#shadowtap: }"
-	grep -E 'lost|gap:' "$ST_TMP/$name.err" | head -n 5
+	grep -E 'lost|gap:' "$ST_TMP/$name.err" | head -n 5 || true
 	st_tcpflow "$ST_TMP/$name.pcap" "$O/tcpflow-$name"
 	tcpflow_digest "$O/tcpflow-$name" >"$ST_TMP/d-tcpflow-$name"
 	st_flow_digest "$O/$name" | sort -k2 >"$ST_TMP/d-$name"
