@@ -643,6 +643,7 @@ int cmd_flows(int argc, char **argv)
 	const char *out = NULL, *file = NULL;
 	bool force = false, verbose = false;
 	struct st_pcapin *pin = NULL;
+	struct st_pcapin_stats ps = { 0 };
 	char perr[512];
 	double duration = 0;
 	unsigned long ul;
@@ -749,10 +750,8 @@ int cmd_flows(int argc, char **argv)
 		goto out;
 	cfg.ports = t->ports;
 	cfg.n_ports = t->n_ports;
-	if (!file) {
-		/* flow-table hashing seeded per run: remote peers choose the 4-tuples */
-		cfg.hash_seed = realtime_ns() ^ ((uint64_t)getpid() << 32);
-	}
+	/* flow-table hashing seeded per run: whoever made the traffic chose the 4-tuples */
+	cfg.hash_seed = realtime_ns() ^ ((uint64_t)getpid() << 32);
 	fl.r = st_reasm__new(&cfg, &flows_ops, &fl);
 	if (!fl.r) {
 		fprintf(stderr, "shadowtap: flows: %s\n", strerror(errno));
@@ -764,14 +763,18 @@ int cmd_flows(int argc, char **argv)
 		c = run_live(&fl, duration, verbose);
 	st_reasm__flush(fl.r);
 	st_reasm__stats(fl.r, &st);
+	if (pin)
+		st_pcapin__stats(pin, &ps);
 	fprintf(stderr, "shadowtap: summary connections=%" PRIu64 " files=%" PRIu64
 			" bytes=%" PRIu64 " gaps=%" PRIu64 " gap_bytes=%" PRIu64
 			" overlaps=%" PRIu64 " overlap_bytes=%" PRIu64 " retrans_bytes=%" PRIu64
 			" drops=%" PRIu64 " drop_bytes=%" PRIu64 " joined=%" PRIu64
-			" timeouts=%" PRIu64 " evicted=%" PRIu64 " mem_peak=%" PRIu64 "\n",
+			" timeouts=%" PRIu64 " evicted=%" PRIu64 " mem_peak=%" PRIu64
+			" packets=%" PRIu64 " skipped=%" PRIu64 " filtered=%" PRIu64 "\n",
 		st.conns, fl.files, st.bytes, st.gaps, st.gap_bytes, st.overlaps, st.overlap_bytes,
 		st.retrans_bytes, st.drop_segs, st.drop_bytes, st.conns_joined, st.conns_timeout,
-		st.conns_evicted, st.mem_peak);
+		st.conns_evicted, st.mem_peak, pin ? ps.packets : st.segments,
+		ps.not_tcp + ps.malformed + ps.fragments, fl.filtered);
 	if (c == 0 && !fl.err)
 		rc = ST_EXIT_OK;
 out:
