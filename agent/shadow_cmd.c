@@ -80,6 +80,7 @@ struct shadow_cmd {
 	uint64_t t0_pcap, t0_mono;
 	uint64_t last_timers, last_stats, drain_until;
 	uint64_t filtered_segs;
+	unsigned long long cap_lost, cap_unrep; /* the tap's loss counters */
 };
 
 static uint64_t mono_ns(void)
@@ -424,14 +425,33 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 	return 0;
 }
 
+static void tap_lost(struct shadow_cmd *c)
+{
+	struct st_tap_stats ts;
+
+	st_tap__stats(c->tap, &ts);
+	c->cap_lost = c->cap_unrep = 0;
+	for (int d = 0; d < ST_DIR_MAX; d++) {
+		c->cap_lost += ts.kern[d].lost_bytes;
+		c->cap_unrep += ts.kern[d].lost_unreported;
+	}
+}
+
 static void print_stats(struct shadow_cmd *c, const char *what)
 {
 	struct st_shadow_stats st;
-	char line[1536];
+	char line[1536], cap[128] = "";
 
 	st_shadow__stats(c->sh, &st);
 	st_shadow__format(&st, line, sizeof(line));
-	fprintf(stderr, "shadowtap: %s %s\n", what, line);
+	if (!c->replay) {
+		/* requests the kernel could not hand over never show up as requests: say so */
+		if (c->tap)
+			tap_lost(c);
+		snprintf(cap, sizeof(cap), " capture_lost_bytes=%llu capture_lost_unreported=%llu",
+			 c->cap_lost, c->cap_unrep);
+	}
+	fprintf(stderr, "shadowtap: %s %s%s\n", what, line, cap);
 }
 
 /* Timers and the periodic stats line (both commands). */
@@ -509,19 +529,9 @@ static int run_live(struct shadow_cmd *c)
 	err = st_loop__run(c->loop, c->duration);
 	if (err)
 		fprintf(stderr, "shadowtap %s: %s\n", c->cmd, strerror(-err));
-	/* Stop capturing first: what is in flight in the ring still counts. */
+	/* what is in flight in the ring still counts; then detach before draining */
 	st_tap__consume(c->tap);
-	{
-		struct st_tap_stats ts;
-		unsigned long long lost = 0;
-
-		st_tap__stats(c->tap, &ts);
-		for (int d = 0; d < ST_DIR_MAX; d++)
-			lost += ts.kern[d].lost_bytes;
-		if (lost)
-			fprintf(stderr, "shadowtap %s: capture lost %llu bytes (requests that "
-					"crossed them were skipped)\n", c->cmd, lost);
-	}
+	tap_lost(c);
 	st_tap__destroy(c->tap);
 	c->tap = NULL;
 	return err ? -1 : 0;

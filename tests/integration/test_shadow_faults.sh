@@ -40,9 +40,11 @@ head -c 5242880 /dev/urandom >"$ST_TMP/up5m"
 base_rps=$(wrk_run 2 8)
 st_log "baseline (no agent): $base_rps requests/s"
 
-# check_rps RPS: at least half the baseline (a loose bound: this is a 2-core VM under load).
+# check_rps RPS: a loose bound (a 2-core VM shared with other work: single wrk runs vary 2x);
+# it catches production being held up, not a few percent (tools/bench-shadow.sh measures).
 check_rps() {
-	(( $(echo "$1 >= $base_rps * 0.5" | bc) )) || st_fail "production throughput $1 req/s, baseline $base_rps"
+	st_log "  ratio to baseline: $(echo "scale=2; $1 / $base_rps" | bc)"
+	(( $(echo "$1 >= $base_rps * 0.25" | bc) )) || st_fail "production throughput $1 req/s, baseline $base_rps"
 }
 
 st_log "fault 1: the shadow refuses connections"
