@@ -687,6 +687,46 @@ static void t_many_open_files(void **state)
 	assert_true(errlog_has(s, "connections=300 files=600"));
 }
 
+/* Over --max-mem the oldest connections are evicted: their holes become gaps, their
+ * buffered bytes still reach the files. */
+static void t_max_mem(void **state)
+{
+	struct scen *s = *state;
+	static const char *const cap[] = { "--max-mem", "1M", NULL };
+	enum { N = 2000, HELD = 1000 };
+	static char held[HELD + 1];
+	static char want[10 + HELD];
+	size_t len;
+	char path[256], *got, *log;
+	int i;
+
+	memset(held, 'h', HELD);
+	memset(want, 0, 10);
+	memset(want + 10, 'h', HELD);
+	for (i = 0; i < N; i++) { /* each connection: a SYN, then bytes after a 10-byte hole */
+		add(s, 4, "10.8.0.1", (uint16_t)(10000 + i), "10.8.0.2", 80, 100, 0, S, NULL);
+		add(s, 4, "10.8.0.1", (uint16_t)(10000 + i), "10.8.0.2", 80, 111, 0, A, held);
+	}
+	write_pcap(s, DLT_RAW, false);
+	assert_int_equal(run(s, cap), 0);
+	for (i = 0; i < N; i += 7) {
+		snprintf(path, sizeof(path), "%s/10.8.0.1.%d-10.8.0.2.80", s->dir, 10000 + i);
+		got = slurp(path, &len);
+		assert_non_null(got);
+		assert_int_equal(len, sizeof(want));
+		assert_memory_equal(got, want, len);
+		free(got);
+	}
+	assert_true(errlog_has(s, "offset=0 length=10 (mem-cap)"));
+	assert_true(errlog_has(s, "connections=2000 files=2000 "));
+	assert_true(errlog_has(s, "gaps=2000 gap_bytes=20000 "));
+	log = slurp(s->errlog, &len);
+	assert_non_null(log);
+	assert_non_null(strstr(log, " evicted="));
+	assert_false(strstr(log, " evicted=0 ")); /* the cap was hit */
+	free(log);
+}
+
 /* The decoder alone: malformed and non-TCP frames are classified, never read past. */
 static void t_decode_edges(void **state)
 {
@@ -737,6 +777,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_nonempty_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_many_open_files, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_max_mem, setup, teardown),
 		cmocka_unit_test(t_decode_edges),
 	};
 
