@@ -1038,6 +1038,8 @@ static void msg_done(struct cconn *cc)
 			msg_drop(sc, DROP_OTHER);
 			continue;
 		}
+		if (sc->q.sent == sc->q.commit)
+			sc->progress_ns = mono_ns(); /* the stall clock starts with the first waiting byte */
 		sc->q.commit = sc->q.end;
 		sc->last_sent = true;
 		mq_push(sc, cc->msg_method);
@@ -1070,6 +1072,8 @@ static void raw_bytes(struct cconn *cc, const uint8_t *p, size_t n)
 			sc_close(sc, false);
 			continue;
 		}
+		if (sc->q.sent == sc->q.commit)
+			sc->progress_ns = mono_ns(); /* the stall clock starts with the first waiting byte */
 		sc->q.commit = sc->q.end;
 		q_acct(sc, old);
 		sc_flush(sc);

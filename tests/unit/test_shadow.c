@@ -48,6 +48,7 @@ struct sink {
 	pthread_t th;
 	pthread_mutex_t mu;
 	int n;
+	struct sockaddr_in peer;   /* the first connection's peer: the engine's own endpoint */
 	struct sink_conn c[SINK_CONNS];
 };
 
@@ -96,11 +97,15 @@ static void *sink_main(void *arg)
 			if (!pf[i].revents)
 				continue;
 			if (idx[i] < 0) {
-				int fd = accept(s->lfd, NULL, NULL);
+				struct sockaddr_in pa;
+				socklen_t pl = sizeof(pa);
+				int fd = accept(s->lfd, (struct sockaddr *)&pa, &pl);
 
 				if (fd < 0)
 					continue;
 				pthread_mutex_lock(&s->mu);
+				if (!s->n)
+					s->peer = pa;
 				if (s->n < SINK_CONNS) {
 					s->c[s->n].fd = fd;
 					st_http__init(&s->c[s->n].p, ST_HTTP_REQUEST, NULL);
@@ -896,6 +901,52 @@ static void test_shares(void **state)
 	sink_stop(b);
 }
 
+/* The agent's own shadow connection, seen by the tap (a shadow on a captured port), is ignored. */
+static void test_own_segments(void **state)
+{
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct st_segment seg = { 0 };
+	struct tconn t;
+
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40020);
+	t_sends(sh, &t, GET1);
+	free(wait_bytes(sh, s, 0, strlen(GET1), false));
+	/* what the tap would hand over for the engine's own connection: client = our socket */
+	seg.key.src.family = seg.key.dst.family = 4;
+	seg.key.src.a[0] = s->peer.sin_addr.s_addr;
+	seg.key.sport = ntohs(s->peer.sin_port);
+	seg.key.dst.a[0] = htonl(INADDR_LOOPBACK);
+	seg.key.dport = s->port;
+	seg.flags = ST_TCP_ACK | ST_TCP_PSH;
+	seg.dir = 0;
+	seg.seq = 1;
+	seg.len = strlen(GET1);
+	seg.data = (const uint8_t *)GET1;
+	assert_true(st_shadow__own(sh, &seg));
+	st_shadow__feed(sh, &seg);
+	/* and the other direction */
+	seg.key.src = seg.key.dst;
+	seg.key.sport = seg.key.dport;
+	seg.key.dst.a[0] = s->peer.sin_addr.s_addr;
+	seg.key.dport = ntohs(s->peer.sin_port);
+	assert_true(st_shadow__own(sh, &seg));
+	run_ms(sh, 50);
+	stats(sh, &st);
+	assert_int_equal(st.own_segments, 1);
+	assert_int_equal(st.conns, 1);
+	assert_int_equal(st.requests, 1);
+	/* someone else's connection on another port is not ours */
+	seg.key.dport = (uint16_t)(seg.key.dport + 1);
+	assert_false(st_shadow__own(sh, &seg));
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
 static void test_parse_target(void **state)
 {
 	struct st_shadow_target t;
@@ -934,6 +985,7 @@ int main(void)
 		cmocka_unit_test(test_rate),
 		cmocka_unit_test(test_joined),
 		cmocka_unit_test(test_shares),
+		cmocka_unit_test(test_own_segments),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
