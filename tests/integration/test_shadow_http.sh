@@ -7,7 +7,7 @@
 # keep-alive batches, HTTP/1.0, uploads with and without Expect: 100-continue, chunked uploads,
 # 5 MB PUTs, a pipelining client (st_client_mix), then wrk briefly. Every request production
 # logged must reach the shadow exactly once, in order per connection, with method, URI and body
-# intact, marked with X-Shadowtap: 1.
+# intact, marked with X-Shadowtap: 1. IPv4 and IPv6 clients.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
 st_require_root
@@ -17,13 +17,16 @@ st_require_agent
 st_init
 
 st_netns_pair
-st_nginx_start web "$ST_SRV_NS" 80
+st_nginx_start web "$ST_SRV_NS" 80 "[::]:80"
 WWW=$ST_TMP/web/www
 sh_sink_start sink "$ST_CLI_NS" "$ST_CLI4" 80
 sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:80" --drain 20 --stats 2
 
 st_log "traffic: request mix"
 st_client_mix "$ST_CLI_NS" "$ST_SRV4" 80 "$WWW"
+st_log "traffic: IPv6 keep-alive batch and upload"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "http://[$ST_SRV6]/f100?v6=1" -o /dev/null "http://[$ST_SRV6]/f65537?v6=2"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null --data-binary @"$ST_TMP/upload/u300k" "http://[$ST_SRV6]/upload?v6=3"
 st_log "traffic: wrk 1 s"
 st_in "$ST_CLI_NS" wrk -t1 -c2 -d1s --timeout 5s "http://$ST_SRV4/f100" | sed -n '/Requests\/sec/p'
 
@@ -62,6 +65,8 @@ awk -F'\t' '$3 == "PUT" && $4 ~ /^\/dav\/u5m-/ { print $6 }' "$ST_TMP/sink.log" 
 awk -F'\t' '$3 == "PUT" && $4 == "/dav/u300k-chunked" { print $6 }' "$ST_TMP/sink.log" | grep -qx "$(sha "$UP/u300k")" ||
 	st_fail "the chunked PUT did not reach the shadow whole"
 awk -F'\t' '$8 == "100-continue"' "$ST_TMP/sink.log" | grep -q . || st_fail "no Expect: 100-continue request seen by the shadow"
+awk -F'\t' '$4 == "/upload?v6=3" { print $6 }' "$ST_TMP/sink.log" | grep -qx "$(sha "$UP/u300k")" ||
+	st_fail "the IPv6 upload did not reach the shadow whole"
 
 # Order per connection: the keep-alive batch and the pipelined batch.
 want_ka=$(for i in 1 2; do for s in "${ST_FILE_SIZES[@]}"; do echo "/f$s"; done; done)
