@@ -114,6 +114,7 @@ report ""
 report "Host: $(host_line)"
 report "shadowtap: $ST_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))${ST_FAKE_AGENT:+ (FAKE: $ST_FAKE_AGENT stands in for the agent)}"
 report "Link: $LINK (nginx 1 worker; wrk in the same namespace${LINK:+ over $IFACE})"
+report "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg) (other work on the host makes figures noisy)"
 
 # ---- 1. throughput -------------------------------------------------------------------------
 part_throughput() {
@@ -159,20 +160,13 @@ part_throughput() {
 }
 
 # ---- 2. BPF per-packet cost ------------------------------------------------------------------
-# prog_stats: "id name run_cnt run_time_ns" of the programs attached to IFACE (shadowtap's).
+# prog_stats: "id name run_cnt run_time_ns" of the running agent's programs (tc_*,
+# cgroup_skb_*): their ids from the fds it holds (bpftool 7.1 does not list TCX in `net show`).
 prog_stats() {
 	local ids
-	ids=$(st_in "$SRV_NS" bpftool -j net show dev "$IFACE" | python3 -c '
-import json, sys
-d = json.load(sys.stdin)
-d = d[0] if isinstance(d, list) and d else d
-ids = set()
-for key in ("tc", "tcx"):
-    for e in (d.get(key) or []):
-        if "id" in e: ids.add(e["id"])
-        if "prog_id" in e: ids.add(e["prog_id"])
-print(" ".join(str(i) for i in sorted(ids)))')
+	ids=$(cat /proc/"$CFG_PID"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ { print $2 }' | sort -u | tr '\n' ' ')
 	[ -n "$ids" ] || return 0
+	# shellcheck disable=SC2086
 	bpftool -j prog show | python3 -c '
 import json, sys
 want = set(int(x) for x in sys.argv[1:])
@@ -224,14 +218,28 @@ part_bpfcost() {
 }
 
 # ---- 3. loss probe ---------------------------------------------------------------------------
+# rate_run MBPS: 4 parallel curl loops downloading the 5 MB file, each limited to MBPS/4, for 4 s.
+rate_run() {
+	local per=$(( $1 * 1024 / 4 )) i urls=() pids=()
+	for i in $(seq 1 40); do urls+=(-o /dev/null "http://$HOST/f5242880"); done
+	for i in 1 2 3 4; do
+		st_in "$CLI_NS" timeout 4 curl -s --limit-rate "${per}K" "${urls[@]}" &
+		pids+=($!)
+	done
+	# Only these: a bare `wait` would also wait for nginx.
+	wait "${pids[@]}" 2>/dev/null || true
+}
+
 part_loss() {
-	local step conns file res summary lost pk best=""
+	local step conns file res summary lost pk best="" rate t0 t1 by
 	report ""
-	report "## Loss probe: default ring size, wrk -t1 -d3s, heavier steps until lost > 0"
+	report "## Loss probe: default ring size (--ring-mb default), until the summary says lost > 0"
 	report ""
-	report "| load | req/s | MB/s | packets | lost |"
+	report "Request rate (wrk -t1 -d3s, maximum rate):"
+	report ""
+	report "| load | req/s | MB/s | packets | lost bytes |"
 	report "|---|---|---|---|---|"
-	for step in 32:f100 32:f4096 32:f65536 4:f1048576 32:f1048576 8:f5242880 64:f5242880; do
+	for step in 32:f100 128:f100 32:f4096 32:f16384 32:f65536 4:f1048576; do
 		conns=${step%%:*} file=${step#*:}
 		cfg_shadowtap_start
 		res=$(wrk_run "$conns" 3 "http://$HOST/$file")
@@ -240,13 +248,33 @@ part_loss() {
 		summary=$(st_summary "$CFG_ERR")
 		lost=$(st_summary_field "$summary" lost)
 		pk=$(st_summary_field "$summary" packets)
-		report "| -c$conns $file | ${res% *} | ${res#* } | ${pk:-?} | ${lost:-?} |"
-		if [ "${lost:-1}" = 0 ]; then best="-c$conns $file: ${res% *} req/s, ${res#* } MB/s"; fi
+		report "| wrk -c$conns $file | ${res% *} | ${res#* } | ${pk:-?} | ${lost:-?} |"
 	done
 	report ""
-	report "Highest step with lost=0: ${best:-none}"
+	report "Throughput (4 rate-limited curl downloads of a 5 MB file, 4 s):"
+	report ""
+	report "| target MB/s | captured MB/s | packets | lost bytes |"
+	report "|---|---|---|---|"
+	for rate in ${ST_BENCH_RATES:-50 100 200 300 400 600 800 1200}; do
+		cfg_shadowtap_start
+		t0=$(date +%s%N)
+		rate_run "$rate"
+		t1=$(date +%s%N)
+		cfg_stop shadowtap
+		summary=$(st_summary "$CFG_ERR")
+		lost=$(st_summary_field "$summary" lost)
+		pk=$(st_summary_field "$summary" packets)
+		by=$(st_summary_field "$summary" bytes)
+		local got
+		got=$(awk -v b="${by:-0}" -v ns=$((t1 - t0)) 'BEGIN { printf "%.0f", b / 1048576 / (ns / 1e9) }')
+		report "| $rate | $got | ${pk:-?} | ${lost:-?} |"
+		if [ "${lost:-1}" = 0 ]; then best="$got MB/s (target $rate MB/s)"; else break; fi
+	done
+	report ""
+	report "Highest throughput captured with lost=0: ${best:-none}"
 }
 
 for part in $PARTS; do "part_$part"; done
 report ""
+report "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 report "(report written to $OUT)"
