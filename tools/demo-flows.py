@@ -4,9 +4,9 @@
 
     demo-flows.py FLOWDIR [--port 80] [--access-log FILE]
 
-FLOWDIR holds one file per connection direction, as `tcpflow -r X.pcap -o FLOWDIR` writes
-them (names "SRCIP.SRCPORT-DSTIP.DSTPORT", zero-padded, optional "c1" suffix for a reused
-tuple). Requests are counted by parsing the client-to-server stream (request line, headers,
+FLOWDIR holds one file per connection direction, as `shadowtap flows X.pcap -o FLOWDIR` or
+`tcpflow -r X.pcap -o FLOWDIR` write them. --order FILE lists client endpoints ("IP.PORT",
+one a line) in the order the connections started; rows follow it. Requests are counted by parsing the client-to-server stream (request line, headers,
 Content-Length or chunked body), so bodies that contain "GET " do not count.
 """
 import argparse
@@ -14,7 +14,10 @@ import os
 import re
 import sys
 
-NAME = re.compile(r"^(?P<src>[0-9a-f.:]+?)\.(?P<sport>\d{5})-(?P<dst>[0-9a-f.:]+?)\.(?P<dport>\d{5})(?P<rest>.*)$")
+# "SRC.SPORT-DST.DPORT" with an optional suffix for a reused 4-tuple: tcpflow zero-pads
+# (010.231.000.002.50078-010.231.000.001.00080, "c1" suffix), shadowtap flows does not
+# (10.231.0.2.50078-10.231.0.1.80, "#2" suffix).
+NAME = re.compile(r"^(?P<src>[0-9a-f.:]+?)\.(?P<sport>\d{1,5})-(?P<dst>[0-9a-f.:]+?)\.(?P<dport>\d{1,5})(?P<rest>(#\d+|c\d+)?)$")
 
 
 def norm_ip(s):
@@ -75,6 +78,7 @@ def main():
     ap.add_argument("--port", type=int, default=80)
     ap.add_argument("--access-log")
     ap.add_argument("--max-rows", type=int, default=40)
+    ap.add_argument("--order")
     a = ap.parse_args()
 
     conns = {}
@@ -94,7 +98,16 @@ def main():
 
     rows, tot_req, tot_up, tot_down = [], 0, 0, 0
     methods_all = {}
-    for key in sorted(conns, key=lambda k: (k[0], k[1])):
+    order = {}
+    if a.order and os.path.exists(a.order):
+        with open(a.order) as fh:
+            for i, line in enumerate(fh):
+                order.setdefault(line.strip(), i)
+
+    def rank(k):
+        return (order.get(f"{k[0]}.{k[1]}", len(order)), k[0], k[1], k[4])
+
+    for key in sorted(conns, key=rank):
         c = conns[key]
         n, first = 0, None
         if c["file"]:

@@ -110,12 +110,20 @@ act_capture() {
 	local summary
 	summary=$(st_summary "$ST_TMP/agent.err")
 	say "  ${summary:-$(tail -n1 "$ST_TMP/agent.err")}"
-	step "reassembling the capture's TCP streams (tcpflow)"
-	st_tcpflow "$DEMO_PCAP" "$ST_TMP/flows"
-	done_ "$(st_pcap_packets "$DEMO_PCAP") packets, $(du -h "$DEMO_PCAP" | cut -f1) pcap"
+	# Connections in the order they started (their SYNs).
+	tcpdump -nr "$DEMO_PCAP" 2>/dev/null | awk '/Flags \[S\],/ { print $3 }' >"$ST_TMP/order"
+	if [ -z "${ST_FAKE_AGENT:-}" ] && "$ST_BIN" flows --help >/dev/null 2>&1; then
+		step "reassembling every connection (shadowtap flows)"
+		"$ST_BIN" flows "$DEMO_PCAP" -o "$ST_TMP/flows" --port 80 2>"$ST_TMP/flows.err" >/dev/null
+	else
+		step "reassembling every connection (tcpflow)"
+		st_tcpflow "$DEMO_PCAP" "$ST_TMP/flows"
+	fi
+	done_ "$(du -h "$DEMO_PCAP" | cut -f1) pcap"
 
 	banner "what shadowtap captured"
-	python3 "$ROOT/tools/demo-flows.py" "$ST_TMP/flows" --port 80 --access-log "$DEMO_ACCESS_LOG" --max-rows 24
+	python3 "$ROOT/tools/demo-flows.py" "$ST_TMP/flows" --port 80 --access-log "$DEMO_ACCESS_LOG" \
+		--order "$ST_TMP/order" --max-rows 24
 	say ""
 	say "Every byte each way, per connection, reassembled from the pcap shadowtap wrote; tcpdump,"
 	say "tshark and Wireshark read the same file (shadowtap capture -w - | wireshark -k -i -)."
