@@ -947,6 +947,119 @@ static void test_own_segments(void **state)
 	sink_stop(s);
 }
 
+/*
+ * Property: whatever the segmentation and wherever the capture loses bytes, what a shadow
+ * receives is a concatenation of whole original requests, in their order; without loss it is
+ * all of them.
+ */
+#define RQ 24
+static void test_random_splits(void **state)
+{
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	static char reqs[RQ][2048];
+	static char stream[RQ * 2048];
+	size_t rlen[RQ], slen, i;
+	unsigned seed = 12345;
+	int round;
+
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	for (round = 0; round < 24; round++) {
+		bool lossy = round % 2;
+		struct tconn t;
+		size_t off = 0, want_min, got_len, pos;
+		char *got;
+		int k, found;
+
+		slen = 0;
+		for (i = 0; i < RQ; i++) {
+			int kind = rand_r(&seed) % 3;
+			char body[600];
+			size_t bl = (size_t)(rand_r(&seed) % 500) + 1;
+
+			memset(body, 'a' + (int)(i % 26), bl);
+			body[bl] = 0;
+			if (kind == 0)
+				snprintf(reqs[i], sizeof(reqs[i]), "GET /r%d/%zu HTTP/1.1\r\nHost: h\r\n\r\n",
+					 round, i);
+			else if (kind == 1)
+				snprintf(reqs[i], sizeof(reqs[i]), "POST /r%d/%zu HTTP/1.1\r\nHost: h\r\n"
+					 "Content-Length: %zu\r\n\r\n%s", round, i, bl, body);
+			else
+				snprintf(reqs[i], sizeof(reqs[i]), "PUT /r%d/%zu HTTP/1.1\r\n"
+					 "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%s\r\n3\r\nxyz\r\n0\r\n\r\n",
+					 round, i, bl, body);
+			rlen[i] = strlen(reqs[i]);
+			memcpy(stream + slen, reqs[i], rlen[i]);
+			slen += rlen[i];
+		}
+		t_open(sh, &t, (uint16_t)(44000 + round));
+		while (off < slen) {
+			size_t n = (size_t)(rand_r(&seed) % 700) + 1;
+
+			if (n > slen - off)
+				n = slen - off;
+			if (lossy && rand_r(&seed) % 10 == 0) {
+				t_lose(sh, &t, (uint32_t)n); /* these bytes never come */
+			} else {
+				t_send(sh, &t, stream + off, n);
+			}
+			off += n;
+			if (rand_r(&seed) % 4 == 0)
+				st_shadow__io(sh);
+		}
+		t_close(sh, &t);
+		/* settle, then check what connection(s) of this round got */
+		run_ms(sh, 60);
+		want_min = lossy ? 0 : slen;
+		found = 0;
+		for (k = 0; k < sink_nconn(s); k++) {
+			got = sink_data(s, k, &got_len);
+			if (!strstr(got, "/r") || !strncmp(got, "", 1)) {
+				free(got);
+				continue;
+			}
+			{
+				char tag[32];
+
+				snprintf(tag, sizeof(tag), " /r%d/", round);
+				if (!strstr(got, tag)) {
+					free(got);
+					continue;
+				}
+			}
+			/* greedy: each original request in order is either all here or absent */
+			pos = 0;
+			for (i = 0; i < RQ && pos < got_len; i++)
+				if (got_len - pos >= rlen[i] && !memcmp(got + pos, reqs[i], rlen[i]))
+					pos += rlen[i];
+			if (pos != got_len) {
+				print_error("round %d: shadow bytes are not whole original requests "
+					    "(matched %zu of %zu):\n%.*s\n", round, pos, got_len,
+					    (int)(got_len - pos > 300 ? 300 : got_len - pos), got + pos);
+				fail();
+			}
+			assert_true(got_len >= want_min);
+			found++;
+			free(got);
+		}
+		/* lossless: all of it on one connection */
+		assert_true(lossy || found == 1);
+	}
+	{
+		struct st_shadow_stats st;
+
+		stats(sh, &st);
+		assert_true(st.gaps_skipped > 0);
+		assert_true(st.replayed > 12 * RQ);
+		assert_int_equal(st.dropped, 0);
+	}
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
 static void test_parse_target(void **state)
 {
 	struct st_shadow_target t;
@@ -986,6 +1099,7 @@ int main(void)
 		cmocka_unit_test(test_joined),
 		cmocka_unit_test(test_shares),
 		cmocka_unit_test(test_own_segments),
+		cmocka_unit_test(test_random_splits),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
