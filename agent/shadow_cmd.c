@@ -50,6 +50,7 @@ enum {
 	O_SPEED,
 	O_FAST,
 	O_MULTIPLY,
+	O_METRICS,
 };
 
 struct shadow_cmd {
@@ -63,6 +64,7 @@ struct shadow_cmd {
 	char mark_buf[SET_HDR_MAX];
 	char methods_buf[1024];
 	double stats_s;
+	const char *metrics;         /* --metrics FILE: Prometheus text format, rewritten atomically */
 	double duration;
 	double drain_s;
 	double speed;
@@ -143,6 +145,9 @@ static void usage(FILE *f, bool replay)
 		"      --drain SEC       at the end, wait up to SEC for shadows to take what is queued\n"
 		"                        (default 2 live, 10 replay)\n"
 		"      --stats SEC       a stats line on stderr every SEC seconds\n"
+		"      --metrics FILE    the counters in Prometheus text format, rewritten every\n"
+		"                        --stats SEC (default 5) and at the end (node_exporter's\n"
+		"                        textfile collector reads it)\n"
 		"  -v, --verbose         more messages\n"
 		"  -h, --help            this help\n\n"
 		"The last stderr line is: shadowtap: summary requests=N replayed=N dropped=N errors=N ...\n",
@@ -232,6 +237,7 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 		{ "speed", required_argument, NULL, O_SPEED },
 		{ "fast", no_argument, NULL, O_FAST },
 		{ "multiply", required_argument, NULL, O_MULTIPLY },
+		{ "metrics", required_argument, NULL, O_METRICS },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -371,6 +377,9 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 				cfg->multiply = (unsigned)ul;
 			}
 			break;
+		case O_METRICS:
+			c->metrics = optarg;
+			break;
 		case 'v':
 			c->verbose = true;
 			break;
@@ -437,6 +446,42 @@ static void tap_lost(struct shadow_cmd *c)
 	}
 }
 
+/* Every counter of the stats line as shadowtap_<name>; gauges are the ones that go down. */
+static void write_metrics(struct shadow_cmd *c, const char *line)
+{
+	static const char *const gauges[] = { "queued", "queued_peak" };
+	char tmp[4096], *dup, *tok, *save = NULL;
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", c->metrics);
+	f = fopen(tmp, "w");
+	dup = strdup(line);
+	if (!f || !dup) {
+		if (f)
+			fclose(f);
+		free(dup);
+		return;
+	}
+	for (tok = strtok_r(dup, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
+		char *eq = strchr(tok, '=');
+		bool gauge = false;
+
+		if (!eq)
+			continue;
+		*eq = 0;
+		for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
+			gauge |= !strcmp(tok, gauges[i]);
+		fprintf(f, "# TYPE shadowtap_%s%s %s\nshadowtap_%s%s{command=\"%s\"} %s\n", tok,
+			gauge ? "" : "_total", gauge ? "gauge" : "counter", tok, gauge ? "" : "_total",
+			c->cmd, eq + 1);
+	}
+	free(dup);
+	if (fclose(f) || rename(tmp, c->metrics)) {
+		unlink(tmp);
+		return;
+	}
+}
+
 static void print_stats(struct shadow_cmd *c, const char *what)
 {
 	struct st_shadow_stats st;
@@ -451,7 +496,14 @@ static void print_stats(struct shadow_cmd *c, const char *what)
 		snprintf(cap, sizeof(cap), " capture_lost_bytes=%llu capture_lost_unreported=%llu",
 			 c->cap_lost, c->cap_unrep);
 	}
-	fprintf(stderr, "shadowtap: %s %s%s\n", what, line, cap);
+	if (strcmp(what, "metrics"))
+		fprintf(stderr, "shadowtap: %s %s%s\n", what, line, cap);
+	if (c->metrics) {
+		char all[1792];
+
+		snprintf(all, sizeof(all), "%s%s", line, cap);
+		write_metrics(c, all);
+	}
 }
 
 /* Timers and the periodic stats line (both commands). */
@@ -461,9 +513,10 @@ static void timers(struct shadow_cmd *c, uint64_t now)
 		c->last_timers = now;
 		st_shadow__tick(c->sh, c->replay ? 0 : realtime_ns());
 	}
-	if (c->stats_s > 0 && now - c->last_stats >= (uint64_t)(c->stats_s * 1e9)) {
+	if ((c->stats_s > 0 || c->metrics) &&
+	    now - c->last_stats >= (uint64_t)((c->stats_s > 0 ? c->stats_s : 5) * 1e9)) {
 		c->last_stats = now;
-		print_stats(c, "stats");
+		print_stats(c, c->stats_s > 0 ? "stats" : "metrics");
 	}
 }
 

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # `shadowtap shadow` command line: usage errors (one stderr line, exit 2, nothing attached),
 # --help on stdout, --duration / SIGTERM / SIGINT ending cleanly with a summary line, --stats
-# lines, and a run with filters (--safe-only, --match-path, --set-host, --no-mark).
+# lines, --metrics (Prometheus text), and a run with filters (--safe-only, --match-path, --set-host, --no-mark).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
 st_require_root
@@ -47,7 +47,7 @@ base=http://$ST_SRV4
 
 st_log "--duration 3 with --stats 1 and filters"
 sh_agent_start a1 "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" --duration 3 --stats 1 \
-	--safe-only --match-path '^/f' --set-host shadow.example --no-mark
+	--safe-only --match-path '^/f' --set-host shadow.example --no-mark --metrics "$ST_TMP/shadow.prom"
 t0=$(date +%s)
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f1" -o /dev/null "$base/index.html" -o /dev/null "$base/f100"
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null --data-binary hello "$base/upload"
@@ -63,6 +63,9 @@ sh_expect filtered -eq 2
 sh_expect replayed -eq 2
 [ "$(sh_sink_requests "$ST_TMP/sink.log" | tr '\n' ' ')" = "GET /f1 GET /f100 " ] || st_fail "filters: shadow got $(cat "$ST_TMP/sink.log")"
 [ "$(awk -F'\t' '$7 != "-"' "$ST_TMP/sink.log" | wc -l)" -eq 0 ] || st_fail "--no-mark: marked requests"
+grep -qx 'shadowtap_replayed_total{command="shadow"} 2' "$ST_TMP/shadow.prom" ||
+	{ cat "$ST_TMP/shadow.prom"; st_fail "--metrics: no final replayed counter"; }
+grep -q '^# TYPE shadowtap_queued gauge' "$ST_TMP/shadow.prom" || st_fail "--metrics: queued is not a gauge"
 
 for sig in TERM INT; do
 	st_log "SIG$sig"
