@@ -221,7 +221,7 @@ part_bpfcost() {
 # rate_run MBPS: 4 parallel curl loops downloading the 5 MB file, each limited to MBPS/4, for 4 s.
 rate_run() {
 	local per=$(( $1 * 1024 / 4 )) i urls=() pids=()
-	for i in $(seq 1 40); do urls+=(-o /dev/null "http://$HOST/f5242880"); done
+	for i in $(seq 1 100); do urls+=(-o /dev/null "http://$HOST/f5242880"); done
 	for i in 1 2 3 4; do
 		st_in "$CLI_NS" timeout 4 curl -s --limit-rate "${per}K" "${urls[@]}" &
 		pids+=($!)
