@@ -45,7 +45,7 @@ cat "$ST_TMP/agent.err"
 
 summary=$(st_summary "$ST_TMP/agent.err")
 lost=$(st_summary_field "$summary" lost)
-[ "${lost:-0}" -eq 0 ] || st_log "the agent reports lost=$lost: the streams will differ"
+[ "${lost:-0}" -eq 0 ] || st_fail "the agent lost $lost bytes (ring buffer full: it did not keep up with this load); $summary"
 if [ -z "${ST_FAKE_AGENT:-}" ]; then
 	left=$(bpftool cgroup show "$CG" 2>&1 | grep -v '^ID' || true)
 	[ -z "$left" ] || st_fail "programs still attached to $CG after exit: $left"

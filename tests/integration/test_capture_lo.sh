@@ -31,6 +31,9 @@ rc=0
 st_stop "$ST_AGENT_PID" INT || rc=$?
 cat "$ST_TMP/agent.err"
 [ "$rc" -eq 0 ] || st_fail "shadowtap capture exited with $rc after SIGINT"
+summary=$(st_summary "$ST_TMP/agent.err")
+lost=$(st_summary_field "$summary" lost)
+[ "${lost:-0}" -eq 0 ] || st_fail "the agent lost $lost bytes (ring buffer full: it did not keep up with this load); $summary"
 
 st_log "packets: shadowtap $(st_pcap_packets "$ST_TMP/agent.pcap"), tcpdump $(st_pcap_packets "$ST_TMP/tcpdump.pcap")"
 # Largest packet in each capture: shows whether super-packets were kept whole or split.
