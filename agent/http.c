@@ -772,7 +772,8 @@ bad_line:
 	 * Every line check rejects CR (a control character), so a CR that is
 	 * not part of a line ending surfaces here: name that cause.
 	 */
-	if (r != ST_HTTP_E_TOO_MANY_HEADERS && r != ST_HTTP_E_NOMEM && memchr(b + ls, '\r', le - ls))
+	if (r != ST_HTTP_E_TOO_MANY_HEADERS && r != ST_HTTP_E_NOMEM &&
+	    memchr(b + ls, '\r', le - ls))
 		return ST_HTTP_E_BARE_CR;
 	return r;
 }
@@ -1311,7 +1312,8 @@ int st_http__rewrite_check(const struct st_http_rewrite *rw)
 	if (rw->host && !valid_value(rw->host))
 		return -EINVAL;
 	if (rw->marker_name && (!valid_name(rw->marker_name) || !valid_value(rw->marker_value) ||
-				framing_name(rw->marker_name) || !strcasecmp(rw->marker_name, "host")))
+				framing_name(rw->marker_name) ||
+				!strcasecmp(rw->marker_name, "host")))
 		return -EINVAL;
 	return 0;
 }
