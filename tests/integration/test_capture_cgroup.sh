@@ -29,9 +29,9 @@ st_tcpdump_start tcpdump "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/tcpdump.pcap" \
 st_log "traffic to A (in the cgroup) and B (outside), interleaved"
 st_client_mix "$ST_CLI_NS" "$ST_SRV4B" 80 "$ST_TMP/b/www"
 st_client_mix "$ST_CLI_NS" "$ST_SRV4" 80 "$ST_TMP/a/www"
-st_in "$ST_CLI_NS" wrk -t1 -c2 -d1s "http://$ST_SRV4B/f4096" >/dev/null
+st_in "$ST_CLI_NS" wrk -t1 -c2 -d1s "http://$ST_SRV4B/f1500" >/dev/null
 st_client_mix "$ST_CLI_NS" "$ST_SRV6" 80 "$ST_TMP/a/www"
-st_in "$ST_CLI_NS" wrk -t1 -c2 -d1s "http://$ST_SRV4/f4096" >/dev/null
+st_in "$ST_CLI_NS" wrk -t1 -c2 -d1s "http://$ST_SRV4/f1500" >/dev/null
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "http://$ST_SRV4B/f1048576"
 sleep 2 # last FINs; tcpdump hands over its ring in blocks, up to 1 s late
 
