@@ -42,6 +42,7 @@
 #define CONNECT_TIMEOUT_NS (5000ull * 1000000)
 #define OWN_LINGER_NS (60ull * 1000000000)
 #define GC_EVERY_NS (1000ull * 1000000)
+#define PER_CONN_WAIT_NS (1000ull * 1000000)
 
 enum { SC_CONNECTING = 0, SC_UP, SC_DEAD };
 enum { CM_DETECT = 0, CM_HTTP, CM_RAW, CM_OFF };
@@ -57,7 +58,14 @@ struct qchunk {
 
 struct queue {
 	struct qchunk *head, *tail;
-	uint64_t sent, commit, end;
+	uint64_t acked, sent, commit, end; /* acked: bytes no longer needed (answered or sent) */
+};
+
+/* A committed request: where it ends in the queue, and its method for the response parser. */
+struct reqent {
+	uint64_t end;
+	uint8_t method;
+	bool keep_alive;             /* the request itself let the connection persist */
 };
 
 struct cconn;
@@ -74,17 +82,23 @@ struct sconn {
 	bool shut;                   /* our FIN is out: waiting for the shadow to close */
 	bool msg_active;             /* [msg_start, end) is the request being framed */
 	bool resp_broken;            /* response framing gave up: bytes only */
+	bool retain;                 /* keep sent requests until answered (HTTP, responses framed):
+				      * a shadow that closes after N answers (nginx's
+				      * keepalive_requests) gets the rest on a new connection */
 	bool congested;              /* counted in sh->n_congested */
 	struct queue q;
 	uint64_t msg_start;
-	uint64_t *req_end;           /* ring: end offsets of committed requests not fully sent */
+	struct reqent *req;          /* ring: committed requests not yet answered (retain) or sent */
 	uint32_t req_cap, req_head, req_n;
+	uint32_t req_nsent;          /* the ring's first req_nsent requests are written whole */
+	uint32_t req_npushed;        /* ... and the first req_npushed went to the response parser */
+	uint64_t answered;           /* final responses on this connection */
+	uint64_t written;            /* requests written whole on this connection */
+	uint64_t answer_ns;          /* the last final response */
 	uint64_t progress_ns;        /* created, or the last write that moved bytes */
 	uint64_t linger_until;
 	uint64_t conn_id;
 	uint64_t resp_seq;
-	uint8_t *mq;                 /* methods not yet in the response parser (its queue is full) */
-	uint32_t mq_cap, mq_head, mq_n;
 	struct st_addr laddr;
 	uint16_t lport;
 	struct st_http_parser resp;
@@ -113,6 +127,7 @@ struct target_state {
 	unsigned lo, hi;             /* share of the hash space [0, 100) when pct */
 	unsigned fails;
 	uint64_t retry_at;
+	uint64_t per_conn;           /* the target closes after this many requests (learned) */
 };
 
 struct own_ent {
@@ -284,7 +299,7 @@ static void sockaddr_to(const struct sockaddr_storage *ss, struct st_addr *a, ui
 
 static uint64_t q_bytes(const struct queue *q)
 {
-	return q->end - q->sent;
+	return q->end - q->acked;
 }
 
 static int q_append(struct queue *q, const void *data, size_t len)
@@ -354,10 +369,12 @@ static void q_truncate(struct queue *q, uint64_t pos)
 	q->end = pos;
 }
 
-static void q_consumed(struct queue *q, uint64_t n)
+/* Bytes before pos are no longer needed: free their chunks. */
+static void q_release(struct queue *q, uint64_t pos)
 {
-	q->sent += n;
-	while (q->head && q->head->off + q->head->len <= q->sent) {
+	if (pos > q->acked)
+		q->acked = pos;
+	while (q->head && q->head->off + q->head->len <= q->acked) {
 		struct qchunk *c = q->head;
 
 		q->head = c->next;
@@ -440,7 +457,7 @@ static void sc_detach(struct sconn *sc)
 static void sc_close(struct sconn *sc, bool error)
 {
 	struct st_shadow *sh = sc->sh;
-	uint64_t lost = sc->req_n + (sc->msg_active ? 1 : 0);
+	uint64_t lost = sc->req_n - sc->req_nsent + (sc->msg_active ? 1 : 0);
 	uint64_t old = q_bytes(&sc->q);
 
 	if (sc->state == SC_DEAD)
@@ -449,6 +466,7 @@ static void sc_close(struct sconn *sc, bool error)
 		sh->st.errors++;
 	sh->st.dropped += lost;
 	sh->st.dropped_down += lost;
+	sh->st.unanswered += sc->req_nsent; /* written whole, no answer before the close */
 	sc_detach(sc);
 	if (sc->fd >= 0) {
 		epoll_ctl(sh->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
@@ -460,7 +478,7 @@ static void sc_close(struct sconn *sc, bool error)
 	q_acct(sc, old);
 	sc->state = SC_DEAD;
 	sc->msg_active = false;
-	sc->req_n = 0;
+	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
 	sc_unlink(sc);
 	sh->n_live--;
 	sc->next = sh->dead;
@@ -474,8 +492,7 @@ static void free_dead(struct st_shadow *sh)
 
 		sh->dead = sc->next;
 		st_http__free(&sc->resp);
-		free(sc->req_end);
-		free(sc->mq);
+		free(sc->req);
 		free(sc);
 	}
 }
@@ -521,6 +538,7 @@ static struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slo
 	sc->target = t;
 	sc->fd = fd;
 	sc->raw = raw;
+	sc->retain = !raw;
 	sc->state = r ? SC_CONNECTING : SC_UP;
 	sc->progress_ns = now;
 	sc->conn_id = cc ? cc->c->id : 0;
@@ -547,24 +565,62 @@ static struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slo
 	return sc;
 }
 
-static int req_push(struct sconn *sc, uint64_t end)
+static struct reqent *req_at(struct sconn *sc, uint32_t i)
+{
+	return &sc->req[(sc->req_head + i) % sc->req_cap];
+}
+
+static int req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka)
 {
 	if (sc->req_n == sc->req_cap) {
 		uint32_t ncap = sc->req_cap ? sc->req_cap * 2 : 8, i;
-		uint64_t *n = malloc(ncap * sizeof(*n));
+		struct reqent *n = malloc(ncap * sizeof(*n));
 
 		if (!n)
 			return -ENOMEM;
 		for (i = 0; i < sc->req_n; i++)
-			n[i] = sc->req_end[(sc->req_head + i) % sc->req_cap];
-		free(sc->req_end);
-		sc->req_end = n;
+			n[i] = *req_at(sc, i);
+		free(sc->req);
+		sc->req = n;
 		sc->req_cap = ncap;
 		sc->req_head = 0;
 	}
-	sc->req_end[(sc->req_head + sc->req_n) % sc->req_cap] = end;
+	sc->req[(sc->req_head + sc->req_n) % sc->req_cap] = (struct reqent){ end, (uint8_t)m, ka };
 	sc->req_n++;
 	return 0;
+}
+
+static void req_pop(struct sconn *sc)
+{
+	sc->req_head = (sc->req_head + 1) % sc->req_cap;
+	sc->req_n--;
+	if (sc->req_nsent)
+		sc->req_nsent--;
+	if (sc->req_npushed)
+		sc->req_npushed--;
+}
+
+/*
+ * The response parser needs each request's method (HEAD has no body) but holds
+ * only ST_HTTP_METHOD_QUEUE of them; requests can run further ahead than that.
+ */
+static void push_methods(struct sconn *sc)
+{
+	while (sc->retain && sc->req_npushed < sc->req_n &&
+	       !st_http__push_method(&sc->resp, req_at(sc, sc->req_npushed)->method))
+		sc->req_npushed++;
+}
+
+/* Sent bytes are dropped as soon as written: raw streams, or responses we cannot frame. */
+static void sc_noretain(struct sconn *sc)
+{
+	uint64_t old = q_bytes(&sc->q);
+
+	sc->retain = false;
+	while (sc->req_nsent)
+		req_pop(sc);
+	q_release(&sc->q, sc->q.sent);
+	q_acct(sc, old);
 }
 
 static void sc_finish(struct sconn *sc);
@@ -579,12 +635,20 @@ static void sc_flush(struct sconn *sc)
 		struct iovec iov[IOV_MAX_SEND];
 		struct msghdr mh = { .msg_iov = iov };
 		struct qchunk *c = sc->q.head;
-		uint64_t pos = sc->q.sent;
+		uint64_t pos = sc->q.sent, lim = sc->q.commit, per = sh->ts[sc->target].per_conn;
 		ssize_t n;
 		int k = 0;
 
-		for (; c && k < IOV_MAX_SEND && pos < sc->q.commit; c = c->next) {
-			uint64_t end = c->off + c->len < sc->q.commit ? c->off + c->len : sc->q.commit;
+		if (sc->retain && per) {
+			/* what the target would not process on this connection stays queued: it goes
+			 * to the next connection when this one closes */
+			if (sc->written >= per)
+				break;
+			if (sc->req_n - sc->req_nsent > per - sc->written)
+				lim = req_at(sc, sc->req_nsent + (uint32_t)(per - sc->written) - 1)->end;
+		}
+		for (; c && k < IOV_MAX_SEND && pos < lim; c = c->next) {
+			uint64_t end = c->off + c->len < lim ? c->off + c->len : lim;
 
 			if (end <= pos)
 				continue;
@@ -604,13 +668,18 @@ static void sc_flush(struct sconn *sc)
 			sc_close(sc, true);
 			return;
 		}
-		q_consumed(&sc->q, (uint64_t)n);
+		sc->q.sent += (uint64_t)n;
 		sh->st.bytes += (uint64_t)n;
 		sc->progress_ns = mono_ns();
-		while (sc->req_n && sc->req_end[sc->req_head] <= sc->q.sent) {
-			sc->req_head = (sc->req_head + 1) % sc->req_cap;
-			sc->req_n--;
+		while (sc->req_nsent < sc->req_n && req_at(sc, sc->req_nsent)->end <= sc->q.sent) {
+			sc->req_nsent++;
+			sc->written++;
 			sh->st.replayed++;
+		}
+		if (!sc->retain) {
+			while (sc->req_nsent)
+				req_pop(sc);
+			q_release(&sc->q, sc->q.sent);
 		}
 	}
 	q_acct(sc, old);
@@ -637,43 +706,6 @@ static void sc_release(struct sconn *sc)
 	sc_detach(sc);
 	if (sc->state == SC_UP)
 		sc_finish(sc);
-}
-
-/*
- * The response parser needs each request's method (HEAD has no body) but holds
- * only ST_HTTP_METHOD_QUEUE of them; requests can run further ahead than that.
- */
-static void mq_fill(struct sconn *sc)
-{
-	while (sc->mq_n && !st_http__push_method(&sc->resp, sc->mq[sc->mq_head])) {
-		sc->mq_head = (sc->mq_head + 1) % sc->mq_cap;
-		sc->mq_n--;
-	}
-}
-
-static void mq_push(struct sconn *sc, enum st_http_method m)
-{
-	if (sc->resp_broken)
-		return;
-	if (!sc->mq_n && !st_http__push_method(&sc->resp, m))
-		return;
-	if (sc->mq_n == sc->mq_cap) {
-		uint32_t ncap = sc->mq_cap ? sc->mq_cap * 2 : 64, i;
-		uint8_t *n = malloc(ncap);
-
-		if (!n) {
-			sc->resp_broken = true;
-			return;
-		}
-		for (i = 0; i < sc->mq_n; i++)
-			n[i] = sc->mq[(sc->mq_head + i) % sc->mq_cap];
-		free(sc->mq);
-		sc->mq = n;
-		sc->mq_cap = ncap;
-		sc->mq_head = 0;
-	}
-	sc->mq[(sc->mq_head + sc->mq_n) % sc->mq_cap] = (uint8_t)m;
-	sc->mq_n++;
 }
 
 static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
@@ -703,17 +735,86 @@ static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 				sh->cfg.on_response(sh->cfg.ctx, &r);
 			}
 			sc->resp_seq++;
-			mq_fill(sc);
+			sc->answered++;
+			sc->answer_ns = mono_ns();
+			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE) && sc->retain && sc->req_nsent &&
+			    req_at(sc, 0)->keep_alive) {
+				/* the target closes after this many requests, though the request did not
+				 * ask for it: send no more than that per connection */
+				struct target_state *ts = &sh->ts[sc->target];
+
+				if (!ts->per_conn || sc->answered < ts->per_conn)
+					ts->per_conn = sc->answered;
+			}
+			if (sc->retain && sc->req_nsent) {
+				uint64_t old = q_bytes(&sc->q);
+
+				q_release(&sc->q, req_at(sc, 0)->end);
+				req_pop(sc);
+				q_acct(sc, old);
+				push_methods(sc);
+			}
 			break;
 		case ST_HTTP_EV_UPGRADED:
 		case ST_HTTP_EV_ERROR:
 			/* a tunnel, or a shadow answering garbage: count bytes only */
 			sc->resp_broken = true;
+			sc_noretain(sc);
 			return;
 		default:
 			break;
 		}
 	}
+}
+
+/*
+ * The shadow closed with requests unanswered, after answering some: it closes
+ * after N requests per connection (nginx's keepalive_requests), and what it
+ * had not answered it never processed. They go again, on a new connection.
+ * A shadow that answered nothing gets nothing again (no loop of retries).
+ */
+static void sc_requeue(struct sconn *sc)
+{
+	struct st_shadow *sh = sc->sh;
+	uint64_t old_sc = q_bytes(&sc->q), old_n;
+	struct sconn *n;
+
+	if (!sc->retain || !sc->answered || (!sc->req_n && !sc->msg_active))
+		return;
+	n = sc_new(sh, sc->cc, sc->slot, false);
+	if (!n)
+		return; /* sc_close counts them */
+	/*
+	 * The queue moves as it is, offsets included: on the new connection nothing is
+	 * sent yet, so sent goes back to acked (the first unanswered byte).
+	 */
+	old_n = q_bytes(&n->q);
+	n->q = sc->q;
+	n->q.sent = n->q.acked;
+	memset(&sc->q, 0, sizeof(sc->q));
+	n->req = sc->req;
+	n->req_cap = sc->req_cap;
+	n->req_head = sc->req_head;
+	n->req_n = sc->req_n;
+	sc->req = NULL;
+	sc->req_cap = sc->req_head = 0;
+	n->msg_active = sc->msg_active;
+	n->msg_start = sc->msg_start;
+	n->last_sent = sc->last_sent;
+	n->conn_id = sc->conn_id;
+	sh->st.replayed -= sc->req_nsent; /* counted again when written again */
+	sh->st.resent += sc->req_nsent;
+	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
+	sc->msg_active = false;
+	q_acct(sc, old_sc);
+	q_acct(n, old_n);
+	push_methods(n);
+	if (sc->cc) {
+		sc->cc->sc[sc->slot] = n;
+		sc->cc = NULL;
+	}
+	if (n->state == SC_UP)
+		sc_flush(n);
 }
 
 /* hup: the event said the peer closed; else a short read means the socket is drained. */
@@ -739,6 +840,9 @@ static void sc_read(struct sconn *sc, bool hup)
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
 		/* EOF: the shadow closed (after our FIN, or on its own); else an error */
+		/* a server closing with our requests unread resets instead of a FIN */
+		if (n == 0 || errno == ECONNRESET)
+			sc_requeue(sc);
 		sc_close(sc, n < 0);
 		return;
 	}
@@ -1034,7 +1138,7 @@ static void msg_done(struct cconn *cc)
 		if (!sc || !sc->msg_active)
 			continue;
 		sc->msg_active = false;
-		if (req_push(sc, sc->q.end)) {
+		if (req_push(sc, sc->q.end, cc->msg_method, !final)) {
 			msg_drop(sc, DROP_OTHER);
 			continue;
 		}
@@ -1042,7 +1146,7 @@ static void msg_done(struct cconn *cc)
 			sc->progress_ns = mono_ns(); /* the stall clock starts with the first waiting byte */
 		sc->q.commit = sc->q.end;
 		sc->last_sent = true;
-		mq_push(sc, cc->msg_method);
+		push_methods(sc);
 		if (final)
 			sc_detach(sc);
 		sc_flush(sc); /* may close sc */
@@ -1127,9 +1231,10 @@ static void http_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 
 				if (!sc)
 					continue;
-				if (sc->last_sent && !sh->cfg.safe_only)
+				if (sc->last_sent && !sh->cfg.safe_only) {
 					sc->raw = true;
-				else
+					sc_noretain(sc);
+				} else
 					sc_release(sc);
 			}
 			break;
@@ -1567,6 +1672,12 @@ void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns)
 			sc_close(sc, true);
 		} else if (sc->shut && now > sc->linger_until) {
 			sc_close(sc, false);
+		} else if (sc->state == SC_UP && sc->retain && sh->ts[sc->target].per_conn &&
+			   sc->written >= sh->ts[sc->target].per_conn && !sc->req_nsent &&
+			   sc->req_n && now - sc->answer_ns > PER_CONN_WAIT_NS) {
+			/* everything answered and no close: the learned limit does not hold */
+			sh->ts[sc->target].per_conn = 0;
+			sc_flush(sc);
 		}
 	}
 	if (now - sh->last_gc > GC_EVERY_NS) {
@@ -1613,7 +1724,8 @@ void st_shadow__format(const struct st_shadow_stats *s, char *buf, size_t len)
 		 "requests=%" PRIu64 " replayed=%" PRIu64 " dropped=%" PRIu64 " errors=%" PRIu64
 		 " filtered=%" PRIu64 " gaps_skipped=%" PRIu64 " resyncs=%" PRIu64
 		 " dropped_queue=%" PRIu64 " dropped_down=%" PRIu64 " dropped_rate=%" PRIu64
-		 " responses=%" PRIu64 " bytes=%" PRIu64 " resp_bytes=%" PRIu64
+		 " responses=%" PRIu64 " resent=%" PRIu64 " unanswered=%" PRIu64
+		 " bytes=%" PRIu64 " resp_bytes=%" PRIu64
 		 " connections=%" PRIu64 " http=%" PRIu64 " raw=%" PRIu64 " skipped_conns=%" PRIu64
 		 " upgrades=%" PRIu64 " raw_closed=%" PRIu64 " malformed=%" PRIu64
 		 " connects=%" PRIu64 " reconnects=%" PRIu64 " gap_bytes=%" PRIu64
@@ -1621,7 +1733,7 @@ void st_shadow__format(const struct st_shadow_stats *s, char *buf, size_t len)
 		 " queued_peak=%" PRIu64,
 		 s->requests, s->replayed, s->dropped, s->errors, s->filtered, s->gaps_skipped,
 		 s->resyncs, s->dropped_queue, s->dropped_down, s->dropped_rate, s->responses,
-		 s->bytes, s->resp_bytes, s->conns, s->conns_http, s->conns_raw, s->conns_skipped,
+		 s->resent, s->unanswered, s->bytes, s->resp_bytes, s->conns, s->conns_http, s->conns_raw, s->conns_skipped,
 		 s->upgrades, s->raw_closed, s->malformed, s->connects, s->reconnects,
 		 s->gap_bytes, s->own_segments, s->sampled_out_segments, s->queued, s->queued_peak);
 }

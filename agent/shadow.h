@@ -112,6 +112,8 @@ struct st_shadow_stats {
 	uint64_t raw_closed;     /* raw shadow connections closed at a gap or full queue */
 	uint64_t upgrades;       /* connections switched to raw after Upgrade/CONNECT */
 	uint64_t responses;      /* final responses read from shadows */
+	uint64_t resent;         /* requests sent again: the shadow closed without answering them */
+	uint64_t unanswered;     /* requests written whole, connection closed before an answer */
 	uint64_t resp_bytes;     /* bytes read from shadows */
 	uint64_t bytes;          /* bytes written to shadows */
 	uint64_t connects;       /* shadow connections opened */

@@ -36,6 +36,9 @@ struct sink_conn {
 	char *data;
 	size_t len, cap;
 	bool eof;
+	int answered;
+	char *proc;    /* the requests the sink answered, as received */
+	size_t plen;
 	struct st_http_parser p;
 };
 
@@ -44,6 +47,8 @@ struct sink {
 	uint16_t port;
 	bool respond;  /* answer each complete request with a 200 */
 	bool noread;   /* accept, never read */
+	int close_after; /* answer this many requests per connection, the last with
+			  * Connection: close, then close (nginx's keepalive_requests) */
 	volatile bool stop;
 	pthread_t th;
 	pthread_mutex_t mu;
@@ -52,20 +57,36 @@ struct sink {
 	struct sink_conn c[SINK_CONNS];
 };
 
-static void sink_respond(struct sink_conn *c, const char *buf, size_t len)
+static void sink_respond(struct sink *s, struct sink_conn *c, const char *buf, size_t len)
 {
 	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	static const char bye[] = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
 	struct st_http_event ev;
 
 	for (;;) {
 		size_t n = st_http__feed(&c->p, buf, len, &ev);
 
+		c->proc = realloc(c->proc, c->plen + n + 1);
+		memcpy(c->proc + c->plen, buf, n);
+		c->plen += n;
 		buf += n;
 		len -= n;
 		if (ev.type == ST_HTTP_EV_NEED_MORE || ev.type == ST_HTTP_EV_ERROR)
 			return;
-		if (ev.type == ST_HTTP_EV_MSG_DONE &&
-		    send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL) < 0)
+		if (ev.type != ST_HTTP_EV_MSG_DONE)
+			continue;
+		c->answered++;
+		if (s->close_after && c->answered == s->close_after) {
+			/* like nginx at keepalive_requests: answer, close, ignore what follows */
+			send(c->fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL);
+			pthread_mutex_lock(&s->mu);
+			close(c->fd);
+			c->fd = -1;
+			c->eof = true;
+			pthread_mutex_unlock(&s->mu);
+			return;
+		}
+		if (send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL) < 0)
 			return;
 	}
 }
@@ -135,7 +156,7 @@ static void *sink_main(void *arg)
 				}
 				pthread_mutex_unlock(&s->mu);
 				if (r > 0 && s->respond)
-					sink_respond(c, buf, (size_t)r);
+					sink_respond(s, c, buf, (size_t)r);
 			}
 		}
 	}
@@ -176,6 +197,7 @@ static void sink_stop(struct sink *s)
 			close(s->c[i].fd);
 		st_http__free(&s->c[i].p);
 		free(s->c[i].data);
+		free(s->c[i].proc);
 	}
 	close(s->lfd);
 	pthread_mutex_destroy(&s->mu);
@@ -1060,6 +1082,68 @@ static void test_random_splits(void **state)
 	sink_stop(s);
 }
 
+/*
+ * A shadow that closes after N requests per connection (nginx's keepalive_requests, default
+ * 1000) drops what was pipelined after the N-th: those requests go again on a new connection,
+ * so each request is processed exactly once, in order.
+ */
+static void test_keepalive_limit(void **state)
+{
+	struct sink *s;
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	char all[8192], req[64];
+	size_t alen = 0, plen = 0;
+	uint64_t end;
+	int i, k, n;
+
+	s = sink_start(true, false);
+	s->close_after = 5;
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40030);
+	for (i = 0; i < 23; i++) {
+		n = snprintf(req, sizeof(req), "GET /k%d HTTP/1.1\r\nHost: a\r\n\r\n", i);
+		memcpy(all + alen, req, (size_t)n);
+		alen += (size_t)n;
+		t_send(sh, &t, req, (size_t)n); /* all at once: pipelined on one shadow connection */
+	}
+	all[alen] = 0;
+	end = mono_ms() + 5000;
+	do {
+		st_shadow__poll(sh, 5);
+		st_shadow__tick(sh, 0);
+		pthread_mutex_lock(&s->mu);
+		for (plen = 0, k = 0; k < s->n; k++)
+			plen += s->c[k].plen;
+		pthread_mutex_unlock(&s->mu);
+	} while (plen < alen && mono_ms() < end);
+	run_ms(sh, 50);
+	{
+		char got[8192];
+		size_t gl = 0;
+
+		pthread_mutex_lock(&s->mu);
+		for (k = 0; k < s->n; k++) {
+			memcpy(got + gl, s->c[k].proc, s->c[k].plen);
+			gl += s->c[k].plen;
+		}
+		pthread_mutex_unlock(&s->mu);
+		got[gl] = 0;
+		assert_string_equal(got, all);
+		assert_int_equal(sink_nconn(s), 5); /* 5 + 5 + 5 + 5 + 3 */
+	}
+	stats(sh, &st);
+	assert_int_equal(st.replayed, 23);
+	assert_int_equal(st.responses, 23);
+	assert_true(st.resent > 0);
+	assert_int_equal(st.dropped, 0);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
 static void test_parse_target(void **state)
 {
 	struct st_shadow_target t;
@@ -1100,6 +1184,7 @@ int main(void)
 		cmocka_unit_test(test_shares),
 		cmocka_unit_test(test_own_segments),
 		cmocka_unit_test(test_random_splits),
+		cmocka_unit_test(test_keepalive_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,0 +1,86 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# A real nginx as the shadow, with keepalive_requests 10: it closes every connection after
+# 10 requests and ignores whatever was pipelined after the 10th, as stock nginx does at 1000.
+# Production nginx and the shadow log "$request_method $request_uri $request_length" (the
+# length covers request line, headers and body); with --no-mark the two logs must hold the
+# same lines, each exactly once: requests the shadow dropped at its close were sent again on
+# a new connection (resent=), none twice.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/shadow_common.sh"
+st_require_root
+st_require_cmds ip nginx curl wrk bpftool python3
+st_require_agent
+"$ST_BIN" shadow --help >/dev/null 2>&1 || st_skip "$ST_BIN has no shadow command"
+st_init
+
+# nginx_conf NAME NS LISTEN KEEPALIVE_REQUESTS: nginx with the length log; waits for it.
+nginx_run() {
+	local name=$1 ns=$2 listen=$3 kar=$4 d=$ST_TMP/$1
+	mkdir -p "$d/tmp" "$d/www/dav"
+	st_make_files "$d/www"
+	cat >"$d/nginx.conf" <<EON
+daemon off;
+worker_processes 1;
+user root;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+	log_format len '\$request_method \$request_uri \$request_length';
+	access_log $d/access.log len;
+	client_body_temp_path $d/tmp/body;
+	proxy_temp_path $d/tmp/proxy;
+	fastcgi_temp_path $d/tmp/fastcgi;
+	uwsgi_temp_path $d/tmp/uwsgi;
+	scgi_temp_path $d/tmp/scgi;
+	keepalive_requests $kar;
+	client_max_body_size 64m;
+	server {
+		listen $listen;
+		root $d/www;
+		location /dav/ {
+			dav_methods PUT;
+			create_full_put_path on;
+			client_body_buffer_size 1m;
+		}
+	}
+}
+EON
+	st_bg "$name-nginx" st_in_bg "$ns" nginx -c "$d/nginx.conf" -p "$d"
+	st_wait_port "$ns" "${listen##*:}" 10
+}
+
+st_netns_pair
+nginx_run prod "$ST_SRV_NS" "$ST_SRV4:80" 100000
+nginx_run shadow "$ST_CLI_NS" "$ST_CLI4:8080" 10
+sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" --no-mark --drain 20
+
+base=http://$ST_SRV4
+args=()
+for i in $(seq 1 3); do for s in "${ST_FILE_SIZES[@]}"; do args+=(-o /dev/null "$base/f$s?i=$i"); done; done
+st_log "traffic: $((${#args[@]} / 3)) GETs on one connection, PUTs, pipelined, wrk"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" "${args[@]}"
+head -c 2000000 /dev/urandom >"$ST_TMP/up"
+for i in 1 2 3; do
+	st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -T "$ST_TMP/up" "$base/dav/up$i" \
+		-o /dev/null -H 'Transfer-Encoding: chunked' -T "$ST_TMP/up" "$base/dav/upc$i"
+done
+paths=()
+for i in $(seq 1 25); do paths+=("/f100?p=$i"); done
+st_pipeline "$ST_CLI_NS" "$ST_SRV4" 80 "${paths[@]}" >/dev/null
+st_in "$ST_CLI_NS" wrk -t1 -c4 -d1s --timeout 5s "$base/f100?w" | sed -n '/Requests\/sec/p'
+nprod=$(wc -l <"$ST_TMP/prod/access.log")
+sh_wait_lines "$ST_TMP/shadow/access.log" "$nprod" 30 || true
+sleep 1
+sh_agent_stop agent
+nsh=$(wc -l <"$ST_TMP/shadow/access.log")
+st_log "production logged $nprod requests, the shadow $nsh; resent=$(sh_field resent)"
+sh_expect replayed -eq "$nprod"
+sh_expect dropped -eq 0
+sh_expect resent -gt 0
+diff <(sort "$ST_TMP/prod/access.log") <(sort "$ST_TMP/shadow/access.log") | head -n 10 >"$ST_TMP/diff" || true
+[ -s "$ST_TMP/diff" ] && { cat "$ST_TMP/diff"; st_fail "the shadow nginx's log differs from production's"; }
+cmp -s "$ST_TMP/up" "$ST_TMP/shadow/www/dav/up2" || st_fail "PUT body not stored whole by the shadow"
+cmp -s "$ST_TMP/up" "$ST_TMP/shadow/www/dav/upc3" || st_fail "chunked PUT body not stored whole by the shadow"
+st_log "PASS"
