@@ -1144,6 +1144,39 @@ static void test_keepalive_limit(void **state)
 	sink_stop(s);
 }
 
+/* Two targets, one down: the other gets everything; the down one's requests are counted. */
+static void test_one_target_down(void **state)
+{
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	char err[128], to[64], want[4096] = "";
+	int i;
+
+	cfg_init(&cfg, closed_port());
+	snprintf(to, sizeof(to), "127.0.0.1:%u", s->port);
+	assert_int_equal(st_shadow_parse_target(to, &cfg.targets[1], err, sizeof(err)), 0);
+	cfg.n_targets = 2;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40040);
+	for (i = 0; i < 30; i++) {
+		t_sends(sh, &t, GET1);
+		strcat(want, GET1);
+		run_ms(sh, 5);
+	}
+	free(wait_bytes(sh, s, 0, strlen(want), false));
+	run_ms(sh, 50);
+	stats(sh, &st);
+	assert_int_equal(st.requests, 30);
+	assert_int_equal(st.replayed, 30);
+	assert_int_equal(st.dropped, 30);
+	assert_int_equal(st.responses, 30);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
 static void test_parse_target(void **state)
 {
 	struct st_shadow_target t;
@@ -1185,6 +1218,7 @@ int main(void)
 		cmocka_unit_test(test_own_segments),
 		cmocka_unit_test(test_random_splits),
 		cmocka_unit_test(test_keepalive_limit),
+		cmocka_unit_test(test_one_target_down),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
