@@ -8,8 +8,9 @@
 # production service (files of 1 B .. 5 MB, an upload endpoint); a client in "client" sends
 # a mix of request shapes. The demo runs in acts, each a function act_NAME:
 #   capture  shadowtap captures the service's traffic to a pcap; a table of what it saw.
-# Later acts (shadowing) add a function and a name to ST_DEMO_ACTS; they find the stage in
-# the variables set by stage_up (DEMO_*), and the capture in $DEMO_PCAP.
+# Later acts live in tools/demo-*.sh, sourced below (act_shadow, act_replay: run after capture
+# when defined; ST_DEMO_ACTS="capture shadow" picks acts). They find the stage in the variables
+# set by stage_up (DEMO_*), and the capture in $DEMO_PCAP.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ST_BUILD=${ST_BUILD:-build}
@@ -21,7 +22,7 @@ B=$'\e[1m' D=$'\e[2m' N=$'\e[0m'
 
 say() { printf '%s\n' "$*"; }
 step() { printf '  %-66s' "$*"; }
-done_() { printf '%sok%s %s\n' "$B" "$N" "${1:-}"; }
+done_() { printf ' %sok%s %s\n' "$B" "$N" "${1:-}"; }
 banner() { printf '\n%s== %s ==%s\n' "$B" "$*" "$N"; }
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -128,6 +129,15 @@ act_capture() {
 	say "Every byte each way, per connection, reassembled from the pcap shadowtap wrote; tcpdump,"
 	say "tshark and Wireshark read the same file (shadowtap capture -w - | wireshark -k -i -)."
 }
+
+# Further acts live in tools/demo-*.sh (sourced here; they use this file's helpers and stage).
+for f in "$ROOT"/tools/demo-*.sh; do
+	[ -f "$f" ] && . "$f"
+done
+if [ -z "${ST_DEMO_ACTS:-}" ]; then
+	ACTS=capture
+	for a in shadow replay; do declare -F "act_$a" >/dev/null && ACTS+=" $a"; done
+fi
 
 stage_up
 for act in $ACTS; do
