@@ -722,18 +722,21 @@ again:
 		drain(r, c, d);
 		return;
 	}
-	if (rel > 0)
+	/* (in order but overlapping buffered bytes: merged through the list, no cap check, as
+	 * the drain right after frees at least as much as was added) */
+	if (rel > 0) {
+		if (ooo_full(r, h, data ? len : 0)) {
+			/* make room: holes before buffered bytes become gaps, the bytes go out */
+			while (ooo_full(r, h, data ? len : 0))
+				skip_hole(r, c, d, ST_GAP_OOO_CAP);
+			goto again;
+		}
+		if (data && len > r->cfg.ooo_max) {
+			/* alone larger than what may be held: the hole before it is lost */
+			emit_gap(r, c, d, (uint64_t)rel, ST_GAP_OOO_CAP);
+			goto again;
+		}
 		r->st.ooo_segments++;
-	if (ooo_full(r, h, data ? len : 0)) {
-		/* make room: holes before buffered bytes become gaps, the bytes go out */
-		while (ooo_full(r, h, data ? len : 0))
-			skip_hole(r, c, d, ST_GAP_OOO_CAP);
-		goto again;
-	}
-	if (data && len > r->cfg.ooo_max) {
-		/* alone larger than what may be held: the hole before it is lost */
-		emit_gap(r, c, d, (uint64_t)rel, ST_GAP_OOO_CAP);
-		goto again;
 	}
 	ooo_insert(r, c, d, off, data, len);
 	if (rel == 0) {

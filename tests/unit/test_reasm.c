@@ -680,6 +680,23 @@ static void t_ooo_cap(void **state)
 	assert_all_freed(f);
 }
 
+/* A full out-of-order buffer never turns bytes in hand into a gap. */
+static void t_ooo_cap_in_order_overlap(void **state)
+{
+	struct fx *f = *state;
+	struct st_reasm_config cfg = { .ooo_max = 10 };
+
+	fx_config(f, &cfg);
+	handshake(f);
+	tx(f, 0, CISN + 1 + 5, 0, "FGHIJKLM");  /* [5,13) held: 8 of 10 */
+	tx(f, 0, CISN + 1, 0, "abcdefgh");      /* in order, overlaps the held bytes */
+	assert_log(f, "open 1;data 1 0 0+5;data 1 0 5+8;");
+	assert_stream(f, 1, 0, "abcdeFGHIJKLM", 13);
+	assert_int_equal(stats(f).gaps, 0);
+	assert_int_equal(stats(f).overlaps, 1);
+	assert_all_freed(f);
+}
+
 /* Over the global cap the least recently active connection goes first. */
 static void t_mem_cap_evicts_oldest(void **state)
 {
@@ -901,6 +918,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_gap_at_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_gap_before_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_ooo_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_ooo_cap_in_order_overlap, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_mem_cap_evicts_oldest, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_idle_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_big_and_tiny_segments, setup, teardown),
