@@ -36,7 +36,7 @@ cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
 trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM
 
-if [ -t 1 ]; then G=$'\e[32m' R=$'\e[31m' Y=$'\e[33m' N=$'\e[0m'; else G= R= Y= N=; fi
+if [ -t 1 ]; then G=$'\e[32m' R=$'\e[31m' Y=$'\e[33m' N=$'\e[0m'; else G='' R='' Y='' N=''; fi
 
 # show_log FILE: prints the tail of a failed test's log, indented.
 show_log() {

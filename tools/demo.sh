@@ -18,7 +18,7 @@ export ST_BUILD=${ST_BUILD:-build}
 
 ACTS=${ST_DEMO_ACTS:-capture}
 B=$'\e[1m' D=$'\e[2m' N=$'\e[0m'
-[ -t 1 ] || B= D= N=
+[ -t 1 ] || B='' D='' N=''
 
 say() { printf '%s\n' "$*"; }
 step() { printf '  %-66s' "$*"; }

@@ -19,8 +19,8 @@ ST_BIN=$ST_BUILD/shadowtap
 ST_ID=$$
 ST_SRV_NS=st-$ST_ID-srv
 ST_CLI_NS=st-$ST_ID-cli
-ST_SRV_IF=st-srv
-ST_CLI_IF=st-cli
+ST_SRV_IF="st-srv"
+ST_CLI_IF="st-cli"
 ST_SRV4=10.231.0.1
 ST_SRV4B=10.231.0.3 # second server address (a second service on the same port)
 ST_CLI4=10.231.0.2
@@ -442,13 +442,13 @@ st_tcpdump_start() {
 
 # st_wait_log FILE REGEX SECONDS
 st_wait_log() {
-	local f=$1 re=$2 secs=$3 i
+	local file=$1 re=$2 secs=$3 i
 	for i in $(seq 1 $((secs * 10))); do
-		grep -Eq "$re" "$f" 2>/dev/null && return 0
+		grep -Eq "$re" "$file" 2>/dev/null && return 0
 		sleep 0.1
 	done
-	cat "$f" 2>/dev/null
-	st_fail "'$re' did not appear in $f within ${secs}s"
+	cat "$file" 2>/dev/null
+	st_fail "'$re' did not appear in $file within ${secs}s"
 }
 
 # st_summary FILE: the agent's summary line from its stderr (empty when absent).
@@ -492,7 +492,7 @@ st_compare_captures() {
 		for f in $(diff <(cut -c67- "$w/digest-a") <(cut -c67- "$w/digest-b") | sed -n 's/^[<>] //p' | head -n 5); do
 			echo "only in one: $f"
 		done
-		while read -r sum f; do
+		while read -r _ f; do
 			[ -f "$w/flows-b/$f" ] || continue
 			if ! cmp -s "$w/flows-a/$f" "$w/flows-b/$f"; then
 				echo "differs: $f ($(stat -c %s "$w/flows-a/$f") vs $(stat -c %s "$w/flows-b/$f") bytes; first difference: $(cmp "$w/flows-a/$f" "$w/flows-b/$f" 2>&1 | head -n1))"
