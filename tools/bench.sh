@@ -6,8 +6,9 @@
 #
 # 1. throughput: nginx (1 worker) and wrk in one network namespace over loopback;
 #    `wrk -t1 -c$CONNS -d${SECS}s` against a small file, in rounds that alternate the
-#    configurations in $ST_BENCH_CONFIGS (default: none shadowtap tcpdump): no capture,
-#    `shadowtap capture --iface lo --port 80 -w FILE`, `tcpdump -i lo -w FILE 'tcp port 80'`.
+#    configurations in $ST_BENCH_CONFIGS (default: none shadowtap shadowtap_cgroup tcpdump):
+#    no capture, `shadowtap capture --iface lo --port 80 -w FILE`, the same with --cgroup
+#    (nginx's own cgroup), `tcpdump -i lo -w FILE 'tcp port 80'`.
 #    Reports each round, the medians and the ratios to the baseline.
 # 2. bpfcost: the BPF programs' own cost from the kernel's statistics
 #    (sysctl kernel.bpf_stats_enabled=1; bpftool prog: run_time_ns / run_cnt), for small
@@ -32,7 +33,7 @@ ROUNDS=${ST_BENCH_ROUNDS:-5}
 SECS=${ST_BENCH_SECS:-5}
 CONNS=${ST_BENCH_CONNS:-32}
 FILE=${ST_BENCH_FILE:-f100}
-CONFIGS=${ST_BENCH_CONFIGS:-none shadowtap tcpdump}
+CONFIGS=${ST_BENCH_CONFIGS:-none shadowtap shadowtap_cgroup tcpdump}
 LINK=${ST_BENCH_LINK:-lo}
 case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
 OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-report.md}
@@ -52,6 +53,13 @@ report() { printf '%s\n' "$*" | tee -a "$OUT"; }
 # ---- the stage ---------------------------------------------------------------------------
 # Access logging off: it is not what is measured, and it would grow by millions of lines.
 export ST_NGINX_ACCESS_LOG=off
+# nginx runs in its own cgroup (when cgroup v2 is mounted), for the --cgroup configuration.
+BENCH_CG=
+if [ -n "$(st_cgroup2_root)" ]; then
+	st_cgroup_create bench
+	BENCH_CG=$ST_LAST_CGROUP
+	export ST_NGINX_CGROUP=$BENCH_CG
+fi
 if [ "$LINK" = veth ]; then
 	st_netns_pair
 	SRV_NS=$ST_SRV_NS CLI_NS=$ST_CLI_NS IFACE=$ST_SRV_IF HOST=$ST_SRV4
@@ -72,7 +80,7 @@ wrk_run() {
 }
 
 # ---- configurations ----------------------------------------------------------------------
-CFG_PID= CFG_ERR= CFG_URL=
+CFG_PID='' CFG_ERR='' CFG_URL=
 cfg_none_start() { CFG_PID=; CFG_ERR=; }
 cfg_none_stop() { :; }
 cfg_shadowtap_start() {
@@ -80,6 +88,14 @@ cfg_shadowtap_start() {
 	CFG_PID=$ST_AGENT_PID
 	CFG_ERR=$(ls -t "$ST_TMP"/agent-*.err | head -n1)
 }
+# --cgroup mode: cgroup_skb programs on nginx's cgroup (the agent runs outside the namespace).
+cfg_shadowtap_cgroup_start() {
+	[ -n "$BENCH_CG" ] || { echo "shadowtap bench: no cgroup v2 for shadowtap_cgroup" >&2; return 1; }
+	st_capture_start "agent-$RANDOM" "" "$BENCH_CG" "$ST_TMP/cap.pcap" --port 80
+	CFG_PID=$ST_AGENT_PID
+	CFG_ERR=$(ls -t "$ST_TMP"/agent-*.err | head -n1)
+}
+cfg_shadowtap_cgroup_stop() { st_stop "$CFG_PID" INT || true; }
 cfg_tcpdump_start() {
 	st_tcpdump_start "tcpdump-$RANDOM" "$SRV_NS" "$IFACE" "$ST_TMP/cap.pcap" 'tcp port 80'
 	CFG_PID=$ST_TCPDUMP_PID
@@ -136,7 +152,7 @@ part_throughput() {
 			cfg_stop "$cfg"
 			echo "$rps" >>"$ST_TMP/rps-$cfg"
 			extra=""
-			if [ "$cfg" = shadowtap ] && [ -n "$CFG_ERR" ]; then
+			if [ "${cfg#shadowtap}" != "$cfg" ] && [ -n "$CFG_ERR" ]; then
 				summary=$(st_summary "$CFG_ERR")
 				lost=$(st_summary_field "$summary" lost)
 				pk=$(st_summary_field "$summary" packets)
