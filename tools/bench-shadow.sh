@@ -127,7 +127,7 @@ report "Host: $(uname -r), $(nproc) CPUs, nginx $(nginx -v 2>&1 | sed 's|.*/||')
 report "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 part_throughput() {
-	local r cfg rps summary extra
+	local r cfg rps summary extra cpu rep
 	report ""
 	report "## Production throughput: wrk -t1 -c$CONNS -d${SECS}s $URL, $ROUNDS rounds"
 	report ""
@@ -141,12 +141,16 @@ part_throughput() {
 			"cfg_${cfg}_start"
 			rps=$(wrk_run "$CONNS" "$SECS" "${CFG_URL:-$URL}")
 			sleep 0.3
+			cpu=
+			# the agent's own CPU time (user + system, clock ticks) during the round
+			[ -n "$CFG_ERR" ] && cpu=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.2f", ($14 + $15) / hz }' "/proc/$CFG_PID/stat" 2>/dev/null || true)
 			cfg_stop
 			echo "$rps" >>"$ST_TMP/rps-$cfg"
 			extra=""
 			if [ -n "$CFG_ERR" ]; then
 				summary=$(st_summary "$CFG_ERR")
-				extra=" (replayed $(st_summary_field "$summary" replayed), dropped $(st_summary_field "$summary" dropped), gaps_skipped $(st_summary_field "$summary" gaps_skipped))"
+				rep=$(st_summary_field "$summary" replayed)
+				extra=" (replayed $rep, dropped $(st_summary_field "$summary" dropped), gaps_skipped $(st_summary_field "$summary" gaps_skipped), agent CPU ${cpu:-?} s = $(awk -v c="${cpu:-0}" -v r="$rps" -v s="$SECS" 'BEGIN { if (r > 0) printf "%.1f", c * 1e6 / (r * s); else print "?" }') µs per production request)"
 			fi
 			row+=" $rps$extra |"
 			st_log "round $r $cfg: $rps req/s$extra" >&2
