@@ -86,6 +86,8 @@ struct sconn {
 				      * a shadow that closes after N answers (nginx's
 				      * keepalive_requests) gets the rest on a new connection */
 	bool congested;              /* counted in sh->n_congested */
+	bool dirty;                  /* on sh->dirty: committed bytes wait for the next kick */
+	struct sconn *dnext;
 	struct queue q;
 	uint64_t msg_start;
 	struct reqent *req;          /* ring: committed requests not yet answered (retain) or sent */
@@ -144,6 +146,7 @@ struct st_shadow {
 	unsigned nslots;
 	struct target_state ts[ST_SHADOW_MAX_TARGETS];
 	struct sconn *live, *dead;
+	struct sconn *dirty;         /* connections with new requests since the last kick */
 	uint64_t n_live;
 	uint64_t queued;
 	uint64_t n_congested;
@@ -485,15 +488,50 @@ static void sc_close(struct sconn *sc, bool error)
 	sh->dead = sc;
 }
 
+/* Frees closed connections, except those the dirty list still points to (next kick). */
 static void free_dead(struct st_shadow *sh)
 {
-	while (sh->dead) {
-		struct sconn *sc = sh->dead;
+	struct sconn **pp = &sh->dead;
 
-		sh->dead = sc->next;
+	while (*pp) {
+		struct sconn *sc = *pp;
+
+		if (sc->dirty) {
+			pp = &sc->next;
+			continue;
+		}
+		*pp = sc->next;
 		st_http__free(&sc->resp);
 		free(sc->req);
 		free(sc);
+	}
+}
+
+/*
+ * Requests are written in batches: a whole ring buffer batch (or pcap feed)
+ * commits them, then one kick writes each connection's new requests with one
+ * sendmsg, however many there are (under load, dozens per connection).
+ */
+static void sc_mark(struct sconn *sc)
+{
+	if (sc->dirty)
+		return;
+	sc->dirty = true;
+	sc->dnext = sc->sh->dirty;
+	sc->sh->dirty = sc;
+}
+
+static void sc_flush(struct sconn *sc);
+
+static void kick(struct st_shadow *sh)
+{
+	while (sh->dirty) {
+		struct sconn *sc = sh->dirty;
+
+		sh->dirty = sc->dnext;
+		sc->dirty = false;
+		if (sc->state != SC_DEAD)
+			sc_flush(sc);
 	}
 }
 
@@ -1149,7 +1187,7 @@ static void msg_done(struct cconn *cc)
 		push_methods(sc);
 		if (final)
 			sc_detach(sc);
-		sc_flush(sc); /* may close sc */
+		sc_mark(sc);
 	}
 }
 
@@ -1180,7 +1218,7 @@ static void raw_bytes(struct cconn *cc, const uint8_t *p, size_t n)
 			sc->progress_ns = mono_ns(); /* the stall clock starts with the first waiting byte */
 		sc->q.commit = sc->q.end;
 		q_acct(sc, old);
-		sc_flush(sc);
+		sc_mark(sc);
 	}
 }
 
@@ -1547,6 +1585,12 @@ void st_shadow__free(struct st_shadow *sh)
 	}
 	while (sh->live)
 		sc_close(sh->live, false);
+	while (sh->dirty) {
+		struct sconn *sc = sh->dirty;
+
+		sh->dirty = sc->dnext;
+		sc->dirty = false;
+	}
 	free_dead(sh);
 	if (sh->epfd >= 0)
 		close(sh->epfd);
@@ -1617,6 +1661,13 @@ void st_shadow__feed(struct st_shadow *sh, const struct st_segment *seg)
 void st_shadow__flush(struct st_shadow *sh)
 {
 	st_reasm__flush(sh->r);
+	kick(sh);
+	free_dead(sh);
+}
+
+void st_shadow__kick(struct st_shadow *sh)
+{
+	kick(sh);
 	free_dead(sh);
 }
 
@@ -1630,6 +1681,7 @@ static int do_poll(struct st_shadow *sh, int timeout_ms)
 	struct epoll_event evs[EVENTS_MAX];
 	int n, i;
 
+	kick(sh);
 	n = epoll_wait(sh->epfd, evs, EVENTS_MAX, timeout_ms);
 	for (i = 0; i < n; i++) {
 		struct sconn *sc = evs[i].data.ptr;
@@ -1661,6 +1713,7 @@ void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns)
 
 	if (sh->cfg.live && now_real_ns)
 		st_reasm__tick(sh->r, now_real_ns);
+	kick(sh);
 	for (sc = sh->live; sc; sc = nx) {
 		nx = sc->next;
 		if (sc->state == SC_CONNECTING && now - sc->progress_ns > CONNECT_TIMEOUT_NS) {

@@ -134,8 +134,11 @@ struct st_shadow *st_shadow__new(const struct st_shadow_config *cfg);
 /* Frees everything, closing every socket; safe on NULL. */
 void st_shadow__free(struct st_shadow *sh);
 
-/* One captured segment. Never blocks. */
+/* One captured segment. Never blocks. Complete requests are written at the next kick. */
 void st_shadow__feed(struct st_shadow *sh, const struct st_segment *seg);
+/* Writes the requests fed since the last kick (call after each batch of segments); io, poll
+ * and tick kick too. */
+void st_shadow__kick(struct st_shadow *sh);
 /* True when seg belongs to one of the agent's own shadow connections. */
 bool st_shadow__own(const struct st_shadow *sh, const struct st_segment *seg);
 /* End of input: every captured connection closes (complete requests still go out). */

@@ -547,6 +547,7 @@ static int live_ring(void *ctx)
 	struct shadow_cmd *c = ctx;
 	int n = st_tap__consume(c->tap);
 
+	st_shadow__kick(c->sh);
 	return n < 0 ? n : 0;
 }
 
@@ -555,6 +556,7 @@ static int live_tick(void *ctx)
 	struct shadow_cmd *c = ctx;
 	int n = st_tap__consume(c->tap);
 
+	st_shadow__kick(c->sh);
 	timers(c, mono_ns());
 	return n < 0 ? n : 0;
 }
@@ -654,6 +656,7 @@ static void replay_feed(struct shadow_cmd *c)
 		st_shadow__feed(c->sh, &c->seg);
 		replay_next(c);
 	}
+	st_shadow__kick(c->sh);
 }
 
 static int replay_tick(void *ctx)
