@@ -18,7 +18,9 @@
 # Why a tmpfs by default: both tools create the same files, one per connection direction,
 # and on this VM's ext4 a file creation costs ~150 us of kernel time whoever asks (60k empty
 # files: 10 s), which buries the tools' own work under the file system's. BENCH_OUT=/var/tmp/x
-# measures that case too.
+# measures that case too; there every run writes a new folder and all are deleted at the end,
+# because ext4 makes inode allocation scan past inodes deleted in the last minute
+# (recently_deleted()), which would charge one tool's creations for the other's deletions.
 # Prints a result block (markdown) at the end; exit 1 if outputs differ.
 . "$(dirname "$0")/../tests/integration/lib.sh"
 st_require_root
@@ -37,12 +39,15 @@ if [ -n "${BENCH_OUT:-}" ]; then
 	OUT=$BENCH_OUT
 	mkdir -p "$OUT"
 	OUTFS="$(df -T "$OUT" | awk 'NR == 2 { print $2 }') ($OUT)"
+	KEEP_RUNS=1
+	st_on_cleanup "rm -rf '$OUT'/flows.* '$OUT'/tcpflow.*"
 else
 	OUT=$ST_TMP/out
 	mkdir -p "$OUT"
 	mount -t tmpfs -o size=16g,mode=0755 st-bench-flows "$OUT"
 	st_on_cleanup "umount -l '$OUT'"
 	OUTFS="tmpfs"
+	KEEP_RUNS=0
 fi
 
 PCAP=${BENCH_PCAP:-}
@@ -94,19 +99,27 @@ print(wall, f("User time \(seconds\)"), f("System time \(seconds\)"), f("Maximum
 PY
 }
 
-run_flows() { timed "flows" "$OUT/flows" "$ST_BIN" flows "$1" -o "$OUT/flows"; }
-run_tcpflow() { timed "tcpflow" "$OUT/tcpflow" tcpflow -r "$1" -o "$OUT/tcpflow"; }
+# outdir NAME RUN: where run RUN of NAME writes (one folder for all runs on a tmpfs).
+outdir() { if [ "$KEEP_RUNS" = 1 ]; then echo "$OUT/$1.$2"; else echo "$OUT/$1"; fi; }
+run_flows() { timed "flows" "$(outdir flows "$2")" "$ST_BIN" flows "$1" -o "$(outdir flows "$2")"; }
+run_tcpflow() { timed "tcpflow" "$(outdir tcpflow "$2")" tcpflow -r "$1" -o "$(outdir tcpflow "$2")"; }
 
 st_log "runs: $RUNS of each, alternating"
 for i in $(seq 1 "$RUNS"); do
-	if [ $((i % 2)) -eq 1 ]; then run_flows "$PCAP"; run_tcpflow "$PCAP"; else run_tcpflow "$PCAP"; run_flows "$PCAP"; fi
+	if [ $((i % 2)) -eq 1 ]; then
+		run_flows "$PCAP" "$i"
+		run_tcpflow "$PCAP" "$i"
+	else
+		run_tcpflow "$PCAP" "$i"
+		run_flows "$PCAP" "$i"
+	fi
 done
 grep -E '^shadowtap: summary' "$ST_TMP/flows.time" | sed 's/^/  /'
 
 st_log "same files, same bytes?"
-rm -f "$OUT/tcpflow/report.xml"
-(cd "$OUT/flows" && find . -type f -printf '%P\0' | sort -z | xargs -0 -r sha256sum) | sort -k2 >"$ST_TMP/d-flows"
-(cd "$OUT/tcpflow" && find . -type f -printf '%P\0' | sort -z | xargs -0 -r sha256sum) | python3 -c '
+rm -f "$(outdir tcpflow "$RUNS")/report.xml"
+(cd "$(outdir flows "$RUNS")" && find . -type f -printf '%P\0' | sort -z | xargs -0 -r sha256sum) | sort -k2 >"$ST_TMP/d-flows"
+(cd "$(outdir tcpflow "$RUNS")" && find . -type f -printf '%P\0' | sort -z | xargs -0 -r sha256sum) | python3 -c '
 import re, sys
 pat = re.compile(r"^(.+)\.(\d{5})-(.+)\.(\d{5})(?:c(\d+))?(?:--\d+)?$")
 def addr(a):
@@ -128,7 +141,7 @@ else
 fi
 st_log "$SAME"
 
-timed "flows-half" "$OUT/flows" "$ST_BIN" flows "$WORKDIR/half.pcap" -o "$OUT/flows"
+timed "flows-half" "$(outdir flows half)" "$ST_BIN" flows "$WORKDIR/half.pcap" -o "$(outdir flows half)"
 
 # median COLUMN FILE
 median() { awk -v c="$1" '{ print $c }' "$2" | sort -g | awk '{ a[NR] = $1 } END { print a[int((NR + 1) / 2)] }'; }
