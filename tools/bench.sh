@@ -12,7 +12,8 @@
 #    Reports each round, the medians and the ratios to the baseline.
 # 2. bpfcost: the BPF programs' own cost from the kernel's statistics
 #    (sysctl kernel.bpf_stats_enabled=1; bpftool prog: run_time_ns / run_cnt), for small
-#    responses and for a 1 MB file (64 KB GSO super-packets on loopback).
+#    responses and for downloads paced below the loss threshold (ST_BENCH_LARGE_MBPS, 200
+#    MB/s; 64 KB GSO super-packets on loopback), so that every super-packet is copied.
 # 3. loss: with the default ring size, a ramp of heavier loads; the highest at which the
 #    summary line says lost=0.
 # Knobs (environment): ST_BENCH_ROUNDS (5), ST_BENCH_SECS (5), ST_BENCH_CONNS (32),
@@ -192,25 +193,41 @@ for p in json.load(sys.stdin):
 }
 
 bpf_cost_case() {
-	local label=$1 conns=$2 file=$3 res before after
-	cfg_shadowtap_start
+	local label=$1 conns=$2 file=$3 cfg=${4:-shadowtap} res before after
+	"cfg_${cfg}_start"
 	before=$(prog_stats)
-	res=$(wrk_run "$conns" "$SECS" "http://$HOST/$file")
+	if [ "$conns" = rate ]; then
+		# Paced downloads ($file MB/s in total), below the loss threshold: every super-packet
+		# is copied, none skipped as lost.
+		local t0 t1
+		t0=$(date +%s%N)
+		rate_run "$file"
+		t1=$(date +%s%N)
+		res="- $(awk -v r="$file" 'BEGIN { print r }')"
+	else
+		res=$(wrk_run "$conns" "$SECS" "http://$HOST/$file")
+	fi
 	after=$(prog_stats)
-	cfg_stop shadowtap
+	cfg_stop "$cfg"
 	local summary
 	summary=$(st_summary "$CFG_ERR")
 	python3 - "$label" "$res" "$before" "$after" "$summary" <<'PY' | tee -a "$OUT"
-import sys
+import re, sys
 label, res, before, after, summary = sys.argv[1:6]
 b = {l.split()[0]: l.split() for l in before.splitlines() if l.strip()}
 a = {l.split()[0]: l.split() for l in after.splitlines() if l.strip()}
 rps, mbs = res.split()
+load = f"{rps} req/s, {mbs} MB/s" if rps != "-" else f"paced downloads, {mbs} MB/s"
+m = re.search(r"bytes=(\d+)", summary)
+sbytes = int(m.group(1)) if m else 0
 for pid, row in sorted(a.items()):
     cnt = int(row[2]) - (int(b[pid][2]) if pid in b else 0)
     ns = int(row[3]) - (int(b[pid][3]) if pid in b else 0)
     per = ns / cnt if cnt else 0
-    print(f"| {label} | {row[1]} | {cnt} | {per:.0f} | {rps} req/s, {mbs} MB/s |")
+    extra = ""
+    if "egress" in row[1] and cnt and sbytes:
+        extra = f" (~{sbytes / cnt / 1024:.1f} KB payload per run)"
+    print(f"| {label} | {row[1]} | {cnt} | {per:.0f}{extra} | {load} |")
 if not a:
     print(f"| {label} | (no shadowtap program found on the interface) | - | - | {rps} req/s |")
 PY
@@ -229,17 +246,23 @@ part_bpfcost() {
 	report "| workload | program | runs | ns per run | load |"
 	report "|---|---|---|---|---|"
 	bpf_cost_case "small: wrk -c$CONNS, $FILE" "$CONNS" "$FILE"
-	bpf_cost_case "large: wrk -c4, 1 MB file" 4 f1048576
+	bpf_cost_case "large: 4 paced downloads, 64 KB super-packets" rate "${ST_BENCH_LARGE_MBPS:-200}"
+	if [ -n "$BENCH_CG" ]; then
+		bpf_cost_case "--cgroup, small: wrk -c$CONNS, $FILE" "$CONNS" "$FILE" shadowtap_cgroup
+		bpf_cost_case "--cgroup, large: 4 paced downloads" rate "${ST_BENCH_LARGE_MBPS:-200}" shadowtap_cgroup
+	fi
 	sysctl -qw kernel.bpf_stats_enabled="$old"
 }
 
 # ---- 3. loss probe ---------------------------------------------------------------------------
-# rate_run MBPS: 4 parallel curl loops downloading the 5 MB file, each limited to MBPS/4, for 4 s.
+# rate_run MBPS: 4 parallel downloads of a (sparse) 8 GB file, each limited to MBPS/4, for 4 s.
+# One long transfer each: curl paces its reads, and after the receive buffer has filled once
+# (a few MB) TCP paces the sender. (Short files would arrive at full speed into the buffer.)
 rate_run() {
-	local per=$(( $1 * 1024 / 4 )) i urls=() pids=()
-	for i in $(seq 1 100); do urls+=(-o /dev/null "http://$HOST/f5242880"); done
+	local per=$(( $1 * 1024 / 4 )) i pids=()
+	[ -f "$ST_TMP/bench/www/big" ] || truncate -s 8G "$ST_TMP/bench/www/big"
 	for i in 1 2 3 4; do
-		st_in "$CLI_NS" timeout 4 curl -s --limit-rate "${per}K" "${urls[@]}" &
+		st_in "$CLI_NS" timeout 4 curl -s --limit-rate "${per}K" -o /dev/null "http://$HOST/big" &
 		pids+=($!)
 	done
 	# Only these: a bare `wait` would also wait for nginx.
@@ -267,11 +290,11 @@ part_loss() {
 		report "| wrk -c$conns $file | ${res% *} | ${res#* } | ${pk:-?} | ${lost:-?} |"
 	done
 	report ""
-	report "Throughput (4 rate-limited curl downloads of a 5 MB file, 4 s):"
+	report "Throughput (4 curl downloads, each --limit-rate of a quarter of the total, 4 s):"
 	report ""
 	report "| curl limit, MB/s total | captured MB/s (both directions) | packets | lost bytes |"
 	report "|---|---|---|---|"
-	for rate in ${ST_BENCH_RATES:-50 100 150 200 250 300 400 600 800}; do
+	for rate in ${ST_BENCH_RATES:-50 100 150 200 300 400 600 800 1000 1500}; do
 		cfg_shadowtap_start
 		t0=$(date +%s%N)
 		rate_run "$rate"
