@@ -33,7 +33,7 @@
 
 #include "reasm.h"
 
-#define CHUNK_MIN 4096u
+#define CHUNK_MIN 512u
 #define CHUNK_MAX (64u * 1024)
 #define DETECT_MAX 8192u
 #define READ_BUF (64u * 1024)
@@ -59,6 +59,7 @@ struct qchunk {
 struct queue {
 	struct qchunk *head, *tail;
 	uint64_t acked, sent, commit, end; /* acked: bytes no longer needed (answered or sent) */
+	uint64_t alloc;              /* memory held by the chunks: what the caps count */
 };
 
 /* A committed request: where it ends in the queue, and its method for the response parser. */
@@ -97,6 +98,7 @@ struct sconn {
 	uint64_t answered;           /* final responses on this connection */
 	uint64_t written;            /* requests written whole on this connection */
 	uint64_t answer_ns;          /* the last final response */
+	bool server_done;            /* a response said Connection: close: nothing after it runs */
 	uint64_t progress_ns;        /* created, or the last write that moved bytes */
 	uint64_t linger_until;
 	uint64_t conn_id;
@@ -300,9 +302,28 @@ static void sockaddr_to(const struct sockaddr_storage *ss, struct st_addr *a, ui
 
 /* ---- queues --------------------------------------------------------------------------- */
 
+/* What the queue costs in memory (the caps bound this, not just the payload bytes). */
 static uint64_t q_bytes(const struct queue *q)
 {
-	return q->end - q->acked;
+	return q->alloc;
+}
+
+/* The memory appending len bytes would add (the chunks q_append would allocate). */
+static uint64_t q_cost(const struct queue *q, size_t len)
+{
+	size_t room = q->tail ? q->tail->cap - q->tail->len : 0;
+	uint32_t cap = q->tail ? q->tail->cap : 0;
+	uint64_t cost = 0;
+
+	if (len <= room)
+		return 0;
+	len -= room;
+	while (len) {
+		cap = cap ? (cap * 2 > CHUNK_MAX ? CHUNK_MAX : cap * 2) : CHUNK_MIN;
+		cost += sizeof(struct qchunk) + cap;
+		len -= len < cap ? len : cap;
+	}
+	return cost;
 }
 
 static int q_append(struct queue *q, const void *data, size_t len)
@@ -322,6 +343,7 @@ static int q_append(struct queue *q, const void *data, size_t len)
 			t = malloc(sizeof(*t) + cap);
 			if (!t)
 				return -ENOMEM;
+			q->alloc += sizeof(*t) + cap;
 			t->next = NULL;
 			t->off = q->end;
 			t->len = 0;
@@ -361,6 +383,7 @@ static void q_truncate(struct queue *q, uint64_t pos)
 	}
 	for (; c; c = nx) {
 		nx = c->next;
+		q->alloc -= sizeof(*c) + c->cap;
 		free(c);
 	}
 	if (prev) {
@@ -383,6 +406,7 @@ static void q_release(struct queue *q, uint64_t pos)
 		q->head = c->next;
 		if (!q->head)
 			q->tail = NULL;
+		q->alloc -= sizeof(*c) + c->cap;
 		free(c);
 	}
 }
@@ -725,10 +749,15 @@ static void sc_flush(struct sconn *sc)
 		sc_finish(sc);
 }
 
-/* A detached connection: once everything is written, send our FIN and linger for replies. */
+/*
+ * A detached connection: once everything is written (and, when responses are
+ * framed, answered), send our FIN and linger for the close. Not before the
+ * answers: a server may abort a request in progress when its client half-closes.
+ */
 static void sc_finish(struct sconn *sc)
 {
-	if (sc->state != SC_UP || sc->shut || sc->q.sent < sc->q.end)
+	if (sc->state != SC_UP || sc->shut || sc->q.sent < sc->q.end ||
+	    (sc->retain && sc->req_n))
 		return;
 	if (!sc->q.sent) {
 		sc_close(sc, false); /* nothing was ever sent: nothing to wait for */
@@ -775,6 +804,8 @@ static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 			sc->resp_seq++;
 			sc->answered++;
 			sc->answer_ns = mono_ns();
+			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE))
+				sc->server_done = true;
 			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE) && sc->retain && sc->req_nsent &&
 			    req_at(sc, 0)->keep_alive) {
 				/* the target closes after this many requests, though the request did not
@@ -791,6 +822,8 @@ static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 				req_pop(sc);
 				q_acct(sc, old);
 				push_methods(sc);
+				if (!sc->cc && !sc->req_n)
+					sc_finish(sc); /* the last answer: now our FIN */
 			}
 			break;
 		case ST_HTTP_EV_UPGRADED:
@@ -806,10 +839,12 @@ static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 }
 
 /*
- * The shadow closed with requests unanswered, after answering some: it closes
- * after N requests per connection (nginx's keepalive_requests), and what it
- * had not answered it never processed. They go again, on a new connection.
- * A shadow that answered nothing gets nothing again (no loop of retries).
+ * The shadow closed with requests unanswered after saying, in a response,
+ * Connection: close: it closes after N requests per connection (nginx's
+ * keepalive_requests), and what followed that response it never processed.
+ * Those go again, on a new connection. Without that word from the server a
+ * request may have run (a crash, a reset mid-response): it is not sent again
+ * (counted unanswered), so a shadow never sees a request twice.
  */
 static void sc_requeue(struct sconn *sc)
 {
@@ -817,7 +852,7 @@ static void sc_requeue(struct sconn *sc)
 	uint64_t old_sc = q_bytes(&sc->q), old_n;
 	struct sconn *n;
 
-	if (!sc->retain || !sc->answered || (!sc->req_n && !sc->msg_active))
+	if (!sc->retain || !sc->server_done || (!sc->req_n && !sc->msg_active))
 		return;
 	n = sc_new(sh, sc->cc, sc->slot, false);
 	if (!n)
@@ -954,9 +989,9 @@ static void msg_drop(struct sconn *sc, enum drop_why why)
 static void msg_append(struct sconn *sc, const void *p, size_t n)
 {
 	struct st_shadow *sh = sc->sh;
-	uint64_t old = q_bytes(&sc->q);
+	uint64_t old = q_bytes(&sc->q), cost = q_cost(&sc->q, n);
 
-	if (old + n > sh->cfg.conn_queue_max || sh->queued + n > sh->cfg.max_queue) {
+	if (old + cost > sh->cfg.conn_queue_max || sh->queued + cost > sh->cfg.max_queue) {
 		msg_drop(sc, DROP_QUEUE);
 		return;
 	}
@@ -1204,7 +1239,8 @@ static void raw_bytes(struct cconn *cc, const uint8_t *p, size_t n)
 		if (!sc || !sc->raw)
 			continue;
 		old = q_bytes(&sc->q);
-		if (old + n > sh->cfg.conn_queue_max || sh->queued + n > sh->cfg.max_queue ||
+		if (old + q_cost(&sc->q, n) > sh->cfg.conn_queue_max ||
+		    sh->queued + q_cost(&sc->q, n) > sh->cfg.max_queue ||
 		    q_append(&sc->q, p, n)) {
 			/* a byte stream cannot skip bytes: this shadow connection ends here */
 			q_acct(sc, old);
@@ -1724,6 +1760,12 @@ void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns)
 			/* the shadow stopped reading: free its queue, production must not wait */
 			sc_close(sc, true);
 		} else if (sc->shut && now > sc->linger_until) {
+			sc_close(sc, false);
+		} else if (sc->state == SC_UP && !sc->cc && !sc->shut && sc->req_n &&
+			   sc->q.sent == sc->q.end &&
+			   now - (sc->answer_ns > sc->progress_ns ? sc->answer_ns : sc->progress_ns) >
+				   ST_SHADOW_LINGER_NS) {
+			/* detached, all written, answers stopped coming: give up on them */
 			sc_close(sc, false);
 		} else if (sc->state == SC_UP && sc->retain && sh->ts[sc->target].per_conn &&
 			   sc->written >= sh->ts[sc->target].per_conn && !sc->req_nsent &&
