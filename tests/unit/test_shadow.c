@@ -1177,6 +1177,50 @@ static void test_one_target_down(void **state)
 	sink_stop(s);
 }
 
+/* --match-method and --sample-by request (stable per request, a share of them). */
+static void test_methods_sample_request(void **state)
+{
+	struct sink *s = sink_start(false, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t;
+	int i;
+
+	cfg_init(&cfg, s->port);
+	cfg.methods[0] = "GET";
+	cfg.methods[1] = "DELETE";
+	cfg.n_methods = 2;
+	cfg.sample_pct = 50;
+	cfg.sample_by_request = true;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40050);
+	for (i = 0; i < 200; i++) {
+		t_sends(sh, &t, GET1);
+		t_sends(sh, &t, "DELETE /d HTTP/1.1\r\n\r\n");
+		t_sends(sh, &t, POST_CL_HEAD);
+		t_sends(sh, &t, "0123456789");
+	}
+	run_ms(sh, 200);
+	stats(sh, &st);
+	assert_int_equal(st.requests, 600);
+	/* POSTs never; of the 400 others about half */
+	assert_true(st.replayed > 140 && st.replayed < 260);
+	assert_int_equal(st.filtered + st.replayed, 600);
+	assert_int_equal(st.conns_skipped, 0);
+	{
+		size_t len;
+		char *got = sink_data(s, 0, &len);
+
+		assert_non_null(got);
+		assert_null(strstr(got, "POST"));
+		assert_non_null(strstr(got, "DELETE /d"));
+		free(got);
+	}
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
 static void test_parse_target(void **state)
 {
 	struct st_shadow_target t;
@@ -1219,6 +1263,7 @@ int main(void)
 		cmocka_unit_test(test_random_splits),
 		cmocka_unit_test(test_keepalive_limit),
 		cmocka_unit_test(test_one_target_down),
+		cmocka_unit_test(test_methods_sample_request),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
