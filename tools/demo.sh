@@ -37,9 +37,10 @@ if [ -z "${ST_FAKE_AGENT:-}" ] && [ ! -x "$ST_BIN" ]; then
 	exit 1
 fi
 
+# On failure the stage is cleaned away but its logs are kept (st_cleanup prints where).
+ST_KEEP=${ST_KEEP:-fail}
 st_init
-# A failing step says which one; the trap then cleans the stage.
-trap 'rc=$?; [ $rc -eq 0 ] || echo "shadowtap demo: failed (exit $rc); logs were in $ST_TMP" >&2' ERR
+trap 'rc=$?; echo "shadowtap demo: a step failed (exit $rc): ${BASH_COMMAND:0:120}" >&2' ERR
 
 stage_up() {
 	banner "shadowtap demo"
