@@ -29,6 +29,7 @@ TIMEOUT=${ST_TEST_TIMEOUT:-180}
 FILTER=${1:-*}
 
 passed=0 failed=0 skipped=0
+T_START=$(date +%s)
 failures=()
 
 WORK=$(mktemp -d /tmp/st-run.XXXXXX) || exit 1
@@ -177,6 +178,9 @@ for t in "${int_tests[@]}"; do
 done
 
 total=$((passed + failed + skipped))
+secs=$(($(date +%s) - T_START))
+echo "run.sh: $((secs / 60))m$((secs % 60))s in all${ST_BUILD:+ (ST_BUILD=${ST_BUILD#"$ROOT"/})}"
+[ "$secs" -lt 540 ] || echo "run.sh: WARNING: the suite takes over 9 minutes; the budget of make test is 10"
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "failed: ${failures[*]}"
 fi
