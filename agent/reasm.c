@@ -44,7 +44,8 @@ struct half {
 	struct chunk *head, *tail;
 	uint32_t ooo_bytes;
 	uint32_t ooo_n;
-	uint32_t oow_seq;    /* the last out-of-window segment's sequence number */
+	uint32_t oow_next;   /* the byte after the last out-of-window segment */
+	uint32_t oow_run;    /* out-of-window segments in a row, each following the last */
 	uint8_t started, syn, fin, ended;
 	uint8_t oow_valid;
 };
@@ -82,6 +83,8 @@ struct st_reasm {
 };
 
 #define TAB_MIN 1024u
+/* Out-of-window segments in a row, each continuing the last, that prove a stream out there. */
+#define OOW_RESYNC_RUN 4
 /* A longer payload is not a TCP segment: reject it before it can confuse the arithmetic. */
 #define SEG_LEN_MAX (1u << 30)
 
@@ -677,14 +680,20 @@ again:
 		rel = 0;
 	}
 	if (rel > (int64_t)r->cfg.max_ahead) {
-		/* a stray from an earlier connection, or a loss larger than any window: only
-		 * a stalled stream whose out-of-window segments agree with each other resyncs */
-		bool near = h->oow_valid && (uint32_t)(seq - h->oow_seq + r->cfg.max_ahead) <=
+		/*
+		 * A stray from an earlier connection, or a loss larger than any window (live
+		 * capture: the loss reports lost too). A stray is alone; a real stream out
+		 * there goes on, segment after segment: resync after OOW_RESYNC_RUN of them,
+		 * or on a stalled stream once out-of-window segments agree with each other.
+		 */
+		bool near = h->oow_valid && (uint32_t)(seq - h->oow_next + r->cfg.max_ahead) <=
 							     2 * r->cfg.max_ahead;
 
-		if (!near || r->now - h->progress_ts < r->cfg.gap_wait_ns) {
-			h->oow_seq = seq;
-			h->oow_valid = 1;
+		h->oow_run = h->oow_valid && seq == h->oow_next ? h->oow_run + 1 : 1;
+		h->oow_next = seq + len;
+		h->oow_valid = 1;
+		if (h->oow_run < OOW_RESYNC_RUN &&
+		    (!near || r->now - h->progress_ts < r->cfg.gap_wait_ns)) {
 			r->st.oow_segs++;
 			r->st.drop_segs++;
 			if (data)
@@ -777,6 +786,10 @@ static void half_acked(struct st_reasm *r, struct half *h, uint32_t ack)
 		return;
 	rel = (int32_t)(ack - h->next_seq);
 	if (rel <= 0 || (uint32_t)rel > r->cfg.max_ahead)
+		return;
+	/* one beyond everything seen, nothing buffered: the ACK of a FIN the capture lost, far
+	 * more often than a lost 1-byte segment; no phantom byte for it */
+	if (rel == 1 && !h->head && h->hint_off <= h->next_off)
 		return;
 	off = h->next_off + (uint32_t)rel;
 	if (h->fin && off > h->fin_off)

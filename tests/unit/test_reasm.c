@@ -627,6 +627,22 @@ static void t_gap_from_ack(void **state)
 	assert_all_freed(f);
 }
 
+/* The ACK of a FIN the capture lost is not a lost byte. */
+static void t_ack_of_lost_fin(void **state)
+{
+	struct fx *f = *state;
+
+	handshake(f);
+	tx(f, 1, SISN + 1, 0, "bye");
+	/* the server's FIN (seq SISN + 4) is lost; the client acknowledges it */
+	sendk(f, &f->cs, 0, CISN + 1, SISN + 5, ST_TCP_ACK | ST_TCP_FIN, NULL, 0);
+	st_reasm__tick(f->r, f->now + 10 * SEC);
+	st_reasm__flush(f->r);
+	assert_log(f, "open 1;data 1 1 0+3;end 1 0 fin;end 1 1 flush;close 1 flush;");
+	assert_int_equal(stats(f).gaps, 0);
+	assert_all_freed(f);
+}
+
 /* End of input with a hole: the gap, then the buffered bytes, then the end. */
 static void t_gap_at_flush(void **state)
 {
@@ -832,6 +848,27 @@ static void t_resync_after_huge_loss(void **state)
 	assert_all_freed(f);
 }
 
+/* Live capture that lost even its loss reports: a run of segments far ahead, each continuing
+ * the last, is the stream itself; the engine follows it without waiting for a stall. */
+static void t_resync_on_a_run(void **state)
+{
+	struct fx *f = *state;
+	uint32_t far = CISN + 1 + 3 + (200u << 20);
+
+	handshake(f);
+	tx(f, 0, CISN + 1, 0, "abc");
+	tx(f, 0, far, 0, "0123");
+	tx(f, 0, far + 4, 0, "4567");
+	tx(f, 0, far + 8, 0, "89ab");
+	tx(f, 0, far + 12, 0, "cdef"); /* the 4th in a row */
+	tx(f, 0, far + 16, 0, "!");
+	assert_log(f, "open 1;data 1 0 0+3;gap 1 0 3+209715212 timeout;data 1 0 209715215+4;"
+		      "data 1 0 209715219+1;");
+	assert_int_equal(stats(f).oow_segs, 3);
+	assert_int_equal(stats(f).drop_bytes, 12);
+	assert_all_freed(f);
+}
+
 /* The SYN-ACK seen before its SYN (a capture merging interfaces): the SYN is not a reuse. */
 static void t_synack_before_syn(void **state)
 {
@@ -915,6 +952,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_gap_after_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_gap_wait_restarts_on_progress, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_gap_from_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_ack_of_lost_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_gap_at_flush, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_gap_before_fin, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_ooo_cap, setup, teardown),
@@ -926,6 +964,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_syn_with_data, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_out_of_window, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_resync_after_huge_loss, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_resync_on_a_run, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_synack_before_syn, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_many_connections, setup, teardown),
 	};
