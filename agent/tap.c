@@ -68,9 +68,13 @@ static int ring_cb(void *ctx, void *data, size_t size)
 
 static void perr(const char *what, int err)
 {
-	if (err == EPERM || err == EACCES)
+	/* EACCES/EPERM as root is the verifier refusing a program, not privileges. */
+	if ((err == EPERM || err == EACCES) && geteuid() != 0)
 		fprintf(stderr, "shadowtap: %s: %s (run as root: needs CAP_BPF and CAP_NET_ADMIN)\n",
 			what, strerror(err));
+	else if (err == EPERM || err == EACCES)
+		fprintf(stderr, "shadowtap: %s: %s (-v shows the kernel's reason)\n", what,
+			strerror(err));
 	else
 		fprintf(stderr, "shadowtap: %s: %s\n", what, strerror(err));
 }

@@ -11,7 +11,7 @@ PKGS=(
 	# unit tests, sanitizers and fuzzing
 	libcmocka-dev libclang-rt-14-dev
 	# integration tests, demo, benchmarks
-	iproute2 nginx-light curl wrk tcpdump tshark tcpflow python3 procps psmisc
+	iproute2 nginx-light curl wrk tcpdump tshark tcpflow python3 procps psmisc time
 	redis-server redis-tools
 )
 

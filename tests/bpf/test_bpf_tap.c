@@ -495,7 +495,7 @@ static void test_host_filter(void **state)
 static void test_ring_full(void **state)
 {
 	struct tap_bpf *s;
-	struct got *g = calloc(1, sizeof(*g));
+	struct got *g;
 	struct ring_buffer *rb;
 	struct st_counters c = { 0 };
 	struct fixture f;
@@ -504,6 +504,7 @@ static void test_ring_full(void **state)
 	uint64_t delivered = 0, announced = 0, total = 0;
 
 	SKIP_UNLESS_ROOT();
+	g = calloc(1, sizeof(*g));
 	s = load(16384);
 	assert_non_null(s);
 	bpf_map__update_elem(s->maps.ports, &port, 4, &one, 1, 0);
