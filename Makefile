@@ -146,6 +146,8 @@ demo: deps
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)ST_BUILD=$(BUILD) tools/bench.sh
+	$(Q)ST_BUILD=$(BUILD) tools/bench-flows.sh
+	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh
 
 install: $(BUILD)/shadowtap
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
