@@ -397,14 +397,15 @@ static void usage(FILE *out)
 		"  FILE               pcap or pcapng file (- for stdin)\n"
 		"  -o, --output DIR   output directory; created if missing, must be empty\n"
 		"      --force        write into a non-empty DIR (files of the same name are replaced)\n"
-		"      --port P       only connections with this port (repeatable); with a file, also\n"
+		"  -p, --port P       only connections with this port (repeatable); with a file, also\n"
 		"                     tells the server side of connections whose SYN is not seen\n"
 		"      --host CIDR    only connections with an endpoint in CIDR (repeatable)\n"
 		"      --max-mem N    memory cap for reassembly state (K/M/G suffixes; default 256M)\n"
-		"      --iface IFACE  live capture on a network interface\n"
+		"  -i, --iface IFACE  live capture on a network interface\n"
 		"      --cgroup PATH  live capture of a cgroup v2 (a service)\n"
 		"      --duration SEC stop live capture after SEC seconds (default: until SIGINT)\n"
 		"      --ring-mb MB   ring buffer size for live capture (default %u)\n"
+		"      --attach MODE  interface hooks: auto (TCX, else clsact), tcx, clsact\n"
 		"  -v, --verbose      more messages\n"
 		"  -h, --help         this help\n",
 		ST_RING_MB_DEFAULT);
@@ -621,17 +622,13 @@ out:
 
 int cmd_flows(int argc, char **argv)
 {
-	enum { O_PORT = 256, O_HOST, O_FORCE, O_MAXMEM, O_IFACE, O_CGROUP, O_DURATION, O_RING };
+	enum { O_FORCE = ST_OPT_FIRST_FREE, O_MAXMEM, O_DURATION };
 	static const struct option lopts[] = {
+		ST_TARGET_LONGOPTS,
 		{ "output", required_argument, NULL, 'o' },
-		{ "port", required_argument, NULL, O_PORT },
-		{ "host", required_argument, NULL, O_HOST },
 		{ "force", no_argument, NULL, O_FORCE },
 		{ "max-mem", required_argument, NULL, O_MAXMEM },
-		{ "iface", required_argument, NULL, O_IFACE },
-		{ "cgroup", required_argument, NULL, O_CGROUP },
 		{ "duration", required_argument, NULL, O_DURATION },
-		{ "ring-mb", required_argument, NULL, O_RING },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -646,27 +643,24 @@ int cmd_flows(int argc, char **argv)
 	struct st_pcapin_stats ps = { 0 };
 	char perr[512];
 	double duration = 0;
-	unsigned long ul;
-	int c, rc = ST_EXIT_USAGE;
+	int c, r, rc = ST_EXIT_USAGE;
 
 	if (!t) {
 		fprintf(stderr, "shadowtap: flows: out of memory\n");
 		return ST_EXIT_RUNTIME;
 	}
 	t->ring_mb = ST_RING_MB_DEFAULT;
+	opterr = 0;
 	optind = 0; /* reset getopt: cmd_flows may run more than once in a process (tests) */
-	while ((c = getopt_long(argc, argv, "o:vh", lopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, ":o:i:p:vh", lopts, NULL)) != -1) {
+		r = st_target_opt(t, c, optarg);
+		if (r < 0)
+			goto out;
+		if (r)
+			continue;
 		switch (c) {
 		case 'o':
 			out = optarg;
-			break;
-		case O_PORT:
-			if (st_target_add_port(t, optarg))
-				goto out;
-			break;
-		case O_HOST:
-			if (st_target_add_host(t, optarg))
-				goto out;
 			break;
 		case O_FORCE:
 			force = true;
@@ -678,20 +672,9 @@ int cmd_flows(int argc, char **argv)
 				goto out;
 			}
 			break;
-		case O_IFACE:
-			t->iface = optarg;
-			break;
-		case O_CGROUP:
-			t->cgroup = optarg;
-			break;
 		case O_DURATION:
 			if (st_parse_double("--duration", optarg, 0, 1e9, &duration))
 				goto out;
-			break;
-		case O_RING:
-			if (st_parse_uint("--ring-mb", optarg, 1, 65536, &ul))
-				goto out;
-			t->ring_mb = (unsigned)ul;
 			break;
 		case 'v':
 			verbose = true;
@@ -701,7 +684,7 @@ int cmd_flows(int argc, char **argv)
 			rc = ST_EXIT_OK;
 			goto out;
 		default:
-			usage(stderr);
+			rc = st_getopt_error("flows", c, argv);
 			goto out;
 		}
 	}
