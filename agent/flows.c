@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "flows.h"
+#include "flowset.h"
 #include "loop.h"
 #include "opts.h"
 #include "pcapin.h"
@@ -84,48 +85,9 @@ struct flows {
 
 /* ---- 4-tuple counters ------------------------------------------------------ */
 
-static int ep_cmp(const struct st_addr *a, uint16_t ap, const struct st_addr *b, uint16_t bp)
-{
-	int c = memcmp(a, b, sizeof(*a));
-
-	return c ? c : (int)ap - (int)bp;
-}
-
-static void key_canon(const struct st_flow_key *in, struct st_flow_key *out)
-{
-	memset(out, 0, sizeof(*out));
-	if (ep_cmp(&in->src, in->sport, &in->dst, in->dport) <= 0) {
-		out->src = in->src;
-		out->dst = in->dst;
-		out->sport = in->sport;
-		out->dport = in->dport;
-	} else {
-		out->src = in->dst;
-		out->dst = in->src;
-		out->sport = in->dport;
-		out->dport = in->sport;
-	}
-	memset(out->src.pad, 0, sizeof(out->src.pad));
-	memset(out->dst.pad, 0, sizeof(out->dst.pad));
-}
-
-static uint64_t key_hash64(const struct st_flow_key *k)
-{
-	const uint32_t *w = (const uint32_t *)k;
-	uint64_t h = 0x9e3779b97f4a7c15ull;
-	size_t i;
-
-	for (i = 0; i < sizeof(*k) / 4; i++) {
-		h ^= w[i];
-		h *= 0xff51afd7ed558ccdull;
-		h ^= h >> 32;
-	}
-	return h;
-}
-
 static struct tslot *tuples_slot(struct tuples *t, const struct st_flow_key *k)
 {
-	size_t i = key_hash64(k) & (t->cap - 1);
+	size_t i = st_flow_key_hash(k) & (t->cap - 1);
 
 	while (t->s[i].used && memcmp(&t->s[i].k, k, sizeof(*k)))
 		i = (i + 1) & (t->cap - 1);
@@ -157,7 +119,7 @@ static uint32_t tuples_next(struct tuples *t, const struct st_flow_key *key)
 
 	if (t->n * 2 >= t->cap && tuples_grow(t))
 		return 0;
-	key_canon(key, &k);
+	st_flow_key_canon(key, &k);
 	s = tuples_slot(t, &k);
 	if (!s->used) {
 		s->used = 1;

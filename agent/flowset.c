@@ -43,17 +43,19 @@ void st_flow_key_canon(const struct st_flow_key *in, struct st_flow_key *out)
 
 uint64_t st_flow_key_hash(const struct st_flow_key *k)
 {
-	/* FNV-1a over the key, then a 64-bit finaliser (splitmix64). */
+	/* A multiply-xorshift round per 32-bit word: the key is 44 bytes, and
+	 * this runs once per captured segment. */
 	const uint8_t *p = (const uint8_t *)k;
-	uint64_t h = 0xcbf29ce484222325ull;
+	uint64_t h = 0x9e3779b97f4a7c15ull;
+	uint32_t w;
 
-	for (size_t i = 0; i < sizeof(*k); i++)
-		h = (h ^ p[i]) * 0x100000001b3ull;
-	h ^= h >> 30;
-	h *= 0xbf58476d1ce4e5b9ull;
-	h ^= h >> 27;
-	h *= 0x94d049bb133111ebull;
-	return h ^ (h >> 31);
+	for (size_t i = 0; i + 4 <= sizeof(*k); i += 4) {
+		memcpy(&w, p + i, 4);
+		h ^= w;
+		h *= 0xff51afd7ed558ccdull;
+		h ^= h >> 32;
+	}
+	return h;
 }
 
 struct st_flowset *st_flowset__new(size_t max_entries)

@@ -19,8 +19,11 @@ size_t st_flowset__count(const struct st_flowset *s);
 int st_flowset__full(const struct st_flowset *s);
 void st_flowset__free(struct st_flowset *s);
 
+_Static_assert(sizeof(struct st_flow_key) % 4 == 0, "st_flow_key hashes by 32-bit words");
+
 /* Orders a key so both directions of one connection compare equal. */
 void st_flow_key_canon(const struct st_flow_key *in, struct st_flow_key *out);
+/* Hash of a key as it is (canonicalise first to merge directions); pads must be zero. */
 uint64_t st_flow_key_hash(const struct st_flow_key *k);
 
 #endif /* ST_FLOWSET_H */
