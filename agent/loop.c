@@ -33,7 +33,7 @@ struct st_loop {
 	struct st_loop_ent ents[ST_LOOP_MAX_FDS];
 };
 
-static uint64_t mono_ns(void)
+uint64_t st_mono_ns(void)
 {
 	struct timespec ts;
 
@@ -115,7 +115,7 @@ int st_loop__signal(const struct st_loop *l)
 
 int st_loop__run(struct st_loop *l, double duration_s)
 {
-	uint64_t deadline = duration_s > 0 ? mono_ns() + (uint64_t)(duration_s * 1e9) : 0;
+	uint64_t deadline = duration_s > 0 ? st_mono_ns() + (uint64_t)(duration_s * 1e9) : 0;
 	int ret = 0;
 
 	while (!l->stop) {
@@ -123,7 +123,7 @@ int st_loop__run(struct st_loop *l, double duration_s)
 		int timeout = -1, n;
 
 		if (deadline) {
-			uint64_t now = mono_ns();
+			uint64_t now = st_mono_ns();
 
 			if (now >= deadline)
 				break;

@@ -10,6 +10,9 @@
 
 struct st_loop;
 
+/* CLOCK_MONOTONIC in nanoseconds: the agent's clock for timeouts and pacing. */
+uint64_t st_mono_ns(void);
+
 /* Return < 0 to stop the loop with an error, 0 to go on. */
 typedef int (*st_loop_fn)(void *ctx);
 

@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "flowset.h"
 #include "reasm.h"
 
 enum conn_state {
@@ -102,28 +103,19 @@ static void mem_sub(struct st_reasm *r, size_t n)
 
 /* ---- hashing and the table -------------------------------------------- */
 
-static uint64_t mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
 
 static uint64_t ep_hash(const struct st_addr *a, uint16_t port, uint64_t seed)
 {
 	uint64_t h = seed ^ ((uint64_t)port << 8) ^ a->family;
 
-	h = mix64(h ^ (((uint64_t)a->a[0] << 32) | a->a[1]));
-	return mix64(h ^ (((uint64_t)a->a[2] << 32) | a->a[3]));
+	h = st_mix64(h ^ (((uint64_t)a->a[0] << 32) | a->a[1]));
+	return st_mix64(h ^ (((uint64_t)a->a[2] << 32) | a->a[3]));
 }
 
 /* The same for both directions of a connection. */
 static uint64_t key_hash(const struct st_flow_key *k, uint64_t seed)
 {
-	return mix64(ep_hash(&k->src, k->sport, seed) + ep_hash(&k->dst, k->dport, seed));
+	return st_mix64(ep_hash(&k->src, k->sport, seed) + ep_hash(&k->dst, k->dport, seed));
 }
 
 static bool addr_eq(const struct st_addr *x, const struct st_addr *y)

@@ -31,6 +31,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "flowset.h"
+#include "loop.h"
 #include "reasm.h"
 
 #define CHUNK_MIN 512u
@@ -167,24 +169,6 @@ struct st_shadow {
 	size_t own_cap, own_n;
 };
 
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t mix64(uint64_t h)
-{
-	h ^= h >> 33;
-	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
-	return h;
-}
-
 /* Stable across runs and agents: the same connection is always in or out. One mix per
  * segment: this runs for every captured segment when sampling. */
 static uint64_t conn_hash(const struct st_flow_key *k)
@@ -199,7 +183,7 @@ static uint64_t conn_hash(const struct st_flow_key *k)
 		for (i = 1; i < 4; i++)
 			h ^= ((uint64_t)k->src.a[i] << 32 | k->dst.a[i]) * (0x165667b19e3779f9ull + i);
 	}
-	return mix64(h);
+	return st_mix64(h);
 }
 
 /* ---- own endpoints: the agent's shadow sockets, never fed back ------------------------ */
@@ -243,7 +227,7 @@ static void own_add(struct st_shadow *sh, const struct st_addr *a, uint16_t port
 	size_t i;
 
 	if ((sh->own_n + 1) * 2 > sh->own_cap &&
-	    own_rebuild(sh, sh->own_cap ? sh->own_cap * 2 : 256, mono_ns()))
+	    own_rebuild(sh, sh->own_cap ? sh->own_cap * 2 : 256, st_mono_ns()))
 		return;
 	i = own_slot(sh->own, sh->own_cap, a, port);
 	if (!sh->own[i].used)
@@ -260,7 +244,7 @@ static void own_release(struct st_shadow *sh, const struct st_addr *a, uint16_t 
 	i = own_slot(sh->own, sh->own_cap, a, port);
 	/* Late segments (FIN, TIME_WAIT ACKs) of the socket may still come through the tap. */
 	if (sh->own[i].used)
-		sh->own[i].expire = mono_ns() + OWN_LINGER_NS;
+		sh->own[i].expire = st_mono_ns() + OWN_LINGER_NS;
 }
 
 static bool own_has(const struct st_shadow *sh, const struct st_addr *a, uint16_t port)
@@ -452,7 +436,7 @@ static void target_failed(struct st_shadow *sh, unsigned t)
 	if (b > ST_SHADOW_BACKOFF_MAX_NS)
 		b = ST_SHADOW_BACKOFF_MAX_NS;
 	ts->fails++;
-	ts->retry_at = mono_ns() + b;
+	ts->retry_at = st_mono_ns() + b;
 }
 
 static void sc_unlink(struct sconn *sc)
@@ -566,7 +550,7 @@ static struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slo
 	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
-	uint64_t now = mono_ns();
+	uint64_t now = st_mono_ns();
 	struct sconn *sc;
 	int one = 1, fd, r;
 
@@ -732,7 +716,7 @@ static void sc_flush(struct sconn *sc)
 		}
 		sc->q.sent += (uint64_t)n;
 		sh->st.bytes += (uint64_t)n;
-		sc->progress_ns = mono_ns();
+		sc->progress_ns = st_mono_ns();
 		while (sc->req_nsent < sc->req_n && req_at(sc, sc->req_nsent)->end <= sc->q.sent) {
 			sc->req_nsent++;
 			sc->written++;
@@ -765,7 +749,7 @@ static void sc_finish(struct sconn *sc)
 	}
 	shutdown(sc->fd, SHUT_WR);
 	sc->shut = true;
-	sc->linger_until = mono_ns() + ST_SHADOW_LINGER_NS;
+	sc->linger_until = st_mono_ns() + ST_SHADOW_LINGER_NS;
 }
 
 static void sc_release(struct sconn *sc)
@@ -803,7 +787,7 @@ static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 			}
 			sc->resp_seq++;
 			sc->answered++;
-			sc->answer_ns = mono_ns();
+			sc->answer_ns = st_mono_ns();
 			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE))
 				sc->server_done = true;
 			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE) && sc->retain && sc->req_nsent &&
@@ -938,7 +922,7 @@ static void sc_event(struct sconn *sc, uint32_t events)
 		sc->state = SC_UP;
 		sc->sh->ts[sc->target].fails = 0;
 		sc->sh->ts[sc->target].retry_at = 0;
-		sc->progress_ns = mono_ns();
+		sc->progress_ns = st_mono_ns();
 	}
 	if (sc->state == SC_UP && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 		sc_read(sc, events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
@@ -1029,7 +1013,7 @@ static bool rate_ok(struct st_shadow *sh)
 
 	if (sh->cfg.rate <= 0)
 		return true;
-	now = mono_ns();
+	now = st_mono_ns();
 	burst = sh->cfg.rate < 1 ? 1 : sh->cfg.rate;
 	if (sh->tokens_ns)
 		sh->tokens += (double)(now - sh->tokens_ns) * sh->cfg.rate / 1e9;
@@ -1083,7 +1067,7 @@ static bool selected(struct st_shadow *sh, struct cconn *cc, const struct st_htt
 			return false;
 	}
 	if (cfg->sample_by_request && cfg->sample_pct < 100 &&
-	    (double)(mix64(cc->hash ^ cc->req_index) % 10000) >= cfg->sample_pct * 100)
+	    (double)(st_mix64(cc->hash ^ cc->req_index) % 10000) >= cfg->sample_pct * 100)
 		return false;
 	return path_match(sh, h);
 }
@@ -1216,7 +1200,7 @@ static void msg_done(struct cconn *cc)
 			continue;
 		}
 		if (sc->q.sent == sc->q.commit)
-			sc->progress_ns = mono_ns(); /* the stall clock starts with the first waiting byte */
+			sc->progress_ns = st_mono_ns(); /* the stall clock starts with the first waiting byte */
 		sc->q.commit = sc->q.end;
 		sc->last_sent = true;
 		push_methods(sc);
@@ -1251,7 +1235,7 @@ static void raw_bytes(struct cconn *cc, const uint8_t *p, size_t n)
 			continue;
 		}
 		if (sc->q.sent == sc->q.commit)
-			sc->progress_ns = mono_ns(); /* the stall clock starts with the first waiting byte */
+			sc->progress_ns = st_mono_ns(); /* the stall clock starts with the first waiting byte */
 		sc->q.commit = sc->q.end;
 		q_acct(sc, old);
 		sc_mark(sc);
@@ -1474,7 +1458,7 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	st_http__init(&cc->req, ST_HTTP_REQUEST, NULL);
 	c->user = cc;
 	sh->st.conns++;
-	h100 = (unsigned)(mix64(cc->hash ^ 0x7461726765747321ull) % 100);
+	h100 = (unsigned)(st_mix64(cc->hash ^ 0x7461726765747321ull) % 100);
 	for (s = 0; s < sh->nslots; s++) {
 		const struct target_state *t = &sh->ts[s / sh->cfg.multiply];
 
@@ -1744,7 +1728,7 @@ int st_shadow__poll(struct st_shadow *sh, int timeout_ms)
 
 void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = st_mono_ns();
 	struct sconn *sc, *nx;
 
 	if (sh->cfg.live && now_real_ns)
@@ -1795,9 +1779,9 @@ bool st_shadow__busy(const struct st_shadow *sh)
 
 void st_shadow__drain(struct st_shadow *sh, int timeout_ms)
 {
-	uint64_t end = mono_ns() + (uint64_t)timeout_ms * 1000000;
+	uint64_t end = st_mono_ns() + (uint64_t)timeout_ms * 1000000;
 
-	while (sh->live && mono_ns() < end) {
+	while (sh->live && st_mono_ns() < end) {
 		do_poll(sh, 50);
 		st_shadow__tick(sh, 0);
 	}
