@@ -456,26 +456,13 @@ static size_t files_limit(void)
 	return n > OPEN_FILES_MAX ? OPEN_FILES_MAX : n;
 }
 
-static bool keep(const struct flows *fl, const struct st_segment *s)
-{
-	const struct st_target *t = fl->t;
-
-	if (t->n_ports && !st_port_listed(t->ports, t->n_ports, s->key.sport) &&
-	    !st_port_listed(t->ports, t->n_ports, s->key.dport))
-		return false;
-	if (t->n_hosts && !st_hosts_match(t->hosts, t->n_hosts, &s->key.src) &&
-	    !st_hosts_match(t->hosts, t->n_hosts, &s->key.dst))
-		return false;
-	return true;
-}
-
 static int run_file(struct flows *fl, struct st_pcapin *p, const char *path)
 {
 	struct st_segment s;
 	int rc;
 
 	while ((rc = st_pcapin__next(p, &s)) > 0 && !fl->err) {
-		if (!keep(fl, &s)) {
+		if (!st_target_keeps(fl->t, &s.key)) {
 			fl->filtered++;
 			continue;
 		}

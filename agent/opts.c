@@ -243,6 +243,17 @@ bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port)
 	return false;
 }
 
+bool st_target_keeps(const struct st_target *t, const struct st_flow_key *k)
+{
+	if (t->n_ports && !st_port_listed(t->ports, t->n_ports, k->sport) &&
+	    !st_port_listed(t->ports, t->n_ports, k->dport))
+		return false;
+	if (t->n_hosts && !st_hosts_match(t->hosts, t->n_hosts, &k->src) &&
+	    !st_hosts_match(t->hosts, t->n_hosts, &k->dst))
+		return false;
+	return true;
+}
+
 const char *st_addr_str(const struct st_addr *a, char *buf, size_t len)
 {
 	if (!inet_ntop(a->family == 6 ? AF_INET6 : AF_INET, a->a, buf, (socklen_t)len))

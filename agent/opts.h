@@ -98,6 +98,9 @@ bool st_cidr_match(const struct st_cidr *c, const struct st_addr *a);
 /* True when no CIDR is given or a matches one of them. */
 bool st_hosts_match(const struct st_cidr *c, size_t n, const struct st_addr *a);
 bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port);
+/* A file's connection passes the target's filters: one endpoint's port listed
+ * (when ports are given) and one endpoint in the CIDRs (when given). */
+bool st_target_keeps(const struct st_target *t, const struct st_flow_key *k);
 
 /* Formats an address as inet_ntop does; buf >= 46 bytes. */
 const char *st_addr_str(const struct st_addr *a, char *buf, size_t len);

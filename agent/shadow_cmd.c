@@ -594,25 +594,12 @@ static int run_live(struct shadow_cmd *c)
 
 /* ---- replay ---------------------------------------------------------------------------- */
 
-static bool replay_keep(struct shadow_cmd *c, const struct st_segment *s)
-{
-	const struct st_target *t = &c->target;
-
-	if (!st_port_listed(t->ports, t->n_ports, s->key.sport) &&
-	    !st_port_listed(t->ports, t->n_ports, s->key.dport))
-		return false;
-	if (t->n_hosts && !st_hosts_match(t->hosts, t->n_hosts, &s->key.src) &&
-	    !st_hosts_match(t->hosts, t->n_hosts, &s->key.dst))
-		return false;
-	return true;
-}
-
 static void replay_next(struct shadow_cmd *c)
 {
 	int r;
 
 	while ((r = st_pcapin__next(c->pin, &c->seg)) > 0) {
-		if (replay_keep(c, &c->seg)) {
+		if (st_target_keeps(&c->target, &c->seg.key)) {
 			c->have_seg = true;
 			return;
 		}
