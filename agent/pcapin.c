@@ -1,29 +1,13 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* pcap / pcapng input (see pcapin.h). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <pcap/pcap.h>
 
-#include <arpa/inet.h>
-
 #include "pcapin.h"
 #include "pktparse.h"
-
-/* Link types as pcap_datalink() reports them; a few headers lack the newer ones. */
-#ifndef DLT_LINUX_SLL2
-#define DLT_LINUX_SLL2 276
-#endif
-#ifndef DLT_IPV4
-#define DLT_IPV4 228
-#endif
-#ifndef DLT_IPV6
-#define DLT_IPV6 229
-#endif
-#ifndef DLT_LOOP
-#define DLT_LOOP 108
-#endif
-
 
 /* A snap-length cut gives up to three segments from one packet: data, loss, FIN/RST. */
 #define PENDING_MAX 2

@@ -15,8 +15,23 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <pcap/pcap.h>
 
 #include "segment.h"
+
+/* Link types as pcap_datalink() reports them; a few headers lack the newer ones. */
+#ifndef DLT_LINUX_SLL2
+#define DLT_LINUX_SLL2 276
+#endif
+#ifndef DLT_IPV4
+#define DLT_IPV4 228
+#endif
+#ifndef DLT_IPV6
+#define DLT_IPV6 229
+#endif
+#ifndef DLT_LOOP
+#define DLT_LOOP 108
+#endif
 
 struct st_pcapin_stats {
 	uint64_t packets;     /* records read */

@@ -23,16 +23,6 @@
 #include "flows.h"
 #include "pcapin.h"
 
-#ifndef DLT_LINUX_SLL2
-#define DLT_LINUX_SLL2 276
-#endif
-#ifndef DLT_IPV4
-#define DLT_IPV4 228
-#endif
-#ifndef DLT_IPV6
-#define DLT_IPV6 229
-#endif
-
 #define MAX_PKTS 4096
 #define MAX_FILES 64
 

@@ -20,16 +20,6 @@
 
 #include "pcapin.h"
 
-#ifndef DLT_LINUX_SLL2
-#define DLT_LINUX_SLL2 276
-#endif
-#ifndef DLT_IPV4
-#define DLT_IPV4 228
-#endif
-#ifndef DLT_IPV6
-#define DLT_IPV6 229
-#endif
-
 struct frame {
 	uint8_t b[2048];
 	size_t n;
