@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "commands.h"
+#include "log.h"
 #include "opts.h"
 
 #ifndef ST_VERSION
@@ -49,11 +50,12 @@ int main(int argc, char **argv)
 		printf("shadowtap %s\n", ST_VERSION);
 		return ST_EXIT_OK;
 	}
+	st_log_set_level(ST_LOG_WARN);
 	/* Output errors (a closed pipe) come back as EPIPE, so runs end cleanly. */
 	signal(SIGPIPE, SIG_IGN);
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	fprintf(stderr, "shadowtap: unknown command '%s' (see shadowtap --help)\n", argv[1]);
+	pr_err("unknown command '%s' (see shadowtap --help)", argv[1]);
 	return ST_EXIT_USAGE;
 }

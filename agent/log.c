@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#include "log.h"
+
+#include <bpf/libbpf.h>
+#include <stdio.h>
+#include <string.h>
+
+static enum st_log_level log_level = ST_LOG_WARN;
+
+/*
+ * libbpf's messages: its warnings are real (a map that failed, a verifier
+ * refusal); its info and debug output is only for -v/-vv. Its lines end in
+ * '\n' already and carry their own "libbpf: " prefix.
+ */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	enum st_log_level l = level == LIBBPF_WARN ? ST_LOG_WARN :
+			      level == LIBBPF_INFO ? ST_LOG_INFO : ST_LOG_DEBUG;
+
+	if (l > log_level)
+		return 0;
+	fputs("shadowtap: ", stderr);
+	return vfprintf(stderr, fmt, ap);
+}
+
+void st_log_set_level(enum st_log_level level)
+{
+	log_level = level;
+	libbpf_set_print(libbpf_print);
+}
+
+enum st_log_level st_log_get_level(void)
+{
+	return log_level;
+}
+
+void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
+{
+	char buf[1024];
+	int n;
+
+	if (level > log_level)
+		return;
+	/* One write per line, so lines from concurrent threads do not interleave. */
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(buf))
+		n = sizeof(buf) - 1;
+	while (n > 0 && buf[n - 1] == '\n')
+		n--;
+	fprintf(stderr, "shadowtap: %.*s\n", n, buf);
+}
+
+void st_log(enum st_log_level level, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	st_vlog(level, fmt, ap);
+	va_end(ap);
+}

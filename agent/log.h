@@ -1,0 +1,39 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Logging: one prefix ("shadowtap: "), four levels, printf format checking,
+ * and libbpf's own messages routed through the same levels (as xdp-tools'
+ * lib/util/logging.h does). Everything goes to stderr, one line per call.
+ *
+ * Infrastructure code (tap, pcap writer, engines) says what failed in its own
+ * terms ("interface eth9: no such interface"); only commands speak in terms of
+ * command-line flags.
+ *
+ * The level is process-wide state (the only such state in the agent): it is
+ * set once, from -v/-q, before any component starts.
+ */
+#ifndef ST_LOG_H
+#define ST_LOG_H
+
+#include <stdarg.h>
+
+enum st_log_level {
+	ST_LOG_ERROR = 0, /* the operation failed */
+	ST_LOG_WARN,      /* it goes on, but something is wrong (loss, a refused option) */
+	ST_LOG_INFO,      /* what the agent does (attach mode, targets): shown with -v */
+	ST_LOG_DEBUG,     /* libbpf's debug output and per-event detail: shown with -vv */
+};
+
+/* Messages at or below level are printed (default ST_LOG_WARN). Also routes libbpf's. */
+void st_log_set_level(enum st_log_level level);
+enum st_log_level st_log_get_level(void);
+
+void st_log(enum st_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+#define pr_err(...) st_log(ST_LOG_ERROR, __VA_ARGS__)
+#define pr_warn(...) st_log(ST_LOG_WARN, __VA_ARGS__)
+#define pr_info(...) st_log(ST_LOG_INFO, __VA_ARGS__)
+#define pr_debug(...) st_log(ST_LOG_DEBUG, __VA_ARGS__)
+
+#endif /* ST_LOG_H */
