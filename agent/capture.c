@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "flowset.h"
+#include "log.h"
 #include "loop.h"
 #include "opts.h"
 #include "pcapw.h"
@@ -128,7 +129,7 @@ static int parse(struct capture *c, int argc, char **argv)
 				return ST_EXIT_USAGE;
 			break;
 		case 'v':
-			c->verbose = 1;
+			c->verbose++;
 			break;
 		case 'h':
 			usage(stdout);
@@ -138,13 +139,13 @@ static int parse(struct capture *c, int argc, char **argv)
 		}
 	}
 	if (optind < argc) {
-		fprintf(stderr, "shadowtap capture: unexpected argument '%s'\n", argv[optind]);
+		pr_err("capture: unexpected argument '%s'", argv[optind]);
 		return ST_EXIT_USAGE;
 	}
 	if (st_target_check(&c->target, "capture"))
 		return ST_EXIT_USAGE;
 	if (!c->out) {
-		fprintf(stderr, "shadowtap capture: -w FILE is required ('-' for stdout)\n");
+		pr_err("capture: -w FILE is required ('-' for stdout)");
 		return ST_EXIT_USAGE;
 	}
 	return 0;
@@ -182,11 +183,12 @@ int cmd_capture(int argc, char **argv)
 	if (ret)
 		return ret < 0 ? ST_EXIT_OK : ret;
 
+	st_log_set_level(c.verbose >= 2 ? ST_LOG_DEBUG : c.verbose ? ST_LOG_INFO : ST_LOG_WARN);
 	ret = ST_EXIT_RUNTIME;
 	c.flows = st_flowset__new(CAPTURE_MAX_FLOWS);
 	c.loop = st_loop__new();
 	if (!c.flows || !c.loop) {
-		fprintf(stderr, "shadowtap: %s\n", strerror(errno));
+		pr_err("capture: %s", strerror(errno));
 		goto out;
 	}
 	/* Open the output first: an unwritable file must fail before we attach. */
@@ -199,10 +201,9 @@ int cmd_capture(int argc, char **argv)
 			unlink(c.out);
 		goto out;
 	}
-	if (c.verbose)
-		fprintf(stderr, "shadowtap: capturing %zu port(s) on %s %s\n", c.target.n_ports,
-			c.target.iface ? "interface" : "cgroup",
-			c.target.iface ? c.target.iface : c.target.cgroup);
+	pr_info("capturing %zu port(s) on %s %s", c.target.n_ports,
+		c.target.iface ? "interface" : "cgroup",
+		c.target.iface ? c.target.iface : c.target.cgroup);
 	err = st_loop__add(c.loop, st_tap__fd(c.tap), on_ring, &c);
 	if (!err)
 		err = st_loop__set_tick(c.loop, CAPTURE_TICK_MS, on_tick, &c);
@@ -212,9 +213,9 @@ int cmd_capture(int argc, char **argv)
 		/* The reader went away (wireshark closed, | head): a normal end. */
 		err = 0;
 	} else if (c.out_err) {
-		fprintf(stderr, "shadowtap: -w %s: %s\n", c.out, strerror(c.out_err));
+		pr_err("-w %s: %s", c.out, strerror(c.out_err));
 	} else if (err) {
-		fprintf(stderr, "shadowtap: capture: %s\n", strerror(-err));
+		pr_err("capture: %s", strerror(-err));
 	}
 	ret = err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
 	summary(&c);
@@ -223,7 +224,7 @@ out:
 	st_tap__destroy(c.tap);
 	if (c.w && st_pcapw__close(c.w) && !c.out_err && ret == ST_EXIT_OK &&
 	    strcmp(c.out, "-")) {
-		fprintf(stderr, "shadowtap: -w %s: write failed\n", c.out);
+		pr_err("-w %s: write failed", c.out);
 		ret = ST_EXIT_RUNTIME;
 	}
 	st_flowset__free(c.flows);

@@ -28,6 +28,7 @@
 
 #include "flows.h"
 #include "flowset.h"
+#include "log.h"
 #include "loop.h"
 #include "opts.h"
 #include "pcapin.h"
@@ -181,7 +182,7 @@ static void lru_add(struct flows *fl, struct fdir *f)
 static void fail(struct flows *fl, int err, const char *what, const char *name)
 {
 	if (!fl->err) {
-		fprintf(stderr, "shadowtap: flows: %s %s/%s: %s\n", what, fl->outdir, name,
+		pr_err("flows: %s %s/%s: %s", what, fl->outdir, name,
 			strerror(-err));
 		fl->err = err;
 	}
@@ -311,7 +312,7 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	if (!c->user || !(f = file_get(fl, c->user, dir)))
 		return;
 	file_name(c->user, dir, name, sizeof(name));
-	fprintf(stderr, "shadowtap: gap: %s offset=%" PRIu64 " length=%" PRIu64 " (%s)\n", name,
+	pr_warn("gap: %s offset=%" PRIu64 " length=%" PRIu64 " (%s)", name,
 		off, len, st_reasm_gap_str(why));
 	/* a hole in the file reads as zeros, as tcpflow writes them, without writing them */
 	if (ftruncate(f->fd, (off_t)(f->size + len))) {
@@ -406,26 +407,26 @@ static int open_outdir(const char *path, bool force)
 	int fd;
 
 	if (mkdir(path, 0755) && errno != EEXIST) {
-		fprintf(stderr, "shadowtap: flows: cannot create %s: %s\n", path, strerror(errno));
+		pr_err("flows: cannot create %s: %s", path, strerror(errno));
 		return -1;
 	}
 	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0) {
-		fprintf(stderr, "shadowtap: flows: cannot open %s: %s\n", path, strerror(errno));
+		pr_err("flows: cannot open %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (force)
 		return fd;
 	d = fdopendir(dup(fd));
 	if (!d) {
-		fprintf(stderr, "shadowtap: flows: cannot read %s: %s\n", path, strerror(errno));
+		pr_err("flows: cannot read %s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
 	}
 	while ((e = readdir(d))) {
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			fprintf(stderr, "shadowtap: flows: %s is not empty (use --force to write into "
-					"it anyway)\n", path);
+			pr_err("flows: %s is not empty (use --force to write into "
+					"it anyway)", path);
 			closedir(d);
 			close(fd);
 			return -1;
@@ -470,22 +471,21 @@ static int run_file(struct flows *fl, struct st_pcapin *p, const char *path)
 	}
 	if (rc < 0) {
 		if (st_pcapin__truncated(p))
-			fprintf(stderr, "shadowtap: flows: %s is truncated; kept everything before the "
-					"cut (%s)\n", path, st_pcapin__error(p));
+			pr_warn("flows: %s is truncated; kept everything before the "
+					"cut (%s)", path, st_pcapin__error(p));
 		else
-			fprintf(stderr, "shadowtap: flows: %s is damaged; kept everything before it "
-					"(%s)\n", path, st_pcapin__error(p));
+			pr_err("flows: %s is damaged; kept everything before it "
+					"(%s)", path, st_pcapin__error(p));
 		rc = st_pcapin__truncated(p) ? 0 : -1;
 	}
-	if (fl->verbose) {
+	{
 		struct st_pcapin_stats ps;
 
 		st_pcapin__stats(p, &ps);
-		fprintf(stderr, "shadowtap: pcap packets=%" PRIu64 " segments=%" PRIu64
-				" not_tcp=%" PRIu64 " malformed=%" PRIu64 " fragments=%" PRIu64
-				" snap_cut_bytes=%" PRIu64 " filtered=%" PRIu64 "\n",
-			ps.packets, ps.segments, ps.not_tcp, ps.malformed, ps.fragments,
-			ps.snap_bytes, fl->filtered);
+		pr_info("pcap packets=%" PRIu64 " segments=%" PRIu64 " not_tcp=%" PRIu64
+			" malformed=%" PRIu64 " fragments=%" PRIu64 " snap_cut_bytes=%" PRIu64
+			" filtered=%" PRIu64, ps.packets, ps.segments, ps.not_tcp, ps.malformed,
+			ps.fragments, ps.snap_bytes, fl->filtered);
 	}
 	return rc;
 }
@@ -536,7 +536,7 @@ static int run_live(struct flows *fl, double duration, bool verbose)
 	int rc = -1, d;
 
 	if (!l) {
-		fprintf(stderr, "shadowtap: flows: event loop: %s\n", strerror(errno));
+		pr_err("flows: event loop: %s", strerror(errno));
 		return -1;
 	}
 	fl->tap = st_tap__open(fl->t, verbose, live_seg, fl);
@@ -544,11 +544,10 @@ static int run_live(struct flows *fl, double duration, bool verbose)
 		goto out;
 	if (st_loop__add(l, st_tap__fd(fl->tap), live_ready, fl) ||
 	    st_loop__set_tick(l, LIVE_TICK_MS, live_tick, fl)) {
-		fprintf(stderr, "shadowtap: flows: event loop: %s\n", strerror(errno));
+		pr_err("flows: event loop: %s", strerror(errno));
 		goto out;
 	}
-	if (verbose)
-		fprintf(stderr, "shadowtap: flows: capturing on %s %s\n",
+	pr_info("flows: capturing on %s %s",
 			fl->t->iface ? "interface" : "cgroup", fl->t->iface ? fl->t->iface :
 									  fl->t->cgroup);
 	rc = st_loop__run(l, duration);
@@ -557,8 +556,8 @@ static int run_live(struct flows *fl, double duration, bool verbose)
 	st_tap__stats(fl->tap, &ts);
 	for (d = 0; d < ST_DIR_MAX; d++) {
 		if (ts.kern[d].lost_bytes || ts.kern[d].lost_unreported)
-			fprintf(stderr, "shadowtap: flows: kernel %s: lost_bytes=%llu "
-					"lost_unreported=%llu\n", d == ST_DIR_IN ? "in" : "out",
+			pr_warn("flows: kernel %s: lost_bytes=%llu "
+					"lost_unreported=%llu", d == ST_DIR_IN ? "in" : "out",
 				(unsigned long long)ts.kern[d].lost_bytes,
 				(unsigned long long)ts.kern[d].lost_unreported);
 	}
@@ -587,7 +586,8 @@ int cmd_flows(int argc, char **argv)
 	struct flows fl = { .dirfd = -1 };
 	struct st_reasm_stats st;
 	const char *out = NULL, *file = NULL;
-	bool force = false, verbose = false;
+	bool force = false;
+	int verbose = 0;
 	struct st_pcapin *pin = NULL;
 	struct st_pcapin_stats ps = { 0 };
 	char perr[512];
@@ -595,7 +595,7 @@ int cmd_flows(int argc, char **argv)
 	int c, r, rc = ST_EXIT_USAGE;
 
 	if (!t) {
-		fprintf(stderr, "shadowtap: flows: out of memory\n");
+		pr_err("flows: out of memory");
 		return ST_EXIT_RUNTIME;
 	}
 	t->ring_mb = ST_RING_MB_DEFAULT;
@@ -616,8 +616,8 @@ int cmd_flows(int argc, char **argv)
 			break;
 		case O_MAXMEM:
 			if (parse_bytes(optarg, &cfg.max_mem)) {
-				fprintf(stderr, "shadowtap: flows: --max-mem: '%s' is not a size of at "
-						"least 1M (e.g. 512M, 2G)\n", optarg);
+				pr_err("flows: --max-mem: '%s' is not a size of at "
+						"least 1M (e.g. 512M, 2G)", optarg);
 				goto out;
 			}
 			break;
@@ -626,7 +626,7 @@ int cmd_flows(int argc, char **argv)
 				goto out;
 			break;
 		case 'v':
-			verbose = true;
+			verbose++;
 			break;
 		case 'h':
 			usage(stdout);
@@ -640,26 +640,26 @@ int cmd_flows(int argc, char **argv)
 	if (optind < argc)
 		file = argv[optind++];
 	if (optind < argc) {
-		fprintf(stderr, "shadowtap: flows: unexpected argument '%s'\n", argv[optind]);
+		pr_err("flows: unexpected argument '%s'", argv[optind]);
 		goto out;
 	}
 	if (!out) {
-		fprintf(stderr, "shadowtap: flows: -o DIR is required (see shadowtap flows --help)\n");
+		pr_err("flows: -o DIR is required (see shadowtap flows --help)");
 		goto out;
 	}
 	if (file && (t->iface || t->cgroup)) {
-		fprintf(stderr, "shadowtap: flows: give either FILE or --iface/--cgroup, not both\n");
+		pr_err("flows: give either FILE or --iface/--cgroup, not both");
 		goto out;
 	}
 	if (!file && !t->iface && !t->cgroup) {
-		fprintf(stderr, "shadowtap: flows: give a pcap FILE, or --iface/--cgroup for live "
-				"capture (see shadowtap flows --help)\n");
+		pr_err("flows: give a pcap FILE, or --iface/--cgroup for live "
+				"capture (see shadowtap flows --help)");
 		goto out;
 	}
 	if (!file && st_target_check(t, "flows"))
 		goto out;
 	if (file && duration > 0) {
-		fprintf(stderr, "shadowtap: flows: --duration applies to live capture only\n");
+		pr_err("flows: --duration applies to live capture only");
 		goto out;
 	}
 
@@ -668,14 +668,15 @@ int cmd_flows(int argc, char **argv)
 		/* the input first: a wrong file must not leave an output folder behind */
 		pin = st_pcapin__open(file, perr, sizeof(perr));
 		if (!pin) {
-			fprintf(stderr, "shadowtap: flows: %s: not a readable pcap or pcapng file (%s)\n",
+			pr_err("flows: %s: not a readable pcap or pcapng file (%s)",
 				file, perr);
 			goto out;
 		}
 	}
 	fl.outdir = out;
 	fl.t = t;
-	fl.verbose = verbose;
+	fl.verbose = verbose > 0;
+	st_log_set_level(verbose >= 2 ? ST_LOG_DEBUG : verbose ? ST_LOG_INFO : ST_LOG_WARN);
 	fl.max_open = files_limit();
 	fl.dirfd = open_outdir(out, force);
 	if (fl.dirfd < 0)
@@ -686,7 +687,7 @@ int cmd_flows(int argc, char **argv)
 	cfg.hash_seed = realtime_ns() ^ ((uint64_t)getpid() << 32);
 	fl.r = st_reasm__new(&cfg, &flows_ops, &fl);
 	if (!fl.r) {
-		fprintf(stderr, "shadowtap: flows: %s\n", strerror(errno));
+		pr_err("flows: %s", strerror(errno));
 		goto out;
 	}
 	if (file)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 static enum st_log_level log_level = ST_LOG_WARN;
+static int libbpf_in_setup;
 
 /*
  * libbpf's messages: its warnings are real (a map that failed, a verifier
@@ -14,7 +15,7 @@ static enum st_log_level log_level = ST_LOG_WARN;
  */
 static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list ap)
 {
-	enum st_log_level l = level == LIBBPF_WARN ? ST_LOG_WARN :
+	enum st_log_level l = level == LIBBPF_WARN ? (libbpf_in_setup ? ST_LOG_INFO : ST_LOG_WARN) :
 			      level == LIBBPF_INFO ? ST_LOG_INFO : ST_LOG_DEBUG;
 
 	if (l > log_level)
@@ -27,6 +28,11 @@ void st_log_set_level(enum st_log_level level)
 {
 	log_level = level;
 	libbpf_set_print(libbpf_print);
+}
+
+void st_log_libbpf_setup(int in_setup)
+{
+	libbpf_in_setup = in_setup;
 }
 
 enum st_log_level st_log_get_level(void)

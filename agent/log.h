@@ -27,6 +27,13 @@ enum st_log_level {
 void st_log_set_level(enum st_log_level level);
 enum st_log_level st_log_get_level(void);
 
+/*
+ * While setting up (open, load, attach), the agent reports every failure
+ * itself in one line, so libbpf's warnings there are detail shown with -v;
+ * afterwards they are real warnings. tap.c brackets its setup with this.
+ */
+void st_log_libbpf_setup(int in_setup);
+
 void st_log(enum st_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 int st_parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
 		  unsigned long *out)
 {
@@ -23,8 +25,7 @@ int st_parse_uint(const char *opt, const char *s, unsigned long min, unsigned lo
 	*out = v;
 	return 0;
 bad:
-	fprintf(stderr, "shadowtap: %s: '%s' is not a number in %lu..%lu\n", opt, s ? s : "",
-		min, max);
+	pr_err("%s: '%s' is not a number in %lu..%lu", opt, s ? s : "", min, max);
 	return -1;
 }
 
@@ -42,8 +43,7 @@ int st_parse_double(const char *opt, const char *s, double min, double max, doub
 	*out = v;
 	return 0;
 bad:
-	fprintf(stderr, "shadowtap: %s: '%s' is not a number in %g..%g\n", opt, s ? s : "", min,
-		max);
+	pr_err("%s: '%s' is not a number in %g..%g", opt, s ? s : "", min, max);
 	return -1;
 }
 
@@ -114,8 +114,7 @@ int st_parse_cidr(const char *opt, const char *s, struct st_cidr *out)
 	cidr_mask(out);
 	return 0;
 bad:
-	fprintf(stderr, "shadowtap: %s: '%s' is not an IPv4/IPv6 address or CIDR\n", opt,
-		s ? s : "");
+	pr_err("%s: '%s' is not an IPv4/IPv6 address or CIDR", opt, s ? s : "");
 	return -1;
 }
 
@@ -128,7 +127,7 @@ int st_target_add_port(struct st_target *t, const char *s)
 	if (st_port_listed(t->ports, t->n_ports, p))
 		return 0;
 	if (t->n_ports >= ST_MAX_PORTS_CLI) {
-		fprintf(stderr, "shadowtap: --port: at most %d ports\n", ST_MAX_PORTS_CLI);
+		pr_err("--port: at most %d ports", ST_MAX_PORTS_CLI);
 		return -1;
 	}
 	t->ports[t->n_ports++] = p;
@@ -138,7 +137,7 @@ int st_target_add_port(struct st_target *t, const char *s)
 int st_target_add_host(struct st_target *t, const char *s)
 {
 	if (t->n_hosts >= ST_MAX_HOSTS_CLI) {
-		fprintf(stderr, "shadowtap: --host: at most %d CIDRs\n", ST_MAX_HOSTS_CLI);
+		pr_err("--host: at most %d CIDRs", ST_MAX_HOSTS_CLI);
 		return -1;
 	}
 	if (st_parse_cidr("--host", s, &t->hosts[t->n_hosts]))
@@ -152,13 +151,11 @@ int st_getopt_error(const char *cmd, int opt, char **argv)
 	const char *arg = argv[optind - 1];
 
 	if (opt == ':')
-		fprintf(stderr, "shadowtap %s: option '%s' needs a value\n", cmd, arg);
+		pr_err("%s: option '%s' needs a value", cmd, arg);
 	else if (optopt && strncmp(arg, "--", 2))
-		fprintf(stderr, "shadowtap %s: unknown option '-%c' (see shadowtap %s --help)\n", cmd,
-			optopt, cmd);
+		pr_err("%s: unknown option '-%c' (see shadowtap %s --help)", cmd, optopt, cmd);
 	else
-		fprintf(stderr, "shadowtap %s: unknown option '%s' (see shadowtap %s --help)\n", cmd,
-			arg, cmd);
+		pr_err("%s: unknown option '%s' (see shadowtap %s --help)", cmd, arg, cmd);
 	return ST_EXIT_USAGE;
 }
 
@@ -190,7 +187,7 @@ int st_target_opt(struct st_target *t, int opt, const char *arg)
 		else if (!strcmp(arg, "clsact"))
 			t->attach = ST_ATTACH_CLSACT;
 		else {
-			fprintf(stderr, "shadowtap: --attach: '%s' is not auto, tcx or clsact\n", arg);
+			pr_err("--attach: '%s' is not auto, tcx or clsact", arg);
 			return -1;
 		}
 		return 1;
@@ -202,12 +199,11 @@ int st_target_opt(struct st_target *t, int opt, const char *arg)
 int st_target_check(const struct st_target *t, const char *cmd)
 {
 	if (!!t->iface == !!t->cgroup) {
-		fprintf(stderr, "shadowtap %s: give exactly one of --iface IFACE or --cgroup PATH\n",
-			cmd);
+		pr_err("%s: give exactly one of --iface IFACE or --cgroup PATH", cmd);
 		return -1;
 	}
 	if (!t->n_ports) {
-		fprintf(stderr, "shadowtap %s: at least one --port is required\n", cmd);
+		pr_err("%s: at least one --port is required", cmd);
 		return -1;
 	}
 	return 0;

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "log.h"
+
 struct st_pcapw {
 	pcap_t *dead;
 	pcap_dumper_t *dumper;
@@ -134,7 +136,7 @@ struct st_pcapw *st_pcapw__open(const char *path)
 		w->f = fopen(path, "wb");
 		if (!w->f) {
 			err = errno;
-			fprintf(stderr, "shadowtap: -w %s: %s\n", path, strerror(err));
+			pr_err("%s: %s", path, strerror(err));
 			free(w);
 			errno = err;
 			return NULL;
@@ -147,7 +149,7 @@ struct st_pcapw *st_pcapw__open(const char *path)
 	if (w->dead)
 		w->dumper = pcap_dump_fopen(w->dead, w->f);
 	if (!w->dumper) {
-		fprintf(stderr, "shadowtap: -w %s: cannot start pcap output\n", path);
+		pr_err("%s: cannot start pcap output", path);
 		if (w->f != stdout)
 			fclose(w->f);
 		if (w->dead)

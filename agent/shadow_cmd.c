@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "commands.h"
+#include "log.h"
 #include "loop.h"
 #include "opts.h"
 #include "pcapin.h"
@@ -69,7 +70,7 @@ struct shadow_cmd {
 	double drain_s;
 	double speed;
 	bool fast;
-	bool verbose;
+	int verbose;
 	const char *file;
 	/* run state */
 	struct st_shadow *sh;
@@ -159,13 +160,13 @@ static int bad(struct shadow_cmd *c, const char *fmt, ...) __attribute__((format
 /* One line on stderr naming the command; the usage error status. */
 static int bad(struct shadow_cmd *c, const char *fmt, ...)
 {
+	char msg[768];
 	va_list ap;
 
-	fprintf(stderr, "shadowtap %s: ", c->cmd);
 	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	fputc('\n', stderr);
+	pr_err("%s: %s", c->cmd, msg);
 	return ST_EXIT_USAGE;
 }
 
@@ -307,7 +308,7 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 			r = regcomp(re, optarg, REG_EXTENDED | REG_NOSUB);
 			if (r) {
 				regerror(r, re, err, sizeof(err));
-				fprintf(stderr, "shadowtap %s: %s: '%s': %s\n", c->cmd,
+				pr_err("%s: %s: '%s': %s", c->cmd,
 					opt == O_MATCH_PATH ? "--match-path" : "--exclude-path", optarg,
 					err);
 				return ST_EXIT_USAGE;
@@ -381,7 +382,7 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 			c->metrics = optarg;
 			break;
 		case 'v':
-			c->verbose = true;
+			c->verbose++;
 			break;
 		case 'h':
 			usage(stdout, c->replay);
@@ -574,16 +575,15 @@ static int run_live(struct shadow_cmd *c)
 	if (!err)
 		err = st_loop__set_tick(c->loop, LIVE_TICK_MS, live_tick, c);
 	if (err) {
-		fprintf(stderr, "shadowtap %s: event loop: %s\n", c->cmd, strerror(-err));
+		pr_err("%s: event loop: %s", c->cmd, strerror(-err));
 		return -1;
 	}
-	if (c->verbose)
-		fprintf(stderr, "shadowtap: shadowing %zu port(s) on %s %s to %u target(s)\n",
+	pr_info("shadowing %zu port(s) on %s %s to %u target(s)",
 			c->target.n_ports, c->target.iface ? "interface" : "cgroup",
 			c->target.iface ? c->target.iface : c->target.cgroup, c->cfg.n_targets);
 	err = st_loop__run(c->loop, c->duration);
 	if (err)
-		fprintf(stderr, "shadowtap %s: %s\n", c->cmd, strerror(-err));
+		pr_err("%s: %s", c->cmd, strerror(-err));
 	/* what is in flight in the ring still counts; then detach before draining */
 	st_tap__consume(c->tap);
 	tap_lost(c);
@@ -609,11 +609,11 @@ static void replay_next(struct shadow_cmd *c)
 	c->eof = true;
 	if (r < 0) {
 		if (st_pcapin__truncated(c->pin)) {
-			fprintf(stderr, "shadowtap %s: %s is truncated; replayed everything before "
-					"the cut (%s)\n", c->cmd, c->file, st_pcapin__error(c->pin));
+			pr_warn("%s: %s is truncated; replayed everything before "
+					"the cut (%s)", c->cmd, c->file, st_pcapin__error(c->pin));
 		} else {
-			fprintf(stderr, "shadowtap %s: %s is damaged; replayed everything before it "
-					"(%s)\n", c->cmd, c->file, st_pcapin__error(c->pin));
+			pr_err("%s: %s is damaged; replayed everything before it "
+					"(%s)", c->cmd, c->file, st_pcapin__error(c->pin));
 			c->read_err = 1;
 		}
 	}
@@ -680,7 +680,7 @@ static int run_replay(struct shadow_cmd *c)
 
 	c->pin = st_pcapin__open(c->file, perr, sizeof(perr));
 	if (!c->pin) {
-		fprintf(stderr, "shadowtap %s: %s: not a readable pcap or pcapng file (%s)\n", c->cmd,
+		pr_err("%s: %s: not a readable pcap or pcapng file (%s)", c->cmd,
 			c->file, perr);
 		return -2;
 	}
@@ -689,19 +689,19 @@ static int run_replay(struct shadow_cmd *c)
 	if (!err)
 		err = st_loop__set_tick(c->loop, REPLAY_TICK_MS, replay_tick, c);
 	if (err) {
-		fprintf(stderr, "shadowtap %s: event loop: %s\n", c->cmd, strerror(-err));
+		pr_err("%s: event loop: %s", c->cmd, strerror(-err));
 		return -1;
 	}
 	err = st_loop__run(c->loop, 0);
 	if (err)
-		fprintf(stderr, "shadowtap %s: %s\n", c->cmd, strerror(-err));
-	if (c->verbose) {
+		pr_err("%s: %s", c->cmd, strerror(-err));
+	{
 		struct st_pcapin_stats ps;
 
 		st_pcapin__stats(c->pin, &ps);
-		fprintf(stderr, "shadowtap: pcap packets=%" PRIu64 " segments=%" PRIu64
-				" not_tcp=%" PRIu64 " malformed=%" PRIu64 " filtered=%" PRIu64 "\n",
-			ps.packets, ps.segments, ps.not_tcp, ps.malformed, c->filtered_segs);
+		pr_info("pcap packets=%" PRIu64 " segments=%" PRIu64 " not_tcp=%" PRIu64
+			" malformed=%" PRIu64 " filtered=%" PRIu64, ps.packets, ps.segments,
+			ps.not_tcp, ps.malformed, c->filtered_segs);
 	}
 	return err || c->read_err ? -1 : 0;
 }
@@ -723,7 +723,7 @@ static int run(int argc, char **argv, bool replay)
 	int ret, r;
 
 	if (!c) {
-		fprintf(stderr, "shadowtap: out of memory\n");
+		pr_err("out of memory");
 		return ST_EXIT_RUNTIME;
 	}
 	c->cmd = replay ? "replay" : "shadow";
@@ -737,6 +737,7 @@ static int run(int argc, char **argv, bool replay)
 		ret = ret < 0 ? ST_EXIT_OK : ret;
 		goto out;
 	}
+	st_log_set_level(c->verbose >= 2 ? ST_LOG_DEBUG : c->verbose ? ST_LOG_INFO : ST_LOG_WARN);
 	if (c->drain_s < 0)
 		c->drain_s = replay ? 10 : 2;
 	if (c->speed <= 0)
@@ -751,7 +752,7 @@ static int run(int argc, char **argv, bool replay)
 	c->sh = st_shadow__new(&c->cfg);
 	c->loop = st_loop__new();
 	if (!c->sh || !c->loop) {
-		fprintf(stderr, "shadowtap %s: %s\n", c->cmd, strerror(errno));
+		pr_err("%s: %s", c->cmd, strerror(errno));
 		goto out;
 	}
 	c->last_timers = c->last_stats = mono_ns();

@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +13,7 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "record.h"
 #include "tap.skel.h"
 
@@ -44,16 +44,6 @@ struct st_tap {
 	uint64_t bad_records;
 };
 
-static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return vfprintf(stderr, fmt, ap);
-}
-
-static int libbpf_print_quiet(enum libbpf_print_level level, const char *fmt, va_list ap)
-{
-	return 0;
-}
-
 static int ring_cb(void *ctx, void *data, size_t size)
 {
 	struct st_tap *tap = ctx;
@@ -70,13 +60,11 @@ static void perr(const char *what, int err)
 {
 	/* EACCES/EPERM as root is the verifier refusing a program, not privileges. */
 	if ((err == EPERM || err == EACCES) && geteuid() != 0)
-		fprintf(stderr, "shadowtap: %s: %s (run as root: needs CAP_BPF and CAP_NET_ADMIN)\n",
-			what, strerror(err));
+		pr_err("%s: %s (run as root: needs CAP_BPF and CAP_NET_ADMIN)", what, strerror(err));
 	else if (err == EPERM || err == EACCES)
-		fprintf(stderr, "shadowtap: %s: %s (-v shows the kernel's reason)\n", what,
-			strerror(err));
+		pr_err("%s: %s (-v shows the kernel's reason)", what, strerror(err));
 	else
-		fprintf(stderr, "shadowtap: %s: %s\n", what, strerror(err));
+		pr_err("%s: %s", what, strerror(err));
 }
 
 static unsigned long round_pow2(unsigned long v)
@@ -220,11 +208,11 @@ static int open_cgroup(const char *path)
 	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 
 	if (fd < 0) {
-		fprintf(stderr, "shadowtap: --cgroup %s: %s\n", path, strerror(errno));
+		pr_err("cgroup %s: %s", path, strerror(errno));
 		return -1;
 	}
 	if (fstatfs(fd, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC) {
-		fprintf(stderr, "shadowtap: --cgroup %s: not a cgroup v2 directory\n", path);
+		pr_err("cgroup %s: not a cgroup v2 directory", path);
 		close(fd);
 		errno = EINVAL;
 		return -1;
@@ -245,13 +233,14 @@ struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb c
 	tap->cgroup_fd = -1;
 	tap->cb = cb;
 	tap->ctx = ctx;
-	libbpf_set_print(verbose ? libbpf_print_verbose : libbpf_print_quiet);
+	/* libbpf's warnings while we set up are detail: every failure is reported below */
+	st_log_libbpf_setup(1);
 
 	if (t->iface) {
 		tap->ifindex = (int)if_nametoindex(t->iface);
 		if (!tap->ifindex) {
 			err = errno;
-			fprintf(stderr, "shadowtap: --iface %s: no such interface\n", t->iface);
+			pr_err("interface %s: no such interface", t->iface);
 			goto fail;
 		}
 	} else {
@@ -303,8 +292,10 @@ struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb c
 		perr(what, err);
 		goto fail;
 	}
+	st_log_libbpf_setup(0);
 	return tap;
 fail:
+	st_log_libbpf_setup(0);
 	st_tap__destroy(tap);
 	errno = err;
 	return NULL;
