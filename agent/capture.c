@@ -32,7 +32,7 @@ struct capture {
 	struct st_loop *loop;
 	unsigned ticks;
 	int out_err;
-	unsigned long long packets, bytes, loss_marks, loss_bytes_marked;
+	uint64_t packets, bytes, loss_marks, loss_bytes_marked;
 };
 
 static void usage(FILE *f)
@@ -153,25 +153,19 @@ static int parse(struct capture *c, int argc, char **argv)
 
 static void summary(struct capture *c)
 {
-	struct st_tap_stats st;
-	unsigned long long lost = 0, lost_segs = 0, unreported = 0, skipped = 0;
+	struct st_tap_summary ts;
+	struct st_statline l;
 
-	st_tap__stats(c->tap, &st);
-	for (int d = 0; d < ST_DIR_MAX; d++) {
-		lost += st.kern[d].lost_bytes;
-		lost_segs += st.kern[d].lost_segs;
-		unreported += st.kern[d].lost_unreported;
-		skipped += st.kern[d].parse_skipped;
-	}
-	fprintf(stderr,
-		"shadowtap: summary packets=%llu bytes=%llu flows=%zu%s lost=%llu lost_segs=%llu "
-		"lost_in=%llu lost_out=%llu loss_unmarked=%llu parse_skipped=%llu "
-		"bad_records=%llu\n",
-		c->packets, c->bytes, st_flowset__count(c->flows),
-		st_flowset__full(c->flows) ? "+" : "", lost, lost_segs,
-		(unsigned long long)st.kern[ST_DIR_IN].lost_bytes,
-		(unsigned long long)st.kern[ST_DIR_OUT].lost_bytes, unreported, skipped,
-		(unsigned long long)st.bad_records);
+	st_tap__summary(c->tap, &ts);
+	st_statline_init(&l);
+	st_statline_add(&l, "packets", c->packets, ST_STAT_COUNTER, "packets written");
+	st_statline_add(&l, "bytes", c->bytes, ST_STAT_COUNTER, "payload bytes written");
+	st_statline_add(&l, "flows", st_flowset__count(c->flows), ST_STAT_COUNTER,
+			"connections seen (a lower bound when flows_capped is 1)");
+	st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &ts);
+	st_statline_add(&l, "flows_capped", (uint64_t)!!st_flowset__full(c->flows), ST_STAT_GAUGE,
+			"1 when the connection count stopped at its cap");
+	st_statline_print(&l, "summary");
 }
 
 int cmd_capture(int argc, char **argv)

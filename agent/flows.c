@@ -82,7 +82,33 @@ struct flows {
 	struct st_target *t;
 	uint64_t filtered;
 	struct st_tap *tap;
+	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
 };
+
+/* The summary line (stats.h): reassembly's figures under flows' names. */
+#define FLOWS_STATS(X, T)                                                                      \
+	X(T, connections, COUNTER, "connections reassembled")                                 \
+	X(T, files, COUNTER, "files written (one per connection direction with bytes)")      \
+	X(T, bytes, COUNTER, "stream bytes written")                                          \
+	X(T, gaps, COUNTER, "holes written as zeros")                                         \
+	X(T, gap_bytes, COUNTER, "bytes of those holes")                                      \
+	X(T, overlaps, COUNTER, "segments overlapping buffered bytes with other values")      \
+	X(T, overlap_bytes, COUNTER, "the differing bytes (first copy kept)")                 \
+	X(T, retrans_bytes, COUNTER, "bytes that arrived again (dropped)")                    \
+	X(T, drops, COUNTER, "segments not used (after close, out of window, no memory)")     \
+	X(T, drop_bytes, COUNTER, "payload bytes of those segments")                          \
+	X(T, joined, COUNTER, "connections joined midway (no SYN seen)")                      \
+	X(T, timeouts, COUNTER, "connections closed by the idle timeout")                     \
+	X(T, evicted, COUNTER, "connections closed early by the memory cap")                  \
+	X(T, mem_peak, GAUGE, "most reassembly memory held")                                  \
+	X(T, packets, COUNTER, "packets (file) or segments (live) read")                      \
+	X(T, skipped, COUNTER, "packets not TCP, malformed or fragments")                     \
+	X(T, filtered, COUNTER, "segments the --port/--host filters left out (file input)")
+
+struct flows_summary {
+	FLOWS_STATS(ST_STAT_FIELD, _)
+};
+ST_STAT_TABLE_DEFINE(flows_stat, struct flows_summary, FLOWS_STATS);
 
 /* ---- 4-tuple counters ------------------------------------------------------ */
 
@@ -532,8 +558,7 @@ static int live_tick(void *ctx)
 static int run_live(struct flows *fl, double duration, bool verbose)
 {
 	struct st_loop *l = st_loop__new();
-	struct st_tap_stats ts;
-	int rc = -1, d;
+	int rc = -1;
 
 	if (!l) {
 		pr_err("flows: event loop: %s", strerror(errno));
@@ -553,14 +578,7 @@ static int run_live(struct flows *fl, double duration, bool verbose)
 	rc = st_loop__run(l, duration);
 	if (st_tap__consume(fl->tap) < 0 && !rc)
 		rc = -1;
-	st_tap__stats(fl->tap, &ts);
-	for (d = 0; d < ST_DIR_MAX; d++) {
-		if (ts.kern[d].lost_bytes || ts.kern[d].lost_unreported)
-			pr_warn("flows: kernel %s: lost_bytes=%llu "
-					"lost_unreported=%llu", d == ST_DIR_IN ? "in" : "out",
-				(unsigned long long)ts.kern[d].lost_bytes,
-				(unsigned long long)ts.kern[d].lost_unreported);
-	}
+	st_tap__summary(fl->tap, &fl->tap_sum);
 out:
 	st_tap__destroy(fl->tap);
 	fl->tap = NULL;
@@ -698,16 +716,24 @@ int cmd_flows(int argc, char **argv)
 	st_reasm__stats(fl.r, &st);
 	if (pin)
 		st_pcapin__stats(pin, &ps);
-	fprintf(stderr, "shadowtap: summary connections=%" PRIu64 " files=%" PRIu64
-			" bytes=%" PRIu64 " gaps=%" PRIu64 " gap_bytes=%" PRIu64
-			" overlaps=%" PRIu64 " overlap_bytes=%" PRIu64 " retrans_bytes=%" PRIu64
-			" drops=%" PRIu64 " drop_bytes=%" PRIu64 " joined=%" PRIu64
-			" timeouts=%" PRIu64 " evicted=%" PRIu64 " mem_peak=%" PRIu64
-			" packets=%" PRIu64 " skipped=%" PRIu64 " filtered=%" PRIu64 "\n",
-		st.conns, fl.files, st.bytes, st.gaps, st.gap_bytes, st.overlaps, st.overlap_bytes,
-		st.retrans_bytes, st.drop_segs, st.drop_bytes, st.conns_joined, st.conns_timeout,
-		st.conns_evicted, st.mem_peak, pin ? ps.packets : st.segments,
-		ps.not_tcp + ps.malformed + ps.fragments, fl.filtered);
+	{
+		struct flows_summary fs = {
+			.connections = st.conns, .files = fl.files, .bytes = st.bytes,
+			.gaps = st.gaps, .gap_bytes = st.gap_bytes, .overlaps = st.overlaps,
+			.overlap_bytes = st.overlap_bytes, .retrans_bytes = st.retrans_bytes,
+			.drops = st.drop_segs, .drop_bytes = st.drop_bytes, .joined = st.conns_joined,
+			.timeouts = st.conns_timeout, .evicted = st.conns_evicted,
+			.mem_peak = st.mem_peak, .packets = pin ? ps.packets : st.segments,
+			.skipped = ps.not_tcp + ps.malformed + ps.fragments, .filtered = fl.filtered,
+		};
+		struct st_statline l;
+
+		st_statline_init(&l);
+		st_statline_add_table(&l, flows_stat_desc, flows_stat_n, &fs);
+		if (!pin)
+			st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &fl.tap_sum);
+		st_statline_print(&l, "summary");
+	}
 	if (c == 0 && !fl.err)
 		rc = ST_EXIT_OK;
 out:

@@ -1319,11 +1319,11 @@ static void raw_start(struct cconn *cc)
 	unsigned s;
 
 	cc->mode = CM_RAW;
-	sh->st.conns_raw++;
+	sh->st.raw++;
 	if (sh->cfg.safe_only || (cc->c->flags & ST_REASM_F_JOINED)) {
 		/* a byte stream joined midway cannot be replayed; raw writes are not "safe" */
 		cc->mode = CM_OFF;
-		sh->st.conns_skipped++;
+		sh->st.skipped_conns++;
 		return;
 	}
 	for (s = 0; s < sh->nslots; s++) {
@@ -1340,7 +1340,7 @@ static void raw_start(struct cconn *cc)
 static void http_start(struct cconn *cc)
 {
 	cc->mode = CM_HTTP;
-	cc->sh->st.conns_http++;
+	cc->sh->st.http++;
 	if (cc->c->flags & ST_REASM_F_JOINED) {
 		/* joined midway: start at the first request boundary */
 		st_http__resync(&cc->req, true);
@@ -1408,7 +1408,7 @@ static void cc_gap(struct cconn *cc)
 		cc->det_len = 0;
 		if (sh->cfg.proto == ST_PROTO_RAW) {
 			cc->mode = CM_OFF;
-			sh->st.conns_skipped++;
+			sh->st.skipped_conns++;
 			return;
 		}
 		http_start(cc);
@@ -1457,7 +1457,7 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	cc->hash = conn_hash(&c->key);
 	st_http__init(&cc->req, ST_HTTP_REQUEST, NULL);
 	c->user = cc;
-	sh->st.conns++;
+	sh->st.connections++;
 	h100 = (unsigned)(st_mix64(cc->hash ^ 0x7461726765747321ull) % 100);
 	for (s = 0; s < sh->nslots; s++) {
 		const struct target_state *t = &sh->ts[s / sh->cfg.multiply];
@@ -1470,7 +1470,7 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	if (!any || (!sh->cfg.sample_by_request && sh->cfg.sample_pct < 100 &&
 		     (double)(cc->hash % 10000) >= sh->cfg.sample_pct * 100)) {
 		cc->mode = CM_OFF;
-		sh->st.conns_skipped++;
+		sh->st.skipped_conns++;
 	}
 }
 
@@ -1669,8 +1669,8 @@ void st_shadow__feed(struct st_shadow *sh, const struct st_segment *seg)
 		sh->st.sampled_out_segments++;
 		if ((seg->flags & (ST_TCP_SYN | ST_TCP_ACK)) == ST_TCP_SYN) {
 			/* counted by their SYN (those joined midway are not) */
-			sh->st.conns++;
-			sh->st.conns_skipped++;
+			sh->st.connections++;
+			sh->st.skipped_conns++;
 		}
 		return;
 	}
@@ -1797,25 +1797,7 @@ void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out)
 	out->queued = sh->queued;
 }
 
-void st_shadow__format(const struct st_shadow_stats *s, char *buf, size_t len)
-{
-	snprintf(buf, len,
-		 "requests=%" PRIu64 " replayed=%" PRIu64 " dropped=%" PRIu64 " errors=%" PRIu64
-		 " filtered=%" PRIu64 " gaps_skipped=%" PRIu64 " resyncs=%" PRIu64
-		 " dropped_queue=%" PRIu64 " dropped_down=%" PRIu64 " dropped_rate=%" PRIu64
-		 " responses=%" PRIu64 " resent=%" PRIu64 " unanswered=%" PRIu64
-		 " bytes=%" PRIu64 " resp_bytes=%" PRIu64
-		 " connections=%" PRIu64 " http=%" PRIu64 " raw=%" PRIu64 " skipped_conns=%" PRIu64
-		 " upgrades=%" PRIu64 " raw_closed=%" PRIu64 " malformed=%" PRIu64
-		 " connects=%" PRIu64 " reconnects=%" PRIu64 " gap_bytes=%" PRIu64
-		 " own_segments=%" PRIu64 " sampled_out_segments=%" PRIu64 " queued=%" PRIu64
-		 " queued_peak=%" PRIu64,
-		 s->requests, s->replayed, s->dropped, s->errors, s->filtered, s->gaps_skipped,
-		 s->resyncs, s->dropped_queue, s->dropped_down, s->dropped_rate, s->responses,
-		 s->resent, s->unanswered, s->bytes, s->resp_bytes, s->conns, s->conns_http, s->conns_raw, s->conns_skipped,
-		 s->upgrades, s->raw_closed, s->malformed, s->connects, s->reconnects,
-		 s->gap_bytes, s->own_segments, s->sampled_out_segments, s->queued, s->queued_peak);
-}
+ST_STAT_TABLE_DEFINE(st_shadow_stat, struct st_shadow_stats, ST_SHADOW_STATS);
 
 int st_shadow_parse_target(const char *s, struct st_shadow_target *t, char *err, size_t errlen)
 {

@@ -31,6 +31,7 @@
 
 #include "http.h"
 #include "segment.h"
+#include "stats.h"
 
 #define ST_SHADOW_MAX_TARGETS 16
 #define ST_SHADOW_MAX_SLOTS 1024 /* targets x multiply */
@@ -94,38 +95,47 @@ struct st_shadow_config {
 	void *ctx;
 };
 
+/*
+ * The engine's counters (stats.h): the struct, the summary/stats line and the
+ * metrics all come from this list. With one target and no --multiply, at the
+ * end of a run: requests = replayed + dropped + filtered + gaps_skipped.
+ */
+#define ST_SHADOW_STATS(X, T)                                                                   \
+	X(T, requests, COUNTER, "HTTP requests framed from replayed captured connections")     \
+	X(T, replayed, COUNTER, "requests written whole to a shadow (per target copy)")       \
+	X(T, dropped, COUNTER, "requests not replayed: queue caps, shadow down, rate")         \
+	X(T, errors, COUNTER, "shadow connection failures: connect, reset, write, stall")      \
+	X(T, filtered, COUNTER, "requests not selected: sampling, method, path, --safe-only")  \
+	X(T, gaps_skipped, COUNTER, "requests that crossed a capture gap or framing error")    \
+	X(T, resyncs, COUNTER, "HTTP resynchronisations (after gaps and errors)")              \
+	X(T, dropped_queue, COUNTER, "dropped: a queue cap was reached")                       \
+	X(T, dropped_down, COUNTER, "dropped: the shadow was down or failed")                  \
+	X(T, dropped_rate, COUNTER, "dropped: beyond --rate")                                  \
+	X(T, responses, COUNTER, "final responses read from shadows")                          \
+	X(T, resent, COUNTER, "requests sent again: the shadow closed without answering them") \
+	X(T, unanswered, COUNTER, "requests written whole, closed before an answer")           \
+	X(T, bytes, COUNTER, "bytes written to shadows")                                       \
+	X(T, resp_bytes, COUNTER, "bytes read from shadows")                                   \
+	X(T, connections, COUNTER, "captured client connections seen")                        \
+	X(T, http, COUNTER, "captured connections framed as HTTP/1.x")                         \
+	X(T, raw, COUNTER, "captured connections replayed as raw byte streams")                \
+	X(T, skipped_conns, COUNTER, "captured connections not replayed (sampled out, ...)")   \
+	X(T, upgrades, COUNTER, "connections switched to raw after Upgrade/CONNECT")           \
+	X(T, raw_closed, COUNTER, "raw shadow connections closed at a gap or full queue")      \
+	X(T, malformed, COUNTER, "framing errors in captured requests")                        \
+	X(T, connects, COUNTER, "shadow connections opened")                                   \
+	X(T, reconnects, COUNTER, "shadow connections opened while the target was failing")    \
+	X(T, gap_bytes, COUNTER, "client bytes reassembly reported missing")                   \
+	X(T, own_segments, COUNTER, "segments of the agent's own shadow connections, ignored") \
+	X(T, sampled_out_segments, COUNTER, "segments of connections --sample left out")       \
+	X(T, shadow_conns, GAUGE, "shadow connections open now")                               \
+	X(T, queued, GAUGE, "bytes queued for the shadows now (chunk memory)")                 \
+	X(T, queued_peak, GAUGE, "most bytes ever queued")
+
 struct st_shadow_stats {
-	uint64_t conns;          /* captured client connections seen */
-	uint64_t conns_http;
-	uint64_t conns_raw;
-	uint64_t conns_skipped;  /* sampled out, joined raw streams, raw under --safe-only */
-	uint64_t requests;       /* HTTP requests framed from captured client streams */
-	uint64_t filtered;       /* not selected: sampling, method, path, --safe-only */
-	uint64_t replayed;       /* requests written whole to a shadow (per target copy) */
-	uint64_t dropped;        /* requests not replayed: queue caps, shadow down, rate, failures */
-	uint64_t dropped_rate;   /* ... of which beyond --rate */
-	uint64_t dropped_queue;  /* ... of which because a queue cap was reached */
-	uint64_t dropped_down;   /* ... of which because the shadow was down or failed */
-	uint64_t gaps_skipped;   /* requests that crossed a capture gap or framing error: never sent */
-	uint64_t resyncs;        /* HTTP resynchronisations (after gaps and errors) */
-	uint64_t malformed;      /* framing errors in captured requests */
-	uint64_t raw_closed;     /* raw shadow connections closed at a gap or full queue */
-	uint64_t upgrades;       /* connections switched to raw after Upgrade/CONNECT */
-	uint64_t responses;      /* final responses read from shadows */
-	uint64_t resent;         /* requests sent again: the shadow closed without answering them */
-	uint64_t unanswered;     /* requests written whole, connection closed before an answer */
-	uint64_t resp_bytes;     /* bytes read from shadows */
-	uint64_t bytes;          /* bytes written to shadows */
-	uint64_t connects;       /* shadow connections opened */
-	uint64_t reconnects;     /* ... of which attempted while the target was failing */
-	uint64_t errors;         /* connect failures, resets, write errors, stalls */
-	uint64_t own_segments;   /* segments of the agent's own shadow connections, ignored */
-	uint64_t sampled_out_segments; /* segments of connections --sample left out */
-	uint64_t shadow_conns;   /* shadow connections open now */
-	uint64_t queued;         /* bytes queued now */
-	uint64_t queued_peak;
-	uint64_t gap_bytes;      /* client bytes reassembly reported missing */
+	ST_SHADOW_STATS(ST_STAT_FIELD, _)
 };
+ST_STAT_TABLE_DECLARE(st_shadow_stat);
 
 struct st_shadow;
 
@@ -160,8 +170,6 @@ bool st_shadow__busy(const struct st_shadow *sh);
 void st_shadow__drain(struct st_shadow *sh, int timeout_ms);
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
-/* "requests=N replayed=N ..." (no prefix, no newline). */
-void st_shadow__format(const struct st_shadow_stats *s, char *buf, size_t len);
 
 /* Parses HOST:PORT[/PCT] ([v6]:PORT too); resolves HOST now. 0 or -1 with a message. */
 int st_shadow_parse_target(const char *s, struct st_shadow_target *t, char *err, size_t errlen);

@@ -83,7 +83,7 @@ struct shadow_cmd {
 	uint64_t t0_pcap, t0_mono;
 	uint64_t last_timers, last_stats, drain_until;
 	uint64_t filtered_segs;
-	unsigned long long cap_lost, cap_unrep; /* the tap's loss counters */
+	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
 };
 
 static uint64_t mono_ns(void)
@@ -435,76 +435,45 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 	return 0;
 }
 
-static void tap_lost(struct shadow_cmd *c)
+/* The tap's counters; kept when the tap is gone (the summary comes after the detach). */
+static void tap_summary(struct shadow_cmd *c)
 {
-	struct st_tap_stats ts;
-
-	st_tap__stats(c->tap, &ts);
-	c->cap_lost = c->cap_unrep = 0;
-	for (int d = 0; d < ST_DIR_MAX; d++) {
-		c->cap_lost += ts.kern[d].lost_bytes;
-		c->cap_unrep += ts.kern[d].lost_unreported;
-	}
+	if (c->tap)
+		st_tap__summary(c->tap, &c->tap_sum);
 }
 
-/* Every counter of the stats line as shadowtap_<name>; gauges are the ones that go down. */
-static void write_metrics(struct shadow_cmd *c, const char *line)
+/* The counters in Prometheus text format, replacing the file atomically. */
+static void write_metrics(struct shadow_cmd *c, const struct st_statline *l)
 {
-	static const char *const gauges[] = { "queued", "queued_peak" };
-	char tmp[4096], *dup, *tok, *save = NULL;
+	char tmp[4096];
 	FILE *f;
 
 	snprintf(tmp, sizeof(tmp), "%s.tmp", c->metrics);
 	f = fopen(tmp, "w");
-	dup = strdup(line);
-	if (!f || !dup) {
-		if (f)
-			fclose(f);
-		free(dup);
+	if (!f)
 		return;
-	}
-	for (tok = strtok_r(dup, " ", &save); tok; tok = strtok_r(NULL, " ", &save)) {
-		char *eq = strchr(tok, '=');
-		bool gauge = false;
-
-		if (!eq)
-			continue;
-		*eq = 0;
-		for (size_t i = 0; i < sizeof(gauges) / sizeof(gauges[0]); i++)
-			gauge |= !strcmp(tok, gauges[i]);
-		fprintf(f, "# TYPE shadowtap_%s%s %s\nshadowtap_%s%s{command=\"%s\"} %s\n", tok,
-			gauge ? "" : "_total", gauge ? "gauge" : "counter", tok, gauge ? "" : "_total",
-			c->cmd, eq + 1);
-	}
-	free(dup);
-	if (fclose(f) || rename(tmp, c->metrics)) {
+	st_statline_prometheus(l, f, c->cmd);
+	if (fclose(f) || rename(tmp, c->metrics))
 		unlink(tmp);
-		return;
-	}
 }
 
 static void print_stats(struct shadow_cmd *c, const char *what)
 {
 	struct st_shadow_stats st;
-	char line[1536], cap[128] = "";
+	struct st_statline l;
 
 	st_shadow__stats(c->sh, &st);
-	st_shadow__format(&st, line, sizeof(line));
+	st_statline_init(&l);
+	st_statline_add_table(&l, st_shadow_stat_desc, st_shadow_stat_n, &st);
 	if (!c->replay) {
 		/* requests the kernel could not hand over never show up as requests: say so */
-		if (c->tap)
-			tap_lost(c);
-		snprintf(cap, sizeof(cap), " capture_lost_bytes=%llu capture_lost_unreported=%llu",
-			 c->cap_lost, c->cap_unrep);
+		tap_summary(c);
+		st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &c->tap_sum);
 	}
 	if (strcmp(what, "metrics"))
-		fprintf(stderr, "shadowtap: %s %s%s\n", what, line, cap);
-	if (c->metrics) {
-		char all[1792];
-
-		snprintf(all, sizeof(all), "%s%s", line, cap);
-		write_metrics(c, all);
-	}
+		st_statline_print(&l, what);
+	if (c->metrics)
+		write_metrics(c, &l);
 }
 
 /* Timers and the periodic stats line (both commands). */
@@ -586,7 +555,7 @@ static int run_live(struct shadow_cmd *c)
 		pr_err("%s: %s", c->cmd, strerror(-err));
 	/* what is in flight in the ring still counts; then detach before draining */
 	st_tap__consume(c->tap);
-	tap_lost(c);
+	tap_summary(c);
 	st_tap__destroy(c->tap);
 	c->tap = NULL;
 	return err ? -1 : 0;

@@ -344,6 +344,27 @@ void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out)
 	free(vals);
 }
 
+ST_STAT_TABLE_DEFINE(st_tap_stat, struct st_tap_summary, ST_TAP_STATS);
+
+void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
+{
+	struct st_tap_stats st;
+
+	memset(out, 0, sizeof(*out));
+	if (!tap)
+		return;
+	st_tap__stats(tap, &st);
+	for (int d = 0; d < ST_DIR_MAX; d++) {
+		out->lost += st.kern[d].lost_bytes;
+		out->lost_segs += st.kern[d].lost_segs;
+		out->loss_unmarked += st.kern[d].lost_unreported;
+		out->parse_skipped += st.kern[d].parse_skipped;
+	}
+	out->lost_in = st.kern[ST_DIR_IN].lost_bytes;
+	out->lost_out = st.kern[ST_DIR_OUT].lost_bytes;
+	out->bad_records = st.bad_records;
+}
+
 void st_tap__destroy(struct st_tap *tap)
 {
 	if (!tap)

@@ -11,6 +11,7 @@
 
 #include "opts.h"
 #include "segment.h"
+#include "stats.h"
 
 struct st_tap;
 
@@ -32,6 +33,22 @@ int st_tap__fd(const struct st_tap *tap);
 /* Delivers every waiting record to the callback; returns records consumed or < 0. */
 int st_tap__consume(struct st_tap *tap);
 void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out);
+
+/* What every live command reports about the capture itself (stats.h table). */
+#define ST_TAP_STATS(X, T)                                                                     \
+	X(T, lost, COUNTER, "payload bytes the kernel could not deliver (ring buffer full)")  \
+	X(T, lost_segs, COUNTER, "segments with at least one byte not delivered")             \
+	X(T, lost_in, COUNTER, "lost bytes, client to service")                               \
+	X(T, lost_out, COUNTER, "lost bytes, service to client")                              \
+	X(T, loss_unmarked, COUNTER, "loss records that could not be delivered either")       \
+	X(T, parse_skipped, COUNTER, "packets the kernel parser gave up on (truncated, fragments)") \
+	X(T, bad_records, COUNTER, "ring records user space rejected (size, version)")
+struct st_tap_summary {
+	ST_TAP_STATS(ST_STAT_FIELD, _)
+};
+ST_STAT_TABLE_DECLARE(st_tap_stat);
+/* The kernel's counters summed over CPUs and directions; zeros for a NULL tap. */
+void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out);
 /* Detaches everything and frees; safe on NULL. */
 void st_tap__destroy(struct st_tap *tap);
 

@@ -568,7 +568,7 @@ static void test_raw_gap(void **state)
 	free(wait_bytes(sh, s, 0, sizeof(bin) + strlen(GET1), true));
 	stats(sh, &st);
 	assert_int_equal(st.raw_closed, 1);
-	assert_int_equal(st.conns_raw, 1);
+	assert_int_equal(st.raw, 1);
 	st_shadow__free(sh);
 	sink_stop(s);
 }
@@ -601,8 +601,8 @@ static void test_auto_detect(void **state)
 	assert_string_equal(got, "GET /x HTTP/1.1\r\nHost: h\r\nX-Shadowtap: 1\r\n\r\n");
 	free(got);
 	stats(sh, &st);
-	assert_int_equal(st.conns_raw, 1);
-	assert_int_equal(st.conns_http, 1);
+	assert_int_equal(st.raw, 1);
+	assert_int_equal(st.http, 1);
 	st_shadow__free(sh);
 	sink_stop(s);
 }
@@ -772,7 +772,7 @@ static void test_sample(void **state)
 	assert_true(st.replayed % 2 == 0);
 	assert_true(st.replayed > 2 * 80 && st.replayed < 2 * 160);
 	assert_int_equal(st.replayed, st2.replayed); /* stable */
-	assert_int_equal(st.conns_skipped, 400 - st.replayed / 2);
+	assert_int_equal(st.skipped_conns, 400 - st.replayed / 2);
 	sink_stop(s);
 }
 
@@ -960,7 +960,7 @@ static void test_own_segments(void **state)
 	run_ms(sh, 50);
 	stats(sh, &st);
 	assert_int_equal(st.own_segments, 1);
-	assert_int_equal(st.conns, 1);
+	assert_int_equal(st.connections, 1);
 	assert_int_equal(st.requests, 1);
 	/* someone else's connection on another port is not ours */
 	seg.key.dport = (uint16_t)(seg.key.dport + 1);
@@ -1207,7 +1207,7 @@ static void test_methods_sample_request(void **state)
 	/* POSTs never; of the 400 others about half */
 	assert_true(st.replayed > 140 && st.replayed < 260);
 	assert_int_equal(st.filtered + st.replayed, 600);
-	assert_int_equal(st.conns_skipped, 0);
+	assert_int_equal(st.skipped_conns, 0);
 	{
 		size_t len;
 		char *got = sink_data(s, 0, &len);

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Counters: one table per component generates its struct, the summary and
+ * stats lines and the Prometheus metrics, so the three never drift (the
+ * X-macro shape the kernel and bpftool use for enum/string tables).
+ *
+ * A component lists its counters once, each entry passing T through:
+ *
+ *	#define ST_FOO_STATS(X, T)                                 \
+ *		X(T, requests, COUNTER, "requests seen")            \
+ *		X(T, queued, GAUGE, "bytes queued now")
+ *	struct st_foo_stats { ST_FOO_STATS(ST_STAT_FIELD, _) };
+ *	ST_STAT_TABLE_DECLARE(st_foo_stat);                  (the header)
+ *	ST_STAT_TABLE_DEFINE(st_foo_stat, struct st_foo_stats, ST_FOO_STATS);  (one .c)
+ *
+ * and a command gathers the tables it reports into a struct st_statline:
+ * "shadowtap: summary requests=N queued=N ..." on stderr, the same keys as
+ * metrics shadowtap_requests_total / shadowtap_queued{command="..."}.
+ */
+#ifndef ST_STATS_H
+#define ST_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum st_stat_kind {
+	ST_STAT_COUNTER = 0, /* only goes up: metric shadowtap_<name>_total */
+	ST_STAT_GAUGE = 1,   /* a level: metric shadowtap_<name> */
+};
+
+struct st_stat_desc {
+	const char *name;
+	uint32_t off;        /* offset of the uint64_t in its struct */
+	uint8_t kind;        /* enum st_stat_kind */
+	const char *help;
+};
+
+#define ST_STAT_FIELD(T, name, kind, help) uint64_t name;
+#define ST_STAT_DESC(T, name, kind, help) \
+	{ #name, (uint32_t)offsetof(T, name), ST_STAT_##kind, help },
+
+#define ST_STAT_TABLE_DECLARE(prefix)                    \
+	extern const struct st_stat_desc prefix##_desc[]; \
+	extern const size_t prefix##_n
+#define ST_STAT_TABLE_DEFINE(prefix, type, LIST)                           \
+	const struct st_stat_desc prefix##_desc[] = { LIST(ST_STAT_DESC, type) }; \
+	const size_t prefix##_n = sizeof(prefix##_desc) / sizeof(prefix##_desc[0])
+
+/* dst += src for every entry (counters and gauges: totals over components). */
+void st_stats_add(const struct st_stat_desc *d, size_t n, void *dst, const void *src);
+uint64_t st_stats_get(const struct st_stat_desc *d, const void *obj);
+
+#define ST_STATLINE_MAX 128
+
+struct st_statline_ent {
+	const char *name;
+	const char *help;
+	uint64_t v;
+	uint8_t kind;
+};
+
+/* An ordered set of name=value pairs gathered from tables and single values. */
+struct st_statline {
+	size_t n;
+	struct st_statline_ent e[ST_STATLINE_MAX];
+};
+
+void st_statline_init(struct st_statline *l);
+void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum st_stat_kind kind,
+		     const char *help);
+void st_statline_add_table(struct st_statline *l, const struct st_stat_desc *d, size_t n,
+			   const void *obj);
+/* The value of name, or 0 (tests, callers that derive one figure from another). */
+uint64_t st_statline_value(const struct st_statline *l, const char *name);
+/* "a=1 b=2": the stats line without prefix or newline; returns the length it needs. */
+size_t st_statline_format(const struct st_statline *l, char *buf, size_t len);
+/* "shadowtap: <what> a=1 b=2\n" on stderr, whatever the log level (it is the output). */
+void st_statline_print(const struct st_statline *l, const char *what);
+/* Prometheus text format, with HELP and TYPE, label command="command". 0 or -errno. */
+int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *command);
+
+#endif /* ST_STATS_H */

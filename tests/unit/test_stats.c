@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The counter tables (stats.c): struct, line and metrics come from one list. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "shadow.h"
+#include "stats.h"
+#include "tap.h"
+
+#define DEMO_STATS(X, T)                               \
+	X(T, alpha, COUNTER, "alpha things")           \
+	X(T, beta, GAUGE, "beta level")                \
+	X(T, gamma, COUNTER, NULL)
+
+struct demo_stats {
+	DEMO_STATS(ST_STAT_FIELD, _)
+};
+ST_STAT_TABLE_DEFINE(demo_stat, struct demo_stats, DEMO_STATS);
+
+static void test_table(void **state)
+{
+	struct demo_stats a = { .alpha = 1, .beta = 2, .gamma = 3 }, b = { 10, 20, 30 };
+
+	assert_int_equal(demo_stat_n, 3);
+	assert_string_equal(demo_stat_desc[1].name, "beta");
+	assert_int_equal(demo_stat_desc[1].kind, ST_STAT_GAUGE);
+	assert_int_equal(st_stats_get(&demo_stat_desc[2], &a), 3);
+	st_stats_add(demo_stat_desc, demo_stat_n, &b, &a);
+	assert_int_equal(b.alpha, 11);
+	assert_int_equal(b.beta, 22);
+	assert_int_equal(b.gamma, 33);
+}
+
+static void test_line(void **state)
+{
+	struct demo_stats a = { .alpha = 1, .beta = 22, .gamma = 333 };
+	struct st_statline l;
+	char buf[256], small[8];
+
+	st_statline_init(&l);
+	st_statline_add_table(&l, demo_stat_desc, demo_stat_n, &a);
+	st_statline_add(&l, "extra", 4, ST_STAT_COUNTER, "x");
+	assert_int_equal(st_statline_format(&l, buf, sizeof(buf)),
+			 strlen("alpha=1 beta=22 gamma=333 extra=4"));
+	assert_string_equal(buf, "alpha=1 beta=22 gamma=333 extra=4");
+	assert_int_equal(st_statline_value(&l, "gamma"), 333);
+	assert_int_equal(st_statline_value(&l, "nope"), 0);
+	/* a short buffer is cut, still terminated, and the needed length returned */
+	assert_int_equal(st_statline_format(&l, small, sizeof(small)), strlen(buf));
+	assert_string_equal(small, "alpha=1");
+}
+
+static void test_prometheus(void **state)
+{
+	struct demo_stats a = { .alpha = 5, .beta = 6, .gamma = 7 };
+	struct st_statline l;
+	char *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	st_statline_init(&l);
+	st_statline_add_table(&l, demo_stat_desc, demo_stat_n, &a);
+	assert_int_equal(st_statline_prometheus(&l, f, "shadow"), 0);
+	fclose(f);
+	assert_non_null(strstr(out, "# HELP shadowtap_alpha_total alpha things\n"
+				    "# TYPE shadowtap_alpha_total counter\n"
+				    "shadowtap_alpha_total{command=\"shadow\"} 5\n"));
+	assert_non_null(strstr(out, "# TYPE shadowtap_beta gauge\n"
+				    "shadowtap_beta{command=\"shadow\"} 6\n"));
+	/* no HELP line without help text */
+	assert_null(strstr(out, "HELP shadowtap_gamma"));
+	free(out);
+}
+
+/* Every field of the engines' stats structs is in their tables, once, in order. */
+static void test_tables_cover_structs(void **state)
+{
+	assert_int_equal(st_shadow_stat_n * sizeof(uint64_t), sizeof(struct st_shadow_stats));
+	assert_int_equal(st_tap_stat_n * sizeof(uint64_t), sizeof(struct st_tap_summary));
+	for (size_t i = 0; i < st_shadow_stat_n; i++) {
+		assert_int_equal(st_shadow_stat_desc[i].off, i * sizeof(uint64_t));
+		for (size_t j = 0; j < i; j++)
+			assert_string_not_equal(st_shadow_stat_desc[i].name,
+						st_shadow_stat_desc[j].name);
+	}
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_line),
+		cmocka_unit_test(test_prometheus),
+		cmocka_unit_test(test_tables_cover_structs),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
