@@ -38,6 +38,9 @@ enum {
 };
 
 #define METHOD_SCAN_MAX 24
+/* Buffers kept between messages; larger ones are freed after their message. */
+#define HBUF_KEEP (16u * 1024)
+#define HDRS_KEEP 256u
 
 /*
  * Character classes: CC_TCHAR (RFC 9110 tchar), CC_VALUE (field-vchar, SP, HTAB,
@@ -156,6 +159,8 @@ static const char *const err_names[ST_HTTP_E__COUNT] = {
 	[ST_HTTP_E_TOO_MANY_HEADERS] = "too many header fields",
 	[ST_HTTP_E_CONTENT_LENGTH] = "invalid or conflicting Content-Length",
 	[ST_HTTP_E_TRANSFER_ENCODING] = "unframeable Transfer-Encoding",
+	[ST_HTTP_E_CL_AND_TE] = "both Content-Length and Transfer-Encoding",
+	[ST_HTTP_E_BARE_LF] = "line ending without CR",
 	[ST_HTTP_E_CHUNK] = "malformed chunk",
 	[ST_HTTP_E_TRAILER] = "malformed trailer section",
 	[ST_HTTP_E_TRUNCATED] = "stream ended inside a message",
@@ -340,6 +345,36 @@ void st_http__reset(struct st_http_parser *p)
 size_t st_http__pending(const struct st_http_parser *p)
 {
 	return p->hpending ? p->hlen : 0;
+}
+
+int st_http__skip(struct st_http_parser *p, uint64_t len)
+{
+	switch (p->state) {
+	case S_BODY_LEN:
+		if (len > p->remaining)
+			return -1;
+		p->remaining -= len;
+		if (!p->remaining)
+			p->state = S_DONE;
+		break;
+	case S_BODY_CHUNKED:
+		if (p->cstate != C_DATA || len > p->remaining)
+			return -1;
+		p->remaining -= len;
+		if (!p->remaining)
+			p->cstate = C_DATA_END;
+		break;
+	case S_BODY_CLOSE:
+	case S_RAW:
+		break;
+	default:
+		return -1;
+	}
+	if (p->state != S_RAW) {
+		p->msg_len += len;
+		p->body_len += len;
+	}
+	return 0;
 }
 
 int st_http__push_method(struct st_http_parser *p, enum st_http_method m)
@@ -639,7 +674,8 @@ static int head_semantics(struct st_http_parser *p)
 {
 	struct st_http_head *h = &p->head;
 	bool have_cl = false, te_any = false, chunked_last = false, upgrade = false;
-	int nchunked = 0;
+	bool req = p->kind == ST_HTTP_REQUEST, te_exact = false;
+	int nchunked = 0, ncl = 0, nte = 0;
 	uint64_t cl = 0;
 	enum st_http_method rm = ST_HTTP_M_OTHER;
 
@@ -653,10 +689,16 @@ static int head_semantics(struct st_http_parser *p)
 
 			if (parse_cl(v, n, &x) || (have_cl && x != cl))
 				return ST_HTTP_E_CONTENT_LENGTH;
+			/* requests: one field, one number (a list or a repeat is how a
+			 * smuggler makes two parsers disagree; nginx refuses both) */
+			if (req && (++ncl > 1 || memchr(v, ',', n)))
+				return ST_HTTP_E_CONTENT_LENGTH;
 			have_cl = true;
 			cl = x;
 		} else if (LIT_IEQ(f->name, f->name_len, "transfer-encoding")) {
 			h->flags |= ST_HTTP_HF_TE;
+			nte++;
+			te_exact = LIT_IEQ(v, n, "chunked");
 			parse_te(v, n, &nchunked, &chunked_last, &te_any);
 		} else if (LIT_IEQ(f->name, f->name_len, "connection")) {
 			h->flags |= conn_tokens(v, n);
@@ -675,10 +717,20 @@ static int head_semantics(struct st_http_parser *p)
 	    (h->flags & ST_HTTP_HF_CONN_KEEP_ALIVE) && !(h->flags & ST_HTTP_HF_CONN_CLOSE))
 		h->flags |= ST_HTTP_HF_KEEP_ALIVE;
 
-	if (p->kind == ST_HTTP_REQUEST) {
+	if (req) {
+		/*
+		 * Strict, so that what the shadow gets is framed as every server
+		 * frames it or not at all (RFC 9112 6.1, 6.3): CL with TE is refused
+		 * (a server may process it as chunked, nginx answers 400); TE must
+		 * be exactly one "chunked" (nginx answers 501 to anything else), and
+		 * never in HTTP/1.0.
+		 */
+		if ((h->flags & ST_HTTP_HF_TE) && have_cl)
+			return ST_HTTP_E_CL_AND_TE;
+		if (h->flags & ST_HTTP_HF_BARE_LF)
+			return ST_HTTP_E_BARE_LF;
 		if (h->flags & ST_HTTP_HF_TE) {
-			/* RFC 9112 6.1/6.3: not chunked-final, or in 1.0: unframeable */
-			if (!chunked_last || nchunked != 1 || h->version_minor == 0)
+			if (nte != 1 || !te_exact || h->version_minor == 0)
 				return ST_HTTP_E_TRANSFER_ENCODING;
 			h->body = ST_HTTP_BODY_CHUNKED;
 		} else if (have_cl && cl) {
@@ -887,6 +939,17 @@ static size_t feed_head(struct st_http_parser *p, const unsigned char *buf, size
 	if (p->hreset) {
 		head_clear(p);
 		msg_clear(p);
+		/* one huge head (a hostile one) must not pin its buffers for the connection's life */
+		if (p->hsize > HBUF_KEEP) {
+			free(p->hbuf);
+			p->hbuf = NULL;
+			p->hsize = 0;
+		}
+		if (p->hdrs_size > HDRS_KEEP) {
+			free(p->hdrs);
+			p->hdrs = NULL;
+			p->hdrs_size = 0;
+		}
 	}
 	/* bytes buffered by resync: scan them first */
 	while (p->scan_pos < p->hlen) {
@@ -1001,6 +1064,8 @@ static size_t feed_chunked(struct st_http_parser *p, const unsigned char *buf, s
 {
 	size_t i = 0;
 	enum st_http_err e = ST_HTTP_E_NONE;
+	/* requests: CRLF everywhere (a bare LF is where servers disagree) */
+	bool strict = p->kind == ST_HTTP_REQUEST;
 
 	if (p->cstate == C_DATA) {
 		size_t n = len < p->remaining ? len : (size_t)p->remaining;
@@ -1058,9 +1123,13 @@ static size_t feed_chunked(struct st_http_parser *p, const unsigned char *buf, s
 				p->cstate = C_SIZE_WS;
 			} else if (c == ';') {
 				p->cstate = C_EXT;
+			} else if (strict && p->cstate == C_SIZE_WS) {
+				/* RFC 9112 7.1: whitespace only before a chunk extension */
+				e = ST_HTTP_E_CHUNK;
+				goto out;
 			} else if (c == '\r') {
 				p->cstate = C_SIZE_LF;
-			} else if (c == '\n') {
+			} else if (c == '\n' && !strict) {
 				goto size_done;
 			} else {
 				e = ST_HTTP_E_CHUNK;
@@ -1070,7 +1139,7 @@ static size_t feed_chunked(struct st_http_parser *p, const unsigned char *buf, s
 		case C_EXT:
 			if (c == '\r') {
 				p->cstate = C_SIZE_LF;
-			} else if (c == '\n') {
+			} else if (c == '\n' && !strict) {
 				goto size_done;
 			} else if (!is_value_char(c)) {
 				e = ST_HTTP_E_CHUNK;
@@ -1095,7 +1164,7 @@ size_done:
 		case C_DATA_END:
 			if (c == '\r') {
 				p->cstate = C_DATA_LF;
-			} else if (c == '\n') {
+			} else if (c == '\n' && !strict) {
 				p->cstate = C_SIZE;
 			} else {
 				e = ST_HTTP_E_CHUNK;
@@ -1112,7 +1181,7 @@ size_done:
 		case C_TR_START:
 			if (c == '\r') {
 				p->cstate = C_END_LF;
-			} else if (c == '\n') {
+			} else if (c == '\n' && !strict) {
 				p->state = S_DONE;
 			} else if (is_tchar(c)) {
 				p->cstate = C_TR_NAME;
@@ -1132,7 +1201,7 @@ size_done:
 		case C_TR_VALUE:
 			if (c == '\r') {
 				p->cstate = C_TR_LF;
-			} else if (c == '\n') {
+			} else if (c == '\n' && !strict) {
 				p->cstate = C_TR_START;
 			} else if (!is_value_char(c)) {
 				e = ST_HTTP_E_TRAILER;

@@ -47,7 +47,7 @@
 #include <sys/types.h>
 
 #define ST_HTTP_HEAD_CAP_DEFAULT   (64u * 1024)
-#define ST_HTTP_MAX_HEADERS_DEFAULT 128u
+#define ST_HTTP_MAX_HEADERS_DEFAULT 4096u /* more than any common server's limit fits in 64 KiB */
 #define ST_HTTP_METHOD_QUEUE       64u   /* requests awaiting a response, per parser */
 #define ST_HTTP_CHUNK_LINE_MAX     4096u /* chunk-size line incl. extensions */
 
@@ -91,7 +91,9 @@ enum st_http_err {
 	ST_HTTP_E_HEAD_TOO_LARGE, /* head exceeds head_cap */
 	ST_HTTP_E_TOO_MANY_HEADERS,
 	ST_HTTP_E_CONTENT_LENGTH, /* invalid or conflicting Content-Length */
-	ST_HTTP_E_TRANSFER_ENCODING, /* request TE without final chunked, or in HTTP/1.0 */
+	ST_HTTP_E_TRANSFER_ENCODING, /* request TE other than exactly one "chunked", or in 1.0 */
+	ST_HTTP_E_CL_AND_TE,      /* request with both Content-Length and Transfer-Encoding */
+	ST_HTTP_E_BARE_LF,        /* request: a line ended in LF without CR */
 	ST_HTTP_E_CHUNK,          /* bad chunk size line or missing CRLF after chunk data */
 	ST_HTTP_E_TRAILER,        /* bad or oversized trailer section */
 	ST_HTTP_E_TRUNCATED,      /* end of stream inside a message */
@@ -240,6 +242,16 @@ size_t st_http__pending(const struct st_http_parser *p);
  * request parser.
  */
 int st_http__push_method(struct st_http_parser *p, enum st_http_method m);
+
+/*
+ * len bytes of the stream will never come (a capture gap of known length).
+ * When they fall inside a body whose length framing knows (Content-Length,
+ * chunk data, read-until-close, or a raw stream after an upgrade), framing
+ * goes on after them: returns 0, the message is counted as if the bytes had
+ * come (the caller must treat that message as damaged). Otherwise framing
+ * cannot go on: returns -1 and changes nothing.
+ */
+int st_http__skip(struct st_http_parser *p, uint64_t len);
 
 enum st_http_scan {
 	ST_HTTP_SCAN_NONE = 0,  /* nothing in buf can start a message: discard all */

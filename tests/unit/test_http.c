@@ -317,7 +317,7 @@ static void test_request_chunked(void **state)
 {
 	static const char head[] = "POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n";
 	static const char c1[] = "5;name=val;q=\"a b\"\r\n";
-	static const char c2[] = "\r\n6\t \r\n";   /* CRLF after data, size with BWS */
+	static const char c2[] = "\r\n6\t ;x\r\n";   /* CRLF after data, BWS before an extension */
 	static const char c3[] = "\r\n0;last\r\nX-T: 1\r\nY-T:2\r\n\r\n";
 	char msg[256];
 	size_t hl = sizeof(head) - 1, l1 = sizeof(c1) - 1, l2 = sizeof(c2) - 1;
@@ -337,14 +337,51 @@ static void test_request_chunked(void **state)
 		{ ST_HTTP_EV_MSG_DONE, 0, total, 11 },
 	}, 7);
 	all_splits(ST_HTTP_REQUEST, NULL, 0, msg, total);
-	/* uppercase hex, leading zeros, bare LF line ends in the body framing */
-	expect_events(&p, S("PUT / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-			    "000A\nabcdefghij\n0\n\n"), (const struct exp[]){
-		{ ST_HTTP_EV_HEAD, 52, 52, 0 },
-		{ ST_HTTP_EV_BODY, 5, 0, 0 },
+	/* uppercase hex, leading zeros */
+	expect_events(&p, S("PUT / HTTP/1.1\r\nTransfer-Encoding: Chunked\r\n\r\n"
+			    "000A\r\nabcdefghij\r\n0\r\n\r\n"), (const struct exp[]){
+		{ ST_HTTP_EV_HEAD, 46, 46, 0 },
+		{ ST_HTTP_EV_BODY, 6, 0, 0 },
 		{ ST_HTTP_EV_BODY, 10, 10, 0 },
+		{ ST_HTTP_EV_BODY, 7, 0, 0 },
+		{ ST_HTTP_EV_MSG_DONE, 0, 69, 10 },
+	}, 5);
+	st_http__free(&p);
+	/* requests: a bare LF in chunk framing, BWS without an extension: errors, at the byte */
+	init(&p, ST_HTTP_REQUEST, 0, 0);
+	expect_events(&p, S("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\nabc"),
+		      (const struct exp[]){
+		{ ST_HTTP_EV_HEAD, 46, 46, 0 },
+		{ ST_HTTP_EV_BODY, 1, 0, 0 },
+		{ ST_HTTP_EV_ERROR, 0, ST_HTTP_E_CHUNK, 47 },
+	}, 3);
+	st_http__free(&p);
+	init(&p, ST_HTTP_REQUEST, 0, 0);
+	expect_events(&p, S("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\n"),
+		      (const struct exp[]){
+		{ ST_HTTP_EV_HEAD, 46, 46, 0 },
+		{ ST_HTTP_EV_BODY, 3, 0, 0 },
+		{ ST_HTTP_EV_BODY, 3, 3, 0 },
+		{ ST_HTTP_EV_ERROR, 0, ST_HTTP_E_CHUNK, 52 },
+	}, 4);
+	st_http__free(&p);
+	init(&p, ST_HTTP_REQUEST, 0, 0);
+	expect_events(&p, S("PUT / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3 \r\n"),
+		      (const struct exp[]){
+		{ ST_HTTP_EV_HEAD, 46, 46, 0 },
+		{ ST_HTTP_EV_BODY, 2, 0, 0 },
+		{ ST_HTTP_EV_ERROR, 0, ST_HTTP_E_CHUNK, 48 },
+	}, 3);
+	st_http__free(&p);
+	/* responses keep the leniency clients have: bare LF in chunk framing */
+	init(&p, ST_HTTP_RESPONSE, 0, 0);
+	expect_events(&p, S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+			    "3\nabc\n0\n\n"), (const struct exp[]){
+		{ ST_HTTP_EV_HEAD, 47, 47, 0 },
+		{ ST_HTTP_EV_BODY, 2, 0, 0 },
+		{ ST_HTTP_EV_BODY, 3, 3, 0 },
 		{ ST_HTTP_EV_BODY, 4, 0, 0 },
-		{ ST_HTTP_EV_MSG_DONE, 0, 71, 10 },
+		{ ST_HTTP_EV_MSG_DONE, 0, 56, 3 },
 	}, 5);
 	st_http__free(&p);
 }
@@ -356,22 +393,21 @@ static void test_request_cl_and_te(void **state)
 	struct st_http_parser p;
 	struct st_http_event ev;
 
+	/* requests: refused (request smuggling's classic CL.TE / TE.CL) */
 	init(&p, ST_HTTP_REQUEST, 0, 0);
-	st_http__feed(&p, S(msg), &ev);
+	expect_events(&p, S(msg), (const struct exp[]){
+		{ ST_HTTP_EV_ERROR, 68, ST_HTTP_E_CL_AND_TE, 0 },
+	}, 1);
+	st_http__free(&p);
+	/* responses: chunked wins, and the connection must close after it (RFC 9112 6.3) */
+	init(&p, ST_HTTP_RESPONSE, 0, 0);
+	st_http__feed(&p, S("HTTP/1.1 200 OK\r\nContent-Length: 100\r\n"
+			    "Transfer-Encoding: chunked\r\n\r\n1\r\na\r\n0\r\n\r\n"), &ev);
 	assert_int_equal(ev.type, ST_HTTP_EV_HEAD);
 	assert_int_equal(ev.head->body, ST_HTTP_BODY_CHUNKED);
 	assert_true(ev.head->flags & ST_HTTP_HF_CL_AND_TE);
 	assert_true(ev.head->flags & ST_HTTP_HF_CHUNKED);
 	assert_false(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE);
-	st_http__free(&p);
-	init(&p, ST_HTTP_REQUEST, 0, 0);
-	expect_events(&p, S(msg), (const struct exp[]){
-		{ ST_HTTP_EV_HEAD, 68, 68, 0 },
-		{ ST_HTTP_EV_BODY, 3, 0, 0 },
-		{ ST_HTTP_EV_BODY, 1, 1, 0 },
-		{ ST_HTTP_EV_BODY, 7, 0, 0 },
-		{ ST_HTTP_EV_MSG_DONE, 0, 79, 1 },
-	}, 5);
 	st_http__free(&p);
 }
 
@@ -520,13 +556,21 @@ static void test_bare_lf_and_leading_crlf(void **state)
 	struct st_http_parser p;
 	struct st_http_event ev;
 
+	/* requests: a bare LF is an error (servers differ on it); responses: accepted */
 	init(&p, ST_HTTP_REQUEST, 0, 0);
 	st_http__feed(&p, S("GET /lf HTTP/1.1\nHost: x\n\n"), &ev);
+	assert_int_equal(ev.type, ST_HTTP_EV_ERROR);
+	assert_int_equal(ev.err, ST_HTTP_E_BARE_LF);
+	st_http__free(&p);
+	init(&p, ST_HTTP_RESPONSE, 0, 0);
+	st_http__push_method(&p, ST_HTTP_M_GET);
+	st_http__feed(&p, S("HTTP/1.1 204 No Content\nServer: x\n\n"), &ev);
 	assert_int_equal(ev.type, ST_HTTP_EV_HEAD);
 	assert_true(ev.head->flags & ST_HTTP_HF_BARE_LF);
 	assert_int_equal(ev.head->nheaders, 1);
-	assert_int_equal(ev.head->raw_len, 26);
-	st_http__reset(&p);
+	assert_int_equal(ev.head->raw_len, 35);
+	st_http__free(&p);
+	init(&p, ST_HTTP_REQUEST, 0, 0);
 	/* an extra CRLF after a body (old clients) belongs to the next head */
 	expect_events(&p, S("POST / HTTP/1.1\r\nContent-Length: 1\r\n\r\nx\r\n"
 			    "GET / HTTP/1.1\r\n\r\n"), (const struct exp[]){
@@ -549,9 +593,12 @@ static void test_bare_lf_and_leading_crlf(void **state)
 	st_http__feed_eof(&p, &ev);
 	assert_int_equal(ev.type, ST_HTTP_EV_NEED_MORE);
 	st_http__free(&p);
-	all_splits(ST_HTTP_REQUEST, NULL, 0, S("\r\nGET /a HTTP/1.1\nA: b\n\n"
-					       "POST /b HTTP/1.1\nTransfer-Encoding: chunked\n\n"
-					       "1\nz\n0\nT: 1\n\n"));
+	all_splits(ST_HTTP_REQUEST, NULL, 0, S("\r\nGET /a HTTP/1.1\r\nA: b\r\n\r\n"
+					       "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+					       "1\r\nz\r\n0\r\nT: 1\r\n\r\n"));
+	all_splits(ST_HTTP_RESPONSE, NULL, 0, S("\r\nHTTP/1.1 200 OK\nA: b\nContent-Length: 0\n\n"
+						"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n"
+						"1\nz\n0\nT: 1\n\n"));
 }
 
 /* ---- responses ---- */
@@ -804,6 +851,31 @@ static void test_malformed(void **state)
 	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx: \x01\r\n\r\n",
 	    TRAILER);
 	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\nx: 1\rx", TRAILER);
+	/* the request-smuggling shapes of the hostile test (issue #11): all refused */
+	ERR(REQUEST, "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+	    CONTENT_LENGTH);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", CONTENT_LENGTH);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", CONTENT_LENGTH);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    CL_AND_TE);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+	    CL_AND_TE);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n", TRANSFER_ENCODING);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked, identity\r\n\r\n",
+	    TRANSFER_ENCODING);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	    TRANSFER_ENCODING);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+		     "Transfer-Encoding: chunked\r\n\r\n", TRANSFER_ENCODING);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: identity\r\n"
+		     "Transfer-Encoding: chunked\r\n\r\n", TRANSFER_ENCODING);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: \x0b""chunked\r\n\r\n", HEADER);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nX: a\x00b\r\n\r\n", HEADER);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n", HEADER);
+	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		     "3;ext\nabc\r\n0\r\n\r\n", CHUNK);
+	ERR(REQUEST, "GET / HTTP/1.1\nHost: a\n\n", BARE_LF);
+	ERR(REQUEST, "GET / HTTP/1.1\r\nHost: a\n\r\n", BARE_LF);
 	ERR(RESPONSE, "HTTP/1.1 200 O\rK\r\n\r\n", BARE_CR);
 	ERR(REQUEST, "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nshort", TRUNCATED);
 	ERR(REQUEST, "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab", TRUNCATED);
@@ -827,6 +899,71 @@ static void test_malformed(void **state)
 		memset(buf + n, 'e', sizeof(buf) - (size_t)n);
 		expect_error(ST_HTTP_REQUEST, buf, sizeof(buf), ST_HTTP_E_CHUNK, 0, 0);
 	}
+}
+
+/* What production accepts must frame: as many fields as nginx takes in its buffers. */
+static void test_many_headers(void **state)
+{
+	char buf[16384];
+	struct st_http_parser p;
+	struct st_http_event ev;
+	int n = snprintf(buf, sizeof(buf), "POST /m HTTP/1.1\r\nContent-Length: 3\r\n");
+
+	for (int i = 0; i < 1000; i++)
+		n += snprintf(buf + n, sizeof(buf) - (size_t)n, "X%d: v\r\n", i);
+	n += snprintf(buf + n, sizeof(buf) - (size_t)n, "\r\nabc");
+	init(&p, ST_HTTP_REQUEST, 0, 0);
+	st_http__feed(&p, buf, (size_t)n, &ev);
+	assert_int_equal(ev.type, ST_HTTP_EV_HEAD);
+	assert_int_equal(ev.head->nheaders, 1001);
+	assert_int_equal(ev.head->content_length, 3);
+	st_http__free(&p);
+}
+
+/* A capture gap of known length inside a body keeps framing; anywhere else it does not. */
+static void test_skip(void **state)
+{
+	static const char cl[] = "POST /a HTTP/1.1\r\nContent-Length: 10\r\n\r\n";
+	static const char ch[] = "POST /b HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n6\r\n";
+	static const char next[] = "GET /n HTTP/1.1\r\n\r\n";
+	struct st_http_parser p;
+	struct st_http_event ev;
+	size_t n;
+
+	init(&p, ST_HTTP_REQUEST, 0, 0);
+	/* in a head: no */
+	st_http__feed(&p, "GET /x HTT", 10, &ev);
+	assert_int_equal(st_http__skip(&p, 3), -1);
+	st_http__reset(&p);
+	/* Content-Length: 2 bytes, a gap of 6, 2 bytes, then the next request frames */
+	n = st_http__feed(&p, S(cl), &ev);
+	assert_int_equal(ev.type, ST_HTTP_EV_HEAD);
+	assert_int_equal(n, sizeof(cl) - 1);
+	st_http__feed(&p, "ab", 2, &ev);
+	assert_int_equal(st_http__skip(&p, 9), -1); /* beyond the body: no */
+	assert_int_equal(st_http__skip(&p, 6), 0);
+	st_http__feed(&p, "cd", 2, &ev);
+	st_http__feed(&p, NULL, 0, &ev);
+	assert_int_equal(ev.type, ST_HTTP_EV_MSG_DONE);
+	assert_int_equal(ev.msg_len, sizeof(cl) - 1 + 10);
+	assert_int_equal(ev.body_len, 10);
+	n = st_http__feed(&p, S(next), &ev);
+	assert_int_equal(ev.type, ST_HTTP_EV_HEAD);
+	st_http__feed(&p, NULL, 0, &ev);
+	assert_int_equal(ev.type, ST_HTTP_EV_MSG_DONE);
+	/* chunk data: inside yes, across the chunk's end no */
+	st_http__feed(&p, S(ch), &ev);
+	assert_int_equal(ev.type, ST_HTTP_EV_HEAD);
+	st_http__feed(&p, ch + ev.head->raw_len, sizeof(ch) - 1 - ev.head->raw_len, &ev);
+	assert_int_equal(ev.type, ST_HTTP_EV_BODY);
+	assert_int_equal(st_http__skip(&p, 7), -1);
+	assert_int_equal(st_http__skip(&p, 6), 0);
+	assert_int_equal(st_http__skip(&p, 1), -1); /* now at the CRLF after the data */
+	expect_events(&p, S("\r\n0\r\n\r\n"), (const struct exp[]){
+		{ ST_HTTP_EV_BODY, 7, 0, 0 },
+		{ ST_HTTP_EV_MSG_DONE, 0, sizeof(ch) - 1 + 6 + 7, 6 },
+	}, 2);
+	st_http__free(&p);
 }
 
 static void test_error_offsets(void **state)
@@ -1091,7 +1228,7 @@ static void test_scan_start(void **state)
 
 static void test_rewrite(void **state)
 {
-	static const char msg[] = "\r\nPOST /api HTTP/1.1\nHost: prod.example\r\n"
+	static const char msg[] = "\r\nPOST /api HTTP/1.1\r\nHost: prod.example\r\n"
 				  "X-Env: prod\r\nAccept: */*\r\nx-env: again\r\n"
 				  "Content-Length: 2\r\n\r\nhi";
 	static const char want[] = "POST /api HTTP/1.1\r\nHost: shadow:8080\r\nX-Env: shadow\r\n"
@@ -1203,6 +1340,8 @@ int main(void)
 		cmocka_unit_test(test_response_upgrade),
 		cmocka_unit_test(test_method_queue),
 		cmocka_unit_test(test_malformed),
+		cmocka_unit_test(test_many_headers),
+		cmocka_unit_test(test_skip),
 		cmocka_unit_test(test_error_offsets),
 		cmocka_unit_test(test_trailer_limit_exact),
 		cmocka_unit_test(test_resync_head_garbage),
