@@ -283,6 +283,43 @@ enum st_http_scan st_http__scan_start(enum st_http_kind kind, const void *buf, s
 	return ST_HTTP_SCAN_NONE;
 }
 
+/*
+ * Can s[0, n) begin a start line? -1 at the first byte that cannot (as
+ * parse_request_line/parse_status_line would refuse it), 1 once the prefix up
+ * to the version's digit is good, 0 while undecided.
+ */
+static int start_prefix(enum st_http_kind kind, const unsigned char *s, size_t n)
+{
+	static const char resp[] = "HTTP/#";
+	size_t i, t, k;
+
+	if (kind == ST_HTTP_RESPONSE) {
+		for (i = 0; i < n && i < sizeof(resp) - 1; i++)
+			if (resp[i] == '#' ? s[i] < '0' || s[i] > '9' : s[i] != (unsigned char)resp[i])
+				return -1;
+		return i == sizeof(resp) - 1;
+	}
+	for (i = 0; i < n && is_tchar(s[i]); i++)
+		;
+	if (i == n)
+		return 0;
+	if (!i || s[i] != ' ')
+		return -1;
+	for (t = ++i; i < n && is_target_char(s[i]); i++)
+		;
+	if (i == n)
+		return 0;
+	if (i == t || s[i] != ' ')
+		return -1;
+	for (i++, k = 0; k < 5; k++, i++) {
+		if (i == n)
+			return 0;
+		if (s[i] != (unsigned char)"HTTP/"[k])
+			return -1;
+	}
+	return 1;
+}
+
 /* ---- parser lifecycle ---- */
 
 static void head_clear(struct st_http_parser *p)
@@ -293,6 +330,7 @@ static void head_clear(struct st_http_parser *p)
 	p->nlines = 0;
 	p->hpending = false;
 	p->hreset = false;
+	p->start_ok = false;
 	memset(&p->head, 0, sizeof(p->head));
 }
 
@@ -374,6 +412,13 @@ int st_http__skip(struct st_http_parser *p, uint64_t len)
 		p->msg_len += len;
 		p->body_len += len;
 	}
+	return 0;
+}
+
+uint64_t st_http__body_left(const struct st_http_parser *p)
+{
+	if (p->state == S_BODY_LEN || (p->state == S_BODY_CHUNKED && p->cstate == C_DATA))
+		return p->remaining;
 	return 0;
 }
 
@@ -925,6 +970,20 @@ static size_t head_take(struct st_http_parser *p, const unsigned char *buf, size
 		p->hlen = base + (uint32_t)pos;
 		p->scan_pos = p->hlen;
 		p->hpending = true;
+		/*
+		 * The start line is checked as its bytes come: a stream that is not HTTP (a
+		 * flood of garbage from a broken peer) fails at its first wrong byte, not
+		 * after a head cap's worth of buffering.
+		 */
+		if (!p->start_ok && p->hlen > p->head.line_off &&
+		    p->hbuf[p->head.line_off] != '\r' && p->hbuf[p->head.line_off] != '\n') {
+			int m = start_prefix(p->kind, (const unsigned char *)p->hbuf + p->head.line_off,
+					     p->hlen - p->head.line_off);
+
+			if (m < 0)
+				return ev_error(p, ev, ST_HTTP_E_START_LINE, pos);
+			p->start_ok = m > 0;
+		}
 	}
 	if (done)
 		return head_complete(p, ev, pos);

@@ -183,6 +183,7 @@ struct st_http_parser {
 	bool hpending;             /* hbuf holds bytes not yet handed out */
 	bool hreset;               /* hbuf is stale (message done) */
 	bool err_reported;
+	bool start_ok;             /* the head's start line matched the scanner's pattern */
 	uint8_t mq_head;
 	uint8_t mq_len;
 	uint8_t mq[ST_HTTP_METHOD_QUEUE];
@@ -252,6 +253,9 @@ int st_http__push_method(struct st_http_parser *p, enum st_http_method m);
  * cannot go on: returns -1 and changes nothing.
  */
 int st_http__skip(struct st_http_parser *p, uint64_t len);
+/* Body bytes framing knows come next and will only be counted (st_http__skip() takes them
+ * without looking): Content-Length or chunk data left; 0 anywhere else. */
+uint64_t st_http__body_left(const struct st_http_parser *p);
 
 enum st_http_scan {
 	ST_HTTP_SCAN_NONE = 0,  /* nothing in buf can start a message: discard all */

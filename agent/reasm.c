@@ -1040,6 +1040,13 @@ void st_reasm__tick(struct st_reasm *r, uint64_t now_ns)
 	enforce_mem(r);
 }
 
+void st_reasm__foreach(struct st_reasm *r, void (*fn)(void *ctx, struct st_reasm_conn *c),
+		       void *ctx)
+{
+	for (struct conn *c = r->open.head; c; c = c->lru_next)
+		fn(ctx, &c->pub);
+}
+
 void st_reasm__flush(struct st_reasm *r)
 {
 	struct conn *c;

@@ -155,6 +155,10 @@ void st_reasm__tick(struct st_reasm *r, uint64_t now_ns);
 /* End of input: delivers what is buffered (holes become gaps) and closes everything. */
 void st_reasm__flush(struct st_reasm *r);
 void st_reasm__stats(const struct st_reasm *r, struct st_reasm_stats *out);
+/* Calls fn for every open connection (a consumer's setting changed for all of them); fn may
+ * not call back into the engine. */
+void st_reasm__foreach(struct st_reasm *r, void (*fn)(void *ctx, struct st_reasm_conn *c),
+		       void *ctx);
 /* Frees everything without callbacks (call __flush first to get them); safe on NULL. */
 void st_reasm__free(struct st_reasm *r);
 

@@ -1,173 +1,92 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The shadow engine (see shadow.h for the contract).
+ * The shadow engine, captured side (see shadow.h for the contract, shadow_int.h
+ * for the parts, docs/SHADOW.md for the rules).
  *
- * Objects:
- *  - cconn: one per captured client connection (reasm's user pointer). Holds
- *    the request framer and, per slot (target x copy), the shadow connection
- *    currently carrying this connection's requests.
- *  - sconn: one shadow connection. Lives on its own: when its captured
- *    connection ends, or a request was not keep-alive, it is detached and
- *    drains what it has (bounded by a linger time) before closing.
- *
- * Queues hold absolute stream offsets: sent <= commit <= end. Bytes in
- * [commit, end) belong to the request being framed; they are only released
- * for sending at MSG_DONE, and cut off if the request is lost.
+ * One cconn per captured client connection (reasm's user pointer). Its client
+ * bytes go through a strict request framer; each request becomes a pending
+ * entry whose bytes (the head already rewritten) wait in the connection's stage
+ * queue. Production's bytes on the same connection go through a response
+ * framer: each final answer is the verdict on the oldest request without one.
+ * Entries leave the stage in order: released to the shadow connections when
+ * production ran them, dropped (and the connection's replay ended) when it
+ * refused one. Nothing is ever re-framed from the middle of a stream unless
+ * the operator asked for it (cfg.resync).
  */
 #include "shadow.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
-#include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "flowset.h"
 #include "loop.h"
-#include "reasm.h"
+#include "log.h"
+#include "shadow_int.h"
 
-#define CHUNK_MIN 512u
-#define CHUNK_MAX (64u * 1024)
 #define DETECT_MAX 8192u
-#define READ_BUF (64u * 1024)
-#define IOV_MAX_SEND 64
-#define EVENTS_MAX 256
-#define CONNECT_TIMEOUT_NS (5000ull * 1000000)
-#define OWN_LINGER_NS (60ull * 1000000000)
 #define GC_EVERY_NS (1000ull * 1000000)
-#define PER_CONN_WAIT_NS (1000ull * 1000000)
-
-enum { SC_CONNECTING = 0, SC_UP, SC_DEAD };
-enum { CM_DETECT = 0, CM_HTTP, CM_RAW, CM_OFF };
+/* With no server->client segment among this many requests, production's answers are not in
+ * the capture at all (asymmetric routing, a client-side-only pcap): strict framing alone. */
+#define NO_ARBITER_AFTER 64
 #define SL_ON 1u
 
-struct qchunk {
-	struct qchunk *next;
-	uint64_t off;  /* absolute stream offset of data[0] */
-	uint32_t len;
-	uint32_t cap;
-	uint8_t data[];
-};
+enum { CM_DETECT = 0, CM_HTTP, CM_RAW, CM_OFF };
 
-struct queue {
-	struct qchunk *head, *tail;
-	uint64_t acked, sent, commit, end; /* acked: bytes no longer needed (answered or sent) */
-	uint64_t alloc;              /* memory held by the chunks: what the caps count */
-};
+enum pe_state { PE_FRAMING = 0, PE_DONE };
+enum verdict { V_NONE = 0, V_RUN, V_REJECT };
 
-/* A committed request: where it ends in the queue, and its method for the response parser. */
-struct reqent {
-	uint64_t end;
+/* A request framed from the client stream, waiting for production's verdict. */
+struct pend {
+	uint64_t start, end;         /* its bytes in cc->stage (when pass) */
+	uint32_t flags;              /* ST_HTTP_HF_* of its head */
 	uint8_t method;
-	bool keep_alive;             /* the request itself let the connection persist */
-};
-
-struct cconn;
-
-struct sconn {
-	struct st_shadow *sh;
-	struct sconn *prev, *next;   /* live list, or the dead list */
-	struct cconn *cc;            /* NULL once detached */
-	unsigned slot, target;
-	int fd;
-	uint8_t state;
-	bool raw;                    /* bytes are a raw stream (raw mode or after an upgrade) */
-	bool last_sent;              /* the latest request went out on this connection */
-	bool shut;                   /* our FIN is out: waiting for the shadow to close */
-	bool msg_active;             /* [msg_start, end) is the request being framed */
-	bool resp_broken;            /* response framing gave up: bytes only */
-	bool retain;                 /* keep sent requests until answered (HTTP, responses framed):
-				      * a shadow that closes after N answers (nginx's
-				      * keepalive_requests) gets the rest on a new connection */
-	bool congested;              /* counted in sh->n_congested */
-	bool dirty;                  /* on sh->dirty: committed bytes wait for the next kick */
-	struct sconn *dnext;
-	struct queue q;
-	uint64_t msg_start;
-	struct reqent *req;          /* ring: committed requests not yet answered (retain) or sent */
-	uint32_t req_cap, req_head, req_n;
-	uint32_t req_nsent;          /* the ring's first req_nsent requests are written whole */
-	uint32_t req_npushed;        /* ... and the first req_npushed went to the response parser */
-	uint64_t answered;           /* final responses on this connection */
-	uint64_t written;            /* requests written whole on this connection */
-	uint64_t answer_ns;          /* the last final response */
-	bool server_done;            /* a response said Connection: close: nothing after it runs */
-	uint64_t progress_ns;        /* created, or the last write that moved bytes */
-	uint64_t linger_until;
-	uint64_t conn_id;
-	uint64_t resp_seq;
-	struct st_addr laddr;
-	uint16_t lport;
-	struct st_http_parser resp;
+	uint8_t state;               /* enum pe_state */
+	uint8_t verdict;             /* enum verdict */
+	bool pass;                   /* selected, within --rate, fits the queues */
+	bool damaged;                /* crossed a capture gap that framing stepped over */
+	bool switched;               /* production switched protocols on it (101, CONNECT 2xx) */
 };
 
 struct cconn {
 	struct st_shadow *sh;
 	struct st_reasm_conn *c;
 	uint8_t mode;
-	bool in_msg;                 /* a head was framed, MSG_DONE not yet */
-	bool msg_pass;               /* ... and it was selected for the shadows */
-	bool resyncing;              /* skipping to the next request line: pending bytes are not
-				      * a request's head */
-	enum st_http_method msg_method;
-	uint32_t msg_flags;
+	bool arbiter;                /* production's answers decide (else released when framed) */
+	bool req_dead;               /* client bytes are no longer framed (error, gap, refusal) */
+	bool prod_raw;               /* production's stream is a tunnel now: no more verdicts */
+	bool prod_dead;              /* production's answers can no longer be followed */
+	bool holding;                /* an Upgrade/CONNECT waits for its answer: raw bytes staged */
+	bool raw_live;               /* after a switch: raw bytes go straight to the shadows */
 	uint64_t hash;               /* stable per connection */
 	uint64_t req_index;
+	uint64_t verdicts;           /* final answers production gave (index of the next verdict) */
+	uint64_t popped;             /* entries that left the ring (index of the ring's head) */
 	uint8_t *det;                /* auto-detection: first client bytes */
 	uint32_t det_len;
-	struct st_http_parser req;
+	struct st_http_parser req;   /* client -> server */
+	struct st_http_parser prod;  /* production's answers */
+	struct st_bq stage;          /* bytes of pending requests (and held raw bytes) */
+	struct pend *pe;             /* ring of pending requests */
+	uint32_t pe_cap, pe_head, pe_n;
 	uint8_t *sflags;             /* per slot: SL_* */
 	struct sconn *sc[];          /* per slot */
 };
 
-struct target_state {
-	unsigned lo, hi;             /* share of the hash space [0, 100) when pct */
-	unsigned fails;
-	uint64_t retry_at;
-	uint64_t per_conn;           /* the target closes after this many requests (learned) */
-};
+struct sconn **st_shadow_cc_slot(struct cconn *cc, unsigned slot)
+{
+	return &cc->sc[slot];
+}
 
-struct own_ent {
-	struct st_addr a;
-	uint16_t port;
-	uint8_t used;
-	uint64_t expire;             /* 0: socket open */
-};
-
-struct st_shadow {
-	struct st_shadow_config cfg;
-	struct st_reasm *r;
-	int epfd;
-	unsigned nslots;
-	struct target_state ts[ST_SHADOW_MAX_TARGETS];
-	struct sconn *live, *dead;
-	struct sconn *dirty;         /* connections with new requests since the last kick */
-	uint64_t n_live;
-	uint64_t queued;
-	uint64_t n_congested;
-	struct st_shadow_stats st;
-	struct st_http_rewrite rw;
-	bool rewrite;
-	char *hbuf;
-	size_t hbuf_size;
-	char *pbuf;                  /* request target, NUL-terminated, for regexec */
-	size_t pbuf_size;
-	uint8_t *rbuf;
-	double tokens;
-	uint64_t tokens_ns;
-	uint64_t last_gc;
-	struct own_ent *own;
-	size_t own_cap, own_n;
-};
+uint64_t st_shadow_cc_id(const struct cconn *cc)
+{
+	return cc->c->id;
+}
 
 /* Stable across runs and agents: the same connection is always in or out. One mix per
  * segment: this runs for every captured segment when sampling. */
@@ -186,756 +105,178 @@ static uint64_t conn_hash(const struct st_flow_key *k)
 	return st_mix64(h);
 }
 
-/* ---- own endpoints: the agent's shadow sockets, never fed back ------------------------ */
-
-static size_t own_slot(const struct own_ent *tab, size_t cap, const struct st_addr *a,
-		       uint16_t port)
-{
-	uint64_t h = ((uint64_t)a->a[0] << 16 ^ a->a[3] ^ port) * 0x9e3779b97f4a7c15ull;
-	size_t i = (size_t)(h >> 40) & (cap - 1);
-
-	while (tab[i].used && (tab[i].port != port || tab[i].a.family != a->family ||
-			       memcmp(tab[i].a.a, a->a, sizeof(a->a))))
-		i = (i + 1) & (cap - 1);
-	return i;
-}
-
-static int own_rebuild(struct st_shadow *sh, size_t cap, uint64_t now)
-{
-	struct own_ent *n = calloc(cap, sizeof(*n));
-	size_t i, k = 0;
-
-	if (!n)
-		return -ENOMEM;
-	for (i = 0; i < sh->own_cap; i++) {
-		struct own_ent *e = &sh->own[i];
-
-		if (!e->used || (e->expire && e->expire <= now))
-			continue;
-		n[own_slot(n, cap, &e->a, e->port)] = *e;
-		k++;
-	}
-	free(sh->own);
-	sh->own = n;
-	sh->own_cap = cap;
-	sh->own_n = k;
-	return 0;
-}
-
-static void own_add(struct st_shadow *sh, const struct st_addr *a, uint16_t port)
-{
-	size_t i;
-
-	if ((sh->own_n + 1) * 2 > sh->own_cap &&
-	    own_rebuild(sh, sh->own_cap ? sh->own_cap * 2 : 256, st_mono_ns()))
-		return;
-	i = own_slot(sh->own, sh->own_cap, a, port);
-	if (!sh->own[i].used)
-		sh->own_n++;
-	sh->own[i] = (struct own_ent){ .a = *a, .port = port, .used = 1 };
-}
-
-static void own_release(struct st_shadow *sh, const struct st_addr *a, uint16_t port)
-{
-	size_t i;
-
-	if (!sh->own_cap || !port)
-		return;
-	i = own_slot(sh->own, sh->own_cap, a, port);
-	/* Late segments (FIN, TIME_WAIT ACKs) of the socket may still come through the tap. */
-	if (sh->own[i].used)
-		sh->own[i].expire = st_mono_ns() + OWN_LINGER_NS;
-}
-
-static bool own_has(const struct st_shadow *sh, const struct st_addr *a, uint16_t port)
-{
-	struct st_addr k = { .family = a->family };
-	size_t i;
-
-	memcpy(k.a, a->a, sizeof(k.a));
-	i = own_slot(sh->own, sh->own_cap, &k, port);
-	return sh->own[i].used;
-}
-
-bool st_shadow__own(const struct st_shadow *sh, const struct st_segment *seg)
-{
-	if (!sh->own_n)
-		return false;
-	return own_has(sh, &seg->key.src, seg->key.sport) ||
-	       own_has(sh, &seg->key.dst, seg->key.dport);
-}
-
-static void sockaddr_to(const struct sockaddr_storage *ss, struct st_addr *a, uint16_t *port)
-{
-	memset(a, 0, sizeof(*a));
-	*port = 0;
-	if (ss->ss_family == AF_INET) {
-		const struct sockaddr_in *s4 = (const void *)ss;
-
-		a->family = 4;
-		a->a[0] = s4->sin_addr.s_addr;
-		*port = ntohs(s4->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ss;
-
-		a->family = 6;
-		memcpy(a->a, &s6->sin6_addr, 16);
-		*port = ntohs(s6->sin6_port);
-	}
-}
-
-/* ---- queues --------------------------------------------------------------------------- */
-
-/* What the queue costs in memory (the caps bound this, not just the payload bytes). */
-static uint64_t q_bytes(const struct queue *q)
-{
-	return q->alloc;
-}
-
-/* The memory appending len bytes would add (the chunks q_append would allocate). */
-static uint64_t q_cost(const struct queue *q, size_t len)
-{
-	size_t room = q->tail ? q->tail->cap - q->tail->len : 0;
-	uint32_t cap = q->tail ? q->tail->cap : 0;
-	uint64_t cost = 0;
-
-	if (len <= room)
-		return 0;
-	len -= room;
-	while (len) {
-		cap = cap ? (cap * 2 > CHUNK_MAX ? CHUNK_MAX : cap * 2) : CHUNK_MIN;
-		cost += sizeof(struct qchunk) + cap;
-		len -= len < cap ? len : cap;
-	}
-	return cost;
-}
-
-static int q_append(struct queue *q, const void *data, size_t len)
-{
-	const uint8_t *p = data;
-
-	while (len) {
-		struct qchunk *t = q->tail;
-		size_t room = t ? t->cap - t->len : 0, n;
-
-		if (!room) {
-			/* grow chunk sizes with the stream: small requests stay small */
-			uint32_t cap = t ? t->cap * 2 : CHUNK_MIN;
-
-			if (cap > CHUNK_MAX)
-				cap = CHUNK_MAX;
-			t = malloc(sizeof(*t) + cap);
-			if (!t)
-				return -ENOMEM;
-			q->alloc += sizeof(*t) + cap;
-			t->next = NULL;
-			t->off = q->end;
-			t->len = 0;
-			t->cap = cap;
-			if (q->tail)
-				q->tail->next = t;
-			else
-				q->head = t;
-			q->tail = t;
-			room = cap;
-		}
-		n = len < room ? len : room;
-		memcpy(t->data + t->len, p, n);
-		t->len += (uint32_t)n;
-		q->end += n;
-		p += n;
-		len -= n;
-	}
-	return 0;
-}
-
-/* Cuts the queue back to absolute offset pos (>= commit). */
-static void q_truncate(struct queue *q, uint64_t pos)
-{
-	struct qchunk *c, *prev = NULL, *nx;
-
-	if (pos >= q->end)
-		return;
-	for (c = q->head; c && c->off + c->len <= pos; c = c->next)
-		prev = c;
-	if (!c)
-		return;
-	if (c->off < pos) {
-		c->len = (uint32_t)(pos - c->off);
-		prev = c;
-		c = c->next;
-	}
-	for (; c; c = nx) {
-		nx = c->next;
-		q->alloc -= sizeof(*c) + c->cap;
-		free(c);
-	}
-	if (prev) {
-		prev->next = NULL;
-		q->tail = prev;
-	} else {
-		q->head = q->tail = NULL;
-	}
-	q->end = pos;
-}
-
-/* Bytes before pos are no longer needed: free their chunks. */
-static void q_release(struct queue *q, uint64_t pos)
-{
-	if (pos > q->acked)
-		q->acked = pos;
-	while (q->head && q->head->off + q->head->len <= q->acked) {
-		struct qchunk *c = q->head;
-
-		q->head = c->next;
-		if (!q->head)
-			q->tail = NULL;
-		q->alloc -= sizeof(*c) + c->cap;
-		free(c);
-	}
-}
-
-static void q_free(struct queue *q)
-{
-	struct qchunk *c, *nx;
-
-	for (c = q->head; c; c = nx) {
-		nx = c->next;
-		free(c);
-	}
-	memset(q, 0, sizeof(*q));
-}
-
-/* ---- shadow connections ---------------------------------------------------------------- */
-
-/* Keeps the global byte count and the congestion count right after q changed. */
-static void q_acct(struct sconn *sc, uint64_t old)
-{
-	struct st_shadow *sh = sc->sh;
-	uint64_t now = q_bytes(&sc->q);
-	bool cong = now > sh->cfg.conn_queue_max / 2;
-
-	sh->queued = sh->queued - old + now;
-	if (sh->queued > sh->st.queued_peak)
-		sh->st.queued_peak = sh->queued;
-	if (cong != sc->congested) {
-		sc->congested = cong;
-		if (cong)
-			sh->n_congested++;
-		else
-			sh->n_congested--;
-	}
-}
-
-static void target_failed(struct st_shadow *sh, unsigned t)
-{
-	struct target_state *ts = &sh->ts[t];
-	unsigned shift = ts->fails < 16 ? ts->fails : 16;
-	uint64_t b = ST_SHADOW_BACKOFF_MIN_NS << shift;
-
-	if (b > ST_SHADOW_BACKOFF_MAX_NS)
-		b = ST_SHADOW_BACKOFF_MAX_NS;
-	ts->fails++;
-	ts->retry_at = st_mono_ns() + b;
-}
-
-static void sc_unlink(struct sconn *sc)
-{
-	struct st_shadow *sh = sc->sh;
-
-	if (sc->prev)
-		sc->prev->next = sc->next;
-	else
-		sh->live = sc->next;
-	if (sc->next)
-		sc->next->prev = sc->prev;
-	sc->prev = sc->next = NULL;
-}
-
-static void sc_detach(struct sconn *sc)
-{
-	if (sc->cc) {
-		if (sc->cc->sc[sc->slot] == sc)
-			sc->cc->sc[sc->slot] = NULL;
-		sc->cc = NULL;
-	}
-}
-
-/*
- * Closes sc. Requests queued and not fully written are dropped (counted);
- * error says the shadow failed (counted as an error).
- */
-static void sc_close(struct sconn *sc, bool error)
-{
-	struct st_shadow *sh = sc->sh;
-	uint64_t lost = sc->req_n - sc->req_nsent + (sc->msg_active ? 1 : 0);
-	uint64_t old = q_bytes(&sc->q);
-
-	if (sc->state == SC_DEAD)
-		return;
-	if (error)
-		sh->st.errors++;
-	sh->st.dropped += lost;
-	sh->st.dropped_down += lost;
-	sh->st.unanswered += sc->req_nsent; /* written whole, no answer before the close */
-	sc_detach(sc);
-	if (sc->fd >= 0) {
-		epoll_ctl(sh->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
-		close(sc->fd);
-		sc->fd = -1;
-		own_release(sh, &sc->laddr, sc->lport);
-	}
-	q_free(&sc->q);
-	q_acct(sc, old);
-	sc->state = SC_DEAD;
-	sc->msg_active = false;
-	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
-	sc_unlink(sc);
-	sh->n_live--;
-	sc->next = sh->dead;
-	sh->dead = sc;
-}
-
-/* Frees closed connections, except those the dirty list still points to (next kick). */
-static void free_dead(struct st_shadow *sh)
-{
-	struct sconn **pp = &sh->dead;
-
-	while (*pp) {
-		struct sconn *sc = *pp;
-
-		if (sc->dirty) {
-			pp = &sc->next;
-			continue;
-		}
-		*pp = sc->next;
-		st_http__free(&sc->resp);
-		free(sc->req);
-		free(sc);
-	}
-}
-
-/*
- * Requests are written in batches: a whole ring buffer batch (or pcap feed)
- * commits them, then one kick writes each connection's new requests with one
- * sendmsg, however many there are (under load, dozens per connection).
- */
-static void sc_mark(struct sconn *sc)
-{
-	if (sc->dirty)
-		return;
-	sc->dirty = true;
-	sc->dnext = sc->sh->dirty;
-	sc->sh->dirty = sc;
-}
-
-static void sc_flush(struct sconn *sc);
-
-static void kick(struct st_shadow *sh)
-{
-	while (sh->dirty) {
-		struct sconn *sc = sh->dirty;
-
-		sh->dirty = sc->dnext;
-		sc->dirty = false;
-		if (sc->state != SC_DEAD)
-			sc_flush(sc);
-	}
-}
-
-static struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool raw)
-{
-	unsigned t = slot / sh->cfg.multiply;
-	const struct st_shadow_target *tg = &sh->cfg.targets[t];
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	uint64_t now = st_mono_ns();
-	struct sconn *sc;
-	int one = 1, fd, r;
-
-	if (sh->ts[t].retry_at > now)
-		return NULL; /* backing off: the caller drops the request */
-	fd = socket(tg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		sh->st.errors++;
-		return NULL;
-	}
-	/* Whole requests go out in one write: Nagle would only add latency. */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	sh->st.connects++;
-	if (sh->ts[t].fails)
-		sh->st.reconnects++;
-	r = connect(fd, (const struct sockaddr *)&tg->addr, tg->addrlen);
-	if (r && errno != EINPROGRESS) {
-		sh->st.errors++;
-		target_failed(sh, t);
-		close(fd);
-		return NULL;
-	}
-	sc = calloc(1, sizeof(*sc));
-	if (!sc) {
-		close(fd);
-		return NULL;
-	}
-	sc->sh = sh;
-	sc->cc = cc;
-	sc->slot = slot;
-	sc->target = t;
-	sc->fd = fd;
-	sc->raw = raw;
-	sc->retain = !raw;
-	sc->state = r ? SC_CONNECTING : SC_UP;
-	sc->progress_ns = now;
-	sc->conn_id = cc ? cc->c->id : 0;
-	st_http__init(&sc->resp, ST_HTTP_RESPONSE, NULL);
-	if (!getsockname(fd, (struct sockaddr *)&ss, &sl)) {
-		sockaddr_to(&ss, &sc->laddr, &sc->lport);
-		own_add(sh, &sc->laddr, sc->lport);
-	}
-	ev.data.ptr = sc;
-	if (epoll_ctl(sh->epfd, EPOLL_CTL_ADD, fd, &ev)) {
-		sh->st.errors++;
-		own_release(sh, &sc->laddr, sc->lport);
-		close(fd);
-		free(sc);
-		return NULL;
-	}
-	sc->next = sh->live;
-	if (sh->live)
-		sh->live->prev = sc;
-	sh->live = sc;
-	sh->n_live++;
-	if (sc->state == SC_UP)
-		sh->ts[t].fails = 0, sh->ts[t].retry_at = 0;
-	return sc;
-}
-
-static struct reqent *req_at(struct sconn *sc, uint32_t i)
-{
-	return &sc->req[(sc->req_head + i) % sc->req_cap];
-}
-
-static int req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka)
-{
-	if (sc->req_n == sc->req_cap) {
-		uint32_t ncap = sc->req_cap ? sc->req_cap * 2 : 8, i;
-		struct reqent *n = malloc(ncap * sizeof(*n));
-
-		if (!n)
-			return -ENOMEM;
-		for (i = 0; i < sc->req_n; i++)
-			n[i] = *req_at(sc, i);
-		free(sc->req);
-		sc->req = n;
-		sc->req_cap = ncap;
-		sc->req_head = 0;
-	}
-	sc->req[(sc->req_head + sc->req_n) % sc->req_cap] = (struct reqent){ end, (uint8_t)m, ka };
-	sc->req_n++;
-	return 0;
-}
-
-static void req_pop(struct sconn *sc)
-{
-	sc->req_head = (sc->req_head + 1) % sc->req_cap;
-	sc->req_n--;
-	if (sc->req_nsent)
-		sc->req_nsent--;
-	if (sc->req_npushed)
-		sc->req_npushed--;
-}
-
-/*
- * The response parser needs each request's method (HEAD has no body) but holds
- * only ST_HTTP_METHOD_QUEUE of them; requests can run further ahead than that.
- */
-static void push_methods(struct sconn *sc)
-{
-	while (sc->retain && sc->req_npushed < sc->req_n &&
-	       !st_http__push_method(&sc->resp, req_at(sc, sc->req_npushed)->method))
-		sc->req_npushed++;
-}
-
-/* Sent bytes are dropped as soon as written: raw streams, or responses we cannot frame. */
-static void sc_noretain(struct sconn *sc)
-{
-	uint64_t old = q_bytes(&sc->q);
-
-	sc->retain = false;
-	while (sc->req_nsent)
-		req_pop(sc);
-	q_release(&sc->q, sc->q.sent);
-	q_acct(sc, old);
-}
-
-static void sc_finish(struct sconn *sc);
-
-/* Writes what is committed; never blocks. */
-static void sc_flush(struct sconn *sc)
-{
-	struct st_shadow *sh = sc->sh;
-	uint64_t old = q_bytes(&sc->q);
-
-	while (sc->state == SC_UP && sc->q.sent < sc->q.commit) {
-		struct iovec iov[IOV_MAX_SEND];
-		struct msghdr mh = { .msg_iov = iov };
-		struct qchunk *c = sc->q.head;
-		uint64_t pos = sc->q.sent, lim = sc->q.commit, per = sh->ts[sc->target].per_conn;
-		ssize_t n;
-		int k = 0;
-
-		if (sc->retain && per) {
-			/* what the target would not process on this connection stays queued: it goes
-			 * to the next connection when this one closes */
-			if (sc->written >= per)
-				break;
-			if (sc->req_n - sc->req_nsent > per - sc->written)
-				lim = req_at(sc, sc->req_nsent + (uint32_t)(per - sc->written) - 1)->end;
-		}
-		for (; c && k < IOV_MAX_SEND && pos < lim; c = c->next) {
-			uint64_t end = c->off + c->len < lim ? c->off + c->len : lim;
-
-			if (end <= pos)
-				continue;
-			iov[k].iov_base = c->data + (pos - c->off);
-			iov[k].iov_len = (size_t)(end - pos);
-			pos = end;
-			k++;
-		}
-		mh.msg_iovlen = (size_t)k;
-		n = sendmsg(sc->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				break;
-			q_acct(sc, old);
-			sc_close(sc, true);
-			return;
-		}
-		sc->q.sent += (uint64_t)n;
-		sh->st.bytes += (uint64_t)n;
-		sc->progress_ns = st_mono_ns();
-		while (sc->req_nsent < sc->req_n && req_at(sc, sc->req_nsent)->end <= sc->q.sent) {
-			sc->req_nsent++;
-			sc->written++;
-			sh->st.replayed++;
-		}
-		if (!sc->retain) {
-			while (sc->req_nsent)
-				req_pop(sc);
-			q_release(&sc->q, sc->q.sent);
-		}
-	}
-	q_acct(sc, old);
-	if (!sc->cc && sc->state == SC_UP)
-		sc_finish(sc);
-}
-
-/*
- * A detached connection: once everything is written (and, when responses are
- * framed, answered), send our FIN and linger for the close. Not before the
- * answers: a server may abort a request in progress when its client half-closes.
- */
-static void sc_finish(struct sconn *sc)
-{
-	if (sc->state != SC_UP || sc->shut || sc->q.sent < sc->q.end ||
-	    (sc->retain && sc->req_n))
-		return;
-	if (!sc->q.sent) {
-		sc_close(sc, false); /* nothing was ever sent: nothing to wait for */
-		return;
-	}
-	shutdown(sc->fd, SHUT_WR);
-	sc->shut = true;
-	sc->linger_until = st_mono_ns() + ST_SHADOW_LINGER_NS;
-}
-
-static void sc_release(struct sconn *sc)
-{
-	sc_detach(sc);
-	if (sc->state == SC_UP)
-		sc_finish(sc);
-}
-
-static void resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
-{
-	struct st_shadow *sh = sc->sh;
-	struct st_http_event ev;
-
-	while (!sc->resp_broken) {
-		size_t n = st_http__feed(&sc->resp, buf, len, &ev);
-
-		buf += n;
-		len -= n;
-		switch (ev.type) {
-		case ST_HTTP_EV_NEED_MORE:
-			return;
-		case ST_HTTP_EV_MSG_DONE:
-			if (ev.head->flags & ST_HTTP_HF_INTERIM)
-				break;
-			sh->st.responses++;
-			if (sh->cfg.on_response) {
-				struct st_shadow_resp r = {
-					.conn_id = sc->conn_id, .slot = sc->slot,
-					.req_seq = sc->resp_seq, .head = ev.head,
-					.body_len = ev.body_len,
-				};
-
-				sh->cfg.on_response(sh->cfg.ctx, &r);
-			}
-			sc->resp_seq++;
-			sc->answered++;
-			sc->answer_ns = st_mono_ns();
-			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE))
-				sc->server_done = true;
-			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE) && sc->retain && sc->req_nsent &&
-			    req_at(sc, 0)->keep_alive) {
-				/* the target closes after this many requests, though the request did not
-				 * ask for it: send no more than that per connection */
-				struct target_state *ts = &sh->ts[sc->target];
-
-				if (!ts->per_conn || sc->answered < ts->per_conn)
-					ts->per_conn = sc->answered;
-			}
-			if (sc->retain && sc->req_nsent) {
-				uint64_t old = q_bytes(&sc->q);
-
-				q_release(&sc->q, req_at(sc, 0)->end);
-				req_pop(sc);
-				q_acct(sc, old);
-				push_methods(sc);
-				if (!sc->cc && !sc->req_n)
-					sc_finish(sc); /* the last answer: now our FIN */
-			}
-			break;
-		case ST_HTTP_EV_UPGRADED:
-		case ST_HTTP_EV_ERROR:
-			/* a tunnel, or a shadow answering garbage: count bytes only */
-			sc->resp_broken = true;
-			sc_noretain(sc);
-			return;
-		default:
-			break;
-		}
-	}
-}
-
-/*
- * The shadow closed with requests unanswered after saying, in a response,
- * Connection: close: it closes after N requests per connection (nginx's
- * keepalive_requests), and what followed that response it never processed.
- * Those go again, on a new connection. Without that word from the server a
- * request may have run (a crash, a reset mid-response): it is not sent again
- * (counted unanswered), so a shadow never sees a request twice.
- */
-static void sc_requeue(struct sconn *sc)
-{
-	struct st_shadow *sh = sc->sh;
-	uint64_t old_sc = q_bytes(&sc->q), old_n;
-	struct sconn *n;
-
-	if (!sc->retain || !sc->server_done || (!sc->req_n && !sc->msg_active))
-		return;
-	n = sc_new(sh, sc->cc, sc->slot, false);
-	if (!n)
-		return; /* sc_close counts them */
-	/*
-	 * The queue moves as it is, offsets included: on the new connection nothing is
-	 * sent yet, so sent goes back to acked (the first unanswered byte).
-	 */
-	old_n = q_bytes(&n->q);
-	n->q = sc->q;
-	n->q.sent = n->q.acked;
-	memset(&sc->q, 0, sizeof(sc->q));
-	n->req = sc->req;
-	n->req_cap = sc->req_cap;
-	n->req_head = sc->req_head;
-	n->req_n = sc->req_n;
-	sc->req = NULL;
-	sc->req_cap = sc->req_head = 0;
-	n->msg_active = sc->msg_active;
-	n->msg_start = sc->msg_start;
-	n->last_sent = sc->last_sent;
-	n->conn_id = sc->conn_id;
-	sh->st.replayed -= sc->req_nsent; /* counted again when written again */
-	sh->st.resent += sc->req_nsent;
-	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
-	sc->msg_active = false;
-	q_acct(sc, old_sc);
-	q_acct(n, old_n);
-	push_methods(n);
-	if (sc->cc) {
-		sc->cc->sc[sc->slot] = n;
-		sc->cc = NULL;
-	}
-	if (n->state == SC_UP)
-		sc_flush(n);
-}
-
-/* hup: the event said the peer closed; else a short read means the socket is drained. */
-static void sc_read(struct sconn *sc, bool hup)
-{
-	struct st_shadow *sh = sc->sh;
-
-	for (;;) {
-		ssize_t n = recv(sc->fd, sh->rbuf, READ_BUF, MSG_DONTWAIT);
-
-		if (n > 0) {
-			sh->st.resp_bytes += (uint64_t)n;
-			if (!sc->raw)
-				resp_feed(sc, sh->rbuf, (size_t)n);
-			/* edge-triggered: a short read emptied the queue; the next bytes bring a new
-			 * edge. Saves the EAGAIN call per response. */
-			if ((size_t)n < READ_BUF && !hup)
-				return;
-			continue;
-		}
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return;
-		/* EOF: the shadow closed (after our FIN, or on its own); else an error */
-		/* a server closing with our requests unread resets instead of a FIN */
-		if (n == 0 || errno == ECONNRESET)
-			sc_requeue(sc);
-		sc_close(sc, n < 0);
-		return;
-	}
-}
-
-static void sc_event(struct sconn *sc, uint32_t events)
-{
-	if (sc->state == SC_CONNECTING) {
-		int err = 0;
-		socklen_t l = sizeof(err);
-
-		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
-			return;
-		getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &l);
-		if (err || (events & (EPOLLERR | EPOLLHUP))) {
-			target_failed(sc->sh, sc->target);
-			sc_close(sc, true);
-			return;
-		}
-		sc->state = SC_UP;
-		sc->sh->ts[sc->target].fails = 0;
-		sc->sh->ts[sc->target].retry_at = 0;
-		sc->progress_ns = st_mono_ns();
-	}
-	if (sc->state == SC_UP && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
-		sc_read(sc, events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
-	if (sc->state == SC_UP)
-		sc_flush(sc);
-}
-
-/* ---- requests ------------------------------------------------------------------------- */
-
 static bool slot_on(const struct cconn *cc, unsigned slot)
 {
 	return cc->sflags[slot] & SL_ON;
 }
+
+static unsigned slots_on(const struct cconn *cc)
+{
+	unsigned s, n = 0;
+
+	for (s = 0; s < cc->sh->nslots; s++)
+		n += slot_on(cc, s);
+	return n;
+}
+
+/* ---- the stage: requests waiting for production ---------------------------------------- */
+
+static struct pend *pe_at(struct cconn *cc, uint32_t i)
+{
+	return &cc->pe[(cc->pe_head + i) % cc->pe_cap];
+}
+
+static struct pend *pe_last(struct cconn *cc)
+{
+	return cc->pe_n ? pe_at(cc, cc->pe_n - 1) : NULL;
+}
+
+/* The entry production's next final answer is about, or NULL. */
+static struct pend *pe_verdict_slot(struct cconn *cc)
+{
+	if (cc->verdicts < cc->popped || cc->verdicts - cc->popped >= cc->pe_n)
+		return NULL;
+	return pe_at(cc, (uint32_t)(cc->verdicts - cc->popped));
+}
+
+static struct pend *pe_push(struct cconn *cc)
+{
+	struct pend *e;
+
+	if (cc->pe_n == cc->pe_cap) {
+		uint32_t ncap = cc->pe_cap ? cc->pe_cap * 2 : 4, i;
+		struct pend *n;
+
+		/* production answers in order; more outstanding than its method queue is a desync */
+		if (ncap > ST_HTTP_METHOD_QUEUE)
+			return NULL;
+		n = malloc(ncap * sizeof(*n));
+		if (!n)
+			return NULL;
+		for (i = 0; i < cc->pe_n; i++)
+			n[i] = *pe_at(cc, i);
+		free(cc->pe);
+		cc->pe = n;
+		cc->pe_cap = ncap;
+		cc->pe_head = 0;
+	}
+	e = &cc->pe[(cc->pe_head + cc->pe_n) % cc->pe_cap];
+	memset(e, 0, sizeof(*e));
+	e->start = e->end = cc->stage.end;
+	cc->pe_n++;
+	cc->sh->st.staged++;
+	return e;
+}
+
+static void pe_pop(struct cconn *cc)
+{
+	cc->pe_head = (cc->pe_head + 1) % cc->pe_cap;
+	cc->pe_n--;
+	cc->popped++;
+	cc->sh->st.staged--;
+}
+
+static void stage_acct(struct cconn *cc, uint64_t old)
+{
+	struct st_shadow *sh = cc->sh;
+
+	sh->queued = sh->queued - old + st_bq_mem(&cc->stage);
+	if (sh->queued > sh->st.queued_peak)
+		sh->st.queued_peak = sh->queued;
+}
+
+/* Appends to the stage within the caps. */
+static int stage_append(struct cconn *cc, const void *p, size_t n)
+{
+	struct st_shadow *sh = cc->sh;
+	uint64_t old = st_bq_mem(&cc->stage), cost = st_bq_cost(&cc->stage, n);
+	int err;
+
+	if (old + cost > sh->cfg.conn_queue_max || sh->queued + cost > sh->cfg.max_queue)
+		return -ENOBUFS;
+	err = st_bq_append(&cc->stage, p, n);
+	stage_acct(cc, old);
+	return err;
+}
+
+/* Bytes before pos are no longer staged. */
+static void stage_release(struct cconn *cc, uint64_t pos)
+{
+	uint64_t old = st_bq_mem(&cc->stage);
+
+	st_bq_release(&cc->stage, pos);
+	stage_acct(cc, old);
+}
+
+static void stage_truncate(struct cconn *cc, uint64_t pos)
+{
+	uint64_t old = st_bq_mem(&cc->stage);
+
+	st_bq_truncate(&cc->stage, pos);
+	stage_acct(cc, old);
+}
+
+/* A request whose bytes did not fit: dropped for every slot it would have gone to. */
+static void pe_drop_queue(struct cconn *cc, struct pend *e)
+{
+	unsigned n = slots_on(cc);
+
+	stage_truncate(cc, e->start);
+	e->end = e->start;
+	e->pass = false;
+	cc->sh->st.dropped += n;
+	cc->sh->st.dropped_queue += n;
+}
+
+/* The request being framed crossed a gap (or a framing error): it is never sent. */
+static void pe_damage(struct cconn *cc, struct pend *e)
+{
+	if (e->damaged)
+		return;
+	if (e->pass)
+		stage_truncate(cc, e->start);
+	e->end = e->start;
+	e->pass = false;
+	e->damaged = true;
+	cc->sh->st.gaps_skipped++;
+}
+
+/* The requests still waiting are dropped: production did not (will not) answer them. */
+static void cc_drop_pending(struct cconn *cc)
+{
+	struct st_shadow *sh = cc->sh;
+
+	while (cc->pe_n) {
+		struct pend *e = pe_at(cc, 0);
+
+		if (e->pass && !e->damaged)
+			sh->st.prod_unanswered++;
+		pe_pop(cc);
+	}
+	stage_truncate(cc, cc->stage.acked);
+}
+
+/* No more client bytes are framed; counted once, as the connection's replay ending early. */
+static void cc_req_dead(struct cconn *cc)
+{
+	if (cc->req_dead)
+		return;
+	cc->req_dead = true;
+	cc->sh->st.stopped_conns++;
+}
+
+/* The connection's replay ends here, early: nothing more is framed or released. */
+static void cc_stop(struct cconn *cc)
+{
+	if (cc->mode == CM_OFF)
+		return;
+	cc_req_dead(cc);
+	cc_drop_pending(cc);
+	cc->holding = false;
+	cc->mode = CM_OFF;
+}
+
+/* ---- handing requests to the shadows ---------------------------------------------------- */
 
 /* The shadow connection for the next request of slot: the current one, or a new one. */
 static struct sconn *cc_sconn(struct cconn *cc, unsigned slot)
@@ -949,62 +290,344 @@ static struct sconn *cc_sconn(struct cconn *cc, unsigned slot)
 	return sc;
 }
 
-enum drop_why { DROP_QUEUE, DROP_OTHER, DROP_GAP };
-
-/* Cuts the request being framed off sc's queue: it will not be sent. */
-static void msg_drop(struct sconn *sc, enum drop_why why)
+/* A released request goes to every slot it is for, whole, or is dropped there (counted). */
+static void deliver(struct cconn *cc, const struct pend *e)
 {
-	struct st_shadow *sh = sc->sh;
-	uint64_t old = q_bytes(&sc->q);
+	struct st_shadow *sh = cc->sh;
+	/* Not keep-alive: the shadow closes after answering; later requests need a new one. */
+	bool final = !(e->flags & (ST_HTTP_HF_KEEP_ALIVE | ST_HTTP_HF_UPGRADE));
+	uint64_t len = e->end - e->start;
+	unsigned s;
 
-	q_truncate(&sc->q, sc->msg_start);
-	q_acct(sc, old);
-	sc->msg_active = false;
-	if (why == DROP_GAP) {
-		sh->st.gaps_skipped++;
-		return;
+	for (s = 0; s < sh->nslots; s++) {
+		struct sconn *sc;
+		uint64_t old, cost;
+
+		if (cc->sc[s])
+			cc->sc[s]->last_sent = false;
+		if (!slot_on(cc, s))
+			continue;
+		sc = cc_sconn(cc, s);
+		if (!sc) {
+			sh->st.dropped++;
+			sh->st.dropped_down++;
+			continue;
+		}
+		old = st_bq_mem(&sc->q);
+		cost = st_bq_cost(&sc->q, (size_t)len);
+		/* the staged copy counts until it leaves: memory never exceeds the cap */
+		if (old + cost > sh->cfg.conn_queue_max || sh->queued + cost > sh->cfg.max_queue ||
+		    st_bq_append_from(&sc->q, &cc->stage, e->start, e->end) ||
+		    sc_req_push(sc, sc->q.end, e->method, !final)) {
+			st_bq_truncate(&sc->q, sc->q.commit);
+			sc_acct(sc, old);
+			sh->st.dropped++;
+			sh->st.dropped_queue++;
+			continue;
+		}
+		if (sc->q.sent == sc->q.commit)
+			sc->progress_ns = sh_now(sh); /* the stall clock starts with the first byte */
+		sc->q.commit = sc->q.end;
+		sc->last_sent = true;
+		sc_acct(sc, old);
+		sc_push_methods(sc);
+		if (final)
+			sc_detach(sc);
+		sc_mark(sc);
 	}
-	sh->st.dropped++;
-	if (why == DROP_QUEUE)
-		sh->st.dropped_queue++;
 }
 
-/* Appends to the request being framed; drops it when a cap is hit. */
-static void msg_append(struct sconn *sc, const void *p, size_t n)
-{
-	struct st_shadow *sh = sc->sh;
-	uint64_t old = q_bytes(&sc->q), cost = q_cost(&sc->q, n);
-
-	if (old + cost > sh->cfg.conn_queue_max || sh->queued + cost > sh->cfg.max_queue) {
-		msg_drop(sc, DROP_QUEUE);
-		return;
-	}
-	if (q_append(&sc->q, p, n)) {
-		q_acct(sc, old);
-		msg_drop(sc, DROP_QUEUE);
-		return;
-	}
-	q_acct(sc, old);
-}
-
-/* The request's slots that still hold it were lost to a gap or error: never sent. */
-static void msg_abandon(struct cconn *cc)
+/* Raw bytes (raw mode, or after a switch) go out as they come. */
+static void raw_bytes(struct cconn *cc, const uint8_t *p, size_t n)
 {
 	struct st_shadow *sh = cc->sh;
 	unsigned s;
 
-	if (cc->in_msg && cc->msg_pass) {
-		for (s = 0; s < sh->nslots; s++) {
-			struct sconn *sc = cc->sc[s];
+	for (s = 0; s < sh->nslots; s++) {
+		struct sconn *sc = cc->sc[s];
+		uint64_t old;
 
-			if (!sc || !sc->msg_active)
-				continue;
-			msg_drop(sc, DROP_GAP);
+		if (!sc || !sc->raw)
+			continue;
+		old = st_bq_mem(&sc->q);
+		if (old + st_bq_cost(&sc->q, n) > sh->cfg.conn_queue_max ||
+		    sh->queued + st_bq_cost(&sc->q, n) > sh->cfg.max_queue ||
+		    st_bq_append(&sc->q, p, n)) {
+			/* a byte stream cannot skip bytes: this shadow connection ends here */
+			sc_acct(sc, old);
+			sh->st.raw_closed++;
+			sh->st.dropped++;
+			sh->st.dropped_queue++;
+			sc_close(sc, false);
+			continue;
+		}
+		if (sc->q.sent == sc->q.commit)
+			sc->progress_ns = sh_now(sh);
+		sc->q.commit = sc->q.end;
+		sc_acct(sc, old);
+		sc_mark(sc);
+	}
+}
+
+static void raw_close_all(struct cconn *cc)
+{
+	struct st_shadow *sh = cc->sh;
+	unsigned s;
+
+	for (s = 0; s < sh->nslots; s++) {
+		struct sconn *sc = cc->sc[s];
+
+		if (sc && sc->raw) {
+			sh->st.raw_closed++;
+			sc_release(sc);
 		}
 	}
-	cc->in_msg = false;
-	cc->msg_pass = false;
 }
+
+/* The connection switched protocols after the request just released: raw from here. */
+static void switch_raw(struct cconn *cc)
+{
+	struct st_shadow *sh = cc->sh;
+	unsigned s;
+
+	sh->st.upgrades++;
+	cc->raw_live = true;
+	for (s = 0; s < sh->nslots; s++) {
+		struct sconn *sc = cc->sc[s];
+
+		if (!sc)
+			continue;
+		if (sc->last_sent && !sh->cfg.safe_only) {
+			sc->raw = true;
+			sc_noretain(sc);
+		} else {
+			sc_release(sc);
+		}
+	}
+}
+
+static void http_feed(struct cconn *cc, const uint8_t *buf, size_t len);
+
+/*
+ * Production refused the Upgrade (an ordinary answer, e.g. 200 to an h2c offer): the
+ * client's bytes after the request are HTTP again. Frame the held ones anew.
+ */
+static void upgrade_refused(struct cconn *cc, uint64_t from)
+{
+	uint64_t n = cc->stage.end - from, o = 0;
+	uint8_t *tmp = n ? malloc((size_t)n) : NULL;
+
+	cc->holding = false;
+	st_http__reset(&cc->req);
+	if (!n)
+		return;
+	if (!tmp) {
+		cc_stop(cc);
+		return;
+	}
+	/* take the held bytes out of the stage, then frame them as the requests they are */
+	while (o < n) {
+		struct iovec iov[16];
+		int k = st_bq_iov(&cc->stage, from + o, cc->stage.end, iov, 16);
+
+		if (!k)
+			break;
+		for (int i = 0; i < k; i++) {
+			memcpy(tmp + o, iov[i].iov_base, iov[i].iov_len);
+			o += iov[i].iov_len;
+		}
+	}
+	stage_truncate(cc, from);
+	if (o == n)
+		http_feed(cc, tmp, (size_t)n);
+	else
+		cc_stop(cc);
+	free(tmp);
+}
+
+/* Entries leave the stage in order, as production's verdicts (or framing, without the
+ * arbiter) allow. */
+static void cc_release(struct cconn *cc)
+{
+	struct st_shadow *sh = cc->sh;
+
+	while (cc->pe_n && cc->mode == CM_HTTP) {
+		struct pend *e = pe_at(cc, 0);
+		bool upgrade;
+		uint64_t end;
+
+		if (e->verdict == V_REJECT) {
+			/* production refused it and hung up: it, and whatever came after, never ran
+			 * (a filtered or dropped one is counted already) */
+			if (!e->damaged && e->pass)
+				sh->st.prod_rejected++;
+			pe_pop(cc);
+			cc_stop(cc);
+			return;
+		}
+		if (e->damaged && (e->state == PE_DONE || cc->req_dead)) {
+			/* never sent (counted when damaged); its verdict, if it comes, can still
+			 * end the connection (prod_answer) */
+			pe_pop(cc);
+			continue;
+		}
+		if (e->state != PE_DONE || (cc->arbiter && e->verdict == V_NONE))
+			return;
+		upgrade = e->flags & ST_HTTP_HF_UPGRADE;
+		if (e->pass && !e->damaged)
+			deliver(cc, e);
+		end = e->end;
+		if (upgrade && cc->arbiter) {
+			bool switched = e->switched;
+
+			pe_pop(cc);
+			if (switched) {
+				uint64_t held = cc->stage.end;
+
+				cc->holding = false;
+				switch_raw(cc);
+				/* the bytes the client sent after the request, in order */
+				for (uint64_t o = end; o < held;) {
+					struct iovec iov[16];
+					int k = st_bq_iov(&cc->stage, o, held, iov, 16);
+
+					if (!k)
+						break;
+					for (int i = 0; i < k; i++) {
+						raw_bytes(cc, iov[i].iov_base, iov[i].iov_len);
+						o += iov[i].iov_len;
+					}
+				}
+				stage_release(cc, held);
+				return;
+			}
+			stage_release(cc, end);
+			upgrade_refused(cc, end);
+			continue;
+		}
+		pe_pop(cc);
+		stage_release(cc, end);
+	}
+}
+
+/* ---- production's answers: the arbiter -------------------------------------------------- */
+
+/* Production refused the message itself: the status codes servers give malformed requests. */
+static bool refusal_status(unsigned status)
+{
+	switch (status) {
+	case 400: /* Bad Request (nginx: bad framing, bad header, no Host) */
+	case 411: /* Length Required */
+	case 413: /* Content Too Large */
+	case 414: /* URI Too Long */
+	case 431: /* Request Header Fields Too Large */
+	case 501: /* Not Implemented (nginx: an unknown Transfer-Encoding) */
+	case 505: /* HTTP Version Not Supported */
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* The arbiter cannot follow production any more: requests still waiting never go. */
+static void arbiter_lost(struct cconn *cc)
+{
+	if (cc->prod_dead)
+		return;
+	cc->prod_dead = true;
+	if (!cc->arbiter)
+		return; /* advisory only on this connection */
+	cc->sh->st.arbiter_lost++;
+	cc_stop(cc);
+}
+
+/*
+ * Production's final answer to the oldest request without one. Refused: a
+ * status servers give malformed requests, or any error after which production
+ * hangs up on a connection the request wanted kept (an error that closes a
+ * connection the client itself asked to close says nothing about framing).
+ */
+static void prod_answer(struct cconn *cc, const struct st_http_head *h)
+{
+	struct pend *e;
+	uint64_t idx;
+	bool hung_up;
+
+	if (h->flags & ST_HTTP_HF_INTERIM)
+		return; /* 100 Continue and friends: not an answer */
+	e = pe_verdict_slot(cc);
+	idx = cc->verdicts++;
+	hung_up = h->status >= 400 && !(h->flags & ST_HTTP_HF_KEEP_ALIVE);
+	if (hung_up && e && !(e->flags & ST_HTTP_HF_KEEP_ALIVE))
+		hung_up = false;
+	if (!e) {
+		/* released already (no arbiter on this connection): a refusal still ends the
+		 * replay, since production runs nothing after it */
+		if (idx < cc->popped) {
+			if (refusal_status(h->status) || hung_up)
+				cc_stop(cc);
+			return;
+		}
+		/* an answer to a request we never framed: production and we disagree */
+		arbiter_lost(cc);
+		return;
+	}
+	e->verdict = refusal_status(h->status) || hung_up ? V_REJECT : V_RUN;
+	if ((h->flags & ST_HTTP_HF_UPGRADE) && e->verdict == V_RUN)
+		e->switched = true;
+}
+
+static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
+{
+	struct st_http_event ev;
+
+	while (!cc->prod_raw && !cc->prod_dead) {
+		size_t n = st_http__feed(&cc->prod, buf, len, &ev);
+
+		buf += n;
+		len -= n;
+		switch (ev.type) {
+		case ST_HTTP_EV_NEED_MORE:
+			return;
+		case ST_HTTP_EV_HEAD:
+			if (ev.head->flags & ST_HTTP_HF_NO_REQUEST) {
+				arbiter_lost(cc);
+				return;
+			}
+			prod_answer(cc, ev.head);
+			cc_release(cc);
+			if (cc->mode != CM_HTTP)
+				return;
+			break;
+		case ST_HTTP_EV_UPGRADED:
+			cc->prod_raw = true;
+			return;
+		case ST_HTTP_EV_ERROR:
+			arbiter_lost(cc);
+			return;
+		default:
+			break;
+		}
+	}
+}
+
+/* Production's side is over (FIN, RST): what it did not answer, it never will. */
+static void prod_end(struct cconn *cc)
+{
+	struct st_http_event ev;
+
+	if (cc->mode != CM_HTTP || cc->prod_raw || cc->prod_dead)
+		return;
+	st_http__feed_eof(&cc->prod, &ev);
+	if (cc->arbiter && cc->pe_n) {
+		struct pend *e = pe_verdict_slot(cc);
+
+		if (e) /* the rest was never answered */
+			cc_stop(cc);
+	}
+}
+
+/* ---- client requests --------------------------------------------------------------------- */
 
 static bool rate_ok(struct st_shadow *sh)
 {
@@ -1013,7 +636,7 @@ static bool rate_ok(struct st_shadow *sh)
 
 	if (sh->cfg.rate <= 0)
 		return true;
-	now = st_mono_ns();
+	now = sh_now(sh);
 	burst = sh->cfg.rate < 1 ? 1 : sh->cfg.rate;
 	if (sh->tokens_ns)
 		sh->tokens += (double)(now - sh->tokens_ns) * sh->cfg.rate / 1e9;
@@ -1114,156 +737,119 @@ static const char *head_bytes(struct st_shadow *sh, const struct st_http_head *h
 static void msg_head(struct cconn *cc, const struct st_http_head *h)
 {
 	struct st_shadow *sh = cc->sh;
+	struct pend *e;
 	const char *hb;
 	size_t hl = 0;
-	unsigned s;
+	unsigned n;
 
 	sh->st.requests++;
-	cc->resyncing = false;
-	cc->in_msg = true;
-	cc->msg_pass = false;
-	cc->msg_method = h->method;
-	cc->msg_flags = h->flags;
 	cc->req_index++;
-	for (s = 0; s < sh->nslots; s++)
-		if (cc->sc[s])
-			cc->sc[s]->last_sent = false;
+	e = pe_push(cc);
+	if (e && !cc->prod_raw && !cc->prod_dead && st_http__push_method(&cc->prod, h->method)) {
+		/* deeper pipelining than production's answers can be followed for */
+		arbiter_lost(cc);
+		if (cc->mode != CM_HTTP)
+			return;
+	}
+	if (!e) {
+		sh->st.gaps_skipped++;
+		sh->st.arbiter_lost++;
+		cc_stop(cc);
+		return;
+	}
+	e->method = (uint8_t)h->method;
+	e->flags = h->flags;
 	if (!selected(sh, cc, h)) {
 		sh->st.filtered++;
 		return;
 	}
-	cc->msg_pass = true;
+	n = slots_on(cc);
 	if (!rate_ok(sh)) {
-		for (s = 0; s < sh->nslots; s++) {
-			if (slot_on(cc, s)) {
-				sh->st.dropped++;
-				sh->st.dropped_rate++;
-			}
-		}
-		cc->msg_pass = false;
+		sh->st.dropped += n;
+		sh->st.dropped_rate += n;
 		return;
 	}
 	hb = head_bytes(sh, h, &hl);
-	for (s = 0; s < sh->nslots; s++) {
-		struct sconn *sc;
-
-		if (!slot_on(cc, s))
-			continue;
-		sc = hb ? cc_sconn(cc, s) : NULL;
-		if (!sc) {
-			sh->st.dropped++;
-			sh->st.dropped_down++;
-			if (!hb)
-				sh->st.errors++;
-			continue;
-		}
-		sc->msg_active = true;
-		sc->msg_start = sc->q.end;
-		msg_append(sc, hb, hl);
+	if (!hb) {
+		sh->st.errors++;
+		sh->st.dropped += n;
+		sh->st.dropped_down += n;
+		return;
 	}
+	e->pass = true;
+	if (stage_append(cc, hb, hl))
+		pe_drop_queue(cc, e);
+	e->end = cc->stage.end;
 }
 
 static void msg_body(struct cconn *cc, const uint8_t *p, size_t n)
 {
-	struct st_shadow *sh = cc->sh;
-	unsigned s;
+	struct pend *e = pe_last(cc);
 
-	if (!cc->msg_pass)
+	if (!e || e->state != PE_FRAMING || !e->pass)
 		return;
-	for (s = 0; s < sh->nslots; s++) {
-		struct sconn *sc = cc->sc[s];
-
-		if (sc && sc->msg_active)
-			msg_append(sc, p, n);
-	}
+	if (stage_append(cc, p, n))
+		pe_drop_queue(cc, e);
+	e->end = cc->stage.end;
 }
 
 static void msg_done(struct cconn *cc)
 {
-	struct st_shadow *sh = cc->sh;
-	/* Not keep-alive: the shadow closes after answering; later requests need a new one. */
-	bool final = !(cc->msg_flags & (ST_HTTP_HF_KEEP_ALIVE | ST_HTTP_HF_UPGRADE));
-	unsigned s;
+	struct pend *e = pe_last(cc);
 
-	cc->in_msg = false;
-	if (!cc->msg_pass)
+	if (!e || e->state != PE_FRAMING)
 		return;
-	cc->msg_pass = false;
-	for (s = 0; s < sh->nslots; s++) {
-		struct sconn *sc = cc->sc[s];
-
-		if (!sc || !sc->msg_active)
-			continue;
-		sc->msg_active = false;
-		if (req_push(sc, sc->q.end, cc->msg_method, !final)) {
-			msg_drop(sc, DROP_OTHER);
-			continue;
-		}
-		if (sc->q.sent == sc->q.commit)
-			sc->progress_ns = st_mono_ns(); /* the stall clock starts with the first waiting byte */
-		sc->q.commit = sc->q.end;
-		sc->last_sent = true;
-		push_methods(sc);
-		if (final)
-			sc_detach(sc);
-		sc_mark(sc);
-	}
+	e->state = PE_DONE;
+	if ((e->flags & ST_HTTP_HF_UPGRADE) && cc->arbiter)
+		cc->holding = true; /* until production says whether it switched */
+	cc_release(cc);
 }
 
-/* Raw bytes (raw mode, or after an upgrade) go out as they come. */
-static void raw_bytes(struct cconn *cc, const uint8_t *p, size_t n)
+/* A framing error: the client stream can no longer be followed as production follows it. */
+static void req_error(struct cconn *cc, enum st_http_err err)
 {
 	struct st_shadow *sh = cc->sh;
-	unsigned s;
+	struct pend *e = pe_last(cc);
+	uint64_t *reason = NULL;
 
-	for (s = 0; s < sh->nslots; s++) {
-		struct sconn *sc = cc->sc[s];
-		uint64_t old;
-
-		if (!sc || !sc->raw)
-			continue;
-		old = q_bytes(&sc->q);
-		if (old + q_cost(&sc->q, n) > sh->cfg.conn_queue_max ||
-		    sh->queued + q_cost(&sc->q, n) > sh->cfg.max_queue ||
-		    q_append(&sc->q, p, n)) {
-			/* a byte stream cannot skip bytes: this shadow connection ends here */
-			q_acct(sc, old);
-			sh->st.raw_closed++;
-			sh->st.dropped++;
-			sh->st.dropped_queue++;
-			sc_close(sc, false);
-			continue;
-		}
-		if (sc->q.sent == sc->q.commit)
-			sc->progress_ns = st_mono_ns(); /* the stall clock starts with the first waiting byte */
-		sc->q.commit = sc->q.end;
-		q_acct(sc, old);
-		sc_mark(sc);
+	sh->st.malformed++;
+	switch (err) {
+	case ST_HTTP_E_START_LINE: reason = &sh->st.malformed_start_line; break;
+	case ST_HTTP_E_VERSION: reason = &sh->st.malformed_version; break;
+	case ST_HTTP_E_HEADER: reason = &sh->st.malformed_header; break;
+	case ST_HTTP_E_OBS_FOLD: reason = &sh->st.malformed_obs_fold; break;
+	case ST_HTTP_E_BARE_CR: reason = &sh->st.malformed_bare_cr; break;
+	case ST_HTTP_E_BARE_LF: reason = &sh->st.malformed_bare_lf; break;
+	case ST_HTTP_E_HEAD_TOO_LARGE: reason = &sh->st.malformed_head_too_large; break;
+	case ST_HTTP_E_TOO_MANY_HEADERS: reason = &sh->st.malformed_too_many_headers; break;
+	case ST_HTTP_E_CONTENT_LENGTH: reason = &sh->st.malformed_content_length; break;
+	case ST_HTTP_E_TRANSFER_ENCODING: reason = &sh->st.malformed_transfer_encoding; break;
+	case ST_HTTP_E_CL_AND_TE: reason = &sh->st.malformed_cl_and_te; break;
+	case ST_HTTP_E_CHUNK: reason = &sh->st.malformed_chunk; break;
+	case ST_HTTP_E_TRAILER: reason = &sh->st.malformed_trailer; break;
+	default: break;
 	}
-}
-
-static void raw_close_all(struct cconn *cc)
-{
-	struct st_shadow *sh = cc->sh;
-	unsigned s;
-
-	for (s = 0; s < sh->nslots; s++) {
-		struct sconn *sc = cc->sc[s];
-
-		if (sc && sc->raw) {
-			sh->st.raw_closed++;
-			sc_release(sc);
-		}
+	if (reason)
+		(*reason)++;
+	if (e && e->state == PE_FRAMING)
+		pe_damage(cc, e);
+	if (sh->cfg.resync) {
+		/* the operator's choice: go on at the next request line, without the arbiter */
+		st_http__resync(&cc->req, false);
+		cc->arbiter = false;
+		sh->st.resyncs++;
+		return;
 	}
+	cc_req_dead(cc); /* what was framed before still waits for its answers */
+	if (!cc->pe_n || (e && e->damaged && cc->pe_n == 1))
+		cc_stop(cc);
 }
 
 static void http_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 {
-	struct st_shadow *sh = cc->sh;
 	struct st_http_event ev;
-	unsigned s;
 
-	for (;;) {
+	while (!cc->req_dead && cc->mode == CM_HTTP) {
 		size_t n = st_http__feed(&cc->req, buf, len, &ev);
 		const uint8_t *p = buf;
 
@@ -1283,33 +869,39 @@ static void http_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			msg_done(cc);
 			break;
 		case ST_HTTP_EV_UPGRADED:
-			sh->st.upgrades++;
-			for (s = 0; s < sh->nslots; s++) {
-				struct sconn *sc = cc->sc[s];
-
-				if (!sc)
-					continue;
-				if (sc->last_sent && !sh->cfg.safe_only) {
-					sc->raw = true;
-					sc_noretain(sc);
-				} else
-					sc_release(sc);
-			}
+			if (!cc->arbiter)
+				switch_raw(cc); /* production's answer is not awaited: assume it switched */
 			break;
 		case ST_HTTP_EV_RAW:
-			raw_bytes(cc, p, n);
+			if (cc->holding) {
+				if (stage_append(cc, p, n))
+					cc_stop(cc); /* cannot hold more: the tunnel is not replayed */
+			} else if (cc->raw_live) {
+				raw_bytes(cc, p, n);
+			}
 			break;
 		case ST_HTTP_EV_ERROR:
-			sh->st.malformed++;
-			msg_abandon(cc);
-			st_http__resync(&cc->req, false);
-			cc->resyncing = true;
-			sh->st.resyncs++;
+			req_error(cc, ev.err);
+			if (!cc->sh->cfg.resync)
+				return;
 			break;
 		default:
 			break;
 		}
 	}
+}
+
+/* ---- connections ------------------------------------------------------------------------- */
+
+static void http_start(struct cconn *cc)
+{
+	struct st_shadow *sh = cc->sh;
+
+	cc->mode = CM_HTTP;
+	cc->arbiter = sh->cfg.release == ST_RELEASE_ANSWERED && !sh->no_arbiter;
+	sh->st.http++;
+	if (cc->c->key.dport)
+		sh->http_ports[cc->c->key.dport / 8] |= (uint8_t)(1u << (cc->c->key.dport % 8));
 }
 
 /* Starts raw replay of the connection on every slot it is shared with. */
@@ -1337,27 +929,41 @@ static void raw_start(struct cconn *cc)
 	}
 }
 
-static void http_start(struct cconn *cc)
+static bool port_speaks_http(const struct st_shadow *sh, uint16_t port)
 {
-	cc->mode = CM_HTTP;
-	cc->sh->st.http++;
-	if (cc->c->flags & ST_REASM_F_JOINED) {
-		/* joined midway: start at the first request boundary */
-		st_http__resync(&cc->req, true);
-		cc->resyncing = true;
-		cc->sh->st.resyncs++;
-	}
+	return sh->http_ports[port / 8] & (1u << (port % 8));
+}
+
+/* Not a request on an HTTP service: garbage is never turned into a raw replay. */
+static void not_http(struct cconn *cc)
+{
+	cc->sh->st.not_http++;
+	cc->sh->st.skipped_conns++;
+	cc->mode = CM_OFF;
 }
 
 static void cc_data(struct cconn *cc, const uint8_t *data, uint32_t len)
 {
-	enum st_http_scan sc;
+	struct st_shadow *sh = cc->sh;
+	enum st_http_scan r;
 	size_t off = 0;
 
 	if (cc->mode == CM_DETECT) {
-		enum st_shadow_proto p = cc->sh->cfg.proto;
+		enum st_shadow_proto p = sh->cfg.proto;
 
-		if (p == ST_PROTO_HTTP || (p == ST_PROTO_AUTO && (cc->c->flags & ST_REASM_F_JOINED))) {
+		if (cc->c->flags & ST_REASM_F_JOINED) {
+			if (p == ST_PROTO_RAW || !sh->cfg.resync) {
+				/* no request boundary to start at that production's answers confirm */
+				sh->st.joined++;
+				sh->st.skipped_conns++;
+				cc->mode = CM_OFF;
+				return;
+			}
+			http_start(cc);
+			cc->arbiter = false;
+			st_http__resync(&cc->req, true);
+			sh->st.resyncs++;
+		} else if (p == ST_PROTO_HTTP) {
 			http_start(cc);
 		} else if (p == ST_PROTO_RAW) {
 			raw_start(cc);
@@ -1372,13 +978,14 @@ static void cc_data(struct cconn *cc, const uint8_t *data, uint32_t len)
 			cc->det_len += n;
 			data += n;
 			len -= n;
-			sc = st_http__scan_start(ST_HTTP_REQUEST, cc->det, cc->det_len, DETECT_MAX,
-						 &off);
-			if (sc == ST_HTTP_SCAN_PARTIAL && off == 0 && cc->det_len < DETECT_MAX)
+			r = st_http__scan_start(ST_HTTP_REQUEST, cc->det, cc->det_len, DETECT_MAX, &off);
+			if (r == ST_HTTP_SCAN_PARTIAL && off == 0 && cc->det_len < DETECT_MAX)
 				return;
-			if (sc == ST_HTTP_SCAN_FOUND && off == 0) {
+			if (r == ST_HTTP_SCAN_FOUND && off == 0) {
 				http_start(cc);
 				http_feed(cc, cc->det, cc->det_len);
+			} else if (port_speaks_http(sh, cc->c->key.dport)) {
+				not_http(cc);
 			} else {
 				raw_start(cc);
 				if (cc->mode == CM_RAW)
@@ -1397,37 +1004,60 @@ static void cc_data(struct cconn *cc, const uint8_t *data, uint32_t len)
 		raw_bytes(cc, data, len);
 }
 
-static void cc_gap(struct cconn *cc)
+static void cc_gap(struct cconn *cc, uint64_t len)
 {
 	struct st_shadow *sh = cc->sh;
+	struct pend *e;
 
 	switch (cc->mode) {
 	case CM_DETECT:
+		/* the first bytes are missing: the protocol cannot be told, nor a start found */
 		free(cc->det);
 		cc->det = NULL;
 		cc->det_len = 0;
-		if (sh->cfg.proto == ST_PROTO_RAW) {
+		if (sh->cfg.proto == ST_PROTO_RAW || !sh->cfg.resync) {
 			cc->mode = CM_OFF;
 			sh->st.skipped_conns++;
 			return;
 		}
 		http_start(cc);
+		cc->arbiter = false;
 		st_http__resync(&cc->req, true);
-		cc->resyncing = true;
 		sh->st.resyncs++;
 		return;
 	case CM_HTTP:
-		if (cc->in_msg) {
-			msg_abandon(cc);
-		} else if (!cc->resyncing && st_http__pending(&cc->req)) {
+		if (cc->req_dead)
+			return;
+		if (cc->holding || cc->raw_live) {
+			/* a tunnel cannot skip bytes: it ends here */
+			raw_close_all(cc);
+			cc_stop(cc);
+			return;
+		}
+		e = pe_last(cc);
+		if (!st_http__skip(&cc->req, len)) {
+			/* inside a body of known length: that request is lost, framing goes on */
+			if (e && e->state == PE_FRAMING)
+				pe_damage(cc, e);
+			return;
+		}
+		if (e && e->state == PE_FRAMING)
+			pe_damage(cc, e);
+		else if (st_http__pending(&cc->req)) {
 			/* a head cut by the gap: a request we will never see whole */
 			sh->st.requests++;
 			sh->st.gaps_skipped++;
 		}
-		raw_close_all(cc); /* after an upgrade the stream is raw: it ends here */
-		st_http__resync(&cc->req, true);
-		cc->resyncing = true;
-		sh->st.resyncs++;
+		if (sh->cfg.resync) {
+			st_http__resync(&cc->req, true);
+			cc->arbiter = false;
+			sh->st.resyncs++;
+			return;
+		}
+		/* framing is lost: what is already framed still waits for production's answers */
+		cc_req_dead(cc);
+		if (!cc->pe_n || (cc->pe_n == 1 && e && e->damaged))
+			cc_stop(cc);
 		return;
 	case CM_RAW:
 		raw_close_all(cc);
@@ -1444,6 +1074,7 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 {
 	struct st_shadow *sh = ctx;
 	struct cconn *cc = calloc(1, sizeof(*cc) + sh->nslots * (sizeof(struct sconn *) + 1));
+	struct st_http_opts ho = { .head_cap = sh->cfg.head_cap };
 	unsigned s, h100;
 	bool any = false;
 
@@ -1455,7 +1086,8 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	cc->c = c;
 	cc->sflags = (uint8_t *)&cc->sc[sh->nslots];
 	cc->hash = conn_hash(&c->key);
-	st_http__init(&cc->req, ST_HTTP_REQUEST, NULL);
+	st_http__init(&cc->req, ST_HTTP_REQUEST, &ho);
+	st_http__init(&cc->prod, ST_HTTP_RESPONSE, NULL);
 	c->user = cc;
 	sh->st.connections++;
 	h100 = (unsigned)(st_mix64(cc->hash ^ 0x7461726765747321ull) % 100);
@@ -1479,9 +1111,12 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 {
 	struct cconn *cc = c->user;
 
-	if (!cc || dir != ST_DIR_IN || cc->mode == CM_OFF)
+	if (!cc || cc->mode == CM_OFF)
 		return;
-	cc_data(cc, data, len);
+	if (dir == ST_DIR_IN)
+		cc_data(cc, data, len);
+	else if (cc->mode == CM_HTTP)
+		prod_feed(cc, data, len);
 }
 
 static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
@@ -1490,11 +1125,26 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	struct st_shadow *sh = ctx;
 	struct cconn *cc = c->user;
 
-	if (!cc || dir != ST_DIR_IN)
+	if (!cc)
 		return;
-	sh->st.gap_bytes += len;
-	if (cc->mode != CM_OFF)
-		cc_gap(cc);
+	if (dir == ST_DIR_IN) {
+		sh->st.gap_bytes += len;
+		if (cc->mode != CM_OFF)
+			cc_gap(cc, len);
+		return;
+	}
+	/* production's answers: a gap inside a body of known length changes nothing */
+	if (cc->mode == CM_HTTP && !cc->prod_raw && !cc->prod_dead &&
+	    st_http__skip(&cc->prod, len))
+		arbiter_lost(cc);
+}
+
+static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why, uint64_t ts)
+{
+	struct cconn *cc = c->user;
+
+	if (cc && dir == ST_DIR_OUT)
+		prod_end(cc);
 }
 
 static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts)
@@ -1512,17 +1162,34 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 
 		cc->det = NULL;
 		cc->det_len = 0;
-		raw_start(cc);
-		if (cc->mode == CM_RAW)
-			raw_bytes(cc, d, n);
+		if (sh->cfg.proto == ST_PROTO_AUTO && port_speaks_http(sh, c->key.dport)) {
+			not_http(cc);
+		} else {
+			raw_start(cc);
+			if (cc->mode == CM_RAW)
+				raw_bytes(cc, d, n);
+		}
 		free(d);
 	}
-	if (cc->mode == CM_HTTP)
-		msg_abandon(cc); /* a request cut by the end of the stream */
+	if (cc->mode == CM_HTTP) {
+		struct pend *e = pe_last(cc);
+
+		/* a request cut by the end of the stream */
+		if (e && e->state == PE_FRAMING)
+			pe_damage(cc, e);
+		if (!cc->arbiter)
+			cc_release(cc);
+		cc_drop_pending(cc); /* whatever production did not answer */
+		cc->mode = CM_OFF;
+	}
 	for (s = 0; s < sh->nslots; s++)
 		if (cc->sc[s])
 			sc_release(cc->sc[s]);
 	st_http__free(&cc->req);
+	st_http__free(&cc->prod);
+	stage_truncate(cc, cc->stage.acked);
+	st_bq_free(&cc->stage);
+	free(cc->pe);
 	free(cc->det);
 	c->user = NULL;
 	free(cc);
@@ -1532,6 +1199,7 @@ static const struct st_reasm_ops shadow_ops = {
 	.open = on_open,
 	.data = on_data,
 	.gap = on_gap,
+	.end = on_end,
 	.close = on_close,
 };
 
@@ -1577,7 +1245,7 @@ struct st_shadow *st_shadow__new(const struct st_shadow_config *cfg)
 	if (!sh->cfg.mark_name)
 		sh->rw.marker_value = NULL;
 	sh->rewrite = sh->rw.nset || sh->rw.host || sh->rw.marker_name;
-	sh->rbuf = malloc(READ_BUF);
+	sh->rbuf = malloc(ST_SH_READ_BUF);
 	sh->epfd = epoll_create1(EPOLL_CLOEXEC);
 	rc.ports = sh->cfg.ports;
 	rc.n_ports = sh->cfg.n_ports;
@@ -1611,7 +1279,13 @@ void st_shadow__free(struct st_shadow *sh)
 		sh->dirty = sc->dnext;
 		sc->dirty = false;
 	}
-	free_dead(sh);
+	while (sh->rd_pending) {
+		struct sconn *sc = sh->rd_pending;
+
+		sh->rd_pending = sc->rnext;
+		sc->read_more = false;
+	}
+	sh_free_dead(sh);
 	if (sh->epfd >= 0)
 		close(sh->epfd);
 	free(sh->own);
@@ -1659,6 +1333,44 @@ static bool sampled_out(const struct st_shadow *sh, const struct st_segment *seg
 	return (double)(conn_hash(&k) % 10000) >= sh->cfg.sample_pct * 100;
 }
 
+/* A server->client segment: the capture holds production's answers. */
+static bool from_server(const struct st_shadow *sh, const struct st_segment *seg)
+{
+	if (seg->dir >= 0)
+		return seg->dir == ST_DIR_OUT;
+	for (size_t i = 0; i < sh->cfg.n_ports; i++)
+		if (seg->key.sport == sh->cfg.ports[i])
+			return true;
+	return false;
+}
+
+bool st_shadow__own(const struct st_shadow *sh, const struct st_segment *seg)
+{
+	return sh_own_has(sh, &seg->key.src, seg->key.sport) ||
+	       sh_own_has(sh, &seg->key.dst, seg->key.dport);
+}
+
+static void arbiter_off(void *ctx, struct st_reasm_conn *c)
+{
+	struct cconn *cc = c->user;
+
+	(void)ctx;
+	if (!cc || cc->mode != CM_HTTP || !cc->arbiter)
+		return;
+	cc->arbiter = false;
+	cc_release(cc);
+}
+
+/* Releases, on strict framing alone, everything the arbiter was holding. */
+static void drop_arbiter(struct st_shadow *sh)
+{
+	sh->no_arbiter = true;
+	pr_warn("no server->client traffic in the capture after %" PRIu64 " requests: "
+		"production's answers are missing (asymmetric routing, or a client-side-only pcap); "
+		"requests are released on strict framing alone", sh->st.requests);
+	st_reasm__foreach(sh->r, arbiter_off, sh);
+}
+
 void st_shadow__feed(struct st_shadow *sh, const struct st_segment *seg)
 {
 	if (st_shadow__own(sh, seg)) {
@@ -1674,21 +1386,29 @@ void st_shadow__feed(struct st_shadow *sh, const struct st_segment *seg)
 		}
 		return;
 	}
+	if (!sh->prod_segments && from_server(sh, seg))
+		sh->prod_segments++;
 	st_reasm__feed(sh->r, seg);
-	free_dead(sh);
+	if (!sh->prod_segments && !sh->no_arbiter && sh->cfg.release == ST_RELEASE_ANSWERED &&
+	    sh->st.requests >= NO_ARBITER_AFTER)
+		drop_arbiter(sh);
+	sh_free_dead(sh);
 }
 
 void st_shadow__flush(struct st_shadow *sh)
 {
+	if (!sh->prod_segments && !sh->no_arbiter && sh->cfg.release == ST_RELEASE_ANSWERED &&
+	    sh->st.requests)
+		drop_arbiter(sh);
 	st_reasm__flush(sh->r);
-	kick(sh);
-	free_dead(sh);
+	sh_kick(sh);
+	sh_free_dead(sh);
 }
 
 void st_shadow__kick(struct st_shadow *sh)
 {
-	kick(sh);
-	free_dead(sh);
+	sh_kick(sh);
+	sh_free_dead(sh);
 }
 
 int st_shadow__fd(const struct st_shadow *sh)
@@ -1696,75 +1416,33 @@ int st_shadow__fd(const struct st_shadow *sh)
 	return sh->epfd;
 }
 
-static int do_poll(struct st_shadow *sh, int timeout_ms)
-{
-	struct epoll_event evs[EVENTS_MAX];
-	int n, i;
-
-	kick(sh);
-	n = epoll_wait(sh->epfd, evs, EVENTS_MAX, timeout_ms);
-	for (i = 0; i < n; i++) {
-		struct sconn *sc = evs[i].data.ptr;
-
-		/* a connection closed earlier in this batch sits on the dead list: skip it */
-		if (sc->state != SC_DEAD)
-			sc_event(sc, evs[i].events);
-	}
-	free_dead(sh);
-	return n < 0 && errno != EINTR ? -errno : 0;
-}
-
 int st_shadow__io(struct st_shadow *sh)
 {
-	int r = do_poll(sh, 0);
+	int r = sh_poll(sh, 0);
 
 	return r < 0 ? r : 0;
 }
 
 int st_shadow__poll(struct st_shadow *sh, int timeout_ms)
 {
-	return do_poll(sh, timeout_ms);
+	return sh_poll(sh, timeout_ms);
 }
 
 void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns)
 {
-	uint64_t now = st_mono_ns();
-	struct sconn *sc, *nx;
+	uint64_t now = sh_now(sh);
 
 	if (sh->cfg.live && now_real_ns)
 		st_reasm__tick(sh->r, now_real_ns);
-	kick(sh);
-	for (sc = sh->live; sc; sc = nx) {
-		nx = sc->next;
-		if (sc->state == SC_CONNECTING && now - sc->progress_ns > CONNECT_TIMEOUT_NS) {
-			target_failed(sh, sc->target);
-			sc_close(sc, true);
-		} else if (sc->state == SC_UP && sc->q.sent < sc->q.commit &&
-			   now - sc->progress_ns > ST_SHADOW_STALL_NS) {
-			/* the shadow stopped reading: free its queue, production must not wait */
-			sc_close(sc, true);
-		} else if (sc->shut && now > sc->linger_until) {
-			sc_close(sc, false);
-		} else if (sc->state == SC_UP && !sc->cc && !sc->shut && sc->req_n &&
-			   sc->q.sent == sc->q.end &&
-			   now - (sc->answer_ns > sc->progress_ns ? sc->answer_ns : sc->progress_ns) >
-				   ST_SHADOW_LINGER_NS) {
-			/* detached, all written, answers stopped coming: give up on them */
-			sc_close(sc, false);
-		} else if (sc->state == SC_UP && sc->retain && sh->ts[sc->target].per_conn &&
-			   sc->written >= sh->ts[sc->target].per_conn && !sc->req_nsent &&
-			   sc->req_n && now - sc->answer_ns > PER_CONN_WAIT_NS) {
-			/* everything answered and no close: the learned limit does not hold */
-			sh->ts[sc->target].per_conn = 0;
-			sc_flush(sc);
-		}
-	}
+	sh_kick(sh);
+	sh_conn_timers(sh, now);
 	if (now - sh->last_gc > GC_EVERY_NS) {
 		sh->last_gc = now;
-		if (sh->own_cap)
-			own_rebuild(sh, sh->own_cap, now);
+		sh_own_gc(sh, now);
 	}
-	free_dead(sh);
+	if (sh->rd_pending)
+		sh_poll(sh, 0);
+	sh_free_dead(sh);
 }
 
 bool st_shadow__idle(const struct st_shadow *sh)
@@ -1782,12 +1460,12 @@ void st_shadow__drain(struct st_shadow *sh, int timeout_ms)
 	uint64_t end = st_mono_ns() + (uint64_t)timeout_ms * 1000000;
 
 	while (sh->live && st_mono_ns() < end) {
-		do_poll(sh, 50);
+		sh_poll(sh, 50);
 		st_shadow__tick(sh, 0);
 	}
 	while (sh->live)
 		sc_close(sh->live, false);
-	free_dead(sh);
+	sh_free_dead(sh);
 }
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out)

@@ -6,12 +6,21 @@
  * non-blocking sockets, one per captured connection and target.
  *
  * Contract, which production depends on:
+ *  - the shadow never runs a request production did not: client requests are
+ *    framed strictly (RFC 9112, http.c), and a complete request is released
+ *    only once production's own answer to it is in the capture (the server's
+ *    side of the same connection): answered normally => released; refused
+ *    (an error, then a close) => neither it nor anything after it on that
+ *    connection. ST_RELEASE_FRAMED trades this for latency;
+ *  - a framing error, or a capture gap that framing cannot step over, ends
+ *    the replay of that connection: the stream is never "repaired" or
+ *    resynchronised into a new request (unless cfg.resync, documented risk);
+ *    a request that crossed a gap is never sent, partly or spliced;
  *  - nothing here ever blocks: sockets are non-blocking, output is queued in
  *    bounded per-connection and global queues; when a shadow is slow, stuck
- *    or down, whole requests are dropped and counted;
- *  - in HTTP mode a request is queued for sending only once it is complete
- *    (MSG_DONE): a request that crossed a gap or a framing error is never
- *    sent, partly or spliced; the stream resynchronises at the next request;
+ *    or down, whole requests are dropped and counted; reading the shadows'
+ *    answers is bounded per I/O turn, and an answer that is not HTTP closes
+ *    that shadow connection;
  *  - in raw mode bytes are forwarded as they come, and the shadow connection
  *    is closed at a gap (a byte stream cannot be resynchronised);
  *  - the agent's own connections to the shadows are recognised and never fed
@@ -43,6 +52,16 @@
 #define ST_SHADOW_BACKOFF_MAX_NS (5000ull * 1000000)
 #define ST_SHADOW_LINGER_NS (5000ull * 1000000)   /* a detached connection drains this long */
 #define ST_SHADOW_STALL_NS (10000ull * 1000000)   /* no write progress this long: give up */
+
+/* When a framed request goes to the shadows. */
+enum st_shadow_release {
+	/* once production's own answer to it is in the capture, and only if production ran it:
+	 * the shadow never runs a request production did not (the default) */
+	ST_RELEASE_ANSWERED = 0,
+	/* as soon as it is framed (lower latency): strict framing alone decides; a request that
+	 * production then refuses has already gone out */
+	ST_RELEASE_FRAMED,
+};
 
 enum st_shadow_proto {
 	ST_PROTO_AUTO = 0, /* HTTP/1.x if the first client bytes start a request, else raw */
@@ -91,6 +110,13 @@ struct st_shadow_config {
 	size_t n_ports;
 	uint64_t reasm_max_mem;        /* 0 = reasm default */
 	uint64_t hash_seed;            /* for reassembly tables only; sampling is stable */
+	enum st_shadow_release release;
+	bool resync;                   /* join connections midway and resume after a capture gap
+					* at the next request line (released without production's
+					* confirmation: a body that looks like a request can pass) */
+	uint32_t head_cap;             /* largest request head framed (0: http.c's default) */
+	uint64_t (*clock)(void *ctx);  /* CLOCK_MONOTONIC ns; NULL: the real one (tests inject) */
+	void *clock_ctx;
 	void (*on_response)(void *ctx, const struct st_shadow_resp *r);
 	void *ctx;
 };
@@ -98,7 +124,8 @@ struct st_shadow_config {
 /*
  * The engine's counters (stats.h): the struct, the summary/stats line and the
  * metrics all come from this list. With one target and no --multiply, at the
- * end of a run: requests = replayed + dropped + filtered + gaps_skipped.
+ * end of a run: requests = replayed + dropped + filtered + gaps_skipped + prod_rejected
+ * + prod_unanswered.
  */
 #define ST_SHADOW_STATS(X, T)                                                                   \
 	X(T, requests, COUNTER, "HTTP requests framed from replayed captured connections")     \
@@ -122,7 +149,14 @@ struct st_shadow_config {
 	X(T, skipped_conns, COUNTER, "captured connections not replayed (sampled out, ...)")   \
 	X(T, upgrades, COUNTER, "connections switched to raw after Upgrade/CONNECT")           \
 	X(T, raw_closed, COUNTER, "raw shadow connections closed at a gap or full queue")      \
-	X(T, malformed, COUNTER, "framing errors in captured requests")                        \
+	X(T, malformed, COUNTER, "framing errors in captured requests: replay of the connection stops") \
+	X(T, prod_rejected, COUNTER, "requests production refused (error, then close): not replayed") \
+	X(T, prod_unanswered, COUNTER, "requests production never answered: not replayed")    \
+	X(T, stopped_conns, COUNTER, "captured connections whose replay stopped early")       \
+	X(T, arbiter_lost, COUNTER, "connections whose production answers could not be followed") \
+	X(T, joined, COUNTER, "connections joined midway: not replayed without --resync")     \
+	X(T, not_http, COUNTER, "connections that did not speak HTTP on an HTTP port")        \
+	X(T, bad_responses, COUNTER, "shadow connections closed: the shadow's answer was not HTTP") \
 	X(T, connects, COUNTER, "shadow connections opened")                                   \
 	X(T, reconnects, COUNTER, "shadow connections opened while the target was failing")    \
 	X(T, gap_bytes, COUNTER, "client bytes reassembly reported missing")                   \
@@ -130,7 +164,21 @@ struct st_shadow_config {
 	X(T, sampled_out_segments, COUNTER, "segments of connections --sample left out")       \
 	X(T, shadow_conns, GAUGE, "shadow connections open now")                               \
 	X(T, queued, GAUGE, "bytes queued for the shadows now (chunk memory)")                 \
-	X(T, queued_peak, GAUGE, "most bytes ever queued")
+	X(T, queued_peak, GAUGE, "most bytes ever queued")                                     \
+	X(T, staged, GAUGE, "requests framed and waiting for production's answer now")         \
+	X(T, malformed_start_line, DETAIL, "framing errors: malformed request line")           \
+	X(T, malformed_version, DETAIL, "framing errors: not HTTP/1.x")                        \
+	X(T, malformed_header, DETAIL, "framing errors: bad field line")                       \
+	X(T, malformed_obs_fold, DETAIL, "framing errors: obsolete line folding")              \
+	X(T, malformed_bare_cr, DETAIL, "framing errors: CR without LF")                       \
+	X(T, malformed_bare_lf, DETAIL, "framing errors: LF without CR")                       \
+	X(T, malformed_head_too_large, DETAIL, "framing errors: head larger than the cap")     \
+	X(T, malformed_too_many_headers, DETAIL, "framing errors: too many fields")            \
+	X(T, malformed_content_length, DETAIL, "framing errors: bad or repeated Content-Length") \
+	X(T, malformed_transfer_encoding, DETAIL, "framing errors: Transfer-Encoding not chunked") \
+	X(T, malformed_cl_and_te, DETAIL, "framing errors: Content-Length and Transfer-Encoding") \
+	X(T, malformed_chunk, DETAIL, "framing errors: bad chunk framing")                     \
+	X(T, malformed_trailer, DETAIL, "framing errors: bad trailer section")
 
 struct st_shadow_stats {
 	ST_SHADOW_STATS(ST_STAT_FIELD, _)

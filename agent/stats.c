@@ -64,8 +64,12 @@ size_t st_statline_format(const struct st_statline *l, char *buf, size_t len)
 	if (len)
 		buf[0] = 0;
 	for (size_t i = 0; i < l->n; i++) {
-		int k = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0,
-				 "%s%s=%" PRIu64, i ? " " : "", l->e[i].name, l->e[i].v);
+		int k;
+
+		if (l->e[i].kind == ST_STAT_DETAIL && !l->e[i].v)
+			continue;
+		k = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0,
+			     "%s%s=%" PRIu64, used ? " " : "", l->e[i].name, l->e[i].v);
 
 		if (k > 0)
 			used += (size_t)k;
@@ -86,12 +90,12 @@ int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *com
 {
 	for (size_t i = 0; i < l->n; i++) {
 		const struct st_statline_ent *e = &l->e[i];
-		const char *sfx = e->kind == ST_STAT_COUNTER ? "_total" : "";
+		const char *sfx = e->kind == ST_STAT_GAUGE ? "" : "_total";
 
 		if (e->help)
 			fprintf(f, "# HELP shadowtap_%s%s %s\n", e->name, sfx, e->help);
 		fprintf(f, "# TYPE shadowtap_%s%s %s\nshadowtap_%s%s{command=\"%s\"} %" PRIu64 "\n",
-			e->name, sfx, e->kind == ST_STAT_COUNTER ? "counter" : "gauge", e->name, sfx,
+			e->name, sfx, e->kind == ST_STAT_GAUGE ? "gauge" : "counter", e->name, sfx,
 			command, e->v);
 	}
 	return ferror(f) ? -EIO : 0;

@@ -27,6 +27,8 @@
 enum st_stat_kind {
 	ST_STAT_COUNTER = 0, /* only goes up: metric shadowtap_<name>_total */
 	ST_STAT_GAUGE = 1,   /* a level: metric shadowtap_<name> */
+	ST_STAT_DETAIL = 2,  /* a counter the summary line shows only when it is not 0 (a
+			      * breakdown by reason); metrics always have it */
 };
 
 struct st_stat_desc {

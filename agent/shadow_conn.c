@@ -1,0 +1,742 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The shadow side of the engine (shadow_int.h): one sconn per connection to a
+ * shadow target. Queues hold absolute stream offsets: acked <= sent <= commit
+ * <= end; the captured side appends whole released requests and commits them,
+ * this side writes them without ever blocking, reads and frames the shadow's
+ * responses, and closes or retries as the shadow behaves.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "shadow_int.h"
+
+#define IOV_MAX_SEND 64
+#define EVENTS_MAX 256
+#define CONNECT_TIMEOUT_NS (5000ull * 1000000)
+#define OWN_LINGER_NS (60ull * 1000000000)
+#define PER_CONN_WAIT_NS (1000ull * 1000000)
+
+/* ---- own endpoints: the agent's shadow sockets, never fed back ------------------------ */
+
+static size_t own_slot(const struct own_ent *tab, size_t cap, const struct st_addr *a,
+		       uint16_t port)
+{
+	uint64_t h = ((uint64_t)a->a[0] << 16 ^ a->a[3] ^ port) * 0x9e3779b97f4a7c15ull;
+	size_t i = (size_t)(h >> 40) & (cap - 1);
+
+	while (tab[i].used && (tab[i].port != port || tab[i].a.family != a->family ||
+			       memcmp(tab[i].a.a, a->a, sizeof(a->a))))
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
+static int own_rebuild(struct st_shadow *sh, size_t cap, uint64_t now)
+{
+	struct own_ent *n = calloc(cap, sizeof(*n));
+	size_t i, k = 0;
+
+	if (!n)
+		return -ENOMEM;
+	for (i = 0; i < sh->own_cap; i++) {
+		struct own_ent *e = &sh->own[i];
+
+		if (!e->used || (e->expire && e->expire <= now))
+			continue;
+		n[own_slot(n, cap, &e->a, e->port)] = *e;
+		k++;
+	}
+	free(sh->own);
+	sh->own = n;
+	sh->own_cap = cap;
+	sh->own_n = k;
+	return 0;
+}
+
+static void own_add(struct st_shadow *sh, const struct st_addr *a, uint16_t port)
+{
+	size_t i;
+
+	if ((sh->own_n + 1) * 2 > sh->own_cap &&
+	    own_rebuild(sh, sh->own_cap ? sh->own_cap * 2 : 256, sh_now(sh)))
+		return;
+	i = own_slot(sh->own, sh->own_cap, a, port);
+	if (!sh->own[i].used)
+		sh->own_n++;
+	sh->own[i] = (struct own_ent){ .a = *a, .port = port, .used = 1 };
+}
+
+static void own_release(struct st_shadow *sh, const struct st_addr *a, uint16_t port)
+{
+	size_t i;
+
+	if (!sh->own_cap || !port)
+		return;
+	i = own_slot(sh->own, sh->own_cap, a, port);
+	/* Late segments (FIN, TIME_WAIT ACKs) of the socket may still come through the tap. */
+	if (sh->own[i].used)
+		sh->own[i].expire = sh_now(sh) + OWN_LINGER_NS;
+}
+
+bool sh_own_has(const struct st_shadow *sh, const struct st_addr *a, uint16_t port)
+{
+	struct st_addr k = { .family = a->family };
+	size_t i;
+
+	if (!sh->own_n)
+		return false;
+	memcpy(k.a, a->a, sizeof(k.a));
+	i = own_slot(sh->own, sh->own_cap, &k, port);
+	return sh->own[i].used;
+}
+
+void sh_own_gc(struct st_shadow *sh, uint64_t now)
+{
+	if (sh->own_cap)
+		own_rebuild(sh, sh->own_cap, now);
+}
+
+static void sockaddr_to(const struct sockaddr_storage *ss, struct st_addr *a, uint16_t *port)
+{
+	memset(a, 0, sizeof(*a));
+	*port = 0;
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		a->family = 4;
+		a->a[0] = s4->sin_addr.s_addr;
+		*port = ntohs(s4->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		a->family = 6;
+		memcpy(a->a, &s6->sin6_addr, 16);
+		*port = ntohs(s6->sin6_port);
+	}
+}
+
+/* ---- accounting ------------------------------------------------------------------------- */
+
+void sc_acct(struct sconn *sc, uint64_t old)
+{
+	struct st_shadow *sh = sc->sh;
+	uint64_t now = st_bq_mem(&sc->q);
+	bool cong = now > sh->cfg.conn_queue_max / 2;
+
+	sh->queued = sh->queued - old + now;
+	if (sh->queued > sh->st.queued_peak)
+		sh->st.queued_peak = sh->queued;
+	if (cong != sc->congested) {
+		sc->congested = cong;
+		if (cong)
+			sh->n_congested++;
+		else
+			sh->n_congested--;
+	}
+}
+
+static void target_failed(struct st_shadow *sh, unsigned t)
+{
+	struct target_state *ts = &sh->ts[t];
+	unsigned shift = ts->fails < 16 ? ts->fails : 16;
+	uint64_t b = ST_SHADOW_BACKOFF_MIN_NS << shift;
+
+	if (b > ST_SHADOW_BACKOFF_MAX_NS)
+		b = ST_SHADOW_BACKOFF_MAX_NS;
+	ts->fails++;
+	ts->retry_at = sh_now(sh) + b;
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static void sc_unlink(struct sconn *sc)
+{
+	struct st_shadow *sh = sc->sh;
+
+	if (sc->prev)
+		sc->prev->next = sc->next;
+	else
+		sh->live = sc->next;
+	if (sc->next)
+		sc->next->prev = sc->prev;
+	sc->prev = sc->next = NULL;
+}
+
+void sc_detach(struct sconn *sc)
+{
+	if (sc->cc) {
+		struct sconn **slotp = st_shadow_cc_slot(sc->cc, sc->slot);
+
+		if (*slotp == sc)
+			*slotp = NULL;
+		sc->cc = NULL;
+	}
+}
+
+void sc_close(struct sconn *sc, bool error)
+{
+	struct st_shadow *sh = sc->sh;
+	uint64_t lost = sc->req_n - sc->req_nsent;
+	uint64_t old = st_bq_mem(&sc->q);
+
+	if (sc->state == SC_DEAD)
+		return;
+	if (error)
+		sh->st.errors++;
+	sh->st.dropped += lost;
+	sh->st.dropped_down += lost;
+	sh->st.unanswered += sc->req_nsent; /* written whole, no answer before the close */
+	sc_detach(sc);
+	if (sc->fd >= 0) {
+		epoll_ctl(sh->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
+		close(sc->fd);
+		sc->fd = -1;
+		own_release(sh, &sc->laddr, sc->lport);
+	}
+	st_bq_free(&sc->q);
+	sc_acct(sc, old);
+	sc->state = SC_DEAD;
+	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
+	sc_unlink(sc);
+	sh->n_live--;
+	sc->next = sh->dead;
+	sh->dead = sc;
+}
+
+/* Frees closed connections, except those the dirty or read lists still point to. */
+void sh_free_dead(struct st_shadow *sh)
+{
+	struct sconn **pp = &sh->dead;
+
+	while (*pp) {
+		struct sconn *sc = *pp;
+
+		if (sc->dirty || sc->read_more) {
+			pp = &sc->next;
+			continue;
+		}
+		*pp = sc->next;
+		st_http__free(&sc->resp);
+		free(sc->req);
+		free(sc);
+	}
+}
+
+/*
+ * Requests are written in batches: a whole ring buffer batch (or pcap feed)
+ * commits them, then one kick writes each connection's new requests with one
+ * sendmsg, however many there are (under load, dozens per connection).
+ */
+void sc_mark(struct sconn *sc)
+{
+	if (sc->dirty)
+		return;
+	sc->dirty = true;
+	sc->dnext = sc->sh->dirty;
+	sc->sh->dirty = sc;
+}
+
+static void sc_flush(struct sconn *sc);
+
+void sh_kick(struct st_shadow *sh)
+{
+	while (sh->dirty) {
+		struct sconn *sc = sh->dirty;
+
+		sh->dirty = sc->dnext;
+		sc->dirty = false;
+		if (sc->state != SC_DEAD)
+			sc_flush(sc);
+	}
+}
+
+struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool raw)
+{
+	unsigned t = slot / sh->cfg.multiply;
+	const struct st_shadow_target *tg = &sh->cfg.targets[t];
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	uint64_t now = sh_now(sh);
+	struct sconn *sc;
+	int one = 1, fd, r;
+
+	if (sh->ts[t].retry_at > now)
+		return NULL; /* backing off: the caller drops the request */
+	fd = socket(tg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0) {
+		sh->st.errors++;
+		return NULL;
+	}
+	/* Whole requests go out in one write: Nagle would only add latency. */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	sh->st.connects++;
+	if (sh->ts[t].fails)
+		sh->st.reconnects++;
+	r = connect(fd, (const struct sockaddr *)&tg->addr, tg->addrlen);
+	if (r && errno != EINPROGRESS) {
+		sh->st.errors++;
+		target_failed(sh, t);
+		close(fd);
+		return NULL;
+	}
+	sc = calloc(1, sizeof(*sc));
+	if (!sc) {
+		close(fd);
+		return NULL;
+	}
+	sc->sh = sh;
+	sc->cc = cc;
+	sc->slot = slot;
+	sc->target = t;
+	sc->fd = fd;
+	sc->raw = raw;
+	sc->retain = !raw;
+	sc->state = r ? SC_CONNECTING : SC_UP;
+	sc->progress_ns = now;
+	sc->conn_id = cc ? st_shadow_cc_id(cc) : 0;
+	st_http__init(&sc->resp, ST_HTTP_RESPONSE, NULL);
+	if (!getsockname(fd, (struct sockaddr *)&ss, &sl)) {
+		sockaddr_to(&ss, &sc->laddr, &sc->lport);
+		own_add(sh, &sc->laddr, sc->lport);
+	}
+	ev.data.ptr = sc;
+	if (epoll_ctl(sh->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		sh->st.errors++;
+		own_release(sh, &sc->laddr, sc->lport);
+		close(fd);
+		free(sc);
+		return NULL;
+	}
+	sc->next = sh->live;
+	if (sh->live)
+		sh->live->prev = sc;
+	sh->live = sc;
+	sh->n_live++;
+	if (sc->state == SC_UP)
+		sh->ts[t].fails = 0, sh->ts[t].retry_at = 0;
+	return sc;
+}
+
+/* ---- requests on a shadow connection ---------------------------------------------------- */
+
+static struct reqent *req_at(struct sconn *sc, uint32_t i)
+{
+	return &sc->req[(sc->req_head + i) % sc->req_cap];
+}
+
+int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka)
+{
+	if (sc->req_n == sc->req_cap) {
+		uint32_t ncap = sc->req_cap ? sc->req_cap * 2 : 8, i;
+		struct reqent *n = malloc(ncap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		for (i = 0; i < sc->req_n; i++)
+			n[i] = *req_at(sc, i);
+		free(sc->req);
+		sc->req = n;
+		sc->req_cap = ncap;
+		sc->req_head = 0;
+	}
+	sc->req[(sc->req_head + sc->req_n) % sc->req_cap] = (struct reqent){ end, (uint8_t)m, ka };
+	sc->req_n++;
+	return 0;
+}
+
+static void req_pop(struct sconn *sc)
+{
+	sc->req_head = (sc->req_head + 1) % sc->req_cap;
+	sc->req_n--;
+	if (sc->req_nsent)
+		sc->req_nsent--;
+	if (sc->req_npushed)
+		sc->req_npushed--;
+}
+
+/*
+ * The response parser needs each request's method (HEAD has no body) but holds
+ * only ST_HTTP_METHOD_QUEUE of them; requests can run further ahead than that.
+ */
+void sc_push_methods(struct sconn *sc)
+{
+	while (sc->retain && sc->req_npushed < sc->req_n &&
+	       !st_http__push_method(&sc->resp, req_at(sc, sc->req_npushed)->method))
+		sc->req_npushed++;
+}
+
+void sc_noretain(struct sconn *sc)
+{
+	uint64_t old = st_bq_mem(&sc->q);
+
+	sc->retain = false;
+	while (sc->req_nsent)
+		req_pop(sc);
+	st_bq_release(&sc->q, sc->q.sent);
+	sc_acct(sc, old);
+}
+
+static void sc_finish(struct sconn *sc);
+
+/* Writes what is committed; never blocks. */
+static void sc_flush(struct sconn *sc)
+{
+	struct st_shadow *sh = sc->sh;
+	uint64_t old = st_bq_mem(&sc->q);
+
+	while (sc->state == SC_UP && sc->q.sent < sc->q.commit) {
+		struct iovec iov[IOV_MAX_SEND];
+		struct msghdr mh = { .msg_iov = iov };
+		uint64_t lim = sc->q.commit, per = sh->ts[sc->target].per_conn;
+		ssize_t n;
+
+		if (sc->retain && per) {
+			/* what the target would not process on this connection stays queued: it goes
+			 * to the next connection when this one closes */
+			if (sc->written >= per)
+				break;
+			if (sc->req_n - sc->req_nsent > per - sc->written)
+				lim = req_at(sc, sc->req_nsent + (uint32_t)(per - sc->written) - 1)->end;
+		}
+		mh.msg_iovlen = (size_t)st_bq_iov(&sc->q, sc->q.sent, lim, iov, IOV_MAX_SEND);
+		n = sendmsg(sc->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				break;
+			sc_acct(sc, old);
+			sc_close(sc, true);
+			return;
+		}
+		sc->q.sent += (uint64_t)n;
+		sh->st.bytes += (uint64_t)n;
+		sc->progress_ns = sh_now(sh);
+		while (sc->req_nsent < sc->req_n && req_at(sc, sc->req_nsent)->end <= sc->q.sent) {
+			sc->req_nsent++;
+			sc->written++;
+			sh->st.replayed++;
+		}
+		if (!sc->retain) {
+			while (sc->req_nsent)
+				req_pop(sc);
+			st_bq_release(&sc->q, sc->q.sent);
+		}
+	}
+	sc_acct(sc, old);
+	if (!sc->cc && sc->state == SC_UP)
+		sc_finish(sc);
+}
+
+/*
+ * A detached connection: once everything is written (and, when responses are
+ * framed, answered), send our FIN and linger for the close. Not before the
+ * answers: a server may abort a request in progress when its client half-closes.
+ */
+static void sc_finish(struct sconn *sc)
+{
+	if (sc->state != SC_UP || sc->shut || sc->q.sent < sc->q.end ||
+	    (sc->retain && sc->req_n))
+		return;
+	if (!sc->q.sent) {
+		sc_close(sc, false); /* nothing was ever sent: nothing to wait for */
+		return;
+	}
+	shutdown(sc->fd, SHUT_WR);
+	sc->shut = true;
+	sc->linger_until = sh_now(sc->sh) + ST_SHADOW_LINGER_NS;
+}
+
+void sc_release(struct sconn *sc)
+{
+	sc_detach(sc);
+	if (sc->state == SC_UP)
+		sc_finish(sc);
+}
+
+/* ---- the shadow's responses ------------------------------------------------------------- */
+
+/* The shadow answered something that does not frame as HTTP: it is broken or hostile.
+ * Reading on would cost the agent (a flood of garbage) and could never pair again. */
+static void sc_bad_response(struct sconn *sc)
+{
+	sc->sh->st.bad_responses++;
+	target_failed(sc->sh, sc->target);
+	sc_close(sc, true);
+}
+
+/* Returns false when sc was closed. */
+static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
+{
+	struct st_shadow *sh = sc->sh;
+	struct st_http_event ev;
+
+	for (;;) {
+		size_t n = st_http__feed(&sc->resp, buf, len, &ev);
+
+		buf += n;
+		len -= n;
+		switch (ev.type) {
+		case ST_HTTP_EV_NEED_MORE:
+			return true;
+		case ST_HTTP_EV_MSG_DONE:
+			if (ev.head->flags & ST_HTTP_HF_INTERIM)
+				break;
+			sh->st.responses++;
+			if (sh->cfg.on_response) {
+				struct st_shadow_resp r = {
+					.conn_id = sc->conn_id, .slot = sc->slot,
+					.req_seq = sc->resp_seq, .head = ev.head,
+					.body_len = ev.body_len,
+				};
+
+				sh->cfg.on_response(sh->cfg.ctx, &r);
+			}
+			sc->resp_seq++;
+			sc->answered++;
+			sc->answer_ns = sh_now(sh);
+			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE))
+				sc->server_done = true;
+			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE) && sc->retain && sc->req_nsent &&
+			    req_at(sc, 0)->keep_alive) {
+				/* the target closes after this many requests, though the request did not
+				 * ask for it: send no more than that per connection */
+				struct target_state *ts = &sh->ts[sc->target];
+
+				if (!ts->per_conn || sc->answered < ts->per_conn)
+					ts->per_conn = sc->answered;
+			}
+			if (sc->retain && sc->req_nsent) {
+				uint64_t old = st_bq_mem(&sc->q);
+
+				st_bq_release(&sc->q, req_at(sc, 0)->end);
+				req_pop(sc);
+				sc_acct(sc, old);
+				sc_push_methods(sc);
+				if (!sc->cc && !sc->req_n)
+					sc_finish(sc); /* the last answer: now our FIN */
+			}
+			break;
+		case ST_HTTP_EV_UPGRADED:
+			/* a tunnel (the request asked for it): bytes are counted only from now */
+			sc->resp_tunnel = true;
+			sc_noretain(sc);
+			return true;
+		case ST_HTTP_EV_ERROR:
+			sc_bad_response(sc);
+			return false;
+		default:
+			break;
+		}
+		if (sc->state == SC_DEAD)
+			return false;
+	}
+}
+
+/*
+ * The shadow closed with requests unanswered after saying, in a response,
+ * Connection: close: it closes after N requests per connection (nginx's
+ * keepalive_requests), and what followed that response it never processed.
+ * Those go again, on a new connection. Without that word from the server a
+ * request may have run (a crash, a reset mid-response): it is not sent again
+ * (counted unanswered), so a shadow never sees a request twice.
+ */
+static void sc_requeue(struct sconn *sc)
+{
+	struct st_shadow *sh = sc->sh;
+	uint64_t old_sc = st_bq_mem(&sc->q), old_n;
+	struct sconn *n;
+
+	if (!sc->retain || !sc->server_done || !sc->req_n)
+		return;
+	n = sc_new(sh, sc->cc, sc->slot, false);
+	if (!n)
+		return; /* sc_close counts them */
+	/*
+	 * The queue moves as it is, offsets included: on the new connection nothing is
+	 * sent yet, so sent goes back to acked (the first unanswered byte).
+	 */
+	old_n = st_bq_mem(&n->q);
+	n->q = sc->q;
+	n->q.sent = n->q.acked;
+	memset(&sc->q, 0, sizeof(sc->q));
+	n->req = sc->req;
+	n->req_cap = sc->req_cap;
+	n->req_head = sc->req_head;
+	n->req_n = sc->req_n;
+	sc->req = NULL;
+	sc->req_cap = sc->req_head = 0;
+	n->last_sent = sc->last_sent;
+	n->conn_id = sc->conn_id;
+	sh->st.replayed -= sc->req_nsent; /* counted again when written again */
+	sh->st.resent += sc->req_nsent;
+	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
+	sc_acct(sc, old_sc);
+	sc_acct(n, old_n);
+	sc_push_methods(n);
+	if (sc->cc) {
+		*st_shadow_cc_slot(sc->cc, sc->slot) = n;
+		sc->cc = NULL;
+	}
+	if (n->state == SC_UP)
+		sc_flush(n);
+}
+
+static void read_later(struct sconn *sc)
+{
+	if (sc->read_more)
+		return;
+	sc->read_more = true;
+	sc->rnext = sc->sh->rd_pending;
+	sc->sh->rd_pending = sc;
+}
+
+/*
+ * Reads what the shadow sent, up to the read budget. Bodies whose length the
+ * framer knows are discarded in the kernel (MSG_TRUNC: no copy), so a large
+ * answer costs little. hup: the event said the peer closed.
+ */
+static void sc_read(struct sconn *sc, bool hup)
+{
+	struct st_shadow *sh = sc->sh;
+	uint64_t budget = ST_SH_READ_BUDGET;
+
+	while (budget) {
+		uint64_t skip = sc->raw || sc->resp_tunnel ? budget : st_http__body_left(&sc->resp);
+		size_t want = ST_SH_READ_BUF < budget ? ST_SH_READ_BUF : (size_t)budget;
+		ssize_t n;
+
+		if (skip) {
+			want = skip < budget ? (size_t)skip : (size_t)budget;
+			n = recv(sc->fd, NULL, want, MSG_DONTWAIT | MSG_TRUNC);
+		} else {
+			n = recv(sc->fd, sh->rbuf, want, MSG_DONTWAIT);
+		}
+		if (n > 0) {
+			sh->st.resp_bytes += (uint64_t)n;
+			budget -= (uint64_t)n;
+			if (skip) {
+				if (!sc->raw && !sc->resp_tunnel)
+					st_http__skip(&sc->resp, (uint64_t)n);
+			} else if (!resp_feed(sc, sh->rbuf, (size_t)n)) {
+				return; /* closed */
+			}
+			/* edge-triggered: a short read emptied the socket; the next bytes bring a
+			 * new edge. Saves the EAGAIN call per response. */
+			if ((size_t)n < want && !hup)
+				return;
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		/* EOF: the shadow closed (after our FIN, or on its own); else an error */
+		/* a server closing with our requests unread resets instead of a FIN */
+		if (n == 0 || errno == ECONNRESET)
+			sc_requeue(sc);
+		sc_close(sc, n < 0);
+		return;
+	}
+	read_later(sc); /* the budget ran out: the rest waits for the next turn */
+}
+
+static void sc_event(struct sconn *sc, uint32_t events)
+{
+	if (sc->state == SC_CONNECTING) {
+		int err = 0;
+		socklen_t l = sizeof(err);
+
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &l);
+		if (err || (events & (EPOLLERR | EPOLLHUP))) {
+			target_failed(sc->sh, sc->target);
+			sc_close(sc, true);
+			return;
+		}
+		sc->state = SC_UP;
+		sc->sh->ts[sc->target].fails = 0;
+		sc->sh->ts[sc->target].retry_at = 0;
+		sc->progress_ns = sh_now(sc->sh);
+	}
+	if (sc->state == SC_UP && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+		sc_read(sc, events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR));
+	if (sc->state == SC_UP)
+		sc_flush(sc);
+}
+
+/* Connections whose read budget ran out last turn read on (each with a new budget). */
+static void read_pending(struct st_shadow *sh)
+{
+	struct sconn *list = sh->rd_pending;
+
+	sh->rd_pending = NULL;
+	while (list) {
+		struct sconn *sc = list;
+
+		list = sc->rnext;
+		sc->read_more = false;
+		if (sc->state == SC_UP)
+			sc_event(sc, EPOLLIN);
+	}
+}
+
+int sh_poll(struct st_shadow *sh, int timeout_ms)
+{
+	struct epoll_event evs[EVENTS_MAX];
+	int n, i;
+
+	sh_kick(sh);
+	read_pending(sh);
+	n = epoll_wait(sh->epfd, evs, EVENTS_MAX, sh->rd_pending ? 0 : timeout_ms);
+	for (i = 0; i < n; i++) {
+		struct sconn *sc = evs[i].data.ptr;
+
+		/* a connection closed earlier in this batch sits on the dead list: skip it */
+		if (sc->state != SC_DEAD)
+			sc_event(sc, evs[i].events);
+	}
+	sh_free_dead(sh);
+	return n < 0 && errno != EINTR ? -errno : 0;
+}
+
+void sh_conn_timers(struct st_shadow *sh, uint64_t now)
+{
+	struct sconn *sc, *nx;
+
+	for (sc = sh->live; sc; sc = nx) {
+		nx = sc->next;
+		if (sc->state == SC_CONNECTING && now - sc->progress_ns > CONNECT_TIMEOUT_NS) {
+			target_failed(sh, sc->target);
+			sc_close(sc, true);
+		} else if (sc->state == SC_UP && sc->q.sent < sc->q.commit &&
+			   now - sc->progress_ns > ST_SHADOW_STALL_NS) {
+			/* the shadow stopped reading: free its queue, production must not wait */
+			sc_close(sc, true);
+		} else if (sc->shut && now > sc->linger_until) {
+			sc_close(sc, false);
+		} else if (sc->state == SC_UP && !sc->cc && !sc->shut && sc->req_n &&
+			   sc->q.sent == sc->q.end &&
+			   now - (sc->answer_ns > sc->progress_ns ? sc->answer_ns : sc->progress_ns) >
+				   ST_SHADOW_LINGER_NS) {
+			/* detached, all written, answers stopped coming: give up on them */
+			sc_close(sc, false);
+		} else if (sc->state == SC_UP && sc->retain && sh->ts[sc->target].per_conn &&
+			   sc->written >= sh->ts[sc->target].per_conn && !sc->req_nsent &&
+			   sc->req_n && now - sc->answer_ns > PER_CONN_WAIT_NS) {
+			/* everything answered and no close: the learned limit does not hold */
+			sh->ts[sc->target].per_conn = 0;
+			sc_flush(sc);
+		}
+	}
+}

@@ -1,0 +1,158 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The shadow engine's insides, shared by its two halves:
+ *  - shadow.c: the captured side. One cconn per captured client connection:
+ *    frames the client's requests (http.c), stages each complete request until
+ *    production's own answer shows it ran it (the arbiter), selects, and hands
+ *    released requests to the shadow connections.
+ *  - shadow_conn.c: the shadow side. One sconn per shadow connection: bounded
+ *    queue, non-blocking socket I/O, the shadow's responses framed and counted,
+ *    requests retried on a new connection when the shadow closes after N, and
+ *    the table of the agent's own endpoints (never fed back).
+ * Not part of the engine's API (shadow.h).
+ */
+#ifndef ST_SHADOW_INT_H
+#define ST_SHADOW_INT_H
+
+#include "bytequeue.h"
+#include "http.h"
+#include "loop.h"
+#include "reasm.h"
+#include "shadow.h"
+
+#define ST_SH_READ_BUF (64u * 1024)
+/* Bytes read from one shadow connection per I/O turn: a shadow answering a flood (or a 100 MB
+ * body) must not keep the agent from draining the ring. The rest waits for the next turn. */
+#define ST_SH_READ_BUDGET (1u << 20)
+
+enum { SC_CONNECTING = 0, SC_UP, SC_DEAD };
+
+/* A committed request on a shadow connection: where it ends, its method for the response parser. */
+struct reqent {
+	uint64_t end;
+	uint8_t method;
+	bool keep_alive;             /* the request itself let the connection persist */
+};
+
+struct cconn;
+
+struct sconn {
+	struct st_shadow *sh;
+	struct sconn *prev, *next;   /* live list, or the dead list */
+	struct cconn *cc;            /* NULL once detached */
+	unsigned slot, target;
+	int fd;
+	uint8_t state;
+	bool raw;                    /* bytes are a raw stream (raw mode or after an upgrade) */
+	bool last_sent;              /* the latest released request went out on this connection */
+	bool shut;                   /* our FIN is out: waiting for the shadow to close */
+	bool resp_tunnel;            /* the shadow switched protocols: its bytes are counted only */
+	bool retain;                 /* keep sent requests until answered (HTTP, responses framed):
+				      * a shadow that closes after N answers (nginx's
+				      * keepalive_requests) gets the rest on a new connection */
+	bool congested;              /* counted in sh->n_congested */
+	bool dirty;                  /* on sh->dirty: committed bytes wait for the next kick */
+	bool read_more;              /* on sh->rd_pending: the read budget ran out */
+	struct sconn *dnext, *rnext;
+	struct st_bq q;
+	struct reqent *req;          /* ring: committed requests not yet answered (retain) or sent */
+	uint32_t req_cap, req_head, req_n;
+	uint32_t req_nsent;          /* the ring's first req_nsent requests are written whole */
+	uint32_t req_npushed;        /* ... and the first req_npushed went to the response parser */
+	uint64_t answered;           /* final responses on this connection */
+	uint64_t written;            /* requests written whole on this connection */
+	uint64_t answer_ns;          /* the last final response */
+	bool server_done;            /* a response said Connection: close: nothing after it runs */
+	uint64_t progress_ns;        /* created, or the last write that moved bytes */
+	uint64_t linger_until;
+	uint64_t conn_id;
+	uint64_t resp_seq;
+	struct st_addr laddr;
+	uint16_t lport;
+	struct st_http_parser resp;
+};
+
+struct target_state {
+	unsigned lo, hi;             /* share of the hash space [0, 100) when pct */
+	unsigned fails;
+	uint64_t retry_at;
+	uint64_t per_conn;           /* the target closes after this many requests (learned) */
+};
+
+struct own_ent {
+	struct st_addr a;
+	uint16_t port;
+	uint8_t used;
+	uint64_t expire;             /* 0: socket open */
+};
+
+struct st_shadow {
+	struct st_shadow_config cfg;
+	struct st_reasm *r;
+	int epfd;
+	unsigned nslots;
+	struct target_state ts[ST_SHADOW_MAX_TARGETS];
+	struct sconn *live, *dead;
+	struct sconn *dirty;         /* connections with new requests since the last kick */
+	struct sconn *rd_pending;    /* connections with bytes left to read (budget) */
+	uint64_t n_live;
+	uint64_t queued;             /* bytes held by every queue: shadow connections and stages */
+	uint64_t n_congested;
+	struct st_shadow_stats st;
+	struct st_http_rewrite rw;
+	bool rewrite;
+	bool no_arbiter;             /* production's answers are missing: strict framing alone */
+	uint64_t prod_segments;      /* server->client segments seen (the arbiter's input) */
+	char *hbuf;
+	size_t hbuf_size;
+	char *pbuf;                  /* request target, NUL-terminated, for regexec */
+	size_t pbuf_size;
+	uint8_t *rbuf;
+	double tokens;
+	uint64_t tokens_ns;
+	uint64_t last_gc;
+	struct own_ent *own;
+	size_t own_cap, own_n;
+	uint8_t http_ports[65536 / 8]; /* --proto auto: HTTP was seen on this port */
+};
+
+/* The engine's clock (CLOCK_MONOTONIC ns, or the one injected for tests). */
+static inline uint64_t sh_now(const struct st_shadow *sh)
+{
+	return sh->cfg.clock ? sh->cfg.clock(sh->cfg.clock_ctx) : st_mono_ns();
+}
+
+/* ---- shadow.c, for the shadow side ------------------------------------------------------ */
+
+/* Where a captured connection keeps its shadow connection for slot. */
+struct sconn **st_shadow_cc_slot(struct cconn *cc, unsigned slot);
+uint64_t st_shadow_cc_id(const struct cconn *cc);
+
+/* ---- shadow_conn.c -------------------------------------------------------------------- */
+
+/* A new shadow connection for slot (NULL when the target backs off or fails; counted). */
+struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool raw);
+/* Closes sc; requests queued and not written whole are dropped (counted). */
+void sc_close(struct sconn *sc, bool error);
+/* No longer fed by its captured connection: drains what it has, then closes. */
+void sc_release(struct sconn *sc);
+void sc_detach(struct sconn *sc);
+/* Sent bytes are dropped as soon as written (raw streams). */
+void sc_noretain(struct sconn *sc);
+/* Committed bytes wait for the next kick. */
+void sc_mark(struct sconn *sc);
+/* Keeps the global byte count and the congestion count right after sc->q changed from old. */
+void sc_acct(struct sconn *sc, uint64_t old);
+int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka);
+void sc_push_methods(struct sconn *sc);
+/* Writes what every marked connection has committed. */
+void sh_kick(struct st_shadow *sh);
+void sh_free_dead(struct st_shadow *sh);
+/* Handles epoll events and connections with reading left, waiting up to timeout_ms. */
+int sh_poll(struct st_shadow *sh, int timeout_ms);
+/* Connect timeouts, stalls, lingering and learned limits. */
+void sh_conn_timers(struct st_shadow *sh, uint64_t now);
+bool sh_own_has(const struct st_shadow *sh, const struct st_addr *a, uint16_t port);
+void sh_own_gc(struct st_shadow *sh, uint64_t now);
+
+#endif /* ST_SHADOW_INT_H */
