@@ -529,8 +529,15 @@ static bool refusal_status(unsigned status)
 	}
 }
 
-/* The arbiter cannot follow production any more: requests still waiting never go. */
-static void arbiter_lost(struct cconn *cc)
+/*
+ * Production's answers cannot be followed any more. When production's own bytes say
+ * something we cannot pair (an answer that is not HTTP, an answer to a request we never
+ * framed) we disagree with production about this connection: it ends here. When the
+ * capture lost bytes of them (a gap framing cannot step over), production said nothing
+ * wrong: the connection goes on, released on strict framing alone, as when no answers are
+ * captured at all.
+ */
+static void arbiter_lost(struct cconn *cc, bool capture_damage)
 {
 	if (cc->prod_dead)
 		return;
@@ -538,6 +545,11 @@ static void arbiter_lost(struct cconn *cc)
 	if (!cc->arbiter)
 		return; /* advisory only on this connection */
 	cc->sh->st.arbiter_lost++;
+	if (capture_damage) {
+		cc->arbiter = false;
+		cc_release(cc);
+		return;
+	}
 	cc_stop(cc);
 }
 
@@ -568,8 +580,10 @@ static void prod_answer(struct cconn *cc, const struct st_http_head *h)
 				cc_stop(cc);
 			return;
 		}
-		/* an answer to a request we never framed: production and we disagree */
-		arbiter_lost(cc);
+		/* past what we framed: production answering the request we could not frame
+		 * (its refusal, most likely) is expected; otherwise we disagree with it */
+		if (!cc->req_dead)
+			arbiter_lost(cc, false);
 		return;
 	}
 	e->verdict = refusal_status(h->status) || hung_up ? V_REJECT : V_RUN;
@@ -591,7 +605,7 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			return;
 		case ST_HTTP_EV_HEAD:
 			if (ev.head->flags & ST_HTTP_HF_NO_REQUEST) {
-				arbiter_lost(cc);
+				arbiter_lost(cc, false);
 				return;
 			}
 			prod_answer(cc, ev.head);
@@ -603,7 +617,7 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			cc->prod_raw = true;
 			return;
 		case ST_HTTP_EV_ERROR:
-			arbiter_lost(cc);
+			arbiter_lost(cc, false);
 			return;
 		default:
 			break;
@@ -747,7 +761,7 @@ static void msg_head(struct cconn *cc, const struct st_http_head *h)
 	e = pe_push(cc);
 	if (e && !cc->prod_raw && !cc->prod_dead && st_http__push_method(&cc->prod, h->method)) {
 		/* deeper pipelining than production's answers can be followed for */
-		arbiter_lost(cc);
+		arbiter_lost(cc, false);
 		if (cc->mode != CM_HTTP)
 			return;
 	}
@@ -1136,7 +1150,7 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	/* production's answers: a gap inside a body of known length changes nothing */
 	if (cc->mode == CM_HTTP && !cc->prod_raw && !cc->prod_dead &&
 	    st_http__skip(&cc->prod, len))
-		arbiter_lost(cc);
+		arbiter_lost(cc, true);
 }
 
 static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why, uint64_t ts)

@@ -153,7 +153,7 @@ struct st_shadow_config {
 	X(T, prod_rejected, COUNTER, "requests production refused (error, then close): not replayed") \
 	X(T, prod_unanswered, COUNTER, "requests production never answered: not replayed")    \
 	X(T, stopped_conns, COUNTER, "captured connections whose replay stopped early")       \
-	X(T, arbiter_lost, COUNTER, "connections whose production answers could not be followed") \
+	X(T, arbiter_lost, COUNTER, "connections where production's answers could not be followed") \
 	X(T, joined, COUNTER, "connections joined midway: not replayed without --resync")     \
 	X(T, not_http, COUNTER, "connections that did not speak HTTP on an HTTP port")        \
 	X(T, bad_responses, COUNTER, "shadow connections closed: the shadow's answer was not HTTP") \

@@ -52,6 +52,9 @@ enum {
 	O_FAST,
 	O_MULTIPLY,
 	O_METRICS,
+	O_RELEASE,
+	O_RESYNC,
+	O_MAX_HEAD,
 };
 
 struct shadow_cmd {
@@ -127,7 +130,16 @@ static void usage(FILE *f, bool replay)
 	fprintf(f,
 		"      --to HOST:PORT[/PCT]  a shadow target (repeatable); /PCT: only that share of\n"
 		"                        the connections (shares of several targets do not overlap)\n"
-		"      --proto auto|http|raw  HTTP/1.x framing (auto: detected per connection)\n"
+		"      --proto auto|http|raw  HTTP/1.x framing (auto: detected per connection; once a\n"
+		"                        port spoke HTTP, other bytes on it are not replayed raw)\n"
+		"      --release answered|framed  when a request goes to the shadows: once production\n"
+		"                        answered it, never if production refused it (default); or\n"
+		"                        as soon as it is framed (lower latency: strict framing alone\n"
+		"                        decides, a request production then refuses has gone out)\n"
+		"      --resync          join connections that started before the agent, and go on\n"
+		"                        after a capture gap, at the next request line (risk: a body\n"
+		"                        that looks like a request can pass; no production check)\n"
+		"      --max-head-kb N   largest request head framed (default 64; nginx: 32)\n"
 		"      --sample PCT      replay PCT%% of the traffic (default 100)\n"
 		"      --sample-by connection|request  what --sample picks (default connection,\n"
 		"                        by a stable hash: a session is shadowed whole or not at all)\n"
@@ -239,6 +251,9 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 		{ "fast", no_argument, NULL, O_FAST },
 		{ "multiply", required_argument, NULL, O_MULTIPLY },
 		{ "metrics", required_argument, NULL, O_METRICS },
+		{ "release", required_argument, NULL, O_RELEASE },
+		{ "resync", no_argument, NULL, O_RESYNC },
+		{ "max-head-kb", required_argument, NULL, O_MAX_HEAD },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
@@ -380,6 +395,22 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 			break;
 		case O_METRICS:
 			c->metrics = optarg;
+			break;
+		case O_RELEASE:
+			if (!strcmp(optarg, "answered"))
+				cfg->release = ST_RELEASE_ANSWERED;
+			else if (!strcmp(optarg, "framed"))
+				cfg->release = ST_RELEASE_FRAMED;
+			else
+				return bad(c, "--release: '%s' is not answered or framed", optarg);
+			break;
+		case O_RESYNC:
+			cfg->resync = true;
+			break;
+		case O_MAX_HEAD:
+			if (st_parse_uint("--max-head-kb", optarg, 1, 1024, &ul))
+				return ST_EXIT_USAGE;
+			cfg->head_cap = (uint32_t)ul << 10;
 			break;
 		case 'v':
 			c->verbose++;

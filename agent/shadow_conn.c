@@ -625,8 +625,10 @@ static void sc_read(struct sconn *sc, bool hup)
 			sh->st.resp_bytes += (uint64_t)n;
 			budget -= (uint64_t)n;
 			if (skip) {
-				if (!sc->raw && !sc->resp_tunnel)
-					st_http__skip(&sc->resp, (uint64_t)n);
+				/* the skipped bytes may end a response: its MSG_DONE comes from a feed */
+				if (!sc->raw && !sc->resp_tunnel && !st_http__skip(&sc->resp, (uint64_t)n) &&
+				    !resp_feed(sc, NULL, 0))
+					return; /* closed */
 			} else if (!resp_feed(sc, sh->rbuf, (size_t)n)) {
 				return; /* closed */
 			}

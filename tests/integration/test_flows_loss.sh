@@ -86,7 +86,7 @@ want = int(re.search(r" gap_bytes=(\d+)", summary).group(1))
 if want != total_gap:
     sys.exit("summary gap_bytes=%d but the gap lines add up to %d" % (want, total_gap))
 bad = short = 0
-unreported = sum(int(x) for x in re.findall(r"lost_unreported=(\d+)", open(err).read()))
+unreported = sum(int(x) for x in re.findall(r"(?:lost_unreported|loss_unmarked)=(\d+)", open(err).read()))
 files = sorted(os.listdir(live))
 for n in files:
     a = open(os.path.join(live, n), "rb").read()
