@@ -138,6 +138,10 @@ check: all $(UNIT_BINS) $(BPFT_BINS)
 fuzz: deps
 	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzzbuild fuzz-build
 	$(Q)ST_FUZZ_BUILD=build/fuzzbuild ST_FUZZ_SECONDS=$${ST_FUZZ_SECONDS:-300} tests/fuzz/run.sh
+	$(Q)$(MAKE) --no-print-directory all
+	@echo "== differential smuggling run: $${ST_SMUGGLE_RANDOM:-2000} random shapes against nginx"
+	$(Q)ST_BUILD=$(BUILD) ST_SMUGGLE_RANDOM=$${ST_SMUGGLE_RANDOM:-2000} \
+		ST_SMUGGLE_SEED=$${ST_SMUGGLE_SEED:-$$(date +%s)} bash tests/integration/test_shadow_smuggle.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

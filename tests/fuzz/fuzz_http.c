@@ -9,13 +9,22 @@
  * normalised event traces must match and the byte accounting must balance.
  * Every ERROR is followed by a resync, so the resync path gets exercised too.
  * Request heads are rewritten and the result must parse again.
+ *
+ * Then the stream is framed as the shadow engine frames requests: no resync,
+ * the first error ends it. There, every request the framer hands out must
+ * start where the previous one ended (never inside a body: no SKIP, no HEAD
+ * after an ERROR), and its head must pass an independent strictness check
+ * (CRLF only, at most one all-digit Content-Length, Transfer-Encoding only as
+ * exactly one "chunked" and never with Content-Length).
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
 
@@ -316,6 +325,87 @@ static void check_scan(enum st_http_kind kind, const uint8_t *d, size_t len)
 		CHECK(len - off >= 13 && !memcmp(d + off, "HTTP/1.", 7));
 }
 
+static bool hdr_is(const struct st_http_header *h, const char *name)
+{
+	return h->name_len == strlen(name) && !strncasecmp(h->name, name, h->name_len);
+}
+
+/* The strictness the shadow relies on, checked without the framer's own code. */
+static void check_strict_head(const struct st_http_head *h)
+{
+	int ncl = 0, nte = 0;
+
+	for (uint32_t i = h->line_off; i < h->raw_len; i++)
+		if (h->raw[i] == '\n')
+			CHECK(i > h->line_off && h->raw[i - 1] == '\r');
+	for (uint32_t i = 0; i < h->nheaders; i++) {
+		const struct st_http_header *f = &h->headers[i];
+
+		if (hdr_is(f, "content-length")) {
+			ncl++;
+			CHECK(f->value_len > 0);
+			for (uint32_t k = 0; k < f->value_len; k++)
+				CHECK(isdigit((unsigned char)f->value[k]));
+		} else if (hdr_is(f, "transfer-encoding")) {
+			nte++;
+			CHECK(f->value_len == 7 && !strncasecmp(f->value, "chunked", 7));
+		}
+	}
+	CHECK(ncl <= 1 && nte <= 1 && !(ncl && nte));
+	CHECK(nte == 0 || h->version_minor >= 1);
+}
+
+/* The shadow engine's way: requests, whole stream, no resync; the first error ends it. */
+static void run_engine(const struct cfg *c, const uint8_t *d, size_t len)
+{
+	struct st_http_parser p;
+	struct st_http_event ev;
+	uint64_t pos = 0, msg_end = 0, head_at = 0;
+	bool in_msg = false, raw = false;
+
+	CHECK(st_http__init(&p, ST_HTTP_REQUEST, &(struct st_http_opts){
+		.head_cap = c->head_cap, .max_headers = c->max_headers }) == 0);
+	for (;;) {
+		size_t n = st_http__feed(&p, d + pos, len - pos, &ev);
+
+		switch (ev.type) {
+		case ST_HTTP_EV_HEAD:
+			CHECK(!in_msg && !raw);
+			/* it starts where the last message ended (after empty lines at most) */
+			head_at = pos + n - ev.head->raw_len;
+			CHECK(head_at == msg_end);
+			for (uint32_t i = 0; i < ev.head->line_off; i++)
+				CHECK(ev.head->raw[i] == '\r' || ev.head->raw[i] == '\n');
+			check_strict_head(ev.head);
+			in_msg = true;
+			break;
+		case ST_HTTP_EV_BODY:
+			CHECK(in_msg);
+			break;
+		case ST_HTTP_EV_MSG_DONE:
+			CHECK(in_msg);
+			CHECK(head_at + ev.msg_len == pos);
+			msg_end = pos;
+			in_msg = false;
+			break;
+		case ST_HTTP_EV_UPGRADED:
+			raw = true;
+			break;
+		case ST_HTTP_EV_RAW:
+			CHECK(raw);
+			break;
+		case ST_HTTP_EV_SKIP:
+			CHECK(0); /* only a resync skips, and the engine never resyncs */
+			break;
+		case ST_HTTP_EV_ERROR:
+		case ST_HTTP_EV_NEED_MORE:
+			st_http__free(&p);
+			return;
+		}
+		pos += n;
+	}
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -338,6 +428,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size -= 2;
 	check_scan(ST_HTTP_REQUEST, data, size);
 	check_scan(ST_HTTP_RESPONSE, data, size);
+	run_engine(&c, data, size);
 	for (int k = 0; k < 2; k++) {
 		struct trace t[3];
 
