@@ -605,7 +605,12 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			return;
 		case ST_HTTP_EV_HEAD:
 			if (ev.head->flags & ST_HTTP_HF_NO_REQUEST) {
-				arbiter_lost(cc, false);
+				/* an answer to nothing we framed: expected after we stopped framing
+				 * (production refusing what we could not frame), else a disagreement */
+				if (cc->req_dead)
+					cc->prod_dead = true;
+				else
+					arbiter_lost(cc, false);
 				return;
 			}
 			prod_answer(cc, ev.head);
@@ -1201,8 +1206,12 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 			sc_release(cc->sc[s]);
 	st_http__free(&cc->req);
 	st_http__free(&cc->prod);
-	stage_truncate(cc, cc->stage.acked);
-	st_bq_free(&cc->stage);
+	{
+		uint64_t old = st_bq_mem(&cc->stage);
+
+		st_bq_free(&cc->stage);
+		stage_acct(cc, old);
+	}
 	free(cc->pe);
 	free(cc->det);
 	c->user = NULL;

@@ -1687,6 +1687,12 @@ static void test_smuggling_shapes(void **state)
 	stats(sh, &st);
 	/* all refused but the leading-zeros length, which every server reads as we do */
 	assert_int_equal(st.malformed, sizeof(shapes) / sizeof(shapes[0]) - 1);
+	/* every byte staged or queued is accounted for when the connections are gone */
+	st_shadow__flush(sh);
+	st_shadow__drain(sh, 2000);
+	stats(sh, &st);
+	assert_int_equal(st.queued, 0);
+	assert_int_equal(st.staged, 0);
 	assert_int_equal(st.resyncs, 0);
 	t_free(&t);
 	st_shadow__free(sh);
