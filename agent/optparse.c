@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#include "optparse.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "opts.h"
+
+#define LONGOPTS_MAX 128
+#define HELP_COL 24
+
+static void *field(const struct st_opt *o, void *obj)
+{
+	return (char *)obj + o->off;
+}
+
+int st_parse_size(const char *s, uint64_t *out)
+{
+	unsigned long long v;
+	unsigned shift = 0;
+	char *end;
+
+	if (!s || *s < '0' || *s > '9')
+		return -1;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		return -1;
+	switch (*end) {
+	case 'k': case 'K': shift = 10; end++; break;
+	case 'm': case 'M': shift = 20; end++; break;
+	case 'g': case 'G': shift = 30; end++; break;
+	default: break;
+	}
+	if (*end == 'i' && end[1] == 'B')
+		end += 2;
+	else if (*end == 'B')
+		end++;
+	if (*end || (shift && v > (UINT64_MAX >> shift)))
+		return -1;
+	*out = (uint64_t)v << shift;
+	return 0;
+}
+
+static int set_uint(const struct st_opt *o, void *obj, const char *val, const char *where)
+{
+	unsigned long long v;
+	unsigned shift = o->flags & ST_OPTF_MIB ? 20 : o->flags & ST_OPTF_KIB ? 10 : 0;
+	char *end;
+	void *p = field(o, obj);
+
+	errno = 0;
+	if (!val || *val < '0' || *val > '9')
+		goto bad;
+	v = strtoull(val, &end, 10);
+	if (errno || *end || (double)v < o->min || (double)v > o->max)
+		goto bad;
+	if ((o->flags & ST_OPTF_POW2) && (v & (v - 1))) {
+		pr_err("%s: %llu is not a power of 2 (1, 2, 4, ... %.0f)", where, v, o->max);
+		return -1;
+	}
+	v <<= shift;
+	switch (o->size) {
+	case 1: *(uint8_t *)p = (uint8_t)v; break;
+	case 2: *(uint16_t *)p = (uint16_t)v; break;
+	case 4: *(uint32_t *)p = (uint32_t)v; break;
+	default: *(uint64_t *)p = (uint64_t)v; break;
+	}
+	return 0;
+bad:
+	pr_err("%s: '%s' is not a number in %.0f..%.0f", where, val ? val : "", o->min, o->max);
+	return -1;
+}
+
+int st_opt_set(const struct st_opt *o, void *obj, const char *val, const char *where)
+{
+	char err[256] = "";
+
+	switch (o->kind) {
+	case ST_OPTK_FLAG:
+		*(bool *)field(o, obj) = true;
+		return 0;
+	case ST_OPTK_COUNT:
+		(*(int *)field(o, obj))++;
+		return 0;
+	case ST_OPTK_STRING:
+		if (!val || !*val) {
+			pr_err("%s: needs a value", where);
+			return -1;
+		}
+		*(const char **)field(o, obj) = val;
+		return 0;
+	case ST_OPTK_UINT:
+		return set_uint(o, obj, val, where);
+	case ST_OPTK_DOUBLE: {
+		char *end;
+		double v;
+
+		errno = 0;
+		v = val && *val ? strtod(val, &end) : NAN;
+		if (!val || !*val || errno || *end || !(v >= o->min && v <= o->max)) {
+			pr_err("%s: '%s' is not a number in %g..%g", where, val ? val : "", o->min,
+			       o->max);
+			return -1;
+		}
+		*(double *)field(o, obj) = v;
+		return 0;
+	}
+	case ST_OPTK_CHOICE: {
+		char list[200] = "";
+		size_t used = 0;
+
+		for (int i = 0; o->choices[i]; i++) {
+			if (val && !strcmp(val, o->choices[i])) {
+				*(int *)field(o, obj) = i;
+				return 0;
+			}
+			used += (size_t)snprintf(list + used, used < sizeof(list) ? sizeof(list) - used : 0,
+						 "%s%s", i ? (o->choices[i + 1] ? ", " : " or ") : "",
+						 o->choices[i]);
+		}
+		pr_err("%s: '%s' is not %s", where, val ? val : "", list);
+		return -1;
+	}
+	case ST_OPTK_FUNC:
+		if (o->fn(obj, val, err, sizeof(err))) {
+			pr_err("%s: %s", where, err[0] ? err : "invalid value");
+			return -1;
+		}
+		return 0;
+	default:
+		pr_err("%s: internal: unknown option kind", where);
+		return -1;
+	}
+}
+
+const struct st_opt *st_opts_find(const struct st_optset *sets, size_t nsets, const char *name,
+				  const struct st_optset **set)
+{
+	for (size_t s = 0; s < nsets; s++)
+		for (size_t i = 0; i < sets[s].n; i++)
+			if (!strcmp(sets[s].opts[i].name, name)) {
+				if (set)
+					*set = &sets[s];
+				return &sets[s].opts[i];
+			}
+	return NULL;
+}
+
+static bool has_value(const struct st_opt *o)
+{
+	return o->kind != ST_OPTK_FLAG && o->kind != ST_OPTK_COUNT;
+}
+
+void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
+{
+	for (size_t s = 0; s < nsets; s++) {
+		for (size_t i = 0; i < sets[s].n; i++) {
+			const struct st_opt *o = &sets[s].opts[i];
+			const char *h = o->help ? o->help : "";
+			char lead[96];
+			int n;
+
+			if (o->short_name)
+				n = snprintf(lead, sizeof(lead), "  -%c, --%s%s%s", o->short_name, o->name,
+					     has_value(o) ? " " : "", has_value(o) ? o->arg : "");
+			else
+				n = snprintf(lead, sizeof(lead), "      --%s%s%s", o->name,
+					     has_value(o) ? " " : "", has_value(o) ? o->arg : "");
+			if (n < HELP_COL - 1)
+				fprintf(f, "%-*s", HELP_COL, lead);
+			else
+				fprintf(f, "%s\n%*s", lead, HELP_COL, "");
+			for (const char *nl; (nl = strchr(h, '\n')); h = nl + 1)
+				fprintf(f, "%.*s\n%*s", (int)(nl - h), h, HELP_COL, "");
+			fprintf(f, "%s\n", h);
+		}
+	}
+	fprintf(f, "  -h, --help            this help\n");
+}
+
+int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
+		  const char *usage_head, int argc, char **argv, int *first_arg)
+{
+	struct option lo[LONGOPTS_MAX + 2];
+	char shorts[2 * LONGOPTS_MAX + 4] = ":";
+	size_t n = 0, sl = 1;
+	int opt;
+
+	for (size_t s = 0; s < nsets; s++) {
+		for (size_t i = 0; i < sets[s].n; i++) {
+			const struct st_opt *o = &sets[s].opts[i];
+
+			if (n >= LONGOPTS_MAX) {
+				pr_err("%s: internal: too many options", cmd);
+				return ST_EXIT_USAGE;
+			}
+			/* val encodes the row: 0x10000 + set * 0x1000 + index */
+			lo[n++] = (struct option){ o->name, has_value(o) ? required_argument : no_argument,
+						   NULL, (int)(0x10000 + s * 0x1000 + i) };
+			if (o->short_name) {
+				shorts[sl++] = (char)o->short_name;
+				if (has_value(o))
+					shorts[sl++] = ':';
+			}
+		}
+	}
+	lo[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	lo[n] = (struct option){ 0 };
+	shorts[sl++] = 'h';
+	shorts[sl] = 0;
+
+	opterr = 0;
+	optind = 1;
+	while ((opt = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
+		const struct st_opt *o = NULL;
+		const struct st_optset *set = NULL;
+		char where[96];
+
+		if (opt == 'h') {
+			fputs(usage_head, stdout);
+			st_opts_help(stdout, sets, nsets);
+			return -1;
+		}
+		if (opt == '?' || opt == ':')
+			return st_getopt_error(cmd, opt, argv);
+		if (opt >= 0x10000) {
+			set = &sets[(opt - 0x10000) / 0x1000];
+			o = &set->opts[(opt - 0x10000) % 0x1000];
+		} else {
+			for (size_t s = 0; s < nsets && !o; s++)
+				for (size_t i = 0; i < sets[s].n && !o; i++)
+					if (sets[s].opts[i].short_name == opt) {
+						set = &sets[s];
+						o = &sets[s].opts[i];
+					}
+		}
+		if (!o)
+			return st_getopt_error(cmd, '?', argv);
+		snprintf(where, sizeof(where), "%s: --%s", cmd, o->name);
+		if (st_opt_set(o, set->obj, optarg, where))
+			return ST_EXIT_USAGE;
+	}
+	*first_arg = optind;
+	return 0;
+}

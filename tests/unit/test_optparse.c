@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* The table-driven option layer (optparse.c): parsing, ranges, help, sizes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "optparse.h"
+#include "opts.h"
+
+struct demo {
+	bool flag;
+	int verbose;
+	const char *out;
+	uint32_t ring;
+	uint64_t mem;
+	double secs;
+	int mode;
+	int nports;
+	char ports[64];
+};
+
+static const char *const modes[] = { "auto", "tcx", "clsact", NULL };
+
+static int add_port(void *obj, const char *val, char *err, size_t errlen)
+{
+	struct demo *d = obj;
+
+	if (strlen(val) > 5) {
+		snprintf(err, errlen, "'%s' is too long", val);
+		return -1;
+	}
+	strcat(d->ports, val);
+	strcat(d->ports, ",");
+	d->nports++;
+	return 0;
+}
+
+static const struct st_opt demo_opts[] = {
+	ST_OPT_FLAG("flag", 'f', struct demo, flag, "a flag"),
+	ST_OPT_COUNT("verbose", 'v', struct demo, verbose, "more"),
+	ST_OPT_STRING("write", 'w', struct demo, out, "FILE", "output"),
+	ST_OPT_UINT("ring-mb", 0, struct demo, ring, "N", 1, 2048, ST_OPTF_POW2 | ST_OPTF_MIB,
+		    "ring size"),
+	ST_OPT_UINT("mem-mb", 0, struct demo, mem, "N", 1, 1 << 20, ST_OPTF_MIB, "memory"),
+	ST_OPT_DOUBLE("duration", 'd', struct demo, secs, "SEC", 0.001, 1e9, "stop after SEC\nseconds"),
+	ST_OPT_CHOICE("attach", 0, struct demo, mode, "MODE", modes, "attach mode"),
+	ST_OPT_FUNC("port", 'p', "P", ST_OPTF_REPEAT, add_port, "a port"),
+};
+
+static int parse(struct demo *d, int argc, char **argv, int *first)
+{
+	struct st_optset sets[] = { ST_OPTSET(demo_opts, d) };
+
+	memset(d, 0, sizeof(*d));
+	return st_opts_parse(sets, 1, "demo", "Usage: demo\n", argc, argv, first);
+}
+
+#define ARGV(...) ((char *[]){ "demo", __VA_ARGS__, NULL })
+#define ARGC(...) ((int)(sizeof((char *[]){ "demo", __VA_ARGS__ }) / sizeof(char *)))
+#define PARSE(d, first, ...) parse(d, ARGC(__VA_ARGS__), ARGV(__VA_ARGS__), first)
+
+static void test_parse(void **state)
+{
+	struct demo d;
+	int first;
+
+	assert_int_equal(PARSE(&d, &first, "-f", "-vv", "--write", "x.pcap", "--ring-mb", "8",
+			       "--mem-mb=3", "-d", "2.5", "--attach", "clsact", "-p", "80", "--port",
+			       "443", "pos1", "pos2"), 0);
+	assert_true(d.flag);
+	assert_int_equal(d.verbose, 2);
+	assert_string_equal(d.out, "x.pcap");
+	assert_int_equal(d.ring, 8u << 20);
+	assert_int_equal(d.mem, 3ull << 20);
+	assert_true(d.secs == 2.5);
+	assert_int_equal(d.mode, 2);
+	assert_int_equal(d.nports, 2);
+	assert_string_equal(d.ports, "80,443,");
+	assert_int_equal(first, ARGC("-f", "-vv", "--write", "x.pcap", "--ring-mb", "8",
+				     "--mem-mb=3", "-d", "2.5", "--attach", "clsact", "-p", "80",
+				     "--port", "443"));
+}
+
+static void test_errors(void **state)
+{
+	struct demo d;
+	int first;
+
+	assert_int_equal(PARSE(&d, &first, "--ring-mb", "3"), ST_EXIT_USAGE);     /* not 2^n */
+	assert_int_equal(PARSE(&d, &first, "--ring-mb", "4096"), ST_EXIT_USAGE);  /* range */
+	assert_int_equal(PARSE(&d, &first, "--ring-mb", "-1"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--ring-mb", "8x"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--ring-mb", "99999999999999999999999"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--duration", "soon"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--duration", "0"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--attach", "both"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--port", "123456"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--frobnicate"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "-x"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--write"), ST_EXIT_USAGE);            /* no value */
+	assert_int_equal(PARSE(&d, &first, "--write", ""), ST_EXIT_USAGE);
+}
+
+static void test_help(void **state)
+{
+	struct demo d;
+	struct st_optset sets[] = { ST_OPTSET(demo_opts, &d) };
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int first;
+
+	st_opts_help(f, sets, 1);
+	fclose(f);
+	assert_non_null(strstr(buf, "  -w, --write FILE      output\n"));
+	assert_non_null(strstr(buf, "      --ring-mb N       ring size\n"));
+	/* continuation lines are indented under the help column */
+	assert_non_null(strstr(buf, "stop after SEC\n                        seconds\n"));
+	assert_non_null(strstr(buf, "  -h, --help"));
+	free(buf);
+	assert_int_equal(PARSE(&d, &first, "--help"), -1);
+}
+
+static void test_find_and_set(void **state)
+{
+	struct demo d = { 0 };
+	struct st_optset sets[] = { ST_OPTSET(demo_opts, &d) };
+	const struct st_optset *set;
+	const struct st_opt *o = st_opts_find(sets, 1, "duration", &set);
+
+	assert_non_null(o);
+	assert_ptr_equal(set, &sets[0]);
+	assert_int_equal(st_opt_set(o, set->obj, "7", "file.conf:3: duration"), 0);
+	assert_true(d.secs == 7);
+	assert_null(st_opts_find(sets, 1, "nope", NULL));
+}
+
+static void test_sizes(void **state)
+{
+	uint64_t v;
+
+	assert_int_equal(st_parse_size("512M", &v), 0);
+	assert_int_equal(v, 512ull << 20);
+	assert_int_equal(st_parse_size("2GiB", &v), 0);
+	assert_int_equal(v, 2ull << 30);
+	assert_int_equal(st_parse_size("4096", &v), 0);
+	assert_int_equal(v, 4096);
+	assert_int_equal(st_parse_size("17179869184G", &v), -1); /* 2^34 G overflows 64 bits */
+	assert_int_equal(st_parse_size("-1M", &v), -1);
+	assert_int_equal(st_parse_size("1T", &v), -1);
+	assert_int_equal(st_parse_size("", &v), -1);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse),
+		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_find_and_set),
+		cmocka_unit_test(test_sizes),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
