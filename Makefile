@@ -46,8 +46,10 @@ LIB := $(BUILD)/libshadowtap.a
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+UNIT_OBJS := $(addsuffix .o,$(UNIT_BINS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/%,$(BPFT_SRCS))
+BPFT_OBJS := $(addsuffix .o,$(BPFT_BINS))
 TOOL_SRCS := $(wildcard tools/*.c)
 TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
@@ -72,18 +74,21 @@ $(BUILD)/.deps-ok: tools/check-build-deps.sh
 	$(Q)CLANG=$(CLANG) BPFTOOL=$(BPFTOOL) CC=$(CC) tools/check-build-deps.sh
 	$(Q)touch $@
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(BUILD)/.deps-ok
+# Static pattern rules throughout: their targets are explicit, so make never takes the
+# BPF object, the skeleton or a test's object for an intermediate file and deletes it
+# (which made the next `make` rebuild everything that includes the skeleton).
+$(BPF_OBJS): $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(BUILD)/.deps-ok
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -MF $(@:.o=.d) -MT $@ $(CLANG_SYS_INCLUDES) -c $< -o $@.tmp.o
 	$(Q)$(BPFTOOL) gen object $@ $@.tmp.o
 	$(Q)rm -f $@.tmp.o
 
-$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+$(SKELS): $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(BUILD)/agent/%.o: agent/%.c | $(SKELS)
+$(AGENT_OBJS): $(BUILD)/agent/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ST_CFLAGS) -c $< -o $@
@@ -96,15 +101,15 @@ $(BUILD)/shadowtap: $(BUILD)/agent/main.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%.o: tests/unit/%.c | $(SKELS)
+$(UNIT_OBJS): $(BUILD)/tests/%.o: tests/unit/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
-$(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
+$(BPFT_OBJS): $(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+$(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
@@ -113,14 +118,15 @@ $(BUILD)/tools/%: tools/%.c $(LIB) | $(SKELS)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ST_CFLAGS) -Iagent $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
-$(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
+$(FUZZ_LIB_OBJS): $(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC-FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
+# Links $< and the objects, not $^: the fuzzer's .d file adds its headers to $^.
+$(FUZZ_BINS): $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iagent -o $@ $^ $(LDLIBS)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iagent -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
 
 unit: $(UNIT_BINS)
 fuzz-build: $(FUZZ_BINS)
@@ -155,4 +161,5 @@ install: $(BUILD)/shadowtap
 clean:
 	rm -rf build
 
--include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d)
+-include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d \
+	$(BUILD)/fuzz/*.d)
