@@ -9,8 +9,12 @@ DESTDIR ?=
 CC ?= gcc
 CLANG ?= clang
 BPFTOOL ?= bpftool
+PKG_CONFIG ?= pkg-config
 V ?= 0
 SAN ?= 0
+# The flavours `make test` and `make fuzz` build (and `make clean` removes).
+SAN_BUILD := build/san
+FUZZ_BUILD := build/fuzzbuild
 
 ifeq ($(V),1)
 Q :=
@@ -27,8 +31,12 @@ CLANG_SYS_INCLUDES = $(shell $(CLANG) -v -E - </dev/null 2>&1 \
 
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
-ST_CFLAGS := $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) -MMD -MP
-LDLIBS := -lbpf -lelf -lz -lpcap
+# User-space libraries: pkg-config's answer when it has one, else the Debian names.
+PC_MODULES := libbpf libelf zlib libpcap
+PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PC_MODULES) 2>/dev/null)
+LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap)
+# CPPFLAGS (dpkg-buildflags' -D_FORTIFY_SOURCE) goes to every user-space compile, not to BPF.
+ST_CFLAGS := $(CPPFLAGS) $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) -MMD -MP
 ifeq ($(SAN),1)
 ST_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -50,20 +58,18 @@ UNIT_OBJS := $(addsuffix .o,$(UNIT_BINS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/%,$(BPFT_SRCS))
 BPFT_OBJS := $(addsuffix .o,$(BPFT_BINS))
-TOOL_SRCS := $(wildcard tools/*.c)
-TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_OBJS := $(patsubst $(BUILD)/agent/%.o,$(BUILD)/fuzzobj/%.o,$(LIB_OBJS))
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -MMD -MP -fno-omit-frame-pointer \
-	-fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -MMD -MP \
+	-fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench install clean deps deps-check
 
-all: $(BUILD)/shadowtap $(TOOL_BINS)
+all: $(BUILD)/shadowtap
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -95,7 +101,7 @@ $(AGENT_OBJS): $(BUILD)/agent/%.o: agent/%.c | $(SKELS)
 
 $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/shadowtap: $(BUILD)/agent/main.o $(LIB)
 	$(call msg,LINK,$@)
@@ -113,11 +119,6 @@ $(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(BUILD)/tools/%: tools/%.c $(LIB) | $(SKELS)
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(ST_CFLAGS) -Iagent $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
-
 $(FUZZ_LIB_OBJS): $(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC-FUZZ,$@)
 	$(Q)mkdir -p $(@D)
@@ -129,21 +130,22 @@ $(FUZZ_BINS): $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iagent -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
 
 unit: $(UNIT_BINS)
+bpf-tests: $(BPFT_BINS)
 fuzz-build: $(FUZZ_BINS)
 
 # The whole suite, user space built with ASan+UBSan; ends with "N passed, N failed".
 test: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 all $(addprefix build/san/tests/,$(notdir $(UNIT_BINS) $(BPFT_BINS)))
-	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzzbuild fuzz-build
-	$(Q)ST_BUILD=build/san ST_FUZZ_BUILD=build/fuzzbuild tests/run.sh
+	$(Q)$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SAN=1 all unit bpf-tests
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) fuzz-build
+	$(Q)ST_BUILD=$(SAN_BUILD) ST_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
 
 # Same suite against an already-built tree, without installing anything.
-check: all $(UNIT_BINS) $(BPFT_BINS)
+check: all unit bpf-tests
 	$(Q)ST_BUILD=$(BUILD) tests/run.sh
 
 fuzz: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzzbuild fuzz-build
-	$(Q)ST_FUZZ_BUILD=build/fuzzbuild ST_FUZZ_SECONDS=$${ST_FUZZ_SECONDS:-300} tests/fuzz/run.sh
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) fuzz-build
+	$(Q)ST_FUZZ_BUILD=$(FUZZ_BUILD) ST_FUZZ_SECONDS=$${ST_FUZZ_SECONDS:-300} tests/fuzz/run.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -159,7 +161,7 @@ install: $(BUILD)/shadowtap
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
 -include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d \
 	$(BUILD)/fuzz/*.d)
