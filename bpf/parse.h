@@ -6,8 +6,8 @@
  * the same as linear ones), memcpy from a buffer on the host.
  *
  * It finds the TCP header and payload of Ethernet (optionally 802.1Q/802.1ad
- * tagged, up to two tags) or bare IP frames, IPv4 with options and IPv6 with
- * extension headers.
+ * tagged, up to ST_MAX_VLAN_TAGS tags) or bare IP frames, IPv4 with options and
+ * IPv6 with up to ST_MAX_V6_EXT extension headers.
  */
 #ifndef ST_PARSE_H
 #define ST_PARSE_H
@@ -37,12 +37,14 @@
 #define ST_ETH_P_8021Q 0x8100
 #define ST_ETH_P_8021AD 0x88A8
 #define ST_ETH_P_QINQ1 0x9100
-#ifndef ST_MAX_VLAN_TAGS
-#define ST_MAX_VLAN_TAGS 2
-#endif
-#ifndef ST_MAX_V6_EXT
-#define ST_MAX_V6_EXT 6
-#endif
+/*
+ * The parser's limits, the same in the kernel and on the host (pcap input, unit tests,
+ * fuzzers): at most this many VLAN tags and IPv6 extension headers. A frame with more is
+ * ST_PARSE_OTHER (ignored, like non-TCP traffic). The verifier walks every unrolled
+ * iteration: docs/ARCHITECTURE.md has what these values cost it.
+ */
+#define ST_MAX_VLAN_TAGS 4
+#define ST_MAX_V6_EXT 8
 
 enum st_parse_result {
 	ST_PARSE_TCP = 0,   /* a TCP segment: fields below are valid */

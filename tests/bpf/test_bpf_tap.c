@@ -27,6 +27,7 @@
 #include <unistd.h>
 
 #include "../../bpf/shadowtap.h"
+#include "pktparse.h" /* the parser's limits */
 #include "record.h"
 #include "tap.h"
 #include "tap.skel.h"
@@ -133,9 +134,9 @@ static int teardown(void **state)
 
 struct spec {
 	int v6;
-	int vlans;       /* in-band 802.1Q tags: 0, 1 or 2 */
+	int vlans;       /* in-band tags: 802.1ad outside when more than one, 802.1Q inside */
 	int ip_opt;      /* IPv4 option bytes (multiple of 4) */
-	int v6_ext;      /* IPv6: number of extension headers (HBH, DSTOPTS) */
+	int v6_ext;      /* IPv6: number of extension headers (HBH, then DSTOPTS) */
 	int tcp_opt;     /* TCP option bytes (multiple of 4) */
 	uint32_t src, dst; /* IPv4 addresses (host order); IPv6 uses fd00::src / fd00::dst */
 	uint16_t sport, dport;
@@ -183,7 +184,7 @@ static size_t build(const struct spec *s, uint8_t *buf, size_t *l3)
 	buf[0] = 0x02;
 	buf[6] = 0x02;
 	for (int i = 0; i < s->vlans; i++) {
-		put16(buf + off, i == 0 && s->vlans == 2 ? 0x88a8 : 0x8100);
+		put16(buf + off, i == 0 && s->vlans > 1 ? 0x88a8 : 0x8100);
 		put16(buf + off + 2, (uint16_t)(100 + i));
 		off += 4;
 	}
@@ -377,6 +378,24 @@ static const struct table_case cases[] = {
 			   .flags = ST_TCP_ACK, .len = 10 }, 1, 100 },
 	{ "qinq ipv6", TC_IN, { .vlans = 2, .v6 = 1, .src = 2, .dst = 1, .sport = 5, .dport = 80,
 				.flags = ST_TCP_ACK, .len = 10 }, 1, 100 },
+	/* The parser's limits (bpf/parse.h): at each, parsed; past it, not TCP to us. */
+	{ "vlan tags at the limit", TC_IN, { .vlans = ST_MAX_VLAN_TAGS, .src = CLIENT,
+					     .dst = SERVER, .sport = 5, .dport = 80,
+					     .flags = ST_TCP_ACK, .len = 10 }, 1, 100 },
+	{ "vlan tags past the limit", TC_IN, { .vlans = ST_MAX_VLAN_TAGS + 1, .src = CLIENT,
+					       .dst = SERVER, .sport = 5, .dport = 80,
+					       .flags = ST_TCP_ACK, .len = 10 }, 0 },
+	{ "ipv6 ext headers at the limit", TC_OUT, { .v6 = 1, .v6_ext = ST_MAX_V6_EXT, .src = 1,
+						     .dst = 2, .sport = 80, .dport = 5,
+						     .flags = ST_TCP_ACK, .len = 10 }, 1 },
+	{ "ipv6 ext headers past the limit", TC_OUT, { .v6 = 1, .v6_ext = ST_MAX_V6_EXT + 1,
+						       .src = 1, .dst = 2, .sport = 80,
+						       .dport = 5, .flags = ST_TCP_ACK,
+						       .len = 10 }, 0 },
+	{ "cgroup ipv6 ext headers at the limit", CG_IN, { .v6 = 1, .v6_ext = ST_MAX_V6_EXT,
+							   .src = 2, .dst = 1, .sport = 5,
+							   .dport = 80, .flags = ST_TCP_ACK,
+							   .len = 10 }, 1 },
 	{ "other port in", TC_IN, { .src = CLIENT, .dst = SERVER, .sport = 5, .dport = 81,
 				    .flags = ST_TCP_ACK, .len = 10 }, 0 },
 	{ "host's own connection to port 80 (egress dport)", TC_OUT,
