@@ -15,7 +15,9 @@ st_init
 
 B=$ST_TMP/build
 JOBS=$(nproc 2>/dev/null || echo 2)
-mk() { make -C "$ST_ROOT" --no-print-directory "$@"; }
+# Run from `make test`, make's own environment (MAKEFLAGS: the caller's variables, -j and its
+# jobserver, MAKELEVEL) would leak into these builds: each starts clean.
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL -u MAKEOVERRIDES make -C "$ST_ROOT" --no-print-directory "$@"; }
 
 # state DIR: every file of DIR with its inode, size and mtime (a rewrite changes one of them).
 state() { find "$1" -type f -printf '%p %i %s %T@\n' | sort; }
@@ -38,7 +40,7 @@ check() {
 		st_fail "$name: make -q says the build is out of date right after building (exit $rc)"
 	fi
 	mk BUILD="$dir" "$@" >"$ST_TMP/$name.2.log" 2>&1 || st_fail "$name: the second make failed"
-	if grep -Ev "^make: (Nothing to be done for|'.*' is up to date)" "$ST_TMP/$name.2.log"; then
+	if grep -Ev "^make(\[[0-9]+\])?: (Nothing to be done for|'.*' is up to date)" "$ST_TMP/$name.2.log"; then
 		st_fail "$name: the second make ran the recipes above"
 	fi
 	state "$dir" >"$ST_TMP/$name.after"
