@@ -9,8 +9,12 @@ DESTDIR ?=
 CC ?= gcc
 CLANG ?= clang
 BPFTOOL ?= bpftool
+PKG_CONFIG ?= pkg-config
 V ?= 0
 SAN ?= 0
+# The flavours `make test` and `make fuzz` build (and `make clean` removes).
+SAN_BUILD := build/san
+FUZZ_BUILD := build/fuzzbuild
 
 ifeq ($(V),1)
 Q :=
@@ -27,8 +31,12 @@ CLANG_SYS_INCLUDES = $(shell $(CLANG) -v -E - </dev/null 2>&1 \
 
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
-ST_CFLAGS := $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) -MMD -MP
-LDLIBS := -lbpf -lelf -lz -lpcap
+# User-space libraries: pkg-config's answer when it has one, else the Debian names.
+PC_MODULES := libbpf libelf zlib libpcap
+PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PC_MODULES) 2>/dev/null)
+LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap)
+# CPPFLAGS (dpkg-buildflags' -D_FORTIFY_SOURCE) goes to every user-space compile, not to BPF.
+ST_CFLAGS := $(CPPFLAGS) $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) -MMD -MP
 ifeq ($(SAN),1)
 ST_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -46,22 +54,22 @@ LIB := $(BUILD)/libshadowtap.a
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
 UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+UNIT_OBJS := $(addsuffix .o,$(UNIT_BINS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/%,$(BPFT_SRCS))
-TOOL_SRCS := $(wildcard tools/*.c)
-TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+BPFT_OBJS := $(addsuffix .o,$(BPFT_BINS))
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_OBJS := $(patsubst $(BUILD)/agent/%.o,$(BUILD)/fuzzobj/%.o,$(LIB_OBJS))
-FUZZ_CFLAGS := -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -MMD -MP -fno-omit-frame-pointer \
-	-fsanitize=fuzzer-no-link,address,undefined
+FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -MMD -MP \
+	-fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
 .PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench install clean deps deps-check
 
-all: $(BUILD)/shadowtap $(TOOL_BINS)
+all: $(BUILD)/shadowtap
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -72,72 +80,72 @@ $(BUILD)/.deps-ok: tools/check-build-deps.sh
 	$(Q)CLANG=$(CLANG) BPFTOOL=$(BPFTOOL) CC=$(CC) tools/check-build-deps.sh
 	$(Q)touch $@
 
-$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(BUILD)/.deps-ok
+# Static pattern rules throughout: their targets are explicit, so make never takes the
+# BPF object, the skeleton or a test's object for an intermediate file and deletes it
+# (which made the next `make` rebuild everything that includes the skeleton).
+$(BPF_OBJS): $(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c | $(BUILD)/.deps-ok
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -MF $(@:.o=.d) -MT $@ $(CLANG_SYS_INCLUDES) -c $< -o $@.tmp.o
 	$(Q)$(BPFTOOL) gen object $@ $@.tmp.o
 	$(Q)rm -f $@.tmp.o
 
-$(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
+$(SKELS): $(BUILD)/%.skel.h: $(BUILD)/bpf/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(BUILD)/agent/%.o: agent/%.c | $(SKELS)
+$(AGENT_OBJS): $(BUILD)/agent/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ST_CFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
-	$(Q)rm -f $@ && ar rcs $@ $^
+	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
 $(BUILD)/shadowtap: $(BUILD)/agent/main.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/tests/%.o: tests/unit/%.c | $(SKELS)
+$(UNIT_OBJS): $(BUILD)/tests/%.o: tests/unit/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
-$(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
+$(BPFT_OBJS): $(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
-$(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+$(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(BUILD)/tools/%: tools/%.c $(LIB) | $(SKELS)
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(ST_CFLAGS) -Iagent $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
-
-$(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
+$(FUZZ_LIB_OBJS): $(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC-FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(FUZZ_CFLAGS) -c $< -o $@
-$(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
+# Links $< and the objects, not $^: the fuzzer's .d file adds its headers to $^.
+$(FUZZ_BINS): $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iagent -o $@ $^ $(LDLIBS)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iagent -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
 
 unit: $(UNIT_BINS)
+bpf-tests: $(BPFT_BINS)
 fuzz-build: $(FUZZ_BINS)
 
 # The whole suite, user space built with ASan+UBSan; ends with "N passed, N failed".
 test: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build/san SAN=1 all $(addprefix build/san/tests/,$(notdir $(UNIT_BINS) $(BPFT_BINS)))
-	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzzbuild fuzz-build
-	$(Q)ST_BUILD=build/san ST_FUZZ_BUILD=build/fuzzbuild tests/run.sh
+	$(Q)$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SAN=1 all unit bpf-tests
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) fuzz-build
+	$(Q)ST_BUILD=$(SAN_BUILD) ST_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
 
 # Same suite against an already-built tree, without installing anything.
-check: all $(UNIT_BINS) $(BPFT_BINS)
+check: all unit bpf-tests
 	$(Q)ST_BUILD=$(BUILD) tests/run.sh
 
 fuzz: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=build/fuzzbuild fuzz-build
-	$(Q)ST_FUZZ_BUILD=build/fuzzbuild ST_FUZZ_SECONDS=$${ST_FUZZ_SECONDS:-300} tests/fuzz/run.sh
+	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) fuzz-build
+	$(Q)ST_FUZZ_BUILD=$(FUZZ_BUILD) ST_FUZZ_SECONDS=$${ST_FUZZ_SECONDS:-300} tests/fuzz/run.sh
 	$(Q)$(MAKE) --no-print-directory all
 	@echo "== differential smuggling run: $${ST_SMUGGLE_RANDOM:-2000} random shapes against nginx"
 	$(Q)ST_BUILD=$(BUILD) ST_SMUGGLE_RANDOM=$${ST_SMUGGLE_RANDOM:-2000} \
@@ -157,6 +165,7 @@ install: $(BUILD)/shadowtap
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
 
 clean:
-	rm -rf build
+	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d)
+-include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d \
+	$(BUILD)/fuzz/*.d)

@@ -25,9 +25,6 @@ static inline int st_pktbuf_load(const struct st_pktbuf *b, uint32_t off, void *
 	return 0;
 }
 
-/* Files may come from hosts with deeper stacks than the kernel path bothers with. */
-#define ST_MAX_VLAN_TAGS 4
-#define ST_MAX_V6_EXT 8
 #define ST_INLINE static inline
 #define ST_LOAD(ctx, off, dst, len) st_pktbuf_load((ctx), (off), (dst), (len))
 #include "../bpf/parse.h"

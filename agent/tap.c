@@ -20,14 +20,6 @@
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #endif
-/* libbpf 1.1's headers predate TCX; the kernel numbers are stable UAPI. */
-#define ST_BPF_TCX_INGRESS 46
-#define ST_BPF_TCX_EGRESS 47
-/* Legacy clsact filters (kernels without TCX) carry this handle and priority,
- * so a restart after kill -9 finds and removes its own stale filters and
- * never touches anyone else's. */
-#define ST_TC_HANDLE 0x5354
-#define ST_TC_PRIO 0x5354
 
 struct st_tap {
 	struct tap_bpf *skel;
@@ -362,6 +354,8 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
 	}
 	out->lost_in = st.kern[ST_DIR_IN].lost_bytes;
 	out->lost_out = st.kern[ST_DIR_OUT].lost_bytes;
+	out->loss_unmarked_in = st.kern[ST_DIR_IN].lost_unreported;
+	out->loss_unmarked_out = st.kern[ST_DIR_OUT].lost_unreported;
 	out->bad_records = st.bad_records;
 }
 

@@ -18,6 +18,16 @@ struct st_tap;
 /* Called once per decoded record, in ring order. Return < 0 to stop consuming. */
 typedef int (*st_tap_cb)(void *ctx, const struct st_segment *seg);
 
+/* libbpf 1.1's headers predate TCX; the kernel numbers are stable UAPI. */
+#define ST_BPF_TCX_INGRESS 46
+#define ST_BPF_TCX_EGRESS 47
+/* Legacy clsact filters (kernels without TCX) carry this handle and priority,
+ * so a restart after kill -9 finds and removes its own stale filters and
+ * never touches anyone else's (tests/integration/test_capture_clsact.sh
+ * looks for the handle). */
+#define ST_TC_HANDLE 0x5354
+#define ST_TC_PRIO 0x5354
+
 struct st_tap_stats {
 	struct st_counters kern[ST_DIR_MAX]; /* summed over CPUs */
 	uint64_t bad_records;                /* records user space rejected (size, version) */
@@ -41,6 +51,8 @@ void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out);
 	X(T, lost_in, COUNTER, "lost bytes, client to service")                               \
 	X(T, lost_out, COUNTER, "lost bytes, service to client")                              \
 	X(T, loss_unmarked, COUNTER, "loss records that could not be delivered either")       \
+	X(T, loss_unmarked_in, DETAIL, "... of which client to service")                      \
+	X(T, loss_unmarked_out, DETAIL, "... of which service to client")                     \
 	X(T, parse_skipped, COUNTER, "packets the kernel parser gave up on (truncated, fragments)") \
 	X(T, bad_records, COUNTER, "ring records user space rejected (size, version)")
 struct st_tap_summary {

@@ -6,8 +6,8 @@
  * the same as linear ones), memcpy from a buffer on the host.
  *
  * It finds the TCP header and payload of Ethernet (optionally 802.1Q/802.1ad
- * tagged, up to two tags) or bare IP frames, IPv4 with options and IPv6 with
- * extension headers.
+ * tagged, up to ST_MAX_VLAN_TAGS tags) or bare IP frames, IPv4 with options and
+ * IPv6 with up to ST_MAX_V6_EXT extension headers.
  */
 #ifndef ST_PARSE_H
 #define ST_PARSE_H
@@ -18,6 +18,9 @@
 #include <linux/ipv6.h>
 #include <linux/tcp.h>
 #include <linux/types.h>
+/* Network/host byte order for clang -target bpf and the host compiler alike: it follows
+ * __BYTE_ORDER__ (the BPF target takes the host's) and stops the build on anything else. */
+#include <bpf/bpf_endian.h>
 
 #include "shadowtap.h"
 
@@ -31,21 +34,17 @@
 #define ST_UNROLL
 #endif
 
-#ifndef ST_HTONS
-#define ST_HTONS(x) __builtin_bswap16(x)
-#define ST_NTOHS(x) __builtin_bswap16(x)
-#define ST_NTOHL(x) __builtin_bswap32(x)
-#endif
-
 #define ST_ETH_P_8021Q 0x8100
 #define ST_ETH_P_8021AD 0x88A8
 #define ST_ETH_P_QINQ1 0x9100
-#ifndef ST_MAX_VLAN_TAGS
-#define ST_MAX_VLAN_TAGS 2
-#endif
-#ifndef ST_MAX_V6_EXT
-#define ST_MAX_V6_EXT 6
-#endif
+/*
+ * The parser's limits, the same in the kernel and on the host (pcap input, unit tests,
+ * fuzzers): at most this many VLAN tags and IPv6 extension headers. A frame with more is
+ * ST_PARSE_OTHER (ignored, like non-TCP traffic). The verifier walks every unrolled
+ * iteration: docs/ARCHITECTURE.md has what these values cost it.
+ */
+#define ST_MAX_VLAN_TAGS 4
+#define ST_MAX_V6_EXT 8
 
 enum st_parse_result {
 	ST_PARSE_TCP = 0,   /* a TCP segment: fields below are valid */
@@ -96,13 +95,13 @@ ST_UNROLL
 	for (int i = 0; i < ST_MAX_VLAN_TAGS; i++) {
 		struct st_vlan_hdr vh;
 
-		if (proto != ST_HTONS(ST_ETH_P_8021Q) && proto != ST_HTONS(ST_ETH_P_8021AD) &&
-		    proto != ST_HTONS(ST_ETH_P_QINQ1))
+		if (proto != bpf_htons(ST_ETH_P_8021Q) && proto != bpf_htons(ST_ETH_P_8021AD) &&
+		    proto != bpf_htons(ST_ETH_P_QINQ1))
 			break;
 		if (ST_LOAD(ctx, off, &vh, sizeof(vh)))
 			return ST_PARSE_BAD;
 		if (i == 0)
-			p->vlan = ST_NTOHS(vh.tci) & 0x0fff;
+			p->vlan = bpf_ntohs(vh.tci) & 0x0fff;
 		proto = vh.proto;
 		off += sizeof(vh);
 	}
@@ -112,12 +111,12 @@ ST_UNROLL
 		if (ST_LOAD(ctx, off, &v, 1))
 			return ST_PARSE_BAD;
 		if ((v >> 4) == 4)
-			proto = ST_HTONS(ETH_P_IP);
+			proto = bpf_htons(ETH_P_IP);
 		else if ((v >> 4) == 6)
-			proto = ST_HTONS(ETH_P_IPV6);
+			proto = bpf_htons(ETH_P_IPV6);
 	}
 
-	if (proto == ST_HTONS(ETH_P_IP)) {
+	if (proto == bpf_htons(ETH_P_IP)) {
 		struct iphdr ip;
 		__u32 hl, tot;
 
@@ -129,10 +128,10 @@ ST_UNROLL
 			return ST_PARSE_OTHER;
 		/* A non-first fragment has no TCP header; a first fragment's
 		 * payload is incomplete. TCP does not fragment in practice. */
-		if (ip.frag_off & ST_HTONS(0x3fff))
+		if (ip.frag_off & bpf_htons(0x3fff))
 			return ST_PARSE_FRAG;
 		hl = (__u32)ip.ihl * 4;
-		tot = ST_NTOHS(ip.tot_len);
+		tot = bpf_ntohs(ip.tot_len);
 		/* tot_len 0 is BIG TCP's way to say "see skb->len". */
 		if (tot) {
 			if (tot < hl)
@@ -146,7 +145,7 @@ ST_UNROLL
 		p->daddr[1] = p->daddr[2] = p->daddr[3] = 0;
 		off += hl;
 		l4 = IPPROTO_TCP;
-	} else if (proto == ST_HTONS(ETH_P_IPV6)) {
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
 		struct ipv6hdr ip6;
 		__u8 next;
 		__u32 plen;
@@ -155,7 +154,7 @@ ST_UNROLL
 			return ST_PARSE_BAD;
 		if (ip6.version != 6)
 			return ST_PARSE_BAD;
-		plen = ST_NTOHS(ip6.payload_len);
+		plen = bpf_ntohs(ip6.payload_len);
 		if (plen)
 			l3_end = off + sizeof(ip6) + plen;
 		p->family = 6;
@@ -201,11 +200,11 @@ ST_UNROLL
 		return ST_PARSE_BAD;
 	if (th.doff < 5)
 		return ST_PARSE_BAD;
-	p->sport = ST_NTOHS(th.source);
-	p->dport = ST_NTOHS(th.dest);
-	p->seq = ST_NTOHL(th.seq);
-	p->ack = ST_NTOHL(th.ack_seq);
-	p->window = ST_NTOHS(th.window);
+	p->sport = bpf_ntohs(th.source);
+	p->dport = bpf_ntohs(th.dest);
+	p->seq = bpf_ntohl(th.seq);
+	p->ack = bpf_ntohl(th.ack_seq);
+	p->window = bpf_ntohs(th.window);
 	p->tcp_flags = ((__u8 *)&th)[13];
 	off += (__u32)th.doff * 4;
 	if (off > pkt_len)

@@ -1,10 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * BPF program tests: crafted packets through bpf_prog_test_run_opts (no
- * interface attached), table-driven; plus a real 256 KiB send over loopback
- * in a private network namespace to see GSO super-packets arrive whole.
- * Every case asserts the verdict is "pass" and the records are exact.
- * Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN): skips without it.
+ * interface attached), table-driven, each row its own test; plus real sends
+ * over loopback, each test in a network namespace of its own, to see GSO
+ * super-packets arrive whole. Every case asserts the verdict is "pass" and the
+ * records are exact. Needs root (CAP_BPF, CAP_NET_ADMIN, CAP_SYS_ADMIN):
+ * skips without it.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -16,6 +17,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/pkt_cls.h>
 #include <net/if.h>
 #include <netinet/in.h>
@@ -27,6 +29,7 @@
 #include <unistd.h>
 
 #include "../../bpf/shadowtap.h"
+#include "pktparse.h" /* the parser's limits */
 #include "record.h"
 #include "tap.h"
 #include "tap.skel.h"
@@ -87,55 +90,126 @@ static struct tap_bpf *load(unsigned ring_bytes)
 	return s;
 }
 
-static int setup(void **state)
+/* The programs loaded once, ports 80 and 8080 on, for the tests that run crafted frames.
+ * NULL when not root or when loading failed (the tests then skip or fail). */
+static struct fixture *fixture_new(void)
 {
 	struct fixture *f;
 	__u8 one = 1;
 	__u32 ports[] = { 80, 8080 };
 
 	if (geteuid() != 0)
-		return 0; /* each test skips */
+		return NULL;
 	f = calloc(1, sizeof(*f));
+	if (!f)
+		return NULL;
 	f->skel = load(1 << 22);
 	if (!f->skel) {
 		fprintf(stderr, "cannot load BPF programs: %s\n", strerror(errno));
 		free(f);
-		return -1;
+		return NULL;
 	}
 	for (size_t i = 0; i < 2; i++)
 		bpf_map__update_elem(f->skel->maps.ports, &ports[i], 4, &one, 1, 0);
 	f->rb = ring_buffer__new(bpf_map__fd(f->skel->maps.ring), collect, &f->got, NULL);
-	assert_non_null(f->rb);
-	*state = f;
-	return 0;
+	if (!f->rb) {
+		tap_bpf__destroy(f->skel);
+		free(f);
+		return NULL;
+	}
+	return f;
 }
 
-static int teardown(void **state)
+static void fixture_free(struct fixture *f)
 {
-	struct fixture *f = *state;
-
 	if (!f)
-		return 0;
+		return;
 	got_reset(&f->got);
 	ring_buffer__free(f->rb);
 	tap_bpf__destroy(f->skel);
 	free(f);
+}
+
+/* Skips without root; as root, a fixture that did not load is a failure. */
+#define FIXTURE_OR_SKIP(f)                                                       \
+	do {                                                                     \
+		if (geteuid() != 0)                                              \
+			skip();                                                  \
+		if (!(f))                                                        \
+			fail_msg("the BPF programs did not load (see stderr)"); \
+	} while (0)
+#define SKIP_UNLESS_ROOT()                  \
+	do {                                \
+		if (geteuid() != 0)         \
+			skip();             \
+	} while (0)
+
+/*
+ * Tests that send real traffic each get a network namespace of their own, with only lo up,
+ * and leave it for the original one afterwards: none depends on another having run (or
+ * skipped) first, and none ever attaches to the host's lo.
+ */
+struct netns {
+	int orig;  /* the namespace to return to */
+	bool in;   /* inside a fresh one */
+};
+
+static int netns_enter(void **state)
+{
+	struct netns *ns;
+
+	if (geteuid() != 0)
+		return 0; /* the test skips */
+	ns = calloc(1, sizeof(*ns));
+	if (!ns)
+		return -1;
+	*state = ns;
+	ns->orig = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+	if (ns->orig < 0 || unshare(CLONE_NEWNET))
+		return 0;
+	ns->in = true;
+	if (system("ip link set lo up"))
+		ns->in = false;
 	return 0;
 }
 
-#define SKIP_UNLESS_ROOT()                          \
-	do {                                        \
-		if (geteuid() != 0 || !*state)      \
-			skip();                     \
+static int netns_leave(void **state)
+{
+	struct netns *ns = *state;
+	int rc = 0;
+
+	if (!ns)
+		return 0;
+	if (ns->orig >= 0) {
+		if (setns(ns->orig, CLONE_NEWNET)) {
+			fprintf(stderr, "cannot return to the original network namespace: %s\n",
+				strerror(errno));
+			rc = -1;
+		}
+		close(ns->orig);
+	}
+	free(ns);
+	return rc;
+}
+
+#define NETNS_OR_SKIP()                                                                \
+	do {                                                                           \
+		const struct netns *ns_ = *state;                                      \
+		if (geteuid() != 0)                                                    \
+			skip();                                                        \
+		if (!ns_ || !ns_->in) {                                                \
+			print_message("cannot make a network namespace: skipped\n");  \
+			skip();                                                        \
+		}                                                                      \
 	} while (0)
 
 /* ---- packet builder ------------------------------------------------------------------ */
 
 struct spec {
 	int v6;
-	int vlans;       /* in-band 802.1Q tags: 0, 1 or 2 */
+	int vlans;       /* in-band tags: 802.1ad outside when more than one, 802.1Q inside */
 	int ip_opt;      /* IPv4 option bytes (multiple of 4) */
-	int v6_ext;      /* IPv6: number of extension headers (HBH, DSTOPTS) */
+	int v6_ext;      /* IPv6: number of extension headers (HBH, then DSTOPTS) */
 	int tcp_opt;     /* TCP option bytes (multiple of 4) */
 	uint32_t src, dst; /* IPv4 addresses (host order); IPv6 uses fd00::src / fd00::dst */
 	uint16_t sport, dport;
@@ -183,7 +257,7 @@ static size_t build(const struct spec *s, uint8_t *buf, size_t *l3)
 	buf[0] = 0x02;
 	buf[6] = 0x02;
 	for (int i = 0; i < s->vlans; i++) {
-		put16(buf + off, i == 0 && s->vlans == 2 ? 0x88a8 : 0x8100);
+		put16(buf + off, i == 0 && s->vlans > 1 ? 0x88a8 : 0x8100);
 		put16(buf + off + 2, (uint16_t)(100 + i));
 		off += 4;
 	}
@@ -377,6 +451,24 @@ static const struct table_case cases[] = {
 			   .flags = ST_TCP_ACK, .len = 10 }, 1, 100 },
 	{ "qinq ipv6", TC_IN, { .vlans = 2, .v6 = 1, .src = 2, .dst = 1, .sport = 5, .dport = 80,
 				.flags = ST_TCP_ACK, .len = 10 }, 1, 100 },
+	/* The parser's limits (bpf/parse.h): at each, parsed; past it, not TCP to us. */
+	{ "vlan tags at the limit", TC_IN, { .vlans = ST_MAX_VLAN_TAGS, .src = CLIENT,
+					     .dst = SERVER, .sport = 5, .dport = 80,
+					     .flags = ST_TCP_ACK, .len = 10 }, 1, 100 },
+	{ "vlan tags past the limit", TC_IN, { .vlans = ST_MAX_VLAN_TAGS + 1, .src = CLIENT,
+					       .dst = SERVER, .sport = 5, .dport = 80,
+					       .flags = ST_TCP_ACK, .len = 10 }, 0 },
+	{ "ipv6 ext headers at the limit", TC_OUT, { .v6 = 1, .v6_ext = ST_MAX_V6_EXT, .src = 1,
+						     .dst = 2, .sport = 80, .dport = 5,
+						     .flags = ST_TCP_ACK, .len = 10 }, 1 },
+	{ "ipv6 ext headers past the limit", TC_OUT, { .v6 = 1, .v6_ext = ST_MAX_V6_EXT + 1,
+						       .src = 1, .dst = 2, .sport = 80,
+						       .dport = 5, .flags = ST_TCP_ACK,
+						       .len = 10 }, 0 },
+	{ "cgroup ipv6 ext headers at the limit", CG_IN, { .v6 = 1, .v6_ext = ST_MAX_V6_EXT,
+							   .src = 2, .dst = 1, .sport = 5,
+							   .dport = 80, .flags = ST_TCP_ACK,
+							   .len = 10 }, 1 },
 	{ "other port in", TC_IN, { .src = CLIENT, .dst = SERVER, .sport = 5, .dport = 81,
 				    .flags = ST_TCP_ACK, .len = 10 }, 0 },
 	{ "host's own connection to port 80 (egress dport)", TC_OUT,
@@ -392,36 +484,41 @@ static const struct table_case cases[] = {
 					  .flags = ST_TCP_ACK, .len = 3000 }, 1 },
 };
 
-static void test_table(void **state)
+#define N_CASES (sizeof(cases) / sizeof(cases[0]))
+
+/* One row of the table, as a cmocka test of its own (named after the row). */
+struct row_test {
+	struct fixture *f;
+	const struct table_case *c;
+};
+
+static void test_table_row(void **state)
 {
-	struct fixture *f = *state;
+	const struct row_test *t = *state;
+	const struct table_case *c = t->c;
+	struct fixture *f = t->f;
+	int egress = c->prog == TC_OUT || c->prog == CG_OUT;
+	int cg = c->prog == CG_IN || c->prog == CG_OUT;
+	struct st_counters before, after;
+	__u32 retval;
 
-	SKIP_UNLESS_ROOT();
-	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-		const struct table_case *c = &cases[i];
-		int egress = c->prog == TC_OUT || c->prog == CG_OUT;
-		int cg = c->prog == CG_IN || c->prog == CG_OUT;
-		struct st_counters before, after;
-		__u32 retval;
-
-		print_message("case: %s\n", c->name);
-		counters(f, egress, &before);
-		assert_int_equal(run(f, c->prog, &c->s, &retval), 0);
-		/* Always the pass verdict: TC_ACT_UNSPEC (TCX_NEXT), cgroup "allow". */
-		assert_int_equal(retval, cg ? 1u : (__u32)TC_ACT_UNSPEC);
-		counters(f, egress, &after);
-		if (!c->records) {
-			assert_int_equal(f->got.n, 0);
-			assert_int_equal(after.segs, before.segs);
-			continue;
-		}
-		check_records(f, &c->s, (__u8)egress);
-		assert_int_equal(f->got.recs[0].vlan, c->vlan);
-		assert_int_equal(after.segs - before.segs, 1);
-		assert_int_equal(after.bytes - before.bytes, c->s.len);
-		assert_int_equal(after.records - before.records, f->got.n);
-		assert_int_equal(after.lost_bytes, before.lost_bytes);
+	FIXTURE_OR_SKIP(f);
+	counters(f, egress, &before);
+	assert_int_equal(run(f, c->prog, &c->s, &retval), 0);
+	/* Always the pass verdict: TC_ACT_UNSPEC (TCX_NEXT), cgroup "allow". */
+	assert_int_equal(retval, cg ? 1u : (__u32)TC_ACT_UNSPEC);
+	counters(f, egress, &after);
+	if (!c->records) {
+		assert_int_equal(f->got.n, 0);
+		assert_int_equal(after.segs, before.segs);
+		return;
 	}
+	check_records(f, &c->s, (__u8)egress);
+	assert_int_equal(f->got.recs[0].vlan, c->vlan);
+	assert_int_equal(after.segs - before.segs, 1);
+	assert_int_equal(after.bytes - before.bytes, c->s.len);
+	assert_int_equal(after.records - before.records, f->got.n);
+	assert_int_equal(after.lost_bytes, before.lost_bytes);
 }
 
 static void test_malformed_pass_and_counted(void **state)
@@ -432,7 +529,7 @@ static void test_malformed_pass_and_counted(void **state)
 		{ .src = CLIENT, .dst = SERVER, .sport = 5, .dport = 80, .len = 10, .frag = 1 },
 	};
 
-	SKIP_UNLESS_ROOT();
+	FIXTURE_OR_SKIP(f);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		struct st_counters before, after;
 		__u32 retval;
@@ -457,7 +554,7 @@ static void test_host_filter(void **state)
 	__u32 zero = 0, retval;
 	__u8 one = 1;
 
-	SKIP_UNLESS_ROOT();
+	FIXTURE_OR_SKIP(f);
 	v6addr((uint8_t *)k6.addr, 7);
 	assert_int_equal(bpf_map__update_elem(f->skel->maps.hosts_v4, &k4, sizeof(k4), &one, 1, 0), 0);
 	assert_int_equal(bpf_map__update_elem(f->skel->maps.hosts_v6, &k6, sizeof(k6), &one, 1, 0), 0);
@@ -597,11 +694,7 @@ static void test_loopback_gso_whole(void **state)
 	int ls, cs, ss, one = 1;
 	size_t got = 0;
 
-	SKIP_UNLESS_ROOT();
-	if (unshare(CLONE_NEWNET) || system("ip link set lo up")) {
-		print_message("cannot make a network namespace: skipped\n");
-		skip();
-	}
+	NETNS_OR_SKIP();
 	st.buf = calloc(1, N);
 	src = malloc(N);
 	for (size_t i = 0; i < N; i++)
@@ -661,14 +754,15 @@ static void test_loopback_gso_parts(void **state)
 	size_t got = 0;
 	uint8_t *src;
 
-	SKIP_UNLESS_ROOT();
-	/* test_loopback_gso_whole ran first and moved us into a fresh netns. */
+	NETNS_OR_SKIP();
 	lo = (int)if_nametoindex("lo");
 	s = load(1 << 24);
 	assert_non_null(s);
 	bpf_map__update_elem(s->maps.ports, &port, 4, &one, 1, 0);
-	fd_in = bpf_link_create(bpf_program__fd(s->progs.tc_ingress), lo, 46, NULL);
-	fd_out = bpf_link_create(bpf_program__fd(s->progs.tc_egress), lo, 47, NULL);
+	fd_in = bpf_link_create(bpf_program__fd(s->progs.tc_ingress), lo,
+				(enum bpf_attach_type)ST_BPF_TCX_INGRESS, NULL);
+	fd_out = bpf_link_create(bpf_program__fd(s->progs.tc_egress), lo,
+				 (enum bpf_attach_type)ST_BPF_TCX_EGRESS, NULL);
 	if (fd_in < 0 || fd_out < 0) {
 		tap_bpf__destroy(s);
 		skip();
@@ -707,15 +801,28 @@ static void test_loopback_gso_parts(void **state)
 
 int main(void)
 {
-	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_table),
-		cmocka_unit_test(test_malformed_pass_and_counted),
-		cmocka_unit_test(test_host_filter),
-		cmocka_unit_test(test_ring_full),
-		cmocka_unit_test(test_loopback_gso_whole),
-		cmocka_unit_test(test_loopback_gso_parts),
-	};
+	struct fixture *f;
+	struct row_test rows[N_CASES];
+	struct CMUnitTest tests[N_CASES + 5];
+	size_t n = 0;
+	int rc;
 
 	libbpf_set_print(NULL);
-	return cmocka_run_group_tests_name("bpf_tap", tests, setup, teardown);
+	f = fixture_new();
+	for (size_t i = 0; i < N_CASES; i++) {
+		rows[i] = (struct row_test){ .f = f, .c = &cases[i] };
+		tests[n++] = (struct CMUnitTest){ .name = cases[i].name, .test_func = test_table_row,
+						  .initial_state = &rows[i] };
+	}
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test_prestate(test_malformed_pass_and_counted, f);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test_prestate(test_host_filter, f);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test(test_ring_full);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test_setup_teardown(test_loopback_gso_whole,
+									 netns_enter, netns_leave);
+	tests[n++] = (struct CMUnitTest)cmocka_unit_test_setup_teardown(test_loopback_gso_parts,
+									 netns_enter, netns_leave);
+	assert_int_equal(n, sizeof(tests) / sizeof(tests[0]));
+	rc = cmocka_run_group_tests_name("bpf_tap", tests, NULL, NULL);
+	fixture_free(f);
+	return rc;
 }

@@ -364,15 +364,27 @@ st_held_links() {
 }
 
 # st_leaked_shadowtap_links: shadowtap links created since the test started that no live
-# process holds: they outlive their agent (pinned), i.e. leaked.
+# process holds: they outlive their agent (pinned), i.e. leaked. Other agents on the host
+# come and go meanwhile: the links are listed before their holders (a link made in between
+# is not taken for a leak), and a link is reported only if it is still there, unheld, half a
+# second later (the link of a process that just exited is being freed).
 st_leaked_shadowtap_links() {
-	local held id type name ifx
-	held=" $(st_held_links | tr '\n' ' ') "
-	st_shadowtap_links | while read -r id type name ifx; do
-		case " $ST_LINKS_BASELINE " in *" $id "*) continue ;; esac
-		case $held in *" $id "*) continue ;; esac
-		echo "$id $type $name $ifx"
+	local pass links held id type name ifx out prev=
+	for pass in 1 2; do
+		links=$(st_shadowtap_links)
+		held=" $(st_held_links | tr '\n' ' ') "
+		out=$(while read -r id type name ifx; do
+			[ -n "$id" ] || continue
+			case " $ST_LINKS_BASELINE " in *" $id "*) continue ;; esac
+			case $held in *" $id "*) continue ;; esac
+			[ "$pass" -eq 1 ] || case " $prev " in *" $id "*) ;; *) continue ;; esac
+			echo "$id $type $name $ifx"
+		done <<<"$links")
+		[ -n "$out" ] || return 0
+		prev=$(awk '{ print $1 }' <<<"$out" | tr '\n' ' ')
+		[ "$pass" -eq 2 ] || sleep 0.5
 	done
+	echo "$out"
 }
 
 # st_agent_attached NS IFACE|CGROUP [PID]: true when shadowtap's programs are attached there
@@ -430,14 +442,61 @@ st_capture_start() {
 	st_fail "shadowtap capture did not attach to $target within 10 s"
 }
 
-# st_tcpdump_start NAME NS IFACE OUT FILTER: the reference capture. Pid in ST_TCPDUMP_PID.
+# st_tcpdump_start NAME NS IFACE OUT FILTER [BUFFER_KIB]: the reference capture (kernel
+# buffer 256 MiB unless given), writing each packet to OUT as it reads it (-U); stderr in
+# $ST_TMP/NAME.err. Pid in ST_TCPDUMP_PID; stop it with st_tcpdump_stop.
 st_tcpdump_start() {
-	local name=$1 ns=$2 ifc=$3 out=$4 filter=$5
-	st_in_bg "$ns" tcpdump -i "$ifc" -s 0 -B 262144 -n -w "$out" "$filter" \
+	local name=$1 ns=$2 ifc=$3 out=$4 filter=$5 buf=${6:-262144}
+	st_in_bg "$ns" tcpdump -i "$ifc" -s 0 -B "$buf" -U -n -w "$out" "$filter" \
 		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
 	ST_TCPDUMP_PID=$!
 	ST_PIDS+=("$ST_TCPDUMP_PID")
 	st_wait_log "$ST_TMP/$name.err" 'listening on' 10
+}
+
+# st_tcpdump_stop PID NAME: stops the tcpdump `st_tcpdump_start NAME` started once it has
+# read every packet the kernel queued for it, then SIGINT, and waits for it to write its file
+# and exit; returns its exit status. A SIGINT alone ends it at once, losing what it has not
+# read: the kernel hands packets over in blocks, a partly filled one after tcpdump's 1 s
+# timeout, and under load tcpdump is thousands of packets behind. Its SIGUSR1 report says how
+# far it got: done when captured (twice that on lo, where the kernel also queues the outgoing
+# copy of each packet, which tcpdump skips) plus dropped equals "received by filter".
+st_tcpdump_stop() {
+	local pid=$1 err=$ST_TMP/$2.err k=1 i c r d last=-1 since=0
+	local re='^tcpdump: ([0-9]+) packets? captured, ([0-9]+) packets? received by filter, ([0-9]+) packets? dropped by kernel'
+	grep -q '^tcpdump: listening on lo,' "$err" && k=2
+	for i in $(seq 1 200); do
+		st_alive "$pid" || break
+		kill -USR1 "$pid" 2>/dev/null || break
+		sleep 0.1
+		read -r c r d < <(sed -nE "s/$re.*/\1 \2 \3/p" "$err" | tail -n1) || continue
+		[ $((k * c + d)) -eq "$r" ] && break
+		# Counts that do not add up (drops on lo): done once nothing moved for 3 s.
+		[ "$c" -ne "$last" ] && since=$i last=$c
+		[ $((i - since)) -lt 30 ] || break
+	done
+	[ "$i" -lt 200 ] || st_log "tcpdump $2 still reading after 20 s: stopping it anyway"
+	st_stop "$pid" INT
+}
+
+# st_tcp_settle PORT NS...: waits (at most 10 s) until no TCP connection of PORT in the
+# namespaces NS ("" = the current one) is still open or closing: the last FINs and ACKs
+# have been on the wire, and every capture of them has had them.
+st_tcp_settle() {
+	local port=$1 ns i busy
+	shift
+	for i in $(seq 1 100); do
+		busy=
+		for ns in "$@"; do
+			busy+=$(st_in "$ns" ss -Htan state established state syn-sent state syn-recv \
+				state fin-wait-1 state fin-wait-2 state close-wait state last-ack state closing \
+				"( sport = :$port or dport = :$port )" 2>/dev/null || true)
+		done
+		[ -z "$busy" ] && return 0
+		sleep 0.1
+	done
+	st_log "TCP connections of port $port still open after 10 s:"
+	echo "$busy" | head -n 5
 }
 
 # st_wait_log FILE REGEX SECONDS
@@ -457,7 +516,7 @@ st_summary() { grep -E '^shadowtap: summary ' "$1" | tail -n1 || true; }
 st_summary_field() { sed -nE "s/.*[[:space:]]$2=([0-9]+).*/\1/p" <<<"$1" || true; }
 
 # st_tcpdump_dropped ERRFILE: packets tcpdump says the kernel dropped (its exit report).
-st_tcpdump_dropped() { sed -nE 's/^([0-9]+) packets dropped by kernel.*/\1/p' "$1" | tail -n1 || true; }
+st_tcpdump_dropped() { sed -nE 's/^([0-9]+) packets? dropped by kernel.*/\1/p' "$1" | tail -n1 || true; }
 
 # ---- comparing captures -----------------------------------------------------------------------
 

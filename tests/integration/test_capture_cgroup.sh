@@ -33,9 +33,8 @@ st_in "$ST_CLI_NS" wrk -t1 -c2 -d1s "http://$ST_SRV4B/f1500" >/dev/null
 st_client_mix "$ST_CLI_NS" "$ST_SRV6" 80 "$ST_TMP/a/www"
 st_in "$ST_CLI_NS" wrk -t1 -c2 -d1s "http://$ST_SRV4/f1500" >/dev/null
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "http://$ST_SRV4B/f1048576"
-sleep 2 # last FINs; tcpdump hands over its ring in blocks, up to 1 s late
-
-st_stop "$ST_TCPDUMP_PID" INT || true
+st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
+st_tcpdump_stop "$ST_TCPDUMP_PID" tcpdump || true
 dropped=$(st_tcpdump_dropped "$ST_TMP/tcpdump.err")
 [ "${dropped:-0}" -eq 0 ] || st_fail "the reference tcpdump itself dropped $dropped packets"
 rc=0

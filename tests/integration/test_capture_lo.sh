@@ -22,9 +22,8 @@ st_log "traffic over loopback"
 st_client_mix "$NS" 127.0.0.1 80 "$WWW"
 st_in "$NS" "${ST_CURL[@]}" -o /dev/null "http://[::1]/f5242880" -o /dev/null "http://[::1]/f65537" -o /dev/null "http://[::1]/f1"
 st_in "$NS" "${ST_CURL[@]}" -o /dev/null -T "$ST_TMP/upload/u5m" "http://[::1]/dav/u5m-v6"
-sleep 2 # last FINs; tcpdump hands over its ring in blocks, up to 1 s late
-
-st_stop "$ST_TCPDUMP_PID" INT || true
+st_tcp_settle 80 "$NS"
+st_tcpdump_stop "$ST_TCPDUMP_PID" tcpdump || true
 dropped=$(st_tcpdump_dropped "$ST_TMP/tcpdump.err")
 [ "${dropped:-0}" -eq 0 ] || st_fail "the reference tcpdump itself dropped $dropped packets: no comparison possible"
 rc=0

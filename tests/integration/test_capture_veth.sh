@@ -28,9 +28,8 @@ st_client_mix "$ST_CLI_NS" "$ST_SRV6" 80 "$WWW"
 st_log "traffic: wrk 2 s"
 st_in "$ST_CLI_NS" wrk -t1 -c4 -d2s --timeout 5s "http://$ST_SRV4/f1500" | sed -n '/Requests\/sec/p;/Transfer\/sec/p'
 st_in "$ST_CLI_NS" wrk -t1 -c2 -d1s --timeout 5s "http://[$ST_SRV6]/f4096" | sed -n '/Requests\/sec/p;/Transfer\/sec/p'
-sleep 2 # last FINs; tcpdump hands over its ring in blocks, up to 1 s late
-
-st_stop "$ST_TCPDUMP_PID" INT || true
+st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
+st_tcpdump_stop "$ST_TCPDUMP_PID" tcpdump || true
 dropped=$(st_tcpdump_dropped "$ST_TMP/tcpdump.err")
 [ "${dropped:-0}" -eq 0 ] || st_fail "the reference tcpdump itself dropped $dropped packets: no comparison possible"
 rc=0

@@ -60,8 +60,8 @@ round() {
 	st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$(st_url "$ST_SRV6" /f100000)"
 	st_in "$ST_CLI_NS" wrk -t1 -c4 -d1s --timeout 5s -H 'Connection: close' "http://$ST_SRV4/f1448" |
 		sed -n '/Requests\/sec/p'
-	sleep 2 # last FINs reach both
-	st_stop "$ST_TCPDUMP_PID" INT || true
+	st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
+	st_tcpdump_stop "$ST_TCPDUMP_PID" "td-$name" || true
 	dropped=$(st_tcpdump_dropped "$ST_TMP/td-$name.err")
 	[ "${dropped:-0}" -eq 0 ] || st_fail "tcpdump dropped $dropped packets: no comparison possible"
 	st_stop "$FLOWS_PID" INT || rc=$?

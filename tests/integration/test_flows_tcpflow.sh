@@ -41,10 +41,9 @@ st_in "$ST_CLI_NS" wrk -t1 -c4 -d2s --timeout 5s -H 'Connection: close' "http://
 	sed -n '/Requests\/sec/p'
 st_log "traffic: wrk keep-alive 1 s"
 st_in "$ST_CLI_NS" wrk -t1 -c2 -d1s --timeout 5s "http://[$ST_SRV6]/f4096" | sed -n '/Requests\/sec/p'
-sleep 2 # last FINs; tcpdump writes its buffer in blocks
-
-st_stop "$ETH_PID" INT || true
-st_stop "$ANY_PID" INT || true
+st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
+st_tcpdump_stop "$ETH_PID" eth || true
+st_tcpdump_stop "$ANY_PID" any || true
 for c in eth any; do
 	dropped=$(st_tcpdump_dropped "$ST_TMP/$c.err")
 	[ "${dropped:-0}" -eq 0 ] || st_fail "tcpdump ($c) dropped $dropped packets: no comparison possible"

@@ -19,6 +19,7 @@
 #include <cmocka.h>
 
 #include "pcapin.h"
+#include "pktparse.h" /* the parser's limits */
 
 struct frame {
 	uint8_t b[2048];
@@ -241,6 +242,67 @@ static void t_ipv4_fragments_and_other(void **state)
 	(void)state;
 }
 
+/*
+ * The parser's limits (bpf/parse.h, the kernel's too): a frame with as many VLAN tags or
+ * IPv6 extension headers as the limit is TCP, one more is not. Every row is checked and
+ * every mismatch named before the test fails.
+ */
+static void t_parser_limits(void **state)
+{
+	static const struct {
+		const char *name;
+		int vlans, v6, v6_ext, want;
+	} rows[] = {
+		{ "vlan tags at the limit", ST_MAX_VLAN_TAGS, 0, 0, ST_DEC_TCP },
+		{ "vlan tags past the limit", ST_MAX_VLAN_TAGS + 1, 0, 0, ST_DEC_OTHER },
+		{ "ipv6 ext headers at the limit", 0, 1, ST_MAX_V6_EXT, ST_DEC_TCP },
+		{ "ipv6 ext headers past the limit", 0, 1, ST_MAX_V6_EXT + 1, ST_DEC_OTHER },
+		{ "both at the limit", ST_MAX_VLAN_TAGS, 1, ST_MAX_V6_EXT, ST_DEC_TCP },
+	};
+	int bad = 0;
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		struct frame f = { .n = 0 };
+		struct st_segment s;
+		uint32_t cut;
+		size_t at;
+		int rc;
+
+		eth(&f, rows[i].vlans > 1 ? 0x88a8 : rows[i].vlans ? 0x8100 : rows[i].v6 ? 0x86dd : 0x0800);
+		for (int v = 0; v < rows[i].vlans; v++) {
+			put16(&f, (uint16_t)(100 + v));
+			put16(&f, v + 1 < rows[i].vlans ? 0x8100 : rows[i].v6 ? 0x86dd : 0x0800);
+		}
+		if (rows[i].v6) {
+			at = ip6(&f, rows[i].v6_ext ? 0 /* HBH */ : 6);
+			for (int e = 0; e < rows[i].v6_ext; e++) {
+				/* 8 bytes each: next header, length 0, PadN of 4 */
+				uint8_t ext[8] = { e + 1 < rows[i].v6_ext ? 60 /* DSTOPTS */ : 6, 0, 1, 4 };
+
+				put(&f, ext, sizeof(ext));
+			}
+			tcp(&f, 40000, 80, 0x11223344, 0x55667788, ST_TCP_ACK, 0, "limit");
+			ip6_done(&f, at, f.n - at - 40);
+		} else {
+			at = ip4(&f, 0, 6, 0);
+			tcp(&f, 40000, 80, 0x11223344, 0x55667788, ST_TCP_ACK, 0, "limit");
+			ip4_done(&f, at, f.n - at);
+		}
+		rc = dec(DLT_EN10MB, &f, f.n, &s, &cut);
+		if (rc != rows[i].want) {
+			print_error("%s: decoded as %d, want %d\n", rows[i].name, rc, rows[i].want);
+			bad++;
+		} else if (rc == ST_DEC_TCP &&
+			   (s.len != 5 || memcmp(s.data, "limit", 5) || s.vlan != (rows[i].vlans ? 100 : 0))) {
+			print_error("%s: wrong payload or VLAN id\n", rows[i].name);
+			bad++;
+		}
+	}
+	if (bad)
+		fail_msg("%d of %zu rows wrong", bad, sizeof(rows) / sizeof(rows[0]));
+	(void)state;
+}
+
 /* Cut by the snap length: what is there is returned, the rest counted in cut. */
 static void t_snap_cut(void **state)
 {
@@ -399,6 +461,7 @@ int main(void)
 		cmocka_unit_test(t_qinq),
 		cmocka_unit_test(t_ipv6_extension_headers),
 		cmocka_unit_test(t_ipv4_fragments_and_other),
+		cmocka_unit_test(t_parser_limits),
 		cmocka_unit_test(t_snap_cut),
 		cmocka_unit_test(t_link_headers),
 		cmocka_unit_test(t_reader_splits_cut_packet),

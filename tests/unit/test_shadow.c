@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -50,7 +51,7 @@ struct sink {
 	bool garbage;  /* answer every read with 64 KiB that is not HTTP (a hostile shadow) */
 	int close_after; /* answer this many requests per connection, the last with
 			  * Connection: close, then close (nginx's keepalive_requests) */
-	volatile bool stop;
+	atomic_bool stop; /* set by the test thread, read by the sink's */
 	pthread_t th;
 	pthread_mutex_t mu;
 	int n;
@@ -97,7 +98,7 @@ static void *sink_main(void *arg)
 	struct sink *s = arg;
 	char buf[65536];
 
-	while (!s->stop) {
+	while (!atomic_load(&s->stop)) {
 		struct pollfd pf[SINK_CONNS + 1];
 		int idx[SINK_CONNS + 1], n = 0, i;
 
@@ -197,7 +198,7 @@ static void sink_stop(struct sink *s)
 {
 	int i;
 
-	s->stop = true;
+	atomic_store(&s->stop, true);
 	pthread_join(s->th, NULL);
 	for (i = 0; i < s->n; i++) {
 		if (s->c[i].fd >= 0)
