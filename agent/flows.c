@@ -362,7 +362,7 @@ static void usage(FILE *out)
 		"  -p, --port P       only connections with this port (repeatable); with a file, also\n"
 		"                     tells the server side of connections whose SYN is not seen\n"
 		"      --host CIDR    only connections with an endpoint in CIDR (repeatable)\n"
-		"      --max-mem N    memory cap for reassembly state (K/M/G suffixes; default 256M)\n"
+		"      --max-mem SIZE memory cap for reassembly state (K/M/G suffixes; default 256M)\n"
 		"  -i, --iface IFACE  live capture on a network interface\n"
 		"      --cgroup PATH  live capture of a cgroup v2 (a service)\n"
 		"      --duration SEC stop live capture after SEC seconds (default: until SIGINT)\n"
@@ -371,31 +371,6 @@ static void usage(FILE *out)
 		"  -v, --verbose      more messages\n"
 		"  -h, --help         this help\n",
 		ST_RING_MB_DEFAULT);
-}
-
-static int parse_bytes(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	if (*end || v < (1u << 20))
-		return -1;
-	*out = v;
-	return 0;
 }
 
 /* Opens (creating it if needed) the output folder; refuses a non-empty one without --force. */
@@ -571,12 +546,12 @@ out:
 
 int cmd_flows(int argc, char **argv)
 {
-	enum { O_FORCE = ST_OPT_FIRST_FREE, O_MAXMEM, O_DURATION };
+	enum { O_FORCE = ST_OPT_FIRST_FREE, O_DURATION };
 	static const struct option lopts[] = {
 		ST_TARGET_LONGOPTS,
+		ST_REASM_LONGOPTS,
 		{ "output", required_argument, NULL, 'o' },
 		{ "force", no_argument, NULL, O_FORCE },
-		{ "max-mem", required_argument, NULL, O_MAXMEM },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -613,13 +588,6 @@ int cmd_flows(int argc, char **argv)
 			break;
 		case O_FORCE:
 			force = true;
-			break;
-		case O_MAXMEM:
-			if (parse_bytes(optarg, &cfg.max_mem)) {
-				fprintf(stderr, "shadowtap: flows: --max-mem: '%s' is not a size of at "
-						"least 1M (e.g. 512M, 2G)\n", optarg);
-				goto out;
-			}
 			break;
 		case O_DURATION:
 			if (st_parse_double("--duration", optarg, 0, 1e9, &duration))
@@ -680,6 +648,7 @@ int cmd_flows(int argc, char **argv)
 	fl.dirfd = open_outdir(out, force);
 	if (fl.dirfd < 0)
 		goto out;
+	cfg.max_mem = t->max_mem; /* 0: reassembly's default, 256 MiB */
 	cfg.ports = t->ports;
 	cfg.n_ports = t->n_ports;
 	/* flow-table hashing seeded per run: whoever made the traffic chose the 4-tuples */
