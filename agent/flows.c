@@ -28,6 +28,7 @@
 
 #include "flows.h"
 #include "flowset.h"
+#include "log.h"
 #include "loop.h"
 #include "opts.h"
 #include "pcapin.h"
@@ -635,6 +636,10 @@ int cmd_flows(int argc, char **argv)
 	if (file) {
 		/* the input first: a wrong file must not leave an output folder behind */
 		pin = st_pcapin__open(file, perr, sizeof(perr));
+		if (!pin && errno == EPROTONOSUPPORT) {
+			pr_err("flows: %s: %s", file, perr);
+			goto out;
+		}
 		if (!pin) {
 			fprintf(stderr, "shadowtap: flows: %s: not a readable pcap or pcapng file (%s)\n",
 				file, perr);

@@ -702,6 +702,10 @@ static int run_replay(struct shadow_cmd *c)
 	int err;
 
 	c->pin = st_pcapin__open(c->file, perr, sizeof(perr));
+	if (!c->pin && errno == EPROTONOSUPPORT) {
+		pr_err("%s: %s: %s", c->cmd, c->file, perr);
+		return -2;
+	}
 	if (!c->pin) {
 		fprintf(stderr, "shadowtap %s: %s: not a readable pcap or pcapng file (%s)\n", c->cmd,
 			c->file, perr);
