@@ -183,22 +183,22 @@ int cmd_capture(int argc, char **argv)
 		return ret < 0 ? ST_EXIT_OK : ret;
 
 	ret = ST_EXIT_RUNTIME;
+	/* Open the output first: an unwritable file must fail before we attach. And before the
+	 * loop blocks signals: opening a FIFO waits for its reader, and Ctrl-C must end that. */
+	c.w = st_pcapw__open(c.out);
+	if (!c.w)
+		goto out;
 	c.flows = st_flowset__new(CAPTURE_MAX_FLOWS);
 	c.loop = st_loop__new();
 	if (!c.flows || !c.loop) {
 		fprintf(stderr, "shadowtap: %s\n", strerror(errno));
 		goto out;
 	}
-	/* Open the output first: an unwritable file must fail before we attach. */
-	c.w = st_pcapw__open(c.out);
-	if (!c.w)
-		goto out;
+	/* A failed attach leaves -w as it was: the file is put in place only now (closing it
+	 * uncommitted removes it, never what was at the path before). */
 	c.tap = st_tap__open(&c.target, c.verbose, on_segment, &c);
-	if (!c.tap) {
-		if (strcmp(c.out, "-"))
-			unlink(c.out);
+	if (!c.tap || st_pcapw__commit(c.w))
 		goto out;
-	}
 	if (c.verbose)
 		fprintf(stderr, "shadowtap: capturing %zu port(s) on %s %s\n", c.target.n_ports,
 			c.target.iface ? "interface" : "cgroup",
