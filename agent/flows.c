@@ -31,6 +31,7 @@
 #include "log.h"
 #include "loop.h"
 #include "opts.h"
+#include "output.h"
 #include "pcapin.h"
 #include "reasm.h"
 #include "tap.h"
@@ -252,13 +253,14 @@ static struct fdir *file_get(struct flows *fl, struct fconn *fc, int dir)
 		flags |= O_CREAT | O_TRUNC; /* --force: a file of a former run is replaced */
 	while (fl->n_open >= fl->max_open && fl->lru_head)
 		file_close(fl, fl->lru_head);
-	f->fd = openat(fl->dirfd, name, flags, 0644);
+	/* only ever a regular file: not a symlink or FIFO someone left under a flow's name */
+	f->fd = st_output_openat(fl->dirfd, name, flags, 0644);
 	if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) && fl->lru_head) {
 		/* fewer descriptors than the limit said (the caller holds some): shrink */
 		fl->max_open = fl->n_open > 16 ? fl->n_open / 2 : 8;
 		while (fl->n_open >= fl->max_open && fl->lru_head)
 			file_close(fl, fl->lru_head);
-		f->fd = openat(fl->dirfd, name, flags, 0644);
+		f->fd = st_output_openat(fl->dirfd, name, flags, 0644);
 	}
 	if (f->fd < 0) {
 		fail(fl, -errno, "cannot open", name);
@@ -389,40 +391,17 @@ static void usage(FILE *out)
 		"  -p, --port P       only connections with this port (repeatable); with a file, also\n"
 		"                     tells the server side of connections whose SYN is not seen\n"
 		"      --host CIDR    only connections with an endpoint in CIDR (repeatable)\n"
-		"      --max-mem N    memory cap for reassembly state (K/M/G suffixes; default 256M)\n"
+		"      --max-mem SIZE memory cap for reassembly state (K/M/G suffixes; default 256M)\n"
 		"  -i, --iface IFACE  live capture on a network interface\n"
 		"      --cgroup PATH  live capture of a cgroup v2 (a service)\n"
 		"      --duration SEC stop live capture after SEC seconds (default: until SIGINT)\n"
 		"      --ring-mb MB   ring buffer size for live capture (default %u)\n"
 		"      --attach MODE  interface hooks: auto (TCX, else clsact), tcx, clsact\n"
+		"      --exit-on-detach  exit (1) when the interface goes away, instead of waiting\n"
+		"                     for an interface of that name to capture it again\n"
 		"  -v, --verbose      more messages\n"
 		"  -h, --help         this help\n",
 		ST_RING_MB_DEFAULT);
-}
-
-static int parse_bytes(const char *s, uint64_t *out)
-{
-	char *end;
-	unsigned long long v;
-
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno || end == s || *s == '-')
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': v <<= 10; end++; break;
-	case 'm': case 'M': v <<= 20; end++; break;
-	case 'g': case 'G': v <<= 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	if (*end || v < (1u << 20))
-		return -1;
-	*out = v;
-	return 0;
 }
 
 /* Opens (creating it if needed) the output folder; refuses a non-empty one without --force. */
@@ -567,7 +546,7 @@ static int run_live(struct flows *fl, double duration, bool verbose)
 	fl->tap = st_tap__open(fl->t, verbose, live_seg, fl);
 	if (!fl->tap)
 		goto out;
-	if (st_loop__add(l, st_tap__fd(fl->tap), live_ready, fl) ||
+	if (st_loop__add(l, st_tap__fd(fl->tap), live_ready, fl) || st_tap__watch(fl->tap, l) ||
 	    st_loop__set_tick(l, LIVE_TICK_MS, live_tick, fl)) {
 		pr_err("flows: event loop: %s", strerror(errno));
 		goto out;
@@ -588,12 +567,12 @@ out:
 
 int cmd_flows(int argc, char **argv)
 {
-	enum { O_FORCE = ST_OPT_FIRST_FREE, O_MAXMEM, O_DURATION };
+	enum { O_FORCE = ST_OPT_FIRST_FREE, O_DURATION };
 	static const struct option lopts[] = {
 		ST_TARGET_LONGOPTS,
+		ST_REASM_LONGOPTS,
 		{ "output", required_argument, NULL, 'o' },
 		{ "force", no_argument, NULL, O_FORCE },
-		{ "max-mem", required_argument, NULL, O_MAXMEM },
 		{ "duration", required_argument, NULL, O_DURATION },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
@@ -631,13 +610,6 @@ int cmd_flows(int argc, char **argv)
 			break;
 		case O_FORCE:
 			force = true;
-			break;
-		case O_MAXMEM:
-			if (parse_bytes(optarg, &cfg.max_mem)) {
-				pr_err("flows: --max-mem: '%s' is not a size of at "
-						"least 1M (e.g. 512M, 2G)", optarg);
-				goto out;
-			}
 			break;
 		case O_DURATION:
 			if (st_parse_double("--duration", optarg, 0, 1e9, &duration))
@@ -685,6 +657,10 @@ int cmd_flows(int argc, char **argv)
 	if (file) {
 		/* the input first: a wrong file must not leave an output folder behind */
 		pin = st_pcapin__open(file, perr, sizeof(perr));
+		if (!pin && errno == EPROTONOSUPPORT) {
+			pr_err("flows: %s: %s", file, perr);
+			goto out;
+		}
 		if (!pin) {
 			pr_err("flows: %s: not a readable pcap or pcapng file (%s)",
 				file, perr);
@@ -699,6 +675,7 @@ int cmd_flows(int argc, char **argv)
 	fl.dirfd = open_outdir(out, force);
 	if (fl.dirfd < 0)
 		goto out;
+	cfg.max_mem = t->max_mem; /* 0: reassembly's default, 256 MiB */
 	cfg.ports = t->ports;
 	cfg.n_ports = t->n_ports;
 	/* flow-table hashing seeded per run: whoever made the traffic chose the 4-tuples */

@@ -18,34 +18,6 @@ static void *field(const struct st_opt *o, void *obj)
 	return (char *)obj + o->off;
 }
 
-int st_parse_size(const char *s, uint64_t *out)
-{
-	unsigned long long v;
-	unsigned shift = 0;
-	char *end;
-
-	if (!s || *s < '0' || *s > '9')
-		return -1;
-	errno = 0;
-	v = strtoull(s, &end, 10);
-	if (errno)
-		return -1;
-	switch (*end) {
-	case 'k': case 'K': shift = 10; end++; break;
-	case 'm': case 'M': shift = 20; end++; break;
-	case 'g': case 'G': shift = 30; end++; break;
-	default: break;
-	}
-	if (*end == 'i' && end[1] == 'B')
-		end += 2;
-	else if (*end == 'B')
-		end++;
-	if (*end || (shift && v > (UINT64_MAX >> shift)))
-		return -1;
-	*out = (uint64_t)v << shift;
-	return 0;
-}
-
 static int set_uint(const struct st_opt *o, void *obj, const char *val, const char *where)
 {
 	unsigned long long v;
@@ -96,6 +68,9 @@ int st_opt_set(const struct st_opt *o, void *obj, const char *val, const char *w
 		return 0;
 	case ST_OPTK_UINT:
 		return set_uint(o, obj, val, where);
+	case ST_OPTK_SIZE:
+		return st_parse_size(where, val, (uint64_t)o->min, (uint64_t)o->max,
+				     (uint64_t *)field(o, obj));
 	case ST_OPTK_DOUBLE: {
 		char *end;
 		double v;

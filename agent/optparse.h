@@ -34,6 +34,7 @@ enum st_opt_kind {
 	ST_OPTK_DOUBLE,   /* a double in [min, max] */
 	ST_OPTK_CHOICE,   /* one of choices[] (NULL-terminated), its index stored as an int */
 	ST_OPTK_FUNC,     /* fn(obj, value, err) parses and stores it */
+	ST_OPTK_SIZE,     /* bytes with a K/M/G/T suffix, in [min, max] (a uint64_t) */
 };
 
 /* st_opt.flags */
@@ -73,6 +74,9 @@ struct st_opt {
 #define ST_OPT_CHOICE(n, s, T, f, a, ch, h)                                                 \
 	{ .name = n, .short_name = s, .kind = ST_OPTK_CHOICE, .off = offsetof(T, f), .arg = a, \
 	  .choices = ch, .help = h }
+#define ST_OPT_SIZE(n, s, T, f, a, lo, hi, h)                                               \
+	{ .name = n, .short_name = s, .kind = ST_OPTK_SIZE, .off = offsetof(T, f), .arg = a,   \
+	  .min = (double)(lo), .max = (double)(hi), .help = h }
 #define ST_OPT_FUNC(n, s, a, fl, func, h)                                                    \
 	{ .name = n, .short_name = s, .kind = ST_OPTK_FUNC, .flags = fl, .arg = a, .fn = func, \
 	  .help = h }
@@ -103,8 +107,5 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 
 /* The rows' help, aligned, as --help prints them. */
 void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets);
-
-/* A size with an optional K/M/G suffix (powers of 1024) into bytes, without overflow. */
-int st_parse_size(const char *s, uint64_t *out);
 
 #endif /* ST_OPTPARSE_H */

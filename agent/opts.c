@@ -2,6 +2,7 @@
 #include "opts.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
@@ -44,6 +45,38 @@ int st_parse_double(const char *opt, const char *s, double min, double max, doub
 	return 0;
 bad:
 	pr_err("%s: '%s' is not a number in %g..%g", opt, s ? s : "", min, max);
+	return -1;
+}
+
+int st_parse_size(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+{
+	static const char units[] = "KMGT";
+	unsigned long long v;
+	const char *u;
+	char *end;
+	unsigned shift = 0;
+
+	if (!s || !isdigit((unsigned char)*s))
+		goto bad;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno)
+		goto bad;
+	if (*end && (u = strchr(units, toupper((unsigned char)*end)))) {
+		shift = 10 * (unsigned)(u - units + 1);
+		end++;
+		if (*end == 'i' && end[1] == 'B')
+			end += 2;
+	}
+	if (*end == 'B')
+		end++;
+	if (*end || v > (max >> shift) || (v << shift) < min)
+		goto bad;
+	*out = v << shift;
+	return 0;
+bad:
+	pr_err("%s: '%s' is not a size from %lluM to %lluG (K, M, G, T suffixes: e.g. 64M)", opt,
+	       s ? s : "", (unsigned long long)(min >> 20), (unsigned long long)(max >> 30));
 	return -1;
 }
 
@@ -159,10 +192,27 @@ int st_getopt_error(const char *cmd, int opt, char **argv)
 	return ST_EXIT_USAGE;
 }
 
+/* Refused here, not by the kernel at load time ("Invalid argument"): a ring buffer's size is a
+ * power-of-2 number of bytes that fits max_entries, a u32. */
+static int parse_ring_mb(const char *arg, unsigned *out)
+{
+	unsigned long v = 0;
+	char *end = NULL;
+
+	errno = 0;
+	if (isdigit((unsigned char)arg[0]))
+		v = strtoul(arg, &end, 10);
+	if (errno || !v || !end || *end || v > ST_RING_MB_MAX || (v & (v - 1))) {
+		pr_err("--ring-mb: '%s' is not a ring size: a power of 2 from 1 to %d (MiB)", arg,
+		       ST_RING_MB_MAX);
+		return -1;
+	}
+	*out = (unsigned)v;
+	return 0;
+}
+
 int st_target_opt(struct st_target *t, int opt, const char *arg)
 {
-	unsigned long v;
-
 	switch (opt) {
 	case ST_OPT_IFACE:
 		t->iface = arg;
@@ -175,10 +225,13 @@ int st_target_opt(struct st_target *t, int opt, const char *arg)
 	case ST_OPT_HOST:
 		return st_target_add_host(t, arg) ? -1 : 1;
 	case ST_OPT_RING_MB:
-		if (st_parse_uint("--ring-mb", arg, 1, 4096, &v))
-			return -1;
-		t->ring_mb = (unsigned)v;
+		return parse_ring_mb(arg, &t->ring_mb) ? -1 : 1;
+	case ST_OPT_EXIT_ON_DETACH:
+		t->exit_on_detach = true;
 		return 1;
+	case ST_OPT_MAX_MEM:
+		return st_parse_size("--max-mem", arg, ST_MAX_MEM_MIN, ST_MAX_MEM_MAX, &t->max_mem) ?
+			       -1 : 1;
 	case ST_OPT_ATTACH:
 		if (!strcmp(arg, "auto"))
 			t->attach = ST_ATTACH_AUTO;

@@ -13,6 +13,12 @@
 #define ST_MAX_PORTS_CLI 256
 #define ST_MAX_HOSTS_CLI 256
 #define ST_RING_MB_DEFAULT 64
+/* A BPF ring buffer's size is a power-of-2 number of bytes in a u32 (max_entries), so 2 GiB is
+ * the largest (docs/ARCHITECTURE.md, "Option limits"). */
+#define ST_RING_MB_MAX 2048
+/* --max-mem (reassembly state): 1 MiB .. 1 TiB. */
+#define ST_MAX_MEM_MIN (1ull << 20)
+#define ST_MAX_MEM_MAX (1ull << 40)
 
 #define ST_EXIT_OK 0
 #define ST_EXIT_RUNTIME 1
@@ -42,6 +48,8 @@ struct st_target {
 	size_t n_hosts;
 	unsigned ring_mb;   /* --ring-mb, default ST_RING_MB_DEFAULT */
 	int attach;         /* --attach: enum st_attach_mode */
+	bool exit_on_detach; /* --exit-on-detach: the interface went away: stop (exit 1) */
+	uint64_t max_mem;   /* --max-mem (ST_REASM_LONGOPTS): reassembly cap; 0 = the command's */
 };
 
 /* Each returns 0, or -1 after one clear line on stderr naming opt. */
@@ -50,6 +58,8 @@ int st_parse_uint(const char *opt, const char *s, unsigned long min, unsigned lo
 		  unsigned long *out);
 int st_parse_double(const char *opt, const char *s, double min, double max, double *out);
 int st_parse_cidr(const char *opt, const char *s, struct st_cidr *out);
+/* A byte count with an optional K, M, G or T suffix (binary; "iB"/"B" after it allowed). */
+int st_parse_size(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 int st_target_add_port(struct st_target *t, const char *s);
 int st_target_add_host(struct st_target *t, const char *s);
@@ -67,6 +77,8 @@ enum {
 	ST_OPT_HOST,
 	ST_OPT_RING_MB,
 	ST_OPT_ATTACH,
+	ST_OPT_EXIT_ON_DETACH,
+	ST_OPT_MAX_MEM,
 	ST_OPT_FIRST_FREE, /* commands number their own long-only options from here */
 };
 #define ST_TARGET_LONGOPTS                                              \
@@ -75,14 +87,23 @@ enum {
 	{ "port", required_argument, NULL, ST_OPT_PORT },               \
 	{ "host", required_argument, NULL, ST_OPT_HOST },               \
 	{ "ring-mb", required_argument, NULL, ST_OPT_RING_MB },         \
-	{ "attach", required_argument, NULL, ST_OPT_ATTACH }
+	{ "attach", required_argument, NULL, ST_OPT_ATTACH },           \
+	{ "exit-on-detach", no_argument, NULL, ST_OPT_EXIT_ON_DETACH }
 #define ST_TARGET_USAGE                                                                    \
 	"  -i, --iface IFACE     capture with TC on IFACE (lo included)\n"                   \
 	"      --cgroup PATH     capture the sockets of cgroup v2 PATH (cgroup_skb)\n"       \
 	"  -p, --port P          the service's local port (repeatable, up to 256)\n"         \
 	"      --host CIDR       only peers in CIDR, IPv4 or IPv6 (repeatable)\n"            \
-	"      --ring-mb N       kernel ring buffer size in MiB (default 64, power of 2)\n"       \
-	"      --attach MODE     interface hooks: auto (TCX links, else clsact), tcx, clsact\n"
+	"      --ring-mb N       kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 64)\n"  \
+	"      --attach MODE     interface hooks: auto (TCX links, else clsact), tcx, clsact\n"   \
+	"      --exit-on-detach  exit (status 1) when the interface goes away, instead of\n"     \
+	"                        waiting for an interface of that name to capture it again\n"
+
+/* The reassembly memory cap, for the commands that reassemble (flows, shadow, replay). */
+#define ST_REASM_LONGOPTS { "max-mem", required_argument, NULL, ST_OPT_MAX_MEM }
+#define ST_REASM_USAGE_FMT                                                                 \
+	"      --max-mem SIZE    reassembly memory cap (K/M/G suffixes; default %s): held\n"      \
+	"                        out-of-order bytes and connection state\n"
 
 /*
  * Prints the one-line message for getopt_long's '?' or ':' result (opterr = 0,

@@ -114,13 +114,46 @@ int st_pcapin_decode(int dlt, const uint8_t *p, uint32_t caplen, struct st_segme
 	}
 }
 
+bool st_pcapin_linktype_known(int dlt)
+{
+	switch (dlt) {
+	case DLT_EN10MB:
+	case DLT_LINUX_SLL:
+	case DLT_LINUX_SLL2:
+	case DLT_RAW:
+	case DLT_IPV4:
+	case DLT_IPV6:
+	case DLT_NULL:
+	case DLT_LOOP:
+		return true;
+	default:
+		return false;
+	}
+}
+
 static struct st_pcapin *finish_open(pcap_t *pc, const char *ebuf, char *err, size_t errlen)
 {
 	struct st_pcapin *p;
+	const char *name, *desc;
+	int dlt;
 
 	if (!pc) {
 		snprintf(err, errlen, "%s", ebuf);
 		errno = EINVAL;
+		return NULL;
+	}
+	dlt = pcap_datalink(pc);
+	if (!st_pcapin_linktype_known(dlt)) {
+		name = pcap_datalink_val_to_name(dlt);
+		desc = pcap_datalink_val_to_description(dlt);
+		if (name)
+			snprintf(err, errlen, "link type %d (%s%s%s) is not one shadowtap decodes (%s)",
+				 dlt, name, desc ? ": " : "", desc ? desc : "", ST_PCAPIN_LINKTYPES);
+		else
+			snprintf(err, errlen, "link type %d (unknown to libpcap) is not one shadowtap "
+				 "decodes (%s)", dlt, ST_PCAPIN_LINKTYPES);
+		pcap_close(pc);
+		errno = EPROTONOSUPPORT;
 		return NULL;
 	}
 	p = calloc(1, sizeof(*p));
@@ -131,7 +164,7 @@ static struct st_pcapin *finish_open(pcap_t *pc, const char *ebuf, char *err, si
 		return NULL;
 	}
 	p->pc = pc;
-	p->dlt = pcap_datalink(pc);
+	p->dlt = dlt;
 	return p;
 }
 

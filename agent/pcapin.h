@@ -54,7 +54,10 @@ struct st_pcapin;
 
 /*
  * Opens path (pcap or pcapng; "-" is stdin). On failure returns NULL with
- * errno set and a one-line reason (libpcap's) in err.
+ * errno set and a one-line reason (libpcap's) in err. A file whose link type
+ * the decoder does not know fails too (errno EPROTONOSUPPORT; err names the
+ * type by number, and by name when libpcap knows it): read on, it would give
+ * no segment at all, which looks like an empty capture.
  */
 struct st_pcapin *st_pcapin__open(const char *path, char *err, size_t errlen);
 /* The same from an open stream, which the reader then owns (fmemopen in the fuzzer). */
@@ -68,6 +71,9 @@ int st_pcapin__next(struct st_pcapin *p, struct st_segment *seg);
 const char *st_pcapin__error(const struct st_pcapin *p);
 bool st_pcapin__truncated(const struct st_pcapin *p);
 int st_pcapin__linktype(const struct st_pcapin *p);
+/* The link types st_pcapin_decode() knows (ST_PCAPIN_LINKTYPES says which, for messages). */
+bool st_pcapin_linktype_known(int dlt);
+#define ST_PCAPIN_LINKTYPES "Ethernet, Linux cooked v1/v2, raw IPv4/IPv6, BSD null/loop"
 void st_pcapin__stats(const struct st_pcapin *p, struct st_pcapin_stats *out);
 void st_pcapin__close(struct st_pcapin *p);
 

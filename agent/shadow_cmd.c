@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loop.h"
 #include "opts.h"
+#include "output.h"
 #include "pcapin.h"
 #include "shadow.h"
 #include "tap.h"
@@ -154,7 +155,8 @@ static void usage(FILE *f, bool replay)
 		"                        'X-Shadowtap: 1')\n"
 		"      --no-mark         do not mark shadow requests\n"
 		"      --max-queue-mb N  all output queues together (default %llu)\n"
-		"      --conn-queue-mb N per shadow connection (default %u)\n"
+		"      --conn-queue-mb N per shadow connection (default %u, at most --max-queue-mb)\n"
+		ST_REASM_USAGE_FMT
 		"      --drain SEC       at the end, wait up to SEC for shadows to take what is queued\n"
 		"                        (default 2 live, 10 replay)\n"
 		"      --stats SEC       a stats line on stderr every SEC seconds\n"
@@ -164,7 +166,8 @@ static void usage(FILE *f, bool replay)
 		"  -v, --verbose         more messages\n"
 		"  -h, --help            this help\n\n"
 		"The last stderr line is: shadowtap: summary requests=N replayed=N dropped=N errors=N ...\n",
-		ST_SHADOW_MAX_QUEUE_DEFAULT >> 20, ST_SHADOW_CONN_QUEUE_DEFAULT >> 20);
+		ST_SHADOW_MAX_QUEUE_DEFAULT >> 20, ST_SHADOW_CONN_QUEUE_DEFAULT >> 20,
+		"256M");
 }
 
 static int bad(struct shadow_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -225,10 +228,28 @@ static int add_methods(struct shadow_cmd *c, const char *arg)
 	return 0;
 }
 
+/* One connection's queue can never hold more than all of them: a given --conn-queue-mb over
+ * --max-queue-mb is refused, the default one shrinks to fit. */
+static int queue_caps(struct shadow_cmd *c)
+{
+	struct st_shadow_config *cfg = &c->cfg;
+	uint64_t all = cfg->max_queue ? cfg->max_queue : ST_SHADOW_MAX_QUEUE_DEFAULT;
+
+	if (!cfg->conn_queue_max && all < ST_SHADOW_CONN_QUEUE_DEFAULT)
+		cfg->conn_queue_max = all;
+	if (cfg->conn_queue_max <= all)
+		return 0;
+	pr_err("%s: --conn-queue-mb %llu is more than --max-queue-mb %llu (all queues together)",
+	       c->cmd, (unsigned long long)(cfg->conn_queue_max >> 20),
+	       (unsigned long long)(all >> 20));
+	return -1;
+}
+
 static int parse(struct shadow_cmd *c, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		ST_TARGET_LONGOPTS,
+		ST_REASM_LONGOPTS,
 		{ "to", required_argument, NULL, O_TO },
 		{ "proto", required_argument, NULL, O_PROTO },
 		{ "sample", required_argument, NULL, O_SAMPLE },
@@ -442,6 +463,8 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 	if (pct_sum > 100)
 		return bad(c, "--to: the /PCT shares add up to more than 100 (%s)", "they split "
 			   "the connections between targets");
+	if (queue_caps(c))
+		return ST_EXIT_USAGE;
 	if (c->fast && c->speed > 0)
 		return bad(c, "%s: give --speed or --fast, not both", "--fast");
 	if (cfg->safe_only && cfg->proto == ST_PROTO_RAW)
@@ -476,16 +499,18 @@ static void tap_summary(struct shadow_cmd *c)
 /* The counters in Prometheus text format, replacing the file atomically. */
 static void write_metrics(struct shadow_cmd *c, const struct st_statline *l)
 {
-	char tmp[4096];
-	FILE *f;
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", c->metrics);
-	f = fopen(tmp, "w");
 	if (!f)
 		return;
 	st_statline_prometheus(l, f, c->cmd);
-	if (fclose(f) || rename(tmp, c->metrics))
-		unlink(tmp);
+	/* replaced atomically when a regular file; /dev/null or a FIFO is written in place
+	 * (never renamed over: as root that would replace the device), without waiting */
+	if (!fclose(f))
+		st_output_replace(c->metrics, text, len, ST_OUT_NONBLOCK);
+	free(text);
 }
 
 static void print_stats(struct shadow_cmd *c, const char *what)
@@ -570,6 +595,8 @@ static int run_live(struct shadow_cmd *c)
 	if (!c->tap)
 		return -2; /* st_tap__open said why */
 	err = st_loop__add(c->loop, st_tap__fd(c->tap), live_ring, c);
+	if (!err)
+		err = st_tap__watch(c->tap, c->loop);
 	if (!err)
 		err = st_loop__add(c->loop, st_shadow__fd(c->sh), on_shadow_io, c);
 	if (!err)
@@ -679,6 +706,10 @@ static int run_replay(struct shadow_cmd *c)
 	int err;
 
 	c->pin = st_pcapin__open(c->file, perr, sizeof(perr));
+	if (!c->pin && errno == EPROTONOSUPPORT) {
+		pr_err("%s: %s: %s", c->cmd, c->file, perr);
+		return -2;
+	}
 	if (!c->pin) {
 		pr_err("%s: %s: not a readable pcap or pcapng file (%s)", c->cmd,
 			c->file, perr);
@@ -745,6 +776,7 @@ static int run(int argc, char **argv, bool replay)
 	c->cfg.ports = c->target.ports;
 	c->cfg.n_ports = c->target.n_ports;
 	c->cfg.live = !replay;
+	c->cfg.reasm_max_mem = c->target.max_mem; /* 0: reassembly's default */
 	if (!replay)
 		c->cfg.hash_seed = realtime_ns() ^ ((uint64_t)getpid() << 32);
 	raise_nofile();

@@ -73,6 +73,13 @@ expect 2 "--host bad prefix" -- capture --iface "$IF" --port 80 --host 10.0.0.0/
 expect 2 "--host bad IPv6 prefix" -- capture --iface "$IF" --port 80 --host fd00::/129 -w "$OUT"
 expect 2 "non-numeric --duration" -- capture --iface "$IF" --port 80 --duration soon -w "$OUT"
 expect 2 "non-numeric --ring-mb" -- capture --iface "$IF" --port 80 --ring-mb lots -w "$OUT"
+# --ring-mb: a power of 2 up to 2048 (a ring buffer's size is a u32): refused at parse time, not
+# by the kernel at load time with "Invalid argument" (3000 rounded to 4096 overflowed to 0).
+expect 2 "--ring-mb not a power of 2" -- capture --iface "$IF" --port 80 --ring-mb 3 -w "$OUT"
+expect 2 "--ring-mb 3000" -- capture --iface "$IF" --port 80 --ring-mb 3000 -w "$OUT"
+expect 2 "--ring-mb 4096 (over u32)" -- capture --iface "$IF" --port 80 --ring-mb 4096 -w "$OUT"
+expect 2 "--ring-mb 0" -- capture --iface "$IF" --port 80 --ring-mb 0 -w "$OUT"
+grep -q 'power of 2' "$ST_TMP/case.err" || st_fail "--ring-mb: the message does not name the valid values"
 expect 2 "--port without a value" -- capture --iface "$IF" -w "$OUT" --port
 expect 2 "unknown command" -- frobnicate --iface "$IF"
 

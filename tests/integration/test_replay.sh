@@ -128,4 +128,21 @@ rc=0
 rc=0
 "$ST_BIN" replay "$ST_TMP/nope.pcap" --port 80 --to 127.0.0.1:1 2>"$ST_TMP/u.err" || rc=$?
 [ "$rc" -eq 1 ] && [ "$(wc -l <"$ST_TMP/u.err")" -eq 1 ] || st_fail "missing file: exit $rc, $(cat "$ST_TMP/u.err")"
+# A link type the decoder does not know (the recorded pcap with 802.11 radiotap in its header):
+# one line naming it, exit 1, not a silent run of 0 connections. flows says the same.
+python3 - "$PCAP" "$ST_TMP/radiotap.pcap" <<'PY'
+import struct, sys
+b = bytearray(open(sys.argv[1], 'rb').read())
+end = '<' if b[:4] in (b'\xd4\xc3\xb2\xa1', b'\x4d\x3c\xb2\xa1') else '>'
+struct.pack_into(end + 'I', b, 20, 127)  # LINKTYPE_IEEE802_11_RADIOTAP
+open(sys.argv[2], 'wb').write(b)
+PY
+for cmd in "replay $ST_TMP/radiotap.pcap --port 80 --to 127.0.0.1:1" "flows $ST_TMP/radiotap.pcap -o $ST_TMP/radiotap-flows"; do
+	rc=0
+	# shellcheck disable=SC2086
+	timeout 20 "$ST_BIN" $cmd >/dev/null 2>"$ST_TMP/u.err" </dev/null || rc=$?
+	[ "$rc" -eq 1 ] && [ "$(wc -l <"$ST_TMP/u.err")" -eq 1 ] &&
+		grep -q 'link type 127 (IEEE802_11_RADIO' "$ST_TMP/u.err" ||
+		st_fail "${cmd%% *} of an unknown link type: exit $rc, $(cat "$ST_TMP/u.err")"
+done
 st_log "PASS"

@@ -15,7 +15,8 @@ st_init
 usage() {
 	local name=$1 rc=0
 	shift
-	"$ST_BIN" shadow "$@" >"$ST_TMP/u.out" 2>"$ST_TMP/u.err" || rc=$?
+	# bounded: a case accepted by mistake would shadow lo until stopped
+	timeout 10 "$ST_BIN" shadow "$@" >"$ST_TMP/u.out" 2>"$ST_TMP/u.err" </dev/null || rc=$?
 	[ "$rc" -eq 2 ] || { cat "$ST_TMP/u.err"; st_fail "$name: exit $rc, want 2"; }
 	[ "$(wc -l <"$ST_TMP/u.err")" -eq 1 ] || { cat "$ST_TMP/u.err"; st_fail "$name: want one stderr line"; }
 	grep -q '^shadowtap' "$ST_TMP/u.err" || st_fail "$name: message does not name shadowtap"
@@ -38,6 +39,18 @@ usage "replay option" --iface lo --port 80 --to 127.0.0.1:1 --fast
 usage "unknown option" --iface lo --port 80 --to 127.0.0.1:1 --bogus
 usage "missing value" --iface lo --port 80 --to
 usage "extra argument" --iface lo --port 80 --to 127.0.0.1:1 extra
+usage "ring not a power of 2" --iface lo --port 80 --to 127.0.0.1:1 --ring-mb 3
+usage "ring over 2 GiB" --iface lo --port 80 --to 127.0.0.1:1 --ring-mb 4096
+usage "conn queue over all queues" --iface lo --port 80 --to 127.0.0.1:1 --conn-queue-mb 999 --max-queue-mb 1
+grep -q -- '--max-queue-mb' "$ST_TMP/u.err" || st_fail "conn queue: the message does not name --max-queue-mb"
+usage "bad --max-mem" --iface lo --port 80 --to 127.0.0.1:1 --max-mem lots
+usage "--max-mem too small" --iface lo --port 80 --to 127.0.0.1:1 --max-mem 1K
+# A smaller total alone is fine: the default per-connection queue shrinks to fit it.
+rc=0
+"$ST_BIN" shadow --iface st-nosuch0 --port 80 --to 127.0.0.1:1 --max-queue-mb 8 --max-mem 16M \
+	>"$ST_TMP/u.out" 2>"$ST_TMP/u.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'st-nosuch0' "$ST_TMP/u.err" ||
+	{ cat "$ST_TMP/u.err"; st_fail "--max-queue-mb 8 alone: exit $rc, want the runtime error (1)"; }
 "$ST_BIN" shadow --help | grep -q -- '--safe-only' || st_fail "--help does not describe the options"
 
 st_netns_pair

@@ -585,6 +585,26 @@ static void t_not_a_pcap(void **state)
 	mkdir(s->dir, 0700);
 }
 
+/* A link type the decoder does not know: said at once (number, name when libpcap has one),
+ * exit 1, no output folder; not an empty run with 0 connections. */
+static void t_unknown_linktype(void **state)
+{
+	struct scen *s = *state;
+	struct stat st;
+
+	scenario(s, 4, true);
+	write_pcap(s, 147 /* DLT_USER0: libpcap has no name for it */, false);
+	rmdir(s->dir);
+	assert_int_equal(run(s, NULL), 1);
+	assert_true(errlog_has(s, "link type 147 (unknown to libpcap) is not one shadowtap decodes"));
+	assert_int_not_equal(stat(s->dir, &st), 0);
+	write_pcapng(s, 127 /* DLT_IEEE802_11_RADIO */);
+	assert_int_equal(run(s, NULL), 1);
+	assert_true(errlog_has(s, "link type 127 (IEEE802_11_RADIO: 802.11 plus radiotap header)"));
+	assert_int_not_equal(stat(s->dir, &st), 0);
+	mkdir(s->dir, 0700);
+}
+
 static void t_nonempty_dir(void **state)
 {
 	struct scen *s = *state;
@@ -764,6 +784,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_filters, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_truncated, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_not_a_pcap, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_unknown_linktype, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_nonempty_dir, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_usage, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_many_open_files, setup, teardown),

@@ -143,18 +143,18 @@ static void test_find_and_set(void **state)
 
 static void test_sizes(void **state)
 {
-	uint64_t v;
+	static const struct st_opt o = ST_OPT_SIZE("max-mem", 0, struct demo, mem, "BYTES", 1 << 20,
+						   1ull << 40, "memory");
+	struct demo d = { 0 };
 
-	assert_int_equal(st_parse_size("512M", &v), 0);
-	assert_int_equal(v, 512ull << 20);
-	assert_int_equal(st_parse_size("2GiB", &v), 0);
-	assert_int_equal(v, 2ull << 30);
-	assert_int_equal(st_parse_size("4096", &v), 0);
-	assert_int_equal(v, 4096);
-	assert_int_equal(st_parse_size("17179869184G", &v), -1); /* 2^34 G overflows 64 bits */
-	assert_int_equal(st_parse_size("-1M", &v), -1);
-	assert_int_equal(st_parse_size("1T", &v), -1);
-	assert_int_equal(st_parse_size("", &v), -1);
+	assert_int_equal(st_opt_set(&o, &d, "512M", "--max-mem"), 0);
+	assert_int_equal(d.mem, 512ull << 20);
+	assert_int_equal(st_opt_set(&o, &d, "2GiB", "--max-mem"), 0);
+	assert_int_equal(d.mem, 2ull << 30);
+	assert_int_equal(st_opt_set(&o, &d, "17179869184G", "--max-mem"), -1); /* overflow */
+	assert_int_equal(st_opt_set(&o, &d, "-1M", "--max-mem"), -1);
+	assert_int_equal(st_opt_set(&o, &d, "1K", "--max-mem"), -1);           /* below min */
+	assert_int_equal(st_opt_set(&o, &d, "", "--max-mem"), -1);
 }
 
 int main(void)

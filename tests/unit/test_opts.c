@@ -67,6 +67,62 @@ static void test_target(void **state)
 	assert_int_equal(t.ring_mb, 8);
 	assert_int_equal(st_target_opt(&t, ST_OPT_RING_MB, "0"), -1);
 	assert_int_equal(st_target_opt(&t, 'w', "x"), 0);
+	assert_false(t.exit_on_detach);
+	assert_int_equal(st_target_opt(&t, ST_OPT_EXIT_ON_DETACH, NULL), 1);
+	assert_true(t.exit_on_detach);
+}
+
+/* --ring-mb: a power of 2 the kernel takes for a ring buffer (max_entries is a u32, so at most
+ * 2 GiB); 3 is not rounded, 3000 and 4096 are refused at parse time, not at load time. */
+static void test_ring_mb(void **state)
+{
+	static struct st_target t;
+	const char *bad[] = { "0", "3", "5", "1000", "3000", "4096", "8192", "-8", "+8", "8M",
+			      " 8", "", "x", "99999999999999999999999" };
+	unsigned good[] = { 1, 2, 4, 8, 64, 256, 1024, 2048 };
+	char buf[16];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		snprintf(buf, sizeof(buf), "%u", good[i]);
+		t.ring_mb = 0;
+		assert_int_equal(st_target_opt(&t, ST_OPT_RING_MB, buf), 1);
+		assert_int_equal(t.ring_mb, good[i]);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		t.ring_mb = 77;
+		assert_int_equal(st_target_opt(&t, ST_OPT_RING_MB, bad[i]), -1);
+		assert_int_equal(t.ring_mb, 77);
+	}
+	/* the largest accepted size still fits the map's u32 max_entries */
+	assert_true(((uint64_t)ST_RING_MB_MAX << 20) <= UINT32_MAX);
+	assert_true(((uint64_t)ST_RING_MB_MAX << 21) > UINT32_MAX);
+}
+
+static void test_sizes(void **state)
+{
+	static struct st_target t;
+	const struct { const char *s; uint64_t v; } good[] = {
+		{ "1M", 1ull << 20 }, { "64M", 64ull << 20 }, { "64MiB", 64ull << 20 },
+		{ "64MB", 64ull << 20 }, { "2g", 2ull << 30 }, { "1048576", 1ull << 20 },
+		{ "4096K", 4ull << 20 }, { "1T", 1ull << 40 }, { "1024G", 1ull << 40 },
+	};
+	const char *bad[] = { "", "M", "0", "1", "1048575", "1023K", "2T", "1025G", "-64M", "+64M",
+			      " 64M", "64X", "64MiBs", "64 M", "18446744073709551615",
+			      "99999999999999999999999M", "17179869184T" };
+	uint64_t v;
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_int_equal(st_parse_size("--max-mem", good[i].s, ST_MAX_MEM_MIN,
+					       ST_MAX_MEM_MAX, &v), 0);
+		assert_int_equal(v, good[i].v);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(st_parse_size("--max-mem", bad[i], ST_MAX_MEM_MIN, ST_MAX_MEM_MAX,
+					       &v), -1);
+	assert_int_equal(st_target_opt(&t, ST_OPT_MAX_MEM, "16M"), 1);
+	assert_int_equal(t.max_mem, 16ull << 20);
+	assert_int_equal(st_target_opt(&t, ST_OPT_MAX_MEM, "lots"), -1);
+	assert_int_equal(t.max_mem, 16ull << 20);
 }
 
 static void test_cidr(void **state)
@@ -171,6 +227,7 @@ int main(void)
 		cmocka_unit_test(test_ports),     cmocka_unit_test(test_target),
 		cmocka_unit_test(test_cidr),      cmocka_unit_test(test_hosts_match),
 		cmocka_unit_test(test_numbers),   cmocka_unit_test(test_flowset),
+		cmocka_unit_test(test_ring_mb),   cmocka_unit_test(test_sizes),
 	};
 
 	return cmocka_run_group_tests_name("opts", tests, NULL, NULL);

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <arpa/inet.h>
@@ -454,6 +455,47 @@ static void t_reader_splits_cut_packet(void **state)
 	(void)state;
 }
 
+/* A link type the decoder does not know fails at open, naming it (by number; by name when
+ * libpcap has one): read on, it would give no segment, which looks like an empty capture. */
+static void t_unknown_linktype(void **state)
+{
+	static const struct { int dlt; const char *want; } cases[] = {
+		{ 147, "link type 147 (unknown to libpcap) is not one shadowtap decodes" },
+		{ 127, "link type 127 (IEEE802_11_RADIO: 802.11 plus radiotap header) is not one" },
+		{ 105, "link type 105 (IEEE802_11: 802.11)" },
+	};
+	struct pcap_pkthdr h = { .ts = { 1700000000, 5 }, .caplen = 60, .len = 60 };
+	static const uint8_t pkt[60] = { 0x45 };
+	char path[] = "/tmp/st-pcapin-XXXXXX";
+	int fd = mkstemp(path);
+	char err[512];
+
+	assert_true(fd >= 0);
+	close(fd);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		pcap_t *pd = pcap_open_dead(cases[i].dlt, 65535);
+		pcap_dumper_t *w = pd ? pcap_dump_open(pd, path) : NULL;
+
+		assert_non_null(w);
+		pcap_dump((u_char *)w, &h, pkt);
+		pcap_dump_close(w);
+		pcap_close(pd);
+		assert_false(st_pcapin_linktype_known(cases[i].dlt));
+		err[0] = 0;
+		errno = 0;
+		assert_null(st_pcapin__open(path, err, sizeof(err)));
+		assert_int_equal(errno, EPROTONOSUPPORT);
+		if (!strstr(err, cases[i].want)) {
+			print_error("got '%s', want '%s'\n", err, cases[i].want);
+			fail();
+		}
+	}
+	assert_true(st_pcapin_linktype_known(DLT_EN10MB));
+	assert_true(st_pcapin_linktype_known(DLT_LINUX_SLL2));
+	unlink(path);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -465,6 +507,7 @@ int main(void)
 		cmocka_unit_test(t_snap_cut),
 		cmocka_unit_test(t_link_headers),
 		cmocka_unit_test(t_reader_splits_cut_packet),
+		cmocka_unit_test(t_unknown_linktype),
 	};
 
 	return cmocka_run_group_tests_name("pcapin", tests, NULL, NULL);
