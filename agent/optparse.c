@@ -103,7 +103,8 @@ int st_opt_set(const struct st_opt *o, void *obj, const char *val, const char *w
 	}
 	case ST_OPTK_FUNC:
 		if (o->fn(obj, val, err, sizeof(err))) {
-			pr_err("%s: %s", where, err[0] ? err : "invalid value");
+			if (err[0]) /* else fn said it already, in one line */
+				pr_err("%s: %s", where, err);
 			return -1;
 		}
 		return 0;

@@ -54,7 +54,8 @@ struct st_opt {
 	const char *help;     /* help text; '\n' starts a continuation line */
 	double min, max;      /* UINT, DOUBLE */
 	const char *const *choices; /* CHOICE */
-	/* FUNC: parse val into obj; 0, or -1 with a reason in err (no option name) */
+	/* FUNC: parse val into obj; 0, or -1 with a reason in err (no option name), or -1 with
+	 * err left empty after printing its own one-line message */
 	int (*fn)(void *obj, const char *val, char *err, size_t errlen);
 };
 

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "optparse.h"
 
 int st_parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
 		  unsigned long *out)
@@ -248,6 +249,58 @@ int st_target_opt(struct st_target *t, int opt, const char *arg)
 		return 0;
 	}
 }
+
+/* ---- the same options as optparse rows ---- */
+
+/* These print their own one-line message (err stays empty). */
+static int opt_port(void *obj, const char *val, char *err, size_t errlen)
+{
+	return st_target_add_port(obj, val);
+}
+
+static int opt_host(void *obj, const char *val, char *err, size_t errlen)
+{
+	return st_target_add_host(obj, val);
+}
+
+static int opt_ring_mb(void *obj, const char *val, char *err, size_t errlen)
+{
+	return parse_ring_mb(val, &((struct st_target *)obj)->ring_mb);
+}
+
+static const char *const attach_modes[] = { "auto", "tcx", "clsact", NULL };
+
+#define FILTER_ROWS                                                                            \
+	ST_OPT_FUNC("port", 'p', "P", ST_OPTF_REPEAT, opt_port,                                \
+		    "the service's local port (repeatable, up to 256)"),                       \
+	ST_OPT_FUNC("host", 0, "CIDR", ST_OPTF_REPEAT, opt_host,                               \
+		    "only peers in CIDR, IPv4 or IPv6 (repeatable)")
+
+const struct st_opt st_target_opts[] = {
+	ST_OPT_STRING("iface", 'i', struct st_target, iface, "IFACE",
+		      "capture with TC on IFACE (lo included)"),
+	ST_OPT_STRING("cgroup", 0, struct st_target, cgroup, "PATH",
+		      "capture the sockets of cgroup v2 PATH (cgroup_skb)"),
+	FILTER_ROWS,
+	ST_OPT_FUNC("ring-mb", 0, "N", 0, opt_ring_mb,
+		    "kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 64)"),
+	ST_OPT_CHOICE("attach", 0, struct st_target, attach, "MODE", attach_modes,
+		      "interface hooks: auto (TCX links, else clsact), tcx, clsact"),
+	ST_OPT_FLAG("exit-on-detach", 0, struct st_target, exit_on_detach,
+		    "exit (status 1) when the interface goes away, instead of\n"
+		    "waiting for an interface of that name to capture it again"),
+};
+const size_t st_target_opts_n = sizeof(st_target_opts) / sizeof(st_target_opts[0]);
+
+const struct st_opt st_filter_opts[] = { FILTER_ROWS };
+const size_t st_filter_opts_n = sizeof(st_filter_opts) / sizeof(st_filter_opts[0]);
+
+const struct st_opt st_reasm_opts[] = {
+	ST_OPT_SIZE("max-mem", 0, struct st_target, max_mem, "SIZE", ST_MAX_MEM_MIN, ST_MAX_MEM_MAX,
+		    "reassembly memory cap (K/M/G suffixes): held out-of-order\n"
+		    "bytes and connection state"),
+};
+const size_t st_reasm_opts_n = sizeof(st_reasm_opts) / sizeof(st_reasm_opts[0]);
 
 int st_target_check(const struct st_target *t, const char *cmd)
 {

@@ -8,6 +8,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "optparse.h"
 #include "segment.h"
 
 #define ST_MAX_PORTS_CLI 256
@@ -104,6 +105,14 @@ enum {
 #define ST_REASM_USAGE_FMT                                                                 \
 	"      --max-mem SIZE    reassembly memory cap (K/M/G suffixes; default %s): held\n"      \
 	"                        out-of-order bytes and connection state\n"
+
+/* The same options as rows of optparse.h tables, writing into a struct st_target. */
+extern const struct st_opt st_target_opts[];  /* the live target: --iface ... --exit-on-detach */
+extern const size_t st_target_opts_n;
+extern const struct st_opt st_filter_opts[];  /* file input: --port, --host */
+extern const size_t st_filter_opts_n;
+extern const struct st_opt st_reasm_opts[];   /* --max-mem, for the commands that reassemble */
+extern const size_t st_reasm_opts_n;
 
 /*
  * Prints the one-line message for getopt_long's '?' or ':' result (opterr = 0,
