@@ -129,7 +129,7 @@ const struct st_opt *st_opts_find(const struct st_optset *sets, size_t nsets, co
 
 static bool has_value(const struct st_opt *o)
 {
-	return o->kind != ST_OPTK_FLAG && o->kind != ST_OPTK_COUNT;
+	return o->kind != ST_OPTK_FLAG && o->kind != ST_OPTK_COUNT && !(o->flags & ST_OPTF_NOVAL);
 }
 
 void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
@@ -147,7 +147,7 @@ void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
 			else
 				n = snprintf(lead, sizeof(lead), "      --%s%s%s", o->name,
 					     has_value(o) ? " " : "", has_value(o) ? o->arg : "");
-			if (n < HELP_COL - 1)
+			if (n < HELP_COL)
 				fprintf(f, "%-*s", HELP_COL, lead);
 			else
 				fprintf(f, "%s\n%*s", lead, HELP_COL, "");

@@ -42,6 +42,7 @@ enum st_opt_kind {
 #define ST_OPTF_POW2 0x2u   /* UINT: a power of two */
 #define ST_OPTF_MIB 0x4u    /* UINT: given in MiB, stored in bytes (range checked in MiB) */
 #define ST_OPTF_KIB 0x8u    /* UINT: given in KiB, stored in bytes */
+#define ST_OPTF_NOVAL 0x10u /* FUNC: takes no value (fn gets NULL) */
 
 struct st_opt {
 	const char *name;     /* long name (--name), and the config key */

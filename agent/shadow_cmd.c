@@ -4,7 +4,6 @@
  * engine). Both share the engine's options; see docs/SHADOW.md.
  */
 #include <errno.h>
-#include <getopt.h>
 #include <inttypes.h>
 #include <regex.h>
 #include <stdarg.h>
@@ -18,6 +17,7 @@
 #include "commands.h"
 #include "log.h"
 #include "loop.h"
+#include "optparse.h"
 #include "opts.h"
 #include "output.h"
 #include "pcapin.h"
@@ -29,34 +29,6 @@
 #define TIMERS_EVERY_NS (100ull * 1000000)
 #define REPLAY_BATCH 4096
 #define SET_HDR_MAX 512
-
-enum {
-	O_TO = ST_OPT_FIRST_FREE,
-	O_PROTO,
-	O_SAMPLE,
-	O_SAMPLE_BY,
-	O_RATE,
-	O_MATCH_METHOD,
-	O_MATCH_PATH,
-	O_EXCLUDE_PATH,
-	O_SAFE_ONLY,
-	O_SET_HEADER,
-	O_SET_HOST,
-	O_MARK,
-	O_NO_MARK,
-	O_MAX_QUEUE,
-	O_CONN_QUEUE,
-	O_STATS,
-	O_DURATION,
-	O_DRAIN,
-	O_SPEED,
-	O_FAST,
-	O_MULTIPLY,
-	O_METRICS,
-	O_RELEASE,
-	O_RESYNC,
-	O_MAX_HEAD,
-};
 
 struct shadow_cmd {
 	const char *cmd;             /* "shadow" or "replay" */
@@ -75,6 +47,7 @@ struct shadow_cmd {
 	double speed;
 	bool fast;
 	int verbose;
+	unsigned pct_sum;            /* the /PCT shares of the targets */
 	const char *file;
 	/* run state */
 	struct st_shadow *sh;
@@ -89,86 +62,6 @@ struct shadow_cmd {
 	uint64_t filtered_segs;
 	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
 };
-
-static uint64_t mono_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void usage(FILE *f, bool replay)
-{
-	if (replay)
-		fprintf(f,
-			"Usage: shadowtap replay FILE --port P --to HOST:PORT [--to ...] [options]\n\n"
-			"Replays the client->server requests of a pcap/pcapng file to shadow targets,\n"
-			"one shadow connection per recorded connection, with the original timing.\n\n"
-			"  FILE                  pcap or pcapng file (- for stdin)\n"
-			"  -p, --port P          the service's port (repeatable): only its connections\n"
-			"      --host CIDR       only connections with a peer in CIDR (repeatable)\n"
-			"      --speed X         timing scaled by X (2 = twice as fast; default 1)\n"
-			"      --fast            as fast as the shadows take it (waits when queues fill)\n"
-			"      --multiply N      replay every connection N times per target\n");
-	else
-		fprintf(f,
-			"Usage: shadowtap shadow (--iface IFACE | --cgroup PATH) --port P\n"
-			"                        --to HOST:PORT [--to ...] [options]\n\n"
-			"Captures a service's traffic in the kernel and replays every client request to\n"
-			"shadow targets, one shadow connection per client connection. Production is never\n"
-			"waited for: when a shadow is slow or down, whole requests are dropped and counted.\n\n"
-			ST_TARGET_USAGE
-			"      --duration SEC    stop after SEC seconds (default: until SIGINT/SIGTERM)\n");
-	fprintf(f,
-		"      --to HOST:PORT[/PCT]  a shadow target (repeatable); /PCT: only that share of\n"
-		"                        the connections (shares of several targets do not overlap)\n"
-		"      --proto auto|http|raw  HTTP/1.x framing (auto: detected per connection; once a\n"
-		"                        port spoke HTTP, other bytes on it are not replayed raw)\n"
-		"      --release answered|framed  when a request goes to the shadows: once production\n"
-		"                        answered it, never if production refused it (default); or\n"
-		"                        as soon as it is framed (lower latency: strict framing alone\n"
-		"                        decides, a request production then refuses has gone out)\n"
-		"      --resync          join connections that started before the agent, and go on\n"
-		"                        after a capture gap, at the next request line (risk: a body\n"
-		"                        that looks like a request can pass; no production check)\n"
-		"      --max-head-kb N   largest request head framed (default 64; nginx: 32)\n"
-		"      --sample PCT      replay PCT%% of the traffic (default 100)\n"
-		"      --sample-by connection|request  what --sample picks (default connection,\n"
-		"                        by a stable hash: a session is shadowed whole or not at all)\n"
-		"      --rate RPS        at most RPS requests/s to the shadows (beyond: dropped)\n"
-		"      --match-method M[,M...]  only these methods (repeatable)\n"
-		"      --match-path REGEX    only request targets matching REGEX (POSIX extended)\n"
-		"      --exclude-path REGEX  not request targets matching REGEX\n"
-		"      --safe-only       only GET, HEAD and OPTIONS (no raw streams)\n"
-		"      --set-header 'Name: value'  set a header field (repeatable)\n"
-		"      --set-host VALUE  the Host header sent to the shadows\n"
-		"      --mark 'Name: value'  the header marking shadow requests (default\n"
-		"                        'X-Shadowtap: 1')\n"
-		"      --no-mark         do not mark shadow requests\n"
-		"      --max-queue-mb N  all output queues together (default %llu)\n"
-		"      --conn-queue-mb N per shadow connection (default %u, at most --max-queue-mb)\n"
-		ST_REASM_USAGE_FMT
-		"      --drain SEC       at the end, wait up to SEC for shadows to take what is queued\n"
-		"                        (default 2 live, 10 replay)\n"
-		"      --stats SEC       a stats line on stderr every SEC seconds\n"
-		"      --metrics FILE    the counters in Prometheus text format, rewritten every\n"
-		"                        --stats SEC (default 5) and at the end (node_exporter's\n"
-		"                        textfile collector reads it)\n"
-		"  -v, --verbose         more messages\n"
-		"  -h, --help            this help\n\n"
-		"The last stderr line is: shadowtap: summary requests=N replayed=N dropped=N errors=N ...\n",
-		ST_SHADOW_MAX_QUEUE_DEFAULT >> 20, ST_SHADOW_CONN_QUEUE_DEFAULT >> 20,
-		"256M");
-}
 
 static int bad(struct shadow_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -208,26 +101,6 @@ static int split_header(char *buf, size_t size, const char *s, const char **name
 	return 0;
 }
 
-static int add_methods(struct shadow_cmd *c, const char *arg)
-{
-	size_t used = 0;
-	char *tok, *save = NULL;
-
-	for (unsigned i = 0; i < c->cfg.n_methods; i++)
-		used += strlen(c->cfg.methods[i]) + 1;
-	if (used + strlen(arg) + 1 > sizeof(c->methods_buf))
-		return -1;
-	strcpy(c->methods_buf + used, arg);
-	for (tok = strtok_r(c->methods_buf + used, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (c->cfg.n_methods >= ST_SHADOW_MAX_METHODS || !*tok ||
-		    strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_0123456789") != strlen(tok))
-			return -1;
-		c->cfg.methods[c->cfg.n_methods++] = tok;
-	}
-	return 0;
-}
-
 /* One connection's queue can never hold more than all of them: a given --conn-queue-mb over
  * --max-queue-mb is refused, the default one shrinks to fit. */
 static int queue_caps(struct shadow_cmd *c)
@@ -245,222 +118,242 @@ static int queue_caps(struct shadow_cmd *c)
 	return -1;
 }
 
+/* ---- options (optparse rows) ------------------------------------------------------------ */
+
+#define CMD(o) ((struct shadow_cmd *)(o))
+
+static int opt_to(void *o, const char *val, char *err, size_t errlen)
+{
+	struct st_shadow_config *cfg = &CMD(o)->cfg;
+
+	if (cfg->n_targets >= ST_SHADOW_MAX_TARGETS) {
+		snprintf(err, errlen, "at most %d targets (%s)", ST_SHADOW_MAX_TARGETS, val);
+		return -1;
+	}
+	if (st_shadow_parse_target(val, &cfg->targets[cfg->n_targets], err, errlen))
+		return -1;
+	CMD(o)->pct_sum += cfg->targets[cfg->n_targets++].pct;
+	return 0;
+}
+
+static int opt_sample_by(void *o, const char *val, char *err, size_t errlen)
+{
+	if (!strcmp(val, "request") || !strcmp(val, "connection")) {
+		CMD(o)->cfg.sample_by_request = !strcmp(val, "request");
+		return 0;
+	}
+	snprintf(err, errlen, "'%s' is not connection or request", val);
+	return -1;
+}
+
+static int opt_methods(void *o, const char *val, char *err, size_t errlen)
+{
+	struct shadow_cmd *c = o;
+	size_t used = 0;
+	char *tok, *save = NULL;
+
+	for (unsigned i = 0; i < c->cfg.n_methods; i++)
+		used += strlen(c->cfg.methods[i]) + 1;
+	if (used + strlen(val) + 1 > sizeof(c->methods_buf))
+		goto bad;
+	strcpy(c->methods_buf + used, val);
+	for (tok = strtok_r(c->methods_buf + used, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (c->cfg.n_methods >= ST_SHADOW_MAX_METHODS || !*tok ||
+		    strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_0123456789") != strlen(tok))
+			goto bad;
+		c->cfg.methods[c->cfg.n_methods++] = tok;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not a list of methods (e.g. GET,HEAD)", val);
+	return -1;
+}
+
+static int set_regex(regex_t *re, bool *set, const char *val, char *err, size_t errlen)
+{
+	char why[256];
+	int r;
+
+	if (*set)
+		regfree(re);
+	*set = false;
+	r = regcomp(re, val, REG_EXTENDED | REG_NOSUB);
+	if (r) {
+		regerror(r, re, why, sizeof(why));
+		snprintf(err, errlen, "'%s': %s", val, why);
+		return -1;
+	}
+	*set = true;
+	return 0;
+}
+
+static int opt_match_path(void *o, const char *val, char *err, size_t errlen)
+{
+	return set_regex(&CMD(o)->match_re, &CMD(o)->match_set, val, err, errlen);
+}
+
+static int opt_exclude_path(void *o, const char *val, char *err, size_t errlen)
+{
+	return set_regex(&CMD(o)->exclude_re, &CMD(o)->exclude_set, val, err, errlen);
+}
+
+static int opt_set_header(void *o, const char *val, char *err, size_t errlen)
+{
+	struct st_shadow_config *cfg = &CMD(o)->cfg;
+
+	if (cfg->n_set >= ST_SHADOW_MAX_SET ||
+	    split_header(CMD(o)->set_bufs[cfg->n_set], SET_HDR_MAX, val, &cfg->set[cfg->n_set].name,
+			 &cfg->set[cfg->n_set].value)) {
+		snprintf(err, errlen, "'%s' is not 'Name: value'", val);
+		return -1;
+	}
+	cfg->n_set++;
+	return 0;
+}
+
+static int opt_mark(void *o, const char *val, char *err, size_t errlen)
+{
+	struct st_shadow_config *cfg = &CMD(o)->cfg;
+
+	if (split_header(CMD(o)->mark_buf, SET_HDR_MAX, val, &cfg->mark_name, &cfg->mark_value)) {
+		snprintf(err, errlen, "'%s' is not 'Name: value'", val);
+		return -1;
+	}
+	return 0;
+}
+
+static int opt_no_mark(void *o, const char *val, char *err, size_t errlen)
+{
+	CMD(o)->cfg.mark_name = NULL;
+	CMD(o)->cfg.mark_value = NULL;
+	return 0;
+}
+
+static const char *const protos[] = { "auto", "http", "raw", NULL };
+static const char *const releases[] = { "answered", "framed", NULL };
+
+/* The engine's options: shadow and replay alike. */
+static const struct st_opt engine_opts[] = {
+	ST_OPT_FUNC("to", 0, "HOST:PORT[/PCT]", ST_OPTF_REPEAT, opt_to,
+		    "a shadow target (repeatable); /PCT: only that share of\n"
+		    "the connections (shares of several targets do not overlap)"),
+	ST_OPT_CHOICE("proto", 0, struct shadow_cmd, cfg.proto, "auto|http|raw", protos,
+		      "HTTP/1.x framing (auto: detected per connection; once a\n"
+		      "port spoke HTTP, other bytes on it are not replayed raw)"),
+	ST_OPT_CHOICE("release", 0, struct shadow_cmd, cfg.release, "answered|framed", releases,
+		      "when a request goes to the shadows: once production\n"
+		      "answered it, never if production refused it (default); or\n"
+		      "as soon as it is framed (lower latency: strict framing alone\n"
+		      "decides, a request production then refuses has gone out)"),
+	ST_OPT_FLAG("resync", 0, struct shadow_cmd, cfg.resync,
+		    "join connections that started before the agent, and go on\n"
+		    "after a capture gap, at the next request line (risk: a body\n"
+		    "that looks like a request can pass; no production check)"),
+	ST_OPT_UINT("max-head-kb", 0, struct shadow_cmd, cfg.head_cap, "N", 1, 1024, ST_OPTF_KIB,
+		    "largest request head framed (default 64; nginx: 32)"),
+	ST_OPT_DOUBLE("sample", 0, struct shadow_cmd, cfg.sample_pct, "PCT", 0.01, 100,
+		      "replay PCT% of the traffic (default 100)"),
+	ST_OPT_FUNC("sample-by", 0, "connection|request", 0, opt_sample_by,
+		    "what --sample picks (default connection, by a stable\n"
+		    "hash: a session is shadowed whole or not at all)"),
+	ST_OPT_DOUBLE("rate", 0, struct shadow_cmd, cfg.rate, "RPS", 0.001, 1e9,
+		      "at most RPS requests/s to the shadows (beyond: dropped)"),
+	ST_OPT_FUNC("match-method", 0, "M[,M...]", ST_OPTF_REPEAT, opt_methods,
+		    "only these methods (repeatable)"),
+	ST_OPT_FUNC("match-path", 0, "REGEX", 0, opt_match_path,
+		    "only request targets matching REGEX (POSIX extended)"),
+	ST_OPT_FUNC("exclude-path", 0, "REGEX", 0, opt_exclude_path,
+		    "not request targets matching REGEX"),
+	ST_OPT_FLAG("safe-only", 0, struct shadow_cmd, cfg.safe_only,
+		    "only GET, HEAD and OPTIONS (no raw streams)"),
+	ST_OPT_FUNC("set-header", 0, "'Name: value'", ST_OPTF_REPEAT, opt_set_header,
+		    "set a header field (repeatable)"),
+	ST_OPT_STRING("set-host", 0, struct shadow_cmd, cfg.host, "VALUE",
+		      "the Host header sent to the shadows"),
+	ST_OPT_FUNC("mark", 0, "'Name: value'", 0, opt_mark,
+		    "the header marking shadow requests (default 'X-Shadowtap: 1')"),
+	ST_OPT_FUNC("no-mark", 0, NULL, ST_OPTF_NOVAL, opt_no_mark, "do not mark shadow requests"),
+	ST_OPT_UINT("max-queue-mb", 0, struct shadow_cmd, cfg.max_queue, "N", 1, 1 << 20,
+		    ST_OPTF_MIB, "all output queues together, MiB (default 256)"),
+	ST_OPT_UINT("conn-queue-mb", 0, struct shadow_cmd, cfg.conn_queue_max, "N", 1, 4096,
+		    ST_OPTF_MIB, "per shadow connection, MiB (default 16, at most --max-queue-mb)"),
+	ST_OPT_DOUBLE("drain", 0, struct shadow_cmd, drain_s, "SEC", 0, 3600,
+		      "at the end, wait up to SEC for shadows to take what is\n"
+		      "queued (default 2 live, 10 replay)"),
+	ST_OPT_DOUBLE("stats", 0, struct shadow_cmd, stats_s, "SEC", 0.1, 1e6,
+		      "a stats line on stderr every SEC seconds"),
+	ST_OPT_STRING("metrics", 0, struct shadow_cmd, metrics, "FILE",
+		      "the counters in Prometheus text format, rewritten every\n"
+		      "--stats SEC (default 5) and at the end (node_exporter's\n"
+		      "textfile collector reads it)"),
+	ST_OPT_COUNT("verbose", 'v', struct shadow_cmd, verbose, "more messages (-vv: libbpf's)"),
+};
+
+static const struct st_opt live_opts[] = {
+	ST_OPT_DOUBLE("duration", 0, struct shadow_cmd, duration, "SEC", 0.001, 1e9,
+		      "stop after SEC seconds (default: until SIGINT/SIGTERM)"),
+};
+
+static const struct st_opt replay_opts[] = {
+	ST_OPT_DOUBLE("speed", 0, struct shadow_cmd, speed, "X", 0.001, 1e6,
+		      "timing scaled by X (2 = twice as fast; default 1)"),
+	ST_OPT_FLAG("fast", 0, struct shadow_cmd, fast,
+		    "as fast as the shadows take it (waits when queues fill)"),
+	ST_OPT_UINT("multiply", 0, struct shadow_cmd, cfg.multiply, "N", 1, ST_SHADOW_MAX_SLOTS, 0,
+		    "replay every connection N times per target"),
+};
+
+static const char shadow_head[] =
+	"Usage: shadowtap shadow (--iface IFACE | --cgroup PATH) --port P\n"
+	"                        --to HOST:PORT [--to ...] [options]\n\n"
+	"Captures a service's traffic in the kernel and replays every client request that\n"
+	"production ran to shadow targets, one shadow connection per client connection.\n"
+	"Production is never waited for: when a shadow is slow or down, whole requests are\n"
+	"dropped and counted. The last stderr line is the summary: shadowtap: summary ...\n\n";
+
+static const char replay_head[] =
+	"Usage: shadowtap replay FILE --port P --to HOST:PORT [--to ...] [options]\n\n"
+	"Replays the client->server requests of a pcap/pcapng file (- for stdin) to shadow\n"
+	"targets, one shadow connection per recorded connection, with the original timing;\n"
+	"the recorded answers decide what production ran. --port names the service.\n\n";
+
 static int parse(struct shadow_cmd *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		ST_TARGET_LONGOPTS,
-		ST_REASM_LONGOPTS,
-		{ "to", required_argument, NULL, O_TO },
-		{ "proto", required_argument, NULL, O_PROTO },
-		{ "sample", required_argument, NULL, O_SAMPLE },
-		{ "sample-by", required_argument, NULL, O_SAMPLE_BY },
-		{ "rate", required_argument, NULL, O_RATE },
-		{ "match-method", required_argument, NULL, O_MATCH_METHOD },
-		{ "match-path", required_argument, NULL, O_MATCH_PATH },
-		{ "exclude-path", required_argument, NULL, O_EXCLUDE_PATH },
-		{ "safe-only", no_argument, NULL, O_SAFE_ONLY },
-		{ "set-header", required_argument, NULL, O_SET_HEADER },
-		{ "set-host", required_argument, NULL, O_SET_HOST },
-		{ "mark", required_argument, NULL, O_MARK },
-		{ "no-mark", no_argument, NULL, O_NO_MARK },
-		{ "max-queue-mb", required_argument, NULL, O_MAX_QUEUE },
-		{ "conn-queue-mb", required_argument, NULL, O_CONN_QUEUE },
-		{ "stats", required_argument, NULL, O_STATS },
-		{ "duration", required_argument, NULL, O_DURATION },
-		{ "drain", required_argument, NULL, O_DRAIN },
-		{ "speed", required_argument, NULL, O_SPEED },
-		{ "fast", no_argument, NULL, O_FAST },
-		{ "multiply", required_argument, NULL, O_MULTIPLY },
-		{ "metrics", required_argument, NULL, O_METRICS },
-		{ "release", required_argument, NULL, O_RELEASE },
-		{ "resync", no_argument, NULL, O_RESYNC },
-		{ "max-head-kb", required_argument, NULL, O_MAX_HEAD },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	struct st_optset live[] = {
+		{ st_target_opts, st_target_opts_n, &c->target },
+		{ live_opts, sizeof(live_opts) / sizeof(live_opts[0]), c },
+		{ engine_opts, sizeof(engine_opts) / sizeof(engine_opts[0]), c },
+		{ st_reasm_opts, st_reasm_opts_n, &c->target },
+	};
+	struct st_optset replay[] = {
+		{ st_filter_opts, st_filter_opts_n, &c->target },
+		{ replay_opts, sizeof(replay_opts) / sizeof(replay_opts[0]), c },
+		{ engine_opts, sizeof(engine_opts) / sizeof(engine_opts[0]), c },
+		{ st_reasm_opts, st_reasm_opts_n, &c->target },
 	};
 	struct st_shadow_config *cfg = &c->cfg;
-	char err[512];
-	unsigned long ul;
-	unsigned pct_sum = 0;
-	int opt, r;
+	int r, pos;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":i:p:vh", longopts, NULL)) != -1) {
-		r = st_target_opt(&c->target, opt, optarg);
-		if (r < 0)
-			return ST_EXIT_USAGE;
-		if (r)
-			continue;
-		switch (opt) {
-		case O_TO:
-			if (cfg->n_targets >= ST_SHADOW_MAX_TARGETS)
-				return bad(c, "--to: at most 16 targets (%s)", optarg);
-			if (st_shadow_parse_target(optarg, &cfg->targets[cfg->n_targets], err,
-						   sizeof(err)))
-				return bad(c, "--to: %s", err);
-			pct_sum += cfg->targets[cfg->n_targets++].pct;
-			break;
-		case O_PROTO:
-			if (!strcmp(optarg, "auto"))
-				cfg->proto = ST_PROTO_AUTO;
-			else if (!strcmp(optarg, "http"))
-				cfg->proto = ST_PROTO_HTTP;
-			else if (!strcmp(optarg, "raw"))
-				cfg->proto = ST_PROTO_RAW;
-			else
-				return bad(c, "--proto: '%s' is not auto, http or raw", optarg);
-			break;
-		case O_SAMPLE:
-			if (st_parse_double("--sample", optarg, 0.01, 100, &cfg->sample_pct))
-				return ST_EXIT_USAGE;
-			break;
-		case O_SAMPLE_BY:
-			if (!strcmp(optarg, "request"))
-				cfg->sample_by_request = true;
-			else if (!strcmp(optarg, "connection"))
-				cfg->sample_by_request = false;
-			else
-				return bad(c, "--sample-by: '%s' is not connection or request", optarg);
-			break;
-		case O_RATE:
-			if (st_parse_double("--rate", optarg, 0.001, 1e9, &cfg->rate))
-				return ST_EXIT_USAGE;
-			break;
-		case O_MATCH_METHOD:
-			if (add_methods(c, optarg))
-				return bad(c, "--match-method: '%s' is not a list of methods "
-					      "(e.g. GET,HEAD)", optarg);
-			break;
-		case O_MATCH_PATH:
-		case O_EXCLUDE_PATH: {
-			regex_t *re = opt == O_MATCH_PATH ? &c->match_re : &c->exclude_re;
-			bool *set = opt == O_MATCH_PATH ? &c->match_set : &c->exclude_set;
-
-			if (*set)
-				regfree(re);
-			*set = false;
-			r = regcomp(re, optarg, REG_EXTENDED | REG_NOSUB);
-			if (r) {
-				regerror(r, re, err, sizeof(err));
-				pr_err("%s: %s: '%s': %s", c->cmd,
-					opt == O_MATCH_PATH ? "--match-path" : "--exclude-path", optarg,
-					err);
-				return ST_EXIT_USAGE;
-			}
-			*set = true;
-			break;
-		}
-		case O_SAFE_ONLY:
-			cfg->safe_only = true;
-			break;
-		case O_SET_HEADER:
-			if (cfg->n_set >= ST_SHADOW_MAX_SET ||
-			    split_header(c->set_bufs[cfg->n_set], SET_HDR_MAX, optarg,
-					 &cfg->set[cfg->n_set].name, &cfg->set[cfg->n_set].value))
-				return bad(c, "--set-header: '%s' is not 'Name: value'", optarg);
-			cfg->n_set++;
-			break;
-		case O_SET_HOST:
-			cfg->host = optarg;
-			break;
-		case O_MARK:
-			if (split_header(c->mark_buf, SET_HDR_MAX, optarg, &cfg->mark_name,
-					 &cfg->mark_value))
-				return bad(c, "--mark: '%s' is not 'Name: value'", optarg);
-			break;
-		case O_NO_MARK:
-			cfg->mark_name = NULL;
-			cfg->mark_value = NULL;
-			break;
-		case O_MAX_QUEUE:
-			if (st_parse_uint("--max-queue-mb", optarg, 1, 1 << 20, &ul))
-				return ST_EXIT_USAGE;
-			cfg->max_queue = (uint64_t)ul << 20;
-			break;
-		case O_CONN_QUEUE:
-			if (st_parse_uint("--conn-queue-mb", optarg, 1, 4096, &ul))
-				return ST_EXIT_USAGE;
-			cfg->conn_queue_max = (uint64_t)ul << 20;
-			break;
-		case O_STATS:
-			if (st_parse_double("--stats", optarg, 0.1, 1e6, &c->stats_s))
-				return ST_EXIT_USAGE;
-			break;
-		case O_DURATION:
-			if (c->replay)
-				return bad(c, "%s applies to live shadowing only", "--duration");
-			if (st_parse_double("--duration", optarg, 0.001, 1e9, &c->duration))
-				return ST_EXIT_USAGE;
-			break;
-		case O_DRAIN:
-			if (st_parse_double("--drain", optarg, 0, 3600, &c->drain_s))
-				return ST_EXIT_USAGE;
-			break;
-		case O_SPEED:
-		case O_FAST:
-		case O_MULTIPLY:
-			if (!c->replay)
-				return bad(c, "%s applies to replay only", argv[optind - 1]);
-			if (opt == O_FAST) {
-				c->fast = true;
-			} else if (opt == O_SPEED) {
-				if (st_parse_double("--speed", optarg, 0.001, 1e6, &c->speed))
-					return ST_EXIT_USAGE;
-			} else {
-				if (st_parse_uint("--multiply", optarg, 1, ST_SHADOW_MAX_SLOTS, &ul))
-					return ST_EXIT_USAGE;
-				cfg->multiply = (unsigned)ul;
-			}
-			break;
-		case O_METRICS:
-			c->metrics = optarg;
-			break;
-		case O_RELEASE:
-			if (!strcmp(optarg, "answered"))
-				cfg->release = ST_RELEASE_ANSWERED;
-			else if (!strcmp(optarg, "framed"))
-				cfg->release = ST_RELEASE_FRAMED;
-			else
-				return bad(c, "--release: '%s' is not answered or framed", optarg);
-			break;
-		case O_RESYNC:
-			cfg->resync = true;
-			break;
-		case O_MAX_HEAD:
-			if (st_parse_uint("--max-head-kb", optarg, 1, 1024, &ul))
-				return ST_EXIT_USAGE;
-			cfg->head_cap = (uint32_t)ul << 10;
-			break;
-		case 'v':
-			c->verbose++;
-			break;
-		case 'h':
-			usage(stdout, c->replay);
-			return -1;
-		default:
-			return st_getopt_error(c->cmd, opt, argv);
-		}
-	}
+	r = c->replay ? st_opts_parse(replay, 4, c->cmd, replay_head, argc, argv, &pos) :
+			st_opts_parse(live, 4, c->cmd, shadow_head, argc, argv, &pos);
+	if (r)
+		return r;
 	if (c->replay) {
-		if (optind >= argc)
+		if (pos >= argc)
 			return bad(c, "a pcap FILE is required (see shadowtap %s --help)", c->cmd);
-		c->file = argv[optind++];
-		if (c->target.iface || c->target.cgroup)
-			return bad(c, "%s: replay reads a file, not a live capture",
-				   c->target.iface ? "--iface" : "--cgroup");
+		c->file = argv[pos++];
 		if (!c->target.n_ports)
 			return bad(c, "--port P is required: the service's port (%s)",
 				   "it tells clients from servers");
 	}
-	if (optind < argc)
-		return bad(c, "unexpected argument '%s'", argv[optind]);
+	if (pos < argc)
+		return bad(c, "unexpected argument '%s'", argv[pos]);
 	if (!c->replay && st_target_check(&c->target, c->cmd))
 		return ST_EXIT_USAGE;
 	if (!cfg->n_targets)
 		return bad(c, "--to HOST:PORT is required (see shadowtap %s --help)", c->cmd);
-	if (pct_sum > 100)
+	if (c->pct_sum > 100)
 		return bad(c, "--to: the /PCT shares add up to more than 100 (%s)", "they split "
 			   "the connections between targets");
 	if (queue_caps(c))
@@ -537,7 +430,7 @@ static void timers(struct shadow_cmd *c, uint64_t now)
 {
 	if (now - c->last_timers >= TIMERS_EVERY_NS) {
 		c->last_timers = now;
-		st_shadow__tick(c->sh, c->replay ? 0 : realtime_ns());
+		st_shadow__tick(c->sh, c->replay ? 0 : st_real_ns());
 	}
 	if ((c->stats_s > 0 || c->metrics) &&
 	    now - c->last_stats >= (uint64_t)((c->stats_s > 0 ? c->stats_s : 5) * 1e9)) {
@@ -583,7 +476,7 @@ static int live_tick(void *ctx)
 	int n = st_tap__consume(c->tap);
 
 	st_shadow__kick(c->sh);
-	timers(c, mono_ns());
+	timers(c, st_mono_ns());
 	return n < 0 ? n : 0;
 }
 
@@ -649,7 +542,7 @@ static void replay_next(struct shadow_cmd *c)
 /* Feeds the segments that are due (original timing) or as many as the shadows take (--fast). */
 static void replay_feed(struct shadow_cmd *c)
 {
-	uint64_t now = mono_ns();
+	uint64_t now = st_mono_ns();
 	int n = 0;
 
 	while (c->have_seg && n++ < REPLAY_BATCH) {
@@ -676,7 +569,7 @@ static void replay_feed(struct shadow_cmd *c)
 static int replay_tick(void *ctx)
 {
 	struct shadow_cmd *c = ctx;
-	uint64_t now = mono_ns();
+	uint64_t now = st_mono_ns();
 
 	replay_feed(c);
 	timers(c, now);
@@ -778,7 +671,7 @@ static int run(int argc, char **argv, bool replay)
 	c->cfg.live = !replay;
 	c->cfg.reasm_max_mem = c->target.max_mem; /* 0: reassembly's default */
 	if (!replay)
-		c->cfg.hash_seed = realtime_ns() ^ ((uint64_t)getpid() << 32);
+		c->cfg.hash_seed = st_real_ns() ^ ((uint64_t)getpid() << 32);
 	raise_nofile();
 	ret = ST_EXIT_RUNTIME;
 	c->sh = st_shadow__new(&c->cfg);
@@ -787,7 +680,7 @@ static int run(int argc, char **argv, bool replay)
 		pr_err("%s: %s", c->cmd, strerror(errno));
 		goto out;
 	}
-	c->last_timers = c->last_stats = mono_ns();
+	c->last_timers = c->last_stats = st_mono_ns();
 	r = replay ? run_replay(c) : run_live(c);
 	if (r == -2)
 		goto out; /* nothing started: no summary */
