@@ -641,6 +641,7 @@ static void test_ring_full(void **state)
 
 struct stream {
 	uint8_t *buf;
+	uint8_t *seen;    /* per byte: captured already (a retransmission on a loaded host is not new) */
 	size_t cap;
 	uint32_t isn;
 	int have_isn;
@@ -666,7 +667,10 @@ static int on_seg(void *ctx, const struct st_segment *seg)
 
 	assert_true(rel + seg->len <= st->cap);
 	memcpy(st->buf + rel, seg->data, seg->len);
-	st->bytes += seg->len;
+	for (uint32_t i = 0; i < seg->len; i++) {
+		st->bytes += !st->seen[rel + i];
+		st->seen[rel + i] = 1;
+	}
 	return 0;
 }
 
@@ -696,6 +700,7 @@ static void test_loopback_gso_whole(void **state)
 
 	NETNS_OR_SKIP();
 	st.buf = calloc(1, N);
+	st.seen = calloc(1, N);
 	src = malloc(N);
 	for (size_t i = 0; i < N; i++)
 		src[i] = (uint8_t)(i * 13 + (i >> 11));
@@ -731,10 +736,11 @@ static void test_loopback_gso_whole(void **state)
 		st_tap__stats(tap, &s);
 		assert_int_equal(s.kern[ST_DIR_IN].lost_bytes, 0);
 		assert_int_equal(s.bad_records, 0);
-		assert_int_equal(s.kern[ST_DIR_IN].bytes, N);
+		assert_true(s.kern[ST_DIR_IN].bytes >= N); /* retransmissions count twice here */
 	}
 	st_tap__destroy(tap);
 	free(st.buf);
+	free(st.seen);
 	free(src);
 }
 

@@ -224,6 +224,7 @@ static void test_pcap_file(void **state)
 	close(fd);
 	w = st_pcapw__open(path);
 	assert_non_null(w);
+	assert_int_equal(st_pcapw__commit(w), 0); /* the file takes its name (output.h) */
 	s.key.src.family = s.key.dst.family = 4;
 	s.key.sport = 1;
 	s.key.dport = 2;
