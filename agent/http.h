@@ -280,31 +280,4 @@ const char *st_http__strerror(enum st_http_err e);
 /* Index of the first header named name (case-insensitive) at or after from, or -1. */
 int st_http__head_find(const struct st_http_head *h, const char *name, uint32_t from);
 
-struct st_http_kv {
-	const char *name;
-	const char *value;
-};
-
-struct st_http_rewrite {
-	const struct st_http_kv *set; /* replace (first occurrence, drop others) or append */
-	size_t nset;
-	const char *host;             /* non-NULL: Host value */
-	const char *marker_name;      /* non-NULL: added (replacing any same-named field) */
-	const char *marker_value;
-};
-
-/*
- * Write a rewritten copy of head h into out: start line as received, header
- * fields in order with set/host/marker applied, CRLF line endings. Returns the
- * length, -ENOSPC if out is too small, -EINVAL for a bad name/value (not a
- * token, CR/LF/NUL in a value, or an attempt to set Content-Length or
- * Transfer-Encoding, which would break framing, or a marker named Host).
- * host and marker take precedence over a same-named set entry; a name given
- * twice in set: the first wins. At most 64 set entries.
- */
-ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http_rewrite *rw,
-			      char *out, size_t outlen);
-/* The same checks on rw alone (for option parsing). 0 or -EINVAL. */
-int st_http__rewrite_check(const struct st_http_rewrite *rw);
-
 #endif /* ST_HTTP_H */

@@ -39,6 +39,7 @@
 #include <sys/socket.h>
 
 #include "http.h"
+#include "http_rewrite.h"
 #include "segment.h"
 #include "stats.h"
 

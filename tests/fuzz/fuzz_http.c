@@ -27,6 +27,7 @@
 #include <strings.h>
 
 #include "http.h"
+#include "http_rewrite.h"
 
 #define CHECK(c)                                                                 \
 	do {                                                                     \

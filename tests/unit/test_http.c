@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "http.h"
+#include "http_rewrite.h"
 
 #define S(lit) lit, (sizeof(lit) - 1)
 
