@@ -222,7 +222,10 @@ st_make_files() {
 # (nginx syntax: "80", "[::]:80", "10.231.0.1:80"), files from st_make_files in
 # $ST_TMP/NAME/www, uploads: POST /upload (body read and discarded, 200 "ok"),
 # PUT /dav/FILE (stored). Access log $ST_TMP/NAME/access.log. Waits until it listens.
-# Set ST_NGINX_CGROUP=DIR to start it inside that cgroup v2 directory.
+# Knobs (environment): ST_NGINX_CGROUP=DIR starts it inside that cgroup v2 directory;
+# ST_NGINX_LOG_FORMAT='...' the access log's format (nginx variables, single-quote free);
+# ST_NGINX_KEEPALIVE_REQUESTS=N (default 100000); ST_NGINX_EVERYTHING_OK=1 answers every
+# other path with 200 "ok" (bodies read and discarded) instead of serving files.
 st_nginx_start() {
 	local name=$1 ns=$2 d l listens="" first_port
 	shift 2
@@ -230,6 +233,12 @@ st_nginx_start() {
 	mkdir -p "$d/tmp" "$d/www/dav"
 	[ -f "$d/www/f1" ] || st_make_files "$d/www"
 	for l in "$@"; do listens+="		listen $l;"$'\n'; done
+	local logfmt="" logname="" everything=""
+	if [ -n "${ST_NGINX_LOG_FORMAT:-}" ]; then
+		logfmt="log_format st '$ST_NGINX_LOG_FORMAT';"
+		logname=" st"
+	fi
+	[ -n "${ST_NGINX_EVERYTHING_OK:-}" ] && everything='location / { return 200 "ok\n"; }'
 	cat >"$d/nginx.conf" <<EOF
 daemon off;
 master_process on;
@@ -239,7 +248,8 @@ pid $d/nginx.pid;
 error_log $d/error.log warn;
 events { worker_connections 4096; }
 http {
-	access_log ${ST_NGINX_ACCESS_LOG:-$d/access.log};
+	$logfmt
+	access_log ${ST_NGINX_ACCESS_LOG:-$d/access.log}$logname;
 	client_body_temp_path $d/tmp/body;
 	proxy_temp_path $d/tmp/proxy;
 	fastcgi_temp_path $d/tmp/fastcgi;
@@ -247,7 +257,7 @@ http {
 	scgi_temp_path $d/tmp/scgi;
 	default_type application/octet-stream;
 	sendfile on;
-	keepalive_requests 100000;
+	keepalive_requests ${ST_NGINX_KEEPALIVE_REQUESTS:-100000};
 	keepalive_timeout 60s;
 	client_max_body_size 64m;
 	server {
@@ -262,6 +272,7 @@ $listens
 			create_full_put_path on;
 			client_body_buffer_size 1m;
 		}
+		$everything
 	}
 }
 EOF

@@ -14,46 +14,13 @@ st_require_agent
 "$ST_BIN" shadow --help >/dev/null 2>&1 || st_skip "$ST_BIN has no shadow command"
 st_init
 
-# nginx_conf NAME NS LISTEN KEEPALIVE_REQUESTS: nginx with the length log; waits for it.
-nginx_run() {
-	local name=$1 ns=$2 listen=$3 kar=$4 d=$ST_TMP/$1
-	mkdir -p "$d/tmp" "$d/www/dav"
-	st_make_files "$d/www"
-	cat >"$d/nginx.conf" <<EON
-daemon off;
-worker_processes 1;
-user root;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-	log_format len '\$request_method \$request_uri \$request_length';
-	access_log $d/access.log len;
-	client_body_temp_path $d/tmp/body;
-	proxy_temp_path $d/tmp/proxy;
-	fastcgi_temp_path $d/tmp/fastcgi;
-	uwsgi_temp_path $d/tmp/uwsgi;
-	scgi_temp_path $d/tmp/scgi;
-	keepalive_requests $kar;
-	client_max_body_size 64m;
-	server {
-		listen $listen;
-		root $d/www;
-		location /dav/ {
-			dav_methods PUT;
-			create_full_put_path on;
-			client_body_buffer_size 1m;
-		}
-	}
-}
-EON
-	st_bg "$name-nginx" st_in_bg "$ns" nginx -c "$d/nginx.conf" -p "$d"
-	st_wait_port "$ns" "${listen##*:}" 10
-}
+# both log "$request_method $request_uri $request_length" (the length covers request line,
+# headers and body)
+export ST_NGINX_LOG_FORMAT='$request_method $request_uri $request_length'
 
 st_netns_pair
-nginx_run prod "$ST_SRV_NS" "$ST_SRV4:80" 100000
-nginx_run shadow "$ST_CLI_NS" "$ST_CLI4:8080" 10
+st_nginx_start prod "$ST_SRV_NS" "$ST_SRV4:80"
+ST_NGINX_KEEPALIVE_REQUESTS=10 st_nginx_start shadow "$ST_CLI_NS" "$ST_CLI4:8080"
 sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" --no-mark --drain 20
 
 base=http://$ST_SRV4

@@ -20,41 +20,14 @@ SEED=${ST_SMUGGLE_SEED:-1}
 GEN=$ST_ROOT/tests/integration/smuggle.py
 st_log "shapes: $(python3 "$GEN" list --random "$RANDOM_N" --seed "$SEED" | wc -l) (random: $RANDOM_N, seed $SEED)"
 
-# nginx_run NAME NS LISTEN: nginx answering 200 to everything (bodies read and discarded),
-# logging "$connection $connection_requests $status "$request"".
-nginx_run() {
-	local name=$1 ns=$2 listen=$3 d=$ST_TMP/$1
-	mkdir -p "$d/tmp"
-	cat >"$d/nginx.conf" <<EON
-daemon off;
-worker_processes 1;
-user root;
-pid $d/nginx.pid;
-error_log $d/error.log info;
-events { worker_connections 1024; }
-http {
-	log_format conn '\$connection \$connection_requests \$status "\$request"';
-	access_log $d/access.log conn;
-	client_body_temp_path $d/tmp/body;
-	proxy_temp_path $d/tmp/proxy;
-	fastcgi_temp_path $d/tmp/fastcgi;
-	uwsgi_temp_path $d/tmp/uwsgi;
-	scgi_temp_path $d/tmp/scgi;
-	keepalive_requests 1000;
-	client_max_body_size 64m;
-	server {
-		listen $listen;
-		location / { return 200 "ok\n"; }
-	}
-}
-EON
-	st_bg "$name-nginx" st_in_bg "$ns" nginx -c "$d/nginx.conf" -p "$d"
-	st_wait_port "$ns" "${listen##*:}" 10
-}
+# nginx answering 200 to everything (bodies read and discarded), one log line per request:
+# "$connection $connection_requests $status "$request"".
+export ST_NGINX_EVERYTHING_OK=1 ST_NGINX_KEEPALIVE_REQUESTS=1000
+export ST_NGINX_LOG_FORMAT='$connection $connection_requests $status "$request"'
 
 st_netns_pair
-nginx_run prod "$ST_SRV_NS" "$ST_SRV4:80"
-nginx_run shadow "$ST_CLI_NS" "$ST_CLI4:8080"
+st_nginx_start prod "$ST_SRV_NS" "$ST_SRV4:80"
+st_nginx_start shadow "$ST_CLI_NS" "$ST_CLI4:8080"
 sh_sink_start sink "$ST_CLI_NS" "$ST_CLI4" 8081
 sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" \
 	--to "$ST_CLI4:8081" --no-mark --drain 5
