@@ -129,7 +129,15 @@ const struct st_opt *st_opts_find(const struct st_optset *sets, size_t nsets, co
 
 static bool has_value(const struct st_opt *o)
 {
-	return o->kind != ST_OPTK_FLAG && o->kind != ST_OPTK_COUNT && !(o->flags & ST_OPTF_NOVAL);
+	return o->kind != ST_OPTK_FLAG && o->kind != ST_OPTK_COUNT &&
+	       !(o->flags & (ST_OPTF_NOVAL | ST_OPTF_OPTVAL));
+}
+
+static int arg_kind(const struct st_opt *o)
+{
+	if (o->kind == ST_OPTK_FUNC && (o->flags & ST_OPTF_OPTVAL))
+		return optional_argument;
+	return has_value(o) ? required_argument : no_argument;
 }
 
 void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
@@ -141,12 +149,18 @@ void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
 			char lead[96];
 			int n;
 
+			const char *sep = has_value(o) ? " " : "", *arg = has_value(o) ? o->arg : "";
+			char opt_arg[64];
+
+			if (arg_kind(o) == optional_argument && o->arg) {
+				snprintf(opt_arg, sizeof(opt_arg), "[=%s]", o->arg);
+				arg = opt_arg;
+			}
 			if (o->short_name)
 				n = snprintf(lead, sizeof(lead), "  -%c, --%s%s%s", o->short_name, o->name,
-					     has_value(o) ? " " : "", has_value(o) ? o->arg : "");
+					     sep, arg);
 			else
-				n = snprintf(lead, sizeof(lead), "      --%s%s%s", o->name,
-					     has_value(o) ? " " : "", has_value(o) ? o->arg : "");
+				n = snprintf(lead, sizeof(lead), "      --%s%s%s", o->name, sep, arg);
 			if (n < HELP_COL)
 				fprintf(f, "%-*s", HELP_COL, lead);
 			else
@@ -176,8 +190,8 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 				return ST_EXIT_USAGE;
 			}
 			/* val encodes the row: 0x10000 + set * 0x1000 + index */
-			lo[n++] = (struct option){ o->name, has_value(o) ? required_argument : no_argument,
-						   NULL, (int)(0x10000 + s * 0x1000 + i) };
+			lo[n++] = (struct option){ o->name, arg_kind(o), NULL,
+						   (int)(0x10000 + s * 0x1000 + i) };
 			if (o->short_name) {
 				shorts[sl++] = (char)o->short_name;
 				if (has_value(o))

@@ -43,6 +43,8 @@ enum st_opt_kind {
 #define ST_OPTF_MIB 0x4u    /* UINT: given in MiB, stored in bytes (range checked in MiB) */
 #define ST_OPTF_KIB 0x8u    /* UINT: given in KiB, stored in bytes */
 #define ST_OPTF_NOVAL 0x10u /* FUNC: takes no value (fn gets NULL) */
+#define ST_OPTF_OPTVAL 0x20u /* FUNC: the value is optional, given as --name=VALUE (fn gets
+			      * NULL without one); help shows --name[=ARG] */
 
 struct st_opt {
 	const char *name;     /* long name (--name), and the config key */

@@ -23,6 +23,8 @@ struct demo {
 	int mode;
 	int nports;
 	char ports[64];
+	int nsort;
+	char sorts[64];
 };
 
 static const char *const modes[] = { "auto", "tcx", "clsact", NULL };
@@ -41,6 +43,17 @@ static int add_port(void *obj, const char *val, char *err, size_t errlen)
 	return 0;
 }
 
+/* An optional value: NULL without one ("every"), else the value. */
+static int add_sort(void *obj, const char *val, char *err, size_t errlen)
+{
+	struct demo *d = obj;
+
+	strcat(d->sorts, val ? val : "every");
+	strcat(d->sorts, ",");
+	d->nsort++;
+	return 0;
+}
+
 static const struct st_opt demo_opts[] = {
 	ST_OPT_FLAG("flag", 'f', struct demo, flag, "a flag"),
 	ST_OPT_COUNT("verbose", 'v', struct demo, verbose, "more"),
@@ -51,6 +64,7 @@ static const struct st_opt demo_opts[] = {
 	ST_OPT_DOUBLE("duration", 'd', struct demo, secs, "SEC", 0.001, 1e9, "stop after SEC\nseconds"),
 	ST_OPT_CHOICE("attach", 0, struct demo, mode, "MODE", modes, "attach mode"),
 	ST_OPT_FUNC("port", 'p', "P", ST_OPTF_REPEAT, add_port, "a port"),
+	ST_OPT_FUNC("sorted", 0, "PATH", ST_OPTF_REPEAT | ST_OPTF_OPTVAL, add_sort, "sort"),
 };
 
 static int parse(struct demo *d, int argc, char **argv, int *first)
@@ -85,6 +99,18 @@ static void test_parse(void **state)
 	assert_int_equal(first, ARGC("-f", "-vv", "--write", "x.pcap", "--ring-mb", "8",
 				     "--mem-mb=3", "-d", "2.5", "--attach", "clsact", "-p", "80",
 				     "--port", "443"));
+}
+
+/* --name alone, then --name=VALUE; a separate word after it is a positional argument. */
+static void test_optional_value(void **state)
+{
+	struct demo d;
+	int first;
+
+	assert_int_equal(PARSE(&d, &first, "--sorted", "--sorted=$.a", "pos"), 0);
+	assert_int_equal(d.nsort, 2);
+	assert_string_equal(d.sorts, "every,$.a,");
+	assert_int_equal(first, 3);
 }
 
 static void test_errors(void **state)
@@ -123,6 +149,7 @@ static void test_help(void **state)
 	/* continuation lines are indented under the help column */
 	assert_non_null(strstr(buf, "stop after SEC\n                        seconds\n"));
 	assert_non_null(strstr(buf, "  -h, --help"));
+	assert_non_null(strstr(buf, "      --sorted[=PATH]   sort\n"));
 	free(buf);
 	assert_int_equal(PARSE(&d, &first, "--help"), -1);
 }
@@ -162,6 +189,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_optional_value),
 		cmocka_unit_test(test_help),
 		cmocka_unit_test(test_find_and_set),
 		cmocka_unit_test(test_sizes),
