@@ -1,0 +1,120 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A small strict JSON parser (RFC 8259) for tap compare: it turns a response
+ * body into a flat tree of nodes that point into the body's bytes, so two
+ * documents can be compared structurally. Bodies come from production and from
+ * shadows: untrusted bytes, parsed under bounds fixed by the caller.
+ *
+ *  - Bounded: at most max_nodes nodes (the caller derives it from the body
+ *    cap), nesting at most max_depth (ST_JSON_MAX_DEPTH by default). Parsing is
+ *    iterative (no recursion on the input's nesting); memory is one node array
+ *    and one pool for decoded strings, both reused from one document to the
+ *    next (st_json_doc keeps them).
+ *  - Strict: no comments, trailing commas, leading zeros, bare control
+ *    characters in strings, invalid escapes, or bytes after the value. A body
+ *    that is not JSON is the caller's to compare another way.
+ *  - Exact: numbers keep their text; st_json_num_eq() compares values exactly
+ *    at any size (12345678901234567890123 != 12345678901234567890124, 1.0 ==
+ *    1 == 10e-1, -0 == 0), where a double or int64 would round or fail.
+ *    Strings with escapes are decoded (into the pool), so "\u00e9" == "é".
+ *
+ * Nodes are in document order: a container's children follow it, linked by
+ * next (0 ends the list; node 0, the root, is never a sibling). An object's
+ * members are their value nodes, each carrying its key.
+ */
+#ifndef ST_JSON_H
+#define ST_JSON_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define ST_JSON_MAX_DEPTH 256
+
+enum st_json_type {
+	ST_JSON_NULL = 0,
+	ST_JSON_FALSE,
+	ST_JSON_TRUE,
+	ST_JSON_NUMBER,
+	ST_JSON_STRING,
+	ST_JSON_ARRAY,
+	ST_JSON_OBJECT,
+};
+
+enum st_json_err {
+	ST_JSON_OK = 0,
+	ST_JSON_E_SYNTAX,    /* not JSON */
+	ST_JSON_E_DEPTH,     /* nested deeper than max_depth */
+	ST_JSON_E_NODES,     /* more values than max_nodes */
+	ST_JSON_E_NOMEM,
+	ST_JSON_E_TRAILING,  /* bytes after the value */
+	ST_JSON_E_EMPTY,     /* nothing but whitespace */
+};
+
+/* st_json_node.flags */
+#define ST_JSON_F_STR_POOL 0x1u /* off/len are in the pool (a string with escapes) */
+#define ST_JSON_F_KEY_POOL 0x2u /* key_off/key_len are in the pool */
+
+struct st_json_node {
+	uint8_t type;      /* enum st_json_type */
+	uint8_t flags;     /* ST_JSON_F_* */
+	uint16_t pad;
+	uint32_t off, len; /* string: its bytes (unquoted, decoded); number: its text; array,
+			    * object: the source span, brackets included; literal: its text */
+	uint32_t key_off, key_len; /* object members */
+	uint32_t n;        /* containers: number of children */
+	uint32_t next;     /* the next sibling, or 0 */
+};
+
+struct st_json_doc {
+	const char *src;
+	size_t src_len;
+	struct st_json_node *nodes;
+	uint32_t n, cap;
+	char *pool;                  /* decoded strings */
+	size_t pool_len, pool_cap;
+	uint32_t max_nodes;
+	unsigned max_depth;
+	enum st_json_err err;
+	size_t err_off;              /* where parsing stopped */
+};
+
+/* max_nodes 0: no limit but memory; max_depth 0: ST_JSON_MAX_DEPTH. */
+void st_json_doc_init(struct st_json_doc *d, uint32_t max_nodes, unsigned max_depth);
+void st_json_doc_free(struct st_json_doc *d);
+/* Parses src (which must outlive the tree); the previous tree is dropped. 0, or -1 with
+ * d->err and d->err_off set. len is at most 4 GiB - 1. */
+int st_json_parse(struct st_json_doc *d, const char *src, size_t len);
+const char *st_json_strerror(enum st_json_err e);
+/* Memory the document holds now (node array and pool capacities). */
+size_t st_json_doc_mem(const struct st_json_doc *d);
+
+static inline const struct st_json_node *st_json_node(const struct st_json_doc *d, uint32_t i)
+{
+	return &d->nodes[i];
+}
+
+/* A string node's bytes (decoded), a number's or literal's text, a container's source. */
+static inline const char *st_json_bytes(const struct st_json_doc *d, const struct st_json_node *n)
+{
+	return (n->flags & ST_JSON_F_STR_POOL ? d->pool : d->src) + n->off;
+}
+
+static inline const char *st_json_key(const struct st_json_doc *d, const struct st_json_node *n)
+{
+	return (n->flags & ST_JSON_F_KEY_POOL ? d->pool : d->src) + n->key_off;
+}
+
+/* Two number texts (valid JSON numbers) have the same value. */
+bool st_json_num_eq(const char *a, size_t alen, const char *b, size_t blen);
+/* A hash of a number's value (equal values hash equal). */
+uint64_t st_json_num_hash(const char *s, size_t len);
+
+/*
+ * A structural hash of every node (out[i] for node i; out holds d->n entries): equal
+ * values hash equal, object member order ignored, array order kept. For unordered array
+ * comparison.
+ */
+void st_json_hashes(const struct st_json_doc *d, uint64_t *out);
+
+#endif /* ST_JSON_H */
