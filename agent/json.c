@@ -574,7 +574,7 @@ uint64_t st_json_num_hash(const char *s, size_t len)
 	return mix(h);
 }
 
-void st_json_hashes(const struct st_json_doc *d, uint64_t *out)
+void st_json_hashes(const struct st_json_doc *d, uint64_t *out, bool unordered_arrays)
 {
 	for (uint32_t i = d->n; i-- > 0;) {
 		const struct st_json_node *nd = &d->nodes[i];
@@ -589,6 +589,14 @@ void st_json_hashes(const struct st_json_doc *d, uint64_t *out)
 			h = mix(fnv(h, st_json_bytes(d, nd), nd->len));
 			break;
 		case ST_JSON_ARRAY:
+			if (unordered_arrays) {
+				uint64_t sum = 0;
+
+				for (c = nd->n ? i + 1 : 0; c; c = d->nodes[c].next)
+					sum += mix(out[c]);
+				h = mix(h ^ sum);
+				break;
+			}
 			for (c = nd->n ? i + 1 : 0; c; c = d->nodes[c].next)
 				h = mix(h * 31 + out[c]);
 			break;

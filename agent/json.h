@@ -112,9 +112,9 @@ uint64_t st_json_num_hash(const char *s, size_t len);
 
 /*
  * A structural hash of every node (out[i] for node i; out holds d->n entries): equal
- * values hash equal, object member order ignored, array order kept. For unordered array
- * comparison.
+ * values hash equal, object member order ignored, array order kept (ignored too with
+ * unordered_arrays). For unordered array comparison.
  */
-void st_json_hashes(const struct st_json_doc *d, uint64_t *out);
+void st_json_hashes(const struct st_json_doc *d, uint64_t *out, bool unordered_arrays);
 
 #endif /* ST_JSON_H */
