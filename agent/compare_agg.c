@@ -1,0 +1,639 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Tap compare's aggregate: endpoints, fields, noise, latency, status (compare_agg.h). */
+#include "compare_agg.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *st_cmp_side_name(enum st_cmp_side s)
+{
+	switch (s) {
+	case ST_CMP_PROD: return "production";
+	case ST_CMP_CAND: return "candidate";
+	case ST_CMP_REF: return "reference";
+	default: return "?";
+	}
+}
+
+/* ---- endpoints ----------------------------------------------------------------------------- */
+
+int st_cmp_pattern_parse(const char *s, struct st_cmp_pattern *p)
+{
+	const char *sp = strchr(s, ' ');
+	size_t ml;
+
+	memset(p, 0, sizeof(*p));
+	if (!sp || strlen(s) >= sizeof(p->text))
+		return -1;
+	ml = (size_t)(sp - s);
+	if (!ml || ml >= sizeof(p->method))
+		return -1;
+	while (*sp == ' ')
+		sp++;
+	if (*sp != '/')
+		return -1;
+	for (size_t i = 0; i < ml; i++)
+		if (!(s[i] == '*' && ml == 1) && !isupper((unsigned char)s[i]) && s[i] != '-' &&
+		    s[i] != '_')
+			return -1;
+	snprintf(p->text, sizeof(p->text), "%s", s);
+	if (!(ml == 1 && s[0] == '*'))
+		memcpy(p->method, s, ml);
+	snprintf(p->path, sizeof(p->path), "%.*s", (int)strcspn(sp, "? "), sp);
+	return 0;
+}
+
+/* The path part of a request target (origin-form, or absolute-form without its authority). */
+static void target_path(const char *t, size_t n, const char **path, size_t *plen, const char **q,
+			size_t *qlen)
+{
+	const char *end = t + n, *qm;
+
+	if (n > 7 && (!strncasecmp(t, "http://", 7) || (n > 8 && !strncasecmp(t, "https://", 8)))) {
+		const char *s = memchr(t + 7, '/', n - 7);
+
+		t = s ? s : end;
+	}
+	qm = memchr(t, '?', (size_t)(end - t));
+	*path = t;
+	*plen = (size_t)((qm ? qm : end) - t);
+	*q = qm ? qm + 1 : NULL;
+	*qlen = qm ? (size_t)(end - qm - 1) : 0;
+}
+
+static bool pattern_match(const struct st_cmp_pattern *p, const char *m, size_t ml,
+			  const char *path, size_t plen)
+{
+	const char *pp = p->path, *x = path, *xe = path + plen;
+
+	if (p->method[0] && (strlen(p->method) != ml || memcmp(p->method, m, ml)))
+		return false;
+	for (;;) {
+		const char *pe, *se;
+
+		if (*pp != '/' || x >= xe || *x != '/')
+			return !*pp && x == xe;
+		pp++;
+		x++;
+		pe = pp + strcspn(pp, "/");
+		se = memchr(x, '/', (size_t)(xe - x));
+		if (!se)
+			se = xe;
+		if (pe - pp == 1 && *pp == '*' && !*pe)
+			return true; /* the rest, whatever it is */
+		if (!(pe - pp >= 2 && *pp == '{' && pe[-1] == '}') &&
+		    ((size_t)(pe - pp) != (size_t)(se - x) || memcmp(pp, x, (size_t)(se - x))))
+			return false;
+		if (*pp == '{' && se == x)
+			return false; /* {name} needs a segment */
+		pp = pe;
+		x = se;
+	}
+}
+
+struct sbuf {
+	char *p;
+	size_t n, cap;
+	bool full;
+};
+
+static void sb_put(struct sbuf *b, const char *s, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (b->n + 1 >= b->cap) {
+			b->full = true;
+			return;
+		}
+		/* control characters and spaces would make the name ambiguous: shown as '?' */
+		b->p[b->n++] = (unsigned char)s[i] <= 0x20 || s[i] == 0x7f ? '?' : s[i];
+	}
+}
+
+void st_cmp_endpoint(const struct st_cmp_pattern *pats, unsigned npats, const char *method,
+		     size_t mlen, const char *target, size_t tlen, char *out, size_t cap)
+{
+	struct sbuf b = { out, 0, cap, false };
+	const char *path, *q;
+	size_t plen, qlen;
+	unsigned nseg = 0;
+
+	if (!cap)
+		return;
+	target_path(target, tlen, &path, &plen, &q, &qlen);
+	for (unsigned i = 0; i < npats; i++)
+		if (pattern_match(&pats[i], method, mlen, path, plen)) {
+			snprintf(out, cap, "%s", pats[i].text);
+			return;
+		}
+	sb_put(&b, method, mlen > 16 ? 16 : mlen);
+	if (b.n + 1 < b.cap)
+		b.p[b.n++] = ' ';
+	if (!plen)
+		sb_put(&b, tlen == 1 && target[0] == '*' ? "*" : "/", 1);
+	for (const char *s = path, *e = path + plen; s < e && !b.full;) {
+		const char *se;
+
+		if (*s == '/') {
+			sb_put(&b, "/", 1);
+			s++;
+			continue;
+		}
+		se = memchr(s, '/', (size_t)(e - s));
+		if (!se)
+			se = e;
+		if (++nseg > 16) {
+			sb_put(&b, "...", 3);
+			break;
+		}
+		if (st_cmp_looks_id(s, (size_t)(se - s)))
+			sb_put(&b, "{id}", 4);
+		else
+			sb_put(&b, s, (size_t)(se - s) > 48 ? 48 : (size_t)(se - s));
+		s = se;
+	}
+	if (q && qlen && !b.full) {
+		/* keys in order, each once, values dropped */
+		const char *keys[8];
+		size_t klen[8], nk = 0;
+
+		for (const char *s = q, *e = q + qlen; s < e && nk < 8;) {
+			const char *amp = memchr(s, '&', (size_t)(e - s)), *ke;
+			size_t kl;
+			bool dup = false;
+
+			if (!amp)
+				amp = e;
+			ke = memchr(s, '=', (size_t)(amp - s));
+			kl = (size_t)((ke ? ke : amp) - s);
+			for (size_t i = 0; i < nk && kl; i++)
+				dup |= klen[i] == kl && !memcmp(keys[i], s, kl);
+			if (kl && !dup) {
+				keys[nk] = s;
+				klen[nk++] = kl > 32 ? 32 : kl;
+			}
+			s = amp + 1;
+		}
+		for (size_t i = 0; i < nk; i++) {
+			sb_put(&b, i ? "&" : "?", 1);
+			sb_put(&b, keys[i], klen[i]);
+		}
+	}
+	if (b.full && b.n >= 3)
+		memcpy(out + b.n - 3, "...", 3);
+	out[b.n] = 0;
+}
+
+/* ---- latency --------------------------------------------------------------------------------- */
+
+static unsigned lat_bucket(uint64_t us)
+{
+	unsigned msb, idx;
+
+	if (us < 16)
+		return (unsigned)us;
+	msb = 63 - (unsigned)__builtin_clzll(us);
+	idx = (msb - 3) * 16 + (unsigned)((us >> (msb - 4)) & 15);
+	return idx < ST_CMP_LAT_BUCKETS ? idx : ST_CMP_LAT_BUCKETS - 1;
+}
+
+void st_cmp_lat_bucket(unsigned i, double *lo_us, double *hi_us)
+{
+	unsigned msb, sub;
+
+	if (i < 16) {
+		*lo_us = i;
+		*hi_us = i + 1;
+		return;
+	}
+	msb = i / 16 + 3;
+	sub = i % 16;
+	*lo_us = (double)((16ull + sub) << (msb - 4));
+	*hi_us = *lo_us + (double)(1ull << (msb - 4));
+}
+
+void st_cmp_lat_add(struct st_cmp_lat *l, uint64_t ns)
+{
+	unsigned i = lat_bucket(ns / 1000);
+
+	if (l->b[i] < UINT32_MAX)
+		l->b[i]++;
+	l->n++;
+}
+
+double st_cmp_lat_pct(const struct st_cmp_lat *l, double q)
+{
+	uint64_t want, cum = 0, total = 0;
+	double lo, hi;
+
+	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++)
+		total += l->b[i];
+	if (!total)
+		return 0;
+	want = (uint64_t)ceil(q * (double)total);
+	if (want < 1)
+		want = 1;
+	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
+		cum += l->b[i];
+		if (cum >= want) {
+			st_cmp_lat_bucket(i, &lo, &hi);
+			return (lo + hi) / 2 / 1000.0;
+		}
+	}
+	return 0;
+}
+
+void st_cmp_lat_compare(const struct st_cmp_lat *c, const struct st_cmp_lat *r, double min_ms,
+			struct st_cmp_lat_test *t)
+{
+	double n1 = 0, n2 = 0, u = 0, below = 0, ties = 0, nn, mu, var, z;
+	bool slower, faster;
+
+	memset(t, 0, sizeof(*t));
+	t->p = 1;
+	t->a = 0.5;
+	t->p50[0] = st_cmp_lat_pct(c, 0.5);
+	t->p50[1] = st_cmp_lat_pct(r, 0.5);
+	t->p90[0] = st_cmp_lat_pct(c, 0.9);
+	t->p90[1] = st_cmp_lat_pct(r, 0.9);
+	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
+		n1 += c->b[i];
+		n2 += r->b[i];
+	}
+	if (n1 < ST_CMP_LAT_MIN_N || n2 < ST_CMP_LAT_MIN_N)
+		return;
+	t->enough = true;
+	/* U of the candidate: pairs where it is slower, ties counted half */
+	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
+		double tb = (double)c->b[i] + r->b[i];
+
+		u += c->b[i] * (below + 0.5 * r->b[i]);
+		below += r->b[i];
+		ties += tb * tb * tb - tb;
+	}
+	nn = n1 + n2;
+	mu = n1 * n2 / 2;
+	var = n1 * n2 / 12 * ((nn + 1) - ties / (nn * (nn - 1)));
+	t->a = u / (n1 * n2);
+	if (var <= 0)
+		return; /* everything in one bucket: no shift to see */
+	z = (fabs(u - mu) - 0.5) / sqrt(var);
+	if (z < 0)
+		z = 0;
+	t->p = erfc(z / M_SQRT2);
+	if (t->p >= ST_CMP_LAT_ALPHA)
+		return;
+	slower = u > mu && ((t->p50[0] >= ST_CMP_LAT_RATIO * t->p50[1] &&
+			     t->p50[0] - t->p50[1] >= min_ms) ||
+			    (t->p90[0] >= ST_CMP_LAT_RATIO * t->p90[1] &&
+			     t->p90[0] - t->p90[1] >= min_ms));
+	faster = u < mu && ((t->p50[1] >= ST_CMP_LAT_RATIO * t->p50[0] &&
+			     t->p50[1] - t->p50[0] >= min_ms) ||
+			    (t->p90[1] >= ST_CMP_LAT_RATIO * t->p90[0] &&
+			     t->p90[1] - t->p90[0] >= min_ms));
+	t->verdict = slower ? ST_CMP_LAT_SLOWER : faster ? ST_CMP_LAT_FASTER : ST_CMP_LAT_SAME;
+}
+
+/* ---- the aggregate --------------------------------------------------------------------------- */
+
+static uint64_t hash_str(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ull;
+
+	for (; *s; s++) {
+		h ^= (unsigned char)*s;
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+int st_cmp_agg_init(struct st_cmp_agg *a, const struct st_cmp_agg_config *cfg)
+{
+	memset(a, 0, sizeof(*a));
+	a->cfg = *cfg;
+	if (!a->cfg.max_endpoints)
+		a->cfg.max_endpoints = ST_CMP_ENDPOINTS_DEFAULT;
+	if (a->cfg.rel_pct <= 0)
+		a->cfg.rel_pct = ST_CMP_REL_DEFAULT;
+	if (a->cfg.abs_pct <= 0)
+		a->cfg.abs_pct = ST_CMP_ABS_DEFAULT;
+	if (a->cfg.lat_min_ms <= 0)
+		a->cfg.lat_min_ms = ST_CMP_LAT_MIN_MS_DEFAULT;
+	a->nslot = 16;
+	while (a->nslot < 2 * a->cfg.max_endpoints)
+		a->nslot *= 2;
+	a->slot = calloc(a->nslot, sizeof(*a->slot));
+	snprintf(a->other.name, sizeof(a->other.name), "other");
+	return a->slot ? 0 : -1;
+}
+
+static void ep_free(struct st_cmp_endpoint *e)
+{
+	free(e->fields);
+}
+
+void st_cmp_agg_free(struct st_cmp_agg *a)
+{
+	for (uint32_t i = 0; i < a->n; i++) {
+		ep_free(a->ep[i]);
+		free(a->ep[i]);
+	}
+	ep_free(&a->other);
+	free(a->ep);
+	free(a->slot);
+	memset(a, 0, sizeof(*a));
+}
+
+struct st_cmp_endpoint *st_cmp_agg_endpoint(struct st_cmp_agg *a, const char *name)
+{
+	uint32_t mask = a->nslot - 1, i = (uint32_t)hash_str(name) & mask;
+	struct st_cmp_endpoint *e;
+
+	for (; a->slot[i]; i = (i + 1) & mask)
+		if (!strcmp(a->ep[a->slot[i] - 1]->name, name))
+			return a->ep[a->slot[i] - 1];
+	if (a->n >= a->cfg.max_endpoints)
+		return &a->other; /* hostile or very diverse paths cannot grow memory */
+	if (a->n == a->cap) {
+		uint32_t ncap = a->cap ? a->cap * 2 : 16;
+		struct st_cmp_endpoint **n = realloc(a->ep, ncap * sizeof(*n));
+
+		if (!n)
+			return &a->other;
+		a->ep = n;
+		a->cap = ncap;
+	}
+	e = calloc(1, sizeof(*e));
+	if (!e)
+		return &a->other;
+	snprintf(e->name, sizeof(e->name), "%s", name);
+	a->ep[a->n] = e;
+	a->slot[i] = ++a->n;
+	return e;
+}
+
+static struct st_cmp_field *field(struct st_cmp_endpoint *e, const char *path, uint8_t kind,
+				  const char *note)
+{
+	struct st_cmp_field *f;
+
+	for (uint32_t i = 0; i < e->nfields; i++)
+		if (!strcmp(e->fields[i].path, path))
+			return &e->fields[i];
+	if (e->nfields >= ST_CMP_FIELDS_MAX) {
+		/* the last row gathers the rest */
+		f = &e->fields[ST_CMP_FIELDS_MAX - 1];
+		if (strcmp(f->path, "(other fields)")) {
+			memset(f, 0, sizeof(*f));
+			snprintf(f->path, sizeof(f->path), "(other fields)");
+		}
+		return f;
+	}
+	if (e->nfields == e->fcap) {
+		uint32_t ncap = e->fcap ? e->fcap * 2 : 4;
+		struct st_cmp_field *n;
+
+		if (ncap > ST_CMP_FIELDS_MAX)
+			ncap = ST_CMP_FIELDS_MAX;
+		n = realloc(e->fields, ncap * sizeof(*n));
+		if (!n)
+			return NULL;
+		e->fields = n;
+		e->fcap = ncap;
+	}
+	f = &e->fields[e->nfields++];
+	memset(f, 0, sizeof(*f));
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	f->kind = kind;
+	snprintf(f->note, sizeof(f->note), "%s", note);
+	return f;
+}
+
+static void status_add(struct st_cmp_status *s, uint16_t code)
+{
+	for (uint32_t i = 0; i < s->ncodes; i++)
+		if (s->code[i] == code) {
+			s->n[i]++;
+			return;
+		}
+	if (s->ncodes < ST_CMP_STATUS_MAX) {
+		s->code[s->ncodes] = code;
+		s->n[s->ncodes++] = 1;
+		return;
+	}
+	s->other++;
+}
+
+enum st_cmp_pair_v st_cmp_classify(const struct st_cmp_diffs *raw, const struct st_cmp_diffs *noise)
+{
+	if (!raw->n && !raw->more)
+		return ST_CMP_IDENTICAL;
+	if (raw->more)
+		return ST_CMP_DIFFERING;
+	for (uint32_t i = 0; i < raw->n; i++) {
+		const struct st_cmp_diff *d = &raw->d[i];
+
+		if (noise ? !st_cmp_diffs_find(noise, d->path) : !d->vol)
+			return ST_CMP_DIFFERING;
+	}
+	return ST_CMP_NOISE_ONLY;
+}
+
+static void sample(struct st_cmp_field *f, const struct st_cmp_result *r,
+		   const struct st_cmp_diff *d, const struct st_cmp_diff *nd)
+{
+	struct st_cmp_sample *s;
+	size_t tl = r->tlen;
+
+	if (f->nsamples >= ST_CMP_SAMPLES)
+		return;
+	s = &f->s[f->nsamples++];
+	memset(s, 0, sizeof(*s));
+	if (tl > ST_CMP_TARGET_SHOW)
+		tl = ST_CMP_TARGET_SHOW;
+	for (size_t i = 0; i < tl; i++)
+		s->target[i] = (unsigned char)r->target[i] < 0x20 ? '?' : r->target[i];
+	if (tl < r->tlen)
+		memcpy(s->target + tl, "...", 4);
+	memcpy(s->v[ST_CMP_PROD], d->a, sizeof(d->a));
+	memcpy(s->v[ST_CMP_CAND], d->b, sizeof(d->b));
+	s->set[ST_CMP_PROD] = d->a_set;
+	s->set[ST_CMP_CAND] = d->b_set;
+	if (r->have_ref) {
+		if (nd) {
+			memcpy(s->v[ST_CMP_REF], nd->b, sizeof(nd->b));
+			s->set[ST_CMP_REF] = nd->b_set;
+		} else {
+			s->ref_same = true;
+		}
+	}
+	for (int i = 0; i < ST_CMP_NSIDES; i++)
+		s->status[i] = r->status[i];
+}
+
+enum st_cmp_pair_v st_cmp_agg_add(struct st_cmp_agg *a, const char *name,
+				  const struct st_cmp_result *r)
+{
+	struct st_cmp_endpoint *e = st_cmp_agg_endpoint(a, name);
+	enum st_cmp_pair_v v = st_cmp_classify(r->raw, r->have_ref ? r->noise : NULL);
+
+	e->compared++;
+	a->compared++;
+	if (v == ST_CMP_DIFFERING) {
+		e->differing++;
+		a->differing++;
+	} else if (v == ST_CMP_NOISE_ONLY) {
+		e->noise_only++;
+		a->noise_only++;
+	}
+	for (int s = 0; s < ST_CMP_NSIDES; s++) {
+		if (s == ST_CMP_REF && !r->have_ref)
+			continue;
+		status_add(&e->status[s], r->status[s]);
+		if (r->lat_ns[s] >= 0)
+			st_cmp_lat_add(&e->lat[s], (uint64_t)r->lat_ns[s]);
+	}
+	for (uint32_t i = 0; i < r->raw->n; i++) {
+		const struct st_cmp_diff *d = &r->raw->d[i];
+		const struct st_cmp_diff *nd = r->have_ref && r->noise ?
+						       st_cmp_diffs_find(r->noise, d->path) : NULL;
+		struct st_cmp_field *f = field(e, d->path, d->kind, d->note);
+
+		if (!f)
+			continue;
+		f->raw++;
+		if (d->vol)
+			f->vol++;
+		sample(f, r, d, nd);
+	}
+	e->more_paths += r->raw->more;
+	if (r->have_ref && r->noise) {
+		for (uint32_t i = 0; i < r->noise->n; i++) {
+			const struct st_cmp_diff *d = &r->noise->d[i];
+			struct st_cmp_field *f = field(e, d->path, d->kind, d->note);
+
+			if (f)
+				f->noise++;
+		}
+	}
+	return v;
+}
+
+void st_cmp_agg_not_compared(struct st_cmp_agg *a, const char *name)
+{
+	st_cmp_agg_endpoint(a, name)->not_compared++;
+}
+
+/* ---- verdicts ---------------------------------------------------------------------------------- */
+
+void st_cmp_field_verdict(const struct st_cmp_agg *a, const struct st_cmp_endpoint *e,
+			  const struct st_cmp_field *f, struct st_cmp_fverdict *v)
+{
+	double raw = (double)f->raw, noise = (double)f->noise, total = (double)e->compared;
+
+	memset(v, 0, sizeof(*v));
+	if (!f->raw)
+		return;
+	if (a->cfg.reference) {
+		/* Diffy: raw must exceed noise by both thresholds */
+		v->rel = raw + noise > 0 ? fabs(raw - noise) / (raw + noise) * 100 : 0;
+		v->abs = total > 0 ? fabs(raw - noise) / total * 100 : 0;
+		v->regression = raw > noise && v->rel > a->cfg.rel_pct && v->abs > a->cfg.abs_pct;
+		return;
+	}
+	/* no reference: every difference counts, unless it looks like noise */
+	v->likely_noise = total > 0 && raw >= ST_CMP_NOISE_FREQ * total &&
+			  (double)f->vol >= ST_CMP_NOISE_SHAPE * raw;
+	v->regression = !v->likely_noise;
+}
+
+void st_cmp_endpoint_latency(const struct st_cmp_agg *a, const struct st_cmp_endpoint *e,
+			     struct st_cmp_lat_test *t)
+{
+	st_cmp_lat_compare(&e->lat[ST_CMP_CAND], &e->lat[a->cfg.reference ? ST_CMP_REF : ST_CMP_PROD],
+			   a->cfg.lat_min_ms, t);
+}
+
+uint32_t st_cmp_endpoint_regressions(const struct st_cmp_agg *a, const struct st_cmp_endpoint *e)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < e->nfields; i++) {
+		struct st_cmp_fverdict v;
+
+		st_cmp_field_verdict(a, e, &e->fields[i], &v);
+		n += v.regression;
+	}
+	return n;
+}
+
+struct rank {
+	struct st_cmp_endpoint *e;
+	uint32_t nreg;
+	double worst;  /* the largest raw share among its regression fields */
+	int slower;
+	double diff;   /* differing share */
+};
+
+static int rank_cmp(const void *x, const void *y)
+{
+	const struct rank *a = x, *b = y;
+
+	if ((a->nreg > 0) != (b->nreg > 0))
+		return a->nreg ? -1 : 1;
+	if (a->worst != b->worst)
+		return a->worst > b->worst ? -1 : 1;
+	if (a->slower != b->slower)
+		return a->slower ? -1 : 1;
+	if (a->diff != b->diff)
+		return a->diff > b->diff ? -1 : 1;
+	if (a->e->compared != b->e->compared)
+		return a->e->compared > b->e->compared ? -1 : 1;
+	return strcmp(a->e->name, b->e->name);
+}
+
+struct st_cmp_endpoint **st_cmp_agg_sorted(const struct st_cmp_agg *a, uint32_t *n)
+{
+	uint32_t k = 0, total = a->n + 1;
+	struct rank *r = calloc(total, sizeof(*r));
+	struct st_cmp_endpoint **out = calloc(total, sizeof(*out));
+
+	*n = 0;
+	if (!r || !out) {
+		free(r);
+		free(out);
+		return NULL;
+	}
+	for (uint32_t i = 0; i <= a->n; i++) {
+		struct st_cmp_endpoint *e = i < a->n ? a->ep[i] : (struct st_cmp_endpoint *)&a->other;
+		struct st_cmp_lat_test t;
+
+		if (i == a->n && !e->compared && !e->not_compared)
+			continue;
+		r[k].e = e;
+		for (uint32_t f = 0; f < e->nfields; f++) {
+			struct st_cmp_fverdict v;
+
+			st_cmp_field_verdict(a, e, &e->fields[f], &v);
+			if (v.regression) {
+				double share = e->compared ? (double)e->fields[f].raw / e->compared : 0;
+
+				r[k].nreg++;
+				if (share > r[k].worst)
+					r[k].worst = share;
+			}
+		}
+		st_cmp_endpoint_latency(a, e, &t);
+		r[k].slower = t.verdict == ST_CMP_LAT_SLOWER;
+		r[k].diff = e->compared ? (double)e->differing / e->compared : 0;
+		k++;
+	}
+	qsort(r, k, sizeof(*r), rank_cmp);
+	for (uint32_t i = 0; i < k; i++)
+		out[i] = r[i].e;
+	free(r);
+	*n = k;
+	return out;
+}

@@ -1,0 +1,194 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Tap compare, what the report says: per endpoint (method + path template) and
+ * field path, how often the candidate differed from production (raw) and the
+ * reference differed from production (noise), with sample pairs; latency
+ * distributions and status codes per side; the verdicts (docs/COMPARE.md).
+ *
+ * Pure and single-threaded (the compare worker owns it). Memory is bounded by
+ * construction: at most max_endpoints endpoints (the rest grouped as "other"),
+ * ST_CMP_FIELDS_MAX fields each (the rest in one "(other fields)" row),
+ * ST_CMP_SAMPLES samples per field, fixed-size latency histograms.
+ */
+#ifndef ST_COMPARE_AGG_H
+#define ST_COMPARE_AGG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "compare_diff.h"
+
+#define ST_CMP_ENDPOINTS_DEFAULT 100
+#define ST_CMP_ENDPOINT_MAX 160   /* an endpoint's name, bytes */
+#define ST_CMP_FIELDS_MAX 48      /* per endpoint */
+#define ST_CMP_SAMPLES 5          /* sample pairs per (endpoint, field), as Diffy keeps */
+#define ST_CMP_TARGET_SHOW 96     /* a sample's request target, bytes */
+#define ST_CMP_STATUS_MAX 12      /* distinct status codes per side and endpoint */
+#define ST_CMP_LAT_BUCKETS 528    /* 1 us .. 19 h, 16 per octave (about 3% wide) */
+#define ST_CMP_LAT_MIN_N 10       /* fewer samples on a side: no latency verdict */
+#define ST_CMP_LAT_ALPHA 0.001    /* two-sided significance of the Mann-Whitney U test */
+#define ST_CMP_LAT_RATIO 1.2      /* and p50 or p90 at least 20% apart ... */
+#define ST_CMP_LAT_MIN_MS_DEFAULT 1.0 /* ... and at least this many ms */
+#define ST_CMP_REL_DEFAULT 20.0   /* Diffy's relative threshold, % */
+#define ST_CMP_ABS_DEFAULT 0.03   /* Diffy's absolute threshold, % of the endpoint's pairs */
+#define ST_CMP_NOISE_FREQ 0.9     /* no reference: differs in >= 90% of the endpoint's pairs */
+#define ST_CMP_NOISE_SHAPE 0.8    /* ... with >= 80% of those values volatile-looking */
+#define ST_CMP_PATTERNS_MAX 64
+
+enum st_cmp_side { ST_CMP_PROD = 0, ST_CMP_CAND, ST_CMP_REF, ST_CMP_NSIDES };
+
+const char *st_cmp_side_name(enum st_cmp_side s);
+
+/* --endpoint 'METHOD /users/{id}': METHOD or *, segments literal or {name} (one segment),
+ * a last * (the rest). */
+struct st_cmp_pattern {
+	char text[ST_CMP_ENDPOINT_MAX]; /* as given: the endpoint's name */
+	char method[24];                /* "" = any */
+	char path[ST_CMP_ENDPOINT_MAX];
+};
+
+/* 0, or -1 when s is not METHOD SP /PATH. */
+int st_cmp_pattern_parse(const char *s, struct st_cmp_pattern *p);
+
+/*
+ * The endpoint of a request: the first pattern that matches, else METHOD and the path
+ * with id-like segments (digits, UUIDs, 16+ hex digits) as {id}, query keys kept in
+ * order, values dropped ("GET /users/{id}?fields&page"). Writes a NUL-terminated name
+ * of at most cap - 1 bytes (ST_CMP_ENDPOINT_MAX is enough).
+ */
+void st_cmp_endpoint(const struct st_cmp_pattern *pats, unsigned npats, const char *method,
+		     size_t mlen, const char *target, size_t tlen, char *out, size_t cap);
+
+struct st_cmp_lat {
+	uint64_t n;
+	uint32_t b[ST_CMP_LAT_BUCKETS];
+};
+
+void st_cmp_lat_add(struct st_cmp_lat *l, uint64_t ns);
+/* The q-quantile (0 < q <= 1) in milliseconds (a bucket's middle); 0 when empty. */
+double st_cmp_lat_pct(const struct st_cmp_lat *l, double q);
+/* Bucket i's bounds in microseconds. */
+void st_cmp_lat_bucket(unsigned i, double *lo_us, double *hi_us);
+
+enum st_cmp_lat_v { ST_CMP_LAT_SAME = 0, ST_CMP_LAT_SLOWER, ST_CMP_LAT_FASTER };
+
+struct st_cmp_lat_test {
+	enum st_cmp_lat_v verdict;
+	bool enough;           /* both sides have ST_CMP_LAT_MIN_N samples */
+	double p;              /* two-sided p-value (normal approximation, ties corrected) */
+	double a;              /* P(candidate slower) + P(tie)/2: 0.5 = no shift */
+	double p50[2], p90[2]; /* candidate, baseline (ms) */
+};
+
+/*
+ * Mann-Whitney U on the two histograms (samples in one bucket are ties): slower when
+ * p < ST_CMP_LAT_ALPHA, the candidate's p50 or p90 is at least ST_CMP_LAT_RATIO times
+ * the baseline's and at least min_ms more; faster the other way round; else same.
+ */
+void st_cmp_lat_compare(const struct st_cmp_lat *cand, const struct st_cmp_lat *base,
+			double min_ms, struct st_cmp_lat_test *t);
+
+struct st_cmp_sample {
+	char target[ST_CMP_TARGET_SHOW + 4];
+	char v[ST_CMP_NSIDES][ST_CMP_VAL_MAX + 4];
+	bool set[ST_CMP_NSIDES];     /* the value exists on that side */
+	bool ref_same;               /* the reference answered as production did here */
+	uint16_t status[ST_CMP_NSIDES];
+};
+
+struct st_cmp_field {
+	char path[ST_CMP_PATH_MAX + 4];
+	uint8_t kind;                /* of its first difference */
+	char note[ST_CMP_NOTE_MAX];
+	uint64_t raw;                /* pairs where the candidate differs from production here */
+	uint64_t noise;              /* pairs where the reference differs from production here */
+	uint64_t vol;                /* raw pairs where both values look volatile */
+	uint32_t nsamples;
+	struct st_cmp_sample s[ST_CMP_SAMPLES];
+};
+
+struct st_cmp_status {
+	uint16_t code[ST_CMP_STATUS_MAX];
+	uint64_t n[ST_CMP_STATUS_MAX];
+	uint64_t other;
+	uint32_t ncodes;
+};
+
+struct st_cmp_endpoint {
+	char name[ST_CMP_ENDPOINT_MAX];
+	uint64_t compared, differing, noise_only;
+	uint64_t not_compared;
+	struct st_cmp_field *fields;
+	uint32_t nfields, fcap;
+	uint64_t more_paths;         /* differences at paths beyond the kept ones */
+	struct st_cmp_lat lat[ST_CMP_NSIDES];
+	struct st_cmp_status status[ST_CMP_NSIDES];
+};
+
+struct st_cmp_agg_config {
+	const struct st_cmp_pattern *patterns;
+	unsigned npatterns;
+	unsigned max_endpoints;      /* 0: ST_CMP_ENDPOINTS_DEFAULT */
+	bool reference;
+	double rel_pct, abs_pct;     /* 0: the defaults */
+	double lat_min_ms;           /* 0: ST_CMP_LAT_MIN_MS_DEFAULT */
+};
+
+struct st_cmp_agg {
+	struct st_cmp_agg_config cfg;
+	struct st_cmp_endpoint **ep;
+	uint32_t n, cap;
+	uint32_t *slot;              /* name hash -> index + 1 */
+	uint32_t nslot;
+	struct st_cmp_endpoint other;
+	uint64_t compared, differing, noise_only;
+};
+
+enum st_cmp_pair_v { ST_CMP_IDENTICAL = 0, ST_CMP_DIFFERING, ST_CMP_NOISE_ONLY };
+
+/* One compared pair, as the aggregate takes it. */
+struct st_cmp_result {
+	const char *method, *target; /* the request (target cut for samples) */
+	size_t mlen, tlen;
+	uint16_t status[ST_CMP_NSIDES];
+	bool have_ref;
+	int64_t lat_ns[ST_CMP_NSIDES]; /* -1: not measured */
+	const struct st_cmp_diffs *raw;   /* candidate against production */
+	const struct st_cmp_diffs *noise; /* reference against production, or NULL */
+};
+
+/*
+ * A pair's verdict: identical; noise only (every path where the candidate differs from
+ * production, the reference differs too in this pair; without a reference: every
+ * difference's values look like timestamps or random ids); else differing.
+ */
+enum st_cmp_pair_v st_cmp_classify(const struct st_cmp_diffs *raw, const struct st_cmp_diffs *noise);
+
+int st_cmp_agg_init(struct st_cmp_agg *a, const struct st_cmp_agg_config *cfg);
+void st_cmp_agg_free(struct st_cmp_agg *a);
+/* The endpoint named name (created unless the cap is reached: then "other"). */
+struct st_cmp_endpoint *st_cmp_agg_endpoint(struct st_cmp_agg *a, const char *name);
+/* Adds one compared pair of endpoint name; returns its verdict. */
+enum st_cmp_pair_v st_cmp_agg_add(struct st_cmp_agg *a, const char *name,
+				  const struct st_cmp_result *r);
+/* A pair of endpoint name that was not compared (counted per endpoint). */
+void st_cmp_agg_not_compared(struct st_cmp_agg *a, const char *name);
+
+/* A field's verdict: true = regression. rel/abs get the percentages (reference only). */
+struct st_cmp_fverdict {
+	bool regression;
+	bool likely_noise;           /* no reference: the shape heuristic */
+	double rel, abs;
+};
+void st_cmp_field_verdict(const struct st_cmp_agg *a, const struct st_cmp_endpoint *e,
+			  const struct st_cmp_field *f, struct st_cmp_fverdict *v);
+/* The latency verdict of an endpoint: candidate against reference (or production). */
+void st_cmp_endpoint_latency(const struct st_cmp_agg *a, const struct st_cmp_endpoint *e,
+			     struct st_cmp_lat_test *t);
+/* Endpoints (other included when used) sorted worst first; the caller frees the array. */
+struct st_cmp_endpoint **st_cmp_agg_sorted(const struct st_cmp_agg *a, uint32_t *n);
+/* Regression fields of e. */
+uint32_t st_cmp_endpoint_regressions(const struct st_cmp_agg *a, const struct st_cmp_endpoint *e);
+
+#endif /* ST_COMPARE_AGG_H */

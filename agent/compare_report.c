@@ -1,0 +1,777 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * The compare report: JSON for machines, one self-contained HTML page for
+ * people (compare_report.h). Every string from the traffic is escaped: paths,
+ * values and endpoints are what clients and servers sent.
+ */
+#include "compare_report.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+/* The length of a valid UTF-8 sequence at s (n bytes left), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t k;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] < 0xe0)
+		k = 2;
+	else if (s[0] >= 0xe0 && s[0] < 0xf0)
+		k = 3;
+	else if (s[0] >= 0xf0 && s[0] < 0xf5)
+		k = 4;
+	else
+		return 0;
+	if (k > n)
+		return 0;
+	for (size_t i = 1; i < k; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return k;
+}
+
+void st_cmp_json_str(FILE *f, const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	fputc('"', f);
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t k;
+
+		if (c == '"' || c == '\\') {
+			fputc('\\', f);
+			fputc(c, f);
+			i++;
+		} else if (c < 0x20 || c == 0x7f) {
+			fprintf(f, "\\u%04x", c);
+			i++;
+		} else if ((k = utf8_seq(p + i, n - i))) {
+			fwrite(p + i, 1, k, f);
+			i += k;
+		} else {
+			fprintf(f, "\\u%04x", c); /* not UTF-8: the byte, as Latin-1 */
+			i++;
+		}
+	}
+	fputc('"', f);
+}
+
+static void jstr(FILE *f, const char *s)
+{
+	st_cmp_json_str(f, s, strlen(s));
+}
+
+void st_cmp_time_str(char *out, size_t cap, uint64_t real_ns)
+{
+	time_t t = (time_t)(real_ns / 1000000000ull);
+	struct tm tm;
+
+	gmtime_r(&t, &tm);
+	snprintf(out, cap, "%04d-%02d-%02dT%02d:%02d:%02d.%03uZ", tm.tm_year + 1900, tm.tm_mon + 1,
+		 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		 (unsigned)(real_ns % 1000000000ull / 1000000));
+}
+
+/* HTML text: markup characters escaped, bytes that are not UTF-8 as U+FFFD. */
+static void hstr(FILE *f, const char *s)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+		size_t k;
+
+		switch (c) {
+		case '<': fputs("&lt;", f); i++; continue;
+		case '>': fputs("&gt;", f); i++; continue;
+		case '&': fputs("&amp;", f); i++; continue;
+		case '"': fputs("&quot;", f); i++; continue;
+		case '\'': fputs("&#39;", f); i++; continue;
+		default: break;
+		}
+		if (c < 0x20 || c == 0x7f) {
+			fputc(' ', f);
+			i++;
+		} else if ((k = utf8_seq(p + i, n - i))) {
+			fwrite(p + i, 1, k, f);
+			i += k;
+		} else {
+			fputs("\xef\xbf\xbd", f);
+			i++;
+		}
+	}
+}
+
+static double pct(uint64_t part, uint64_t whole)
+{
+	return whole ? 100.0 * (double)part / (double)whole : 0;
+}
+
+static const char *lat_word(enum st_cmp_lat_v v)
+{
+	return v == ST_CMP_LAT_SLOWER ? "slower" : v == ST_CMP_LAT_FASTER ? "faster" : "same";
+}
+
+/* ---- JSON ------------------------------------------------------------------------------------ */
+
+static void json_lat(FILE *f, const struct st_cmp_lat *l)
+{
+	fprintf(f, "{\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"n\": %llu}", st_cmp_lat_pct(l, 0.5),
+		st_cmp_lat_pct(l, 0.9), st_cmp_lat_pct(l, 0.99), (unsigned long long)l->n);
+}
+
+static void json_status(FILE *f, const struct st_cmp_status *s)
+{
+	fputc('{', f);
+	for (uint32_t i = 0; i < s->ncodes; i++)
+		fprintf(f, "%s\"%u\": %llu", i ? ", " : "", s->code[i], (unsigned long long)s->n[i]);
+	if (s->other)
+		fprintf(f, "%s\"other\": %llu", s->ncodes ? ", " : "", (unsigned long long)s->other);
+	fputc('}', f);
+}
+
+static void json_sample(FILE *f, const struct st_cmp_sample *s, bool ref)
+{
+	fputs("{\"target\": ", f);
+	jstr(f, s->target);
+	for (int k = 0; k < ST_CMP_NSIDES; k++) {
+		if (k == ST_CMP_REF && !ref)
+			continue;
+		fprintf(f, ", \"%s\": ", st_cmp_side_name((enum st_cmp_side)k));
+		if (k == ST_CMP_REF && s->ref_same)
+			jstr(f, s->v[ST_CMP_PROD]);
+		else if (s->set[k])
+			jstr(f, s->v[k]);
+		else
+			fputs("null", f);
+		fprintf(f, ", \"%s_status\": %u", st_cmp_side_name((enum st_cmp_side)k), s->status[k]);
+	}
+	fputc('}', f);
+}
+
+void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run)
+{
+	uint32_t n = 0;
+	struct st_cmp_endpoint **eps = st_cmp_agg_sorted(a, &n);
+	bool ref = a->cfg.reference;
+	char ts[40];
+
+	st_cmp_time_str(ts, sizeof(ts), run->now_real_ns);
+	fprintf(f, "{\n  \"generated\": \"%s\",\n  \"final\": %s,\n  \"command\": ", ts,
+		run->final ? "true" : "false");
+	jstr(f, run->command ? run->command : "");
+	fputs(",\n  \"candidate\": ", f);
+	jstr(f, run->candidate ? run->candidate : "");
+	fputs(",\n  \"reference\": ", f);
+	if (ref && run->reference)
+		jstr(f, run->reference);
+	else
+		fputs("null", f);
+	st_cmp_time_str(ts, sizeof(ts), run->start_real_ns);
+	fprintf(f, ",\n  \"started\": \"%s\",\n  \"duration_s\": %.3f", ts,
+		run->now_real_ns > run->start_real_ns ?
+			(double)(run->now_real_ns - run->start_real_ns) / 1e9 : 0.0);
+	fprintf(f, ",\n  \"thresholds\": {\"relative_pct\": %g, \"absolute_pct\": %g, "
+		   "\"latency_alpha\": %g, \"latency_ratio\": %g, \"latency_min_ms\": %g, "
+		   "\"latency_min_samples\": %d, \"compare_max_body\": %llu, \"compare_timeout_s\": %g, "
+		   "\"max_endpoints\": %u}",
+		a->cfg.rel_pct, a->cfg.abs_pct, ST_CMP_LAT_ALPHA, ST_CMP_LAT_RATIO, a->cfg.lat_min_ms,
+		ST_CMP_LAT_MIN_N, (unsigned long long)run->max_body, run->timeout_s,
+		a->cfg.max_endpoints);
+	fputs(",\n  \"summary\": {", f);
+	if (run->counters) {
+		bool first = true;
+
+		for (size_t i = 0; i < run->counters->n; i++) {
+			const struct st_statline_ent *e = &run->counters->e[i];
+
+			fprintf(f, "%s\"%s\": %llu", first ? "" : ", ", e->name, (unsigned long long)e->v);
+			first = false;
+		}
+	}
+	fputs("},\n  \"endpoints\": [", f);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct st_cmp_endpoint *e = eps[i];
+		struct st_cmp_lat_test lt;
+		bool first = true;
+
+		fprintf(f, "%s\n    {\"endpoint\": ", i ? "," : "");
+		jstr(f, e->name);
+		fprintf(f, ", \"compared\": %llu, \"differing\": %llu, \"noise_only\": %llu, "
+			   "\"not_compared\": %llu, \"regressions\": %u,\n     \"fields\": [",
+			(unsigned long long)e->compared, (unsigned long long)e->differing,
+			(unsigned long long)e->noise_only, (unsigned long long)e->not_compared,
+			st_cmp_endpoint_regressions(a, e));
+		for (uint32_t k = 0; k < e->nfields; k++) {
+			const struct st_cmp_field *fl = &e->fields[k];
+			struct st_cmp_fverdict v;
+
+			if (!fl->raw)
+				continue; /* differs only between production and the reference */
+			st_cmp_field_verdict(a, e, fl, &v);
+			fprintf(f, "%s\n       {\"path\": ", first ? "" : ",");
+			first = false;
+			jstr(f, fl->path);
+			fprintf(f, ", \"kind\": \"%s\", \"raw\": %llu, \"noise\": %llu, \"verdict\": \"%s\", "
+				   "\"basis\": \"%s\"",
+				st_cmp_kind_name((enum st_cmp_kind)fl->kind), (unsigned long long)fl->raw,
+				(unsigned long long)fl->noise, v.regression ? "regression" : "noise",
+				ref ? "reference" : "heuristic");
+			if (ref)
+				fprintf(f, ", \"relative_pct\": %.2f, \"absolute_pct\": %.4f", v.rel, v.abs);
+			else
+				fprintf(f, ", \"likely_noise\": %s", v.likely_noise ? "true" : "false");
+			if (fl->note[0]) {
+				fputs(", \"note\": ", f);
+				jstr(f, fl->note);
+			}
+			fputs(", \"samples\": [", f);
+			for (uint32_t s = 0; s < fl->nsamples; s++) {
+				fputs(s ? ", " : "", f);
+				json_sample(f, &fl->s[s], ref);
+			}
+			fputs("]}", f);
+		}
+		st_cmp_endpoint_latency(a, e, &lt);
+		fputs("],\n     \"latency\": {\"production\": ", f);
+		json_lat(f, &e->lat[ST_CMP_PROD]);
+		fputs(", \"reference\": ", f);
+		if (ref)
+			json_lat(f, &e->lat[ST_CMP_REF]);
+		else
+			fputs("null", f);
+		fputs(", \"candidate\": ", f);
+		json_lat(f, &e->lat[ST_CMP_CAND]);
+		fprintf(f, ", \"verdict\": \"%s\", \"basis\": \"%s\", \"test\": \"mann-whitney-u\", "
+			   "\"p_value\": %.3g, \"prob_candidate_slower\": %.3f, \"enough_samples\": %s}",
+			lat_word(lt.verdict), ref ? "reference" : "production", lt.p, lt.a,
+			lt.enough ? "true" : "false");
+		fputs(",\n     \"status\": {\"production\": ", f);
+		json_status(f, &e->status[ST_CMP_PROD]);
+		fputs(", \"reference\": ", f);
+		if (ref)
+			json_status(f, &e->status[ST_CMP_REF]);
+		else
+			fputs("null", f);
+		fputs(", \"candidate\": ", f);
+		json_status(f, &e->status[ST_CMP_CAND]);
+		fputs("}}", f);
+	}
+	fputs("\n  ]\n}\n", f);
+	free(eps);
+}
+
+/* ---- HTML --------------------------------------------------------------------------------- */
+
+static const char css[] =
+	"body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;"
+	"color:#1d2330;background:#f6f7f9}"
+	"header{background:#1d2330;color:#fff;padding:14px 28px}"
+	"header h1{margin:0;font-size:20px}header p{margin:4px 0 0;color:#c9cfdb}"
+	"main{padding:10px 28px 40px;max-width:1400px}"
+	"h2{font-size:17px;margin:26px 0 8px}h3{font-size:15px;margin:0 0 8px}"
+	"table{border-collapse:collapse;background:#fff;margin:6px 0 12px;width:100%}"
+	"th,td{border:1px solid #dde1e8;padding:5px 8px;text-align:left;vertical-align:top}"
+	"th{background:#eef0f4;font-weight:600}td.n{text-align:right;font-variant-numeric:"
+	"tabular-nums}"
+	"code,.v{font-family:ui-monospace,Menlo,Consolas,monospace;font-size:12.5px;"
+	"word-break:break-all}"
+	".badge{display:inline-block;border-radius:9px;padding:0 8px;font-size:12px;font-weight:600}"
+	".regression .badge.v-regression,.badge.v-regression{background:#d93b3b;color:#fff}"
+	".badge.v-noise{background:#c9cfdb;color:#1d2330}.badge.v-slower{background:#e98b1a;"
+	"color:#fff}.badge.v-faster{background:#2f9e58;color:#fff}.badge.v-same{background:#e4e7ec;"
+	"color:#1d2330}.badge.v-ok{background:#2f9e58;color:#fff}"
+	"tr.regression td:first-child{border-left:4px solid #d93b3b}"
+	"tr.slower td:first-child{border-left:4px solid #e98b1a}"
+	".box{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:12px 16px;"
+	"margin:10px 0}"
+	".verdict.bad{border-left:6px solid #d93b3b}.verdict.good{border-left:6px solid #2f9e58}"
+	".verdict.warn{border-left:6px solid #e98b1a}"
+	".muted{color:#66707f}.ep{margin-top:22px}.side-p{color:#3366cc}.side-r{color:#7a4fb8}"
+	".side-c{color:#d9480f}.grid{display:flex;gap:18px;flex-wrap:wrap}.grid>div{flex:1 1 420px}"
+	"svg text{font:11px system-ui,sans-serif;fill:#444}";
+
+static void h_badge(FILE *f, const char *cls, const char *text)
+{
+	fprintf(f, "<span class=\"badge v-%s\">", cls);
+	hstr(f, text);
+	fputs("</span>", f);
+}
+
+static void h_status(FILE *f, const struct st_cmp_status *s)
+{
+	for (uint32_t i = 0; i < s->ncodes; i++)
+		fprintf(f, "%s%u&times;%llu", i ? ", " : "", s->code[i], (unsigned long long)s->n[i]);
+	if (s->other)
+		fprintf(f, "%sother&times;%llu", s->ncodes ? ", " : "", (unsigned long long)s->other);
+	if (!s->ncodes && !s->other)
+		fputs("-", f);
+}
+
+static const char *const side_color[ST_CMP_NSIDES] = { "#3366cc", "#d9480f", "#7a4fb8" };
+
+/* Latency distributions as cumulative curves on a log scale (inline SVG). */
+static void h_svg(FILE *f, const struct st_cmp_endpoint *e, bool ref)
+{
+	const int W = 520, H = 190, L = 44, R = 12, T = 10, B = 34;
+	double lo = 1e18, hi = 0, llo, lhi;
+	int s;
+
+	for (s = 0; s < ST_CMP_NSIDES; s++) {
+		if ((s == ST_CMP_REF && !ref) || !e->lat[s].n)
+			continue;
+		for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
+			double a, b;
+
+			if (!e->lat[s].b[i])
+				continue;
+			st_cmp_lat_bucket(i, &a, &b);
+			if (a / 1000 < lo)
+				lo = a / 1000;
+			if (b / 1000 > hi)
+				hi = b / 1000;
+		}
+	}
+	if (hi <= 0) {
+		fputs("<p class=\"muted\">no latency measured</p>", f);
+		return;
+	}
+	if (lo < 0.001)
+		lo = 0.001;
+	llo = floor(log10(lo));
+	lhi = ceil(log10(hi));
+	if (lhi <= llo)
+		lhi = llo + 1;
+	fprintf(f, "<svg xmlns=\"http://www.w3.org/2000/svg\" class=\"latency\" width=\"%d\" "
+		   "height=\"%d\" viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"latency "
+		   "distributions\">", W, H, W, H);
+	fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"%d\" height=\"%d\" fill=\"#fff\" "
+		   "stroke=\"#dde1e8\"/>", L, T, W - L - R, H - T - B);
+	for (double d = llo; d <= lhi + 1e-9; d += 1) {
+		double x = L + (d - llo) / (lhi - llo) * (W - L - R);
+		double ms = pow(10, d);
+
+		fprintf(f, "<line x1=\"%.1f\" y1=\"%d\" x2=\"%.1f\" y2=\"%d\" stroke=\"#eef0f4\"/>", x, T,
+			x, H - B);
+		fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g ms</text>", x, H - B + 14,
+			ms);
+	}
+	for (int q = 0; q <= 4; q++) {
+		double y = T + (1 - q / 4.0) * (H - T - B);
+
+		fprintf(f, "<text x=\"%d\" y=\"%.1f\" text-anchor=\"end\">%d%%</text>", L - 4, y + 4,
+			q * 25);
+	}
+	for (s = 0; s < ST_CMP_NSIDES; s++) {
+		uint64_t cum = 0, n = 0;
+
+		if ((s == ST_CMP_REF && !ref) || !e->lat[s].n)
+			continue;
+		for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++)
+			n += e->lat[s].b[i];
+		fprintf(f, "<polyline class=\"cdf-%s\" fill=\"none\" stroke=\"%s\" stroke-width=\"2\" "
+			   "points=\"", st_cmp_side_name((enum st_cmp_side)s), side_color[s]);
+		for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
+			double a, b, x0, x1, y0, y1;
+
+			if (!e->lat[s].b[i])
+				continue;
+			st_cmp_lat_bucket(i, &a, &b);
+			x0 = L + (log10(fmax(a / 1000, lo)) - llo) / (lhi - llo) * (W - L - R);
+			x1 = L + (log10(b / 1000) - llo) / (lhi - llo) * (W - L - R);
+			y0 = T + (1 - (double)cum / n) * (H - T - B);
+			cum += e->lat[s].b[i];
+			y1 = T + (1 - (double)cum / n) * (H - T - B);
+			fprintf(f, "%.1f,%.1f %.1f,%.1f ", x0, y0, x1, y1);
+		}
+		fputs("\"/>", f);
+	}
+	{
+		int x = L + 8;
+
+		for (s = 0; s < ST_CMP_NSIDES; s++) {
+			if (s == ST_CMP_REF && !ref)
+				continue;
+			fprintf(f, "<rect x=\"%d\" y=\"%d\" width=\"12\" height=\"3\" fill=\"%s\"/>"
+				   "<text x=\"%d\" y=\"%d\">%s</text>",
+				x, H - 12, side_color[s], x + 16, H - 8,
+				st_cmp_side_name((enum st_cmp_side)s));
+			x += 110;
+		}
+	}
+	fputs("</svg>", f);
+}
+
+static void h_value(FILE *f, const struct st_cmp_sample *s, int k)
+{
+	if (k == ST_CMP_REF && s->ref_same) {
+		fputs("<span class=\"muted\">= production</span>", f);
+		return;
+	}
+	if (!s->set[k]) {
+		fputs("<span class=\"muted\">(absent)</span>", f);
+		return;
+	}
+	fputs("<span class=\"v\">", f);
+	hstr(f, s->v[k]);
+	fputs("</span>", f);
+}
+
+static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_endpoint *e,
+		       uint32_t idx)
+{
+	bool ref = a->cfg.reference;
+	struct st_cmp_lat_test lt;
+	uint32_t shown = 0;
+
+	st_cmp_endpoint_latency(a, e, &lt);
+	fprintf(f, "<section class=\"ep box\" id=\"ep-%u\" data-endpoint=\"", idx);
+	hstr(f, e->name);
+	fputs("\"><h3><code>", f);
+	hstr(f, e->name);
+	fprintf(f, "</code></h3><p class=\"muted\">%llu compared, %llu differing (%.1f%%), %llu noise "
+		   "only (%.1f%%), %llu not compared</p>",
+		(unsigned long long)e->compared, (unsigned long long)e->differing,
+		pct(e->differing, e->compared), (unsigned long long)e->noise_only,
+		pct(e->noise_only, e->compared), (unsigned long long)e->not_compared);
+	/* fields */
+	for (uint32_t k = 0; k < e->nfields; k++)
+		shown += e->fields[k].raw > 0;
+	if (shown) {
+		fprintf(f, "<table class=\"fields\"><thead><tr><th>field</th><th>kind</th>"
+			   "<th>candidate differs (raw)</th><th>%s</th><th>verdict</th></tr></thead>"
+			   "<tbody>", ref ? "reference differs (noise)" : "looks volatile");
+		for (uint32_t k = 0; k < e->nfields; k++) {
+			const struct st_cmp_field *fl = &e->fields[k];
+			struct st_cmp_fverdict v;
+			const char *vw;
+
+			if (!fl->raw)
+				continue;
+			st_cmp_field_verdict(a, e, fl, &v);
+			vw = v.regression ? "regression" : "noise";
+			fprintf(f, "<tr class=\"field %s\" data-path=\"", vw);
+			hstr(f, fl->path);
+			fputs("\"><td><code>", f);
+			hstr(f, fl->path);
+			fputs("</code>", f);
+			if (fl->note[0]) {
+				fputs(" <span class=\"muted\">", f);
+				hstr(f, fl->note);
+				fputs("</span>", f);
+			}
+			fprintf(f, "</td><td>%s</td><td class=\"n\">%llu (%.1f%%)</td>",
+				st_cmp_kind_name((enum st_cmp_kind)fl->kind), (unsigned long long)fl->raw,
+				pct(fl->raw, e->compared));
+			if (ref)
+				fprintf(f, "<td class=\"n\">%llu (%.1f%%)</td>", (unsigned long long)fl->noise,
+					pct(fl->noise, e->compared));
+			else
+				fprintf(f, "<td class=\"n\">%llu of %llu</td>", (unsigned long long)fl->vol,
+					(unsigned long long)fl->raw);
+			fputs("<td>", f);
+			h_badge(f, vw, v.regression ? (ref ? "regression" : "difference") :
+						      (ref ? "noise" : "likely noise"));
+			if (ref)
+				fprintf(f, " <span class=\"muted\">rel %.0f%%, abs %.3f%%</span>", v.rel, v.abs);
+			fputs("</td></tr>", f);
+		}
+		fputs("</tbody></table>", f);
+		if (e->more_paths)
+			fprintf(f, "<p class=\"muted\">%llu more differences at paths beyond the %d kept "
+				   "per pair.</p>", (unsigned long long)e->more_paths, ST_CMP_DIFFS_MAX);
+		/* samples, regressions first */
+		for (int pass = 0; pass < 2; pass++) {
+			for (uint32_t k = 0; k < e->nfields; k++) {
+				const struct st_cmp_field *fl = &e->fields[k];
+				struct st_cmp_fverdict v;
+
+				if (!fl->raw || !fl->nsamples)
+					continue;
+				st_cmp_field_verdict(a, e, fl, &v);
+				if (v.regression != !pass)
+					continue;
+				fputs("<details class=\"samples\"", f);
+				if (v.regression)
+					fputs(" open", f);
+				fputs("><summary>samples of <code>", f);
+				hstr(f, fl->path);
+				fprintf(f, "</code> (%u)</summary><table><thead><tr><th>request</th>"
+					   "<th class=\"side-p\">production</th>", fl->nsamples);
+				if (ref)
+					fputs("<th class=\"side-r\">reference</th>", f);
+				fputs("<th class=\"side-c\">candidate</th></tr></thead><tbody>", f);
+				for (uint32_t s = 0; s < fl->nsamples; s++) {
+					const struct st_cmp_sample *sm = &fl->s[s];
+
+					fputs("<tr><td><code>", f);
+					hstr(f, sm->target);
+					fputs("</code></td><td>", f);
+					h_value(f, sm, ST_CMP_PROD);
+					if (ref) {
+						fputs("</td><td>", f);
+						h_value(f, sm, ST_CMP_REF);
+					}
+					fputs("</td><td>", f);
+					h_value(f, sm, ST_CMP_CAND);
+					fputs("</td></tr>", f);
+				}
+				fputs("</tbody></table></details>", f);
+			}
+		}
+	} else if (e->compared) {
+		fputs("<p>Every compared answer matched production's (after the ignore rules).</p>", f);
+	}
+	/* latency and status */
+	fputs("<div class=\"grid\"><div>", f);
+	h_svg(f, e, ref);
+	fputs("</div><div><table class=\"latency\"><thead><tr><th>latency (ms)</th><th>p50</th>"
+	      "<th>p90</th><th>p99</th><th>n</th><th>status codes</th></tr></thead><tbody>", f);
+	for (int s = 0; s < ST_CMP_NSIDES; s++) {
+		static const char *const cls[] = { "side-p", "side-c", "side-r" };
+
+		if (s == ST_CMP_REF && !ref)
+			continue;
+		fprintf(f, "<tr><td class=\"%s\">%s</td><td class=\"n\">%.2f</td><td class=\"n\">%.2f</td>"
+			   "<td class=\"n\">%.2f</td><td class=\"n\">%llu</td><td>",
+			cls[s], st_cmp_side_name((enum st_cmp_side)s), st_cmp_lat_pct(&e->lat[s], 0.5),
+			st_cmp_lat_pct(&e->lat[s], 0.9), st_cmp_lat_pct(&e->lat[s], 0.99),
+			(unsigned long long)e->lat[s].n);
+		h_status(f, &e->status[s]);
+		fputs("</td></tr>", f);
+	}
+	fputs("</tbody></table><p class=\"lat-verdict\">", f);
+	h_badge(f, lat_word(lt.verdict), lat_word(lt.verdict));
+	if (!lt.enough)
+		fprintf(f, " <span class=\"muted\">too few samples for a verdict (at least %d on each "
+			   "side)</span>", ST_CMP_LAT_MIN_N);
+	else
+		fprintf(f, " candidate against %s: p50 %.2f vs %.2f ms, p90 %.2f vs %.2f ms; "
+			   "Mann&ndash;Whitney U p = %.2g, P(candidate slower) = %.2f",
+			ref ? "reference" : "production", lt.p50[0], lt.p50[1], lt.p90[0], lt.p90[1], lt.p,
+			lt.a);
+	fputs("</p></div></div></section>\n", f);
+}
+
+void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run)
+{
+	uint32_t n = 0, nreg_ep = 0, nreg = 0, nslow = 0;
+	struct st_cmp_endpoint **eps = st_cmp_agg_sorted(a, &n);
+	bool ref = a->cfg.reference;
+	char ts[40], t0[40];
+
+	st_cmp_time_str(ts, sizeof(ts), run->now_real_ns);
+	st_cmp_time_str(t0, sizeof(t0), run->start_real_ns);
+	for (uint32_t i = 0; i < n; i++) {
+		struct st_cmp_lat_test lt;
+		uint32_t r = st_cmp_endpoint_regressions(a, eps[i]);
+
+		nreg += r;
+		nreg_ep += r > 0;
+		st_cmp_endpoint_latency(a, eps[i], &lt);
+		nslow += lt.verdict == ST_CMP_LAT_SLOWER;
+	}
+	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	      "<meta name=\"viewport\" content=\"width=device-width\">"
+	      "<title>shadowtap compare report</title><style>", f);
+	fputs(css, f);
+	fputs("</style></head><body><header><h1>shadowtap compare</h1><p>candidate <code>", f);
+	hstr(f, run->candidate ? run->candidate : "?");
+	fputs("</code>", f);
+	if (ref && run->reference) {
+		fputs(" against production, reference <code>", f);
+		hstr(f, run->reference);
+		fputs("</code>", f);
+	} else {
+		fputs(" against production (no reference)", f);
+	}
+	fprintf(f, " &middot; %s &middot; %s to %s%s</p></header><main>",
+		run->command ? run->command : "", t0, ts, run->final ? " (final)" : " (in progress)");
+
+	/* the verdict, first */
+	fprintf(f, "<section id=\"verdict\" class=\"box verdict %s\"><h2>Verdict</h2><p>",
+		nreg ? "bad" : nslow ? "warn" : "good");
+	if (!a->compared)
+		fputs("No pair compared yet.", f);
+	else if (nreg)
+		fprintf(f, "<strong>%u field%s regressed in %u endpoint%s</strong>", nreg,
+			nreg == 1 ? "" : "s", nreg_ep, nreg_ep == 1 ? "" : "s");
+	else
+		fputs("<strong>No regression</strong>", f);
+	if (a->compared)
+		fprintf(f, "; <strong>%u endpoint%s slower</strong> than the %s.", nslow,
+			nslow == 1 ? "" : "s", ref ? "reference" : "production");
+	fputs("</p><ul>", f);
+	for (uint32_t i = 0; i < n; i++) {
+		const struct st_cmp_endpoint *e = eps[i];
+		struct st_cmp_lat_test lt;
+
+		for (uint32_t k = 0; k < e->nfields; k++) {
+			struct st_cmp_fverdict v;
+
+			st_cmp_field_verdict(a, e, &e->fields[k], &v);
+			if (!v.regression)
+				continue;
+			fprintf(f, "<li class=\"regression\"><a href=\"#ep-%u\"><code>", i);
+			hstr(f, e->name);
+			fputs("</code></a> <code>", f);
+			hstr(f, e->fields[k].path);
+			fprintf(f, "</code>: the candidate differs in %.1f%% of the pairs",
+				pct(e->fields[k].raw, e->compared));
+			if (ref)
+				fprintf(f, ", the reference in %.1f%%", pct(e->fields[k].noise, e->compared));
+			fputs("</li>", f);
+		}
+		st_cmp_endpoint_latency(a, e, &lt);
+		if (lt.verdict == ST_CMP_LAT_SLOWER) {
+			fprintf(f, "<li class=\"slower\"><a href=\"#ep-%u\"><code>", i);
+			hstr(f, e->name);
+			fprintf(f, "</code></a> is slower: p50 %.2f ms against %.2f, p90 %.2f against %.2f "
+				   "(p = %.2g)</li>", lt.p50[0], lt.p50[1], lt.p90[0], lt.p90[1], lt.p);
+		}
+	}
+	fputs("</ul></section>", f);
+
+	/* counters */
+	fputs("<section id=\"summary\"><h2>Pairs</h2><table class=\"counters\"><tbody>", f);
+	if (run->counters)
+		for (size_t i = 0; i < run->counters->n; i++) {
+			const struct st_statline_ent *e = &run->counters->e[i];
+
+			if (e->kind == ST_STAT_DETAIL && !e->v)
+				continue;
+			fprintf(f, "<tr><td><code>%s</code></td><td class=\"n\">%llu</td><td "
+				   "class=\"muted\">", e->name, (unsigned long long)e->v);
+			hstr(f, e->help ? e->help : "");
+			fputs("</td></tr>", f);
+		}
+	fputs("</tbody></table></section>", f);
+
+	/* the endpoint table */
+	fprintf(f, "<section><h2>Endpoints</h2><table id=\"endpoints\"><thead><tr><th>endpoint</th>"
+		   "<th>compared</th><th>differing</th><th>noise only</th><th>regressions</th>"
+		   "<th>top differing fields</th><th>p50 ms (%s)</th><th>latency</th>"
+		   "<th>status (production / candidate)</th></tr></thead><tbody>",
+		ref ? "prod / ref / cand" : "prod / cand");
+	for (uint32_t i = 0; i < n; i++) {
+		const struct st_cmp_endpoint *e = eps[i];
+		uint32_t r = st_cmp_endpoint_regressions(a, e), top[3] = { 0 }, ntop = 0;
+		struct st_cmp_lat_test lt;
+
+		st_cmp_endpoint_latency(a, e, &lt);
+		fprintf(f, "<tr class=\"endpoint%s%s\" data-endpoint=\"", r ? " regression" : "",
+			lt.verdict == ST_CMP_LAT_SLOWER ? " slower" : "");
+		hstr(f, e->name);
+		fprintf(f, "\"><td><a href=\"#ep-%u\"><code>", i);
+		hstr(f, e->name);
+		fprintf(f, "</code></a></td><td class=\"n\">%llu</td><td class=\"n\">%.1f%%</td>"
+			   "<td class=\"n\">%.1f%%</td><td class=\"n\">",
+			(unsigned long long)e->compared, pct(e->differing, e->compared),
+			pct(e->noise_only, e->compared));
+		if (r) {
+			char t[32];
+
+			snprintf(t, sizeof(t), "%u field%s", r, r == 1 ? "" : "s");
+			h_badge(f, "regression", t);
+		} else {
+			fputs("0", f);
+		}
+		fputs("</td><td>", f);
+		/* the three fields the candidate differs in most */
+		for (uint32_t k = 0; k < e->nfields; k++) {
+			uint32_t j;
+
+			if (!e->fields[k].raw)
+				continue;
+			for (j = ntop; j > 0 && e->fields[top[j - 1]].raw < e->fields[k].raw; j--)
+				if (j < 3)
+					top[j] = top[j - 1];
+			if (j < 3) {
+				top[j] = k;
+				if (ntop < 3)
+					ntop++;
+			}
+		}
+		for (uint32_t k = 0; k < ntop; k++) {
+			const struct st_cmp_field *fl = &e->fields[top[k]];
+			struct st_cmp_fverdict v;
+
+			st_cmp_field_verdict(a, e, fl, &v);
+			fprintf(f, "%s<code class=\"%s\">", k ? "<br>" : "", v.regression ? "regression" :
+											      "noise");
+			hstr(f, fl->path);
+			fprintf(f, "</code> <span class=\"muted\">%.0f%%%s</span>", pct(fl->raw, e->compared),
+				v.regression ? "" : ", noise");
+		}
+		if (!ntop)
+			fputs("<span class=\"muted\">-</span>", f);
+		if (ref)
+			fprintf(f, "</td><td class=\"n\">%.2f / %.2f / %.2f</td><td>",
+				st_cmp_lat_pct(&e->lat[ST_CMP_PROD], 0.5), st_cmp_lat_pct(&e->lat[ST_CMP_REF], 0.5),
+				st_cmp_lat_pct(&e->lat[ST_CMP_CAND], 0.5));
+		else
+			fprintf(f, "</td><td class=\"n\">%.2f / %.2f</td><td>",
+				st_cmp_lat_pct(&e->lat[ST_CMP_PROD], 0.5),
+				st_cmp_lat_pct(&e->lat[ST_CMP_CAND], 0.5));
+		h_badge(f, lat_word(lt.verdict), lat_word(lt.verdict));
+		fputs("</td><td>", f);
+		h_status(f, &e->status[ST_CMP_PROD]);
+		fputs(" / ", f);
+		h_status(f, &e->status[ST_CMP_CAND]);
+		fputs("</td></tr>", f);
+	}
+	if (!n)
+		fputs("<tr><td colspan=\"9\" class=\"muted\">no endpoint yet</td></tr>", f);
+	fputs("</tbody></table></section><section id=\"details\"><h2>Per endpoint</h2>", f);
+	for (uint32_t i = 0; i < n; i++)
+		h_endpoint(f, a, eps[i], i);
+	fputs("</section>", f);
+
+	/* how to read it */
+	fprintf(f, "<section id=\"notes\" class=\"box\"><h2>How to read this report</h2><ul>"
+		   "<li>Each request the candidate got is paired with production's own answer to it, "
+		   "taken from the capture (by position on its client connection)%s. Header fields "
+		   "Date, Server, Connection, Keep-Alive, Transfer-Encoding, Age, Expires, "
+		   "Last-Modified and ETag are ignored, Content-Length whenever the bodies are "
+		   "compared, Set-Cookie by cookie name only; bodies are compared decoded "
+		   "(gzip, deflate), JSON structurally, the first %llu bytes of each body held.</li>",
+		ref ? ", and the reference's answer to the same request" : "",
+		(unsigned long long)run->max_body);
+	if (ref)
+		fprintf(f, "<li>A field is a <strong>regression</strong> when the candidate differs "
+			   "from production there more often than the reference (production's build) "
+			   "does: raw &gt; noise, |raw&minus;noise|/(raw+noise) &gt; %g%% and "
+			   "|raw&minus;noise|/compared &gt; %g%% (Diffy's rule). Otherwise it is "
+			   "<strong>noise</strong>: timestamps, random ids, host names that differ "
+			   "between any two runs.</li>", a->cfg.rel_pct, a->cfg.abs_pct);
+	else
+		fprintf(f, "<li>There is no reference, so every difference is shown. A field is "
+			   "flagged <strong>likely noise</strong> when it differs in at least %.0f%% of "
+			   "the endpoint's pairs and at least %.0f%% of those values look like timestamps "
+			   "or random ids. Run a reference (production's build, as a second shadow) to "
+			   "cancel noise by measurement.</li>", ST_CMP_NOISE_FREQ * 100,
+			ST_CMP_NOISE_SHAPE * 100);
+	fprintf(f, "<li>Latency: production's is measured at the tap (last request byte in to first "
+		   "answer byte out), the shadows' by the agent (request written to first answer byte "
+		   "read). The shadows run in another environment than production (other hosts, other "
+		   "load, the agent's own connections), so the latency verdict compares the candidate "
+		   "against %s: Mann&ndash;Whitney U on the two samples (two-sided, ties corrected, "
+		   "%d+ samples each), <em>slower</em> when p &lt; %g and the candidate's p50 or p90 "
+		   "is at least %.0f%% and %g ms above, <em>faster</em> the other way round.</li>",
+		ref ? "the reference, which shares its environment" :
+		      "production (no reference: environments differ, read it with care)",
+		ST_CMP_LAT_MIN_N, ST_CMP_LAT_ALPHA, (ST_CMP_LAT_RATIO - 1) * 100, a->cfg.lat_min_ms);
+	fprintf(f, "<li>Endpoints are the method and the path with numeric, UUID and long hex "
+		   "segments as {id} (query keys kept, values dropped) unless --endpoint patterns say "
+		   "otherwise; past %u endpoints the rest are grouped as <code>other</code>. Array "
+		   "indexes in field paths are collapsed to [*].</li></ul></section>",
+		a->cfg.max_endpoints);
+	fputs("</main></body></html>\n", f);
+	free(eps);
+}
