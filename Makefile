@@ -34,7 +34,8 @@ CFLAGS ?= -O2 -g
 # User-space libraries: pkg-config's answer when it has one, else the Debian names.
 PC_MODULES := libbpf libelf zlib libpcap
 PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PC_MODULES) 2>/dev/null)
-LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap)
+# libm (tap compare's statistics and report) and pthread (its worker) are the C library's.
+LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap) -lm -lpthread
 # CPPFLAGS (dpkg-buildflags' -D_FORTIFY_SOURCE) goes to every user-space compile, not to BPF.
 ST_CFLAGS := $(CPPFLAGS) $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) -MMD -MP
 ifeq ($(SAN),1)

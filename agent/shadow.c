@@ -51,6 +51,13 @@ struct pend {
 	bool pass;                   /* selected, within --rate, fits the queues */
 	bool damaged;                /* crossed a capture gap that framing stepped over */
 	bool switched;               /* production switched protocols on it (101, CONNECT 2xx) */
+	struct st_cmp_pair *pair;    /* tap compare (a reference held until it leaves the stage) */
+};
+
+/* Tap compare: the pairs waiting for production's answers, by request number. */
+struct pq_ent {
+	uint64_t no;                 /* the request's number on the connection (0, 1, ...) */
+	struct st_cmp_pair *pair;    /* a reference held */
 };
 
 struct cconn {
@@ -75,6 +82,14 @@ struct cconn {
 	struct pend *pe;             /* ring of pending requests */
 	uint32_t pe_cap, pe_head, pe_n;
 	uint8_t *sflags;             /* per slot: SL_* */
+	/* tap compare */
+	struct pq_ent *pq;           /* ring of ST_HTTP_METHOD_QUEUE, allocated on first use */
+	uint32_t pq_head, pq_n;
+	struct st_cmp_pair *prod_pair; /* the pair of the answer production is sending now */
+	uint8_t pairing_lost;        /* enum st_cmp_reason: answers can no longer be paired */
+	bool prod_at_start;          /* production's next byte starts an answer */
+	uint64_t prod_msg_ts;        /* when the answer being read started (capture clock) */
+	uint64_t cur_ts;             /* the capture time of the bytes being fed */
 	struct sconn *sc[];          /* per slot */
 };
 
@@ -170,6 +185,12 @@ static struct pend *pe_push(struct cconn *cc)
 
 static void pe_pop(struct cconn *cc)
 {
+	struct pend *e = pe_at(cc, 0);
+
+	if (e->pair) {
+		st_compare__pair_release(e->pair, -1, ST_CMP_R_NONE);
+		e->pair = NULL;
+	}
 	cc->pe_head = (cc->pe_head + 1) % cc->pe_cap;
 	cc->pe_n--;
 	cc->popped++;
@@ -311,6 +332,8 @@ static void deliver(struct cconn *cc, const struct pend *e)
 		if (!sc) {
 			sh->st.dropped++;
 			sh->st.dropped_down++;
+			if (e->pair)
+				st_compare__pair_fail(e->pair, sc_side(s), ST_CMP_R_SHADOW_DROPPED);
 			continue;
 		}
 		old = st_bq_mem(&sc->q);
@@ -318,11 +341,13 @@ static void deliver(struct cconn *cc, const struct pend *e)
 		/* the staged copy counts until it leaves: memory never exceeds the cap */
 		if (old + cost > sh->cfg.conn_queue_max || sh->queued + cost > sh->cfg.max_queue ||
 		    st_bq_append_from(&sc->q, &cc->stage, e->start, e->end) ||
-		    sc_req_push(sc, sc->q.end, e->method, !final)) {
+		    sc_req_push(sc, sc->q.end, e->method, !final, e->pair)) {
 			st_bq_truncate(&sc->q, sc->q.commit);
 			sc_acct(sc, old);
 			sh->st.dropped++;
 			sh->st.dropped_queue++;
+			if (e->pair)
+				st_compare__pair_fail(e->pair, sc_side(s), ST_CMP_R_SHADOW_DROPPED);
 			continue;
 		}
 		if (sc->q.sent == sc->q.commit)
@@ -474,6 +499,13 @@ static void cc_release(struct cconn *cc)
 		if (e->state != PE_DONE || (cc->arbiter && e->verdict == V_NONE))
 			return;
 		upgrade = e->flags & ST_HTTP_HF_UPGRADE;
+		if (e->pair && !e->damaged) {
+			/* released: its answers are compared, or counted as not compared */
+			st_compare__pair_count(e->pair);
+			if (!e->pass)
+				for (unsigned s = 0; s < sh->nslots; s++)
+					st_compare__pair_fail(e->pair, sc_side(s), ST_CMP_R_SHADOW_DROPPED);
+		}
 		if (e->pass && !e->damaged)
 			deliver(cc, e);
 		end = e->end;
@@ -529,6 +561,86 @@ static bool refusal_status(unsigned status)
 	}
 }
 
+/* ---- tap compare: production's answers ---------------------------------------------------- */
+
+/* The pairs waiting for production's answers will not get them (why); nor will later ones. */
+static void cmp_prod_lost(struct cconn *cc, enum st_cmp_reason why)
+{
+	if (!cc->sh->cfg.compare)
+		return;
+	if (!cc->pairing_lost)
+		cc->pairing_lost = (uint8_t)why;
+	if (cc->prod_pair) {
+		st_compare__pair_release(cc->prod_pair, ST_CMP_PROD, why);
+		cc->prod_pair = NULL;
+	}
+	while (cc->pq_n) {
+		st_compare__pair_release(cc->pq[cc->pq_head].pair, ST_CMP_PROD, why);
+		cc->pq_head = (cc->pq_head + 1) % ST_HTTP_METHOD_QUEUE;
+		cc->pq_n--;
+	}
+}
+
+/* A request selected for replay: a pair, waiting for production's answer (the request's
+ * number on the connection is the number of that answer). */
+static void cmp_request(struct cconn *cc, struct pend *e, const struct st_http_head *h)
+{
+	struct st_cmp_pair *p = st_compare__pair_new(cc->sh->cfg.compare, h);
+
+	e->pair = p;
+	if (!p)
+		return;
+	if (cc->pairing_lost) {
+		st_compare__pair_fail(p, ST_CMP_PROD, (enum st_cmp_reason)cc->pairing_lost);
+		return;
+	}
+	if (!cc->pq && !(cc->pq = malloc(ST_HTTP_METHOD_QUEUE * sizeof(*cc->pq)))) {
+		st_compare__pair_fail(p, ST_CMP_PROD, ST_CMP_R_MEMORY);
+		return;
+	}
+	if (cc->pq_n == ST_HTTP_METHOD_QUEUE) {
+		/* deeper pipelining than production's answers can be followed for */
+		st_compare__pair_fail(p, ST_CMP_PROD, ST_CMP_R_PROD_UNFRAMED);
+		return;
+	}
+	st_compare__pair_get(p);
+	cc->pq[(cc->pq_head + cc->pq_n) % ST_HTTP_METHOD_QUEUE] =
+		(struct pq_ent){ .no = cc->req_index - 1, .pair = p };
+	cc->pq_n++;
+}
+
+/* Production's final answer number cc->verdicts starts: the pair of that request, if any. */
+static void cmp_prod_head(struct cconn *cc, const struct st_http_head *h)
+{
+	uint64_t idx = cc->verdicts;
+
+	if (cc->prod_pair) { /* the previous answer never ended: cannot happen when framed */
+		st_compare__pair_release(cc->prod_pair, ST_CMP_PROD, ST_CMP_R_PROD_UNFRAMED);
+		cc->prod_pair = NULL;
+	}
+	while (cc->pq_n && cc->pq[cc->pq_head].no <= idx) {
+		struct pq_ent *q = &cc->pq[cc->pq_head];
+
+		cc->pq_head = (cc->pq_head + 1) % ST_HTTP_METHOD_QUEUE;
+		cc->pq_n--;
+		if (q->no == idx) {
+			cc->prod_pair = q->pair; /* the reference moves with it */
+			st_compare__pair_head(q->pair, ST_CMP_PROD, h, cc->prod_msg_ts);
+			return;
+		}
+		st_compare__pair_release(q->pair, ST_CMP_PROD, ST_CMP_R_PROD_UNFRAMED);
+	}
+}
+
+static void cmp_prod_done(struct cconn *cc)
+{
+	if (!cc->prod_pair)
+		return;
+	st_compare__pair_done(cc->prod_pair, ST_CMP_PROD);
+	st_compare__pair_release(cc->prod_pair, ST_CMP_PROD, ST_CMP_R_PROD_UNANSWERED);
+	cc->prod_pair = NULL;
+}
+
 /*
  * Production's answers cannot be followed any more. When production's own bytes say
  * something we cannot pair (an answer that is not HTTP, an answer to a request we never
@@ -542,6 +654,7 @@ static void arbiter_lost(struct cconn *cc, bool capture_damage)
 	if (cc->prod_dead)
 		return;
 	cc->prod_dead = true;
+	cmp_prod_lost(cc, capture_damage ? ST_CMP_R_PROD_GAP : ST_CMP_R_PROD_UNFRAMED);
 	if (!cc->arbiter)
 		return; /* advisory only on this connection */
 	cc->sh->st.arbiter_lost++;
@@ -596,8 +709,14 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 	struct st_http_event ev;
 
 	while (!cc->prod_raw && !cc->prod_dead) {
-		size_t n = st_http__feed(&cc->prod, buf, len, &ev);
+		const uint8_t *p = buf;
+		size_t n;
 
+		if (len && cc->prod_at_start) {
+			cc->prod_msg_ts = cc->cur_ts; /* an answer's first byte */
+			cc->prod_at_start = false;
+		}
+		n = st_http__feed(&cc->prod, buf, len, &ev);
 		buf += n;
 		len -= n;
 		switch (ev.type) {
@@ -607,19 +726,33 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			if (ev.head->flags & ST_HTTP_HF_NO_REQUEST) {
 				/* an answer to nothing we framed: expected after we stopped framing
 				 * (production refusing what we could not frame), else a disagreement */
-				if (cc->req_dead)
+				if (cc->req_dead) {
 					cc->prod_dead = true;
-				else
+					cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED);
+				} else {
 					arbiter_lost(cc, false);
+				}
 				return;
 			}
+			if (cc->sh->cfg.compare && !(ev.head->flags & ST_HTTP_HF_INTERIM))
+				cmp_prod_head(cc, ev.head);
 			prod_answer(cc, ev.head);
 			cc_release(cc);
 			if (cc->mode != CM_HTTP)
 				return;
 			break;
+		case ST_HTTP_EV_BODY:
+			if (cc->prod_pair && ev.data_len)
+				st_compare__pair_body(cc->prod_pair, ST_CMP_PROD, p, n);
+			break;
+		case ST_HTTP_EV_MSG_DONE:
+			cc->prod_at_start = true;
+			if (!(ev.head->flags & ST_HTTP_HF_INTERIM))
+				cmp_prod_done(cc);
+			break;
 		case ST_HTTP_EV_UPGRADED:
 			cc->prod_raw = true;
+			cmp_prod_lost(cc, ST_CMP_R_UPGRADE);
 			return;
 		case ST_HTTP_EV_ERROR:
 			arbiter_lost(cc, false);
@@ -638,6 +771,9 @@ static void prod_end(struct cconn *cc)
 	if (cc->mode != CM_HTTP || cc->prod_raw || cc->prod_dead)
 		return;
 	st_http__feed_eof(&cc->prod, &ev);
+	if (ev.type == ST_HTTP_EV_MSG_DONE)
+		cmp_prod_done(cc); /* an answer read until the close */
+	cmp_prod_lost(cc, ST_CMP_R_PROD_UNANSWERED);
 	if (cc->arbiter && cc->pe_n) {
 		struct pend *e = pe_verdict_slot(cc);
 
@@ -782,6 +918,8 @@ static void msg_head(struct cconn *cc, const struct st_http_head *h)
 		sh->st.filtered++;
 		return;
 	}
+	if (sh->cfg.compare)
+		cmp_request(cc, e, h);
 	n = slots_on(cc);
 	if (!rate_ok(sh)) {
 		sh->st.dropped += n;
@@ -801,11 +939,15 @@ static void msg_head(struct cconn *cc, const struct st_http_head *h)
 	e->end = cc->stage.end;
 }
 
-static void msg_body(struct cconn *cc, const uint8_t *p, size_t n)
+static void msg_body(struct cconn *cc, const uint8_t *p, size_t n, uint64_t data_len)
 {
 	struct pend *e = pe_last(cc);
 
-	if (!e || e->state != PE_FRAMING || !e->pass)
+	if (!e || e->state != PE_FRAMING)
+		return;
+	if (e->pair && data_len)
+		st_compare__pair_req_body(e->pair, p, n);
+	if (!e->pass)
 		return;
 	if (stage_append(cc, p, n))
 		pe_drop_queue(cc, e);
@@ -819,6 +961,8 @@ static void msg_done(struct cconn *cc)
 	if (!e || e->state != PE_FRAMING)
 		return;
 	e->state = PE_DONE;
+	if (e->pair)
+		st_compare__pair_req_done(e->pair, cc->cur_ts);
 	if ((e->flags & ST_HTTP_HF_UPGRADE) && cc->arbiter)
 		cc->holding = true; /* until production says whether it switched */
 	cc_release(cc);
@@ -857,6 +1001,7 @@ static void req_error(struct cconn *cc, enum st_http_err err)
 		st_http__resync(&cc->req, false);
 		cc->arbiter = false;
 		sh->st.resyncs++;
+		cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED); /* requests and answers no longer line up */
 		return;
 	}
 	cc_req_dead(cc); /* what was framed before still waits for its answers */
@@ -882,7 +1027,7 @@ static void http_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			break;
 		case ST_HTTP_EV_BODY:
 			if (n)
-				msg_body(cc, p, n);
+				msg_body(cc, p, n, ev.data_len);
 			break;
 		case ST_HTTP_EV_MSG_DONE:
 			msg_done(cc);
@@ -982,6 +1127,7 @@ static void cc_data(struct cconn *cc, const uint8_t *data, uint32_t len)
 			cc->arbiter = false;
 			st_http__resync(&cc->req, true);
 			sh->st.resyncs++;
+			cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED); /* joined midway: nothing lines up */
 		} else if (p == ST_PROTO_HTTP) {
 			http_start(cc);
 		} else if (p == ST_PROTO_RAW) {
@@ -1043,6 +1189,7 @@ static void cc_gap(struct cconn *cc, uint64_t len)
 		cc->arbiter = false;
 		st_http__resync(&cc->req, true);
 		sh->st.resyncs++;
+		cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED);
 		return;
 	case CM_HTTP:
 		if (cc->req_dead)
@@ -1071,6 +1218,7 @@ static void cc_gap(struct cconn *cc, uint64_t len)
 			st_http__resync(&cc->req, true);
 			cc->arbiter = false;
 			sh->st.resyncs++;
+			cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED);
 			return;
 		}
 		/* framing is lost: what is already framed still waits for production's answers */
@@ -1105,6 +1253,7 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	cc->c = c;
 	cc->sflags = (uint8_t *)&cc->sc[sh->nslots];
 	cc->hash = conn_hash(&c->key);
+	cc->prod_at_start = true;
 	st_http__init(&cc->req, ST_HTTP_REQUEST, &ho);
 	st_http__init(&cc->prod, ST_HTTP_RESPONSE, NULL);
 	c->user = cc;
@@ -1132,6 +1281,7 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 
 	if (!cc || cc->mode == CM_OFF)
 		return;
+	cc->cur_ts = ts;
 	if (dir == ST_DIR_IN)
 		cc_data(cc, data, len);
 	else if (cc->mode == CM_HTTP)
@@ -1152,10 +1302,16 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 			cc_gap(cc, len);
 		return;
 	}
-	/* production's answers: a gap inside a body of known length changes nothing */
-	if (cc->mode == CM_HTTP && !cc->prod_raw && !cc->prod_dead &&
-	    st_http__skip(&cc->prod, len))
-		arbiter_lost(cc, true);
+	/* production's answers: a gap inside a body of known length changes nothing (but that
+	 * answer cannot be compared) */
+	if (cc->mode == CM_HTTP && !cc->prod_raw && !cc->prod_dead) {
+		if (st_http__skip(&cc->prod, len)) {
+			arbiter_lost(cc, true);
+		} else if (cc->prod_pair) {
+			st_compare__pair_release(cc->prod_pair, ST_CMP_PROD, ST_CMP_R_PROD_GAP);
+			cc->prod_pair = NULL;
+		}
+	}
 }
 
 static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why, uint64_t ts)
@@ -1201,6 +1357,8 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		cc_drop_pending(cc); /* whatever production did not answer */
 		cc->mode = CM_OFF;
 	}
+	cmp_prod_lost(cc, ST_CMP_R_PROD_UNANSWERED);
+	free(cc->pq);
 	for (s = 0; s < sh->nslots; s++)
 		if (cc->sc[s])
 			sc_release(cc->sc[s]);
@@ -1211,6 +1369,12 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 
 		st_bq_free(&cc->stage);
 		stage_acct(cc, old);
+	}
+	for (uint32_t i = 0; i < cc->pe_n; i++) {
+		struct pend *e = pe_at(cc, i);
+
+		if (e->pair)
+			st_compare__pair_release(e->pair, -1, ST_CMP_R_NONE);
 	}
 	free(cc->pe);
 	free(cc->det);
@@ -1459,6 +1623,8 @@ void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns)
 		st_reasm__tick(sh->r, now_real_ns);
 	sh_kick(sh);
 	sh_conn_timers(sh, now);
+	if (sh->cfg.compare)
+		st_compare__tick(sh->cfg.compare);
 	if (now - sh->last_gc > GC_EVERY_NS) {
 		sh->last_gc = now;
 		sh_own_gc(sh, now);

@@ -77,7 +77,9 @@ struct st_shadow_target {
 	unsigned pct;                  /* 0: all connections; else a share (HOST:PORT/PCT) */
 };
 
-/* The response hook (tap compare will pair responses with their requests here). */
+struct st_compare;
+
+/* The response hook: every final response a shadow sends, as framed. */
 struct st_shadow_resp {
 	uint64_t conn_id;              /* captured connection (reasm id) */
 	unsigned slot;                 /* target index * multiply + copy */
@@ -120,6 +122,12 @@ struct st_shadow_config {
 	void *clock_ctx;
 	void (*on_response)(void *ctx, const struct st_shadow_resp *r);
 	void *ctx;
+	/*
+	 * Tap compare (compare.h; owned by the caller, outlives the engine): each replayed
+	 * request is paired with production's answer and the shadows' (target 0 is the
+	 * candidate, target 1 the reference); needs multiply 1 and at most 2 targets.
+	 */
+	struct st_compare *compare;
 };
 
 /*

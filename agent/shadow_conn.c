@@ -194,6 +194,16 @@ void sc_close(struct sconn *sc, bool error)
 	sh->st.dropped += lost;
 	sh->st.dropped_down += lost;
 	sh->st.unanswered += sc->req_nsent; /* written whole, no answer before the close */
+	for (uint32_t i = 0; i < sc->req_n; i++) {
+		struct reqent *re = &sc->req[(sc->req_head + i) % sc->req_cap];
+
+		if (re->pair)
+			st_compare__pair_release(re->pair, sc_side(sc->target),
+						 i < sc->req_nsent ? ST_CMP_R_SHADOW_UNANSWERED :
+								     ST_CMP_R_SHADOW_DROPPED);
+		re->pair = NULL;
+	}
+	sc->cur_pair = NULL;
 	sc_detach(sc);
 	if (sc->fd >= 0) {
 		epoll_ctl(sh->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
@@ -333,7 +343,8 @@ static struct reqent *req_at(struct sconn *sc, uint32_t i)
 	return &sc->req[(sc->req_head + i) % sc->req_cap];
 }
 
-int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka)
+int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka,
+		struct st_cmp_pair *pair)
 {
 	if (sc->req_n == sc->req_cap) {
 		uint32_t ncap = sc->req_cap ? sc->req_cap * 2 : 8, i;
@@ -348,13 +359,24 @@ int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka)
 		sc->req_cap = ncap;
 		sc->req_head = 0;
 	}
-	sc->req[(sc->req_head + sc->req_n) % sc->req_cap] = (struct reqent){ end, (uint8_t)m, ka };
+	sc->req[(sc->req_head + sc->req_n) % sc->req_cap] = (struct reqent){ end, (uint8_t)m, ka, pair };
 	sc->req_n++;
+	if (pair)
+		st_compare__pair_get(pair);
 	return 0;
 }
 
-static void req_pop(struct sconn *sc)
+/* The oldest request leaves the ring: answered, or (why) no answer will be read for it. */
+static void req_pop(struct sconn *sc, enum st_cmp_reason why)
 {
+	struct reqent *re = req_at(sc, 0);
+
+	if (re->pair) {
+		if (sc->cur_pair == re->pair)
+			sc->cur_pair = NULL;
+		st_compare__pair_release(re->pair, sc_side(sc->target), why);
+		re->pair = NULL;
+	}
 	sc->req_head = (sc->req_head + 1) % sc->req_cap;
 	sc->req_n--;
 	if (sc->req_nsent)
@@ -380,7 +402,7 @@ void sc_noretain(struct sconn *sc)
 
 	sc->retain = false;
 	while (sc->req_nsent)
-		req_pop(sc);
+		req_pop(sc, ST_CMP_R_UPGRADE);
 	st_bq_release(&sc->q, sc->q.sent);
 	sc_acct(sc, old);
 }
@@ -422,13 +444,17 @@ static void sc_flush(struct sconn *sc)
 		sh->st.bytes += (uint64_t)n;
 		sc->progress_ns = sh_now(sh);
 		while (sc->req_nsent < sc->req_n && req_at(sc, sc->req_nsent)->end <= sc->q.sent) {
+			struct reqent *re = req_at(sc, sc->req_nsent);
+
+			if (re->pair) /* written whole: the shadow's latency starts here */
+				st_compare__pair_sent(re->pair, sc_side(sc->target), sc->progress_ns);
 			sc->req_nsent++;
 			sc->written++;
 			sh->st.replayed++;
 		}
 		if (!sc->retain) {
 			while (sc->req_nsent)
-				req_pop(sc);
+				req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
 			st_bq_release(&sc->q, sc->q.sent);
 		}
 	}
@@ -482,15 +508,34 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 
 	for (;;) {
 		size_t n = st_http__feed(&sc->resp, buf, len, &ev);
+		const uint8_t *p = buf;
 
 		buf += n;
 		len -= n;
 		switch (ev.type) {
 		case ST_HTTP_EV_NEED_MORE:
 			return true;
+		case ST_HTTP_EV_HEAD:
+			/* tap compare: a final answer to the oldest request written whole */
+			sc->cur_pair = NULL;
+			if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && sc->retain && sc->req_nsent &&
+			    req_at(sc, 0)->pair) {
+				sc->cur_pair = req_at(sc, 0)->pair;
+				st_compare__pair_head(sc->cur_pair, sc_side(sc->target), ev.head,
+						      sh_now(sh));
+			}
+			break;
+		case ST_HTTP_EV_BODY:
+			if (sc->cur_pair && ev.data_len)
+				st_compare__pair_body(sc->cur_pair, sc_side(sc->target), p, n);
+			break;
 		case ST_HTTP_EV_MSG_DONE:
 			if (ev.head->flags & ST_HTTP_HF_INTERIM)
 				break;
+			if (sc->cur_pair) {
+				st_compare__pair_done(sc->cur_pair, sc_side(sc->target));
+				sc->cur_pair = NULL;
+			}
 			sh->st.responses++;
 			if (sh->cfg.on_response) {
 				struct st_shadow_resp r = {
@@ -519,7 +564,7 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 				uint64_t old = st_bq_mem(&sc->q);
 
 				st_bq_release(&sc->q, req_at(sc, 0)->end);
-				req_pop(sc);
+				req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
 				sc_acct(sc, old);
 				sc_push_methods(sc);
 				if (!sc->cc && !sc->req_n)
@@ -577,6 +622,13 @@ static void sc_requeue(struct sconn *sc)
 	sc->req_cap = sc->req_head = 0;
 	n->last_sent = sc->last_sent;
 	n->conn_id = sc->conn_id;
+	sc->cur_pair = NULL;
+	for (uint32_t i = 0; i < n->req_n; i++) {
+		struct reqent *re = req_at(n, i);
+
+		if (re->pair) /* what came of an answer on the old connection is gone */
+			st_compare__pair_reset(re->pair, sc_side(n->target));
+	}
 	sh->st.replayed -= sc->req_nsent; /* counted again when written again */
 	sh->st.resent += sc->req_nsent;
 	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
@@ -612,6 +664,12 @@ static void sc_read(struct sconn *sc, bool hup)
 
 	while (budget) {
 		uint64_t skip = sc->raw || sc->resp_tunnel ? budget : st_http__body_left(&sc->resp);
+
+		/* tap compare reads the bodies it compares (up to its cap it keeps them, the rest
+		 * it hashes) */
+		if (skip && sc->cur_pair && !sc->raw && !sc->resp_tunnel &&
+		    st_compare__pair_wants(sc->cur_pair, sc_side(sc->target)))
+			skip = 0;
 		size_t want = ST_SH_READ_BUF < budget ? ST_SH_READ_BUF : (size_t)budget;
 		ssize_t n;
 

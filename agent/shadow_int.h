@@ -15,6 +15,7 @@
 #define ST_SHADOW_INT_H
 
 #include "bytequeue.h"
+#include "compare.h"
 #include "http.h"
 #include "loop.h"
 #include "reasm.h"
@@ -32,6 +33,7 @@ struct reqent {
 	uint64_t end;
 	uint8_t method;
 	bool keep_alive;             /* the request itself let the connection persist */
+	struct st_cmp_pair *pair;    /* tap compare: the pair it belongs to (a reference held) */
 };
 
 struct cconn;
@@ -70,6 +72,7 @@ struct sconn {
 	struct st_addr laddr;
 	uint16_t lport;
 	struct st_http_parser resp;
+	struct st_cmp_pair *cur_pair; /* tap compare: the pair of the answer being read */
 };
 
 struct target_state {
@@ -116,6 +119,12 @@ struct st_shadow {
 	uint8_t http_ports[65536 / 8]; /* --proto auto: HTTP was seen on this port */
 };
 
+/* Tap compare's side for a shadow connection: target 0 is the candidate, 1 the reference. */
+static inline enum st_cmp_side sc_side(unsigned target)
+{
+	return target ? ST_CMP_REF : ST_CMP_CAND;
+}
+
 /* The engine's clock (CLOCK_MONOTONIC ns, or the one injected for tests). */
 static inline uint64_t sh_now(const struct st_shadow *sh)
 {
@@ -143,7 +152,9 @@ void sc_noretain(struct sconn *sc);
 void sc_mark(struct sconn *sc);
 /* Keeps the global byte count and the congestion count right after sc->q changed from old. */
 void sc_acct(struct sconn *sc, uint64_t old);
-int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka);
+/* A committed request; pair (may be NULL) gets a reference held until it is answered. */
+int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka,
+		struct st_cmp_pair *pair);
 void sc_push_methods(struct sconn *sc);
 /* Writes what every marked connection has committed. */
 void sh_kick(struct st_shadow *sh);
