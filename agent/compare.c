@@ -13,6 +13,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -670,8 +671,17 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 	write_reports(c, false);
 	c->last_report = now_ns(c);
 	if (!c->cfg.sync) {
-		if (pthread_create(&c->th, NULL, worker, c)) {
-			err = EAGAIN;
+		sigset_t all, old;
+		int r;
+
+		/* signals go to the event loop's signalfd, never to the worker (a thread that
+		 * took SIGINT with its default action would end the process, not the run) */
+		sigfillset(&all);
+		pthread_sigmask(SIG_SETMASK, &all, &old);
+		r = pthread_create(&c->th, NULL, worker, c);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+		if (r) {
+			err = r;
 			goto fail;
 		}
 		c->thread = true;

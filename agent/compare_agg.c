@@ -245,11 +245,62 @@ double st_cmp_lat_pct(const struct st_cmp_lat *l, double q)
 	return 0;
 }
 
+struct dw {
+	double d;
+	double w;
+};
+
+static int dw_cmp(const void *x, const void *y)
+{
+	double a = ((const struct dw *)x)->d, b = ((const struct dw *)y)->d;
+
+	return (a > b) - (a < b);
+}
+
+/* The Hodges-Lehmann shift from the histograms: the weighted median of the differences
+ * between bucket middles (ms). */
+static double hl_shift(const struct st_cmp_lat *c, const struct st_cmp_lat *r)
+{
+	unsigned ic[ST_CMP_LAT_BUCKETS], ir[ST_CMP_LAT_BUCKETS], nc = 0, nr = 0;
+	double mid[ST_CMP_LAT_BUCKETS], total = 0, cum = 0, out = 0;
+	struct dw *v;
+	size_t n = 0;
+
+	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
+		double lo, hi;
+
+		st_cmp_lat_bucket(i, &lo, &hi);
+		mid[i] = (lo + hi) / 2 / 1000.0;
+		if (c->b[i])
+			ic[nc++] = i;
+		if (r->b[i])
+			ir[nr++] = i;
+	}
+	v = malloc((size_t)nc * nr * sizeof(*v));
+	if (!v)
+		return 0;
+	for (unsigned i = 0; i < nc; i++)
+		for (unsigned k = 0; k < nr; k++) {
+			v[n].d = mid[ic[i]] - mid[ir[k]];
+			v[n].w = (double)c->b[ic[i]] * r->b[ir[k]];
+			total += v[n++].w;
+		}
+	qsort(v, n, sizeof(*v), dw_cmp);
+	for (size_t i = 0; i < n; i++) {
+		cum += v[i].w;
+		if (cum >= total / 2) {
+			out = v[i].d;
+			break;
+		}
+	}
+	free(v);
+	return out;
+}
+
 void st_cmp_lat_compare(const struct st_cmp_lat *c, const struct st_cmp_lat *r, double min_ms,
 			struct st_cmp_lat_test *t)
 {
-	double n1 = 0, n2 = 0, u = 0, below = 0, ties = 0, nn, mu, var, z;
-	bool slower, faster;
+	double n1 = 0, n2 = 0, u = 0, below = 0, ties = 0, nn, mu, var, z, floor_ms;
 
 	memset(t, 0, sizeof(*t));
 	t->p = 1;
@@ -277,6 +328,7 @@ void st_cmp_lat_compare(const struct st_cmp_lat *c, const struct st_cmp_lat *r, 
 	mu = n1 * n2 / 2;
 	var = n1 * n2 / 12 * ((nn + 1) - ties / (nn * (nn - 1)));
 	t->a = u / (n1 * n2);
+	t->shift = hl_shift(c, r);
 	if (var <= 0)
 		return; /* everything in one bucket: no shift to see */
 	z = (fabs(u - mu) - 0.5) / sqrt(var);
@@ -285,15 +337,11 @@ void st_cmp_lat_compare(const struct st_cmp_lat *c, const struct st_cmp_lat *r, 
 	t->p = erfc(z / M_SQRT2);
 	if (t->p >= ST_CMP_LAT_ALPHA)
 		return;
-	slower = u > mu && ((t->p50[0] >= ST_CMP_LAT_RATIO * t->p50[1] &&
-			     t->p50[0] - t->p50[1] >= min_ms) ||
-			    (t->p90[0] >= ST_CMP_LAT_RATIO * t->p90[1] &&
-			     t->p90[0] - t->p90[1] >= min_ms));
-	faster = u < mu && ((t->p50[1] >= ST_CMP_LAT_RATIO * t->p50[0] &&
-			     t->p50[1] - t->p50[0] >= min_ms) ||
-			    (t->p90[1] >= ST_CMP_LAT_RATIO * t->p90[0] &&
-			     t->p90[1] - t->p90[0] >= min_ms));
-	t->verdict = slower ? ST_CMP_LAT_SLOWER : faster ? ST_CMP_LAT_FASTER : ST_CMP_LAT_SAME;
+	floor_ms = fmax(min_ms, ST_CMP_LAT_SHIFT * t->p50[1]);
+	if (u > mu && t->shift >= floor_ms)
+		t->verdict = ST_CMP_LAT_SLOWER;
+	else if (u < mu && -t->shift >= floor_ms)
+		t->verdict = ST_CMP_LAT_FASTER;
 }
 
 /* ---- the aggregate --------------------------------------------------------------------------- */

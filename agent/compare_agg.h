@@ -28,8 +28,8 @@
 #define ST_CMP_LAT_BUCKETS 528    /* 1 us .. 19 h, 16 per octave (about 3% wide) */
 #define ST_CMP_LAT_MIN_N 10       /* fewer samples on a side: no latency verdict */
 #define ST_CMP_LAT_ALPHA 0.001    /* two-sided significance of the Mann-Whitney U test */
-#define ST_CMP_LAT_RATIO 1.2      /* and p50 or p90 at least 20% apart ... */
-#define ST_CMP_LAT_MIN_MS_DEFAULT 1.0 /* ... and at least this many ms */
+#define ST_CMP_LAT_SHIFT 0.2      /* and a shift of at least 20% of the baseline's p50 ... */
+#define ST_CMP_LAT_MIN_MS_DEFAULT 1.0 /* ... and of at least this many ms */
 #define ST_CMP_REL_DEFAULT 20.0   /* Diffy's relative threshold, % */
 #define ST_CMP_ABS_DEFAULT 0.03   /* Diffy's absolute threshold, % of the endpoint's pairs */
 #define ST_CMP_NOISE_FREQ 0.9     /* no reference: differs in >= 90% of the endpoint's pairs */
@@ -78,13 +78,15 @@ struct st_cmp_lat_test {
 	bool enough;           /* both sides have ST_CMP_LAT_MIN_N samples */
 	double p;              /* two-sided p-value (normal approximation, ties corrected) */
 	double a;              /* P(candidate slower) + P(tie)/2: 0.5 = no shift */
+	double shift;          /* Hodges-Lehmann: the median of candidate - baseline (ms) */
 	double p50[2], p90[2]; /* candidate, baseline (ms) */
 };
 
 /*
- * Mann-Whitney U on the two histograms (samples in one bucket are ties): slower when
- * p < ST_CMP_LAT_ALPHA, the candidate's p50 or p90 is at least ST_CMP_LAT_RATIO times
- * the baseline's and at least min_ms more; faster the other way round; else same.
+ * Mann-Whitney U on the two histograms (samples in one bucket are ties), with the
+ * Hodges-Lehmann estimate of the shift (the median of all pairwise differences, robust to
+ * a few outliers): slower when p < ST_CMP_LAT_ALPHA and the shift is at least min_ms and
+ * at least ST_CMP_LAT_SHIFT of the baseline's p50; faster the other way round; else same.
  */
 void st_cmp_lat_compare(const struct st_cmp_lat *cand, const struct st_cmp_lat *base,
 			double min_ms, struct st_cmp_lat_test *t);

@@ -178,10 +178,10 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		run->now_real_ns > run->start_real_ns ?
 			(double)(run->now_real_ns - run->start_real_ns) / 1e9 : 0.0);
 	fprintf(f, ",\n  \"thresholds\": {\"relative_pct\": %g, \"absolute_pct\": %g, "
-		   "\"latency_alpha\": %g, \"latency_ratio\": %g, \"latency_min_ms\": %g, "
+		   "\"latency_alpha\": %g, \"latency_shift\": %g, \"latency_min_ms\": %g, "
 		   "\"latency_min_samples\": %d, \"compare_max_body\": %llu, \"compare_timeout_s\": %g, "
 		   "\"max_endpoints\": %u}",
-		a->cfg.rel_pct, a->cfg.abs_pct, ST_CMP_LAT_ALPHA, ST_CMP_LAT_RATIO, a->cfg.lat_min_ms,
+		a->cfg.rel_pct, a->cfg.abs_pct, ST_CMP_LAT_ALPHA, ST_CMP_LAT_SHIFT, a->cfg.lat_min_ms,
 		ST_CMP_LAT_MIN_N, (unsigned long long)run->max_body, run->timeout_s,
 		a->cfg.max_endpoints);
 	fputs(",\n  \"summary\": {", f);
@@ -249,8 +249,9 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		fputs(", \"candidate\": ", f);
 		json_lat(f, &e->lat[ST_CMP_CAND]);
 		fprintf(f, ", \"verdict\": \"%s\", \"basis\": \"%s\", \"test\": \"mann-whitney-u\", "
-			   "\"p_value\": %.3g, \"prob_candidate_slower\": %.3f, \"enough_samples\": %s}",
-			lat_word(lt.verdict), ref ? "reference" : "production", lt.p, lt.a,
+			   "\"p_value\": %.3g, \"shift_ms\": %.3f, \"prob_candidate_slower\": %.3f, "
+			   "\"enough_samples\": %s}",
+			lat_word(lt.verdict), ref ? "reference" : "production", lt.p, lt.shift, lt.a,
 			lt.enough ? "true" : "false");
 		fputs(",\n     \"status\": {\"production\": ", f);
 		json_status(f, &e->status[ST_CMP_PROD]);
@@ -319,7 +320,7 @@ static const char *const side_color[ST_CMP_NSIDES] = { "#3366cc", "#d9480f", "#7
 /* Latency distributions as cumulative curves on a log scale (inline SVG). */
 static void h_svg(FILE *f, const struct st_cmp_endpoint *e, bool ref)
 {
-	const int W = 520, H = 190, L = 44, R = 12, T = 10, B = 34;
+	const int W = 540, H = 190, L = 44, R = 26, T = 10, B = 34;
 	double lo = 1e18, hi = 0, llo, lhi;
 	int s;
 
@@ -553,9 +554,10 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 			   "side)</span>", ST_CMP_LAT_MIN_N);
 	else
 		fprintf(f, " candidate against %s: p50 %.2f vs %.2f ms, p90 %.2f vs %.2f ms; "
-			   "Mann&ndash;Whitney U p = %.2g, P(candidate slower) = %.2f",
-			ref ? "reference" : "production", lt.p50[0], lt.p50[1], lt.p90[0], lt.p90[1], lt.p,
-			lt.a);
+			   "shift %+.2f ms (Hodges&ndash;Lehmann); Mann&ndash;Whitney U p = %.2g, "
+			   "P(candidate slower) = %.2f",
+			ref ? "reference" : "production", lt.p50[0], lt.p50[1], lt.p90[0], lt.p90[1],
+			lt.shift, lt.p, lt.a);
 	fputs("</p></div></div></section>\n", f);
 }
 
@@ -632,8 +634,9 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		if (lt.verdict == ST_CMP_LAT_SLOWER) {
 			fprintf(f, "<li class=\"slower\"><a href=\"#ep-%u\"><code>", i);
 			hstr(f, e->name);
-			fprintf(f, "</code></a> is slower: p50 %.2f ms against %.2f, p90 %.2f against %.2f "
-				   "(p = %.2g)</li>", lt.p50[0], lt.p50[1], lt.p90[0], lt.p90[1], lt.p);
+			fprintf(f, "</code></a> is slower by %.2f ms (median shift): p50 %.2f ms against "
+				   "%.2f, p90 %.2f against %.2f (p = %.2g)</li>", lt.shift, lt.p50[0], lt.p50[1],
+				lt.p90[0], lt.p90[1], lt.p);
 		}
 	}
 	fputs("</ul></section>", f);
@@ -762,11 +765,13 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		   "read). The shadows run in another environment than production (other hosts, other "
 		   "load, the agent's own connections), so the latency verdict compares the candidate "
 		   "against %s: Mann&ndash;Whitney U on the two samples (two-sided, ties corrected, "
-		   "%d+ samples each), <em>slower</em> when p &lt; %g and the candidate's p50 or p90 "
-		   "is at least %.0f%% and %g ms above, <em>faster</em> the other way round.</li>",
+		   "%d+ samples each), <em>slower</em> when p &lt; %g and the Hodges&ndash;Lehmann "
+		   "shift (the median of the differences between a candidate and a baseline request) "
+		   "is at least %g ms and %.0f%% of the baseline's p50; <em>faster</em> the other way "
+		   "round.</li>",
 		ref ? "the reference, which shares its environment" :
 		      "production (no reference: environments differ, read it with care)",
-		ST_CMP_LAT_MIN_N, ST_CMP_LAT_ALPHA, (ST_CMP_LAT_RATIO - 1) * 100, a->cfg.lat_min_ms);
+		ST_CMP_LAT_MIN_N, ST_CMP_LAT_ALPHA, a->cfg.lat_min_ms, ST_CMP_LAT_SHIFT * 100);
 	fprintf(f, "<li>Endpoints are the method and the path with numeric, UUID and long hex "
 		   "segments as {id} (query keys kept, values dropped) unless --endpoint patterns say "
 		   "otherwise; past %u endpoints the rest are grouped as <code>other</code>. Array "

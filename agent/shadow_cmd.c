@@ -476,8 +476,8 @@ static const struct st_opt compare_opts[] = {
 	ST_OPT_FUNC("noise-absolute", 0, "PCT", 0, opt_abs,
 		    "... and |raw-noise|/compared > PCT (default 0.03)"),
 	ST_OPT_DOUBLE("latency-min-ms", 0, struct shadow_cmd, cmp.lat_min_ms, "MS", 0.001, 1e6,
-		      "a latency verdict needs p50 or p90 this far apart too\n"
-		      "(default 1)"),
+		      "a latency verdict needs a median shift of MS too\n"
+		      "(Hodges-Lehmann; default 1)"),
 	ST_OPT_DOUBLE("report-interval", 0, struct shadow_cmd, cmp.report_every_s, "SEC", 0.1, 86400,
 		      "rewrite the reports every SEC (default 10)"),
 	ST_OPT_UINT("compare-max-endpoints", 0, struct shadow_cmd, cmp.max_endpoints, "N", 1, 100000, 0,

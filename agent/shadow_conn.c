@@ -258,6 +258,23 @@ static void sc_flush(struct sconn *sc);
 
 void sh_kick(struct st_shadow *sh)
 {
+	/*
+	 * Every other kick in the opposite order: the connection written first gets its server
+	 * running first (on a loaded host the last one waits for the agent's turn to end), and
+	 * tap compare times the candidate against the reference on the same requests.
+	 */
+	if ((sh->kicks++ & 1) && sh->dirty) {
+		struct sconn *rev = NULL;
+
+		while (sh->dirty) {
+			struct sconn *sc = sh->dirty;
+
+			sh->dirty = sc->dnext;
+			sc->dnext = rev;
+			rev = sc;
+		}
+		sh->dirty = rev;
+	}
 	while (sh->dirty) {
 		struct sconn *sc = sh->dirty;
 
@@ -288,6 +305,10 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool
 	}
 	/* Whole requests go out in one write: Nagle would only add latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	/* tap compare: answers are timed by when the kernel received them, not by when the
+	 * agent got around to reading them */
+	if (sh->cfg.compare)
+		setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &one, sizeof(one));
 	sh->st.connects++;
 	if (sh->ts[t].fails)
 		sh->st.reconnects++;
@@ -418,7 +439,7 @@ static void sc_flush(struct sconn *sc)
 	while (sc->state == SC_UP && sc->q.sent < sc->q.commit) {
 		struct iovec iov[IOV_MAX_SEND];
 		struct msghdr mh = { .msg_iov = iov };
-		uint64_t lim = sc->q.commit, per = sh->ts[sc->target].per_conn;
+		uint64_t lim = sc->q.commit, per = sh->ts[sc->target].per_conn, t0 = 0;
 		ssize_t n;
 
 		if (sc->retain && per) {
@@ -430,6 +451,8 @@ static void sc_flush(struct sconn *sc)
 				lim = req_at(sc, sc->req_nsent + (uint32_t)(per - sc->written) - 1)->end;
 		}
 		mh.msg_iovlen = (size_t)st_bq_iov(&sc->q, sc->q.sent, lim, iov, IOV_MAX_SEND);
+		if (sh->cfg.compare)
+			t0 = st_real_ns(); /* on loopback the server may run inside the call */
 		n = sendmsg(sc->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -447,7 +470,7 @@ static void sc_flush(struct sconn *sc)
 			struct reqent *re = req_at(sc, sc->req_nsent);
 
 			if (re->pair) /* written whole: the shadow's latency starts here */
-				st_compare__pair_sent(re->pair, sc_side(sc->target), sc->progress_ns);
+				st_compare__pair_sent(re->pair, sc_side(sc->target), t0);
 			sc->req_nsent++;
 			sc->written++;
 			sh->st.replayed++;
@@ -522,7 +545,7 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 			    req_at(sc, 0)->pair) {
 				sc->cur_pair = req_at(sc, 0)->pair;
 				st_compare__pair_head(sc->cur_pair, sc_side(sc->target), ev.head,
-						      sh_now(sh));
+						      sc->rx_ns);
 			}
 			break;
 		case ST_HTTP_EV_BODY:
@@ -643,6 +666,35 @@ static void sc_requeue(struct sconn *sc)
 		sc_flush(n);
 }
 
+/* recv, and when the bytes arrived: the kernel's stamp of the last segment read
+ * (SO_TIMESTAMPNS), or now. */
+static ssize_t recv_stamped(struct sconn *sc, void *buf, size_t len)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(struct timespec))];
+		struct cmsghdr align;
+	} ctl;
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = ctl.buf,
+			     .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n = recvmsg(sc->fd, &mh, MSG_DONTWAIT);
+	struct cmsghdr *cm;
+
+	if (n <= 0)
+		return n;
+	sc->rx_ns = 0;
+	for (cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_TIMESTAMPNS) {
+			struct timespec ts;
+
+			memcpy(&ts, CMSG_DATA(cm), sizeof(ts));
+			sc->rx_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+		}
+	if (!sc->rx_ns)
+		sc->rx_ns = st_real_ns();
+	return n;
+}
+
 static void read_later(struct sconn *sc)
 {
 	if (sc->read_more)
@@ -676,6 +728,8 @@ static void sc_read(struct sconn *sc, bool hup)
 		if (skip) {
 			want = skip < budget ? (size_t)skip : (size_t)budget;
 			n = recv(sc->fd, NULL, want, MSG_DONTWAIT | MSG_TRUNC);
+		} else if (sh->cfg.compare) {
+			n = recv_stamped(sc, sh->rbuf, want);
 		} else {
 			n = recv(sc->fd, sh->rbuf, want, MSG_DONTWAIT);
 		}

@@ -73,6 +73,8 @@ struct sconn {
 	uint16_t lport;
 	struct st_http_parser resp;
 	struct st_cmp_pair *cur_pair; /* tap compare: the pair of the answer being read */
+	uint64_t rx_ns;               /* tap compare: when the bytes being parsed arrived
+				       * (the kernel's receive stamp, CLOCK_REALTIME) */
 };
 
 struct target_state {
@@ -97,6 +99,7 @@ struct st_shadow {
 	struct target_state ts[ST_SHADOW_MAX_TARGETS];
 	struct sconn *live, *dead;
 	struct sconn *dirty;         /* connections with new requests since the last kick */
+	uint64_t kicks;
 	struct sconn *rd_pending;    /* connections with bytes left to read (budget) */
 	uint64_t n_live;
 	uint64_t queued;             /* bytes held by every queue: shadow connections and stages */

@@ -225,7 +225,8 @@ st_make_files() {
 # Knobs (environment): ST_NGINX_CGROUP=DIR starts it inside that cgroup v2 directory;
 # ST_NGINX_LOG_FORMAT='...' the access log's format (nginx variables, single-quote free);
 # ST_NGINX_KEEPALIVE_REQUESTS=N (default 100000); ST_NGINX_EVERYTHING_OK=1 answers every
-# other path with 200 "ok" (bodies read and discarded) instead of serving files.
+# other path with 200 "ok" (bodies read and discarded) instead of serving files;
+# ST_NGINX_LOCATIONS='location ... { ... }' more directives in the server block.
 st_nginx_start() {
 	local name=$1 ns=$2 d l listens="" first_port
 	shift 2
@@ -272,6 +273,7 @@ $listens
 			create_full_put_path on;
 			client_body_buffer_size 1m;
 		}
+		${ST_NGINX_LOCATIONS:-}
 		$everything
 	}
 }

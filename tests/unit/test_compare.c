@@ -1066,6 +1066,7 @@ static void test_latency(void **state)
 	assert_int_equal(t.verdict, ST_CMP_LAT_SLOWER);
 	assert_true(t.p < 1e-6);
 	assert_true(t.a > 0.99);
+	assert_true(t.shift > 57 && t.shift < 63);
 	st_cmp_lat_compare(&b, &a, 1.0, &t);
 	assert_int_equal(t.verdict, ST_CMP_LAT_FASTER);
 	/* significant but tiny (0.1 ms on 0.4 ms): under the 1 ms floor, same */
@@ -1077,6 +1078,16 @@ static void test_latency(void **state)
 	assert_int_equal(t.verdict, ST_CMP_LAT_SAME);
 	st_cmp_lat_compare(&a, &b, 0.05, &t);
 	assert_int_equal(t.verdict, ST_CMP_LAT_SLOWER);
+	/* the same but for 3 slow outliers in 20: a tail, not a shift */
+	memset(&a, 0, sizeof(a));
+	memset(&b, 0, sizeof(b));
+	for (int i = 0; i < 20; i++) {
+		st_cmp_lat_add(&a, i < 3 ? 60000000 : 300000 + (uint64_t)(rand_r(&seed) % 200000));
+		st_cmp_lat_add(&b, 300000 + (uint64_t)(rand_r(&seed) % 200000));
+	}
+	st_cmp_lat_compare(&a, &b, 1.0, &t);
+	assert_int_equal(t.verdict, ST_CMP_LAT_SAME);
+	assert_true(t.shift < 0.3);
 	/* too few samples: no verdict */
 	memset(&a, 0, sizeof(a));
 	for (int i = 0; i < 5; i++)

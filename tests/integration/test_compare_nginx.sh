@@ -1,0 +1,208 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# Tap compare against real servers. Production is nginx; the reference is the same nginx
+# configuration (production's build); the candidate differs in exactly one field of one
+# endpoint and answers one endpoint markedly slower (through a small server that waits
+# 60 ms). Endpoints:
+#   GET /api/price/N   {"sku", "price", "currency"}: the candidate's price differs
+#   GET /api/session   {"user", "id": $request_id}: a value that changes on every answer,
+#                      on production and reference too
+#   GET /api/catalog   gzip-encoded JSON with a per-answer trace id (compared decoded)
+#   GET /api/slow      the same answer, 60 ms later from the candidate
+# The diffs and the report must name exactly $.price of GET /api/price/{id} as the
+# regression, the changing values only as noise, the slow endpoint's latency as slower,
+# and nothing else. The HTML report is then opened in headless Chromium: the rendered DOM
+# must hold the endpoint table with the regression; a screenshot is kept with the logs
+# ($ST_BUILD/test-logs/test_compare_nginx/).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/shadow_common.sh"
+st_require_root
+st_require_cmds ip nginx curl bpftool python3
+st_require_agent
+"$ST_BIN" shadow --help 2>/dev/null | grep -q -- '--reference' || st_skip "$ST_BIN has no tap compare"
+st_init
+
+N=${ST_COMPARE_N:-20}
+LOGS=$ST_BUILD/test-logs/test_compare_nginx
+mkdir -p "$LOGS"
+rm -f "$LOGS"/*
+
+common='
+		location = /api/session { default_type application/json;
+			return 200 "{\"user\": \"ada\", \"id\": \"$request_id\"}"; }
+		location = /api/catalog { default_type application/json; gzip on;
+			gzip_types application/json; gzip_min_length 0;
+			return 200 "{\"items\": [{\"id\": 1, \"name\": \"apple\"}, {\"id\": 2, \"name\": \"pear\"}], \"trace\": \"$request_id\"}"; }'
+prod_locs="$common
+		location /api/price/ { default_type application/json;
+			return 200 \"{\\\"sku\\\": \\\"\$uri\\\", \\\"price\\\": 12.5, \\\"currency\\\": \\\"EUR\\\"}\"; }
+		location = /api/slow { default_type application/json;
+			return 200 \"{\\\"report\\\": \\\"weekly\\\", \\\"rows\\\": 3}\"; }"
+cand_locs="$common
+		location /api/price/ { default_type application/json;
+			return 200 \"{\\\"sku\\\": \\\"\$uri\\\", \\\"price\\\": 13, \\\"currency\\\": \\\"EUR\\\"}\"; }
+		location = /api/slow { proxy_pass http://127.0.0.1:8090; }"
+
+st_netns_pair
+ST_NGINX_LOCATIONS=$prod_locs st_nginx_start prod "$ST_SRV_NS" "$ST_SRV4:80"
+ST_NGINX_LOCATIONS=$prod_locs st_nginx_start ref "$ST_SRV_NS" 127.0.0.1:8081
+ST_NGINX_LOCATIONS=$cand_locs st_nginx_start cand "$ST_SRV_NS" 127.0.0.1:8082
+# the candidate's slow dependency: the same answer as production's, 60 ms later
+cat >"$ST_TMP/slow.py" <<'PY'
+import http.server, time
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        time.sleep(0.06)
+        b = b'{"report": "weekly", "rows": 3}'
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(b)))
+        self.end_headers()
+        self.wfile.write(b)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer(("127.0.0.1", 8090), H).serve_forever()
+PY
+st_bg slow st_in_bg "$ST_SRV_NS" python3 "$ST_TMP/slow.py"
+st_wait_port "$ST_SRV_NS" 8090 10
+# the stage answers as described
+got=$(st_in "$ST_SRV_NS" curl -s http://127.0.0.1:8082/api/price/1)
+[ "$got" = '{"sku": "/api/price/1", "price": 13, "currency": "EUR"}' ] || st_fail "candidate answers $got"
+st_in "$ST_SRV_NS" curl -s --compressed -o /dev/null -w '%{http_code}' http://127.0.0.1:8081/api/catalog | grep -q 200
+
+R=$ST_TMP/report.html J=$ST_TMP/report.json D=$ST_TMP/diffs.jsonl
+sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to 127.0.0.1:8082 \
+	--reference 127.0.0.1:8081 --report "$R" --report-json "$J" --diffs "$D" --drain 10 \
+	--report-interval 1
+[ -f "$R" ] && [ -f "$J" ] && [ -f "$D" ] || st_fail "the outputs do not exist from the start"
+
+# one client connection per endpoint (keep-alive), N requests each, paced like real clients
+# (not one burst the agent would release to the shadows as one pipelined batch)
+base=http://$ST_SRV4
+ST_CURL+=(--rate 25/s)
+st_log "traffic: $N requests to each of 4 endpoints"
+args=()
+for i in $(seq 1 "$N"); do args+=(-o /dev/null "$base/api/price/$i"); done
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" "${args[@]}" &
+p1=$!
+args=()
+for i in $(seq 1 "$N"); do args+=(-o /dev/null "$base/api/session"); done
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" "${args[@]}" &
+p2=$!
+args=()
+for i in $(seq 1 "$N"); do args+=(-o /dev/null "$base/api/catalog"); done
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -H 'Accept-Encoding: gzip' "${args[@]}" &
+p3=$!
+args=()
+for i in $(seq 1 "$N"); do args+=(-o /dev/null "$base/api/slow"); done
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" "${args[@]}"
+wait $p1 $p2 $p3
+# the slow endpoint's answers come last: up to N x 60 ms after the traffic
+for i in $(seq 1 100); do
+	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["summary"].get("compared",0)+d["summary"].get("not_compared",0) >= int(sys.argv[2]) else 1)' \
+		"$J" $((4 * N)) 2>/dev/null && break
+	sleep 0.2
+done
+sh_agent_stop agent
+st_log "$SH_SUMMARY"
+sh_expect compared -eq $((4 * N))
+sh_expect not_compared -eq 0
+sh_expect differing -ge "$N"
+cp "$R" "$J" "$D" "$LOGS/"
+
+# the report and the diffs say exactly what changed
+python3 - "$J" "$D" "$N" <<'PY' || st_fail "the report or the diffs do not say what changed (above)"
+import json, sys
+rep = json.load(open(sys.argv[1]))
+n = int(sys.argv[3])
+ok = True
+def bad(msg):
+    global ok
+    ok = False
+    print("FAIL:", msg)
+eps = {e["endpoint"]: e for e in rep["endpoints"]}
+want = {"GET /api/price/{id}", "GET /api/session", "GET /api/catalog", "GET /api/slow"}
+if set(eps) != want:
+    bad(f"endpoints {sorted(eps)}, want {sorted(want)}")
+regs = [(e["endpoint"], f["path"]) for e in rep["endpoints"] for f in e["fields"] if f["verdict"] == "regression"]
+if regs != [("GET /api/price/{id}", "$.price")]:
+    bad(f"regressions {regs}, want only $.price of GET /api/price/{{id}}")
+if rep["endpoints"][0]["endpoint"] != "GET /api/price/{id}":
+    bad("the regression is not at the top")
+for name, path in (("GET /api/session", "$.id"), ("GET /api/catalog", "$.trace")):
+    f = [f for f in eps.get(name, {}).get("fields", []) if f["path"] == path]
+    if not f or f[0]["verdict"] != "noise" or f[0]["noise"] < n // 2:
+        bad(f"{name} {path}: {f}, want a noise field")
+for name, e in eps.items():
+    other = [f["path"] for f in e["fields"] if f["path"] not in ("$.price", "$.id", "$.trace")]
+    if other:
+        bad(f"{name}: other differing fields {other}")
+    lat = e["latency"]["verdict"]
+    if lat != ("slower" if name == "GET /api/slow" else "same"):
+        bad(f"{name}: latency {lat} (p={e['latency']['p_value']}, cand {e['latency']['candidate']}, ref {e['latency']['reference']})")
+    if e["compared"] != n:
+        bad(f"{name}: {e['compared']} compared, want {n}")
+price = eps["GET /api/price/{id}"]
+s = price["fields"][0]["samples"][0]
+if (s["production"], s["candidate"], s["reference"]) != ("12.5", "13", "12.5"):
+    bad(f"price sample {s}")
+lines = [json.loads(l) for l in open(sys.argv[2])]
+if len(lines) != n:
+    bad(f"{len(lines)} diff lines, want {n} (the price pairs)")
+for l in lines:
+    if l["endpoint"] != "GET /api/price/{id}" or [d["path"] for d in l["differences"]] != ["$.price"]:
+        bad(f"diff line {l['endpoint']} {[d['path'] for d in l['differences']]}")
+        break
+    if l["request"]["method"] != "GET" or not l["request"]["target"].startswith("/api/price/"):
+        bad(f"diff line request {l['request']}")
+        break
+print("report:", [(e["endpoint"], e["compared"], e["differing"], e["latency"]["verdict"]) for e in rep["endpoints"]])
+sys.exit(0 if ok else 1)
+PY
+
+# the HTML report in a real browser
+chrome=$(command -v chromium || command -v chromium-browser || true)
+if [ -z "$chrome" ]; then
+	st_log "SKIP (part): chromium is not installed (tools/install-deps.sh installs it): the report was not rendered"
+	st_log "PASS (without the browser check)"
+	exit 0
+fi
+prof=$ST_TMP/chrome-profile
+mkdir -p "$prof"
+copts=(--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update
+	--disable-sync --no-first-run --user-data-dir="$prof")
+# no network in this namespace: a report that fetched anything would show it broken
+timeout 60 ip netns exec "$ST_CLI_NS" "$chrome" "${copts[@]}" --dump-dom "file://$R" \
+	>"$ST_TMP/dom.html" 2>"$ST_TMP/chrome.err" || { tail -n 20 "$ST_TMP/chrome.err"; st_fail "chromium could not render the report"; }
+timeout 60 ip netns exec "$ST_CLI_NS" "$chrome" "${copts[@]}" --window-size=1400,1800 \
+	--screenshot="$LOGS/report.png" "file://$R" >/dev/null 2>>"$ST_TMP/chrome.err" || true
+python3 - "$ST_TMP/dom.html" <<'PY' || st_fail "the rendered report does not show the regression (above)"
+import html.parser, sys
+class P(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.stack, self.rows, self.fields, self.in_table = [], [], [], False
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "table" and a.get("id") == "endpoints":
+            self.in_table = True
+        if tag == "tr" and self.in_table and "endpoint" in a.get("class", "").split():
+            self.rows.append((a.get("data-endpoint"), a.get("class", "").split()))
+        if tag == "tr" and "field" in a.get("class", "").split():
+            self.fields.append((a.get("data-path"), a.get("class", "").split()))
+    def handle_endtag(self, tag):
+        if tag == "table":
+            self.in_table = False
+p = P()
+p.feed(open(sys.argv[1], encoding="utf-8").read())
+rows = dict(p.rows)
+ok = len(rows) == 4 and "regression" in rows.get("GET /api/price/{id}", []) and \
+    [r for r, c in p.rows if "regression" in c] == ["GET /api/price/{id}"] and \
+    p.rows[0][0] == "GET /api/price/{id}" and "slower" in rows.get("GET /api/slow", []) and \
+    [f for f, c in p.fields if "regression" in c] == ["$.price"]
+print("rendered endpoint rows:", p.rows)
+print("rendered field rows:", p.fields)
+sys.exit(0 if ok else 1)
+PY
+[ -s "$LOGS/report.png" ] && st_log "screenshot: $LOGS/report.png"
+st_log "PASS"
