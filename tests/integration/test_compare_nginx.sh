@@ -11,9 +11,10 @@
 #   GET /api/slow      the same answer, 60 ms later from the candidate
 # The diffs and the report must name exactly $.price of GET /api/price/{id} as the
 # regression, the changing values only as noise, the slow endpoint's latency as slower,
-# and nothing else. The HTML report is then opened in headless Chromium: the rendered DOM
-# must hold the endpoint table with the regression; a screenshot is kept with the logs
-# ($ST_BUILD/test-logs/test_compare_nginx/).
+# and nothing else. A capture of the same traffic, replayed with compare (production's
+# answers from the pcap), must say the same. The HTML report is then opened in headless
+# Chromium: the rendered DOM must hold the endpoint table with the regression; a
+# screenshot is kept with the logs ($ST_BUILD/test-logs/test_compare_nginx/).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
 st_require_root
@@ -75,6 +76,11 @@ sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to 127.0.0.1:8082 \
 	--reference 127.0.0.1:8081 --report "$R" --report-json "$J" --diffs "$D" --drain 10 \
 	--report-interval 1
 [ -f "$R" ] && [ -f "$J" ] && [ -f "$D" ] || st_fail "the outputs do not exist from the start"
+SH_PID=$SH_AGENT_PID
+# the same traffic to a pcap, for replay below
+st_capture_start cap "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/prod.pcap" --port 80
+CAP_PID=$ST_AGENT_PID
+SH_AGENT_PID=$SH_PID
 
 # one client connection per endpoint (keep-alive), N requests each, paced like real clients
 # (not one burst the agent would release to the shadows as one pipelined batch)
@@ -104,6 +110,7 @@ for i in $(seq 1 100); do
 	sleep 0.2
 done
 sh_agent_stop agent
+st_stop "$CAP_PID" INT || st_fail "capture failed"
 st_log "$SH_SUMMARY"
 sh_expect compared -eq $((4 * N))
 sh_expect not_compared -eq 0
@@ -111,7 +118,7 @@ sh_expect differing -ge "$N"
 cp "$R" "$J" "$D" "$LOGS/"
 
 # the report and the diffs say exactly what changed
-python3 - "$J" "$D" "$N" <<'PY' || st_fail "the report or the diffs do not say what changed (above)"
+cat >"$ST_TMP/check.py" <<'PY'
 import json, sys
 rep = json.load(open(sys.argv[1]))
 n = int(sys.argv[3])
@@ -159,6 +166,20 @@ for l in lines:
 print("report:", [(e["endpoint"], e["compared"], e["differing"], e["latency"]["verdict"]) for e in rep["endpoints"]])
 sys.exit(0 if ok else 1)
 PY
+python3 "$ST_TMP/check.py" "$J" "$D" "$N" || st_fail "the report or the diffs do not say what changed (above)"
+
+# replay: production's answers from the pcap, the shadows live, at the recorded pace
+st_log "replay of the capture ($(st_pcap_packets "$ST_TMP/prod.pcap") packets) with compare"
+st_in "$ST_SRV_NS" "$ST_BIN" replay "$ST_TMP/prod.pcap" --port 80 --to 127.0.0.1:8082 \
+	--reference 127.0.0.1:8081 --report-json "$ST_TMP/replay.json" --diffs "$ST_TMP/replay.jsonl" \
+	--drain 10 2>"$ST_TMP/replay.err" || { cat "$ST_TMP/replay.err"; st_fail "replay failed"; }
+SH_SUMMARY=$(st_summary "$ST_TMP/replay.err")
+st_log "$SH_SUMMARY"
+sh_expect compared -eq $((4 * N))
+sh_expect not_compared -eq 0
+cp "$ST_TMP/replay.json" "$ST_TMP/replay.jsonl" "$LOGS/"
+python3 "$ST_TMP/check.py" "$ST_TMP/replay.json" "$ST_TMP/replay.jsonl" "$N" ||
+	st_fail "replay: the report or the diffs do not say what changed (above)"
 
 # the HTML report in a real browser
 chrome=$(command -v chromium || command -v chromium-browser || true)
@@ -167,15 +188,18 @@ if [ -z "$chrome" ]; then
 	st_log "PASS (without the browser check)"
 	exit 0
 fi
-prof=$ST_TMP/chrome-profile
-mkdir -p "$prof"
 copts=(--headless --no-sandbox --disable-gpu --disable-background-networking --disable-component-update
-	--disable-sync --no-first-run --user-data-dir="$prof")
-# no network in this namespace: a report that fetched anything would show it broken
-timeout 60 ip netns exec "$ST_CLI_NS" "$chrome" "${copts[@]}" --dump-dom "file://$R" \
-	>"$ST_TMP/dom.html" 2>"$ST_TMP/chrome.err" || { tail -n 20 "$ST_TMP/chrome.err"; st_fail "chromium could not render the report"; }
-timeout 60 ip netns exec "$ST_CLI_NS" "$chrome" "${copts[@]}" --window-size=1400,1800 \
-	--screenshot="$LOGS/report.png" "file://$R" >/dev/null 2>>"$ST_TMP/chrome.err" || true
+	--disable-sync --no-first-run)
+mkdir -p "$ST_TMP/chrome1" "$ST_TMP/chrome2"
+# in the client namespace, which reaches no network: the report must need none; the
+# screenshot is taken meanwhile (each browser its own profile)
+timeout 60 ip netns exec "$ST_CLI_NS" "$chrome" "${copts[@]}" --user-data-dir="$ST_TMP/chrome2" \
+	--window-size=1400,1800 --screenshot="$LOGS/report.png" "file://$R" >/dev/null 2>"$ST_TMP/chrome2.err" &
+shot=$!
+timeout 60 ip netns exec "$ST_CLI_NS" "$chrome" "${copts[@]}" --user-data-dir="$ST_TMP/chrome1" \
+	--dump-dom "file://$R" >"$ST_TMP/dom.html" 2>"$ST_TMP/chrome.err" ||
+	{ tail -n 20 "$ST_TMP/chrome.err"; st_fail "chromium could not render the report"; }
+wait "$shot" || true
 python3 - "$ST_TMP/dom.html" <<'PY' || st_fail "the rendered report does not show the regression (above)"
 import html.parser, sys
 class P(html.parser.HTMLParser):
