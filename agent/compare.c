@@ -743,6 +743,16 @@ void st_compare__free(struct st_compare *c)
 	free(c);
 }
 
+bool st_compare__busy(struct st_compare *c)
+{
+	uint32_t q;
+
+	pthread_mutex_lock(&c->mu);
+	q = c->qlen;
+	pthread_mutex_unlock(&c->mu);
+	return q > ST_CMP_QUEUE_MAX / 2 || atomic_load(&c->mem) > c->cfg.max_mem / 2;
+}
+
 void st_compare__tick(struct st_compare *c)
 {
 	uint64_t now = now_ns(c), limit = (uint64_t)(c->cfg.timeout_s * 1e9);

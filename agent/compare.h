@@ -119,6 +119,9 @@ void st_compare__finish(struct st_compare *c);
 void st_compare__free(struct st_compare *c);
 
 void st_compare__stats(struct st_compare *c, struct st_compare_stats *out);
+/* The worker's queue or the memory cap is more than half used: a reader that may wait
+ * (replay --fast) should, rather than have pairs shed. Any thread. */
+bool st_compare__busy(struct st_compare *c);
 /* Timeouts (and, in sync mode, the periodic reports). */
 void st_compare__tick(struct st_compare *c);
 /* Writes the reports now (the worker does it; sync mode here). */

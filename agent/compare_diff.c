@@ -1100,11 +1100,43 @@ static int key_cross(const struct jd *j, uint32_t ia, uint32_t ib)
 	return (a->key_len > b->key_len) - (a->key_len < b->key_len);
 }
 
+/* Both objects list the same keys in the same order (the same code wrote them, as a rule):
+ * members pair up as they come, no sorting. */
+static bool same_key_order(const struct jd *j, uint32_t ia, uint32_t ib)
+{
+	const struct st_json_node *a = st_json_node(&j->a->doc, ia), *b = st_json_node(&j->b->doc, ib);
+	uint32_t ca, cb;
+
+	if (a->n != b->n)
+		return false;
+	for (ca = a->n ? ia + 1 : 0, cb = b->n ? ib + 1 : 0; ca && cb;
+	     ca = st_json_node(&j->a->doc, ca)->next, cb = st_json_node(&j->b->doc, cb)->next)
+		if (key_cross(j, ca, cb))
+			return false;
+	return true;
+}
+
 static void jd_object(struct jd *j, uint32_t ia, uint32_t ib)
 {
 	const struct st_json_node *a = st_json_node(&j->a->doc, ia), *b = st_json_node(&j->b->doc, ib);
 	size_t base = j->s->idx_top, na = a->n, nb = b->n, i = 0, k = 0, n = 0;
 	uint32_t c;
+
+	if (same_key_order(j, ia, ib)) {
+		uint32_t ca, cb;
+
+		for (ca = na ? ia + 1 : 0, cb = nb ? ib + 1 : 0; ca && cb && !j->oom;
+		     ca = st_json_node(&j->a->doc, ca)->next, cb = st_json_node(&j->b->doc, cb)->next) {
+			const struct st_json_node *m = st_json_node(&j->a->doc, ca);
+			const char *key = st_json_key(&j->a->doc, m);
+			size_t old = push_key(j, key, m->key_len);
+
+			if (!path_ignored(j, key, m->key_len))
+				jd_node(j, ca, cb);
+			pop(j, old);
+		}
+		return;
+	}
 
 	if (idx_reserve(j->s, na + nb)) {
 		j->oom = true;
@@ -1243,7 +1275,10 @@ static void jd_node(struct jd *j, uint32_t ia, uint32_t ib)
 			jadd(j, ST_CMP_VALUE, ia, ib);
 		return;
 	case ST_JSON_NUMBER:
-		if (!st_json_num_eq(st_json_bytes(&j->a->doc, a), a->len, st_json_bytes(&j->b->doc, b),
+		/* the same text is the same value; another text may be too (1.0, 1e0) */
+		if ((a->len != b->len ||
+		     memcmp(st_json_bytes(&j->a->doc, a), st_json_bytes(&j->b->doc, b), a->len)) &&
+		    !st_json_num_eq(st_json_bytes(&j->a->doc, a), a->len, st_json_bytes(&j->b->doc, b),
 				    b->len))
 			jadd(j, ST_CMP_VALUE, ia, ib);
 		return;

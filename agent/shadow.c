@@ -1641,7 +1641,8 @@ bool st_shadow__idle(const struct st_shadow *sh)
 
 bool st_shadow__busy(const struct st_shadow *sh)
 {
-	return sh->n_congested || sh->queued > sh->cfg.max_queue / 2;
+	return sh->n_congested || sh->queued > sh->cfg.max_queue / 2 ||
+	       (sh->cfg.compare && st_compare__busy(sh->cfg.compare));
 }
 
 void st_shadow__drain(struct st_shadow *sh, int timeout_ms)

@@ -221,7 +221,8 @@ void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns);
 int st_shadow__poll(struct st_shadow *sh, int timeout_ms);
 /* No shadow connection has anything left to send or receive. */
 bool st_shadow__idle(const struct st_shadow *sh);
-/* Queues are filling up: a reader that may wait (replay --fast) should. */
+/* Queues are filling up (or tap compare is behind): a reader that may wait (replay --fast)
+ * should. */
 bool st_shadow__busy(const struct st_shadow *sh);
 /* Runs I/O and timers until idle or timeout_ms; then closes what is left (counted). */
 void st_shadow__drain(struct st_shadow *sh, int timeout_ms);
