@@ -60,6 +60,10 @@ BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/%,$(BPFT_SRCS))
 BPFT_OBJS := $(addsuffix .o,$(BPFT_BINS))
 
+# Benchmark programs (tools/bench_*.c), built by `make bench`.
+BENCH_SRCS := $(wildcard tools/bench_*.c)
+BENCH_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(BENCH_SRCS))
+
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_OBJS := $(patsubst $(BUILD)/agent/%.o,$(BUILD)/fuzzobj/%.o,$(LIB_OBJS))
@@ -68,7 +72,7 @@ FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -MMD -MP \
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
-.PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench install clean deps deps-check
+.PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench bench-build install clean deps deps-check
 
 all: $(BUILD)/shadowtap
 
@@ -120,6 +124,11 @@ $(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
+$(BENCH_BINS): $(BUILD)/tools/%: tools/%.c $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ST_CFLAGS) -Iagent -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+
 $(FUZZ_LIB_OBJS): $(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC-FUZZ,$@)
 	$(Q)mkdir -p $(@D)
@@ -157,10 +166,13 @@ demo: deps
 	$(Q)ST_BUILD=$(BUILD) tools/demo.sh
 
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all
+	$(Q)$(MAKE) --no-print-directory all bench-build
 	$(Q)ST_BUILD=$(BUILD) tools/bench.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-flows.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh
+	$(Q)ST_BUILD=$(BUILD) tools/bench-compare.sh
+
+bench-build: $(BENCH_BINS)
 
 install: $(BUILD)/shadowtap
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
@@ -168,5 +180,5 @@ install: $(BUILD)/shadowtap
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d \
+-include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d $(BUILD)/tools/*.d \
 	$(BUILD)/fuzz/*.d)

@@ -10,7 +10,9 @@
 #    alternate the configurations in $ST_BENCH_CONFIGS (default: none shadow10 shadow100
 #    tcpdump mirror): no agent; `shadowtap shadow --iface lo --port 80 --to 127.0.0.1:8080`
 #    with --sample 10 and with everything; tcpdump writing a pcap; nginx's own `mirror`
-#    directive (a proxy on :8000 mirroring to the same shadow; wrk loads the proxy).
+#    directive (a proxy on :8000 mirroring to the same shadow; wrk loads the proxy);
+#    compare10: --sample 10 with tap compare (--compare, a report and diffs written; the
+#    shadow serves the same files as production, as a candidate that changed nothing would).
 #    Reports each round, the medians and the ratios to the baseline.
 # 2. replay: records $REPLAY_SECS s of wrk traffic with tcpdump, then `shadowtap replay --fast`
 #    to the shadow nginx: requests/s and CPU time per request.
@@ -46,6 +48,9 @@ export ST_NGINX_ACCESS_LOG=off
 st_netns_single bench
 NS=$ST_LAST_NS
 st_nginx_start prod "$NS" 127.0.0.1:80
+# the shadow serves production's files (the same answers, as an unchanged build would)
+mkdir -p "$ST_TMP/shadow"
+cp -a "$ST_TMP/prod/www" "$ST_TMP/shadow/www"
 st_nginx_start shadow "$NS" 127.0.0.1:8080
 URL=http://127.0.0.1/$FILE
 
@@ -105,6 +110,10 @@ agent_start() {
 cfg_none_start() { CFG_PID=; CFG_ERR=; }
 cfg_shadow10_start() { agent_start --sample 10; }
 cfg_shadow100_start() { agent_start; }
+cfg_compare10_start() {
+	agent_start --sample 10 --compare --report "$ST_TMP/cmp.html" --report-json "$ST_TMP/cmp.json" \
+		--diffs "$ST_TMP/cmp.jsonl"
+}
 cfg_tcpdump_start() {
 	# tcpdump as an operator runs it (buffered, block delivery), not the tests' reference
 	# capture (st_tcpdump_start: immediate mode, a write per packet), which costs more.
@@ -132,7 +141,7 @@ report "Host: $(uname -r), $(nproc) CPUs, nginx $(nginx -v 2>&1 | sed 's|.*/||')
 report "Load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 part_throughput() {
-	local r cfg rps summary extra cpu rep
+	local r cfg rps summary extra cpu rep cmp
 	report ""
 	report "## Production throughput: wrk -t1 -c$CONNS -d${SECS}s $URL, $ROUNDS rounds"
 	report ""
@@ -155,7 +164,9 @@ part_throughput() {
 			if [ -n "$CFG_ERR" ]; then
 				summary=$(st_summary "$CFG_ERR")
 				rep=$(st_summary_field "$summary" replayed)
-				extra=" (replayed $rep, dropped $(st_summary_field "$summary" dropped), gaps_skipped $(st_summary_field "$summary" gaps_skipped), agent CPU ${cpu:-?} s = $(awk -v c="${cpu:-0}" -v r="$rps" -v s="$SECS" 'BEGIN { if (r > 0) printf "%.1f", c * 1e6 / (r * s); else print "?" }') µs per production request)"
+				cmp=$(st_summary_field "$summary" compared)
+				[ -n "$cmp" ] && cmp=", compared $cmp, not_compared $(st_summary_field "$summary" not_compared), differing $(st_summary_field "$summary" differing)"
+				extra=" (replayed $rep$cmp, dropped $(st_summary_field "$summary" dropped), gaps_skipped $(st_summary_field "$summary" gaps_skipped), agent CPU ${cpu:-?} s = $(awk -v c="${cpu:-0}" -v r="$rps" -v s="$SECS" 'BEGIN { if (r > 0) printf "%.1f", c * 1e6 / (r * s); else print "?" }') µs per production request)"
 			fi
 			row+=" $rps$extra |"
 			st_log "round $r $cfg: $rps req/s$extra" >&2
