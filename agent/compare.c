@@ -26,6 +26,12 @@
 #include "output.h"
 #include "compare_report.h"
 
+/* The worker is woken when this many pairs wait, else it looks every WORKER_NAP_NS: a
+ * wakeup per pair (a futex call each side, a context switch) cost the engine's thread more
+ * than the copying it does. */
+#define WORKER_WAKE_AT 256u
+#define WORKER_NAP_NS (50ull * 1000000)
+
 enum { SS_WAIT = 0, SS_HEAD, SS_DONE, SS_FAIL };
 /* Every pair is on one list until its last holder lets go: live ones in creation order
  * (the oldest time out first), then expired ones (timed out, still held). */
@@ -91,6 +97,7 @@ struct st_compare {
 	struct st_cmp_diffs *raw, *noise;
 	struct st_output diffs;
 	bool diffs_open;
+	uint64_t diffs_bytes;
 	uint64_t last_report;
 	bool dirty;                      /* something changed since the last report */
 };
@@ -389,6 +396,15 @@ static void write_diff_line(struct st_compare *c, const struct st_cmp_pair *p, c
 	if (!fclose(f) && c->diffs.fd >= 0) {
 		size_t off = 0;
 
+		if (c->diffs_bytes + len > c->cfg.diffs_max) {
+			/* a run that differs everywhere must not fill the disk: the report has it all */
+			pthread_mutex_lock(&c->mu);
+			c->st.diffs_dropped++;
+			pthread_mutex_unlock(&c->mu);
+			free(buf);
+			return;
+		}
+		c->diffs_bytes += len;
 		while (off < len) {
 			ssize_t w = write(c->diffs.fd, buf + off, len - off);
 
@@ -524,8 +540,10 @@ static void *worker(void *arg)
 			{
 				uint64_t w = at > now ? at - now : 0;
 
-				if (w < 100000000ull)
-					w = 100000000ull; /* at most 10 wakeups a second */
+				if (w > WORKER_NAP_NS)
+					w = WORKER_NAP_NS; /* pairs are queued without a wakeup */
+				if (w < 10000000ull)
+					w = 10000000ull;
 				w += (uint64_t)ts.tv_nsec;
 				ts.tv_sec += (time_t)(w / 1000000000ull);
 				ts.tv_nsec = (long)(w % 1000000000ull);
@@ -577,8 +595,8 @@ static void enqueue(struct st_compare *c, struct st_cmp_pair *p)
 	else
 		c->qhead = p;
 	c->qtail = p;
-	c->qlen++;
-	pthread_cond_signal(&c->cv);
+	if (++c->qlen == WORKER_WAKE_AT)
+		pthread_cond_signal(&c->cv);
 	pthread_mutex_unlock(&c->mu);
 }
 
@@ -623,6 +641,8 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 		c->cfg.max_mem = ST_CMP_MAX_MEM_DEFAULT;
 	if (c->cfg.timeout_s <= 0)
 		c->cfg.timeout_s = ST_CMP_TIMEOUT_DEFAULT;
+	if (!c->cfg.diffs_max)
+		c->cfg.diffs_max = ST_CMP_DIFFS_MAX_DEFAULT;
 	c->max_body = c->cfg.rules.max_body ? c->cfg.rules.max_body : ST_CMP_MAX_BODY_DEFAULT;
 	c->cfg.rules.max_body = (size_t)c->max_body;
 	c->start_real = st_real_ns();

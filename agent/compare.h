@@ -44,6 +44,7 @@
 #define ST_CMP_REQ_TARGET_MAX 2048u     /* request target kept for --diffs */
 #define ST_CMP_REQ_HEADERS_MAX 4096u    /* request header bytes kept for --diffs */
 #define ST_CMP_REQ_BODY_MAX 256u        /* first request body bytes kept for --diffs */
+#define ST_CMP_DIFFS_MAX_DEFAULT (1ull << 30) /* --diffs stops growing at 1 GiB */
 
 /* Why a pair was not compared (the first reason a side gave). */
 enum st_cmp_reason {
@@ -75,6 +76,7 @@ enum st_cmp_reason {
 	X(T, not_compared_backlog, DETAIL, "not compared: the comparison queue was full")      \
 	X(T, not_compared_upgrade, DETAIL, "not compared: the connection switched protocols")  \
 	X(T, diffs_written, COUNTER, "lines written to --diffs")                                \
+	X(T, diffs_dropped, DETAIL, "differing pairs not written: --diffs-max-mb reached")      \
 	X(T, reports_written, COUNTER, "times the --report/--report-json files were written")   \
 	X(T, compare_pairs, GAUGE, "pairs held now (waiting for answers or for comparison)")    \
 	X(T, compare_mem, GAUGE, "bytes pairs hold now")                                        \
@@ -93,6 +95,7 @@ struct st_compare_config {
 	const char *report;                /* --report FILE.html */
 	const char *report_json;           /* --report-json FILE.json */
 	const char *diffs;                 /* --diffs FILE.jsonl */
+	uint64_t diffs_max;                /* bytes written there at most (0: ST_CMP_DIFFS_MAX_DEFAULT) */
 	double report_every_s;             /* 0: ST_CMP_REPORT_EVERY_DEFAULT */
 	struct st_cmp_rules rules;         /* arrays owned by the caller */
 	const struct st_cmp_pattern *patterns;

@@ -59,6 +59,7 @@ struct compare_opts {
 	double lat_min_ms;
 	double report_every_s;
 	unsigned max_endpoints;
+	uint64_t diffs_max;
 	bool flag_compare;
 };
 
@@ -449,6 +450,8 @@ static const struct st_opt compare_opts[] = {
 		      "the report's content as JSON"),
 	ST_OPT_STRING("diffs", 0, struct shadow_cmd, cmp.diffs, "FILE.jsonl",
 		      "one JSON line per differing pair (secrets masked)"),
+	ST_OPT_UINT("diffs-max-mb", 0, struct shadow_cmd, cmp.diffs_max, "N", 1, 1 << 20, ST_OPTF_MIB,
+		    "--diffs stops growing at N MiB (default 1024; counted)"),
 	ST_OPT_FUNC("ignore-header", 0, "NAME", ST_OPTF_REPEAT, opt_ignore_header,
 		    "a header field not compared (repeatable; Date, Server,\n"
 		    "Connection, Keep-Alive, Transfer-Encoding, Age, Expires,\n"
@@ -578,7 +581,7 @@ static int compare_check(struct shadow_cmd *c)
 	struct compare_opts *o = &c->cmp;
 	struct st_shadow_config *cfg = &c->cfg;
 
-	o->on |= o->flag_compare || o->report || o->report_json || o->diffs || o->max_mem ||
+	o->on |= o->flag_compare || o->report || o->report_json || o->diffs || o->max_mem || o->diffs_max ||
 		 o->timeout_s > 0 || o->lat_min_ms > 0 || o->report_every_s > 0 || o->max_endpoints;
 	if (!o->on)
 		return 0;
@@ -953,6 +956,7 @@ static int compare_start(struct shadow_cmd *c)
 		.report = o->report,
 		.report_json = o->report_json,
 		.diffs = o->diffs,
+		.diffs_max = o->diffs_max,
 		.report_every_s = o->report_every_s,
 		.patterns = o->patterns,
 		.npatterns = o->n_patterns,

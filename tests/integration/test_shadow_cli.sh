@@ -45,6 +45,31 @@ usage "conn queue over all queues" --iface lo --port 80 --to 127.0.0.1:1 --conn-
 grep -q -- '--max-queue-mb' "$ST_TMP/u.err" || st_fail "conn queue: the message does not name --max-queue-mb"
 usage "bad --max-mem" --iface lo --port 80 --to 127.0.0.1:1 --max-mem lots
 usage "--max-mem too small" --iface lo --port 80 --to 127.0.0.1:1 --max-mem 1K
+# tap compare (docs/COMPARE.md): one candidate, paths and patterns checked up front
+usage "compare: two candidates" --iface lo --port 80 --to 127.0.0.1:1 --to 127.0.0.1:2 --compare
+usage "compare: a share" --iface lo --port 80 --to 127.0.0.1:1/50 --report-json /dev/null
+usage "compare: reference share" --iface lo --port 80 --to 127.0.0.1:1 --reference 127.0.0.1:2/50
+usage "compare: raw" --iface lo --port 80 --to 127.0.0.1:1 --compare --proto raw
+usage "bad --ignore-field" --iface lo --port 80 --to 127.0.0.1:1 --ignore-field items.id
+usage "bad --ignore-header" --iface lo --port 80 --to 127.0.0.1:1 --ignore-header 'X Y'
+usage "bad --endpoint" --iface lo --port 80 --to 127.0.0.1:1 --endpoint 'get /x'
+usage "bad --compare-max-body" --iface lo --port 80 --to 127.0.0.1:1 --compare-max-body 100G
+usage "bad --noise-relative" --iface lo --port 80 --to 127.0.0.1:1 --noise-relative 150
+usage "unordered path as a word" --iface lo --port 80 --to 127.0.0.1:1 --unordered-arrays '$.tags'
+grep -q -- '--unordered-arrays=PATH' "$ST_TMP/u.err" || st_fail "unordered: the message does not say --unordered-arrays=PATH"
+# an output that cannot be written: exit 1 at once, nothing attached
+rc=0
+timeout 10 "$ST_BIN" shadow --iface lo --port 80 --to 127.0.0.1:1 --report /nonexistent-dir/r.html \
+	>"$ST_TMP/u.out" 2>"$ST_TMP/u.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'nonexistent-dir' "$ST_TMP/u.err" && ! grep -q summary "$ST_TMP/u.err" ||
+	{ cat "$ST_TMP/u.err"; st_fail "--report in a missing folder: exit $rc, want 1 before the start"; }
+"$ST_BIN" replay --help | grep -q -- '--reference' || st_fail "replay --help has no compare options"
+rc=0
+"$ST_BIN" replay /nonexistent.pcap --port 80 --to 127.0.0.1:1 --multiply 2 --compare \
+	>"$ST_TMP/u.out" 2>"$ST_TMP/u.err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- '--multiply' "$ST_TMP/u.err" ||
+	{ cat "$ST_TMP/u.err"; st_fail "replay --multiply --compare: exit $rc, want 2"; }
+
 # A smaller total alone is fine: the default per-connection queue shrinks to fit it.
 rc=0
 "$ST_BIN" shadow --iface st-nosuch0 --port 80 --to 127.0.0.1:1 --max-queue-mb 8 --max-mem 16M \

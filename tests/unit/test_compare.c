@@ -939,6 +939,57 @@ static void test_outputs(void **state)
 	stage_free(&g);
 }
 
+/* Without a reference: no reference column, the heuristic's words, the JSON's nulls. */
+static void test_outputs_no_reference(void **state)
+{
+	struct stage g;
+	struct tconn t;
+	struct st_compare_stats st;
+	char html[128], js[128], *b;
+	size_t len;
+	struct st_json_doc d;
+
+	stage_up(&g, false, 0);
+	snprintf(g.dir, sizeof(g.dir), "/tmp/st-cmp-XXXXXX");
+	assert_non_null(mkdtemp(g.dir));
+	snprintf(html, sizeof(html), "%s/r.html", g.dir);
+	snprintf(js, sizeof(js), "%s/r.json", g.dir);
+	g.ccfg.report = html;
+	g.ccfg.report_json = js;
+	g.ccfg.diffs = "/dev/null";
+	g.ccfg.diffs_max = 100; /* smaller than a line: each is counted, none written */
+	stage_go(&g);
+	t_open(g.sh, &t, 41013);
+	for (int i = 0; i < 10; i++)
+		t_sends(g.sh, &t, "GET /rand HTTP/1.1\r\nHost: x\r\n\r\nGET /diff HTTP/1.1\r\nHost: x\r\n\r\n");
+	settle(&g, 20);
+	t_close(g.sh, &t);
+	stage_down(&g, &st);
+	assert_int_equal(st.compared, 20);
+	assert_int_equal(st.differing, 10);
+	assert_int_equal(st.diffs_written, 0);
+	assert_int_equal(st.diffs_dropped, 10);
+	st_json_doc_init(&d, 0, 0);
+	b = slurp(js, &len);
+	assert_int_equal(st_json_parse(&d, b, len), 0);
+	assert_non_null(strstr(b, "\"reference\": null"));
+	assert_non_null(strstr(b, "\"basis\": \"heuristic\", \"likely_noise\": true"));
+	assert_non_null(strstr(b, "\"path\": \"$.v\", \"kind\": \"value\", \"raw\": 10, \"noise\": 0, "
+				  "\"verdict\": \"regression\""));
+	assert_non_null(strstr(b, "\"basis\": \"production\", \"test\": \"mann-whitney-u\""));
+	free(b);
+	b = slurp(html, &len);
+	assert_non_null(strstr(b, "likely noise"));
+	assert_non_null(strstr(b, "(no reference)"));
+	assert_null(strstr(b, "<th class=\"side-r\">"));
+	free(b);
+	st_json_doc_free(&d);
+	unlink(html);
+	unlink(js);
+	rmdir(g.dir);
+	stage_free(&g);
+}
+
 /* ---- noise arithmetic, latency, endpoints (no engine) -------------------------------------- */
 
 static void test_thresholds(void **state)
@@ -1172,6 +1223,7 @@ int main(void)
 		cmocka_unit_test(test_memory_cap),
 		cmocka_unit_test(test_worker_thread),
 		cmocka_unit_test(test_outputs),
+		cmocka_unit_test(test_outputs_no_reference),
 		cmocka_unit_test(test_thresholds),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_latency),
