@@ -658,6 +658,38 @@ static void test_keepalive_resend(void **state)
 	stage_free(&g);
 }
 
+/* --release framed: requests go out before production answers; its answers, arriving after,
+ * still pair by position (and the shadows may answer first). */
+static void test_release_framed(void **state)
+{
+	struct stage g;
+	struct tconn t;
+	struct st_compare_stats st;
+	char out[4096];
+	size_t n = 0;
+	bool cl;
+
+	stage_up(&g, false, 0);
+	g.cfg.release = ST_RELEASE_FRAMED;
+	stage_go(&g);
+	t_open(g.sh, &t, 41014);
+	t.manual = true;
+	t_sends(g.sh, &t, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /diff HTTP/1.1\r\nHost: x\r\n\r\n"
+			  "GET /chunked HTTP/1.1\r\nHost: x\r\n\r\n");
+	run_ms(&g, 100); /* the candidate has answered all three by now */
+	n += answer(PROD, "GET", "/a", out + n, sizeof(out) - n, &cl);
+	n += answer(PROD, "GET", "/diff", out + n, sizeof(out) - n, &cl);
+	n += answer(PROD, "GET", "/chunked", out + n, sizeof(out) - n, &cl);
+	t_reply(g.sh, &t, out, n);
+	settle(&g, 3);
+	t_close(g.sh, &t);
+	stage_down(&g, &st);
+	assert_int_equal(st.compared, 3);
+	assert_int_equal(st.differing, 1);
+	assert_non_null(field(ep(&g, "GET /diff"), "$.v"));
+	stage_free(&g);
+}
+
 /* A value that changes on every answer (production and reference too) is noise; a field
  * only the candidate changes is a regression. */
 static void test_noise_with_reference(void **state)
@@ -1217,6 +1249,7 @@ int main(void)
 		cmocka_unit_test(test_pipelining),
 		cmocka_unit_test(test_continue_head_close),
 		cmocka_unit_test(test_keepalive_resend),
+		cmocka_unit_test(test_release_framed),
 		cmocka_unit_test(test_noise_with_reference),
 		cmocka_unit_test(test_noise_heuristic),
 		cmocka_unit_test(test_not_compared),
