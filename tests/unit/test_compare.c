@@ -74,6 +74,13 @@ static size_t answer(enum who w, const char *method, const char *target, char *o
 	int v = w == CAND && !strncmp(target, "/diff", 5) ? 2 : 1;
 
 	*close_after = !strncmp(target, "/close", 6);
+	/* no body whatever the fields say (the framer must know it from the status) */
+	if (!strncmp(target, "/nocontent", 10))
+		return (size_t)snprintf(out, cap, "HTTP/1.1 204 No Content\r\nServer: %s\r\n\r\n",
+					w == PROD ? "prod" : "shadow");
+	if (!strncmp(target, "/notmodified", 12))
+		return (size_t)snprintf(out, cap, "HTTP/1.1 304 Not Modified\r\nETag: \"%d\"\r\n"
+					"Content-Length: 999\r\n\r\n", (int)w);
 	if (!strncmp(target, "/rand", 5)) {
 		unsigned r = ++rand_seq;
 
@@ -589,8 +596,8 @@ static void test_pipelining(void **state)
 	stage_free(&g);
 }
 
-/* Expect: 100-continue (interim answers on both sides), HEAD, Connection: close (a new
- * shadow connection for the next request). */
+/* Expect: 100-continue (interim answers on both sides), HEAD, 204 and 304 (no body),
+ * Connection: close (a new shadow connection for the next request). */
 static void test_continue_head_close(void **state)
 {
 	static const char POST[] = "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n"
@@ -605,20 +612,26 @@ static void test_continue_head_close(void **state)
 	t_sends(g.sh, &t, POST);
 	t_sends(g.sh, &t, "0123456789");
 	t_sends(g.sh, &t, "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n");
+	t_sends(g.sh, &t, "GET /nocontent HTTP/1.1\r\nHost: x\r\n\r\nGET /notmodified HTTP/1.1\r\n"
+			  "Host: x\r\nIf-None-Match: \"0\"\r\n\r\n");
 	t_sends(g.sh, &t, "GET /close HTTP/1.1\r\nHost: x\r\n\r\n");
-	settle(&g, 3);
+	settle(&g, 5);
 	t_close(g.sh, &t);
 	/* the client's next connection */
 	t_open(g.sh, &t, 41002);
 	t_sends(g.sh, &t, "GET /diff HTTP/1.1\r\nHost: x\r\n\r\nHEAD /diff HTTP/1.1\r\nHost: x\r\n\r\n");
-	settle(&g, 5);
+	settle(&g, 7);
 	t_close(g.sh, &t);
 	stage_down(&g, &st);
-	if (st.compared != 5)
+	if (st.compared != 7)
 		show_fields(&g);
-	assert_int_equal(st.compared, 5);
+	assert_int_equal(st.compared, 7);
 	assert_int_equal(st.not_compared, 0);
 	assert_int_equal(st.differing, 1); /* GET /diff; HEAD /diff has no body */
+	assert_int_equal(ep(&g, "GET /nocontent")->differing, 0);
+	/* 304: no body; ETag ignored, Content-Length compared (no body to compare): equal */
+	assert_int_equal(ep(&g, "GET /notmodified")->differing, 0);
+	assert_int_equal(ep(&g, "GET /notmodified")->status[ST_CMP_CAND].code[0], 304);
 	assert_int_equal(ep(&g, "POST /up")->differing, 0);
 	assert_int_equal(ep(&g, "HEAD /h")->compared, 1);
 	assert_int_equal(ep(&g, "HEAD /diff")->differing, 0);
