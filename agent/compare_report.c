@@ -296,7 +296,8 @@ static const char css[] =
 	".verdict.warn{border-left:6px solid #e98b1a}"
 	".muted{color:#66707f}.ep{margin-top:22px}.side-p{color:#3366cc}.side-r{color:#7a4fb8}"
 	".side-c{color:#d9480f}.grid{display:flex;gap:18px;flex-wrap:wrap}.grid>div{flex:1 1 420px}"
-	"svg text{font:11px system-ui,sans-serif;fill:#444}";
+	"svg text{font:11px system-ui,sans-serif;fill:#444}"
+	"#endpoints td:first-child code{word-break:normal;white-space:nowrap}";
 
 static void h_badge(FILE *f, const char *cls, const char *text)
 {
