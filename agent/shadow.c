@@ -74,6 +74,7 @@ struct cconn {
 	uint64_t req_index;
 	uint64_t verdicts;           /* final answers production gave (index of the next verdict) */
 	uint64_t popped;             /* entries that left the ring (index of the ring's head) */
+	uint64_t delivered;          /* requests handed to the shadows */
 	uint8_t *det;                /* auto-detection: first client bytes */
 	uint32_t det_len;
 	struct st_http_parser req;   /* client -> server */
@@ -318,12 +319,20 @@ static void deliver(struct cconn *cc, const struct pend *e)
 	/* Not keep-alive: the shadow closes after answering; later requests need a new one. */
 	bool final = !(e->flags & (ST_HTTP_HF_KEEP_ALIVE | ST_HTTP_HF_UPGRADE));
 	uint64_t len = e->end - e->start;
-	unsigned s;
+	/*
+	 * Tap compare: every other request in the opposite slot order. Connections are written
+	 * in the order they were marked, and the one written first gets its server running
+	 * first (on a loaded host the other waits for the agent's turn to end): the candidate
+	 * and the reference take turns.
+	 */
+	bool flip = sh->cfg.compare && (cc->delivered++ & 1);
+	unsigned i, s;
 
-	for (s = 0; s < sh->nslots; s++) {
+	for (i = 0; i < sh->nslots; i++) {
 		struct sconn *sc;
 		uint64_t old, cost;
 
+		s = flip ? sh->nslots - 1 - i : i;
 		if (cc->sc[s])
 			cc->sc[s]->last_sent = false;
 		if (!slot_on(cc, s))

@@ -258,23 +258,6 @@ static void sc_flush(struct sconn *sc);
 
 void sh_kick(struct st_shadow *sh)
 {
-	/*
-	 * Every other kick in the opposite order: the connection written first gets its server
-	 * running first (on a loaded host the last one waits for the agent's turn to end), and
-	 * tap compare times the candidate against the reference on the same requests.
-	 */
-	if ((sh->kicks++ & 1) && sh->dirty) {
-		struct sconn *rev = NULL;
-
-		while (sh->dirty) {
-			struct sconn *sc = sh->dirty;
-
-			sh->dirty = sc->dnext;
-			sc->dnext = rev;
-			rev = sc;
-		}
-		sh->dirty = rev;
-	}
 	while (sh->dirty) {
 		struct sconn *sc = sh->dirty;
 

@@ -99,7 +99,6 @@ struct st_shadow {
 	struct target_state ts[ST_SHADOW_MAX_TARGETS];
 	struct sconn *live, *dead;
 	struct sconn *dirty;         /* connections with new requests since the last kick */
-	uint64_t kicks;
 	struct sconn *rd_pending;    /* connections with bytes left to read (budget) */
 	uint64_t n_live;
 	uint64_t queued;             /* bytes held by every queue: shadow connections and stages */
