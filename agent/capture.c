@@ -213,10 +213,11 @@ int cmd_capture(int argc, char **argv)
 		pr_err("capture: %s", strerror(errno));
 		goto out;
 	}
-	/* A failed attach leaves -w as it was: the file is put in place only now (closing it
-	 * uncommitted removes it, never what was at the path before). */
 	c.tap = st_tap__open(&c.target, c.verbose, on_segment, &c);
-	if (!c.tap || st_pcapw__commit(c.w))
+	if (!c.tap)
+		goto out;
+	/* attached: the new file takes -w's path only now (a failed start left it as it was) */
+	if (st_pcapw__commit(c.w))
 		goto out;
 	pr_info("capturing %zu port(s) on %s %s", c.target.n_ports,
 		c.target.iface ? "interface" : "cgroup",
@@ -241,6 +242,11 @@ int cmd_capture(int argc, char **argv)
 	ret = err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
 	summary(&c);
 out:
+	if (c.w && !c.tap) {
+		/* nothing was captured: -w stays as it was, never truncated or removed */
+		st_pcapw__abort(c.w);
+		c.w = NULL;
+	}
 	/* Detach first: the kernel side stops before the file closes. */
 	st_tap__destroy(c.tap);
 	if (c.w && st_pcapw__close(c.w) && !c.out_err && ret == ST_EXIT_OK &&

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,10 +176,14 @@ static int start(struct st_pcapw *w, const char *path)
 	return 0;
 }
 
-/* Flushes and closes the current file; a file never committed is removed. */
-static int finish(struct st_pcapw *w)
+/* Flushes and closes the current file; commit: put it at path if not done yet, else a file
+ * never committed is removed. */
+static int finish(struct st_pcapw *w, bool commit)
 {
 	int err = st_pcapw__flush(w);
+
+	if (commit && w->f != stdout && !err)
+		err = st_output_commit(&w->out);
 
 	/* pcap_dump_close closes the FILE (stdout included) and with it out.fd */
 	pcap_dump_close(w->dumper);
@@ -230,10 +235,10 @@ int st_pcapw__reopen(struct st_pcapw *w)
 		return 0; /* not moved: a new file would truncate this one's bytes away */
 	err = start(&next, w->path);
 	if (!err && (err = st_pcapw__commit(&next)))
-		finish(&next);
+		finish(&next, false);
 	if (err)
 		return err;
-	if (finish(w))
+	if (finish(w, true))
 		pr_warn("-w %s: the file moved away may be incomplete (a write failed)", w->path);
 	w->dead = next.dead;
 	w->dumper = next.dumper;
@@ -273,7 +278,15 @@ int st_pcapw__close(struct st_pcapw *w)
 
 	if (!w)
 		return 0;
-	err = finish(w);
+	err = finish(w, true);
 	free(w);
 	return err;
+}
+
+void st_pcapw__abort(struct st_pcapw *w)
+{
+	if (!w)
+		return;
+	finish(w, false);
+	free(w);
 }
