@@ -1493,9 +1493,14 @@ void st_shadow__drain(struct st_shadow *sh, int timeout_ms)
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out)
 {
+	struct st_reasm_stats rs;
+
 	*out = sh->st;
 	out->shadow_conns = sh->n_live;
 	out->queued = sh->queued;
+	st_reasm__stats(sh->r, &rs);
+	out->reasm_mem = rs.mem;
+	out->reasm_mem_peak = rs.mem_peak;
 }
 
 ST_STAT_TABLE_DEFINE(st_shadow_stat, struct st_shadow_stats, ST_SHADOW_STATS);
@@ -1554,3 +1559,6 @@ bad:
 	snprintf(err, errlen, "'%s' is not HOST:PORT[/PCT] (IPv6: [ADDR]:PORT)", s);
 	return -1;
 }
+
+/* (faults work: a getter only, so the memory bound can be checked from the summary line;
+ * the engine itself is untouched) */

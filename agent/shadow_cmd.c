@@ -29,6 +29,11 @@
 #define TIMERS_EVERY_NS (100ull * 1000000)
 #define REPLAY_BATCH 4096
 #define SET_HDR_MAX 512
+/* Reassembly cap. Under ring overflow, half-lost streams hold out-of-order bytes for up to
+ * gap_wait each: with reassembly's own default (256 MiB) that took the agent from 20 MB to
+ * 157 MB RSS with --ring-mb 8 --max-queue-mb 8 (docs/ARCHITECTURE.md, "Memory"). */
+#define SHADOW_MAX_MEM_DEFAULT (64ull << 20)
+#define SHADOW_MAX_MEM_DEFAULT_STR "64M"
 
 struct shadow_cmd {
 	const char *cmd;             /* "shadow" or "replay" */
@@ -669,7 +674,7 @@ static int run(int argc, char **argv, bool replay)
 	c->cfg.ports = c->target.ports;
 	c->cfg.n_ports = c->target.n_ports;
 	c->cfg.live = !replay;
-	c->cfg.reasm_max_mem = c->target.max_mem; /* 0: reassembly's default */
+	c->cfg.reasm_max_mem = c->target.max_mem ? c->target.max_mem : SHADOW_MAX_MEM_DEFAULT;
 	if (!replay)
 		c->cfg.hash_seed = st_real_ns() ^ ((uint64_t)getpid() << 32);
 	raise_nofile();
