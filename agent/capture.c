@@ -183,22 +183,23 @@ int cmd_capture(int argc, char **argv)
 		return ret < 0 ? ST_EXIT_OK : ret;
 
 	ret = ST_EXIT_RUNTIME;
+	/* Open the output first: an unwritable file must fail before we attach. And before the
+	 * loop blocks signals: opening a FIFO waits for its reader, and Ctrl-C must end that. */
+	c.w = st_pcapw__open(c.out);
+	if (!c.w)
+		goto out;
 	c.flows = st_flowset__new(CAPTURE_MAX_FLOWS);
 	c.loop = st_loop__new();
 	if (!c.flows || !c.loop) {
 		fprintf(stderr, "shadowtap: %s\n", strerror(errno));
 		goto out;
 	}
-	/* Open the output first: an unwritable file must fail before we attach. */
-	c.w = st_pcapw__open(c.out);
-	if (!c.w)
-		goto out;
 	c.tap = st_tap__open(&c.target, c.verbose, on_segment, &c);
-	if (!c.tap) {
-		if (strcmp(c.out, "-"))
-			unlink(c.out);
+	if (!c.tap)
 		goto out;
-	}
+	/* attached: the new file takes -w's path only now (a failed start left it as it was) */
+	if (st_pcapw__commit(c.w))
+		goto out;
 	if (c.verbose)
 		fprintf(stderr, "shadowtap: capturing %zu port(s) on %s %s\n", c.target.n_ports,
 			c.target.iface ? "interface" : "cgroup",
@@ -219,6 +220,11 @@ int cmd_capture(int argc, char **argv)
 	ret = err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
 	summary(&c);
 out:
+	if (c.w && !c.tap) {
+		/* nothing was captured: -w stays as it was, never truncated or removed */
+		st_pcapw__abort(c.w);
+		c.w = NULL;
+	}
 	/* Detach first: the kernel side stops before the file closes. */
 	st_tap__destroy(c.tap);
 	if (c.w && st_pcapw__close(c.w) && !c.out_err && ret == ST_EXIT_OK &&

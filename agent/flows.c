@@ -31,6 +31,7 @@
 #include "log.h"
 #include "loop.h"
 #include "opts.h"
+#include "output.h"
 #include "pcapin.h"
 #include "reasm.h"
 #include "tap.h"
@@ -226,13 +227,14 @@ static struct fdir *file_get(struct flows *fl, struct fconn *fc, int dir)
 		flags |= O_CREAT | O_TRUNC; /* --force: a file of a former run is replaced */
 	while (fl->n_open >= fl->max_open && fl->lru_head)
 		file_close(fl, fl->lru_head);
-	f->fd = openat(fl->dirfd, name, flags, 0644);
+	/* only ever a regular file: not a symlink or FIFO someone left under a flow's name */
+	f->fd = st_output_openat(fl->dirfd, name, flags, 0644);
 	if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) && fl->lru_head) {
 		/* fewer descriptors than the limit said (the caller holds some): shrink */
 		fl->max_open = fl->n_open > 16 ? fl->n_open / 2 : 8;
 		while (fl->n_open >= fl->max_open && fl->lru_head)
 			file_close(fl, fl->lru_head);
-		f->fd = openat(fl->dirfd, name, flags, 0644);
+		f->fd = st_output_openat(fl->dirfd, name, flags, 0644);
 	}
 	if (f->fd < 0) {
 		fail(fl, -errno, "cannot open", name);

@@ -4,14 +4,22 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "output.h"
 
 struct st_pcapw {
 	pcap_t *dead;
 	pcap_dumper_t *dumper;
 	FILE *f;
+	const char *path;     /* as given: reopened by name */
+	struct st_output out; /* not used for stdout */
 	uint8_t frame[ST_FRAME_MAX];
 };
 
@@ -121,23 +129,28 @@ size_t st_frame_build(const struct st_segment *seg, uint8_t *buf, size_t cap)
 	return len;
 }
 
-struct st_pcapw *st_pcapw__open(const char *path)
+/* The output file and its pcap header: stdout, or path through the output module. */
+static int start(struct st_pcapw *w, const char *path)
 {
-	struct st_pcapw *w = calloc(1, sizeof(*w));
-	int err;
+	int fd, err;
 
-	if (!w)
-		return NULL;
+	w->path = path;
+	w->out.fd = -1;
+	w->out.tmp[0] = 0;
 	if (!strcmp(path, "-")) {
 		w->f = stdout;
 	} else {
-		w->f = fopen(path, "wb");
+		fd = st_output_open(&w->out, path, 0);
+		if (fd < 0) {
+			pr_err("-w %s: %s", path, strerror(-fd));
+			return fd;
+		}
+		w->f = fdopen(fd, "wb");
 		if (!w->f) {
-			err = errno;
-			fprintf(stderr, "shadowtap: -w %s: %s\n", path, strerror(err));
-			free(w);
-			errno = err;
-			return NULL;
+			err = -errno;
+			st_output_abort(&w->out);
+			pr_err("-w %s: %s", path, strerror(-err));
+			return err;
 		}
 	}
 	/* Large writes: a busy service produces tens of MB per second. */
@@ -147,16 +160,89 @@ struct st_pcapw *st_pcapw__open(const char *path)
 	if (w->dead)
 		w->dumper = pcap_dump_fopen(w->dead, w->f);
 	if (!w->dumper) {
-		fprintf(stderr, "shadowtap: -w %s: cannot start pcap output\n", path);
-		if (w->f != stdout)
-			fclose(w->f);
+		pr_err("-w %s: cannot start pcap output", path);
+		if (w->f != stdout) {
+			fclose(w->f); /* and its fd: the output's is the same */
+			w->out.fd = -1;
+			st_output_abort(&w->out);
+		}
 		if (w->dead)
 			pcap_close(w->dead);
+		w->dead = NULL;
+		return -EIO;
+	}
+	return 0;
+}
+
+/* Flushes and closes the current file; commit: put it at path if not done yet, else a file
+ * never committed is removed. */
+static int finish(struct st_pcapw *w, bool commit)
+{
+	int err = st_pcapw__flush(w);
+
+	if (commit && w->f != stdout && !err)
+		err = st_output_commit(&w->out);
+
+	/* pcap_dump_close closes the FILE (stdout included) and with it out.fd */
+	pcap_dump_close(w->dumper);
+	pcap_close(w->dead);
+	w->out.fd = -1;
+	st_output_abort(&w->out);
+	return err;
+}
+
+struct st_pcapw *st_pcapw__open(const char *path)
+{
+	struct st_pcapw *w = calloc(1, sizeof(*w));
+	int err;
+
+	if (!w)
+		return NULL;
+	err = start(w, path);
+	if (err) {
 		free(w);
-		errno = EIO;
+		errno = -err;
 		return NULL;
 	}
 	return w;
+}
+
+int st_pcapw__commit(struct st_pcapw *w)
+{
+	int err;
+
+	if (w->f == stdout)
+		return 0;
+	err = st_output_commit(&w->out);
+	if (err)
+		pr_err("-w %s: %s", w->path, strerror(-err));
+	return err;
+}
+
+int st_pcapw__reopen(struct st_pcapw *w)
+{
+	struct st_pcapw next = { 0 };
+	struct stat cur, now;
+	int err;
+
+	if (w->f == stdout || w->out.in_place)
+		return 0;
+	if (fstat(fileno(w->f), &cur))
+		return -errno;
+	if (!stat(w->path, &now) && now.st_dev == cur.st_dev && now.st_ino == cur.st_ino)
+		return 0; /* not moved: a new file would truncate this one's bytes away */
+	err = start(&next, w->path);
+	if (!err && (err = st_pcapw__commit(&next)))
+		finish(&next, false);
+	if (err)
+		return err;
+	if (finish(w, true))
+		pr_warn("-w %s: the file moved away may be incomplete (a write failed)", w->path);
+	w->dead = next.dead;
+	w->dumper = next.dumper;
+	w->f = next.f;
+	w->out = next.out;
+	return 1;
 }
 
 int st_pcapw__write(struct st_pcapw *w, const struct st_segment *seg)
@@ -190,10 +276,15 @@ int st_pcapw__close(struct st_pcapw *w)
 
 	if (!w)
 		return 0;
-	err = st_pcapw__flush(w);
-	/* pcap_dump_close closes the FILE, stdout included. */
-	pcap_dump_close(w->dumper);
-	pcap_close(w->dead);
+	err = finish(w, true);
 	free(w);
 	return err;
+}
+
+void st_pcapw__abort(struct st_pcapw *w)
+{
+	if (!w)
+		return;
+	finish(w, false);
+	free(w);
 }

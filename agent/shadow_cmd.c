@@ -19,6 +19,7 @@
 #include "log.h"
 #include "loop.h"
 #include "opts.h"
+#include "output.h"
 #include "pcapin.h"
 #include "shadow.h"
 #include "tap.h"
@@ -473,15 +474,16 @@ static void tap_lost(struct shadow_cmd *c)
 static void write_metrics(struct shadow_cmd *c, const char *line)
 {
 	static const char *const gauges[] = { "queued", "queued_peak" };
-	char tmp[4096], *dup, *tok, *save = NULL;
+	char *dup, *tok, *save = NULL, *text = NULL;
+	size_t len = 0;
 	FILE *f;
 
-	snprintf(tmp, sizeof(tmp), "%s.tmp", c->metrics);
-	f = fopen(tmp, "w");
+	f = open_memstream(&text, &len);
 	dup = strdup(line);
 	if (!f || !dup) {
 		if (f)
 			fclose(f);
+		free(text);
 		free(dup);
 		return;
 	}
@@ -499,10 +501,11 @@ static void write_metrics(struct shadow_cmd *c, const char *line)
 			c->cmd, eq + 1);
 	}
 	free(dup);
-	if (fclose(f) || rename(tmp, c->metrics)) {
-		unlink(tmp);
-		return;
-	}
+	/* replaced atomically when a regular file; /dev/null or a FIFO is written in place
+	 * (never renamed over: as root that would replace the device), without waiting */
+	if (!fclose(f))
+		st_output_replace(c->metrics, text, len, ST_OUT_NONBLOCK);
+	free(text);
 }
 
 static void print_stats(struct shadow_cmd *c, const char *what)

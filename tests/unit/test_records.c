@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -246,6 +247,22 @@ static void test_pcap_file(void **state)
 	}
 	assert_int_equal(n, 1);
 	pcap_close(rd);
+
+	/* abort (capture whose attach failed): what was at the path stays as it was */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious", 8), 8);
+	close(fd);
+	w = st_pcapw__open(path);
+	assert_non_null(w);
+	s.kind = ST_SEG_DATA;
+	assert_int_equal(st_pcapw__write(w, &s), 0);
+	st_pcapw__abort(w);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, err, sizeof(err)), 8);
+	assert_memory_equal(err, "precious", 8);
+	close(fd);
 	unlink(path);
 
 	assert_null(st_pcapw__open("/nonexistent-dir/x.pcap"));
