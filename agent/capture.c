@@ -2,6 +2,7 @@
 /* shadowtap capture: a service's TCP traffic, from the kernel to a pcap file. */
 #include <errno.h>
 #include <getopt.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 
 #include "commands.h"
 #include "flowset.h"
+#include "log.h"
 #include "loop.h"
 #include "opts.h"
 #include "pcapw.h"
@@ -43,7 +45,8 @@ static void usage(FILE *f)
 		"Writes the service's TCP traffic on port P (packets arriving for P, packets\n"
 		"leaving from P) to a pcap file that tcpdump, tshark, tcpflow and Wireshark read.\n"
 		"Large (GSO) segments arrive whole, as several packets. Ends on SIGINT, SIGTERM\n"
-		"or --duration, and prints a summary line on stderr.\n"
+		"(or another stop signal) or --duration, and prints a summary line on stderr.\n"
+		"SIGHUP reopens FILE: after 'mv FILE FILE.1' a new FILE starts (logrotate).\n"
 		"\n" ST_TARGET_USAGE
 		"  -w, --write FILE      pcap output, '-' for stdout (| wireshark -k -i -)\n"
 		"  -d, --duration SEC    stop after SEC seconds\n"
@@ -96,6 +99,27 @@ static int on_tick(void *ctx)
 			return err;
 		}
 	}
+	return 0;
+}
+
+/* SIGHUP (logrotate: mv x.pcap x.1.pcap; kill -HUP): what the kernel captured so far goes to
+ * the file being written, which is then finished properly, and a new pcap starts at -w's path.
+ * Nothing to do when the path still names that file, or for stdout, a device, a FIFO. */
+static int on_hup(void *ctx, int sig)
+{
+	struct capture *c = ctx;
+	int err = drain(c);
+
+	if (err)
+		return err;
+	err = st_pcapw__reopen(c->w);
+	if (err > 0)
+		pr_info("SIGHUP: -w %s reopened", c->out);
+	else if (!err)
+		pr_info("SIGHUP: -w %s: nothing to reopen (not moved, or not a regular file)", c->out);
+	else
+		pr_warn("SIGHUP: -w %s: no new file (%s): writing on into the moved one", c->out,
+			strerror(-err));
 	return 0;
 }
 
@@ -205,6 +229,8 @@ int cmd_capture(int argc, char **argv)
 			c.target.iface ? "interface" : "cgroup",
 			c.target.iface ? c.target.iface : c.target.cgroup);
 	err = st_loop__add(c.loop, st_tap__fd(c.tap), on_ring, &c);
+	if (!err)
+		err = st_loop__on_signal(c.loop, SIGHUP, on_hup, &c);
 	if (!err)
 		err = st_loop__set_tick(c.loop, CAPTURE_TICK_MS, on_tick, &c);
 	if (!err)

@@ -12,6 +12,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "log.h"
+
 #define ST_LOOP_MAX_FDS 16
 
 struct st_loop_ent {
@@ -20,15 +22,24 @@ struct st_loop_ent {
 	void *ctx;
 };
 
+struct st_loop_sig {
+	st_loop_sig_fn fn;
+	void *ctx;
+};
+
 struct st_loop {
 	int epfd;
 	int sigfd;
 	int timerfd;
 	sigset_t old_mask;
+	sigset_t mask;       /* the signals the loop took */
+	bool hup_was_ignored; /* SIGHUP inherited as ignored (nohup): restored at free */
+	struct st_loop_sig sigs[_NSIG];
 	st_loop_fn tick;
 	void *tick_ctx;
 	bool stop;
 	int signal;
+	int sig_err;         /* a stop signal that makes the run fail (a resource limit) */
 	size_t n;
 	struct st_loop_ent ents[ST_LOOP_MAX_FDS];
 };
@@ -41,23 +52,76 @@ uint64_t st_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* What an unregistered signal does (loop.h lists them). */
+enum sig_default {
+	SD_NONE = 0, /* not the loop's */
+	SD_GO_ON,    /* SIGHUP: nothing to reopen */
+	SD_STOP,     /* stop quietly */
+	SD_STOP_SAY, /* stop, saying which signal */
+	SD_STOP_ERR, /* stop with an error: a resource limit */
+};
+
+static enum sig_default sig_default(int sig)
+{
+	switch (sig) {
+	case SIGHUP:
+		return SD_GO_ON;
+	case SIGINT:
+	case SIGTERM:
+		return SD_STOP;
+	case SIGQUIT:
+	case SIGUSR1:
+	case SIGUSR2:
+	case SIGALRM:
+	case SIGVTALRM:
+	case SIGPROF:
+	case SIGPWR:
+	case SIGIO:
+#ifdef SIGSTKFLT
+	case SIGSTKFLT:
+#endif
+		return SD_STOP_SAY;
+	case SIGXCPU:
+	case SIGXFSZ:
+		return SD_STOP_ERR;
+	default:
+		return sig >= SIGRTMIN && sig <= SIGRTMAX ? SD_STOP_SAY : SD_NONE;
+	}
+}
+
+static bool sig_ignored(int sig)
+{
+	struct sigaction sa;
+
+	return !sigaction(sig, NULL, &sa) && sa.sa_handler == SIG_IGN;
+}
+
 struct st_loop *st_loop__new(void)
 {
 	struct st_loop *l = calloc(1, sizeof(*l));
 	struct epoll_event ev = { .events = EPOLLIN };
-	sigset_t mask;
 	int err;
 
 	if (!l)
 		return NULL;
 	l->epfd = l->sigfd = l->timerfd = -1;
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGTERM);
-	if (sigprocmask(SIG_BLOCK, &mask, &l->old_mask))
+	sigemptyset(&l->mask);
+	for (int sig = 1; sig < _NSIG; sig++) {
+		if (!sig_default(sig))
+			continue;
+		if (sig_ignored(sig)) {
+			if (sig != SIGHUP)
+				continue; /* ignored by whoever started us: that stays */
+			/* nohup: a hangup must not end the run, and here it does not */
+			signal(SIGHUP, SIG_DFL);
+			l->hup_was_ignored = true;
+		}
+		sigaddset(&l->mask, sig);
+	}
+	if (sigprocmask(SIG_BLOCK, &l->mask, &l->old_mask))
 		goto fail;
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
-	l->sigfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+	l->sigfd = signalfd(-1, &l->mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	l->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
 	if (l->epfd < 0 || l->sigfd < 0 || l->timerfd < 0)
 		goto fail;
@@ -74,6 +138,46 @@ fail:
 	st_loop__free(l);
 	errno = err;
 	return NULL;
+}
+
+int st_loop__on_signal(struct st_loop *l, int sig, st_loop_sig_fn fn, void *ctx)
+{
+	if (sig <= 0 || sig >= _NSIG || !sig_default(sig))
+		return -EINVAL;
+	l->sigs[sig] = (struct st_loop_sig){ .fn = fn, .ctx = ctx };
+	return 0;
+}
+
+/* One signal taken from the signalfd: the command's meaning for it, or its default. */
+static int on_signal(struct st_loop *l, int sig)
+{
+	const struct st_loop_sig *s = sig > 0 && sig < _NSIG ? &l->sigs[sig] : NULL;
+	const char *name = sigabbrev_np(sig);
+
+	if (s && s->fn)
+		return s->fn(s->ctx, sig);
+	switch (sig_default(sig)) {
+	case SD_GO_ON:
+		pr_info("SIG%s: nothing to reopen", name ? name : "HUP");
+		return 0;
+	case SD_STOP_SAY:
+		if (name)
+			pr_warn("SIG%s: stopping", name);
+		else
+			pr_warn("signal %d: stopping", sig);
+		break;
+	case SD_STOP_ERR:
+		pr_warn("SIG%s: %s limit reached: stopping", name ? name : "?",
+			sig == SIGXCPU ? "CPU time (RLIMIT_CPU)" : "file size (RLIMIT_FSIZE)");
+		/* returned after the last tick: what was captured is still drained and written */
+		l->sig_err = sig == SIGXCPU ? -ECANCELED : -EFBIG;
+		break;
+	default:
+		break;
+	}
+	l->signal = sig;
+	l->stop = true;
+	return 0;
 }
 
 int st_loop__add(struct st_loop *l, int fd, st_loop_fn fn, void *ctx)
@@ -142,9 +246,9 @@ int st_loop__run(struct st_loop *l, double duration_s)
 			if (tag == (uint64_t)-1) {
 				struct signalfd_siginfo si;
 
-				if (read(l->sigfd, &si, sizeof(si)) == sizeof(si)) {
-					l->signal = (int)si.ssi_signo;
-					l->stop = true;
+				while (!l->stop && read(l->sigfd, &si, sizeof(si)) == sizeof(si)) {
+					if ((ret = on_signal(l, (int)si.ssi_signo)) < 0)
+						l->stop = true;
 				}
 			} else if (tag == (uint64_t)-2) {
 				uint64_t expirations;
@@ -168,6 +272,8 @@ int st_loop__run(struct st_loop *l, double duration_s)
 		if (r < 0)
 			ret = r;
 	}
+	if (ret >= 0 && l->sig_err)
+		ret = l->sig_err;
 	return ret < 0 ? ret : 0;
 }
 
@@ -177,10 +283,19 @@ void st_loop__free(struct st_loop *l)
 		return;
 	if (l->timerfd >= 0)
 		close(l->timerfd);
-	if (l->sigfd >= 0)
+	if (l->sigfd >= 0) {
+		struct signalfd_siginfo si;
+
+		/* pending ones came during the stop already under way: unblocked, they would
+		 * kill the process while it finishes */
+		while (read(l->sigfd, &si, sizeof(si)) == sizeof(si))
+			;
 		close(l->sigfd);
+	}
 	if (l->epfd >= 0)
 		close(l->epfd);
+	if (l->hup_was_ignored)
+		signal(SIGHUP, SIG_IGN);
 	sigprocmask(SIG_SETMASK, &l->old_mask, NULL);
 	free(l);
 }

@@ -1,7 +1,26 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * The agent's one event loop: epoll over registered fds, a signalfd for
- * SIGINT/SIGTERM and a timerfd tick. No globals: everything hangs off st_loop.
+ * The agent's one event loop: epoll over registered fds, a signalfd and a
+ * timerfd tick. No globals: everything hangs off st_loop.
+ *
+ * Signals. st_loop__new() blocks every signal whose default action would end
+ * the process, so that each one arrives through the loop and a run always
+ * ends by its own path (the last tick drains the ring; the command flushes,
+ * detaches and prints its summary) instead of dying with buffered packets:
+ *  - SIGHUP: "reopen your output files" (logrotate). A command that writes
+ *    files registers what that means (st_loop__on_signal); without one there
+ *    is nothing to reopen and the run goes on. Also taken when inherited as
+ *    ignored (nohup): it never ends the run.
+ *  - SIGINT, SIGTERM: stop, silently (as always).
+ *  - SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGPWR, SIGIO,
+ *    SIGSTKFLT and the real-time signals: stop, with one line naming the
+ *    signal (someone sent it on purpose or by mistake: say why the run ended).
+ *  - SIGXCPU, SIGXFSZ (a resource limit was hit): stop with a line and an
+ *    error (-ECANCELED, -EFBIG): the command exits 1 after its summary.
+ * A stop signal inherited as ignored (a shell's background job ignores
+ * SIGINT and SIGQUIT) stays ignored. SIGPIPE is ignored by main() (writes
+ * fail with EPIPE instead). Faults of the agent itself (SIGSEGV, SIGBUS,
+ * SIGABRT ...) are not caught: the process dies and its BPF links with it.
  */
 #ifndef ST_LOOP_H
 #define ST_LOOP_H
@@ -15,9 +34,13 @@ uint64_t st_mono_ns(void);
 
 /* Return < 0 to stop the loop with an error, 0 to go on. */
 typedef int (*st_loop_fn)(void *ctx);
+/* A signal's meaning for a command: return < 0 to stop the loop with that error, 0 to go on. */
+typedef int (*st_loop_sig_fn)(void *ctx, int sig);
 
-/* Blocks SIGINT/SIGTERM (delivered through the loop from now on). NULL on error. */
+/* Takes the signals above (delivered through the loop from now on). NULL on error. */
 struct st_loop *st_loop__new(void);
+/* sig (one of the signals above) now calls fn instead of its default action. */
+int st_loop__on_signal(struct st_loop *l, int sig, st_loop_sig_fn fn, void *ctx);
 int st_loop__add(struct st_loop *l, int fd, st_loop_fn fn, void *ctx);
 /* Calls tick every tick_ms (also right before returning). */
 int st_loop__set_tick(struct st_loop *l, unsigned tick_ms, st_loop_fn tick, void *ctx);
@@ -30,6 +53,8 @@ int st_loop__run(struct st_loop *l, double duration_s);
 void st_loop__stop(struct st_loop *l);
 /* The signal that ended the run, or 0. */
 int st_loop__signal(const struct st_loop *l);
+/* Signals still pending are dropped (a stop is under way already); the signal mask and
+ * dispositions are restored. */
 void st_loop__free(struct st_loop *l);
 
 #endif /* ST_LOOP_H */
