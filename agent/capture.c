@@ -189,12 +189,13 @@ static void summary(struct capture *c)
 	fprintf(stderr,
 		"shadowtap: summary packets=%llu bytes=%llu flows=%zu%s lost=%llu lost_segs=%llu "
 		"lost_in=%llu lost_out=%llu loss_unmarked=%llu parse_skipped=%llu "
-		"bad_records=%llu\n",
+		"bad_records=%llu detaches=%llu blind_ms=%llu\n",
 		c->packets, c->bytes, st_flowset__count(c->flows),
 		st_flowset__full(c->flows) ? "+" : "", lost, lost_segs,
 		(unsigned long long)st.kern[ST_DIR_IN].lost_bytes,
 		(unsigned long long)st.kern[ST_DIR_OUT].lost_bytes, unreported, skipped,
-		(unsigned long long)st.bad_records);
+		(unsigned long long)st.bad_records, (unsigned long long)st.detaches,
+		(unsigned long long)(st.blind_ns / 1000000));
 }
 
 int cmd_capture(int argc, char **argv)
@@ -229,6 +230,8 @@ int cmd_capture(int argc, char **argv)
 			c.target.iface ? "interface" : "cgroup",
 			c.target.iface ? c.target.iface : c.target.cgroup);
 	err = st_loop__add(c.loop, st_tap__fd(c.tap), on_ring, &c);
+	if (!err)
+		err = st_tap__watch(c.tap, c.loop);
 	if (!err)
 		err = st_loop__on_signal(c.loop, SIGHUP, on_hup, &c);
 	if (!err)

@@ -83,6 +83,7 @@ struct flows {
 	struct st_target *t;
 	uint64_t filtered;
 	struct st_tap *tap;
+	uint64_t detaches, blind_ms; /* live: the interface's absences */
 };
 
 /* ---- 4-tuple counters ------------------------------------------------------ */
@@ -371,6 +372,8 @@ static void usage(FILE *out)
 		"      --duration SEC stop live capture after SEC seconds (default: until SIGINT)\n"
 		"      --ring-mb MB   ring buffer size for live capture (default %u)\n"
 		"      --attach MODE  interface hooks: auto (TCX, else clsact), tcx, clsact\n"
+		"      --exit-on-detach  exit (1) when the interface goes away, instead of waiting\n"
+		"                     for an interface of that name to capture it again\n"
 		"  -v, --verbose      more messages\n"
 		"  -h, --help         this help\n",
 		ST_RING_MB_DEFAULT);
@@ -520,7 +523,7 @@ static int run_live(struct flows *fl, double duration, bool verbose)
 	fl->tap = st_tap__open(fl->t, verbose, live_seg, fl);
 	if (!fl->tap)
 		goto out;
-	if (st_loop__add(l, st_tap__fd(fl->tap), live_ready, fl) ||
+	if (st_loop__add(l, st_tap__fd(fl->tap), live_ready, fl) || st_tap__watch(fl->tap, l) ||
 	    st_loop__set_tick(l, LIVE_TICK_MS, live_tick, fl)) {
 		fprintf(stderr, "shadowtap: flows: event loop: %s\n", strerror(errno));
 		goto out;
@@ -533,6 +536,8 @@ static int run_live(struct flows *fl, double duration, bool verbose)
 	if (st_tap__consume(fl->tap) < 0 && !rc)
 		rc = -1;
 	st_tap__stats(fl->tap, &ts);
+	fl->detaches = ts.detaches;
+	fl->blind_ms = ts.blind_ns / 1000000;
 	for (d = 0; d < ST_DIR_MAX; d++) {
 		if (ts.kern[d].lost_bytes || ts.kern[d].lost_unreported)
 			fprintf(stderr, "shadowtap: flows: kernel %s: lost_bytes=%llu "
@@ -568,7 +573,7 @@ int cmd_flows(int argc, char **argv)
 	bool force = false, verbose = false;
 	struct st_pcapin *pin = NULL;
 	struct st_pcapin_stats ps = { 0 };
-	char perr[512];
+	char perr[512], live[96] = "";
 	double duration = 0;
 	int c, r, rc = ST_EXIT_USAGE;
 
@@ -673,16 +678,19 @@ int cmd_flows(int argc, char **argv)
 	st_reasm__stats(fl.r, &st);
 	if (pin)
 		st_pcapin__stats(pin, &ps);
+	if (!file) /* live: how long the interface was away */
+		snprintf(live, sizeof(live), " detaches=%" PRIu64 " blind_ms=%" PRIu64, fl.detaches,
+			 fl.blind_ms);
 	fprintf(stderr, "shadowtap: summary connections=%" PRIu64 " files=%" PRIu64
 			" bytes=%" PRIu64 " gaps=%" PRIu64 " gap_bytes=%" PRIu64
 			" overlaps=%" PRIu64 " overlap_bytes=%" PRIu64 " retrans_bytes=%" PRIu64
 			" drops=%" PRIu64 " drop_bytes=%" PRIu64 " joined=%" PRIu64
 			" timeouts=%" PRIu64 " evicted=%" PRIu64 " mem_peak=%" PRIu64
-			" packets=%" PRIu64 " skipped=%" PRIu64 " filtered=%" PRIu64 "\n",
+			" packets=%" PRIu64 " skipped=%" PRIu64 " filtered=%" PRIu64 "%s\n",
 		st.conns, fl.files, st.bytes, st.gaps, st.gap_bytes, st.overlaps, st.overlap_bytes,
 		st.retrans_bytes, st.drop_segs, st.drop_bytes, st.conns_joined, st.conns_timeout,
 		st.conns_evicted, st.mem_peak, pin ? ps.packets : st.segments,
-		ps.not_tcp + ps.malformed + ps.fragments, fl.filtered);
+		ps.not_tcp + ps.malformed + ps.fragments, fl.filtered, live);
 	if (c == 0 && !fl.err)
 		rc = ST_EXIT_OK;
 out:

@@ -231,6 +231,9 @@ int st_target_opt(struct st_target *t, int opt, const char *arg)
 		return st_target_add_host(t, arg) ? -1 : 1;
 	case ST_OPT_RING_MB:
 		return parse_ring_mb(arg, &t->ring_mb) ? -1 : 1;
+	case ST_OPT_EXIT_ON_DETACH:
+		t->exit_on_detach = true;
+		return 1;
 	case ST_OPT_MAX_MEM:
 		return st_parse_size("--max-mem", arg, ST_MAX_MEM_MIN, ST_MAX_MEM_MAX, &t->max_mem) ?
 			       -1 : 1;

@@ -48,6 +48,7 @@ struct st_target {
 	size_t n_hosts;
 	unsigned ring_mb;   /* --ring-mb, default ST_RING_MB_DEFAULT */
 	int attach;         /* --attach: enum st_attach_mode */
+	bool exit_on_detach; /* --exit-on-detach: the interface went away: stop (exit 1) */
 	uint64_t max_mem;   /* --max-mem (ST_REASM_LONGOPTS): reassembly cap; 0 = the command's */
 };
 
@@ -76,6 +77,7 @@ enum {
 	ST_OPT_HOST,
 	ST_OPT_RING_MB,
 	ST_OPT_ATTACH,
+	ST_OPT_EXIT_ON_DETACH,
 	ST_OPT_MAX_MEM,
 	ST_OPT_FIRST_FREE, /* commands number their own long-only options from here */
 };
@@ -85,14 +87,17 @@ enum {
 	{ "port", required_argument, NULL, ST_OPT_PORT },               \
 	{ "host", required_argument, NULL, ST_OPT_HOST },               \
 	{ "ring-mb", required_argument, NULL, ST_OPT_RING_MB },         \
-	{ "attach", required_argument, NULL, ST_OPT_ATTACH }
+	{ "attach", required_argument, NULL, ST_OPT_ATTACH },           \
+	{ "exit-on-detach", no_argument, NULL, ST_OPT_EXIT_ON_DETACH }
 #define ST_TARGET_USAGE                                                                    \
 	"  -i, --iface IFACE     capture with TC on IFACE (lo included)\n"                   \
 	"      --cgroup PATH     capture the sockets of cgroup v2 PATH (cgroup_skb)\n"       \
 	"  -p, --port P          the service's local port (repeatable, up to 256)\n"         \
 	"      --host CIDR       only peers in CIDR, IPv4 or IPv6 (repeatable)\n"            \
 	"      --ring-mb N       kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 64)\n"  \
-	"      --attach MODE     interface hooks: auto (TCX links, else clsact), tcx, clsact\n"
+	"      --attach MODE     interface hooks: auto (TCX links, else clsact), tcx, clsact\n"   \
+	"      --exit-on-detach  exit (status 1) when the interface goes away, instead of\n"     \
+	"                        waiting for an interface of that name to capture it again\n"
 
 /* The reassembly memory cap, for the commands that reassemble (flows, shadow, replay). */
 #define ST_REASM_LONGOPTS { "max-mem", required_argument, NULL, ST_OPT_MAX_MEM }

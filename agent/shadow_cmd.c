@@ -85,6 +85,7 @@ struct shadow_cmd {
 	uint64_t last_timers, last_stats, drain_until;
 	uint64_t filtered_segs;
 	unsigned long long cap_lost, cap_unrep; /* the tap's loss counters */
+	unsigned long long detaches, blind_ms;  /* ... and the interface's absences */
 };
 
 static uint64_t mono_ns(void)
@@ -468,6 +469,8 @@ static void tap_lost(struct shadow_cmd *c)
 		c->cap_lost += ts.kern[d].lost_bytes;
 		c->cap_unrep += ts.kern[d].lost_unreported;
 	}
+	c->detaches = ts.detaches;
+	c->blind_ms = ts.blind_ns / 1000000;
 }
 
 /* Every counter of the stats line as shadowtap_<name>; gauges are the ones that go down. */
@@ -519,8 +522,9 @@ static void print_stats(struct shadow_cmd *c, const char *what)
 		/* requests the kernel could not hand over never show up as requests: say so */
 		if (c->tap)
 			tap_lost(c);
-		snprintf(cap, sizeof(cap), " capture_lost_bytes=%llu capture_lost_unreported=%llu",
-			 c->cap_lost, c->cap_unrep);
+		snprintf(cap, sizeof(cap), " capture_lost_bytes=%llu capture_lost_unreported=%llu"
+			 " detaches=%llu blind_ms=%llu", c->cap_lost, c->cap_unrep, c->detaches,
+			 c->blind_ms);
 	}
 	if (strcmp(what, "metrics"))
 		fprintf(stderr, "shadowtap: %s %s%s\n", what, line, cap);
@@ -595,6 +599,8 @@ static int run_live(struct shadow_cmd *c)
 	if (!c->tap)
 		return -2; /* st_tap__open said why */
 	err = st_loop__add(c->loop, st_tap__fd(c->tap), live_ring, c);
+	if (!err)
+		err = st_tap__watch(c->tap, c->loop);
 	if (!err)
 		err = st_loop__add(c->loop, st_shadow__fd(c->sh), on_shadow_io, c);
 	if (!err)

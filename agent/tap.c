@@ -14,6 +14,9 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "linkwatch.h"
+#include "log.h"
+#include "loop.h"
 #include "record.h"
 #include "tap.skel.h"
 
@@ -42,6 +45,16 @@ struct st_tap {
 	void *ctx;
 	int64_t real_offset_ns;
 	uint64_t bad_records;
+	/* the interface followed (linkwatch): gone, back, blind time */
+	const char *iface;
+	int attach_mode;
+	bool exit_on_detach;
+	bool gone;          /* no interface: nothing attached, nothing captured */
+	bool stop;          /* gone with --exit-on-detach: the loop stops */
+	struct st_linkwatch *lw;
+	uint64_t gone_ns;   /* st_mono_ns() when it went */
+	uint64_t blind_ns;  /* earlier gaps */
+	uint64_t detaches;
 };
 
 static int libbpf_print_verbose(enum libbpf_print_level level, const char *fmt, va_list ap)
@@ -232,6 +245,101 @@ static int open_cgroup(const char *path)
 	return fd;
 }
 
+/* ---- the interface followed: gone, back (linkwatch.c) ------------------------------------- */
+
+/* Closes the interface's links (defunct once it is gone) and removes clsact filters from it
+ * while it exists: a deleted device took its qdisc and filters with it, and its ifindex may
+ * be someone else's by now. */
+static void detach_iface(struct st_tap *tap, bool exists)
+{
+	for (int i = 0; i < 2; i++) {
+		if (tap->link_fds[i] >= 0)
+			close(tap->link_fds[i]);
+		tap->link_fds[i] = -1;
+	}
+	if (tap->tc_legacy && exists) {
+		for (int i = 0; i < 2; i++) {
+			LIBBPF_OPTS(bpf_tc_opts, d, .handle = ST_TC_HANDLE, .priority = ST_TC_PRIO);
+
+			tap->hook.attach_point = i ? BPF_TC_EGRESS : BPF_TC_INGRESS;
+			bpf_tc_detach(&tap->hook, &d);
+		}
+	}
+	tap->tc_legacy = false;
+}
+
+int st_tap__reattach(struct st_tap *tap, int ifindex)
+{
+	if (!tap->iface)
+		return -EINVAL;
+	detach_iface(tap, !tap->gone);
+	tap->ifindex = ifindex;
+	return attach_iface(tap, tap->attach_mode);
+}
+
+static void on_link(void *ctx, enum st_link_event ev, int ifindex)
+{
+	struct st_tap *tap = ctx;
+	uint64_t now = st_mono_ns();
+	int err;
+
+	if (ev == ST_LINK_GONE) {
+		if (tap->gone)
+			return;
+		detach_iface(tap, false);
+		tap->gone = true;
+		tap->gone_ns = now;
+		tap->detaches++;
+		if (tap->exit_on_detach) {
+			pr_err("interface %s (ifindex %d) is gone: stopping (--exit-on-detach)",
+			       tap->iface, ifindex);
+			tap->stop = true;
+		} else {
+			pr_warn("interface %s (ifindex %d) is gone: capturing nothing until an "
+				"interface of that name comes back", tap->iface, ifindex);
+		}
+		return;
+	}
+	if (tap->stop)
+		return;
+	err = st_tap__reattach(tap, ifindex);
+	if (err) {
+		pr_err("interface %s is back (ifindex %d), but attaching to it failed: %s; "
+		       "capturing nothing", tap->iface, ifindex, strerror(-err));
+		detach_iface(tap, true);
+		if (!tap->gone) {
+			tap->gone = true;
+			tap->gone_ns = now;
+		}
+		return;
+	}
+	if (tap->gone) {
+		tap->blind_ns += now - tap->gone_ns;
+		pr_warn("interface %s is back (ifindex %d): capturing again after %.1f s blind",
+			tap->iface, ifindex, (double)(now - tap->gone_ns) / 1e9);
+	} else {
+		pr_warn("interface %s is back (ifindex %d): capturing again", tap->iface, ifindex);
+	}
+	tap->gone = false;
+}
+
+static int on_link_fd(void *ctx)
+{
+	struct st_tap *tap = ctx;
+	int err = st_linkwatch__read(tap->lw);
+
+	if (tap->stop)
+		return -ENODEV;
+	return err;
+}
+
+int st_tap__watch(struct st_tap *tap, struct st_loop *l)
+{
+	if (!tap->lw)
+		return 0;
+	return st_loop__add(l, st_linkwatch__fd(tap->lw), on_link_fd, tap);
+}
+
 struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb cb, void *ctx)
 {
 	struct st_tap *tap;
@@ -294,6 +402,18 @@ struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb c
 		goto fail;
 	}
 	tap->real_offset_ns = st_realtime_offset_ns();
+	if (t->iface) {
+		/* watched from before the attach: a delete right after it is seen too */
+		tap->iface = t->iface;
+		tap->attach_mode = t->attach;
+		tap->exit_on_detach = t->exit_on_detach;
+		tap->lw = st_linkwatch__new(t->iface, tap->ifindex, on_link, tap);
+		if (!tap->lw) {
+			err = errno;
+			perr("watching the interface (rtnetlink)", err);
+			goto fail;
+		}
+	}
 	err = -(t->iface ? attach_iface(tap, t->attach) : attach_cgroup(tap));
 	if (err) {
 		char what[300];
@@ -329,6 +449,8 @@ void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out)
 
 	memset(out, 0, sizeof(*out));
 	out->bad_records = tap->bad_records;
+	out->detaches = tap->detaches;
+	out->blind_ns = tap->blind_ns + (tap->gone ? st_mono_ns() - tap->gone_ns : 0);
 	if (ncpu <= 0 || !tap->skel)
 		return;
 	vals = calloc((size_t)ncpu, sizeof(*vals));
@@ -357,19 +479,10 @@ void st_tap__destroy(struct st_tap *tap)
 {
 	if (!tap)
 		return;
-	for (int i = 0; i < 2; i++) {
-		if (tap->link_fds[i] >= 0)
-			close(tap->link_fds[i]);
+	detach_iface(tap, !tap->gone);
+	for (int i = 0; i < 2; i++)
 		bpf_link__destroy(tap->links[i]);
-	}
-	if (tap->tc_legacy) {
-		for (int i = 0; i < 2; i++) {
-			LIBBPF_OPTS(bpf_tc_opts, d, .handle = ST_TC_HANDLE, .priority = ST_TC_PRIO);
-
-			tap->hook.attach_point = i ? BPF_TC_EGRESS : BPF_TC_INGRESS;
-			bpf_tc_detach(&tap->hook, &d);
-		}
-	}
+	st_linkwatch__free(tap->lw);
 	ring_buffer__free(tap->rb);
 	tap_bpf__destroy(tap->skel);
 	if (tap->cgroup_fd >= 0)

@@ -378,11 +378,15 @@ st_leaked_shadowtap_links() {
 # st_agent_attached NS IFACE|CGROUP [PID]: true when shadowtap's programs are attached there
 # (by PID, when given: a BPF link it holds, on IFACE's ifindex).
 st_agent_attached() {
-	local ns=$1 target=$2 pid=${3:-} ifx
+	local ns=$1 target=$2 pid=${3:-} ifx out
+	# (output taken whole first: with pipefail, `bpftool | grep -q` fails when grep's early
+	# exit makes bpftool die of SIGPIPE, however attached the agent is)
 	if [ -d "$target" ]; then
-		bpftool cgroup show "$target" 2>/dev/null | grep -Eq 'cgroup_skb|ingress|egress'
+		out=$(bpftool cgroup show "$target" 2>/dev/null || true)
+		grep -Eq 'cgroup_skb|ingress|egress' <<<"$out"
 	else
-		st_in "$ns" bpftool net show dev "$target" 2>/dev/null | grep -Eq 'tc_|cgroup_skb|tcx' && return 0
+		out=$(st_in "$ns" bpftool net show dev "$target" 2>/dev/null || true)
+		grep -Eq 'tc_|cgroup_skb|tcx' <<<"$out" && return 0
 		[ -n "$pid" ] || return 1
 		ifx=$(st_in "$ns" cat "/sys/class/net/$target/ifindex" 2>/dev/null || true)
 		st_pid_links "$pid" | awk -v want="$ifx" '$3 == want || $3 == "-" { found = 1 } END { exit !found }'

@@ -67,6 +67,9 @@ static void test_target(void **state)
 	assert_int_equal(t.ring_mb, 8);
 	assert_int_equal(st_target_opt(&t, ST_OPT_RING_MB, "0"), -1);
 	assert_int_equal(st_target_opt(&t, 'w', "x"), 0);
+	assert_false(t.exit_on_detach);
+	assert_int_equal(st_target_opt(&t, ST_OPT_EXIT_ON_DETACH, NULL), 1);
+	assert_true(t.exit_on_detach);
 }
 
 /* --ring-mb: a power of 2 the kernel takes for a ring buffer (max_entries is a u32, so at most
