@@ -926,8 +926,14 @@ struct st_reasm *st_reasm__new(const struct st_reasm_config *cfg, const struct s
 	r->ctx = ctx;
 	if (!r->cfg.max_mem)
 		r->cfg.max_mem = ST_REASM_MAX_MEM_DEFAULT;
-	if (!r->cfg.ooo_max)
-		r->cfg.ooo_max = ST_REASM_OOO_MAX_DEFAULT;
+	if (!r->cfg.ooo_max) {
+		/* A sixteenth of the global cap: a few half-lost streams (ring overflow) turn
+		 * their holes into gaps before their buffers evict every other connection. */
+		uint64_t m = r->cfg.max_mem / 16;
+
+		r->cfg.ooo_max = (uint32_t)(m < ST_REASM_OOO_MAX_MIN ? ST_REASM_OOO_MAX_MIN :
+					    m > ST_REASM_OOO_MAX_DEFAULT ? ST_REASM_OOO_MAX_DEFAULT : m);
+	}
 	if (!r->cfg.ooo_segs)
 		r->cfg.ooo_segs = ST_REASM_OOO_SEGS_DEFAULT;
 	if (!r->cfg.idle_ns)

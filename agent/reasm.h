@@ -46,6 +46,7 @@
 
 #define ST_REASM_MAX_MEM_DEFAULT (256ull << 20)
 #define ST_REASM_OOO_MAX_DEFAULT (4u << 20)
+#define ST_REASM_OOO_MAX_MIN (64u << 10)
 #define ST_REASM_OOO_SEGS_DEFAULT 4096u
 #define ST_REASM_IDLE_DEFAULT_NS (300ull * 1000000000ull)
 #define ST_REASM_GAP_WAIT_DEFAULT_NS (2ull * 1000000000ull)
@@ -106,7 +107,8 @@ struct st_reasm_ops {
 
 struct st_reasm_config {
 	uint64_t max_mem;      /* all state and buffered bytes; 0 = ST_REASM_MAX_MEM_DEFAULT */
-	uint32_t ooo_max;      /* out-of-order bytes held per connection; 0 = default */
+	uint32_t ooo_max;      /* out-of-order bytes held per connection direction; 0 = max_mem / 16,
+				* within ST_REASM_OOO_MAX_MIN .. ST_REASM_OOO_MAX_DEFAULT */
 	uint32_t ooo_segs;     /* out-of-order pieces held per connection; 0 = default */
 	uint32_t max_ahead;    /* bytes beyond the next expected one a segment, FIN or ACK may
 				* claim; further is out of window (0 = default, 64 MiB) */

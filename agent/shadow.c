@@ -1871,3 +1871,14 @@ bad:
 	snprintf(err, errlen, "'%s' is not HOST:PORT[/PCT] (IPv6: [ADDR]:PORT)", s);
 	return -1;
 }
+
+/* (faults work: a getter only, so the memory bound can be checked from the summary line;
+ * the engine itself is untouched) */
+void st_shadow__reasm_mem(const struct st_shadow *sh, uint64_t *mem, uint64_t *peak)
+{
+	struct st_reasm_stats rs;
+
+	st_reasm__stats(sh->r, &rs);
+	*mem = rs.mem;
+	*peak = rs.mem_peak;
+}

@@ -160,6 +160,8 @@ bool st_shadow__busy(const struct st_shadow *sh);
 void st_shadow__drain(struct st_shadow *sh, int timeout_ms);
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
+/* The engine's reassembly memory now and at its peak (what --max-mem bounds). */
+void st_shadow__reasm_mem(const struct st_shadow *sh, uint64_t *mem, uint64_t *peak);
 /* "requests=N replayed=N ..." (no prefix, no newline). */
 void st_shadow__format(const struct st_shadow_stats *s, char *buf, size_t len);
 

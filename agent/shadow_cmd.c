@@ -29,6 +29,11 @@
 #define TIMERS_EVERY_NS (100ull * 1000000)
 #define REPLAY_BATCH 4096
 #define SET_HDR_MAX 512
+/* Reassembly cap. Under ring overflow, half-lost streams hold out-of-order bytes for up to
+ * gap_wait each: with reassembly's own default (256 MiB) that took the agent from 20 MB to
+ * 157 MB RSS with --ring-mb 8 --max-queue-mb 8 (docs/ARCHITECTURE.md, "Memory"). */
+#define SHADOW_MAX_MEM_DEFAULT (64ull << 20)
+#define SHADOW_MAX_MEM_DEFAULT_STR "64M"
 
 enum {
 	O_TO = ST_OPT_FIRST_FREE,
@@ -156,7 +161,7 @@ static void usage(FILE *f, bool replay)
 		"  -h, --help            this help\n\n"
 		"The last stderr line is: shadowtap: summary requests=N replayed=N dropped=N errors=N ...\n",
 		ST_SHADOW_MAX_QUEUE_DEFAULT >> 20, ST_SHADOW_CONN_QUEUE_DEFAULT >> 20,
-		"256M");
+		SHADOW_MAX_MEM_DEFAULT_STR);
 }
 
 static int bad(struct shadow_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -476,7 +481,7 @@ static void tap_lost(struct shadow_cmd *c)
 /* Every counter of the stats line as shadowtap_<name>; gauges are the ones that go down. */
 static void write_metrics(struct shadow_cmd *c, const char *line)
 {
-	static const char *const gauges[] = { "queued", "queued_peak" };
+	static const char *const gauges[] = { "queued", "queued_peak", "reasm_mem", "reasm_mem_peak" };
 	char *dup, *tok, *save = NULL, *text = NULL;
 	size_t len = 0;
 	FILE *f;
@@ -514,10 +519,15 @@ static void write_metrics(struct shadow_cmd *c, const char *line)
 static void print_stats(struct shadow_cmd *c, const char *what)
 {
 	struct st_shadow_stats st;
-	char line[1536], cap[128] = "";
+	char line[1536], cap[192] = "";
+	uint64_t rmem, rpeak;
 
 	st_shadow__stats(c->sh, &st);
 	st_shadow__format(&st, line, sizeof(line));
+	/* what --max-mem bounds, next to what --max-queue-mb bounds (queued_peak) */
+	st_shadow__reasm_mem(c->sh, &rmem, &rpeak);
+	snprintf(line + strlen(line), sizeof(line) - strlen(line), " reasm_mem=%" PRIu64
+		 " reasm_mem_peak=%" PRIu64, rmem, rpeak);
 	if (!c->replay) {
 		/* requests the kernel could not hand over never show up as requests: say so */
 		if (c->tap)
@@ -780,7 +790,7 @@ static int run(int argc, char **argv, bool replay)
 	c->cfg.ports = c->target.ports;
 	c->cfg.n_ports = c->target.n_ports;
 	c->cfg.live = !replay;
-	c->cfg.reasm_max_mem = c->target.max_mem; /* 0: reassembly's default */
+	c->cfg.reasm_max_mem = c->target.max_mem ? c->target.max_mem : SHADOW_MAX_MEM_DEFAULT;
 	if (!replay)
 		c->cfg.hash_seed = realtime_ns() ^ ((uint64_t)getpid() << 32);
 	raise_nofile();
