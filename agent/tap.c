@@ -502,6 +502,8 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
 		out->lost_segs += st.kern[d].lost_segs;
 		out->loss_unmarked += st.kern[d].lost_unreported;
 		out->parse_skipped += st.kern[d].parse_skipped;
+		out->sampled_out += st.kern[d].sampled_out;
+		out->elided += st.kern[d].elided_bytes;
 	}
 	out->lost_in = st.kern[ST_DIR_IN].lost_bytes;
 	out->lost_out = st.kern[ST_DIR_OUT].lost_bytes;

@@ -106,7 +106,9 @@ int st_tap__reattach(struct st_tap *tap, int ifindex);
 	X(T, parse_skipped, COUNTER, "packets the kernel parser gave up on (truncated, fragments)") \
 	X(T, bad_records, COUNTER, "ring records user space rejected (size, version)")       \
 	X(T, detaches, COUNTER, "times the captured interface went away")                     \
-	X(T, blind_ms, COUNTER, "milliseconds the capture was blind (interface gone)")
+	X(T, blind_ms, COUNTER, "milliseconds the capture was blind (interface gone)")        \
+	X(T, sampled_out, DETAIL, "segments of connections the kernel left out (--sample)")   \
+	X(T, elided, DETAIL, "payload bytes the copy policy left out on purpose (not lost)")
 struct st_tap_summary {
 	ST_TAP_STATS(ST_STAT_FIELD, _)
 };
