@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # `make bench`: what shadowtap capture costs production, measured here (as root).
 #
-#   ST_BUILD=build tools/bench.sh [throughput] [bpfcost] [loss]     (default: all three)
+#   ST_BUILD=build tools/bench.sh [throughput] [bpfcost] [loss] [progcost]
+#                                          (default: throughput bpfcost loss)
 #
 # 1. throughput: nginx (1 worker) and wrk in one network namespace over loopback;
 #    `wrk -t1 -c$CONNS -d${SECS}s` against a small file, in rounds that alternate the
@@ -16,10 +17,13 @@
 #    MB/s; 64 KB GSO super-packets on loopback), so that every super-packet is copied.
 # 3. loss: with the default ring size, a ramp of heavier loads; the highest at which the
 #    summary line says lost=0.
+# 4. progcost: what each path of the program costs in isolation (build/tools/progcost:
+#    bpf_prog_test_run_opts on crafted frames), with the default ring and an 8 MiB one.
 # Knobs (environment): ST_BENCH_ROUNDS (5), ST_BENCH_SECS (5), ST_BENCH_CONNS (32),
 # ST_BENCH_FILE (f100: a 100-byte file), ST_BENCH_CONFIGS, ST_BENCH_OUT (report file,
 # default $ST_BUILD/bench-report.md), ST_BENCH_LINK=veth to measure across a veth pair
-# instead (capture on the server's veth).
+# instead (capture on the server's veth), ST_BENCH_AGENT_ARGS (extra arguments for every
+# shadowtap capture, e.g. "--ring-mb 64").
 #
 # Adding a peer (tcpflow, nginx mirror, GoReplay ...): define cfg_NAME_start (start it, wait
 # until it is ready; set CFG_PID, and CFG_ERR to a file holding its stderr) and optionally
@@ -39,6 +43,7 @@ LINK=${ST_BENCH_LINK:-lo}
 case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
 OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-report.md}
 PARTS=${*:-throughput bpfcost loss}
+read -r -a AGENT_ARGS <<<"${ST_BENCH_AGENT_ARGS:-}"
 
 [ "$(id -u)" -eq 0 ] || { echo "shadowtap bench: run as root" >&2; exit 1; }
 for c in ip nginx wrk tcpdump bpftool python3 sysctl; do
@@ -85,14 +90,14 @@ CFG_PID='' CFG_ERR='' CFG_URL=
 cfg_none_start() { CFG_PID=; CFG_ERR=; }
 cfg_none_stop() { :; }
 cfg_shadowtap_start() {
-	st_capture_start "agent-$RANDOM" "$SRV_NS" "$IFACE" "$ST_TMP/cap.pcap" --port 80 "$@"
+	st_capture_start "agent-$RANDOM" "$SRV_NS" "$IFACE" "$ST_TMP/cap.pcap" --port 80 "${AGENT_ARGS[@]}" "$@"
 	CFG_PID=$ST_AGENT_PID
 	CFG_ERR=$(ls -t "$ST_TMP"/agent-*.err | head -n1)
 }
 # --cgroup mode: cgroup_skb programs on nginx's cgroup (the agent runs outside the namespace).
 cfg_shadowtap_cgroup_start() {
 	[ -n "$BENCH_CG" ] || { echo "shadowtap bench: no cgroup v2 for shadowtap_cgroup" >&2; return 1; }
-	st_capture_start "agent-$RANDOM" "" "$BENCH_CG" "$ST_TMP/cap.pcap" --port 80
+	st_capture_start "agent-$RANDOM" "" "$BENCH_CG" "$ST_TMP/cap.pcap" --port 80 "${AGENT_ARGS[@]}"
 	CFG_PID=$ST_AGENT_PID
 	CFG_ERR=$(ls -t "$ST_TMP"/agent-*.err | head -n1)
 }
@@ -311,6 +316,18 @@ part_loss() {
 	done
 	report ""
 	report "Highest throughput captured with lost=0: ${best:-none}"
+}
+
+# ---- 4. each path of the program in isolation ---------------------------------------------
+part_progcost() {
+	local m
+	[ -x "$ST_BUILD/tools/progcost" ] || { report ""; report "(progcost skipped: $ST_BUILD/tools/progcost not built)"; return 0; }
+	for m in 64 8; do
+		report ""
+		report "## Each path of the program alone: \`progcost --ring-mb $m\` (bpf_prog_test_run, 101 batches of 500 runs)"
+		report ""
+		"$ST_BUILD/tools/progcost" --ring-mb "$m" | tee -a "$OUT"
+	done
 }
 
 for part in $PARTS; do "part_$part"; done
