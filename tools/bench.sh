@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # `make bench`: what shadowtap capture costs production, measured here (as root).
 #
-#   ST_BUILD=build tools/bench.sh [throughput] [bpfcost] [loss] [progcost]
+#   ST_BUILD=build tools/bench.sh [throughput] [bpfcost] [loss] [progcost] [stall]
 #                                          (default: throughput bpfcost loss)
 #
 # 1. throughput: nginx (1 worker) and wrk in one network namespace over loopback;
@@ -19,6 +19,10 @@
 #    summary line says lost=0.
 # 4. progcost: what each path of the program costs in isolation (build/tools/progcost:
 #    bpf_prog_test_run_opts on crafted frames), with the default ring and an 8 MiB one.
+# 5. stall: the programs' cost per run while the agent is stopped (SIGSTOP) and records pile
+#    up in the ring (wrk -c$CONNS for ST_BENCH_STALL_SECS, 2): a slow agent must not make
+#    production pay more per packet. ST_BENCH_BASE_BIN=OTHER/shadowtap alternates with
+#    another build (before/after).
 # Knobs (environment): ST_BENCH_ROUNDS (5), ST_BENCH_SECS (5), ST_BENCH_CONNS (32),
 # ST_BENCH_FILE (f100: a 100-byte file), ST_BENCH_CONFIGS, ST_BENCH_OUT (report file,
 # default $ST_BUILD/bench-report.md), ST_BENCH_LINK=veth to measure across a veth pair
@@ -316,6 +320,39 @@ part_loss() {
 	done
 	report ""
 	report "Highest throughput captured with lost=0: ${best:-none}"
+}
+
+# ---- 5. the programs while the agent is stalled ---------------------------------------------
+part_stall() {
+	local old r bin bins=("$ST_BIN") s0 s1 res summary lost secs=${ST_BENCH_STALL_SECS:-2} saved=$ST_BIN
+	[ -z "${ST_BENCH_BASE_BIN:-}" ] || bins+=("$ST_BENCH_BASE_BIN")
+	old=$(sysctl -n kernel.bpf_stats_enabled)
+	st_on_cleanup "sysctl -qw kernel.bpf_stats_enabled=$old"
+	sysctl -qw kernel.bpf_stats_enabled=1
+	report ""
+	report "## The programs while the agent is stopped (SIGSTOP; wrk -c$CONNS -d${secs}s $FILE; records pile up in the ring)"
+	report ""
+	report "| round | build | runs | ns per run | req/s | lost |"
+	report "|---|---|---|---|---|---|"
+	for r in 1 2 3; do
+		for bin in "${bins[@]}"; do
+			ST_BIN=$bin
+			cfg_shadowtap_start
+			ST_BIN=$saved
+			kill -STOP "$CFG_PID"
+			s0=$(prog_stats | awk '{ n += $3; t += $4 } END { print n + 0, t + 0 }')
+			res=$(wrk_run "$CONNS" "$secs" "$URL")
+			s1=$(prog_stats | awk '{ n += $3; t += $4 } END { print n + 0, t + 0 }')
+			kill -CONT "$CFG_PID"
+			cfg_stop shadowtap
+			summary=$(st_summary "$CFG_ERR")
+			lost=$(st_summary_field "$summary" lost)
+			report "$(awk -v r="$r" -v b="$bin" -v a="$s0" -v z="$s1" -v q="${res% *}" -v l="${lost:-?}" 'BEGIN {
+				split(a, x, " "); split(z, y, " "); n = y[1] - x[1]
+				printf "| %d | %s | %d | %.0f | %s | %s |", r, b, n, n ? (y[2] - x[2]) / n : 0, q, l }')"
+		done
+	done
+	sysctl -qw kernel.bpf_stats_enabled="$old"
 }
 
 # ---- 4. each path of the program in isolation ---------------------------------------------
