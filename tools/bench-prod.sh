@@ -12,21 +12,22 @@
 #         agent's egress and ingress programs, GSO super-packets).
 #   Production answers GET /api.json with a small JSON body (~120 B). A no-op shadow (nginx
 #   answering 204) listens on 127.0.0.1:8080 in the production namespace.
-# Configurations (ST_BENCH_CONFIGS, default "none capture capture_ring8 tcpdump shadow1
-# shadow10 shadow100"):
-#   none; `shadowtap capture --iface IF --port 80 -w /dev/shm/...` (capture_ring8: the same with
-#   --ring-mb 8); `tcpdump -i IF -s 0 -B 262144 -w /dev/shm/... tcp port 80`; `shadowtap shadow
-#   --iface IF --port 80 --to 127.0.0.1:8080 --sample N` (N = 1, 10, 100).
-#   In the bpf_stats round only, also `floor`: `shadowtap capture --port 81` (nothing of the
-#   traffic is captured: every packet costs the programs a parse and a port lookup), the least
-#   a packet costs the programs live.
-# Each round runs every configuration once (`wrk -t1 -c$CONNS -d${SECS}s`), the order rotating
-# from round to round; medians over the rounds and ratios to `none`. The agent's CPU (utime +
-# stime of its process, /proc/PID/stat) per production request is taken in those rounds. Then
-# one more round per shadowtap configuration with kernel.bpf_stats_enabled=1 (restored after):
-# the programs' run_time_ns per production request (their ids from the agent's fds).
-# Knobs: ST_BENCH_ROUNDS (5), ST_BENCH_SECS (5), ST_BENCH_CONNS (32), ST_BENCH_LINKS,
-# ST_BENCH_CONFIGS, ST_BENCH_QUICK=1, ST_BENCH_OUT (report, default $ST_BUILD/bench-prod.md),
+# Configurations (ST_BENCH_CONFIGS, default "capture tcpdump shadow1 shadow10 shadow100"):
+#   `shadowtap capture --iface IF --port 80 -w /dev/shm/...`; `tcpdump -i IF -s 0 -B 262144
+#   -w /dev/shm/... tcp port 80`; `shadowtap shadow --iface IF --port 80 --to 127.0.0.1:8080
+#   --sample N` (N = 1, 10, 100); also capture_ring8 (capture --ring-mb 8).
+# Each round runs no agent, then every configuration with a no-agent run after it (A none B
+# none ...; `wrk -t1 -c$CONNS -d${SECS}s` each), the order of the configurations rotating from
+# round to round. A configuration's ratio in a round is its req/s over the mean of the two
+# no-agent runs around it (the host's other load drifts within a round); reported: the median
+# of those ratios over the rounds, and the median req/s. The agent's CPU (utime + stime of its
+# process, /proc/PID/stat) per production request is taken in those runs. Then one run per
+# shadowtap configuration with kernel.bpf_stats_enabled=1 (restored after): the programs'
+# run_time_ns per production request (their ids from the agent's fds), plus capture_ring8 and
+# `floor`: `shadowtap capture --port 81` (nothing of the traffic is captured: every packet
+# costs the programs a parse and a port lookup), the least a packet costs the programs live.
+# Knobs: ST_BENCH_ROUNDS (5), ST_BENCH_SECS (4), ST_BENCH_CONNS (32), ST_BENCH_LINKS,
+# ST_BENCH_CONFIGS, ST_BENCH_QUICK=1 (3 rounds of 3 s), ST_BENCH_OUT (report, default $ST_BUILD/bench-prod.md),
 # ST_BENCH_AGENT_ARGS (extra arguments for every shadowtap run, e.g. --ring-mb 8),
 # ST_BENCH_BASE_BIN (another shadowtap binary: adds configurations capture_base, shadow10_base).
 set -euo pipefail
@@ -37,11 +38,12 @@ export ST_BUILD=${ST_BUILD:-build}
 if [ "${ST_BENCH_QUICK:-0}" = 1 ]; then
 	ROUNDS=${ST_BENCH_ROUNDS:-3} SECS=${ST_BENCH_SECS:-3}
 else
-	ROUNDS=${ST_BENCH_ROUNDS:-5} SECS=${ST_BENCH_SECS:-5}
+	ROUNDS=${ST_BENCH_ROUNDS:-5} SECS=${ST_BENCH_SECS:-4}
 fi
 CONNS=${ST_BENCH_CONNS:-32}
 LINKS=${ST_BENCH_LINKS:-veth lo}
-CONFIGS=${ST_BENCH_CONFIGS:-none capture capture_ring8 tcpdump shadow1 shadow10 shadow100}
+CONFIGS=${ST_BENCH_CONFIGS:-capture tcpdump shadow1 shadow10 shadow100}
+CONFIGS=$(echo " $CONFIGS " | sed 's/ none / /g; s/^ *//; s/ *$//')
 BASE_BIN=${ST_BENCH_BASE_BIN:-}
 [ -z "$BASE_BIN" ] || CONFIGS="$CONFIGS capture_base shadow10_base"
 read -r -a AGENT_ARGS <<<"${ST_BENCH_AGENT_ARGS:-}"
@@ -190,7 +192,7 @@ summary_note() { # summary_note CFG ERRFILE: loss and what was done, from the su
 	case $1 in
 	tcpdump) echo "dropped $(st_tcpdump_dropped "$2")" ;;
 	capture*) s=$(st_summary "$2"); echo "lost $(st_summary_field "$s" lost)" ;;
-	shadow*) s=$(st_summary "$2"); echo "replayed $(st_summary_field "$s" replayed) lost $(st_summary_field "$s" capture_lost_bytes)" ;;
+	shadow*) s=$(st_summary "$2"); echo "replayed $(st_summary_field "$s" replayed) lost $(st_summary_field "$s" lost)" ;;
 	esac
 }
 
@@ -208,38 +210,47 @@ for link in $LINKS; do
 	report ""
 	report "## $link: $URL"
 	report ""
-	report "| round | $(echo "$CONFIGS" | sed 's/ / | /g') |"
-	report "|---$(for _ in $CONFIGS; do printf '|---'; done)|"
+	report "| round | none (each run) | $(echo "$CONFIGS" | sed 's/ / | /g') |"
+	report "|---|---$(for _ in $CONFIGS; do printf '|---'; done)|"
 	st_in "$CLI_NS" wrk -t1 -c"$CONNS" -d2s "$URL" >/dev/null
 	read -r -a cfgs <<<"$CONFIGS"
 	n=${#cfgs[@]}
+	# one run of none or of a configuration: "rps" in $D/last, cell text in $D/cell-$cfg
+	one_run() {
+		local cfg=$1 c0=0 reqs rps cpu= note
+		"cfg_$cfg"
+		[ -z "$CFG_PID" ] || c0=$(cpu_s "$CFG_PID")
+		read -r reqs rps <<<"$(wrk_run "$URL")"
+		[ -z "$CFG_PID" ] || cpu=$(awk -v a="$(cpu_s "$CFG_PID")" -v b="$c0" 'BEGIN { printf "%.3f", a - b }')
+		cfg_stop
+		echo "$rps" >>"$D/rps-$cfg"
+		echo "$rps" >"$D/last"
+		note=$(summary_note "$cfg" "$CFG_ERR")
+		if [ -n "$cpu" ] && [ "${reqs:-0}" -gt 0 ]; then
+			awk -v c="$cpu" -v n="$reqs" 'BEGIN { printf "%.3f\n", c * 1e6 / n }' >>"$D/cpu-$cfg"
+		fi
+		echo "$rps${note:+ ($note)}" >"$D/cell-$cfg"
+		st_log "$link round $r $cfg: $rps req/s${cpu:+, process CPU $cpu s}${note:+, $note}" >&2
+	}
 	for r in $(seq 1 "$ROUNDS"); do
-		declare -A cell=()
+		one_run none
+		before=$(cat "$D/last") nones="$before"
 		for k in $(seq 0 $((n - 1))); do
 			cfg=${cfgs[$(((k + r - 1) % n))]}
-			"cfg_$cfg"
-			c0=0
-			[ -z "$CFG_PID" ] || c0=$(cpu_s "$CFG_PID")
-			read -r reqs rps <<<"$(wrk_run "$URL")"
-			cpu=
-			[ -z "$CFG_PID" ] || cpu=$(awk -v a="$(cpu_s "$CFG_PID")" -v b="$c0" 'BEGIN { printf "%.3f", a - b }')
-			cfg_stop
-			echo "$rps" >>"$D/rps-$cfg"
-			note=$(summary_note "$cfg" "$CFG_ERR")
-			if [ -n "$cpu" ] && [ "${reqs:-0}" -gt 0 ]; then
-				awk -v c="$cpu" -v n="$reqs" 'BEGIN { printf "%.3f\n", c * 1e6 / n }' >>"$D/cpu-$cfg"
-			fi
-			cell[$cfg]="$rps${note:+ ($note)}"
-			st_log "$link round $r $cfg: $rps req/s${cpu:+, process CPU $cpu s}${note:+, $note}" >&2
+			one_run "$cfg"
+			got=$(cat "$D/last")
+			one_run none
+			after=$(cat "$D/last") nones="$nones $after"
+			awk -v g="$got" -v a="$before" -v b="$after" 'BEGIN { if (a + b > 0) printf "%.4f\n", 2 * g / (a + b) }' >>"$D/ratios-$cfg"
+			before=$after
 		done
-		row="| $r |"
-		for cfg in $CONFIGS; do row+=" ${cell[$cfg]} |"; done
+		row="| $r | $nones |"
+		for cfg in $CONFIGS; do row+=" $(cat "$D/cell-$cfg") |"; done
 		report "$row"
-		unset cell
 	done
 	# the programs' cost, bpf_stats on (one more round per shadowtap configuration)
 	sysctl -qw kernel.bpf_stats_enabled=1
-	for cfg in floor $CONFIGS; do
+	for cfg in floor $CONFIGS $(case " $CONFIGS " in *" capture_ring8 "*) ;; *) echo capture_ring8 ;; esac); do
 		case $cfg in floor | capture* | shadow*) ;; *) continue ;; esac
 		"cfg_$cfg"
 		read -r ns0 cnt0 <<<"$(prog_ns "$CFG_PID")"
@@ -252,13 +263,14 @@ for link in $LINKS; do
 		st_log "$link $cfg with bpf_stats: $(cat "$D/bpf-$cfg") (µs/request, ns/run, runs/request)" >&2
 	done
 	sysctl -qw kernel.bpf_stats_enabled=0
-	base=$(median <"$D/rps-none")
+	base=$(median <"$D/rps-none" | awk '{ printf "%.0f", $1 }')
 	report ""
-	report "| $link: configuration | median req/s | ratio to no agent | BPF programs µs/request (ns/run, runs/request) | process CPU µs/request |"
+	report "| $link: configuration | median req/s | ratio to no agent (median of per-run ratios) | BPF programs µs/request (ns/run, runs/request) | process CPU µs/request |"
 	report "|---|---|---|---|---|"
+	report "| none | $base | 1 | - | - |"
 	for cfg in $CONFIGS; do
 		m=$(median <"$D/rps-$cfg")
-		ratio=$(awk -v m="$m" -v b="$base" 'BEGIN { if (b > 0) printf "%.3f", m / b; else print "-" }')
+		ratio=$(median <"$D/ratios-$cfg" | awk '{ printf "%.3f", $1 }')
 		echo "$ratio" >"$D/ratio-$cfg"
 		bpf=-
 		[ ! -f "$D/bpf-$cfg" ] || bpf=$(awk '{ printf "%.2f (%d ns, %.1f)", $1, $2, $3 }' "$D/bpf-$cfg")
@@ -266,6 +278,7 @@ for link in $LINKS; do
 		[ ! -f "$D/cpu-$cfg" ] || cpu=$(median <"$D/cpu-$cfg")
 		report "| $cfg | $m | $ratio | $bpf | $cpu |"
 	done
+	[ -f "$D/rps-capture_ring8" ] || [ ! -f "$D/bpf-capture_ring8" ] || report "| capture_ring8 (bpf_stats run only) | - | - | $(awk '{ printf "%.2f (%d ns, %.1f)", $1, $2, $3 }' "$D/bpf-capture_ring8") | - |"
 	[ ! -f "$D/bpf-floor" ] || report "| floor: --port 81, nothing captured | - | - | $(awk '{ printf "%.2f (%d ns, %.1f)", $1, $2, $3 }' "$D/bpf-floor") | - |"
 	# the targets of issue #10
 	r() { cat "$D/ratio-$1" 2>/dev/null || echo 0; }
