@@ -59,6 +59,11 @@ BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/%,$(BPFT_SRCS))
 BPFT_OBJS := $(addsuffix .o,$(BPFT_BINS))
 
+# Measurement tools (tools/*.c: progcost), built with the agent.
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+TOOL_OBJS := $(addsuffix .o,$(TOOL_BINS))
+
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_OBJS := $(patsubst $(BUILD)/agent/%.o,$(BUILD)/fuzzobj/%.o,$(LIB_OBJS))
@@ -69,7 +74,7 @@ FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -MMD -MP \
 .DELETE_ON_ERROR:
 .PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench install clean deps deps-check
 
-all: $(BUILD)/shadowtap
+all: $(BUILD)/shadowtap $(TOOL_BINS)
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -119,6 +124,14 @@ $(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
+$(TOOL_OBJS): $(BUILD)/tools/%.o: tools/%.c | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
+$(TOOL_BINS): $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
+
 $(FUZZ_LIB_OBJS): $(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC-FUZZ,$@)
 	$(Q)mkdir -p $(@D)
@@ -155,11 +168,16 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)ST_BUILD=$(BUILD) tools/demo.sh
 
+# Production cost (every configuration against no agent in the same run, veth and loopback),
+# each program path alone, the BPF cost of large segments, the loss probe, flows vs tcpflow,
+# replay. About 15 minutes; ST_BENCH_QUICK=1: about 5.
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
-	$(Q)ST_BUILD=$(BUILD) tools/bench.sh
-	$(Q)ST_BUILD=$(BUILD) tools/bench-flows.sh
-	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh
+	$(Q)ST_BUILD=$(BUILD) tools/bench-prod.sh
+	$(Q)ST_BUILD=$(BUILD) tools/bench.sh progcost bpfcost $(if $(filter 1,$(ST_BENCH_QUICK)),,loss)
+	$(Q)ST_BUILD=$(BUILD) BENCH_CLOSE_SECS=$${BENCH_CLOSE_SECS:-$(if $(filter 1,$(ST_BENCH_QUICK)),2,4)} \
+		BENCH_RUNS=$${BENCH_RUNS:-$(if $(filter 1,$(ST_BENCH_QUICK)),1,3)} tools/bench-flows.sh
+	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh replay
 
 install: $(BUILD)/shadowtap
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
@@ -168,4 +186,4 @@ clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
 -include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d \
-	$(BUILD)/fuzz/*.d)
+	$(BUILD)/fuzz/*.d $(BUILD)/tools/*.d)

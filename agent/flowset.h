@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../bpf/connhash.h"
 #include "segment.h"
 
 struct st_flowset;
@@ -21,17 +22,7 @@ void st_flowset__free(struct st_flowset *s);
 
 _Static_assert(sizeof(struct st_flow_key) % 4 == 0, "st_flow_key hashes by 32-bit words");
 
-/* 64-bit finaliser (MurmurHash3's fmix64). Stable: shadow sampling decisions
- * made with it agree across runs and hosts. */
-static inline uint64_t st_mix64(uint64_t x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
+/* st_mix64 (fmix64) lives with the connection hash the BPF program shares. */
 
 /* Orders a key so both directions of one connection compare equal. */
 void st_flow_key_canon(const struct st_flow_key *in, struct st_flow_key *out);

@@ -31,6 +31,7 @@ struct chunk {
 	uint64_t ts;
 	uint32_t len;
 	uint8_t lost; /* a capture-loss marker: no bytes, becomes a gap when reached */
+	uint8_t elided; /* ... of bytes the capture's copy policy left out (ST_GAP_ELIDED) */
 	uint8_t data[];
 };
 
@@ -49,6 +50,7 @@ struct half {
 	uint32_t oow_run;    /* out-of-window segments in a row, each following the last */
 	uint8_t started, syn, fin, ended;
 	uint8_t oow_valid;
+	uint8_t no_payload;  /* copy policy "none": every byte of this direction is elided */
 };
 
 struct conn {
@@ -293,6 +295,10 @@ static void emit_gap(struct st_reasm *r, struct conn *c, int d, uint64_t len,
 	h->next_seq += (uint32_t)len;
 	if (h->hint_off < h->next_off)
 		h->hint_off = h->next_off;
+	if (why == ST_GAP_ELIDED) {
+		r->st.elided_bytes += len; /* left out on purpose: no gap, no loss */
+		return;
+	}
 	c->pub.gap_bytes[d] += len;
 	r->st.gaps++;
 	r->st.gap_bytes += len;
@@ -321,7 +327,8 @@ static void drain(struct st_reasm *r, struct conn *c, int d)
 			uint32_t skip = (uint32_t)(h->next_off - k->off);
 
 			if (k->lost)
-				emit_gap(r, c, d, k->len - skip, ST_GAP_LOSS);
+				emit_gap(r, c, d, k->len - skip,
+					 k->elided ? ST_GAP_ELIDED : ST_GAP_LOSS);
 			else
 				deliver(r, c, d, k->data + skip, k->len - skip, k->ts);
 		}
@@ -555,10 +562,10 @@ static struct chunk *chunk_new(struct st_reasm *r, struct half *h, uint64_t off,
 /*
  * Adds [off, off + len) to the sorted out-of-order list, keeping what is
  * there already (first copy wins) and storing only the pieces not yet held.
- * data is NULL for a loss marker.
+ * data is NULL for a loss marker (elided: bytes left out by the copy policy).
  */
 static void ooo_insert(struct st_reasm *r, struct conn *c, int d, uint64_t off,
-		       const uint8_t *data, uint32_t len)
+		       const uint8_t *data, uint32_t len, bool elided)
 {
 	struct half *h = &c->h[d];
 	struct chunk *prev = NULL, *cur = h->head, *k;
@@ -592,6 +599,7 @@ static void ooo_insert(struct st_reasm *r, struct conn *c, int d, uint64_t off,
 				p = piece_end;
 				continue;
 			}
+			k->elided = lost && elided;
 			k->next = cur;
 			if (prev)
 				prev->next = k;
@@ -633,11 +641,12 @@ static bool ooo_full(const struct st_reasm *r, const struct half *h, uint32_t le
 }
 
 /*
- * Bytes [seq, seq + len) of direction d (data NULL: the capture lost them).
- * In-order bytes go straight to the consumer; the rest waits in the list.
+ * Bytes [seq, seq + len) of direction d (data NULL: the capture lost them, or
+ * elided them by policy). In-order bytes go straight to the consumer; the rest
+ * waits in the list.
  */
 static void half_bytes(struct st_reasm *r, struct conn *c, int d, uint32_t seq,
-		       const uint8_t *data, uint32_t len)
+		       const uint8_t *data, uint32_t len, bool elided)
 {
 	struct half *h = &c->h[d];
 	int64_t rel, skip;
@@ -717,7 +726,7 @@ again:
 		if (data) {
 			deliver(r, c, d, data, len, r->now);
 		} else {
-			emit_gap(r, c, d, len, ST_GAP_LOSS);
+			emit_gap(r, c, d, len, elided ? ST_GAP_ELIDED : ST_GAP_LOSS);
 		}
 		h->progress_ts = r->now;
 		drain(r, c, d);
@@ -739,7 +748,7 @@ again:
 		}
 		r->st.ooo_segments++;
 	}
-	ooo_insert(r, c, d, off, data, len);
+	ooo_insert(r, c, d, off, data, len, elided);
 	if (rel == 0) {
 		h->progress_ts = r->now;
 		drain(r, c, d);
@@ -793,12 +802,38 @@ static void half_acked(struct st_reasm *r, struct half *h, uint32_t ack)
 	}
 }
 
+/*
+ * Copy policy "none": the bytes of direction d before seq exist (a later
+ * segment or, ack, the peer's ACK says so) and were left out on purpose.
+ */
+static void half_elide_to(struct st_reasm *r, struct conn *c, int d, uint32_t seq, bool ack)
+{
+	struct half *h = &c->h[d];
+	int32_t rel;
+
+	if (!h->started || h->ended)
+		return;
+	rel = (int32_t)(seq - h->next_seq);
+	if (rel <= 0 || (uint32_t)rel > r->cfg.max_ahead)
+		return;
+	if (h->fin && h->next_off + (uint32_t)rel > h->fin_off)
+		rel = (int32_t)(h->fin_off - h->next_off); /* the ACK of the FIN */
+	else if (ack && !h->fin && rel == 1)
+		return; /* most likely the ACK of a FIN not seen yet (as in half_acked) */
+	half_bytes(r, c, d, h->next_seq, NULL, (uint32_t)rel, true);
+}
+
 static void conn_segment(struct st_reasm *r, struct conn *c, int d, const struct st_segment *s)
 {
 	struct half *h = &c->h[d];
 	uint32_t seq = s->seq;
 	int e;
 
+	if (s->elided_before && s->kind == ST_SEG_DATA) {
+		h->no_payload = 1;
+		if (!(s->flags & ST_TCP_SYN))
+			half_elide_to(r, c, d, s->seq, false);
+	}
 	if (s->flags & ST_TCP_RST) {
 		conn_close(r, c, ST_END_RST, ST_GAP_CLOSE);
 		return;
@@ -825,12 +860,21 @@ static void conn_segment(struct st_reasm *r, struct conn *c, int d, const struct
 	if (s->len) {
 		if (!h->started)
 			half_start(r, c, d, seq, true);
-		half_bytes(r, c, d, seq, s->kind == ST_SEG_DATA ? s->data : NULL, s->len);
+		half_bytes(r, c, d, seq, s->kind == ST_SEG_DATA ? s->data : NULL, s->len, false);
+	}
+	if (s->elided) {
+		/* the rest of the segment, left out by the copy policy (headers-only) */
+		if (!h->started)
+			half_start(r, c, d, seq + s->len, true);
+		half_bytes(r, c, d, seq + s->len, NULL, s->elided, true);
 	}
 	if (s->kind == ST_SEG_DATA && (s->flags & ST_TCP_FIN))
-		half_fin(r, c, d, seq + s->len);
-	if (s->kind == ST_SEG_DATA && (s->flags & ST_TCP_ACK))
+		half_fin(r, c, d, seq + s->len + s->elided);
+	if (s->kind == ST_SEG_DATA && (s->flags & ST_TCP_ACK)) {
+		if (c->h[!d].no_payload)
+			half_elide_to(r, c, !d, s->ack, true);
 		half_acked(r, &c->h[!d], s->ack);
+	}
 	for (e = 0; e < 2; e++) {
 		struct half *x = &c->h[e];
 
@@ -995,7 +1039,8 @@ int st_reasm__feed(struct st_reasm *r, const struct st_segment *s)
 
 	r->st.segments++;
 	set_now(r, s->ts_ns);
-	if (s->len > SEG_LEN_MAX || (s->kind == ST_SEG_DATA && s->len && !s->data) ||
+	if (s->len > SEG_LEN_MAX || s->elided > SEG_LEN_MAX ||
+	    (s->kind == ST_SEG_DATA && s->len && !s->data) ||
 	    s->kind > ST_SEG_LOSS || (s->key.src.family != 4 && s->key.src.family != 6) ||
 	    s->key.src.family != s->key.dst.family) {
 		r->st.drop_segs++;
@@ -1098,6 +1143,7 @@ const char *st_reasm_gap_str(enum st_reasm_gap_why why)
 	static const char *const s[ST_GAP_MAX] = {
 		[ST_GAP_LOSS] = "capture-loss", [ST_GAP_WAIT] = "timeout",
 		[ST_GAP_OOO_CAP] = "ooo-cap", [ST_GAP_MEM] = "mem-cap", [ST_GAP_CLOSE] = "close",
+		[ST_GAP_ELIDED] = "elided",
 	};
 
 	return (unsigned)why < ST_GAP_MAX ? s[why] : "?";

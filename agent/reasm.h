@@ -73,6 +73,9 @@ enum st_reasm_gap_why {
 	ST_GAP_OOO_CAP,  /* out-of-order bytes of the connection hit ooo_max / ooo_segs */
 	ST_GAP_MEM,      /* the global cap evicted the connection */
 	ST_GAP_CLOSE,    /* the connection closed with a hole (FIN, RST, timeout, end of input) */
+	ST_GAP_ELIDED,   /* the capture's copy policy left these bytes out on purpose (headers-only,
+			  * none: st_segment.elided, .elided_before): nothing was lost; not counted
+			  * in gaps, gap_bytes, loss_bytes, st_reasm_conn.gap_bytes */
 	ST_GAP_MAX,
 };
 
@@ -132,6 +135,7 @@ struct st_reasm_stats {
 	uint64_t gaps;           /* gap events */
 	uint64_t gap_bytes;      /* bytes reported as gaps (every one of them) */
 	uint64_t loss_bytes;     /* ... of which announced by ST_SEG_LOSS */
+	uint64_t elided_bytes;   /* bytes reported as ST_GAP_ELIDED gaps (not in gap_bytes) */
 	uint64_t ooo_segments;   /* segments that arrived ahead of a hole */
 	uint64_t retrans_bytes;  /* bytes that arrived again (dropped, first copy wins) */
 	uint64_t overlaps;       /* segments overlapping buffered bytes with different values */

@@ -88,21 +88,11 @@ uint64_t st_shadow_cc_id(const struct cconn *cc)
 	return cc->c->id;
 }
 
-/* Stable across runs and agents: the same connection is always in or out. One mix per
- * segment: this runs for every captured segment when sampling. */
+/* Stable across runs and agents: the same connection is always in or out. The BPF program
+ * samples with the same function (bpf/connhash.h), so the kernel and this agree. */
 static uint64_t conn_hash(const struct st_flow_key *k)
 {
-	uint64_t h = 0x5348414430574150ull ^ ((uint64_t)k->sport << 16 | k->dport);
-
-	h ^= (uint64_t)k->src.a[0] * 0x9e3779b97f4a7c15ull;
-	h ^= (uint64_t)k->dst.a[0] * 0xc2b2ae3d27d4eb4full;
-	if (k->src.family == 6) {
-		int i;
-
-		for (i = 1; i < 4; i++)
-			h ^= ((uint64_t)k->src.a[i] << 32 | k->dst.a[i]) * (0x165667b19e3779f9ull + i);
-	}
-	return st_mix64(h);
+	return st_conn_hash(k->src.family, k->src.a, k->dst.a, k->sport, k->dport);
 }
 
 static bool slot_on(const struct cconn *cc, unsigned slot)

@@ -487,9 +487,13 @@ static int live_tick(void *ctx)
 
 static int run_live(struct shadow_cmd *c)
 {
+	struct st_tap_opts topts = { 0 };
 	int err;
 
-	c->tap = st_tap__open(&c->target, c->verbose, live_seg, c);
+	/* --sample by connection: the kernel leaves the others out, by the same hash */
+	if (!c->cfg.sample_by_request)
+		topts.sample_permyriad = st_tap_permyriad(c->cfg.sample_pct);
+	c->tap = st_tap__open_opts(&c->target, c->verbose, &topts, live_seg, c);
 	if (!c->tap)
 		return -2; /* st_tap__open said why */
 	err = st_loop__add(c->loop, st_tap__fd(c->tap), live_ring, c);

@@ -110,6 +110,50 @@ static void test_decode_bad(void **state)
 	assert_int_equal(st_record_decode(r, sizeof(rec_buf), 0, &s), -EINVAL);
 }
 
+/* Copy policies: the elided rest of a segment and "no payload" come through, apart from loss. */
+static void test_decode_elided(void **state)
+{
+	struct st_segment s;
+	struct st_rec *r;
+
+	r = mkrec(ST_REC_DATA, 100);
+	assert_int_equal(st_record_decode(r, sizeof(*r) + 100, 0, &s), 0);
+	assert_int_equal(s.elided, 0); /* a part that is not the last: nothing elided */
+	assert_int_equal(s.elided_before, 0);
+	/* headers-only: 256 of a 3000-byte segment copied, the rest elided by policy */
+	r = mkrec(ST_REC_DATA, 256);
+	r->off = 0;
+	r->seg_len = 3000;
+	r->rflags = ST_RF_ELIDED;
+	assert_int_equal(st_record_decode(r, sizeof(*r) + 256, 0, &s), 0);
+	assert_int_equal(s.kind, ST_SEG_DATA);
+	assert_int_equal(s.len, 256);
+	assert_int_equal(s.elided, 3000 - 256);
+	/* the ring was full for that head: a loss of the head, the rest still elided */
+	r = mkrec(ST_REC_LOSS, 256);
+	r->off = 0;
+	r->seg_len = 3000;
+	r->rflags = ST_RF_ELIDED;
+	assert_int_equal(st_record_decode(r, sizeof(*r), 0, &s), 0);
+	assert_int_equal(s.kind, ST_SEG_LOSS);
+	assert_int_equal(s.len, 256);
+	assert_int_equal(s.elided, 3000 - 256);
+	/* policy none: a FIN with 10 payload bytes, none copied */
+	r = mkrec(ST_REC_DATA, 0);
+	r->off = 0;
+	r->seg_len = 10;
+	r->tcp_flags = ST_TCP_FIN | ST_TCP_ACK;
+	r->rflags = ST_RF_ELIDED | ST_RF_NO_PAYLOAD;
+	assert_int_equal(st_record_decode(r, sizeof(*r), 0, &s), 0);
+	assert_int_equal(s.len, 0);
+	assert_int_equal(s.elided, 10);
+	assert_int_equal(s.elided_before, 1);
+	assert_int_equal(s.flags, ST_TCP_FIN | ST_TCP_ACK);
+	/* unknown flag bits: a newer writer, refused */
+	r->rflags = 0x80;
+	assert_int_equal(st_record_decode(r, sizeof(*r), 0, &s), -EINVAL);
+}
+
 static uint16_t fold(uint32_t sum)
 {
 	while (sum >> 16)
@@ -273,6 +317,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decode_ok),       cmocka_unit_test(test_decode_bad),
+		cmocka_unit_test(test_decode_elided),
 		cmocka_unit_test(test_frame_roundtrip), cmocka_unit_test(test_frame_too_big),
 		cmocka_unit_test(test_pcap_file),
 	};
