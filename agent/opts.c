@@ -283,7 +283,7 @@ const struct st_opt st_target_opts[] = {
 		      "capture the sockets of cgroup v2 PATH (cgroup_skb)"),
 	FILTER_ROWS,
 	ST_OPT_FUNC("ring-mb", 0, "N", 0, opt_ring_mb,
-		    "kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 64)"),
+		    "kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 16)"),
 	ST_OPT_CHOICE("attach", 0, struct st_target, attach, "MODE", attach_modes,
 		      "interface hooks: auto (TCX links, else clsact), tcx, clsact"),
 	ST_OPT_FLAG("exit-on-detach", 0, struct st_target, exit_on_detach,
