@@ -53,6 +53,14 @@ uint64_t st_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+uint64_t st_realtime_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
 /* What an unregistered signal does (loop.h lists them). */
 enum sig_default {
 	SIG_NONE = 0, /* not the loop's */
