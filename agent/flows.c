@@ -360,6 +360,7 @@ int cmd_flows(int argc, char **argv)
 	kcfg.dirfd = fl->dirfd;
 	kcfg.dirname = fl->out;
 	kcfg.max_open = files_limit();
+	kcfg.seed = st_random_seed();
 	fl->sink = st_flowsink__new(&kcfg);
 	cfg.max_mem = fl->t.max_mem; /* 0: reassembly's default, 256 MiB */
 	cfg.ports = fl->t.ports;

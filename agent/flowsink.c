@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "connmap.h"
@@ -36,81 +37,23 @@ struct fdir {
 struct fconn {
 	struct st_reasm_conn *c;
 	uint32_t nth; /* 0 until the connection's first byte: #N counts connections with bytes */
+	struct st_connmap_ent *tuple; /* its 4-tuple's count, pinned once numbered */
 	struct fdir d[2];
-};
-
-/* How many connections with bytes each 4-tuple (either direction) had so far. */
-struct tslot {
-	struct st_flow_key k; /* canonical order */
-	uint32_t n;
-	uint32_t used;
-};
-
-struct tuples {
-	struct tslot *s;
-	size_t cap, n; /* cap: power of two */
 };
 
 struct st_flowsink {
 	struct st_flowsink_config cfg;
-	struct tuples tuples;
+	struct st_connmap *tuples; /* 4-tuple -> connections numbered on it (val) */
 	struct st_list_head open; /* open files, least recently used first */
 	size_t n_open;
 	int err;                  /* first error (negative errno): later events are ignored */
 	struct st_flowsink_stats st;
 };
 
-/* ---- 4-tuple counters ------------------------------------------------------ */
-
-static struct tslot *tuples_slot(struct tuples *t, const struct st_flow_key *k)
-{
-	size_t i = st_flow_key_hash(k) & (t->cap - 1);
-
-	while (t->s[i].used && memcmp(&t->s[i].k, k, sizeof(*k)))
-		i = (i + 1) & (t->cap - 1);
-	return &t->s[i];
-}
-
-static int tuples_grow(struct tuples *t)
-{
-	struct tuples n = { .cap = t->cap ? t->cap * 2 : 4096 };
-	size_t i;
-
-	n.s = calloc(n.cap, sizeof(*n.s));
-	if (!n.s)
-		return -ENOMEM;
-	for (i = 0; i < t->cap; i++)
-		if (t->s[i].used)
-			*tuples_slot(&n, &t->s[i].k) = t->s[i];
-	n.n = t->n;
-	free(t->s);
-	*t = n;
-	return 0;
-}
-
-/* Counts one more connection on k's 4-tuple; returns its number (1, 2, ...), 0 on ENOMEM. */
-static uint32_t tuples_next(struct tuples *t, const struct st_flow_key *key)
-{
-	struct st_flow_key k;
-	struct tslot *s;
-
-	if (t->n * 2 >= t->cap && tuples_grow(t))
-		return 0;
-	st_flow_key_canon(key, &k);
-	s = tuples_slot(t, &k);
-	if (!s->used) {
-		s->used = 1;
-		s->k = k;
-		t->n++;
-	}
-	return ++s->n;
-}
-
 /* ---- output files ------------------------------------------------------------- */
 
-static void file_name(const struct fconn *fc, int dir, char *buf, size_t len)
+static void name_of(const struct st_flow_key *k, int dir, uint32_t nth, char *buf, size_t len)
 {
-	const struct st_flow_key *k = &fc->c->key;
 	const struct st_addr *s = dir == ST_DIR_IN ? &k->src : &k->dst;
 	const struct st_addr *d = dir == ST_DIR_IN ? &k->dst : &k->src;
 	uint16_t sp = dir == ST_DIR_IN ? k->sport : k->dport;
@@ -121,8 +64,13 @@ static void file_name(const struct fconn *fc, int dir, char *buf, size_t len)
 	st_addr_str(s, sa, sizeof(sa));
 	st_addr_str(d, da, sizeof(da));
 	n = snprintf(buf, len, "%s.%u-%s.%u", sa, sp, da, dp);
-	if (fc->nth > 1 && n > 0 && (size_t)n < len)
-		snprintf(buf + n, len - n, "#%u", fc->nth);
+	if (nth > 1 && n > 0 && (size_t)n < len)
+		snprintf(buf + n, len - n, "#%u", nth);
+}
+
+static void file_name(const struct fconn *fc, int dir, char *buf, size_t len)
+{
+	name_of(&fc->c->key, dir, fc->nth, buf, len);
 }
 
 static void fail(struct st_flowsink *s, int err, const char *what, const char *name)
@@ -131,6 +79,46 @@ static void fail(struct st_flowsink *s, int err, const char *what, const char *n
 		pr_err("flows: %s %s/%s: %s", what, s->cfg.dirname, name, strerror(-err));
 		s->err = err;
 	}
+}
+
+/* A 4-tuple the map forgot comes back: how many connections it had, as the folder says
+ * (every connection numbered on it before is closed, so its files are there). */
+static uint32_t numbered_before(struct st_flowsink *s, const struct st_flow_key *k)
+{
+	char name[NAME_MAX_LEN];
+	struct stat st;
+	uint32_t n = 0;
+
+	for (;;) {
+		bool seen = false;
+
+		for (int dir = 0; dir < 2 && !seen; dir++) {
+			name_of(k, dir, n + 1, name, sizeof(name));
+			seen = !fstatat(s->cfg.dirfd, name, &st, AT_SYMLINK_NOFOLLOW);
+		}
+		if (!seen)
+			return n;
+		n++;
+	}
+}
+
+/* The connection's #N, at its first byte or gap. 0 or -errno. */
+static int number(struct st_flowsink *s, struct fconn *fc)
+{
+	struct st_connmap_ent *e;
+	struct st_connmap_stats ms;
+	int r = st_connmap__put(s->tuples, &fc->c->key, &e);
+
+	if (r < 0)
+		return r;
+	st_connmap__stats(s->tuples, &ms);
+	if (r == 1 && ms.evicted)
+		e->val = numbered_before(s, &fc->c->key);
+	fc->nth = (uint32_t)++e->val;
+	fc->tuple = e;
+	/* kept while the connection is open: its files may not exist yet */
+	st_connmap__pin(s->tuples, e);
+	return 0;
 }
 
 static void file_close(struct st_flowsink *s, struct fdir *f)
@@ -162,9 +150,10 @@ static struct fdir *file_get(struct st_flowsink *s, struct fconn *fc, int dir)
 		return f;
 	}
 	if (!fc->nth) {
-		fc->nth = tuples_next(&s->tuples, &fc->c->key);
-		if (!fc->nth) {
-			fail(s, -ENOMEM, "numbering", "");
+		int err = number(s, fc);
+
+		if (err) {
+			fail(s, err, "numbering", "");
 			return NULL;
 		}
 	}
@@ -283,6 +272,8 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		return;
 	file_close(s, &fc->d[0]);
 	file_close(s, &fc->d[1]);
+	if (fc->tuple)
+		st_connmap__unpin(s->tuples, fc->tuple);
 	free(fc);
 	c->user = NULL;
 }
@@ -299,15 +290,25 @@ const struct st_reasm_ops st_flowsink_ops = {
 struct st_flowsink *st_flowsink__new(const struct st_flowsink_config *cfg)
 {
 	struct st_flowsink *s = calloc(1, sizeof(*s));
+	struct st_connmap_config mc = { .evict = true };
 
 	if (!s)
 		return NULL;
 	s->cfg = *cfg;
 	if (!s->cfg.max_open)
 		s->cfg.max_open = ST_FLOWSINK_MAX_OPEN_DEFAULT;
+	if (!s->cfg.max_tuples)
+		s->cfg.max_tuples = ST_FLOWSINK_MAX_TUPLES_DEFAULT;
 	if (!s->cfg.dirname)
 		s->cfg.dirname = ".";
 	st_list_init(&s->open);
+	mc.max_entries = s->cfg.max_tuples;
+	mc.seed = s->cfg.seed;
+	s->tuples = st_connmap__new(&mc);
+	if (!s->tuples) {
+		free(s);
+		return NULL;
+	}
 	return s;
 }
 
@@ -325,7 +326,11 @@ int st_flowsink__error(const struct st_flowsink *s)
 
 void st_flowsink__stats(const struct st_flowsink *s, struct st_flowsink_stats *out)
 {
+	struct st_connmap_stats ms;
+
+	st_connmap__stats(s->tuples, &ms);
 	*out = s->st;
+	out->tuples_forgotten = ms.evicted;
 }
 
 void st_flowsink__free(struct st_flowsink *s)
@@ -334,6 +339,6 @@ void st_flowsink__free(struct st_flowsink *s)
 		return;
 	while (!st_list_empty(&s->open))
 		close_oldest(s);
-	free(s->tuples.s);
+	st_connmap__free(s->tuples);
 	free(s);
 }

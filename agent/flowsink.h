@@ -24,6 +24,14 @@
  *    truncates a file of that name (a former run's, with --force).
  *  - Descriptors. Open files are an LRU of at most max_open; a file closed early is
  *    reopened to append.
+ *  - Numbering memory. The count of connections per 4-tuple lives in a connection map
+ *    (connmap.h) bounded by max_tuples: least recently numbered 4-tuples are forgotten
+ *    first, never one with a connection still open. When a forgotten 4-tuple comes back,
+ *    its next number is read from the folder (the highest N whose file exists, in either
+ *    direction, + 1; every connection closed before has its files there), so names stay
+ *    right past the bound at the cost of a few stat calls. Only with --force into a
+ *    folder holding another run's files of those names would such a connection be
+ *    numbered after them instead of replacing them.
  *  - Errors. The first failed open, write or extension is reported (one line) and kept;
  *    later events are ignored; st_flowsink__error() returns it (negative errno).
  * Callbacks must come from one thread (the reassembly's).
@@ -39,17 +47,22 @@
 #include "stats.h"
 
 #define ST_FLOWSINK_MAX_OPEN_DEFAULT 256
+#define ST_FLOWSINK_MAX_TUPLES_DEFAULT 65536
 
 struct st_flowsink_config {
 	int dirfd;             /* the output folder (the caller's: not closed) */
 	const char *dirname;   /* for messages */
 	size_t max_open;       /* open files at most; 0 = default */
+	size_t max_tuples;     /* 4-tuples remembered for #N; 0 = default (65536) */
+	uint64_t seed;         /* hash seed of that map (random bits) */
 };
 
 /* The engine's counters (stats.h): flows' summary line carries them. */
 #define ST_FLOWSINK_STATS(X, T)                                                                \
 	X(T, writes, COUNTER, "write calls made")                                             \
-	X(T, reopens, COUNTER, "files opened again after the open-file limit closed them")
+	X(T, reopens, COUNTER, "files opened again after the open-file limit closed them")    \
+	X(T, tuples_forgotten, COUNTER, "4-tuples whose #N count left memory (read back from " \
+					"the folder if they return)")
 
 struct st_flowsink_stats {
 	uint64_t files; /* files created: in flows' own table, next to connections */

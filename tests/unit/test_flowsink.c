@@ -215,6 +215,49 @@ static void t_open_file_lru(void **state)
 	assert_true(st.reopens > 0);
 }
 
+/* The #N counts live in a bounded map: a 4-tuple that comes back after it was forgotten is
+ * numbered from the folder, so names stay right (the old table kept every 4-tuple ever seen;
+ * an LRU that forgot without looking would restart at 1 and truncate the first file). */
+static void t_numbering_bounded(void **state)
+{
+	struct env *e = *state;
+	enum { T = 50, ROUNDS = 3 };
+	struct st_reasm_conn c;
+	struct st_flowsink_stats st;
+	char name[64], want[16];
+
+	e->cfg.max_tuples = 4;
+	sink(e);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < T; i++) {
+			c = conn("10.3.0.1", (uint16_t)(20000 + i), "10.3.0.2", 80);
+			ev_open(e, &c);
+			/* one direction only, alternating: the folder is read both ways */
+			snprintf(want, sizeof(want), "r%d", r);
+			ev_data(e, &c, (r + i) % 2 ? ST_DIR_OUT : ST_DIR_IN, want);
+			ev_close(e, &c);
+		}
+	}
+	assert_int_equal(st_flowsink__flush(e->s), 0);
+	for (int r = 0; r < ROUNDS; r++) {
+		for (int i = 0; i < T; i++) {
+			char nth[8] = "";
+
+			if (r)
+				snprintf(nth, sizeof(nth), "#%d", r + 1);
+			if ((r + i) % 2)
+				snprintf(name, sizeof(name), "10.3.0.2.80-10.3.0.1.%d%s", 20000 + i, nth);
+			else
+				snprintf(name, sizeof(name), "10.3.0.1.%d-10.3.0.2.80%s", 20000 + i, nth);
+			snprintf(want, sizeof(want), "r%d", r);
+			check_file(e, name, want, 2);
+		}
+	}
+	assert_int_equal(count_files(e), T * ROUNDS);
+	st_flowsink__stats(e->s, &st);
+	assert_true(st.tuples_forgotten >= T * ROUNDS - 4);
+}
+
 /* A FIFO under a flow's name: refused (never opened blocking, never followed), the error kept
  * and later events ignored. */
 static void t_error_kept(void **state)
@@ -243,6 +286,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(t_names_and_holes, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_open_file_lru, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_numbering_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_error_kept, setup, teardown),
 	};
 
