@@ -258,7 +258,10 @@ static int live_tick(void *ctx)
 {
 	struct flows *fl = ctx;
 
-	st_reasm__tick(fl->r, st_realtime_ns());
+	uint64_t now = st_realtime_ns();
+
+	st_reasm__tick(fl->r, now);
+	st_flowsink__tick(fl->sink, now);
 	return st_flowsink__error(fl->sink);
 }
 

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "connmap.h"
@@ -24,14 +25,18 @@ ST_STAT_TABLE_DEFINE(st_flowsink_stat, struct st_flowsink_stats, ST_FLOWSINK_STA
 
 struct fconn;
 
-/* One direction's output file. */
+/* One direction's output file and its buffer. */
 struct fdir {
 	struct fconn *fc;
 	int dir;
 	int fd;                     /* -1 when not open */
 	bool created;               /* the file exists (this run created it) */
-	uint64_t size;              /* bytes (and gap bytes) written */
+	uint64_t size;              /* bytes (and gap bytes) in the file */
 	struct st_list_head open;   /* in the LRU of open files while fd >= 0 */
+	uint8_t *buf;               /* buf_size bytes, or NULL */
+	uint32_t len;               /* bytes waiting in buf */
+	uint64_t last_ts;           /* when bytes were last added */
+	struct st_list_head buffered; /* in the list of held buffers while buf != NULL */
 };
 
 struct fconn {
@@ -46,6 +51,8 @@ struct st_flowsink {
 	struct st_connmap *tuples; /* 4-tuple -> connections numbered on it (val) */
 	struct st_list_head open; /* open files, least recently used first */
 	size_t n_open;
+	struct st_list_head buffered; /* held buffers, least recently added to first */
+	uint64_t buf_mem;         /* bytes of buffers held */
 	int err;                  /* first error (negative errno): later events are ignored */
 	struct st_flowsink_stats st;
 };
@@ -137,9 +144,8 @@ static void close_oldest(struct st_flowsink *s)
 }
 
 /* The direction's file, open for appending; NULL after a failure (already reported). */
-static struct fdir *file_get(struct st_flowsink *s, struct fconn *fc, int dir)
+static struct fdir *file_get(struct st_flowsink *s, struct fdir *f)
 {
-	struct fdir *f = &fc->d[dir];
 	char name[NAME_MAX_LEN];
 	int flags = O_WRONLY | O_APPEND | O_CLOEXEC;
 
@@ -149,15 +155,7 @@ static struct fdir *file_get(struct st_flowsink *s, struct fconn *fc, int dir)
 		st_list_move_tail(&f->open, &s->open);
 		return f;
 	}
-	if (!fc->nth) {
-		int err = number(s, fc);
-
-		if (err) {
-			fail(s, err, "numbering", "");
-			return NULL;
-		}
-	}
-	file_name(fc, dir, name, sizeof(name));
+	file_name(f->fc, f->dir, name, sizeof(name));
 	if (!f->created)
 		flags |= O_CREAT | O_TRUNC; /* --force: a file of a former run is replaced */
 	while (s->n_open >= s->cfg.max_open && !st_list_empty(&s->open))
@@ -186,20 +184,84 @@ static struct fdir *file_get(struct st_flowsink *s, struct fconn *fc, int dir)
 	return f;
 }
 
-static int write_all(int fd, const uint8_t *p, size_t len)
+/* Writes the iovecs whole (a regular file: short writes only on errors, but retried). */
+static int writev_all(struct st_flowsink *s, int fd, struct iovec *iov, int n)
 {
-	while (len) {
-		ssize_t n = write(fd, p, len);
+	while (n) {
+		ssize_t w = writev(fd, iov, n);
 
-		if (n < 0) {
+		s->st.writes++;
+		if (w < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
-		p += n;
-		len -= (size_t)n;
+		while (n && (size_t)w >= iov->iov_len) {
+			w -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n) {
+			iov->iov_base = (uint8_t *)iov->iov_base + w;
+			iov->iov_len -= (size_t)w;
+		}
 	}
 	return 0;
+}
+
+/* Writes what f holds, then data (len 0: nothing more); a failure is reported and kept. */
+static void write_out(struct st_flowsink *s, struct fdir *f, const uint8_t *data, uint32_t len)
+{
+	struct iovec iov[2];
+	int n = 0, err;
+
+	if (f->len)
+		iov[n++] = (struct iovec){ f->buf, f->len };
+	if (len)
+		iov[n++] = (struct iovec){ (void *)data, len };
+	if (!n || !file_get(s, f))
+		return;
+	err = writev_all(s, f->fd, iov, n);
+	if (err) {
+		char name[NAME_MAX_LEN];
+
+		file_name(f->fc, f->dir, name, sizeof(name));
+		fail(s, err, "cannot write", name);
+		return;
+	}
+	f->size += f->len + len;
+	f->len = 0;
+}
+
+/* Writes what f holds and gives its buffer back. */
+static void buf_release(struct st_flowsink *s, struct fdir *f)
+{
+	if (!f->buf)
+		return;
+	write_out(s, f, NULL, 0);
+	st_list_del_init(&f->buffered);
+	free(f->buf);
+	f->buf = NULL;
+	f->len = 0;
+	s->buf_mem -= s->cfg.buf_size;
+}
+
+/* A buffer for f, within max_buffered: the least recently added to are written and released
+ * first. False when none can be had (f's bytes then go out unbuffered). */
+static bool buf_get(struct st_flowsink *s, struct fdir *f)
+{
+	if (f->buf)
+		return true;
+	while (s->buf_mem + s->cfg.buf_size > s->cfg.max_buffered && !st_list_empty(&s->buffered))
+		buf_release(s, st_list_first_entry(&s->buffered, struct fdir, buffered));
+	f->buf = malloc(s->cfg.buf_size);
+	if (!f->buf)
+		return false;
+	s->buf_mem += s->cfg.buf_size;
+	if (s->buf_mem > s->st.buffered_peak)
+		s->st.buffered_peak = s->buf_mem;
+	st_list_add_tail(&f->buffered, &s->buffered);
+	return true;
 }
 
 /* ---- engine callbacks ------------------------------------------------------------- */
@@ -218,43 +280,67 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 		fc->d[d].dir = d;
 		fc->d[d].fd = -1;
 		st_list_init(&fc->d[d].open);
+		st_list_init(&fc->d[d].buffered);
 	}
 	c->user = fc;
+}
+
+/* The direction of c that gets an event, numbered on its first; NULL when there is nothing
+ * to do (an earlier failure, or this one: reported). */
+static struct fdir *event_dir(struct st_flowsink *s, struct st_reasm_conn *c, int dir)
+{
+	struct fconn *fc = c->user;
+	int err;
+
+	if (!fc || s->err)
+		return NULL;
+	if (!fc->nth && (err = number(s, fc))) {
+		fail(s, err, "numbering", "");
+		return NULL;
+	}
+	return &fc->d[dir];
 }
 
 static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, const uint8_t *data,
 		    uint32_t len, uint64_t ts)
 {
 	struct st_flowsink *s = ctx;
-	struct fdir *f;
-	int err;
+	struct fdir *f = event_dir(s, c, dir);
 
-	if (!c->user || !(f = file_get(s, c->user, dir)))
+	if (!f)
 		return;
-	err = write_all(f->fd, data, len);
-	s->st.writes++;
-	if (err) {
-		char name[NAME_MAX_LEN];
-
-		file_name(c->user, dir, name, sizeof(name));
-		fail(s, err, "cannot write", name);
+	/* a large segment goes out at once with what is held, without a copy */
+	if (len >= s->cfg.buf_size / 2) {
+		write_out(s, f, data, len);
 		return;
 	}
-	f->size += len;
+	if (f->len + len > s->cfg.buf_size)
+		write_out(s, f, NULL, 0);
+	if (!buf_get(s, f)) {
+		write_out(s, f, data, len);
+		return;
+	}
+	memcpy(f->buf + f->len, data, len);
+	f->len += len;
+	f->last_ts = ts;
+	st_list_move_tail(&f->buffered, &s->buffered);
 }
 
 static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
 		   enum st_reasm_gap_why why, uint64_t ts)
 {
 	struct st_flowsink *s = ctx;
+	struct fdir *f = event_dir(s, c, dir);
 	char name[NAME_MAX_LEN];
-	struct fdir *f;
 
-	if (!c->user || !(f = file_get(s, c->user, dir)))
+	if (!f)
 		return;
 	file_name(c->user, dir, name, sizeof(name));
 	pr_warn("gap: %s offset=%" PRIu64 " length=%" PRIu64 " (%s)", name, off, len,
 		st_reasm_gap_str(why));
+	write_out(s, f, NULL, 0);
+	if (!file_get(s, f))
+		return;
 	/* a hole in the file reads as zeros, as tcpflow writes them, without writing them */
 	if (ftruncate(f->fd, (off_t)(f->size + len))) {
 		fail(s, -errno, "cannot extend", name);
@@ -270,8 +356,10 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 
 	if (!fc)
 		return;
-	file_close(s, &fc->d[0]);
-	file_close(s, &fc->d[1]);
+	for (int d = 0; d < 2; d++) {
+		buf_release(s, &fc->d[d]);
+		file_close(s, &fc->d[d]);
+	}
 	if (fc->tuple)
 		st_connmap__unpin(s->tuples, fc->tuple);
 	free(fc);
@@ -297,11 +385,20 @@ struct st_flowsink *st_flowsink__new(const struct st_flowsink_config *cfg)
 	s->cfg = *cfg;
 	if (!s->cfg.max_open)
 		s->cfg.max_open = ST_FLOWSINK_MAX_OPEN_DEFAULT;
+	if (!s->cfg.buf_size)
+		s->cfg.buf_size = ST_FLOWSINK_BUF_DEFAULT;
+	if (s->cfg.buf_size < 4096)
+		s->cfg.buf_size = 4096;
+	if (!s->cfg.max_buffered)
+		s->cfg.max_buffered = ST_FLOWSINK_MAX_BUFFERED_DEFAULT;
+	if (!s->cfg.idle_ns)
+		s->cfg.idle_ns = ST_FLOWSINK_IDLE_DEFAULT_NS;
 	if (!s->cfg.max_tuples)
 		s->cfg.max_tuples = ST_FLOWSINK_MAX_TUPLES_DEFAULT;
 	if (!s->cfg.dirname)
 		s->cfg.dirname = ".";
 	st_list_init(&s->open);
+	st_list_init(&s->buffered);
 	mc.max_entries = s->cfg.max_tuples;
 	mc.seed = s->cfg.seed;
 	s->tuples = st_connmap__new(&mc);
@@ -312,8 +409,23 @@ struct st_flowsink *st_flowsink__new(const struct st_flowsink_config *cfg)
 	return s;
 }
 
+void st_flowsink__tick(struct st_flowsink *s, uint64_t now_ns)
+{
+	struct fdir *f;
+
+	/* oldest additions first: stop at the first one that has not waited long enough */
+	while (!st_list_empty(&s->buffered)) {
+		f = st_list_first_entry(&s->buffered, struct fdir, buffered);
+		if (f->last_ts + s->cfg.idle_ns > now_ns)
+			break;
+		buf_release(s, f);
+	}
+}
+
 int st_flowsink__flush(struct st_flowsink *s)
 {
+	while (!st_list_empty(&s->buffered))
+		buf_release(s, st_list_first_entry(&s->buffered, struct fdir, buffered));
 	while (!st_list_empty(&s->open))
 		close_oldest(s);
 	return s->err;
@@ -335,8 +447,16 @@ void st_flowsink__stats(const struct st_flowsink *s, struct st_flowsink_stats *o
 
 void st_flowsink__free(struct st_flowsink *s)
 {
+	struct fdir *f;
+
 	if (!s)
 		return;
+	while (!st_list_empty(&s->buffered)) {
+		f = st_list_first_entry(&s->buffered, struct fdir, buffered);
+		st_list_del_init(&f->buffered);
+		free(f->buf);
+		f->buf = NULL;
+	}
 	while (!st_list_empty(&s->open))
 		close_oldest(s);
 	st_connmap__free(s->tuples);

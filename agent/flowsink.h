@@ -6,9 +6,9 @@
  *
  *	struct st_flowsink *fs = st_flowsink__new(&cfg);
  *	struct st_reasm *r = st_reasm__new(&rcfg, &st_flowsink_ops, fs);
- *	... st_reasm__feed(r, &seg) ...
- *	st_reasm__flush(r);             (closes every connection)
- *	st_flowsink__flush(fs);         (closes the files)
+ *	... st_reasm__feed(r, &seg); st_flowsink__tick(fs, now) (live) ...
+ *	st_reasm__flush(r);             (closes every connection: their bytes are written)
+ *	st_flowsink__flush(fs);         (anything left; closes the files)
  *	err = st_flowsink__error(fs);
  *
  * Contract:
@@ -22,6 +22,13 @@
  *    "gap: NAME offset=N length=N (why)"). Files are regular files only
  *    (st_output_openat: a symlink or FIFO under a flow's name is refused); the first open
  *    truncates a file of that name (a former run's, with --force).
+ *  - Buffers. Bytes are held per direction (buf_size) and written when the buffer is full,
+ *    when the connection closes, when the direction had no new bytes for idle_ns
+ *    (st_flowsink__tick), when buffers would pass max_buffered in all (least recently
+ *    added to first), before a gap, and at st_flowsink__flush(). A segment of half a
+ *    buffer or more is not copied: it goes out at once, in one writev with what was held.
+ *    So a file lags its stream by at most one buffer or idle_ns (live), and buffers never
+ *    hold more than max_buffered.
  *  - Descriptors. Open files are an LRU of at most max_open; a file closed early is
  *    reopened to append.
  *  - Numbering memory. The count of connections per 4-tuple lives in a connection map
@@ -48,21 +55,28 @@
 
 #define ST_FLOWSINK_MAX_OPEN_DEFAULT 256
 #define ST_FLOWSINK_MAX_TUPLES_DEFAULT 65536
+#define ST_FLOWSINK_BUF_DEFAULT (64u << 10)
+#define ST_FLOWSINK_MAX_BUFFERED_DEFAULT (32ull << 20)
+#define ST_FLOWSINK_IDLE_DEFAULT_NS (1000ull * 1000000)
 
 struct st_flowsink_config {
 	int dirfd;             /* the output folder (the caller's: not closed) */
 	const char *dirname;   /* for messages */
 	size_t max_open;       /* open files at most; 0 = default */
+	uint32_t buf_size;     /* per-direction buffer (>= 4 KiB); 0 = default (64 KiB) */
+	uint64_t max_buffered; /* all buffers together; 0 = default (32 MiB) */
+	uint64_t idle_ns;      /* st_flowsink__tick() writes what waited this long; 0 = 1 s */
 	size_t max_tuples;     /* 4-tuples remembered for #N; 0 = default (65536) */
 	uint64_t seed;         /* hash seed of that map (random bits) */
 };
 
 /* The engine's counters (stats.h): flows' summary line carries them. */
 #define ST_FLOWSINK_STATS(X, T)                                                                \
-	X(T, writes, COUNTER, "write calls made")                                             \
+	X(T, writes, COUNTER, "write calls made (bytes are buffered per direction)")          \
 	X(T, reopens, COUNTER, "files opened again after the open-file limit closed them")    \
 	X(T, tuples_forgotten, COUNTER, "4-tuples whose #N count left memory (read back from " \
-					"the folder if they return)")
+					"the folder if they return)")                 \
+	X(T, buffered_peak, GAUGE, "most bytes of output buffers held at once")
 
 struct st_flowsink_stats {
 	uint64_t files; /* files created: in flows' own table, next to connections */
@@ -76,12 +90,14 @@ struct st_flowsink;
 struct st_flowsink *st_flowsink__new(const struct st_flowsink_config *cfg);
 /* The reassembly callbacks; their ctx is the st_flowsink. */
 extern const struct st_reasm_ops st_flowsink_ops;
-/* Closes every file. 0 or the first error (-errno). */
+/* Live capture: writes what has waited idle_ns or longer at now_ns (the events' clock). */
+void st_flowsink__tick(struct st_flowsink *s, uint64_t now_ns);
+/* Writes everything held and closes every file. 0 or the first error (-errno). */
 int st_flowsink__flush(struct st_flowsink *s);
 /* 0, or the first error (-errno), already reported. */
 int st_flowsink__error(const struct st_flowsink *s);
 void st_flowsink__stats(const struct st_flowsink *s, struct st_flowsink_stats *out);
-/* Closes the files; safe on NULL. */
+/* Closes the files without writing what is held (call __flush first); safe on NULL. */
 void st_flowsink__free(struct st_flowsink *s);
 
 #endif /* ST_FLOWSINK_H */

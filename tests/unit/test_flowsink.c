@@ -185,16 +185,22 @@ static void t_names_and_holes(void **state)
 }
 
 /* More directions with bytes than open files allowed: the oldest are closed and reopened to
- * append, every byte lands where it belongs. */
+ * append, every byte lands where it belongs. Segments of half a buffer go out at once. */
 static void t_open_file_lru(void **state)
 {
 	struct env *e = *state;
-	enum { N = 40 };
+	enum { N = 40, SEG = 2100 };
 	struct st_reasm_conn c[N];
 	struct st_flowsink_stats st;
-	char name[64], want[64];
+	static char seg[3][SEG + 1], want[3 * SEG];
+	char name[64];
 
+	for (int r = 0; r < 3; r++) {
+		memset(seg[r], 'a' + r, SEG);
+		memcpy(want + r * SEG, seg[r], SEG);
+	}
 	e->cfg.max_open = 4;
+	e->cfg.buf_size = 4096;
 	sink(e);
 	for (int i = 0; i < N; i++) {
 		c[i] = conn("10.1.0.1", (uint16_t)(30000 + i), "10.1.0.2", 80);
@@ -202,17 +208,92 @@ static void t_open_file_lru(void **state)
 	}
 	for (int r = 0; r < 3; r++)
 		for (int i = 0; i < N; i++)
-			ev_data(e, &c[i], ST_DIR_IN, r == 0 ? "a" : r == 1 ? "b" : "c");
+			ev_data(e, &c[i], ST_DIR_IN, seg[r]);
+	st_flowsink__stats(e->s, &st);
+	assert_int_equal(st.writes, 3 * N); /* not buffered */
+	assert_int_equal(st.buffered_peak, 0);
 	for (int i = 0; i < N; i++)
 		ev_close(e, &c[i]);
 	for (int i = 0; i < N; i++) {
 		snprintf(name, sizeof(name), "10.1.0.1.%d-10.1.0.2.80", 30000 + i);
-		snprintf(want, sizeof(want), "abc");
-		check_file(e, name, want, 3);
+		check_file(e, name, want, sizeof(want));
 	}
 	st_flowsink__stats(e->s, &st);
 	assert_int_equal(st.files, N);
 	assert_true(st.reopens > 0);
+}
+
+/* Small segments are held per direction and written in large writes: when the buffer is
+ * full, at close, after idle_ns (tick), before a gap, when buffers would pass max_buffered;
+ * the bytes are the same. (Before, every segment was one write(2).) */
+static void t_buffers(void **state)
+{
+	struct env *e = *state;
+	struct st_reasm_conn a = conn("10.4.0.1", 1000, "10.4.0.2", 80);
+	struct st_reasm_conn b = conn("10.4.0.1", 1001, "10.4.0.2", 80);
+	struct st_reasm_conn x[8];
+	struct st_flowsink_stats st;
+	static char want[8192];
+	char path[256], name[64];
+	struct stat sb;
+	size_t n = 0;
+
+	e->cfg.buf_size = 4096;
+	e->cfg.max_buffered = 3 * 4096;
+	e->cfg.idle_ns = 100;
+	sink(e);
+	ev_open(e, &a);
+	/* 1000 segments of 7 bytes: 7000 bytes, one write per full buffer */
+	for (int i = 0; i < 1000; i++) {
+		char seg[8];
+
+		snprintf(seg, sizeof(seg), "%06d,", i);
+		ev_data(e, &a, ST_DIR_IN, seg);
+		memcpy(want + n, seg, 7);
+		n += 7;
+	}
+	st_flowsink__stats(e->s, &st);
+	assert_int_equal(st.writes, 1); /* 4095 bytes went out when the 586th did not fit */
+	assert_int_equal(st.buffered_peak, 4096);
+	/* idle: written at the tick after idle_ns, and the buffer given back */
+	st_flowsink__tick(e->s, 2 + 99);
+	st_flowsink__stats(e->s, &st);
+	assert_int_equal(st.writes, 1);
+	st_flowsink__tick(e->s, 2 + 100);
+	st_flowsink__stats(e->s, &st);
+	assert_int_equal(st.writes, 2);
+	snprintf(path, sizeof(path), "%s/10.4.0.1.1000-10.4.0.2.80", e->dir);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_size, 7000);
+	/* a gap: what is held goes first, then the hole */
+	ev_data(e, &a, ST_DIR_IN, "tail");
+	ev_gap(e, &a, ST_DIR_IN, 5);
+	memcpy(want + n, "tail\0\0\0\0\0", 9);
+	n += 9;
+	ev_data(e, &a, ST_DIR_IN, "end");
+	memcpy(want + n, "end", 3);
+	n += 3;
+	/* pressure: more buffers than max_buffered allows; the oldest go first */
+	ev_open(e, &b);
+	ev_data(e, &b, ST_DIR_OUT, "b-out");
+	for (int i = 0; i < 8; i++) {
+		x[i] = conn("10.4.1.1", (uint16_t)(2000 + i), "10.4.0.2", 80);
+		ev_open(e, &x[i]);
+		ev_data(e, &x[i], ST_DIR_IN, "x");
+	}
+	st_flowsink__stats(e->s, &st);
+	assert_int_equal(st.buffered_peak, 3 * 4096);
+	check_file(e, "10.4.0.1.1000-10.4.0.2.80", want, n);  /* released under pressure */
+	check_file(e, "10.4.0.2.80-10.4.0.1.1001", "b-out", 5);
+	for (int i = 0; i < 8; i++)
+		ev_close(e, &x[i]);
+	ev_close(e, &a);
+	ev_close(e, &b);
+	for (int i = 0; i < 8; i++) {
+		snprintf(name, sizeof(name), "10.4.1.1.%d-10.4.0.2.80", 2000 + i);
+		check_file(e, name, "x", 1);
+	}
+	assert_int_equal(st_flowsink__flush(e->s), 0);
 }
 
 /* The #N counts live in a bounded map: a 4-tuple that comes back after it was forgotten is
@@ -286,6 +367,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(t_names_and_holes, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_open_file_lru, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_buffers, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_numbering_bounded, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_error_kept, setup, teardown),
 	};
