@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* shadowtap capture: a service's TCP traffic, from the kernel to a pcap file. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +11,7 @@
 #include "flowset.h"
 #include "log.h"
 #include "loop.h"
+#include "optparse.h"
 #include "opts.h"
 #include "pcapw.h"
 #include "tap.h"
@@ -19,8 +19,6 @@
 #define CAPTURE_TICK_MS 20
 /* Count up to this many distinct connections (~80 MB at most). */
 #define CAPTURE_MAX_FLOWS (1u << 20)
-
-enum { OPT_DURATION = ST_OPT_FIRST_FREE };
 
 struct capture {
 	struct st_target target;
@@ -36,23 +34,25 @@ struct capture {
 	uint64_t packets, bytes, loss_marks, loss_bytes_marked;
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: shadowtap capture (--iface IFACE | --cgroup PATH) --port P [--port P ...]\n"
-		"                         [--host CIDR ...] -w FILE [--duration SEC] [-v]\n"
-		"\n"
-		"Writes the service's TCP traffic on port P (packets arriving for P, packets\n"
-		"leaving from P) to a pcap file that tcpdump, tshark, tcpflow and Wireshark read.\n"
-		"Large (GSO) segments arrive whole, as several packets. Ends on SIGINT, SIGTERM\n"
-		"(or another stop signal) or --duration, and prints a summary line on stderr.\n"
-		"SIGHUP reopens FILE: after 'mv FILE FILE.1' a new FILE starts (logrotate).\n"
-		"\n" ST_TARGET_USAGE
-		"  -w, --write FILE      pcap output, '-' for stdout (| wireshark -k -i -)\n"
-		"  -d, --duration SEC    stop after SEC seconds\n"
-		"  -v, --verbose         say how programs attach; show libbpf's messages\n"
-		"  -h, --help            this help\n");
-}
+static const char usage_head[] =
+	"Usage: shadowtap capture (--iface IFACE | --cgroup PATH) --port P [--port P ...]\n"
+	"                         [--host CIDR ...] -w FILE [--duration SEC] [-v]\n"
+	"\n"
+	"Writes the service's TCP traffic on port P (packets arriving for P, packets\n"
+	"leaving from P) to a pcap file that tcpdump, tshark, tcpflow and Wireshark read.\n"
+	"Large (GSO) segments arrive whole, as several packets. Ends on SIGINT, SIGTERM\n"
+	"(or another stop signal) or --duration, and prints a summary line on stderr.\n"
+	"SIGHUP reopens FILE: after 'mv FILE FILE.1' a new FILE starts (logrotate).\n"
+	"\n";
+
+static const struct st_opt capture_opts[] = {
+	ST_OPT_STRING("write", 'w', struct capture, out, "FILE",
+		      "pcap output, '-' for stdout (| wireshark -k -i -)"),
+	ST_OPT_DOUBLE("duration", 'd', struct capture, duration, "SEC", 0.001, 1e9,
+		      "stop after SEC seconds"),
+	ST_OPT_COUNT("verbose", 'v', struct capture, verbose,
+		     "say how programs attach; show libbpf's messages"),
+};
 
 static int on_segment(void *ctx, const struct st_segment *seg)
 {
@@ -123,46 +123,21 @@ static int on_hup(void *ctx, int sig)
 	return 0;
 }
 
+/* 0, -1 after --help, or ST_EXIT_USAGE after one line on stderr. */
 static int parse(struct capture *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		ST_TARGET_LONGOPTS,
-		{ "write", required_argument, NULL, 'w' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	const struct st_optset sets[] = {
+		{ st_target_opts, st_target_opts_n, &c->target },
+		ST_OPTSET(capture_opts, c),
 	};
-	int opt, r;
+	int first, rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":i:p:w:d:vh", longopts, NULL)) != -1) {
-		r = st_target_opt(&c->target, opt, optarg);
-		if (r < 0)
-			return ST_EXIT_USAGE;
-		if (r)
-			continue;
-		switch (opt) {
-		case 'w':
-			c->out = optarg;
-			break;
-		case 'd':
-			if (st_parse_double("--duration", optarg, 0.001, 1e9, &c->duration))
-				return ST_EXIT_USAGE;
-			break;
-		case 'v':
-			c->verbose++;
-			break;
-		case 'h':
-			usage(stdout);
-			return -1;
-		default:
-			return st_getopt_error("capture", opt, argv);
-		}
-	}
-	if (optind < argc) {
-		pr_err("capture: unexpected argument '%s'", argv[optind]);
+	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "capture", usage_head, argc, argv,
+			   &first);
+	if (rc)
+		return rc;
+	if (first < argc) {
+		pr_err("capture: unexpected argument '%s'", argv[first]);
 		return ST_EXIT_USAGE;
 	}
 	if (st_target_check(&c->target, "capture"))
