@@ -504,7 +504,7 @@ static void t_buffered_reader(void **state)
 	struct pcap_pkthdr h = { .ts = { 1700000000, 0 } };
 	struct frame f;
 	struct stat st;
-	char payload[3000];
+	char payload[1800];
 	size_t at;
 
 	assert_true(fd >= 0);
