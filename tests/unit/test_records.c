@@ -214,6 +214,7 @@ static void test_pcap_file(void **state)
 	static const uint8_t data[3000];
 	struct st_segment s = { 0 };
 	struct st_pcapw *w;
+	struct st_pcapw_stats ws;
 	char err[PCAP_ERRBUF_SIZE];
 	struct pcap_pkthdr *h;
 	const u_char *pkt;
@@ -222,8 +223,9 @@ static void test_pcap_file(void **state)
 
 	assert_true(fd >= 0);
 	close(fd);
-	w = st_pcapw__open(path);
+	w = st_pcapw__open(path, 0);
 	assert_non_null(w);
+	assert_int_equal(st_pcapw__commit(w), 0); /* else closing removes it (a failed run) */
 	s.key.src.family = s.key.dst.family = 4;
 	s.key.sport = 1;
 	s.key.dport = 2;
@@ -233,7 +235,10 @@ static void test_pcap_file(void **state)
 	assert_int_equal(st_pcapw__write(w, &s), 0);
 	s.kind = ST_SEG_LOSS; /* carries no bytes: not written */
 	assert_int_equal(st_pcapw__write(w, &s), 0);
-	assert_int_equal(st_pcapw__close(w), 0);
+	assert_int_equal(st_pcapw__close(w, &ws), 0);
+	assert_int_equal(ws.packets, 1);
+	assert_int_equal(ws.bytes, 3000);
+	assert_int_equal(ws.dropped_writes, 0);
 
 	rd = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
 	assert_non_null(rd);
@@ -248,7 +253,7 @@ static void test_pcap_file(void **state)
 	pcap_close(rd);
 	unlink(path);
 
-	assert_null(st_pcapw__open("/nonexistent-dir/x.pcap"));
+	assert_null(st_pcapw__open("/nonexistent-dir/x.pcap", 0));
 }
 
 int main(void)
