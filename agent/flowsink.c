@@ -20,6 +20,10 @@
 #include "output.h"
 
 #define NAME_MAX_LEN 128
+/* A direction's first buffer; it doubles up to buf_size as bytes come. Most connections are
+ * small: a full-size buffer for each, malloc'd and freed, made the heap grow and shrink
+ * (brk, page faults) at every connection. */
+#define BUF_MIN 4096u
 
 ST_STAT_TABLE_DEFINE(st_flowsink_stat, struct st_flowsink_stats, ST_FLOWSINK_STATS);
 
@@ -33,7 +37,8 @@ struct fdir {
 	bool created;               /* the file exists (this run created it) */
 	uint64_t size;              /* bytes (and gap bytes) in the file */
 	struct st_list_head open;   /* in the LRU of open files while fd >= 0 */
-	uint8_t *buf;               /* buf_size bytes, or NULL */
+	uint8_t *buf;               /* cap bytes, or NULL */
+	uint32_t cap;               /* BUF_MIN, doubled as needed up to buf_size */
 	uint32_t len;               /* bytes waiting in buf */
 	uint64_t last_ts;           /* when bytes were last added */
 	struct st_list_head buffered; /* in the list of held buffers while buf != NULL */
@@ -156,8 +161,10 @@ static struct fdir *file_get(struct st_flowsink *s, struct fdir *f)
 		return f;
 	}
 	file_name(f->fc, f->dir, name, sizeof(name));
+	/* in a folder that was empty, a name is new (O_EXCL: nothing can be planted there);
+	 * with --force, a file of a former run is replaced, never anything else */
 	if (!f->created)
-		flags |= O_CREAT | O_TRUNC; /* --force: a file of a former run is replaced */
+		flags |= O_CREAT | (s->cfg.replace ? O_TRUNC : O_EXCL);
 	while (s->n_open >= s->cfg.max_open && !st_list_empty(&s->open))
 		close_oldest(s);
 	/* only ever a regular file: not a symlink or FIFO someone left under a flow's name */
@@ -243,24 +250,40 @@ static void buf_release(struct st_flowsink *s, struct fdir *f)
 	free(f->buf);
 	f->buf = NULL;
 	f->len = 0;
-	s->buf_mem -= s->cfg.buf_size;
+	s->buf_mem -= f->cap;
+	f->cap = 0;
 }
 
-/* A buffer for f, within max_buffered: the least recently added to are written and released
- * first. False when none can be had (f's bytes then go out unbuffered). */
-static bool buf_get(struct st_flowsink *s, struct fdir *f)
+/* Room for len more bytes in f's buffer (f->len + len <= buf_size), within max_buffered: the
+ * least recently added to are written and released first (f itself, maybe). False when none
+ * can be had (f's bytes then go out unbuffered). */
+static bool buf_room(struct st_flowsink *s, struct fdir *f, uint32_t len)
 {
-	if (f->buf)
+	uint32_t want;
+	uint8_t *b;
+
+	if (f->len + len <= f->cap)
 		return true;
-	while (s->buf_mem + s->cfg.buf_size > s->cfg.max_buffered && !st_list_empty(&s->buffered))
+	for (;;) {
+		want = f->cap ? f->cap : BUF_MIN;
+		while (want < f->len + len)
+			want *= 2;
+		if (want > s->cfg.buf_size)
+			want = s->cfg.buf_size;
+		if (s->buf_mem + want - f->cap <= s->cfg.max_buffered || st_list_empty(&s->buffered))
+			break;
 		buf_release(s, st_list_first_entry(&s->buffered, struct fdir, buffered));
-	f->buf = malloc(s->cfg.buf_size);
-	if (!f->buf)
+	}
+	b = realloc(f->buf, want);
+	if (!b)
 		return false;
-	s->buf_mem += s->cfg.buf_size;
+	if (!f->buf)
+		st_list_add_tail(&f->buffered, &s->buffered);
+	f->buf = b;
+	s->buf_mem += want - f->cap;
+	f->cap = want;
 	if (s->buf_mem > s->st.buffered_peak)
 		s->st.buffered_peak = s->buf_mem;
-	st_list_add_tail(&f->buffered, &s->buffered);
 	return true;
 }
 
@@ -316,7 +339,7 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 	}
 	if (f->len + len > s->cfg.buf_size)
 		write_out(s, f, NULL, 0);
-	if (!buf_get(s, f)) {
+	if (!buf_room(s, f, len)) {
 		write_out(s, f, data, len);
 		return;
 	}
@@ -456,6 +479,7 @@ void st_flowsink__free(struct st_flowsink *s)
 		st_list_del_init(&f->buffered);
 		free(f->buf);
 		f->buf = NULL;
+		f->cap = 0;
 	}
 	while (!st_list_empty(&s->open))
 		close_oldest(s);
