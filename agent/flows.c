@@ -362,6 +362,7 @@ int cmd_flows(int argc, char **argv)
 		goto out;
 	kcfg.dirfd = fl->dirfd;
 	kcfg.dirname = fl->out;
+	kcfg.replace = fl->force;
 	kcfg.max_open = files_limit();
 	kcfg.seed = st_random_seed();
 	fl->sink = st_flowsink__new(&kcfg);

@@ -20,8 +20,9 @@
  *  - Content. A file holds exactly its direction's stream: the bytes at their offsets, every
  *    gap as a hole of its exact length (reads as zeros; one warning line each,
  *    "gap: NAME offset=N length=N (why)"). Files are regular files only
- *    (st_output_openat: a symlink or FIFO under a flow's name is refused); the first open
- *    truncates a file of that name (a former run's, with --force).
+ *    (st_output_openat: a symlink or FIFO under a flow's name is refused); with replace
+ *    (--force) the first open truncates a file of that name (a former run's), else it
+ *    creates the file exclusively.
  *  - Buffers. Bytes are held per direction (buf_size) and written when the buffer is full,
  *    when the connection closes, when the direction had no new bytes for idle_ns
  *    (st_flowsink__tick), when buffers would pass max_buffered in all (least recently
@@ -61,6 +62,8 @@
 
 struct st_flowsink_config {
 	int dirfd;             /* the output folder (the caller's: not closed) */
+	bool replace;          /* the folder may hold files of the same names (flows --force):
+				* they are replaced; else a name already taken is an error */
 	const char *dirname;   /* for messages */
 	size_t max_open;       /* open files at most; 0 = default */
 	uint32_t buf_size;     /* per-direction buffer (>= 4 KiB); 0 = default (64 KiB) */
