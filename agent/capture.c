@@ -17,7 +17,7 @@
 #include "tap.h"
 
 #define CAPTURE_TICK_MS 20
-/* Count up to this many distinct connections (~80 MB at most). */
+/* Count up to this many distinct connections (connmap: ~100 bytes each, ~100 MB at most). */
 #define CAPTURE_MAX_FLOWS (1u << 20)
 
 struct capture {
