@@ -32,10 +32,11 @@ CLANG_SYS_INCLUDES = $(shell $(CLANG) -v -E - </dev/null 2>&1 \
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
 # User-space libraries: pkg-config's answer when it has one, else the Debian names.
-PC_MODULES := libbpf libelf zlib libpcap
+# inih reads the daemon's config file; libmicrohttpd serves its metrics (docs/DAEMON.md).
+PC_MODULES := libbpf libelf zlib libpcap inih libmicrohttpd
 PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PC_MODULES) 2>/dev/null)
 # libm (tap compare's statistics and report) and pthread (its worker) are the C library's.
-LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap) -lm -lpthread
+LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap -linih -lmicrohttpd) -lm -lpthread
 # CPPFLAGS (dpkg-buildflags' -D_FORTIFY_SOURCE) goes to every user-space compile, not to BPF.
 ST_CFLAGS := $(CPPFLAGS) $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) -MMD -MP
 ifeq ($(SAN),1)
@@ -60,9 +61,10 @@ BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/%,$(BPFT_SRCS))
 BPFT_OBJS := $(addsuffix .o,$(BPFT_BINS))
 
-# Benchmark programs (tools/bench_*.c), built by `make bench`.
-BENCH_SRCS := $(wildcard tools/bench_*.c)
-BENCH_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(BENCH_SRCS))
+# Measurement tools (tools/*.c: progcost), built with the agent.
+TOOL_SRCS := $(wildcard tools/*.c)
+TOOL_BINS := $(patsubst tools/%.c,$(BUILD)/tools/%,$(TOOL_SRCS))
+TOOL_OBJS := $(addsuffix .o,$(TOOL_BINS))
 
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
@@ -72,9 +74,9 @@ FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -MMD -MP \
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
-.PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench bench-build install clean deps deps-check
+.PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench install clean deps deps-check
 
-all: $(BUILD)/shadowtap
+all: $(BUILD)/shadowtap $(TOOL_BINS)
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -124,10 +126,13 @@ $(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
 
-$(BENCH_BINS): $(BUILD)/tools/%: tools/%.c $(LIB)
-	$(call msg,LINK,$@)
+$(TOOL_OBJS): $(BUILD)/tools/%.o: tools/%.c | $(SKELS)
+	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(ST_CFLAGS) -Iagent -o $@ $< $(LIB) $(LDFLAGS) $(LDLIBS)
+	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
+$(TOOL_BINS): $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
 
 $(FUZZ_LIB_OBJS): $(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
 	$(call msg,CC-FUZZ,$@)
@@ -165,14 +170,17 @@ demo: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)ST_BUILD=$(BUILD) tools/demo.sh
 
+# Production cost (every configuration against no agent in the same run, veth and loopback),
+# each program path alone, the BPF cost of large segments, the loss probe, flows vs tcpflow,
+# replay. About 15 minutes; ST_BENCH_QUICK=1: about 5.
 bench: deps
-	$(Q)$(MAKE) --no-print-directory all bench-build
-	$(Q)ST_BUILD=$(BUILD) tools/bench.sh
-	$(Q)ST_BUILD=$(BUILD) tools/bench-flows.sh
-	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh
+	$(Q)$(MAKE) --no-print-directory all
+	$(Q)ST_BUILD=$(BUILD) tools/bench-prod.sh
+	$(Q)ST_BUILD=$(BUILD) tools/bench.sh progcost bpfcost $(if $(filter 1,$(ST_BENCH_QUICK)),,loss)
+	$(Q)ST_BUILD=$(BUILD) BENCH_CLOSE_SECS=$${BENCH_CLOSE_SECS:-$(if $(filter 1,$(ST_BENCH_QUICK)),2,4)} \
+		BENCH_RUNS=$${BENCH_RUNS:-$(if $(filter 1,$(ST_BENCH_QUICK)),1,3)} tools/bench-flows.sh
+	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh replay
 	$(Q)ST_BUILD=$(BUILD) tools/bench-compare.sh
-
-bench-build: $(BENCH_BINS)
 
 install: $(BUILD)/shadowtap
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
@@ -180,5 +188,5 @@ install: $(BUILD)/shadowtap
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d $(BUILD)/tools/*.d \
-	$(BUILD)/fuzz/*.d)
+-include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d \
+	$(BUILD)/fuzz/*.d $(BUILD)/tools/*.d)

@@ -3,7 +3,6 @@
 
 #include <errno.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,7 +52,7 @@ uint64_t st_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t st_real_ns(void)
+uint64_t st_realtime_ns(void)
 {
 	struct timespec ts;
 
@@ -63,21 +62,21 @@ uint64_t st_real_ns(void)
 
 /* What an unregistered signal does (loop.h lists them). */
 enum sig_default {
-	SIG_NONE = 0, /* not the loop's */
-	SIG_GO_ON,    /* SIGHUP: nothing to reopen */
-	SIG_STOP,     /* stop quietly */
-	SIG_STOP_SAY, /* stop, saying which signal */
-	SIG_STOP_ERR, /* stop with an error: a resource limit */
+	SD_NONE = 0, /* not the loop's */
+	SD_GO_ON,    /* SIGHUP: nothing to reopen */
+	SD_STOP,     /* stop quietly */
+	SD_STOP_SAY, /* stop, saying which signal */
+	SD_STOP_ERR, /* stop with an error: a resource limit */
 };
 
 static enum sig_default sig_default(int sig)
 {
 	switch (sig) {
 	case SIGHUP:
-		return SIG_GO_ON;
+		return SD_GO_ON;
 	case SIGINT:
 	case SIGTERM:
-		return SIG_STOP;
+		return SD_STOP;
 	case SIGQUIT:
 	case SIGUSR1:
 	case SIGUSR2:
@@ -89,12 +88,12 @@ static enum sig_default sig_default(int sig)
 #ifdef SIGSTKFLT
 	case SIGSTKFLT:
 #endif
-		return SIG_STOP_SAY;
+		return SD_STOP_SAY;
 	case SIGXCPU:
 	case SIGXFSZ:
-		return SIG_STOP_ERR;
+		return SD_STOP_ERR;
 	default:
-		return sig >= SIGRTMIN && sig <= SIGRTMAX ? SIG_STOP_SAY : SIG_NONE;
+		return sig >= SIGRTMIN && sig <= SIGRTMAX ? SD_STOP_SAY : SD_NONE;
 	}
 }
 
@@ -166,16 +165,16 @@ static int on_signal(struct st_loop *l, int sig)
 	if (s && s->fn)
 		return s->fn(s->ctx, sig);
 	switch (sig_default(sig)) {
-	case SIG_GO_ON:
+	case SD_GO_ON:
 		pr_info("SIG%s: nothing to reopen", name ? name : "HUP");
 		return 0;
-	case SIG_STOP_SAY:
+	case SD_STOP_SAY:
 		if (name)
 			pr_warn("SIG%s: stopping", name);
 		else
 			pr_warn("signal %d: stopping", sig);
 		break;
-	case SIG_STOP_ERR:
+	case SD_STOP_ERR:
 		pr_warn("SIG%s: %s limit reached: stopping", name ? name : "?",
 			sig == SIGXCPU ? "CPU time (RLIMIT_CPU)" : "file size (RLIMIT_FSIZE)");
 		/* returned after the last tick: what was captured is still drained and written */

@@ -283,7 +283,7 @@ const struct st_opt st_target_opts[] = {
 		      "capture the sockets of cgroup v2 PATH (cgroup_skb)"),
 	FILTER_ROWS,
 	ST_OPT_FUNC("ring-mb", 0, "N", 0, opt_ring_mb,
-		    "kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 64)"),
+		    "kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 16)"),
 	ST_OPT_CHOICE("attach", 0, struct st_target, attach, "MODE", attach_modes,
 		      "interface hooks: auto (TCX links, else clsact), tcx, clsact"),
 	ST_OPT_FLAG("exit-on-detach", 0, struct st_target, exit_on_detach,
@@ -297,8 +297,9 @@ const size_t st_filter_opts_n = sizeof(st_filter_opts) / sizeof(st_filter_opts[0
 
 const struct st_opt st_reasm_opts[] = {
 	ST_OPT_SIZE("max-mem", 0, struct st_target, max_mem, "SIZE", ST_MAX_MEM_MIN, ST_MAX_MEM_MAX,
-		    "reassembly memory cap (K/M/G suffixes): held out-of-order\n"
-		    "bytes and connection state"),
+		    "reassembly memory cap (K/M/G suffixes; default 64M for shadow\n"
+		    "and replay, 256M for flows): held out-of-order bytes and\n"
+		    "connection state"),
 };
 const size_t st_reasm_opts_n = sizeof(st_reasm_opts) / sizeof(st_reasm_opts[0]);
 

@@ -13,7 +13,7 @@
 
 #define ST_MAX_PORTS_CLI 256
 #define ST_MAX_HOSTS_CLI 256
-#define ST_RING_MB_DEFAULT 64
+#define ST_RING_MB_DEFAULT 16 /* docs/BENCHMARKS.md, "The ring buffer's size" */
 /* A BPF ring buffer's size is a power-of-2 number of bytes in a u32 (max_entries), so 2 GiB is
  * the largest (docs/ARCHITECTURE.md, "Option limits"). */
 #define ST_RING_MB_MAX 2048

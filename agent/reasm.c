@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "flowset.h"
+#include "list.h"
 #include "reasm.h"
 
 enum conn_state {
@@ -31,6 +32,7 @@ struct chunk {
 	uint64_t ts;
 	uint32_t len;
 	uint8_t lost; /* a capture-loss marker: no bytes, becomes a gap when reached */
+	uint8_t elided; /* ... of bytes the capture's copy policy left out (ST_GAP_ELIDED) */
 	uint8_t data[];
 };
 
@@ -49,13 +51,14 @@ struct half {
 	uint32_t oow_run;    /* out-of-window segments in a row, each following the last */
 	uint8_t started, syn, fin, ended;
 	uint8_t oow_valid;
+	uint8_t no_payload;  /* copy policy "none": every byte of this direction is elided */
 };
 
 struct conn {
 	struct st_reasm_conn pub;
 	struct conn *hnext;
-	struct conn *lru_prev, *lru_next;   /* open or closed list, by state */
-	struct conn *pend_prev, *pend_next; /* connections with a hole */
+	struct st_list_head lru;  /* open or closed list, by state, least recent first */
+	struct st_list_head pend; /* connections with a hole */
 	uint64_t last_ts;
 	uint64_t hash;
 	uint8_t state;
@@ -63,9 +66,6 @@ struct conn {
 	struct half h[2];
 };
 
-struct list {
-	struct conn *head, *tail;
-};
 
 struct st_reasm {
 	struct st_reasm_config cfg;
@@ -74,8 +74,8 @@ struct st_reasm {
 	struct conn **tab;
 	size_t tab_size; /* power of two */
 	size_t n_conns;  /* in the table: open and closed */
-	struct list open, closed;
-	struct conn *pend; /* doubly linked through pend_prev/next, unordered */
+	struct st_list_head open, closed;
+	struct st_list_head pend; /* unordered */
 	uint64_t now;
 	uint64_t next_tick;
 	uint64_t tick_ns;
@@ -201,54 +201,20 @@ static void tab_remove(struct st_reasm *r, struct conn *c)
 
 /* ---- lists --------------------------------------------------------------- */
 
-static void list_del(struct list *l, struct conn *c)
+/* The least recently active connection of a list, or NULL. */
+static struct conn *lru_first(struct st_list_head *l)
 {
-	if (c->lru_prev)
-		c->lru_prev->lru_next = c->lru_next;
-	else
-		l->head = c->lru_next;
-	if (c->lru_next)
-		c->lru_next->lru_prev = c->lru_prev;
-	else
-		l->tail = c->lru_prev;
-	c->lru_prev = c->lru_next = NULL;
-}
-
-static void list_add_tail(struct list *l, struct conn *c)
-{
-	c->lru_next = NULL;
-	c->lru_prev = l->tail;
-	if (l->tail)
-		l->tail->lru_next = c;
-	else
-		l->head = c;
-	l->tail = c;
-}
-
-static struct list *conn_list(struct st_reasm *r, struct conn *c)
-{
-	return c->state == CONN_OPEN ? &r->open : &r->closed;
+	return st_list_empty(l) ? NULL : st_list_first_entry(l, struct conn, lru);
 }
 
 static void pend_set(struct st_reasm *r, struct conn *c, bool on)
 {
 	if (on == !!c->pending)
 		return;
-	if (on) {
-		c->pend_prev = NULL;
-		c->pend_next = r->pend;
-		if (r->pend)
-			r->pend->pend_prev = c;
-		r->pend = c;
-	} else {
-		if (c->pend_prev)
-			c->pend_prev->pend_next = c->pend_next;
-		else
-			r->pend = c->pend_next;
-		if (c->pend_next)
-			c->pend_next->pend_prev = c->pend_prev;
-		c->pend_prev = c->pend_next = NULL;
-	}
+	if (on)
+		st_list_add(&c->pend, &r->pend);
+	else
+		st_list_del_init(&c->pend);
 	c->pending = on;
 }
 
@@ -293,6 +259,10 @@ static void emit_gap(struct st_reasm *r, struct conn *c, int d, uint64_t len,
 	h->next_seq += (uint32_t)len;
 	if (h->hint_off < h->next_off)
 		h->hint_off = h->next_off;
+	if (why == ST_GAP_ELIDED) {
+		r->st.elided_bytes += len; /* left out on purpose: no gap, no loss */
+		return;
+	}
 	c->pub.gap_bytes[d] += len;
 	r->st.gaps++;
 	r->st.gap_bytes += len;
@@ -321,7 +291,8 @@ static void drain(struct st_reasm *r, struct conn *c, int d)
 			uint32_t skip = (uint32_t)(h->next_off - k->off);
 
 			if (k->lost)
-				emit_gap(r, c, d, k->len - skip, ST_GAP_LOSS);
+				emit_gap(r, c, d, k->len - skip,
+					 k->elided ? ST_GAP_ELIDED : ST_GAP_LOSS);
 			else
 				deliver(r, c, d, k->data + skip, k->len - skip, k->ts);
 		}
@@ -402,7 +373,7 @@ static void conn_free(struct st_reasm *r, struct conn *c)
 	int d;
 
 	tab_remove(r, c);
-	list_del(conn_list(r, c), c);
+	st_list_del_init(&c->lru);
 	pend_set(r, c, false);
 	for (d = 0; d < 2; d++) {
 		struct chunk *k = c->h[d].head, *next;
@@ -446,9 +417,9 @@ static void conn_close(struct st_reasm *r, struct conn *c, enum st_reasm_end why
 		r->st.conns_reused++;
 	pend_set(r, c, false);
 	if (why == ST_END_FIN || why == ST_END_RST) {
-		list_del(&r->open, c);
+		st_list_del_init(&c->lru);
 		c->state = CONN_CLOSED;
-		list_add_tail(&r->closed, c);
+		st_list_add_tail(&c->lru, &r->closed);
 	} else {
 		conn_free(r, c);
 	}
@@ -488,6 +459,8 @@ static struct conn *conn_new(struct st_reasm *r, const struct st_segment *s, uin
 
 	if (!c)
 		return NULL;
+	st_list_init(&c->lru);
+	st_list_init(&c->pend);
 	mem_add(r, sizeof(*c));
 	if (src_is_client(r, s, &guessed)) {
 		c->pub.key = s->key;
@@ -506,7 +479,7 @@ static struct conn *conn_new(struct st_reasm *r, const struct st_segment *s, uin
 	c->hash = h;
 	c->last_ts = r->now;
 	tab_insert(r, c);
-	list_add_tail(&r->open, c);
+	st_list_add_tail(&c->lru, &r->open);
 	r->st.conns++;
 	r->st.conns_active++;
 	if (c->pub.flags & ST_REASM_F_JOINED)
@@ -555,10 +528,10 @@ static struct chunk *chunk_new(struct st_reasm *r, struct half *h, uint64_t off,
 /*
  * Adds [off, off + len) to the sorted out-of-order list, keeping what is
  * there already (first copy wins) and storing only the pieces not yet held.
- * data is NULL for a loss marker.
+ * data is NULL for a loss marker (elided: bytes left out by the copy policy).
  */
 static void ooo_insert(struct st_reasm *r, struct conn *c, int d, uint64_t off,
-		       const uint8_t *data, uint32_t len)
+		       const uint8_t *data, uint32_t len, bool elided)
 {
 	struct half *h = &c->h[d];
 	struct chunk *prev = NULL, *cur = h->head, *k;
@@ -592,6 +565,7 @@ static void ooo_insert(struct st_reasm *r, struct conn *c, int d, uint64_t off,
 				p = piece_end;
 				continue;
 			}
+			k->elided = lost && elided;
 			k->next = cur;
 			if (prev)
 				prev->next = k;
@@ -633,11 +607,12 @@ static bool ooo_full(const struct st_reasm *r, const struct half *h, uint32_t le
 }
 
 /*
- * Bytes [seq, seq + len) of direction d (data NULL: the capture lost them).
- * In-order bytes go straight to the consumer; the rest waits in the list.
+ * Bytes [seq, seq + len) of direction d (data NULL: the capture lost them, or
+ * elided them by policy). In-order bytes go straight to the consumer; the rest
+ * waits in the list.
  */
 static void half_bytes(struct st_reasm *r, struct conn *c, int d, uint32_t seq,
-		       const uint8_t *data, uint32_t len)
+		       const uint8_t *data, uint32_t len, bool elided)
 {
 	struct half *h = &c->h[d];
 	int64_t rel, skip;
@@ -717,7 +692,7 @@ again:
 		if (data) {
 			deliver(r, c, d, data, len, r->now);
 		} else {
-			emit_gap(r, c, d, len, ST_GAP_LOSS);
+			emit_gap(r, c, d, len, elided ? ST_GAP_ELIDED : ST_GAP_LOSS);
 		}
 		h->progress_ts = r->now;
 		drain(r, c, d);
@@ -739,7 +714,7 @@ again:
 		}
 		r->st.ooo_segments++;
 	}
-	ooo_insert(r, c, d, off, data, len);
+	ooo_insert(r, c, d, off, data, len, elided);
 	if (rel == 0) {
 		h->progress_ts = r->now;
 		drain(r, c, d);
@@ -793,12 +768,38 @@ static void half_acked(struct st_reasm *r, struct half *h, uint32_t ack)
 	}
 }
 
+/*
+ * Copy policy "none": the bytes of direction d before seq exist (a later
+ * segment or, ack, the peer's ACK says so) and were left out on purpose.
+ */
+static void half_elide_to(struct st_reasm *r, struct conn *c, int d, uint32_t seq, bool ack)
+{
+	struct half *h = &c->h[d];
+	int32_t rel;
+
+	if (!h->started || h->ended)
+		return;
+	rel = (int32_t)(seq - h->next_seq);
+	if (rel <= 0 || (uint32_t)rel > r->cfg.max_ahead)
+		return;
+	if (h->fin && h->next_off + (uint32_t)rel > h->fin_off)
+		rel = (int32_t)(h->fin_off - h->next_off); /* the ACK of the FIN */
+	else if (ack && !h->fin && rel == 1)
+		return; /* most likely the ACK of a FIN not seen yet (as in half_acked) */
+	half_bytes(r, c, d, h->next_seq, NULL, (uint32_t)rel, true);
+}
+
 static void conn_segment(struct st_reasm *r, struct conn *c, int d, const struct st_segment *s)
 {
 	struct half *h = &c->h[d];
 	uint32_t seq = s->seq;
 	int e;
 
+	if (s->elided_before && s->kind == ST_SEG_DATA) {
+		h->no_payload = 1;
+		if (!(s->flags & ST_TCP_SYN))
+			half_elide_to(r, c, d, s->seq, false);
+	}
 	if (s->flags & ST_TCP_RST) {
 		conn_close(r, c, ST_END_RST, ST_GAP_CLOSE);
 		return;
@@ -825,12 +826,21 @@ static void conn_segment(struct st_reasm *r, struct conn *c, int d, const struct
 	if (s->len) {
 		if (!h->started)
 			half_start(r, c, d, seq, true);
-		half_bytes(r, c, d, seq, s->kind == ST_SEG_DATA ? s->data : NULL, s->len);
+		half_bytes(r, c, d, seq, s->kind == ST_SEG_DATA ? s->data : NULL, s->len, false);
+	}
+	if (s->elided) {
+		/* the rest of the segment, left out by the copy policy (headers-only) */
+		if (!h->started)
+			half_start(r, c, d, seq + s->len, true);
+		half_bytes(r, c, d, seq + s->len, NULL, s->elided, true);
 	}
 	if (s->kind == ST_SEG_DATA && (s->flags & ST_TCP_FIN))
-		half_fin(r, c, d, seq + s->len);
-	if (s->kind == ST_SEG_DATA && (s->flags & ST_TCP_ACK))
+		half_fin(r, c, d, seq + s->len + s->elided);
+	if (s->kind == ST_SEG_DATA && (s->flags & ST_TCP_ACK)) {
+		if (c->h[!d].no_payload)
+			half_elide_to(r, c, !d, s->ack, true);
 		half_acked(r, &c->h[!d], s->ack);
+	}
 	for (e = 0; e < 2; e++) {
 		struct half *x = &c->h[e];
 
@@ -873,8 +883,7 @@ static void run_timers(struct st_reasm *r)
 	struct conn *c, *next;
 	int d;
 
-	for (c = r->pend; c; c = next) {
-		next = c->pend_next;
+	st_list_for_each_entry_safe(c, next, &r->pend, pend) {
 		for (d = 0; d < 2; d++) {
 			struct half *h = &c->h[d];
 
@@ -890,9 +899,9 @@ static void run_timers(struct st_reasm *r)
 		else
 			pend_update(r, c);
 	}
-	while ((c = r->open.head) && r->now - c->last_ts >= r->cfg.idle_ns)
+	while ((c = lru_first(&r->open)) && r->now - c->last_ts >= r->cfg.idle_ns)
 		conn_close(r, c, ST_END_TIMEOUT, ST_GAP_CLOSE);
-	while ((c = r->closed.head) && r->now - c->last_ts >= r->cfg.linger_ns)
+	while ((c = lru_first(&r->closed)) && r->now - c->last_ts >= r->cfg.linger_ns)
 		conn_free(r, c);
 }
 
@@ -901,9 +910,9 @@ static void enforce_mem(struct st_reasm *r)
 	struct conn *c;
 
 	while (r->st.mem > r->cfg.max_mem) {
-		if ((c = r->closed.head))
+		if ((c = lru_first(&r->closed)))
 			conn_free(r, c);
-		else if ((c = r->open.head))
+		else if ((c = lru_first(&r->open)))
 			conn_close(r, c, ST_END_EVICTED, ST_GAP_MEM);
 		else
 			break;
@@ -924,10 +933,19 @@ struct st_reasm *st_reasm__new(const struct st_reasm_config *cfg, const struct s
 	if (ops)
 		r->ops = *ops;
 	r->ctx = ctx;
+	st_list_init(&r->open);
+	st_list_init(&r->closed);
+	st_list_init(&r->pend);
 	if (!r->cfg.max_mem)
 		r->cfg.max_mem = ST_REASM_MAX_MEM_DEFAULT;
-	if (!r->cfg.ooo_max)
-		r->cfg.ooo_max = ST_REASM_OOO_MAX_DEFAULT;
+	if (!r->cfg.ooo_max) {
+		/* A sixteenth of the global cap: a few half-lost streams (ring overflow) turn
+		 * their holes into gaps before their buffers evict every other connection. */
+		uint64_t m = r->cfg.max_mem / 16;
+
+		r->cfg.ooo_max = (uint32_t)(m < ST_REASM_OOO_MAX_MIN ? ST_REASM_OOO_MAX_MIN :
+					    m > ST_REASM_OOO_MAX_DEFAULT ? ST_REASM_OOO_MAX_DEFAULT : m);
+	}
 	if (!r->cfg.ooo_segs)
 		r->cfg.ooo_segs = ST_REASM_OOO_SEGS_DEFAULT;
 	if (!r->cfg.idle_ns)
@@ -989,7 +1007,8 @@ int st_reasm__feed(struct st_reasm *r, const struct st_segment *s)
 
 	r->st.segments++;
 	set_now(r, s->ts_ns);
-	if (s->len > SEG_LEN_MAX || (s->kind == ST_SEG_DATA && s->len && !s->data) ||
+	if (s->len > SEG_LEN_MAX || s->elided > SEG_LEN_MAX ||
+	    (s->kind == ST_SEG_DATA && s->len && !s->data) ||
 	    s->kind > ST_SEG_LOSS || (s->key.src.family != 4 && s->key.src.family != 6) ||
 	    s->key.src.family != s->key.dst.family) {
 		r->st.drop_segs++;
@@ -1024,8 +1043,7 @@ int st_reasm__feed(struct st_reasm *r, const struct st_segment *s)
 		d = key_dir(&c->pub.key, &s->key);
 	}
 	c->last_ts = r->now;
-	list_del(&r->open, c);
-	list_add_tail(&r->open, c);
+	st_list_move_tail(&c->lru, &r->open);
 	conn_segment(r, c, d, s);
 	enforce_mem(r);
 	return 0;
@@ -1043,7 +1061,9 @@ void st_reasm__tick(struct st_reasm *r, uint64_t now_ns)
 void st_reasm__foreach(struct st_reasm *r, void (*fn)(void *ctx, struct st_reasm_conn *c),
 		       void *ctx)
 {
-	for (struct conn *c = r->open.head; c; c = c->lru_next)
+	struct conn *c;
+
+	st_list_for_each_entry(c, &r->open, lru)
 		fn(ctx, &c->pub);
 }
 
@@ -1051,9 +1071,9 @@ void st_reasm__flush(struct st_reasm *r)
 {
 	struct conn *c;
 
-	while ((c = r->open.head))
+	while ((c = lru_first(&r->open)))
 		conn_close(r, c, ST_END_FLUSH, ST_GAP_CLOSE);
-	while ((c = r->closed.head))
+	while ((c = lru_first(&r->closed)))
 		conn_free(r, c);
 }
 
@@ -1068,9 +1088,9 @@ void st_reasm__free(struct st_reasm *r)
 
 	if (!r)
 		return;
-	while ((c = r->open.head))
+	while ((c = lru_first(&r->open)))
 		conn_free(r, c);
-	while ((c = r->closed.head))
+	while ((c = lru_first(&r->closed)))
 		conn_free(r, c);
 	free(r->tab);
 	free((void *)r->cfg.ports);
@@ -1092,6 +1112,7 @@ const char *st_reasm_gap_str(enum st_reasm_gap_why why)
 	static const char *const s[ST_GAP_MAX] = {
 		[ST_GAP_LOSS] = "capture-loss", [ST_GAP_WAIT] = "timeout",
 		[ST_GAP_OOO_CAP] = "ooo-cap", [ST_GAP_MEM] = "mem-cap", [ST_GAP_CLOSE] = "close",
+		[ST_GAP_ELIDED] = "elided",
 	};
 
 	return (unsigned)why < ST_GAP_MAX ? s[why] : "?";

@@ -46,6 +46,7 @@
 
 #define ST_REASM_MAX_MEM_DEFAULT (256ull << 20)
 #define ST_REASM_OOO_MAX_DEFAULT (4u << 20)
+#define ST_REASM_OOO_MAX_MIN (64u << 10)
 #define ST_REASM_OOO_SEGS_DEFAULT 4096u
 #define ST_REASM_IDLE_DEFAULT_NS (300ull * 1000000000ull)
 #define ST_REASM_GAP_WAIT_DEFAULT_NS (2ull * 1000000000ull)
@@ -72,6 +73,9 @@ enum st_reasm_gap_why {
 	ST_GAP_OOO_CAP,  /* out-of-order bytes of the connection hit ooo_max / ooo_segs */
 	ST_GAP_MEM,      /* the global cap evicted the connection */
 	ST_GAP_CLOSE,    /* the connection closed with a hole (FIN, RST, timeout, end of input) */
+	ST_GAP_ELIDED,   /* the capture's copy policy left these bytes out on purpose (headers-only,
+			  * none: st_segment.elided, .elided_before): nothing was lost; not counted
+			  * in gaps, gap_bytes, loss_bytes, st_reasm_conn.gap_bytes */
 	ST_GAP_MAX,
 };
 
@@ -106,7 +110,8 @@ struct st_reasm_ops {
 
 struct st_reasm_config {
 	uint64_t max_mem;      /* all state and buffered bytes; 0 = ST_REASM_MAX_MEM_DEFAULT */
-	uint32_t ooo_max;      /* out-of-order bytes held per connection; 0 = default */
+	uint32_t ooo_max;      /* out-of-order bytes held per connection direction; 0 = max_mem / 16,
+				* within ST_REASM_OOO_MAX_MIN .. ST_REASM_OOO_MAX_DEFAULT */
 	uint32_t ooo_segs;     /* out-of-order pieces held per connection; 0 = default */
 	uint32_t max_ahead;    /* bytes beyond the next expected one a segment, FIN or ACK may
 				* claim; further is out of window (0 = default, 64 MiB) */
@@ -130,6 +135,7 @@ struct st_reasm_stats {
 	uint64_t gaps;           /* gap events */
 	uint64_t gap_bytes;      /* bytes reported as gaps (every one of them) */
 	uint64_t loss_bytes;     /* ... of which announced by ST_SEG_LOSS */
+	uint64_t elided_bytes;   /* bytes reported as ST_GAP_ELIDED gaps (not in gap_bytes) */
 	uint64_t ooo_segments;   /* segments that arrived ahead of a hole */
 	uint64_t retrans_bytes;  /* bytes that arrived again (dropped, first copy wins) */
 	uint64_t overlaps;       /* segments overlapping buffered bytes with different values */

@@ -20,6 +20,8 @@ int st_record_decode(const void *rec, size_t size, int64_t real_offset_ns,
 		return -EINVAL;
 	if ((uint64_t)r->off + r->len > r->seg_len)
 		return -EINVAL;
+	if (r->rflags & ~(ST_RF_ELIDED | ST_RF_NO_PAYLOAD))
+		return -EINVAL;
 
 	memset(seg, 0, sizeof(*seg));
 	seg->key.src.family = seg->key.dst.family = r->family;
@@ -42,6 +44,10 @@ int st_record_decode(const void *rec, size_t size, int64_t real_offset_ns,
 	seg->vlan = r->vlan;
 	seg->len = r->len;
 	seg->data = r->type == ST_REC_DATA ? (const uint8_t *)(r + 1) : NULL;
+	/* elided by policy: the rest of the segment, and (policy none) what came before */
+	if (r->rflags & ST_RF_ELIDED)
+		seg->elided = r->seg_len - r->off - r->len;
+	seg->elided_before = !!(r->rflags & ST_RF_NO_PAYLOAD);
 	return 0;
 }
 

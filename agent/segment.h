@@ -38,11 +38,17 @@ struct st_segment {
 	uint8_t flags;          /* ST_TCP_* */
 	uint8_t kind;           /* enum st_seg_kind */
 	int8_t dir;             /* enum st_dir, or -1 when unknown (pcap input) */
-	uint8_t pad[3];
+	uint8_t elided_before;  /* 1: the capture copies no payload of this direction (copy
+				 * policy "none"): bytes before seq that never came were elided
+				 * on purpose, not lost */
+	uint8_t pad[2];
 	uint32_t ifindex;
 	uint16_t vlan;
 	uint16_t pad2;
 	uint32_t len;           /* payload bytes (DATA) or lost bytes (LOSS) */
+	uint32_t elided;        /* bytes right after those, [seq + len, seq + len + elided),
+				 * left out by the capture's copy policy (headers-only): a hole of
+				 * known length that is not a loss; 0 otherwise */
 	const uint8_t *data;    /* DATA: len bytes, valid only during the callback */
 };
 

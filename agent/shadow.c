@@ -104,21 +104,11 @@ uint64_t st_shadow_cc_id(const struct cconn *cc)
 	return cc->c->id;
 }
 
-/* Stable across runs and agents: the same connection is always in or out. One mix per
- * segment: this runs for every captured segment when sampling. */
+/* Stable across runs and agents: the same connection is always in or out. The BPF program
+ * samples with the same function (bpf/connhash.h), so the kernel and this agree. */
 static uint64_t conn_hash(const struct st_flow_key *k)
 {
-	uint64_t h = 0x5348414430574150ull ^ ((uint64_t)k->sport << 16 | k->dport);
-
-	h ^= (uint64_t)k->src.a[0] * 0x9e3779b97f4a7c15ull;
-	h ^= (uint64_t)k->dst.a[0] * 0xc2b2ae3d27d4eb4full;
-	if (k->src.family == 6) {
-		int i;
-
-		for (i = 1; i < 4; i++)
-			h ^= ((uint64_t)k->src.a[i] << 32 | k->dst.a[i]) * (0x165667b19e3779f9ull + i);
-	}
-	return st_mix64(h);
+	return st_conn_hash(k->src.family, k->src.a, k->dst.a, k->sport, k->dport);
 }
 
 static bool slot_on(const struct cconn *cc, unsigned slot)
@@ -1669,9 +1659,14 @@ void st_shadow__drain(struct st_shadow *sh, int timeout_ms)
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out)
 {
+	struct st_reasm_stats rs;
+
 	*out = sh->st;
 	out->shadow_conns = sh->n_live;
 	out->queued = sh->queued;
+	st_reasm__stats(sh->r, &rs);
+	out->reasm_mem = rs.mem;
+	out->reasm_mem_peak = rs.mem_peak;
 }
 
 ST_STAT_TABLE_DEFINE(st_shadow_stat, struct st_shadow_stats, ST_SHADOW_STATS);
@@ -1730,3 +1725,6 @@ bad:
 	snprintf(err, errlen, "'%s' is not HOST:PORT[/PCT] (IPv6: [ADDR]:PORT)", s);
 	return -1;
 }
+
+/* (faults work: a getter only, so the memory bound can be checked from the summary line;
+ * the engine itself is untouched) */

@@ -175,6 +175,8 @@ struct st_shadow_config {
 	X(T, queued, GAUGE, "bytes queued for the shadows now (chunk memory)")                 \
 	X(T, queued_peak, GAUGE, "most bytes ever queued")                                     \
 	X(T, staged, GAUGE, "requests framed and waiting for production's answer now")         \
+	X(T, reasm_mem, GAUGE, "reassembly memory now (what --max-mem bounds)")               \
+	X(T, reasm_mem_peak, GAUGE, "most reassembly memory held")                            \
 	X(T, malformed_start_line, DETAIL, "framing errors: malformed request line")           \
 	X(T, malformed_version, DETAIL, "framing errors: not HTTP/1.x")                        \
 	X(T, malformed_header, DETAIL, "framing errors: bad field line")                       \

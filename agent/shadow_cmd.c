@@ -31,6 +31,11 @@
 #define TIMERS_EVERY_NS (100ull * 1000000)
 #define REPLAY_BATCH 4096
 #define SET_HDR_MAX 512
+/* Reassembly cap. Under ring overflow, half-lost streams hold out-of-order bytes for up to
+ * gap_wait each: with reassembly's own default (256 MiB) that took the agent from 20 MB to
+ * 157 MB RSS with --ring-mb 8 --max-queue-mb 8 (docs/ARCHITECTURE.md, "Memory"). */
+#define SHADOW_MAX_MEM_DEFAULT (64ull << 20)
+#define SHADOW_MAX_MEM_DEFAULT_STR "64M"
 #define CMP_OPT_MAX 64  /* each repeatable compare option */
 
 /* Tap compare's options (compare.h, docs/COMPARE.md). */
@@ -734,7 +739,7 @@ static void timers(struct shadow_cmd *c, uint64_t now)
 {
 	if (now - c->last_timers >= TIMERS_EVERY_NS) {
 		c->last_timers = now;
-		st_shadow__tick(c->sh, c->replay ? 0 : st_real_ns());
+		st_shadow__tick(c->sh, c->replay ? 0 : st_realtime_ns());
 	}
 	if ((c->stats_s > 0 || c->metrics) &&
 	    now - c->last_stats >= (uint64_t)((c->stats_s > 0 ? c->stats_s : 5) * 1e9)) {
@@ -786,9 +791,13 @@ static int live_tick(void *ctx)
 
 static int run_live(struct shadow_cmd *c)
 {
+	struct st_tap_opts topts = { 0 };
 	int err;
 
-	c->tap = st_tap__open(&c->target, c->verbose, live_seg, c);
+	/* --sample by connection: the kernel leaves the others out, by the same hash */
+	if (!c->cfg.sample_by_request)
+		topts.sample_permyriad = st_tap_permyriad(c->cfg.sample_pct);
+	c->tap = st_tap__open_opts(&c->target, c->verbose, &topts, live_seg, c);
 	if (!c->tap)
 		return -2; /* st_tap__open said why */
 	err = st_loop__add(c->loop, st_tap__fd(c->tap), live_ring, c);
@@ -1013,9 +1022,9 @@ static int run(int argc, char **argv, bool replay)
 	c->cfg.ports = c->target.ports;
 	c->cfg.n_ports = c->target.n_ports;
 	c->cfg.live = !replay;
-	c->cfg.reasm_max_mem = c->target.max_mem; /* 0: reassembly's default */
+	c->cfg.reasm_max_mem = c->target.max_mem ? c->target.max_mem : SHADOW_MAX_MEM_DEFAULT;
 	if (!replay)
-		c->cfg.hash_seed = st_real_ns() ^ ((uint64_t)getpid() << 32);
+		c->cfg.hash_seed = st_realtime_ns() ^ ((uint64_t)getpid() << 32);
 	raise_nofile();
 	ret = ST_EXIT_RUNTIME;
 	if (c->cmp.on && compare_start(c))

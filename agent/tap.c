@@ -83,8 +83,6 @@ static unsigned long round_pow2(unsigned long v)
 static int fill_filters(struct st_tap *tap, const struct st_target *t)
 {
 	struct tap_bpf *s = tap->skel;
-	struct st_config cfg = { .host_filter = t->n_hosts ? 1 : 0 };
-	__u32 zero = 0;
 	__u8 one = 1;
 
 	for (size_t i = 0; i < t->n_ports; i++) {
@@ -110,8 +108,6 @@ static int fill_filters(struct st_tap *tap, const struct st_target *t)
 		if (err)
 			return -errno;
 	}
-	if (bpf_map__update_elem(s->maps.config, &zero, sizeof(zero), &cfg, sizeof(cfg), 0))
-		return -errno;
 	return 0;
 }
 
@@ -319,7 +315,33 @@ int st_tap__watch(struct st_tap *tap, struct st_loop *l)
 	return st_loop__add(l, st_linkwatch__fd(tap->lw), on_link_fd, tap);
 }
 
+/* Selection and copy policy: rodata, before load. */
+static int set_policy(struct tap_bpf *s, const struct st_target *t, const struct st_tap_opts *o)
+{
+	static const struct st_tap_opts all;
+
+	if (!o)
+		o = &all;
+	for (int d = 0; d < ST_DIR_MAX; d++)
+		if (o->copy[d] > ST_COPY_NONE)
+			return -EINVAL;
+	if (o->head_bytes > ST_CHUNK_MAX || o->sample_permyriad > ST_SAMPLE_ALL)
+		return -EINVAL;
+	s->rodata->sample_permyriad = o->sample_permyriad ? o->sample_permyriad : ST_SAMPLE_ALL;
+	s->rodata->host_filter = t->n_hosts ? ST_HOST_FILTER_ON : ST_HOST_FILTER_OFF;
+	s->rodata->copy_in = o->copy[ST_DIR_IN];
+	s->rodata->copy_out = o->copy[ST_DIR_OUT];
+	s->rodata->head_bytes = o->head_bytes ? o->head_bytes : 256;
+	return 0;
+}
+
 struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb cb, void *ctx)
+{
+	return st_tap__open_opts(t, verbose, NULL, cb, ctx);
+}
+
+struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
+				 const struct st_tap_opts *opts, st_tap_cb cb, void *ctx)
 {
 	struct st_tap *tap;
 	unsigned long ring_bytes;
@@ -358,8 +380,14 @@ struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb c
 	}
 	ring_bytes = round_pow2((unsigned long)(t->ring_mb ? t->ring_mb : ST_RING_MB_DEFAULT) << 20);
 	bpf_map__set_max_entries(tap->skel->maps.ring, (__u32)ring_bytes);
-	/* Wake the reader once a quarter of the ring is waiting, at most 1 MiB. */
+	/* Wake the reader each time another quarter of the ring is waiting, at most 1 MiB
+	 * (a power of two: the ring's size is one). */
 	tap->skel->rodata->wakeup_bytes = ring_bytes / 4 < (1u << 20) ? ring_bytes / 4 : (1u << 20);
+	err = -set_policy(tap->skel, t, opts);
+	if (err) {
+		perr("tap options", err);
+		goto fail;
+	}
 	bpf_program__set_autoload(tap->skel->progs.tc_ingress, !!t->iface);
 	bpf_program__set_autoload(tap->skel->progs.tc_egress, !!t->iface);
 	bpf_program__set_autoload(tap->skel->progs.cgroup_skb_ingress, !t->iface);
@@ -452,6 +480,8 @@ void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out)
 			o->lost_bytes += vals[c].lost_bytes;
 			o->lost_unreported += vals[c].lost_unreported;
 			o->parse_skipped += vals[c].parse_skipped;
+			o->sampled_out += vals[c].sampled_out;
+			o->elided_bytes += vals[c].elided_bytes;
 		}
 	}
 	free(vals);
@@ -472,6 +502,8 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
 		out->lost_segs += st.kern[d].lost_segs;
 		out->loss_unmarked += st.kern[d].lost_unreported;
 		out->parse_skipped += st.kern[d].parse_skipped;
+		out->sampled_out += st.kern[d].sampled_out;
+		out->elided += st.kern[d].elided_bytes;
 	}
 	out->lost_in = st.kern[ST_DIR_IN].lost_bytes;
 	out->lost_out = st.kern[ST_DIR_OUT].lost_bytes;

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 
+#include "../bpf/connhash.h"
 #include "opts.h"
 #include "segment.h"
 #include "stats.h"
@@ -37,9 +38,43 @@ struct st_tap_stats {
 };
 
 /*
+ * What the kernel selects and copies, fixed before load (the verifier prunes
+ * what is off). All zero = every connection, every byte (capture, flows).
+ */
+struct st_tap_opts {
+	/* Connections kept per 10000 by st_conn_hash() (bpf/connhash.h) over the
+	 * client -> server 4-tuple: shadow --sample's decision, made in the kernel so
+	 * a connection left out costs a parse and a hash. 0 or ST_SAMPLE_ALL: all. */
+	uint32_t sample_permyriad;
+	/* enum st_copy_policy per direction (ST_DIR_IN client -> server, ST_DIR_OUT). */
+	uint8_t copy[ST_DIR_MAX];
+	/* ST_COPY_HEAD: payload bytes copied from the start of each segment (skb: with GSO
+	 * a super-packet is one segment), 1 .. ST_CHUNK_MAX; 0 = 256. */
+	uint32_t head_bytes;
+};
+
+/* shadow --sample PCT as sample_permyriad, so that the kernel's
+ * hash % 10000 < permyriad keeps exactly what the shadow engine's
+ * (double)(hash % 10000) < PCT * 100 keeps: the ceiling of PCT * 100.
+ * Like the engine, PCT <= 0 or > 100 means everything. */
+static inline uint32_t st_tap_permyriad(double pct)
+{
+	double x = pct * 100;
+	uint32_t p;
+
+	if (!(x > 0) || x >= ST_SAMPLE_ALL)
+		return ST_SAMPLE_ALL;
+	p = (uint32_t)x;
+	return (double)p < x ? p + 1 : p;
+}
+
+/*
  * Opens, configures and attaches. On failure returns NULL with errno set,
  * after printing one line on stderr, and leaves nothing attached.
+ * opts may be NULL (everything, whole); st_tap__open() is that.
  */
+struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
+				 const struct st_tap_opts *opts, st_tap_cb cb, void *ctx);
 struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb cb, void *ctx);
 /* A file descriptor that becomes readable when records wait (epoll it). */
 int st_tap__fd(const struct st_tap *tap);
@@ -71,7 +106,9 @@ int st_tap__reattach(struct st_tap *tap, int ifindex);
 	X(T, parse_skipped, COUNTER, "packets the kernel parser gave up on (truncated, fragments)") \
 	X(T, bad_records, COUNTER, "ring records user space rejected (size, version)")       \
 	X(T, detaches, COUNTER, "times the captured interface went away")                     \
-	X(T, blind_ms, COUNTER, "milliseconds the capture was blind (interface gone)")
+	X(T, blind_ms, COUNTER, "milliseconds the capture was blind (interface gone)")        \
+	X(T, sampled_out, DETAIL, "segments of connections the kernel left out (--sample)")   \
+	X(T, elided, DETAIL, "payload bytes the copy policy left out on purpose (not lost)")
 struct st_tap_summary {
 	ST_TAP_STATS(ST_STAT_FIELD, _)
 };

@@ -10,7 +10,7 @@
 
 #include <linux/types.h>
 
-#define ST_ABI_VERSION 1
+#define ST_ABI_VERSION 2
 
 /* Most bytes one record carries. A larger skb (GSO, BIG TCP) is split into
  * several records, each with the byte offset of its part. */
@@ -26,10 +26,33 @@ enum st_rec_type {
 	ST_REC_LOSS = 2, /* bytes [off, off+len) of the segment could not be delivered */
 };
 
+/* st_rec.rflags */
+#define ST_RF_ELIDED 0x01     /* bytes [off + len, seg_len) were left out by the copy policy
+			       * (headers-only, or none): on purpose, never a loss */
+#define ST_RF_NO_PAYLOAD 0x02 /* copy policy "none" for this direction: no payload record
+			       * ever comes, only SYN/FIN/RST ones; bytes before seq that a
+			       * reader did not see were elided, not lost */
+
 enum st_dir {
 	ST_DIR_IN = 0,  /* peer -> service (arrives for a captured port) */
 	ST_DIR_OUT = 1, /* service -> peer (leaves from a captured port) */
 	ST_DIR_MAX = 2,
+};
+
+/* What the program copies of one direction's payload (rodata copy_in/copy_out). */
+enum st_copy_policy {
+	ST_COPY_FULL = 0, /* every byte (capture, flows, tee, compare) */
+	ST_COPY_HEAD = 1, /* the first head_bytes of each segment (skb); the rest elided */
+	ST_COPY_NONE = 2, /* no payload; SYN/FIN/RST as header-only records (ST_RF_NO_PAYLOAD) */
+};
+
+/* rodata host_filter: the agent sets OFF or ON before load, so the verifier
+ * prunes what is not used; FROM_MAP (the default of an unconfigured skeleton)
+ * reads st_config.host_filter from the "config" map on every packet. */
+enum st_host_filter {
+	ST_HOST_FILTER_OFF = 0,
+	ST_HOST_FILTER_ON = 1,
+	ST_HOST_FILTER_FROM_MAP = 2,
 };
 
 /* TCP flag bits as in the TCP header's 13th byte. */
@@ -44,6 +67,11 @@ enum st_dir {
  * Ring buffer record header; for ST_REC_DATA the payload bytes follow it
  * directly (the ring record may be longer than sizeof + len: the kernel
  * reserves fixed size classes, readers use len).
+ *
+ * Every payload byte of a segment, [0, seg_len), is accounted for by its
+ * records: delivered (DATA: [off, off + len)), lost (LOSS: [off, off + len),
+ * the ring was full), or elided by the copy policy (the record with
+ * ST_RF_ELIDED: [off + len, seg_len)).
  */
 struct st_rec {
 	__u16 version;    /* ST_ABI_VERSION */
@@ -64,7 +92,8 @@ struct st_rec {
 	__u32 len;        /* DATA: payload bytes that follow; LOSS: bytes lost */
 	__u32 ifindex;    /* interface (TC) or 0 (cgroup) */
 	__u16 vlan;       /* outermost 802.1Q VLAN id, 0 if none */
-	__u16 pad;
+	__u8 rflags;      /* ST_RF_* */
+	__u8 pad;
 };
 
 _Static_assert(sizeof(struct st_rec) == 80, "st_rec layout");
@@ -76,6 +105,7 @@ _Static_assert(__builtin_offsetof(struct st_rec, seq) == 52, "st_rec.seq");
 _Static_assert(__builtin_offsetof(struct st_rec, seg_len) == 60, "st_rec.seg_len");
 _Static_assert(__builtin_offsetof(struct st_rec, len) == 68, "st_rec.len");
 _Static_assert(__builtin_offsetof(struct st_rec, vlan) == 76, "st_rec.vlan");
+_Static_assert(__builtin_offsetof(struct st_rec, rflags) == 78, "st_rec.rflags");
 
 /* Per-CPU, per-direction counters (array map "counters", index = enum st_dir). */
 struct st_counters {
@@ -86,11 +116,15 @@ struct st_counters {
 	__u64 lost_bytes;      /* payload bytes not delivered (ring full) */
 	__u64 lost_unreported; /* ST_REC_LOSS records that could not be delivered either */
 	__u64 parse_skipped;   /* packets the parser gave up on (truncated, fragments) */
-	__u64 pad;
+	__u64 sampled_out;     /* segments of connections outside the sample (not in segs) */
+	__u64 elided_bytes;    /* payload bytes of segs not copied by the copy policy */
 };
-_Static_assert(sizeof(struct st_counters) == 64, "st_counters layout");
+/* bytes = delivered + lost_bytes + elided_bytes */
+_Static_assert(sizeof(struct st_counters) == 72, "st_counters layout");
+_Static_assert(__builtin_offsetof(struct st_counters, sampled_out) == 56, "st_counters.sampled_out");
 
-/* Runtime configuration (array map "config", one entry). */
+/* Array map "config", one entry: read only when rodata host_filter is
+ * ST_HOST_FILTER_FROM_MAP (a skeleton loaded without the agent's setup). */
 struct st_config {
 	__u32 host_filter; /* non-zero: only peers in hosts_v4/hosts_v6 are captured */
 	__u32 pad;

@@ -6,6 +6,11 @@
  * to the ring buffer, whole: a GSO super-packet goes out as several records.
  * What cannot be delivered is counted and announced. The verdict is always
  * "pass": production packets are never dropped, delayed or changed.
+ *
+ * What it selects and copies is fixed before load (rodata below), so the
+ * verifier prunes the paths a command does not use: connection sampling by
+ * the stable hash shadow --sample uses (bpf/connhash.h), the peer filter, and
+ * per direction how much payload to copy (bpf/shadowtap.h, enum st_copy_policy).
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -14,13 +19,23 @@
 
 #define ST_LOAD(ctx, off, dst, len) bpf_skb_load_bytes(ctx, off, dst, len)
 #include "parse.h"
+#include "connhash.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Force a consumer wakeup once this much data waits in the ring; below it
- * records go in without a wakeup (the agent polls on a short timer): per-record
- * wakeups cost production throughput (FIELD-NOTES). */
+/* Force a consumer wakeup each time the data waiting in the ring crosses a
+ * multiple of this (a power of two); otherwise records go in without a wakeup
+ * (the agent drains on a short timer). Per-record wakeups cost production
+ * throughput, and so does one per record while the agent catches up (FIELD-NOTES). */
 const volatile __u64 wakeup_bytes = 1 << 20;
+/* Connections kept per 10000 by st_conn_hash(); ST_SAMPLE_ALL: no sampling. */
+const volatile __u32 sample_permyriad = ST_SAMPLE_ALL;
+/* enum st_host_filter */
+const volatile __u32 host_filter = ST_HOST_FILTER_FROM_MAP;
+/* enum st_copy_policy per direction; head_bytes for ST_COPY_HEAD (1..ST_CHUNK_MAX). */
+const volatile __u32 copy_in = ST_COPY_FULL;
+const volatile __u32 copy_out = ST_COPY_FULL;
+const volatile __u32 head_bytes = 256;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -70,14 +85,27 @@ struct {
 #define ST_CLASS_S 256u
 #define ST_CLASS_M 2048u
 
-static __always_inline __u64 wakeup_flag(void)
+/* Ring record sizes as the ring buffer counts them (8-byte header, 8-aligned). */
+#define ST_RB_SIZE(n) ((((__u64)(n)) + 8 + 7) & ~7ull)
+
+/*
+ * The wakeup flag for a record of sz bytes, given *avail, the data waiting
+ * before it (queried once per skb and advanced here): force a wakeup only when
+ * the record crosses a multiple of wakeup_bytes. Another CPU's records may
+ * make us miss a crossing; the next one, or the agent's timer, drains the ring.
+ */
+static __always_inline __u64 wakeup_flag(__u64 *avail, __u64 sz)
 {
-	return bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP
-									  : BPF_RB_NO_WAKEUP;
+	__u64 before = *avail;
+
+	*avail = before + ST_RB_SIZE(sz);
+	return (before ^ *avail) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
 }
 
+/* copy_len: bytes of the segment's payload that are copied (the rest elided). */
 static __always_inline int emit_part(struct __sk_buff *skb, const struct st_rec *tmpl,
-				     __u32 pay_off, __u32 off, __u32 n, const __u32 cls)
+				     __u32 pay_off, __u32 off, __u32 n, __u32 copy_len,
+				     __u64 *avail, const __u32 cls)
 {
 	struct st_rec *r;
 
@@ -90,8 +118,10 @@ static __always_inline int emit_part(struct __sk_buff *skb, const struct st_rec 
 	r->len = n;
 	if (off)
 		r->tcp_flags &= ~ST_TCP_SYN;
-	if (off + n < tmpl->seg_len)
+	if (off + n < copy_len) { /* more parts follow */
 		r->tcp_flags &= ~(ST_TCP_FIN | ST_TCP_PSH);
+		r->rflags &= ~ST_RF_ELIDED;
+	}
 	/* Verifier workaround: prove 1 <= m <= cls (cls is a power of two) on the
 	 * register the helper gets; callers guarantee n is already in range, so
 	 * this is the identity. The empty asm keeps clang from folding it away. */
@@ -102,22 +132,23 @@ static __always_inline int emit_part(struct __sk_buff *skb, const struct st_rec 
 		bpf_ringbuf_discard(r, 0);
 		return -1;
 	}
-	bpf_ringbuf_submit(r, wakeup_flag());
+	bpf_ringbuf_submit(r, wakeup_flag(avail, sizeof(*r) + cls));
 	return 0;
 }
 
 static __always_inline int emit_tail(struct __sk_buff *skb, const struct st_rec *tmpl,
-				     __u32 pay_off, __u32 off, __u32 n)
+				     __u32 pay_off, __u32 off, __u32 n, __u32 copy_len,
+				     __u64 *avail)
 {
 	if (n <= ST_CLASS_S)
-		return emit_part(skb, tmpl, pay_off, off, n, ST_CLASS_S);
+		return emit_part(skb, tmpl, pay_off, off, n, copy_len, avail, ST_CLASS_S);
 	if (n <= ST_CLASS_M)
-		return emit_part(skb, tmpl, pay_off, off, n, ST_CLASS_M);
-	return emit_part(skb, tmpl, pay_off, off, n, ST_CHUNK_MAX);
+		return emit_part(skb, tmpl, pay_off, off, n, copy_len, avail, ST_CLASS_M);
+	return emit_part(skb, tmpl, pay_off, off, n, copy_len, avail, ST_CHUNK_MAX);
 }
 
 static __always_inline int emit_header_only(const struct st_rec *tmpl, __u8 type, __u32 off,
-					    __u32 len)
+					    __u32 len, __u64 *avail)
 {
 	struct st_rec *r = bpf_ringbuf_reserve(&ring, sizeof(*r), 0);
 
@@ -128,18 +159,19 @@ static __always_inline int emit_header_only(const struct st_rec *tmpl, __u8 type
 	r->seq = tmpl->seq + off;
 	r->off = off;
 	r->len = len;
-	bpf_ringbuf_submit(r, wakeup_flag());
+	bpf_ringbuf_submit(r, wakeup_flag(avail, sizeof(*r)));
 	return 0;
 }
 
+/* Bytes [off, copy_len) could not be delivered; what the policy elides is not lost. */
 static __always_inline void account_loss(struct st_counters *c, const struct st_rec *tmpl,
-					 __u32 off)
+					 __u32 off, __u32 copy_len, __u64 *avail)
 {
-	__u32 lost = tmpl->seg_len - off;
+	__u32 lost = copy_len - off;
 
 	c->lost_segs++;
 	c->lost_bytes += lost;
-	if (emit_header_only(tmpl, ST_REC_LOSS, off, lost))
+	if (emit_header_only(tmpl, ST_REC_LOSS, off, lost, avail))
 		c->lost_unreported++;
 	else
 		c->records++;
@@ -148,11 +180,16 @@ static __always_inline void account_loss(struct st_counters *c, const struct st_
 static __always_inline bool peer_wanted(const struct st_pkt *p, bool egress)
 {
 	const __u32 *peer = egress ? p->daddr : p->saddr;
-	__u32 zero = 0;
-	struct st_config *cfg = bpf_map_lookup_elem(&config, &zero);
 
-	if (!cfg || !cfg->host_filter)
+	if (host_filter == ST_HOST_FILTER_OFF)
 		return true;
+	if (host_filter == ST_HOST_FILTER_FROM_MAP) {
+		__u32 zero = 0;
+		struct st_config *cfg = bpf_map_lookup_elem(&config, &zero);
+
+		if (!cfg || !cfg->host_filter)
+			return true;
+	}
 	if (p->family == 4) {
 		struct st_lpm_v4 k = { .prefixlen = 32, .addr = peer[0] };
 
@@ -166,16 +203,19 @@ static __always_inline bool peer_wanted(const struct st_pkt *p, bool egress)
 }
 
 /*
- * Delivers one segment: header-only when it has no payload, else its payload
- * in parts of ST_CHUNK_MAX, the last in the smallest class that holds it.
+ * Delivers one segment: its first copy_len payload bytes in parts of
+ * ST_CHUNK_MAX, the last in the smallest class that holds it, or one
+ * header-only record when nothing is copied. The ring is queried once per
+ * segment for the wakeup decision.
  * A global function, so the verifier checks it once on its own instead of
  * once per parser path (the inlined version exceeds the 1M-instruction limit).
  */
 __attribute__((noinline)) int emit_segment(struct __sk_buff *skb, struct st_rec *tmpl,
-					   __u32 pay_off)
+					   __u32 pay_off, __u32 copy_len)
 {
 	struct st_counters *c;
-	__u32 dir, len, off;
+	__u32 dir, off;
+	__u64 avail;
 
 	if (!tmpl)
 		return 0;
@@ -183,32 +223,48 @@ __attribute__((noinline)) int emit_segment(struct __sk_buff *skb, struct st_rec 
 	c = bpf_map_lookup_elem(&counters, &dir);
 	if (!c)
 		return 0;
-	len = tmpl->seg_len;
-	if (!len) {
-		if (emit_header_only(tmpl, ST_REC_DATA, 0, 0))
-			account_loss(c, tmpl, 0);
+	avail = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
+	if (!copy_len) {
+		if (emit_header_only(tmpl, ST_REC_DATA, 0, 0, &avail))
+			account_loss(c, tmpl, 0, 0, &avail);
 		else
 			c->records++;
 		return 0;
 	}
 	for (__u32 i = 0; i < ST_MAX_CHUNKS; i++) {
 		off = i * ST_CHUNK_MAX;
-		if (len - off <= ST_CHUNK_MAX) {
-			if (emit_tail(skb, tmpl, pay_off, off, len - off))
-				account_loss(c, tmpl, off);
+		if (copy_len - off <= ST_CHUNK_MAX) {
+			if (emit_tail(skb, tmpl, pay_off, off, copy_len - off, copy_len, &avail))
+				account_loss(c, tmpl, off, copy_len, &avail);
 			else
 				c->records++;
 			return 0;
 		}
-		if (emit_part(skb, tmpl, pay_off, off, ST_CHUNK_MAX, ST_CHUNK_MAX)) {
-			account_loss(c, tmpl, off);
+		if (emit_part(skb, tmpl, pay_off, off, ST_CHUNK_MAX, copy_len, &avail,
+			      ST_CHUNK_MAX)) {
+			account_loss(c, tmpl, off, copy_len, &avail);
 			return 0;
 		}
 		c->records++;
 	}
 	/* Longer than any skb Linux builds today: say so rather than cut silently. */
-	account_loss(c, tmpl, ST_MAX_CHUNKS * ST_CHUNK_MAX);
+	account_loss(c, tmpl, ST_MAX_CHUNKS * ST_CHUNK_MAX, copy_len, &avail);
 	return 0;
+}
+
+/* Out of the sample: the hash of the connection oriented client -> server
+ * (ingress: the peer sent it; egress: the service did). */
+static __always_inline bool sampled_out(const struct st_pkt *p, bool egress)
+{
+	__u64 h;
+
+	if (sample_permyriad >= ST_SAMPLE_ALL)
+		return false;
+	if (egress)
+		h = st_conn_hash(p->family, p->daddr, p->saddr, p->dport, p->sport);
+	else
+		h = st_conn_hash(p->family, p->saddr, p->daddr, p->sport, p->dport);
+	return !st_conn_sampled_in(h, sample_permyriad);
 }
 
 static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
@@ -217,8 +273,8 @@ static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
 	struct st_counters *c;
 	struct st_pkt p;
 	struct st_rec tmpl;
-	__u32 port, len;
-	__u8 *on;
+	__u32 port, len, copy, policy;
+	__u8 *on, ends;
 	int ret;
 
 	c = bpf_map_lookup_elem(&counters, &dir);
@@ -237,13 +293,29 @@ static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
 	if (!on || !*on)
 		return;
 	len = p.payload_len;
-	if (!len && !(p.tcp_flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST)))
+	ends = p.tcp_flags & (ST_TCP_SYN | ST_TCP_FIN | ST_TCP_RST);
+	if (!len && !ends)
 		return;
+	if (sampled_out(&p, egress)) {
+		c->sampled_out++;
+		return;
+	}
 	if (!peer_wanted(&p, egress))
 		return;
 
 	c->segs++;
 	c->bytes += len;
+	copy = len;
+	policy = egress ? copy_out : copy_in;
+	if (policy == ST_COPY_NONE) {
+		c->elided_bytes += len;
+		if (!ends)
+			return;
+		copy = 0;
+	} else if (policy == ST_COPY_HEAD && len > head_bytes) {
+		c->elided_bytes += len - head_bytes;
+		copy = head_bytes;
+	}
 
 	__builtin_memset(&tmpl, 0, sizeof(tmpl));
 	tmpl.version = ST_ABI_VERSION;
@@ -260,6 +332,10 @@ static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
 	tmpl.seq = p.seq;
 	tmpl.ack = p.ack;
 	tmpl.seg_len = len;
+	if (copy < len)
+		tmpl.rflags = ST_RF_ELIDED;
+	if (policy == ST_COPY_NONE)
+		tmpl.rflags |= ST_RF_NO_PAYLOAD;
 	if (l2) {
 		tmpl.ifindex = skb->ifindex;
 		tmpl.vlan = p.vlan;
@@ -268,7 +344,7 @@ static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
 			tmpl.vlan = skb->vlan_tci & 0x0fff;
 	}
 
-	emit_segment(skb, &tmpl, p.payload_off);
+	emit_segment(skb, &tmpl, p.payload_off, copy);
 }
 
 SEC("tc")

@@ -23,7 +23,7 @@ BIN=$ST_BUILD/tools/bench_compare
 for part in $PARTS; do
 	case $part in
 	pairs)
-		[ -x "$BIN" ] || make -C "$ROOT" --no-print-directory BUILD="$ST_BUILD" bench-build >/dev/null
+		[ -x "$BIN" ] || make -C "$ROOT" --no-print-directory BUILD="$ST_BUILD" all >/dev/null
 		echo "## Tap compare: pairs per second on one core (taskset -c $CPU), $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
 		for size in 1024 102400; do
 			for mode in plain gzip; do

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # `make bench`: what shadowtap capture costs production, measured here (as root).
 #
-#   ST_BUILD=build tools/bench.sh [throughput] [bpfcost] [loss]     (default: all three)
+#   ST_BUILD=build tools/bench.sh [throughput] [bpfcost] [loss] [progcost] [stall]
+#                                          (default: throughput bpfcost loss)
 #
 # 1. throughput: nginx (1 worker) and wrk in one network namespace over loopback;
 #    `wrk -t1 -c$CONNS -d${SECS}s` against a small file, in rounds that alternate the
@@ -16,10 +17,17 @@
 #    MB/s; 64 KB GSO super-packets on loopback), so that every super-packet is copied.
 # 3. loss: with the default ring size, a ramp of heavier loads; the highest at which the
 #    summary line says lost=0.
+# 4. progcost: what each path of the program costs in isolation (build/tools/progcost:
+#    bpf_prog_test_run_opts on crafted frames), with the default ring and an 8 MiB one.
+# 5. stall: the programs' cost per run while the agent is stopped (SIGSTOP) and records pile
+#    up in the ring (wrk -c$CONNS for ST_BENCH_STALL_SECS, 2): a slow agent must not make
+#    production pay more per packet. ST_BENCH_BASE_BIN=OTHER/shadowtap alternates with
+#    another build (before/after).
 # Knobs (environment): ST_BENCH_ROUNDS (5), ST_BENCH_SECS (5), ST_BENCH_CONNS (32),
 # ST_BENCH_FILE (f100: a 100-byte file), ST_BENCH_CONFIGS, ST_BENCH_OUT (report file,
 # default $ST_BUILD/bench-report.md), ST_BENCH_LINK=veth to measure across a veth pair
-# instead (capture on the server's veth).
+# instead (capture on the server's veth), ST_BENCH_AGENT_ARGS (extra arguments for every
+# shadowtap capture, e.g. "--ring-mb 64").
 #
 # Adding a peer (tcpflow, nginx mirror, GoReplay ...): define cfg_NAME_start (start it, wait
 # until it is ready; set CFG_PID, and CFG_ERR to a file holding its stderr) and optionally
@@ -39,6 +47,7 @@ LINK=${ST_BENCH_LINK:-lo}
 case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
 OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-report.md}
 PARTS=${*:-throughput bpfcost loss}
+read -r -a AGENT_ARGS <<<"${ST_BENCH_AGENT_ARGS:-}"
 
 [ "$(id -u)" -eq 0 ] || { echo "shadowtap bench: run as root" >&2; exit 1; }
 for c in ip nginx wrk tcpdump bpftool python3 sysctl; do
@@ -85,14 +94,14 @@ CFG_PID='' CFG_ERR='' CFG_URL=
 cfg_none_start() { CFG_PID=; CFG_ERR=; }
 cfg_none_stop() { :; }
 cfg_shadowtap_start() {
-	st_capture_start "agent-$RANDOM" "$SRV_NS" "$IFACE" "$ST_TMP/cap.pcap" --port 80 "$@"
+	st_capture_start "agent-$RANDOM" "$SRV_NS" "$IFACE" "$ST_TMP/cap.pcap" --port 80 "${AGENT_ARGS[@]}" "$@"
 	CFG_PID=$ST_AGENT_PID
 	CFG_ERR=$(ls -t "$ST_TMP"/agent-*.err | head -n1)
 }
 # --cgroup mode: cgroup_skb programs on nginx's cgroup (the agent runs outside the namespace).
 cfg_shadowtap_cgroup_start() {
 	[ -n "$BENCH_CG" ] || { echo "shadowtap bench: no cgroup v2 for shadowtap_cgroup" >&2; return 1; }
-	st_capture_start "agent-$RANDOM" "" "$BENCH_CG" "$ST_TMP/cap.pcap" --port 80
+	st_capture_start "agent-$RANDOM" "" "$BENCH_CG" "$ST_TMP/cap.pcap" --port 80 "${AGENT_ARGS[@]}"
 	CFG_PID=$ST_AGENT_PID
 	CFG_ERR=$(ls -t "$ST_TMP"/agent-*.err | head -n1)
 }
@@ -311,6 +320,51 @@ part_loss() {
 	done
 	report ""
 	report "Highest throughput captured with lost=0: ${best:-none}"
+}
+
+# ---- 5. the programs while the agent is stalled ---------------------------------------------
+part_stall() {
+	local old r bin bins=("$ST_BIN") s0 s1 res summary lost secs=${ST_BENCH_STALL_SECS:-2} saved=$ST_BIN
+	[ -z "${ST_BENCH_BASE_BIN:-}" ] || bins+=("$ST_BENCH_BASE_BIN")
+	old=$(sysctl -n kernel.bpf_stats_enabled)
+	st_on_cleanup "sysctl -qw kernel.bpf_stats_enabled=$old"
+	sysctl -qw kernel.bpf_stats_enabled=1
+	report ""
+	report "## The programs while the agent is stopped (SIGSTOP; wrk -c$CONNS -d${secs}s $FILE; records pile up in the ring)"
+	report ""
+	report "| round | build | runs | ns per run | req/s | lost |"
+	report "|---|---|---|---|---|---|"
+	for r in 1 2 3; do
+		for bin in "${bins[@]}"; do
+			ST_BIN=$bin
+			cfg_shadowtap_start
+			ST_BIN=$saved
+			kill -STOP "$CFG_PID"
+			s0=$(prog_stats | awk '{ n += $3; t += $4 } END { print n + 0, t + 0 }')
+			res=$(wrk_run "$CONNS" "$secs" "$URL")
+			s1=$(prog_stats | awk '{ n += $3; t += $4 } END { print n + 0, t + 0 }')
+			kill -CONT "$CFG_PID"
+			cfg_stop shadowtap
+			summary=$(st_summary "$CFG_ERR")
+			lost=$(st_summary_field "$summary" lost)
+			report "$(awk -v r="$r" -v b="$bin" -v a="$s0" -v z="$s1" -v q="${res% *}" -v l="${lost:-?}" 'BEGIN {
+				split(a, x, " "); split(z, y, " "); n = y[1] - x[1]
+				printf "| %d | %s | %d | %.0f | %s | %s |", r, b, n, n ? (y[2] - x[2]) / n : 0, q, l }')"
+		done
+	done
+	sysctl -qw kernel.bpf_stats_enabled="$old"
+}
+
+# ---- 4. each path of the program in isolation ---------------------------------------------
+part_progcost() {
+	local m
+	[ -x "$ST_BUILD/tools/progcost" ] || { report ""; report "(progcost skipped: $ST_BUILD/tools/progcost not built)"; return 0; }
+	for m in 64 8; do
+		report ""
+		report "## Each path of the program alone: \`progcost --ring-mb $m\` (bpf_prog_test_run, 101 batches of 500 runs)"
+		report ""
+		"$ST_BUILD/tools/progcost" --ring-mb "$m" | tee -a "$OUT"
+	done
 }
 
 for part in $PARTS; do "part_$part"; done

@@ -22,7 +22,7 @@ sh_sink_start() {
 sh_agent_start() {
 	local name=$1 ns=$2 ifc=$3 i
 	shift 3
-	st_in_bg "$ns" "$ST_BIN" shadow --iface "$ifc" "$@" \
+	st_in_bg "$ns" "$ST_BIN" shadow --iface "$ifc" "${ST_RING[@]}" "$@" \
 		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
 	SH_AGENT_PID=$!
 	ST_PIDS+=("$SH_AGENT_PID")

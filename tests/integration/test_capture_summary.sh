@@ -72,7 +72,7 @@ mkfifo "$ST_TMP/pipe"
 tcpdump -nr - <"$ST_TMP/pipe" >"$ST_TMP/pipe.txt" 2>"$ST_TMP/pipe.tcpdump.err" &
 TD=$!
 ST_PIDS+=("$TD")
-st_in_bg "$ST_SRV_NS" "$ST_BIN" capture --iface "$ST_SRV_IF" --port 80 -w - --duration 4 \
+st_in_bg "$ST_SRV_NS" "$ST_BIN" capture --iface "$ST_SRV_IF" "${ST_RING[@]}" --port 80 -w - --duration 4 \
 	>"$ST_TMP/pipe" 2>"$ST_TMP/pipe.err" </dev/null &
 AG=$!
 ST_PIDS+=("$AG")

@@ -37,7 +37,7 @@ flows_start() {
 	local name=$1 target=$2 mode=--iface ns=$ST_SRV_NS i
 	# a cgroup is attached from outside the namespace (ip netns exec hides the cgroup mount)
 	[ -d "$target" ] && { mode=--cgroup; ns=; }
-	st_in_bg "$ns" "$ST_BIN" flows "$mode" "$target" --port 80 -o "$O/$name" \
+	st_in_bg "$ns" "$ST_BIN" flows "$mode" "$target" "${ST_RING[@]}" --port 80 -o "$O/$name" \
 		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
 	FLOWS_PID=$!
 	ST_PIDS+=("$FLOWS_PID")
@@ -102,7 +102,7 @@ fi
 st_log "--duration ends the run by itself"
 t0=$(date +%s)
 rc=0
-st_in "$ST_SRV_NS" timeout 20 "$ST_BIN" flows --iface "$ST_SRV_IF" --port 80 -o "$O/dur" \
+st_in "$ST_SRV_NS" timeout 20 "$ST_BIN" flows --iface "$ST_SRV_IF" "${ST_RING[@]}" --port 80 -o "$O/dur" \
 	--duration 1.5 2>"$ST_TMP/dur.err" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$ST_TMP/dur.err"; st_fail "--duration run exited with $rc"; }
 [ $(( $(date +%s) - t0 )) -le 10 ] || st_fail "--duration 1.5 took more than 10 s"

@@ -148,8 +148,18 @@ for n in files:
                 return False
             pos = off + ln
         return True
-    # a stream whose start was lost is joined mid-way: it is a suffix of the reference
-    if not (ok(0) or ok(len(b) - len(a))):
+    # a stream whose start was lost is joined mid-way: it is a suffix of the reference; when its
+    # end was lost too (its last segments and FIN among the unannounced losses) it is a slice
+    # of it: the first bytes seen say where
+    def slice_shift():
+        pos = 0
+        for off, ln in g + [(len(a), 0)]:
+            if off - pos >= 32:
+                at = b.find(a[pos:off])
+                return at - pos if at >= 0 else -1
+            pos = off + ln
+        return -1
+    if not (ok(0) or ok(len(b) - len(a)) or (unreported[direction(n)] and ok(slice_shift()))):
         print("%s: %d bytes, reference %d, %d gaps: bytes outside the gaps differ" % (n, len(a), len(b), len(g)))
         bad += 1
     elif len(a) != len(b):

@@ -48,8 +48,8 @@ nothing_left() {
 	[ -z "$left" ] || st_fail "$1: shadowtap BPF links left: $left"
 	if ip -n "$ST_SRV_NS" link show "$ST_SRV_IF" >/dev/null 2>&1; then
 		! st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "" || st_fail "$1: still attached"
-		! tc -n "$ST_SRV_NS" filter show dev "$ST_SRV_IF" ingress | grep -q 'tc_' ||
-			st_fail "$1: a clsact filter stayed"
+		left=$(tc -n "$ST_SRV_NS" filter show dev "$ST_SRV_IF" ingress 2>&1 || true)
+		! grep -q 'tc_' <<<"$left" || st_fail "$1: a clsact filter stayed: $left"
 	fi
 }
 

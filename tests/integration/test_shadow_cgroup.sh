@@ -22,7 +22,7 @@ st_nginx_start b "$ST_SRV_NS" "$ST_SRV4B:80"
 SPORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 sh_sink_start sink "" 127.0.0.1 "$SPORT"
 
-st_in_bg "" "$ST_BIN" shadow --cgroup "$CG" --port 80 --to "127.0.0.1:$SPORT" --drain 10 \
+st_in_bg "" "$ST_BIN" shadow --cgroup "$CG" "${ST_RING[@]}" --port 80 --to "127.0.0.1:$SPORT" --drain 10 \
 	>"$ST_TMP/agent.out" 2>"$ST_TMP/agent.err" </dev/null &
 SH_AGENT_PID=$!
 ST_PIDS+=("$SH_AGENT_PID")

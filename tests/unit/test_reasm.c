@@ -570,6 +570,105 @@ static void t_capture_loss(void **state)
 	assert_all_freed(f);
 }
 
+/* Headers-only copy policy: a segment's first bytes, then its rest elided (st_segment.elided),
+ * as the tap's record says (ST_RF_ELIDED). */
+static void headers_only(struct fx *f, int dir, uint32_t seq, uint8_t flags, const char *head,
+			 uint32_t elided)
+{
+	struct st_segment s;
+
+	memset(&s, 0, sizeof(s));
+	s.key = f->cs;
+	if (dir) {
+		s.key.src = f->cs.dst;
+		s.key.dst = f->cs.src;
+		s.key.sport = f->cs.dport;
+		s.key.dport = f->cs.sport;
+	}
+	f->now += MS;
+	s.ts_ns = f->now;
+	s.seq = seq;
+	s.flags = flags | ST_TCP_ACK;
+	s.kind = ST_SEG_DATA;
+	s.dir = (int8_t)dir;
+	s.len = (uint32_t)strlen(head);
+	s.data = (const uint8_t *)head;
+	s.elided = elided;
+	assert_int_equal(st_reasm__feed(f->r, &s), 0);
+}
+
+/* Bytes left out by the copy policy are a gap of their own kind: exact, in place, never a
+ * loss (not in gaps, gap_bytes, loss_bytes, conn gap_bytes), even when out of order. */
+static void t_elided_headers_only(void **state)
+{
+	struct fx *f = *state;
+	struct st_reasm_stats st;
+
+	handshake(f);
+	headers_only(f, 1, SISN + 1, 0, "HTTP/1.1 200", 1000);
+	/* out of order: the third segment first, its elided tail waits in place */
+	headers_only(f, 1, SISN + 1 + 2012, ST_TCP_FIN, "xy", 98);
+	headers_only(f, 1, SISN + 1 + 1012, 0, "body", 996);
+	assert_log(f, "open 1;data 1 1 0+12;gap 1 1 12+1000 elided;data 1 1 1012+4;"
+		      "gap 1 1 1016+996 elided;data 1 1 2012+2;gap 1 1 2014+98 elided;end 1 1 fin;");
+	assert_int_equal(f->rec.len[1][1], 2112);
+	st = stats(f);
+	assert_int_equal(st.gaps, 0);
+	assert_int_equal(st.gap_bytes, 0);
+	assert_int_equal(st.loss_bytes, 0);
+	assert_int_equal(st.elided_bytes, 2094);
+	assert_int_equal(st.bytes, 18);
+	/* a real loss next to elided bytes is still a loss */
+	loss(f, 0, CISN + 1, 10);
+	st = stats(f);
+	assert_int_equal(st.loss_bytes, 10);
+	assert_int_equal(st.elided_bytes, 2094);
+	assert_all_freed(f);
+}
+
+/* Copy policy "none": only SYN/FIN/RST come (elided_before); what they and the peer's ACKs
+ * prove existed is elided, never a gap that waits or a loss. */
+static void t_elided_no_payload(void **state)
+{
+	struct fx *f = *state;
+	struct st_reasm_stats st;
+	struct st_segment s;
+
+	tx(f, 0, CISN, ST_TCP_SYN, NULL);
+	memset(&s, 0, sizeof(s));
+	s.key.src = f->cs.dst;
+	s.key.dst = f->cs.src;
+	s.key.sport = f->cs.dport;
+	s.key.dport = f->cs.sport;
+	s.seq = SISN;
+	s.ack = CISN + 1;
+	s.flags = ST_TCP_SYN | ST_TCP_ACK;
+	s.dir = ST_DIR_OUT;
+	s.elided_before = 1;
+	f->now += MS;
+	s.ts_ns = f->now;
+	assert_int_equal(st_reasm__feed(f->r, &s), 0);
+	/* the client's next request acknowledges 300 response bytes never copied */
+	sendk(f, &f->cs, 0, CISN + 1, SISN + 1 + 300, ST_TCP_ACK | ST_TCP_PSH, "GET /", 5);
+	/* no wait-gap for them, however long */
+	st_reasm__tick(f->r, f->now + 3 * ST_REASM_GAP_WAIT_DEFAULT_NS);
+	/* the server's FIN after 500 bytes in all */
+	s.seq = SISN + 1 + 500;
+	s.flags = ST_TCP_FIN | ST_TCP_ACK;
+	s.ack = CISN + 6;
+	f->now += 4 * ST_REASM_GAP_WAIT_DEFAULT_NS;
+	s.ts_ns = f->now;
+	assert_int_equal(st_reasm__feed(f->r, &s), 0);
+	assert_log(f, "open 1;data 1 0 0+5;gap 1 1 0+300 elided;gap 1 1 300+200 elided;"
+		      "end 1 1 fin;");
+	st = stats(f);
+	assert_int_equal(st.gaps, 0);
+	assert_int_equal(st.gap_bytes, 0);
+	assert_int_equal(st.loss_bytes, 0);
+	assert_int_equal(st.elided_bytes, 500);
+	assert_all_freed(f);
+}
+
 /* Missing bytes: a gap after gap_wait without progress, exact length, and on. */
 static void t_gap_after_wait(void **state)
 {
@@ -949,6 +1048,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_reuse_after_close, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reuse_time_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_capture_loss, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_elided_headers_only, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_elided_no_payload, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_gap_after_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_gap_wait_restarts_on_progress, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_gap_from_ack, setup, teardown),

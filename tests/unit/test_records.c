@@ -13,6 +13,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <pcap/pcap.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,6 +108,50 @@ static void test_decode_bad(void **state)
 	r->len = ST_CHUNK_MAX + 1;
 	r->seg_len = r->off + r->len;
 	assert_int_equal(st_record_decode(r, sizeof(rec_buf), 0, &s), -EINVAL);
+}
+
+/* Copy policies: the elided rest of a segment and "no payload" come through, apart from loss. */
+static void test_decode_elided(void **state)
+{
+	struct st_segment s;
+	struct st_rec *r;
+
+	r = mkrec(ST_REC_DATA, 100);
+	assert_int_equal(st_record_decode(r, sizeof(*r) + 100, 0, &s), 0);
+	assert_int_equal(s.elided, 0); /* a part that is not the last: nothing elided */
+	assert_int_equal(s.elided_before, 0);
+	/* headers-only: 256 of a 3000-byte segment copied, the rest elided by policy */
+	r = mkrec(ST_REC_DATA, 256);
+	r->off = 0;
+	r->seg_len = 3000;
+	r->rflags = ST_RF_ELIDED;
+	assert_int_equal(st_record_decode(r, sizeof(*r) + 256, 0, &s), 0);
+	assert_int_equal(s.kind, ST_SEG_DATA);
+	assert_int_equal(s.len, 256);
+	assert_int_equal(s.elided, 3000 - 256);
+	/* the ring was full for that head: a loss of the head, the rest still elided */
+	r = mkrec(ST_REC_LOSS, 256);
+	r->off = 0;
+	r->seg_len = 3000;
+	r->rflags = ST_RF_ELIDED;
+	assert_int_equal(st_record_decode(r, sizeof(*r), 0, &s), 0);
+	assert_int_equal(s.kind, ST_SEG_LOSS);
+	assert_int_equal(s.len, 256);
+	assert_int_equal(s.elided, 3000 - 256);
+	/* policy none: a FIN with 10 payload bytes, none copied */
+	r = mkrec(ST_REC_DATA, 0);
+	r->off = 0;
+	r->seg_len = 10;
+	r->tcp_flags = ST_TCP_FIN | ST_TCP_ACK;
+	r->rflags = ST_RF_ELIDED | ST_RF_NO_PAYLOAD;
+	assert_int_equal(st_record_decode(r, sizeof(*r), 0, &s), 0);
+	assert_int_equal(s.len, 0);
+	assert_int_equal(s.elided, 10);
+	assert_int_equal(s.elided_before, 1);
+	assert_int_equal(s.flags, ST_TCP_FIN | ST_TCP_ACK);
+	/* unknown flag bits: a newer writer, refused */
+	r->rflags = 0x80;
+	assert_int_equal(st_record_decode(r, sizeof(*r), 0, &s), -EINVAL);
 }
 
 static uint16_t fold(uint32_t sum)
@@ -214,6 +259,7 @@ static void test_pcap_file(void **state)
 	static const uint8_t data[3000];
 	struct st_segment s = { 0 };
 	struct st_pcapw *w;
+	struct st_pcapw_stats ws;
 	char err[PCAP_ERRBUF_SIZE];
 	struct pcap_pkthdr *h;
 	const u_char *pkt;
@@ -222,7 +268,7 @@ static void test_pcap_file(void **state)
 
 	assert_true(fd >= 0);
 	close(fd);
-	w = st_pcapw__open(path);
+	w = st_pcapw__open(path, 0);
 	assert_non_null(w);
 	assert_int_equal(st_pcapw__commit(w), 0); /* the file takes its name (output.h) */
 	s.key.src.family = s.key.dst.family = 4;
@@ -234,7 +280,10 @@ static void test_pcap_file(void **state)
 	assert_int_equal(st_pcapw__write(w, &s), 0);
 	s.kind = ST_SEG_LOSS; /* carries no bytes: not written */
 	assert_int_equal(st_pcapw__write(w, &s), 0);
-	assert_int_equal(st_pcapw__close(w), 0);
+	assert_int_equal(st_pcapw__close(w, &ws), 0);
+	assert_int_equal(ws.packets, 1);
+	assert_int_equal(ws.bytes, 3000);
+	assert_int_equal(ws.dropped_writes, 0);
 
 	rd = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
 	assert_non_null(rd);
@@ -247,15 +296,32 @@ static void test_pcap_file(void **state)
 	}
 	assert_int_equal(n, 1);
 	pcap_close(rd);
+
+	/* closed uncommitted (capture whose attach failed): what was at the path stays as it was */
+	fd = open(path, O_WRONLY | O_TRUNC);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "precious", 8), 8);
+	close(fd);
+	w = st_pcapw__open(path, 0);
+	assert_non_null(w);
+	s.kind = ST_SEG_DATA;
+	assert_int_equal(st_pcapw__write(w, &s), 0);
+	st_pcapw__close(w, NULL);
+	fd = open(path, O_RDONLY);
+	assert_true(fd >= 0);
+	assert_int_equal(read(fd, err, sizeof(err)), 8);
+	assert_memory_equal(err, "precious", 8);
+	close(fd);
 	unlink(path);
 
-	assert_null(st_pcapw__open("/nonexistent-dir/x.pcap"));
+	assert_null(st_pcapw__open("/nonexistent-dir/x.pcap", 0));
 }
 
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_decode_ok),       cmocka_unit_test(test_decode_bad),
+		cmocka_unit_test(test_decode_elided),
 		cmocka_unit_test(test_frame_roundtrip), cmocka_unit_test(test_frame_too_big),
 		cmocka_unit_test(test_pcap_file),
 	};

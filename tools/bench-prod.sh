@@ -1,0 +1,294 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# What shadowtap costs production, every configuration against no agent in the same run
+# (issue #10's matrix), on a veth pair and on loopback. As root:
+#
+#   ST_BUILD=build tools/bench-prod.sh            (ST_BENCH_QUICK=1: 3 rounds of 3 s)
+#
+# Stage, per link (ST_BENCH_LINKS, default "veth lo"):
+#   veth: wrk in a client namespace -> production namespace (nginx, 1 worker) over a veth pair;
+#         the agent and tcpdump attach to the production side of the pair.
+#   lo:   wrk, nginx and the agent in one namespace, over loopback (every packet passes the
+#         agent's egress and ingress programs, GSO super-packets).
+#   Production answers GET /api.json with a small JSON body (~120 B). A no-op shadow (nginx
+#   answering 204) listens on 127.0.0.1:8080 in the production namespace.
+# Configurations (ST_BENCH_CONFIGS, default "capture tcpdump shadow1 shadow10 shadow100"):
+#   `shadowtap capture --iface IF --port 80 -w /dev/shm/...`; `tcpdump -i IF -s 0 -B 262144
+#   -w /dev/shm/... tcp port 80`; `shadowtap shadow --iface IF --port 80 --to 127.0.0.1:8080
+#   --sample N` (N = 1, 10, 100); also capture_ring8 (capture --ring-mb 8).
+# Each round runs no agent, then every configuration with a no-agent run after it (A none B
+# none ...; `wrk -t1 -c$CONNS -d${SECS}s` each), the order of the configurations rotating from
+# round to round. A configuration's ratio in a round is its req/s over the mean of the two
+# no-agent runs around it (the host's other load drifts within a round); reported: the median
+# of those ratios over the rounds, and the median req/s. The agent's CPU (utime + stime of its
+# process, /proc/PID/stat) per production request is taken in those runs. Then one run per
+# shadowtap configuration with kernel.bpf_stats_enabled=1 (restored after): the programs'
+# run_time_ns per production request (their ids from the agent's fds), plus capture_ring8 and
+# `floor`: `shadowtap capture --port 81` (nothing of the traffic is captured: every packet
+# costs the programs a parse and a port lookup), the least a packet costs the programs live.
+# Knobs: ST_BENCH_ROUNDS (5), ST_BENCH_SECS (4), ST_BENCH_CONNS (32), ST_BENCH_LINKS,
+# ST_BENCH_CONFIGS, ST_BENCH_QUICK=1 (3 rounds of 3 s), ST_BENCH_OUT (report, default $ST_BUILD/bench-prod.md),
+# ST_BENCH_AGENT_ARGS (extra arguments for every shadowtap run, e.g. --ring-mb 8),
+# ST_BENCH_BASE_BIN (another shadowtap binary: adds configurations capture_base, shadow10_base).
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+export ST_BUILD=${ST_BUILD:-build}
+. "$ROOT/tests/integration/lib.sh"
+
+if [ "${ST_BENCH_QUICK:-0}" = 1 ]; then
+	ROUNDS=${ST_BENCH_ROUNDS:-3} SECS=${ST_BENCH_SECS:-3}
+else
+	ROUNDS=${ST_BENCH_ROUNDS:-5} SECS=${ST_BENCH_SECS:-4}
+fi
+CONNS=${ST_BENCH_CONNS:-32}
+LINKS=${ST_BENCH_LINKS:-veth lo}
+CONFIGS=${ST_BENCH_CONFIGS:-capture tcpdump shadow1 shadow10 shadow100}
+CONFIGS=$(echo " $CONFIGS " | sed 's/ none / /g; s/^ *//; s/ *$//')
+BASE_BIN=${ST_BENCH_BASE_BIN:-}
+[ -z "$BASE_BIN" ] || CONFIGS="$CONFIGS capture_base shadow10_base"
+read -r -a AGENT_ARGS <<<"${ST_BENCH_AGENT_ARGS:-}"
+case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
+OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-prod.md}
+
+[ "$(id -u)" -eq 0 ] || { echo "shadowtap bench-prod: run as root" >&2; exit 1; }
+for c in ip nginx wrk tcpdump bpftool python3 sysctl; do
+	command -v "$c" >/dev/null || { echo "shadowtap bench-prod: missing $c (tools/install-deps.sh)" >&2; exit 1; }
+done
+[ -x "$ST_BIN" ] || { echo "shadowtap bench-prod: $ST_BIN not found (make)" >&2; exit 1; }
+
+st_init
+mkdir -p "$(dirname "$OUT")"
+: >"$OUT"
+report() { printf '%s\n' "$*" | tee -a "$OUT"; }
+SHM=$(mktemp -d /dev/shm/st-bench.XXXXXX)
+st_on_cleanup "rm -rf '$SHM'"
+OLD_STATS=$(sysctl -n kernel.bpf_stats_enabled)
+st_on_cleanup "sysctl -qw kernel.bpf_stats_enabled=$OLD_STATS"
+sysctl -qw kernel.bpf_stats_enabled=0
+
+# ---- the stages ------------------------------------------------------------------------------
+export ST_NGINX_ACCESS_LOG=off
+JSON='{"id":4711,"name":"shadowtap","status":"ok","items":[1,2,3,5,8,13],"ts":"2026-11-26T10:00:00Z"}'
+
+# noop_shadow NAME NS: nginx answering 204 to everything on 127.0.0.1:8080.
+noop_shadow() {
+	local d=$ST_TMP/$1
+	mkdir -p "$d/tmp"
+	cat >"$d/nginx.conf" <<EON
+daemon off;
+worker_processes 1;
+user root;
+pid $d/nginx.pid;
+error_log $d/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	client_body_temp_path $d/tmp/body;
+	keepalive_requests 100000;
+	server { listen 127.0.0.1:8080; location / { return 204; } }
+}
+EON
+	st_bg "$1" st_in_bg "$2" nginx -c "$d/nginx.conf" -p "$d"
+	st_wait_port "$2" 8080 10
+}
+
+declare -A L_SRV L_CLI L_IF L_HOST
+for link in $LINKS; do
+	case $link in
+	veth)
+		st_netns_pair
+		L_SRV[veth]=$ST_SRV_NS L_CLI[veth]=$ST_CLI_NS L_IF[veth]=$ST_SRV_IF L_HOST[veth]=$ST_SRV4
+		st_nginx_start prod-veth "$ST_SRV_NS" 80
+		printf '%s\n' "$JSON" >"$ST_TMP/prod-veth/www/api.json"
+		noop_shadow shadow-veth "$ST_SRV_NS"
+		;;
+	lo)
+		st_netns_single lo
+		L_SRV[lo]=$ST_LAST_NS L_CLI[lo]=$ST_LAST_NS L_IF[lo]=lo L_HOST[lo]=127.0.0.1
+		st_nginx_start prod-lo "$ST_LAST_NS" 127.0.0.1:80
+		printf '%s\n' "$JSON" >"$ST_TMP/prod-lo/www/api.json"
+		noop_shadow shadow-lo "$ST_LAST_NS"
+		;;
+	*) echo "shadowtap bench-prod: unknown link '$link' (veth, lo)" >&2; exit 2 ;;
+	esac
+done
+
+# ---- configurations ----------------------------------------------------------------------------
+# Each start sets CFG_PID (empty for none) and CFG_ERR (the process's stderr).
+CFG_PID= CFG_ERR=
+agent_start() { # agent_start BIN COMMAND ARGS... (--port 80 unless ARGS name a port)
+	local bin=$1 cmd=$2 name=agent-$RANDOM i port=(--port 80)
+	shift 2
+	case " $* " in *" --port "*) port=() ;; esac
+	st_in_bg "$SRV_NS" "$bin" "$cmd" --iface "$IFACE" "${port[@]}" "${AGENT_ARGS[@]}" "$@" \
+		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
+	CFG_PID=$!
+	ST_PIDS+=("$CFG_PID")
+	CFG_ERR=$ST_TMP/$name.err
+	for i in $(seq 1 100); do
+		st_alive "$CFG_PID" || { cat "$CFG_ERR" >&2; st_fail "$cmd exited during start-up"; }
+		st_agent_attached "$SRV_NS" "$IFACE" "$CFG_PID" && { sleep 0.3; return 0; }
+		sleep 0.1
+	done
+	cat "$CFG_ERR" >&2
+	st_fail "$cmd did not attach to $IFACE"
+}
+cfg_none() { CFG_PID= CFG_ERR=; }
+cfg_capture() { agent_start "$ST_BIN" capture -w "$SHM/cap.pcap"; }
+cfg_capture_ring8() { agent_start "$ST_BIN" capture -w "$SHM/cap.pcap" --ring-mb 8; }
+cfg_floor() { agent_start "$ST_BIN" capture -w "$SHM/cap.pcap" --port 81; }
+cfg_capture_base() { agent_start "$BASE_BIN" capture -w "$SHM/cap.pcap"; }
+# tcpdump as people run it (buffered writes: not lib.sh's -U, which the tests need).
+cfg_tcpdump() {
+	local name=tcpdump-$RANDOM
+	st_in_bg "$SRV_NS" tcpdump -i "$IFACE" -s 0 -B 262144 -n -w "$SHM/cap.pcap" 'tcp port 80' \
+		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
+	CFG_PID=$!
+	ST_PIDS+=("$CFG_PID")
+	CFG_ERR=$ST_TMP/$name.err
+	st_wait_log "$CFG_ERR" 'listening on' 10
+}
+cfg_shadow1() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080 --sample 1; }
+cfg_shadow10() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080 --sample 10; }
+cfg_shadow100() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080; }
+cfg_shadow10_base() { agent_start "$BASE_BIN" shadow --to 127.0.0.1:8080 --sample 10; }
+cfg_stop() {
+	[ -z "$CFG_PID" ] || st_stop "$CFG_PID" INT || true
+	rm -f "$SHM/cap.pcap"
+}
+
+# wrk_run URL: "requests requests/s" of one run.
+wrk_run() {
+	st_in "$CLI_NS" wrk -t1 -c"$CONNS" -d"$SECS"s --timeout 5s "$1" | awk '
+		/requests in/ { n = $1 }
+		/Requests\/sec/ { r = $2 }
+		END { printf "%d %.0f\n", n, r }'
+}
+
+# cpu_s PID: the process's utime + stime so far, in seconds.
+cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
+
+# prog_ns PID: the summed run_time_ns and run_cnt of the shadowtap programs PID holds.
+prog_ns() {
+	local ids
+	ids=$(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ { print $2 }' | sort -u | tr '\n' ' ')
+	[ -n "$ids" ] || { echo "0 0"; return 0; }
+	# shellcheck disable=SC2086
+	bpftool -j prog show | python3 -c '
+import json, sys
+want = set(int(x) for x in sys.argv[1:])
+ns = cnt = 0
+for p in json.load(sys.stdin):
+    if p["id"] in want and (p.get("name", "").startswith("tc_") or p.get("name", "").startswith("cgroup_skb")):
+        ns += p.get("run_time_ns", 0); cnt += p.get("run_cnt", 0)
+print(ns, cnt)' $ids
+}
+
+median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
+
+summary_note() { # summary_note CFG ERRFILE: loss and what was done, from the summary line
+	local s
+	[ -n "$2" ] && [ -f "$2" ] || return 0
+	case $1 in
+	tcpdump) echo "dropped $(st_tcpdump_dropped "$2")" ;;
+	capture*) s=$(st_summary "$2"); echo "lost $(st_summary_field "$s" lost)" ;;
+	shadow*) s=$(st_summary "$2"); echo "replayed $(st_summary_field "$s" replayed) lost $(st_summary_field "$s" lost)" ;;
+	esac
+}
+
+report "# shadowtap bench-prod, $(date -u '+%Y-%m-%d %H:%M UTC')"
+report ""
+report "Host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(tcpdump --version 2>&1 | head -n1)"
+report "shadowtap: $ST_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))${AGENT_ARGS[*]:+, agent arguments: ${AGENT_ARGS[*]}}${BASE_BIN:+, base: $BASE_BIN}"
+report "wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+for link in $LINKS; do
+	SRV_NS=${L_SRV[$link]} CLI_NS=${L_CLI[$link]} IFACE=${L_IF[$link]}
+	URL=http://${L_HOST[$link]}/api.json
+	D=$ST_TMP/res-$link
+	mkdir -p "$D"
+	report ""
+	report "## $link: $URL"
+	report ""
+	report "| round | none (each run) | $(echo "$CONFIGS" | sed 's/ / | /g') |"
+	report "|---|---$(for _ in $CONFIGS; do printf '|---'; done)|"
+	st_in "$CLI_NS" wrk -t1 -c"$CONNS" -d2s "$URL" >/dev/null
+	read -r -a cfgs <<<"$CONFIGS"
+	n=${#cfgs[@]}
+	# one run of none or of a configuration: "rps" in $D/last, cell text in $D/cell-$cfg
+	one_run() {
+		local cfg=$1 c0=0 reqs rps cpu= note
+		"cfg_$cfg"
+		[ -z "$CFG_PID" ] || c0=$(cpu_s "$CFG_PID")
+		read -r reqs rps <<<"$(wrk_run "$URL")"
+		[ -z "$CFG_PID" ] || cpu=$(awk -v a="$(cpu_s "$CFG_PID")" -v b="$c0" 'BEGIN { printf "%.3f", a - b }')
+		cfg_stop
+		echo "$rps" >>"$D/rps-$cfg"
+		echo "$rps" >"$D/last"
+		note=$(summary_note "$cfg" "$CFG_ERR")
+		if [ -n "$cpu" ] && [ "${reqs:-0}" -gt 0 ]; then
+			awk -v c="$cpu" -v n="$reqs" 'BEGIN { printf "%.3f\n", c * 1e6 / n }' >>"$D/cpu-$cfg"
+		fi
+		echo "$rps${note:+ ($note)}" >"$D/cell-$cfg"
+		st_log "$link round $r $cfg: $rps req/s${cpu:+, process CPU $cpu s}${note:+, $note}" >&2
+	}
+	for r in $(seq 1 "$ROUNDS"); do
+		one_run none
+		before=$(cat "$D/last") nones="$before"
+		for k in $(seq 0 $((n - 1))); do
+			cfg=${cfgs[$(((k + r - 1) % n))]}
+			one_run "$cfg"
+			got=$(cat "$D/last")
+			one_run none
+			after=$(cat "$D/last") nones="$nones $after"
+			awk -v g="$got" -v a="$before" -v b="$after" 'BEGIN { if (a + b > 0) printf "%.4f\n", 2 * g / (a + b) }' >>"$D/ratios-$cfg"
+			before=$after
+		done
+		row="| $r | $nones |"
+		for cfg in $CONFIGS; do row+=" $(cat "$D/cell-$cfg") |"; done
+		report "$row"
+	done
+	# the programs' cost, bpf_stats on (one more round per shadowtap configuration)
+	sysctl -qw kernel.bpf_stats_enabled=1
+	for cfg in floor $CONFIGS $(case " $CONFIGS " in *" capture_ring8 "*) ;; *) echo capture_ring8 ;; esac); do
+		case $cfg in floor | capture* | shadow*) ;; *) continue ;; esac
+		"cfg_$cfg"
+		read -r ns0 cnt0 <<<"$(prog_ns "$CFG_PID")"
+		read -r reqs rps <<<"$(wrk_run "$URL")"
+		read -r ns1 cnt1 <<<"$(prog_ns "$CFG_PID")"
+		cfg_stop
+		awk -v a="$ns0" -v b="$ns1" -v c0="$cnt0" -v c1="$cnt1" -v n="$reqs" 'BEGIN {
+			per = c1 > c0 ? (b - a) / (c1 - c0) : 0
+			printf "%.3f %.0f %.1f\n", (b - a) / 1000 / n, per, (c1 - c0) / n }' >"$D/bpf-$cfg"
+		st_log "$link $cfg with bpf_stats: $(cat "$D/bpf-$cfg") (µs/request, ns/run, runs/request)" >&2
+	done
+	sysctl -qw kernel.bpf_stats_enabled=0
+	base=$(median <"$D/rps-none" | awk '{ printf "%.0f", $1 }')
+	report ""
+	report "| $link: configuration | median req/s | ratio to no agent (median of per-run ratios) | BPF programs µs/request (ns/run, runs/request) | process CPU µs/request |"
+	report "|---|---|---|---|---|"
+	report "| none | $base | 1 | - | - |"
+	for cfg in $CONFIGS; do
+		m=$(median <"$D/rps-$cfg")
+		ratio=$(median <"$D/ratios-$cfg" | awk '{ printf "%.3f", $1 }')
+		echo "$ratio" >"$D/ratio-$cfg"
+		bpf=-
+		[ ! -f "$D/bpf-$cfg" ] || bpf=$(awk '{ printf "%.2f (%d ns, %.1f)", $1, $2, $3 }' "$D/bpf-$cfg")
+		cpu=-
+		[ ! -f "$D/cpu-$cfg" ] || cpu=$(median <"$D/cpu-$cfg")
+		report "| $cfg | $m | $ratio | $bpf | $cpu |"
+	done
+	[ -f "$D/rps-capture_ring8" ] || [ ! -f "$D/bpf-capture_ring8" ] || report "| capture_ring8 (bpf_stats run only) | - | - | $(awk '{ printf "%.2f (%d ns, %.1f)", $1, $2, $3 }' "$D/bpf-capture_ring8") | - |"
+	[ ! -f "$D/bpf-floor" ] || report "| floor: --port 81, nothing captured | - | - | $(awk '{ printf "%.2f (%d ns, %.1f)", $1, $2, $3 }' "$D/bpf-floor") | - |"
+	# the targets of issue #10
+	r() { cat "$D/ratio-$1" 2>/dev/null || echo 0; }
+	chk() { awk -v v="$1" -v op="$2" -v t="$3" 'BEGIN { ok = op == ">=" ? v >= t : v <= t; print ok ? "met" : "NOT met" }'; }
+	report ""
+	[ -f "$D/ratio-capture" ] && report "- $link: capture -w $(r capture) (target >= 0.97: $(chk "$(r capture)" '>=' 0.97); tcpdump $(r tcpdump): $(chk "$(r capture)" '>=' "$(r tcpdump)") at or above it)"
+	[ -f "$D/ratio-shadow10" ] && report "- $link: shadow --sample 10 $(r shadow10) (target >= 0.95: $(chk "$(r shadow10)" '>=' 0.95))"
+	[ -f "$D/ratio-shadow100" ] && report "- $link: shadow --sample 100 $(r shadow100) (target >= 0.85: $(chk "$(r shadow100)" '>=' 0.85))"
+	[ -f "$D/ratio-shadow1" ] && report "- $link: shadow --sample 1 $(r shadow1) (target within 0.02 of 1: $(chk "$(r shadow1)" '>=' 0.98))"
+done
+report ""
+report "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+report "(report written to $OUT)"
