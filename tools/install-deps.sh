@@ -13,6 +13,8 @@ PKGS=(
 	# integration tests, demo, benchmarks
 	iproute2 nginx-light curl wrk tcpdump tshark tcpflow python3 procps psmisc time
 	redis-server redis-tools
+	# --tls tests: certificates made at test time
+	openssl
 )
 
 missing=()
