@@ -439,7 +439,10 @@ int st_tls__rescan(struct st_tls *tls)
 
 	if (read(tls->timer_fd, &ticks, sizeof(ticks)) < 0 && errno != EAGAIN)
 		return -errno;
+	/* libbpf's complaints about a library's missing optional functions are detail */
+	st_log_libbpf_setup(1);
 	scan(tls);
+	st_log_libbpf_setup(0);
 	return 0;
 }
 
