@@ -12,6 +12,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <signal.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -92,9 +93,12 @@ struct st_tls {
 	size_t n_seen;
 	uint64_t *listen;  /* iface mode: the listening socket inodes last seen */
 	size_t n_listen;
+	pid_t *blind;      /* processes of the target without a probed library, named once;
+			    * looked at again at each rescan (a late dlopen of libssl) */
+	size_t n_blind, cap_blind;
 	uint32_t *warned;  /* tgids named for unattributed plaintext */
 	size_t n_warned, cap_warned;
-	uint64_t pids, blind_pids, attach_failed;
+	uint64_t pids, attach_failed;
 };
 
 static struct bpf_program *prog_of(struct tls_bpf *s, enum prog_id id)
@@ -253,9 +257,10 @@ static bool seen_has(const struct st_tls *tls, pid_t pid)
 	return false;
 }
 
-/* Looks at one new process of the target: attaches to the libssl it maps (unless
- * --libssl fixed them) and says so once when none of its TLS can be seen. */
-static void examine(struct st_tls *tls, pid_t pid)
+/* Looks at a process of the target: attaches to the libssl it maps (unless --libssl fixed
+ * them) and, the first time (!again), says so when none of its TLS can be seen. Returns 1
+ * when it is seen, 0 when not, -1 when it is gone. */
+static int examine(struct st_tls *tls, pid_t pid, bool again)
 {
 	struct st_tls_libref refs[MAX_LIBS_PER_PID];
 	char comm[32], why[PATH_MAX + 128], path[ST_TLS_PATH_MAX + 64];
@@ -265,8 +270,9 @@ static void examine(struct st_tls *tls, pid_t pid)
 
 	n = st_tls_find_libssl(PROC, pid, refs, MAX_LIBS_PER_PID, NULL, NULL);
 	if (n == -ENOENT || n == -ESRCH)
-		return; /* gone already */
-	tls->pids++;
+		return -1; /* gone already */
+	if (!again)
+		tls->pids++;
 	comm_of(pid, comm, sizeof(comm));
 	for (int i = 0; i < n; i++) {
 		dev_t dev = makedev(refs[i].dev_major, refs[i].dev_minor);
@@ -302,14 +308,64 @@ static void examine(struct st_tls *tls, pid_t pid)
 		if (!stat(path, &st) && lib_find(tls, st.st_dev, st.st_ino))
 			probed = true;
 	}
-	if (probed)
-		return;
-	tls->blind_pids++;
+	if (probed) {
+		if (again)
+			pr_warn("tls: pid %d (%s) maps a probed libssl now: its TLS is seen from here on",
+				(int)pid, comm);
+		return 1;
+	}
+	if (again)
+		return 0;
 	if (tls->fixed && n > 0)
 		snprintf(why, sizeof(why), "it maps %s, not a --libssl file", refs[0].path);
 	else
 		st_tls_explain(PROC, pid, why, sizeof(why));
 	pr_warn("tls: pid %d (%s): its TLS cannot be seen: %s", (int)pid, comm, why);
+	return 0;
+}
+
+static void blind_add(struct st_tls *tls, pid_t pid)
+{
+	if (tls->n_blind == tls->cap_blind) {
+		size_t cap = tls->cap_blind ? tls->cap_blind * 2 : 16;
+		void *p = realloc(tls->blind, cap * sizeof(*tls->blind));
+
+		if (!p)
+			return;
+		tls->blind = p;
+		tls->cap_blind = cap;
+	}
+	tls->blind[tls->n_blind++] = pid;
+}
+
+/* The processes named blind, looked at again: a libssl loaded late (Python's ssl module,
+ * a plugin) is probed then; gone ones drop out. */
+static void blind_recheck(struct st_tls *tls)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < tls->n_blind; i++)
+		if (!examine(tls, tls->blind[i], true))
+			tls->blind[kept++] = tls->blind[i];
+	tls->n_blind = kept;
+}
+
+/* --iface: processes of the tgid map that are gone leave it (their pid may be another
+ * process's later). */
+static void tgids_prune(struct st_tls *tls)
+{
+	int fd = bpf_map__fd(tls->skel->maps.tgids);
+	__u32 key, next, *prev = NULL, gone[256];
+	size_t n = 0;
+
+	while (!bpf_map_get_next_key(fd, prev, &next) && n < sizeof(gone) / sizeof(gone[0])) {
+		key = next;
+		prev = &key;
+		if (kill((pid_t)key, 0) && errno == ESRCH)
+			gone[n++] = key;
+	}
+	for (size_t i = 0; i < n; i++)
+		bpf_map_delete_elem(fd, &gone[i]);
 }
 
 static int u64_cmp(const void *a, const void *b)
@@ -408,6 +464,9 @@ static int scan(struct st_tls *tls)
 	__u8 one = 1;
 
 	name_unattributed(tls);
+	blind_recheck(tls);
+	if (!tls->t->cgroup)
+		tgids_prune(tls);
 	if (unchanged)
 		return 0;
 	if (!pids)
@@ -421,8 +480,8 @@ static int scan(struct st_tls *tls)
 			bpf_map__update_elem(tls->skel->maps.tgids, &tgid, sizeof(tgid), &one,
 					     sizeof(one), 0);
 		}
-		if (!seen_has(tls, pids[i]))
-			examine(tls, pids[i]);
+		if (!seen_has(tls, pids[i]) && !examine(tls, pids[i], false))
+			blind_add(tls, pids[i]);
 		pids[kept++] = pids[i];
 	}
 	/* what is seen now replaces what was: gone processes drop out, and a pid the
@@ -651,7 +710,7 @@ void st_tls__stats(const struct st_tls *tls, struct st_tls_stats *out)
 		out->libs += tls->libs[i].ok;
 	out->attach_failed = tls->attach_failed;
 	out->pids = tls->pids;
-	out->blind_pids = tls->blind_pids;
+	out->blind_pids = tls->n_blind;
 	if (ncpu <= 0 || !tls->skel)
 		return;
 	vals = calloc((size_t)ncpu, sizeof(*vals));
@@ -707,5 +766,6 @@ void st_tls__destroy(struct st_tls *tls)
 	free(tls->seen);
 	free(tls->listen);
 	free(tls->warned);
+	free(tls->blind);
 	free(tls);
 }

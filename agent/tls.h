@@ -37,7 +37,7 @@ struct st_tls_stats {
 	uint64_t libs;      /* library files probed */
 	uint64_t attach_failed; /* libraries the probes could not be attached to */
 	uint64_t pids;      /* processes of the target seen */
-	uint64_t blind_pids; /* ... of which without a probed library */
+	uint64_t blind_pids; /* ... of which without a probed library now */
 };
 void st_tls__stats(const struct st_tls *tls, struct st_tls_stats *out);
 void st_tls__destroy(struct st_tls *tls);
