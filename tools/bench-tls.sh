@@ -6,14 +6,18 @@
 #
 #   ST_BUILD=build tools/bench-tls.sh        (ST_BENCH_QUICK=1: 3 rounds of 3 s)
 #
-# Per URL (ST_BENCH_URLS, default "/api.json /f16384": a ~110-byte JSON answer, a 16 KiB file),
-# each round runs none, tls, none (`wrk -t1 -c$CONNS -d${SECS}s` each, keep-alive); a tls
-# run's ratio is its req/s over the mean of the two no-agent runs around it; reported: the
-# median over the rounds (ST_BENCH_ROUNDS, 5). Then one run with kernel.bpf_stats_enabled=1
-# (restored after): run_time_ns / run_cnt of each TLS program (ids from the agent's fds), and
-# their total per SSL call (tls_calls from the agent's summary) and per request. wrk links the
-# same libssl: its own SSL calls hit the probes too (filtered at once: tls_filtered), so the
-# ratio carries that cost on the client side as well: a pessimistic figure.
+# First build/tools/uprobecost: what one uprobe hit costs on this host, before any program
+# work. Then, per URL (ST_BENCH_URLS, default "/api.json /f16384": a ~110-byte JSON answer, a
+# 16 KiB file), each round runs none, tls, none, tls_shared, none (`wrk -t1 -c$CONNS
+# -d${SECS}s` each, keep-alive); a run's ratio is its req/s over the mean of the two no-agent
+# runs around it; reported: the median over the rounds (ST_BENCH_ROUNDS, 5).
+#   tls:        wrk runs on a private copy of libssl (LD_LIBRARY_PATH): only nginx's SSL calls
+#               hit the probes; the cost production pays.
+#   tls_shared: wrk maps the same libssl as nginx: its calls hit the probes too (filtered at
+#               once, tls_filtered), as any other process on the host that maps that file.
+# Then one run per URL with kernel.bpf_stats_enabled=1 (restored after): run_time_ns /
+# run_cnt of each TLS program (ids from the agent's fds), their total per SSL call
+# (tls_calls from the agent's summary) and per request.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ST_BUILD=${ST_BUILD:-build}
@@ -67,35 +71,53 @@ agent_stop() {
 	SUMMARY=$(st_summary "$ST_TMP/agent.err")
 	rm -f "$SHM/tls.pcap"
 }
-# wrk_rps URL: requests/s of one wrk run
+# A private copy of the libssl wrk loads (another inode: no probe in it).
+WRKLIB=$ST_TMP/wrklib
+mkdir -p "$WRKLIB"
+cp "$(ldd "$(command -v wrk)" | awk '/libssl\.so/ { print $3 }')" "$WRKLIB/"
+# wrk_rps URL [shared]: requests/s of one wrk run (on the private libssl unless "shared")
 wrk_rps() {
-	st_in "$ST_CLI_NS" wrk -t1 -c"$CONNS" -d"${SECS}s" "https://$ST_SRV4$1" 2>&1 |
+	local env=(env LD_LIBRARY_PATH="$WRKLIB")
+	[ "${2:-}" = shared ] && env=(env)
+	st_in "$ST_CLI_NS" "${env[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" "https://$ST_SRV4$1" 2>&1 |
 		awk '/^Requests\/sec:/ { printf "%d\n", $2 }'
 }
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
+report "## --tls: what a uprobe hit costs here (build/tools/uprobecost)"
+report ""
+"$ST_BUILD/tools/uprobecost" | tee -a "$OUT"
+report ""
 report "## --tls: nginx HTTPS throughput with and without the agent"
 report ""
 report "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load before: $(cut -d' ' -f1-3 /proc/loadavg); wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds"
 report ""
-report "| URL | none req/s (median) | --tls req/s (median) | ratio (median of per-round ratios) | lost |"
-report "|---|---:|---:|---:|---:|"
+report "| URL | none req/s (median) | tls req/s (median) | tls ratio (median; per round) | tls_shared req/s (median) | tls_shared ratio (median; per round) | lost |"
+report "|---|---:|---:|---|---:|---|---:|"
+ratio() { python3 -c "print('%.3f' % ($1 / (($2 + $3) / 2)))"; }
 for url in $URLS; do
 	wrk_rps "$url" >/dev/null # warm-up: sessions, page cache
-	ratios=() nones=() tlss=() lost=0
+	r1=() r2=() nones=() t1s=() t2s=() lost=0
 	for r in $(seq 1 "$ROUNDS"); do
 		a=$(wrk_rps "$url")
 		agent_start
-		t=$(wrk_rps "$url")
+		t1=$(wrk_rps "$url")
 		agent_stop
 		lost=$((lost + $(st_summary_field "$SUMMARY" lost)))
 		b=$(wrk_rps "$url")
-		nones+=("$a" "$b")
-		tlss+=("$t")
-		ratios+=("$(python3 -c "print('%.3f' % ($t / (($a + $b) / 2)))")")
-		echo "  $url round $r: none $a, tls $t, none $b -> ${ratios[-1]}" >&2
+		agent_start
+		t2=$(wrk_rps "$url" shared)
+		agent_stop
+		lost=$((lost + $(st_summary_field "$SUMMARY" lost)))
+		c=$(wrk_rps "$url")
+		nones+=("$a" "$b" "$c")
+		t1s+=("$t1")
+		t2s+=("$t2")
+		r1+=("$(ratio "$t1" "$a" "$b")")
+		r2+=("$(ratio "$t2" "$b" "$c")")
+		echo "  $url round $r: none $a, tls $t1, none $b, tls_shared $t2, none $c -> ${r1[-1]} ${r2[-1]}" >&2
 	done
-	report "| $url | $(printf '%s\n' "${nones[@]}" | median) | $(printf '%s\n' "${tlss[@]}" | median) | $(printf '%s\n' "${ratios[@]}" | median) (${ratios[*]}) | $lost |"
+	report "| $url | $(printf '%s\n' "${nones[@]}" | median) | $(printf '%s\n' "${t1s[@]}" | median) | $(printf '%s\n' "${r1[@]}" | median) (${r1[*]}) | $(printf '%s\n' "${t2s[@]}" | median) | $(printf '%s\n' "${r2[@]}" | median) (${r2[*]}) | $lost |"
 done
 
 report ""
@@ -106,7 +128,7 @@ report "|---|---:|---:|---|---:|---:|---:|---:|"
 for url in $URLS; do
 	agent_start
 	sysctl -qw kernel.bpf_stats_enabled=1
-	reqs=$(st_in "$ST_CLI_NS" wrk -t1 -c"$CONNS" -d"${SECS}s" "https://$ST_SRV4$url" 2>&1 |
+	reqs=$(st_in "$ST_CLI_NS" env LD_LIBRARY_PATH="$WRKLIB" wrk -t1 -c"$CONNS" -d"${SECS}s" "https://$ST_SRV4$url" 2>&1 |
 		awk '/requests in/ { print $1 }')
 	ids=$(for f in /proc/"$AGENT"/fdinfo/*; do awk '/^prog_id:/ { print $2 }' "$f" 2>/dev/null; done | sort -un)
 	stats=$(for id in $ids; do bpftool -j prog show id "$id" 2>/dev/null; echo; done)
