@@ -188,7 +188,7 @@ static int listen_lo(uint16_t *port)
 	return fd;
 }
 
-static int open_tap(struct fx *f, unsigned ring_mb)
+static int open_tap_opts(struct fx *f, unsigned ring_mb, const struct st_tap_opts *o)
 {
 	memset(&f->t, 0, sizeof(f->t));
 	f->t.iface = "lo";
@@ -198,8 +198,13 @@ static int open_tap(struct fx *f, unsigned ring_mb)
 	f->t.libssl[0] = "/proc/self/exe";
 	f->t.n_libssl = 1;
 	f->t.ring_mb = ring_mb;
-	f->tap = st_tap__open_opts(&f->t, false, NULL, collect, f);
+	f->tap = st_tap__open_opts(&f->t, false, o, collect, f);
 	return f->tap ? 0 : -1;
+}
+
+static int open_tap(struct fx *f, unsigned ring_mb)
+{
+	return open_tap_opts(f, ring_mb, NULL);
 }
 
 static int setup(void **state)
@@ -530,6 +535,64 @@ static void test_ring_full_loss(void **state)
 	close(srv);
 }
 
+/* The copy policies apply as for packets: headers-only keeps the first head_bytes of each
+ * SSL call (the rest elided, not lost), none keeps nothing but SYN/FIN (elided_before). */
+static void test_copy_policies(void **state)
+{
+	struct fx *f;
+	struct fake_ssl ssl = { .fd = -1 };
+	struct st_tap_opts o = { .copy = { ST_COPY_NONE, ST_COPY_HEAD }, .head_bytes = 100 };
+	uint8_t msg[1000], rd[300];
+	uint32_t out_syn = 0, out_fin = 0;
+	size_t data_out = 0;
+	int cli, srv, in_fin = 0;
+	struct st_tap_summary sum;
+
+	NEED_ROOT();
+	f = *state;
+	st_tap__destroy(f->tap);
+	f->tap = NULL;
+	assert_int_equal(open_tap_opts(f, 16, &o), 0);
+	srv = connect_lo(f->lfd, f->port, &cli);
+	SSL_set_fd(&ssl, srv);
+	pattern(msg, sizeof(msg), 5);
+	assert_int_equal(write(cli, msg, 300), 300);
+	assert_int_equal(SSL_read(&ssl, rd, 300), 300);
+	assert_int_equal(SSL_write(&ssl, msg, sizeof(msg)), (int)sizeof(msg));
+	SSL_free(&ssl);
+	assert_true(st_tap__consume(f->tap) >= 0);
+	for (size_t i = 0; i < f->n; i++) {
+		const struct st_segment *s = &f->segs[i].s;
+
+		assert_int_equal(s->kind, ST_SEG_DATA);
+		if (s->dir == ST_DIR_IN) {
+			assert_int_equal(s->len, 0); /* policy none: SYN and FIN only */
+			assert_int_equal(s->elided_before, 1);
+			if (s->flags & ST_TCP_FIN)
+				in_fin = 1;
+			continue;
+		}
+		if (s->flags & ST_TCP_SYN)
+			out_syn = s->seq;
+		else if (s->flags & ST_TCP_FIN)
+			out_fin = s->seq;
+		else {
+			assert_int_equal(s->len, 100);
+			assert_int_equal(s->elided, sizeof(msg) - 100);
+			assert_memory_equal(s->data, msg, 100);
+			data_out++;
+		}
+	}
+	assert_true(in_fin);
+	assert_int_equal(data_out, 1);
+	assert_int_equal(out_fin - out_syn, 1 + sizeof(msg)); /* the elided bytes keep their seq */
+	st_tap__summary(f->tap, &sum);
+	assert_int_equal(sum.elided, 300 + sizeof(msg) - 100);
+	assert_int_equal(sum.lost, 0);
+	close(cli);
+	close(srv);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -537,6 +600,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_joined_buffered_nested, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_unattributed_and_other_port, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ring_full_loss, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_copy_policies, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

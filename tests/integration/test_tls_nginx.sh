@@ -152,9 +152,17 @@ st_in "$ST_CLI_NS" "${K[@]}" -o "$ST_TMP/after" "$base/f1048576" || st_fail "ngi
 cmp -s "$ST_TMP/after" "$ST_TMP/prod/www/f1048576" || st_fail "download corrupted after kill -9"
 tls_agent fresh capture -w "$ST_TMP/fresh.pcap"
 st_in "$ST_CLI_NS" "${K[@]}" -o /dev/null "$base/f100?fresh"
+# a process that joins the cgroup after the agent started (the probe checks the cgroup at
+# each call), over IPv6
+ST_NGINX_TLS=1 ST_NGINX_CGROUP=$CG st_nginx_start late "$ST_SRV_NS" "[$ST_SRV6]:443"
+st_in "$ST_CLI_NS" "${K[@]}" -o /dev/null "https://[$ST_SRV6]/f100?late-v6"
 sleep 0.3
 st_stop "$AGENT_PID" INT || st_fail "the fresh agent exited with an error"
-tcpdump -nr "$ST_TMP/fresh.pcap" -A 2>/dev/null | grep -q 'GET /f100?fresh' || st_fail "the fresh agent did not capture the plaintext"
+tcpdump -nr "$ST_TMP/fresh.pcap" -A 2>/dev/null >"$ST_TMP/fresh.txt"
+grep -q 'GET /f100?fresh' "$ST_TMP/fresh.txt" || st_fail "the fresh agent did not capture the plaintext"
+grep -q "IP6 $ST_CLI6\.[0-9]* > $ST_SRV6\.443: Flags \[P\.\]" "$ST_TMP/fresh.txt" &&
+	grep -q 'GET /f100?late-v6' "$ST_TMP/fresh.txt" ||
+	st_fail "the nginx that joined the cgroup later (IPv6) was not captured"
 [ "$(probed "${ALL[@]}")" = "$(echo clean clean clean clean clean clean clean)" ] ||
 	st_fail "still probed after the fresh agent's exit: ${ALL[*]}: $(probed "${ALL[@]}")"
 left=$(bpftool prog show 2>/dev/null | grep -cE ' name tls_(read|write|call|set_fd|free|sys)' || true)
