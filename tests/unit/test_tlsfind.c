@@ -155,6 +155,32 @@ static void test_explain(void **state)
 	assert_non_null(strstr(why, "no TLS library mapped"));
 	st_tls_explain(f->root, 999, why, sizeof(why));
 	assert_non_null(strstr(why, "gone"));
+
+	/* a Go program (.go.buildinfo) and a binary with SSL_read in it, made with objcopy */
+	if (system("command -v objcopy >/dev/null")) {
+		print_message("objcopy missing: Go and static-OpenSSL cases not checked\n");
+		return;
+	}
+	char cmd[1024];
+
+	snprintf(cmd, sizeof(cmd),
+		 "cd '%s' && echo go >sec && objcopy --add-section .go.buildinfo=sec /proc/self/exe go.elf"
+		 " && objcopy --add-symbol SSL_read=.text:0x10,function,global /proc/self/exe ssl.elf",
+		 f->root);
+	assert_int_equal(system(cmd), 0);
+	put(f->root, "203/maps", "5600-5700 r-xp 00000000 fe:00 11 /srv/app\n");
+	snprintf(exe, sizeof(exe), "%s/203/exe", f->root);
+	snprintf(cmd, sizeof(cmd), "%s/go.elf", f->root);
+	assert_int_equal(symlink(cmd, exe), 0);
+	st_tls_explain(f->root, 203, why, sizeof(why));
+	assert_non_null(strstr(why, "Go's crypto/tls"));
+	put(f->root, "204/maps", "5600-5700 r-xp 00000000 fe:00 11 /srv/app\n");
+	snprintf(exe, sizeof(exe), "%s/204/exe", f->root);
+	snprintf(cmd, sizeof(cmd), "%s/ssl.elf", f->root);
+	assert_int_equal(symlink(cmd, exe), 0);
+	st_tls_explain(f->root, 204, why, sizeof(why));
+	assert_non_null(strstr(why, "linked into the binary"));
+	assert_non_null(strstr(why, "--libssl"));
 }
 
 static void test_elf(void **state)
