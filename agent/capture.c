@@ -1,7 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* shadowtap capture: a service's TCP traffic, from the kernel to a pcap file. */
 #include <errno.h>
-#include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,61 +11,61 @@
 #include "flowset.h"
 #include "log.h"
 #include "loop.h"
+#include "optparse.h"
 #include "opts.h"
 #include "pcapw.h"
 #include "tap.h"
 
 #define CAPTURE_TICK_MS 20
-/* Count up to this many distinct connections (~80 MB at most). */
+/* Count up to this many distinct connections (connmap: ~100 bytes each, ~100 MB at most). */
 #define CAPTURE_MAX_FLOWS (1u << 20)
-
-enum { OPT_DURATION = ST_OPT_FIRST_FREE };
 
 struct capture {
 	struct st_target target;
 	const char *out;
 	double duration;
 	int verbose;
+	uint64_t queue_bytes;  /* --write-queue-mb */
 	struct st_tap *tap;
 	struct st_pcapw *w;
 	struct st_flowset *flows;
 	struct st_loop *loop;
 	unsigned ticks;
 	int out_err;
-	uint64_t packets, bytes, loss_marks, loss_bytes_marked;
 };
 
-static void usage(FILE *f)
-{
-	fprintf(f,
-		"Usage: shadowtap capture (--iface IFACE | --cgroup PATH) --port P [--port P ...]\n"
-		"                         [--host CIDR ...] -w FILE [--duration SEC] [-v]\n"
-		"\n"
-		"Writes the service's TCP traffic on port P (packets arriving for P, packets\n"
-		"leaving from P) to a pcap file that tcpdump, tshark, tcpflow and Wireshark read.\n"
-		"Large (GSO) segments arrive whole, as several packets. Ends on SIGINT, SIGTERM\n"
-		"(or another stop signal) or --duration, and prints a summary line on stderr.\n"
-		"SIGHUP reopens FILE: after 'mv FILE FILE.1' a new FILE starts (logrotate).\n"
-		"\n" ST_TARGET_USAGE
-		"  -w, --write FILE      pcap output, '-' for stdout (| wireshark -k -i -)\n"
-		"  -d, --duration SEC    stop after SEC seconds\n"
-		"  -v, --verbose         say how programs attach; show libbpf's messages\n"
-		"  -h, --help            this help\n");
-}
+static const char usage_head[] =
+	"Usage: shadowtap capture (--iface IFACE | --cgroup PATH) --port P [--port P ...]\n"
+	"                         [--host CIDR ...] -w FILE [--duration SEC] [-v]\n"
+	"\n"
+	"Writes the service's TCP traffic on port P (packets arriving for P, packets\n"
+	"leaving from P) to a pcap file that tcpdump, tshark, tcpflow and Wireshark read.\n"
+	"Large (GSO) segments arrive whole, as several packets. Ends on SIGINT, SIGTERM\n"
+	"(or another stop signal) or --duration, and prints a summary line on stderr.\n"
+	"SIGHUP reopens FILE: after 'mv FILE FILE.1' a new FILE starts (logrotate).\n"
+	"\n";
+
+static const struct st_opt capture_opts[] = {
+	ST_OPT_STRING("write", 'w', struct capture, out, "FILE",
+		      "pcap output, '-' for stdout (| wireshark -k -i -)"),
+	ST_OPT_DOUBLE("duration", 'd', struct capture, duration, "SEC", 0.001, 1e9,
+		      "stop after SEC seconds"),
+	ST_OPT_UINT("write-queue-mb", 0, struct capture, queue_bytes, "N", ST_PCAPW_QUEUE_MB_MIN,
+		    ST_PCAPW_QUEUE_MB_MAX, ST_OPTF_MIB,
+		    "memory between the capture and FILE, in MiB (default 64): when\n"
+		    "the disk or a pipe's reader falls behind, packets are dropped\n"
+		    "and counted (dropped_writes=), never lost in the kernel"),
+	ST_OPT_COUNT("verbose", 'v', struct capture, verbose,
+		     "say how programs attach; show libbpf's messages"),
+};
 
 static int on_segment(void *ctx, const struct st_segment *seg)
 {
 	struct capture *c = ctx;
 
-	if (seg->kind == ST_SEG_LOSS) {
-		c->loss_marks++;
-		c->loss_bytes_marked += seg->len;
+	/* loss records carry no bytes: the tap counts them (lost=) */
+	if (seg->kind == ST_SEG_LOSS || st_pcapw__write(c->w, seg))
 		return 0;
-	}
-	if (st_pcapw__write(c->w, seg))
-		return 0;
-	c->packets++;
-	c->bytes += seg->len;
 	if (st_flowset__add(c->flows, &seg->key) < 0)
 		return -ENOMEM;
 	return 0;
@@ -91,8 +90,9 @@ static int on_tick(void *ctx)
 
 	if (err)
 		return err;
-	/* Flush a pipe every tick (a live Wireshark), a file twice a second. */
-	if (!strcmp(c->out, "-") || ++c->ticks % 25 == 0) {
+	/* Hand a pipe's bytes over every tick (a live Wireshark), a file's twice a second: the
+	 * writer thread writes them; a full queue drops packets (counted), never blocks here. */
+	if (st_pcapw__streaming(c->w) || ++c->ticks % 25 == 0) {
 		err = st_pcapw__flush(c->w);
 		if (err) {
 			c->out_err = -err;
@@ -123,46 +123,21 @@ static int on_hup(void *ctx, int sig)
 	return 0;
 }
 
+/* 0, -1 after --help, or ST_EXIT_USAGE after one line on stderr. */
 static int parse(struct capture *c, int argc, char **argv)
 {
-	static const struct option longopts[] = {
-		ST_TARGET_LONGOPTS,
-		{ "write", required_argument, NULL, 'w' },
-		{ "duration", required_argument, NULL, 'd' },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ 0 },
+	const struct st_optset sets[] = {
+		{ st_target_opts, st_target_opts_n, &c->target },
+		ST_OPTSET(capture_opts, c),
 	};
-	int opt, r;
+	int first, rc;
 
-	opterr = 0;
-	optind = 1;
-	while ((opt = getopt_long(argc, argv, ":i:p:w:d:vh", longopts, NULL)) != -1) {
-		r = st_target_opt(&c->target, opt, optarg);
-		if (r < 0)
-			return ST_EXIT_USAGE;
-		if (r)
-			continue;
-		switch (opt) {
-		case 'w':
-			c->out = optarg;
-			break;
-		case 'd':
-			if (st_parse_double("--duration", optarg, 0.001, 1e9, &c->duration))
-				return ST_EXIT_USAGE;
-			break;
-		case 'v':
-			c->verbose++;
-			break;
-		case 'h':
-			usage(stdout);
-			return -1;
-		default:
-			return st_getopt_error("capture", opt, argv);
-		}
-	}
-	if (optind < argc) {
-		pr_err("capture: unexpected argument '%s'", argv[optind]);
+	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "capture", usage_head, argc, argv,
+			   &first);
+	if (rc)
+		return rc;
+	if (first < argc) {
+		pr_err("capture: unexpected argument '%s'", argv[first]);
 		return ST_EXIT_USAGE;
 	}
 	if (st_target_check(&c->target, "capture"))
@@ -174,26 +149,30 @@ static int parse(struct capture *c, int argc, char **argv)
 	return 0;
 }
 
-static void summary(struct capture *c)
+/* The summary line, once the writer is done: its counts are exact then. packets= bytes=
+ * flows= lost= come first, as they always have (scripts read them there). */
+static void summary(struct capture *c, const struct st_tap_summary *ts,
+		    const struct st_pcapw_stats *ws)
 {
-	struct st_tap_summary ts;
 	struct st_statline l;
 
-	st_tap__summary(c->tap, &ts);
 	st_statline_init(&l);
-	st_statline_add(&l, "packets", c->packets, ST_STAT_COUNTER, "packets written");
-	st_statline_add(&l, "bytes", c->bytes, ST_STAT_COUNTER, "payload bytes written");
+	st_statline_add_table(&l, st_pcapw_stat_desc, 2, ws); /* packets, bytes */
 	st_statline_add(&l, "flows", st_flowset__count(c->flows), ST_STAT_COUNTER,
 			"connections seen (a lower bound when flows_capped is 1)");
-	st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &ts);
+	st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, ts);
 	st_statline_add(&l, "flows_capped", (uint64_t)!!st_flowset__full(c->flows), ST_STAT_GAUGE,
 			"1 when the connection count stopped at its cap");
+	st_statline_add_table(&l, st_pcapw_stat_desc + 2, st_pcapw_stat_n - 2, ws);
 	st_statline_print(&l, "summary");
 }
 
 int cmd_capture(int argc, char **argv)
 {
 	struct capture c = { 0 };
+	struct st_tap_summary ts = { 0 };
+	struct st_pcapw_stats ws = { 0 };
+	bool ran = false;
 	int ret, err;
 
 	ret = parse(&c, argc, argv);
@@ -204,7 +183,7 @@ int cmd_capture(int argc, char **argv)
 	ret = ST_EXIT_RUNTIME;
 	/* Open the output first: an unwritable file must fail before we attach. And before the
 	 * loop blocks signals: opening a FIFO waits for its reader, and Ctrl-C must end that. */
-	c.w = st_pcapw__open(c.out);
+	c.w = st_pcapw__open(c.out, c.queue_bytes);
 	if (!c.w)
 		goto out;
 	c.flows = st_flowset__new(CAPTURE_MAX_FLOWS);
@@ -240,20 +219,18 @@ int cmd_capture(int argc, char **argv)
 		pr_err("capture: %s", strerror(-err));
 	}
 	ret = err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
-	summary(&c);
+	st_tap__summary(c.tap, &ts);
+	ran = true;
 out:
-	if (c.w && !c.tap) {
-		/* nothing was captured: -w stays as it was, never truncated or removed */
-		st_pcapw__abort(c.w);
-		c.w = NULL;
-	}
 	/* Detach first: the kernel side stops before the file closes. */
 	st_tap__destroy(c.tap);
-	if (c.w && st_pcapw__close(c.w) && !c.out_err && ret == ST_EXIT_OK &&
-	    strcmp(c.out, "-")) {
-		pr_err("-w %s: write failed", c.out);
+	err = st_pcapw__close(c.w, &ws);
+	if (err && err != -EPIPE && !c.out_err && ret == ST_EXIT_OK) {
+		pr_err("-w %s: %s", c.out, strerror(-err));
 		ret = ST_EXIT_RUNTIME;
 	}
+	if (ran)
+		summary(&c, &ts, &ws);
 	st_flowset__free(c.flows);
 	st_loop__free(c.loop);
 	return ret;

@@ -1,92 +1,54 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * `shadowtap flows`: one file per connection direction, named
- * <src-ip>.<src-port>-<dst-ip>.<dst-port>[#N], holding that direction's bytes
- * in order, with every gap written as that many zero bytes (a sparse hole)
- * and reported on stderr. Input from a pcap/pcapng file (pcapin) or from the
- * live tap; the reassembly engine (reasm) does the rest.
- *
- * Files are created on a direction's first byte (or gap), so connections
- * without payload leave no file, as with tcpflow. Open descriptors are kept
- * in an LRU bounded below RLIMIT_NOFILE; a file closed early is reopened in
- * append mode when more bytes come.
+ * `shadowtap flows`: every direction of every TCP connection, reassembled, into one file
+ * each, from a pcap/pcapng file (pcapin) or from the live tap. The command: options, the
+ * output folder, the input loop and the summary. The engine that turns reassembly events
+ * into files is flowsink.[ch].
  */
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <inttypes.h>
-#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "flows.h"
-#include "flowset.h"
+#include "commands.h"
+#include "connmap.h"
+#include "flowsink.h"
 #include "log.h"
 #include "loop.h"
+#include "optparse.h"
 #include "opts.h"
-#include "output.h"
 #include "pcapin.h"
 #include "reasm.h"
 #include "tap.h"
 
-#define NAME_MAX_LEN 128
 #define OPEN_FILES_MAX 4096
 #define LIVE_TICK_MS 100
 
-struct fconn;
-
-/* One direction's output file. */
-struct fdir {
-	struct fconn *fc;
-	int fd;            /* -1 when not open */
-	bool created;      /* the file exists (this run created it) */
-	uint64_t size;     /* bytes (and gap bytes) written */
-	struct fdir *prev, *next; /* LRU of open files, oldest first */
-};
-
-struct fconn {
-	struct st_reasm_conn *c;
-	uint32_t nth; /* 0 until the connection's first byte: #N counts connections with bytes */
-	struct fdir d[2];
-};
-
-/* How many connections with bytes each 4-tuple (either direction) had so far. */
-struct tslot {
-	struct st_flow_key k; /* canonical order */
-	uint32_t n;
-	uint32_t used;
-};
-
-struct tuples {
-	struct tslot *s;
-	size_t cap, n; /* cap: power of two */
-};
-
 struct flows {
-	const char *outdir;
+	struct st_target t;
+	/* options */
+	const char *out;
+	const char *file; /* pcap input, or NULL for live capture */
+	bool force;
+	double duration;
+	int verbose;
+	/* the run */
 	int dirfd;
 	struct st_reasm *r;
-	struct tuples tuples;
-	struct fdir *lru_head, *lru_tail;
-	size_t n_open, max_open;
-	uint64_t files;
-	int err;       /* first write/open error (negative errno): the run fails */
-	bool verbose;
-	/* filters for file input (live capture filters in the kernel) */
-	struct st_target *t;
-	uint64_t filtered;
+	struct st_flowsink *sink;
+	struct st_pcapin *pin;
 	struct st_tap *tap;
 	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
+	uint64_t filtered;             /* file input: left out by --port/--host */
 };
 
-/* The summary line (stats.h): reassembly's figures under flows' names. */
+/* The summary line (stats.h): reassembly's figures under flows' names; then the engine's. */
 #define FLOWS_STATS(X, T)                                                                      \
 	X(T, connections, COUNTER, "connections reassembled")                                 \
 	X(T, files, COUNTER, "files written (one per connection direction with bytes)")      \
@@ -111,297 +73,71 @@ struct flows_summary {
 };
 ST_STAT_TABLE_DEFINE(flows_stat, struct flows_summary, FLOWS_STATS);
 
-/* ---- 4-tuple counters ------------------------------------------------------ */
+static const char usage_head[] =
+	"Usage: shadowtap flows FILE -o DIR [--port P ...] [--host CIDR ...] [--force]\n"
+	"                       [--max-mem SIZE]\n"
+	"       shadowtap flows (--iface IFACE | --cgroup PATH) --port P ... -o DIR\n"
+	"                       [--host CIDR ...] [--duration SEC] [--force] [--max-mem SIZE]\n"
+	"\n"
+	"Reassembles every TCP connection and writes each direction to its own file in DIR,\n"
+	"named SRC-IP.SRC-PORT-DST-IP.DST-PORT, with #N appended for the N-th connection\n"
+	"(N >= 2) on the same 4-tuple. Missing bytes are written as zeros and reported on\n"
+	"stderr; a summary line ends the run.\n"
+	"\n"
+	"  FILE                  pcap or pcapng file (- for stdin); with a file, --port also\n"
+	"                        tells the server side of connections whose SYN is not seen,\n"
+	"                        and --port/--host keep connections with either end matching\n";
 
-static struct tslot *tuples_slot(struct tuples *t, const struct st_flow_key *k)
-{
-	size_t i = st_flow_key_hash(k) & (t->cap - 1);
-
-	while (t->s[i].used && memcmp(&t->s[i].k, k, sizeof(*k)))
-		i = (i + 1) & (t->cap - 1);
-	return &t->s[i];
-}
-
-static int tuples_grow(struct tuples *t)
-{
-	struct tuples n = { .cap = t->cap ? t->cap * 2 : 4096 };
-	size_t i;
-
-	n.s = calloc(n.cap, sizeof(*n.s));
-	if (!n.s)
-		return -ENOMEM;
-	for (i = 0; i < t->cap; i++)
-		if (t->s[i].used)
-			*tuples_slot(&n, &t->s[i].k) = t->s[i];
-	n.n = t->n;
-	free(t->s);
-	*t = n;
-	return 0;
-}
-
-/* Counts one more connection on k's 4-tuple; returns its number (1, 2, ...), 0 on ENOMEM. */
-static uint32_t tuples_next(struct tuples *t, const struct st_flow_key *key)
-{
-	struct st_flow_key k;
-	struct tslot *s;
-
-	if (t->n * 2 >= t->cap && tuples_grow(t))
-		return 0;
-	st_flow_key_canon(key, &k);
-	s = tuples_slot(t, &k);
-	if (!s->used) {
-		s->used = 1;
-		s->k = k;
-		t->n++;
-	}
-	return ++s->n;
-}
-
-/* ---- output files ------------------------------------------------------------- */
-
-static void addr_fmt(const struct st_addr *a, char *buf, size_t len)
-{
-	if (!inet_ntop(a->family == 6 ? AF_INET6 : AF_INET, a->a, buf, (socklen_t)len))
-		snprintf(buf, len, "?");
-}
-
-static void file_name(const struct fconn *fc, int dir, char *buf, size_t len)
-{
-	const struct st_flow_key *k = &fc->c->key;
-	const struct st_addr *s = dir == ST_DIR_IN ? &k->src : &k->dst;
-	const struct st_addr *d = dir == ST_DIR_IN ? &k->dst : &k->src;
-	uint16_t sp = dir == ST_DIR_IN ? k->sport : k->dport;
-	uint16_t dp = dir == ST_DIR_IN ? k->dport : k->sport;
-	char sa[INET6_ADDRSTRLEN], da[INET6_ADDRSTRLEN];
-	int n;
-
-	addr_fmt(s, sa, sizeof(sa));
-	addr_fmt(d, da, sizeof(da));
-	n = snprintf(buf, len, "%s.%u-%s.%u", sa, sp, da, dp);
-	if (fc->nth > 1 && n > 0 && (size_t)n < len)
-		snprintf(buf + n, len - n, "#%u", fc->nth);
-}
-
-static void lru_del(struct flows *fl, struct fdir *f)
-{
-	if (f->prev)
-		f->prev->next = f->next;
-	else
-		fl->lru_head = f->next;
-	if (f->next)
-		f->next->prev = f->prev;
-	else
-		fl->lru_tail = f->prev;
-	f->prev = f->next = NULL;
-}
-
-static void lru_add(struct flows *fl, struct fdir *f)
-{
-	f->prev = fl->lru_tail;
-	f->next = NULL;
-	if (fl->lru_tail)
-		fl->lru_tail->next = f;
-	else
-		fl->lru_head = f;
-	fl->lru_tail = f;
-}
-
-static void fail(struct flows *fl, int err, const char *what, const char *name)
-{
-	if (!fl->err) {
-		pr_err("flows: %s %s/%s: %s", what, fl->outdir, name,
-			strerror(-err));
-		fl->err = err;
-	}
-}
-
-static void file_close(struct flows *fl, struct fdir *f)
-{
-	if (f->fd < 0)
-		return;
-	lru_del(fl, f);
-	close(f->fd);
-	f->fd = -1;
-	fl->n_open--;
-}
-
-/* The direction's file, open for appending; NULL after a failure (already reported). */
-static struct fdir *file_get(struct flows *fl, struct fconn *fc, int dir)
-{
-	struct fdir *f = &fc->d[dir];
-	char name[NAME_MAX_LEN];
-	int flags = O_WRONLY | O_APPEND | O_CLOEXEC;
-
-	if (fl->err)
-		return NULL;
-	if (f->fd >= 0) {
-		if (fl->lru_tail != f) {
-			lru_del(fl, f);
-			lru_add(fl, f);
-		}
-		return f;
-	}
-	if (!fc->nth) {
-		fc->nth = tuples_next(&fl->tuples, &fc->c->key);
-		if (!fc->nth) {
-			fail(fl, -ENOMEM, "numbering", "");
-			return NULL;
-		}
-	}
-	file_name(fc, dir, name, sizeof(name));
-	if (!f->created)
-		flags |= O_CREAT | O_TRUNC; /* --force: a file of a former run is replaced */
-	while (fl->n_open >= fl->max_open && fl->lru_head)
-		file_close(fl, fl->lru_head);
-	/* only ever a regular file: not a symlink or FIFO someone left under a flow's name */
-	f->fd = st_output_openat(fl->dirfd, name, flags, 0644);
-	if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) && fl->lru_head) {
-		/* fewer descriptors than the limit said (the caller holds some): shrink */
-		fl->max_open = fl->n_open > 16 ? fl->n_open / 2 : 8;
-		while (fl->n_open >= fl->max_open && fl->lru_head)
-			file_close(fl, fl->lru_head);
-		f->fd = st_output_openat(fl->dirfd, name, flags, 0644);
-	}
-	if (f->fd < 0) {
-		fail(fl, -errno, "cannot open", name);
-		return NULL;
-	}
-	if (!f->created) {
-		f->created = true;
-		fl->files++;
-	}
-	fl->n_open++;
-	lru_add(fl, f);
-	return f;
-}
-
-static int write_all(int fd, const uint8_t *p, size_t len)
-{
-	while (len) {
-		ssize_t n = write(fd, p, len);
-
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			return -errno;
-		}
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-/* ---- engine callbacks ------------------------------------------------------------- */
-
-static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
-{
-	struct fconn *fc = calloc(1, sizeof(*fc));
-	int d;
-
-	if (!fc) {
-		fail(ctx, -ENOMEM, "connection state for", "");
-		return;
-	}
-	fc->c = c;
-	for (d = 0; d < 2; d++) {
-		fc->d[d].fc = fc;
-		fc->d[d].fd = -1;
-	}
-	c->user = fc;
-}
-
-static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, const uint8_t *data,
-		    uint32_t len, uint64_t ts)
-{
-	struct flows *fl = ctx;
-	struct fdir *f;
-	int err;
-
-	if (!c->user || !(f = file_get(fl, c->user, dir)))
-		return;
-	err = write_all(f->fd, data, len);
-	if (err) {
-		char name[NAME_MAX_LEN];
-
-		file_name(c->user, dir, name, sizeof(name));
-		fail(fl, err, "cannot write", name);
-		return;
-	}
-	f->size += len;
-}
-
-static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
-		   enum st_reasm_gap_why why, uint64_t ts)
-{
-	struct flows *fl = ctx;
-	char name[NAME_MAX_LEN];
-	struct fdir *f;
-
-	if (!c->user || !(f = file_get(fl, c->user, dir)))
-		return;
-	file_name(c->user, dir, name, sizeof(name));
-	pr_warn("gap: %s offset=%" PRIu64 " length=%" PRIu64 " (%s)", name,
-		off, len, st_reasm_gap_str(why));
-	/* a hole in the file reads as zeros, as tcpflow writes them, without writing them */
-	if (ftruncate(f->fd, (off_t)(f->size + len))) {
-		fail(fl, -errno, "cannot extend", name);
-		return;
-	}
-	f->size += len;
-}
-
-static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts)
-{
-	struct flows *fl = ctx;
-	struct fconn *fc = c->user;
-
-	if (!fc)
-		return;
-	file_close(fl, &fc->d[0]);
-	file_close(fl, &fc->d[1]);
-	free(fc);
-	c->user = NULL;
-}
-
-static const struct st_reasm_ops flows_ops = {
-	.open = on_open,
-	.data = on_data,
-	.gap = on_gap,
-	.close = on_close,
+static const struct st_opt flows_opts[] = {
+	ST_OPT_STRING("output", 'o', struct flows, out, "DIR",
+		      "output directory; created if missing, must be empty"),
+	ST_OPT_FLAG("force", 0, struct flows, force,
+		    "write into a non-empty DIR (files of the same name are replaced)"),
+	ST_OPT_DOUBLE("duration", 0, struct flows, duration, "SEC", 0, 1e9,
+		      "stop live capture after SEC seconds (default: until SIGINT)"),
+	ST_OPT_COUNT("verbose", 'v', struct flows, verbose, "more messages (-vv: libbpf's too)"),
 };
 
-/* ---- the command -------------------------------------------------------------------- */
-
-static void usage(FILE *out)
+/* 0, -1 after --help, or ST_EXIT_USAGE after one line on stderr. */
+static int parse(struct flows *fl, int argc, char **argv)
 {
-	fprintf(out,
-		"Usage: shadowtap flows FILE -o DIR [--port P ...] [--host CIDR ...] [--force]\n"
-		"                       [--max-mem BYTES]\n"
-		"       shadowtap flows (--iface IFACE | --cgroup PATH) --port P ... -o DIR\n"
-		"                       [--host CIDR ...] [--duration SEC] [--force] [--max-mem BYTES]\n"
-		"\n"
-		"Reassembles every TCP connection and writes each direction to its own file in DIR,\n"
-		"named SRC-IP.SRC-PORT-DST-IP.DST-PORT, with #N appended for the N-th connection\n"
-		"(N >= 2) on the same 4-tuple. Missing bytes are written as zeros and reported on\n"
-		"stderr; a summary line ends the run.\n"
-		"\n"
-		"  FILE               pcap or pcapng file (- for stdin)\n"
-		"  -o, --output DIR   output directory; created if missing, must be empty\n"
-		"      --force        write into a non-empty DIR (files of the same name are replaced)\n"
-		"  -p, --port P       only connections with this port (repeatable); with a file, also\n"
-		"                     tells the server side of connections whose SYN is not seen\n"
-		"      --host CIDR    only connections with an endpoint in CIDR (repeatable)\n"
-		"      --max-mem SIZE memory cap for reassembly state (K/M/G suffixes; default 256M)\n"
-		"  -i, --iface IFACE  live capture on a network interface\n"
-		"      --cgroup PATH  live capture of a cgroup v2 (a service)\n"
-		"      --duration SEC stop live capture after SEC seconds (default: until SIGINT)\n"
-		"      --ring-mb MB   ring buffer size for live capture (default %u)\n"
-		"      --attach MODE  interface hooks: auto (TCX, else clsact), tcx, clsact\n"
-		"      --exit-on-detach  exit (1) when the interface goes away, instead of waiting\n"
-		"                     for an interface of that name to capture it again\n"
-		"  -v, --verbose      more messages\n"
-		"  -h, --help         this help\n",
-		ST_RING_MB_DEFAULT);
+	const struct st_optset sets[] = {
+		ST_OPTSET(flows_opts, fl),
+		{ st_target_opts, st_target_opts_n, &fl->t },
+		{ st_reasm_opts, st_reasm_opts_n, &fl->t },
+	};
+	int first, rc;
+
+	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "flows", usage_head, argc, argv,
+			   &first);
+	if (rc)
+		return rc;
+	if (first < argc)
+		fl->file = argv[first++];
+	if (first < argc) {
+		pr_err("flows: unexpected argument '%s'", argv[first]);
+		return ST_EXIT_USAGE;
+	}
+	if (!fl->out) {
+		pr_err("flows: -o DIR is required (see shadowtap flows --help)");
+		return ST_EXIT_USAGE;
+	}
+	if (fl->file && (fl->t.iface || fl->t.cgroup)) {
+		pr_err("flows: give either FILE or --iface/--cgroup, not both");
+		return ST_EXIT_USAGE;
+	}
+	if (!fl->file && !fl->t.iface && !fl->t.cgroup) {
+		pr_err("flows: give a pcap FILE, or --iface/--cgroup for live capture (see "
+		       "shadowtap flows --help)");
+		return ST_EXIT_USAGE;
+	}
+	if (!fl->file && st_target_check(&fl->t, "flows"))
+		return ST_EXIT_USAGE;
+	if (fl->file && fl->duration > 0) {
+		pr_err("flows: --duration applies to live capture only");
+		return ST_EXIT_USAGE;
+	}
+	return 0;
 }
 
 /* Opens (creating it if needed) the output folder; refuses a non-empty one without --force. */
@@ -430,8 +166,7 @@ static int open_outdir(const char *path, bool force)
 	}
 	while ((e = readdir(d))) {
 		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			pr_err("flows: %s is not empty (use --force to write into "
-					"it anyway)", path);
+			pr_err("flows: %s is not empty (use --force to write into it anyway)", path);
 			closedir(d);
 			close(fd);
 			return -1;
@@ -441,6 +176,7 @@ static int open_outdir(const char *path, bool force)
 	return fd;
 }
 
+/* How many files may be open at once: below RLIMIT_NOFILE (raised to its hard limit). */
 static size_t files_limit(void)
 {
 	struct rlimit rl;
@@ -462,36 +198,35 @@ static size_t files_limit(void)
 	return n > OPEN_FILES_MAX ? OPEN_FILES_MAX : n;
 }
 
-static int run_file(struct flows *fl, struct st_pcapin *p, const char *path)
+/* ---- file input ----------------------------------------------------------------------- */
+
+static int run_file(struct flows *fl)
 {
+	struct st_pcapin_stats ps;
 	struct st_segment s;
 	int rc;
 
-	while ((rc = st_pcapin__next(p, &s)) > 0 && !fl->err) {
-		if (!st_target_keeps(fl->t, &s.key)) {
+	while ((rc = st_pcapin__next(fl->pin, &s)) > 0 && !st_flowsink__error(fl->sink)) {
+		if (!st_target_keeps(&fl->t, &s.key)) {
 			fl->filtered++;
 			continue;
 		}
 		st_reasm__feed(fl->r, &s);
 	}
 	if (rc < 0) {
-		if (st_pcapin__truncated(p))
-			pr_warn("flows: %s is truncated; kept everything before the "
-					"cut (%s)", path, st_pcapin__error(p));
+		if (st_pcapin__truncated(fl->pin))
+			pr_warn("flows: %s is truncated; kept everything before the cut (%s)",
+				fl->file, st_pcapin__error(fl->pin));
 		else
-			pr_err("flows: %s is damaged; kept everything before it "
-					"(%s)", path, st_pcapin__error(p));
-		rc = st_pcapin__truncated(p) ? 0 : -1;
+			pr_err("flows: %s is damaged; kept everything before it (%s)", fl->file,
+			       st_pcapin__error(fl->pin));
+		rc = st_pcapin__truncated(fl->pin) ? 0 : -1;
 	}
-	{
-		struct st_pcapin_stats ps;
-
-		st_pcapin__stats(p, &ps);
-		pr_info("pcap packets=%" PRIu64 " segments=%" PRIu64 " not_tcp=%" PRIu64
-			" malformed=%" PRIu64 " fragments=%" PRIu64 " snap_cut_bytes=%" PRIu64
-			" filtered=%" PRIu64, ps.packets, ps.segments, ps.not_tcp, ps.malformed,
-			ps.fragments, ps.snap_bytes, fl->filtered);
-	}
+	st_pcapin__stats(fl->pin, &ps);
+	pr_info("pcap packets=%" PRIu64 " segments=%" PRIu64 " not_tcp=%" PRIu64
+		" malformed=%" PRIu64 " fragments=%" PRIu64 " snap_cut_bytes=%" PRIu64
+		" filtered=%" PRIu64, ps.packets, ps.segments, ps.not_tcp, ps.malformed,
+		ps.fragments, ps.snap_bytes, fl->filtered);
 	return rc;
 }
 
@@ -501,13 +236,14 @@ static int live_seg(void *ctx, const struct st_segment *s)
 {
 	struct flows *fl = ctx;
 
-	if (fl->t->n_hosts && !st_hosts_match(fl->t->hosts, fl->t->n_hosts, &s->key.src) &&
-	    !st_hosts_match(fl->t->hosts, fl->t->n_hosts, &s->key.dst)) {
+	/* the kernel filters ports and peers; this is the user-space check of --host */
+	if (fl->t.n_hosts && !st_hosts_match(fl->t.hosts, fl->t.n_hosts, &s->key.src) &&
+	    !st_hosts_match(fl->t.hosts, fl->t.n_hosts, &s->key.dst)) {
 		fl->filtered++;
 		return 0;
 	}
 	st_reasm__feed(fl->r, s);
-	return fl->err ? -1 : 0;
+	return st_flowsink__error(fl->sink) ? -1 : 0;
 }
 
 static int live_ready(void *ctx)
@@ -515,26 +251,21 @@ static int live_ready(void *ctx)
 	struct flows *fl = ctx;
 	int n = st_tap__consume(fl->tap);
 
-	return n < 0 ? n : fl->err;
-}
-
-static uint64_t realtime_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+	return n < 0 ? n : st_flowsink__error(fl->sink);
 }
 
 static int live_tick(void *ctx)
 {
 	struct flows *fl = ctx;
 
-	st_reasm__tick(fl->r, realtime_ns());
-	return fl->err;
+	uint64_t now = st_realtime_ns();
+
+	st_reasm__tick(fl->r, now);
+	st_flowsink__tick(fl->sink, now);
+	return st_flowsink__error(fl->sink);
 }
 
-static int run_live(struct flows *fl, double duration, bool verbose)
+static int run_live(struct flows *fl)
 {
 	struct st_loop *l = st_loop__new();
 	int rc = -1;
@@ -543,7 +274,7 @@ static int run_live(struct flows *fl, double duration, bool verbose)
 		pr_err("flows: event loop: %s", strerror(errno));
 		return -1;
 	}
-	fl->tap = st_tap__open(fl->t, verbose, live_seg, fl);
+	fl->tap = st_tap__open(&fl->t, fl->verbose, live_seg, fl);
 	if (!fl->tap)
 		goto out;
 	if (st_loop__add(l, st_tap__fd(fl->tap), live_ready, fl) || st_tap__watch(fl->tap, l) ||
@@ -551,10 +282,9 @@ static int run_live(struct flows *fl, double duration, bool verbose)
 		pr_err("flows: event loop: %s", strerror(errno));
 		goto out;
 	}
-	pr_info("flows: capturing on %s %s",
-			fl->t->iface ? "interface" : "cgroup", fl->t->iface ? fl->t->iface :
-									  fl->t->cgroup);
-	rc = st_loop__run(l, duration);
+	pr_info("flows: capturing on %s %s", fl->t.iface ? "interface" : "cgroup",
+		fl->t.iface ? fl->t.iface : fl->t.cgroup);
+	rc = st_loop__run(l, fl->duration);
 	if (st_tap__consume(fl->tap) < 0 && !rc)
 		rc = -1;
 	st_tap__summary(fl->tap, &fl->tap_sum);
@@ -565,162 +295,100 @@ out:
 	return rc < 0 ? -1 : 0;
 }
 
+static void summary(struct flows *fl)
+{
+	struct st_pcapin_stats ps = { 0 };
+	struct st_flowsink_stats ks;
+	struct st_reasm_stats st;
+	struct flows_summary fs;
+	struct st_statline l;
+
+	st_reasm__stats(fl->r, &st);
+	st_flowsink__stats(fl->sink, &ks);
+	if (fl->pin)
+		st_pcapin__stats(fl->pin, &ps);
+	fs = (struct flows_summary){
+		.connections = st.conns, .files = ks.files, .bytes = st.bytes,
+		.gaps = st.gaps, .gap_bytes = st.gap_bytes, .overlaps = st.overlaps,
+		.overlap_bytes = st.overlap_bytes, .retrans_bytes = st.retrans_bytes,
+		.drops = st.drop_segs, .drop_bytes = st.drop_bytes, .joined = st.conns_joined,
+		.timeouts = st.conns_timeout, .evicted = st.conns_evicted,
+		.mem_peak = st.mem_peak, .packets = fl->pin ? ps.packets : st.segments,
+		.skipped = ps.not_tcp + ps.malformed + ps.fragments, .filtered = fl->filtered,
+	};
+	st_statline_init(&l);
+	st_statline_add_table(&l, flows_stat_desc, flows_stat_n, &fs);
+	st_statline_add_table(&l, st_flowsink_stat_desc, st_flowsink_stat_n, &ks);
+	if (!fl->pin)
+		st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &fl->tap_sum);
+	st_statline_print(&l, "summary");
+}
+
 int cmd_flows(int argc, char **argv)
 {
-	enum { O_FORCE = ST_OPT_FIRST_FREE, O_DURATION };
-	static const struct option lopts[] = {
-		ST_TARGET_LONGOPTS,
-		ST_REASM_LONGOPTS,
-		{ "output", required_argument, NULL, 'o' },
-		{ "force", no_argument, NULL, O_FORCE },
-		{ "duration", required_argument, NULL, O_DURATION },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
-	};
-	struct st_target *t = calloc(1, sizeof(*t));
+	struct flows *fl = calloc(1, sizeof(*fl));
 	struct st_reasm_config cfg = { 0 };
-	struct flows fl = { .dirfd = -1 };
-	struct st_reasm_stats st;
-	const char *out = NULL, *file = NULL;
-	bool force = false;
-	int verbose = 0;
-	struct st_pcapin *pin = NULL;
-	struct st_pcapin_stats ps = { 0 };
+	struct st_flowsink_config kcfg = { 0 };
 	char perr[512];
-	double duration = 0;
-	int c, r, rc = ST_EXIT_USAGE;
+	int rc, err;
 
-	if (!t) {
+	if (!fl) {
 		pr_err("flows: out of memory");
 		return ST_EXIT_RUNTIME;
 	}
-	t->ring_mb = ST_RING_MB_DEFAULT;
-	opterr = 0;
-	optind = 0; /* reset getopt: cmd_flows may run more than once in a process (tests) */
-	while ((c = getopt_long(argc, argv, ":o:i:p:vh", lopts, NULL)) != -1) {
-		r = st_target_opt(t, c, optarg);
-		if (r < 0)
-			goto out;
-		if (r)
-			continue;
-		switch (c) {
-		case 'o':
-			out = optarg;
-			break;
-		case O_FORCE:
-			force = true;
-			break;
-		case O_DURATION:
-			if (st_parse_double("--duration", optarg, 0, 1e9, &duration))
-				goto out;
-			break;
-		case 'v':
-			verbose++;
-			break;
-		case 'h':
-			usage(stdout);
-			rc = ST_EXIT_OK;
-			goto out;
-		default:
-			rc = st_getopt_error("flows", c, argv);
-			goto out;
-		}
-	}
-	if (optind < argc)
-		file = argv[optind++];
-	if (optind < argc) {
-		pr_err("flows: unexpected argument '%s'", argv[optind]);
+	fl->dirfd = -1;
+	fl->t.ring_mb = ST_RING_MB_DEFAULT;
+	rc = parse(fl, argc, argv);
+	if (rc) {
+		rc = rc < 0 ? ST_EXIT_OK : rc;
 		goto out;
 	}
-	if (!out) {
-		pr_err("flows: -o DIR is required (see shadowtap flows --help)");
-		goto out;
-	}
-	if (file && (t->iface || t->cgroup)) {
-		pr_err("flows: give either FILE or --iface/--cgroup, not both");
-		goto out;
-	}
-	if (!file && !t->iface && !t->cgroup) {
-		pr_err("flows: give a pcap FILE, or --iface/--cgroup for live "
-				"capture (see shadowtap flows --help)");
-		goto out;
-	}
-	if (!file && st_target_check(t, "flows"))
-		goto out;
-	if (file && duration > 0) {
-		pr_err("flows: --duration applies to live capture only");
-		goto out;
-	}
-
 	rc = ST_EXIT_RUNTIME;
-	if (file) {
+	if (fl->file) {
 		/* the input first: a wrong file must not leave an output folder behind */
-		pin = st_pcapin__open(file, perr, sizeof(perr));
-		if (!pin && errno == EPROTONOSUPPORT) {
-			pr_err("flows: %s: %s", file, perr);
+		fl->pin = st_pcapin__open(fl->file, perr, sizeof(perr));
+		if (!fl->pin && errno == EPROTONOSUPPORT) {
+			pr_err("flows: %s: %s", fl->file, perr);
 			goto out;
 		}
-		if (!pin) {
-			pr_err("flows: %s: not a readable pcap or pcapng file (%s)",
-				file, perr);
+		if (!fl->pin) {
+			pr_err("flows: %s: not a readable pcap or pcapng file (%s)", fl->file, perr);
 			goto out;
 		}
 	}
-	fl.outdir = out;
-	fl.t = t;
-	fl.verbose = verbose > 0;
-	st_log_set_level(verbose >= 2 ? ST_LOG_DEBUG : verbose ? ST_LOG_INFO : ST_LOG_WARN);
-	fl.max_open = files_limit();
-	fl.dirfd = open_outdir(out, force);
-	if (fl.dirfd < 0)
+	st_log_set_level(fl->verbose >= 2 ? ST_LOG_DEBUG : fl->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	fl->dirfd = open_outdir(fl->out, fl->force);
+	if (fl->dirfd < 0)
 		goto out;
-	cfg.max_mem = t->max_mem; /* 0: reassembly's default, 256 MiB */
-	cfg.ports = t->ports;
-	cfg.n_ports = t->n_ports;
+	kcfg.dirfd = fl->dirfd;
+	kcfg.dirname = fl->out;
+	kcfg.replace = fl->force;
+	kcfg.max_open = files_limit();
+	kcfg.seed = st_random_seed();
+	fl->sink = st_flowsink__new(&kcfg);
+	cfg.max_mem = fl->t.max_mem; /* 0: reassembly's default, 256 MiB */
+	cfg.ports = fl->t.ports;
+	cfg.n_ports = fl->t.n_ports;
 	/* flow-table hashing seeded per run: whoever made the traffic chose the 4-tuples */
-	cfg.hash_seed = realtime_ns() ^ ((uint64_t)getpid() << 32);
-	fl.r = st_reasm__new(&cfg, &flows_ops, &fl);
-	if (!fl.r) {
+	cfg.hash_seed = st_random_seed();
+	fl->r = fl->sink ? st_reasm__new(&cfg, &st_flowsink_ops, fl->sink) : NULL;
+	if (!fl->r) {
 		pr_err("flows: %s", strerror(errno));
 		goto out;
 	}
-	if (file)
-		c = run_file(&fl, pin, file);
-	else
-		c = run_live(&fl, duration, verbose);
-	st_reasm__flush(fl.r);
-	st_reasm__stats(fl.r, &st);
-	if (pin)
-		st_pcapin__stats(pin, &ps);
-	{
-		struct flows_summary fs = {
-			.connections = st.conns, .files = fl.files, .bytes = st.bytes,
-			.gaps = st.gaps, .gap_bytes = st.gap_bytes, .overlaps = st.overlaps,
-			.overlap_bytes = st.overlap_bytes, .retrans_bytes = st.retrans_bytes,
-			.drops = st.drop_segs, .drop_bytes = st.drop_bytes, .joined = st.conns_joined,
-			.timeouts = st.conns_timeout, .evicted = st.conns_evicted,
-			.mem_peak = st.mem_peak, .packets = pin ? ps.packets : st.segments,
-			.skipped = ps.not_tcp + ps.malformed + ps.fragments, .filtered = fl.filtered,
-		};
-		struct st_statline l;
-
-		st_statline_init(&l);
-		st_statline_add_table(&l, flows_stat_desc, flows_stat_n, &fs);
-		if (!pin)
-			st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &fl.tap_sum);
-		st_statline_print(&l, "summary");
-	}
-	if (c == 0 && !fl.err)
+	err = fl->file ? run_file(fl) : run_live(fl);
+	st_reasm__flush(fl->r);
+	if (st_flowsink__flush(fl->sink))
+		err = -1;
+	summary(fl);
+	if (!err)
 		rc = ST_EXIT_OK;
 out:
-	st_pcapin__close(pin);
-	st_reasm__free(fl.r);
-	while (fl.lru_head)
-		file_close(&fl, fl.lru_head);
-	if (fl.dirfd >= 0)
-		close(fl.dirfd);
-	free(fl.tuples.s);
-	free(t);
+	st_pcapin__close(fl->pin);
+	st_reasm__free(fl->r);
+	st_flowsink__free(fl->sink);
+	if (fl->dirfd >= 0)
+		close(fl->dirfd);
+	free(fl);
 	return rc;
 }

@@ -52,7 +52,7 @@ uint64_t st_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t st_real_ns(void)
+uint64_t st_realtime_ns(void)
 {
 	struct timespec ts;
 

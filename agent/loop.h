@@ -31,8 +31,8 @@ struct st_loop;
 
 /* CLOCK_MONOTONIC in nanoseconds: the agent's clock for timeouts and pacing. */
 uint64_t st_mono_ns(void);
-/* CLOCK_REALTIME in nanoseconds: wall-clock stamps (segments, reassembly timers live). */
-uint64_t st_real_ns(void);
+/* CLOCK_REALTIME in nanoseconds: the clock of segments' ts_ns (segment.h). */
+uint64_t st_realtime_ns(void);
 
 /* Return < 0 to stop the loop with an error, 0 to go on. */
 typedef int (*st_loop_fn)(void *ctx);

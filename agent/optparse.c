@@ -191,7 +191,7 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 	shorts[sl] = 0;
 
 	opterr = 0;
-	optind = 1;
+	optind = 0; /* 0, not 1: glibc then resets getopt fully (commands parse more than once in tests) */
 	while ((opt = getopt_long(argc, argv, shorts, lo, NULL)) != -1) {
 		const struct st_opt *o = NULL;
 		const struct st_optset *set = NULL;

@@ -176,6 +176,8 @@ int st_output_openat(int dirfd, const char *name, int flags, mode_t mode)
 
 	if (fd < 0)
 		return -1;
+	if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL))
+		return fd; /* this call made it: a regular file (one fstat less per flows file) */
 	if (fstat(fd, &st)) {
 		int err = errno;
 

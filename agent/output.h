@@ -49,7 +49,8 @@ int st_output_replace(const char *path, const void *buf, size_t len, unsigned fl
 /*
  * openat() for a file the agent writes in a folder of its own (flows): only ever a regular
  * file. A symlink (O_NOFOLLOW: ELOOP) or anything else already there (EEXIST for a FIFO, a
- * device, a socket; opened non-blocking so a FIFO cannot hang the run) is refused. Returns
+ * device, a socket; opened non-blocking so a FIFO cannot hang the run) is refused. With
+ * O_CREAT | O_EXCL anything already there is refused by the open itself (EEXIST). Returns
  * the fd, or -1 with errno set, like openat().
  */
 int st_output_openat(int dirfd, const char *name, int flags, mode_t mode);

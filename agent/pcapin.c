@@ -2,8 +2,11 @@
 /* pcap / pcapng input (see pcapin.h). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <pcap/pcap.h>
 
 #include "pcapin.h"
@@ -11,9 +14,34 @@
 
 /* A snap-length cut gives up to three segments from one packet: data, loss, FIN/RST. */
 #define PENDING_MAX 2
+/* libpcap's largest capture length for the link types decoded here (MAXIMUM_SNAPLEN). */
+#define MAX_CAPLEN 262144u
+/* The read buffer of a classic pcap file: 1 MiB reads, and the largest record fits. */
+#define RBUF_SIZE (1u << 20)
+_Static_assert(RBUF_SIZE >= 16 + MAX_CAPLEN, "a record fits in the read buffer");
+
+/*
+ * A classic pcap in a regular file, read in 1 MiB pread()s into one buffer and its records
+ * parsed in place, instead of libpcap's stdio: one copy of the bytes (the kernel's), where
+ * libpcap copies each record again out of its FILE buffer, or reads a large one with calls
+ * of its own.
+ */
+struct rbuf {
+	int fd;          /* -1: libpcap reads */
+	uint8_t *buf;
+	size_t cap;      /* RBUF_SIZE; less for a smaller file, grown when a record needs it */
+	size_t start, end; /* unread bytes: buf[start, end) */
+	uint64_t off;    /* file offset of buf[end] */
+	bool eof;
+	uint32_t snaplen;
+	bool swapped;    /* the writer's byte order is not ours */
+	bool nsec;       /* nanosecond timestamps */
+	int8_t lengths_swapped; /* files of version 2.3 and before: 1 swapped, -1 maybe */
+};
 
 struct st_pcapin {
-	pcap_t *pc;
+	pcap_t *pc;      /* NULL when read through rb */
+	struct rbuf rb;
 	int dlt;
 	bool truncated;
 	char err[PCAP_ERRBUF_SIZE + 64];
@@ -164,8 +192,52 @@ static struct st_pcapin *finish_open(pcap_t *pc, const char *ebuf, char *err, si
 		return NULL;
 	}
 	p->pc = pc;
+	p->rb.fd = -1;
 	p->dlt = dlt;
 	return p;
+}
+
+/*
+ * libpcap has opened and checked the file: when it is a classic pcap in a regular file, read
+ * its records here from then on (libpcap's handle is closed; the same file, through a dup of
+ * its descriptor). Anything else (pcapng, a pipe) stays with libpcap.
+ */
+static void try_rbuf(struct st_pcapin *p)
+{
+	struct rbuf *rb = &p->rb;
+	FILE *f = pcap_file(p->pc);
+	struct stat st;
+	uint8_t hdr[4];
+	uint32_t magic;
+	int fd;
+
+	if (!f || pcap_major_version(p->pc) != 2 || fstat(fileno(f), &st) || !S_ISREG(st.st_mode))
+		return;
+	fd = fcntl(fileno(f), F_DUPFD_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	rb->cap = st.st_size < RBUF_SIZE ? ((size_t)st.st_size | 4095) + 1 : RBUF_SIZE;
+	rb->buf = malloc(rb->cap);
+	if (!rb->buf || pread(fd, hdr, 4, 0) != 4) {
+		free(rb->buf);
+		rb->buf = NULL;
+		close(fd);
+		return;
+	}
+	memcpy(&magic, hdr, 4);
+	posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+	rb->fd = fd;
+	rb->off = 24;
+	rb->swapped = pcap_is_swapped(p->pc);
+	rb->nsec = magic == 0xa1b23c4d || magic == 0x4d3cb2a1;
+	rb->snaplen = (uint32_t)pcap_snapshot(p->pc);
+	/* old writers put len before caplen (version < 2.3), or may have (2.3) */
+	if (pcap_minor_version(p->pc) < 3)
+		rb->lengths_swapped = 1;
+	else if (pcap_minor_version(p->pc) == 3)
+		rb->lengths_swapped = -1;
+	pcap_close(p->pc);
+	p->pc = NULL;
 }
 
 struct st_pcapin *st_pcapin__open(const char *path, char *err, size_t errlen)
@@ -173,8 +245,11 @@ struct st_pcapin *st_pcapin__open(const char *path, char *err, size_t errlen)
 	char ebuf[PCAP_ERRBUF_SIZE] = "";
 	pcap_t *pc = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO,
 							      ebuf);
+	struct st_pcapin *p = finish_open(pc, ebuf, err, errlen);
 
-	return finish_open(pc, ebuf, err, errlen);
+	if (p)
+		try_rbuf(p);
+	return p;
 }
 
 struct st_pcapin *st_pcapin__fopen(FILE *f, char *err, size_t errlen)
@@ -187,9 +262,126 @@ struct st_pcapin *st_pcapin__fopen(FILE *f, char *err, size_t errlen)
 	return finish_open(pc, ebuf, err, errlen);
 }
 
+static uint32_t rd32_as(const uint8_t *b, bool swapped)
+{
+	uint32_t v;
+
+	memcpy(&v, b, 4);
+	return swapped ? __builtin_bswap32(v) : v;
+}
+
+/* At least need unread bytes in rb (fewer at the end of the file). 0 or -errno. */
+static int rbuf_fill(struct rbuf *rb, size_t need)
+{
+	ssize_t n;
+
+	if (need > rb->cap) {
+		struct stat st;
+		uint8_t *b;
+
+		/* a record the buffer of a small file cannot hold: the file grew, or the record
+		 * claims more than the file has (then read on to its end: a truncation) */
+		if (fstat(rb->fd, &st))
+			return -errno;
+		if ((uint64_t)st.st_size < rb->off + need - (rb->end - rb->start)) {
+			need = rb->cap;
+		} else {
+			b = realloc(rb->buf, RBUF_SIZE);
+			if (!b)
+				return -ENOMEM;
+			rb->buf = b;
+			rb->cap = RBUF_SIZE;
+		}
+	}
+	if (rb->start + need > rb->cap) {
+		memmove(rb->buf, rb->buf + rb->start, rb->end - rb->start);
+		rb->end -= rb->start;
+		rb->start = 0;
+	}
+	while (rb->end - rb->start < need && !rb->eof) {
+		n = pread(rb->fd, rb->buf + rb->end, rb->cap - rb->end, (off_t)rb->off);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		rb->eof = n == 0;
+		rb->end += (size_t)n;
+		rb->off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* The next record, checked as libpcap's sf-pcap.c checks it (its messages, its reading of
+ * the time fields): 1, PCAP_ERROR_BREAK at the end, PCAP_ERROR with p->err set. The bytes
+ * stay valid until the next call. */
+static int rbuf_next(struct st_pcapin *p, struct pcap_pkthdr *h, const u_char **pkt)
+{
+	struct rbuf *rb = &p->rb;
+	uint32_t caplen, len, sec, frac;
+	const uint8_t *r;
+	size_t left;
+	int err;
+
+	if ((err = rbuf_fill(rb, 16)))
+		goto io_error;
+	left = rb->end - rb->start;
+	if (!left)
+		return PCAP_ERROR_BREAK;
+	if (left < 16) {
+		snprintf(p->err, sizeof(p->err), "truncated dump file; tried to read 16 header "
+			 "bytes, only got %zu", left);
+		return PCAP_ERROR;
+	}
+	r = rb->buf + rb->start;
+	caplen = rd32_as(r + 8, rb->swapped);
+	len = rd32_as(r + 12, rb->swapped);
+	if (rb->lengths_swapped > 0 || (rb->lengths_swapped < 0 && caplen > len)) {
+		uint32_t t = caplen;
+
+		caplen = len;
+		len = t;
+	}
+	if (caplen > MAX_CAPLEN) {
+		if (caplen > rb->snaplen)
+			snprintf(p->err, sizeof(p->err), "invalid packet capture length %u, bigger "
+				 "than snaplen of %u", caplen, rb->snaplen);
+		else
+			snprintf(p->err, sizeof(p->err), "invalid packet capture length %u, bigger "
+				 "than maximum of %u", caplen, MAX_CAPLEN);
+		return PCAP_ERROR;
+	}
+	if ((err = rbuf_fill(rb, 16 + (size_t)caplen)))
+		goto io_error;
+	r = rb->buf + rb->start; /* the fill may have moved it */
+	left = rb->end - rb->start;
+	if (left - 16 < caplen) {
+		snprintf(p->err, sizeof(p->err), "truncated dump file; tried to read %u captured "
+			 "bytes, only got %zu", caplen, left - 16);
+		return PCAP_ERROR;
+	}
+	/* libpcap reads the time fields as signed 32-bit values in the host's byte order and as
+	 * unsigned ones when it swaps them (SWAPLONG): the same here, so that the two readers
+	 * agree even on damaged files (fuzz_pcap compares them) */
+	sec = rd32_as(r, rb->swapped);
+	frac = rd32_as(r + 4, rb->swapped);
+	h->ts.tv_sec = rb->swapped ? (time_t)sec : (time_t)(int32_t)sec;
+	h->ts.tv_usec = rb->swapped ? (suseconds_t)frac : (suseconds_t)(int32_t)frac;
+	if (!rb->nsec) /* nanoseconds in tv_usec, as libpcap hands them at nanosecond precision */
+		h->ts.tv_usec *= 1000;
+	h->len = len;
+	/* a record longer than the file's snap length: libpcap keeps the first snaplen bytes */
+	h->caplen = caplen > rb->snaplen ? rb->snaplen : caplen;
+	*pkt = r + 16;
+	rb->start += 16 + (size_t)caplen;
+	return 1;
+io_error:
+	snprintf(p->err, sizeof(p->err), "error reading dump file: %s", strerror(-err));
+	return PCAP_ERROR;
+}
+
 int st_pcapin__next(struct st_pcapin *p, struct st_segment *seg)
 {
-	struct pcap_pkthdr *h;
+	struct pcap_pkthdr hbuf, *h;
 	const u_char *pkt;
 	uint32_t cut;
 	int rc;
@@ -199,11 +391,17 @@ int st_pcapin__next(struct st_pcapin *p, struct st_segment *seg)
 		return 1;
 	}
 	for (;;) {
-		rc = pcap_next_ex(p->pc, &h, &pkt);
+		if (!p->pc) {
+			h = &hbuf;
+			rc = rbuf_next(p, h, &pkt);
+		} else {
+			rc = pcap_next_ex(p->pc, &h, &pkt);
+			if (rc != 1 && rc != PCAP_ERROR_BREAK)
+				snprintf(p->err, sizeof(p->err), "%s", pcap_geterr(p->pc));
+		}
 		if (rc == PCAP_ERROR_BREAK)
 			return 0;
 		if (rc != 1) {
-			snprintf(p->err, sizeof(p->err), "%s", pcap_geterr(p->pc));
 			p->truncated = strstr(p->err, "truncated") != NULL;
 			return -EIO;
 		}
@@ -270,6 +468,11 @@ int st_pcapin__linktype(const struct st_pcapin *p)
 	return p->dlt;
 }
 
+bool st_pcapin__buffered(const struct st_pcapin *p)
+{
+	return !p->pc;
+}
+
 void st_pcapin__stats(const struct st_pcapin *p, struct st_pcapin_stats *out)
 {
 	*out = p->st;
@@ -279,6 +482,10 @@ void st_pcapin__close(struct st_pcapin *p)
 {
 	if (!p)
 		return;
-	pcap_close(p->pc);
+	if (p->pc)
+		pcap_close(p->pc);
+	if (p->rb.fd >= 0)
+		close(p->rb.fd);
+	free(p->rb.buf);
 	free(p);
 }

@@ -53,7 +53,7 @@ enum st_pcapin_decode {
 struct st_pcapin;
 
 /*
- * Opens path (pcap or pcapng; "-" is stdin). On failure returns NULL with
+ * Opens path (pcap or pcapng; "-" is stdin; see st_pcapin__buffered()). On failure returns NULL with
  * errno set and a one-line reason (libpcap's) in err. A file whose link type
  * the decoder does not know fails too (errno EPROTONOSUPPORT; err names the
  * type by number, and by name when libpcap knows it): read on, it would give
@@ -71,6 +71,10 @@ int st_pcapin__next(struct st_pcapin *p, struct st_segment *seg);
 const char *st_pcapin__error(const struct st_pcapin *p);
 bool st_pcapin__truncated(const struct st_pcapin *p);
 int st_pcapin__linktype(const struct st_pcapin *p);
+/* True when a classic pcap in a regular file is read here, in 1 MiB reads, its records
+ * parsed in place and checked as libpcap checks them (its messages), rather than by
+ * libpcap (pcapng, pipes). */
+bool st_pcapin__buffered(const struct st_pcapin *p);
 /* The link types st_pcapin_decode() knows (ST_PCAPIN_LINKTYPES says which, for messages). */
 bool st_pcapin_linktype_known(int dlt);
 #define ST_PCAPIN_LINKTYPES "Ethernet, Linux cooked v1/v2, raw IPv4/IPv6, BSD null/loop"

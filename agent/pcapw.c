@@ -3,26 +3,76 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <pcap/pcap.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "log.h"
+#include "loop.h"
 #include "output.h"
 
-#include "log.h"
+ST_STAT_TABLE_DEFINE(st_pcapw_stat, struct st_pcapw_stats, ST_PCAPW_STATS);
+
+#define CHUNK_MAX (1u << 20)
+#define SPARE_CHUNKS 4      /* buffers kept for reuse; more are handed back */
+#define REC_HDR 16          /* a pcap record header */
+#define PCAP_SNAPLEN 262144
+
+/* An output file: the first one, or one a reopen started. */
+struct wfile {
+	struct st_output out; /* the path's file (not used for stdout) */
+	int fd;
+	bool is_stdout;
+	bool nonblock_set;    /* we made stdout non-blocking: restored at close */
+	int saved_flags;
+	bool committed;
+	atomic_int err;       /* first write error (negative errno), set by the writer thread */
+};
+
+/* Records for one file, written whole and in order; buf NULL: the mark that closes file. */
+struct chunk {
+	struct st_list_head node;
+	struct wfile *file;
+	uint8_t *buf;
+	size_t len;
+	uint64_t records, payload;
+	bool close_file;
+};
 
 struct st_pcapw {
-	pcap_t *dead;
-	pcap_dumper_t *dumper;
-	FILE *f;
-	const char *path;     /* as given: reopened by name */
-	struct st_output out; /* not used for stdout */
-	uint8_t frame[ST_FRAME_MAX];
+	const char *path;      /* as given: reopened by name */
+	/* the event loop's side */
+	struct wfile *cur;     /* where new records go */
+	struct chunk *fill;    /* records being added, or NULL */
+	size_t chunk_size;
+	unsigned max_chunks;
+	bool streaming;        /* stdout, a FIFO, a device */
+	uint64_t dropped, dropped_bytes, peak;
+	/* shared, under mu */
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	struct st_list_head ready;  /* chunks to write, oldest first */
+	struct st_list_head spare;  /* buffers to reuse */
+	unsigned n_chunks;     /* buffers in existence (filling, ready, being written, spare) */
+	unsigned n_spare;
+	uint64_t queued;       /* bytes ready or being written */
+	bool stop;
+	/* the writer thread's (read by the other side after the join) */
+	int wake;              /* eventfd: wakes the writer out of poll() */
+	pthread_t thread;
+	bool started;
+	uint64_t written, written_bytes, lost, lost_bytes;
 };
 
 /*
@@ -131,162 +181,502 @@ size_t st_frame_build(const struct st_segment *seg, uint8_t *buf, size_t cap)
 	return len;
 }
 
-/* The output file and its pcap header: stdout, or path through the output module. */
-static int start(struct st_pcapw *w, const char *path)
-{
-	int fd, err;
+/* ---- files ---------------------------------------------------------------------------- */
 
-	w->path = path;
-	w->out.fd = -1;
-	w->out.tmp[0] = 0;
-	if (!strcmp(path, "-")) {
-		w->f = stdout;
-	} else {
-		fd = st_output_open(&w->out, path, 0);
-		if (fd < 0) {
-			pr_err("%s: %s", path, strerror(-fd));
-			return fd;
-		}
-		w->f = fdopen(fd, "wb");
-		if (!w->f) {
-			err = -errno;
-			st_output_abort(&w->out);
-			pr_err("%s: %s", path, strerror(-err));
-			return err;
-		}
-	}
-	/* Large writes: a busy service produces tens of MB per second. */
-	setvbuf(w->f, NULL, _IOFBF, 1 << 20);
-	w->dead = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 262144,
-							PCAP_TSTAMP_PRECISION_NANO);
-	if (w->dead)
-		w->dumper = pcap_dump_fopen(w->dead, w->f);
-	if (!w->dumper) {
-		pr_err("%s: cannot start pcap output", path);
-		if (w->f != stdout) {
-			fclose(w->f); /* and its fd: the output's is the same */
-			w->out.fd = -1;
-			st_output_abort(&w->out);
-		}
-		if (w->dead)
-			pcap_close(w->dead);
-		w->dead = NULL;
-		return -EIO;
+static int write_all(int fd, const void *p, size_t len)
+{
+	const uint8_t *b = p;
+
+	while (len) {
+		ssize_t n = write(fd, b, len);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return -errno;
+		b += n;
+		len -= (size_t)n;
 	}
 	return 0;
 }
 
-/* Flushes and closes the current file; commit: put it at path if not done yet, else a file
- * never committed is removed. */
-static int finish(struct st_pcapw *w, bool commit)
+/* The output and its pcap header: stdout, or path through the output module. NULL after one
+ * line on stderr, errno set. */
+static struct wfile *file_start(const char *path, bool *streaming)
 {
-	int err = st_pcapw__flush(w);
+	/* nanosecond pcap 2.4, host byte order, Ethernet (as libpcap writes it) */
+	const struct {
+		uint32_t magic;
+		uint16_t major, minor;
+		int32_t thiszone;
+		uint32_t sigfigs, snaplen, linktype;
+	} hdr = { 0xa1b23c4d, 2, 4, 0, 0, PCAP_SNAPLEN, 1 };
+	struct wfile *f = calloc(1, sizeof(*f));
+	struct stat st;
+	int err;
 
-	if (commit && w->f != stdout && !err)
-		err = st_output_commit(&w->out);
+	if (!f)
+		return NULL;
+	f->out.fd = -1;
+	if (!strcmp(path, "-")) {
+		f->is_stdout = true;
+		f->fd = STDOUT_FILENO;
+	} else {
+		f->fd = st_output_open(&f->out, path, 0);
+		if (f->fd < 0) {
+			err = f->fd;
+			goto fail;
+		}
+	}
+	_Static_assert(sizeof(hdr) == 24, "the pcap file header");
+	err = write_all(f->fd, &hdr, sizeof(hdr));
+	if (err)
+		goto fail;
+	*streaming = f->is_stdout || f->out.in_place;
+	/* a pipe or a socket is written non-blocking: its reader may stall, and the writer must
+	 * still be able to give up at the end (our own description, or stdout's, restored) */
+	if (!fstat(f->fd, &st) && (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode))) {
+		f->saved_flags = fcntl(f->fd, F_GETFL);
+		if (f->saved_flags >= 0 && !(f->saved_flags & O_NONBLOCK) &&
+		    !fcntl(f->fd, F_SETFL, f->saved_flags | O_NONBLOCK))
+			f->nonblock_set = f->is_stdout;
+	}
+	return f;
+fail:
+	pr_err("%s: %s", path, strerror(-err));
+	if (!f->is_stdout)
+		st_output_abort(&f->out);
+	free(f);
+	errno = -err;
+	return NULL;
+}
 
-	/* pcap_dump_close closes the FILE (stdout included) and with it out.fd */
-	pcap_dump_close(w->dumper);
-	pcap_close(w->dead);
-	w->out.fd = -1;
-	st_output_abort(&w->out);
+/* Closes a file; one never committed is removed. 0 or -errno. */
+static int file_end(struct wfile *f)
+{
+	int err = 0;
+
+	if (f->is_stdout) {
+		if (f->nonblock_set)
+			fcntl(f->fd, F_SETFL, f->saved_flags);
+	} else if (f->committed) {
+		err = st_output_close(&f->out);
+	} else {
+		st_output_abort(&f->out);
+	}
+	free(f);
 	return err;
 }
 
-struct st_pcapw *st_pcapw__open(const char *path)
+/* ---- the writer thread ---------------------------------------------------------------- */
+
+/* Payload bytes of the record at r (its frame's TCP payload). */
+static uint64_t rec_payload(const uint8_t *r)
+{
+	uint32_t caplen;
+	const uint8_t *fr = r + REC_HDR;
+	size_t l2 = 14, l3;
+
+	memcpy(&caplen, r + 8, 4);
+	if (fr[12] == 0x81 && fr[13] == 0x00)
+		l2 = 18;
+	l3 = fr[l2 - 2] == 0x86 && fr[l2 - 1] == 0xdd ? 40 : 20;
+	return caplen - l2 - l3 - 20;
+}
+
+/* Waits until fd takes bytes again. While closing, gives up (-ETIMEDOUT) once nothing was
+ * taken for ST_PCAPW_STALL_NS since last_ns. */
+static int wait_writable(struct st_pcapw *w, int fd, uint64_t last_ns)
+{
+	for (;;) {
+		struct pollfd p[2] = { { fd, POLLOUT, 0 }, { w->wake, POLLIN, 0 } };
+		int timeout = -1;
+		uint64_t now, v;
+		bool stop;
+
+		pthread_mutex_lock(&w->mu);
+		stop = w->stop;
+		pthread_mutex_unlock(&w->mu);
+		if (stop) {
+			now = st_mono_ns();
+			if (now - last_ns >= ST_PCAPW_STALL_NS)
+				return -ETIMEDOUT;
+			timeout = (int)((ST_PCAPW_STALL_NS - (now - last_ns)) / 1000000) + 1;
+		}
+		if (poll(p, 2, timeout) < 0 && errno != EINTR)
+			return -errno;
+		if (p[1].revents & POLLIN && read(w->wake, &v, sizeof(v)) < 0)
+			v = 0; /* nothing to do: the counter was read by an earlier wakeup */
+		if (p[0].revents)
+			return 0; /* writable, or an error the next write reports */
+	}
+}
+
+static void write_chunk(struct st_pcapw *w, struct chunk *c)
+{
+	struct wfile *f = c->file;
+	uint64_t last = st_mono_ns(), recs = 0, bytes = 0;
+	int err = atomic_load(&f->err);
+	size_t off = 0, r;
+
+	while (!err && off < c->len) {
+		ssize_t n = write(f->fd, c->buf + off, c->len - off);
+
+		if (n > 0) {
+			off += (size_t)n;
+			last = st_mono_ns();
+		} else if (n < 0 && errno == EAGAIN) {
+			err = wait_writable(w, f->fd, last);
+		} else if (!(n < 0 && errno == EINTR)) {
+			err = n < 0 ? -errno : -EIO;
+		}
+	}
+	if (err) {
+		int none = 0;
+
+		atomic_compare_exchange_strong(&f->err, &none, err);
+	}
+	if (off == c->len) {
+		recs = c->records;
+		bytes = c->payload;
+	} else {
+		/* the records that made it whole (the next one may have gone out in part) */
+		for (r = 0; r + REC_HDR <= off; ) {
+			uint32_t caplen;
+
+			memcpy(&caplen, c->buf + r + 8, 4);
+			if (r + REC_HDR + caplen > off)
+				break;
+			recs++;
+			bytes += rec_payload(c->buf + r);
+			r += REC_HDR + caplen;
+		}
+	}
+	w->written += recs;
+	w->written_bytes += bytes;
+	w->lost += c->records - recs;
+	w->lost_bytes += c->payload - bytes;
+}
+
+/* Under mu: the chunk's buffer goes back to the spares (beyond a few, to the system). */
+static void recycle(struct st_pcapw *w, struct chunk *c)
+{
+	if (c->buf && w->n_spare < SPARE_CHUNKS) {
+		st_list_add_tail(&c->node, &w->spare);
+		w->n_spare++;
+		return;
+	}
+	if (c->buf) {
+		munmap(c->buf, w->chunk_size);
+		w->n_chunks--;
+	}
+	free(c);
+}
+
+static void *writer_main(void *arg)
+{
+	struct st_pcapw *w = arg;
+	struct chunk *c;
+
+	pthread_mutex_lock(&w->mu);
+	for (;;) {
+		while (st_list_empty(&w->ready) && !w->stop)
+			pthread_cond_wait(&w->cv, &w->mu);
+		if (st_list_empty(&w->ready))
+			break;
+		c = st_list_first_entry(&w->ready, struct chunk, node);
+		st_list_del_init(&c->node);
+		pthread_mutex_unlock(&w->mu);
+		if (c->buf)
+			write_chunk(w, c);
+		if (c->close_file) {
+			/* a file moved away by logrotate: everything queued for it is written */
+			int err = atomic_load(&c->file->err), cerr = file_end(c->file);
+
+			if (err || cerr)
+				pr_warn("-w %s: the file moved away may be incomplete (%s)", w->path,
+					strerror(err ? -err : -cerr));
+		}
+		pthread_mutex_lock(&w->mu);
+		w->queued -= c->len;
+		recycle(w, c);
+	}
+	pthread_mutex_unlock(&w->mu);
+	return NULL;
+}
+
+/* ---- the event loop's side ------------------------------------------------------------ */
+
+/* Under mu. */
+static void push_locked(struct st_pcapw *w, struct chunk *c)
+{
+	st_list_add_tail(&c->node, &w->ready);
+	w->queued += c->len;
+	if (w->queued > w->peak)
+		w->peak = w->queued;
+	pthread_cond_signal(&w->cv);
+}
+
+static void push(struct st_pcapw *w, struct chunk *c)
+{
+	pthread_mutex_lock(&w->mu);
+	push_locked(w, c);
+	pthread_mutex_unlock(&w->mu);
+}
+
+/* An empty chunk for the current file, or NULL when the queue's memory is all taken. */
+static struct chunk *chunk_get(struct st_pcapw *w)
+{
+	struct chunk *c = NULL;
+	void *buf;
+
+	pthread_mutex_lock(&w->mu);
+	if (!st_list_empty(&w->spare)) {
+		c = st_list_first_entry(&w->spare, struct chunk, node);
+		st_list_del_init(&c->node);
+		w->n_spare--;
+	} else if (w->n_chunks < w->max_chunks) {
+		w->n_chunks++; /* reserved; allocated outside the lock */
+	} else {
+		pthread_mutex_unlock(&w->mu);
+		return NULL;
+	}
+	pthread_mutex_unlock(&w->mu);
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		buf = mmap(NULL, w->chunk_size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			   -1, 0);
+		if (!c || buf == MAP_FAILED) {
+			free(c);
+			if (buf != MAP_FAILED)
+				munmap(buf, w->chunk_size);
+			pthread_mutex_lock(&w->mu);
+			w->n_chunks--;
+			pthread_mutex_unlock(&w->mu);
+			return NULL;
+		}
+		c->buf = buf;
+		st_list_init(&c->node);
+	}
+	c->file = w->cur;
+	c->len = 0;
+	c->records = c->payload = 0;
+	c->close_file = false;
+	return c;
+}
+
+struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes)
 {
 	struct st_pcapw *w = calloc(1, sizeof(*w));
+	sigset_t all, old;
 	int err;
 
 	if (!w)
 		return NULL;
-	err = start(w, path);
-	if (err) {
-		free(w);
-		errno = -err;
-		return NULL;
+	if (!queue_bytes)
+		queue_bytes = ST_PCAPW_QUEUE_DEFAULT;
+	w->path = path;
+	w->chunk_size = queue_bytes / 4 < CHUNK_MAX ? (size_t)queue_bytes / 4 : CHUNK_MAX;
+	if (w->chunk_size < REC_HDR + ST_FRAME_MAX)
+		w->chunk_size = REC_HDR + ST_FRAME_MAX;
+	w->max_chunks = (unsigned)(queue_bytes / w->chunk_size);
+	if (w->max_chunks < 2)
+		w->max_chunks = 2;
+	st_list_init(&w->ready);
+	st_list_init(&w->spare);
+	pthread_mutex_init(&w->mu, NULL);
+	pthread_cond_init(&w->cv, NULL);
+	w->wake = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (w->wake < 0) {
+		err = errno;
+		pr_err("%s: %s", path, strerror(err));
+		goto fail;
 	}
+	w->cur = file_start(path, &w->streaming);
+	if (!w->cur) {
+		err = errno;
+		goto fail;
+	}
+	/* the signals are the event loop's (signalfd): none may land in the writer */
+	sigfillset(&all);
+	pthread_sigmask(SIG_BLOCK, &all, &old);
+	err = pthread_create(&w->thread, NULL, writer_main, w);
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	if (err) {
+		pr_err("%s: writer thread: %s", path, strerror(err));
+		file_end(w->cur);
+		goto fail;
+	}
+	w->started = true;
 	return w;
+fail:
+	if (w->wake >= 0)
+		close(w->wake);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
+	free(w);
+	errno = err;
+	return NULL;
 }
 
 int st_pcapw__commit(struct st_pcapw *w)
 {
 	int err;
 
-	if (w->f == stdout)
+	if (w->cur->is_stdout)
 		return 0;
-	err = st_output_commit(&w->out);
+	err = st_output_commit(&w->cur->out);
 	if (err)
 		pr_err("%s: %s", w->path, strerror(-err));
+	else
+		w->cur->committed = true;
 	return err;
 }
 
 int st_pcapw__reopen(struct st_pcapw *w)
 {
-	struct st_pcapw next = { 0 };
+	struct wfile *old = w->cur, *next;
 	struct stat cur, now;
+	struct chunk *mark;
+	bool streaming;
 	int err;
 
-	if (w->f == stdout || w->out.in_place)
+	if (old->is_stdout || old->out.in_place)
 		return 0;
-	if (fstat(fileno(w->f), &cur))
+	if (fstat(old->fd, &cur))
 		return -errno;
 	if (!stat(w->path, &now) && now.st_dev == cur.st_dev && now.st_ino == cur.st_ino)
 		return 0; /* not moved: a new file would truncate this one's bytes away */
-	err = start(&next, w->path);
-	if (!err && (err = st_pcapw__commit(&next)))
-		finish(&next, false);
-	if (err)
+	mark = calloc(1, sizeof(*mark));
+	if (!mark)
+		return -ENOMEM;
+	next = file_start(w->path, &streaming);
+	if (!next) {
+		free(mark);
+		return -errno;
+	}
+	w->cur = next;
+	err = st_pcapw__commit(w);
+	if (err) {
+		w->cur = old;
+		file_end(next);
+		free(mark);
 		return err;
-	if (finish(w, true))
-		pr_warn("-w %s: the file moved away may be incomplete (a write failed)", w->path);
-	w->dead = next.dead;
-	w->dumper = next.dumper;
-	w->f = next.f;
-	w->out = next.out;
+	}
+	/* what is queued for the old file is written first; then the writer closes it */
+	st_list_init(&mark->node);
+	mark->file = old;
+	mark->close_file = true;
+	pthread_mutex_lock(&w->mu);
+	if (w->fill && w->fill->len)
+		push_locked(w, w->fill);
+	else if (w->fill)
+		recycle(w, w->fill);
+	w->fill = NULL;
+	push_locked(w, mark);
+	pthread_mutex_unlock(&w->mu);
 	return 1;
 }
 
 int st_pcapw__write(struct st_pcapw *w, const struct st_segment *seg)
 {
-	struct pcap_pkthdr h;
-	size_t len;
+	size_t need = REC_HDR + ST_FRAME_HDR_MAX + seg->len, n;
+	uint32_t rh[4];
+	uint8_t *rec;
 
 	if (seg->kind != ST_SEG_DATA)
 		return 0;
-	len = st_frame_build(seg, w->frame, sizeof(w->frame));
-	if (!len)
+	if (seg->len > ST_CHUNK_MAX)
 		return -EINVAL;
-	h.ts.tv_sec = (time_t)(seg->ts_ns / 1000000000ull);
-	/* With nanosecond precision libpcap stores tv_usec as nanoseconds. */
-	h.ts.tv_usec = (suseconds_t)(seg->ts_ns % 1000000000ull);
-	h.caplen = h.len = (bpf_u_int32)len;
-	pcap_dump((u_char *)w->dumper, &h, w->frame);
+	if (!w->fill || w->fill->len + need > w->chunk_size) {
+		if (w->fill)
+			push(w, w->fill);
+		w->fill = chunk_get(w);
+		if (!w->fill) {
+			/* the output is behind by the whole queue: this packet is not written */
+			w->dropped++;
+			w->dropped_bytes += seg->len;
+			return 0;
+		}
+	}
+	rec = w->fill->buf + w->fill->len;
+	n = st_frame_build(seg, rec + REC_HDR, w->chunk_size - w->fill->len - REC_HDR);
+	if (!n)
+		return -EINVAL;
+	rh[0] = (uint32_t)(seg->ts_ns / 1000000000ull);
+	rh[1] = (uint32_t)(seg->ts_ns % 1000000000ull);
+	rh[2] = rh[3] = (uint32_t)n;
+	memcpy(rec, rh, sizeof(rh));
+	w->fill->len += REC_HDR + n;
+	w->fill->records++;
+	w->fill->payload += seg->len;
 	return 0;
 }
 
 int st_pcapw__flush(struct st_pcapw *w)
 {
-	if (pcap_dump_flush(w->dumper) || ferror(w->f))
-		return errno ? -errno : -EIO;
-	return 0;
+	if (w->fill && w->fill->len) {
+		/* only to an idle writer: a busy one takes the chunk when it is full, in fewer and
+		 * larger writes */
+		pthread_mutex_lock(&w->mu);
+		if (st_list_empty(&w->ready)) {
+			push_locked(w, w->fill);
+			w->fill = NULL;
+		}
+		pthread_mutex_unlock(&w->mu);
+	}
+	return atomic_load(&w->cur->err);
 }
 
-int st_pcapw__close(struct st_pcapw *w)
+int st_pcapw__streaming(const struct st_pcapw *w)
 {
-	int err;
+	return w->streaming;
+}
+
+int st_pcapw__close(struct st_pcapw *w, struct st_pcapw_stats *out)
+{
+	struct chunk *c, *tmp;
+	uint64_t one = 1;
+	int err, cerr;
 
 	if (!w)
 		return 0;
-	err = finish(w, true);
+	pthread_mutex_lock(&w->mu);
+	if (w->fill && w->fill->len)
+		push_locked(w, w->fill);
+	else if (w->fill)
+		recycle(w, w->fill);
+	w->fill = NULL;
+	w->stop = true;
+	pthread_cond_signal(&w->cv);
+	pthread_mutex_unlock(&w->mu);
+	if (write(w->wake, &one, sizeof(one)) < 0)
+		one = 0; /* the counter is not full: cannot fail */
+	pthread_join(w->thread, NULL);
+	err = atomic_load(&w->cur->err);
+	if (err == -ETIMEDOUT) {
+		pr_warn("-w %s: the reader took nothing for %llu s; %llu packets were not written",
+			w->path, (unsigned long long)(ST_PCAPW_STALL_NS / 1000000000ull),
+			(unsigned long long)w->lost);
+		err = 0;
+	}
+	cerr = file_end(w->cur);
+	if (out)
+		*out = (struct st_pcapw_stats){
+			.packets = w->written,
+			.bytes = w->written_bytes,
+			.dropped_writes = w->dropped + w->lost,
+			.dropped_write_bytes = w->dropped_bytes + w->lost_bytes,
+			.write_queue_peak = w->peak,
+		};
+	st_list_for_each_entry_safe(c, tmp, &w->spare, node) {
+		munmap(c->buf, w->chunk_size);
+		free(c);
+	}
+	close(w->wake);
+	pthread_cond_destroy(&w->cv);
+	pthread_mutex_destroy(&w->mu);
 	free(w);
-	return err;
+	return err ? err : cerr;
 }
 
-void st_pcapw__abort(struct st_pcapw *w)
-{
-	if (!w)
-		return;
-	finish(w, false);
-	free(w);
-}

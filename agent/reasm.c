@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "flowset.h"
+#include "list.h"
 #include "reasm.h"
 
 enum conn_state {
@@ -56,8 +57,8 @@ struct half {
 struct conn {
 	struct st_reasm_conn pub;
 	struct conn *hnext;
-	struct conn *lru_prev, *lru_next;   /* open or closed list, by state */
-	struct conn *pend_prev, *pend_next; /* connections with a hole */
+	struct st_list_head lru;  /* open or closed list, by state, least recent first */
+	struct st_list_head pend; /* connections with a hole */
 	uint64_t last_ts;
 	uint64_t hash;
 	uint8_t state;
@@ -65,9 +66,6 @@ struct conn {
 	struct half h[2];
 };
 
-struct list {
-	struct conn *head, *tail;
-};
 
 struct st_reasm {
 	struct st_reasm_config cfg;
@@ -76,8 +74,8 @@ struct st_reasm {
 	struct conn **tab;
 	size_t tab_size; /* power of two */
 	size_t n_conns;  /* in the table: open and closed */
-	struct list open, closed;
-	struct conn *pend; /* doubly linked through pend_prev/next, unordered */
+	struct st_list_head open, closed;
+	struct st_list_head pend; /* unordered */
 	uint64_t now;
 	uint64_t next_tick;
 	uint64_t tick_ns;
@@ -203,54 +201,20 @@ static void tab_remove(struct st_reasm *r, struct conn *c)
 
 /* ---- lists --------------------------------------------------------------- */
 
-static void list_del(struct list *l, struct conn *c)
+/* The least recently active connection of a list, or NULL. */
+static struct conn *lru_first(struct st_list_head *l)
 {
-	if (c->lru_prev)
-		c->lru_prev->lru_next = c->lru_next;
-	else
-		l->head = c->lru_next;
-	if (c->lru_next)
-		c->lru_next->lru_prev = c->lru_prev;
-	else
-		l->tail = c->lru_prev;
-	c->lru_prev = c->lru_next = NULL;
-}
-
-static void list_add_tail(struct list *l, struct conn *c)
-{
-	c->lru_next = NULL;
-	c->lru_prev = l->tail;
-	if (l->tail)
-		l->tail->lru_next = c;
-	else
-		l->head = c;
-	l->tail = c;
-}
-
-static struct list *conn_list(struct st_reasm *r, struct conn *c)
-{
-	return c->state == CONN_OPEN ? &r->open : &r->closed;
+	return st_list_empty(l) ? NULL : st_list_first_entry(l, struct conn, lru);
 }
 
 static void pend_set(struct st_reasm *r, struct conn *c, bool on)
 {
 	if (on == !!c->pending)
 		return;
-	if (on) {
-		c->pend_prev = NULL;
-		c->pend_next = r->pend;
-		if (r->pend)
-			r->pend->pend_prev = c;
-		r->pend = c;
-	} else {
-		if (c->pend_prev)
-			c->pend_prev->pend_next = c->pend_next;
-		else
-			r->pend = c->pend_next;
-		if (c->pend_next)
-			c->pend_next->pend_prev = c->pend_prev;
-		c->pend_prev = c->pend_next = NULL;
-	}
+	if (on)
+		st_list_add(&c->pend, &r->pend);
+	else
+		st_list_del_init(&c->pend);
 	c->pending = on;
 }
 
@@ -409,7 +373,7 @@ static void conn_free(struct st_reasm *r, struct conn *c)
 	int d;
 
 	tab_remove(r, c);
-	list_del(conn_list(r, c), c);
+	st_list_del_init(&c->lru);
 	pend_set(r, c, false);
 	for (d = 0; d < 2; d++) {
 		struct chunk *k = c->h[d].head, *next;
@@ -453,9 +417,9 @@ static void conn_close(struct st_reasm *r, struct conn *c, enum st_reasm_end why
 		r->st.conns_reused++;
 	pend_set(r, c, false);
 	if (why == ST_END_FIN || why == ST_END_RST) {
-		list_del(&r->open, c);
+		st_list_del_init(&c->lru);
 		c->state = CONN_CLOSED;
-		list_add_tail(&r->closed, c);
+		st_list_add_tail(&c->lru, &r->closed);
 	} else {
 		conn_free(r, c);
 	}
@@ -495,6 +459,8 @@ static struct conn *conn_new(struct st_reasm *r, const struct st_segment *s, uin
 
 	if (!c)
 		return NULL;
+	st_list_init(&c->lru);
+	st_list_init(&c->pend);
 	mem_add(r, sizeof(*c));
 	if (src_is_client(r, s, &guessed)) {
 		c->pub.key = s->key;
@@ -513,7 +479,7 @@ static struct conn *conn_new(struct st_reasm *r, const struct st_segment *s, uin
 	c->hash = h;
 	c->last_ts = r->now;
 	tab_insert(r, c);
-	list_add_tail(&r->open, c);
+	st_list_add_tail(&c->lru, &r->open);
 	r->st.conns++;
 	r->st.conns_active++;
 	if (c->pub.flags & ST_REASM_F_JOINED)
@@ -917,8 +883,7 @@ static void run_timers(struct st_reasm *r)
 	struct conn *c, *next;
 	int d;
 
-	for (c = r->pend; c; c = next) {
-		next = c->pend_next;
+	st_list_for_each_entry_safe(c, next, &r->pend, pend) {
 		for (d = 0; d < 2; d++) {
 			struct half *h = &c->h[d];
 
@@ -934,9 +899,9 @@ static void run_timers(struct st_reasm *r)
 		else
 			pend_update(r, c);
 	}
-	while ((c = r->open.head) && r->now - c->last_ts >= r->cfg.idle_ns)
+	while ((c = lru_first(&r->open)) && r->now - c->last_ts >= r->cfg.idle_ns)
 		conn_close(r, c, ST_END_TIMEOUT, ST_GAP_CLOSE);
-	while ((c = r->closed.head) && r->now - c->last_ts >= r->cfg.linger_ns)
+	while ((c = lru_first(&r->closed)) && r->now - c->last_ts >= r->cfg.linger_ns)
 		conn_free(r, c);
 }
 
@@ -945,9 +910,9 @@ static void enforce_mem(struct st_reasm *r)
 	struct conn *c;
 
 	while (r->st.mem > r->cfg.max_mem) {
-		if ((c = r->closed.head))
+		if ((c = lru_first(&r->closed)))
 			conn_free(r, c);
-		else if ((c = r->open.head))
+		else if ((c = lru_first(&r->open)))
 			conn_close(r, c, ST_END_EVICTED, ST_GAP_MEM);
 		else
 			break;
@@ -968,6 +933,9 @@ struct st_reasm *st_reasm__new(const struct st_reasm_config *cfg, const struct s
 	if (ops)
 		r->ops = *ops;
 	r->ctx = ctx;
+	st_list_init(&r->open);
+	st_list_init(&r->closed);
+	st_list_init(&r->pend);
 	if (!r->cfg.max_mem)
 		r->cfg.max_mem = ST_REASM_MAX_MEM_DEFAULT;
 	if (!r->cfg.ooo_max) {
@@ -1075,8 +1043,7 @@ int st_reasm__feed(struct st_reasm *r, const struct st_segment *s)
 		d = key_dir(&c->pub.key, &s->key);
 	}
 	c->last_ts = r->now;
-	list_del(&r->open, c);
-	list_add_tail(&r->open, c);
+	st_list_move_tail(&c->lru, &r->open);
 	conn_segment(r, c, d, s);
 	enforce_mem(r);
 	return 0;
@@ -1094,7 +1061,9 @@ void st_reasm__tick(struct st_reasm *r, uint64_t now_ns)
 void st_reasm__foreach(struct st_reasm *r, void (*fn)(void *ctx, struct st_reasm_conn *c),
 		       void *ctx)
 {
-	for (struct conn *c = r->open.head; c; c = c->lru_next)
+	struct conn *c;
+
+	st_list_for_each_entry(c, &r->open, lru)
 		fn(ctx, &c->pub);
 }
 
@@ -1102,9 +1071,9 @@ void st_reasm__flush(struct st_reasm *r)
 {
 	struct conn *c;
 
-	while ((c = r->open.head))
+	while ((c = lru_first(&r->open)))
 		conn_close(r, c, ST_END_FLUSH, ST_GAP_CLOSE);
-	while ((c = r->closed.head))
+	while ((c = lru_first(&r->closed)))
 		conn_free(r, c);
 }
 
@@ -1119,9 +1088,9 @@ void st_reasm__free(struct st_reasm *r)
 
 	if (!r)
 		return;
-	while ((c = r->open.head))
+	while ((c = lru_first(&r->open)))
 		conn_free(r, c);
-	while ((c = r->closed.head))
+	while ((c = lru_first(&r->closed)))
 		conn_free(r, c);
 	free(r->tab);
 	free((void *)r->cfg.ports);

@@ -435,7 +435,7 @@ static void timers(struct shadow_cmd *c, uint64_t now)
 {
 	if (now - c->last_timers >= TIMERS_EVERY_NS) {
 		c->last_timers = now;
-		st_shadow__tick(c->sh, c->replay ? 0 : st_real_ns());
+		st_shadow__tick(c->sh, c->replay ? 0 : st_realtime_ns());
 	}
 	if ((c->stats_s > 0 || c->metrics) &&
 	    now - c->last_stats >= (uint64_t)((c->stats_s > 0 ? c->stats_s : 5) * 1e9)) {
@@ -680,7 +680,7 @@ static int run(int argc, char **argv, bool replay)
 	c->cfg.live = !replay;
 	c->cfg.reasm_max_mem = c->target.max_mem ? c->target.max_mem : SHADOW_MAX_MEM_DEFAULT;
 	if (!replay)
-		c->cfg.hash_seed = st_real_ns() ^ ((uint64_t)getpid() << 32);
+		c->cfg.hash_seed = st_realtime_ns() ^ ((uint64_t)getpid() << 32);
 	raise_nofile();
 	ret = ST_EXIT_RUNTIME;
 	c->sh = st_shadow__new(&c->cfg);

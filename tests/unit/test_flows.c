@@ -20,7 +20,7 @@
 #include <pcap/pcap.h>
 #include <cmocka.h>
 
-#include "flows.h"
+#include "commands.h"
 #include "pcapin.h"
 
 #define MAX_PKTS 4096

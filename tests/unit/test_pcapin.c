@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/stat.h>
 #include <arpa/inet.h>
 #include <pcap/pcap.h>
 #include <cmocka.h>
@@ -455,6 +456,107 @@ static void t_reader_splits_cut_packet(void **state)
 	(void)state;
 }
 
+/* Both readers on one file: pcapin's own (st_pcapin__open on a regular file) and libpcap's
+ * (st_pcapin__fopen); the same segments, bytes, stamps and errors. */
+static void same_reading(const char *path, bool want_buffered)
+{
+	char err[512];
+	FILE *f = fopen(path, "rb");
+	struct st_pcapin *a, *b;
+	struct st_segment sa, sb;
+	int ra, rb, n = 0;
+
+	assert_non_null(f);
+	a = st_pcapin__fopen(f, err, sizeof(err));
+	b = st_pcapin__open(path, err, sizeof(err));
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_false(st_pcapin__buffered(a));
+	assert_int_equal(st_pcapin__buffered(b), want_buffered);
+	do {
+		ra = st_pcapin__next(a, &sa);
+		rb = st_pcapin__next(b, &sb);
+		assert_int_equal(ra, rb);
+		if (ra <= 0)
+			break;
+		n++;
+		assert_memory_equal(&sa.key, &sb.key, sizeof(sa.key));
+		assert_int_equal(sa.ts_ns, sb.ts_ns);
+		assert_int_equal(sa.seq, sb.seq);
+		assert_int_equal(sa.kind, sb.kind);
+		assert_int_equal(sa.len, sb.len);
+		if (sa.kind == ST_SEG_DATA && sa.len)
+			assert_memory_equal(sa.data, sb.data, sa.len);
+	} while (1);
+	assert_int_equal(st_pcapin__truncated(a), st_pcapin__truncated(b));
+	if (ra < 0)
+		assert_string_equal(st_pcapin__error(a), st_pcapin__error(b));
+	st_pcapin__close(a);
+	st_pcapin__close(b);
+}
+
+static void t_buffered_reader(void **state)
+{
+	char path[] = "/tmp/st-pcapin-XXXXXX";
+	int fd = mkstemp(path);
+	pcap_t *pd;
+	pcap_dumper_t *w;
+	struct pcap_pkthdr h = { .ts = { 1700000000, 0 } };
+	struct frame f;
+	struct stat st;
+	char payload[1800];
+	size_t at;
+
+	assert_true(fd >= 0);
+	close(fd);
+	memset(payload, 'p', sizeof(payload) - 1);
+	payload[sizeof(payload) - 1] = 0;
+	for (int prec = 0; prec < 2; prec++) {
+		pd = pcap_open_dead_with_tstamp_precision(DLT_EN10MB, 65535, prec ?
+							  PCAP_TSTAMP_PRECISION_NANO :
+							  PCAP_TSTAMP_PRECISION_MICRO);
+		w = pcap_dump_open(pd, path);
+		assert_non_null(w);
+		for (int i = 0; i < 50; i++) {
+			f.n = 0;
+			eth(&f, 0x0800);
+			at = ip4(&f, 0, 6, 0);
+			tcp(&f, 40000, 80, 1000 + 100 * (uint32_t)i, 1, ST_TCP_ACK, 0,
+			    i % 7 ? "0123456789" : payload);
+			ip4_done(&f, at, f.n - at);
+			h.ts.tv_usec = i * 1001;
+			h.len = (uint32_t)f.n;
+			h.caplen = (uint32_t)f.n - (i % 5 == 4 ? 3 : 0); /* a few cut packets */
+			pcap_dump((u_char *)w, &h, f.b);
+		}
+		pcap_dump_close(w);
+		pcap_close(pd);
+		same_reading(path, true);
+		/* cut anywhere in the last two records: the same truncation, the same message */
+		assert_int_equal(stat(path, &st), 0);
+		for (off_t cut = st.st_size - 1; cut > st.st_size - 120; cut -= 7) {
+			assert_int_equal(truncate(path, cut), 0);
+			same_reading(path, true);
+		}
+	}
+	/* a record longer than the file's snap length: its first snaplen bytes */
+	pd = pcap_open_dead(DLT_EN10MB, 100);
+	w = pcap_dump_open(pd, path);
+	f.n = 0;
+	eth(&f, 0x0800);
+	at = ip4(&f, 0, 6, 0);
+	tcp(&f, 40000, 80, 7, 1, ST_TCP_ACK, 0, payload);
+	ip4_done(&f, at, f.n - at);
+	h.len = h.caplen = (uint32_t)f.n;
+	pcap_dump((u_char *)w, &h, f.b);
+	pcap_dump((u_char *)w, &h, f.b);
+	pcap_dump_close(w);
+	pcap_close(pd);
+	same_reading(path, true);
+	unlink(path);
+	(void)state;
+}
+
 /* A link type the decoder does not know fails at open, naming it (by number; by name when
  * libpcap has one): read on, it would give no segment, which looks like an empty capture. */
 static void t_unknown_linktype(void **state)
@@ -508,6 +610,7 @@ int main(void)
 		cmocka_unit_test(t_link_headers),
 		cmocka_unit_test(t_reader_splits_cut_packet),
 		cmocka_unit_test(t_unknown_linktype),
+		cmocka_unit_test(t_buffered_reader),
 	};
 
 	return cmocka_run_group_tests_name("pcapin", tests, NULL, NULL);

@@ -269,6 +269,7 @@ static void test_pcap_file(void **state)
 	static const uint8_t data[3000];
 	struct st_segment s = { 0 };
 	struct st_pcapw *w;
+	struct st_pcapw_stats ws;
 	char err[PCAP_ERRBUF_SIZE];
 	struct pcap_pkthdr *h;
 	const u_char *pkt;
@@ -277,7 +278,7 @@ static void test_pcap_file(void **state)
 
 	assert_true(fd >= 0);
 	close(fd);
-	w = st_pcapw__open(path);
+	w = st_pcapw__open(path, 0);
 	assert_non_null(w);
 	assert_int_equal(st_pcapw__commit(w), 0); /* the file takes its name (output.h) */
 	s.key.src.family = s.key.dst.family = 4;
@@ -289,7 +290,10 @@ static void test_pcap_file(void **state)
 	assert_int_equal(st_pcapw__write(w, &s), 0);
 	s.kind = ST_SEG_LOSS; /* carries no bytes: not written */
 	assert_int_equal(st_pcapw__write(w, &s), 0);
-	assert_int_equal(st_pcapw__close(w), 0);
+	assert_int_equal(st_pcapw__close(w, &ws), 0);
+	assert_int_equal(ws.packets, 1);
+	assert_int_equal(ws.bytes, 3000);
+	assert_int_equal(ws.dropped_writes, 0);
 
 	rd = pcap_open_offline_with_tstamp_precision(path, PCAP_TSTAMP_PRECISION_NANO, err);
 	assert_non_null(rd);
@@ -303,16 +307,16 @@ static void test_pcap_file(void **state)
 	assert_int_equal(n, 1);
 	pcap_close(rd);
 
-	/* abort (capture whose attach failed): what was at the path stays as it was */
+	/* closed uncommitted (capture whose attach failed): what was at the path stays as it was */
 	fd = open(path, O_WRONLY | O_TRUNC);
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "precious", 8), 8);
 	close(fd);
-	w = st_pcapw__open(path);
+	w = st_pcapw__open(path, 0);
 	assert_non_null(w);
 	s.kind = ST_SEG_DATA;
 	assert_int_equal(st_pcapw__write(w, &s), 0);
-	st_pcapw__abort(w);
+	st_pcapw__close(w, NULL);
 	fd = open(path, O_RDONLY);
 	assert_true(fd >= 0);
 	assert_int_equal(read(fd, err, sizeof(err)), 8);
@@ -320,7 +324,7 @@ static void test_pcap_file(void **state)
 	close(fd);
 	unlink(path);
 
-	assert_null(st_pcapw__open("/nonexistent-dir/x.pcap"));
+	assert_null(st_pcapw__open("/nonexistent-dir/x.pcap", 0));
 }
 
 int main(void)

@@ -1,0 +1,311 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+#include "config.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <ini.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+/* libinih reads line by line through this reader: it counts the lines and notes the section
+ * headers (inih does not report a section without keys, nor line numbers, in Debian's build). */
+struct rd {
+	struct st_config *c;
+	FILE *f;
+	unsigned line;
+	int err;          /* set by the reader or the handler: stop, already reported */
+};
+
+static char *trim(char *s)
+{
+	char *e;
+
+	while (isspace((unsigned char)*s))
+		s++;
+	e = s + strlen(s);
+	while (e > s && isspace((unsigned char)e[-1]))
+		e--;
+	*e = 0;
+	return s;
+}
+
+static void cfg_err(struct rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void cfg_err(struct rd *r, const char *fmt, ...)
+{
+	char msg[512];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	pr_err("%s:%u: %s", r->c->path, r->line, msg);
+	r->err = -1;
+}
+
+static bool word_ok(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++)
+		if (!isalnum((unsigned char)*s) && *s != '-' && *s != '_' && *s != '.')
+			return false;
+	return true;
+}
+
+static int section_add(struct rd *r, char *hdr)
+{
+	struct st_config *c = r->c;
+	struct st_config_section *s;
+	char *cmd = trim(hdr), *name = NULL, *sp;
+
+	sp = strpbrk(cmd, " \t");
+	if (sp) {
+		*sp = 0;
+		name = trim(sp + 1);
+	}
+	if (!word_ok(cmd) || (name && !word_ok(name))) {
+		cfg_err(r, "[%s%s%s]: a section is [daemon] or [COMMAND NAME] (letters, digits, -, _, .)",
+			cmd, name ? " " : "", name ? name : "");
+		return -1;
+	}
+	if (!strcmp(cmd, "daemon") != !name) {
+		/* [daemon] takes no name, a job needs one */
+		cfg_err(r, "[%s%s%s]: %s", cmd, name ? " " : "", name ? name : "",
+			name ? "[daemon] has no name" : "a job section is [COMMAND NAME]");
+		return -1;
+	}
+	for (size_t i = 0; i < c->n; i++) {
+		if (!name && !c->s[i].name) {
+			cfg_err(r, "[daemon] given twice (first on line %u)", c->s[i].line);
+			return -1;
+		}
+		if (name && c->s[i].name && !strcmp(c->s[i].name, name)) {
+			cfg_err(r, "job name '%s' used twice (first on line %u)", name, c->s[i].line);
+			return -1;
+		}
+	}
+	if (c->n == c->cap) {
+		size_t nc = c->cap ? c->cap * 2 : 8;
+		struct st_config_section *ns = realloc(c->s, nc * sizeof(*ns));
+
+		if (!ns)
+			return -ENOMEM;
+		c->s = ns;
+		c->cap = nc;
+	}
+	s = &c->s[c->n];
+	memset(s, 0, sizeof(*s));
+	s->command = strdup(cmd);
+	s->name = name ? strdup(name) : NULL;
+	s->line = r->line;
+	if (!s->command || (name && !s->name))
+		return -ENOMEM;
+	c->n++;
+	return 0;
+}
+
+static char *reader(char *str, int num, void *stream)
+{
+	struct rd *r = stream;
+	char *line;
+
+	if (r->err)
+		return NULL;
+	line = fgets(str, num, r->f);
+	if (!line)
+		return NULL;
+	r->line++;
+	if (!strchr(line, '\n') && !feof(r->f)) {
+		/* Debian's libinih reads lines of at most INI_MAX_LINE (200) bytes */
+		cfg_err(r, "line longer than %d bytes", num - 2);
+		return NULL;
+	}
+	{
+		char *p = line;
+
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (*p == '[') {
+			char *end = strchr(p, ']'), buf[256];
+
+			if (!end || (size_t)(end - p) >= sizeof(buf)) {
+				cfg_err(r, "a section header is [daemon] or [COMMAND NAME]");
+				return NULL;
+			}
+			memcpy(buf, p + 1, (size_t)(end - p - 1));
+			buf[end - p - 1] = 0;
+			if (section_add(r, buf))
+				return NULL;
+		}
+	}
+	return line;
+}
+
+static int handler(void *user, const char *section, const char *name, const char *value)
+{
+	struct rd *r = user;
+	struct st_config_section *s;
+	struct st_config_entry *e;
+
+	if (r->err)
+		return 0;
+	if (!r->c->n) {
+		cfg_err(r, "'%s' outside any section", name);
+		return 0;
+	}
+	s = &r->c->s[r->c->n - 1];
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? s->cap * 2 : 8;
+		struct st_config_entry *ne = realloc(s->e, nc * sizeof(*ne));
+
+		if (!ne) {
+			cfg_err(r, "out of memory");
+			return 0;
+		}
+		s->e = ne;
+		s->cap = nc;
+	}
+	e = &s->e[s->n];
+	e->key = strdup(name);
+	e->value = strdup(value ? value : "");
+	e->line = r->line;
+	if (!e->key || !e->value) {
+		free(e->key);
+		free(e->value);
+		cfg_err(r, "out of memory");
+		return 0;
+	}
+	s->n++;
+	return 1;
+}
+
+int st_config_load(struct st_config *c, const char *path)
+{
+	struct rd r = { .c = c };
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	c->path = strdup(path);
+	if (!c->path)
+		return -1;
+	r.f = fopen(path, "r");
+	if (!r.f) {
+		pr_err("%s: %s", path, strerror(errno));
+		return -1;
+	}
+	rc = ini_parse_stream(reader, &r, handler, &r);
+	fclose(r.f);
+	if (r.err)
+		return -1;
+	if (rc > 0) {
+		r.line = (unsigned)rc;
+		cfg_err(&r, "not an INI line (KEY = VALUE, [SECTION], ; or # comment)");
+		return -1;
+	}
+	if (rc < 0) {
+		pr_err("%s: cannot be read (%s)", path, rc == -2 ? "out of memory" : "error");
+		return -1;
+	}
+	return 0;
+}
+
+void st_config_free(struct st_config *c)
+{
+	for (size_t i = 0; i < c->n; i++) {
+		for (size_t k = 0; k < c->s[i].n; k++) {
+			free(c->s[i].e[k].key);
+			free(c->s[i].e[k].value);
+		}
+		free(c->s[i].e);
+		free(c->s[i].command);
+		free(c->s[i].name);
+	}
+	free(c->s);
+	free(c->path);
+	memset(c, 0, sizeof(*c));
+}
+
+const struct st_config_section *st_config_daemon(const struct st_config *c)
+{
+	for (size_t i = 0; i < c->n; i++)
+		if (!c->s[i].name)
+			return &c->s[i];
+	return NULL;
+}
+
+static bool truth(const char *v, bool *out)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+
+	for (size_t i = 0; i < 4; i++) {
+		if (!strcasecmp(v, yes[i])) {
+			*out = true;
+			return true;
+		}
+		if (!strcasecmp(v, no[i])) {
+			*out = false;
+			return true;
+		}
+	}
+	return false;
+}
+
+int st_config_apply(const struct st_config *c, const struct st_config_section *s,
+		    const struct st_optset *sets, size_t nsets)
+{
+	char where[512], sect[160];
+
+	snprintf(sect, sizeof(sect), "[%s%s%s]", s->command, s->name ? " " : "",
+		 s->name ? s->name : "");
+	for (size_t i = 0; i < s->n; i++) {
+		const struct st_config_entry *e = &s->e[i];
+		const struct st_optset *set;
+		const struct st_opt *o = st_opts_find(sets, nsets, e->key, &set);
+		bool novalue, on = true;
+
+		snprintf(where, sizeof(where), "%s:%u: %s %s", c->path, e->line, sect, e->key);
+		if (!o) {
+			pr_err("%s:%u: %s: unknown key '%s'", c->path, e->line, sect, e->key);
+			return -1;
+		}
+		if (!(o->flags & ST_OPTF_REPEAT)) {
+			for (size_t k = 0; k < i; k++) {
+				if (!strcmp(s->e[k].key, e->key)) {
+					pr_err("%s: given twice (first on line %u), and it is not repeatable",
+					       where, s->e[k].line);
+					return -1;
+				}
+			}
+		}
+		novalue = o->kind == ST_OPTK_FLAG || o->kind == ST_OPTK_COUNT ||
+			  (o->flags & ST_OPTF_NOVAL);
+		if (novalue) {
+			if (!truth(e->value, &on)) {
+				pr_err("%s: '%s' is not true or false", where, e->value);
+				return -1;
+			}
+			if (!on)
+				continue;
+		}
+		if (st_opt_set(o, set->obj, novalue ? NULL : e->value, where))
+			return -1;
+	}
+	return 0;
+}
+
+int st_config_section_equal(const struct st_config_section *a, const struct st_config_section *b)
+{
+	if (strcmp(a->command, b->command) || !a->name != !b->name ||
+	    (a->name && strcmp(a->name, b->name)) || a->n != b->n)
+		return 0;
+	for (size_t i = 0; i < a->n; i++)
+		if (strcmp(a->e[i].key, b->e[i].key) || strcmp(a->e[i].value, b->e[i].value))
+			return 0;
+	return 1;
+}
