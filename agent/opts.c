@@ -212,9 +212,29 @@ static int parse_ring_mb(const char *arg, unsigned *out)
 	return 0;
 }
 
+static int add_libssl(struct st_target *t, const char *path)
+{
+	if (!path || !*path) {
+		pr_err("--libssl: a path is required");
+		return -1;
+	}
+	if (t->n_libssl >= ST_MAX_LIBSSL_CLI) {
+		pr_err("--libssl: at most %d files", ST_MAX_LIBSSL_CLI);
+		return -1;
+	}
+	t->libssl[t->n_libssl++] = path;
+	t->tls = true;
+	return 0;
+}
+
 int st_target_opt(struct st_target *t, int opt, const char *arg)
 {
 	switch (opt) {
+	case ST_OPT_TLS:
+		t->tls = true;
+		return 1;
+	case ST_OPT_LIBSSL:
+		return add_libssl(t, arg) ? -1 : 1;
 	case ST_OPT_IFACE:
 		t->iface = arg;
 		return 1;
@@ -268,6 +288,11 @@ static int opt_ring_mb(void *obj, const char *val, char *err, size_t errlen)
 	return parse_ring_mb(val, &((struct st_target *)obj)->ring_mb);
 }
 
+static int opt_libssl(void *obj, const char *val, char *err, size_t errlen)
+{
+	return add_libssl(obj, val);
+}
+
 static const char *const attach_modes[] = { "auto", "tcx", "clsact", NULL };
 
 #define FILTER_ROWS                                                                            \
@@ -289,6 +314,8 @@ const struct st_opt st_target_opts[] = {
 	ST_OPT_FLAG("exit-on-detach", 0, struct st_target, exit_on_detach,
 		    "exit (status 1) when the interface goes away, instead of\n"
 		    "waiting for an interface of that name to capture it again"),
+	ST_OPT_FLAG("tls", 0, struct st_target, tls, ST_TLS_HELP),
+	ST_OPT_FUNC("libssl", 0, "PATH", ST_OPTF_REPEAT, opt_libssl, ST_LIBSSL_HELP),
 };
 const size_t st_target_opts_n = sizeof(st_target_opts) / sizeof(st_target_opts[0]);
 
@@ -311,6 +338,11 @@ int st_target_check(const struct st_target *t, const char *cmd)
 	}
 	if (!t->n_ports) {
 		pr_err("%s: at least one --port is required", cmd);
+		return -1;
+	}
+	if (t->tls && (t->attach != ST_ATTACH_AUTO || t->exit_on_detach)) {
+		pr_err("%s: --attach and --exit-on-detach are about the interface's packet hooks, "
+		       "which --tls does not use", cmd);
 		return -1;
 	}
 	return 0;

@@ -13,6 +13,7 @@
 
 #define ST_MAX_PORTS_CLI 256
 #define ST_MAX_HOSTS_CLI 256
+#define ST_MAX_LIBSSL_CLI 16
 #define ST_RING_MB_DEFAULT 16 /* docs/BENCHMARKS.md, "The ring buffer's size" */
 /* A BPF ring buffer's size is a power-of-2 number of bytes in a u32 (max_entries), so 2 GiB is
  * the largest (docs/ARCHITECTURE.md, "Option limits"). */
@@ -51,6 +52,10 @@ struct st_target {
 	int attach;         /* --attach: enum st_attach_mode */
 	bool exit_on_detach; /* --exit-on-detach: the interface went away: stop (exit 1) */
 	uint64_t max_mem;   /* --max-mem (ST_REASM_LONGOPTS): reassembly cap; 0 = the command's */
+	bool tls;           /* --tls: the TLS plaintext of the target's processes (uprobes)
+			     * instead of its packets (docs/TLS.md) */
+	const char *libssl[ST_MAX_LIBSSL_CLI]; /* --libssl PATH (implies --tls): probe these */
+	size_t n_libssl;
 };
 
 /* Each returns 0, or -1 after one clear line on stderr naming opt. */
@@ -80,6 +85,8 @@ enum {
 	ST_OPT_ATTACH,
 	ST_OPT_EXIT_ON_DETACH,
 	ST_OPT_MAX_MEM,
+	ST_OPT_TLS,
+	ST_OPT_LIBSSL,
 	ST_OPT_FIRST_FREE, /* commands number their own long-only options from here */
 };
 #define ST_TARGET_LONGOPTS                                              \
@@ -89,7 +96,9 @@ enum {
 	{ "host", required_argument, NULL, ST_OPT_HOST },               \
 	{ "ring-mb", required_argument, NULL, ST_OPT_RING_MB },         \
 	{ "attach", required_argument, NULL, ST_OPT_ATTACH },           \
-	{ "exit-on-detach", no_argument, NULL, ST_OPT_EXIT_ON_DETACH }
+	{ "exit-on-detach", no_argument, NULL, ST_OPT_EXIT_ON_DETACH }, \
+	{ "tls", no_argument, NULL, ST_OPT_TLS },                       \
+	{ "libssl", required_argument, NULL, ST_OPT_LIBSSL }
 #define ST_TARGET_USAGE                                                                    \
 	"  -i, --iface IFACE     capture with TC on IFACE (lo included)\n"                   \
 	"      --cgroup PATH     capture the sockets of cgroup v2 PATH (cgroup_skb)\n"       \
@@ -98,7 +107,34 @@ enum {
 	"      --ring-mb N       kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 64)\n"  \
 	"      --attach MODE     interface hooks: auto (TCX links, else clsact), tcx, clsact\n"   \
 	"      --exit-on-detach  exit (status 1) when the interface goes away, instead of\n"     \
-	"                        waiting for an interface of that name to capture it again\n"
+	"                        waiting for an interface of that name to capture it again\n"     \
+	ST_TLS_USAGE
+/* The --tls rows' help (one text for ST_TARGET_USAGE and the st_target_opts rows). */
+#define ST_TLS_HELP                                                                        \
+	"the TLS plaintext of the service's OpenSSL connections\n"                          \
+	"(uprobes on its libssl) instead of its packets: the\n"                              \
+	"ciphertext of --port is not captured then. Processes:\n"                           \
+	"--cgroup's (joining later too), or with --iface those\n"                           \
+	"owning --port's listening sockets, their children, and\n"                          \
+	"new owners found within 2 s (rescan). Not seen:\n"                                 \
+	"BoringSSL, Go crypto/tls, Java, memory BIOs (Node.js)\n"                           \
+	"(named at start and in the summary)"
+#define ST_LIBSSL_HELP                                                                     \
+	"probe this libssl, or a binary with OpenSSL linked in\n"                           \
+	"statically, instead of the ones found in the processes'\n"                         \
+	"memory maps (repeatable; implies --tls)"
+#define ST_TLS_USAGE                                                                       \
+	"      --tls             the TLS plaintext of the service's OpenSSL connections\n"     \
+	"                        (uprobes on its libssl) instead of its packets: the\n"       \
+	"                        ciphertext of --port is not captured then. Processes:\n"     \
+	"                        --cgroup's (joining later too), or with --iface those\n"     \
+	"                        owning --port's listening sockets, their children, and\n"    \
+	"                        new owners found within 2 s (rescan). Not seen:\n"           \
+	"                        BoringSSL, Go crypto/tls, Java, memory BIOs (Node.js)\n"     \
+	"                        (named at start and in the summary)\n"                      \
+	"      --libssl PATH     probe this libssl, or a binary with OpenSSL linked in\n"     \
+	"                        statically, instead of the ones found in the processes'\n"   \
+	"                        memory maps (repeatable; implies --tls)\n"
 
 /* The reassembly memory cap, for the commands that reassemble (flows, shadow, replay). */
 #define ST_REASM_LONGOPTS { "max-mem", required_argument, NULL, ST_OPT_MAX_MEM }

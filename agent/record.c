@@ -20,7 +20,7 @@ int st_record_decode(const void *rec, size_t size, int64_t real_offset_ns,
 		return -EINVAL;
 	if ((uint64_t)r->off + r->len > r->seg_len)
 		return -EINVAL;
-	if (r->rflags & ~(ST_RF_ELIDED | ST_RF_NO_PAYLOAD))
+	if (r->rflags & ~(ST_RF_ELIDED | ST_RF_NO_PAYLOAD | ST_RF_TLS))
 		return -EINVAL;
 
 	memset(seg, 0, sizeof(*seg));

@@ -18,6 +18,7 @@
 #include "loop.h"
 #include "record.h"
 #include "tap.skel.h"
+#include "tls.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -46,6 +47,7 @@ struct st_tap {
 	uint64_t gone_ns;   /* st_mono_ns() when it went */
 	uint64_t blind_ns;  /* earlier gaps */
 	uint64_t detaches;
+	struct st_tls *tls; /* --tls: the plaintext input, instead of the packet programs */
 };
 
 static int ring_cb(void *ctx, void *data, size_t size)
@@ -308,8 +310,17 @@ static int on_link_fd(void *ctx)
 	return err;
 }
 
+static int on_tls_timer(void *ctx)
+{
+	struct st_tap *tap = ctx;
+
+	return st_tls__rescan(tap->tls);
+}
+
 int st_tap__watch(struct st_tap *tap, struct st_loop *l)
 {
+	if (tap->tls)
+		return st_loop__add(l, st_tls__timer_fd(tap->tls), on_tls_timer, tap);
 	if (!tap->lw)
 		return 0;
 	return st_loop__add(l, st_linkwatch__fd(tap->lw), on_link_fd, tap);
@@ -372,13 +383,31 @@ struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
 		}
 	}
 
+	ring_bytes = round_pow2((unsigned long)(t->ring_mb ? t->ring_mb : ST_RING_MB_DEFAULT) << 20);
+	if (t->tls) {
+		/* the plaintext instead of the packets: the ciphertext of the same port would
+		 * be a second, unreadable copy of every connection for every consumer */
+		tap->tls = st_tls__open(t, opts, (uint32_t)ring_bytes);
+		if (!tap->tls) {
+			err = errno;
+			goto fail;
+		}
+		tap->rb = ring_buffer__new(st_tls__ring_fd(tap->tls), ring_cb, tap, NULL);
+		if (!tap->rb) {
+			err = errno;
+			perr("opening ring buffer", err);
+			goto fail;
+		}
+		tap->real_offset_ns = st_realtime_offset_ns();
+		st_log_libbpf_setup(0);
+		return tap;
+	}
 	tap->skel = tap_bpf__open();
 	if (!tap->skel) {
 		err = errno;
 		perr("opening BPF object", err);
 		goto fail;
 	}
-	ring_bytes = round_pow2((unsigned long)(t->ring_mb ? t->ring_mb : ST_RING_MB_DEFAULT) << 20);
 	bpf_map__set_max_entries(tap->skel->maps.ring, (__u32)ring_bytes);
 	/* Wake the reader each time another quarter of the ring is waiting, at most 1 MiB
 	 * (a power of two: the ring's size is one). */
@@ -461,6 +490,13 @@ void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out)
 	out->bad_records = tap->bad_records;
 	out->detaches = tap->detaches;
 	out->blind_ns = tap->blind_ns + (tap->gone ? st_mono_ns() - tap->gone_ns : 0);
+	if (tap->tls) {
+		struct st_tls_stats ts;
+
+		st_tls__stats(tap->tls, &ts);
+		memcpy(out->kern, ts.kern, sizeof(out->kern));
+		return;
+	}
 	if (ncpu <= 0 || !tap->skel)
 		return;
 	vals = calloc((size_t)ncpu, sizeof(*vals));
@@ -512,6 +548,19 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
 	out->detaches = st.detaches;
 	out->blind_ms = st.blind_ns / 1000000;
 	out->bad_records = st.bad_records;
+	if (tap->tls) {
+		struct st_tls_stats ts;
+
+		st_tls__stats(tap->tls, &ts);
+		out->tls_calls = ts.tls.calls;
+		out->tls_conns = ts.tls.conns;
+		out->tls_conns_joined = ts.tls.conns_joined;
+		out->tls_conns_other = ts.tls.conns_other;
+		out->tls_unattributed = ts.tls.unattributed_bytes;
+		out->tls_filtered = ts.tls.filtered;
+		out->tls_libs = ts.libs;
+		out->tls_blind_pids = ts.blind_pids;
+	}
 }
 
 void st_tap__destroy(struct st_tap *tap)
@@ -523,6 +572,7 @@ void st_tap__destroy(struct st_tap *tap)
 		bpf_link__destroy(tap->links[i]);
 	st_linkwatch__free(tap->lw);
 	ring_buffer__free(tap->rb);
+	st_tls__destroy(tap->tls);
 	tap_bpf__destroy(tap->skel);
 	if (tap->cgroup_fd >= 0)
 		close(tap->cgroup_fd);

@@ -3,6 +3,9 @@
  * The live tap: loads the BPF programs, fills their filter maps, attaches them
  * to an interface (TCX links, else clsact filters) or a cgroup (cgroup_skb
  * links), and turns ring buffer records into struct st_segment callbacks.
+ * With --tls (st_target.tls) the input is the TLS plaintext of the target's
+ * processes instead (agent/tls.c, bpf/tls.bpf.c): same records, same callbacks;
+ * the packet programs are not loaded then.
  */
 #ifndef ST_TAP_H
 #define ST_TAP_H
@@ -31,7 +34,7 @@ typedef int (*st_tap_cb)(void *ctx, const struct st_segment *seg);
 #define ST_TC_PRIO 0x5354
 
 struct st_tap_stats {
-	struct st_counters kern[ST_DIR_MAX]; /* summed over CPUs */
+	struct st_counters kern[ST_DIR_MAX]; /* summed over CPUs (--tls: the TLS probes') */
 	uint64_t bad_records;                /* records user space rejected (size, version) */
 	uint64_t detaches;                   /* times the interface went away under the tap */
 	uint64_t blind_ns;                   /* time without an interface (the current gap too) */
@@ -82,6 +85,7 @@ int st_tap__fd(const struct st_tap *tap);
 int st_tap__consume(struct st_tap *tap);
 void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out);
 /*
+ * --tls: adds the rescan timer to the loop instead (new processes and libraries).
  * An interface target is watched (agent/linkwatch.c): when the interface goes away the tap
  * says so at once (one line) and captures nothing; when an interface of that name comes back
  * the programs are attached to it again (st_tap__reattach) and it says so. With
@@ -108,7 +112,16 @@ int st_tap__reattach(struct st_tap *tap, int ifindex);
 	X(T, detaches, COUNTER, "times the captured interface went away")                     \
 	X(T, blind_ms, COUNTER, "milliseconds the capture was blind (interface gone)")        \
 	X(T, sampled_out, DETAIL, "segments of connections the kernel left out (--sample)")   \
-	X(T, elided, DETAIL, "payload bytes the copy policy left out on purpose (not lost)")
+	X(T, elided, DETAIL, "payload bytes the copy policy left out on purpose (not lost)")  \
+	X(T, tls_calls, DETAIL, "--tls: SSL read/write calls of the target's processes")     \
+	X(T, tls_conns, DETAIL, "--tls: TLS connections captured")                            \
+	X(T, tls_conns_joined, DETAIL, "--tls: ... of which first seen after their handshake") \
+	X(T, tls_conns_other, DETAIL, "--tls: TLS connections left out (port, --host, --sample)") \
+	X(T, tls_unattributed, DETAIL, "--tls: plaintext bytes of SSL calls without socket I/O " \
+	  "(memory BIOs): not captured")                                                     \
+	X(T, tls_filtered, DETAIL, "--tls: probe hits in processes outside the target")      \
+	X(T, tls_libs, DETAIL, "--tls: library files probed")                                 \
+	X(T, tls_blind_pids, DETAIL, "--tls: target processes without a probed libssl")
 struct st_tap_summary {
 	ST_TAP_STATS(ST_STAT_FIELD, _)
 };

@@ -10,7 +10,7 @@
 
 #include <linux/types.h>
 
-#define ST_ABI_VERSION 2
+#define ST_ABI_VERSION 3
 
 /* Most bytes one record carries. A larger skb (GSO, BIG TCP) is split into
  * several records, each with the byte offset of its part. */
@@ -32,6 +32,11 @@ enum st_rec_type {
 #define ST_RF_NO_PAYLOAD 0x02 /* copy policy "none" for this direction: no payload record
 			       * ever comes, only SYN/FIN/RST ones; bytes before seq that a
 			       * reader did not see were elided, not lost */
+#define ST_RF_TLS 0x04        /* TLS plaintext from the uprobes (bpf/tls.bpf.c), not a packet:
+			       * the 4-tuple is the socket's, seq/ack are synthesised per
+			       * connection and direction (gap-free: a byte not delivered is a
+			       * hole), SYN/FIN mark the TLS session's start and end; seg_len
+			       * and off are the SSL call's length and this part's offset */
 
 enum st_dir {
 	ST_DIR_IN = 0,  /* peer -> service (arrives for a captured port) */
@@ -142,5 +147,36 @@ struct st_lpm_v6 {
 };
 _Static_assert(sizeof(struct st_lpm_v4) == 8, "st_lpm_v4 layout");
 _Static_assert(sizeof(struct st_lpm_v6) == 20, "st_lpm_v6 layout");
+
+/*
+ * The TLS probes' own counters (bpf/tls.bpf.c; per-CPU array "tls_counters",
+ * one entry). Their payload accounting is in "counters" like the packet
+ * programs': segs = SSL calls that carried plaintext of a captured
+ * connection, bytes = their plaintext, lost_* = ring full or unreadable.
+ */
+struct st_tls_counters {
+	__u64 calls;              /* SSL_read/_write(_ex) calls of the selected processes */
+	__u64 filtered;           /* probe hits of other processes (outside --cgroup / pids) */
+	__u64 unattributed_calls; /* calls with plaintext whose socket could not be found
+				   * (no socket I/O inside the call, e.g. a memory BIO) */
+	__u64 unattributed_bytes; /* ... their plaintext bytes (not delivered) */
+	__u64 conns;              /* TLS connections captured */
+	__u64 conns_joined;       /* ... of which first seen after their handshake */
+	__u64 conns_ended;        /* ... ended by SSL_free (FIN records) */
+	__u64 conns_other;        /* connections left out (port, --host, --sample) */
+	__u64 nested;             /* SSL calls made inside another (counted once) */
+	__u64 fault_bytes;        /* plaintext bpf_probe_read_user could not read (in lost) */
+	__u64 not_socket;         /* SSL calls whose I/O used an fd that is not a TCP socket */
+	__u64 pad;
+};
+_Static_assert(sizeof(struct st_tls_counters) == 96, "st_tls_counters layout");
+_Static_assert(__builtin_offsetof(struct st_tls_counters, conns) == 32, "st_tls_counters.conns");
+
+/* rodata filter_mode of bpf/tls.bpf.c: which processes' SSL calls are captured. */
+enum st_tls_filter {
+	ST_TLS_FILTER_ALL = 0,    /* every process that maps the probed library (tests) */
+	ST_TLS_FILTER_CGROUP = 1, /* tasks under the cgroup in the "cgroups" array (--cgroup) */
+	ST_TLS_FILTER_TGID = 2,   /* processes listed in "tgids" (and their children) */
+};
 
 #endif /* SHADOWTAP_ABI_H */

@@ -17,6 +17,8 @@ PKGS=(
 	redis-server redis-tools
 	# tap compare's HTML report, rendered in a real browser by its integration test
 	chromium
+	# --tls tests: certificates made at test time
+	openssl
 )
 
 missing=()

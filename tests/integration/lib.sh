@@ -234,13 +234,19 @@ st_make_files() {
 # ST_NGINX_KEEPALIVE_REQUESTS=N (default 100000); ST_NGINX_EVERYTHING_OK=1 answers every
 # other path with 200 "ok" (bodies read and discarded) instead of serving files;
 # ST_NGINX_LOCATIONS='location ... { ... }' more directives in the server block.
+# ST_NGINX_TLS=1 makes every listener TLS ("ssl"), with a self-signed certificate made by
+# st_tls_cert in $ST_TMP/NAME.
 st_nginx_start() {
-	local name=$1 ns=$2 d l listens="" first_port
+	local name=$1 ns=$2 d l listens="" first_port tls=""
 	shift 2
 	d=$ST_TMP/$name
 	mkdir -p "$d/tmp" "$d/www/dav"
 	[ -f "$d/www/f1" ] || st_make_files "$d/www"
-	for l in "$@"; do listens+="		listen $l;"$'\n'; done
+	if [ -n "${ST_NGINX_TLS:-}" ]; then
+		st_tls_cert "$d"
+		tls="ssl_certificate $d/cert.pem; ssl_certificate_key $d/key.pem;"
+	fi
+	for l in "$@"; do listens+="		listen $l${tls:+ ssl};"$'\n'; done
 	local logfmt="" logname="" everything=""
 	if [ -n "${ST_NGINX_LOG_FORMAT:-}" ]; then
 		logfmt="log_format st '$ST_NGINX_LOG_FORMAT';"
@@ -270,6 +276,7 @@ http {
 	client_max_body_size 64m;
 	server {
 $listens
+		$tls
 		root $d/www;
 		location /upload {
 			client_body_buffer_size 1m;
@@ -299,6 +306,14 @@ EOF
 	# Port of the first listen directive.
 	first_port=${1##*:}
 	st_wait_port "$ns" "$first_port" 10
+}
+
+# st_tls_cert DIR: a self-signed certificate (DIR/cert.pem, DIR/key.pem, CN "st"), made once.
+st_tls_cert() {
+	[ -f "$1/cert.pem" ] && return 0
+	command -v openssl >/dev/null || st_skip "missing commands: openssl (tools/install-deps.sh installs it)"
+	openssl req -x509 -newkey rsa:2048 -nodes -keyout "$1/key.pem" -out "$1/cert.pem" \
+		-days 2 -subj /CN=st >/dev/null 2>&1 || st_fail "openssl could not make a certificate"
 }
 
 # st_cgroup2_root: prints where cgroup v2 is mounted (or nothing).

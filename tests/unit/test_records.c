@@ -149,8 +149,18 @@ static void test_decode_elided(void **state)
 	assert_int_equal(s.elided, 10);
 	assert_int_equal(s.elided_before, 1);
 	assert_int_equal(s.flags, ST_TCP_FIN | ST_TCP_ACK);
+	/* TLS plaintext (bpf/tls.bpf.c): a record like any other, headers-only included */
+	r = mkrec(ST_REC_DATA, 256);
+	r->off = 0;
+	r->seg_len = 3000;
+	r->rflags = ST_RF_TLS | ST_RF_ELIDED;
+	assert_int_equal(st_record_decode(r, sizeof(*r) + 256, 0, &s), 0);
+	assert_int_equal(s.len, 256);
+	assert_int_equal(s.elided, 3000 - 256);
 	/* unknown flag bits: a newer writer, refused */
 	r->rflags = 0x80;
+	assert_int_equal(st_record_decode(r, sizeof(*r), 0, &s), -EINVAL);
+	r->rflags = ST_RF_TLS | 0x08;
 	assert_int_equal(st_record_decode(r, sizeof(*r), 0, &s), -EINVAL);
 }
 
