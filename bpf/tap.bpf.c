@@ -26,7 +26,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 /* Force a consumer wakeup each time the data waiting in the ring crosses a
  * multiple of this (a power of two); otherwise records go in without a wakeup
  * (the agent drains on a short timer). Per-record wakeups cost production
- * throughput, and so does one per record while the agent catches up (FIELD-NOTES). */
+ * throughput, and so does one per record while the agent catches up (docs/FACTS.md, "Ring buffer wakeups"). */
 const volatile __u64 wakeup_bytes = 1 << 20;
 /* Connections kept per 10000 by st_conn_hash(); ST_SAMPLE_ALL: no sampling. */
 const volatile __u32 sample_permyriad = ST_SAMPLE_ALL;

@@ -81,7 +81,7 @@ struct socket {
 #define ST_AF_INET6 10
 #define ST_SOCK_STREAM 1
 
-/* As in tap.bpf.c (wakeups: FIELD-NOTES, FACTS.md). */
+/* As in tap.bpf.c (wakeups: docs/FACTS.md). */
 const volatile __u64 wakeup_bytes = 1 << 20;
 const volatile __u32 sample_permyriad = ST_SAMPLE_ALL;
 const volatile __u32 host_filter = ST_HOST_FILTER_OFF;
