@@ -90,6 +90,18 @@ static inline void st_list_move_tail(struct st_list_head *n, struct st_list_head
 	st_list_add_tail(n, head);
 }
 
+/* Moves every element of from to the end of to, in order; from is left empty. */
+static inline void st_list_splice_tail_init(struct st_list_head *from, struct st_list_head *to)
+{
+	if (st_list_empty(from))
+		return;
+	from->next->prev = to->prev;
+	to->prev->next = from->next;
+	from->prev->next = to;
+	to->prev = from->prev;
+	st_list_init(from);
+}
+
 #define st_list_for_each(pos, head) for (pos = (head)->next; pos != (head); pos = pos->next)
 
 #define st_list_for_each_entry(pos, head, member)                                        \

@@ -1402,6 +1402,10 @@ struct st_shadow *st_shadow__new(const struct st_shadow_config *cfg)
 		return NULL;
 	sh->cfg = *cfg;
 	sh->epfd = -1;
+	st_list_init(&sh->live);
+	st_list_init(&sh->dead);
+	st_list_init(&sh->dirty);
+	st_list_init(&sh->rd_pending);
 	if (!sh->cfg.multiply)
 		sh->cfg.multiply = 1;
 	if (!sh->cfg.conn_queue_max)
@@ -1457,20 +1461,11 @@ void st_shadow__free(struct st_shadow *sh)
 		st_reasm__flush(sh->r);
 		st_reasm__free(sh->r);
 	}
-	while (sh->live)
-		sc_close(sh->live, false);
-	while (sh->dirty) {
-		struct sconn *sc = sh->dirty;
-
-		sh->dirty = sc->dnext;
-		sc->dirty = false;
-	}
-	while (sh->rd_pending) {
-		struct sconn *sc = sh->rd_pending;
-
-		sh->rd_pending = sc->rnext;
-		sc->read_more = false;
-	}
+	sh_close_all(sh);
+	while (!st_list_empty(&sh->dirty))
+		st_list_del_init(sh->dirty.next);
+	while (!st_list_empty(&sh->rd_pending))
+		st_list_del_init(sh->rd_pending.next);
 	sh_free_dead(sh);
 	if (sh->epfd >= 0)
 		close(sh->epfd);
@@ -1628,14 +1623,14 @@ void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns)
 		sh->last_gc = now;
 		sh_own_gc(sh, now);
 	}
-	if (sh->rd_pending)
+	if (!st_list_empty(&sh->rd_pending))
 		sh_poll(sh, 0);
 	sh_free_dead(sh);
 }
 
 bool st_shadow__idle(const struct st_shadow *sh)
 {
-	return !sh->live;
+	return st_list_empty(&sh->live);
 }
 
 bool st_shadow__busy(const struct st_shadow *sh)
@@ -1648,12 +1643,11 @@ void st_shadow__drain(struct st_shadow *sh, int timeout_ms)
 {
 	uint64_t end = st_mono_ns() + (uint64_t)timeout_ms * 1000000;
 
-	while (sh->live && st_mono_ns() < end) {
+	while (!st_list_empty(&sh->live) && st_mono_ns() < end) {
 		sh_poll(sh, 50);
 		st_shadow__tick(sh, 0);
 	}
-	while (sh->live)
-		sc_close(sh->live, false);
+	sh_close_all(sh);
 	sh_free_dead(sh);
 }
 

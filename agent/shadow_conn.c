@@ -157,19 +157,6 @@ static void target_failed(struct st_shadow *sh, unsigned t)
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
 
-static void sc_unlink(struct sconn *sc)
-{
-	struct st_shadow *sh = sc->sh;
-
-	if (sc->prev)
-		sc->prev->next = sc->next;
-	else
-		sh->live = sc->next;
-	if (sc->next)
-		sc->next->prev = sc->prev;
-	sc->prev = sc->next = NULL;
-}
-
 void sc_detach(struct sconn *sc)
 {
 	if (sc->cc) {
@@ -215,25 +202,25 @@ void sc_close(struct sconn *sc, bool error)
 	sc_acct(sc, old);
 	sc->state = SC_DEAD;
 	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
-	sc_unlink(sc);
 	sh->n_live--;
-	sc->next = sh->dead;
-	sh->dead = sc;
+	st_list_move_tail(&sc->node, &sh->dead);
+}
+
+void sh_close_all(struct st_shadow *sh)
+{
+	while (!st_list_empty(&sh->live))
+		sc_close(st_list_first_entry(&sh->live, struct sconn, node), false);
 }
 
 /* Frees closed connections, except those the dirty or read lists still point to. */
 void sh_free_dead(struct st_shadow *sh)
 {
-	struct sconn **pp = &sh->dead;
+	struct sconn *sc, *tmp;
 
-	while (*pp) {
-		struct sconn *sc = *pp;
-
-		if (sc->dirty || sc->read_more) {
-			pp = &sc->next;
+	st_list_for_each_entry_safe(sc, tmp, &sh->dead, node) {
+		if (st_list_linked(&sc->dirty) || st_list_linked(&sc->rd))
 			continue;
-		}
-		*pp = sc->next;
+		st_list_del_init(&sc->node);
 		st_http__free(&sc->resp);
 		free(sc->req);
 		free(sc);
@@ -247,22 +234,18 @@ void sh_free_dead(struct st_shadow *sh)
  */
 void sc_mark(struct sconn *sc)
 {
-	if (sc->dirty)
-		return;
-	sc->dirty = true;
-	sc->dnext = sc->sh->dirty;
-	sc->sh->dirty = sc;
+	if (!st_list_linked(&sc->dirty))
+		st_list_add_tail(&sc->dirty, &sc->sh->dirty);
 }
 
 static void sc_flush(struct sconn *sc);
 
 void sh_kick(struct st_shadow *sh)
 {
-	while (sh->dirty) {
-		struct sconn *sc = sh->dirty;
+	while (!st_list_empty(&sh->dirty)) {
+		struct sconn *sc = st_list_first_entry(&sh->dirty, struct sconn, dirty);
 
-		sh->dirty = sc->dnext;
-		sc->dirty = false;
+		st_list_del_init(&sc->dirty);
 		if (sc->state != SC_DEAD)
 			sc_flush(sc);
 	}
@@ -317,6 +300,9 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool
 	sc->state = r ? SC_CONNECTING : SC_UP;
 	sc->progress_ns = now;
 	sc->conn_id = cc ? st_shadow_cc_id(cc) : 0;
+	st_list_init(&sc->node);
+	st_list_init(&sc->dirty);
+	st_list_init(&sc->rd);
 	st_http__init(&sc->resp, ST_HTTP_RESPONSE, NULL);
 	if (!getsockname(fd, (struct sockaddr *)&ss, &sl)) {
 		sockaddr_to(&ss, &sc->laddr, &sc->lport);
@@ -330,10 +316,7 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool
 		free(sc);
 		return NULL;
 	}
-	sc->next = sh->live;
-	if (sh->live)
-		sh->live->prev = sc;
-	sh->live = sc;
+	st_list_add_tail(&sc->node, &sh->live);
 	sh->n_live++;
 	if (sc->state == SC_UP)
 		sh->ts[t].fails = 0, sh->ts[t].retry_at = 0;
@@ -680,11 +663,8 @@ static ssize_t recv_stamped(struct sconn *sc, void *buf, size_t len)
 
 static void read_later(struct sconn *sc)
 {
-	if (sc->read_more)
-		return;
-	sc->read_more = true;
-	sc->rnext = sc->sh->rd_pending;
-	sc->sh->rd_pending = sc;
+	if (!st_list_linked(&sc->rd))
+		st_list_add_tail(&sc->rd, &sc->sh->rd_pending);
 }
 
 /*
@@ -775,14 +755,14 @@ static void sc_event(struct sconn *sc, uint32_t events)
 /* Connections whose read budget ran out last turn read on (each with a new budget). */
 static void read_pending(struct st_shadow *sh)
 {
-	struct sconn *list = sh->rd_pending;
+	struct st_list_head list = ST_LIST_HEAD_INIT(list);
 
-	sh->rd_pending = NULL;
-	while (list) {
-		struct sconn *sc = list;
+	/* a connection that runs out of budget again goes back on sh->rd_pending for next turn */
+	st_list_splice_tail_init(&sh->rd_pending, &list);
+	while (!st_list_empty(&list)) {
+		struct sconn *sc = st_list_first_entry(&list, struct sconn, rd);
 
-		list = sc->rnext;
-		sc->read_more = false;
+		st_list_del_init(&sc->rd);
 		if (sc->state == SC_UP)
 			sc_event(sc, EPOLLIN);
 	}
@@ -795,7 +775,7 @@ int sh_poll(struct st_shadow *sh, int timeout_ms)
 
 	sh_kick(sh);
 	read_pending(sh);
-	n = epoll_wait(sh->epfd, evs, EVENTS_MAX, sh->rd_pending ? 0 : timeout_ms);
+	n = epoll_wait(sh->epfd, evs, EVENTS_MAX, st_list_empty(&sh->rd_pending) ? timeout_ms : 0);
 	for (i = 0; i < n; i++) {
 		struct sconn *sc = evs[i].data.ptr;
 
@@ -811,8 +791,7 @@ void sh_conn_timers(struct st_shadow *sh, uint64_t now)
 {
 	struct sconn *sc, *nx;
 
-	for (sc = sh->live; sc; sc = nx) {
-		nx = sc->next;
+	st_list_for_each_entry_safe(sc, nx, &sh->live, node) {
 		if (sc->state == SC_CONNECTING && now - sc->progress_ns > CONNECT_TIMEOUT_NS) {
 			target_failed(sh, sc->target);
 			sc_close(sc, true);

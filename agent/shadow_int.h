@@ -17,6 +17,7 @@
 #include "bytequeue.h"
 #include "compare.h"
 #include "http.h"
+#include "list.h"
 #include "loop.h"
 #include "reasm.h"
 #include "shadow.h"
@@ -40,7 +41,7 @@ struct cconn;
 
 struct sconn {
 	struct st_shadow *sh;
-	struct sconn *prev, *next;   /* live list, or the dead list */
+	struct st_list_head node;    /* sh->live, or sh->dead once closed */
 	struct cconn *cc;            /* NULL once detached */
 	unsigned slot, target;
 	int fd;
@@ -53,9 +54,8 @@ struct sconn {
 				      * a shadow that closes after N answers (nginx's
 				      * keepalive_requests) gets the rest on a new connection */
 	bool congested;              /* counted in sh->n_congested */
-	bool dirty;                  /* on sh->dirty: committed bytes wait for the next kick */
-	bool read_more;              /* on sh->rd_pending: the read budget ran out */
-	struct sconn *dnext, *rnext;
+	struct st_list_head dirty;   /* on sh->dirty: committed bytes wait for the next kick */
+	struct st_list_head rd;      /* on sh->rd_pending: the read budget ran out */
 	struct st_bq q;
 	struct reqent *req;          /* ring: committed requests not yet answered (retain) or sent */
 	uint32_t req_cap, req_head, req_n;
@@ -97,9 +97,9 @@ struct st_shadow {
 	int epfd;
 	unsigned nslots;
 	struct target_state ts[ST_SHADOW_MAX_TARGETS];
-	struct sconn *live, *dead;
-	struct sconn *dirty;         /* connections with new requests since the last kick */
-	struct sconn *rd_pending;    /* connections with bytes left to read (budget) */
+	struct st_list_head live, dead; /* open shadow connections; closed ones not yet freed */
+	struct st_list_head dirty;   /* connections with new requests since the last kick, in order */
+	struct st_list_head rd_pending; /* connections with bytes left to read (budget) */
 	uint64_t n_live;
 	uint64_t queued;             /* bytes held by every queue: shadow connections and stages */
 	uint64_t n_congested;
@@ -160,6 +160,7 @@ int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka,
 void sc_push_methods(struct sconn *sc);
 /* Writes what every marked connection has committed. */
 void sh_kick(struct st_shadow *sh);
+void sh_close_all(struct st_shadow *sh);
 void sh_free_dead(struct st_shadow *sh);
 /* Handles epoll events and connections with reading left, waiting up to timeout_ms. */
 int sh_poll(struct st_shadow *sh, int timeout_ms);

@@ -64,8 +64,23 @@ static void t_list(void **state)
 		if (pos->v % 2 == 0)
 			st_list_del_init(&pos->node);
 	check_order(&h, (int[]){ 3, 1 }, 2);
-	st_list_for_each_entry_safe(pos, tmp, &h, node)
-		st_list_del_init(&pos->node);
+	/* splicing: everything moves, in order, behind what is there; the source is left empty */
+	{
+		struct st_list_head h2 = ST_LIST_HEAD_INIT(h2);
+
+		st_list_splice_tail_init(&h2, &h); /* empty: nothing changes */
+		check_order(&h, (int[]){ 3, 1 }, 2);
+		st_list_add_tail(&it[0].node, &h2);
+		st_list_add_tail(&it[2].node, &h2);
+		st_list_splice_tail_init(&h2, &h);
+		assert_true(st_list_empty(&h2));
+		check_order(&h, (int[]){ 3, 1, 0, 2 }, 4);
+		st_list_splice_tail_init(&h, &h2);
+		assert_true(st_list_empty(&h));
+		check_order(&h2, (int[]){ 3, 1, 0, 2 }, 4);
+		st_list_for_each_entry_safe(pos, tmp, &h2, node)
+			st_list_del_init(&pos->node);
+	}
 	assert_true(st_list_empty(&h));
 	(void)state;
 }
