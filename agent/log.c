@@ -3,10 +3,37 @@
 
 #include <bpf/libbpf.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 static enum st_log_level log_level = ST_LOG_WARN;
 static int libbpf_in_setup;
+static int journal; /* stderr is systemd's journal stream: lines carry "<N>" priorities */
+
+/* syslog priorities (sd-daemon.h's SD_ERR, SD_WARNING, SD_INFO, SD_DEBUG) by level */
+static const char *const journal_prefix[] = { "<3>", "<4>", "<6>", "<7>" };
+
+/*
+ * systemd sets JOURNAL_STREAM to "DEV:INODE" of the stream it connected stdout/stderr
+ * to (systemd.exec(5)); when stderr is still that stream, journald reads a "<N>"
+ * prefix as the line's priority. Anything else (a terminal, a redirect) gets none.
+ */
+static int stderr_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+
+	if (!js || sscanf(js, "%llu:%llu", &dev, &ino) != 2 || fstat(2, &st))
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+static const char *prefix(enum st_log_level level)
+{
+	return journal ? journal_prefix[level] : "";
+}
 
 /*
  * libbpf's messages: its warnings are real (a map that failed, a verifier
@@ -20,13 +47,14 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 	if (l > log_level)
 		return 0;
-	fputs("shadowtap: ", stderr);
+	fprintf(stderr, "%sshadowtap: ", prefix(l));
 	return vfprintf(stderr, fmt, ap);
 }
 
 void st_log_set_level(enum st_log_level level)
 {
 	log_level = level;
+	journal = stderr_is_journal();
 	libbpf_set_print(libbpf_print);
 }
 
@@ -55,7 +83,7 @@ void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
 		n = sizeof(buf) - 1;
 	while (n > 0 && buf[n - 1] == '\n')
 		n--;
-	fprintf(stderr, "shadowtap: %.*s\n", n, buf);
+	fprintf(stderr, "%sshadowtap: %.*s\n", prefix(level), n, buf);
 }
 
 void st_log(enum st_log_level level, const char *fmt, ...)

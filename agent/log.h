@@ -2,7 +2,10 @@
 /*
  * Logging: one prefix ("shadowtap: "), four levels, printf format checking,
  * and libbpf's own messages routed through the same levels (as xdp-tools'
- * lib/util/logging.h does). Everything goes to stderr, one line per call.
+ * lib/util/logging.h does). Everything goes to stderr, one line per call;
+ * under systemd, when stderr is the journal (JOURNAL_STREAM), each line starts
+ * with its syslog priority ("<3>" error, "<4>" warning, "<6>" info, "<7>"
+ * debug), which journald strips and records.
  *
  * Infrastructure code (tap, pcap writer, engines) says what failed in its own
  * terms ("interface eth9: no such interface"); only commands speak in terms of
@@ -23,7 +26,8 @@ enum st_log_level {
 	ST_LOG_DEBUG,     /* libbpf's debug output and per-event detail: shown with -vv */
 };
 
-/* Messages at or below level are printed (default ST_LOG_WARN). Also routes libbpf's. */
+/* Messages at or below level are printed (default ST_LOG_WARN). Also routes libbpf's and
+ * looks whether stderr is the journal. */
 void st_log_set_level(enum st_log_level level);
 enum st_log_level st_log_get_level(void);
 

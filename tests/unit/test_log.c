@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: GPL-2.0-only
+/* The logging module: levels, the one prefix, journald priorities only on the journal. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "log.h"
+
+/* Runs the logging calls with stderr on a temporary file; returns what was written. */
+static char *capture(const char *journal_stream_of_file, void (*fn)(void))
+{
+	static char out[4096];
+	char path[] = "/tmp/st-test-log.XXXXXX";
+	int fd = mkstemp(path), saved = dup(2);
+	struct stat st;
+	char js[64];
+	ssize_t n;
+
+	assert_true(fd >= 0 && saved >= 0);
+	unlink(path);
+	assert_int_equal(dup2(fd, 2), 2);
+	unsetenv("JOURNAL_STREAM");
+	if (journal_stream_of_file) {
+		assert_int_equal(fstat(fd, &st), 0);
+		snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+			 (unsigned long long)st.st_ino + (strcmp(journal_stream_of_file, "other") ? 0 : 1));
+		setenv("JOURNAL_STREAM", js, 1);
+	}
+	fn();
+	fflush(stderr);
+	assert_int_equal(dup2(saved, 2), 2);
+	close(saved);
+	n = pread(fd, out, sizeof(out) - 1, 0);
+	close(fd);
+	unsetenv("JOURNAL_STREAM");
+	assert_true(n >= 0);
+	out[n] = 0;
+	return out;
+}
+
+static void lines(void)
+{
+	st_log_set_level(ST_LOG_INFO);
+	pr_err("bad %d", 1);
+	pr_warn("careful\n"); /* a trailing newline is not doubled */
+	pr_info("fyi");
+	pr_debug("hidden");
+	st_log_set_level(ST_LOG_WARN);
+}
+
+static void t_plain(void **state)
+{
+	assert_string_equal(capture(NULL, lines),
+			    "shadowtap: bad 1\nshadowtap: careful\nshadowtap: fyi\n");
+	(void)state;
+}
+
+static void t_journal(void **state)
+{
+	assert_string_equal(capture("this", lines),
+			    "<3>shadowtap: bad 1\n<4>shadowtap: careful\n<6>shadowtap: fyi\n");
+	(void)state;
+}
+
+/* JOURNAL_STREAM inherited, but stderr was redirected elsewhere: no priorities. */
+static void t_journal_other_stream(void **state)
+{
+	assert_string_equal(capture("other", lines),
+			    "shadowtap: bad 1\nshadowtap: careful\nshadowtap: fyi\n");
+	(void)state;
+}
+
+static void long_line(void)
+{
+	char big[3000];
+
+	memset(big, 'x', sizeof(big) - 1);
+	big[sizeof(big) - 1] = 0;
+	pr_err("%s", big);
+}
+
+/* One line per call, cut at the buffer, still ended by a newline. */
+static void t_long(void **state)
+{
+	const char *out = capture(NULL, long_line);
+
+	assert_int_equal(strlen(out), strlen("shadowtap: ") + 1023 + 1);
+	assert_int_equal(out[strlen(out) - 1], '\n');
+	(void)state;
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(t_plain),
+		cmocka_unit_test(t_journal),
+		cmocka_unit_test(t_journal_other_stream),
+		cmocka_unit_test(t_long),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
