@@ -28,6 +28,7 @@
 
 #include "shadowtap.h"
 #include "connhash.h"
+#include "ring.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -81,47 +82,11 @@ struct socket {
 #define ST_AF_INET6 10
 #define ST_SOCK_STREAM 1
 
-/* As in tap.bpf.c (wakeups: docs/FACTS.md). */
-const volatile __u64 wakeup_bytes = 1 << 20;
-const volatile __u32 sample_permyriad = ST_SAMPLE_ALL;
-const volatile __u32 host_filter = ST_HOST_FILTER_OFF;
-const volatile __u32 copy_in = ST_COPY_FULL;
-const volatile __u32 copy_out = ST_COPY_FULL;
-const volatile __u32 head_bytes = 256;
 /* enum st_tls_filter: which processes */
 const volatile __u32 filter_mode = ST_TLS_FILTER_ALL;
 /* Longest plaintext of one SSL call delivered; the rest is marked lost
  * (ST_CHUNK_MAX parts, bpf_loop). 4096 parts = 64 MiB. */
 #define ST_TLS_MAX_PARTS 4096u
-
-struct {
-	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 16 << 20); /* set from --ring-mb before load */
-} ring SEC(".maps");
-
-/* Index: local port (host order); non-zero: captured (the service's side). */
-struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, ST_MAX_PORTS);
-	__type(key, __u32);
-	__type(value, __u8);
-} ports SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, ST_MAX_HOSTS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct st_lpm_v4);
-	__type(value, __u8);
-} hosts_v4 SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
-	__uint(max_entries, ST_MAX_HOSTS);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, struct st_lpm_v6);
-	__type(value, __u8);
-} hosts_v6 SEC(".maps");
 
 /* --cgroup: the service's cgroup (index 0). */
 struct {
@@ -139,13 +104,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u8);
 } tgids SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
-	__uint(max_entries, ST_DIR_MAX);
-	__type(key, __u32);
-	__type(value, struct st_counters);
-} counters SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -276,16 +234,7 @@ static __always_inline bool peer_wanted(const struct conn *c)
 {
 	if (host_filter != ST_HOST_FILTER_ON)
 		return true;
-	if (c->family == 4) {
-		struct st_lpm_v4 k = { .prefixlen = 32, .addr = c->peer[0] };
-
-		return bpf_map_lookup_elem(&hosts_v4, &k) != NULL;
-	} else {
-		struct st_lpm_v6 k = { .prefixlen = 128 };
-
-		__builtin_memcpy(k.addr, c->peer, 16);
-		return bpf_map_lookup_elem(&hosts_v6, &k) != NULL;
-	}
+	return host_listed(c->family, c->peer);
 }
 
 /* Reads the socket's 4-tuple into c; false when it is not (yet) a connected
@@ -324,19 +273,6 @@ static __always_inline bool sock_tuple(__u64 skp, struct conn *c)
 	return true;
 }
 
-/* Ring record sizes as the ring buffer counts them (8-byte header, 8-aligned). */
-#define ST_RB_SIZE(n) ((((__u64)(n)) + 8 + 7) & ~7ull)
-#define ST_CLASS_S 256u
-#define ST_CLASS_M 2048u
-
-static __always_inline __u64 wakeup_flag(__u64 *avail, __u64 sz)
-{
-	__u64 before = *avail;
-
-	*avail = before + ST_RB_SIZE(sz);
-	return (before ^ *avail) >= wakeup_bytes ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP;
-}
-
 /* The record template of direction dir of connection c. */
 static __always_inline void conn_tmpl(const struct conn *c, __u32 dir, struct st_rec *t)
 {
@@ -360,22 +296,6 @@ static __always_inline void conn_tmpl(const struct conn *c, __u32 dir, struct st
 		t->dport = c->pport;
 	}
 	t->rflags = ST_RF_TLS;
-}
-
-static __always_inline int emit_header_only(const struct st_rec *tmpl, __u8 type, __u32 off,
-					    __u32 len, __u64 *avail)
-{
-	struct st_rec *r = bpf_ringbuf_reserve(&ring, sizeof(*r), 0);
-
-	if (!r)
-		return -1;
-	__builtin_memcpy(r, tmpl, sizeof(*r));
-	r->type = type;
-	r->seq = tmpl->seq + off;
-	r->off = off;
-	r->len = len;
-	bpf_ringbuf_submit(r, wakeup_flag(avail, sizeof(*r)));
-	return 0;
 }
 
 /* A SYN or FIN (flags) of direction dir, header only; a record the ring cannot
