@@ -82,15 +82,15 @@ static unsigned long round_pow2(unsigned long v)
 	return r;
 }
 
-static int fill_filters(struct st_tap *tap, const struct st_target *t)
+int st_tap__fill_filters(struct bpf_map *ports, struct bpf_map *hosts_v4, struct bpf_map *hosts_v6,
+			 const struct st_target *t)
 {
-	struct tap_bpf *s = tap->skel;
 	__u8 one = 1;
 
 	for (size_t i = 0; i < t->n_ports; i++) {
 		__u32 port = t->ports[i];
 
-		if (bpf_map__update_elem(s->maps.ports, &port, sizeof(port), &one, 1, 0))
+		if (bpf_map__update_elem(ports, &port, sizeof(port), &one, 1, 0))
 			return -errno;
 	}
 	for (size_t i = 0; i < t->n_hosts; i++) {
@@ -100,12 +100,12 @@ static int fill_filters(struct st_tap *tap, const struct st_target *t)
 		if (c->addr.family == 4) {
 			struct st_lpm_v4 k = { .prefixlen = c->prefix, .addr = c->addr.a[0] };
 
-			err = bpf_map__update_elem(s->maps.hosts_v4, &k, sizeof(k), &one, 1, 0);
+			err = bpf_map__update_elem(hosts_v4, &k, sizeof(k), &one, 1, 0);
 		} else {
 			struct st_lpm_v6 k = { .prefixlen = c->prefix };
 
 			memcpy(k.addr, c->addr.a, sizeof(k.addr));
-			err = bpf_map__update_elem(s->maps.hosts_v6, &k, sizeof(k), &one, 1, 0);
+			err = bpf_map__update_elem(hosts_v6, &k, sizeof(k), &one, 1, 0);
 		}
 		if (err)
 			return -errno;
@@ -427,7 +427,8 @@ struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
 		perr("loading BPF programs", err);
 		goto fail;
 	}
-	err = -fill_filters(tap, t);
+	err = -st_tap__fill_filters(tap->skel->maps.ports, tap->skel->maps.hosts_v4,
+				    tap->skel->maps.hosts_v6, t);
 	if (err) {
 		perr("configuring filters", err);
 		goto fail;

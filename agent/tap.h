@@ -131,4 +131,10 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out);
 /* Detaches everything and frees; safe on NULL. */
 void st_tap__destroy(struct st_tap *tap);
 
+struct bpf_map;
+/* Fills an object's port array and host tries (bpf/ring.h) from the target's --port and
+ * --host: tap.bpf.c's and tls.bpf.c's alike. 0 or -errno. */
+int st_tap__fill_filters(struct bpf_map *ports, struct bpf_map *hosts_v4, struct bpf_map *hosts_v6,
+			 const struct st_target *t);
+
 #endif /* ST_TAP_H */

@@ -521,31 +521,10 @@ static int open_timer(struct st_tls *tls)
 static int fill_maps(struct st_tls *tls, const struct st_target *t)
 {
 	struct tls_bpf *s = tls->skel;
-	__u8 one = 1;
+	int err = st_tap__fill_filters(s->maps.ports, s->maps.hosts_v4, s->maps.hosts_v6, t);
 
-	for (size_t i = 0; i < t->n_ports; i++) {
-		__u32 port = t->ports[i];
-
-		if (bpf_map__update_elem(s->maps.ports, &port, sizeof(port), &one, 1, 0))
-			return -errno;
-	}
-	for (size_t i = 0; i < t->n_hosts; i++) {
-		const struct st_cidr *c = &t->hosts[i];
-		int err;
-
-		if (c->addr.family == 4) {
-			struct st_lpm_v4 k = { .prefixlen = c->prefix, .addr = c->addr.a[0] };
-
-			err = bpf_map__update_elem(s->maps.hosts_v4, &k, sizeof(k), &one, 1, 0);
-		} else {
-			struct st_lpm_v6 k = { .prefixlen = c->prefix };
-
-			memcpy(k.addr, c->addr.a, sizeof(k.addr));
-			err = bpf_map__update_elem(s->maps.hosts_v6, &k, sizeof(k), &one, 1, 0);
-		}
-		if (err)
-			return -errno;
-	}
+	if (err)
+		return err;
 	if (t->cgroup) {
 		__u32 zero = 0, fd = (__u32)tls->cgroup_fd;
 
