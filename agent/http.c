@@ -43,17 +43,6 @@ enum {
 #define HBUF_KEEP (16u * 1024)
 #define HDRS_KEEP 256u
 
-static int hexval(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 
 /*
  * Case-insensitive compare against a lowercase literal of letters, digits and
@@ -1115,7 +1104,7 @@ static size_t feed_chunked(struct st_http_parser *p, const unsigned char *buf, s
 		switch (p->cstate) {
 		case C_SIZE:
 		case C_SIZE_MORE:
-			h = hexval(c);
+			h = st_hexval(c);
 			if (h >= 0) {
 				if (p->remaining > (UINT64_MAX >> 4)) {
 					e = ST_HTTP_E_CHUNK;

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * HTTP character classes (RFC 9110/9112), shared by the framer (http.c) and
- * the head rewriter (http_rewrite.c). Internal to those two.
+ * the head rewriter (http_rewrite.c); st_hexval serves chunk sizes and JSON's
+ * \u escapes (json.c) alike.
  */
 #ifndef ST_HTTP_CHARS_H
 #define ST_HTTP_CHARS_H
@@ -59,6 +60,18 @@ static inline bool span_ieq(const char *s, size_t n, const char *lit)
 	size_t l = strlen(lit);
 
 	return n == l && strncasecmp(s, lit, l) == 0;
+}
+
+/* The value of a hex digit, or -1. */
+static inline int st_hexval(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
 }
 
 #endif /* ST_HTTP_CHARS_H */

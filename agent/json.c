@@ -4,6 +4,8 @@
  * nesting costs one frame of a fixed stack (max_depth), never C recursion.
  */
 #include "json.h"
+#include "http_chars.h"
+#include "../bpf/connhash.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -108,23 +110,12 @@ static int pool_reserve(struct st_json_doc *d, size_t more)
 	return 0;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 static int hex4(const char *s, unsigned *out)
 {
 	unsigned v = 0;
 
 	for (int i = 0; i < 4; i++) {
-		int h = hexval(s[i]);
+		int h = st_hexval((unsigned char)s[i]);
 
 		if (h < 0)
 			return -1;
@@ -548,16 +539,6 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n)
 	return h;
 }
 
-static uint64_t mix(uint64_t x)
-{
-	x ^= x >> 30;
-	x *= 0xbf58476d1ce4e5b9ull;
-	x ^= x >> 27;
-	x *= 0x94d049bb133111ebull;
-	x ^= x >> 31;
-	return x;
-}
-
 uint64_t st_json_num_hash(const char *s, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull ^ ST_JSON_NUMBER;
@@ -565,13 +546,13 @@ uint64_t st_json_num_hash(const char *s, size_t len)
 
 	num_canon(s, len, &c);
 	if (c.zero)
-		return mix(h);
+		return st_mix64(h);
 	h = fnv(h, &c.neg, 1);
 	h = fnv(h, &c.exp, sizeof(c.exp));
 	for (const char *p = c.p; p < c.end; p++)
 		if (*p != '.')
 			h = fnv(h, p, 1);
-	return mix(h);
+	return st_mix64(h);
 }
 
 void st_json_hashes(const struct st_json_doc *d, uint64_t *out, bool unordered_arrays)
@@ -586,19 +567,19 @@ void st_json_hashes(const struct st_json_doc *d, uint64_t *out, bool unordered_a
 			h = st_json_num_hash(st_json_bytes(d, nd), nd->len);
 			break;
 		case ST_JSON_STRING:
-			h = mix(fnv(h, st_json_bytes(d, nd), nd->len));
+			h = st_mix64(fnv(h, st_json_bytes(d, nd), nd->len));
 			break;
 		case ST_JSON_ARRAY:
 			if (unordered_arrays) {
 				uint64_t sum = 0;
 
 				for (c = nd->n ? i + 1 : 0; c; c = d->nodes[c].next)
-					sum += mix(out[c]);
-				h = mix(h ^ sum);
+					sum += st_mix64(out[c]);
+				h = st_mix64(h ^ sum);
 				break;
 			}
 			for (c = nd->n ? i + 1 : 0; c; c = d->nodes[c].next)
-				h = mix(h * 31 + out[c]);
+				h = st_mix64(h * 31 + out[c]);
 			break;
 		case ST_JSON_OBJECT: {
 			uint64_t sum = 0;
@@ -607,14 +588,14 @@ void st_json_hashes(const struct st_json_doc *d, uint64_t *out, bool unordered_a
 			for (c = nd->n ? i + 1 : 0; c; c = d->nodes[c].next) {
 				const struct st_json_node *m = &d->nodes[c];
 
-				sum += mix(fnv(0x9e3779b97f4a7c15ull, st_json_key(d, m), m->key_len) ^
+				sum += st_mix64(fnv(0x9e3779b97f4a7c15ull, st_json_key(d, m), m->key_len) ^
 					   out[c]);
 			}
-			h = mix(h ^ sum);
+			h = st_mix64(h ^ sum);
 			break;
 		}
 		default:
-			h = mix(h);
+			h = st_mix64(h);
 			break;
 		}
 		out[i] = h;
