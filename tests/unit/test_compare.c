@@ -35,6 +35,7 @@
 #include "http.h"
 #include "json.h"
 #include "shadow.h"
+#include "shadow_harness.h"
 
 #define SERVER_PORT 8080
 #define SINK_CONNS 64
@@ -289,59 +290,21 @@ static int sink_nconn(struct sink *s)
 	return n;
 }
 
-static uint16_t closed_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &al);
-	close(fd);
-	return ntohs(a.sin_port);
-}
-
 /* ---- a captured connection, production answering as `answer` says ----------------------- */
 
 static const uint16_t ports[] = { SERVER_PORT };
-static uint64_t ts_now = 1700000000000000000ull;
 
 struct tconn {
-	struct st_flow_key k;
-	uint32_t cseq, sseq;
+	struct th_conn c;
 	bool manual;            /* production's answers are fed by the test */
 	struct st_http_parser prod;
 	char method[16], target[256];
 	bool cont;
 };
 
-static void seg(struct st_shadow *sh, const struct tconn *t, bool from_client, uint8_t flags,
-		uint32_t seq, const void *data, uint32_t len, bool loss)
-{
-	struct st_segment s = { 0 };
-
-	if (from_client) {
-		s.key = t->k;
-	} else {
-		s.key.src = t->k.dst;
-		s.key.dst = t->k.src;
-		s.key.sport = t->k.dport;
-		s.key.dport = t->k.sport;
-	}
-	s.ts_ns = (ts_now += 100000); /* 0.1 ms apart */
-	s.seq = seq;
-	s.flags = flags;
-	s.kind = loss ? ST_SEG_LOSS : ST_SEG_DATA;
-	s.dir = -1;
-	s.len = len;
-	s.data = data;
-	st_shadow__feed(sh, &s);
-}
-
 static void t_reply(struct st_shadow *sh, struct tconn *t, const void *d, size_t n)
 {
-	seg(sh, t, false, ST_TCP_ACK | ST_TCP_PSH, t->sseq, d, (uint32_t)n, false);
-	t->sseq += (uint32_t)n;
+	th_data(sh, &t->c, false, d, n);
 }
 
 /* Production's answers to what the client sent, as the tap delivers them: pipelined
@@ -384,22 +347,13 @@ static void t_open(struct st_shadow *sh, struct tconn *t, uint16_t cport)
 {
 	memset(t, 0, sizeof(*t));
 	st_http__init(&t->prod, ST_HTTP_REQUEST, NULL);
-	t->k.src.family = t->k.dst.family = 4;
-	t->k.src.a[0] = htonl(0x0a000002);
-	t->k.dst.a[0] = htonl(0x0a000001);
-	t->k.sport = cport;
-	t->k.dport = SERVER_PORT;
-	t->cseq = 1000;
-	t->sseq = 500000;
-	seg(sh, t, true, ST_TCP_SYN, t->cseq++, NULL, 0, false);
-	seg(sh, t, false, ST_TCP_SYN | ST_TCP_ACK, t->sseq++, NULL, 0, false);
-	seg(sh, t, true, ST_TCP_ACK, t->cseq, NULL, 0, false);
+	th_init(&t->c, cport, SERVER_PORT);
+	th_handshake(sh, &t->c);
 }
 
 static void t_send(struct st_shadow *sh, struct tconn *t, const char *d, size_t len)
 {
-	seg(sh, t, true, ST_TCP_ACK | ST_TCP_PSH, t->cseq, d, (uint32_t)len, false);
-	t->cseq += (uint32_t)len;
+	th_data(sh, &t->c, true, d, len);
 	prod_model(sh, t, d, len);
 }
 
@@ -410,18 +364,8 @@ static void t_sends(struct st_shadow *sh, struct tconn *t, const char *s)
 
 static void t_close(struct st_shadow *sh, struct tconn *t)
 {
-	seg(sh, t, true, ST_TCP_FIN | ST_TCP_ACK, t->cseq++, NULL, 0, false);
-	seg(sh, t, false, ST_TCP_FIN | ST_TCP_ACK, t->sseq++, NULL, 0, false);
-	seg(sh, t, true, ST_TCP_ACK, t->cseq, NULL, 0, false);
+	th_fin(sh, &t->c);
 	st_http__free(&t->prod);
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* ---- the stage ---------------------------------------------------------------------------- */
@@ -487,9 +431,9 @@ static void stage_go(struct stage *g)
 
 static void run_ms(struct stage *g, int ms)
 {
-	uint64_t end = mono_ms() + (uint64_t)ms;
+	uint64_t end = th_mono_ms() + (uint64_t)ms;
 
-	while (mono_ms() < end) {
+	while (th_mono_ms() < end) {
 		st_shadow__poll(g->sh, 5);
 		st_shadow__tick(g->sh, 0);
 	}
@@ -498,14 +442,14 @@ static void run_ms(struct stage *g, int ms)
 /* Runs until `want` pairs are settled (compared or not), at most 5 s. */
 static void settle(struct stage *g, uint64_t want)
 {
-	uint64_t end = mono_ms() + 5000;
+	uint64_t end = th_mono_ms() + 5000;
 	struct st_compare_stats st;
 
 	do {
 		st_shadow__poll(g->sh, 5);
 		st_shadow__tick(g->sh, 0);
 		st_compare__stats(g->cmp, &st);
-	} while (st.compared + st.not_compared < want && mono_ms() < end);
+	} while (st.compared + st.not_compared < want && th_mono_ms() < end);
 }
 
 static void stage_down(struct stage *g, struct st_compare_stats *st)
@@ -786,8 +730,8 @@ static void test_not_compared(void **state)
 	t_sends(g.sh, &t, "GET /a HTTP/1.1\r\nHost: x\r\n\r\nGET /b HTTP/1.1\r\nHost: x\r\n\r\n");
 	n = answer(PROD, "GET", "/a", out, sizeof(out), &cl);
 	t_reply(g.sh, &t, out, n - 5);
-	seg(g.sh, &t, false, ST_TCP_ACK, t.sseq, NULL, 5, true); /* lost by the capture */
-	t.sseq += 5;
+	th_seg(g.sh, &t.c, false, ST_TCP_ACK, t.c.sseq, NULL, 5, true); /* lost by the capture */
+	t.c.sseq += 5;
 	n = answer(PROD, "GET", "/b", out, sizeof(out), &cl);
 	t_reply(g.sh, &t, out, n);
 	settle(&g, 2);
@@ -798,7 +742,7 @@ static void test_not_compared(void **state)
 	stage_free(&g);
 
 	/* the candidate refuses connections */
-	stage_up(&g, false, closed_port());
+	stage_up(&g, false, th_closed_port());
 	stage_go(&g);
 	t_open(g.sh, &t, 41007);
 	t_sends(g.sh, &t, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -833,16 +777,16 @@ static void test_not_compared(void **state)
 	stage_go(&g);
 	memset(&t, 0, sizeof(t));
 	t.manual = true;
-	t.k.src.family = t.k.dst.family = 4;
-	t.k.src.a[0] = htonl(0x0a000002);
-	t.k.dst.a[0] = htonl(0x0a000001);
-	t.k.sport = 41009;
-	t.k.dport = SERVER_PORT;
-	t.cseq = 1000;
-	seg(g.sh, &t, true, ST_TCP_SYN, t.cseq++, NULL, 0, false);
+	t.c.k.src.family = t.c.k.dst.family = 4;
+	t.c.k.src.a[0] = htonl(0x0a000002);
+	t.c.k.dst.a[0] = htonl(0x0a000001);
+	t.c.k.sport = 41009;
+	t.c.k.dport = SERVER_PORT;
+	t.c.cseq = 1000;
+	th_seg(g.sh, &t.c, true, ST_TCP_SYN, t.c.cseq++, NULL, 0, false);
 	st_http__init(&t.prod, ST_HTTP_REQUEST, NULL);
 	t_sends(g.sh, &t, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
-	seg(g.sh, &t, true, ST_TCP_FIN | ST_TCP_ACK, t.cseq++, NULL, 0, false);
+	th_seg(g.sh, &t.c, true, ST_TCP_FIN | ST_TCP_ACK, t.c.cseq++, NULL, 0, false);
 	st_http__free(&t.prod);
 	stage_down(&g, &st);
 	assert_int_equal(st.not_compared, 1);
@@ -1258,6 +1202,8 @@ static void test_endpoints(void **state)
 
 int main(void)
 {
+	th_clock_ns = 1700000000000000000ull;
+	th_step_ns = 100000; /* 0.1 ms apart: latencies of a few ms are measurable */
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_pipelining),
 		cmocka_unit_test(test_continue_head_close),

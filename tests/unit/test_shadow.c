@@ -26,6 +26,7 @@
 
 #include "http.h"
 #include "shadow.h"
+#include "shadow_harness.h"
 
 #define SINK_CONNS 512
 #define SERVER_PORT 8080
@@ -240,18 +241,6 @@ static int sink_nconn(struct sink *s)
 
 /* ---- engine and segments ------------------------------------------------------------ */
 
-static uint16_t closed_port(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof(a);
-	int fd = socket(AF_INET, SOCK_STREAM, 0);
-
-	bind(fd, (struct sockaddr *)&a, sizeof(a));
-	getsockname(fd, (struct sockaddr *)&a, &al);
-	close(fd); /* nothing listens there now: connections are refused */
-	return ntohs(a.sin_port);
-}
-
 static const uint16_t ports[] = { SERVER_PORT };
 
 static void cfg_init(struct st_shadow_config *cfg, uint16_t port)
@@ -273,8 +262,7 @@ static void cfg_init(struct st_shadow_config *cfg, uint16_t port)
  * so the engine's arbiter (release only what production answered) lets it go.
  */
 struct tconn {
-	struct st_flow_key k;
-	uint32_t cseq, sseq;
+	struct th_conn c;
 	bool manual;
 	bool prod_on;
 	struct st_http_parser prod;
@@ -283,31 +271,6 @@ struct tconn {
 static const char PROD_OK[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
 static const char PROD_SWITCH[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: upgrade\r\n"
 				  "Upgrade: x\r\n\r\n";
-
-static uint64_t ts_now;
-
-static void seg(struct st_shadow *sh, const struct tconn *t, bool from_client, uint8_t flags,
-		uint32_t seq, const void *data, uint32_t len, bool loss)
-{
-	struct st_segment s = { 0 };
-
-	if (from_client) {
-		s.key = t->k;
-	} else {
-		s.key.src = t->k.dst;
-		s.key.dst = t->k.src;
-		s.key.sport = t->k.dport;
-		s.key.dport = t->k.sport;
-	}
-	s.ts_ns = (ts_now += 1000);
-	s.seq = seq;
-	s.flags = flags;
-	s.kind = loss ? ST_SEG_LOSS : ST_SEG_DATA;
-	s.dir = -1;
-	s.len = len;
-	s.data = data;
-	st_shadow__feed(sh, &s);
-}
 
 static void t_reply(struct st_shadow *sh, struct tconn *t, const char *s);
 
@@ -354,22 +317,13 @@ static void t_open(struct st_shadow *sh, struct tconn *t, uint16_t cport)
 	memset(t, 0, sizeof(*t));
 	st_http__init(&t->prod, ST_HTTP_REQUEST, NULL);
 	t->prod_on = true;
-	t->k.src.family = t->k.dst.family = 4;
-	t->k.src.a[0] = htonl(0x0a000002);
-	t->k.dst.a[0] = htonl(0x0a000001);
-	t->k.sport = cport;
-	t->k.dport = SERVER_PORT;
-	t->cseq = 1000;
-	t->sseq = 500000;
-	seg(sh, t, true, ST_TCP_SYN, t->cseq++, NULL, 0, false);
-	seg(sh, t, false, ST_TCP_SYN | ST_TCP_ACK, t->sseq++, NULL, 0, false);
-	seg(sh, t, true, ST_TCP_ACK, t->cseq, NULL, 0, false);
+	th_init(&t->c, cport, SERVER_PORT);
+	th_handshake(sh, &t->c);
 }
 
 static void t_send(struct st_shadow *sh, struct tconn *t, const void *d, size_t len)
 {
-	seg(sh, t, true, ST_TCP_ACK | ST_TCP_PSH, t->cseq, d, (uint32_t)len, false);
-	t->cseq += (uint32_t)len;
+	th_data(sh, &t->c, true, d, len);
 	prod_model(sh, t, d, len, false);
 }
 
@@ -381,8 +335,8 @@ static void t_sends(struct st_shadow *sh, struct tconn *t, const char *s)
 /* The capture lost these bytes (what a ring-full loss record says); production got them. */
 static void t_lose_bytes(struct st_shadow *sh, struct tconn *t, const void *d, uint32_t len)
 {
-	seg(sh, t, true, ST_TCP_ACK, t->cseq, NULL, len, true);
-	t->cseq += len;
+	th_seg(sh, &t->c, true, ST_TCP_ACK, t->c.cseq, NULL, len, true);
+	t->c.cseq += len;
 	if (d)
 		prod_model(sh, t, d, len, false);
 	else
@@ -396,29 +350,18 @@ static void t_lose(struct st_shadow *sh, struct tconn *t, uint32_t len)
 
 static void t_reply(struct st_shadow *sh, struct tconn *t, const char *s)
 {
-	seg(sh, t, false, ST_TCP_ACK | ST_TCP_PSH, t->sseq, s, (uint32_t)strlen(s), false);
-	t->sseq += (uint32_t)strlen(s);
+	th_data(sh, &t->c, false, s, strlen(s));
 }
 
 static void t_close(struct st_shadow *sh, struct tconn *t)
 {
-	seg(sh, t, true, ST_TCP_FIN | ST_TCP_ACK, t->cseq++, NULL, 0, false);
-	seg(sh, t, false, ST_TCP_FIN | ST_TCP_ACK, t->sseq++, NULL, 0, false);
-	seg(sh, t, true, ST_TCP_ACK, t->cseq, NULL, 0, false);
-}
-
-static uint64_t mono_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+	th_fin(sh, &t->c);
 }
 
 /* Runs the engine until conn i of the sink has want bytes (and EOF if eof), max 5 s. */
 static char *wait_bytes(struct st_shadow *sh, struct sink *s, int i, size_t want, bool eof)
 {
-	uint64_t end = mono_ms() + 5000;
+	uint64_t end = th_mono_ms() + 5000;
 	size_t len = 0;
 	char *d;
 
@@ -430,7 +373,7 @@ static char *wait_bytes(struct st_shadow *sh, struct sink *s, int i, size_t want
 		pthread_mutex_lock(&s->mu);
 		done = i < s->n && s->c[i].len >= want && (!eof || s->c[i].eof);
 		pthread_mutex_unlock(&s->mu);
-		if (done || mono_ms() > end)
+		if (done || th_mono_ms() > end)
 			break;
 	}
 	d = sink_data(s, i, &len);
@@ -448,9 +391,9 @@ static char *wait_bytes(struct st_shadow *sh, struct sink *s, int i, size_t want
 
 static void run_ms(struct st_shadow *sh, int ms)
 {
-	uint64_t end = mono_ms() + (uint64_t)ms;
+	uint64_t end = th_mono_ms() + (uint64_t)ms;
 
-	while (mono_ms() < end) {
+	while (th_mono_ms() < end) {
 		st_shadow__poll(sh, 5);
 		st_shadow__tick(sh, 0);
 	}
@@ -748,7 +691,7 @@ static void test_refused(void **state)
 	struct tconn t = { 0 };
 	int i;
 
-	cfg_init(&cfg, closed_port());
+	cfg_init(&cfg, th_closed_port());
 	sh = st_shadow__new(&cfg);
 	for (i = 0; i < 20; i++) {
 		t_open(sh, &t, (uint16_t)(41000 + i));
@@ -987,12 +930,12 @@ static void test_joined(void **state)
 		cfg_init(&cfg, s->port);
 		cfg.resync = resync;
 		sh = st_shadow__new(&cfg);
-		t.k.src.family = t.k.dst.family = 4;
-		t.k.src.a[0] = htonl(0x0a000002);
-		t.k.dst.a[0] = htonl(0x0a000001);
-		t.k.sport = 40014;
-		t.k.dport = SERVER_PORT;
-		t.cseq = 777;
+		t.c.k.src.family = t.c.k.dst.family = 4;
+		t.c.k.src.a[0] = htonl(0x0a000002);
+		t.c.k.dst.a[0] = htonl(0x0a000001);
+		t.c.k.sport = 40014;
+		t.c.k.dport = SERVER_PORT;
+		t.c.cseq = 777;
 		t_sends(sh, &t, "ody of an earlier request\r\n");
 		t_sends(sh, &t, GET3);
 		if (resync) {
@@ -1239,7 +1182,7 @@ static void test_keepalive_limit(void **state)
 		t_send(sh, &t, req, (size_t)n); /* all at once: pipelined on one shadow connection */
 	}
 	all[alen] = 0;
-	end = mono_ms() + 5000;
+	end = th_mono_ms() + 5000;
 	do {
 		st_shadow__poll(sh, 5);
 		st_shadow__tick(sh, 0);
@@ -1247,7 +1190,7 @@ static void test_keepalive_limit(void **state)
 		for (plen = 0, k = 0; k < s->n; k++)
 			plen += s->c[k].plen;
 		pthread_mutex_unlock(&s->mu);
-	} while (plen < alen && mono_ms() < end);
+	} while (plen < alen && th_mono_ms() < end);
 	run_ms(sh, 50);
 	{
 		char got[8192];
@@ -1284,7 +1227,7 @@ static void test_one_target_down(void **state)
 	char err[128], to[64], want[4096] = "";
 	int i;
 
-	cfg_init(&cfg, closed_port());
+	cfg_init(&cfg, th_closed_port());
 	snprintf(to, sizeof(to), "127.0.0.1:%u", s->port);
 	assert_int_equal(st_shadow_parse_target(to, &cfg.targets[1], err, sizeof(err)), 0);
 	cfg.n_targets = 2;
@@ -1512,14 +1455,14 @@ static void test_no_server_traffic(void **state)
 
 	cfg_init(&cfg, s->port);
 	sh = st_shadow__new(&cfg);
-	t.k.src.family = t.k.dst.family = 4;
-	t.k.src.a[0] = htonl(0x0a000002);
-	t.k.dst.a[0] = htonl(0x0a000001);
-	t.k.sport = 41020;
-	t.k.dport = SERVER_PORT;
-	t.cseq = 1000;
+	t.c.k.src.family = t.c.k.dst.family = 4;
+	t.c.k.src.a[0] = htonl(0x0a000002);
+	t.c.k.dst.a[0] = htonl(0x0a000001);
+	t.c.k.sport = 41020;
+	t.c.k.dport = SERVER_PORT;
+	t.c.cseq = 1000;
 	t.manual = true;
-	seg(sh, &t, true, ST_TCP_SYN, t.cseq++, NULL, 0, false);
+	th_seg(sh, &t.c, true, ST_TCP_SYN, t.c.cseq++, NULL, 0, false);
 	for (i = 0; i < 70; i++)
 		t_sends(sh, &t, GET1);
 	got = wait_bytes(sh, s, 0, 70 * strlen(GET1), false);
@@ -1529,8 +1472,8 @@ static void test_no_server_traffic(void **state)
 	st_shadow__free(sh);
 	/* a short client-side-only file: released at the end of input */
 	sh = st_shadow__new(&cfg);
-	t.k.sport = 41021;
-	seg(sh, &t, true, ST_TCP_SYN, t.cseq++, NULL, 0, false);
+	t.c.k.sport = 41021;
+	th_seg(sh, &t.c, true, ST_TCP_SYN, t.c.cseq++, NULL, 0, false);
 	t_sends(sh, &t, GET2);
 	st_shadow__flush(sh);
 	st_shadow__drain(sh, 2000);
