@@ -172,7 +172,7 @@ demo: deps
 
 # Production cost (every configuration against no agent in the same run, veth and loopback),
 # each program path alone, the BPF cost of large segments, the loss probe, flows vs tcpflow,
-# replay. About 15 minutes; ST_BENCH_QUICK=1: about 5.
+# replay, tap compare, --tls. About 30 minutes; ST_BENCH_QUICK=1: about 12.
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)ST_BUILD=$(BUILD) tools/bench-prod.sh
@@ -181,6 +181,7 @@ bench: deps
 		BENCH_RUNS=$${BENCH_RUNS:-$(if $(filter 1,$(ST_BENCH_QUICK)),1,3)} tools/bench-flows.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh replay
 	$(Q)ST_BUILD=$(BUILD) tools/bench-compare.sh
+	$(Q)ST_BUILD=$(BUILD) tools/bench-tls.sh
 
 install: $(BUILD)/shadowtap
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
