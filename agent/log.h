@@ -11,8 +11,9 @@
  * terms ("interface eth9: no such interface"); only commands speak in terms of
  * command-line flags.
  *
- * The level is process-wide state (the only such state in the agent): it is
- * set once, from -v/-q, before any component starts.
+ * The level (and whether stderr is the journal) is process-wide state, the
+ * only such state in the agent: it is set once, from -v/-q, before any
+ * component starts.
  */
 #ifndef ST_LOG_H
 #define ST_LOG_H
