@@ -51,7 +51,10 @@
 #define ST_SHADOW_MAX_QUEUE_DEFAULT (256ull << 20)
 #define ST_SHADOW_BACKOFF_MIN_NS (100ull * 1000000)
 #define ST_SHADOW_BACKOFF_MAX_NS (5000ull * 1000000)
-#define ST_SHADOW_LINGER_NS (5000ull * 1000000)   /* a detached connection drains this long */
+/* A detached connection waits this long for the shadow's next byte: an overloaded shadow may
+ * leave a connection in its accept queue for seconds (5 s lost requests a busy nginx had not
+ * read yet); production never waits on it, the queue caps bound what it holds. */
+#define ST_SHADOW_LINGER_NS (30000ull * 1000000)
 #define ST_SHADOW_STALL_NS (10000ull * 1000000)   /* no write progress this long: give up */
 
 /* When a framed request goes to the shadows. */

@@ -676,6 +676,7 @@ static void sc_read(struct sconn *sc, bool hup)
 {
 	struct st_shadow *sh = sc->sh;
 	uint64_t budget = ST_SH_READ_BUDGET;
+	bool read_any = false;
 
 	while (budget) {
 		uint64_t skip = sc->raw || sc->resp_tunnel ? budget : st_http__body_left(&sc->resp);
@@ -697,6 +698,10 @@ static void sc_read(struct sconn *sc, bool hup)
 			n = recv(sc->fd, sh->rbuf, want, MSG_DONTWAIT);
 		}
 		if (n > 0) {
+			if (!read_any) { /* one clock read per turn: the linger timer's progress */
+				sc->read_ns = sh_now(sh);
+				read_any = true;
+			}
 			sh->st.resp_bytes += (uint64_t)n;
 			budget -= (uint64_t)n;
 			if (skip) {
@@ -803,9 +808,10 @@ void sh_conn_timers(struct st_shadow *sh, uint64_t now)
 			sc_close(sc, false);
 		} else if (sc->state == SC_UP && !sc->cc && !sc->shut && sc->req_n &&
 			   sc->q.sent == sc->q.end &&
-			   now - (sc->answer_ns > sc->progress_ns ? sc->answer_ns : sc->progress_ns) >
+			   now - (sc->read_ns > sc->progress_ns ? sc->read_ns : sc->progress_ns) >
 				   ST_SHADOW_LINGER_NS) {
-			/* detached, all written, answers stopped coming: give up on them */
+			/* detached, all written, the shadow stopped sending: give up on its answers
+			 * (a long answer still arriving is progress, not silence) */
 			sc_close(sc, false);
 		} else if (sc->state == SC_UP && sc->retain && sh->ts[sc->target].per_conn &&
 			   sc->written >= sh->ts[sc->target].per_conn && !sc->req_nsent &&
