@@ -228,6 +228,19 @@ static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts,
 	return ret;
 }
 
+/* Reload: new ports and peers (the kernel selects; nothing here filters). */
+static bool retarget(void *obj, const void *new_obj)
+{
+	struct capture *c = obj;
+	const struct capture *n = new_obj;
+
+	memcpy(c->target.ports, n->target.ports, sizeof(c->target.ports));
+	c->target.n_ports = n->target.n_ports;
+	memcpy(c->target.hosts, n->target.hosts, sizeof(c->target.hosts));
+	c->target.n_hosts = n->target.n_hosts;
+	return true;
+}
+
 static void destroy(void *obj)
 {
 	struct capture *c = obj;
@@ -268,6 +281,7 @@ const struct st_job_kind st_capture_kind = {
 	.hup = on_hup,
 	.finish = finish,
 	.stats = stats,
+	.retarget = retarget,
 	.destroy = destroy,
 };
 

@@ -7,6 +7,9 @@
 
 static enum st_log_level log_level = ST_LOG_WARN;
 static int libbpf_in_setup;
+/* The daemon's: whose line it is ("job web"), and journald's priority prefixes. */
+static _Thread_local const char *log_context; /* the loop thread's */
+static int log_journal;
 
 /*
  * libbpf's messages: its warnings are real (a map that failed, a verifier
@@ -55,7 +58,26 @@ void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
 		n = sizeof(buf) - 1;
 	while (n > 0 && buf[n - 1] == '\n')
 		n--;
-	fprintf(stderr, "shadowtap: %.*s\n", n, buf);
+	/* sd-daemon(3) priorities: <3> err, <4> warning, <6> info, <7> debug */
+	fprintf(stderr, "%sshadowtap: %s%s%.*s\n",
+		!log_journal ? "" : level == ST_LOG_ERROR ? "<3>" : level == ST_LOG_WARN ? "<4>" :
+		level == ST_LOG_INFO ? "<6>" : "<7>", log_context ? log_context : "",
+		log_context ? ": " : "", n, buf);
+}
+
+void st_log_set_context(const char *ctx)
+{
+	log_context = ctx;
+}
+
+const char *st_log_get_context(void)
+{
+	return log_context;
+}
+
+void st_log_set_journal(int on)
+{
+	log_journal = on;
 }
 
 void st_log(enum st_log_level level, const char *fmt, ...)

@@ -1179,6 +1179,23 @@ static void job_stats(void *obj, struct st_statline *l, const struct st_tap_summ
 	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
 }
 
+/* Reload: new ports, peers and --sample share (by connection, as before). */
+static bool job_retarget(void *obj, const void *new_obj)
+{
+	struct shadow_cmd *c = obj;
+	const struct shadow_cmd *n = new_obj;
+
+	if (c->cfg.sample_by_request != n->cfg.sample_by_request)
+		return false;
+	memcpy(c->target.ports, n->target.ports, sizeof(c->target.ports));
+	c->target.n_ports = n->target.n_ports;
+	memcpy(c->target.hosts, n->target.hosts, sizeof(c->target.hosts));
+	c->target.n_hosts = n->target.n_hosts;
+	c->cfg.sample_pct = n->cfg.sample_pct;
+	st_shadow__set_filter(c->sh, c->cfg.sample_pct, c->target.ports, c->target.n_ports);
+	return true;
+}
+
 static void job_destroy(void *obj)
 {
 	destroy_cmd(obj);
@@ -1204,6 +1221,7 @@ const struct st_job_kind st_shadow_kind = {
 	.tick = live_tick,
 	.finish = job_finish,
 	.stats = job_stats,
+	.retarget = job_retarget,
 	.destroy = job_destroy,
 };
 

@@ -197,8 +197,8 @@ static void unite(struct shared *sh, const struct st_tapsub *extra, struct st_ta
 			if (j == u->n_hosts)
 				u->hosts[u->n_hosts++] = t->hosts[i];
 		}
-		if (t->ring_mb > u->ring_mb)
-			u->ring_mb = t->ring_mb;
+		if ((t->ring_mb ? t->ring_mb : ST_RING_MB_DEFAULT) > u->ring_mb)
+			u->ring_mb = t->ring_mb ? t->ring_mb : ST_RING_MB_DEFAULT;
 		u->exit_on_detach |= t->exit_on_detach;
 		if (first) {
 			u->attach = t->attach;
@@ -392,19 +392,24 @@ void st_tapmux__leave(struct st_tapsub *s)
 	free(s);
 }
 
-int st_tapsub__update(struct st_tapsub *s)
+int st_tapsub__update(struct st_tapsub *s, const struct st_tap_opts *opts)
 {
 	struct shared *sh = s->sh;
-	struct st_tap_opts o;
+	struct st_tap_opts o, old = s->spec.opts;
 	int err;
 
 	if (!sh->tap)
 		return -ENODEV;
-	s->permyriad = permyriad_of(&s->spec.opts);
+	s->spec.opts = *opts;
 	unite(sh, NULL, &o);
-	if (!st_tapmux_covers(&sh->kopts, &o))
+	if (!st_tapmux_covers(&sh->kopts, &o) || sh->u.ring_mb > sh->kring_mb) {
+		s->spec.opts = old;
+		unite(sh, NULL, &o);
 		return -EOPNOTSUPP;
+	}
 	err = in_place(sh);
+	if (!err)
+		s->permyriad = permyriad_of(opts);
 	return err;
 }
 

@@ -49,10 +49,10 @@ struct st_tapsub *st_tapmux__join(struct st_tapmux *m, const struct st_tapsub_sp
 /* Drains the ring first (what was captured for it is delivered), then leaves; the last
  * job out detaches. Safe on NULL. */
 void st_tapmux__leave(struct st_tapsub *s);
-/* The job's filters changed (spec->t was edited, same target): the kernel's union is
- * updated in place. 0, or -EOPNOTSUPP when it needs a new load (the caller restarts the
- * job), or -errno. */
-int st_tapsub__update(struct st_tapsub *s);
+/* The job's filters changed (spec->t was edited, same target) and it needs opts now: the
+ * kernel's union is updated in place. 0, or -EOPNOTSUPP when it needs a wider load (nothing
+ * changed then: the caller restarts the job), or -errno. */
+int st_tapsub__update(struct st_tapsub *s, const struct st_tap_opts *opts);
 /* Drains every shared tap's ring (the tick: records come without wakeups). 0 or < 0
  * (--exit-on-detach: -ENODEV). */
 int st_tapmux__consume(struct st_tapmux *m);
