@@ -245,7 +245,10 @@ struct daemon;
 struct job {
 	struct st_list_head node;
 	struct daemon *d;
-	struct jobdef *def;
+	struct jobdef *def;      /* its section as the file has it now */
+	struct jobdef *idef;     /* the one its instance was made from (its option strings
+				  * point in it): def, or an older one after a reload that
+				  * changed only filters */
 	void *obj;               /* the running instance, NULL while retrying */
 	bool began;              /* its start hook succeeded: finish undoes it */
 	struct st_tapsub *sub;
@@ -356,6 +359,9 @@ static void job_stop(struct job *j, int err)
 	j->sub = NULL;
 	job_free(k, j->obj);
 	j->obj = NULL;
+	if (j->idef != j->def)
+		def_free(j->idef);
+	j->idef = NULL;
 	st_log_set_context(NULL);
 }
 
@@ -382,6 +388,7 @@ static int job_start(struct job *j)
 
 	j->failed = false;
 	memset(&j->ts, 0, sizeof(j->ts));
+	j->idef = j->def;
 	j->obj = job_new(j->def);
 	if (!j->obj) {
 		snprintf(j->why, sizeof(j->why), "its section is invalid");
@@ -419,8 +426,6 @@ static int job_start(struct job *j)
 fail:
 	st_log_set_context(NULL);
 	job_stop(j, -1);
-	job_free(k, j->obj);
-	j->obj = NULL;
 	job_retry_later(j, now);
 	return -1;
 }
@@ -759,7 +764,8 @@ static int reload(struct daemon *d, FILE *answer)
 		}
 		if (retarget(j, np.defs[i])) {
 			pr_info("reload: job %s: filters updated in place", os->name);
-			def_free(j->def);
+			if (j->def != j->idef)
+				def_free(j->def); /* the instance's strings are in idef */
 			j->def = np.defs[i];
 			np.defs[i] = NULL;
 			updated++;
