@@ -51,7 +51,10 @@ SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 
 AGENT_SRCS := $(wildcard agent/*.c)
 AGENT_OBJS := $(patsubst agent/%.c,$(BUILD)/agent/%.o,$(AGENT_SRCS))
-LIB_OBJS := $(filter-out $(BUILD)/agent/main.o,$(AGENT_OBJS))
+# The commands (and the daemon that runs them as jobs) stay out of the library: it is the
+# engines. A test that drives a command links its object explicitly (CMD_DEPS below).
+CMD_OBJS := $(filter $(AGENT_OBJS),$(patsubst %,$(BUILD)/agent/%.o,main capture flows shadow_cmd daemon ctl_cmd))
+LIB_OBJS := $(filter-out $(CMD_OBJS),$(AGENT_OBJS))
 LIB := $(BUILD)/libshadowtap.a
 
 UNIT_SRCS := $(wildcard tests/unit/test_*.c)
@@ -110,7 +113,7 @@ $(LIB): $(LIB_OBJS)
 	$(call msg,AR,$@)
 	$(Q)rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/shadowtap: $(BUILD)/agent/main.o $(LIB)
+$(BUILD)/shadowtap: $(CMD_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -122,9 +125,12 @@ $(BPFT_OBJS): $(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
+# Tests that call a command (or the daemon) link its object and the other commands' kinds.
+$(BUILD)/tests/test_flows: $(BUILD)/agent/flows.o
+$(BUILD)/tests/test_daemon: $(filter-out $(BUILD)/agent/main.o,$(CMD_OBJS))
 $(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
-	$(Q)$(CC) $(LDFLAGS) -o $@ $^ -lcmocka $(LDLIBS)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter-out $(LIB),$^) $(LIB) -lcmocka $(LDLIBS)
 
 $(TOOL_OBJS): $(BUILD)/tools/%.o: tools/%.c | $(SKELS)
 	$(call msg,CC,$@)

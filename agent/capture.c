@@ -9,6 +9,7 @@
 
 #include "commands.h"
 #include "flowset.h"
+#include "job.h"
 #include "log.h"
 #include "loop.h"
 #include "optparse.h"
@@ -26,10 +27,8 @@ struct capture {
 	double duration;
 	int verbose;
 	uint64_t queue_bytes;  /* --write-queue-mb */
-	struct st_tap *tap;
 	struct st_pcapw *w;
 	struct st_flowset *flows;
-	struct st_loop *loop;
 	unsigned ticks;
 	int out_err;
 };
@@ -71,25 +70,12 @@ static int on_segment(void *ctx, const struct st_segment *seg)
 	return 0;
 }
 
-static int drain(struct capture *c)
-{
-	int n = st_tap__consume(c->tap);
-
-	return n < 0 ? n : 0;
-}
-
-static int on_ring(void *ctx)
-{
-	return drain(ctx);
-}
-
-static int on_tick(void *ctx)
+/* The runner drained the ring first. */
+static int on_tick(void *ctx, uint64_t now)
 {
 	struct capture *c = ctx;
-	int err = drain(c);
+	int err;
 
-	if (err)
-		return err;
 	/* Hand a pipe's bytes over every tick (a live Wireshark), a file's twice a second: the
 	 * writer thread writes them; a full queue drops packets (counted), never blocks here. */
 	if (st_pcapw__streaming(c->w) || ++c->ticks % 25 == 0) {
@@ -102,17 +88,15 @@ static int on_tick(void *ctx)
 	return 0;
 }
 
-/* SIGHUP (logrotate: mv x.pcap x.1.pcap; kill -HUP): what the kernel captured so far goes to
- * the file being written, which is then finished properly, and a new pcap starts at -w's path.
- * Nothing to do when the path still names that file, or for stdout, a device, a FIFO. */
-static int on_hup(void *ctx, int sig)
+/* SIGHUP (logrotate: mv x.pcap x.1.pcap; kill -HUP): what the kernel captured so far (the
+ * runner drained it) goes to the file being written, which is then finished properly, and a
+ * new pcap starts at -w's path. Nothing to do when the path still names that file, or for
+ * stdout, a device, a FIFO. */
+static int on_hup(void *ctx)
 {
 	struct capture *c = ctx;
-	int err = drain(c);
+	int err = st_pcapw__reopen(c->w);
 
-	if (err)
-		return err;
-	err = st_pcapw__reopen(c->w);
 	if (err > 0)
 		pr_info("SIGHUP: -w %s reopened", c->out);
 	else if (!err)
@@ -123,19 +107,20 @@ static int on_hup(void *ctx, int sig)
 	return 0;
 }
 
-/* 0, -1 after --help, or ST_EXIT_USAGE after one line on stderr. */
-static int parse(struct capture *c, int argc, char **argv)
+static size_t optsets(void *obj, struct st_optset *sets)
 {
-	const struct st_optset sets[] = {
-		{ st_target_opts, st_target_opts_n, &c->target },
-		ST_OPTSET(capture_opts, c),
-	};
-	int first, rc;
+	struct capture *c = obj;
 
-	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "capture", usage_head, argc, argv,
-			   &first);
-	if (rc)
-		return rc;
+	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target };
+	sets[1] = (struct st_optset)ST_OPTSET(capture_opts, c);
+	return 2;
+}
+
+/* 0, or ST_EXIT_USAGE after one line on stderr. */
+static int check(void *obj, int argc, char **argv, int first)
+{
+	struct capture *c = obj;
+
 	if (first < argc) {
 		pr_err("capture: unexpected argument '%s'", argv[first]);
 		return ST_EXIT_USAGE;
@@ -152,7 +137,7 @@ static int parse(struct capture *c, int argc, char **argv)
 /* The summary line, once the writer is done: its counts are exact then. packets= bytes=
  * flows= lost= come first, as they always have (scripts read them there). */
 static void summary(struct capture *c, const struct st_tap_summary *ts,
-		    const struct st_pcapw_stats *ws)
+		    const struct st_pcapw_stats *ws, const char *what)
 {
 	struct st_statline l;
 
@@ -164,74 +149,143 @@ static void summary(struct capture *c, const struct st_tap_summary *ts,
 	st_statline_add(&l, "flows_capped", (uint64_t)!!st_flowset__full(c->flows), ST_STAT_GAUGE,
 			"1 when the connection count stopped at its cap");
 	st_statline_add_table(&l, st_pcapw_stat_desc + 2, st_pcapw_stat_n - 2, ws);
-	st_statline_print(&l, "summary");
+	st_statline_print(&l, what);
 }
 
-int cmd_capture(int argc, char **argv)
+static void stats(void *obj, struct st_statline *l, const struct st_tap_summary *ts)
 {
-	struct capture c = { 0 };
-	struct st_tap_summary ts = { 0 };
-	struct st_pcapw_stats ws = { 0 };
-	bool ran = false;
-	int ret, err;
+	struct capture *c = obj;
+	struct st_pcapw_stats ws;
 
-	ret = parse(&c, argc, argv);
-	if (ret)
-		return ret < 0 ? ST_EXIT_OK : ret;
+	st_pcapw__stats(c->w, &ws);
+	st_statline_add_table(l, st_pcapw_stat_desc, 2, &ws); /* packets, bytes */
+	st_statline_add(l, "flows", st_flowset__count(c->flows), ST_STAT_COUNTER,
+			"connections seen (a lower bound when flows_capped is 1)");
+	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
+	st_statline_add(l, "flows_capped", (uint64_t)!!st_flowset__full(c->flows), ST_STAT_GAUGE,
+			"1 when the connection count stopped at its cap");
+	st_statline_add_table(l, st_pcapw_stat_desc + 2, st_pcapw_stat_n - 2, &ws);
+}
 
-	st_log_set_level(c.verbose >= 2 ? ST_LOG_DEBUG : c.verbose ? ST_LOG_INFO : ST_LOG_WARN);
-	ret = ST_EXIT_RUNTIME;
-	/* Open the output first: an unwritable file must fail before we attach. And before the
-	 * loop blocks signals: opening a FIFO waits for its reader, and Ctrl-C must end that. */
-	c.w = st_pcapw__open(c.out, c.queue_bytes);
-	if (!c.w)
-		goto out;
-	c.flows = st_flowset__new(CAPTURE_MAX_FLOWS);
-	c.loop = st_loop__new();
-	if (!c.flows || !c.loop) {
+/* Open the output first: an unwritable file must fail before we attach. */
+static int start(void *obj)
+{
+	struct capture *c = obj;
+
+	c->w = st_pcapw__open(c->out, c->queue_bytes);
+	if (!c->w)
+		return -1;
+	c->flows = st_flowset__new(CAPTURE_MAX_FLOWS);
+	if (!c->flows) {
 		pr_err("capture: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
-	c.tap = st_tap__open(&c.target, c.verbose, on_segment, &c);
-	if (!c.tap)
-		goto out;
+	return 0;
+}
+
+static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
+{
+	struct capture *c = obj;
+
 	/* attached: the new file takes -w's path only now (a failed start left it as it was) */
-	if (st_pcapw__commit(c.w))
-		goto out;
-	pr_info("capturing %zu port(s) on %s %s", c.target.n_ports,
-		c.target.iface ? "interface" : "cgroup",
-		c.target.iface ? c.target.iface : c.target.cgroup);
-	err = st_loop__add(c.loop, st_tap__fd(c.tap), on_ring, &c);
-	if (!err)
-		err = st_tap__watch(c.tap, c.loop);
-	if (!err)
-		err = st_loop__on_signal(c.loop, SIGHUP, on_hup, &c);
-	if (!err)
-		err = st_loop__set_tick(c.loop, CAPTURE_TICK_MS, on_tick, &c);
-	if (!err)
-		err = st_loop__run(c.loop, c.duration);
-	if (c.out_err == EPIPE) {
+	if (st_pcapw__commit(c->w))
+		return -1;
+	pr_info("capturing %zu port(s) on %s %s", c->target.n_ports,
+		c->target.iface ? "interface" : "cgroup",
+		c->target.iface ? c->target.iface : c->target.cgroup);
+	return 0;
+}
+
+/* The tap is gone (detached first: the kernel side stops before the file closes). */
+static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts, const char *what)
+{
+	struct capture *c = obj;
+	struct st_pcapw_stats ws = { 0 };
+	int ret;
+
+	if (!ran) {
+		ret = ST_EXIT_RUNTIME;
+	} else if (c->out_err == EPIPE) {
 		/* The reader went away (wireshark closed, | head): a normal end. */
-		err = 0;
-	} else if (c.out_err) {
-		pr_err("-w %s: %s", c.out, strerror(c.out_err));
+		ret = ST_EXIT_OK;
+	} else if (c->out_err) {
+		pr_err("-w %s: %s", c->out, strerror(c->out_err));
+		ret = ST_EXIT_RUNTIME;
 	} else if (err) {
 		pr_err("capture: %s", strerror(-err));
+		ret = ST_EXIT_RUNTIME;
+	} else {
+		ret = ST_EXIT_OK;
 	}
-	ret = err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
-	st_tap__summary(c.tap, &ts);
-	ran = true;
-out:
-	/* Detach first: the kernel side stops before the file closes. */
-	st_tap__destroy(c.tap);
-	err = st_pcapw__close(c.w, &ws);
-	if (err && err != -EPIPE && !c.out_err && ret == ST_EXIT_OK) {
-		pr_err("-w %s: %s", c.out, strerror(-err));
+	err = st_pcapw__close(c->w, &ws);
+	c->w = NULL;
+	if (err && err != -EPIPE && !c->out_err && ret == ST_EXIT_OK) {
+		pr_err("-w %s: %s", c->out, strerror(-err));
 		ret = ST_EXIT_RUNTIME;
 	}
 	if (ran)
-		summary(&c, &ts, &ws);
-	st_flowset__free(c.flows);
-	st_loop__free(c.loop);
+		summary(c, ts, &ws, what);
 	return ret;
+}
+
+/* Reload: new ports and peers (the kernel selects; nothing here filters). */
+static bool retarget(void *obj, const void *new_obj)
+{
+	struct capture *c = obj;
+	const struct capture *n = new_obj;
+
+	memcpy(c->target.ports, n->target.ports, sizeof(c->target.ports));
+	c->target.n_ports = n->target.n_ports;
+	memcpy(c->target.hosts, n->target.hosts, sizeof(c->target.hosts));
+	c->target.n_hosts = n->target.n_hosts;
+	return true;
+}
+
+static void destroy(void *obj)
+{
+	struct capture *c = obj;
+
+	st_pcapw__close(c->w, NULL);
+	st_flowset__free(c->flows);
+}
+
+static struct st_target *target(void *obj)
+{
+	return &((struct capture *)obj)->target;
+}
+
+static int verbose(void *obj)
+{
+	return ((struct capture *)obj)->verbose;
+}
+
+static double duration(void *obj)
+{
+	return ((struct capture *)obj)->duration;
+}
+
+const struct st_job_kind st_capture_kind = {
+	.name = "capture",
+	.usage_head = usage_head,
+	.size = sizeof(struct capture),
+	.tick_ms = CAPTURE_TICK_MS,
+	.optsets = optsets,
+	.check = check,
+	.target = target,
+	.verbose = verbose,
+	.duration = duration,
+	.start = start,
+	.attached = attached,
+	.segment = on_segment,
+	.tick = on_tick,
+	.hup = on_hup,
+	.finish = finish,
+	.stats = stats,
+	.retarget = retarget,
+	.destroy = destroy,
+};
+
+int cmd_capture(int argc, char **argv)
+{
+	return st_job_command(&st_capture_kind, argc, argv);
 }

@@ -14,7 +14,7 @@
 /* libinih reads line by line through this reader: it counts the lines and notes the section
  * headers (inih does not report a section without keys, nor line numbers, in Debian's build). */
 struct rd {
-	struct st_config *c;
+	struct st_config_file *c;
 	FILE *f;
 	unsigned line;
 	int err;          /* set by the reader or the handler: stop, already reported */
@@ -59,7 +59,7 @@ static bool word_ok(const char *s)
 
 static int section_add(struct rd *r, char *hdr)
 {
-	struct st_config *c = r->c;
+	struct st_config_file *c = r->c;
 	struct st_config_section *s;
 	char *cmd = trim(hdr), *name = NULL, *sp;
 
@@ -184,7 +184,7 @@ static int handler(void *user, const char *section, const char *name, const char
 	return 1;
 }
 
-int st_config_load(struct st_config *c, const char *path)
+int st_config_load(struct st_config_file *c, const char *path)
 {
 	struct rd r = { .c = c };
 	int rc;
@@ -214,7 +214,7 @@ int st_config_load(struct st_config *c, const char *path)
 	return 0;
 }
 
-void st_config_free(struct st_config *c)
+void st_config_free(struct st_config_file *c)
 {
 	for (size_t i = 0; i < c->n; i++) {
 		for (size_t k = 0; k < c->s[i].n; k++) {
@@ -230,7 +230,7 @@ void st_config_free(struct st_config *c)
 	memset(c, 0, sizeof(*c));
 }
 
-const struct st_config_section *st_config_daemon(const struct st_config *c)
+const struct st_config_section *st_config_daemon(const struct st_config_file *c)
 {
 	for (size_t i = 0; i < c->n; i++)
 		if (!c->s[i].name)
@@ -256,7 +256,7 @@ static bool truth(const char *v, bool *out)
 	return false;
 }
 
-int st_config_apply(const struct st_config *c, const struct st_config_section *s,
+int st_config_apply(const struct st_config_file *c, const struct st_config_section *s,
 		    const struct st_optset *sets, size_t nsets)
 {
 	char where[512], sect[160];

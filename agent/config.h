@@ -40,7 +40,7 @@ struct st_config_section {
 	size_t n, cap;
 };
 
-struct st_config {
+struct st_config_file {
 	char *path;
 	struct st_config_section *s;
 	size_t n, cap;
@@ -51,18 +51,18 @@ struct st_config {
  * malformed line, a section that is not [daemon] or [COMMAND NAME], a duplicate job name, a
  * second [daemon], a key outside any section).
  */
-int st_config_load(struct st_config *c, const char *path);
-void st_config_free(struct st_config *c);
+int st_config_load(struct st_config_file *c, const char *path);
+void st_config_free(struct st_config_file *c);
 
 /* The [daemon] section, or NULL. */
-const struct st_config_section *st_config_daemon(const struct st_config *c);
+const struct st_config_section *st_config_daemon(const struct st_config_file *c);
 
 /*
  * Sets a section's entries through optparse rows: every key must name a row (else
  * "PATH:LINE: [SECTION]: unknown key 'k'"), a key given twice must be repeatable, a flag's
  * value must be true/yes/on/1 (false/no/off/0 leave it unset). 0, or -1 after one line.
  */
-int st_config_apply(const struct st_config *c, const struct st_config_section *s,
+int st_config_apply(const struct st_config_file *c, const struct st_config_section *s,
 		    const struct st_optset *sets, size_t nsets);
 
 /* Two sections set the same keys to the same values in the same order (reload: unchanged). */

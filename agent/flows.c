@@ -19,6 +19,7 @@
 #include "commands.h"
 #include "connmap.h"
 #include "flowsink.h"
+#include "job.h"
 #include "log.h"
 #include "loop.h"
 #include "optparse.h"
@@ -43,7 +44,6 @@ struct flows {
 	struct st_reasm *r;
 	struct st_flowsink *sink;
 	struct st_pcapin *pin;
-	struct st_tap *tap;
 	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
 	uint64_t filtered;             /* file input: left out by --port/--host */
 };
@@ -98,20 +98,21 @@ static const struct st_opt flows_opts[] = {
 	ST_OPT_COUNT("verbose", 'v', struct flows, verbose, "more messages (-vv: libbpf's too)"),
 };
 
-/* 0, -1 after --help, or ST_EXIT_USAGE after one line on stderr. */
-static int parse(struct flows *fl, int argc, char **argv)
+static size_t optsets(void *obj, struct st_optset *sets)
 {
-	const struct st_optset sets[] = {
-		ST_OPTSET(flows_opts, fl),
-		{ st_target_opts, st_target_opts_n, &fl->t },
-		{ st_reasm_opts, st_reasm_opts_n, &fl->t },
-	};
-	int first, rc;
+	struct flows *fl = obj;
 
-	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "flows", usage_head, argc, argv,
-			   &first);
-	if (rc)
-		return rc;
+	sets[0] = (struct st_optset)ST_OPTSET(flows_opts, fl);
+	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &fl->t };
+	sets[2] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &fl->t };
+	return 3;
+}
+
+/* 0, or ST_EXIT_USAGE after one line on stderr. */
+static int check(void *obj, int argc, char **argv, int first)
+{
+	struct flows *fl = obj;
+
 	if (first < argc)
 		fl->file = argv[first++];
 	if (first < argc) {
@@ -246,18 +247,16 @@ static int live_seg(void *ctx, const struct st_segment *s)
 	return st_flowsink__error(fl->sink) ? -1 : 0;
 }
 
-static int live_ready(void *ctx)
+static int live_batch(void *ctx)
 {
 	struct flows *fl = ctx;
-	int n = st_tap__consume(fl->tap);
 
-	return n < 0 ? n : st_flowsink__error(fl->sink);
+	return st_flowsink__error(fl->sink);
 }
 
-static int live_tick(void *ctx)
+static int live_tick(void *ctx, uint64_t mono)
 {
 	struct flows *fl = ctx;
-
 	uint64_t now = st_realtime_ns();
 
 	st_reasm__tick(fl->r, now);
@@ -265,37 +264,16 @@ static int live_tick(void *ctx)
 	return st_flowsink__error(fl->sink);
 }
 
-static int run_live(struct flows *fl)
+static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 {
-	struct st_loop *l = st_loop__new();
-	int rc = -1;
+	struct flows *fl = obj;
 
-	if (!l) {
-		pr_err("flows: event loop: %s", strerror(errno));
-		return -1;
-	}
-	fl->tap = st_tap__open(&fl->t, fl->verbose, live_seg, fl);
-	if (!fl->tap)
-		goto out;
-	if (st_loop__add(l, st_tap__fd(fl->tap), live_ready, fl) || st_tap__watch(fl->tap, l) ||
-	    st_loop__set_tick(l, LIVE_TICK_MS, live_tick, fl)) {
-		pr_err("flows: event loop: %s", strerror(errno));
-		goto out;
-	}
 	pr_info("flows: capturing on %s %s", fl->t.iface ? "interface" : "cgroup",
 		fl->t.iface ? fl->t.iface : fl->t.cgroup);
-	rc = st_loop__run(l, fl->duration);
-	if (st_tap__consume(fl->tap) < 0 && !rc)
-		rc = -1;
-	st_tap__summary(fl->tap, &fl->tap_sum);
-out:
-	st_tap__destroy(fl->tap);
-	fl->tap = NULL;
-	st_loop__free(l);
-	return rc < 0 ? -1 : 0;
+	return 0;
 }
 
-static void summary(struct flows *fl)
+static void summary(struct flows *fl, const char *what)
 {
 	struct st_pcapin_stats ps = { 0 };
 	struct st_flowsink_stats ks;
@@ -321,45 +299,27 @@ static void summary(struct flows *fl)
 	st_statline_add_table(&l, st_flowsink_stat_desc, st_flowsink_stat_n, &ks);
 	if (!fl->pin)
 		st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &fl->tap_sum);
-	st_statline_print(&l, "summary");
+	st_statline_print(&l, what);
 }
 
-int cmd_flows(int argc, char **argv)
+static void init(void *obj)
 {
-	struct flows *fl = calloc(1, sizeof(*fl));
-	struct st_reasm_config cfg = { 0 };
-	struct st_flowsink_config kcfg = { 0 };
-	char perr[512];
-	int rc, err;
+	struct flows *fl = obj;
 
-	if (!fl) {
-		pr_err("flows: out of memory");
-		return ST_EXIT_RUNTIME;
-	}
 	fl->dirfd = -1;
 	fl->t.ring_mb = ST_RING_MB_DEFAULT;
-	rc = parse(fl, argc, argv);
-	if (rc) {
-		rc = rc < 0 ? ST_EXIT_OK : rc;
-		goto out;
-	}
-	rc = ST_EXIT_RUNTIME;
-	if (fl->file) {
-		/* the input first: a wrong file must not leave an output folder behind */
-		fl->pin = st_pcapin__open(fl->file, perr, sizeof(perr));
-		if (!fl->pin && errno == EPROTONOSUPPORT) {
-			pr_err("flows: %s: %s", fl->file, perr);
-			goto out;
-		}
-		if (!fl->pin) {
-			pr_err("flows: %s: not a readable pcap or pcapng file (%s)", fl->file, perr);
-			goto out;
-		}
-	}
-	st_log_set_level(fl->verbose >= 2 ? ST_LOG_DEBUG : fl->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+}
+
+/* The output folder and the engine. 0, or -1 after one line. */
+static int start(void *obj)
+{
+	struct flows *fl = obj;
+	struct st_reasm_config cfg = { 0 };
+	struct st_flowsink_config kcfg = { 0 };
+
 	fl->dirfd = open_outdir(fl->out, fl->force);
 	if (fl->dirfd < 0)
-		goto out;
+		return -1;
 	kcfg.dirfd = fl->dirfd;
 	kcfg.dirname = fl->out;
 	kcfg.replace = fl->force;
@@ -374,21 +334,118 @@ int cmd_flows(int argc, char **argv)
 	fl->r = fl->sink ? st_reasm__new(&cfg, &st_flowsink_ops, fl->sink) : NULL;
 	if (!fl->r) {
 		pr_err("flows: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
-	err = fl->file ? run_file(fl) : run_live(fl);
+	return 0;
+}
+
+/* The input is over (file) or the tap is gone (live): the last bytes, the summary. */
+static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts, const char *what)
+{
+	struct flows *fl = obj;
+
+	if (ts)
+		fl->tap_sum = *ts;
 	st_reasm__flush(fl->r);
 	if (st_flowsink__flush(fl->sink))
 		err = -1;
-	summary(fl);
-	if (!err)
-		rc = ST_EXIT_OK;
-out:
+	summary(fl, what);
+	return err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
+}
+
+static int offline(void *obj)
+{
+	struct flows *fl = obj;
+	char perr[512];
+
+	/* the input first: a wrong file must not leave an output folder behind */
+	fl->pin = st_pcapin__open(fl->file, perr, sizeof(perr));
+	if (!fl->pin && errno == EPROTONOSUPPORT) {
+		pr_err("flows: %s: %s", fl->file, perr);
+		return ST_EXIT_RUNTIME;
+	}
+	if (!fl->pin) {
+		pr_err("flows: %s: not a readable pcap or pcapng file (%s)", fl->file, perr);
+		return ST_EXIT_RUNTIME;
+	}
+	if (start(fl))
+		return ST_EXIT_RUNTIME;
+	return finish(fl, run_file(fl), false, NULL, "summary");
+}
+
+static void stats(void *obj, struct st_statline *l, const struct st_tap_summary *ts)
+{
+	struct flows *fl = obj;
+	struct st_flowsink_stats ks;
+	struct st_reasm_stats st;
+	struct flows_summary fs;
+
+	st_reasm__stats(fl->r, &st);
+	st_flowsink__stats(fl->sink, &ks);
+	fs = (struct flows_summary){
+		.connections = st.conns, .files = ks.files, .bytes = st.bytes,
+		.gaps = st.gaps, .gap_bytes = st.gap_bytes, .overlaps = st.overlaps,
+		.overlap_bytes = st.overlap_bytes, .retrans_bytes = st.retrans_bytes,
+		.drops = st.drop_segs, .drop_bytes = st.drop_bytes, .joined = st.conns_joined,
+		.timeouts = st.conns_timeout, .evicted = st.conns_evicted,
+		.mem_peak = st.mem_peak, .packets = st.segments, .filtered = fl->filtered,
+	};
+	st_statline_add_table(l, flows_stat_desc, flows_stat_n, &fs);
+	st_statline_add_table(l, st_flowsink_stat_desc, st_flowsink_stat_n, &ks);
+	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
+}
+
+static void destroy(void *obj)
+{
+	struct flows *fl = obj;
+
 	st_pcapin__close(fl->pin);
 	st_reasm__free(fl->r);
 	st_flowsink__free(fl->sink);
 	if (fl->dirfd >= 0)
 		close(fl->dirfd);
-	free(fl);
-	return rc;
+}
+
+static struct st_target *target(void *obj)
+{
+	struct flows *fl = obj;
+
+	return fl->file ? NULL : &fl->t;
+}
+
+static int verbose(void *obj)
+{
+	return ((struct flows *)obj)->verbose;
+}
+
+static double duration(void *obj)
+{
+	return ((struct flows *)obj)->duration;
+}
+
+const struct st_job_kind st_flows_kind = {
+	.name = "flows",
+	.usage_head = usage_head,
+	.size = sizeof(struct flows),
+	.tick_ms = LIVE_TICK_MS,
+	.init = init,
+	.optsets = optsets,
+	.check = check,
+	.target = target,
+	.verbose = verbose,
+	.duration = duration,
+	.start = start,
+	.attached = attached,
+	.segment = live_seg,
+	.batch = live_batch,
+	.tick = live_tick,
+	.finish = finish,
+	.stats = stats,
+	.offline = offline,
+	.destroy = destroy,
+};
+
+int cmd_flows(int argc, char **argv)
+{
+	return st_job_command(&st_flows_kind, argc, argv);
 }

@@ -34,6 +34,8 @@ static const char *prefix(enum st_log_level level)
 {
 	return journal ? journal_prefix[level] : "";
 }
+/* The daemon's: whose line it is ("job web"). */
+static _Thread_local const char *log_context; /* the loop thread's */
 
 /*
  * libbpf's messages: its warnings are real (a map that failed, a verifier
@@ -83,7 +85,18 @@ void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
 		n = sizeof(buf) - 1;
 	while (n > 0 && buf[n - 1] == '\n')
 		n--;
-	fprintf(stderr, "%sshadowtap: %.*s\n", prefix(level), n, buf);
+	fprintf(stderr, "%sshadowtap: %s%s%.*s\n", prefix(level), log_context ? log_context : "",
+		log_context ? ": " : "", n, buf);
+}
+
+void st_log_set_context(const char *ctx)
+{
+	log_context = ctx;
+}
+
+const char *st_log_get_context(void)
+{
+	return log_context;
 }
 
 void st_log(enum st_log_level level, const char *fmt, ...)

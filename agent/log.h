@@ -43,6 +43,11 @@ void st_log(enum st_log_level level, const char *fmt, ...) __attribute__((format
 void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/* The daemon: lines name whose they are ("job web": "shadowtap: job web: ..."), NULL for
+ * none; the string must live until the next call. */
+void st_log_set_context(const char *ctx);
+const char *st_log_get_context(void);
+
 #define pr_err(...) st_log(ST_LOG_ERROR, __VA_ARGS__)
 #define pr_warn(...) st_log(ST_LOG_WARN, __VA_ARGS__)
 #define pr_info(...) st_log(ST_LOG_INFO, __VA_ARGS__)

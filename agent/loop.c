@@ -14,7 +14,9 @@
 
 #include "log.h"
 
-#define ST_LOOP_MAX_FDS 16
+/* The daemon: per shared tap its ring and link watch, per shadow job its sockets, the HTTP
+ * server and the control socket. */
+#define ST_LOOP_MAX_FDS 64
 
 struct st_loop_ent {
 	int fd;
@@ -192,13 +194,32 @@ int st_loop__add(struct st_loop *l, int fd, st_loop_fn fn, void *ctx)
 {
 	struct epoll_event ev = { .events = EPOLLIN };
 
-	if (l->n >= ST_LOOP_MAX_FDS)
+	size_t slot = 0;
+
+	/* a slot st_loop__del() freed first */
+	while (slot < l->n && l->ents[slot].fn)
+		slot++;
+	if (slot >= ST_LOOP_MAX_FDS)
 		return -ENOSPC;
-	ev.data.u64 = l->n;
+	ev.data.u64 = slot;
 	if (epoll_ctl(l->epfd, EPOLL_CTL_ADD, fd, &ev))
 		return -errno;
-	l->ents[l->n++] = (struct st_loop_ent){ .fd = fd, .fn = fn, .ctx = ctx };
+	l->ents[slot] = (struct st_loop_ent){ .fd = fd, .fn = fn, .ctx = ctx };
+	if (slot == l->n)
+		l->n++;
 	return 0;
+}
+
+int st_loop__del(struct st_loop *l, int fd)
+{
+	for (size_t i = 0; i < l->n; i++) {
+		if (l->ents[i].fn && l->ents[i].fd == fd) {
+			epoll_ctl(l->epfd, EPOLL_CTL_DEL, fd, NULL);
+			l->ents[i] = (struct st_loop_ent){ .fd = -1 };
+			return 0;
+		}
+	}
+	return -ENOENT;
 }
 
 int st_loop__set_tick(struct st_loop *l, unsigned tick_ms, st_loop_fn tick, void *ctx)
@@ -265,7 +286,7 @@ int st_loop__run(struct st_loop *l, double duration_s)
 					continue;
 				if (l->tick && (ret = l->tick(l->tick_ctx)) < 0)
 					l->stop = true;
-			} else if (tag < l->n) {
+			} else if (tag < l->n && l->ents[tag].fn) {
 				struct st_loop_ent *e = &l->ents[tag];
 
 				if ((ret = e->fn(e->ctx)) < 0)

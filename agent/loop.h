@@ -44,6 +44,8 @@ struct st_loop *st_loop__new(void);
 /* sig (one of the signals above) now calls fn instead of its default action. */
 int st_loop__on_signal(struct st_loop *l, int sig, st_loop_sig_fn fn, void *ctx);
 int st_loop__add(struct st_loop *l, int fd, st_loop_fn fn, void *ctx);
+/* Takes fd out of the loop (a job or a shared tap that ends while the loop runs). 0 or -ENOENT. */
+int st_loop__del(struct st_loop *l, int fd);
 /* Calls tick every tick_ms (also right before returning). */
 int st_loop__set_tick(struct st_loop *l, unsigned tick_ms, st_loop_fn tick, void *ctx);
 /*

@@ -101,13 +101,22 @@ int st_opt_set(const struct st_opt *o, void *obj, const char *val, const char *w
 		pr_err("%s: '%s' is not %s", where, val ? val : "", list);
 		return -1;
 	}
-	case ST_OPTK_FUNC:
-		if (o->fn(obj, val, err, sizeof(err))) {
+	case ST_OPTK_FUNC: {
+		/* a config file's key: what fn prints itself names the file and line too */
+		const char *ctx = st_log_get_context();
+		int r;
+
+		if (!strstr(where, ": --")) /* the command line's is "CMD: --name" */
+			st_log_set_context(where);
+		r = o->fn(obj, val, err, sizeof(err));
+		st_log_set_context(ctx);
+		if (r) {
 			if (err[0]) /* else fn said it already, in one line */
 				pr_err("%s: %s", where, err);
 			return -1;
 		}
 		return 0;
+	}
 	default:
 		pr_err("%s: internal: unknown option kind", where);
 		return -1;

@@ -352,10 +352,11 @@ static void write_chunk(struct st_pcapw *w, struct chunk *c)
 			r += REC_HDR + caplen;
 		}
 	}
-	w->written += recs;
-	w->written_bytes += bytes;
-	w->lost += c->records - recs;
-	w->lost_bytes += c->payload - bytes;
+	/* relaxed atomics: st_pcapw__stats() reads them from the loop while this thread runs */
+	__atomic_fetch_add(&w->written, recs, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&w->written_bytes, bytes, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&w->lost, c->records - recs, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&w->lost_bytes, c->payload - bytes, __ATOMIC_RELAXED);
 }
 
 /* Under mu: the chunk's buffer goes back to the spares (beyond a few, to the system). */
@@ -631,6 +632,18 @@ int st_pcapw__flush(struct st_pcapw *w)
 int st_pcapw__streaming(const struct st_pcapw *w)
 {
 	return w->streaming;
+}
+
+void st_pcapw__stats(const struct st_pcapw *w, struct st_pcapw_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!w)
+		return;
+	out->packets = __atomic_load_n(&w->written, __ATOMIC_RELAXED);
+	out->bytes = __atomic_load_n(&w->written_bytes, __ATOMIC_RELAXED);
+	out->dropped_writes = w->dropped + __atomic_load_n(&w->lost, __ATOMIC_RELAXED);
+	out->dropped_write_bytes = w->dropped_bytes + __atomic_load_n(&w->lost_bytes, __ATOMIC_RELAXED);
+	out->write_queue_peak = w->peak;
 }
 
 int st_pcapw__close(struct st_pcapw *w, struct st_pcapw_stats *out)

@@ -83,6 +83,8 @@ int st_pcapw__write(struct st_pcapw *w, const struct st_segment *seg);
 int st_pcapw__flush(struct st_pcapw *w);
 /* True for outputs written in place (stdout, a FIFO, a device): flush them often. */
 int st_pcapw__streaming(const struct st_pcapw *w);
+/* The counters so far, while it runs (what the writer wrote up to now); zeros for NULL. */
+void st_pcapw__stats(const struct st_pcapw *w, struct st_pcapw_stats *out);
 /*
  * Writes what is queued (see above for pipes), stops the thread, closes the output; a file
  * never committed is removed (nothing of a failed run stays). The final counters go to out

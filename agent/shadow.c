@@ -1514,6 +1514,14 @@ static bool sampled_out(const struct st_shadow *sh, const struct st_segment *seg
 	return (double)(conn_hash(&k) % 10000) >= sh->cfg.sample_pct * 100;
 }
 
+void st_shadow__set_filter(struct st_shadow *sh, double sample_pct, const uint16_t *ports,
+			   size_t n_ports)
+{
+	sh->cfg.sample_pct = sample_pct <= 0 || sample_pct > 100 ? 100 : sample_pct;
+	sh->cfg.ports = ports;
+	sh->cfg.n_ports = n_ports;
+}
+
 /* A server->client segment: the capture holds production's answers. */
 static bool from_server(const struct st_shadow *sh, const struct st_segment *seg)
 {

@@ -213,6 +213,10 @@ void st_shadow__feed(struct st_shadow *sh, const struct st_segment *seg);
 void st_shadow__kick(struct st_shadow *sh);
 /* True when seg belongs to one of the agent's own shadow connections. */
 bool st_shadow__own(const struct st_shadow *sh, const struct st_segment *seg);
+/* A reload's new --sample and ports (ports: kept, as cfg.ports is): connections that started
+ * before keep the decision they got; new ones follow the new share. */
+void st_shadow__set_filter(struct st_shadow *sh, double sample_pct, const uint16_t *ports,
+			   size_t n_ports);
 /* End of input: every captured connection closes (complete requests still go out). */
 void st_shadow__flush(struct st_shadow *sh);
 

@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "compare.h"
+#include "job.h"
 #include "log.h"
 #include "loop.h"
 #include "optparse.h"
@@ -90,7 +91,7 @@ struct shadow_cmd {
 	/* run state */
 	struct st_shadow *sh;
 	struct st_loop *loop;
-	struct st_tap *tap;
+	struct st_tapsub *sub;       /* live: its share of the tap while attached */
 	struct st_pcapin *pin;
 	struct st_segment seg;       /* replay: the next segment, when have_seg */
 	bool have_seg, eof, flushed;
@@ -101,6 +102,7 @@ struct shadow_cmd {
 	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
 	struct compare_opts cmp;
 	struct st_compare *compare;
+	const char *what;            /* the summary line's name ("summary job=NAME") */
 };
 
 static int bad(struct shadow_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -614,6 +616,8 @@ static int compare_check(struct shadow_cmd *c)
 	return 0;
 }
 
+static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos);
+
 static int parse(struct shadow_cmd *c, int argc, char **argv)
 {
 	struct st_optset live[] = {
@@ -630,13 +634,21 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 		{ compare_opts, sizeof(compare_opts) / sizeof(compare_opts[0]), c },
 		{ st_reasm_opts, st_reasm_opts_n, &c->target },
 	};
-	struct st_shadow_config *cfg = &c->cfg;
 	int r, pos;
 
 	r = c->replay ? st_opts_parse(replay, 5, c->cmd, replay_head, argc, argv, &pos) :
 			st_opts_parse(live, 5, c->cmd, shadow_head, argc, argv, &pos);
 	if (r)
 		return r;
+	return check_args(c, argc, argv, pos);
+}
+
+/* After the options: positional arguments, then the checks across options. 0, or
+ * ST_EXIT_USAGE after one line. */
+static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
+{
+	struct st_shadow_config *cfg = &c->cfg;
+
 	if (c->replay) {
 		if (pos >= argc)
 			return bad(c, "a pcap FILE is required (see shadowtap %s --help)", c->cmd);
@@ -688,8 +700,8 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 /* The tap's counters; kept when the tap is gone (the summary comes after the detach). */
 static void tap_summary(struct shadow_cmd *c)
 {
-	if (c->tap)
-		st_tap__summary(c->tap, &c->tap_sum);
+	if (c->sub)
+		st_tapsub__summary(c->sub, &c->tap_sum);
 }
 
 /* The counters in Prometheus text format, replacing the file atomically. */
@@ -755,7 +767,7 @@ static int on_shadow_io(void *ctx)
 	return st_shadow__io(c->sh);
 }
 
-/* ---- live -------------------------------------------------------------------------------- */
+/* ---- live (the shadow job) ------------------------------------------------------------ */
 
 static int live_seg(void *ctx, const struct st_segment *s)
 {
@@ -770,43 +782,38 @@ static int live_seg(void *ctx, const struct st_segment *s)
 	return 0;
 }
 
-static int live_ring(void *ctx)
+/* After each ring drain: what was fed goes out now. */
+static int live_batch(void *ctx)
 {
 	struct shadow_cmd *c = ctx;
-	int n = st_tap__consume(c->tap);
 
 	st_shadow__kick(c->sh);
-	return n < 0 ? n : 0;
+	return 0;
 }
 
-static int live_tick(void *ctx)
+static int live_tick(void *ctx, uint64_t now)
 {
-	struct shadow_cmd *c = ctx;
-	int n = st_tap__consume(c->tap);
-
-	st_shadow__kick(c->sh);
-	timers(c, st_mono_ns());
-	return n < 0 ? n : 0;
+	timers(ctx, now);
+	return 0;
 }
 
-static int run_live(struct shadow_cmd *c)
+/* --sample by connection: the kernel leaves the others out, by the same hash */
+static void live_tap_opts(void *obj, struct st_tap_opts *o)
 {
-	struct st_tap_opts topts = { 0 };
+	struct shadow_cmd *c = obj;
+
+	if (!c->cfg.sample_by_request)
+		o->sample_permyriad = st_tap_permyriad(c->cfg.sample_pct);
+}
+
+static int live_attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
+{
+	struct shadow_cmd *c = obj;
 	int err;
 
-	/* --sample by connection: the kernel leaves the others out, by the same hash */
-	if (!c->cfg.sample_by_request)
-		topts.sample_permyriad = st_tap_permyriad(c->cfg.sample_pct);
-	c->tap = st_tap__open_opts(&c->target, c->verbose, &topts, live_seg, c);
-	if (!c->tap)
-		return -2; /* st_tap__open said why */
-	err = st_loop__add(c->loop, st_tap__fd(c->tap), live_ring, c);
-	if (!err)
-		err = st_tap__watch(c->tap, c->loop);
-	if (!err)
-		err = st_loop__add(c->loop, st_shadow__fd(c->sh), on_shadow_io, c);
-	if (!err)
-		err = st_loop__set_tick(c->loop, LIVE_TICK_MS, live_tick, c);
+	c->sub = sub;
+	c->loop = l;
+	err = st_loop__add(l, st_shadow__fd(c->sh), on_shadow_io, c);
 	if (err) {
 		pr_err("%s: event loop: %s", c->cmd, strerror(-err));
 		return -1;
@@ -814,15 +821,16 @@ static int run_live(struct shadow_cmd *c)
 	pr_info("shadowing %zu port(s) on %s %s to %u target(s)",
 			c->target.n_ports, c->target.iface ? "interface" : "cgroup",
 			c->target.iface ? c->target.iface : c->target.cgroup, c->cfg.n_targets);
-	err = st_loop__run(c->loop, c->duration);
-	if (err)
-		pr_err("%s: %s", c->cmd, strerror(-err));
-	/* what is in flight in the ring still counts; then detach before draining */
-	st_tap__consume(c->tap);
-	tap_summary(c);
-	st_tap__destroy(c->tap);
-	c->tap = NULL;
-	return err ? -1 : 0;
+	return 0;
+}
+
+static void live_detach_loop(void *obj, struct st_loop *l)
+{
+	struct shadow_cmd *c = obj;
+
+	tap_summary(c); /* the counters stay after the detach */
+	c->sub = NULL;
+	st_loop__del(l, st_shadow__fd(c->sh));
 }
 
 /* ---- replay ---------------------------------------------------------------------------- */
@@ -994,6 +1002,11 @@ static int compare_start(struct shadow_cmd *c)
 	return 0;
 }
 
+static int start_engine(struct shadow_cmd *c);
+static int end_run(struct shadow_cmd *c, int r);
+static void destroy_cmd(struct shadow_cmd *c);
+static void init_cmd(struct shadow_cmd *c, bool replay);
+
 static int run(int argc, char **argv, bool replay)
 {
 	struct shadow_cmd *c = calloc(1, sizeof(*c));
@@ -1003,18 +1016,37 @@ static int run(int argc, char **argv, bool replay)
 		pr_err("out of memory");
 		return ST_EXIT_RUNTIME;
 	}
-	c->cmd = replay ? "replay" : "shadow";
-	c->replay = replay;
-	c->target.ring_mb = ST_RING_MB_DEFAULT;
-	c->cfg.mark_name = "X-Shadowtap";
-	c->cfg.mark_value = "1";
-	c->drain_s = -1;
+	init_cmd(c, replay);
 	ret = parse(c, argc, argv);
 	if (ret) {
 		ret = ret < 0 ? ST_EXIT_OK : ret;
 		goto out;
 	}
 	st_log_set_level(c->verbose >= 2 ? ST_LOG_DEBUG : c->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	ret = ST_EXIT_RUNTIME;
+	if (start_engine(c))
+		goto out;
+	c->loop = st_loop__new();
+	if (!c->loop) {
+		pr_err("%s: %s", c->cmd, strerror(errno));
+		goto out;
+	}
+	c->last_timers = c->last_stats = st_mono_ns();
+	r = run_replay(c);
+	if (r == -2)
+		goto out; /* nothing started: no summary */
+	ret = end_run(c, r);
+out:
+	destroy_cmd(c);
+	free(c);
+	return ret;
+}
+
+/* The engine (and tap compare) from the options. 0, or -1 after one line. */
+static int start_engine(struct shadow_cmd *c)
+{
+	bool replay = c->replay;
+
 	if (c->drain_s < 0)
 		c->drain_s = replay ? 10 : 2;
 	if (c->speed <= 0)
@@ -1026,44 +1058,176 @@ static int run(int argc, char **argv, bool replay)
 	if (!replay)
 		c->cfg.hash_seed = st_realtime_ns() ^ ((uint64_t)getpid() << 32);
 	raise_nofile();
-	ret = ST_EXIT_RUNTIME;
 	if (c->cmp.on && compare_start(c))
-		goto out;
+		return -1;
 	c->sh = st_shadow__new(&c->cfg);
-	c->loop = st_loop__new();
-	if (!c->sh || !c->loop) {
+	if (!c->sh) {
 		pr_err("%s: %s", c->cmd, strerror(errno));
-		goto out;
+		return -1;
 	}
 	c->last_timers = c->last_stats = st_mono_ns();
-	r = replay ? run_replay(c) : run_live(c);
-	if (r == -2)
-		goto out; /* nothing started: no summary */
+	return 0;
+}
+
+/* The input ended (r: 0, or -1 after an error): queued requests get a last chance, then
+ * the summary. The exit status. */
+static int end_run(struct shadow_cmd *c, int r)
+{
 	/* the captured connections end here; queued requests get a last chance */
 	st_shadow__flush(c->sh);
-	st_shadow__drain(c->sh, replay && c->flushed ? 0 : (int)(c->drain_s * 1000));
+	st_shadow__drain(c->sh, c->replay && c->flushed ? 0 : (int)(c->drain_s * 1000));
 	/* every pair is settled now: the last comparisons, then the reports */
 	st_compare__finish(c->compare);
-	print_stats(c, "summary");
-	if (!r)
-		ret = ST_EXIT_OK;
-out:
-	st_tap__destroy(c->tap);
+	print_stats(c, c->what ? c->what : "summary");
+	return r ? ST_EXIT_RUNTIME : ST_EXIT_OK;
+}
+
+static void destroy_cmd(struct shadow_cmd *c)
+{
 	st_shadow__free(c->sh);
 	st_compare__free(c->compare); /* after the engine: it holds pairs until it is freed */
-	st_loop__free(c->loop);
+	if (c->replay)
+		st_loop__free(c->loop);
 	st_pcapin__close(c->pin);
 	if (c->match_set)
 		regfree(&c->match_re);
 	if (c->exclude_set)
 		regfree(&c->exclude_re);
-	free(c);
-	return ret;
 }
+
+/* ---- the shadow job kind ---------------------------------------------------------------- */
+
+static void init_cmd(struct shadow_cmd *c, bool replay)
+{
+	c->cmd = replay ? "replay" : "shadow";
+	c->replay = replay;
+	c->target.ring_mb = ST_RING_MB_DEFAULT;
+	c->cfg.mark_name = "X-Shadowtap";
+	c->cfg.mark_value = "1";
+	c->drain_s = -1;
+}
+
+static void job_init(void *obj)
+{
+	init_cmd(obj, false);
+}
+
+static size_t job_optsets(void *obj, struct st_optset *sets)
+{
+	struct shadow_cmd *c = obj;
+
+	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target };
+	sets[1] = (struct st_optset)ST_OPTSET(live_opts, c);
+	sets[2] = (struct st_optset)ST_OPTSET(engine_opts, c);
+	sets[3] = (struct st_optset)ST_OPTSET(compare_opts, c);
+	sets[4] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->target };
+	return 5;
+}
+
+static int job_check(void *obj, int argc, char **argv, int first)
+{
+	return check_args(obj, argc, argv, first);
+}
+
+static struct st_target *job_target(void *obj)
+{
+	return &((struct shadow_cmd *)obj)->target;
+}
+
+static int job_verbose(void *obj)
+{
+	return ((struct shadow_cmd *)obj)->verbose;
+}
+
+static double job_duration(void *obj)
+{
+	return ((struct shadow_cmd *)obj)->duration;
+}
+
+static int job_start(void *obj)
+{
+	return start_engine(obj);
+}
+
+static int job_finish(void *obj, int err, bool ran, const struct st_tap_summary *ts,
+		      const char *what)
+{
+	struct shadow_cmd *c = obj;
+
+	if (!ran)
+		return ST_EXIT_RUNTIME; /* nothing started: no summary */
+	if (err)
+		pr_err("%s: %s", c->cmd, strerror(-err));
+	c->tap_sum = *ts;
+	c->what = what;
+	return end_run(c, err ? -1 : 0);
+}
+
+static void job_stats(void *obj, struct st_statline *l, const struct st_tap_summary *ts)
+{
+	struct shadow_cmd *c = obj;
+	struct st_shadow_stats st;
+
+	st_shadow__stats(c->sh, &st);
+	st_statline_add_table(l, st_shadow_stat_desc, st_shadow_stat_n, &st);
+	if (c->compare) {
+		struct st_compare_stats cs;
+
+		st_compare__stats(c->compare, &cs);
+		st_statline_add_table(l, st_compare_stat_desc, st_compare_stat_n, &cs);
+	}
+	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
+}
+
+/* Reload: new ports, peers and --sample share (by connection, as before). */
+static bool job_retarget(void *obj, const void *new_obj)
+{
+	struct shadow_cmd *c = obj;
+	const struct shadow_cmd *n = new_obj;
+
+	if (c->cfg.sample_by_request != n->cfg.sample_by_request)
+		return false;
+	memcpy(c->target.ports, n->target.ports, sizeof(c->target.ports));
+	c->target.n_ports = n->target.n_ports;
+	memcpy(c->target.hosts, n->target.hosts, sizeof(c->target.hosts));
+	c->target.n_hosts = n->target.n_hosts;
+	c->cfg.sample_pct = n->cfg.sample_pct;
+	st_shadow__set_filter(c->sh, c->cfg.sample_pct, c->target.ports, c->target.n_ports);
+	return true;
+}
+
+static void job_destroy(void *obj)
+{
+	destroy_cmd(obj);
+}
+
+const struct st_job_kind st_shadow_kind = {
+	.name = "shadow",
+	.usage_head = shadow_head,
+	.size = sizeof(struct shadow_cmd),
+	.tick_ms = LIVE_TICK_MS,
+	.init = job_init,
+	.optsets = job_optsets,
+	.check = job_check,
+	.target = job_target,
+	.tap_opts = live_tap_opts,
+	.verbose = job_verbose,
+	.duration = job_duration,
+	.start = job_start,
+	.attached = live_attached,
+	.detach_loop = live_detach_loop,
+	.segment = live_seg,
+	.batch = live_batch,
+	.tick = live_tick,
+	.finish = job_finish,
+	.stats = job_stats,
+	.retarget = job_retarget,
+	.destroy = job_destroy,
+};
 
 int cmd_shadow(int argc, char **argv)
 {
-	return run(argc, argv, false);
+	return st_job_command(&st_shadow_kind, argc, argv);
 }
 
 int cmd_replay(int argc, char **argv)

@@ -2,6 +2,7 @@
 #include "stats.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <string.h>
 
@@ -97,6 +98,55 @@ int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *com
 		fprintf(f, "# TYPE shadowtap_%s%s %s\nshadowtap_%s%s{command=\"%s\"} %" PRIu64 "\n",
 			e->name, sfx, e->kind == ST_STAT_GAUGE ? "gauge" : "counter", e->name, sfx,
 			command, e->v);
+	}
+	return ferror(f) ? -EIO : 0;
+}
+
+/* The label value with \\, \" and newlines escaped (the text format's rules). */
+static void label_value(FILE *f, const char *v)
+{
+	for (; *v; v++) {
+		if (*v == '\\' || *v == '"')
+			fputc('\\', f);
+		if (*v == '\n')
+			fputs("\\n", f);
+		else
+			fputc(*v, f);
+	}
+}
+
+int st_statlines_prometheus(const struct st_statline *const *ls, const char *const *jobs,
+			    const char *const *commands, size_t n, FILE *f)
+{
+	/* one family per name: HELP and TYPE once, then every job's sample of it */
+	for (size_t j = 0; j < n; j++) {
+		for (size_t i = 0; i < ls[j]->n; i++) {
+			const struct st_statline_ent *e = &ls[j]->e[i];
+			const char *sfx = e->kind == ST_STAT_GAUGE ? "" : "_total";
+			bool seen = false;
+
+			for (size_t pj = 0; pj <= j && !seen; pj++)
+				for (size_t pi = 0; pi < (pj < j ? ls[pj]->n : i) && !seen; pi++)
+					seen = !strcmp(ls[pj]->e[pi].name, e->name);
+			if (seen)
+				continue;
+			if (e->help)
+				fprintf(f, "# HELP shadowtap_%s%s %s\n", e->name, sfx, e->help);
+			fprintf(f, "# TYPE shadowtap_%s%s %s\n", e->name, sfx,
+				e->kind == ST_STAT_GAUGE ? "gauge" : "counter");
+			for (size_t k = j; k < n; k++) {
+				for (size_t m = 0; m < ls[k]->n; m++) {
+					if (strcmp(ls[k]->e[m].name, e->name))
+						continue;
+					fprintf(f, "shadowtap_%s%s{job=\"", e->name, sfx);
+					label_value(f, jobs[k]);
+					fputs("\",command=\"", f);
+					label_value(f, commands[k]);
+					fprintf(f, "\"} %" PRIu64 "\n", ls[k]->e[m].v);
+					break;
+				}
+			}
+		}
 	}
 	return ferror(f) ? -EIO : 0;
 }

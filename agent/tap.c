@@ -48,6 +48,8 @@ struct st_tap {
 	uint64_t blind_ns;  /* earlier gaps */
 	uint64_t detaches;
 	struct st_tls *tls; /* --tls: the plaintext input, instead of the packet programs */
+	uint16_t ports[ST_MAX_PORTS_CLI]; /* what the port map lists (st_tap__set_filters) */
+	size_t n_ports;
 };
 
 static int ring_cb(void *ctx, void *data, size_t size)
@@ -111,6 +113,108 @@ int st_tap__fill_filters(struct bpf_map *ports, struct bpf_map *hosts_v4, struct
 			return -errno;
 	}
 	return 0;
+}
+
+/* The packet programs' maps from t, and the ports listed remembered (st_tap__set_filters). */
+static int fill_filters(struct st_tap *tap, const struct st_target *t)
+{
+	int err = st_tap__fill_filters(tap->skel->maps.ports, tap->skel->maps.hosts_v4,
+				       tap->skel->maps.hosts_v6, t);
+
+	if (err)
+		return err;
+	for (size_t i = 0; i < t->n_ports; i++)
+		if (!st_port_listed(tap->ports, tap->n_ports, t->ports[i]) &&
+		    tap->n_ports < ST_MAX_PORTS_CLI)
+			tap->ports[tap->n_ports++] = t->ports[i];
+	return 0;
+}
+
+static bool host_kept(const struct st_target *t, const void *key, int family)
+{
+	for (size_t i = 0; i < t->n_hosts; i++) {
+		const struct st_cidr *c = &t->hosts[i];
+
+		if (c->addr.family != family)
+			continue;
+		if (family == 4) {
+			struct st_lpm_v4 k;
+
+			memcpy(&k, key, sizeof(k));
+			if (k.prefixlen == c->prefix && k.addr == c->addr.a[0])
+				return true;
+		} else {
+			struct st_lpm_v6 k;
+
+			memcpy(&k, key, sizeof(k));
+			if (k.prefixlen == c->prefix && !memcmp(k.addr, c->addr.a, sizeof(k.addr)))
+				return true;
+		}
+	}
+	return false;
+}
+
+/* The port map is an array indexed by port: the ports t does not list go back to 0. */
+static int prune_ports(struct st_tap *tap, const struct st_target *t)
+{
+	__u8 zero = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < tap->n_ports; i++) {
+		__u32 port = tap->ports[i];
+
+		if (st_port_listed(t->ports, t->n_ports, tap->ports[i])) {
+			tap->ports[n++] = tap->ports[i];
+			continue;
+		}
+		if (bpf_map__update_elem(tap->skel->maps.ports, &port, sizeof(port), &zero, 1, 0))
+			return -errno;
+	}
+	tap->n_ports = n;
+	return 0;
+}
+
+/* Removes the entries of an LPM trie that t does not list (keys of size ksz). */
+static int prune_map(struct bpf_map *m, size_t ksz, const struct st_target *t, int family)
+{
+	uint8_t key[sizeof(struct st_lpm_v6)], next[sizeof(struct st_lpm_v6)];
+	bool first = true;
+
+	for (;;) {
+		bool kept;
+
+		if (bpf_map__get_next_key(m, first ? NULL : key, next, ksz))
+			return errno == ENOENT ? 0 : -errno;
+		first = false;
+		memcpy(key, next, ksz);
+		kept = host_kept(t, key, family);
+		if (!kept) {
+			if (bpf_map__delete_elem(m, key, ksz, 0))
+				return -errno;
+			first = true; /* the walk starts again: the deleted key has no successor */
+		}
+	}
+}
+
+int st_tap__set_filters(struct st_tap *tap, const struct st_target *t)
+{
+	struct tap_bpf *s = tap->skel;
+	int err;
+
+	if (!s)
+		return -EOPNOTSUPP; /* --tls: its selection is its own (processes) */
+	if (!!t->n_hosts != (s->rodata->host_filter == ST_HOST_FILTER_ON))
+		return -EOPNOTSUPP; /* the peer filter on or off is fixed at load */
+	/* the new entries first, then the old ones the new set lacks go: a port (a CIDR) in
+	 * both is never missing, not even for a packet */
+	err = fill_filters(tap, t);
+	if (!err)
+		err = prune_ports(tap, t);
+	if (!err)
+		err = prune_map(s->maps.hosts_v4, sizeof(struct st_lpm_v4), t, 4);
+	if (!err)
+		err = prune_map(s->maps.hosts_v6, sizeof(struct st_lpm_v6), t, 6);
+	return err;
 }
 
 /* Removes clsact filters a previous shadowtap left (killed before it could
@@ -326,6 +430,15 @@ int st_tap__watch(struct st_tap *tap, struct st_loop *l)
 	return st_loop__add(l, st_linkwatch__fd(tap->lw), on_link_fd, tap);
 }
 
+int st_tap__unwatch(struct st_tap *tap, struct st_loop *l)
+{
+	if (tap->tls)
+		return st_loop__del(l, st_tls__timer_fd(tap->tls));
+	if (!tap->lw)
+		return 0;
+	return st_loop__del(l, st_linkwatch__fd(tap->lw));
+}
+
 /* Selection and copy policy: rodata, before load. */
 static int set_policy(struct tap_bpf *s, const struct st_target *t, const struct st_tap_opts *o)
 {
@@ -427,8 +540,7 @@ struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
 		perr("loading BPF programs", err);
 		goto fail;
 	}
-	err = -st_tap__fill_filters(tap->skel->maps.ports, tap->skel->maps.hosts_v4,
-				    tap->skel->maps.hosts_v6, t);
+	err = -fill_filters(tap, t);
 	if (err) {
 		perr("configuring filters", err);
 		goto fail;

@@ -93,10 +93,17 @@ void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out);
  * loop; nothing to do for a cgroup target.
  */
 int st_tap__watch(struct st_tap *tap, struct st_loop *l);
+/* Takes what st_tap__watch() added out of the loop (before st_tap__destroy, loop running on). */
+int st_tap__unwatch(struct st_tap *tap, struct st_loop *l);
 /* Attaches the programs to interface ifindex (the one of its name that came back), the same
  * way as at start (TCX links or clsact filters); the maps and the ring stay as they are. What
  * was attached before is detached first. 0 or -errno. */
 int st_tap__reattach(struct st_tap *tap, int ifindex);
+
+/* Replaces the port and peer filters in the maps, in place, while attached (a reload, the
+ * union of the jobs sharing the tap): 0, or -EOPNOTSUPP when that needs a new load (--tls,
+ * the peer filter switched on or off), or -errno. */
+int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
 
 /* What every live command reports about the capture itself (stats.h table). */
 #define ST_TAP_STATS(X, T)                                                                     \

@@ -37,7 +37,7 @@ static const struct st_opt job_opts[] = {
 
 static char path[64];
 
-static int load(struct st_config *c, const char *text)
+static int load(struct st_config_file *c, const char *text)
 {
 	int fd;
 
@@ -51,7 +51,7 @@ static int load(struct st_config *c, const char *text)
 
 static void test_good(void **state)
 {
-	struct st_config c;
+	struct st_config_file c;
 	const struct st_config_section *d;
 	struct job j = { 0 };
 	struct st_optset set = ST_OPTSET(job_opts, &j);
@@ -95,7 +95,7 @@ static void test_bad(void **state)
 		"[capture a]\nthis is not ini\n",
 		"[capture a\n",
 	};
-	struct st_config c;
+	struct st_config_file c;
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		assert_int_equal(load(&c, files[i]), -1);
@@ -114,7 +114,7 @@ static void test_apply_errors(void **state)
 		"[capture a]\nduration = soon\n",              /* bad value */
 		"[capture a]\nfast = maybe\n",                 /* a flag is true or false */
 	};
-	struct st_config c;
+	struct st_config_file c;
 
 	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
 		struct job j = { 0 };

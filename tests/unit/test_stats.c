@@ -80,6 +80,41 @@ static void test_prometheus(void **state)
 	free(out);
 }
 
+/* Several jobs in one exposition: a family once (HELP and TYPE), a sample per job that has
+ * it, in the jobs' order, labels escaped. */
+static void test_prometheus_jobs(void **state)
+{
+	struct demo_stats a = { .alpha = 5, .beta = 6, .gamma = 7 };
+	struct st_statline la, lb;
+	const struct st_statline *ls[2] = { &la, &lb };
+	const char *jobs[2] = { "web", "can\"ary" }, *cmds[2] = { "capture", "shadow" };
+	char *out = NULL, *p;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	st_statline_init(&la);
+	st_statline_add(&la, "up", 1, ST_STAT_GAUGE, "up");
+	st_statline_add_table(&la, demo_stat_desc, 1, &a); /* alpha only */
+	st_statline_init(&lb);
+	st_statline_add(&lb, "up", 0, ST_STAT_GAUGE, "up");
+	st_statline_add_table(&lb, demo_stat_desc, demo_stat_n, &a);
+	assert_int_equal(st_statlines_prometheus(ls, jobs, cmds, 2, f), 0);
+	fclose(f);
+	assert_non_null(strstr(out, "# HELP shadowtap_up up\n# TYPE shadowtap_up gauge\n"
+				    "shadowtap_up{job=\"web\",command=\"capture\"} 1\n"
+				    "shadowtap_up{job=\"can\\\"ary\",command=\"shadow\"} 0\n"));
+	assert_non_null(strstr(out, "# TYPE shadowtap_alpha_total counter\n"
+				    "shadowtap_alpha_total{job=\"web\",command=\"capture\"} 5\n"
+				    "shadowtap_alpha_total{job=\"can\\\"ary\",command=\"shadow\"} 5\n"));
+	/* beta: only the second job has it; its family comes once */
+	p = strstr(out, "# TYPE shadowtap_beta gauge\n");
+	assert_non_null(p);
+	assert_null(strstr(p + 1, "# TYPE shadowtap_beta gauge"));
+	assert_null(strstr(out, "shadowtap_beta{job=\"web\""));
+	free(out);
+}
+
 /* Every field of the engines' stats structs is in their tables, once, in order. */
 static void test_tables_cover_structs(void **state)
 {
@@ -99,6 +134,7 @@ int main(void)
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_line),
 		cmocka_unit_test(test_prometheus),
+		cmocka_unit_test(test_prometheus_jobs),
 		cmocka_unit_test(test_tables_cover_structs),
 	};
 

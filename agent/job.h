@@ -1,0 +1,86 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Jobs: what a live command does, as hooks one runner calls. `shadowtap capture`
+ * is one capture job run by st_job_command(); the daemon runs several jobs of
+ * any kind in one loop, sharing taps (tapmux.h). The kinds are the commands'
+ * (capture.c, flows.c, shadow_cmd.c): their options tables serve the command
+ * line and the daemon's config sections alike.
+ *
+ * A job's life: init (defaults) -> options (command line or config section) ->
+ * check -> start (outputs, engines; nothing attached yet) -> attached (the tap
+ * delivers: segment per record, batch after each ring drain, tick) -> the tap
+ * is left (its ring drained into the job first) -> finish (flush, drain, the
+ * summary) -> destroy.
+ */
+#ifndef ST_JOB_H
+#define ST_JOB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "loop.h"
+#include "optparse.h"
+#include "stats.h"
+#include "tap.h"
+#include "tapmux.h"
+
+#define ST_JOB_MAX_OPTSETS 8
+
+struct st_job_kind {
+	const char *name;        /* the command: "capture" */
+	const char *usage_head;  /* --help's text before the options */
+	size_t size;             /* bytes of the job's object (zeroed, then init) */
+	unsigned tick_ms;        /* how often it wants tick() (the command's loop tick) */
+	void (*init)(void *obj);
+	/* Its option tables, bound to obj; returns how many (<= ST_JOB_MAX_OPTSETS). */
+	size_t (*optsets)(void *obj, struct st_optset *sets);
+	/* After the options: positional arguments (argv[first..], none from a config) and the
+	 * checks across options. 0, or ST_EXIT_USAGE after one line on stderr. */
+	int (*check)(void *obj, int argc, char **argv, int first);
+	/* The live target its tap serves, NULL when it has no live input (flows FILE). */
+	struct st_target *(*target)(void *obj);
+	/* What it needs the kernel to select and copy (NULL hook: everything, whole). */
+	void (*tap_opts)(void *obj, struct st_tap_opts *o);
+	/* Its verbosity (-v count) and --duration (0: until stopped). */
+	int (*verbose)(void *obj);
+	double (*duration)(void *obj);
+	/* Outputs and engines, before anything attaches (and, in a command, before the loop
+	 * takes the signals: opening a FIFO waits for its reader, and Ctrl-C must end that).
+	 * 0, or -1 after one line (destroy undoes it). */
+	int (*start)(void *obj);
+	/* Attached, its tap share is sub: what waited for it (capture's file takes -w's path;
+	 * shadow's sockets join l). 0, or -1 after one line. */
+	int (*attached)(void *obj, struct st_loop *l, struct st_tapsub *sub);
+	/* Before leaving the loop l (the daemon stops or restarts it alone): its fds go. */
+	void (*detach_loop)(void *obj, struct st_loop *l);
+	/* Each record the tap gives it (losses included); < 0 stops the run. */
+	int (*segment)(void *obj, const struct st_segment *seg);
+	/* After each ring drain (shadow: send what was fed); < 0 stops the run. */
+	int (*batch)(void *obj);
+	/* Periodic work: timers, flushes; < 0 stops the run. */
+	int (*tick)(void *obj, uint64_t now_mono);
+	/* SIGHUP in the command (reopen outputs); NULL: nothing to reopen. */
+	int (*hup)(void *obj);
+	/* The run stopped (err: the loop's result) and the tap is gone (ts: its counters,
+	 * zeros when it never attached; ran: it attached). Flushes, drains, and prints the
+	 * summary as `what` ("summary", or "summary job=NAME" in the daemon). Returns the
+	 * exit status. */
+	int (*finish)(void *obj, int err, bool ran, const struct st_tap_summary *ts,
+		      const char *what);
+	/* The counters now, into l (stats lines, metrics). */
+	void (*stats)(void *obj, struct st_statline *l, const struct st_tap_summary *ts);
+	/* Reload: obj's filters can take new's ports, peers and sample without a restart
+	 * (copies them into obj and returns true); NULL hook: never. */
+	bool (*retarget)(void *obj, const void *new_obj);
+	/* A command with no live input (flows FILE): runs it whole, returns the exit status. */
+	int (*offline)(void *obj);
+	void (*destroy)(void *obj);
+};
+
+/* The kinds, each defined with its command (outside libshadowtap.a): commands.h. */
+
+/* A command: one job of kind from argv (argv[0] the command), run by the runner. Returns
+ * the process exit status. */
+int st_job_command(const struct st_job_kind *kind, int argc, char **argv);
+
+#endif /* ST_JOB_H */
