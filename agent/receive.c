@@ -1,0 +1,864 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * `shadowtap receive`: reads a tee stream (stream.h, docs/TEE.md) from a file, stdin or a
+ * TCP listener and feeds any combination of outputs at once, each through the engine that
+ * already does that job:
+ *  -o DIR   the flows engine (flowsink.h): one file per connection direction, as `flows`;
+ *  -w FILE  the pcap writer (pcapw.h): the streams re-segmented into TCP frames (a
+ *           handshake, data in MSS-sized segments with consistent seq/ack, FIN or RST);
+ *  --to     the shadow engine (shadow.h), fed the same segments: whole requests, in order,
+ *           per connection, released once production's answer is in the stream;
+ *  --print  one line per exchange, framed by http.h.
+ * A damaged or cut stream stops the input with one line naming the offset; every output
+ * keeps what arrived before it (connections are closed, the pcap is committed whole).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "connmap.h"
+#include "flowsink.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "optparse.h"
+#include "opts.h"
+#include "pcapw.h"
+#include "shadow.h"
+#include "stream.h"
+
+#define RX_TICK_MS 20
+#define RX_READ (256u << 10)
+#define RX_FILE_READS 16          /* reads per tick from a regular file */
+#define RX_MSS 1448u              /* payload per re-segmented frame */
+#define RX_PRINT_QUEUE 64         /* requests of a connection awaiting their answer (--print) */
+#define RX_TARGET_MAX 160
+#define RX_DRAIN_MS 5000
+#define RX_MAX_MEM_DEFAULT (256ull << 20)
+
+struct exch {
+	char method[24];
+	char target[RX_TARGET_MAX];
+	uint64_t req_bytes;
+	uint64_t req_end_ts;
+	bool req_done;
+};
+
+struct rconn {
+	struct st_reasm_conn fc;   /* the flows engine's view (its own user pointer) */
+	uint32_t isn[2];
+	uint64_t next[2];          /* stream bytes (and gaps) seen per direction */
+	bool ended[2];
+	/* --print */
+	bool http;
+	struct st_http_parser p[2];
+	struct exch q[RX_PRINT_QUEUE];
+	unsigned qh, qn;
+	uint16_t status;
+	uint64_t resp_ts;
+};
+
+#define RECEIVE_STATS(X, T)                                                                    \
+	X(T, connections, COUNTER, "connections in the stream")                               \
+	X(T, bytes, COUNTER, "stream bytes received")                                         \
+	X(T, gap_bytes, COUNTER, "bytes the stream marks missing (capture loss, sender drops, held)") \
+	X(T, sender_dropped_bytes, COUNTER, "... of which the sender dropped (its output too slow)") \
+	X(T, held_bytes, COUNTER, "... of which the sender held back (not redactable)")         \
+	X(T, exchanges, COUNTER, "request/response exchanges printed (--print)")              \
+	X(T, print_lost, COUNTER, "connections --print stopped following (gap, not HTTP)")   \
+	X(T, stream_bytes, COUNTER, "bytes of the tee stream read (compressed)")             \
+	X(T, segments, COUNTER, "TCP segments made from the streams (-w, --to)")
+
+struct receive_stats {
+	RECEIVE_STATS(ST_STAT_FIELD, _)
+};
+ST_STAT_TABLE_DEFINE(receive_stat, struct receive_stats, RECEIVE_STATS);
+
+struct receive {
+	/* options */
+	const char *input;      /* FILE or "-" */
+	const char *listen;
+	bool insecure;
+	const char *wpath;
+	const char *outdir;
+	bool force;
+	const char *to;
+	bool print;
+	int verbose;
+	/* the run */
+	int fd;
+	bool is_file, eof, failed;
+	struct st_stream_dec *dec;
+	struct st_flowsink *sink;
+	int dirfd;
+	struct st_pcapw *pw;
+	struct st_shadow *sh;
+	struct st_shadow_config scfg;
+	struct st_loop *loop;
+	uint64_t seed;
+	uint64_t last_ts;
+	uint64_t last_shadow_tick;
+	struct receive_stats st;
+	struct st_stream_trailer trailer;
+	bool have_trailer;
+	uint8_t buf[RX_READ];
+};
+
+static const char usage_head[] =
+	"Usage: shadowtap receive (FILE | - | --listen ADDR:PORT --insecure) [-w OUT.pcap]\n"
+	"                         [-o DIR [--force]] [--to HOST:PORT] [--print]\n"
+	"\n"
+	"Reads a tee stream (`shadowtap tee`, docs/TEE.md) and feeds any combination of:\n"
+	"  -w    a pcap of the streams, re-segmented into TCP frames (Wireshark, tshark, tcpflow)\n"
+	"  -o    one file per connection direction, as `shadowtap flows` writes them\n"
+	"  --to  a replay of the requests into a local build, with the shadow engine's\n"
+	"        semantics (whole requests, in order, per connection; marked X-Shadowtap: 1)\n"
+	"  --print  one line per exchange: time, client, method, target, status, request and\n"
+	"        response bytes, production's latency\n"
+	"A damaged or cut stream ends the input with one line naming its offset (exit 1); the\n"
+	"outputs keep everything before it. A summary line ends the run.\n"
+	"\n"
+	"  FILE                  the stream (- for stdin: ssh prod shadowtap tee ... -o - |)\n";
+
+static const struct st_opt receive_opts[] = {
+	ST_OPT_STRING("listen", 0, struct receive, listen, "ADDR:PORT",
+		      "take the stream from one `tee --to` connection (needs\n"
+		      "--insecure: this build has no TLS for the link)"),
+	ST_OPT_FLAG("insecure", 0, struct receive, insecure, "allow --listen in plaintext"),
+	ST_OPT_STRING("write", 'w', struct receive, wpath, "FILE", "pcap output (- for stdout)"),
+	ST_OPT_STRING("output", 'o', struct receive, outdir, "DIR",
+		      "flow files' folder; created if missing, must be empty"),
+	ST_OPT_FLAG("force", 0, struct receive, force, "write into a non-empty DIR"),
+	ST_OPT_STRING("to", 0, struct receive, to, "HOST:PORT", "replay the requests to HOST:PORT"),
+	ST_OPT_FLAG("print", 0, struct receive, print, "one line per exchange on stdout"),
+	ST_OPT_COUNT("verbose", 'v', struct receive, verbose, "more messages (the stream's header)"),
+};
+
+static int parse(struct receive *rx, int argc, char **argv)
+{
+	const struct st_optset sets[] = { ST_OPTSET(receive_opts, rx) };
+	int first, rc;
+
+	rc = st_opts_parse(sets, 1, "receive", usage_head, argc, argv, &first);
+	if (rc)
+		return rc;
+	if (first < argc)
+		rx->input = argv[first++];
+	if (first < argc) {
+		pr_err("receive: unexpected argument '%s'", argv[first]);
+		return ST_EXIT_USAGE;
+	}
+	if (!!rx->input + !!rx->listen != 1) {
+		pr_err("receive: give one input: FILE, - or --listen ADDR:PORT (see shadowtap "
+		       "receive --help)");
+		return ST_EXIT_USAGE;
+	}
+	if (rx->listen && !rx->insecure) {
+		pr_err("receive: --listen takes the traffic in plaintext (this build has no TLS "
+		       "for the link): add --insecure to accept that, or use ssh and -");
+		return ST_EXIT_USAGE;
+	}
+	if (!rx->wpath && !rx->outdir && !rx->to && !rx->print) {
+		pr_err("receive: give at least one output: -w FILE, -o DIR, --to HOST:PORT or "
+		       "--print");
+		return ST_EXIT_USAGE;
+	}
+	if (rx->print && rx->wpath && !strcmp(rx->wpath, "-")) {
+		pr_err("receive: --print and -w - both write to stdout");
+		return ST_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- input ---------------------------------------------------------------------------- */
+
+static int listen_accept(const char *hostport)
+{
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	int fd, cfd, rc, one = 1;
+
+	if (!colon || (size_t)(colon - hostport) >= sizeof(host)) {
+		pr_err("receive: --listen '%s' is not ADDR:PORT", hostport);
+		return -1;
+	}
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = 0;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = 0;
+	}
+	rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
+	if (rc) {
+		pr_err("receive: --listen %s: %s", hostport, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1)) {
+		pr_err("receive: --listen %s: %s", hostport, strerror(errno));
+		freeaddrinfo(res);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	freeaddrinfo(res);
+	pr_info("receive: waiting for a tee on %s", hostport);
+	do
+		cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
+	while (cfd < 0 && errno == EINTR);
+	if (cfd < 0)
+		pr_err("receive: --listen %s: accept: %s", hostport, strerror(errno));
+	close(fd);
+	return cfd;
+}
+
+/* ---- re-segmentation (-w, --to) ------------------------------------------------------ */
+
+static void seg_out(struct receive *rx, struct st_segment *s)
+{
+	rx->st.segments++;
+	if (rx->pw && s->kind == ST_SEG_DATA)
+		st_pcapw__write(rx->pw, s);
+	if (rx->sh)
+		st_shadow__feed(rx->sh, s);
+}
+
+static void seg_init(struct rconn *rc, struct st_segment *s, int dir, uint8_t flags,
+		     uint64_t ts)
+{
+	memset(s, 0, sizeof(*s));
+	if (dir == ST_DIR_IN) {
+		s->key = rc->fc.key;
+	} else {
+		s->key.src = rc->fc.key.dst;
+		s->key.dst = rc->fc.key.src;
+		s->key.sport = rc->fc.key.dport;
+		s->key.dport = rc->fc.key.sport;
+	}
+	s->ts_ns = ts;
+	s->dir = (int8_t)dir;
+	s->flags = flags;
+	s->window = 65535;
+	s->seq = rc->isn[dir] + 1 + (uint32_t)rc->next[dir];
+	s->ack = rc->isn[!dir] + 1 + (uint32_t)rc->next[!dir] + (rc->ended[!dir] ? 1 : 0);
+}
+
+static bool want_segments(const struct receive *rx)
+{
+	return rx->pw || rx->sh;
+}
+
+/* ---- --print ------------------------------------------------------------------------- */
+
+static void print_line(struct receive *rx, struct rconn *rc, const struct exch *x,
+		       uint64_t resp_bytes)
+{
+	char cli[64], when[32];
+	time_t secs = (time_t)(rc->resp_ts / 1000000000ull);
+	struct tm tm;
+	double lat = x->req_done && rc->resp_ts >= x->req_end_ts ?
+		(double)(rc->resp_ts - x->req_end_ts) / 1e6 : -1;
+
+	gmtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	st_addr_str(&rc->fc.key.src, cli, sizeof(cli));
+	printf("%s.%03u %s%s%s:%u %s %s %u %" PRIu64 " %" PRIu64 " ",
+	       when, (unsigned)(rc->resp_ts / 1000000 % 1000),
+	       rc->fc.key.src.family == 6 ? "[" : "", cli, rc->fc.key.src.family == 6 ? "]" : "",
+	       rc->fc.key.sport, x->method, x->target, rc->status, x->req_bytes, resp_bytes);
+	if (lat >= 0)
+		printf("%.3fms\n", lat);
+	else
+		printf("-\n");
+	fflush(stdout);
+	rx->st.exchanges++;
+}
+
+static void print_stop(struct receive *rx, struct rconn *rc)
+{
+	if (!rc->http)
+		return;
+	st_http__free(&rc->p[0]);
+	st_http__free(&rc->p[1]);
+	rc->http = false;
+	rx->st.print_lost++;
+}
+
+static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+		       uint32_t len, uint64_t ts)
+{
+	struct st_http_event ev;
+	size_t left = len;
+
+	while (rc->http) {
+		size_t n = st_http__feed(&rc->p[dir], d, left, &ev);
+		struct exch *x;
+
+		switch (ev.type) {
+		case ST_HTTP_EV_HEAD:
+			if (dir == ST_DIR_IN) {
+				if (rc->qn >= RX_PRINT_QUEUE ||
+				    st_http__push_method(&rc->p[1], ev.head->method)) {
+					print_stop(rx, rc);
+					return;
+				}
+				x = &rc->q[(rc->qh + rc->qn++) % RX_PRINT_QUEUE];
+				memset(x, 0, sizeof(*x));
+				snprintf(x->method, sizeof(x->method), "%.*s", (int)ev.head->method_len,
+					 ev.head->method_str);
+				snprintf(x->target, sizeof(x->target), "%.*s",
+					 (int)(ev.head->target_len < RX_TARGET_MAX - 1 ?
+					       ev.head->target_len : RX_TARGET_MAX - 1),
+					 ev.head->target);
+				for (char *p = x->target; *p; p++)
+					if (*p < 0x21 || *p > 0x7e)
+						*p = '?';
+			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM)) {
+				rc->status = ev.head->status;
+				rc->resp_ts = ts;
+			}
+			break;
+		case ST_HTTP_EV_MSG_DONE:
+			if (dir == ST_DIR_IN) {
+				x = &rc->q[(rc->qh + rc->qn - 1) % RX_PRINT_QUEUE];
+				x->req_bytes = ev.msg_len;
+				x->req_end_ts = ts;
+				x->req_done = true;
+			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && rc->qn) {
+				print_line(rx, rc, &rc->q[rc->qh], ev.msg_len);
+				rc->qh = (rc->qh + 1) % RX_PRINT_QUEUE;
+				rc->qn--;
+			}
+			if (ev.head->flags & ST_HTTP_HF_UPGRADE) {
+				print_stop(rx, rc);
+				return;
+			}
+			break;
+		case ST_HTTP_EV_ERROR:
+		case ST_HTTP_EV_SKIP:
+		case ST_HTTP_EV_RAW:
+			print_stop(rx, rc);
+			return;
+		default:
+			break;
+		}
+		d += n;
+		left -= n;
+		if (ev.type == ST_HTTP_EV_NEED_MORE)
+			break;
+	}
+}
+
+/* ---- the stream's events, to every output --------------------------------------------- */
+
+static unsigned reasm_why(unsigned why)
+{
+	/* the sender's own reasons are losses to the engines (ST_GAP_LOSS: at once) */
+	return why < ST_GAP_MAX ? why : ST_GAP_LOSS;
+}
+
+static void on_header(void *ctx, const char *text, unsigned major, unsigned minor)
+{
+	char host[128] = "?", redact[512] = "?";
+
+	st_stream_header_get(text, "host", host, sizeof(host));
+	st_stream_header_get(text, "redact", redact, sizeof(redact));
+	pr_info("receive: stream %u.%u from %s, redaction: %s", major, minor, host, redact);
+	for (const char *p = text; *p;) {
+		const char *e = strchr(p, '\n');
+		int l = e ? (int)(e - p) : (int)strlen(p);
+
+		pr_debug("receive: header %.*s", l, p);
+		p += l + (e ? 1 : 0);
+	}
+}
+
+static void on_finish(void *ctx, const struct st_stream_trailer *t)
+{
+	struct receive *rx = ctx;
+
+	rx->trailer = *t;
+	rx->have_trailer = true;
+}
+
+static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = calloc(1, sizeof(*rc));
+	struct st_segment s;
+
+	c->user = rc;
+	rx->last_ts = ts;
+	rx->st.connections++;
+	if (!rc) {
+		pr_err("receive: out of memory");
+		rx->failed = true;
+		return;
+	}
+	rc->fc = *c;
+	rc->fc.user = NULL;
+	rc->isn[0] = (uint32_t)(c->id * 2654435761u);
+	rc->isn[1] = (uint32_t)((c->id ^ rx->seed) * 2246822519u);
+	if (rx->sink)
+		st_flowsink_ops.open(rx->sink, &rc->fc, ts);
+	if (want_segments(rx) && !(c->flags & ST_REASM_F_JOINED)) {
+		/* the handshake, so readers (and the shadow engine) see a whole connection */
+		seg_init(rc, &s, ST_DIR_IN, ST_TCP_SYN, ts);
+		s.seq = rc->isn[0];
+		s.ack = 0;
+		seg_out(rx, &s);
+		seg_init(rc, &s, ST_DIR_OUT, ST_TCP_SYN | ST_TCP_ACK, ts);
+		s.seq = rc->isn[1];
+		seg_out(rx, &s);
+		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
+		seg_out(rx, &s);
+	}
+	if (rx->print && !st_http__init(&rc->p[0], ST_HTTP_REQUEST, NULL)) {
+		if (!st_http__init(&rc->p[1], ST_HTTP_RESPONSE, NULL))
+			rc->http = true;
+		else
+			st_http__free(&rc->p[0]);
+	}
+}
+
+static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, const uint8_t *d,
+		    uint32_t len, uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = c->user;
+	struct st_segment s;
+
+	rx->last_ts = ts;
+	rx->st.bytes += len;
+	if (!rc)
+		return;
+	rc->fc.bytes[dir] += len;
+	if (rx->sink)
+		st_flowsink_ops.data(rx->sink, &rc->fc, dir, off, d, len, ts);
+	if (want_segments(rx)) {
+		for (uint32_t o = 0; o < len; o += RX_MSS) {
+			uint32_t n = len - o < RX_MSS ? len - o : RX_MSS;
+
+			seg_init(rc, &s, dir, ST_TCP_ACK | (o + n == len ? ST_TCP_PSH : 0), ts);
+			s.data = d + o;
+			s.len = n;
+			seg_out(rx, &s);
+			rc->next[dir] += n;
+		}
+	} else {
+		rc->next[dir] += len;
+	}
+	if (rc->http)
+		print_feed(rx, rc, dir, d, len, ts);
+}
+
+static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
+		   enum st_reasm_gap_why why, uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = c->user;
+	struct st_segment s;
+
+	rx->last_ts = ts;
+	rx->st.gap_bytes += len;
+	if ((unsigned)why == ST_SGAP_DROPPED)
+		rx->st.sender_dropped_bytes += len;
+	if ((unsigned)why == ST_SGAP_HELD)
+		rx->st.held_bytes += len;
+	if (!rc)
+		return;
+	rc->fc.gap_bytes[dir] += len;
+	if (rx->sink)
+		st_flowsink_ops.gap(rx->sink, &rc->fc, dir, off, len, reasm_why(why), ts);
+	if (rx->sh) {
+		/* a loss segment: the shadow engine's reassembly reports the gap at once */
+		for (uint64_t o = 0; o < len;) {
+			uint32_t n = len - o > (1u << 30) ? 1u << 30 : (uint32_t)(len - o);
+
+			seg_init(rc, &s, dir, ST_TCP_ACK, ts);
+			s.kind = ST_SEG_LOSS;
+			s.len = n;
+			st_shadow__feed(rx->sh, &s);
+			rc->next[dir] += n;
+			o += n;
+		}
+	} else {
+		rc->next[dir] += len;
+	}
+	if (rc->http && st_http__skip(&rc->p[dir], len))
+		print_stop(rx, rc);
+}
+
+static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why,
+		   uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = c->user;
+	struct st_segment s;
+
+	rx->last_ts = ts;
+	if (!rc)
+		return;
+	if (rx->sink)
+		st_flowsink_ops.end(rx->sink, &rc->fc, dir, why, ts);
+	if (want_segments(rx) && (why == ST_END_FIN || why == ST_END_RST)) {
+		seg_init(rc, &s, dir, why == ST_END_FIN ? ST_TCP_FIN | ST_TCP_ACK : ST_TCP_RST, ts);
+		seg_out(rx, &s);
+	}
+	rc->ended[dir] = true;
+	if (rc->http && dir == ST_DIR_OUT) {
+		struct st_http_event ev;
+
+		/* a response read until close ends here */
+		st_http__feed_eof(&rc->p[1], &ev);
+		if (ev.type == ST_HTTP_EV_MSG_DONE && rc->qn) {
+			print_line(rx, rc, &rc->q[rc->qh], ev.msg_len);
+			rc->qh = (rc->qh + 1) % RX_PRINT_QUEUE;
+			rc->qn--;
+		}
+	}
+}
+
+static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = c->user;
+	struct st_segment s;
+
+	if (!rc)
+		return;
+	if (rx->sink)
+		st_flowsink_ops.close(rx->sink, &rc->fc, why, ts);
+	if (rx->sh && !rc->ended[0] && !rc->ended[1]) {
+		/* closed without a FIN or RST in the stream (timeout, end of capture): the shadow
+		 * engine's connection closes too, its complete requests still go out */
+		seg_init(rc, &s, ST_DIR_IN, ST_TCP_RST, ts);
+		st_shadow__feed(rx->sh, &s);
+	}
+	if (rc->http) {
+		st_http__free(&rc->p[0]);
+		st_http__free(&rc->p[1]);
+	}
+	free(rc);
+	c->user = NULL;
+}
+
+static const struct st_stream_ops rx_ops = {
+	.conn = { .open = on_open, .data = on_data, .gap = on_gap, .end = on_end,
+		  .close = on_close },
+	.header = on_header,
+	.finish = on_finish,
+};
+
+/* ---- the run -------------------------------------------------------------------------- */
+
+static void input_done(struct receive *rx, int rc)
+{
+	if (rc || st_stream_dec__eof(rx->dec)) {
+		pr_err("receive: %s: %s; the outputs keep everything before it",
+		       rx->listen ? rx->listen : !strcmp(rx->input, "-") ? "stdin" : rx->input,
+		       st_stream_dec__error(rx->dec));
+		rx->failed = true;
+	}
+	rx->eof = true;
+	/* what is still open ends here: the outputs keep what arrived */
+	st_stream_dec__close_all(rx->dec, rx->last_ts);
+	if (rx->sh)
+		st_shadow__kick(rx->sh);
+	st_loop__stop(rx->loop);
+}
+
+/* Reads what is there; at the end of the input (or a stream error) stops the loop. */
+static int read_some(struct receive *rx)
+{
+	ssize_t n;
+	int rc;
+
+	do
+		n = read(rx->fd, rx->buf, sizeof(rx->buf));
+	while (n < 0 && errno == EINTR);
+	if (n < 0 && errno == EAGAIN)
+		return 0;
+	if (n < 0) {
+		pr_err("receive: read: %s", strerror(errno));
+		input_done(rx, 0);
+		return 0;
+	}
+	if (n == 0) {
+		input_done(rx, 0);
+		return 0;
+	}
+	rx->st.stream_bytes += (uint64_t)n;
+	rc = st_stream_dec__feed(rx->dec, rx->buf, (size_t)n);
+	if (rx->sh)
+		st_shadow__kick(rx->sh);
+	if (rc)
+		input_done(rx, rc);
+	return rx->failed && !rc ? -1 : 0;
+}
+
+static int on_input(void *ctx)
+{
+	struct receive *rx = ctx;
+
+	if (!rx->eof)
+		read_some(rx);
+	return 0;
+}
+
+static int on_shadow_io(void *ctx)
+{
+	struct receive *rx = ctx;
+
+	return st_shadow__io(rx->sh);
+}
+
+static int on_tick(void *ctx)
+{
+	struct receive *rx = ctx;
+	uint64_t now = st_mono_ns();
+
+	for (int i = 0; rx->is_file && !rx->eof && i < RX_FILE_READS; i++) {
+		if (rx->sh && st_shadow__busy(rx->sh))
+			break;
+		read_some(rx);
+	}
+	if (rx->sh && now - rx->last_shadow_tick >= 100000000ull) {
+		rx->last_shadow_tick = now;
+		st_shadow__tick(rx->sh, 0);
+	}
+	if (rx->pw && st_pcapw__flush(rx->pw)) {
+		pr_err("receive: -w %s: the output failed", rx->wpath);
+		rx->failed = true;
+		return -1;
+	}
+	if (rx->sink) {
+		st_flowsink__tick(rx->sink, rx->last_ts);
+		if (st_flowsink__error(rx->sink)) {
+			rx->failed = true;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int open_outdir(const char *path, bool force)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	if (mkdir(path, 0755) && errno != EEXIST) {
+		pr_err("receive: cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("receive: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (force)
+		return fd;
+	d = fdopendir(dup(fd));
+	if (!d) {
+		pr_err("receive: cannot read %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			pr_err("receive: %s is not empty (use --force to write into it anyway)", path);
+			closedir(d);
+			close(fd);
+			return -1;
+		}
+	}
+	closedir(d);
+	return fd;
+}
+
+static int outputs_open(struct receive *rx)
+{
+	char err[256];
+
+	if (rx->to) {
+		struct rlimit rl;
+
+		if (st_shadow_parse_target(rx->to, &rx->scfg.targets[0], err, sizeof(err))) {
+			pr_err("receive: --to %s: %s", rx->to, err);
+			return ST_EXIT_USAGE;
+		}
+		rx->scfg.n_targets = 1;
+		rx->scfg.mark_name = "X-Shadowtap";
+		rx->scfg.mark_value = "1";
+		rx->scfg.reasm_max_mem = RX_MAX_MEM_DEFAULT;
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		rx->sh = st_shadow__new(&rx->scfg);
+		if (!rx->sh) {
+			pr_err("receive: shadow engine: %s", strerror(errno));
+			return ST_EXIT_RUNTIME;
+		}
+	}
+	if (rx->outdir) {
+		struct st_flowsink_config k = { 0 };
+
+		rx->dirfd = open_outdir(rx->outdir, rx->force);
+		if (rx->dirfd < 0)
+			return ST_EXIT_RUNTIME;
+		k.dirfd = rx->dirfd;
+		k.dirname = rx->outdir;
+		k.replace = rx->force;
+		k.seed = st_random_seed();
+		rx->sink = st_flowsink__new(&k);
+		if (!rx->sink) {
+			pr_err("receive: %s: %s", rx->outdir, strerror(errno));
+			return ST_EXIT_RUNTIME;
+		}
+	}
+	if (rx->wpath) {
+		rx->pw = st_pcapw__open(rx->wpath, 0);
+		if (!rx->pw)
+			return ST_EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static void summary(struct receive *rx)
+{
+	struct st_statline l;
+	struct st_pcapw_stats ps = { 0 };
+	struct st_flowsink_stats ks;
+	struct st_shadow_stats ss;
+
+	st_statline_init(&l);
+	st_statline_add_table(&l, receive_stat_desc, receive_stat_n, &rx->st);
+	if (rx->have_trailer) {
+		st_statline_add(&l, "sender_dropped_records", rx->trailer.dropped_records,
+				ST_STAT_COUNTER, "records the sender dropped (END_STREAM)");
+		st_statline_add(&l, "sender_dropped_conns", rx->trailer.dropped_conns,
+				ST_STAT_COUNTER, "connections the sender left out whole");
+		st_statline_add(&l, "sender_held_conns", rx->trailer.held_conns, ST_STAT_COUNTER,
+				"connections the sender held back (not HTTP)");
+	}
+	if (rx->pw) {
+		st_pcapw__close(rx->pw, &ps);
+		rx->pw = NULL;
+		st_statline_add_table(&l, st_pcapw_stat_desc, st_pcapw_stat_n, &ps);
+	}
+	if (rx->sink) {
+		st_flowsink__stats(rx->sink, &ks);
+		st_statline_add(&l, "files", ks.files, ST_STAT_COUNTER, "flow files written");
+		st_statline_add_table(&l, st_flowsink_stat_desc, st_flowsink_stat_n, &ks);
+	}
+	if (rx->sh) {
+		st_shadow__stats(rx->sh, &ss);
+		st_statline_add_table(&l, st_shadow_stat_desc, st_shadow_stat_n, &ss);
+	}
+	st_statline_print(&l, "summary");
+}
+
+int cmd_receive(int argc, char **argv)
+{
+	struct receive *rx = calloc(1, sizeof(*rx));
+	struct stat sb;
+	int rc;
+
+	if (!rx) {
+		pr_err("receive: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	rx->fd = rx->dirfd = -1;
+	rc = parse(rx, argc, argv);
+	if (rc) {
+		rc = rc < 0 ? ST_EXIT_OK : rc;
+		goto out;
+	}
+	st_log_set_level(rx->verbose >= 2 ? ST_LOG_DEBUG : rx->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	rc = ST_EXIT_RUNTIME;
+	rx->seed = st_random_seed();
+	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
+	rx->loop = st_loop__new();
+	if (!rx->dec || !rx->loop) {
+		pr_err("receive: %s", strerror(errno));
+		goto out;
+	}
+	/* the input first: a wrong file must not leave outputs behind */
+	if (rx->input && strcmp(rx->input, "-")) {
+		rx->fd = open(rx->input, O_RDONLY | O_CLOEXEC);
+		if (rx->fd < 0) {
+			pr_err("receive: %s: %s", rx->input, strerror(errno));
+			goto out;
+		}
+	} else if (rx->input) {
+		rx->fd = dup(STDIN_FILENO);
+	}
+	rc = outputs_open(rx);
+	if (rc)
+		goto out;
+	rc = ST_EXIT_RUNTIME;
+	if (rx->listen) {
+		rx->fd = listen_accept(rx->listen);
+		if (rx->fd < 0)
+			goto out;
+	}
+	rx->is_file = !fstat(rx->fd, &sb) && (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
+	if ((!rx->is_file && st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
+	    (rx->sh && st_loop__add(rx->loop, st_shadow__fd(rx->sh), on_shadow_io, rx)) ||
+	    st_loop__set_tick(rx->loop, RX_TICK_MS, on_tick, rx)) {
+		pr_err("receive: event loop: %s", strerror(errno));
+		goto out;
+	}
+	rx->last_shadow_tick = st_mono_ns();
+	st_loop__run(rx->loop, 0);
+	if (!rx->eof) {
+		/* stopped by a signal: what is open ends here */
+		st_stream_dec__close_all(rx->dec, rx->last_ts);
+	}
+	if (rx->sh) {
+		st_shadow__flush(rx->sh);
+		st_shadow__drain(rx->sh, RX_DRAIN_MS);
+	}
+	if (rx->sink && st_flowsink__flush(rx->sink))
+		rx->failed = true;
+	if (rx->pw && st_pcapw__commit(rx->pw)) {
+		pr_err("receive: -w %s: cannot write the pcap", rx->wpath);
+		rx->failed = true;
+	}
+	summary(rx);
+	if (rx->have_trailer && (rx->trailer.dropped_records || rx->trailer.dropped_conns))
+		pr_warn("receive: the sender dropped %" PRIu64 " records (%" PRIu64 " bytes) and %"
+			PRIu64 " connections: its output was slower than the traffic",
+			rx->trailer.dropped_records, rx->trailer.dropped_bytes,
+			rx->trailer.dropped_conns);
+	rc = rx->failed ? ST_EXIT_RUNTIME : ST_EXIT_OK;
+out:
+	if (rx->pw)
+		st_pcapw__close(rx->pw, NULL);
+	st_flowsink__free(rx->sink);
+	st_shadow__free(rx->sh);
+	if (rx->dirfd >= 0)
+		close(rx->dirfd);
+	if (rx->fd >= 0)
+		close(rx->fd);
+	st_stream_dec__free(rx->dec);
+	st_loop__free(rx->loop);
+	free(rx);
+	return rc;
+}
