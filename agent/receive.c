@@ -52,7 +52,10 @@ struct exch {
 	char target[RX_TARGET_MAX];
 	uint64_t req_bytes;
 	uint64_t req_end_ts;
-	bool req_done;
+	uint64_t resp_ts;          /* the response's head */
+	uint64_t resp_bytes;
+	uint16_t status;
+	bool req_done, resp_done;
 };
 
 struct rconn {
@@ -65,13 +68,12 @@ struct rconn {
 	struct st_http_parser p[2];
 	struct exch q[RX_PRINT_QUEUE];
 	unsigned qh, qn;
-	uint16_t status;
-	uint64_t resp_ts;
+	unsigned nresp;            /* exchanges at the queue's front with their response done */
 };
 
 #define RECEIVE_STATS(X, T)                                                                    \
 	X(T, connections, COUNTER, "connections in the stream")                               \
-	X(T, bytes, COUNTER, "stream bytes received")                                         \
+	X(T, data_bytes, COUNTER, "stream bytes received")                                         \
 	X(T, gap_bytes, COUNTER, "bytes the stream marks missing (capture loss, sender drops, held)") \
 	X(T, sender_dropped_bytes, COUNTER, "... of which the sender dropped (its output too slow)") \
 	X(T, held_bytes, COUNTER, "... of which the sender held back (not redactable)")         \
@@ -264,28 +266,44 @@ static bool want_segments(const struct receive *rx)
 
 /* ---- --print ------------------------------------------------------------------------- */
 
-static void print_line(struct receive *rx, struct rconn *rc, const struct exch *x,
-		       uint64_t resp_bytes)
+/* A request answered before it was complete (nginx's early 200 to an upload) has no latency:
+ * "-". */
+static void print_line(struct receive *rx, struct rconn *rc, const struct exch *x)
 {
 	char cli[64], when[32];
-	time_t secs = (time_t)(rc->resp_ts / 1000000000ull);
+	time_t secs = (time_t)(x->resp_ts / 1000000000ull);
 	struct tm tm;
-	double lat = x->req_done && rc->resp_ts >= x->req_end_ts ?
-		(double)(rc->resp_ts - x->req_end_ts) / 1e6 : -1;
 
 	gmtime_r(&secs, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	st_addr_str(&rc->fc.key.src, cli, sizeof(cli));
 	printf("%s.%03u %s%s%s:%u %s %s %u %" PRIu64 " %" PRIu64 " ",
-	       when, (unsigned)(rc->resp_ts / 1000000 % 1000),
+	       when, (unsigned)(x->resp_ts / 1000000 % 1000),
 	       rc->fc.key.src.family == 6 ? "[" : "", cli, rc->fc.key.src.family == 6 ? "]" : "",
-	       rc->fc.key.sport, x->method, x->target, rc->status, x->req_bytes, resp_bytes);
-	if (lat >= 0)
-		printf("%.3fms\n", lat);
+	       rc->fc.key.sport, x->method, x->target, x->status, x->req_bytes, x->resp_bytes);
+	if (x->resp_ts >= x->req_end_ts)
+		printf("%.3fms\n", (double)(x->resp_ts - x->req_end_ts) / 1e6);
 	else
 		printf("-\n");
 	fflush(stdout);
 	rx->st.exchanges++;
+}
+
+/* Prints the exchanges at the front that are complete both ways, in order. */
+static void print_ready(struct receive *rx, struct rconn *rc)
+{
+	while (rc->qn && rc->q[rc->qh].req_done && rc->q[rc->qh].resp_done) {
+		print_line(rx, rc, &rc->q[rc->qh]);
+		rc->qh = (rc->qh + 1) % RX_PRINT_QUEUE;
+		rc->qn--;
+		rc->nresp--;
+	}
+}
+
+/* The exchange the response being framed answers (responses come in request order). */
+static struct exch *resp_exch(struct rconn *rc)
+{
+	return rc->nresp < rc->qn ? &rc->q[(rc->qh + rc->nresp) % RX_PRINT_QUEUE] : NULL;
 }
 
 static void print_stop(struct receive *rx, struct rconn *rc)
@@ -327,9 +345,9 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 				for (char *p = x->target; *p; p++)
 					if (*p < 0x21 || *p > 0x7e)
 						*p = '?';
-			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM)) {
-				rc->status = ev.head->status;
-				rc->resp_ts = ts;
+			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && (x = resp_exch(rc))) {
+				x->status = ev.head->status;
+				x->resp_ts = ts;
 			}
 			break;
 		case ST_HTTP_EV_MSG_DONE:
@@ -338,11 +356,12 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 				x->req_bytes = ev.msg_len;
 				x->req_end_ts = ts;
 				x->req_done = true;
-			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && rc->qn) {
-				print_line(rx, rc, &rc->q[rc->qh], ev.msg_len);
-				rc->qh = (rc->qh + 1) % RX_PRINT_QUEUE;
-				rc->qn--;
+			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && (x = resp_exch(rc))) {
+				x->resp_bytes = ev.msg_len;
+				x->resp_done = true;
+				rc->nresp++;
 			}
+			print_ready(rx, rc);
 			if (ev.head->flags & ST_HTTP_HF_UPGRADE) {
 				print_stop(rx, rc);
 				return;
@@ -413,7 +432,7 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	rc->fc.user = NULL;
 	rc->isn[0] = (uint32_t)(c->id * 2654435761u);
 	rc->isn[1] = (uint32_t)((c->id ^ rx->seed) * 2246822519u);
-	if (rx->sink)
+	if (rx->sink && st_flowsink_ops.open)
 		st_flowsink_ops.open(rx->sink, &rc->fc, ts);
 	if (want_segments(rx) && !(c->flags & ST_REASM_F_JOINED)) {
 		/* the handshake, so readers (and the shadow engine) see a whole connection */
@@ -443,11 +462,11 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 	struct st_segment s;
 
 	rx->last_ts = ts;
-	rx->st.bytes += len;
+	rx->st.data_bytes += len;
 	if (!rc)
 		return;
 	rc->fc.bytes[dir] += len;
-	if (rx->sink)
+	if (rx->sink && st_flowsink_ops.data)
 		st_flowsink_ops.data(rx->sink, &rc->fc, dir, off, d, len, ts);
 	if (want_segments(rx)) {
 		for (uint32_t o = 0; o < len; o += RX_MSS) {
@@ -482,7 +501,7 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	if (!rc)
 		return;
 	rc->fc.gap_bytes[dir] += len;
-	if (rx->sink)
+	if (rx->sink && st_flowsink_ops.gap)
 		st_flowsink_ops.gap(rx->sink, &rc->fc, dir, off, len, reasm_why(why), ts);
 	if (rx->sh) {
 		/* a loss segment: the shadow engine's reassembly reports the gap at once */
@@ -513,7 +532,7 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 	rx->last_ts = ts;
 	if (!rc)
 		return;
-	if (rx->sink)
+	if (rx->sink && st_flowsink_ops.end)
 		st_flowsink_ops.end(rx->sink, &rc->fc, dir, why, ts);
 	if (want_segments(rx) && (why == ST_END_FIN || why == ST_END_RST)) {
 		seg_init(rc, &s, dir, why == ST_END_FIN ? ST_TCP_FIN | ST_TCP_ACK : ST_TCP_RST, ts);
@@ -525,10 +544,13 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 
 		/* a response read until close ends here */
 		st_http__feed_eof(&rc->p[1], &ev);
-		if (ev.type == ST_HTTP_EV_MSG_DONE && rc->qn) {
-			print_line(rx, rc, &rc->q[rc->qh], ev.msg_len);
-			rc->qh = (rc->qh + 1) % RX_PRINT_QUEUE;
-			rc->qn--;
+		struct exch *x = resp_exch(rc);
+
+		if (ev.type == ST_HTTP_EV_MSG_DONE && x) {
+			x->resp_bytes = ev.msg_len;
+			x->resp_done = true;
+			rc->nresp++;
+			print_ready(rx, rc);
 		}
 	}
 }
@@ -541,7 +563,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 
 	if (!rc)
 		return;
-	if (rx->sink)
+	if (rx->sink && st_flowsink_ops.close)
 		st_flowsink_ops.close(rx->sink, &rc->fc, why, ts);
 	if (rx->sh && !rc->ended[0] && !rc->ended[1]) {
 		/* closed without a FIN or RST in the stream (timeout, end of capture): the shadow

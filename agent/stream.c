@@ -10,9 +10,10 @@
 
 #include "stream.h"
 
-/* A frame is cut once its compressed bytes pass this: with one record of slack it stays far
- * below ST_STREAM_FRAME_MAX, so deflate's output never runs out of room. */
-#define FRAME_CUT (ST_STREAM_FRAME_MAX / 4)
+/* A frame is cut once its compressed bytes pass this: a stream cut short loses at most the
+ * frame it was cut in (records decode frame by frame), and with one record of slack a frame
+ * stays far below ST_STREAM_FRAME_MAX, so deflate's output never runs out of room. */
+#define FRAME_CUT (64u << 10)
 #define REC_FIXED_MAX 72
 #define OBUF_SIZE (4 * ST_STREAM_RECORD_MAX)
 #define CONN_BUCKETS 65536u

@@ -91,7 +91,7 @@ int st_stream_enc__close(struct st_stream_enc *e, uint64_t id, unsigned why, uin
 /* END_STREAM, then a flush: the stream is complete. */
 int st_stream_enc__finish(struct st_stream_enc *e, const struct st_stream_trailer *t);
 /* Ends the current frame (Z_SYNC_FLUSH) and emits it, if it holds anything. The encoder
- * flushes by itself when a frame's compressed bytes pass a quarter of ST_STREAM_FRAME_MAX. */
+ * flushes by itself when a frame's compressed bytes pass 64 KiB. */
 int st_stream_enc__flush(struct st_stream_enc *e);
 /* Uncompressed record bytes since the last flush (what a flush would emit, at most). */
 uint64_t st_stream_enc__pending(const struct st_stream_enc *e);

@@ -1,0 +1,193 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# `shadowtap tee` -> pipe -> `shadowtap receive`, on a real nginx in a server namespace
+# under curl traffic (keep-alive GETs of every size, POSTs of 2 KB to 5 MB with and
+# without Expect: 100-continue, chunked, PUTs, HTTP/1.0, pipelined, IPv6), tcpdump on the
+# same interface as the referee:
+#   - receive -o DIR == `shadowtap flows` on tcpdump's pcap (same files, same bytes);
+#   - receive -w PCAP, reassembled by tcpflow == tcpflow on tcpdump's pcap;
+#   - receive --to: the shadow nginx logged every request once (same request lines), and a
+#     chunked PUT stored there holds the exact body;
+#   - receive --print: one line per exchange;
+#   - secrets (Authorization, Cookie, --redact-query) never appear in the decompressed stream
+#     nor in the outputs, everything else is byte-exact (Content-Length valid: nginx answered);
+#   - a stream file cut short: one error line naming the offset, exit 1, the pcap and the
+#     flow files keep what came before;
+#   - --to/--listen over loopback (--insecure).
+. "$(dirname "$0")/lib.sh"
+st_require_root
+st_require_cmds ip nginx curl tcpdump tcpflow python3 sha256sum bpftool
+[ -x "$ST_BIN" ] || st_fail "$ST_BIN not found (build first)"
+"$ST_BIN" tee --help >/dev/null 2>&1 || st_skip "$ST_BIN has no working 'tee --help' yet"
+st_init
+
+st_netns_pair
+st_netns_single shd
+SHD=$ST_LAST_NS
+ST_NGINX_LOG_FORMAT='$request' st_nginx_start web "$ST_SRV_NS" 80 "[::]:80"
+ST_NGINX_LOG_FORMAT='$request' st_nginx_start shadow "$SHD" 127.0.0.1:8081
+WWW=$ST_TMP/web/www
+O=$ST_TMP/out
+mkdir -p "$O"
+
+# tee_start NAME ARGS...: shadowtap tee on the server's veth, --port 80, its stream on
+# stdout into $ST_TMP/NAME.fifo (or wherever ARGS say); waits until attached. Pid TEE_PID.
+tee_start() {
+	local name=$1 i
+	shift
+	st_in_bg "$ST_SRV_NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 "${ST_RING[@]}" "$@" \
+		2>"$ST_TMP/$name.err" </dev/null &
+	TEE_PID=$!
+	ST_PIDS+=("$TEE_PID")
+	for i in $(seq 1 100); do
+		st_alive "$TEE_PID" || { cat "$ST_TMP/$name.err"; st_fail "tee $name exited during start-up"; }
+		st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$TEE_PID" && { sleep 0.2; return 0; }
+		sleep 0.1
+	done
+	st_fail "tee $name did not attach within 10 s"
+}
+
+# ---- 1. the everyday pipe: tee -o - | receive - -o DIR -w PCAP --to SHADOW --print ------------
+st_tcpdump_start eth "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/eth.pcap" 'tcp port 80'
+ETH_PID=$ST_TCPDUMP_PID
+mkfifo "$ST_TMP/pipe"
+st_in_bg "$SHD" "$ST_BIN" receive - -o "$O/rx" -w "$ST_TMP/rx.pcap" --to 127.0.0.1:8081 --print \
+	<"$ST_TMP/pipe" >"$ST_TMP/print.out" 2>"$ST_TMP/rx.err" &
+RX_PID=$!
+ST_PIDS+=("$RX_PID")
+tee_start pipe -o - --max-rate 0 --duration 0 >"$ST_TMP/pipe"
+
+st_log "traffic: IPv4 mix, IPv6 GETs and a POST"
+st_client_mix "$ST_CLI_NS" "$ST_SRV4" 80 "$WWW"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -o /dev/null "http://[$ST_SRV6]/f65537" "http://[$ST_SRV6]/f100"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null --data-binary @"$ST_TMP/upload/u300k" "http://[$ST_SRV6]/upload"
+st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
+sleep 0.5
+st_stop "$TEE_PID" INT || { cat "$ST_TMP/pipe.err"; st_fail "tee exited with an error"; }
+rc=0
+for i in $(seq 1 150); do st_alive "$RX_PID" || break; sleep 0.1; done
+wait "$RX_PID" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$ST_TMP/rx.err"; st_fail "receive exited with $rc"; }
+st_tcpdump_stop "$ETH_PID" eth || true
+dropped=$(st_tcpdump_dropped "$ST_TMP/eth.err")
+[ "${dropped:-0}" -eq 0 ] || st_fail "tcpdump dropped $dropped packets: no comparison possible"
+tee_sum=$(st_summary "$ST_TMP/pipe.err")
+rx_sum=$(st_summary "$ST_TMP/rx.err")
+echo "  tee: ${tee_sum#shadowtap: }"
+echo "  receive: ${rx_sum#shadowtap: }"
+for f in dropped_records dropped_conns held_conns lost; do
+	[ "$(st_summary_field "$tee_sum" "$f")" = 0 ] || st_fail "tee summary: $f is not 0"
+done
+[ "$(st_summary_field "$rx_sum" gap_bytes)" = 0 ] || st_fail "receive saw gaps on a lossless run"
+
+st_log "receive -o DIR == shadowtap flows on tcpdump's pcap"
+"$ST_BIN" flows "$ST_TMP/eth.pcap" -o "$O/flows" 2>"$ST_TMP/flows.err" || { cat "$ST_TMP/flows.err"; st_fail "flows failed"; }
+st_flow_digest "$O/flows" >"$ST_TMP/d-flows"
+st_flow_digest "$O/rx" >"$ST_TMP/d-rx"
+n=$(wc -l <"$ST_TMP/d-flows")
+[ "$n" -ge 20 ] || st_fail "too few flow files from the reference: $n"
+cmp -s "$ST_TMP/d-flows" "$ST_TMP/d-rx" || { diff "$ST_TMP/d-flows" "$ST_TMP/d-rx" | head -n 20; st_fail "receive -o and flows differ"; }
+echo "  identical: $n files, $(cat "$O/rx"/* | wc -c) bytes"
+big=$(find "$O/rx" -type f -size +5120k | wc -l)
+[ "$big" -ge 2 ] || st_fail "the 5 MB transfers are missing from receive -o ($big files over 5 MiB)"
+
+st_log "receive -w: tcpflow reads it and reassembles the same streams as from tcpdump's pcap"
+st_compare_captures "$ST_TMP/eth.pcap" "$ST_TMP/rx.pcap" "$O" || st_fail "receive -w streams differ from tcpdump's"
+
+st_log "receive --to: the shadow nginx got every request once"
+sort "$ST_TMP/web/access.log" >"$ST_TMP/req-web"
+sort "$ST_TMP/shadow/access.log" >"$ST_TMP/req-shadow"
+nreq=$(wc -l <"$ST_TMP/req-web")
+[ "$nreq" -ge 40 ] || st_fail "too few requests in production's log: $nreq"
+cmp -s "$ST_TMP/req-web" "$ST_TMP/req-shadow" || { diff "$ST_TMP/req-web" "$ST_TMP/req-shadow" | head -n 20; st_fail "the shadow's requests differ from production's"; }
+cmp -s "$ST_TMP/shadow/www/dav/u300k-chunked" "$ST_TMP/upload/u300k" || st_fail "the chunked PUT replayed to the shadow stored wrong bytes"
+echo "  identical: $nreq request lines; the chunked PUT's body exact"
+
+st_log "receive --print: one line per exchange"
+np=$(wc -l <"$ST_TMP/print.out")
+[ "$np" -eq "$nreq" ] || { head -n 5 "$ST_TMP/print.out"; st_fail "--print printed $np lines for $nreq exchanges"; }
+grep -Eq "^[0-9:.]+ $ST_CLI4:[0-9]+ GET /f5242880 200 [0-9]+ 52431[0-9]{2} [0-9.]+ms$" "$ST_TMP/print.out" ||
+	{ head -n 5 "$ST_TMP/print.out"; st_fail "--print has no line for the 5 MB GET"; }
+grep -Eq " POST /upload 200 10[0-9]{5} " "$ST_TMP/print.out" || st_fail "--print has no line for the 1 MB POST"
+head -n 2 "$ST_TMP/print.out" | sed 's/^/  /'
+
+# ---- 2. secrets, a stream file, a cut stream -------------------------------------------------
+st_log "secrets: redacted before the stream leaves the host"
+tee_start file -o "$ST_TMP/s.tee" --redact-query token --redact-header X-Api-Key
+base=http://$ST_SRV4
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -H 'Authorization: Bearer s3cr3t-AUTH' \
+	-H 'Cookie: session=s3cr3t-COOKIE' -H 'X-Api-Key: s3cr3t-KEY' "$base/f1448?token=s3cr3t-QUERY&page=2"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -o /dev/null "$base/f100000" "$base/f16384"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null --data-binary @"$ST_TMP/upload/u1m" "$base/upload"
+st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
+sleep 0.3
+st_stop "$TEE_PID" INT || { cat "$ST_TMP/file.err"; st_fail "tee -o FILE exited with an error"; }
+python3 - "$ST_TMP/s.tee" "$ST_TMP/s.raw" <<'PY' || st_fail "the stream file does not decompress"
+import struct, sys, zlib
+b = open(sys.argv[1], "rb").read()
+assert b[:6] == b"STTEE\n", "no preamble"
+d, o, out = zlib.decompressobj(), 8, []
+while o < len(b):
+    n, crc = struct.unpack_from("<II", b, o)
+    p = b[o + 8:o + 8 + n]
+    assert zlib.crc32(p) == crc, "frame checksum"
+    out.append(d.decompress(p))
+    o += 8 + n
+open(sys.argv[2], "wb").write(b"".join(out))
+PY
+if grep -a -o 's3cr3t-[A-Z]*' "$ST_TMP/s.raw"; then st_fail "a secret is in the decompressed stream"; fi
+# "Bearer s3cr3t-AUTH" is 18 bytes, "session=s3cr3t-COOKIE" 21
+grep -aEq "^Authorization: \*{18}"$'\r'"\$" "$ST_TMP/s.raw" || st_fail "Authorization not redacted length-preserving"
+grep -aEq "^Cookie: \*{21}"$'\r'"\$" "$ST_TMP/s.raw" || st_fail "Cookie not redacted length-preserving"
+grep -aq 'token=\*\*\*\*\*\*\*\*\*\*\*\*&page=2' "$ST_TMP/s.raw" || st_fail "the query parameter was not redacted"
+"$ST_BIN" receive "$ST_TMP/s.tee" -o "$O/s" -w "$ST_TMP/s.pcap" --print >"$ST_TMP/s.print" 2>"$ST_TMP/s.err" ||
+	{ cat "$ST_TMP/s.err"; st_fail "receive of the stream file failed"; }
+if grep -r -a -l 's3cr3t' "$O/s" "$ST_TMP/s.pcap" "$ST_TMP/s.print"; then st_fail "a secret is in receive's outputs"; fi
+[ "$(wc -l <"$ST_TMP/s.print")" -eq 4 ] || { cat "$ST_TMP/s.print"; st_fail "expected 4 exchanges from the stream file"; }
+grep -q ' GET /f1448?token=\*\*\*\*\*\*\*\*\*\*\*\*&page=2 200 ' "$ST_TMP/s.print" || st_fail "--print shows no redacted target"
+# everything but the secrets is byte-exact: the 1 MB body arrived whole
+f=$(grep -l -a '^POST /upload' "$O/s"/* | head -n1)
+[ -n "$f" ] && tail -c 1048576 "$f" | cmp -s - "$ST_TMP/upload/u1m" || st_fail "the 1 MB POST body is not byte-exact"
+echo "  no secret in the stream or the outputs; lengths kept"
+
+st_log "a stream cut short: one error line with the offset, outputs keep what came before"
+size=$(stat -c %s "$ST_TMP/s.tee")
+head -c $((size * 2 / 3)) "$ST_TMP/s.tee" >"$ST_TMP/cut.tee"
+rc=0
+"$ST_BIN" receive "$ST_TMP/cut.tee" -o "$O/cut" -w "$ST_TMP/cut.pcap" 2>"$ST_TMP/cut.err" || rc=$?
+[ "$rc" -eq 1 ] || { cat "$ST_TMP/cut.err"; st_fail "receive of a cut stream exited $rc, not 1"; }
+grep -v '^shadowtap: summary' "$ST_TMP/cut.err" >"$ST_TMP/cut.msg" || true
+[ "$(wc -l <"$ST_TMP/cut.msg")" -eq 1 ] || { cat "$ST_TMP/cut.err"; st_fail "expected one error line"; }
+grep -Eq 'cut short at byte [0-9]+' "$ST_TMP/cut.msg" || { cat "$ST_TMP/cut.msg"; st_fail "the error does not name the offset"; }
+sed 's/^/  /' "$ST_TMP/cut.msg"
+tcpdump -nr "$ST_TMP/cut.pcap" >/dev/null 2>&1 || st_fail "the cut run's pcap is not readable"
+[ "$(st_pcap_packets "$ST_TMP/cut.pcap")" -gt 10 ] || st_fail "the cut run's pcap is empty"
+[ "$(find "$O/cut" -type f -size +1k | wc -l)" -ge 2 ] || st_fail "the cut run's flow files are missing"
+grep -q 'Authorization' "$O/cut"/* || st_fail "the cut run lost the first exchange"
+
+st_log "a flipped byte: a clean error naming the frame"
+cp "$ST_TMP/s.tee" "$ST_TMP/flip.tee"
+printf '\x55' | dd of="$ST_TMP/flip.tee" bs=1 seek=$((size / 2)) conv=notrunc 2>/dev/null
+rc=0
+"$ST_BIN" receive "$ST_TMP/flip.tee" -w "$ST_TMP/flip.pcap" 2>"$ST_TMP/flip.err" || rc=$?
+[ "$rc" -eq 1 ] || st_fail "receive of a damaged stream exited $rc, not 1"
+grep -Eq 'corrupt stream: .*byte [0-9]+' "$ST_TMP/flip.err" || { cat "$ST_TMP/flip.err"; st_fail "no clear corruption message"; }
+tcpdump -nr "$ST_TMP/flip.pcap" >/dev/null 2>&1 || st_fail "the damaged run's pcap is not readable"
+
+# ---- 3. over the network, loopback -----------------------------------------------------------
+st_log "tee --to / receive --listen (plaintext, --insecure) over loopback"
+st_in_bg "$ST_SRV_NS" "$ST_BIN" receive --listen 127.0.0.1:7700 --insecure --print \
+	>"$ST_TMP/net.print" 2>"$ST_TMP/net.err" </dev/null &
+NRX=$!
+ST_PIDS+=("$NRX")
+st_wait_port "$ST_SRV_NS" 7700 10
+tee_start net --to 127.0.0.1:7700 --insecure
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -o /dev/null "$base/f4096" "$base/f1"
+st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
+st_stop "$TEE_PID" INT || { cat "$ST_TMP/net.err"; st_fail "tee --to exited with an error"; }
+st_stop "$NRX" TERM || true
+[ "$(wc -l <"$ST_TMP/net.print")" -eq 2 ] || { cat "$ST_TMP/net.print" "$ST_TMP/net.err"; st_fail "--listen: expected 2 exchanges"; }
+rc=0
+"$ST_BIN" tee --iface lo --port 80 --to 127.0.0.1:7700 2>"$ST_TMP/plain.err" || rc=$?
+[ "$rc" -eq 2 ] && grep -q -- '--insecure' "$ST_TMP/plain.err" || st_fail "--to without --insecure was not refused"
+st_log "PASS"
