@@ -630,10 +630,9 @@ int st_stream_dec__feed(struct st_stream_dec *d, const void *buf, size_t len)
 				d->minor = d->hdr[7];
 				if (d->major != ST_STREAM_MAJOR)
 					return fail(d, "stream format version %u.%u: this build reads "
-						    "version %u.x (%u.0 to %u.%u, and later %u.x)",
-						    d->major, d->minor, ST_STREAM_MAJOR,
-						    ST_STREAM_MAJOR, ST_STREAM_MAJOR, ST_STREAM_MINOR,
-						    ST_STREAM_MAJOR);
+						    "version %u.x (any minor; it writes %u.%u)", d->major,
+						    d->minor, ST_STREAM_MAJOR, ST_STREAM_MAJOR,
+						    ST_STREAM_MINOR);
 				d->state = D_FRAME_HDR;
 				d->frame_off = d->off;
 				break;
