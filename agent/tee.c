@@ -40,6 +40,7 @@
 #include "opts.h"
 #include "output.h"
 #include "reasm.h"
+#include "redact.h"
 #include "stream.h"
 #include "tap.h"
 
@@ -53,7 +54,6 @@
 #define TEE_MAX_RATE_DEFAULT (16ull << 20)  /* stream bytes per second */
 #define TEE_QUEUE_DEFAULT (32ull << 20)
 #define TEE_CLOSE_WAIT_S 5                  /* at the end, a stalled reader is given up on */
-#define TEE_MAX_REDACT 32
 #define TEE_MAX_METHODS 16
 #define TEE_MAX_MEM_DEFAULT (256ull << 20)
 
@@ -73,6 +73,7 @@ struct tconn {
 	bool parsers;
 	bool first_req;       /* the first request's head was seen (the filters' decision) */
 	struct st_http_parser p[2];
+	struct st_jredact jr[2]; /* the current message's JSON body (--redact-field) */
 	uint64_t sent[2];     /* stream offset written up to (data and gaps) */
 	uint64_t dropped[2];  /* bytes dropped since, announced as a gap before the next record */
 };
@@ -132,10 +133,7 @@ struct tee {
 	bool max_rate_set;
 	uint64_t max_queue;
 	bool no_redact, raw;
-	const char *redact_hdr[TEE_MAX_REDACT];
-	unsigned n_redact_hdr;
-	const char *redact_query[TEE_MAX_REDACT];
-	unsigned n_redact_query;
+	struct st_redact_rules rules;
 	char methods_buf[256];
 	const char *methods[TEE_MAX_METHODS];
 	unsigned n_methods;
@@ -157,6 +155,8 @@ struct tee {
 	uint64_t filtered_segs;
 	struct tee_stats st;
 	uint8_t scratch[ST_HTTP_HEAD_CAP_DEFAULT];
+	uint8_t *body;        /* JSON body bytes being redacted (grown as needed) */
+	size_t body_cap;
 };
 
 #define TEE(o) ((struct tee *)(o))
@@ -166,15 +166,16 @@ static const char usage_head[] =
 	"                     --to HOST:PORT --insecure) [--host CIDR ...] [--sample PCT]\n"
 	"                     [--match-method M,...] [--match-path RE] [--exclude-path RE]\n"
 	"                     [--duration SEC] [--redact-header NAME ...]\n"
-	"                     [--redact-query PARAM ...] [--no-redact] [--raw] [--max-rate MIBS]\n"
+	"                     [--redact-query PARAM ...] [--redact-field NAME ...] [--no-redact]\n"
+	"                     [--raw] [--max-rate MIBS]\n"
 	"\n"
 	"Tees a service's live connections, reassembled, to a tee stream (docs/TEE.md) for\n"
 	"`shadowtap receive`:\n"
 	"  ssh prod-host shadowtap tee --iface eth0 --port 8080 -o - |\n"
 	"      shadowtap receive - --print --to 127.0.0.1:8080\n"
 	"Secrets stay on the host: the values of Authorization, Proxy-Authorization, Cookie and\n"
-	"Set-Cookie (and --redact-header/--redact-query) are overwritten with '*', length\n"
-	"preserved; connections that are not HTTP are held back (gaps) unless --raw.\n"
+	"Set-Cookie (and --redact-header/--redact-query/--redact-field) are overwritten,\n"
+	"length preserved; connections that are not HTTP are held back (gaps) unless --raw.\n"
 	"Production never waits: when the output is slower than the traffic, records are\n"
 	"dropped whole and counted, and the receiver sees a gap of their exact length.\n"
 	"Stops after --duration (default 900 s; 0: until SIGINT). A summary line ends the run.\n"
@@ -182,27 +183,41 @@ static const char usage_head[] =
 
 static int opt_redact_header(void *o, const char *val, char *err, size_t errlen)
 {
-	struct tee *t = o;
+	struct st_redact_rules *r = &TEE(o)->rules;
 
-	if (t->n_redact_hdr >= TEE_MAX_REDACT || !*val || strpbrk(val, " \t:\r\n")) {
+	if (r->n_headers >= ST_REDACT_MAX || !*val || strpbrk(val, " \t:\r\n")) {
 		snprintf(err, errlen, "'%s' is not a header field name (or more than %d given)",
-			 val, TEE_MAX_REDACT);
+			 val, ST_REDACT_MAX);
 		return -1;
 	}
-	t->redact_hdr[t->n_redact_hdr++] = val;
+	r->headers[r->n_headers++] = val;
 	return 0;
 }
 
 static int opt_redact_query(void *o, const char *val, char *err, size_t errlen)
 {
-	struct tee *t = o;
+	struct st_redact_rules *r = &TEE(o)->rules;
 
-	if (t->n_redact_query >= TEE_MAX_REDACT || !*val || strpbrk(val, "&=?# ")) {
+	if (r->n_queries >= ST_REDACT_MAX || !*val || strpbrk(val, "&=?# ")) {
 		snprintf(err, errlen, "'%s' is not a query parameter name (or more than %d given)",
-			 val, TEE_MAX_REDACT);
+			 val, ST_REDACT_MAX);
 		return -1;
 	}
-	t->redact_query[t->n_redact_query++] = val;
+	r->queries[r->n_queries++] = val;
+	return 0;
+}
+
+static int opt_redact_field(void *o, const char *val, char *err, size_t errlen)
+{
+	struct st_redact_rules *r = &TEE(o)->rules;
+
+	if (r->n_fields >= ST_REDACT_MAX || !*val || strlen(val) > ST_JREDACT_KEY_MAX ||
+	    strpbrk(val, "\"\\")) {
+		snprintf(err, errlen, "'%s' is not a JSON member name (or more than %d given)",
+			 val, ST_REDACT_MAX);
+		return -1;
+	}
+	r->fields[r->n_fields++] = val;
 	return 0;
 }
 
@@ -295,6 +310,9 @@ static const struct st_opt tee_opts[] = {
 		    "also redact this header field's values (repeatable)"),
 	ST_OPT_FUNC("redact-query", 0, "PARAM", ST_OPTF_REPEAT, opt_redact_query,
 		    "redact this query parameter's values (repeatable)"),
+	ST_OPT_FUNC("redact-field", 0, "NAME", ST_OPTF_REPEAT, opt_redact_field,
+		    "redact the value of JSON body members NAME, at any depth\n"
+		    "(bodies whose Content-Type says json; repeatable)"),
 	ST_OPT_FLAG("no-redact", 0, struct tee, no_redact,
 		    "tee every byte as it is, secrets included"),
 	ST_OPT_FLAG("raw", 0, struct tee, raw,
@@ -339,8 +357,9 @@ static int parse(struct tee *t, int argc, char **argv)
 		       "link): add --insecure to accept that, or use -o - over ssh");
 		return ST_EXIT_USAGE;
 	}
-	if (t->no_redact && (t->n_redact_hdr || t->n_redact_query)) {
-		pr_err("tee: --no-redact and --redact-header/--redact-query contradict each other");
+	if (t->no_redact && (t->rules.n_headers || t->rules.n_queries || t->rules.n_fields)) {
+		pr_err("tee: --no-redact and --redact-header/--redact-query/--redact-field "
+		       "contradict each other");
 		return ST_EXIT_USAGE;
 	}
 	if (t->no_redact && (t->n_methods || t->match_set || t->exclude_set)) {
@@ -641,56 +660,29 @@ static void hold_rest(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, 
 		put_gap(t, c, tc, dir, upto - at, ST_SGAP_HELD, ts);
 }
 
-static bool name_listed(const char *const *list, unsigned n, const char *name, size_t len)
-{
-	for (unsigned i = 0; i < n; i++)
-		if (strlen(list[i]) == len && !strncasecmp(list[i], name, len))
-			return true;
-	return false;
-}
-
-static const char *const default_redact[] = {
-	"Authorization", "Proxy-Authorization", "Cookie", "Set-Cookie",
-};
-
 /* The head, redacted, in t->scratch. */
 static const uint8_t *redact_head(struct tee *t, const struct st_http_head *h, int dir)
 {
-	uint8_t *s = t->scratch;
+	memcpy(t->scratch, h->raw, h->raw_len);
+	t->st.redacted += st_redact_head(&t->rules, h, dir == ST_DIR_IN, t->scratch);
+	return t->scratch;
+}
 
-	memcpy(s, h->raw, h->raw_len);
-	for (uint32_t i = 0; i < h->nheaders; i++) {
-		const struct st_http_header *f = &h->headers[i];
+/* Body bytes of a JSON message, redacted in a copy. NULL when out of memory. */
+static const uint8_t *redact_body(struct tee *t, struct tconn *tc, int dir, const uint8_t *d,
+				  size_t n)
+{
+	if (n > t->body_cap) {
+		uint8_t *b = realloc(t->body, n);
 
-		if (!f->value_len)
-			continue;
-		if (name_listed(default_redact, 4, f->name, f->name_len) ||
-		    name_listed(t->redact_hdr, t->n_redact_hdr, f->name, f->name_len)) {
-			memset(s + (f->value - h->raw), '*', f->value_len);
-			t->st.redacted++;
-		}
+		if (!b)
+			return NULL;
+		t->body = b;
+		t->body_cap = n;
 	}
-	if (dir == ST_DIR_IN && t->n_redact_query && h->target) {
-		const char *q = memchr(h->target, '?', h->target_len);
-		const char *end = h->target + h->target_len;
-
-		while (q && q < end) {
-			const char *name = q + 1, *amp, *eq;
-
-			amp = memchr(name, '&', (size_t)(end - name));
-			if (!amp)
-				amp = end;
-			eq = memchr(name, '=', (size_t)(amp - name));
-			if (eq && eq + 1 < amp &&
-			    name_listed(t->redact_query, t->n_redact_query, name,
-					(size_t)(eq - name))) {
-				memset(s + (eq + 1 - h->raw), '*', (size_t)(amp - eq - 1));
-				t->st.redacted++;
-			}
-			q = amp < end ? amp : NULL;
-		}
-	}
-	return s;
+	memcpy(t->body, d, n);
+	t->st.redacted += st_jredact_feed(&tc->jr[dir], &t->rules, t->body, n);
+	return t->body;
 }
 
 /* The connection's first request decides whether it is teed (--match-*, --exclude-path). */
@@ -747,10 +739,25 @@ static void frame(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int 
 				}
 				st_http__push_method(&tc->p[1], ev.head->method);
 			}
+			st_jredact_reset(&tc->jr[dir],
+					 t->rules.n_fields && st_redact_is_json(ev.head));
 			put_data(t, c, tc, dir, redact_head(t, ev.head, dir), ev.head->raw_len, ts);
 			break;
 		case ST_HTTP_EV_BODY:
-			put_data(t, c, tc, dir, d, n, ts);
+			if (tc->jr[dir].on && ev.data_len) {
+				const uint8_t *b = redact_body(t, tc, dir, d, n);
+
+				if (b) {
+					put_data(t, c, tc, dir, b, n, ts);
+				} else {
+					/* never unredacted: the rest of the direction is held */
+					tc->held[dir] = true;
+					hold_rest(t, c, tc, dir, off + len, ts);
+					return;
+				}
+			} else {
+				put_data(t, c, tc, dir, d, n, ts);
+			}
 			break;
 		case ST_HTTP_EV_RAW:
 			if (t->raw)
@@ -973,12 +980,14 @@ static void header_text(struct tee *t, char *buf, size_t len)
 		ADD("redact=none\n");
 	} else {
 		ADD("redact=");
-		for (unsigned i = 0; i < 4; i++)
-			ADD("%sheader:%s", i ? "," : "", default_redact[i]);
-		for (unsigned i = 0; i < t->n_redact_hdr; i++)
-			ADD(",header:%s", t->redact_hdr[i]);
-		for (unsigned i = 0; i < t->n_redact_query; i++)
-			ADD(",query:%s", t->redact_query[i]);
+		for (unsigned i = 0; i < st_redact_default_n; i++)
+			ADD("%sheader:%s", i ? "," : "", st_redact_default_headers[i]);
+		for (unsigned i = 0; i < t->rules.n_headers; i++)
+			ADD(",header:%s", t->rules.headers[i]);
+		for (unsigned i = 0; i < t->rules.n_queries; i++)
+			ADD(",query:%s", t->rules.queries[i]);
+		for (unsigned i = 0; i < t->rules.n_fields; i++)
+			ADD(",json:%s", t->rules.fields[i]);
 		ADD("\nnot_http=%s\n", t->raw ? "raw" : "held");
 	}
 	ADD("filters=%s%s%s\n", t->n_methods ? "match-method " : "",
@@ -989,10 +998,11 @@ static void header_text(struct tee *t, char *buf, size_t len)
 		buf[len - 1] = 0;
 }
 
-static int run(struct tee *t)
+/* The capture first: a wrong target must leave no output behind. Records are read only
+ * once the loop runs, after the output is open. */
+static int tap_open(struct tee *t)
 {
 	struct st_tap_opts topts = { 0 };
-	int rc;
 
 	t->loop = st_loop__new();
 	if (!t->loop) {
@@ -1009,6 +1019,13 @@ static int run(struct tee *t)
 		pr_err("tee: event loop: %s", strerror(errno));
 		return -1;
 	}
+	return 0;
+}
+
+static int run(struct tee *t)
+{
+	int rc;
+
 	pr_info("tee: capturing on %s %s", t->t.iface ? "interface" : "cgroup",
 		t->t.iface ? t->t.iface : t->t.cgroup);
 	rc = st_loop__run(t->loop, t->duration);
@@ -1074,7 +1091,7 @@ int cmd_tee(int argc, char **argv)
 		pr_err("tee: %s", strerror(errno));
 		goto out;
 	}
-	if (out_open(t))
+	if (tap_open(t) || out_open(t))
 		goto out;
 	/* the header goes first, so a receiver knows what it reads before any traffic */
 	st_stream_enc__flush(t->enc);
@@ -1111,6 +1128,7 @@ out:
 		regfree(&t->match_re);
 	if (t->exclude_set)
 		regfree(&t->exclude_re);
+	free(t->body);
 	free(t);
 	return rc;
 }

@@ -113,10 +113,12 @@ head -n 2 "$ST_TMP/print.out" | sed 's/^/  /'
 
 # ---- 2. secrets, a stream file, a cut stream -------------------------------------------------
 st_log "secrets: redacted before the stream leaves the host"
-tee_start file -o "$ST_TMP/s.tee" --redact-query token --redact-header X-Api-Key
+tee_start file -o "$ST_TMP/s.tee" --redact-query token --redact-header X-Api-Key --redact-field password
 base=http://$ST_SRV4
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -H 'Authorization: Bearer s3cr3t-AUTH' \
 	-H 'Cookie: session=s3cr3t-COOKIE' -H 'X-Api-Key: s3cr3t-KEY' "$base/f1448?token=s3cr3t-QUERY&page=2"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -H 'Content-Type: application/json' \
+	--data-binary '{"user":"bob","password":"s3cr3t-JSON","deep":{"list":[{"password":{"k":"s3cr3t-DEEP","n":42}}]}}' "$base/upload"
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -o /dev/null "$base/f100000" "$base/f16384"
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null --data-binary @"$ST_TMP/upload/u1m" "$base/upload"
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
@@ -140,13 +142,15 @@ if grep -a -o 's3cr3t-[A-Z]*' "$ST_TMP/s.raw"; then st_fail "a secret is in the 
 grep -aEq "^Authorization: \*{18}"$'\r'"\$" "$ST_TMP/s.raw" || st_fail "Authorization not redacted length-preserving"
 grep -aEq "^Cookie: \*{21}"$'\r'"\$" "$ST_TMP/s.raw" || st_fail "Cookie not redacted length-preserving"
 grep -aq 'token=\*\*\*\*\*\*\*\*\*\*\*\*&page=2' "$ST_TMP/s.raw" || st_fail "the query parameter was not redacted"
+grep -aqF '{"user":"bob","password":"***********","deep":{"list":[{"password":{"k":"***********","n":0 }}]}}' "$ST_TMP/s.raw" ||
+	st_fail "the JSON fields were not redacted (valid JSON, same length)"
 "$ST_BIN" receive "$ST_TMP/s.tee" -o "$O/s" -w "$ST_TMP/s.pcap" --print >"$ST_TMP/s.print" 2>"$ST_TMP/s.err" ||
 	{ cat "$ST_TMP/s.err"; st_fail "receive of the stream file failed"; }
 if grep -r -a -l 's3cr3t' "$O/s" "$ST_TMP/s.pcap" "$ST_TMP/s.print"; then st_fail "a secret is in receive's outputs"; fi
-[ "$(wc -l <"$ST_TMP/s.print")" -eq 4 ] || { cat "$ST_TMP/s.print"; st_fail "expected 4 exchanges from the stream file"; }
+[ "$(wc -l <"$ST_TMP/s.print")" -eq 5 ] || { cat "$ST_TMP/s.print"; st_fail "expected 5 exchanges from the stream file"; }
 grep -q ' GET /f1448?token=\*\*\*\*\*\*\*\*\*\*\*\*&page=2 200 ' "$ST_TMP/s.print" || st_fail "--print shows no redacted target"
 # everything but the secrets is byte-exact: the 1 MB body arrived whole
-f=$(grep -l -a '^POST /upload' "$O/s"/* | head -n1)
+f=$(find "$O/s" -type f -size +1000k -exec grep -l -a '^POST /upload' {} + | head -n1)
 [ -n "$f" ] && tail -c 1048576 "$f" | cmp -s - "$ST_TMP/upload/u1m" || st_fail "the 1 MB POST body is not byte-exact"
 echo "  no secret in the stream or the outputs; lengths kept"
 
@@ -228,4 +232,24 @@ st_stop "$NRX" TERM || true
 rc=0
 "$ST_BIN" tee --iface lo --port 80 --to 127.0.0.1:7700 2>"$ST_TMP/plain.err" || rc=$?
 [ "$rc" -eq 2 ] && grep -q -- '--insecure' "$ST_TMP/plain.err" || st_fail "--to without --insecure was not refused"
+st_log "bad input: one line, exit 2 (usage) or 1, nothing attached"
+usage() {
+	local want=$1 rc=0
+	shift
+	"$ST_BIN" "$@" >/dev/null 2>"$ST_TMP/bad.err" </dev/null || rc=$?
+	[ "$rc" -eq "$want" ] || { cat "$ST_TMP/bad.err"; st_fail "'$*' exited $rc, not $want"; }
+	[ "$(wc -l <"$ST_TMP/bad.err")" -eq 1 ] || { cat "$ST_TMP/bad.err"; st_fail "'$*' did not say one line"; }
+}
+usage 2 tee --iface lo --port 80
+usage 2 tee --iface lo --port 80 -o - --no-redact --redact-field password
+usage 2 tee --iface lo --port 80 -o - --redact-field 'a"b'
+usage 2 tee --iface lo -o -
+usage 2 receive -
+usage 2 receive - --listen 127.0.0.1:1 --print
+usage 1 receive "$ST_TMP/does-not-exist" --print
+usage 1 tee --iface st-nosuch0 --port 80 -o "$ST_TMP/never.tee"
+[ ! -e "$ST_TMP/never.tee" ] || st_fail "a failed tee left its output file"
+printf 'STTEE\n\x02\x00' >"$ST_TMP/v2.tee"
+"$ST_BIN" receive "$ST_TMP/v2.tee" --print 2>"$ST_TMP/v2.err" && st_fail "a version 2 stream was accepted"
+grep -q 'version 2.0: this build reads version 1.x' "$ST_TMP/v2.err" || { cat "$ST_TMP/v2.err"; st_fail "version refusal unclear"; }
 st_log "PASS"
