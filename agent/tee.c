@@ -949,6 +949,11 @@ static int live_tick(void *ctx)
 	struct tee *t = ctx;
 	uint64_t now = st_mono_ns();
 
+	/* what waits in the ring first: reassembly's clock would otherwise jump to the wall
+	 * clock and stamp those bytes with it instead of their capture time (--print's
+	 * latencies are computed from these stamps) */
+	if (st_tap__consume(t->tap) < 0)
+		return -1;
 	st_reasm__tick(t->r, st_realtime_ns());
 	if (now - t->last_flush_ns >= TEE_FLUSH_NS) {
 		t->last_flush_ns = now;
