@@ -42,7 +42,7 @@
 #define RX_READ (256u << 10)
 #define RX_FILE_READS 16          /* reads per tick from a regular file */
 #define RX_MSS 1448u              /* payload per re-segmented frame */
-#define RX_PRINT_QUEUE 64         /* requests of a connection awaiting their answer (--print) */
+#define RX_PRINT_QUEUE 32         /* requests of a connection awaiting their answer (--print) */
 #define RX_TARGET_MAX 160
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
@@ -66,7 +66,7 @@ struct rconn {
 	/* --print */
 	bool http;
 	struct st_http_parser p[2];
-	struct exch q[RX_PRINT_QUEUE];
+	struct exch *q;            /* RX_PRINT_QUEUE, allocated at the first request */
 	unsigned qh, qn;
 	unsigned nresp;            /* exchanges at the queue's front with their response done */
 };
@@ -329,7 +329,9 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 		switch (ev.type) {
 		case ST_HTTP_EV_HEAD:
 			if (dir == ST_DIR_IN) {
-				if (rc->qn >= RX_PRINT_QUEUE ||
+				if (!rc->q)
+					rc->q = calloc(RX_PRINT_QUEUE, sizeof(*rc->q));
+				if (!rc->q || rc->qn >= RX_PRINT_QUEUE ||
 				    st_http__push_method(&rc->p[1], ev.head->method)) {
 					print_stop(rx, rc);
 					return;
@@ -352,10 +354,12 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 			break;
 		case ST_HTTP_EV_MSG_DONE:
 			if (dir == ST_DIR_IN) {
-				x = &rc->q[(rc->qh + rc->qn - 1) % RX_PRINT_QUEUE];
-				x->req_bytes = ev.msg_len;
-				x->req_end_ts = ts;
-				x->req_done = true;
+				if (rc->qn) { /* always: its HEAD queued it */
+					x = &rc->q[(rc->qh + rc->qn - 1) % RX_PRINT_QUEUE];
+					x->req_bytes = ev.msg_len;
+					x->req_end_ts = ts;
+					x->req_done = true;
+				}
 			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && (x = resp_exch(rc))) {
 				x->resp_bytes = ev.msg_len;
 				x->resp_done = true;
@@ -575,6 +579,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		st_http__free(&rc->p[0]);
 		st_http__free(&rc->p[1]);
 	}
+	free(rc->q);
 	free(rc);
 	c->user = NULL;
 }
