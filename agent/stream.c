@@ -16,7 +16,7 @@
 #define FRAME_CUT (64u << 10)
 #define REC_FIXED_MAX 72
 #define OBUF_SIZE (4 * ST_STREAM_RECORD_MAX)
-#define CONN_BUCKETS 65536u
+#define CONN_BUCKETS 16384u
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -306,7 +306,8 @@ struct st_stream_dec {
 	uint8_t hdr[ST_STREAM_FRAME_HDR];
 	uint32_t have;          /* bytes of hdr/preamble or frame collected */
 	uint32_t flen;
-	uint8_t *fbuf;          /* ST_STREAM_FRAME_MAX */
+	uint8_t *fbuf;          /* the frame being read (grown to the largest, <= FRAME_MAX) */
+	uint32_t fcap;
 	uint8_t *obuf;          /* OBUF_SIZE */
 	size_t olen;
 	size_t max_conns, n_conns;
@@ -338,10 +339,9 @@ struct st_stream_dec *st_stream_dec__new(const struct st_stream_ops *ops, void *
 	d->ops = ops;
 	d->ctx = ctx;
 	d->max_conns = max_conns ? max_conns : ST_STREAM_MAX_CONNS_DEFAULT;
-	d->fbuf = malloc(ST_STREAM_FRAME_MAX);
 	d->obuf = malloc(OBUF_SIZE);
 	d->tab = calloc(CONN_BUCKETS, sizeof(*d->tab));
-	if (!d->fbuf || !d->obuf || !d->tab || inflateInit(&d->z) != Z_OK) {
+	if (!d->obuf || !d->tab || inflateInit(&d->z) != Z_OK) {
 		st_stream_dec__free(d);
 		errno = ENOMEM;
 		return NULL;
@@ -642,6 +642,15 @@ int st_stream_dec__feed(struct st_stream_dec *d, const void *buf, size_t len)
 				return fail(d, "corrupt stream: frame at byte %" PRIu64 " claims %u "
 					    "bytes (0, or more than %u)", d->frame_off, d->flen,
 					    ST_STREAM_FRAME_MAX);
+			if (d->flen > d->fcap) {
+				uint8_t *f = realloc(d->fbuf, d->flen);
+
+				if (!f)
+					return fail(d, "out of memory for the frame at byte %" PRIu64,
+						    d->frame_off);
+				d->fbuf = f;
+				d->fcap = d->flen;
+			}
 			d->state = D_FRAME;
 			break;
 		}
