@@ -37,6 +37,7 @@
 #include "pcapw.h"
 #include "shadow.h"
 #include "stream.h"
+#include "tlslink.h"
 
 #define RX_TICK_MS 20
 #define RX_READ (256u << 10)
@@ -92,6 +93,7 @@ struct receive {
 	const char *input;      /* FILE or "-" */
 	const char *listen;
 	bool insecure;
+	struct st_tlslink_opts tlso;
 	const char *wpath;
 	const char *outdir;
 	bool force;
@@ -101,6 +103,7 @@ struct receive {
 	/* the run */
 	int fd;
 	bool is_file, eof, failed;
+	struct st_tlslink *tls;
 	struct st_stream_dec *dec;
 	struct st_flowsink *sink;
 	int dirfd;
@@ -118,7 +121,8 @@ struct receive {
 };
 
 static const char usage_head[] =
-	"Usage: shadowtap receive (FILE | - | --listen ADDR:PORT --insecure) [-w OUT.pcap]\n"
+	"Usage: shadowtap receive (FILE | - | --listen ADDR:PORT (--cert F --key F --ca F |\n"
+	"                         --insecure)) [-w OUT.pcap]\n"
 	"                         [-o DIR [--force]] [--to HOST:PORT] [--print]\n"
 	"\n"
 	"Reads a tee stream (`shadowtap tee`, docs/TEE.md) and feeds any combination of:\n"
@@ -135,9 +139,14 @@ static const char usage_head[] =
 
 static const struct st_opt receive_opts[] = {
 	ST_OPT_STRING("listen", 0, struct receive, listen, "ADDR:PORT",
-		      "take the stream from one `tee --to` connection (needs\n"
-		      "--insecure: this build has no TLS for the link)"),
-	ST_OPT_FLAG("insecure", 0, struct receive, insecure, "allow --listen in plaintext"),
+		      "take the stream from one `tee --to` connection: TLS 1.3,\n"
+		      "mutually authenticated (--cert, --key, --ca), or --insecure"),
+	ST_OPT_STRING("cert", 0, struct receive, tlso.cert, "FILE",
+		      "--listen: this end's certificate (PEM, chain allowed)"),
+	ST_OPT_STRING("key", 0, struct receive, tlso.key, "FILE", "--listen: its private key"),
+	ST_OPT_STRING("ca", 0, struct receive, tlso.ca, "FILE",
+		      "--listen: the tee's certificate must chain to this CA"),
+	ST_OPT_FLAG("insecure", 0, struct receive, insecure, "--listen in plaintext"),
 	ST_OPT_STRING("write", 'w', struct receive, wpath, "FILE", "pcap output (- for stdout)"),
 	ST_OPT_STRING("output", 'o', struct receive, outdir, "DIR",
 		      "flow files' folder; created if missing, must be empty"),
@@ -166,9 +175,13 @@ static int parse(struct receive *rx, int argc, char **argv)
 		       "receive --help)");
 		return ST_EXIT_USAGE;
 	}
-	if (rx->listen && !rx->insecure) {
-		pr_err("receive: --listen takes the traffic in plaintext (this build has no TLS "
-		       "for the link): add --insecure to accept that, or use ssh and -");
+	if ((rx->tlso.cert || rx->tlso.key || rx->tlso.ca) && (!rx->listen || rx->insecure)) {
+		pr_err("receive: --cert, --key and --ca are for --listen without --insecure");
+		return ST_EXIT_USAGE;
+	}
+	if (rx->listen && !rx->insecure && (!rx->tlso.cert || !rx->tlso.key || !rx->tlso.ca)) {
+		pr_err("receive: --listen needs --cert, --key and --ca (TLS 1.3, both ends "
+		       "authenticated), or --insecure for plaintext");
 		return ST_EXIT_USAGE;
 	}
 	if (!rx->wpath && !rx->outdir && !rx->to && !rx->print) {
@@ -609,17 +622,26 @@ static void input_done(struct receive *rx, int rc)
 	st_loop__stop(rx->loop);
 }
 
-/* Reads what is there; at the end of the input (or a stream error) stops the loop. */
+/* Reads what is there; at the end of the input (or a stream error) stops the loop. 1 when
+ * nothing was ready. */
 static int read_some(struct receive *rx)
 {
 	ssize_t n;
 	int rc;
 
-	do
-		n = read(rx->fd, rx->buf, sizeof(rx->buf));
-	while (n < 0 && errno == EINTR);
-	if (n < 0 && errno == EAGAIN)
-		return 0;
+	if (rx->tls) {
+		n = st_tlslink__read(rx->tls, rx->buf, sizeof(rx->buf));
+		if (n == -EAGAIN)
+			return 1;
+		if (n < 0)
+			errno = (int)-n;
+	} else {
+		do
+			n = read(rx->fd, rx->buf, sizeof(rx->buf));
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EAGAIN)
+			return 1;
+	}
 	if (n < 0) {
 		pr_err("receive: read: %s", strerror(errno));
 		input_done(rx, 0);
@@ -642,8 +664,11 @@ static int on_input(void *ctx)
 {
 	struct receive *rx = ctx;
 
-	if (!rx->eof)
-		read_some(rx);
+	/* TLS: a read may leave decrypted bytes inside the library, which no readiness
+	 * announces: read until it says it has nothing */
+	for (int i = 0; !rx->eof && i < (rx->tls ? 64 : 1); i++)
+		if (read_some(rx))
+			break;
 	return 0;
 }
 
@@ -841,9 +866,19 @@ int cmd_receive(int argc, char **argv)
 		goto out;
 	rc = ST_EXIT_RUNTIME;
 	if (rx->listen) {
+		char err[512];
+
 		rx->fd = listen_accept(rx->listen);
 		if (rx->fd < 0)
 			goto out;
+		if (!rx->insecure) {
+			rx->tls = st_tlslink__server(rx->fd, &rx->tlso, 10, err, sizeof(err));
+			if (!rx->tls) {
+				pr_err("receive: --listen %s: %s", rx->listen, err);
+				goto out;
+			}
+			fcntl(rx->fd, F_SETFL, fcntl(rx->fd, F_GETFL) | O_NONBLOCK);
+		}
 	}
 	rx->is_file = !fstat(rx->fd, &sb) && (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
 	if ((!rx->is_file && st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
@@ -882,6 +917,7 @@ out:
 	st_shadow__free(rx->sh);
 	if (rx->dirfd >= 0)
 		close(rx->dirfd);
+	st_tlslink__free(rx->tls);
 	if (rx->fd >= 0)
 		close(rx->fd);
 	st_stream_dec__free(rx->dec);

@@ -43,6 +43,7 @@
 #include "redact.h"
 #include "stream.h"
 #include "tap.h"
+#include "tlslink.h"
 
 #ifndef ST_VERSION
 #define ST_VERSION "0.1.0"
@@ -96,6 +97,7 @@ struct tee_out {
 	int err;               /* first write error (-errno) */
 	struct st_output o;    /* -o FILE */
 	bool is_file;
+	struct st_tlslink *tls; /* --to without --insecure */
 };
 
 #define TEE_STATS(X, T)                                                                        \
@@ -127,6 +129,7 @@ struct tee {
 	const char *out;
 	const char *to;
 	bool insecure;
+	struct st_tlslink_opts tlso;
 	double duration;
 	double sample;
 	double max_rate_opt;  /* MiB/s, 0 = none */
@@ -163,7 +166,8 @@ struct tee {
 
 static const char usage_head[] =
 	"Usage: shadowtap tee (--iface IFACE | --cgroup PATH) --port P ... (-o FILE | -o - |\n"
-	"                     --to HOST:PORT --insecure) [--host CIDR ...] [--sample PCT]\n"
+	"                     --to HOST:PORT (--cert F --key F --ca F | --insecure))\n"
+	"                     [--host CIDR ...] [--sample PCT]\n"
 	"                     [--match-method M,...] [--match-path RE] [--exclude-path RE]\n"
 	"                     [--duration SEC] [--redact-header NAME ...]\n"
 	"                     [--redact-query PARAM ...] [--redact-field NAME ...] [--no-redact]\n"
@@ -291,10 +295,15 @@ static const struct st_opt tee_opts[] = {
 	ST_OPT_STRING("output", 'o', struct tee, out, "FILE",
 		      "write the stream to FILE (- for stdout: ssh, a pipe)"),
 	ST_OPT_STRING("to", 0, struct tee, to, "HOST:PORT",
-		      "send the stream over TCP to a `receive --listen` (needs\n"
-		      "--insecure: this build has no TLS for the link)"),
+		      "send the stream to a `receive --listen`: TLS 1.3, mutually\n"
+		      "authenticated (--cert, --key, --ca), or --insecure"),
+	ST_OPT_STRING("cert", 0, struct tee, tlso.cert, "FILE",
+		      "--to: this end's certificate (PEM, chain allowed)"),
+	ST_OPT_STRING("key", 0, struct tee, tlso.key, "FILE", "--to: its private key (PEM)"),
+	ST_OPT_STRING("ca", 0, struct tee, tlso.ca, "FILE",
+		      "--to: the receiver's certificate must chain to this CA"),
 	ST_OPT_FLAG("insecure", 0, struct tee, insecure,
-		    "allow --to in plaintext (anyone on the path reads the traffic)"),
+		    "--to in plaintext (anyone on the path reads the traffic)"),
 	ST_OPT_DOUBLE("duration", 'd', struct tee, duration, "SEC", 0, 1e9,
 		      "stop after SEC seconds (default 900; 0: until SIGINT)"),
 	ST_OPT_DOUBLE("sample", 0, struct tee, sample, "PCT", 0.01, 100,
@@ -352,9 +361,13 @@ static int parse(struct tee *t, int argc, char **argv)
 		       "--help)");
 		return ST_EXIT_USAGE;
 	}
-	if (t->to && !t->insecure) {
-		pr_err("tee: --to sends the traffic in plaintext (this build has no TLS for the "
-		       "link): add --insecure to accept that, or use -o - over ssh");
+	if ((t->tlso.cert || t->tlso.key || t->tlso.ca) && (!t->to || t->insecure)) {
+		pr_err("tee: --cert, --key and --ca are for --to without --insecure");
+		return ST_EXIT_USAGE;
+	}
+	if (t->to && !t->insecure && (!t->tlso.cert || !t->tlso.key || !t->tlso.ca)) {
+		pr_err("tee: --to needs --cert, --key and --ca (TLS 1.3, both ends authenticated), "
+		       "or --insecure for plaintext");
 		return ST_EXIT_USAGE;
 	}
 	if (t->no_redact && (t->rules.n_headers || t->rules.n_queries || t->rules.n_fields)) {
@@ -390,7 +403,16 @@ static void *writer(void *arg)
 		if (!q->head)
 			q->tail = NULL;
 		pthread_mutex_unlock(&q->mu);
-		while (done < f->len && !q->err) {
+		if (q->tls && !q->err) {
+			int rc = st_tlslink__write(q->tls, f->data, f->len);
+
+			pthread_mutex_lock(&q->mu);
+			if (rc)
+				q->err = rc;
+			pthread_mutex_unlock(&q->mu);
+			done = rc ? 0 : f->len;
+		}
+		while (!q->tls && done < f->len && !q->err) {
 			ssize_t n = write(q->fd, f->data + done, f->len - done);
 
 			if (n < 0 && errno == EINTR)
@@ -505,9 +527,20 @@ static int out_open(struct tee *t)
 	q->fd = -1;
 	q->o.fd = -1;
 	if (t->to) {
+		char err[512];
+
 		q->fd = connect_to(t->to);
 		if (q->fd < 0)
 			return -1;
+		if (!t->insecure) {
+			q->tls = st_tlslink__client(q->fd, &t->tlso, 10, err, sizeof(err));
+			if (!q->tls) {
+				pr_err("tee: --to %s: %s", t->to, err);
+				close(q->fd);
+				q->fd = -1;
+				return -1;
+			}
+		}
 	} else if (!strcmp(t->out, "-")) {
 		q->fd = STDOUT_FILENO;
 	} else {
@@ -582,6 +615,8 @@ files:
 			err = st_output_close(&q->o);
 		st_output_abort(&q->o);
 	} else if (t->to && q->fd >= 0) {
+		st_tlslink__free(q->tls);
+		q->tls = NULL;
 		close(q->fd);
 	}
 	return err;

@@ -13,10 +13,13 @@
 #     nor in the outputs, everything else is byte-exact (Content-Length valid: nginx answered);
 #   - a stream file cut short: one error line naming the offset, exit 1, the pcap and the
 #     flow files keep what came before;
-#   - --to/--listen over loopback (--insecure).
+#   - --to/--listen over loopback: plaintext (--insecure), and TLS 1.3 with certificates made
+#     here: a receiver, a tee or a client with a certificate from another CA (or none) is
+#     refused;
+#   - a receiver stopped (SIGSTOP): the tee drops records, counted, the ring loses nothing.
 . "$(dirname "$0")/lib.sh"
 st_require_root
-st_require_cmds ip nginx curl tcpdump tcpflow python3 sha256sum bpftool
+st_require_cmds ip nginx curl tcpdump tcpflow python3 sha256sum bpftool openssl
 [ -x "$ST_BIN" ] || st_fail "$ST_BIN not found (build first)"
 "$ST_BIN" tee --help >/dev/null 2>&1 || st_skip "$ST_BIN has no working 'tee --help' yet"
 st_init
@@ -231,7 +234,67 @@ st_stop "$NRX" TERM || true
 [ "$(wc -l <"$ST_TMP/net.print")" -eq 2 ] || { cat "$ST_TMP/net.print" "$ST_TMP/net.err"; st_fail "--listen: expected 2 exchanges"; }
 rc=0
 "$ST_BIN" tee --iface lo --port 80 --to 127.0.0.1:7700 2>"$ST_TMP/plain.err" || rc=$?
-[ "$rc" -eq 2 ] && grep -q -- '--insecure' "$ST_TMP/plain.err" || st_fail "--to without --insecure was not refused"
+[ "$rc" -eq 2 ] && grep -q -- '--insecure' "$ST_TMP/plain.err" || st_fail "--to without TLS files or --insecure was not refused"
+st_log "tee --to / receive --listen over TLS 1.3, both ends authenticated"
+C=$ST_TMP/certs
+mkdir -p "$C"
+mkca() { openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$C/$1.key" \
+	-out "$C/$1.pem" -days 2 -subj "/CN=$1" >/dev/null 2>&1 || st_fail "openssl: CA $1"; }
+mkcert() { # NAME CA
+	openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$C/$1.key" \
+		-out "$C/$1.csr" -subj "/CN=$1" >/dev/null 2>&1 &&
+		openssl x509 -req -in "$C/$1.csr" -CA "$C/$2.pem" -CAkey "$C/$2.key" -CAcreateserial \
+			-days 2 -out "$C/$1.pem" >/dev/null 2>&1 || st_fail "openssl: certificate $1"
+}
+mkca ca
+mkca rogue-ca
+mkcert rx ca
+mkcert tx ca
+mkcert rogue rogue-ca
+listen_tls() { # NAME PORT CERT
+	st_in_bg "$ST_SRV_NS" "$ST_BIN" receive --listen "127.0.0.1:$2" --cert "$C/$3.pem" --key "$C/$3.key" \
+		--ca "$C/ca.pem" --print >"$ST_TMP/$1.print" 2>"$ST_TMP/$1.err" </dev/null &
+	LRX=$!
+	ST_PIDS+=("$LRX")
+	st_wait_port "$ST_SRV_NS" "$2" 10
+}
+listen_tls tls 7701 rx
+tee_start tlstee --to 127.0.0.1:7701 --cert "$C/tx.pem" --key "$C/tx.key" --ca "$C/ca.pem"
+st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -o /dev/null -o /dev/null "$base/f4096" "$base/f1" "$base/f100000"
+st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
+st_stop "$TEE_PID" INT || { cat "$ST_TMP/tlstee.err"; st_fail "tee --to over TLS exited with an error"; }
+for i in $(seq 1 50); do st_alive "$LRX" || break; sleep 0.1; done
+rc=0
+wait "$LRX" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$ST_TMP/tls.err"; st_fail "receive --listen over TLS exited with $rc"; }
+[ "$(wc -l <"$ST_TMP/tls.print")" -eq 3 ] || { cat "$ST_TMP/tls.print" "$ST_TMP/tls.err"; st_fail "TLS: expected 3 exchanges"; }
+# a receiver whose certificate another CA signed: the tee refuses it (exit 1, one line, nothing attached)
+listen_tls badrx 7702 rogue
+rc=0
+st_in "$ST_SRV_NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 --to 127.0.0.1:7702 --cert "$C/tx.pem" \
+	--key "$C/tx.key" --ca "$C/ca.pem" 2>"$ST_TMP/badrx-tee.err" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'certificate was refused' "$ST_TMP/badrx-tee.err" ||
+	{ cat "$ST_TMP/badrx-tee.err"; st_fail "the tee did not refuse a receiver with a rogue certificate"; }
+[ "$(wc -l <"$ST_TMP/badrx-tee.err")" -eq 1 ] || { cat "$ST_TMP/badrx-tee.err"; st_fail "more than one line"; }
+st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" && st_fail "a refused tee left programs attached"
+st_stop "$LRX" TERM || true
+# a tee with a rogue certificate, and a client with none: the receiver refuses them
+listen_tls badtx 7703 rx
+rc=0
+st_in "$ST_SRV_NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 --to 127.0.0.1:7703 --cert "$C/rogue.pem" \
+	--key "$C/rogue.key" --ca "$C/ca.pem" 2>"$ST_TMP/badtx-tee.err" || rc=$?
+[ "$rc" -eq 1 ] || { cat "$ST_TMP/badtx-tee.err"; st_fail "a tee with a rogue certificate was not refused"; }
+for i in $(seq 1 50); do st_alive "$LRX" || break; sleep 0.1; done
+rc=0
+wait "$LRX" || rc=$?
+[ "$rc" -eq 1 ] && grep -q 'TLS handshake' "$ST_TMP/badtx.err" || { cat "$ST_TMP/badtx.err"; st_fail "the receiver accepted a rogue tee"; }
+listen_tls nocert 7704 rx
+st_in "$ST_SRV_NS" timeout 10 openssl s_client -connect 127.0.0.1:7704 -CAfile "$C/ca.pem" </dev/null >/dev/null 2>&1 || true
+for i in $(seq 1 50); do st_alive "$LRX" || break; sleep 0.1; done
+rc=0
+wait "$LRX" || rc=$?
+[ "$rc" -eq 1 ] || { cat "$ST_TMP/nocert.err"; st_fail "the receiver accepted a client without a certificate"; }
+echo "  3 exchanges over TLS; a rogue receiver, a rogue tee and a client without a certificate refused"
 st_log "bad input: one line, exit 2 (usage) or 1, nothing attached"
 usage() {
 	local want=$1 rc=0
