@@ -21,6 +21,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -81,6 +82,8 @@ struct rconn {
 	X(T, exchanges, COUNTER, "request/response exchanges printed (--print)")              \
 	X(T, print_lost, COUNTER, "connections --print stopped following (gap, not HTTP)")   \
 	X(T, stream_bytes, COUNTER, "bytes of the tee stream read (compressed)")             \
+	X(T, streams, COUNTER, "tee streams read (--listen: one more after each reconnect)")   \
+	X(T, link_losses, COUNTER, "--listen: streams cut by a lost link (the tee reconnects)") \
 	X(T, segments, COUNTER, "TCP segments made from the streams (-w, --to)")
 
 struct receive_stats {
@@ -104,6 +107,7 @@ struct receive {
 	int fd;
 	bool is_file, eof, failed;
 	struct st_tlslink *tls;
+	int lfd, epfd;          /* --listen: the listening socket, and an epoll of it and fd */
 	struct st_stream_dec *dec;
 	struct st_flowsink *sink;
 	int dirfd;
@@ -198,12 +202,13 @@ static int parse(struct receive *rx, int argc, char **argv)
 
 /* ---- input ---------------------------------------------------------------------------- */
 
-static int listen_accept(const char *hostport)
+/* --listen: a non-blocking listening socket. */
+static int listen_socket(const char *hostport)
 {
 	char host[256];
 	const char *colon = strrchr(hostport, ':');
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
-	int fd, cfd, rc, one = 1;
+	int fd, rc, one = 1;
 
 	if (!colon || (size_t)(colon - hostport) >= sizeof(host)) {
 		pr_err("receive: --listen '%s' is not ADDR:PORT", hostport);
@@ -220,10 +225,10 @@ static int listen_accept(const char *hostport)
 		pr_err("receive: --listen %s: %s", hostport, gai_strerror(rc));
 		return -1;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd >= 0)
 		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 1)) {
+	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4)) {
 		pr_err("receive: --listen %s: %s", hostport, strerror(errno));
 		freeaddrinfo(res);
 		if (fd >= 0)
@@ -232,13 +237,7 @@ static int listen_accept(const char *hostport)
 	}
 	freeaddrinfo(res);
 	pr_info("receive: waiting for a tee on %s", hostport);
-	do
-		cfd = accept4(fd, NULL, NULL, SOCK_CLOEXEC);
-	while (cfd < 0 && errno == EINTR);
-	if (cfd < 0)
-		pr_err("receive: --listen %s: accept: %s", hostport, strerror(errno));
-	close(fd);
-	return cfd;
+	return fd;
 }
 
 /* ---- re-segmentation (-w, --to) ------------------------------------------------------ */
@@ -606,12 +605,43 @@ static const struct st_stream_ops rx_ops = {
 
 /* ---- the run -------------------------------------------------------------------------- */
 
+/* --listen: the stream was cut (the link was lost, or a damaged byte): its connections end
+ * here, and the next tee connection starts a new stream into the same outputs. */
+static void link_lost(struct receive *rx)
+{
+	struct st_stream_dec *d = st_stream_dec__new(&rx_ops, rx, 0);
+
+	pr_warn("receive: --listen %s: %s; the outputs keep what arrived; waiting for the tee to "
+		"reconnect", rx->listen, st_stream_dec__error(rx->dec));
+	rx->st.link_losses++;
+	st_stream_dec__close_all(rx->dec, rx->last_ts);
+	if (rx->sh)
+		st_shadow__kick(rx->sh);
+	epoll_ctl(rx->epfd, EPOLL_CTL_DEL, rx->fd, NULL);
+	st_tlslink__free(rx->tls);
+	rx->tls = NULL;
+	close(rx->fd);
+	rx->fd = -1;
+	if (!d) {
+		pr_err("receive: %s", strerror(errno));
+		rx->failed = true;
+		rx->eof = true;
+		st_loop__stop(rx->loop);
+		return;
+	}
+	st_stream_dec__free(rx->dec);
+	rx->dec = d;
+}
+
 static void input_done(struct receive *rx, int rc)
 {
 	if (rc || st_stream_dec__eof(rx->dec)) {
+		if (rx->listen) {
+			link_lost(rx);
+			return;
+		}
 		pr_err("receive: %s: %s; the outputs keep everything before it",
-		       rx->listen ? rx->listen : !strcmp(rx->input, "-") ? "stdin" : rx->input,
-		       st_stream_dec__error(rx->dec));
+		       !strcmp(rx->input, "-") ? "stdin" : rx->input, st_stream_dec__error(rx->dec));
 		rx->failed = true;
 	}
 	rx->eof = true;
@@ -664,11 +694,87 @@ static int on_input(void *ctx)
 {
 	struct receive *rx = ctx;
 
-	/* TLS: a read may leave decrypted bytes inside the library, which no readiness
-	 * announces: read until it says it has nothing */
-	for (int i = 0; !rx->eof && i < (rx->tls ? 64 : 1); i++)
-		if (read_some(rx))
-			break;
+	if (!rx->eof)
+		read_some(rx);
+	return 0;
+}
+
+/* --listen: one tee connection at a time; the first one must authenticate, a later one
+ * that does not is refused and the receiver goes on waiting. */
+static void accept_one(struct receive *rx)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	char err[512];
+	int cfd = accept4(rx->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (cfd < 0)
+		return;
+	if (rx->fd >= 0) {
+		pr_warn("receive: --listen %s: a second tee connection refused (one stream at a "
+			"time)", rx->listen);
+		close(cfd);
+		return;
+	}
+	if (!rx->insecure) {
+		rx->tls = st_tlslink__server(cfd, &rx->tlso, 10, err, sizeof(err));
+		if (!rx->tls) {
+			close(cfd);
+			if (!rx->st.streams) {
+				pr_err("receive: --listen %s: %s", rx->listen, err);
+				rx->failed = true;
+				rx->eof = true;
+				st_loop__stop(rx->loop);
+			} else {
+				pr_warn("receive: --listen %s: %s", rx->listen, err);
+			}
+			return;
+		}
+	}
+	{
+		char k = ST_STREAM_LINK_OK;
+
+		if (rx->tls ? st_tlslink__write(rx->tls, &k, 1) : write(cfd, &k, 1) != 1) {
+			pr_warn("receive: --listen %s: the tee went away", rx->listen);
+			st_tlslink__free(rx->tls);
+			rx->tls = NULL;
+			close(cfd);
+			return;
+		}
+	}
+	fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
+	ev.data.fd = cfd;
+	if (epoll_ctl(rx->epfd, EPOLL_CTL_ADD, cfd, &ev)) {
+		pr_warn("receive: --listen %s: %s", rx->listen, strerror(errno));
+		st_tlslink__free(rx->tls);
+		rx->tls = NULL;
+		close(cfd);
+		return;
+	}
+	rx->fd = cfd;
+	rx->st.streams++;
+	if (rx->st.streams > 1)
+		pr_warn("receive: --listen %s: the tee is back: a new stream", rx->listen);
+}
+
+static int on_net(void *ctx)
+{
+	struct receive *rx = ctx;
+	struct epoll_event evs[4];
+	int n = epoll_wait(rx->epfd, evs, 4, 0);
+
+	for (int i = 0; i < n && !rx->eof; i++) {
+		if (evs[i].data.fd == rx->lfd) {
+			accept_one(rx);
+			continue;
+		}
+		if (evs[i].data.fd != rx->fd)
+			continue;
+		/* TLS: a read may leave decrypted bytes inside the library, which no readiness
+		 * announces: read until it says it has nothing */
+		for (int k = 0; rx->fd >= 0 && !rx->eof && k < 64; k++)
+			if (read_some(rx))
+				break;
+	}
 	return 0;
 }
 
@@ -836,7 +942,7 @@ int cmd_receive(int argc, char **argv)
 		pr_err("receive: out of memory");
 		return ST_EXIT_RUNTIME;
 	}
-	rx->fd = rx->dirfd = -1;
+	rx->fd = rx->dirfd = rx->lfd = rx->epfd = -1;
 	rc = parse(rx, argc, argv);
 	if (rc) {
 		rc = rc < 0 ? ST_EXIT_OK : rc;
@@ -866,22 +972,24 @@ int cmd_receive(int argc, char **argv)
 		goto out;
 	rc = ST_EXIT_RUNTIME;
 	if (rx->listen) {
-		char err[512];
+		struct epoll_event ev = { .events = EPOLLIN };
 
-		rx->fd = listen_accept(rx->listen);
-		if (rx->fd < 0)
+		rx->lfd = listen_socket(rx->listen);
+		if (rx->lfd < 0)
 			goto out;
-		if (!rx->insecure) {
-			rx->tls = st_tlslink__server(rx->fd, &rx->tlso, 10, err, sizeof(err));
-			if (!rx->tls) {
-				pr_err("receive: --listen %s: %s", rx->listen, err);
-				goto out;
-			}
-			fcntl(rx->fd, F_SETFL, fcntl(rx->fd, F_GETFL) | O_NONBLOCK);
+		rx->epfd = epoll_create1(EPOLL_CLOEXEC);
+		ev.data.fd = rx->lfd;
+		if (rx->epfd < 0 || epoll_ctl(rx->epfd, EPOLL_CTL_ADD, rx->lfd, &ev) ||
+		    st_loop__add(rx->loop, rx->epfd, on_net, rx)) {
+			pr_err("receive: event loop: %s", strerror(errno));
+			goto out;
 		}
 	}
-	rx->is_file = !fstat(rx->fd, &sb) && (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
-	if ((!rx->is_file && st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
+	rx->is_file = !rx->listen && !fstat(rx->fd, &sb) &&
+		      (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
+	if (!rx->listen)
+		rx->st.streams = 1;
+	if ((!rx->is_file && !rx->listen && st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
 	    (rx->sh && st_loop__add(rx->loop, st_shadow__fd(rx->sh), on_shadow_io, rx)) ||
 	    st_loop__set_tick(rx->loop, RX_TICK_MS, on_tick, rx)) {
 		pr_err("receive: event loop: %s", strerror(errno));
@@ -920,6 +1028,10 @@ out:
 	st_tlslink__free(rx->tls);
 	if (rx->fd >= 0)
 		close(rx->fd);
+	if (rx->lfd >= 0)
+		close(rx->lfd);
+	if (rx->epfd >= 0)
+		close(rx->epfd);
 	st_stream_dec__free(rx->dec);
 	st_loop__free(rx->loop);
 	free(rx);

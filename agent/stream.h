@@ -41,6 +41,9 @@
 #define ST_STREAM_HEADER_MAX (16u << 10) /* the HEADER record's text */
 #define ST_STREAM_RECORD_MAX (ST_STREAM_DATA_MAX + 64)
 #define ST_STREAM_MAX_CONNS_DEFAULT (256u << 10)
+/* Over a link (tee --to, receive --listen), the receiver sends this one byte once it accepted
+ * the tee (after TLS's handshake and its check of the tee's certificate); then the stream. */
+#define ST_STREAM_LINK_OK 'K'
 
 enum st_stream_rec {
 	ST_SREC_HEADER = 1,     /* "key=value\n" lines (docs/TEE.md lists the keys) */

@@ -73,6 +73,8 @@ struct tconn {
 	bool held[2];         /* framing failed: the rest of the direction is held back */
 	bool parsers;
 	bool first_req;       /* the first request's head was seen (the filters' decision) */
+	bool ended[2];        /* END written (written again in a new stream after a reconnect) */
+	uint8_t end_why[2];
 	struct st_http_parser p[2];
 	struct st_jredact jr[2]; /* the current message's JSON body (--redact-field) */
 	uint64_t sent[2];     /* stream offset written up to (data and gaps) */
@@ -82,6 +84,7 @@ struct tconn {
 /* The writer thread's queue of finished frames. */
 struct oframe {
 	struct oframe *next;
+	uint64_t gen;         /* the link generation it was encoded for */
 	size_t len;
 	uint8_t data[];
 };
@@ -98,6 +101,15 @@ struct tee_out {
 	struct st_output o;    /* -o FILE */
 	bool is_file;
 	struct st_tlslink *tls; /* --to without --insecure */
+	/* --to: a lost link is reconnected by the writer, with backoff; the frames of the
+	 * stream that was cut (older generations) are thrown away, and the loop thread starts a
+	 * new stream when it sees reconnected */
+	const char *to;
+	const struct st_tlslink_opts *tlso; /* NULL: --insecure */
+	uint64_t gen;
+	bool down, reconnected;
+	int downs;
+	char down_why[256];
 };
 
 #define TEE_STATS(X, T)                                                                        \
@@ -115,6 +127,7 @@ struct tee_out {
 	X(T, gap_bytes, COUNTER, "bytes reassembly reported missing (capture loss)")         \
 	X(T, wire_bytes, COUNTER, "bytes written to the output (compressed)")                 \
 	X(T, raw_stream_bytes, COUNTER, "stream bytes before compression")                    \
+	X(T, link_losses, COUNTER, "times the --to link was lost (reconnected with a new stream)") \
 	X(T, queue_peak, GAUGE, "most bytes waiting for the output at once")                  \
 	X(T, mem_peak, GAUGE, "most reassembly memory held")
 
@@ -147,6 +160,11 @@ struct tee {
 	/* the run */
 	struct st_reasm *r;
 	struct st_stream_enc *enc;
+	uint64_t enc_gen;     /* the link generation the encoder writes for */
+	char header[ST_STREAM_HEADER_MAX];
+	bool was_down;
+	uint64_t down_ns, down_records, down_bytes, down_conns;
+	uint64_t raw_prev;    /* stream bytes of the streams before a reconnect */
 	struct tee_out out_q;
 	struct st_tap *tap;
 	struct st_tap_summary tap_sum;
@@ -383,6 +401,162 @@ static int parse(struct tee *t, int argc, char **argv)
 	return 0;
 }
 
+/* ---- the link (--to) ---------------------------------------------------------------- */
+
+/* A TCP connection to HOST:PORT ([v6]:PORT too), connect bounded by 5 s. -1 with a reason
+ * in err. */
+static int connect_to(const char *hostport, char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = -1, rc;
+
+	if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof(host)) {
+		snprintf(err, errlen, "not HOST:PORT");
+		return -1;
+	}
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = 0;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = 0;
+	}
+	rc = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "%s", gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (!connect(fd, ai->ai_addr, ai->ai_addrlen)) {
+			tv.tv_sec = 0;
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			break;
+		}
+		rc = errno;
+		close(fd);
+		fd = -1;
+		errno = rc;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		snprintf(err, errlen, "%s", strerror(errno));
+	return fd;
+}
+
+static void link_down(struct tee_out *q)
+{
+	st_tlslink__free(q->tls);
+	q->tls = NULL;
+	if (q->fd >= 0)
+		close(q->fd);
+	q->fd = -1;
+}
+
+/* --to: connects (and authenticates). 0, or -1 with a reason in err. */
+static int link_up(struct tee_out *q, char *err, size_t errlen)
+{
+	q->fd = connect_to(q->to, err, errlen);
+	if (q->fd < 0)
+		return -1;
+	if (q->tlso) {
+		q->tls = st_tlslink__client(q->fd, q->tlso, 10, err, errlen);
+		if (!q->tls) {
+			close(q->fd);
+			q->fd = -1;
+			return -1;
+		}
+	}
+	/* The receiver says it took this tee (docs/TEE.md, "The link"): with TLS 1.3 the
+	 * client's handshake ends before the server has checked the client's certificate. */
+	{
+		struct timeval tv = { .tv_sec = 10 };
+		char k = 0;
+		ssize_t n;
+
+		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = q->tls ? st_tlslink__read(q->tls, &k, 1) : read(q->fd, &k, 1);
+		tv.tv_sec = 0;
+		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (n != 1 || k != ST_STREAM_LINK_OK) {
+			snprintf(err, errlen, "the receiver did not accept this tee (%s)",
+				 n == 0 || n == -EPROTO ? (q->tls ? "it refused its certificate, "
+						 "or is not a shadowtap receive" :
+						 "it closed the connection") :
+				 n < 0 ? strerror((int)-n) : "not a shadowtap receive");
+			link_down(q);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+
+/* Throws away the queued frames (called with the lock held). */
+static void drop_queue(struct tee_out *q)
+{
+	while (q->head) {
+		struct oframe *f = q->head;
+
+		q->head = f->next;
+		q->queued -= f->len;
+		free(f);
+	}
+	q->tail = NULL;
+}
+
+/* The writer, after a write failed on --to: reconnects with backoff (0.2 s doubling to 10 s)
+ * until it succeeds or the run ends. Called and returns with the lock held. */
+static void reconnect(struct tee_out *q, int err)
+{
+	uint64_t backoff_ms = 200;
+	char why[256];
+
+	q->down = true;
+	q->downs++;
+	q->gen++; /* what is queued belongs to the stream that was cut */
+	snprintf(q->down_why, sizeof(q->down_why), "%s",
+		 err == -EPIPE || err == -ECONNRESET ? "the receiver went away" : strerror(-err));
+	drop_queue(q);
+	pthread_mutex_unlock(&q->mu);
+	link_down(q);
+	pthread_mutex_lock(&q->mu);
+	while (!q->closing) {
+		struct timespec until;
+		int rc;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)(backoff_ms / 1000);
+		until.tv_nsec += (long)(backoff_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!q->closing &&
+		       pthread_cond_timedwait(&q->cv, &q->mu, &until) != ETIMEDOUT)
+			drop_queue(q);
+		drop_queue(q);
+		if (q->closing)
+			break;
+		pthread_mutex_unlock(&q->mu);
+		rc = link_up(q, why, sizeof(why));
+		pthread_mutex_lock(&q->mu);
+		drop_queue(q);
+		if (!rc) {
+			q->down = false;
+			q->reconnected = true;
+			return;
+		}
+		snprintf(q->down_why, sizeof(q->down_why), "%s", why);
+		backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
+	}
+}
+
 /* ---- the writer thread -------------------------------------------------------------- */
 
 static void *writer(void *arg)
@@ -393,6 +567,7 @@ static void *writer(void *arg)
 	for (;;) {
 		struct oframe *f;
 		size_t done = 0;
+		int wrc = 0;
 
 		while (!q->head && !q->closing)
 			pthread_cond_wait(&q->cv, &q->mu);
@@ -402,25 +577,24 @@ static void *writer(void *arg)
 		q->head = f->next;
 		if (!q->head)
 			q->tail = NULL;
-		pthread_mutex_unlock(&q->mu);
-		if (q->tls && !q->err) {
-			int rc = st_tlslink__write(q->tls, f->data, f->len);
-
-			pthread_mutex_lock(&q->mu);
-			if (rc)
-				q->err = rc;
-			pthread_mutex_unlock(&q->mu);
-			done = rc ? 0 : f->len;
+		if (f->gen != q->gen || q->err) {
+			/* a frame of a stream that was cut, or nowhere to write it */
+			q->queued -= f->len;
+			free(f);
+			continue;
 		}
-		while (!q->tls && done < f->len && !q->err) {
+		pthread_mutex_unlock(&q->mu);
+		if (q->tls) {
+			wrc = st_tlslink__write(q->tls, f->data, f->len);
+			done = wrc ? 0 : f->len;
+		}
+		while (!q->tls && done < f->len) {
 			ssize_t n = write(q->fd, f->data + done, f->len - done);
 
 			if (n < 0 && errno == EINTR)
 				continue;
 			if (n <= 0) {
-				pthread_mutex_lock(&q->mu);
-				q->err = n < 0 ? -errno : -EIO;
-				pthread_mutex_unlock(&q->mu);
+				wrc = n < 0 ? -errno : -EIO;
 				break;
 			}
 			done += (size_t)n;
@@ -429,6 +603,10 @@ static void *writer(void *arg)
 		q->queued -= f->len;
 		q->written += done;
 		free(f);
+		if (wrc && q->to && !q->closing)
+			reconnect(q, wrc);
+		else if (wrc)
+			q->err = wrc;
 	}
 	q->finished = true;
 	pthread_cond_broadcast(&q->cv);
@@ -454,6 +632,7 @@ static int emit(void *ctx, const uint8_t *frame, size_t len)
 	if (!f)
 		return -ENOMEM;
 	f->next = NULL;
+	f->gen = t->enc_gen;
 	f->len = len;
 	memcpy(f->data, frame, len);
 	pthread_mutex_lock(&q->mu);
@@ -480,45 +659,6 @@ static uint64_t queued(struct tee *t)
 	return n;
 }
 
-static int connect_to(const char *hostport)
-{
-	char host[256];
-	const char *colon = strrchr(hostport, ':');
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-	int fd = -1, rc;
-
-	if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof(host)) {
-		pr_err("tee: --to '%s' is not HOST:PORT", hostport);
-		return -1;
-	}
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = 0;
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = 0;
-	}
-	rc = getaddrinfo(host, colon + 1, &hints, &res);
-	if (rc) {
-		pr_err("tee: --to %s: %s", hostport, gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		if (!connect(fd, ai->ai_addr, ai->ai_addrlen))
-			break;
-		rc = errno;
-		close(fd);
-		fd = -1;
-		errno = rc;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		pr_err("tee: --to %s: %s", hostport, strerror(errno));
-	return fd;
-}
-
 static int out_open(struct tee *t)
 {
 	struct tee_out *q = &t->out_q;
@@ -529,17 +669,11 @@ static int out_open(struct tee *t)
 	if (t->to) {
 		char err[512];
 
-		q->fd = connect_to(t->to);
-		if (q->fd < 0)
+		q->to = t->to;
+		q->tlso = t->insecure ? NULL : &t->tlso;
+		if (link_up(q, err, sizeof(err))) {
+			pr_err("tee: --to %s: %s", t->to, err);
 			return -1;
-		if (!t->insecure) {
-			q->tls = st_tlslink__client(q->fd, &t->tlso, 10, err, sizeof(err));
-			if (!q->tls) {
-				pr_err("tee: --to %s: %s", t->to, err);
-				close(q->fd);
-				q->fd = -1;
-				return -1;
-			}
 		}
 	} else if (!strcmp(t->out, "-")) {
 		q->fd = STDOUT_FILENO;
@@ -614,10 +748,8 @@ files:
 		if (!err)
 			err = st_output_close(&q->o);
 		st_output_abort(&q->o);
-	} else if (t->to && q->fd >= 0) {
-		st_tlslink__free(q->tls);
-		q->tls = NULL;
-		close(q->fd);
+	} else if (t->to) {
+		link_down(q);
 	}
 	return err;
 }
@@ -628,7 +760,7 @@ files:
  * tokens. Small records (OPEN, GAP, END, CLOSE) always go: they bound nothing. */
 static bool room(struct tee *t, uint64_t n)
 {
-	if (queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue)
+	if (t->was_down || queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue)
 		return false;
 	if (t->max_rate) {
 		uint64_t now = st_mono_ns();
@@ -917,6 +1049,8 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 	hold_rest(t, c, tc, dir, c->bytes[dir] + c->gap_bytes[dir], ts);
 	put_dropped(t, c, tc, dir, ts);
 	st_stream_enc__end(t->enc, c->id, dir, why, ts);
+	tc->ended[dir] = true;
+	tc->end_why[dir] = (uint8_t)why;
 }
 
 static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts)
@@ -971,6 +1105,82 @@ static int out_error(struct tee *t)
 	return err;
 }
 
+/* A connection still open when the link came back: opened again in the new stream, joined
+ * midway, with what it carried before as a gap the sender dropped. */
+static void restart_conn(void *ctx, struct st_reasm_conn *c)
+{
+	struct tee *t = ctx;
+	struct tconn *tc = c->user;
+	struct st_reasm_conn o;
+	uint64_t ts = st_realtime_ns();
+
+	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
+		return;
+	o = *c;
+	o.flags |= ST_REASM_F_JOINED;
+	st_stream_enc__open(t->enc, &o, ts);
+	for (int d = 0; d < 2; d++) {
+		uint64_t total = tc->sent[d] + tc->dropped[d];
+
+		if (total)
+			st_stream_enc__gap(t->enc, c->id, d, 0, total, ST_SGAP_DROPPED, ts);
+		tc->sent[d] = total;
+		tc->dropped[d] = 0;
+		if (tc->ended[d])
+			st_stream_enc__end(t->enc, c->id, d, tc->end_why[d], ts);
+	}
+}
+
+/* --to: the writer lost the link (say so once; records are dropped until it is back), or got
+ * it back (a new stream: preamble, header, the open connections). */
+static void link_check(struct tee *t)
+{
+	struct tee_out *q = &t->out_q;
+	struct st_stream_enc *e;
+	bool down, rec;
+	uint64_t gen, raw, wire;
+	char why[256];
+
+	if (!t->to)
+		return;
+	pthread_mutex_lock(&q->mu);
+	down = q->down;
+	rec = q->reconnected;
+	q->reconnected = false;
+	gen = q->gen;
+	snprintf(why, sizeof(why), "%s", q->down_why);
+	pthread_mutex_unlock(&q->mu);
+	if ((down || rec) && !t->was_down) {
+		t->was_down = true;
+		t->down_ns = st_mono_ns();
+		t->down_records = t->st.dropped_records;
+		t->down_bytes = t->st.dropped_bytes;
+		t->down_conns = t->st.dropped_conns;
+		t->st.link_losses++;
+		pr_warn("tee: --to %s: the link is down (%s): reconnecting; records are dropped "
+			"meanwhile", t->to, why);
+	}
+	if (!rec)
+		return;
+	e = st_stream_enc__new(t->header, t->level, emit, t);
+	if (!e) {
+		pr_err("tee: a new stream: %s", strerror(errno));
+		return;
+	}
+	st_stream_enc__totals(t->enc, &raw, &wire);
+	t->raw_prev += raw;
+	st_stream_enc__free(t->enc);
+	t->enc = e;
+	t->enc_gen = gen;
+	t->was_down = false;
+	st_reasm__foreach(t->r, restart_conn, t);
+	st_stream_enc__flush(t->enc);
+	pr_warn("tee: --to %s: the link is back after %.1f s (a new stream); dropped %" PRIu64
+		" records (%" PRIu64 " bytes) and %" PRIu64 " connections while it was down", t->to,
+		(double)(st_mono_ns() - t->down_ns) / 1e9, t->st.dropped_records - t->down_records,
+		t->st.dropped_bytes - t->down_bytes, t->st.dropped_conns - t->down_conns);
+}
+
 static int live_ready(void *ctx)
 {
 	struct tee *t = ctx;
@@ -989,6 +1199,7 @@ static int live_tick(void *ctx)
 	 * latencies are computed from these stamps) */
 	if (st_tap__consume(t->tap) < 0)
 		return -1;
+	link_check(t);
 	st_reasm__tick(t->r, st_realtime_ns());
 	if (now - t->last_flush_ns >= TEE_FLUSH_NS) {
 		t->last_flush_ns = now;
@@ -1085,7 +1296,7 @@ static void summary(struct tee *t)
 	t->st.mem_peak = rs.mem_peak;
 	if (t->enc)
 		st_stream_enc__totals(t->enc, &raw, &wire);
-	t->st.raw_stream_bytes = raw;
+	t->st.raw_stream_bytes = t->raw_prev + raw;
 	t->st.wire_bytes = t->out_q.written;
 	st_statline_init(&l);
 	st_statline_add_table(&l, tee_stat_desc, tee_stat_n, &t->st);
@@ -1098,7 +1309,6 @@ int cmd_tee(int argc, char **argv)
 	struct tee *t = calloc(1, sizeof(*t));
 	struct st_reasm_config cfg = { 0 };
 	struct st_stream_trailer tr = { 0 };
-	char header[ST_STREAM_HEADER_MAX];
 	int rc, err;
 
 	if (!t) {
@@ -1120,12 +1330,12 @@ int cmd_tee(int argc, char **argv)
 	t->tokens_ns = st_mono_ns();
 	if (!t->max_queue)
 		t->max_queue = TEE_QUEUE_DEFAULT;
-	header_text(t, header, sizeof(header));
+	header_text(t, t->header, sizeof(t->header));
 	cfg.max_mem = t->t.max_mem ? t->t.max_mem : TEE_MAX_MEM_DEFAULT;
 	cfg.ports = t->t.ports;
 	cfg.n_ports = t->t.n_ports;
 	cfg.hash_seed = st_random_seed();
-	t->enc = st_stream_enc__new(header, t->level, emit, t);
+	t->enc = st_stream_enc__new(t->header, t->level, emit, t);
 	t->r = t->enc ? st_reasm__new(&cfg, &tee_ops, t) : NULL;
 	if (!t->r) {
 		pr_err("tee: %s", strerror(errno));
