@@ -8,6 +8,8 @@ int cmd_capture(int argc, char **argv);
 int cmd_flows(int argc, char **argv);
 int cmd_shadow(int argc, char **argv);
 int cmd_replay(int argc, char **argv);
+int cmd_tee(int argc, char **argv);
+int cmd_receive(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
 

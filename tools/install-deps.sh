@@ -10,6 +10,8 @@ PKGS=(
 	make gcc clang llvm libbpf-dev libelf-dev zlib1g-dev libpcap-dev bpftool pkg-config
 	# the daemon: its config file (INI) and its metrics endpoint (HTTP)
 	libinih-dev libmicrohttpd-dev
+	# the tee link's TLS (tee --to, receive --listen)
+	libssl-dev
 	# unit tests, sanitizers and fuzzing
 	libcmocka-dev libclang-rt-14-dev
 	# integration tests, demo, benchmarks

@@ -1,0 +1,1039 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * `shadowtap receive`: reads a tee stream (stream.h, docs/TEE.md) from a file, stdin or a
+ * TCP listener and feeds any combination of outputs at once, each through the engine that
+ * already does that job:
+ *  -o DIR   the flows engine (flowsink.h): one file per connection direction, as `flows`;
+ *  -w FILE  the pcap writer (pcapw.h): the streams re-segmented into TCP frames (a
+ *           handshake, data in MSS-sized segments with consistent seq/ack, FIN or RST);
+ *  --to     the shadow engine (shadow.h), fed the same segments: whole requests, in order,
+ *           per connection, released once production's answer is in the stream;
+ *  --print  one line per exchange, framed by http.h.
+ * A damaged or cut stream stops the input with one line naming the offset; every output
+ * keeps what arrived before it (connections are closed, the pcap is committed whole).
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "connmap.h"
+#include "flowsink.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "optparse.h"
+#include "opts.h"
+#include "pcapw.h"
+#include "shadow.h"
+#include "stream.h"
+#include "tlslink.h"
+
+#define RX_TICK_MS 20
+#define RX_READ (256u << 10)
+#define RX_FILE_READS 16          /* reads per tick from a regular file */
+#define RX_MSS 1448u              /* payload per re-segmented frame */
+#define RX_PRINT_QUEUE 32         /* requests of a connection awaiting their answer (--print) */
+#define RX_TARGET_MAX 160
+#define RX_DRAIN_MS 5000
+#define RX_MAX_MEM_DEFAULT (256ull << 20)
+
+struct exch {
+	char method[24];
+	char target[RX_TARGET_MAX];
+	uint64_t req_bytes;
+	uint64_t req_end_ts;
+	uint64_t resp_ts;          /* the response's head */
+	uint64_t resp_bytes;
+	uint16_t status;
+	bool req_done, resp_done;
+};
+
+struct rconn {
+	struct st_reasm_conn fc;   /* the flows engine's view (its own user pointer) */
+	uint32_t isn[2];
+	uint64_t next[2];          /* stream bytes (and gaps) seen per direction */
+	bool ended[2];
+	/* --print */
+	bool http;
+	struct st_http_parser p[2];
+	struct exch *q;            /* RX_PRINT_QUEUE, allocated at the first request */
+	unsigned qh, qn;
+	unsigned nresp;            /* exchanges at the queue's front with their response done */
+};
+
+#define RECEIVE_STATS(X, T)                                                                    \
+	X(T, connections, COUNTER, "connections in the stream")                               \
+	X(T, data_bytes, COUNTER, "stream bytes received")                                         \
+	X(T, gap_bytes, COUNTER, "bytes the stream marks missing (capture loss, sender drops, held)") \
+	X(T, sender_dropped_bytes, COUNTER, "... of which the sender dropped (its output too slow)") \
+	X(T, held_bytes, COUNTER, "... of which the sender held back (not redactable)")         \
+	X(T, exchanges, COUNTER, "request/response exchanges printed (--print)")              \
+	X(T, print_lost, COUNTER, "connections --print stopped following (gap, not HTTP)")   \
+	X(T, stream_bytes, COUNTER, "bytes of the tee stream read (compressed)")             \
+	X(T, streams, COUNTER, "tee streams read (--listen: one more after each reconnect)")   \
+	X(T, link_losses, COUNTER, "--listen: streams cut by a lost link (the tee reconnects)") \
+	X(T, segments, COUNTER, "TCP segments made from the streams (-w, --to)")
+
+struct receive_stats {
+	RECEIVE_STATS(ST_STAT_FIELD, _)
+};
+ST_STAT_TABLE_DEFINE(receive_stat, struct receive_stats, RECEIVE_STATS);
+
+struct receive {
+	/* options */
+	const char *input;      /* FILE or "-" */
+	const char *listen;
+	bool insecure;
+	struct st_tlslink_opts tlso;
+	const char *wpath;
+	const char *outdir;
+	bool force;
+	const char *to;
+	bool print;
+	int verbose;
+	/* the run */
+	int fd;
+	bool is_file, eof, failed;
+	struct st_tlslink *tls;
+	int lfd, epfd;          /* --listen: the listening socket, and an epoll of it and fd */
+	struct st_stream_dec *dec;
+	struct st_flowsink *sink;
+	int dirfd;
+	struct st_pcapw *pw;
+	struct st_shadow *sh;
+	struct st_shadow_config scfg;
+	struct st_loop *loop;
+	uint64_t seed;
+	uint64_t last_ts;
+	uint64_t last_shadow_tick;
+	struct receive_stats st;
+	struct st_stream_trailer trailer;
+	bool have_trailer;
+	uint8_t buf[RX_READ];
+};
+
+static const char usage_head[] =
+	"Usage: shadowtap receive (FILE | - | --listen ADDR:PORT (--cert F --key F --ca F |\n"
+	"                         --insecure)) [-w OUT.pcap]\n"
+	"                         [-o DIR [--force]] [--to HOST:PORT] [--print]\n"
+	"\n"
+	"Reads a tee stream (`shadowtap tee`, docs/TEE.md) and feeds any combination of:\n"
+	"  -w    a pcap of the streams, re-segmented into TCP frames (Wireshark, tshark, tcpflow)\n"
+	"  -o    one file per connection direction, as `shadowtap flows` writes them\n"
+	"  --to  a replay of the requests into a local build, with the shadow engine's\n"
+	"        semantics (whole requests, in order, per connection; marked X-Shadowtap: 1)\n"
+	"  --print  one line per exchange: time, client, method, target, status, request and\n"
+	"        response bytes, production's latency\n"
+	"A damaged or cut stream ends the input with one line naming its offset (exit 1); the\n"
+	"outputs keep everything before it. A summary line ends the run.\n"
+	"\n"
+	"  FILE                  the stream (- for stdin: ssh prod shadowtap tee ... -o - |)\n";
+
+static const struct st_opt receive_opts[] = {
+	ST_OPT_STRING("listen", 0, struct receive, listen, "ADDR:PORT",
+		      "take the stream from one `tee --to` connection: TLS 1.3,\n"
+		      "mutually authenticated (--cert, --key, --ca), or --insecure"),
+	ST_OPT_STRING("cert", 0, struct receive, tlso.cert, "FILE",
+		      "--listen: this end's certificate (PEM, chain allowed)"),
+	ST_OPT_STRING("key", 0, struct receive, tlso.key, "FILE", "--listen: its private key"),
+	ST_OPT_STRING("ca", 0, struct receive, tlso.ca, "FILE",
+		      "--listen: the tee's certificate must chain to this CA"),
+	ST_OPT_FLAG("insecure", 0, struct receive, insecure, "--listen in plaintext"),
+	ST_OPT_STRING("write", 'w', struct receive, wpath, "FILE", "pcap output (- for stdout)"),
+	ST_OPT_STRING("output", 'o', struct receive, outdir, "DIR",
+		      "flow files' folder; created if missing, must be empty"),
+	ST_OPT_FLAG("force", 0, struct receive, force, "write into a non-empty DIR"),
+	ST_OPT_STRING("to", 0, struct receive, to, "HOST:PORT", "replay the requests to HOST:PORT"),
+	ST_OPT_FLAG("print", 0, struct receive, print, "one line per exchange on stdout"),
+	ST_OPT_COUNT("verbose", 'v', struct receive, verbose, "more messages (the stream's header)"),
+};
+
+static int parse(struct receive *rx, int argc, char **argv)
+{
+	const struct st_optset sets[] = { ST_OPTSET(receive_opts, rx) };
+	int first, rc;
+
+	rc = st_opts_parse(sets, 1, "receive", usage_head, argc, argv, &first);
+	if (rc)
+		return rc;
+	if (first < argc)
+		rx->input = argv[first++];
+	if (first < argc) {
+		pr_err("receive: unexpected argument '%s'", argv[first]);
+		return ST_EXIT_USAGE;
+	}
+	if (!!rx->input + !!rx->listen != 1) {
+		pr_err("receive: give one input: FILE, - or --listen ADDR:PORT (see shadowtap "
+		       "receive --help)");
+		return ST_EXIT_USAGE;
+	}
+	if ((rx->tlso.cert || rx->tlso.key || rx->tlso.ca) && (!rx->listen || rx->insecure)) {
+		pr_err("receive: --cert, --key and --ca are for --listen without --insecure");
+		return ST_EXIT_USAGE;
+	}
+	if (rx->listen && !rx->insecure && (!rx->tlso.cert || !rx->tlso.key || !rx->tlso.ca)) {
+		pr_err("receive: --listen needs --cert, --key and --ca (TLS 1.3, both ends "
+		       "authenticated), or --insecure for plaintext");
+		return ST_EXIT_USAGE;
+	}
+	if (!rx->wpath && !rx->outdir && !rx->to && !rx->print) {
+		pr_err("receive: give at least one output: -w FILE, -o DIR, --to HOST:PORT or "
+		       "--print");
+		return ST_EXIT_USAGE;
+	}
+	if (rx->print && rx->wpath && !strcmp(rx->wpath, "-")) {
+		pr_err("receive: --print and -w - both write to stdout");
+		return ST_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- input ---------------------------------------------------------------------------- */
+
+/* --listen: a non-blocking listening socket. */
+static int listen_socket(const char *hostport)
+{
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
+	int fd, rc, one = 1;
+
+	if (!colon || (size_t)(colon - hostport) >= sizeof(host)) {
+		pr_err("receive: --listen '%s' is not ADDR:PORT", hostport);
+		return -1;
+	}
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = 0;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = 0;
+	}
+	rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
+	if (rc) {
+		pr_err("receive: --listen %s: %s", hostport, gai_strerror(rc));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0)
+		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4)) {
+		pr_err("receive: --listen %s: %s", hostport, strerror(errno));
+		freeaddrinfo(res);
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	freeaddrinfo(res);
+	pr_info("receive: waiting for a tee on %s", hostport);
+	return fd;
+}
+
+/* ---- re-segmentation (-w, --to) ------------------------------------------------------ */
+
+static void seg_out(struct receive *rx, struct st_segment *s)
+{
+	rx->st.segments++;
+	if (rx->pw && s->kind == ST_SEG_DATA)
+		st_pcapw__write(rx->pw, s);
+	if (rx->sh)
+		st_shadow__feed(rx->sh, s);
+}
+
+static void seg_init(struct rconn *rc, struct st_segment *s, int dir, uint8_t flags,
+		     uint64_t ts)
+{
+	memset(s, 0, sizeof(*s));
+	if (dir == ST_DIR_IN) {
+		s->key = rc->fc.key;
+	} else {
+		s->key.src = rc->fc.key.dst;
+		s->key.dst = rc->fc.key.src;
+		s->key.sport = rc->fc.key.dport;
+		s->key.dport = rc->fc.key.sport;
+	}
+	s->ts_ns = ts;
+	s->dir = (int8_t)dir;
+	s->flags = flags;
+	s->window = 65535;
+	s->seq = rc->isn[dir] + 1 + (uint32_t)rc->next[dir];
+	s->ack = rc->isn[!dir] + 1 + (uint32_t)rc->next[!dir] + (rc->ended[!dir] ? 1 : 0);
+}
+
+static bool want_segments(const struct receive *rx)
+{
+	return rx->pw || rx->sh;
+}
+
+/* ---- --print ------------------------------------------------------------------------- */
+
+/* A request answered before it was complete (nginx's early 200 to an upload) has no latency:
+ * "-". */
+static void print_line(struct receive *rx, struct rconn *rc, const struct exch *x)
+{
+	char cli[64], when[32];
+	time_t secs = (time_t)(x->resp_ts / 1000000000ull);
+	struct tm tm;
+
+	gmtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%H:%M:%S", &tm);
+	st_addr_str(&rc->fc.key.src, cli, sizeof(cli));
+	printf("%s.%03u %s%s%s:%u %s %s %u %" PRIu64 " %" PRIu64 " ",
+	       when, (unsigned)(x->resp_ts / 1000000 % 1000),
+	       rc->fc.key.src.family == 6 ? "[" : "", cli, rc->fc.key.src.family == 6 ? "]" : "",
+	       rc->fc.key.sport, x->method, x->target, x->status, x->req_bytes, x->resp_bytes);
+	if (x->resp_ts >= x->req_end_ts)
+		printf("%.3fms\n", (double)(x->resp_ts - x->req_end_ts) / 1e6);
+	else
+		printf("-\n");
+	fflush(stdout);
+	rx->st.exchanges++;
+}
+
+/* Prints the exchanges at the front that are complete both ways, in order. */
+static void print_ready(struct receive *rx, struct rconn *rc)
+{
+	while (rc->qn && rc->q[rc->qh].req_done && rc->q[rc->qh].resp_done) {
+		print_line(rx, rc, &rc->q[rc->qh]);
+		rc->qh = (rc->qh + 1) % RX_PRINT_QUEUE;
+		rc->qn--;
+		rc->nresp--;
+	}
+}
+
+/* The exchange the response being framed answers (responses come in request order). */
+static struct exch *resp_exch(struct rconn *rc)
+{
+	return rc->nresp < rc->qn ? &rc->q[(rc->qh + rc->nresp) % RX_PRINT_QUEUE] : NULL;
+}
+
+static void print_stop(struct receive *rx, struct rconn *rc)
+{
+	if (!rc->http)
+		return;
+	st_http__free(&rc->p[0]);
+	st_http__free(&rc->p[1]);
+	rc->http = false;
+	rx->st.print_lost++;
+}
+
+static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+		       uint32_t len, uint64_t ts)
+{
+	struct st_http_event ev;
+	size_t left = len;
+
+	while (rc->http) {
+		size_t n = st_http__feed(&rc->p[dir], d, left, &ev);
+		struct exch *x;
+
+		switch (ev.type) {
+		case ST_HTTP_EV_HEAD:
+			if (dir == ST_DIR_IN) {
+				if (!rc->q)
+					rc->q = calloc(RX_PRINT_QUEUE, sizeof(*rc->q));
+				if (!rc->q || rc->qn >= RX_PRINT_QUEUE ||
+				    st_http__push_method(&rc->p[1], ev.head->method)) {
+					print_stop(rx, rc);
+					return;
+				}
+				x = &rc->q[(rc->qh + rc->qn++) % RX_PRINT_QUEUE];
+				memset(x, 0, sizeof(*x));
+				snprintf(x->method, sizeof(x->method), "%.*s", (int)ev.head->method_len,
+					 ev.head->method_str);
+				snprintf(x->target, sizeof(x->target), "%.*s",
+					 (int)(ev.head->target_len < RX_TARGET_MAX - 1 ?
+					       ev.head->target_len : RX_TARGET_MAX - 1),
+					 ev.head->target);
+				for (char *p = x->target; *p; p++)
+					if (*p < 0x21 || *p > 0x7e)
+						*p = '?';
+			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && (x = resp_exch(rc))) {
+				x->status = ev.head->status;
+				x->resp_ts = ts;
+			}
+			break;
+		case ST_HTTP_EV_MSG_DONE:
+			if (dir == ST_DIR_IN) {
+				if (rc->qn) { /* always: its HEAD queued it */
+					x = &rc->q[(rc->qh + rc->qn - 1) % RX_PRINT_QUEUE];
+					x->req_bytes = ev.msg_len;
+					x->req_end_ts = ts;
+					x->req_done = true;
+				}
+			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && (x = resp_exch(rc))) {
+				x->resp_bytes = ev.msg_len;
+				x->resp_done = true;
+				rc->nresp++;
+			}
+			print_ready(rx, rc);
+			if (ev.head->flags & ST_HTTP_HF_UPGRADE) {
+				print_stop(rx, rc);
+				return;
+			}
+			break;
+		case ST_HTTP_EV_ERROR:
+		case ST_HTTP_EV_SKIP:
+		case ST_HTTP_EV_RAW:
+			print_stop(rx, rc);
+			return;
+		default:
+			break;
+		}
+		d += n;
+		left -= n;
+		if (ev.type == ST_HTTP_EV_NEED_MORE)
+			break;
+	}
+}
+
+/* ---- the stream's events, to every output --------------------------------------------- */
+
+static unsigned reasm_why(unsigned why)
+{
+	/* the sender's own reasons are losses to the engines (ST_GAP_LOSS: at once) */
+	return why < ST_GAP_MAX ? why : ST_GAP_LOSS;
+}
+
+static void on_header(void *ctx, const char *text, unsigned major, unsigned minor)
+{
+	char host[128] = "?", redact[512] = "?";
+
+	st_stream_header_get(text, "host", host, sizeof(host));
+	st_stream_header_get(text, "redact", redact, sizeof(redact));
+	pr_info("receive: stream %u.%u from %s, redaction: %s", major, minor, host, redact);
+	for (const char *p = text; *p;) {
+		const char *e = strchr(p, '\n');
+		int l = e ? (int)(e - p) : (int)strlen(p);
+
+		pr_debug("receive: header %.*s", l, p);
+		p += l + (e ? 1 : 0);
+	}
+}
+
+static void on_finish(void *ctx, const struct st_stream_trailer *t)
+{
+	struct receive *rx = ctx;
+
+	rx->trailer = *t;
+	rx->have_trailer = true;
+}
+
+static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = calloc(1, sizeof(*rc));
+	struct st_segment s;
+
+	c->user = rc;
+	rx->last_ts = ts;
+	rx->st.connections++;
+	if (!rc) {
+		pr_err("receive: out of memory");
+		rx->failed = true;
+		return;
+	}
+	rc->fc = *c;
+	rc->fc.user = NULL;
+	rc->isn[0] = (uint32_t)(c->id * 2654435761u);
+	rc->isn[1] = (uint32_t)((c->id ^ rx->seed) * 2246822519u);
+	if (rx->sink && st_flowsink_ops.open)
+		st_flowsink_ops.open(rx->sink, &rc->fc, ts);
+	if (want_segments(rx) && !(c->flags & ST_REASM_F_JOINED)) {
+		/* the handshake, so readers (and the shadow engine) see a whole connection */
+		seg_init(rc, &s, ST_DIR_IN, ST_TCP_SYN, ts);
+		s.seq = rc->isn[0];
+		s.ack = 0;
+		seg_out(rx, &s);
+		seg_init(rc, &s, ST_DIR_OUT, ST_TCP_SYN | ST_TCP_ACK, ts);
+		s.seq = rc->isn[1];
+		seg_out(rx, &s);
+		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
+		seg_out(rx, &s);
+	}
+	if (rx->print && !st_http__init(&rc->p[0], ST_HTTP_REQUEST, NULL)) {
+		if (!st_http__init(&rc->p[1], ST_HTTP_RESPONSE, NULL))
+			rc->http = true;
+		else
+			st_http__free(&rc->p[0]);
+	}
+}
+
+static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, const uint8_t *d,
+		    uint32_t len, uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = c->user;
+	struct st_segment s;
+
+	rx->last_ts = ts;
+	rx->st.data_bytes += len;
+	if (!rc)
+		return;
+	rc->fc.bytes[dir] += len;
+	if (rx->sink && st_flowsink_ops.data)
+		st_flowsink_ops.data(rx->sink, &rc->fc, dir, off, d, len, ts);
+	if (want_segments(rx)) {
+		for (uint32_t o = 0; o < len; o += RX_MSS) {
+			uint32_t n = len - o < RX_MSS ? len - o : RX_MSS;
+
+			seg_init(rc, &s, dir, ST_TCP_ACK | (o + n == len ? ST_TCP_PSH : 0), ts);
+			s.data = d + o;
+			s.len = n;
+			seg_out(rx, &s);
+			rc->next[dir] += n;
+		}
+	} else {
+		rc->next[dir] += len;
+	}
+	if (rc->http)
+		print_feed(rx, rc, dir, d, len, ts);
+}
+
+static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
+		   enum st_reasm_gap_why why, uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = c->user;
+	struct st_segment s;
+
+	rx->last_ts = ts;
+	rx->st.gap_bytes += len;
+	if ((unsigned)why == ST_SGAP_DROPPED)
+		rx->st.sender_dropped_bytes += len;
+	if ((unsigned)why == ST_SGAP_HELD)
+		rx->st.held_bytes += len;
+	if (!rc)
+		return;
+	rc->fc.gap_bytes[dir] += len;
+	if (rx->sink && st_flowsink_ops.gap)
+		st_flowsink_ops.gap(rx->sink, &rc->fc, dir, off, len, reasm_why(why), ts);
+	if (rx->sh) {
+		/* a loss segment: the shadow engine's reassembly reports the gap at once */
+		for (uint64_t o = 0; o < len;) {
+			uint32_t n = len - o > (1u << 30) ? 1u << 30 : (uint32_t)(len - o);
+
+			seg_init(rc, &s, dir, ST_TCP_ACK, ts);
+			s.kind = ST_SEG_LOSS;
+			s.len = n;
+			st_shadow__feed(rx->sh, &s);
+			rc->next[dir] += n;
+			o += n;
+		}
+	} else {
+		rc->next[dir] += len;
+	}
+	if (rc->http && st_http__skip(&rc->p[dir], len))
+		print_stop(rx, rc);
+}
+
+static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why,
+		   uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = c->user;
+	struct st_segment s;
+
+	rx->last_ts = ts;
+	if (!rc)
+		return;
+	if (rx->sink && st_flowsink_ops.end)
+		st_flowsink_ops.end(rx->sink, &rc->fc, dir, why, ts);
+	if (want_segments(rx) && (why == ST_END_FIN || why == ST_END_RST)) {
+		seg_init(rc, &s, dir, why == ST_END_FIN ? ST_TCP_FIN | ST_TCP_ACK : ST_TCP_RST, ts);
+		seg_out(rx, &s);
+	}
+	rc->ended[dir] = true;
+	if (rc->http && dir == ST_DIR_OUT) {
+		struct st_http_event ev;
+
+		/* a response read until close ends here */
+		st_http__feed_eof(&rc->p[1], &ev);
+		struct exch *x = resp_exch(rc);
+
+		if (ev.type == ST_HTTP_EV_MSG_DONE && x) {
+			x->resp_bytes = ev.msg_len;
+			x->resp_done = true;
+			rc->nresp++;
+			print_ready(rx, rc);
+		}
+	}
+}
+
+static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = c->user;
+	struct st_segment s;
+
+	if (!rc)
+		return;
+	if (rx->sink && st_flowsink_ops.close)
+		st_flowsink_ops.close(rx->sink, &rc->fc, why, ts);
+	if (rx->sh && !rc->ended[0] && !rc->ended[1]) {
+		/* closed without a FIN or RST in the stream (timeout, end of capture): the shadow
+		 * engine's connection closes too, its complete requests still go out */
+		seg_init(rc, &s, ST_DIR_IN, ST_TCP_RST, ts);
+		st_shadow__feed(rx->sh, &s);
+	}
+	if (rc->http) {
+		st_http__free(&rc->p[0]);
+		st_http__free(&rc->p[1]);
+	}
+	free(rc->q);
+	free(rc);
+	c->user = NULL;
+}
+
+static const struct st_stream_ops rx_ops = {
+	.conn = { .open = on_open, .data = on_data, .gap = on_gap, .end = on_end,
+		  .close = on_close },
+	.header = on_header,
+	.finish = on_finish,
+};
+
+/* ---- the run -------------------------------------------------------------------------- */
+
+/* --listen: the stream was cut (the link was lost, or a damaged byte): its connections end
+ * here, and the next tee connection starts a new stream into the same outputs. */
+static void link_lost(struct receive *rx)
+{
+	struct st_stream_dec *d = st_stream_dec__new(&rx_ops, rx, 0);
+
+	pr_warn("receive: --listen %s: %s; the outputs keep what arrived; waiting for the tee to "
+		"reconnect", rx->listen, st_stream_dec__error(rx->dec));
+	rx->st.link_losses++;
+	st_stream_dec__close_all(rx->dec, rx->last_ts);
+	if (rx->sh)
+		st_shadow__kick(rx->sh);
+	epoll_ctl(rx->epfd, EPOLL_CTL_DEL, rx->fd, NULL);
+	st_tlslink__free(rx->tls);
+	rx->tls = NULL;
+	close(rx->fd);
+	rx->fd = -1;
+	if (!d) {
+		pr_err("receive: %s", strerror(errno));
+		rx->failed = true;
+		rx->eof = true;
+		st_loop__stop(rx->loop);
+		return;
+	}
+	st_stream_dec__free(rx->dec);
+	rx->dec = d;
+}
+
+static void input_done(struct receive *rx, int rc)
+{
+	if (rc || st_stream_dec__eof(rx->dec)) {
+		if (rx->listen) {
+			link_lost(rx);
+			return;
+		}
+		pr_err("receive: %s: %s; the outputs keep everything before it",
+		       !strcmp(rx->input, "-") ? "stdin" : rx->input, st_stream_dec__error(rx->dec));
+		rx->failed = true;
+	}
+	rx->eof = true;
+	/* what is still open ends here: the outputs keep what arrived */
+	st_stream_dec__close_all(rx->dec, rx->last_ts);
+	if (rx->sh)
+		st_shadow__kick(rx->sh);
+	st_loop__stop(rx->loop);
+}
+
+/* Reads what is there; at the end of the input (or a stream error) stops the loop. 1 when
+ * nothing was ready. */
+static int read_some(struct receive *rx)
+{
+	ssize_t n;
+	int rc;
+
+	if (rx->tls) {
+		n = st_tlslink__read(rx->tls, rx->buf, sizeof(rx->buf));
+		if (n == -EAGAIN)
+			return 1;
+		if (n < 0)
+			errno = (int)-n;
+	} else {
+		do
+			n = read(rx->fd, rx->buf, sizeof(rx->buf));
+		while (n < 0 && errno == EINTR);
+		if (n < 0 && errno == EAGAIN)
+			return 1;
+	}
+	if (n < 0) {
+		pr_err("receive: read: %s", strerror(errno));
+		input_done(rx, 0);
+		return 0;
+	}
+	if (n == 0) {
+		input_done(rx, 0);
+		return 0;
+	}
+	rx->st.stream_bytes += (uint64_t)n;
+	rc = st_stream_dec__feed(rx->dec, rx->buf, (size_t)n);
+	if (rx->sh)
+		st_shadow__kick(rx->sh);
+	if (rc)
+		input_done(rx, rc);
+	return rx->failed && !rc ? -1 : 0;
+}
+
+static int on_input(void *ctx)
+{
+	struct receive *rx = ctx;
+
+	if (!rx->eof)
+		read_some(rx);
+	return 0;
+}
+
+/* --listen: one tee connection at a time; the first one must authenticate, a later one
+ * that does not is refused and the receiver goes on waiting. */
+static void accept_one(struct receive *rx)
+{
+	struct epoll_event ev = { .events = EPOLLIN };
+	char err[512];
+	int cfd = accept4(rx->lfd, NULL, NULL, SOCK_CLOEXEC);
+
+	if (cfd < 0)
+		return;
+	if (rx->fd >= 0) {
+		pr_warn("receive: --listen %s: a second tee connection refused (one stream at a "
+			"time)", rx->listen);
+		close(cfd);
+		return;
+	}
+	if (!rx->insecure) {
+		rx->tls = st_tlslink__server(cfd, &rx->tlso, 10, err, sizeof(err));
+		if (!rx->tls) {
+			close(cfd);
+			if (!rx->st.streams) {
+				pr_err("receive: --listen %s: %s", rx->listen, err);
+				rx->failed = true;
+				rx->eof = true;
+				st_loop__stop(rx->loop);
+			} else {
+				pr_warn("receive: --listen %s: %s", rx->listen, err);
+			}
+			return;
+		}
+	}
+	{
+		char k = ST_STREAM_LINK_OK;
+
+		if (rx->tls ? st_tlslink__write(rx->tls, &k, 1) : write(cfd, &k, 1) != 1) {
+			pr_warn("receive: --listen %s: the tee went away", rx->listen);
+			st_tlslink__free(rx->tls);
+			rx->tls = NULL;
+			close(cfd);
+			return;
+		}
+	}
+	fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
+	ev.data.fd = cfd;
+	if (epoll_ctl(rx->epfd, EPOLL_CTL_ADD, cfd, &ev)) {
+		pr_warn("receive: --listen %s: %s", rx->listen, strerror(errno));
+		st_tlslink__free(rx->tls);
+		rx->tls = NULL;
+		close(cfd);
+		return;
+	}
+	rx->fd = cfd;
+	rx->st.streams++;
+	if (rx->st.streams > 1)
+		pr_warn("receive: --listen %s: the tee is back: a new stream", rx->listen);
+}
+
+static int on_net(void *ctx)
+{
+	struct receive *rx = ctx;
+	struct epoll_event evs[4];
+	int n = epoll_wait(rx->epfd, evs, 4, 0);
+
+	for (int i = 0; i < n && !rx->eof; i++) {
+		if (evs[i].data.fd == rx->lfd) {
+			accept_one(rx);
+			continue;
+		}
+		if (evs[i].data.fd != rx->fd)
+			continue;
+		/* TLS: a read may leave decrypted bytes inside the library, which no readiness
+		 * announces: read until it says it has nothing */
+		for (int k = 0; rx->fd >= 0 && !rx->eof && k < 64; k++)
+			if (read_some(rx))
+				break;
+	}
+	return 0;
+}
+
+static int on_shadow_io(void *ctx)
+{
+	struct receive *rx = ctx;
+
+	return st_shadow__io(rx->sh);
+}
+
+static int on_tick(void *ctx)
+{
+	struct receive *rx = ctx;
+	uint64_t now = st_mono_ns();
+
+	for (int i = 0; rx->is_file && !rx->eof && i < RX_FILE_READS; i++) {
+		if (rx->sh && st_shadow__busy(rx->sh))
+			break;
+		read_some(rx);
+	}
+	if (rx->sh && now - rx->last_shadow_tick >= 100000000ull) {
+		rx->last_shadow_tick = now;
+		st_shadow__tick(rx->sh, 0);
+	}
+	if (rx->pw && st_pcapw__flush(rx->pw)) {
+		pr_err("receive: -w %s: the output failed", rx->wpath);
+		rx->failed = true;
+		return -1;
+	}
+	if (rx->sink) {
+		st_flowsink__tick(rx->sink, rx->last_ts);
+		if (st_flowsink__error(rx->sink)) {
+			rx->failed = true;
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static int open_outdir(const char *path, bool force)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	if (mkdir(path, 0755) && errno != EEXIST) {
+		pr_err("receive: cannot create %s: %s", path, strerror(errno));
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("receive: cannot open %s: %s", path, strerror(errno));
+		return -1;
+	}
+	if (force)
+		return fd;
+	d = fdopendir(dup(fd));
+	if (!d) {
+		pr_err("receive: cannot read %s: %s", path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			pr_err("receive: %s is not empty (use --force to write into it anyway)", path);
+			closedir(d);
+			close(fd);
+			return -1;
+		}
+	}
+	closedir(d);
+	return fd;
+}
+
+static int outputs_open(struct receive *rx)
+{
+	char err[256];
+
+	if (rx->to) {
+		struct rlimit rl;
+
+		if (st_shadow_parse_target(rx->to, &rx->scfg.targets[0], err, sizeof(err))) {
+			pr_err("receive: --to %s: %s", rx->to, err);
+			return ST_EXIT_USAGE;
+		}
+		rx->scfg.n_targets = 1;
+		rx->scfg.mark_name = "X-Shadowtap";
+		rx->scfg.mark_value = "1";
+		rx->scfg.reasm_max_mem = RX_MAX_MEM_DEFAULT;
+		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		rx->sh = st_shadow__new(&rx->scfg);
+		if (!rx->sh) {
+			pr_err("receive: shadow engine: %s", strerror(errno));
+			return ST_EXIT_RUNTIME;
+		}
+	}
+	if (rx->outdir) {
+		struct st_flowsink_config k = { 0 };
+
+		rx->dirfd = open_outdir(rx->outdir, rx->force);
+		if (rx->dirfd < 0)
+			return ST_EXIT_RUNTIME;
+		k.dirfd = rx->dirfd;
+		k.dirname = rx->outdir;
+		k.replace = rx->force;
+		k.seed = st_random_seed();
+		rx->sink = st_flowsink__new(&k);
+		if (!rx->sink) {
+			pr_err("receive: %s: %s", rx->outdir, strerror(errno));
+			return ST_EXIT_RUNTIME;
+		}
+	}
+	if (rx->wpath) {
+		rx->pw = st_pcapw__open(rx->wpath, 0);
+		if (!rx->pw)
+			return ST_EXIT_RUNTIME;
+	}
+	return 0;
+}
+
+static void summary(struct receive *rx)
+{
+	struct st_statline l;
+	struct st_pcapw_stats ps = { 0 };
+	struct st_flowsink_stats ks;
+	struct st_shadow_stats ss;
+
+	st_statline_init(&l);
+	st_statline_add_table(&l, receive_stat_desc, receive_stat_n, &rx->st);
+	if (rx->have_trailer) {
+		st_statline_add(&l, "sender_dropped_records", rx->trailer.dropped_records,
+				ST_STAT_COUNTER, "records the sender dropped (END_STREAM)");
+		st_statline_add(&l, "sender_dropped_conns", rx->trailer.dropped_conns,
+				ST_STAT_COUNTER, "connections the sender left out whole");
+		st_statline_add(&l, "sender_held_conns", rx->trailer.held_conns, ST_STAT_COUNTER,
+				"connections the sender held back (not HTTP)");
+	}
+	if (rx->pw) {
+		st_pcapw__close(rx->pw, &ps);
+		rx->pw = NULL;
+		st_statline_add_table(&l, st_pcapw_stat_desc, st_pcapw_stat_n, &ps);
+	}
+	if (rx->sink) {
+		st_flowsink__stats(rx->sink, &ks);
+		st_statline_add(&l, "files", ks.files, ST_STAT_COUNTER, "flow files written");
+		st_statline_add_table(&l, st_flowsink_stat_desc, st_flowsink_stat_n, &ks);
+	}
+	if (rx->sh) {
+		st_shadow__stats(rx->sh, &ss);
+		st_statline_add_table(&l, st_shadow_stat_desc, st_shadow_stat_n, &ss);
+	}
+	st_statline_print(&l, "summary");
+}
+
+int cmd_receive(int argc, char **argv)
+{
+	struct receive *rx = calloc(1, sizeof(*rx));
+	struct stat sb;
+	int rc;
+
+	if (!rx) {
+		pr_err("receive: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	rx->fd = rx->dirfd = rx->lfd = rx->epfd = -1;
+	rc = parse(rx, argc, argv);
+	if (rc) {
+		rc = rc < 0 ? ST_EXIT_OK : rc;
+		goto out;
+	}
+	st_log_set_level(rx->verbose >= 2 ? ST_LOG_DEBUG : rx->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	rc = ST_EXIT_RUNTIME;
+	rx->seed = st_random_seed();
+	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
+	rx->loop = st_loop__new();
+	if (!rx->dec || !rx->loop) {
+		pr_err("receive: %s", strerror(errno));
+		goto out;
+	}
+	/* the input first: a wrong file must not leave outputs behind */
+	if (rx->input && strcmp(rx->input, "-")) {
+		rx->fd = open(rx->input, O_RDONLY | O_CLOEXEC);
+		if (rx->fd < 0) {
+			pr_err("receive: %s: %s", rx->input, strerror(errno));
+			goto out;
+		}
+	} else if (rx->input) {
+		rx->fd = dup(STDIN_FILENO);
+	}
+	rc = outputs_open(rx);
+	if (rc)
+		goto out;
+	rc = ST_EXIT_RUNTIME;
+	if (rx->listen) {
+		struct epoll_event ev = { .events = EPOLLIN };
+
+		rx->lfd = listen_socket(rx->listen);
+		if (rx->lfd < 0)
+			goto out;
+		rx->epfd = epoll_create1(EPOLL_CLOEXEC);
+		ev.data.fd = rx->lfd;
+		if (rx->epfd < 0 || epoll_ctl(rx->epfd, EPOLL_CTL_ADD, rx->lfd, &ev) ||
+		    st_loop__add(rx->loop, rx->epfd, on_net, rx)) {
+			pr_err("receive: event loop: %s", strerror(errno));
+			goto out;
+		}
+	}
+	rx->is_file = !rx->listen && !fstat(rx->fd, &sb) &&
+		      (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
+	if (!rx->listen)
+		rx->st.streams = 1;
+	if ((!rx->is_file && !rx->listen && st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
+	    (rx->sh && st_loop__add(rx->loop, st_shadow__fd(rx->sh), on_shadow_io, rx)) ||
+	    st_loop__set_tick(rx->loop, RX_TICK_MS, on_tick, rx)) {
+		pr_err("receive: event loop: %s", strerror(errno));
+		goto out;
+	}
+	rx->last_shadow_tick = st_mono_ns();
+	st_loop__run(rx->loop, 0);
+	if (!rx->eof) {
+		/* stopped by a signal: what is open ends here */
+		st_stream_dec__close_all(rx->dec, rx->last_ts);
+	}
+	if (rx->sh) {
+		st_shadow__flush(rx->sh);
+		st_shadow__drain(rx->sh, RX_DRAIN_MS);
+	}
+	if (rx->sink && st_flowsink__flush(rx->sink))
+		rx->failed = true;
+	if (rx->pw && st_pcapw__commit(rx->pw)) {
+		pr_err("receive: -w %s: cannot write the pcap", rx->wpath);
+		rx->failed = true;
+	}
+	summary(rx);
+	if (rx->have_trailer && (rx->trailer.dropped_records || rx->trailer.dropped_conns))
+		pr_warn("receive: the sender dropped %" PRIu64 " records (%" PRIu64 " bytes) and %"
+			PRIu64 " connections: its output was slower than the traffic",
+			rx->trailer.dropped_records, rx->trailer.dropped_bytes,
+			rx->trailer.dropped_conns);
+	rc = rx->failed ? ST_EXIT_RUNTIME : ST_EXIT_OK;
+out:
+	if (rx->pw)
+		st_pcapw__close(rx->pw, NULL);
+	st_flowsink__free(rx->sink);
+	st_shadow__free(rx->sh);
+	if (rx->dirfd >= 0)
+		close(rx->dirfd);
+	st_tlslink__free(rx->tls);
+	if (rx->fd >= 0)
+		close(rx->fd);
+	if (rx->lfd >= 0)
+		close(rx->lfd);
+	if (rx->epfd >= 0)
+		close(rx->epfd);
+	st_stream_dec__free(rx->dec);
+	st_loop__free(rx->loop);
+	free(rx);
+	return rc;
+}

@@ -1,0 +1,1384 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * `shadowtap tee`: a service's live traffic, reassembled (reasm), redacted and written as a
+ * tee stream (stream.h, docs/TEE.md) to a file, stdout or a TCP peer, for
+ * `shadowtap receive` on a workstation.
+ *
+ * The wiring: tap -> reassembly -> redaction (HTTP framing, http.h) -> stream encoder ->
+ * a writer thread. Production is never made to wait: the event loop only queues frames;
+ * when the queue (--max-queue-mb) or the rate cap (--max-rate) is full, records are
+ * dropped whole and counted, and the receiver sees a gap of their exact length (a
+ * connection whose OPEN record could not go is left out whole).
+ *
+ * Secrets stay on the host: unless --no-redact, every connection is framed as HTTP/1.x
+ * and the values of the redacted header fields and query parameters are overwritten with
+ * '*' (same length: framing, Content-Length and offsets stay valid) before a byte reaches
+ * the encoder. What cannot be framed (not HTTP, a framing error, bytes after an Upgrade)
+ * is held back as gaps of its exact length, unless --raw.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <netdb.h>
+#include <pthread.h>
+#include <regex.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "commands.h"
+#include "connmap.h"
+#include "http.h"
+#include "log.h"
+#include "loop.h"
+#include "optparse.h"
+#include "opts.h"
+#include "output.h"
+#include "reasm.h"
+#include "redact.h"
+#include "stream.h"
+#include "tap.h"
+#include "tlslink.h"
+
+#ifndef ST_VERSION
+#define ST_VERSION "0.1.0"
+#endif
+
+#define TEE_TICK_MS 100
+#define TEE_FLUSH_NS (250ull * 1000000)     /* a sync flush at least this often (live view) */
+#define TEE_DURATION_DEFAULT 900.0          /* a forgotten tee stops by itself */
+#define TEE_MAX_RATE_DEFAULT (16ull << 20)  /* stream bytes per second */
+#define TEE_QUEUE_DEFAULT (32ull << 20)
+#define TEE_CLOSE_WAIT_S 5                  /* at the end, a stalled reader is given up on */
+#define TEE_MAX_METHODS 16
+#define TEE_MAX_MEM_DEFAULT (256ull << 20)
+
+/* A connection's treatment, decided at its first bytes. */
+enum tmode {
+	TM_UNDECIDED = 0,
+	TM_HTTP,     /* framed and redacted */
+	TM_RAW,      /* as is: --no-redact, or --raw for what is not HTTP */
+	TM_HELD,     /* not HTTP and no --raw: its bytes are gaps */
+	TM_DROPPED,  /* left out whole: its OPEN record could not go */
+	TM_FILTERED, /* its first request did not pass --match-* / --exclude-path */
+};
+
+struct tconn {
+	uint8_t mode;
+	bool held[2];         /* framing failed: the rest of the direction is held back */
+	bool parsers;
+	bool first_req;       /* the first request's head was seen (the filters' decision) */
+	bool ended[2];        /* END written (written again in a new stream after a reconnect) */
+	uint8_t end_why[2];
+	struct st_http_parser p[2];
+	struct st_jredact jr[2]; /* the current message's JSON body (--redact-field) */
+	uint64_t sent[2];     /* stream offset written up to (data and gaps) */
+	uint64_t dropped[2];  /* bytes dropped since, announced as a gap before the next record */
+};
+
+/* The writer thread's queue of finished frames. */
+struct oframe {
+	struct oframe *next;
+	uint64_t gen;         /* the link generation it was encoded for */
+	size_t len;
+	uint8_t data[];
+};
+
+struct tee_out {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t th;
+	bool started, closing, finished;
+	struct oframe *head, *tail;
+	uint64_t queued, written;
+	int fd;
+	int err;               /* first write error (-errno) */
+	struct st_output o;    /* -o FILE */
+	bool is_file;
+	struct st_tlslink *tls; /* --to without --insecure */
+	/* --to: a lost link is reconnected by the writer, with backoff; the frames of the
+	 * stream that was cut (older generations) are thrown away, and the loop thread starts a
+	 * new stream when it sees reconnected */
+	const char *to;
+	const struct st_tlslink_opts *tlso; /* NULL: --insecure */
+	uint64_t gen;
+	bool down, reconnected;
+	int downs;
+	char down_why[256];
+};
+
+#define TEE_STATS(X, T)                                                                        \
+	X(T, connections, COUNTER, "connections reassembled")                                 \
+	X(T, teed, COUNTER, "connections in the stream")                                      \
+	X(T, dropped_conns, COUNTER, "connections left out whole: the output was too slow")   \
+	X(T, held_conns, COUNTER, "connections held back: not HTTP, cannot be redacted (--raw)") \
+	X(T, raw_conns, COUNTER, "connections teed as raw bytes (--raw, --no-redact)")        \
+	X(T, filtered_conns, COUNTER, "connections whose first request --match-*/--exclude-path left out") \
+	X(T, bytes, COUNTER, "stream bytes teed")                                             \
+	X(T, held_bytes, COUNTER, "bytes held back (gaps): not framed as HTTP")              \
+	X(T, redacted, COUNTER, "header and query values redacted")                          \
+	X(T, dropped_records, COUNTER, "data records dropped: the output or --max-rate was too slow") \
+	X(T, dropped_bytes, COUNTER, "stream bytes of those records (gaps for the receiver)") \
+	X(T, gap_bytes, COUNTER, "bytes reassembly reported missing (capture loss)")         \
+	X(T, wire_bytes, COUNTER, "bytes written to the output (compressed)")                 \
+	X(T, raw_stream_bytes, COUNTER, "stream bytes before compression")                    \
+	X(T, link_losses, COUNTER, "times the --to link was lost (reconnected with a new stream)") \
+	X(T, queue_peak, GAUGE, "most bytes waiting for the output at once")                  \
+	X(T, mem_peak, GAUGE, "most reassembly memory held")
+
+struct tee_stats {
+	TEE_STATS(ST_STAT_FIELD, _)
+};
+ST_STAT_TABLE_DEFINE(tee_stat, struct tee_stats, TEE_STATS);
+
+struct tee {
+	struct st_target t;
+	/* options */
+	const char *out;
+	const char *to;
+	bool insecure;
+	struct st_tlslink_opts tlso;
+	double duration;
+	double sample;
+	double max_rate_opt;  /* MiB/s, 0 = none */
+	bool max_rate_set;
+	uint64_t max_queue;
+	bool no_redact, raw;
+	struct st_redact_rules rules;
+	char methods_buf[256];
+	const char *methods[TEE_MAX_METHODS];
+	unsigned n_methods;
+	regex_t match_re, exclude_re;
+	bool match_set, exclude_set;
+	int level;
+	int verbose;
+	/* the run */
+	struct st_reasm *r;
+	struct st_stream_enc *enc;
+	uint64_t enc_gen;     /* the link generation the encoder writes for */
+	char header[ST_STREAM_HEADER_MAX];
+	bool was_down;
+	uint64_t down_ns, down_records, down_bytes, down_conns;
+	uint64_t raw_prev;    /* stream bytes of the streams before a reconnect */
+	struct tee_out out_q;
+	struct st_tap *tap;
+	struct st_tap_summary tap_sum;
+	struct st_loop *loop;
+	uint64_t max_rate;    /* bytes/s */
+	double tokens;
+	uint64_t tokens_ns;
+	uint64_t last_flush_ns;
+	uint64_t filtered_segs;
+	struct tee_stats st;
+	uint8_t scratch[ST_HTTP_HEAD_CAP_DEFAULT];
+	uint8_t *body;        /* JSON body bytes being redacted (grown as needed) */
+	size_t body_cap;
+};
+
+#define TEE(o) ((struct tee *)(o))
+
+static const char usage_head[] =
+	"Usage: shadowtap tee (--iface IFACE | --cgroup PATH) --port P ... (-o FILE | -o - |\n"
+	"                     --to HOST:PORT (--cert F --key F --ca F | --insecure))\n"
+	"                     [--host CIDR ...] [--sample PCT]\n"
+	"                     [--match-method M,...] [--match-path RE] [--exclude-path RE]\n"
+	"                     [--duration SEC] [--redact-header NAME ...]\n"
+	"                     [--redact-query PARAM ...] [--redact-field NAME ...] [--no-redact]\n"
+	"                     [--raw] [--max-rate MIBS]\n"
+	"\n"
+	"Tees a service's live connections, reassembled, to a tee stream (docs/TEE.md) for\n"
+	"`shadowtap receive`:\n"
+	"  ssh prod-host shadowtap tee --iface eth0 --port 8080 -o - |\n"
+	"      shadowtap receive - --print --to 127.0.0.1:8080\n"
+	"Secrets stay on the host: the values of Authorization, Proxy-Authorization, Cookie and\n"
+	"Set-Cookie (and --redact-header/--redact-query/--redact-field) are overwritten,\n"
+	"length preserved; connections that are not HTTP are held back (gaps) unless --raw.\n"
+	"Production never waits: when the output is slower than the traffic, records are\n"
+	"dropped whole and counted, and the receiver sees a gap of their exact length.\n"
+	"Stops after --duration (default 900 s; 0: until SIGINT). A summary line ends the run.\n"
+	"\n";
+
+static int opt_redact_header(void *o, const char *val, char *err, size_t errlen)
+{
+	struct st_redact_rules *r = &TEE(o)->rules;
+
+	if (r->n_headers >= ST_REDACT_MAX || !*val || strpbrk(val, " \t:\r\n")) {
+		snprintf(err, errlen, "'%s' is not a header field name (or more than %d given)",
+			 val, ST_REDACT_MAX);
+		return -1;
+	}
+	r->headers[r->n_headers++] = val;
+	return 0;
+}
+
+static int opt_redact_query(void *o, const char *val, char *err, size_t errlen)
+{
+	struct st_redact_rules *r = &TEE(o)->rules;
+
+	if (r->n_queries >= ST_REDACT_MAX || !*val || strpbrk(val, "&=?# ")) {
+		snprintf(err, errlen, "'%s' is not a query parameter name (or more than %d given)",
+			 val, ST_REDACT_MAX);
+		return -1;
+	}
+	r->queries[r->n_queries++] = val;
+	return 0;
+}
+
+static int opt_redact_field(void *o, const char *val, char *err, size_t errlen)
+{
+	struct st_redact_rules *r = &TEE(o)->rules;
+
+	if (r->n_fields >= ST_REDACT_MAX || !*val || strlen(val) > ST_JREDACT_KEY_MAX ||
+	    strpbrk(val, "\"\\")) {
+		snprintf(err, errlen, "'%s' is not a JSON member name (or more than %d given)",
+			 val, ST_REDACT_MAX);
+		return -1;
+	}
+	r->fields[r->n_fields++] = val;
+	return 0;
+}
+
+static int opt_methods(void *o, const char *val, char *err, size_t errlen)
+{
+	struct tee *t = o;
+	size_t used = 0;
+	char *tok, *save = NULL;
+
+	for (unsigned i = 0; i < t->n_methods; i++)
+		used += strlen(t->methods[i]) + 1;
+	if (used + strlen(val) + 1 > sizeof(t->methods_buf))
+		goto bad;
+	strcpy(t->methods_buf + used, val);
+	for (tok = strtok_r(t->methods_buf + used, ",", &save); tok;
+	     tok = strtok_r(NULL, ",", &save)) {
+		if (t->n_methods >= TEE_MAX_METHODS || !*tok ||
+		    strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_0123456789") != strlen(tok))
+			goto bad;
+		t->methods[t->n_methods++] = tok;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not a list of methods (e.g. GET,HEAD)", val);
+	return -1;
+}
+
+static int set_regex(regex_t *re, bool *set, const char *val, char *err, size_t errlen)
+{
+	char why[256];
+	int r;
+
+	if (*set)
+		regfree(re);
+	*set = false;
+	r = regcomp(re, val, REG_EXTENDED | REG_NOSUB);
+	if (r) {
+		regerror(r, re, why, sizeof(why));
+		snprintf(err, errlen, "'%s': %s", val, why);
+		return -1;
+	}
+	*set = true;
+	return 0;
+}
+
+static int opt_match_path(void *o, const char *val, char *err, size_t errlen)
+{
+	return set_regex(&TEE(o)->match_re, &TEE(o)->match_set, val, err, errlen);
+}
+
+static int opt_exclude_path(void *o, const char *val, char *err, size_t errlen)
+{
+	return set_regex(&TEE(o)->exclude_re, &TEE(o)->exclude_set, val, err, errlen);
+}
+
+static int opt_max_rate(void *o, const char *val, char *err, size_t errlen)
+{
+	char *end;
+	double v = strtod(val, &end);
+
+	if (end == val || *end || !(v >= 0) || v > 1e6) {
+		snprintf(err, errlen, "'%s' is not a rate in MiB/s (0 .. 1000000; 0: no cap)", val);
+		return -1;
+	}
+	TEE(o)->max_rate_opt = v;
+	TEE(o)->max_rate_set = true;
+	return 0;
+}
+
+static const struct st_opt tee_opts[] = {
+	ST_OPT_STRING("output", 'o', struct tee, out, "FILE",
+		      "write the stream to FILE (- for stdout: ssh, a pipe)"),
+	ST_OPT_STRING("to", 0, struct tee, to, "HOST:PORT",
+		      "send the stream to a `receive --listen`: TLS 1.3, mutually\n"
+		      "authenticated (--cert, --key, --ca), or --insecure"),
+	ST_OPT_STRING("cert", 0, struct tee, tlso.cert, "FILE",
+		      "--to: this end's certificate (PEM, chain allowed)"),
+	ST_OPT_STRING("key", 0, struct tee, tlso.key, "FILE", "--to: its private key (PEM)"),
+	ST_OPT_STRING("ca", 0, struct tee, tlso.ca, "FILE",
+		      "--to: the receiver's certificate must chain to this CA"),
+	ST_OPT_FLAG("insecure", 0, struct tee, insecure,
+		    "--to in plaintext (anyone on the path reads the traffic)"),
+	ST_OPT_DOUBLE("duration", 'd', struct tee, duration, "SEC", 0, 1e9,
+		      "stop after SEC seconds (default 900; 0: until SIGINT)"),
+	ST_OPT_DOUBLE("sample", 0, struct tee, sample, "PCT", 0.01, 100,
+		      "tee PCT% of the connections (by a stable hash, decided in\n"
+		      "the kernel; default 100)"),
+	ST_OPT_FUNC("match-method", 0, "M[,M...]", ST_OPTF_REPEAT, opt_methods,
+		    "only connections whose first request has one of these methods"),
+	ST_OPT_FUNC("match-path", 0, "REGEX", 0, opt_match_path,
+		    "only connections whose first request target matches REGEX"),
+	ST_OPT_FUNC("exclude-path", 0, "REGEX", 0, opt_exclude_path,
+		    "not connections whose first request target matches REGEX"),
+	ST_OPT_FUNC("redact-header", 0, "NAME", ST_OPTF_REPEAT, opt_redact_header,
+		    "also redact this header field's values (repeatable)"),
+	ST_OPT_FUNC("redact-query", 0, "PARAM", ST_OPTF_REPEAT, opt_redact_query,
+		    "redact this query parameter's values (repeatable)"),
+	ST_OPT_FUNC("redact-field", 0, "NAME", ST_OPTF_REPEAT, opt_redact_field,
+		    "redact the value of JSON body members NAME, at any depth\n"
+		    "(bodies whose Content-Type says json; repeatable)"),
+	ST_OPT_FLAG("no-redact", 0, struct tee, no_redact,
+		    "tee every byte as it is, secrets included"),
+	ST_OPT_FLAG("raw", 0, struct tee, raw,
+		    "tee connections that are not HTTP (unredacted) instead of\n"
+		    "holding them back"),
+	ST_OPT_FUNC("max-rate", 0, "MIBS", 0, opt_max_rate,
+		    "stream bytes per second, MiB, before compression (default 16;\n"
+		    "0: no cap); beyond it records are dropped and counted"),
+	ST_OPT_UINT("max-queue-mb", 0, struct tee, max_queue, "N", 1, 4096, ST_OPTF_MIB,
+		    "bytes waiting for the output at most, MiB (default 32)"),
+	ST_OPT_UINT("level", 0, struct tee, level, "N", 1, 9, 0,
+		    "zlib compression level (default 1: the cheapest)"),
+	ST_OPT_COUNT("verbose", 'v', struct tee, verbose, "more messages (-vv: libbpf's too)"),
+};
+
+static int parse(struct tee *t, int argc, char **argv)
+{
+	const struct st_optset sets[] = {
+		ST_OPTSET(tee_opts, t),
+		{ st_target_opts, st_target_opts_n, &t->t },
+		{ st_reasm_opts, st_reasm_opts_n, &t->t },
+	};
+	int first, rc;
+
+	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "tee", usage_head, argc, argv,
+			   &first);
+	if (rc)
+		return rc;
+	if (first < argc) {
+		pr_err("tee: unexpected argument '%s'", argv[first]);
+		return ST_EXIT_USAGE;
+	}
+	if (st_target_check(&t->t, "tee"))
+		return ST_EXIT_USAGE;
+	if (!!t->out + !!t->to != 1) {
+		pr_err("tee: give one output: -o FILE, -o - or --to HOST:PORT (see shadowtap tee "
+		       "--help)");
+		return ST_EXIT_USAGE;
+	}
+	if ((t->tlso.cert || t->tlso.key || t->tlso.ca) && (!t->to || t->insecure)) {
+		pr_err("tee: --cert, --key and --ca are for --to without --insecure");
+		return ST_EXIT_USAGE;
+	}
+	if (t->to && !t->insecure && (!t->tlso.cert || !t->tlso.key || !t->tlso.ca)) {
+		pr_err("tee: --to needs --cert, --key and --ca (TLS 1.3, both ends authenticated), "
+		       "or --insecure for plaintext");
+		return ST_EXIT_USAGE;
+	}
+	if (t->no_redact && (t->rules.n_headers || t->rules.n_queries || t->rules.n_fields)) {
+		pr_err("tee: --no-redact and --redact-header/--redact-query/--redact-field "
+		       "contradict each other");
+		return ST_EXIT_USAGE;
+	}
+	if (t->no_redact && (t->n_methods || t->match_set || t->exclude_set)) {
+		pr_err("tee: --match-method/--match-path/--exclude-path need HTTP framing, which "
+		       "--no-redact turns off");
+		return ST_EXIT_USAGE;
+	}
+	return 0;
+}
+
+/* ---- the link (--to) ---------------------------------------------------------------- */
+
+/* A TCP connection to HOST:PORT ([v6]:PORT too), connect bounded by 5 s. -1 with a reason
+ * in err. */
+static int connect_to(const char *hostport, char *err, size_t errlen)
+{
+	char host[256];
+	const char *colon = strrchr(hostport, ':');
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
+	struct timeval tv = { .tv_sec = 5 };
+	int fd = -1, rc;
+
+	if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof(host)) {
+		snprintf(err, errlen, "not HOST:PORT");
+		return -1;
+	}
+	memcpy(host, hostport, (size_t)(colon - hostport));
+	host[colon - hostport] = 0;
+	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
+		memmove(host, host + 1, strlen(host));
+		host[strlen(host) - 1] = 0;
+	}
+	rc = getaddrinfo(host, colon + 1, &hints, &res);
+	if (rc) {
+		snprintf(err, errlen, "%s", gai_strerror(rc));
+		return -1;
+	}
+	for (ai = res; ai; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			continue;
+		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if (!connect(fd, ai->ai_addr, ai->ai_addrlen)) {
+			tv.tv_sec = 0;
+			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+			break;
+		}
+		rc = errno;
+		close(fd);
+		fd = -1;
+		errno = rc;
+	}
+	freeaddrinfo(res);
+	if (fd < 0)
+		snprintf(err, errlen, "%s", strerror(errno));
+	return fd;
+}
+
+static void link_down(struct tee_out *q)
+{
+	st_tlslink__free(q->tls);
+	q->tls = NULL;
+	if (q->fd >= 0)
+		close(q->fd);
+	q->fd = -1;
+}
+
+/* --to: connects (and authenticates). 0, or -1 with a reason in err. */
+static int link_up(struct tee_out *q, char *err, size_t errlen)
+{
+	q->fd = connect_to(q->to, err, errlen);
+	if (q->fd < 0)
+		return -1;
+	if (q->tlso) {
+		q->tls = st_tlslink__client(q->fd, q->tlso, 10, err, errlen);
+		if (!q->tls) {
+			close(q->fd);
+			q->fd = -1;
+			return -1;
+		}
+	}
+	/* The receiver says it took this tee (docs/TEE.md, "The link"): with TLS 1.3 the
+	 * client's handshake ends before the server has checked the client's certificate. */
+	{
+		struct timeval tv = { .tv_sec = 10 };
+		char k = 0;
+		ssize_t n;
+
+		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		n = q->tls ? st_tlslink__read(q->tls, &k, 1) : read(q->fd, &k, 1);
+		tv.tv_sec = 0;
+		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+		if (n != 1 || k != ST_STREAM_LINK_OK) {
+			snprintf(err, errlen, "the receiver did not accept this tee (%s)",
+				 n == 0 || n == -EPROTO ? (q->tls ? "it refused its certificate, "
+						 "or is not a shadowtap receive" :
+						 "it closed the connection") :
+				 n < 0 ? strerror((int)-n) : "not a shadowtap receive");
+			link_down(q);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+
+/* Throws away the queued frames (called with the lock held). */
+static void drop_queue(struct tee_out *q)
+{
+	while (q->head) {
+		struct oframe *f = q->head;
+
+		q->head = f->next;
+		q->queued -= f->len;
+		free(f);
+	}
+	q->tail = NULL;
+}
+
+/* The writer, after a write failed on --to: reconnects with backoff (0.2 s doubling to 10 s)
+ * until it succeeds or the run ends. Called and returns with the lock held. */
+static void reconnect(struct tee_out *q, int err)
+{
+	uint64_t backoff_ms = 200;
+	char why[256];
+
+	q->down = true;
+	q->downs++;
+	q->gen++; /* what is queued belongs to the stream that was cut */
+	snprintf(q->down_why, sizeof(q->down_why), "%s",
+		 err == -EPIPE || err == -ECONNRESET ? "the receiver went away" : strerror(-err));
+	drop_queue(q);
+	pthread_mutex_unlock(&q->mu);
+	link_down(q);
+	pthread_mutex_lock(&q->mu);
+	while (!q->closing) {
+		struct timespec until;
+		int rc;
+
+		clock_gettime(CLOCK_REALTIME, &until);
+		until.tv_sec += (time_t)(backoff_ms / 1000);
+		until.tv_nsec += (long)(backoff_ms % 1000) * 1000000L;
+		if (until.tv_nsec >= 1000000000L) {
+			until.tv_sec++;
+			until.tv_nsec -= 1000000000L;
+		}
+		while (!q->closing &&
+		       pthread_cond_timedwait(&q->cv, &q->mu, &until) != ETIMEDOUT)
+			drop_queue(q);
+		drop_queue(q);
+		if (q->closing)
+			break;
+		pthread_mutex_unlock(&q->mu);
+		rc = link_up(q, why, sizeof(why));
+		pthread_mutex_lock(&q->mu);
+		drop_queue(q);
+		if (!rc) {
+			q->down = false;
+			q->reconnected = true;
+			return;
+		}
+		snprintf(q->down_why, sizeof(q->down_why), "%s", why);
+		backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
+	}
+}
+
+/* ---- the writer thread -------------------------------------------------------------- */
+
+static void *writer(void *arg)
+{
+	struct tee_out *q = arg;
+
+	pthread_mutex_lock(&q->mu);
+	for (;;) {
+		struct oframe *f;
+		size_t done = 0;
+		int wrc = 0;
+
+		while (!q->head && !q->closing)
+			pthread_cond_wait(&q->cv, &q->mu);
+		f = q->head;
+		if (!f)
+			break;
+		q->head = f->next;
+		if (!q->head)
+			q->tail = NULL;
+		if (f->gen != q->gen || q->err) {
+			/* a frame of a stream that was cut, or nowhere to write it */
+			q->queued -= f->len;
+			free(f);
+			continue;
+		}
+		pthread_mutex_unlock(&q->mu);
+		if (q->tls) {
+			wrc = st_tlslink__write(q->tls, f->data, f->len);
+			done = wrc ? 0 : f->len;
+		}
+		while (!q->tls && done < f->len) {
+			ssize_t n = write(q->fd, f->data + done, f->len - done);
+
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n <= 0) {
+				wrc = n < 0 ? -errno : -EIO;
+				break;
+			}
+			done += (size_t)n;
+		}
+		pthread_mutex_lock(&q->mu);
+		q->queued -= f->len;
+		q->written += done;
+		free(f);
+		if (wrc && q->to && !q->closing)
+			reconnect(q, wrc);
+		else if (wrc)
+			q->err = wrc;
+	}
+	q->finished = true;
+	pthread_cond_broadcast(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	return NULL;
+}
+
+/* The encoder's frames: queued for the writer (never waits; what exceeds the queue cap was
+ * decided before encoding, see room()). */
+static int emit(void *ctx, const uint8_t *frame, size_t len)
+{
+	struct tee *t = ctx;
+	struct tee_out *q = &t->out_q;
+	struct oframe *f;
+	int err;
+
+	pthread_mutex_lock(&q->mu);
+	err = q->err;
+	pthread_mutex_unlock(&q->mu);
+	if (err)
+		return err;
+	f = malloc(sizeof(*f) + len);
+	if (!f)
+		return -ENOMEM;
+	f->next = NULL;
+	f->gen = t->enc_gen;
+	f->len = len;
+	memcpy(f->data, frame, len);
+	pthread_mutex_lock(&q->mu);
+	if (q->tail)
+		q->tail->next = f;
+	else
+		q->head = f;
+	q->tail = f;
+	q->queued += len;
+	if (q->queued > t->st.queue_peak)
+		t->st.queue_peak = q->queued;
+	pthread_cond_signal(&q->cv);
+	pthread_mutex_unlock(&q->mu);
+	return 0;
+}
+
+static uint64_t queued(struct tee *t)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&t->out_q.mu);
+	n = t->out_q.queued;
+	pthread_mutex_unlock(&t->out_q.mu);
+	return n;
+}
+
+static int out_open(struct tee *t)
+{
+	struct tee_out *q = &t->out_q;
+	int rc;
+
+	q->fd = -1;
+	q->o.fd = -1;
+	if (t->to) {
+		char err[512];
+
+		q->to = t->to;
+		q->tlso = t->insecure ? NULL : &t->tlso;
+		if (link_up(q, err, sizeof(err))) {
+			pr_err("tee: --to %s: %s", t->to, err);
+			return -1;
+		}
+	} else if (!strcmp(t->out, "-")) {
+		q->fd = STDOUT_FILENO;
+	} else {
+		rc = st_output_open(&q->o, t->out, 0);
+		if (rc < 0) {
+			pr_err("tee: -o %s: %s", t->out, strerror(-rc));
+			return -1;
+		}
+		q->fd = rc;
+		q->is_file = true;
+	}
+	pthread_mutex_init(&q->mu, NULL);
+	pthread_cond_init(&q->cv, NULL);
+	{
+		sigset_t all, old;
+
+		/* the writer takes no signals: they are the event loop's */
+		sigfillset(&all);
+		pthread_sigmask(SIG_BLOCK, &all, &old);
+		rc = pthread_create(&q->th, NULL, writer, q);
+		pthread_sigmask(SIG_SETMASK, &old, NULL);
+	}
+	if (rc) {
+		pr_err("tee: writer thread: %s", strerror(rc));
+		return -1;
+	}
+	q->started = true;
+	return 0;
+}
+
+/* Waits for the writer to write everything (a file: always; a pipe or socket: while the
+ * reader takes bytes, at most TEE_CLOSE_WAIT_S). 0 or the output's error. */
+static int out_close(struct tee *t)
+{
+	struct tee_out *q = &t->out_q;
+	struct timespec until;
+	int err = 0;
+
+	if (!q->started)
+		goto files;
+	clock_gettime(CLOCK_REALTIME, &until);
+	until.tv_sec += TEE_CLOSE_WAIT_S;
+	pthread_mutex_lock(&q->mu);
+	q->closing = true;
+	pthread_cond_broadcast(&q->cv);
+	while (!q->finished) {
+		uint64_t before = q->written;
+
+		if (pthread_cond_timedwait(&q->cv, &q->mu, &until) == ETIMEDOUT) {
+			if (q->is_file || q->written != before) {
+				until.tv_sec += TEE_CLOSE_WAIT_S;
+				continue;
+			}
+			break;
+		}
+	}
+	err = q->err;
+	if (!q->finished) {
+		pr_warn("tee: the reader stopped taking bytes: %" PRIu64 " bytes of the stream not "
+			"sent", q->queued);
+		pthread_mutex_unlock(&q->mu);
+		pthread_detach(q->th);
+		return -EPIPE;
+	}
+	pthread_mutex_unlock(&q->mu);
+	pthread_join(q->th, NULL);
+files:
+	if (q->is_file) {
+		if (!err)
+			err = st_output_commit(&q->o);
+		if (!err)
+			err = st_output_close(&q->o);
+		st_output_abort(&q->o);
+	} else if (t->to) {
+		link_down(q);
+	}
+	return err;
+}
+
+/* ---- what goes into the stream ------------------------------------------------------- */
+
+/* Room for n more stream bytes: the output queue below its cap and the rate cap's
+ * tokens. Small records (OPEN, GAP, END, CLOSE) always go: they bound nothing. */
+static bool room(struct tee *t, uint64_t n)
+{
+	if (t->was_down || queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue)
+		return false;
+	if (t->max_rate) {
+		uint64_t now = st_mono_ns();
+
+		t->tokens += (double)(now - t->tokens_ns) * 1e-9 * (double)t->max_rate;
+		if (t->tokens > (double)t->max_rate)
+			t->tokens = (double)t->max_rate;
+		t->tokens_ns = now;
+		if (t->tokens < (double)n)
+			return false;
+		t->tokens -= (double)n;
+	}
+	return true;
+}
+
+static void put_dropped(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
+			uint64_t ts)
+{
+	if (!tc->dropped[dir])
+		return;
+	st_stream_enc__gap(t->enc, c->id, dir, tc->sent[dir], tc->dropped[dir], ST_SGAP_DROPPED,
+			   ts);
+	tc->sent[dir] += tc->dropped[dir];
+	tc->dropped[dir] = 0;
+}
+
+static void put_data(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
+		     const uint8_t *d, uint64_t n, uint64_t ts)
+{
+	if (!n)
+		return;
+	if (!room(t, n)) {
+		tc->dropped[dir] += n;
+		t->st.dropped_records++;
+		t->st.dropped_bytes += n;
+		return;
+	}
+	put_dropped(t, c, tc, dir, ts);
+	st_stream_enc__data(t->enc, c->id, dir, tc->sent[dir], d, (uint32_t)n, ts);
+	tc->sent[dir] += n;
+	t->st.bytes += n;
+}
+
+static void put_gap(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
+		    uint64_t n, unsigned why, uint64_t ts)
+{
+	if (!n)
+		return;
+	put_dropped(t, c, tc, dir, ts);
+	st_stream_enc__gap(t->enc, c->id, dir, tc->sent[dir], n, why, ts);
+	tc->sent[dir] += n;
+	if (why == ST_SGAP_HELD)
+		t->st.held_bytes += n;
+}
+
+/* Everything of the direction up to stream offset upto not yet written becomes a held gap
+ * (bytes a parser consumed but could not hand out: a partial head). */
+static void hold_rest(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
+		      uint64_t upto, uint64_t ts)
+{
+	uint64_t at = tc->sent[dir] + tc->dropped[dir];
+
+	if (upto > at)
+		put_gap(t, c, tc, dir, upto - at, ST_SGAP_HELD, ts);
+}
+
+/* The head, redacted, in t->scratch. */
+static const uint8_t *redact_head(struct tee *t, const struct st_http_head *h, int dir)
+{
+	memcpy(t->scratch, h->raw, h->raw_len);
+	t->st.redacted += st_redact_head(&t->rules, h, dir == ST_DIR_IN, t->scratch);
+	return t->scratch;
+}
+
+/* Body bytes of a JSON message, redacted in a copy. NULL when out of memory. */
+static const uint8_t *redact_body(struct tee *t, struct tconn *tc, int dir, const uint8_t *d,
+				  size_t n)
+{
+	if (n > t->body_cap) {
+		uint8_t *b = realloc(t->body, n);
+
+		if (!b)
+			return NULL;
+		t->body = b;
+		t->body_cap = n;
+	}
+	memcpy(t->body, d, n);
+	t->st.redacted += st_jredact_feed(&tc->jr[dir], &t->rules, t->body, n);
+	return t->body;
+}
+
+/* The connection's first request decides whether it is teed (--match-*, --exclude-path). */
+static bool passes(struct tee *t, const struct st_http_head *h)
+{
+	char target[4096];
+	size_t tl = h->target_len < sizeof(target) - 1 ? h->target_len : sizeof(target) - 1;
+	bool ok = !t->n_methods;
+
+	for (unsigned i = 0; i < t->n_methods; i++)
+		if (strlen(t->methods[i]) == h->method_len &&
+		    !memcmp(t->methods[i], h->method_str, h->method_len))
+			ok = true;
+	if (!ok)
+		return false;
+	memcpy(target, h->target, tl);
+	target[tl] = 0;
+	if (t->match_set && regexec(&t->match_re, target, 0, NULL, 0))
+		return false;
+	if (t->exclude_set && !regexec(&t->exclude_re, target, 0, NULL, 0))
+		return false;
+	return true;
+}
+
+/* The receiver sees the connection close before its first byte. */
+static void filter_out(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, uint64_t ts)
+{
+	st_stream_enc__close(t->enc, c->id, ST_END_FLUSH, ts);
+	tc->mode = TM_FILTERED;
+	t->st.filtered_conns++;
+	t->st.teed--;
+}
+
+static void frame(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
+		  uint64_t off, const uint8_t *d, uint32_t len, uint64_t ts)
+{
+	struct st_http_parser *p = &tc->p[dir];
+	struct st_http_event ev;
+	size_t left = len;
+
+	for (;;) {
+		size_t n = st_http__feed(p, d, left, &ev);
+
+		switch (ev.type) {
+		case ST_HTTP_EV_HEAD:
+			if (dir == ST_DIR_IN) {
+				if (!tc->first_req) {
+					tc->first_req = true;
+					if ((t->n_methods || t->match_set || t->exclude_set) &&
+					    !passes(t, ev.head)) {
+						filter_out(t, c, tc, ts);
+						return;
+					}
+				}
+				st_http__push_method(&tc->p[1], ev.head->method);
+			}
+			st_jredact_reset(&tc->jr[dir],
+					 t->rules.n_fields && st_redact_is_json(ev.head));
+			put_data(t, c, tc, dir, redact_head(t, ev.head, dir), ev.head->raw_len, ts);
+			break;
+		case ST_HTTP_EV_BODY:
+			if (tc->jr[dir].on && ev.data_len) {
+				const uint8_t *b = redact_body(t, tc, dir, d, n);
+
+				if (b) {
+					put_data(t, c, tc, dir, b, n, ts);
+				} else {
+					/* never unredacted: the rest of the direction is held */
+					tc->held[dir] = true;
+					hold_rest(t, c, tc, dir, off + len, ts);
+					return;
+				}
+			} else {
+				put_data(t, c, tc, dir, d, n, ts);
+			}
+			break;
+		case ST_HTTP_EV_RAW:
+			if (t->raw)
+				put_data(t, c, tc, dir, d, n, ts);
+			else
+				put_gap(t, c, tc, dir, n, ST_SGAP_HELD, ts);
+			break;
+		case ST_HTTP_EV_ERROR:
+		case ST_HTTP_EV_SKIP:
+			tc->held[dir] = true;
+			hold_rest(t, c, tc, dir, off + len, ts);
+			return;
+		default:
+			break;
+		}
+		d += n;
+		left -= n;
+		if (ev.type == ST_HTTP_EV_NEED_MORE)
+			break;
+	}
+}
+
+static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
+{
+	struct tee *t = ctx;
+	struct tconn *tc = calloc(1, sizeof(*tc));
+
+	t->st.connections++;
+	c->user = tc;
+	if (!tc) {
+		t->st.dropped_conns++;
+		return;
+	}
+	if (!room(t, 64)) {
+		tc->mode = TM_DROPPED;
+		t->st.dropped_conns++;
+		return;
+	}
+	tc->mode = t->no_redact ? TM_RAW : TM_UNDECIDED;
+	if (t->no_redact)
+		t->st.raw_conns++;
+	st_stream_enc__open(t->enc, c, ts);
+	t->st.teed++;
+}
+
+/* The first bytes of a connection say whether it speaks HTTP/1.x. */
+static void decide(struct tee *t, struct tconn *tc, int dir, const uint8_t *d, uint32_t len)
+{
+	size_t o = 0;
+	enum st_http_scan s = dir == ST_DIR_IN ?
+		st_http__scan_start(ST_HTTP_REQUEST, d, len, 0, &o) : ST_HTTP_SCAN_NONE;
+
+	if (s != ST_HTTP_SCAN_NONE && o == 0 &&
+	    !st_http__init(&tc->p[0], ST_HTTP_REQUEST, NULL)) {
+		if (!st_http__init(&tc->p[1], ST_HTTP_RESPONSE, NULL)) {
+			tc->parsers = true;
+			tc->mode = TM_HTTP;
+			return;
+		}
+		st_http__free(&tc->p[0]);
+	}
+	tc->mode = t->raw ? TM_RAW : TM_HELD;
+	if (t->raw)
+		t->st.raw_conns++;
+	else
+		t->st.held_conns++;
+}
+
+static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, const uint8_t *d,
+		    uint32_t len, uint64_t ts)
+{
+	struct tee *t = ctx;
+	struct tconn *tc = c->user;
+
+	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
+		return;
+	if (tc->mode == TM_UNDECIDED)
+		decide(t, tc, dir, d, len);
+	if (tc->mode == TM_RAW)
+		put_data(t, c, tc, dir, d, len, ts);
+	else if (tc->mode == TM_HELD || tc->held[dir])
+		put_gap(t, c, tc, dir, len, ST_SGAP_HELD, ts);
+	else
+		frame(t, c, tc, dir, off, d, len, ts);
+}
+
+static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
+		   enum st_reasm_gap_why why, uint64_t ts)
+{
+	struct tee *t = ctx;
+	struct tconn *tc = c->user;
+
+	if (why != ST_GAP_ELIDED)
+		t->st.gap_bytes += len;
+	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
+		return;
+	if (tc->mode == TM_UNDECIDED) {
+		/* the first bytes never came: what follows cannot be told HTTP */
+		tc->mode = t->raw ? TM_RAW : TM_HELD;
+		if (t->raw)
+			t->st.raw_conns++;
+		else
+			t->st.held_conns++;
+	}
+	if (tc->mode == TM_HTTP && !tc->held[dir] && st_http__skip(&tc->p[dir], len)) {
+		/* framing cannot step over it: the rest of the direction is held back */
+		tc->held[dir] = true;
+		hold_rest(t, c, tc, dir, off, ts);
+	}
+	put_gap(t, c, tc, dir, len, why, ts);
+}
+
+static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why,
+		   uint64_t ts)
+{
+	struct tee *t = ctx;
+	struct tconn *tc = c->user;
+
+	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
+		return;
+	/* a partial head at the end: consumed, never handed out */
+	hold_rest(t, c, tc, dir, c->bytes[dir] + c->gap_bytes[dir], ts);
+	put_dropped(t, c, tc, dir, ts);
+	st_stream_enc__end(t->enc, c->id, dir, why, ts);
+	tc->ended[dir] = true;
+	tc->end_why[dir] = (uint8_t)why;
+}
+
+static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts)
+{
+	struct tee *t = ctx;
+	struct tconn *tc = c->user;
+
+	if (tc && tc->mode != TM_DROPPED && tc->mode != TM_FILTERED) {
+		for (int d = 0; d < 2; d++) {
+			hold_rest(t, c, tc, d, c->bytes[d] + c->gap_bytes[d], ts);
+			put_dropped(t, c, tc, d, ts);
+		}
+		st_stream_enc__close(t->enc, c->id, why, ts);
+	}
+	if (tc && tc->parsers) {
+		st_http__free(&tc->p[0]);
+		st_http__free(&tc->p[1]);
+	}
+	free(tc);
+	c->user = NULL;
+}
+
+static const struct st_reasm_ops tee_ops = {
+	.open = on_open, .data = on_data, .gap = on_gap, .end = on_end, .close = on_close,
+};
+
+/* ---- the run -------------------------------------------------------------------------- */
+
+static int live_seg(void *ctx, const struct st_segment *s)
+{
+	struct tee *t = ctx;
+
+	if (t->t.n_hosts && !st_hosts_match(t->t.hosts, t->t.n_hosts, &s->key.src) &&
+	    !st_hosts_match(t->t.hosts, t->t.n_hosts, &s->key.dst)) {
+		t->filtered_segs++;
+		return 0;
+	}
+	st_reasm__feed(t->r, s);
+	return 0;
+}
+
+static int out_error(struct tee *t)
+{
+	int err;
+
+	pthread_mutex_lock(&t->out_q.mu);
+	err = t->out_q.err;
+	pthread_mutex_unlock(&t->out_q.mu);
+	if (err)
+		pr_err("tee: %s: %s", t->to ? t->to : t->out,
+		       err == -EPIPE ? "the reader went away" : strerror(-err));
+	return err;
+}
+
+/* A connection still open when the link came back: opened again in the new stream, joined
+ * midway, with what it carried before as a gap the sender dropped. */
+static void restart_conn(void *ctx, struct st_reasm_conn *c)
+{
+	struct tee *t = ctx;
+	struct tconn *tc = c->user;
+	struct st_reasm_conn o;
+	uint64_t ts = st_realtime_ns();
+
+	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
+		return;
+	o = *c;
+	o.flags |= ST_REASM_F_JOINED;
+	st_stream_enc__open(t->enc, &o, ts);
+	for (int d = 0; d < 2; d++) {
+		uint64_t total = tc->sent[d] + tc->dropped[d];
+
+		if (total)
+			st_stream_enc__gap(t->enc, c->id, d, 0, total, ST_SGAP_DROPPED, ts);
+		tc->sent[d] = total;
+		tc->dropped[d] = 0;
+		if (tc->ended[d])
+			st_stream_enc__end(t->enc, c->id, d, tc->end_why[d], ts);
+	}
+}
+
+/* --to: the writer lost the link (say so once; records are dropped until it is back), or got
+ * it back (a new stream: preamble, header, the open connections). */
+static void link_check(struct tee *t)
+{
+	struct tee_out *q = &t->out_q;
+	struct st_stream_enc *e;
+	bool down, rec;
+	uint64_t gen, raw, wire;
+	char why[256];
+
+	if (!t->to)
+		return;
+	pthread_mutex_lock(&q->mu);
+	down = q->down;
+	rec = q->reconnected;
+	q->reconnected = false;
+	gen = q->gen;
+	snprintf(why, sizeof(why), "%s", q->down_why);
+	pthread_mutex_unlock(&q->mu);
+	if ((down || rec) && !t->was_down) {
+		t->was_down = true;
+		t->down_ns = st_mono_ns();
+		t->down_records = t->st.dropped_records;
+		t->down_bytes = t->st.dropped_bytes;
+		t->down_conns = t->st.dropped_conns;
+		t->st.link_losses++;
+		pr_warn("tee: --to %s: the link is down (%s): reconnecting; records are dropped "
+			"meanwhile", t->to, why);
+	}
+	if (!rec)
+		return;
+	e = st_stream_enc__new(t->header, t->level, emit, t);
+	if (!e) {
+		pr_err("tee: a new stream: %s", strerror(errno));
+		return;
+	}
+	st_stream_enc__totals(t->enc, &raw, &wire);
+	t->raw_prev += raw;
+	st_stream_enc__free(t->enc);
+	t->enc = e;
+	t->enc_gen = gen;
+	t->was_down = false;
+	st_reasm__foreach(t->r, restart_conn, t);
+	st_stream_enc__flush(t->enc);
+	pr_warn("tee: --to %s: the link is back after %.1f s (a new stream); dropped %" PRIu64
+		" records (%" PRIu64 " bytes) and %" PRIu64 " connections while it was down", t->to,
+		(double)(st_mono_ns() - t->down_ns) / 1e9, t->st.dropped_records - t->down_records,
+		t->st.dropped_bytes - t->down_bytes, t->st.dropped_conns - t->down_conns);
+}
+
+static int live_ready(void *ctx)
+{
+	struct tee *t = ctx;
+	int n = st_tap__consume(t->tap);
+
+	return n < 0 ? n : 0;
+}
+
+static int live_tick(void *ctx)
+{
+	struct tee *t = ctx;
+	uint64_t now = st_mono_ns();
+
+	/* what waits in the ring first: reassembly's clock would otherwise jump to the wall
+	 * clock and stamp those bytes with it instead of their capture time (--print's
+	 * latencies are computed from these stamps) */
+	if (st_tap__consume(t->tap) < 0)
+		return -1;
+	link_check(t);
+	st_reasm__tick(t->r, st_realtime_ns());
+	if (now - t->last_flush_ns >= TEE_FLUSH_NS) {
+		t->last_flush_ns = now;
+		if (st_stream_enc__flush(t->enc))
+			return out_error(t) ? -1 : -EIO;
+	}
+	return out_error(t) ? -1 : 0;
+}
+
+static void header_text(struct tee *t, char *buf, size_t len)
+{
+	char host[256] = "?", cidr[64];
+	size_t o = 0;
+
+	gethostname(host, sizeof(host) - 1);
+#define ADD(...) (o += (size_t)snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__))
+	ADD("format=%d.%d\nshadowtap=%s\nhost=%s\nstarted=%" PRIu64 "\n", ST_STREAM_MAJOR,
+	    ST_STREAM_MINOR, ST_VERSION, host, st_realtime_ns());
+	ADD("source=%s:%s\nports=", t->t.iface ? "iface" : "cgroup",
+	    t->t.iface ? t->t.iface : t->t.cgroup);
+	for (size_t i = 0; i < t->t.n_ports; i++)
+		ADD("%s%u", i ? "," : "", t->t.ports[i]);
+	ADD("\nhosts=");
+	for (size_t i = 0; i < t->t.n_hosts; i++)
+		ADD("%s%s/%u", i ? "," : "", st_addr_str(&t->t.hosts[i].addr, cidr, sizeof(cidr)),
+		    t->t.hosts[i].prefix);
+	ADD("\nsample=%g\n", t->sample > 0 ? t->sample : 100.0);
+	if (t->no_redact) {
+		ADD("redact=none\n");
+	} else {
+		ADD("redact=");
+		for (unsigned i = 0; i < st_redact_default_n; i++)
+			ADD("%sheader:%s", i ? "," : "", st_redact_default_headers[i]);
+		for (unsigned i = 0; i < t->rules.n_headers; i++)
+			ADD(",header:%s", t->rules.headers[i]);
+		for (unsigned i = 0; i < t->rules.n_queries; i++)
+			ADD(",query:%s", t->rules.queries[i]);
+		for (unsigned i = 0; i < t->rules.n_fields; i++)
+			ADD(",json:%s", t->rules.fields[i]);
+		ADD("\nnot_http=%s\n", t->raw ? "raw" : "held");
+	}
+	ADD("filters=%s%s%s\n", t->n_methods ? "match-method " : "",
+	    t->match_set ? "match-path " : "", t->exclude_set ? "exclude-path" : "");
+	ADD("max_rate=%" PRIu64 "\n", t->max_rate);
+#undef ADD
+	if (o >= len)
+		buf[len - 1] = 0;
+}
+
+/* The capture first: a wrong target must leave no output behind. Records are read only
+ * once the loop runs, after the output is open. */
+static int tap_open(struct tee *t)
+{
+	struct st_tap_opts topts = { 0 };
+
+	t->loop = st_loop__new();
+	if (!t->loop) {
+		pr_err("tee: event loop: %s", strerror(errno));
+		return -1;
+	}
+	topts.sample_permyriad = st_tap_permyriad(t->sample);
+	t->tap = st_tap__open_opts(&t->t, t->verbose, &topts, live_seg, t);
+	if (!t->tap)
+		return -1;
+	if (st_loop__add(t->loop, st_tap__fd(t->tap), live_ready, t) ||
+	    st_tap__watch(t->tap, t->loop) ||
+	    st_loop__set_tick(t->loop, TEE_TICK_MS, live_tick, t)) {
+		pr_err("tee: event loop: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int run(struct tee *t)
+{
+	int rc;
+
+	pr_info("tee: capturing on %s %s", t->t.iface ? "interface" : "cgroup",
+		t->t.iface ? t->t.iface : t->t.cgroup);
+	rc = st_loop__run(t->loop, t->duration);
+	if (st_tap__consume(t->tap) < 0 && !rc)
+		rc = -1;
+	st_tap__summary(t->tap, &t->tap_sum);
+	return rc < 0 ? -1 : 0;
+}
+
+static void summary(struct tee *t)
+{
+	struct st_reasm_stats rs;
+	struct st_statline l;
+	uint64_t raw = 0, wire = 0;
+
+	st_reasm__stats(t->r, &rs);
+	t->st.mem_peak = rs.mem_peak;
+	if (t->enc)
+		st_stream_enc__totals(t->enc, &raw, &wire);
+	t->st.raw_stream_bytes = t->raw_prev + raw;
+	t->st.wire_bytes = t->out_q.written;
+	st_statline_init(&l);
+	st_statline_add_table(&l, tee_stat_desc, tee_stat_n, &t->st);
+	st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &t->tap_sum);
+	st_statline_print(&l, "summary");
+}
+
+int cmd_tee(int argc, char **argv)
+{
+	struct tee *t = calloc(1, sizeof(*t));
+	struct st_reasm_config cfg = { 0 };
+	struct st_stream_trailer tr = { 0 };
+	int rc, err;
+
+	if (!t) {
+		pr_err("tee: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	t->t.ring_mb = ST_RING_MB_DEFAULT;
+	t->duration = TEE_DURATION_DEFAULT;
+	rc = parse(t, argc, argv);
+	if (rc) {
+		rc = rc < 0 ? ST_EXIT_OK : rc;
+		goto out;
+	}
+	rc = ST_EXIT_RUNTIME;
+	st_log_set_level(t->verbose >= 2 ? ST_LOG_DEBUG : t->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	t->max_rate = t->max_rate_set ? (uint64_t)(t->max_rate_opt * (1 << 20)) :
+					TEE_MAX_RATE_DEFAULT;
+	t->tokens = (double)t->max_rate;
+	t->tokens_ns = st_mono_ns();
+	if (!t->max_queue)
+		t->max_queue = TEE_QUEUE_DEFAULT;
+	header_text(t, t->header, sizeof(t->header));
+	cfg.max_mem = t->t.max_mem ? t->t.max_mem : TEE_MAX_MEM_DEFAULT;
+	cfg.ports = t->t.ports;
+	cfg.n_ports = t->t.n_ports;
+	cfg.hash_seed = st_random_seed();
+	t->enc = st_stream_enc__new(t->header, t->level, emit, t);
+	t->r = t->enc ? st_reasm__new(&cfg, &tee_ops, t) : NULL;
+	if (!t->r) {
+		pr_err("tee: %s", strerror(errno));
+		goto out;
+	}
+	if (tap_open(t) || out_open(t))
+		goto out;
+	/* the header goes first, so a receiver knows what it reads before any traffic */
+	st_stream_enc__flush(t->enc);
+	t->last_flush_ns = st_mono_ns();
+	err = run(t);
+	st_tap__destroy(t->tap);
+	t->tap = NULL;
+	st_reasm__flush(t->r);
+	tr.ts = st_realtime_ns();
+	tr.dropped_records = t->st.dropped_records;
+	tr.dropped_bytes = t->st.dropped_bytes;
+	tr.dropped_conns = t->st.dropped_conns;
+	tr.held_conns = t->st.held_conns;
+	if (st_stream_enc__finish(t->enc, &tr))
+		err = -1;
+	if (out_close(t)) {
+		out_error(t);
+		err = -1;
+	}
+	summary(t);
+	if (t->st.held_conns)
+		pr_warn("tee: %" PRIu64 " connections were not HTTP and were held back (--raw tees "
+			"them unredacted)", t->st.held_conns);
+	if (!err)
+		rc = ST_EXIT_OK;
+out:
+	if (!t->out_q.started && t->out_q.is_file)
+		st_output_abort(&t->out_q.o);
+	st_tap__destroy(t->tap);
+	st_loop__free(t->loop);
+	st_reasm__free(t->r);
+	st_stream_enc__free(t->enc);
+	if (t->match_set)
+		regfree(&t->match_re);
+	if (t->exclude_set)
+		regfree(&t->exclude_re);
+	free(t->body);
+	free(t);
+	return rc;
+}
