@@ -196,22 +196,25 @@ int st_config_load(struct st_config_file *c, const char *path)
 	r.f = fopen(path, "r");
 	if (!r.f) {
 		pr_err("%s: %s", path, strerror(errno));
-		return -1;
+		goto fail;
 	}
 	rc = ini_parse_stream(reader, &r, handler, &r);
 	fclose(r.f);
 	if (r.err)
-		return -1;
+		goto fail;
 	if (rc > 0) {
 		r.line = (unsigned)rc;
 		cfg_err(&r, "not an INI line (KEY = VALUE, [SECTION], ; or # comment)");
-		return -1;
+		goto fail;
 	}
 	if (rc < 0) {
 		pr_err("%s: cannot be read (%s)", path, rc == -2 ? "out of memory" : "error");
-		return -1;
+		goto fail;
 	}
 	return 0;
+fail:
+	st_config_free(c); /* what was read before the error */
+	return -1;
 }
 
 void st_config_free(struct st_config_file *c)
