@@ -83,8 +83,8 @@ st_nginx_start web "$ST_SRV_NS" 80
 sh_sink_start sink "$ST_CLI_NS" "$ST_CLI4" 8080
 base=http://$ST_SRV4
 
-st_log "--duration 3 with --stats 1 and filters"
-sh_agent_start a1 "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" --duration 3 --stats 1 \
+st_log "--duration 6 with --stats 1 and filters"
+sh_agent_start a1 "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" --duration 6 --stats 1 \
 	--safe-only --match-path '^/f' --set-host shadow.example --no-mark --metrics "$ST_TMP/shadow.prom"
 t0=$(date +%s)
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f1" -o /dev/null "$base/index.html" -o /dev/null "$base/f100"
@@ -92,10 +92,10 @@ st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null --data-binary hello "$base/uploa
 rc=0
 wait "$SH_AGENT_PID" || rc=$?
 [ "$rc" -eq 0 ] || st_fail "--duration: exit $rc"
-[ $(( $(date +%s) - t0 )) -le 8 ] || st_fail "--duration 3 took too long"
+[ $(( $(date +%s) - t0 )) -le 12 ] || st_fail "--duration 6 took too long"
 SH_SUMMARY=$(st_summary "$ST_TMP/a1.err")
 [ -n "$SH_SUMMARY" ] || st_fail "--duration: no summary"
-[ "$(grep -c '^shadowtap: stats requests=' "$ST_TMP/a1.err")" -ge 2 ] || st_fail "--stats 1: fewer than 2 stats lines in 3 s"
+[ "$(grep -c '^shadowtap: stats requests=' "$ST_TMP/a1.err")" -ge 2 ] || st_fail "--stats 1: fewer than 2 stats lines in 6 s"
 sh_expect requests -eq 4
 sh_expect filtered -eq 2
 sh_expect replayed -eq 2
