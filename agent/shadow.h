@@ -192,7 +192,9 @@ struct st_shadow_config {
 	X(T, malformed_transfer_encoding, DETAIL, "framing errors: Transfer-Encoding not chunked") \
 	X(T, malformed_cl_and_te, DETAIL, "framing errors: Content-Length and Transfer-Encoding") \
 	X(T, malformed_chunk, DETAIL, "framing errors: bad chunk framing")                     \
-	X(T, malformed_trailer, DETAIL, "framing errors: bad trailer section")
+	X(T, malformed_trailer, DETAIL, "framing errors: bad trailer section")                 \
+	X(T, missed_reads, DETAIL, "shadow connections found readable by the 1 s safety read " \
+	  "(an edge the engine did not see)")
 
 struct st_shadow_stats {
 	ST_SHADOW_STATS(ST_STAT_FIELD, _)

@@ -24,6 +24,7 @@
 #define CONNECT_TIMEOUT_NS (5000ull * 1000000)
 #define OWN_LINGER_NS (60ull * 1000000000)
 #define PER_CONN_WAIT_NS (1000ull * 1000000)
+#define READ_POKE_NS (1000ull * 1000000)    /* answers due, nothing read: read anyway */
 
 /* ---- own endpoints: the agent's shadow sockets, never fed back ------------------------ */
 
@@ -676,7 +677,9 @@ static void sc_read(struct sconn *sc, bool hup)
 {
 	struct st_shadow *sh = sc->sh;
 	uint64_t budget = ST_SH_READ_BUDGET;
-	bool read_any = false;
+	bool read_any = false, poked = sc->poked;
+
+	sc->poked = false;
 
 	while (budget) {
 		uint64_t skip = sc->raw || sc->resp_tunnel ? budget : st_http__body_left(&sc->resp);
@@ -701,6 +704,8 @@ static void sc_read(struct sconn *sc, bool hup)
 			if (!read_any) { /* one clock read per turn: the linger timer's progress */
 				sc->read_ns = sh_now(sh);
 				read_any = true;
+				if (poked)
+					sh->st.missed_reads++;
 			}
 			sh->st.resp_bytes += (uint64_t)n;
 			budget -= (uint64_t)n;
@@ -819,6 +824,18 @@ void sh_conn_timers(struct st_shadow *sh, uint64_t now)
 			/* everything answered and no close: the learned limit does not hold */
 			sh->ts[sc->target].per_conn = 0;
 			sc_flush(sc);
+		}
+		/*
+		 * Answers are due and nothing came for a second: read anyway. It costs one recv
+		 * (EAGAIN) a second per waiting connection, and a readiness edge the engine did
+		 * not see (counted in missed_reads) can never stall a connection.
+		 */
+		if (sc->state == SC_UP && sc->req_nsent && !st_list_linked(&sc->rd) &&
+		    now - (sc->read_ns > sc->poke_ns ? sc->read_ns : sc->poke_ns) > READ_POKE_NS &&
+		    now - sc->progress_ns > READ_POKE_NS) {
+			sc->poke_ns = now;
+			sc->poked = true;
+			read_later(sc);
 		}
 	}
 }

@@ -65,6 +65,8 @@ struct sconn {
 	uint64_t written;            /* requests written whole on this connection */
 	uint64_t answer_ns;          /* the last final response */
 	uint64_t read_ns;            /* the last bytes read from the shadow */
+	uint64_t poke_ns;            /* the last safety read (sh_conn_timers) */
+	bool poked;                  /* this read is a safety read */
 	bool server_done;            /* a response said Connection: close: nothing after it runs */
 	uint64_t progress_ns;        /* created, or the last write that moved bytes */
 	uint64_t linger_until;
