@@ -379,6 +379,11 @@ static int parse(struct tee *t, int argc, char **argv)
 		       "--help)");
 		return ST_EXIT_USAGE;
 	}
+	if (t->out && !strcmp(t->out, "-") && isatty(STDOUT_FILENO)) {
+		pr_err("tee: -o - writes a compressed binary stream, not for a terminal: pipe it "
+		       "into shadowtap receive -, or use -o FILE");
+		return ST_EXIT_USAGE;
+	}
 	if ((t->tlso.cert || t->tlso.key || t->tlso.ca) && (!t->to || t->insecure)) {
 		pr_err("tee: --cert, --key and --ca are for --to without --insecure");
 		return ST_EXIT_USAGE;
