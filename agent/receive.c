@@ -46,6 +46,10 @@
 #define RX_MSS 1448u              /* payload per re-segmented frame */
 #define RX_PRINT_QUEUE 32         /* requests of a connection awaiting their answer (--print) */
 #define RX_TARGET_MAX 160
+/* --print frames both directions of a connection: at most this many connections at once,
+ * heads of at most RX_HEAD_CAP (4096 x 2 x 16 KiB = 128 MiB at worst); more are counted. */
+#define RX_PRINT_CONNS_MAX 4096
+#define RX_HEAD_CAP (16u << 10)
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
 
@@ -81,6 +85,7 @@ struct rconn {
 	X(T, held_bytes, COUNTER, "... of which the sender held back (not redactable)")         \
 	X(T, exchanges, COUNTER, "request/response exchanges printed (--print)")              \
 	X(T, print_lost, COUNTER, "connections --print stopped following (gap, not HTTP)")   \
+	X(T, print_skipped, COUNTER, "connections --print did not follow (4096 followed already)") \
 	X(T, stream_bytes, COUNTER, "bytes of the tee stream read (compressed)")             \
 	X(T, streams, COUNTER, "tee streams read (--listen: one more after each reconnect)")   \
 	X(T, link_losses, COUNTER, "--listen: streams cut by a lost link (the tee reconnects)") \
@@ -118,6 +123,7 @@ struct receive {
 	uint64_t seed;
 	uint64_t last_ts;
 	uint64_t last_shadow_tick;
+	unsigned printing;      /* connections --print follows now */
 	struct receive_stats st;
 	struct st_stream_trailer trailer;
 	bool have_trailer;
@@ -325,6 +331,7 @@ static void print_stop(struct receive *rx, struct rconn *rc)
 	st_http__free(&rc->p[0]);
 	st_http__free(&rc->p[1]);
 	rc->http = false;
+	rx->printing--;
 	rx->st.print_lost++;
 }
 
@@ -462,11 +469,19 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
 		seg_out(rx, &s);
 	}
-	if (rx->print && !st_http__init(&rc->p[0], ST_HTTP_REQUEST, NULL)) {
-		if (!st_http__init(&rc->p[1], ST_HTTP_RESPONSE, NULL))
-			rc->http = true;
-		else
-			st_http__free(&rc->p[0]);
+	if (rx->print && rx->printing >= RX_PRINT_CONNS_MAX) {
+		rx->st.print_skipped++;
+	} else if (rx->print) {
+		const struct st_http_opts ho = { .head_cap = RX_HEAD_CAP };
+
+		if (!st_http__init(&rc->p[0], ST_HTTP_REQUEST, &ho)) {
+			if (!st_http__init(&rc->p[1], ST_HTTP_RESPONSE, &ho)) {
+				rc->http = true;
+				rx->printing++;
+			} else {
+				st_http__free(&rc->p[0]);
+			}
+		}
 	}
 }
 
@@ -590,6 +605,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 	if (rc->http) {
 		st_http__free(&rc->p[0]);
 		st_http__free(&rc->p[1]);
+		rx->printing--;
 	}
 	free(rc->q);
 	free(rc);
