@@ -181,6 +181,7 @@ struct tee {
 	uint64_t last_flush_ns;
 	uint64_t filtered_segs;
 	unsigned framed;      /* connections with HTTP parsers now (TEE_FRAMED_MAX) */
+	int err_said;         /* the output's error was reported */
 	struct tee_stats st;
 	uint8_t scratch[ST_HTTP_HEAD_CAP_DEFAULT];
 	uint8_t *body;        /* JSON body bytes being redacted (grown as needed) */
@@ -751,6 +752,11 @@ static int out_close(struct tee *t)
 		pthread_detach(q->th);
 		return -EPIPE;
 	}
+	if (q->to && q->down) {
+		pr_warn("tee: --to %s: the link was down at the end (%s): the stream's end was not "
+			"sent", q->to, q->down_why);
+		err = -ENOTCONN;
+	}
 	pthread_mutex_unlock(&q->mu);
 	pthread_join(q->th, NULL);
 files:
@@ -1121,7 +1127,7 @@ static int out_error(struct tee *t)
 	pthread_mutex_lock(&t->out_q.mu);
 	err = t->out_q.err;
 	pthread_mutex_unlock(&t->out_q.mu);
-	if (err)
+	if (err && !t->err_said++)
 		pr_err("tee: %s: %s", t->to ? t->to : t->out,
 		       err == -EPIPE ? "the reader went away" : strerror(-err));
 	return err;
