@@ -983,10 +983,6 @@ int cmd_receive(int argc, char **argv)
 	} else if (rx->input) {
 		rx->fd = dup(STDIN_FILENO);
 	}
-	rc = outputs_open(rx);
-	if (rc)
-		goto out;
-	rc = ST_EXIT_RUNTIME;
 	if (rx->listen) {
 		struct epoll_event ev = { .events = EPOLLIN };
 
@@ -1001,6 +997,10 @@ int cmd_receive(int argc, char **argv)
 			goto out;
 		}
 	}
+	rc = outputs_open(rx);
+	if (rc)
+		goto out;
+	rc = ST_EXIT_RUNTIME;
 	rx->is_file = !rx->listen && !fstat(rx->fd, &sb) &&
 		      (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
 	if (!rx->listen)
