@@ -132,8 +132,8 @@ struct receive {
 
 static const char usage_head[] =
 	"Usage: shadowtap receive (FILE | - | --listen ADDR:PORT (--cert F --key F --ca F |\n"
-	"                         --insecure)) [-w OUT.pcap]\n"
-	"                         [-o DIR [--force]] [--to HOST:PORT] [--print]\n"
+	"                         --insecure)) [-w OUT.pcap] [-o DIR [--force]]\n"
+	"                         [--to HOST:PORT] [--print]\n"
 	"\n"
 	"Reads a tee stream (`shadowtap tee`, docs/TEE.md) and feeds any combination of:\n"
 	"  -w    a pcap of the streams, re-segmented into TCP frames (Wireshark, tshark, tcpflow)\n"
@@ -143,7 +143,8 @@ static const char usage_head[] =
 	"  --print  one line per exchange: time, client, method, target, status, request and\n"
 	"        response bytes, production's latency\n"
 	"A damaged or cut stream ends the input with one line naming its offset (exit 1); the\n"
-	"outputs keep everything before it. A summary line ends the run.\n"
+	"outputs keep everything before it (--listen: the tee's next connection, after it\n"
+	"reconnects, starts a new stream into the same outputs). A summary line ends the run.\n"
 	"\n"
 	"  FILE                  the stream (- for stdin: ssh prod shadowtap tee ... -o - |)\n";
 
