@@ -46,6 +46,10 @@
 #define RX_MSS 1448u              /* payload per re-segmented frame */
 #define RX_PRINT_QUEUE 32         /* requests of a connection awaiting their answer (--print) */
 #define RX_TARGET_MAX 160
+/* --print frames both directions of a connection: at most this many connections at once,
+ * heads of at most RX_HEAD_CAP (4096 x 2 x 16 KiB = 128 MiB at worst); more are counted. */
+#define RX_PRINT_CONNS_MAX 4096
+#define RX_HEAD_CAP (16u << 10)
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
 
@@ -81,6 +85,7 @@ struct rconn {
 	X(T, held_bytes, COUNTER, "... of which the sender held back (not redactable)")         \
 	X(T, exchanges, COUNTER, "request/response exchanges printed (--print)")              \
 	X(T, print_lost, COUNTER, "connections --print stopped following (gap, not HTTP)")   \
+	X(T, print_skipped, COUNTER, "connections --print did not follow (4096 followed already)") \
 	X(T, stream_bytes, COUNTER, "bytes of the tee stream read (compressed)")             \
 	X(T, streams, COUNTER, "tee streams read (--listen: one more after each reconnect)")   \
 	X(T, link_losses, COUNTER, "--listen: streams cut by a lost link (the tee reconnects)") \
@@ -118,6 +123,7 @@ struct receive {
 	uint64_t seed;
 	uint64_t last_ts;
 	uint64_t last_shadow_tick;
+	unsigned printing;      /* connections --print follows now */
 	struct receive_stats st;
 	struct st_stream_trailer trailer;
 	bool have_trailer;
@@ -126,8 +132,8 @@ struct receive {
 
 static const char usage_head[] =
 	"Usage: shadowtap receive (FILE | - | --listen ADDR:PORT (--cert F --key F --ca F |\n"
-	"                         --insecure)) [-w OUT.pcap]\n"
-	"                         [-o DIR [--force]] [--to HOST:PORT] [--print]\n"
+	"                         --insecure)) [-w OUT.pcap] [-o DIR [--force]]\n"
+	"                         [--to HOST:PORT] [--print]\n"
 	"\n"
 	"Reads a tee stream (`shadowtap tee`, docs/TEE.md) and feeds any combination of:\n"
 	"  -w    a pcap of the streams, re-segmented into TCP frames (Wireshark, tshark, tcpflow)\n"
@@ -137,7 +143,8 @@ static const char usage_head[] =
 	"  --print  one line per exchange: time, client, method, target, status, request and\n"
 	"        response bytes, production's latency\n"
 	"A damaged or cut stream ends the input with one line naming its offset (exit 1); the\n"
-	"outputs keep everything before it. A summary line ends the run.\n"
+	"outputs keep everything before it (--listen: the tee's next connection, after it\n"
+	"reconnects, starts a new stream into the same outputs). A summary line ends the run.\n"
 	"\n"
 	"  FILE                  the stream (- for stdin: ssh prod shadowtap tee ... -o - |)\n";
 
@@ -325,6 +332,7 @@ static void print_stop(struct receive *rx, struct rconn *rc)
 	st_http__free(&rc->p[0]);
 	st_http__free(&rc->p[1]);
 	rc->http = false;
+	rx->printing--;
 	rx->st.print_lost++;
 }
 
@@ -462,11 +470,19 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
 		seg_out(rx, &s);
 	}
-	if (rx->print && !st_http__init(&rc->p[0], ST_HTTP_REQUEST, NULL)) {
-		if (!st_http__init(&rc->p[1], ST_HTTP_RESPONSE, NULL))
-			rc->http = true;
-		else
-			st_http__free(&rc->p[0]);
+	if (rx->print && rx->printing >= RX_PRINT_CONNS_MAX) {
+		rx->st.print_skipped++;
+	} else if (rx->print) {
+		const struct st_http_opts ho = { .head_cap = RX_HEAD_CAP };
+
+		if (!st_http__init(&rc->p[0], ST_HTTP_REQUEST, &ho)) {
+			if (!st_http__init(&rc->p[1], ST_HTTP_RESPONSE, &ho)) {
+				rc->http = true;
+				rx->printing++;
+			} else {
+				st_http__free(&rc->p[0]);
+			}
+		}
 	}
 }
 
@@ -590,6 +606,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 	if (rc->http) {
 		st_http__free(&rc->p[0]);
 		st_http__free(&rc->p[1]);
+		rx->printing--;
 	}
 	free(rc->q);
 	free(rc);
@@ -967,10 +984,6 @@ int cmd_receive(int argc, char **argv)
 	} else if (rx->input) {
 		rx->fd = dup(STDIN_FILENO);
 	}
-	rc = outputs_open(rx);
-	if (rc)
-		goto out;
-	rc = ST_EXIT_RUNTIME;
 	if (rx->listen) {
 		struct epoll_event ev = { .events = EPOLLIN };
 
@@ -985,6 +998,10 @@ int cmd_receive(int argc, char **argv)
 			goto out;
 		}
 	}
+	rc = outputs_open(rx);
+	if (rc)
+		goto out;
+	rc = ST_EXIT_RUNTIME;
 	rx->is_file = !rx->listen && !fstat(rx->fd, &sb) &&
 		      (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
 	if (!rx->listen)

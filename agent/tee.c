@@ -57,6 +57,11 @@
 #define TEE_CLOSE_WAIT_S 5                  /* at the end, a stalled reader is given up on */
 #define TEE_MAX_METHODS 16
 #define TEE_MAX_MEM_DEFAULT (256ull << 20)
+/* Redaction frames HTTP: a parser pair per connection, holding at most one head each. The
+ * heads' cap and the number of connections framed at once bound that memory (8192 x 2 x
+ * 16 KiB = 256 MiB at worst); a connection beyond it is held back, never teed unredacted. */
+#define TEE_HEAD_CAP (16u << 10)
+#define TEE_FRAMED_MAX 8192
 
 /* A connection's treatment, decided at its first bytes. */
 enum tmode {
@@ -117,6 +122,7 @@ struct tee_out {
 	X(T, teed, COUNTER, "connections in the stream")                                      \
 	X(T, dropped_conns, COUNTER, "connections left out whole: the output was too slow")   \
 	X(T, held_conns, COUNTER, "connections held back: not HTTP, cannot be redacted (--raw)") \
+	X(T, held_busy, DETAIL, "... of which because 8192 connections were being framed")  \
 	X(T, raw_conns, COUNTER, "connections teed as raw bytes (--raw, --no-redact)")        \
 	X(T, filtered_conns, COUNTER, "connections whose first request --match-*/--exclude-path left out") \
 	X(T, bytes, COUNTER, "stream bytes teed")                                             \
@@ -174,6 +180,8 @@ struct tee {
 	uint64_t tokens_ns;
 	uint64_t last_flush_ns;
 	uint64_t filtered_segs;
+	unsigned framed;      /* connections with HTTP parsers now (TEE_FRAMED_MAX) */
+	int err_said;         /* the output's error was reported */
 	struct tee_stats st;
 	uint8_t scratch[ST_HTTP_HEAD_CAP_DEFAULT];
 	uint8_t *body;        /* JSON body bytes being redacted (grown as needed) */
@@ -377,6 +385,11 @@ static int parse(struct tee *t, int argc, char **argv)
 	if (!!t->out + !!t->to != 1) {
 		pr_err("tee: give one output: -o FILE, -o - or --to HOST:PORT (see shadowtap tee "
 		       "--help)");
+		return ST_EXIT_USAGE;
+	}
+	if (t->out && !strcmp(t->out, "-") && isatty(STDOUT_FILENO)) {
+		pr_err("tee: -o - writes a compressed binary stream, not for a terminal: pipe it "
+		       "into shadowtap receive -, or use -o FILE");
 		return ST_EXIT_USAGE;
 	}
 	if ((t->tlso.cert || t->tlso.key || t->tlso.ca) && (!t->to || t->insecure)) {
@@ -739,6 +752,11 @@ static int out_close(struct tee *t)
 		pthread_detach(q->th);
 		return -EPIPE;
 	}
+	if (q->to && q->down) {
+		pr_warn("tee: --to %s: the link was down at the end (%s): the stream's end was not "
+			"sent", q->to, q->down_why);
+		err = -ENOTCONN;
+	}
 	pthread_mutex_unlock(&q->mu);
 	pthread_join(q->th, NULL);
 files:
@@ -973,15 +991,24 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 /* The first bytes of a connection say whether it speaks HTTP/1.x. */
 static void decide(struct tee *t, struct tconn *tc, int dir, const uint8_t *d, uint32_t len)
 {
+	const struct st_http_opts ho = { .head_cap = TEE_HEAD_CAP };
 	size_t o = 0;
 	enum st_http_scan s = dir == ST_DIR_IN ?
 		st_http__scan_start(ST_HTTP_REQUEST, d, len, 0, &o) : ST_HTTP_SCAN_NONE;
 
+	if (s != ST_HTTP_SCAN_NONE && o == 0 && t->framed >= TEE_FRAMED_MAX) {
+		/* HTTP, but no room to frame it: held, never teed unredacted */
+		tc->mode = TM_HELD;
+		t->st.held_conns++;
+		t->st.held_busy++;
+		return;
+	}
 	if (s != ST_HTTP_SCAN_NONE && o == 0 &&
-	    !st_http__init(&tc->p[0], ST_HTTP_REQUEST, NULL)) {
-		if (!st_http__init(&tc->p[1], ST_HTTP_RESPONSE, NULL)) {
+	    !st_http__init(&tc->p[0], ST_HTTP_REQUEST, &ho)) {
+		if (!st_http__init(&tc->p[1], ST_HTTP_RESPONSE, &ho)) {
 			tc->parsers = true;
 			tc->mode = TM_HTTP;
+			t->framed++;
 			return;
 		}
 		st_http__free(&tc->p[0]);
@@ -1068,6 +1095,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 	if (tc && tc->parsers) {
 		st_http__free(&tc->p[0]);
 		st_http__free(&tc->p[1]);
+		t->framed--;
 	}
 	free(tc);
 	c->user = NULL;
@@ -1099,7 +1127,7 @@ static int out_error(struct tee *t)
 	pthread_mutex_lock(&t->out_q.mu);
 	err = t->out_q.err;
 	pthread_mutex_unlock(&t->out_q.mu);
-	if (err)
+	if (err && !t->err_said++)
 		pr_err("tee: %s: %s", t->to ? t->to : t->out,
 		       err == -EPIPE ? "the reader went away" : strerror(-err));
 	return err;

@@ -104,7 +104,11 @@ nreq=$(wc -l <"$ST_TMP/req-web")
 [ "$nreq" -ge 40 ] || st_fail "too few requests in production's log: $nreq"
 cmp -s "$ST_TMP/req-web" "$ST_TMP/req-shadow" || { diff "$ST_TMP/req-web" "$ST_TMP/req-shadow" | head -n 20; st_fail "the shadow's requests differ from production's"; }
 cmp -s "$ST_TMP/shadow/www/dav/u300k-chunked" "$ST_TMP/upload/u300k" || st_fail "the chunked PUT replayed to the shadow stored wrong bytes"
-echo "  identical: $nreq request lines; the chunked PUT's body exact"
+for f in "$ST_TMP"/shadow/www/dav/u5m-*; do
+	cmp -s "$f" "$ST_TMP/upload/u5m" || st_fail "the 5 MB PUT replayed to the shadow stored wrong bytes (${f##*/})"
+done
+[ -e "$f" ] || st_fail "the 5 MB PUT did not reach the shadow"
+echo "  identical: $nreq request lines; the bodies of the chunked and the 5 MB PUT exact"
 
 st_log "receive --print: one line per exchange"
 np=$(wc -l <"$ST_TMP/print.out")
