@@ -37,6 +37,9 @@ printf '[capture web]\niface = lo\nport = 80\n' >"$D/incomplete.conf"
 check_err "$D/incomplete.conf" "incomplete.conf:1: \[capture web\]: capture: -w FILE is required"
 printf '[tcpdump web]\niface = lo\n' >"$D/cmd.conf"
 check_err "$D/cmd.conf" "cmd.conf:1: \[tcpdump web\]: unknown command 'tcpdump'"
+out=$("$ST_BIN" daemon --config "$ST_ROOT/tools/systemd/shadowtap.conf.example" --check) ||
+	st_fail "the example configuration does not pass --check"
+grep -q "2 job(s)" <<<"$out" || st_fail "the example configuration: $out"
 rc=0
 "$ST_BIN" daemon --check >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || st_fail "daemon without --config: exit $rc, expected 2"
