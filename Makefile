@@ -127,7 +127,7 @@ $(BPFT_OBJS): $(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
 	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
 # Tests that call a command (or the daemon) link its object and the other commands' kinds.
 $(BUILD)/tests/test_flows: $(BUILD)/agent/flows.o
-$(BUILD)/tests/test_daemon: $(filter-out $(BUILD)/agent/main.o,$(CMD_OBJS))
+$(BUILD)/tests/test_jobs: $(filter-out $(BUILD)/agent/main.o,$(CMD_OBJS))
 $(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter-out $(LIB),$^) $(LIB) -lcmocka $(LDLIBS)
