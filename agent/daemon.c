@@ -183,7 +183,7 @@ static int plan_load(struct plan *p, const char *path)
 	memset(p, 0, sizeof(*p));
 	p->opts.log_level = ST_LOG_WARN;
 	if (st_config_load(&p->file, path))
-		return -1;
+		goto bad; /* what it read before the error is freed too */
 	ds = st_config_daemon(&p->file);
 	if (ds) {
 		const struct st_optset set = ST_OPTSET(daemon_rows, &p->opts);

@@ -570,10 +570,7 @@ struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes)
 	return w;
 fail:
 	if (w->wake >= 0)
-		for (size_t i = 0; i < w->n_done; i++)
-		free(w->done[i]);
-	free(w->done);
-	close(w->wake);
+		close(w->wake);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
 	free(w);
@@ -813,6 +810,9 @@ int st_pcapw__close(struct st_pcapw *w, struct st_pcapw_stats *out)
 		munmap(c->buf, w->chunk_size);
 		free(c);
 	}
+	for (size_t i = 0; i < w->n_done; i++)
+		free(w->done[i]);
+	free(w->done);
 	close(w->wake);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);
