@@ -740,6 +740,10 @@ static int reload(struct daemon *d, FILE *answer)
 		return -1;
 	}
 	st_log_set_level((enum st_log_level)np.opts.log_level);
+	if (!d->plan.opts.state_dir != !np.opts.state_dir ||
+	    (np.opts.state_dir && strcmp(np.opts.state_dir, d->plan.opts.state_dir)))
+		pr_warn("reload: state-dir applies at start; the daemon stays in %s",
+			d->plan.opts.state_dir ? d->plan.opts.state_dir : "its first directory");
 	if (servers(d, &np.opts))
 		pr_warn("reload: the [daemon] section's servers stay as they were");
 	st_list_for_each_entry_safe(j, tmp, &d->jobs, node) {

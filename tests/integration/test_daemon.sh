@@ -154,7 +154,8 @@ assert len(get("shadowtap_requests_total", '{job="canary",command="shadow"}')) =
 assert get("shadowtap_daemon_jobs", "") == [2]
 print("metrics: %d families, %d samples" % (len(types), len(samples)))
 EOF
-st_in "$ST_SRV_NS" curl -s -S --max-time 5 "http://$METRICS/healthz" | grep -q ok || st_fail "/healthz is not ok"
+out=$(st_in "$ST_SRV_NS" curl -s -S --max-time 5 "http://$METRICS/healthz")
+[ "$out" = ok ] || st_fail "/healthz is not ok: $out"
 
 # a reload that adds a job and changes the shadow's sample, while traffic flows
 write_conf 50 "
@@ -243,7 +244,8 @@ for i in $(seq 1 30); do
 	sleep 0.1
 done
 [ -z "$leaked" ] || st_fail "links left after kill -9: $leaked"
-if st_in "$ST_SRV_NS" bpftool net show dev "$ST_SRV_IF" | grep -Eq 'tc_|tcx'; then
+out=$(st_in "$ST_SRV_NS" bpftool net show dev "$ST_SRV_IF" 2>&1 || true)
+if grep -Eq 'tc_|tcx' <<<"$out"; then
 	st_fail "programs still attached to $ST_SRV_IF after kill -9"
 fi
 st_log "PASS"

@@ -57,8 +57,10 @@ grep -q '^CapEff:[[:space:]]*000000c000001000$' "/proc/$DPID/status" ||
 for i in $(seq 1 20); do
 	st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "http://$ST_SRV4/f$((i % 2 ? 100 : 65537))"
 done
-st_in "$ST_SRV_NS" curl -s -S --max-time 5 "http://127.0.0.1:19465/metrics" |
-	grep -q '^shadowtap_job_up{job="web",command="capture"} 1$' || st_fail "/metrics: the capture job is not up"
+# (the answer taken whole first: grep -q's early exit would fail curl under pipefail)
+out=$(st_in "$ST_SRV_NS" curl -s -S --max-time 5 "http://127.0.0.1:19465/metrics")
+grep -q '^shadowtap_job_up{job="web",command="capture"} 1$' <<<"$out" ||
+	st_fail "/metrics: the capture job is not up"
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
 st_tcpdump_stop "$ST_TCPDUMP_PID" tcpdump || true
 rc=0

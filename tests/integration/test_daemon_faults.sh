@@ -61,7 +61,8 @@ ip -n "$ST_SRV_NS" link set st-late up
 ip -n "$ST_SRV_NS" link set st-late9 up
 ok=0
 for i in $(seq 1 100); do
-	ctl status | grep -Eq '^late .* running ' && { ok=1; break; }
+	out=$(ctl status)
+	grep -Eq '^late .* running ' <<<"$out" && { ok=1; break; }
 	sleep 0.1
 done
 [ $ok -eq 1 ] || { ctl status; st_fail "the late job did not start within 10 s of its interface"; }
@@ -76,7 +77,8 @@ grep -q '^ok: 1 job(s): 0 added, 1 removed, 0 restarted, 0 updated in place, 1 u
 	st_fail "reload: unexpected answer"
 grep -q '^shadowtap: summary job=late ' "$D/daemon.err" || st_fail "no summary for the removed job"
 [ -f "$D/state/late.pcap" ] || st_fail "the removed job's file is not complete at its name"
-ctl status | grep -Eq '^web .* running ' || st_fail "the web job stopped with the other"
+out=$(ctl status)
+grep -Eq '^web .* running ' <<<"$out" || st_fail "the web job stopped with the other"
 
 rc=0
 st_stop "$DPID" TERM || rc=$?
