@@ -85,4 +85,37 @@ st_stop "$DPID" TERM || rc=$?
 [ "$rc" -eq 0 ] || st_fail "the daemon exited with $rc"
 leaked=$(st_leaked_shadowtap_links)
 [ -z "$leaked" ] || st_fail "links left: $leaked"
+st_log "SIGTERM with two shadow jobs whose target never reads (drain = 10 each): < 2 s"
+. "$ST_ROOT/tests/integration/shadow_common.sh"
+sh_sink_start stuck "$ST_SRV_NS" 127.0.0.1 9001 --mode noread
+cat >"$D/s.conf" <<EOF
+[daemon]
+control = $D/ctl2.sock
+[shadow s1]
+iface = $ST_SRV_IF
+port = 80
+to = 127.0.0.1:9001
+drain = 10
+[shadow s2]
+iface = $ST_SRV_IF
+port = 80
+to = 127.0.0.1:9001
+drain = 10
+EOF
+st_in_bg "$ST_SRV_NS" "$ST_BIN" daemon --config "$D/s.conf" >"$D/d2.out" 2>"$D/d2.err" </dev/null &
+DPID=$!
+ST_PIDS+=("$DPID")
+for i in $(seq 1 100); do st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$DPID" && break; sleep 0.1; done
+for i in $(seq 1 5); do
+	st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null --data-binary @"$ST_TMP/web/www/f1048576" "http://$ST_SRV4/upload"
+done
+sleep 0.5
+t0=$(date +%s%N)
+rc=0
+st_stop "$DPID" TERM || rc=$?
+ms=$((($(date +%s%N) - t0) / 1000000))
+grep '^shadowtap: summary' "$D/d2.err" | cut -c1-160
+[ "$rc" -eq 0 ] || st_fail "exit $rc"
+[ "$ms" -lt 2000 ] || st_fail "stopping took $ms ms with stuck shadow targets"
+st_log "stopped in $ms ms"
 st_log "PASS"
