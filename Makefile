@@ -127,7 +127,7 @@ $(BPFT_OBJS): $(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
 	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
 # Tests that call a command (or the daemon) link its object and the other commands' kinds.
 $(BUILD)/tests/test_flows: $(BUILD)/agent/flows.o
-$(BUILD)/tests/test_daemon: $(filter-out $(BUILD)/agent/main.o,$(CMD_OBJS))
+$(BUILD)/tests/test_jobs: $(filter-out $(BUILD)/agent/main.o,$(CMD_OBJS))
 $(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter-out $(LIB),$^) $(LIB) -lcmocka $(LDLIBS)
@@ -189,8 +189,17 @@ bench: deps
 	$(Q)ST_BUILD=$(BUILD) tools/bench-compare.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-tls.sh
 
+# The binary, the systemd unit (its paths follow PREFIX) and the example configuration
+# (docs/DAEMON.md); an existing /etc/shadowtap/shadowtap.conf is never touched.
+SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
+SYSCONF_DIR ?= /etc/shadowtap
 install: $(BUILD)/shadowtap
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
+	install -d -m 0755 $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SYSCONF_DIR)
+	sed 's|/usr/local/sbin/shadowtap|$(PREFIX)/sbin/shadowtap|g' tools/systemd/shadowtap.service \
+		>$(DESTDIR)$(SYSTEMD_UNIT_DIR)/shadowtap.service
+	chmod 0644 $(DESTDIR)$(SYSTEMD_UNIT_DIR)/shadowtap.service
+	install -m 0644 tools/systemd/shadowtap.conf.example $(DESTDIR)$(SYSCONF_DIR)/shadowtap.conf.example
 
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)

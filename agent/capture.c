@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -27,6 +28,14 @@ struct capture {
 	double duration;
 	int verbose;
 	uint64_t queue_bytes;  /* --write-queue-mb */
+	uint64_t rotate_bytes; /* --rotate-mb */
+	double rotate_s;       /* --rotate-sec */
+	unsigned keep;         /* --keep */
+	/* rotation's state */
+	char name[4096];       /* the file being written (its final name) */
+	uint64_t file_bytes;   /* about what went into it */
+	uint64_t file_mono;    /* when it started */
+	uint64_t last_ms;      /* its name's time: names never repeat, always sort by time */
 	struct st_pcapw *w;
 	struct st_flowset *flows;
 	unsigned ticks;
@@ -36,6 +45,7 @@ struct capture {
 static const char usage_head[] =
 	"Usage: shadowtap capture (--iface IFACE | --cgroup PATH) --port P [--port P ...]\n"
 	"                         [--host CIDR ...] -w FILE [--duration SEC] [-v]\n"
+	"                         [--rotate-mb N] [--rotate-sec SEC] [--keep N]\n"
 	"\n"
 	"Writes the service's TCP traffic on port P (packets arriving for P, packets\n"
 	"leaving from P) to a pcap file that tcpdump, tshark, tcpflow and Wireshark read.\n"
@@ -54,16 +64,83 @@ static const struct st_opt capture_opts[] = {
 		    "memory between the capture and FILE, in MiB (default 64): when\n"
 		    "the disk or a pipe's reader falls behind, packets are dropped\n"
 		    "and counted (dropped_writes=), never lost in the kernel"),
+	ST_OPT_UINT("rotate-mb", 0, struct capture, rotate_bytes, "N", 1, 1048576, ST_OPTF_MIB,
+		    "a new file after about N MiB: FILE's name with the start time\n"
+		    "(web.pcap: web-20261130T120000.000Z.pcap), written under a\n"
+		    "hidden temporary name and renamed when complete"),
+	ST_OPT_DOUBLE("rotate-sec", 0, struct capture, rotate_s, "SEC", 1, 1e9,
+		      "a new file every SEC seconds (named as with --rotate-mb)"),
+	ST_OPT_UINT("keep", 0, struct capture, keep, "N", 2, 1000000, 0,
+		    "with rotation: at most N files, N >= 2 (the one being written\n"
+		    "included; earlier runs' files of the same name too): the oldest go"),
 	ST_OPT_COUNT("verbose", 'v', struct capture, verbose,
 		     "say how programs attach; show libbpf's messages"),
 };
+
+static bool rotating(const struct capture *c)
+{
+	return c->rotate_bytes || c->rotate_s > 0;
+}
+
+/* -w's path without its .pcap, then -TIME.pcap, or with a glob for the time (older files). */
+static int rotated_name(struct capture *c, char *buf, size_t len, bool pattern)
+{
+	size_t base = strlen(c->out);
+	char stamp[48];
+	int n;
+
+	if (base > 5 && !strcmp(c->out + base - 5, ".pcap"))
+		base -= 5;
+	if (pattern) {
+		n = snprintf(buf, len, "%.*s-[0-9]*T[0-9]*Z.pcap", (int)base, c->out);
+	} else {
+		uint64_t ms = st_realtime_ns() / 1000000;
+		time_t secs;
+		struct tm tm;
+
+		if (ms <= c->last_ms)
+			ms = c->last_ms + 1; /* two files in one millisecond: the next one's name */
+		c->last_ms = ms;
+		secs = (time_t)(ms / 1000);
+		gmtime_r(&secs, &tm);
+		strftime(stamp, sizeof(stamp), "%Y%m%dT%H%M%S", &tm);
+		n = snprintf(buf, len, "%.*s-%s.%03uZ.pcap", (int)base, c->out, stamp,
+			     (unsigned)(ms % 1000));
+	}
+	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
+}
+
+/* The file is big or old enough: the next one starts; this one is renamed when written. */
+static void rotate(struct capture *c)
+{
+	char next[sizeof(c->name)];
+	int err = rotated_name(c, next, sizeof(next), false);
+
+	if (!err)
+		err = st_pcapw__rotate(c->w, next);
+	c->file_bytes = 0;
+	c->file_mono = st_mono_ns();
+	if (err) {
+		pr_warn("-w %s: no new file (%s): writing on into %s", c->out, strerror(-err),
+			c->name);
+		return;
+	}
+	pr_info("-w %s: %s complete, writing %s", c->out, c->name, next);
+	memcpy(c->name, next, sizeof(next));
+}
 
 static int on_segment(void *ctx, const struct st_segment *seg)
 {
 	struct capture *c = ctx;
 
 	/* loss records carry no bytes: the tap counts them (lost=) */
-	if (seg->kind == ST_SEG_LOSS || st_pcapw__write(c->w, seg))
+	if (seg->kind == ST_SEG_LOSS)
+		return 0;
+	if (c->rotate_bytes && c->file_bytes >= c->rotate_bytes)
+		rotate(c);
+	/* a record: its 16-byte header, the frame's headers (about 54 bytes), the payload */
+	c->file_bytes += 70 + seg->len;
+	if (st_pcapw__write(c->w, seg))
 		return 0;
 	if (st_flowset__add(c->flows, &seg->key) < 0)
 		return -ENOMEM;
@@ -76,6 +153,8 @@ static int on_tick(void *ctx, uint64_t now)
 	struct capture *c = ctx;
 	int err;
 
+	if (c->rotate_s > 0 && now - c->file_mono >= (uint64_t)(c->rotate_s * 1e9))
+		rotate(c);
 	/* Hand a pipe's bytes over every tick (a live Wireshark), a file's twice a second: the
 	 * writer thread writes them; a full queue drops packets (counted), never blocks here. */
 	if (st_pcapw__streaming(c->w) || ++c->ticks % 25 == 0) {
@@ -131,6 +210,14 @@ static int check(void *obj, int argc, char **argv, int first)
 		pr_err("capture: -w FILE is required ('-' for stdout)");
 		return ST_EXIT_USAGE;
 	}
+	if (c->keep && !rotating(c)) {
+		pr_err("capture: --keep needs --rotate-mb or --rotate-sec");
+		return ST_EXIT_USAGE;
+	}
+	if (rotating(c) && !strcmp(c->out, "-")) {
+		pr_err("capture: --rotate-mb/--rotate-sec write files: -w '-' is stdout");
+		return ST_EXIT_USAGE;
+	}
 	return 0;
 }
 
@@ -172,9 +259,14 @@ static int start(void *obj)
 {
 	struct capture *c = obj;
 
-	c->w = st_pcapw__open(c->out, c->queue_bytes);
+	if (rotating(c) && rotated_name(c, c->name, sizeof(c->name), false)) {
+		pr_err("-w %s: the name is too long", c->out);
+		return -1;
+	}
+	c->w = st_pcapw__open(rotating(c) ? c->name : c->out, c->queue_bytes);
 	if (!c->w)
 		return -1;
+	c->file_mono = st_mono_ns();
 	c->flows = st_flowset__new(CAPTURE_MAX_FLOWS);
 	if (!c->flows) {
 		pr_err("capture: %s", strerror(errno));
@@ -187,9 +279,20 @@ static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 {
 	struct capture *c = obj;
 
-	/* attached: the new file takes -w's path only now (a failed start left it as it was) */
-	if (st_pcapw__commit(c->w))
+	if (rotating(c)) {
+		char older[sizeof(c->name) + 32];
+
+		/* each file takes its name when complete; --keep counts earlier runs' too */
+		if (rotated_name(c, older, sizeof(older), true) ||
+		    st_pcapw__rotation(c->w, c->keep, older)) {
+			pr_err("-w %s: rotation needs a regular file", c->out);
+			return -1;
+		}
+	} else if (st_pcapw__commit(c->w)) {
+		/* attached: the new file takes -w's path only now (a failed start left it as it
+		 * was) */
 		return -1;
+	}
 	pr_info("capturing %zu port(s) on %s %s", c->target.n_ports,
 		c->target.iface ? "interface" : "cgroup",
 		c->target.iface ? c->target.iface : c->target.cgroup);

@@ -35,6 +35,8 @@
 /* A job that ran this long before failing starts its backoff from the minimum again. */
 #define RETRY_RESET_NS (60ull * 1000000000)
 #define MAX_JOBS 64
+/* SIGTERM: the jobs' ends share this (systemd waits TimeoutStopSec; the promise is 2 s). */
+#define STOP_BUDGET_NS (1000ull * 1000000)
 
 /* ---- the [daemon] section ------------------------------------------------------------- */
 
@@ -183,7 +185,7 @@ static int plan_load(struct plan *p, const char *path)
 	memset(p, 0, sizeof(*p));
 	p->opts.log_level = ST_LOG_WARN;
 	if (st_config_load(&p->file, path))
-		return -1;
+		goto bad; /* what it read before the error is freed too */
 	ds = st_config_daemon(&p->file);
 	if (ds) {
 		const struct st_optset set = ST_OPTSET(daemon_rows, &p->opts);
@@ -740,6 +742,10 @@ static int reload(struct daemon *d, FILE *answer)
 		return -1;
 	}
 	st_log_set_level((enum st_log_level)np.opts.log_level);
+	if (!d->plan.opts.state_dir != !np.opts.state_dir ||
+	    (np.opts.state_dir && strcmp(np.opts.state_dir, d->plan.opts.state_dir)))
+		pr_warn("reload: state-dir applies at start; the daemon stays in %s",
+			d->plan.opts.state_dir ? d->plan.opts.state_dir : "its first directory");
 	if (servers(d, &np.opts))
 		pr_warn("reload: the [daemon] section's servers stay as they were");
 	st_list_for_each_entry_safe(j, tmp, &d->jobs, node) {
@@ -974,9 +980,22 @@ int cmd_daemon(int argc, char **argv)
 	notify("STOPPING=1");
 	rc = err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
 out:
-	/* every job: its ring share drained into it, detached, its files complete */
-	st_list_for_each_entry_safe(j, tmp, &d.jobs, node)
-		job_remove(j);
+	/* every job: its ring share drained into it, detached, its files complete; the shadow
+	 * jobs share what is left of STOP_BUDGET_NS for their targets to take their queues */
+	{
+		uint64_t end = st_mono_ns() + STOP_BUDGET_NS;
+		size_t left = d.n_jobs;
+
+		st_list_for_each_entry_safe(j, tmp, &d.jobs, node) {
+			uint64_t now = st_mono_ns();
+
+			if (j->obj && j->def->k->limit_drain)
+				j->def->k->limit_drain(j->obj, now < end ?
+					(double)(end - now) / 1e9 / (double)(left ? left : 1) : 0);
+			left--;
+			job_remove(j);
+		}
+	}
 	if (d.httpd)
 		st_httpd__stop(d.httpd);
 	if (d.ctl)

@@ -104,9 +104,10 @@ int st_job_command(const struct st_job_kind *k, int argc, char **argv)
 	}
 	if (!sub)
 		goto finish;
-	ran = true;
+	/* what waited for the attach failed (it said why): nothing ran, no summary */
 	if (k->attached && k->attached(r.obj, loop, sub))
 		goto finish;
+	ran = true;
 	err = 0;
 	if (k->hup)
 		err = st_loop__on_signal(loop, SIGHUP, run_hup, &r);

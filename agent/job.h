@@ -72,6 +72,9 @@ struct st_job_kind {
 	/* Reload: obj's filters can take new's ports, peers and sample without a restart
 	 * (copies them into obj and returns true); NULL hook: never. */
 	bool (*retarget)(void *obj, const void *new_obj);
+	/* The daemon is stopping: finish may wait at most max_s for outputs that wait (shadow
+	 * targets taking their queues); NULL hook: finish never waits. */
+	void (*limit_drain)(void *obj, double max_s);
 	/* A command with no live input (flows FILE): runs it whole, returns the exit status. */
 	int (*offline)(void *obj);
 	void (*destroy)(void *obj);

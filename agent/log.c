@@ -49,8 +49,9 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 
 	if (l > log_level)
 		return 0;
-	fprintf(stderr, "%sshadowtap: ", prefix(l));
-	return vfprintf(stderr, fmt, ap);
+	/* the agent's own line format: its context and journald priority too */
+	st_vlog(l, fmt, ap);
+	return 0;
 }
 
 void st_log_set_level(enum st_log_level level)

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <glob.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -37,6 +38,7 @@ struct wfile {
 	bool nonblock_set;    /* we made stdout non-blocking: restored at close */
 	int saved_flags;
 	bool committed;
+	bool finish;          /* rotation: renamed into place when complete (st_pcapw__rotate) */
 	atomic_int err;       /* first write error (negative errno), set by the writer thread */
 };
 
@@ -73,6 +75,11 @@ struct st_pcapw {
 	pthread_t thread;
 	bool started;
 	uint64_t written, written_bytes, lost, lost_bytes;
+	/* rotation (--keep): the complete files, oldest first, under mu */
+	unsigned keep;         /* 0: every file stays */
+	char **done;
+	size_t n_done, cap_done;
+	uint64_t rotations, removed;
 };
 
 /*
@@ -251,11 +258,62 @@ fail:
 	return NULL;
 }
 
-/* Closes a file; one never committed is removed. 0 or -errno. */
-static int file_end(struct wfile *f)
+static void prune(struct st_pcapw *w, size_t max);
+
+/* Rotation: path is complete; the oldest complete files go beyond `keep` (slots: keep,
+ * less one while a next file is being written). Under mu. */
+static void done_add(struct st_pcapw *w, const char *path, bool more)
+{
+	char *copy = strdup(path);
+
+	if (copy && w->n_done == w->cap_done) {
+		size_t cap = w->cap_done ? w->cap_done * 2 : 16;
+		char **n = realloc(w->done, cap * sizeof(*n));
+
+		if (n) {
+			w->done = n;
+			w->cap_done = cap;
+		}
+	}
+	if (copy && w->n_done < w->cap_done)
+		w->done[w->n_done++] = copy;
+	else
+		free(copy); /* out of memory: that file is not counted (kept) */
+	if (w->keep)
+		prune(w, more && w->keep > 1 ? w->keep - 1 : w->keep);
+}
+
+/* Removes the oldest complete files until at most max are left. Under mu. */
+static void prune(struct st_pcapw *w, size_t max)
+{
+	while (w->n_done > max) {
+		if (unlink(w->done[0]) && errno != ENOENT)
+			pr_warn("-w: removing %s (--keep %u): %s", w->done[0], w->keep, strerror(errno));
+		else
+			w->removed++;
+		free(w->done[0]);
+		memmove(w->done, w->done + 1, (w->n_done - 1) * sizeof(*w->done));
+		w->n_done--;
+	}
+}
+
+/* Closes a file; one never committed is removed, unless it is a rotation's complete file,
+ * which takes its name now (more: another file follows it). 0 or -errno. */
+static int file_end(struct st_pcapw *w, struct wfile *f, bool more)
 {
 	int err = 0;
 
+	if (f->finish && !f->committed && !f->is_stdout) {
+		err = st_output_commit(&f->out);
+		if (err) {
+			pr_err("%s: %s", f->out.path, strerror(-err));
+		} else {
+			f->committed = true;
+			pthread_mutex_lock(&w->mu);
+			done_add(w, f->out.path, more);
+			pthread_mutex_unlock(&w->mu);
+		}
+	}
 	if (f->is_stdout) {
 		if (f->nonblock_set)
 			fcntl(f->fd, F_SETFL, f->saved_flags);
@@ -392,7 +450,7 @@ static void *writer_main(void *arg)
 			write_chunk(w, c);
 		if (c->close_file) {
 			/* a file moved away by logrotate: everything queued for it is written */
-			int err = atomic_load(&c->file->err), cerr = file_end(c->file);
+			int err = atomic_load(&c->file->err), cerr = file_end(w, c->file, true);
 
 			if (err || cerr)
 				pr_warn("-w %s: the file moved away may be incomplete (%s)", w->path,
@@ -505,7 +563,7 @@ struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes)
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	if (err) {
 		pr_err("%s: writer thread: %s", path, strerror(err));
-		file_end(w->cur);
+		file_end(w, w->cur, false);
 		goto fail;
 	}
 	w->started = true;
@@ -542,8 +600,8 @@ int st_pcapw__reopen(struct st_pcapw *w)
 	bool streaming;
 	int err;
 
-	if (old->is_stdout || old->out.in_place)
-		return 0;
+	if (old->is_stdout || old->out.in_place || old->finish)
+		return 0; /* rotating: every file gets a new name anyway */
 	if (fstat(old->fd, &cur))
 		return -errno;
 	if (!stat(w->path, &now) && now.st_dev == cur.st_dev && now.st_ino == cur.st_ino)
@@ -560,7 +618,7 @@ int st_pcapw__reopen(struct st_pcapw *w)
 	err = st_pcapw__commit(w);
 	if (err) {
 		w->cur = old;
-		file_end(next);
+		file_end(w, next, false);
 		free(mark);
 		return err;
 	}
@@ -577,6 +635,66 @@ int st_pcapw__reopen(struct st_pcapw *w)
 	push_locked(w, mark);
 	pthread_mutex_unlock(&w->mu);
 	return 1;
+}
+
+int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older)
+{
+	glob_t g;
+
+	if (w->cur->is_stdout || w->cur->out.in_place)
+		return -EINVAL;
+	w->keep = keep;
+	w->cur->finish = true;
+	/* files of earlier runs count against --keep too (their names sort by time) */
+	if (older && !glob(older, 0, NULL, &g)) {
+		pthread_mutex_lock(&w->mu);
+		for (size_t i = 0; i < g.gl_pathc; i++)
+			if (strcmp(g.gl_pathv[i], w->cur->out.path))
+				done_add(w, g.gl_pathv[i], true);
+		pthread_mutex_unlock(&w->mu);
+		globfree(&g);
+	}
+	return 0;
+}
+
+int st_pcapw__rotate(struct st_pcapw *w, const char *next_path)
+{
+	struct wfile *old = w->cur, *next;
+	struct chunk *mark;
+	bool streaming;
+
+	mark = calloc(1, sizeof(*mark));
+	if (!mark)
+		return -ENOMEM;
+	/* the file being completed and the next one both count against keep until the first
+	 * takes its name: room for both before the next one exists */
+	if (w->keep >= 2) {
+		pthread_mutex_lock(&w->mu);
+		prune(w, w->keep - 2);
+		pthread_mutex_unlock(&w->mu);
+	}
+	next = file_start(next_path, &streaming);
+	if (!next) {
+		free(mark);
+		return -errno;
+	}
+	next->finish = true;
+	w->cur = next;
+	w->rotations++;
+	/* what is queued for the old file is written first; then the writer renames it into
+	 * place (complete) and closes it */
+	st_list_init(&mark->node);
+	mark->file = old;
+	mark->close_file = true;
+	pthread_mutex_lock(&w->mu);
+	if (w->fill && w->fill->len)
+		push_locked(w, w->fill);
+	else if (w->fill)
+		recycle(w, w->fill);
+	w->fill = NULL;
+	push_locked(w, mark);
+	pthread_mutex_unlock(&w->mu);
+	return 0;
 }
 
 int st_pcapw__write(struct st_pcapw *w, const struct st_segment *seg)
@@ -644,6 +762,10 @@ void st_pcapw__stats(const struct st_pcapw *w, struct st_pcapw_stats *out)
 	out->dropped_writes = w->dropped + __atomic_load_n(&w->lost, __ATOMIC_RELAXED);
 	out->dropped_write_bytes = w->dropped_bytes + __atomic_load_n(&w->lost_bytes, __ATOMIC_RELAXED);
 	out->write_queue_peak = w->peak;
+	out->rotations = w->rotations;
+	pthread_mutex_lock((pthread_mutex_t *)&w->mu);
+	out->files_removed = w->removed;
+	pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
 }
 
 int st_pcapw__close(struct st_pcapw *w, struct st_pcapw_stats *out)
@@ -673,7 +795,7 @@ int st_pcapw__close(struct st_pcapw *w, struct st_pcapw_stats *out)
 			(unsigned long long)w->lost);
 		err = 0;
 	}
-	cerr = file_end(w->cur);
+	cerr = file_end(w, w->cur, false);
 	if (out)
 		*out = (struct st_pcapw_stats){
 			.packets = w->written,
@@ -681,11 +803,16 @@ int st_pcapw__close(struct st_pcapw *w, struct st_pcapw_stats *out)
 			.dropped_writes = w->dropped + w->lost,
 			.dropped_write_bytes = w->dropped_bytes + w->lost_bytes,
 			.write_queue_peak = w->peak,
+			.rotations = w->rotations,
+			.files_removed = w->removed,
 		};
 	st_list_for_each_entry_safe(c, tmp, &w->spare, node) {
 		munmap(c->buf, w->chunk_size);
 		free(c);
 	}
+	for (size_t i = 0; i < w->n_done; i++)
+		free(w->done[i]);
+	free(w->done);
 	close(w->wake);
 	pthread_cond_destroy(&w->cv);
 	pthread_mutex_destroy(&w->mu);

@@ -47,7 +47,9 @@
 	X(T, dropped_writes, COUNTER, "packets not written: the output was slower than the " \
 				      "capture (queue full), or stopped taking bytes at the end") \
 	X(T, dropped_write_bytes, COUNTER, "payload bytes of those packets")                  \
-	X(T, write_queue_peak, GAUGE, "most bytes waiting for the output at once")
+	X(T, write_queue_peak, GAUGE, "most bytes waiting for the output at once")           \
+	X(T, rotations, DETAIL, "files started by rotation (--rotate-mb, --rotate-sec)")     \
+	X(T, files_removed, DETAIL, "complete files removed to keep --keep")
 
 struct st_pcapw_stats {
 	ST_PCAPW_STATS(ST_STAT_FIELD, _)
@@ -83,6 +85,19 @@ int st_pcapw__write(struct st_pcapw *w, const struct st_segment *seg);
 int st_pcapw__flush(struct st_pcapw *w);
 /* True for outputs written in place (stdout, a FIFO, a device): flush them often. */
 int st_pcapw__streaming(const struct st_pcapw *w);
+/*
+ * Rotation, instead of st_pcapw__commit(): the file being written takes its name only when
+ * complete (renamed by the writer once its last record is written: st_pcapw__rotate or
+ * close); until then it is a hidden temporary file next to it. At most keep files (0: no
+ * limit; else >= 2: a file being completed and the next one exist together) stay, counting
+ * the ones being written: the oldest complete ones go first, including those of earlier
+ * runs that the glob pattern older matches (names that sort by time; may be NULL). 0, or
+ * -EINVAL for stdout, a device or a FIFO.
+ */
+int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older);
+/* Rotation: records from now on go to next_path; the current file is complete after what is
+ * queued for it. 0, or -errno after one line (the current file goes on). */
+int st_pcapw__rotate(struct st_pcapw *w, const char *next_path);
 /* The counters so far, while it runs (what the writer wrote up to now); zeros for NULL. */
 void st_pcapw__stats(const struct st_pcapw *w, struct st_pcapw_stats *out);
 /*

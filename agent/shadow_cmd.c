@@ -1196,6 +1196,14 @@ static bool job_retarget(void *obj, const void *new_obj)
 	return true;
 }
 
+static void job_limit_drain(void *obj, double max_s)
+{
+	struct shadow_cmd *c = obj;
+
+	if (c->drain_s < 0 || c->drain_s > max_s)
+		c->drain_s = max_s > 0 ? max_s : 0;
+}
+
 static void job_destroy(void *obj)
 {
 	destroy_cmd(obj);
@@ -1222,6 +1230,7 @@ const struct st_job_kind st_shadow_kind = {
 	.finish = job_finish,
 	.stats = job_stats,
 	.retarget = job_retarget,
+	.limit_drain = job_limit_drain,
 	.destroy = job_destroy,
 };
 

@@ -341,6 +341,15 @@ struct st_tapsub *st_tapmux__join(struct st_tapmux *m, const struct st_tapsub_sp
 		drain(sh);
 		close_tap(sh);
 		err = open_tap(sh, &o, spec->verbose);
+		if (err && sh->n_subs) {
+			/* the jobs already there get their own load back */
+			struct st_tap_opts old;
+
+			unite(sh, NULL, &old);
+			if (open_tap(sh, &old, spec->verbose))
+				pr_err("%s %s: the %u job(s) on it capture nothing until they restart",
+				       sh->is_iface ? "interface" : "cgroup", sh->name, sh->n_subs);
+		}
 	}
 	if (err) {
 		if (sh->tap) {

@@ -7,8 +7,8 @@
 # scraped and parsed (HELP/TYPE once per family, counters typed counter, job and command
 # labels), a reload adds a flows job and changes the shadow's sample (updated in place), an
 # invalid reload is rejected with the old set still running, `ctl status` lists the jobs.
-# SIGTERM ends the daemon within 2 s, the capture's streams are identical to tcpdump's (not
-# a byte lost across the reloads), nothing stays attached, sd_notify said READY, RELOADING
+# SIGTERM ends the daemon within 2 s, the capture's rotated files (rotate-mb) together give
+# the same streams as tcpdump's (not a byte lost across the reloads and rotations), nothing stays attached, sd_notify said READY, RELOADING
 # and STOPPING. Last, kill -9 of a daemon leaves nothing attached.
 . "$(dirname "$0")/lib.sh"
 st_require_agent
@@ -37,12 +37,15 @@ printf '[capture web]\niface = lo\nport = 80\n' >"$D/incomplete.conf"
 check_err "$D/incomplete.conf" "incomplete.conf:1: \[capture web\]: capture: -w FILE is required"
 printf '[tcpdump web]\niface = lo\n' >"$D/cmd.conf"
 check_err "$D/cmd.conf" "cmd.conf:1: \[tcpdump web\]: unknown command 'tcpdump'"
+out=$("$ST_BIN" daemon --config "$ST_ROOT/tools/systemd/shadowtap.conf.example" --check) ||
+	st_fail "the example configuration does not pass --check"
+grep -q "2 job(s)" <<<"$out" || st_fail "the example configuration: $out"
 rc=0
 "$ST_BIN" daemon --check >/dev/null 2>&1 || rc=$?
 [ "$rc" -eq 2 ] || st_fail "daemon without --config: exit $rc, expected 2"
 
 st_require_root
-st_require_cmds ip nginx curl wrk tcpdump tcpflow bpftool python3
+st_require_cmds ip nginx curl wrk tcpdump tcpflow mergecap bpftool python3
 st_netns_pair
 st_nginx_start web "$ST_SRV_NS" 80
 . "$ST_ROOT/tests/integration/shadow_common.sh"
@@ -64,6 +67,7 @@ iface = $ST_SRV_IF
 port = 80
 ring-mb = 64
 write = web.pcap
+rotate-mb = 2
 
 [shadow canary]
 iface = $ST_SRV_IF
@@ -150,7 +154,8 @@ assert len(get("shadowtap_requests_total", '{job="canary",command="shadow"}')) =
 assert get("shadowtap_daemon_jobs", "") == [2]
 print("metrics: %d families, %d samples" % (len(types), len(samples)))
 EOF
-st_in "$ST_SRV_NS" curl -s -S --max-time 5 "http://$METRICS/healthz" | grep -q ok || st_fail "/healthz is not ok"
+out=$(st_in "$ST_SRV_NS" curl -s -S --max-time 5 "http://$METRICS/healthz")
+[ "$out" = ok ] || st_fail "/healthz is not ok: $out"
 
 # a reload that adds a job and changes the shadow's sample, while traffic flows
 write_conf 50 "
@@ -209,8 +214,12 @@ grep -q '^STOPPING=1' "$D/notify.log" || st_fail "no STOPPING=1 notification"
 [ "$(grep -c '^READY=1' "$D/notify.log")" -ge 3 ] || st_fail "READY=1 not sent after each reload"
 
 st_log "the capture job's streams against tcpdump's"
-st_compare_captures "$D/state/web.pcap" "$D/tcpdump.pcap" "$D" ||
-	st_fail "the capture job's pcap does not reassemble to tcpdump's"
+mapfile -t files < <(find "$D/state" -maxdepth 1 -name 'web-*.pcap' | sort)
+[ "${#files[@]}" -ge 2 ] || st_fail "the capture job (--rotate-mb 2) wrote ${#files[@]} file(s)"
+[ -z "$(find "$D/state" -maxdepth 1 -name '.web*')" ] || st_fail "a temporary file is left"
+mergecap -F pcap -w "$D/web.pcap" "${files[@]}"
+st_compare_captures "$D/web.pcap" "$D/tcpdump.pcap" "$D" ||
+	st_fail "the capture job's rotated files do not reassemble to tcpdump's"
 [ -n "$(ls "$D/state/flows")" ] || st_fail "the flows job added by the reload wrote nothing"
 shadowed=$(wc -l <"$ST_TMP/sink.log")
 canary=$(grep '^shadowtap: summary job=canary ' "$D/daemon.err")
@@ -235,7 +244,8 @@ for i in $(seq 1 30); do
 	sleep 0.1
 done
 [ -z "$leaked" ] || st_fail "links left after kill -9: $leaked"
-if st_in "$ST_SRV_NS" bpftool net show dev "$ST_SRV_IF" | grep -Eq 'tc_|tcx'; then
+out=$(st_in "$ST_SRV_NS" bpftool net show dev "$ST_SRV_IF" 2>&1 || true)
+if grep -Eq 'tc_|tcx' <<<"$out"; then
 	st_fail "programs still attached to $ST_SRV_IF after kill -9"
 fi
 st_log "PASS"
