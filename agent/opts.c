@@ -312,8 +312,9 @@ const struct st_opt st_target_opts[] = {
 	ST_OPT_CHOICE("attach", 0, struct st_target, attach, "MODE", attach_modes,
 		      "interface hooks: auto (TCX links, else clsact), tcx, clsact"),
 	ST_OPT_FLAG("exit-on-detach", 0, struct st_target, exit_on_detach,
-		    "exit (status 1) when the interface goes away, instead of\n"
-		    "waiting for an interface of that name to capture it again"),
+		    "exit (status 1) when the interface goes away or the cgroup\n"
+		    "is removed, instead of waiting for one of that name (path)\n"
+		    "to capture it again"),
 	ST_OPT_FLAG("tls", 0, struct st_target, tls, ST_TLS_HELP),
 	ST_OPT_FUNC("libssl", 0, "PATH", ST_OPTF_REPEAT, opt_libssl, ST_LIBSSL_HELP),
 };

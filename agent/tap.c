@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <libgen.h>
+#include <limits.h>
+#include <sys/inotify.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <unistd.h>
@@ -50,6 +53,10 @@ struct st_tap {
 	struct st_tls *tls; /* --tls: the plaintext input, instead of the packet programs */
 	uint16_t ports[ST_MAX_PORTS_CLI]; /* what the port map lists (st_tap__set_filters) */
 	size_t n_ports;
+	/* the cgroup followed (inotify): removed, created again under the same path */
+	const char *cgroup;
+	int cg_watch_fd;    /* inotify on the cgroup's parent: its entry removed or created */
+	char cg_name[NAME_MAX + 1];
 };
 
 static int ring_cb(void *ctx, void *data, size_t size)
@@ -326,6 +333,105 @@ static int open_cgroup(const char *path)
 	return fd;
 }
 
+/* ---- the cgroup followed: removed, created again (inotify) ------------------------------ */
+
+static void detach_cgroup(struct st_tap *tap)
+{
+	for (int i = 0; i < 2; i++) {
+		bpf_link__destroy(tap->links[i]);
+		tap->links[i] = NULL;
+	}
+	if (tap->cgroup_fd >= 0)
+		close(tap->cgroup_fd);
+	tap->cgroup_fd = -1;
+}
+
+/*
+ * Watches the cgroup's parent for the cgroup's entry going and coming: the directory's own
+ * IN_DELETE_SELF does not come while the agent holds it open (the cgroup's fd).
+ */
+static int watch_cgroup(struct st_tap *tap, const char *path)
+{
+	char buf[PATH_MAX], *base, *dir;
+
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	base = basename(buf);
+	snprintf(tap->cg_name, sizeof(tap->cg_name), "%s", base);
+	if (snprintf(buf, sizeof(buf), "%s", path) >= (int)sizeof(buf))
+		return -ENAMETOOLONG;
+	dir = dirname(buf);
+	tap->cg_watch_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	if (tap->cg_watch_fd < 0)
+		return -errno;
+	if (inotify_add_watch(tap->cg_watch_fd, dir,
+			      IN_CREATE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM | IN_ONLYDIR) < 0)
+		return -errno;
+	return 0;
+}
+
+static void cgroup_gone(struct st_tap *tap)
+{
+	if (tap->gone)
+		return;
+	detach_cgroup(tap);
+	tap->gone = true;
+	tap->gone_ns = st_mono_ns();
+	tap->detaches++;
+	if (tap->exit_on_detach) {
+		pr_err("cgroup %s was removed: stopping (--exit-on-detach)", tap->cgroup);
+		tap->stop = true;
+	} else {
+		pr_warn("cgroup %s was removed: capturing nothing until a cgroup of that path "
+			"exists again", tap->cgroup);
+	}
+}
+
+static void cgroup_back(struct st_tap *tap)
+{
+	uint64_t now = st_mono_ns();
+	int err;
+
+	if (!tap->gone || tap->stop)
+		return;
+	tap->cgroup_fd = open_cgroup(tap->cgroup);
+	err = tap->cgroup_fd < 0 ? -errno : attach_cgroup(tap);
+	if (err) {
+		pr_err("cgroup %s exists again, but attaching to it failed: %s; capturing nothing",
+		       tap->cgroup, strerror(-err));
+		detach_cgroup(tap);
+		return;
+	}
+	tap->blind_ns += now - tap->gone_ns;
+	tap->gone = false;
+	pr_warn("cgroup %s exists again: capturing again after %.1f s blind", tap->cgroup,
+		(double)(now - tap->gone_ns) / 1e9);
+}
+
+static int on_cgroup_fd(void *ctx)
+{
+	struct st_tap *tap = ctx;
+	char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+	ssize_t n;
+
+	while ((n = read(tap->cg_watch_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p < buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			bool ours = (ev->mask & IN_ISDIR) && ev->len && !strcmp(ev->name, tap->cg_name);
+
+			if (ours && (ev->mask & (IN_DELETE | IN_MOVED_FROM)))
+				cgroup_gone(tap);
+			else if (ours && (ev->mask & (IN_CREATE | IN_MOVED_TO)))
+				cgroup_back(tap);
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	if (n < 0 && errno != EAGAIN && errno != EINTR)
+		return -errno;
+	return tap->stop ? -ENODEV : 0;
+}
+
 /* ---- the interface followed: gone, back (linkwatch.c) ------------------------------------- */
 
 /* Closes the interface's links (defunct once it is gone) and removes clsact filters from it
@@ -425,6 +531,8 @@ int st_tap__watch(struct st_tap *tap, struct st_loop *l)
 {
 	if (tap->tls)
 		return st_loop__add(l, st_tls__timer_fd(tap->tls), on_tls_timer, tap);
+	if (tap->cg_watch_fd >= 0)
+		return st_loop__add(l, tap->cg_watch_fd, on_cgroup_fd, tap);
 	if (!tap->lw)
 		return 0;
 	return st_loop__add(l, st_linkwatch__fd(tap->lw), on_link_fd, tap);
@@ -434,6 +542,8 @@ int st_tap__unwatch(struct st_tap *tap, struct st_loop *l)
 {
 	if (tap->tls)
 		return st_loop__del(l, st_tls__timer_fd(tap->tls));
+	if (tap->cg_watch_fd >= 0)
+		return st_loop__del(l, tap->cg_watch_fd);
 	if (!tap->lw)
 		return 0;
 	return st_loop__del(l, st_linkwatch__fd(tap->lw));
@@ -476,6 +586,7 @@ struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
 		return NULL;
 	tap->link_fds[0] = tap->link_fds[1] = -1;
 	tap->cgroup_fd = -1;
+	tap->cg_watch_fd = -1;
 	tap->cb = cb;
 	tap->ctx = ctx;
 	/* libbpf's warnings while we set up are detail: every failure is reported below */
@@ -561,6 +672,16 @@ struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
 		if (!tap->lw) {
 			err = errno;
 			perr("watching the interface (rtnetlink)", err);
+			goto fail;
+		}
+	}
+	if (!t->iface && !t->tls) {
+		/* watched from before the attach: a removal right after it is seen too */
+		tap->cgroup = t->cgroup;
+		tap->exit_on_detach = t->exit_on_detach;
+		err = -watch_cgroup(tap, t->cgroup);
+		if (err) {
+			perr("watching the cgroup (inotify)", err);
 			goto fail;
 		}
 	}
@@ -689,5 +810,7 @@ void st_tap__destroy(struct st_tap *tap)
 	tap_bpf__destroy(tap->skel);
 	if (tap->cgroup_fd >= 0)
 		close(tap->cgroup_fd);
+	if (tap->cg_watch_fd >= 0)
+		close(tap->cg_watch_fd);
 	free(tap);
 }
