@@ -264,8 +264,8 @@ struct st_kafka_producer {
 	const char *cmd;
 	const char *topic;
 	uint64_t inflight;      /* message bytes produced, not yet reported */
-	uint64_t last_warn_ns;
-	uint64_t warned_refused;
+	uint64_t last_warn_ns;  /* the client's errors */
+	uint64_t last_dr_warn_ns; /* delivery failures */
 	struct st_kafka_prod_stats st;
 };
 
@@ -280,8 +280,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		p->st.kafka_failed_msgs++;
 		p->st.kafka_failed_records += recs;
 		p->st.kafka_failed_bytes += data;
-		if (st_mono_ns() - p->last_warn_ns >= KAFKA_WARN_EVERY_NS) {
-			p->last_warn_ns = st_mono_ns();
+		if (st_mono_ns() - p->last_dr_warn_ns >= KAFKA_WARN_EVERY_NS) {
+			p->last_dr_warn_ns = st_mono_ns();
 			pr_warn("%s: --kafka: a message was not delivered (%s); %" PRIu64
 				" so far, their records are lost", p->cmd, rd_kafka_err2str(m->err),
 				p->st.kafka_failed_msgs);
@@ -434,6 +434,10 @@ int st_kafka_producer__close(struct st_kafka_producer *p, int wait_ms)
 		pr_warn("%s: --kafka: Kafka did not take %d messages within %d ms: lost", p->cmd,
 			left, wait_ms);
 	}
+	if (p->st.kafka_failed_msgs)
+		pr_warn("%s: --kafka: %" PRIu64 " messages (%" PRIu64 " records, %" PRIu64
+			" stream bytes) were not delivered to Kafka", p->cmd, p->st.kafka_failed_msgs,
+			p->st.kafka_failed_records, p->st.kafka_failed_bytes);
 	return p->st.kafka_failed_msgs || left > 0 ? -1 : 0;
 }
 
