@@ -198,7 +198,8 @@ static int conf_file(rd_kafka_conf_t *conf, const char *path, const char *cmd)
 
 /* The configuration both ends share: brokers, the file, then --kafka-opt (the command line
  * wins). Sets *compressed when a compression codec other than none is configured. */
-static rd_kafka_conf_t *conf_new(const struct st_kafka_conf *k, const char *cmd, bool *compressed)
+static rd_kafka_conf_t *conf_new(const struct st_kafka_conf *k, const char *cmd, bool *compressed,
+				 const char *const *defaults)
 {
 	rd_kafka_conf_t *conf = rd_kafka_conf_new();
 	char val[64];
@@ -208,6 +209,9 @@ static rd_kafka_conf_t *conf_new(const struct st_kafka_conf *k, const char *cmd,
 		pr_err("%s: --kafka: out of memory", cmd);
 		return NULL;
 	}
+	for (; defaults && *defaults; defaults += 2)
+		if (conf_set(conf, defaults[0], defaults[1], defaults[0], cmd))
+			goto fail;
 	if (conf_set(conf, "bootstrap.servers", k->brokers, "--kafka", cmd) ||
 	    conf_set(conf, "client.id", "shadowtap", "client.id", cmd) ||
 	    (k->opt_file && conf_file(conf, k->opt_file, cmd)))
@@ -232,7 +236,7 @@ fail:
 
 bool st_kafka_conf_valid(const struct st_kafka_conf *k, const char *cmd)
 {
-	rd_kafka_conf_t *conf = conf_new(k, cmd, NULL);
+	rd_kafka_conf_t *conf = conf_new(k, cmd, NULL, NULL);
 
 	if (!conf)
 		return false;
@@ -354,6 +358,10 @@ const struct st_stream_rec_ops st_kafka_producer_rec_ops = {
 	.record = prod_record, .flush = prod_flush, .pending = prod_pending,
 };
 
+/* Before the user's settings (which may change them): an idempotent producer keeps a
+ * partition's messages in order through retries, and writes each once. */
+static const char *const prod_defaults[] = { "enable.idempotence", "true", NULL };
+
 struct st_kafka_producer *st_kafka_producer__new(const struct st_kafka_conf *k, uint64_t max_queue,
 						 int level, const char *cmd)
 {
@@ -369,7 +377,7 @@ struct st_kafka_producer *st_kafka_producer__new(const struct st_kafka_conf *k, 
 	}
 	p->cmd = cmd;
 	p->topic = k->topic;
-	conf = conf_new(k, cmd, &compressed);
+	conf = conf_new(k, cmd, &compressed, prod_defaults);
 	if (!conf)
 		goto fail;
 	/* the queue holds what tee's own bound lets through, plus the small records that
@@ -555,7 +563,7 @@ struct st_kafka_consumer *st_kafka_consumer__new(const struct st_kafka_conf *k,
 		pr_err("%s: --kafka: %s", cmd, strerror(errno));
 		goto fail;
 	}
-	conf = conf_new(k, cmd, NULL);
+	conf = conf_new(k, cmd, NULL, NULL);
 	if (!conf)
 		goto fail;
 	/* offsets are stored by hand once a message's events were handed to the outputs;
