@@ -38,7 +38,7 @@
 #define ST_KMSG_HDR_MAX (33 + ST_KMSG_HOST_MAX + ST_KMSG_OPEN_LEN)
 /* Records in one message: at least one largest record, at most what a broker's default
  * message.max.bytes (1000000) takes compressed or not. */
-#define ST_KMSG_RAW_MIN (2 * ST_STREAM_RECORD_MAX)
+#define ST_KMSG_RAW_MIN (128u << 10)
 #define ST_KMSG_RAW_MAX (900u << 10)
 #define ST_KMSG_RAW_DEFAULT (256u << 10)
 #define ST_KMSG_KEY_MAX (ST_KMSG_HOST_MAX + 48)
