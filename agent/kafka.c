@@ -473,9 +473,16 @@ void st_kafka_producer__free(struct st_kafka_producer *p)
 
 /* ---- consumer ------------------------------------------------------------------------------ */
 
+#define KAFKA_REVOKED_MAX 4096 /* partitions remembered between a revoke and the next assign */
+
 struct st_kafka_consumer {
 	rd_kafka_t *rk;
 	struct st_kmsg_reader *r;
+	/* The eager protocol revokes every partition at each rebalance and assigns most of them
+	 * again: connections are closed only for the partitions the next assignment leaves out
+	 * (no messages are read in between). */
+	int32_t revoked[KAFKA_REVOKED_MAX];
+	int n_revoked;
 	const char *cmd;
 	bool subscribed;
 	uint64_t last_warn_ns;
@@ -511,7 +518,8 @@ static void commit(struct st_kafka_consumer *c)
 
 /* A partition moving away: its connections end here (their partial requests are not
  * replayed: the outputs see a close without the rest), what was handed over is committed,
- * so the next owner starts after it. */
+ * so the next owner starts after it. A partition revoked and assigned again keeps its
+ * connections (records read again are skipped by offset). */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -522,14 +530,27 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		c->st.kafka_rebalances++;
 		pr_info("%s: --kafka: %d partitions assigned", c->cmd, parts->cnt);
+		for (int i = 0; i < c->n_revoked; i++) {
+			bool kept = false;
+
+			for (int j = 0; j < parts->cnt && !kept; j++)
+				kept = parts->elems[j].partition == c->revoked[i];
+			if (!kept)
+				st_kmsg_reader__close_partition(c->r, c->revoked[i], c->last_ts);
+		}
+		c->n_revoked = 0;
 		if (coop)
 			e = rd_kafka_incremental_assign(rk, parts);
 		else
 			rd_kafka_assign(rk, parts);
 	} else {
-		for (int i = 0; i < parts->cnt; i++)
-			st_kmsg_reader__close_partition(c->r, parts->elems[i].partition,
-							c->last_ts);
+		for (int i = 0; i < parts->cnt; i++) {
+			if (c->n_revoked < KAFKA_REVOKED_MAX)
+				c->revoked[c->n_revoked++] = parts->elems[i].partition;
+			else
+				st_kmsg_reader__close_partition(c->r, parts->elems[i].partition,
+								c->last_ts);
+		}
 		commit(c);
 		pr_info("%s: --kafka: %d partitions revoked", c->cmd, parts->cnt);
 		if (coop)
@@ -542,6 +563,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		rd_kafka_error_destroy(e);
 	}
 }
+
+/* Before the user's settings: what was handed over is committed within a second (librdkafka's
+ * default is 5 s: more to replay after a crash). */
+static const char *const cons_defaults[] = { "auto.commit.interval.ms", "1000", NULL };
 
 struct st_kafka_consumer *st_kafka_consumer__new(const struct st_kafka_conf *k,
 						 const struct st_stream_ops *ops, void *ctx,
@@ -563,7 +588,7 @@ struct st_kafka_consumer *st_kafka_consumer__new(const struct st_kafka_conf *k,
 		pr_err("%s: --kafka: %s", cmd, strerror(errno));
 		goto fail;
 	}
-	conf = conf_new(k, cmd, NULL, NULL);
+	conf = conf_new(k, cmd, NULL, cons_defaults);
 	if (!conf)
 		goto fail;
 	/* offsets are stored by hand once a message's events were handed to the outputs;
@@ -651,6 +676,9 @@ void st_kafka_consumer__close(struct st_kafka_consumer *c, uint64_t ts)
 		rd_kafka_consumer_close(c->rk);
 		c->subscribed = false;
 	}
+	for (int i = 0; i < c->n_revoked; i++)
+		st_kmsg_reader__close_partition(c->r, c->revoked[i], c->last_ts);
+	c->n_revoked = 0;
 	st_kmsg_reader__close_partition(c->r, -1, c->last_ts);
 }
 
