@@ -110,7 +110,7 @@ for name, rows in zip(("tee -o /dev/null", "tee --kafka (zlib)", "tee --kafka, l
     mock_ms = sum(int(x[5]) for x in rows)
     lost = sum(int(x[8] or 0) for x in rows); gap = sum(int(x[9] or 0) for x in rows)
     line = ("  %-32s %.0f req/s = %.3f of no agent; tee CPU %.1f ms per MB of stream, %.1f us per "
-            "request (%.1f MB teed, %.1f MB dropped; the ring lost %d records, %.1f MB of gaps)"
+            "request (%.1f MB teed, %.1f MB dropped; the ring lost %d payload bytes, %.1f MB of gaps)"
             % (name, rps, rps / base, cpu_ms / max(raw / 1e6, 1e-9), cpu_ms * 1000 / max(nreq, 1),
                raw / 1e6, drop / 1e6, lost, gap / 1e6))
     if "kafka" in name:
