@@ -32,11 +32,12 @@ CLANG_SYS_INCLUDES = $(shell $(CLANG) -v -E - </dev/null 2>&1 \
 WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prototypes -Wmissing-prototypes
 CFLAGS ?= -O2 -g
 # User-space libraries: pkg-config's answer when it has one, else the Debian names.
-# inih reads the daemon's config file; libmicrohttpd serves its metrics (docs/DAEMON.md).
-PC_MODULES := libbpf libelf zlib libpcap inih libmicrohttpd openssl
+# inih reads the daemon's config file; libmicrohttpd serves its metrics (docs/DAEMON.md);
+# rdkafka: tee/receive --kafka (docs/KAFKA.md).
+PC_MODULES := libbpf libelf zlib libpcap inih libmicrohttpd openssl rdkafka
 PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PC_MODULES) 2>/dev/null)
 # libm (tap compare's statistics and report) and pthread (its worker) are the C library's.
-LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap -linih -lmicrohttpd -lssl -lcrypto) -lm -lpthread
+LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap -linih -lmicrohttpd -lssl -lcrypto -lrdkafka) -lm -lpthread
 # CPPFLAGS (dpkg-buildflags' -D_FORTIFY_SOURCE) goes to every user-space compile, not to BPF.
 ST_CFLAGS := $(CPPFLAGS) $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) -MMD -MP
 ifeq ($(SAN),1)

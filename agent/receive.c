@@ -31,6 +31,7 @@
 #include "connmap.h"
 #include "flowsink.h"
 #include "http.h"
+#include "kafka.h"
 #include "log.h"
 #include "loop.h"
 #include "optparse.h"
@@ -52,6 +53,7 @@
 #define RX_HEAD_CAP (16u << 10)
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
+#define RX_KAFKA_MSGS 256         /* Kafka messages per tick at most */
 
 struct exch {
 	char method[24];
@@ -108,6 +110,8 @@ struct receive {
 	const char *to;
 	bool print;
 	int verbose;
+	struct st_kafka_conf kafka; /* --kafka (kafka.h) */
+	struct st_kafka_consumer *kc;
 	/* the run */
 	int fd;
 	bool is_file, eof, failed;
@@ -132,8 +136,10 @@ struct receive {
 
 static const char usage_head[] =
 	"Usage: shadowtap receive (FILE | - | --listen ADDR:PORT (--cert F --key F --ca F |\n"
-	"                         --insecure)) [-w OUT.pcap] [-o DIR [--force]]\n"
-	"                         [--to HOST:PORT] [--print]\n"
+	"                         --insecure)) [-w OUT.pcap]\n"
+	"                         [-o DIR [--force]] [--to HOST:PORT] [--print]\n"
+	"       shadowtap receive --kafka BROKERS --topic T --group G [--from earliest|latest]\n"
+	"                         [--kafka-opt K=V ...] [--kafka-opt-file FILE] OUTPUTS...\n"
 	"\n"
 	"Reads a tee stream (`shadowtap tee`, docs/TEE.md) and feeds any combination of:\n"
 	"  -w    a pcap of the streams, re-segmented into TCP frames (Wireshark, tshark, tcpflow)\n"
@@ -169,10 +175,15 @@ static const struct st_opt receive_opts[] = {
 
 static int parse(struct receive *rx, int argc, char **argv)
 {
-	const struct st_optset sets[] = { ST_OPTSET(receive_opts, rx) };
+	const struct st_optset sets[] = {
+		ST_OPTSET(receive_opts, rx),
+		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka },
+		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka },
+	};
 	int first, rc;
 
-	rc = st_opts_parse(sets, 1, "receive", usage_head, argc, argv, &first);
+	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "receive", usage_head, argc, argv,
+			   &first);
 	if (rc)
 		return rc;
 	if (first < argc)
@@ -181,11 +192,14 @@ static int parse(struct receive *rx, int argc, char **argv)
 		pr_err("receive: unexpected argument '%s'", argv[first]);
 		return ST_EXIT_USAGE;
 	}
-	if (!!rx->input + !!rx->listen != 1) {
-		pr_err("receive: give one input: FILE, - or --listen ADDR:PORT (see shadowtap "
-		       "receive --help)");
+	if (!!rx->input + !!rx->listen + !!rx->kafka.brokers != 1) {
+		pr_err("receive: give one input: FILE, -, --listen ADDR:PORT or --kafka BROKERS (see "
+		       "shadowtap receive --help)");
 		return ST_EXIT_USAGE;
 	}
+	if (!st_kafka_conf_check(&rx->kafka, true, "receive") ||
+	    (rx->kafka.brokers && !st_kafka_conf_valid(&rx->kafka, "receive")))
+		return ST_EXIT_USAGE;
 	if ((rx->tlso.cert || rx->tlso.key || rx->tlso.ca) && (!rx->listen || rx->insecure)) {
 		pr_err("receive: --cert, --key and --ca are for --listen without --insecure");
 		return ST_EXIT_USAGE;
@@ -812,6 +826,16 @@ static int on_tick(void *ctx)
 			break;
 		read_some(rx);
 	}
+	if (rx->kc && !(rx->sh && st_shadow__busy(rx->sh))) {
+		int n = st_kafka_consumer__poll(rx->kc, RX_KAFKA_MSGS);
+
+		if (n < 0) {
+			rx->failed = true;
+			return -1;
+		}
+		if (n > 0 && rx->sh)
+			st_shadow__kick(rx->sh);
+	}
 	if (rx->sh && now - rx->last_shadow_tick >= 100000000ull) {
 		rx->last_shadow_tick = now;
 		st_shadow__tick(rx->sh, 0);
@@ -946,6 +970,14 @@ static void summary(struct receive *rx)
 		st_shadow__stats(rx->sh, &ss);
 		st_statline_add_table(&l, st_shadow_stat_desc, st_shadow_stat_n, &ss);
 	}
+	if (rx->kc) {
+		struct st_kafka_cons_stats cs;
+		struct st_kmsg_read_stats rs;
+
+		st_kafka_consumer__stats(rx->kc, &cs, &rs);
+		st_statline_add_table(&l, st_kmsg_read_stat_desc, st_kmsg_read_stat_n, &rs);
+		st_statline_add_table(&l, st_kafka_cons_stat_desc, st_kafka_cons_stat_n, &cs);
+	}
 	st_statline_print(&l, "summary");
 }
 
@@ -975,7 +1007,11 @@ int cmd_receive(int argc, char **argv)
 		goto out;
 	}
 	/* the input first: a wrong file must not leave outputs behind */
-	if (rx->input && strcmp(rx->input, "-")) {
+	if (rx->kafka.brokers) {
+		rx->kc = st_kafka_consumer__new(&rx->kafka, &rx_ops, rx, "receive");
+		if (!rx->kc)
+			goto out;
+	} else if (rx->input && strcmp(rx->input, "-")) {
 		rx->fd = open(rx->input, O_RDONLY | O_CLOEXEC);
 		if (rx->fd < 0) {
 			pr_err("receive: %s: %s", rx->input, strerror(errno));
@@ -1002,11 +1038,12 @@ int cmd_receive(int argc, char **argv)
 	if (rc)
 		goto out;
 	rc = ST_EXIT_RUNTIME;
-	rx->is_file = !rx->listen && !fstat(rx->fd, &sb) &&
+	rx->is_file = !rx->listen && !rx->kc && !fstat(rx->fd, &sb) &&
 		      (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
-	if (!rx->listen)
+	if (!rx->listen && !rx->kc)
 		rx->st.streams = 1;
-	if ((!rx->is_file && !rx->listen && st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
+	if ((!rx->is_file && !rx->listen && !rx->kc &&
+	     st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
 	    (rx->sh && st_loop__add(rx->loop, st_shadow__fd(rx->sh), on_shadow_io, rx)) ||
 	    st_loop__set_tick(rx->loop, RX_TICK_MS, on_tick, rx)) {
 		pr_err("receive: event loop: %s", strerror(errno));
@@ -1014,6 +1051,8 @@ int cmd_receive(int argc, char **argv)
 	}
 	rx->last_shadow_tick = st_mono_ns();
 	st_loop__run(rx->loop, 0);
+	if (rx->kc)
+		st_kafka_consumer__close(rx->kc, rx->last_ts);
 	if (!rx->eof) {
 		/* stopped by a signal: what is open ends here */
 		st_stream_dec__close_all(rx->dec, rx->last_ts);
@@ -1049,6 +1088,7 @@ out:
 		close(rx->lfd);
 	if (rx->epfd >= 0)
 		close(rx->epfd);
+	st_kafka_consumer__free(rx->kc);
 	st_stream_dec__free(rx->dec);
 	st_loop__free(rx->loop);
 	free(rx);

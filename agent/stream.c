@@ -62,6 +62,7 @@ struct st_stream_enc {
 	uint64_t pending;        /* record bytes since the last flush */
 	uint64_t raw, wire;
 	int err;
+	const struct st_stream_rec_ops *rops; /* record mode */
 };
 
 struct st_stream_enc *st_stream_enc__new(const char *header, int level, st_stream_emit_fn emit,
@@ -126,6 +127,10 @@ int st_stream_enc__flush(struct st_stream_enc *e)
 
 	if (e->err)
 		return e->err;
+	if (e->rops) {
+		e->pending = 0;
+		return e->rops->flush ? e->rops->flush(e->ctx) : 0;
+	}
 	if (!e->pending)
 		return 0;
 	if (!e->started) {
@@ -162,6 +167,15 @@ static int enc_rec(struct st_stream_enc *e, uint8_t *fixed, size_t flen, const u
 	if (e->err)
 		return e->err;
 	put32(fixed, (uint32_t)(flen - 4 + dlen));
+	if (e->rops) {
+		int rc = e->rops->record(e->ctx, fixed, flen, data, dlen);
+
+		e->raw += flen + dlen;
+		e->pending += flen + dlen;
+		if (rc)
+			e->err = rc;
+		return rc;
+	}
 	if (enc_in(e, fixed, flen) || (dlen && enc_in(e, data, dlen)))
 		return e->err;
 	if (ST_STREAM_FRAME_MAX - e->z.avail_out >= FRAME_CUT)
@@ -262,6 +276,8 @@ int st_stream_enc__finish(struct st_stream_enc *e, const struct st_stream_traile
 
 uint64_t st_stream_enc__pending(const struct st_stream_enc *e)
 {
+	if (e->rops)
+		return e->rops->pending ? e->rops->pending(e->ctx) : 0;
 	return e->pending;
 }
 
@@ -271,10 +287,26 @@ void st_stream_enc__totals(const struct st_stream_enc *e, uint64_t *raw, uint64_
 	*wire = e->wire;
 }
 
+struct st_stream_enc *st_stream_enc__new_records(const struct st_stream_rec_ops *ops, void *ctx)
+{
+	struct st_stream_enc *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->rops = ops;
+	e->ctx = ctx;
+	e->started = true;
+	return e;
+}
+
 void st_stream_enc__free(struct st_stream_enc *e)
 {
 	if (!e)
 		return;
+	if (e->rops) {
+		free(e);
+		return;
+	}
 	deflateEnd(&e->z);
 	free(e->frame);
 	free(e);
@@ -734,6 +766,41 @@ void st_stream_dec__free(struct st_stream_dec *d)
 	free(d->fbuf);
 	free(d->obuf);
 	free(d);
+}
+
+struct st_stream_dec *st_stream_dec__new_records(const struct st_stream_ops *ops, void *ctx,
+						 size_t max_conns)
+{
+	struct st_stream_dec *d = st_stream_dec__new(ops, ctx, max_conns);
+
+	if (d) {
+		d->header_seen = true;
+		d->major = ST_STREAM_MAJOR;
+		d->minor = ST_STREAM_MINOR;
+	}
+	return d;
+}
+
+int st_stream_dec__feed_records(struct st_stream_dec *d, const uint8_t *buf, size_t len)
+{
+	size_t pos = 0;
+
+	if (d->state == D_FAILED)
+		return -1;
+	while (pos < len) {
+		uint32_t rl;
+
+		if (len - pos < 5)
+			return rec_fail(d, "a record cut short");
+		rl = get32(buf + pos);
+		if (!rl || rl > ST_STREAM_RECORD_MAX || len - pos - 4 < rl)
+			return rec_fail(d, "record length 0, beyond the largest record or the input");
+		if (record(d, buf[pos + 4], buf + pos + 5, rl - 1))
+			return -1;
+		pos += 4 + rl;
+		d->dec_off += 4 + rl;
+	}
+	return 0;
 }
 
 bool st_stream_header_get(const char *text, const char *key, char *buf, size_t len)

@@ -102,6 +102,19 @@ uint64_t st_stream_enc__pending(const struct st_stream_enc *e);
 void st_stream_enc__totals(const struct st_stream_enc *e, uint64_t *raw, uint64_t *wire);
 void st_stream_enc__free(struct st_stream_enc *e);
 
+/* Record mode (tee --kafka, docs/KAFKA.md): the same calls, but each record goes to
+ * ops->record as it is encoded (its fixed part with the length and type first, then its
+ * data bytes, uncompressed; no preamble, HEADER or frames), st_stream_enc__flush() calls
+ * ops->flush and st_stream_enc__pending() answers ops->pending. */
+struct st_stream_rec_ops {
+	int (*record)(void *ctx, const uint8_t *fixed, size_t flen, const uint8_t *data,
+		      size_t dlen);
+	int (*flush)(void *ctx);
+	uint64_t (*pending)(void *ctx);
+};
+
+struct st_stream_enc *st_stream_enc__new_records(const struct st_stream_rec_ops *ops, void *ctx);
+
 /* ---- decoder ------------------------------------------------------------------------ */
 
 /*
@@ -138,6 +151,13 @@ uint64_t st_stream_dec__offset(const struct st_stream_dec *d);
  * error or a cut: the consumers keep what arrived). */
 void st_stream_dec__close_all(struct st_stream_dec *d, uint64_t ts);
 void st_stream_dec__free(struct st_stream_dec *d);
+
+/* Record mode (receive --kafka): a decoder fed whole records (no preamble, frames or
+ * HEADER), with the same checks and events. st_stream_dec__feed_records() takes whole
+ * records only: 0, or -1 with the error set (and the decoder failed, as with feed). */
+struct st_stream_dec *st_stream_dec__new_records(const struct st_stream_ops *ops, void *ctx,
+						 size_t max_conns);
+int st_stream_dec__feed_records(struct st_stream_dec *d, const uint8_t *buf, size_t len);
 
 /* The value of key in a HEADER text, into buf. true if found. */
 bool st_stream_header_get(const char *text, const char *key, char *buf, size_t len);

@@ -34,6 +34,7 @@
 #include "commands.h"
 #include "connmap.h"
 #include "http.h"
+#include "kafka.h"
 #include "log.h"
 #include "loop.h"
 #include "optparse.h"
@@ -163,6 +164,8 @@ struct tee {
 	bool match_set, exclude_set;
 	int level;
 	int verbose;
+	struct st_kafka_conf kafka; /* --kafka (kafka.h) */
+	struct st_kafka_producer *kp;
 	/* the run */
 	struct st_reasm *r;
 	struct st_stream_enc *enc;
@@ -198,6 +201,8 @@ static const char usage_head[] =
 	"                     [--duration SEC] [--redact-header NAME ...]\n"
 	"                     [--redact-query PARAM ...] [--redact-field NAME ...] [--no-redact]\n"
 	"                     [--raw] [--max-rate MIBS]\n"
+	"       shadowtap tee ... --kafka BROKERS --topic T [--kafka-opt K=V ...]\n"
+	"                     [--kafka-opt-file FILE] [--kafka-message-kb N]\n"
 	"\n"
 	"Tees a service's live connections, reassembled, to a tee stream (docs/TEE.md) for\n"
 	"`shadowtap receive`:\n"
@@ -369,6 +374,8 @@ static int parse(struct tee *t, int argc, char **argv)
 		ST_OPTSET(tee_opts, t),
 		{ st_target_opts, st_target_opts_n, &t->t },
 		{ st_reasm_opts, st_reasm_opts_n, &t->t },
+		{ st_kafka_opts, st_kafka_opts_n, &t->kafka },
+		{ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka },
 	};
 	int first, rc;
 
@@ -382,9 +389,9 @@ static int parse(struct tee *t, int argc, char **argv)
 	}
 	if (st_target_check(&t->t, "tee"))
 		return ST_EXIT_USAGE;
-	if (!!t->out + !!t->to != 1) {
-		pr_err("tee: give one output: -o FILE, -o - or --to HOST:PORT (see shadowtap tee "
-		       "--help)");
+	if (!!t->out + !!t->to + !!t->kafka.brokers != 1) {
+		pr_err("tee: give one output: -o FILE, -o -, --to HOST:PORT or --kafka BROKERS (see "
+		       "shadowtap tee --help)");
 		return ST_EXIT_USAGE;
 	}
 	if (t->out && !strcmp(t->out, "-") && isatty(STDOUT_FILENO)) {
@@ -392,6 +399,9 @@ static int parse(struct tee *t, int argc, char **argv)
 		       "into shadowtap receive -, or use -o FILE");
 		return ST_EXIT_USAGE;
 	}
+	if (!st_kafka_conf_check(&t->kafka, false, "tee") ||
+	    (t->kafka.brokers && !st_kafka_conf_valid(&t->kafka, "tee")))
+		return ST_EXIT_USAGE;
 	if ((t->tlso.cert || t->tlso.key || t->tlso.ca) && (!t->to || t->insecure)) {
 		pr_err("tee: --cert, --key and --ca are for --to without --insecure");
 		return ST_EXIT_USAGE;
@@ -1227,6 +1237,8 @@ static int live_tick(void *ctx)
 	 * latencies are computed from these stamps) */
 	if (st_tap__consume(t->tap) < 0)
 		return -1;
+	if (t->kp)
+		st_kafka_producer__poll(t->kp);
 	link_check(t);
 	st_reasm__tick(t->r, st_realtime_ns());
 	if (now - t->last_flush_ns >= TEE_FLUSH_NS) {
@@ -1329,6 +1341,14 @@ static void summary(struct tee *t)
 	st_statline_init(&l);
 	st_statline_add_table(&l, tee_stat_desc, tee_stat_n, &t->st);
 	st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &t->tap_sum);
+	if (t->kp) {
+		struct st_kafka_prod_stats ks;
+		struct st_kmsg_batch_stats bs;
+
+		st_kafka_producer__stats(t->kp, &ks, &bs);
+		st_statline_add_table(&l, st_kmsg_batch_stat_desc, st_kmsg_batch_stat_n, &bs);
+		st_statline_add_table(&l, st_kafka_prod_stat_desc, st_kafka_prod_stat_n, &ks);
+	}
 	st_statline_print(&l, "summary");
 }
 
@@ -1363,13 +1383,20 @@ int cmd_tee(int argc, char **argv)
 	cfg.ports = t->t.ports;
 	cfg.n_ports = t->t.n_ports;
 	cfg.hash_seed = st_random_seed();
-	t->enc = st_stream_enc__new(t->header, t->level, emit, t);
+	if (t->kafka.brokers) {
+		t->kp = st_kafka_producer__new(&t->kafka, t->max_queue, t->level, "tee");
+		if (!t->kp)
+			goto out;
+		t->enc = st_stream_enc__new_records(&st_kafka_producer_rec_ops, t->kp);
+	} else {
+		t->enc = st_stream_enc__new(t->header, t->level, emit, t);
+	}
 	t->r = t->enc ? st_reasm__new(&cfg, &tee_ops, t) : NULL;
 	if (!t->r) {
 		pr_err("tee: %s", strerror(errno));
 		goto out;
 	}
-	if (tap_open(t) || out_open(t))
+	if (tap_open(t) || (!t->kp && out_open(t)))
 		goto out;
 	/* the header goes first, so a receiver knows what it reads before any traffic */
 	st_stream_enc__flush(t->enc);
@@ -1389,6 +1416,8 @@ int cmd_tee(int argc, char **argv)
 		out_error(t);
 		err = -1;
 	}
+	if (t->kp)
+		st_kafka_producer__close(t->kp, TEE_CLOSE_WAIT_S * 1000);
 	summary(t);
 	if (t->st.held_conns)
 		pr_warn("tee: %" PRIu64 " connections were not HTTP and were held back (--raw tees "
@@ -1402,6 +1431,7 @@ out:
 	st_loop__free(t->loop);
 	st_reasm__free(t->r);
 	st_stream_enc__free(t->enc);
+	st_kafka_producer__free(t->kp);
 	if (t->match_set)
 		regfree(&t->match_re);
 	if (t->exclude_set)

@@ -12,6 +12,8 @@ PKGS=(
 	libinih-dev libmicrohttpd-dev
 	# the tee link's TLS (tee --to, receive --listen)
 	libssl-dev
+	# tee --kafka, receive --kafka (and the mock cluster their tests run on)
+	librdkafka-dev
 	# unit tests, sanitizers and fuzzing
 	libcmocka-dev libclang-rt-14-dev
 	# integration tests, demo, benchmarks

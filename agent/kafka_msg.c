@@ -1,0 +1,692 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/* Kafka messages of the tee stream: batcher and reader (kafka_msg.h, docs/KAFKA.md). */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "kafka_msg.h"
+
+#define BUCKETS 4096u
+
+ST_STAT_TABLE_DEFINE(st_kmsg_batch_stat, struct st_kmsg_batch_stats, ST_KMSG_BATCH_STATS);
+ST_STAT_TABLE_DEFINE(st_kmsg_read_stat, struct st_kmsg_read_stats, ST_KMSG_READ_STATS);
+
+static void put32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = v >> (8 * i);
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+	for (int i = 0; i < 8; i++)
+		p[i] = v >> (8 * i);
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+	uint64_t h = (a ^ (b * 0x9e3779b97f4a7c15ull)) * 0xff51afd7ed558ccdull;
+
+	return h ^ (h >> 33);
+}
+
+/* ---- batcher ---------------------------------------------------------------------------- */
+
+struct bconn {
+	uint64_t id;
+	uint64_t seq;
+	uint8_t open[ST_KMSG_OPEN_LEN];
+	uint8_t *buf;
+	size_t len, cap;
+	uint32_t nrec;
+	uint64_t data_bytes;
+	bool dirty;
+	struct bconn *hnext, *dnext;
+};
+
+struct st_kmsg_batcher {
+	char host[ST_KMSG_HOST_MAX + 1];
+	uint64_t producer;
+	size_t raw_max;
+	int level;
+	st_kmsg_emit_fn emit;
+	void *ctx;
+	struct bconn **tab;
+	struct bconn *dirty;    /* batches holding records */
+	uint64_t pending;
+	z_stream z;
+	bool z_ok;
+	uint8_t *msg;           /* header + the records, compressed or not */
+	size_t msg_cap;
+	struct st_kmsg_batch_stats st;
+};
+
+struct st_kmsg_batcher *st_kmsg_batcher__new(const char *host, uint64_t producer, size_t raw_max,
+					     int level, st_kmsg_emit_fn emit, void *ctx)
+{
+	struct st_kmsg_batcher *b;
+
+	if (raw_max < ST_KMSG_RAW_MIN || raw_max > ST_KMSG_RAW_MAX || level < 0 || level > 9) {
+		errno = EINVAL;
+		return NULL;
+	}
+	b = calloc(1, sizeof(*b));
+	if (!b)
+		return NULL;
+	snprintf(b->host, sizeof(b->host), "%s", host);
+	b->producer = producer;
+	b->raw_max = raw_max;
+	b->level = level;
+	b->emit = emit;
+	b->ctx = ctx;
+	b->tab = calloc(BUCKETS, sizeof(*b->tab));
+	b->msg_cap = ST_KMSG_HDR_MAX + compressBound((uLong)raw_max);
+	b->msg = malloc(b->msg_cap);
+	if (!b->tab || !b->msg || (level && deflateInit(&b->z, level) != Z_OK)) {
+		free(b->tab);
+		free(b->msg);
+		free(b);
+		errno = ENOMEM;
+		return NULL;
+	}
+	b->z_ok = level > 0;
+	return b;
+}
+
+static struct bconn **bslot(struct st_kmsg_batcher *b, uint64_t id)
+{
+	struct bconn **p = &b->tab[mix(id, 0) & (BUCKETS - 1)];
+
+	while (*p && (*p)->id != id)
+		p = &(*p)->hnext;
+	return p;
+}
+
+/* The checksum covers the header (but its own field) and the records, uncompressed. */
+static uint32_t msg_crc(const uint8_t *m, size_t hdr_len, const uint8_t *recs, size_t len)
+{
+	uLong crc = crc32_z(0, m, 28);
+
+	crc = crc32_z(crc, m + 32, hdr_len - 32);
+	return (uint32_t)crc32_z(crc, recs, len);
+}
+
+static size_t msg_header(struct st_kmsg_batcher *b, struct bconn *c, uint32_t raw_len)
+{
+	size_t hl = strlen(b->host);
+	uint8_t *m = b->msg;
+
+	memcpy(m, ST_KMSG_MAGIC, 5);
+	m[5] = ST_KMSG_MAJOR;
+	m[6] = ST_KMSG_MINOR;
+	m[7] = b->level ? ST_KMSG_CODEC_ZLIB : ST_KMSG_CODEC_NONE;
+	put64(m + 8, b->producer);
+	put64(m + 16, c->seq);
+	put32(m + 24, raw_len);
+	m[32] = (uint8_t)hl;
+	memcpy(m + 33, b->host, hl);
+	memcpy(m + 33 + hl, c->open, ST_KMSG_OPEN_LEN);
+	hl += 33 + ST_KMSG_OPEN_LEN;
+	put32(m + 28, msg_crc(m, hl, c->buf, c->len));
+	return hl;
+}
+
+/* The connection's batch becomes a message (if it holds records). */
+static int batch_out(struct st_kmsg_batcher *b, struct bconn *c)
+{
+	char key[ST_KMSG_KEY_MAX];
+	size_t hl, len;
+	int kl, rc;
+
+	if (!c->len)
+		return 0;
+	hl = msg_header(b, c, (uint32_t)c->len);
+	if (b->level) {
+		deflateReset(&b->z);
+		b->z.next_in = c->buf;
+		b->z.avail_in = (uInt)c->len;
+		b->z.next_out = b->msg + hl;
+		b->z.avail_out = (uInt)(b->msg_cap - hl);
+		if (deflate(&b->z, Z_FINISH) != Z_STREAM_END)
+			return -EIO;
+		len = b->msg_cap - b->z.avail_out;
+	} else {
+		memcpy(b->msg + hl, c->buf, c->len);
+		len = hl + c->len;
+	}
+	kl = snprintf(key, sizeof(key), "%s/%016" PRIx64 "/%" PRIu64, b->host, b->producer, c->id);
+	b->st.kafka_messages++;
+	b->st.kafka_records += c->nrec;
+	b->st.kafka_raw_bytes += c->len;
+	b->st.kafka_msg_bytes += len;
+	rc = b->emit(b->ctx, key, (size_t)kl, b->msg, len, c->nrec, c->data_bytes);
+	if (rc) {
+		b->st.kafka_refused_msgs++;
+		b->st.kafka_refused_records += c->nrec;
+		b->st.kafka_refused_bytes += c->data_bytes;
+	}
+	b->pending -= c->len;
+	c->seq++;
+	c->len = 0;
+	c->nrec = 0;
+	c->data_bytes = 0;
+	return 0;
+}
+
+static void unlink_dirty(struct st_kmsg_batcher *b, struct bconn *c)
+{
+	struct bconn **p = &b->dirty;
+
+	while (*p && *p != c)
+		p = &(*p)->dnext;
+	if (*p)
+		*p = c->dnext;
+	c->dirty = false;
+}
+
+int st_kmsg_batcher__record(struct st_kmsg_batcher *b, const uint8_t *fixed, size_t flen,
+			    const uint8_t *data, size_t dlen)
+{
+	uint8_t type = fixed[4];
+	size_t n = flen + dlen;
+	struct bconn **p, *c;
+	uint64_t id;
+
+	if (type < ST_SREC_OPEN || type > ST_SREC_CLOSE || flen < 13)
+		return 0; /* HEADER, END_STREAM: the stream's, not a connection's */
+	id = get64(fixed + 5);
+	p = bslot(b, id);
+	c = *p;
+	if (type == ST_SREC_OPEN && !c) {
+		if (flen != ST_KMSG_OPEN_LEN)
+			return -EINVAL;
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			b->st.kafka_orphan_records++;
+			return 0;
+		}
+		c->id = id;
+		memcpy(c->open, fixed, ST_KMSG_OPEN_LEN);
+		*p = c;
+	} else if (!c) {
+		b->st.kafka_orphan_records++;
+		return 0;
+	}
+	if (c->len + n > b->raw_max && batch_out(b, c))
+		return -EIO;
+	if (c->len + n > c->cap) {
+		size_t cap = c->cap ? c->cap : 4096;
+		uint8_t *nb;
+
+		while (cap < c->len + n)
+			cap *= 2;
+		if (cap > b->raw_max)
+			cap = b->raw_max;
+		nb = realloc(c->buf, cap);
+		if (!nb) {
+			b->st.kafka_refused_records++;
+			return 0;
+		}
+		c->buf = nb;
+		c->cap = cap;
+	}
+	memcpy(c->buf + c->len, fixed, flen);
+	if (dlen)
+		memcpy(c->buf + c->len + flen, data, dlen);
+	c->len += n;
+	c->nrec++;
+	if (type == ST_SREC_DATA)
+		c->data_bytes += dlen;
+	b->pending += n;
+	if (b->pending > b->st.kafka_batch_peak)
+		b->st.kafka_batch_peak = b->pending;
+	if (!c->dirty) {
+		c->dirty = true;
+		c->dnext = b->dirty;
+		b->dirty = c;
+	}
+	if (type == ST_SREC_CLOSE) {
+		int rc = batch_out(b, c);
+
+		unlink_dirty(b, c);
+		*bslot(b, id) = c->hnext;
+		free(c->buf);
+		free(c);
+		return rc;
+	}
+	return 0;
+}
+
+int st_kmsg_batcher__flush(struct st_kmsg_batcher *b)
+{
+	int err = 0;
+
+	while (b->dirty) {
+		struct bconn *c = b->dirty;
+
+		b->dirty = c->dnext;
+		c->dirty = false;
+		if (batch_out(b, c))
+			err = -EIO;
+		/* an idle connection gives its buffer back */
+		free(c->buf);
+		c->buf = NULL;
+		c->cap = 0;
+	}
+	return err;
+}
+
+uint64_t st_kmsg_batcher__pending(const struct st_kmsg_batcher *b)
+{
+	return b->pending;
+}
+
+void st_kmsg_batcher__stats(const struct st_kmsg_batcher *b, struct st_kmsg_batch_stats *s)
+{
+	*s = b->st;
+}
+
+void st_kmsg_batcher__free(struct st_kmsg_batcher *b)
+{
+	if (!b)
+		return;
+	for (size_t i = 0; i < BUCKETS; i++) {
+		while (b->tab[i]) {
+			struct bconn *c = b->tab[i];
+
+			b->tab[i] = c->hnext;
+			free(c->buf);
+			free(c);
+		}
+	}
+	if (b->z_ok)
+		deflateEnd(&b->z);
+	free(b->tab);
+	free(b->msg);
+	free(b);
+}
+
+/* ---- reader ----------------------------------------------------------------------------- */
+
+struct rconn {
+	uint64_t producer, id;
+	uint64_t local;
+	int32_t partition;
+	uint64_t next[2];
+	bool ended[2];
+	struct rconn *hnext;
+};
+
+struct st_kmsg_reader {
+	struct st_stream_dec *dec;
+	struct rconn **tab;
+	size_t n_conns, max_conns;
+	uint64_t next_local;
+	z_stream z;
+	bool z_ok;
+	uint8_t *raw;           /* ST_KMSG_RAW_MAX */
+	uint8_t *out;           /* records for the decoder (synthesized ones added) */
+	size_t out_cap;
+	struct st_kmsg_read_stats st;
+};
+
+struct st_kmsg_reader *st_kmsg_reader__new(const struct st_stream_ops *ops, void *ctx,
+					   size_t max_conns)
+{
+	struct st_kmsg_reader *r = calloc(1, sizeof(*r));
+
+	if (!r)
+		return NULL;
+	r->max_conns = max_conns ? max_conns : ST_STREAM_MAX_CONNS_DEFAULT;
+	r->dec = st_stream_dec__new_records(ops, ctx, r->max_conns);
+	r->tab = calloc(BUCKETS, sizeof(*r->tab));
+	r->raw = malloc(ST_KMSG_RAW_MAX);
+	/* a message's records, per record at most one synthesized GAP (39 bytes; a record has
+	 * 22 at least), and an OPEN */
+	r->out_cap = 3 * ST_KMSG_RAW_MAX + ST_KMSG_OPEN_LEN;
+	r->out = malloc(r->out_cap);
+	if (!r->dec || !r->tab || !r->raw || !r->out || inflateInit(&r->z) != Z_OK) {
+		st_stream_dec__free(r->dec);
+		free(r->tab);
+		free(r->raw);
+		free(r->out);
+		free(r);
+		errno = ENOMEM;
+		return NULL;
+	}
+	r->z_ok = true;
+	return r;
+}
+
+int st_kmsg_parse_header(const uint8_t *m, size_t len, struct st_kmsg_info *i, char *err,
+			 size_t errlen)
+{
+	size_t hl;
+
+	if (len < 33 || memcmp(m, ST_KMSG_MAGIC, 5)) {
+		snprintf(err, errlen, "not a shadowtap Kafka message (no \"STKAF\")");
+		return -1;
+	}
+	i->major = m[5];
+	i->minor = m[6];
+	i->codec = m[7];
+	if (i->major != ST_KMSG_MAJOR) {
+		snprintf(err, errlen, "message format %u.%u: this build reads %u.x", i->major,
+			 i->minor, ST_KMSG_MAJOR);
+		return -1;
+	}
+	if (i->codec > ST_KMSG_CODEC_ZLIB) {
+		snprintf(err, errlen, "unknown codec %u", i->codec);
+		return -1;
+	}
+	i->producer = get64(m + 8);
+	i->seq = get64(m + 16);
+	i->raw_len = get32(m + 24);
+	hl = m[32];
+	if (len < 33 + hl + ST_KMSG_OPEN_LEN || i->raw_len > ST_KMSG_RAW_MAX) {
+		snprintf(err, errlen, "message header cut short, or records over %u bytes",
+			 ST_KMSG_RAW_MAX);
+		return -1;
+	}
+	memcpy(i->host, m + 33, hl);
+	i->host[hl] = 0;
+	if (get32(m + 33 + hl) != ST_KMSG_OPEN_LEN - 4 || m[33 + hl + 4] != ST_SREC_OPEN ||
+	    !get64(m + 33 + hl + 5)) {
+		snprintf(err, errlen, "the message's OPEN record is damaged");
+		return -1;
+	}
+	i->conn = get64(m + 33 + hl + 5);
+	i->hdr_len = 33 + hl + ST_KMSG_OPEN_LEN;
+	return 0;
+}
+
+/* Every record whole, of the message's connection, with sane fields. */
+static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err, size_t errlen)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		uint32_t rl;
+		const uint8_t *r;
+		uint8_t t;
+		static const uint32_t min[] = { [ST_SREC_OPEN] = 61, [ST_SREC_DATA] = 27,
+						[ST_SREC_GAP] = 35, [ST_SREC_END] = 19,
+						[ST_SREC_CLOSE] = 18 };
+
+		if (len - pos < 13 || (rl = get32(b + pos)) > len - pos - 4 ||
+		    rl > ST_STREAM_RECORD_MAX)
+			goto bad;
+		r = b + pos;
+		t = r[4];
+		if (t < ST_SREC_OPEN || t > ST_SREC_CLOSE || rl < min[t] || get64(r + 5) != conn)
+			goto bad;
+		switch (t) {
+		case ST_SREC_DATA:
+			if (r[29] > 1 || rl - 26 > ST_STREAM_DATA_MAX || get64(r + 21) > (1ull << 60))
+				goto bad;
+			break;
+		case ST_SREC_GAP:
+			if (r[37] > 1 || !get64(r + 29) || get64(r + 29) > (1ull << 56) ||
+			    get64(r + 21) > (1ull << 60))
+				goto bad;
+			break;
+		case ST_SREC_END:
+			if (r[21] > 1 || r[22] >= ST_END_MAX)
+				goto bad;
+			break;
+		case ST_SREC_CLOSE:
+			if (r[21] >= ST_END_MAX)
+				goto bad;
+			break;
+		case ST_SREC_OPEN:
+			if (rl != ST_KMSG_OPEN_LEN - 4 || (r[25] != 4 && r[25] != 6))
+				goto bad;
+			break;
+		}
+		pos += 4 + rl;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "a damaged record at byte %zu of the message's records", pos);
+	return -1;
+}
+
+static struct rconn **rslot(struct st_kmsg_reader *r, uint64_t producer, uint64_t id)
+{
+	struct rconn **p = &r->tab[mix(id, producer) & (BUCKETS - 1)];
+
+	while (*p && ((*p)->id != id || (*p)->producer != producer))
+		p = &(*p)->hnext;
+	return p;
+}
+
+static uint8_t *out_gap(uint8_t *o, uint64_t local, int dir, uint64_t off, uint64_t len,
+			unsigned why, uint64_t ts)
+{
+	put32(o, 35);
+	o[4] = ST_SREC_GAP;
+	put64(o + 5, local);
+	put64(o + 13, ts);
+	put64(o + 21, off);
+	put64(o + 29, len);
+	o[37] = (uint8_t)dir;
+	o[38] = (uint8_t)why;
+	return o + 39;
+}
+
+/* Turns the message's records into the decoder's: local ids, records seen before skipped,
+ * what is missing a gap. Returns the end of what it wrote. */
+static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8_t *b, size_t len,
+			  uint8_t *o, bool fresh, bool *closed)
+{
+	size_t pos = 0;
+
+	while (pos < len) {
+		const uint8_t *rec = b + pos;
+		uint32_t rl = get32(rec);
+		uint8_t t = rec[4];
+		uint64_t ts = get64(rec + 13);
+		uint64_t off = 0, n = 0;
+		int dir = 0;
+
+		pos += 4 + rl;
+		if (t == ST_SREC_OPEN) {
+			/* opened already (from the message's header when fresh) */
+			if (!fresh)
+				r->st.kafka_dup_records++;
+			continue;
+		}
+		if (t == ST_SREC_DATA || t == ST_SREC_GAP) {
+			dir = t == ST_SREC_DATA ? rec[29] : rec[37];
+			off = get64(rec + 21);
+			n = t == ST_SREC_DATA ? rl + 4 - 30 : get64(rec + 29);
+			if (c->ended[dir] || off + n <= c->next[dir]) {
+				r->st.kafka_dup_records++;
+				continue;
+			}
+			if (off < c->next[dir]) {
+				/* overlaps what was delivered: cannot be cut exactly, skipped */
+				r->st.kafka_dup_records++;
+				continue;
+			}
+			if (off > c->next[dir]) {
+				/* a connection joined here misses its start: not a loss of Kafka's */
+				if (!fresh || c->next[dir])
+					r->st.kafka_lost_bytes += off - c->next[dir];
+				o = out_gap(o, c->local, dir, c->next[dir], off - c->next[dir],
+					    ST_SGAP_DROPPED, ts);
+			}
+			c->next[dir] = off + n;
+		} else if (t == ST_SREC_END) {
+			dir = rec[21];
+			if (c->ended[dir]) {
+				r->st.kafka_dup_records++;
+				continue;
+			}
+			c->ended[dir] = true;
+		} else if (t == ST_SREC_CLOSE) {
+			*closed = true;
+		}
+		memcpy(o, rec, 4 + rl);
+		put64(o + 5, c->local);
+		o += 4 + rl;
+		if (*closed)
+			break;
+	}
+	return o;
+}
+
+int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t len,
+			 int32_t partition, char *err, size_t errlen)
+{
+	struct st_kmsg_info mi;
+	const uint8_t *recs;
+	struct rconn **p, *c;
+	uint8_t *o = r->out;
+	bool closed = false, fresh = false;
+	size_t rlen;
+
+	if (st_kmsg_parse_header(msg, len, &mi, err, errlen))
+		goto bad;
+	if (mi.codec == ST_KMSG_CODEC_ZLIB) {
+		inflateReset(&r->z);
+		r->z.next_in = (Bytef *)msg + mi.hdr_len;
+		r->z.avail_in = (uInt)(len - mi.hdr_len);
+		r->z.next_out = r->raw;
+		r->z.avail_out = ST_KMSG_RAW_MAX;
+		if (inflate(&r->z, Z_FINISH) != Z_STREAM_END || r->z.avail_in ||
+		    ST_KMSG_RAW_MAX - r->z.avail_out != mi.raw_len) {
+			snprintf(err, errlen, "the records do not decompress to %u bytes",
+				 mi.raw_len);
+			goto bad;
+		}
+		recs = r->raw;
+	} else {
+		if (len - mi.hdr_len != mi.raw_len) {
+			snprintf(err, errlen, "%zu bytes of records, the header says %u",
+				 len - mi.hdr_len, mi.raw_len);
+			goto bad;
+		}
+		recs = msg + mi.hdr_len;
+	}
+	rlen = mi.raw_len;
+	if (msg_crc(msg, mi.hdr_len, recs, rlen) != get32(msg + 28)) {
+		snprintf(err, errlen, "checksum mismatch");
+		goto bad;
+	}
+	if (check_records(recs, rlen, mi.conn, err, errlen))
+		goto bad;
+	r->st.kafka_messages++;
+	p = rslot(r, mi.producer, mi.conn);
+	c = *p;
+	if (!c) {
+		const uint8_t *open = msg + mi.hdr_len - ST_KMSG_OPEN_LEN;
+		bool joined = !(rlen && recs[4] == ST_SREC_OPEN && mi.seq == 0);
+
+		if (r->n_conns >= r->max_conns || !(c = calloc(1, sizeof(*c)))) {
+			r->st.kafka_refused_conns++;
+			return 0;
+		}
+		c->producer = mi.producer;
+		c->id = mi.conn;
+		c->local = ++r->next_local;
+		c->partition = partition;
+		*p = c;
+		r->n_conns++;
+		memcpy(o, open, ST_KMSG_OPEN_LEN);
+		put64(o + 5, c->local);
+		if (joined) {
+			/* the connection's start is not here: opened midway */
+			put32(o + 21, get32(open + 21) | ST_REASM_F_JOINED);
+			r->st.kafka_joined_conns++;
+		}
+		o += ST_KMSG_OPEN_LEN;
+		fresh = true;
+	}
+	c->partition = partition;
+	o = translate(r, c, recs, rlen, o, fresh, &closed);
+	if (closed) {
+		*rslot(r, c->producer, c->id) = c->hnext;
+		r->n_conns--;
+		free(c);
+	}
+	if (st_stream_dec__feed_records(r->dec, r->out, (size_t)(o - r->out))) {
+		snprintf(err, errlen, "%s", st_stream_dec__error(r->dec));
+		return -2;
+	}
+	return 0;
+bad:
+	r->st.kafka_bad_messages++;
+	return -1;
+}
+
+size_t st_kmsg_reader__close_partition(struct st_kmsg_reader *r, int32_t partition, uint64_t ts)
+{
+	size_t n = 0;
+
+	for (size_t i = 0; i < BUCKETS; i++) {
+		struct rconn **p = &r->tab[i];
+
+		while (*p) {
+			struct rconn *c = *p;
+			uint8_t rec[22];
+
+			if (partition >= 0 && c->partition != partition) {
+				p = &c->hnext;
+				continue;
+			}
+			*p = c->hnext;
+			r->n_conns--;
+			put32(rec, 18);
+			rec[4] = ST_SREC_CLOSE;
+			put64(rec + 5, c->local);
+			put64(rec + 13, ts);
+			rec[21] = ST_END_FLUSH;
+			st_stream_dec__feed_records(r->dec, rec, sizeof(rec));
+			free(c);
+			n++;
+		}
+	}
+	if (partition >= 0)
+		r->st.kafka_moved_conns += n;
+	return n;
+}
+
+void st_kmsg_reader__stats(const struct st_kmsg_reader *r, struct st_kmsg_read_stats *s)
+{
+	*s = r->st;
+}
+
+void st_kmsg_reader__free(struct st_kmsg_reader *r)
+{
+	if (!r)
+		return;
+	for (size_t i = 0; i < BUCKETS; i++) {
+		while (r->tab[i]) {
+			struct rconn *c = r->tab[i];
+
+			r->tab[i] = c->hnext;
+			free(c);
+		}
+	}
+	st_stream_dec__free(r->dec);
+	if (r->z_ok)
+		inflateEnd(&r->z);
+	free(r->tab);
+	free(r->raw);
+	free(r->out);
+	free(r);
+}
