@@ -141,41 +141,6 @@ static int check(void *obj, int argc, char **argv, int first)
 	return 0;
 }
 
-/* Opens (creating it if needed) the output folder; refuses a non-empty one without --force. */
-static int open_outdir(const char *path, bool force)
-{
-	struct dirent *e;
-	DIR *d;
-	int fd;
-
-	if (mkdir(path, 0755) && errno != EEXIST) {
-		pr_err("flows: cannot create %s: %s", path, strerror(errno));
-		return -1;
-	}
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_err("flows: cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (force)
-		return fd;
-	d = fdopendir(dup(fd));
-	if (!d) {
-		pr_err("flows: cannot read %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			pr_err("flows: %s is not empty (use --force to write into it anyway)", path);
-			closedir(d);
-			close(fd);
-			return -1;
-		}
-	}
-	closedir(d);
-	return fd;
-}
 
 /* How many files may be open at once: below RLIMIT_NOFILE (raised to its hard limit). */
 static size_t files_limit(void)
@@ -317,7 +282,7 @@ static int start(void *obj)
 	struct st_reasm_config cfg = { 0 };
 	struct st_flowsink_config kcfg = { 0 };
 
-	fl->dirfd = open_outdir(fl->out, fl->force);
+	fl->dirfd = st_open_outdir("flows", fl->out, fl->force);
 	if (fl->dirfd < 0)
 		return -1;
 	kcfg.dirfd = fl->dirfd;

@@ -3,11 +3,15 @@
 
 #include <arpa/inet.h>
 #include <ctype.h>
+#include <dirent.h>
+#include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "optparse.h"
@@ -395,4 +399,40 @@ const char *st_addr_str(const struct st_addr *a, char *buf, size_t len)
 	if (!inet_ntop(a->family == 6 ? AF_INET6 : AF_INET, a->a, buf, (socklen_t)len))
 		snprintf(buf, len, "?");
 	return buf;
+}
+
+int st_open_outdir(const char *cmd, const char *path, bool force)
+{
+	struct dirent *e;
+	DIR *d;
+	int fd;
+
+	if (mkdir(path, 0755) && errno != EEXIST) {
+		pr_err("%s: cannot create %s: %s", cmd, path, strerror(errno));
+		return -1;
+	}
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0) {
+		pr_err("%s: cannot open %s: %s", cmd, path, strerror(errno));
+		return -1;
+	}
+	if (force)
+		return fd;
+	d = fdopendir(dup(fd));
+	if (!d) {
+		pr_err("%s: cannot read %s: %s", cmd, path, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	while ((e = readdir(d))) {
+		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
+			pr_err("%s: %s is not empty (use --force to write into it anyway)", cmd,
+			       path);
+			closedir(d);
+			close(fd);
+			return -1;
+		}
+	}
+	closedir(d);
+	return fd;
 }

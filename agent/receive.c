@@ -855,40 +855,6 @@ static int on_tick(void *ctx)
 	return 0;
 }
 
-static int open_outdir(const char *path, bool force)
-{
-	struct dirent *e;
-	DIR *d;
-	int fd;
-
-	if (mkdir(path, 0755) && errno != EEXIST) {
-		pr_err("receive: cannot create %s: %s", path, strerror(errno));
-		return -1;
-	}
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_err("receive: cannot open %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (force)
-		return fd;
-	d = fdopendir(dup(fd));
-	if (!d) {
-		pr_err("receive: cannot read %s: %s", path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			pr_err("receive: %s is not empty (use --force to write into it anyway)", path);
-			closedir(d);
-			close(fd);
-			return -1;
-		}
-	}
-	closedir(d);
-	return fd;
-}
 
 static int outputs_open(struct receive *rx)
 {
@@ -918,7 +884,7 @@ static int outputs_open(struct receive *rx)
 	if (rx->outdir) {
 		struct st_flowsink_config k = { 0 };
 
-		rx->dirfd = open_outdir(rx->outdir, rx->force);
+		rx->dirfd = st_open_outdir("receive", rx->outdir, rx->force);
 		if (rx->dirfd < 0)
 			return ST_EXIT_RUNTIME;
 		k.dirfd = rx->dirfd;
