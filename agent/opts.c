@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <errno.h>
 #include <limits.h>
+#include <regex.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,4 +436,45 @@ int st_open_outdir(const char *cmd, const char *path, bool force)
 	}
 	closedir(d);
 	return fd;
+}
+
+int st_opt_methods(char *buf, size_t bufsz, const char **methods, unsigned *n, unsigned max,
+		   const char *val, char *err, size_t errlen)
+{
+	size_t used = 0;
+	char *tok, *save = NULL;
+
+	for (unsigned i = 0; i < *n; i++)
+		used += strlen(methods[i]) + 1;
+	if (used + strlen(val) + 1 > bufsz)
+		goto bad;
+	strcpy(buf + used, val);
+	for (tok = strtok_r(buf + used, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+		if (*n >= max || !*tok ||
+		    strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_0123456789") != strlen(tok))
+			goto bad;
+		methods[(*n)++] = tok;
+	}
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not a list of methods (e.g. GET,HEAD)", val);
+	return -1;
+}
+
+int st_opt_regex(regex_t *re, bool *set, const char *val, char *err, size_t errlen)
+{
+	char why[256];
+	int r;
+
+	if (*set)
+		regfree(re);
+	*set = false;
+	r = regcomp(re, val, REG_EXTENDED | REG_NOSUB);
+	if (r) {
+		regerror(r, re, why, sizeof(why));
+		snprintf(err, errlen, "'%s': %s", val, why);
+		return -1;
+	}
+	*set = true;
+	return 0;
 }

@@ -4,6 +4,7 @@
 #define ST_OPTS_H
 
 #include <getopt.h>
+#include <regex.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -174,5 +175,12 @@ const char *st_addr_str(const struct st_addr *a, char *buf, size_t len);
 /* -o DIR of flows and receive: opens the folder (creating it), refuses a non-empty one
  * without --force; the fd, or -1 after one line naming cmd. */
 int st_open_outdir(const char *cmd, const char *path, bool force);
+
+/* Option values shared by shadow and tee (optparse FUNC rows; 0, or -1 with err set):
+ * --match-method LIST (repeatable: the names are kept in buf, pointed to by methods[*n]);
+ * --match-path/--exclude-path REGEX (POSIX extended; *set tells a compiled re, freed first). */
+int st_opt_methods(char *buf, size_t bufsz, const char **methods, unsigned *n, unsigned max,
+		   const char *val, char *err, size_t errlen);
+int st_opt_regex(regex_t *re, bool *set, const char *val, char *err, size_t errlen);
 
 #endif /* ST_OPTS_H */

@@ -191,53 +191,19 @@ static int opt_sample_by(void *o, const char *val, char *err, size_t errlen)
 static int opt_methods(void *o, const char *val, char *err, size_t errlen)
 {
 	struct shadow_cmd *c = o;
-	size_t used = 0;
-	char *tok, *save = NULL;
 
-	for (unsigned i = 0; i < c->cfg.n_methods; i++)
-		used += strlen(c->cfg.methods[i]) + 1;
-	if (used + strlen(val) + 1 > sizeof(c->methods_buf))
-		goto bad;
-	strcpy(c->methods_buf + used, val);
-	for (tok = strtok_r(c->methods_buf + used, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (c->cfg.n_methods >= ST_SHADOW_MAX_METHODS || !*tok ||
-		    strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_0123456789") != strlen(tok))
-			goto bad;
-		c->cfg.methods[c->cfg.n_methods++] = tok;
-	}
-	return 0;
-bad:
-	snprintf(err, errlen, "'%s' is not a list of methods (e.g. GET,HEAD)", val);
-	return -1;
-}
-
-static int set_regex(regex_t *re, bool *set, const char *val, char *err, size_t errlen)
-{
-	char why[256];
-	int r;
-
-	if (*set)
-		regfree(re);
-	*set = false;
-	r = regcomp(re, val, REG_EXTENDED | REG_NOSUB);
-	if (r) {
-		regerror(r, re, why, sizeof(why));
-		snprintf(err, errlen, "'%s': %s", val, why);
-		return -1;
-	}
-	*set = true;
-	return 0;
+	return st_opt_methods(c->methods_buf, sizeof(c->methods_buf), c->cfg.methods,
+			      &c->cfg.n_methods, ST_SHADOW_MAX_METHODS, val, err, errlen);
 }
 
 static int opt_match_path(void *o, const char *val, char *err, size_t errlen)
 {
-	return set_regex(&CMD(o)->match_re, &CMD(o)->match_set, val, err, errlen);
+	return st_opt_regex(&CMD(o)->match_re, &CMD(o)->match_set, val, err, errlen);
 }
 
 static int opt_exclude_path(void *o, const char *val, char *err, size_t errlen)
 {
-	return set_regex(&CMD(o)->exclude_re, &CMD(o)->exclude_set, val, err, errlen);
+	return st_opt_regex(&CMD(o)->exclude_re, &CMD(o)->exclude_set, val, err, errlen);
 }
 
 static int opt_set_header(void *o, const char *val, char *err, size_t errlen)

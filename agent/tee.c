@@ -259,53 +259,19 @@ static int opt_redact_field(void *o, const char *val, char *err, size_t errlen)
 static int opt_methods(void *o, const char *val, char *err, size_t errlen)
 {
 	struct tee *t = o;
-	size_t used = 0;
-	char *tok, *save = NULL;
 
-	for (unsigned i = 0; i < t->n_methods; i++)
-		used += strlen(t->methods[i]) + 1;
-	if (used + strlen(val) + 1 > sizeof(t->methods_buf))
-		goto bad;
-	strcpy(t->methods_buf + used, val);
-	for (tok = strtok_r(t->methods_buf + used, ",", &save); tok;
-	     tok = strtok_r(NULL, ",", &save)) {
-		if (t->n_methods >= TEE_MAX_METHODS || !*tok ||
-		    strspn(tok, "ABCDEFGHIJKLMNOPQRSTUVWXYZ-_0123456789") != strlen(tok))
-			goto bad;
-		t->methods[t->n_methods++] = tok;
-	}
-	return 0;
-bad:
-	snprintf(err, errlen, "'%s' is not a list of methods (e.g. GET,HEAD)", val);
-	return -1;
-}
-
-static int set_regex(regex_t *re, bool *set, const char *val, char *err, size_t errlen)
-{
-	char why[256];
-	int r;
-
-	if (*set)
-		regfree(re);
-	*set = false;
-	r = regcomp(re, val, REG_EXTENDED | REG_NOSUB);
-	if (r) {
-		regerror(r, re, why, sizeof(why));
-		snprintf(err, errlen, "'%s': %s", val, why);
-		return -1;
-	}
-	*set = true;
-	return 0;
+	return st_opt_methods(t->methods_buf, sizeof(t->methods_buf), t->methods, &t->n_methods,
+			      TEE_MAX_METHODS, val, err, errlen);
 }
 
 static int opt_match_path(void *o, const char *val, char *err, size_t errlen)
 {
-	return set_regex(&TEE(o)->match_re, &TEE(o)->match_set, val, err, errlen);
+	return st_opt_regex(&TEE(o)->match_re, &TEE(o)->match_set, val, err, errlen);
 }
 
 static int opt_exclude_path(void *o, const char *val, char *err, size_t errlen)
 {
-	return set_regex(&TEE(o)->exclude_re, &TEE(o)->exclude_set, val, err, errlen);
+	return st_opt_regex(&TEE(o)->exclude_re, &TEE(o)->exclude_set, val, err, errlen);
 }
 
 static int opt_max_rate(void *o, const char *val, char *err, size_t errlen)
