@@ -478,3 +478,34 @@ int st_opt_regex(regex_t *re, bool *set, const char *val, char *err, size_t errl
 	*set = true;
 	return 0;
 }
+
+int st_split_hostport(const char *s, char *host, size_t hostsz, char *port, size_t portsz)
+{
+	const char *h = s, *p, *hend;
+	unsigned long pn;
+	char *end;
+
+	if (*s == '[') {
+		h = s + 1;
+		hend = strchr(h, ']');
+		if (!hend || hend[1] != ':')
+			return -1;
+		p = hend + 2;
+	} else {
+		hend = strrchr(s, ':');
+		if (!hend)
+			return -1;
+		p = hend + 1;
+	}
+	if ((size_t)(hend - h) >= hostsz || strlen(p) >= portsz || !*p ||
+	    strspn(p, "0123456789") != strlen(p))
+		return -1;
+	errno = 0;
+	pn = strtoul(p, &end, 10);
+	if (errno || !pn || pn > 65535)
+		return -1;
+	memcpy(host, h, (size_t)(hend - h));
+	host[hend - h] = 0;
+	strcpy(port, p);
+	return 0;
+}

@@ -183,4 +183,8 @@ int st_opt_methods(char *buf, size_t bufsz, const char **methods, unsigned *n, u
 		   const char *val, char *err, size_t errlen);
 int st_opt_regex(regex_t *re, bool *set, const char *val, char *err, size_t errlen);
 
+/* HOST:PORT or [V6]:PORT into host (brackets removed; may be empty: "any" for a listener)
+ * and port (digits, 1..65535). 0, or -1 when s is not of that shape or does not fit. */
+int st_split_hostport(const char *s, char *host, size_t hostsz, char *port, size_t portsz);
+
 #endif /* ST_OPTS_H */

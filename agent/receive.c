@@ -226,22 +226,15 @@ static int parse(struct receive *rx, int argc, char **argv)
 /* --listen: a non-blocking listening socket. */
 static int listen_socket(const char *hostport)
 {
-	char host[256];
-	const char *colon = strrchr(hostport, ':');
+	char host[256], port[8];
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
 	int fd, rc, one = 1;
 
-	if (!colon || (size_t)(colon - hostport) >= sizeof(host)) {
+	if (st_split_hostport(hostport, host, sizeof(host), port, sizeof(port))) {
 		pr_err("receive: --listen '%s' is not ADDR:PORT", hostport);
 		return -1;
 	}
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = 0;
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = 0;
-	}
-	rc = getaddrinfo(*host ? host : NULL, colon + 1, &hints, &res);
+	rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
 	if (rc) {
 		pr_err("receive: --listen %s: %s", hostport, gai_strerror(rc));
 		return -1;

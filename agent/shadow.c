@@ -27,6 +27,7 @@
 #include "flowset.h"
 #include "loop.h"
 #include "log.h"
+#include "opts.h"
 #include "shadow_int.h"
 
 #define DETECT_MAX 8192u
@@ -1676,8 +1677,8 @@ ST_STAT_TABLE_DEFINE(st_shadow_stat, struct st_shadow_stats, ST_SHADOW_STATS);
 int st_shadow_parse_target(const char *s, struct st_shadow_target *t, char *err, size_t errlen)
 {
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-	char buf[300], *host, *port, *slash, *end;
-	unsigned long pct = 0, pn;
+	char buf[300], host[300], port[8], *slash, *end;
+	unsigned long pct = 0;
 	int r;
 
 	memset(t, 0, sizeof(*t));
@@ -1695,23 +1696,7 @@ int st_shadow_parse_target(const char *s, struct st_shadow_target *t, char *err,
 			return -1;
 		}
 	}
-	if (buf[0] == '[') {
-		host = buf + 1;
-		end = strchr(host, ']');
-		if (!end || end[1] != ':')
-			goto bad;
-		*end = 0;
-		port = end + 2;
-	} else {
-		host = buf;
-		port = strrchr(buf, ':');
-		if (!port)
-			goto bad;
-		*port++ = 0;
-	}
-	pn = strtoul(port, &end, 10);
-	if (!*host || !*port || *end || strspn(port, "0123456789") != strlen(port) || !pn ||
-	    pn > 65535)
+	if (st_split_hostport(buf, host, sizeof(host), port, sizeof(port)) || !*host)
 		goto bad;
 	t->pct = (unsigned)pct;
 	r = getaddrinfo(host, port, &hints, &ai);

@@ -396,23 +396,16 @@ static int parse(struct tee *t, int argc, char **argv)
  * in err. */
 static int connect_to(const char *hostport, char *err, size_t errlen)
 {
-	char host[256];
-	const char *colon = strrchr(hostport, ':');
+	char host[256], port[8];
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
 	struct timeval tv = { .tv_sec = 5 };
 	int fd = -1, rc;
 
-	if (!colon || colon == hostport || (size_t)(colon - hostport) >= sizeof(host)) {
+	if (st_split_hostport(hostport, host, sizeof(host), port, sizeof(port)) || !*host) {
 		snprintf(err, errlen, "not HOST:PORT");
 		return -1;
 	}
-	memcpy(host, hostport, (size_t)(colon - hostport));
-	host[colon - hostport] = 0;
-	if (host[0] == '[' && host[strlen(host) - 1] == ']') {
-		memmove(host, host + 1, strlen(host));
-		host[strlen(host) - 1] = 0;
-	}
-	rc = getaddrinfo(host, colon + 1, &hints, &res);
+	rc = getaddrinfo(host, port, &hints, &res);
 	if (rc) {
 		snprintf(err, errlen, "%s", gai_strerror(rc));
 		return -1;

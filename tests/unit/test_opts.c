@@ -221,6 +221,46 @@ static void test_flowset(void **state)
 	st_flowset__free(s);
 }
 
+static void test_hostport(void **state)
+{
+	static const struct {
+		const char *s, *host, *port; /* host NULL: refused */
+	} rows[] = {
+		{ "127.0.0.1:80", "127.0.0.1", "80" },
+		{ "shadow.example:8080", "shadow.example", "8080" },
+		{ "[::1]:443", "::1", "443" },
+		{ "[fe80::1%eth0]:1", "fe80::1%eth0", "1" },
+		{ ":9000", "", "9000" },        /* a listener's "any" */
+		{ "[::]:65535", "::", "65535" },
+		{ "::1:80", "::1", "80" },      /* the last colon splits, as getaddrinfo wants */
+		{ "h:0", NULL, NULL },
+		{ "h:65536", NULL, NULL },
+		{ "h:8x", NULL, NULL },
+		{ "h:+80", NULL, NULL },
+		{ "h:", NULL, NULL },
+		{ "h", NULL, NULL },
+		{ "[::1]80", NULL, NULL },
+		{ "[::1:80", NULL, NULL },
+		{ "h:99999999999999999999", NULL, NULL },
+	};
+	char host[64], port[8];
+
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		int rc = st_split_hostport(rows[i].s, host, sizeof(host), port, sizeof(port));
+
+		if (!rows[i].host) {
+			assert_int_equal(rc, -1);
+			continue;
+		}
+		assert_int_equal(rc, 0);
+		assert_string_equal(host, rows[i].host);
+		assert_string_equal(port, rows[i].port);
+	}
+	/* a host that does not fit is refused, not cut */
+	assert_int_equal(st_split_hostport("abcdefgh:80", host, 8, port, sizeof(port)), -1);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -228,6 +268,7 @@ int main(void)
 		cmocka_unit_test(test_cidr),      cmocka_unit_test(test_hosts_match),
 		cmocka_unit_test(test_numbers),   cmocka_unit_test(test_flowset),
 		cmocka_unit_test(test_ring_mb),   cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_hostport),
 	};
 
 	return cmocka_run_group_tests_name("opts", tests, NULL, NULL);
