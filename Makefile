@@ -16,6 +16,9 @@ SAN ?= 0
 SAN_BUILD := build/san
 FUZZ_BUILD := build/fuzzbuild
 
+# The builds `make test` runs itself use every CPU (CI calls plain `make test`).
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+
 ifeq ($(V),1)
 Q :=
 msg :=
@@ -157,8 +160,8 @@ fuzz-build: $(FUZZ_BINS)
 
 # The whole suite, user space built with ASan+UBSan; ends with "N passed, N failed".
 test: deps
-	$(Q)$(MAKE) --no-print-directory BUILD=$(SAN_BUILD) SAN=1 all unit bpf-tests
-	$(Q)$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) fuzz-build
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(SAN_BUILD) SAN=1 all unit bpf-tests
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(FUZZ_BUILD) fuzz-build
 	$(Q)ST_BUILD=$(SAN_BUILD) ST_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
 
 # Same suite against an already-built tree, without installing anything.

@@ -7,7 +7,8 @@
 # Runs, in order:
 #   1. every cmocka binary $ST_BUILD/tests/test_* (unit tests and BPF program tests;
 #      the latter skip without root), counting cmocka's passed/failed/skipped tests;
-#   2. every libFuzzer target $ST_FUZZ_BUILD/fuzz/fuzz_* for ST_FUZZ_SMOKE_SECONDS (5)
+#   2. every libFuzzer target $ST_FUZZ_BUILD/fuzz/fuzz_* for ST_FUZZ_SMOKE_SECONDS (3), as
+#      many at once as there are CPUs
 #      from a copy of its seed corpus tests/fuzz/corpus/<name>/;
 #   3. every tests/integration/test_*.sh (exit 0 pass, 77 skip, else fail), each under a
 #      timeout (ST_TEST_TIMEOUT, 180 s), its output shown only when it fails.
@@ -24,7 +25,7 @@ export ST_BUILD
 if [ -n "${ST_FUZZ_BUILD:-}" ]; then
 	case $ST_FUZZ_BUILD in /*) ;; *) ST_FUZZ_BUILD=$ROOT/$ST_FUZZ_BUILD ;; esac
 fi
-SMOKE=${ST_FUZZ_SMOKE_SECONDS:-5}
+SMOKE=${ST_FUZZ_SMOKE_SECONDS:-3}
 TIMEOUT=${ST_TEST_TIMEOUT:-180}
 FILTER=${1:-*}
 
@@ -111,28 +112,46 @@ if [ -n "${ST_FUZZ_BUILD:-}" ] && [ -d "$ST_FUZZ_BUILD/fuzz" ]; then
 		fuzz_bins+=("$b")
 	done
 fi
-[ ${#fuzz_bins[@]} -gt 0 ] && echo "== fuzz smoke (${SMOKE}s each)"
-for b in "${fuzz_bins[@]}"; do
-	name=${b##*/}
-	corpus=$WORK/corpus-$name art=$WORK/artifacts-$name
+[ ${#fuzz_bins[@]} -gt 0 ] && echo "== fuzz smoke (${SMOKE}s each, $(nproc) at a time)"
+# fuzz_run NAME BIN: one smoke run; its status in $WORK/NAME.rc, its time in $WORK/NAME.secs.
+fuzz_run() {
+	local name=$1 b=$2 corpus=$WORK/corpus-$1 art=$WORK/artifacts-$1 seed t0 rc
 	mkdir -p "$corpus" "$art"
 	for seed in "tests/fuzz/corpus/$name" "tests/fuzz/corpus/${name#fuzz_}"; do
 		[ -d "$seed" ] && cp -r "$seed/." "$corpus/"
 	done
-	log=$WORK/$name.log
 	t0=$(date +%s)
 	timeout --kill-after=10 $((SMOKE + 120)) "$b" -max_total_time="$SMOKE" -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/" "$corpus" \
-		>"$log" 2>&1 </dev/null
+		>"$WORK/$name.log" 2>&1 </dev/null
 	rc=$?
+	echo $(($(date +%s) - t0)) >"$WORK/$name.secs"
+	echo "$rc" >"$WORK/$name.rc"
+}
+# Each target is single-threaded: as many at once as there are CPUs, reported in order.
+running=0
+for b in "${fuzz_bins[@]}"; do
+	if [ "$running" -ge "$(nproc)" ]; then
+		wait -n
+		running=$((running - 1))
+	fi
+	fuzz_run "${b##*/}" "$b" &
+	running=$((running + 1))
+done
+wait
+for b in "${fuzz_bins[@]}"; do
+	name=${b##*/}
+	log=$WORK/$name.log art=$WORK/artifacts-$name
+	rc=$(cat "$WORK/$name.rc" 2>/dev/null || echo 1)
+	secs=$(cat "$WORK/$name.secs" 2>/dev/null || echo '?')
 	if [ "$rc" -eq 0 ]; then
 		passed=$((passed + 1))
 		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
-		echo "  ${G}ok${N}   $name: ${execs:-?} runs ($(elapsed "$t0"))"
+		echo "  ${G}ok${N}   $name: ${execs:-?} runs (${secs}s)"
 	else
 		failed=$((failed + 1))
 		failures+=("$name")
-		echo "  ${R}FAIL${N} $name (exit $rc, $(elapsed "$t0")); crashing input kept in tests/fuzz/crashes/"
+		echo "  ${R}FAIL${N} $name (exit $rc, ${secs}s); crashing input kept in tests/fuzz/crashes/"
 		mkdir -p tests/fuzz/crashes && cp -r "$art/." tests/fuzz/crashes/ 2>/dev/null
 		show_log "$log"
 	fi
