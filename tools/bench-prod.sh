@@ -34,6 +34,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ST_BUILD=${ST_BUILD:-build}
 . "$ROOT/tests/integration/lib.sh"
+. "$ROOT/tools/bench-lib.sh"
 
 if [ "${ST_BENCH_QUICK:-0}" = 1 ]; then
 	ROUNDS=${ST_BENCH_ROUNDS:-3} SECS=${ST_BENCH_SECS:-3}
@@ -50,11 +51,7 @@ read -r -a AGENT_ARGS <<<"${ST_BENCH_AGENT_ARGS:-}"
 case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
 OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-prod.md}
 
-[ "$(id -u)" -eq 0 ] || { echo "shadowtap bench-prod: run as root" >&2; exit 1; }
-for c in ip nginx wrk tcpdump bpftool python3 sysctl; do
-	command -v "$c" >/dev/null || { echo "shadowtap bench-prod: missing $c (tools/install-deps.sh)" >&2; exit 1; }
-done
-[ -x "$ST_BIN" ] || { echo "shadowtap bench-prod: $ST_BIN not found (make)" >&2; exit 1; }
+bench_require bench-prod ip nginx wrk tcpdump bpftool python3 sysctl
 
 st_init
 mkdir -p "$(dirname "$OUT")"

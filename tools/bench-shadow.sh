@@ -22,6 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ST_BUILD=${ST_BUILD:-build}
 . "$ROOT/tests/integration/lib.sh"
+. "$ROOT/tools/bench-lib.sh"
 
 ROUNDS=${ST_BENCH_ROUNDS:-5}
 SECS=${ST_BENCH_SECS:-5}
@@ -33,11 +34,7 @@ case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
 OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-shadow-report.md}
 PARTS=${*:-throughput replay}
 
-[ "$(id -u)" -eq 0 ] || { echo "shadowtap bench-shadow: run as root" >&2; exit 1; }
-for c in ip nginx wrk tcpdump bpftool python3; do
-	command -v "$c" >/dev/null || { echo "shadowtap bench-shadow: missing $c" >&2; exit 1; }
-done
-[ -x "$ST_BIN" ] || { echo "shadowtap bench-shadow: $ST_BIN not found (make)" >&2; exit 1; }
+bench_require bench-shadow ip nginx wrk tcpdump bpftool python3
 
 st_init
 mkdir -p "$(dirname "$OUT")"

@@ -17,35 +17,18 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ST_BUILD=${ST_BUILD:-build}
 . "$ROOT/tests/integration/lib.sh"
+. "$ROOT/tools/bench-lib.sh"
 
 ROUNDS=${ST_BENCH_ROUNDS:-3}
 SECS=${ST_BENCH_SECS:-5}
 CONNS=${ST_BENCH_CONNS:-32}
 
-[ "$(id -u)" -eq 0 ] || { echo "shadowtap bench-tee: run as root" >&2; exit 1; }
-for c in ip nginx wrk python3; do
-	command -v "$c" >/dev/null || { echo "shadowtap bench-tee: missing $c" >&2; exit 1; }
-done
-[ -x "$ST_BIN" ] || { echo "shadowtap bench-tee: $ST_BIN not found (make)" >&2; exit 1; }
+bench_require bench-tee ip nginx wrk python3
 st_init
 
 st_netns_single prod
 NS=$ST_LAST_NS
-mkdir -p "$ST_TMP/web/www"
-python3 - "$ST_TMP/web/www/api.json" "$ST_TMP/post.lua" <<'PY'
-import json, random, sys
-random.seed(7)
-items = [{"id": 100000 + i, "name": "item-%d" % i, "price": round(random.uniform(1, 500), 2),
-          "tags": random.sample(["red", "blue", "sale", "new", "eu", "us"], 2),
-          "stock": random.randint(0, 90), "active": i % 3 != 0} for i in range(14)]
-doc = json.dumps({"page": 1, "per_page": 14, "total": 1234, "items": items}, separators=(",", ":"))
-open(sys.argv[1], "w").write(doc)
-body = json.dumps({"user": "u-%d" % 42, "cart": items[:5], "coupon": None}, separators=(",", ":"))
-open(sys.argv[2], "w").write('wrk.method = "POST"\nwrk.body = %r\nwrk.headers["Content-Type"] = "application/json"\n' % body)
-PY
-ST_NGINX_LOCATIONS='location = /api { default_type application/json; alias '"$ST_TMP"'/web/www/api.json; } location = /order { client_body_buffer_size 64k; return 200 "{\"ok\":true}\n"; }' \
-	ST_NGINX_ACCESS_LOG=off st_nginx_start web "$NS" 127.0.0.1:80
-echo "JSON document: $(stat -c %s "$ST_TMP/web/www/api.json") bytes; POST body: $(sed -n 's/^wrk.body = .\(.*\).$/\1/p' "$ST_TMP/post.lua" | wc -c) bytes"
+bench_json_api "$NS"
 
 rps() { sed -nE 's/^Requests\/sec: *([0-9.]+).*/\1/p' "$1"; }
 cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }

@@ -22,6 +22,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 export ST_BUILD=${ST_BUILD:-build}
 . "$ROOT/tests/integration/lib.sh"
+. "$ROOT/tools/bench-lib.sh"
 
 if [ "${ST_BENCH_QUICK:-0}" = 1 ]; then
 	ROUNDS=${ST_BENCH_ROUNDS:-3} SECS=${ST_BENCH_SECS:-3}
@@ -33,11 +34,7 @@ URLS=${ST_BENCH_URLS:-/api.json /f16384}
 case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
 OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-tls.md}
 
-[ "$(id -u)" -eq 0 ] || { echo "shadowtap bench-tls: run as root" >&2; exit 1; }
-for c in ip nginx wrk bpftool python3 sysctl openssl; do
-	command -v "$c" >/dev/null || { echo "shadowtap bench-tls: missing $c (tools/install-deps.sh)" >&2; exit 1; }
-done
-[ -x "$ST_BIN" ] || { echo "shadowtap bench-tls: $ST_BIN not found (make)" >&2; exit 1; }
+bench_require bench-tls ip nginx wrk bpftool python3 sysctl openssl
 
 st_init
 mkdir -p "$(dirname "$OUT")"
