@@ -205,7 +205,7 @@ int st_kmsg_batcher__record(struct st_kmsg_batcher *b, const uint8_t *fixed, siz
 	struct bconn **p, *c;
 	uint64_t id;
 
-	if (type < ST_SREC_OPEN || type > ST_SREC_CLOSE || flen < 13)
+	if (type < ST_SREC_OPEN || type == ST_SREC_END_STREAM || flen < 13)
 		return 0; /* HEADER, END_STREAM: the stream's, not a connection's */
 	id = get64(fixed + 5);
 	p = bslot(b, id);
@@ -326,6 +326,7 @@ struct rconn {
 	uint64_t local;
 	int32_t partition;
 	uint64_t next[2];
+	uint64_t mark_in;       /* the client offset of the last MARK delivered + 1 (0: none) */
 	bool ended[2];
 	struct rconn *hnext;
 };
@@ -354,9 +355,10 @@ struct st_kmsg_reader *st_kmsg_reader__new(const struct st_stream_ops *ops, void
 	r->dec = st_stream_dec__new_records(ops, ctx, r->max_conns);
 	r->tab = calloc(BUCKETS, sizeof(*r->tab));
 	r->raw = malloc(ST_KMSG_RAW_MAX);
-	/* a message's records, per record at most one synthesized GAP (39 bytes; a record has
-	 * 22 at least), and an OPEN */
-	r->out_cap = 3 * ST_KMSG_RAW_MAX + ST_KMSG_OPEN_LEN;
+	/* a message's records, before each at most two synthesized GAPs (39 bytes each, a MARK
+	 * of 37 bytes may need one per direction; other records get one at most and have 22
+	 * bytes at least), and an OPEN */
+	r->out_cap = 4 * ST_KMSG_RAW_MAX + ST_KMSG_OPEN_LEN;
 	r->out = malloc(r->out_cap);
 	if (!r->dec || !r->tab || !r->raw || !r->out || inflateInit(&r->z) != Z_OK) {
 		st_stream_dec__free(r->dec);
@@ -424,14 +426,16 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 		uint8_t t;
 		static const uint32_t min[] = { [ST_SREC_OPEN] = 61, [ST_SREC_DATA] = 27,
 						[ST_SREC_GAP] = 35, [ST_SREC_END] = 19,
-						[ST_SREC_CLOSE] = 18 };
+						[ST_SREC_CLOSE] = 18, [ST_SREC_END_STREAM] = 0,
+						[ST_SREC_MARK] = 33 };
 
 		if (len - pos < 13 || (rl = get32(b + pos)) > len - pos - 4 ||
 		    rl > ST_STREAM_RECORD_MAX)
 			goto bad;
 		r = b + pos;
 		t = r[4];
-		if (t < ST_SREC_OPEN || t > ST_SREC_CLOSE || rl < min[t] || get64(r + 5) != conn)
+		if (t < ST_SREC_OPEN || t > ST_SREC_MARK || t == ST_SREC_END_STREAM ||
+		    rl < min[t] || get64(r + 5) != conn)
 			goto bad;
 		switch (t) {
 		case ST_SREC_DATA:
@@ -453,6 +457,10 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 			break;
 		case ST_SREC_OPEN:
 			if (rl != ST_KMSG_OPEN_LEN - 4 || (r[25] != 4 && r[25] != 6))
+				goto bad;
+			break;
+		case ST_SREC_MARK:
+			if (get64(r + 21) > (1ull << 60) || get64(r + 29) > (1ull << 60))
 				goto bad;
 			break;
 		}
@@ -539,6 +547,28 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 			c->ended[dir] = true;
 		} else if (t == ST_SREC_CLOSE) {
 			*closed = true;
+		} else if (t == ST_SREC_MARK) {
+			/* an exchange boundary at both directions' next offsets: what is missing
+			 * before it a gap, as before DATA; a mark behind what was delivered or
+			 * delivered already (read again: requests start at distinct offsets), or
+			 * after a direction's end, is of no use */
+			uint64_t at[2] = { get64(rec + 21), get64(rec + 29) };
+
+			if (c->ended[0] || c->ended[1] || at[0] < c->next[0] || at[1] < c->next[1] ||
+			    at[0] < c->mark_in) {
+				r->st.kafka_dup_records++;
+				continue;
+			}
+			for (dir = 0; dir < 2; dir++) {
+				if (at[dir] == c->next[dir])
+					continue;
+				if (!fresh || c->next[dir])
+					r->st.kafka_lost_bytes += at[dir] - c->next[dir];
+				o = out_gap(o, c->local, dir, c->next[dir], at[dir] - c->next[dir],
+					    ST_SGAP_DROPPED, ts);
+				c->next[dir] = at[dir];
+			}
+			c->mark_in = at[0] + 1;
 		}
 		memcpy(o, rec, 4 + rl);
 		put64(o + 5, c->local);

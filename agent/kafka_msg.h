@@ -13,7 +13,7 @@
  *   28  u32 crc32      (of the header but this field, then the records uncompressed)
  *   32  u8 host_len, host[host_len]   (the capture host)
  *   ..  the connection's OPEN record, as the stream encodes it (65 bytes)
- *   ..  the records (OPEN, DATA, GAP, END, CLOSE of that connection only), zlib'd whole
+ *   ..  the records (OPEN, DATA, GAP, END, CLOSE, MARK of that connection only), zlib'd whole
  *       when codec is 1
  * Integers little-endian. Key: "host/producer/id" (hex producer), so a connection's
  * messages go to one partition, in order.
@@ -30,7 +30,7 @@
 
 #define ST_KMSG_MAGIC "STKAF"
 #define ST_KMSG_MAJOR 1
-#define ST_KMSG_MINOR 0
+#define ST_KMSG_MINOR 1 /* 1.1: MARK records */
 #define ST_KMSG_CODEC_NONE 0
 #define ST_KMSG_CODEC_ZLIB 1
 #define ST_KMSG_OPEN_LEN 65 /* the stream's OPEN record, length and type included */

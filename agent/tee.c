@@ -80,6 +80,8 @@ struct tconn {
 	bool parsers;
 	bool first_req;       /* the first request's head was seen (the filters' decision) */
 	bool ended[2];        /* END written (written again in a new stream after a reconnect) */
+	bool resp_open;       /* a response's head came, its end not yet */
+	bool nomark;          /* exchange boundaries can no longer be told (put_mark()) */
 	uint8_t end_why[2];
 	struct st_http_parser p[2];
 	struct st_jredact jr[2]; /* the current message's JSON body (--redact-field) */
@@ -129,6 +131,7 @@ struct tee_out {
 	X(T, bytes, COUNTER, "stream bytes teed")                                             \
 	X(T, held_bytes, COUNTER, "bytes held back (gaps): not framed as HTTP")              \
 	X(T, redacted, COUNTER, "header and query values redacted")                          \
+	X(T, marks, DETAIL, "exchange boundaries marked (a receiver resumes a connection there)") \
 	X(T, dropped_records, COUNTER, "data records dropped: the output or --max-rate was too slow") \
 	X(T, dropped_bytes, COUNTER, "stream bytes of those records (gaps for the receiver)") \
 	X(T, gap_bytes, COUNTER, "bytes reassembly reported missing (capture loss)")         \
@@ -814,6 +817,22 @@ static void hold_rest(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, 
 		put_gap(t, c, tc, dir, upto - at, ST_SGAP_HELD, ts);
 }
 
+/* A request's head is next in the client's direction: when every earlier request was answered
+ * whole, the stream says so (MARK, stream.h) so that a receiver whose replay of the connection
+ * stopped (a gap, a connection joined midway through Kafka) starts it again here. Framing has
+ * been exact since the connection's first byte (framing errors hold the direction, and gaps
+ * it stepped over had known lengths), so the boundary is production's, not a guess. */
+static void put_mark(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, uint64_t ts)
+{
+	if (tc->nomark || tc->held[ST_DIR_IN] || tc->held[ST_DIR_OUT] || tc->resp_open ||
+	    st_http__awaiting(&tc->p[ST_DIR_OUT]) || st_http__pending(&tc->p[ST_DIR_OUT]))
+		return;
+	put_dropped(t, c, tc, ST_DIR_IN, ts);
+	put_dropped(t, c, tc, ST_DIR_OUT, ts);
+	st_stream_enc__mark(t->enc, c->id, tc->sent[ST_DIR_IN], tc->sent[ST_DIR_OUT], ts);
+	t->st.marks++;
+}
+
 /* The head, redacted, in t->scratch. */
 static const uint8_t *redact_head(struct tee *t, const struct st_http_head *h, int dir)
 {
@@ -891,7 +910,13 @@ static void frame(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int 
 						return;
 					}
 				}
-				st_http__push_method(&tc->p[1], ev.head->method);
+				put_mark(t, c, tc, ts);
+				if (st_http__push_method(&tc->p[1], ev.head->method))
+					tc->nomark = true; /* answers no longer pair */
+			} else {
+				tc->resp_open = true;
+				if (ev.head->flags & ST_HTTP_HF_NO_REQUEST)
+					tc->nomark = true;
 			}
 			st_jredact_reset(&tc->jr[dir],
 					 t->rules.n_fields && st_redact_is_json(ev.head));
@@ -924,6 +949,13 @@ static void frame(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int 
 			tc->held[dir] = true;
 			hold_rest(t, c, tc, dir, off + len, ts);
 			return;
+		case ST_HTTP_EV_MSG_DONE:
+			if (dir == ST_DIR_OUT)
+				tc->resp_open = false;
+			break;
+		case ST_HTTP_EV_UPGRADED:
+			tc->nomark = true;
+			break;
 		default:
 			break;
 		}
