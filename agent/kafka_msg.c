@@ -434,8 +434,13 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 			goto bad;
 		r = b + pos;
 		t = r[4];
-		if (t < ST_SREC_OPEN || t > ST_SREC_MARK || t == ST_SREC_END_STREAM ||
-		    rl < min[t] || get64(r + 5) != conn)
+		if (t > ST_SREC_MARK) {
+			/* a later minor's record: skipped (translate()) */
+			pos += 4 + rl;
+			continue;
+		}
+		if (t < ST_SREC_OPEN || t == ST_SREC_END_STREAM || rl < min[t] ||
+		    get64(r + 5) != conn)
 			goto bad;
 		switch (t) {
 		case ST_SREC_DATA:
@@ -511,6 +516,8 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 		int dir = 0;
 
 		pos += 4 + rl;
+		if (t > ST_SREC_MARK)
+			continue; /* a later minor's record: not known here */
 		if (t == ST_SREC_OPEN) {
 			/* opened already (from the message's header when fresh) */
 			if (!fresh)
