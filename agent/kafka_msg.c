@@ -327,6 +327,7 @@ struct rconn {
 	int32_t partition;
 	uint64_t next[2];
 	uint64_t mark_in;       /* the client offset of the last MARK delivered + 1 (0: none) */
+	uint64_t last_ts;       /* its latest record's time (the capture host's clock) */
 	bool ended[2];
 	struct rconn *hnext;
 };
@@ -341,6 +342,10 @@ struct st_kmsg_reader {
 	uint8_t *raw;           /* ST_KMSG_RAW_MAX */
 	uint8_t *out;           /* records for the decoder (synthesized ones added) */
 	size_t out_cap;
+	/* Each partition's time: its latest record's (st_kmsg_reader__feed(), idle expiry) */
+	uint64_t *pclock;
+	uint32_t n_pclock;
+	uint64_t clock, swept;  /* the latest record's time of all; at the last idle sweep */
 	struct st_kmsg_read_stats st;
 };
 
@@ -516,6 +521,8 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 		int dir = 0;
 
 		pos += 4 + rl;
+		if (ts > c->last_ts)
+			c->last_ts = ts;
 		if (t > ST_SREC_MARK)
 			continue; /* a later minor's record: not known here */
 		if (t == ST_SREC_OPEN) {
@@ -586,6 +593,9 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 	return o;
 }
 
+static void tick(struct st_kmsg_reader *r, int32_t p, uint64_t ts);
+static void expire(struct st_kmsg_reader *r);
+
 int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t len,
 			 int32_t partition, char *err, size_t errlen)
 {
@@ -655,6 +665,7 @@ int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t le
 	}
 	c->partition = partition;
 	o = translate(r, c, recs, rlen, o, fresh, &closed);
+	tick(r, partition, c->last_ts);
 	if (closed) {
 		*rslot(r, c->producer, c->id) = c->hnext;
 		r->n_conns--;
@@ -664,10 +675,77 @@ int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t le
 		snprintf(err, errlen, "%s", st_stream_dec__error(r->dec));
 		return -2;
 	}
+	if (r->clock >= r->swept + ST_KMSG_IDLE_SWEEP_NS) {
+		r->swept = r->clock;
+		expire(r);
+	}
 	return 0;
 bad:
 	r->st.kafka_bad_messages++;
 	return -1;
+}
+
+/* Partition p's time moves to ts (a record of it). */
+static void tick(struct st_kmsg_reader *r, int32_t p, uint64_t ts)
+{
+	if (ts > r->clock)
+		r->clock = ts;
+	if (p < 0 || p >= ST_KMSG_PARTITIONS_TIMED)
+		return;
+	if ((uint32_t)p >= r->n_pclock) {
+		uint32_t n = (uint32_t)p + 64;
+		uint64_t *nc = realloc(r->pclock, n * sizeof(*nc));
+
+		if (!nc)
+			return; /* not timed: its connections never expire */
+		memset(nc + r->n_pclock, 0, (n - r->n_pclock) * sizeof(*nc));
+		r->pclock = nc;
+		r->n_pclock = n;
+	}
+	if (ts > r->pclock[p])
+		r->pclock[p] = ts;
+}
+
+/* A CLOSE (why) of c for the decoder; c leaves the table (p: its slot). */
+static void close_conn(struct st_kmsg_reader *r, struct rconn **p, unsigned why, uint64_t ts)
+{
+	struct rconn *c = *p;
+	uint8_t rec[22];
+
+	*p = c->hnext;
+	r->n_conns--;
+	put32(rec, 18);
+	rec[4] = ST_SREC_CLOSE;
+	put64(rec + 5, c->local);
+	put64(rec + 13, ts);
+	rec[21] = (uint8_t)why;
+	st_stream_dec__feed_records(r->dec, rec, sizeof(rec));
+	free(c);
+}
+
+/* Connections with no record for ST_KMSG_IDLE_NS of their partition's time are closed: their
+ * CLOSE was lost (a message dropped at the producer, deleted by retention), and left open
+ * they would hold a place among max_conns for good. The partition's time, not the wall
+ * clock: a receiver catching up on a backlog, or one partition read later than another,
+ * expires nothing early. */
+static void expire(struct st_kmsg_reader *r)
+{
+	for (size_t i = 0; i < BUCKETS; i++) {
+		struct rconn **p = &r->tab[i];
+
+		while (*p) {
+			struct rconn *c = *p;
+			uint64_t now;
+
+			if (c->partition < 0 || (uint32_t)c->partition >= r->n_pclock ||
+			    (now = r->pclock[c->partition]) <= c->last_ts + ST_KMSG_IDLE_NS) {
+				p = &c->hnext;
+				continue;
+			}
+			close_conn(r, p, ST_END_TIMEOUT, now);
+			r->st.kafka_idle_conns++;
+		}
+	}
 }
 
 size_t st_kmsg_reader__close_partition(struct st_kmsg_reader *r, int32_t partition, uint64_t ts)
@@ -679,21 +757,12 @@ size_t st_kmsg_reader__close_partition(struct st_kmsg_reader *r, int32_t partiti
 
 		while (*p) {
 			struct rconn *c = *p;
-			uint8_t rec[22];
 
 			if (partition >= 0 && c->partition != partition) {
 				p = &c->hnext;
 				continue;
 			}
-			*p = c->hnext;
-			r->n_conns--;
-			put32(rec, 18);
-			rec[4] = ST_SREC_CLOSE;
-			put64(rec + 5, c->local);
-			put64(rec + 13, ts);
-			rec[21] = ST_END_FLUSH;
-			st_stream_dec__feed_records(r->dec, rec, sizeof(rec));
-			free(c);
+			close_conn(r, p, ST_END_FLUSH, ts);
 			n++;
 		}
 	}
@@ -722,6 +791,7 @@ void st_kmsg_reader__free(struct st_kmsg_reader *r)
 	st_stream_dec__free(r->dec);
 	if (r->z_ok)
 		inflateEnd(&r->z);
+	free(r->pclock);
 	free(r->tab);
 	free(r->raw);
 	free(r->out);
