@@ -503,6 +503,8 @@ static int link_up(struct tee_out *q, char *err, size_t errlen)
 
 		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		n = q->tls ? st_tlslink__read(q->tls, &k, 1) : read(q->fd, &k, 1);
+		if (n < 0 && !q->tls)
+			n = -errno; /* read()'s -1 is not a reason (st_tlslink__read gives -errno) */
 		tv.tv_sec = 0;
 		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		if (n != 1 || k != ST_STREAM_LINK_OK) {
@@ -510,6 +512,7 @@ static int link_up(struct tee_out *q, char *err, size_t errlen)
 				 n == 0 || n == -EPROTO ? (q->tls ? "it refused its certificate, "
 						 "or is not a shadowtap receive" :
 						 "it closed the connection") :
+				 n == -EAGAIN ? "it said nothing for 10 s" :
 				 n < 0 ? strerror((int)-n) : "not a shadowtap receive");
 			link_down(q);
 			return -1;
