@@ -592,9 +592,12 @@ static void out_free(struct tee_out *q)
 	if (!q)
 		return;
 	drop_queue(q);
-	link_down(q);
-	if (q->is_file)
+	/* q->fd is the link's, the file's (o.fd: closed there) or stdout (never closed) */
+	if (q->to)
+		link_down(q);
+	else if (q->is_file)
 		st_output_abort(&q->o); /* not committed: nothing of it stays */
+	q->fd = -1;
 	free(q->to);
 	free((char *)q->tlso_own.cert);
 	free((char *)q->tlso_own.key);
