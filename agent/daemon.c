@@ -753,8 +753,10 @@ static int reload(struct daemon *d, FILE *answer)
 		size_t i;
 
 		for (i = 0; i < np.n; i++) {
+			if (used[i])
+				continue; /* its definition may be a job's already (NULL here) */
 			ns = np.defs[i]->cfg.s;
-			if (!used[i] && !strcmp(ns->command, os->command) && !strcmp(ns->name, os->name))
+			if (!strcmp(ns->command, os->command) && !strcmp(ns->name, os->name))
 				break;
 		}
 		if (i == np.n) {
