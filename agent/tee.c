@@ -1543,6 +1543,26 @@ static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts,
 	return err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
 }
 
+/* Reload: with --kafka the new ports, peers and sample are taken in place (its messages
+ * carry no stream header: they name only the capture host); a file's or a receiver's
+ * stream names them in its header, so that job restarts (a new stream) instead. The sample
+ * applies to connections that start from then on (the kernel's hash, tapmux). */
+static bool retarget(void *obj, const void *new_obj)
+{
+	struct tee *t = obj;
+	const struct tee *n = new_obj;
+
+	if (!t->kp || !n->kafka.brokers || !t->r ||
+	    st_reasm__set_ports(t->r, n->t.ports, n->t.n_ports))
+		return false;
+	memcpy(t->t.ports, n->t.ports, sizeof(t->t.ports));
+	t->t.n_ports = n->t.n_ports;
+	memcpy(t->t.hosts, n->t.hosts, sizeof(t->t.hosts));
+	t->t.n_hosts = n->t.n_hosts;
+	t->sample = n->sample;
+	return true;
+}
+
 /* The daemon is stopping: the end waits at most max_s for a receiver or Kafka. */
 static void limit_drain(void *obj, double max_s)
 {
@@ -1604,6 +1624,7 @@ const struct st_job_kind st_tee_kind = {
 	.tick = tick,
 	.finish = finish,
 	.stats = stats,
+	.retarget = retarget,
 	.limit_drain = limit_drain,
 	.destroy = destroy,
 };

@@ -11,8 +11,9 @@
 #     /metrics answers at once and the other jobs lose nothing;
 #   - /metrics: the tee jobs' counters (kafka_* included) with their job and command labels;
 #   - a reload that changes the file job's options (a new file, one more redacted header)
-#     restarts it alone: its first file is complete, the second redacts the new header;
-#     the capture and Kafka jobs are untouched;
+#     restarts it alone: its first file is complete, the second redacts the new header; the
+#     Kafka job takes a new port in place (its stream goes on: the comparison below spans
+#     the reload), the capture job is untouched;
 #   - SIGTERM ends the daemon within 2 s (the stuck job's end given up on);
 #   - the Kafka job's stream, read by `receive --kafka -o DIR` == `shadowtap flows` on the
 #     capture job's pcap; every connection of the file job's first stream is identical to
@@ -60,7 +61,7 @@ chmod 600 "$D/kafka.secrets"
 
 METRICS=127.0.0.1:19465
 CONF=$D/shadowtap.conf
-write_conf() { # FILE-JOB-OUTPUT [FILE-JOB-EXTRA-KEY]
+write_conf() { # FILE-JOB-OUTPUT [FILE-JOB-EXTRA-KEY [KAFKA-JOB-EXTRA-KEY]]
 	cat >"$CONF" <<EOF
 [daemon]
 metrics = $METRICS
@@ -88,6 +89,7 @@ max-rate = 0
 kafka = $BOOT
 topic = tee
 kafka-opt-file = $D/kafka.secrets
+${3:-}
 
 [tee mute]
 iface = $ST_SRV_IF
@@ -179,11 +181,11 @@ echo "  file: teed=$(metric teed_total file) bytes=$(metric bytes_total file);" 
 	"k: kafka_delivered_msgs=$(metric kafka_delivered_msgs_total k);" \
 	"mute: dropped_conns=$(metric dropped_conns_total mute)"
 
-st_log "reload: the file job writes web2.tee and redacts X-Secret too"
-write_conf web2.tee 'redact-header = X-Secret'
+st_log "reload: the file job writes web2.tee and redacts X-Secret too; the Kafka job takes port 8080 in place"
+write_conf web2.tee 'redact-header = X-Secret' 'port = 8080'
 st_in "$NS" "$ST_BIN" ctl --socket "$D/ctl.sock" reload >"$D/reload.out" || st_fail "ctl reload failed"
 cat "$D/reload.out"
-grep -q '^ok: 4 job(s): 0 added, 0 removed, 1 restarted, 0 updated in place, 3 unchanged' "$D/reload.out" ||
+grep -q '^ok: 4 job(s): 0 added, 0 removed, 1 restarted, 1 updated in place, 2 unchanged' "$D/reload.out" ||
 	st_fail "reload: $(cat "$D/reload.out")"
 grep -q '^shadowtap: summary job=file ' "$D/daemon.err" || st_fail "no summary line of the file job's first instance"
 [ -s "$D/state/web1.tee" ] || st_fail "the file job's first stream is not complete after its restart"
