@@ -10,6 +10,7 @@
 #     connection and never says a word (its writer waits up to 10 s) holds nothing up:
 #     /metrics answers at once and the other jobs lose nothing;
 #   - /metrics: the tee jobs' counters (kafka_* included) with their job and command labels;
+#     `ctl status` lists them running with their main counters;
 #   - a reload that changes the file job's options (a new file, one more redacted header)
 #     restarts it alone: its first file is complete, the second redacts the new header; the
 #     Kafka job takes a new port in place (its stream goes on: the comparison below spans
@@ -177,6 +178,11 @@ if [ -n "$mute" ]; then
 		st_fail "the mute job (not connected) dropped $(metric dropped_conns_total mute) connections, expected every one"
 	[ "$(metric bytes_total mute)" = 0 ] || st_fail "the mute job teed bytes without a link"
 fi
+st_in "$NS" "$ST_BIN" ctl --socket "$D/ctl.sock" status >"$D/status.txt" || st_fail "ctl status failed"
+for j in file k; do
+	grep -Eq "^$j +tee +iface $ST_SRV_IF +running +connections=[1-9][0-9]* teed=" "$D/status.txt" ||
+		{ cat "$D/status.txt"; st_fail "ctl status: no running tee job $j with its counters"; }
+done
 echo "  file: teed=$(metric teed_total file) bytes=$(metric bytes_total file);" \
 	"k: kafka_delivered_msgs=$(metric kafka_delivered_msgs_total k);" \
 	"mute: dropped_conns=$(metric dropped_conns_total mute)"
