@@ -845,7 +845,9 @@ static int out_close(struct tee *t, bool discard)
 	if (discard && !q->err)
 		q->err = -ECANCELED; /* the writer drops what is queued */
 	pthread_cond_broadcast(&q->cv);
-	while (!q->finished) {
+	/* a daemon job whose first connect is not done: nothing of its stream can go, and
+	 * nothing is waited for (the writer may be in a 25 s connect) */
+	while (!q->finished && !q->connecting) {
 		uint64_t before = q->written;
 
 		if (pthread_cond_timedwait(&q->cv, &q->mu, &until) == ETIMEDOUT) {
@@ -859,9 +861,13 @@ static int out_close(struct tee *t, bool discard)
 	err = discard ? 0 : q->err;
 	t->st.wire_bytes = q->written;
 	if (!q->finished) {
-		if (!discard)
+		if (!discard && q->connecting)
+			pr_warn("tee: --to %s: not connected yet at the end: the stream was not "
+				"sent", q->to);
+		else if (!discard)
 			pr_warn("tee: the reader stopped taking bytes: %" PRIu64 " bytes of the "
 				"stream not sent", q->queued);
+		err = q->connecting ? -ENOTCONN : -EPIPE;
 		/* the writer ends alone: a link's blocked write is woken, the rest goes */
 		q->abandoned = true;
 		drop_queue(q);
@@ -870,7 +876,7 @@ static int out_close(struct tee *t, bool discard)
 		pthread_mutex_unlock(&q->mu);
 		pthread_detach(q->th);
 		t->oq = NULL;
-		return -EPIPE;
+		return err;
 	}
 	if (!discard && q->to && q->down) {
 		pr_warn("tee: --to %s: the link was down at the end (%s): the stream's end was not "
