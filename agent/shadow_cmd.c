@@ -17,6 +17,7 @@
 
 #include "commands.h"
 #include "compare.h"
+#include "compare_opts.h"
 #include "job.h"
 #include "log.h"
 #include "loop.h"
@@ -37,37 +38,7 @@
  * 157 MB RSS with --ring-mb 8 --max-queue-mb 8 (docs/ARCHITECTURE.md, "Memory"). */
 #define SHADOW_MAX_MEM_DEFAULT (64ull << 20)
 #define SHADOW_MAX_MEM_DEFAULT_STR "64M"
-#define CMP_OPT_MAX 64  /* each repeatable compare option */
 
-/* Tap compare's options (compare.h, docs/COMPARE.md). */
-struct compare_opts {
-	bool on;                     /* --compare, or any compare option */
-	struct st_shadow_target ref; /* --reference */
-	bool have_ref;
-	const char *report, *report_json, *diffs;
-	const char *ign_hdr[CMP_OPT_MAX];
-	char ign_hdr_buf[CMP_OPT_MAX][64];
-	unsigned n_ign_hdr;
-	const char *ign_field[CMP_OPT_MAX];
-	char ign_field_buf[CMP_OPT_MAX][ST_CMP_PATH_MAX + 4];
-	unsigned n_ign_field;
-	bool unordered_all;
-	const char *unordered[CMP_OPT_MAX];
-	char unordered_buf[CMP_OPT_MAX][ST_CMP_PATH_MAX + 4];
-	unsigned n_unordered;
-	struct st_cmp_pattern patterns[ST_CMP_PATTERNS_MAX];
-	unsigned n_patterns;
-	uint64_t max_body;
-	uint64_t max_mem;
-	double timeout_s;
-	double rel_pct, abs_pct;
-	bool rel_set, abs_set;
-	double lat_min_ms;
-	double report_every_s;
-	unsigned max_endpoints;
-	uint64_t diffs_max;
-	bool flag_compare;
-};
 
 struct shadow_cmd {
 	const char *cmd;             /* "shadow" or "replay" */
@@ -100,7 +71,7 @@ struct shadow_cmd {
 	uint64_t last_timers, last_stats, drain_until;
 	uint64_t filtered_segs;
 	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
-	struct compare_opts cmp;
+	struct st_cmp_opts cmp;
 	struct st_compare *compare;
 	const char *what;            /* the summary line's name ("summary job=NAME") */
 };
@@ -238,228 +209,6 @@ static int opt_no_mark(void *o, const char *val, char *err, size_t errlen)
 	return 0;
 }
 
-/* ---- tap compare's options ---------------------------------------------------------------- */
-
-#define CMPO(o) (&CMD(o)->cmp)
-
-static int opt_reference(void *o, const char *val, char *err, size_t errlen)
-{
-	struct compare_opts *c = CMPO(o);
-
-	if (st_shadow_parse_target(val, &c->ref, err, errlen))
-		return -1;
-	if (c->ref.pct) {
-		snprintf(err, errlen, "'%s': the reference gets every request the candidate gets (no /PCT)",
-			 val);
-		return -1;
-	}
-	c->have_ref = true;
-	c->on = true;
-	return 0;
-}
-
-static int opt_ignore_header(void *o, const char *val, char *err, size_t errlen)
-{
-	struct compare_opts *c = CMPO(o);
-	size_t n = strlen(val);
-
-	if (c->n_ign_hdr >= CMP_OPT_MAX || !n || n >= sizeof(c->ign_hdr_buf[0]) ||
-	    strspn(val, "!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyz"
-			"ABCDEFGHIJKLMNOPQRSTUVWXYZ") != n) {
-		snprintf(err, errlen, "'%s' is not a header field name (at most %d)", val, CMP_OPT_MAX);
-		return -1;
-	}
-	for (size_t i = 0; i <= n; i++)
-		c->ign_hdr_buf[c->n_ign_hdr][i] = (char)tolower((unsigned char)val[i]);
-	c->ign_hdr[c->n_ign_hdr] = c->ign_hdr_buf[c->n_ign_hdr];
-	c->n_ign_hdr++;
-	c->on = true;
-	return 0;
-}
-
-static int cmp_path(const char *val, char *buf, char *err, size_t errlen)
-{
-	if (st_cmp_path_normalize(val, buf, ST_CMP_PATH_MAX)) {
-		snprintf(err, errlen, "'%s' is not a JSON path: $.a.b, $.items[*].id, $[\"odd key\"], "
-			 "$..name (any member so named)", val);
-		return -1;
-	}
-	return 0;
-}
-
-static int opt_ignore_field(void *o, const char *val, char *err, size_t errlen)
-{
-	struct compare_opts *c = CMPO(o);
-
-	if (c->n_ign_field >= CMP_OPT_MAX) {
-		snprintf(err, errlen, "at most %d", CMP_OPT_MAX);
-		return -1;
-	}
-	if (cmp_path(val, c->ign_field_buf[c->n_ign_field], err, errlen))
-		return -1;
-	c->ign_field[c->n_ign_field] = c->ign_field_buf[c->n_ign_field];
-	c->n_ign_field++;
-	c->on = true;
-	return 0;
-}
-
-static int opt_unordered(void *o, const char *val, char *err, size_t errlen)
-{
-	struct compare_opts *c = CMPO(o);
-
-	c->on = true;
-	if (!val) {
-		c->unordered_all = true;
-		return 0;
-	}
-	if (c->n_unordered >= CMP_OPT_MAX) {
-		snprintf(err, errlen, "at most %d", CMP_OPT_MAX);
-		return -1;
-	}
-	if (cmp_path(val, c->unordered_buf[c->n_unordered], err, errlen))
-		return -1;
-	if (!strncmp(val, "$..", 3)) {
-		snprintf(err, errlen, "'%s': name the array by its path ($.a.b)", val);
-		return -1;
-	}
-	c->unordered[c->n_unordered] = c->unordered_buf[c->n_unordered];
-	c->n_unordered++;
-	return 0;
-}
-
-static int opt_endpoint(void *o, const char *val, char *err, size_t errlen)
-{
-	struct compare_opts *c = CMPO(o);
-
-	if (c->n_patterns >= ST_CMP_PATTERNS_MAX ||
-	    st_cmp_pattern_parse(val, &c->patterns[c->n_patterns])) {
-		snprintf(err, errlen, "'%s' is not 'METHOD /path/{name}/...' (METHOD or *; {name}: one "
-			 "segment; a last *: the rest; at most %d)", val, ST_CMP_PATTERNS_MAX);
-		return -1;
-	}
-	c->n_patterns++;
-	c->on = true;
-	return 0;
-}
-
-/* BYTES with K, M, G suffixes (binary), 1K to 64M. */
-static int opt_max_body(void *o, const char *val, char *err, size_t errlen)
-{
-	struct compare_opts *c = CMPO(o);
-	unsigned long long v;
-	char *end;
-	unsigned shift = 0;
-
-	errno = 0;
-	v = strtoull(val, &end, 10);
-	if (!errno && end != val && isdigit((unsigned char)*val)) {
-		if (*end == 'K' || *end == 'k')
-			shift = 10, end++;
-		else if (*end == 'M' || *end == 'm')
-			shift = 20, end++;
-		else if (*end == 'G' || *end == 'g')
-			shift = 30, end++;
-		if (shift && end[0] == 'i' && end[1] == 'B')
-			end += 2;
-		else if (*end == 'B')
-			end++;
-		if (!*end && v <= (64ull << 20) >> shift && (v << shift) >= 1024) {
-			c->max_body = v << shift;
-			c->on = true;
-			return 0;
-		}
-	}
-	snprintf(err, errlen, "'%s' is not a size from 1K to 64M (K, M suffixes: e.g. 256K)", val);
-	return -1;
-}
-
-static int opt_rel(void *o, const char *val, char *err, size_t errlen)
-{
-	struct compare_opts *c = CMPO(o);
-	char *end;
-
-	errno = 0;
-	c->rel_pct = strtod(val, &end);
-	if (errno || end == val || *end || !(c->rel_pct >= 0 && c->rel_pct < 100)) {
-		snprintf(err, errlen, "'%s' is not a percentage in 0..100 (default %g)", val,
-			 ST_CMP_REL_DEFAULT);
-		return -1;
-	}
-	c->rel_set = true;
-	c->on = true;
-	return 0;
-}
-
-static int opt_abs(void *o, const char *val, char *err, size_t errlen)
-{
-	struct compare_opts *c = CMPO(o);
-	char *end;
-
-	errno = 0;
-	c->abs_pct = strtod(val, &end);
-	if (errno || end == val || *end || !(c->abs_pct >= 0 && c->abs_pct < 100)) {
-		snprintf(err, errlen, "'%s' is not a percentage in 0..100 (default %g)", val,
-			 ST_CMP_ABS_DEFAULT);
-		return -1;
-	}
-	c->abs_set = true;
-	c->on = true;
-	return 0;
-}
-
-/* The rows: shadow and replay alike (docs/COMPARE.md). */
-static const struct st_opt compare_opts[] = {
-	ST_OPT_FLAG("compare", 0, struct shadow_cmd, cmp.flag_compare,
-		    "tap compare: pair each replayed request's answers (production's\n"
-		    "from the capture, the candidate's = the first --to) and compare\n"
-		    "them (every option below turns it on too)"),
-	ST_OPT_FUNC("reference", 0, "HOST:PORT", 0, opt_reference,
-		    "a second shadow running production's build: gets the same\n"
-		    "requests; where it differs from production, that is noise"),
-	ST_OPT_STRING("report", 0, struct shadow_cmd, cmp.report, "FILE.html",
-		      "the report: one self-contained HTML file, rewritten every\n"
-		      "--report-interval and at the end"),
-	ST_OPT_STRING("report-json", 0, struct shadow_cmd, cmp.report_json, "FILE.json",
-		      "the report's content as JSON"),
-	ST_OPT_STRING("diffs", 0, struct shadow_cmd, cmp.diffs, "FILE.jsonl",
-		      "one JSON line per differing pair (secrets masked)"),
-	ST_OPT_UINT("diffs-max-mb", 0, struct shadow_cmd, cmp.diffs_max, "N", 1, 1 << 20, ST_OPTF_MIB,
-		    "--diffs stops growing at N MiB (default 1024; counted)"),
-	ST_OPT_FUNC("ignore-header", 0, "NAME", ST_OPTF_REPEAT, opt_ignore_header,
-		    "a header field not compared (repeatable; Date, Server,\n"
-		    "Connection, Keep-Alive, Transfer-Encoding, Age, Expires,\n"
-		    "Last-Modified, ETag are by default)"),
-	ST_OPT_FUNC("ignore-field", 0, "PATH", ST_OPTF_REPEAT, opt_ignore_field,
-		    "a JSON field not compared, with what is under it:\n"
-		    "$.meta.ts, $.items[*].id, or $..name anywhere (repeatable)"),
-	ST_OPT_FUNC("unordered-arrays", 0, "PATH", ST_OPTF_REPEAT | ST_OPTF_OPTVAL, opt_unordered,
-		    "compare arrays as multisets: every array, or the one at\n"
-		    "PATH (--unordered-arrays=$.tags; repeatable)"),
-	ST_OPT_FUNC("endpoint", 0, "'METHOD /p/{id}'", ST_OPTF_REPEAT, opt_endpoint,
-		    "group requests under this endpoint (repeatable, first match;\n"
-		    "default: the path with ids as {id}, query keys kept)"),
-	ST_OPT_FUNC("compare-max-body", 0, "BYTES", 0, opt_max_body,
-		    "body bytes compared per answer (default 1M); the rest is\n"
-		    "compared by length and hash"),
-	ST_OPT_SIZE("compare-max-mem", 0, struct shadow_cmd, cmp.max_mem, "SIZE", ST_MAX_MEM_MIN,
-		    ST_MAX_MEM_MAX, "all answers held for comparison (default 256M); past it\n"
-		    "pairs are not compared (counted)"),
-	ST_OPT_DOUBLE("compare-timeout", 0, struct shadow_cmd, cmp.timeout_s, "SEC", 0.1, 86400,
-		      "answers not all in after SEC: not compared (default 30)"),
-	ST_OPT_FUNC("noise-relative", 0, "PCT", 0, opt_rel,
-		    "a field is a regression when |raw-noise|/(raw+noise) > PCT\n"
-		    "(default 20) ..."),
-	ST_OPT_FUNC("noise-absolute", 0, "PCT", 0, opt_abs,
-		    "... and |raw-noise|/compared > PCT (default 0.03)"),
-	ST_OPT_DOUBLE("latency-min-ms", 0, struct shadow_cmd, cmp.lat_min_ms, "MS", 0.001, 1e6,
-		      "a latency verdict needs a median shift of MS too\n"
-		      "(Hodges-Lehmann; default 1)"),
-	ST_OPT_DOUBLE("report-interval", 0, struct shadow_cmd, cmp.report_every_s, "SEC", 0.1, 86400,
-		      "rewrite the reports every SEC (default 10)"),
-	ST_OPT_UINT("compare-max-endpoints", 0, struct shadow_cmd, cmp.max_endpoints, "N", 1, 100000, 0,
-		    "distinct endpoints reported; the rest as \"other\" (default 100)"),
-};
-
 static const char *const protos[] = { "auto", "http", "raw", NULL };
 static const char *const releases[] = { "answered", "framed", NULL };
 
@@ -548,39 +297,6 @@ static const char replay_head[] =
 	"targets, one shadow connection per recorded connection, with the original timing;\n"
 	"the recorded answers decide what production ran. --port names the service.\n\n";
 
-/* Tap compare pairs one candidate (and a reference) with production. */
-static int compare_check(struct shadow_cmd *c)
-{
-	struct compare_opts *o = &c->cmp;
-	struct st_shadow_config *cfg = &c->cfg;
-
-	o->on |= o->flag_compare || o->report || o->report_json || o->diffs || o->max_mem || o->diffs_max ||
-		 o->timeout_s > 0 || o->lat_min_ms > 0 || o->report_every_s > 0 || o->max_endpoints;
-	if (!o->on)
-		return 0;
-	if (cfg->n_targets != 1) {
-		bad(c, "--compare: one --to (the candidate), not %u; the reference is --reference",
-		    cfg->n_targets);
-		return -1;
-	}
-	if (cfg->targets[0].pct) {
-		bad(c, "--compare: the candidate gets every request replayed (no /PCT in --to %s)",
-		    cfg->targets[0].name);
-		return -1;
-	}
-	if (cfg->multiply > 1) {
-		bad(c, "--compare: %s", "--multiply replays each connection several times; compare "
-					"pairs one copy");
-		return -1;
-	}
-	if (cfg->proto == ST_PROTO_RAW) {
-		bad(c, "--compare: %s", "compares HTTP answers; --proto raw has none");
-		return -1;
-	}
-	if (o->have_ref)
-		cfg->targets[cfg->n_targets++] = o->ref;
-	return 0;
-}
 
 static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos);
 
@@ -590,14 +306,14 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 		{ st_target_opts, st_target_opts_n, &c->target },
 		{ live_opts, sizeof(live_opts) / sizeof(live_opts[0]), c },
 		{ engine_opts, sizeof(engine_opts) / sizeof(engine_opts[0]), c },
-		{ compare_opts, sizeof(compare_opts) / sizeof(compare_opts[0]), c },
+		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
 		{ st_reasm_opts, st_reasm_opts_n, &c->target },
 	};
 	struct st_optset replay[] = {
 		{ st_filter_opts, st_filter_opts_n, &c->target },
 		{ replay_opts, sizeof(replay_opts) / sizeof(replay_opts[0]), c },
 		{ engine_opts, sizeof(engine_opts) / sizeof(engine_opts[0]), c },
-		{ compare_opts, sizeof(compare_opts) / sizeof(compare_opts[0]), c },
+		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
 		{ st_reasm_opts, st_reasm_opts_n, &c->target },
 	};
 	int r, pos;
@@ -614,6 +330,7 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 {
 	struct st_shadow_config *cfg = &c->cfg;
+	char err[256];
 
 	if (c->replay) {
 		if (pos >= argc)
@@ -628,8 +345,8 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 			   "--unordered-arrays=PATH)", argv[pos]);
 	if (pos < argc)
 		return bad(c, "unexpected argument '%s'", argv[pos]);
-	if (compare_check(c))
-		return ST_EXIT_USAGE;
+	if (st_cmp_opts_check(&c->cmp, &c->cfg, err, sizeof(err)))
+		return bad(c, "%s", err);
 	if (!c->replay && st_target_check(&c->target, c->cmd))
 		return ST_EXIT_USAGE;
 	if (!cfg->n_targets)
@@ -928,45 +645,6 @@ static void raise_nofile(void)
 	}
 }
 
-static int compare_start(struct shadow_cmd *c)
-{
-	struct compare_opts *o = &c->cmp;
-	struct st_compare_config cc = {
-		.reference = o->have_ref,
-		.command = c->cmd,
-		.candidate_name = c->cfg.targets[0].name,
-		.reference_name = o->have_ref ? o->ref.name : NULL,
-		.report = o->report,
-		.report_json = o->report_json,
-		.diffs = o->diffs,
-		.diffs_max = o->diffs_max,
-		.report_every_s = o->report_every_s,
-		.patterns = o->patterns,
-		.npatterns = o->n_patterns,
-		.max_endpoints = o->max_endpoints,
-		.rel_pct = o->rel_set ? (o->rel_pct > 0 ? o->rel_pct : 1e-9) : 0,
-		.abs_pct = o->abs_set ? (o->abs_pct > 0 ? o->abs_pct : 1e-9) : 0,
-		.lat_min_ms = o->lat_min_ms,
-		.max_mem = o->max_mem,
-		.timeout_s = o->timeout_s,
-	};
-
-	cc.rules.ignore_headers = o->ign_hdr;
-	cc.rules.n_ignore_headers = o->n_ign_hdr;
-	cc.rules.ignore_fields = o->ign_field;
-	cc.rules.n_ignore_fields = o->n_ign_field;
-	cc.rules.unordered_all = o->unordered_all;
-	cc.rules.unordered = o->unordered;
-	cc.rules.n_unordered = o->n_unordered;
-	cc.rules.max_body = (size_t)o->max_body;
-	c->compare = st_compare__new(&cc);
-	if (!c->compare) {
-		pr_err("%s: compare: %s", c->cmd, strerror(errno));
-		return -1;
-	}
-	c->cfg.compare = c->compare;
-	return 0;
-}
 
 static int start_engine(struct shadow_cmd *c);
 static int end_run(struct shadow_cmd *c, int r);
@@ -1024,8 +702,10 @@ static int start_engine(struct shadow_cmd *c)
 	if (!replay)
 		c->cfg.hash_seed = st_realtime_ns() ^ ((uint64_t)getpid() << 32);
 	raise_nofile();
-	if (c->cmp.on && compare_start(c))
+	if (c->cmp.on && !(c->compare = st_cmp_opts_start(&c->cmp, c->cmd, &c->cfg))) {
+		pr_err("%s: compare: %s", c->cmd, strerror(errno));
 		return -1;
+	}
 	c->sh = st_shadow__new(&c->cfg);
 	if (!c->sh) {
 		pr_err("%s: %s", c->cmd, strerror(errno));
@@ -1085,7 +765,7 @@ static size_t job_optsets(void *obj, struct st_optset *sets)
 	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target };
 	sets[1] = (struct st_optset)ST_OPTSET(live_opts, c);
 	sets[2] = (struct st_optset)ST_OPTSET(engine_opts, c);
-	sets[3] = (struct st_optset)ST_OPTSET(compare_opts, c);
+	sets[3] = (struct st_optset){ st_cmp_opts, st_cmp_opts_n, &c->cmp };
 	sets[4] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->target };
 	return 5;
 }
