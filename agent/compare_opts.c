@@ -230,13 +230,18 @@ const struct st_opt st_cmp_opts[] = {
 const size_t st_cmp_opts_n = sizeof(st_cmp_opts) / sizeof(st_cmp_opts[0]);
 
 /* Tap compare pairs one candidate (and a reference) with production. */
-int st_cmp_opts_check(struct st_cmp_opts *o, struct st_shadow_config *cfg, char *err,
-		      size_t errlen)
+bool st_cmp_opts_given(struct st_cmp_opts *o)
 {
 	o->on |= o->flag_compare || o->report || o->report_json || o->diffs || o->max_mem ||
 		 o->diffs_max || o->timeout_s > 0 || o->lat_min_ms > 0 || o->report_every_s > 0 ||
 		 o->max_endpoints;
-	if (!o->on)
+	return o->on;
+}
+
+int st_cmp_opts_check(struct st_cmp_opts *o, struct st_shadow_config *cfg, char *err,
+		      size_t errlen)
+{
+	if (!st_cmp_opts_given(o))
 		return 0;
 	if (cfg->n_targets != 1) {
 		snprintf(err, errlen, "--compare: one --to (the candidate), not %u; the reference "

@@ -50,6 +50,8 @@ struct st_cmp_opts {
 extern const struct st_opt st_cmp_opts[];
 extern const size_t st_cmp_opts_n;
 
+/* After parsing: true when --compare or any compare option was given (sets o->on). */
+bool st_cmp_opts_given(struct st_cmp_opts *o);
 /* After parsing: whether compare is on (--compare or any compare option), and, when it is,
  * that cfg's targets suit it (one candidate, whole; no --multiply; HTTP); the reference is
  * added to cfg's targets. 0, or -1 with the reason in err (the caller names its command). */

@@ -37,6 +37,7 @@
 #include "optparse.h"
 #include "opts.h"
 #include "pcapw.h"
+#include "compare_opts.h"
 #include "shadow.h"
 #include "stream.h"
 #include "tlslink.h"
@@ -126,6 +127,8 @@ struct receive {
 	struct st_pcapw *pw;
 	struct st_shadow *sh;
 	struct st_shadow_config scfg;
+	struct st_cmp_opts cmp;     /* --compare ... (compare_opts.h), with --to */
+	struct st_compare *compare;
 	struct st_loop *loop;
 	uint64_t seed;
 	uint64_t last_ts;
@@ -151,6 +154,9 @@ static const char usage_head[] =
 	"        semantics (whole requests, in order, per connection; marked X-Shadowtap: 1)\n"
 	"  --print  one line per exchange: time, client, method, target, status, request and\n"
 	"        response bytes, production's latency\n"
+	"  --compare (with --to)  tap compare: the candidate's answers against production's,\n"
+	"        which are in the stream (docs/COMPARE.md); --report-json gives a partial\n"
+	"        report that `shadowtap report --merge` joins with other receivers'\n"
 	"A damaged or cut stream ends the input with one line naming its offset (exit 1); the\n"
 	"outputs keep everything before it (--listen: the tee's next connection, after it\n"
 	"reconnects, starts a new stream into the same outputs). A summary line ends the run.\n"
@@ -182,6 +188,7 @@ static int parse(struct receive *rx, int argc, char **argv)
 		ST_OPTSET(receive_opts, rx),
 		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka },
 		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka },
+		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp },
 	};
 	int first, rc;
 
@@ -215,6 +222,11 @@ static int parse(struct receive *rx, int argc, char **argv)
 	if (!rx->wpath && !rx->outdir && !rx->to && !rx->print) {
 		pr_err("receive: give at least one output: -w FILE, -o DIR, --to HOST:PORT or "
 		       "--print");
+		return ST_EXIT_USAGE;
+	}
+	if (st_cmp_opts_given(&rx->cmp) && !rx->to) {
+		pr_err("receive: --compare compares the answers of a replay: it needs --to HOST:PORT "
+		       "(the candidate)");
 		return ST_EXIT_USAGE;
 	}
 	if (rx->print && rx->wpath && !strcmp(rx->wpath, "-")) {
@@ -914,12 +926,23 @@ static int outputs_open(struct receive *rx)
 			return ST_EXIT_USAGE;
 		}
 		rx->scfg.n_targets = 1;
+		if (st_cmp_opts_check(&rx->cmp, &rx->scfg, err, sizeof(err))) {
+			pr_err("receive: %s", err);
+			return ST_EXIT_USAGE;
+		}
 		rx->scfg.mark_name = "X-Shadowtap";
 		rx->scfg.mark_value = "1";
 		rx->scfg.reasm_max_mem = RX_MAX_MEM_DEFAULT;
 		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
 			rl.rlim_cur = rl.rlim_max;
 			setrlimit(RLIMIT_NOFILE, &rl);
+		}
+		/* tap compare: production's answers are in the stream (its DATA records of the
+		 * server's direction, with the capture's timestamps) */
+		if (rx->cmp.on && !(rx->compare = st_cmp_opts_start(&rx->cmp, "receive",
+								     &rx->scfg))) {
+			pr_err("receive: compare: %s", strerror(errno));
+			return ST_EXIT_RUNTIME;
 		}
 		rx->sh = st_shadow__new(&rx->scfg);
 		if (!rx->sh) {
@@ -981,6 +1004,12 @@ static void summary(struct receive *rx)
 	if (rx->sh) {
 		st_shadow__stats(rx->sh, &ss);
 		st_statline_add_table(&l, st_shadow_stat_desc, st_shadow_stat_n, &ss);
+	}
+	if (rx->compare) {
+		struct st_compare_stats cs;
+
+		st_compare__stats(rx->compare, &cs);
+		st_statline_add_table(&l, st_compare_stat_desc, st_compare_stat_n, &cs);
 	}
 	if (rx->kc) {
 		struct st_kafka_cons_stats cs;
@@ -1073,6 +1102,8 @@ int cmd_receive(int argc, char **argv)
 		st_shadow__flush(rx->sh);
 		st_shadow__drain(rx->sh, RX_DRAIN_MS);
 	}
+	/* every pair is settled now: the last comparisons, then the reports */
+	st_compare__finish(rx->compare);
 	if (rx->sink && st_flowsink__flush(rx->sink))
 		rx->failed = true;
 	if (rx->pw && st_pcapw__commit(rx->pw)) {
@@ -1091,6 +1122,7 @@ out:
 		st_pcapw__close(rx->pw, NULL);
 	st_flowsink__free(rx->sink);
 	st_shadow__free(rx->sh);
+	st_compare__free(rx->compare); /* after the engine: it holds pairs until it is freed */
 	if (rx->dirfd >= 0)
 		close(rx->dirfd);
 	st_tlslink__free(rx->tls);
