@@ -15,7 +15,9 @@
 #   --topic bench` against no agent (issue 14's target: >= 0.95), GET /api: runs alternate
 #   none, tee, none, tee ... none; a tee run's ratio is its req/s over the mean of the two
 #   no-agent runs around it; reported: the median ratio, median req/s, the tee's CPU per
-#   request (and the mock's).
+#   request (and the mock's), and in one more run with kernel.bpf_stats_enabled=1 the tap
+#   programs' time per request (softirq: no process's CPU), set against the host's CPU per
+#   request at the no-agent median (CPUs / req/s): the share production gives up, noise-free.
 # drain: one receiver's replay rate: the topic `drain` (8 partitions, its own mock: the mock
 #   keeps about 5 MB a partition) is filled by `tee --kafka` during ST_BENCH_FILL_SECS of wrk
 #   (GET /api and POST /order, one connection each), then `receive --kafka --group G --to` a
@@ -41,7 +43,7 @@ for p in $PARTS; do
 	case $p in cost | prod | drain) ;; *) echo "shadowtap bench-kafka: unknown part '$p' (cost, prod, drain)" >&2; exit 2 ;; esac
 done
 
-bench_require bench-kafka ip nginx wrk python3 curl
+bench_require bench-kafka ip nginx wrk python3 curl bpftool sysctl
 st_init
 
 st_netns_single prod
@@ -150,12 +152,41 @@ if [[ " $PARTS " == *" prod "* ]]; then
 		echo "prod round $r: none $before, tee --sample 10 --kafka $got, none $after: ratio ${ratios[-1]}; tee CPU ${cpus[-1]} us/request, the mock's ${mocks[-1]}" >&2
 		before=$after
 	done
+	# one more run with kernel.bpf_stats_enabled=1 (restored after): the tap programs' own
+	# time per production request (run in softirq: in no process's CPU above)
+	old_stats=$(sysctl -n kernel.bpf_stats_enabled)
+	st_on_cleanup "sysctl -qw kernel.bpf_stats_enabled=$old_stats"
+	sysctl -qw kernel.bpf_stats_enabled=1
+	st_in_bg "$NS" "$ST_BIN" tee --iface lo --port 80 --duration 0 --sample 10 \
+		--kafka "$BOOT" --topic bench 2>"$ST_TMP/tee10.err" </dev/null &
+	pid=$!
+	ST_PIDS+=("$pid")
+	for _ in $(seq 1 100); do st_agent_attached "$NS" lo "$pid" && break; sleep 0.1; done
+	sleep 0.3
+	prog_ns() { # PID: summed run_time_ns of the programs it holds
+		local ids
+		ids=$(cat /proc/"$1"/fdinfo/* 2>/dev/null | awk '/^prog_id:/ { print $2 }' | sort -u | tr '\n' ' ')
+		# shellcheck disable=SC2086
+		bpftool -j prog show | python3 -c '
+import json, sys
+want = set(int(x) for x in sys.argv[1:])
+print(sum(p.get("run_time_ns", 0) for p in json.load(sys.stdin) if p["id"] in want))' $ids
+	}
+	b0=$(prog_ns "$pid")
+	wrk_get >/dev/null
+	n=$(reqs "$ST_TMP/wrk.out")
+	b1=$(prog_ns "$pid")
+	st_stop "$pid" INT || true
+	sysctl -qw kernel.bpf_stats_enabled="$old_stats"
+	bpf_us=$(awk -v a="$b0" -v b="$b1" -v n="$n" 'BEGIN { printf "%.2f", (b - a) / 1000 / n }')
 	med() { printf '%s\n' "$@" | sort -n | awk '{ a[NR] = $1 } END { print NR % 2 ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 	last=${sums[-1]}
 	echo "PROD (GET /api, wrk -t1 -c$CONNS -d${SECS}s, $PROD_ROUNDS rounds; load average $(cut -d' ' -f1-3 /proc/loadavg)):"
 	echo "  no agent: median $(med $nones) req/s (runs: $nones)"
-	echo "  tee --sample 10 --kafka: median $(med "${tees[@]}") req/s; ratio to no agent $(med "${ratios[@]}") (median of ${ratios[*]}; target >= 0.95: $(awk -v r="$(med "${ratios[@]}")" 'BEGIN { print r >= 0.95 ? "met" : "NOT met" }'))"
-	echo "  tee CPU $(med "${cpus[@]}") us per production request (median), the mock broker's $(med "${mocks[@]}"); last round: $(st_summary_field "$last" kafka_delivered_msgs) messages delivered of $(st_summary_field "$last" kafka_messages), dropped_records $(st_summary_field "$last" dropped_records), lost $(st_summary_field "$last" lost)"
+	echo "  tee --sample 10 --kafka: median $(med "${tees[@]}") req/s; ratio to no agent $(med "${ratios[@]}") (median of ${ratios[*]}; target >= 0.95: $(awk -v r="$(med "${ratios[@]}")" 'BEGIN { print (r >= 0.95) ? "met" : "NOT met" }'))"
+	host_us=$(awk -v r="$(med $nones)" -v c="$(nproc)" 'BEGIN { printf "%.1f", c * 1e6 / r }')
+	echo "  tee CPU $(med "${cpus[@]}") us per production request (median) + its BPF programs $bpf_us us (bpf_stats run); the mock broker's $(med "${mocks[@]}"); the host has $host_us us of CPU per request at the no-agent median ($(nproc) CPUs): the tee's share $(awk -v a="$(med "${cpus[@]}")" -v b="$bpf_us" -v h="$host_us" 'BEGIN { printf "%.1f%%", (a + b) * 100 / h }')"
+	echo "  last round: $(st_summary_field "$last" kafka_delivered_msgs) messages delivered of $(st_summary_field "$last" kafka_messages), dropped_records $(st_summary_field "$last" dropped_records), lost $(st_summary_field "$last" lost)"
 fi
 
 # ---- drain: one receiver replays a filled topic ---------------------------------------------------
