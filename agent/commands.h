@@ -18,6 +18,7 @@ struct st_job_kind;
 extern const struct st_job_kind st_capture_kind;
 extern const struct st_job_kind st_flows_kind;
 extern const struct st_job_kind st_shadow_kind;
+extern const struct st_job_kind st_tee_kind;
 /* By command name, or NULL (daemon.c). */
 const struct st_job_kind *st_job_kind_find(const char *name);
 

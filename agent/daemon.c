@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * `shadowtap daemon --config FILE [--check]`: several named jobs (capture, flows, shadow)
- * in one process and one event loop, jobs on the same interface or cgroup sharing one
+ * `shadowtap daemon --config FILE [--check]`: several named jobs (capture, flows, shadow,
+ * tee) in one process and one event loop, jobs on the same interface or cgroup sharing one
  * tap (tapmux.h); Prometheus metrics (httpd.h), a control socket (ctl.h), reload on
  * SIGHUP, sd_notify. docs/DAEMON.md is the user's side.
  */
@@ -212,8 +212,8 @@ static int plan_load(struct plan *p, const char *path)
 		p->defs[p->n++] = d;
 		d->k = st_job_kind_find(s->command);
 		if (!d->k) {
-			pr_err("%s:%u: [%s %s]: unknown command '%s' (a job is capture, flows or "
-			       "shadow)", path, s->line, s->command, s->name, s->command);
+			pr_err("%s:%u: [%s %s]: unknown command '%s' (a job is capture, flows, "
+			       "shadow or tee)", path, s->line, s->command, s->name, s->command);
 			goto bad;
 		}
 		if (def_copy(d, &p->file, s)) {
@@ -753,8 +753,10 @@ static int reload(struct daemon *d, FILE *answer)
 		size_t i;
 
 		for (i = 0; i < np.n; i++) {
+			if (used[i])
+				continue; /* its definition may be a job's already (NULL here) */
 			ns = np.defs[i]->cfg.s;
-			if (!used[i] && !strcmp(ns->command, os->command) && !strcmp(ns->name, os->name))
+			if (!strcmp(ns->command, os->command) && !strcmp(ns->name, os->name))
 				break;
 		}
 		if (i == np.n) {
@@ -883,8 +885,8 @@ static const struct st_opt cli_rows[] = {
 
 static const char usage_head[] =
 	"Usage: shadowtap daemon --config FILE [--check] [-v]\n\n"
-	"Runs the jobs of FILE ([capture NAME], [flows NAME], [shadow NAME] sections; their\n"
-	"keys are the commands' long options) in one process. Jobs on the same interface or\n"
+	"Runs the jobs of FILE ([capture NAME], [flows NAME], [shadow NAME], [tee NAME]\n"
+	"sections; their keys are the commands' long options) in one process. Jobs on the same interface or\n"
 	"cgroup share one BPF load and ring. SIGHUP (or shadowtap ctl reload) rereads FILE:\n"
 	"unchanged jobs keep running, changed ones restart alone, filters change in place.\n"
 	"SIGTERM stops every job (files complete, nothing attached).\n\n";
@@ -1011,7 +1013,7 @@ out:
 const struct st_job_kind *st_job_kind_find(const char *name)
 {
 	static const struct st_job_kind *const kinds[] = {
-		&st_capture_kind, &st_flows_kind, &st_shadow_kind,
+		&st_capture_kind, &st_flows_kind, &st_shadow_kind, &st_tee_kind,
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)

@@ -364,6 +364,11 @@ uint64_t st_http__body_left(const struct st_http_parser *p)
 	return 0;
 }
 
+unsigned st_http__awaiting(const struct st_http_parser *p)
+{
+	return p->mq_len;
+}
+
 int st_http__push_method(struct st_http_parser *p, enum st_http_method m)
 {
 	if (p->kind != ST_HTTP_RESPONSE)

@@ -243,6 +243,8 @@ size_t st_http__pending(const struct st_http_parser *p);
  * request parser.
  */
 int st_http__push_method(struct st_http_parser *p, enum st_http_method m);
+/* Response parsers: requests pushed and not yet answered by a final response's head. */
+unsigned st_http__awaiting(const struct st_http_parser *p);
 
 /*
  * len bytes of the stream will never come (a capture gap of known length).

@@ -3,8 +3,12 @@
  * Jobs: what a live command does, as hooks one runner calls. `shadowtap capture`
  * is one capture job run by st_job_command(); the daemon runs several jobs of
  * any kind in one loop, sharing taps (tapmux.h). The kinds are the commands'
- * (capture.c, flows.c, shadow_cmd.c): their options tables serve the command
- * line and the daemon's config sections alike.
+ * (capture.c, flows.c, shadow_cmd.c, tee.c): their options tables serve the
+ * command line and the daemon's config sections alike.
+ *
+ * In the daemon every job shares one loop: a hook that blocks (a connect, a handshake, a
+ * FIFO's open, a flush) stalls every job. A kind that blocks in its command does that work
+ * in a thread of its own in a daemon job (tee's --to), which check() tells by argv.
  *
  * A job's life: init (defaults) -> options (command line or config section) ->
  * check -> start (outputs, engines; nothing attached yet) -> attached (the tap
@@ -35,7 +39,8 @@ struct st_job_kind {
 	/* Its option tables, bound to obj; returns how many (<= ST_JOB_MAX_OPTSETS). */
 	size_t (*optsets)(void *obj, struct st_optset *sets);
 	/* After the options: positional arguments (argv[first..], none from a config) and the
-	 * checks across options. 0, or ST_EXIT_USAGE after one line on stderr. */
+	 * checks across options. argv is NULL for a daemon job's section. 0, or ST_EXIT_USAGE
+	 * after one line on stderr. */
 	int (*check)(void *obj, int argc, char **argv, int first);
 	/* The live target its tap serves, NULL when it has no live input (flows FILE). */
 	struct st_target *(*target)(void *obj);

@@ -854,6 +854,16 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 		else
 			rd_kafka_assign(rk, parts);
 	} else {
+		if (rd_kafka_assignment_lost(rk)) {
+			/* taken out of the group (stalled past session.timeout.ms): the next
+			 * owners start at the last commit, and may replay again what this one
+			 * handed over since */
+			c->st.kafka_lost_assignments++;
+			pr_warn("%s: --kafka: %d partitions lost: this receiver was taken out of the "
+				"group (it stalled past session.timeout.ms); their next owners may replay "
+				"again up to one commit interval of what it handed over", c->cmd,
+				parts->cnt);
+		}
 		for (int i = 0; i < parts->cnt; i++) {
 			if (c->n_revoked < KAFKA_REVOKED_MAX)
 				c->revoked[c->n_revoked++] = parts->elems[i].partition;

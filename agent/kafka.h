@@ -114,7 +114,8 @@ void st_kafka_producer__free(struct st_kafka_producer *p);
 #define ST_KAFKA_CONS_STATS(X, T)                                                              \
 	X(T, kafka_rebalances, COUNTER, "partition assignments received")                     \
 	X(T, kafka_consume_errors, COUNTER, "errors the consumer reported (and went on)")      \
-	X(T, kafka_commits, COUNTER, "offset commits")                                    \
+	X(T, kafka_commits, COUNTER, "offset commits")                                        \
+	X(T, kafka_lost_assignments, COUNTER, "times this receiver was taken out of the group (stalled): its partitions' next owners may replay again") \
 	X(T, kafka_time_offsets, COUNTER, "partitions started at --from TIME's offset")       \
 	X(T, kafka_time_ends, COUNTER, "partitions started at their end: nothing at or after --from TIME, or the look-up failed (warned)")
 

@@ -205,7 +205,7 @@ int st_kmsg_batcher__record(struct st_kmsg_batcher *b, const uint8_t *fixed, siz
 	struct bconn **p, *c;
 	uint64_t id;
 
-	if (type < ST_SREC_OPEN || type > ST_SREC_CLOSE || flen < 13)
+	if (type < ST_SREC_OPEN || type == ST_SREC_END_STREAM || flen < 13)
 		return 0; /* HEADER, END_STREAM: the stream's, not a connection's */
 	id = get64(fixed + 5);
 	p = bslot(b, id);
@@ -326,6 +326,8 @@ struct rconn {
 	uint64_t local;
 	int32_t partition;
 	uint64_t next[2];
+	uint64_t mark_in;       /* the client offset of the last MARK delivered + 1 (0: none) */
+	uint64_t last_ts;       /* its latest record's time (the capture host's clock) */
 	bool ended[2];
 	struct rconn *hnext;
 };
@@ -340,6 +342,10 @@ struct st_kmsg_reader {
 	uint8_t *raw;           /* ST_KMSG_RAW_MAX */
 	uint8_t *out;           /* records for the decoder (synthesized ones added) */
 	size_t out_cap;
+	/* Each partition's time: its latest record's (st_kmsg_reader__feed(), idle expiry) */
+	uint64_t *pclock;
+	uint32_t n_pclock;
+	uint64_t clock, swept;  /* the latest record's time of all; at the last idle sweep */
 	struct st_kmsg_read_stats st;
 };
 
@@ -354,9 +360,10 @@ struct st_kmsg_reader *st_kmsg_reader__new(const struct st_stream_ops *ops, void
 	r->dec = st_stream_dec__new_records(ops, ctx, r->max_conns);
 	r->tab = calloc(BUCKETS, sizeof(*r->tab));
 	r->raw = malloc(ST_KMSG_RAW_MAX);
-	/* a message's records, per record at most one synthesized GAP (39 bytes; a record has
-	 * 22 at least), and an OPEN */
-	r->out_cap = 3 * ST_KMSG_RAW_MAX + ST_KMSG_OPEN_LEN;
+	/* a message's records, before each at most two synthesized GAPs (39 bytes each, a MARK
+	 * of 37 bytes may need one per direction; other records get one at most and have 22
+	 * bytes at least), and an OPEN */
+	r->out_cap = 4 * ST_KMSG_RAW_MAX + ST_KMSG_OPEN_LEN;
 	r->out = malloc(r->out_cap);
 	if (!r->dec || !r->tab || !r->raw || !r->out || inflateInit(&r->z) != Z_OK) {
 		st_stream_dec__free(r->dec);
@@ -424,14 +431,21 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 		uint8_t t;
 		static const uint32_t min[] = { [ST_SREC_OPEN] = 61, [ST_SREC_DATA] = 27,
 						[ST_SREC_GAP] = 35, [ST_SREC_END] = 19,
-						[ST_SREC_CLOSE] = 18 };
+						[ST_SREC_CLOSE] = 18, [ST_SREC_END_STREAM] = 0,
+						[ST_SREC_MARK] = 33 };
 
 		if (len - pos < 13 || (rl = get32(b + pos)) > len - pos - 4 ||
 		    rl > ST_STREAM_RECORD_MAX)
 			goto bad;
 		r = b + pos;
 		t = r[4];
-		if (t < ST_SREC_OPEN || t > ST_SREC_CLOSE || rl < min[t] || get64(r + 5) != conn)
+		if (t > ST_SREC_MARK) {
+			/* a later minor's record: skipped (translate()) */
+			pos += 4 + rl;
+			continue;
+		}
+		if (t < ST_SREC_OPEN || t == ST_SREC_END_STREAM || rl < min[t] ||
+		    get64(r + 5) != conn)
 			goto bad;
 		switch (t) {
 		case ST_SREC_DATA:
@@ -453,6 +467,10 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 			break;
 		case ST_SREC_OPEN:
 			if (rl != ST_KMSG_OPEN_LEN - 4 || (r[25] != 4 && r[25] != 6))
+				goto bad;
+			break;
+		case ST_SREC_MARK:
+			if (get64(r + 21) > (1ull << 60) || get64(r + 29) > (1ull << 60))
 				goto bad;
 			break;
 		}
@@ -503,6 +521,10 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 		int dir = 0;
 
 		pos += 4 + rl;
+		if (ts > c->last_ts)
+			c->last_ts = ts;
+		if (t > ST_SREC_MARK)
+			continue; /* a later minor's record: not known here */
 		if (t == ST_SREC_OPEN) {
 			/* opened already (from the message's header when fresh) */
 			if (!fresh)
@@ -539,6 +561,28 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 			c->ended[dir] = true;
 		} else if (t == ST_SREC_CLOSE) {
 			*closed = true;
+		} else if (t == ST_SREC_MARK) {
+			/* an exchange boundary at both directions' next offsets: what is missing
+			 * before it a gap, as before DATA; a mark behind what was delivered or
+			 * delivered already (read again: requests start at distinct offsets), or
+			 * after a direction's end, is of no use */
+			uint64_t at[2] = { get64(rec + 21), get64(rec + 29) };
+
+			if (c->ended[0] || c->ended[1] || at[0] < c->next[0] || at[1] < c->next[1] ||
+			    at[0] < c->mark_in) {
+				r->st.kafka_dup_records++;
+				continue;
+			}
+			for (dir = 0; dir < 2; dir++) {
+				if (at[dir] == c->next[dir])
+					continue;
+				if (!fresh || c->next[dir])
+					r->st.kafka_lost_bytes += at[dir] - c->next[dir];
+				o = out_gap(o, c->local, dir, c->next[dir], at[dir] - c->next[dir],
+					    ST_SGAP_DROPPED, ts);
+				c->next[dir] = at[dir];
+			}
+			c->mark_in = at[0] + 1;
 		}
 		memcpy(o, rec, 4 + rl);
 		put64(o + 5, c->local);
@@ -548,6 +592,9 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 	}
 	return o;
 }
+
+static void tick(struct st_kmsg_reader *r, int32_t p, uint64_t ts);
+static void expire(struct st_kmsg_reader *r);
 
 int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t len,
 			 int32_t partition, char *err, size_t errlen)
@@ -618,6 +665,7 @@ int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t le
 	}
 	c->partition = partition;
 	o = translate(r, c, recs, rlen, o, fresh, &closed);
+	tick(r, partition, c->last_ts);
 	if (closed) {
 		*rslot(r, c->producer, c->id) = c->hnext;
 		r->n_conns--;
@@ -627,10 +675,77 @@ int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t le
 		snprintf(err, errlen, "%s", st_stream_dec__error(r->dec));
 		return -2;
 	}
+	if (r->clock >= r->swept + ST_KMSG_IDLE_SWEEP_NS) {
+		r->swept = r->clock;
+		expire(r);
+	}
 	return 0;
 bad:
 	r->st.kafka_bad_messages++;
 	return -1;
+}
+
+/* Partition p's time moves to ts (a record of it). */
+static void tick(struct st_kmsg_reader *r, int32_t p, uint64_t ts)
+{
+	if (ts > r->clock)
+		r->clock = ts;
+	if (p < 0 || p >= ST_KMSG_PARTITIONS_TIMED)
+		return;
+	if ((uint32_t)p >= r->n_pclock) {
+		uint32_t n = (uint32_t)p + 64;
+		uint64_t *nc = realloc(r->pclock, n * sizeof(*nc));
+
+		if (!nc)
+			return; /* not timed: its connections never expire */
+		memset(nc + r->n_pclock, 0, (n - r->n_pclock) * sizeof(*nc));
+		r->pclock = nc;
+		r->n_pclock = n;
+	}
+	if (ts > r->pclock[p])
+		r->pclock[p] = ts;
+}
+
+/* A CLOSE (why) of c for the decoder; c leaves the table (p: its slot). */
+static void close_conn(struct st_kmsg_reader *r, struct rconn **p, unsigned why, uint64_t ts)
+{
+	struct rconn *c = *p;
+	uint8_t rec[22];
+
+	*p = c->hnext;
+	r->n_conns--;
+	put32(rec, 18);
+	rec[4] = ST_SREC_CLOSE;
+	put64(rec + 5, c->local);
+	put64(rec + 13, ts);
+	rec[21] = (uint8_t)why;
+	st_stream_dec__feed_records(r->dec, rec, sizeof(rec));
+	free(c);
+}
+
+/* Connections with no record for ST_KMSG_IDLE_NS of their partition's time are closed: their
+ * CLOSE was lost (a message dropped at the producer, deleted by retention), and left open
+ * they would hold a place among max_conns for good. The partition's time, not the wall
+ * clock: a receiver catching up on a backlog, or one partition read later than another,
+ * expires nothing early. */
+static void expire(struct st_kmsg_reader *r)
+{
+	for (size_t i = 0; i < BUCKETS; i++) {
+		struct rconn **p = &r->tab[i];
+
+		while (*p) {
+			struct rconn *c = *p;
+			uint64_t now;
+
+			if (c->partition < 0 || (uint32_t)c->partition >= r->n_pclock ||
+			    (now = r->pclock[c->partition]) <= c->last_ts + ST_KMSG_IDLE_NS) {
+				p = &c->hnext;
+				continue;
+			}
+			close_conn(r, p, ST_END_TIMEOUT, now);
+			r->st.kafka_idle_conns++;
+		}
+	}
 }
 
 size_t st_kmsg_reader__close_partition(struct st_kmsg_reader *r, int32_t partition, uint64_t ts)
@@ -642,21 +757,12 @@ size_t st_kmsg_reader__close_partition(struct st_kmsg_reader *r, int32_t partiti
 
 		while (*p) {
 			struct rconn *c = *p;
-			uint8_t rec[22];
 
 			if (partition >= 0 && c->partition != partition) {
 				p = &c->hnext;
 				continue;
 			}
-			*p = c->hnext;
-			r->n_conns--;
-			put32(rec, 18);
-			rec[4] = ST_SREC_CLOSE;
-			put64(rec + 5, c->local);
-			put64(rec + 13, ts);
-			rec[21] = ST_END_FLUSH;
-			st_stream_dec__feed_records(r->dec, rec, sizeof(rec));
-			free(c);
+			close_conn(r, p, ST_END_FLUSH, ts);
 			n++;
 		}
 	}
@@ -685,6 +791,7 @@ void st_kmsg_reader__free(struct st_kmsg_reader *r)
 	st_stream_dec__free(r->dec);
 	if (r->z_ok)
 		inflateEnd(&r->z);
+	free(r->pclock);
 	free(r->tab);
 	free(r->raw);
 	free(r->out);

@@ -13,7 +13,7 @@
  *   28  u32 crc32      (of the header but this field, then the records uncompressed)
  *   32  u8 host_len, host[host_len]   (the capture host)
  *   ..  the connection's OPEN record, as the stream encodes it (65 bytes)
- *   ..  the records (OPEN, DATA, GAP, END, CLOSE of that connection only), zlib'd whole
+ *   ..  the records (OPEN, DATA, GAP, END, CLOSE, MARK of that connection only), zlib'd whole
  *       when codec is 1
  * Integers little-endian. Key: "host/producer/id" (hex producer), so a connection's
  * messages go to one partition, in order.
@@ -30,7 +30,7 @@
 
 #define ST_KMSG_MAGIC "STKAF"
 #define ST_KMSG_MAJOR 1
-#define ST_KMSG_MINOR 0
+#define ST_KMSG_MINOR 1 /* 1.1: MARK records */
 #define ST_KMSG_CODEC_NONE 0
 #define ST_KMSG_CODEC_ZLIB 1
 #define ST_KMSG_OPEN_LEN 65 /* the stream's OPEN record, length and type included */
@@ -94,12 +94,23 @@ void st_kmsg_batcher__free(struct st_kmsg_batcher *b);
 	X(T, kafka_moved_conns, COUNTER, "connections closed here: their partition moved away") \
 	X(T, kafka_dup_records, COUNTER, "records seen twice (a producer retry, replayed offsets): skipped") \
 	X(T, kafka_lost_bytes, COUNTER, "stream bytes missing between messages (dropped or failed at the producer): gaps") \
-	X(T, kafka_refused_conns, COUNTER, "connections refused: too many open at once")
+	X(T, kafka_refused_conns, COUNTER, "connections refused: too many open at once")      \
+	X(T, kafka_idle_conns, COUNTER, "connections closed here: no record for 10 minutes of their partition's time (their CLOSE was lost)")
 
 struct st_kmsg_read_stats {
 	ST_KMSG_READ_STATS(ST_STAT_FIELD, _)
 };
 ST_STAT_TABLE_DECLARE(st_kmsg_read_stat);
+
+/* A connection with no record for this long in its partition's time (the latest record
+ * time read from that partition) is closed (ST_END_TIMEOUT): its CLOSE was lost. Longer than
+ * any common keep-alive timeout (nginx 75 s, load balancers up to 350 s), so a connection
+ * that is only quiet is not cut; if it speaks again, it is opened joined and its replay
+ * resumes at its next exchange boundary. Checked each time the reader's time moved on by
+ * ST_KMSG_IDLE_SWEEP_NS; partitions numbered past ST_KMSG_PARTITIONS_TIMED are not timed. */
+#define ST_KMSG_IDLE_NS (600ull * 1000000000ull)
+#define ST_KMSG_IDLE_SWEEP_NS (10ull * 1000000000ull)
+#define ST_KMSG_PARTITIONS_TIMED (1 << 16)
 
 struct st_kmsg_reader;
 

@@ -425,6 +425,22 @@ static void conn_close(struct st_reasm *r, struct conn *c, enum st_reasm_end why
 	}
 }
 
+int st_reasm__set_ports(struct st_reasm *r, const uint16_t *ports, size_t n_ports)
+{
+	uint16_t *p = NULL;
+
+	if (n_ports) {
+		p = malloc(n_ports * sizeof(*p));
+		if (!p)
+			return -ENOMEM;
+		memcpy(p, ports, n_ports * sizeof(*p));
+	}
+	free((void *)r->cfg.ports);
+	r->cfg.ports = p;
+	r->cfg.n_ports = n_ports;
+	return 0;
+}
+
 static bool port_listed(const struct st_reasm *r, uint16_t port)
 {
 	size_t i;

@@ -161,6 +161,9 @@ void st_reasm__tick(struct st_reasm *r, uint64_t now_ns);
 /* End of input: delivers what is buffered (holes become gaps) and closes everything. */
 void st_reasm__flush(struct st_reasm *r);
 void st_reasm__stats(const struct st_reasm *r, struct st_reasm_stats *out);
+/* The server ports from now on (a reload's new --port set): they orient connections that
+ * start after it. 0, or -ENOMEM (the old ones stay). */
+int st_reasm__set_ports(struct st_reasm *r, const uint16_t *ports, size_t n_ports);
 /* Calls fn for every open connection (a consumer's setting changed for all of them); fn may
  * not call back into the engine. */
 void st_reasm__foreach(struct st_reasm *r, void (*fn)(void *ctx, struct st_reasm_conn *c),

@@ -71,8 +71,10 @@ struct rconn {
 	uint32_t isn[2];
 	uint64_t next[2];          /* stream bytes (and gaps) seen per direction */
 	bool ended[2];
+	bool sh_stopped;           /* --to: its replay stopped (a gap, joined midway): on_mark() */
 	/* --print */
 	bool http;
+	bool print_lost;           /* stopped following (a gap, not HTTP): on_mark() */
 	struct st_http_parser p[2];
 	struct exch *q;            /* RX_PRINT_QUEUE, allocated at the first request */
 	unsigned qh, qn;
@@ -91,7 +93,8 @@ struct rconn {
 	X(T, stream_bytes, COUNTER, "bytes of the tee stream read (compressed)")             \
 	X(T, streams, COUNTER, "tee streams read (--listen: one more after each reconnect)")   \
 	X(T, link_losses, COUNTER, "--listen: streams cut by a lost link (the tee reconnects)") \
-	X(T, segments, COUNTER, "TCP segments made from the streams (-w, --to)")
+	X(T, segments, COUNTER, "TCP segments made from the streams (-w, --to)")              \
+	X(T, resumed_conns, COUNTER, "--to: connections replayed again from an exchange boundary (MARK) after a gap or a midway join")
 
 struct receive_stats {
 	RECEIVE_STATS(ST_STAT_FIELD, _)
@@ -339,8 +342,30 @@ static void print_stop(struct receive *rx, struct rconn *rc)
 	st_http__free(&rc->p[0]);
 	st_http__free(&rc->p[1]);
 	rc->http = false;
+	rc->print_lost = true;
 	rx->printing--;
 	rx->st.print_lost++;
+}
+
+/* --print follows rc from here (a connection's start, or an exchange boundary). */
+static void print_start(struct receive *rx, struct rconn *rc)
+{
+	const struct st_http_opts ho = { .head_cap = RX_HEAD_CAP };
+
+	if (rx->printing >= RX_PRINT_CONNS_MAX) {
+		rx->st.print_skipped++;
+		return;
+	}
+	if (st_http__init(&rc->p[0], ST_HTTP_REQUEST, &ho))
+		return;
+	if (st_http__init(&rc->p[1], ST_HTTP_RESPONSE, &ho)) {
+		st_http__free(&rc->p[0]);
+		return;
+	}
+	rc->http = true;
+	rc->print_lost = false;
+	rc->qh = rc->qn = rc->nresp = 0;
+	rx->printing++;
 }
 
 static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
@@ -476,21 +501,11 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 		seg_out(rx, &s);
 		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
 		seg_out(rx, &s);
+	} else if (rx->sh) {
+		rc->sh_stopped = true; /* the engine skips it until an exchange boundary */
 	}
-	if (rx->print && rx->printing >= RX_PRINT_CONNS_MAX) {
-		rx->st.print_skipped++;
-	} else if (rx->print) {
-		const struct st_http_opts ho = { .head_cap = RX_HEAD_CAP };
-
-		if (!st_http__init(&rc->p[0], ST_HTTP_REQUEST, &ho)) {
-			if (!st_http__init(&rc->p[1], ST_HTTP_RESPONSE, &ho)) {
-				rc->http = true;
-				rx->printing++;
-			} else {
-				st_http__free(&rc->p[0]);
-			}
-		}
-	}
+	if (rx->print)
+		print_start(rx, rc);
 }
 
 static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, const uint8_t *d,
@@ -540,6 +555,8 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	if (!rc)
 		return;
 	rc->fc.gap_bytes[dir] += len;
+	if (rx->sh)
+		rc->sh_stopped = true; /* its replay stops here, until an exchange boundary */
 	if (rx->sink && st_flowsink_ops.gap)
 		st_flowsink_ops.gap(rx->sink, &rc->fc, dir, off, len, reasm_why(why), ts);
 	if (rx->sh) {
@@ -620,11 +637,47 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 	c->user = NULL;
 }
 
+/* MARK: both directions are at an exchange boundary (stream.h: every earlier request was
+ * answered whole, production's framing from the connection's first byte). A connection whose
+ * replay stopped (a gap, joined midway through Kafka) starts again here in the shadow engine as
+ * a new connection: a reset ends what it had (its complete, answered requests still go out),
+ * and a handshake continuing the sequence numbers opens the next, so the engine frames whole
+ * requests from here and never splices one onto bytes before the gap. --print follows a
+ * connection it stopped following again. -w and -o keep the connection as it was. */
+static void on_mark(void *ctx, struct st_reasm_conn *c, uint64_t ts)
+{
+	struct receive *rx = ctx;
+	struct rconn *rc = c->user;
+	struct st_segment s;
+
+	if (!rc)
+		return;
+	if (rx->sh && rc->sh_stopped) {
+		seg_init(rc, &s, ST_DIR_IN, ST_TCP_RST, ts);
+		st_shadow__feed(rx->sh, &s);
+		seg_init(rc, &s, ST_DIR_IN, ST_TCP_SYN, ts);
+		s.seq--; /* the SYN takes the sequence number before the next byte */
+		s.ack = 0;
+		st_shadow__feed(rx->sh, &s);
+		seg_init(rc, &s, ST_DIR_OUT, ST_TCP_SYN | ST_TCP_ACK, ts);
+		s.seq--;
+		st_shadow__feed(rx->sh, &s);
+		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
+		st_shadow__feed(rx->sh, &s);
+		rx->st.segments += 4;
+		rc->sh_stopped = false;
+		rx->st.resumed_conns++;
+	}
+	if (rx->print && rc->print_lost && !rc->http)
+		print_start(rx, rc);
+}
+
 static const struct st_stream_ops rx_ops = {
 	.conn = { .open = on_open, .data = on_data, .gap = on_gap, .end = on_end,
 		  .close = on_close },
 	.header = on_header,
 	.finish = on_finish,
+	.mark = on_mark,
 };
 
 /* ---- the run -------------------------------------------------------------------------- */

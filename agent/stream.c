@@ -259,6 +259,19 @@ int st_stream_enc__close(struct st_stream_enc *e, uint64_t id, unsigned why, uin
 	return enc_rec(e, r, 22, NULL, 0);
 }
 
+int st_stream_enc__mark(struct st_stream_enc *e, uint64_t id, uint64_t off_in, uint64_t off_out,
+			uint64_t ts)
+{
+	uint8_t r[REC_FIXED_MAX];
+
+	r[4] = ST_SREC_MARK;
+	put64(r + 5, id);
+	put64(r + 13, ts);
+	put64(r + 21, off_in);
+	put64(r + 29, off_out);
+	return enc_rec(e, r, 37, NULL, 0);
+}
+
 int st_stream_enc__finish(struct st_stream_enc *e, const struct st_stream_trailer *t)
 {
 	uint8_t r[REC_FIXED_MAX];
@@ -551,6 +564,17 @@ static int record(struct st_stream_dec *d, uint8_t type, const uint8_t *b, uint3
 		if (b[16] >= ST_END_MAX)
 			return rec_fail(d, "CLOSE with an unknown reason");
 		conn_remove(d, c, b[16], get64(b + 8));
+		return 0;
+	case ST_SREC_MARK:
+		if (n < 32)
+			return rec_fail(d, "MARK too short");
+		c = rec_conn(d, b, ST_DIR_IN);
+		if (!c)
+			return -1;
+		if (get64(b + 16) != c->next[ST_DIR_IN] || get64(b + 24) != c->next[ST_DIR_OUT])
+			return rec_fail(d, "MARK not at the directions' next offsets");
+		if (d->ops->mark)
+			d->ops->mark(d->ctx, &c->c, get64(b + 8));
 		return 0;
 	case ST_SREC_END_STREAM: {
 		struct st_stream_trailer t;

@@ -34,7 +34,7 @@
 #define ST_STREAM_MAGIC_LEN 6
 #define ST_STREAM_PREAMBLE_LEN 8
 #define ST_STREAM_MAJOR 1
-#define ST_STREAM_MINOR 0
+#define ST_STREAM_MINOR 1 /* 1.1: MARK */
 #define ST_STREAM_FRAME_HDR 8
 #define ST_STREAM_FRAME_MAX (4u << 20)   /* compressed payload of one frame */
 #define ST_STREAM_DATA_MAX (64u << 10)   /* stream bytes in one DATA record */
@@ -55,6 +55,8 @@ enum st_stream_rec {
 	ST_SREC_CLOSE = 6,      /* u64 id, u64 ts, u8 why (enum st_reasm_end) */
 	ST_SREC_END_STREAM = 7, /* u64 ts, u64 dropped_records, u64 dropped_bytes,
 				* u64 dropped_conns, u64 held_conns */
+	ST_SREC_MARK = 8,       /* u64 id, u64 ts, u64 off_in, u64 off_out (1.1): an exchange
+				* boundary, below */
 };
 
 /* A gap's why: reassembly's reasons (enum st_reasm_gap_why), then the sender's own. */
@@ -91,6 +93,17 @@ int st_stream_enc__gap(struct st_stream_enc *e, uint64_t id, int dir, uint64_t o
 		       unsigned why, uint64_t ts);
 int st_stream_enc__end(struct st_stream_enc *e, uint64_t id, int dir, unsigned why, uint64_t ts);
 int st_stream_enc__close(struct st_stream_enc *e, uint64_t id, unsigned why, uint64_t ts);
+/*
+ * MARK: an exchange boundary, written by a sender that framed the connection as HTTP from
+ * its first byte (a gap framing stepped over by length does not count against it): the
+ * client's next byte, at off_in, starts a request, every request before it was answered
+ * whole, and the server's next byte, at off_out, starts the answer to it. Both offsets are
+ * the directions' next ones in the stream (the sender writes pending gaps first). A receiver
+ * whose replay of the connection stopped (a gap, a connection joined midway) starts it again
+ * there as a new connection: whole requests only, never a spliced one.
+ */
+int st_stream_enc__mark(struct st_stream_enc *e, uint64_t id, uint64_t off_in, uint64_t off_out,
+			uint64_t ts);
 /* END_STREAM, then a flush: the stream is complete. */
 int st_stream_enc__finish(struct st_stream_enc *e, const struct st_stream_trailer *t);
 /* Ends the current frame (Z_SYNC_FLUSH) and emits it, if it holds anything. The encoder
@@ -129,6 +142,9 @@ struct st_stream_ops {
 	void (*header)(void *ctx, const char *text, unsigned major, unsigned minor);
 	/* END_STREAM: the stream is complete. */
 	void (*finish)(void *ctx, const struct st_stream_trailer *t);
+	/* MARK (st_stream_enc__mark()): both directions of c are at an exchange boundary, at
+	 * their next offsets. */
+	void (*mark)(void *ctx, struct st_reasm_conn *c, uint64_t ts);
 };
 
 struct st_stream_dec;

@@ -34,6 +34,7 @@
 #include "commands.h"
 #include "connmap.h"
 #include "http.h"
+#include "job.h"
 #include "kafka.h"
 #include "log.h"
 #include "loop.h"
@@ -56,6 +57,7 @@
 #define TEE_MAX_RATE_DEFAULT (16ull << 20)  /* stream bytes per second */
 #define TEE_QUEUE_DEFAULT (32ull << 20)
 #define TEE_CLOSE_WAIT_S 5                  /* at the end, a stalled reader is given up on */
+#define TEE_DAEMON_CLOSE_WAIT_MS 1000       /* ... in the daemon, whose loop waits meanwhile */
 #define TEE_MAX_METHODS 16
 #define TEE_MAX_MEM_DEFAULT (256ull << 20)
 /* Redaction frames HTTP: a parser pair per connection, holding at most one head each. The
@@ -80,6 +82,8 @@ struct tconn {
 	bool parsers;
 	bool first_req;       /* the first request's head was seen (the filters' decision) */
 	bool ended[2];        /* END written (written again in a new stream after a reconnect) */
+	bool resp_open;       /* a response's head came, its end not yet */
+	bool nomark;          /* exchange boundaries can no longer be told (put_mark()) */
 	uint8_t end_why[2];
 	struct st_http_parser p[2];
 	struct st_jredact jr[2]; /* the current message's JSON body (--redact-field) */
@@ -95,23 +99,33 @@ struct oframe {
 	uint8_t data[];
 };
 
+/* The output and its writer thread. Heap-allocated: a writer given up on at the end (a reader
+ * that stopped taking bytes) is detached and frees it when it ends (abandoned); in the
+ * daemon the process goes on meanwhile. */
 struct tee_out {
 	pthread_mutex_t mu;
 	pthread_cond_t cv;
 	pthread_t th;
-	bool started, closing, finished;
+	bool started, closing, finished, abandoned;
 	struct oframe *head, *tail;
 	uint64_t queued, written;
 	int fd;
+	int wfd;               /* under mu: fd while it is a connected link (shutdown() wakes a
+				* writer blocked on it), else -1 */
 	int err;               /* first write error (-errno) */
 	struct st_output o;    /* -o FILE */
 	bool is_file;
 	struct st_tlslink *tls; /* --to without --insecure */
 	/* --to: a lost link is reconnected by the writer, with backoff; the frames of the
 	 * stream that was cut (older generations) are thrown away, and the loop thread starts a
-	 * new stream when it sees reconnected */
-	const char *to;
-	const struct st_tlslink_opts *tlso; /* NULL: --insecure */
+	 * new stream when it sees reconnected. The strings are the output's own copies (an
+	 * abandoned writer outlives the job's options). */
+	char *to;
+	struct st_tlslink_opts tlso_own;
+	const struct st_tlslink_opts *tlso; /* &tlso_own, or NULL: --insecure */
+	/* a daemon job's first connect is the writer's (the shared loop never waits for it):
+	 * connecting until it is done; connect_failed when it failed (down_why says why) */
+	bool connecting, connect_failed;
 	uint64_t gen;
 	bool down, reconnected;
 	int downs;
@@ -129,6 +143,7 @@ struct tee_out {
 	X(T, bytes, COUNTER, "stream bytes teed")                                             \
 	X(T, held_bytes, COUNTER, "bytes held back (gaps): not framed as HTTP")              \
 	X(T, redacted, COUNTER, "header and query values redacted")                          \
+	X(T, marks, DETAIL, "exchange boundaries marked (a receiver resumes a connection there)") \
 	X(T, dropped_records, COUNTER, "data records dropped: the output or --max-rate was too slow") \
 	X(T, dropped_bytes, COUNTER, "stream bytes of those records (gaps for the receiver)") \
 	X(T, gap_bytes, COUNTER, "bytes reassembly reported missing (capture loss)")         \
@@ -174,10 +189,11 @@ struct tee {
 	bool was_down;
 	uint64_t down_ns, down_records, down_bytes, down_conns;
 	uint64_t raw_prev;    /* stream bytes of the streams before a reconnect */
-	struct tee_out out_q;
-	struct st_tap *tap;
-	struct st_tap_summary tap_sum;
-	struct st_loop *loop;
+	struct tee_out *oq;   /* NULL with --kafka */
+	bool in_daemon;       /* a daemon job: nothing may block the shared loop */
+	bool connecting;      /* a daemon job's --to is not connected yet: records are dropped */
+	bool running;         /* attached: the stream started */
+	int close_wait_ms;    /* the end waits this long at most for a reader, or Kafka */
 	uint64_t max_rate;    /* bytes/s */
 	double tokens;
 	uint64_t tokens_ns;
@@ -334,21 +350,43 @@ static const struct st_opt tee_opts[] = {
 	ST_OPT_COUNT("verbose", 'v', struct tee, verbose, "more messages (-vv: libbpf's too)"),
 };
 
-static int parse(struct tee *t, int argc, char **argv)
+static void init(void *obj)
 {
-	const struct st_optset sets[] = {
-		ST_OPTSET(tee_opts, t),
-		{ st_target_opts, st_target_opts_n, &t->t },
-		{ st_reasm_opts, st_reasm_opts_n, &t->t },
-		{ st_kafka_opts, st_kafka_opts_n, &t->kafka },
-		{ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka },
-	};
-	int first, rc;
+	struct tee *t = obj;
 
-	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "tee", usage_head, argc, argv,
-			   &first);
-	if (rc)
-		return rc;
+	t->t.ring_mb = ST_RING_MB_DEFAULT;
+	t->duration = -1; /* not given: check() says */
+	t->close_wait_ms = TEE_CLOSE_WAIT_S * 1000;
+}
+
+static size_t optsets(void *obj, struct st_optset *sets)
+{
+	struct tee *t = obj;
+
+	sets[0] = (struct st_optset)ST_OPTSET(tee_opts, t);
+	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &t->t };
+	sets[2] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &t->t };
+	sets[3] = (struct st_optset){ st_kafka_opts, st_kafka_opts_n, &t->kafka };
+	sets[4] = (struct st_optset){ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka };
+	return 5;
+}
+
+/* After the options. argv is NULL for a daemon job's section (job.h): the job then shares
+ * the daemon's loop, and nothing of it may block (its first connect is the writer's). */
+static int check(void *obj, int argc, char **argv, int first)
+{
+	struct tee *t = obj;
+
+	t->in_daemon = !argv;
+	if (t->in_daemon) {
+		/* a daemon job runs until stopped (a forgotten command stops by itself), and
+		 * its end (stop, restart) holds the shared loop 1 s at most */
+		if (t->duration < 0)
+			t->duration = 0;
+		t->close_wait_ms = TEE_DAEMON_CLOSE_WAIT_MS;
+	} else if (t->duration < 0) {
+		t->duration = TEE_DURATION_DEFAULT;
+	}
 	if (first < argc) {
 		pr_err("tee: unexpected argument '%s'", argv[first]);
 		return ST_EXIT_USAGE;
@@ -358,6 +396,11 @@ static int parse(struct tee *t, int argc, char **argv)
 	if (!!t->out + !!t->to + !!t->kafka.brokers != 1) {
 		pr_err("tee: give one output: -o FILE, -o -, --to HOST:PORT or --kafka BROKERS (see "
 		       "shadowtap tee --help)");
+		return ST_EXIT_USAGE;
+	}
+	if (t->in_daemon && t->out && !strcmp(t->out, "-")) {
+		pr_err("tee: a daemon job writes to a file (output = FILE), a receiver (to) or "
+		       "Kafka (kafka, topic), not to the daemon's stdout");
 		return ST_EXIT_USAGE;
 	}
 	if (t->out && !strcmp(t->out, "-") && isatty(STDOUT_FILENO)) {
@@ -463,6 +506,8 @@ static int link_up(struct tee_out *q, char *err, size_t errlen)
 
 		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		n = q->tls ? st_tlslink__read(q->tls, &k, 1) : read(q->fd, &k, 1);
+		if (n < 0 && !q->tls)
+			n = -errno; /* read()'s -1 is not a reason (st_tlslink__read gives -errno) */
 		tv.tv_sec = 0;
 		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
 		if (n != 1 || k != ST_STREAM_LINK_OK) {
@@ -470,6 +515,7 @@ static int link_up(struct tee_out *q, char *err, size_t errlen)
 				 n == 0 || n == -EPROTO ? (q->tls ? "it refused its certificate, "
 						 "or is not a shadowtap receive" :
 						 "it closed the connection") :
+				 n == -EAGAIN ? "it said nothing for 10 s" :
 				 n < 0 ? strerror((int)-n) : "not a shadowtap receive");
 			link_down(q);
 			return -1;
@@ -505,6 +551,7 @@ static void reconnect(struct tee_out *q, int err)
 	snprintf(q->down_why, sizeof(q->down_why), "%s",
 		 err == -EPIPE || err == -ECONNRESET ? "the receiver went away" : strerror(-err));
 	drop_queue(q);
+	q->wfd = -1;
 	pthread_mutex_unlock(&q->mu);
 	link_down(q);
 	pthread_mutex_lock(&q->mu);
@@ -530,6 +577,7 @@ static void reconnect(struct tee_out *q, int err)
 		pthread_mutex_lock(&q->mu);
 		drop_queue(q);
 		if (!rc) {
+			q->wfd = q->fd;
 			q->down = false;
 			q->reconnected = true;
 			return;
@@ -541,11 +589,52 @@ static void reconnect(struct tee_out *q, int err)
 
 /* ---- the writer thread -------------------------------------------------------------- */
 
+/* The output's resources, and q itself (the writer is done). */
+static void out_free(struct tee_out *q)
+{
+	if (!q)
+		return;
+	drop_queue(q);
+	/* q->fd is the link's, the file's (o.fd: closed there) or stdout (never closed) */
+	if (q->to)
+		link_down(q);
+	else if (q->is_file)
+		st_output_abort(&q->o); /* not committed: nothing of it stays */
+	q->fd = -1;
+	free(q->to);
+	free((char *)q->tlso_own.cert);
+	free((char *)q->tlso_own.key);
+	free((char *)q->tlso_own.ca);
+	pthread_cond_destroy(&q->cv);
+	pthread_mutex_destroy(&q->mu);
+	free(q);
+}
+
 static void *writer(void *arg)
 {
 	struct tee_out *q = arg;
+	bool own;
 
 	pthread_mutex_lock(&q->mu);
+	if (q->connecting) {
+		/* a daemon job's first connect (connect, handshake, the receiver's word: up to
+		 * 25 s): here, never in the shared loop; a failure fails the job, which the
+		 * daemon starts again with its backoff */
+		char why[256];
+		int rc;
+
+		pthread_mutex_unlock(&q->mu);
+		rc = link_up(q, why, sizeof(why));
+		pthread_mutex_lock(&q->mu);
+		q->connecting = false;
+		if (rc) {
+			snprintf(q->down_why, sizeof(q->down_why), "%s", why);
+			q->connect_failed = true;
+			q->err = -ENOTCONN;
+		} else {
+			q->wfd = q->fd;
+		}
+	}
 	for (;;) {
 		struct oframe *f;
 		size_t done = 0;
@@ -591,8 +680,11 @@ static void *writer(void *arg)
 			q->err = wrc;
 	}
 	q->finished = true;
+	own = q->abandoned;
 	pthread_cond_broadcast(&q->cv);
 	pthread_mutex_unlock(&q->mu);
+	if (own)
+		out_free(q);
 	return NULL;
 }
 
@@ -601,7 +693,7 @@ static void *writer(void *arg)
 static int emit(void *ctx, const uint8_t *frame, size_t len)
 {
 	struct tee *t = ctx;
-	struct tee_out *q = &t->out_q;
+	struct tee_out *q = t->oq;
 	struct oframe *f;
 	int err;
 
@@ -635,41 +727,85 @@ static uint64_t queued(struct tee *t)
 {
 	uint64_t n;
 
-	pthread_mutex_lock(&t->out_q.mu);
-	n = t->out_q.queued;
-	pthread_mutex_unlock(&t->out_q.mu);
+	if (!t->oq)
+		return 0;
+	pthread_mutex_lock(&t->oq->mu);
+	n = t->oq->queued;
+	pthread_mutex_unlock(&t->oq->mu);
 	return n;
 }
 
+static char *dup_or_null(const char *s, bool *oom)
+{
+	char *r = s ? strdup(s) : NULL;
+
+	if (s && !r)
+		*oom = true;
+	return r;
+}
+
+/* The output, before anything attaches: -o's file opened (a FIFO waits for its reader in
+ * a command; a daemon job's fails at once without one), --to's strings copied. */
 static int out_open(struct tee *t)
 {
-	struct tee_out *q = &t->out_q;
+	struct tee_out *q = calloc(1, sizeof(*q));
+	bool oom = !q;
 	int rc;
 
-	q->fd = -1;
-	q->o.fd = -1;
-	if (t->to) {
+	if (q) {
+		t->oq = q;
+		pthread_mutex_init(&q->mu, NULL);
+		pthread_cond_init(&q->cv, NULL);
+		q->fd = q->wfd = q->o.fd = -1;
+		q->to = dup_or_null(t->to, &oom);
+		q->tlso_own.cert = dup_or_null(t->tlso.cert, &oom);
+		q->tlso_own.key = dup_or_null(t->tlso.key, &oom);
+		q->tlso_own.ca = dup_or_null(t->tlso.ca, &oom);
+		q->tlso = t->insecure ? NULL : &q->tlso_own;
+	}
+	if (oom) {
+		pr_err("tee: out of memory");
+		return -1;
+	}
+	if (t->to)
+		return 0;
+	if (!strcmp(t->out, "-")) {
+		q->fd = STDOUT_FILENO;
+		return 0;
+	}
+	rc = st_output_open(&q->o, t->out, t->in_daemon ? ST_OUT_NONBLOCK : 0);
+	if (rc < 0) {
+		pr_err("tee: -o %s: %s", t->out, rc == -ENXIO && t->in_daemon ?
+		       "a FIFO without a reader (a daemon job never waits for one)" :
+		       strerror(-rc));
+		return -1;
+	}
+	/* the writer thread writes blocking: it is alone to wait */
+	if (t->in_daemon && q->o.in_place)
+		fcntl(rc, F_SETFL, fcntl(rc, F_GETFL) & ~O_NONBLOCK);
+	q->fd = rc;
+	q->is_file = true;
+	return 0;
+}
+
+/* Attached: --to connects (a daemon job's writer does it, not the shared loop), then the
+ * writer thread starts. */
+static int out_start(struct tee *t)
+{
+	struct tee_out *q = t->oq;
+	int rc;
+
+	if (t->to && t->in_daemon) {
+		q->connecting = t->connecting = true;
+	} else if (t->to) {
 		char err[512];
 
-		q->to = t->to;
-		q->tlso = t->insecure ? NULL : &t->tlso;
 		if (link_up(q, err, sizeof(err))) {
 			pr_err("tee: --to %s: %s", t->to, err);
 			return -1;
 		}
-	} else if (!strcmp(t->out, "-")) {
-		q->fd = STDOUT_FILENO;
-	} else {
-		rc = st_output_open(&q->o, t->out, 0);
-		if (rc < 0) {
-			pr_err("tee: -o %s: %s", t->out, strerror(-rc));
-			return -1;
-		}
-		q->fd = rc;
-		q->is_file = true;
+		q->wfd = q->fd;
 	}
-	pthread_mutex_init(&q->mu, NULL);
-	pthread_cond_init(&q->cv, NULL);
 	{
 		sigset_t all, old;
 
@@ -687,53 +823,80 @@ static int out_open(struct tee *t)
 	return 0;
 }
 
-/* Waits for the writer to write everything (a file: always; a pipe or socket: while the
- * reader takes bytes, at most TEE_CLOSE_WAIT_S). 0 or the output's error. */
-static int out_close(struct tee *t)
+/* Waits for the writer to write everything (a file: always, but a daemon job's FIFO; a pipe
+ * or socket: while the reader takes bytes, at most close_wait_ms without progress), or,
+ * discard, for it to throw the queue away. 0 or the output's error. A writer given up on is
+ * left to end alone (it frees the output): t->oq is NULL then. */
+static int out_close(struct tee *t, bool discard)
 {
-	struct tee_out *q = &t->out_q;
+	struct tee_out *q = t->oq;
+	bool waits_always = q->is_file && !(t->in_daemon && q->o.in_place);
 	struct timespec until;
 	int err = 0;
 
 	if (!q->started)
 		goto files;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += TEE_CLOSE_WAIT_S;
+	until.tv_sec += t->close_wait_ms / 1000;
+	until.tv_nsec += (long)(t->close_wait_ms % 1000) * 1000000L;
+	if (until.tv_nsec >= 1000000000L) {
+		until.tv_sec++;
+		until.tv_nsec -= 1000000000L;
+	}
 	pthread_mutex_lock(&q->mu);
 	q->closing = true;
+	if (discard && !q->err)
+		q->err = -ECANCELED; /* the writer drops what is queued */
 	pthread_cond_broadcast(&q->cv);
-	while (!q->finished) {
+	/* a daemon job whose first connect is not done: nothing of its stream can go, and
+	 * nothing is waited for (the writer may be in a 25 s connect) */
+	while (!q->finished && !q->connecting) {
 		uint64_t before = q->written;
 
 		if (pthread_cond_timedwait(&q->cv, &q->mu, &until) == ETIMEDOUT) {
-			if (q->is_file || q->written != before) {
-				until.tv_sec += TEE_CLOSE_WAIT_S;
+			if (!discard && (waits_always || q->written != before)) {
+				until.tv_sec += t->close_wait_ms / 1000 ? t->close_wait_ms / 1000 : 1;
 				continue;
 			}
 			break;
 		}
 	}
-	err = q->err;
+	err = discard ? 0 : q->err;
+	t->st.wire_bytes = q->written;
 	if (!q->finished) {
-		pr_warn("tee: the reader stopped taking bytes: %" PRIu64 " bytes of the stream not "
-			"sent", q->queued);
+		if (!discard && q->connecting)
+			pr_warn("tee: --to %s: not connected yet at the end: the stream was not "
+				"sent", q->to);
+		else if (!discard)
+			pr_warn("tee: the reader stopped taking bytes: %" PRIu64 " bytes of the "
+				"stream not sent", q->queued);
+		err = q->connecting ? -ENOTCONN : -EPIPE;
+		/* the writer ends alone: a link's blocked write is woken, the rest goes */
+		q->abandoned = true;
+		drop_queue(q);
+		if (q->wfd >= 0)
+			shutdown(q->wfd, SHUT_RDWR);
 		pthread_mutex_unlock(&q->mu);
 		pthread_detach(q->th);
-		return -EPIPE;
+		t->oq = NULL;
+		return err;
 	}
-	if (q->to && q->down) {
+	if (!discard && q->to && q->down) {
 		pr_warn("tee: --to %s: the link was down at the end (%s): the stream's end was not "
 			"sent", q->to, q->down_why);
 		err = -ENOTCONN;
 	}
 	pthread_mutex_unlock(&q->mu);
 	pthread_join(q->th, NULL);
+	q->started = false;
 files:
-	if (q->is_file) {
+	if (q->is_file && !discard) {
 		if (!err)
 			err = st_output_commit(&q->o);
 		if (!err)
 			err = st_output_close(&q->o);
+		st_output_abort(&q->o);
+	} else if (q->is_file) {
 		st_output_abort(&q->o);
 	} else if (t->to) {
 		link_down(q);
@@ -747,7 +910,8 @@ files:
  * tokens. Small records (OPEN, GAP, END, CLOSE) always go: they bound nothing. */
 static bool room(struct tee *t, uint64_t n)
 {
-	if (t->was_down || queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue)
+	if (t->was_down || t->connecting ||
+	    queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue)
 		return false;
 	if (t->max_rate) {
 		uint64_t now = st_mono_ns();
@@ -812,6 +976,22 @@ static void hold_rest(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, 
 
 	if (upto > at)
 		put_gap(t, c, tc, dir, upto - at, ST_SGAP_HELD, ts);
+}
+
+/* A request's head is next in the client's direction: when every earlier request was answered
+ * whole, the stream says so (MARK, stream.h) so that a receiver whose replay of the connection
+ * stopped (a gap, a connection joined midway through Kafka) starts it again here. Framing has
+ * been exact since the connection's first byte (framing errors hold the direction, and gaps
+ * it stepped over had known lengths), so the boundary is production's, not a guess. */
+static void put_mark(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, uint64_t ts)
+{
+	if (tc->nomark || tc->held[ST_DIR_IN] || tc->held[ST_DIR_OUT] || tc->resp_open ||
+	    st_http__awaiting(&tc->p[ST_DIR_OUT]) || st_http__pending(&tc->p[ST_DIR_OUT]))
+		return;
+	put_dropped(t, c, tc, ST_DIR_IN, ts);
+	put_dropped(t, c, tc, ST_DIR_OUT, ts);
+	st_stream_enc__mark(t->enc, c->id, tc->sent[ST_DIR_IN], tc->sent[ST_DIR_OUT], ts);
+	t->st.marks++;
 }
 
 /* The head, redacted, in t->scratch. */
@@ -891,7 +1071,13 @@ static void frame(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int 
 						return;
 					}
 				}
-				st_http__push_method(&tc->p[1], ev.head->method);
+				put_mark(t, c, tc, ts);
+				if (st_http__push_method(&tc->p[1], ev.head->method))
+					tc->nomark = true; /* answers no longer pair */
+			} else {
+				tc->resp_open = true;
+				if (ev.head->flags & ST_HTTP_HF_NO_REQUEST)
+					tc->nomark = true;
 			}
 			st_jredact_reset(&tc->jr[dir],
 					 t->rules.n_fields && st_redact_is_json(ev.head));
@@ -924,6 +1110,13 @@ static void frame(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int 
 			tc->held[dir] = true;
 			hold_rest(t, c, tc, dir, off + len, ts);
 			return;
+		case ST_HTTP_EV_MSG_DONE:
+			if (dir == ST_DIR_OUT)
+				tc->resp_open = false;
+			break;
+		case ST_HTTP_EV_UPGRADED:
+			tc->nomark = true;
+			break;
 		default:
 			break;
 		}
@@ -1091,14 +1284,25 @@ static int live_seg(void *ctx, const struct st_segment *s)
 
 static int out_error(struct tee *t)
 {
+	struct tee_out *q = t->oq;
+	char why[256];
+	bool cf;
 	int err;
 
-	pthread_mutex_lock(&t->out_q.mu);
-	err = t->out_q.err;
-	pthread_mutex_unlock(&t->out_q.mu);
-	if (err && !t->err_said++)
-		pr_err("tee: %s: %s", t->to ? t->to : t->out,
-		       err == -EPIPE ? "the reader went away" : strerror(-err));
+	if (!q)
+		return 0;
+	pthread_mutex_lock(&q->mu);
+	err = q->err;
+	cf = q->connect_failed;
+	snprintf(why, sizeof(why), "%s", q->down_why);
+	pthread_mutex_unlock(&q->mu);
+	if (err && !t->err_said++) {
+		if (cf)
+			pr_err("tee: --to %s: %s", t->to, why); /* a daemon job's first connect */
+		else
+			pr_err("tee: %s: %s", t->to ? t->to : t->out,
+			       err == -EPIPE ? "the reader went away" : strerror(-err));
+	}
 	return err;
 }
 
@@ -1132,21 +1336,31 @@ static void restart_conn(void *ctx, struct st_reasm_conn *c)
  * it back (a new stream: preamble, header, the open connections). */
 static void link_check(struct tee *t)
 {
-	struct tee_out *q = &t->out_q;
+	struct tee_out *q = t->oq;
 	struct st_stream_enc *e;
-	bool down, rec;
+	bool down, rec, connecting, failed;
 	uint64_t gen, raw, wire;
 	char why[256];
 
-	if (!t->to)
+	if (!t->to || !q)
 		return;
 	pthread_mutex_lock(&q->mu);
+	connecting = q->connecting;
+	failed = q->connect_failed;
 	down = q->down;
 	rec = q->reconnected;
 	q->reconnected = false;
 	gen = q->gen;
 	snprintf(why, sizeof(why), "%s", q->down_why);
 	pthread_mutex_unlock(&q->mu);
+	if (t->connecting) {
+		/* a daemon job's first connect, in the writer: records wait for nothing meanwhile
+		 * (dropped and counted); a failure is the output's error (out_error) */
+		if (connecting || failed)
+			return;
+		t->connecting = false;
+		pr_info("tee: --to %s: connected", t->to);
+	}
 	if ((down || rec) && !t->was_down) {
 		t->was_down = true;
 		t->down_ns = st_mono_ns();
@@ -1176,36 +1390,6 @@ static void link_check(struct tee *t)
 		" records (%" PRIu64 " bytes) and %" PRIu64 " connections while it was down", t->to,
 		(double)(st_mono_ns() - t->down_ns) / 1e9, t->st.dropped_records - t->down_records,
 		t->st.dropped_bytes - t->down_bytes, t->st.dropped_conns - t->down_conns);
-}
-
-static int live_ready(void *ctx)
-{
-	struct tee *t = ctx;
-	int n = st_tap__consume(t->tap);
-
-	return n < 0 ? n : 0;
-}
-
-static int live_tick(void *ctx)
-{
-	struct tee *t = ctx;
-	uint64_t now = st_mono_ns();
-
-	/* what waits in the ring first: reassembly's clock would otherwise jump to the wall
-	 * clock and stamp those bytes with it instead of their capture time (--print's
-	 * latencies are computed from these stamps) */
-	if (st_tap__consume(t->tap) < 0)
-		return -1;
-	if (t->kp)
-		st_kafka_producer__poll(t->kp);
-	link_check(t);
-	st_reasm__tick(t->r, st_realtime_ns());
-	if (now - t->last_flush_ns >= TEE_FLUSH_NS) {
-		t->last_flush_ns = now;
-		if (st_stream_enc__flush(t->enc))
-			return out_error(t) ? -1 : -EIO;
-	}
-	return out_error(t) ? -1 : 0;
 }
 
 static void header_text(struct tee *t, char *buf, size_t len)
@@ -1248,89 +1432,16 @@ static void header_text(struct tee *t, char *buf, size_t len)
 		buf[len - 1] = 0;
 }
 
-/* The capture first: a wrong target must leave no output behind. Records are read only
- * once the loop runs, after the output is open. */
-static int tap_open(struct tee *t)
+
+/* ---- the job (job.h): the command, and a daemon job ----------------------------------- */
+
+/* The reassembly, the encoder and the output, before anything attaches (a wrong target then
+ * leaves no output behind: -o's file is a temporary one until the end). */
+static int start(void *obj)
 {
-	struct st_tap_opts topts = { 0 };
-
-	t->loop = st_loop__new();
-	if (!t->loop) {
-		pr_err("tee: event loop: %s", strerror(errno));
-		return -1;
-	}
-	topts.sample_permyriad = st_tap_permyriad(t->sample);
-	t->tap = st_tap__open_opts(&t->t, t->verbose, &topts, live_seg, t);
-	if (!t->tap)
-		return -1;
-	if (st_loop__add(t->loop, st_tap__fd(t->tap), live_ready, t) ||
-	    st_tap__watch(t->tap, t->loop) ||
-	    st_loop__set_tick(t->loop, TEE_TICK_MS, live_tick, t)) {
-		pr_err("tee: event loop: %s", strerror(errno));
-		return -1;
-	}
-	return 0;
-}
-
-static int run(struct tee *t)
-{
-	int rc;
-
-	pr_info("tee: capturing on %s %s", t->t.iface ? "interface" : "cgroup",
-		t->t.iface ? t->t.iface : t->t.cgroup);
-	rc = st_loop__run(t->loop, t->duration);
-	if (st_tap__consume(t->tap) < 0 && !rc)
-		rc = -1;
-	st_tap__summary(t->tap, &t->tap_sum);
-	return rc < 0 ? -1 : 0;
-}
-
-static void summary(struct tee *t)
-{
-	struct st_reasm_stats rs;
-	struct st_statline l;
-	uint64_t raw = 0, wire = 0;
-
-	st_reasm__stats(t->r, &rs);
-	t->st.mem_peak = rs.mem_peak;
-	if (t->enc)
-		st_stream_enc__totals(t->enc, &raw, &wire);
-	t->st.raw_stream_bytes = t->raw_prev + raw;
-	t->st.wire_bytes = t->out_q.written;
-	st_statline_init(&l);
-	st_statline_add_table(&l, tee_stat_desc, tee_stat_n, &t->st);
-	st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &t->tap_sum);
-	if (t->kp) {
-		struct st_kafka_prod_stats ks;
-		struct st_kmsg_batch_stats bs;
-
-		st_kafka_producer__stats(t->kp, &ks, &bs);
-		st_statline_add_table(&l, st_kmsg_batch_stat_desc, st_kmsg_batch_stat_n, &bs);
-		st_statline_add_table(&l, st_kafka_prod_stat_desc, st_kafka_prod_stat_n, &ks);
-	}
-	st_statline_print(&l, "summary");
-}
-
-int cmd_tee(int argc, char **argv)
-{
-	struct tee *t = calloc(1, sizeof(*t));
+	struct tee *t = obj;
 	struct st_reasm_config cfg = { 0 };
-	struct st_stream_trailer tr = { 0 };
-	int rc, err;
 
-	if (!t) {
-		pr_err("tee: out of memory");
-		return ST_EXIT_RUNTIME;
-	}
-	t->t.ring_mb = ST_RING_MB_DEFAULT;
-	t->duration = TEE_DURATION_DEFAULT;
-	rc = parse(t, argc, argv);
-	if (rc) {
-		rc = rc < 0 ? ST_EXIT_OK : rc;
-		goto out;
-	}
-	rc = ST_EXIT_RUNTIME;
-	st_log_set_level(t->verbose >= 2 ? ST_LOG_DEBUG : t->verbose ? ST_LOG_INFO : ST_LOG_WARN);
 	t->max_rate = t->max_rate_set ? (uint64_t)(t->max_rate_opt * (1 << 20)) :
 					TEE_MAX_RATE_DEFAULT;
 	t->tokens = (double)t->max_rate;
@@ -1345,24 +1456,108 @@ int cmd_tee(int argc, char **argv)
 	if (t->kafka.brokers) {
 		t->kp = st_kafka_producer__new(&t->kafka, t->max_queue, t->level, "tee");
 		if (!t->kp)
-			goto out;
+			return -1;
 		t->enc = st_stream_enc__new_records(&st_kafka_producer_rec_ops, t->kp);
 	} else {
+		if (out_open(t))
+			return -1;
 		t->enc = st_stream_enc__new(t->header, t->level, emit, t);
 	}
 	t->r = t->enc ? st_reasm__new(&cfg, &tee_ops, t) : NULL;
 	if (!t->r) {
 		pr_err("tee: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
-	if (tap_open(t) || (!t->kp && out_open(t)))
-		goto out;
-	/* the header goes first, so a receiver knows what it reads before any traffic */
+	return 0;
+}
+
+/* Attached: the writer starts (--to connects), and the header goes first, so a receiver
+ * knows what it reads before any traffic. */
+static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
+{
+	struct tee *t = obj;
+
+	if (t->oq && out_start(t))
+		return -1;
 	st_stream_enc__flush(t->enc);
 	t->last_flush_ns = st_mono_ns();
-	err = run(t);
-	st_tap__destroy(t->tap);
-	t->tap = NULL;
+	t->running = true;
+	pr_info("tee: capturing on %s %s", t->t.iface ? "interface" : "cgroup",
+		t->t.iface ? t->t.iface : t->t.cgroup);
+	return 0;
+}
+
+/* The runner drained the ring first: reassembly's clock would otherwise jump to the wall
+ * clock and stamp those bytes with it instead of their capture time (--print's latencies
+ * are computed from these stamps). */
+static int tick(void *obj, uint64_t now)
+{
+	struct tee *t = obj;
+
+	if (t->kp)
+		st_kafka_producer__poll(t->kp);
+	link_check(t);
+	st_reasm__tick(t->r, st_realtime_ns());
+	if (now - t->last_flush_ns >= TEE_FLUSH_NS) {
+		t->last_flush_ns = now;
+		if (st_stream_enc__flush(t->enc))
+			return out_error(t) ? -1 : -EIO;
+	}
+	return out_error(t) ? -1 : 0;
+}
+
+static void tap_opts(void *obj, struct st_tap_opts *o)
+{
+	o->sample_permyriad = st_tap_permyriad(TEE(obj)->sample);
+}
+
+/* The counters now: the tee's, the tap's, the Kafka producer's. */
+static void add_stats(struct tee *t, struct st_statline *l, const struct st_tap_summary *ts)
+{
+	struct st_reasm_stats rs;
+	uint64_t raw = 0, wire = 0;
+
+	st_reasm__stats(t->r, &rs);
+	t->st.mem_peak = rs.mem_peak;
+	if (t->enc)
+		st_stream_enc__totals(t->enc, &raw, &wire);
+	t->st.raw_stream_bytes = t->raw_prev + raw;
+	if (t->oq) {
+		pthread_mutex_lock(&t->oq->mu);
+		t->st.wire_bytes = t->oq->written;
+		pthread_mutex_unlock(&t->oq->mu);
+	}
+	st_statline_add_table(l, tee_stat_desc, tee_stat_n, &t->st);
+	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
+	if (t->kp) {
+		struct st_kafka_prod_stats ks;
+		struct st_kmsg_batch_stats bs;
+
+		st_kafka_producer__stats(t->kp, &ks, &bs);
+		st_statline_add_table(l, st_kmsg_batch_stat_desc, st_kmsg_batch_stat_n, &bs);
+		st_statline_add_table(l, st_kafka_prod_stat_desc, st_kafka_prod_stat_n, &ks);
+	}
+}
+
+static void stats(void *obj, struct st_statline *l, const struct st_tap_summary *ts)
+{
+	if (TEE(obj)->r)
+		add_stats(obj, l, ts);
+}
+
+/* The tap is gone: the stream is ended (its trailer), written out, the summary printed. */
+static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts, const char *what)
+{
+	struct tee *t = obj;
+	struct st_stream_trailer tr = { 0 };
+	struct st_statline l;
+
+	if (!ran || !t->running) {
+		/* nothing ran (it said why): no output stays, no summary */
+		if (t->oq)
+			out_close(t, true);
+		return ST_EXIT_RUNTIME;
+	}
 	st_reasm__flush(t->r);
 	tr.ts = st_realtime_ns();
 	tr.dropped_records = t->st.dropped_records;
@@ -1371,31 +1566,108 @@ int cmd_tee(int argc, char **argv)
 	tr.held_conns = t->st.held_conns;
 	if (st_stream_enc__finish(t->enc, &tr))
 		err = -1;
-	if (out_close(t)) {
+	if (t->oq && out_close(t, false)) {
 		out_error(t);
 		err = -1;
 	}
 	if (t->kp)
-		st_kafka_producer__close(t->kp, TEE_CLOSE_WAIT_S * 1000);
-	summary(t);
+		st_kafka_producer__close(t->kp, t->close_wait_ms);
+	st_statline_init(&l);
+	add_stats(t, &l, ts);
+	st_statline_print(&l, what);
 	if (t->st.held_conns)
 		pr_warn("tee: %" PRIu64 " connections were not HTTP and were held back (--raw tees "
 			"them unredacted)", t->st.held_conns);
-	if (!err)
-		rc = ST_EXIT_OK;
-out:
-	if (!t->out_q.started && t->out_q.is_file)
-		st_output_abort(&t->out_q.o);
-	st_tap__destroy(t->tap);
-	st_loop__free(t->loop);
+	return err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
+}
+
+/* Reload: with --kafka the new ports, peers and sample are taken in place (its messages
+ * carry no stream header: they name only the capture host); a file's or a receiver's
+ * stream names them in its header, so that job restarts (a new stream) instead. The sample
+ * applies to connections that start from then on (the kernel's hash, tapmux). */
+static bool retarget(void *obj, const void *new_obj)
+{
+	struct tee *t = obj;
+	const struct tee *n = new_obj;
+
+	if (!t->kp || !n->kafka.brokers || !t->r ||
+	    st_reasm__set_ports(t->r, n->t.ports, n->t.n_ports))
+		return false;
+	memcpy(t->t.ports, n->t.ports, sizeof(t->t.ports));
+	t->t.n_ports = n->t.n_ports;
+	memcpy(t->t.hosts, n->t.hosts, sizeof(t->t.hosts));
+	t->t.n_hosts = n->t.n_hosts;
+	t->sample = n->sample;
+	return true;
+}
+
+/* The daemon is stopping: the end waits at most max_s for a receiver or Kafka. */
+static void limit_drain(void *obj, double max_s)
+{
+	struct tee *t = obj;
+	int ms = max_s > 0 ? (int)(max_s * 1000) : 0;
+
+	if (ms < t->close_wait_ms)
+		t->close_wait_ms = ms;
+}
+
+static void destroy(void *obj)
+{
+	struct tee *t = obj;
+
+	if (t->oq && t->oq->started)
+		out_close(t, true);
 	st_reasm__free(t->r);
 	st_stream_enc__free(t->enc);
 	st_kafka_producer__free(t->kp);
+	out_free(t->oq);
+	t->oq = NULL;
 	if (t->match_set)
 		regfree(&t->match_re);
 	if (t->exclude_set)
 		regfree(&t->exclude_re);
 	free(t->body);
-	free(t);
-	return rc;
+}
+
+static struct st_target *target(void *obj)
+{
+	return &TEE(obj)->t;
+}
+
+static int verbose(void *obj)
+{
+	return TEE(obj)->verbose;
+}
+
+static double duration(void *obj)
+{
+	return TEE(obj)->duration;
+}
+
+const struct st_job_kind st_tee_kind = {
+	.name = "tee",
+	.usage_head = usage_head,
+	.size = sizeof(struct tee),
+	.tick_ms = TEE_TICK_MS,
+	.init = init,
+	.optsets = optsets,
+	.check = check,
+	.target = target,
+	.tap_opts = tap_opts,
+	.verbose = verbose,
+	.duration = duration,
+	.start = start,
+	.attached = attached,
+	.segment = live_seg,
+	.tick = tick,
+	.finish = finish,
+	.stats = stats,
+	.retarget = retarget,
+	.limit_drain = limit_drain,
+	.destroy = destroy,
+};
+
+int cmd_tee(int argc, char **argv)
+{
+	return st_job_command(&st_tee_kind, argc, argv);
 }

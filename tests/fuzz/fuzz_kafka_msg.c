@@ -5,11 +5,16 @@
  * the reader's own checks keep the stream decoder from ever failing (-2 is a bug), every
  * connection opened is closed once, offsets are contiguous per direction; all memory given
  * back (ASan). Seeds (tests/fuzz/corpus/fuzz_kafka_msg) are messages the batcher wrote.
+ * When bit 2 of the partition byte is set, an uncompressed message's checksum is made right
+ * before it is read, so mutated records get past the checksum to the reader's record checks
+ * and its translation (whoever can write to the topic can compute a checksum too).
  */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <zlib.h>
 
 #include "kafka_msg.h"
 
@@ -70,9 +75,32 @@ static void on_close(void *x, struct st_reasm_conn *c, enum st_reasm_end why, ui
 	c->user = NULL;
 }
 
+static void on_mark(void *x, struct st_reasm_conn *c, uint64_t ts)
+{
+	struct cst *s = c->user;
+
+	CHECK(s);
+	CHECK(s->next[0] == c->bytes[0] + c->gap_bytes[0]);
+	CHECK(s->next[1] == c->bytes[1] + c->gap_bytes[1]);
+}
+
 static const struct st_stream_ops ops = {
 	.conn = { .open = on_open, .data = on_data, .gap = on_gap, .close = on_close },
+	.mark = on_mark,
 };
+
+/* The checksum of an uncompressed message (kafka_msg.h): CRC32 of bytes 0..27, then of 32..end. */
+static void seal(uint8_t *m, size_t len)
+{
+	uLong crc;
+
+	if (len < 33 || memcmp(m, ST_KMSG_MAGIC, 5) || m[7] != ST_KMSG_CODEC_NONE)
+		return;
+	crc = crc32(0, m, 28);
+	crc = crc32(crc, m + 32, (uInt)(len - 32));
+	for (int i = 0; i < 4; i++)
+		m[28 + i] = (uint8_t)(crc >> (8 * i));
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -83,14 +111,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(r);
 	while (size >= 5) {
 		int32_t part = data[0] & 3;
+		bool sealed = data[0] & 4;
 		uint32_t len = (uint32_t)data[1] | (uint32_t)data[2] << 8 | (uint32_t)data[3] << 16 |
 			       (uint32_t)data[4] << 24;
+		uint8_t *copy = NULL;
 
 		data += 5;
 		size -= 5;
 		if (len > size)
 			len = (uint32_t)size;
-		CHECK(st_kmsg_reader__feed(r, data, len, part, err, sizeof(err)) != -2);
+		if (sealed && (copy = malloc(len ? len : 1))) {
+			memcpy(copy, data, len);
+			seal(copy, len);
+		}
+		CHECK(st_kmsg_reader__feed(r, copy ? copy : data, len, part, err, sizeof(err)) != -2);
+		free(copy);
 		data += len;
 		size -= len;
 	}

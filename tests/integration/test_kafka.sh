@@ -9,8 +9,9 @@
 #     with --to into a shadow nginx: every request of production exactly once (per-connection
 #     order kept: nginx answered each, same request lines);
 #   - a receiver of two leaves while 16 keep-alive connections send uploads in two parts: its
-#     connections close there, the other joins them midway; at the shadow no request spliced
-#     nor twice, and only the moved connections lack requests;
+#     connections close there, the other joins them midway and replays them again from the
+#     next exchange boundary the tee marked; at the shadow no request spliced nor twice, only
+#     the moved connections lack requests, at most the two around the move;
 #   - brokers down and a 1 MiB queue (--max-queue-mb 1): the tee drops whole records and
 #     counts them, Kafka's failures are counted, production answers every request, the tee
 #     exits 0 within its close wait;
@@ -269,13 +270,33 @@ echo "  shadow: $got of $n3 requests, none spliced, $dups twice; B closed $moved
 [ "$(st_summary_field "$sa" bad_responses)" = 0 ] || st_fail "the shadow answered something badly"
 [ "$moved" -gt 0 ] || st_log "receiver B held no connection when it left (partition assignment): no move to check"
 [ "$joined" -ge "$moved" ] || st_fail "B gave up $moved connections, A joined only $joined"
-# only connections that moved lack requests (the shadow engine does not resume a connection
-# joined midway, docs/KAFKA.md); every other one has all 12
-short=$(sed -nE 's/^POST \/upload\?c=([0-9]+)&.*/\1/p' "$ST_TMP/req-shadow3" | sort -n | uniq -c | awk '$1 < 12' | wc -l)
-short=$((short + 16 - $(sed -nE 's/^POST \/upload\?c=([0-9]+)&.*/\1/p' "$ST_TMP/req-shadow3" | sort -u | wc -l)))
-echo "  connections short of requests at the shadow: $short"
-[ "$short" -le "$moved" ] || st_fail "$short connections lack requests, only $moved moved"
-[ "$dups" -eq 0 ] || st_fail "$dups requests reached the shadow twice"
+# only connections that moved lack requests, and only those around the move: the receiver
+# that joined them replays them again from the next exchange boundary the tee marked (the
+# request in flight at the move, and the next one when a message was cut between its MARK and
+# its head, are lost); every other connection has all 12
+resumed=$(st_summary_field "$sa" resumed_conns)
+per=$(sed -nE 's/^POST \/upload\?c=([0-9]+)&.*/\1/p' "$ST_TMP/req-shadow3" | sort -n | uniq -c)
+short=$(echo "$per" | awk '$1 < 12' | wc -l)
+short=$((short + 16 - $(echo "$per" | grep -c .)))
+fewest=$(echo "$per" | awk 'BEGIN { m = 12 } { if ($1 < m) m = $1 } END { print m }')
+[ "$(echo "$per" | grep -c .)" -eq 16 ] || fewest=0
+echo "  connections short of requests at the shadow: $short (fewest $fewest of 12); A resumed $resumed"
+lost=$(($(st_summary_field "$sa" kafka_lost_assignments) + $(st_summary_field "$sb" kafka_lost_assignments)))
+if [ "$lost" -eq 0 ]; then
+	[ "$short" -le "$moved" ] || st_fail "$short connections lack requests, only $moved moved"
+	[ "$fewest" -ge 10 ] || st_fail "a connection lacks $((12 - fewest)) of its 12 requests at the shadow (not resumed at the next exchange boundary?)"
+	[ "$resumed" -ge "$short" ] || st_fail "A resumed $resumed connections, $short lack requests"
+fi
+# Exactly once when the receivers leave and rebalance cleanly; a member taken out of the group
+# (its heartbeats starved past session.timeout.ms on a loaded host) cannot commit, and its
+# partitions' next owner replays again what it handed over since the last commit
+# (docs/KAFKA.md): then requests may come twice, and the receivers say so.
+if [ "$lost" -gt 0 ]; then
+	st_log "a receiver was taken out of the group $lost times (host too loaded): $dups requests came twice, allowed"
+	grep -h 'partitions lost' "$ST_TMP/midA.err" "$ST_TMP/midB.err" | sed 's/^/  /'
+else
+	[ "$dups" -eq 0 ] || st_fail "$dups requests reached the shadow twice"
+fi
 
 # ---- 3. Kafka down: drops counted, production untouched -------------------------------------
 st_log "brokers down, a 1 MiB queue: whole records dropped and counted, production answers"

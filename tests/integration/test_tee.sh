@@ -311,6 +311,10 @@ grep -q 'the link is down' "$ST_TMP/relaytee.err" || st_fail "the tee did not sa
 grep -q ' GET /f4096?before 200 ' "$ST_TMP/relay.print" || st_fail "the exchange before the loss is missing"
 grep -q ' GET /f4096?after 200 ' "$ST_TMP/relay.print" || { cat "$ST_TMP/relay.print"; st_fail "the exchange after the reconnect is missing"; }
 grep -q 'during' "$ST_TMP/relay.print" && st_fail "exchanges made while the link was down were printed"
+# the keep-alive connection's request after the loss: --print follows it again from the
+# exchange boundary the tee marked (MARK) in the new stream
+grep -q ' GET /f1?after-on-the-same-connection 200 ' "$ST_TMP/relay.print" ||
+	{ cat "$ST_TMP/relay.print"; st_fail "the keep-alive connection's exchange after the reconnect is missing"; }
 rx_sum=$(st_summary "$ST_TMP/relayrx.err")
 [ "$(st_summary_field "$rx_sum" streams)" = 2 ] && [ "$(st_summary_field "$rx_sum" link_losses)" = 1 ] ||
 	{ echo "$rx_sum"; st_fail "receive did not count one lost link and two streams"; }

@@ -22,11 +22,12 @@
 #include "job.h"
 #include "opts.h"
 
-static const char *const kinds[] = { "capture", "flows", "shadow" };
+static const char *const kinds[] = { "capture", "flows", "shadow", "tee" };
+#define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 static void test_kinds_found(void **state)
 {
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < N_KINDS; i++) {
 		const struct st_job_kind *k = st_job_kind_find(kinds[i]);
 
 		assert_non_null(k);
@@ -50,7 +51,7 @@ static void test_kinds_found(void **state)
 
 static void test_unique_keys(void **state)
 {
-	for (size_t i = 0; i < 3; i++) {
+	for (size_t i = 0; i < N_KINDS; i++) {
 		const struct st_job_kind *k = st_job_kind_find(kinds[i]);
 		struct st_optset sets[ST_JOB_MAX_OPTSETS];
 		void *obj = calloc(1, k->size);
@@ -161,6 +162,19 @@ static void test_check(void **state)
 	assert_int_equal(check_file("[daemon]\nlog-level = loud\n"), 2);
 	assert_int_equal(check_file("[shadow a]\niface = lo\nport = 80\nto = 127.0.0.1:1\ncompare = maybe\n"),
 			 2);
+	/* tee jobs: a file, a receiver, Kafka; the command's checks, and no stdout */
+	assert_int_equal(check_file("[tee a]\niface = lo\nport = 80\noutput = a.tee\n"
+				    "redact-header = X-Token\nmax-rate = 2\n[tee b]\niface = lo\n"
+				    "port = 80\nto = 127.0.0.1:7000\ninsecure = true\n[tee c]\n"
+				    "iface = lo\nport = 80\nkafka = 127.0.0.1:9092\ntopic = t\n"
+				    "kafka-opt = acks=all\n"), 0);
+	assert_int_equal(check_file("[tee a]\niface = lo\nport = 80\noutput = -\n"), 2);
+	assert_int_equal(check_file("[tee a]\niface = lo\nport = 80\n"), 2);
+	assert_int_equal(check_file("[tee a]\niface = lo\nport = 80\noutput = a\nto = h:1\n"), 2);
+	assert_int_equal(check_file("[tee a]\niface = lo\nport = 80\nto = 127.0.0.1:7000\n"), 2);
+	assert_int_equal(check_file("[tee a]\niface = lo\nport = 80\nkafka = 127.0.0.1:9092\n"), 2);
+	assert_int_equal(check_file("[tee a]\niface = lo\nport = 80\noutput = a\nno-redact = true\n"
+				    "redact-header = X\n"), 2);
 }
 
 int main(void)

@@ -93,8 +93,15 @@ static void d_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, u
 	logf_(ctx, c->key.sport, "close w%u\n", (unsigned)why);
 }
 
+static void d_mark(void *ctx, struct st_reasm_conn *c, uint64_t ts)
+{
+	logf_(ctx, c->key.sport, "mark %lu/%lu ts%lu\n", (unsigned long)(c->bytes[0] + c->gap_bytes[0]),
+	      (unsigned long)(c->bytes[1] + c->gap_bytes[1]), (unsigned long)ts);
+}
+
 static const struct st_stream_ops ops = {
 	.conn = { .open = d_open, .data = d_data, .gap = d_gap, .end = d_end, .close = d_close },
+	.mark = d_mark,
 };
 
 /* The messages the batcher made. */
@@ -185,6 +192,10 @@ static void workload(struct st_stream_enc *e, uint8_t *buf)
 			uint32_t n = (uint32_t)((round * 7919 + i * 104729) % (300u << 10)) + 1;
 			int dir = (round + i) & 1;
 
+			/* a request starts: an exchange boundary (the tee's MARK) */
+			if (dir == 0)
+				assert_int_equal(st_stream_enc__mark(e, 10 + i, off[i][0], off[i][1],
+								     ts++), 0);
 			assert_int_equal(st_stream_enc__data(e, 10 + i, dir, off[i][dir], buf, n,
 							     ts++), 0);
 			off[i][dir] += n;
@@ -364,6 +375,126 @@ static void test_alone(void **state)
 	free(buf);
 }
 
+/* A connection joined midway through a message with exchange boundaries: what it missed is a
+ * gap in each direction before the first MARK (the decoder checks the MARK's offsets), and
+ * the MARKs are delivered; read again, the message gives nothing more. */
+static void test_mark_joined(void **state)
+{
+	uint8_t *buf = malloc(300u << 10);
+	struct sink *s = calloc(1, sizeof(*s));
+	struct logs got = { 0 };
+	struct st_kmsg_reader *r;
+	struct st_kmsg_read_stats rs;
+	struct st_kmsg_info mi;
+	char err[256], *m, *o;
+	unsigned k, marks = 0;
+
+	batch(s, 1, ST_KMSG_RAW_DEFAULT, buf);
+	/* a message of the middle holding a MARK */
+	for (k = 0; k < s->n; k++) {
+		struct logs one = { 0 };
+
+		assert_int_equal(st_kmsg_parse_header(s->m[k].b, s->m[k].len, &mi, err, sizeof(err)),
+				 0);
+		if (mi.seq < 2)
+			continue;
+		r = st_kmsg_reader__new(&ops, &one, 0);
+		assert_non_null(r);
+		assert_int_equal(st_kmsg_reader__feed(r, s->m[k].b, s->m[k].len, 0, err,
+						      sizeof(err)), 0);
+		st_kmsg_reader__free(r);
+		m = one.s[mi.conn - 10] ? strstr(one.s[mi.conn - 10], "mark ") : NULL;
+		logs_free(&one);
+		if (m)
+			break;
+	}
+	assert_true(k < s->n);
+	r = st_kmsg_reader__new(&ops, &got, 0);
+	assert_non_null(r);
+	assert_int_equal(st_kmsg_reader__feed(r, s->m[k].b, s->m[k].len, 0, err, sizeof(err)), 0);
+	assert_int_equal(got.joined, 1);
+	o = got.s[mi.conn - 10];
+	m = strstr(o, "mark ");
+	assert_non_null(m);
+	/* before the first MARK, the connection's start is a gap in both directions */
+	*m = 0;
+	assert_non_null(strstr(o, "gap 0 0 "));
+	assert_non_null(strstr(o, "gap 1 0 "));
+	*m = 'm';
+	for (const char *p = o; (p = strstr(p, "mark ")); p++)
+		marks++;
+	assert_int_equal(st_kmsg_reader__feed(r, s->m[k].b, s->m[k].len, 0, err, sizeof(err)), 0);
+	st_kmsg_reader__stats(r, &rs);
+	assert_true(rs.kafka_dup_records > marks);
+	for (const char *p = got.s[mi.conn - 10]; (p = strstr(p, "mark ")); p++)
+		marks--;
+	assert_int_equal(marks, 0);
+	st_kmsg_reader__free(r);
+	logs_free(&got);
+	sink_free(s);
+	free(s);
+	free(buf);
+}
+
+/* A connection whose CLOSE never comes is closed once its partition's time moved
+ * ST_KMSG_IDLE_NS past its last record; another partition's time does not count. */
+static void test_idle_expiry(void **state)
+{
+	struct sink *s = calloc(1, sizeof(*s));
+	struct logs got = { 0 };
+	struct st_kmsg_batcher *b = st_kmsg_batcher__new("h1", 7, ST_KMSG_RAW_DEFAULT, 1, emit, s);
+	struct st_stream_enc *e;
+	struct st_kmsg_reader *r;
+	struct st_kmsg_read_stats rs;
+	const uint64_t t0 = 1000000000000ull;
+	char err[256];
+
+	assert_non_null(b);
+	e = st_stream_enc__new_records(&bops, b);
+	assert_non_null(e);
+	/* conns 0 (partition 0) and 1 (partition 1) go quiet at t0; conn 2 (partition 0)
+	 * speaks on until past the idle time */
+	for (unsigned i = 0; i < 3; i++) {
+		struct st_reasm_conn c = conn(i);
+
+		assert_int_equal(st_stream_enc__open(e, &c, t0), 0);
+		assert_int_equal(st_stream_enc__data(e, 10 + i, 0, 0, (const uint8_t *)"GET", 3, t0),
+				 0);
+	}
+	assert_int_equal(st_stream_enc__flush(e), 0);
+	for (unsigned k = 1; k <= 3; k++) {
+		assert_int_equal(st_stream_enc__data(e, 12, 0, 3 * k, (const uint8_t *)"GET", 3,
+						     t0 + k * (ST_KMSG_IDLE_NS / 2)), 0);
+		assert_int_equal(st_stream_enc__flush(e), 0);
+	}
+	st_stream_enc__free(e);
+	st_kmsg_batcher__free(b);
+	assert_int_equal(s->n, 6);
+	r = st_kmsg_reader__new(&ops, &got, 0);
+	assert_non_null(r);
+	for (unsigned i = 0; i < s->n; i++) {
+		struct st_kmsg_info mi;
+
+		assert_int_equal(st_kmsg_parse_header(s->m[i].b, s->m[i].len, &mi, err, sizeof(err)),
+				 0);
+		assert_int_equal(st_kmsg_reader__feed(r, s->m[i].b, s->m[i].len,
+						      mi.conn == 11 ? 1 : 0, err, sizeof(err)), 0);
+		if (i == 4) { /* partition 0 at t0 + idle: not past it yet */
+			assert_int_equal(got.closes, 0);
+		}
+	}
+	st_kmsg_reader__stats(r, &rs);
+	assert_int_equal(rs.kafka_idle_conns, 1);
+	assert_int_equal(got.closes, 1);
+	assert_non_null(strstr(got.s[0], "close w2\n")); /* ST_END_TIMEOUT */
+	assert_null(strstr(got.s[1], "close"));
+	assert_null(strstr(got.s[2], "close"));
+	st_kmsg_reader__free(r);
+	logs_free(&got);
+	sink_free(s);
+	free(s);
+}
+
 /* A lost message: a gap of exactly its data; a message twice: nothing more. */
 static void test_lost_and_dup(void **state)
 {
@@ -507,6 +638,8 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_size_bound),
 		cmocka_unit_test(test_alone),
+		cmocka_unit_test(test_mark_joined),
+		cmocka_unit_test(test_idle_expiry),
 		cmocka_unit_test(test_lost_and_dup),
 		cmocka_unit_test(test_damaged),
 		cmocka_unit_test(test_refused_counted),

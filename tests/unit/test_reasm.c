@@ -456,6 +456,25 @@ static void t_midstream_join(void **state)
 	assert_all_freed(f);
 }
 
+/* A reload's new port list orients the connections that start after it. */
+static void t_set_ports(void **state)
+{
+	struct fx *f = *state;
+	struct st_reasm_config cfg = { 0 };
+	const uint16_t now80[] = { 80 };
+
+	f->ports[0] = 8080; /* not this connection's server port: the first sender would lead */
+	cfg.ports = f->ports;
+	cfg.n_ports = 1;
+	fx_config(f, &cfg);
+	f->ports[0] = 1; /* the engine kept its own copy */
+	assert_int_equal(st_reasm__set_ports(f->r, now80, 1), 0);
+	sendk(f, &f->cs, 1, 777777, 123456, ST_TCP_ACK, "tail of response", 16);
+	assert_log(f, "open 1 joined guessed;data 1 1 0+16;");
+	assert_int_equal(st_reasm__set_ports(f->r, NULL, 0), 0);
+	assert_all_freed(f);
+}
+
 /* Without SYN and without a port list, the first sender is the client. */
 static void t_direction_first_sender(void **state)
 {
@@ -1043,6 +1062,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(t_rst, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_midstream_join, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_direction_first_sender, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_set_ports, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_direction_synack, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_direction_live, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_reuse_after_close, setup, teardown),

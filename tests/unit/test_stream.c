@@ -99,10 +99,16 @@ static void d_finish(void *ctx, const struct st_stream_trailer *t)
 	      (unsigned long)t->held_conns);
 }
 
+static void d_mark(void *ctx, struct st_reasm_conn *c, uint64_t ts)
+{
+	logf_(ctx, "mark %lu ts%lu\n", (unsigned long)c->id, (unsigned long)ts);
+}
+
 static const struct st_stream_ops ops = {
 	.conn = { d_open, d_data, d_gap, d_end, d_close },
 	.header = d_header,
 	.finish = d_finish,
+	.mark = d_mark,
 };
 
 struct buf {
@@ -185,6 +191,9 @@ static void make_stream(struct buf *out, struct evlog *want, size_t big)
 	assert_int_equal(st_stream_enc__gap(e, 2, 1, 0, 7, ST_SGAP_DROPPED, 16), 0);
 	d_gap(want, &c2, 1, 0, 7, (enum st_reasm_gap_why)ST_SGAP_DROPPED, 16);
 	c2.gap_bytes[1] += 7;
+	/* an exchange boundary at both directions' next offsets */
+	assert_int_equal(st_stream_enc__mark(e, 2, 1003, 7, 16), 0);
+	d_mark(want, &c2, 16);
 	assert_int_equal(st_stream_enc__end(e, 1, 0, ST_END_FIN, 17), 0);
 	d_end(want, &c1, 0, ST_END_FIN, 17);
 	assert_int_equal(st_stream_enc__end(e, 1, 1, ST_END_FIN, 18), 0);
@@ -325,6 +334,7 @@ static void t_versions(void **state)
 
 	make_stream(&b, &want, 10);
 	b.p[6] = 2;
+	b.p[7] = 0;
 	assert_int_equal(decode(b.p, b.len, 0, &got, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "version 2.0"));
 	assert_non_null(strstr(err, "this build reads version 1.x"));
@@ -333,7 +343,12 @@ static void t_versions(void **state)
 	b.p[6] = ST_STREAM_MAJOR;
 	b.p[7] = ST_STREAM_MINOR + 3;
 	assert_int_equal(decode(b.p, b.len, 0, &got, err, sizeof(err)), 0);
-	assert_non_null(strstr(got.s, "header 1.3 "));
+	{
+		char h[32];
+
+		snprintf(h, sizeof(h), "header %u.%u ", ST_STREAM_MAJOR, ST_STREAM_MINOR + 3);
+		assert_non_null(strstr(got.s, h));
+	}
 	log_free(&got);
 	/* not a stream at all */
 	assert_int_equal(decode((const uint8_t *)"GET / HTTP/1.1\r\n", 16, 0, &got, err,
@@ -358,10 +373,11 @@ static void t_inconsistent_records(void **state)
 	static const char *const expect[] = {
 		"connection id not open", "not at the direction's next offset",
 		"direction already ended", "connection id already open",
-		"more than 2 connections",
+		"more than 2 connections", "MARK not at the directions' next offsets",
+		"MARK not at the directions' next offsets", "direction already ended",
 	};
 
-	for (int k = 0; k < 5; k++) {
+	for (int k = 0; k < 8; k++) {
 		struct buf b = { 0 };
 		struct evlog got = { 0 };
 		struct st_stream_enc *e = st_stream_enc__new(header, 1, emit, &b);
@@ -389,6 +405,17 @@ static void t_inconsistent_records(void **state)
 			st_stream_enc__open(e, &c, 1);
 			c.id = 3;
 			st_stream_enc__open(e, &c, 1);
+			break;
+		case 5: /* behind the client's next byte */
+			st_stream_enc__data(e, 1, 0, 0, (const uint8_t *)"GET", 3, 1);
+			st_stream_enc__mark(e, 1, 2, 0, 1);
+			break;
+		case 6: /* ahead of the server's next byte */
+			st_stream_enc__mark(e, 1, 0, 1, 1);
+			break;
+		case 7: /* after the client's end */
+			st_stream_enc__end(e, 1, 0, ST_END_FIN, 1);
+			st_stream_enc__mark(e, 1, 0, 0, 1);
 			break;
 		}
 		assert_int_equal(st_stream_enc__flush(e), 0);
