@@ -157,7 +157,7 @@ echo "  receive 2: ${s2#shadowtap: }"
 same_requests A B
 m1=$(field "$s1" kafka_messages) m2=$(field "$s2" kafka_messages)
 [ $((m1 + m2)) -eq "$delivered" ] || st_fail "the receivers read $m1 + $m2 messages, the tee delivered $delivered"
-for f in kafka_joined_conns kafka_dup_records kafka_lost_bytes kafka_bad_messages kafka_time_offsets kafka_time_ends gaps_skipped; do
+for f in kafka_joined_conns kafka_dup_records kafka_lost_bytes kafka_bad_messages kafka_time_offsets kafka_time_ends kafka_lost_assignments resumed_conns gaps_skipped; do
 	[ "$(field "$s2" "$f")" = 0 ] || st_fail "receiver 2: $f is $(field "$s2" "$f"), not 0"
 done
 grep -q '3 partitions resume from committed offsets' "$ST_TMP/r2.err" ||
