@@ -185,7 +185,7 @@ static int parse_rfc3339(const char *s, int64_t *ms, char *err, size_t errlen)
 			goto bad;
 		if (*p == ':')
 			p++;
-		if (*p && digits(&p, 2, &om))
+		if ((*p || p[-1] == ':') && digits(&p, 2, &om)) /* +HH:MM, +HHMM, or +HH */
 			goto bad;
 	} else if (!*p) {
 		snprintf(err, errlen, "'%s' needs its zone: Z (UTC) or an offset such as +01:00", s);

@@ -104,6 +104,11 @@ static void test_parse_refused(void **state)
 	bad("2026-11-30T18:00:00", "needs its zone");
 	bad("2026-11-30", "needs a time of day");
 	bad("2026-11-30T18:00:00+", "not earliest, latest or a time");
+	bad("2026-11-30T18:00:00+01:", "not earliest, latest or a time");
+	bad("2026-11-30T18:00:00+01:0", "not earliest, latest or a time");
+	bad("2026-11-30T18:00:00+1", "not earliest, latest or a time");
+	bad("2026-11-30T18:00:00+01:0012", "not earliest, latest or a time");
+	bad("2026-11-30T18:00:00+010", "not earliest, latest or a time");
 	bad("2026-11-30T18:00:00Zjunk", "not earliest, latest or a time");
 	bad("2026-11-30T18:00:00.Z", "not earliest, latest or a time");
 	bad("2026-11-30T18Z", "not earliest, latest or a time");
