@@ -104,15 +104,217 @@ const struct st_opt st_kafka_producer_opts[] = {
 const size_t st_kafka_producer_opts_n =
 	sizeof(st_kafka_producer_opts) / sizeof(st_kafka_producer_opts[0]);
 
-static const char *const from_choices[] = { "earliest", "latest", NULL };
+/* ---- --from ------------------------------------------------------------------------------ */
+
+#define FROM_FORMS "2026-11-30T18:00:00Z (RFC 3339, with Z or an offset), @1796061600 (unix " \
+		   "seconds) or -10m (before now: s, m, h, d)"
+#define FROM_MAX_S (253402300799ll) /* 9999-12-31T23:59:59Z */
+
+/* Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's days_from_civil). */
+static int64_t days_from_civil(int64_t y, int m, int d)
+{
+	int64_t era, yoe, doy, doe;
+
+	y -= m <= 2;
+	era = (y >= 0 ? y : y - 399) / 400;
+	yoe = y - era * 400;
+	doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
+	doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+	return era * 146097 + doe - 719468;
+}
+
+/* n digits exactly at *p, advanced past them. */
+static int digits(const char **p, int n, int *out)
+{
+	int v = 0;
+
+	for (int i = 0; i < n; i++) {
+		if ((*p)[i] < '0' || (*p)[i] > '9')
+			return -1;
+		v = v * 10 + ((*p)[i] - '0');
+	}
+	*p += n;
+	*out = v;
+	return 0;
+}
+
+/* .fraction at *p (any number of digits), as ms. */
+static int fraction_ms(const char **p, int64_t *ms)
+{
+	int64_t v = 0, scale = 100;
+
+	if (**p != '.')
+		return 0;
+	(*p)++;
+	if (**p < '0' || **p > '9')
+		return -1;
+	for (; **p >= '0' && **p <= '9'; (*p)++, scale /= 10)
+		v += (**p - '0') * scale;
+	*ms = v;
+	return 0;
+}
+
+/* YYYY-MM-DD[T ]HH:MM[:SS[.frac]](Z|+HH:MM|+HHMM|+HH) */
+static int parse_rfc3339(const char *s, int64_t *ms, char *err, size_t errlen)
+{
+	static const int mdays[] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
+	const char *p = s;
+	int y, mo, d, h, mi, sec = 0, oh = 0, om = 0, sign = 0, dim;
+	int64_t frac = 0, t;
+
+	if (digits(&p, 4, &y) || *p++ != '-' || digits(&p, 2, &mo) || *p++ != '-' ||
+	    digits(&p, 2, &d))
+		goto bad;
+	if (!*p) {
+		snprintf(err, errlen, "'%s' needs a time of day and its zone "
+			 "(%.10sT00:00:00Z)", s, s);
+		return -1;
+	}
+	if ((*p != 'T' && *p != 't' && *p != ' ') || (p++, digits(&p, 2, &h)) || *p++ != ':' ||
+	    digits(&p, 2, &mi))
+		goto bad;
+	if (*p == ':' && (p++, digits(&p, 2, &sec)))
+		goto bad;
+	if (fraction_ms(&p, &frac))
+		goto bad;
+	if (*p == 'Z' || *p == 'z') {
+		p++;
+	} else if (*p == '+' || *p == '-') {
+		sign = *p++ == '-' ? -1 : 1;
+		if (digits(&p, 2, &oh))
+			goto bad;
+		if (*p == ':')
+			p++;
+		if ((*p || p[-1] == ':') && digits(&p, 2, &om)) /* +HH:MM, +HHMM, or +HH */
+			goto bad;
+	} else if (!*p) {
+		snprintf(err, errlen, "'%s' needs its zone: Z (UTC) or an offset such as +01:00", s);
+		return -1;
+	} else {
+		goto bad;
+	}
+	if (*p)
+		goto bad;
+	dim = mo >= 1 && mo <= 12 ? mdays[mo - 1] : 0;
+	if (mo == 2 && y % 4 == 0 && (y % 100 != 0 || y % 400 == 0))
+		dim = 29;
+	if (mo < 1 || mo > 12 || d < 1 || d > dim || h > 23 || mi > 59 || sec > 60 || oh > 23 ||
+	    om > 59) {
+		snprintf(err, errlen, "'%s' is not a valid date and time", s);
+		return -1;
+	}
+	if (sec == 60) /* a leap second: its time is the next second's */
+		frac = 0;
+	t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec -
+	    sign * (oh * 3600 + om * 60);
+	if (t < 0) {
+		snprintf(err, errlen, "'%s' is before 1970", s);
+		return -1;
+	}
+	*ms = t * 1000 + frac;
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not earliest, latest or a time: " FROM_FORMS, s);
+	return -1;
+}
+
+int st_kafka_parse_from(const char *s, int64_t now_ms, int *from, int64_t *ms, char *err,
+			size_t errlen)
+{
+	const char *p;
+	int64_t t;
+
+	if (!strcmp(s, "earliest") || !strcmp(s, "latest")) {
+		*from = *s == 'e' ? ST_KAFKA_FROM_EARLIEST : ST_KAFKA_FROM_LATEST;
+		return 0;
+	}
+	if (*s == '@') { /* unix seconds */
+		int64_t v = 0, frac = 0;
+
+		p = s + 1;
+		if (*p < '0' || *p > '9')
+			goto bad;
+		for (; *p >= '0' && *p <= '9'; p++) {
+			v = v * 10 + (*p - '0');
+			if (v > FROM_MAX_S)
+				goto range;
+		}
+		if (fraction_ms(&p, &frac) || *p)
+			goto bad;
+		*from = ST_KAFKA_FROM_TIME;
+		*ms = v * 1000 + frac;
+		return 0;
+	}
+	if (*s == '-' && s[1] >= '0' && s[1] <= '9') { /* before now: -1h30m */
+		int64_t total = 0;
+
+		for (p = s + 1; *p;) {
+			int64_t n = 0, unit;
+
+			if (*p < '0' || *p > '9')
+				goto bad;
+			for (; *p >= '0' && *p <= '9'; p++) {
+				n = n * 10 + (*p - '0');
+				if (n > FROM_MAX_S)
+					goto range;
+			}
+			switch (*p++) {
+			case 's': unit = 1; break;
+			case 'm': unit = 60; break;
+			case 'h': unit = 3600; break;
+			case 'd': unit = 86400; break;
+			default:
+				snprintf(err, errlen, "'%s': a duration needs its unit after each "
+					 "number: s, m, h or d (-90s, -10m, -1h30m)", s);
+				return -1;
+			}
+			total += n * unit;
+			if (total > FROM_MAX_S)
+				goto range;
+		}
+		if (now_ms - total * 1000 < 0)
+			goto range;
+		*from = ST_KAFKA_FROM_TIME;
+		*ms = now_ms - total * 1000;
+		return 0;
+	}
+	p = s;
+	while (*p >= '0' && *p <= '9')
+		p++;
+	if (p != s && !*p) {
+		snprintf(err, errlen, "'%s': a bare number is ambiguous (seconds? ms?); unix "
+			 "seconds are written @%s", s, s);
+		return -1;
+	}
+	if (parse_rfc3339(s, &t, err, errlen))
+		return -1;
+	*from = ST_KAFKA_FROM_TIME;
+	*ms = t;
+	return 0;
+bad:
+	snprintf(err, errlen, "'%s' is not earliest, latest or a time: " FROM_FORMS, s);
+	return -1;
+range:
+	snprintf(err, errlen, "'%s' is out of range (1970 to 9999)", s);
+	return -1;
+}
+
+static int opt_from(void *o, const char *val, char *err, size_t errlen)
+{
+	struct st_kafka_conf *k = o;
+
+	return st_kafka_parse_from(val, (int64_t)(st_realtime_ns() / 1000000), &k->from,
+				   &k->from_ms, err, errlen);
+}
 
 const struct st_opt st_kafka_consumer_opts[] = {
 	ST_OPT_STRING("group", 0, struct st_kafka_conf, group, "GROUP",
 		      "--kafka: the consumer group (receivers of one group share\n"
 		      "the partitions)"),
-	ST_OPT_CHOICE("from", 0, struct st_kafka_conf, from, "earliest|latest", from_choices,
-		      "--kafka: where a group without committed offsets starts\n"
-		      "(default earliest)"),
+	ST_OPT_FUNC("from", 0, "earliest|latest|TIME", 0, opt_from,
+		    "--kafka: where a group without committed offsets starts\n"
+		    "(default earliest); TIME: 2026-11-30T18:00:00Z (with Z or\n"
+		    "an offset), @UNIXSECONDS, or -10m, -2h, -30s (before now)"),
 };
 const size_t st_kafka_consumer_opts_n =
 	sizeof(st_kafka_consumer_opts) / sizeof(st_kafka_consumer_opts[0]);
@@ -485,6 +687,8 @@ struct st_kafka_consumer {
 	int n_revoked;
 	const char *cmd;
 	bool subscribed;
+	int from;          /* enum st_kafka_from */
+	int64_t from_ms;   /* ST_KAFKA_FROM_TIME */
 	uint64_t last_warn_ns;
 	uint64_t last_ts;
 	struct st_kafka_cons_stats st;
@@ -516,6 +720,110 @@ static void commit(struct st_kafka_consumer *c)
 		cons_warn(c, "commit", rd_kafka_err2str(err));
 }
 
+#define KAFKA_LOOKUP_MS 5000 /* --from TIME's look-ups, each; they hold the event loop */
+
+void st_kafka_from_resolve(rd_kafka_topic_partition_list_t *parts, int64_t ts_ms,
+			   st_kafka_lookup_fn committed, st_kafka_lookup_fn times, void *ctx,
+			   int timeout_ms, struct st_kafka_from_result *res, char *why,
+			   size_t whylen)
+{
+	rd_kafka_topic_partition_list_t *have = rd_kafka_topic_partition_list_copy(parts);
+	rd_kafka_topic_partition_list_t *q = rd_kafka_topic_partition_list_new(parts->cnt);
+	int err;
+
+	memset(res, 0, sizeof(*res));
+	if (why && whylen)
+		why[0] = 0;
+	for (int i = 0; i < have->cnt; i++)
+		have->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+	err = committed(ctx, have, timeout_ms);
+	if (err) {
+		/* which partitions committed is unknown: every one starts where the group
+		 * left it, the others at their end (auto.offset.reset=latest) */
+		for (int i = 0; i < parts->cnt; i++)
+			parts->elems[i].offset = RD_KAFKA_OFFSET_INVALID;
+		res->failed = (unsigned)parts->cnt;
+		snprintf(why, whylen, "the committed offsets: %s",
+			 rd_kafka_err2str((rd_kafka_resp_err_t)err));
+		goto out;
+	}
+	for (int i = 0; i < parts->cnt; i++) {
+		rd_kafka_topic_partition_t *e = &parts->elems[i];
+		rd_kafka_topic_partition_t *c =
+			rd_kafka_topic_partition_list_find(have, e->topic, e->partition);
+
+		if (c && !c->err && c->offset >= 0) {
+			e->offset = c->offset; /* the group resumes */
+			res->committed++;
+		} else {
+			rd_kafka_topic_partition_list_add(q, e->topic, e->partition)->offset = ts_ms;
+		}
+	}
+	if (!q->cnt)
+		goto out;
+	err = times(ctx, q, timeout_ms);
+	for (int i = 0; i < q->cnt; i++) {
+		rd_kafka_topic_partition_t *t = &q->elems[i];
+		rd_kafka_topic_partition_t *e =
+			rd_kafka_topic_partition_list_find(parts, t->topic, t->partition);
+
+		if (!e)
+			continue;
+		if (err || t->err) {
+			e->offset = RD_KAFKA_OFFSET_END;
+			res->failed++;
+			snprintf(why, whylen, "partition %" PRId32 "'s offset for the time: %s",
+				 t->partition,
+				 rd_kafka_err2str(err ? (rd_kafka_resp_err_t)err : t->err));
+		} else if (t->offset >= 0) {
+			e->offset = t->offset;
+			res->found++;
+		} else { /* no message at or after the time */
+			e->offset = RD_KAFKA_OFFSET_END;
+			res->end++;
+		}
+	}
+out:
+	rd_kafka_topic_partition_list_destroy(have);
+	rd_kafka_topic_partition_list_destroy(q);
+}
+
+static int lookup_committed(void *ctx, rd_kafka_topic_partition_list_t *parts, int timeout_ms)
+{
+	return rd_kafka_committed(ctx, parts, timeout_ms);
+}
+
+static int lookup_times(void *ctx, rd_kafka_topic_partition_list_t *parts, int timeout_ms)
+{
+	return rd_kafka_offsets_for_times(ctx, parts, timeout_ms);
+}
+
+/* --from TIME: the partitions assigned that the group never committed start at the time's
+ * offset (the rule of earliest and latest: a group that committed resumes). */
+static void from_time(struct st_kafka_consumer *c, rd_kafka_topic_partition_list_t *parts)
+{
+	struct st_kafka_from_result res;
+	char why[256];
+
+	st_kafka_from_resolve(parts, c->from_ms, lookup_committed, lookup_times, c->rk,
+			      KAFKA_LOOKUP_MS, &res, why, sizeof(why));
+	c->st.kafka_time_offsets += res.found;
+	c->st.kafka_time_ends += res.end + res.failed;
+	for (int i = 0; i < parts->cnt; i++)
+		pr_info("%s: --kafka: partition %" PRId32 " starts at %s %" PRId64, c->cmd,
+			parts->elems[i].partition,
+			parts->elems[i].offset == RD_KAFKA_OFFSET_END ? "its end," :
+			parts->elems[i].offset == RD_KAFKA_OFFSET_INVALID ? "the group's offset" :
+									    "offset",
+			parts->elems[i].offset);
+	pr_info("%s: --from: %u partitions resume from committed offsets, %u start at the "
+		"time's offset, %u at their end (nothing at or after the time)", c->cmd,
+		res.committed, res.found, res.end);
+	if (res.failed)
+		pr_warn("%s: --from: %u partitions start at their end (or the group's offsets): "
+			"the look-up failed (%s)", c->cmd, res.failed, why);
+}
+
 /* A partition moving away: its connections end here (their partial requests are not
  * replayed: the outputs see a close without the rest), what was handed over is committed,
  * so the next owner starts after it. A partition revoked and assigned again keeps its
@@ -539,6 +847,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 				st_kmsg_reader__close_partition(c->r, c->revoked[i], c->last_ts);
 		}
 		c->n_revoked = 0;
+		if (c->from == ST_KAFKA_FROM_TIME)
+			from_time(c, parts);
 		if (coop)
 			e = rd_kafka_incremental_assign(rk, parts);
 		else
@@ -593,6 +903,8 @@ struct st_kafka_consumer *st_kafka_consumer__new(const struct st_kafka_conf *k,
 		return NULL;
 	}
 	c->cmd = cmd;
+	c->from = k->from;
+	c->from_ms = k->from_ms;
 	c->r = st_kmsg_reader__new(ops, ctx, 0);
 	if (!c->r) {
 		pr_err("%s: --kafka: %s", cmd, strerror(errno));
@@ -604,7 +916,10 @@ struct st_kafka_consumer *st_kafka_consumer__new(const struct st_kafka_conf *k,
 	/* offsets are stored by hand once a message's events were handed to the outputs;
 	 * the periodic commit takes only those */
 	if (conf_set(conf, "group.id", k->group, "--group", cmd) ||
-	    conf_set(conf, "auto.offset.reset", k->from ? "latest" : "earliest", "--from", cmd) ||
+	    /* TIME: the offsets are set at the assignment; a partition whose look-up failed
+	     * starts at its end (not a replay of the whole retention) */
+	    conf_set(conf, "auto.offset.reset", k->from == ST_KAFKA_FROM_EARLIEST ? "earliest" :
+			 "latest", "--from", cmd) ||
 	    conf_set(conf, "enable.auto.offset.store", "false", "enable.auto.offset.store", cmd)) {
 		rd_kafka_conf_destroy(conf);
 		goto fail;

@@ -26,12 +26,30 @@ struct st_kafka_conf {
 	const char *brokers;
 	const char *topic;
 	const char *group;          /* consumer */
-	int from;                   /* consumer: 0 earliest, 1 latest */
+	int from;                   /* consumer: enum st_kafka_from */
+	int64_t from_ms;            /* ST_KAFKA_FROM_TIME: unix time, ms */
 	const char *opt_file;
 	const char *kv[ST_KAFKA_KV_MAX]; /* --kafka-opt key=value, as given */
 	unsigned n_kv;
 	uint64_t msg_max;           /* record bytes per message (0: ST_KMSG_RAW_DEFAULT) */
 };
+
+/* Where a group without committed offsets starts (--from). */
+enum st_kafka_from {
+	ST_KAFKA_FROM_EARLIEST = 0,
+	ST_KAFKA_FROM_LATEST,
+	ST_KAFKA_FROM_TIME, /* the first message at or after from_ms */
+};
+
+/*
+ * --from's value: earliest, latest, or a time: RFC 3339 with its zone
+ * (2026-11-30T18:00:00Z, 2026-11-30 19:00:00.250+01:00; seconds optional, a fraction to the
+ * millisecond), @SECONDS (unix time; a bare number is refused as ambiguous), or -DURATION
+ * before now_ms (-30s, -10m, -2h, -1d, -1h30m). 0 with *from and *ms set (*ms only for a
+ * time), or -1 with one line in err.
+ */
+int st_kafka_parse_from(const char *s, int64_t now_ms, int *from, int64_t *ms, char *err,
+			size_t errlen);
 
 /* --kafka, --topic, --kafka-opt, --kafka-opt-file (both commands); --kafka-message-kb (tee);
  * --group, --from (receive). Rows write into a struct st_kafka_conf. */
@@ -97,7 +115,9 @@ void st_kafka_producer__free(struct st_kafka_producer *p);
 	X(T, kafka_rebalances, COUNTER, "partition assignments received")                     \
 	X(T, kafka_consume_errors, COUNTER, "errors the consumer reported (and went on)")      \
 	X(T, kafka_commits, COUNTER, "offset commits")                                        \
-	X(T, kafka_lost_assignments, COUNTER, "times this receiver was taken out of the group (stalled): its partitions' next owners may replay again")
+	X(T, kafka_lost_assignments, COUNTER, "times this receiver was taken out of the group (stalled): its partitions' next owners may replay again") \
+	X(T, kafka_time_offsets, COUNTER, "partitions started at --from TIME's offset")       \
+	X(T, kafka_time_ends, COUNTER, "partitions started at their end: nothing at or after --from TIME, or the look-up failed (warned)")
 
 struct st_kafka_cons_stats {
 	ST_KAFKA_CONS_STATS(ST_STAT_FIELD, _)
@@ -119,5 +139,29 @@ void st_kafka_consumer__close(struct st_kafka_consumer *c, uint64_t ts);
 void st_kafka_consumer__stats(const struct st_kafka_consumer *c, struct st_kafka_cons_stats *s,
 			      struct st_kmsg_read_stats *r);
 void st_kafka_consumer__free(struct st_kafka_consumer *c);
+
+/*
+ * --from TIME at an assignment (the rebalance callback), behind an interface so the rule is
+ * tested without a broker. parts: the partitions assigned. committed(ctx, list, timeout)
+ * fills each element's offset with the group's committed offset (negative: none), as
+ * rd_kafka_committed(); times(ctx, list, timeout) turns each element's offset, a timestamp
+ * in ms, into the first offset at or after it (-1: none) or an element error, as
+ * rd_kafka_offsets_for_times(). On return every element of parts has the offset to start
+ * from: the committed one where there is one (a group resumes), else the time's, else the
+ * partition's end (RD_KAFKA_OFFSET_END: past the end, or the look-up failed).
+ */
+struct rd_kafka_topic_partition_list_s;
+typedef int (*st_kafka_lookup_fn)(void *ctx, struct rd_kafka_topic_partition_list_s *parts,
+				  int timeout_ms);
+struct st_kafka_from_result {
+	unsigned committed; /* resumed from a committed offset */
+	unsigned found;     /* at the time's offset */
+	unsigned end;       /* at the end: nothing at or after the time */
+	unsigned failed;    /* at the end: a look-up failed (why says which) */
+};
+void st_kafka_from_resolve(struct rd_kafka_topic_partition_list_s *parts, int64_t ts_ms,
+			   st_kafka_lookup_fn committed, st_kafka_lookup_fn times, void *ctx,
+			   int timeout_ms, struct st_kafka_from_result *res, char *why,
+			   size_t whylen);
 
 #endif /* ST_KAFKA_H */

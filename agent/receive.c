@@ -144,7 +144,7 @@ static const char usage_head[] =
 	"Usage: shadowtap receive (FILE | - | --listen ADDR:PORT (--cert F --key F --ca F |\n"
 	"                         --insecure)) [-w OUT.pcap]\n"
 	"                         [-o DIR [--force]] [--to HOST:PORT] [--print]\n"
-	"       shadowtap receive --kafka BROKERS --topic T --group G [--from earliest|latest]\n"
+	"       shadowtap receive --kafka BROKERS --topic T --group G [--from earliest|latest|TIME]\n"
 	"                         [--kafka-opt K=V ...] [--kafka-opt-file FILE] OUTPUTS...\n"
 	"\n"
 	"Reads a tee stream (`shadowtap tee`, docs/TEE.md) and feeds any combination of:\n"

@@ -16,7 +16,9 @@
 #     counts them, Kafka's failures are counted, production answers every request, the tee
 #     exits 0 within its close wait;
 #   - bad input: a secret on the command line, an unknown librdkafka setting, --kafka without
-#     --topic, receive --kafka without --group: one line, exit 2.
+#     --topic, receive --kafka without --group, --from not a time (a word, a bare number, a
+#     time without its zone): one line, exit 2.
+# A restart from committed offsets, kill -9 and --from TIME: test_kafka_restart.sh.
 . "$(dirname "$0")/lib.sh"
 st_require_root
 st_require_cmds ip nginx curl tcpdump python3 sha256sum ss
@@ -51,6 +53,8 @@ bad tee --iface lo --port 80 --kafka 127.0.0.1:9
 bad tee --iface lo --port 80 --kafka 127.0.0.1:9 --topic t -o "$ST_TMP/x"
 bad receive --kafka 127.0.0.1:9 --topic t -o "$O/never"
 bad receive --kafka 127.0.0.1:9 --topic t --group g --from yesterday -o "$O/never"
+bad receive --kafka 127.0.0.1:9 --topic t --group g --from 1796061600 -o "$O/never"
+bad receive --kafka 127.0.0.1:9 --topic t --group g --from 2026-11-30T18:00:00 -o "$O/never"
 printf 'sasl.username=u\nnot a setting line\n' >"$ST_TMP/kafka.conf"
 bad receive --kafka 127.0.0.1:9 --topic t --group g --kafka-opt-file "$ST_TMP/kafka.conf" -o "$O/never"
 [ ! -e "$O/never" ] || st_fail "a refused receive left its output behind"
