@@ -55,6 +55,12 @@
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
 #define RX_KAFKA_MSGS 256         /* Kafka messages per tick at most */
+/* --to's pacing (pace_*): segments held for their time, at most this many bytes (then the
+ * input waits); a source ahead of its pace by more than RX_PACE_AHEAD_NS (another host's
+ * clock, a stream read from its middle) sets the pace again instead of being held */
+#define RX_PACE_TICK_MS 1
+#define RX_PACE_MAX_BYTES (64u << 20)
+#define RX_PACE_AHEAD_NS 1000000000ll
 
 struct exch {
 	char method[24];
@@ -73,6 +79,7 @@ struct rconn {
 	uint64_t next[2];          /* stream bytes (and gaps) seen per direction */
 	bool ended[2];
 	bool sh_stopped;           /* --to: its replay stopped (a gap, joined midway): on_mark() */
+	uint64_t last_due;         /* --to: its last segment's release time (pace_feed()) */
 	/* --print */
 	bool http;
 	bool print_lost;           /* stopped following (a gap, not HTTP): on_mark() */
@@ -95,6 +102,7 @@ struct rconn {
 	X(T, streams, COUNTER, "tee streams read (--listen: one more after each reconnect)")   \
 	X(T, link_losses, COUNTER, "--listen: streams cut by a lost link (the tee reconnects)") \
 	X(T, segments, COUNTER, "TCP segments made from the streams (-w, --to)")              \
+	X(T, pace_flushes, DETAIL, "--to: times pacing held its most (64 MiB) and let everything go at once") \
 	X(T, resumed_conns, COUNTER, "--to: connections replayed again from an exchange boundary (MARK) after a gap or a midway join")
 
 struct receive_stats {
@@ -129,6 +137,13 @@ struct receive {
 	struct st_shadow_config scfg;
 	struct st_cmp_opts cmp;     /* --compare ... (compare_opts.h), with --to */
 	struct st_compare *compare;
+	bool fast;                  /* --to without the stream's timing */
+	/* --to's pacing: segments waiting for their time, a min-heap on (due, seq) */
+	struct pseg **pq;
+	size_t pq_n, pq_cap;
+	uint64_t pq_bytes, pq_seq;
+	int64_t pace_off;           /* monotonic ns minus stream ns, once set */
+	bool pace_set;
 	struct st_loop *loop;
 	uint64_t seed;
 	uint64_t last_ts;
@@ -178,6 +193,9 @@ static const struct st_opt receive_opts[] = {
 		      "flow files' folder; created if missing, must be empty"),
 	ST_OPT_FLAG("force", 0, struct receive, force, "write into a non-empty DIR"),
 	ST_OPT_STRING("to", 0, struct receive, to, "HOST:PORT", "replay the requests to HOST:PORT"),
+	ST_OPT_FLAG("fast", 0, struct receive, fast,
+		    "--to as fast as the stream comes (default: at the pace it was\n"
+		    "captured, each connection's requests as far apart as in production)"),
 	ST_OPT_FLAG("print", 0, struct receive, print, "one line per exchange on stdout"),
 	ST_OPT_COUNT("verbose", 'v', struct receive, verbose, "more messages (the stream's header)"),
 };
@@ -222,6 +240,10 @@ static int parse(struct receive *rx, int argc, char **argv)
 	if (!rx->wpath && !rx->outdir && !rx->to && !rx->print) {
 		pr_err("receive: give at least one output: -w FILE, -o DIR, --to HOST:PORT or "
 		       "--print");
+		return ST_EXIT_USAGE;
+	}
+	if (rx->fast && !rx->to) {
+		pr_err("receive: --fast is the pace of --to's replay: it needs --to HOST:PORT");
 		return ST_EXIT_USAGE;
 	}
 	if (st_cmp_opts_given(&rx->cmp) && !rx->to) {
@@ -271,13 +293,155 @@ static int listen_socket(const char *hostport)
 
 /* ---- re-segmentation (-w, --to) ------------------------------------------------------ */
 
-static void seg_out(struct receive *rx, struct st_segment *s)
+/*
+ * --to's pacing: a stream read from a file or from a Kafka backlog comes far faster than it
+ * was captured, and a client's requests would reach the shadows together, pipelined, where
+ * production got them one by one (a shadow's latency then measures its queue: tap compare's
+ * verdicts are wrong). Each segment is released at its capture time shifted by one offset
+ * (set by the first segment, set again when the source runs ahead of it by over a second:
+ * another host's clock, a backlog read from its middle), never before an earlier segment of
+ * its connection; what comes late goes at once. Like replay's original timing; --fast turns
+ * it off. At most RX_PACE_MAX_BYTES wait: then the input waits (rx_busy()).
+ */
+struct pseg {
+	uint64_t due, seq;
+	struct st_segment s;
+	uint8_t data[];
+};
+
+/* The bytes a held segment takes (a loss segment's length is not held). */
+static uint32_t pace_bytes(const struct st_segment *s)
+{
+	return s->kind == ST_SEG_DATA ? s->len : 0;
+}
+
+static bool pq_before(const struct pseg *a, const struct pseg *b)
+{
+	return a->due < b->due || (a->due == b->due && a->seq < b->seq);
+}
+
+static void pq_swap(struct receive *rx, size_t i, size_t j)
+{
+	struct pseg *t = rx->pq[i];
+
+	rx->pq[i] = rx->pq[j];
+	rx->pq[j] = t;
+}
+
+static struct pseg *pq_pop(struct receive *rx)
+{
+	struct pseg *top = rx->pq[0];
+	size_t i = 0;
+
+	rx->pq[0] = rx->pq[--rx->pq_n];
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < rx->pq_n && pq_before(rx->pq[l], rx->pq[m]))
+			m = l;
+		if (r < rx->pq_n && pq_before(rx->pq[r], rx->pq[m]))
+			m = r;
+		if (m == i)
+			break;
+		pq_swap(rx, i, m);
+		i = m;
+	}
+	rx->pq_bytes -= pace_bytes(&top->s);
+	return top;
+}
+
+/* Releases what is due (everything: all), then lets the engine send it. */
+static void pace_release(struct receive *rx, bool all)
+{
+	uint64_t now = st_mono_ns();
+	bool fed = false;
+
+	while (rx->pq_n && (all || rx->pq[0]->due <= now)) {
+		struct pseg *p = pq_pop(rx);
+
+		st_shadow__feed(rx->sh, &p->s);
+		free(p);
+		fed = true;
+	}
+	if (fed)
+		st_shadow__kick(rx->sh);
+}
+
+/* A segment for the shadow engine (rc: its connection, for the order). */
+static void sh_feed(struct receive *rx, struct rconn *rc, const struct st_segment *s)
+{
+	uint64_t now, due;
+	struct pseg *p;
+
+	if (rx->fast) {
+		st_shadow__feed(rx->sh, s);
+		return;
+	}
+	if (rx->pq_bytes + pace_bytes(s) > RX_PACE_MAX_BYTES) {
+		/* more came at once than pacing holds (one Kafka poll, a --listen burst) */
+		rx->st.pace_flushes++;
+		goto now;
+	}
+	now = st_mono_ns();
+	if (!rx->pace_set || (int64_t)(s->ts_ns + (uint64_t)rx->pace_off - now) > RX_PACE_AHEAD_NS) {
+		rx->pace_off = (int64_t)(now - s->ts_ns);
+		rx->pace_set = true;
+	}
+	due = s->ts_ns + (uint64_t)rx->pace_off;
+	if (rc) {
+		if (due < rc->last_due)
+			due = rc->last_due;
+		rc->last_due = due;
+	}
+	if (rx->pq_n >= rx->pq_cap) {
+		size_t cap = rx->pq_cap ? 2 * rx->pq_cap : 1024;
+		struct pseg **n = realloc(rx->pq, cap * sizeof(*n));
+
+		if (!n)
+			goto now;
+		rx->pq = n;
+		rx->pq_cap = cap;
+	}
+	p = malloc(sizeof(*p) + pace_bytes(s));
+	if (!p)
+		goto now;
+	p->due = due;
+	p->seq = rx->pq_seq++;
+	p->s = *s;
+	if (s->kind == ST_SEG_DATA && s->len) {
+		memcpy(p->data, s->data, s->len);
+		p->s.data = p->data;
+	}
+	rx->pq_bytes += pace_bytes(s);
+	for (size_t i = rx->pq_n++; ; ) {
+		size_t up = (i - 1) / 2;
+
+		rx->pq[i] = p;
+		if (!i || !pq_before(p, rx->pq[up]))
+			break;
+		rx->pq[i] = rx->pq[up];
+		i = up;
+	}
+	return;
+now:
+	/* no memory to hold it: what is held goes first, then this one */
+	pace_release(rx, true);
+	st_shadow__feed(rx->sh, s);
+}
+
+static void seg_out(struct receive *rx, struct rconn *rc, struct st_segment *s)
 {
 	rx->st.segments++;
 	if (rx->pw && s->kind == ST_SEG_DATA)
 		st_pcapw__write(rx->pw, s);
 	if (rx->sh)
-		st_shadow__feed(rx->sh, s);
+		sh_feed(rx, rc, s);
+}
+
+/* The input waits: the shadow engine is full, or the pacing holds its most. */
+static bool rx_busy(struct receive *rx)
+{
+	return rx->sh && (st_shadow__busy(rx->sh) || rx->pq_bytes >= RX_PACE_MAX_BYTES);
 }
 
 static void seg_init(struct rconn *rc, struct st_segment *s, int dir, uint8_t flags,
@@ -507,12 +671,12 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 		seg_init(rc, &s, ST_DIR_IN, ST_TCP_SYN, ts);
 		s.seq = rc->isn[0];
 		s.ack = 0;
-		seg_out(rx, &s);
+		seg_out(rx, rc, &s);
 		seg_init(rc, &s, ST_DIR_OUT, ST_TCP_SYN | ST_TCP_ACK, ts);
 		s.seq = rc->isn[1];
-		seg_out(rx, &s);
+		seg_out(rx, rc, &s);
 		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
-		seg_out(rx, &s);
+		seg_out(rx, rc, &s);
 	} else if (rx->sh) {
 		rc->sh_stopped = true; /* the engine skips it until an exchange boundary */
 	}
@@ -541,7 +705,7 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 			seg_init(rc, &s, dir, ST_TCP_ACK | (o + n == len ? ST_TCP_PSH : 0), ts);
 			s.data = d + o;
 			s.len = n;
-			seg_out(rx, &s);
+			seg_out(rx, rc, &s);
 			rc->next[dir] += n;
 		}
 	} else {
@@ -579,7 +743,7 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 			seg_init(rc, &s, dir, ST_TCP_ACK, ts);
 			s.kind = ST_SEG_LOSS;
 			s.len = n;
-			st_shadow__feed(rx->sh, &s);
+			sh_feed(rx, rc, &s);
 			rc->next[dir] += n;
 			o += n;
 		}
@@ -604,7 +768,7 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 		st_flowsink_ops.end(rx->sink, &rc->fc, dir, why, ts);
 	if (want_segments(rx) && (why == ST_END_FIN || why == ST_END_RST)) {
 		seg_init(rc, &s, dir, why == ST_END_FIN ? ST_TCP_FIN | ST_TCP_ACK : ST_TCP_RST, ts);
-		seg_out(rx, &s);
+		seg_out(rx, rc, &s);
 	}
 	rc->ended[dir] = true;
 	if (rc->http && dir == ST_DIR_OUT) {
@@ -637,7 +801,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		/* closed without a FIN or RST in the stream (timeout, end of capture): the shadow
 		 * engine's connection closes too, its complete requests still go out */
 		seg_init(rc, &s, ST_DIR_IN, ST_TCP_RST, ts);
-		st_shadow__feed(rx->sh, &s);
+		sh_feed(rx, rc, &s);
 	}
 	if (rc->http) {
 		st_http__free(&rc->p[0]);
@@ -666,16 +830,16 @@ static void on_mark(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 		return;
 	if (rx->sh && rc->sh_stopped) {
 		seg_init(rc, &s, ST_DIR_IN, ST_TCP_RST, ts);
-		st_shadow__feed(rx->sh, &s);
+		sh_feed(rx, rc, &s);
 		seg_init(rc, &s, ST_DIR_IN, ST_TCP_SYN, ts);
 		s.seq--; /* the SYN takes the sequence number before the next byte */
 		s.ack = 0;
-		st_shadow__feed(rx->sh, &s);
+		sh_feed(rx, rc, &s);
 		seg_init(rc, &s, ST_DIR_OUT, ST_TCP_SYN | ST_TCP_ACK, ts);
 		s.seq--;
-		st_shadow__feed(rx->sh, &s);
+		sh_feed(rx, rc, &s);
 		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
-		st_shadow__feed(rx->sh, &s);
+		sh_feed(rx, rc, &s);
 		rx->st.segments += 4;
 		rc->sh_stopped = false;
 		rx->st.resumed_conns++;
@@ -738,7 +902,9 @@ static void input_done(struct receive *rx, int rc)
 	st_stream_dec__close_all(rx->dec, rx->last_ts);
 	if (rx->sh)
 		st_shadow__kick(rx->sh);
-	st_loop__stop(rx->loop);
+	if (!rx->pq_n)
+		st_loop__stop(rx->loop);
+	/* else on_tick() stops it once the paced segments are out */
 }
 
 /* Reads what is there; at the end of the input (or a stream error) stops the loop. 1 when
@@ -879,12 +1045,19 @@ static int on_tick(void *ctx)
 	struct receive *rx = ctx;
 	uint64_t now = st_mono_ns();
 
+	if (rx->pq_n) {
+		pace_release(rx, false);
+		if (rx->eof && !rx->pq_n) {
+			st_loop__stop(rx->loop);
+			return 0;
+		}
+	}
 	for (int i = 0; rx->is_file && !rx->eof && i < RX_FILE_READS; i++) {
-		if (rx->sh && st_shadow__busy(rx->sh))
+		if (rx_busy(rx))
 			break;
 		read_some(rx);
 	}
-	if (rx->kc && !(rx->sh && st_shadow__busy(rx->sh))) {
+	if (rx->kc && !rx_busy(rx)) {
 		int n = st_kafka_consumer__poll(rx->kc, RX_KAFKA_MSGS);
 
 		if (n < 0) {
@@ -1086,7 +1259,8 @@ int cmd_receive(int argc, char **argv)
 	if ((!rx->is_file && !rx->listen && !rx->kc &&
 	     st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
 	    (rx->sh && st_loop__add(rx->loop, st_shadow__fd(rx->sh), on_shadow_io, rx)) ||
-	    st_loop__set_tick(rx->loop, RX_TICK_MS, on_tick, rx)) {
+	    st_loop__set_tick(rx->loop, rx->sh && !rx->fast ? RX_PACE_TICK_MS : RX_TICK_MS, on_tick,
+			      rx)) {
 		pr_err("receive: event loop: %s", strerror(errno));
 		goto out;
 	}
@@ -1099,6 +1273,8 @@ int cmd_receive(int argc, char **argv)
 		st_stream_dec__close_all(rx->dec, rx->last_ts);
 	}
 	if (rx->sh) {
+		/* stopped by a signal: what pacing still holds goes now */
+		pace_release(rx, true);
 		st_shadow__flush(rx->sh);
 		st_shadow__drain(rx->sh, RX_DRAIN_MS);
 	}
@@ -1121,6 +1297,9 @@ out:
 	if (rx->pw)
 		st_pcapw__close(rx->pw, NULL);
 	st_flowsink__free(rx->sink);
+	while (rx->pq_n)
+		free(pq_pop(rx));
+	free(rx->pq);
 	st_shadow__free(rx->sh);
 	st_compare__free(rx->compare); /* after the engine: it holds pairs until it is freed */
 	if (rx->dirfd >= 0)

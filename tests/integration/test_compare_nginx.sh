@@ -85,9 +85,19 @@ sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to 127.0.0.1:8082 \
 	--report-interval 1
 [ -f "$R" ] && [ -f "$J" ] && [ -f "$D" ] || st_fail "the outputs do not exist from the start"
 SH_PID=$SH_AGENT_PID
-# the same traffic to a pcap, for replay below
+# the same traffic to a pcap, for replay below, and to a tee stream, for receive below
 st_capture_start cap "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/prod.pcap" --port 80
 CAP_PID=$ST_AGENT_PID
+st_in_bg "$ST_SRV_NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 --duration 0 --max-rate 0 \
+	-o "$ST_TMP/prod.tee" 2>"$ST_TMP/tee.err" </dev/null &
+TEE_PID=$!
+ST_PIDS+=("$TEE_PID")
+for i in $(seq 1 100); do
+	st_alive "$TEE_PID" || { cat "$ST_TMP/tee.err"; st_fail "tee exited during start-up"; }
+	st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$TEE_PID" && break
+	sleep 0.1
+done
+sleep 0.2
 SH_AGENT_PID=$SH_PID
 
 # one client connection per endpoint (keep-alive), N requests each, paced like real clients
@@ -119,6 +129,7 @@ for i in $(seq 1 100); do
 done
 sh_agent_stop agent
 st_stop "$CAP_PID" INT || st_fail "capture failed"
+st_stop "$TEE_PID" INT || { cat "$ST_TMP/tee.err"; st_fail "tee failed"; }
 st_log "$SH_SUMMARY"
 sh_expect compared -eq $((4 * N))
 sh_expect not_compared -eq 0
@@ -188,6 +199,20 @@ sh_expect not_compared -eq 0
 cp "$ST_TMP/replay.json" "$ST_TMP/replay.jsonl" "$LOGS/"
 python3 "$ST_TMP/check.py" "$ST_TMP/replay.json" "$ST_TMP/replay.jsonl" "$N" ||
 	st_fail "replay: the report or the diffs do not say what changed (above)"
+
+# receive: the same traffic as a tee stream (what a Kafka receiver reads), production's
+# answers from the stream, the shadows live; the verdicts of the live run again
+st_log "receive of the tee stream ($(stat -c %s "$ST_TMP/prod.tee") bytes) with compare"
+st_in "$ST_SRV_NS" "$ST_BIN" receive "$ST_TMP/prod.tee" --to 127.0.0.1:8082 \
+	--reference 127.0.0.1:8081 --report-json "$ST_TMP/receive.json" --diffs "$ST_TMP/receive.jsonl" \
+	2>"$ST_TMP/receive.err" || { cat "$ST_TMP/receive.err"; st_fail "receive failed"; }
+SH_SUMMARY=$(st_summary "$ST_TMP/receive.err")
+st_log "$SH_SUMMARY"
+sh_expect compared -eq $((4 * N))
+sh_expect not_compared -eq 0
+cp "$ST_TMP/receive.json" "$ST_TMP/receive.jsonl" "$LOGS/"
+python3 "$ST_TMP/check.py" "$ST_TMP/receive.json" "$ST_TMP/receive.jsonl" "$N" ||
+	st_fail "receive: the report or the diffs do not say what changed (above)"
 
 # the HTML report in a real browser
 chrome=$(command -v chromium || command -v chromium-browser || true)

@@ -277,27 +277,32 @@ RELAY=$ST_LAST_PID
 st_wait_port "$ST_SRV_NS" 7706 10
 tee_start relaytee --to 127.0.0.1:7706 --insecure --duration 0
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f4096?before"
-sleep 0.5
-kill -KILL "$RELAY"
-wait "$RELAY" 2>/dev/null || true
-# traffic while the link is down: dropped, counted; a keep-alive connection spans the loss
-st_in "$ST_CLI_NS" timeout 20 python3 - "$ST_SRV4" <<'PY' &
-import socket, sys, time
+# a keep-alive connection that spans the loss: one exchange before, one after the reconnect
+# (it waits for the file $ST_TMP/ka.go)
+st_in "$ST_CLI_NS" timeout 30 python3 - "$ST_SRV4" "$ST_TMP/ka.go" <<'PY' &
+import os, socket, sys, time
 s = socket.create_connection((sys.argv[1], 80))
-s.sendall(b"GET /f100?during-keepalive HTTP/1.1\r\nHost: st\r\n\r\n")
+s.sendall(b"GET /f100?before-keepalive HTTP/1.1\r\nHost: st\r\n\r\n")
 s.recv(65536)
-time.sleep(4)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
 s.sendall(b"GET /f1?after-on-the-same-connection HTTP/1.1\r\nHost: st\r\nConnection: close\r\n\r\n")
 while s.recv(65536):
     pass
 PY
 KA=$!
-for i in 1 2 3; do st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f1448?during-$i"; done
+sleep 0.5
+kill -KILL "$RELAY"
+wait "$RELAY" 2>/dev/null || true
+# traffic while the link is down: dropped, counted (its frames 0.3 s apart: the first write
+# after the relay died may still succeed, the next ones fail and the tee reconnects)
+for i in 1 2 3; do st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f1448?during-$i"; sleep 0.3; done
 sleep 0.5
 st_bg relay2 st_in_bg "$ST_SRV_NS" python3 "$ST_TMP/relay.py" 7706 7705
 st_wait_port "$ST_SRV_NS" 7706 10
 st_wait_log "$ST_TMP/relaytee.err" 'the link is back' 15
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f4096?after"
+touch "$ST_TMP/ka.go"
 wait "$KA" || st_fail "the keep-alive client failed"
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
 sleep 0.3
