@@ -190,8 +190,10 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	else
 		fputs("null", f);
 	st_cmp_time_str(ts, sizeof(ts), run->start_real_ns);
+	/* from the times as written (ms), so that a report read back says the same */
 	fprintf(f, ",\n  \"started\": \"%s\",\n  \"duration_s\": %.3f", ts,
-		end > run->start_real_ns ? (double)(end - run->start_real_ns) / 1e9 : 0.0);
+		end / 1000000 > run->start_real_ns / 1000000 ?
+			(double)(end / 1000000 - run->start_real_ns / 1000000) / 1e3 : 0.0);
 	st_cmp_time_str(ts, sizeof(ts), end);
 	fprintf(f, ",\n  \"ended\": \"%s\",\n  \"sources\": %llu,\n  \"hosts\": [", ts,
 		(unsigned long long)(run->sources ? run->sources : 1));
