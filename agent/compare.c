@@ -485,6 +485,7 @@ static void write_reports(struct st_compare *c, bool final)
 		return;
 	/* the capture host: a fleet's merged report names where its parts came from */
 	if (!gethostname(host, sizeof(host) - 1) && host[0]) {
+		st_cmp_utf8_fix(host);
 		run.hosts = hosts;
 		run.nhosts = 1;
 	}

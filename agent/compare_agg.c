@@ -18,6 +18,44 @@ const char *st_cmp_side_name(enum st_cmp_side s)
 	}
 }
 
+size_t st_cmp_utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t k;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] < 0xe0)
+		k = 2;
+	else if (s[0] >= 0xe0 && s[0] < 0xf0)
+		k = 3;
+	else if (s[0] >= 0xf0 && s[0] < 0xf5)
+		k = 4;
+	else
+		return 0;
+	if (k > n)
+		return 0;
+	for (size_t i = 1; i < k; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return k;
+}
+
+void st_cmp_utf8_fix(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n;) {
+		size_t k = st_cmp_utf8_seq(p + i, n - i);
+
+		if (!k) {
+			p[i++] = '?';
+			continue;
+		}
+		i += k;
+	}
+}
+
 /* ---- endpoints ----------------------------------------------------------------------------- */
 
 int st_cmp_pattern_parse(const char *s, struct st_cmp_pattern *p)
@@ -394,10 +432,15 @@ void st_cmp_agg_free(struct st_cmp_agg *a)
 	memset(a, 0, sizeof(*a));
 }
 
-struct st_cmp_endpoint *st_cmp_agg_endpoint(struct st_cmp_agg *a, const char *name)
+struct st_cmp_endpoint *st_cmp_agg_endpoint(struct st_cmp_agg *a, const char *raw_name)
 {
-	uint32_t mask = a->nslot - 1, i = (uint32_t)hash_str(name) & mask;
+	char name[ST_CMP_ENDPOINT_MAX];
+	uint32_t mask = a->nslot - 1, i;
 	struct st_cmp_endpoint *e;
+
+	snprintf(name, sizeof(name), "%s", raw_name);
+	st_cmp_utf8_fix(name);
+	i = (uint32_t)hash_str(name) & mask;
 
 	for (; a->slot[i]; i = (i + 1) & mask)
 		if (!strcmp(a->ep[a->slot[i] - 1]->name, name))
@@ -422,10 +465,14 @@ struct st_cmp_endpoint *st_cmp_agg_endpoint(struct st_cmp_agg *a, const char *na
 	return e;
 }
 
-struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char *path,
+struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char *raw_path,
 					   uint8_t kind, const char *note)
 {
+	char path[ST_CMP_PATH_MAX + 4];
 	struct st_cmp_field *f;
+
+	snprintf(path, sizeof(path), "%s", raw_path);
+	st_cmp_utf8_fix(path);
 
 	for (uint32_t i = 0; i < e->nfields; i++)
 		if (!strcmp(e->fields[i].path, path))
@@ -456,6 +503,7 @@ struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char
 	snprintf(f->path, sizeof(f->path), "%s", path);
 	f->kind = kind;
 	snprintf(f->note, sizeof(f->note), "%s", note);
+	st_cmp_utf8_fix(f->note);
 	return f;
 }
 
@@ -517,8 +565,11 @@ static void sample(struct st_cmp_field *f, const struct st_cmp_result *r,
 			s->ref_same = true;
 		}
 	}
-	for (int i = 0; i < ST_CMP_NSIDES; i++)
+	for (int i = 0; i < ST_CMP_NSIDES; i++) {
 		s->status[i] = r->status[i];
+		st_cmp_utf8_fix(s->v[i]);
+	}
+	st_cmp_utf8_fix(s->target);
 }
 
 enum st_cmp_pair_v st_cmp_agg_add(struct st_cmp_agg *a, const char *name,

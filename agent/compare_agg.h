@@ -38,6 +38,14 @@
 
 enum st_cmp_side { ST_CMP_PROD = 0, ST_CMP_CAND, ST_CMP_REF, ST_CMP_NSIDES };
 
+/* The length of the UTF-8 sequence at s (n >= 1 bytes left), or 0 when it is not one. */
+size_t st_cmp_utf8_seq(const unsigned char *s, size_t n);
+/* Each byte of s that does not start or continue a UTF-8 sequence becomes '?'. What the
+ * aggregate holds (names, paths, notes, samples) is made so: the JSON report then carries it
+ * as it is (no \u00XX for lone bytes, which a reader would take for characters) and it
+ * reads back the same (compare_merge.c). */
+void st_cmp_utf8_fix(char *s);
+
 const char *st_cmp_side_name(enum st_cmp_side s);
 
 /* --endpoint 'METHOD /users/{id}': METHOD or *, segments literal or {name} (one segment),

@@ -145,12 +145,17 @@ static int get_bool(struct ld *l, uint32_t obj, const char *key, bool *out)
 static int str_node(struct ld *l, uint32_t i, const char *key, char *out, size_t cap)
 {
 	const struct st_json_node *n = N(l, i);
+	const unsigned char *p = (const unsigned char *)st_json_bytes(l->d, n);
 
 	if (!is_type(l, i, ST_JSON_STRING))
 		return fail(l, "\"%s\" is missing or not a string", key);
-	if (n->len >= cap || memchr(st_json_bytes(l->d, n), 0, n->len))
+	if (n->len >= cap || memchr(p, 0, n->len))
 		return fail(l, "\"%s\" is longer than %zu bytes or holds a NUL", key, cap - 1);
-	memcpy(out, st_json_bytes(l->d, n), n->len);
+	/* what a report holds is UTF-8 (st_cmp_utf8_fix): so it is written back the same */
+	for (uint32_t k = 0, q; k < n->len; k += q)
+		if (!(q = (uint32_t)st_cmp_utf8_seq(p + k, n->len - k)))
+			return fail(l, "\"%s\" is not UTF-8", key);
+	memcpy(out, p, n->len);
 	out[n->len] = 0;
 	return 0;
 }

@@ -11,29 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-/* The length of a valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t k;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] < 0xe0)
-		k = 2;
-	else if (s[0] >= 0xe0 && s[0] < 0xf0)
-		k = 3;
-	else if (s[0] >= 0xf0 && s[0] < 0xf5)
-		k = 4;
-	else
-		return 0;
-	if (k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return k;
-}
-
 void st_cmp_json_str(FILE *f, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -50,7 +27,7 @@ void st_cmp_json_str(FILE *f, const char *s, size_t n)
 		} else if (c < 0x20 || c == 0x7f) {
 			fprintf(f, "\\u%04x", c);
 			i++;
-		} else if ((k = utf8_seq(p + i, n - i))) {
+		} else if ((k = st_cmp_utf8_seq(p + i, n - i))) {
 			fwrite(p + i, 1, k, f);
 			i += k;
 		} else {
@@ -98,7 +75,7 @@ static void hstr(FILE *f, const char *s)
 		if (c < 0x20 || c == 0x7f) {
 			fputc(' ', f);
 			i++;
-		} else if ((k = utf8_seq(p + i, n - i))) {
+		} else if ((k = st_cmp_utf8_seq(p + i, n - i))) {
 			fwrite(p + i, 1, k, f);
 			i += k;
 		} else {

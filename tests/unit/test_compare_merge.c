@@ -453,7 +453,29 @@ static void test_round_trip(void **state)
 		pats = pat;
 		agg_of(&a, ref, 0, 0, PAIRS);
 		pats = NULL;
+		{
+			/* bytes that are not UTF-8 (held as '?'), so that they read back the same */
+			static struct st_cmp_diffs d;
+			static const char t[] = "/bin\xff\x80" "ary/\xc3\xa9";
+			char name[ST_CMP_ENDPOINT_MAX];
+			struct st_cmp_result pr = { .method = "GET", .mlen = 3, .target = t,
+						    .tlen = sizeof(t) - 1, .have_ref = ref, .raw = &d,
+						    .lat_ns = { -1, -1, -1 } };
+
+			memset(&d, 0, sizeof(d));
+			d.n = 1;
+			snprintf(d.d[0].path, sizeof(d.d[0].path), "$.v\xfe");
+			snprintf(d.d[0].a, sizeof(d.d[0].a), "\"x\xe9\"");
+			snprintf(d.d[0].b, sizeof(d.d[0].b), "\"\xc3\xa9\"");
+			d.d[0].a_set = d.d[0].b_set = true;
+			st_cmp_endpoint(NULL, 0, "GET", 3, t, sizeof(t) - 1, name, sizeof(name));
+			st_cmp_agg_add(&a, name, &pr);
+		}
 		j1 = json_of(&a, "host-1", 10, 70);
+		assert_non_null(strstr(j1, "\"endpoint\": \"GET /bin??ary/\xc3\xa9\""));
+		assert_non_null(strstr(j1, "{\"path\": \"$.v?\""));
+		assert_non_null(strstr(j1, "\"production\": \"\\\"x?\\\"\""));
+		assert_null(strstr(j1, "\\u00"));
 		assert_non_null(strstr(j1, "\"format\": \"shadowtap-compare-report\""));
 		assert_non_null(strstr(j1, "\"buckets\": [["));
 		assert_non_null(strstr(j1, "\"endpoint_patterns\": [\"GET /e2/*\"]"));
@@ -577,6 +599,9 @@ static void test_refusals(void **state)
 	free(e);
 	e = edit(j, "\"endpoint_patterns\": []", "\"endpoint_patterns\": [\"nope\"]");
 	refused(e, "is not METHOD /path");
+	free(e);
+	e = edit(j, "\"command\": \"shadow\"", "\"command\": \"sh\xff" "dow\"");
+	refused(e, "\"command\" is not UTF-8");
 	free(e);
 	/* the same endpoint twice */
 	e = edit(j, "\"endpoint\": \"GET /e0/{id}?q\"", "\"endpoint\": \"GET /e1/{id}?q\"");
