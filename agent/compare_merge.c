@@ -50,6 +50,10 @@ __attribute__((format(printf, 2, 3))) static int fail(struct ld *l, const char *
 		snprintf(l->err, l->errlen, "%s: %s", l->where, msg);
 	else
 		snprintf(l->err, l->errlen, "%s", msg);
+	/* names and values quoted from the file: one line whatever they hold */
+	for (char *p = l->err; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			*p = '?';
 	return -1;
 }
 
@@ -553,6 +557,8 @@ static int load(struct ld *l, struct st_cmp_report *r)
 	if (get_u64(l, th, "compare_max_body", UINT64_MAX / 2, &r->max_body) ||
 	    get_dbl(l, th, "compare_timeout_s", &r->timeout_s))
 		return -1;
+	if (!(r->timeout_s >= 0 && r->timeout_s <= 1e9))
+		return fail(l, "\"compare_timeout_s\" is out of range");
 	refn = member(l, 0, "reference");
 	cfg.reference = !is_type(l, refn, ST_JSON_NULL);
 	if (cfg.reference && str_node(l, refn, "reference", r->reference, sizeof(r->reference)))
