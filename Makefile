@@ -57,7 +57,7 @@ AGENT_SRCS := $(wildcard agent/*.c)
 AGENT_OBJS := $(patsubst agent/%.c,$(BUILD)/agent/%.o,$(AGENT_SRCS))
 # The commands (and the daemon that runs them as jobs) stay out of the library: it is the
 # engines. A test that drives a command links its object explicitly (CMD_DEPS below).
-CMD_OBJS := $(filter $(AGENT_OBJS),$(patsubst %,$(BUILD)/agent/%.o,main capture flows shadow_cmd tee daemon ctl_cmd))
+CMD_OBJS := $(filter $(AGENT_OBJS),$(patsubst %,$(BUILD)/agent/%.o,main capture flows shadow_cmd tee daemon ctl_cmd report_cmd))
 LIB_OBJS := $(filter-out $(CMD_OBJS),$(AGENT_OBJS))
 LIB := $(BUILD)/libshadowtap.a
 

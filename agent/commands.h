@@ -12,6 +12,7 @@ int cmd_tee(int argc, char **argv);
 int cmd_receive(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* The job kinds (job.h), one per live command, defined with it. */
 struct st_job_kind;

@@ -478,8 +478,17 @@ static void write_reports(struct st_compare *c, bool final)
 		.counters = &l, .max_body = c->max_body, .timeout_s = c->cfg.timeout_s,
 	};
 
+	char host[ST_CMP_HOST_MAX] = "";
+	const char *hosts[1] = { host };
+
 	if (!c->cfg.report && !c->cfg.report_json)
 		return;
+	/* the capture host: a fleet's merged report names where its parts came from */
+	if (!gethostname(host, sizeof(host) - 1) && host[0]) {
+		st_cmp_utf8_fix(host);
+		run.hosts = hosts;
+		run.nhosts = 1;
+	}
 	st_compare__stats(c, &st);
 	st.reports_written++;
 	st_statline_init(&l);

@@ -18,6 +18,44 @@ const char *st_cmp_side_name(enum st_cmp_side s)
 	}
 }
 
+size_t st_cmp_utf8_seq(const unsigned char *s, size_t n)
+{
+	size_t k;
+
+	if (s[0] < 0x80)
+		return 1;
+	if (s[0] >= 0xc2 && s[0] < 0xe0)
+		k = 2;
+	else if (s[0] >= 0xe0 && s[0] < 0xf0)
+		k = 3;
+	else if (s[0] >= 0xf0 && s[0] < 0xf5)
+		k = 4;
+	else
+		return 0;
+	if (k > n)
+		return 0;
+	for (size_t i = 1; i < k; i++)
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+	return k;
+}
+
+void st_cmp_utf8_fix(char *s)
+{
+	unsigned char *p = (unsigned char *)s;
+	size_t n = strlen(s);
+
+	for (size_t i = 0; i < n;) {
+		size_t k = st_cmp_utf8_seq(p + i, n - i);
+
+		if (!k) {
+			p[i++] = '?';
+			continue;
+		}
+		i += k;
+	}
+}
+
 /* ---- endpoints ----------------------------------------------------------------------------- */
 
 int st_cmp_pattern_parse(const char *s, struct st_cmp_pattern *p)
@@ -394,10 +432,15 @@ void st_cmp_agg_free(struct st_cmp_agg *a)
 	memset(a, 0, sizeof(*a));
 }
 
-struct st_cmp_endpoint *st_cmp_agg_endpoint(struct st_cmp_agg *a, const char *name)
+struct st_cmp_endpoint *st_cmp_agg_endpoint(struct st_cmp_agg *a, const char *raw_name)
 {
-	uint32_t mask = a->nslot - 1, i = (uint32_t)hash_str(name) & mask;
+	char name[ST_CMP_ENDPOINT_MAX];
+	uint32_t mask = a->nslot - 1, i;
 	struct st_cmp_endpoint *e;
+
+	snprintf(name, sizeof(name), "%s", raw_name);
+	st_cmp_utf8_fix(name);
+	i = (uint32_t)hash_str(name) & mask;
 
 	for (; a->slot[i]; i = (i + 1) & mask)
 		if (!strcmp(a->ep[a->slot[i] - 1]->name, name))
@@ -422,10 +465,14 @@ struct st_cmp_endpoint *st_cmp_agg_endpoint(struct st_cmp_agg *a, const char *na
 	return e;
 }
 
-static struct st_cmp_field *field(struct st_cmp_endpoint *e, const char *path, uint8_t kind,
-				  const char *note)
+struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char *raw_path,
+					   uint8_t kind, const char *note)
 {
+	char path[ST_CMP_PATH_MAX + 4];
 	struct st_cmp_field *f;
+
+	snprintf(path, sizeof(path), "%s", raw_path);
+	st_cmp_utf8_fix(path);
 
 	for (uint32_t i = 0; i < e->nfields; i++)
 		if (!strcmp(e->fields[i].path, path))
@@ -456,22 +503,23 @@ static struct st_cmp_field *field(struct st_cmp_endpoint *e, const char *path, u
 	snprintf(f->path, sizeof(f->path), "%s", path);
 	f->kind = kind;
 	snprintf(f->note, sizeof(f->note), "%s", note);
+	st_cmp_utf8_fix(f->note);
 	return f;
 }
 
-static void status_add(struct st_cmp_status *s, uint16_t code)
+void st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n)
 {
 	for (uint32_t i = 0; i < s->ncodes; i++)
 		if (s->code[i] == code) {
-			s->n[i]++;
+			s->n[i] += n;
 			return;
 		}
 	if (s->ncodes < ST_CMP_STATUS_MAX) {
 		s->code[s->ncodes] = code;
-		s->n[s->ncodes++] = 1;
+		s->n[s->ncodes++] = n;
 		return;
 	}
-	s->other++;
+	s->other += n;
 }
 
 enum st_cmp_pair_v st_cmp_classify(const struct st_cmp_diffs *raw, const struct st_cmp_diffs *noise)
@@ -517,8 +565,11 @@ static void sample(struct st_cmp_field *f, const struct st_cmp_result *r,
 			s->ref_same = true;
 		}
 	}
-	for (int i = 0; i < ST_CMP_NSIDES; i++)
+	for (int i = 0; i < ST_CMP_NSIDES; i++) {
 		s->status[i] = r->status[i];
+		st_cmp_utf8_fix(s->v[i]);
+	}
+	st_cmp_utf8_fix(s->target);
 }
 
 enum st_cmp_pair_v st_cmp_agg_add(struct st_cmp_agg *a, const char *name,
@@ -539,7 +590,7 @@ enum st_cmp_pair_v st_cmp_agg_add(struct st_cmp_agg *a, const char *name,
 	for (int s = 0; s < ST_CMP_NSIDES; s++) {
 		if (s == ST_CMP_REF && !r->have_ref)
 			continue;
-		status_add(&e->status[s], r->status[s]);
+		st_cmp_status_add(&e->status[s], r->status[s], 1);
 		if (r->lat_ns[s] >= 0)
 			st_cmp_lat_add(&e->lat[s], (uint64_t)r->lat_ns[s]);
 	}
@@ -547,7 +598,7 @@ enum st_cmp_pair_v st_cmp_agg_add(struct st_cmp_agg *a, const char *name,
 		const struct st_cmp_diff *d = &r->raw->d[i];
 		const struct st_cmp_diff *nd = r->have_ref && r->noise ?
 						       st_cmp_diffs_find(r->noise, d->path) : NULL;
-		struct st_cmp_field *f = field(e, d->path, d->kind, d->note);
+		struct st_cmp_field *f = st_cmp_endpoint_field(e, d->path, d->kind, d->note);
 
 		if (!f)
 			continue;
@@ -560,7 +611,7 @@ enum st_cmp_pair_v st_cmp_agg_add(struct st_cmp_agg *a, const char *name,
 	if (r->have_ref && r->noise) {
 		for (uint32_t i = 0; i < r->noise->n; i++) {
 			const struct st_cmp_diff *d = &r->noise->d[i];
-			struct st_cmp_field *f = field(e, d->path, d->kind, d->note);
+			struct st_cmp_field *f = st_cmp_endpoint_field(e, d->path, d->kind, d->note);
 
 			if (f)
 				f->noise++;
@@ -684,4 +735,192 @@ struct st_cmp_endpoint **st_cmp_agg_sorted(const struct st_cmp_agg *a, uint32_t 
 	free(r);
 	*n = k;
 	return out;
+}
+
+/* ---- merging ----------------------------------------------------------------------------------- */
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *s = p;
+
+	for (size_t i = 0; i < n; i++) {
+		h ^= s[i];
+		h *= 0x100000001b3ull;
+	}
+	return h;
+}
+
+uint64_t st_cmp_sample_key(const struct st_cmp_sample *s)
+{
+	uint64_t h = fnv(0xcbf29ce484222325ull, s->target, strlen(s->target) + 1);
+
+	for (int k = 0; k < ST_CMP_NSIDES; k++) {
+		h = fnv(h, s->v[k], strlen(s->v[k]) + 1);
+		h = fnv(h, &s->set[k], sizeof(s->set[k]));
+		h = fnv(h, &s->status[k], sizeof(s->status[k]));
+	}
+	return fnv(h, &s->ref_same, sizeof(s->ref_same));
+}
+
+static bool sample_same(const struct st_cmp_sample *x, const struct st_cmp_sample *y)
+{
+	if (strcmp(x->target, y->target) || x->ref_same != y->ref_same)
+		return false;
+	for (int k = 0; k < ST_CMP_NSIDES; k++)
+		if (strcmp(x->v[k], y->v[k]) || x->set[k] != y->set[k] || x->status[k] != y->status[k])
+			return false;
+	return true;
+}
+
+struct keyed {
+	uint64_t key;
+	const struct st_cmp_sample *s;
+};
+
+static int keyed_cmp(const void *x, const void *y)
+{
+	const struct keyed *a = x, *b = y;
+	int c;
+
+	if (a->key != b->key)
+		return a->key < b->key ? -1 : 1;
+	/* a collision: by content (identical samples were dropped) */
+	if ((c = strcmp(a->s->target, b->s->target)))
+		return c;
+	for (int k = 0; k < ST_CMP_NSIDES; k++) {
+		if ((c = strcmp(a->s->v[k], b->s->v[k])))
+			return c;
+		if (a->s->set[k] != b->s->set[k])
+			return a->s->set[k] ? 1 : -1;
+		if (a->s->status[k] != b->s->status[k])
+			return a->s->status[k] > b->s->status[k] ? 1 : -1;
+	}
+	return (int)a->s->ref_same - (int)b->s->ref_same;
+}
+
+/* The ST_CMP_SAMPLES samples of both with the smallest keys: a fair choice (a hash does not
+ * favour a host or an order), and merge(merge(A, B), C) keeps what merge(A, merge(B, C)) does. */
+static void samples_merge(struct st_cmp_field *d, const struct st_cmp_field *s)
+{
+	struct st_cmp_sample all[2 * ST_CMP_SAMPLES];
+	struct keyed k[2 * ST_CMP_SAMPLES];
+	uint32_t n = 0;
+
+	for (uint32_t side = 0; side < 2; side++) {
+		const struct st_cmp_field *f = side ? s : d;
+
+		for (uint32_t i = 0; i < f->nsamples && i < ST_CMP_SAMPLES; i++) {
+			bool dup = false;
+
+			for (uint32_t j = 0; j < n && !dup; j++)
+				dup = sample_same(&all[j], &f->s[i]);
+			if (!dup)
+				all[n++] = f->s[i];
+		}
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		k[i].key = st_cmp_sample_key(&all[i]);
+		k[i].s = &all[i];
+	}
+	qsort(k, n, sizeof(k[0]), keyed_cmp);
+	d->nsamples = n < ST_CMP_SAMPLES ? n : ST_CMP_SAMPLES;
+	for (uint32_t i = 0; i < d->nsamples; i++)
+		d->s[i] = *k[i].s;
+}
+
+static int field_cmp(const void *x, const void *y)
+{
+	const struct st_cmp_field *a = x, *b = y;
+	bool ao = !strcmp(a->path, "(other fields)"), bo = !strcmp(b->path, "(other fields)");
+
+	if (ao != bo)
+		return ao ? 1 : -1; /* the last row, where field() looks for it */
+	if (a->raw != b->raw)
+		return a->raw > b->raw ? -1 : 1;
+	if (a->noise != b->noise)
+		return a->noise > b->noise ? -1 : 1;
+	return strcmp(a->path, b->path);
+}
+
+static int code_cmp(const void *x, const void *y)
+{
+	const uint64_t *a = x, *b = y; /* (code << 48) | index */
+
+	return (*a > *b) - (*a < *b);
+}
+
+static void status_sort(struct st_cmp_status *s)
+{
+	uint64_t k[ST_CMP_STATUS_MAX], n[ST_CMP_STATUS_MAX];
+
+	for (uint32_t i = 0; i < s->ncodes; i++) {
+		k[i] = (uint64_t)s->code[i] << 48 | i;
+		n[i] = s->n[i];
+	}
+	qsort(k, s->ncodes, sizeof(k[0]), code_cmp);
+	for (uint32_t i = 0; i < s->ncodes; i++) {
+		s->code[i] = (uint16_t)(k[i] >> 48);
+		s->n[i] = n[k[i] & 0xffff];
+	}
+}
+
+static void lat_merge(struct st_cmp_lat *d, const struct st_cmp_lat *s)
+{
+	d->n += s->n;
+	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++)
+		d->b[i] = (uint64_t)d->b[i] + s->b[i] > UINT32_MAX ? UINT32_MAX : d->b[i] + s->b[i];
+}
+
+static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s)
+{
+	int rc = 0;
+
+	d->compared += s->compared;
+	d->differing += s->differing;
+	d->noise_only += s->noise_only;
+	d->not_compared += s->not_compared;
+	d->more_paths += s->more_paths;
+	for (uint32_t i = 0; i < s->nfields; i++) {
+		const struct st_cmp_field *sf = &s->fields[i];
+		struct st_cmp_field *df = st_cmp_endpoint_field(d, sf->path, sf->kind, sf->note);
+
+		if (!df) {
+			rc = -1;
+			continue;
+		}
+		df->raw += sf->raw;
+		df->noise += sf->noise;
+		df->vol += sf->vol;
+		samples_merge(df, sf);
+	}
+	if (d->nfields)
+		qsort(d->fields, d->nfields, sizeof(d->fields[0]), field_cmp);
+	for (int k = 0; k < ST_CMP_NSIDES; k++) {
+		lat_merge(&d->lat[k], &s->lat[k]);
+		for (uint32_t i = 0; i < s->status[k].ncodes; i++)
+			st_cmp_status_add(&d->status[k], s->status[k].code[i], s->status[k].n[i]);
+		d->status[k].other += s->status[k].other;
+		status_sort(&d->status[k]);
+	}
+	return rc;
+}
+
+int st_cmp_agg_merge(struct st_cmp_agg *a, const struct st_cmp_agg *b)
+{
+	int rc = 0;
+
+	for (uint32_t i = 0; i <= b->n; i++) {
+		const struct st_cmp_endpoint *e = i < b->n ? b->ep[i] : &b->other;
+		struct st_cmp_endpoint *d;
+
+		if (i == b->n && !e->compared && !e->not_compared && !e->nfields)
+			continue;
+		d = i < b->n ? st_cmp_agg_endpoint(a, e->name) : &a->other;
+		if (ep_merge(d, e))
+			rc = -1;
+	}
+	a->compared += b->compared;
+	a->differing += b->differing;
+	a->noise_only += b->noise_only;
+	return rc;
 }

@@ -38,6 +38,14 @@
 
 enum st_cmp_side { ST_CMP_PROD = 0, ST_CMP_CAND, ST_CMP_REF, ST_CMP_NSIDES };
 
+/* The length of the UTF-8 sequence at s (n >= 1 bytes left), or 0 when it is not one. */
+size_t st_cmp_utf8_seq(const unsigned char *s, size_t n);
+/* Each byte of s that does not start or continue a UTF-8 sequence becomes '?'. What the
+ * aggregate holds (names, paths, notes, samples) is made so: the JSON report then carries it
+ * as it is (no \u00XX for lone bytes, which a reader would take for characters) and it
+ * reads back the same (compare_merge.c). */
+void st_cmp_utf8_fix(char *s);
+
 const char *st_cmp_side_name(enum st_cmp_side s);
 
 /* --endpoint 'METHOD /users/{id}': METHOD or *, segments literal or {name} (one segment),
@@ -192,5 +200,27 @@ void st_cmp_endpoint_latency(const struct st_cmp_agg *a, const struct st_cmp_end
 struct st_cmp_endpoint **st_cmp_agg_sorted(const struct st_cmp_agg *a, uint32_t *n);
 /* Regression fields of e. */
 uint32_t st_cmp_endpoint_regressions(const struct st_cmp_agg *a, const struct st_cmp_endpoint *e);
+
+/* Adds n pairs answered with code to a side's status mix (past ST_CMP_STATUS_MAX codes: other). */
+void st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n);
+/* The field of e at path (created, or the "(other fields)" row past ST_CMP_FIELDS_MAX), as one
+ * run makes it; NULL when out of memory. */
+struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char *path,
+					   uint8_t kind, const char *note);
+/* A sample's key for the merge's choice (a hash of all it shows). */
+uint64_t st_cmp_sample_key(const struct st_cmp_sample *s);
+
+/*
+ * a += b, as if b's pairs had been added to a (docs/COMPARE.md, "Merging reports"): counts
+ * and latency buckets add, endpoints are matched by name (new ones past max_endpoints go to
+ * "other", b's "other" too), fields by path (the same cap as one run), status codes by code.
+ * Of a field's samples, the ST_CMP_SAMPLES with the smallest st_cmp_sample_key are kept
+ * (identical ones once), so whatever the order or grouping of merges the same are kept;
+ * fields are then ordered by raw, noise, path and status codes by code, so that the result
+ * does not depend on the order either. Verdicts are not stored: they are computed from the
+ * merged counts and buckets when read. The configurations must agree (the caller checks).
+ * 0, or -1 when memory ran out (some fields were not merged).
+ */
+int st_cmp_agg_merge(struct st_cmp_agg *a, const struct st_cmp_agg *b);
 
 #endif /* ST_COMPARE_AGG_H */

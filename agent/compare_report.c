@@ -11,29 +11,6 @@
 #include <string.h>
 #include <time.h>
 
-/* The length of a valid UTF-8 sequence at s (n bytes left), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	size_t k;
-
-	if (s[0] < 0x80)
-		return 1;
-	if (s[0] >= 0xc2 && s[0] < 0xe0)
-		k = 2;
-	else if (s[0] >= 0xe0 && s[0] < 0xf0)
-		k = 3;
-	else if (s[0] >= 0xf0 && s[0] < 0xf5)
-		k = 4;
-	else
-		return 0;
-	if (k > n)
-		return 0;
-	for (size_t i = 1; i < k; i++)
-		if ((s[i] & 0xc0) != 0x80)
-			return 0;
-	return k;
-}
-
 void st_cmp_json_str(FILE *f, const char *s, size_t n)
 {
 	const unsigned char *p = (const unsigned char *)s;
@@ -50,7 +27,7 @@ void st_cmp_json_str(FILE *f, const char *s, size_t n)
 		} else if (c < 0x20 || c == 0x7f) {
 			fprintf(f, "\\u%04x", c);
 			i++;
-		} else if ((k = utf8_seq(p + i, n - i))) {
+		} else if ((k = st_cmp_utf8_seq(p + i, n - i))) {
 			fwrite(p + i, 1, k, f);
 			i += k;
 		} else {
@@ -98,7 +75,7 @@ static void hstr(FILE *f, const char *s)
 		if (c < 0x20 || c == 0x7f) {
 			fputc(' ', f);
 			i++;
-		} else if ((k = utf8_seq(p + i, n - i))) {
+		} else if ((k = st_cmp_utf8_seq(p + i, n - i))) {
 			fwrite(p + i, 1, k, f);
 			i += k;
 		} else {
@@ -120,10 +97,21 @@ static const char *lat_word(enum st_cmp_lat_v v)
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
 
+/* The percentiles for people, the histogram (sparse: [index, count]) for merges. */
 static void json_lat(FILE *f, const struct st_cmp_lat *l)
 {
-	fprintf(f, "{\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"n\": %llu}", st_cmp_lat_pct(l, 0.5),
-		st_cmp_lat_pct(l, 0.9), st_cmp_lat_pct(l, 0.99), (unsigned long long)l->n);
+	bool first = true;
+
+	fprintf(f, "{\"p50\": %.3f, \"p90\": %.3f, \"p99\": %.3f, \"n\": %llu, \"buckets\": [",
+		st_cmp_lat_pct(l, 0.5), st_cmp_lat_pct(l, 0.9), st_cmp_lat_pct(l, 0.99),
+		(unsigned long long)l->n);
+	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
+		if (!l->b[i])
+			continue;
+		fprintf(f, "%s[%u, %u]", first ? "" : ", ", i, l->b[i]);
+		first = false;
+	}
+	fputs("]}", f);
 }
 
 static void json_status(FILE *f, const struct st_cmp_status *s)
@@ -152,6 +140,8 @@ static void json_sample(FILE *f, const struct st_cmp_sample *s, bool ref)
 			fputs("null", f);
 		fprintf(f, ", \"%s_status\": %u", st_cmp_side_name((enum st_cmp_side)k), s->status[k]);
 	}
+	if (ref)
+		fprintf(f, ", \"reference_same\": %s", s->ref_same ? "true" : "false");
 	fputc('}', f);
 }
 
@@ -162,8 +152,11 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	bool ref = a->cfg.reference;
 	char ts[40];
 
+	uint64_t end = run->end_real_ns ? run->end_real_ns : run->now_real_ns;
+
 	st_cmp_time_str(ts, sizeof(ts), run->now_real_ns);
-	fprintf(f, "{\n  \"generated\": \"%s\",\n  \"final\": %s,\n  \"command\": ", ts,
+	fprintf(f, "{\n  \"format\": \"%s\",\n  \"format_version\": %d,\n  \"generated\": \"%s\","
+		   "\n  \"final\": %s,\n  \"command\": ", ST_CMP_REPORT_FORMAT, ST_CMP_REPORT_VERSION, ts,
 		run->final ? "true" : "false");
 	jstr(f, run->command ? run->command : "");
 	fputs(",\n  \"candidate\": ", f);
@@ -174,9 +167,23 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	else
 		fputs("null", f);
 	st_cmp_time_str(ts, sizeof(ts), run->start_real_ns);
+	/* from the times as written (ms), so that a report read back says the same */
 	fprintf(f, ",\n  \"started\": \"%s\",\n  \"duration_s\": %.3f", ts,
-		run->now_real_ns > run->start_real_ns ?
-			(double)(run->now_real_ns - run->start_real_ns) / 1e9 : 0.0);
+		end / 1000000 > run->start_real_ns / 1000000 ?
+			(double)(end / 1000000 - run->start_real_ns / 1000000) / 1e3 : 0.0);
+	st_cmp_time_str(ts, sizeof(ts), end);
+	fprintf(f, ",\n  \"ended\": \"%s\",\n  \"sources\": %llu,\n  \"hosts\": [", ts,
+		(unsigned long long)(run->sources ? run->sources : 1));
+	for (unsigned i = 0; i < run->nhosts; i++) {
+		fputs(i ? ", " : "", f);
+		jstr(f, run->hosts[i]);
+	}
+	fputs("],\n  \"endpoint_patterns\": [", f);
+	for (unsigned i = 0; i < a->cfg.npatterns; i++) {
+		fputs(i ? ", " : "", f);
+		jstr(f, a->cfg.patterns[i].text);
+	}
+	fputc(']', f);
 	fprintf(f, ",\n  \"thresholds\": {\"relative_pct\": %g, \"absolute_pct\": %g, "
 		   "\"latency_alpha\": %g, \"latency_shift\": %g, \"latency_min_ms\": %g, "
 		   "\"latency_min_samples\": %d, \"compare_max_body\": %llu, \"compare_timeout_s\": %g, "
@@ -204,10 +211,11 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		fprintf(f, "%s\n    {\"endpoint\": ", i ? "," : "");
 		jstr(f, e->name);
 		fprintf(f, ", \"compared\": %llu, \"differing\": %llu, \"noise_only\": %llu, "
-			   "\"not_compared\": %llu, \"regressions\": %u,\n     \"fields\": [",
+			   "\"not_compared\": %llu, \"regressions\": %u, \"more_paths\": %llu,\n"
+			   "     \"fields\": [",
 			(unsigned long long)e->compared, (unsigned long long)e->differing,
 			(unsigned long long)e->noise_only, (unsigned long long)e->not_compared,
-			st_cmp_endpoint_regressions(a, e));
+			st_cmp_endpoint_regressions(a, e), (unsigned long long)e->more_paths);
 		for (uint32_t k = 0; k < e->nfields; k++) {
 			const struct st_cmp_field *fl = &e->fields[k];
 			struct st_cmp_fverdict v;
@@ -227,6 +235,7 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 				fprintf(f, ", \"relative_pct\": %.2f, \"absolute_pct\": %.4f", v.rel, v.abs);
 			else
 				fprintf(f, ", \"likely_noise\": %s", v.likely_noise ? "true" : "false");
+			fprintf(f, ", \"volatile\": %llu", (unsigned long long)fl->vol);
 			if (fl->note[0]) {
 				fputs(", \"note\": ", f);
 				jstr(f, fl->note);
@@ -237,6 +246,26 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 				json_sample(f, &fl->s[s], ref);
 			}
 			fputs("]}", f);
+		}
+		/* where only the reference differs: the merge needs their noise counts */
+		fputs("],\n     \"noise_fields\": [", f);
+		first = true;
+		for (uint32_t k = 0; k < e->nfields; k++) {
+			const struct st_cmp_field *fl = &e->fields[k];
+
+			if (fl->raw)
+				continue;
+			fputs(first ? "{\"path\": " : ", {\"path\": ", f);
+			first = false;
+			jstr(f, fl->path);
+			fprintf(f, ", \"kind\": \"%s\", \"noise\": %llu, \"volatile\": %llu",
+				st_cmp_kind_name((enum st_cmp_kind)fl->kind), (unsigned long long)fl->noise,
+				(unsigned long long)fl->vol);
+			if (fl->note[0]) {
+				fputs(", \"note\": ", f);
+				jstr(f, fl->note);
+			}
+			fputc('}', f);
 		}
 		st_cmp_endpoint_latency(a, e, &lt);
 		fputs("],\n     \"latency\": {\"production\": ", f);
@@ -594,8 +623,20 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	} else {
 		fputs(" against production (no reference)", f);
 	}
-	fprintf(f, " &middot; %s &middot; %s to %s%s</p></header><main>",
-		run->command ? run->command : "", t0, ts, run->final ? " (final)" : " (in progress)");
+	if (run->end_real_ns)
+		st_cmp_time_str(ts, sizeof(ts), run->end_real_ns);
+	fprintf(f, " &middot; %s &middot; %s to %s%s", run->command ? run->command : "", t0, ts,
+		run->final ? " (final)" : " (in progress)");
+	if (run->sources > 1)
+		fprintf(f, " &middot; <span id=\"sources\">merged from %llu reports</span>",
+			(unsigned long long)run->sources);
+	for (unsigned i = 0; i < run->nhosts; i++) {
+		fputs(i ? ", " : " &middot; captured on <code>", f);
+		hstr(f, run->hosts[i]);
+		if (i + 1 == run->nhosts)
+			fputs("</code>", f);
+	}
+	fputs("</p></header><main>", f);
 
 	/* the verdict, first */
 	fprintf(f, "<section id=\"verdict\" class=\"box verdict %s\"><h2>Verdict</h2><p>",

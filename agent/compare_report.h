@@ -15,6 +15,14 @@
 #include "compare_agg.h"
 #include "stats.h"
 
+/* The JSON report's format (its "format" and "format_version" keys): a reader refuses another
+ * major version; keys are only added within one. 1 was the format without the keys a merge
+ * needs (no "format" key). */
+#define ST_CMP_REPORT_FORMAT "shadowtap-compare-report"
+#define ST_CMP_REPORT_VERSION 2
+#define ST_CMP_HOSTS_MAX 64          /* capture hosts a report names (the first, sorted) */
+#define ST_CMP_HOST_MAX 256          /* a host name, bytes */
+
 /* What the report says about the run itself. */
 struct st_cmp_run {
 	const char *command;          /* "shadow" or "replay" */
@@ -26,6 +34,10 @@ struct st_cmp_run {
 	uint64_t max_body;
 	double timeout_s;
 	unsigned max_endpoints;
+	const char *const *hosts;     /* where the pairs were captured: sorted, distinct */
+	unsigned nhosts;
+	uint64_t sources;             /* partial reports merged into this one; 0: one run */
+	uint64_t end_real_ns;         /* the last pair's end; 0: now_real_ns */
 };
 
 void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run);

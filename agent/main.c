@@ -27,6 +27,7 @@ static const struct command commands[] = {
 	{ "receive", cmd_receive, "read a tee stream: pcap, flow files, replay, live view" },
 	{ "daemon", cmd_daemon, "run the jobs of a configuration file (metrics, reload)" },
 	{ "ctl", cmd_ctl, "ask a running daemon for its status, or to reload" },
+	{ "report", cmd_report, "merge tap compare reports of several hosts into one (--merge)" },
 };
 
 static void usage(FILE *f)

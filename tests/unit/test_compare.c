@@ -31,6 +31,7 @@
 #include <cmocka.h>
 
 #include "compare.h"
+#include "compare_merge.h"
 #include "compare_report.h"
 #include "http.h"
 #include "json.h"
@@ -910,6 +911,23 @@ static void test_outputs(void **state)
 	assert_non_null(strstr(b, "\"latency\": {\"production\": {\"p50\": "));
 	assert_non_null(strstr(b, "\"verdict\": \"same\""));
 	assert_non_null(strstr(b, "\"status\": {\"production\": {\"200\": 1}"));
+	{
+		/* what a run writes, report --merge reads (compare_merge.c): this host, the pairs */
+		struct st_cmp_report *r = malloc(sizeof(*r));
+		char err[256] = "", host[ST_CMP_HOST_MAX] = "";
+
+		assert_non_null(r);
+		if (st_cmp_report_load(r, b, len, err, sizeof(err)))
+			fail_msg("the run's JSON report does not load: %s", err);
+		gethostname(host, sizeof(host) - 1);
+		assert_int_equal(r->nhosts, 1);
+		assert_string_equal(r->hosts[0], host);
+		assert_int_equal(r->agg.compared, 2);
+		assert_true(r->agg.cfg.reference);
+		assert_int_equal(st_statline_value(&r->counters, "compared"), 2);
+		st_cmp_report_free(r);
+		free(r);
+	}
 	free(b);
 	/* --report: self-contained, escaped */
 	b = slurp(html, &len);
