@@ -20,7 +20,8 @@
 #   request at the no-agent median (CPUs / req/s): the share production gives up, noise-free.
 # drain: one receiver's replay rate: the topic `drain` (8 partitions, its own mock: the mock
 #   keeps about 5 MB a partition) is filled by `tee --kafka` during ST_BENCH_FILL_SECS of wrk
-#   (GET /api and POST /order, one connection each), then `receive --kafka --group G --to` a
+#   (GET /api and POST /order, one connection each), then `receive --kafka --group G --to
+#   --fast` (as fast as it can, not at the captured pace) a
 #   shadow nginx that answers 204 to everything (access log off) drains it; the time is from
 #   the first request at the shadow to the last (nginx's stub_status, polled by curl, about
 #   every 0.1 s here, less its own requests: the mock's 3 s join delay is not counted): messages/s, requests/s, MB/s of stream record bytes,
@@ -235,7 +236,7 @@ EON
 	echo "drain: the topic holds $msgs messages ($(st_summary_field "$fs" kafka_messages) made), $(st_summary_field "$fs" kafka_raw_bytes) record bytes, $(st_summary_field "$fs" kafka_msg_bytes) as produced; production answered $nreq requests (dropped_records $(st_summary_field "$fs" dropped_records), lost $(st_summary_field "$fs" lost))" >&2
 	h0=$(handled)
 	st_in_bg "$NS" "$ST_BIN" receive --kafka "$BOOT2" --topic drain --group "drain$RANDOM" \
-		--kafka-opt session.timeout.ms=4500 --to 127.0.0.1:8080 \
+		--kafka-opt session.timeout.ms=4500 --to 127.0.0.1:8080 --fast \
 		>"$ST_TMP/drain.out" 2>"$ST_TMP/drain.err" </dev/null &
 	rpid=$!
 	ST_PIDS+=("$rpid")
