@@ -15,7 +15,10 @@
 # Configurations (ST_BENCH_CONFIGS, default "capture tcpdump shadow1 shadow10 shadow100"):
 #   `shadowtap capture --iface IF --port 80 -w /dev/shm/...`; `tcpdump -i IF -s 0 -B 262144
 #   -w /dev/shm/... tcp port 80`; `shadowtap shadow --iface IF --port 80 --to 127.0.0.1:8080
-#   --sample N` (N = 1, 10, 100); also capture_ring8 (capture --ring-mb 8).
+#   --sample N` (N = 1, 10, 100); also capture_ring8 (capture --ring-mb 8) and kafka10
+#   (`tee --sample 10 --max-rate 0 --kafka MOCK --topic bench`: the Kafka output at 10%, into
+#   build/tools/kafka-mock, librdkafka's mock cluster, 3 partitions, in the production
+#   namespace: the broker's own CPU is the mock's, not production's).
 # Each round runs no agent, then every configuration with a no-agent run after it (A none B
 # none ...; `wrk -t1 -c$CONNS -d${SECS}s` each), the order of the configurations rotating from
 # round to round. A configuration's ratio in a round is its req/s over the mean of the two
@@ -89,7 +92,18 @@ EON
 	st_wait_port "$2" 8080 10
 }
 
-declare -A L_SRV L_CLI L_IF L_HOST
+declare -A L_SRV L_CLI L_IF L_HOST L_BOOT
+# kafka10: a mock cluster in the production namespace of each link
+mock_start() { # LINK NS: the mock reads commands on stdin and ends at its end: a FIFO held open
+	local out=$ST_TMP/mock-$1.out fifo=$ST_TMP/mock-$1.ctl fd
+	[ -x "$ST_BUILD/tools/kafka-mock" ] || st_fail "$ST_BUILD/tools/kafka-mock not found (make)"
+	mkfifo "$fifo"
+	st_in_bg "$2" "$ST_BUILD/tools/kafka-mock" --partitions 3 --topic bench <"$fifo" >"$out" 2>&1 &
+	ST_PIDS+=("$!")
+	exec {fd}>"$fifo"
+	st_wait_log "$out" '^127\.0\.0\.1:[0-9]+' 10
+	L_BOOT[$1]=$(head -n1 "$out")
+}
 for link in $LINKS; do
 	case $link in
 	veth)
@@ -98,6 +112,7 @@ for link in $LINKS; do
 		st_nginx_start prod-veth "$ST_SRV_NS" 80
 		printf '%s\n' "$JSON" >"$ST_TMP/prod-veth/www/api.json"
 		noop_shadow shadow-veth "$ST_SRV_NS"
+		case " $CONFIGS " in *" kafka10 "*) mock_start veth "$ST_SRV_NS" ;; esac
 		;;
 	lo)
 		st_netns_single lo
@@ -105,6 +120,7 @@ for link in $LINKS; do
 		st_nginx_start prod-lo "$ST_LAST_NS" 127.0.0.1:80
 		printf '%s\n' "$JSON" >"$ST_TMP/prod-lo/www/api.json"
 		noop_shadow shadow-lo "$ST_LAST_NS"
+		case " $CONFIGS " in *" kafka10 "*) mock_start lo "$ST_LAST_NS" ;; esac
 		;;
 	*) echo "shadowtap bench-prod: unknown link '$link' (veth, lo)" >&2; exit 2 ;;
 	esac
@@ -149,6 +165,10 @@ cfg_shadow1() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080 --sample 1; }
 cfg_shadow10() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080 --sample 10; }
 cfg_shadow100() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080; }
 cfg_shadow10_base() { agent_start "$BASE_BIN" shadow --to 127.0.0.1:8080 --sample 10; }
+cfg_kafka10() {
+	agent_start "$ST_BIN" tee --sample 10 --max-rate 0 --duration 0 --kafka "${L_BOOT[$link]}" \
+		--topic bench
+}
 cfg_stop() {
 	[ -z "$CFG_PID" ] || st_stop "$CFG_PID" INT || true
 	rm -f "$SHM/cap.pcap"
@@ -248,7 +268,7 @@ for link in $LINKS; do
 	# the programs' cost, bpf_stats on (one more round per shadowtap configuration)
 	sysctl -qw kernel.bpf_stats_enabled=1
 	for cfg in floor $CONFIGS $(case " $CONFIGS " in *" capture_ring8 "*) ;; *) echo capture_ring8 ;; esac); do
-		case $cfg in floor | capture* | shadow*) ;; *) continue ;; esac
+		case $cfg in floor | capture* | shadow* | kafka*) ;; *) continue ;; esac
 		"cfg_$cfg"
 		read -r ns0 cnt0 <<<"$(prog_ns "$CFG_PID")"
 		read -r reqs rps <<<"$(wrk_run "$URL")"
@@ -283,6 +303,7 @@ for link in $LINKS; do
 	report ""
 	[ -f "$D/ratio-capture" ] && report "- $link: capture -w $(r capture) (target >= 0.97: $(chk "$(r capture)" '>=' 0.97); tcpdump $(r tcpdump): $(chk "$(r capture)" '>=' "$(r tcpdump)") at or above it)"
 	[ -f "$D/ratio-shadow10" ] && report "- $link: shadow --sample 10 $(r shadow10) (target >= 0.95: $(chk "$(r shadow10)" '>=' 0.95))"
+	[ -f "$D/ratio-kafka10" ] && report "- $link: tee --sample 10 --kafka $(r kafka10) (target >= 0.95: $(chk "$(r kafka10)" '>=' 0.95))"
 	[ -f "$D/ratio-shadow100" ] && report "- $link: shadow --sample 100 $(r shadow100) (target >= 0.85: $(chk "$(r shadow100)" '>=' 0.85))"
 	[ -f "$D/ratio-shadow1" ] && report "- $link: shadow --sample 1 $(r shadow1) (target within 0.02 of 1: $(chk "$(r shadow1)" '>=' 0.98))"
 done
