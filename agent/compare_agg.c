@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /* Tap compare's aggregate: endpoints, fields, noise, latency, status (compare_agg.h). */
 #include "compare_agg.h"
+#include "hash.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -384,17 +385,6 @@ void st_cmp_lat_compare(const struct st_cmp_lat *c, const struct st_cmp_lat *r, 
 
 /* ---- the aggregate --------------------------------------------------------------------------- */
 
-static uint64_t hash_str(const char *s)
-{
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (; *s; s++) {
-		h ^= (unsigned char)*s;
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 int st_cmp_agg_init(struct st_cmp_agg *a, const struct st_cmp_agg_config *cfg)
 {
 	memset(a, 0, sizeof(*a));
@@ -440,7 +430,7 @@ struct st_cmp_endpoint *st_cmp_agg_endpoint(struct st_cmp_agg *a, const char *ra
 
 	snprintf(name, sizeof(name), "%s", raw_name);
 	st_cmp_utf8_fix(name);
-	i = (uint32_t)hash_str(name) & mask;
+	i = (uint32_t)st_fnv1a(ST_FNV1A_INIT, name, strlen(name)) & mask;
 
 	for (; a->slot[i]; i = (i + 1) & mask)
 		if (!strcmp(a->ep[a->slot[i] - 1]->name, name))
@@ -739,27 +729,16 @@ struct st_cmp_endpoint **st_cmp_agg_sorted(const struct st_cmp_agg *a, uint32_t 
 
 /* ---- merging ----------------------------------------------------------------------------------- */
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 uint64_t st_cmp_sample_key(const struct st_cmp_sample *s)
 {
-	uint64_t h = fnv(0xcbf29ce484222325ull, s->target, strlen(s->target) + 1);
+	uint64_t h = st_fnv1a(ST_FNV1A_INIT, s->target, strlen(s->target) + 1);
 
 	for (int k = 0; k < ST_CMP_NSIDES; k++) {
-		h = fnv(h, s->v[k], strlen(s->v[k]) + 1);
-		h = fnv(h, &s->set[k], sizeof(s->set[k]));
-		h = fnv(h, &s->status[k], sizeof(s->status[k]));
+		h = st_fnv1a(h, s->v[k], strlen(s->v[k]) + 1);
+		h = st_fnv1a(h, &s->set[k], sizeof(s->set[k]));
+		h = st_fnv1a(h, &s->status[k], sizeof(s->status[k]));
 	}
-	return fnv(h, &s->ref_same, sizeof(s->ref_same));
+	return st_fnv1a(h, &s->ref_same, sizeof(s->ref_same));
 }
 
 static bool sample_same(const struct st_cmp_sample *x, const struct st_cmp_sample *y)

@@ -4,6 +4,7 @@
  * docs/COMPARE.md).
  */
 #include "compare_diff.h"
+#include "hash.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -41,18 +42,6 @@ uint64_t st_cmp_hash(uint64_t h, const void *p, size_t n)
 	c = crc32_z(c, p, n);
 	a = adler32_z(a, p, n);
 	return (uint64_t)c << 32 | (a & 0xffffffffu);
-}
-
-static uint64_t fnv(const void *p, size_t n)
-{
-	const unsigned char *s = p;
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
 }
 
 /* ---- what values look like -------------------------------------------------------------- */
@@ -355,7 +344,8 @@ static void show_node(char *out, const struct st_cmp_view *v, uint32_t i)
 
 static uint32_t slot_of(const struct st_cmp_diffs *o, const char *path, bool *found)
 {
-	uint32_t mask = 2 * ST_CMP_DIFFS_MAX - 1, i = (uint32_t)fnv(path, strlen(path)) & mask;
+	uint32_t mask = 2 * ST_CMP_DIFFS_MAX - 1;
+	uint32_t i = (uint32_t)st_fnv1a(ST_FNV1A_INIT, path, strlen(path)) & mask;
 
 	for (;; i = (i + 1) & mask) {
 		if (!o->slot[i]) {
@@ -1324,7 +1314,7 @@ static size_t line_hashes(const uint8_t *p, size_t len, uint64_t *out)
 			if (e > st && p[e - 1] == '\r')
 				e--;
 			if (out)
-				out[n] = fnv(p + st, e - st);
+				out[n] = st_fnv1a(ST_FNV1A_INIT, p + st, e - st);
 			n++;
 			st = i + 1;
 		}

@@ -4,6 +4,7 @@
  * nesting costs one frame of a fixed stack (max_depth), never C recursion.
  */
 #include "json.h"
+#include "hash.h"
 #include "http_chars.h"
 #include "../bpf/connhash.h"
 
@@ -528,17 +529,6 @@ bool st_json_num_eq(const char *a, size_t alen, const char *b, size_t blen)
 	}
 }
 
-static uint64_t fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *s = p;
-
-	for (size_t i = 0; i < n; i++) {
-		h ^= s[i];
-		h *= 0x100000001b3ull;
-	}
-	return h;
-}
-
 uint64_t st_json_num_hash(const char *s, size_t len)
 {
 	uint64_t h = 0xcbf29ce484222325ull ^ ST_JSON_NUMBER;
@@ -547,11 +537,11 @@ uint64_t st_json_num_hash(const char *s, size_t len)
 	num_canon(s, len, &c);
 	if (c.zero)
 		return st_mix64(h);
-	h = fnv(h, &c.neg, 1);
-	h = fnv(h, &c.exp, sizeof(c.exp));
+	h = st_fnv1a(h, &c.neg, 1);
+	h = st_fnv1a(h, &c.exp, sizeof(c.exp));
 	for (const char *p = c.p; p < c.end; p++)
 		if (*p != '.')
-			h = fnv(h, p, 1);
+			h = st_fnv1a(h, p, 1);
 	return st_mix64(h);
 }
 
@@ -567,7 +557,7 @@ void st_json_hashes(const struct st_json_doc *d, uint64_t *out, bool unordered_a
 			h = st_json_num_hash(st_json_bytes(d, nd), nd->len);
 			break;
 		case ST_JSON_STRING:
-			h = st_mix64(fnv(h, st_json_bytes(d, nd), nd->len));
+			h = st_mix64(st_fnv1a(h, st_json_bytes(d, nd), nd->len));
 			break;
 		case ST_JSON_ARRAY:
 			if (unordered_arrays) {
@@ -588,7 +578,7 @@ void st_json_hashes(const struct st_json_doc *d, uint64_t *out, bool unordered_a
 			for (c = nd->n ? i + 1 : 0; c; c = d->nodes[c].next) {
 				const struct st_json_node *m = &d->nodes[c];
 
-				sum += st_mix64(fnv(0x9e3779b97f4a7c15ull, st_json_key(d, m), m->key_len) ^
+				sum += st_mix64(st_fnv1a(0x9e3779b97f4a7c15ull, st_json_key(d, m), m->key_len) ^
 					   out[c]);
 			}
 			h = st_mix64(h ^ sum);
