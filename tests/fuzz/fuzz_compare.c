@@ -22,14 +22,7 @@
 #include <zlib.h>
 
 #include "compare_diff.h"
-
-#define CHECK(c)                                                                       \
-	do {                                                                           \
-		if (!(c)) {                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                       \
-		}                                                                      \
-	} while (0)
+#include "fuzz_check.h"
 
 struct side {
 	struct st_cmp_msg m;

@@ -28,15 +28,7 @@
 
 #include "http.h"
 #include "http_rewrite.h"
-
-#define CHECK(c)                                                                 \
-	do {                                                                     \
-		if (!(c)) {                                                      \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,   \
-				__LINE__, #c);                                   \
-			abort();                                                 \
-		}                                                                \
-	} while (0)
+#include "fuzz_check.h"
 
 struct tev {
 	uint8_t type;

@@ -17,14 +17,7 @@
 #include <string.h>
 
 #include "json.h"
-
-#define CHECK(c)                                                                       \
-	do {                                                                           \
-		if (!(c)) {                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                       \
-		}                                                                      \
-	} while (0)
+#include "fuzz_check.h"
 
 static bool in(const struct st_json_doc *d, const struct st_json_node *n, uint32_t off,
 	       uint32_t len, bool pool)

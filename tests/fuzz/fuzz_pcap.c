@@ -19,14 +19,7 @@
 
 #include "pcapin.h"
 #include "reasm.h"
-
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c)) {                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                          \
-		}                                                                         \
-	} while (0)
+#include "fuzz_check.h"
 
 struct cst {
 	uint64_t next[2];

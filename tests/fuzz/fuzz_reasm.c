@@ -18,14 +18,7 @@
 #include <string.h>
 
 #include "reasm.h"
-
-#define CHECK(c)                                                                          \
-	do {                                                                              \
-		if (!(c)) {                                                               \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                          \
-		}                                                                         \
-	} while (0)
+#include "fuzz_check.h"
 
 #define PATTERN_LEN (1u << 16)
 #define REC 12

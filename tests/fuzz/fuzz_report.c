@@ -16,14 +16,7 @@
 #include <string.h>
 
 #include "compare_merge.h"
-
-#define CHECK(c)                                                                       \
-	do {                                                                           \
-		if (!(c)) {                                                            \
-			fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #c); \
-			abort();                                                       \
-		}                                                                      \
-	} while (0)
+#include "fuzz_check.h"
 
 static void check_bounds(const struct st_cmp_agg *a)
 {
