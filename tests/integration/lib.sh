@@ -676,3 +676,47 @@ st_client_mix() {
 	# Pipelined GETs in one send.
 	st_pipeline "$ns" "$host" "$port" /f1 /f4096 /f100000 /f16384 >/dev/null
 }
+
+# ---- tee and Kafka -----------------------------------------------------------------------------
+
+# st_tee_start NAME ARGS...: `shadowtap tee --iface $ST_SRV_IF --port 80 ARGS` in the server's
+# namespace (its stderr in $ST_TMP/NAME.err, stdout the caller's); TEE_PID once attached.
+st_tee_start() {
+	local name=$1 i
+	shift
+	st_in_bg "$ST_SRV_NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 "${ST_RING[@]}" "$@" \
+		2>"$ST_TMP/$name.err" </dev/null &
+	TEE_PID=$!
+	ST_PIDS+=("$TEE_PID")
+	for i in $(seq 1 100); do
+		st_alive "$TEE_PID" || { cat "$ST_TMP/$name.err"; st_fail "tee $name exited during start-up"; }
+		st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$TEE_PID" && { sleep 0.2; return 0; }
+		sleep 0.1
+	done
+	st_fail "tee $name did not attach within 10 s"
+}
+
+# st_kafka_mock NS [PARTITIONS]: librdkafka's mock cluster (tools/kafka-mock, topic "tee",
+# 3 partitions) listening on NS's loopback; its bootstrap in ST_KAFKA_BOOT. It reads commands
+# on a FIFO the test holds open (st_kafka_mock_cmd) and ends when the test does.
+st_kafka_mock() {
+	local ns=$1 parts=${2:-3} mock=$ST_BUILD/tools/kafka-mock
+	[ -x "$mock" ] || st_fail "$mock not found (build first)"
+	mkfifo "$ST_TMP/mock.ctl"
+	st_in_bg "$ns" "$mock" --partitions "$parts" --topic tee <"$ST_TMP/mock.ctl" \
+		>"$ST_TMP/mock.out" 2>"$ST_TMP/mock.err" &
+	ST_PIDS+=("$!")
+	exec {ST_KAFKA_FD}>"$ST_TMP/mock.ctl"
+	st_wait_log "$ST_TMP/mock.out" '^127\.0\.0\.1:[0-9]+' 10
+	ST_KAFKA_BOOT=$(head -n1 "$ST_TMP/mock.out")
+}
+
+# st_kafka_mock_cmd CMD...: down, up, "rtt MS", "produce-errors N CODE"; fails unless the mock
+# answers ok.
+st_kafka_mock_cmd() {
+	local before i
+	before=$(wc -l <"$ST_TMP/mock.out")
+	echo "$*" >&"$ST_KAFKA_FD"
+	for i in $(seq 1 50); do [ "$(wc -l <"$ST_TMP/mock.out")" -gt "$before" ] && break; sleep 0.1; done
+	[ "$(tail -n1 "$ST_TMP/mock.out")" = ok ] || st_fail "kafka-mock: '$*' failed"
+}

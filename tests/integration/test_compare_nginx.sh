@@ -88,16 +88,7 @@ SH_PID=$SH_AGENT_PID
 # the same traffic to a pcap, for replay below, and to a tee stream, for receive below
 st_capture_start cap "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/prod.pcap" --port 80
 CAP_PID=$ST_AGENT_PID
-st_in_bg "$ST_SRV_NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 --duration 0 --max-rate 0 \
-	-o "$ST_TMP/prod.tee" 2>"$ST_TMP/tee.err" </dev/null &
-TEE_PID=$!
-ST_PIDS+=("$TEE_PID")
-for i in $(seq 1 100); do
-	st_alive "$TEE_PID" || { cat "$ST_TMP/tee.err"; st_fail "tee exited during start-up"; }
-	st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$TEE_PID" && break
-	sleep 0.1
-done
-sleep 0.2
+st_tee_start tee --duration 0 --max-rate 0 -o "$ST_TMP/prod.tee"
 SH_AGENT_PID=$SH_PID
 
 # one client connection per endpoint (keep-alive), N requests each, paced like real clients

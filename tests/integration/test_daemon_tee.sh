@@ -36,12 +36,8 @@ O=$D/out
 mkdir -p "$O" "$D/state"
 
 # the mock Kafka cluster, in the server's namespace (test_kafka.sh)
-mkfifo "$D/mock.ctl"
-st_in_bg "$NS" "$MOCK" --partitions 3 --topic tee <"$D/mock.ctl" >"$D/mock.out" 2>"$D/mock.err" &
-ST_PIDS+=($!)
-exec 3>"$D/mock.ctl"
-st_wait_log "$D/mock.out" '^127\.0\.0\.1:[0-9]+' 10
-BOOT=$(head -n1 "$D/mock.out")
+st_kafka_mock "$NS"
+BOOT=$ST_KAFKA_BOOT
 
 # a "receiver" that takes the connection and never says a word
 st_in_bg "$NS" python3 - "$D/mute-ns.port" <<'PY' &

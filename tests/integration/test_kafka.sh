@@ -23,8 +23,6 @@
 st_require_root
 st_require_cmds ip nginx curl tcpdump python3 sha256sum ss
 [ -x "$ST_BIN" ] || st_fail "$ST_BIN not found (build first)"
-MOCK=$ST_BUILD/tools/kafka-mock
-[ -x "$MOCK" ] || st_fail "$MOCK not found (build first)"
 "$ST_BIN" tee --help 2>/dev/null | grep -q -- --kafka || st_skip "$ST_BIN has no 'tee --kafka' yet"
 st_init
 
@@ -60,20 +58,9 @@ bad receive --kafka 127.0.0.1:9 --topic t --group g --kafka-opt-file "$ST_TMP/ka
 [ ! -e "$O/never" ] || st_fail "a refused receive left its output behind"
 
 # ---- the mock cluster -------------------------------------------------------------------------
-mkfifo "$ST_TMP/mock.ctl"
-st_in_bg "$NS" "$MOCK" --partitions 3 --topic tee <"$ST_TMP/mock.ctl" >"$ST_TMP/mock.out" 2>"$ST_TMP/mock.err" &
-MOCK_PID=$!
-ST_PIDS+=("$MOCK_PID")
-exec 3>"$ST_TMP/mock.ctl"
-st_wait_log "$ST_TMP/mock.out" '^127\.0\.0\.1:[0-9]+' 10
-BOOT=$(head -n1 "$ST_TMP/mock.out")
-mock() {
-	local before
-	before=$(wc -l <"$ST_TMP/mock.out")
-	echo "$*" >&3
-	for i in $(seq 1 50); do [ "$(wc -l <"$ST_TMP/mock.out")" -gt "$before" ] && break; sleep 0.1; done
-	[ "$(tail -n1 "$ST_TMP/mock.out")" = ok ] || st_fail "kafka-mock: '$*' failed"
-}
+st_kafka_mock "$NS"
+BOOT=$ST_KAFKA_BOOT
+mock() { st_kafka_mock_cmd "$@"; }
 st_log "mock Kafka cluster at $BOOT (3 partitions)"
 
 rx_start() { # NAME ARGS...: receive --kafka in the server's namespace; pid in RX_PID
@@ -88,18 +75,9 @@ rx_start() { # NAME ARGS...: receive --kafka in the server's namespace; pid in R
 }
 
 tee_start() { # NAME ARGS...: tee --kafka on the server's veth; waits until attached
-	local name=$1 i
+	local name=$1
 	shift
-	st_in_bg "$NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 "${ST_RING[@]}" --duration 0 \
-		--kafka "$BOOT" --topic tee "$@" 2>"$ST_TMP/$name.err" </dev/null &
-	TEE_PID=$!
-	ST_PIDS+=("$TEE_PID")
-	for i in $(seq 1 100); do
-		st_alive "$TEE_PID" || { cat "$ST_TMP/$name.err"; st_fail "tee $name exited during start-up"; }
-		st_agent_attached "$NS" "$ST_SRV_IF" "$TEE_PID" && { sleep 0.2; return 0; }
-		sleep 0.1
-	done
-	st_fail "tee $name did not attach within 10 s"
+	st_tee_start "$name" --duration 0 --kafka "$BOOT" --topic tee "$@"
 }
 
 # ---- 1. tee -> Kafka -> three receivers in two groups ---------------------------------------
@@ -325,5 +303,4 @@ peak=$(st_summary_field "$tee_sum" kafka_inflight_peak)
 [ "$peak" -le $((2 * 1048576)) ] || st_fail "the producer held $peak bytes with a 1 MiB queue"
 grep -q 'not delivered' "$ST_TMP/tee2.err" || st_fail "the tee did not say messages were lost"
 mock up
-exec 3>&-
 echo "  ok: 10 of 10 downloads answered; drops and failures counted"

@@ -39,12 +39,8 @@ NS=$ST_SRV_NS
 ST_NGINX_LOG_FORMAT='$request' st_nginx_start web "$NS" 80
 ST_NGINX_LOG_FORMAT='$request' st_nginx_start shadow "$NS" 127.0.0.1:8081
 
-mkfifo "$ST_TMP/mock.ctl"
-st_in_bg "$NS" "$MOCK" --partitions 3 --topic tee <"$ST_TMP/mock.ctl" >"$ST_TMP/mock.out" 2>"$ST_TMP/mock.err" &
-ST_PIDS+=("$!")
-exec 3>"$ST_TMP/mock.ctl"
-st_wait_log "$ST_TMP/mock.out" '^127\.0\.0\.1:[0-9]+' 10
-BOOT=$(head -n1 "$ST_TMP/mock.out")
+st_kafka_mock "$NS"
+BOOT=$ST_KAFKA_BOOT
 
 rx_start() { # NAME ARGS...: receive --kafka --to the shadow; pid in RX_PID, waits for its partitions
 	local name=$1
@@ -61,17 +57,7 @@ rx_start() { # NAME ARGS...: receive --kafka --to the shadow; pid in RX_PID, wai
 }
 
 tee_start() { # NAME: tee --kafka on the server's veth; waits until attached
-	local name=$1 i
-	st_in_bg "$NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 "${ST_RING[@]}" --duration 0 \
-		--max-rate 0 --kafka "$BOOT" --topic tee 2>"$ST_TMP/$name.err" </dev/null &
-	TEE_PID=$!
-	ST_PIDS+=("$TEE_PID")
-	for i in $(seq 1 100); do
-		st_alive "$TEE_PID" || { cat "$ST_TMP/$name.err"; st_fail "tee $name exited during start-up"; }
-		st_agent_attached "$NS" "$ST_SRV_IF" "$TEE_PID" && { sleep 0.2; return 0; }
-		sleep 0.1
-	done
-	st_fail "tee $name did not attach within 10 s"
+	st_tee_start "$1" --duration 0 --max-rate 0 --kafka "$BOOT" --topic tee
 }
 
 # client BATCH N PER RATE: N requests GET /f1?b=BATCH&i=I, PER of them a connection, RATE a
@@ -244,5 +230,4 @@ for b in A B C; do
 done
 [ "$(field "$s5" kafka_joined_conns)" = 0 ] || st_fail "receiver 5 joined connections midway"
 echo "  ok: $i probes until one reached the shadow, then batch D each once, nothing older"
-exec 3>&-
 st_log "done in $(($(date +%s) - T0)) s"

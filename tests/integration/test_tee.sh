@@ -33,23 +33,8 @@ WWW=$ST_TMP/web/www
 O=$ST_TMP/out
 mkdir -p "$O"
 
-# tee_start NAME ARGS...: shadowtap tee on the server's veth, --port 80, its stream on
+# st_tee_start NAME ARGS...: shadowtap tee on the server's veth, --port 80, its stream on
 # stdout into $ST_TMP/NAME.fifo (or wherever ARGS say); waits until attached. Pid TEE_PID.
-tee_start() {
-	local name=$1 i
-	shift
-	st_in_bg "$ST_SRV_NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 "${ST_RING[@]}" "$@" \
-		2>"$ST_TMP/$name.err" </dev/null &
-	TEE_PID=$!
-	ST_PIDS+=("$TEE_PID")
-	for i in $(seq 1 100); do
-		st_alive "$TEE_PID" || { cat "$ST_TMP/$name.err"; st_fail "tee $name exited during start-up"; }
-		st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$TEE_PID" && { sleep 0.2; return 0; }
-		sleep 0.1
-	done
-	st_fail "tee $name did not attach within 10 s"
-}
-
 # ---- 1. the everyday pipe: tee -o - | receive - -o DIR -w PCAP --to SHADOW --print ------------
 st_tcpdump_start eth "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/eth.pcap" 'tcp port 80'
 ETH_PID=$ST_TCPDUMP_PID
@@ -58,7 +43,7 @@ st_in_bg "$SHD" "$ST_BIN" receive - -o "$O/rx" -w "$ST_TMP/rx.pcap" --to 127.0.0
 	<"$ST_TMP/pipe" >"$ST_TMP/print.out" 2>"$ST_TMP/rx.err" &
 RX_PID=$!
 ST_PIDS+=("$RX_PID")
-tee_start pipe -o - --max-rate 0 --duration 0 >"$ST_TMP/pipe"
+st_tee_start pipe -o - --max-rate 0 --duration 0 >"$ST_TMP/pipe"
 
 st_log "traffic: IPv4 mix, IPv6 GETs and a POST"
 st_client_mix "$ST_CLI_NS" "$ST_SRV4" 80 "$WWW"
@@ -120,7 +105,7 @@ head -n 2 "$ST_TMP/print.out" | sed 's/^/  /'
 
 # ---- 2. secrets, a stream file, a cut stream -------------------------------------------------
 st_log "secrets: redacted before the stream leaves the host"
-tee_start file -o "$ST_TMP/s.tee" --redact-query token --redact-header X-Api-Key --redact-field password
+st_tee_start file -o "$ST_TMP/s.tee" --redact-query token --redact-header X-Api-Key --redact-field password
 base=http://$ST_SRV4
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -H 'Authorization: Bearer s3cr3t-AUTH' \
 	-H 'Cookie: session=s3cr3t-COOKIE' -H 'X-Api-Key: s3cr3t-KEY' "$base/f1448?token=s3cr3t-QUERY&page=2"
@@ -191,7 +176,7 @@ mkfifo "$ST_TMP/pipe2"
 "$ST_BIN" receive - -o "$O/stop" --print <"$ST_TMP/pipe2" >"$ST_TMP/stop.print" 2>"$ST_TMP/stoprx.err" &
 SRX=$!
 ST_PIDS+=("$SRX")
-tee_start stop -o - --max-queue-mb 1 --max-rate 0 --duration 0 >"$ST_TMP/pipe2"
+st_tee_start stop -o - --max-queue-mb 1 --max-rate 0 --duration 0 >"$ST_TMP/pipe2"
 kill -STOP "$SRX"
 t0=$(date +%s%N)
 for i in 1 2 3 4 5 6 7 8; do
@@ -230,7 +215,7 @@ st_in_bg "$ST_SRV_NS" "$ST_BIN" receive --listen 127.0.0.1:7700 --insecure --pri
 NRX=$!
 ST_PIDS+=("$NRX")
 st_wait_port "$ST_SRV_NS" 7700 10
-tee_start net --to 127.0.0.1:7700 --insecure
+st_tee_start net --to 127.0.0.1:7700 --insecure
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -o /dev/null "$base/f4096" "$base/f1"
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
 st_stop "$TEE_PID" INT || { cat "$ST_TMP/net.err"; st_fail "tee --to exited with an error"; }
@@ -275,7 +260,7 @@ st_wait_port "$ST_SRV_NS" 7705 10
 st_bg relay1 st_in_bg "$ST_SRV_NS" python3 "$ST_TMP/relay.py" 7706 7705
 RELAY=$ST_LAST_PID
 st_wait_port "$ST_SRV_NS" 7706 10
-tee_start relaytee --to 127.0.0.1:7706 --insecure --duration 0
+st_tee_start relaytee --to 127.0.0.1:7706 --insecure --duration 0
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f4096?before"
 # a keep-alive connection that spans the loss: one exchange before, one after the reconnect
 # (it waits for the file $ST_TMP/ka.go)
@@ -350,7 +335,7 @@ listen_tls() { # NAME PORT CERT
 	st_wait_port "$ST_SRV_NS" "$2" 10
 }
 listen_tls tls 7701 rx
-tee_start tlstee --to 127.0.0.1:7701 --cert "$C/tx.pem" --key "$C/tx.key" --ca "$C/ca.pem"
+st_tee_start tlstee --to 127.0.0.1:7701 --cert "$C/tx.pem" --key "$C/tx.key" --ca "$C/ca.pem"
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -o /dev/null -o /dev/null "$base/f4096" "$base/f1" "$base/f100000"
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
 st_stop "$TEE_PID" INT || { cat "$ST_TMP/tlstee.err"; st_fail "tee --to over TLS exited with an error"; }
