@@ -332,9 +332,22 @@ struct rconn {
 	struct rconn *hnext;
 };
 
+/* A connection whose CLOSE was read: its records read again (a partition assigned again
+ * from an offset before them, a commit that did not go through) are skipped, not opened as a
+ * connection joined midway that a MARK would start again at the shadow. */
+struct tomb {
+	uint64_t producer, id;
+	uint64_t ts;            /* its CLOSE's time */
+	int32_t partition;
+	struct tomb *hnext, *fnext;
+};
+
 struct st_kmsg_reader {
 	struct st_stream_dec *dec;
 	struct rconn **tab;
+	struct tomb **ttab;     /* BUCKETS chains */
+	struct tomb *thead, *ttail; /* oldest first */
+	size_t n_tombs;
 	size_t n_conns, max_conns;
 	uint64_t next_local;
 	z_stream z;
@@ -359,15 +372,17 @@ struct st_kmsg_reader *st_kmsg_reader__new(const struct st_stream_ops *ops, void
 	r->max_conns = max_conns ? max_conns : ST_STREAM_MAX_CONNS_DEFAULT;
 	r->dec = st_stream_dec__new_records(ops, ctx, r->max_conns);
 	r->tab = calloc(BUCKETS, sizeof(*r->tab));
+	r->ttab = calloc(BUCKETS, sizeof(*r->ttab));
 	r->raw = malloc(ST_KMSG_RAW_MAX);
 	/* a message's records, before each at most two synthesized GAPs (39 bytes each, a MARK
 	 * of 37 bytes may need one per direction; other records get one at most and have 22
 	 * bytes at least), and an OPEN */
 	r->out_cap = 4 * ST_KMSG_RAW_MAX + ST_KMSG_OPEN_LEN;
 	r->out = malloc(r->out_cap);
-	if (!r->dec || !r->tab || !r->raw || !r->out || inflateInit(&r->z) != Z_OK) {
+	if (!r->dec || !r->tab || !r->ttab || !r->raw || !r->out || inflateInit(&r->z) != Z_OK) {
 		st_stream_dec__free(r->dec);
 		free(r->tab);
+		free(r->ttab);
 		free(r->raw);
 		free(r->out);
 		free(r);
@@ -596,6 +611,49 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 static void tick(struct st_kmsg_reader *r, int32_t p, uint64_t ts);
 static void expire(struct st_kmsg_reader *r);
 
+static struct tomb **tslot(struct st_kmsg_reader *r, uint64_t producer, uint64_t id)
+{
+	struct tomb **p = &r->ttab[mix(id, producer) & (BUCKETS - 1)];
+
+	while (*p && ((*p)->id != id || (*p)->producer != producer))
+		p = &(*p)->hnext;
+	return p;
+}
+
+/* The oldest tombstone goes. */
+static void tomb_drop(struct st_kmsg_reader *r)
+{
+	struct tomb *t = r->thead;
+
+	*tslot(r, t->producer, t->id) = t->hnext;
+	r->thead = t->fnext;
+	if (!r->thead)
+		r->ttail = NULL;
+	r->n_tombs--;
+	free(t);
+}
+
+static void tomb_add(struct st_kmsg_reader *r, const struct rconn *c)
+{
+	struct tomb *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return;
+	t->producer = c->producer;
+	t->id = c->id;
+	t->ts = c->last_ts;
+	t->partition = c->partition;
+	t->hnext = r->ttab[mix(c->id, c->producer) & (BUCKETS - 1)];
+	r->ttab[mix(c->id, c->producer) & (BUCKETS - 1)] = t;
+	if (r->ttail)
+		r->ttail->fnext = t;
+	else
+		r->thead = t;
+	r->ttail = t;
+	if (++r->n_tombs > ST_KMSG_TOMBS_MAX)
+		tomb_drop(r);
+}
+
 int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t len,
 			 int32_t partition, char *err, size_t errlen)
 {
@@ -639,6 +697,12 @@ int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t le
 	r->st.kafka_messages++;
 	p = rslot(r, mi.producer, mi.conn);
 	c = *p;
+	if (!c && *tslot(r, mi.producer, mi.conn)) {
+		/* a connection closed here already: every record of it was read */
+		for (size_t pos = 0; pos < rlen; pos += 4 + get32(recs + pos))
+			r->st.kafka_dup_records++;
+		return 0;
+	}
 	if (!c) {
 		const uint8_t *open = msg + mi.hdr_len - ST_KMSG_OPEN_LEN;
 		bool joined = !(rlen && recs[4] == ST_SREC_OPEN && mi.seq == 0);
@@ -669,6 +733,7 @@ int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t le
 	if (closed) {
 		*rslot(r, c->producer, c->id) = c->hnext;
 		r->n_conns--;
+		tomb_add(r, c);
 		free(c);
 	}
 	if (st_stream_dec__feed_records(r->dec, r->out, (size_t)(o - r->out))) {
@@ -730,6 +795,15 @@ static void close_conn(struct st_kmsg_reader *r, struct rconn **p, unsigned why,
  * expires nothing early. */
 static void expire(struct st_kmsg_reader *r)
 {
+	/* tombstones, oldest first, past ST_KMSG_TOMB_NS of their partition's time */
+	while (r->thead) {
+		const struct tomb *t = r->thead;
+
+		if (t->partition >= 0 && (uint32_t)t->partition < r->n_pclock &&
+		    r->pclock[t->partition] <= t->ts + ST_KMSG_TOMB_NS)
+			break;
+		tomb_drop(r);
+	}
 	for (size_t i = 0; i < BUCKETS; i++) {
 		struct rconn **p = &r->tab[i];
 
@@ -788,11 +862,14 @@ void st_kmsg_reader__free(struct st_kmsg_reader *r)
 			free(c);
 		}
 	}
+	while (r->thead)
+		tomb_drop(r);
 	st_stream_dec__free(r->dec);
 	if (r->z_ok)
 		inflateEnd(&r->z);
 	free(r->pclock);
 	free(r->tab);
+	free(r->ttab);
 	free(r->raw);
 	free(r->out);
 	free(r);

@@ -111,6 +111,12 @@ ST_STAT_TABLE_DECLARE(st_kmsg_read_stat);
 #define ST_KMSG_IDLE_NS (600ull * 1000000000ull)
 #define ST_KMSG_IDLE_SWEEP_NS (10ull * 1000000000ull)
 #define ST_KMSG_PARTITIONS_TIMED (1 << 16)
+/* A closed connection is remembered (its records read again are skipped, never replayed
+ * again) for ST_KMSG_TOMB_NS of its partition's time, at most ST_KMSG_TOMBS_MAX at once (the
+ * oldest forgotten first): a partition is read again from its last commit, at most seconds
+ * back (auto commit every second; a commit that fails at a rebalance waits for the next). */
+#define ST_KMSG_TOMB_NS (120ull * 1000000000ull)
+#define ST_KMSG_TOMBS_MAX (64u << 10)
 
 struct st_kmsg_reader;
 

@@ -495,6 +495,48 @@ static void test_idle_expiry(void **state)
 	free(s);
 }
 
+/* A partition read again from an older offset after its connections closed (a rebalance
+ * whose commit did not go through): their messages give nothing, no connection opens again
+ * (joined, it would be replayed again from its next MARK). */
+static void test_reread_after_close(void **state)
+{
+	uint8_t *buf = malloc(300u << 10);
+	struct sink *s = calloc(1, sizeof(*s));
+	struct logs got = { 0 };
+	struct st_kmsg_reader *r;
+	struct st_kmsg_read_stats rs;
+	char err[256], *before[NCONN];
+	uint32_t records = 0;
+
+	batch(s, 1, ST_KMSG_RAW_DEFAULT, buf);
+	r = st_kmsg_reader__new(&ops, &got, 0);
+	assert_non_null(r);
+	for (unsigned i = 0; i < s->n; i++)
+		assert_int_equal(st_kmsg_reader__feed(r, s->m[i].b, s->m[i].len, 0, err,
+						      sizeof(err)), 0);
+	assert_int_equal(got.closes, NCONN);
+	for (int i = 0; i < NCONN; i++)
+		before[i] = strdup(got.s[i]);
+	for (unsigned i = s->n / 2; i < s->n; i++) {
+		assert_int_equal(st_kmsg_reader__feed(r, s->m[i].b, s->m[i].len, 0, err,
+						      sizeof(err)), 0);
+		records += s->m[i].records;
+	}
+	st_kmsg_reader__stats(r, &rs);
+	assert_int_equal(got.opens, NCONN);
+	assert_int_equal(rs.kafka_joined_conns, 0);
+	assert_int_equal(rs.kafka_dup_records, records);
+	for (int i = 0; i < NCONN; i++) {
+		assert_string_equal(got.s[i], before[i]);
+		free(before[i]);
+	}
+	st_kmsg_reader__free(r);
+	logs_free(&got);
+	sink_free(s);
+	free(s);
+	free(buf);
+}
+
 /* A lost message: a gap of exactly its data; a message twice: nothing more. */
 static void test_lost_and_dup(void **state)
 {
@@ -640,6 +682,7 @@ int main(void)
 		cmocka_unit_test(test_alone),
 		cmocka_unit_test(test_mark_joined),
 		cmocka_unit_test(test_idle_expiry),
+		cmocka_unit_test(test_reread_after_close),
 		cmocka_unit_test(test_lost_and_dup),
 		cmocka_unit_test(test_damaged),
 		cmocka_unit_test(test_refused_counted),
