@@ -426,7 +426,7 @@ int st_kmsg_parse_header(const uint8_t *m, size_t len, struct st_kmsg_info *i, c
 	memcpy(i->host, m + 33, hl);
 	i->host[hl] = 0;
 	if (get32(m + 33 + hl) != ST_KMSG_OPEN_LEN - 4 || m[33 + hl + 4] != ST_SREC_OPEN ||
-	    !get64(m + 33 + hl + 5)) {
+	    !get64(m + 33 + hl + 5) || (m[33 + hl + 25] != 4 && m[33 + hl + 25] != 6)) {
 		snprintf(err, errlen, "the message's OPEN record is damaged");
 		return -1;
 	}
@@ -434,6 +434,10 @@ int st_kmsg_parse_header(const uint8_t *m, size_t len, struct st_kmsg_info *i, c
 	i->hdr_len = 33 + hl + ST_KMSG_OPEN_LEN;
 	return 0;
 }
+
+/* Offsets a record may name: a gap the reader makes up to one (what a connection joined midway
+ * missed, or a lost message) stays within the decoder's bound on a gap's length (2^56). */
+#define OFF_MAX (1ull << 56)
 
 /* Every record whole, of the message's connection, with sane fields. */
 static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err, size_t errlen)
@@ -464,12 +468,12 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 			goto bad;
 		switch (t) {
 		case ST_SREC_DATA:
-			if (r[29] > 1 || rl - 26 > ST_STREAM_DATA_MAX || get64(r + 21) > (1ull << 60))
+			if (r[29] > 1 || rl - 26 > ST_STREAM_DATA_MAX || get64(r + 21) > OFF_MAX)
 				goto bad;
 			break;
 		case ST_SREC_GAP:
 			if (r[37] > 1 || !get64(r + 29) || get64(r + 29) > (1ull << 56) ||
-			    get64(r + 21) > (1ull << 60))
+			    get64(r + 21) > OFF_MAX)
 				goto bad;
 			break;
 		case ST_SREC_END:
@@ -485,7 +489,7 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 				goto bad;
 			break;
 		case ST_SREC_MARK:
-			if (get64(r + 21) > (1ull << 60) || get64(r + 29) > (1ull << 60))
+			if (get64(r + 21) > OFF_MAX || get64(r + 29) > OFF_MAX)
 				goto bad;
 			break;
 		}

@@ -100,6 +100,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct ctx cx = { 0 };
 	struct st_kmsg_reader *r = st_kmsg_reader__new(&ops, &cx, 64);
 	char err[256];
+	int rc;
 
 	CHECK(r);
 	while (size >= 5) {
@@ -117,7 +118,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			memcpy(copy, data, len);
 			seal(copy, len);
 		}
-		CHECK(st_kmsg_reader__feed(r, copy ? copy : data, len, part, err, sizeof(err)) != -2);
+		rc = st_kmsg_reader__feed(r, copy ? copy : data, len, part, err, sizeof(err));
+		if (rc == -2)
+			fprintf(stderr, "the decoder failed: %s\n", err);
+		CHECK(rc != -2);
 		free(copy);
 		data += len;
 		size -= len;
