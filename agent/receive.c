@@ -79,7 +79,7 @@ struct rconn {
 	uint64_t next[2];          /* stream bytes (and gaps) seen per direction */
 	bool ended[2];
 	bool sh_stopped;           /* --to: its replay stopped (a gap, joined midway): on_mark() */
-	uint64_t last_due;         /* --to: its last segment's release time (pace_feed()) */
+	uint64_t last_due;         /* --to: its last segment's release time (sh_feed()) */
 	/* --print */
 	bool http;
 	bool print_lost;           /* stopped following (a gap, not HTTP): on_mark() */
