@@ -251,7 +251,9 @@ echo "  shadow: $got of $n3 requests, none spliced, $dups twice; B closed $moved
 # only connections that moved lack requests, and only those around the move: the receiver
 # that joined them replays them again from the next exchange boundary the tee marked (the
 # request in flight at the move, and the next one when a message was cut between its MARK and
-# its head, are lost); every other connection has all 12
+# its head, are lost); every other connection has all 12. B leaves about two requests into
+# each connection, so a moved connection A did not resume would lack about ten: at most two
+# missing says it was resumed (one that moved at its last request has nothing to resume).
 resumed=$(st_summary_field "$sa" resumed_conns)
 per=$(sed -nE 's/^POST \/upload\?c=([0-9]+)&.*/\1/p' "$ST_TMP/req-shadow3" | sort -n | uniq -c)
 short=$(echo "$per" | awk '$1 < 12' | wc -l)
@@ -263,7 +265,6 @@ lost=$(($(st_summary_field "$sa" kafka_lost_assignments) + $(st_summary_field "$
 if [ "$lost" -eq 0 ]; then
 	[ "$short" -le "$moved" ] || st_fail "$short connections lack requests, only $moved moved"
 	[ "$fewest" -ge 10 ] || st_fail "a connection lacks $((12 - fewest)) of its 12 requests at the shadow (not resumed at the next exchange boundary?)"
-	[ "$resumed" -ge "$short" ] || st_fail "A resumed $resumed connections, $short lack requests"
 fi
 # Exactly once when the receivers leave and rebalance cleanly; a member taken out of the group
 # (its heartbeats starved past session.timeout.ms on a loaded host) cannot commit, and its
