@@ -592,6 +592,24 @@ int st_pcapw__commit(struct st_pcapw *w)
 	return err;
 }
 
+/* The file old is done: what is filled for it goes to the writer, then mark (taken), which
+ * has the writer close it (and rename it into place when it was written under a temporary
+ * name) once everything before it is written. */
+static void queue_close(struct st_pcapw *w, struct chunk *mark, struct wfile *old)
+{
+	st_list_init(&mark->node);
+	mark->file = old;
+	mark->close_file = true;
+	pthread_mutex_lock(&w->mu);
+	if (w->fill && w->fill->len)
+		push_locked(w, w->fill);
+	else if (w->fill)
+		recycle(w, w->fill);
+	w->fill = NULL;
+	push_locked(w, mark);
+	pthread_mutex_unlock(&w->mu);
+}
+
 int st_pcapw__reopen(struct st_pcapw *w)
 {
 	struct wfile *old = w->cur, *next;
@@ -623,17 +641,7 @@ int st_pcapw__reopen(struct st_pcapw *w)
 		return err;
 	}
 	/* what is queued for the old file is written first; then the writer closes it */
-	st_list_init(&mark->node);
-	mark->file = old;
-	mark->close_file = true;
-	pthread_mutex_lock(&w->mu);
-	if (w->fill && w->fill->len)
-		push_locked(w, w->fill);
-	else if (w->fill)
-		recycle(w, w->fill);
-	w->fill = NULL;
-	push_locked(w, mark);
-	pthread_mutex_unlock(&w->mu);
+	queue_close(w, mark, old);
 	return 1;
 }
 
@@ -683,17 +691,7 @@ int st_pcapw__rotate(struct st_pcapw *w, const char *next_path)
 	w->rotations++;
 	/* what is queued for the old file is written first; then the writer renames it into
 	 * place (complete) and closes it */
-	st_list_init(&mark->node);
-	mark->file = old;
-	mark->close_file = true;
-	pthread_mutex_lock(&w->mu);
-	if (w->fill && w->fill->len)
-		push_locked(w, w->fill);
-	else if (w->fill)
-		recycle(w, w->fill);
-	w->fill = NULL;
-	push_locked(w, mark);
-	pthread_mutex_unlock(&w->mu);
+	queue_close(w, mark, old);
 	return 0;
 }
 
