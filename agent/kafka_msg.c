@@ -8,33 +8,12 @@
 #include <zlib.h>
 
 #include "kafka_msg.h"
+#include "le.h"
 
 #define BUCKETS 4096u
 
 ST_STAT_TABLE_DEFINE(st_kmsg_batch_stat, struct st_kmsg_batch_stats, ST_KMSG_BATCH_STATS);
 ST_STAT_TABLE_DEFINE(st_kmsg_read_stat, struct st_kmsg_read_stats, ST_KMSG_READ_STATS);
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (8 * i);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = v >> (8 * i);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static uint64_t mix(uint64_t a, uint64_t b)
 {
@@ -133,14 +112,14 @@ static size_t msg_header(struct st_kmsg_batcher *b, struct bconn *c, uint32_t ra
 	m[5] = ST_KMSG_MAJOR;
 	m[6] = ST_KMSG_MINOR;
 	m[7] = b->level ? ST_KMSG_CODEC_ZLIB : ST_KMSG_CODEC_NONE;
-	put64(m + 8, b->producer);
-	put64(m + 16, c->seq);
-	put32(m + 24, raw_len);
+	st_le_put64(m + 8, b->producer);
+	st_le_put64(m + 16, c->seq);
+	st_le_put32(m + 24, raw_len);
 	m[32] = (uint8_t)hl;
 	memcpy(m + 33, b->host, hl);
 	memcpy(m + 33 + hl, c->open, ST_KMSG_OPEN_LEN);
 	hl += 33 + ST_KMSG_OPEN_LEN;
-	put32(m + 28, msg_crc(m, hl, c->buf, c->len));
+	st_le_put32(m + 28, msg_crc(m, hl, c->buf, c->len));
 	return hl;
 }
 
@@ -207,7 +186,7 @@ int st_kmsg_batcher__record(struct st_kmsg_batcher *b, const uint8_t *fixed, siz
 
 	if (type < ST_SREC_OPEN || type == ST_SREC_END_STREAM || flen < 13)
 		return 0; /* HEADER, END_STREAM: the stream's, not a connection's */
-	id = get64(fixed + 5);
+	id = st_le_get64(fixed + 5);
 	p = bslot(b, id);
 	c = *p;
 	if (type == ST_SREC_OPEN && !c) {
@@ -414,9 +393,9 @@ int st_kmsg_parse_header(const uint8_t *m, size_t len, struct st_kmsg_info *i, c
 		snprintf(err, errlen, "unknown codec %u", i->codec);
 		return -1;
 	}
-	i->producer = get64(m + 8);
-	i->seq = get64(m + 16);
-	i->raw_len = get32(m + 24);
+	i->producer = st_le_get64(m + 8);
+	i->seq = st_le_get64(m + 16);
+	i->raw_len = st_le_get32(m + 24);
 	hl = m[32];
 	if (len < 33 + hl + ST_KMSG_OPEN_LEN || i->raw_len > ST_KMSG_RAW_MAX) {
 		snprintf(err, errlen, "message header cut short, or records over %u bytes",
@@ -425,12 +404,12 @@ int st_kmsg_parse_header(const uint8_t *m, size_t len, struct st_kmsg_info *i, c
 	}
 	memcpy(i->host, m + 33, hl);
 	i->host[hl] = 0;
-	if (get32(m + 33 + hl) != ST_KMSG_OPEN_LEN - 4 || m[33 + hl + 4] != ST_SREC_OPEN ||
-	    !get64(m + 33 + hl + 5) || (m[33 + hl + 25] != 4 && m[33 + hl + 25] != 6)) {
+	if (st_le_get32(m + 33 + hl) != ST_KMSG_OPEN_LEN - 4 || m[33 + hl + 4] != ST_SREC_OPEN ||
+	    !st_le_get64(m + 33 + hl + 5) || (m[33 + hl + 25] != 4 && m[33 + hl + 25] != 6)) {
 		snprintf(err, errlen, "the message's OPEN record is damaged");
 		return -1;
 	}
-	i->conn = get64(m + 33 + hl + 5);
+	i->conn = st_le_get64(m + 33 + hl + 5);
 	i->hdr_len = 33 + hl + ST_KMSG_OPEN_LEN;
 	return 0;
 }
@@ -453,7 +432,7 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 						[ST_SREC_CLOSE] = 18, [ST_SREC_END_STREAM] = 0,
 						[ST_SREC_MARK] = 33 };
 
-		if (len - pos < 13 || (rl = get32(b + pos)) > len - pos - 4 ||
+		if (len - pos < 13 || (rl = st_le_get32(b + pos)) > len - pos - 4 ||
 		    rl > ST_STREAM_RECORD_MAX)
 			goto bad;
 		r = b + pos;
@@ -464,16 +443,16 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 			continue;
 		}
 		if (t < ST_SREC_OPEN || t == ST_SREC_END_STREAM || rl < min[t] ||
-		    get64(r + 5) != conn)
+		    st_le_get64(r + 5) != conn)
 			goto bad;
 		switch (t) {
 		case ST_SREC_DATA:
-			if (r[29] > 1 || rl - 26 > ST_STREAM_DATA_MAX || get64(r + 21) > OFF_MAX)
+			if (r[29] > 1 || rl - 26 > ST_STREAM_DATA_MAX || st_le_get64(r + 21) > OFF_MAX)
 				goto bad;
 			break;
 		case ST_SREC_GAP:
-			if (r[37] > 1 || !get64(r + 29) || get64(r + 29) > (1ull << 56) ||
-			    get64(r + 21) > OFF_MAX)
+			if (r[37] > 1 || !st_le_get64(r + 29) || st_le_get64(r + 29) > (1ull << 56) ||
+			    st_le_get64(r + 21) > OFF_MAX)
 				goto bad;
 			break;
 		case ST_SREC_END:
@@ -489,7 +468,7 @@ static int check_records(const uint8_t *b, size_t len, uint64_t conn, char *err,
 				goto bad;
 			break;
 		case ST_SREC_MARK:
-			if (get64(r + 21) > OFF_MAX || get64(r + 29) > OFF_MAX)
+			if (st_le_get64(r + 21) > OFF_MAX || st_le_get64(r + 29) > OFF_MAX)
 				goto bad;
 			break;
 		}
@@ -513,12 +492,12 @@ static struct rconn **rslot(struct st_kmsg_reader *r, uint64_t producer, uint64_
 static uint8_t *out_gap(uint8_t *o, uint64_t local, int dir, uint64_t off, uint64_t len,
 			unsigned why, uint64_t ts)
 {
-	put32(o, 35);
+	st_le_put32(o, 35);
 	o[4] = ST_SREC_GAP;
-	put64(o + 5, local);
-	put64(o + 13, ts);
-	put64(o + 21, off);
-	put64(o + 29, len);
+	st_le_put64(o + 5, local);
+	st_le_put64(o + 13, ts);
+	st_le_put64(o + 21, off);
+	st_le_put64(o + 29, len);
 	o[37] = (uint8_t)dir;
 	o[38] = (uint8_t)why;
 	return o + 39;
@@ -533,9 +512,9 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 
 	while (pos < len) {
 		const uint8_t *rec = b + pos;
-		uint32_t rl = get32(rec);
+		uint32_t rl = st_le_get32(rec);
 		uint8_t t = rec[4];
-		uint64_t ts = get64(rec + 13);
+		uint64_t ts = st_le_get64(rec + 13);
 		uint64_t off = 0, n = 0;
 		int dir = 0;
 
@@ -552,8 +531,8 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 		}
 		if (t == ST_SREC_DATA || t == ST_SREC_GAP) {
 			dir = t == ST_SREC_DATA ? rec[29] : rec[37];
-			off = get64(rec + 21);
-			n = t == ST_SREC_DATA ? rl + 4 - 30 : get64(rec + 29);
+			off = st_le_get64(rec + 21);
+			n = t == ST_SREC_DATA ? rl + 4 - 30 : st_le_get64(rec + 29);
 			if (c->ended[dir] || off + n <= c->next[dir]) {
 				r->st.kafka_dup_records++;
 				continue;
@@ -585,7 +564,7 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 			 * before it a gap, as before DATA; a mark behind what was delivered or
 			 * delivered already (read again: requests start at distinct offsets), or
 			 * after a direction's end, is of no use */
-			uint64_t at[2] = { get64(rec + 21), get64(rec + 29) };
+			uint64_t at[2] = { st_le_get64(rec + 21), st_le_get64(rec + 29) };
 
 			if (c->ended[0] || c->ended[1] || at[0] < c->next[0] || at[1] < c->next[1] ||
 			    at[0] < c->mark_in) {
@@ -604,7 +583,7 @@ static uint8_t *translate(struct st_kmsg_reader *r, struct rconn *c, const uint8
 			c->mark_in = at[0] + 1;
 		}
 		memcpy(o, rec, 4 + rl);
-		put64(o + 5, c->local);
+		st_le_put64(o + 5, c->local);
 		o += 4 + rl;
 		if (*closed)
 			break;
@@ -692,7 +671,7 @@ int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t le
 		recs = msg + mi.hdr_len;
 	}
 	rlen = mi.raw_len;
-	if (msg_crc(msg, mi.hdr_len, recs, rlen) != get32(msg + 28)) {
+	if (msg_crc(msg, mi.hdr_len, recs, rlen) != st_le_get32(msg + 28)) {
 		snprintf(err, errlen, "checksum mismatch");
 		goto bad;
 	}
@@ -703,7 +682,7 @@ int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t le
 	c = *p;
 	if (!c && *tslot(r, mi.producer, mi.conn)) {
 		/* a connection closed here already: every record of it was read */
-		for (size_t pos = 0; pos < rlen; pos += 4 + get32(recs + pos))
+		for (size_t pos = 0; pos < rlen; pos += 4 + st_le_get32(recs + pos))
 			r->st.kafka_dup_records++;
 		return 0;
 	}
@@ -722,10 +701,10 @@ int st_kmsg_reader__feed(struct st_kmsg_reader *r, const uint8_t *msg, size_t le
 		*p = c;
 		r->n_conns++;
 		memcpy(o, open, ST_KMSG_OPEN_LEN);
-		put64(o + 5, c->local);
+		st_le_put64(o + 5, c->local);
 		if (joined) {
 			/* the connection's start is not here: opened midway */
-			put32(o + 21, get32(open + 21) | ST_REASM_F_JOINED);
+			st_le_put32(o + 21, st_le_get32(open + 21) | ST_REASM_F_JOINED);
 			r->st.kafka_joined_conns++;
 		}
 		o += ST_KMSG_OPEN_LEN;
@@ -783,10 +762,10 @@ static void close_conn(struct st_kmsg_reader *r, struct rconn **p, unsigned why,
 
 	*p = c->hnext;
 	r->n_conns--;
-	put32(rec, 18);
+	st_le_put32(rec, 18);
 	rec[4] = ST_SREC_CLOSE;
-	put64(rec + 5, c->local);
-	put64(rec + 13, ts);
+	st_le_put64(rec + 5, c->local);
+	st_le_put64(rec + 13, ts);
 	rec[21] = (uint8_t)why;
 	st_stream_dec__feed_records(r->dec, rec, sizeof(rec));
 	free(c);

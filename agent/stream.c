@@ -9,6 +9,7 @@
 #include <zlib.h>
 
 #include "stream.h"
+#include "le.h"
 
 /* A frame is cut once its compressed bytes pass this: a stream cut short loses at most the
  * frame it was cut in (records decode frame by frame), and with one record of slack a frame
@@ -17,39 +18,6 @@
 #define REC_FIXED_MAX 72
 #define OBUF_SIZE (4 * ST_STREAM_RECORD_MAX)
 #define CONN_BUCKETS 16384u
-
-static void put16(uint8_t *p, uint16_t v)
-{
-	p[0] = v;
-	p[1] = v >> 8;
-}
-
-static void put32(uint8_t *p, uint32_t v)
-{
-	for (int i = 0; i < 4; i++)
-		p[i] = v >> (8 * i);
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-	for (int i = 0; i < 8; i++)
-		p[i] = v >> (8 * i);
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-	return (uint16_t)(p[0] | p[1] << 8);
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-	return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 /* ---- encoder ------------------------------------------------------------------------ */
 
@@ -90,7 +58,7 @@ struct st_stream_enc *st_stream_enc__new(const char *header, int level, st_strea
 	e->ctx = ctx;
 	e->z.next_out = e->frame + ST_STREAM_FRAME_HDR;
 	e->z.avail_out = ST_STREAM_FRAME_MAX;
-	put32(rh, (uint32_t)hl + 1);
+	st_le_put32(rh, (uint32_t)hl + 1);
 	rh[4] = ST_SREC_HEADER;
 	e->z.next_in = rh;
 	e->z.avail_in = sizeof(rh);
@@ -147,8 +115,8 @@ int st_stream_enc__flush(struct st_stream_enc *e)
 	if (deflate(&e->z, Z_SYNC_FLUSH) != Z_OK || !e->z.avail_out)
 		return e->err = -EIO;
 	len = ST_STREAM_FRAME_MAX - e->z.avail_out;
-	put32(e->frame, (uint32_t)len);
-	put32(e->frame + 4, (uint32_t)crc32_z(0, e->frame + ST_STREAM_FRAME_HDR, len));
+	st_le_put32(e->frame, (uint32_t)len);
+	st_le_put32(e->frame + 4, (uint32_t)crc32_z(0, e->frame + ST_STREAM_FRAME_HDR, len));
 	rc = e->emit(e->ctx, e->frame, ST_STREAM_FRAME_HDR + len);
 	e->z.next_out = e->frame + ST_STREAM_FRAME_HDR;
 	e->z.avail_out = ST_STREAM_FRAME_MAX;
@@ -166,7 +134,7 @@ static int enc_rec(struct st_stream_enc *e, uint8_t *fixed, size_t flen, const u
 {
 	if (e->err)
 		return e->err;
-	put32(fixed, (uint32_t)(flen - 4 + dlen));
+	st_le_put32(fixed, (uint32_t)(flen - 4 + dlen));
 	if (e->rops) {
 		int rc = e->rops->record(e->ctx, fixed, flen, data, dlen);
 
@@ -188,12 +156,12 @@ int st_stream_enc__open(struct st_stream_enc *e, const struct st_reasm_conn *c, 
 	uint8_t r[REC_FIXED_MAX] = { 0 };
 
 	r[4] = ST_SREC_OPEN;
-	put64(r + 5, c->id);
-	put64(r + 13, ts);
-	put32(r + 21, c->flags);
+	st_le_put64(r + 5, c->id);
+	st_le_put64(r + 13, ts);
+	st_le_put32(r + 21, c->flags);
 	r[25] = c->key.src.family;
-	put16(r + 27, c->key.sport);
-	put16(r + 29, c->key.dport);
+	st_le_put16(r + 27, c->key.sport);
+	st_le_put16(r + 29, c->key.dport);
 	memcpy(r + 33, c->key.src.a, 16);
 	memcpy(r + 49, c->key.dst.a, 16);
 	return enc_rec(e, r, 65, NULL, 0);
@@ -208,9 +176,9 @@ int st_stream_enc__data(struct st_stream_enc *e, uint64_t id, int dir, uint64_t 
 		uint32_t n = len > ST_STREAM_DATA_MAX ? ST_STREAM_DATA_MAX : len;
 
 		r[4] = ST_SREC_DATA;
-		put64(r + 5, id);
-		put64(r + 13, ts);
-		put64(r + 21, off);
+		st_le_put64(r + 5, id);
+		st_le_put64(r + 13, ts);
+		st_le_put64(r + 21, off);
 		r[29] = (uint8_t)dir;
 		if (enc_rec(e, r, 30, data, n))
 			return e->err;
@@ -227,10 +195,10 @@ int st_stream_enc__gap(struct st_stream_enc *e, uint64_t id, int dir, uint64_t o
 	uint8_t r[REC_FIXED_MAX];
 
 	r[4] = ST_SREC_GAP;
-	put64(r + 5, id);
-	put64(r + 13, ts);
-	put64(r + 21, off);
-	put64(r + 29, len);
+	st_le_put64(r + 5, id);
+	st_le_put64(r + 13, ts);
+	st_le_put64(r + 21, off);
+	st_le_put64(r + 29, len);
 	r[37] = (uint8_t)dir;
 	r[38] = (uint8_t)why;
 	return enc_rec(e, r, 39, NULL, 0);
@@ -241,8 +209,8 @@ int st_stream_enc__end(struct st_stream_enc *e, uint64_t id, int dir, unsigned w
 	uint8_t r[REC_FIXED_MAX];
 
 	r[4] = ST_SREC_END;
-	put64(r + 5, id);
-	put64(r + 13, ts);
+	st_le_put64(r + 5, id);
+	st_le_put64(r + 13, ts);
 	r[21] = (uint8_t)dir;
 	r[22] = (uint8_t)why;
 	return enc_rec(e, r, 23, NULL, 0);
@@ -253,8 +221,8 @@ int st_stream_enc__close(struct st_stream_enc *e, uint64_t id, unsigned why, uin
 	uint8_t r[REC_FIXED_MAX];
 
 	r[4] = ST_SREC_CLOSE;
-	put64(r + 5, id);
-	put64(r + 13, ts);
+	st_le_put64(r + 5, id);
+	st_le_put64(r + 13, ts);
 	r[21] = (uint8_t)why;
 	return enc_rec(e, r, 22, NULL, 0);
 }
@@ -265,10 +233,10 @@ int st_stream_enc__mark(struct st_stream_enc *e, uint64_t id, uint64_t off_in, u
 	uint8_t r[REC_FIXED_MAX];
 
 	r[4] = ST_SREC_MARK;
-	put64(r + 5, id);
-	put64(r + 13, ts);
-	put64(r + 21, off_in);
-	put64(r + 29, off_out);
+	st_le_put64(r + 5, id);
+	st_le_put64(r + 13, ts);
+	st_le_put64(r + 21, off_in);
+	st_le_put64(r + 29, off_out);
 	return enc_rec(e, r, 37, NULL, 0);
 }
 
@@ -277,11 +245,11 @@ int st_stream_enc__finish(struct st_stream_enc *e, const struct st_stream_traile
 	uint8_t r[REC_FIXED_MAX];
 
 	r[4] = ST_SREC_END_STREAM;
-	put64(r + 5, t->ts);
-	put64(r + 13, t->dropped_records);
-	put64(r + 21, t->dropped_bytes);
-	put64(r + 29, t->dropped_conns);
-	put64(r + 37, t->held_conns);
+	st_le_put64(r + 5, t->ts);
+	st_le_put64(r + 13, t->dropped_records);
+	st_le_put64(r + 21, t->dropped_bytes);
+	st_le_put64(r + 29, t->dropped_conns);
+	st_le_put64(r + 37, t->held_conns);
 	if (enc_rec(e, r, 45, NULL, 0))
 		return e->err;
 	return st_stream_enc__flush(e);
@@ -413,7 +381,7 @@ static int rec_fail(struct st_stream_dec *d, const char *what)
 /* The connection a record names, checked for direction dir (-1: none) being open. */
 static struct dconn *rec_conn(struct st_stream_dec *d, const uint8_t *b, int dir)
 {
-	struct dconn *c = *conn_slot(d, get64(b));
+	struct dconn *c = *conn_slot(d, st_le_get64(b));
 
 	if (!c) {
 		rec_fail(d, "connection id not open");
@@ -438,9 +406,9 @@ static int rec_open(struct st_stream_dec *d, const uint8_t *b, uint32_t n)
 	if (n < 60)
 		return rec_fail(d, "OPEN too short");
 	fam = b[20];
-	if (!get64(b) || (fam != 4 && fam != 6))
+	if (!st_le_get64(b) || (fam != 4 && fam != 6))
 		return rec_fail(d, "OPEN with id 0 or an address family other than 4 or 6");
-	p = conn_slot(d, get64(b));
+	p = conn_slot(d, st_le_get64(b));
 	if (*p)
 		return rec_fail(d, "OPEN of a connection id already open");
 	if (d->n_conns >= d->max_conns)
@@ -450,12 +418,12 @@ static int rec_open(struct st_stream_dec *d, const uint8_t *b, uint32_t n)
 	c = calloc(1, sizeof(*c));
 	if (!c)
 		return fail(d, "out of memory at stream byte %" PRIu64, d->frame_off);
-	c->c.id = get64(b);
-	c->c.open_ts = get64(b + 8);
-	c->c.flags = get32(b + 16);
+	c->c.id = st_le_get64(b);
+	c->c.open_ts = st_le_get64(b + 8);
+	c->c.flags = st_le_get32(b + 16);
 	c->c.key.src.family = c->c.key.dst.family = fam;
-	c->c.key.sport = get16(b + 22);
-	c->c.key.dport = get16(b + 24);
+	c->c.key.sport = st_le_get16(b + 22);
+	c->c.key.dport = st_le_get16(b + 24);
 	memcpy(c->c.key.src.a, b + 28, 16);
 	memcpy(c->c.key.dst.a, b + 44, 16);
 	if (fam == 4) {
@@ -514,7 +482,7 @@ static int record(struct st_stream_dec *d, uint8_t type, const uint8_t *b, uint3
 		c = rec_conn(d, b, dir);
 		if (!c)
 			return -1;
-		off = get64(b + 16);
+		off = st_le_get64(b + 16);
 		len = n - 25;
 		if (!len || len > ST_STREAM_DATA_MAX)
 			return rec_fail(d, "DATA with no bytes or more than 64 KiB");
@@ -524,7 +492,7 @@ static int record(struct st_stream_dec *d, uint8_t type, const uint8_t *b, uint3
 		c->c.bytes[dir] += len;
 		if (d->ops->conn.data)
 			d->ops->conn.data(d->ctx, &c->c, dir, off, b + 25, (uint32_t)len,
-					  get64(b + 8));
+					  st_le_get64(b + 8));
 		return 0;
 	case ST_SREC_GAP:
 		if (n < 34)
@@ -533,14 +501,14 @@ static int record(struct st_stream_dec *d, uint8_t type, const uint8_t *b, uint3
 		c = rec_conn(d, b, dir);
 		if (!c)
 			return -1;
-		off = get64(b + 16);
-		len = get64(b + 24);
+		off = st_le_get64(b + 16);
+		len = st_le_get64(b + 24);
 		if (!len || len > (1ull << 56) || off != c->next[dir])
 			return rec_fail(d, "GAP of length 0, huge, or not at the next offset");
 		c->next[dir] += len;
 		c->c.gap_bytes[dir] += len;
 		if (d->ops->conn.gap)
-			d->ops->conn.gap(d->ctx, &c->c, dir, off, len, b[33], get64(b + 8));
+			d->ops->conn.gap(d->ctx, &c->c, dir, off, len, b[33], st_le_get64(b + 8));
 		return 0;
 	case ST_SREC_END:
 		if (n < 18)
@@ -553,7 +521,7 @@ static int record(struct st_stream_dec *d, uint8_t type, const uint8_t *b, uint3
 			return rec_fail(d, "END with an unknown reason");
 		c->ended[dir] = true;
 		if (d->ops->conn.end)
-			d->ops->conn.end(d->ctx, &c->c, dir, b[17], get64(b + 8));
+			d->ops->conn.end(d->ctx, &c->c, dir, b[17], st_le_get64(b + 8));
 		return 0;
 	case ST_SREC_CLOSE:
 		if (n < 17)
@@ -563,7 +531,7 @@ static int record(struct st_stream_dec *d, uint8_t type, const uint8_t *b, uint3
 			return -1;
 		if (b[16] >= ST_END_MAX)
 			return rec_fail(d, "CLOSE with an unknown reason");
-		conn_remove(d, c, b[16], get64(b + 8));
+		conn_remove(d, c, b[16], st_le_get64(b + 8));
 		return 0;
 	case ST_SREC_MARK:
 		if (n < 32)
@@ -571,21 +539,21 @@ static int record(struct st_stream_dec *d, uint8_t type, const uint8_t *b, uint3
 		c = rec_conn(d, b, ST_DIR_IN);
 		if (!c)
 			return -1;
-		if (get64(b + 16) != c->next[ST_DIR_IN] || get64(b + 24) != c->next[ST_DIR_OUT])
+		if (st_le_get64(b + 16) != c->next[ST_DIR_IN] || st_le_get64(b + 24) != c->next[ST_DIR_OUT])
 			return rec_fail(d, "MARK not at the directions' next offsets");
 		if (d->ops->mark)
-			d->ops->mark(d->ctx, &c->c, get64(b + 8));
+			d->ops->mark(d->ctx, &c->c, st_le_get64(b + 8));
 		return 0;
 	case ST_SREC_END_STREAM: {
 		struct st_stream_trailer t;
 
 		if (n < 40)
 			return rec_fail(d, "END_STREAM too short");
-		t.ts = get64(b);
-		t.dropped_records = get64(b + 8);
-		t.dropped_bytes = get64(b + 16);
-		t.dropped_conns = get64(b + 24);
-		t.held_conns = get64(b + 32);
+		t.ts = st_le_get64(b);
+		t.dropped_records = st_le_get64(b + 8);
+		t.dropped_bytes = st_le_get64(b + 16);
+		t.dropped_conns = st_le_get64(b + 24);
+		t.held_conns = st_le_get64(b + 32);
 		d->done = true;
 		if (d->ops->finish)
 			d->ops->finish(d->ctx, &t);
@@ -603,7 +571,7 @@ static int records(struct st_stream_dec *d)
 	size_t pos = 0;
 
 	while (d->olen - pos >= 4) {
-		uint32_t rl = get32(d->obuf + pos);
+		uint32_t rl = st_le_get32(d->obuf + pos);
 
 		if (!rl || rl > ST_STREAM_RECORD_MAX)
 			return rec_fail(d, "record length 0 or beyond the largest record");
@@ -623,7 +591,7 @@ static int frame(struct st_stream_dec *d)
 {
 	uint32_t crc = (uint32_t)crc32_z(0, d->fbuf, d->flen);
 
-	if (crc != get32(d->hdr + 4))
+	if (crc != st_le_get32(d->hdr + 4))
 		return fail(d, "corrupt stream: checksum mismatch in the frame at byte %" PRIu64
 			    " (%u bytes)", d->frame_off, d->flen);
 	d->z.next_in = d->fbuf;
@@ -693,7 +661,7 @@ int st_stream_dec__feed(struct st_stream_dec *d, const void *buf, size_t len)
 				d->frame_off = d->off;
 				break;
 			}
-			d->flen = get32(d->hdr);
+			d->flen = st_le_get32(d->hdr);
 			if (!d->flen || d->flen > ST_STREAM_FRAME_MAX)
 				return fail(d, "corrupt stream: frame at byte %" PRIu64 " claims %u "
 					    "bytes (0, or more than %u)", d->frame_off, d->flen,
@@ -816,7 +784,7 @@ int st_stream_dec__feed_records(struct st_stream_dec *d, const uint8_t *buf, siz
 
 		if (len - pos < 5)
 			return rec_fail(d, "a record cut short");
-		rl = get32(buf + pos);
+		rl = st_le_get32(buf + pos);
 		if (!rl || rl > ST_STREAM_RECORD_MAX || len - pos - 4 < rl)
 			return rec_fail(d, "record length 0, beyond the largest record or the input");
 		if (record(d, buf[pos + 4], buf + pos + 5, rl - 1))
