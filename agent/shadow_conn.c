@@ -172,7 +172,7 @@ void sc_detach(struct sconn *sc)
 void sc_close(struct sconn *sc, bool error)
 {
 	struct st_shadow *sh = sc->sh;
-	uint64_t lost = sc->req_n - sc->req_nsent;
+	uint64_t lost = sc->req_n - sc->req_nsent - sc->early; /* the early one was answered */
 	uint64_t old = st_bq_mem(&sc->q);
 
 	if (sc->state == SC_DEAD)
@@ -203,6 +203,7 @@ void sc_close(struct sconn *sc, bool error)
 	sc_acct(sc, old);
 	sc->state = SC_DEAD;
 	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
+	sc->early = false;
 	sh->n_live--;
 	st_list_move_tail(&sc->node, &sh->dead);
 }
@@ -367,10 +368,38 @@ static void req_pop(struct sconn *sc, enum st_cmp_reason why)
 	}
 	sc->req_head = (sc->req_head + 1) % sc->req_cap;
 	sc->req_n--;
+	sc->early = false;
 	if (sc->req_nsent)
 		sc->req_nsent--;
 	if (sc->req_npushed)
 		sc->req_npushed--;
+}
+
+static void sc_finish(struct sconn *sc);
+
+/* A final answer now is the oldest request's: it has bytes on the wire and no answer yet
+ * (HTTP/1 answers in order, and a server may answer before it read the whole request). */
+static bool answer_due(const struct sconn *sc)
+{
+	return sc->retain && sc->req_n && !sc->early && sc->q.sent > sc->q.acked;
+}
+
+/* The oldest request was answered: it leaves the ring, or, still being written, once it is
+ * written whole (its bytes are still to go: the server reads or discards them). */
+static void req_answered(struct sconn *sc)
+{
+	uint64_t old = st_bq_mem(&sc->q);
+
+	if (!sc->req_nsent) {
+		sc->early = true;
+		return;
+	}
+	st_bq_release(&sc->q, req_at(sc, 0)->end);
+	req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
+	sc_acct(sc, old);
+	sc_push_methods(sc);
+	if (!sc->cc && !sc->req_n)
+		sc_finish(sc); /* the last answer: now our FIN */
 }
 
 /*
@@ -394,8 +423,6 @@ void sc_noretain(struct sconn *sc)
 	st_bq_release(&sc->q, sc->q.sent);
 	sc_acct(sc, old);
 }
-
-static void sc_finish(struct sconn *sc);
 
 /* Writes what is committed; never blocks. */
 static void sc_flush(struct sconn *sc)
@@ -441,6 +468,11 @@ static void sc_flush(struct sconn *sc)
 			sc->req_nsent++;
 			sc->written++;
 			sh->st.replayed++;
+		}
+		if (sc->early && sc->req_nsent) {
+			st_bq_release(&sc->q, req_at(sc, 0)->end);
+			req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
+			sc_push_methods(sc);
 		}
 		if (!sc->retain) {
 			while (sc->req_nsent)
@@ -495,6 +527,7 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 {
 	struct st_shadow *sh = sc->sh;
 	struct st_http_event ev;
+	bool due;
 
 	for (;;) {
 		size_t n = st_http__feed(&sc->resp, buf, len, &ev);
@@ -508,7 +541,7 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 		case ST_HTTP_EV_HEAD:
 			/* tap compare: a final answer to the oldest request written whole */
 			sc->cur_pair = NULL;
-			if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && sc->retain && sc->req_nsent &&
+			if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && answer_due(sc) &&
 			    req_at(sc, 0)->pair) {
 				sc->cur_pair = req_at(sc, 0)->pair;
 				st_compare__pair_head(sc->cur_pair, sc_side(sc->target), ev.head,
@@ -541,7 +574,8 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 			sc->answer_ns = sh_now(sh);
 			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE))
 				sc->server_done = true;
-			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE) && sc->retain && sc->req_nsent &&
+			due = answer_due(sc);
+			if (!(ev.head->flags & ST_HTTP_HF_KEEP_ALIVE) && due &&
 			    req_at(sc, 0)->keep_alive) {
 				/* the target closes after this many requests, though the request did not
 				 * ask for it: send no more than that per connection */
@@ -550,16 +584,8 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 				if (!ts->per_conn || sc->answered < ts->per_conn)
 					ts->per_conn = sc->answered;
 			}
-			if (sc->retain && sc->req_nsent) {
-				uint64_t old = st_bq_mem(&sc->q);
-
-				st_bq_release(&sc->q, req_at(sc, 0)->end);
-				req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
-				sc_acct(sc, old);
-				sc_push_methods(sc);
-				if (!sc->cc && !sc->req_n)
-					sc_finish(sc); /* the last answer: now our FIN */
-			}
+			if (due)
+				req_answered(sc);
 			break;
 		case ST_HTTP_EV_UPGRADED:
 			/* a tunnel (the request asked for it): bytes are counted only from now */
@@ -591,7 +617,15 @@ static void sc_requeue(struct sconn *sc)
 	uint64_t old_sc = st_bq_mem(&sc->q), old_n;
 	struct sconn *n;
 
-	if (!sc->retain || !sc->server_done || !sc->req_n)
+	if (!sc->retain || !sc->server_done)
+		return;
+	if (sc->early) {
+		/* answered before it was written whole: what is left of it never goes out */
+		sc->q.sent = req_at(sc, 0)->end;
+		st_bq_release(&sc->q, sc->q.sent);
+		req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
+	}
+	if (!sc->req_n)
 		return;
 	n = sc_new(sh, sc->cc, sc->slot, false);
 	if (!n)

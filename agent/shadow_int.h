@@ -68,6 +68,10 @@ struct sconn {
 	uint64_t poke_ns;            /* the last safety read (sh_conn_timers) */
 	bool poked;                  /* this read is a safety read */
 	bool server_done;            /* a response said Connection: close: nothing after it runs */
+	bool early;                  /* the oldest request's final answer came before its last
+				      * byte was written (a server may answer an upload without
+				      * reading it: nginx's `return 200`): it leaves the ring once
+				      * written whole */
 	uint64_t progress_ns;        /* created, or the last write that moved bytes */
 	uint64_t linger_until;
 	uint64_t conn_id;

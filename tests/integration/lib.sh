@@ -136,7 +136,17 @@ st_bg() {
 	ST_PIDS+=("$ST_LAST_PID")
 }
 
+# st_stacks PID: every thread's stack of PID on stdout (gdb, when installed): what a process
+# that does not stop is waiting for, in the failed test's log.
+st_stacks() {
+	command -v gdb >/dev/null 2>&1 || return 0
+	timeout 30 gdb -p "$1" -batch -nx -ex 'set pagination off' -ex 'thread apply all bt' 2>/dev/null |
+		grep -E '^(Thread|#)' | head -n 80 || true
+}
+
 # st_stop PID [SIG]: signal PID (default INT) and wait for it (max 20 s); returns its status.
+# A stop that takes over 2 s is said (a command's stop is prompt: it waits for nothing that
+# is not on its way).
 st_stop() {
 	local pid=$1 sig=${2:-INT} i rc
 	kill "-$sig" "$pid" 2>/dev/null || true
@@ -144,8 +154,10 @@ st_stop() {
 		st_alive "$pid" || break
 		sleep 0.1
 	done
+	[ "$i" -le 20 ] || st_log "pid $pid took $((i / 10)).$((i % 10)) s to stop after SIG$sig"
 	if st_alive "$pid"; then
 		st_log "pid $pid did not exit within 20 s of SIG$sig; killing it"
+		st_stacks "$pid"
 		kill -KILL "$pid" 2>/dev/null
 	fi
 	rc=0
@@ -201,11 +213,12 @@ st_netns_single() {
 	ip -n "$ST_LAST_NS" link set lo up
 }
 
-# st_wait_port NS PORT [SECONDS] [ADDR]: wait until something listens on TCP PORT in NS.
+# st_wait_port NS PORT [SECONDS] [TEXT]: wait until something listens on TCP PORT in NS (and
+# its line in `ss -ltnp` holds TEXT: an address, or "pid=N," for a given process).
 st_wait_port() {
 	local ns=$1 port=$2 secs=${3:-10} addr=${4:-} i
 	for i in $(seq 1 $((secs * 10))); do
-		if st_in "$ns" ss -Hltn "sport = :$port" 2>/dev/null | grep -q "${addr:-.}"; then
+		if st_in "$ns" ss -Hltnp "sport = :$port" 2>/dev/null | grep -qF "${addr:-:}"; then
 			return 0
 		fi
 		sleep 0.1
@@ -237,7 +250,7 @@ st_make_files() {
 # ST_NGINX_TLS=1 makes every listener TLS ("ssl"), with a self-signed certificate made by
 # st_tls_cert in $ST_TMP/NAME.
 st_nginx_start() {
-	local name=$1 ns=$2 d l listens="" first_port tls=""
+	local name=$1 ns=$2 d l listens="" tls=""
 	shift 2
 	d=$ST_TMP/$name
 	mkdir -p "$d/tmp" "$d/www/dav"
@@ -303,9 +316,10 @@ EOF
 	else
 		st_bg "$name-nginx" st_in_bg "$ns" nginx -c "$d/nginx.conf" -p "$d"
 	fi
-	# Port of the first listen directive.
-	first_port=${1##*:}
-	st_wait_port "$ns" "$first_port" 10
+	# Every listen directive's socket, held by this nginx (its master is ST_LAST_PID: the
+	# commands above exec). A port alone is not enough: another server may listen on it
+	# already (a second address on 443).
+	for l in "$@"; do st_wait_port "$ns" "${l##*:}" 10 "pid=$ST_LAST_PID,"; done
 }
 
 # st_tls_cert DIR: a self-signed certificate (DIR/cert.pem, DIR/key.pem, CN "st"), made once.
@@ -422,22 +436,37 @@ st_leaked_shadowtap_links() {
 	echo "$out"
 }
 
-# st_agent_attached NS IFACE|CGROUP [PID]: true when shadowtap's programs are attached there
-# (by PID, when given: a BPF link it holds, on IFACE's ifindex).
+# st_pid_progs PID: the ids of the BPF programs PID holds (program and link fds).
+st_pid_progs() {
+	grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{ print $2 }' | sort -u
+}
+
+# st_agent_attached NS IFACE|CGROUP [PID]: true when shadowtap's programs are attached there;
+# with PID, only when they are PID's own: a BPF link it holds on IFACE's ifindex, or a program
+# of its attached there (a stale filter of an agent killed earlier, or another agent's
+# programs, does not count).
 st_agent_attached() {
-	local ns=$1 target=$2 pid=${3:-} ifx out
+	local ns=$1 target=$2 pid=${3:-} ifx out mine
 	# (output taken whole first: with pipefail, `bpftool | grep -q` fails when grep's early
 	# exit makes bpftool die of SIGPIPE, however attached the agent is)
 	if [ -d "$target" ]; then
 		out=$(bpftool cgroup show "$target" 2>/dev/null || true)
-		grep -Eq 'cgroup_skb|ingress|egress' <<<"$out"
 	else
 		out=$(st_in "$ns" bpftool net show dev "$target" 2>/dev/null || true)
-		grep -Eq 'tc_|cgroup_skb|tcx' <<<"$out" && return 0
-		[ -n "$pid" ] || return 1
-		ifx=$(st_in "$ns" cat "/sys/class/net/$target/ifindex" 2>/dev/null || true)
-		st_pid_links "$pid" | awk -v want="$ifx" '$3 == want || $3 == "-" { found = 1 } END { exit !found }'
 	fi
+	if [ -z "$pid" ]; then
+		grep -Eq 'tc_|cgroup_skb|tcx|ingress|egress' <<<"$out"
+		return
+	fi
+	mine=" $(st_pid_progs "$pid" | tr '\n' ' ') "
+	# bpftool cgroup show: the program id first; net show: "id N" (clsact) or "prog_id N"
+	while read -r id; do
+		case $mine in *" $id "*) return 0 ;; esac
+	done < <(grep -oE '^[0-9]+|(prog_)?id [0-9]+' <<<"$out" | grep -oE '[0-9]+$')
+	[ -d "$target" ] && return 1
+	# TCX links (bpftool 7.1's net show does not list them)
+	ifx=$(st_in "$ns" cat "/sys/class/net/$target/ifindex" 2>/dev/null || true)
+	st_pid_links "$pid" | awk -v want="$ifx" '$3 == want { found = 1 } END { exit !found }'
 }
 
 # st_capture_start NAME NS TARGET OUT ARGS...: starts `shadowtap capture` in NS

@@ -14,7 +14,7 @@ sh_sink_start() {
 		>"$ST_TMP/$name.out" 2>&1 </dev/null &
 	SH_SINK_PID=$!
 	ST_PIDS+=("$SH_SINK_PID")
-	st_wait_port "$ns" "$port" 10 "$addr"
+	st_wait_port "$ns" "$port" 10 "pid=$SH_SINK_PID,"
 }
 
 # sh_agent_start NAME NS IFACE ARGS...: `shadowtap shadow --iface IFACE ARGS...` in NS, waits

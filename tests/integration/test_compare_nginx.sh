@@ -67,7 +67,7 @@ class H(http.server.BaseHTTPRequestHandler):
 http.server.ThreadingHTTPServer(("127.0.0.1", 8090), H).serve_forever()
 PY
 st_bg slow st_in_bg "$ST_SRV_NS" python3 "$ST_TMP/slow.py"
-st_wait_port "$ST_SRV_NS" 8090 10
+st_wait_port "$ST_SRV_NS" 8090 10 "pid=$ST_LAST_PID,"
 # the candidate and the reference share one CPU: the same contention for both (on a loaded
 # host two cores are not loaded alike, and the latency verdict compares the two)
 cpu=$(( $(nproc) - 1 ))

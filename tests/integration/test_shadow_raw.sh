@@ -17,7 +17,7 @@ st_netns_pair
 redis() { # NAME NS ADDR
 	st_bg "$1" st_in_bg "$2" redis-server --port 6379 --bind "$3" --save '' --appendonly no \
 		--protected-mode no --dir "$ST_TMP"
-	st_wait_port "$2" 6379 10 "$3"
+	st_wait_port "$2" 6379 10 "pid=$ST_LAST_PID,"
 }
 redis prod "$ST_SRV_NS" "$ST_SRV4"
 redis shadow "$ST_CLI_NS" "$ST_CLI4"

@@ -214,7 +214,7 @@ st_in_bg "$ST_SRV_NS" "$ST_BIN" receive --listen 127.0.0.1:7700 --insecure --pri
 	>"$ST_TMP/net.print" 2>"$ST_TMP/net.err" </dev/null &
 NRX=$!
 ST_PIDS+=("$NRX")
-st_wait_port "$ST_SRV_NS" 7700 10
+st_wait_port "$ST_SRV_NS" 7700 10 "pid=$NRX,"
 st_tee_start net --to 127.0.0.1:7700 --insecure
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -o /dev/null "$base/f4096" "$base/f1"
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
@@ -256,10 +256,10 @@ st_in_bg "$ST_SRV_NS" "$ST_BIN" receive --listen 127.0.0.1:7705 --insecure --pri
 	>"$ST_TMP/relay.print" 2>"$ST_TMP/relayrx.err" </dev/null &
 RRX=$!
 ST_PIDS+=("$RRX")
-st_wait_port "$ST_SRV_NS" 7705 10
+st_wait_port "$ST_SRV_NS" 7705 10 "pid=$RRX,"
 st_bg relay1 st_in_bg "$ST_SRV_NS" python3 "$ST_TMP/relay.py" 7706 7705
 RELAY=$ST_LAST_PID
-st_wait_port "$ST_SRV_NS" 7706 10
+st_wait_port "$ST_SRV_NS" 7706 10 "pid=$RELAY,"
 st_tee_start relaytee --to 127.0.0.1:7706 --insecure --duration 0
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f4096?before"
 # a keep-alive connection that spans the loss: one exchange before, one after the reconnect
@@ -284,7 +284,7 @@ wait "$RELAY" 2>/dev/null || true
 for i in 1 2 3; do st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f1448?during-$i"; sleep 0.3; done
 sleep 0.5
 st_bg relay2 st_in_bg "$ST_SRV_NS" python3 "$ST_TMP/relay.py" 7706 7705
-st_wait_port "$ST_SRV_NS" 7706 10
+st_wait_port "$ST_SRV_NS" 7706 10 "pid=$ST_LAST_PID,"
 st_wait_log "$ST_TMP/relaytee.err" 'the link is back' 15
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null "$base/f4096?after"
 touch "$ST_TMP/ka.go"
@@ -332,7 +332,7 @@ listen_tls() { # NAME PORT CERT
 		--ca "$C/ca.pem" --print >"$ST_TMP/$1.print" 2>"$ST_TMP/$1.err" </dev/null &
 	LRX=$!
 	ST_PIDS+=("$LRX")
-	st_wait_port "$ST_SRV_NS" "$2" 10
+	st_wait_port "$ST_SRV_NS" "$2" 10 "pid=$LRX,"
 }
 listen_tls tls 7701 rx
 st_tee_start tlstee --to 127.0.0.1:7701 --cert "$C/tx.pem" --key "$C/tx.key" --ca "$C/ca.pem"

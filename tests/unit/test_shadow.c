@@ -40,7 +40,7 @@ struct sink_conn {
 	bool eof;
 	int answered;
 	char *proc;    /* the requests the sink answered, as received */
-	size_t plen;
+	size_t plen, pcap;
 	struct st_http_parser p;
 };
 
@@ -52,6 +52,8 @@ struct sink {
 	bool garbage;  /* answer every read with 64 KiB that is not HTTP (a hostile shadow) */
 	int close_after; /* answer this many requests per connection, the last with
 			  * Connection: close, then close (nginx's keepalive_requests) */
+	bool early;    /* answer each request when its head is in, before reading its body
+			* (nginx's `return 200` on an upload) */
 	atomic_bool stop; /* set by the test thread, read by the sink's */
 	pthread_t th;
 	pthread_mutex_t mu;
@@ -69,14 +71,23 @@ static void sink_respond(struct sink *s, struct sink_conn *c, const char *buf, s
 	for (;;) {
 		size_t n = st_http__feed(&c->p, buf, len, &ev);
 
-		c->proc = realloc(c->proc, c->plen + n + 1);
+		if (c->plen + n + 1 > c->pcap) {
+			c->pcap = (c->plen + n + 1) * 2;
+			c->proc = realloc(c->proc, c->pcap);
+		}
 		memcpy(c->proc + c->plen, buf, n);
 		c->plen += n;
 		buf += n;
 		len -= n;
 		if (ev.type == ST_HTTP_EV_NEED_MORE || ev.type == ST_HTTP_EV_ERROR)
 			return;
-		if (ev.type != ST_HTTP_EV_MSG_DONE)
+		if (s->early && ev.type == ST_HTTP_EV_HEAD) {
+			c->answered++;
+			if (send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL) < 0)
+				return;
+			continue;
+		}
+		if (ev.type != ST_HTTP_EV_MSG_DONE || s->early)
 			continue;
 		c->answered++;
 		if (s->close_after && c->answered == s->close_after) {
@@ -172,7 +183,7 @@ static void *sink_main(void *arg)
 	return NULL;
 }
 
-static struct sink *sink_start(bool respond, bool noread)
+static struct sink *sink_start_opt(bool respond, bool noread, bool early)
 {
 	struct sink *s = calloc(1, sizeof(*s));
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
@@ -182,10 +193,11 @@ static struct sink *sink_start(bool respond, bool noread)
 	assert_non_null(s);
 	s->respond = respond;
 	s->noread = noread;
+	s->early = early;
 	pthread_mutex_init(&s->mu, NULL);
 	s->lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	assert_true(s->lfd >= 0);
-	if (noread) /* accepted sockets inherit it: the sender's window closes quickly */
+	if (noread || early) /* accepted sockets inherit it: the sender's window closes quickly */
 		setsockopt(s->lfd, SOL_SOCKET, SO_RCVBUF, &small, sizeof(small));
 	assert_int_equal(bind(s->lfd, (struct sockaddr *)&a, sizeof(a)), 0);
 	assert_int_equal(listen(s->lfd, 512), 0);
@@ -193,6 +205,11 @@ static struct sink *sink_start(bool respond, bool noread)
 	s->port = ntohs(a.sin_port);
 	assert_int_equal(pthread_create(&s->th, NULL, sink_main, s), 0);
 	return s;
+}
+
+static struct sink *sink_start(bool respond, bool noread)
+{
+	return sink_start_opt(respond, noread, false);
 }
 
 static void sink_stop(struct sink *s)
@@ -748,6 +765,58 @@ static void test_noread(void **state)
 							  sizeof(body) : 0) >= 64, 1);
 	assert_true(st.queued_peak <= (1u << 20));
 	assert_int_equal(st.gaps_skipped, 0);
+	t_free(&t);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/*
+ * A shadow that answers an upload before it read the body (nginx's `return 200`): the answer
+ * is the upload's, though its last byte is still to be written; the request after it gets
+ * its own answer, and the connection ends as soon as the captured one did (no request left
+ * waiting for an answer that already came).
+ */
+static void test_early_answer(void **state)
+{
+	struct sink *s = sink_start_opt(true, false, true);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t = { 0 };
+	static char chunk[64 * 1024];
+	const size_t body = 8u << 20; /* more than a socket's send buffer: many writes */
+	char head[128];
+	uint64_t end;
+
+	memset(chunk, 'u', sizeof(chunk));
+	snprintf(head, sizeof(head), "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: %zu\r\n\r\n",
+		 body);
+	cfg_init(&cfg, s->port);
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 40010);
+	t_sends(sh, &t, head);
+	for (size_t o = 0; o < body; o += sizeof(chunk))
+		t_send(sh, &t, chunk, sizeof(chunk));
+	t_sends(sh, &t, GET1);
+	t_close(sh, &t);
+	end = th_mono_ms() + 10000;
+	do {
+		st_shadow__poll(sh, 5);
+		st_shadow__tick(sh, 0);
+		stats(sh, &st);
+	} while ((st.shadow_conns || st.responses < 2) && th_mono_ms() < end);
+	assert_int_equal(st.replayed, 2);
+	assert_int_equal(st.responses, 2);
+	assert_int_equal(st.unanswered, 0);
+	assert_int_equal(st.dropped, 0);
+	assert_int_equal(st.shadow_conns, 0);
+	{
+		size_t len = 0;
+		char *d = sink_data(s, 0, &len);
+
+		assert_int_equal(len, strlen(head) + body + strlen(GET1));
+		free(d);
+	}
 	t_free(&t);
 	st_shadow__free(sh);
 	sink_stop(s);
@@ -1717,6 +1786,7 @@ int main(void)
 		cmocka_unit_test(test_own_segments),
 		cmocka_unit_test(test_random_splits),
 		cmocka_unit_test(test_keepalive_limit),
+		cmocka_unit_test(test_early_answer),
 		cmocka_unit_test(test_one_target_down),
 		cmocka_unit_test(test_methods_sample_request),
 	};
