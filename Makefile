@@ -42,7 +42,11 @@ PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PC_MODULES) 2>/dev/null)
 # libm (tap compare's statistics and report) and pthread (its worker) are the C library's.
 LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap -linih -lmicrohttpd -lssl -lcrypto -lrdkafka) -lm -lpthread
 # CPPFLAGS (dpkg-buildflags' -D_FORTIFY_SOURCE) goes to every user-space compile, not to BPF.
-ST_CFLAGS := $(CPPFLAGS) $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) -MMD -MP
+# One -I per agent folder (the layers: docs/ARCHITECTURE.md), so `#include "x.h"` works from
+# anywhere; the repository's root for the BPF headers the agent shares (`#include "bpf/x.h"`).
+AGENT_DIRS := $(patsubst %/,%,$(sort $(dir $(wildcard agent/*/*.[ch]))))
+AGENT_INC := $(addprefix -I,$(AGENT_DIRS)) -I.
+ST_CFLAGS := $(CPPFLAGS) $(CFLAGS) -std=gnu11 $(WARN) -D_GNU_SOURCE -I$(BUILD) $(AGENT_INC) -MMD -MP
 ifeq ($(SAN),1)
 ST_CFLAGS += -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 LDFLAGS += -fsanitize=address,undefined
@@ -53,16 +57,18 @@ BPF_SRCS := $(wildcard bpf/*.bpf.c)
 BPF_OBJS := $(patsubst bpf/%.bpf.c,$(BUILD)/bpf/%.bpf.o,$(BPF_SRCS))
 SKELS := $(patsubst bpf/%.bpf.c,$(BUILD)/%.skel.h,$(BPF_SRCS))
 
-AGENT_SRCS := $(wildcard agent/*.c)
+AGENT_SRCS := $(wildcard agent/*/*.c)
 AGENT_OBJS := $(patsubst agent/%.c,$(BUILD)/agent/%.o,$(AGENT_SRCS))
-# The commands (and the daemon that runs them as jobs) stay out of the library: it is the
-# engines. A test that drives a command links its object explicitly (CMD_DEPS below).
-CMD_OBJS := $(filter $(AGENT_OBJS),$(patsubst %,$(BUILD)/agent/%.o,main capture flows shadow_cmd tee daemon ctl_cmd report_cmd))
+# The commands (agent/cmd/: and the daemon that runs them as jobs) stay out of the library:
+# it is every other folder, the engines. A test that drives a command links its object.
+CMD_OBJS := $(filter $(BUILD)/agent/cmd/%,$(AGENT_OBJS))
 LIB_OBJS := $(filter-out $(CMD_OBJS),$(AGENT_OBJS))
 LIB := $(BUILD)/libshadowtap.a
 
-UNIT_SRCS := $(wildcard tests/unit/test_*.c)
-UNIT_BINS := $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(UNIT_SRCS))
+# Unit tests mirror the tree: tests/unit/FOLDER/test_X.c tests agent/FOLDER/X.c (the
+# exceptions: tests/README.md). Binaries are flat: $(BUILD)/tests/test_X.
+UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
+UNIT_BINS := $(addprefix $(BUILD)/tests/,$(basename $(notdir $(UNIT_SRCS))))
 UNIT_OBJS := $(addsuffix .o,$(UNIT_BINS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/%,$(BPFT_SRCS))
@@ -76,7 +82,7 @@ TOOL_OBJS := $(addsuffix .o,$(TOOL_BINS))
 FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_OBJS := $(patsubst $(BUILD)/agent/%.o,$(BUILD)/fuzzobj/%.o,$(LIB_OBJS))
-FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) -MMD -MP \
+FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) $(AGENT_INC) -MMD -MP \
 	-fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
 
 .DEFAULT_GOAL := all
@@ -121,17 +127,21 @@ $(BUILD)/shadowtap: $(CMD_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(UNIT_OBJS): $(BUILD)/tests/%.o: tests/unit/%.c | $(SKELS)
-	$(call msg,CC,$@)
-	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
+# One rule per unit test source (their folders differ, their objects do not).
+define unit_obj_rule
+$(BUILD)/tests/$(basename $(notdir $(1))).o: $(1) | $(SKELS)
+	$$(call msg,CC,$$@)
+	$$(Q)mkdir -p $$(@D)
+	$$(Q)$$(CC) $$(ST_CFLAGS) -Itests/unit -c $$< -o $$@
+endef
+$(foreach src,$(UNIT_SRCS),$(eval $(call unit_obj_rule,$(src))))
 $(BPFT_OBJS): $(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
+	$(Q)$(CC) $(ST_CFLAGS) -c $< -o $@
 # Tests that call a command (or the daemon) link its object and the other commands' kinds.
-$(BUILD)/tests/test_flows: $(BUILD)/agent/flows.o
-$(BUILD)/tests/test_jobs: $(filter-out $(BUILD)/agent/main.o,$(CMD_OBJS))
+$(BUILD)/tests/test_flows: $(BUILD)/agent/cmd/flows.o
+$(BUILD)/tests/test_jobs: $(filter-out $(BUILD)/agent/cmd/main.o,$(CMD_OBJS))
 $(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter-out $(LIB),$^) $(LIB) -lcmocka $(LDLIBS)
@@ -139,7 +149,7 @@ $(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
 $(TOOL_OBJS): $(BUILD)/tools/%.o: tools/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(ST_CFLAGS) -Iagent -c $< -o $@
+	$(Q)$(CC) $(ST_CFLAGS) -c $< -o $@
 $(TOOL_BINS): $(BUILD)/tools/%: $(BUILD)/tools/%.o $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $< $(LIB) $(LDLIBS)
@@ -152,7 +162,7 @@ $(FUZZ_LIB_OBJS): $(BUILD)/fuzzobj/%.o: agent/%.c | $(SKELS)
 $(FUZZ_BINS): $(BUILD)/fuzz/%: tests/fuzz/%.c $(FUZZ_LIB_OBJS)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -Iagent -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
+	$(Q)$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJS) $(LDLIBS)
 
 unit: $(UNIT_BINS)
 bpf-tests: $(BPFT_BINS)
@@ -208,5 +218,5 @@ install: $(BUILD)/shadowtap
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*.d \
+-include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*/*.d \
 	$(BUILD)/fuzz/*.d $(BUILD)/tools/*.d)

@@ -6,7 +6,7 @@
  * fixed-width types: it builds under clang -target bpf and gcc alike.
  *
  * Stable means: the same connection is in or out on every agent, every run,
- * in the kernel and in user space. tests/unit/test_connhash.c pins its values:
+ * in the kernel and in user space. tests/unit/base/test_connhash.c pins its values:
  * changing anything here changes which connections every deployed agent picks.
  */
 #ifndef SHADOWTAP_CONNHASH_H
@@ -14,21 +14,12 @@
 
 #include <linux/types.h>
 
+#include "../agent/base/mix.h"
+
 /* sample_permyriad: connections kept per 10000; this many keeps them all. */
 #define ST_SAMPLE_ALL 10000u
 
 #define ST_CONNHASH_INLINE static inline __attribute__((always_inline))
-
-/* 64-bit finaliser (MurmurHash3's fmix64). */
-ST_CONNHASH_INLINE __u64 st_mix64(__u64 x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdull;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ull;
-	x ^= x >> 33;
-	return x;
-}
 
 /*
  * Hash of a connection oriented client -> server: src/sport are the client's.

@@ -3,7 +3,7 @@
  * What every shadowtap BPF object that emits records shares (tap.bpf.c, the
  * packet programs; tls.bpf.c, the OpenSSL uprobes): the selection and copy
  * knobs fixed before load, the ring and the filter maps the agent fills
- * (agent/tap.c fills both objects' maps the same way), the wakeup policy and
+ * (agent/input/tap.c fills both objects' maps the same way), the wakeup policy and
  * the header-only record. One definition, so the two inputs cannot drift.
  *
  * Include after bpf_helpers.h and shadowtap.h. ST_HOST_FILTER_DEFAULT, when

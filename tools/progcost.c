@@ -25,8 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../bpf/connhash.h"
-#include "../bpf/shadowtap.h"
+#include "bpf/connhash.h"
+#include "bpf/shadowtap.h"
 #include "tap.h"
 #include "tap.skel.h"
 

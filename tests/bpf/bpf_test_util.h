@@ -17,7 +17,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../bpf/shadowtap.h"
+#include "bpf/shadowtap.h"
 #include "tap.skel.h"
 
 #define BT_MAX_RECS 512

@@ -25,7 +25,7 @@
 #include <stdio.h>
 #include <sys/socket.h>
 
-#include "../../bpf/connhash.h"
+#include "bpf/connhash.h"
 #include "bpf_test_util.h"
 #include "reasm.h"
 #include "record.h"

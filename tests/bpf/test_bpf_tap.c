@@ -28,7 +28,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "../../bpf/shadowtap.h"
+#include "bpf/shadowtap.h"
 #include "pktparse.h" /* the parser's limits */
 #include "record.h"
 #include "tap.h"

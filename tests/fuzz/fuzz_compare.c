@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libFuzzer target for one comparison (agent/compare_diff.c): the bodies production and
+ * libFuzzer target for one comparison (agent/compare/compare_diff.c): the bodies production and
  * shadows answer are untrusted, and so is what they claim about them (Content-Type,
  * Content-Encoding).
  *

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libFuzzer target for agent/http.c. Input: 2 config bytes, then the stream.
+ * libFuzzer target for agent/http/http.c. Input: 2 config bytes, then the stream.
  * Config: byte 0 bits 0-1 head cap (64, 200, 1024, default), bit 2 at most 4
  * headers, bit 3 only 2 methods queued for responses (else 64); byte 1 the
  * pattern of queued methods (2 bits each: GET, HEAD, CONNECT, POST).

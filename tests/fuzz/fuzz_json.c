@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libFuzzer target for agent/json.c. Input: 1 config byte (bits 0-2: max depth 1..8 or the
+ * libFuzzer target for agent/compare/json.c. Input: 1 config byte (bits 0-2: max depth 1..8 or the
  * default; bits 3-5: node cap 1..7 x 8 or none), then the document.
  * Checks, for every accepted document: the node count is within the cap; every node's
  * bytes lie inside the input or the pool; a container's children, followed by next, are

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libFuzzer target for the reader of Kafka messages (agent/kafka_msg.c). Input: messages,
+ * libFuzzer target for the reader of Kafka messages (agent/stream/kafka_msg.c). Input: messages,
  * each as u8 partition (0..3), u32le length, bytes; then every connection is closed. Checked:
  * the reader's own checks keep the stream decoder from ever failing (-2 is a bug), every
  * connection opened is closed once, offsets are contiguous per direction; all memory given

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libFuzzer target for agent/pcapin.c and the engine behind it: the input is
+ * libFuzzer target for agent/input/pcapin.c and the engine behind it: the input is
  * a pcap or pcapng file, read from memory (fmemopen + pcap_fopen_offline);
  * every segment goes to the reassembly engine with small caps. Checks: the
  * decoder never reads past a frame (ASan), segments are sane, the engine's

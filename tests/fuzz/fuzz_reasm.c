@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libFuzzer target for agent/reasm.c. Input: 4 config bytes, then 12-byte
+ * libFuzzer target for agent/reasm/reasm.c. Input: 4 config bytes, then 12-byte
  * records, each one segment (or a timer tick) on one of four 4-tuples; the
  * engine's contract is checked on every event: offsets contiguous per
  * connection direction, nothing after a direction's end or a close, every

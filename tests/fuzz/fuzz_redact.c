@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libFuzzer target for tee's JSON redaction (agent/redact.c). Input: one byte giving where
+ * libFuzzer target for tee's JSON redaction (agent/http/redact.c). Input: one byte giving where
  * the body is split, then a body. Checked: the redacted body has the input's length and is
  * the same whether it came whole, in two pieces or a byte at a time; a changed byte is one
  * of the replacements ('*', '0', ' ', "null");

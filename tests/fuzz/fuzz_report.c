@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libFuzzer target for the compare report loader (agent/compare_merge.c): `report --merge`
+ * libFuzzer target for the compare report loader (agent/compare/compare_merge.c): `report --merge`
  * reads JSON files written on other hosts, so they are untrusted input.
  *
  * Input: the file's bytes. Checks, for every report the loader accepts: its aggregate is

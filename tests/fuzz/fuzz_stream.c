@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * libFuzzer target for the tee stream's decoder (agent/stream.c). Input: one byte giving
+ * libFuzzer target for the tee stream's decoder (agent/stream/stream.c). Input: one byte giving
  * the size of the pieces the rest is fed in (0: all at once), then the stream. Checked on
  * every event: offsets contiguous per connection direction, nothing after a direction's
  * end, the counts the decoder keeps in the connection match what it delivered; at the end,

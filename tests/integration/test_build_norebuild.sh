@@ -75,7 +75,7 @@ else
 	# The sanitizer flavour differs from the plain one in flags only: two objects (one needing
 	# the skeleton, one the parser) prove its rules; a full second build would double the
 	# test's time.
-	check san "${SAN[@]}" "$B/san/agent/tap.o" "$B/san/agent/pcapin.o"
+	check san "${SAN[@]}" "$B/san/agent/input/tap.o" "$B/san/agent/input/pcapin.o"
 	check fuzz "$B/fuzz/fuzz/fuzz_pcap"
 fi
 
@@ -90,13 +90,13 @@ expect_rebuild() {
 		grep -q -- "${DIR[$name]}/$p" <<<"$out" || { echo "$out" | head -n 20; st_fail "$name: editing $hdr does not rebuild $p"; }
 	done
 }
-expect_rebuild plain bpf/parse.h all bpf/tap.bpf.o tap.skel.h agent/tap.o agent/pcapin.o shadowtap
-expect_rebuild plain agent/opts.h "$B/plain/tests/test_opts" agent/opts.o tests/test_opts.o tests/test_opts
-expect_rebuild san agent/pktparse.h "SAN=1 all" agent/pcapin.o shadowtap
-expect_rebuild fuzz agent/pktparse.h "${DIR[fuzz]}/fuzz/fuzz_pcap" fuzzobj/pcapin.o fuzz/fuzz_pcap
+expect_rebuild plain bpf/parse.h all bpf/tap.bpf.o tap.skel.h agent/input/tap.o agent/input/pcapin.o shadowtap
+expect_rebuild plain agent/base/opts.h "$B/plain/tests/test_opts" agent/base/opts.o tests/test_opts.o tests/test_opts
+expect_rebuild san agent/input/pktparse.h "SAN=1 all" agent/input/pcapin.o shadowtap
+expect_rebuild fuzz agent/input/pktparse.h "${DIR[fuzz]}/fuzz/fuzz_pcap" fuzzobj/input/pcapin.o fuzz/fuzz_pcap
 # For real once: the fuzz link line must still work when a header is among its prerequisites
 # (in make test's own fuzz build, when it is that one: pcapin.o is compiled again from the same
 # source and fuzz_pcap linked again; the fuzz smoke runs are over by then).
-mk BUILD="${DIR[fuzz]}" -W agent/pcapin.h "${DIR[fuzz]}/fuzz/fuzz_pcap" >"$ST_TMP/fuzz.3.log" 2>&1 ||
+mk BUILD="${DIR[fuzz]}" -W agent/input/pcapin.h "${DIR[fuzz]}/fuzz/fuzz_pcap" >"$ST_TMP/fuzz.3.log" 2>&1 ||
 	{ cat "$ST_TMP/fuzz.3.log"; st_fail "fuzz: rebuilding after a header edit failed"; }
 echo "PASS"

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
-# The captured interface is deleted under a running agent (agent/linkwatch.c, st_tap__watch):
+# The captured interface is deleted under a running agent (agent/input/linkwatch.c, st_tap__watch):
 #  - it says so at once (one line), keeps running, and when a veth of that name is created
 #    again it attaches to it and captures its traffic; the summary counts the detach and the
 #    time it was blind (TCX links, then the clsact fallback);

@@ -19,7 +19,7 @@
 #      of slack for a loaded host);
 #   3. --from on a fresh group: the mock cluster answers ListOffsets by timestamp with "no
 #      offset" (librdkafka 2.0's mock, a FIXME in its handler), so a time between two batches
-#      cannot be resolved here (tests/unit/test_kafka_from.c checks the rule with fakes); what
+#      cannot be resolved here (tests/unit/stream/test_kafka_from.c checks the rule with fakes); what
 #      is checked: a fresh group with --from TIME looks up every partition (kafka_time_ends 3,
 #      the mock's answer: their end), reads none of what is already in the topic and every
 #      request produced after it joined.

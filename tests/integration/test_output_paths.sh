@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
-# Output paths as root (agent/output.c): an atomic rewrite renames only onto a regular file or a
+# Output paths as root (agent/output/output.c): an atomic rewrite renames only onto a regular file or a
 # missing path; anything else is written in place; only what the run created is removed.
 #  - --metrics /dev/null leaves /dev/null a character device (in a private mount namespace
 #    with its own /dev: if this ever fails, the host's /dev/null is not the one replaced);

@@ -1,6 +1,6 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only
-# Signals go through the event loop (agent/loop.h), never the default action:
+# Signals go through the event loop (agent/base/loop.h), never the default action:
 #  - SIGHUP during `capture -w FILE` (logrotate: mv FILE FILE.1; kill -HUP): two valid pcaps
 #    whose packets add up to the summary's, the run goes on, exit 0 with its summary; a SIGHUP
 #    while FILE was not moved changes nothing; `-w -` ignores it (one valid stream);
@@ -123,7 +123,7 @@ stop_by() {
 	st_log "  SIG$sig: exit $rc, $n packets, summary printed, nothing attached"
 }
 st_log "capture ended by other signals"
-# (tests/unit/test_loop.c goes through every signal; these are the whole path, end to end)
+# (tests/unit/base/test_loop.c goes through every signal; these are the whole path, end to end)
 stop_by QUIT 0
 stop_by XFSZ 1
 

@@ -1,0 +1,592 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * A strict, bounded JSON parser into a flat node array (json.h). Iterative:
+ * nesting costs one frame of a fixed stack (max_depth), never C recursion.
+ */
+#include "json.h"
+#include "hash.h"
+#include "http_chars.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+struct frame {
+	uint32_t idx;  /* the container */
+	uint32_t last; /* its last child so far, 0 when none */
+};
+
+const char *st_json_strerror(enum st_json_err e)
+{
+	switch (e) {
+	case ST_JSON_OK: return "ok";
+	case ST_JSON_E_SYNTAX: return "not JSON";
+	case ST_JSON_E_DEPTH: return "nested too deep";
+	case ST_JSON_E_NODES: return "too many values";
+	case ST_JSON_E_NOMEM: return "out of memory";
+	case ST_JSON_E_TRAILING: return "bytes after the value";
+	case ST_JSON_E_EMPTY: return "empty";
+	}
+	return "?";
+}
+
+void st_json_doc_init(struct st_json_doc *d, uint32_t max_nodes, unsigned max_depth)
+{
+	memset(d, 0, sizeof(*d));
+	d->max_nodes = max_nodes;
+	d->max_depth = max_depth && max_depth < ST_JSON_MAX_DEPTH ? max_depth : ST_JSON_MAX_DEPTH;
+}
+
+void st_json_doc_free(struct st_json_doc *d)
+{
+	free(d->nodes);
+	free(d->pool);
+	d->nodes = NULL;
+	d->pool = NULL;
+	d->n = d->cap = 0;
+	d->pool_len = d->pool_cap = 0;
+}
+
+size_t st_json_doc_mem(const struct st_json_doc *d)
+{
+	return (size_t)d->cap * sizeof(*d->nodes) + d->pool_cap;
+}
+
+static bool is_ws(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+static size_t skip_ws(const char *s, size_t len, size_t i)
+{
+	while (i < len && is_ws(s[i]))
+		i++;
+	return i;
+}
+
+static bool is_digit(char c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int new_node(struct st_json_doc *d, uint32_t *idx)
+{
+	if (d->max_nodes && d->n >= d->max_nodes)
+		return ST_JSON_E_NODES;
+	if (d->n == d->cap) {
+		uint32_t ncap = d->cap ? d->cap * 2 : 64;
+		struct st_json_node *nn;
+
+		if (d->max_nodes && ncap > d->max_nodes)
+			ncap = d->max_nodes;
+		if (ncap <= d->n)
+			return ST_JSON_E_NODES;
+		nn = realloc(d->nodes, (size_t)ncap * sizeof(*nn));
+		if (!nn)
+			return ST_JSON_E_NOMEM;
+		d->nodes = nn;
+		d->cap = ncap;
+	}
+	*idx = d->n++;
+	memset(&d->nodes[*idx], 0, sizeof(d->nodes[*idx]));
+	return 0;
+}
+
+static int pool_reserve(struct st_json_doc *d, size_t more)
+{
+	size_t need = d->pool_len + more;
+	char *np;
+
+	if (need <= d->pool_cap)
+		return 0;
+	if (need < d->pool_cap * 2)
+		need = d->pool_cap * 2;
+	if (need < 256)
+		need = 256;
+	np = realloc(d->pool, need);
+	if (!np)
+		return ST_JSON_E_NOMEM;
+	d->pool = np;
+	d->pool_cap = need;
+	return 0;
+}
+
+static int hex4(const char *s, unsigned *out)
+{
+	unsigned v = 0;
+
+	for (int i = 0; i < 4; i++) {
+		int h = st_hexval((unsigned char)s[i]);
+
+		if (h < 0)
+			return -1;
+		v = v << 4 | (unsigned)h;
+	}
+	*out = v;
+	return 0;
+}
+
+static size_t put_utf8(char *o, unsigned cp)
+{
+	if (cp < 0x80) {
+		o[0] = (char)cp;
+		return 1;
+	}
+	if (cp < 0x800) {
+		o[0] = (char)(0xc0 | cp >> 6);
+		o[1] = (char)(0x80 | (cp & 0x3f));
+		return 2;
+	}
+	if (cp < 0x10000) {
+		/* a lone surrogate too (WTF-8): kept distinct from every other string */
+		o[0] = (char)(0xe0 | cp >> 12);
+		o[1] = (char)(0x80 | ((cp >> 6) & 0x3f));
+		o[2] = (char)(0x80 | (cp & 0x3f));
+		return 3;
+	}
+	o[0] = (char)(0xf0 | cp >> 18);
+	o[1] = (char)(0x80 | ((cp >> 12) & 0x3f));
+	o[2] = (char)(0x80 | ((cp >> 6) & 0x3f));
+	o[3] = (char)(0x80 | (cp & 0x3f));
+	return 4;
+}
+
+/*
+ * A string at s[*pos] == '"'. On success *pos is past the closing quote and off/len/pool say
+ * where its decoded bytes are.
+ */
+static int parse_string(struct st_json_doc *d, size_t *pos, uint32_t *off, uint32_t *len,
+			bool *pooled)
+{
+	const char *s = d->src;
+	size_t n = d->src_len, i = *pos + 1, start = i, end;
+	bool esc = false;
+	char *o;
+
+	/* the span, and whether it needs decoding */
+	for (;;) {
+		unsigned char c;
+
+		if (i >= n)
+			return ST_JSON_E_SYNTAX;
+		c = (unsigned char)s[i];
+		if (c == '"')
+			break;
+		if (c < 0x20)
+			return ST_JSON_E_SYNTAX;
+		if (c == '\\') {
+			esc = true;
+			if (i + 1 >= n)
+				return ST_JSON_E_SYNTAX;
+			i += 2;
+			continue;
+		}
+		i++;
+	}
+	end = i;
+	*pos = end + 1;
+	if (!esc) {
+		*off = (uint32_t)start;
+		*len = (uint32_t)(end - start);
+		*pooled = false;
+		return 0;
+	}
+	/* decoded bytes are never more than the escaped ones (\uXXXX: 6 bytes -> at most 3,
+	 * a surrogate pair: 12 -> 4) */
+	if (pool_reserve(d, end - start))
+		return ST_JSON_E_NOMEM;
+	o = d->pool + d->pool_len;
+	*off = (uint32_t)d->pool_len;
+	for (i = start; i < end;) {
+		char c = s[i];
+		unsigned cp, lo;
+
+		if (c != '\\') {
+			*o++ = c;
+			i++;
+			continue;
+		}
+		c = s[i + 1];
+		i += 2;
+		switch (c) {
+		case '"': *o++ = '"'; break;
+		case '\\': *o++ = '\\'; break;
+		case '/': *o++ = '/'; break;
+		case 'b': *o++ = '\b'; break;
+		case 'f': *o++ = '\f'; break;
+		case 'n': *o++ = '\n'; break;
+		case 'r': *o++ = '\r'; break;
+		case 't': *o++ = '\t'; break;
+		case 'u':
+			if (i + 4 > end || hex4(s + i, &cp))
+				return ST_JSON_E_SYNTAX;
+			i += 4;
+			if (cp >= 0xd800 && cp < 0xdc00 && i + 6 <= end && s[i] == '\\' &&
+			    s[i + 1] == 'u' && !hex4(s + i + 2, &lo) && lo >= 0xdc00 && lo < 0xe000) {
+				cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+				i += 6;
+			}
+			o += put_utf8(o, cp);
+			break;
+		default:
+			return ST_JSON_E_SYNTAX;
+		}
+	}
+	*len = (uint32_t)(o - (d->pool + d->pool_len));
+	d->pool_len += *len;
+	*pooled = true;
+	return 0;
+}
+
+/* -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)? */
+static int parse_number(const char *s, size_t n, size_t *pos)
+{
+	size_t i = *pos;
+
+	if (i < n && s[i] == '-')
+		i++;
+	if (i >= n || !is_digit(s[i]))
+		return ST_JSON_E_SYNTAX;
+	if (s[i] == '0')
+		i++;
+	else
+		while (i < n && is_digit(s[i]))
+			i++;
+	if (i < n && s[i] == '.') {
+		i++;
+		if (i >= n || !is_digit(s[i]))
+			return ST_JSON_E_SYNTAX;
+		while (i < n && is_digit(s[i]))
+			i++;
+	}
+	if (i < n && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < n && (s[i] == '+' || s[i] == '-'))
+			i++;
+		if (i >= n || !is_digit(s[i]))
+			return ST_JSON_E_SYNTAX;
+		while (i < n && is_digit(s[i]))
+			i++;
+	}
+	*pos = i;
+	return 0;
+}
+
+static int fail(struct st_json_doc *d, int err, size_t pos)
+{
+	d->err = (enum st_json_err)err;
+	d->err_off = pos;
+	return -1;
+}
+
+/* An object member's key at s[*pos], then the colon; *pos ends at the value. */
+static int parse_key(struct st_json_doc *d, size_t *pos, uint32_t *koff, uint32_t *klen,
+		     bool *kpool)
+{
+	int r;
+
+	if (*pos >= d->src_len || d->src[*pos] != '"')
+		return ST_JSON_E_SYNTAX;
+	r = parse_string(d, pos, koff, klen, kpool);
+	if (r)
+		return r;
+	*pos = skip_ws(d->src, d->src_len, *pos);
+	if (*pos >= d->src_len || d->src[*pos] != ':')
+		return ST_JSON_E_SYNTAX;
+	*pos = skip_ws(d->src, d->src_len, *pos + 1);
+	return 0;
+}
+
+int st_json_parse(struct st_json_doc *d, const char *src, size_t len)
+{
+	struct frame st[ST_JSON_MAX_DEPTH];
+	unsigned depth = 0;
+	uint32_t koff = 0, klen = 0;
+	bool kpool = false, member = false;
+	size_t pos;
+	int r;
+
+	d->src = src;
+	d->src_len = len;
+	d->n = 0;
+	d->pool_len = 0;
+	d->err = ST_JSON_OK;
+	d->err_off = 0;
+	if (len >= UINT32_MAX)
+		return fail(d, ST_JSON_E_NODES, 0);
+	pos = skip_ws(src, len, 0);
+	if (pos == len)
+		return fail(d, ST_JSON_E_EMPTY, pos);
+	for (;;) {
+		struct st_json_node *nd;
+		uint32_t idx;
+		char c;
+
+		/* a value at pos */
+		if (pos >= len)
+			return fail(d, ST_JSON_E_SYNTAX, pos);
+		r = new_node(d, &idx);
+		if (r)
+			return fail(d, r, pos);
+		nd = &d->nodes[idx];
+		if (member) {
+			nd->key_off = koff;
+			nd->key_len = klen;
+			if (kpool)
+				nd->flags |= ST_JSON_F_KEY_POOL;
+			member = false;
+		}
+		if (depth) {
+			struct frame *f = &st[depth - 1];
+
+			d->nodes[f->idx].n++;
+			if (f->last)
+				d->nodes[f->last].next = idx;
+			f->last = idx;
+		}
+		c = src[pos];
+		nd->off = (uint32_t)pos;
+		switch (c) {
+		case '{':
+		case '[':
+			nd->type = c == '{' ? ST_JSON_OBJECT : ST_JSON_ARRAY;
+			if (depth >= d->max_depth)
+				return fail(d, ST_JSON_E_DEPTH, pos);
+			pos = skip_ws(src, len, pos + 1);
+			if (pos < len && src[pos] == (c == '{' ? '}' : ']')) {
+				nd->len = (uint32_t)(pos + 1 - nd->off);
+				pos++;
+				break; /* empty: a complete value */
+			}
+			st[depth].idx = idx;
+			st[depth].last = 0;
+			depth++;
+			if (c == '{') {
+				r = parse_key(d, &pos, &koff, &klen, &kpool);
+				if (r)
+					return fail(d, r, pos);
+				member = true;
+			}
+			continue; /* the first child */
+		case '"': {
+			uint32_t off, l;
+			bool pooled;
+
+			r = parse_string(d, &pos, &off, &l, &pooled);
+			if (r)
+				return fail(d, r, pos);
+			nd = &d->nodes[idx];
+			nd->type = ST_JSON_STRING;
+			nd->off = off;
+			nd->len = l;
+			if (pooled)
+				nd->flags |= ST_JSON_F_STR_POOL;
+			break;
+		}
+		case 't':
+		case 'f':
+		case 'n': {
+			const char *lit = c == 't' ? "true" : c == 'f' ? "false" : "null";
+			size_t ll = strlen(lit);
+
+			if (len - pos < ll || memcmp(src + pos, lit, ll))
+				return fail(d, ST_JSON_E_SYNTAX, pos);
+			nd->type = c == 't' ? ST_JSON_TRUE : c == 'f' ? ST_JSON_FALSE : ST_JSON_NULL;
+			nd->len = (uint32_t)ll;
+			pos += ll;
+			break;
+		}
+		default:
+			r = parse_number(src, len, &pos);
+			if (r)
+				return fail(d, r, pos);
+			nd->type = ST_JSON_NUMBER;
+			nd->len = (uint32_t)(pos - nd->off);
+			break;
+		}
+		/* after a complete value: a comma, the end of containers, or the end */
+		for (;;) {
+			struct frame *f;
+			char close;
+
+			pos = skip_ws(src, len, pos);
+			if (!depth) {
+				if (pos != len)
+					return fail(d, ST_JSON_E_TRAILING, pos);
+				return 0;
+			}
+			if (pos >= len)
+				return fail(d, ST_JSON_E_SYNTAX, pos);
+			f = &st[depth - 1];
+			close = d->nodes[f->idx].type == ST_JSON_OBJECT ? '}' : ']';
+			if (src[pos] == ',') {
+				pos = skip_ws(src, len, pos + 1);
+				if (close == '}') {
+					r = parse_key(d, &pos, &koff, &klen, &kpool);
+					if (r)
+						return fail(d, r, pos);
+					member = true;
+				}
+				break; /* the next child */
+			}
+			if (src[pos] != close)
+				return fail(d, ST_JSON_E_SYNTAX, pos);
+			d->nodes[f->idx].len = (uint32_t)(pos + 1 - d->nodes[f->idx].off);
+			pos++;
+			depth--;
+		}
+	}
+}
+
+/* ---- numbers ------------------------------------------------------------------------- */
+
+/* A number as 0.DIGITS x 10^exp: the significant digits (span may hold a '.'), no leading
+ * or trailing zeros. */
+struct numc {
+	bool neg, zero;
+	const char *p, *end; /* first and one past the last significant digit */
+	int64_t exp;
+};
+
+#define EXP_SAT (INT64_C(1) << 52)
+
+static void num_canon(const char *s, size_t len, struct numc *c)
+{
+	size_t i = 0, int_s, int_e, fr_s, fr_e;
+	int64_t e = 0, lead;
+	bool eneg = false;
+	const char *q;
+
+	memset(c, 0, sizeof(*c));
+	if (i < len && s[i] == '-') {
+		c->neg = true;
+		i++;
+	}
+	int_s = i;
+	while (i < len && is_digit(s[i]))
+		i++;
+	int_e = i;
+	fr_s = fr_e = i;
+	if (i < len && s[i] == '.') {
+		fr_s = ++i;
+		while (i < len && is_digit(s[i]))
+			i++;
+		fr_e = i;
+	}
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < len && (s[i] == '+' || s[i] == '-'))
+			eneg = s[i++] == '-';
+		/* saturating: exponents past 2^52 are all "huge" (compared by their digits) */
+		for (; i < len && is_digit(s[i]); i++)
+			if (e < EXP_SAT)
+				e = e * 10 + (s[i] - '0');
+		if (eneg)
+			e = -e;
+	}
+	/* the first non-zero digit */
+	lead = 0;
+	for (q = s + int_s; q < s + int_e && *q == '0'; q++)
+		lead++;
+	if (q == s + int_e) {
+		for (q = s + fr_s; q < s + fr_e && *q == '0'; q++)
+			lead++;
+		if (q == s + fr_e) {
+			c->zero = true;
+			c->neg = false; /* -0 == 0 */
+			return;
+		}
+	}
+	c->p = q;
+	/* the last non-zero digit */
+	q = fr_e > fr_s ? s + fr_e : s + int_e;
+	while (q > c->p && (q[-1] == '0' || q[-1] == '.'))
+		q--;
+	c->end = q;
+	c->exp = (int64_t)(int_e - int_s) - lead + e;
+}
+
+bool st_json_num_eq(const char *a, size_t alen, const char *b, size_t blen)
+{
+	struct numc x, y;
+	const char *p, *q;
+
+	num_canon(a, alen, &x);
+	num_canon(b, blen, &y);
+	if (x.zero || y.zero)
+		return x.zero && y.zero;
+	if (x.neg != y.neg || x.exp != y.exp)
+		return false;
+	for (p = x.p, q = y.p;;) {
+		if (p < x.end && *p == '.')
+			p++;
+		if (q < y.end && *q == '.')
+			q++;
+		if (p == x.end || q == y.end)
+			return p == x.end && q == y.end;
+		if (*p++ != *q++)
+			return false;
+	}
+}
+
+uint64_t st_json_num_hash(const char *s, size_t len)
+{
+	uint64_t h = 0xcbf29ce484222325ull ^ ST_JSON_NUMBER;
+	struct numc c;
+
+	num_canon(s, len, &c);
+	if (c.zero)
+		return st_mix64(h);
+	h = st_fnv1a(h, &c.neg, 1);
+	h = st_fnv1a(h, &c.exp, sizeof(c.exp));
+	for (const char *p = c.p; p < c.end; p++)
+		if (*p != '.')
+			h = st_fnv1a(h, p, 1);
+	return st_mix64(h);
+}
+
+void st_json_hashes(const struct st_json_doc *d, uint64_t *out, bool unordered_arrays)
+{
+	for (uint32_t i = d->n; i-- > 0;) {
+		const struct st_json_node *nd = &d->nodes[i];
+		uint64_t h = 0xcbf29ce484222325ull ^ nd->type;
+		uint32_t c;
+
+		switch (nd->type) {
+		case ST_JSON_NUMBER:
+			h = st_json_num_hash(st_json_bytes(d, nd), nd->len);
+			break;
+		case ST_JSON_STRING:
+			h = st_mix64(st_fnv1a(h, st_json_bytes(d, nd), nd->len));
+			break;
+		case ST_JSON_ARRAY:
+			if (unordered_arrays) {
+				uint64_t sum = 0;
+
+				for (c = nd->n ? i + 1 : 0; c; c = d->nodes[c].next)
+					sum += st_mix64(out[c]);
+				h = st_mix64(h ^ sum);
+				break;
+			}
+			for (c = nd->n ? i + 1 : 0; c; c = d->nodes[c].next)
+				h = st_mix64(h * 31 + out[c]);
+			break;
+		case ST_JSON_OBJECT: {
+			uint64_t sum = 0;
+
+			/* a sum: member order does not matter */
+			for (c = nd->n ? i + 1 : 0; c; c = d->nodes[c].next) {
+				const struct st_json_node *m = &d->nodes[c];
+
+				sum += st_mix64(st_fnv1a(0x9e3779b97f4a7c15ull, st_json_key(d, m), m->key_len) ^
+					   out[c]);
+			}
+			h = st_mix64(h ^ sum);
+			break;
+		}
+		default:
+			h = st_mix64(h);
+			break;
+		}
+		out[i] = h;
+	}
+}
