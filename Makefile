@@ -66,10 +66,10 @@ LIB_OBJS := $(filter-out $(CMD_OBJS),$(AGENT_OBJS))
 LIB := $(BUILD)/libshadowtap.a
 
 # Unit tests mirror the tree: tests/unit/FOLDER/test_X.c tests agent/FOLDER/X.c (the
-# exceptions: tests/README.md). Binaries are flat: $(BUILD)/tests/test_X.
+# exceptions: tests/README.md). Objects mirror it too; binaries are flat: $(BUILD)/tests/test_X.
 UNIT_SRCS := $(wildcard tests/unit/*/test_*.c)
 UNIT_BINS := $(addprefix $(BUILD)/tests/,$(basename $(notdir $(UNIT_SRCS))))
-UNIT_OBJS := $(addsuffix .o,$(UNIT_BINS))
+UNIT_OBJS := $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(UNIT_SRCS))
 BPFT_SRCS := $(wildcard tests/bpf/test_*.c)
 BPFT_BINS := $(patsubst tests/bpf/%.c,$(BUILD)/tests/%,$(BPFT_SRCS))
 BPFT_OBJS := $(addsuffix .o,$(BPFT_BINS))
@@ -127,14 +127,13 @@ $(BUILD)/shadowtap: $(CMD_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-# One rule per unit test source (their folders differ, their objects do not).
-define unit_obj_rule
-$(BUILD)/tests/$(basename $(notdir $(1))).o: $(1) | $(SKELS)
-	$$(call msg,CC,$$@)
-	$$(Q)mkdir -p $$(@D)
-	$$(Q)$$(CC) $$(ST_CFLAGS) -Itests/unit -c $$< -o $$@
-endef
-$(foreach src,$(UNIT_SRCS),$(eval $(call unit_obj_rule,$(src))))
+$(UNIT_OBJS): $(BUILD)/tests/unit/%.o: tests/unit/%.c | $(SKELS)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(ST_CFLAGS) -Itests/unit -c $< -o $@
+# Each unit binary from its object, wherever its folder.
+$(foreach src,$(UNIT_SRCS),$(eval $(BUILD)/tests/$(basename $(notdir $(src))): \
+	$(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%.o,$(src))))
 $(BPFT_OBJS): $(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
@@ -142,7 +141,8 @@ $(BPFT_OBJS): $(BUILD)/tests/%.o: tests/bpf/%.c | $(SKELS)
 # Tests that call a command (or the daemon) link its object and the other commands' kinds.
 $(BUILD)/tests/test_flows: $(BUILD)/agent/cmd/flows.o
 $(BUILD)/tests/test_jobs: $(filter-out $(BUILD)/agent/cmd/main.o,$(CMD_OBJS))
-$(UNIT_BINS) $(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o $(LIB)
+$(BPFT_BINS): $(BUILD)/tests/%: $(BUILD)/tests/%.o
+$(UNIT_BINS) $(BPFT_BINS): $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $(filter-out $(LIB),$^) $(LIB) -lcmocka $(LDLIBS)
 
@@ -218,5 +218,6 @@ install: $(BUILD)/shadowtap
 clean:
 	rm -rf $(BUILD) $(SAN_BUILD) $(FUZZ_BUILD)
 
--include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*/*.d $(BUILD)/tests/*.d $(BUILD)/fuzzobj/*/*.d \
+-include $(wildcard $(BUILD)/bpf/*.d $(BUILD)/agent/*/*.d $(BUILD)/tests/*.d $(BUILD)/tests/unit/*/*.d \
+	$(BUILD)/fuzzobj/*/*.d \
 	$(BUILD)/fuzz/*.d $(BUILD)/tools/*.d)

@@ -4,18 +4,30 @@
 #
 #   ST_BUILD=build/san [ST_FUZZ_BUILD=build/fuzzbuild] tests/run.sh [FILTER]
 #
-# Runs, in order:
-#   1. every cmocka binary $ST_BUILD/tests/test_* (unit tests and BPF program tests;
-#      the latter skip without root), counting cmocka's passed/failed/skipped tests;
-#   2. every libFuzzer target $ST_FUZZ_BUILD/fuzz/fuzz_* for ST_FUZZ_SMOKE_SECONDS (3), as
-#      many at once as there are CPUs
-#      from a copy of its seed corpus tests/fuzz/corpus/<name>/;
-#   3. every tests/integration/test_*.sh (exit 0 pass, 77 skip, else fail), each under a
-#      timeout (ST_TEST_TIMEOUT, 180 s), its output shown only when it fails.
+# Runs every test of three tiers, several at a time (ST_JOBS, default: the CPUs + 2; the
+# integration tests mostly wait on namespaces, servers and clients):
+#   - every cmocka binary $ST_BUILD/tests/test_* (unit tests and BPF program tests; the
+#     latter skip without root), counting cmocka's passed/failed/skipped tests;
+#   - every libFuzzer target $ST_FUZZ_BUILD/fuzz/fuzz_* for ST_FUZZ_SMOKE_SECONDS (3), from
+#     a copy of its seed corpus tests/fuzz/corpus/<name>/;
+#   - every tests/integration/test_*.sh (exit 0 pass, 77 skip, else fail).
+# Each under a timeout (ST_TEST_TIMEOUT, 180 s); a test's output is shown only when it fails.
+# The integration tests isolate themselves (namespaces, cgroups and temp dirs named after
+# their PID). Those in SERIAL below share something a parallel run would disturb; they run
+# one at a time, alone, after the others.
+# The slowest go first: each run keeps its times in $ST_BUILD/.test-times for the next.
 # FILTER (optional) is a shell pattern matched against the test names; others are not run.
-# The last line is always "N passed, N failed, N skipped". Exit status is non-zero when
-# anything failed or when no test ran.
+# At the end: every test's time, slowest first, then always a last line
+# "N passed, N failed, N skipped". Exit status is non-zero when anything failed or when no
+# test ran.
 set -uo pipefail
+
+# Run alone, one after another:
+#  - test_tls_*: uprobes are per library file, so one test's agent probes every process
+#    that maps libssl, and each test checks that no TLS program or probe is left;
+#  - test_shadow_memory: measures the agent's RSS against its bound;
+#  - test_build_norebuild: runs make on the tree the others run from.
+SERIAL=(test_tls_nginx test_tls_iface test_shadow_memory test_build_norebuild)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -27,7 +39,9 @@ if [ -n "${ST_FUZZ_BUILD:-}" ]; then
 fi
 SMOKE=${ST_FUZZ_SMOKE_SECONDS:-3}
 TIMEOUT=${ST_TEST_TIMEOUT:-180}
+JOBS=${ST_JOBS:-$(($(nproc) + 2))}
 FILTER=${1:-*}
+TIMES=$ST_BUILD/.test-times
 
 passed=0 failed=0 skipped=0
 T_START=$(date +%s)
@@ -36,7 +50,7 @@ failures=()
 WORK=$(mktemp -d /tmp/st-run.XXXXXX) || exit 1
 cleanup() { rm -rf "$WORK"; }
 trap cleanup EXIT
-trap 'echo "run.sh: interrupted" >&2; exit 130' INT TERM
+trap 'echo "run.sh: interrupted" >&2; kill $(jobs -p) 2>/dev/null; exit 130' INT TERM
 
 if [ -t 1 ]; then G=$'\e[32m' R=$'\e[31m' Y=$'\e[33m' N=$'\e[0m'; else G='' R='' Y='' N=''; fi
 
@@ -50,28 +64,40 @@ show_log() {
 	tail -n 200 "$1" | sed 's/^/    | /'
 }
 
-elapsed() { echo "$(( $(date +%s) - $1 ))s"; }
-
-# ---- 1. cmocka binaries -------------------------------------------------------------------
-unit_bins=()
+# ---- the tests ----------------------------------------------------------------------------
+# Each test is "KIND:NAME:PATH"; its runner writes $WORK/NAME.res: "PASSED FAILED SKIPPED
+# SECONDS" and a one-line verdict in $WORK/NAME.line, its output in $WORK/NAME.log.
+tests=()
 if [ -d "$ST_BUILD/tests" ]; then
 	for b in "$ST_BUILD"/tests/test_*; do
 		[ -f "$b" ] && [ -x "$b" ] || continue
 		case ${b##*/} in *.o | *.d) continue ;; esac
 		# shellcheck disable=SC2053
-		[[ ${b##*/} == $FILTER ]] || continue
-		unit_bins+=("$b")
+		[[ ${b##*/} == $FILTER ]] && tests+=("unit:${b##*/}:$b")
 	done
 fi
-[ ${#unit_bins[@]} -gt 0 ] && echo "== cmocka tests (${ST_BUILD#"$ROOT"/}/tests)"
-for b in "${unit_bins[@]}"; do
-	name=${b##*/}
-	out=$WORK/$name.out err=$WORK/$name.err
-	t0=$(date +%s)
+if [ -n "${ST_FUZZ_BUILD:-}" ] && [ -d "$ST_FUZZ_BUILD/fuzz" ]; then
+	for b in "$ST_FUZZ_BUILD"/fuzz/fuzz_*; do
+		[ -f "$b" ] && [ -x "$b" ] || continue
+		case ${b##*/} in *.o | *.d) continue ;; esac
+		# shellcheck disable=SC2053
+		[[ ${b##*/} == $FILTER ]] && tests+=("fuzz:${b##*/}:$b")
+	done
+fi
+for t in tests/integration/test_*.sh; do
+	[ -f "$t" ] || continue
+	n=${t##*/}
+	n=${n%.sh}
+	# shellcheck disable=SC2053
+	[[ $n == $FILTER || $n.sh == $FILTER ]] && tests+=("int:$n:$t")
+done
+
+run_unit() { # NAME BIN
+	local name=$1 b=$2 out=$WORK/$1.out rc nrun nok nfail nskip crashed t0=$SECONDS extra=""
 	# ASan: leaks are real failures; abort on the first report. A hung test is a failure.
 	ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1} \
 	UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1} \
-		timeout --kill-after=5 "$TIMEOUT" "$b" >"$out" 2>"$err" </dev/null
+		timeout --kill-after=5 "$TIMEOUT" "$b" >"$out" 2>"$WORK/$name.err" </dev/null
 	rc=$?
 	# cmocka writes one line per test on stdout ("[       OK ] name", "[  FAILED  ] name",
 	# "[  SKIPPED ] name") and its summary on stderr; count the per-test lines.
@@ -85,121 +111,139 @@ for b in "${unit_bins[@]}"; do
 	# A non-zero exit with no failed test counted (crash in setup, sanitizer report at exit,
 	# timeout) is one failure of the binary itself.
 	if [ "$rc" -ne 0 ] && [ "$nfail" -eq 0 ]; then nfail=1; fi
-	if [ "$rc" -eq 0 ] && [ "$nrun" -eq 0 ]; then
-		echo "  ${Y}WARN${N} $name ran no test"
-	fi
-	passed=$((passed + nok)) failed=$((failed + nfail)) skipped=$((skipped + nskip))
+	cat "$out" "$WORK/$name.err" >"$WORK/$name.log"
+	[ "$rc" -eq 124 ] && extra=", timed out after ${TIMEOUT}s"
 	if [ "$nfail" -gt 0 ]; then
-		extra=""
-		[ "$rc" -eq 124 ] && extra=", timed out after ${TIMEOUT}s"
-		echo "  ${R}FAIL${N} $name: $nok passed, $nfail failed, $nskip skipped (exit $rc$extra, $(elapsed "$t0"))"
-		cat "$out" "$err" >"$WORK/$name.log"
-		show_log "$WORK/$name.log"
-		failures+=("$name")
+		echo "${R}FAIL${N} $name: $nok passed, $nfail failed, $nskip skipped (exit $rc$extra, $((SECONDS - t0))s)" >"$WORK/$name.line"
+	elif [ "$nrun" -eq 0 ]; then
+		echo "${Y}WARN${N} $name ran no test ($((SECONDS - t0))s)" >"$WORK/$name.line"
 	else
-		echo "  ${G}ok${N}   $name: $nok passed, $nskip skipped ($(elapsed "$t0"))"
+		echo "${G}ok${N}   $name: $nok passed, $nskip skipped ($((SECONDS - t0))s)" >"$WORK/$name.line"
 	fi
-done
+	echo "$nok $nfail $nskip $((SECONDS - t0))" >"$WORK/$name.res"
+}
 
-# ---- 2. fuzz smoke runs -------------------------------------------------------------------
-fuzz_bins=()
-if [ -n "${ST_FUZZ_BUILD:-}" ] && [ -d "$ST_FUZZ_BUILD/fuzz" ]; then
-	for b in "$ST_FUZZ_BUILD"/fuzz/fuzz_*; do
-		[ -f "$b" ] && [ -x "$b" ] || continue
-		case ${b##*/} in *.o | *.d) continue ;; esac
-		# shellcheck disable=SC2053
-		[[ ${b##*/} == $FILTER ]] || continue
-		fuzz_bins+=("$b")
-	done
-fi
-[ ${#fuzz_bins[@]} -gt 0 ] && echo "== fuzz smoke (${SMOKE}s each, $(nproc) at a time)"
-# fuzz_run NAME BIN: one smoke run; its status in $WORK/NAME.rc, its time in $WORK/NAME.secs.
-fuzz_run() {
-	local name=$1 b=$2 corpus=$WORK/corpus-$1 art=$WORK/artifacts-$1 seed t0 rc
+run_fuzz() { # NAME BIN
+	local name=$1 b=$2 corpus=$WORK/corpus-$1 art=$WORK/artifacts-$1 seed rc t0=$SECONDS execs
 	mkdir -p "$corpus" "$art"
 	for seed in "tests/fuzz/corpus/$name" "tests/fuzz/corpus/${name#fuzz_}"; do
 		[ -d "$seed" ] && cp -r "$seed/." "$corpus/"
 	done
-	t0=$(date +%s)
 	timeout --kill-after=10 $((SMOKE + 120)) "$b" -max_total_time="$SMOKE" -timeout=10 \
 		-rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$art/" "$corpus" \
 		>"$WORK/$name.log" 2>&1 </dev/null
 	rc=$?
-	echo $(($(date +%s) - t0)) >"$WORK/$name.secs"
-	echo "$rc" >"$WORK/$name.rc"
-}
-# Each target is single-threaded: as many at once as there are CPUs, reported in order.
-running=0
-for b in "${fuzz_bins[@]}"; do
-	if [ "$running" -ge "$(nproc)" ]; then
-		wait -n
-		running=$((running - 1))
-	fi
-	fuzz_run "${b##*/}" "$b" &
-	running=$((running + 1))
-done
-wait
-for b in "${fuzz_bins[@]}"; do
-	name=${b##*/}
-	log=$WORK/$name.log art=$WORK/artifacts-$name
-	rc=$(cat "$WORK/$name.rc" 2>/dev/null || echo 1)
-	secs=$(cat "$WORK/$name.secs" 2>/dev/null || echo '?')
 	if [ "$rc" -eq 0 ]; then
-		passed=$((passed + 1))
-		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
-		echo "  ${G}ok${N}   $name: ${execs:-?} runs (${secs}s)"
+		execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$WORK/$name.log" | tail -n1)
+		echo "${G}ok${N}   $name: ${execs:-?} runs ($((SECONDS - t0))s)" >"$WORK/$name.line"
+		echo "1 0 0 $((SECONDS - t0))" >"$WORK/$name.res"
 	else
-		failed=$((failed + 1))
-		failures+=("$name")
-		echo "  ${R}FAIL${N} $name (exit $rc, ${secs}s); crashing input kept in tests/fuzz/crashes/"
 		mkdir -p tests/fuzz/crashes && cp -r "$art/." tests/fuzz/crashes/ 2>/dev/null
-		show_log "$log"
+		echo "${R}FAIL${N} $name (exit $rc, $((SECONDS - t0))s); crashing input kept in tests/fuzz/crashes/" >"$WORK/$name.line"
+		echo "0 1 0 $((SECONDS - t0))" >"$WORK/$name.res"
 	fi
-done
+}
 
-# ---- 3. integration tests -----------------------------------------------------------------
-int_tests=()
-for t in tests/integration/test_*.sh; do
-	[ -f "$t" ] || continue
-	n=${t##*/}
-	# shellcheck disable=SC2053
-	[[ ${n%.sh} == $FILTER || $n == $FILTER ]] || continue
-	int_tests+=("$t")
-done
-[ ${#int_tests[@]} -gt 0 ] && echo "== integration tests (timeout ${TIMEOUT}s each)"
-for t in "${int_tests[@]}"; do
-	name=${t##*/}
-	name=${name%.sh}
-	log=$WORK/$name.log
-	t0=$(date +%s)
+run_int() { # NAME SCRIPT
+	local name=$1 t=$2 log=$WORK/$1.log rc t0=$SECONDS why extra=""
 	# Each script traps TERM and cleans up; KILL follows only if it hangs in its cleanup.
 	timeout --kill-after=20 "$TIMEOUT" bash "$t" >"$log" 2>&1 </dev/null
 	rc=$?
 	case $rc in
 	0)
-		passed=$((passed + 1))
-		echo "  ${G}ok${N}   $name ($(elapsed "$t0"))"
+		echo "${G}ok${N}   $name ($((SECONDS - t0))s)" >"$WORK/$name.line"
+		echo "1 0 0 $((SECONDS - t0))" >"$WORK/$name.res"
 		;;
 	77)
-		skipped=$((skipped + 1))
 		why=$(grep -m1 -i 'skip' "$log" | cut -c1-150)
-		echo "  ${Y}skip${N} $name${why:+: $why}"
+		echo "${Y}skip${N} $name${why:+: $why}" >"$WORK/$name.line"
+		echo "0 0 1 $((SECONDS - t0))" >"$WORK/$name.res"
 		;;
 	*)
-		failed=$((failed + 1))
-		failures+=("$name")
-		extra=""
 		[ "$rc" -eq 124 ] && extra=", timed out after ${TIMEOUT}s"
-		echo "  ${R}FAIL${N} $name (exit $rc$extra, $(elapsed "$t0"))"
-		show_log "$log"
+		echo "${R}FAIL${N} $name (exit $rc$extra, $((SECONDS - t0))s)" >"$WORK/$name.line"
+		echo "0 1 0 $((SECONDS - t0))" >"$WORK/$name.res"
 		;;
 	esac
+}
+
+# The order: the slowest first (the last run's times; else integration tests, then fuzz
+# targets, then cmocka binaries, the usual order of their lengths).
+declare -A last=()
+if [ -f "$TIMES" ]; then
+	while read -r s n; do [ -n "${n:-}" ] && last[$n]=$s; done <"$TIMES"
+fi
+rank() { # KIND NAME -> a number, larger first
+	local s=${last[$2]:-}
+	if [ -n "$s" ]; then echo "$s"; return; fi
+	case $1 in int) echo 1000 ;; fuzz) echo 500 ;; *) echo 100 ;; esac
+}
+ordered=()
+serial=()
+while read -r _ t; do
+	n=${t#*:}
+	n=${n%%:*}
+	if [[ " ${SERIAL[*]} " == *" $n "* ]]; then serial+=("$t"); else ordered+=("$t"); fi
+done < <(for t in "${tests[@]}"; do
+	k=${t%%:*} n=${t#*:}
+	n=${n%%:*}
+	echo "$(rank "$k" "$n") $t"
+done | sort -k1,1nr -k2,2)
+
+declare -A started=()
+# report NAME: the test's verdict line, its log when it failed, the counts.
+report() {
+	local name=$1 p f s secs
+	read -r p f s secs <"$WORK/$name.res" || { p=0 f=1 s=0 secs=0; }
+	echo "  $(cat "$WORK/$name.line" 2>/dev/null || echo "${R}FAIL${N} $name (no result)")"
+	if [ "$f" -gt 0 ]; then
+		[ -f "$WORK/$name.log" ] && show_log "$WORK/$name.log"
+		failures+=("$name")
+	fi
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
+	echo "$secs $name" >>"$WORK/times"
+}
+launch() { # KIND:NAME:PATH
+	local k=${1%%:*} rest=${1#*:} n p
+	n=${rest%%:*} p=${rest#*:}
+	case $k in
+	unit) run_unit "$n" "$p" ;;
+	fuzz) run_fuzz "$n" "$p" ;;
+	int) run_int "$n" "$p" ;;
+	esac &
+	started[$!]=$n
+}
+# reap: waits for one test to end and reports it.
+reap() {
+	local pid
+	wait -n -p pid
+	[ -n "${pid:-}" ] || return 1
+	report "${started[$pid]}"
+	unset "started[$pid]"
+}
+
+[ ${#tests[@]} -gt 0 ] && echo "== ${#tests[@]} tests, $JOBS at a time (${#serial[@]} alone at the end); fuzz smoke ${SMOKE}s each"
+for t in "${ordered[@]}"; do
+	while [ ${#started[@]} -ge "$JOBS" ]; do reap || break; done
+	launch "$t"
+done
+while [ ${#started[@]} -gt 0 ]; do reap || break; done
+for t in "${serial[@]}"; do
+	launch "$t"
+	reap
 done
 
 total=$((passed + failed + skipped))
 secs=$(($(date +%s) - T_START))
-echo "run.sh: $((secs / 60))m$((secs % 60))s in all${ST_BUILD:+ (ST_BUILD=${ST_BUILD#"$ROOT"/})}"
-[ "$secs" -lt 540 ] || echo "run.sh: WARNING: the suite takes over 9 minutes; the budget of make test is 10"
+if [ -s "$WORK/times" ]; then
+	sort -k1,1nr "$WORK/times" >"$WORK/times.sorted"
+	echo "== times, slowest first"
+	awk '{ printf "  %4ds %-28s", $1, $2; if (NR % 3 == 0) printf "\n" } END { if (NR % 3) printf "\n" }' "$WORK/times.sorted"
+	# the next run starts with the slowest (only a whole run's times are kept)
+	[ "$FILTER" = '*' ] && cp "$WORK/times.sorted" "$TIMES" 2>/dev/null
+fi
+echo "run.sh: $((secs / 60))m$((secs % 60))s in all, $JOBS at a time${ST_BUILD:+ (ST_BUILD=${ST_BUILD#"$ROOT"/})}"
+[ "$secs" -lt 300 ] || echo "run.sh: WARNING: the suite took over 5 minutes, its budget"
 if [ ${#failures[@]} -gt 0 ]; then
 	echo "failed: ${failures[*]}"
 fi

@@ -91,7 +91,7 @@ expect_rebuild() {
 	done
 }
 expect_rebuild plain bpf/parse.h all bpf/tap.bpf.o tap.skel.h agent/input/tap.o agent/input/pcapin.o shadowtap
-expect_rebuild plain agent/base/opts.h "$B/plain/tests/test_opts" agent/base/opts.o tests/test_opts.o tests/test_opts
+expect_rebuild plain agent/base/opts.h "$B/plain/tests/test_opts" agent/base/opts.o tests/unit/base/test_opts.o tests/test_opts
 expect_rebuild san agent/input/pktparse.h "SAN=1 all" agent/input/pcapin.o shadowtap
 expect_rebuild fuzz agent/input/pktparse.h "${DIR[fuzz]}/fuzz/fuzz_pcap" fuzzobj/input/pcapin.o fuzz/fuzz_pcap
 # For real once: the fuzz link line must still work when a header is among its prerequisites
