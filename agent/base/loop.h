@@ -46,6 +46,18 @@ int st_loop__on_signal(struct st_loop *l, int sig, st_loop_sig_fn fn, void *ctx)
 int st_loop__add(struct st_loop *l, int fd, st_loop_fn fn, void *ctx);
 /* Takes fd out of the loop (a job or a shared tap that ends while the loop runs). 0 or -ENOENT. */
 int st_loop__del(struct st_loop *l, int fd);
+/*
+ * The ticks, defined here once. ST_TICK_MS: the live commands' and the daemon's tick, how
+ * often the ring is read without a wakeup (the kernel wakes the agent only once
+ * wakeup_bytes wait: docs/FACTS.md) and timers run. ST_TICK_LAZY_MS: a command whose tick
+ * only flushes and counts (flows' buffered files, the tee's frames and rate), so its ring
+ * fills a little longer between reads. ST_TICK_PACE_MS: a replay's pacing, each segment
+ * within a millisecond of its time.
+ */
+#define ST_TICK_MS 20
+#define ST_TICK_LAZY_MS 100
+#define ST_TICK_PACE_MS 1
+
 /* Calls tick every tick_ms (also right before returning). */
 int st_loop__set_tick(struct st_loop *l, unsigned tick_ms, st_loop_fn tick, void *ctx);
 /*

@@ -18,7 +18,6 @@
 #include "pcapw.h"
 #include "tap.h"
 
-#define CAPTURE_TICK_MS 20
 /* Count up to this many distinct connections (connmap: ~100 bytes each, ~100 MB at most). */
 #define CAPTURE_MAX_FLOWS (1u << 20)
 
@@ -371,7 +370,7 @@ const struct st_job_kind st_capture_kind = {
 	.name = "capture",
 	.usage_head = usage_head,
 	.size = sizeof(struct capture),
-	.tick_ms = CAPTURE_TICK_MS,
+	.tick_ms = ST_TICK_MS,
 	.optsets = optsets,
 	.check = check,
 	.target = target,

@@ -29,7 +29,6 @@
 #include "opts.h"
 #include "tapmux.h"
 
-#define DAEMON_TICK_MS 20
 #define RETRY_MIN_MS 1000
 #define RETRY_MAX_MS 60000
 /* A job that ran this long before failing starts its backoff from the minimum again. */
@@ -971,7 +970,7 @@ int cmd_daemon(int argc, char **argv)
 	d.plan.n = 0;
 	err = st_loop__on_signal(d.loop, SIGHUP, on_hup, &d);
 	if (!err)
-		err = st_loop__set_tick(d.loop, DAEMON_TICK_MS, on_tick, &d);
+		err = st_loop__set_tick(d.loop, ST_TICK_MS, on_tick, &d);
 	if (err) {
 		pr_err("daemon: event loop: %s", strerror(-err));
 		goto out;

@@ -29,7 +29,6 @@
 #include "tap.h"
 
 #define OPEN_FILES_MAX 4096
-#define LIVE_TICK_MS 100
 
 struct flows {
 	struct st_target t;
@@ -392,7 +391,7 @@ const struct st_job_kind st_flows_kind = {
 	.name = "flows",
 	.usage_head = usage_head,
 	.size = sizeof(struct flows),
-	.tick_ms = LIVE_TICK_MS,
+	.tick_ms = ST_TICK_LAZY_MS,
 	.init = init,
 	.optsets = optsets,
 	.check = check,

@@ -42,7 +42,6 @@
 #include "stream.h"
 #include "tlslink.h"
 
-#define RX_TICK_MS 20
 #define RX_READ (256u << 10)
 #define RX_FILE_READS 16          /* reads per tick from a regular file */
 #define RX_MSS 1448u              /* payload per re-segmented frame */
@@ -58,7 +57,6 @@
 /* --to's pacing (pace_*): segments held for their time, at most this many bytes (then the
  * input waits); a source ahead of its pace by more than RX_PACE_AHEAD_NS (another host's
  * clock, a stream read from its middle) sets the pace again instead of being held */
-#define RX_PACE_TICK_MS 1
 #define RX_PACE_MAX_BYTES (64u << 20)
 #define RX_PACE_AHEAD_NS 1000000000ll
 
@@ -1259,7 +1257,7 @@ int cmd_receive(int argc, char **argv)
 	if ((!rx->is_file && !rx->listen && !rx->kc &&
 	     st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
 	    (rx->sh && st_loop__add(rx->loop, st_shadow__fd(rx->sh), on_shadow_io, rx)) ||
-	    st_loop__set_tick(rx->loop, rx->sh && !rx->fast ? RX_PACE_TICK_MS : RX_TICK_MS, on_tick,
+	    st_loop__set_tick(rx->loop, rx->sh && !rx->fast ? ST_TICK_PACE_MS : ST_TICK_MS, on_tick,
 			      rx)) {
 		pr_err("receive: event loop: %s", strerror(errno));
 		goto out;

@@ -28,8 +28,6 @@
 #include "shadow.h"
 #include "tap.h"
 
-#define LIVE_TICK_MS 20
-#define REPLAY_TICK_MS 1
 #define TIMERS_EVERY_NS (100ull * 1000000)
 #define REPLAY_BATCH 4096
 #define SET_HDR_MAX 512
@@ -615,7 +613,7 @@ static int run_replay(struct shadow_cmd *c)
 	replay_next(c);
 	err = st_loop__add(c->loop, st_shadow__fd(c->sh), replay_io, c);
 	if (!err)
-		err = st_loop__set_tick(c->loop, REPLAY_TICK_MS, replay_tick, c);
+		err = st_loop__set_tick(c->loop, ST_TICK_PACE_MS, replay_tick, c);
 	if (err) {
 		pr_err("%s: event loop: %s", c->cmd, strerror(-err));
 		return -1;
@@ -859,7 +857,7 @@ const struct st_job_kind st_shadow_kind = {
 	.name = "shadow",
 	.usage_head = shadow_head,
 	.size = sizeof(struct shadow_cmd),
-	.tick_ms = LIVE_TICK_MS,
+	.tick_ms = ST_TICK_MS,
 	.init = job_init,
 	.optsets = job_optsets,
 	.check = job_check,

@@ -51,7 +51,6 @@
 #define ST_VERSION "0.1.0"
 #endif
 
-#define TEE_TICK_MS 100
 #define TEE_FLUSH_NS (250ull * 1000000)     /* a sync flush at least this often (live view) */
 #define TEE_DURATION_DEFAULT 900.0          /* a forgotten tee stops by itself */
 #define TEE_MAX_RATE_DEFAULT (16ull << 20)  /* stream bytes per second */
@@ -1648,7 +1647,7 @@ const struct st_job_kind st_tee_kind = {
 	.name = "tee",
 	.usage_head = usage_head,
 	.size = sizeof(struct tee),
-	.tick_ms = TEE_TICK_MS,
+	.tick_ms = ST_TICK_LAZY_MS,
 	.init = init,
 	.optsets = optsets,
 	.check = check,
