@@ -78,6 +78,15 @@ st_init() {
 	trap 'st_log "terminated"; exit 143' TERM
 }
 
+# st_exclusive NAME: waits (at most 240 s) until no other test on this host holds NAME, then
+# holds it until this test ends. For tests that change or check host-wide state (uprobes are
+# per library file: one test's --tls agent probes every process that maps libssl), whichever
+# checkout or runner they come from.
+st_exclusive() {
+	exec {ST_LOCK_FD}>"/tmp/shadowtap-test-$1.lock"
+	flock -w 240 "$ST_LOCK_FD" || st_fail "another test held the host-wide lock '$1' for 240 s"
+}
+
 # st_on_cleanup CMD: run CMD (a string, eval'd) at cleanup, before processes are killed.
 st_on_cleanup() { ST_HOOKS+=("$1"); }
 

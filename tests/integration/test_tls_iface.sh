@@ -12,6 +12,7 @@ st_require_agent
 [ -z "${ST_FAKE_AGENT:-}" ] || st_skip "needs the real agent"
 "$ST_BIN" capture --tls --help >/dev/null 2>&1 || st_skip "$ST_BIN has no --tls"
 st_init
+st_exclusive uprobes
 
 st_netns_pair
 K=(curl -s -S -k --max-time 20 --connect-timeout 5)

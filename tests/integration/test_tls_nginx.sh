@@ -22,6 +22,7 @@ st_require_agent
 [ -n "$(st_cgroup2_root)" ] || st_skip "cgroup v2 is not mounted"
 "$ST_BIN" flows --tls --help >/dev/null 2>&1 || st_skip "$ST_BIN has no --tls"
 st_init
+st_exclusive uprobes
 TC=$ST_ROOT/tests/integration/tls_client.py
 LIBSSL=$(ldd "$(command -v nginx)" | awk '/libssl\.so/ { print $3 }')
 [ -n "$LIBSSL" ] || st_skip "this nginx is not linked with a shared libssl"
