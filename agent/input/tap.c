@@ -574,11 +574,121 @@ struct st_tap *st_tap__open(const struct st_target *t, bool verbose, st_tap_cb c
 	return st_tap__open_opts(t, verbose, NULL, cb, ctx);
 }
 
+/* The interface's index, or the cgroup opened. 0 or an errno (said). */
+static int open_target(struct st_tap *tap, const struct st_target *t)
+{
+	if (t->iface) {
+		tap->ifindex = (int)if_nametoindex(t->iface);
+		if (!tap->ifindex) {
+			pr_err("interface %s: no such interface", t->iface);
+			return ENODEV;
+		}
+		return 0;
+	}
+	tap->cgroup_fd = open_cgroup(t->cgroup);
+	return tap->cgroup_fd < 0 ? errno : 0;
+}
+
+/* The reader of a ring (the tap's, or the TLS probes'). 0 or an errno (said). */
+static int open_ring(struct st_tap *tap, int map_fd)
+{
+	tap->rb = ring_buffer__new(map_fd, ring_cb, tap, NULL);
+	if (!tap->rb) {
+		int err = errno;
+
+		perr("opening ring buffer", err);
+		return err;
+	}
+	tap->real_offset_ns = st_realtime_offset_ns();
+	return 0;
+}
+
+/* The packet programs: the ring's size and wakeup, the policy (rodata), the entry points of
+ * the target's kind, loaded, the filter maps filled. 0 or an errno (said). */
+static int load_programs(struct st_tap *tap, const struct st_target *t,
+			 const struct st_tap_opts *opts, unsigned long ring_bytes)
+{
+	int err;
+
+	tap->skel = tap_bpf__open();
+	if (!tap->skel) {
+		err = errno;
+		perr("opening BPF object", err);
+		return err;
+	}
+	bpf_map__set_max_entries(tap->skel->maps.ring, (__u32)ring_bytes);
+	/* Wake the reader each time another quarter of the ring is waiting, at most 1 MiB
+	 * (a power of two: the ring's size is one). */
+	tap->skel->rodata->wakeup_bytes = ring_bytes / 4 < (1u << 20) ? ring_bytes / 4 : (1u << 20);
+	err = -set_policy(tap->skel, t, opts);
+	if (err) {
+		perr("tap options", err);
+		return err;
+	}
+	bpf_program__set_autoload(tap->skel->progs.tc_ingress, !!t->iface);
+	bpf_program__set_autoload(tap->skel->progs.tc_egress, !!t->iface);
+	bpf_program__set_autoload(tap->skel->progs.cgroup_skb_ingress, !t->iface);
+	bpf_program__set_autoload(tap->skel->progs.cgroup_skb_egress, !t->iface);
+	err = -tap_bpf__load(tap->skel);
+	if (err) {
+		perr("loading BPF programs", err);
+		return err;
+	}
+	err = -fill_filters(tap, t);
+	if (err)
+		perr("configuring filters", err);
+	return err;
+}
+
+/* Follows the interface (rtnetlink) or the cgroup (inotify), from before the attach: a
+ * removal right after it is seen too. 0 or an errno (said). */
+static int watch_target(struct st_tap *tap, const struct st_target *t)
+{
+	int err;
+
+	tap->exit_on_detach = t->exit_on_detach;
+	if (t->iface) {
+		tap->iface = t->iface;
+		tap->attach_mode = t->attach;
+		tap->lw = st_linkwatch__new(t->iface, tap->ifindex, on_link, tap);
+		if (!tap->lw) {
+			err = errno;
+			perr("watching the interface (rtnetlink)", err);
+			return err;
+		}
+		return 0;
+	}
+	tap->cgroup = t->cgroup;
+	err = -watch_cgroup(tap, t->cgroup);
+	if (err)
+		perr("watching the cgroup (inotify)", err);
+	return err;
+}
+
+static int attach(struct st_tap *tap, const struct st_target *t)
+{
+	int err = -(t->iface ? attach_iface(tap, t->attach) : attach_cgroup(tap));
+
+	if (err) {
+		char what[300];
+
+		snprintf(what, sizeof(what), "attaching to %s %s", t->iface ? "interface" : "cgroup",
+			 t->iface ? t->iface : t->cgroup);
+		perr(what, err);
+	}
+	return err;
+}
+
+/*
+ * Opens the target, then either the TLS probes (--tls: the plaintext instead of the packets,
+ * since the ciphertext of the same port would be a second, unreadable copy of every
+ * connection for every consumer) or the packet programs, watched and attached.
+ */
 struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
 				 const struct st_tap_opts *opts, st_tap_cb cb, void *ctx)
 {
-	struct st_tap *tap;
 	unsigned long ring_bytes;
+	struct st_tap *tap;
 	int err;
 
 	tap = calloc(1, sizeof(*tap));
@@ -591,113 +701,23 @@ struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
 	tap->ctx = ctx;
 	/* libbpf's warnings while we set up are detail: every failure is reported below */
 	st_log_libbpf_setup(1);
-
-	if (t->iface) {
-		tap->ifindex = (int)if_nametoindex(t->iface);
-		if (!tap->ifindex) {
-			err = errno;
-			pr_err("interface %s: no such interface", t->iface);
-			goto fail;
-		}
-	} else {
-		tap->cgroup_fd = open_cgroup(t->cgroup);
-		if (tap->cgroup_fd < 0) {
-			err = errno;
-			goto fail;
-		}
-	}
-
 	ring_bytes = round_pow2((unsigned long)(t->ring_mb ? t->ring_mb : ST_RING_MB_DEFAULT) << 20);
-	if (t->tls) {
-		/* the plaintext instead of the packets: the ciphertext of the same port would
-		 * be a second, unreadable copy of every connection for every consumer */
+	err = open_target(tap, t);
+	if (!err && t->tls) {
 		tap->tls = st_tls__open(t, opts, (uint32_t)ring_bytes);
-		if (!tap->tls) {
-			err = errno;
-			goto fail;
-		}
-		tap->rb = ring_buffer__new(st_tls__ring_fd(tap->tls), ring_cb, tap, NULL);
-		if (!tap->rb) {
-			err = errno;
-			perr("opening ring buffer", err);
-			goto fail;
-		}
-		tap->real_offset_ns = st_realtime_offset_ns();
-		st_log_libbpf_setup(0);
+		err = tap->tls ? open_ring(tap, st_tls__ring_fd(tap->tls)) : errno;
+	} else if (!err) {
+		err = load_programs(tap, t, opts, ring_bytes);
+		if (!err)
+			err = open_ring(tap, bpf_map__fd(tap->skel->maps.ring));
+		if (!err)
+			err = watch_target(tap, t);
+		if (!err)
+			err = attach(tap, t);
+	}
+	st_log_libbpf_setup(0);
+	if (!err)
 		return tap;
-	}
-	tap->skel = tap_bpf__open();
-	if (!tap->skel) {
-		err = errno;
-		perr("opening BPF object", err);
-		goto fail;
-	}
-	bpf_map__set_max_entries(tap->skel->maps.ring, (__u32)ring_bytes);
-	/* Wake the reader each time another quarter of the ring is waiting, at most 1 MiB
-	 * (a power of two: the ring's size is one). */
-	tap->skel->rodata->wakeup_bytes = ring_bytes / 4 < (1u << 20) ? ring_bytes / 4 : (1u << 20);
-	err = -set_policy(tap->skel, t, opts);
-	if (err) {
-		perr("tap options", err);
-		goto fail;
-	}
-	bpf_program__set_autoload(tap->skel->progs.tc_ingress, !!t->iface);
-	bpf_program__set_autoload(tap->skel->progs.tc_egress, !!t->iface);
-	bpf_program__set_autoload(tap->skel->progs.cgroup_skb_ingress, !t->iface);
-	bpf_program__set_autoload(tap->skel->progs.cgroup_skb_egress, !t->iface);
-
-	err = -tap_bpf__load(tap->skel);
-	if (err) {
-		perr("loading BPF programs", err);
-		goto fail;
-	}
-	err = -fill_filters(tap, t);
-	if (err) {
-		perr("configuring filters", err);
-		goto fail;
-	}
-	tap->rb = ring_buffer__new(bpf_map__fd(tap->skel->maps.ring), ring_cb, tap, NULL);
-	if (!tap->rb) {
-		err = errno;
-		perr("opening ring buffer", err);
-		goto fail;
-	}
-	tap->real_offset_ns = st_realtime_offset_ns();
-	if (t->iface) {
-		/* watched from before the attach: a delete right after it is seen too */
-		tap->iface = t->iface;
-		tap->attach_mode = t->attach;
-		tap->exit_on_detach = t->exit_on_detach;
-		tap->lw = st_linkwatch__new(t->iface, tap->ifindex, on_link, tap);
-		if (!tap->lw) {
-			err = errno;
-			perr("watching the interface (rtnetlink)", err);
-			goto fail;
-		}
-	}
-	if (!t->iface && !t->tls) {
-		/* watched from before the attach: a removal right after it is seen too */
-		tap->cgroup = t->cgroup;
-		tap->exit_on_detach = t->exit_on_detach;
-		err = -watch_cgroup(tap, t->cgroup);
-		if (err) {
-			perr("watching the cgroup (inotify)", err);
-			goto fail;
-		}
-	}
-	err = -(t->iface ? attach_iface(tap, t->attach) : attach_cgroup(tap));
-	if (err) {
-		char what[300];
-
-		snprintf(what, sizeof(what), "attaching to %s %s", t->iface ? "interface" : "cgroup",
-			 t->iface ? t->iface : t->cgroup);
-		perr(what, err);
-		goto fail;
-	}
-	st_log_libbpf_setup(0);
-	return tap;
-fail:
-	st_log_libbpf_setup(0);
 	st_tap__destroy(tap);
 	errno = err;
 	return NULL;
