@@ -237,13 +237,14 @@ static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 	return 0;
 }
 
-static void summary(struct flows *fl, const char *what)
+/* Flows' counters into l: reassembly's under flows' names, the engine's, and the tap's when
+ * the input is live (ts). Both the summary and the daemon's stats lines are this. */
+static void add_stats(struct flows *fl, struct st_statline *l, const struct st_tap_summary *ts)
 {
 	struct st_pcapin_stats ps = { 0 };
 	struct st_flowsink_stats ks;
 	struct st_reasm_stats st;
 	struct flows_summary fs;
-	struct st_statline l;
 
 	st_reasm__stats(fl->r, &st);
 	st_flowsink__stats(fl->sink, &ks);
@@ -258,11 +259,18 @@ static void summary(struct flows *fl, const char *what)
 		.mem_peak = st.mem_peak, .packets = fl->pin ? ps.packets : st.segments,
 		.skipped = ps.not_tcp + ps.malformed + ps.fragments, .filtered = fl->filtered,
 	};
+	st_statline_add_table(l, flows_stat_desc, flows_stat_n, &fs);
+	st_statline_add_table(l, st_flowsink_stat_desc, st_flowsink_stat_n, &ks);
+	if (ts)
+		st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
+}
+
+static void summary(struct flows *fl, const char *what)
+{
+	struct st_statline l;
+
 	st_statline_init(&l);
-	st_statline_add_table(&l, flows_stat_desc, flows_stat_n, &fs);
-	st_statline_add_table(&l, st_flowsink_stat_desc, st_flowsink_stat_n, &ks);
-	if (!fl->pin)
-		st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &fl->tap_sum);
+	add_stats(fl, &l, fl->pin ? NULL : &fl->tap_sum);
 	st_statline_print(&l, what);
 }
 
@@ -339,24 +347,7 @@ static int offline(void *obj)
 
 static void stats(void *obj, struct st_statline *l, const struct st_tap_summary *ts)
 {
-	struct flows *fl = obj;
-	struct st_flowsink_stats ks;
-	struct st_reasm_stats st;
-	struct flows_summary fs;
-
-	st_reasm__stats(fl->r, &st);
-	st_flowsink__stats(fl->sink, &ks);
-	fs = (struct flows_summary){
-		.connections = st.conns, .files = ks.files, .bytes = st.bytes,
-		.gaps = st.gaps, .gap_bytes = st.gap_bytes, .overlaps = st.overlaps,
-		.overlap_bytes = st.overlap_bytes, .retrans_bytes = st.retrans_bytes,
-		.drops = st.drop_segs, .drop_bytes = st.drop_bytes, .joined = st.conns_joined,
-		.timeouts = st.conns_timeout, .evicted = st.conns_evicted,
-		.mem_peak = st.mem_peak, .packets = st.segments, .filtered = fl->filtered,
-	};
-	st_statline_add_table(l, flows_stat_desc, flows_stat_n, &fs);
-	st_statline_add_table(l, st_flowsink_stat_desc, st_flowsink_stat_n, &ks);
-	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
+	add_stats(obj, l, ts);
 }
 
 static void destroy(void *obj)
