@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,14 +74,22 @@ int st_opt_set(const struct st_opt *o, void *obj, const char *val, const char *w
 				     (uint64_t *)field(o, obj));
 	case ST_OPTK_DOUBLE: {
 		char *end;
-		double v;
+		double v = NAN;
 
 		errno = 0;
-		v = val && *val ? strtod(val, &end) : NAN;
-		if (!val || !*val || errno || *end || !(v >= o->min && v <= o->max)) {
-			pr_err("%s: '%s' is not a number in %g..%g", where, val ? val : "", o->min,
-			       o->max);
-			return -1;
+		if (o->flags & ST_OPTF_SECONDS) {
+			if (!val || st_parse_seconds(val, &v) || !(v >= o->min && v <= o->max)) {
+				pr_err("%s: '%s' is not a duration in %gs..%gs (90, 90s, 15m, 1h, 500ms)",
+				       where, val ? val : "", o->min, o->max);
+				return -1;
+			}
+		} else {
+			v = val && *val ? strtod(val, &end) : NAN;
+			if (!val || !*val || errno || *end || !(v >= o->min && v <= o->max)) {
+				pr_err("%s: '%s' is not a number in %g..%g", where, val ? val : "",
+				       o->min, o->max);
+				return -1;
+			}
 		}
 		*(double *)field(o, obj) = v;
 		return 0;
@@ -182,6 +191,115 @@ void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
 	fprintf(f, "  -h, --help            this help\n");
 }
 
+int st_parse_seconds(const char *s, double *out)
+{
+	static const struct {
+		const char *unit;
+		double secs;
+	} units[] = { { "", 1 }, { "s", 1 }, { "ms", 1e-3 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 } };
+	char *end;
+	double v;
+
+	if (!s || !((*s >= '0' && *s <= '9') || *s == '.'))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || !isfinite(v))
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(end, units[i].unit)) {
+			*out = v * units[i].secs;
+			return 0;
+		}
+	return -1;
+}
+
+/* Optimal string alignment distance (Damerau-Levenshtein without moves of substrings),
+ * capped at lim + 1: names are short. */
+static size_t edit_distance(const char *a, const char *b, size_t lim)
+{
+	size_t la = strlen(a), lb = strlen(b), d[3][64], best;
+	size_t *pp = d[0], *p = d[1], *c = d[2];
+
+	if (la >= 64 || lb >= 64)
+		return lim + 1;
+	for (size_t j = 0; j <= lb; j++)
+		p[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		c[0] = best = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1], v = p[j - 1] + cost;
+
+			if (p[j] + 1 < v)
+				v = p[j] + 1;
+			if (c[j - 1] + 1 < v)
+				v = c[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    pp[j - 2] + 1 < v)
+				v = pp[j - 2] + 1;
+			c[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best > lim)
+			return lim + 1;
+		size_t *t = pp;
+
+		pp = p;
+		p = c;
+		c = t;
+	}
+	return p[lb];
+}
+
+const char *st_nearest(const char *word, const char *const *cands, size_t n)
+{
+	size_t lim = strlen(word) / 3, best = SIZE_MAX;
+	const char *pick = NULL;
+
+	if (lim < 1)
+		lim = 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t dist = edit_distance(word, cands[i], lim);
+
+		if (dist <= lim && dist < best) {
+			best = dist;
+			pick = cands[i];
+		}
+	}
+	return pick;
+}
+
+/* The one-line message for getopt_long's '?' or ':' (opterr = 0, optstring starting with
+ * ':'), naming the command and, for an unknown long option, the nearest known one. */
+static int getopt_error(const struct st_optset *sets, size_t nsets, const char *cmd, int opt,
+			char **argv)
+{
+	const char *arg = argv[optind - 1], *names[LONGOPTS_MAX + 1], *near;
+	char word[64];
+	size_t n = 0;
+
+	if (opt == ':') {
+		pr_err("%s: option '%s' needs a value", cmd, arg);
+		return ST_EXIT_USAGE;
+	}
+	if (optopt && strncmp(arg, "--", 2)) {
+		pr_err("%s: unknown option '-%c' (see shadowtap %s --help)", cmd, optopt, cmd);
+		return ST_EXIT_USAGE;
+	}
+	snprintf(word, sizeof(word), "%.*s", (int)strcspn(arg + 2, "="), arg + 2);
+	for (size_t s = 0; s < nsets; s++)
+		for (size_t i = 0; i < sets[s].n && n < LONGOPTS_MAX; i++)
+			names[n++] = sets[s].opts[i].name;
+	names[n++] = "help";
+	near = st_nearest(word, names, n);
+	if (near)
+		pr_err("%s: unknown option '%s' (did you mean --%s?)", cmd, arg, near);
+	else
+		pr_err("%s: unknown option '%s' (see shadowtap %s --help)", cmd, arg, cmd);
+	return ST_EXIT_USAGE;
+}
+
 int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 		  const char *usage_head, int argc, char **argv, int *first_arg)
 {
@@ -226,7 +344,7 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 			return -1;
 		}
 		if (opt == '?' || opt == ':')
-			return st_getopt_error(cmd, opt, argv);
+			return getopt_error(sets, nsets, cmd, opt, argv);
 		if (opt >= 0x10000) {
 			set = &sets[(opt - 0x10000) / 0x1000];
 			o = &set->opts[(opt - 0x10000) % 0x1000];
@@ -239,7 +357,7 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 					}
 		}
 		if (!o)
-			return st_getopt_error(cmd, '?', argv);
+			return getopt_error(sets, nsets, cmd, '?', argv);
 		snprintf(where, sizeof(where), "%s: --%s", cmd, o->name);
 		if (st_opt_set(o, set->obj, optarg, where))
 			return ST_EXIT_USAGE;

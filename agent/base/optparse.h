@@ -45,6 +45,8 @@ enum st_opt_kind {
 #define ST_OPTF_NOVAL 0x10u /* FUNC: takes no value (fn gets NULL) */
 #define ST_OPTF_OPTVAL 0x20u /* FUNC: the value is optional, given as --name=VALUE (fn gets
 			      * NULL without one); help shows --name[=ARG] */
+#define ST_OPTF_SECONDS 0x40u /* DOUBLE: a duration, in seconds, or with a unit: 500ms, 90s,
+			       * 15m, 1h, 2d (ST_OPT_SECONDS) */
 
 struct st_opt {
 	const char *name;     /* long name (--name), and the config key */
@@ -75,6 +77,10 @@ struct st_opt {
 #define ST_OPT_DOUBLE(n, s, T, f, a, lo, hi, h)                                             \
 	{ .name = n, .short_name = s, .kind = ST_OPTK_DOUBLE, .off = offsetof(T, f), .arg = a, \
 	  .min = lo, .max = hi, .help = h }
+/* A duration in seconds (a double): "90", "90s", "1.5m", "15m", "1h", "500ms", "2d". */
+#define ST_OPT_SECONDS(n, s, T, f, lo, hi, h)                                                 \
+	{ .name = n, .short_name = s, .kind = ST_OPTK_DOUBLE, .flags = ST_OPTF_SECONDS,        \
+	  .off = offsetof(T, f), .arg = "SEC", .min = lo, .max = hi, .help = h }
 #define ST_OPT_CHOICE(n, s, T, f, a, ch, h)                                                 \
 	{ .name = n, .short_name = s, .kind = ST_OPTK_CHOICE, .off = offsetof(T, f), .arg = a, \
 	  .choices = ch, .help = h }
@@ -108,6 +114,14 @@ const struct st_opt *st_opts_find(const struct st_optset *sets, size_t nsets, co
  */
 int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 		  const char *usage_head, int argc, char **argv, int *first_arg);
+
+/* Parses a duration ("90", "90s", "1.5m", "15m", "1h", "500ms", "2d") into seconds. 0, or -1
+ * (not a duration: nothing said). */
+int st_parse_seconds(const char *s, double *out);
+
+/* The candidate nearest to word (a typo's edit distance: at most a third of its length, at
+ * least 1), for "did you mean ...?"; NULL when none is near. */
+const char *st_nearest(const char *word, const char *const *cands, size_t n);
 
 /* The rows' help, aligned, as --help prints them. */
 void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets);

@@ -185,19 +185,6 @@ int st_target_add_host(struct st_target *t, const char *s)
 	return 0;
 }
 
-int st_getopt_error(const char *cmd, int opt, char **argv)
-{
-	const char *arg = argv[optind - 1];
-
-	if (opt == ':')
-		pr_err("%s: option '%s' needs a value", cmd, arg);
-	else if (optopt && strncmp(arg, "--", 2))
-		pr_err("%s: unknown option '-%c' (see shadowtap %s --help)", cmd, optopt, cmd);
-	else
-		pr_err("%s: unknown option '%s' (see shadowtap %s --help)", cmd, arg, cmd);
-	return ST_EXIT_USAGE;
-}
-
 /* Refused here, not by the kernel at load time ("Invalid argument"): a ring buffer's size is a
  * power-of-2 number of bytes that fits max_entries, a u32. */
 static int parse_ring_mb(const char *arg, unsigned *out)

@@ -151,12 +151,6 @@ extern const size_t st_filter_opts_n;
 extern const struct st_opt st_reasm_opts[];   /* --max-mem, for the commands that reassemble */
 extern const size_t st_reasm_opts_n;
 
-/*
- * Prints the one-line message for getopt_long's '?' or ':' result (opterr = 0,
- * optstring starting with ':'), naming the command. Returns ST_EXIT_USAGE.
- */
-int st_getopt_error(const char *cmd, int opt, char **argv);
-
 /* Returns 1 if opt was a target option and is valid, 0 if not a target
  * option, -1 after printing an error for an invalid value. */
 int st_target_opt(struct st_target *t, int opt, const char *arg);

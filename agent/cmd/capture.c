@@ -56,7 +56,7 @@ static const char usage_head[] =
 static const struct st_opt capture_opts[] = {
 	ST_OPT_STRING("write", 'w', struct capture, out, "FILE",
 		      "pcap output, '-' for stdout (| wireshark -k -i -)"),
-	ST_OPT_DOUBLE("duration", 'd', struct capture, duration, "SEC", 0.001, 1e9,
+	ST_OPT_SECONDS("duration", 'd', struct capture, duration, 0.001, 1e9,
 		      "stop after SEC seconds"),
 	ST_OPT_UINT("write-queue-mb", 0, struct capture, queue_bytes, "N", ST_PCAPW_QUEUE_MB_MIN,
 		    ST_PCAPW_QUEUE_MB_MAX, ST_OPTF_MIB,
@@ -67,7 +67,7 @@ static const struct st_opt capture_opts[] = {
 		    "a new file after about N MiB: FILE's name with the start time\n"
 		    "(web.pcap: web-20261130T120000.000Z.pcap), written under a\n"
 		    "hidden temporary name and renamed when complete"),
-	ST_OPT_DOUBLE("rotate-sec", 0, struct capture, rotate_s, "SEC", 1, 1e9,
+	ST_OPT_SECONDS("rotate-sec", 0, struct capture, rotate_s, 1, 1e9,
 		      "a new file every SEC seconds (named as with --rotate-mb)"),
 	ST_OPT_UINT("keep", 0, struct capture, keep, "N", 2, 1000000, 0,
 		    "with rotation: at most N files, N >= 2 (the one being written\n"

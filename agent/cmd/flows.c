@@ -92,7 +92,7 @@ static const struct st_opt flows_opts[] = {
 		      "output directory; created if missing, must be empty"),
 	ST_OPT_FLAG("force", 0, struct flows, force,
 		    "write into a non-empty DIR (files of the same name are replaced)"),
-	ST_OPT_DOUBLE("duration", 0, struct flows, duration, "SEC", 0, 1e9,
+	ST_OPT_SECONDS("duration", 0, struct flows, duration, 0, 1e9,
 		      "stop live capture after SEC seconds (default: until SIGINT)"),
 	ST_OPT_COUNT("verbose", 'v', struct flows, verbose, "more messages (-vv: libbpf's too)"),
 };

@@ -6,6 +6,7 @@
 
 #include "commands.h"
 #include "log.h"
+#include "optparse.h"
 #include "opts.h"
 
 #ifndef ST_VERSION
@@ -61,6 +62,16 @@ int main(int argc, char **argv)
 	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 		if (!strcmp(argv[1], commands[i].name))
 			return commands[i].run(argc - 1, argv + 1);
-	pr_err("unknown command '%s' (see shadowtap --help)", argv[1]);
+	{
+		const char *names[sizeof(commands) / sizeof(commands[0])], *near;
+
+		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+			names[i] = commands[i].name;
+		near = st_nearest(argv[1], names, sizeof(names) / sizeof(names[0]));
+		if (near)
+			pr_err("unknown command '%s' (did you mean %s?)", argv[1], near);
+		else
+			pr_err("unknown command '%s' (see shadowtap --help)", argv[1]);
+	}
 	return ST_EXIT_USAGE;
 }

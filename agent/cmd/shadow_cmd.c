@@ -255,10 +255,10 @@ static const struct st_opt engine_opts[] = {
 		    ST_OPTF_MIB, "all output queues together, MiB (default 256)"),
 	ST_OPT_UINT("conn-queue-mb", 0, struct shadow_cmd, cfg.conn_queue_max, "N", 1, 4096,
 		    ST_OPTF_MIB, "per shadow connection, MiB (default 16, at most --max-queue-mb)"),
-	ST_OPT_DOUBLE("drain", 0, struct shadow_cmd, drain_s, "SEC", 0, 3600,
+	ST_OPT_SECONDS("drain", 0, struct shadow_cmd, drain_s, 0, 3600,
 		      "at the end, wait up to SEC for shadows to take what is\n"
 		      "queued (default 2 live, 10 replay)"),
-	ST_OPT_DOUBLE("stats", 0, struct shadow_cmd, stats_s, "SEC", 0.1, 1e6,
+	ST_OPT_SECONDS("stats", 0, struct shadow_cmd, stats_s, 0.1, 1e6,
 		      "a stats line on stderr every SEC seconds"),
 	ST_OPT_STRING("metrics", 0, struct shadow_cmd, metrics, "FILE",
 		      "the counters in Prometheus text format, rewritten every\n"
@@ -268,7 +268,7 @@ static const struct st_opt engine_opts[] = {
 };
 
 static const struct st_opt live_opts[] = {
-	ST_OPT_DOUBLE("duration", 0, struct shadow_cmd, duration, "SEC", 0.001, 1e9,
+	ST_OPT_SECONDS("duration", 0, struct shadow_cmd, duration, 0.001, 1e9,
 		      "stop after SEC seconds (default: until SIGINT/SIGTERM)"),
 };
 

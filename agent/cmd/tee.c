@@ -316,7 +316,7 @@ static const struct st_opt tee_opts[] = {
 		      "--to: the receiver's certificate must chain to this CA"),
 	ST_OPT_FLAG("insecure", 0, struct tee, insecure,
 		    "--to in plaintext (anyone on the path reads the traffic)"),
-	ST_OPT_DOUBLE("duration", 'd', struct tee, duration, "SEC", 0, 1e9,
+	ST_OPT_SECONDS("duration", 'd', struct tee, duration, 0, 1e9,
 		      "stop after SEC seconds (default 900; 0: until SIGINT)"),
 	ST_OPT_DOUBLE("sample", 0, struct tee, sample, "PCT", 0.01, 100,
 		      "tee PCT% of the connections (by a stable hash, decided in\n"

@@ -211,7 +211,7 @@ const struct st_opt st_cmp_opts[] = {
 	ST_OPT_SIZE("compare-max-mem", 0, struct st_cmp_opts, max_mem, "SIZE", ST_MAX_MEM_MIN,
 		    ST_MAX_MEM_MAX, "all answers held for comparison (default 256M); past it\n"
 		    "pairs are not compared (counted)"),
-	ST_OPT_DOUBLE("compare-timeout", 0, struct st_cmp_opts, timeout_s, "SEC", 0.1, 86400,
+	ST_OPT_SECONDS("compare-timeout", 0, struct st_cmp_opts, timeout_s, 0.1, 86400,
 		      "answers not all in after SEC: not compared (default 30)"),
 	ST_OPT_FUNC("noise-relative", 0, "PCT", 0, opt_rel,
 		    "a field is a regression when |raw-noise|/(raw+noise) > PCT\n"
@@ -221,7 +221,7 @@ const struct st_opt st_cmp_opts[] = {
 	ST_OPT_DOUBLE("latency-min-ms", 0, struct st_cmp_opts, lat_min_ms, "MS", 0.001, 1e6,
 		      "a latency verdict needs a median shift of MS too\n"
 		      "(Hodges-Lehmann; default 1)"),
-	ST_OPT_DOUBLE("report-interval", 0, struct st_cmp_opts, report_every_s, "SEC", 0.1, 86400,
+	ST_OPT_SECONDS("report-interval", 0, struct st_cmp_opts, report_every_s, 0.1, 86400,
 		      "rewrite the reports every SEC (default 10)"),
 	ST_OPT_UINT("compare-max-endpoints", 0, struct st_cmp_opts, max_endpoints, "N", 1, 100000, 0,
 		    "distinct endpoints reported; the rest as \"other\" (default 100)"),
