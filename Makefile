@@ -89,7 +89,7 @@ FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) $(AGENT_IN
 .DELETE_ON_ERROR:
 .PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench install clean deps deps-check
 
-all: $(BUILD)/shadowtap $(TOOL_BINS)
+all: $(BUILD)/shadowtap $(BUILD)/shadowtap.8 $(TOOL_BINS)
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -126,6 +126,11 @@ $(LIB): $(LIB_OBJS)
 $(BUILD)/shadowtap: $(CMD_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The manual page, from the binary's own option tables (the same rows as --help).
+$(BUILD)/shadowtap.8: $(BUILD)/shadowtap
+	$(call msg,MAN,$@)
+	$(Q)$< --man >$@
 
 $(UNIT_OBJS): $(BUILD)/tests/unit/%.o: tests/unit/%.c | $(SKELS)
 	$(call msg,CC,$@)
@@ -203,12 +208,14 @@ bench: deps
 	$(Q)ST_BUILD=$(BUILD) tools/bench-compare.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-tls.sh
 
-# The binary, the systemd unit (its paths follow PREFIX) and the example configuration
+# The binary, its manual page, the systemd unit (its paths follow PREFIX) and the example configuration
 # (docs/DAEMON.md); an existing /etc/shadowtap/shadowtap.conf is never touched.
 SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 SYSCONF_DIR ?= /etc/shadowtap
-install: $(BUILD)/shadowtap
+MAN_DIR ?= $(PREFIX)/share/man
+install: $(BUILD)/shadowtap $(BUILD)/shadowtap.8
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
+	install -D -m 0644 $(BUILD)/shadowtap.8 $(DESTDIR)$(MAN_DIR)/man8/shadowtap.8
 	install -d -m 0755 $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SYSCONF_DIR)
 	sed 's|/usr/local/sbin/shadowtap|$(PREFIX)/sbin/shadowtap|g' tools/systemd/shadowtap.service \
 		>$(DESTDIR)$(SYSTEMD_UNIT_DIR)/shadowtap.service

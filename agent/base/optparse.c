@@ -11,7 +11,7 @@
 #include "log.h"
 #include "opts.h"
 
-#define LONGOPTS_MAX 128
+#define LONGOPTS_MAX 128 /* + --help and --help-man */
 #define HELP_COL 24
 
 static void *field(const struct st_opt *o, void *obj)
@@ -300,10 +300,67 @@ static int getopt_error(const struct st_optset *sets, size_t nsets, const char *
 	return ST_EXIT_USAGE;
 }
 
+/* s as roff text: a leading '.' or '\'' escaped, backslashes and hyphens of option names
+ * escaped (a plain '-' may be typeset as a hyphen, which a copied command line cannot use). */
+static void roff_text(FILE *f, const char *s, size_t len)
+{
+	bool bol = true;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (bol && (c == '.' || c == '\''))
+			fputs("\\&", f);
+		if (c == '\\')
+			fputs("\\e", f);
+		else if (c == '-')
+			fputs("\\-", f);
+		else
+			fputc(c, f);
+		bol = c == '\n';
+	}
+}
+
+/* The command's section of the manual page, from the same rows as --help: its usage text
+ * (as it is: it is laid out by hand) and one tagged paragraph per option. */
+static void help_man(FILE *f, const char *cmd, const char *usage_head,
+		     const struct st_optset *sets, size_t nsets)
+{
+	fprintf(f, ".SS %s\n.nf\n", cmd);
+	roff_text(f, usage_head, strlen(usage_head));
+	fputs(".fi\n", f);
+	for (size_t s = 0; s < nsets; s++) {
+		for (size_t i = 0; i < sets[s].n; i++) {
+			const struct st_opt *o = &sets[s].opts[i];
+			const char *h = o->help ? o->help : "";
+
+			fputs(".TP\n", f);
+			if (o->short_name)
+				fprintf(f, "\\fB\\-%c\\fR, ", o->short_name);
+			fputs("\\fB\\-\\-", f);
+			roff_text(f, o->name, strlen(o->name));
+			fputs("\\fR", f);
+			if (has_value(o) && o->arg) {
+				fputs(arg_kind(o) == optional_argument ? "[=\\fI" : " \\fI", f);
+				roff_text(f, o->arg, strlen(o->arg));
+				fputs(arg_kind(o) == optional_argument ? "\\fR]" : "\\fR", f);
+			}
+			fputc('\n', f);
+			/* the help's line breaks are --help's layout: one paragraph here */
+			for (const char *nl; (nl = strchr(h, '\n')); h = nl + 1) {
+				roff_text(f, h, (size_t)(nl - h));
+				fputc('\n', f);
+			}
+			roff_text(f, h, strlen(h));
+			fputc('\n', f);
+		}
+	}
+}
+
 int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 		  const char *usage_head, int argc, char **argv, int *first_arg)
 {
-	struct option lo[LONGOPTS_MAX + 2];
+	struct option lo[LONGOPTS_MAX + 3];
 	char shorts[2 * LONGOPTS_MAX + 4] = ":";
 	size_t n = 0, sl = 1;
 	int opt;
@@ -327,6 +384,8 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 		}
 	}
 	lo[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	/* not in --help: `shadowtap --man` asks every command for its part of the page */
+	lo[n++] = (struct option){ "help-man", no_argument, NULL, 'M' };
 	lo[n] = (struct option){ 0 };
 	shorts[sl++] = 'h';
 	shorts[sl] = 0;
@@ -341,6 +400,10 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 		if (opt == 'h') {
 			fputs(usage_head, stdout);
 			st_opts_help(stdout, sets, nsets);
+			return -1;
+		}
+		if (opt == 'M') {
+			help_man(stdout, cmd, usage_head, sets, nsets);
 			return -1;
 		}
 		if (opt == '?' || opt == ':')

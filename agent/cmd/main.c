@@ -42,6 +42,47 @@ static void usage(FILE *f)
 	fprintf(f, "\n'shadowtap COMMAND --help' describes each command.\n");
 }
 
+/* The manual page (section 8): this text around every command's own part, which each
+ * command prints from its option tables (--help-man), so the page and --help cannot drift. */
+static void man_page(void)
+{
+	printf(".TH SHADOWTAP 8 \"\" \"shadowtap %s\" \"System Administration\"\n"
+	       ".SH NAME\nshadowtap \\- eBPF traffic tee and shadow agent\n"
+	       ".SH SYNOPSIS\n\\fBshadowtap\\fR \\fICOMMAND\\fR [\\fIoptions\\fR]\n"
+	       ".SH DESCRIPTION\n"
+	       "shadowtap captures a service's TCP traffic in the kernel (TC or cgroup_skb BPF\n"
+	       "programs that always pass every packet) and reassembles it in user space: to a\n"
+	       "pcap file, to one file per connection direction, or replayed to shadow targets\n"
+	       "running a new build, with their answers compared to production's own (tap\n"
+	       "compare); it tees a live service, redacted, to a workstation or through Kafka, and\n"
+	       "runs as a daemon with many jobs. Production never waits for it: what does not fit\n"
+	       "is dropped whole and counted.\n"
+	       ".SH COMMANDS\n", ST_VERSION);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+		printf(".TP\n\\fB%s\\fR\n%s\n", commands[i].name, commands[i].summary);
+	printf(".SH OPTIONS\n"
+	       "Durations take a unit (90, 90s, 15m, 1h, 500ms; a bare number is seconds).\n");
+	fflush(stdout);
+	for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++) {
+		char *av[] = { (char *)commands[i].name, "--help-man", NULL };
+
+		commands[i].run(2, av);
+		fflush(stdout);
+	}
+	printf(".SH SIGNALS\n"
+	       "SIGINT and SIGTERM stop a command cleanly: the ring is drained, files are\n"
+	       "flushed, programs detached, the summary printed. SIGHUP reopens output files\n"
+	       "(capture \\-w) and reloads the daemon's configuration.\n"
+	       ".SH EXIT STATUS\n"
+	       "0: success. 1: a runtime error (unknown interface, missing cgroup, an output\n"
+	       "that could not be written, no privileges). 2: a usage error.\n"
+	       ".SH FILES\n"
+	       ".TP\n/etc/shadowtap/shadowtap.conf\nthe daemon's configuration (an example is\n"
+	       "installed next to it)\n"
+	       ".SH SEE ALSO\n\\fBtcpdump\\fR(8), \\fBbpftool\\fR(8); the documentation in the\n"
+	       "source tree's docs/ folder.\n");
+}
+
 int main(int argc, char **argv)
 {
 	if (argc < 2) {
@@ -50,6 +91,10 @@ int main(int argc, char **argv)
 	}
 	if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
 		usage(stdout);
+		return ST_EXIT_OK;
+	}
+	if (!strcmp(argv[1], "--man")) {
+		man_page();
 		return ST_EXIT_OK;
 	}
 	if (!strcmp(argv[1], "--version")) {
