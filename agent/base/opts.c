@@ -389,42 +389,6 @@ const char *st_addr_str(const struct st_addr *a, char *buf, size_t len)
 	return buf;
 }
 
-int st_open_outdir(const char *cmd, const char *path, bool force)
-{
-	struct dirent *e;
-	DIR *d;
-	int fd;
-
-	if (mkdir(path, 0755) && errno != EEXIST) {
-		pr_err("%s: cannot create %s: %s", cmd, path, strerror(errno));
-		return -1;
-	}
-	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (fd < 0) {
-		pr_err("%s: cannot open %s: %s", cmd, path, strerror(errno));
-		return -1;
-	}
-	if (force)
-		return fd;
-	d = fdopendir(dup(fd));
-	if (!d) {
-		pr_err("%s: cannot read %s: %s", cmd, path, strerror(errno));
-		close(fd);
-		return -1;
-	}
-	while ((e = readdir(d))) {
-		if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) {
-			pr_err("%s: %s is not empty (use --force to write into it anyway)", cmd,
-			       path);
-			closedir(d);
-			close(fd);
-			return -1;
-		}
-	}
-	closedir(d);
-	return fd;
-}
-
 int st_opt_methods(char *buf, size_t bufsz, const char **methods, unsigned *n, unsigned max,
 		   const char *val, char *err, size_t errlen)
 {

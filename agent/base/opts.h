@@ -166,10 +166,6 @@ bool st_target_keeps(const struct st_target *t, const struct st_flow_key *k);
 /* Formats an address as inet_ntop does; buf >= 46 bytes. */
 const char *st_addr_str(const struct st_addr *a, char *buf, size_t len);
 
-/* -o DIR of flows and receive: opens the folder (creating it), refuses a non-empty one
- * without --force; the fd, or -1 after one line naming cmd. */
-int st_open_outdir(const char *cmd, const char *path, bool force);
-
 /* Option values shared by shadow and tee (optparse FUNC rows; 0, or -1 with err set):
  * --match-method LIST (repeatable: the names are kept in buf, pointed to by methods[*n]);
  * --match-path/--exclude-path REGEX (POSIX extended; *set tells a compiled re, freed first). */

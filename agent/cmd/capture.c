@@ -15,6 +15,7 @@
 #include "loop.h"
 #include "optparse.h"
 #include "opts.h"
+#include "output.h"
 #include "pcapw.h"
 #include "tap.h"
 
@@ -30,6 +31,7 @@ struct capture {
 	uint64_t rotate_bytes; /* --rotate-mb */
 	double rotate_s;       /* --rotate-sec */
 	unsigned keep;         /* --keep */
+	mode_t out_mode;       /* --output-mode */
 	/* rotation's state */
 	char name[4096];       /* the file being written (its final name) */
 	uint64_t file_bytes;   /* about what went into it */
@@ -191,7 +193,8 @@ static size_t optsets(void *obj, struct st_optset *sets)
 
 	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target };
 	sets[1] = (struct st_optset)ST_OPTSET(capture_opts, c);
-	return 2;
+	sets[2] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode };
+	return 3;
 }
 
 /* 0, or ST_EXIT_USAGE after one line on stderr. */
@@ -262,7 +265,7 @@ static int start(void *obj)
 		pr_err("-w %s: the name is too long", c->out);
 		return -1;
 	}
-	c->w = st_pcapw__open(rotating(c) ? c->name : c->out, c->queue_bytes);
+	c->w = st_pcapw__open(rotating(c) ? c->name : c->out, c->queue_bytes, c->out_mode);
 	if (!c->w)
 		return -1;
 	c->file_mono = st_mono_ns();

@@ -24,6 +24,7 @@
 #include "loop.h"
 #include "optparse.h"
 #include "opts.h"
+#include "output.h"
 #include "pcapin.h"
 #include "reasm.h"
 #include "tap.h"
@@ -36,6 +37,7 @@ struct flows {
 	const char *out;
 	const char *file; /* pcap input, or NULL for live capture */
 	bool force;
+	mode_t out_mode; /* --output-mode */
 	double duration;
 	int verbose;
 	/* the run */
@@ -104,7 +106,8 @@ static size_t optsets(void *obj, struct st_optset *sets)
 	sets[0] = (struct st_optset)ST_OPTSET(flows_opts, fl);
 	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &fl->t };
 	sets[2] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &fl->t };
-	return 3;
+	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &fl->out_mode };
+	return 4;
 }
 
 /* 0, or ST_EXIT_USAGE after one line on stderr. */
@@ -289,7 +292,7 @@ static int start(void *obj)
 	struct st_reasm_config cfg = { 0 };
 	struct st_flowsink_config kcfg = { 0 };
 
-	fl->dirfd = st_open_outdir("flows", fl->out, fl->force);
+	fl->dirfd = st_output_opendir("flows", fl->out, fl->force, fl->out_mode);
 	if (fl->dirfd < 0)
 		return -1;
 	kcfg.dirfd = fl->dirfd;
@@ -297,6 +300,7 @@ static int start(void *obj)
 	kcfg.replace = fl->force;
 	kcfg.max_open = files_limit();
 	kcfg.seed = st_random_seed();
+	kcfg.mode = fl->out_mode;
 	fl->sink = st_flowsink__new(&kcfg);
 	cfg.max_mem = fl->t.max_mem; /* 0: reassembly's default, 256 MiB */
 	cfg.ports = fl->t.ports;

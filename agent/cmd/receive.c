@@ -36,6 +36,7 @@
 #include "loop.h"
 #include "optparse.h"
 #include "opts.h"
+#include "output.h"
 #include "pcapw.h"
 #include "compare_opts.h"
 #include "shadow.h"
@@ -117,6 +118,7 @@ struct receive {
 	const char *wpath;
 	const char *outdir;
 	bool force;
+	mode_t out_mode;            /* --output-mode: -w's, -o's files, the compare outputs */
 	const char *to;
 	bool print;
 	int verbose;
@@ -205,7 +207,11 @@ static int parse(struct receive *rx, int argc, char **argv)
 		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka },
 		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka },
 		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp },
+		{ st_output_opts, st_output_opts_n, &rx->out_mode },
 	};
+	const char *paths[] = { rx->wpath, rx->cmp.report, rx->cmp.report_json, rx->cmp.diffs };
+	const char *opts[] = { "-w", "--report", "--report-json", "--diffs" };
+	char err[512];
 	int first, rc;
 
 	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "receive", usage_head, argc, argv,
@@ -251,6 +257,14 @@ static int parse(struct receive *rx, int argc, char **argv)
 	}
 	if (rx->print && rx->wpath && !strcmp(rx->wpath, "-")) {
 		pr_err("receive: --print and -w - both write to stdout");
+		return ST_EXIT_USAGE;
+	}
+	paths[0] = rx->wpath && strcmp(rx->wpath, "-") ? rx->wpath : NULL;
+	paths[1] = rx->cmp.report;
+	paths[2] = rx->cmp.report_json;
+	paths[3] = rx->cmp.diffs;
+	if (st_output_distinct(paths, opts, 4, err, sizeof(err))) {
+		pr_err("receive: %s", err);
 		return ST_EXIT_USAGE;
 	}
 	return 0;
@@ -1110,6 +1124,7 @@ static int outputs_open(struct receive *rx)
 		}
 		/* tap compare: production's answers are in the stream (its DATA records of the
 		 * server's direction, with the capture's timestamps) */
+		rx->cmp.out_mode = rx->out_mode;
 		if (rx->cmp.on && !(rx->compare = st_cmp_opts_start(&rx->cmp, "receive",
 								     &rx->scfg))) {
 			pr_err("receive: compare: %s", strerror(errno));
@@ -1124,13 +1139,14 @@ static int outputs_open(struct receive *rx)
 	if (rx->outdir) {
 		struct st_flowsink_config k = { 0 };
 
-		rx->dirfd = st_open_outdir("receive", rx->outdir, rx->force);
+		rx->dirfd = st_output_opendir("receive", rx->outdir, rx->force, rx->out_mode);
 		if (rx->dirfd < 0)
 			return ST_EXIT_RUNTIME;
 		k.dirfd = rx->dirfd;
 		k.dirname = rx->outdir;
 		k.replace = rx->force;
 		k.seed = st_random_seed();
+		k.mode = rx->out_mode;
 		rx->sink = st_flowsink__new(&k);
 		if (!rx->sink) {
 			pr_err("receive: %s: %s", rx->outdir, strerror(errno));
@@ -1138,7 +1154,7 @@ static int outputs_open(struct receive *rx)
 		}
 	}
 	if (rx->wpath) {
-		rx->pw = st_pcapw__open(rx->wpath, 0);
+		rx->pw = st_pcapw__open(rx->wpath, 0, rx->out_mode);
 		if (!rx->pw)
 			return ST_EXIT_RUNTIME;
 	}
@@ -1278,6 +1294,8 @@ int cmd_receive(int argc, char **argv)
 	}
 	/* every pair is settled now: the last comparisons, then the reports */
 	st_compare__finish(rx->compare);
+	if (st_compare__output_errors(rx->compare))
+		rx->failed = true; /* each said once already */
 	if (rx->sink && st_flowsink__flush(rx->sink))
 		rx->failed = true;
 	if (rx->pw && st_pcapw__commit(rx->pw)) {

@@ -21,6 +21,7 @@ struct report_cli {
 	bool merge;
 	const char *report;
 	const char *report_json;
+	mode_t out_mode; /* --output-mode */
 };
 
 static const struct st_opt report_rows[] = {
@@ -48,7 +49,8 @@ static uint64_t realtime_ns(void)
 }
 
 /* Writes the merged report to path as HTML or JSON (through a temporary file). */
-static int write_one(const char *path, bool json, const struct st_cmp_report *m, uint64_t now)
+static int write_one(const char *path, bool json, const struct st_cmp_report *m, uint64_t now,
+		     mode_t mode)
 {
 	const char *hostv[ST_CMP_HOSTS_MAX];
 	struct st_cmp_run run;
@@ -72,10 +74,10 @@ static int write_one(const char *path, bool json, const struct st_cmp_report *m,
 		pr_err("report: out of memory");
 		return -1;
 	}
-	err = st_output_replace(path, buf, len, ST_OUT_NONBLOCK);
+	err = st_output_replace(path, buf, len, ST_OUT_NONBLOCK, mode);
 	free(buf);
 	if (err) {
-		pr_err("report: %s: %s", path, strerror(-err));
+		pr_err("report: %s: %s", path, st_output_strerror(err));
 		return -1;
 	}
 	return 0;
@@ -84,13 +86,16 @@ static int write_one(const char *path, bool json, const struct st_cmp_report *m,
 int cmd_report(int argc, char **argv)
 {
 	struct report_cli cli = { 0 };
-	const struct st_optset set = ST_OPTSET(report_rows, &cli);
+	const struct st_optset sets[] = {
+		ST_OPTSET(report_rows, &cli),
+		{ st_output_opts, st_output_opts_n, &cli.out_mode },
+	};
 	struct st_cmp_report *m = NULL, *part = NULL;
 	char err[512];
 	uint64_t now;
 	int rc, first;
 
-	rc = st_opts_parse(&set, 1, "report", usage_head, argc, argv, &first);
+	rc = st_opts_parse(sets, 2, "report", usage_head, argc, argv, &first);
 	if (rc)
 		return rc < 0 ? ST_EXIT_OK : rc;
 	if (!cli.merge) {
@@ -105,6 +110,15 @@ int cmd_report(int argc, char **argv)
 	if (!cli.report && !cli.report_json) {
 		pr_err("report: an output is required: -o FILE.html and/or --report-json FILE.json");
 		return ST_EXIT_USAGE;
+	}
+	{
+		const char *paths[] = { cli.report, cli.report_json };
+		const char *opts[] = { "-o", "--report-json" };
+
+		if (st_output_distinct(paths, opts, 2, err, sizeof(err))) {
+			pr_err("report: %s", err);
+			return ST_EXIT_USAGE;
+		}
 	}
 	m = malloc(sizeof(*m));
 	part = malloc(sizeof(*part));
@@ -130,9 +144,9 @@ int cmd_report(int argc, char **argv)
 		st_cmp_report_free(part);
 	}
 	now = realtime_ns();
-	if (rc == ST_EXIT_OK && cli.report && write_one(cli.report, false, m, now))
+	if (rc == ST_EXIT_OK && cli.report && write_one(cli.report, false, m, now, cli.out_mode))
 		rc = ST_EXIT_RUNTIME;
-	if (rc == ST_EXIT_OK && cli.report_json && write_one(cli.report_json, true, m, now))
+	if (rc == ST_EXIT_OK && cli.report_json && write_one(cli.report_json, true, m, now, cli.out_mode))
 		rc = ST_EXIT_RUNTIME;
 	if (rc == ST_EXIT_OK)
 		fprintf(stderr, "shadowtap: report merged=%d endpoints=%u compared=%llu differing=%llu "

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,6 +51,8 @@ struct shadow_cmd {
 	char methods_buf[1024];
 	double stats_s;
 	const char *metrics;         /* --metrics FILE: Prometheus text format, rewritten atomically */
+	uint64_t metrics_errors;     /* its writes that failed (the first said; the exit status 1) */
+	mode_t out_mode;             /* --output-mode */
 	double duration;
 	double drain_s;
 	double speed;
@@ -306,6 +309,7 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 		{ engine_opts, sizeof(engine_opts) / sizeof(engine_opts[0]), c },
 		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
 		{ st_reasm_opts, st_reasm_opts_n, &c->target },
+		{ st_output_opts, st_output_opts_n, &c->out_mode },
 	};
 	struct st_optset replay[] = {
 		{ st_filter_opts, st_filter_opts_n, &c->target },
@@ -313,11 +317,12 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 		{ engine_opts, sizeof(engine_opts) / sizeof(engine_opts[0]), c },
 		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
 		{ st_reasm_opts, st_reasm_opts_n, &c->target },
+		{ st_output_opts, st_output_opts_n, &c->out_mode },
 	};
 	int r, pos;
 
-	r = c->replay ? st_opts_parse(replay, 5, c->cmd, replay_head, argc, argv, &pos) :
-			st_opts_parse(live, 5, c->cmd, shadow_head, argc, argv, &pos);
+	r = c->replay ? st_opts_parse(replay, 6, c->cmd, replay_head, argc, argv, &pos) :
+			st_opts_parse(live, 6, c->cmd, shadow_head, argc, argv, &pos);
 	if (r)
 		return r;
 	return check_args(c, argc, argv, pos);
@@ -345,6 +350,13 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 		return bad(c, "unexpected argument '%s'", argv[pos]);
 	if (st_cmp_opts_check(&c->cmp, &c->cfg, err, sizeof(err)))
 		return bad(c, "%s", err);
+	{
+		const char *paths[] = { c->metrics, c->cmp.report, c->cmp.report_json, c->cmp.diffs };
+		const char *opts[] = { "--metrics", "--report", "--report-json", "--diffs" };
+
+		if (st_output_distinct(paths, opts, 4, err, sizeof(err)))
+			return bad(c, "%s", err);
+	}
 	if (!c->replay && st_target_check(&c->target, c->cmd))
 		return ST_EXIT_USAGE;
 	if (!cfg->n_targets)
@@ -385,21 +397,44 @@ static void tap_summary(struct shadow_cmd *c)
 		st_tapsub__summary(c->sub, &c->tap_sum);
 }
 
+/* Opens --metrics as a write would (a folder, a symlink, a folder we cannot write in fail
+ * here) and leaves it as it was. 0, or -errno. What is written in place (a device, a FIFO)
+ * is not opened: a FIFO's reader would read the end of a file here. */
+static int metrics_check(struct shadow_cmd *c)
+{
+	struct st_output o;
+	struct stat st;
+	int r;
+
+	if (!lstat(c->metrics, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
+	    !S_ISLNK(st.st_mode))
+		return 0;
+	r = st_output_open(&o, c->metrics, ST_OUT_NONBLOCK, c->out_mode);
+	st_output_abort(&o);
+	return r < 0 ? r : 0;
+}
+
 /* The counters in Prometheus text format, replacing the file atomically. */
 static void write_metrics(struct shadow_cmd *c, const struct st_statline *l)
 {
 	char *text = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&text, &len);
+	int err;
 
 	if (!f)
 		return;
 	st_statline_prometheus(l, f, c->cmd);
 	/* replaced atomically when a regular file; /dev/null or a FIFO is written in place
 	 * (never renamed over: as root that would replace the device), without waiting */
-	if (!fclose(f))
-		st_output_replace(c->metrics, text, len, ST_OUT_NONBLOCK);
+	err = fclose(f) ? -ENOMEM : st_output_replace(c->metrics, text, len, ST_OUT_NONBLOCK,
+						      c->out_mode);
 	free(text);
+	/* a FIFO without a reader (ENXIO) or with a slow one (EAGAIN) is skipped, not waited
+	 * on; anything else is the output failing: said once, counted, exit status 1 */
+	if (err && err != -ENXIO && err != -EAGAIN && !c->metrics_errors++)
+		pr_err("%s: --metrics %s: %s (the run will exit 1)", c->cmd, c->metrics,
+		       st_output_strerror(err));
 }
 
 static void print_stats(struct shadow_cmd *c, const char *what)
@@ -421,10 +456,13 @@ static void print_stats(struct shadow_cmd *c, const char *what)
 		tap_summary(c);
 		st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &c->tap_sum);
 	}
-	if (strcmp(what, "metrics"))
-		st_statline_print(&l, what);
 	if (c->metrics)
 		write_metrics(c, &l);
+	if (c->metrics_errors)
+		st_statline_add(&l, "metrics_errors", c->metrics_errors, ST_STAT_COUNTER,
+				"--metrics writes that failed");
+	if (strcmp(what, "metrics"))
+		st_statline_print(&l, what);
 }
 
 /* Timers and the periodic stats line (both commands). */
@@ -688,6 +726,7 @@ out:
 static int start_engine(struct shadow_cmd *c)
 {
 	bool replay = c->replay;
+	int err;
 
 	if (c->drain_s < 0)
 		c->drain_s = replay ? 10 : 2;
@@ -700,6 +739,11 @@ static int start_engine(struct shadow_cmd *c)
 	if (!replay)
 		c->cfg.hash_seed = st_realtime_ns() ^ ((uint64_t)getpid() << 32);
 	raise_nofile();
+	if (c->metrics && (err = metrics_check(c))) {
+		pr_err("%s: --metrics %s: %s", c->cmd, c->metrics, st_output_strerror(err));
+		return -1;
+	}
+	c->cmp.out_mode = c->out_mode;
 	if (c->cmp.on && !(c->compare = st_cmp_opts_start(&c->cmp, c->cmd, &c->cfg))) {
 		pr_err("%s: compare: %s", c->cmd, strerror(errno));
 		return -1;
@@ -723,7 +767,8 @@ static int end_run(struct shadow_cmd *c, int r)
 	/* every pair is settled now: the last comparisons, then the reports */
 	st_compare__finish(c->compare);
 	print_stats(c, c->what ? c->what : "summary");
-	return r ? ST_EXIT_RUNTIME : ST_EXIT_OK;
+	return r || c->metrics_errors || st_compare__output_errors(c->compare) ? ST_EXIT_RUNTIME :
+										ST_EXIT_OK;
 }
 
 static void destroy_cmd(struct shadow_cmd *c)
@@ -765,7 +810,8 @@ static size_t job_optsets(void *obj, struct st_optset *sets)
 	sets[2] = (struct st_optset)ST_OPTSET(engine_opts, c);
 	sets[3] = (struct st_optset){ st_cmp_opts, st_cmp_opts_n, &c->cmp };
 	sets[4] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->target };
-	return 5;
+	sets[5] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode };
+	return 6;
 }
 
 static int job_check(void *obj, int argc, char **argv, int first)

@@ -161,6 +161,7 @@ struct tee {
 	struct st_target t;
 	/* options */
 	const char *out;
+	mode_t out_mode; /* --output-mode */
 	const char *to;
 	bool insecure;
 	struct st_tlslink_opts tlso;
@@ -367,7 +368,8 @@ static size_t optsets(void *obj, struct st_optset *sets)
 	sets[2] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &t->t };
 	sets[3] = (struct st_optset){ st_kafka_opts, st_kafka_opts_n, &t->kafka };
 	sets[4] = (struct st_optset){ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka };
-	return 5;
+	sets[5] = (struct st_optset){ st_output_opts, st_output_opts_n, &t->out_mode };
+	return 6;
 }
 
 /* After the options. argv is NULL for a daemon job's section (job.h): the job then shares
@@ -772,11 +774,11 @@ static int out_open(struct tee *t)
 		q->fd = STDOUT_FILENO;
 		return 0;
 	}
-	rc = st_output_open(&q->o, t->out, t->in_daemon ? ST_OUT_NONBLOCK : 0);
+	rc = st_output_open(&q->o, t->out, t->in_daemon ? ST_OUT_NONBLOCK : 0, t->out_mode);
 	if (rc < 0) {
 		pr_err("tee: -o %s: %s", t->out, rc == -ENXIO && t->in_daemon ?
 		       "a FIFO without a reader (a daemon job never waits for one)" :
-		       strerror(-rc));
+		       st_output_strerror(rc));
 		return -1;
 	}
 	/* the writer thread writes blocking: it is alone to wait */

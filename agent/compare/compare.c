@@ -97,6 +97,7 @@ struct st_compare {
 	struct st_cmp_diffs *raw, *noise;
 	struct st_output diffs;
 	bool diffs_open;
+	bool out_said[3];            /* an error of --diffs, --report, --report-json was said */
 	uint64_t diffs_bytes;
 	uint64_t last_report;
 	bool dirty;                      /* something changed since the last report */
@@ -129,6 +130,18 @@ static void count_not_compared(struct st_compare *c, enum st_cmp_reason r)
 	}
 	c->dirty = true;
 	pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t st_compare__output_errors(struct st_compare *c)
+{
+	uint64_t n;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	n = c->st.output_errors;
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }
 
 void st_compare__stats(struct st_compare *c, struct st_compare_stats *out)
@@ -335,6 +348,20 @@ static void diff_json(FILE *f, const struct st_cmp_diff *d, const struct st_cmp_
 	fputc('}', f);
 }
 
+/* An output's write failed (which: 0 --diffs, 1 --report, 2 --report-json): said the first
+ * time for that output, counted every time (the run then exits 1). */
+static void out_failed(struct st_compare *c, int which, const char *path, int err)
+{
+	pthread_mutex_lock(&c->mu);
+	c->st.output_errors++;
+	pthread_mutex_unlock(&c->mu);
+	if (c->out_said[which])
+		return;
+	c->out_said[which] = true;
+	pr_err("compare: %s: %s (counted in output_errors; the run will exit 1)", path,
+	       st_output_strerror(err));
+}
+
 /* One --diffs line for a differing pair. Secrets were masked when the request was kept. */
 static void write_diff_line(struct st_compare *c, const struct st_cmp_pair *p, const char *ep)
 {
@@ -408,8 +435,13 @@ static void write_diff_line(struct st_compare *c, const struct st_cmp_pair *p, c
 		while (off < len) {
 			ssize_t w = write(c->diffs.fd, buf + off, len - off);
 
-			if (w <= 0)
-				break; /* a reader that went away, a full disk: the line is lost */
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				/* a reader that went away, a full disk: the line is lost, and said */
+				out_failed(c, 0, c->cfg.diffs, w < 0 ? -errno : -EIO);
+				break;
+			}
 			off += (size_t)w;
 		}
 		if (off == len) {
@@ -509,11 +541,10 @@ static void write_reports(struct st_compare *c, bool final)
 			st_cmp_report_json(f, &c->agg, &run);
 		else
 			st_cmp_report_html(f, &c->agg, &run);
-		if (!fclose(f)) {
-			err = st_output_replace(path, buf, len, ST_OUT_NONBLOCK);
-			if (err && final)
-				pr_warn("compare: %s: %s", path, strerror(-err));
-		}
+		err = fclose(f) ? -ENOMEM :
+				  st_output_replace(path, buf, len, ST_OUT_NONBLOCK, c->cfg.out_mode);
+		if (err)
+			out_failed(c, 1 + k, path, err);
 		free(buf);
 	}
 	pthread_mutex_lock(&c->mu);
@@ -673,10 +704,10 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 		goto fail;
 	}
 	if (c->cfg.diffs) {
-		int r = st_output_open(&c->diffs, c->cfg.diffs, ST_OUT_NONBLOCK);
+		int r = st_output_open(&c->diffs, c->cfg.diffs, ST_OUT_NONBLOCK, c->cfg.out_mode);
 
 		if (r < 0 || (r = st_output_commit(&c->diffs)) < 0) {
-			pr_err("compare: %s: %s", c->cfg.diffs, strerror(-r));
+			pr_err("compare: %s: %s", c->cfg.diffs, st_output_strerror(r));
 			st_output_abort(&c->diffs);
 			err = -r;
 			goto fail;
@@ -690,9 +721,9 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 
 		if (!path)
 			continue;
-		r = st_output_replace(path, "", 0, ST_OUT_NONBLOCK);
+		r = st_output_replace(path, "", 0, ST_OUT_NONBLOCK, c->cfg.out_mode);
 		if (r) {
-			pr_err("compare: %s: %s", path, strerror(-r));
+			pr_err("compare: %s: %s", path, st_output_strerror(r));
 			err = -r;
 			goto fail;
 		}
@@ -749,7 +780,10 @@ void st_compare__finish(struct st_compare *c)
 	}
 	write_reports(c, true);
 	if (c->diffs_open) {
-		st_output_close(&c->diffs);
+		int r = st_output_close(&c->diffs);
+
+		if (r)
+			out_failed(c, 0, c->cfg.diffs, r);
 		c->diffs_open = false;
 	}
 }

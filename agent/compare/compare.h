@@ -31,6 +31,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "compare_agg.h"
 #include "compare_diff.h"
@@ -78,6 +79,8 @@ enum st_cmp_reason {
 	X(T, diffs_written, COUNTER, "lines written to --diffs")                                \
 	X(T, diffs_dropped, DETAIL, "differing pairs not written: --diffs-max-mb reached")      \
 	X(T, reports_written, COUNTER, "times the --report/--report-json files were written")   \
+	X(T, output_errors, COUNTER, "writes to --diffs, --report, --report-json that failed "  \
+				     "(the first of each said; the exit status is 1)")          \
 	X(T, compare_pairs, GAUGE, "pairs held now (waiting for answers or for comparison)")    \
 	X(T, compare_mem, GAUGE, "bytes pairs hold now")                                        \
 	X(T, compare_mem_peak, GAUGE, "most bytes pairs ever held")                              \
@@ -96,6 +99,7 @@ struct st_compare_config {
 	const char *report_json;           /* --report-json FILE.json */
 	const char *diffs;                 /* --diffs FILE.jsonl */
 	uint64_t diffs_max;                /* bytes written there at most (0: ST_CMP_DIFFS_MAX_DEFAULT) */
+	mode_t out_mode;                   /* --output-mode of these files; 0: output.h's default */
 	double report_every_s;             /* 0: ST_CMP_REPORT_EVERY_DEFAULT */
 	struct st_cmp_rules rules;         /* arrays owned by the caller */
 	const struct st_cmp_pattern *patterns;
@@ -122,6 +126,8 @@ void st_compare__finish(struct st_compare *c);
 void st_compare__free(struct st_compare *c);
 
 void st_compare__stats(struct st_compare *c, struct st_compare_stats *out);
+/* Writes to its outputs that failed so far (0 for NULL): a run with any exits 1. */
+uint64_t st_compare__output_errors(struct st_compare *c);
 /* The worker's queue or the memory cap is more than half used: a reader that may wait
  * (replay --fast) should, rather than have pairs shed. Any thread. */
 bool st_compare__busy(struct st_compare *c);

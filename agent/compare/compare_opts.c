@@ -279,6 +279,7 @@ struct st_compare *st_cmp_opts_start(const struct st_cmp_opts *o, const char *cm
 		.report_json = o->report_json,
 		.diffs = o->diffs,
 		.diffs_max = o->diffs_max,
+		.out_mode = o->out_mode,
 		.report_every_s = o->report_every_s,
 		.patterns = o->patterns,
 		.npatterns = o->n_patterns,

@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "compare.h"
 #include "optparse.h"
@@ -22,6 +23,7 @@ struct st_cmp_opts {
 	struct st_shadow_target ref; /* --reference */
 	bool have_ref;
 	const char *report, *report_json, *diffs;
+	mode_t out_mode;             /* the command's --output-mode (set by it; 0: default) */
 	const char *ign_hdr[ST_CMP_OPT_MAX];
 	char ign_hdr_buf[ST_CMP_OPT_MAX][64];
 	unsigned n_ign_hdr;

@@ -50,6 +50,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "reasm.h"
 #include "stats.h"
@@ -71,6 +72,7 @@ struct st_flowsink_config {
 	uint64_t idle_ns;      /* st_flowsink__tick() writes what waited this long; 0 = 1 s */
 	size_t max_tuples;     /* 4-tuples remembered for #N; 0 = default (65536) */
 	uint64_t seed;         /* hash seed of that map (random bits) */
+	mode_t mode;           /* the files' (--output-mode); 0: output.h's default (0600) */
 };
 
 /* The engine's counters (stats.h): flows' summary line carries them. */

@@ -54,6 +54,7 @@ struct chunk {
 
 struct st_pcapw {
 	const char *path;      /* as given: reopened by name */
+	mode_t mode;           /* --output-mode, or 0 (output.h) */
 	/* the event loop's side */
 	struct wfile *cur;     /* where new records go */
 	struct chunk *fill;    /* records being added, or NULL */
@@ -209,7 +210,7 @@ static int write_all(int fd, const void *p, size_t len)
 
 /* The output and its pcap header: stdout, or path through the output module. NULL after one
  * line on stderr, errno set. */
-static struct wfile *file_start(const char *path, bool *streaming)
+static struct wfile *file_start(const char *path, mode_t mode, bool *streaming)
 {
 	/* nanosecond pcap 2.4, host byte order, Ethernet (as libpcap writes it) */
 	const struct {
@@ -229,7 +230,7 @@ static struct wfile *file_start(const char *path, bool *streaming)
 		f->is_stdout = true;
 		f->fd = STDOUT_FILENO;
 	} else {
-		f->fd = st_output_open(&f->out, path, 0);
+		f->fd = st_output_open(&f->out, path, 0, mode);
 		if (f->fd < 0) {
 			err = f->fd;
 			goto fail;
@@ -250,7 +251,7 @@ static struct wfile *file_start(const char *path, bool *streaming)
 	}
 	return f;
 fail:
-	pr_err("%s: %s", path, strerror(-err));
+	pr_err("%s: %s", path, st_output_strerror(err));
 	if (!f->is_stdout)
 		st_output_abort(&f->out);
 	free(f);
@@ -306,7 +307,7 @@ static int file_end(struct st_pcapw *w, struct wfile *f, bool more)
 	if (f->finish && !f->committed && !f->is_stdout) {
 		err = st_output_commit(&f->out);
 		if (err) {
-			pr_err("%s: %s", f->out.path, strerror(-err));
+			pr_err("%s: %s", f->out.path, st_output_strerror(err));
 		} else {
 			f->committed = true;
 			pthread_mutex_lock(&w->mu);
@@ -524,7 +525,7 @@ static struct chunk *chunk_get(struct st_pcapw *w)
 	return c;
 }
 
-struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes)
+struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes, mode_t mode)
 {
 	struct st_pcapw *w = calloc(1, sizeof(*w));
 	sigset_t all, old;
@@ -535,6 +536,7 @@ struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes)
 	if (!queue_bytes)
 		queue_bytes = ST_PCAPW_QUEUE_DEFAULT;
 	w->path = path;
+	w->mode = mode;
 	w->chunk_size = queue_bytes / 4 < CHUNK_MAX ? (size_t)queue_bytes / 4 : CHUNK_MAX;
 	if (w->chunk_size < REC_HDR + ST_FRAME_MAX)
 		w->chunk_size = REC_HDR + ST_FRAME_MAX;
@@ -551,7 +553,7 @@ struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes)
 		pr_err("%s: %s", path, strerror(err));
 		goto fail;
 	}
-	w->cur = file_start(path, &w->streaming);
+	w->cur = file_start(path, mode, &w->streaming);
 	if (!w->cur) {
 		err = errno;
 		goto fail;
@@ -586,7 +588,7 @@ int st_pcapw__commit(struct st_pcapw *w)
 		return 0;
 	err = st_output_commit(&w->cur->out);
 	if (err)
-		pr_err("%s: %s", w->path, strerror(-err));
+		pr_err("%s: %s", w->path, st_output_strerror(err));
 	else
 		w->cur->committed = true;
 	return err;
@@ -627,7 +629,7 @@ int st_pcapw__reopen(struct st_pcapw *w)
 	mark = calloc(1, sizeof(*mark));
 	if (!mark)
 		return -ENOMEM;
-	next = file_start(w->path, &streaming);
+	next = file_start(w->path, w->mode, &streaming);
 	if (!next) {
 		free(mark);
 		return -errno;
@@ -681,7 +683,7 @@ int st_pcapw__rotate(struct st_pcapw *w, const char *next_path)
 		prune(w, w->keep - 2);
 		pthread_mutex_unlock(&w->mu);
 	}
-	next = file_start(next_path, &streaming);
+	next = file_start(next_path, w->mode, &streaming);
 	if (!next) {
 		free(mark);
 		return -errno;

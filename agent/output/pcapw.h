@@ -25,6 +25,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "segment.h"
 #include "stats.h"
@@ -62,10 +63,11 @@ struct st_pcapw;
  * path "-" writes to stdout. NULL (errno set) after one line on stderr. A regular file (or a
  * missing path) is written to a temporary file next to it (agent/output/output.h) until
  * st_pcapw__commit(); devices and FIFOs are written in place (a FIFO's open waits for its
- * reader). queue_bytes: the bound above (0: ST_PCAPW_QUEUE_DEFAULT). The writer thread
- * starts with every signal blocked (they are the event loop's).
+ * reader); a symlink is refused. queue_bytes: the bound above (0: ST_PCAPW_QUEUE_DEFAULT);
+ * mode: the files' (--output-mode; 0: output.h's default). The writer thread starts with every
+ * signal blocked (they are the event loop's).
  */
-struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes);
+struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes, mode_t mode);
 /* The file takes its place at path (until then, a run that fails leaves path as it was). */
 int st_pcapw__commit(struct st_pcapw *w);
 /*

@@ -81,7 +81,7 @@ static void t_file(void **state)
 	uint64_t bytes = 0;
 
 	tmp_path(path, sizeof(path), "file");
-	w = st_pcapw__open(path, 0);
+	w = st_pcapw__open(path, 0, 0);
 	assert_non_null(w);
 	assert_int_equal(st_pcapw__commit(w), 0);
 	for (uint32_t i = 0; i < 20000; i++) {
@@ -125,7 +125,7 @@ static void t_stalled_fifo(void **state)
 	assert_int_equal(mkfifo(path, 0600), 0);
 	rfd = open(path, O_RDONLY | O_NONBLOCK); /* a reader that never reads (until the end) */
 	assert_true(rfd >= 0);
-	w = st_pcapw__open(path, 1 << 20);
+	w = st_pcapw__open(path, 1 << 20, 0);
 	assert_non_null(w);
 	assert_true(st_pcapw__streaming(w));
 	t0 = now_s();
@@ -172,7 +172,7 @@ static void t_reopen(void **state)
 
 	tmp_path(path, sizeof(path), "rot");
 	snprintf(moved, sizeof(moved), "%s.1", path);
-	w = st_pcapw__open(path, 0);
+	w = st_pcapw__open(path, 0, 0);
 	assert_non_null(w);
 	assert_int_equal(st_pcapw__commit(w), 0);
 	for (i = 0; i < 3000; i++) {
@@ -209,7 +209,7 @@ static void t_reader_gone(void **state)
 	assert_int_equal(mkfifo(path, 0600), 0);
 	rfd = open(path, O_RDONLY | O_NONBLOCK);
 	assert_true(rfd >= 0);
-	w = st_pcapw__open(path, 0);
+	w = st_pcapw__open(path, 0, 0);
 	assert_non_null(w);
 	close(rfd);
 	for (uint32_t i = 0; i < 100000 && !err; i++) {
