@@ -208,6 +208,7 @@ static int parse(struct receive *rx, int argc, char **argv)
 		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka },
 		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp },
 		{ st_output_opts, st_output_opts_n, &rx->out_mode },
+		{ st_redact_opts, st_redact_opts_n, &rx->cmp.redact },
 	};
 	const char *paths[] = { rx->wpath, rx->cmp.report, rx->cmp.report_json, rx->cmp.diffs };
 	const char *opts[] = { "-w", "--report", "--report-json", "--diffs" };
@@ -584,6 +585,10 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 					 (int)(ev.head->target_len < RX_TARGET_MAX - 1 ?
 					       ev.head->target_len : RX_TARGET_MAX - 1),
 					 ev.head->target);
+				/* the policy of everything that leaves (redact.h): a stream teed with
+				 * --no-redact or --redact-query of fewer names is not shown raw */
+				st_redact_url(&rx->cmp.redact, x->target, strlen(x->target),
+					      (uint8_t *)x->target);
 				for (char *p = x->target; *p; p++)
 					if (*p < 0x21 || *p > 0x7e)
 						*p = '?';

@@ -310,6 +310,7 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
 		{ st_reasm_opts, st_reasm_opts_n, &c->target },
 		{ st_output_opts, st_output_opts_n, &c->out_mode },
+		{ st_redact_opts, st_redact_opts_n, &c->cmp.redact },
 	};
 	struct st_optset replay[] = {
 		{ st_filter_opts, st_filter_opts_n, &c->target },
@@ -318,11 +319,12 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
 		{ st_reasm_opts, st_reasm_opts_n, &c->target },
 		{ st_output_opts, st_output_opts_n, &c->out_mode },
+		{ st_redact_opts, st_redact_opts_n, &c->cmp.redact },
 	};
 	int r, pos;
 
-	r = c->replay ? st_opts_parse(replay, 6, c->cmd, replay_head, argc, argv, &pos) :
-			st_opts_parse(live, 6, c->cmd, shadow_head, argc, argv, &pos);
+	r = c->replay ? st_opts_parse(replay, 7, c->cmd, replay_head, argc, argv, &pos) :
+			st_opts_parse(live, 7, c->cmd, shadow_head, argc, argv, &pos);
 	if (r)
 		return r;
 	return check_args(c, argc, argv, pos);
@@ -811,7 +813,8 @@ static size_t job_optsets(void *obj, struct st_optset *sets)
 	sets[3] = (struct st_optset){ st_cmp_opts, st_cmp_opts_n, &c->cmp };
 	sets[4] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->target };
 	sets[5] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode };
-	return 6;
+	sets[6] = (struct st_optset){ st_redact_opts, st_redact_opts_n, &c->cmp.redact };
+	return 7;
 }
 
 static int job_check(void *obj, int argc, char **argv, int first)

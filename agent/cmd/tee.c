@@ -86,6 +86,7 @@ struct tconn {
 	uint8_t end_why[2];
 	struct st_http_parser p[2];
 	struct st_jredact jr[2]; /* the current message's JSON body (--redact-field) */
+	struct st_tredact tr[2]; /* its chunked trailer section */
 	uint64_t sent[2];     /* stream offset written up to (data and gaps) */
 	uint64_t dropped[2];  /* bytes dropped since, announced as a gap before the next record */
 };
@@ -170,7 +171,7 @@ struct tee {
 	double max_rate_opt;  /* MiB/s, 0 = none */
 	bool max_rate_set;
 	uint64_t max_queue;
-	bool no_redact, raw;
+	bool raw;
 	struct st_redact_rules rules;
 	char methods_buf[256];
 	const char *methods[TEE_MAX_METHODS];
@@ -224,53 +225,14 @@ static const char usage_head[] =
 	"`shadowtap receive`:\n"
 	"  ssh prod-host shadowtap tee --iface eth0 --port 8080 -o - |\n"
 	"      shadowtap receive - --print --to 127.0.0.1:8080\n"
-	"Secrets stay on the host: the values of Authorization, Proxy-Authorization, Cookie and\n"
-	"Set-Cookie (and --redact-header/--redact-query/--redact-field) are overwritten,\n"
-	"length preserved; connections that are not HTTP are held back (gaps) unless --raw.\n"
+	"Secrets stay on the host: credentials in header fields, trailers, URLs' userinfo,\n"
+	"query parameters and JSON bodies (a default set, and --redact-header/--redact-query/\n"
+	"--redact-field) are overwritten, length preserved; connections that are not HTTP are\n"
+	"held back (gaps) unless --raw.\n"
 	"Production never waits: when the output is slower than the traffic, records are\n"
 	"dropped whole and counted, and the receiver sees a gap of their exact length.\n"
 	"Stops after --duration (default 900 s; 0: until SIGINT). A summary line ends the run.\n"
 	"\n";
-
-static int opt_redact_header(void *o, const char *val, char *err, size_t errlen)
-{
-	struct st_redact_rules *r = &TEE(o)->rules;
-
-	if (r->n_headers >= ST_REDACT_MAX || !*val || strpbrk(val, " \t:\r\n")) {
-		snprintf(err, errlen, "'%s' is not a header field name (or more than %d given)",
-			 val, ST_REDACT_MAX);
-		return -1;
-	}
-	r->headers[r->n_headers++] = val;
-	return 0;
-}
-
-static int opt_redact_query(void *o, const char *val, char *err, size_t errlen)
-{
-	struct st_redact_rules *r = &TEE(o)->rules;
-
-	if (r->n_queries >= ST_REDACT_MAX || !*val || strpbrk(val, "&=?# ")) {
-		snprintf(err, errlen, "'%s' is not a query parameter name (or more than %d given)",
-			 val, ST_REDACT_MAX);
-		return -1;
-	}
-	r->queries[r->n_queries++] = val;
-	return 0;
-}
-
-static int opt_redact_field(void *o, const char *val, char *err, size_t errlen)
-{
-	struct st_redact_rules *r = &TEE(o)->rules;
-
-	if (r->n_fields >= ST_REDACT_MAX || !*val || strlen(val) > ST_JREDACT_KEY_MAX ||
-	    strpbrk(val, "\"\\")) {
-		snprintf(err, errlen, "'%s' is not a JSON member name (or more than %d given)",
-			 val, ST_REDACT_MAX);
-		return -1;
-	}
-	r->fields[r->n_fields++] = val;
-	return 0;
-}
 
 static int opt_methods(void *o, const char *val, char *err, size_t errlen)
 {
@@ -328,15 +290,6 @@ static const struct st_opt tee_opts[] = {
 		    "only connections whose first request target matches REGEX"),
 	ST_OPT_FUNC("exclude-path", 0, "REGEX", 0, opt_exclude_path,
 		    "not connections whose first request target matches REGEX"),
-	ST_OPT_FUNC("redact-header", 0, "NAME", ST_OPTF_REPEAT, opt_redact_header,
-		    "also redact this header field's values (repeatable)"),
-	ST_OPT_FUNC("redact-query", 0, "PARAM", ST_OPTF_REPEAT, opt_redact_query,
-		    "redact this query parameter's values (repeatable)"),
-	ST_OPT_FUNC("redact-field", 0, "NAME", ST_OPTF_REPEAT, opt_redact_field,
-		    "redact the value of JSON body members NAME, at any depth\n"
-		    "(bodies whose Content-Type says json; repeatable)"),
-	ST_OPT_FLAG("no-redact", 0, struct tee, no_redact,
-		    "tee every byte as it is, secrets included"),
 	ST_OPT_FLAG("raw", 0, struct tee, raw,
 		    "tee connections that are not HTTP (unredacted) instead of\n"
 		    "holding them back"),
@@ -369,7 +322,8 @@ static size_t optsets(void *obj, struct st_optset *sets)
 	sets[3] = (struct st_optset){ st_kafka_opts, st_kafka_opts_n, &t->kafka };
 	sets[4] = (struct st_optset){ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka };
 	sets[5] = (struct st_optset){ st_output_opts, st_output_opts_n, &t->out_mode };
-	return 6;
+	sets[6] = (struct st_optset){ st_redact_opts, st_redact_opts_n, &t->rules };
+	return 7;
 }
 
 /* After the options. argv is NULL for a daemon job's section (job.h): the job then shares
@@ -421,12 +375,12 @@ static int check(void *obj, int argc, char **argv, int first)
 		       "or --insecure for plaintext");
 		return ST_EXIT_USAGE;
 	}
-	if (t->no_redact && (t->rules.n_headers || t->rules.n_queries || t->rules.n_fields)) {
+	if (t->rules.none && st_redact_added(&t->rules)) {
 		pr_err("tee: --no-redact and --redact-header/--redact-query/--redact-field "
 		       "contradict each other");
 		return ST_EXIT_USAGE;
 	}
-	if (t->no_redact && (t->n_methods || t->match_set || t->exclude_set)) {
+	if (t->rules.none && (t->n_methods || t->match_set || t->exclude_set)) {
 		pr_err("tee: --match-method/--match-path/--exclude-path need HTTP framing, which "
 		       "--no-redact turns off");
 		return ST_EXIT_USAGE;
@@ -1003,9 +957,10 @@ static const uint8_t *redact_head(struct tee *t, const struct st_http_head *h, i
 	return t->scratch;
 }
 
-/* Body bytes of a JSON message, redacted in a copy. NULL when out of memory. */
+/* Body bytes of a JSON message, or framing bytes whose last trailer_len are a chunked body's
+ * trailer section, redacted in a copy. NULL when out of memory. */
 static const uint8_t *redact_body(struct tee *t, struct tconn *tc, int dir, const uint8_t *d,
-				  size_t n)
+				  size_t n, uint64_t trailer_len)
 {
 	if (n > t->body_cap) {
 		uint8_t *b = realloc(t->body, n);
@@ -1016,7 +971,11 @@ static const uint8_t *redact_body(struct tee *t, struct tconn *tc, int dir, cons
 		t->body_cap = n;
 	}
 	memcpy(t->body, d, n);
-	t->st.redacted += st_jredact_feed(&tc->jr[dir], &t->rules, t->body, n);
+	if (trailer_len)
+		t->st.redacted += st_tredact_feed(&tc->tr[dir], &t->rules, t->body + n - trailer_len,
+						  trailer_len);
+	else
+		t->st.redacted += st_jredact_feed(&tc->jr[dir], &t->rules, t->body, n);
 	return t->body;
 }
 
@@ -1080,13 +1039,14 @@ static void frame(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int 
 				if (ev.head->flags & ST_HTTP_HF_NO_REQUEST)
 					tc->nomark = true;
 			}
-			st_jredact_reset(&tc->jr[dir],
-					 t->rules.n_fields && st_redact_is_json(ev.head));
+			/* a body is scanned as JSON when declared, or when it looks like it */
+			st_jredact_begin(&tc->jr[dir], &t->rules, ev.head);
+			st_tredact_reset(&tc->tr[dir]);
 			put_data(t, c, tc, dir, redact_head(t, ev.head, dir), ev.head->raw_len, ts);
 			break;
 		case ST_HTTP_EV_BODY:
-			if (tc->jr[dir].on && ev.data_len) {
-				const uint8_t *b = redact_body(t, tc, dir, d, n);
+			if ((tc->jr[dir].on && ev.data_len) || ev.trailer_len) {
+				const uint8_t *b = redact_body(t, tc, dir, d, n, ev.trailer_len);
 
 				if (b) {
 					put_data(t, c, tc, dir, b, n, ts);
@@ -1144,8 +1104,8 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 		t->st.dropped_conns++;
 		return;
 	}
-	tc->mode = t->no_redact ? TM_RAW : TM_UNDECIDED;
-	if (t->no_redact)
+	tc->mode = t->rules.none ? TM_RAW : TM_UNDECIDED;
+	if (t->rules.none)
 		t->st.raw_conns++;
 	st_stream_enc__open(t->enc, c, ts);
 	t->st.teed++;
@@ -1395,7 +1355,7 @@ static void link_check(struct tee *t)
 
 static void header_text(struct tee *t, char *buf, size_t len)
 {
-	char host[256] = "?", cidr[64];
+	char host[256] = "?", cidr[64], rules[4096];
 	size_t o = 0;
 
 	gethostname(host, sizeof(host) - 1);
@@ -1411,20 +1371,9 @@ static void header_text(struct tee *t, char *buf, size_t len)
 		ADD("%s%s/%u", i ? "," : "", st_addr_str(&t->t.hosts[i].addr, cidr, sizeof(cidr)),
 		    t->t.hosts[i].prefix);
 	ADD("\nsample=%g\n", t->sample > 0 ? t->sample : 100.0);
-	if (t->no_redact) {
-		ADD("redact=none\n");
-	} else {
-		ADD("redact=");
-		for (unsigned i = 0; i < st_redact_default_n; i++)
-			ADD("%sheader:%s", i ? "," : "", st_redact_default_headers[i]);
-		for (unsigned i = 0; i < t->rules.n_headers; i++)
-			ADD(",header:%s", t->rules.headers[i]);
-		for (unsigned i = 0; i < t->rules.n_queries; i++)
-			ADD(",query:%s", t->rules.queries[i]);
-		for (unsigned i = 0; i < t->rules.n_fields; i++)
-			ADD(",json:%s", t->rules.fields[i]);
-		ADD("\nnot_http=%s\n", t->raw ? "raw" : "held");
-	}
+	ADD("redact=%s\n", st_redact_describe(&t->rules, rules, sizeof(rules)));
+	if (!t->rules.none)
+		ADD("not_http=%s\n", t->raw ? "raw" : "held");
 	ADD("filters=%s%s%s\n", t->n_methods ? "match-method " : "",
 	    t->match_set ? "match-path " : "", t->exclude_set ? "exclude-path" : "");
 	ADD("max_rate=%" PRIu64 "\n", t->max_rate);

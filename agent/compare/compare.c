@@ -24,6 +24,7 @@
 #include "log.h"
 #include "loop.h"
 #include "output.h"
+#include "redact.h"
 #include "compare_report.h"
 
 /* The worker is woken when this many pairs wait, else it looks every WORKER_NAP_NS: a
@@ -348,6 +349,14 @@ static void diff_json(FILE *f, const struct st_cmp_diff *d, const struct st_cmp_
 	fputc('}', f);
 }
 
+/* The redaction policy of this run's outputs (redact.h; NULL in the config: the default set). */
+static const struct st_redact_rules *policy(const struct st_compare *c)
+{
+	static const struct st_redact_rules dflt;
+
+	return c->cfg.rules.redact ? c->cfg.rules.redact : &dflt;
+}
+
 /* An output's write failed (which: 0 --diffs, 1 --report, 2 --report-json): said the first
  * time for that output, counted every time (the run then exits 1). */
 static void out_failed(struct st_compare *c, int which, const char *path, int err)
@@ -418,6 +427,8 @@ static void write_diff_line(struct st_compare *c, const struct st_cmp_pair *p, c
 		h = v + strlen(v) + 1;
 	}
 	fprintf(f, "], \"headers_truncated\": %s, \"body\": ", p->hcut ? "true" : "false");
+	/* the body's first bytes, as the policy shows bodies (JSON members, form parameters) */
+	st_redact_text(policy(c), p->req + p->boff, p->blen);
 	st_cmp_json_str(f, p->req + p->boff, p->blen);
 	fprintf(f, ", \"body_bytes\": %llu}}\n", (unsigned long long)p->btotal);
 	if (!fclose(f) && c->diffs.fd >= 0) {
@@ -844,16 +855,6 @@ const struct st_cmp_agg *st_compare__agg(const struct st_compare *c)
 
 /* ---- pairs (the engine's thread) ---------------------------------------------------------------- */
 
-static bool secret_header(const char *n, size_t len)
-{
-	static const char *const s[] = { "authorization", "proxy-authorization", "cookie", "set-cookie" };
-
-	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-		if (strlen(s[i]) == len && !strncasecmp(n, s[i], len))
-			return true;
-	return false;
-}
-
 static size_t put(char *dst, size_t o, const char *s, size_t n)
 {
 	memcpy(dst + o, s, n);
@@ -884,7 +885,9 @@ struct st_cmp_pair *st_compare__pair_new(struct st_compare *c, const struct st_h
 	}
 	for (uint32_t i = 0; i < req->nheaders; i++) {
 		const struct st_http_header *h = &req->headers[i];
-		size_t add = h->name_len + 2 + (secret_header(h->name, h->name_len) ? 8 : h->value_len);
+		size_t add = h->name_len + 2 +
+			     (st_redact_header_listed(policy(c), h->name, h->name_len) ? 8 :
+											  h->value_len);
 
 		if (hb + add > ST_CMP_REQ_HEADERS_MAX) {
 			p->hcut = true;
@@ -906,13 +909,19 @@ struct st_cmp_pair *st_compare__pair_new(struct st_compare *c, const struct st_h
 	o = put(p->req, o, req->method_str, req->method_len);
 	p->tlen = (uint32_t)tl;
 	o = put(p->req, o, req->target, tl);
+	/* secrets never held: the target's (userinfo, listed parameters), listed fields' values */
+	st_redact_url(policy(c), req->target, tl, (uint8_t *)p->req + o - tl - 1);
 	p->hoff = (uint32_t)o;
 	for (uint32_t i = 0; i < p->nh; i++) {
 		const struct st_http_header *h = &req->headers[i];
-		bool sec = secret_header(h->name, h->name_len);
+		bool sec = st_redact_header_listed(policy(c), h->name, h->name_len);
+		size_t v;
 
 		o = put(p->req, o, h->name, h->name_len);
+		v = o;
 		o = sec ? put(p->req, o, "(masked)", 8) : put(p->req, o, h->value, h->value_len);
+		if (!sec && h->name_len == 7 && !strncasecmp(h->name, "Referer", 7))
+			st_redact_url(policy(c), h->value, h->value_len, (uint8_t *)p->req + v);
 	}
 	p->hlen = (uint32_t)o - p->hoff;
 	p->boff = (uint32_t)o;

@@ -5,6 +5,7 @@
  */
 #include "compare_diff.h"
 #include "hash.h"
+#include "redact.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -766,10 +767,13 @@ static bool hdr_ignored(const struct st_cmp_rules *r, const char *name, bool bod
 	return false;
 }
 
-static bool hdr_secret(const char *name)
+/* Header fields whose values are not shown (redact.h's policy: the default set and
+ * --redact-header; none with --no-redact). */
+static bool hdr_secret(const struct st_cmp_rules *r, const char *name)
 {
-	return !strcasecmp(name, "authorization") || !strcasecmp(name, "proxy-authorization") ||
-	       !strcasecmp(name, "cookie") || !strcasecmp(name, "set-cookie");
+	static const struct st_redact_rules dflt;
+
+	return st_redact_header_listed(r->redact ? r->redact : &dflt, name, strlen(name));
 }
 
 static int hent_cmp(const void *x, const void *y)
@@ -930,9 +934,9 @@ static void diff_headers(const struct st_cmp_rules *r, const struct st_cmp_msg *
 		d->a_set = ca > 0;
 		d->b_set = cb > 0;
 		if (ca)
-			join_values(d->a, ea + ia, ca, hdr_secret(name));
+			join_values(d->a, ea + ia, ca, hdr_secret(r, name));
 		if (cb)
-			join_values(d->b, eb + ib, cb, hdr_secret(name));
+			join_values(d->b, eb + ib, cb, hdr_secret(r, name));
 		set_vol(d);
 	}
 out:
@@ -1485,6 +1489,87 @@ static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 	diff_bytes(a, b, o, NULL);
 }
 
+/* A JSON path with a member the redaction policy lists ($.user.password, $.a["api_key"][*]):
+ * everything at and under it is a secret. */
+static bool path_secret(const struct st_redact_rules *red, const char *p)
+{
+	while (*p) {
+		const char *k = NULL;
+		size_t n = 0;
+
+		if (*p == '.') {
+			k = ++p;
+			while (*p && *p != '.' && *p != '[')
+				p++;
+			n = (size_t)(p - k);
+		} else if (p[0] == '[' && p[1] == '"') {
+			k = p += 2;
+			while (*p && !(*p == '"' && p[-1] != '\\'))
+				p++;
+			n = (size_t)(p - k);
+			p += *p ? 1 : 0;
+		} else {
+			p++;
+		}
+		if (k && st_redact_field_listed(red, k, n))
+			return true;
+	}
+	return false;
+}
+
+/* A value shown to people (redact.h's policy; the comparison itself saw the real values). */
+static void mask_value(const struct st_redact_rules *red, char *v, bool secret, bool url, bool text)
+{
+	if (secret) {
+		snprintf(v, ST_CMP_VAL_MAX, "(masked)");
+		return;
+	}
+	if (url)
+		st_redact_url(red, v, strlen(v), (uint8_t *)v);
+	if (text) {
+		/* "line N: ..." (text bodies) shows the line after its number */
+		char *t = strncmp(v, "line ", 5) ? v : strstr(v, ": ");
+
+		t = t == v ? v : t ? t + 2 : v;
+		st_redact_text(red, t, strlen(t));
+	}
+}
+
+/* The differences' values, as the redaction policy wants them shown: listed header fields
+ * and JSON members (and what is under them) masked, URLs and bodies redacted. */
+static void mask(const struct st_redact_rules *red, struct st_cmp_diffs *o)
+{
+	static const struct st_redact_rules dflt;
+
+	if (!red)
+		red = &dflt;
+	if (red->none)
+		return;
+	for (uint32_t i = 0; i < o->n; i++) {
+		struct st_cmp_diff *d = &o->d[i];
+		bool secret = false, url = false, text = false;
+
+		if (!strncmp(d->path, "headers.", 8)) {
+			const char *name = d->path + 8;
+
+			if (!strncmp(name, "set-cookie[", 11) ||
+			    st_redact_header_listed(red, name, strlen(name)))
+				continue; /* masked when shown (hdr_secret), or names only */
+			url = !strcmp(name, "location") || !strcmp(name, "content-location") ||
+			      !strcmp(name, "refresh") || !strcmp(name, "referer");
+		} else if (d->path[0] == '$') {
+			secret = path_secret(red, d->path);
+			text = true;
+		} else if (!strcmp(d->path, "body")) {
+			text = d->kind == ST_CMP_LINES;
+		}
+		if (d->a_set)
+			mask_value(red, d->a, secret, url, text);
+		if (d->b_set)
+			mask_value(red, d->b, secret, url, text);
+	}
+}
+
 void st_cmp_diff(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 		 const struct st_cmp_view *a, const struct st_cmp_view *b,
 		 struct st_cmp_diffs *out)
@@ -1503,4 +1588,5 @@ void st_cmp_diff(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 	}
 	diff_headers(r, a->m, b->m, out);
 	diff_body(r, s, a, b, out);
+	mask(r->redact, out);
 }

@@ -29,6 +29,8 @@
 
 #include "json.h"
 
+struct st_redact_rules;
+
 #define ST_CMP_PATH_MAX 200   /* a field path, bytes (longer ones end in "...") */
 #define ST_CMP_VAL_MAX 120    /* a value shown in a difference, bytes (cut with "...") */
 #define ST_CMP_NOTE_MAX 80
@@ -93,6 +95,8 @@ struct st_cmp_rules {
 	const char *const *unordered;        /* these arrays (normalised paths) */
 	unsigned n_unordered;
 	size_t max_body;                     /* body prefix compared (decoded); 0: default */
+	const struct st_redact_rules *redact; /* what the values shown hide (redact.h); NULL: the
+					      * default set */
 	uint64_t max_decoded;                /* decompression stops here; 0: 32 x max_body */
 };
 

@@ -299,6 +299,7 @@ struct st_compare *st_cmp_opts_start(const struct st_cmp_opts *o, const char *cm
 	cc.rules.unordered = o->unordered;
 	cc.rules.n_unordered = o->n_unordered;
 	cc.rules.max_body = (size_t)o->max_body;
+	cc.rules.redact = &o->redact;
 	cfg->compare = st_compare__new(&cc);
 	return cfg->compare;
 }

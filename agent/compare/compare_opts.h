@@ -14,6 +14,7 @@
 
 #include "compare.h"
 #include "optparse.h"
+#include "redact.h"
 #include "shadow.h"
 
 #define ST_CMP_OPT_MAX 64 /* each repeatable compare option */
@@ -24,6 +25,8 @@ struct st_cmp_opts {
 	bool have_ref;
 	const char *report, *report_json, *diffs;
 	mode_t out_mode;             /* the command's --output-mode (set by it; 0: default) */
+	struct st_redact_rules redact; /* --redact-*, --no-redact (st_redact_opts: the command
+					* binds them): what the outputs hide */
 	const char *ign_hdr[ST_CMP_OPT_MAX];
 	char ign_hdr_buf[ST_CMP_OPT_MAX][64];
 	unsigned n_ign_hdr;

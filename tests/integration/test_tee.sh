@@ -11,6 +11,10 @@
 #   - receive --print: one line per exchange;
 #   - secrets (Authorization, Cookie, --redact-query) never appear in the decompressed stream
 #     nor in the outputs, everything else is byte-exact (Content-Length valid: nginx answered);
+#     nor do those of the default set and the shapes that used to leak: Authorization as a
+#     chunked trailer, userinfo in an absolute-form target, TOKEN=, t%6fken=, ;token=, a
+#     Location with access_token, JSON sent as text/plain, without a Content-Type or with a
+#     second one, X-Auth-Token;
 #   - a stream file cut short: one error line naming the offset, exit 1, the pcap and the
 #     flow files keep what came before;
 #   - --to/--listen over loopback: plaintext (--insecure), and TLS 1.3 with certificates made
@@ -27,7 +31,9 @@ st_init
 st_netns_pair
 st_netns_single shd
 SHD=$ST_LAST_NS
-ST_NGINX_LOG_FORMAT='$request' st_nginx_start web "$ST_SRV_NS" 80 "[::]:80"
+ST_NGINX_LOCATIONS='location = /login { return 302 "https://app.example/cb?access_token=s3cr3t-LOCATION&x=1"; }
+		location = /plain { default_type text/plain; return 200 "{\"token\": \"s3cr3t-RESPONSE\"}"; }' \
+	ST_NGINX_LOG_FORMAT='$request' st_nginx_start web "$ST_SRV_NS" 80 "[::]:80"
 ST_NGINX_LOG_FORMAT='$request' st_nginx_start shadow "$SHD" 127.0.0.1:8081
 WWW=$ST_TMP/web/www
 O=$ST_TMP/out
@@ -113,6 +119,38 @@ st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -H 'Content-Type: application/js
 	--data-binary '{"user":"bob","password":"s3cr3t-JSON","deep":{"list":[{"password":{"k":"s3cr3t-DEEP","n":42}}]}}' "$base/upload"
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null -o /dev/null "$base/f100000" "$base/f16384"
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -o /dev/null --data-binary @"$ST_TMP/upload/u1m" "$base/upload"
+# the shapes that leaked (issue #19): raw requests, one connection each, answered by nginx
+st_in "$ST_CLI_NS" python3 - "$ST_SRV4" <<'PY' || st_fail "the raw requests were not all answered"
+import socket, sys
+host = sys.argv[1].encode()
+reqs = [  # (head lines, body)
+    (b"GET http://user:s3cr3t-USERINFO@" + host + b"/f1448 HTTP/1.1\r\nHost: " + host + b"\r\n", b""),
+    (b"GET /f1448?TOKEN=s3cr3t-UPPER&t%6fken=s3cr3t-PCTENC&a=1;token=s3cr3t-SEMICOLON HTTP/1.1\r\n"
+     b"Host: h\r\nX-Auth-Token: s3cr3t-XAUTH\r\n", b""),
+    (b"POST /upload HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n",
+     b"5\r\nhello\r\n0\r\nAuthorization: Bearer s3cr3t-TRAILER\r\n\r\n"),
+    (b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\nContent-Length: 32\r\n",
+     b'{"password":"s3cr3t-TEXTPLAIN"}\n'),
+    (b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Length: 25\r\n", b'{"passwd":"s3cr3t-NOCT"}\n'),
+    (b"POST /upload HTTP/1.1\r\nHost: h\r\nContent-Type: text/plain\r\n"
+     b"Content-Type: application/json\r\nContent-Length: 26\r\n", b'{"secret":"s3cr3t-TWOCT"}\n'),
+    (b"GET /login HTTP/1.1\r\nHost: h\r\n", b""),
+    (b"GET /plain HTTP/1.1\r\nHost: h\r\n", b""),
+]
+for head, body in reqs:
+    s = socket.create_connection((sys.argv[1], 80), timeout=10)
+    s.sendall(head + b"Connection: close\r\n\r\n" + body)
+    got = b""
+    while True:
+        b = s.recv(65536)
+        if not b:
+            break
+        got += b
+    s.close()
+    # nginx refuses userinfo in an absolute-form target (400): what the tee sent counts
+    if got.split(b" ", 2)[1:2] not in ([b"200"], [b"302"], [b"400"]):
+        sys.exit("%r: %r" % (head[:40], got[:80]))
+PY
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
 sleep 0.3
 st_stop "$TEE_PID" INT || { cat "$ST_TMP/file.err"; st_fail "tee -o FILE exited with an error"; }
@@ -139,7 +177,12 @@ grep -aqF '{"user":"bob","password":"***********","deep":{"list":[{"password":{"
 "$ST_BIN" receive "$ST_TMP/s.tee" -o "$O/s" -w "$ST_TMP/s.pcap" --print >"$ST_TMP/s.print" 2>"$ST_TMP/s.err" ||
 	{ cat "$ST_TMP/s.err"; st_fail "receive of the stream file failed"; }
 if grep -r -a -l 's3cr3t' "$O/s" "$ST_TMP/s.pcap" "$ST_TMP/s.print"; then st_fail "a secret is in receive's outputs"; fi
-[ "$(wc -l <"$ST_TMP/s.print")" -eq 5 ] || { cat "$ST_TMP/s.print"; st_fail "expected 5 exchanges from the stream file"; }
+[ "$(wc -l <"$ST_TMP/s.print")" -eq 13 ] || { cat "$ST_TMP/s.print"; st_fail "expected 13 exchanges from the stream file"; }
+grep -aq 'TOKEN=\*\{12\}&t%6fken=\*\{13\}&a=1;token=\*\{16\} ' "$ST_TMP/s.raw" || st_fail "TOKEN=, t%6fken=, ;token= not redacted"
+grep -aq 'GET http://\*\{20\}@' "$ST_TMP/s.raw" || st_fail "the userinfo of an absolute-form target not redacted"
+grep -aEq "^Authorization: \*{21}"$'\r'"\$" "$ST_TMP/s.raw" || st_fail "the trailer Authorization not redacted length-preserving"
+grep -aq '^Location: https://app.example/cb?access_token=\*\{15\}&x=1' "$ST_TMP/s.raw" || st_fail "Location's access_token not redacted"
+grep -aqF '{"password":"****************"}' "$ST_TMP/s.raw" || st_fail "JSON as text/plain not redacted"
 grep -q ' GET /f1448?token=\*\*\*\*\*\*\*\*\*\*\*\*&page=2 200 ' "$ST_TMP/s.print" || st_fail "--print shows no redacted target"
 # everything but the secrets is byte-exact: the 1 MB body arrived whole
 f=$(find "$O/s" -type f -size +1000k -exec grep -l -a '^POST /upload' {} + | head -n1)

@@ -33,6 +33,7 @@
 #include "compare.h"
 #include "compare_merge.h"
 #include "compare_report.h"
+#include "redact.h"
 #include "http.h"
 #include "json.h"
 #include "shadow.h"
@@ -65,7 +66,9 @@ static unsigned rand_seq;
  * The answer of `who` to a request: a JSON body naming the request's target. /diff: the
  * candidate says "v": 2; /rand: every answer carries a new random id (production and the
  * reference too); /gzip: gzip-encoded (another level per side); /chunked: chunked; HEAD:
- * no body; /close: Connection: close. Returns the length; *close set for /close.
+ * no body; /close: Connection: close; /secret: secrets that differ per side in the body
+ * (token, user.password), in X-Api-Key and in Location's query. Returns the length; *close
+ * set for /close.
  */
 static size_t answer(enum who w, const char *method, const char *target, char *out, size_t cap,
 		     bool *close_after)
@@ -73,7 +76,7 @@ static size_t answer(enum who w, const char *method, const char *target, char *o
 	char body[512], enc[1024], hdr[512];
 	size_t bl, o;
 	bool head = !strcmp(method, "HEAD");
-	int v = w == CAND && !strncmp(target, "/diff", 5) ? 2 : 1;
+	int v = w == CAND && (!strncmp(target, "/diff", 5) || !strncmp(target, "/secret", 7)) ? 2 : 1;
 
 	*close_after = !strncmp(target, "/close", 6);
 	/* no body whatever the fields say (the framer must know it from the status) */
@@ -83,6 +86,14 @@ static size_t answer(enum who w, const char *method, const char *target, char *o
 	if (!strncmp(target, "/notmodified", 12))
 		return (size_t)snprintf(out, cap, "HTTP/1.1 304 Not Modified\r\nETag: \"%d\"\r\n"
 					"Content-Length: 999\r\n\r\n", (int)w);
+	if (!strncmp(target, "/secret", 7)) {
+		bl = (size_t)snprintf(body, sizeof(body), "{\"token\": \"s3cr3t-tok-%d\", \"user\": "
+				      "{\"name\": \"bob\", \"password\": [\"s3cr3t-pw-%d\"]}, \"v\": %d}",
+				      v, v, v);
+		return (size_t)snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+					"X-Api-Key: s3cr3t-hdr-%d\r\nLocation: /next?token=s3cr3t-loc-%d&p=%d\r\n"
+					"Content-Length: %zu\r\n\r\n%s", v, v, v, bl, head ? "" : body);
+	}
 	if (!strncmp(target, "/rand", 5)) {
 		unsigned r = ++rand_seq;
 
@@ -946,6 +957,66 @@ static void test_outputs(void **state)
 	stage_free(&g);
 }
 
+/* The redaction policy (redact.h) in every output: targets' query values and userinfo, listed
+ * header fields, JSON members and what is under them, request bodies; --no-redact shows all. */
+static void test_outputs_redacted(void **state)
+{
+	for (int off = 0; off < 2; off++) {
+		static const struct st_redact_rules none = { .none = true };
+		struct stage g;
+		struct tconn t;
+		struct st_compare_stats st;
+		char html[128], js[128], dl[128], *b;
+		size_t len;
+
+		stage_up(&g, true, 0);
+		snprintf(g.dir, sizeof(g.dir), "/tmp/st-cmp-XXXXXX");
+		assert_non_null(mkdtemp(g.dir));
+		snprintf(html, sizeof(html), "%s/r.html", g.dir);
+		snprintf(js, sizeof(js), "%s/r.json", g.dir);
+		snprintf(dl, sizeof(dl), "%s/d.jsonl", g.dir);
+		g.ccfg.report = html;
+		g.ccfg.report_json = js;
+		g.ccfg.diffs = dl;
+		if (off)
+			g.ccfg.rules.redact = &none;
+		stage_go(&g);
+		t_open(g.sh, &t, 41014);
+		t_sends(g.sh, &t, "POST /secret?access_token=s3cr3t-q1&page=1;Token=s3cr3t-q2 HTTP/1.1\r\n"
+				  "Host: x\r\nX-Api-Key: s3cr3t-req\r\nReferer: http://u:s3cr3t-ui@h/\r\n"
+				  "Content-Type: text/plain\r\nContent-Length: 27\r\n\r\n"
+				  "{\"password\":\"s3cr3t-body1\"}");
+		settle(&g, 1);
+		t_close(g.sh, &t);
+		stage_down(&g, &st);
+		assert_int_equal(st.diffs_written, 1);
+		for (int k = 0; k < 3; k++) {
+			b = slurp(k == 0 ? dl : k == 1 ? js : html, &len);
+			if (!off && strstr(b, "s3cr3t"))
+				fail_msg("a secret in %s: %s", k == 0 ? dl : k == 1 ? js : html,
+					 strstr(b, "s3cr3t"));
+			if (off && !strstr(b, "s3cr3t-tok-"))
+				fail_msg("--no-redact: the values are not shown in %s", k == 0 ? dl : js);
+			if (!off && k == 0) {
+				assert_non_null(strstr(b, "\"target\": \"/secret?access_token=*********"
+							  "&page=1;Token=*********\""));
+				assert_non_null(strstr(b, "[\"X-Api-Key\", \"(masked)\"]"));
+				assert_non_null(strstr(b, "\"body\": \"{\\\"password\\\":\\\"************\\\"}\""));
+				assert_non_null(strstr(b, "\"path\": \"$.token\", \"kind\": \"value\", "
+							  "\"production\": \"(masked)\""));
+				assert_non_null(strstr(b, "\"path\": \"$.v\""));
+				assert_non_null(strstr(b, "/next?token=************&p="));
+			}
+			free(b);
+		}
+		unlink(html);
+		unlink(js);
+		unlink(dl);
+		rmdir(g.dir);
+		stage_free(&g);
+	}
+}
+
 /* Without a reference: no reference column, the heuristic's words, the JSON's nulls. */
 static void test_outputs_no_reference(void **state)
 {
@@ -1233,6 +1304,7 @@ int main(void)
 		cmocka_unit_test(test_memory_cap),
 		cmocka_unit_test(test_worker_thread),
 		cmocka_unit_test(test_outputs),
+		cmocka_unit_test(test_outputs_redacted),
 		cmocka_unit_test(test_outputs_no_reference),
 		cmocka_unit_test(test_thresholds),
 		cmocka_unit_test(test_classify),
