@@ -4,6 +4,7 @@
 #include "hash.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -497,19 +498,17 @@ struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char
 	return f;
 }
 
-void st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n)
+bool st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n)
 {
 	for (uint32_t i = 0; i < s->ncodes; i++)
-		if (s->code[i] == code) {
-			s->n[i] += n;
-			return;
-		}
+		if (s->code[i] == code)
+			return st_cmp_count_add(&s->n[i], n);
 	if (s->ncodes < ST_CMP_STATUS_MAX) {
 		s->code[s->ncodes] = code;
 		s->n[s->ncodes++] = n;
-		return;
+		return true;
 	}
-	s->other += n;
+	return st_cmp_count_add(&s->other, n);
 }
 
 enum st_cmp_pair_v st_cmp_classify(const struct st_cmp_diffs *raw, const struct st_cmp_diffs *noise)
@@ -843,22 +842,23 @@ static void status_sort(struct st_cmp_status *s)
 	}
 }
 
-static void lat_merge(struct st_cmp_lat *d, const struct st_cmp_lat *s)
+/* Sums that fit set nothing in *over; one that would pass ST_CMP_COUNT_MAX sets it. */
+static void lat_merge(struct st_cmp_lat *d, const struct st_cmp_lat *s, bool *over)
 {
-	d->n += s->n;
+	*over |= !st_cmp_count_add(&d->n, s->n);
 	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++)
 		d->b[i] = (uint64_t)d->b[i] + s->b[i] > UINT32_MAX ? UINT32_MAX : d->b[i] + s->b[i];
 }
 
-static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s)
+static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s, bool *over)
 {
 	int rc = 0;
 
-	d->compared += s->compared;
-	d->differing += s->differing;
-	d->noise_only += s->noise_only;
-	d->not_compared += s->not_compared;
-	d->more_paths += s->more_paths;
+	*over |= !st_cmp_count_add(&d->compared, s->compared);
+	*over |= !st_cmp_count_add(&d->differing, s->differing);
+	*over |= !st_cmp_count_add(&d->noise_only, s->noise_only);
+	*over |= !st_cmp_count_add(&d->not_compared, s->not_compared);
+	*over |= !st_cmp_count_add(&d->more_paths, s->more_paths);
 	for (uint32_t i = 0; i < s->nfields; i++) {
 		const struct st_cmp_field *sf = &s->fields[i];
 		struct st_cmp_field *df = st_cmp_endpoint_field(d, sf->path, sf->kind, sf->note);
@@ -867,18 +867,19 @@ static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s)
 			rc = -1;
 			continue;
 		}
-		df->raw += sf->raw;
-		df->noise += sf->noise;
-		df->vol += sf->vol;
+		*over |= !st_cmp_count_add(&df->raw, sf->raw);
+		*over |= !st_cmp_count_add(&df->noise, sf->noise);
+		*over |= !st_cmp_count_add(&df->vol, sf->vol);
 		samples_merge(df, sf);
 	}
 	if (d->nfields)
 		qsort(d->fields, d->nfields, sizeof(d->fields[0]), field_cmp);
 	for (int k = 0; k < ST_CMP_NSIDES; k++) {
-		lat_merge(&d->lat[k], &s->lat[k]);
+		lat_merge(&d->lat[k], &s->lat[k], over);
 		for (uint32_t i = 0; i < s->status[k].ncodes; i++)
-			st_cmp_status_add(&d->status[k], s->status[k].code[i], s->status[k].n[i]);
-		d->status[k].other += s->status[k].other;
+			*over |= !st_cmp_status_add(&d->status[k], s->status[k].code[i],
+						    s->status[k].n[i]);
+		*over |= !st_cmp_count_add(&d->status[k].other, s->status[k].other);
 		status_sort(&d->status[k]);
 	}
 	return rc;
@@ -886,6 +887,7 @@ static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s)
 
 int st_cmp_agg_merge(struct st_cmp_agg *a, const struct st_cmp_agg *b)
 {
+	bool over = false;
 	int rc = 0;
 
 	for (uint32_t i = 0; i <= b->n; i++) {
@@ -895,11 +897,11 @@ int st_cmp_agg_merge(struct st_cmp_agg *a, const struct st_cmp_agg *b)
 		if (i == b->n && !e->compared && !e->not_compared && !e->nfields)
 			continue;
 		d = i < b->n ? st_cmp_agg_endpoint(a, e->name) : &a->other;
-		if (ep_merge(d, e))
-			rc = -1;
+		if (ep_merge(d, e, &over))
+			rc = -ENOMEM;
 	}
-	a->compared += b->compared;
-	a->differing += b->differing;
-	a->noise_only += b->noise_only;
-	return rc;
+	over |= !st_cmp_count_add(&a->compared, b->compared);
+	over |= !st_cmp_count_add(&a->differing, b->differing);
+	over |= !st_cmp_count_add(&a->noise_only, b->noise_only);
+	return over ? -EOVERFLOW : rc;
 }

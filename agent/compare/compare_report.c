@@ -1,8 +1,11 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * The compare report: JSON for machines, one self-contained HTML page for
- * people (compare_report.h). Every string from the traffic is escaped: paths,
- * values and endpoints are what clients and servers sent.
+ * people (compare_report.h). Every string from the traffic or from a merged part
+ * file passes one escaping function per format (hstr for HTML, st_cmp_json_str for
+ * JSON): paths, values and endpoints are what clients and servers sent, and a part
+ * file's command, candidate, hosts, notes and counter names are what another host
+ * wrote (tests/integration/test_report_merge.sh renders hostile parts in Chromium).
  */
 #include "compare_report.h"
 
@@ -198,7 +201,9 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		for (size_t i = 0; i < run->counters->n; i++) {
 			const struct st_statline_ent *e = &run->counters->e[i];
 
-			fprintf(f, "%s\"%s\": %llu", first ? "" : ", ", e->name, (unsigned long long)e->v);
+			fputs(first ? "" : ", ", f);
+			jstr(f, e->name);
+			fprintf(f, ": %llu", (unsigned long long)e->v);
 			first = false;
 		}
 	}
@@ -625,8 +630,9 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	}
 	if (run->end_real_ns)
 		st_cmp_time_str(ts, sizeof(ts), run->end_real_ns);
-	fprintf(f, " &middot; %s &middot; %s to %s%s", run->command ? run->command : "", t0, ts,
-		run->final ? " (final)" : " (in progress)");
+	fputs(" &middot; ", f);
+	hstr(f, run->command ? run->command : ""); /* a merged part's: untrusted like traffic */
+	fprintf(f, " &middot; %s to %s%s", t0, ts, run->final ? " (final)" : " (in progress)");
 	if (run->sources > 1)
 		fprintf(f, " &middot; <span id=\"sources\">merged from %llu reports</span>",
 			(unsigned long long)run->sources);
@@ -691,8 +697,10 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 
 			if (e->kind == ST_STAT_DETAIL && !e->v)
 				continue;
-			fprintf(f, "<tr><td><code>%s</code></td><td class=\"n\">%llu</td><td "
-				   "class=\"muted\">", e->name, (unsigned long long)e->v);
+			fputs("<tr><td><code>", f);
+			hstr(f, e->name); /* a merged part's names are checked, and escaped all the same */
+			fprintf(f, "</code></td><td class=\"n\">%llu</td><td class=\"muted\">",
+				(unsigned long long)e->v);
 			hstr(f, e->help ? e->help : "");
 			fputs("</td></tr>", f);
 		}

@@ -6,8 +6,9 @@
 # the candidate slower);
 # merging a merged report with the rest gives the same JSON as merging all at once; bad
 # input (no --merge, no input, no output, a missing file, not JSON, another format version,
-# other thresholds, an output that cannot be written) is one stderr line, exit 2 for usage
-# and 1 otherwise, and leaves no output file behind.
+# other thresholds, an output that cannot be written, sums a report cannot hold: three parts
+# of 2^63 - 1 pairs used to wrap) is one stderr line, exit 2 for usage (-o and --report-json
+# on one file too) and 1 otherwise, and leaves no output file behind.
 . "$(dirname "$0")/lib.sh"
 [ -x "$ST_BIN" ] || st_fail "$ST_BIN not found (build first)"
 "$ST_BIN" report --help >/dev/null 2>&1 || st_skip "$ST_BIN has no report command"
@@ -109,13 +110,21 @@ expect 1 "other thresholds" "rel.json: cannot be merged with r1.json: another --
 	--merge r1.json rel.json -o out.html
 expect 1 "unwritable output" "nodir/x.html" --merge r1.json -o nodir/x.html
 expect 1 "a directory" "not a regular file" --merge . -o out.html
+expect 2 "-o X --report-json X" "name one file" --merge r1.json -o out.html --report-json ./out.html
+# counts at the bound of a report (2^63 - 1): two add up beyond it, and are refused, not wrapped
+big=9223372036854775807
+sed -e "s/\"compared\": 8,/\"compared\": $big,/g" -e "s/\"not_compared\": 1, \"not_compared_timeout\"/\"not_compared\": $big, \"not_compared_timeout\"/" r1.json >big.json
+"$ST_BIN" report --merge big.json --report-json out.json 2>err || { cat err; st_fail "a part of 2^63 - 1 pairs is refused"; }
+grep -q "\"compared\": $big," out.json || st_fail "a part of 2^63 - 1 pairs does not read back"
+rm -f out.json
+expect 1 "sums beyond 2^63 - 1" "the merged counts would pass $big" --merge big.json big.json big.json -o out.html
 
 # written through a temporary file renamed over the target: nothing else is left
 shopt -s dotglob nullglob
 for f in *; do
 	case $f in
 	r1.json | r2.json | r3.json | r12.json | r1m.json | all.json | nested.json | rev.json | \
-		garbage.json | v3.json | v1.json | rel.json | fleet.html | err | stdout) ;;
+		garbage.json | v3.json | v1.json | rel.json | big.json | fleet.html | err | stdout) ;;
 	*) st_fail "left behind: $f" ;;
 	esac
 done
