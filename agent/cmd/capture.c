@@ -111,6 +111,33 @@ static int rotated_name(struct capture *c, char *buf, size_t len, bool pattern)
 	return n < 0 || (size_t)n >= len ? -ENAMETOOLONG : 0;
 }
 
+/* An earlier run's rotated file, by its name: BASE-YYYYMMDDTHHMMSS.mmmZ.pcap with a date
+ * that exists (the glob also matches "BASE-1T1Z.pcap" and "BASE-20261399T...": not ours). */
+static bool rotated_name_ok(const char *path)
+{
+	const char *dash = strrchr(path, '-');
+	struct tm tm = { 0 }, back;
+	unsigned ms;
+	time_t t;
+	int n = 0;
+
+	if (!dash || strlen(dash) != strlen("-20260101T000000.000Z.pcap") ||
+	    sscanf(dash, "-%4d%2d%2dT%2d%2d%2d.%3uZ.pcap%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
+		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &n) != 7 || (size_t)n != strlen(dash))
+		return false;
+	for (const char *p = dash + 1; *p != 'Z'; p++)
+		if (!(*p >= '0' && *p <= '9') && *p != 'T' && *p != '.')
+			return false; /* "%2d" takes "+1" and " 1" too */
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	back = tm;
+	t = timegm(&back);
+	/* timegm normalises an impossible date (month 13, February 30): it must come back as is */
+	return t >= 0 && back.tm_year == tm.tm_year && back.tm_mon == tm.tm_mon &&
+	       back.tm_mday == tm.tm_mday && back.tm_hour == tm.tm_hour && back.tm_min == tm.tm_min &&
+	       back.tm_sec == tm.tm_sec;
+}
+
 /* The file is big or old enough: the next one starts; this one is renamed when written. */
 static void rotate(struct capture *c)
 {
@@ -286,7 +313,7 @@ static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 
 		/* each file takes its name when complete; --keep counts earlier runs' too */
 		if (rotated_name(c, older, sizeof(older), true) ||
-		    st_pcapw__rotation(c->w, c->keep, older)) {
+		    st_pcapw__rotation(c->w, c->keep, older, rotated_name_ok)) {
 			pr_err("-w %s: rotation needs a regular file", c->out);
 			return -1;
 		}

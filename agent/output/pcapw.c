@@ -288,10 +288,17 @@ static void done_add(struct st_pcapw *w, const char *path, bool more)
 static void prune(struct st_pcapw *w, size_t max)
 {
 	while (w->n_done > max) {
-		if (unlink(w->done[0]) && errno != ENOENT)
-			pr_warn("-w: removing %s (--keep %u): %s", w->done[0], w->keep, strerror(errno));
-		else
-			w->removed++;
+		struct stat st;
+
+		/* what became something else since (a link, another owner's file) is not ours:
+		 * forgotten, not removed */
+		if (!lstat(w->done[0], &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid()) {
+			if (unlink(w->done[0]) && errno != ENOENT)
+				pr_warn("-w: removing %s (--keep %u): %s", w->done[0], w->keep,
+					strerror(errno));
+			else
+				w->removed++;
+		}
 		free(w->done[0]);
 		memmove(w->done, w->done + 1, (w->n_done - 1) * sizeof(*w->done));
 		w->n_done--;
@@ -647,7 +654,28 @@ int st_pcapw__reopen(struct st_pcapw *w)
 	return 1;
 }
 
-int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older)
+/* An earlier run's file that --keep may count and remove: a regular file (never a symlink),
+ * owned by the user we run as, starting with a pcap or pcapng header; anything else under
+ * the pattern is someone else's and stays. */
+static bool older_ours(const char *path)
+{
+	uint32_t magic = 0;
+	struct stat st;
+	bool ok;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return false;
+	ok = !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+	     read(fd, &magic, sizeof(magic)) == (ssize_t)sizeof(magic) &&
+	     (magic == 0xa1b2c3d4 || magic == 0xd4c3b2a1 || magic == 0xa1b23c4d ||
+	      magic == 0x4d3cb2a1 || magic == 0x0a0d0d0a /* pcapng's section header */);
+	close(fd);
+	return ok;
+}
+
+int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older,
+		       bool (*name_ok)(const char *path))
 {
 	glob_t g;
 
@@ -655,11 +683,13 @@ int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older)
 		return -EINVAL;
 	w->keep = keep;
 	w->cur->finish = true;
-	/* files of earlier runs count against --keep too (their names sort by time) */
+	/* files of earlier runs count against --keep too (their names sort by time), but only
+	 * those this job could have written */
 	if (older && !glob(older, 0, NULL, &g)) {
 		pthread_mutex_lock(&w->mu);
 		for (size_t i = 0; i < g.gl_pathc; i++)
-			if (strcmp(g.gl_pathv[i], w->cur->out.path))
+			if (strcmp(g.gl_pathv[i], w->cur->out.path) &&
+			    (!name_ok || name_ok(g.gl_pathv[i])) && older_ours(g.gl_pathv[i]))
 				done_add(w, g.gl_pathv[i], true);
 		pthread_mutex_unlock(&w->mu);
 		globfree(&g);

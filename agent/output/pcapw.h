@@ -23,6 +23,7 @@
 #ifndef ST_PCAPW_H
 #define ST_PCAPW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -93,10 +94,14 @@ int st_pcapw__streaming(const struct st_pcapw *w);
  * close); until then it is a hidden temporary file next to it. At most keep files (0: no
  * limit; else >= 2: a file being completed and the next one exist together) stay, counting
  * the ones being written: the oldest complete ones go first, including those of earlier
- * runs that the glob pattern older matches (names that sort by time; may be NULL). 0, or
- * -EINVAL for stdout, a device or a FIFO.
+ * runs that the glob pattern older matches (names that sort by time; may be NULL) and that
+ * this job could have written: name_ok(path) (NULL: any name) and a regular file, never a
+ * symlink, owned by our user, with a pcap or pcapng header; anything else stays. A file is
+ * removed only if it still is a regular file of ours. 0, or -EINVAL for stdout, a device or a
+ * FIFO.
  */
-int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older);
+int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older,
+		       bool (*name_ok)(const char *path));
 /* Rotation: records from now on go to next_path; the current file is complete after what is
  * queued for it. 0, or -errno after one line (the current file goes on). */
 int st_pcapw__rotate(struct st_pcapw *w, const char *next_path);
