@@ -260,6 +260,11 @@ static int parse(struct receive *rx, int argc, char **argv)
 		pr_err("receive: --print and -w - both write to stdout");
 		return ST_EXIT_USAGE;
 	}
+	if (rx->cmp.redact.none && st_redact_added(&rx->cmp.redact)) {
+		pr_err("receive: --no-redact and --redact-header/--redact-query/--redact-field "
+		       "contradict each other");
+		return ST_EXIT_USAGE;
+	}
 	paths[0] = rx->wpath && strcmp(rx->wpath, "-") ? rx->wpath : NULL;
 	paths[1] = rx->cmp.report;
 	paths[2] = rx->cmp.report_json;

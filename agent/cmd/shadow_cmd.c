@@ -352,6 +352,9 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 		return bad(c, "unexpected argument '%s'", argv[pos]);
 	if (st_cmp_opts_check(&c->cmp, &c->cfg, err, sizeof(err)))
 		return bad(c, "%s", err);
+	if (c->cmp.redact.none && st_redact_added(&c->cmp.redact))
+		return bad(c, "%s", "--no-redact and --redact-header/--redact-query/--redact-field "
+			   "contradict each other");
 	{
 		const char *paths[] = { c->metrics, c->cmp.report, c->cmp.report_json, c->cmp.diffs };
 		const char *opts[] = { "--metrics", "--report", "--report-json", "--diffs" };

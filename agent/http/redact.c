@@ -467,45 +467,41 @@ unsigned st_jredact_feed(struct st_jredact *j, const struct st_redact_rules *r, 
 
 /* ---- options ------------------------------------------------------------------------------ */
 
+/* Appends val to a list of names (at most ST_REDACT_MAX, no byte of bad, not longer than a
+ * name redaction compares); 0, or -1 with err naming what it is not. */
+static int add_name(const char **list, unsigned *n, const char *val, const char *bad,
+		    const char *what, char *err, size_t errlen)
+{
+	if (*n >= ST_REDACT_MAX || !*val || strlen(val) > ST_JREDACT_KEY_MAX || strpbrk(val, bad)) {
+		snprintf(err, errlen, "'%s' is not a %s (or more than %d given)", val, what,
+			 ST_REDACT_MAX);
+		return -1;
+	}
+	list[(*n)++] = val;
+	return 0;
+}
+
 static int opt_header(void *o, const char *val, char *err, size_t errlen)
 {
 	struct st_redact_rules *r = o;
 
-	if (r->n_headers >= ST_REDACT_MAX || !*val || strpbrk(val, " \t:\r\n")) {
-		snprintf(err, errlen, "'%s' is not a header field name (or more than %d given)",
-			 val, ST_REDACT_MAX);
-		return -1;
-	}
-	r->headers[r->n_headers++] = val;
-	return 0;
+	return add_name(r->headers, &r->n_headers, val, " \t:\r\n", "header field name", err,
+			errlen);
 }
 
 static int opt_query(void *o, const char *val, char *err, size_t errlen)
 {
 	struct st_redact_rules *r = o;
 
-	if (r->n_queries >= ST_REDACT_MAX || !*val || strlen(val) > ST_JREDACT_KEY_MAX ||
-	    strpbrk(val, "&;=?# ")) {
-		snprintf(err, errlen, "'%s' is not a query parameter name (or more than %d given)",
-			 val, ST_REDACT_MAX);
-		return -1;
-	}
-	r->queries[r->n_queries++] = val;
-	return 0;
+	return add_name(r->queries, &r->n_queries, val, "&;=?# ", "query parameter name", err,
+			errlen);
 }
 
 static int opt_field(void *o, const char *val, char *err, size_t errlen)
 {
 	struct st_redact_rules *r = o;
 
-	if (r->n_fields >= ST_REDACT_MAX || !*val || strlen(val) > ST_JREDACT_KEY_MAX ||
-	    strpbrk(val, "\"\\")) {
-		snprintf(err, errlen, "'%s' is not a JSON member name (or more than %d given)",
-			 val, ST_REDACT_MAX);
-		return -1;
-	}
-	r->fields[r->n_fields++] = val;
-	return 0;
+	return add_name(r->fields, &r->n_fields, val, "\"\\", "JSON member name", err, errlen);
 }
 
 const struct st_opt st_redact_opts[] = {

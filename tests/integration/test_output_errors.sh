@@ -19,13 +19,9 @@ st_init
 PCAP=$ST_TMP/three.pcap
 # One connection to port 80 (raw IPv4 link type): three GETs, each answered "prod" by production;
 # the shadow (shadow_sink.py) answers "ok", so every pair differs.
-python3 - "$PCAP" <<'PY'
-import struct, sys
-def pkt(src, dst, sp, dp, seq, ack, flags, data=b""):
-    tcp = struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0,
-                     bytes(src), bytes(dst))
-    return ip + tcp
+PYTHONPATH=$ST_ROOT/tests/integration python3 - "$PCAP" <<'PY'
+import sys
+from rawpcap import pkt, write
 c, s = [10, 9, 0, 1], [10, 9, 0, 2]
 cs, ss = 101, 501
 pkts = [pkt(c, s, 40000, 80, 100, 0, 0x02), pkt(s, c, 80, 40000, 500, 101, 0x12),
@@ -36,10 +32,7 @@ for i in range(3):
     pkts.append(pkt(c, s, 40000, 80, cs, ss, 0x18, req)); cs += len(req)
     pkts.append(pkt(s, c, 80, 40000, ss, cs, 0x18, resp)); ss += len(resp)
 pkts.append(pkt(c, s, 40000, 80, cs, ss, 0x11))
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 101))
-    for i, p in enumerate(pkts):
-        f.write(struct.pack("<IIII", 1700000000, i * 1000, len(p), len(p)) + p)
+write(sys.argv[1], pkts)
 PY
 
 st_netns_single out

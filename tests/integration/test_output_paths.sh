@@ -23,22 +23,15 @@ st_init
 
 PCAP=$ST_TMP/one.pcap
 # One HTTP connection on port 80 (raw IPv4 link type): SYN, SYN-ACK, ACK, a GET, FIN.
-python3 - "$PCAP" <<'PY'
-import struct, sys
-def pkt(src, dst, sp, dp, seq, ack, flags, data=b""):
-    tcp = struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0,
-                     bytes(src), bytes(dst))
-    return ip + tcp
+PYTHONPATH=$ST_ROOT/tests/integration python3 - "$PCAP" <<'PY'
+import sys
+from rawpcap import pkt, write
 c, s = [10, 9, 0, 1], [10, 9, 0, 2]
 req = b"GET /metrics-test HTTP/1.1\r\nHost: x\r\n\r\n"
 pkts = [pkt(c, s, 40000, 80, 100, 0, 0x02), pkt(s, c, 80, 40000, 500, 101, 0x12),
         pkt(c, s, 40000, 80, 101, 501, 0x10), pkt(c, s, 40000, 80, 101, 501, 0x18, req),
         pkt(c, s, 40000, 80, 101 + len(req), 501, 0x11)]
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 101))
-    for i, p in enumerate(pkts):
-        f.write(struct.pack("<IIII", 1700000000, i * 1000, len(p), len(p)) + p)
+write(sys.argv[1], pkts)
 PY
 REPLAY=("$ST_BIN" replay "$PCAP" --port 80 --to 127.0.0.1:9 --fast --drain 0)
 

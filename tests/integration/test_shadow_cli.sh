@@ -50,6 +50,10 @@ usage "compare: two candidates" --iface lo --port 80 --to 127.0.0.1:1 --to 127.0
 usage "compare: a share" --iface lo --port 80 --to 127.0.0.1:1/50 --report-json /dev/null
 usage "compare: reference share" --iface lo --port 80 --to 127.0.0.1:1 --reference 127.0.0.1:2/50
 usage "compare: raw" --iface lo --port 80 --to 127.0.0.1:1 --compare --proto raw
+# the redaction policy's options (redact.h), shared with tee and receive
+usage "--no-redact with --redact-query" --iface lo --port 80 --to 127.0.0.1:1 --compare --no-redact --redact-query sid
+usage "a bad --redact-query" --iface lo --port 80 --to 127.0.0.1:1 --compare --redact-query 'a&b'
+usage "a bad --output-mode" --iface lo --port 80 --to 127.0.0.1:1 --output-mode 0400
 usage "bad --ignore-field" --iface lo --port 80 --to 127.0.0.1:1 --ignore-field items.id
 usage "bad --ignore-header" --iface lo --port 80 --to 127.0.0.1:1 --ignore-header 'X Y'
 usage "bad --endpoint" --iface lo --port 80 --to 127.0.0.1:1 --endpoint 'get /x'
