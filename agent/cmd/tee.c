@@ -142,7 +142,7 @@ struct tee_out {
 	X(T, filtered_conns, COUNTER, "connections whose first request --match-*/--exclude-path left out") \
 	X(T, bytes, COUNTER, "stream bytes teed")                                             \
 	X(T, held_bytes, COUNTER, "bytes held back (gaps): not framed as HTTP")              \
-	X(T, redacted, COUNTER, "header and query values redacted")                          \
+	X(T, redacted, COUNTER, "values redacted: header and trailer fields, URLs, JSON")    \
 	X(T, marks, DETAIL, "exchange boundaries marked (a receiver resumes a connection there)") \
 	X(T, dropped_records, COUNTER, "data records dropped: the output or --max-rate was too slow") \
 	X(T, dropped_bytes, COUNTER, "stream bytes of those records (gaps for the receiver)") \
