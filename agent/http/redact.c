@@ -290,6 +290,18 @@ static unsigned go_all(struct st_jredact *j)
 	return 1;
 }
 
+/* The body stopped being JSON. Declared JSON: everything from here (too much, never too
+ * little). Only guessed to be JSON (it started with '{' or '['): it is not, and what follows
+ * passes (a binary body that starts with '{' is not overwritten). */
+static unsigned broken(struct st_jredact *j)
+{
+	if (j->guessed) {
+		j->on = false;
+		return 0;
+	}
+	return go_all(j);
+}
+
 static bool in_redacted(const struct st_jredact *j)
 {
 	return j->redact_depth >= 0;
@@ -317,7 +329,7 @@ static unsigned value_start(struct st_jredact *j, uint8_t c)
 		return 0;
 	}
 	if (!is_lit(c))
-		return go_all(j);
+		return broken(j);
 	j->st = J_LIT;
 	j->redact_lit = red;
 	j->lit_first = c;
@@ -369,10 +381,11 @@ unsigned st_jredact_feed(struct st_jredact *j, const struct st_redact_rules *r, 
 					j->on = false;
 					return n;
 				}
+				j->guessed = true;
 			}
 			if (c == ']') {
 				if (!pop(j, c, &n))
-					n += go_all(j);
+					n += broken(j);
 				break;
 			}
 			n += value_start(j, c);
@@ -389,14 +402,14 @@ unsigned st_jredact_feed(struct st_jredact *j, const struct st_redact_rules *r, 
 				j->key_len = 0;
 				j->key_long = false;
 			} else if (c != '}' || !pop(j, c, &n)) {
-				n += go_all(j);
+				n += broken(j);
 			}
 			break;
 		case J_COLON:
 			if (is_ws(c))
 				break;
 			if (c != ':') {
-				n += go_all(j);
+				n += broken(j);
 				break;
 			}
 			j->redact_next = !j->key_long &&
@@ -449,15 +462,17 @@ unsigned st_jredact_feed(struct st_jredact *j, const struct st_redact_rules *r, 
 				j->st = j->stack[j->depth - 1] ? J_KEY : J_VALUE;
 			} else if (c == '}' || c == ']') {
 				if (!pop(j, c, &n))
-					n += go_all(j);
+					n += broken(j);
 			} else if (!j->depth) {
 				j->st = J_VALUE; /* another top-level value (JSON lines) */
 				continue;
 			} else {
-				n += go_all(j);
+				n += broken(j);
 			}
 			break;
 		}
+		if (!j->on)
+			return n; /* guessed, and not JSON after all */
 		if (j->all && !was_all)
 			continue; /* this byte too, in the mode that cannot leak */
 		i++;

@@ -21,9 +21,11 @@
  *    space), an object or array every scalar inside it likewise. A body is scanned as JSON
  *    when a Content-Type says json, and whatever its Content-Type (none, text/plain, two)
  *    when its first byte that is not whitespace is '{' or '[' (a top-level scalar holds no
- *    member). Member names are compared as written (escapes not decoded). Nesting deeper
- *    than ST_JREDACT_DEPTH, or a body that stops being JSON, turns on redaction of every
- *    byte but JSON's punctuation for the rest of the body (too much, never too little).
+ *    member); such a body that turns out not to be JSON (a binary body starting with '{')
+ *    passes unchanged from there. Member names are compared as written (escapes not
+ *    decoded). Nesting deeper than ST_JREDACT_DEPTH, or a declared JSON body that stops
+ *    being JSON, turns on redaction of every byte but JSON's punctuation for the rest of
+ *    the body (too much, never too little).
  */
 #ifndef ST_REDACT_H
 #define ST_REDACT_H
@@ -113,6 +115,7 @@ unsigned st_tredact_feed(struct st_tredact *t, const struct st_redact_rules *r, 
 struct st_jredact {
 	bool on;                /* this body is (or may be) JSON, and redaction is on */
 	bool sniff;             /* not declared JSON: its first byte decides */
+	bool guessed;           /* ... and it started like JSON: a syntax error ends the scan */
 	bool all;               /* too deep: every scalar from here on */
 	uint8_t st;             /* scanner state */
 	bool esc;               /* in a string, after a backslash */

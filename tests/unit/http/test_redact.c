@@ -315,6 +315,9 @@ static void t_json_by_content(void **state)
 		{ "\"password\"", "\"password\"" },
 		{ "true", "true" },
 		{ "<p>{\"password\":\"x\"}</p>", "<p>{\"password\":\"x\"}</p>" },
+		/* it started like JSON and is not: what follows passes (a binary body) */
+		{ "{\x01\x02\"password\":\"x\"}", "{\x01\x02\"password\":\"x\"}" },
+		{ "[{\"token\":\"ab\"},,{\"token\":\"cd\"}]", "[{\"token\":\"**\"},,{\"token\":\"cd\"}]" },
 	};
 	struct st_redact_rules r = { 0 };
 	struct st_jredact j;
