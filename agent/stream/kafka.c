@@ -832,7 +832,10 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	struct st_kafka_consumer *c = opaque;
-	bool coop = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+	/* NULL while no protocol is chosen: a member taken out of the group gets its revoke in
+	 * join-state init (seen under load in test_kafka); the eager calls are right then */
+	const char *proto = rd_kafka_rebalance_protocol(rk);
+	bool coop = proto && !strcmp(proto, "COOPERATIVE");
 	rd_kafka_error_t *e = NULL;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
