@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -32,6 +31,7 @@
 #include "flowsink.h"
 #include "http.h"
 #include "kafka.h"
+#include "linklisten.h"
 #include "log.h"
 #include "loop.h"
 #include "optparse.h"
@@ -128,7 +128,7 @@ struct receive {
 	int fd;
 	bool is_file, eof, failed;
 	struct st_tlslink *tls;
-	int lfd, epfd;          /* --listen: the listening socket, and an epoll of it and fd */
+	struct st_linklisten *ll; /* --listen: takes the tee's connection (fd, tls) */
 	struct st_stream_dec *dec;
 	struct st_flowsink *sink;
 	int dirfd;
@@ -277,37 +277,6 @@ static int parse(struct receive *rx, int argc, char **argv)
 }
 
 /* ---- input ---------------------------------------------------------------------------- */
-
-/* --listen: a non-blocking listening socket. */
-static int listen_socket(const char *hostport)
-{
-	char host[256], port[8];
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
-	int fd, rc, one = 1;
-
-	if (st_split_hostport(hostport, host, sizeof(host), port, sizeof(port))) {
-		pr_err("receive: --listen '%s' is not ADDR:PORT", hostport);
-		return -1;
-	}
-	rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
-	if (rc) {
-		pr_err("receive: --listen %s: %s", hostport, gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd >= 0)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4)) {
-		pr_err("receive: --listen %s: %s", hostport, strerror(errno));
-		freeaddrinfo(res);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	freeaddrinfo(res);
-	pr_info("receive: waiting for a tee on %s", hostport);
-	return fd;
-}
 
 /* ---- re-segmentation (-w, --to) ------------------------------------------------------ */
 
@@ -892,11 +861,12 @@ static void link_lost(struct receive *rx)
 	st_stream_dec__close_all(rx->dec, rx->last_ts);
 	if (rx->sh)
 		st_shadow__kick(rx->sh);
-	epoll_ctl(rx->epfd, EPOLL_CTL_DEL, rx->fd, NULL);
+	st_loop__del(rx->loop, rx->fd);
 	st_tlslink__free(rx->tls);
 	rx->tls = NULL;
 	close(rx->fd);
 	rx->fd = -1;
+	st_linklisten__busy(rx->ll, false);
 	if (!d) {
 		pr_err("receive: %s", strerror(errno));
 		rx->failed = true;
@@ -976,82 +946,54 @@ static int on_input(void *ctx)
 	return 0;
 }
 
-/* --listen: one tee connection at a time; the first one must authenticate, a later one
- * that does not is refused and the receiver goes on waiting. */
-static void accept_one(struct receive *rx)
+/* --listen: the tee's connection is readable. TLS: a read may leave decrypted bytes inside
+ * the library, which no readiness announces: read until it says it has nothing. */
+static int on_link(void *ctx)
 {
-	struct epoll_event ev = { .events = EPOLLIN };
-	char err[512];
-	int cfd = accept4(rx->lfd, NULL, NULL, SOCK_CLOEXEC);
+	struct receive *rx = ctx;
 
-	if (cfd < 0)
-		return;
-	if (rx->fd >= 0) {
-		pr_warn("receive: --listen %s: a second tee connection refused (one stream at a "
-			"time)", rx->listen);
-		close(cfd);
-		return;
-	}
-	if (!rx->insecure) {
-		rx->tls = st_tlslink__server(cfd, &rx->tlso, 10, err, sizeof(err));
-		if (!rx->tls) {
-			close(cfd);
-			if (!rx->st.streams) {
-				pr_err("receive: --listen %s: %s", rx->listen, err);
-				rx->failed = true;
-				rx->eof = true;
-				st_loop__stop(rx->loop);
-			} else {
-				pr_warn("receive: --listen %s: %s", rx->listen, err);
-			}
-			return;
-		}
-	}
-	{
-		char k = ST_STREAM_LINK_OK;
+	for (int k = 0; rx->fd >= 0 && !rx->eof && k < 64; k++)
+		if (read_some(rx))
+			break;
+	return 0;
+}
 
-		if (rx->tls ? st_tlslink__write(rx->tls, &k, 1) : write(cfd, &k, 1) != 1) {
-			pr_warn("receive: --listen %s: the tee went away", rx->listen);
-			st_tlslink__free(rx->tls);
-			rx->tls = NULL;
-			close(cfd);
-			return;
-		}
-	}
-	fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
-	ev.data.fd = cfd;
-	if (epoll_ctl(rx->epfd, EPOLL_CTL_ADD, cfd, &ev)) {
-		pr_warn("receive: --listen %s: %s", rx->listen, strerror(errno));
-		st_tlslink__free(rx->tls);
+/* --listen: a tee proved itself (linklisten.h): its stream, from the preamble it sent, into
+ * the same outputs. */
+static void on_tee(void *ctx, int fd, struct st_tlslink *tls, const uint8_t *pre, size_t n)
+{
+	struct receive *rx = ctx;
+	int rc;
+
+	rx->fd = fd;
+	rx->tls = tls;
+	if (st_loop__add(rx->loop, fd, on_link, rx)) {
+		pr_warn("receive: --listen %s: event loop: %s", rx->listen, strerror(errno));
+		st_tlslink__free(tls);
+		close(fd);
+		rx->fd = -1;
 		rx->tls = NULL;
-		close(cfd);
 		return;
 	}
-	rx->fd = cfd;
+	st_linklisten__busy(rx->ll, true);
 	rx->st.streams++;
 	if (rx->st.streams > 1)
 		pr_warn("receive: --listen %s: the tee is back: a new stream", rx->listen);
+	rx->st.stream_bytes += n;
+	rc = st_stream_dec__feed(rx->dec, pre, n);
+	if (rc) {
+		input_done(rx, rc);
+		return;
+	}
+	on_link(rx); /* what came with the preamble (TLS holds it already) */
 }
 
-static int on_net(void *ctx)
+static int on_listen(void *ctx)
 {
 	struct receive *rx = ctx;
-	struct epoll_event evs[4];
-	int n = epoll_wait(rx->epfd, evs, 4, 0);
 
-	for (int i = 0; i < n && !rx->eof; i++) {
-		if (evs[i].data.fd == rx->lfd) {
-			accept_one(rx);
-			continue;
-		}
-		if (evs[i].data.fd != rx->fd)
-			continue;
-		/* TLS: a read may leave decrypted bytes inside the library, which no readiness
-		 * announces: read until it says it has nothing */
-		for (int k = 0; rx->fd >= 0 && !rx->eof && k < 64; k++)
-			if (read_some(rx))
-				break;
-	}
+	if (!rx->eof)
+		st_linklisten__run(rx->ll);
 	return 0;
 }
 
@@ -1067,6 +1009,8 @@ static int on_tick(void *ctx)
 	struct receive *rx = ctx;
 	uint64_t now = st_mono_ns();
 
+	if (rx->ll)
+		st_linklisten__tick(rx->ll, now);
 	if (rx->pq_n) {
 		pace_release(rx, false);
 		if (rx->eof && !rx->pq_n) {
@@ -1180,6 +1124,12 @@ static void summary(struct receive *rx)
 
 	st_statline_init(&l);
 	st_statline_add_table(&l, receive_stat_desc, receive_stat_n, &rx->st);
+	if (rx->ll) {
+		struct st_linklisten_stats ls;
+
+		st_linklisten__stats(rx->ll, &ls);
+		st_statline_add_table(&l, st_linklisten_stat_desc, st_linklisten_stat_n, &ls);
+	}
 	if (rx->have_trailer) {
 		st_statline_add(&l, "sender_dropped_records", rx->trailer.dropped_records,
 				ST_STAT_COUNTER, "records the sender dropped (END_STREAM)");
@@ -1229,7 +1179,7 @@ int cmd_receive(int argc, char **argv)
 		pr_err("receive: out of memory");
 		return ST_EXIT_RUNTIME;
 	}
-	rx->fd = rx->dirfd = rx->lfd = rx->epfd = -1;
+	rx->fd = rx->dirfd = -1;
 	rc = parse(rx, argc, argv);
 	if (rc) {
 		rc = rc < 0 ? ST_EXIT_OK : rc;
@@ -1259,18 +1209,26 @@ int cmd_receive(int argc, char **argv)
 		rx->fd = dup(STDIN_FILENO);
 	}
 	if (rx->listen) {
-		struct epoll_event ev = { .events = EPOLLIN };
+		char what[300], err[512];
+		const struct st_linklisten_config lc = {
+			.addr = rx->listen,
+			.tls = rx->insecure ? NULL : &rx->tlso,
+			.what = what,
+			.on_tee = on_tee,
+			.ctx = rx,
+		};
 
-		rx->lfd = listen_socket(rx->listen);
-		if (rx->lfd < 0)
+		snprintf(what, sizeof(what), "receive: --listen %s", rx->listen);
+		rx->ll = st_linklisten__new(&lc, err, sizeof(err));
+		if (!rx->ll) {
+			pr_err("receive: --listen %s: %s", rx->listen, err);
 			goto out;
-		rx->epfd = epoll_create1(EPOLL_CLOEXEC);
-		ev.data.fd = rx->lfd;
-		if (rx->epfd < 0 || epoll_ctl(rx->epfd, EPOLL_CTL_ADD, rx->lfd, &ev) ||
-		    st_loop__add(rx->loop, rx->epfd, on_net, rx)) {
+		}
+		if (st_loop__add(rx->loop, st_linklisten__fd(rx->ll), on_listen, rx)) {
 			pr_err("receive: event loop: %s", strerror(errno));
 			goto out;
 		}
+		pr_info("receive: waiting for a tee on %s", rx->listen);
 	}
 	rc = outputs_open(rx);
 	if (rc)
@@ -1333,10 +1291,7 @@ out:
 	st_tlslink__free(rx->tls);
 	if (rx->fd >= 0)
 		close(rx->fd);
-	if (rx->lfd >= 0)
-		close(rx->lfd);
-	if (rx->epfd >= 0)
-		close(rx->epfd);
+	st_linklisten__free(rx->ll);
 	st_kafka_consumer__free(rx->kc);
 	st_stream_dec__free(rx->dec);
 	st_loop__free(rx->loop);

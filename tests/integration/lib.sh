@@ -734,6 +734,27 @@ st_tee_start() {
 	st_fail "tee $name did not attach within 10 s"
 }
 
+# st_tee_certs DIR: the tee link's certificates (EC P-256), made once: a CA (DIR/ca.pem,
+# DIR/ca.key), rx and tx signed by it (DIR/rx.pem, DIR/rx.key, DIR/tx.*), another CA
+# (DIR/rogue-ca.*) and a certificate it signed (DIR/rogue.*).
+st_tee_certs() {
+	local c=$1 n
+	[ -f "$c/rogue.pem" ] && return 0
+	command -v openssl >/dev/null || st_skip "missing commands: openssl (tools/install-deps.sh installs it)"
+	mkdir -p "$c"
+	for n in ca rogue-ca; do
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$c/$n.key" \
+			-out "$c/$n.pem" -days 2 -subj "/CN=$n" >/dev/null 2>&1 || st_fail "openssl: CA $n"
+	done
+	for n in rx:ca tx:ca rogue:rogue-ca; do
+		openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout "$c/${n%%:*}.key" \
+			-out "$c/${n%%:*}.csr" -subj "/CN=${n%%:*}" >/dev/null 2>&1 &&
+			openssl x509 -req -in "$c/${n%%:*}.csr" -CA "$c/${n#*:}.pem" -CAkey "$c/${n#*:}.key" \
+				-CAcreateserial -days 2 -out "$c/${n%%:*}.pem" >/dev/null 2>&1 ||
+			st_fail "openssl: certificate ${n%%:*}"
+	done
+}
+
 # st_kafka_mock NS [PARTITIONS]: librdkafka's mock cluster (tools/kafka-mock, topic "tee",
 # 3 partitions) listening on NS's loopback; its bootstrap in ST_KAFKA_BOOT. It reads commands
 # on a FIFO the test holds open (st_kafka_mock_cmd) and ends when the test does.
