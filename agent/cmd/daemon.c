@@ -226,6 +226,12 @@ static int plan_load(struct plan *p, const char *path)
 			goto bad;
 		job_free(d->k, obj);
 	}
+	if (!p->n) {
+		/* nothing would run: a wrong file named, or a section misspelt */
+		pr_err("%s: no jobs: a job is a section [capture NAME], [flows NAME], [shadow NAME] "
+		       "or [tee NAME]", path);
+		goto bad;
+	}
 	return 0;
 bad:
 	plan_free(p);

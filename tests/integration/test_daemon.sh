@@ -18,7 +18,7 @@ D=$ST_TMP
 # ---- config errors: no root needed -------------------------------------------------------
 check_err() { # FILE EXPECTED-REGEX: --check exits 2 with that one line
 	local rc=0 out
-	out=$("$ST_BIN" daemon --config "$1" --check 2>&1 >/dev/null) || rc=$?
+	out=$(timeout 10 "$ST_BIN" daemon --config "$1" --check 2>&1 >/dev/null) || rc=$?
 	[ "$rc" -eq 2 ] || st_fail "--check $1: exit $rc, expected 2 ($out)"
 	[ "$(wc -l <<<"$out")" -eq 1 ] || st_fail "--check $1: more than one line: $out"
 	grep -Eq "$2" <<<"$out" || st_fail "--check $1: '$out' does not match '$2'"
@@ -37,6 +37,25 @@ printf '[capture web]\niface = lo\nport = 80\n' >"$D/incomplete.conf"
 check_err "$D/incomplete.conf" "incomplete.conf:1: \[capture web\]: capture: -w FILE is required"
 printf '[tcpdump web]\niface = lo\n' >"$D/cmd.conf"
 check_err "$D/cmd.conf" "cmd.conf:1: \[tcpdump web\]: unknown command 'tcpdump'"
+# a file that runs nothing, or that is not a file, is refused (no jobs is an error)
+printf '[daemon]\nlog-level = info\n' >"$D/nojobs.conf"
+check_err "$D/nojobs.conf" "nojobs.conf: no jobs: a job is a section \[capture NAME\]"
+check_err "$D" "$D: not a regular file \(a directory\)"
+: >"$D/empty.conf"
+check_err "$D/empty.conf" "empty.conf: the file is empty: no jobs"
+mkfifo "$D/fifo.conf"
+check_err "$D/fifo.conf" "fifo.conf: not a regular file \(a FIFO\)"
+printf '[capture web]\niface = lo\nport = 80\nwrite = x.pcap\nduration = 1\0\n' >"$D/nul.conf"
+check_err "$D/nul.conf" "nul.conf:5: a NUL byte \(column 13\): the file is not text"
+# a realistic match-path regex (lines up to 64 KiB; inih's own buffer is 200 bytes)
+re="^/(api|v[0-9]+)/($(seq -s '|' -f 'endpoint%g' 1 400))(/[a-z0-9_-]+)*\$"
+printf '[shadow web]\niface = lo\nport = 80\nto = 127.0.0.1:1\nmatch-path = %s\n' "$re" >"$D/longre.conf"
+out=$("$ST_BIN" daemon --config "$D/longre.conf" --check 2>&1) ||
+	st_fail "a ${#re}-byte match-path was refused: $out"
+st_log "  ok: a ${#re}-byte match-path regex passes --check"
+head -c 70000 /dev/zero | tr '\0' a | sed 's/^/match-path = /' >"$D/toolong.body"
+{ printf '[shadow web]\niface = lo\nport = 80\nto = 127.0.0.1:1\n'; cat "$D/toolong.body"; echo; } >"$D/toolong.conf"
+check_err "$D/toolong.conf" "toolong.conf:5: line longer than 65536 bytes"
 out=$("$ST_BIN" daemon --config "$ST_ROOT/tools/systemd/shadowtap.conf.example" --check) ||
 	st_fail "the example configuration does not pass --check"
 grep -q "2 job(s)" <<<"$out" || st_fail "the example configuration: $out"
@@ -179,6 +198,16 @@ grep -q "shadowtap.conf:[0-9]*: \[capture broken\]: unknown key 'rotate'" "$D/da
 kill -HUP "$DPID" # the same file by signal: rejected too
 sleep 0.3
 cp "$D/good.conf" "$CONF"
+# the file replaced by a FIFO: a SIGHUP is rejected at once, the daemon never waits for a
+# writer (it used to block in open(): ctl status timed out)
+mv "$CONF" "$D/moved.conf"
+mkfifo "$CONF"
+kill -HUP "$DPID"
+st_wait_log "$D/daemon.err" 'shadowtap.conf: not a regular file \(a FIFO\)' 5
+out=$(timeout 5 "$ST_BIN" ctl --socket "$D/ctl.sock" status 2>&1) ||
+	st_fail "ctl status after a SIGHUP with a FIFO for the file: $out"
+rm "$CONF"
+mv "$D/moved.conf" "$CONF"
 out=$(ctl status)
 echo "$out"
 [ "$(grep -c ' running ' <<<"$out")" -eq 3 ] || st_fail "ctl status: 3 jobs running expected"
