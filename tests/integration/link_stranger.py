@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-2.0-only
-"""Strangers at a `receive --listen` port (tests/integration/test_receive_listen.sh).
+"""Strangers at a port: `receive --listen`'s (tests/integration/test_receive_listen.sh), the
+daemon's /metrics (tests/integration/test_daemon.sh).
 
     link_stranger.py rst PORT                 connect, then reset (SO_LINGER 0)
     link_stranger.py http PORT                GET / HTTP/1.0, read until closed
     link_stranger.py tls PORT [CERT KEY]      a TLS 1.3 client, with that certificate or none;
                                               exit 1 if the receiver took it as a tee (K)
-    link_stranger.py idle PORT N FIRST        N connections from 127.0.0.FIRST, FIRST+1, ...
-                                              that send nothing; prints "held N" and holds
-                                              them until killed
+    link_stranger.py idle PORT N FIRST [ADDRS]
+                                              N connections from ADDRS addresses (default N)
+                                              127.0.0.FIRST, FIRST+1, ... in turn, that send
+                                              nothing; prints "held N", holds them until killed
 
 Every connection goes to 127.0.0.1:PORT.
 """
@@ -59,7 +61,8 @@ def main():
             sys.exit("the receiver accepted a stranger's TLS client as a tee")
     elif mode == "idle":
         n, first = int(sys.argv[3]), int(sys.argv[4])
-        held = [connect(port, "127.0.0.%d" % (first + i)) for i in range(n)]
+        addrs = int(sys.argv[5]) if len(sys.argv) > 5 else n
+        held = [connect(port, "127.0.0.%d" % (first + i % addrs)) for i in range(n)]
         print("held %d" % len(held), flush=True)
         while True:
             time.sleep(60)

@@ -173,6 +173,14 @@ assert len(get("shadowtap_requests_total", '{job="canary",command="shadow"}')) =
 assert get("shadowtap_daemon_jobs", "") == [2]
 print("metrics: %d families, %d samples" % (len(types), len(samples)))
 EOF
+# 100 idle connections from one client do not starve the scrape (at most 8 per address)
+st_bg idle st_in_bg "$ST_SRV_NS" python3 "$ST_ROOT/tests/integration/link_stranger.py" idle \
+	"${METRICS##*:}" 100 2 1
+st_wait_log "$D/idle.log" '^held 100' 10
+st_in "$ST_SRV_NS" curl -s -S --max-time 3 "http://$METRICS/metrics" >"$D/metrics2.txt" ||
+	st_fail "/metrics did not answer with 100 idle connections open"
+grep -q '^shadowtap_daemon_jobs 2$' "$D/metrics2.txt" || st_fail "/metrics with 100 idle connections: no jobs gauge"
+kill "$ST_LAST_PID"
 out=$(st_in "$ST_SRV_NS" curl -s -S --max-time 5 "http://$METRICS/healthz")
 [ "$out" = ok ] || st_fail "/healthz is not ok: $out"
 
