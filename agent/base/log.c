@@ -108,3 +108,44 @@ void st_log(enum st_log_level level, const char *fmt, ...)
 	st_vlog(level, fmt, ap);
 	va_end(ap);
 }
+
+/* The bytes ch takes escaped. */
+static size_t esc_len(unsigned char ch)
+{
+	return ch == '\\' ? 2 : ch >= 0x20 && ch < 0x7f ? 1 : 4;
+}
+
+const char *st_log_escape(char *dst, size_t dstlen, const void *src, size_t len)
+{
+	static const char hex[] = "0123456789abcdef";
+	const unsigned char *p = src;
+	size_t o = 0, all = 0, room = dstlen - 1;
+
+	for (size_t i = 0; i < len && all <= room; i++)
+		all += esc_len(p[i]);
+	if (all > room)
+		room -= 3; /* it does not fit: "..." at the end */
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = p[i];
+		size_t need = esc_len(ch);
+
+		if (o + need > room) {
+			memcpy(dst + o, "...", 3);
+			o += 3;
+			break;
+		}
+		if (need == 1) {
+			dst[o++] = (char)ch;
+		} else if (need == 2) {
+			dst[o++] = '\\';
+			dst[o++] = '\\';
+		} else {
+			dst[o++] = '\\';
+			dst[o++] = 'x';
+			dst[o++] = hex[ch >> 4];
+			dst[o++] = hex[ch & 15];
+		}
+	}
+	dst[o] = 0;
+	return dst;
+}

@@ -19,6 +19,7 @@
 #define ST_LOG_H
 
 #include <stdarg.h>
+#include <stddef.h>
 
 enum st_log_level {
 	ST_LOG_ERROR = 0, /* the operation failed */
@@ -47,6 +48,15 @@ void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
  * none; the string must live until the next call. */
 void st_log_set_context(const char *ctx);
 const char *st_log_get_context(void);
+
+/*
+ * A string from outside (a stream's header, traffic, another process's name) made safe to
+ * print: printable ASCII as it is, a backslash doubled, every other byte (control bytes and
+ * the ESC of a terminal's escape sequences, DEL, bytes >= 0x80) as \xNN, so that nothing it
+ * holds acts on a terminal or splits a log line. len bytes of src (NUL bytes included);
+ * what does not fit in dst ends with "...". dst has room for at least 8 bytes. Returns dst.
+ */
+const char *st_log_escape(char *dst, size_t dstlen, const void *src, size_t len);
 
 #define pr_err(...) st_log(ST_LOG_ERROR, __VA_ARGS__)
 #define pr_warn(...) st_log(ST_LOG_WARN, __VA_ARGS__)

@@ -97,6 +97,27 @@ static void t_long(void **state)
 	(void)state;
 }
 
+/* st_log_escape: what a stream or traffic says reaches a terminal inert, and fits. */
+static void t_escape(void **state)
+{
+	char out[64];
+
+	assert_string_equal(st_log_escape(out, sizeof(out), "prod-1.example", 14), "prod-1.example");
+	/* a terminal's title and clear-screen sequences, a newline that would forge a line */
+	assert_string_equal(st_log_escape(out, sizeof(out), "h\x1b]0;x\x07\x1b[2J\nshadowtap: ok", 25),
+			    "h\\x1b]0;x\\x07\\x1b[2J\\x0ashadowtap: ok");
+	/* a backslash is doubled (the output reads one way), NUL, DEL and 8-bit bytes escaped */
+	assert_string_equal(st_log_escape(out, sizeof(out), "a\\b\0c\x7f\x9b\xff", 8),
+			    "a\\\\b\\x00c\\x7f\\x9b\\xff");
+	assert_string_equal(st_log_escape(out, sizeof(out), "", 0), "");
+	/* cut with "..." when it does not fit: never past dst, never half an escape */
+	assert_string_equal(st_log_escape(out, 8, "abcdefgh", 8), "abcd...");
+	assert_string_equal(st_log_escape(out, 8, "abcdefg", 7), "abcdefg");
+	assert_string_equal(st_log_escape(out, 8, "ab\x1b\x1b", 4), "ab...");
+	assert_string_equal(st_log_escape(out, 8, "\x1b", 1), "\\x1b");
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -104,6 +125,7 @@ int main(void)
 		cmocka_unit_test(t_journal),
 		cmocka_unit_test(t_journal_other_stream),
 		cmocka_unit_test(t_long),
+		cmocka_unit_test(t_escape),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
