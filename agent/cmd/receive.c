@@ -102,7 +102,8 @@ struct rconn {
 	X(T, link_losses, COUNTER, "--listen: streams cut by a lost link (the tee reconnects)") \
 	X(T, segments, COUNTER, "TCP segments made from the streams (-w, --to)")              \
 	X(T, pace_flushes, DETAIL, "--to: times pacing held its most (64 MiB) and let everything go at once") \
-	X(T, resumed_conns, COUNTER, "--to: connections replayed again from an exchange boundary (MARK) after a gap or a midway join")
+	X(T, resumed_conns, COUNTER, "--to: connections replayed again from an exchange boundary (MARK) after a gap or a midway join") \
+	X(T, bad_gaps, COUNTER, "connections whose outputs ended at a gap longer than a tee writes (1 GiB)")
 
 struct receive_stats {
 	RECEIVE_STATS(ST_STAT_FIELD, _)
@@ -607,24 +608,22 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 
 /* ---- the stream's events, to every output --------------------------------------------- */
 
-static unsigned reasm_why(unsigned why)
-{
-	/* the sender's own reasons are losses to the engines (ST_GAP_LOSS: at once) */
-	return why < ST_GAP_MAX ? why : ST_GAP_LOSS;
-}
-
+/* The header's values come from the sender: escaped before they reach a terminal. */
 static void on_header(void *ctx, const char *text, unsigned major, unsigned minor)
 {
-	char host[128] = "?", redact[512] = "?";
+	char host[128] = "?", redact[512] = "?", eh[4 * sizeof(host)], er[4 * sizeof(redact)];
+	char line[1024];
 
 	st_stream_header_get(text, "host", host, sizeof(host));
 	st_stream_header_get(text, "redact", redact, sizeof(redact));
-	pr_info("receive: stream %u.%u from %s, redaction: %s", major, minor, host, redact);
+	pr_info("receive: stream %u.%u from %s, redaction: %s", major, minor,
+		st_log_escape(eh, sizeof(eh), host, strlen(host)),
+		st_log_escape(er, sizeof(er), redact, strlen(redact)));
 	for (const char *p = text; *p;) {
 		const char *e = strchr(p, '\n');
-		int l = e ? (int)(e - p) : (int)strlen(p);
+		size_t l = e ? (size_t)(e - p) : strlen(p);
 
-		pr_debug("receive: header %.*s", l, p);
+		pr_debug("receive: header %s", st_log_escape(line, sizeof(line), p, l));
 		p += l + (e ? 1 : 0);
 	}
 }
@@ -706,6 +705,28 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 		print_feed(rx, rc, dir, d, len, ts);
 }
 
+static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts);
+
+/* A gap no tee writes (longer than ST_STREAM_GAP_MAX: a damaged or crafted stream, which
+ * would make -o's files terabytes of holes): the connection's outputs end here, as at its
+ * close, with one line; the stream's later records of it are checked and ignored. Through
+ * Kafka, gaps are the reader's own (offsets it did not get: a connection joined midway, lost
+ * messages) and as long as what is missing. */
+static void drop_conn(struct receive *rx, struct st_reasm_conn *c, uint64_t len, uint64_t ts)
+{
+	char cli[64], srv[64];
+
+	st_addr_str(&c->key.src, cli, sizeof(cli));
+	st_addr_str(&c->key.dst, srv, sizeof(srv));
+	pr_warn("receive: connection %s%s%s:%u -> %s%s%s:%u: a gap of %" PRIu64 " bytes, longer "
+		"than a tee writes (%llu): its outputs end here", c->key.src.family == 6 ? "[" : "",
+		cli, c->key.src.family == 6 ? "]" : "", c->key.sport,
+		c->key.dst.family == 6 ? "[" : "", srv, c->key.dst.family == 6 ? "]" : "",
+		c->key.dport, len, ST_STREAM_GAP_MAX);
+	rx->st.bad_gaps++;
+	on_close(rx, c, ST_END_RST, ts);
+}
+
 static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
 		   enum st_reasm_gap_why why, uint64_t ts)
 {
@@ -714,18 +735,22 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	struct st_segment s;
 
 	rx->last_ts = ts;
+	if (!rc)
+		return;
+	if (len > ST_STREAM_GAP_MAX && !rx->kc) {
+		drop_conn(rx, c, len, ts);
+		return;
+	}
 	rx->st.gap_bytes += len;
 	if ((unsigned)why == ST_SGAP_DROPPED)
 		rx->st.sender_dropped_bytes += len;
 	if ((unsigned)why == ST_SGAP_HELD)
 		rx->st.held_bytes += len;
-	if (!rc)
-		return;
 	rc->fc.gap_bytes[dir] += len;
 	if (rx->sh)
 		rc->sh_stopped = true; /* its replay stops here, until an exchange boundary */
 	if (rx->sink && st_flowsink_ops.gap)
-		st_flowsink_ops.gap(rx->sink, &rc->fc, dir, off, len, reasm_why(why), ts);
+		st_flowsink_ops.gap(rx->sink, &rc->fc, dir, off, len, why, ts);
 	if (rx->sh) {
 		/* a loss segment: the shadow engine's reassembly reports the gap at once */
 		for (uint64_t o = 0; o < len;) {
@@ -1101,6 +1126,7 @@ static int outputs_open(struct receive *rx)
 		k.replace = rx->force;
 		k.seed = st_random_seed();
 		k.mode = rx->out_mode;
+		k.gap_str = st_stream_gap_str; /* the sender's reasons named, not "capture-loss" */
 		rx->sink = st_flowsink__new(&k);
 		if (!rx->sink) {
 			pr_err("receive: %s: %s", rx->outdir, strerror(errno));

@@ -126,21 +126,22 @@ static struct bpf_program *io_prog(struct tls_bpf *s, size_t i)
 	return p[i];
 }
 
+/* A process's name, for messages: any process sets its own (prctl), so it is escaped. */
 static void comm_of(pid_t pid, char *buf, size_t len)
 {
-	char fn[64];
+	char fn[64], raw[32] = "";
 	FILE *f;
 
 	snprintf(fn, sizeof(fn), PROC "/%d/comm", (int)pid);
-	buf[0] = '\0';
 	f = fopen(fn, "re");
 	if (f) {
-		if (fgets(buf, (int)len, f))
-			buf[strcspn(buf, "\n")] = '\0';
+		if (fgets(raw, (int)sizeof(raw), f))
+			raw[strcspn(raw, "\n")] = '\0';
 		fclose(f);
 	}
-	if (!buf[0])
-		snprintf(buf, len, "?");
+	if (!raw[0])
+		snprintf(raw, sizeof(raw), "?");
+	st_log_escape(buf, len, raw, strlen(raw));
 }
 
 static void lib_detach(struct tls_lib *l)
@@ -263,7 +264,7 @@ static bool seen_has(const struct st_tls *tls, pid_t pid)
 static int examine(struct st_tls *tls, pid_t pid, bool again)
 {
 	struct st_tls_libref refs[MAX_LIBS_PER_PID];
-	char comm[32], why[PATH_MAX + 128], path[ST_TLS_PATH_MAX + 64];
+	char comm[128], why[PATH_MAX + 128], path[ST_TLS_PATH_MAX + 64];
 	bool probed = false;
 	struct stat st;
 	int n;
@@ -430,7 +431,7 @@ static void name_unattributed(struct st_tls *tls)
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		bool done = false;
 		__u64 bytes = 0;
-		char comm[32];
+		char comm[128];
 
 		key = next;
 		prev = &key;

@@ -360,7 +360,7 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 		return;
 	file_name(c->user, dir, name, sizeof(name));
 	pr_warn("gap: %s offset=%" PRIu64 " length=%" PRIu64 " (%s)", name, off, len,
-		st_reasm_gap_str(why));
+		s->cfg.gap_str ? s->cfg.gap_str(why) : st_reasm_gap_str(why));
 	write_out(s, f, NULL, 0);
 	if (!file_get(s, f))
 		return;

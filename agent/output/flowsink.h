@@ -73,6 +73,9 @@ struct st_flowsink_config {
 	size_t max_tuples;     /* 4-tuples remembered for #N; 0 = default (65536) */
 	uint64_t seed;         /* hash seed of that map (random bits) */
 	mode_t mode;           /* the files' (--output-mode); 0: output.h's default (0600) */
+	/* a gap's reason in its warning line; NULL: reassembly's (st_reasm_gap_str). A tee
+	 * stream's receiver names its sender's reasons too (st_stream_gap_str). */
+	const char *(*gap_str)(unsigned why);
 };
 
 /* The engine's counters (stats.h): flows' summary line carries them. */

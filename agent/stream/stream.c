@@ -194,14 +194,23 @@ int st_stream_enc__gap(struct st_stream_enc *e, uint64_t id, int dir, uint64_t o
 {
 	uint8_t r[REC_FIXED_MAX];
 
-	r[4] = ST_SREC_GAP;
-	st_le_put64(r + 5, id);
-	st_le_put64(r + 13, ts);
-	st_le_put64(r + 21, off);
-	st_le_put64(r + 29, len);
-	r[37] = (uint8_t)dir;
-	r[38] = (uint8_t)why;
-	return enc_rec(e, r, 39, NULL, 0);
+	/* a receiver takes a longer GAP record for a damaged or crafted stream */
+	while (len) {
+		uint64_t n = len > ST_STREAM_GAP_MAX ? ST_STREAM_GAP_MAX : len;
+
+		r[4] = ST_SREC_GAP;
+		st_le_put64(r + 5, id);
+		st_le_put64(r + 13, ts);
+		st_le_put64(r + 21, off);
+		st_le_put64(r + 29, n);
+		r[37] = (uint8_t)dir;
+		r[38] = (uint8_t)why;
+		if (enc_rec(e, r, 39, NULL, 0))
+			return e->err;
+		off += n;
+		len -= n;
+	}
+	return e->err;
 }
 
 int st_stream_enc__end(struct st_stream_enc *e, uint64_t id, int dir, unsigned why, uint64_t ts)

@@ -249,6 +249,10 @@ echo "  tee: dropped_records=$dr dropped_bytes=$db lost=$(st_summary_field "$tee
 [ "$(st_summary_field "$rx_sum" sender_dropped_records)" = "$dr" ] || st_fail "receive does not report the sender's drops"
 [ "$(st_summary_field "$rx_sum" sender_dropped_bytes)" = "$db" ] || st_fail "receive's gaps do not add up to what tee dropped"
 grep -q ' GET /f1448?after-the-stop 200 ' "$ST_TMP/stop.print" || st_fail "the stream did not resume after SIGCONT"
+# -o's warning names the gaps' real reason, the sender's (not "capture-loss")
+grep -q '^shadowtap: gap: .* (dropped by the sender: its output was too slow)$' "$ST_TMP/stoprx.err" &&
+	! grep -q '(capture-loss)' "$ST_TMP/stoprx.err" ||
+	{ grep 'gap:' "$ST_TMP/stoprx.err" | head -n 3; st_fail "receive -o does not name the sender's drops"; }
 echo "  receive: the drops arrived as gaps of their exact length; the stream resumed"
 
 # ---- 3. over the network, loopback -----------------------------------------------------------
@@ -428,4 +432,24 @@ usage 1 tee --iface st-nosuch0 --port 80 -o "$ST_TMP/never.tee"
 printf 'STTEE\n\x02\x00' >"$ST_TMP/v2.tee"
 "$ST_BIN" receive "$ST_TMP/v2.tee" --print 2>"$ST_TMP/v2.err" && st_fail "a version 2 stream was accepted"
 grep -q 'version 2.0: this build reads version 1.x' "$ST_TMP/v2.err" || { cat "$ST_TMP/v2.err"; st_fail "version refusal unclear"; }
+st_log "crafted streams: a GAP no tee writes (1 TiB), terminal escapes in the header"
+python3 "$ST_ROOT/tests/integration/tee_stream.py" "$ST_TMP/hostile.tee" \
+	header 'format=shadowtap-tee\nhost=evil\x1b]0;pwned\x07\x1b[2J\nredact=\x1b[31mnone\n' \
+	open 1 10.0.0.2:40000 10.0.0.1:80 data 1 0 0 'GET / HTTP/1.1\r\nHost: x\r\n\r\n' \
+	gap 1 1 0 1099511627776 0 data 1 1 1099511627776 'HTTP/1.1 200 OK\r\n' close 1 1 \
+	open 2 10.0.0.2:40002 10.0.0.1:80 data 2 0 0 'GET /next HTTP/1.1\r\n\r\n' close 2 1 end_stream
+rc=0
+"$ST_BIN" receive "$ST_TMP/hostile.tee" -o "$O/hostile" -v 2>"$ST_TMP/hostile.err" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$ST_TMP/hostile.err"; st_fail "receive of a crafted GAP exited $rc"; }
+grep -q 'receive: connection 10.0.0.2:40000 -> 10.0.0.1:80: a gap of 1099511627776 bytes, longer than a tee writes (1073741824): its outputs end here' \
+	"$ST_TMP/hostile.err" || { cat "$ST_TMP/hostile.err"; st_fail "no line for the crafted GAP"; }
+big=$(find "$O/hostile" -type f -size +1M | head -n1)
+[ -z "$big" ] || st_fail "receive -o made $big: $(stat -c %s "$big") bytes of holes"
+[ -s "$O/hostile/10.0.0.2.40002-10.0.0.1.80" ] || st_fail "the next connection's output is missing"
+[ "$(st_summary_field "$(st_summary "$ST_TMP/hostile.err")" bad_gaps)" = 1 ] || st_fail "bad_gaps is not 1"
+# -v: the header's values reach the terminal escaped
+grep -qF 'stream 1.1 from evil\x1b]0;pwned\x07\x1b[2J, redaction: \x1b[31mnone' "$ST_TMP/hostile.err" ||
+	{ cat -v "$ST_TMP/hostile.err"; st_fail "receive -v did not escape the header's values"; }
+LC_ALL=C grep -q $'[\x01-\x08\x0b-\x1f\x7f]' "$ST_TMP/hostile.err" &&
+	{ cat -v "$ST_TMP/hostile.err"; st_fail "a control byte reached stderr"; }
 st_log "PASS"
