@@ -183,7 +183,9 @@ st_in() {
 
 # st_in_bg NS CMD...: as st_in, for commands started with &: a non-interactive shell starts
 # background jobs with SIGINT ignored, and a signal ignored at exec is never delivered
-# (not even to a signalfd); restore the default so `kill -INT` reaches them. It execs, so that
+# (not even to a signalfd); restore the default so `kill -INT` reaches them (shadowtap takes
+# SIGINT and SIGTERM back itself, test_signals checks it; the other programs the tests start
+# may not). It execs, so that
 # $! is the command's own pid: use it only as `st_in_bg NS CMD... &` (or through st_bg).
 st_in_bg() {
 	local ns=$1
