@@ -23,6 +23,8 @@ PKGS=(
 	chromium
 	# --tls tests: certificates made at test time
 	openssl
+	# promtool: the metrics' names checked against Prometheus' rules (test_metrics_names)
+	prometheus
 )
 
 missing=()

@@ -32,22 +32,28 @@ void st_statline_init(struct st_statline *l)
 	l->n = 0;
 }
 
-void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum st_stat_kind kind,
-		     const char *help)
+static void add(struct st_statline *l, const char *name, uint64_t v, uint8_t kind,
+		const char *help, uint8_t unit)
 {
 	if (l->n >= ST_STATLINE_MAX) {
 		/* a programming error, not a runtime condition: the line is fixed per command */
 		pr_warn("internal: stats line full, '%s' left out", name);
 		return;
 	}
-	l->e[l->n++] = (struct st_statline_ent){ name, help, v, (uint8_t)kind };
+	l->e[l->n++] = (struct st_statline_ent){ name, help, v, kind, unit };
+}
+
+void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum st_stat_kind kind,
+		     const char *help)
+{
+	add(l, name, v, (uint8_t)kind, help, ST_STAT_UNIT_NONE);
 }
 
 void st_statline_add_table(struct st_statline *l, const struct st_stat_desc *d, size_t n,
 			   const void *obj)
 {
 	for (size_t i = 0; i < n; i++)
-		st_statline_add(l, d[i].name, st_stats_get(&d[i], obj), d[i].kind, d[i].help);
+		add(l, d[i].name, st_stats_get(&d[i], obj), d[i].kind, d[i].help, d[i].unit);
 }
 
 uint64_t st_statline_value(const struct st_statline *l, const char *name)
@@ -87,17 +93,41 @@ void st_statline_print(const struct st_statline *l, const char *what)
 	fprintf(stderr, "shadowtap: %s %s\n", what, buf);
 }
 
+const char *st_statline_metric(const struct st_statline_ent *e, char *buf, size_t len)
+{
+	const char *sfx = e->kind == ST_STAT_GAUGE ? "" : "_total";
+	size_t n = strlen(e->name);
+
+	if (e->unit == ST_STAT_UNIT_MS && n > 3 && !strcmp(e->name + n - 3, "_ms"))
+		snprintf(buf, len, "%.*s_seconds%s", (int)(n - 3), e->name, sfx);
+	else if (e->unit == ST_STAT_UNIT_BYTES && !(n > 6 && !strcmp(e->name + n - 6, "_bytes")))
+		snprintf(buf, len, "%s_bytes%s", e->name, sfx);
+	else
+		snprintf(buf, len, "%s%s", e->name, sfx);
+	return buf;
+}
+
+/* e's value in its metric's unit. */
+static void metric_value(FILE *f, const struct st_statline_ent *e)
+{
+	if (e->unit == ST_STAT_UNIT_MS)
+		fprintf(f, "%" PRIu64 ".%03u\n", e->v / 1000, (unsigned)(e->v % 1000));
+	else
+		fprintf(f, "%" PRIu64 "\n", e->v);
+}
+
 int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *command)
 {
 	for (size_t i = 0; i < l->n; i++) {
 		const struct st_statline_ent *e = &l->e[i];
-		const char *sfx = e->kind == ST_STAT_GAUGE ? "" : "_total";
+		char m[160];
 
+		st_statline_metric(e, m, sizeof(m));
 		if (e->help)
-			fprintf(f, "# HELP shadowtap_%s%s %s\n", e->name, sfx, e->help);
-		fprintf(f, "# TYPE shadowtap_%s%s %s\nshadowtap_%s%s{command=\"%s\"} %" PRIu64 "\n",
-			e->name, sfx, e->kind == ST_STAT_GAUGE ? "gauge" : "counter", e->name, sfx,
-			command, e->v);
+			fprintf(f, "# HELP shadowtap_%s %s\n", m, e->help);
+		fprintf(f, "# TYPE shadowtap_%s %s\nshadowtap_%s{command=\"%s\"} ", m,
+			e->kind == ST_STAT_GAUGE ? "gauge" : "counter", m, command);
+		metric_value(f, e);
 	}
 	return ferror(f) ? -EIO : 0;
 }
@@ -122,27 +152,29 @@ int st_statlines_prometheus(const struct st_statline *const *ls, const char *con
 	for (size_t j = 0; j < n; j++) {
 		for (size_t i = 0; i < ls[j]->n; i++) {
 			const struct st_statline_ent *e = &ls[j]->e[i];
-			const char *sfx = e->kind == ST_STAT_GAUGE ? "" : "_total";
 			bool seen = false;
+			char m[160];
 
 			for (size_t pj = 0; pj <= j && !seen; pj++)
 				for (size_t pi = 0; pi < (pj < j ? ls[pj]->n : i) && !seen; pi++)
 					seen = !strcmp(ls[pj]->e[pi].name, e->name);
 			if (seen)
 				continue;
+			st_statline_metric(e, m, sizeof(m));
 			if (e->help)
-				fprintf(f, "# HELP shadowtap_%s%s %s\n", e->name, sfx, e->help);
-			fprintf(f, "# TYPE shadowtap_%s%s %s\n", e->name, sfx,
+				fprintf(f, "# HELP shadowtap_%s %s\n", m, e->help);
+			fprintf(f, "# TYPE shadowtap_%s %s\n", m,
 				e->kind == ST_STAT_GAUGE ? "gauge" : "counter");
 			for (size_t k = j; k < n; k++) {
-				for (size_t m = 0; m < ls[k]->n; m++) {
-					if (strcmp(ls[k]->e[m].name, e->name))
+				for (size_t q = 0; q < ls[k]->n; q++) {
+					if (strcmp(ls[k]->e[q].name, e->name))
 						continue;
-					fprintf(f, "shadowtap_%s%s{job=\"", e->name, sfx);
+					fprintf(f, "shadowtap_%s{job=\"", m);
 					label_value(f, jobs[k]);
 					fputs("\",command=\"", f);
 					label_value(f, commands[k]);
-					fprintf(f, "\"} %" PRIu64 "\n", ls[k]->e[m].v);
+					fputs("\"} ", f);
+					metric_value(f, &ls[k]->e[q]);
 					break;
 				}
 			}

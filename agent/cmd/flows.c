@@ -64,7 +64,7 @@ struct flows {
 	X(T, joined, COUNTER, "connections joined midway (no SYN seen)")                      \
 	X(T, timeouts, COUNTER, "connections closed by the idle timeout")                     \
 	X(T, evicted, COUNTER, "connections closed early by the memory cap")                  \
-	X(T, mem_peak, GAUGE, "most reassembly memory held")                                  \
+	X(T, mem_peak, GAUGE_BYTES, "most reassembly memory held")                            \
 	X(T, packets, COUNTER, "packets (file) or segments (live) read")                      \
 	X(T, skipped, COUNTER, "packets not TCP, malformed or fragments")                     \
 	X(T, filtered, COUNTER, "segments the --port/--host filters left out (file input)")

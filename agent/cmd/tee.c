@@ -150,8 +150,8 @@ struct tee_out {
 	X(T, wire_bytes, COUNTER, "bytes written to the output (compressed)")                 \
 	X(T, raw_stream_bytes, COUNTER, "stream bytes before compression")                    \
 	X(T, link_losses, COUNTER, "times the --to link was lost (reconnected with a new stream)") \
-	X(T, queue_peak, GAUGE, "most bytes waiting for the output at once")                  \
-	X(T, mem_peak, GAUGE, "most reassembly memory held")
+	X(T, queue_peak, GAUGE_BYTES, "most bytes waiting for the output at once")            \
+	X(T, mem_peak, GAUGE_BYTES, "most reassembly memory held")
 
 struct tee_stats {
 	TEE_STATS(ST_STAT_FIELD, _)

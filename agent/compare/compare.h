@@ -82,8 +82,8 @@ enum st_cmp_reason {
 	X(T, output_errors, COUNTER, "writes to --diffs, --report, --report-json that failed "  \
 				     "(the first of each said; the exit status is 1)")          \
 	X(T, compare_pairs, GAUGE, "pairs held now (waiting for answers or for comparison)")    \
-	X(T, compare_mem, GAUGE, "bytes pairs hold now")                                        \
-	X(T, compare_mem_peak, GAUGE, "most bytes pairs ever held")                              \
+	X(T, compare_mem, GAUGE_BYTES, "bytes pairs hold now")                                  \
+	X(T, compare_mem_peak, GAUGE_BYTES, "most bytes pairs ever held")                        \
 	X(T, compare_endpoints, GAUGE, "distinct endpoints (the rest are grouped as other)")
 
 struct st_compare_stats {

@@ -84,7 +84,7 @@ struct st_flowsink_config {
 	X(T, reopens, COUNTER, "files opened again after the open-file limit closed them")    \
 	X(T, tuples_forgotten, COUNTER, "4-tuples whose #N count left memory (read back from " \
 					"the folder if they return)")                 \
-	X(T, buffered_peak, GAUGE, "most bytes of output buffers held at once")
+	X(T, buffered_peak, GAUGE_BYTES, "most bytes of output buffers held at once")
 
 struct st_flowsink_stats {
 	uint64_t files; /* files created: in flows' own table, next to connections */

@@ -49,7 +49,7 @@
 	X(T, dropped_writes, COUNTER, "packets not written: the output was slower than the " \
 				      "capture (queue full), or stopped taking bytes at the end") \
 	X(T, dropped_write_bytes, COUNTER, "payload bytes of those packets")                  \
-	X(T, write_queue_peak, GAUGE, "most bytes waiting for the output at once")           \
+	X(T, write_queue_peak, GAUGE_BYTES, "most bytes waiting for the output at once")     \
 	X(T, rotations, DETAIL, "files started by rotation (--rotate-mb, --rotate-sec)")     \
 	X(T, files_removed, DETAIL, "complete files removed to keep --keep")
 

@@ -175,11 +175,11 @@ struct st_shadow_config {
 	X(T, own_segments, COUNTER, "segments of the agent's own shadow connections, ignored") \
 	X(T, sampled_out_segments, COUNTER, "segments of connections --sample left out")       \
 	X(T, shadow_conns, GAUGE, "shadow connections open now")                               \
-	X(T, queued, GAUGE, "bytes queued for the shadows now (chunk memory)")                 \
-	X(T, queued_peak, GAUGE, "most bytes ever queued")                                     \
+	X(T, queued, GAUGE_BYTES, "bytes queued for the shadows now (chunk memory)")           \
+	X(T, queued_peak, GAUGE_BYTES, "most bytes ever queued")                               \
 	X(T, staged, GAUGE, "requests framed and waiting for production's answer now")         \
-	X(T, reasm_mem, GAUGE, "reassembly memory now (what --max-mem bounds)")               \
-	X(T, reasm_mem_peak, GAUGE, "most reassembly memory held")                            \
+	X(T, reasm_mem, GAUGE_BYTES, "reassembly memory now (what --max-mem bounds)")         \
+	X(T, reasm_mem_peak, GAUGE_BYTES, "most reassembly memory held")                      \
 	X(T, malformed_start_line, DETAIL, "framing errors: malformed request line")           \
 	X(T, malformed_version, DETAIL, "framing errors: not HTTP/1.x")                        \
 	X(T, malformed_header, DETAIL, "framing errors: bad field line")                       \

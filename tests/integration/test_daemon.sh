@@ -160,10 +160,10 @@ for line in open(sys.argv[1]):
         assert name.endswith("_total") == (kind == "counter"), line
         types[name] = kind
     elif line:
-        m = re.fullmatch(r'([a-z_]+)(\{[^}]*\})? ([0-9]+)', line)
+        m = re.fullmatch(r'([a-z_]+)(\{[^}]*\})? ([0-9]+(?:\.[0-9]+)?)', line)
         assert m, "bad sample: " + line
         assert m.group(1) in types, "sample before its TYPE: " + line
-        samples.append((m.group(1), m.group(2) or "", int(m.group(3))))
+        samples.append((m.group(1), m.group(2) or "", float(m.group(3))))
 get = lambda n, l: [v for s, lab, v in samples if s == n and lab == l]
 assert get("shadowtap_job_up", '{job="web",command="capture"}') == [1]
 assert get("shadowtap_job_up", '{job="canary",command="shadow"}') == [1]
