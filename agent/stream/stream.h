@@ -93,6 +93,11 @@ int st_stream_enc__open(struct st_stream_enc *e, const struct st_reasm_conn *c, 
 /* Splits len into DATA records of at most ST_STREAM_DATA_MAX bytes. */
 int st_stream_enc__data(struct st_stream_enc *e, uint64_t id, int dir, uint64_t off,
 			const uint8_t *data, uint32_t len, uint64_t ts);
+/* A GAP record, whole (its length included): ST_STREAM_GAP_REC bytes at r. The encoder
+ * writes its records with it; the Kafka reader its own gaps (what it did not get). */
+#define ST_STREAM_GAP_REC 39
+void st_stream_gap_rec(uint8_t *r, uint64_t id, int dir, uint64_t off, uint64_t len,
+		       unsigned why, uint64_t ts);
 /* Splits len into GAP records of at most ST_STREAM_GAP_MAX bytes. */
 int st_stream_enc__gap(struct st_stream_enc *e, uint64_t id, int dir, uint64_t off, uint64_t len,
 		       unsigned why, uint64_t ts);

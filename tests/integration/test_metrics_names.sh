@@ -6,6 +6,7 @@
 # (capture, flows, shadow with tap compare, tee to a file and to Kafka) after traffic, and
 # the --metrics files of `shadow --compare` and `replay`. promtool must say nothing.
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/shadow_common.sh"
 st_require_root
 st_require_cmds ip nginx curl promtool bpftool python3
 st_require_agent
@@ -85,14 +86,11 @@ done
 st_stop "$DPID" TERM || { cat "$D/daemon.err"; st_fail "the daemon did not stop cleanly"; }
 
 st_log "shadow --compare --metrics FILE"
-st_in_bg "$ST_SRV_NS" "$ST_BIN" shadow --iface "$ST_SRV_IF" --port 80 --to 127.0.0.1:8081 --compare \
-	--metrics "$D/shadow.prom" >"$D/shadow.out" 2>"$D/shadow.err" </dev/null &
-pid=$!
-ST_PIDS+=("$pid")
-for _ in $(seq 1 100); do st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$pid" && break; sleep 0.1; done
+sh_agent_start shadow "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to 127.0.0.1:8081 --compare \
+	--metrics "$D/shadow.prom"
 traffic
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
-st_stop "$pid" INT || { cat "$D/shadow.err"; st_fail "shadow exited with an error"; }
+sh_agent_stop shadow
 lint "shadow --metrics" "$D/shadow.prom"
 
 st_log "replay --metrics FILE (the capture job's pcap)"
