@@ -992,8 +992,9 @@ static void on_tee(void *ctx, int fd, struct st_tlslink *tls, const uint8_t *pre
 
 	rx->fd = fd;
 	rx->tls = tls;
-	if (st_loop__add(rx->loop, fd, on_link, rx)) {
-		pr_warn("receive: --listen %s: event loop: %s", rx->listen, strerror(errno));
+	rc = st_loop__add(rx->loop, fd, on_link, rx);
+	if (rc) {
+		pr_warn("receive: --listen %s: event loop: %s", rx->listen, strerror(-rc));
 		st_tlslink__free(tls);
 		close(fd);
 		rx->fd = -1;
@@ -1250,8 +1251,10 @@ int cmd_receive(int argc, char **argv)
 			pr_err("receive: --listen %s: %s", rx->listen, err);
 			goto out;
 		}
-		if (st_loop__add(rx->loop, st_linklisten__fd(rx->ll), on_listen, rx)) {
-			pr_err("receive: event loop: %s", strerror(errno));
+		rc = st_loop__add(rx->loop, st_linklisten__fd(rx->ll), on_listen, rx);
+		if (rc) {
+			pr_err("receive: event loop: %s", strerror(-rc));
+			rc = ST_EXIT_RUNTIME;
 			goto out;
 		}
 		pr_info("receive: waiting for a tee on %s", rx->listen);

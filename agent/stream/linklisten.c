@@ -266,8 +266,8 @@ static void step(struct st_linklisten *l, struct peer *p)
 				return;
 			}
 			if (n <= 0) {
-				snprintf(err, sizeof(err), "it %s before its stream began",
-					 n ? strerror((int)-n) : "closed the connection");
+				snprintf(err, sizeof(err), "the connection ended before its stream "
+					 "began (%s)", n ? strerror((int)-n) : "closed");
 				reject(l, p, LL_CLOSED, err);
 				return;
 			}

@@ -107,7 +107,7 @@ sh_expect replayed -eq 2
 [ "$(awk -F'\t' '$7 != "-"' "$ST_TMP/sink.log" | wc -l)" -eq 0 ] || st_fail "--no-mark: marked requests"
 grep -qx 'shadowtap_replayed_total{command="shadow"} 2' "$ST_TMP/shadow.prom" ||
 	{ cat "$ST_TMP/shadow.prom"; st_fail "--metrics: no final replayed counter"; }
-grep -q '^# TYPE shadowtap_queued gauge' "$ST_TMP/shadow.prom" || st_fail "--metrics: queued is not a gauge"
+grep -q '^# TYPE shadowtap_queued_bytes gauge' "$ST_TMP/shadow.prom" || st_fail "--metrics: queued is not a gauge in bytes"
 
 for sig in TERM INT; do
 	st_log "SIG$sig"
