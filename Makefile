@@ -36,11 +36,11 @@ WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prototy
 CFLAGS ?= -O2 -g
 # User-space libraries: pkg-config's answer when it has one, else the Debian names.
 # inih reads the daemon's config file; libmicrohttpd serves its metrics (docs/DAEMON.md);
-# rdkafka: tee/receive --kafka (docs/KAFKA.md).
-PC_MODULES := libbpf libelf zlib libpcap inih libmicrohttpd openssl rdkafka
+# rdkafka: tee/receive --kafka (docs/KAFKA.md); libnghttp2: HTTP/2's HPACK (docs/HTTP2.md).
+PC_MODULES := libbpf libelf zlib libpcap inih libmicrohttpd openssl rdkafka libnghttp2
 PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PC_MODULES) 2>/dev/null)
 # libm (tap compare's statistics and report) and pthread (its worker) are the C library's.
-LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap -linih -lmicrohttpd -lssl -lcrypto -lrdkafka) -lm -lpthread
+LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap -linih -lmicrohttpd -lssl -lcrypto -lrdkafka -lnghttp2) -lm -lpthread
 # CPPFLAGS (dpkg-buildflags' -D_FORTIFY_SOURCE) goes to every user-space compile, not to BPF.
 # One -I per agent folder (the layers: docs/ARCHITECTURE.md), so `#include "x.h"` works from
 # anywhere; the repository's root for the BPF headers the agent shares (`#include "bpf/x.h"`).

@@ -14,6 +14,8 @@ PKGS=(
 	libssl-dev
 	# tee --kafka, receive --kafka (and the mock cluster their tests run on)
 	librdkafka-dev
+	# HTTP/2: HPACK (and, in the tests, the sessions that write the traffic)
+	libnghttp2-dev
 	# unit tests, sanitizers and fuzzing
 	libcmocka-dev libclang-rt-14-dev
 	# integration tests, demo, benchmarks
