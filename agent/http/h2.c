@@ -688,6 +688,13 @@ static int open_stream(struct st_h2 *c, uint32_t id, enum bkind want, enum bkind
 		*k = B_DISCARD;
 		return 0;
 	}
+	if (want == B_RESP && c->tn >= c->o.max_streams) {
+		/* an answer fed before its request, no room: lost (counted), and no DROP, which
+		 * would end a stream whose request may still find room */
+		c->st.limits[ST_H2_LIMIT_STREAMS]++;
+		*k = B_DISCARD;
+		return 0;
+	}
 	if (c->o.max_streams_total && c->st.streams >= c->o.max_streams_total) {
 		stop(c, ST_H2_STOP_LIMIT, 0, ST_H2_LIMIT_STREAMS_TOTAL, "streams over max_streams_total");
 		return -1;
@@ -1271,10 +1278,12 @@ static ssize_t payload(struct st_h2 *c, int dir, const uint8_t *p, size_t n)
  * block: the inflater still has to be told the block is over. */
 static int block_final_empty(struct st_h2 *c, struct dir *d)
 {
+	static const uint8_t none[1];
+
 	if ((d->type == F_HEADERS || d->type == F_PUSH || d->type == F_CONT) &&
 	    (d->flags & FL_END_HEADERS) && d->pos >= d->pre && d->pos >= d->content_end &&
 	    !d->block_done)
-		return inflate_some(c, d, NULL, 0, true);
+		return inflate_some(c, d, none, 0, true);
 	return 0;
 }
 
@@ -1313,7 +1322,7 @@ size_t st_h2__feed(struct st_h2 *c, int dir, const void *buf, size_t len,
 			size_t k = ST_H2_PREFACE_LEN - d->preface_fill < n ?
 					   ST_H2_PREFACE_LEN - d->preface_fill : n;
 
-			if (memcmp(p + off, ST_H2_PREFACE + d->preface_fill, k)) {
+			if (memcmp(p + off, &ST_H2_PREFACE[d->preface_fill], k)) {
 				stop(c, ST_H2_STOP_JOINED, 0, ST_H2_LIMIT_NONE,
 				     "no client connection preface");
 				break;

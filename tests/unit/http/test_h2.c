@@ -1347,6 +1347,40 @@ static void run_raw(const struct raw *c, const struct raw *s, const struct st_h2
 	st_h2__free(x);
 }
 
+/* An answer fed before its request when no stream fits: lost, but never a DROP, which would
+ * end a stream whose request then comes (and finds room). */
+static void test_answer_first_full(void **state)
+{
+	struct raw *c = calloc(1, sizeof(*c)), *s = calloc(1, sizeof(*s));
+	struct st_h2_opts o = { .max_streams = 1 };
+	struct st_h2 *x = st_h2__new(&o);
+	struct col col = { 0 };
+
+	assert_true(c && s && x);
+	opening(c, s);
+	fr(c, 0x1, 0x5, 1, get_block, sizeof(get_block));
+	feed(x, &col, 0, c->b, c->n);
+	feed(x, &col, 1, s->b, s->n);
+	s->n = 0;
+	fr(s, 0x1, 0x5, 3, "\x88", 1); /* stream 3's answer, its request not fed yet */
+	fr(s, 0x1, 0x5, 1, "\x88", 1);
+	feed(x, &col, 1, s->b, s->n);
+	c->n = 0;
+	fr(c, 0x1, 0x5, 3, get_block, sizeof(get_block));
+	feed(x, &col, 0, c->b, c->n);
+	st_h2__stats(x, &col.st);
+	assert_int_equal(col.stops, 0);
+	assert_int_equal(col.drops[ST_H2_LIMIT_STREAMS], 0);
+	assert_int_equal(col.st.limits[ST_H2_LIMIT_STREAMS], 1);
+	assert_string_equal(bstr(&sget(&col, 3)->text[0]),
+			    "H\n:method=GET\n:scheme=http\n:path=/\n:authority=a\nE\n");
+	assert_string_equal(bstr(&sget(&col, 1)->text[1]), "H\n:status=200\nE\n");
+	st_h2__free(x);
+	col_free(&col);
+	free(c);
+	free(s);
+}
+
 struct bad_case {
 	const char *what;
 	uint8_t type, flags;
@@ -1810,6 +1844,7 @@ int main(void)
 		cmocka_unit_test(test_rst_mid_body),
 		cmocka_unit_test(test_goaway),
 		cmocka_unit_test(test_answer_first),
+		cmocka_unit_test(test_answer_first_full),
 		cmocka_unit_test(test_upgrade),
 		cmocka_unit_test(test_detect),
 		cmocka_unit_test(test_joined_gap),
