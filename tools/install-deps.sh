@@ -16,8 +16,8 @@ PKGS=(
 	librdkafka-dev
 	# HTTP/2: HPACK (and, in the tests, the sessions that write the traffic)
 	libnghttp2-dev
-	# unit tests, sanitizers and fuzzing
-	libcmocka-dev libclang-rt-14-dev
+	# unit tests, sanitizers and fuzzing; protoc writes test_protobuf's messages
+	libcmocka-dev libclang-rt-14-dev protobuf-compiler
 	# integration tests, demo, benchmarks
 	iproute2 nginx-light curl wrk tcpdump tshark tcpflow python3 procps psmisc time
 	redis-server redis-tools

@@ -167,7 +167,17 @@ static bool is_ident(const char *k, size_t n)
 
 /* Appends a member segment for key to out (at most cap bytes, NUL-terminated); returns the
  * new length, or cap + 1 when it does not fit. */
-static size_t seg_key(char *out, size_t len, size_t cap, const char *k, size_t n)
+static bool all_digits(const char *k, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (k[i] < '0' || k[i] > '9')
+			return false;
+	return n > 0;
+}
+
+/* field: the key is a schema's field (a protobuf field number or name, ST_JSON_F_KEY_FIELD):
+ * kept as it is, never taken for an id. */
+static size_t seg_key(char *out, size_t len, size_t cap, const char *k, size_t n, bool field)
 {
 	size_t o = len;
 
@@ -177,10 +187,10 @@ static size_t seg_key(char *out, size_t len, size_t cap, const char *k, size_t n
 			return cap + 1; \
 		out[o++] = (c);      \
 	} while (0)
-	if (st_cmp_looks_id(k, n)) {
+	if (!field && st_cmp_looks_id(k, n)) {
 		for (const char *p = ".{id}"; *p; p++)
 			PUT(*p);
-	} else if (is_ident(k, n)) {
+	} else if (is_ident(k, n) || (field && all_digits(k, n))) {
 		PUT('.');
 		for (size_t i = 0; i < n; i++)
 			PUT(k[i]);
@@ -237,9 +247,9 @@ int st_cmp_path_normalize(const char *s, char *out, size_t outlen)
 			if (i == st)
 				return -1;
 			if (st_cmp_looks_id(s + st, i - st) || (i - st == 4 && !memcmp(s + st, "{id}", 4)))
-				o = seg_key(out, o, outlen - 1, "0", 1);
+				o = seg_key(out, o, outlen - 1, "0", 1, false);
 			else
-				o = seg_key(out, o, outlen - 1, s + st, i - st);
+				o = seg_key(out, o, outlen - 1, s + st, i - st, false);
 		} else if (s[i] == '[') {
 			size_t st = ++i;
 
@@ -257,7 +267,7 @@ int st_cmp_path_normalize(const char *s, char *out, size_t outlen)
 				if (i + 1 >= n || s[i + 1] != ']')
 					return -1;
 				i += 2;
-				o = seg_key(out, o, outlen - 1, key, kl);
+				o = seg_key(out, o, outlen - 1, key, kl, false);
 			} else {
 				while (i < n && s[i] != ']')
 					i++;
@@ -636,36 +646,6 @@ static bool ct_has(const char *ct, size_t n, const char *what)
 	return false;
 }
 
-/* Valid UTF-8 without NUL or other C0 controls than TAB, CR, LF, FF (cut: a sequence may be
- * cut at the end). */
-static bool utf8_text(const uint8_t *p, size_t n, bool cut)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		uint8_t c = p[i];
-		size_t k;
-
-		if (c < 0x80) {
-			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f')
-				return false;
-			i++;
-			continue;
-		}
-		k = c >= 0xf0 && c < 0xf5 ? 3 : c >= 0xe0 ? (c < 0xf0 ? 2 : 9) : c >= 0xc2 ? 1 : 9;
-		if (k == 9)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if (i + j >= n)
-				return cut;
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-		}
-		i += k + 1;
-	}
-	return true;
-}
-
 static enum st_cmp_media media_of(const struct st_cmp_view *v)
 {
 	size_t n = 0, i;
@@ -691,7 +671,7 @@ static enum st_cmp_media media_of(const struct st_cmp_view *v)
 		;
 	if (i < v->len && (v->body[i] == '{' || v->body[i] == '['))
 		return ST_CMP_M_JSON;
-	return utf8_text(v->body, v->len < 4096 ? v->len : 4096, v->len > 4096) ? ST_CMP_M_TEXT :
+	return st_json_utf8_text(v->body, v->len < 4096 ? v->len : 4096, v->len > 4096) ? ST_CMP_M_TEXT :
 										ST_CMP_M_BINARY;
 }
 
@@ -958,13 +938,13 @@ struct jd {
 
 /* Pushes a segment; returns the length to pop back to. A path that would be too long ends
  * in "..." and stays so until popped. */
-static size_t push_key(struct jd *j, const char *k, size_t n)
+static size_t push_key(struct jd *j, const char *k, size_t n, bool field)
 {
 	size_t old = j->plen, l;
 
 	if (old >= ST_CMP_PATH_MAX)
 		return old;
-	l = seg_key(j->path, old, ST_CMP_PATH_MAX, k, n);
+	l = seg_key(j->path, old, ST_CMP_PATH_MAX, k, n, field);
 	if (l > ST_CMP_PATH_MAX) {
 		memcpy(j->path + old, "...", 4);
 		j->plen = ST_CMP_PATH_MAX;
@@ -1123,7 +1103,7 @@ static void jd_object(struct jd *j, uint32_t ia, uint32_t ib)
 		     ca = st_json_node(&j->a->doc, ca)->next, cb = st_json_node(&j->b->doc, cb)->next) {
 			const struct st_json_node *m = st_json_node(&j->a->doc, ca);
 			const char *key = st_json_key(&j->a->doc, m);
-			size_t old = push_key(j, key, m->key_len);
+			size_t old = push_key(j, key, m->key_len, m->flags & ST_JSON_F_KEY_FIELD);
 
 			if (!path_ignored(j, key, m->key_len))
 				jd_node(j, ca, cb);
@@ -1149,7 +1129,7 @@ static void jd_object(struct jd *j, uint32_t ia, uint32_t ib)
 		const struct st_json_node *m = cmp <= 0 ? st_json_node(&j->a->doc, xa) :
 							   st_json_node(&j->b->doc, xb);
 		const char *key = cmp <= 0 ? st_json_key(&j->a->doc, m) : st_json_key(&j->b->doc, m);
-		size_t old = push_key(j, key, m->key_len);
+		size_t old = push_key(j, key, m->key_len, m->flags & ST_JSON_F_KEY_FIELD);
 
 		if (!path_ignored(j, key, m->key_len)) {
 			if (cmp < 0)
