@@ -72,10 +72,10 @@
  *   - SETTINGS frames not yet acknowledged: ST_H2_SETTINGS_PENDING_MAX per
  *     direction; more stops the connection.
  * Memory per connection: the two HPACK tables (max_table each), one decoded
- * header block per direction (max_header_list), the stream table (16 bytes a
- * stream, max_streams); DATA is never copied (DATA events point into the fed
- * buffer) and compressed header bytes are never buffered (HPACK is decoded as
- * the bytes come). CPU is linear in the bytes fed.
+ * header block per direction (max_header_list), the stream table (8 bytes a
+ * slot, a quarter of them free; max_streams); DATA is never copied (DATA
+ * events point into the fed buffer) and compressed header bytes are never
+ * buffered (HPACK is decoded as the bytes come). CPU is linear in the bytes fed.
  *
  * HPACK is libnghttp2's (nghttp2_hd_inflate_*), one inflater per direction.
  * A SETTINGS_HEADER_TABLE_SIZE applies to the other direction's inflater from
