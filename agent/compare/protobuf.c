@@ -853,11 +853,26 @@ static void text(struct dec *x, int64_t i, uint8_t ty, const char *t, size_t n)
 	nd(x, (uint32_t)i)->len = (uint32_t)n;
 }
 
+/* v in decimal into b (24 bytes): its length. snprintf costs most of a decode. */
+static size_t u64_dec(char *b, uint64_t v)
+{
+	char t[24];
+	size_t n = 0;
+
+	do {
+		t[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	for (size_t i = 0; i < n; i++)
+		b[i] = t[n - 1 - i];
+	return n;
+}
+
 static void num_u(struct dec *x, int64_t i, uint64_t v)
 {
 	char b[24];
 
-	text(x, i, ST_JSON_NUMBER, b, (size_t)snprintf(b, sizeof(b), "%" PRIu64, v));
+	text(x, i, ST_JSON_NUMBER, b, u64_dec(b, v));
 }
 
 /* Node i is the string p[0, n) as it is in the input (strings point into it). */
@@ -896,16 +911,22 @@ static void base64(struct dec *x, int64_t i, const uint8_t *p, size_t n)
 /* A container's shown text: "{3 fields}", "[4 items]" (its bytes would be binary). */
 static void summary(struct dec *x, int64_t i, uint8_t ty)
 {
+	bool obj = ty == ST_JSON_OBJECT;
 	char b[40];
+	size_t o = 1;
 	uint32_t n;
 
 	if (i < 0 || x->fail)
 		return;
 	n = nd(x, (uint32_t)i)->n;
-	text(x, i, ty, b,
-	     (size_t)(ty == ST_JSON_OBJECT ?
-			      snprintf(b, sizeof(b), "{%u field%s}", n, n == 1 ? "" : "s") :
-			      snprintf(b, sizeof(b), "[%u item%s]", n, n == 1 ? "" : "s")));
+	b[0] = obj ? '{' : '[';
+	o += u64_dec(b + o, n);
+	memcpy(b + o, obj ? " field" : " item", obj ? 6 : 5);
+	o += obj ? 6 : 5;
+	if (n != 1)
+		b[o++] = 's';
+	b[o++] = obj ? '}' : ']';
+	text(x, i, ty, b, o);
 }
 
 static void message(struct dec *x, int64_t node, const uint8_t *p, size_t n,
@@ -1222,12 +1243,15 @@ static void message(struct dec *x, int64_t node, const uint8_t *p, size_t n,
 					      .wire = f.wire, .v = f.v, .p = f.p, .len = f.len };
 		x->top++;
 	}
-	if (x->top > base)
+	/* encoders write fields in number order: sort only when they did not */
+	for (i = base + 1; i < x->top && x->st[i - 1].num <= x->st[i].num; i++)
+		;
+	if (i < x->top)
 		qsort(x->st + base, x->top - base, sizeof(*x->st), ent_cmp);
 	for (i = base; i < x->top && !x->fail; i = j) {
 		const struct fld *fd = NULL;
 		const char *key;
-		char kb[12];
+		char kb[24];
 		size_t kl;
 		int64_t k;
 
@@ -1249,7 +1273,7 @@ static void message(struct dec *x, int64_t node, const uint8_t *p, size_t n,
 			key = t->s->str + fd->name;
 			kl = fd->name_len;
 		} else {
-			kl = (size_t)snprintf(kb, sizeof(kb), "%u", x->st[i].num);
+			kl = u64_dec(kb, x->st[i].num);
 			key = kb;
 		}
 		k = child(x, &c, key, kl, true);

@@ -353,10 +353,13 @@ static int arena_put(struct dir *d, const uint8_t *s, size_t n, bool lower, uint
 		d->acap = (uint32_t)ncap;
 	}
 	*off = d->alen;
-	for (size_t i = 0; i < n; i++) {
-		char ch = (char)s[i];
+	if (n)
+		memcpy(d->arena + d->alen, s, n);
+	for (size_t i = 0; lower && i < n; i++) {
+		char ch = d->arena[d->alen + i];
 
-		d->arena[d->alen + i] = lower && ch >= 'A' && ch <= 'Z' ? (char)(ch + 32) : ch;
+		if (ch >= 'A' && ch <= 'Z')
+			d->arena[d->alen + i] = (char)(ch + 32);
 	}
 	d->alen += (uint32_t)n;
 	d->arena[d->alen++] = 0;
