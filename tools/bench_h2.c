@@ -205,7 +205,7 @@ static unsigned pass(bool deep, struct st_json_doc *doc)
 	unsigned streams = 0;
 
 	for (int d = 0; d < 2; d++)
-		st_grpc__init(&r[d], 0, 0);
+		st_grpc_init(&r[d], 0, 0);
 	for (size_t i = 0; i < nsegs; i++) {
 		const uint8_t *p = bytes + segs[i].off;
 		size_t n = segs[i].len;
@@ -222,10 +222,10 @@ static unsigned pass(bool deep, struct st_json_doc *doc)
 
 				for (;;) {
 					struct st_grpc_event g;
-					size_t t = st_grpc__feed(&r[ev.dir], q, m, &g);
+					size_t t = st_grpc_feed(&r[ev.dir], q, m, &g);
 
 					if (g.type == ST_GRPC_EV_MSG)
-						st_pb_decode(doc, g.data, g.len, NULL, NULL);
+						st_protobuf_decode(doc, g.data, g.len, NULL, NULL);
 					q += t;
 					m -= t;
 					if (g.type == ST_GRPC_EV_NEED_MORE)
@@ -243,7 +243,7 @@ static unsigned pass(bool deep, struct st_json_doc *doc)
 		}
 	}
 	for (int d = 0; d < 2; d++)
-		st_grpc__free(&r[d]);
+		st_grpc_free(&r[d]);
 	st_h2__free(c);
 	return streams;
 }

@@ -19,7 +19,7 @@
 
 /* ---- the wire format ----------------------------------------------------------------------- */
 
-int st_pb_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
+int st_protobuf_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v)
 {
 	uint64_t x = 0;
 
@@ -44,11 +44,11 @@ static int tag(const uint8_t *buf, size_t len, size_t *pos, uint32_t *num, uint8
 {
 	uint64_t t;
 
-	if (st_pb_varint(buf, len, pos, &t))
+	if (st_protobuf_varint(buf, len, pos, &t))
 		return -1;
 	*wire = (uint8_t)(t & 7);
 	t >>= 3;
-	if (!t || t > ST_PB_MAX_FIELD || *wire == 6 || *wire == 7)
+	if (!t || t > ST_PROTOBUF_MAX_FIELD || *wire == 6 || *wire == 7)
 		return -1;
 	*num = (uint32_t)t;
 	return 0;
@@ -58,11 +58,11 @@ static int tag(const uint8_t *buf, size_t len, size_t *pos, uint32_t *num, uint8
 static int skip(const uint8_t *buf, size_t len, size_t *pos, uint8_t w, uint64_t *v)
 {
 	switch (w) {
-	case ST_PB_VARINT:
-		return st_pb_varint(buf, len, pos, v);
-	case ST_PB_I64:
-	case ST_PB_I32: {
-		size_t k = w == ST_PB_I64 ? 8 : 4;
+	case ST_PROTOBUF_VARINT:
+		return st_protobuf_varint(buf, len, pos, v);
+	case ST_PROTOBUF_I64:
+	case ST_PROTOBUF_I32: {
+		size_t k = w == ST_PROTOBUF_I64 ? 8 : 4;
 
 		if (len - *pos < k)
 			return -1;
@@ -72,8 +72,8 @@ static int skip(const uint8_t *buf, size_t len, size_t *pos, uint8_t w, uint64_t
 		*pos += k;
 		return 0;
 	}
-	case ST_PB_LEN:
-		if (st_pb_varint(buf, len, pos, v) || *v > len - *pos)
+	case ST_PROTOBUF_LEN:
+		if (st_protobuf_varint(buf, len, pos, v) || *v > len - *pos)
 			return -1;
 		*pos += (size_t)*v;
 		return 0;
@@ -82,9 +82,9 @@ static int skip(const uint8_t *buf, size_t len, size_t *pos, uint8_t w, uint64_t
 	}
 }
 
-int st_pb_next(const uint8_t *buf, size_t len, size_t *pos, struct st_pb_field *f)
+int st_protobuf_next(const uint8_t *buf, size_t len, size_t *pos, struct st_protobuf_field *f)
 {
-	uint32_t stack[ST_PB_MAX_DEPTH];
+	uint32_t stack[ST_PROTOBUF_MAX_DEPTH];
 	unsigned depth = 0;
 	size_t start;
 
@@ -96,12 +96,12 @@ int st_pb_next(const uint8_t *buf, size_t len, size_t *pos, struct st_pb_field *
 	f->v = 0;
 	f->p = NULL;
 	f->len = 0;
-	if (f->wire == ST_PB_EGROUP)
+	if (f->wire == ST_PROTOBUF_EGROUP)
 		return -1;
-	if (f->wire != ST_PB_SGROUP) {
+	if (f->wire != ST_PROTOBUF_SGROUP) {
 		if (skip(buf, len, pos, f->wire, &f->v))
 			return -1;
-		if (f->wire == ST_PB_LEN) {
+		if (f->wire == ST_PROTOBUF_LEN) {
 			f->p = buf + start + (*pos - start - f->v);
 			f->len = (size_t)f->v;
 		}
@@ -117,7 +117,7 @@ int st_pb_next(const uint8_t *buf, size_t len, size_t *pos, struct st_pb_field *
 
 		if (tag(buf, len, pos, &num, &w))
 			return -1;
-		if (w == ST_PB_EGROUP) {
+		if (w == ST_PROTOBUF_EGROUP) {
 			if (stack[--depth] != num)
 				return -1;
 			if (!depth) {
@@ -127,8 +127,8 @@ int st_pb_next(const uint8_t *buf, size_t len, size_t *pos, struct st_pb_field *
 			}
 			continue;
 		}
-		if (w == ST_PB_SGROUP) {
-			if (depth == ST_PB_MAX_DEPTH)
+		if (w == ST_PROTOBUF_SGROUP) {
+			if (depth == ST_PROTOBUF_MAX_DEPTH)
 				return -1;
 			stack[depth++] = num;
 			continue;
@@ -141,13 +141,13 @@ int st_pb_next(const uint8_t *buf, size_t len, size_t *pos, struct st_pb_field *
 /* All of p[0, n) is fields (a message that "parses cleanly"); n > 0. */
 static bool clean(const uint8_t *p, size_t n)
 {
-	struct st_pb_field f;
+	struct st_protobuf_field f;
 	size_t pos = 0;
 	int r;
 
 	if (!n)
 		return false;
-	while ((r = st_pb_next(p, n, &pos, &f)) == 1)
+	while ((r = st_protobuf_next(p, n, &pos, &f)) == 1)
 		;
 	return r == 0;
 }
@@ -161,7 +161,7 @@ static bool packed_varints(const uint8_t *p, size_t n)
 		size_t at = pos;
 		uint64_t v;
 
-		if (st_pb_varint(p, n, &pos, &v) || (pos - at > 1 && !p[pos - 1]))
+		if (st_protobuf_varint(p, n, &pos, &v) || (pos - at > 1 && !p[pos - 1]))
 			return false;
 	}
 	return n > 0;
@@ -184,8 +184,8 @@ struct fld {
 	int32_t ref;               /* message or enum index */
 };
 
-struct st_pb_type {
-	const struct st_pb_schema *s;
+struct st_protobuf_type {
+	const struct st_protobuf_schema *s;
 	uint32_t name;
 	uint32_t fi, nf;           /* s->f[fi, fi + nf), sorted by number */
 	bool map_entry;
@@ -206,10 +206,10 @@ struct method {
 	int32_t in_i, out_i;
 };
 
-struct st_pb_schema {
+struct st_protobuf_schema {
 	char *str;
 	size_t slen, scap;
-	struct st_pb_type *m;
+	struct st_protobuf_type *m;
 	uint32_t nm, cm;
 	struct fld *f;
 	uint32_t nf, cf;
@@ -239,7 +239,7 @@ struct st_pb_schema {
 	})
 
 struct ld {
-	struct st_pb_schema *s;
+	struct st_protobuf_schema *s;
 	char *err;
 	size_t errlen;
 };
@@ -259,8 +259,8 @@ static int lfail(struct ld *L, const char *fmt, ...)
 
 /* Strings: the arena, NUL-terminated; offset 0 is the empty string. The pieces may lie in
  * the arena itself (a prefix): they are found again after it moves. */
-static int64_t str_add(struct st_pb_schema *s, const char *a, size_t na, const char *b, size_t nb,
-		       const char *c, size_t nc)
+static int64_t str_add(struct st_protobuf_schema *s, const char *a, size_t na, const char *b,
+		       size_t nb, const char *c, size_t nc)
 {
 	size_t need = s->slen + na + nb + nc + 1, off = s->slen;
 	const char *src[3] = { a, b, c };
@@ -298,7 +298,8 @@ static int64_t str_add(struct st_pb_schema *s, const char *a, size_t na, const c
 }
 
 /* A full name: prefix "." name, or name alone. */
-static int64_t full_name(struct st_pb_schema *s, uint32_t prefix, const uint8_t *name, size_t n)
+static int64_t full_name(struct st_protobuf_schema *s, uint32_t prefix, const uint8_t *name,
+			 size_t n)
 {
 	const char *p = s->str + prefix;
 	size_t pl = strlen(p);
@@ -310,12 +311,12 @@ static int64_t full_name(struct st_pb_schema *s, uint32_t prefix, const uint8_t 
 /* The last field number num of a message, as a string (or NULL). */
 static const uint8_t *lstring(const uint8_t *p, size_t n, uint32_t num, size_t *out_len)
 {
-	struct st_pb_field f;
+	struct st_protobuf_field f;
 	const uint8_t *r = NULL;
 	size_t pos = 0;
 
-	while (st_pb_next(p, n, &pos, &f) == 1)
-		if (f.num == num && f.wire == ST_PB_LEN) {
+	while (st_protobuf_next(p, n, &pos, &f) == 1)
+		if (f.num == num && f.wire == ST_PROTOBUF_LEN) {
 			r = f.p;
 			*out_len = f.len;
 		}
@@ -324,8 +325,8 @@ static const uint8_t *lstring(const uint8_t *p, size_t n, uint32_t num, size_t *
 
 static int load_enum(struct ld *L, const uint8_t *p, size_t n, uint32_t prefix)
 {
-	struct st_pb_schema *s = L->s;
-	struct st_pb_field f;
+	struct st_protobuf_schema *s = L->s;
+	struct st_protobuf_field f;
 	size_t pos = 0, nl = 0;
 	const uint8_t *name = lstring(p, n, 1, &nl);
 	struct penum *e;
@@ -341,17 +342,17 @@ static int load_enum(struct ld *L, const uint8_t *p, size_t n, uint32_t prefix)
 	e->name = (uint32_t)fn;
 	e->vi = s->nev;
 	e->nv = 0;
-	while ((r = st_pb_next(p, n, &pos, &f)) == 1) {
-		struct st_pb_field g;
+	while ((r = st_protobuf_next(p, n, &pos, &f)) == 1) {
+		struct st_protobuf_field g;
 		size_t q = 0, vl = 0;
 		const uint8_t *vn;
 		int64_t num = 0, so;
 
-		if (f.num != 2 || f.wire != ST_PB_LEN)
+		if (f.num != 2 || f.wire != ST_PROTOBUF_LEN)
 			continue;
 		vn = lstring(f.p, f.len, 1, &vl);
-		while (st_pb_next(f.p, f.len, &q, &g) == 1)
-			if (g.num == 2 && g.wire == ST_PB_VARINT)
+		while (st_protobuf_next(f.p, f.len, &q, &g) == 1)
+			if (g.num == 2 && g.wire == ST_PROTOBUF_VARINT)
 				num = (int32_t)(uint32_t)g.v;
 		if (!vn)
 			return lfail(L, "a value of enum %s without a name", s->str + e->name);
@@ -375,16 +376,16 @@ static int fld_cmp(const void *a, const void *b)
 
 static int load_msg(struct ld *L, const uint8_t *p, size_t n, uint32_t prefix, unsigned depth)
 {
-	struct st_pb_schema *s = L->s;
-	struct st_pb_field f;
+	struct st_protobuf_schema *s = L->s;
+	struct st_protobuf_field f;
 	size_t pos = 0, nl = 0;
 	const uint8_t *name = lstring(p, n, 1, &nl);
 	uint32_t mi, fname;
 	int64_t fn;
 	int r;
 
-	if (depth > ST_PB_MAX_DEPTH)
-		return lfail(L, "messages nested deeper than %u", ST_PB_MAX_DEPTH);
+	if (depth > ST_PROTOBUF_MAX_DEPTH)
+		return lfail(L, "messages nested deeper than %u", ST_PROTOBUF_MAX_DEPTH);
 	if (!name)
 		return lfail(L, "a message without a name");
 	fn = full_name(s, prefix, name, nl);
@@ -396,17 +397,17 @@ static int load_msg(struct ld *L, const uint8_t *p, size_t n, uint32_t prefix, u
 	s->m[mi].name = fname;
 	s->m[mi].fi = s->nf;
 	/* its fields first, contiguous; then what it nests */
-	while ((r = st_pb_next(p, n, &pos, &f)) == 1) {
-		struct st_pb_field g;
+	while ((r = st_protobuf_next(p, n, &pos, &f)) == 1) {
+		struct st_protobuf_field g;
 		struct fld *x;
 		size_t q = 0, l = 0;
 		const uint8_t *fnm, *tn;
 
-		if (f.wire != ST_PB_LEN)
+		if (f.wire != ST_PROTOBUF_LEN)
 			continue;
 		if (f.num == 7) { /* MessageOptions: map_entry (7) */
-			while (st_pb_next(f.p, f.len, &q, &g) == 1)
-				if (g.num == 7 && g.wire == ST_PB_VARINT)
+			while (st_protobuf_next(f.p, f.len, &q, &g) == 1)
+				if (g.num == 7 && g.wire == ST_PROTOBUF_VARINT)
 					s->m[mi].map_entry = g.v != 0;
 			continue;
 		}
@@ -417,8 +418,8 @@ static int load_msg(struct ld *L, const uint8_t *p, size_t n, uint32_t prefix, u
 		x = &s->f[s->nf];
 		memset(x, 0, sizeof(*x));
 		x->ref = -1;
-		while (st_pb_next(f.p, f.len, &q, &g) == 1) {
-			if (g.wire != ST_PB_VARINT)
+		while (st_protobuf_next(f.p, f.len, &q, &g) == 1) {
+			if (g.wire != ST_PROTOBUF_VARINT)
 				continue;
 			if (g.num == 3)
 				x->num = (uint32_t)g.v;
@@ -428,7 +429,7 @@ static int load_msg(struct ld *L, const uint8_t *p, size_t n, uint32_t prefix, u
 				x->type = (uint8_t)(g.v < FT__MAX ? g.v : 0);
 		}
 		fnm = lstring(f.p, f.len, 1, &l);
-		if (!fnm || !x->num || x->num > ST_PB_MAX_FIELD || !x->type)
+		if (!fnm || !x->num || x->num > ST_PROTOBUF_MAX_FIELD || !x->type)
 			return lfail(L, "a field of %s without a name, a number or a known type",
 				     s->str + fname);
 		fn = str_add(s, (const char *)fnm, l, "", 0, "", 0);
@@ -455,8 +456,8 @@ static int load_msg(struct ld *L, const uint8_t *p, size_t n, uint32_t prefix, u
 	if (s->m[mi].nf)
 		qsort(s->f + s->m[mi].fi, s->m[mi].nf, sizeof(*s->f), fld_cmp);
 	pos = 0;
-	while (st_pb_next(p, n, &pos, &f) == 1) {
-		if (f.wire != ST_PB_LEN)
+	while (st_protobuf_next(p, n, &pos, &f) == 1) {
+		if (f.wire != ST_PROTOBUF_LEN)
 			continue;
 		if (f.num == 3 && load_msg(L, f.p, f.len, fname, depth + 1))
 			return -1;
@@ -468,8 +469,8 @@ static int load_msg(struct ld *L, const uint8_t *p, size_t n, uint32_t prefix, u
 
 static int load_service(struct ld *L, const uint8_t *p, size_t n, uint32_t prefix)
 {
-	struct st_pb_schema *s = L->s;
-	struct st_pb_field f;
+	struct st_protobuf_schema *s = L->s;
+	struct st_protobuf_field f;
 	size_t pos = 0, nl = 0;
 	const uint8_t *name = lstring(p, n, 1, &nl);
 	int64_t svc;
@@ -479,13 +480,13 @@ static int load_service(struct ld *L, const uint8_t *p, size_t n, uint32_t prefi
 	svc = full_name(s, prefix, name, nl);
 	if (svc < 0)
 		return lfail(L, "out of memory");
-	while (st_pb_next(p, n, &pos, &f) == 1) {
+	while (st_protobuf_next(p, n, &pos, &f) == 1) {
 		size_t ml = 0, il = 0, ol = 0;
 		const uint8_t *mn, *in, *out;
 		int64_t path, a, b;
 		const char *sv;
 
-		if (f.num != 2 || f.wire != ST_PB_LEN)
+		if (f.num != 2 || f.wire != ST_PROTOBUF_LEN)
 			continue;
 		mn = lstring(f.p, f.len, 1, &ml);
 		in = lstring(f.p, f.len, 2, &il);
@@ -515,7 +516,7 @@ static int load_service(struct ld *L, const uint8_t *p, size_t n, uint32_t prefi
 
 static int load_file(struct ld *L, const uint8_t *p, size_t n)
 {
-	struct st_pb_field f;
+	struct st_protobuf_field f;
 	size_t pos = 0, pl = 0;
 	const uint8_t *pkg = lstring(p, n, 2, &pl);
 	int64_t prefix = str_add(L->s, pkg ? (const char *)pkg : "", pkg ? pl : 0, "", 0, "", 0);
@@ -523,8 +524,8 @@ static int load_file(struct ld *L, const uint8_t *p, size_t n)
 
 	if (prefix < 0)
 		return lfail(L, "out of memory");
-	while ((r = st_pb_next(p, n, &pos, &f)) == 1) {
-		if (f.wire != ST_PB_LEN)
+	while ((r = st_protobuf_next(p, n, &pos, &f)) == 1) {
+		if (f.wire != ST_PROTOBUF_LEN)
 			continue;
 		if ((f.num == 4 && load_msg(L, f.p, f.len, (uint32_t)prefix, 1)) ||
 		    (f.num == 5 && load_enum(L, f.p, f.len, (uint32_t)prefix)) ||
@@ -536,11 +537,11 @@ static int load_file(struct ld *L, const uint8_t *p, size_t n)
 
 /* qsort_r over indexes by the names they point at. */
 struct by {
-	const struct st_pb_schema *s;
+	const struct st_protobuf_schema *s;
 	int what; /* 0 messages, 1 enums, 2 method paths */
 };
 
-static const char *name_at(const struct st_pb_schema *s, int what, uint32_t i)
+static const char *name_at(const struct st_protobuf_schema *s, int what, uint32_t i)
 {
 	return s->str + (what == 0 ? s->m[i].name : what == 1 ? s->e[i].name : s->md[i].path);
 }
@@ -553,7 +554,7 @@ static int by_name(const void *a, const void *b, void *arg)
 		      name_at(x->s, x->what, *(const uint32_t *)b));
 }
 
-static int sort_names(struct st_pb_schema *s, int what, uint32_t n, uint32_t **out)
+static int sort_names(struct st_protobuf_schema *s, int what, uint32_t n, uint32_t **out)
 {
 	struct by b = { s, what };
 
@@ -566,7 +567,7 @@ static int sort_names(struct st_pb_schema *s, int what, uint32_t n, uint32_t **o
 	return 0;
 }
 
-static int64_t find(const struct st_pb_schema *s, int what, const char *name, size_t len)
+static int64_t find(const struct st_protobuf_schema *s, int what, const char *name, size_t len)
 {
 	const uint32_t *idx = what == 0 ? s->msort : what == 1 ? s->esort : s->mdsort;
 	uint32_t lo = 0, hi = what == 0 ? s->nm : what == 1 ? s->ne : s->nmd;
@@ -590,7 +591,7 @@ static int64_t find(const struct st_pb_schema *s, int what, const char *name, si
 
 static int resolve(struct ld *L)
 {
-	struct st_pb_schema *s = L->s;
+	struct st_protobuf_schema *s = L->s;
 
 	if (sort_names(s, 0, s->nm, &s->msort) || sort_names(s, 1, s->ne, &s->esort) ||
 	    sort_names(s, 2, s->nmd, &s->mdsort))
@@ -621,11 +622,12 @@ static int resolve(struct ld *L)
 	return 0;
 }
 
-struct st_pb_schema *st_pb_schema_load(const uint8_t *buf, size_t len, char *err, size_t errlen)
+struct st_protobuf_schema *st_protobuf_schema__load(const uint8_t *buf, size_t len, char *err,
+						    size_t errlen)
 {
-	struct st_pb_schema *s = calloc(1, sizeof(*s));
+	struct st_protobuf_schema *s = calloc(1, sizeof(*s));
 	struct ld L = { s, err, errlen };
-	struct st_pb_field f;
+	struct st_protobuf_field f;
 	size_t pos = 0;
 	int r, files = 0;
 
@@ -633,11 +635,11 @@ struct st_pb_schema *st_pb_schema_load(const uint8_t *buf, size_t len, char *err
 		err[0] = 0;
 	if (!s || str_add(s, "", 0, "", 0, "", 0) < 0) {
 		lfail(&L, "out of memory");
-		st_pb_schema_free(s);
+		st_protobuf_schema__free(s);
 		return NULL;
 	}
-	while ((r = st_pb_next(buf, len, &pos, &f)) == 1) {
-		if (f.num != 1 || f.wire != ST_PB_LEN) {
+	while ((r = st_protobuf_next(buf, len, &pos, &f)) == 1) {
+		if (f.num != 1 || f.wire != ST_PROTOBUF_LEN) {
 			r = -1;
 			break;
 		}
@@ -653,20 +655,20 @@ struct st_pb_schema *st_pb_schema_load(const uint8_t *buf, size_t len, char *err
 		goto fail;
 	return s;
 fail:
-	st_pb_schema_free(s);
+	st_protobuf_schema__free(s);
 	return NULL;
 }
 
-struct st_pb_schema *st_pb_schema_load_file(const char *path, char *err, size_t errlen)
+struct st_protobuf_schema *st_protobuf_schema__load_file(const char *path, char *err, size_t errlen)
 {
-	struct st_pb_schema *s = NULL;
+	struct st_protobuf_schema *s = NULL;
 	uint8_t *buf = NULL;
 	struct stat stt;
 	size_t got = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 
 	if (fd < 0 || fstat(fd, &stt) || !S_ISREG(stt.st_mode) ||
-	    (uint64_t)stt.st_size > ST_PB_SCHEMA_MAX) {
+	    (uint64_t)stt.st_size > ST_PROTOBUF_SCHEMA_MAX) {
 		snprintf(err, errlen, "descriptor %s: %s", path,
 			 fd < 0 ? strerror(errno) : "not a regular file of at most 64 MiB");
 		goto out;
@@ -686,7 +688,7 @@ struct st_pb_schema *st_pb_schema_load_file(const char *path, char *err, size_t 
 		}
 		got += (size_t)n;
 	}
-	s = st_pb_schema_load(buf, got, err, errlen);
+	s = st_protobuf_schema__load(buf, got, err, errlen);
 out:
 	if (fd >= 0)
 		close(fd);
@@ -694,7 +696,7 @@ out:
 	return s;
 }
 
-void st_pb_schema_free(struct st_pb_schema *s)
+void st_protobuf_schema__free(struct st_protobuf_schema *s)
 {
 	if (!s)
 		return;
@@ -710,7 +712,8 @@ void st_pb_schema_free(struct st_pb_schema *s)
 	free(s);
 }
 
-const struct st_pb_type *st_pb_schema_type(const struct st_pb_schema *s, const char *name)
+const struct st_protobuf_type *st_protobuf_schema__type(const struct st_protobuf_schema *s,
+							const char *name)
 {
 	int64_t i;
 
@@ -720,8 +723,9 @@ const struct st_pb_type *st_pb_schema_type(const struct st_pb_schema *s, const c
 	return i < 0 ? NULL : &s->m[i];
 }
 
-int st_pb_schema_method(const struct st_pb_schema *s, const char *path, size_t len,
-			const struct st_pb_type **in, const struct st_pb_type **out)
+int st_protobuf_schema__method(const struct st_protobuf_schema *s, const char *path, size_t len,
+			       const struct st_protobuf_type **in,
+			       const struct st_protobuf_type **out)
 {
 	/* a query string is not part of a gRPC path, but a proxy may leave one */
 	const char *q = memchr(path, '?', len);
@@ -736,25 +740,26 @@ int st_pb_schema_method(const struct st_pb_schema *s, const char *path, size_t l
 	return 0;
 }
 
-const struct st_pb_type *st_pb_schema_type_at(const struct st_pb_schema *s, uint32_t i)
+const struct st_protobuf_type *st_protobuf_schema__type_at(const struct st_protobuf_schema *s,
+							   uint32_t i)
 {
 	return i < s->nm ? &s->m[i] : NULL;
 }
 
-const char *st_pb_type_name(const struct st_pb_type *t)
+const char *st_protobuf_type__name(const struct st_protobuf_type *t)
 {
 	return t->s->str + t->name;
 }
 
-void st_pb_schema_counts(const struct st_pb_schema *s, uint32_t *msgs, uint32_t *enums,
-			 uint32_t *methods)
+void st_protobuf_schema__counts(const struct st_protobuf_schema *s, uint32_t *msgs, uint32_t *enums,
+				uint32_t *methods)
 {
 	*msgs = s->nm;
 	*enums = s->ne;
 	*methods = s->nmd;
 }
 
-static const struct fld *field_of(const struct st_pb_type *t, uint32_t num)
+static const struct fld *field_of(const struct st_protobuf_type *t, uint32_t num)
 {
 	const struct fld *f = t->s->f + t->fi;
 	uint32_t lo = 0, hi = t->nf;
@@ -772,7 +777,7 @@ static const struct fld *field_of(const struct st_pb_type *t, uint32_t num)
 	return NULL;
 }
 
-static const char *enum_name(const struct st_pb_schema *s, int32_t e, int32_t v)
+static const char *enum_name(const struct st_protobuf_schema *s, int32_t e, int32_t v)
 {
 	const struct penum *x = &s->e[e];
 
@@ -930,7 +935,7 @@ static void summary(struct dec *x, int64_t i, uint8_t ty)
 }
 
 static void message(struct dec *x, int64_t node, const uint8_t *p, size_t n,
-		    const struct st_pb_type *t, unsigned depth);
+		    const struct st_protobuf_type *t, unsigned depth);
 
 /* A length-delimited value without a schema (protobuf.h's order). */
 static void len_value(struct dec *x, int64_t i, const uint8_t *p, size_t n, unsigned depth)
@@ -949,7 +954,7 @@ static void len_value(struct dec *x, int64_t i, const uint8_t *p, size_t n, unsi
 		uint64_t v;
 
 		nd(x, (uint32_t)i)->type = ST_JSON_ARRAY;
-		while (pos < n && !x->fail && !st_pb_varint(p, n, &pos, &v))
+		while (pos < n && !x->fail && !st_protobuf_varint(p, n, &pos, &v))
 			num_u(x, child(x, &c, NULL, 0, false), v);
 		summary(x, i, ST_JSON_ARRAY);
 	} else {
@@ -961,10 +966,10 @@ static void len_value(struct dec *x, int64_t i, const uint8_t *p, size_t n, unsi
 static void raw_value(struct dec *x, int64_t i, const struct ent *e, unsigned depth)
 {
 	switch (e->wire) {
-	case ST_PB_LEN:
+	case ST_PROTOBUF_LEN:
 		len_value(x, i, e->p, e->len, depth);
 		break;
-	case ST_PB_SGROUP:
+	case ST_PROTOBUF_SGROUP:
 		if (depth < x->max_depth)
 			message(x, i, e->p, e->len, NULL, depth + 1);
 		else
@@ -982,19 +987,19 @@ static uint8_t wire_of(uint8_t ty)
 	case FT_DOUBLE:
 	case FT_FIXED64:
 	case FT_SFIXED64:
-		return ST_PB_I64;
+		return ST_PROTOBUF_I64;
 	case FT_FLOAT:
 	case FT_FIXED32:
 	case FT_SFIXED32:
-		return ST_PB_I32;
+		return ST_PROTOBUF_I32;
 	case FT_STRING:
 	case FT_BYTES:
 	case FT_MESSAGE:
-		return ST_PB_LEN;
+		return ST_PROTOBUF_LEN;
 	case FT_GROUP:
-		return ST_PB_SGROUP;
+		return ST_PROTOBUF_SGROUP;
 	default:
-		return ST_PB_VARINT;
+		return ST_PROTOBUF_VARINT;
 	}
 }
 
@@ -1062,10 +1067,10 @@ static void scalar(struct dec *x, int64_t i, const struct fld *f, uint64_t v)
 }
 
 /* A value of field f (its wire type checked). */
-static void typed_value(struct dec *x, int64_t i, const struct st_pb_type *t, const struct fld *f,
-			const struct ent *e, unsigned depth)
+static void typed_value(struct dec *x, int64_t i, const struct st_protobuf_type *t,
+			const struct fld *f, const struct ent *e, unsigned depth)
 {
-	const struct st_pb_schema *s = t->s;
+	const struct st_protobuf_schema *s = t->s;
 
 	if (i < 0)
 		return;
@@ -1099,8 +1104,8 @@ static void typed_value(struct dec *x, int64_t i, const struct st_pb_type *t, co
 }
 
 /* The packed values of a repeated scalar f, appended to array c. -1 when they do not split. */
-static int packed(struct dec *x, struct ctr *c, const struct st_pb_type *t, const struct fld *f,
-		  const struct ent *e, unsigned depth, bool check)
+static int packed(struct dec *x, struct ctr *c, const struct st_protobuf_type *t,
+		  const struct fld *f, const struct ent *e, unsigned depth, bool check)
 {
 	uint8_t w = wire_of(f->type);
 	size_t pos = 0;
@@ -1108,7 +1113,7 @@ static int packed(struct dec *x, struct ctr *c, const struct st_pb_type *t, cons
 	while (pos < e->len) {
 		struct ent v = { .num = e->num, .wire = w };
 
-		if (w == ST_PB_VARINT ? st_pb_varint(e->p, e->len, &pos, &v.v) :
+		if (w == ST_PROTOBUF_VARINT ? st_protobuf_varint(e->p, e->len, &pos, &v.v) :
 					skip(e->p, e->len, &pos, w, &v.v))
 			return -1;
 		if (!check)
@@ -1121,24 +1126,24 @@ static int packed(struct dec *x, struct ctr *c, const struct st_pb_type *t, cons
 static bool fits(const struct fld *f, const struct ent *a, const struct ent *b)
 {
 	uint8_t w = wire_of(f->type);
-	bool packable = w != ST_PB_LEN && w != ST_PB_SGROUP;
+	bool packable = w != ST_PROTOBUF_LEN && w != ST_PROTOBUF_SGROUP;
 
 	for (const struct ent *e = a; e < b; e++)
-		if (e->wire != w && !(f->repeated && packable && e->wire == ST_PB_LEN))
+		if (e->wire != w && !(f->repeated && packable && e->wire == ST_PROTOBUF_LEN))
 			return false;
 	return true;
 }
 
 /* A map entry's key and value: field 1 and field 2, the last of each. */
-static int map_entry(const struct ent *e, struct st_pb_field *k, struct st_pb_field *v, bool *hk,
-		     bool *hv)
+static int map_entry(const struct ent *e, struct st_protobuf_field *k, struct st_protobuf_field *v,
+		     bool *hk, bool *hv)
 {
-	struct st_pb_field g;
+	struct st_protobuf_field g;
 	size_t pos = 0;
 	int r;
 
 	*hk = *hv = false;
-	while ((r = st_pb_next(e->p, e->len, &pos, &g)) == 1) {
+	while ((r = st_protobuf_next(e->p, e->len, &pos, &g)) == 1) {
 		if (g.num == 1) {
 			*k = g;
 			*hk = true;
@@ -1150,7 +1155,7 @@ static int map_entry(const struct ent *e, struct st_pb_field *k, struct st_pb_fi
 	return r;
 }
 
-static bool map_fits(const struct st_pb_type *et, const struct ent *a, const struct ent *b)
+static bool map_fits(const struct st_protobuf_type *et, const struct ent *a, const struct ent *b)
 {
 	const struct fld *kf = field_of(et, 1), *vf = field_of(et, 2);
 
@@ -1158,10 +1163,10 @@ static bool map_fits(const struct st_pb_type *et, const struct ent *a, const str
 	    vf->type == FT_GROUP)
 		return false;
 	for (const struct ent *e = a; e < b; e++) {
-		struct st_pb_field k, v;
+		struct st_protobuf_field k, v;
 		bool hk, hv;
 
-		if (e->wire != ST_PB_LEN || map_entry(e, &k, &v, &hk, &hv) < 0)
+		if (e->wire != ST_PROTOBUF_LEN || map_entry(e, &k, &v, &hk, &hv) < 0)
 			return false;
 		if ((hk && k.wire != wire_of(kf->type)) || (hv && v.wire != wire_of(vf->type)))
 			return false;
@@ -1171,8 +1176,8 @@ static bool map_fits(const struct st_pb_type *et, const struct ent *a, const str
 
 /* A map field, entries x->st[a, b): an object keyed by each entry's key. Indexes, not
  * pointers: a value that is a message pushes onto x->st, which may move. */
-static void map_value(struct dec *x, int64_t i, const struct st_pb_type *et, size_t a, size_t b,
-		      unsigned depth)
+static void map_value(struct dec *x, int64_t i, const struct st_protobuf_type *et, size_t a,
+		      size_t b, unsigned depth)
 {
 	const struct fld *kf = field_of(et, 1), *vf = field_of(et, 2);
 	struct ctr c = { (uint32_t)i, 0, 0 };
@@ -1180,7 +1185,7 @@ static void map_value(struct dec *x, int64_t i, const struct st_pb_type *et, siz
 	nd(x, (uint32_t)i)->type = ST_JSON_OBJECT;
 	for (size_t k = a; k < b && !x->fail; k++) {
 		struct ent e = x->st[k], ve;
-		struct st_pb_field kv = { 0 }, vv = { 0 };
+		struct st_protobuf_field kv = { 0 }, vv = { 0 };
 		bool hk, hv;
 		char kb[40];
 		const char *key = kb;
@@ -1218,16 +1223,16 @@ static int ent_cmp(const void *a, const void *b)
 
 /* Node `node` becomes the message p[0, n) (which parses cleanly), of type t or none. */
 static void message(struct dec *x, int64_t node, const uint8_t *p, size_t n,
-		    const struct st_pb_type *t, unsigned depth)
+		    const struct st_protobuf_type *t, unsigned depth)
 {
 	size_t base = x->top, pos = 0, i, j;
 	struct ctr c = { (uint32_t)node, 0, 0 };
-	struct st_pb_field f;
+	struct st_protobuf_field f;
 
 	if (node < 0)
 		return;
 	nd(x, (uint32_t)node)->type = ST_JSON_OBJECT;
-	while (st_pb_next(p, n, &pos, &f) == 1) {
+	while (st_protobuf_next(p, n, &pos, &f) == 1) {
 		if (x->top == x->cap) {
 			size_t ncap = x->cap ? x->cap * 2 : 64;
 			struct ent *ne = realloc(x->st, ncap * sizeof(*ne));
@@ -1265,7 +1270,7 @@ static void message(struct dec *x, int64_t node, const uint8_t *p, size_t n,
 			struct ctr a = { 0 };
 
 			for (const struct ent *e = x->st + i; e < x->st + j && fd; e++)
-				if (e->wire == ST_PB_LEN && wire_of(fd->type) != ST_PB_LEN &&
+				if (e->wire == ST_PROTOBUF_LEN && wire_of(fd->type) != ST_PROTOBUF_LEN &&
 				    packed(x, &a, t, fd, e, depth, true))
 					fd = NULL;
 		}
@@ -1290,7 +1295,7 @@ static void message(struct dec *x, int64_t node, const uint8_t *p, size_t n,
 
 				if (!fd)
 					raw_value(x, child(x, &a, NULL, 0, false), &v, depth);
-				else if (v.wire == ST_PB_LEN && wire_of(fd->type) != ST_PB_LEN)
+				else if (v.wire == ST_PROTOBUF_LEN && wire_of(fd->type) != ST_PROTOBUF_LEN)
 					packed(x, &a, t, fd, &v, depth, false);
 				else
 					typed_value(x, child(x, &a, NULL, 0, false), t, fd, &v, depth);
@@ -1310,15 +1315,15 @@ static void message(struct dec *x, int64_t node, const uint8_t *p, size_t n,
 	summary(x, node, ST_JSON_OBJECT);
 }
 
-int st_pb_decode(struct st_json_doc *d, const uint8_t *buf, size_t len,
-		 const struct st_pb_type *type, const struct st_pb_opts *o)
+int st_protobuf_decode(struct st_json_doc *d, const uint8_t *buf, size_t len,
+		       const struct st_protobuf_type *type, const struct st_protobuf_opts *o)
 {
 	struct dec x = { .d = d, .base = buf };
 	uint32_t saved = d->max_nodes;
 	int64_t root;
 
-	x.max_depth = o && o->max_depth && o->max_depth < ST_PB_MAX_DEPTH ? o->max_depth :
-									    ST_PB_MAX_DEPTH;
+	x.max_depth = o && o->max_depth && o->max_depth < ST_PROTOBUF_MAX_DEPTH ? o->max_depth :
+									    ST_PROTOBUF_MAX_DEPTH;
 	st_json_doc_start(d, (const char *)buf, len);
 	if (len >= UINT32_MAX / 2) {
 		d->err = ST_JSON_E_NODES;

@@ -21,7 +21,7 @@
  *  - a field number seen more than once in a message: an array of its values in order.
  * Members come in field number order.
  *
- * With a schema (st_pb_schema_load(): a FileDescriptorSet, `protoc --include_imports
+ * With a schema (st_protobuf_schema__load(): a FileDescriptorSet, `protoc --include_imports
  * --descriptor_set_out`, read with the same wire reader) and a message type (by name, or a
  * gRPC method's request or response type from its :path): names for keys; int32/int64
  * signed, sint32/sint64 zigzag, sfixed signed, float and double as numbers (NaN and the
@@ -34,7 +34,7 @@
  * Bounds: nesting up to max_depth (deeper length-delimited values are not parsed as
  * messages); nodes up to max_nodes (2 per input byte at most, which the default allows).
  * Recursion is bounded by max_depth; scratch memory by the input's length. No I/O but
- * st_pb_schema_load_file(), no threads, no globals.
+ * st_protobuf_schema__load_file(), no threads, no globals.
  */
 #ifndef ST_PROTOBUF_H
 #define ST_PROTOBUF_H
@@ -45,60 +45,65 @@
 
 #include "json.h"
 
-#define ST_PB_MAX_DEPTH 64
-#define ST_PB_MAX_FIELD 536870911u        /* 2^29 - 1 */
-#define ST_PB_SCHEMA_MAX (64u << 20)      /* a descriptor set file, bytes */
+#define ST_PROTOBUF_MAX_DEPTH 64
+#define ST_PROTOBUF_MAX_FIELD 536870911u        /* 2^29 - 1 */
+#define ST_PROTOBUF_SCHEMA_MAX (64u << 20)      /* a descriptor set file, bytes */
 
 /* The wire format, one field at a time (the decoder and the descriptor loader share it). */
-enum st_pb_wire {
-	ST_PB_VARINT = 0,
-	ST_PB_I64 = 1,
-	ST_PB_LEN = 2,
-	ST_PB_SGROUP = 3,
-	ST_PB_EGROUP = 4,
-	ST_PB_I32 = 5,
+enum st_protobuf_wire {
+	ST_PROTOBUF_VARINT = 0,
+	ST_PROTOBUF_I64 = 1,
+	ST_PROTOBUF_LEN = 2,
+	ST_PROTOBUF_SGROUP = 3,
+	ST_PROTOBUF_EGROUP = 4,
+	ST_PROTOBUF_I32 = 5,
 };
 
-struct st_pb_field {
+struct st_protobuf_field {
 	uint32_t num;
-	uint8_t wire;           /* enum st_pb_wire (a group comes whole: SGROUP) */
+	uint8_t wire;           /* enum st_protobuf_wire (a group comes whole: SGROUP) */
 	uint64_t v;             /* VARINT, I64, I32 */
 	const uint8_t *p;       /* LEN: the bytes; SGROUP: the group's fields */
 	size_t len;
 };
 
 /* Reads a varint at buf[*pos]: 0, or -1 (cut short, or longer than 10 bytes). */
-int st_pb_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v);
+int st_protobuf_varint(const uint8_t *buf, size_t len, size_t *pos, uint64_t *v);
 /*
  * The field at buf[*pos] (a group with everything up to its end, nested groups counted up to
- * ST_PB_MAX_DEPTH): 1 and *pos past it, 0 at the end of buf, -1 when the bytes are not a
+ * ST_PROTOBUF_MAX_DEPTH): 1 and *pos past it, 0 at the end of buf, -1 when the bytes are not a
  * field (field number 0 or over 2^29-1, wire type 6 or 7, a length past the end, a group
  * never closed, an end of group without its start).
  */
-int st_pb_next(const uint8_t *buf, size_t len, size_t *pos, struct st_pb_field *f);
+int st_protobuf_next(const uint8_t *buf, size_t len, size_t *pos, struct st_protobuf_field *f);
 
-struct st_pb_schema;
-struct st_pb_type;
+struct st_protobuf_schema;
+struct st_protobuf_type;
 
 /* NULL with err filled ("descriptor: ..."). buf is not kept. */
-struct st_pb_schema *st_pb_schema_load(const uint8_t *buf, size_t len, char *err, size_t errlen);
-/* The same from a file of at most ST_PB_SCHEMA_MAX bytes. */
-struct st_pb_schema *st_pb_schema_load_file(const char *path, char *err, size_t errlen);
-void st_pb_schema_free(struct st_pb_schema *s);
+struct st_protobuf_schema *st_protobuf_schema__load(const uint8_t *buf, size_t len, char *err,
+						    size_t errlen);
+/* The same from a file of at most ST_PROTOBUF_SCHEMA_MAX bytes. */
+struct st_protobuf_schema *st_protobuf_schema__load_file(const char *path, char *err,
+							 size_t errlen);
+void st_protobuf_schema__free(struct st_protobuf_schema *s);
 /* A message type by its full name ("pkg.Msg", a leading dot allowed), or NULL. */
-const struct st_pb_type *st_pb_schema_type(const struct st_pb_schema *s, const char *name);
+const struct st_protobuf_type *st_protobuf_schema__type(const struct st_protobuf_schema *s,
+							const char *name);
 /* A gRPC method's types from its :path ("/pkg.Service/Method"): 0, or -1 (unknown). */
-int st_pb_schema_method(const struct st_pb_schema *s, const char *path, size_t len,
-			const struct st_pb_type **in, const struct st_pb_type **out);
-const char *st_pb_type_name(const struct st_pb_type *t);
-/* The i-th message type the set defines (0 .. the count st_pb_schema_counts gives), or NULL. */
-const struct st_pb_type *st_pb_schema_type_at(const struct st_pb_schema *s, uint32_t i);
+int st_protobuf_schema__method(const struct st_protobuf_schema *s, const char *path, size_t len,
+			       const struct st_protobuf_type **in,
+			       const struct st_protobuf_type **out);
+const char *st_protobuf_type__name(const struct st_protobuf_type *t);
+/* The i-th message type the set defines (0 .. the count st_protobuf_schema__counts gives), or NULL. */
+const struct st_protobuf_type *st_protobuf_schema__type_at(const struct st_protobuf_schema *s,
+							   uint32_t i);
 /* What the schema holds: messages, enums, methods. */
-void st_pb_schema_counts(const struct st_pb_schema *s, uint32_t *msgs, uint32_t *enums,
-			 uint32_t *methods);
+void st_protobuf_schema__counts(const struct st_protobuf_schema *s, uint32_t *msgs, uint32_t *enums,
+				uint32_t *methods);
 
-struct st_pb_opts {
-	unsigned max_depth;     /* 0: ST_PB_MAX_DEPTH */
+struct st_protobuf_opts {
+	unsigned max_depth;     /* 0: ST_PROTOBUF_MAX_DEPTH */
 	uint32_t max_nodes;     /* 0: 2 per input byte and a few */
 };
 
@@ -107,7 +112,7 @@ struct st_pb_opts {
  * previous tree dropped; type NULL: no schema. 0, or -1 with d->err: ST_JSON_E_SYNTAX (not a
  * protobuf message at the top: compare it as bytes), ST_JSON_E_NODES, ST_JSON_E_NOMEM.
  */
-int st_pb_decode(struct st_json_doc *d, const uint8_t *buf, size_t len,
-		 const struct st_pb_type *type, const struct st_pb_opts *o);
+int st_protobuf_decode(struct st_json_doc *d, const uint8_t *buf, size_t len,
+		       const struct st_protobuf_type *type, const struct st_protobuf_opts *o);
 
 #endif /* ST_PROTOBUF_H */

@@ -11,7 +11,7 @@
 
 enum { R_PREFIX = 0, R_BODY };
 
-void st_grpc__init(struct st_grpc_reader *r, uint32_t max_msg, uint64_t max_decoded)
+void st_grpc_init(struct st_grpc_reader *r, uint32_t max_msg, uint64_t max_decoded)
 {
 	memset(r, 0, sizeof(*r));
 	r->max_msg = max_msg ? max_msg : ST_GRPC_MAX_MSG_DEFAULT;
@@ -20,7 +20,7 @@ void st_grpc__init(struct st_grpc_reader *r, uint32_t max_msg, uint64_t max_deco
 		r->max_decoded = SIZE_MAX / 4;
 }
 
-void st_grpc__free(struct st_grpc_reader *r)
+void st_grpc_free(struct st_grpc_reader *r)
 {
 	free(r->buf);
 	free(r->dec);
@@ -28,17 +28,17 @@ void st_grpc__free(struct st_grpc_reader *r)
 	r->buf_cap = r->dec_cap = 0;
 }
 
-void st_grpc__set_coding(struct st_grpc_reader *r, enum st_grpc_coding c)
+void st_grpc_set_coding(struct st_grpc_reader *r, enum st_grpc_coding c)
 {
 	r->coding = (uint8_t)c;
 }
 
-size_t st_grpc__mem(const struct st_grpc_reader *r)
+size_t st_grpc_mem(const struct st_grpc_reader *r)
 {
 	return r->buf_cap + r->dec_cap;
 }
 
-const char *st_grpc__strerror(enum st_grpc_err e)
+const char *st_grpc_strerror(enum st_grpc_err e)
 {
 	static const char *const s[] = {
 		[ST_GRPC_E_NONE] = "none",
@@ -54,7 +54,7 @@ const char *st_grpc__strerror(enum st_grpc_err e)
 	return (unsigned)e < ST_GRPC_E__COUNT ? s[e] : "?";
 }
 
-enum st_grpc_coding st_grpc__coding_of(const char *v, size_t n)
+enum st_grpc_coding st_grpc_coding_of(const char *v, size_t n)
 {
 	while (n && (*v == ' ' || *v == '\t'))
 		v++, n--;
@@ -204,8 +204,7 @@ static size_t body(struct st_grpc_reader *r, const uint8_t *p, size_t n, struct 
 	return k;
 }
 
-size_t st_grpc__feed(struct st_grpc_reader *r, const void *buf, size_t len,
-		     struct st_grpc_event *ev)
+size_t st_grpc_feed(struct st_grpc_reader *r, const void *buf, size_t len, struct st_grpc_event *ev)
 {
 	const uint8_t *p = buf;
 	size_t off = 0;
@@ -258,7 +257,7 @@ out:
 	return off;
 }
 
-void st_grpc__end(struct st_grpc_reader *r, struct st_grpc_event *ev)
+void st_grpc_end(struct st_grpc_reader *r, struct st_grpc_event *ev)
 {
 	memset(ev, 0, sizeof(*ev));
 	if (r->dead || (r->state == R_PREFIX && !r->hfill))
@@ -274,9 +273,9 @@ void st_grpc__end(struct st_grpc_reader *r, struct st_grpc_event *ev)
 
 /* ---- heads ---------------------------------------------------------------------------------- */
 
-bool st_grpc__is_grpc(const struct st_h2_head *h)
+bool st_grpc_is_grpc(const struct st_h2_head *h)
 {
-	int i = st_h2__head_find(h, "content-type", 0);
+	int i = st_h2_head_find(h, "content-type", 0);
 	const char *v;
 	size_t n;
 
@@ -288,7 +287,7 @@ bool st_grpc__is_grpc(const struct st_h2_head *h)
 	       (n == 16 || v[16] == '+' || v[16] == ';');
 }
 
-const char *st_grpc__code_name(int32_t code)
+const char *st_grpc_code_name(int32_t code)
 {
 	static const char *const names[] = {
 		"OK", "CANCELLED", "UNKNOWN", "INVALID_ARGUMENT", "DEADLINE_EXCEEDED", "NOT_FOUND",
@@ -300,9 +299,10 @@ const char *st_grpc__code_name(int32_t code)
 	return code >= 0 && code <= 16 ? names[code] : "UNKNOWN_CODE";
 }
 
-bool st_grpc__status(const struct st_h2_head *h, char *buf, size_t cap, struct st_grpc_status *out)
+bool st_grpc_read_status(const struct st_h2_head *h, char *buf, size_t cap,
+			 struct st_grpc_status *out)
 {
-	int si = st_h2__head_find(h, "grpc-status", 0), mi = st_h2__head_find(h, "grpc-message", 0);
+	int si = st_h2_head_find(h, "grpc-status", 0), mi = st_h2_head_find(h, "grpc-message", 0);
 
 	memset(out, 0, sizeof(*out));
 	out->code = -1;

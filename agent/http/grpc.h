@@ -9,7 +9,7 @@
  * event per call, in the style of http.h and h2.h:
  *
  *	for (;;) {
- *		size_t n = st_grpc__feed(r, buf, len, &ev);
+ *		size_t n = st_grpc_feed(r, buf, len, &ev);
  *		... MSG: ev.data[0, ev.len), ERROR: ev.err ...
  *		buf += n, len -= n;
  *		if (ev.type == ST_GRPC_EV_NEED_MORE)
@@ -18,7 +18,7 @@
  *
  * A message is the 5-byte prefix (compressed flag, big-endian length) and its bytes. A
  * compressed one (flag 1) is decoded with the coding its side's "grpc-encoding" field names
- * (st_grpc__set_coding: gzip, deflate through zlib), under max_decoded: a decompression bomb
+ * (st_grpc_set_coding: gzip, deflate through zlib), under max_decoded: a decompression bomb
  * stops there. A message whose bytes come whole in one call is handed out in place, else it
  * is gathered (up to max_msg).
  *
@@ -26,7 +26,7 @@
  * unknown one, bytes that do not decode, a bomb) is an ERROR event and is skipped by its
  * length: the next message is framed as usual. A flag byte other than 0 and 1 leaves nothing
  * to frame by (gRPC implementations refuse it): an ERROR (ST_GRPC_E_FLAG), then every later
- * byte is taken without a look. st_grpc__end() at END_STREAM says whether the stream ended
+ * byte is taken without a look. st_grpc_end() at END_STREAM says whether the stream ended
  * inside a message.
  *
  * Memory: the gathering buffer (max_msg) and the decoding buffer (twice max_decoded at
@@ -64,7 +64,7 @@ enum st_grpc_err {
 	ST_GRPC_E_CODING,       /* compressed, with no coding or one not decoded here (skipped) */
 	ST_GRPC_E_INFLATE,      /* does not decode as its coding says (skipped) */
 	ST_GRPC_E_BOMB,         /* decodes past max_decoded (skipped) */
-	ST_GRPC_E_TRUNCATED,    /* st_grpc__end(): the stream ended inside a message */
+	ST_GRPC_E_TRUNCATED,    /* st_grpc_end(): the stream ended inside a message */
 	ST_GRPC_E_NOMEM,        /* (skipped) */
 	ST_GRPC_E__COUNT,
 };
@@ -99,24 +99,24 @@ struct st_grpc_reader {
 };
 
 /* max_msg 0: ST_GRPC_MAX_MSG_DEFAULT; max_decoded 0: max_msg. */
-void st_grpc__init(struct st_grpc_reader *r, uint32_t max_msg, uint64_t max_decoded);
-void st_grpc__free(struct st_grpc_reader *r);
+void st_grpc_init(struct st_grpc_reader *r, uint32_t max_msg, uint64_t max_decoded);
+void st_grpc_free(struct st_grpc_reader *r);
 /* The coding of this direction's compressed messages (its head's grpc-encoding). */
-void st_grpc__set_coding(struct st_grpc_reader *r, enum st_grpc_coding c);
-size_t st_grpc__feed(struct st_grpc_reader *r, const void *buf, size_t len,
-		     struct st_grpc_event *ev);
+void st_grpc_set_coding(struct st_grpc_reader *r, enum st_grpc_coding c);
+size_t st_grpc_feed(struct st_grpc_reader *r, const void *buf, size_t len,
+		    struct st_grpc_event *ev);
 /* The stream direction ended (END_STREAM): ERROR (TRUNCATED) when inside a message not
  * reported already, else NEED_MORE. */
-void st_grpc__end(struct st_grpc_reader *r, struct st_grpc_event *ev);
+void st_grpc_end(struct st_grpc_reader *r, struct st_grpc_event *ev);
 /* Memory the reader holds now. */
-size_t st_grpc__mem(const struct st_grpc_reader *r);
+size_t st_grpc_mem(const struct st_grpc_reader *r);
 
 /* A grpc-encoding value (case-insensitive, spaces around ignored). */
-enum st_grpc_coding st_grpc__coding_of(const char *v, size_t n);
-const char *st_grpc__strerror(enum st_grpc_err e);
+enum st_grpc_coding st_grpc_coding_of(const char *v, size_t n);
+const char *st_grpc_strerror(enum st_grpc_err e);
 
 /* A head whose content-type is application/grpc, alone or followed by '+' or ';'. */
-bool st_grpc__is_grpc(const struct st_h2_head *h);
+bool st_grpc_is_grpc(const struct st_h2_head *h);
 
 /* A call's status, from the trailers or a trailers-only response (a HEAD with END_STREAM). */
 struct st_grpc_status {
@@ -134,8 +134,9 @@ struct st_grpc_status {
  * buf (cap bytes, cap >= 1; a message is never longer decoded than sent). Percent-encoding that
  * is not "%XX" is kept as sent, as the gRPC spec asks. Returns out->present.
  */
-bool st_grpc__status(const struct st_h2_head *h, char *buf, size_t cap, struct st_grpc_status *out);
+bool st_grpc_read_status(const struct st_h2_head *h, char *buf, size_t cap,
+			 struct st_grpc_status *out);
 /* "OK", "CANCELLED", ... "UNAUTHENTICATED" for 0..16, else "UNKNOWN_CODE". */
-const char *st_grpc__code_name(int32_t code);
+const char *st_grpc_code_name(int32_t code);
 
 #endif /* ST_GRPC_H */

@@ -141,12 +141,12 @@ struct st_h2 {
 
 /* ---- names ---------------------------------------------------------------------------- */
 
-const char *st_h2__errname(uint32_t code)
+const char *st_h2_errname(uint32_t code)
 {
 	return nghttp2_http2_strerror(code);
 }
 
-const char *st_h2__stop_str(enum st_h2_stop why)
+const char *st_h2_stop_str(enum st_h2_stop why)
 {
 	static const char *const s[] = {
 		[ST_H2_STOP_NONE] = "none", [ST_H2_STOP_JOINED] = "joined",
@@ -158,7 +158,7 @@ const char *st_h2__stop_str(enum st_h2_stop why)
 	return (unsigned)why < ST_H2_STOP__COUNT ? s[why] : "?";
 }
 
-const char *st_h2__limit_str(enum st_h2_limit l)
+const char *st_h2_limit_str(enum st_h2_limit l)
 {
 	static const char *const s[] = {
 		[ST_H2_LIMIT_NONE] = "none", [ST_H2_LIMIT_HEADER_LIST] = "header list",
@@ -1302,8 +1302,7 @@ static bool qpop(struct st_h2 *c, struct st_h2_event *ev)
 	return true;
 }
 
-size_t st_h2__feed(struct st_h2 *c, int dir, const void *buf, size_t len,
-		   struct st_h2_event *ev)
+size_t st_h2__feed(struct st_h2 *c, int dir, const void *buf, size_t len, struct st_h2_event *ev)
 {
 	const uint8_t *p = buf;
 	struct dir *d;
@@ -1484,7 +1483,7 @@ void st_h2__free(struct st_h2 *c)
 
 /* ---- detection and the HTTP/1.1 upgrade ------------------------------------------------------ */
 
-enum st_h2_detect st_h2__detect(const void *buf, size_t len)
+enum st_h2_detect st_h2_detect(const void *buf, size_t len)
 {
 	size_t n = len < ST_H2_PREFACE_LEN ? len : ST_H2_PREFACE_LEN;
 
@@ -1518,7 +1517,7 @@ static bool has_token(const struct st_http_head *h, const char *name, const char
 	return false;
 }
 
-bool st_h2__upgrade_requested(const struct st_http_head *req)
+bool st_h2_upgrade_requested(const struct st_http_head *req)
 {
 	int i = st_http__head_find(req, "http2-settings", 0);
 
@@ -1526,7 +1525,7 @@ bool st_h2__upgrade_requested(const struct st_http_head *req)
 	       st_http__head_find(req, "http2-settings", (uint32_t)i + 1) < 0;
 }
 
-bool st_h2__upgrade_accepted(const struct st_http_head *resp)
+bool st_h2_upgrade_accepted(const struct st_http_head *resp)
 {
 	return resp->status == 101 && has_token(resp, "upgrade", "h2c");
 }
@@ -1611,7 +1610,7 @@ int st_h2__upgrade(struct st_h2 *c, const struct st_http_head *req)
 	ssize_t n;
 	int r = 0;
 
-	if (d->any || srv->any || c->stopped || c->tn || !st_h2__upgrade_requested(req) || si < 0)
+	if (d->any || srv->any || c->stopped || c->tn || !st_h2_upgrade_requested(req) || si < 0)
 		return -EINVAL;
 	hs = &req->headers[si];
 	pl = malloc(hs->value_len * 3 / 4 + 3);
@@ -1667,7 +1666,7 @@ int st_h2__upgrade(struct st_h2 *c, const struct st_http_head *req)
 
 #undef UPUT
 
-int st_h2__head_find(const struct st_h2_head *h, const char *name, uint32_t from)
+int st_h2_head_find(const struct st_h2_head *h, const char *name, uint32_t from)
 {
 	size_t l = strlen(name);
 

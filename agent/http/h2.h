@@ -40,7 +40,7 @@
  *
  * The connection cannot always be decoded: joined midway (its HPACK tables are
  * lost: never guessed at), a gap in either direction (the same), a connection
- * error (RFC 9113 5.4.1: its name, st_h2__errname()), a bound that stops a
+ * error (RFC 9113 5.4.1: its name, st_h2_errname()), a bound that stops a
  * connection (below). The framer then says so once (STOP, with the reason)
  * and takes every later byte without looking (counted in ignored_bytes).
  * Stream errors (RFC 9113 5.4.2) end only what they touch: the frame is
@@ -84,7 +84,7 @@
  * announced whose ACK is due or seen (a receiver accepts the new size from
  * when it sent it, the old one until the ACK).
  *
- * Detection: st_h2__detect() for the client connection preface (h2c with prior
+ * Detection: st_h2_detect() for the client connection preface (h2c with prior
  * knowledge, or ALPN h2 behind --tls); an HTTP/1.1 connection upgraded by
  * "Upgrade: h2c" and a 101 is handed over with st_h2__upgrade().
  *
@@ -259,8 +259,7 @@ struct st_h2 *st_h2__new(const struct st_h2_opts *opts);
 void st_h2__free(struct st_h2 *c);
 
 /* Returns bytes consumed from buf (<= len); *ev says what happened. */
-size_t st_h2__feed(struct st_h2 *c, int dir, const void *buf, size_t len,
-		   struct st_h2_event *ev);
+size_t st_h2__feed(struct st_h2 *c, int dir, const void *buf, size_t len, struct st_h2_event *ev);
 /* Bytes of dir were lost (a reassembly gap), or the capture joined the connection midway
  * (reasm's ST_REASM_F_JOINED: why ST_H2_STOP_JOINED): the connection stops; the STOP event
  * comes from the next feed (len 0 will do). Nothing happens when it already stopped. */
@@ -279,16 +278,16 @@ enum st_h2_detect {
 	ST_H2_DETECT_MAYBE,     /* all of buf matches the preface's start: need more */
 	ST_H2_DETECT_YES,       /* buf starts with the whole preface */
 };
-enum st_h2_detect st_h2__detect(const void *buf, size_t len);
+enum st_h2_detect st_h2_detect(const void *buf, size_t len);
 
 /* An HTTP/1.1 request asks to upgrade to h2c: an Upgrade token "h2c" and exactly one
  * HTTP2-Settings field. */
-bool st_h2__upgrade_requested(const struct st_http_head *req);
+bool st_h2_upgrade_requested(const struct st_http_head *req);
 /* An HTTP/1.1 response accepts it: 101 with an Upgrade token "h2c". */
-bool st_h2__upgrade_accepted(const struct st_http_head *resp);
+bool st_h2_upgrade_accepted(const struct st_http_head *resp);
 /*
  * Hands over a connection upgraded to h2c: req is the upgrading request, accepted by a 101
- * (st_h2__upgrade_accepted). Call on a new framer, before any byte is fed; then feed each
+ * (st_h2_upgrade_accepted). Call on a new framer, before any byte is fed; then feed each
  * direction's bytes after the HTTP/1 messages (http.c's RAW after UPGRADED): the client's
  * start with the connection preface, the server's with its SETTINGS. The request becomes
  * stream 1, half-closed by the client; its HTTP2-Settings apply as the client's SETTINGS,
@@ -300,10 +299,10 @@ bool st_h2__upgrade_accepted(const struct st_http_head *resp);
 int st_h2__upgrade(struct st_h2 *c, const struct st_http_head *req);
 
 /* The RFC 9113 name of an error code ("PROTOCOL_ERROR"), or "unknown". */
-const char *st_h2__errname(uint32_t code);
-const char *st_h2__stop_str(enum st_h2_stop why);
-const char *st_h2__limit_str(enum st_h2_limit l);
+const char *st_h2_errname(uint32_t code);
+const char *st_h2_stop_str(enum st_h2_stop why);
+const char *st_h2_limit_str(enum st_h2_limit l);
 /* The first field named name (lower case, exact) in h at or after from, or -1. */
-int st_h2__head_find(const struct st_h2_head *h, const char *name, uint32_t from);
+int st_h2_head_find(const struct st_h2_head *h, const char *name, uint32_t from);
 
 #endif /* ST_H2_H */

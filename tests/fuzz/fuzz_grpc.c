@@ -70,8 +70,8 @@ static void run(const uint8_t *d, size_t size, enum st_grpc_coding coding, uint3
 	struct st_grpc_event ev;
 	size_t pos = 0;
 
-	st_grpc__init(&r, max_msg, max_dec);
-	st_grpc__set_coding(&r, coding);
+	st_grpc_init(&r, max_msg, max_dec);
+	st_grpc_set_coding(&r, coding);
 	while (pos < size) {
 		size_t n = mode == 0 ? size - pos : mode == 1 ? 1 : 1 + rng(&seed) % 300;
 		const uint8_t *p;
@@ -81,14 +81,14 @@ static void run(const uint8_t *d, size_t size, enum st_grpc_coding coding, uint3
 		p = d + pos;
 		pos += n;
 		for (int guard = 0;; guard++) {
-			size_t k = st_grpc__feed(&r, p, n, &ev);
+			size_t k = st_grpc_feed(&r, p, n, &ev);
 
 			CHECK(k <= n);
 			if (ev.type == ST_GRPC_EV_MSG) {
 				CHECK(ev.len <= (ev.compressed ? r.max_decoded : ev.wire_len));
 				CHECK(ev.data);
 			}
-			CHECK(st_grpc__mem(&r) <= (size_t)r.max_msg + 2 * r.max_decoded + 8192);
+			CHECK(st_grpc_mem(&r) <= (size_t)r.max_msg + 2 * r.max_decoded + 8192);
 			push(t, &ev);
 			p += k;
 			n -= k;
@@ -99,10 +99,10 @@ static void run(const uint8_t *d, size_t size, enum st_grpc_coding coding, uint3
 			CHECK(guard < 1000000);
 		}
 	}
-	st_grpc__end(&r, &ev);
+	st_grpc_end(&r, &ev);
 	push(t, &ev);
 	CHECK(r.bytes == size);
-	st_grpc__free(&r);
+	st_grpc_free(&r);
 }
 
 /* The prefixes walked independently: each event of t must be where the walk says. */
@@ -174,12 +174,12 @@ static void check_status(const uint8_t *d, size_t size)
 
 	CHECK(buf);
 	for (int k = 0; k < 3; k++) {
-		CHECK(st_grpc__status(&h, buf, caps[k], &s));
+		CHECK(st_grpc_read_status(&h, buf, caps[k], &s));
 		CHECK(s.present && !s.trailers_only);
 		CHECK(s.message == buf && s.message_len < caps[k] && buf[s.message_len] == 0);
 		CHECK(s.message_len <= size);
 		CHECK(s.valid ? s.code >= 0 : s.code == -1);
-		CHECK(st_grpc__code_name(s.code)[0]);
+		CHECK(st_grpc_code_name(s.code)[0]);
 		if (k == 2) {
 			CHECK(!s.message_cut);
 			if (!memchr(d, '%', size))

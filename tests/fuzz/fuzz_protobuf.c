@@ -62,14 +62,14 @@ static uint64_t walk(const struct st_json_doc *d, uint32_t i, unsigned depth, un
 }
 
 static void check_doc(const struct st_json_doc *d, const uint8_t *in, size_t len,
-		      const struct st_pb_opts *o, uint64_t *hash)
+		      const struct st_protobuf_opts *o, uint64_t *hash)
 {
 	uint64_t *hs;
 
 	CHECK(d->n >= 1 && d->nodes[0].type == ST_JSON_OBJECT);
 	CHECK(!o->max_nodes || d->n <= o->max_nodes);
 	CHECK(d->n <= 2 * len + 16);
-	*hash = walk(d, 0, 0, o->max_depth ? o->max_depth : ST_PB_MAX_DEPTH, in, len);
+	*hash = walk(d, 0, 0, o->max_depth ? o->max_depth : ST_PROTOBUF_MAX_DEPTH, in, len);
 	hs = malloc(d->n * sizeof(*hs));
 	CHECK(hs);
 	st_json_hashes(d, hs, true);
@@ -77,15 +77,15 @@ static void check_doc(const struct st_json_doc *d, const uint8_t *in, size_t len
 }
 
 /* Decoded twice, then compared with itself. */
-static void decode(const uint8_t *in, size_t len, const struct st_pb_type *t,
-		   const struct st_pb_opts *o)
+static void decode(const uint8_t *in, size_t len, const struct st_protobuf_type *t,
+		   const struct st_protobuf_opts *o)
 {
 	struct st_json_doc a;
 	uint64_t h1 = 0, h2 = 0;
 	int r;
 
 	st_json_doc_init(&a, 0, 0);
-	r = st_pb_decode(&a, in, len, t, o);
+	r = st_protobuf_decode(&a, in, len, t, o);
 	if (r) {
 		CHECK(a.err == ST_JSON_E_SYNTAX || a.err == ST_JSON_E_NODES);
 		CHECK(a.err != ST_JSON_E_SYNTAX || len);
@@ -93,7 +93,7 @@ static void decode(const uint8_t *in, size_t len, const struct st_pb_type *t,
 		return;
 	}
 	check_doc(&a, in, len, o, &h1);
-	CHECK(!st_pb_decode(&a, in, len, t, o));
+	CHECK(!st_protobuf_decode(&a, in, len, t, o));
 	check_doc(&a, in, len, o, &h2);
 	CHECK(h1 == h2);
 	{
@@ -113,7 +113,7 @@ static void decode(const uint8_t *in, size_t len, const struct st_pb_type *t,
 			v[k].body = in;
 			v[k].len = len;
 			v[k].total = len;
-			CHECK(!st_pb_decode(&v[k].doc, in, len, t, o));
+			CHECK(!st_protobuf_decode(&v[k].doc, in, len, t, o));
 			v[k].hashes = malloc(v[k].doc.n * sizeof(uint64_t));
 			CHECK(v[k].hashes);
 			v[k].hashes_cap = v[k].doc.n;
@@ -137,8 +137,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static const unsigned depths[4] = { 0, 1, 3, 8 };
-	struct st_pb_opts o = { 0 };
-	struct st_pb_schema *s = NULL;
+	struct st_protobuf_opts o = { 0 };
+	struct st_protobuf_schema *s = NULL;
 	char err[256];
 
 	if (size < 1 || size > (1 << 20))
@@ -153,7 +153,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		l = (size_t)data[1] << 8 | data[2];
 		if (l > size - 3)
 			l = size - 3;
-		s = st_pb_schema_load(data + 3, l, err, sizeof(err));
+		s = st_protobuf_schema__load(data + 3, l, err, sizeof(err));
 		CHECK(s || !strncmp(err, "descriptor: ", 12));
 		data += 3 + l;
 		size -= 3 + l;
@@ -165,18 +165,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (s) {
 		uint32_t nm, ne, nmd;
 
-		st_pb_schema_counts(s, &nm, &ne, &nmd);
+		st_protobuf_schema__counts(s, &nm, &ne, &nmd);
 		/* the message with each type; the schema finds each by its name */
 		for (uint32_t i = 0; i < nm && i < 32; i++) {
-			const struct st_pb_type *t = st_pb_schema_type_at(s, i), *u;
+			const struct st_protobuf_type *t = st_protobuf_schema__type_at(s, i), *u;
 
 			CHECK(t);
-			u = st_pb_schema_type(s, st_pb_type_name(t));
-			CHECK(u && !strcmp(st_pb_type_name(u), st_pb_type_name(t)));
+			u = st_protobuf_schema__type(s, st_protobuf_type__name(t));
+			CHECK(u && !strcmp(st_protobuf_type__name(u), st_protobuf_type__name(t)));
 			decode(data, size, t, &o);
 		}
-		CHECK(!st_pb_schema_type_at(s, nm));
-		st_pb_schema_free(s);
+		CHECK(!st_protobuf_schema__type_at(s, nm));
+		st_protobuf_schema__free(s);
 	}
 	return 0;
 }

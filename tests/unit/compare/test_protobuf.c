@@ -89,14 +89,14 @@ static void render(const struct st_json_doc *d, uint32_t i, struct out *o)
 	}
 }
 
-static char *decode(const void *buf, size_t len, const struct st_pb_type *t,
-		    const struct st_pb_opts *o)
+static char *decode(const void *buf, size_t len, const struct st_protobuf_type *t,
+		    const struct st_protobuf_opts *o)
 {
 	struct st_json_doc d;
 	struct out r = { 0 };
 
 	st_json_doc_init(&d, 0, 0);
-	if (st_pb_decode(&d, buf, len, t, o)) {
+	if (st_protobuf_decode(&d, buf, len, t, o)) {
 		oput(&r, "ERR ", 4);
 		oput(&r, st_json_strerror(d.err), strlen(st_json_strerror(d.err)));
 	} else {
@@ -106,7 +106,7 @@ static char *decode(const void *buf, size_t len, const struct st_pb_type *t,
 	return r.p;
 }
 
-static void expect(const void *buf, size_t len, const struct st_pb_type *t, const char *want)
+static void expect(const void *buf, size_t len, const struct st_protobuf_type *t, const char *want)
 {
 	char *got = decode(buf, len, t, NULL);
 
@@ -122,38 +122,38 @@ static void expect(const void *buf, size_t len, const struct st_pb_type *t, cons
 
 static void test_wire(void **state)
 {
-	struct st_pb_field f;
+	struct st_protobuf_field f;
 	size_t pos;
 	uint64_t v;
 
 	pos = 0;
-	assert_int_equal(st_pb_varint(B("\x96\x01"), &pos, &v), 0);
+	assert_int_equal(st_protobuf_varint(B("\x96\x01"), &pos, &v), 0);
 	assert_int_equal(v, 150);
 	pos = 0;
-	assert_int_equal(st_pb_varint(B("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), &pos, &v), 0);
+	assert_int_equal(st_protobuf_varint(B("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"), &pos, &v), 0);
 	assert_true(v == UINT64_MAX);
 	pos = 0; /* past 64 bits, 11 bytes, cut short */
-	assert_int_equal(st_pb_varint(B("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02"), &pos, &v), -1);
+	assert_int_equal(st_protobuf_varint(B("\xff\xff\xff\xff\xff\xff\xff\xff\xff\x02"), &pos, &v), -1);
 	pos = 0;
-	assert_int_equal(st_pb_varint(B("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00"), &pos, &v),
+	assert_int_equal(st_protobuf_varint(B("\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x00"), &pos, &v),
 			 -1);
 	pos = 0;
-	assert_int_equal(st_pb_varint(B("\x80"), &pos, &v), -1);
+	assert_int_equal(st_protobuf_varint(B("\x80"), &pos, &v), -1);
 
 	pos = 0;
-	assert_int_equal(st_pb_next(B("\x12\x03" "abc\x08\x01"), &pos, &f), 1);
+	assert_int_equal(st_protobuf_next(B("\x12\x03" "abc\x08\x01"), &pos, &f), 1);
 	assert_int_equal(f.num, 2);
-	assert_int_equal(f.wire, ST_PB_LEN);
+	assert_int_equal(f.wire, ST_PROTOBUF_LEN);
 	assert_int_equal(f.len, 3);
 	assert_memory_equal(f.p, "abc", 3);
-	assert_int_equal(st_pb_next(B("\x12\x03" "abc\x08\x01"), &pos, &f), 1);
+	assert_int_equal(st_protobuf_next(B("\x12\x03" "abc\x08\x01"), &pos, &f), 1);
 	assert_int_equal(f.v, 1);
-	assert_int_equal(st_pb_next(B("\x12\x03" "abc\x08\x01"), &pos, &f), 0);
+	assert_int_equal(st_protobuf_next(B("\x12\x03" "abc\x08\x01"), &pos, &f), 0);
 	/* a group with a nested group: its content up to its own end */
 	pos = 0;
-	assert_int_equal(st_pb_next(B("\x0b\x10\x01\x1b\x20\x02\x1c\x0c\x08\x07"), &pos, &f), 1);
+	assert_int_equal(st_protobuf_next(B("\x0b\x10\x01\x1b\x20\x02\x1c\x0c\x08\x07"), &pos, &f), 1);
 	assert_int_equal(f.num, 1);
-	assert_int_equal(f.wire, ST_PB_SGROUP);
+	assert_int_equal(f.wire, ST_PROTOBUF_SGROUP);
 	assert_int_equal(f.len, 6);
 	assert_int_equal(pos, 8);
 	/* not fields */
@@ -173,11 +173,11 @@ static void test_wire(void **state)
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		pos = 0;
-		assert_int_equal(st_pb_next((const uint8_t *)bad[i].b, bad[i].n, &pos, &f), -1);
+		assert_int_equal(st_protobuf_next((const uint8_t *)bad[i].b, bad[i].n, &pos, &f), -1);
 	}
 	pos = 0; /* field 2^29 - 1 is the last one there is */
-	assert_int_equal(st_pb_next(B("\xf8\xff\xff\xff\x0f\x01"), &pos, &f), 1);
-	assert_int_equal(f.num, ST_PB_MAX_FIELD);
+	assert_int_equal(st_protobuf_next(B("\xf8\xff\xff\xff\x0f\x01"), &pos, &f), 1);
+	assert_int_equal(f.num, ST_PROTOBUF_MAX_FIELD);
 }
 
 /* ---- without a schema --------------------------------------------------------------------- */
@@ -218,7 +218,7 @@ static void test_repeated_mixed(void **state)
 
 static void test_bounds(void **state)
 {
-	struct st_pb_opts o = { .max_depth = 3 };
+	struct st_protobuf_opts o = { .max_depth = 3 };
 	uint8_t *b = malloc(4000);
 	struct st_json_doc d;
 	char *got;
@@ -250,10 +250,10 @@ static void test_bounds(void **state)
 	free(got);
 	/* the node cap */
 	st_json_doc_init(&d, 0, 0);
-	o = (struct st_pb_opts){ .max_nodes = 3 };
-	assert_int_equal(st_pb_decode(&d, B("\x08\x01\x10\x02\x18\x03"), NULL, &o), -1);
+	o = (struct st_protobuf_opts){ .max_nodes = 3 };
+	assert_int_equal(st_protobuf_decode(&d, B("\x08\x01\x10\x02\x18\x03"), NULL, &o), -1);
 	assert_int_equal(d.err, ST_JSON_E_NODES);
-	assert_int_equal(st_pb_decode(&d, B("\x08\x01\x10\x02"), NULL, &o), 0);
+	assert_int_equal(st_protobuf_decode(&d, B("\x08\x01\x10\x02"), NULL, &o), 0);
 	assert_int_equal(d.n, 3);
 	st_json_doc_free(&d);
 	free(b);
@@ -267,20 +267,20 @@ static void test_schema_by_hand(void **state)
 	static const uint8_t bad_method[] =
 		"\x0a\x1b\x0a\x07" "m.proto" "\x32\x10\x0a\x01" "S" "\x12\x0b\x0a\x01" "M" "\x12\x02" ".X"
 		"\x1a\x02" ".Y";
-	struct st_pb_schema *s;
-	const struct st_pb_type *t;
+	struct st_protobuf_schema *s;
+	const struct st_protobuf_type *t;
 	char err[200];
 
-	s = st_pb_schema_load(set, sizeof(set) - 1, err, sizeof(err));
+	s = st_protobuf_schema__load(set, sizeof(set) - 1, err, sizeof(err));
 	if (!s)
 		fail_msg("%s", err);
-	t = st_pb_schema_type(s, "E");
+	t = st_protobuf_schema__type(s, "E");
 	assert_non_null(t);
-	assert_ptr_equal(st_pb_schema_type_at(s, 0), t);
-	assert_null(st_pb_schema_type_at(s, 1));
+	assert_ptr_equal(st_protobuf_schema__type_at(s, 0), t);
+	assert_null(st_protobuf_schema__type_at(s, 1));
 	expect(B("\x08\x01"), t, "{\"1\":1}");
-	st_pb_schema_free(s);
-	s = st_pb_schema_load(bad_method, sizeof(bad_method) - 1, err, sizeof(err));
+	st_protobuf_schema__free(s);
+	s = st_protobuf_schema__load(bad_method, sizeof(bad_method) - 1, err, sizeof(err));
 	assert_null(s);
 	assert_non_null(strstr(err, "method /S/M"));
 }
@@ -406,12 +406,12 @@ static int teardown_protoc(void **state)
 	return 0;
 }
 
-static struct st_pb_schema *load(const struct pdir *p, const char *name, char *err, size_t el)
+static struct st_protobuf_schema *load(const struct pdir *p, const char *name, char *err, size_t el)
 {
 	char path[256];
 
 	snprintf(path, sizeof(path), "%s/%s", p->dir, name);
-	return st_pb_schema_load_file(path, err, el);
+	return st_protobuf_schema__load_file(path, err, el);
 }
 
 static void test_protoc_schemaless(void **state)
@@ -438,8 +438,8 @@ static void test_protoc_schemaless(void **state)
 static void test_protoc_schema(void **state)
 {
 	struct pdir *p = *state;
-	const struct st_pb_type *in, *out;
-	struct st_pb_schema *s;
+	const struct st_protobuf_type *in, *out;
+	struct st_protobuf_schema *s;
 	uint32_t nm, ne, nmd;
 	char err[256];
 	uint8_t *b;
@@ -450,19 +450,19 @@ static void test_protoc_schema(void **state)
 	s = load(p, "set.pb", err, sizeof(err));
 	if (!s)
 		fail_msg("%s", err);
-	st_pb_schema_counts(s, &nm, &ne, &nmd);
+	st_protobuf_schema__counts(s, &nm, &ne, &nmd);
 	assert_int_equal(nm, 7); /* Money, Item, Item.Note, Cart, its two map entries, GetReq */
 	assert_int_equal(ne, 1);
 	assert_int_equal(nmd, 2);
-	assert_int_equal(st_pb_schema_method(s, "/shop.CartService/Get", 21, &in, &out), 0);
-	assert_string_equal(st_pb_type_name(in), "shop.GetReq");
-	assert_string_equal(st_pb_type_name(out), "shop.Cart");
-	assert_int_equal(st_pb_schema_method(s, "/shop.CartService/List?x=1", 26, &in, NULL), 0);
-	assert_int_equal(st_pb_schema_method(s, "/shop.CartService/Gets", 22, &in, &out), -1);
-	assert_int_equal(st_pb_schema_method(s, "/shop.CartService/Ge", 20, &in, &out), -1);
-	assert_non_null(st_pb_schema_type(s, ".shop.Item.Note"));
-	assert_non_null(st_pb_schema_type(s, "common.Money"));
-	assert_null(st_pb_schema_type(s, "shop.Nope"));
+	assert_int_equal(st_protobuf_schema__method(s, "/shop.CartService/Get", 21, &in, &out), 0);
+	assert_string_equal(st_protobuf_type__name(in), "shop.GetReq");
+	assert_string_equal(st_protobuf_type__name(out), "shop.Cart");
+	assert_int_equal(st_protobuf_schema__method(s, "/shop.CartService/List?x=1", 26, &in, NULL), 0);
+	assert_int_equal(st_protobuf_schema__method(s, "/shop.CartService/Gets", 22, &in, &out), -1);
+	assert_int_equal(st_protobuf_schema__method(s, "/shop.CartService/Ge", 20, &in, &out), -1);
+	assert_non_null(st_protobuf_schema__type(s, ".shop.Item.Note"));
+	assert_non_null(st_protobuf_schema__type(s, "common.Money"));
+	assert_null(st_protobuf_schema__type(s, "shop.Nope"));
 
 	b = encode(p->dir, "shop.Cart", cart_text, &n);
 	expect(b, n, out,
@@ -488,7 +488,7 @@ static void test_protoc_schema(void **state)
 	       "{\"items\":[{\"price\":\"-Infinity\"}]}");
 	/* unpacked repeated scalars are an array too */
 	expect(B("\x60\x01\x60\x02"), out, "{\"zz\":[-1,1]}");
-	st_pb_schema_free(s);
+	st_protobuf_schema__free(s);
 
 	/* without --include_imports: common.Money is not there */
 	s = load(p, "partial.pb", err, sizeof(err));
@@ -501,14 +501,14 @@ static void test_protoc_schema(void **state)
 	s = load(p, "nope.pb", err, sizeof(err));
 	assert_null(s);
 	assert_non_null(strstr(err, "nope.pb"));
-	assert_null(st_pb_schema_load(B("\x0a\x03\x0a\x01"), err, sizeof(err)));
-	assert_null(st_pb_schema_load((const uint8_t *)"", 0, err, sizeof(err)));
+	assert_null(st_protobuf_schema__load(B("\x0a\x03\x0a\x01"), err, sizeof(err)));
+	assert_null(st_protobuf_schema__load((const uint8_t *)"", 0, err, sizeof(err)));
 }
 
 /* ---- compare_diff walks the trees with field paths ------------------------------------------ */
 
 static void view(struct st_cmp_view *v, struct st_cmp_msg *m, const uint8_t *b, size_t n,
-		 const struct st_pb_type *t)
+		 const struct st_protobuf_type *t)
 {
 	memset(m, 0, sizeof(*m));
 	m->status = 200;
@@ -525,15 +525,15 @@ static void view(struct st_cmp_view *v, struct st_cmp_msg *m, const uint8_t *b, 
 	v->total = n;
 	v->rest_hash = m->rest_hash;
 	v->json_tried = true;
-	v->json_ok = !st_pb_decode(&v->doc, b, n, t, NULL);
+	v->json_ok = !st_protobuf_decode(&v->doc, b, n, t, NULL);
 	assert_true(v->json_ok);
 }
 
 static void test_compare_paths(void **state)
 {
 	struct pdir *p = *state;
-	const struct st_pb_type *out;
-	struct st_pb_schema *s;
+	const struct st_protobuf_type *out;
+	struct st_protobuf_schema *s;
 	struct st_cmp_rules rules = { 0 };
 	struct st_cmp_scratch sc = { 0 };
 	struct st_cmp_diffs *o = calloc(1, sizeof(*o));
@@ -549,7 +549,7 @@ static void test_compare_paths(void **state)
 		skip();
 	s = load(p, "set.pb", err, sizeof(err));
 	assert_non_null(s);
-	assert_int_equal(st_pb_schema_method(s, "/shop.CartService/Get", 21, NULL, &out), 0);
+	assert_int_equal(st_protobuf_schema__method(s, "/shop.CartService/Get", 21, NULL, &out), 0);
 	a = encode(p->dir, "shop.Cart", cart_text, &na);
 	text2 = strdup(cart_text);
 	assert_non_null(text2);
@@ -588,7 +588,7 @@ static void test_compare_paths(void **state)
 	st_cmp_view_free(&va);
 	st_cmp_view_free(&vb);
 	st_cmp_scratch_free(&sc);
-	st_pb_schema_free(s);
+	st_protobuf_schema__free(s);
 	free(a);
 	free(b);
 	free(text2);

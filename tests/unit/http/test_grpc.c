@@ -113,7 +113,7 @@ static void feed(struct st_grpc_reader *r, struct got *g, const uint8_t *p, size
 {
 	for (;;) {
 		struct st_grpc_event ev;
-		size_t k = st_grpc__feed(r, p, n, &ev);
+		size_t k = st_grpc_feed(r, p, n, &ev);
 
 		assert_true(k <= n);
 		record(g, &ev, p, k);
@@ -137,8 +137,8 @@ static void run(const struct wbuf *in, enum st_grpc_coding coding, uint32_t max_
 	size_t pos = 0;
 
 	memset(g, 0, sizeof(*g));
-	st_grpc__init(&r, max_msg, max_dec);
-	st_grpc__set_coding(&r, coding);
+	st_grpc_init(&r, max_msg, max_dec);
+	st_grpc_set_coding(&r, coding);
 	while (pos < in->len) {
 		size_t n = in->len - pos;
 
@@ -154,11 +154,11 @@ static void run(const struct wbuf *in, enum st_grpc_coding coding, uint32_t max_
 		feed(&r, g, in->p + pos, n);
 		pos += n;
 	}
-	st_grpc__end(&r, &ev);
+	st_grpc_end(&r, &ev);
 	record(g, &ev, NULL, 0);
 	assert_int_equal(r.bytes, in->len);
-	assert_true(st_grpc__mem(&r) <= (size_t)r.max_msg + 2 * r.max_decoded + 8192);
-	st_grpc__free(&r);
+	assert_true(st_grpc_mem(&r) <= (size_t)r.max_msg + 2 * r.max_decoded + 8192);
+	st_grpc_free(&r);
 }
 
 /* Every way of cutting the input gives what feeding it whole gives. */
@@ -376,41 +376,42 @@ static void test_status(void **state)
 	struct st_grpc_status s;
 	char buf[64], tiny[6];
 
-	assert_true(st_grpc__status(mkhead(&x, 0, ST_H2_HF_END_STREAM, "grpc-status", "5",
-					   "grpc-message", "Not%20found%3A%20%E2%9C%93", NULL),
+	assert_true(st_grpc_read_status(mkhead(&x, 0, ST_H2_HF_END_STREAM, "grpc-status", "5",
+					       "grpc-message", "Not%20found%3A%20%E2%9C%93", NULL),
 				    buf, sizeof(buf), &s));
 	assert_true(s.present && s.valid && !s.trailers_only && !s.message_cut);
 	assert_int_equal(s.code, 5);
-	assert_string_equal(st_grpc__code_name(s.code), "NOT_FOUND");
+	assert_string_equal(st_grpc_code_name(s.code), "NOT_FOUND");
 	assert_string_equal(s.message, "Not found: \xe2\x9c\x93");
 	assert_int_equal(s.message_len, 14);
 	/* percent-encoding that is not %XX is kept as sent */
-	assert_true(st_grpc__status(mkhead(&x, 0, 0, "grpc-message", "100% %zz %4", "grpc-status",
-					   "13", NULL), buf, sizeof(buf), &s));
+	assert_true(st_grpc_read_status(mkhead(&x, 0, 0, "grpc-message", "100% %zz %4", "grpc-status",
+					       "13", NULL), buf, sizeof(buf), &s));
 	assert_string_equal(s.message, "100% %zz %4");
-	assert_string_equal(st_grpc__code_name(s.code), "INTERNAL");
+	assert_string_equal(st_grpc_code_name(s.code), "INTERNAL");
 	/* a trailers-only answer */
-	assert_true(st_grpc__status(mkhead(&x, 200, ST_H2_HF_END_STREAM, ":status", "200",
-					   "content-type", "application/grpc", "grpc-status", "12",
-					   NULL), buf, sizeof(buf), &s));
+	assert_true(st_grpc_read_status(mkhead(&x, 200, ST_H2_HF_END_STREAM, ":status", "200",
+					       "content-type", "application/grpc", "grpc-status",
+					       "12", NULL),
+				    buf, sizeof(buf), &s));
 	assert_true(s.trailers_only);
 	assert_int_equal(s.message_len, 0);
 	assert_string_equal(s.message, "");
 	/* no status; a status that is not a number */
-	assert_false(st_grpc__status(mkhead(&x, 200, 0, ":status", "200", NULL), buf, sizeof(buf),
-				     &s));
+	assert_false(st_grpc_read_status(mkhead(&x, 200, 0, ":status", "200", NULL), buf, sizeof(buf),
+					 &s));
 	assert_false(s.present);
-	assert_true(st_grpc__status(mkhead(&x, 0, 0, "grpc-status", "ok", NULL), buf, sizeof(buf),
-				    &s));
+	assert_true(st_grpc_read_status(mkhead(&x, 0, 0, "grpc-status", "ok", NULL), buf, sizeof(buf),
+					&s));
 	assert_false(s.valid);
 	assert_int_equal(s.code, -1);
-	assert_string_equal(st_grpc__code_name(s.code), "UNKNOWN_CODE");
-	assert_string_equal(st_grpc__code_name(17), "UNKNOWN_CODE");
-	assert_string_equal(st_grpc__code_name(0), "OK");
-	assert_string_equal(st_grpc__code_name(16), "UNAUTHENTICATED");
+	assert_string_equal(st_grpc_code_name(s.code), "UNKNOWN_CODE");
+	assert_string_equal(st_grpc_code_name(17), "UNKNOWN_CODE");
+	assert_string_equal(st_grpc_code_name(0), "OK");
+	assert_string_equal(st_grpc_code_name(16), "UNAUTHENTICATED");
 	/* a message longer than the buffer */
-	assert_true(st_grpc__status(mkhead(&x, 0, 0, "grpc-status", "2", "grpc-message",
-					   "abcdefghij", NULL), tiny, sizeof(tiny), &s));
+	assert_true(st_grpc_read_status(mkhead(&x, 0, 0, "grpc-status", "2", "grpc-message",
+					       "abcdefghij", NULL), tiny, sizeof(tiny), &s));
 	assert_true(s.message_cut);
 	assert_string_equal(s.message, "abcde");
 }
@@ -429,14 +430,14 @@ static void test_is_grpc(void **state)
 	struct fhead x;
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
-		assert_int_equal(st_grpc__is_grpc(mkhead(&x, 0, 0, "content-type", cases[i].ct, NULL)),
+		assert_int_equal(st_grpc_is_grpc(mkhead(&x, 0, 0, "content-type", cases[i].ct, NULL)),
 				 cases[i].yes);
-	assert_false(st_grpc__is_grpc(mkhead(&x, 0, 0, "x", "y", NULL)));
-	assert_int_equal(st_grpc__coding_of(" gzip ", 6), ST_GRPC_GZIP);
-	assert_int_equal(st_grpc__coding_of("Deflate", 7), ST_GRPC_DEFLATE);
-	assert_int_equal(st_grpc__coding_of("identity", 8), ST_GRPC_IDENTITY);
-	assert_int_equal(st_grpc__coding_of("", 0), ST_GRPC_IDENTITY);
-	assert_int_equal(st_grpc__coding_of("snappy", 6), ST_GRPC_OTHER);
+	assert_false(st_grpc_is_grpc(mkhead(&x, 0, 0, "x", "y", NULL)));
+	assert_int_equal(st_grpc_coding_of(" gzip ", 6), ST_GRPC_GZIP);
+	assert_int_equal(st_grpc_coding_of("Deflate", 7), ST_GRPC_DEFLATE);
+	assert_int_equal(st_grpc_coding_of("identity", 8), ST_GRPC_IDENTITY);
+	assert_int_equal(st_grpc_coding_of("", 0), ST_GRPC_IDENTITY);
+	assert_int_equal(st_grpc_coding_of("snappy", 6), ST_GRPC_OTHER);
 }
 
 /* ---- a call, from frames to messages --------------------------------------------------- */
@@ -509,7 +510,7 @@ static void test_call_over_h2(void **state)
 
 	assert_non_null(h);
 	for (int d = 0; d < 2; d++)
-		st_grpc__init(&rd[d], 0, 0);
+		st_grpc_init(&rd[d], 0, 0);
 	for (int d = 0; d < 2; d++) {
 		const struct wbuf *w = d ? &sv : &cl;
 
@@ -523,18 +524,18 @@ static void test_call_over_h2(void **state)
 				struct st_grpc_event g;
 
 				if (ev.type == ST_H2_EV_HEAD && ev.dir == ST_H2_CLIENT) {
-					int e = st_h2__head_find(ev.head, "grpc-encoding", 0);
+					int e = st_h2_head_find(ev.head, "grpc-encoding", 0);
 
-					grpc_req = st_grpc__is_grpc(ev.head);
+					grpc_req = st_grpc_is_grpc(ev.head);
 					assert_true(e >= 0);
-					st_grpc__set_coding(&rd[0], st_grpc__coding_of(
+					st_grpc_set_coding(&rd[0], st_grpc_coding_of(
 						ev.head->fields[e].value, ev.head->fields[e].value_len));
 				} else if (ev.type == ST_H2_EV_DATA) {
 					const uint8_t *q = ev.data;
 					size_t m = ev.data_len;
 
 					for (;;) {
-						size_t t = st_grpc__feed(&rd[ev.dir], q, m, &g);
+						size_t t = st_grpc_feed(&rd[ev.dir], q, m, &g);
 
 						if (g.type == ST_GRPC_EV_MSG) {
 							if (ev.dir == 0 && got[0] == 0)
@@ -549,9 +550,9 @@ static void test_call_over_h2(void **state)
 							break;
 					}
 				} else if (ev.type == ST_H2_EV_TRAILERS) {
-					assert_true(st_grpc__status(ev.head, sbuf, sizeof(sbuf), &st));
+					assert_true(st_grpc_read_status(ev.head, sbuf, sizeof(sbuf), &st));
 				} else if (ev.type == ST_H2_EV_END) {
-					st_grpc__end(&rd[ev.dir], &g);
+					st_grpc_end(&rd[ev.dir], &g);
 					assert_int_equal(g.type, ST_GRPC_EV_NEED_MORE);
 				}
 				assert_int_not_equal(ev.type, ST_H2_EV_STOP);
@@ -569,7 +570,7 @@ static void test_call_over_h2(void **state)
 	assert_int_equal(st.code, 0);
 	assert_string_equal(st.message, "all good");
 	for (int d = 0; d < 2; d++)
-		st_grpc__free(&rd[d]);
+		st_grpc_free(&rd[d]);
 	st_h2__free(h);
 	free(cl.p);
 	free(sv.p);

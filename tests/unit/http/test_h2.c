@@ -780,8 +780,8 @@ static void check_all_ways(const struct talk *t, const struct st_h2_opts *o, boo
 
 			run(&t->cv, o, (enum mode)m, 0x1234567u + (uint64_t)r, 0, &c);
 			if (c.stops)
-				fail_msg("stopped (%s, %s: %s)", st_h2__stop_str(c.stop.stop),
-					 st_h2__errname(c.stop.error_code), c.stop.detail);
+				fail_msg("stopped (%s, %s: %s)", st_h2_stop_str(c.stop.stop),
+					 st_h2_errname(c.stop.error_code), c.stop.detail);
 			assert_int_equal(c.malformed, 0);
 			assert_int_equal(c.st.stream_errors, 0);
 			same_col(&t->ref, &c);
@@ -992,7 +992,7 @@ static void test_frame_size(void **state)
 	assert_int_equal(c.stops, 1);
 	assert_int_equal(c.stop.stop, ST_H2_STOP_PROTOCOL);
 	assert_int_equal(c.stop.error_code, ST_H2_FRAME_SIZE_ERROR);
-	assert_string_equal(st_h2__errname(c.stop.error_code), "FRAME_SIZE_ERROR");
+	assert_string_equal(st_h2_errname(c.stop.error_code), "FRAME_SIZE_ERROR");
 	col_free(&c);
 	talk_free(&t);
 }
@@ -1149,11 +1149,11 @@ static void test_upgrade(void **state)
 	assert_int_equal(st_http__init(&rq, ST_HTTP_REQUEST, NULL), 0);
 	assert_int_equal(st_http__init(&rs, ST_HTTP_RESPONSE, NULL), 0);
 	h = http1_head(&rq, req);
-	assert_true(st_h2__upgrade_requested(h));
-	assert_true(st_h2__upgrade_accepted(http1_head(
+	assert_true(st_h2_upgrade_requested(h));
+	assert_true(st_h2_upgrade_accepted(http1_head(
 		&rs, "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n\r\n")));
 	st_http__reset(&rs);
-	assert_false(st_h2__upgrade_accepted(http1_head(
+	assert_false(st_h2_upgrade_accepted(http1_head(
 		&rs, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")));
 
 	x = st_h2__new(NULL);
@@ -1186,7 +1186,7 @@ static void test_upgrade(void **state)
 	assert_int_equal(st_h2__upgrade(x, h), -EINVAL); /* 5 bytes: not whole settings */
 	st_http__reset(&rq);
 	h = http1_head(&rq, "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n");
-	assert_false(st_h2__upgrade_requested(h));
+	assert_false(st_h2_upgrade_requested(h));
 	assert_int_equal(st_h2__upgrade(x, h), -EINVAL);
 	st_h2__free(x);
 	st_http__free(&rq);
@@ -1198,13 +1198,13 @@ static void test_upgrade(void **state)
 
 static void test_detect(void **state)
 {
-	assert_int_equal(st_h2__detect(ST_H2_PREFACE, ST_H2_PREFACE_LEN), ST_H2_DETECT_YES);
-	assert_int_equal(st_h2__detect(ST_H2_PREFACE "\x00\x00", ST_H2_PREFACE_LEN + 2),
+	assert_int_equal(st_h2_detect(ST_H2_PREFACE, ST_H2_PREFACE_LEN), ST_H2_DETECT_YES);
+	assert_int_equal(st_h2_detect(ST_H2_PREFACE "\x00\x00", ST_H2_PREFACE_LEN + 2),
 			 ST_H2_DETECT_YES);
-	assert_int_equal(st_h2__detect("PRI * HT", 8), ST_H2_DETECT_MAYBE);
-	assert_int_equal(st_h2__detect("", 0), ST_H2_DETECT_MAYBE);
-	assert_int_equal(st_h2__detect("GET / HTTP/1.1\r\n", 16), ST_H2_DETECT_NO);
-	assert_int_equal(st_h2__detect("PRI * HTTP/2.0\r\n\r\nXX", 20), ST_H2_DETECT_NO);
+	assert_int_equal(st_h2_detect("PRI * HT", 8), ST_H2_DETECT_MAYBE);
+	assert_int_equal(st_h2_detect("", 0), ST_H2_DETECT_MAYBE);
+	assert_int_equal(st_h2_detect("GET / HTTP/1.1\r\n", 16), ST_H2_DETECT_NO);
+	assert_int_equal(st_h2_detect("PRI * HTTP/2.0\r\n\r\nXX", 20), ST_H2_DETECT_NO);
 }
 
 static void test_joined_gap(void **state)
@@ -1467,7 +1467,7 @@ static void test_garbage(void **state)
 		run_raw(c, s, NULL, &col);
 		if (col.stops != 1 || col.stop.stop != k->stop || col.stop.error_code != k->code) {
 			print_error("%s: got %u stops, %s, %s (%s)\n", k->what, col.stops,
-				    st_h2__stop_str(col.stop.stop), st_h2__errname(col.stop.error_code),
+				    st_h2_stop_str(col.stop.stop), st_h2_errname(col.stop.error_code),
 				    col.stop.detail ? col.stop.detail : "");
 			fail();
 		}
