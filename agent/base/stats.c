@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdbool.h>
 #include <inttypes.h>
+#include <math.h>
 #include <string.h>
 
 #include "log.h"
@@ -40,13 +41,52 @@ static void add(struct st_statline *l, const char *name, uint64_t v, uint8_t kin
 		pr_warn("internal: stats line full, '%s' left out", name);
 		return;
 	}
-	l->e[l->n++] = (struct st_statline_ent){ name, help, v, kind, unit };
+	l->e[l->n++] = (struct st_statline_ent){ name, help, v, kind, unit, 0 };
 }
 
 void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum st_stat_kind kind,
 		     const char *help)
 {
 	add(l, name, v, (uint8_t)kind, help, ST_STAT_UNIT_NONE);
+}
+
+static uint64_t pow10u(unsigned d)
+{
+	uint64_t p = 1;
+
+	while (d--)
+		p *= 10;
+	return p;
+}
+
+void st_statline_add_fixed(struct st_statline *l, const char *name, double v, unsigned decimals,
+			   enum st_stat_kind kind, enum st_stat_unit unit, const char *help)
+{
+	size_t at = l->n;
+
+	if (decimals > 6)
+		decimals = 6;
+	add(l, name, v > 0 ? (uint64_t)llround(v * (double)pow10u(decimals)) : 0, (uint8_t)kind,
+	    help, (uint8_t)unit);
+	if (l->n > at)
+		l->e[at].decimals = (uint8_t)decimals;
+}
+
+/*
+ * An entry's value as text: "12", or "499.8" with one decimal; as a metric (metric true), in
+ * its metric's unit: milliseconds as seconds, three more decimals (blind_ms=1500: 1.500).
+ */
+static int value_str(const struct st_statline_ent *e, bool metric, char *buf, size_t len)
+{
+	unsigned d = e->decimals > 6 ? 6 : e->decimals;
+	uint64_t p;
+
+	if (metric && e->unit == ST_STAT_UNIT_MS)
+		d += 3;
+	if (!d)
+		return snprintf(buf, len, "%" PRIu64, e->v);
+	p = pow10u(d);
+	return snprintf(buf, len, "%" PRIu64 ".%0*" PRIu64, e->v / p, (int)d, e->v % p);
 }
 
 void st_statline_add_table(struct st_statline *l, const struct st_stat_desc *d, size_t n,
@@ -71,12 +111,14 @@ size_t st_statline_format(const struct st_statline *l, char *buf, size_t len)
 	if (len)
 		buf[0] = 0;
 	for (size_t i = 0; i < l->n; i++) {
+		char v[32];
 		int k;
 
 		if (l->e[i].kind == ST_STAT_DETAIL && !l->e[i].v)
 			continue;
+		value_str(&l->e[i], false, v, sizeof(v));
 		k = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0,
-			     "%s%s=%" PRIu64, used ? " " : "", l->e[i].name, l->e[i].v);
+			     "%s%s=%s", used ? " " : "", l->e[i].name, v);
 
 		if (k > 0)
 			used += (size_t)k;
@@ -107,13 +149,13 @@ const char *st_statline_metric(const struct st_statline_ent *e, char *buf, size_
 	return buf;
 }
 
-/* e's value in its metric's unit. */
+/* e's value in its metric's unit, and the line's end. */
 static void metric_value(FILE *f, const struct st_statline_ent *e)
 {
-	if (e->unit == ST_STAT_UNIT_MS)
-		fprintf(f, "%" PRIu64 ".%03u\n", e->v / 1000, (unsigned)(e->v % 1000));
-	else
-		fprintf(f, "%" PRIu64 "\n", e->v);
+	char v[32];
+
+	value_str(e, true, v, sizeof(v));
+	fprintf(f, "%s\n", v);
 }
 
 int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *command)

@@ -88,9 +88,10 @@ uint64_t st_stats_get(const struct st_stat_desc *d, const void *obj);
 struct st_statline_ent {
 	const char *name;
 	const char *help;
-	uint64_t v;
+	uint64_t v;          /* with decimals: the value times 10^decimals */
 	uint8_t kind;
 	uint8_t unit;        /* enum st_stat_unit */
+	uint8_t decimals;    /* 0: a whole number (every table's counters) */
 };
 
 /* An ordered set of name=value pairs gathered from tables and single values. */
@@ -105,7 +106,13 @@ void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum s
 		     const char *help);
 void st_statline_add_table(struct st_statline *l, const struct st_stat_desc *d, size_t n,
 			   const void *obj);
-/* The value of name, or 0 (tests, callers that derive one figure from another). */
+/* A figure that is not a whole number (a rate, a latency in ms): shown with `decimals` (at
+ * most 6) digits after the point, "achieved_rps=499.8"; negative values are 0. unit as a
+ * table row's: ST_STAT_UNIT_MS (p99_ms=51.3) is exported in seconds (0.0513). */
+void st_statline_add_fixed(struct st_statline *l, const char *name, double v, unsigned decimals,
+			   enum st_stat_kind kind, enum st_stat_unit unit, const char *help);
+/* The value of name (times 10^decimals), or 0 (tests, callers that derive one figure from
+ * another). */
 uint64_t st_statline_value(const struct st_statline *l, const char *name);
 /* "a=1 b=2": the stats line without prefix or newline; returns the length it needs. */
 size_t st_statline_format(const struct st_statline *l, char *buf, size_t len);

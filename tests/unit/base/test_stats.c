@@ -80,6 +80,33 @@ static void test_prometheus(void **state)
 	free(out);
 }
 
+/* Figures that are not whole numbers: decimals on the line and in the exposition. */
+static void test_fixed(void **state)
+{
+	struct st_statline l;
+	char buf[256], *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	st_statline_init(&l);
+	st_statline_add(&l, "n", 3, ST_STAT_COUNTER, "n");
+	st_statline_add_fixed(&l, "achieved_rps", 499.84, 1, ST_STAT_GAUGE, ST_STAT_UNIT_NONE, "rate");
+	st_statline_add_fixed(&l, "p99_ms", 51.0004, 3, ST_STAT_GAUGE, ST_STAT_UNIT_MS, "p99");
+	st_statline_add_fixed(&l, "lag_ms", 0.05, 3, ST_STAT_DETAIL, ST_STAT_UNIT_MS, "lag");
+	st_statline_add_fixed(&l, "neg", -2, 2, ST_STAT_DETAIL, ST_STAT_UNIT_NONE, "never below 0");
+	st_statline_format(&l, buf, sizeof(buf));
+	assert_string_equal(buf, "n=3 achieved_rps=499.8 p99_ms=51.000 lag_ms=0.050");
+	assert_int_equal(st_statline_value(&l, "p99_ms"), 51000);
+	assert_int_equal(st_statline_prometheus(&l, f, "replay"), 0);
+	fclose(f);
+	assert_non_null(strstr(out, "shadowtap_achieved_rps{command=\"replay\"} 499.8\n"));
+	/* milliseconds exported as seconds, their decimals kept */
+	assert_non_null(strstr(out, "shadowtap_p99_seconds{command=\"replay\"} 0.051000\n"));
+	assert_non_null(strstr(out, "shadowtap_lag_seconds_total{command=\"replay\"} 0.000050\n"));
+	free(out);
+}
+
 /* Several jobs in one exposition: a family once (HELP and TYPE), a sample per job that has
  * it, in the jobs' order, labels escaped. */
 static void test_prometheus_jobs(void **state)
@@ -186,6 +213,7 @@ int main(void)
 		cmocka_unit_test(test_prometheus),
 		cmocka_unit_test(test_prometheus_jobs),
 		cmocka_unit_test(test_units),
+		cmocka_unit_test(test_fixed),
 		cmocka_unit_test(test_tables_cover_structs),
 	};
 
