@@ -39,6 +39,8 @@ struct st_loop {
 	struct st_loop_sig sigs[_NSIG];
 	st_loop_fn tick;
 	void *tick_ctx;
+	st_loop_wake_fn wake;
+	void *wake_ctx;
 	bool stop;
 	int signal;
 	int sig_err;         /* a stop signal that makes the run fail (a resource limit) */
@@ -255,6 +257,12 @@ int st_loop__signal(const struct st_loop *l)
 	return l->signal;
 }
 
+void st_loop__set_wake(struct st_loop *l, st_loop_wake_fn wake, void *ctx)
+{
+	l->wake = wake;
+	l->wake_ctx = ctx;
+}
+
 int st_loop__run(struct st_loop *l, double duration_s)
 {
 	uint64_t deadline = duration_s > 0 ? st_mono_ns() + (uint64_t)(duration_s * 1e9) : 0;
@@ -262,16 +270,34 @@ int st_loop__run(struct st_loop *l, double duration_s)
 
 	while (!l->stop) {
 		struct epoll_event evs[ST_LOOP_MAX_FDS + 2];
+		uint64_t until = deadline;
 		int timeout = -1, n;
 
-		if (deadline) {
+		if (l->wake) {
+			/* what is due now is done; the next wake is at the nanosecond asked */
+			uint64_t w = l->wake(l->wake_ctx);
+
+			if (l->stop)
+				break;
+			if (w && (!until || w < until))
+				until = w;
+		}
+		if (until) {
 			uint64_t now = st_mono_ns();
 
-			if (now >= deadline)
+			if (deadline && now >= deadline)
 				break;
-			timeout = (int)((deadline - now + 999999) / 1000000);
+			timeout = until > now ? (int)((until - now + 999999) / 1000000) : 0;
 		}
-		n = epoll_wait(l->epfd, evs, ST_LOOP_MAX_FDS + 2, timeout);
+		if (l->wake && until) {
+			uint64_t now = st_mono_ns(), left = until > now ? until - now : 0;
+			struct timespec ts = { .tv_sec = (time_t)(left / 1000000000ull),
+					       .tv_nsec = (long)(left % 1000000000ull) };
+
+			n = epoll_pwait2(l->epfd, evs, ST_LOOP_MAX_FDS + 2, &ts, NULL);
+		} else {
+			n = epoll_wait(l->epfd, evs, ST_LOOP_MAX_FDS + 2, timeout);
+		}
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

@@ -64,6 +64,14 @@ int st_loop__del(struct st_loop *l, int fd);
 /* Calls tick every tick_ms (also right before returning). */
 int st_loop__set_tick(struct st_loop *l, unsigned tick_ms, st_loop_fn tick, void *ctx);
 /*
+ * A schedule finer than any tick (the load test's requests, each due at its nanosecond):
+ * wake is called before every wait, does what is due, and returns when the loop must wake
+ * next (CLOCK_MONOTONIC ns; 0: no need). The wait then ends at that nanosecond
+ * (epoll_pwait2), or at the first event. It may call st_loop__stop().
+ */
+typedef uint64_t (*st_loop_wake_fn)(void *ctx);
+void st_loop__set_wake(struct st_loop *l, st_loop_wake_fn wake, void *ctx);
+/*
  * Runs until a signal arrives, duration_s elapses (0 = forever), a callback
  * fails (returns < 0) or st_loop__stop() is called. Returns 0 or the
  * failing callback's value.

@@ -160,12 +160,55 @@ static void t_inherited_ignore_and_restore(void **state)
 	(void)state;
 }
 
+/* The wake hook: called before every wait, the wait ends at the time it asks for (finer than
+ * the tick, which here is a second: 200 wakes 0.5 ms apart cannot ride on it). */
+struct wakes {
+	uint64_t next;
+	int n;
+	struct st_loop *l;
+};
+
+static uint64_t on_wake(void *ctx)
+{
+	struct wakes *w = ctx;
+	uint64_t now = st_mono_ns();
+
+	if (now < w->next)
+		return w->next; /* woken early (an event): not yet */
+	if (++w->n == 200) {
+		st_loop__stop(w->l);
+		return 0;
+	}
+	w->next += 500000;
+	return w->next;
+}
+
+static void t_wake(void **state)
+{
+	struct counts c = { 0 };
+	struct wakes w = { 0 };
+	uint64_t t0;
+
+	w.l = st_loop__new();
+	assert_non_null(w.l);
+	assert_int_equal(st_loop__set_tick(w.l, 1000, tick, &c), 0);
+	st_loop__set_wake(w.l, on_wake, &w);
+	t0 = w.next = st_mono_ns();
+	assert_int_equal(st_loop__run(w.l, 30), 0);
+	assert_int_equal(w.n, 200);
+	/* 100 ms of schedule; far less than the 200 ticks a second each it would take without */
+	assert_true(st_mono_ns() - t0 < 10ull * 1000000000);
+	assert_true(c.ticks <= 11);
+	st_loop__free(w.l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_stop_signals),
 		cmocka_unit_test(t_hup),
 		cmocka_unit_test(t_inherited_ignore_and_restore),
+		cmocka_unit_test(t_wake),
 	};
 
 	return cmocka_run_group_tests_name("loop", tests, NULL, NULL);
