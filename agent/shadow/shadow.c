@@ -52,6 +52,9 @@ struct pend {
 	bool pass;                   /* selected, within --rate, fits the queues */
 	bool damaged;                /* crossed a capture gap that framing stepped over */
 	bool switched;               /* production switched protocols on it (101, CONNECT 2xx) */
+	bool pipelined;              /* load: sent before production's answer to the one before */
+	uint32_t tag;                /* load: what load->tag() said */
+	uint64_t ts;                 /* load: when its head was captured */
 	struct st_cmp_pair *pair;    /* tap compare (a reference held until it leaves the stage) */
 };
 
@@ -74,6 +77,7 @@ struct cconn {
 	uint64_t hash;               /* stable per connection */
 	uint64_t req_index;
 	uint64_t verdicts;           /* final answers production gave (index of the next verdict) */
+	uint64_t prod_done;          /* ... and of those, the ones it finished sending */
 	uint64_t popped;             /* entries that left the ring (index of the ring's head) */
 	uint64_t delivered;          /* requests handed to the shadows */
 	uint8_t *det;                /* auto-detection: first client bytes */
@@ -303,8 +307,9 @@ static struct sconn *cc_sconn(struct cconn *cc, unsigned slot)
 	return sc;
 }
 
-/* A released request goes to every slot it is for, whole, or is dropped there (counted). */
-static void deliver(struct cconn *cc, const struct pend *e)
+/* A released request goes to every slot it is for, whole, or is dropped there (counted). A load
+ * test's request waits there until due. */
+static void deliver(struct cconn *cc, const struct pend *e, uint64_t due)
 {
 	struct st_shadow *sh = cc->sh;
 	/* Not keep-alive: the shadow closes after answering; later requests need a new one. */
@@ -334,6 +339,7 @@ static void deliver(struct cconn *cc, const struct pend *e)
 			sh->st.dropped_down++;
 			if (e->pair)
 				st_compare__pair_fail(e->pair, sc_side(s), ST_CMP_R_SHADOW_DROPPED);
+			sh_load_dropped(sh, s, e->tag, due);
 			continue;
 		}
 		old = st_bq_mem(&sc->q);
@@ -348,9 +354,12 @@ static void deliver(struct cconn *cc, const struct pend *e)
 			sh->st.dropped_queue++;
 			if (e->pair)
 				st_compare__pair_fail(e->pair, sc_side(s), ST_CMP_R_SHADOW_DROPPED);
+			sh_load_dropped(sh, s, e->tag, due);
 			continue;
 		}
-		if (sc->q.sent == sc->q.commit)
+		if (sh->cfg.load)
+			sc_req_due(sc, due, e->tag, !e->pipelined);
+		else if (sc->q.sent == sc->q.commit)
 			sc->progress_ns = sh_now(sh); /* the stall clock starts with the first byte */
 		sc->q.commit = sc->q.end;
 		sc->last_sent = true;
@@ -422,7 +431,8 @@ static void switch_raw(struct cconn *cc)
 
 		if (!sc)
 			continue;
-		if (sc->last_sent && !sh->cfg.safe_only) {
+		/* a load test replays requests, not tunnels */
+		if (sc->last_sent && !sh->cfg.safe_only && !sh->cfg.load) {
 			sc->raw = true;
 			sc_noretain(sc);
 		} else {
@@ -478,8 +488,8 @@ static void cc_release(struct cconn *cc)
 
 	while (cc->pe_n && cc->mode == CM_HTTP) {
 		struct pend *e = pe_at(cc, 0);
+		uint64_t end, due = 0;
 		bool upgrade;
-		uint64_t end;
 
 		if (e->verdict == V_REJECT) {
 			/* production refused it and hung up: it, and whatever came after, never ran
@@ -499,6 +509,18 @@ static void cc_release(struct cconn *cc)
 		if (e->state != PE_DONE || (cc->arbiter && e->verdict == V_NONE))
 			return;
 		upgrade = e->flags & ST_HTTP_HF_UPGRADE;
+		if (sh->cfg.load && e->pass && !e->damaged) {
+			due = sh->cfg.load->due(sh->cfg.load_ctx, e->ts, sh_now(sh));
+			if (due == ST_SHADOW_NEVER) {
+				/* past the test's end: neither sent nor compared */
+				sh->st.past_end++;
+				e->pass = false;
+				if (e->pair) {
+					st_compare__pair_release(e->pair, -1, ST_CMP_R_NONE);
+					e->pair = NULL;
+				}
+			}
+		}
 		if (e->pair && !e->damaged) {
 			/* released: its answers are compared, or counted as not compared */
 			st_compare__pair_count(e->pair);
@@ -507,7 +529,7 @@ static void cc_release(struct cconn *cc)
 					st_compare__pair_fail(e->pair, sc_side(s), ST_CMP_R_SHADOW_DROPPED);
 		}
 		if (e->pass && !e->damaged)
-			deliver(cc, e);
+			deliver(cc, e, due);
 		end = e->end;
 		if (upgrade && cc->arbiter) {
 			bool switched = e->switched;
@@ -747,8 +769,10 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			break;
 		case ST_HTTP_EV_MSG_DONE:
 			cc->prod_at_start = true;
-			if (!(ev.head->flags & ST_HTTP_HF_INTERIM))
+			if (!(ev.head->flags & ST_HTTP_HF_INTERIM)) {
+				cc->prod_done++;
 				cmp_prod_done(cc);
+			}
 			break;
 		case ST_HTTP_EV_UPGRADED:
 			cc->prod_raw = true;
@@ -934,6 +958,14 @@ static void msg_head(struct cconn *cc, const struct st_http_head *h)
 		return;
 	}
 	e->pass = true;
+	if (sh->cfg.load) {
+		e->tag = sh->cfg.load->tag(sh->cfg.load_ctx, h);
+		e->ts = cc->cur_ts;
+		/* what the recording says of the client: it sent this one before production had
+		 * answered the one before (that needs production's answers to be followed) */
+		e->pipelined = sh->prod_segments && !cc->prod_raw && !cc->prod_dead &&
+			       cc->prod_done + 1 < cc->req_index;
+	}
 	if (stage_append(cc, hb, hl))
 		pe_drop_queue(cc, e);
 	e->end = cc->stage.end;
@@ -1076,8 +1108,9 @@ static void raw_start(struct cconn *cc)
 
 	cc->mode = CM_RAW;
 	sh->st.raw++;
-	if (sh->cfg.safe_only || (cc->c->flags & ST_REASM_F_JOINED)) {
-		/* a byte stream joined midway cannot be replayed; raw writes are not "safe" */
+	if (sh->cfg.safe_only || sh->cfg.load || (cc->c->flags & ST_REASM_F_JOINED)) {
+		/* a byte stream joined midway cannot be replayed; raw writes are not "safe"; a
+		 * load test times requests, which a byte stream does not have */
 		cc->mode = CM_OFF;
 		sh->st.skipped_conns++;
 		return;
@@ -1407,6 +1440,7 @@ struct st_shadow *st_shadow__new(const struct st_shadow_config *cfg)
 	st_list_init(&sh->dead);
 	st_list_init(&sh->dirty);
 	st_list_init(&sh->rd_pending);
+	st_list_init(&sh->conn_wait);
 	if (!sh->cfg.multiply)
 		sh->cfg.multiply = 1;
 	if (!sh->cfg.conn_queue_max)
@@ -1471,6 +1505,7 @@ void st_shadow__free(struct st_shadow *sh)
 	if (sh->epfd >= 0)
 		close(sh->epfd);
 	free(sh->own);
+	free(sh->due_heap);
 	free(sh->hbuf);
 	free(sh->pbuf);
 	free(sh->rbuf);
@@ -1613,6 +1648,11 @@ int st_shadow__io(struct st_shadow *sh)
 	return r < 0 ? r : 0;
 }
 
+uint64_t st_shadow__due(struct st_shadow *sh, uint64_t now)
+{
+	return sh_due(sh, now);
+}
+
 int st_shadow__poll(struct st_shadow *sh, int timeout_ms)
 {
 	return sh_poll(sh, timeout_ms);
@@ -1653,7 +1693,13 @@ void st_shadow__drain(struct st_shadow *sh, int timeout_ms)
 	uint64_t end = st_mono_ns() + (uint64_t)timeout_ms * 1000000;
 
 	while (!st_list_empty(&sh->live) && st_mono_ns() < end) {
-		sh_poll(sh, 50);
+		uint64_t now = st_mono_ns(), next = sh->cfg.load ? sh_due(sh, now) : 0;
+		int ms = 50;
+
+		/* a load test's requests still due go at their time */
+		if (next && next < now + 50000000ull)
+			ms = (int)((next > now ? next - now : 0) / 1000000);
+		sh_poll(sh, ms);
 		st_shadow__tick(sh, 0);
 	}
 	sh_close_all(sh);

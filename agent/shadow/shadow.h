@@ -28,6 +28,14 @@
  *
  * The engine has its own epoll instance; st_shadow__fd() is readable when one
  * of its sockets has an event, so it nests in any event loop (st_loop).
+ *
+ * A load test (cfg.load, agent/load/, docs/LOAD.md) changes only when requests go out
+ * and what is said about them: each released request waits in its shadow connection's
+ * queue until it is due (the load ops say when), a shadow connection is opened when its
+ * first request is due (at most cfg.max_conns at once: the next waits, in order), a request
+ * the recording did not pipeline waits for the answer before it, and every request given
+ * a due time ends in one load->done() (answered, or failed by kind). What is replayed, and
+ * the rules above, do not change: a request production did not run is never due.
  */
 #ifndef ST_SHADOW_H
 #define ST_SHADOW_H
@@ -91,6 +99,47 @@ struct st_shadow_resp {
 	uint64_t body_len;
 };
 
+/* What became of a load test's request (struct st_shadow_done.fail). */
+enum st_shadow_fail {
+	ST_SHADOW_ANSWERED = 0,        /* a final answer, any status */
+	ST_SHADOW_F_REFUSED,           /* its connection was refused */
+	ST_SHADOW_F_CONNECT,           /* its connection could not be made otherwise (unreachable,
+					* no socket or local port left) */
+	ST_SHADOW_F_RESET,             /* reset, or closed by the target before answering */
+	ST_SHADOW_F_TIMEOUT,           /* no answer in time (the timeout, or the end of the run) */
+	ST_SHADOW_F_MALFORMED,         /* the answer did not frame as HTTP */
+	ST_SHADOW_F_DROPPED,           /* never sent: the queue caps */
+	ST_SHADOW_F__COUNT,
+};
+
+struct st_shadow_done {
+	uint32_t tag;                  /* what load->tag() said of it */
+	unsigned slot;                 /* target index (0: the --to; 1: tap compare's reference) */
+	enum st_shadow_fail fail;
+	uint16_t status;               /* answered: the final answer's status */
+	uint64_t due;                  /* CLOCK_MONOTONIC ns, as every time here */
+	uint64_t sent;                 /* written whole; 0: never */
+	uint64_t end;                  /* its answer read whole, or the failure */
+};
+
+#define ST_SHADOW_NEVER UINT64_MAX     /* load->due(): not sent */
+
+/* A load test's side of the engine (see the top). ctx: cfg.load_ctx. */
+struct st_shadow_load_ops {
+	/* A request selected for replay, its head just framed: a tag it carries (an endpoint). */
+	uint32_t (*tag)(void *ctx, const struct st_http_head *h);
+	/* A request released (production ran it), captured at ts (the capture's clock), now:
+	 * when it is due (at or before now: at once), or ST_SHADOW_NEVER (past the test's end:
+	 * not sent, counted in past_end). */
+	uint64_t (*due)(void *ctx, uint64_t ts, uint64_t now);
+	/* The engine took up slot's request due at due, at now: now - due is the generator's
+	 * own lag (the wait for a connection or an answer comes after). */
+	void (*taken)(void *ctx, unsigned slot, uint64_t due, uint64_t now);
+	/* What became of a request that was given a due time (each ends here once, unless the
+	 * run stops before it is due). */
+	void (*done)(void *ctx, const struct st_shadow_done *d);
+};
+
 struct st_shadow_config {
 	struct st_shadow_target targets[ST_SHADOW_MAX_TARGETS];
 	unsigned n_targets;
@@ -131,6 +180,12 @@ struct st_shadow_config {
 	 * candidate, target 1 the reference); needs multiply 1 and at most 2 targets.
 	 */
 	struct st_compare *compare;
+	/* A load test (see the top): NULL for shadowing and plain replay. Needs HTTP (raw
+	 * connections and tunnels are not replayed) and multiply 1. */
+	const struct st_shadow_load_ops *load;
+	void *load_ctx;
+	unsigned max_conns;            /* load: shadow connections open at once (0: no cap) */
+	uint64_t answer_timeout_ns;    /* load: written whole and unanswered this long: failed */
 };
 
 /*
@@ -194,7 +249,9 @@ struct st_shadow_config {
 	X(T, malformed_chunk, DETAIL, "framing errors: bad chunk framing")                     \
 	X(T, malformed_trailer, DETAIL, "framing errors: bad trailer section")                 \
 	X(T, missed_reads, DETAIL, "shadow connections found readable by the 1 s safety read " \
-	  "(an edge the engine did not see)")
+	  "(an edge the engine did not see)")                                                   \
+	X(T, past_end, DETAIL, "load test: requests released past the test's end (not sent)")  \
+	X(T, conn_waits, DETAIL, "load test: connections that waited for a free one (--connections)")
 
 struct st_shadow_stats {
 	ST_SHADOW_STATS(ST_STAT_FIELD, _)
@@ -237,6 +294,9 @@ bool st_shadow__idle(const struct st_shadow *sh);
 bool st_shadow__busy(const struct st_shadow *sh);
 /* Runs I/O and timers until idle or timeout_ms; then closes what is left (counted). */
 void st_shadow__drain(struct st_shadow *sh, int timeout_ms);
+/* Load test: takes up the requests due by now (CLOCK_MONOTONIC ns) and writes what may go;
+ * returns when the next one is due (0: none waits). From the loop's wake hook. */
+uint64_t st_shadow__due(struct st_shadow *sh, uint64_t now);
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
 

@@ -169,14 +169,19 @@ void sc_detach(struct sconn *sc)
 	}
 }
 
+static void sc_load_close(struct sconn *sc, bool error);
+
 void sc_close(struct sconn *sc, bool error)
 {
 	struct st_shadow *sh = sc->sh;
-	uint64_t lost = sc->req_n - sc->req_nsent - sc->early; /* the early one was answered */
-	uint64_t old = st_bq_mem(&sc->q);
+	uint64_t lost, old;
 
 	if (sc->state == SC_DEAD)
 		return;
+	if (sh->cfg.load)
+		sc_load_close(sc, error); /* what was due ends here; what was not goes on */
+	lost = sc->req_n - sc->req_nsent - sc->early; /* the early one was answered */
+	old = st_bq_mem(&sc->q);
 	if (error)
 		sh->st.errors++;
 	sh->st.dropped += lost;
@@ -198,11 +203,12 @@ void sc_close(struct sconn *sc, bool error)
 		close(sc->fd);
 		sc->fd = -1;
 		own_release(sh, &sc->laddr, sc->lport);
+		sh->n_open--;
 	}
 	st_bq_free(&sc->q);
 	sc_acct(sc, old);
 	sc->state = SC_DEAD;
-	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
+	sc->req_n = sc->req_nsent = sc->req_npushed = sc->req_nready = 0;
 	sc->early = false;
 	sh->n_live--;
 	st_list_move_tail(&sc->node, &sh->dead);
@@ -210,8 +216,10 @@ void sc_close(struct sconn *sc, bool error)
 
 void sh_close_all(struct st_shadow *sh)
 {
+	sh->closing = true;
 	while (!st_list_empty(&sh->live))
 		sc_close(st_list_first_entry(&sh->live, struct sconn, node), false);
+	sh->closing = false;
 }
 
 /* Frees closed connections, except those the dirty or read lists still point to. */
@@ -241,35 +249,47 @@ void sc_mark(struct sconn *sc)
 }
 
 static void sc_flush(struct sconn *sc);
+static void sc_take(struct sconn *sc, uint64_t now);
+static void sc_open(struct sconn *sc);
+static void sh_admit(struct st_shadow *sh);
 
 void sh_kick(struct st_shadow *sh)
 {
+	uint64_t now = sh->cfg.load ? sh_now(sh) : 0;
+
+	if (sh->cfg.load)
+		sh_admit(sh);
 	while (!st_list_empty(&sh->dirty)) {
 		struct sconn *sc = st_list_first_entry(&sh->dirty, struct sconn, dirty);
 
 		st_list_del_init(&sc->dirty);
-		if (sc->state != SC_DEAD)
-			sc_flush(sc);
+		if (sc->state == SC_DEAD)
+			continue;
+		if (sh->cfg.load) {
+			/* a load test: what is due by now may go; a connection opens at its first */
+			sc_take(sc, now);
+			if (sc->state == SC_IDLE) {
+				if (sc->req_nready)
+					sc_open(sc);
+				continue;
+			}
+		}
+		sc_flush(sc);
 	}
 }
 
-struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool raw)
+/* A socket to target t, connecting (non-blocking). 0 (*up: connected already) or -errno, counted
+ * (and the target backs off). */
+static int target_socket(struct st_shadow *sh, unsigned t, int *fdp, bool *up)
 {
-	unsigned t = slot / sh->cfg.multiply;
 	const struct st_shadow_target *tg = &sh->cfg.targets[t];
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	uint64_t now = sh_now(sh);
-	struct sconn *sc;
-	int one = 1, fd, r;
+	int one = 1, fd, r, err;
 
-	if (sh->ts[t].retry_at > now)
-		return NULL; /* backing off: the caller drops the request */
 	fd = socket(tg->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0) {
+		err = -errno;
 		sh->st.errors++;
-		return NULL;
+		return err;
 	}
 	/* Whole requests go out in one write: Nagle would only add latency. */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -282,46 +302,109 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool
 		sh->st.reconnects++;
 	r = connect(fd, (const struct sockaddr *)&tg->addr, tg->addrlen);
 	if (r && errno != EINPROGRESS) {
+		err = -errno;
 		sh->st.errors++;
 		target_failed(sh, t);
 		close(fd);
-		return NULL;
+		return err;
 	}
-	sc = calloc(1, sizeof(*sc));
-	if (!sc) {
-		close(fd);
+	*fdp = fd;
+	*up = !r;
+	return 0;
+}
+
+/* A shadow connection without its socket yet (SC_IDLE), not in any list. */
+static struct sconn *sc_alloc(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool raw)
+{
+	struct sconn *sc = calloc(1, sizeof(*sc));
+
+	if (!sc)
 		return NULL;
-	}
 	sc->sh = sh;
 	sc->cc = cc;
 	sc->slot = slot;
-	sc->target = t;
-	sc->fd = fd;
+	sc->target = slot / sh->cfg.multiply;
+	sc->fd = -1;
 	sc->raw = raw;
 	sc->retain = !raw;
-	sc->state = r ? SC_CONNECTING : SC_UP;
-	sc->progress_ns = now;
+	sc->state = SC_IDLE;
+	sc->progress_ns = sh_now(sh);
 	sc->conn_id = cc ? st_shadow_cc_id(cc) : 0;
 	st_list_init(&sc->node);
 	st_list_init(&sc->dirty);
 	st_list_init(&sc->rd);
+	st_list_init(&sc->wait);
 	st_http__init(&sc->resp, ST_HTTP_RESPONSE, NULL);
+	return sc;
+}
+
+static void sc_link(struct sconn *sc)
+{
+	st_list_add_tail(&sc->node, &sc->sh->live);
+	sc->sh->n_live++;
+}
+
+/* fd becomes sc's socket: its endpoint noted as the agent's own, in the engine's epoll set.
+ * 0, or -errno (counted; fd closed). */
+static int sc_attach(struct sconn *sc, int fd, bool up)
+{
+	struct st_shadow *sh = sc->sh;
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET };
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int err;
+
 	if (!getsockname(fd, (struct sockaddr *)&ss, &sl)) {
 		sockaddr_to(&ss, &sc->laddr, &sc->lport);
 		own_add(sh, &sc->laddr, sc->lport);
 	}
 	ev.data.ptr = sc;
 	if (epoll_ctl(sh->epfd, EPOLL_CTL_ADD, fd, &ev)) {
+		err = -errno;
 		sh->st.errors++;
 		own_release(sh, &sc->laddr, sc->lport);
 		close(fd);
+		return err;
+	}
+	sc->fd = fd;
+	sh->n_open++;
+	sc->state = up ? SC_UP : SC_CONNECTING;
+	sc->progress_ns = sh_now(sh);
+	if (up)
+		sh->ts[sc->target].fails = 0, sh->ts[sc->target].retry_at = 0;
+	return 0;
+}
+
+struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool raw)
+{
+	unsigned t = slot / sh->cfg.multiply;
+	struct sconn *sc;
+	bool up;
+	int fd;
+
+	if (sh->cfg.load && !raw) {
+		/* a load test opens it when its first request is due (--connections permitting);
+		 * no backoff: each attempt is a due request's, which fails if it fails */
+		sc = sc_alloc(sh, cc, slot, raw);
+		if (sc)
+			sc_link(sc);
+		return sc;
+	}
+	if (sh->ts[t].retry_at > sh_now(sh))
+		return NULL; /* backing off: the caller drops the request */
+	if (target_socket(sh, t, &fd, &up))
+		return NULL;
+	sc = sc_alloc(sh, cc, slot, raw);
+	if (!sc) {
+		close(fd);
+		return NULL;
+	}
+	if (sc_attach(sc, fd, up)) {
+		st_http__free(&sc->resp);
 		free(sc);
 		return NULL;
 	}
-	st_list_add_tail(&sc->node, &sh->live);
-	sh->n_live++;
-	if (sc->state == SC_UP)
-		sh->ts[t].fails = 0, sh->ts[t].retry_at = 0;
+	sc_link(sc);
 	return sc;
 }
 
@@ -348,11 +431,270 @@ int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka,
 		sc->req_cap = ncap;
 		sc->req_head = 0;
 	}
-	sc->req[(sc->req_head + sc->req_n) % sc->req_cap] = (struct reqent){ end, (uint8_t)m, ka, pair };
+	sc->req[(sc->req_head + sc->req_n) % sc->req_cap] =
+		(struct reqent){ .end = end, .method = (uint8_t)m, .keep_alive = ka, .pair = pair };
 	sc->req_n++;
+	if (!sc->sh->cfg.load)
+		sc->req_nready = sc->req_n; /* due at once; a load test's wait for sc_req_due() */
 	if (pair)
 		st_compare__pair_get(pair);
 	return 0;
+}
+
+/* ---- a load test: due times, opening connections, what became of each request --------- */
+
+static void load_done(struct sconn *sc, const struct reqent *re, enum st_shadow_fail fail,
+		      uint16_t status, uint64_t end)
+{
+	struct st_shadow_done d = {
+		.tag = re->tag, .slot = sc->slot, .fail = fail, .status = status, .due = re->due,
+		.sent = re->sent_ns, .end = end,
+	};
+
+	sc->sh->cfg.load->done(sc->sh->cfg.load_ctx, &d);
+}
+
+void sh_load_dropped(struct st_shadow *sh, unsigned slot, uint32_t tag, uint64_t due)
+{
+	struct st_shadow_done d = { .tag = tag, .slot = slot, .fail = ST_SHADOW_F_DROPPED,
+				    .due = due, .end = sh_now(sh) };
+
+	if (sh->cfg.load)
+		sh->cfg.load->done(sh->cfg.load_ctx, &d);
+}
+
+/* The heap of connections by the due time of their first request not due yet (next_due). */
+static void heap_set(struct st_shadow *sh, uint32_t i, struct sconn *sc)
+{
+	sh->due_heap[i] = sc;
+	sc->heap_i = i + 1;
+}
+
+static void heap_up(struct st_shadow *sh, uint32_t i)
+{
+	struct sconn *sc = sh->due_heap[i];
+
+	while (i) {
+		uint32_t up = (i - 1) / 2;
+
+		if (sh->due_heap[up]->next_due <= sc->next_due)
+			break;
+		heap_set(sh, i, sh->due_heap[up]);
+		i = up;
+	}
+	heap_set(sh, i, sc);
+}
+
+static void heap_down(struct st_shadow *sh, uint32_t i)
+{
+	struct sconn *sc = sh->due_heap[i];
+
+	for (;;) {
+		uint32_t l = 2 * i + 1, m = l;
+
+		if (l >= sh->due_n)
+			break;
+		if (l + 1 < sh->due_n && sh->due_heap[l + 1]->next_due < sh->due_heap[l]->next_due)
+			m = l + 1;
+		if (sh->due_heap[m]->next_due >= sc->next_due)
+			break;
+		heap_set(sh, i, sh->due_heap[m]);
+		i = m;
+	}
+	heap_set(sh, i, sc);
+}
+
+static int heap_add(struct st_shadow *sh, struct sconn *sc)
+{
+	if (sh->due_n == sh->due_cap) {
+		uint32_t cap = sh->due_cap ? sh->due_cap * 2 : 256;
+		struct sconn **n = realloc(sh->due_heap, cap * sizeof(*n));
+
+		if (!n)
+			return -ENOMEM;
+		sh->due_heap = n;
+		sh->due_cap = cap;
+	}
+	heap_set(sh, sh->due_n++, sc);
+	heap_up(sh, sh->due_n - 1);
+	return 0;
+}
+
+static void heap_del(struct st_shadow *sh, struct sconn *sc)
+{
+	uint32_t i = sc->heap_i - 1;
+	struct sconn *last = sh->due_heap[--sh->due_n];
+
+	sc->heap_i = 0;
+	if (i < sh->due_n) {
+		heap_set(sh, i, last);
+		heap_up(sh, i);
+		heap_down(sh, last->heap_i - 1);
+	}
+}
+
+void sc_req_due(struct sconn *sc, uint64_t due, uint32_t tag, bool wait_prev)
+{
+	struct reqent *re = req_at(sc, sc->req_n - 1);
+
+	/* one connection's requests go in their order */
+	if (due < sc->last_due)
+		due = sc->last_due;
+	sc->last_due = due;
+	re->due = due;
+	re->tag = tag;
+	re->wait_prev = wait_prev;
+	/* taken up at the next kick (the caller marks the connection) */
+}
+
+/* What is due by now is taken up; the connection waits in the heap for the rest. */
+static void sc_take(struct sconn *sc, uint64_t now)
+{
+	struct st_shadow *sh = sc->sh;
+	uint32_t before = sc->req_nready;
+
+	if (sc->heap_i)
+		heap_del(sh, sc);
+	while (sc->req_nready < sc->req_n) {
+		struct reqent *re = req_at(sc, sc->req_nready);
+
+		if (re->due > now)
+			break;
+		sh->cfg.load->taken(sh->cfg.load_ctx, sc->slot, re->due, now);
+		sc->req_nready++;
+	}
+	if (sc->req_nready > before)
+		sc->take_ns = now;
+	if (sc->req_nready == sc->req_n)
+		return;
+	sc->next_due = req_at(sc, sc->req_nready)->due;
+	if (heap_add(sh, sc)) {
+		/* no memory to wait in: what waits goes now (its lag says it was early) */
+		while (sc->req_nready < sc->req_n) {
+			sh->cfg.load->taken(sh->cfg.load_ctx, sc->slot,
+					    req_at(sc, sc->req_nready)->due, now);
+			sc->req_nready++;
+		}
+	}
+}
+
+/* Its first request is due: the socket, unless --connections are all taken (then it waits
+ * for one, in order; its requests' latencies run on from their due times). */
+static void sc_open(struct sconn *sc)
+{
+	struct st_shadow *sh = sc->sh;
+	bool up = false;
+	int fd = -1, err;
+
+	if (st_list_linked(&sc->wait))
+		return;
+	if (sh->cfg.max_conns && sh->n_open >= sh->cfg.max_conns) {
+		st_list_add_tail(&sc->wait, &sh->conn_wait);
+		sh->st.conn_waits++;
+		return;
+	}
+	err = target_socket(sh, sc->target, &fd, &up);
+	if (!err)
+		err = sc_attach(sc, fd, up);
+	if (err) {
+		sc->fail = err == -ECONNREFUSED ? ST_SHADOW_F_REFUSED : ST_SHADOW_F_CONNECT;
+		sc_close(sc, false); /* counted as an error already */
+		return;
+	}
+	if (sc->state == SC_UP)
+		sc_flush(sc);
+}
+
+/* Connections waiting for a free one get them, in order. */
+static void sh_admit(struct st_shadow *sh)
+{
+	while (!st_list_empty(&sh->conn_wait) &&
+	       (!sh->cfg.max_conns || sh->n_open < sh->cfg.max_conns)) {
+		struct sconn *sc = st_list_first_entry(&sh->conn_wait, struct sconn, wait);
+
+		st_list_del_init(&sc->wait);
+		sc_open(sc);
+	}
+}
+
+uint64_t sh_due(struct st_shadow *sh, uint64_t now)
+{
+	while (sh->due_n && sh->due_heap[0]->next_due <= now) {
+		struct sconn *sc = sh->due_heap[0];
+
+		heap_del(sh, sc);
+		sc_mark(sc);
+	}
+	sh_kick(sh);
+	sh_free_dead(sh);
+	return sh->due_n ? sh->due_heap[0]->next_due : 0;
+}
+
+/*
+ * The requests not due yet go on a new connection (opened when the first is due): sc failed
+ * and what was due on it has failed with it, each failure a due request's, so a target that
+ * refuses everything costs one attempt per due request, never a loop.
+ */
+static void sc_move_rest(struct sconn *sc)
+{
+	struct st_shadow *sh = sc->sh;
+	uint32_t k = sc->req_n - sc->req_nready;
+	uint64_t from = sc->req_nready ? req_at(sc, sc->req_nready - 1)->end : sc->q.acked;
+	uint64_t old = st_bq_mem(&sc->q);
+	struct sconn *n = sc_alloc(sh, sc->cc, sc->slot, false);
+
+	if (!n || !(n->req = malloc(k * sizeof(*n->req)))) {
+		free(n);
+		return; /* no memory: sc_close counts them dropped */
+	}
+	n->req_cap = n->req_n = k;
+	for (uint32_t i = 0; i < k; i++)
+		n->req[i] = *req_at(sc, sc->req_nready + i); /* the pairs' references move too */
+	sc->req_n = sc->req_nready;
+	/* the queue moves as it is, offsets included; nothing of it is sent on the new one */
+	n->q = sc->q;
+	memset(&sc->q, 0, sizeof(sc->q));
+	st_bq_release(&n->q, from);
+	n->q.sent = from;
+	n->last_due = sc->last_due;
+	sc_acct(sc, old);
+	sc_acct(n, 0);
+	sc_link(n);
+	if (sc->cc) {
+		struct sconn **slotp = st_shadow_cc_slot(sc->cc, sc->slot);
+
+		if (*slotp == sc)
+			*slotp = n;
+		else
+			n->cc = NULL; /* sc was no longer the connection's current one */
+	}
+	sc_push_methods(n);
+	n->next_due = n->req[0].due;
+	if (heap_add(sh, n))
+		sc_mark(n); /* no memory to wait in: taken at the next kick */
+}
+
+/* sc closes (why: sc->fail, else from error): its due requests fail, the others go on. At the
+ * end of the run (sh_close_all) what is not due yet is not moved: it never will be. */
+static void sc_load_close(struct sconn *sc, bool error)
+{
+	struct st_shadow *sh = sc->sh;
+	enum st_shadow_fail why = sc->fail ? (enum st_shadow_fail)sc->fail :
+				  error ? ST_SHADOW_F_RESET : ST_SHADOW_F_TIMEOUT;
+	uint64_t now = sh_now(sh);
+
+	if (sc->heap_i)
+		heap_del(sh, sc);
+	if (st_list_linked(&sc->wait))
+		st_list_del_init(&sc->wait);
+	for (uint32_t i = 0; i < sc->req_nready; i++) {
+		if (!i && sc->early)
+			load_done(sc, req_at(sc, 0), ST_SHADOW_ANSWERED, sc->early_status, sc->early_ns);
+		else
+			load_done(sc, req_at(sc, i), why, 0, now);
+	}
+	if (sc->req_nready < sc->req_n && !sh->closing)
+		sc_move_rest(sc);
 }
 
 /* The oldest request leaves the ring: answered, or (why) no answer will be read for it. */
@@ -373,6 +715,8 @@ static void req_pop(struct sconn *sc, enum st_cmp_reason why)
 		sc->req_nsent--;
 	if (sc->req_npushed)
 		sc->req_npushed--;
+	if (sc->req_nready)
+		sc->req_nready--;
 }
 
 static void sc_finish(struct sconn *sc);
@@ -384,16 +728,20 @@ static bool answer_due(const struct sconn *sc)
 	return sc->retain && sc->req_n && !sc->early && sc->q.sent > sc->q.acked;
 }
 
-/* The oldest request was answered: it leaves the ring, or, still being written, once it is
- * written whole (its bytes are still to go: the server reads or discards them). */
-static void req_answered(struct sconn *sc)
+/* The oldest request was answered (status): it leaves the ring, or, still being written, once
+ * it is written whole (its bytes are still to go: the server reads or discards them). */
+static void req_answered(struct sconn *sc, uint16_t status)
 {
 	uint64_t old = st_bq_mem(&sc->q);
 
 	if (!sc->req_nsent) {
 		sc->early = true;
+		sc->early_status = status;
+		sc->early_ns = sc->read_ns;
 		return;
 	}
+	if (sc->sh->cfg.load)
+		load_done(sc, req_at(sc, 0), ST_SHADOW_ANSWERED, status, sc->read_ns);
 	st_bq_release(&sc->q, req_at(sc, 0)->end);
 	req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
 	sc_acct(sc, old);
@@ -424,6 +772,20 @@ void sc_noretain(struct sconn *sc)
 	sc_acct(sc, old);
 }
 
+/*
+ * A load test: where the bytes that may go now end. Due requests only, and one the recording
+ * did not pipeline only once every answer before it is in (answered requests have left the
+ * ring: it is the ring's first).
+ */
+static uint64_t load_limit(struct sconn *sc)
+{
+	uint32_t k = sc->req_nsent;
+
+	while (k < sc->req_nready && (!req_at(sc, k)->wait_prev || k == 0))
+		k++;
+	return k ? req_at(sc, k - 1)->end : sc->q.acked;
+}
+
 /* Writes what is committed; never blocks. */
 static void sc_flush(struct sconn *sc)
 {
@@ -444,6 +806,14 @@ static void sc_flush(struct sconn *sc)
 			if (sc->req_n - sc->req_nsent > per - sc->written)
 				lim = req_at(sc, sc->req_nsent + (uint32_t)(per - sc->written) - 1)->end;
 		}
+		if (sh->cfg.load) {
+			uint64_t l = load_limit(sc);
+
+			if (l < lim)
+				lim = l;
+			if (lim <= sc->q.sent)
+				break;
+		}
 		mh.msg_iovlen = (size_t)st_bq_iov(&sc->q, sc->q.sent, lim, iov, IOV_MAX_SEND);
 		if (sh->cfg.compare)
 			t0 = st_realtime_ns(); /* on loopback the server may run inside the call */
@@ -454,6 +824,7 @@ static void sc_flush(struct sconn *sc)
 			if (errno == EAGAIN || errno == EWOULDBLOCK)
 				break;
 			sc_acct(sc, old);
+			sc->fail = errno == ECONNREFUSED ? ST_SHADOW_F_REFUSED : ST_SHADOW_F_RESET;
 			sc_close(sc, true);
 			return;
 		}
@@ -465,11 +836,15 @@ static void sc_flush(struct sconn *sc)
 
 			if (re->pair) /* written whole: the shadow's latency starts here */
 				st_compare__pair_sent(re->pair, sc_side(sc->target), t0);
+			re->sent_ns = sc->progress_ns;
 			sc->req_nsent++;
 			sc->written++;
 			sh->st.replayed++;
 		}
 		if (sc->early && sc->req_nsent) {
+			if (sh->cfg.load) /* its answer came before its last byte went */
+				load_done(sc, req_at(sc, 0), ST_SHADOW_ANSWERED, sc->early_status,
+					  sc->early_ns);
 			st_bq_release(&sc->q, req_at(sc, 0)->end);
 			req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
 			sc_push_methods(sc);
@@ -492,6 +867,10 @@ static void sc_flush(struct sconn *sc)
  */
 static void sc_finish(struct sconn *sc)
 {
+	if (sc->state == SC_IDLE && !sc->req_n) {
+		sc_close(sc, false); /* a load test's connection that never got a request through */
+		return;
+	}
 	if (sc->state != SC_UP || sc->shut || sc->q.sent < sc->q.end ||
 	    (sc->retain && sc->req_n))
 		return;
@@ -507,7 +886,7 @@ static void sc_finish(struct sconn *sc)
 void sc_release(struct sconn *sc)
 {
 	sc_detach(sc);
-	if (sc->state == SC_UP)
+	if (sc->state == SC_UP || sc->state == SC_IDLE)
 		sc_finish(sc);
 }
 
@@ -519,6 +898,7 @@ static void sc_bad_response(struct sconn *sc)
 {
 	sc->sh->st.bad_responses++;
 	target_failed(sc->sh, sc->target);
+	sc->fail = ST_SHADOW_F_MALFORMED;
 	sc_close(sc, true);
 }
 
@@ -585,7 +965,7 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 					ts->per_conn = sc->answered;
 			}
 			if (due)
-				req_answered(sc);
+				req_answered(sc, ev.head->status);
 			break;
 		case ST_HTTP_EV_UPGRADED:
 			/* a tunnel (the request asked for it): bytes are counted only from now */
@@ -621,6 +1001,8 @@ static void sc_requeue(struct sconn *sc)
 		return;
 	if (sc->early) {
 		/* answered before it was written whole: what is left of it never goes out */
+		if (sh->cfg.load)
+			load_done(sc, req_at(sc, 0), ST_SHADOW_ANSWERED, sc->early_status, sc->early_ns);
 		sc->q.sent = req_at(sc, 0)->end;
 		st_bq_release(&sc->q, sc->q.sent);
 		req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
@@ -642,6 +1024,8 @@ static void sc_requeue(struct sconn *sc)
 	n->req_cap = sc->req_cap;
 	n->req_head = sc->req_head;
 	n->req_n = sc->req_n;
+	n->req_nready = sc->req_nready;
+	n->last_due = sc->last_due;
 	sc->req = NULL;
 	sc->req_cap = sc->req_head = 0;
 	n->last_sent = sc->last_sent;
@@ -655,7 +1039,7 @@ static void sc_requeue(struct sconn *sc)
 	}
 	sh->st.replayed -= sc->req_nsent; /* counted again when written again */
 	sh->st.resent += sc->req_nsent;
-	sc->req_n = sc->req_nsent = sc->req_npushed = 0;
+	sc->req_n = sc->req_nsent = sc->req_npushed = sc->req_nready = 0;
 	sc_acct(sc, old_sc);
 	sc_acct(n, old_n);
 	sc_push_methods(n);
@@ -663,8 +1047,14 @@ static void sc_requeue(struct sconn *sc)
 		*st_shadow_cc_slot(sc->cc, sc->slot) = n;
 		sc->cc = NULL;
 	}
-	if (n->state == SC_UP)
+	if (sh->cfg.load) {
+		/* opened at once for what was due, else when its first is (the kick takes it up) */
+		if (sc->heap_i)
+			heap_del(sh, sc);
+		sc_mark(n);
+	} else if (n->state == SC_UP) {
 		sc_flush(n);
+	}
 }
 
 /* recv, and when the bytes arrived: the kernel's stamp of the last segment read
@@ -765,6 +1155,7 @@ static void sc_read(struct sconn *sc, bool hup)
 		/* a server closing with our requests unread resets instead of a FIN */
 		if (n == 0 || errno == ECONNRESET)
 			sc_requeue(sc);
+		sc->fail = n < 0 && errno == ETIMEDOUT ? ST_SHADOW_F_TIMEOUT : ST_SHADOW_F_RESET;
 		sc_close(sc, n < 0);
 		return;
 	}
@@ -782,6 +1173,8 @@ static void sc_event(struct sconn *sc, uint32_t events)
 		getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		if (err || (events & (EPOLLERR | EPOLLHUP))) {
 			target_failed(sc->sh, sc->target);
+			sc->fail = err == ECONNREFUSED ? ST_SHADOW_F_REFUSED :
+				   err == ETIMEDOUT ? ST_SHADOW_F_TIMEOUT : ST_SHADOW_F_CONNECT;
 			sc_close(sc, true);
 			return;
 		}
@@ -831,30 +1224,49 @@ int sh_poll(struct st_shadow *sh, int timeout_ms)
 	return n < 0 && errno != EINTR ? -errno : 0;
 }
 
+/* How long ago t was; 0 for a t after now (set by the kick of the same tick, whose clock
+ * read came after the caller's). */
+static uint64_t age(uint64_t now, uint64_t t)
+{
+	return now > t ? now - t : 0;
+}
+
 void sh_conn_timers(struct st_shadow *sh, uint64_t now)
 {
 	struct sconn *sc, *nx;
 
 	st_list_for_each_entry_safe(sc, nx, &sh->live, node) {
-		if (sc->state == SC_CONNECTING && now - sc->progress_ns > CONNECT_TIMEOUT_NS) {
+		bool load = sh->cfg.load;
+
+		if (sc->state == SC_CONNECTING && age(now, sc->progress_ns) > CONNECT_TIMEOUT_NS) {
 			target_failed(sh, sc->target);
+			sc->fail = ST_SHADOW_F_TIMEOUT;
 			sc_close(sc, true);
-		} else if (sc->state == SC_UP && sc->q.sent < sc->q.commit &&
-			   now - sc->progress_ns > ST_SHADOW_STALL_NS) {
-			/* the shadow stopped reading: free its queue, production must not wait */
+		} else if (sc->state == SC_UP &&
+			   (load ? sc->q.sent < load_limit(sc) : sc->q.sent < sc->q.commit) &&
+			   age(now, sc->take_ns > sc->progress_ns ? sc->take_ns : sc->progress_ns) >
+				   ST_SHADOW_STALL_NS) {
+			/* the shadow stopped reading: free its queue, production must not wait (a load
+			 * test's bytes count from when they were due) */
+			sc->fail = ST_SHADOW_F_TIMEOUT;
+			sc_close(sc, true);
+		} else if (load && sh->cfg.answer_timeout_ns && sc->state == SC_UP && sc->req_nsent &&
+			   age(now, req_at(sc, 0)->sent_ns) > sh->cfg.answer_timeout_ns) {
+			/* a load test's answer that did not come in time */
+			sc->fail = ST_SHADOW_F_TIMEOUT;
 			sc_close(sc, true);
 		} else if (sc->shut && now > sc->linger_until) {
 			sc_close(sc, false);
 		} else if (sc->state == SC_UP && !sc->cc && !sc->shut && sc->req_n &&
 			   sc->q.sent == sc->q.end &&
-			   now - (sc->read_ns > sc->progress_ns ? sc->read_ns : sc->progress_ns) >
+			   age(now, sc->read_ns > sc->progress_ns ? sc->read_ns : sc->progress_ns) >
 				   ST_SHADOW_LINGER_NS) {
 			/* detached, all written, the shadow stopped sending: give up on its answers
 			 * (a long answer still arriving is progress, not silence) */
 			sc_close(sc, false);
 		} else if (sc->state == SC_UP && sc->retain && sh->ts[sc->target].per_conn &&
 			   sc->written >= sh->ts[sc->target].per_conn && !sc->req_nsent &&
-			   sc->req_n && now - sc->answer_ns > PER_CONN_WAIT_NS) {
+			   sc->req_n && age(now, sc->answer_ns) > PER_CONN_WAIT_NS) {
 			/* everything answered and no close: the learned limit does not hold */
 			sh->ts[sc->target].per_conn = 0;
 			sc_flush(sc);
@@ -865,8 +1277,8 @@ void sh_conn_timers(struct st_shadow *sh, uint64_t now)
 		 * not see (counted in missed_reads) can never stall a connection.
 		 */
 		if (sc->state == SC_UP && sc->req_nsent && !st_list_linked(&sc->rd) &&
-		    now - (sc->read_ns > sc->poke_ns ? sc->read_ns : sc->poke_ns) > READ_POKE_NS &&
-		    now - sc->progress_ns > READ_POKE_NS) {
+		    age(now, sc->read_ns > sc->poke_ns ? sc->read_ns : sc->poke_ns) > READ_POKE_NS &&
+		    age(now, sc->progress_ns) > READ_POKE_NS) {
 			sc->poke_ns = now;
 			sc->poked = true;
 			read_later(sc);

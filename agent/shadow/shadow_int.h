@@ -27,14 +27,21 @@
  * body) must not keep the agent from draining the ring. The rest waits for the next turn. */
 #define ST_SH_READ_BUDGET (1u << 20)
 
-enum { SC_CONNECTING = 0, SC_UP, SC_DEAD };
+/* SC_IDLE: a load test's connection not opened yet (its first request is not due, or it
+ * waits for a free one under --connections). */
+enum { SC_CONNECTING = 0, SC_UP, SC_DEAD, SC_IDLE };
 
 /* A committed request on a shadow connection: where it ends, its method for the response parser. */
 struct reqent {
 	uint64_t end;
 	uint8_t method;
 	bool keep_alive;             /* the request itself let the connection persist */
+	bool wait_prev;              /* load: not pipelined when recorded: goes once the answers
+				      * before it are in */
+	uint32_t tag;                /* load: what load->tag() said */
 	struct st_cmp_pair *pair;    /* tap compare: the pair it belongs to (a reference held) */
+	uint64_t due;                /* load: when it is due (CLOCK_MONOTONIC ns) */
+	uint64_t sent_ns;            /* load: when it was written whole */
 };
 
 struct cconn;
@@ -61,6 +68,17 @@ struct sconn {
 	uint32_t req_cap, req_head, req_n;
 	uint32_t req_nsent;          /* the ring's first req_nsent requests are written whole */
 	uint32_t req_npushed;        /* ... and the first req_npushed went to the response parser */
+	uint32_t req_nready;         /* ... and the first req_nready are due (all, but in a load
+				      * test): nsent <= nready */
+	uint32_t heap_i;             /* load: its place + 1 in sh->due_heap (its first request not
+				      * due yet); 0: not there */
+	struct st_list_head wait;    /* load: on sh->conn_wait (--connections) */
+	uint8_t fail;                /* load: enum st_shadow_fail, why it closes (set before) */
+	uint16_t early_status;       /* load: the early answer's status and time */
+	uint64_t early_ns;
+	uint64_t last_due;           /* load: the last request's due time (they go in order) */
+	uint64_t next_due;           /* load: its heap key: the first request not due yet's */
+	uint64_t take_ns;            /* load: when requests last became due */
 	uint64_t answered;           /* final responses on this connection */
 	uint64_t written;            /* requests written whole on this connection */
 	uint64_t answer_ns;          /* the last final response */
@@ -108,6 +126,11 @@ struct st_shadow {
 	struct st_list_head dirty;   /* connections with new requests since the last kick, in order */
 	struct st_list_head rd_pending; /* connections with bytes left to read (budget) */
 	uint64_t n_live;
+	uint64_t n_open;             /* load: connections with a socket (what max_conns caps) */
+	struct sconn **due_heap;     /* load: min-heap of connections by their next due request */
+	uint32_t due_n, due_cap;
+	struct st_list_head conn_wait; /* load: connections due, waiting for a free one, in order */
+	bool closing;                /* sh_close_all: what is not due yet is not moved on */
 	uint64_t queued;             /* bytes held by every queue: shadow connections and stages */
 	uint64_t n_congested;
 	struct st_shadow_stats st;
@@ -164,6 +187,13 @@ void sc_acct(struct sconn *sc, uint64_t old);
 /* A committed request; pair (may be NULL) gets a reference held until it is answered. */
 int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka,
 		struct st_cmp_pair *pair);
+/* Load test: the request just pushed is due at due (it waits until then). */
+void sc_req_due(struct sconn *sc, uint64_t due, uint32_t tag, bool wait_prev);
+/* Load test: a request that never reached a connection (queue caps) ends as failed. */
+void sh_load_dropped(struct st_shadow *sh, unsigned slot, uint32_t tag, uint64_t due);
+/* Load test: due requests taken up, waiting connections opened, what may go written; the
+ * next due time (0: none). */
+uint64_t sh_due(struct st_shadow *sh, uint64_t now);
 void sc_push_methods(struct sconn *sc);
 /* Writes what every marked connection has committed. */
 void sh_kick(struct st_shadow *sh);

@@ -25,6 +25,7 @@
 #include <cmocka.h>
 
 #include "http.h"
+#include "loop.h"
 #include "shadow.h"
 #include "shadow_harness.h"
 
@@ -54,6 +55,8 @@ struct sink {
 			  * Connection: close, then close (nginx's keepalive_requests) */
 	bool early;    /* answer each request when its head is in, before reading its body
 			* (nginx's `return 200` on an upload) */
+	int status;    /* the answers' status (0: 200) */
+	bool rst;      /* reset each connection at its first complete request (no answer) */
 	atomic_bool stop; /* set by the test thread, read by the sink's */
 	pthread_t th;
 	pthread_mutex_t mu;
@@ -62,12 +65,28 @@ struct sink {
 	struct sink_conn c[SINK_CONNS];
 };
 
+/* The sink closes c (rst: with a reset) and ignores what follows. */
+static void sink_hangup(struct sink *s, struct sink_conn *c, bool rst)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	if (rst)
+		setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	pthread_mutex_lock(&s->mu);
+	close(c->fd);
+	c->fd = -1;
+	c->eof = true;
+	pthread_mutex_unlock(&s->mu);
+}
+
 static void sink_respond(struct sink *s, struct sink_conn *c, const char *buf, size_t len)
 {
-	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
 	static const char bye[] = "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok";
+	char ok[64];
 	struct st_http_event ev;
 
+	snprintf(ok, sizeof(ok), "HTTP/1.1 %d X\r\nContent-Length: 2\r\n\r\nok",
+		 s->status ? s->status : 200);
 	for (;;) {
 		size_t n = st_http__feed(&c->p, buf, len, &ev);
 
@@ -83,24 +102,24 @@ static void sink_respond(struct sink *s, struct sink_conn *c, const char *buf, s
 			return;
 		if (s->early && ev.type == ST_HTTP_EV_HEAD) {
 			c->answered++;
-			if (send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL) < 0)
+			if (send(c->fd, ok, strlen(ok), MSG_NOSIGNAL) < 0)
 				return;
 			continue;
 		}
 		if (ev.type != ST_HTTP_EV_MSG_DONE || s->early)
 			continue;
+		if (s->rst) {
+			sink_hangup(s, c, true);
+			return;
+		}
 		c->answered++;
 		if (s->close_after && c->answered == s->close_after) {
 			/* like nginx at keepalive_requests: answer, close, ignore what follows */
 			send(c->fd, bye, sizeof(bye) - 1, MSG_NOSIGNAL);
-			pthread_mutex_lock(&s->mu);
-			close(c->fd);
-			c->fd = -1;
-			c->eof = true;
-			pthread_mutex_unlock(&s->mu);
+			sink_hangup(s, c, false);
 			return;
 		}
-		if (send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL) < 0)
+		if (send(c->fd, ok, strlen(ok), MSG_NOSIGNAL) < 0)
 			return;
 	}
 }
@@ -1737,6 +1756,389 @@ static void test_hostile_shadow(void **state)
 	sink_stop(s);
 }
 
+/* ---- the load test's side of the engine (shadow.h, "A load test") ------------------- */
+
+/* The load ops a test plays: the i-th released request is due at base + off[i]. */
+struct tload {
+	uint64_t base;
+	uint64_t off[16];
+	unsigned n;                  /* released so far */
+	bool never;                  /* every request is past the end */
+	uint64_t ts[16];             /* the capture times the engine gave */
+	unsigned taken;
+	bool early_take;             /* a request was taken up before it was due */
+	struct st_shadow_done done[16];
+	unsigned ndone;
+};
+
+static uint32_t tl_tag(void *ctx, const struct st_http_head *h)
+{
+	return (uint32_t)(unsigned char)h->target[1]; /* "/1" -> '1' */
+}
+
+static uint64_t tl_due(void *ctx, uint64_t ts, uint64_t now)
+{
+	struct tload *t = ctx;
+	unsigned i = t->n++;
+
+	assert_true(i < 16);
+	t->ts[i] = ts;
+	return t->never ? ST_SHADOW_NEVER : t->base + t->off[i];
+}
+
+static void tl_taken(void *ctx, unsigned slot, uint64_t due, uint64_t now)
+{
+	struct tload *t = ctx;
+
+	t->taken++;
+	if (now < due)
+		t->early_take = true;
+}
+
+static void tl_done(void *ctx, const struct st_shadow_done *d)
+{
+	struct tload *t = ctx;
+
+	assert_true(t->ndone < 16);
+	t->done[t->ndone++] = *d;
+}
+
+static const struct st_shadow_load_ops tl_ops = {
+	.tag = tl_tag, .due = tl_due, .taken = tl_taken, .done = tl_done,
+};
+
+static void load_cfg(struct st_shadow_config *cfg, uint16_t port, struct tload *t)
+{
+	cfg_init(cfg, port);
+	cfg->load = &tl_ops;
+	cfg->load_ctx = t;
+	memset(t, 0, sizeof(*t));
+	t->base = st_mono_ns();
+}
+
+/* Runs a load test's engine as its command does: due requests at their time, I/O, timers. */
+static void load_run_until(struct st_shadow *sh, struct tload *t, unsigned ndone, int max_ms)
+{
+	uint64_t end = th_mono_ms() + (uint64_t)max_ms;
+
+	while (th_mono_ms() < end && (!ndone || t->ndone < ndone)) {
+		uint64_t now = st_mono_ns(), next = st_shadow__due(sh, now);
+		int ms = 2;
+
+		if (next && next > now && next - now < 2000000)
+			ms = (int)((next - now) / 1000000);
+		st_shadow__poll(sh, ms);
+		st_shadow__tick(sh, 0);
+	}
+}
+
+/*
+ * Each request goes at its due time, not before, on its recorded connection's one shadow
+ * connection; the engine says when it took each one up, and what became of it: answered,
+ * with its status, the times (due <= sent <= end) and the tag load->tag() gave its head; the
+ * capture time load->due() got is the request head's.
+ */
+static void test_load_due(void **state)
+{
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t = { 0 };
+	struct tload tl;
+	uint64_t heads[3];
+	const char *reqs[3] = { GET1, GET2, GET3 };
+	size_t want = 0;
+
+	load_cfg(&cfg, s->port, &tl);
+	tl.off[1] = 300000000;
+	tl.off[2] = 600000000;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 42000);
+	for (int i = 0; i < 3; i++) {
+		heads[i] = th_clock_ns + th_step_ns;
+		t_sends(sh, &t, reqs[i]);
+	}
+	st_shadow__kick(sh);
+	for (int i = 0; i < 3; i++) {
+		/* the sink has nothing of request i before it is due */
+		while (st_mono_ns() < tl.base + tl.off[i] - 20000000) {
+			size_t len = 0;
+			char *d;
+
+			load_run_until(sh, &tl, 0, 5);
+			d = sink_data(s, 0, &len);
+			if (len > want)
+				fail_msg("request %d reached the shadow %.1f ms before it was due", i,
+					 (double)(tl.base + tl.off[i] - st_mono_ns()) / 1e6);
+			free(d);
+		}
+		want += strlen(reqs[i]);
+	}
+	load_run_until(sh, &tl, 3, 5000);
+	free(wait_bytes(sh, s, 0, want, false));
+	assert_int_equal(tl.ndone, 3);
+	assert_int_equal(tl.taken, 3);
+	assert_false(tl.early_take);
+	for (int i = 0; i < 3; i++) {
+		const struct st_shadow_done *d = &tl.done[i];
+
+		assert_int_equal(tl.ts[i], heads[i]);
+		assert_int_equal(d->fail, ST_SHADOW_ANSWERED);
+		assert_int_equal(d->status, 200);
+		assert_int_equal(d->tag, '1' + i);
+		assert_int_equal(d->slot, 0);
+		assert_int_equal(d->due, tl.base + tl.off[i]);
+		assert_true(d->sent >= d->due);
+		assert_true(d->end >= d->sent);
+	}
+	assert_int_equal(sink_nconn(s), 1);
+	stats(sh, &st);
+	assert_int_equal(st.replayed, 3);
+	assert_int_equal(st.responses, 3);
+	t_free(&t);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/*
+ * A request the recording did not pipeline (production had answered the one before) waits
+ * for the answer before it, due or not; pipelined ones go together.
+ */
+static void test_load_wait_prev(void **state)
+{
+	for (int pipelined = 0; pipelined < 2; pipelined++) {
+		struct sink *s = sink_start(false, false); /* reads, never answers */
+		struct st_shadow_config cfg;
+		struct st_shadow *sh;
+		struct tconn t = { 0 };
+		struct tload tl;
+		size_t len = 0;
+		char *d;
+
+		load_cfg(&cfg, s->port, &tl);
+		sh = st_shadow__new(&cfg);
+		t_open(sh, &t, 42010);
+		t.manual = pipelined;
+		t_sends(sh, &t, GET1);
+		t_sends(sh, &t, GET2);
+		if (pipelined) {
+			t_reply(sh, &t, PROD_OK);
+			t_reply(sh, &t, PROD_OK);
+		}
+		st_shadow__kick(sh);
+		load_run_until(sh, &tl, 0, 300);
+		d = sink_data(s, 0, &len);
+		assert_non_null(d);
+		assert_int_equal(len, strlen(GET1) + (pipelined ? strlen(GET2) : 0));
+		assert_int_equal(tl.taken, 2);
+		free(d);
+		t_free(&t);
+		st_shadow__free(sh);
+		sink_stop(s);
+	}
+}
+
+/*
+ * --connections: at most max_conns shadow connections at once; a recorded connection due
+ * while they are taken waits (counted), and gets one as soon as one closes.
+ */
+static void test_load_conns(void **state)
+{
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t1 = { 0 }, t2 = { 0 };
+	struct tload tl;
+	bool first_closed = false;
+	uint64_t end;
+
+	load_cfg(&cfg, s->port, &tl);
+	cfg.max_conns = 1;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t1, 42020);
+	t_sends(sh, &t1, GET1);
+	t_close(sh, &t1);
+	t_open(sh, &t2, 42021);
+	t_sends(sh, &t2, GET2);
+	t_close(sh, &t2);
+	st_shadow__kick(sh);
+	end = th_mono_ms() + 5000;
+	while (th_mono_ms() < end && tl.ndone < 2) {
+		load_run_until(sh, &tl, 0, 2);
+		pthread_mutex_lock(&s->mu);
+		/* the second connection comes only once the first is over */
+		if (s->n == 2)
+			first_closed = s->c[0].eof;
+		assert_true(s->n < 2 || first_closed);
+		pthread_mutex_unlock(&s->mu);
+	}
+	assert_int_equal(tl.ndone, 2);
+	assert_int_equal(tl.done[0].fail, ST_SHADOW_ANSWERED);
+	assert_int_equal(tl.done[1].fail, ST_SHADOW_ANSWERED);
+	/* the second waited: its latency runs from its due time */
+	assert_true(tl.done[1].sent > tl.done[0].end);
+	assert_int_equal(sink_nconn(s), 2);
+	stats(sh, &st);
+	assert_int_equal(st.conn_waits, 1);
+	t_free(&t1);
+	t_free(&t2);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/* One request on a target that behaves as set up; its outcome. */
+static struct st_shadow_done load_one(struct sink *s, uint16_t port, uint64_t timeout_ms,
+				      uint64_t max_queue)
+{
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct tconn t = { 0 };
+	struct tload tl;
+
+	load_cfg(&cfg, s ? s->port : port, &tl);
+	cfg.answer_timeout_ns = timeout_ms * 1000000;
+	cfg.max_queue = max_queue;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 42030);
+	t_sends(sh, &t, GET1);
+	st_shadow__kick(sh);
+	load_run_until(sh, &tl, 1, 5000);
+	assert_int_equal(tl.ndone, 1);
+	t_free(&t);
+	st_shadow__free(sh);
+	return tl.done[0];
+}
+
+/* Failures by kind: refused, reset, timeout, a malformed answer, dropped; a 5xx is an answer. */
+static void test_load_fail_kinds(void **state)
+{
+	struct st_shadow_done d;
+	struct sink *s;
+
+	d = load_one(NULL, th_closed_port(), 0, 0);
+	assert_int_equal(d.fail, ST_SHADOW_F_REFUSED);
+	assert_int_equal(d.sent, 0);
+
+	s = sink_start(true, false);
+	s->rst = true;
+	d = load_one(s, 0, 0, 0);
+	assert_int_equal(d.fail, ST_SHADOW_F_RESET);
+	assert_true(d.sent >= d.due);
+	sink_stop(s);
+
+	s = sink_start(false, false);
+	d = load_one(s, 0, 200, 0);
+	assert_int_equal(d.fail, ST_SHADOW_F_TIMEOUT);
+	assert_true(d.end - d.sent >= 200000000);
+	sink_stop(s);
+
+	s = sink_start(false, false);
+	s->garbage = true;
+	d = load_one(s, 0, 0, 0);
+	assert_int_equal(d.fail, ST_SHADOW_F_MALFORMED);
+	sink_stop(s);
+
+	s = sink_start(true, false);
+	s->status = 503;
+	d = load_one(s, 0, 0, 0);
+	assert_int_equal(d.fail, ST_SHADOW_ANSWERED);
+	assert_int_equal(d.status, 503);
+	sink_stop(s);
+
+	/* room for the request in its stage, not for its copy on the shadow connection */
+	s = sink_start(true, false);
+	d = load_one(s, 0, 0, 800);
+	assert_int_equal(d.fail, ST_SHADOW_F_DROPPED);
+	assert_int_equal(d.sent, 0);
+	assert_int_equal(sink_nconn(s), 0);
+	sink_stop(s);
+}
+
+/*
+ * A failed connection fails what was due on it, and only that: the requests not due yet go
+ * on a new connection at their time (one attempt per due request: a refusing target is
+ * never retried in a loop, and a later request is never failed early).
+ */
+static void test_load_fail_moves_on(void **state)
+{
+	for (int refused = 0; refused < 2; refused++) {
+		struct sink *s = refused ? NULL : sink_start(true, false);
+		struct st_shadow_config cfg;
+		struct st_shadow *sh;
+		struct st_shadow_stats st;
+		struct tconn t = { 0 };
+		struct tload tl;
+
+		if (s)
+			s->rst = true;
+		load_cfg(&cfg, s ? s->port : th_closed_port(), &tl);
+		tl.off[1] = 200000000;
+		tl.off[2] = 400000000;
+		sh = st_shadow__new(&cfg);
+		t_open(sh, &t, 42040);
+		t_sends(sh, &t, GET1);
+		t_sends(sh, &t, GET2);
+		t_sends(sh, &t, GET3);
+		st_shadow__kick(sh);
+		load_run_until(sh, &tl, 3, 5000);
+		assert_int_equal(tl.ndone, 3);
+		for (int i = 0; i < 3; i++) {
+			assert_int_equal(tl.done[i].fail, refused ? ST_SHADOW_F_REFUSED : ST_SHADOW_F_RESET);
+			assert_int_equal(tl.done[i].tag, '1' + i);
+			assert_true(tl.done[i].end >= tl.done[i].due);
+		}
+		stats(sh, &st);
+		assert_int_equal(st.connects, 3);
+		if (s) {
+			assert_int_equal(sink_nconn(s), 3);
+			sink_stop(s);
+		}
+		t_free(&t);
+		st_shadow__free(sh);
+	}
+}
+
+/* Past the end: not sent, not said to be done, counted; the same connection again after a
+ * flush (the next pass of a recording) is a new shadow connection. */
+static void test_load_past_end_and_again(void **state)
+{
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn t = { 0 };
+	struct tload tl;
+
+	load_cfg(&cfg, s->port, &tl);
+	tl.never = true;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &t, 42050);
+	t_sends(sh, &t, GET1);
+	t_close(sh, &t);
+	load_run_until(sh, &tl, 0, 100);
+	stats(sh, &st);
+	assert_int_equal(st.past_end, 1);
+	assert_int_equal(st.replayed, 0);
+	assert_int_equal(tl.ndone, 0);
+	assert_int_equal(sink_nconn(s), 0);
+	/* the same recorded connection twice, with a flush between: two shadow connections */
+	tl.never = false;
+	for (int pass = 0; pass < 2; pass++) {
+		t_open(sh, &t, 42051);
+		t_sends(sh, &t, GET1);
+		t_close(sh, &t);
+		st_shadow__flush(sh);
+	}
+	load_run_until(sh, &tl, 2, 5000);
+	assert_int_equal(tl.ndone, 2);
+	assert_int_equal(sink_nconn(s), 2);
+	t_free(&t);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
 static void test_parse_target(void **state)
 {
 	struct st_shadow_target t;
@@ -1789,6 +2191,12 @@ int main(void)
 		cmocka_unit_test(test_early_answer),
 		cmocka_unit_test(test_one_target_down),
 		cmocka_unit_test(test_methods_sample_request),
+		cmocka_unit_test(test_load_due),
+		cmocka_unit_test(test_load_wait_prev),
+		cmocka_unit_test(test_load_conns),
+		cmocka_unit_test(test_load_fail_kinds),
+		cmocka_unit_test(test_load_fail_moves_on),
+		cmocka_unit_test(test_load_past_end_and_again),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
