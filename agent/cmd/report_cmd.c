@@ -3,7 +3,8 @@
  * `shadowtap report --merge A.json B.json ... -o fleet.html [--report-json merged.json]`:
  * partial tap-compare reports (each host's or Kafka receiver's --report-json) merged into
  * one fleet report, written by the writers one run uses (docs/COMPARE.md, "Merging reports
- * across a fleet").
+ * across a fleet"); or load test reports of several generators (docs/LOAD.md): the first
+ * file's "format" says which.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +13,9 @@
 
 #include "commands.h"
 #include "compare_merge.h"
+#include "json_read.h"
+#include "load_merge.h"
+#include "load_report.h"
 #include "log.h"
 #include "optparse.h"
 #include "opts.h"
@@ -27,7 +31,8 @@ struct report_cli {
 static const struct st_opt report_rows[] = {
 	ST_OPT_FLAG("merge", 0, struct report_cli, merge,
 		    "merge the JSON reports given as arguments into one: counts\n"
-		    "and latency histograms add, verdicts are computed again"),
+		    "and latency histograms add, verdicts and percentiles are\n"
+		    "computed again (tap compare's reports, or load tests')"),
 	ST_OPT_STRING("report", 'o', struct report_cli, report, "FILE.html",
 		      "the merged report: one self-contained HTML file"),
 	ST_OPT_STRING("report-json", 0, struct report_cli, report_json, "FILE.json",
@@ -38,7 +43,8 @@ static const char usage_head[] =
 	"Usage: shadowtap report --merge A.json B.json ... -o FILE.html [--report-json FILE.json]\n\n"
 	"Merges tap compare reports (shadow/replay --report-json, format 2) written on\n"
 	"several hosts into one fleet report. Their thresholds, reference and --endpoint\n"
-	"patterns must agree.\n\n";
+	"patterns must agree. Or load test reports (replay/receive --rate ... --report-json)\n"
+	"of generators that ran side by side: their histograms add, their steps must agree.\n\n";
 
 static uint64_t realtime_ns(void)
 {
@@ -48,27 +54,23 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* Writes the merged report to path as HTML or JSON (through a temporary file). */
-static int write_one(const char *path, bool json, const struct st_cmp_report *m, uint64_t now,
+typedef void (*writer_fn)(FILE *f, const void *report, bool json, uint64_t now);
+
+/* Writes a merged report to path as HTML or JSON (through a temporary file). */
+static int write_one(const char *path, bool json, writer_fn fn, const void *report, uint64_t now,
 		     mode_t mode)
 {
-	const char *hostv[ST_CMP_HOSTS_MAX];
-	struct st_cmp_run run;
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f;
 	int err;
 
-	st_cmp_report_run(m, &run, hostv, now);
 	f = open_memstream(&buf, &len);
 	if (!f) {
 		pr_err("report: out of memory");
 		return -1;
 	}
-	if (json)
-		st_cmp_report_json(f, &m->agg, &run);
-	else
-		st_cmp_report_html(f, &m->agg, &run);
+	fn(f, report, json, now);
 	if (fclose(f)) {
 		free(buf);
 		pr_err("report: out of memory");
@@ -83,6 +85,141 @@ static int write_one(const char *path, bool json, const struct st_cmp_report *m,
 	return 0;
 }
 
+static void write_compare(FILE *f, const void *report, bool json, uint64_t now)
+{
+	const struct st_cmp_report *m = report;
+	const char *hostv[ST_CMP_HOSTS_MAX];
+	struct st_cmp_run run;
+
+	st_cmp_report_run(m, &run, hostv, now);
+	if (json)
+		st_cmp_report_json(f, &m->agg, &run);
+	else
+		st_cmp_report_html(f, &m->agg, &run);
+}
+
+static void write_load(FILE *f, const void *report, bool json, uint64_t now)
+{
+	if (json)
+		st_load_report_json(f, report, now);
+	else
+		st_load_report_html(f, report, now, NULL);
+}
+
+static int write_outputs(const struct report_cli *cli, writer_fn fn, const void *report)
+{
+	uint64_t now = realtime_ns();
+
+	if (cli->report && write_one(cli->report, false, fn, report, now, cli->out_mode))
+		return ST_EXIT_RUNTIME;
+	if (cli->report_json && write_one(cli->report_json, true, fn, report, now, cli->out_mode))
+		return ST_EXIT_RUNTIME;
+	return ST_EXIT_OK;
+}
+
+/* A kind of report: how one is read, added to the merge, let go, and the merge written. */
+struct kind {
+	int (*read)(void *part, const char *path, char *err, size_t errlen);
+	int (*merge)(void *m, const void *part, char *err, size_t errlen);
+	void (*free_part)(void *part);
+	writer_fn write;
+};
+
+static int cmp_read(void *part, const char *path, char *err, size_t errlen)
+{
+	return st_cmp_report_read(part, path, err, errlen);
+}
+
+static int cmp_merge(void *m, const void *part, char *err, size_t errlen)
+{
+	return st_cmp_report_merge(m, part, err, errlen);
+}
+
+static void cmp_free(void *part)
+{
+	st_cmp_report_free(part);
+}
+
+static int load_read(void *part, const char *path, char *err, size_t errlen)
+{
+	return st_load_report_read(part, path, err, errlen);
+}
+
+static int load_merge(void *m, const void *part, char *err, size_t errlen)
+{
+	return st_load_agg_merge(m, part, err, errlen);
+}
+
+static void load_free(void *part)
+{
+	st_load_agg_free(part);
+}
+
+static const struct kind compare_kind = { cmp_read, cmp_merge, cmp_free, write_compare };
+static const struct kind load_kind = { load_read, load_merge, load_free, write_load };
+
+/* Each file read and added to m in turn (part: room for one), then the merge written. */
+static int merge_files(const struct report_cli *cli, const struct kind *k, void *m, void *part,
+		       int argc, char **argv, int first)
+{
+	char err[512];
+
+	for (int i = first; i < argc; i++) {
+		int rc;
+
+		if (k->read(part, argv[i], err, sizeof(err))) {
+			pr_err("report: %s: %s", argv[i], err);
+			return ST_EXIT_RUNTIME;
+		}
+		rc = k->merge(m, part, err, sizeof(err));
+		k->free_part(part);
+		if (rc) {
+			pr_err("report: %s: cannot be merged with %s: %s", argv[i],
+			       i == first + 1 ? argv[first] : "the reports before it", err);
+			return ST_EXIT_RUNTIME;
+		}
+	}
+	return write_outputs(cli, k->write, m);
+}
+
+/* Load test reports: their aggregates add (load_merge.h). */
+static int merge_load(const struct report_cli *cli, int argc, char **argv, int first)
+{
+	struct st_load_agg *m = malloc(sizeof(*m)), *part = malloc(sizeof(*part));
+	int rc;
+
+	if (!m || !part || st_load_agg_init(m, 0)) {
+		free(m);
+		free(part);
+		pr_err("report: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	m->sources = 0; /* empty: the first report's plan */
+	rc = merge_files(cli, &load_kind, m, part, argc, argv, first);
+	if (rc == ST_EXIT_OK)
+		fprintf(stderr, "shadowtap: report merged=%d kind=load due=%llu answered=%llu "
+				"achieved_rps=%.1f p99_ms=%.3f errors=%llu\n", argc - first,
+			(unsigned long long)m->due, (unsigned long long)m->answered,
+			st_load_agg_achieved(m), st_load_ms(&m->lat, 99),
+			(unsigned long long)st_load_agg_errors(m));
+	st_load_agg_free(m);
+	free(m);
+	free(part);
+	return rc;
+}
+
+/* The first report's kind: a load test's, or (anything else) tap compare's. */
+static bool first_is_load(const char *path)
+{
+	char err[256];
+	size_t len = 0;
+	char *buf = st_jrd_file(path, ST_LOAD_REPORT_FILE_MAX, &len, err, sizeof(err));
+	bool is = buf && st_load_report_is(buf, len);
+
+	free(buf);
+	return is;
+}
+
 int cmd_report(int argc, char **argv)
 {
 	struct report_cli cli = { 0 };
@@ -92,7 +229,6 @@ int cmd_report(int argc, char **argv)
 	};
 	struct st_cmp_report *m = NULL, *part = NULL;
 	char err[512];
-	uint64_t now;
 	int rc, first;
 
 	rc = st_opts_parse(sets, 2, "report", usage_head, argc, argv, &first);
@@ -120,6 +256,8 @@ int cmd_report(int argc, char **argv)
 			return ST_EXIT_USAGE;
 		}
 	}
+	if (first_is_load(argv[first]))
+		return merge_load(&cli, argc, argv, first);
 	m = malloc(sizeof(*m));
 	part = malloc(sizeof(*part));
 	if (!m || !part) {
@@ -129,25 +267,7 @@ int cmd_report(int argc, char **argv)
 		return ST_EXIT_RUNTIME;
 	}
 	st_cmp_report_init(m);
-	rc = ST_EXIT_OK;
-	for (int i = first; i < argc && rc == ST_EXIT_OK; i++) {
-		if (st_cmp_report_read(part, argv[i], err, sizeof(err))) {
-			pr_err("report: %s: %s", argv[i], err);
-			rc = ST_EXIT_RUNTIME;
-			break;
-		}
-		if (st_cmp_report_merge(m, part, err, sizeof(err))) {
-			pr_err("report: %s: cannot be merged with %s: %s", argv[i],
-			       i == first + 1 ? argv[first] : "the reports before it", err);
-			rc = ST_EXIT_RUNTIME;
-		}
-		st_cmp_report_free(part);
-	}
-	now = realtime_ns();
-	if (rc == ST_EXIT_OK && cli.report && write_one(cli.report, false, m, now, cli.out_mode))
-		rc = ST_EXIT_RUNTIME;
-	if (rc == ST_EXIT_OK && cli.report_json && write_one(cli.report_json, true, m, now, cli.out_mode))
-		rc = ST_EXIT_RUNTIME;
+	rc = merge_files(&cli, &compare_kind, m, part, argc, argv, first);
 	if (rc == ST_EXIT_OK)
 		fprintf(stderr, "shadowtap: report merged=%d endpoints=%u compared=%llu differing=%llu "
 				"noise_only=%llu\n", argc - first, m->agg.n + (m->agg.other.compared ||

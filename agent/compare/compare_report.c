@@ -333,6 +333,21 @@ static const char css[] =
 	"svg text{font:11px system-ui,sans-serif;fill:#444}"
 	"#endpoints td:first-child code{word-break:normal;white-space:nowrap}";
 
+void st_cmp_html_page(FILE *f, const char *title)
+{
+	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+	      "<meta name=\"viewport\" content=\"width=device-width\"><title>", f);
+	hstr(f, title);
+	fputs("</title><style>", f);
+	fputs(css, f);
+	fputs("</style></head><body>", f);
+}
+
+void st_cmp_html_str(FILE *f, const char *s)
+{
+	hstr(f, s);
+}
+
 static void h_badge(FILE *f, const char *cls, const char *text)
 {
 	fprintf(f, "<span class=\"badge v-%s\">", cls);
@@ -614,11 +629,8 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		st_cmp_endpoint_latency(a, eps[i], &lt);
 		nslow += lt.verdict == ST_CMP_LAT_SLOWER;
 	}
-	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-	      "<meta name=\"viewport\" content=\"width=device-width\">"
-	      "<title>shadowtap compare report</title><style>", f);
-	fputs(css, f);
-	fputs("</style></head><body><header><h1>shadowtap compare</h1><p>candidate <code>", f);
+	st_cmp_html_page(f, "shadowtap compare report");
+	fputs("<header><h1>shadowtap compare</h1><p>candidate <code>", f);
 	hstr(f, run->candidate ? run->candidate : "?");
 	fputs("</code>", f);
 	if (ref && run->reference) {

@@ -46,6 +46,11 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 /* A JSON string of n bytes: quotes, escapes, control characters and bytes that are not
  * UTF-8 as \u00XX. */
 void st_cmp_json_str(FILE *f, const char *s, size_t n);
+/* HTML text: markup characters escaped, bytes that are not UTF-8 as U+FFFD (what every string
+ * from the traffic goes through; the load report's too). */
+void st_cmp_html_str(FILE *f, const char *s);
+/* A report page's start, up to and with <body>: the reports' one look (inline CSS). */
+void st_cmp_html_page(FILE *f, const char *title);
 /* RFC 3339 UTC with milliseconds. */
 void st_cmp_time_str(char *out, size_t cap, uint64_t real_ns);
 

@@ -90,16 +90,18 @@ double st_load_ms(const struct st_hdr *h, double p)
 	return (double)st_hdr_value_at(h, p) / 1e3;
 }
 
+int st_load_hdr_ready(struct st_hdr *h, int sig)
+{
+	return h->counts ? 0 : st_hdr_init(h, 1, ST_LOAD_HIGHEST_US, sig);
+}
+
 int st_load_hdr_record(struct st_hdr *h, int sig, uint64_t v_us, uint64_t n)
 {
-	if (!h->counts) {
-		int err = st_hdr_init(h, 1, ST_LOAD_HIGHEST_US, sig);
+	int err = st_load_hdr_ready(h, sig);
 
-		if (err)
-			return err;
-	}
-	st_hdr_record_n(h, v_us, n);
-	return 0;
+	if (!err)
+		st_hdr_record_n(h, v_us, n);
+	return err;
 }
 
 struct st_load_endpoint *st_load_agg_endpoint(struct st_load_agg *a, const char *name)
@@ -294,8 +296,7 @@ enum st_load_feed st_load__feed(struct st_load *l, uint64_t ts, uint64_t now, ui
 	return ST_LOAD_WAIT;
 }
 
-/* Adjacent buckets merged pairwise: the timeline covers twice as long in as many. */
-static void compact(struct st_load_agg *a)
+void st_load_agg_widen(struct st_load_agg *a)
 {
 	for (unsigned j = 0; j < ST_LOAD_BUCKETS_MAX / 2; j++) {
 		struct st_load_bucket *x = &a->tl[2 * j], *y = &a->tl[2 * j + 1], m = *x;
@@ -325,7 +326,7 @@ static struct st_load_bucket *bucket(struct st_load *l, uint64_t t)
 	double s = t > l->start_mono ? (double)(t - l->start_mono) / 1e9 : 0;
 
 	while (s / a->bucket_s >= ST_LOAD_BUCKETS_MAX)
-		compact(a);
+		st_load_agg_widen(a);
 	if ((unsigned)(s / a->bucket_s) + 1 > a->ntl)
 		a->ntl = (unsigned)(s / a->bucket_s) + 1;
 	return &a->tl[(unsigned)(s / a->bucket_s)];

@@ -150,8 +150,14 @@ uint64_t st_load_agg_errors(const struct st_load_agg *a);
 double st_load_agg_achieved(const struct st_load_agg *a);
 /* A latency in ms at percentile p of h (0 when empty). */
 double st_load_ms(const struct st_hdr *h, double p);
-/* Records v (us) into a lazily made histogram of sig digits. 0 or -ENOMEM. */
+/* The breakdowns' histograms are made when first used: h (of sig digits) unless made. 0 or
+ * -ENOMEM. */
+int st_load_hdr_ready(struct st_hdr *h, int sig);
+/* Records n times v (us) into h, made first if need be. 0 or -ENOMEM. */
 int st_load_hdr_record(struct st_hdr *h, int sig, uint64_t v_us, uint64_t n);
+/* The timeline's buckets merged pairwise: it covers twice as long in as many (a run longer
+ * than ST_LOAD_BUCKETS_MAX buckets, a merge with a longer run's). */
+void st_load_agg_widen(struct st_load_agg *a);
 /* The endpoint named name (made unless max_endpoints are there: "other"). */
 struct st_load_endpoint *st_load_agg_endpoint(struct st_load_agg *a, const char *name);
 
