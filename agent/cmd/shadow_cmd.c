@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
  * `shadowtap shadow` (live: tap -> engine) and `shadowtap replay` (pcap ->
- * engine). Both share the engine's options; see docs/SHADOW.md.
+ * engine). Both share the engine's options; see docs/SHADOW.md. `replay --rate`
+ * (or --steps) is a load test (docs/LOAD.md): the recording surveyed once, then
+ * fed ahead of a schedule (load.h) as many passes as it lasts.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -20,6 +22,9 @@
 #include "compare.h"
 #include "compare_opts.h"
 #include "job.h"
+#include "load.h"
+#include "load_opts.h"
+#include "load_report.h"
 #include "log.h"
 #include "loop.h"
 #include "optparse.h"
@@ -31,6 +36,7 @@
 
 #define TIMERS_EVERY_NS (100ull * 1000000)
 #define REPLAY_BATCH 4096
+#define LOAD_BUSY_WAIT_NS (1000ull * 1000) /* queues half full: read on once the target took some */
 #define SET_HDR_MAX 512
 /* Reassembly cap. Under ring overflow, half-lost streams hold out-of-order bytes for up to
  * gap_wait each: with reassembly's own default (256 MiB) that took the agent from 20 MB to
@@ -75,6 +81,14 @@ struct shadow_cmd {
 	struct st_cmp_opts cmp;
 	struct st_compare *compare;
 	const char *what;            /* the summary line's name ("summary job=NAME") */
+	/* replay --rate/--steps: a load test */
+	struct st_load_opts lo;
+	struct st_load *load;
+	unsigned pass;               /* the recording's pass being fed */
+	uint64_t pass_span;          /* a pass's capture times move on by this much each pass */
+	uint64_t feed_wake;          /* the feeder waits for its time until then */
+	uint64_t last_report;
+	bool drained;                /* the run ended by itself: nothing is cut short */
 };
 
 static int bad(struct shadow_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -237,8 +251,6 @@ static const struct st_opt engine_opts[] = {
 	ST_OPT_FUNC("sample-by", 0, "connection|request", 0, opt_sample_by,
 		    "what --sample picks (default connection, by a stable\n"
 		    "hash: a session is shadowed whole or not at all)"),
-	ST_OPT_DOUBLE("rate", 0, struct shadow_cmd, cfg.rate, "RPS", 0.001, 1e9,
-		      "at most RPS requests/s to the shadows (beyond: dropped)"),
 	ST_OPT_FUNC("match-method", 0, "M[,M...]", ST_OPTF_REPEAT, opt_methods,
 		    "only these methods (repeatable)"),
 	ST_OPT_FUNC("match-path", 0, "REGEX", 0, opt_match_path,
@@ -273,6 +285,9 @@ static const struct st_opt engine_opts[] = {
 static const struct st_opt live_opts[] = {
 	ST_OPT_SECONDS("duration", 0, struct shadow_cmd, duration, 0.001, 1e9,
 		      "stop after SEC seconds (default: until SIGINT/SIGTERM)"),
+	/* replay's --rate is a load test's (st_load_opts) */
+	ST_OPT_DOUBLE("rate", 0, struct shadow_cmd, cfg.rate, "RPS", 0.001, 1e9,
+		      "at most RPS requests/s to the shadows (beyond: dropped)"),
 };
 
 static const struct st_opt replay_opts[] = {
@@ -293,11 +308,17 @@ static const char shadow_head[] =
 	"dropped and counted. The last stderr line is the summary: shadowtap: summary ...\n\n";
 
 static const char replay_head[] =
-	"Usage: shadowtap replay FILE --port P --to HOST:PORT [--to ...] [options]\n\n"
+	"Usage: shadowtap replay FILE --port P --to HOST:PORT [--to ...] [options]\n"
+	"       shadowtap replay FILE --port P --to HOST:PORT --rate RPS [--duration SEC]\n"
+	"                        [--ramp SEC] [--connections N] [--pace recorded|constant]\n"
+	"                        [--report FILE.html] [--report-json FILE.json]\n"
+	"       shadowtap replay FILE --port P --to HOST:PORT --steps 'RPS,RPS,...' [--step-sec N]\n\n"
 	"Replays the client->server requests of a pcap/pcapng file (- for stdin) to shadow\n"
 	"targets, one shadow connection per recorded connection, with the original timing;\n"
-	"the recorded answers decide what production ran. --port names the service.\n\n";
-
+	"the recorded answers decide what production ran. --port names the service.\n"
+	"With --rate or --steps, a load test: each request is due at its time on a schedule\n"
+	"at that rate (the recording's order and mix, looped), its latency measured from\n"
+	"then (docs/LOAD.md); --report and --report-json are the load test's.\n\n";
 
 static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos);
 
@@ -315,6 +336,7 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 	struct st_optset replay[] = {
 		{ st_filter_opts, st_filter_opts_n, &c->target },
 		{ replay_opts, sizeof(replay_opts) / sizeof(replay_opts[0]), c },
+		{ st_load_opts, st_load_opts_n, &c->lo },
 		{ engine_opts, sizeof(engine_opts) / sizeof(engine_opts[0]), c },
 		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
 		{ st_reasm_opts, st_reasm_opts_n, &c->target },
@@ -323,11 +345,39 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 	};
 	int r, pos;
 
-	r = c->replay ? st_opts_parse(replay, 7, c->cmd, replay_head, argc, argv, &pos) :
-			st_opts_parse(live, 7, c->cmd, shadow_head, argc, argv, &pos);
+	r = c->replay ? st_opts_parse(replay, sizeof(replay) / sizeof(replay[0]), c->cmd, replay_head,
+				      argc, argv, &pos) :
+			st_opts_parse(live, sizeof(live) / sizeof(live[0]), c->cmd, shadow_head, argc,
+				      argv, &pos);
 	if (r)
 		return r;
 	return check_args(c, argc, argv, pos);
+}
+
+/* replay --rate/--steps: what a load test cannot do with the other options. 0, or
+ * ST_EXIT_USAGE after one line. */
+static int load_checks(struct shadow_cmd *c)
+{
+	char err[256];
+
+	if (st_load_opts_check(&c->lo, &c->cmp, false, err, sizeof(err)))
+		return bad(c, "%s", err);
+	if (!c->lo.on)
+		return 0;
+	if (c->fast || c->speed > 0)
+		return bad(c, "%s sets the pace: no --speed or --fast",
+			   c->lo.nsteps ? "--steps" : "--rate");
+	if (c->cfg.multiply > 1)
+		return bad(c, "--multiply: a load test sets its rate with %s",
+			   c->lo.nsteps ? "--steps" : "--rate");
+	if (c->cfg.n_targets > 1)
+		return bad(c, "a load test has one target (--to), not %u", c->cfg.n_targets);
+	if (c->cfg.proto == ST_PROTO_RAW)
+		return bad(c, "%s", "a load test times HTTP requests: no --proto raw");
+	if (!strcmp(c->file, "-"))
+		return bad(c, "a load test reads FILE once to survey it, then as many times as "
+			   "it runs: %s", "not stdin");
+	return 0;
 }
 
 /* After the options: positional arguments, then the checks across options. 0, or
@@ -336,6 +386,7 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 {
 	struct st_shadow_config *cfg = &c->cfg;
 	char err[256];
+	int r;
 
 	if (c->replay) {
 		if (pos >= argc)
@@ -350,6 +401,8 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 			   "--unordered-arrays=PATH)", argv[pos]);
 	if (pos < argc)
 		return bad(c, "unexpected argument '%s'", argv[pos]);
+	if (c->replay && (r = load_checks(c)))
+		return r;
 	if (st_cmp_opts_check(&c->cmp, &c->cfg, err, sizeof(err)))
 		return bad(c, "%s", err);
 	if (c->cmp.redact.none && st_redact_added(&c->cmp.redact))
@@ -456,6 +509,8 @@ static void print_stats(struct shadow_cmd *c, const char *what)
 		st_compare__stats(c->compare, &cs);
 		st_statline_add_table(&l, st_compare_stat_desc, st_compare_stat_n, &cs);
 	}
+	if (c->load)
+		st_load__statline(c->load, &l);
 	if (!c->replay) {
 		/* requests the kernel could not hand over never show up as requests: say so */
 		tap_summary(c);
@@ -675,6 +730,263 @@ static int run_replay(struct shadow_cmd *c)
 	return err || c->read_err ? -1 : 0;
 }
 
+/* ---- replay --rate/--steps: a load test (docs/LOAD.md) ------------------------------------ */
+
+/* The survey: what the recording holds that production ran. */
+struct survey {
+	uint64_t n, t0, t1;          /* the requests, the first's and the last's capture time */
+	uint64_t seg_t0, seg_t1;     /* the first and last segment's */
+};
+
+static uint32_t survey_tag(void *ctx, const struct st_http_head *h)
+{
+	return 0;
+}
+
+static uint64_t survey_due(void *ctx, uint64_t ts, uint64_t now)
+{
+	struct survey *sv = ctx;
+
+	if (!sv->n || ts < sv->t0)
+		sv->t0 = ts;
+	if (!sv->n || ts > sv->t1)
+		sv->t1 = ts;
+	sv->n++;
+	return ST_SHADOW_NEVER; /* nothing is sent */
+}
+
+static void survey_taken(void *ctx, unsigned slot, uint64_t due, uint64_t now)
+{
+}
+
+static void survey_done(void *ctx, const struct st_shadow_done *d)
+{
+}
+
+static const struct st_shadow_load_ops survey_ops = {
+	.tag = survey_tag, .due = survey_due, .taken = survey_taken, .done = survey_done,
+};
+
+static void engine_cfg(struct shadow_cmd *c);
+
+/*
+ * The recording read once through the engine, nothing sent: the requests the engine would
+ * release (production ran them: the arbiter's rules hold, only those are ever due) and the
+ * span of their capture times, for recorded pacing and for one pass's length. Quiet: the
+ * passes that follow say what the file holds. 0, or -1 (-2: the file cannot be read) after
+ * one line.
+ */
+static int survey(struct shadow_cmd *c, struct survey *sv)
+{
+	struct st_shadow_config cfg;
+	enum st_log_level level = st_log_get_level();
+	struct st_pcapin *pin;
+	struct st_shadow *sh;
+	struct st_segment seg;
+	char perr[512];
+	int r;
+
+	engine_cfg(c);
+	cfg = c->cfg;
+	cfg.load = &survey_ops;
+	cfg.load_ctx = sv;
+	pin = st_pcapin__open(c->file, perr, sizeof(perr));
+	if (!pin) {
+		if (errno == EPROTONOSUPPORT)
+			pr_err("%s: %s: %s", c->cmd, c->file, perr);
+		else
+			pr_err("%s: %s: not a readable pcap or pcapng file (%s)", c->cmd, c->file,
+			       perr);
+		return -2;
+	}
+	sh = st_shadow__new(&cfg);
+	if (!sh) {
+		pr_err("%s: %s", c->cmd, strerror(errno));
+		st_pcapin__close(pin);
+		return -1;
+	}
+	st_log_set_level(ST_LOG_ERROR);
+	while ((r = st_pcapin__next(pin, &seg)) > 0) {
+		if (!st_target_keeps(&c->target, &seg.key))
+			continue;
+		if (!sv->seg_t0 || seg.ts_ns < sv->seg_t0)
+			sv->seg_t0 = seg.ts_ns;
+		if (seg.ts_ns > sv->seg_t1)
+			sv->seg_t1 = seg.ts_ns;
+		st_shadow__feed(sh, &seg);
+	}
+	st_shadow__flush(sh);
+	st_log_set_level(level);
+	st_shadow__free(sh);
+	st_pcapin__close(pin);
+	if (!sv->n) {
+		pr_err("%s: %s: no request to replay on port %u (none production answered)",
+		       c->cmd, c->file, c->target.n_ports ? c->target.ports[0] : 0);
+		return -1;
+	}
+	return 0;
+}
+
+/* The load test's reports, written whole (in progress, and final at the end). */
+static void load_reports(struct shadow_cmd *c)
+{
+	const struct st_load_agg *a = st_load__agg(c->load, st_mono_ns(), st_realtime_ns());
+	const char *paths[2] = { c->lo.report, c->lo.report_json };
+	const char *cmp = c->lo.cmp_report[0] ? strrchr(c->lo.cmp_report, '/') : NULL;
+
+	cmp = cmp ? cmp + 1 : c->lo.cmp_report[0] ? c->lo.cmp_report : NULL;
+	for (int k = 0; k < 2; k++) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f;
+		int err;
+
+		if (!paths[k] || !(f = open_memstream(&text, &len)))
+			continue;
+		if (k)
+			st_load_report_json(f, a, st_realtime_ns());
+		else
+			st_load_report_html(f, a, st_realtime_ns(), cmp);
+		if (!fclose(f) &&
+		    (err = st_output_replace(paths[k], text, len, ST_OUT_NONBLOCK, c->out_mode)))
+			pr_warn("%s: %s: %s", c->cmd, paths[k], st_output_strerror(err));
+		free(text);
+	}
+}
+
+/* The next segment to feed; the end of the file is the end of a pass: the recording's
+ * connections close (the next pass's are new ones) and it is read again. */
+static void load_next(struct shadow_cmd *c)
+{
+	char perr[512];
+
+	for (int tries = 0; tries < 2; tries++) {
+		enum st_log_level level = st_log_get_level();
+
+		if (c->pass)
+			st_log_set_level(ST_LOG_ERROR); /* a truncated file was said once */
+		replay_next(c);
+		st_log_set_level(level);
+		c->seg.ts_ns += c->pass * c->pass_span;
+		if (c->have_seg || c->read_err)
+			return;
+		/* a pass is over: read it again (a truncated file warned once, on the first) */
+		st_shadow__flush(c->sh);
+		st_pcapin__close(c->pin);
+		c->pin = st_pcapin__open(c->file, perr, sizeof(perr));
+		if (!c->pin) {
+			pr_err("%s: %s: %s", c->cmd, c->file, perr);
+			c->read_err = 1;
+			return;
+		}
+		c->eof = false;
+		++c->pass;
+		st_load__pass(c->load, c->pass, c->pass * c->pass_span);
+	}
+}
+
+/* Feeds what the schedule wants released by now, takes up what is due, and says when the
+ * loop must wake next. */
+static uint64_t load_wake(void *ctx)
+{
+	struct shadow_cmd *c = ctx;
+	uint64_t now = st_mono_ns(), next, wake = 0;
+	int n = 0;
+
+	while (c->have_seg && !c->eof) {
+		if (n++ >= REPLAY_BATCH) {
+			wake = now; /* more to feed: no wait, but I/O first */
+			break;
+		}
+		if (st_shadow__busy(c->sh)) {
+			/* the queues are half full (the target is slow): it takes some first */
+			wake = now + LOAD_BUSY_WAIT_NS;
+			break;
+		}
+		switch (st_load__feed(c->load, c->seg.ts_ns, now, &wake)) {
+		case ST_LOAD_FEED:
+			st_shadow__feed(c->sh, &c->seg);
+			load_next(c);
+			continue;
+		case ST_LOAD_WAIT:
+			break;
+		case ST_LOAD_END:
+			c->eof = true;
+			break;
+		}
+		break;
+	}
+	if ((c->eof || !c->have_seg) && !c->flushed) {
+		/* nothing more will be due: the recording's connections end here */
+		st_shadow__flush(c->sh);
+		c->flushed = true;
+		c->eof = true;
+		c->drain_until = now + (uint64_t)(c->drain_s * 1e9);
+		if (st_load__end(c->load) != UINT64_MAX && st_load__end(c->load) > now)
+			c->drain_until += st_load__end(c->load) - now;
+	}
+	next = st_shadow__due(c->sh, now);
+	if (!c->flushed && wake && (!next || wake < next))
+		next = wake;
+	return next ? next : 0;
+}
+
+static int load_tick(void *ctx)
+{
+	struct shadow_cmd *c = ctx;
+	uint64_t now = st_mono_ns();
+
+	timers(c, now);
+	if ((c->lo.report || c->lo.report_json) &&
+	    now - c->last_report >= (uint64_t)(c->lo.report_every_s > 0 ? c->lo.report_every_s *
+									 1e9 : 10e9)) {
+		c->last_report = now;
+		load_reports(c);
+	}
+	if (c->flushed && (st_shadow__idle(c->sh) || now >= c->drain_until)) {
+		c->drained = st_shadow__idle(c->sh);
+		st_loop__stop(c->loop);
+	}
+	return 0;
+}
+
+static int load_io(void *ctx)
+{
+	struct shadow_cmd *c = ctx;
+
+	return st_shadow__io(c->sh);
+}
+
+/* The load test: the survey, then the passes fed ahead of the schedule. */
+static int run_load(struct shadow_cmd *c)
+{
+	char perr[512];
+	int err;
+
+	c->pin = st_pcapin__open(c->file, perr, sizeof(perr));
+	if (!c->pin) {
+		pr_err("%s: %s: %s", c->cmd, c->file, perr);
+		return -2;
+	}
+	load_next(c);
+	err = st_loop__add(c->loop, st_shadow__fd(c->sh), load_io, c);
+	if (!err)
+		err = st_loop__set_tick(c->loop, ST_TICK_MS, load_tick, c);
+	if (err) {
+		pr_err("%s: event loop: %s", c->cmd, strerror(-err));
+		return -1;
+	}
+	st_loop__set_wake(c->loop, load_wake, c);
+	/* the reports now: a path that cannot be written says so before the test */
+	load_reports(c);
+	c->last_report = st_mono_ns();
+	st_load__start(c->load, st_mono_ns(), st_realtime_ns());
+	err = st_loop__run(c->loop, 0);
+	if (err)
+		pr_err("%s: %s", c->cmd, strerror(-err));
+	return err || c->read_err ? -1 : 0;
+}
+
 /* Many shadow connections: one descriptor each. Raise the soft limit as far as allowed. */
 static void raise_nofile(void)
 {
@@ -688,6 +1000,7 @@ static void raise_nofile(void)
 
 
 static int start_engine(struct shadow_cmd *c);
+static int start_load(struct shadow_cmd *c);
 static int end_run(struct shadow_cmd *c, int r);
 static void destroy_cmd(struct shadow_cmd *c);
 static void init_cmd(struct shadow_cmd *c, bool replay);
@@ -709,6 +1022,8 @@ static int run(int argc, char **argv, bool replay)
 	}
 	st_log_set_level(c->verbose >= 2 ? ST_LOG_DEBUG : c->verbose ? ST_LOG_INFO : ST_LOG_WARN);
 	ret = ST_EXIT_RUNTIME;
+	if (c->lo.on && (r = start_load(c)))
+		goto out;
 	if (start_engine(c))
 		goto out;
 	c->loop = st_loop__new();
@@ -717,7 +1032,7 @@ static int run(int argc, char **argv, bool replay)
 		goto out;
 	}
 	c->last_timers = c->last_stats = st_mono_ns();
-	r = run_replay(c);
+	r = c->load ? run_load(c) : run_replay(c);
 	if (r == -2)
 		goto out; /* nothing started: no summary */
 	ret = end_run(c, r);
@@ -727,14 +1042,13 @@ out:
 	return ret;
 }
 
-/* The engine (and tap compare) from the options. 0, or -1 after one line. */
-static int start_engine(struct shadow_cmd *c)
+/* The engine's configuration from the options (the survey's too). */
+static void engine_cfg(struct shadow_cmd *c)
 {
 	bool replay = c->replay;
-	int err;
 
 	if (c->drain_s < 0)
-		c->drain_s = replay ? 10 : 2;
+		c->drain_s = c->lo.on ? c->lo.timeout_s + 1 : replay ? 10 : 2;
 	if (c->speed <= 0)
 		c->speed = 1;
 	c->cfg.ports = c->target.ports;
@@ -743,6 +1057,43 @@ static int start_engine(struct shadow_cmd *c)
 	c->cfg.reasm_max_mem = c->target.max_mem ? c->target.max_mem : SHADOW_MAX_MEM_DEFAULT;
 	if (!replay)
 		c->cfg.hash_seed = st_realtime_ns() ^ ((uint64_t)getpid() << 32);
+}
+
+/* replay --rate/--steps: the survey, then the schedule; the engine's load ops are its. 0, or
+ * -1 after one line (ST_EXIT_RUNTIME). */
+static int start_load(struct shadow_cmd *c)
+{
+	struct survey sv = { 0 };
+	struct st_load_config lc;
+
+	if (survey(c, &sv))
+		return -1;
+	st_load_opts_config(&c->lo, &c->cmp, false, &lc);
+	lc.rec_n = sv.n;
+	lc.rec_t0 = sv.t0;
+	lc.rec_t1 = sv.t1;
+	/* reassembly's clock only goes forward: each pass after the last */
+	c->pass_span = sv.seg_t1 - sv.seg_t0 + 1000000;
+	lc.command = c->cmd;
+	lc.target = c->cfg.targets[0].name;
+	c->load = st_load__new(&lc);
+	if (!c->load) {
+		pr_err("%s: %s", c->cmd, strerror(errno));
+		return -1;
+	}
+	c->cfg.load = &st_load_ops;
+	c->cfg.load_ctx = c->load;
+	c->cfg.max_conns = c->lo.connections;
+	c->cfg.answer_timeout_ns = (uint64_t)(c->lo.timeout_s * 1e9);
+	return 0;
+}
+
+/* The engine (and tap compare) from the options. 0, or -1 after one line. */
+static int start_engine(struct shadow_cmd *c)
+{
+	int err;
+
+	engine_cfg(c);
 	raise_nofile();
 	if (c->metrics && (err = metrics_check(c))) {
 		pr_err("%s: --metrics %s: %s", c->cmd, c->metrics, st_output_strerror(err));
@@ -766,12 +1117,23 @@ static int start_engine(struct shadow_cmd *c)
  * the summary. The exit status. */
 static int end_run(struct shadow_cmd *c, int r)
 {
+	int drain_ms = c->replay && c->flushed ? 0 : (int)(c->drain_s * 1000);
+
+	/* a load test stopped by a signal: what is on its way gets a second, not a timeout */
+	if (c->load && !c->drained && drain_ms > 1000)
+		drain_ms = 1000;
 	/* the captured connections end here; queued requests get a last chance */
 	st_shadow__flush(c->sh);
-	st_shadow__drain(c->sh, c->replay && c->flushed ? 0 : (int)(c->drain_s * 1000));
+	st_shadow__drain(c->sh, drain_ms);
 	/* every pair is settled now: the last comparisons, then the reports */
 	st_compare__finish(c->compare);
+	if (c->load) {
+		st_load__finish(c->load, st_mono_ns(), st_realtime_ns());
+		load_reports(c);
+	}
 	print_stats(c, c->what ? c->what : "summary");
+	if (c->load)
+		st_load__print_end(c->load, stderr);
 	return r || c->metrics_errors || st_compare__output_errors(c->compare) ? ST_EXIT_RUNTIME :
 										ST_EXIT_OK;
 }
@@ -779,6 +1141,7 @@ static int end_run(struct shadow_cmd *c, int r)
 static void destroy_cmd(struct shadow_cmd *c)
 {
 	st_shadow__free(c->sh);
+	st_load__free(c->load); /* after the engine: its last failures are counted into it */
 	st_compare__free(c->compare); /* after the engine: it holds pairs until it is freed */
 	if (c->replay)
 		st_loop__free(c->loop);

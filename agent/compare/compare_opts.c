@@ -105,7 +105,6 @@ static int opt_endpoint(void *o, const char *val, char *err, size_t errlen)
 		return -1;
 	}
 	c->n_patterns++;
-	c->on = true;
 	return 0;
 }
 
@@ -234,7 +233,7 @@ bool st_cmp_opts_given(struct st_cmp_opts *o)
 {
 	o->on |= o->flag_compare || o->report || o->report_json || o->diffs || o->max_mem ||
 		 o->diffs_max || o->timeout_s > 0 || o->lat_min_ms > 0 || o->report_every_s > 0 ||
-		 o->max_endpoints;
+		 o->max_endpoints || (o->n_patterns && !o->load_test);
 	return o->on;
 }
 

@@ -49,6 +49,9 @@ struct st_cmp_opts {
 	unsigned max_endpoints;
 	uint64_t diffs_max;
 	bool flag_compare;
+	/* a load test (load_opts.h) groups its figures by --endpoint and writes --report: those
+	 * alone do not turn compare on */
+	bool load_test;
 };
 
 /* The rows (--compare, --reference, --report ...), each writing into a struct st_cmp_opts. */

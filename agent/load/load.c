@@ -137,6 +137,7 @@ struct st_load {
 	double end_s;                 /* D: the schedule's length, INFINITY for none */
 	double scale;                 /* recorded pacing: positions per ns of capture time */
 	unsigned pass;
+	uint64_t shift;               /* the pass's capture times are this much later */
 	uint64_t k;                   /* requests released (constant pacing's position) */
 	uint64_t last_end;            /* the last answer or failure */
 	struct tag_ent *cache;
@@ -258,9 +259,10 @@ void st_load__start(struct st_load *l, uint64_t now_mono, uint64_t now_real)
 	l->agg.start_real_ns = now_real;
 }
 
-void st_load__pass(struct st_load *l, unsigned k)
+void st_load__pass(struct st_load *l, unsigned k, uint64_t shift_ns)
 {
 	l->pass = k;
+	l->shift = shift_ns;
 }
 
 uint64_t st_load__end(const struct st_load *l)
@@ -273,7 +275,7 @@ uint64_t st_load__end(const struct st_load *l)
 /* The recorded position of a request captured at ts in this pass. */
 static double recorded_pos(const struct st_load *l, uint64_t ts)
 {
-	double p = (double)(int64_t)(ts - l->cfg.rec_t0) * l->scale;
+	double p = (double)(int64_t)(ts - l->shift - l->cfg.rec_t0) * l->scale;
 
 	return (p > 0 ? p : 0) + (double)l->pass * (double)l->cfg.rec_n;
 }

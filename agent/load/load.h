@@ -192,8 +192,9 @@ extern const struct st_shadow_load_ops st_load_ops;
 
 /* t = 0 of the schedule. */
 void st_load__start(struct st_load *l, uint64_t now_mono, uint64_t now_real);
-/* Replay: pass k (0, 1, ...) of the recording is fed from now on. */
-void st_load__pass(struct st_load *l, unsigned k);
+/* Replay: pass k (0, 1, ...) of the recording is fed from now on, its capture times moved
+ * shift_ns later (reassembly's clock only goes forward: each pass comes after the last). */
+void st_load__pass(struct st_load *l, unsigned k, uint64_t shift_ns);
 
 /* The feeder (replay): may the next segment, captured at ts, be fed now? WAIT: not before
  * *wake (CLOCK_MONOTONIC ns); END: nothing more of it will be due. */

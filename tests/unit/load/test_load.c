@@ -109,18 +109,18 @@ static void test_recorded(void **state)
 	assert_due_ms(due(l, 3500, S0), 250);
 	assert_due_ms(due(l, 5000, S0), 400);
 	assert_int_equal(st_load__end(l), S0 + 500 * MS); /* one pass: 5 positions at 10/s */
-	st_load__pass(l, 1);
+	st_load__pass(l, 1, 0);
 	assert_int_equal(due(l, 1000, S0), ST_SHADOW_NEVER);
 	st_load__free(l);
 	c.duration_s = 2;
 	l = mk(&c);
-	st_load__pass(l, 1);
+	st_load__pass(l, 1, 0);
 	assert_due_ms(due(l, 1000, S0), 500);
 	assert_due_ms(due(l, 5000, S0), 900);
-	st_load__pass(l, 3);
-	assert_due_ms(due(l, 1000, S0), 1500);
-	assert_due_ms(due(l, 5000, S0), 1900);
-	st_load__pass(l, 4);
+	st_load__pass(l, 3, 7000);
+	assert_due_ms(due(l, 8000, S0), 1500); /* the pass's times, moved on: the same positions */
+	assert_due_ms(due(l, 12000, S0), 1900);
+	st_load__pass(l, 4, 0);
 	assert_int_equal(due(l, 1000, S0), ST_SHADOW_NEVER); /* 2 s: the end */
 	st_load__free(l);
 }
