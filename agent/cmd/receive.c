@@ -7,7 +7,8 @@
  *  -w FILE  the pcap writer (pcapw.h): the streams re-segmented into TCP frames (a
  *           handshake, data in MSS-sized segments with consistent seq/ack, FIN or RST);
  *  --to     the shadow engine (shadow.h), fed the same segments: whole requests, in order,
- *           per connection, released once production's answer is in the stream;
+ *           per connection, released once production's answer is in the stream (with
+ *           --rate or --steps, a load test of them: load.h, docs/LOAD.md);
  *  --print  one line per exchange, framed by http.h.
  * A damaged or cut stream stops the input with one line naming the offset; every output
  * keeps what arrived before it (connections are closed, the pcap is committed whole).
@@ -32,6 +33,9 @@
 #include "http.h"
 #include "kafka.h"
 #include "linklisten.h"
+#include "load.h"
+#include "load_opts.h"
+#include "load_report.h"
 #include "log.h"
 #include "loop.h"
 #include "optparse.h"
@@ -119,7 +123,7 @@ struct receive {
 	const char *wpath;
 	const char *outdir;
 	bool force;
-	mode_t out_mode;            /* --output-mode: -w's, -o's files, the compare outputs */
+	mode_t out_mode;            /* --output-mode: -w's, -o's files, the compare and load outputs */
 	const char *to;
 	bool print;
 	int verbose;
@@ -138,6 +142,9 @@ struct receive {
 	struct st_shadow_config scfg;
 	struct st_cmp_opts cmp;     /* --compare ... (compare_opts.h), with --to */
 	struct st_compare *compare;
+	struct st_load_opts lo;     /* --rate, --steps ... (load_opts.h), with --to */
+	struct st_load *load;
+	uint64_t last_report;
 	bool fast;                  /* --to without the stream's timing */
 	/* --to's pacing: segments waiting for their time, a min-heap on (due, seq) */
 	struct pseg **pq;
@@ -210,9 +217,12 @@ static int parse(struct receive *rx, int argc, char **argv)
 		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp },
 		{ st_output_opts, st_output_opts_n, &rx->out_mode },
 		{ st_redact_opts, st_redact_opts_n, &rx->cmp.redact },
+		{ st_load_opts, st_load_opts_n, &rx->lo },
 	};
-	const char *paths[] = { rx->wpath, rx->cmp.report, rx->cmp.report_json, rx->cmp.diffs };
-	const char *opts[] = { "-w", "--report", "--report-json", "--diffs" };
+	/* in a load test --report and --report-json are its, compare's go next to them */
+	const char *paths[6];
+	const char *opts[] = { "-w", "--report", "--report-json", "--diffs", "--report",
+			       "--report-json" };
 	char err[512];
 	int first, rc;
 
@@ -252,6 +262,20 @@ static int parse(struct receive *rx, int argc, char **argv)
 		pr_err("receive: --fast is the pace of --to's replay: it needs --to HOST:PORT");
 		return ST_EXIT_USAGE;
 	}
+	/* before compare's check: in a load test --report is the load test's */
+	if (st_load_opts_check(&rx->lo, &rx->cmp, true, err, sizeof(err))) {
+		pr_err("receive: %s", err);
+		return ST_EXIT_USAGE;
+	}
+	if (rx->lo.on && !rx->to) {
+		pr_err("receive: %s is a load test of --to's replay: it needs --to HOST:PORT",
+		       rx->lo.nsteps ? "--steps" : "--rate");
+		return ST_EXIT_USAGE;
+	}
+	if (rx->lo.on && rx->fast) {
+		pr_err("receive: %s sets --to's pace: no --fast", rx->lo.nsteps ? "--steps" : "--rate");
+		return ST_EXIT_USAGE;
+	}
 	if (st_cmp_opts_given(&rx->cmp) && !rx->to) {
 		pr_err("receive: --compare compares the answers of a replay: it needs --to HOST:PORT "
 		       "(the candidate)");
@@ -270,7 +294,9 @@ static int parse(struct receive *rx, int argc, char **argv)
 	paths[1] = rx->cmp.report;
 	paths[2] = rx->cmp.report_json;
 	paths[3] = rx->cmp.diffs;
-	if (st_output_distinct(paths, opts, 4, err, sizeof(err))) {
+	paths[4] = rx->lo.report;
+	paths[5] = rx->lo.report_json;
+	if (st_output_distinct(paths, opts, 6, err, sizeof(err))) {
 		pr_err("receive: %s", err);
 		return ST_EXIT_USAGE;
 	}
@@ -361,7 +387,8 @@ static void sh_feed(struct receive *rx, struct rconn *rc, const struct st_segmen
 	uint64_t now, due;
 	struct pseg *p;
 
-	if (rx->fast) {
+	if (rx->fast || rx->load) {
+		/* a load test's schedule says when requests go, not the capture's times */
 		st_shadow__feed(rx->sh, s);
 		return;
 	}
@@ -426,10 +453,15 @@ static void seg_out(struct receive *rx, struct rconn *rc, struct st_segment *s)
 		sh_feed(rx, rc, s);
 }
 
-/* The input waits: the shadow engine is full, or the pacing holds its most. */
+/* The input waits: the shadow engine is full, the pacing holds its most, or a load test has
+ * requests released far enough ahead of its schedule. */
 static bool rx_busy(struct receive *rx)
 {
-	return rx->sh && (st_shadow__busy(rx->sh) || rx->pq_bytes >= RX_PACE_MAX_BYTES);
+	uint64_t wake;
+
+	return rx->sh && (st_shadow__busy(rx->sh) || rx->pq_bytes >= RX_PACE_MAX_BYTES ||
+			  (rx->load && st_load__feed(rx->load, 0, st_mono_ns(), &wake) !=
+					       ST_LOAD_FEED));
 }
 
 static void seg_init(struct rconn *rc, struct st_segment *s, int dir, uint8_t flags,
@@ -1030,6 +1062,23 @@ static int on_shadow_io(void *ctx)
 	return st_shadow__io(rx->sh);
 }
 
+/* The load test's reports, written whole (in progress, and final at the end). 0 or -1. */
+static int load_reports(struct receive *rx)
+{
+	return st_load_report_write(st_load__agg(rx->load, st_mono_ns(), st_realtime_ns()),
+				    rx->lo.report, rx->lo.report_json,
+				    rx->lo.cmp_report[0] ? rx->lo.cmp_report : NULL, "receive",
+				    rx->out_mode);
+}
+
+/* A load test: what is due goes at its nanosecond. */
+static uint64_t on_wake(void *ctx)
+{
+	struct receive *rx = ctx;
+
+	return st_shadow__due(rx->sh, st_mono_ns());
+}
+
 static int on_tick(void *ctx)
 {
 	struct receive *rx = ctx;
@@ -1062,6 +1111,18 @@ static int on_tick(void *ctx)
 	if (rx->sh && now - rx->last_shadow_tick >= 100000000ull) {
 		rx->last_shadow_tick = now;
 		st_shadow__tick(rx->sh, 0);
+	}
+	if (rx->load) {
+		/* a report in progress only when asked (--report-interval): its cost is lag */
+		if ((rx->lo.report || rx->lo.report_json) && rx->lo.report_every_s > 0 &&
+		    now - rx->last_report >= (uint64_t)(rx->lo.report_every_s * 1e9)) {
+			rx->last_report = now;
+			load_reports(rx);
+		}
+		if (now >= st_load__end(rx->load)) {
+			st_loop__stop(rx->loop); /* the schedule is over */
+			return 0;
+		}
 	}
 	if (rx->pw && st_pcapw__flush(rx->pw)) {
 		pr_err("receive: -w %s: the output failed", rx->wpath);
@@ -1098,6 +1159,25 @@ static int outputs_open(struct receive *rx)
 		rx->scfg.mark_name = "X-Shadowtap";
 		rx->scfg.mark_value = "1";
 		rx->scfg.reasm_max_mem = RX_MAX_MEM_DEFAULT;
+		if (rx->lo.on) {
+			struct st_load_config lc;
+
+			st_load_opts_config(&rx->lo, &rx->cmp, true, &lc);
+			lc.command = "receive";
+			lc.target = rx->to;
+			rx->load = st_load__new(&lc);
+			if (!rx->load) {
+				pr_err("receive: %s", strerror(errno));
+				return ST_EXIT_RUNTIME;
+			}
+			rx->scfg.load = &st_load_ops;
+			rx->scfg.load_ctx = rx->load;
+			rx->scfg.max_conns = rx->lo.connections;
+			rx->scfg.answer_timeout_ns = (uint64_t)(rx->lo.timeout_s * 1e9);
+			/* a path that cannot be written stops the run before it starts */
+			if (load_reports(rx))
+				return ST_EXIT_RUNTIME;
+		}
 		if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
 			rl.rlim_cur = rl.rlim_max;
 			setrlimit(RLIMIT_NOFILE, &rl);
@@ -1185,6 +1265,8 @@ static void summary(struct receive *rx)
 		st_compare__stats(rx->compare, &cs);
 		st_statline_add_table(&l, st_compare_stat_desc, st_compare_stat_n, &cs);
 	}
+	if (rx->load)
+		st_load__statline(rx->load, &l);
 	if (rx->kc) {
 		struct st_kafka_cons_stats cs;
 		struct st_kmsg_read_stats rs;
@@ -1270,10 +1352,14 @@ int cmd_receive(int argc, char **argv)
 	if ((!rx->is_file && !rx->listen && !rx->kc &&
 	     st_loop__add(rx->loop, rx->fd, on_input, rx)) ||
 	    (rx->sh && st_loop__add(rx->loop, st_shadow__fd(rx->sh), on_shadow_io, rx)) ||
-	    st_loop__set_tick(rx->loop, rx->sh && !rx->fast ? ST_TICK_PACE_MS : ST_TICK_MS, on_tick,
-			      rx)) {
+	    st_loop__set_tick(rx->loop, rx->sh && !rx->fast && !rx->load ? ST_TICK_PACE_MS :
+			      ST_TICK_MS, on_tick, rx)) {
 		pr_err("receive: event loop: %s", strerror(errno));
 		goto out;
+	}
+	if (rx->load) {
+		st_loop__set_wake(rx->loop, on_wake, rx);
+		rx->last_report = st_mono_ns();
 	}
 	rx->last_shadow_tick = st_mono_ns();
 	st_loop__run(rx->loop, 0);
@@ -1293,6 +1379,11 @@ int cmd_receive(int argc, char **argv)
 	st_compare__finish(rx->compare);
 	if (st_compare__output_errors(rx->compare))
 		rx->failed = true; /* each said once already */
+	if (rx->load) {
+		st_load__finish(rx->load, st_mono_ns(), st_realtime_ns());
+		if (load_reports(rx))
+			rx->failed = true;
+	}
 	if (rx->sink && st_flowsink__flush(rx->sink))
 		rx->failed = true;
 	if (rx->pw && st_pcapw__commit(rx->pw)) {
@@ -1300,6 +1391,8 @@ int cmd_receive(int argc, char **argv)
 		rx->failed = true;
 	}
 	summary(rx);
+	if (rx->load)
+		st_load__print_end(rx->load, stderr);
 	if (rx->have_trailer && (rx->trailer.dropped_records || rx->trailer.dropped_conns))
 		pr_warn("receive: the sender dropped %" PRIu64 " records (%" PRIu64 " bytes) and %"
 			PRIu64 " connections: its output was slower than the traffic",
@@ -1314,6 +1407,7 @@ out:
 		free(pq_pop(rx));
 	free(rx->pq);
 	st_shadow__free(rx->sh);
+	st_load__free(rx->load); /* after the engine: its last failures are counted into it */
 	st_compare__free(rx->compare); /* after the engine: it holds pairs until it is freed */
 	if (rx->dirfd >= 0)
 		close(rx->dirfd);

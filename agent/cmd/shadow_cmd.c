@@ -37,6 +37,7 @@
 #define TIMERS_EVERY_NS (100ull * 1000000)
 #define REPLAY_BATCH 4096
 #define LOAD_BUSY_WAIT_NS (1000ull * 1000) /* queues half full: read on once the target took some */
+#define LOAD_FEED_BATCH 256               /* segments fed per wake: the next wake sends what is due */
 #define SET_HDR_MAX 512
 /* Reassembly cap. Under ring overflow, half-lost streams hold out-of-order bytes for up to
  * gap_wait each: with reassembly's own default (256 MiB) that took the agent from 20 MB to
@@ -409,10 +410,13 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 		return bad(c, "%s", "--no-redact and --redact-header/--redact-query/--redact-field "
 			   "contradict each other");
 	{
-		const char *paths[] = { c->metrics, c->cmp.report, c->cmp.report_json, c->cmp.diffs };
-		const char *opts[] = { "--metrics", "--report", "--report-json", "--diffs" };
+		/* in a load test --report and --report-json are its, compare's go next to them */
+		const char *paths[] = { c->metrics, c->cmp.report, c->cmp.report_json, c->cmp.diffs,
+					c->lo.report, c->lo.report_json };
+		const char *opts[] = { "--metrics", "--report", "--report-json", "--diffs",
+				       "--report", "--report-json" };
 
-		if (st_output_distinct(paths, opts, 4, err, sizeof(err)))
+		if (st_output_distinct(paths, opts, 6, err, sizeof(err)))
 			return bad(c, "%s", err);
 	}
 	if (!c->replay && st_target_check(&c->target, c->cmd))
@@ -827,31 +831,13 @@ static int survey(struct shadow_cmd *c, struct survey *sv)
 	return 0;
 }
 
-/* The load test's reports, written whole (in progress, and final at the end). */
-static void load_reports(struct shadow_cmd *c)
+/* The load test's reports, written whole (in progress, and final at the end). 0 or -1. */
+static int load_reports(struct shadow_cmd *c)
 {
-	const struct st_load_agg *a = st_load__agg(c->load, st_mono_ns(), st_realtime_ns());
-	const char *paths[2] = { c->lo.report, c->lo.report_json };
-	const char *cmp = c->lo.cmp_report[0] ? strrchr(c->lo.cmp_report, '/') : NULL;
-
-	cmp = cmp ? cmp + 1 : c->lo.cmp_report[0] ? c->lo.cmp_report : NULL;
-	for (int k = 0; k < 2; k++) {
-		char *text = NULL;
-		size_t len = 0;
-		FILE *f;
-		int err;
-
-		if (!paths[k] || !(f = open_memstream(&text, &len)))
-			continue;
-		if (k)
-			st_load_report_json(f, a, st_realtime_ns());
-		else
-			st_load_report_html(f, a, st_realtime_ns(), cmp);
-		if (!fclose(f) &&
-		    (err = st_output_replace(paths[k], text, len, ST_OUT_NONBLOCK, c->out_mode)))
-			pr_warn("%s: %s: %s", c->cmd, paths[k], st_output_strerror(err));
-		free(text);
-	}
+	return st_load_report_write(st_load__agg(c->load, st_mono_ns(), st_realtime_ns()),
+				    c->lo.report, c->lo.report_json,
+				    c->lo.cmp_report[0] ? c->lo.cmp_report : NULL, c->cmd,
+				    c->out_mode);
 }
 
 /* The next segment to feed; the end of the file is the end of a pass: the recording's
@@ -893,8 +879,10 @@ static uint64_t load_wake(void *ctx)
 	uint64_t now = st_mono_ns(), next, wake = 0;
 	int n = 0;
 
+	/* what is due first: reading ahead must not make it late */
+	st_shadow__due(c->sh, now);
 	while (c->have_seg && !c->eof) {
-		if (n++ >= REPLAY_BATCH) {
+		if (n++ >= LOAD_FEED_BATCH) {
 			wake = now; /* more to feed: no wait, but I/O first */
 			break;
 		}
@@ -925,7 +913,7 @@ static uint64_t load_wake(void *ctx)
 		if (st_load__end(c->load) != UINT64_MAX && st_load__end(c->load) > now)
 			c->drain_until += st_load__end(c->load) - now;
 	}
-	next = st_shadow__due(c->sh, now);
+	next = st_shadow__due(c->sh, st_mono_ns());
 	if (!c->flushed && wake && (!next || wake < next))
 		next = wake;
 	return next ? next : 0;
@@ -937,9 +925,10 @@ static int load_tick(void *ctx)
 	uint64_t now = st_mono_ns();
 
 	timers(c, now);
-	if ((c->lo.report || c->lo.report_json) &&
-	    now - c->last_report >= (uint64_t)(c->lo.report_every_s > 0 ? c->lo.report_every_s *
-									 1e9 : 10e9)) {
+	/* a report in progress only when asked (--report-interval): writing one costs the loop
+	 * time that its schedule would show as lag */
+	if ((c->lo.report || c->lo.report_json) && c->lo.report_every_s > 0 &&
+	    now - c->last_report >= (uint64_t)(c->lo.report_every_s * 1e9)) {
 		c->last_report = now;
 		load_reports(c);
 	}
@@ -977,8 +966,9 @@ static int run_load(struct shadow_cmd *c)
 		return -1;
 	}
 	st_loop__set_wake(c->loop, load_wake, c);
-	/* the reports now: a path that cannot be written says so before the test */
-	load_reports(c);
+	/* the reports now: a path that cannot be written stops the test before it starts */
+	if (load_reports(c))
+		return -2;
 	c->last_report = st_mono_ns();
 	st_load__start(c->load, st_mono_ns(), st_realtime_ns());
 	err = st_loop__run(c->loop, 0);

@@ -2,6 +2,7 @@
 /* A load test's report: JSON and HTML (load_report.h). */
 #include "load_report.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <math.h>
 #include <stdbool.h>
@@ -9,6 +10,9 @@
 #include <string.h>
 
 #include "compare_report.h"
+#include "log.h"
+#include "loop.h"
+#include "output.h"
 
 const char *st_load_pace_name(enum st_load_pace p)
 {
@@ -564,4 +568,38 @@ void st_load_report_html(FILE *f, const struct st_load_agg *a, uint64_t now_real
 						   "its inter-arrival times scaled to the rate",
 		a->timeout_s);
 	fputs("</main></body></html>\n", f);
+}
+
+int st_load_report_write(const struct st_load_agg *a, const char *html, const char *json,
+			 const char *compare_report, const char *cmd, mode_t mode)
+{
+	const char *paths[2] = { html, json }, *cmp = compare_report ? strrchr(compare_report, '/') :
+								      NULL;
+	int rc = 0;
+
+	cmp = cmp ? cmp + 1 : compare_report;
+	for (int k = 0; k < 2; k++) {
+		char *text = NULL;
+		size_t len = 0;
+		FILE *f;
+		int err = -ENOMEM;
+
+		if (!paths[k])
+			continue;
+		f = open_memstream(&text, &len);
+		if (f) {
+			if (k)
+				st_load_report_json(f, a, st_realtime_ns());
+			else
+				st_load_report_html(f, a, st_realtime_ns(), cmp);
+			err = fclose(f) ? -ENOMEM : st_output_replace(paths[k], text, len,
+								   ST_OUT_NONBLOCK, mode);
+		}
+		if (err) {
+			pr_err("%s: %s: %s", cmd, paths[k], st_output_strerror(err));
+			rc = -1;
+		}
+		free(text);
+	}
+	return rc;
 }
