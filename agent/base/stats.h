@@ -83,7 +83,8 @@ struct st_stat_desc {
 void st_stats_add(const struct st_stat_desc *d, size_t n, void *dst, const void *src);
 uint64_t st_stats_get(const struct st_stat_desc *d, const void *obj);
 
-#define ST_STATLINE_MAX 128
+/* the longest line: receive with every output, Kafka, tap compare and a load test (~150) */
+#define ST_STATLINE_MAX 192
 
 struct st_statline_ent {
 	const char *name;

@@ -80,6 +80,21 @@ static void test_prometheus(void **state)
 	free(out);
 }
 
+/* receive's longest line (every output, Kafka, tap compare, a load test) fits whole. */
+static void test_long_line(void **state)
+{
+	static struct st_statline l;
+	static char names[160][16];
+
+	st_statline_init(&l);
+	for (int i = 0; i < 160; i++) {
+		snprintf(names[i], sizeof(names[i]), "c%d", i);
+		st_statline_add(&l, names[i], (uint64_t)i, ST_STAT_COUNTER, NULL);
+	}
+	assert_int_equal(l.n, 160);
+	assert_int_equal(st_statline_value(&l, "c159"), 159);
+}
+
 /* Figures that are not whole numbers: decimals on the line and in the exposition. */
 static void test_fixed(void **state)
 {
@@ -214,6 +229,7 @@ int main(void)
 		cmocka_unit_test(test_prometheus_jobs),
 		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_fixed),
+		cmocka_unit_test(test_long_line),
 		cmocka_unit_test(test_tables_cover_structs),
 	};
 
