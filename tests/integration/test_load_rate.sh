@@ -10,8 +10,10 @@
 #    host shows in them, a wrong measurement does not;
 #  - the JSON report has the fixed keys, the endpoints as tap compare names them, the summary
 #    line achieved_rps= and p99_ms=, the run's readable last line;
-#  - `receive STREAM --to ... --rate 200 --duration 2` (a tee stream of the same traffic):
-#    constant pace, every due request answered;
+#  - `receive STREAM --to ... --rate 200 --duration 2 --compare` (a tee stream of the same
+#    traffic): constant pace, every due request answered; tap compare runs during the load
+#    test (production's answers from the stream) and its report goes next to the load
+#    report's (NAME.compare.html), which links it;
 #  - `report --merge` of a report with itself: counts double, every percentile the same (the
 #    histograms add); with the receive's (another pacing): refused, one line;
 #  - the HTML report opened in headless Chromium: the summary and the percentile chart (both
@@ -108,12 +110,16 @@ ld_target_start target2 "$TNS" 8081
 RXJ=$ST_TMP/rx.json
 rc=0
 st_in "$TNS" timeout 30 "${LD_NICE[@]}" "$ST_BIN" receive "$STREAM" --to 127.0.0.1:8081 --rate 200 --duration 2 \
-	--report-json "$RXJ" 2>"$ST_TMP/receive.err" || rc=$?
+	--compare --report "$ST_TMP/rx.html" --report-json "$RXJ" 2>"$ST_TMP/receive.err" || rc=$?
 tail -n 1 "$ST_TMP/receive.err"
 [ "$rc" -eq 0 ] || st_fail "receive --rate exited with $rc"
 [ "$(ld_json "$RXJ" 'r["pace"]')" = constant ] || st_fail "receive's load test is not paced constant"
 [ "$(ld_json "$RXJ" 'r["due"]')" -eq 400 ] || st_fail "receive: $(ld_json "$RXJ" 'r["due"]') due, want 400"
 [ "$(ld_json "$RXJ" 'r["answered"]')" -eq 400 ] || st_fail "receive: not every due request answered"
+compared=$(st_summary_field "$(st_summary "$ST_TMP/receive.err")" compared)
+[ "${compared:-0}" -ge 390 ] || st_fail "tap compare during the load test compared ${compared:-no} pairs"
+grep -q 'shadowtap compare' "$ST_TMP/rx.compare.html" || st_fail "no tap compare report next to the load report"
+grep -q 'href="rx.compare.html"' "$ST_TMP/rx.html" || st_fail "the load report does not link tap compare's"
 
 # merging: histograms add, percentiles are computed again
 rc=0
