@@ -270,7 +270,7 @@ int st_loop__run(struct st_loop *l, double duration_s)
 
 	while (!l->stop) {
 		struct epoll_event evs[ST_LOOP_MAX_FDS + 2];
-		uint64_t until = deadline;
+		uint64_t until = deadline, left = 0;
 		int timeout = -1, n;
 
 		if (l->wake) {
@@ -288,9 +288,9 @@ int st_loop__run(struct st_loop *l, double duration_s)
 			if (deadline && now >= deadline)
 				break;
 			timeout = until > now ? (int)((until - now + 999999) / 1000000) : 0;
+			left = until > now ? until - now : 0;
 		}
 		if (l->wake && until) {
-			uint64_t now = st_mono_ns(), left = until > now ? until - now : 0;
 			struct timespec ts = { .tv_sec = (time_t)(left / 1000000000ull),
 					       .tv_nsec = (long)(left % 1000000000ull) };
 

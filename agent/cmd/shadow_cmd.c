@@ -38,6 +38,7 @@
 #define REPLAY_BATCH 4096
 #define LOAD_BUSY_WAIT_NS (1000ull * 1000) /* queues half full: read on once the target took some */
 #define LOAD_FEED_BATCH 256               /* segments fed per wake: the next wake sends what is due */
+#define LOAD_CACHE_MAX (256ull << 20)     /* the first pass kept for the next ones, at most */
 #define SET_HDR_MAX 512
 /* Reassembly cap. Under ring overflow, half-lost streams hold out-of-order bytes for up to
  * gap_wait each: with reassembly's own default (256 MiB) that took the agent from 20 MB to
@@ -86,6 +87,7 @@ struct shadow_cmd {
 	struct st_load_opts lo;
 	struct st_load *load;
 	unsigned pass;               /* the recording's pass being fed */
+	bool cached;                 /* the passes after the first come from the engine's cache */
 	uint64_t pass_span;          /* a pass's capture times move on by this much each pass */
 	uint64_t feed_wake;          /* the feeder waits for its time until then */
 	uint64_t last_report;
@@ -633,8 +635,9 @@ static void replay_next(struct shadow_cmd *c)
 	c->eof = true;
 	if (r < 0) {
 		if (st_pcapin__truncated(c->pin)) {
-			pr_warn("%s: %s is truncated; replayed everything before "
-					"the cut (%s)", c->cmd, c->file, st_pcapin__error(c->pin));
+			if (!c->pass) /* a load test's passes: said once */
+				pr_warn("%s: %s is truncated; replayed everything before "
+						"the cut (%s)", c->cmd, c->file, st_pcapin__error(c->pin));
 		} else {
 			pr_err("%s: %s is damaged; replayed everything before it "
 					"(%s)", c->cmd, c->file, st_pcapin__error(c->pin));
@@ -841,23 +844,26 @@ static int load_reports(struct shadow_cmd *c)
 }
 
 /* The next segment to feed; the end of the file is the end of a pass: the recording's
- * connections close (the next pass's are new ones) and it is read again. */
+ * connections close (the next pass's are new ones) and the next pass comes from the engine's
+ * cache of the first, or (the cache did not hold it) from the file read again. */
 static void load_next(struct shadow_cmd *c)
 {
 	char perr[512];
 
 	for (int tries = 0; tries < 2; tries++) {
-		enum st_log_level level = st_log_get_level();
-
-		if (c->pass)
-			st_log_set_level(ST_LOG_ERROR); /* a truncated file was said once */
 		replay_next(c);
-		st_log_set_level(level);
 		c->seg.ts_ns += c->pass * c->pass_span;
 		if (c->have_seg || c->read_err)
 			return;
 		/* a pass is over: read it again (a truncated file warned once, on the first) */
 		st_shadow__flush(c->sh);
+		if (st_shadow__cache_ready(c->sh)) {
+			c->cached = true;
+			c->eof = false;
+			st_load__pass(c->load, ++c->pass, 0);
+			st_shadow__cache_rewind(c->sh);
+			return;
+		}
 		st_pcapin__close(c->pin);
 		c->pin = st_pcapin__open(c->file, perr, sizeof(perr));
 		if (!c->pin) {
@@ -881,7 +887,9 @@ static uint64_t load_wake(void *ctx)
 
 	/* what is due first: reading ahead must not make it late */
 	st_shadow__due(c->sh, now);
-	while (c->have_seg && !c->eof) {
+	while ((c->have_seg || c->cached) && !c->eof) {
+		uint64_t ts = c->seg.ts_ns;
+
 		if (n++ >= LOAD_FEED_BATCH) {
 			wake = now; /* more to feed: no wait, but I/O first */
 			break;
@@ -891,10 +899,20 @@ static uint64_t load_wake(void *ctx)
 			wake = now + LOAD_BUSY_WAIT_NS;
 			break;
 		}
-		switch (st_load__feed(c->load, c->seg.ts_ns, now, &wake)) {
+		if (c->cached && !st_shadow__cache_ts(c->sh, &ts)) {
+			/* the pass is over: the next one, on new connections */
+			st_load__pass(c->load, ++c->pass, 0);
+			st_shadow__cache_rewind(c->sh);
+			continue;
+		}
+		switch (st_load__feed(c->load, ts, now, &wake)) {
 		case ST_LOAD_FEED:
-			st_shadow__feed(c->sh, &c->seg);
-			load_next(c);
+			if (c->cached) {
+				st_shadow__cache_feed(c->sh);
+			} else {
+				st_shadow__feed(c->sh, &c->seg);
+				load_next(c);
+			}
 			continue;
 		case ST_LOAD_WAIT:
 			break;
@@ -904,7 +922,7 @@ static uint64_t load_wake(void *ctx)
 		}
 		break;
 	}
-	if ((c->eof || !c->have_seg) && !c->flushed) {
+	if ((c->eof || (!c->have_seg && !c->cached)) && !c->flushed) {
 		/* nothing more will be due: the recording's connections end here */
 		st_shadow__flush(c->sh);
 		c->flushed = true;
@@ -1075,6 +1093,8 @@ static int start_load(struct shadow_cmd *c)
 	c->cfg.load_ctx = c->load;
 	c->cfg.max_conns = c->lo.connections;
 	c->cfg.answer_timeout_ns = (uint64_t)(c->lo.timeout_s * 1e9);
+	/* the passes after the first from the engine's cache of it (not with tap compare) */
+	c->cfg.load_cache_max = LOAD_CACHE_MAX;
 	return 0;
 }
 

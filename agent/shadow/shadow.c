@@ -66,7 +66,9 @@ struct pq_ent {
 
 struct cconn {
 	struct st_shadow *sh;
-	struct st_reasm_conn *c;
+	struct st_reasm_conn *c;     /* NULL: a load test's connection replayed from the cache */
+	uint64_t id;                 /* what its shadow connections say they replay */
+	uint32_t lc_no;              /* its number in a load test's first pass (cache records) */
 	uint8_t mode;
 	bool arbiter;                /* production's answers decide (else released when framed) */
 	bool req_dead;               /* client bytes are no longer framed (error, gap, refusal) */
@@ -106,7 +108,7 @@ struct sconn **st_shadow_cc_slot(struct cconn *cc, unsigned slot)
 
 uint64_t st_shadow_cc_id(const struct cconn *cc)
 {
-	return cc->c->id;
+	return cc->id;
 }
 
 /* Stable across runs and agents: the same connection is always in or out. The BPF program
@@ -307,9 +309,12 @@ static struct sconn *cc_sconn(struct cconn *cc, unsigned slot)
 	return sc;
 }
 
+static void lc_request(struct cconn *cc, const struct pend *e);
+
 /* A released request goes to every slot it is for, whole, or is dropped there (counted). A load
- * test's request waits there until due. */
-static void deliver(struct cconn *cc, const struct pend *e, uint64_t due)
+ * test's request waits there until due. Its bytes are the stage's [e->start, e->end), or flat
+ * (a load test's cache). */
+static void deliver(struct cconn *cc, const struct pend *e, uint64_t due, const uint8_t *flat)
 {
 	struct st_shadow *sh = cc->sh;
 	/* Not keep-alive: the shadow closes after answering; later requests need a new one. */
@@ -324,6 +329,8 @@ static void deliver(struct cconn *cc, const struct pend *e, uint64_t due)
 	bool flip = sh->cfg.compare && (cc->delivered++ & 1);
 	unsigned i, s;
 
+	if (!flat)
+		lc_request(cc, e); /* a load test's first pass: kept for the next ones */
 	for (i = 0; i < sh->nslots; i++) {
 		struct sconn *sc;
 		uint64_t old, cost;
@@ -346,7 +353,8 @@ static void deliver(struct cconn *cc, const struct pend *e, uint64_t due)
 		cost = st_bq_cost(&sc->q, (size_t)len);
 		/* the staged copy counts until it leaves: memory never exceeds the cap */
 		if (old + cost > sh->cfg.conn_queue_max || sh->queued + cost > sh->cfg.max_queue ||
-		    st_bq_append_from(&sc->q, &cc->stage, e->start, e->end) ||
+		    (flat ? st_bq_append(&sc->q, flat, (size_t)len) :
+			    st_bq_append_from(&sc->q, &cc->stage, e->start, e->end)) ||
 		    sc_req_push(sc, sc->q.end, e->method, !final, e->pair)) {
 			st_bq_truncate(&sc->q, sc->q.commit);
 			sc_acct(sc, old);
@@ -418,12 +426,16 @@ static void raw_close_all(struct cconn *cc)
 	}
 }
 
+static void lc_record(struct cconn *cc, uint8_t kind, const struct pend *e);
+
 /* The connection switched protocols after the request just released: raw from here. */
 static void switch_raw(struct cconn *cc)
 {
 	struct st_shadow *sh = cc->sh;
 	unsigned s;
 
+	if (cc->c)
+		lc_record(cc, LC_SWITCH, NULL);
 	sh->st.upgrades++;
 	cc->raw_live = true;
 	for (s = 0; s < sh->nslots; s++) {
@@ -529,7 +541,7 @@ static void cc_release(struct cconn *cc)
 					st_compare__pair_fail(e->pair, sc_side(s), ST_CMP_R_SHADOW_DROPPED);
 		}
 		if (e->pass && !e->damaged)
-			deliver(cc, e, due);
+			deliver(cc, e, due, NULL);
 		end = e->end;
 		if (upgrade && cc->arbiter) {
 			bool switched = e->switched;
@@ -1268,6 +1280,201 @@ static void cc_gap(struct cconn *cc, uint64_t len)
 	}
 }
 
+/* ---- a load test's pass cache (shadow.h) ------------------------------------------------------ */
+
+/* Room for one more record and n more bytes within the cap, or the cache is given up. */
+static bool lc_room(struct st_shadow *sh, size_t n)
+{
+	struct lcache *lc = &sh->lc;
+
+	if (!lc->on || lc->full)
+		return false;
+	if (lc->n == lc->cap || lc->len + n > lc->bcap) {
+		size_t cap = lc->n == lc->cap ? (lc->cap ? lc->cap * 2 : 1024) : lc->cap;
+		size_t bcap = lc->len + n > lc->bcap ? (lc->bcap ? lc->bcap * 2 : 65536) : lc->bcap;
+		struct lc_rec *r;
+		uint8_t *b;
+
+		while (bcap < lc->len + n)
+			bcap *= 2;
+		if (cap * sizeof(*r) + bcap > sh->cfg.load_cache_max ||
+		    !(r = realloc(lc->rec, cap * sizeof(*r)))) {
+			lc->full = true; /* passes read the recording again */
+			return false;
+		}
+		lc->rec = r;
+		lc->cap = cap;
+		if (!(b = realloc(lc->buf, bcap))) {
+			lc->full = true;
+			return false;
+		}
+		lc->buf = b;
+		lc->bcap = bcap;
+	}
+	return true;
+}
+
+static void lc_record(struct cconn *cc, uint8_t kind, const struct pend *e)
+{
+	struct st_shadow *sh = cc->sh;
+	struct lcache *lc = &sh->lc;
+	uint64_t len = e ? e->end - e->start : 0;
+	struct lc_rec *r;
+
+	if (!cc->c || !lc_room(sh, (size_t)len))
+		return;
+	r = &lc->rec[lc->n++];
+	memset(r, 0, sizeof(*r));
+	r->conn = cc->lc_no;
+	r->kind = kind;
+	if (!e)
+		return;
+	r->method = e->method;
+	r->pipelined = e->pipelined;
+	r->flags = e->flags;
+	r->tag = e->tag;
+	r->ts = e->ts;
+	r->off = lc->len;
+	lc->nreq++;
+	r->len = len;
+	for (unsigned s = 0; s < sh->nslots && s < 8; s++)
+		if (slot_on(cc, s))
+			r->slots |= (uint8_t)(1u << s);
+	for (uint64_t o = e->start; o < e->end;) {
+		struct iovec iov[16];
+		int k = st_bq_iov(&cc->stage, o, e->end, iov, 16);
+
+		for (int i = 0; i < k; i++) {
+			memcpy(lc->buf + lc->len, iov[i].iov_base, iov[i].iov_len);
+			lc->len += iov[i].iov_len;
+			o += iov[i].iov_len;
+		}
+		if (!k)
+			break;
+	}
+}
+
+static void lc_request(struct cconn *cc, const struct pend *e)
+{
+	lc_record(cc, LC_REQ, e);
+}
+
+bool st_shadow__cache_ready(const struct st_shadow *sh)
+{
+	/* (a pass without a request would go round without end) */
+	return !sh->lc.full && sh->lc.nreq && (sh->lc.on || sh->lc.vc);
+}
+
+/* A cached pass's connection ends: its shadow connections finish what they have. */
+static void lc_end(struct st_shadow *sh, uint32_t no)
+{
+	struct cconn *cc = sh->lc.vc[no];
+
+	if (!cc)
+		return;
+	for (unsigned s = 0; s < sh->nslots; s++)
+		if (cc->sc[s])
+			sc_release(cc->sc[s]);
+	sh->lc.vc[no] = NULL;
+	free(cc);
+}
+
+/* Every connection of the cached pass ends (a flush, the pass's end). */
+static void lc_end_all(struct st_shadow *sh)
+{
+	for (uint32_t i = 0; sh->lc.vc && i < sh->lc.nconn; i++)
+		lc_end(sh, i);
+}
+
+void st_shadow__cache_rewind(struct st_shadow *sh)
+{
+	struct lcache *lc = &sh->lc;
+	struct st_reasm_stats rs;
+
+	lc_end_all(sh);
+	lc->on = false; /* recording is over: the first pass is what it keeps */
+	lc->next = 0;
+	if (!lc->vc && !(lc->vc = calloc(lc->nconn ? lc->nconn : 1, sizeof(*lc->vc)))) {
+		lc->full = true;
+		return;
+	}
+	/* connection ids go on after the recording's (a cached pass has no reassembly) */
+	st_reasm__stats(sh->r, &rs);
+	if (lc->id_base < rs.conns + 1)
+		lc->id_base = rs.conns + 1;
+	lc->id_base += lc->nconn;
+	sh_kick(sh);
+	sh_free_dead(sh);
+}
+
+bool st_shadow__cache_ts(const struct st_shadow *sh, uint64_t *ts)
+{
+	const struct lcache *lc = &sh->lc;
+
+	/* a connection's end has no time of its own: the next request's */
+	for (size_t i = lc->next; i < lc->n; i++)
+		if (lc->rec[i].kind == LC_REQ) {
+			*ts = lc->rec[i].ts;
+			return true;
+		}
+	if (lc->next < lc->n) {
+		*ts = 0;
+		return true;
+	}
+	return false;
+}
+
+void st_shadow__cache_feed(struct st_shadow *sh)
+{
+	struct lcache *lc = &sh->lc;
+	const struct lc_rec *r;
+	struct cconn *cc;
+	struct pend e;
+	uint64_t due;
+
+	if (lc->next >= lc->n || !lc->vc)
+		return;
+	r = &lc->rec[lc->next++];
+	if (r->kind == LC_CLOSE) {
+		lc_end(sh, r->conn);
+		return;
+	}
+	cc = lc->vc[r->conn];
+	if (r->kind == LC_SWITCH) {
+		if (cc)
+			switch_raw(cc);
+		return;
+	}
+	if (!cc) {
+		cc = calloc(1, sizeof(*cc) + sh->nslots * (sizeof(struct sconn *) + 1));
+		if (!cc) {
+			sh->st.errors++;
+			return;
+		}
+		cc->sh = sh;
+		cc->id = lc->id_base + r->conn;
+		cc->mode = CM_HTTP;
+		cc->sflags = (uint8_t *)&cc->sc[sh->nslots];
+		for (unsigned s = 0; s < sh->nslots && s < 8; s++)
+			if (r->slots & (1u << s))
+				cc->sflags[s] = SL_ON;
+		lc->vc[r->conn] = cc;
+	}
+	sh->st.requests++;
+	due = sh->cfg.load->due(sh->cfg.load_ctx, r->ts, sh_now(sh));
+	if (due == ST_SHADOW_NEVER) {
+		sh->st.past_end++;
+		return;
+	}
+	memset(&e, 0, sizeof(e));
+	e.method = r->method;
+	e.flags = r->flags;
+	e.tag = r->tag;
+	e.pipelined = r->pipelined;
+	e.end = r->len; /* its length; the bytes are the cache's */
+	deliver(cc, &e, due, lc->buf + r->off);
+}
+
 /* ---- reassembly callbacks ----------------------------------------------------------------- */
 
 static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
@@ -1284,6 +1491,8 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	}
 	cc->sh = sh;
 	cc->c = c;
+	cc->id = c->id;
+	cc->lc_no = sh->lc.nconn++;
 	cc->sflags = (uint8_t *)&cc->sc[sh->nslots];
 	cc->hash = conn_hash(&c->key);
 	cc->prod_at_start = true;
@@ -1391,6 +1600,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		cc->mode = CM_OFF;
 	}
 	cmp_prod_lost(cc, ST_CMP_R_PROD_UNANSWERED);
+	lc_record(cc, LC_CLOSE, NULL);
 	free(cc->pq);
 	for (s = 0; s < sh->nslots; s++)
 		if (cc->sc[s])
@@ -1470,6 +1680,7 @@ struct st_shadow *st_shadow__new(const struct st_shadow_config *cfg)
 	if (!sh->cfg.mark_name)
 		sh->rw.marker_value = NULL;
 	sh->rewrite = sh->rw.nset || sh->rw.host || sh->rw.marker_name;
+	sh->lc.on = sh->cfg.load && sh->cfg.load_cache_max && !sh->cfg.compare;
 	sh->rbuf = malloc(ST_SH_READ_BUF);
 	sh->epfd = epoll_create1(EPOLL_CLOEXEC);
 	rc.ports = sh->cfg.ports;
@@ -1504,6 +1715,10 @@ void st_shadow__free(struct st_shadow *sh)
 	sh_free_dead(sh);
 	if (sh->epfd >= 0)
 		close(sh->epfd);
+	lc_end_all(sh);
+	free(sh->lc.vc);
+	free(sh->lc.rec);
+	free(sh->lc.buf);
 	free(sh->own);
 	free(sh->due_heap);
 	free(sh->hbuf);
@@ -1626,6 +1841,7 @@ void st_shadow__flush(struct st_shadow *sh)
 	    sh->st.requests)
 		drop_arbiter(sh);
 	st_reasm__flush(sh->r);
+	lc_end_all(sh);
 	sh_kick(sh);
 	sh_free_dead(sh);
 }

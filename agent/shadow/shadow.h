@@ -186,6 +186,11 @@ struct st_shadow_config {
 	void *load_ctx;
 	unsigned max_conns;            /* load: shadow connections open at once (0: no cap) */
 	uint64_t answer_timeout_ns;    /* load: written whole and unanswered this long: failed */
+	/* load: keep the first pass's released requests, at most this many bytes, so that the
+	 * next passes replay them without reading, reassembling and framing the recording again
+	 * (st_shadow__cache_*); 0: no cache. Not with tap compare (it needs production's
+	 * answers, which only the recording has). */
+	uint64_t load_cache_max;
 };
 
 /*
@@ -299,6 +304,20 @@ void st_shadow__drain(struct st_shadow *sh, int timeout_ms);
 uint64_t st_shadow__due(struct st_shadow *sh, uint64_t now);
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
+
+/*
+ * A load test's pass cache (cfg.load_cache_max): the first pass, fed as segments, is kept;
+ * once it is over (a flush), st_shadow__cache_ready() says whether all of it was. The next
+ * passes come from it: st_shadow__cache_rewind() starts one (every connection of the last
+ * ends, as at the end of a file), st_shadow__cache_ts() gives the capture time of what comes
+ * next (false at the end of the pass), st_shadow__cache_feed() releases it (a request, due as
+ * load->due() says, or a connection's end): the same requests, bytes, order per connection
+ * and connection ends as the first pass, on new connections.
+ */
+bool st_shadow__cache_ready(const struct st_shadow *sh);
+void st_shadow__cache_rewind(struct st_shadow *sh);
+bool st_shadow__cache_ts(const struct st_shadow *sh, uint64_t *ts);
+void st_shadow__cache_feed(struct st_shadow *sh);
 
 /* Parses HOST:PORT[/PCT] ([v6]:PORT too); resolves HOST now. 0 or -1 with a message. */
 int st_shadow_parse_target(const char *s, struct st_shadow_target *t, char *err, size_t errlen);

@@ -102,6 +102,37 @@ struct sconn {
 				       * (the kernel's receive stamp, CLOCK_REALTIME) */
 };
 
+/* A load test's pass cache (shadow.h, "A load test"): the first pass's released requests and
+ * connection ends, in the order they happened, for the passes after it. */
+enum { LC_REQ = 0, LC_CLOSE, LC_SWITCH };
+
+struct lc_rec {
+	uint32_t conn;               /* the connection's number in the first pass */
+	uint8_t kind;                /* LC_* */
+	uint8_t method;
+	uint8_t slots;               /* the slots it goes to (a bit each) */
+	bool pipelined;
+	uint32_t flags;              /* its head's ST_HTTP_HF_* */
+	uint32_t tag;
+	uint64_t ts;
+	uint64_t off, len;           /* its bytes in buf */
+};
+
+struct lcache {
+	bool on;                     /* recording the first pass */
+	bool full;                   /* it did not fit: given up (passes read the recording) */
+	struct lc_rec *rec;
+	size_t n, cap;
+	uint8_t *buf;
+	size_t len, bcap;
+	uint32_t nconn;              /* connections numbered (the first pass's) */
+	size_t nreq;                 /* requests kept */
+	/* replaying a pass */
+	size_t next;
+	struct cconn **vc;           /* the pass's connections by number (NULL: none open) */
+	uint64_t id_base;            /* the pass's connection ids start after every reasm id */
+};
+
 struct target_state {
 	unsigned lo, hi;             /* share of the hash space [0, 100) when pct */
 	unsigned fails;
@@ -131,6 +162,7 @@ struct st_shadow {
 	uint32_t due_n, due_cap;
 	struct st_list_head conn_wait; /* load: connections due, waiting for a free one, in order */
 	bool closing;                /* sh_close_all: what is not due yet is not moved on */
+	struct lcache lc;            /* load: the first pass kept for the next ones */
 	uint64_t queued;             /* bytes held by every queue: shadow connections and stages */
 	uint64_t n_congested;
 	struct st_shadow_stats st;

@@ -2139,6 +2139,83 @@ static void test_load_past_end_and_again(void **state)
 	sink_stop(s);
 }
 
+/*
+ * The pass cache: the first pass kept, the next replayed from it: the same requests, bytes,
+ * connection per recorded connection and order, capture times and tags, on new
+ * connections; a cache too small for the pass is given up (the recording is read again).
+ */
+static void test_load_cache(void **state)
+{
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct tconn a = { 0 }, b = { 0 };
+	struct tload tl;
+	uint64_t ts;
+	int n;
+
+	load_cfg(&cfg, s->port, &tl);
+	cfg.load_cache_max = 1 << 20;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &a, 42060);
+	t_sends(sh, &a, GET1);
+	t_open(sh, &b, 42061);
+	t_sends(sh, &b, GET3);
+	t_sends(sh, &a, GET2);
+	t_close(sh, &a);
+	t_close(sh, &b);
+	st_shadow__flush(sh);
+	assert_true(st_shadow__cache_ready(sh));
+	load_run_until(sh, &tl, 3, 5000);
+	/* the second pass, from the cache */
+	st_shadow__cache_rewind(sh);
+	for (n = 0; st_shadow__cache_ts(sh, &ts); n++)
+		st_shadow__cache_feed(sh);
+	assert_int_equal(n, 5); /* three requests, two connections' ends */
+	load_run_until(sh, &tl, 6, 5000);
+	assert_int_equal(tl.ndone, 6);
+	assert_int_equal(tl.n, 6);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(tl.ts[3 + i], tl.ts[i]);
+		assert_int_equal(tl.done[3 + i].fail, ST_SHADOW_ANSWERED);
+	}
+	/* four shadow connections, the second pass's as the first's */
+	for (int i = 0; i < 200 && sink_nconn(s) < 4; i++)
+		load_run_until(sh, &tl, 0, 5);
+	assert_int_equal(sink_nconn(s), 4);
+	{
+		char want_a[128], *d[4];
+		size_t len[4];
+		int na = 0, nb = 0;
+
+		snprintf(want_a, sizeof(want_a), "%s%s", GET1, GET2);
+		for (int i = 0; i < 4; i++) {
+			d[i] = sink_data(s, i, &len[i]);
+			na += !strcmp(d[i], want_a);
+			nb += !strcmp(d[i], GET3);
+			free(d[i]);
+		}
+		assert_int_equal(na, 2);
+		assert_int_equal(nb, 2);
+	}
+	t_free(&a);
+	t_free(&b);
+	st_shadow__free(sh);
+	/* a cache too small: given up */
+	load_cfg(&cfg, s->port, &tl);
+	cfg.load_cache_max = 64;
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &a, 42062);
+	t_sends(sh, &a, GET1);
+	t_close(sh, &a);
+	st_shadow__flush(sh);
+	assert_false(st_shadow__cache_ready(sh));
+	load_run_until(sh, &tl, 1, 5000);
+	t_free(&a);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
 static void test_parse_target(void **state)
 {
 	struct st_shadow_target t;
@@ -2197,6 +2274,7 @@ int main(void)
 		cmocka_unit_test(test_load_fail_kinds),
 		cmocka_unit_test(test_load_fail_moves_on),
 		cmocka_unit_test(test_load_past_end_and_again),
+		cmocka_unit_test(test_load_cache),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
