@@ -160,3 +160,21 @@ void st_bq_free(struct st_bq *q)
 	}
 	memset(q, 0, sizeof(*q));
 }
+
+size_t st_bq_copy(const struct st_bq *q, uint64_t from, uint64_t to, void *out)
+{
+	size_t o = 0;
+
+	while (from + o < to) {
+		struct iovec iov[16];
+		int k = st_bq_iov(q, from + o, to, iov, 16);
+
+		if (!k)
+			break;
+		for (int i = 0; i < k; i++) {
+			memcpy((uint8_t *)out + o, iov[i].iov_base, iov[i].iov_len);
+			o += iov[i].iov_len;
+		}
+	}
+	return o;
+}

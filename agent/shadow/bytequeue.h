@@ -53,6 +53,8 @@ void st_bq_truncate(struct st_bq *q, uint64_t pos);
 void st_bq_release(struct st_bq *q, uint64_t pos);
 /* Fills at most max iovecs with the bytes [from, to); returns how many. */
 int st_bq_iov(const struct st_bq *q, uint64_t from, uint64_t to, struct iovec *iov, int max);
+/* Copies the bytes [from, to) (held by q) to out; returns how many it copied. */
+size_t st_bq_copy(const struct st_bq *q, uint64_t from, uint64_t to, void *out);
 void st_bq_free(struct st_bq *q);
 
 #endif /* ST_BYTEQUEUE_H */

@@ -473,17 +473,7 @@ static void upgrade_refused(struct cconn *cc, uint64_t from)
 		return;
 	}
 	/* take the held bytes out of the stage, then frame them as the requests they are */
-	while (o < n) {
-		struct iovec iov[16];
-		int k = st_bq_iov(&cc->stage, from + o, cc->stage.end, iov, 16);
-
-		if (!k)
-			break;
-		for (int i = 0; i < k; i++) {
-			memcpy(tmp + o, iov[i].iov_base, iov[i].iov_len);
-			o += iov[i].iov_len;
-		}
-	}
+	o = st_bq_copy(&cc->stage, from, cc->stage.end, tmp);
 	stage_truncate(cc, from);
 	if (o == n)
 		http_feed(cc, tmp, (size_t)n);
@@ -1340,18 +1330,7 @@ static void lc_record(struct cconn *cc, uint8_t kind, const struct pend *e)
 	for (unsigned s = 0; s < sh->nslots && s < 8; s++)
 		if (slot_on(cc, s))
 			r->slots |= (uint8_t)(1u << s);
-	for (uint64_t o = e->start; o < e->end;) {
-		struct iovec iov[16];
-		int k = st_bq_iov(&cc->stage, o, e->end, iov, 16);
-
-		for (int i = 0; i < k; i++) {
-			memcpy(lc->buf + lc->len, iov[i].iov_base, iov[i].iov_len);
-			lc->len += iov[i].iov_len;
-			o += iov[i].iov_len;
-		}
-		if (!k)
-			break;
-	}
+	lc->len += st_bq_copy(&cc->stage, e->start, e->end, lc->buf + lc->len);
 }
 
 static void lc_request(struct cconn *cc, const struct pend *e)

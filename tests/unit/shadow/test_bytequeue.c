@@ -202,6 +202,26 @@ static void test_append_from(void **state)
 	st_bq_free(&b);
 }
 
+/* st_bq_copy: any span across chunks, whole; past what is held, what is held. */
+static void test_copy(void **state)
+{
+	struct st_bq a = { 0 };
+	static uint8_t in[300000], out[300000];
+
+	(void)state;
+	fill(in, sizeof(in), 5);
+	for (size_t o = 0; o < sizeof(in); o += 7000)
+		assert_int_equal(st_bq_append(&a, in + o, sizeof(in) - o < 7000 ? sizeof(in) - o :
+									     7000), 0);
+	/* more than 16 chunks' worth in one copy: the copy goes on past one batch of iovecs */
+	assert_int_equal(st_bq_copy(&a, 17, 299000, out), 299000 - 17);
+	assert_memory_equal(out, in + 17, 299000 - 17);
+	assert_int_equal(st_bq_copy(&a, 511, 513, out), 2);
+	assert_memory_equal(out, in + 511, 2);
+	assert_int_equal(st_bq_copy(&a, 100, 100, out), 0);
+	st_bq_free(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -210,6 +230,7 @@ int main(void)
 		cmocka_unit_test(test_release),
 		cmocka_unit_test(test_truncate),
 		cmocka_unit_test(test_append_from),
+		cmocka_unit_test(test_copy),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
