@@ -1075,8 +1075,9 @@ static int load_reports(struct receive *rx)
 static uint64_t on_wake(void *ctx)
 {
 	struct receive *rx = ctx;
+	uint64_t now = st_mono_ns();
 
-	return st_shadow__due(rx->sh, st_mono_ns());
+	return st_load__wake_at(rx->load, st_shadow__due(rx->sh, now), now);
 }
 
 static int on_tick(void *ctx)

@@ -931,10 +931,11 @@ static uint64_t load_wake(void *ctx)
 		if (st_load__end(c->load) != UINT64_MAX && st_load__end(c->load) > now)
 			c->drain_until += st_load__end(c->load) - now;
 	}
-	next = st_shadow__due(c->sh, st_mono_ns());
+	now = st_mono_ns();
+	next = st_load__wake_at(c->load, st_shadow__due(c->sh, now), now);
 	if (!c->flushed && wake && (!next || wake < next))
 		next = wake;
-	return next ? next : 0;
+	return next;
 }
 
 static int load_tick(void *ctx)

@@ -140,6 +140,7 @@ struct st_load {
 	uint64_t shift;               /* the pass's capture times are this much later */
 	uint64_t k;                   /* requests released (constant pacing's position) */
 	uint64_t last_end;            /* the last answer or failure */
+	uint64_t last_wake;           /* the last timer wake asked for */
 	struct tag_ent *cache;
 };
 
@@ -270,6 +271,17 @@ uint64_t st_load__end(const struct st_load *l)
 	if (!isfinite(l->end_s))
 		return UINT64_MAX;
 	return l->start_mono + (uint64_t)llround(l->end_s * 1e9);
+}
+
+uint64_t st_load__wake_at(struct st_load *l, uint64_t next, uint64_t now)
+{
+	if (!next)
+		return 0;
+	if (next > now && next < l->last_wake + ST_LOAD_WAKE_NS)
+		next = l->last_wake + ST_LOAD_WAKE_NS;
+	if (next > now)
+		l->last_wake = next; /* the wake it asks for */
+	return next;
 }
 
 /* The recorded position of a request captured at ts in this pass. */

@@ -51,6 +51,7 @@
 #define ST_LOAD_SIG 3                      /* significant digits (the timeline's: 2) */
 #define ST_LOAD_TIMELINE_SIG 2
 #define ST_LOAD_LOOKAHEAD_NS (500ull * 1000000) /* requests released ahead of their time */
+#define ST_LOAD_WAKE_NS (100ull * 1000)        /* the loop's timer wakes, at most this often */
 /* Recorded pacing feeds this much more of the recording (capture time): a request goes out
  * only once production's answer to it is in (the arbiter), and an answer that took this
  * long in production must not make it late. */
@@ -202,6 +203,13 @@ enum st_load_feed { ST_LOAD_FEED = 0, ST_LOAD_WAIT, ST_LOAD_END };
 enum st_load_feed st_load__feed(struct st_load *l, uint64_t ts, uint64_t now, uint64_t *wake);
 /* The schedule's end (CLOCK_MONOTONIC ns); UINT64_MAX: none (input-paced without --duration). */
 uint64_t st_load__end(const struct st_load *l);
+/*
+ * When the loop should wake for the next due request (next, CLOCK_MONOTONIC ns; 0: none): at
+ * its time, but no sooner than ST_LOAD_WAKE_NS after the last wake: above 1 / ST_LOAD_WAKE_NS
+ * requests a second they are taken up a few at a time, each at most that late (its lag says
+ * so), where waking for every one would cost more than the requests themselves.
+ */
+uint64_t st_load__wake_at(struct st_load *l, uint64_t next, uint64_t now);
 
 /* The run is over (the drain too): the last figures. Written reports say "final" after it. */
 void st_load__finish(struct st_load *l, uint64_t now_mono, uint64_t now_real);

@@ -556,6 +556,13 @@ static void sc_take(struct sconn *sc, uint64_t now)
 	struct st_shadow *sh = sc->sh;
 	uint32_t before = sc->req_nready;
 
+	if (sc->req_nready == sc->req_n) {
+		if (sc->heap_i) /* (cannot be: what is in the heap waits for a request) */
+			heap_del(sh, sc);
+		return;
+	}
+	if (sc->heap_i && req_at(sc, sc->req_nready)->due > now)
+		return; /* nothing due yet: it waits where it is (a new request comes after) */
 	if (sc->heap_i)
 		heap_del(sh, sc);
 	while (sc->req_nready < sc->req_n) {
