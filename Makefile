@@ -197,7 +197,8 @@ demo: deps
 
 # Production cost (every configuration against no agent in the same run, veth and loopback),
 # each program path alone, the BPF cost of large segments, the loss probe, flows vs tcpflow,
-# replay, tap compare, --tls. About 30 minutes; ST_BENCH_QUICK=1: about 12.
+# replay, tap compare, --tls, the load test generator vs wrk. About 32 minutes;
+# ST_BENCH_QUICK=1: about 13.
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)ST_BUILD=$(BUILD) tools/bench-prod.sh
@@ -207,6 +208,8 @@ bench: deps
 	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh replay
 	$(Q)ST_BUILD=$(BUILD) tools/bench-compare.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-tls.sh
+	$(Q)ST_BUILD=$(BUILD) ST_BENCH_ROUNDS=$${ST_BENCH_ROUNDS:-$(if $(filter 1,$(ST_BENCH_QUICK)),3,5)} \
+		tools/bench-load.sh
 
 # The binary, its manual page, the systemd unit (its paths follow PREFIX) and the example configuration
 # (docs/DAEMON.md); an existing /etc/shadowtap/shadowtap.conf is never touched.

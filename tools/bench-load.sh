@@ -11,10 +11,12 @@
 #  - wrk -t1 -c$CONNS -d${SECS}s (a closed loop: no schedule, no correction);
 #  - h2load --h1 -t1 -c$CONNS -D$SECS (the same, when installed);
 #  - shadowtap replay of a recording of $CONNS keep-alive clients (made once, by a client
-#    that waits for each answer), --rate R --pace constant --duration $SECS, R a fifth above
-#    what wrk got in the first round: an open model just past what the pair can do, so
-#    every connection has a request due and waiting (the correction on: each latency counted
-#    from when it was due); far more would only queue requests that never go.
+#    that waits for each answer), --rate R --pace constant --duration $SECS, R twice what
+#    wrk got in the first round: an open model past what the pair can do (this shared host's
+#    rate varies by half from run to run), so every connection has a request due and
+#    waiting, as wrk's always have (the correction on: each latency counted from when it
+#    was due); below saturation the generator sleeps between due requests and each wake
+#    costs a context switch wrk does not pay.
 # Rounds alternate the clients ($ROUNDS each). Per run: requests answered per second, and
 # per second of the client's own CPU (user + system: what one core of it does; the target
 # or the client, whichever is slower, sets the first figure; the second is the client's
