@@ -594,6 +594,25 @@ st_summary() { grep -E '^shadowtap: summary ' "$1" | tail -n1 || true; }
 # st_summary_field LINE KEY: the number after KEY= in a summary line.
 st_summary_field() { sed -nE "s/.*[[:space:]]$2=([0-9]+).*/\1/p" <<<"$1" || true; }
 
+# st_render_html NS FILE WIDTH,HEIGHT SHOT: FILE (a report) rendered by headless Chromium in
+# namespace NS (one that reaches no network: a report must need none); the rendered DOM in
+# $ST_TMP/dom.html, a screenshot in SHOT. Returns 1, having said so, when chromium is not
+# installed (the caller passes without its browser check); fails the test when it cannot render.
+st_render_html() {
+	local chrome
+	chrome=$(command -v chromium || command -v chromium-browser || true)
+	if [ -z "$chrome" ]; then
+		st_log "SKIP (part): chromium is not installed (tools/install-deps.sh installs it): the report was not rendered"
+		return 1
+	fi
+	mkdir -p "$ST_TMP/chrome"
+	timeout 60 ip netns exec "$1" "$chrome" --headless --no-sandbox --disable-gpu \
+		--disable-background-networking --disable-component-update --disable-sync --no-first-run \
+		--user-data-dir="$ST_TMP/chrome" --window-size="$3" --screenshot="$4" \
+		--dump-dom "file://$2" >"$ST_TMP/dom.html" 2>"$ST_TMP/chrome.err" ||
+		{ tail -n 20 "$ST_TMP/chrome.err"; st_fail "chromium could not render $2"; }
+}
+
 # st_tcpdump_dropped ERRFILE: packets tcpdump says the kernel dropped (its exit report).
 st_tcpdump_dropped() { sed -nE 's/^([0-9]+) packets? dropped by kernel.*/\1/p' "$1" | tail -n1 || true; }
 

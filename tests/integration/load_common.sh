@@ -4,6 +4,22 @@
 
 LD_TARGET=$ST_ROOT/tests/integration/load_target.py
 
+# ld_init NAME CMD...: what every load test needs (root, CMD..., an agent with load tests:
+# skipped, not failed, on a build before them), then st_init; LOGS=test-logs/NAME, emptied
+# (the reports and logs a failure leaves to read).
+ld_init() {
+	local name=$1
+	shift
+	st_require_root
+	st_require_cmds ip nginx tcpdump python3 "$@"
+	st_require_agent
+	"$ST_BIN" replay --help 2>/dev/null | grep -q -- '--steps' || st_skip "$ST_BIN has no load test"
+	st_init
+	LOGS=$ST_BUILD/test-logs/$name
+	mkdir -p "$LOGS"
+	rm -f "$LOGS"/*
+}
+
 # ld_record PCAP CONNS PER_CONN GAP_MS: a recording of production's own traffic: nginx in
 # $ST_SRV_NS answering every path, CONNS keep-alive clients in $ST_CLI_NS taking turns, one
 # request each at a time (not pipelined), GAP_MS between requests, PER_CONN each; paths

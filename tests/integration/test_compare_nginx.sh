@@ -206,20 +206,9 @@ python3 "$ST_TMP/check.py" "$ST_TMP/receive.json" "$ST_TMP/receive.jsonl" "$N" |
 	st_fail "receive: the report or the diffs do not say what changed (above)"
 
 # the HTML report in a real browser
-chrome=$(command -v chromium || command -v chromium-browser || true)
-if [ -z "$chrome" ]; then
-	st_log "SKIP (part): chromium is not installed (tools/install-deps.sh installs it): the report was not rendered"
-	st_log "PASS (without the browser check)"
-	exit 0
-fi
-mkdir -p "$ST_TMP/chrome"
-# in the client namespace, which reaches no network: the report must need none. One run
-# dumps the rendered DOM and takes the screenshot.
-timeout 60 ip netns exec "$ST_CLI_NS" "$chrome" --headless --no-sandbox --disable-gpu \
-	--disable-background-networking --disable-component-update --disable-sync --no-first-run \
-	--user-data-dir="$ST_TMP/chrome" --window-size=1400,1800 --screenshot="$LOGS/report.png" \
-	--dump-dom "file://$R" >"$ST_TMP/dom.html" 2>"$ST_TMP/chrome.err" ||
-	{ tail -n 20 "$ST_TMP/chrome.err"; st_fail "chromium could not render the report"; }
+# in the client namespace, which reaches no network; one run dumps the DOM and takes the screenshot
+st_render_html "$ST_CLI_NS" "$R" 1400,1800 "$LOGS/report.png" ||
+	{ st_log "PASS (without the browser check)"; exit 0; }
 python3 - "$ST_TMP/dom.html" <<'PY' || st_fail "the rendered report does not show the regression (above)"
 import html.parser, sys
 class P(html.parser.HTMLParser):

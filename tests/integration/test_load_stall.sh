@@ -9,15 +9,7 @@
 # the stall, a burst after it. The report shows both latencies.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/load_common.sh"
-st_require_root
-st_require_cmds ip nginx tcpdump python3
-st_require_agent
-"$ST_BIN" replay --help 2>/dev/null | grep -q -- '--steps' || st_skip "$ST_BIN has no load test"
-st_init
-
-LOGS=$ST_BUILD/test-logs/test_load_stall
-mkdir -p "$LOGS"
-rm -f "$LOGS"/*
+ld_init test_load_stall
 PCAP=$ST_TMP/rec.pcap
 st_log "recording: 20 keep-alive clients, 3200 requests (one pass outlasts the test)"
 ld_record "$PCAP" 20 160 0

@@ -10,15 +10,7 @@
 # Errors by kind say which is which.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/load_common.sh"
-st_require_root
-st_require_cmds ip nginx tcpdump python3
-st_require_agent
-"$ST_BIN" replay --help 2>/dev/null | grep -q -- '--steps' || st_skip "$ST_BIN has no load test"
-st_init
-
-LOGS=$ST_BUILD/test-logs/test_load_steps
-mkdir -p "$LOGS"
-rm -f "$LOGS"/*
+ld_init test_load_steps
 PCAP=$ST_TMP/rec.pcap
 st_log "recording: 400 short connections, one request each"
 LD_SHORT=1 ld_record "$PCAP" 400 1 0
