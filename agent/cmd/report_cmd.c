@@ -213,7 +213,7 @@ static bool first_is_load(const char *path)
 {
 	char err[256];
 	size_t len = 0;
-	char *buf = st_jrd_file(path, ST_LOAD_REPORT_FILE_MAX, &len, err, sizeof(err));
+	char *buf = st_json_read_file(path, ST_LOAD_REPORT_FILE_MAX, &len, err, sizeof(err));
 	bool is = buf && st_load_report_is(buf, len);
 
 	free(buf);
