@@ -72,20 +72,20 @@ const struct st_opt st_load_opts[] = {
 		    "(an open model), the recording looped to --duration"),
 	ST_OPT_FUNC("steps", 0, "'RPS,RPS,...'", 0, opt_steps,
 		    "a load test in steps of --step-sec each (the knee)"),
-	ST_OPT_DOUBLE("step-sec", 0, struct st_load_opts, step_s, "SEC", 0.1, 1e6,
-		      "each step's length (default 10)"),
-	ST_OPT_DOUBLE("duration", 0, struct st_load_opts, duration_s, "SEC", 0.001, 1e9,
-		      "the load test's length (default: one pass of the recording)"),
-	ST_OPT_DOUBLE("ramp", 0, struct st_load_opts, ramp_s, "SEC", 0.001, 1e9,
-		      "from 0 up to --rate over SEC"),
+	ST_OPT_SECONDS("step-sec", 0, struct st_load_opts, step_s, 0.1, 1e6,
+		       "each step's length (default 10)"),
+	ST_OPT_SECONDS("duration", 0, struct st_load_opts, duration_s, 0.001, 1e9,
+		       "the load test's length (default: one pass of the recording)"),
+	ST_OPT_SECONDS("ramp", 0, struct st_load_opts, ramp_s, 0.001, 1e9,
+		       "from 0 up to --rate over SEC"),
 	ST_OPT_UINT("connections", 0, struct st_load_opts, connections, "N", 1, 1000000, 0,
 		    "at most N connections to the target at once (a recorded\n"
 		    "connection waits for a free one; its latency counts)"),
 	ST_OPT_FUNC("pace", 0, "recorded|constant", 0, opt_pace,
 		    "the recording's own inter-arrival times scaled to the rate\n"
 		    "(default for replay), or a constant rate"),
-	ST_OPT_DOUBLE("timeout", 0, struct st_load_opts, timeout_s, "SEC", 0.001, 86400,
-		      "a request unanswered SEC after it went out fails (default 10)"),
+	ST_OPT_SECONDS("timeout", 0, struct st_load_opts, timeout_s, 0.001, 86400,
+		       "a request unanswered SEC after it went out fails (default 10)"),
 };
 
 const size_t st_load_opts_n = sizeof(st_load_opts) / sizeof(st_load_opts[0]);
