@@ -1065,8 +1065,7 @@ static int on_shadow_io(void *ctx)
 /* The load test's reports, written whole (in progress, and final at the end). 0 or -1. */
 static int load_reports(struct receive *rx)
 {
-	return st_load_report_write(st_load__agg(rx->load, st_mono_ns(), st_realtime_ns()),
-				    rx->lo.report, rx->lo.report_json,
+	return st_load_report_write(rx->load, rx->lo.report, rx->lo.report_json,
 				    rx->lo.cmp_report[0] ? rx->lo.cmp_report : NULL, "receive",
 				    rx->out_mode);
 }
@@ -1382,7 +1381,8 @@ int cmd_receive(int argc, char **argv)
 		rx->failed = true; /* each said once already */
 	if (rx->load) {
 		st_load__finish(rx->load, st_mono_ns(), st_realtime_ns());
-		if (load_reports(rx))
+		/* the last reports, and any that failed on the way (each said once) */
+		if (load_reports(rx) || st_load__output_errors(rx->load))
 			rx->failed = true;
 	}
 	if (rx->sink && st_flowsink__flush(rx->sink))

@@ -837,8 +837,7 @@ static int survey(struct shadow_cmd *c, struct survey *sv)
 /* The load test's reports, written whole (in progress, and final at the end). 0 or -1. */
 static int load_reports(struct shadow_cmd *c)
 {
-	return st_load_report_write(st_load__agg(c->load, st_mono_ns(), st_realtime_ns()),
-				    c->lo.report, c->lo.report_json,
+	return st_load_report_write(c->load, c->lo.report, c->lo.report_json,
 				    c->lo.cmp_report[0] ? c->lo.cmp_report : NULL, c->cmd,
 				    c->out_mode);
 }
@@ -1145,8 +1144,8 @@ static int end_run(struct shadow_cmd *c, int r)
 	print_stats(c, c->what ? c->what : "summary");
 	if (c->load)
 		st_load__print_end(c->load, stderr);
-	return r || c->metrics_errors || st_compare__output_errors(c->compare) ? ST_EXIT_RUNTIME :
-										ST_EXIT_OK;
+	return r || c->metrics_errors || st_compare__output_errors(c->compare) ||
+	       st_load__output_errors(c->load) ? ST_EXIT_RUNTIME : ST_EXIT_OK;
 }
 
 static void destroy_cmd(struct shadow_cmd *c)

@@ -141,6 +141,8 @@ struct st_load {
 	uint64_t k;                   /* requests released (constant pacing's position) */
 	uint64_t last_end;            /* the last answer or failure */
 	uint64_t last_wake;           /* the last timer wake asked for */
+	uint64_t output_errors;       /* report writes that failed */
+	unsigned output_said;         /* bit k: report k's failure was said */
 	struct tag_ent *cache;
 };
 
@@ -568,6 +570,21 @@ void st_load__stats(const struct st_load *l, struct st_load_stats *out)
 	out->late_sends = a->late_sends;
 	out->load_starved = a->starved;
 	out->load_over_range = a->lat.over;
+	out->load_output_errors = l->output_errors;
+}
+
+bool st_load__output_failed(struct st_load *l, unsigned which)
+{
+	bool first = !(l->output_said & (1u << which));
+
+	l->output_errors++;
+	l->output_said |= 1u << which;
+	return first;
+}
+
+uint64_t st_load__output_errors(const struct st_load *l)
+{
+	return l ? l->output_errors : 0;
 }
 
 ST_STAT_TABLE_DEFINE(st_load_stat, struct st_load_stats, ST_LOAD_STATS);

@@ -176,7 +176,8 @@ struct st_load_endpoint *st_load_agg_endpoint(struct st_load_agg *a, const char 
 	X(T, load_dropped, DETAIL, "load test errors: not sent, the queues were full")          \
 	X(T, late_sends, COUNTER, "load test: requests the generator took up over 1 ms late")   \
 	X(T, load_starved, DETAIL, "load test (receive): slots the stream had no request for yet") \
-	X(T, load_over_range, DETAIL, "load test: latencies over 1 h, recorded as 1 h")
+	X(T, load_over_range, DETAIL, "load test: latencies over 1 h, recorded as 1 h")          \
+	X(T, load_output_errors, DETAIL, "load test: report writes that failed")
 
 struct st_load_stats {
 	ST_LOAD_STATS(ST_STAT_FIELD, _)
@@ -216,6 +217,11 @@ void st_load__finish(struct st_load *l, uint64_t now_mono, uint64_t now_real);
 /* The figures so far (elapsed up to now; a finished run's as finished). */
 const struct st_load_agg *st_load__agg(struct st_load *l, uint64_t now_mono, uint64_t now_real);
 void st_load__stats(const struct st_load *l, struct st_load_stats *out);
+/* A write of report `which` (0: HTML, 1: JSON) failed: counted (load_output_errors); true the
+ * first time for that report, to say it once, not at every --report-interval. */
+bool st_load__output_failed(struct st_load *l, unsigned which);
+/* The report writes that failed so far (0 for NULL: no load test); the run exits 1 on any. */
+uint64_t st_load__output_errors(const struct st_load *l);
 /* The counters, then achieved_rps= p99_ms= (and the worst lag) for the summary line. */
 void st_load__statline(struct st_load *l, struct st_statline *line);
 /* The run in one line for people: elapsed time, requests/s, latency percentiles, errors, lag. */

@@ -570,15 +570,16 @@ void st_load_report_html(FILE *f, const struct st_load_agg *a, uint64_t now_real
 	fputs("</main></body></html>\n", f);
 }
 
-int st_load_report_write(const struct st_load_agg *a, const char *html, const char *json,
+int st_load_report_write(struct st_load *l, const char *html, const char *json,
 			 const char *compare_report, const char *cmd, mode_t mode)
 {
+	const struct st_load_agg *a = st_load__agg(l, st_mono_ns(), st_realtime_ns());
 	const char *paths[2] = { html, json }, *cmp = compare_report ? strrchr(compare_report, '/') :
 								      NULL;
 	int rc = 0;
 
 	cmp = cmp ? cmp + 1 : compare_report;
-	for (int k = 0; k < 2; k++) {
+	for (unsigned k = 0; k < 2; k++) {
 		char *text = NULL;
 		size_t len = 0;
 		FILE *f;
@@ -596,7 +597,8 @@ int st_load_report_write(const struct st_load_agg *a, const char *html, const ch
 								   ST_OUT_NONBLOCK, mode);
 		}
 		if (err) {
-			pr_err("%s: %s: %s", cmd, paths[k], st_output_strerror(err));
+			if (st_load__output_failed(l, k))
+				pr_err("%s: %s: %s", cmd, paths[k], st_output_strerror(err));
 			rc = -1;
 		}
 		free(text);

@@ -33,12 +33,12 @@ void st_load_report_html(FILE *f, const struct st_load_agg *a, uint64_t now_real
 			 const char *compare_report);
 
 /*
- * Both reports written whole (atomically, output.h: mode is --output-mode's, or 0) to html and
- * json (either may be NULL); compare_report: tap compare's HTML report next to them (linked by
- * its file name), or NULL. A path that cannot be written is said in one line naming cmd. 0,
- * or -1 if one failed.
+ * l's reports now, written whole (atomically, output.h: mode is --output-mode's, or 0) to
+ * html and json (either may be NULL); compare_report: tap compare's HTML report next to them
+ * (linked by its file name), or NULL. A failed write is counted (load_output_errors) and said
+ * once per report, in one line naming cmd. 0, or -1 if one failed.
  */
-int st_load_report_write(const struct st_load_agg *a, const char *html, const char *json,
+int st_load_report_write(struct st_load *l, const char *html, const char *json,
 			 const char *compare_report, const char *cmd, mode_t mode);
 
 #endif /* ST_LOAD_REPORT_H */

@@ -5,8 +5,9 @@
 # for replay (a load option without --rate or --steps, --rate with --steps, --steps with
 # --ramp or --duration, --speed, --fast or --multiply with a load test, two --to, --proto
 # raw, stdin, a bad rate, step list, pace or duration, the load report and its JSON on one
-# file) and for receive (--rate without --to, --pace recorded, --fast). And what is accepted
-# as a duration: units, like every SEC option.
+# file) and for receive (--rate without --to, --pace recorded, --fast). A load report that
+# cannot be written stops the run before it starts (exit 1). And what is accepted as a
+# duration: units, like every SEC option.
 . "$(dirname "$0")/lib.sh"
 [ -x "$ST_BIN" ] || st_fail "$ST_BIN not found (build first)"
 "$ST_BIN" replay --help 2>/dev/null | grep -q -- '--steps' || st_skip "$ST_BIN has no load test"
@@ -46,6 +47,26 @@ refused "needs --to" -- receive rec.tee -w x.pcap --rate 5
 refused "receive paces a load test constant" -- receive rec.tee --to 127.0.0.1:9 --rate 5 --pace recorded
 refused "no --fast" -- receive rec.tee --to 127.0.0.1:9 --rate 5 --fast
 [ ! -e l.html ] && [ ! -e x.pcap ] || st_fail "a refused command left a file behind"
+
+# a load report that cannot be written stops the run before it starts (exit 1, one line;
+# the recording, hand-made, is surveyed first: one GET answered by production)
+PYTHONPATH=$ST_ROOT/tests/integration python3 - one.pcap <<'PY'
+import sys
+from rawpcap import pkt, write
+c, s = [10, 9, 0, 1], [10, 9, 0, 2]
+req = b"GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+resp = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+write(sys.argv[1], [pkt(c, s, 40000, 80, 100, 0, 0x02), pkt(s, c, 80, 40000, 500, 101, 0x12),
+                    pkt(c, s, 40000, 80, 101, 501, 0x10),
+                    pkt(c, s, 40000, 80, 101, 501, 0x18, req),
+                    pkt(s, c, 80, 40000, 501, 101 + len(req), 0x18, resp),
+                    pkt(c, s, 40000, 80, 101 + len(req), 501 + len(resp), 0x11)])
+PY
+rc=0
+timeout 30 "$ST_BIN" replay one.pcap --port 80 --to 127.0.0.1:9 --rate 5 --report-json /dev/full \
+	>/dev/null 2>err.txt || rc=$?
+[ "$rc" -eq 1 ] && grep -q "/dev/full" err.txt && ! grep -q "^shadowtap: load " err.txt ||
+	{ cat err.txt; st_fail "--report-json /dev/full: exit $rc (want 1, before the test starts)"; }
 
 # accepted: durations with units get as far as the missing file (exit 1, one line)
 rc=0

@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "load.h"
 #include "load_report.h"
@@ -55,7 +57,7 @@ static struct st_load *run(bool steps)
 	return l;
 }
 
-static char *write(const struct st_load_agg *a, bool json)
+static char *report_of(const struct st_load_agg *a, bool json)
 {
 	char *out = NULL;
 	size_t len = 0;
@@ -73,7 +75,7 @@ static char *write(const struct st_load_agg *a, bool json)
 static void test_json_keys(void **state)
 {
 	struct st_load *l = run(true);
-	char *j = write(st_load__agg(l, 0, 0), true);
+	char *j = report_of(st_load__agg(l, 0, 0), true);
 	static const char *const keys[] = {
 		"\"format\": \"shadowtap-load-report\"", "\"target_rps\": 200", "\"achieved_rps\": ",
 		"\"sent\": ", "\"answered\": ", "\"errors\": {\"connect_refused\": 0",
@@ -94,7 +96,7 @@ static void test_html(void **state)
 {
 	for (int steps = 0; steps < 2; steps++) {
 		struct st_load *l = run(steps);
-		char *h = write(st_load__agg(l, 0, 0), false);
+		char *h = report_of(st_load__agg(l, 0, 0), false);
 		static const char *const parts[] = {
 			"<section id=\"summary\"", "id=\"achieved\"", "id=\"p99\"",
 			"<svg xmlns=\"http://www.w3.org/2000/svg\" id=\"percentile-chart\"",
@@ -118,11 +120,63 @@ static void test_html(void **state)
 	}
 }
 
+/* A report that cannot be written is counted at every try and said once (not at every
+ * --report-interval); one that can is written whole, 0600 by default. */
+static void test_write_errors(void **state)
+{
+	struct st_load *l = run(false);
+	struct st_load_stats st;
+	char dir[] = "/tmp/st-load-report.XXXXXX", path[64], *said = NULL;
+	size_t len = 0;
+	FILE *cap = open_memstream(&said, &len);
+	int saved = dup(STDERR_FILENO), fd[2];
+	struct stat sb;
+
+	assert_non_null(cap);
+	assert_int_equal(pipe(fd), 0);
+	fflush(stderr);
+	dup2(fd[1], STDERR_FILENO);
+	assert_int_equal(st_load_report_write(l, "/dev/full", NULL, NULL, "replay", 0), -1);
+	assert_int_equal(st_load_report_write(l, "/dev/full", NULL, NULL, "replay", 0), -1);
+	fflush(stderr);
+	dup2(saved, STDERR_FILENO);
+	close(fd[1]);
+	for (;;) {
+		char b[256];
+		ssize_t n = read(fd[0], b, sizeof(b));
+
+		if (n <= 0)
+			break;
+		fwrite(b, 1, (size_t)n, cap);
+	}
+	close(fd[0]);
+	fclose(cap);
+	assert_non_null(strstr(said, "replay: /dev/full: "));
+	assert_int_equal(strchr(said, '\n') - said + 1, (long)strlen(said)); /* one line */
+	st_load__stats(l, &st);
+	assert_int_equal(st.load_output_errors, 2);
+	assert_int_equal(st_load__output_errors(l), 2);
+	assert_int_equal(st_load__output_errors(NULL), 0);
+
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/load.json", dir);
+	assert_int_equal(st_load_report_write(l, NULL, path, NULL, "replay", 0), 0);
+	assert_int_equal(stat(path, &sb), 0);
+	assert_int_equal(sb.st_mode & 0777, 0600);
+	assert_true(sb.st_size > 100);
+	assert_int_equal(st_load__output_errors(l), 2);
+	unlink(path);
+	rmdir(dir);
+	free(said);
+	st_load__free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_keys),
 		cmocka_unit_test(test_html),
+		cmocka_unit_test(test_write_errors),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
