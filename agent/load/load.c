@@ -133,6 +133,7 @@ struct st_load {
 	struct st_load_config cfg;
 	struct st_load_agg agg;
 	bool started, finished;
+	bool complete;                /* nothing more can be due before the schedule's end */
 	uint64_t start_mono;
 	double end_s;                 /* D: the schedule's length, INFINITY for none */
 	double scale;                 /* recorded pacing: positions per ns of capture time */
@@ -304,8 +305,10 @@ enum st_load_feed st_load__feed(struct st_load *l, uint64_t ts, uint64_t now, ui
 	else
 		p = (double)l->k;
 	t = sched_time(l, p);
-	if (t >= l->end_s)
+	if (t >= l->end_s) {
+		l->complete = true;
 		return ST_LOAD_END;
+	}
 	if (t <= horizon)
 		return ST_LOAD_FEED;
 	*wake = l->start_mono + (uint64_t)llround((t - (double)ST_LOAD_LOOKAHEAD_NS / 1e9) * 1e9);
@@ -416,8 +419,10 @@ static uint64_t op_due(void *ctx, uint64_t ts, uint64_t now)
 		p = (double)l->k++;
 	}
 	t = sched_time(l, p);
-	if (t >= l->end_s)
+	if (t >= l->end_s) {
+		l->complete = true;
 		return ST_SHADOW_NEVER;
+	}
 	return l->start_mono + (uint64_t)llround(t * 1e9);
 }
 
@@ -518,7 +523,9 @@ const struct st_shadow_load_ops st_load_ops = {
 /* ---- results -------------------------------------------------------------------------- */
 
 /* The run's time so far: from its start to the schedule's end or the last answer, whichever
- * came later, but no later than now. */
+ * came later, but no later than now unless the schedule is complete (a run that ends when
+ * nothing more can be due, between the last due request and the schedule's end, ran at its
+ * rate over the whole schedule: 10 requests at 5/s are 2 s, not 1.8). */
 static void update_times(struct st_load *l, uint64_t now_mono, uint64_t now_real)
 {
 	uint64_t end = st_load__end(l), upto;
@@ -526,7 +533,7 @@ static void update_times(struct st_load *l, uint64_t now_mono, uint64_t now_real
 	if (!l->started)
 		return;
 	upto = end != UINT64_MAX && end > l->last_end ? end : l->last_end;
-	if (!upto || upto > now_mono)
+	if (!upto || (upto > now_mono && !(l->complete && end != UINT64_MAX)))
 		upto = now_mono;
 	l->agg.elapsed_s = upto > l->start_mono ? (double)(upto - l->start_mono) / 1e9 : 0;
 	l->agg.end_real_ns = l->agg.start_real_ns + (upto - l->start_mono);

@@ -334,6 +334,40 @@ static void test_timeline_compact(void **state)
 	st_load__free(l);
 }
 
+/*
+ * A run ends once nothing more can be due (and everything is answered): between the last due
+ * request and the schedule's end. Its rate is over the schedule: 10 requests at 5/s answered
+ * in 1.82 s are 5/s over 2 s, not 5.5/s. A run stopped before its schedule ran out (a signal)
+ * is measured to when it stopped.
+ */
+static void test_elapsed(void **state)
+{
+	for (int stopped = 0; stopped < 2; stopped++) {
+		struct st_load_config c = { .rate = 5, .duration_s = 2,
+					    .pace = ST_LOAD_PACE_CONSTANT };
+		struct st_load *l = mk(&c);
+		uint32_t t = tag(l, "GET", "/a");
+		unsigned n = stopped ? 5 : 10;
+		uint64_t d = 0;
+
+		for (unsigned i = 0; i < n; i++) {
+			d = due(l, 0, S0);
+			st_load_ops.taken(l, 0, d, d);
+			done(l, t, ST_SHADOW_ANSWERED, 200, d, d, d + 2 * MS, 0);
+		}
+		if (!stopped)
+			assert_int_equal(due(l, 0, S0), ST_SHADOW_NEVER); /* the schedule ran out */
+		st_load__finish(l, d + 20 * MS, 1700000000ull * 1000000000 + d - S0 + 20 * MS);
+		if (stopped) {
+			assert_true(fabs(st_load__agg(l, 0, 0)->elapsed_s - 0.82) < 1e-9);
+		} else {
+			assert_true(fabs(st_load__agg(l, 0, 0)->elapsed_s - 2) < 1e-9);
+			assert_true(fabs(st_load_agg_achieved(st_load__agg(l, 0, 0)) - 5) < 1e-9);
+		}
+		st_load__free(l);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -346,6 +380,7 @@ int main(void)
 		cmocka_unit_test(test_measure),
 		cmocka_unit_test(test_steps_measure),
 		cmocka_unit_test(test_timeline_compact),
+		cmocka_unit_test(test_elapsed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
