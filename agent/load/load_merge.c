@@ -2,16 +2,20 @@
 /* Load test reports read back and merged (load_merge.h). */
 #include "load_merge.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "compare_agg.h"
 #include "json_read.h"
 #include "load_report.h"
 
 #define SEVERAL "(several)"
-#define COUNT_MAX (UINT64_MAX / 4)
+/* what a report may hold (compare's bound): a merge whose sums would pass it is refused */
+#define COUNT_MAX ST_CMP_COUNT_MAX
+#define SOURCES_MAX 1000000000ull /* reports merged, connections: at most this in a report */
 #define SECS_MAX 1e9
 
 /* ---- reading ------------------------------------------------------------------------------ */
@@ -250,8 +254,7 @@ static int load(struct st_json_read *l, struct st_load_agg *a)
 	if (strcmp(unit, "us") || lowest != 1 || highest != ST_LOAD_HIGHEST_US ||
 	    sig < ST_HDR_SIG_MIN || tsig < ST_HDR_SIG_MIN)
 		return st_json_read_fail(l, "histograms of another layout (unit %s, %llu..%llu)",
-					 unit,
-				   (unsigned long long)lowest, (unsigned long long)highest);
+					 unit, (unsigned long long)lowest, (unsigned long long)highest);
 	if (st_json_read_get_str(l, 0, "command", a->command, sizeof(a->command)) ||
 	    st_json_read_get_str(l, 0, "target", a->target, sizeof(a->target)) ||
 	    st_json_read_get_bool(l, 0, "final", &a->final) ||
@@ -259,9 +262,9 @@ static int load(struct st_json_read *l, struct st_load_agg *a)
 	    st_json_read_get_time(l, 0, "ended", &a->end_real_ns) ||
 	    get_secs(l, 0, "elapsed_s", &a->elapsed_s) ||
 	    get_secs(l, 0, "scheduled_s", &a->scheduled_s) ||
-	    st_json_read_get_u64(l, 0, "sources", 1000000000, &a->sources) ||
+	    st_json_read_get_u64(l, 0, "sources", SOURCES_MAX, &a->sources) ||
 	    st_json_read_get_str(l, 0, "pace", pace, sizeof(pace)) ||
-	    st_json_read_get_u64(l, 0, "connections", 1000000000, &v) ||
+	    st_json_read_get_u64(l, 0, "connections", SOURCES_MAX, &v) ||
 	    get_secs(l, 0, "timeout_s", &a->timeout_s) ||
 	    get_secs(l, 0, "target_rps", &a->target_rps) ||
 	    st_json_read_get_u64(l, 0, "due", COUNT_MAX, &a->due) ||
@@ -353,13 +356,26 @@ int st_load_report_read(struct st_load_agg *a, const char *path, char *err, size
 /* ---- merging ------------------------------------------------------------------------------ */
 
 /* d += s (histograms made in d when first used). -1: no memory, or a count too large. */
+/* d += s (d made first if need be). 0, -ENOMEM, or -EOVERFLOW: more samples than a report
+ * holds. */
 static int hdr_merge(struct st_hdr *d, const struct st_hdr *s, int sig)
 {
 	if (!s->counts || !s->total)
 		return 0;
+	if (d->counts && s->total > COUNT_MAX - d->total)
+		return -EOVERFLOW;
 	if (st_load_hdr_ready(d, sig))
-		return -1;
+		return -ENOMEM;
 	return st_hdr_add(d, s);
+}
+
+/* *d += v within max (sources, connections): false when it would pass it. */
+static bool add_within(uint64_t *d, uint64_t v, uint64_t max)
+{
+	if (*d > max || v > max - *d)
+		return false;
+	*d += v;
+	return true;
 }
 
 static void same_or_several(char *dst, size_t cap, const char *src)
@@ -368,9 +384,12 @@ static void same_or_several(char *dst, size_t cap, const char *src)
 		snprintf(dst, cap, "%s", SEVERAL);
 }
 
-/* Timeline: d's buckets as wide as s's at least; each of s's into the one of its time. */
+/* Timeline: d's buckets as wide as s's at least; each of s's into the one of its time. 0,
+ * -ENOMEM or -EOVERFLOW. */
 static int timeline_merge(struct st_load_agg *d, const struct st_load_agg *s)
 {
+	int rc;
+
 	while (d->bucket_s < s->bucket_s)
 		st_load_agg_widen(d);
 	for (unsigned i = 0; i < s->ntl; i++) {
@@ -380,12 +399,13 @@ static int timeline_merge(struct st_load_agg *d, const struct st_load_agg *s)
 		if (j >= ST_LOAD_BUCKETS_MAX)
 			j = ST_LOAD_BUCKETS_MAX - 1; /* a longer run with narrower buckets: its tail */
 		b = &d->tl[j];
-		b->due += s->tl[i].due;
-		b->sent += s->tl[i].sent;
-		b->answered += s->tl[i].answered;
-		b->errors += s->tl[i].errors;
-		if (hdr_merge(&b->lat, &s->tl[i].lat, ST_LOAD_TIMELINE_SIG))
-			return -1;
+		if (!st_cmp_count_add(&b->due, s->tl[i].due) ||
+		    !st_cmp_count_add(&b->sent, s->tl[i].sent) ||
+		    !st_cmp_count_add(&b->answered, s->tl[i].answered) ||
+		    !st_cmp_count_add(&b->errors, s->tl[i].errors))
+			return -EOVERFLOW;
+		if ((rc = hdr_merge(&b->lat, &s->tl[i].lat, ST_LOAD_TIMELINE_SIG)))
+			return rc;
 		if (j + 1 > d->ntl)
 			d->ntl = j + 1;
 	}
@@ -395,8 +415,9 @@ static int timeline_merge(struct st_load_agg *d, const struct st_load_agg *s)
 int st_load_agg_merge(struct st_load_agg *d, const struct st_load_agg *s, char *err,
 		      size_t errlen)
 {
-	bool first = !d->sources;
-	uint64_t start, end;
+	bool first = !d->sources, ok = true;
+	uint64_t start, end, conns = d->connections;
+	int rc;
 
 	if (first) {
 		snprintf(d->command, sizeof(d->command), "%s", s->command);
@@ -436,31 +457,37 @@ int st_load_agg_merge(struct st_load_agg *d, const struct st_load_agg *s, char *
 	if (s->timeout_s > d->timeout_s)
 		d->timeout_s = s->timeout_s;
 	d->final = d->final && s->final;
-	d->sources += s->sources;
-	d->connections += s->connections;
+	/* every sum stays within what a report holds (it can be merged again), or the merge is
+	 * refused: never wrapped, nor saturated into a figure that is not true */
+	ok &= add_within(&d->sources, s->sources, SOURCES_MAX);
+	ok &= add_within(&conns, s->connections, SOURCES_MAX);
+	d->connections = (unsigned)conns;
 	d->target_rps += s->target_rps;
-	d->due += s->due;
-	d->sent += s->sent;
-	d->answered += s->answered;
-	d->late_sends += s->late_sends;
-	d->starved += s->starved;
+	ok &= st_cmp_count_add(&d->due, s->due) && st_cmp_count_add(&d->sent, s->sent) &&
+	      st_cmp_count_add(&d->answered, s->answered) &&
+	      st_cmp_count_add(&d->late_sends, s->late_sends) &&
+	      st_cmp_count_add(&d->starved, s->starved);
 	for (int i = 0; i < ST_LOAD_E__COUNT; i++)
-		d->errors[i] += s->errors[i];
-	if (hdr_merge(&d->lat, &s->lat, ST_LOAD_SIG) ||
-	    hdr_merge(&d->lat_raw, &s->lat_raw, ST_LOAD_SIG) || hdr_merge(&d->lag, &s->lag, ST_LOAD_SIG))
-		goto nomem;
+		ok &= st_cmp_count_add(&d->errors[i], s->errors[i]);
+	if (!ok)
+		goto over;
+	if ((rc = hdr_merge(&d->lat, &s->lat, ST_LOAD_SIG)) ||
+	    (rc = hdr_merge(&d->lat_raw, &s->lat_raw, ST_LOAD_SIG)) ||
+	    (rc = hdr_merge(&d->lag, &s->lag, ST_LOAD_SIG)))
+		goto fail;
 	for (unsigned i = 0; i < s->nsteps; i++) {
 		struct st_load_step *x = &d->steps[i];
 		const struct st_load_step *y = &s->steps[i];
 
 		x->rps += y->rps;
-		x->due += y->due;
-		x->sent += y->sent;
-		x->answered += y->answered;
-		x->answered_in += y->answered_in;
-		x->errors += y->errors;
-		if (hdr_merge(&x->lat, &y->lat, ST_LOAD_SIG))
-			goto nomem;
+		ok &= st_cmp_count_add(&x->due, y->due) && st_cmp_count_add(&x->sent, y->sent) &&
+		      st_cmp_count_add(&x->answered, y->answered) &&
+		      st_cmp_count_add(&x->answered_in, y->answered_in) &&
+		      st_cmp_count_add(&x->errors, y->errors);
+		if (!ok)
+			goto over;
+		if ((rc = hdr_merge(&x->lat, &y->lat, ST_LOAD_SIG)))
+			goto fail;
 	}
 	for (unsigned i = 0; i <= s->max_endpoints; i++) {
 		const struct st_load_endpoint *y = &s->ep[i];
@@ -469,16 +496,24 @@ int st_load_agg_merge(struct st_load_agg *d, const struct st_load_agg *s, char *
 		if (i >= s->nep && i < s->max_endpoints)
 			continue;
 		x = st_load_agg_endpoint(d, y->name);
-		x->sent += y->sent;
-		x->answered += y->answered;
-		x->errors += y->errors;
-		if (hdr_merge(&x->lat, &y->lat, ST_LOAD_SIG))
-			goto nomem;
+		if (!st_cmp_count_add(&x->sent, y->sent) ||
+		    !st_cmp_count_add(&x->answered, y->answered) ||
+		    !st_cmp_count_add(&x->errors, y->errors))
+			goto over;
+		if ((rc = hdr_merge(&x->lat, &y->lat, ST_LOAD_SIG)))
+			goto fail;
 	}
-	if (timeline_merge(d, s))
-		goto nomem;
+	if ((rc = timeline_merge(d, s)))
+		goto fail;
 	return 0;
-nomem:
-	snprintf(err, errlen, "out of memory, or counts too large to add");
+fail:
+	if (rc == -EOVERFLOW)
+		goto over;
+	snprintf(err, errlen, "out of memory");
+	return -1;
+over:
+	snprintf(err, errlen, "the merged counts would pass what a report holds (%llu; sources "
+		 "and connections %llu)", (unsigned long long)COUNT_MAX,
+		 (unsigned long long)SOURCES_MAX);
 	return -1;
 }

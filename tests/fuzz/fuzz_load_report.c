@@ -65,7 +65,7 @@ static char *write_report(const struct st_load_agg *a, bool html, size_t *len)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static struct st_load_agg r, r2, m;
+	static struct st_load_agg r, r2, m, mm;
 	char err[512];
 	char *j1, *j2, *h;
 	size_t l1, l2, lh;
@@ -90,18 +90,30 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	free(j1);
 	free(j2);
-	/* itself twice: every count doubles */
+	/* itself twice: every count doubles, and the merge is a report that loads again; or,
+	 * when the sums would pass what a report holds, it is refused in one line */
 	CHECK(!st_load_agg_init(&m, 0));
 	m.sources = 0;
 	CHECK(!st_load_agg_merge(&m, &r, err, sizeof(err)));
-	CHECK(!st_load_agg_merge(&m, &r2, err, sizeof(err)));
+	if (st_load_agg_merge(&m, &r2, err, sizeof(err))) {
+		CHECK(strstr(err, "would pass") && !strchr(err, '\n'));
+		goto out;
+	}
 	check_bounds(&m);
+	j1 = write_report(&m, false, &l1);
+	if (st_load_report_load(&mm, j1, l1, err, sizeof(err))) {
+		fprintf(stderr, "a merge's JSON does not load: %s\n%s\n", err, j1);
+		abort();
+	}
+	st_load_agg_free(&mm);
+	free(j1);
 	CHECK(m.due == 2 * r.due && m.answered == 2 * r.answered && m.sent == 2 * r.sent);
 	CHECK(m.sources == 2 * r.sources);
 	CHECK(m.nep == r.nep && m.nsteps == r.nsteps);
 	CHECK(total(&m.lat) == 2 * total(&r.lat));
 	for (unsigned i = 0; i < r.nsteps; i++)
 		CHECK(total(&m.steps[i].lat) == 2 * total(&r.steps[i].lat));
+out:
 	st_load_agg_free(&m);
 	st_load_agg_free(&r2);
 	st_load_agg_free(&r);

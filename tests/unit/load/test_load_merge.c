@@ -268,12 +268,52 @@ static void test_refused(void **state)
 	st_load__free(l);
 }
 
+/*
+ * Sums a report cannot hold are refused, never wrapped: a report says at most 2^63 - 1 of
+ * anything (and 1e9 sources), so that a merge can always be read back and merged again. Three
+ * parts of 2^62 requests due used to add up to 2^62 * 3, past what the next merge reads.
+ */
+static void test_overflow(void **state)
+{
+	struct st_load *l = run(300, lat_a, NULL, 0);
+	const struct st_load_agg *a = st_load__agg(l, 0, 0);
+	static struct st_load_agg part, m;
+	char err[256];
+	size_t len;
+	char *js = json_of(a, &len);
+
+	assert_int_equal(st_load_report_load(&part, js, len, err, sizeof(err)), 0);
+	part.due = part.late_sends = UINT64_MAX / 4; /* 2^62 - 1: one report may say that */
+	assert_int_equal(st_load_agg_init(&m, 0), 0);
+	m.sources = 0;
+	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), 0);
+	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), 0); /* 2^63 - 2 */
+	err[0] = 0;
+	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "would pass what a report holds"));
+	assert_null(strchr(err, '\n'));
+	st_load_agg_free(&m);
+
+	/* sources too: 1e9 merged reports at most */
+	part.due = part.late_sends = 1;
+	part.sources = 600000000;
+	assert_int_equal(st_load_agg_init(&m, 0), 0);
+	m.sources = 0;
+	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), 0);
+	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), -1);
+	st_load_agg_free(&m);
+	st_load_agg_free(&part);
+	free(js);
+	st_load__free(l);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_refused),
+		cmocka_unit_test(test_overflow),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
