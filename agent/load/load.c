@@ -10,6 +10,7 @@
 
 #include "hash.h"
 #include "loop.h"
+#include "redact.h"
 
 #define TAG_CACHE 1024   /* request target -> endpoint, direct-mapped */
 #define TAG_KEY_MAX 112  /* "METHOD target" cached up to this long */
@@ -365,6 +366,30 @@ static struct st_load_step *step_of(struct st_load *l, uint64_t t)
 
 /* ---- the engine's ops ------------------------------------------------------------------- */
 
+/* The endpoint's name as tap compare makes it: from the target with its secrets (userinfo,
+ * listed parameters' values) overwritten by the redaction policy (compare.c does the same
+ * before naming). */
+static void endpoint_name(const struct st_load *l, const struct st_http_head *h, char *name,
+			  size_t cap)
+{
+	static const struct st_redact_rules dflt;
+	char buf[2048], *t = h->target_len <= sizeof(buf) ? buf : malloc(h->target_len);
+	size_t n = h->target_len;
+
+	if (!t) {
+		/* out of memory for a target over 2 KiB: its first 2 KiB, secrets overwritten too */
+		t = buf;
+		n = sizeof(buf);
+	}
+	memcpy(t, h->target, n);
+	st_redact_url(l->cfg.redact ? l->cfg.redact : &dflt, h->target, n, (uint8_t *)t);
+	st_cmp_endpoint(l->cfg.patterns, l->cfg.npatterns, h->method_str, h->method_len, t, n,
+			name, cap);
+	st_cmp_utf8_fix(name);
+	if (t != buf)
+		free(t);
+}
+
 static uint32_t op_tag(void *ctx, const struct st_http_head *h)
 {
 	struct st_load *l = ctx;
@@ -384,9 +409,7 @@ static uint32_t op_tag(void *ctx, const struct st_http_head *h)
 		if (c->len == n && c->h == hash && !memcmp(c->key, key, n))
 			return c->tag;
 	}
-	st_cmp_endpoint(l->cfg.patterns, l->cfg.npatterns, h->method_str, h->method_len, h->target,
-			h->target_len, name, sizeof(name));
-	st_cmp_utf8_fix(name);
+	endpoint_name(l, h, name, sizeof(name));
 	tag = (uint32_t)(st_load_agg_endpoint(&l->agg, name) - l->agg.ep);
 	if (c) {
 		c->h = hash;

@@ -89,6 +89,9 @@ struct st_load_config {
 	const struct st_cmp_pattern *patterns; /* --endpoint, as tap compare groups */
 	unsigned npatterns;
 	unsigned max_endpoints;            /* 0: ST_CMP_ENDPOINTS_DEFAULT */
+	/* the outputs' redaction policy (redact.h; NULL: the default set): endpoints are named
+	 * from the target as tap compare names them, its secrets overwritten first */
+	const struct st_redact_rules *redact;
 	/* for the report */
 	const char *command, *target;
 	unsigned connections;

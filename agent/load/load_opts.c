@@ -182,4 +182,5 @@ void st_load_opts_config(const struct st_load_opts *o, const struct st_cmp_opts 
 	c->timeout_s = o->timeout_s;
 	c->patterns = cmp->patterns;
 	c->npatterns = cmp->n_patterns;
+	c->redact = &cmp->redact;
 }

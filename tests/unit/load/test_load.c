@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "load.h"
+#include "redact.h"
 
 #define MS 1000000ull
 #define S0 (1000ull * 1000000000) /* the schedule's start, CLOCK_MONOTONIC ns */
@@ -368,6 +369,40 @@ static void test_elapsed(void **state)
 	}
 }
 
+/*
+ * Endpoints are named as tap compare names them: from the target with its secrets
+ * overwritten by the outputs' redaction policy first (a fragment's token= is in the path
+ * that names the endpoint); --no-redact shows the target as it is. A target over the stack
+ * buffer is named the same way.
+ */
+static void test_endpoint_redacted(void **state)
+{
+	for (int none = 0; none < 2; none++) {
+		struct st_redact_rules r = { .none = none };
+		struct st_load_config c = { .rate = 5, .duration_s = 2,
+					    .pace = ST_LOAD_PACE_CONSTANT, .redact = &r };
+		struct st_load *l = mk(&c);
+		const struct st_load_agg *a = st_load__agg(l, S0, 0);
+		char *big = malloc(5000);
+		uint32_t t1 = tag(l, "GET", "/reset#token=s3cr3t"), t2;
+
+		memset(big, 'a', 5000);
+		memcpy(big, "/big#token=s3cr3t&", 18);
+		big[4999] = 0;
+		t2 = tag(l, "GET", big);
+		if (!none) {
+			assert_null(strstr(a->ep[t1].name, "s3cr3t"));
+			assert_non_null(strstr(a->ep[t1].name, "GET /reset#token="));
+			assert_null(strstr(a->ep[t2].name, "s3cr3t"));
+		} else {
+			assert_string_equal(a->ep[t1].name, "GET /reset#token=s3cr3t");
+			assert_non_null(strstr(a->ep[t2].name, "s3cr3t"));
+		}
+		free(big);
+		st_load__free(l);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -381,6 +416,7 @@ int main(void)
 		cmocka_unit_test(test_steps_measure),
 		cmocka_unit_test(test_timeline_compact),
 		cmocka_unit_test(test_elapsed),
+		cmocka_unit_test(test_endpoint_redacted),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
