@@ -4,7 +4,8 @@
 # _seconds; _total only on counters; no abbreviated units), as `promtool check metrics`
 # (Debian's prometheus package) judges them: the daemon's /metrics with a job of every kind
 # (capture, flows, shadow with tap compare, tee to a file and to Kafka) after traffic, and
-# the --metrics files of `shadow --compare` and `replay`. promtool must say nothing.
+# the --metrics files of `shadow --compare`, `replay` and a load test (`replay --rate`).
+# promtool must say nothing.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
 st_require_root
@@ -98,4 +99,13 @@ st_in "$ST_SRV_NS" "$ST_BIN" replay "$D/state/web.pcap" --port 80 --to 127.0.0.1
 	--metrics "$D/replay.prom" >"$D/replay.out" 2>"$D/replay.err" </dev/null ||
 	{ cat "$D/replay.err"; st_fail "replay exited with an error"; }
 lint "replay --metrics" "$D/replay.prom"
+
+if "$ST_BIN" replay --help 2>/dev/null | grep -q -- '--steps'; then
+	st_log "replay --rate --metrics FILE (a load test: achieved_rps, p99 and lag in seconds)"
+	st_in "$ST_SRV_NS" "$ST_BIN" replay "$D/state/web.pcap" --port 80 --to 127.0.0.1:8081 \
+		--rate 50 --duration 1 --metrics "$D/load.prom" >"$D/load.out" 2>"$D/load.err" \
+		</dev/null || { cat "$D/load.err"; st_fail "replay --rate exited with an error"; }
+	grep -q '^shadowtap_p99_seconds{' "$D/load.prom" || st_fail "no shadowtap_p99_seconds"
+	lint "replay --rate --metrics" "$D/load.prom"
+fi
 st_log "PASS"
