@@ -83,7 +83,7 @@ struct st_stat_desc {
 void st_stats_add(const struct st_stat_desc *d, size_t n, void *dst, const void *src);
 uint64_t st_stats_get(const struct st_stat_desc *d, const void *obj);
 
-#define ST_STATLINE_MAX 128
+#define ST_STATLINE_MAX 256 /* the largest line: shadow (HTTP/2, gRPC) + compare + tap */
 
 struct st_statline_ent {
 	const char *name;

@@ -210,7 +210,7 @@ static int opt_no_mark(void *o, const char *val, char *err, size_t errlen)
 	return 0;
 }
 
-static const char *const protos[] = { "auto", "http", "raw", NULL };
+static const char *const protos[] = { "auto", "http", "raw", "h2", NULL };
 static const char *const releases[] = { "answered", "framed", NULL };
 
 /* The engine's options: shadow and replay alike. */
@@ -218,8 +218,10 @@ static const struct st_opt engine_opts[] = {
 	ST_OPT_FUNC("to", 0, "HOST:PORT[/PCT]", ST_OPTF_REPEAT, opt_to,
 		    "a shadow target (repeatable); /PCT: only that share of\n"
 		    "the connections (shares of several targets do not overlap)"),
-	ST_OPT_CHOICE("proto", 0, struct shadow_cmd, cfg.proto, "auto|http|raw", protos,
-		      "HTTP/1.x framing (auto: detected per connection; once a\n"
+	ST_OPT_CHOICE("proto", 0, struct shadow_cmd, cfg.proto, "auto|http|raw|h2", protos,
+		      "http: HTTP/1.x and HTTP/2 (h2c, TLS, Upgrade: h2c), each\n"
+		      "request or stream framed; h2: HTTP/2 only; raw: bytes as\n"
+		      "they come; auto (default): detected per connection (once a\n"
 		      "port spoke HTTP, other bytes on it are not replayed raw)"),
 	ST_OPT_CHOICE("release", 0, struct shadow_cmd, cfg.release, "answered|framed", releases,
 		      "when a request goes to the shadows: once production\n"
@@ -242,15 +244,17 @@ static const struct st_opt engine_opts[] = {
 	ST_OPT_FUNC("match-method", 0, "M[,M...]", ST_OPTF_REPEAT, opt_methods,
 		    "only these methods (repeatable)"),
 	ST_OPT_FUNC("match-path", 0, "REGEX", 0, opt_match_path,
-		    "only request targets matching REGEX (POSIX extended)"),
+		    "only request targets (HTTP/2: :path) matching REGEX\n"
+		    "(POSIX extended; gRPC: '^/pkg.Service/Method')"),
 	ST_OPT_FUNC("exclude-path", 0, "REGEX", 0, opt_exclude_path,
 		    "not request targets matching REGEX"),
 	ST_OPT_FLAG("safe-only", 0, struct shadow_cmd, cfg.safe_only,
-		    "only GET, HEAD and OPTIONS (no raw streams)"),
+		    "only GET, HEAD and OPTIONS (no raw streams; gRPC calls\n"
+		    "only where --match-path names their methods)"),
 	ST_OPT_FUNC("set-header", 0, "'Name: value'", ST_OPTF_REPEAT, opt_set_header,
 		    "set a header field (repeatable)"),
 	ST_OPT_STRING("set-host", 0, struct shadow_cmd, cfg.host, "VALUE",
-		      "the Host header sent to the shadows"),
+		      "the Host header (HTTP/2: :authority) sent to the shadows"),
 	ST_OPT_FUNC("mark", 0, "'Name: value'", 0, opt_mark,
 		    "the header marking shadow requests (default 'X-Shadowtap: 1')"),
 	ST_OPT_FUNC("no-mark", 0, NULL, ST_OPTF_NOVAL, opt_no_mark, "do not mark shadow requests"),

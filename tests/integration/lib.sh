@@ -259,7 +259,8 @@ st_make_files() {
 # other path with 200 "ok" (bodies read and discarded) instead of serving files;
 # ST_NGINX_LOCATIONS='location ... { ... }' more directives in the server block.
 # ST_NGINX_TLS=1 makes every listener TLS ("ssl"), with a self-signed certificate made by
-# st_tls_cert in $ST_TMP/NAME.
+# st_tls_cert in $ST_TMP/NAME. ST_NGINX_LISTEN_OPTS='http2' is added to every listener (h2c
+# with prior knowledge; with ST_NGINX_TLS, HTTP/2 over TLS by ALPN).
 st_nginx_start() {
 	local name=$1 ns=$2 d l listens="" tls=""
 	shift 2
@@ -270,7 +271,9 @@ st_nginx_start() {
 		st_tls_cert "$d"
 		tls="ssl_certificate $d/cert.pem; ssl_certificate_key $d/key.pem;"
 	fi
-	for l in "$@"; do listens+="		listen $l${tls:+ ssl};"$'\n'; done
+	for l in "$@"; do
+		listens+="		listen $l${tls:+ ssl}${ST_NGINX_LISTEN_OPTS:+ $ST_NGINX_LISTEN_OPTS};"$'\n'
+	done
 	local logfmt="" logname="" everything=""
 	if [ -n "${ST_NGINX_LOG_FORMAT:-}" ]; then
 		logfmt="log_format st '$ST_NGINX_LOG_FORMAT';"

@@ -1,0 +1,77 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# HTTP/2 shadowed end to end with real servers and clients: production is nginx speaking h2c
+# (listen ... http2, prior knowledge), the shadow another nginx h2c that closes every
+# connection after 10 requests (keepalive_requests: a GOAWAY, the rest goes again on a new
+# connection). Traffic: nghttp (24 concurrent streams on one connection, with its priority
+# streams; an upload), curl with prior knowledge (uploads of 2 MB stored by WebDAV, a 404, a
+# HEAD; curl 7.88 fails its own second stream on a connection: one each), h2load (4
+# connections x 10 streams in flight). (nginx takes no request trailers: a GOAWAY with
+# PROTOCOL_ERROR; nor an h2c upgrade on an http2 listener: test_shadow_h2diff.sh has both.) Both logs "$request_method $request_uri $status" must hold
+# the same lines, each exactly once, and the uploads must be stored whole. The same traffic,
+# captured by tcpdump, is then replayed (`replay FILE`) to a third nginx: its log must equal
+# production's too.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/shadow_common.sh"
+st_require_root
+st_require_cmds ip nginx curl h2load nghttp tcpdump bpftool
+st_require_agent
+"$ST_BIN" shadow --help 2>&1 | grep -q 'auto|http|raw|h2' || st_skip "$ST_BIN has no HTTP/2 shadowing"
+st_init
+
+export ST_NGINX_LOG_FORMAT='$request_method $request_uri $status'
+export ST_NGINX_LISTEN_OPTS=http2
+st_netns_pair
+st_nginx_start prod "$ST_SRV_NS" "$ST_SRV4:80"
+ST_NGINX_KEEPALIVE_REQUESTS=10 st_nginx_start shadow "$ST_CLI_NS" "$ST_CLI4:8080"
+st_nginx_start replayed "$ST_CLI_NS" "$ST_CLI4:8081"
+st_tcpdump_start cap "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/prod.pcap" "tcp port 80"
+sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" --no-mark \
+	--drain 20
+
+base=http://$ST_SRV4
+H2=("${ST_CURL[@]}" --http2-prior-knowledge)
+st_log "traffic: nghttp, curl (prior knowledge), uploads, h2load"
+urls=()
+for i in 1 2; do for s in "${ST_FILE_SIZES[@]}"; do urls+=("$base/f$s?n=$i"); done; done
+st_in "$ST_CLI_NS" timeout 20 nghttp -n "${urls[@]}" >/dev/null
+head -c 2000000 /dev/urandom >"$ST_TMP/up"
+for i in 1 2 3; do
+	st_in "$ST_CLI_NS" "${H2[@]}" -o /dev/null -T "$ST_TMP/up" "$base/dav/up$i"
+done
+st_in "$ST_CLI_NS" "${H2[@]}" -o /dev/null "$base/missing?404"
+st_in "$ST_CLI_NS" "${H2[@]}" -o /dev/null -I "$base/f100?head"
+st_in "$ST_CLI_NS" timeout 20 nghttp -n -d "$ST_TMP/up" -H ':method: PUT' "$base/dav/nghttp" \
+	>/dev/null
+st_in "$ST_CLI_NS" timeout 30 h2load -n 400 -c 4 -m 10 "$base/f100?h2load" | grep -E '^requests:'
+
+nprod=$(wc -l <"$ST_TMP/prod/access.log")
+sh_wait_lines "$ST_TMP/shadow/access.log" "$nprod" 30 || true
+sh_agent_stop agent
+st_tcpdump_stop "$ST_TCPDUMP_PID" cap
+nsh=$(wc -l <"$ST_TMP/shadow/access.log")
+st_log "production logged $nprod requests, the shadow $nsh; h2=$(sh_field h2) h2_streams=$(sh_field h2_streams) resent=$(sh_field resent) h2_goaways=$(sh_field h2_goaways)"
+sh_expect h2 -ge 10
+sh_expect h2_streams -eq "$nprod"
+sh_expect replayed -eq "$nprod"
+sh_expect dropped -eq 0
+sh_expect h2_goaways -gt 0
+sh_expect resent -gt 0
+sh_expect bad_responses -eq 0
+diff <(sort "$ST_TMP/prod/access.log") <(sort "$ST_TMP/shadow/access.log") >"$ST_TMP/diff" || true
+[ -s "$ST_TMP/diff" ] && { head -n 20 "$ST_TMP/diff"; st_fail "the shadow nginx's log differs from production's"; }
+for f in up1 up2 up3 nghttp; do
+	cmp -s "$ST_TMP/up" "$ST_TMP/shadow/www/dav/$f" || st_fail "upload $f not stored whole by the shadow"
+done
+
+st_log "replay of the capture to a third nginx"
+st_in "$ST_CLI_NS" "$ST_BIN" replay "$ST_TMP/prod.pcap" --port 80 --to "$ST_CLI4:8081" --fast \
+	--no-mark 2>"$ST_TMP/replay.err" || { cat "$ST_TMP/replay.err"; st_fail "replay failed"; }
+SH_SUMMARY=$(st_summary "$ST_TMP/replay.err")
+st_log "replay: replayed=$(sh_field replayed) h2=$(sh_field h2)"
+sh_expect replayed -eq "$nprod"
+sh_expect dropped -eq 0
+diff <(sort "$ST_TMP/prod/access.log") <(sort "$ST_TMP/replayed/access.log") >"$ST_TMP/diff" || true
+[ -s "$ST_TMP/diff" ] && { head -n 20 "$ST_TMP/diff"; st_fail "the replayed nginx's log differs from production's"; }
+cmp -s "$ST_TMP/up" "$ST_TMP/replayed/www/dav/up2" || st_fail "upload not stored whole by the replay"
+st_log "PASS"
