@@ -9,8 +9,9 @@
 # connections x 10 streams in flight). (nginx takes no request trailers: a GOAWAY with
 # PROTOCOL_ERROR; nor an h2c upgrade on an http2 listener: test_shadow_h2diff.sh has both.) Both logs "$request_method $request_uri $status" must hold
 # the same lines, each exactly once, and the uploads must be stored whole. The same traffic,
-# captured by tcpdump, is then replayed (`replay FILE`) to a third nginx: its log must equal
-# production's too.
+# captured by tcpdump, is then replayed (`replay FILE --multiply 2`) to a third nginx, and, teed
+# (`tee --raw`: HTTP/2 is not redacted yet), received (`receive FILE --to`) by a fourth: their
+# logs must equal production's too.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
 st_require_root
@@ -25,7 +26,9 @@ st_netns_pair
 st_nginx_start prod "$ST_SRV_NS" "$ST_SRV4:80"
 ST_NGINX_KEEPALIVE_REQUESTS=10 st_nginx_start shadow "$ST_CLI_NS" "$ST_CLI4:8080"
 st_nginx_start replayed "$ST_CLI_NS" "$ST_CLI4:8081"
+st_nginx_start received "$ST_CLI_NS" "$ST_CLI4:8082"
 st_tcpdump_start cap "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/prod.pcap" "tcp port 80"
+st_tee_start tee -o "$ST_TMP/prod.tee" --raw --max-rate 0 --duration 0
 sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" --no-mark \
 	--drain 20
 
@@ -48,6 +51,7 @@ st_in "$ST_CLI_NS" timeout 30 h2load -n 400 -c 4 -m 10 "$base/f100?h2load" | gre
 nprod=$(wc -l <"$ST_TMP/prod/access.log")
 sh_wait_lines "$ST_TMP/shadow/access.log" "$nprod" 30 || true
 sh_agent_stop agent
+st_stop "$TEE_PID" INT || { cat "$ST_TMP/tee.err"; st_fail "tee exited with an error"; }
 st_tcpdump_stop "$ST_TCPDUMP_PID" cap
 nsh=$(wc -l <"$ST_TMP/shadow/access.log")
 st_log "production logged $nprod requests, the shadow $nsh; h2=$(sh_field h2) h2_streams=$(sh_field h2_streams) resent=$(sh_field resent) h2_goaways=$(sh_field h2_goaways)"
@@ -66,12 +70,26 @@ done
 
 st_log "replay of the capture to a third nginx"
 st_in "$ST_CLI_NS" "$ST_BIN" replay "$ST_TMP/prod.pcap" --port 80 --to "$ST_CLI4:8081" --fast \
-	--no-mark 2>"$ST_TMP/replay.err" || { cat "$ST_TMP/replay.err"; st_fail "replay failed"; }
+	--multiply 2 --no-mark 2>"$ST_TMP/replay.err" || { cat "$ST_TMP/replay.err"; st_fail "replay failed"; }
 SH_SUMMARY=$(st_summary "$ST_TMP/replay.err")
-st_log "replay: replayed=$(sh_field replayed) h2=$(sh_field h2)"
-sh_expect replayed -eq "$nprod"
+st_log "replay --multiply 2: replayed=$(sh_field replayed) h2=$(sh_field h2)"
+sh_expect replayed -eq $((2 * nprod))
 sh_expect dropped -eq 0
-diff <(sort "$ST_TMP/prod/access.log") <(sort "$ST_TMP/replayed/access.log") >"$ST_TMP/diff" || true
+# (each PUT twice: the second overwrites, 204: method and target only)
+diff <(cut -d' ' -f1,2 "$ST_TMP/prod/access.log" "$ST_TMP/prod/access.log" | sort) \
+	<(cut -d' ' -f1,2 "$ST_TMP/replayed/access.log" | sort) >"$ST_TMP/diff" || true
 [ -s "$ST_TMP/diff" ] && { head -n 20 "$ST_TMP/diff"; st_fail "the replayed nginx's log differs from production's"; }
 cmp -s "$ST_TMP/up" "$ST_TMP/replayed/www/dav/up2" || st_fail "upload not stored whole by the replay"
+
+st_log "receive of the tee stream to a fourth nginx, at the captured pace"
+st_in "$ST_CLI_NS" "$ST_BIN" receive "$ST_TMP/prod.tee" --to "$ST_CLI4:8082" \
+	2>"$ST_TMP/receive.err" || { cat "$ST_TMP/receive.err"; st_fail "receive failed"; }
+SH_SUMMARY=$(st_summary "$ST_TMP/receive.err")
+st_log "receive: replayed=$(sh_field replayed) h2=$(sh_field h2)"
+sh_expect replayed -eq "$nprod"
+sh_expect dropped -eq 0
+# receive marks its requests (X-Shadowtap: 1): nginx's log does not show fields
+diff <(sort "$ST_TMP/prod/access.log") <(sort "$ST_TMP/received/access.log") >"$ST_TMP/diff" || true
+[ -s "$ST_TMP/diff" ] && { head -n 20 "$ST_TMP/diff"; st_fail "the received nginx's log differs from production's"; }
+cmp -s "$ST_TMP/up" "$ST_TMP/received/www/dav/up3" || st_fail "upload not stored whole by receive --to"
 st_log "PASS"
