@@ -1257,6 +1257,10 @@ static int detect(struct cconn *cc, bool final)
 		h2_start(cc);
 		if (cc->mode == CM_H2)
 			cc_h2_feed(cc, ST_DIR_IN, cc->det, cc->det_len);
+		if (cc->mode == CM_H2 && cc->pdet_lost)
+			cc_h2_gap(cc);
+		else if (cc->mode == CM_H2 && cc->pdet_len)
+			cc_h2_feed(cc, ST_DIR_OUT, cc->pdet, cc->pdet_len);
 		return 1;
 	}
 	if (p == ST_PROTO_H2) {
@@ -1329,8 +1333,9 @@ static void cc_data(struct cconn *cc, const uint8_t *data, uint32_t len)
 			if (!done)
 				return;
 			free(cc->det);
-			cc->det = NULL;
-			cc->det_len = 0;
+			free(cc->pdet);
+			cc->det = cc->pdet = NULL;
+			cc->det_len = cc->pdet_len = 0;
 		}
 	}
 	if (!len)
@@ -1460,6 +1465,18 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 	if (!cc || cc->mode == CM_OFF)
 		return;
 	cc->cur_ts = ts;
+	if (dir == ST_DIR_OUT && cc->mode == CM_DETECT) {
+		/* production spoke first (an HTTP/2 server's SETTINGS): kept for the framer */
+		if (!cc->pdet_lost && !cc->pdet && !(cc->pdet = malloc(DETECT_MAX)))
+			cc->pdet_lost = true;
+		if (!cc->pdet_lost && len <= DETECT_MAX - cc->pdet_len) {
+			memcpy(cc->pdet + cc->pdet_len, data, len);
+			cc->pdet_len += len;
+		} else {
+			cc->pdet_lost = true;
+		}
+		return;
+	}
 	if (dir == ST_DIR_IN)
 		cc_data(cc, data, len);
 	else if (cc->mode == CM_H2 || cc->prod_h2)
@@ -1482,6 +1499,8 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 			cc_gap(cc, len);
 		return;
 	}
+	if (cc->mode == CM_DETECT)
+		cc->pdet_lost = true;
 	/* HTTP/2: production's HPACK state is lost, and with it every later stream's verdict */
 	if (cc->mode == CM_H2 || cc->prod_h2) {
 		cc_h2_gap(cc);
@@ -1519,13 +1538,8 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 
 	if (!cc)
 		return;
-	if (cc->mode == CM_DETECT && cc->det_len) {
-		/* too few bytes to tell what they are */
-		detect(cc, true);
-		free(cc->det);
-		cc->det = NULL;
-		cc->det_len = 0;
-	}
+	if (cc->mode == CM_DETECT && cc->det_len)
+		detect(cc, true); /* too few bytes to tell what they are */
 	if (cc->mode == CM_H2)
 		cc_h2_close(cc);
 	if (cc->mode == CM_HTTP) {
@@ -1560,6 +1574,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 	}
 	free(cc->pe);
 	free(cc->det);
+	free(cc->pdet);
 	cc_h2_free(cc);
 	c->user = NULL;
 	free(cc);

@@ -180,7 +180,7 @@ void sc_close(struct sconn *sc, bool error)
 {
 	struct st_shadow *sh = sc->sh;
 	uint64_t lost = sc->req_n - sc->req_nsent - sc->early; /* the early one was answered */
-	uint64_t old = sc_mem(sc);
+	uint64_t old;
 
 	if (sc->state == SC_DEAD)
 		return;
@@ -200,7 +200,8 @@ void sc_close(struct sconn *sc, bool error)
 	}
 	sc->cur_pair = NULL;
 	if (sc->h2)
-		sc_h2_close(sc); /* its streams, counted the same way */
+		sc_h2_close(sc); /* its streams, counted the same way (their memory let go) */
+	old = sc_mem(sc);
 	sc_detach(sc);
 	if (sc->fd >= 0) {
 		epoll_ctl(sh->epfd, EPOLL_CTL_DEL, sc->fd, NULL);

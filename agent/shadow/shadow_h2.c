@@ -29,10 +29,12 @@
  * framer's (max_streams).
  */
 #include <errno.h>
+#include <inttypes.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "log.h"
 #include "shadow_int.h"
 
 /* h2cs.f */
@@ -645,6 +647,11 @@ static void h2_stop(struct cconn *cc, const struct st_h2_event *ev)
 	}
 	if (t->stopped)
 		return;
+	if (ev && ev->stop != ST_H2_STOP_JOINED && ev->stop != ST_H2_STOP_GAP)
+		pr_debug("shadow: HTTP/2 connection %" PRIu64 " no longer replayed: %s (%s%s%s)",
+			 cc->c->id, st_h2_stop_str((enum st_h2_stop)ev->stop),
+			 ev->detail ? ev->detail : "", ev->error_code ? ", " : "",
+			 ev->error_code ? st_h2_errname(ev->error_code) : "");
 	t->stopped = true;
 	sh->st.stopped_conns++;
 	cc->pairing_lost = (uint8_t)why;

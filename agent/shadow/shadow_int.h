@@ -180,6 +180,10 @@ struct cconn {
 	uint64_t delivered;          /* requests handed to the shadows */
 	uint8_t *det;                /* auto-detection: first client bytes */
 	uint32_t det_len;
+	uint8_t *pdet;               /* ... and production's bytes meanwhile (an HTTP/2 server
+				      * may send its SETTINGS before the client's preface) */
+	uint32_t pdet_len;
+	bool pdet_lost;              /* more than that, or a gap: HTTP/2 cannot be followed */
 	struct st_http_parser req;   /* client -> server */
 	struct st_http_parser prod;  /* production's answers */
 	struct st_bq stage;          /* bytes of pending requests (and held raw bytes) */

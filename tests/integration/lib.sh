@@ -61,6 +61,21 @@ st_require_cmds() {
 	[ ${#missing[@]} -eq 0 ] || st_skip "missing commands: ${missing[*]} (tools/install-deps.sh installs them)"
 }
 
+# st_require_py MODULE...: ST_PY becomes a python3 that imports every MODULE: the one on PATH,
+# else Debian's /usr/bin/python3 (where python3-* packages install); skip (77) naming them.
+st_require_py() {
+	local p mods
+	mods=$(IFS=,; echo "$*")
+	for p in python3 /usr/bin/python3; do
+		command -v "$p" >/dev/null 2>&1 || continue
+		if "$p" -c "import $mods" 2>/dev/null; then
+			ST_PY=$(command -v "$p")
+			return 0
+		fi
+	done
+	st_skip "no python3 imports $mods (tools/install-deps.sh installs python3-grpcio, python3-h2)"
+}
+
 # st_require_agent: the agent binary must exist (the build makes it) and know `capture`.
 st_require_agent() {
 	[ -n "${ST_FAKE_AGENT:-}" ] && return 0

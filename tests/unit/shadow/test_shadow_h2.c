@@ -657,6 +657,7 @@ static void finish(struct st_shadow *sh, struct tc *t)
 	st_shadow__flush(sh);
 	st_shadow__drain(sh, 2000);
 	balanced(sh);
+	assert_int_equal(stats(sh).queued, 0); /* every byte held was let go */
 	tc_free(t);
 	st_shadow__free(sh);
 }
@@ -740,6 +741,36 @@ static void test_h2_arbiter(void **state)
 	st = stats(sh);
 	assert_int_equal(st.prod_unanswered, 1); /* /silent, when the connection ended */
 	finish(sh, &t);
+	k_stop(k);
+}
+
+/* Production speaks first (a gRPC server sends its SETTINGS before the client's preface):
+ * those bytes are kept until the connection is known to be HTTP/2. And a target that refuses
+ * connections: the streams are dropped, counted, their memory let go. */
+static void test_h2_server_first(void **state)
+{
+	struct h2sink *k = k_start(NULL);
+	struct st_shadow *sh = engine(k->port, NULL);
+	struct st_shadow *down = engine(th_closed_port(), NULL);
+	struct st_shadow_stats st;
+	struct tc t, d;
+
+	tc_open(sh, &t, 41016);
+	tc_pump(&t, false);
+	tc_req(&t, "GET", "/first", NULL, 0, NULL, 0);
+	tc_run(&t);
+	wait_done(sh, k, 1);
+	st = stats(sh);
+	assert_int_equal(st.h2_errors, 0);
+	assert_int_equal(st.replayed, 1);
+	finish(sh, &t);
+	tc_open(down, &d, 41017);
+	tc_req(&d, "POST", "/down", "body", 4, NULL, 0);
+	tc_run(&d);
+	run_ms(down, 200);
+	st = stats(down);
+	assert_int_equal(st.dropped_down, 1);
+	finish(down, &d);
 	k_stop(k);
 }
 
@@ -1228,6 +1259,7 @@ int main(void)
 		cmocka_unit_test(test_h2_basic),
 		cmocka_unit_test(test_h2_arbiter),
 		cmocka_unit_test(test_h2_incomplete),
+		cmocka_unit_test(test_h2_server_first),
 		cmocka_unit_test(test_h2_prod_goaway),
 		cmocka_unit_test(test_h2_gap),
 		cmocka_unit_test(test_h2_joined),

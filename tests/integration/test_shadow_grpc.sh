@@ -1,0 +1,70 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# gRPC shadowed: production and the shadows are the same gRPC service written for the tests
+# (grpc_svc.py, python3-grpcio: unary, server-, client- and bidi-streaming methods, one that
+# answers NOT_FOUND, gzip-compressed messages both ways), each logging every call with its
+# request messages. The client makes 150 calls over two channels (two HTTP/2 connections).
+#  - `shadow --to A`: A's log equals production's, call for call, messages exact; the calls are
+#    counted by the shadow's gRPC status (grpc_ok, grpc_not_found);
+#  - `shadow --safe-only --match-path '^/shop\.Cart/(Get|List)$' --to B` at the same time: B
+#    gets exactly production's Get and List calls (--safe-only takes a gRPC call only where
+#    --match-path names its method), the others are filtered.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/shadow_common.sh"
+st_require_root
+st_require_cmds ip bpftool
+st_require_py grpc
+st_require_agent
+"$ST_BIN" shadow --help 2>&1 | grep -q 'auto|http|raw|h2' || st_skip "$ST_BIN has no HTTP/2 shadowing"
+st_init
+
+SVC=$ST_ROOT/tests/integration/grpc_svc.py
+# grpc_start NAME NS ADDR PORT: the service, its log $ST_TMP/NAME.log
+grpc_start() {
+	: >"$ST_TMP/$1.log"
+	st_in_bg "$2" "$ST_PY" "$SVC" serve "$3:$4" "$ST_TMP/$1.log" >"$ST_TMP/$1.out" 2>&1 </dev/null &
+	ST_PIDS+=("$!")
+	st_wait_port "$2" "$4" 20 "pid=$!,"
+}
+
+st_netns_pair
+grpc_start prod "$ST_SRV_NS" "$ST_SRV4" 50051
+grpc_start shadow "$ST_CLI_NS" "$ST_CLI4" 50052
+grpc_start safe "$ST_CLI_NS" "$ST_CLI4" 50053
+sh_agent_start all "$ST_SRV_NS" "$ST_SRV_IF" --port 50051 --to "$ST_CLI4:50052" --drain 20
+A_ALL=$SH_AGENT_PID
+sh_agent_start safe "$ST_SRV_NS" "$ST_SRV_IF" --port 50051 --to "$ST_CLI4:50053" --drain 20 \
+	--safe-only --match-path '^/shop\.Cart/(Get|List)$'
+A_SAFE=$SH_AGENT_PID
+
+st_log "traffic: 150 gRPC calls of five kinds"
+st_in "$ST_CLI_NS" timeout 60 "$ST_PY" "$SVC" call "$ST_SRV4:50051" 7 30 || st_fail "the gRPC client failed"
+nprod=$(wc -l <"$ST_TMP/prod.log")
+[ "$nprod" -eq 150 ] || st_fail "production logged $nprod calls, want 150"
+grep -E '^(Get|List)	' "$ST_TMP/prod.log" | sort >"$ST_TMP/prod-safe"
+sh_wait_lines "$ST_TMP/shadow.log" "$nprod" 30 || true
+sh_wait_lines "$ST_TMP/safe.log" "$(wc -l <"$ST_TMP/prod-safe")" 30 || true
+
+SH_AGENT_PID=$A_SAFE
+sh_agent_stop safe
+sh_expect h2 -eq 2
+sh_expect replayed -eq 60
+sh_expect filtered -eq 90
+sh_expect dropped -eq 0
+sh_expect grpc_ok -eq 60
+diff "$ST_TMP/prod-safe" <(sort "$ST_TMP/safe.log") >"$ST_TMP/diff" || true
+[ -s "$ST_TMP/diff" ] && { head -n 10 "$ST_TMP/diff"; st_fail "the --safe-only shadow's calls differ from production's Get and List"; }
+
+SH_AGENT_PID=$A_ALL
+sh_agent_stop all
+st_log "production: $nprod calls, the shadow $(wc -l <"$ST_TMP/shadow.log"); $(sh_field grpc_ok) OK, $(sh_field grpc_not_found) NOT_FOUND"
+sh_expect h2 -eq 2
+sh_expect h2_streams -eq 150
+sh_expect replayed -eq 150
+sh_expect responses -eq 150
+sh_expect dropped -eq 0
+sh_expect grpc_ok -eq 120
+sh_expect grpc_not_found -eq 30
+diff <(sort "$ST_TMP/prod.log") <(sort "$ST_TMP/shadow.log") >"$ST_TMP/diff" || true
+[ -s "$ST_TMP/diff" ] && { head -n 10 "$ST_TMP/diff"; st_fail "the shadow's calls differ from production's"; }
+st_log "PASS"
