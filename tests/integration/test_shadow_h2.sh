@@ -11,11 +11,15 @@
 # the same lines, each exactly once, and the uploads must be stored whole. The same traffic,
 # captured by tcpdump, is then replayed (`replay FILE --multiply 2`) to a third nginx, and, teed
 # (`tee --raw`: HTTP/2 is not redacted yet), received (`receive FILE --to`) by a fourth: their
-# logs must equal production's too.
+# logs must equal production's too. Last, the capture damaged as a live tap can damage it
+# (pcap_cut.py: an h2load connection joined midway, a hole in another's client side) and
+# replayed to a fifth: both are counted (h2_joined, h2_gap), the first sends nothing, the
+# second nothing after its hole, and nothing arrives that production did not run.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
 st_require_root
-st_require_cmds ip nginx curl h2load nghttp tcpdump bpftool
+st_require_cmds ip nginx curl h2load nghttp tcpdump bpftool comm
+st_require_py struct
 st_require_agent
 "$ST_BIN" shadow --help 2>&1 | grep -q 'auto|http|raw|h2' || st_skip "$ST_BIN has no HTTP/2 shadowing"
 st_init
@@ -27,6 +31,7 @@ st_nginx_start prod "$ST_SRV_NS" "$ST_SRV4:80"
 ST_NGINX_KEEPALIVE_REQUESTS=10 st_nginx_start shadow "$ST_CLI_NS" "$ST_CLI4:8080"
 st_nginx_start replayed "$ST_CLI_NS" "$ST_CLI4:8081"
 st_nginx_start received "$ST_CLI_NS" "$ST_CLI4:8082"
+st_nginx_start cut "$ST_CLI_NS" "$ST_CLI4:8083"
 st_tcpdump_start cap "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/prod.pcap" "tcp port 80"
 st_tee_start tee -o "$ST_TMP/prod.tee" --raw --max-rate 0 --duration 0
 sh_agent_start agent "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" --no-mark \
@@ -92,4 +97,20 @@ sh_expect dropped -eq 0
 diff <(sort "$ST_TMP/prod/access.log") <(sort "$ST_TMP/received/access.log") >"$ST_TMP/diff" || true
 [ -s "$ST_TMP/diff" ] && { head -n 20 "$ST_TMP/diff"; st_fail "the received nginx's log differs from production's"; }
 cmp -s "$ST_TMP/up" "$ST_TMP/received/www/dav/up3" || st_fail "upload not stored whole by receive --to"
+st_log "a capture damaged: a connection joined midway, a hole in another"
+"$ST_PY" "$ST_ROOT/tests/integration/pcap_cut.py" "$ST_TMP/prod.pcap" "$ST_TMP/cut.pcap" 80 7 8 ||
+	st_fail "pcap_cut.py could not damage the capture"
+st_in "$ST_CLI_NS" "$ST_BIN" replay "$ST_TMP/cut.pcap" --port 80 --to "$ST_CLI4:8083" --fast \
+	--no-mark 2>"$ST_TMP/cut.err" || { cat "$ST_TMP/cut.err"; st_fail "replay of the damaged capture failed"; }
+SH_SUMMARY=$(st_summary "$ST_TMP/cut.err")
+st_log "damaged: replayed=$(sh_field replayed) h2_joined=$(sh_field h2_joined) h2_gap=$(sh_field h2_gap)"
+sh_expect h2_joined -eq 1
+sh_expect h2_gap -eq 1
+sh_expect h2_errors -eq 0
+sh_expect dropped -eq 0
+sh_expect replayed -lt $((nprod - 100))
+[ "$(wc -l <"$ST_TMP/cut/access.log")" -eq "$(sh_field replayed)" ] ||
+	st_fail "the fifth nginx logged $(wc -l <"$ST_TMP/cut/access.log") requests, replayed=$(sh_field replayed)"
+extra=$(comm -13 <(sort "$ST_TMP/prod/access.log") <(sort "$ST_TMP/cut/access.log"))
+[ -z "$extra" ] || { echo "$extra" | head; st_fail "the damaged capture's replay ran requests production did not"; }
 st_log "PASS"

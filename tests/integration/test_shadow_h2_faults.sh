@@ -1,0 +1,95 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only
+# HTTP/2 shadows that fail, with production (nginx h2c) under h2load: one that accepts and
+# never reads, one that answers garbage (not HTTP/2), one that refuses connections. As for
+# HTTP/1 (test_shadow_faults.sh): production answers every request (h2load: 0 failed), its
+# throughput stays near its baseline (a loose bound: this VM is shared), the agent's queues
+# stay under their caps, drops and bad answers are counted, every run ends cleanly and fast.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/shadow_common.sh"
+st_require_root
+st_require_cmds ip nginx h2load bpftool bc
+st_require_py socket
+st_require_agent
+"$ST_BIN" shadow --help 2>&1 | grep -q 'auto|http|raw|h2' || st_skip "$ST_BIN has no HTTP/2 shadowing"
+st_init
+
+export ST_NGINX_LISTEN_OPTS=http2
+st_netns_pair
+st_nginx_start web "$ST_SRV_NS" 80
+base=http://$ST_SRV4
+
+# load SECONDS: h2load's requests/s against production; fails unless every request succeeded.
+load() {
+	local out
+	out=$(st_in "$ST_CLI_NS" timeout $(($1 + 20)) h2load -D "$1" -c 4 -m 10 "$base/f4096")
+	if ! grep -qE '^requests: .* 0 failed, 0 errored, 0 timeout' <<<"$out"; then
+		echo "$out" >&2
+		st_fail "production failed requests while the shadow was failing"
+	fi
+	sed -nE 's/^finished in .*, ([0-9.]+) req\/s.*/\1/p' <<<"$out"
+}
+
+check_rps() {
+	st_log "  ratio to baseline: $(echo "scale=2; $1 / $base_rps" | bc)"
+	(( $(echo "$1 >= $base_rps * 0.25" | bc) )) || st_fail "production throughput $1 req/s, baseline $base_rps"
+}
+
+base_rps=$(load 2)
+st_log "baseline (no agent): $base_rps requests/s"
+
+st_log "fault 1: the shadow accepts and never reads"
+sh_sink_start noread "$ST_CLI_NS" "$ST_CLI4" 82 --mode noread
+sh_agent_start a1 "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:82" --max-queue-mb 2 --conn-queue-mb 1
+rps=$(load 3)
+st_log "with the shadow not reading: $rps requests/s"
+check_rps "$rps"
+t0=$(date +%s)
+sh_agent_stop a1
+[ $(( $(date +%s) - t0 )) -le 8 ] || st_fail "the agent took more than 8 s to stop with a stuck shadow"
+sh_expect h2 -ge 4
+sh_expect dropped_queue -gt 0
+# the caps, and the frames each connection's socket needs next (64 KiB each)
+sh_expect queued_peak -le $(((2 << 20) + (1 << 20)))
+
+st_log "fault 2: the shadow answers garbage"
+cat >"$ST_TMP/garbage.py" <<'PY'
+import socket, sys, threading
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2])))
+s.listen(64)
+def serve(c):
+    try:
+        while c.recv(65536):
+            c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello" * 50)
+    except OSError:
+        pass
+    c.close()
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+PY
+st_in_bg "$ST_CLI_NS" "$ST_PY" "$ST_TMP/garbage.py" "$ST_CLI4" 83 >"$ST_TMP/garbage.out" 2>&1 </dev/null &
+ST_PIDS+=("$!")
+st_wait_port "$ST_CLI_NS" 83 10 "pid=$!,"
+sh_agent_start a2 "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:83"
+rps=$(load 3)
+st_log "with the shadow answering garbage: $rps requests/s"
+check_rps "$rps"
+sh_agent_stop a2
+sh_expect bad_responses -gt 0
+sh_expect responses -eq 0
+
+st_log "fault 3: the shadow refuses connections"
+sh_agent_start a3 "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:84"
+rps=$(load 2)
+st_log "with the shadow refusing: $rps requests/s"
+check_rps "$rps"
+sh_agent_stop a3
+sh_expect replayed -eq 0
+sh_expect dropped -gt 0
+# (streams h2load had in flight when it stopped were never answered by production)
+[ "$(sh_field dropped)" -eq $(( $(sh_field requests) - $(sh_field prod_unanswered) )) ] ||
+	st_fail "refused: every stream production answered must be counted as dropped"
+st_log "PASS"
