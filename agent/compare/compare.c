@@ -46,6 +46,8 @@ struct pside {
 	bool sent, first;         /* t_sent, t_first are set */
 	char *hdrs;               /* "name\0value\0" each */
 	uint32_t hdrs_len, nhdrs;
+	char *trls;               /* HTTP/2 trailers, the same way */
+	uint32_t trls_len, ntrls;
 	uint8_t *body;
 	uint32_t body_len, body_cap;
 	uint64_t body_total;
@@ -184,10 +186,11 @@ static bool mem_take(struct st_cmp_pair *p, uint64_t n)
 static void side_free(struct st_compare *c, struct st_cmp_pair *p, struct pside *s)
 {
 	free(s->hdrs);
+	free(s->trls);
 	free(s->body);
-	s->hdrs = NULL;
+	s->hdrs = s->trls = NULL;
 	s->body = NULL;
-	s->hdrs_len = s->nhdrs = s->body_len = s->body_cap = 0;
+	s->hdrs_len = s->nhdrs = s->trls_len = s->ntrls = s->body_len = s->body_cap = 0;
 }
 
 static bool terminal(const struct pside *s)
@@ -299,6 +302,9 @@ static void msg_of(struct st_cmp_msg *m, const struct pside *s)
 	m->hdrs = s->hdrs ? s->hdrs : "";
 	m->hdrs_len = s->hdrs_len;
 	m->nhdrs = s->nhdrs;
+	m->trls = s->trls;
+	m->trls_len = s->trls_len;
+	m->ntrls = s->ntrls;
 	m->body = s->body;
 	m->body_len = s->body_len;
 	m->body_total = s->body_total;
@@ -1020,6 +1026,31 @@ void st_compare__pair_head(struct st_cmp_pair *p, enum st_cmp_side s, const stru
 	}
 }
 
+void st_compare__pair_trailers(struct st_cmp_pair *p, enum st_cmp_side s,
+			       const struct st_http_header *f, uint32_t n)
+{
+	struct pside *ps = &p->side[s];
+	size_t need = 0, o = 0;
+
+	if (p->dead || ps->state != SS_HEAD || ps->trls || !n)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		need += f[i].name_len + f[i].value_len + 2;
+	if (!mem_take(p, need))
+		return;
+	ps->trls = malloc(need);
+	if (!ps->trls) {
+		pair_shed(p, ST_CMP_R_MEMORY);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		o = put(ps->trls, o, f[i].name, f[i].name_len);
+		o = put(ps->trls, o, f[i].value, f[i].value_len);
+	}
+	ps->trls_len = (uint32_t)o;
+	ps->ntrls = n;
+}
+
 void st_compare__pair_body(struct st_cmp_pair *p, enum st_cmp_side s, const void *data, size_t n)
 {
 	struct pside *ps = &p->side[s];
@@ -1075,8 +1106,8 @@ void st_compare__pair_reset(struct st_cmp_pair *p, enum st_cmp_side s)
 
 	if (p->dead || ps->state != SS_HEAD)
 		return;
-	if (ps->hdrs || ps->body) {
-		uint64_t freed = ps->hdrs_len + ps->body_cap;
+	if (ps->hdrs || ps->trls || ps->body) {
+		uint64_t freed = ps->hdrs_len + ps->trls_len + ps->body_cap;
 
 		side_free(p->c, p, ps);
 		p->mem -= freed <= p->mem ? freed : p->mem;

@@ -163,6 +163,10 @@ void st_compare__pair_sent(struct st_cmp_pair *p, enum st_cmp_side s, uint64_t t
  * clock; shadows: the engine's). */
 void st_compare__pair_head(struct st_cmp_pair *p, enum st_cmp_side s, const struct st_http_head *h,
 			   uint64_t ts);
+/* HTTP/2: that answer's trailers (gRPC's grpc-status, grpc-message), compared as fields of
+ * their own ("trailers.NAME"). Once per answer. */
+void st_compare__pair_trailers(struct st_cmp_pair *p, enum st_cmp_side s,
+			       const struct st_http_header *f, uint32_t n);
 /* Body bytes of that answer (decoded from chunked framing: payload only). */
 void st_compare__pair_body(struct st_cmp_pair *p, enum st_cmp_side s, const void *data, size_t n);
 /* That answer is complete. */

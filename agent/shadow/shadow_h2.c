@@ -676,11 +676,20 @@ static void on_head(struct cconn *cc, const struct st_h2_event *ev)
 		s->verdict = sh_refusal_status(h->status) ? V_REJECT : V_RUN;
 		if (s->prod) {
 			struct st_http_head hh;
+			uint32_t n;
 
-			if (http_view(cc->h2, h, &hh))
+			if (http_view(cc->h2, h, &hh)) {
 				cs_prod_lost(s, ST_CMP_R_MEMORY);
-			else
+			} else {
+				n = hh.nheaders;
+				if (hh.body == ST_HTTP_BODY_NONE && is_grpc(h))
+					hh.nheaders = sh_grpc_trailers_only(cc->h2->hdr, n);
 				st_compare__pair_head(s->prod, ST_CMP_PROD, &hh, cc->cur_ts);
+				if (hh.nheaders < n)
+					st_compare__pair_trailers(s->prod, ST_CMP_PROD,
+								  cc->h2->hdr + hh.nheaders,
+								  n - hh.nheaders);
+			}
 		}
 	}
 	cs_settle(cc, s);
@@ -791,8 +800,14 @@ static void h2_event(struct cconn *cc, const struct st_h2_event *ev)
 		break;
 	case ST_H2_EV_TRAILERS:
 		s = cs_find(cc->h2, ev->stream);
-		if (s && ev->dir == ST_H2_CLIENT)
+		if (s && ev->dir == ST_H2_CLIENT) {
 			req_trailers(cc, s, ev->head);
+		} else if (s && s->prod) {
+			struct st_http_head hh;
+
+			if (!http_view(cc->h2, ev->head, &hh))
+				st_compare__pair_trailers(s->prod, ST_CMP_PROD, hh.headers, hh.nheaders);
+		}
 		break;
 	case ST_H2_EV_DATA:
 		s = cs_find(cc->h2, ev->stream);

@@ -421,6 +421,32 @@ static int on_header(nghttp2_session *s, const nghttp2_frame *fr, const uint8_t 
 	return 0;
 }
 
+static bool grpc_trailer(const struct st_http_header *f)
+{
+	return (f->name_len == 11 && !memcmp(f->name, "grpc-status", 11)) ||
+	       (f->name_len == 12 && !memcmp(f->name, "grpc-message", 12)) ||
+	       (f->name_len == 23 && !memcmp(f->name, "grpc-status-details-bin", 23));
+}
+
+uint32_t sh_grpc_trailers_only(struct st_http_header *f, uint32_t n)
+{
+	uint32_t k = 0;
+
+	/* stable: the others keep their order, the trailers theirs */
+	for (uint32_t i = 0; i < n; i++) {
+		if (grpc_trailer(&f[i]))
+			continue;
+		if (i != k) {
+			struct st_http_header t = f[i];
+
+			memmove(&f[k + 1], &f[k], (i - k) * sizeof(*f));
+			f[k] = t;
+		}
+		k++;
+	}
+	return k;
+}
+
 /* The answer's head as HTTP/1's framer would give it, for tap compare. */
 static void resp_head(struct sh2 *h, struct h2out *o, bool end, struct st_http_head *hh)
 {
@@ -459,6 +485,8 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
 		o->grpc_status = (uint8_t)h->grpc_status;
 		o->f |= OS_GRPC;
 	}
+	if (fr->headers.cat == NGHTTP2_HCAT_HEADERS && (o->f & OS_ANSWERED) && o->pair)
+		st_compare__pair_trailers(o->pair, sc_side(sc->target), h->hf, h->nhf);
 	if (fr->headers.cat != NGHTTP2_HCAT_RESPONSE || h->status < 200 || (o->f & OS_ANSWERED))
 		return 0; /* trailers, or an interim (1xx) answer */
 	o->f |= OS_ANSWERED;
@@ -467,9 +495,14 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
 		h->n_awaiting--;
 	if (o->pair) {
 		struct st_http_head hh;
+		uint32_t n;
 
 		resp_head(h, o, end, &hh);
+		n = end && o->m->grpc ? sh_grpc_trailers_only(h->hf, h->nhf) : h->nhf;
+		hh.nheaders = n;
 		st_compare__pair_head(o->pair, sc_side(sc->target), &hh, sc->rx_ns);
+		if (n < h->nhf)
+			st_compare__pair_trailers(o->pair, sc_side(sc->target), h->hf + n, h->nhf - n);
 	}
 	return 0;
 }

@@ -372,5 +372,9 @@ uint32_t sc_h2_open(const struct sconn *sc);
 bool sc_h2_sending(const struct sconn *sc);
 /* Streams written whole and not answered yet. */
 uint32_t sc_h2_awaiting(const struct sconn *sc);
+/* Tap compare of a gRPC answer that ended in its head (trailers-only, RFC: a status and no
+ * message): its grpc-status, grpc-message and grpc-status-details-bin are trailers, as in an
+ * answer with messages. Moves them to the end of f; returns how many fields are left before. */
+uint32_t sh_grpc_trailers_only(struct st_http_header *f, uint32_t n);
 
 #endif /* ST_SHADOW_INT_H */

@@ -2,7 +2,8 @@
 """A gRPC service and its client, written for the tests (python3-grpcio, no generated code:
 raw-bytes methods through grpc.method_handlers_generic_handler).
 
-  grpc_svc.py serve ADDR:PORT LOG      the service shop.Cart; one line per call in LOG
+  grpc_svc.py serve ADDR:PORT LOG [--candidate]
+                                       the service shop.Cart; one line per call in LOG
   grpc_svc.py call ADDR:PORT SEED N    N rounds of calls of every kind, on two channels
 
 Methods (messages are opaque bytes to both sides):
@@ -11,6 +12,8 @@ Methods (messages are opaque bytes to both sides):
   Add   client streaming answers how many messages it took
   Chat  bidi streaming   echoes each message
   Fail  unary            aborts with NOT_FOUND, "no such cart"
+--candidate is a new build that changed two things (tap compare must name them): Get answers
+b"GOT:" + the request, Fail aborts with INTERNAL, "boom".
 Every answer is gzip-compressed (the server's default); the client compresses every other
 call's requests with gzip too. A call's line: the method, its request messages in hex
 (comma-separated), the status code name. Both sides decompress: production's line and a
@@ -26,7 +29,7 @@ import grpc
 METHODS = ("Get", "List", "Add", "Chat", "Fail")
 
 
-def serve(addr, log):
+def serve(addr, log, candidate=False):
     lock = threading.Lock()
     out = open(log, "a", buffering=1)
 
@@ -36,7 +39,7 @@ def serve(addr, log):
 
     def get(req, ctx):
         record("Get", [req], "OK")
-        return b"got:" + req
+        return (b"GOT:" if candidate else b"got:") + req
 
     def lst(req, ctx):
         record("List", [req], "OK")
@@ -56,6 +59,9 @@ def serve(addr, log):
         record("Chat", msgs, "OK")
 
     def fail(req, ctx):
+        if candidate:
+            record("Fail", [req], "INTERNAL")
+            ctx.abort(grpc.StatusCode.INTERNAL, "boom")
         record("Fail", [req], "NOT_FOUND")
         ctx.abort(grpc.StatusCode.NOT_FOUND, "no such cart")
 
@@ -116,6 +122,6 @@ def call(addr, seed, rounds):
 
 if __name__ == "__main__":
     if sys.argv[1] == "serve":
-        serve(sys.argv[2], sys.argv[3])
+        serve(sys.argv[2], sys.argv[3], "--candidate" in sys.argv[4:])
     else:
         call(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
