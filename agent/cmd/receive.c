@@ -8,7 +8,7 @@
  *           handshake, data in MSS-sized segments with consistent seq/ack, FIN or RST);
  *  --to     the shadow engine (shadow.h), fed the same segments: whole requests, in order,
  *           per connection, released once production's answer is in the stream;
- *  --print  one line per exchange, framed by http.h.
+ *  --print  one line per exchange, framed by http.h (HTTP/2: one per stream, by h2.h).
  * A damaged or cut stream stops the input with one line naming the offset; every output
  * keeps what arrived before it (connections are closed, the pcap is committed whole).
  */
@@ -29,6 +29,7 @@
 #include "commands.h"
 #include "connmap.h"
 #include "flowsink.h"
+#include "h2.h"
 #include "http.h"
 #include "kafka.h"
 #include "linklisten.h"
@@ -52,6 +53,10 @@
  * heads of at most RX_HEAD_CAP (4096 x 2 x 16 KiB = 128 MiB at worst); more are counted. */
 #define RX_PRINT_CONNS_MAX 4096
 #define RX_HEAD_CAP (16u << 10)
+/* --print of HTTP/2: streams followed at once per connection (more are not printed), and the
+ * bytes held per direction until the client's first bytes say which HTTP it is */
+#define RX_PRINT_STREAMS 256
+#define RX_DETECT_MAX (16u << 10)
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
 #define RX_KAFKA_MSGS 256         /* Kafka messages per tick at most */
@@ -69,8 +74,12 @@ struct exch {
 	uint64_t resp_ts;          /* the response's head */
 	uint64_t resp_bytes;
 	uint16_t status;
+	int16_t grpc;              /* HTTP/2: the answer's grpc-status, or -1 */
+	uint32_t id;               /* HTTP/2: the stream */
 	bool req_done, resp_done;
 };
+
+enum { PM_DETECT = 0, PM_H1, PM_H2 };
 
 struct rconn {
 	struct st_reasm_conn fc;   /* the flows engine's view (its own user pointer) */
@@ -86,6 +95,12 @@ struct rconn {
 	struct exch *q;            /* RX_PRINT_QUEUE, allocated at the first request */
 	unsigned qh, qn;
 	unsigned nresp;            /* exchanges at the queue's front with their response done */
+	uint8_t pmode;             /* PM_*: which HTTP (the client's first bytes say) */
+	uint8_t *det[2];           /* PM_DETECT: the bytes so far, per direction */
+	uint32_t det_len[2];
+	struct st_h2 *h2;          /* PM_H2: the framer, and the streams being followed */
+	struct exch *xs;
+	uint32_t nxs, xcap;
 };
 
 #define RECEIVE_STATS(X, T)                                                                    \
@@ -470,10 +485,12 @@ static void print_line(struct receive *rx, struct rconn *rc, const struct exch *
 	gmtime_r(&secs, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	st_addr_str(&rc->fc.key.src, cli, sizeof(cli));
-	printf("%s.%03u %s%s%s:%u %s %s %u %" PRIu64 " %" PRIu64 " ",
-	       when, (unsigned)(x->resp_ts / 1000000 % 1000),
+	printf("%s.%03u %s%s%s:%u %s %s %u", when, (unsigned)(x->resp_ts / 1000000 % 1000),
 	       rc->fc.key.src.family == 6 ? "[" : "", cli, rc->fc.key.src.family == 6 ? "]" : "",
-	       rc->fc.key.sport, x->method, x->target, x->status, x->req_bytes, x->resp_bytes);
+	       rc->fc.key.sport, x->method, x->target, x->status);
+	if (x->grpc >= 0)
+		printf("/%d", x->grpc); /* gRPC: the call's status */
+	printf(" %" PRIu64 " %" PRIu64 " ", x->req_bytes, x->resp_bytes);
 	if (x->resp_ts >= x->req_end_ts)
 		printf("%.3fms\n", (double)(x->resp_ts - x->req_end_ts) / 1e6);
 	else
@@ -499,12 +516,27 @@ static struct exch *resp_exch(struct rconn *rc)
 	return rc->nresp < rc->qn ? &rc->q[(rc->qh + rc->nresp) % RX_PRINT_QUEUE] : NULL;
 }
 
+/* What --print holds for rc, let go. */
+static void print_free(struct rconn *rc)
+{
+	st_http__free(&rc->p[0]);
+	st_http__free(&rc->p[1]);
+	st_h2__free(rc->h2);
+	rc->h2 = NULL;
+	free(rc->det[0]);
+	free(rc->det[1]);
+	rc->det[0] = rc->det[1] = NULL;
+	rc->det_len[0] = rc->det_len[1] = 0;
+	free(rc->xs);
+	rc->xs = NULL;
+	rc->nxs = rc->xcap = 0;
+}
+
 static void print_stop(struct receive *rx, struct rconn *rc)
 {
 	if (!rc->http)
 		return;
-	st_http__free(&rc->p[0]);
-	st_http__free(&rc->p[1]);
+	print_free(rc);
 	rc->http = false;
 	rc->print_lost = true;
 	rx->printing--;
@@ -529,11 +561,12 @@ static void print_start(struct receive *rx, struct rconn *rc)
 	rc->http = true;
 	rc->print_lost = false;
 	rc->qh = rc->qn = rc->nresp = 0;
+	rc->pmode = PM_DETECT;
 	rx->printing++;
 }
 
-static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
-		       uint32_t len, uint64_t ts)
+static void print_feed_h1(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+			  uint32_t len, uint64_t ts)
 {
 	struct st_http_event ev;
 	size_t left = len;
@@ -554,6 +587,7 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 				}
 				x = &rc->q[(rc->qh + rc->qn++) % RX_PRINT_QUEUE];
 				memset(x, 0, sizeof(*x));
+				x->grpc = -1;
 				snprintf(x->method, sizeof(x->method), "%.*s", (int)ev.head->method_len,
 					 ev.head->method_str);
 				snprintf(x->target, sizeof(x->target), "%.*s",
@@ -603,6 +637,186 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 		left -= n;
 		if (ev.type == ST_HTTP_EV_NEED_MORE)
 			break;
+	}
+}
+
+/* ---- --print of HTTP/2: one line per stream ---------------------------------------------- */
+
+/* The stream's exchange (made at its request head, or NULL). */
+static struct exch *h2x(struct rconn *rc, uint32_t id, bool make)
+{
+	struct exch *x;
+
+	for (uint32_t i = 0; i < rc->nxs; i++)
+		if (rc->xs[i].id == id)
+			return &rc->xs[i];
+	if (!make || rc->nxs == RX_PRINT_STREAMS)
+		return NULL;
+	if (rc->nxs == rc->xcap) {
+		uint32_t nc = rc->xcap ? rc->xcap * 2 : 8;
+
+		x = realloc(rc->xs, nc * sizeof(*x));
+		if (!x)
+			return NULL;
+		rc->xs = x;
+		rc->xcap = nc;
+	}
+	x = &rc->xs[rc->nxs++];
+	memset(x, 0, sizeof(*x));
+	x->id = id;
+	x->grpc = -1;
+	return x;
+}
+
+static void h2x_drop(struct rconn *rc, struct exch *x)
+{
+	*x = rc->xs[--rc->nxs];
+}
+
+static void field_copy(char *dst, size_t cap, const struct st_h2_field *f)
+{
+	snprintf(dst, cap, "%.*s", f ? (int)(f->value_len < cap - 1 ? f->value_len : cap - 1) : 1,
+		 f ? f->value : "-");
+	for (char *p = dst; *p; p++)
+		if (*p < 0x21 || *p > 0x7e)
+			*p = '?';
+}
+
+static void grpc_status(struct exch *x, const struct st_h2_head *h)
+{
+	int i = st_h2_head_find(h, "grpc-status", 0);
+	int v = 0;
+
+	if (i < 0 || !h->fields[i].value_len || h->fields[i].value_len > 3)
+		return;
+	for (uint32_t k = 0; k < h->fields[i].value_len; k++) {
+		if (h->fields[i].value[k] < '0' || h->fields[i].value[k] > '9')
+			return;
+		v = v * 10 + h->fields[i].value[k] - '0';
+	}
+	x->grpc = (int16_t)v;
+}
+
+/* One framer event: a stream's line is printed when both its sides ended. */
+static void print_h2_event(struct receive *rx, struct rconn *rc, const struct st_h2_event *ev,
+			   uint64_t ts)
+{
+	struct exch *x;
+
+	switch (ev->type) {
+	case ST_H2_EV_HEAD:
+		if (ev->dir == ST_H2_CLIENT) {
+			if (!(x = h2x(rc, ev->stream, true)))
+				return;
+			field_copy(x->method, sizeof(x->method), ev->head->method);
+			field_copy(x->target, sizeof(x->target),
+				   ev->head->path ? ev->head->path : ev->head->authority);
+		} else if (!(ev->head->flags & ST_H2_HF_INTERIM) && (x = h2x(rc, ev->stream, false))) {
+			x->status = ev->head->status;
+			x->resp_ts = ts;
+			grpc_status(x, ev->head); /* a trailers-only answer */
+		}
+		return;
+	case ST_H2_EV_TRAILERS:
+		if (ev->dir == ST_H2_SERVER && (x = h2x(rc, ev->stream, false)))
+			grpc_status(x, ev->head);
+		return;
+	case ST_H2_EV_DATA:
+		if ((x = h2x(rc, ev->stream, false))) {
+			if (ev->dir == ST_H2_CLIENT)
+				x->req_bytes += ev->data_len;
+			else
+				x->resp_bytes += ev->data_len;
+		}
+		return;
+	case ST_H2_EV_END:
+		if (!(x = h2x(rc, ev->stream, false)))
+			return;
+		if (ev->dir == ST_H2_CLIENT) {
+			x->req_end_ts = ts;
+			x->req_done = true;
+		} else {
+			x->resp_done = true;
+		}
+		if (x->req_done && x->resp_done && x->status) {
+			print_line(rx, rc, x);
+			h2x_drop(rc, x);
+		}
+		return;
+	case ST_H2_EV_RESET:
+	case ST_H2_EV_DROP:
+		if ((x = h2x(rc, ev->stream, false)))
+			h2x_drop(rc, x); /* not an exchange: nobody answered it whole */
+		return;
+	case ST_H2_EV_STOP:
+		print_stop(rx, rc);
+		return;
+	default:
+		return;
+	}
+}
+
+static void print_feed_h2(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+			  size_t len, uint64_t ts)
+{
+	struct st_h2_event ev;
+
+	while (rc->http && rc->h2) {
+		size_t n = st_h2__feed(rc->h2, dir == ST_DIR_IN ? ST_H2_CLIENT : ST_H2_SERVER, d, len,
+				       &ev);
+
+		d += n;
+		len -= n;
+		print_h2_event(rx, rc, &ev, ts);
+		if (ev.type == ST_H2_EV_NEED_MORE)
+			break;
+	}
+}
+
+/*
+ * --print: the client's first bytes say which HTTP the connection speaks (HTTP/2's preface,
+ * or not); until then both directions' bytes are held (an HTTP/2 server may speak first).
+ */
+static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+		       uint32_t len, uint64_t ts)
+{
+	enum st_h2_detect k;
+
+	if (rc->pmode == PM_H1) {
+		print_feed_h1(rx, rc, dir, d, len, ts);
+		return;
+	}
+	if (rc->pmode == PM_H2) {
+		print_feed_h2(rx, rc, dir, d, len, ts);
+		return;
+	}
+	if (len > RX_DETECT_MAX - rc->det_len[dir] ||
+	    (!rc->det[dir] && !(rc->det[dir] = malloc(RX_DETECT_MAX)))) {
+		print_stop(rx, rc);
+		return;
+	}
+	memcpy(rc->det[dir] + rc->det_len[dir], d, len);
+	rc->det_len[dir] += len;
+	if (!rc->det_len[ST_DIR_IN])
+		return;
+	k = st_h2_detect(rc->det[ST_DIR_IN], rc->det_len[ST_DIR_IN]);
+	if (k == ST_H2_DETECT_MAYBE)
+		return;
+	if (k == ST_H2_DETECT_YES && !(rc->h2 = st_h2__new(NULL))) {
+		print_stop(rx, rc);
+		return;
+	}
+	rc->pmode = k == ST_H2_DETECT_YES ? PM_H2 : PM_H1;
+	for (int i = 0; i < 2 && rc->http; i++) {
+		int dd = i ? ST_DIR_OUT : ST_DIR_IN;
+		uint8_t *b = rc->det[dd];
+		uint32_t n = rc->det_len[dd];
+
+		rc->det[dd] = NULL;
+		rc->det_len[dd] = 0;
+		if (n)
+			print_feed(rx, rc, dd, b, n, ts);
+		free(b);
 	}
 }
 
@@ -766,8 +980,8 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	} else {
 		rc->next[dir] += len;
 	}
-	if (rc->http && st_http__skip(&rc->p[dir], len))
-		print_stop(rx, rc);
+	if (rc->http && (rc->pmode != PM_H1 || st_http__skip(&rc->p[dir], len)))
+		print_stop(rx, rc); /* HTTP/2: its HPACK state is lost with the bytes */
 }
 
 static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why,
@@ -787,7 +1001,7 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 		seg_out(rx, rc, &s);
 	}
 	rc->ended[dir] = true;
-	if (rc->http && dir == ST_DIR_OUT) {
+	if (rc->http && dir == ST_DIR_OUT && rc->pmode == PM_H1) {
 		struct st_http_event ev;
 
 		/* a response read until close ends here */
@@ -820,8 +1034,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		sh_feed(rx, rc, &s);
 	}
 	if (rc->http) {
-		st_http__free(&rc->p[0]);
-		st_http__free(&rc->p[1]);
+		print_free(rc);
 		rx->printing--;
 	}
 	free(rc->q);

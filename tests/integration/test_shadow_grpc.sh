@@ -12,7 +12,8 @@
 #  - tap compare, at the same time, against a candidate that answers Get differently and Fail
 #    with INTERNAL (and a reference running production's build): the report names the
 #    message of Get ($[0]) and Fail's trailers.grpc-status and trailers.grpc-message as
-#    regressions, and nothing else.
+#    regressions, and nothing else;
+#  - `tee --raw` meanwhile, then `receive --print`: one line per call, with its grpc-status.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
 st_require_root
@@ -45,6 +46,7 @@ A_SAFE=$SH_AGENT_PID
 sh_agent_start cmp "$ST_SRV_NS" "$ST_SRV_IF" --port 50051 --to "$ST_CLI4:50054" --drain 20 \
 	--reference "$ST_CLI4:50055" --report-json "$ST_TMP/report.json" --diffs "$ST_TMP/diffs.jsonl"
 A_CMP=$SH_AGENT_PID
+st_tee_start tee -o "$ST_TMP/grpc.tee" --raw --max-rate 0 --duration 0 --port 50051
 
 st_log "traffic: 150 gRPC calls of five kinds"
 st_in "$ST_CLI_NS" timeout 60 "$ST_PY" "$SVC" call "$ST_SRV4:50051" 7 30 || st_fail "the gRPC client failed"
@@ -55,6 +57,15 @@ sh_wait_lines "$ST_TMP/shadow.log" "$nprod" 30 || true
 sh_wait_lines "$ST_TMP/safe.log" "$(wc -l <"$ST_TMP/prod-safe")" 30 || true
 sh_wait_lines "$ST_TMP/cand.log" "$nprod" 30 || true
 sh_wait_lines "$ST_TMP/ref.log" "$nprod" 30 || true
+
+st_stop "$TEE_PID" INT || { cat "$ST_TMP/tee.err"; st_fail "tee exited with an error"; }
+"$ST_BIN" receive "$ST_TMP/grpc.tee" --print >"$ST_TMP/print.out" 2>"$ST_TMP/print.err" ||
+	{ cat "$ST_TMP/print.err"; st_fail "receive --print failed"; }
+# time client method target status[/grpc-status] request-bytes response-bytes latency
+[ "$(awk '$3 == "POST" && $5 == "200/0"' "$ST_TMP/print.out" | wc -l)" -eq 120 ] ||
+	{ head -n 5 "$ST_TMP/print.out"; st_fail "receive --print: not 120 calls with grpc-status 0"; }
+[ "$(awk '$4 == "/shop.Cart/Fail" && $5 == "200/5"' "$ST_TMP/print.out" | wc -l)" -eq 30 ] ||
+	st_fail "receive --print: not 30 Fail calls with grpc-status 5 (NOT_FOUND)"
 
 SH_AGENT_PID=$A_CMP
 sh_agent_stop cmp

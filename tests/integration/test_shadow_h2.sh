@@ -97,6 +97,18 @@ sh_expect dropped -eq 0
 diff <(sort "$ST_TMP/prod/access.log") <(sort "$ST_TMP/received/access.log") >"$ST_TMP/diff" || true
 [ -s "$ST_TMP/diff" ] && { head -n 20 "$ST_TMP/diff"; st_fail "the received nginx's log differs from production's"; }
 cmp -s "$ST_TMP/up" "$ST_TMP/received/www/dav/up3" || st_fail "upload not stored whole by receive --to"
+
+st_log "receive --print: one line per stream"
+"$ST_BIN" receive "$ST_TMP/prod.tee" --print >"$ST_TMP/print.out" 2>"$ST_TMP/print.err" ||
+	{ cat "$ST_TMP/print.err"; st_fail "receive --print failed"; }
+# time client method target status request-bytes response-bytes latency
+diff <(awk '{ print $3, $4, $5 }' "$ST_TMP/print.out" | sort) <(sort "$ST_TMP/prod/access.log") \
+	>"$ST_TMP/diff" || true
+[ -s "$ST_TMP/diff" ] && { head -n 10 "$ST_TMP/diff"; st_fail "receive --print's streams differ from production's log"; }
+[ "$(awk '$3 == "PUT" && $6 == 2000000' "$ST_TMP/print.out" | wc -l)" -eq 4 ] ||
+	st_fail "receive --print: the four 2 MB uploads are not 2000000 request bytes"
+grep -q ' /f5242880?n=1 200 0 5242880 [0-9.]*ms$' "$ST_TMP/print.out" ||
+	st_fail "receive --print: no line for the 5 MB download with its size and latency"
 st_log "a capture damaged: a connection joined midway, a hole in another"
 "$ST_PY" "$ST_ROOT/tests/integration/pcap_cut.py" "$ST_TMP/prod.pcap" "$ST_TMP/cut.pcap" 80 7 8 ||
 	st_fail "pcap_cut.py could not damage the capture"
