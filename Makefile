@@ -190,6 +190,9 @@ fuzz: deps
 	@echo "== differential smuggling run: $${ST_SMUGGLE_RANDOM:-2000} random shapes against nginx"
 	$(Q)ST_BUILD=$(BUILD) ST_SMUGGLE_RANDOM=$${ST_SMUGGLE_RANDOM:-2000} \
 		ST_SMUGGLE_SEED=$${ST_SMUGGLE_SEED:-$$(date +%s)} bash tests/integration/test_shadow_smuggle.sh
+	@echo "== differential HTTP/2 run: $${ST_H2DIFF_CONNS:-3000} random connections"
+	$(Q)ST_BUILD=$(BUILD) ST_H2DIFF_CONNS=$${ST_H2DIFF_CONNS:-3000} \
+		ST_H2DIFF_SEED=$${ST_H2DIFF_SEED:-$$(date +%s)} bash tests/integration/test_shadow_h2diff.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all

@@ -794,6 +794,9 @@ static void h2_event(struct cconn *cc, const struct st_h2_event *ev)
 {
 	struct h2cs *s;
 
+	if (cc->h2->stopped)
+		return; /* the rest of the buffer being fed, after a stop */
+
 	switch (ev->type) {
 	case ST_H2_EV_HEAD:
 		on_head(cc, ev);
