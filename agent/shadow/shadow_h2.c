@@ -54,6 +54,7 @@ struct h2cs {
 	uint8_t verdict;             /* V_NONE, V_RUN (production ran it), V_REJECT */
 	bool pass;                   /* selected, within --rate and the caps */
 	bool counted;                /* in requests (its head came) */
+	bool staged;                 /* in the staged gauge: counted, not yet out */
 	struct st_list_head node;    /* cap->order */
 	struct h2msg *m;             /* pass: the request being staged */
 	uint64_t mem;                /* what m counts in the stage */
@@ -159,6 +160,10 @@ static void tab_del(struct h2cap *t, struct h2cs *s)
 
 static void cs_unstage(struct cconn *cc, struct h2cs *s)
 {
+	if (s->staged) {
+		s->staged = false;
+		cc->sh->st.staged--;
+	}
 	if (s->m) {
 		cc_stage_add(cc, -(int64_t)s->mem);
 		h2msg_put(s->m);
@@ -234,7 +239,9 @@ static void cs_release(struct cconn *cc, struct h2cs *s)
 /* Whatever decided s: released, or never released, or not yet. */
 static void cs_settle(struct cconn *cc, struct h2cs *s)
 {
-	if (s->f & (CS_OUT | CS_HELD) || cc->h2->stopped)
+	/* (a verdict may come before the request's head: the capture does not order the two
+	 * directions exactly) */
+	if (s->f & (CS_OUT | CS_HELD) || !(s->f & CS_REQ) || cc->h2->stopped)
 		return;
 	if (s->verdict == V_REJECT) {
 		cs_fate(cc, s, FATE_REJECTED);
@@ -481,6 +488,8 @@ static void req_head(struct cconn *cc, struct h2cs *s, const struct st_h2_head *
 
 	s->f |= CS_REQ;
 	s->counted = true;
+	s->staged = true;
+	sh->st.staged++;
 	sh->st.requests++;
 	sh->st.h2_streams++;
 	cc->req_index++;
@@ -1078,6 +1087,10 @@ void cc_h2_upgraded(struct cconn *cc)
 	if (s) {
 		sh->st.h2_streams++;
 		s->f &= ~CS_HELD;
+		if (!(s->f & CS_OUT)) {
+			s->staged = true; /* the HTTP/1 entry it was left the stage */
+			sh->st.staged++;
+		}
 		if (s->pass && !s->m) {
 			/* it did not fit the caps whole */
 			unsigned n = cc_slots_on(cc);

@@ -243,10 +243,14 @@ int sc_h2_pump(struct sconn *sc)
 		if (!n)
 			break;
 		sc->q.commit = sc->q.end;
-		/* the streams whose last frame this chunk holds end here at the latest */
-		st_list_for_each_entry(o, &h->ending, wnode)
-			if (!o->end_off)
-				o->end_off = sc->q.end;
+		/* the streams whose last frame this chunk holds end here at the latest: those at
+		 * the list's tail without an offset yet (the list is in the order they ended) */
+		for (struct st_list_head *l = h->ending.prev; l != &h->ending; l = l->prev) {
+			o = st_list_entry(l, struct h2out, wnode);
+			if (o->end_off)
+				break;
+			o->end_off = sc->q.end;
+		}
 	}
 	return 0;
 }
@@ -763,6 +767,8 @@ int sc_h2_init(struct sconn *sc)
 	nghttp2_settings_entry iv[] = {
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, STREAM_WINDOW },
+		/* no priority tree to keep (RFC 9218): streams go as the session sends them */
+		{ NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1 },
 	};
 	nghttp2_session_callbacks *cb = NULL;
 	nghttp2_option *opt = NULL;
@@ -784,6 +790,8 @@ int sc_h2_init(struct sconn *sc)
 	nghttp2_session_callbacks_set_on_stream_close_callback(cb, on_stream_close);
 	/* a request's header block may be as large as the framer lets one be */
 	nghttp2_option_set_max_send_header_block_length(opt, HEADER_BLOCK_MAX);
+	/* closed streams are kept only for RFC 7540's priority tree, which we do not use */
+	nghttp2_option_set_no_closed_streams(opt, 1);
 	if (nghttp2_session_client_new2(&h->s, cb, h, opt))
 		goto out;
 	if (nghttp2_submit_settings(h->s, NGHTTP2_FLAG_NONE, iv, sizeof(iv) / sizeof(iv[0])) ||

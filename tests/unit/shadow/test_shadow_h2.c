@@ -658,6 +658,7 @@ static void finish(struct st_shadow *sh, struct tc *t)
 	st_shadow__drain(sh, 2000);
 	balanced(sh);
 	assert_int_equal(stats(sh).queued, 0); /* every byte held was let go */
+	assert_int_equal(stats(sh).staged, 0);
 	tc_free(t);
 	st_shadow__free(sh);
 }
