@@ -588,6 +588,12 @@ static void req_trailers(struct cconn *cc, struct h2cs *s, const struct st_h2_he
 {
 	uint64_t before;
 
+	if ((h->flags & ST_H2_HF_MALFORMED) && !(s->f & CS_OUT)) {
+		/* malformed trailers make the request malformed: the server must refuse it */
+		cc->sh->st.h2_malformed++;
+		cs_fate(cc, s, FATE_REJECTED);
+		return;
+	}
 	if (!s->pass || !s->m)
 		return;
 	before = s->m->mem;
