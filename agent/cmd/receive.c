@@ -673,13 +673,17 @@ static void h2x_drop(struct rconn *rc, struct exch *x)
 	*x = rc->xs[--rc->nxs];
 }
 
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			*s = '?';
+}
+
 static void field_copy(char *dst, size_t cap, const struct st_h2_field *f)
 {
 	snprintf(dst, cap, "%.*s", f ? (int)(f->value_len < cap - 1 ? f->value_len : cap - 1) : 1,
 		 f ? f->value : "-");
-	for (char *p = dst; *p; p++)
-		if (*p < 0x21 || *p > 0x7e)
-			*p = '?';
 }
 
 static void grpc_status(struct exch *x, const struct st_h2_head *h)
@@ -711,6 +715,11 @@ static void print_h2_event(struct receive *rx, struct rconn *rc, const struct st
 			field_copy(x->method, sizeof(x->method), ev->head->method);
 			field_copy(x->target, sizeof(x->target),
 				   ev->head->path ? ev->head->path : ev->head->authority);
+			/* the policy of everything that leaves (redact.h), as for HTTP/1 */
+			st_redact_url(&rx->cmp.redact, x->target, strlen(x->target),
+				      (uint8_t *)x->target);
+			printable(x->method);
+			printable(x->target);
 		} else if (!(ev->head->flags & ST_H2_HF_INTERIM) && (x = h2x(rc, ev->stream, false))) {
 			x->status = ev->head->status;
 			x->resp_ts = ts;
