@@ -49,29 +49,6 @@ report() { printf '%s\n' "$*" | tee -a "$OUT"; }
 export ST_NGINX_ACCESS_LOG=off
 JSON='{"id":4711,"name":"shadowtap","status":"ok","items":[1,2,3,5,8,13],"ts":"2026-11-26T10:00:00Z"}'
 
-# noop_shadow NAME NS: nginx answering 204 to everything, HTTP/2 on :8080, HTTP/1.1 on :8081.
-noop_shadow() {
-	local d=$ST_TMP/$1
-	mkdir -p "$d/tmp"
-	cat >"$d/nginx.conf" <<EON
-daemon off;
-worker_processes 1;
-user root;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $d/tmp/body;
-	keepalive_requests 1000000;
-	server { listen 127.0.0.1:8080 http2; location / { return 204; } }
-	server { listen 127.0.0.1:8081; location / { return 204; } }
-}
-EON
-	st_bg "$1" st_in_bg "$2" nginx -c "$d/nginx.conf" -p "$d"
-	st_wait_port "$2" 8081 10
-}
-
 # production: nginx speaking h2c on :80, and (the engines side by side) one speaking
 # HTTP/1.1 on :81, the same answer
 prod_start() { # NAME NS LISTEN80 LISTEN81
@@ -88,13 +65,13 @@ for link in $LINKS; do
 		st_netns_pair
 		L_SRV[veth]=$ST_SRV_NS L_CLI[veth]=$ST_CLI_NS L_IF[veth]=$ST_SRV_IF L_HOST[veth]=$ST_SRV4
 		prod_start prod-veth "$ST_SRV_NS" "$ST_SRV4:80" "$ST_SRV4:81"
-		noop_shadow shadow-veth "$ST_SRV_NS"
+		noop_shadow shadow-veth "$ST_SRV_NS" "127.0.0.1:8080 http2" 127.0.0.1:8081
 		;;
 	lo)
 		st_netns_single lo
 		L_SRV[lo]=$ST_LAST_NS L_CLI[lo]=$ST_LAST_NS L_IF[lo]=lo L_HOST[lo]=127.0.0.1
 		prod_start prod-lo "$ST_LAST_NS" 127.0.0.1:80 127.0.0.1:81
-		noop_shadow shadow-lo "$ST_LAST_NS"
+		noop_shadow shadow-lo "$ST_LAST_NS" "127.0.0.1:8080 http2" 127.0.0.1:8081
 		;;
 	*) echo "shadowtap bench-h2: unknown link '$link' (veth, lo)" >&2; exit 2 ;;
 	esac
@@ -129,8 +106,6 @@ load() {
 	awk '/^requests:/ { n = $2 } /^finished in/ { r = $4 } END { printf "%d %.0f\n", n, r }' <<<"$out"
 }
 
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 report "# shadowtap bench-h2, $(date -u '+%Y-%m-%d %H:%M UTC')"
 report ""

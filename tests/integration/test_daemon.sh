@@ -160,7 +160,7 @@ for line in open(sys.argv[1]):
         assert name.endswith("_total") == (kind == "counter"), line
         types[name] = kind
     elif line:
-        m = re.fullmatch(r'([a-z_]+)(\{[^}]*\})? ([0-9]+(?:\.[0-9]+)?)', line)
+        m = re.fullmatch(r'([a-z_][a-z0-9_]*)(\{[^}]*\})? ([0-9]+(?:\.[0-9]+)?)', line)
         assert m, "bad sample: " + line
         assert m.group(1) in types, "sample before its TYPE: " + line
         samples.append((m.group(1), m.group(2) or "", float(m.group(3))))

@@ -2,9 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # HTTP/2 shadows that fail, with production (nginx h2c) under h2load: one that accepts and
 # never reads, one that answers garbage (not HTTP/2), one that refuses connections. As for
-# HTTP/1 (test_shadow_faults.sh): production answers every request (h2load: 0 failed), its
-# throughput stays near its baseline (a loose bound: this VM is shared), the agent's queues
-# stay under their caps, drops and bad answers are counted, every run ends cleanly and fast.
+# HTTP/1 (test_shadow_faults.sh): production answers every request (h2load: 0 failed), none
+# waits for the shadow (h2load's slowest request under 8 s: a stuck shadow is given 10 s
+# before it is closed, so a production tied to it would show), its throughput is logged
+# beside its baseline (a loose bound only: this VM is shared, and performance is measured
+# by tools/bench-h2.sh), the agent's queues stay under their caps, drops and bad answers are
+# counted, every run ends cleanly and fast.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
 st_require_root
@@ -19,20 +22,25 @@ st_netns_pair
 st_nginx_start web "$ST_SRV_NS" 80
 base=http://$ST_SRV4
 
-# load SECONDS: h2load's requests/s against production; fails unless every request succeeded.
+# load SECONDS: h2load's requests/s against production; fails unless every request succeeded
+# and the slowest took under 8 s (a stuck shadow is closed after 10 s).
 load() {
-	local out
+	local out max
 	out=$(st_in "$ST_CLI_NS" timeout $(($1 + 20)) h2load -D "$1" -c 4 -m 10 "$base/f4096")
 	if ! grep -qE '^requests: .* 0 failed, 0 errored, 0 timeout' <<<"$out"; then
 		echo "$out" >&2
 		st_fail "production failed requests while the shadow was failing"
 	fi
+	# "time for request:  min  max  mean ...", each with its unit
+	max=$(awk '/^time for request:/ { v = $5; u = v; sub(/[a-z]+$/, "", v); sub(/^[0-9.]+/, "", u)
+		print v * (u == "us" ? 1e-6 : u == "ms" ? 1e-3 : 1) }' <<<"$out")
+	(( $(echo "${max:-99} < 8" | bc) )) || { echo "$out" >&2; st_fail "a production request took ${max}s"; }
 	sed -nE 's/^finished in .*, ([0-9.]+) req\/s.*/\1/p' <<<"$out"
 }
 
 check_rps() {
 	st_log "  ratio to baseline: $(echo "scale=2; $1 / $base_rps" | bc)"
-	(( $(echo "$1 >= $base_rps * 0.25" | bc) )) || st_fail "production throughput $1 req/s, baseline $base_rps"
+	(( $(echo "$1 >= $base_rps * 0.1" | bc) )) || st_fail "production throughput $1 req/s, baseline $base_rps"
 }
 
 base_rps=$(load 2)
@@ -89,7 +97,11 @@ check_rps "$rps"
 sh_agent_stop a3
 sh_expect replayed -eq 0
 sh_expect dropped -gt 0
-# (streams h2load had in flight when it stopped were never answered by production)
-[ "$(sh_field dropped)" -eq $(( $(sh_field requests) - $(sh_field prod_unanswered) )) ] ||
-	st_fail "refused: every stream production answered must be counted as dropped"
+# every stream accounted for (those h2load had in flight when it stopped were never answered
+# by production, or reset by it): requests = replayed + dropped + ... + h2_reset
+sum=0
+for f in replayed dropped filtered gaps_skipped prod_rejected prod_unanswered h2_reset; do
+	sum=$((sum + $(sh_field $f)))
+done
+[ "$sum" -eq "$(sh_field requests)" ] || st_fail "refused: requests=$(sh_field requests), accounted $sum"
 st_log "PASS"
