@@ -1084,6 +1084,15 @@ static void on_mark(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	}
 	if (rx->print && rc->print_lost && !rc->http)
 		print_start(rx, rc);
+	if (rc->http && rc->pmode == PM_DETECT) {
+		/* an exchange boundary: what was held before it (the middle of a connection that
+		 * started before the stream) is not the start of anything */
+		for (int d = 0; d < 2; d++) {
+			free(rc->det[d]);
+			rc->det[d] = NULL;
+			rc->det_len[d] = 0;
+		}
+	}
 }
 
 static const struct st_stream_ops rx_ops = {

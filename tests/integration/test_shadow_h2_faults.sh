@@ -56,7 +56,9 @@ t0=$(date +%s)
 sh_agent_stop a1
 [ $(( $(date +%s) - t0 )) -le 8 ] || st_fail "the agent took more than 8 s to stop with a stuck shadow"
 sh_expect h2 -ge 4
-sh_expect dropped_queue -gt 0
+# whole streams dropped: at the caps while it ran (dropped_queue), or left when the agent
+# stopped (dropped_down), as a slower host gets to the caps or not
+sh_expect dropped -gt 0
 # the caps, and the frames each connection's socket needs next (64 KiB each)
 sh_expect queued_peak -le $(((2 << 20) + (1 << 20)))
 
