@@ -29,6 +29,7 @@
 #include "commands.h"
 #include "connmap.h"
 #include "flowsink.h"
+#include "grpc.h"
 #include "h2.h"
 #include "http.h"
 #include "kafka.h"
@@ -688,17 +689,12 @@ static void field_copy(char *dst, size_t cap, const struct st_h2_field *f)
 
 static void grpc_status(struct exch *x, const struct st_h2_head *h)
 {
-	int i = st_h2_head_find(h, "grpc-status", 0);
-	int v = 0;
+	struct st_grpc_status g;
+	char msg[1];
 
-	if (i < 0 || !h->fields[i].value_len || h->fields[i].value_len > 3)
-		return;
-	for (uint32_t k = 0; k < h->fields[i].value_len; k++) {
-		if (h->fields[i].value[k] < '0' || h->fields[i].value[k] > '9')
-			return;
-		v = v * 10 + h->fields[i].value[k] - '0';
-	}
-	x->grpc = (int16_t)v;
+	if (st_grpc_read_status(h, msg, sizeof(msg), &g) && g.valid && g.code >= 0 &&
+	    g.code <= INT16_MAX)
+		x->grpc = (int16_t)g.code;
 }
 
 /* One framer event: a stream's line is printed when both its sides ended. */

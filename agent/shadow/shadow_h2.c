@@ -34,6 +34,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "grpc.h"
 #include "log.h"
 #include "shadow_int.h"
 
@@ -259,19 +260,6 @@ static bool field_is(const struct st_h2_field *f, const char *lit)
 	return f->name_len == strlen(lit) && !memcmp(f->name, lit, f->name_len);
 }
 
-static bool is_grpc(const struct st_h2_head *h)
-{
-	int i = st_h2_head_find(h, "content-type", 0);
-	const struct st_h2_field *f;
-
-	if (i < 0)
-		return false;
-	f = &h->fields[i];
-	/* application/grpc, application/grpc+proto, application/grpc;... */
-	return f->value_len >= 16 && !strncasecmp(f->value, "application/grpc", 16) &&
-	       (f->value_len == 16 || f->value[16] == '+' || f->value[16] == ';');
-}
-
 /* Fields HTTP/2 forbids (RFC 9113 8.2.2): --set-header or --mark naming one is left out. */
 static bool connection_specific(const char *n)
 {
@@ -333,7 +321,7 @@ static struct h2msg *msg_new(struct st_shadow *sh, const struct st_h2_head *h)
 	b.m->method = (uint8_t)(h->method ? st_http__method_from(h->method->value,
 								 h->method->value_len) :
 					     ST_HTTP_M_OTHER);
-	b.m->grpc = is_grpc(h);
+	b.m->grpc = st_grpc_is_grpc(h);
 	/* pseudo-header fields first (RFC 9113 8.3) */
 	for (uint32_t i = 0; i < h->nfields; i++) {
 		const struct st_h2_field *f = &h->fields[i];
@@ -509,7 +497,7 @@ static void req_head(struct cconn *cc, struct h2cs *s, const struct st_h2_head *
 	}
 	r = (struct sh_req){ .method = (uint8_t)hh.method, .method_str = hh.method_str,
 			     .method_len = hh.method_len, .target = hh.target,
-			     .target_len = hh.target_len, .grpc = is_grpc(h) };
+			     .target_len = hh.target_len, .grpc = st_grpc_is_grpc(h) };
 	if (!sh_select(sh, cc, &r)) {
 		sh->st.filtered++;
 		return;
@@ -697,7 +685,7 @@ static void on_head(struct cconn *cc, const struct st_h2_event *ev)
 				cs_prod_lost(s, ST_CMP_R_MEMORY);
 			} else {
 				n = hh.nheaders;
-				if (hh.body == ST_HTTP_BODY_NONE && is_grpc(h))
+				if (hh.body == ST_HTTP_BODY_NONE && st_grpc_is_grpc(h))
 					hh.nheaders = sh_grpc_trailers_only(cc->h2->hdr, n);
 				st_compare__pair_head(s->prod, ST_CMP_PROD, &hh, cc->cur_ts);
 				if (hh.nheaders < n)
