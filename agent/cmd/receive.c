@@ -40,6 +40,7 @@
 #include "opts.h"
 #include "output.h"
 #include "pcapw.h"
+#include "progress.h"
 #include "compare_opts.h"
 #include "shadow.h"
 #include "stream.h"
@@ -138,7 +139,8 @@ struct receive {
 	mode_t out_mode;            /* --output-mode: -w's, -o's files, the compare outputs */
 	const char *to;
 	bool print;
-	int verbose;
+	bool once;                  /* --listen --once: the first whole stream ends the run */
+	struct st_run_opts run;     /* -v, -q, --stats */
 	struct st_kafka_conf kafka; /* --kafka (kafka.h) */
 	struct st_kafka_consumer *kc;
 	/* the run */
@@ -166,6 +168,10 @@ struct receive {
 	uint64_t last_ts;
 	uint64_t last_shadow_tick;
 	unsigned printing;      /* connections --print follows now */
+	bool print_header;      /* --print's column header is out */
+	bool last_lost;         /* --listen: the last stream was cut (the next one is its tee's
+				 * reconnect) */
+	struct st_progress prog; /* --stats, the status line */
 	struct receive_stats st;
 	struct st_stream_trailer trailer;
 	bool have_trailer;
@@ -205,6 +211,9 @@ static const struct st_opt receive_opts[] = {
 	ST_OPT_STRING("ca", 0, struct receive, tlso.ca, "FILE",
 		      "--listen: the tee's certificate must chain to this CA"),
 	ST_OPT_FLAG("insecure", 0, struct receive, insecure, "--listen in plaintext"),
+	ST_OPT_FLAG("once", 0, struct receive, once,
+		    "--listen: end when the tee's stream ends (its END_STREAM),\n"
+		    "instead of listening for the next tee"),
 	ST_OPT_STRING("write", 'w', struct receive, wpath, "FILE", "pcap output (- for stdout)"),
 	ST_OPT_STRING("output", 'o', struct receive, outdir, "DIR",
 		      "flow files' folder; created if missing, must be empty"),
@@ -213,19 +222,21 @@ static const struct st_opt receive_opts[] = {
 	ST_OPT_FLAG("fast", 0, struct receive, fast,
 		    "--to as fast as the stream comes (default: at the pace it was\n"
 		    "captured, each connection's requests as far apart as in production)"),
-	ST_OPT_FLAG("print", 0, struct receive, print, "one line per exchange on stdout"),
-	ST_OPT_COUNT("verbose", 'v', struct receive, verbose, "more messages (the stream's header)"),
+	ST_OPT_FLAG("print", 0, struct receive, print,
+		    "one line per exchange on stdout, after a column header"),
 };
 
 static int parse(struct receive *rx, int argc, char **argv)
 {
 	const struct st_optset sets[] = {
 		ST_OPTSET(receive_opts, rx),
-		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka },
-		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka },
-		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp },
-		{ st_output_opts, st_output_opts_n, &rx->out_mode },
-		{ st_redact_opts, st_redact_opts_n, &rx->cmp.redact },
+		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp, NULL },
+		{ st_run_opts, st_run_opts_n, &rx->run, NULL },
+		{ st_output_opts, st_output_opts_n, &rx->out_mode, NULL },
+		{ st_redact_opts, st_redact_opts_n, &rx->cmp.redact, ST_OPT_TITLE_REDACT },
+		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka, ST_OPT_TITLE_KAFKA },
+		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka, ST_OPT_TITLE_KAFKA },
+		{ st_cmp_tuning_opts, st_cmp_tuning_opts_n, &rx->cmp, ST_OPT_TITLE_COMPARE },
 	};
 	const char *paths[] = { rx->wpath, rx->cmp.report, rx->cmp.report_json, rx->cmp.diffs };
 	const char *opts[] = { "-w", "--report", "--report-json", "--diffs" };
@@ -262,6 +273,10 @@ static int parse(struct receive *rx, int argc, char **argv)
 	if (!rx->wpath && !rx->outdir && !rx->to && !rx->print) {
 		pr_err("receive: give at least one output: -w FILE, -o DIR, --to HOST:PORT or "
 		       "--print");
+		return ST_EXIT_USAGE;
+	}
+	if (rx->once && !rx->listen) {
+		pr_err("receive: --once is for --listen (a file or a pipe ends with its stream)");
 		return ST_EXIT_USAGE;
 	}
 	if (rx->fast && !rx->to) {
@@ -486,6 +501,12 @@ static void print_line(struct receive *rx, struct rconn *rc, const struct exch *
 	gmtime_r(&secs, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	st_addr_str(&rc->fc.key.src, cli, sizeof(cli));
+	if (!rx->print_header) {
+		/* once, above the first line: what each column is (times are UTC, the answer's
+		 * head; latency: production's, the request's end to that head) */
+		printf("# time(UTC) client method target status req_bytes resp_bytes latency\n");
+		rx->print_header = true;
+	}
 	printf("%s.%03u %s%s%s:%u %s %s %u", when, (unsigned)(x->resp_ts / 1000000 % 1000),
 	       rc->fc.key.src.family == 6 ? "[" : "", cli, rc->fc.key.src.family == 6 ? "]" : "",
 	       rc->fc.key.sport, x->method, x->target, x->status);
@@ -851,7 +872,12 @@ static void on_finish(void *ctx, const struct st_stream_trailer *t)
 {
 	struct receive *rx = ctx;
 
-	rx->trailer = *t;
+	/* --listen takes stream after stream: what each sender said it dropped adds up */
+	rx->trailer.ts = t->ts;
+	rx->trailer.dropped_records += t->dropped_records;
+	rx->trailer.dropped_bytes += t->dropped_bytes;
+	rx->trailer.dropped_conns += t->dropped_conns;
+	rx->trailer.held_conns += t->held_conns;
 	rx->have_trailer = true;
 }
 
@@ -1101,15 +1127,30 @@ static const struct st_stream_ops rx_ops = {
 
 /* ---- the run -------------------------------------------------------------------------- */
 
-/* --listen: the stream was cut (the link was lost, or a damaged byte): its connections end
- * here, and the next tee connection starts a new stream into the same outputs. */
+static void link_next(struct receive *rx, bool lost);
+
+/* --listen: the stream was cut (the link was lost, or a damaged byte). */
 static void link_lost(struct receive *rx)
+{
+	link_next(rx, true);
+}
+
+/* --listen: the tee's connection ends (lost: the stream was cut; else it ended whole): what
+ * was open ends here, and the next tee connection starts a new stream into the same
+ * outputs. */
+static void link_next(struct receive *rx, bool lost)
 {
 	struct st_stream_dec *d = st_stream_dec__new(&rx_ops, rx, 0);
 
-	pr_warn("receive: --listen %s: %s; the outputs keep what arrived; waiting for the tee to "
-		"reconnect", rx->listen, st_stream_dec__error(rx->dec));
-	rx->st.link_losses++;
+	if (lost) {
+		pr_warn("receive: --listen %s: %s; the outputs keep what arrived; waiting for the "
+			"tee to reconnect", rx->listen, st_stream_dec__error(rx->dec));
+		rx->st.link_losses++;
+		rx->last_lost = true;
+	} else if (!rx->run.quiet) {
+		st_log_out("receive: --listen %s: the tee's stream ended whole (END_STREAM); "
+			   "listening for the next tee (--once ends the run here)", rx->listen);
+	}
 	st_stream_dec__close_all(rx->dec, rx->last_ts);
 	if (rx->sh)
 		st_shadow__kick(rx->sh);
@@ -1140,6 +1181,10 @@ static void input_done(struct receive *rx, int rc)
 		pr_err("receive: %s: %s; the outputs keep everything before it",
 		       !strcmp(rx->input, "-") ? "stdin" : rx->input, st_stream_dec__error(rx->dec));
 		rx->failed = true;
+	} else if (rx->listen && !rx->once) {
+		/* a whole stream: the tee's run is over, not the receiver's */
+		link_next(rx, false);
+		return;
 	}
 	rx->eof = true;
 	/* what is still open ends here: the outputs keep what arrived */
@@ -1230,8 +1275,11 @@ static void on_tee(void *ctx, int fd, struct st_tlslink *tls, const uint8_t *pre
 	}
 	st_linklisten__busy(rx->ll, true);
 	rx->st.streams++;
-	if (rx->st.streams > 1)
+	if (rx->last_lost)
 		pr_warn("receive: --listen %s: the tee is back: a new stream", rx->listen);
+	else if (rx->st.streams > 1)
+		pr_info("receive: --listen %s: a tee: stream %" PRIu64, rx->listen, rx->st.streams);
+	rx->last_lost = false;
 	rx->st.stream_bytes += n;
 	rc = st_stream_dec__feed(rx->dec, pre, n);
 	if (rc) {
@@ -1256,6 +1304,8 @@ static int on_shadow_io(void *ctx)
 
 	return st_shadow__io(rx->sh);
 }
+
+static void brief(struct receive *rx, struct st_brief *b);
 
 static int on_tick(void *ctx)
 {
@@ -1302,9 +1352,71 @@ static int on_tick(void *ctx)
 			return -1;
 		}
 	}
+	if (st_progress_due(&rx->prog, now)) {
+		struct st_brief b;
+
+		st_brief_init(&b);
+		brief(rx, &b);
+		st_progress_show(&rx->prog, &b, now);
+	}
 	return 0;
 }
 
+
+/* The stream in, the outputs' progress: --stats and the status line. */
+static void brief(struct receive *rx, struct st_brief *b)
+{
+	st_brief_add(b, "stream", rx->st.stream_bytes, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "data", rx->st.data_bytes, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "connections", rx->st.connections, 0);
+	st_brief_add(b, "gaps", rx->st.gap_bytes, ST_BRIEF_BYTES);
+	st_brief_add(b, "sender dropped", rx->st.sender_dropped_bytes, ST_BRIEF_SUB | ST_BRIEF_BYTES);
+	st_brief_add(b, "held", rx->st.held_bytes, ST_BRIEF_SUB | ST_BRIEF_BYTES);
+	if (rx->print)
+		st_brief_add(b, "exchanges", rx->st.exchanges, ST_BRIEF_RATE);
+	if (rx->sh) {
+		struct st_shadow_stats ss;
+
+		st_shadow__stats(rx->sh, &ss);
+		st_shadow_brief(&ss, b);
+		st_brief_add(b, "paced", rx->pq_bytes, ST_BRIEF_BYTES);
+	}
+}
+
+/* The start line: where the stream comes from, what it feeds. */
+static void start_line(struct receive *rx)
+{
+	char in[512], out[1024];
+	size_t o = 0;
+
+	if (rx->kafka.brokers)
+		snprintf(in, sizeof(in), "Kafka %s, topic %s, group %s", rx->kafka.brokers,
+			 rx->kafka.topic ? rx->kafka.topic : "?", rx->kafka.group ? rx->kafka.group : "?");
+	else if (rx->listen)
+		snprintf(in, sizeof(in), "tees on %s (%s%s)", rx->listen,
+			 rx->insecure ? "plaintext" : "TLS", rx->once ? ", one stream" : "");
+	else
+		snprintf(in, sizeof(in), "%s", strcmp(rx->input, "-") ? rx->input : "stdin");
+#define ADD(...) (o += (size_t)snprintf(out + o, o < sizeof(out) ? sizeof(out) - o : 0, __VA_ARGS__))
+	out[0] = 0;
+	if (rx->wpath)
+		ADD("pcap %s", strcmp(rx->wpath, "-") ? rx->wpath : "stdout");
+	if (rx->outdir)
+		ADD("%sflow files in %s/", o ? ", " : "", rx->outdir);
+	if (rx->to)
+		ADD("%sreplay to %s%s%s", o ? ", " : "", rx->to, rx->fast ? " (fast)" : "",
+		    rx->compare ? " (tap compare)" : "");
+	if (rx->cmp.report)
+		ADD("%sreport %s", o ? ", " : "", rx->cmp.report);
+	if (rx->cmp.report_json)
+		ADD("%sreport %s", o ? ", " : "", rx->cmp.report_json);
+	if (rx->print)
+		ADD("%s--print on stdout", o ? ", " : "");
+#undef ADD
+	st_log_out("receive running: %s -> %s; %s", in, out,
+		   rx->listen || rx->kc ? "Ctrl-C or SIGTERM stops it" :
+		   "to the stream's end, or Ctrl-C or SIGTERM");
+}
 
 static int outputs_open(struct receive *rx)
 {
@@ -1427,7 +1539,7 @@ int cmd_receive(int argc, char **argv)
 {
 	struct receive *rx = calloc(1, sizeof(*rx));
 	struct stat sb;
-	int rc;
+	int rc, verdict;
 
 	if (!rx) {
 		pr_err("receive: out of memory");
@@ -1439,7 +1551,8 @@ int cmd_receive(int argc, char **argv)
 		rc = rc < 0 ? ST_EXIT_OK : rc;
 		goto out;
 	}
-	st_log_set_level(rx->verbose >= 2 ? ST_LOG_DEBUG : rx->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	st_log_set_level(rx->run.verbose >= 2 ? ST_LOG_DEBUG :
+			 rx->run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
 	rc = ST_EXIT_RUNTIME;
 	rx->seed = st_random_seed();
 	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
@@ -1503,7 +1616,12 @@ int cmd_receive(int argc, char **argv)
 		goto out;
 	}
 	rx->last_shadow_tick = st_mono_ns();
+	if (!rx->run.quiet)
+		start_line(rx);
+	st_progress_init(&rx->prog, rx->run.stats_s, !rx->run.quiet && isatty(STDERR_FILENO),
+			 "receive", st_mono_ns());
 	st_loop__run(rx->loop, 0);
+	st_progress_end(&rx->prog);
 	if (rx->kc)
 		st_kafka_consumer__close(rx->kc, rx->last_ts);
 	if (!rx->eof) {
@@ -1516,8 +1634,9 @@ int cmd_receive(int argc, char **argv)
 		st_shadow__flush(rx->sh);
 		st_shadow__drain(rx->sh, RX_DRAIN_MS);
 	}
-	/* every pair is settled now: the last comparisons, then the reports */
+	/* every pair is settled now: the last comparisons, then the reports and the verdict */
 	st_compare__finish(rx->compare);
+	verdict = st_cmp_opts_end(&rx->cmp, rx->compare);
 	if (st_compare__output_errors(rx->compare))
 		rx->failed = true; /* each said once already */
 	if (rx->sink && st_flowsink__flush(rx->sink))
@@ -1532,7 +1651,7 @@ int cmd_receive(int argc, char **argv)
 			PRIu64 " connections: its output was slower than the traffic",
 			rx->trailer.dropped_records, rx->trailer.dropped_bytes,
 			rx->trailer.dropped_conns);
-	rc = rx->failed ? ST_EXIT_RUNTIME : ST_EXIT_OK;
+	rc = rx->failed ? ST_EXIT_RUNTIME : verdict;
 out:
 	if (rx->pw)
 		st_pcapw__close(rx->pw, NULL);

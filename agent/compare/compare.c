@@ -102,8 +102,9 @@ struct st_compare {
 	bool diffs_open;
 	bool out_said[3];            /* an error of --diffs, --report, --report-json was said */
 	uint64_t diffs_bytes;
-	uint64_t last_report;
-	bool dirty;                      /* something changed since the last report */
+	uint64_t last_report;            /* the last refresh (verdict, reports) */
+	bool dirty;                      /* something changed since the last refresh */
+	struct st_cmp_verdict verdict;   /* under mu: the aggregate's, at the last refresh */
 };
 
 static uint64_t now_ns(const struct st_compare *c)
@@ -566,9 +567,33 @@ static void write_reports(struct st_compare *c, bool final)
 	}
 	pthread_mutex_lock(&c->mu);
 	c->st.reports_written++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* The aggregate read again (the worker's, or the caller's in sync mode): the verdict the
+ * metrics and the end line give, then the reports. Whether or not reports are written, this
+ * is the periodic work done: nothing is due again before the next interval (without a
+ * report the worker used to find it due at every turn, and spun). */
+static void refresh(struct st_compare *c, bool final)
+{
+	struct st_cmp_verdict v;
+
+	st_cmp_agg_verdict(&c->agg, &v);
+	pthread_mutex_lock(&c->mu);
+	c->verdict = v;
+	c->st.compare_regressions = v.regressions;
+	c->st.compare_slower = v.slower;
 	c->dirty = false;
 	pthread_mutex_unlock(&c->mu);
+	write_reports(c, final);
 	c->last_report = now_ns(c);
+}
+
+void st_compare__verdict(struct st_compare *c, struct st_cmp_verdict *out)
+{
+	pthread_mutex_lock(&c->mu);
+	*out = c->verdict;
+	pthread_mutex_unlock(&c->mu);
 }
 
 static uint64_t report_every(const struct st_compare *c)
@@ -624,7 +649,7 @@ static void *worker(void *arg)
 			break;
 		if (due && c->dirty) {
 			pthread_mutex_unlock(&c->mu);
-			write_reports(c, false);
+			refresh(c, false);
 			pthread_mutex_lock(&c->mu);
 		}
 	}
@@ -745,8 +770,7 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 			goto fail;
 		}
 	}
-	write_reports(c, false);
-	c->last_report = now_ns(c);
+	refresh(c, false);
 	if (!c->cfg.sync) {
 		sigset_t all, old;
 		int r;
@@ -795,7 +819,7 @@ void st_compare__finish(struct st_compare *c)
 		pthread_join(c->th, NULL);
 		c->thread = false;
 	}
-	write_reports(c, true);
+	refresh(c, true);
 	if (c->diffs_open) {
 		int r = st_output_close(&c->diffs);
 
@@ -845,13 +869,13 @@ void st_compare__tick(struct st_compare *c)
 		list_add(p, LIST_EXPIRED);
 	}
 	if (!c->thread && !c->finished && now - c->last_report >= report_every(c) && c->dirty)
-		write_reports(c, false);
+		refresh(c, false);
 }
 
 void st_compare__report(struct st_compare *c)
 {
 	if (!c->thread)
-		write_reports(c, false);
+		refresh(c, false);
 }
 
 const struct st_cmp_agg *st_compare__agg(const struct st_compare *c)

@@ -295,11 +295,12 @@ static int h1_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
 
 void sh_dropped(struct st_shadow *sh, int err, struct st_cmp_pair *pair, unsigned target)
 {
-	sh->st.dropped++;
-	if (err == -ENOBUFS)
+	if (err == -ENOBUFS) {
+		sh->st.dropped++;
 		sh->st.dropped_queue++;
-	else
-		sh->st.dropped_down++;
+	} else {
+		sh_dropped_down(sh, target, 1);
+	}
 	if (pair)
 		st_compare__pair_fail(pair, sc_side(target), ST_CMP_R_SHADOW_DROPPED);
 }
@@ -328,7 +329,7 @@ void sh_deliver(struct cconn *cc, const struct sh_out *o)
 		sc = cc_sconn(cc, s);
 		err = !sc ? -EIO : o->m ? sc_h2_push(sc, o->m, o->pair) : h1_push(cc, sc, o);
 		if (err) {
-			sh_dropped(sh, err, o->pair, s);
+			sh_dropped(sh, err, o->pair, s / sh->cfg.multiply);
 			continue;
 		}
 		sc->last_sent = true;
@@ -1219,10 +1220,8 @@ static void raw_start(struct cconn *cc)
 		if (!slot_on(cc, s))
 			continue;
 		cc->sc[s] = sc_new(sh, cc, s, SK_RAW);
-		if (!cc->sc[s]) {
-			sh->st.dropped++;
-			sh->st.dropped_down++;
-		}
+		if (!cc->sc[s])
+			sh_dropped_down(sh, s / sh->cfg.multiply, 1);
 	}
 }
 
@@ -1874,6 +1873,34 @@ void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out)
 	st_reasm__stats(sh->r, &rs);
 	out->reasm_mem = rs.mem;
 	out->reasm_mem_peak = rs.mem_peak;
+}
+
+void st_shadow_brief(const struct st_shadow_stats *st, struct st_brief *b)
+{
+	st_brief_add(b, "requests", st->requests, ST_BRIEF_RATE);
+	st_brief_add(b, "replayed", st->replayed, ST_BRIEF_RATE);
+	st_brief_add(b, "dropped", st->dropped, 0);
+	st_brief_add(b, "down", st->dropped_down, ST_BRIEF_SUB);
+	st_brief_add(b, "queue full", st->dropped_queue, ST_BRIEF_SUB);
+	st_brief_add(b, "rate", st->dropped_rate, ST_BRIEF_SUB);
+	st_brief_add(b, "answers", st->responses, ST_BRIEF_RATE);
+	st_brief_add(b, "2xx", st->responses_2xx, ST_BRIEF_SUB);
+	st_brief_add(b, "3xx", st->responses_3xx, ST_BRIEF_SUB);
+	st_brief_add(b, "4xx", st->responses_4xx, ST_BRIEF_SUB);
+	st_brief_add(b, "5xx", st->responses_5xx, ST_BRIEF_SUB);
+	st_brief_add(b, "errors", st->errors, 0);
+	st_brief_add(b, "queue", st->queued, ST_BRIEF_BYTES);
+}
+
+void st_shadow__target_stats(const struct st_shadow *sh, unsigned i,
+			     struct st_shadow_target_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!sh || i >= sh->cfg.n_targets)
+		return;
+	out->up = !sh->ts[i].down;
+	out->downs = sh->ts[i].downs;
+	out->dropped_down = sh->ts[i].dropped_down;
 }
 
 ST_STAT_TABLE_DEFINE(st_shadow_stat, struct st_shadow_stats, ST_SHADOW_STATS);

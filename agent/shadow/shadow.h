@@ -47,6 +47,7 @@
 
 #include "http.h"
 #include "http_rewrite.h"
+#include "progress.h"
 #include "segment.h"
 #include "stats.h"
 
@@ -161,6 +162,10 @@ struct st_shadow_config {
 	X(T, dropped_down, COUNTER, "dropped: the shadow was down or failed")                  \
 	X(T, dropped_rate, COUNTER, "dropped: beyond --rate")                                  \
 	X(T, responses, COUNTER, "final responses read from shadows")                          \
+	X(T, responses_2xx, DETAIL, "... of which status 2xx")                                 \
+	X(T, responses_3xx, DETAIL, "... of which status 3xx")                                 \
+	X(T, responses_4xx, DETAIL, "... of which status 4xx")                                 \
+	X(T, responses_5xx, DETAIL, "... of which status 5xx")                                 \
 	X(T, resent, COUNTER, "requests sent again: the shadow closed without answering them") \
 	X(T, unanswered, COUNTER, "requests written whole, closed before an answer")           \
 	X(T, bytes, COUNTER, "bytes written to shadows")                                       \
@@ -181,6 +186,8 @@ struct st_shadow_config {
 	X(T, bad_responses, COUNTER, "shadow connections closed: the shadow's answer was not HTTP") \
 	X(T, connects, COUNTER, "shadow connections opened")                                   \
 	X(T, reconnects, COUNTER, "shadow connections opened while the target was failing")    \
+	X(T, target_downs, COUNTER, "times a target went down: its connect refused or failed " \
+	  "(the first said on stderr, with its return)")                                      \
 	X(T, gap_bytes, COUNTER, "client bytes reassembly reported missing")                   \
 	X(T, own_segments, COUNTER, "segments of the agent's own shadow connections, ignored") \
 	X(T, sampled_out_segments, COUNTER, "segments of connections --sample left out")       \
@@ -294,6 +301,21 @@ bool st_shadow__busy(const struct st_shadow *sh);
 void st_shadow__drain(struct st_shadow *sh, int timeout_ms);
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
+
+/* The engine's few counters that matter, for --stats and the status line (progress.h):
+ * requests in and out, drops by reason, the shadows' answers by status class, errors, the
+ * queues. Every command that runs the engine (shadow, replay, receive --to) shows these. */
+void st_shadow_brief(const struct st_shadow_stats *st, struct st_brief *b);
+
+/* One target's state (metrics labelled by target). */
+struct st_shadow_target_stats {
+	bool up;                /* its last connect succeeded (or none was tried yet) */
+	uint64_t downs;         /* times it went down */
+	uint64_t dropped_down;  /* requests dropped because it was down or its connection failed */
+};
+/* Target i (0 <= i < the config's n_targets; the reference, with tap compare, is the last). */
+void st_shadow__target_stats(const struct st_shadow *sh, unsigned i,
+			     struct st_shadow_target_stats *out);
 
 /* Parses HOST:PORT[/PCT] ([v6]:PORT too); resolves HOST now. 0 or -1 with a message. */
 int st_shadow_parse_target(const char *s, struct st_shadow_target *t, char *err, size_t errlen);

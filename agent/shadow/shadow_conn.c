@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "shadow_int.h"
 
 #define IOV_MAX_SEND 64
@@ -151,7 +152,9 @@ void sc_acct(struct sconn *sc, uint64_t old)
 	}
 }
 
-static void target_failed(struct st_shadow *sh, unsigned t)
+/* A connect to target t failed (why: its reason, in words): it backs off, and is down until
+ * one succeeds. */
+static void target_failed(struct st_shadow *sh, unsigned t, const char *why)
 {
 	struct target_state *ts = &sh->ts[t];
 	unsigned shift = ts->fails < 16 ? ts->fails : 16;
@@ -161,6 +164,36 @@ static void target_failed(struct st_shadow *sh, unsigned t)
 		b = ST_SHADOW_BACKOFF_MAX_NS;
 	ts->fails++;
 	ts->retry_at = sh_now(sh) + b;
+	if (ts->down)
+		return;
+	ts->down = true;
+	ts->downs++;
+	ts->down_ns = sh_now(sh);
+	ts->dropped_at_down = ts->dropped_down;
+	sh->st.target_downs++;
+	/* never silent, never a flood: the first fall is a warning, the next ones -v lines */
+	st_log(ts->said_down ? ST_LOG_INFO : ST_LOG_WARN,
+	       "shadow target %s: %s: its requests are dropped (dropped_down) until it answers "
+	       "again%s", sh->cfg.targets[t].name, why,
+	       ts->said_down ? "" : " (said once: target_downs counts each time)");
+	ts->said_down = true;
+}
+
+/* A connect to target t succeeded: it is up (again). */
+static void target_ok(struct st_shadow *sh, unsigned t)
+{
+	struct target_state *ts = &sh->ts[t];
+
+	ts->fails = 0;
+	ts->retry_at = 0;
+	if (!ts->down)
+		return;
+	ts->down = false;
+	st_log(ts->said_up ? ST_LOG_INFO : ST_LOG_WARN,
+	       "shadow target %s: answers again after %.1f s; %llu requests were dropped meanwhile",
+	       sh->cfg.targets[t].name, (double)(sh_now(sh) - ts->down_ns) / 1e9,
+	       (unsigned long long)(ts->dropped_down - ts->dropped_at_down));
+	ts->said_up = true;
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -186,8 +219,7 @@ void sc_close(struct sconn *sc, bool error)
 		return;
 	if (error)
 		sh->st.errors++;
-	sh->st.dropped += lost;
-	sh->st.dropped_down += lost;
+	sh_dropped_down(sh, sc->target, lost);
 	sh->st.unanswered += sc->req_nsent; /* written whole, no answer before the close */
 	for (uint32_t i = 0; i < sc->req_n; i++) {
 		struct reqent *re = &sc->req[(sc->req_head + i) % sc->req_cap];
@@ -293,8 +325,10 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, enum
 		sh->st.reconnects++;
 	r = connect(fd, (const struct sockaddr *)&tg->addr, tg->addrlen);
 	if (r && errno != EINPROGRESS) {
+		int err = errno;
+
 		sh->st.errors++;
-		target_failed(sh, t);
+		target_failed(sh, t, strerror(err));
 		close(fd);
 		return NULL;
 	}
@@ -345,7 +379,7 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, enum
 	if (kind == SK_H2)
 		sh->st.h2_shadow_conns++;
 	if (sc->state == SC_UP)
-		sh->ts[t].fails = 0, sh->ts[t].retry_at = 0;
+		target_ok(sh, t);
 	return sc;
 }
 
@@ -553,7 +587,7 @@ void sc_release(struct sconn *sc)
 void sc_bad_response(struct sconn *sc)
 {
 	sc->sh->st.bad_responses++;
-	target_failed(sc->sh, sc->target);
+	target_failed(sc->sh, sc->target, "its answer was not HTTP");
 	sc_close(sc, true);
 }
 
@@ -595,6 +629,13 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 				sc->cur_pair = NULL;
 			}
 			sh->st.responses++;
+			switch (ev.head->status / 100) {
+			case 2: sh->st.responses_2xx++; break;
+			case 3: sh->st.responses_3xx++; break;
+			case 4: sh->st.responses_4xx++; break;
+			case 5: sh->st.responses_5xx++; break;
+			default: break;
+			}
 			if (sh->cfg.on_response) {
 				struct st_shadow_resp r = {
 					.conn_id = sc->conn_id, .slot = sc->slot,
@@ -818,13 +859,12 @@ static void sc_event(struct sconn *sc, uint32_t events)
 			return;
 		getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		if (err || (events & (EPOLLERR | EPOLLHUP))) {
-			target_failed(sc->sh, sc->target);
+			target_failed(sc->sh, sc->target, strerror(err ? err : ECONNREFUSED));
 			sc_close(sc, true);
 			return;
 		}
 		sc->state = SC_UP;
-		sc->sh->ts[sc->target].fails = 0;
-		sc->sh->ts[sc->target].retry_at = 0;
+		target_ok(sc->sh, sc->target);
 		sc->progress_ns = sh_now(sc->sh);
 	}
 	if (sc->state == SC_UP && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
@@ -874,7 +914,7 @@ void sh_conn_timers(struct st_shadow *sh, uint64_t now)
 
 	st_list_for_each_entry_safe(sc, nx, &sh->live, node) {
 		if (sc->state == SC_CONNECTING && now - sc->progress_ns > CONNECT_TIMEOUT_NS) {
-			target_failed(sh, sc->target);
+			target_failed(sh, sc->target, "connect timed out");
 			sc_close(sc, true);
 		} else if (sc->state == SC_UP &&
 			   (sc->q.sent < sc->q.commit || (sc->h2 && sc_h2_sending(sc))) &&

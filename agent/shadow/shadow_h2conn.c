@@ -313,8 +313,7 @@ static int on_frame_not_send(nghttp2_session *s, const nghttp2_frame *fr, int er
 		return 0;
 	st_list_for_each_entry(o, &h->streams, node) {
 		if (o->id == fr->hd.stream_id && !(o->f & OS_OVER)) {
-			h->sc->sh->st.dropped++;
-			h->sc->sh->st.dropped_down++;
+			sh_dropped_down(h->sc->sh, h->sc->target, 1);
 			out_over(h, o, ST_CMP_R_SHADOW_DROPPED);
 			break;
 		}
@@ -600,8 +599,7 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 		if (o->f & OS_WRITTEN) {
 			sh->st.unanswered++;
 		} else {
-			sh->st.dropped++;
-			sh->st.dropped_down++;
+			sh_dropped_down(sh, h->sc->target, 1);
 		}
 	}
 	out_over(h, o, (o->f & OS_WRITTEN) ? ST_CMP_R_SHADOW_UNANSWERED : ST_CMP_R_SHADOW_DROPPED);
@@ -656,8 +654,7 @@ static void goaway(struct sconn *sc, int32_t last)
 				sh->st.resent++;
 		}
 		if (!c) {
-			sh->st.dropped++;
-			sh->st.dropped_down++;
+			sh_dropped_down(sh, h->sc->target, 1);
 		}
 		out_over(h, o, ST_CMP_R_SHADOW_DROPPED);
 	}
@@ -717,8 +714,7 @@ bool sc_h2_recv(struct sconn *sc, const uint8_t *p, size_t n)
 		st_list_del_init(&o->node);
 		st_list_add_tail(&o->node, &h->streams);
 		if (submit(h, o)) {
-			sc->sh->st.dropped++;
-			sc->sh->st.dropped_down++;
+			sh_dropped_down(sc->sh, sc->target, 1);
 			out_over(h, o, ST_CMP_R_SHADOW_DROPPED);
 		}
 	}
@@ -754,8 +750,7 @@ void sc_h2_close(struct sconn *sc)
 		if (o->f & OS_WRITTEN) {
 			sh->st.unanswered++;
 		} else {
-			sh->st.dropped++;
-			sh->st.dropped_down++;
+			sh_dropped_down(sh, h->sc->target, 1);
 		}
 		out_over(h, o, (o->f & OS_WRITTEN) ? ST_CMP_R_SHADOW_UNANSWERED :
 						     ST_CMP_R_SHADOW_DROPPED);

@@ -208,6 +208,14 @@ struct target_state {
 	unsigned fails;
 	uint64_t retry_at;
 	uint64_t per_conn;           /* the target closes after this many requests (learned) */
+	/* down: its last connect failed (refused, unreachable), until one succeeds. The first
+	 * fall and the first return are said (a warning each); later ones are counted
+	 * (downs) and said at -v. */
+	bool down, said_down, said_up;
+	uint64_t down_ns;            /* when it went down */
+	uint64_t downs;
+	uint64_t dropped_down;       /* requests dropped because it was down or failed */
+	uint64_t dropped_at_down;    /* dropped_down when it went down */
 };
 
 struct own_ent {
@@ -258,6 +266,14 @@ static inline enum st_cmp_side sc_side(unsigned target)
 static inline uint64_t sh_now(const struct st_shadow *sh)
 {
 	return sh->cfg.clock ? sh->cfg.clock(sh->cfg.clock_ctx) : st_mono_ns();
+}
+
+/* n requests to target t are dropped: it is down or its connection failed. */
+static inline void sh_dropped_down(struct st_shadow *sh, unsigned t, uint64_t n)
+{
+	sh->st.dropped += n;
+	sh->st.dropped_down += n;
+	sh->ts[t].dropped_down += n;
 }
 
 /* ---- shadow.c, for the other parts --------------------------------------------------------- */

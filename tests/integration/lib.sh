@@ -338,7 +338,7 @@ EOF
 		# Join the cgroup from the subshell, then exec: nginx and its worker start inside it.
 		(
 			echo "$BASHPID" >"$ST_NGINX_CGROUP/cgroup.procs"
-			exec env --default-signal=INT,QUIT ip netns exec "$ns" nginx -c "$d/nginx.conf" -p "$d"
+			st_in_bg "$ns" nginx -c "$d/nginx.conf" -p "$d" # (it execs; "" is this namespace)
 		) >"$d/nginx.out" 2>&1 </dev/null &
 		ST_LAST_PID=$!
 		ST_PIDS+=("$ST_LAST_PID")
@@ -527,16 +527,10 @@ st_capture_start() {
 		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
 	ST_AGENT_PID=$!
 	ST_PIDS+=("$ST_AGENT_PID")
-	for i in $(seq 1 100); do
-		st_alive "$ST_AGENT_PID" || {
-			cat "$ST_TMP/$name.err"
-			st_fail "shadowtap capture exited during start-up"
-		}
-		st_agent_attached "$ns" "$target" "$ST_AGENT_PID" && { sleep 0.2; return 0; }
-		sleep 0.1
-	done
-	cat "$ST_TMP/$name.err"
-	st_fail "shadowtap capture did not attach to $target within 10 s"
+	# its start line: attached, the file in place, the loop about to run
+	st_wait_started "$ST_AGENT_PID" "$ST_TMP/$name.err" capture
+	st_agent_attached "$ns" "$target" "$ST_AGENT_PID" ||
+		st_fail "shadowtap capture said it runs, but its programs are not attached to $target"
 }
 
 # st_tcpdump_start NAME NS IFACE OUT FILTER [BUFFER_KIB]: the reference capture (kernel
@@ -594,6 +588,20 @@ st_tcp_settle() {
 	done
 	st_log "TCP connections of port $port still open after 10 s:"
 	echo "$busy" | head -n 5
+}
+
+# st_wait_started PID ERRFILE COMMAND: waits (at most 10 s) for COMMAND's start line on PID's
+# stderr ("shadowtap: capture running: ..."), which it prints once attached and running:
+# what a script waits for. Fails when PID exits first, or the line does not come.
+st_wait_started() {
+	local pid=$1 err=$2 cmd=$3 i
+	for i in $(seq 1 100); do
+		grep -q "^shadowtap: $cmd running: " "$err" 2>/dev/null && return 0
+		st_alive "$pid" || { cat "$err"; st_fail "shadowtap $cmd exited during start-up"; }
+		sleep 0.1
+	done
+	cat "$err"
+	st_fail "shadowtap $cmd did not start (no start line) within 10 s"
 }
 
 # st_wait_log FILE REGEX SECONDS
@@ -738,20 +746,16 @@ st_client_mix() {
 # ---- tee and Kafka -----------------------------------------------------------------------------
 
 # st_tee_start NAME ARGS...: `shadowtap tee --iface $ST_SRV_IF --port 80 ARGS` in the server's
-# namespace (its stderr in $ST_TMP/NAME.err, stdout the caller's); TEE_PID once attached.
+# namespace (its stderr in $ST_TMP/NAME.err, stdout the caller's); TEE_PID once running (its
+# start line: attached, its output open, the stream's header written).
 st_tee_start() {
-	local name=$1 i
+	local name=$1
 	shift
 	st_in_bg "$ST_SRV_NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 "${ST_RING[@]}" "$@" \
 		2>"$ST_TMP/$name.err" </dev/null &
 	TEE_PID=$!
 	ST_PIDS+=("$TEE_PID")
-	for i in $(seq 1 100); do
-		st_alive "$TEE_PID" || { cat "$ST_TMP/$name.err"; st_fail "tee $name exited during start-up"; }
-		st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$TEE_PID" && { sleep 0.2; return 0; }
-		sleep 0.1
-	done
-	st_fail "tee $name did not attach within 10 s"
+	st_wait_started "$TEE_PID" "$ST_TMP/$name.err" tee
 }
 
 # st_tee_certs DIR: the tee link's certificates (EC P-256), made once: a CA (DIR/ca.pem,
