@@ -620,6 +620,29 @@ st_summary() { grep -E '^shadowtap: summary ' "$1" | tail -n1 || true; }
 # st_summary_field LINE KEY: the number after KEY= in a summary line.
 st_summary_field() { sed -nE "s/.*[[:space:]]$2=([0-9]+).*/\1/p" <<<"$1" || true; }
 
+# st_summary_documented LINE SECTION...: every key of summary LINE is a row of one of the
+# named sections of docs/SUMMARY.md ("capture", "The tap" ...): the doc says what each field
+# counts, and a key added without its row fails the test that prints it.
+st_summary_documented() {
+	local line=$1
+	shift
+	python3 - "$ST_ROOT/docs/SUMMARY.md" "$line" "$@" <<'PY' || st_fail "summary keys missing from docs/SUMMARY.md (above)"
+import re, sys
+doc, line, sections = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3:]
+keys = set()
+for part in re.split(r"^#{2,3} ", doc, flags=re.M)[1:]:
+    title = part.split("\n", 1)[0].strip()
+    if any(title == s or title.startswith(s + " ") for s in sections):
+        keys |= set(re.findall(r"^\| `([a-z0-9_]+)` \|", part, re.M))
+if not keys:
+    sys.exit(f"no section {sections} in docs/SUMMARY.md")
+got = [kv.split("=")[0] for kv in line.split()[2:] if "=" in kv and not kv.startswith("job=")]
+missing = [k for k in got if k not in keys]
+if missing:
+    sys.exit(f"not in docs/SUMMARY.md's {sections}: {missing}")
+PY
+}
+
 # st_tcpdump_dropped ERRFILE: packets tcpdump says the kernel dropped (its exit report).
 st_tcpdump_dropped() { sed -nE 's/^([0-9]+) packets? dropped by kernel.*/\1/p' "$1" | tail -n1 || true; }
 

@@ -59,6 +59,7 @@ the_end() {
 	wait "$LRX" || rc=$?
 	[ "$rc" -eq 0 ] || { cat "$RX"; st_fail "receive --listen exited with $rc"; }
 	sum=$(st_summary "$RX")
+	st_summary_documented "$sum" receive
 	echo "  $sum"
 }
 f() { st_summary_field "$sum" "$1"; }

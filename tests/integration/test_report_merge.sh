@@ -63,6 +63,7 @@ grep -q '^shadowtap: verdict: FAIL, 1 regression in 1 endpoint, 1 slower; 24 pai
 	{ cat err; st_fail "verdict line"; }
 [ "$(tail -n1 err | cut -d' ' -f1-2)" = "shadowtap: summary" ] || { cat err; st_fail "the summary is not the last line"; }
 grep -q '^shadowtap: summary merged=3 endpoints=1 compared=24 differing=13 ' err || { cat err; st_fail "summary line"; }
+st_summary_documented "$(st_summary err)" "report --merge"
 grep -q '"compared": 24, "differing": 13' all.json || st_fail "counts do not add"
 grep -q '"raw": 13, "noise": 0, "verdict": "regression"' all.json || st_fail "field counts do not add"
 grep -q '"sources": 3,' all.json || st_fail "sources"

@@ -67,6 +67,8 @@ dropped=$(st_tcpdump_dropped "$ST_TMP/eth.err")
 [ "${dropped:-0}" -eq 0 ] || st_fail "tcpdump dropped $dropped packets: no comparison possible"
 tee_sum=$(st_summary "$ST_TMP/pipe.err")
 rx_sum=$(st_summary "$ST_TMP/rx.err")
+st_summary_documented "$tee_sum" tee "The tap"
+st_summary_documented "$rx_sum" receive capture flows "shadow and replay"
 echo "  tee: ${tee_sum#shadowtap: }"
 echo "  receive: ${rx_sum#shadowtap: }"
 for f in dropped_records dropped_conns held_conns lost; do
