@@ -428,7 +428,12 @@ static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b
 	/* the kernel's ring was full; the output was slower than the capture */
 	st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
 	st_brief_add(b, "dropped", ws.dropped_writes, 0);
-	st_brief_add(b, "queue", st_pcapw__queued(c->w), ST_BRIEF_BYTES);
+	{
+		uint64_t bound, q = st_pcapw__queued(c->w, &bound);
+
+		st_brief_add(b, "queue", q, ST_BRIEF_BYTES);
+		st_brief_add(b, "of", bound, ST_BRIEF_SUB | ST_BRIEF_BYTES);
+	}
 }
 
 static double duration(void *obj)

@@ -986,6 +986,7 @@ struct daemon_cli {
 	const char *config;
 	bool check;
 	int verbose;
+	bool quiet;
 };
 
 static const struct st_opt cli_rows[] = {
@@ -996,10 +997,12 @@ static const struct st_opt cli_rows[] = {
 		    "for a bad one"),
 	ST_OPT_COUNT("verbose", 'v', struct daemon_cli, verbose,
 		     "more messages than log-level says (-vv: libbpf's too)"),
+	ST_OPT_FLAG("quiet", 'q', struct daemon_cli, quiet,
+		    "no start line (the jobs' warnings and summaries stay)"),
 };
 
 static const char usage_head[] =
-	"Usage: shadowtap daemon --config FILE [--check] [-v]\n\n"
+	"Usage: shadowtap daemon --config FILE [--check] [-v] [-q]\n\n"
 	"Runs the jobs of FILE ([capture NAME], [flows NAME], [shadow NAME], [tee NAME]\n"
 	"sections; their keys are the commands' long options) in one process. Jobs on the same interface or\n"
 	"cgroup share one BPF load and ring. SIGHUP (or shadowtap ctl reload) rereads FILE:\n"
@@ -1098,10 +1101,11 @@ int cmd_daemon(int argc, char **argv)
 		goto out;
 	}
 	/* the start line: what runs, where to look, how to stop (the journal has it) */
-	st_log_out("daemon running: %zu job(s) from %s; metrics %s%s%s; control %s; SIGHUP "
-		   "(or ctl reload) reloads, SIGTERM stops it", d.n_jobs, d.path,
-		   d.metrics_addr ? "http://" : "off", d.metrics_addr ? d.metrics_addr : "",
-		   d.metrics_addr ? "/metrics" : "", d.control_path);
+	if (!cli.quiet)
+		st_log_out("daemon running: %zu job(s) from %s; metrics %s%s%s; control %s; "
+			   "SIGHUP (or ctl reload) reloads, SIGTERM stops it", d.n_jobs, d.path,
+			   d.metrics_addr ? "http://" : "off", d.metrics_addr ? d.metrics_addr : "",
+			   d.metrics_addr ? "/metrics" : "", d.control_path);
 	notify("READY=1");
 	err = st_loop__run(d.loop, 0);
 	notify("STOPPING=1");

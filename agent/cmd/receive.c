@@ -1375,10 +1375,7 @@ static void brief(struct receive *rx, struct st_brief *b)
 	if (rx->print)
 		st_brief_add(b, "exchanges", rx->st.exchanges, ST_BRIEF_RATE);
 	if (rx->sh) {
-		struct st_shadow_stats ss;
-
-		st_shadow__stats(rx->sh, &ss);
-		st_shadow_brief(&ss, b);
+		st_shadow__brief(rx->sh, b);
 		st_brief_add(b, "paced", rx->pq_bytes, ST_BRIEF_BYTES);
 	}
 }
@@ -1618,8 +1615,9 @@ int cmd_receive(int argc, char **argv)
 	rx->last_shadow_tick = st_mono_ns();
 	if (!rx->run.quiet)
 		start_line(rx);
-	st_progress_init(&rx->prog, rx->run.stats_s, !rx->run.quiet && isatty(STDERR_FILENO),
-			 "receive", st_mono_ns());
+	/* --print's lines on the same terminal would run through the status line */
+	st_progress_init(&rx->prog, rx->run.stats_s, !rx->run.quiet && isatty(STDERR_FILENO) &&
+			 !(rx->print && isatty(STDOUT_FILENO)), "receive", st_mono_ns());
 	st_loop__run(rx->loop, 0);
 	st_progress_end(&rx->prog);
 	if (rx->kc)

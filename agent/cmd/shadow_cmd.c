@@ -528,10 +528,7 @@ static void print_stats(struct shadow_cmd *c, const char *what)
  * queues; tap compare's pairs. The --stats line and the status line (both commands). */
 static void brief(struct shadow_cmd *c, const struct st_tap_summary *ts, struct st_brief *b)
 {
-	struct st_shadow_stats st;
-
-	st_shadow__stats(c->sh, &st);
-	st_shadow_brief(&st, b);
+	st_shadow__brief(c->sh, b);
 	if (ts)
 		st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
 	if (c->compare) {

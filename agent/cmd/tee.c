@@ -1657,6 +1657,7 @@ static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b
 	st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
 	st_brief_add(b, "queue", queued(t) + (t->enc ? st_stream_enc__pending(t->enc) : 0),
 		     ST_BRIEF_BYTES);
+	st_brief_add(b, "of", t->max_queue, ST_BRIEF_SUB | ST_BRIEF_BYTES);
 }
 
 static double duration(void *obj)

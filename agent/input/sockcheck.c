@@ -233,7 +233,12 @@ int st_sockcheck_target(const struct st_target *t, const char *cmd)
 		if (!pids || !ids)
 			goto out;
 		r = st_tls_cgroup_pids(t->cgroup, pids, CG_PIDS_MAX);
-		npids = r > 0 ? (size_t)r : 0;
+		if (r < 0) {
+			pr_info("%s: cgroup %s: its processes cannot be read (%s): its listening "
+				"sockets are not checked", cmd, t->cgroup, strerror(-r));
+			goto out;
+		}
+		npids = (size_t)r;
 		if (!npids) {
 			pr_warn("%s: cgroup %s has no process in it yet: its traffic is seen once a "
 				"process in it opens the port (sockets are its cgroup's from their "

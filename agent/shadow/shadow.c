@@ -1875,8 +1875,11 @@ void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out)
 	out->reasm_mem_peak = rs.mem_peak;
 }
 
-void st_shadow_brief(const struct st_shadow_stats *st, struct st_brief *b)
+void st_shadow__brief(const struct st_shadow *sh, struct st_brief *b)
 {
+	struct st_shadow_stats s, *st = &s;
+
+	st_shadow__stats(sh, &s);
 	st_brief_add(b, "requests", st->requests, ST_BRIEF_RATE);
 	st_brief_add(b, "replayed", st->replayed, ST_BRIEF_RATE);
 	st_brief_add(b, "dropped", st->dropped, 0);
@@ -1890,6 +1893,7 @@ void st_shadow_brief(const struct st_shadow_stats *st, struct st_brief *b)
 	st_brief_add(b, "5xx", st->responses_5xx, ST_BRIEF_SUB);
 	st_brief_add(b, "errors", st->errors, 0);
 	st_brief_add(b, "queue", st->queued, ST_BRIEF_BYTES);
+	st_brief_add(b, "of", sh->cfg.max_queue, ST_BRIEF_SUB | ST_BRIEF_BYTES);
 }
 
 void st_shadow__target_stats(const struct st_shadow *sh, unsigned i,

@@ -304,8 +304,9 @@ void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
 
 /* The engine's few counters that matter, for --stats and the status line (progress.h):
  * requests in and out, drops by reason, the shadows' answers by status class, errors, the
- * queues. Every command that runs the engine (shadow, replay, receive --to) shows these. */
-void st_shadow_brief(const struct st_shadow_stats *st, struct st_brief *b);
+ * queues against their cap. Every command that runs the engine (shadow, replay, receive
+ * --to) shows these. */
+void st_shadow__brief(const struct st_shadow *sh, struct st_brief *b);
 
 /* One target's state (metrics labelled by target). */
 struct st_shadow_target_stats {

@@ -176,7 +176,7 @@ if [ -n "$mute" ]; then
 fi
 st_in "$NS" "$ST_BIN" ctl --socket "$D/ctl.sock" status >"$D/status.txt" || st_fail "ctl status failed"
 for j in file k; do
-	grep -Eq "^$j +tee +iface $ST_SRV_IF +running +connections=[1-9][0-9]* teed=" "$D/status.txt" ||
+	grep -Eq "^$j +tee +iface $ST_SRV_IF +running +[0-9]+[smhd][0-9]*[smh]? +connections=[1-9][0-9]* teed=" "$D/status.txt" ||
 		{ cat "$D/status.txt"; st_fail "ctl status: no running tee job $j with its counters"; }
 done
 echo "  file: teed=$(metric teed_total file) bytes=$(metric bytes_total file);" \
