@@ -83,8 +83,9 @@ struct st_stat_desc {
 void st_stats_add(const struct st_stat_desc *d, size_t n, void *dst, const void *src);
 uint64_t st_stats_get(const struct st_stat_desc *d, const void *obj);
 
-/* the longest line: receive with every output, Kafka, tap compare and a load test (~150) */
-#define ST_STATLINE_MAX 192
+/* the longest line: shadow (HTTP/2, gRPC) + compare + tap, receive with every output and
+ * Kafka, a load test */
+#define ST_STATLINE_MAX 256
 
 struct st_statline_ent {
 	const char *name;
@@ -93,6 +94,8 @@ struct st_statline_ent {
 	uint8_t kind;
 	uint8_t unit;        /* enum st_stat_unit */
 	uint8_t decimals;    /* 0: a whole number (every table's counters) */
+	const char *lk, *lv; /* a label of its own (target="10.0.5.20:8080"): a metric only,
+			      * never on the summary line; NULL for none */
 };
 
 /* An ordered set of name=value pairs gathered from tables and single values. */
@@ -112,6 +115,12 @@ void st_statline_add_table(struct st_statline *l, const struct st_stat_desc *d, 
  * table row's: ST_STAT_UNIT_MS (p99_ms=51.3) is exported in seconds (0.0513). */
 void st_statline_add_fixed(struct st_statline *l, const char *name, double v, unsigned decimals,
 			   enum st_stat_kind kind, enum st_stat_unit unit, const char *help);
+/* A value with a label of its own, for the metrics (several of one name, one per label
+ * value: shadowtap_shadow_target_up{target="..."}); the strings must live until the
+ * exposition is written. Never on the summary or stats line. */
+void st_statline_add_labeled(struct st_statline *l, const char *name, const char *label,
+			     const char *value, uint64_t v, enum st_stat_kind kind,
+			     const char *help);
 /* The value of name (times 10^decimals), or 0 (tests, callers that derive one figure from
  * another). */
 uint64_t st_statline_value(const struct st_statline *l, const char *name);

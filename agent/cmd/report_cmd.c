@@ -26,6 +26,7 @@ struct report_cli {
 	const char *report;
 	const char *report_json;
 	mode_t out_mode; /* --output-mode */
+	bool fail_on_regression, fail_on_slower;
 };
 
 static const struct st_opt report_rows[] = {
@@ -37,14 +38,19 @@ static const struct st_opt report_rows[] = {
 		      "the merged report: one self-contained HTML file"),
 	ST_OPT_STRING("report-json", 0, struct report_cli, report_json, "FILE.json",
 		      "the merged report as JSON (it can be merged again)"),
+	ST_OPT_FLAG("fail-on-regression", 0, struct report_cli, fail_on_regression,
+		    "exit status 3 when the merged verdict has a regression"),
+	ST_OPT_FLAG("fail-on-slower", 0, struct report_cli, fail_on_slower,
+		    "exit status 3 when the merged verdict has a slower endpoint"),
 };
 
 static const char usage_head[] =
 	"Usage: shadowtap report --merge A.json B.json ... -o FILE.html [--report-json FILE.json]\n\n"
 	"Merges tap compare reports (shadow/replay --report-json, format 2) written on\n"
 	"several hosts into one fleet report. Their thresholds, reference and --endpoint\n"
-	"patterns must agree. Or load test reports (replay/receive --rate ... --report-json)\n"
-	"of generators that ran side by side: their histograms add, their steps must agree.\n\n";
+	"patterns must agree. Ends with the merged verdict and a summary line on stderr.\n"
+	"Or load test reports (replay/receive --rate ... --report-json) of generators that\n"
+	"ran side by side: their histograms add, their steps must agree (a summary line).\n\n";
 
 static uint64_t realtime_ns(void)
 {
@@ -196,12 +202,25 @@ static int merge_load(const struct report_cli *cli, int argc, char **argv, int f
 	}
 	m->sources = 0; /* empty: the first report's plan */
 	rc = merge_files(cli, &load_kind, m, part, argc, argv, first);
-	if (rc == ST_EXIT_OK)
-		fprintf(stderr, "shadowtap: report merged=%d kind=load due=%llu answered=%llu "
-				"achieved_rps=%.1f p99_ms=%.3f errors=%llu\n", argc - first,
-			(unsigned long long)m->due, (unsigned long long)m->answered,
-			st_load_agg_achieved(m), st_load_ms(&m->lat, 99),
-			(unsigned long long)st_load_agg_errors(m));
+	if (rc == ST_EXIT_OK) {
+		struct st_statline l;
+
+		/* the summary line every command ends with (a load test has no verdict) */
+		st_statline_init(&l);
+		st_statline_add(&l, "merged", (uint64_t)(argc - first), ST_STAT_COUNTER,
+				"reports merged");
+		st_statline_add(&l, "due", m->due, ST_STAT_COUNTER,
+				"requests the merged schedules made due");
+		st_statline_add(&l, "answered", m->answered, ST_STAT_COUNTER,
+				"requests answered, over every report");
+		st_statline_add_fixed(&l, "achieved_rps", st_load_agg_achieved(m), 1, ST_STAT_GAUGE,
+				      ST_STAT_UNIT_NONE, "answers per second, over the merged run");
+		st_statline_add_fixed(&l, "p99_ms", st_load_ms(&m->lat, 99), 3, ST_STAT_GAUGE,
+				      ST_STAT_UNIT_MS, "99th percentile latency of the merged histogram");
+		st_statline_add(&l, "errors", st_load_agg_errors(m), ST_STAT_COUNTER,
+				"requests that failed (no answer, refused, reset, timed out)");
+		st_statline_print(&l, "summary");
+	}
 	st_load_agg_free(m);
 	free(m);
 	free(part);
@@ -225,7 +244,7 @@ int cmd_report(int argc, char **argv)
 	struct report_cli cli = { 0 };
 	const struct st_optset sets[] = {
 		ST_OPTSET(report_rows, &cli),
-		{ st_output_opts, st_output_opts_n, &cli.out_mode },
+		{ st_output_opts, st_output_opts_n, &cli.out_mode, NULL },
 	};
 	struct st_cmp_report *m = NULL, *part = NULL;
 	char err[512];
@@ -268,12 +287,29 @@ int cmd_report(int argc, char **argv)
 	}
 	st_cmp_report_init(m);
 	rc = merge_files(&cli, &compare_kind, m, part, argc, argv, first);
-	if (rc == ST_EXIT_OK)
-		fprintf(stderr, "shadowtap: report merged=%d endpoints=%u compared=%llu differing=%llu "
-				"noise_only=%llu\n", argc - first, m->agg.n + (m->agg.other.compared ||
-								  m->agg.other.not_compared),
-			(unsigned long long)m->agg.compared, (unsigned long long)m->agg.differing,
-			(unsigned long long)m->agg.noise_only);
+	if (rc == ST_EXIT_OK) {
+		struct st_cmp_verdict v;
+		struct st_statline l;
+
+		/* the verdict, then the summary line every command ends with */
+		st_cmp_agg_verdict(&m->agg, &v);
+		st_cmp_verdict_print(&v, cli.report ? cli.report : cli.report_json);
+		st_statline_init(&l);
+		st_statline_add(&l, "merged", (uint64_t)(argc - first), ST_STAT_COUNTER,
+				"reports merged");
+		st_statline_add(&l, "endpoints", v.endpoints, ST_STAT_GAUGE,
+				"endpoints in the merged report (other included)");
+		st_statline_add(&l, "compared", m->agg.compared, ST_STAT_COUNTER, "pairs compared");
+		st_statline_add(&l, "differing", m->agg.differing, ST_STAT_COUNTER,
+				"pairs with a difference that is not noise");
+		st_statline_add(&l, "noise_only", m->agg.noise_only, ST_STAT_COUNTER,
+				"pairs whose every difference is noise");
+		st_statline_add(&l, "regressions", v.regressions, ST_STAT_GAUGE,
+				"fields that regressed");
+		st_statline_add(&l, "slower", v.slower, ST_STAT_GAUGE, "endpoints slower");
+		st_statline_print(&l, "summary");
+		rc = st_cmp_verdict_status(&v, cli.fail_on_regression, cli.fail_on_slower);
+	}
 	st_cmp_report_free(m);
 	free(m);
 	free(part);

@@ -29,8 +29,8 @@ struct cli {
 static int check(struct cli *c, bool input_paced, char *err, size_t errlen, int argc, char **argv)
 {
 	struct st_optset sets[] = {
-		{ st_load_opts, st_load_opts_n, &c->lo },
-		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
+		{ st_load_opts, st_load_opts_n, &c->lo, NULL },
+		{ st_cmp_opts, st_cmp_opts_n, &c->cmp, NULL },
 	};
 	int first;
 
@@ -118,7 +118,7 @@ static void test_bad_values(void **state)
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		static struct cli c;
-		struct st_optset sets[] = { { st_load_opts, st_load_opts_n, &c.lo } };
+		struct st_optset sets[] = { { st_load_opts, st_load_opts_n, &c.lo, NULL } };
 		char *argv[] = { "replay", (char *)bad[i][0], (char *)bad[i][1], NULL };
 		int first;
 
