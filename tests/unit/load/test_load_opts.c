@@ -24,19 +24,21 @@ struct cli {
 	struct st_cmp_opts cmp;
 };
 
-/* argv parsed with the load and compare rows (as replay and receive bind them), then
+/* argv parsed with the load and compare rows (as replay and receive bind them: compare's
+ * tuning rows hold --report-interval), then
  * checked: 0, or -1 with the reason in err. A parse error fails the test. */
 static int check(struct cli *c, bool input_paced, char *err, size_t errlen, int argc, char **argv)
 {
 	struct st_optset sets[] = {
 		{ st_load_opts, st_load_opts_n, &c->lo, NULL },
 		{ st_cmp_opts, st_cmp_opts_n, &c->cmp, NULL },
+		{ st_cmp_tuning_opts, st_cmp_tuning_opts_n, &c->cmp, ST_OPT_TITLE_COMPARE },
 	};
 	int first;
 
 	memset(c, 0, sizeof(*c));
 	err[0] = 0;
-	assert_int_equal(st_opts_parse(sets, 2, "replay", "Usage: replay\n", argc, argv, &first),
+	assert_int_equal(st_opts_parse(sets, 3, "replay", "Usage: replay\n", argc, argv, &first),
 			 0);
 	return st_load_opts_check(&c->lo, &c->cmp, input_paced, err, errlen);
 }
