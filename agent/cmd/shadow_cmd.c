@@ -396,6 +396,9 @@ static int load_checks(struct shadow_cmd *c)
 		return bad(c, "a load test has one target (--to), not %u", c->cfg.n_targets);
 	if (c->cfg.proto == ST_PROTO_RAW)
 		return bad(c, "%s", "a load test times HTTP requests: no --proto raw");
+	if (c->cfg.proto == ST_PROTO_H2)
+		return bad(c, "%s", "a load test replays HTTP/1.x (HTTP/2 connections are skipped): "
+			   "no --proto h2");
 	if (!strcmp(c->file, "-"))
 		return bad(c, "a load test reads FILE once to survey it, then as many times as "
 			   "it runs: %s", "not stdin");

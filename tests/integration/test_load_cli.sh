@@ -4,7 +4,7 @@
 # anything is read, opened or connected): one line on stderr naming the command and exit 2,
 # for replay (a load option without --rate or --steps, --rate with --steps, --steps with
 # --ramp or --duration, --speed, --fast or --multiply with a load test, two --to, --proto
-# raw, stdin, a bad rate, step list, pace or duration, the load report and its JSON on one
+# raw or h2, stdin, a bad rate, step list, pace or duration, the load report and its JSON on one
 # file) and for receive (--rate without --to, --pace recorded, --fast). A load report that
 # cannot be written stops the run before it starts (exit 1). And what is accepted as a
 # duration: units, like every SEC option.
@@ -37,6 +37,7 @@ refused "no --speed or --fast" -- "${R[@]}" --rate 5 --fast
 refused "--multiply" -- "${R[@]}" --rate 5 --multiply 3
 refused "one target" -- "${R[@]}" --to 127.0.0.1:10 --rate 5
 refused "no --proto raw" -- "${R[@]}" --rate 5 --proto raw
+refused "no --proto h2" -- "${R[@]}" --rate 5 --proto h2
 refused "not stdin" -- replay - --port 80 --to 127.0.0.1:9 --rate 5
 refused "--rate" -- "${R[@]}" --rate 0
 refused "--steps" -- "${R[@]}" --steps 10,x

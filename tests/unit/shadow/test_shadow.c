@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "h2.h"
 #include "http.h"
 #include "loop.h"
 #include "shadow.h"
@@ -2140,6 +2141,48 @@ static void test_load_past_end_and_again(void **state)
 }
 
 /*
+ * HTTP/2 is not load-tested (docs/LOAD.md): a connection that starts with the connection
+ * preface is skipped (h2 and skipped_conns count it), nothing of it is due or sent; an
+ * HTTP/1 connection next to it is load-tested as ever.
+ */
+static void test_load_h2_skipped(void **state)
+{
+	static const uint8_t settings[9] = { 0, 0, 0, 4, 0, 0, 0, 0, 0 }; /* SETTINGS, empty */
+	struct sink *s = sink_start(true, false);
+	struct st_shadow_config cfg;
+	struct st_shadow *sh;
+	struct st_shadow_stats st;
+	struct tconn h2 = { 0 }, h1 = { 0 };
+	struct tload tl;
+
+	load_cfg(&cfg, s->port, &tl);
+	sh = st_shadow__new(&cfg);
+	t_open(sh, &h2, 42060);
+	h2.manual = true;
+	t_sends(sh, &h2, ST_H2_PREFACE);
+	t_send(sh, &h2, settings, sizeof(settings));
+	t_close(sh, &h2);
+	t_open(sh, &h1, 42061);
+	t_sends(sh, &h1, GET1);
+	t_close(sh, &h1);
+	st_shadow__kick(sh);
+	load_run_until(sh, &tl, 1, 5000);
+	stats(sh, &st);
+	assert_int_equal(st.h2, 1);
+	assert_int_equal(st.skipped_conns, 1);
+	assert_int_equal(st.h2_shadow_conns, 0);
+	assert_int_equal(tl.n, 1); /* only the HTTP/1 request was given a due time */
+	assert_int_equal(tl.ndone, 1);
+	assert_int_equal(tl.done[0].fail, ST_SHADOW_ANSWERED);
+	assert_int_equal(st.replayed, 1);
+	assert_int_equal(sink_nconn(s), 1);
+	t_free(&h2);
+	t_free(&h1);
+	st_shadow__free(sh);
+	sink_stop(s);
+}
+
+/*
  * The pass cache: the first pass kept, the next replayed from it: the same requests, bytes,
  * connection per recorded connection and order, capture times and tags, on new
  * connections; a cache too small for the pass is given up (the recording is read again).
@@ -2275,6 +2318,7 @@ int main(void)
 		cmocka_unit_test(test_load_fail_moves_on),
 		cmocka_unit_test(test_load_past_end_and_again),
 		cmocka_unit_test(test_load_cache),
+		cmocka_unit_test(test_load_h2_skipped),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
