@@ -23,7 +23,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define ST_BRIEF_MAX 24
+#define ST_BRIEF_MAX 32
 
 /* st_brief_ent.flags */
 #define ST_BRIEF_RATE 0x1u  /* a counter: its rate per second, and its total */

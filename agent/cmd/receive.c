@@ -1435,6 +1435,8 @@ static void brief(struct receive *rx, struct st_brief *b)
 	st_brief_add(b, "held", rx->st.held_bytes, ST_BRIEF_SUB | ST_BRIEF_BYTES);
 	if (rx->print)
 		st_brief_add(b, "exchanges", rx->st.exchanges, ST_BRIEF_RATE);
+	if (rx->load)
+		st_load__brief(rx->load, b);
 	if (rx->sh) {
 		st_shadow__brief(rx->sh, b);
 		st_brief_add(b, "paced", rx->pq_bytes, ST_BRIEF_BYTES);
@@ -1461,9 +1463,16 @@ static void start_line(struct receive *rx)
 		ADD("pcap %s", strcmp(rx->wpath, "-") ? rx->wpath : "stdout");
 	if (rx->outdir)
 		ADD("%sflow files in %s/", o ? ", " : "", rx->outdir);
-	if (rx->to)
+	if (rx->to && rx->lo.on) {
+		char what[256];
+
+		ADD("%sa load test of %s %s%s", o ? ", " : "", rx->to,
+		    st_load_opts_describe(&rx->lo, what, sizeof(what)),
+		    rx->compare ? " (tap compare)" : "");
+	} else if (rx->to) {
 		ADD("%sreplay to %s%s%s", o ? ", " : "", rx->to, rx->fast ? " (fast)" : "",
 		    rx->compare ? " (tap compare)" : "");
+	}
 	if (rx->cmp.report)
 		ADD("%sreport %s", o ? ", " : "", rx->cmp.report);
 	if (rx->cmp.report_json)

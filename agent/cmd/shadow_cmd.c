@@ -1102,6 +1102,14 @@ static int load_tick(void *ctx)
 	uint64_t now = st_mono_ns();
 
 	timers(c, now);
+	if (st_progress_due(&c->prog, now)) {
+		struct st_brief b;
+
+		st_brief_init(&b);
+		st_load__brief(c->load, &b);
+		brief(c, NULL, &b);
+		st_progress_show(&c->prog, &b, now);
+	}
 	/* a report in progress only when asked (--report-interval): writing one costs the loop
 	 * time that its schedule would show as lag */
 	if ((c->lo.report || c->lo.report_json) && c->lo.report_every_s > 0 &&
@@ -1147,8 +1155,18 @@ static int run_load(struct shadow_cmd *c)
 	if (load_reports(c))
 		return -2;
 	c->last_report = st_mono_ns();
+	if (!c->run.quiet) {
+		char line[2048], what[256];
+
+		st_log_out("replay running: %s as a load test %s, %s; Ctrl-C or SIGTERM stops it",
+			   c->file, st_load_opts_describe(&c->lo, what, sizeof(what)),
+			   describe_line(c, line, sizeof(line)));
+	}
+	st_progress_init(&c->prog, c->run.stats_s, !c->run.quiet && isatty(STDERR_FILENO),
+			 c->cmd, st_mono_ns());
 	st_load__start(c->load, st_mono_ns(), st_realtime_ns());
 	err = st_loop__run(c->loop, 0);
+	st_progress_end(&c->prog);
 	if (err)
 		pr_err("%s: %s", c->cmd, strerror(-err));
 	return err || c->read_err ? -1 : 0;

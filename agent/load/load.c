@@ -10,6 +10,7 @@
 
 #include "hash.h"
 #include "loop.h"
+#include "progress.h"
 #include "redact.h"
 
 #define TAG_CACHE 1024   /* request target -> endpoint, direct-mapped */
@@ -633,6 +634,17 @@ void st_load__statline(struct st_load *l, struct st_statline *line)
 	st_statline_add_table(line, st_load_stat_desc, st_load_stat_n, &st);
 	st_statline_add_fixed(line, "worst_lag_ms", (double)a->lag.max / 1e3, 3, ST_STAT_GAUGE,
 			      ST_STAT_UNIT_MS, "load test: the generator's worst lag behind its schedule");
+}
+
+void st_load__brief(const struct st_load *l, struct st_brief *b)
+{
+	struct st_load_stats st;
+
+	st_load__stats(l, &st);
+	st_brief_add(b, "due", st.load_due, ST_BRIEF_RATE);
+	st_brief_add(b, "answered", st.load_answered, ST_BRIEF_RATE);
+	st_brief_add(b, "failed", st.load_errors, 0);
+	st_brief_add(b, "late", st.late_sends, 0);
 }
 
 void st_load__print_end(struct st_load *l, FILE *f)

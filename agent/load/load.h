@@ -227,6 +227,10 @@ bool st_load__output_failed(struct st_load *l, unsigned which);
 uint64_t st_load__output_errors(const struct st_load *l);
 /* The counters, then achieved_rps= p99_ms= (and the worst lag) for the summary line. */
 void st_load__statline(struct st_load *l, struct st_statline *line);
+struct st_brief;
+/* The few figures --stats and the status line show (progress.h): requests due and answered
+ * (rates), failed, and taken up late. */
+void st_load__brief(const struct st_load *l, struct st_brief *b);
 /* The run in one line for people: elapsed time, requests/s, latency percentiles, errors, lag. */
 void st_load__print_end(struct st_load *l, FILE *f);
 

@@ -166,6 +166,38 @@ int st_load_opts_check(struct st_load_opts *o, struct st_cmp_opts *cmp, bool inp
 	return 0;
 }
 
+const char *st_load_opts_describe(const struct st_load_opts *o, char *buf, size_t len)
+{
+	size_t n = 0;
+
+#define ADD(...) (n += (size_t)snprintf(buf + n, n < len ? len - n : 0, __VA_ARGS__))
+	if (len)
+		buf[0] = 0;
+	if (o->nsteps) {
+		ADD("in steps of ");
+		for (unsigned i = 0; i < o->nsteps; i++)
+			ADD("%s%g", i ? "," : "", o->steps[i]);
+		ADD(" req/s, %g s each", o->step_s);
+	} else {
+		ADD("at %g req/s", o->rate);
+		if (o->duration_s > 0)
+			ADD(" for %g s", o->duration_s);
+		if (o->ramp_s > 0)
+			ADD(" (ramp %g s)", o->ramp_s);
+	}
+	ADD(", pace %s", o->pace == ST_LOAD_PACE_CONSTANT ? "constant" : "recorded");
+	if (o->connections)
+		ADD(", at most %u connections", o->connections);
+	if (o->report)
+		ADD(", report %s", o->report);
+	if (o->report_json)
+		ADD(", report %s", o->report_json);
+#undef ADD
+	if (n >= len && len)
+		buf[len - 1] = 0;
+	return buf;
+}
+
 void st_load_opts_config(const struct st_load_opts *o, const struct st_cmp_opts *cmp,
 			 bool input_paced, struct st_load_config *c)
 {

@@ -53,6 +53,9 @@ extern const size_t st_load_opts_n;
  */
 int st_load_opts_check(struct st_load_opts *o, struct st_cmp_opts *cmp, bool input_paced,
 		       char *err, size_t errlen);
+/* What the options ask, for a start line: "at 500 req/s for 60 s (ramp 10 s), at most 32
+ * connections, report FILE" or "in steps of 100,200,400 req/s, 10 s each". Returns buf. */
+const char *st_load_opts_describe(const struct st_load_opts *o, char *buf, size_t len);
 /* The configuration the options describe (the caller fills the recording and the target). */
 void st_load_opts_config(const struct st_load_opts *o, const struct st_cmp_opts *cmp,
 			 bool input_paced, struct st_load_config *c);

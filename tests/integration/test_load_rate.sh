@@ -47,6 +47,9 @@ SUMMARY=$(st_summary "$ST_TMP/replay.err")
 for k in achieved_rps p99_ms load_due load_answered late_sends worst_lag_ms; do
 	grep -q " $k=" <<<"$SUMMARY" || st_fail "no $k= on the summary line"
 done
+st_summary_documented "$SUMMARY" "shadow and replay" "Load test"
+grep -q '^shadowtap: replay running: .* as a load test at 400 req/s' "$ST_TMP/replay.err" ||
+	st_fail "replay's start line does not say it is a load test"
 tail -n 1 "$ST_TMP/replay.err" | grep -qE '^shadowtap: load 6\.[0-9]+ s: [0-9]+ answered of [0-9]+ due, [0-9.]+/s \(target 400/s\); latency p50 ' ||
 	st_fail "replay does not end with the readable line"
 
@@ -109,6 +112,7 @@ tail -n 1 "$ST_TMP/receive.err"
 [ "$(ld_json "$RXJ" 'r["due"]')" -eq 400 ] || st_fail "receive: $(ld_json "$RXJ" 'r["due"]') due, want 400"
 [ "$(ld_json "$RXJ" 'r["answered"]')" -eq 400 ] || st_fail "receive: not every due request answered"
 compared=$(st_summary_field "$(st_summary "$ST_TMP/receive.err")" compared)
+st_summary_documented "$(st_summary "$ST_TMP/receive.err")" receive "shadow and replay" "Tap compare" "Load test"
 [ "${compared:-0}" -ge 390 ] || st_fail "tap compare during the load test compared ${compared:-no} pairs"
 grep -q 'shadowtap compare' "$ST_TMP/rx.compare.html" || st_fail "no tap compare report next to the load report"
 grep -q 'href="rx.compare.html"' "$ST_TMP/rx.html" || st_fail "the load report does not link tap compare's"
@@ -119,6 +123,9 @@ rc=0
 	2>"$ST_TMP/merge.err" || rc=$?
 cat "$ST_TMP/merge.err"
 [ "$rc" -eq 0 ] || st_fail "report --merge exited with $rc"
+st_summary_documented "$(st_summary "$ST_TMP/merge.err")" "report --merge"
+grep -qE '^shadowtap: summary merged=2 due=4800 answered=4800 achieved_rps=[0-9.]+ p99_ms=[0-9.]+ errors=0$' \
+	"$ST_TMP/merge.err" || st_fail "report --merge of load reports: no summary line"
 python3 - "$RJ" "$ST_TMP/merged.json" <<'PY' || st_fail "the merge did not add the histograms"
 import json, sys
 a, m = (json.load(open(p)) for p in sys.argv[1:])

@@ -50,8 +50,9 @@ GEN_PID=$!
 ST_PIDS+=("$GEN_PID")
 # the last step has begun once 100x2 + 200x2 + 400x2 requests fell due: nginx goes away
 for i in $(seq 1 300); do
+	# the --stats line: "shadowtap: stats TIME due 400/s (1234); answered ..."
 	due=$(grep -E '^shadowtap: stats ' "$ST_TMP/replay.err" | tail -n1 |
-		sed -nE 's/.* load_due=([0-9]+).*/\1/p' || true)
+		sed -nE 's/.* due [0-9.]+\/s \(([0-9]+)\).*/\1/p' || true)
 	[ "${due:-0}" -ge 1400 ] && break
 	st_alive "$GEN_PID" || break
 	sleep 0.05
@@ -63,6 +64,7 @@ for i in $(seq 1 300); do st_alive "$GEN_PID" || break; sleep 0.1; done
 wait "$GEN_PID" || rc=$?
 tail -n 1 "$ST_TMP/replay.err"
 [ "$rc" -eq 0 ] || st_fail "replay --steps exited with $rc"
+st_summary_documented "$(st_summary "$ST_TMP/replay.err")" "shadow and replay" "Load test"
 cp "$RJ" "$ST_TMP/steps.html" "$ST_TMP/replay.err" "$LOGS"/
 
 python3 - "$RJ" <<'PY' || st_fail "the steps do not show the knee and the refusals (above)"

@@ -154,6 +154,24 @@ static void test_reports(void **state)
 	assert_true(c.lo.report_every_s == 5 && c.cmp.report_every_s == 5);
 }
 
+/* What a start line says of the options. */
+static void test_describe(void **state)
+{
+	static struct cli c;
+	char err[256], buf[256];
+
+	assert_int_equal(CHECK(&c, false, err, "--rate", "500", "--duration", "1m", "--ramp", "10",
+			       "--pace", "constant", "--connections", "32", "--report", "l.html"), 0);
+	assert_string_equal(st_load_opts_describe(&c.lo, buf, sizeof(buf)),
+			    "at 500 req/s for 60 s (ramp 10 s), pace constant, at most 32 "
+			    "connections, report l.html");
+	assert_int_equal(CHECK(&c, true, err, "--steps", "100,200,400.5"), 0);
+	assert_string_equal(st_load_opts_describe(&c.lo, buf, sizeof(buf)),
+			    "in steps of 100,200,400.5 req/s, 10 s each, pace constant");
+	/* cut, never past the buffer */
+	assert_int_equal(strlen(st_load_opts_describe(&c.lo, buf, 12)), 11);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -161,6 +179,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_bad_values),
 		cmocka_unit_test(test_reports),
+		cmocka_unit_test(test_describe),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
