@@ -190,8 +190,9 @@ struct st_shadow_config {
 	 * candidate, target 1 the reference); needs multiply 1 and at most 2 targets.
 	 */
 	struct st_compare *compare;
-	/* A load test (see the top): NULL for shadowing and plain replay. Needs HTTP (raw
-	 * connections and tunnels are not replayed) and multiply 1. */
+	/* A load test (see the top): NULL for shadowing and plain replay. Needs HTTP/1.x (raw
+	 * connections and tunnels are not replayed; HTTP/2 connections are skipped, counted in
+	 * skipped_conns, and no h2c offer is followed) and multiply 1. */
 	const struct st_shadow_load_ops *load;
 	void *load_ctx;
 	unsigned max_conns;            /* load: shadow connections open at once (0: no cap) */
