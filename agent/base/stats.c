@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "prom.h"
 
 static uint64_t *field(const struct st_stat_desc *d, void *obj)
 {
@@ -132,19 +133,6 @@ int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *com
 	return ferror(f) ? -EIO : 0;
 }
 
-/* The label value with \\, \" and newlines escaped (the text format's rules). */
-static void label_value(FILE *f, const char *v)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			fputc('\\', f);
-		if (*v == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*v, f);
-	}
-}
-
 int st_statlines_prometheus(const struct st_statline *const *ls, const char *const *jobs,
 			    const char *const *commands, size_t n, FILE *f)
 {
@@ -170,9 +158,9 @@ int st_statlines_prometheus(const struct st_statline *const *ls, const char *con
 					if (strcmp(ls[k]->e[q].name, e->name))
 						continue;
 					fprintf(f, "shadowtap_%s{job=\"", m);
-					label_value(f, jobs[k]);
+					st_prom_label_value(f, jobs[k]);
 					fputs("\",command=\"", f);
-					label_value(f, commands[k]);
+					st_prom_label_value(f, commands[k]);
 					fputs("\"} ", f);
 					metric_value(f, &ls[k]->e[q]);
 					break;
