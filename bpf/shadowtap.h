@@ -136,6 +136,24 @@ struct st_config {
 };
 _Static_assert(sizeof(struct st_config) == 8, "st_config layout");
 
+/*
+ * Hash map "copy_whole" (LRU, ST_MAX_WHOLE entries), filled by the agent: connections whose
+ * payload is copied whole whatever the headers-only policy says, because framing lost its
+ * place in them (a head past head_bytes in a segment: agent/watch/watch.h). Read only when a
+ * direction's policy is ST_COPY_HEAD and a segment is longer than head_bytes.
+ */
+#define ST_MAX_WHOLE 16384u
+struct st_conn_key {
+	__u8 family;     /* 4 or 6 */
+	__u8 pad;
+	__u16 cport;     /* the client's port, host order */
+	__u16 sport;     /* the service's port */
+	__u16 pad2;
+	__u32 caddr[4];  /* the client's address, network order (IPv4 in [0], the rest 0) */
+	__u32 saddr[4];  /* the service's */
+};
+_Static_assert(sizeof(struct st_conn_key) == 40, "st_conn_key layout");
+
 /* LPM trie keys for the --host filter. */
 struct st_lpm_v4 {
 	__u32 prefixlen;

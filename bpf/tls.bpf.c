@@ -409,7 +409,8 @@ static __always_inline void emit_data(struct conn *c, __u32 dir, __u64 buf, __u3
 		ctr->elided_bytes += len;
 		return; /* nothing goes out; the FIN's seq still counts these bytes */
 	}
-	if (policy == ST_COPY_HEAD && len > head_bytes) {
+	if (policy == ST_COPY_HEAD && len > head_bytes &&
+	    !whole_listed(c->family, c->peer, c->pport, c->local, c->lport)) {
 		ctr->elided_bytes += len - head_bytes;
 		e.copy_len = head_bytes;
 		e.tmpl.rflags |= ST_RF_ELIDED;

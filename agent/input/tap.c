@@ -203,6 +203,26 @@ static int prune_map(struct bpf_map *m, size_t ksz, const struct st_target *t, i
 	}
 }
 
+void st_tap_conn_key(const struct st_flow_key *k, struct st_conn_key *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->family = k->src.family;
+	out->cport = k->sport;
+	out->sport = k->dport;
+	memcpy(out->caddr, k->src.a, sizeof(out->caddr));
+	memcpy(out->saddr, k->dst.a, sizeof(out->saddr));
+}
+
+int st_tap__copy_whole(struct st_tap *tap, const struct st_flow_key *k)
+{
+	struct st_conn_key key;
+	uint8_t one = 1;
+	int fd = tap->tls ? st_tls__copy_whole_fd(tap->tls) : bpf_map__fd(tap->skel->maps.copy_whole);
+
+	st_tap_conn_key(k, &key);
+	return bpf_map_update_elem(fd, &key, &one, BPF_ANY) ? -errno : 0;
+}
+
 int st_tap__set_filters(struct st_tap *tap, const struct st_target *t)
 {
 	struct tap_bpf *s = tap->skel;

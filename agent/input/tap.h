@@ -105,6 +105,13 @@ int st_tap__reattach(struct st_tap *tap, int ifindex);
  * the peer filter switched on or off), or -errno. */
 int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
 
+/* The headers-only policy no longer applies to connection k (client -> server, as reassembly
+ * keys it): its payload is copied whole from now on (the copy_whole map, bpf/shadowtap.h; an
+ * LRU of ST_MAX_WHOLE connections). 0 or -errno. */
+int st_tap__copy_whole(struct st_tap *tap, const struct st_flow_key *k);
+/* The copy_whole map's key of connection k (client -> server). */
+void st_tap_conn_key(const struct st_flow_key *k, struct st_conn_key *out);
+
 /* What every live command reports about the capture itself (stats.h table). */
 #define ST_TAP_STATS(X, T)                                                                     \
 	X(T, lost, COUNTER_BYTES, "payload bytes the kernel could not deliver (ring buffer full)") \

@@ -678,6 +678,11 @@ int st_tls__timer_fd(const struct st_tls *tls)
 	return tls->timer_fd;
 }
 
+int st_tls__copy_whole_fd(const struct st_tls *tls)
+{
+	return bpf_map__fd(tls->skel->maps.copy_whole);
+}
+
 void st_tls__stats(const struct st_tls *tls, struct st_tls_stats *out)
 {
 	int ncpu = libbpf_num_possible_cpus();

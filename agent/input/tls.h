@@ -40,6 +40,8 @@ struct st_tls_stats {
 	uint64_t blind_pids; /* ... of which without a probed library now */
 };
 void st_tls__stats(const struct st_tls *tls, struct st_tls_stats *out);
+/* The fd of its copy_whole map (bpf/shadowtap.h): tap.c's st_tap__copy_whole() fills it. */
+int st_tls__copy_whole_fd(const struct st_tls *tls);
 void st_tls__destroy(struct st_tls *tls);
 
 #endif /* ST_TLS_H */

@@ -456,6 +456,11 @@ void st_tapsub__kernel_opts(const struct st_tapsub *s, struct st_tap_opts *out)
 	*out = s->sh->kopts;
 }
 
+int st_tapsub__copy_whole(struct st_tapsub *s, const struct st_flow_key *k)
+{
+	return s->sh->tap ? st_tap__copy_whole(s->sh->tap, k) : -ENODEV;
+}
+
 void st_tapsub__counts(const struct st_tapsub *s, uint64_t *delivered, uint64_t *filtered)
 {
 	*delivered = s->delivered;
