@@ -25,6 +25,7 @@ static const struct command commands[] = {
 	{ "shadow", cmd_shadow, "replay a service's live requests to shadow targets" },
 	{ "replay", cmd_replay, "replay the requests of a pcap to shadow targets" },
 	{ "tee", cmd_tee, "tee a service's live connections (redacted) to a stream for receive" },
+	{ "watch", cmd_watch, "a service's per-endpoint rate, errors and latency, in Prometheus" },
 	{ "receive", cmd_receive, "read a tee stream: pcap, flow files, replay, live view" },
 	{ "daemon", cmd_daemon, "run the jobs of a configuration file (metrics, reload)" },
 	{ "ctl", cmd_ctl, "ask a running daemon for its status, or to reload" },

@@ -86,6 +86,18 @@ int st_cmp_pattern_parse(const char *s, struct st_cmp_pattern *p)
 	return 0;
 }
 
+int st_cmp_pattern_add(struct st_cmp_pattern *pats, unsigned *n, const char *val, char *err,
+		       size_t errlen)
+{
+	if (*n >= ST_CMP_PATTERNS_MAX || st_cmp_pattern_parse(val, &pats[*n])) {
+		snprintf(err, errlen, "'%s' is not 'METHOD /path/{name}/...' (METHOD or *; {name}: one "
+			 "segment; a last *: the rest; at most %d)", val, ST_CMP_PATTERNS_MAX);
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
 /* The path part of a request target (origin-form, or absolute-form without its authority). */
 static void target_path(const char *t, size_t n, const char **path, size_t *plen, const char **q,
 			size_t *qlen)

@@ -73,6 +73,14 @@ struct st_cmp_pattern {
 
 /* 0, or -1 when s is not METHOD SP /PATH. */
 int st_cmp_pattern_parse(const char *s, struct st_cmp_pattern *p);
+/* An --endpoint value appended to pats[*n] (pats holds ST_CMP_PATTERNS_MAX): 0, or -1 with the
+ * reason in err. The option's row of every command that names endpoints (compare, watch). */
+int st_cmp_pattern_add(struct st_cmp_pattern *pats, unsigned *n, const char *val, char *err,
+		       size_t errlen);
+#define ST_CMP_ENDPOINT_ARG "'METHOD /p/{id}'"
+#define ST_CMP_ENDPOINT_HELP                                                                 \
+	"group requests under this endpoint (repeatable, first match;\n"                     \
+	"default: the path with ids as {id}, query keys kept)"
 
 /*
  * The endpoint of a request: the first pattern that matches, else METHOD and the path

@@ -98,13 +98,8 @@ static int opt_endpoint(void *o, const char *val, char *err, size_t errlen)
 {
 	struct st_cmp_opts *c = o;
 
-	if (c->n_patterns >= ST_CMP_PATTERNS_MAX ||
-	    st_cmp_pattern_parse(val, &c->patterns[c->n_patterns])) {
-		snprintf(err, errlen, "'%s' is not 'METHOD /path/{name}/...' (METHOD or *; {name}: one "
-			 "segment; a last *: the rest; at most %d)", val, ST_CMP_PATTERNS_MAX);
+	if (st_cmp_pattern_add(c->patterns, &c->n_patterns, val, err, errlen))
 		return -1;
-	}
-	c->n_patterns++;
 	c->on = true;
 	return 0;
 }
@@ -202,9 +197,8 @@ const struct st_opt st_cmp_opts[] = {
 	ST_OPT_FUNC("unordered-arrays", 0, "PATH", ST_OPTF_REPEAT | ST_OPTF_OPTVAL, opt_unordered,
 		    "compare arrays as multisets: every array, or the one at\n"
 		    "PATH (--unordered-arrays=$.tags; repeatable)"),
-	ST_OPT_FUNC("endpoint", 0, "'METHOD /p/{id}'", ST_OPTF_REPEAT, opt_endpoint,
-		    "group requests under this endpoint (repeatable, first match;\n"
-		    "default: the path with ids as {id}, query keys kept)"),
+	ST_OPT_FUNC("endpoint", 0, ST_CMP_ENDPOINT_ARG, ST_OPTF_REPEAT, opt_endpoint,
+		    ST_CMP_ENDPOINT_HELP),
 	ST_OPT_FUNC("compare-max-body", 0, "BYTES", 0, opt_max_body,
 		    "body bytes compared per answer (default 1M); the rest is\n"
 		    "compared by length and hash"),
