@@ -3,22 +3,24 @@
 # What the watch tests share (source after lib.sh): production (nginx) with endpoints of known
 # answers, its workload, and the checks of watch's figures against nginx's own access log.
 #
-# Production: /api (fast JSON), /flaky?n=K (500 when K matches the regex, else 200), /slow
-# (~50 ms: proxied to watch_upstream.py), /chunked (proxied; the upstream gives no length,
-# nginx answers chunked), the static files of st_make_files, /upload, /dav/.
+# Production: /api (fast JSON), /flaky?n=K (500 when K matches the regex, else 200), /steady?n=K
+# (500 when K ends in 0: 1 in 10, whatever the regex), /slow (~50 ms: proxied to
+# watch_upstream.py), /chunked (proxied; the upstream gives no length, nginx answers chunked),
+# the static files of st_make_files, /upload, /dav/.
 
-# wt_nginx NAME NS LISTEN [FLAKY_REGEX]: production in NS, its upstream on NS's 127.0.0.1:8091.
-# FLAKY_REGEX (default '0$': n = 10, 20, ...: exactly 1 request in 10 answers 500). The access
-# log ($ST_TMP/NAME/access.log) says METHOD|URI|STATUS per request.
+# wt_nginx NAME NS LISTEN [FLAKY_REGEX] [UPSTREAM_PORT]: production in NS, its upstream on NS's
+# 127.0.0.1:UPSTREAM_PORT (8091). FLAKY_REGEX (default '0$': n = 10, 20, ...: exactly 1 request
+# in 10 answers 500). The access log ($ST_TMP/NAME/access.log) says METHOD|URI|STATUS.
 wt_nginx() {
-	local name=$1 ns=$2 listen=$3 re=${4:-0\$}
-	st_bg "$name-upstream" st_in_bg "$ns" python3 "$ST_ROOT/tests/integration/watch_upstream.py" 8091
-	st_wait_port "$ns" 8091 10 "pid=$ST_LAST_PID,"
+	local name=$1 ns=$2 listen=$3 re=${4:-0\$} up=${5:-8091}
+	st_bg "$name-upstream" st_in_bg "$ns" python3 "$ST_ROOT/tests/integration/watch_upstream.py" "$up"
+	st_wait_port "$ns" "$up" 10 "pid=$ST_LAST_PID,"
 	ST_NGINX_LOG_FORMAT='$request_method|$uri|$status' ST_NGINX_LOCATIONS="
 		location = /api { default_type application/json; return 200 '{\"ok\":true}'; }
 		location = /flaky { if (\$arg_n ~ \"$re\") { return 500; } return 200 \"ok\"; }
-		location = /slow { proxy_pass http://127.0.0.1:8091; proxy_http_version 1.1; }
-		location = /chunked { proxy_pass http://127.0.0.1:8091; }" \
+		location = /steady { if (\$arg_n ~ \"0\$\") { return 500; } return 200 \"ok\"; }
+		location = /slow { proxy_pass http://127.0.0.1:$up; proxy_http_version 1.1; }
+		location = /chunked { proxy_pass http://127.0.0.1:$up; }" \
 		st_nginx_start "$name" "$ns" "$listen"
 }
 
@@ -78,6 +80,42 @@ if got != want or bad:
     sys.exit(1)
 print("  %d requests, %d series: watch equals nginx's access log (incomplete %d, desyncs %d, "
       "fallbacks %d)" % (sum(want.values()), len(want), c["incomplete"], c["desyncs"], c["fallbacks"]))
+PY
+}
+
+# wt_drive NS SECS HOST:PORT...: steady traffic to each server for SECS seconds on keep-alive
+# connections: /flaky?n=K and /steady?n=K for K = 1, 2, ..., /api, and /slow from a thread of
+# its own (it takes ~50 ms). Prints the requests sent.
+wt_drive() {
+	local ns=$1 secs=$2
+	shift 2
+	st_in "$ns" timeout $((secs + 30)) python3 - "$secs" "$@" <<'PY'
+import http.client, sys, threading, time
+secs, targets = float(sys.argv[1]), sys.argv[2:]
+end = time.time() + secs
+sent = [0]
+lock = threading.Lock()
+def get(c, path):
+    c.request("GET", path)
+    c.getresponse().read()
+    with lock:
+        sent[0] += 1
+def fast(t):
+    c, k = http.client.HTTPConnection(t, timeout=10), 0
+    while time.time() < end:
+        k += 1
+        get(c, "/flaky?n=%d" % k)
+        get(c, "/steady?n=%d" % k)
+        get(c, "/api")
+        time.sleep(0.003)  # a steady rate, not a flood: the agent runs on the same 2 CPUs
+def slow(t):
+    c = http.client.HTTPConnection(t, timeout=10)
+    while time.time() < end:
+        get(c, "/slow")
+ts = [threading.Thread(target=f, args=(t,)) for t in targets for f in (fast, slow)]
+for t in ts: t.start()
+for t in ts: t.join()
+print(sent[0])
 PY
 }
 
