@@ -104,6 +104,21 @@ void st_cmp_lat_bucket(unsigned i, double *lo_us, double *hi_us);
 
 enum st_cmp_lat_v { ST_CMP_LAT_SAME = 0, ST_CMP_LAT_SLOWER, ST_CMP_LAT_FASTER };
 
+/* The Mann-Whitney U test of two samples given as counts over the same n ordered buckets
+ * (samples in one bucket are ties), mid[i] the middle of bucket i: two-sided, the normal
+ * approximation with ties and continuity corrected; and the Hodges-Lehmann shift, the
+ * weighted median of the differences of bucket middles (robust to a few outliers), in mid's
+ * unit. Tap compare's latency verdict and watch's canary verdict both use it. */
+struct st_cmp_mwu {
+	double n1, n2;         /* the samples (first, second) */
+	double u, mu;          /* U of the first (pairs where it is larger, ties half); its mean */
+	double p;              /* two-sided p-value; 1 when a side is empty or everything ties */
+	double a;              /* u / (n1 n2): 0.5 = no shift */
+	double shift;          /* the median of first - second */
+};
+void st_cmp_mwu(const double *first, const double *second, const double *mid, unsigned n,
+		struct st_cmp_mwu *m);
+
 struct st_cmp_lat_test {
 	enum st_cmp_lat_v verdict;
 	bool enough;           /* both sides have ST_CMP_LAT_MIN_N samples */

@@ -3,14 +3,11 @@
 #include "compare_merge.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
-#include <unistd.h>
 
 #include "compare.h"
 #include "json.h"
@@ -29,288 +26,148 @@ void st_cmp_report_free(struct st_cmp_report *r)
 	memset(r, 0, sizeof(*r));
 }
 
-/* ---- reading: bounded accessors over the parsed tree --------------------------------------- */
-
-struct ld {
-	const struct st_json_doc *d;
-	char *err;
-	size_t errlen;
-	char where[ST_CMP_ENDPOINT_MAX + ST_CMP_PATH_MAX + 64]; /* "endpoint X, field Y" */
-};
-
-__attribute__((format(printf, 2, 3))) static int fail(struct ld *l, const char *fmt, ...)
-{
-	char msg[256];
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (l->where[0])
-		snprintf(l->err, l->errlen, "%s: %s", l->where, msg);
-	else
-		snprintf(l->err, l->errlen, "%s", msg);
-	/* names and values quoted from the file: one line whatever they hold */
-	for (char *p = l->err; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			*p = '?';
-	return -1;
-}
-
-static const struct st_json_node *N(const struct ld *l, uint32_t i)
-{
-	return st_json_node(l->d, i);
-}
-
-/* The first child of container i, or 0. */
-static uint32_t child(const struct ld *l, uint32_t i)
-{
-	return N(l, i)->n ? i + 1 : 0;
-}
-
-static uint32_t next(const struct ld *l, uint32_t i)
-{
-	return N(l, i)->next;
-}
-
-/* Member key of object obj, or 0 (node 0, the root, is never a member). */
-static uint32_t member(const struct ld *l, uint32_t obj, const char *key)
-{
-	size_t kl = strlen(key);
-
-	if (N(l, obj)->type != ST_JSON_OBJECT)
-		return 0;
-	for (uint32_t c = child(l, obj); c; c = next(l, c))
-		if (N(l, c)->key_len == kl && !memcmp(st_json_key(l->d, N(l, c)), key, kl))
-			return c;
-	return 0;
-}
-
-static bool is_type(const struct ld *l, uint32_t i, enum st_json_type t)
-{
-	return i && N(l, i)->type == t;
-}
-
-/* A whole number in [0, max] from node i. */
-static int num_u64(struct ld *l, uint32_t i, const char *key, uint64_t max, uint64_t *out)
-{
-	const struct st_json_node *n = N(l, i);
-	const char *s = st_json_bytes(l->d, n);
-	char buf[24];
-	unsigned long long v;
-	char *end;
-
-	if (!i || n->type != ST_JSON_NUMBER || !n->len || n->len >= sizeof(buf))
-		return fail(l, "\"%s\" is missing or not a whole number", key);
-	for (uint32_t k = 0; k < n->len; k++)
-		if (s[k] < '0' || s[k] > '9')
-			return fail(l, "\"%s\" is not a whole number", key);
-	memcpy(buf, s, n->len);
-	buf[n->len] = 0;
-	errno = 0;
-	v = strtoull(buf, &end, 10);
-	if (errno || *end || v > max)
-		return fail(l, "\"%s\" is out of range (%s)", key, buf);
-	*out = v;
-	return 0;
-}
-
-static int get_u64(struct ld *l, uint32_t obj, const char *key, uint64_t max, uint64_t *out)
-{
-	return num_u64(l, member(l, obj, key), key, max, out);
-}
-
-static int get_dbl(struct ld *l, uint32_t obj, const char *key, double *out)
-{
-	uint32_t i = member(l, obj, key);
-	char buf[64], *end;
-
-	if (!is_type(l, i, ST_JSON_NUMBER) || N(l, i)->len >= sizeof(buf))
-		return fail(l, "\"%s\" is missing or not a number", key);
-	memcpy(buf, st_json_bytes(l->d, N(l, i)), N(l, i)->len);
-	buf[N(l, i)->len] = 0;
-	*out = strtod(buf, &end);
-	if (*end)
-		return fail(l, "\"%s\" is not a number", key);
-	return 0;
-}
-
-static int get_bool(struct ld *l, uint32_t obj, const char *key, bool *out)
-{
-	uint32_t i = member(l, obj, key);
-
-	if (!is_type(l, i, ST_JSON_TRUE) && !is_type(l, i, ST_JSON_FALSE))
-		return fail(l, "\"%s\" is missing or not true or false", key);
-	*out = N(l, i)->type == ST_JSON_TRUE;
-	return 0;
-}
-
-/* String node i into out (cap bytes with its NUL); no NUL inside. */
-static int str_node(struct ld *l, uint32_t i, const char *key, char *out, size_t cap)
-{
-	const struct st_json_node *n = N(l, i);
-	const unsigned char *p = (const unsigned char *)st_json_bytes(l->d, n);
-
-	if (!is_type(l, i, ST_JSON_STRING))
-		return fail(l, "\"%s\" is missing or not a string", key);
-	if (n->len >= cap || memchr(p, 0, n->len))
-		return fail(l, "\"%s\" is longer than %zu bytes or holds a NUL", key, cap - 1);
-	/* what a report holds is UTF-8 (st_cmp_utf8_fix): so it is written back the same */
-	for (uint32_t k = 0, q; k < n->len; k += q)
-		if (!(q = (uint32_t)st_cmp_utf8_seq(p + k, n->len - k)))
-			return fail(l, "\"%s\" is not UTF-8", key);
-	memcpy(out, p, n->len);
-	out[n->len] = 0;
-	return 0;
-}
-
-static int get_str(struct ld *l, uint32_t obj, const char *key, char *out, size_t cap)
-{
-	return str_node(l, member(l, obj, key), key, out, cap);
-}
-
 /* "2026-11-30T15:03:10.710Z" (st_cmp_time_str) to ns. */
-static int get_time(struct ld *l, uint32_t obj, const char *key, uint64_t *out)
+static int get_time(struct st_json_rd *l, uint32_t obj, const char *key, uint64_t *out)
 {
 	char s[32], z = 0;
 	struct tm tm = { 0 };
 	int ms = 0, n = 0;
 	time_t t;
 
-	if (get_str(l, obj, key, s, sizeof(s)))
+	if (st_json_rd_str(l, obj, key, s, sizeof(s)))
 		return -1;
 	if (sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d.%3d%c%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
 		   &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms, &z, &n) != 8 || z != 'Z' ||
 	    (size_t)n != strlen(s) || strlen(s) != 24 || tm.tm_year < 1970 || tm.tm_mon < 1 ||
 	    tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31 || tm.tm_hour > 23 ||
 	    tm.tm_min > 59 || tm.tm_sec > 60 || ms < 0)
-		return fail(l, "\"%s\" is not a time like 2026-11-30T15:03:10.710Z", key);
+		return st_json_rd_fail(l, "\"%s\" is not a time like 2026-11-30T15:03:10.710Z", key);
 	tm.tm_year -= 1900;
 	tm.tm_mon -= 1;
 	t = timegm(&tm);
 	if (t < 0)
-		return fail(l, "\"%s\" is out of range", key);
+		return st_json_rd_fail(l, "\"%s\" is out of range", key);
 	*out = (uint64_t)t * 1000000000ull + (uint64_t)ms * 1000000ull;
 	return 0;
 }
 
-static int kind_of(struct ld *l, uint32_t obj, uint8_t *out)
+static int kind_of(struct st_json_rd *l, uint32_t obj, uint8_t *out)
 {
 	char k[24];
 
-	if (get_str(l, obj, "kind", k, sizeof(k)))
+	if (st_json_rd_str(l, obj, "kind", k, sizeof(k)))
 		return -1;
 	for (int i = 0; i < ST_CMP_KIND__COUNT; i++)
 		if (!strcmp(k, st_cmp_kind_name((enum st_cmp_kind)i))) {
 			*out = (uint8_t)i;
 			return 0;
 		}
-	return fail(l, "\"kind\" '%s' is not a difference kind", k);
+	return st_json_rd_fail(l, "\"kind\" '%s' is not a difference kind", k);
 }
 
 /* ---- reading: the parts of a report --------------------------------------------------------- */
 
-static int load_lat(struct ld *l, uint32_t obj, struct st_cmp_lat *lat)
+static int load_lat(struct st_json_rd *l, uint32_t obj, struct st_cmp_lat *lat)
 {
-	uint32_t b = member(l, obj, "buckets");
+	uint32_t b = st_json_rd_member(l, obj, "buckets");
 	uint64_t sum = 0;
 	int last = -1;
 
-	if (!is_type(l, obj, ST_JSON_OBJECT))
-		return fail(l, "a latency side is not an object");
-	if (get_u64(l, obj, "n", UINT64_MAX / 2, &lat->n))
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "a latency side is not an object");
+	if (st_json_rd_u64(l, obj, "n", UINT64_MAX / 2, &lat->n))
 		return -1;
-	if (!is_type(l, b, ST_JSON_ARRAY))
-		return fail(l, "\"buckets\" is missing (a report of format %d has them)",
+	if (!st_json_rd_is(l, b, ST_JSON_ARRAY))
+		return st_json_rd_fail(l, "\"buckets\" is missing (a report of format %d has them)",
 			    ST_CMP_REPORT_VERSION);
-	for (uint32_t c = child(l, b); c; c = next(l, c)) {
+	for (uint32_t c = st_json_rd_child(l, b); c; c = st_json_rd_next(l, c)) {
 		uint64_t idx, n;
 
-		if (!is_type(l, c, ST_JSON_ARRAY) || N(l, c)->n != 2)
-			return fail(l, "a latency bucket is not [index, count]");
-		if (num_u64(l, c + 1, "bucket index", ST_CMP_LAT_BUCKETS - 1, &idx) ||
-		    num_u64(l, next(l, c + 1), "bucket count", UINT32_MAX, &n))
+		if (!st_json_rd_is(l, c, ST_JSON_ARRAY) || st_json_rd_node(l, c)->n != 2)
+			return st_json_rd_fail(l, "a latency bucket is not [index, count]");
+		if (st_json_rd_num_u64(l, c + 1, "bucket index", ST_CMP_LAT_BUCKETS - 1, &idx) ||
+		    st_json_rd_num_u64(l, st_json_rd_next(l, c + 1), "bucket count", UINT32_MAX, &n))
 			return -1;
 		if ((int)idx <= last || !n)
-			return fail(l, "latency buckets are not in order or hold 0");
+			return st_json_rd_fail(l, "latency buckets are not in order or hold 0");
 		last = (int)idx;
 		lat->b[idx] = (uint32_t)n;
 		sum += n;
 	}
 	if (sum > lat->n)
-		return fail(l, "latency buckets hold more than \"n\"");
+		return st_json_rd_fail(l, "latency buckets hold more than \"n\"");
 	return 0;
 }
 
-static int load_status(struct ld *l, uint32_t obj, struct st_cmp_status *s)
+static int load_status(struct st_json_rd *l, uint32_t obj, struct st_cmp_status *s)
 {
-	if (!is_type(l, obj, ST_JSON_OBJECT))
-		return fail(l, "a status side is not an object");
-	for (uint32_t c = child(l, obj); c; c = next(l, c)) {
-		const char *k = st_json_key(l->d, N(l, c));
-		uint32_t kl = N(l, c)->key_len;
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "a status side is not an object");
+	for (uint32_t c = st_json_rd_child(l, obj); c; c = st_json_rd_next(l, c)) {
+		const char *k = st_json_key(l->d, st_json_rd_node(l, c));
+		uint32_t kl = st_json_rd_node(l, c)->key_len;
 		uint64_t n, code = 0;
 
-		if (num_u64(l, c, "status count", UINT64_MAX / 2, &n))
+		if (st_json_rd_num_u64(l, c, "status count", UINT64_MAX / 2, &n))
 			return -1;
 		if (kl == 5 && !memcmp(k, "other", 5)) {
 			if (!st_cmp_count_add(&s->other, n))
-				return fail(l, "status counts beyond %llu",
+				return st_json_rd_fail(l, "status counts beyond %llu",
 					    (unsigned long long)ST_CMP_COUNT_MAX);
 			continue;
 		}
 		for (uint32_t i = 0; i < kl && code <= 65535; i++) {
 			if (k[i] < '0' || k[i] > '9')
-				return fail(l, "a status code is not a number");
+				return st_json_rd_fail(l, "a status code is not a number");
 			code = code * 10 + (uint64_t)(k[i] - '0');
 		}
 		if (!kl || code > 65535)
-			return fail(l, "a status code is not a number in 0..65535");
+			return st_json_rd_fail(l, "a status code is not a number in 0..65535");
 		for (uint32_t i = 0; i < s->ncodes; i++)
 			if (s->code[i] == code)
-				return fail(l, "status code %llu is there twice", (unsigned long long)code);
+				return st_json_rd_fail(l, "status code %llu is there twice", (unsigned long long)code);
 		if (s->ncodes >= ST_CMP_STATUS_MAX)
-			return fail(l, "more than %d status codes", ST_CMP_STATUS_MAX);
+			return st_json_rd_fail(l, "more than %d status codes", ST_CMP_STATUS_MAX);
 		st_cmp_status_add(s, (uint16_t)code, n);
 	}
 	return 0;
 }
 
 /* A sample's side: a string, or null (no value there). */
-static int sample_side(struct ld *l, uint32_t obj, const char *key, char *out, size_t cap,
+static int sample_side(struct st_json_rd *l, uint32_t obj, const char *key, char *out, size_t cap,
 		       bool *set)
 {
-	uint32_t i = member(l, obj, key);
+	uint32_t i = st_json_rd_member(l, obj, key);
 
 	*set = false;
-	if (is_type(l, i, ST_JSON_NULL))
+	if (st_json_rd_is(l, i, ST_JSON_NULL))
 		return 0;
 	*set = true;
-	return str_node(l, i, key, out, cap);
+	return st_json_rd_str_node(l, i, key, out, cap);
 }
 
-static int load_sample(struct ld *l, uint32_t obj, bool ref, struct st_cmp_sample *s)
+static int load_sample(struct st_json_rd *l, uint32_t obj, bool ref, struct st_cmp_sample *s)
 {
 	static const char *const stkey[ST_CMP_NSIDES] = { "production_status", "candidate_status",
 							  "reference_status" };
 	uint64_t st;
 
 	memset(s, 0, sizeof(*s));
-	if (!is_type(l, obj, ST_JSON_OBJECT))
-		return fail(l, "a sample is not an object");
-	if (get_str(l, obj, "target", s->target, sizeof(s->target)))
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "a sample is not an object");
+	if (st_json_rd_str(l, obj, "target", s->target, sizeof(s->target)))
 		return -1;
 	for (int k = 0; k < ST_CMP_NSIDES; k++) {
 		if (k == ST_CMP_REF && !ref)
 			continue;
 		if (sample_side(l, obj, st_cmp_side_name((enum st_cmp_side)k), s->v[k], sizeof(s->v[k]),
 				&s->set[k]) ||
-		    get_u64(l, obj, stkey[k], 65535, &st))
+		    st_json_rd_u64(l, obj, stkey[k], 65535, &st))
 			return -1;
 		s->status[k] = (uint16_t)st;
 	}
 	if (ref) {
-		if (get_bool(l, obj, "reference_same", &s->ref_same))
+		if (st_json_rd_bool(l, obj, "reference_same", &s->ref_same))
 			return -1;
 		if (s->ref_same) {
 			/* written as production's value: held as "the same" */
@@ -321,50 +178,50 @@ static int load_sample(struct ld *l, uint32_t obj, bool ref, struct st_cmp_sampl
 	return 0;
 }
 
-static int load_field(struct ld *l, struct st_cmp_endpoint *e, uint32_t obj, bool noise_only,
+static int load_field(struct st_json_rd *l, struct st_cmp_endpoint *e, uint32_t obj, bool noise_only,
 		      bool ref)
 {
 	char path[ST_CMP_PATH_MAX + 4], note[ST_CMP_NOTE_MAX] = "";
-	uint32_t nm = member(l, obj, "note"), sm, before = e->nfields;
+	uint32_t nm = st_json_rd_member(l, obj, "note"), sm, before = e->nfields;
 	struct st_cmp_field *f;
 	uint64_t raw = 0, noise, vol;
 	uint8_t kind = 0;
 
-	if (!is_type(l, obj, ST_JSON_OBJECT))
-		return fail(l, "a field is not an object");
-	if (get_str(l, obj, "path", path, sizeof(path)) || kind_of(l, obj, &kind) ||
-	    (!noise_only && get_u64(l, obj, "raw", UINT64_MAX / 2, &raw)) ||
-	    get_u64(l, obj, "noise", UINT64_MAX / 2, &noise) ||
-	    get_u64(l, obj, "volatile", UINT64_MAX / 2, &vol) ||
-	    (nm && str_node(l, nm, "note", note, sizeof(note))))
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "a field is not an object");
+	if (st_json_rd_str(l, obj, "path", path, sizeof(path)) || kind_of(l, obj, &kind) ||
+	    (!noise_only && st_json_rd_u64(l, obj, "raw", UINT64_MAX / 2, &raw)) ||
+	    st_json_rd_u64(l, obj, "noise", UINT64_MAX / 2, &noise) ||
+	    st_json_rd_u64(l, obj, "volatile", UINT64_MAX / 2, &vol) ||
+	    (nm && st_json_rd_str_node(l, nm, "note", note, sizeof(note))))
 		return -1;
 	if (!noise_only && !raw)
-		return fail(l, "field %s: \"raw\" is 0 (such fields are under \"noise_fields\")", path);
+		return st_json_rd_fail(l, "field %s: \"raw\" is 0 (such fields are under \"noise_fields\")", path);
 	if (vol > raw)
-		return fail(l, "field %s: \"volatile\" is larger than \"raw\"", path);
+		return st_json_rd_fail(l, "field %s: \"volatile\" is larger than \"raw\"", path);
 	if (e->nfields >= ST_CMP_FIELDS_MAX)
-		return fail(l, "more than %d fields", ST_CMP_FIELDS_MAX);
+		return st_json_rd_fail(l, "more than %d fields", ST_CMP_FIELDS_MAX);
 	f = st_cmp_endpoint_field(e, path, kind, note);
 	if (!f)
-		return fail(l, "out of memory");
+		return st_json_rd_fail(l, "out of memory");
 	if (e->nfields == before)
-		return fail(l, "field %s is there twice", path);
+		return st_json_rd_fail(l, "field %s is there twice", path);
 	f->raw = raw;
 	f->noise = noise;
 	f->vol = vol;
 	if (noise_only)
 		return 0;
-	sm = member(l, obj, "samples");
-	if (!is_type(l, sm, ST_JSON_ARRAY) || N(l, sm)->n > ST_CMP_SAMPLES)
-		return fail(l, "field %s: \"samples\" is missing or holds more than %d", path,
+	sm = st_json_rd_member(l, obj, "samples");
+	if (!st_json_rd_is(l, sm, ST_JSON_ARRAY) || st_json_rd_node(l, sm)->n > ST_CMP_SAMPLES)
+		return st_json_rd_fail(l, "field %s: \"samples\" is missing or holds more than %d", path,
 			    ST_CMP_SAMPLES);
-	for (uint32_t c = child(l, sm); c; c = next(l, c))
+	for (uint32_t c = st_json_rd_child(l, sm); c; c = st_json_rd_next(l, c))
 		if (load_sample(l, c, ref, &f->s[f->nsamples++]))
 			return -1;
 	return 0;
 }
 
-static int load_endpoint(struct ld *l, struct st_cmp_agg *a, uint32_t obj)
+static int load_endpoint(struct st_json_rd *l, struct st_cmp_agg *a, uint32_t obj)
 {
 	char name[ST_CMP_ENDPOINT_MAX];
 	bool ref = a->cfg.reference;
@@ -372,31 +229,31 @@ static int load_endpoint(struct ld *l, struct st_cmp_agg *a, uint32_t obj)
 	uint32_t lat, st, fl;
 	uint64_t compared, differing, noise_only, not_compared, more;
 
-	if (!is_type(l, obj, ST_JSON_OBJECT))
-		return fail(l, "an endpoint is not an object");
-	if (get_str(l, obj, "endpoint", name, sizeof(name)))
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "an endpoint is not an object");
+	if (st_json_rd_str(l, obj, "endpoint", name, sizeof(name)))
 		return -1;
 	snprintf(l->where, sizeof(l->where), "endpoint %s", name);
-	if (get_u64(l, obj, "compared", UINT64_MAX / 2, &compared) ||
-	    get_u64(l, obj, "differing", compared, &differing) ||
-	    get_u64(l, obj, "noise_only", compared - differing, &noise_only) ||
-	    get_u64(l, obj, "not_compared", UINT64_MAX / 2, &not_compared) ||
-	    get_u64(l, obj, "more_paths", UINT64_MAX / 2, &more))
+	if (st_json_rd_u64(l, obj, "compared", UINT64_MAX / 2, &compared) ||
+	    st_json_rd_u64(l, obj, "differing", compared, &differing) ||
+	    st_json_rd_u64(l, obj, "noise_only", compared - differing, &noise_only) ||
+	    st_json_rd_u64(l, obj, "not_compared", UINT64_MAX / 2, &not_compared) ||
+	    st_json_rd_u64(l, obj, "more_paths", UINT64_MAX / 2, &more))
 		return -1;
 	if (!strcmp(name, "other")) {
 		e = &a->other;
 		if (e->compared || e->not_compared || e->nfields)
-			return fail(l, "it is there twice");
+			return st_json_rd_fail(l, "it is there twice");
 	} else {
 		uint32_t before = a->n;
 
 		if (a->n >= a->cfg.max_endpoints)
-			return fail(l, "more endpoints than max_endpoints (%u)", a->cfg.max_endpoints);
+			return st_json_rd_fail(l, "more endpoints than max_endpoints (%u)", a->cfg.max_endpoints);
 		e = st_cmp_agg_endpoint(a, name);
 		if (e == &a->other)
-			return fail(l, "out of memory");
+			return st_json_rd_fail(l, "out of memory");
 		if (a->n == before)
-			return fail(l, "it is there twice");
+			return st_json_rd_fail(l, "it is there twice");
 	}
 	e->compared = compared;
 	e->differing = differing;
@@ -406,29 +263,29 @@ static int load_endpoint(struct ld *l, struct st_cmp_agg *a, uint32_t obj)
 	/* the endpoints' sums, like a merge's, stay within a report's bounds or are refused */
 	if (!st_cmp_count_add(&a->compared, compared) || !st_cmp_count_add(&a->differing, differing) ||
 	    !st_cmp_count_add(&a->noise_only, noise_only))
-		return fail(l, "the endpoints' counts add up to more than %llu",
+		return st_json_rd_fail(l, "the endpoints' counts add up to more than %llu",
 			    (unsigned long long)ST_CMP_COUNT_MAX);
 	for (int pass = 0; pass < 2; pass++) {
 		const char *key = pass ? "noise_fields" : "fields";
 
-		fl = member(l, obj, key);
-		if (!is_type(l, fl, ST_JSON_ARRAY))
-			return fail(l, "\"%s\" is missing or not a list", key);
-		for (uint32_t c = child(l, fl); c; c = next(l, c))
+		fl = st_json_rd_member(l, obj, key);
+		if (!st_json_rd_is(l, fl, ST_JSON_ARRAY))
+			return st_json_rd_fail(l, "\"%s\" is missing or not a list", key);
+		for (uint32_t c = st_json_rd_child(l, fl); c; c = st_json_rd_next(l, c))
 			if (load_field(l, e, c, pass, ref))
 				return -1;
 	}
-	lat = member(l, obj, "latency");
-	st = member(l, obj, "status");
-	if (!is_type(l, lat, ST_JSON_OBJECT) || !is_type(l, st, ST_JSON_OBJECT))
-		return fail(l, "\"latency\" or \"status\" is missing");
+	lat = st_json_rd_member(l, obj, "latency");
+	st = st_json_rd_member(l, obj, "status");
+	if (!st_json_rd_is(l, lat, ST_JSON_OBJECT) || !st_json_rd_is(l, st, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "\"latency\" or \"status\" is missing");
 	for (int k = 0; k < ST_CMP_NSIDES; k++) {
 		const char *side = st_cmp_side_name((enum st_cmp_side)k);
-		uint32_t li = member(l, lat, side), si = member(l, st, side);
+		uint32_t li = st_json_rd_member(l, lat, side), si = st_json_rd_member(l, st, side);
 
 		if (k == ST_CMP_REF && !ref) {
-			if (!is_type(l, li, ST_JSON_NULL) || !is_type(l, si, ST_JSON_NULL))
-				return fail(l, "a reference side in a report without a reference");
+			if (!st_json_rd_is(l, li, ST_JSON_NULL) || !st_json_rd_is(l, si, ST_JSON_NULL))
+				return st_json_rd_fail(l, "a reference side in a report without a reference");
 			continue;
 		}
 		if (load_lat(l, li, &e->lat[k]) || load_status(l, si, &e->status[k]))
@@ -511,7 +368,7 @@ static void host_add(struct st_cmp_report *r, const char *host)
 	qsort(r->hosts, r->nhosts, sizeof(r->hosts[0]), host_cmp);
 }
 
-static int load(struct ld *l, struct st_cmp_report *r)
+static int load(struct st_json_rd *l, struct st_cmp_report *r)
 {
 	struct st_cmp_agg_config cfg = { 0 };
 	char fmt[64];
@@ -519,113 +376,113 @@ static int load(struct ld *l, struct st_cmp_report *r)
 	uint64_t v;
 	double alpha, shift;
 
-	if (N(l, 0)->type != ST_JSON_OBJECT) /* the root (is_type() is for members) */
-		return fail(l, "not a shadowtap compare report (not a JSON object)");
-	fv = member(l, 0, "format");
+	if (st_json_rd_node(l, 0)->type != ST_JSON_OBJECT) /* the root (is_type() is for members) */
+		return st_json_rd_fail(l, "not a shadowtap compare report (not a JSON object)");
+	fv = st_json_rd_member(l, 0, "format");
 	if (!fv) {
-		if (member(l, 0, "endpoints") && member(l, 0, "thresholds"))
-			return fail(l, "a compare report of format 1 (no \"format\" key): it lacks the "
+		if (st_json_rd_member(l, 0, "endpoints") && st_json_rd_member(l, 0, "thresholds"))
+			return st_json_rd_fail(l, "a compare report of format 1 (no \"format\" key): it lacks the "
 				       "histograms a merge needs; this shadowtap reads format %d",
 				    ST_CMP_REPORT_VERSION);
-		return fail(l, "not a shadowtap compare report (no \"format\" key)");
+		return st_json_rd_fail(l, "not a shadowtap compare report (no \"format\" key)");
 	}
-	if (str_node(l, fv, "format", fmt, sizeof(fmt)) || strcmp(fmt, ST_CMP_REPORT_FORMAT))
-		return fail(l, "not a shadowtap compare report (\"format\" is not \"%s\")",
+	if (st_json_rd_str_node(l, fv, "format", fmt, sizeof(fmt)) || strcmp(fmt, ST_CMP_REPORT_FORMAT))
+		return st_json_rd_fail(l, "not a shadowtap compare report (\"format\" is not \"%s\")",
 			    ST_CMP_REPORT_FORMAT);
-	if (get_u64(l, 0, "format_version", 1000000, &v))
+	if (st_json_rd_u64(l, 0, "format_version", 1000000, &v))
 		return -1;
 	if (v != ST_CMP_REPORT_VERSION)
-		return fail(l, "a compare report of format version %llu; this shadowtap reads version %d",
+		return st_json_rd_fail(l, "a compare report of format version %llu; this shadowtap reads version %d",
 			    (unsigned long long)v, ST_CMP_REPORT_VERSION);
 	/* the configuration */
-	th = member(l, 0, "thresholds");
-	if (!is_type(l, th, ST_JSON_OBJECT))
-		return fail(l, "\"thresholds\" is missing");
-	if (get_dbl(l, th, "relative_pct", &cfg.rel_pct) ||
-	    get_dbl(l, th, "absolute_pct", &cfg.abs_pct) ||
-	    get_dbl(l, th, "latency_min_ms", &cfg.lat_min_ms) ||
-	    get_dbl(l, th, "latency_alpha", &alpha) || get_dbl(l, th, "latency_shift", &shift) ||
-	    get_u64(l, th, "latency_min_samples", 1000000, &v))
+	th = st_json_rd_member(l, 0, "thresholds");
+	if (!st_json_rd_is(l, th, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "\"thresholds\" is missing");
+	if (st_json_rd_dbl(l, th, "relative_pct", &cfg.rel_pct) ||
+	    st_json_rd_dbl(l, th, "absolute_pct", &cfg.abs_pct) ||
+	    st_json_rd_dbl(l, th, "latency_min_ms", &cfg.lat_min_ms) ||
+	    st_json_rd_dbl(l, th, "latency_alpha", &alpha) || st_json_rd_dbl(l, th, "latency_shift", &shift) ||
+	    st_json_rd_u64(l, th, "latency_min_samples", 1000000, &v))
 		return -1;
 	if (!(cfg.rel_pct > 0 && cfg.rel_pct <= 100) || !(cfg.abs_pct > 0 && cfg.abs_pct <= 100) ||
 	    !(cfg.lat_min_ms > 0 && cfg.lat_min_ms < 1e9))
-		return fail(l, "a threshold is out of range");
+		return st_json_rd_fail(l, "a threshold is out of range");
 	if (alpha != ST_CMP_LAT_ALPHA || shift != ST_CMP_LAT_SHIFT || v != ST_CMP_LAT_MIN_N)
-		return fail(l, "written with another latency test (alpha %g, shift %g, %llu samples; "
+		return st_json_rd_fail(l, "written with another latency test (alpha %g, shift %g, %llu samples; "
 			       "this shadowtap: %g, %g, %d)", alpha, shift, (unsigned long long)v,
 			    ST_CMP_LAT_ALPHA, ST_CMP_LAT_SHIFT, ST_CMP_LAT_MIN_N);
-	if (get_u64(l, th, "max_endpoints", 100000, &v))
+	if (st_json_rd_u64(l, th, "max_endpoints", 100000, &v))
 		return -1;
 	if (!v)
-		return fail(l, "\"max_endpoints\" is 0");
+		return st_json_rd_fail(l, "\"max_endpoints\" is 0");
 	cfg.max_endpoints = (unsigned)v;
-	if (get_u64(l, th, "compare_max_body", UINT64_MAX / 2, &r->max_body) ||
-	    get_dbl(l, th, "compare_timeout_s", &r->timeout_s))
+	if (st_json_rd_u64(l, th, "compare_max_body", UINT64_MAX / 2, &r->max_body) ||
+	    st_json_rd_dbl(l, th, "compare_timeout_s", &r->timeout_s))
 		return -1;
 	if (!(r->timeout_s >= 0 && r->timeout_s <= 1e9))
-		return fail(l, "\"compare_timeout_s\" is out of range");
-	refn = member(l, 0, "reference");
-	cfg.reference = !is_type(l, refn, ST_JSON_NULL);
-	if (cfg.reference && str_node(l, refn, "reference", r->reference, sizeof(r->reference)))
+		return st_json_rd_fail(l, "\"compare_timeout_s\" is out of range");
+	refn = st_json_rd_member(l, 0, "reference");
+	cfg.reference = !st_json_rd_is(l, refn, ST_JSON_NULL);
+	if (cfg.reference && st_json_rd_str_node(l, refn, "reference", r->reference, sizeof(r->reference)))
 		return -1;
-	pats = member(l, 0, "endpoint_patterns");
-	if (!is_type(l, pats, ST_JSON_ARRAY) || N(l, pats)->n > ST_CMP_PATTERNS_MAX)
-		return fail(l, "\"endpoint_patterns\" is missing or holds more than %d",
+	pats = st_json_rd_member(l, 0, "endpoint_patterns");
+	if (!st_json_rd_is(l, pats, ST_JSON_ARRAY) || st_json_rd_node(l, pats)->n > ST_CMP_PATTERNS_MAX)
+		return st_json_rd_fail(l, "\"endpoint_patterns\" is missing or holds more than %d",
 			    ST_CMP_PATTERNS_MAX);
-	for (uint32_t c = child(l, pats); c; c = next(l, c)) {
+	for (uint32_t c = st_json_rd_child(l, pats); c; c = st_json_rd_next(l, c)) {
 		char p[ST_CMP_ENDPOINT_MAX];
 
-		if (str_node(l, c, "endpoint_patterns", p, sizeof(p)))
+		if (st_json_rd_str_node(l, c, "endpoint_patterns", p, sizeof(p)))
 			return -1;
 		if (st_cmp_pattern_parse(p, &r->patterns[cfg.npatterns++]))
-			return fail(l, "endpoint pattern '%s' is not METHOD /path", p);
+			return st_json_rd_fail(l, "endpoint pattern '%s' is not METHOD /path", p);
 	}
 	cfg.patterns = r->patterns;
 	if (st_cmp_agg_init(&r->agg, &cfg))
-		return fail(l, "out of memory");
+		return st_json_rd_fail(l, "out of memory");
 	/* the run */
-	if (get_str(l, 0, "command", r->command, sizeof(r->command)) ||
-	    get_str(l, 0, "candidate", r->candidate, sizeof(r->candidate)) ||
-	    get_bool(l, 0, "final", &r->final) || get_time(l, 0, "generated", &r->generated_ns) ||
+	if (st_json_rd_str(l, 0, "command", r->command, sizeof(r->command)) ||
+	    st_json_rd_str(l, 0, "candidate", r->candidate, sizeof(r->candidate)) ||
+	    st_json_rd_bool(l, 0, "final", &r->final) || get_time(l, 0, "generated", &r->generated_ns) ||
 	    get_time(l, 0, "started", &r->start_ns) || get_time(l, 0, "ended", &r->end_ns) ||
-	    get_u64(l, 0, "sources", UINT64_MAX / 2, &r->sources))
+	    st_json_rd_u64(l, 0, "sources", UINT64_MAX / 2, &r->sources))
 		return -1;
 	if (r->end_ns < r->start_ns || !r->sources)
-		return fail(l, "\"ended\" is before \"started\", or \"sources\" is 0");
-	hosts = member(l, 0, "hosts");
-	if (!is_type(l, hosts, ST_JSON_ARRAY) || N(l, hosts)->n > ST_CMP_HOSTS_MAX)
-		return fail(l, "\"hosts\" is missing or holds more than %d", ST_CMP_HOSTS_MAX);
-	for (uint32_t c = child(l, hosts); c; c = next(l, c)) {
+		return st_json_rd_fail(l, "\"ended\" is before \"started\", or \"sources\" is 0");
+	hosts = st_json_rd_member(l, 0, "hosts");
+	if (!st_json_rd_is(l, hosts, ST_JSON_ARRAY) || st_json_rd_node(l, hosts)->n > ST_CMP_HOSTS_MAX)
+		return st_json_rd_fail(l, "\"hosts\" is missing or holds more than %d", ST_CMP_HOSTS_MAX);
+	for (uint32_t c = st_json_rd_child(l, hosts); c; c = st_json_rd_next(l, c)) {
 		char h[ST_CMP_HOST_MAX];
 
-		if (str_node(l, c, "hosts", h, sizeof(h)))
+		if (st_json_rd_str_node(l, c, "hosts", h, sizeof(h)))
 			return -1;
 		host_add(r, h);
 	}
-	sum = member(l, 0, "summary");
-	if (!is_type(l, sum, ST_JSON_OBJECT))
-		return fail(l, "\"summary\" is missing");
-	for (uint32_t c = child(l, sum); c; c = next(l, c)) {
+	sum = st_json_rd_member(l, 0, "summary");
+	if (!st_json_rd_is(l, sum, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "\"summary\" is missing");
+	for (uint32_t c = st_json_rd_child(l, sum); c; c = st_json_rd_next(l, c)) {
 		char name[ST_CMP_COUNTER_NAME_MAX];
-		uint32_t kl = N(l, c)->key_len;
+		uint32_t kl = st_json_rd_node(l, c)->key_len;
 
-		if (!counter_name_ok(st_json_key(l->d, N(l, c)), kl))
-			return fail(l, "a \"summary\" counter's name is not a counter name");
-		memcpy(name, st_json_key(l->d, N(l, c)), kl);
+		if (!counter_name_ok(st_json_key(l->d, st_json_rd_node(l, c)), kl))
+			return st_json_rd_fail(l, "a \"summary\" counter's name is not a counter name");
+		memcpy(name, st_json_key(l->d, st_json_rd_node(l, c)), kl);
 		name[kl] = 0;
-		if (num_u64(l, c, name, UINT64_MAX / 2, &v))
+		if (st_json_rd_num_u64(l, c, name, UINT64_MAX / 2, &v))
 			return -1;
 		for (size_t i = 0; i < r->counters.n; i++)
 			if (!strcmp(r->counters.e[i].name, name))
-				return fail(l, "counter %s is there twice", name);
+				return st_json_rd_fail(l, "counter %s is there twice", name);
 		if (counter_add(r, name, v))
-			return fail(l, "more than %d counters", ST_STATLINE_MAX);
+			return st_json_rd_fail(l, "more than %d counters", ST_STATLINE_MAX);
 	}
 	/* the aggregate */
-	eps = member(l, 0, "endpoints");
-	if (!is_type(l, eps, ST_JSON_ARRAY))
-		return fail(l, "\"endpoints\" is missing");
-	for (uint32_t c = child(l, eps); c; c = next(l, c))
+	eps = st_json_rd_member(l, 0, "endpoints");
+	if (!st_json_rd_is(l, eps, ST_JSON_ARRAY))
+		return st_json_rd_fail(l, "\"endpoints\" is missing");
+	for (uint32_t c = st_json_rd_child(l, eps); c; c = st_json_rd_next(l, c))
 		if (load_endpoint(l, &r->agg, c))
 			return -1;
 	r->loaded = true;
@@ -636,7 +493,7 @@ int st_cmp_report_load(struct st_cmp_report *r, const char *buf, size_t len, cha
 		       size_t errlen)
 {
 	struct st_json_doc d;
-	struct ld l = { .d = &d, .err = err, .errlen = errlen };
+	struct st_json_rd l = { .d = &d, .err = err, .errlen = errlen };
 	int rc;
 
 	st_cmp_report_init(r);
@@ -660,45 +517,15 @@ int st_cmp_report_load(struct st_cmp_report *r, const char *buf, size_t len, cha
 
 int st_cmp_report_read(struct st_cmp_report *r, const char *path, char *err, size_t errlen)
 {
-	struct stat sb;
 	char *buf = NULL;
 	size_t len = 0;
-	int fd, rc = -1;
+	int rc;
 
 	st_cmp_report_init(r);
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
-	if (fd < 0) {
-		snprintf(err, errlen, "%s", strerror(errno));
+	if (st_json_read_file(path, ST_CMP_REPORT_FILE_MAX, &buf, &len, err, errlen))
 		return -1;
-	}
-	if (fstat(fd, &sb) || !S_ISREG(sb.st_mode)) {
-		snprintf(err, errlen, "not a regular file");
-		goto out;
-	}
-	if ((uint64_t)sb.st_size > ST_CMP_REPORT_FILE_MAX) {
-		snprintf(err, errlen, "larger than %u MiB", ST_CMP_REPORT_FILE_MAX >> 20);
-		goto out;
-	}
-	buf = malloc((size_t)sb.st_size + 1);
-	if (!buf) {
-		snprintf(err, errlen, "out of memory");
-		goto out;
-	}
-	while (len < (size_t)sb.st_size) {
-		ssize_t n = read(fd, buf + len, (size_t)sb.st_size - len);
-
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n <= 0) {
-			snprintf(err, errlen, "%s", n ? strerror(errno) : "shorter than its size");
-			goto out;
-		}
-		len += (size_t)n;
-	}
 	rc = st_cmp_report_load(r, buf, len, err, errlen);
-out:
 	free(buf);
-	close(fd);
 	return rc;
 }
 

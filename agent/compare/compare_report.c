@@ -57,8 +57,7 @@ void st_cmp_time_str(char *out, size_t cap, uint64_t real_ns)
 		 (unsigned)(real_ns % 1000000000ull / 1000000));
 }
 
-/* HTML text: markup characters escaped, bytes that are not UTF-8 as U+FFFD. */
-static void hstr(FILE *f, const char *s)
+void st_cmp_html_str(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s);
@@ -304,7 +303,7 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 
 /* ---- HTML --------------------------------------------------------------------------------- */
 
-static const char css[] =
+const char st_cmp_report_css[] =
 	"body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;"
 	"color:#1d2330;background:#f6f7f9}"
 	"header{background:#1d2330;color:#fff;padding:14px 28px}"
@@ -333,10 +332,10 @@ static const char css[] =
 	"svg text{font:11px system-ui,sans-serif;fill:#444}"
 	"#endpoints td:first-child code{word-break:normal;white-space:nowrap}";
 
-static void h_badge(FILE *f, const char *cls, const char *text)
+void st_cmp_html_badge(FILE *f, const char *cls, const char *text)
 {
 	fprintf(f, "<span class=\"badge v-%s\">", cls);
-	hstr(f, text);
+	st_cmp_html_str(f, text);
 	fputs("</span>", f);
 }
 
@@ -455,7 +454,7 @@ static void h_value(FILE *f, const struct st_cmp_sample *s, int k)
 		return;
 	}
 	fputs("<span class=\"v\">", f);
-	hstr(f, s->v[k]);
+	st_cmp_html_str(f, s->v[k]);
 	fputs("</span>", f);
 }
 
@@ -468,9 +467,9 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 
 	st_cmp_endpoint_latency(a, e, &lt);
 	fprintf(f, "<section class=\"ep box\" id=\"ep-%u\" data-endpoint=\"", idx);
-	hstr(f, e->name);
+	st_cmp_html_str(f, e->name);
 	fputs("\"><h3><code>", f);
-	hstr(f, e->name);
+	st_cmp_html_str(f, e->name);
 	fprintf(f, "</code></h3><p class=\"muted\">%llu compared, %llu differing (%.1f%%), %llu noise "
 		   "only (%.1f%%), %llu not compared</p>",
 		(unsigned long long)e->compared, (unsigned long long)e->differing,
@@ -493,13 +492,13 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 			st_cmp_field_verdict(a, e, fl, &v);
 			vw = v.regression ? "regression" : "noise";
 			fprintf(f, "<tr class=\"field %s\" data-path=\"", vw);
-			hstr(f, fl->path);
+			st_cmp_html_str(f, fl->path);
 			fputs("\"><td><code>", f);
-			hstr(f, fl->path);
+			st_cmp_html_str(f, fl->path);
 			fputs("</code>", f);
 			if (fl->note[0]) {
 				fputs(" <span class=\"muted\">", f);
-				hstr(f, fl->note);
+				st_cmp_html_str(f, fl->note);
 				fputs("</span>", f);
 			}
 			fprintf(f, "</td><td>%s</td><td class=\"n\">%llu (%.1f%%)</td>",
@@ -512,7 +511,7 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 				fprintf(f, "<td class=\"n\">%llu of %llu</td>", (unsigned long long)fl->vol,
 					(unsigned long long)fl->raw);
 			fputs("<td>", f);
-			h_badge(f, vw, v.regression ? (ref ? "regression" : "difference") :
+			st_cmp_html_badge(f, vw, v.regression ? (ref ? "regression" : "difference") :
 						      (ref ? "noise" : "likely noise"));
 			if (ref)
 				fprintf(f, " <span class=\"muted\">rel %.0f%%, abs %.3f%%</span>", v.rel, v.abs);
@@ -537,7 +536,7 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 				if (v.regression)
 					fputs(" open", f);
 				fputs("><summary>samples of <code>", f);
-				hstr(f, fl->path);
+				st_cmp_html_str(f, fl->path);
 				fprintf(f, "</code> (%u)</summary><table><thead><tr><th>request</th>"
 					   "<th class=\"side-p\">production</th>", fl->nsamples);
 				if (ref)
@@ -547,7 +546,7 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 					const struct st_cmp_sample *sm = &fl->s[s];
 
 					fputs("<tr><td><code>", f);
-					hstr(f, sm->target);
+					st_cmp_html_str(f, sm->target);
 					fputs("</code></td><td>", f);
 					h_value(f, sm, ST_CMP_PROD);
 					if (ref) {
@@ -583,7 +582,7 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 		fputs("</td></tr>", f);
 	}
 	fputs("</tbody></table><p class=\"lat-verdict\">", f);
-	h_badge(f, lat_word(lt.verdict), lat_word(lt.verdict));
+	st_cmp_html_badge(f, lat_word(lt.verdict), lat_word(lt.verdict));
 	if (!lt.enough)
 		fprintf(f, " <span class=\"muted\">too few samples for a verdict (at least %d on each "
 			   "side)</span>", ST_CMP_LAT_MIN_N);
@@ -617,13 +616,13 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 	      "<meta name=\"viewport\" content=\"width=device-width\">"
 	      "<title>shadowtap compare report</title><style>", f);
-	fputs(css, f);
+	fputs(st_cmp_report_css, f);
 	fputs("</style></head><body><header><h1>shadowtap compare</h1><p>candidate <code>", f);
-	hstr(f, run->candidate ? run->candidate : "?");
+	st_cmp_html_str(f, run->candidate ? run->candidate : "?");
 	fputs("</code>", f);
 	if (ref && run->reference) {
 		fputs(" against production, reference <code>", f);
-		hstr(f, run->reference);
+		st_cmp_html_str(f, run->reference);
 		fputs("</code>", f);
 	} else {
 		fputs(" against production (no reference)", f);
@@ -631,14 +630,14 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	if (run->end_real_ns)
 		st_cmp_time_str(ts, sizeof(ts), run->end_real_ns);
 	fputs(" &middot; ", f);
-	hstr(f, run->command ? run->command : ""); /* a merged part's: untrusted like traffic */
+	st_cmp_html_str(f, run->command ? run->command : ""); /* a merged part's: untrusted like traffic */
 	fprintf(f, " &middot; %s to %s%s", t0, ts, run->final ? " (final)" : " (in progress)");
 	if (run->sources > 1)
 		fprintf(f, " &middot; <span id=\"sources\">merged from %llu reports</span>",
 			(unsigned long long)run->sources);
 	for (unsigned i = 0; i < run->nhosts; i++) {
 		fputs(i ? ", " : " &middot; captured on <code>", f);
-		hstr(f, run->hosts[i]);
+		st_cmp_html_str(f, run->hosts[i]);
 		if (i + 1 == run->nhosts)
 			fputs("</code>", f);
 	}
@@ -669,9 +668,9 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			if (!v.regression)
 				continue;
 			fprintf(f, "<li class=\"regression\"><a href=\"#ep-%u\"><code>", i);
-			hstr(f, e->name);
+			st_cmp_html_str(f, e->name);
 			fputs("</code></a> <code>", f);
-			hstr(f, e->fields[k].path);
+			st_cmp_html_str(f, e->fields[k].path);
 			fprintf(f, "</code>: the candidate differs in %.1f%% of the pairs",
 				pct(e->fields[k].raw, e->compared));
 			if (ref)
@@ -681,7 +680,7 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		st_cmp_endpoint_latency(a, e, &lt);
 		if (lt.verdict == ST_CMP_LAT_SLOWER) {
 			fprintf(f, "<li class=\"slower\"><a href=\"#ep-%u\"><code>", i);
-			hstr(f, e->name);
+			st_cmp_html_str(f, e->name);
 			fprintf(f, "</code></a> is slower by %.2f ms (median shift): p50 %.2f ms against "
 				   "%.2f, p90 %.2f against %.2f (p = %.2g)</li>", lt.shift, lt.p50[0], lt.p50[1],
 				lt.p90[0], lt.p90[1], lt.p);
@@ -698,10 +697,10 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			if (e->kind == ST_STAT_DETAIL && !e->v)
 				continue;
 			fputs("<tr><td><code>", f);
-			hstr(f, e->name); /* a merged part's names are checked, and escaped all the same */
+			st_cmp_html_str(f, e->name); /* a merged part's names are checked, and escaped all the same */
 			fprintf(f, "</code></td><td class=\"n\">%llu</td><td class=\"muted\">",
 				(unsigned long long)e->v);
-			hstr(f, e->help ? e->help : "");
+			st_cmp_html_str(f, e->help ? e->help : "");
 			fputs("</td></tr>", f);
 		}
 	fputs("</tbody></table></section>", f);
@@ -720,9 +719,9 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		st_cmp_endpoint_latency(a, e, &lt);
 		fprintf(f, "<tr class=\"endpoint%s%s\" data-endpoint=\"", r ? " regression" : "",
 			lt.verdict == ST_CMP_LAT_SLOWER ? " slower" : "");
-		hstr(f, e->name);
+		st_cmp_html_str(f, e->name);
 		fprintf(f, "\"><td><a href=\"#ep-%u\"><code>", i);
-		hstr(f, e->name);
+		st_cmp_html_str(f, e->name);
 		fprintf(f, "</code></a></td><td class=\"n\">%llu</td><td class=\"n\">%.1f%%</td>"
 			   "<td class=\"n\">%.1f%%</td><td class=\"n\">",
 			(unsigned long long)e->compared, pct(e->differing, e->compared),
@@ -731,7 +730,7 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			char t[32];
 
 			snprintf(t, sizeof(t), "%u field%s", r, r == 1 ? "" : "s");
-			h_badge(f, "regression", t);
+			st_cmp_html_badge(f, "regression", t);
 		} else {
 			fputs("0", f);
 		}
@@ -758,7 +757,7 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			st_cmp_field_verdict(a, e, fl, &v);
 			fprintf(f, "%s<code class=\"%s\">", k ? "<br>" : "", v.regression ? "regression" :
 											      "noise");
-			hstr(f, fl->path);
+			st_cmp_html_str(f, fl->path);
 			fprintf(f, "</code> <span class=\"muted\">%.0f%%%s</span>", pct(fl->raw, e->compared),
 				v.regression ? "" : ", noise");
 		}
@@ -772,7 +771,7 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			fprintf(f, "</td><td class=\"n\">%.2f / %.2f</td><td>",
 				st_cmp_lat_pct(&e->lat[ST_CMP_PROD], 0.5),
 				st_cmp_lat_pct(&e->lat[ST_CMP_CAND], 0.5));
-		h_badge(f, lat_word(lt.verdict), lat_word(lt.verdict));
+		st_cmp_html_badge(f, lat_word(lt.verdict), lat_word(lt.verdict));
 		fputs("</td><td>", f);
 		h_status(f, &e->status[ST_CMP_PROD]);
 		fputs(" / ", f);

@@ -46,6 +46,13 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 /* A JSON string of n bytes: quotes, escapes, control characters and bytes that are not
  * UTF-8 as \u00XX. */
 void st_cmp_json_str(FILE *f, const char *s, size_t n);
+/* HTML text: markup characters escaped, control bytes as spaces, bytes that are not UTF-8
+ * as U+FFFD. Every string from traffic or from a report read back goes through it. */
+void st_cmp_html_str(FILE *f, const char *s);
+/* A verdict badge (class v-CLS: regression, noise, slower, faster, same, ok), text escaped. */
+void st_cmp_html_badge(FILE *f, const char *cls, const char *text);
+/* The reports' style sheet (compare's, and the canary report's: one look). */
+extern const char st_cmp_report_css[];
 /* RFC 3339 UTC with milliseconds. */
 void st_cmp_time_str(char *out, size_t cap, uint64_t real_ns);
 
