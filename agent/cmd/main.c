@@ -29,7 +29,7 @@ static const struct command commands[] = {
 	{ "receive", cmd_receive, "read a tee stream: pcap, flow files, replay, live view" },
 	{ "daemon", cmd_daemon, "run the jobs of a configuration file (metrics, reload)" },
 	{ "ctl", cmd_ctl, "ask a running daemon for its status, or to reload" },
-	{ "report", cmd_report, "merge tap compare reports of several hosts into one (--merge)" },
+	{ "report", cmd_report, "merge tap compare reports (--merge); the canary verdict (--canary)" },
 };
 
 static void usage(FILE *f)
@@ -76,7 +76,8 @@ static void man_page(void)
 	       "(capture \\-w) and reloads the daemon's configuration.\n"
 	       ".SH EXIT STATUS\n"
 	       "0: success. 1: a runtime error (unknown interface, missing cgroup, an output\n"
-	       "that could not be written, no privileges). 2: a usage error.\n"
+	       "that could not be written, no privileges). 2: a usage error. \\fBreport\n"
+	       "\\-\\-canary\\fR: 3 when the verdict is fail, 4 when there is not enough traffic.\n"
 	       ".SH FILES\n"
 	       ".TP\n/etc/shadowtap/shadowtap.conf\nthe daemon's configuration (an example is\n"
 	       "installed next to it)\n"

@@ -1,15 +1,20 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * `shadowtap report --merge A.json B.json ... -o fleet.html [--report-json merged.json]`:
- * partial tap-compare reports (each host's or Kafka receiver's --report-json) merged into
- * one fleet report, written by the writers one run uses (docs/COMPARE.md, "Merging reports
- * across a fleet").
+ * `shadowtap report`:
+ *  - `--merge A.json B.json ... -o fleet.html [--report-json merged.json]`: partial
+ *    tap-compare reports (each host's or Kafka receiver's --report-json) merged into one
+ *    fleet report, written by the writers one run uses (docs/COMPARE.md, "Merging reports
+ *    across a fleet");
+ *  - `--canary C.json ... --baseline B.json ... [-o canary.html] [--report-json v.json]`:
+ *    watch's reports of two groups of hosts, the canary verdict (canary.h, docs/WATCH.md).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "canary.h"
 #include "commands.h"
 #include "compare_merge.h"
 #include "log.h"
@@ -17,28 +22,79 @@
 #include "opts.h"
 #include "output.h"
 
+#define REPORT_FILES_MAX 4096 /* per group */
+#define EXIT_CANARY_FAIL 3
+#define EXIT_CANARY_LOW 4
+
 struct report_cli {
 	bool merge;
 	const char *report;
 	const char *report_json;
 	mode_t out_mode; /* --output-mode */
+	const char *files[ST_CANARY_NGROUPS][REPORT_FILES_MAX]; /* --canary, --baseline */
+	unsigned nfiles[ST_CANARY_NGROUPS];
+	uint64_t min_requests;
+	double alpha, min_diff_pct, lat_min_ms;
 };
+
+static int add_file(struct report_cli *c, int g, const char *val, char *err, size_t errlen)
+{
+	if (c->nfiles[g] >= REPORT_FILES_MAX) {
+		snprintf(err, errlen, "at most %d files", REPORT_FILES_MAX);
+		return -1;
+	}
+	c->files[g][c->nfiles[g]++] = val;
+	return 0;
+}
+
+static int opt_canary(void *o, const char *val, char *err, size_t errlen)
+{
+	return add_file(o, ST_CANARY, val, err, errlen);
+}
+
+static int opt_baseline(void *o, const char *val, char *err, size_t errlen)
+{
+	return add_file(o, ST_BASELINE, val, err, errlen);
+}
 
 static const struct st_opt report_rows[] = {
 	ST_OPT_FLAG("merge", 0, struct report_cli, merge,
 		    "merge the JSON reports given as arguments into one: counts\n"
 		    "and latency histograms add, verdicts are computed again"),
+	ST_OPT_FUNC("canary", 0, "FILE...", ST_OPTF_REPEAT, opt_canary,
+		    "the canary group's watch reports (watch --report-json):\n"
+		    "the files that follow, up to the next option"),
+	ST_OPT_FUNC("baseline", 0, "FILE...", ST_OPTF_REPEAT, opt_baseline,
+		    "the baseline group's watch reports, the same way"),
+	ST_OPT_UINT("min-requests", 0, struct report_cli, min_requests, "N", 1, 1e12, 0,
+		    "--canary: an endpoint is judged with N requests in each\n"
+		    "group (default 200); fewer: not enough traffic"),
+	ST_OPT_DOUBLE("alpha", 0, struct report_cli, alpha, "P", 1e-12, 0.5,
+		      "--canary: the verdict's significance level, split over the\n"
+		      "tests made (Bonferroni; default 0.01)"),
+	ST_OPT_DOUBLE("min-error-diff", 0, struct report_cli, min_diff_pct, "POINTS", 0, 100,
+		      "--canary: a worse error ratio fails from this many\n"
+		      "percentage points more (default 0.5)"),
+	ST_OPT_DOUBLE("latency-min-ms", 0, struct report_cli, lat_min_ms, "MS", 0, 1e6,
+		      "--canary: a latency shift fails from MS (default 1) and\n"
+		      "20% of the baseline's median"),
 	ST_OPT_STRING("report", 'o', struct report_cli, report, "FILE.html",
-		      "the merged report: one self-contained HTML file"),
+		      "the report: one self-contained HTML file"),
 	ST_OPT_STRING("report-json", 0, struct report_cli, report_json, "FILE.json",
-		      "the merged report as JSON (it can be merged again)"),
+		      "the report as JSON (a merged one can be merged again)"),
 };
 
 static const char usage_head[] =
-	"Usage: shadowtap report --merge A.json B.json ... -o FILE.html [--report-json FILE.json]\n\n"
-	"Merges tap compare reports (shadow/replay --report-json, format 2) written on\n"
-	"several hosts into one fleet report. Their thresholds, reference and --endpoint\n"
-	"patterns must agree.\n\n";
+	"Usage: shadowtap report --merge A.json B.json ... -o FILE.html [--report-json FILE.json]\n"
+	"       shadowtap report --canary C.json ... --baseline B.json ... [-o FILE.html]\n"
+	"                        [--report-json FILE.json]\n\n"
+	"--merge merges tap compare reports (shadow/replay --report-json, format 2) written\n"
+	"on several hosts into one fleet report. Their thresholds, reference and --endpoint\n"
+	"patterns must agree.\n\n"
+	"--canary compares watch's reports of a canary group of hosts with a baseline\n"
+	"group's, per endpoint: error ratios (Fisher's exact test) and latency (Mann-Whitney\n"
+	"U), one verdict on stdout. Exit status 0: pass, 3: fail, 4: not enough traffic\n"
+	"(docs/WATCH.md, \"The canary verdict\").\n\n";
 
 static uint64_t realtime_ns(void)
 {
@@ -83,36 +139,24 @@ static int write_one(const char *path, bool json, const struct st_cmp_report *m,
 	return 0;
 }
 
-int cmd_report(int argc, char **argv)
+static int merge(struct report_cli *c, int argc, char **argv, int first)
 {
-	struct report_cli cli = { 0 };
-	const struct st_optset sets[] = {
-		ST_OPTSET(report_rows, &cli),
-		{ st_output_opts, st_output_opts_n, &cli.out_mode },
-	};
+	const struct report_cli *cli = c;
 	struct st_cmp_report *m = NULL, *part = NULL;
 	char err[512];
 	uint64_t now;
-	int rc, first;
+	int rc;
 
-	rc = st_opts_parse(sets, 2, "report", usage_head, argc, argv, &first);
-	if (rc)
-		return rc < 0 ? ST_EXIT_OK : rc;
-	if (!cli.merge) {
-		pr_err("report: --merge is required (shadowtap report --merge A.json B.json ... -o "
-		       "FILE.html)");
-		return ST_EXIT_USAGE;
-	}
 	if (first >= argc) {
 		pr_err("report: --merge needs at least one JSON report to read");
 		return ST_EXIT_USAGE;
 	}
-	if (!cli.report && !cli.report_json) {
+	if (!cli->report && !cli->report_json) {
 		pr_err("report: an output is required: -o FILE.html and/or --report-json FILE.json");
 		return ST_EXIT_USAGE;
 	}
 	{
-		const char *paths[] = { cli.report, cli.report_json };
+		const char *paths[] = { cli->report, cli->report_json };
 		const char *opts[] = { "-o", "--report-json" };
 
 		if (st_output_distinct(paths, opts, 2, err, sizeof(err))) {
@@ -144,9 +188,9 @@ int cmd_report(int argc, char **argv)
 		st_cmp_report_free(part);
 	}
 	now = realtime_ns();
-	if (rc == ST_EXIT_OK && cli.report && write_one(cli.report, false, m, now, cli.out_mode))
+	if (rc == ST_EXIT_OK && cli->report && write_one(cli->report, false, m, now, cli->out_mode))
 		rc = ST_EXIT_RUNTIME;
-	if (rc == ST_EXIT_OK && cli.report_json && write_one(cli.report_json, true, m, now, cli.out_mode))
+	if (rc == ST_EXIT_OK && cli->report_json && write_one(cli->report_json, true, m, now, cli->out_mode))
 		rc = ST_EXIT_RUNTIME;
 	if (rc == ST_EXIT_OK)
 		fprintf(stderr, "shadowtap: report merged=%d endpoints=%u compared=%llu differing=%llu "
@@ -157,5 +201,156 @@ int cmd_report(int argc, char **argv)
 	st_cmp_report_free(m);
 	free(m);
 	free(part);
+	return rc;
+}
+
+static int write_canary_fill(void *ctx, FILE *f)
+{
+	void **a = ctx;
+
+	if (a[2])
+		st_canary_json(f, a[0], a[1]);
+	else
+		st_canary_html(f, a[0], a[1]);
+	return ferror(f) ? -EIO : 0;
+}
+
+static int write_canary(const char *path, bool json, const struct st_canary *c,
+			const struct st_canary_run *run, mode_t mode)
+{
+	void *a[3] = { (void *)c, (void *)run, json ? (void *)1 : NULL };
+	int err = st_output_write(path, write_canary_fill, a, ST_OUT_NONBLOCK, mode);
+
+	if (err)
+		pr_err("report: %s: %s", path, st_output_strerror(err));
+	return err ? -1 : 0;
+}
+
+/* The canary verdict of --canary's files against --baseline's. */
+static int canary(struct report_cli *c, int argc, char **argv, int first)
+{
+	struct st_canary_opts o = {
+		.min_requests = c->min_requests, .alpha = c->alpha,
+		.min_diff = c->min_diff_pct >= 0 ? c->min_diff_pct / 100 : -1,
+		.lat_min = c->lat_min_ms >= 0 ? c->lat_min_ms / 1000 : -1,
+	};
+	struct st_canary_run run = { .now_ns = realtime_ns() };
+	struct st_canary *cn = malloc(sizeof(*cn));
+	char err[512];
+	int rc = ST_EXIT_OK;
+
+	if (first < argc) {
+		pr_err("report: unexpected argument '%s' (files follow --canary or --baseline)",
+		       argv[first]);
+		free(cn);
+		return ST_EXIT_USAGE;
+	}
+	if (!cn || st_canary_init(cn)) {
+		free(cn);
+		pr_err("report: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	for (int g = 0; g < ST_CANARY_NGROUPS && rc == ST_EXIT_OK; g++) {
+		run.files[g] = c->files[g];
+		run.nfiles[g] = c->nfiles[g];
+		for (unsigned i = 0; i < c->nfiles[g]; i++)
+			if (st_canary_read(cn, g, c->files[g][i], err, sizeof(err))) {
+				pr_err("report: %s: %s", c->files[g][i], err);
+				rc = ST_EXIT_RUNTIME;
+				break;
+			}
+	}
+	if (rc == ST_EXIT_OK) {
+		st_canary_judge(cn, &o);
+		if (c->report && write_canary(c->report, false, cn, &run, c->out_mode))
+			rc = ST_EXIT_RUNTIME;
+		if (rc == ST_EXIT_OK && c->report_json &&
+		    write_canary(c->report_json, true, cn, &run, c->out_mode))
+			rc = ST_EXIT_RUNTIME;
+	}
+	if (rc == ST_EXIT_OK) {
+		st_canary_text(stdout, cn);
+		rc = cn->verdict == ST_CANARY_FAIL ? EXIT_CANARY_FAIL :
+		     cn->verdict == ST_CANARY_LOW ? EXIT_CANARY_LOW : ST_EXIT_OK;
+	}
+	st_canary_free(cn);
+	free(cn);
+	return rc;
+}
+
+/* "--canary a b c --baseline d" as getopt wants it: "--canary a --canary b --canary c
+ * --baseline d" (the files after each, up to the next option or "--"). */
+static char **expand(int argc, char **argv, int *nargc)
+{
+	char **v = calloc(2 * (size_t)argc + 1, sizeof(*v));
+	const char *flag = NULL;
+	int n = 0;
+	bool done = false;
+
+	if (!v)
+		return NULL;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!done && flag && a[0] != '-' && strcmp(argv[i - 1], flag)) {
+			v[n++] = (char *)flag;
+		} else if (!done && (!strcmp(a, "--canary") || !strcmp(a, "--baseline"))) {
+			flag = a;
+		} else if (a[0] == '-') {
+			flag = NULL;
+			done |= !strcmp(a, "--");
+		}
+		v[n++] = argv[i];
+	}
+	*nargc = n;
+	return v;
+}
+
+int cmd_report(int argc, char **argv)
+{
+	struct report_cli *cli = calloc(1, sizeof(*cli));
+	const struct st_optset sets[] = {
+		ST_OPTSET(report_rows, cli),
+		{ st_output_opts, st_output_opts_n, cli ? &cli->out_mode : NULL },
+	};
+	char **av = NULL;
+	int rc, first, ac;
+
+	if (cli) {
+		cli->min_diff_pct = -1;
+		cli->lat_min_ms = -1;
+		av = expand(argc, argv, &ac);
+	}
+	if (!cli || !av) {
+		free(cli);
+		pr_err("report: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	rc = st_opts_parse(sets, 2, "report", usage_head, ac, av, &first);
+	if (rc) {
+		rc = rc < 0 ? ST_EXIT_OK : rc;
+	} else if (cli->merge && (cli->nfiles[0] || cli->nfiles[1])) {
+		pr_err("report: --merge and --canary/--baseline are two different reports");
+		rc = ST_EXIT_USAGE;
+	} else if (cli->merge) {
+		rc = merge(cli, ac, av, first);
+	} else if (!cli->nfiles[ST_CANARY] || !cli->nfiles[ST_BASELINE]) {
+		pr_err("report: --merge is required (shadowtap report --merge A.json B.json ... -o "
+		       "FILE.html), or --canary C.json ... --baseline B.json ...");
+		rc = ST_EXIT_USAGE;
+	} else {
+		const char *paths[] = { cli->report, cli->report_json };
+		const char *opts[] = { "-o", "--report-json" };
+		char err[512];
+
+		if (st_output_distinct(paths, opts, 2, err, sizeof(err))) {
+			pr_err("report: %s", err);
+			rc = ST_EXIT_USAGE;
+		} else {
+			rc = canary(cli, ac, av, first);
+		}
+	}
+	free(av);
+	free(cli);
 	return rc;
 }

@@ -60,6 +60,36 @@ int st_watch_bounds_parse(const char *s, struct st_watch_bounds *b, char *err, s
 	}
 }
 
+double st_watch_quantile(const struct st_watch_bounds *b, const uint64_t *counts, double q)
+{
+	double total = 0, cum = 0, rank;
+
+	for (unsigned i = 0; i <= b->n; i++)
+		total += (double)counts[i];
+	if (!total)
+		return NAN;
+	rank = q * total;
+	for (unsigned i = 0; i <= b->n; i++) {
+		double c = (double)counts[i], lo;
+
+		if (c && cum + c >= rank) {
+			if (i == b->n)
+				return b->b[b->n - 1];
+			lo = i ? b->b[i - 1] : 0;
+			return lo + (b->b[i] - lo) * (rank - cum) / c;
+		}
+		cum += c;
+	}
+	return b->b[b->n - 1];
+}
+
+double st_watch_bucket_mid(const struct st_watch_bounds *b, unsigned i)
+{
+	if (i >= b->n)
+		return 2 * b->b[b->n - 1];
+	return ((i ? b->b[i - 1] : 0) + b->b[i]) / 2;
+}
+
 /* ---- the aggregate ------------------------------------------------------------------------------ */
 
 static uint32_t pow2_above(uint64_t n)

@@ -64,6 +64,13 @@ void st_watch_bounds_size(struct st_watch_bounds *b);
  * with the reason in err. */
 int st_watch_bounds_parse(const char *s, struct st_watch_bounds *b, char *err, size_t errlen);
 
+/* The q-quantile of counts (per bucket, counts[b->n] above every bound) as Prometheus'
+ * histogram_quantile() computes it: linear within the bucket (from 0 in the first), the
+ * last bound when it falls above every bound; NaN when empty. */
+double st_watch_quantile(const struct st_watch_bounds *b, const uint64_t *counts, double q);
+/* Bucket i's middle (the one above every bound: twice the last bound), for rank tests. */
+double st_watch_bucket_mid(const struct st_watch_bounds *b, unsigned i);
+
 struct st_watch_hist {
 	uint64_t c[ST_WATCH_BUCKETS_MAX + 1]; /* per bucket; c[n]: above every bound */
 	double sum;
