@@ -23,6 +23,11 @@ struct st_prom {
 	int err;         /* -ENOMEM once a sample could not be kept */
 };
 
+const double st_prom_latency_bounds[ST_PROM_LATENCY_NBOUNDS] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
+					  0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
+const unsigned st_prom_latency_nbounds = sizeof(st_prom_latency_bounds) /
+					 sizeof(st_prom_latency_bounds[0]);
+
 void st_prom_labels_add(struct st_prom_labels *s, const char *name, const char *value)
 {
 	if (s->n < ST_PROM_LABELS_MAX)

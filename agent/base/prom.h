@@ -65,6 +65,12 @@ void st_prom__histogram(struct st_prom *p, int fam, const struct st_prom_labels 
  * or -EIO (the stream failed). */
 int st_prom__write(const struct st_prom *p, FILE *f);
 
+/* The latency buckets' upper bounds every shadowtap histogram uses unless told otherwise
+ * (seconds): 0.5 ms .. 10 s (watch's default --buckets, tap compare's histograms). */
+#define ST_PROM_LATENCY_NBOUNDS 14
+extern const double st_prom_latency_bounds[ST_PROM_LATENCY_NBOUNDS];
+extern const unsigned st_prom_latency_nbounds;
+
 /* A label name Prometheus accepts from a user: [a-zA-Z_][a-zA-Z0-9_]*, not __reserved. */
 bool st_prom_label_name_ok(const char *s);
 /* A label value's characters escaped as the text format wants them (\\, \", \n). */

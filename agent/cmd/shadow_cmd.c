@@ -407,11 +407,24 @@ struct metrics_fill {
 	const struct st_statline *l;
 };
 
+/* The counters (command="shadow"), then tap compare's families (compare.h). */
 static int fill_metrics(void *ctx, FILE *f)
 {
 	const struct metrics_fill *m = ctx;
+	struct st_prom_labels base = { 0 };
+	struct st_prom *p;
+	int err = st_statline_prometheus(m->l, f, m->c->cmd);
 
-	return st_statline_prometheus(m->l, f, m->c->cmd);
+	if (err || !m->c->compare)
+		return err;
+	p = st_prom__new();
+	if (!p)
+		return -ENOMEM;
+	st_prom_labels_add(&base, "command", m->c->cmd);
+	st_compare__series(m->c->compare, p, &base);
+	err = st_prom__write(p, f);
+	st_prom__free(p);
+	return err;
 }
 
 /* The counters in Prometheus text format, replacing the file atomically. */
@@ -846,6 +859,12 @@ static int job_finish(void *obj, int err, bool ran, const struct st_tap_summary 
 	return end_run(c, err ? -1 : 0);
 }
 
+/* tap compare's families on the daemon's /metrics */
+static void job_series(void *obj, struct st_prom *p, const struct st_prom_labels *base)
+{
+	st_compare__series(((struct shadow_cmd *)obj)->compare, p, base);
+}
+
 static void job_stats(void *obj, struct st_statline *l, const struct st_tap_summary *ts)
 {
 	struct shadow_cmd *c = obj;
@@ -912,6 +931,7 @@ const struct st_job_kind st_shadow_kind = {
 	.tick = live_tick,
 	.finish = job_finish,
 	.stats = job_stats,
+	.series = job_series,
 	.retarget = job_retarget,
 	.limit_drain = job_limit_drain,
 	.destroy = job_destroy,

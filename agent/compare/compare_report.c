@@ -147,6 +147,130 @@ static void json_sample(FILE *f, const struct st_cmp_sample *s, bool ref)
 	fputc('}', f);
 }
 
+/* ---- Prometheus ------------------------------------------------------------------------------ */
+
+/* A side's latency histogram in the exported buckets: counts per bound, sum (seconds). */
+static void prom_lat(const struct st_cmp_lat *l, uint64_t *counts, double *sum)
+{
+	unsigned k = 0;
+
+	memset(counts, 0, (st_prom_latency_nbounds + 1) * sizeof(*counts));
+	*sum = 0;
+	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
+		double lo, hi;
+
+		if (!l->b[i])
+			continue;
+		st_cmp_lat_bucket(i, &lo, &hi);
+		k = 0;
+		while (k < st_prom_latency_nbounds && hi / 1e6 > st_prom_latency_bounds[k])
+			k++;
+		counts[k] += l->b[i];
+		*sum += (double)l->b[i] * (lo + hi) / 2 / 1e6;
+	}
+}
+
+struct worst {
+	const struct st_cmp_endpoint *e;
+	const struct st_cmp_field *f;
+	double share;
+};
+
+void st_cmp_agg_prom(const struct st_cmp_agg *a, struct st_prom *p,
+		     const struct st_prom_labels *base)
+{
+	int pairs = st_prom__family(p, "shadowtap_compare_pairs_total", ST_PROM_COUNTER,
+				    "tap compare's pairs by endpoint and result: identical, differing, "
+				    "noise_only, not_compared");
+	int answers = st_prom__family(p, "shadowtap_compare_answers_total", ST_PROM_COUNTER,
+				      "answers of compared pairs by endpoint, side and status code");
+	int regs = st_prom__family(p, "shadowtap_compare_regressions", ST_PROM_GAUGE,
+				   "regression fields of the endpoint now (the report's verdict)");
+	int latv = st_prom__family(p, "shadowtap_compare_latency_verdict", ST_PROM_GAUGE,
+				   "the endpoint's latency verdict now: 1 slower, -1 faster, 0 the same "
+				   "(candidate against the reference, or production)");
+	int fields = st_prom__family(p, "shadowtap_compare_field_regression_ratio", ST_PROM_GAUGE,
+				     "share of the endpoint's compared pairs whose candidate differs at "
+				     "this regression field (the worst fields only)");
+	int lat = st_prom__family(p, "shadowtap_compare_latency_seconds", ST_PROM_HISTOGRAM,
+				  "latency per side (production: at the tap; shadows: the agent's)");
+	struct worst w[ST_CMP_PROM_FIELDS];
+	unsigned nw = 0;
+
+	for (uint32_t i = 0; i <= a->n; i++) {
+		const struct st_cmp_endpoint *e = i < a->n ? a->ep[i] : &a->other;
+		struct st_prom_labels l = *base, ls;
+		struct st_cmp_lat_test t;
+		uint64_t identical;
+		static const char *const results[] = { "identical", "differing", "noise_only",
+						       "not_compared" };
+
+		if (i == a->n && !e->compared && !e->not_compared)
+			continue;
+		st_prom_labels_add(&l, "endpoint", e->name);
+		identical = e->compared - e->differing - e->noise_only;
+		for (int r = 0; r < 4; r++) {
+			ls = l;
+			st_prom_labels_add(&ls, "result", results[r]);
+			st_prom__sample_u64(p, pairs, &ls, r == 0 ? identical : r == 1 ? e->differing :
+							   r == 2 ? e->noise_only : e->not_compared);
+		}
+		st_prom__sample_u64(p, regs, &l, st_cmp_endpoint_regressions(a, e));
+		st_cmp_endpoint_latency(a, e, &t);
+		st_prom__sample(p, latv, &l, t.verdict == ST_CMP_LAT_SLOWER ? 1 :
+					      t.verdict == ST_CMP_LAT_FASTER ? -1 : 0);
+		for (int s = 0; s < ST_CMP_NSIDES; s++) {
+			const struct st_cmp_status *st = &e->status[s];
+			uint64_t counts[ST_PROM_LATENCY_NBOUNDS + 1];
+			double sum;
+			char code[8];
+
+			if (s == ST_CMP_REF && !a->cfg.reference)
+				continue;
+			ls = l;
+			st_prom_labels_add(&ls, "side", st_cmp_side_name((enum st_cmp_side)s));
+			prom_lat(&e->lat[s], counts, &sum);
+			st_prom__histogram(p, lat, &ls, st_prom_latency_bounds, st_prom_latency_nbounds,
+					   counts, sum);
+			for (uint32_t k = 0; k <= st->ncodes; k++) {
+				struct st_prom_labels lc = ls;
+
+				if (k == st->ncodes && !st->other)
+					break;
+				snprintf(code, sizeof(code), "%u", k < st->ncodes ? st->code[k] : 0);
+				st_prom_labels_add(&lc, "code", k < st->ncodes ? code : "other");
+				st_prom__sample_u64(p, answers, &lc, k < st->ncodes ? st->n[k] : st->other);
+			}
+		}
+		/* the worst regression fields, kept sorted by share */
+		for (uint32_t k = 0; k < e->nfields; k++) {
+			struct st_cmp_fverdict v;
+			double share;
+			unsigned j;
+
+			st_cmp_field_verdict(a, e, &e->fields[k], &v);
+			if (!v.regression || !e->compared)
+				continue;
+			share = (double)e->fields[k].raw / (double)e->compared;
+			for (j = nw; j > 0 && w[j - 1].share < share; j--)
+				if (j < ST_CMP_PROM_FIELDS)
+					w[j] = w[j - 1];
+			if (j < ST_CMP_PROM_FIELDS) {
+				w[j] = (struct worst){ e, &e->fields[k], share };
+				if (nw < ST_CMP_PROM_FIELDS)
+					nw++;
+			}
+		}
+	}
+	for (unsigned k = 0; k < nw; k++) {
+		struct st_prom_labels l = *base;
+
+		st_prom_labels_add(&l, "endpoint", w[k].e->name);
+		st_prom_labels_add(&l, "field", w[k].f->path);
+		st_prom__sample(p, fields, &l, w[k].share);
+	}
+}
+
 void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run)
 {
 	uint32_t n = 0;

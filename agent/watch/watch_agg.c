@@ -15,11 +15,8 @@
 
 void st_watch_bounds_latency(struct st_watch_bounds *b)
 {
-	static const double d[] = { 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05,
-				    0.1, 0.25, 0.5, 1, 2.5, 5, 10 };
-
-	b->n = sizeof(d) / sizeof(d[0]);
-	memcpy(b->b, d, sizeof(d));
+	b->n = st_prom_latency_nbounds;
+	memcpy(b->b, st_prom_latency_bounds, b->n * sizeof(b->b[0]));
 }
 
 void st_watch_bounds_size(struct st_watch_bounds *b)

@@ -81,8 +81,8 @@ rss2=$(rss)
 scrape "$D/m.prom"
 series=$(grep -c '^shadowtap_http_requests_total{' "$D/m.prom")
 eps=$(metric "$D/m.prom" shadowtap_endpoints)
-other=$(awk '/^shadowtap_http_requests_total\{.*endpoint="other"/ { n += $2 } END { print n + 0 }' "$D/m.prom")
-total=$(awk '/^shadowtap_http_requests_total\{/ { n += $2 } END { print n + 0 }' "$D/m.prom")
+other=$(awk '/^shadowtap_http_requests_total\{.*endpoint="other"/ { n += $NF } END { print n + 0 }' "$D/m.prom")
+total=$(awk '/^shadowtap_http_requests_total\{/ { n += $NF } END { print n + 0 }' "$D/m.prom")
 st_log "  RSS ${rss2} KiB; $series series, $eps endpoints, $total requests ($other under other)"
 [ "$series" -le 1000 ] || st_fail "$series series: more than --max-series"
 [ "$eps" -eq 200 ] || st_fail "$eps endpoints named, not 200"

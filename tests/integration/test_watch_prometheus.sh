@@ -14,6 +14,7 @@
 #    the alert fires for /flaky, not for /steady, and not before its 5 minutes.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/watch_common.sh"
+. "$(dirname "$0")/prom_common.sh"
 st_require_root
 st_require_cmds ip nginx curl bpftool python3 prometheus promtool
 st_require_agent
@@ -25,7 +26,6 @@ wt_nginx baseline "$ST_SRV_NS" 8082 '0$' 8092
 D=$ST_TMP
 M=127.0.0.1:19467
 P=127.0.0.1:19091
-RULES=$ST_ROOT/tools/prometheus/shadowtap-rules.yml
 
 mkdir -p "$D/state"
 cat >"$D/shadowtap.conf" <<EOF
@@ -54,40 +54,7 @@ ST_PIDS+=("$DPID")
 st_wait_port "$ST_SRV_NS" "${M##*:}" 10 "pid=$DPID,"
 for _ in $(seq 1 100); do st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$DPID" && break; sleep 0.1; done
 
-cat >"$D/prometheus.yml" <<EOF
-global:
-  scrape_interval: 1s
-  evaluation_interval: 1s
-rule_files: ['$RULES']
-scrape_configs:
-  - job_name: shadowtap
-    honor_labels: true
-    static_configs:
-      - targets: ['$M']
-EOF
-st_bg prometheus st_in_bg "$ST_SRV_NS" prometheus --config.file="$D/prometheus.yml" \
-	--storage.tsdb.path="$D/tsdb" --web.listen-address="$P" --log.level=warn
-PROM_PID=$ST_LAST_PID
-st_wait_port "$ST_SRV_NS" "${P##*:}" 20 "pid=$PROM_PID,"
-
-# pq EXPR: the instant query's result, one "label=value ... value" line per series
-pq() {
-	st_in "$ST_SRV_NS" python3 - "$P" "$1" <<'PY'
-import json, sys, urllib.parse, urllib.request
-u = "http://%s/api/v1/query?%s" % (sys.argv[1], urllib.parse.urlencode({"query": sys.argv[2]}))
-r = json.load(urllib.request.urlopen(u, timeout=10))
-for x in r["data"]["result"]:
-    print(" ".join("%s=%s" % kv for kv in sorted(x["metric"].items())), x["value"][1])
-PY
-}
-# pv EXPR: the single value of the query (empty when none)
-pv() { pq "$1" | awk 'NR == 1 { print $NF }'; }
-# between V LO HI
-between() { python3 -c "import sys; v = float('$1'); sys.exit(0 if $2 <= v <= $3 else 1)" 2>/dev/null; }
-
-# Prometheus is up and scraping the daemon
-for _ in $(seq 1 100); do [ "$(pv 'up{job="shadowtap"}')" = 1 ] && break; sleep 0.2; done
-[ "$(pv 'up{job="shadowtap"}')" = 1 ] || st_fail "Prometheus does not scrape the daemon"
+pm_start "$ST_SRV_NS" "$M" "$P"
 t0=$(date +%s)
 
 st_log "25 s of traffic to both groups"
@@ -136,29 +103,23 @@ for g in canary baseline; do
 done
 
 st_log "promtool test rules, with the series of this run"
-st_in "$ST_SRV_NS" python3 - "$P" "$t0" "$t1" "$RULES" >"$D/rules_test.yml" <<'PY' || st_fail "could not capture the series"
-import json, sys, urllib.parse, urllib.request
-p, t0, t1, rules = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-q = 'shadowtap_http_requests_total{endpoint=~"/flaky|/steady"}'
-u = "http://%s/api/v1/query_range?%s" % (p, urllib.parse.urlencode(
-    {"query": q, "start": t0, "end": t1, "step": "1s"}))
-res = json.load(urllib.request.urlopen(u, timeout=10))["data"]["result"]
-steps = list(range(t0, t1 + 1))
-print("rule_files: ['%s']\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:" % rules)
-for s in res:
-    vals = {int(float(t)): v for t, v in s["values"]}
-    labels = ",".join('%s="%s"' % kv for kv in sorted(s["metric"].items()) if kv[0] != "__name__")
-    print("      - series: 'shadowtap_http_requests_total{%s}'" % labels)
-    print("        values: '%s'" % " ".join(vals.get(t, "_") for t in steps))
-last = len(steps) - 1
-ann = {"summary": "canary error ratio above baseline on /flaky",
-       "description": "The canary answers /flaky with 5xx more often than 1.5 x the baseline's ratio + 1 point, for 5 minutes."}
-print("    alert_rule_test:")
-print("      - eval_time: 4m\n        alertname: ShadowtapCanaryErrorRatioAboveBaseline\n        exp_alerts: []")
-print("      - eval_time: %dm\n        alertname: ShadowtapCanaryErrorRatioAboveBaseline\n        exp_alerts:" % last)
-print("          - exp_labels: {severity: page, endpoint: /flaky}")
-print("            exp_annotations: %s" % json.dumps(ann))
-PY
+{
+	printf "rule_files: ['%s']\nevaluation_interval: 1m\ntests:\n  - interval: 1m\n    input_series:\n" "$PM_RULES"
+	pm_input_series 'shadowtap_http_requests_total{endpoint=~"/flaky|/steady"}' "$t0" "$t1"
+	cat <<EOF
+    alert_rule_test:
+      - eval_time: 4m
+        alertname: ShadowtapCanaryErrorRatioAboveBaseline
+        exp_alerts: []
+      - eval_time: $((t1 - t0))m
+        alertname: ShadowtapCanaryErrorRatioAboveBaseline
+        exp_alerts:
+          - exp_labels: {severity: page, endpoint: /flaky}
+            exp_annotations:
+              summary: "canary error ratio above baseline on /flaky"
+              description: "The canary answers /flaky with 5xx more often than 1.5 x the baseline's ratio + 1 point, for 5 minutes."
+EOF
+} >"$D/rules_test.yml" || st_fail "could not capture the series"
 st_log "  $(grep -c 'series:' "$D/rules_test.yml") series, $((t1 - t0 + 1)) samples each"
 out=$(promtool test rules "$D/rules_test.yml" 2>&1) || { echo "$out"; head -c 2000 "$D/rules_test.yml"; st_fail "promtool test rules failed"; }
 st_log "  $(tail -n1 <<<"$out")"
