@@ -21,6 +21,7 @@
 #include "optparse.h"
 #include "opts.h"
 #include "output.h"
+#include "promread.h"
 
 #define REPORT_FILES_MAX 4096 /* per group */
 #define EXIT_CANARY_FAIL 3
@@ -35,6 +36,11 @@ struct report_cli {
 	unsigned nfiles[ST_CANARY_NGROUPS];
 	uint64_t min_requests;
 	double alpha, min_diff_pct, lat_min_ms;
+	const char *prometheus;           /* --prometheus URL: figures from there, not files */
+	const char *selector[ST_CANARY_NGROUPS];
+	double window;
+	char source[ST_CANARY_NGROUPS][1024];   /* --prometheus: what the report names */
+	const char *source_v[ST_CANARY_NGROUPS];
 };
 
 static int add_file(struct report_cli *c, int g, const char *val, char *err, size_t errlen)
@@ -78,6 +84,17 @@ static const struct st_opt report_rows[] = {
 	ST_OPT_DOUBLE("latency-min-ms", 0, struct report_cli, lat_min_ms, "MS", 0, 1e6,
 		      "--canary: a latency shift fails from MS (default 1) and\n"
 		      "20% of the baseline's median"),
+	ST_OPT_STRING("prometheus", 0, struct report_cli, prometheus, "URL",
+		      "--canary's figures from this Prometheus server\n"
+		      "(http://HOST:PORT) instead of files: the groups' series\n"
+		      "by --canary-selector and --baseline-selector"),
+	ST_OPT_STRING("canary-selector", 0, struct report_cli, selector[ST_CANARY], "SEL",
+		      "the canary group's series: label matchers\n"
+		      "('group=\"canary\"', pasted between braces)"),
+	ST_OPT_STRING("baseline-selector", 0, struct report_cli, selector[ST_BASELINE], "SEL",
+		      "the baseline group's series, the same way"),
+	ST_OPT_SECONDS("window", 0, struct report_cli, window, 60, 86400 * 90,
+		       "--prometheus: the increase over the last SEC (default 1h)"),
 	ST_OPT_STRING("report", 'o', struct report_cli, report, "FILE.html",
 		      "the report: one self-contained HTML file"),
 	ST_OPT_STRING("report-json", 0, struct report_cli, report_json, "FILE.json",
@@ -87,12 +104,14 @@ static const struct st_opt report_rows[] = {
 static const char usage_head[] =
 	"Usage: shadowtap report --merge A.json B.json ... -o FILE.html [--report-json FILE.json]\n"
 	"       shadowtap report --canary C.json ... --baseline B.json ... [-o FILE.html]\n"
-	"                        [--report-json FILE.json]\n\n"
+	"                        [--report-json FILE.json]\n"
+	"       shadowtap report --prometheus URL --canary-selector SEL --baseline-selector SEL\n"
+	"                        [--window SEC] [-o FILE.html] [--report-json FILE.json]\n\n"
 	"--merge merges tap compare reports (shadow/replay --report-json, format 2) written\n"
 	"on several hosts into one fleet report. Their thresholds, reference and --endpoint\n"
 	"patterns must agree.\n\n"
-	"--canary compares watch's reports of a canary group of hosts with a baseline\n"
-	"group's, per endpoint: error ratios (Fisher's exact test) and latency (Mann-Whitney\n"
+	"--canary compares watch's reports of a canary group of hosts (or its series in\n"
+	"Prometheus) with a baseline group's, per endpoint: error ratios (Fisher's exact test) and latency (Mann-Whitney\n"
 	"U), one verdict on stdout. Exit status 0: pass, 3: fail, 4: not enough traffic\n"
 	"(docs/WATCH.md, \"The canary verdict\").\n\n";
 
@@ -226,6 +245,41 @@ static int write_canary(const char *path, bool json, const struct st_canary *c,
 	return err ? -1 : 0;
 }
 
+/* Group g's figures from --prometheus (its selector over --window); its source is named in
+ * the report as a file would be. 0, or -1 after one line. */
+static int from_prometheus(struct report_cli *c, struct st_canary *cn, int g)
+{
+	char *q[2] = { NULL, NULL }, *body[2] = { NULL, NULL }, window[32], err[512];
+	size_t len[2] = { 0, 0 };
+	int rc = -1;
+
+	snprintf(window, sizeof(window), "%.0fs", c->window > 0 ? c->window : 3600);
+	if (st_canary_prom_queries(c->selector[g], window, &q[0], &q[1])) {
+		pr_err("report: --%s-selector: '%s' holds a '}', or out of memory",
+		       g == ST_CANARY ? "canary" : "baseline", c->selector[g]);
+		return -1;
+	}
+	for (int k = 0; k < 2; k++)
+		if (st_promread_query(c->prometheus, q[k], &body[k], &len[k], err, sizeof(err))) {
+			pr_err("report: --prometheus %s", err);
+			goto out;
+		}
+	if (st_canary_load_prom(cn, g, body[0], len[0], body[1], len[1], err, sizeof(err))) {
+		pr_err("report: --prometheus %s, %s: %s", c->prometheus, c->selector[g], err);
+		goto out;
+	}
+	snprintf(c->source[g], sizeof(c->source[g]), "%s {%s}[%s]", c->prometheus, c->selector[g],
+		 window);
+	c->source_v[g] = c->source[g];
+	rc = 0;
+out:
+	for (int k = 0; k < 2; k++) {
+		free(q[k]);
+		free(body[k]);
+	}
+	return rc;
+}
+
 /* The canary verdict of --canary's files against --baseline's. */
 static int canary(struct report_cli *c, int argc, char **argv, int first)
 {
@@ -253,6 +307,12 @@ static int canary(struct report_cli *c, int argc, char **argv, int first)
 	for (int g = 0; g < ST_CANARY_NGROUPS && rc == ST_EXIT_OK; g++) {
 		run.files[g] = c->files[g];
 		run.nfiles[g] = c->nfiles[g];
+		if (c->prometheus) {
+			if (from_prometheus(c, cn, g))
+				rc = ST_EXIT_RUNTIME;
+			run.files[g] = &c->source_v[g];
+			run.nfiles[g] = 1;
+		}
 		for (unsigned i = 0; i < c->nfiles[g]; i++)
 			if (st_canary_read(cn, g, c->files[g][i], err, sizeof(err))) {
 				pr_err("report: %s: %s", c->files[g][i], err);
@@ -329,12 +389,21 @@ int cmd_report(int argc, char **argv)
 	rc = st_opts_parse(sets, 2, "report", usage_head, ac, av, &first);
 	if (rc) {
 		rc = rc < 0 ? ST_EXIT_OK : rc;
-	} else if (cli->merge && (cli->nfiles[0] || cli->nfiles[1])) {
+	} else if (cli->merge && (cli->nfiles[0] || cli->nfiles[1] || cli->prometheus)) {
 		pr_err("report: --merge and --canary/--baseline are two different reports");
+		rc = ST_EXIT_USAGE;
+	} else if (cli->prometheus && (cli->nfiles[0] || cli->nfiles[1])) {
+		pr_err("report: --prometheus reads the groups from there: no --canary/--baseline files");
+		rc = ST_EXIT_USAGE;
+	} else if (cli->prometheus && (!cli->selector[0] || !cli->selector[1])) {
+		pr_err("report: --prometheus needs --canary-selector and --baseline-selector");
+		rc = ST_EXIT_USAGE;
+	} else if (!cli->prometheus && (cli->selector[0] || cli->selector[1])) {
+		pr_err("report: --canary-selector/--baseline-selector need --prometheus URL");
 		rc = ST_EXIT_USAGE;
 	} else if (cli->merge) {
 		rc = merge(cli, ac, av, first);
-	} else if (!cli->nfiles[ST_CANARY] || !cli->nfiles[ST_BASELINE]) {
+	} else if (!cli->prometheus && (!cli->nfiles[ST_CANARY] || !cli->nfiles[ST_BASELINE])) {
 		pr_err("report: --merge is required (shadowtap report --merge A.json B.json ... -o "
 		       "FILE.html), or --canary C.json ... --baseline B.json ...");
 		rc = ST_EXIT_USAGE;

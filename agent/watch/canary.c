@@ -736,3 +736,256 @@ void st_canary_text(FILE *f, const struct st_canary *c)
 	}
 	free(v);
 }
+
+/* ---- figures from a Prometheus server ------------------------------------------------------- */
+
+int st_canary_prom_queries(const char *sel, const char *window, char **req, char **lat)
+{
+	*req = *lat = NULL;
+	if (strchr(sel, '}') || strchr(window, ']'))
+		return -1;
+	if (asprintf(req, "sum by (endpoint, method, code) (increase("
+		     "shadowtap_http_requests_total{%s}[%s]))", sel, window) < 0) {
+		*req = NULL;
+		return -1;
+	}
+	if (asprintf(lat, "sum by (endpoint, method, le) (increase("
+		     "shadowtap_http_response_first_byte_seconds_bucket{%s}[%s]))", sel, window) < 0) {
+		free(*req);
+		*req = *lat = NULL;
+		return -1;
+	}
+	return 0;
+}
+
+/* The result array of an instant query's vector answer, or 0 after st_json_rd_fail. */
+static uint32_t prom_result(struct st_json_rd *r)
+{
+	char s[32];
+	uint32_t data, res;
+
+	if (st_json_rd_node(r, 0)->type != ST_JSON_OBJECT) {
+		st_json_rd_fail(r, "not a JSON object");
+		return 0;
+	}
+	if (st_json_rd_str(r, 0, "status", s, sizeof(s)) || strcmp(s, "success")) {
+		st_json_rd_fail(r, "\"status\" is not \"success\"");
+		return 0;
+	}
+	data = st_json_rd_member(r, 0, "data");
+	if (st_json_rd_str(r, data, "resultType", s, sizeof(s)) || strcmp(s, "vector")) {
+		st_json_rd_fail(r, "not a vector (\"resultType\")");
+		return 0;
+	}
+	res = st_json_rd_member(r, data, "result");
+	if (!st_json_rd_is(r, res, ST_JSON_ARRAY)) {
+		st_json_rd_fail(r, "\"result\" is missing");
+		return 0;
+	}
+	return res;
+}
+
+/* A series of the vector: its labels (label = "" when absent) and its value, whole. */
+static int prom_sample(struct st_json_rd *r, uint32_t s, const char *const *keys,
+		       char (*vals)[ST_CMP_ENDPOINT_MAX], int nkeys, double *v)
+{
+	uint32_t m = st_json_rd_member(r, s, "metric"), val = st_json_rd_member(r, s, "value");
+	char num[64], *end;
+
+	if (!st_json_rd_is(r, m, ST_JSON_OBJECT) || !st_json_rd_is(r, val, ST_JSON_ARRAY) ||
+	    st_json_rd_node(r, val)->n != 2)
+		return st_json_rd_fail(r, "a series is not {\"metric\": {...}, \"value\": [t, v]}");
+	for (int k = 0; k < nkeys; k++) {
+		uint32_t i = st_json_rd_member(r, m, keys[k]);
+
+		vals[k][0] = 0;
+		if (i && st_json_rd_str_node(r, i, keys[k], vals[k], ST_CMP_ENDPOINT_MAX))
+			return -1;
+	}
+	if (st_json_rd_str_node(r, st_json_rd_next(r, val + 1), "value", num, sizeof(num)))
+		return -1;
+	*v = strtod(num, &end);
+	if (*end || !isfinite(*v) || *v < 0 || *v > (double)ST_CMP_COUNT_MAX)
+		return st_json_rd_fail(r, "a value is not a count (%s)", num);
+	return 0;
+}
+
+struct lat_ent {
+	char name[ST_CANARY_NAME_MAX];
+	double le, v;
+};
+
+static int lat_ent_cmp(const void *x, const void *y)
+{
+	const struct lat_ent *a = x, *b = y;
+	int c = strcmp(a->name, b->name);
+
+	return c ? c : (a->le > b->le) - (a->le < b->le);
+}
+
+/* Parses one answer into d (a JSON document kept by the caller). */
+static int prom_parse(struct st_json_doc *d, struct st_json_rd *r, const char *buf, size_t len,
+		      const char *what)
+{
+	snprintf(r->where, sizeof(r->where), "%s", what);
+	if (len > ST_CANARY_FILE_MAX)
+		return st_json_rd_fail(r, "larger than %u MiB", ST_CANARY_FILE_MAX >> 20);
+	st_json_doc_init(d, (uint32_t)len + 1, 8);
+	if (st_json_parse(d, buf, len)) {
+		st_json_rd_fail(r, "not JSON (%s at byte %zu)", st_json_strerror(d->err), d->err_off);
+		st_json_doc_free(d);
+		return -1;
+	}
+	return 0;
+}
+
+static int prom_requests(struct st_json_rd *r, struct st_canary *tmp, int g)
+{
+	static const char *const keys[] = { "endpoint", "method", "code" };
+	char vals[3][ST_CMP_ENDPOINT_MAX];
+	uint32_t res = prom_result(r);
+
+	if (!res)
+		return -1;
+	for (uint32_t s = st_json_rd_child(r, res); s; s = st_json_rd_next(r, s)) {
+		struct part p = { 0 };
+		struct st_canary_ep *e;
+		double v;
+
+		if (prom_sample(r, s, keys, vals, 3, &v))
+			return -1;
+		if (!method_ok(vals[1]) || !code_ok(vals[2]))
+			return st_json_rd_fail(r, "a series without a method or a code");
+		p.req = (uint64_t)llround(v);
+		p.err = is_error(vals[2]) ? p.req : 0;
+		snprintf(p.name, sizeof(p.name), "%.24s %.159s", vals[1], vals[0]);
+		e = endpoint(tmp, p.name);
+		if (!e || !ep_add(e, g, &p, 0))
+			return st_json_rd_fail(r, "out of memory, or sums past 2^63");
+	}
+	return 0;
+}
+
+static int prom_buckets(struct st_json_rd *r, struct st_canary *tmp, int g,
+			struct st_watch_bounds *b)
+{
+	static const char *const keys[] = { "endpoint", "method", "le" };
+	char vals[3][ST_CMP_ENDPOINT_MAX];
+	uint32_t res = prom_result(r), n = 0, i = 0;
+	struct lat_ent *v;
+	bool first = true;
+	int rc = -1;
+
+	if (!res)
+		return -1;
+	v = calloc(st_json_rd_node(r, res)->n + 1, sizeof(*v));
+	if (!v)
+		return st_json_rd_fail(r, "out of memory");
+	for (uint32_t s = st_json_rd_child(r, res); s; s = st_json_rd_next(r, s), n++) {
+		char *end;
+
+		if (prom_sample(r, s, keys, vals, 3, &v[n].v))
+			goto out;
+		v[n].le = strtod(vals[2], &end);
+		if (!method_ok(vals[1]) || !vals[2][0] || *end || !(v[n].le > 0)) {
+			st_json_rd_fail(r, "a bucket without a method or a bound (\"le\")");
+			goto out;
+		}
+		snprintf(v[n].name, sizeof(v[n].name), "%.24s %.159s", vals[1], vals[0]);
+	}
+	qsort(v, n, sizeof(*v), lat_ent_cmp);
+	/* per endpoint: cumulative counts by le, +Inf last; every endpoint the same bounds */
+	while (i < n) {
+		uint32_t j = i;
+		struct st_watch_bounds eb = { 0 };
+		struct part p = { 0 };
+		struct st_canary_ep *e;
+		double prev = 0;
+
+		while (j < n && !strcmp(v[j].name, v[i].name))
+			j++;
+		if (!isinf(v[j - 1].le) || j - i - 1 > ST_WATCH_BUCKETS_MAX || j - i < 2) {
+			st_json_rd_fail(r, "%s: its buckets do not end in le=\"+Inf\" or are more than "
+					"%d", v[i].name, ST_WATCH_BUCKETS_MAX);
+			goto out;
+		}
+		for (uint32_t k = i; k + 1 < j; k++)
+			eb.b[eb.n++] = v[k].le;
+		if (!first && (eb.n != b->n || memcmp(eb.b, b->b, eb.n * sizeof(eb.b[0])))) {
+			st_json_rd_fail(r, "%s: other latency buckets than the other endpoints'",
+					v[i].name);
+			goto out;
+		}
+		*b = eb;
+		first = false;
+		for (uint32_t k = i; k < j; k++) {
+			/* increase() extrapolates each bucket alone: a cumulative count may fall
+			 * a little short of the one below it */
+			double c = (double)llround(v[k].v) - prev;
+
+			p.lat[k - i] = c > 0 ? (uint64_t)c : 0;
+			prev = fmax(prev, (double)llround(v[k].v));
+		}
+		snprintf(p.name, sizeof(p.name), "%s", v[i].name);
+		e = endpoint(tmp, p.name);
+		if (!e || !ep_add(e, g, &p, b->n)) {
+			st_json_rd_fail(r, "out of memory, or sums past 2^63");
+			goto out;
+		}
+		i = j;
+	}
+	if (first)
+		st_watch_bounds_latency(b); /* no latency at all: the defaults, nothing counted */
+	rc = 0;
+out:
+	free(v);
+	return rc;
+}
+
+int st_canary_load_prom(struct st_canary *c, int g, const char *requests, size_t rlen,
+			const char *buckets, size_t blen, char *err, size_t errlen)
+{
+	struct st_json_doc d;
+	struct st_json_rd r = { .d = &d, .err = err, .errlen = errlen };
+	struct st_watch_bounds b;
+	struct st_canary tmp;
+	int rc = -1;
+
+	if (g < 0 || g >= ST_CANARY_NGROUPS || st_canary_init(&tmp)) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	if (!prom_parse(&d, &r, requests, rlen, "the requests' answer")) {
+		rc = prom_requests(&r, &tmp, g);
+		st_json_doc_free(&d);
+		if (!rc && !(rc = prom_parse(&d, &r, buckets, blen, "the buckets' answer"))) {
+			rc = prom_buckets(&r, &tmp, g, &b);
+			st_json_doc_free(&d);
+		}
+	}
+	if (!rc && c->have_bounds && tmp.n > 1 &&
+	    (b.n != c->bounds.n || memcmp(b.b, c->bounds.b, b.n * sizeof(b.b[0])))) {
+		snprintf(err, errlen, "other latency buckets than the figures read before");
+		rc = -1;
+	}
+	/* every check passed: now it counts */
+	for (uint32_t i = 0; !rc && i < tmp.n; i++) {
+		struct st_canary_ep *e = i ? endpoint(c, tmp.ep[i].name) : &c->ep[0];
+		struct part p = { .req = tmp.ep[i].req[g], .err = tmp.ep[i].err[g] };
+
+		memcpy(p.lat, tmp.ep[i].lat[g], sizeof(p.lat));
+		if (!e || !ep_add(e, g, &p, b.n) || !ep_add(&c->all, g, &p, b.n)) {
+			snprintf(err, errlen, "out of memory, or sums past 2^63");
+			rc = -1;
+		}
+	}
+	if (!rc) {
+		if (tmp.n > 1) {
+			c->bounds = b;
+			c->have_bounds = true;
+		}
+		c->files[g]++;
+	}
+	st_canary_free(&tmp);
+	return rc;
+}

@@ -101,6 +101,21 @@ int st_canary_load(struct st_canary *c, int g, const char *buf, size_t len, char
 		   size_t errlen);
 /* Reads path (at most ST_CANARY_FILE_MAX bytes) and loads it. */
 int st_canary_read(struct st_canary *c, int g, const char *path, char *err, size_t errlen);
+/*
+ * A group's figures from a Prometheus server (report --canary --prometheus): its answers
+ * (the JSON of /api/v1/query, a vector) to the queries st_canary_prom_queries() gives for the
+ * group's selector and window. Increases are rounded to whole requests; the latency buckets
+ * come from the le values (the same for every endpoint, and as any figures loaded before).
+ * Untrusted like a file: 0, or -1 with one line in err, nothing added.
+ */
+int st_canary_load_prom(struct st_canary *c, int g, const char *requests, size_t rlen,
+			const char *buckets, size_t blen, char *err, size_t errlen);
+/* The two queries (requests by endpoint, method and code; first-byte buckets by endpoint,
+ * method and le) of the series selected by sel ('group="canary"') over window ("1h"), into
+ * req and lat (malloc'd; the caller frees). 0, or -1: out of memory, or a selector that
+ * holds a '}' (it is pasted between braces). */
+int st_canary_prom_queries(const char *sel, const char *window, char **req, char **lat);
+
 /* The tests and the verdict (c->verdict, each endpoint's). */
 void st_canary_judge(struct st_canary *c, const struct st_canary_opts *o);
 /* Endpoints worst first (failed, then by the error test's p), "(all)" first; NULL when out

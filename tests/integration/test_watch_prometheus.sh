@@ -11,7 +11,8 @@
 #  - the canary alert is pending for /flaky and not for /steady;
 #  - `promtool test rules` on the shipped rules with the series captured from this run (one
 #    scrape a second taken as one a minute, so the 5-minute windows and `for` fit in the run):
-#    the alert fires for /flaky, not for /steady, and not before its 5 minutes.
+#    the alert fires for /flaky, not for /steady, and not before its 5 minutes;
+#  - `report --canary --prometheus` reads both groups from this Prometheus: fail on /flaky.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/watch_common.sh"
 . "$(dirname "$0")/prom_common.sh"
@@ -123,6 +124,23 @@ EOF
 st_log "  $(grep -c 'series:' "$D/rules_test.yml") series, $((t1 - t0 + 1)) samples each"
 out=$(promtool test rules "$D/rules_test.yml" 2>&1) || { echo "$out"; head -c 2000 "$D/rules_test.yml"; st_fail "promtool test rules failed"; }
 st_log "  $(tail -n1 <<<"$out")"
+
+st_log "report --canary from this Prometheus: fail on /flaky, not on /steady"
+rc=0
+st_in "$ST_SRV_NS" "$ST_BIN" report --prometheus "http://$P" --canary-selector 'group="canary"' \
+	--baseline-selector 'group="baseline"' --window 2m --report-json "$D/verdict.json" \
+	>"$D/verdict.out" 2>&1 || rc=$?
+sed 's/^/  /' "$D/verdict.out"
+[ "$rc" -eq 3 ] || st_fail "report --canary --prometheus exited $rc, not 3 (fail)"
+python3 - "$D/verdict.json" <<'PY' || st_fail "the verdict from Prometheus is wrong (above)"
+import json, sys
+r = json.load(open(sys.argv[1]))
+eps = {e["endpoint"]: e for e in r["endpoints"]}
+assert eps["GET /flaky"]["verdict"] == "fail", eps["GET /flaky"]
+assert eps["GET /steady"]["verdict"] == "pass", eps["GET /steady"]
+assert 0.25 < eps["GET /flaky"]["error_ratio"][0] < 0.35, eps["GET /flaky"]
+assert r["groups"]["canary"]["files"][0].startswith("http://"), r["groups"]
+PY
 
 st_stop "$DPID" TERM || { cat "$D/daemon.err"; st_fail "the daemon did not stop cleanly"; }
 st_log "PASS"

@@ -17,6 +17,7 @@
 
 #include "canary.h"
 #include "http.h"
+#include "promread.h"
 
 #define NEAR(a, b, eps) assert_true(fabs((a) - (b)) <= (eps))
 
@@ -243,6 +244,72 @@ static void test_escaping(void **state)
 	st_canary_free(&c);
 }
 
+/* Figures from a Prometheus server's answers: requests by code, buckets by le. */
+static void test_prometheus(void **state)
+{
+	const char *req =
+		"{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
+		"{\"metric\":{\"endpoint\":\"/a\",\"method\":\"GET\",\"code\":\"200\"},"
+		"\"value\":[1700000000.5,\"699.6\"]},"
+		"{\"metric\":{\"endpoint\":\"/a\",\"method\":\"GET\",\"code\":\"500\"},"
+		"\"value\":[1700000000.5,\"300.2\"]}]}}";
+	const char *lat =
+		"{\"status\":\"success\",\"data\":{\"resultType\":\"vector\",\"result\":["
+		"{\"metric\":{\"endpoint\":\"/a\",\"method\":\"GET\",\"le\":\"+Inf\"},"
+		"\"value\":[1,\"1000\"]},"
+		"{\"metric\":{\"endpoint\":\"/a\",\"method\":\"GET\",\"le\":\"0.01\"},"
+		"\"value\":[1,\"900.4\"]},"
+		"{\"metric\":{\"endpoint\":\"/a\",\"method\":\"GET\",\"le\":\"0.001\"},"
+		"\"value\":[1,\"100\"]}]}}";
+	const char *bad = "{\"status\":\"error\",\"error\":\"parse error\"}";
+	char err[256], host[64], port[8], prefix[64], *q1, *q2;
+	const struct st_canary_ep *e;
+	struct st_canary c;
+
+	assert_int_equal(st_canary_init(&c), 0);
+	assert_int_equal(st_canary_load_prom(&c, ST_CANARY, req, strlen(req), lat, strlen(lat), err,
+					     sizeof(err)), 0);
+	e = ep_named(&c, "GET /a");
+	assert_non_null(e);
+	assert_int_equal(e->req[ST_CANARY], 1000);
+	assert_int_equal(e->err[ST_CANARY], 300);
+	assert_int_equal(c.bounds.n, 2);
+	NEAR(c.bounds.b[1], 0.01, 0);
+	assert_int_equal(e->lat[ST_CANARY][0], 100);
+	assert_int_equal(e->lat[ST_CANARY][1], 800);
+	assert_int_equal(e->lat[ST_CANARY][2], 100);
+	/* an error answer, or one that is not JSON: refused, nothing added */
+	assert_int_equal(st_canary_load_prom(&c, ST_BASELINE, bad, strlen(bad), lat, strlen(lat), err,
+					     sizeof(err)), -1);
+	assert_non_null(strstr(err, "status"));
+	assert_int_equal(st_canary_load_prom(&c, ST_BASELINE, req, strlen(req), "[", 1, err,
+					     sizeof(err)), -1);
+	assert_int_equal(c.all.req[ST_BASELINE], 0);
+	st_canary_free(&c);
+	/* the queries: the selector between braces, never a '}' of its own */
+	assert_int_equal(st_canary_prom_queries("group=\"canary\"", "3600s", &q1, &q2), 0);
+	assert_string_equal(q1, "sum by (endpoint, method, code) (increase("
+				"shadowtap_http_requests_total{group=\"canary\"}[3600s]))");
+	assert_non_null(strstr(q2, "shadowtap_http_response_first_byte_seconds_bucket{group=\"canary\"}"));
+	free(q1);
+	free(q2);
+	assert_int_equal(st_canary_prom_queries("a=\"b\"} or vector(1", "1h", &q1, &q2), -1);
+	/* URLs */
+	assert_int_equal(st_promread_url("http://[::1]:9090/prom/", host, sizeof(host), port,
+					 sizeof(port), prefix, sizeof(prefix), err, sizeof(err)), 0);
+	assert_string_equal(host, "::1");
+	assert_string_equal(port, "9090");
+	assert_string_equal(prefix, "/prom");
+	assert_int_equal(st_promread_url("http://prom", host, sizeof(host), port, sizeof(port),
+					 prefix, sizeof(prefix), err, sizeof(err)), 0);
+	assert_string_equal(port, "80");
+	assert_string_equal(prefix, "");
+	assert_int_equal(st_promread_url("https://prom", host, sizeof(host), port, sizeof(port),
+					 prefix, sizeof(prefix), err, sizeof(err)), -1);
+	assert_int_equal(st_promread_url("http://h:9x", host, sizeof(host), port, sizeof(port),
+					 prefix, sizeof(prefix), err, sizeof(err)), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -252,6 +319,7 @@ int main(void)
 		cmocka_unit_test(test_verdicts),
 		cmocka_unit_test(test_refused),
 		cmocka_unit_test(test_escaping),
+		cmocka_unit_test(test_prometheus),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
