@@ -1476,7 +1476,9 @@ static void dir_bytes(struct tconn *c, int di, uint64_t off, const uint8_t *p, u
 				continue;
 			}
 		}
-		if (!t->bfill && n >= t->blen) {
+		if (!n)
+			break; /* the body comes later */
+		if (!t->body && n >= t->blen) {
 			/* the whole body is here: no copy */
 			take = t->blen;
 			process_record(c, di, t->hdr, p, take, t->rec_off, ts, false);

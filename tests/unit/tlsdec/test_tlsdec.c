@@ -139,6 +139,34 @@ static void test_tls12_suites(void **state)
 	}
 }
 
+/* Segments of 1 and 7 bytes: every record (and header) split across segments. */
+static void test_tiny_segments(void **state)
+{
+	static const uint32_t mss[] = { 1, 7 };
+	struct ts_opts opts[2] = { { .version = TLS1_3_VERSION }, { .version = TLS1_2_VERSION } };
+
+	for (int v = 0; v < 2; v++) {
+		for (int m = 0; m < 2; m++) {
+			struct ts_ctx x;
+			struct ts_session t;
+			struct ts_out o;
+			struct st_tlsdec *d = dec_new(&o, false);
+			struct ts_feed_opts fo = { .mss = mss[m], .lose_dir = -1, .flip_dir = -1 };
+
+			assert_int_equal(ts_ctx_init(&x, &opts[v]), 0);
+			assert_int_equal(ts_open(&t, &x, NULL, NULL, 0), 0);
+			exchange(&t, 300, 20000, 80);
+			ts_shutdown(&t);
+			assert_int_equal(ts_feed(&t, d, &fo), 0);
+			assert_same(&t, &o);
+			st_tlsdec__free(d);
+			ts_free(&t);
+			ts_ctx_free(&x);
+			ts_out_free(&o);
+		}
+	}
+}
+
 /* The client's key share is not one the server takes: HelloRetryRequest, a second hello. */
 static void test_tls13_hrr(void **state)
 {
@@ -615,7 +643,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_tls13_suites),  cmocka_unit_test(test_tls12_suites),
-		cmocka_unit_test(test_tls13_hrr),     cmocka_unit_test(test_secrets_late),
+		cmocka_unit_test(test_tiny_segments), cmocka_unit_test(test_tls13_hrr),
+		cmocka_unit_test(test_secrets_late),
 		cmocka_unit_test(test_resumed),       cmocka_unit_test(test_early_data),
 		cmocka_unit_test(test_key_update),    cmocka_unit_test(test_loss),
 		cmocka_unit_test(test_damaged),       cmocka_unit_test(test_not_delivered),
