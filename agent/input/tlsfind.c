@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "opts.h"
+
 static const char *base_name(const char *path)
 {
 	const char *b = strrchr(path, '/');
@@ -77,8 +79,16 @@ static const char *other_tls_lib(const char *path)
 	return NULL;
 }
 
-int st_tls_find_libssl(const char *proc_root, pid_t pid, struct st_tls_libref *out, size_t max,
-		       bool *has_jvm, const char **other_tls)
+bool st_tls_is_libcrypto(const char *path)
+{
+	const char *b = base_name(path);
+
+	return !strncmp(b, "libcrypto.so", 12) && (b[12] == '\0' || b[12] == '.');
+}
+
+/* The files PID maps that is_lib() takes, each once, at most max (see st_tls_find_libssl). */
+static int find_libs(const char *proc_root, pid_t pid, bool (*is_lib)(const char *),
+		     struct st_tls_libref *out, size_t max, bool *has_jvm, const char **other_tls)
 {
 	char fn[PATH_MAX], line[ST_TLS_PATH_MAX + 256];
 	struct st_tls_libref r;
@@ -103,7 +113,7 @@ int st_tls_find_libssl(const char *proc_root, pid_t pid, struct st_tls_libref *o
 			*has_jvm = true;
 		if (other_tls && !*other_tls)
 			*other_tls = other_tls_lib(r.path);
-		if (!st_tls_is_libssl(r.path))
+		if (!is_lib(r.path))
 			continue;
 		for (size_t i = 0; i < n; i++)
 			if (out[i].ino == r.ino && out[i].dev_major == r.dev_major &&
@@ -115,6 +125,17 @@ int st_tls_find_libssl(const char *proc_root, pid_t pid, struct st_tls_libref *o
 	}
 	fclose(f);
 	return (int)n;
+}
+
+int st_tls_find_libssl(const char *proc_root, pid_t pid, struct st_tls_libref *out, size_t max,
+		       bool *has_jvm, const char **other_tls)
+{
+	return find_libs(proc_root, pid, st_tls_is_libssl, out, max, has_jvm, other_tls);
+}
+
+int st_tls_find_libcrypto(const char *proc_root, pid_t pid, struct st_tls_libref *out)
+{
+	return find_libs(proc_root, pid, st_tls_is_libcrypto, out, 1, NULL, NULL);
 }
 
 static int elf_open(const char *path, Elf **e)
@@ -136,7 +157,9 @@ static int elf_open(const char *path, Elf **e)
 	return fd;
 }
 
-bool st_tls_elf_has_symbol(const char *path, const char *name)
+/* A function symbol name in path's .symtab or .dynsym: defined (imported false) or undefined
+ * in .dynsym (imported true: called through the PLT). */
+static bool elf_symbol(const char *path, const char *name, bool imported)
 {
 	Elf_Scn *scn = NULL;
 	bool found = false;
@@ -149,7 +172,8 @@ bool st_tls_elf_has_symbol(const char *path, const char *name)
 		GElf_Shdr sh;
 		Elf_Data *d;
 
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) ||
+		    (imported && sh.sh_type != SHT_DYNSYM))
 			continue;
 		d = elf_getdata(scn, NULL);
 		if (!d || !sh.sh_entsize)
@@ -158,8 +182,8 @@ bool st_tls_elf_has_symbol(const char *path, const char *name)
 			GElf_Sym sym;
 			const char *s;
 
-			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-			    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+			if (!gelf_getsym(d, (int)i, &sym) || (sym.st_shndx == SHN_UNDEF) != imported ||
+			    (!imported && GELF_ST_TYPE(sym.st_info) != STT_FUNC))
 				continue;
 			s = elf_strptr(e, sh.sh_link, sym.st_name);
 			if (s && !strcmp(s, name)) {
@@ -171,6 +195,35 @@ bool st_tls_elf_has_symbol(const char *path, const char *name)
 	elf_end(e);
 	close(fd);
 	return found;
+}
+
+bool st_tls_elf_has_symbol(const char *path, const char *name)
+{
+	return elf_symbol(path, name, false);
+}
+
+bool st_tls_elf_imports(const char *path, const char *name)
+{
+	return elf_symbol(path, name, true);
+}
+
+bool st_tls_keys_capable(const char *libssl, const char *libcrypto, char *why, size_t len)
+{
+	if (!libcrypto) {
+		snprintf(why, len, "no libcrypto mapped next to its libssl");
+		return false;
+	}
+	if (!st_tls_elf_has_symbol(libcrypto, "EVP_KDF_derive")) {
+		snprintf(why, len, "its libcrypto has no EVP_KDF_derive (OpenSSL before 3.0, "
+			 "LibreSSL or BoringSSL: their TLS key schedules are internal)");
+		return false;
+	}
+	if (!st_tls_elf_imports(libssl, "EVP_KDF_derive")) {
+		snprintf(why, len, "its libssl does not call EVP_KDF_derive through libcrypto's "
+			 "export (not OpenSSL 3's libssl, or linked with libcrypto statically)");
+		return false;
+	}
+	return true;
 }
 
 bool st_tls_elf_has_section(const char *path, const char *name)
@@ -377,4 +430,73 @@ int st_tls_cgroup_pids(const char *cgroup, pid_t *out, size_t max)
 		return err;
 	qsort(out, n, sizeof(*out), pid_cmp);
 	return (int)n;
+}
+
+/* ESTABLISHED (st 01) sockets of one /proc net file whose local port is listed: their inodes. */
+static int established_file(const char *fn, const uint16_t *ports, size_t n_ports, uint64_t *out,
+			    size_t max, size_t *n)
+{
+	char line[512];
+	FILE *f = fopen(fn, "re");
+
+	if (!f)
+		return -errno;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned lport, st;
+		unsigned long long inode;
+		char local[64], rem[64];
+
+		if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %63s %x %*s %*s %*s %*u %*u %llu", local,
+			   &lport, rem, &st, &inode) != 5)
+			continue;
+		if (st != 0x01 || !inode || !st_port_listed(ports, n_ports, (uint16_t)lport))
+			continue;
+		if (*n < max)
+			out[(*n)++] = inode;
+	}
+	fclose(f);
+	return 0;
+}
+
+int st_tls_established(const char *proc_root, pid_t pid, const uint16_t *ports, size_t n_ports,
+		       uint64_t *out, size_t max)
+{
+	char fn[PATH_MAX];
+	uint64_t ino[4096];
+	size_t n = 0, count = 0;
+	struct dirent *e;
+	DIR *d;
+
+	/* the process's own network namespace */
+	snprintf(fn, sizeof(fn), "%s/%d/net/tcp", proc_root, (int)pid);
+	established_file(fn, ports, n_ports, ino, 4096, &n);
+	snprintf(fn, sizeof(fn), "%s/%d/net/tcp6", proc_root, (int)pid);
+	established_file(fn, ports, n_ports, ino, 4096, &n);
+	if (!n)
+		return 0;
+	snprintf(fn, sizeof(fn), "%s/%d/fd", proc_root, (int)pid);
+	d = opendir(fn);
+	if (!d)
+		return -errno;
+	while ((e = readdir(d)) && count < max) {
+		char lf[PATH_MAX + 300], link[64];
+		ssize_t l;
+		uint64_t i;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(lf, sizeof(lf), "%s/%s", fn, e->d_name);
+		l = readlink(lf, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		i = st_tls_socket_inode(link);
+		for (size_t k = 0; i && k < n; k++)
+			if (ino[k] == i) {
+				out[count++] = i;
+				break;
+			}
+	}
+	closedir(d);
+	return (int)count;
 }

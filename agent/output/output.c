@@ -76,7 +76,9 @@ int st_output_open(struct st_output *o, const char *path, unsigned flags)
 		o->tmp[0] = 0;
 		return err;
 	}
-	if (exists) {
+	if (flags & ST_OUT_PRIVATE) {
+		mode = 0600; /* secrets: the owner alone, whatever the old file's mode was */
+	} else if (exists) {
 		/* the new content keeps the old file's mode and owner, as a rewrite in place would */
 		mode = st.st_mode & 07777;
 		if (fchown(fd, st.st_uid, st.st_gid)) {

@@ -21,6 +21,7 @@
 
 /* st_output_open() flags */
 #define ST_OUT_NONBLOCK 1u /* open a FIFO or device non-blocking (never wait for a reader) */
+#define ST_OUT_PRIVATE 2u  /* a regular file is the owner's alone (0600: --keylog's secrets) */
 
 struct st_output {
 	char path[PATH_MAX]; /* the target, symlinks resolved */
