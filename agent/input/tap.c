@@ -1025,6 +1025,7 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
 		out->tls_dec_lost = ds.loss_bytes;
 		out->tls_dec_failed = ds.failed;
 		out->tls_resyncs = ds.resyncs;
+		out->tls_key_updates = ds.key_updates;
 		out->tls_nokeys = ds.nokeys;
 		out->tls_dup = tap->dup_calls;
 	}

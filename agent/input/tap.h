@@ -144,6 +144,7 @@ int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
 	  "that did not open (exact holes)")                                                 \
 	X(T, tls_dec_failed, DETAIL, "--tls: records that did not authenticate")            \
 	X(T, tls_resyncs, DETAIL, "--tls: decryption found again after a gap")              \
+	X(T, tls_key_updates, DETAIL, "--tls: TLS 1.3 KeyUpdates followed")                  \
 	X(T, tls_nokeys, DETAIL, "--tls: TLS connections captured that ended without "        \
 	  "secrets (not delivered)")                                                         \
 	X(T, tls_dup, DETAIL, "--tls: per-call plaintext of connections decrypted (dropped)") \

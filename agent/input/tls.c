@@ -426,8 +426,9 @@ static int cipher_want(struct st_tls *tls, bool on)
 		return err;
 	}
 	tls->cipher_on = on;
-	pr_info("tls: the ciphertext of --port is %s (keys mode %s)", on ? "captured" : "no longer "
-		"captured", on ? "in use" : "unused");
+	if (!tls->keylog_only) /* --keylog alone: a capture, the ciphertext all along */
+		pr_info("tls: the ciphertext of --port is %s (keys mode %s)",
+			on ? "captured" : "no longer captured", on ? "in use" : "unused");
 	return 0;
 }
 
