@@ -235,6 +235,18 @@ struct st_proc_rec {
 };
 _Static_assert(sizeof(struct st_proc_rec) == 24, "st_proc_rec layout");
 
+/* The cookie of each function a uprobe_multi link of tls.bpf.c probes (tls_m_enter): which
+ * call it is. */
+enum st_tls_fn {
+	ST_TLS_FN_READ = 1,      /* SSL_read: the return value is the length */
+	ST_TLS_FN_READ_EX = 2,   /* SSL_read_ex, SSL_read_early_data: 1 = ok, *lenp the length */
+	ST_TLS_FN_WRITE = 3,
+	ST_TLS_FN_WRITE_EX = 4,
+	ST_TLS_FN_HANDSHAKE = 5, /* SSL_do_handshake (SSL_accept, SSL_connect): the socket only */
+	ST_TLS_FN_SET_FD = 6,    /* SSL_set_fd: the socket, the session's start */
+	ST_TLS_FN_FREE = 7,      /* SSL_free: the session's end */
+};
+
 /* tls.bpf.c's map "modes" (tgid -> u8): how the agent reads a process's TLS. */
 enum st_tls_mode {
 	ST_TLS_MODE_CALLS = 0, /* per-call probes: SSL_read/SSL_write's plaintext (the default) */

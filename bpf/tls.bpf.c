@@ -151,11 +151,11 @@ struct {
 } kdf_scratch SEC(".maps");
 
 enum call_kind {
-	CALL_READ = 1,      /* SSL_read: the return value is the length */
-	CALL_READ_EX = 2,   /* SSL_read_ex, SSL_read_early_data: 1 = ok, *lenp the length */
-	CALL_WRITE = 3,
-	CALL_WRITE_EX = 4,
-	CALL_HANDSHAKE = 5, /* SSL_do_handshake (SSL_accept, SSL_connect): the socket only */
+	CALL_READ = ST_TLS_FN_READ,
+	CALL_READ_EX = ST_TLS_FN_READ_EX,
+	CALL_WRITE = ST_TLS_FN_WRITE,
+	CALL_WRITE_EX = ST_TLS_FN_WRITE_EX,
+	CALL_HANDSHAKE = ST_TLS_FN_HANDSHAKE,
 };
 
 /* A thread inside an SSL call (key: pid_tgid). */
@@ -663,9 +663,8 @@ int BPF_KPROBE(tls_handshake_enter, void *ssl)
 	return call_enter(ctx, CALL_HANDSHAKE, (__u64)ssl, 0, 0);
 }
 
-/* One return probe for every SSL call: the entry said what it was. */
-SEC("uretprobe")
-int BPF_KRETPROBE(tls_call_exit, long ret)
+/* The return of every SSL call: the entry said what it was. */
+static __always_inline int call_exit(long ret)
 {
 	struct st_tls_counters *tc = tls_ctr();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -731,9 +730,15 @@ int BPF_KRETPROBE(tls_call_exit, long ret)
 	return 0;
 }
 
+/* One return probe for every SSL call (perf event per function). */
+SEC("uretprobe")
+int BPF_KRETPROBE(tls_call_exit, long ret)
+{
+	return call_exit(ret);
+}
+
 /* SSL_set_fd(ssl, fd): the application names the socket; the session starts. */
-SEC("uprobe")
-int BPF_KPROBE(tls_set_fd, void *ssl, int fd)
+static __always_inline int set_fd(void *ssl, int fd)
 {
 	__u64 sk;
 
@@ -748,9 +753,14 @@ int BPF_KPROBE(tls_set_fd, void *ssl, int fd)
 	return 0;
 }
 
-/* SSL_free(ssl): the session is over (FIN pair). */
 SEC("uprobe")
-int BPF_KPROBE(tls_free, void *ssl)
+int BPF_KPROBE(tls_set_fd, void *ssl, int fd)
+{
+	return set_fd(ssl, fd);
+}
+
+/* SSL_free(ssl): the session is over (FIN pair). */
+static __always_inline int ssl_free(void *ssl)
 {
 	struct st_tls_counters *tc = tls_ctr();
 	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
@@ -773,6 +783,47 @@ int BPF_KPROBE(tls_free, void *ssl)
 	}
 	bpf_map_delete_elem(&conns, &k);
 	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_free, void *ssl)
+{
+	return ssl_free(ssl);
+}
+
+/*
+ * The same probes through uprobe_multi links (one link per process for the entries, one for
+ * the returns: a link's detach waits for one grace period, a perf event per function for one
+ * each). The loader gives these programs the uprobe_multi attach type; the link's cookie of
+ * each function says which it is (enum st_tls_fn).
+ */
+SEC("uprobe")
+int tls_m_enter(struct pt_regs *ctx)
+{
+	__u64 kind = bpf_get_attach_cookie(ctx);
+	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a4 = PT_REGS_PARM4(ctx);
+
+	switch (kind) {
+	case CALL_READ:
+	case CALL_WRITE:
+		return call_enter(ctx, (__u32)kind, a1, a2, 0);
+	case CALL_READ_EX:
+	case CALL_WRITE_EX:
+		return call_enter(ctx, (__u32)kind, a1, a2, a4);
+	case CALL_HANDSHAKE:
+		return call_enter(ctx, CALL_HANDSHAKE, a1, 0, 0);
+	case ST_TLS_FN_SET_FD:
+		return set_fd((void *)a1, (int)a2);
+	case ST_TLS_FN_FREE:
+		return ssl_free((void *)a1);
+	}
+	return 0;
+}
+
+SEC("uretprobe")
+int tls_m_exit(struct pt_regs *ctx)
+{
+	return call_exit(PT_REGS_RC(ctx));
 }
 
 /* ---- the socket I/O made inside an SSL call ---------------------------------------- */
@@ -918,8 +969,7 @@ static __always_inline bool kdf_wanted(const struct st_kdf_rec *r)
 
 /* EVP_KDF_derive(ctx, key, keylen, params), entry only: the parameters say everything (the
  * secret a call derives is the agent's to compute). */
-SEC("uprobe")
-int BPF_KPROBE(tls_kdf, void *kctx, void *out, __u64 outlen, const void *params)
+static __always_inline int kdf(__u64 outlen, const void *params)
 {
 	struct st_tls_counters *tc = tls_ctr();
 	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
@@ -977,4 +1027,17 @@ int BPF_KPROBE(tls_kdf, void *kctx, void *out, __u64 outlen, const void *params)
 	/* the secrets do not stay in a map root can read */
 	__builtin_memset(r, 0, sizeof(*r));
 	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_kdf, void *kctx, void *out, __u64 outlen, const void *params)
+{
+	return kdf(outlen, params);
+}
+
+/* tls_kdf through a uprobe_multi link (see tls_m_enter). */
+SEC("uprobe")
+int tls_m_kdf(struct pt_regs *ctx)
+{
+	return kdf(PT_REGS_PARM3(ctx), (const void *)PT_REGS_PARM4(ctx));
 }

@@ -14,6 +14,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/syscall.h>
 #include <sys/timerfd.h>
 #include <unistd.h>
 
@@ -82,6 +83,72 @@ static const struct probe {
 };
 #define N_PROBES (sizeof(probes) / sizeof(probes[0]))
 
+/* The same functions for uprobe_multi links: one link of tls_m_enter over every entry (each
+ * named by its cookie), one of tls_m_exit over the returns of the calls. */
+static const struct {
+	const char *fn;
+	uint8_t kind;  /* enum st_tls_fn: the entry's cookie */
+	bool ret;
+	bool required;
+} fns[] = {
+	{ "SSL_read", ST_TLS_FN_READ, true, true },
+	{ "SSL_write", ST_TLS_FN_WRITE, true, true },
+	{ "SSL_read_ex", ST_TLS_FN_READ_EX, true, false },
+	{ "SSL_write_ex", ST_TLS_FN_WRITE_EX, true, false },
+	{ "SSL_read_early_data", ST_TLS_FN_READ_EX, true, false },
+	{ "SSL_write_early_data", ST_TLS_FN_WRITE_EX, true, false },
+	{ "SSL_do_handshake", ST_TLS_FN_HANDSHAKE, true, false },
+	{ "SSL_set_fd", ST_TLS_FN_SET_FD, false, false },
+	{ "SSL_free", ST_TLS_FN_FREE, false, false },
+};
+#define N_FNS (sizeof(fns) / sizeof(fns[0]))
+
+/* libbpf 1.1 predates uprobe_multi links (kernel 6.6+): BPF_LINK_CREATE's attributes for them
+ * (UAPI, stable). */
+#define ST_BPF_TRACE_UPROBE_MULTI 48
+#define ST_BPF_F_UPROBE_MULTI_RETURN 1u
+struct uprobe_multi_attr {
+	__u32 prog_fd;
+	__u32 target_fd;
+	__u32 attach_type;
+	__u32 flags;
+	__u64 path;
+	__u64 offsets;
+	__u64 ref_ctr_offsets;
+	__u64 cookies;
+	__u32 cnt;
+	__u32 mflags;
+	__u32 pid;
+	__u32 pad;
+};
+
+/* A uprobe_multi link of prog on path's offs (cookies) for pid alone: its fd, or -errno. */
+static int multi_link(struct bpf_program *prog, const char *path, const __u64 *offs,
+		      const __u64 *cookies, __u32 n, bool ret, pid_t pid)
+{
+	struct uprobe_multi_attr a;
+	long fd;
+
+	memset(&a, 0, sizeof(a));
+	a.prog_fd = (__u32)bpf_program__fd(prog);
+	a.attach_type = ST_BPF_TRACE_UPROBE_MULTI;
+	a.path = (__u64)(uintptr_t)path;
+	a.offsets = (__u64)(uintptr_t)offs;
+	a.cookies = (__u64)(uintptr_t)cookies;
+	a.cnt = n;
+	a.mflags = ret ? ST_BPF_F_UPROBE_MULTI_RETURN : 0;
+	a.pid = (__u32)pid;
+	fd = syscall(__NR_bpf, BPF_LINK_CREATE, &a, sizeof(a));
+	return fd < 0 ? -errno : (int)fd;
+}
+
+static void fd_close(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
 /* The socket I/O syscalls an SSL call makes; read and write are what OpenSSL's socket
  * BIO uses, and required. */
 static const struct {
@@ -103,6 +170,9 @@ struct tls_lib {
 	bool bad;        /* the per-call probes cannot be attached (said once; not retried) */
 	bool named;      /* said that it is probed */
 	char missing[256]; /* optional functions it lacks */
+	bool offs_done;  /* uprobe_multi: the functions' file offsets, looked up once */
+	uint64_t offs[N_FNS];
+	uint64_t kdf_off; /* a libcrypto's EVP_KDF_derive */
 };
 
 struct tls_proc {
@@ -119,9 +189,11 @@ struct tls_proc {
 				     * programs have had a rescan to see handshakes start */
 	bool started;               /* a mode was given (and said) */
 	uint64_t since;             /* when the mode was set */
-	struct bpf_link *calls[N_PROBES];
+	struct bpf_link *calls[N_PROBES]; /* a perf event per function (no uprobe_multi) */
+	int calls_fd[2];            /* uprobe_multi: the entries' link, the returns' */
 	bool calls_on;
 	struct bpf_link *kdf;
+	int kdf_fd;
 	uint64_t kdf_until;         /* calls mode: the KDF probe stays for handshakes under way */
 	/* keys mode: the per-call probes stay for the sessions begun before (their sockets) */
 	uint64_t *drain;
@@ -145,6 +217,7 @@ struct st_tls {
 	int cgroup_fd;
 	int timer_fd;
 	unsigned ticks;
+	bool multi;                 /* the kernel has uprobe_multi links (6.6+) */
 	bool keys;                  /* keys mode may be used */
 	bool keylog_only;           /* --keylog without --tls: keys mode only, no plaintext */
 	bool cipher_on;             /* the tap's packet programs are attached */
@@ -249,7 +322,57 @@ static void calls_detach(struct tls_proc *p)
 		bpf_link__destroy(p->calls[i]);
 		p->calls[i] = NULL;
 	}
+	fd_close(&p->calls_fd[0]);
+	fd_close(&p->calls_fd[1]);
 	p->calls_on = false;
+}
+
+/* uprobe_multi: the entries and the returns of p's libssl functions, two links. 0 or -errno
+ * (-ENOENT: SSL_read or SSL_write missing). */
+static int calls_attach_multi(struct st_tls *tls, struct tls_proc *p)
+{
+	struct tls_lib *l = p->ssl;
+	__u64 offs[N_FNS], cookies[N_FNS], roffs[N_FNS];
+	__u32 n = 0, nr = 0;
+	size_t ml = 0;
+
+	if (!l->offs_done) {
+		const char *names[N_FNS];
+
+		for (size_t i = 0; i < N_FNS; i++)
+			names[i] = fns[i].fn;
+		st_tls_elf_func_offsets(p->ssl_path, names, N_FNS, l->offs);
+		l->offs_done = true;
+		l->missing[0] = '\0';
+		for (size_t i = 0; i < N_FNS && ml < sizeof(l->missing) - 40; i++)
+			if (!l->offs[i] && !fns[i].required)
+				ml += (size_t)snprintf(l->missing + ml, sizeof(l->missing) - ml, " %s",
+						       fns[i].fn);
+	}
+	for (size_t i = 0; i < N_FNS; i++) {
+		if (!l->offs[i]) {
+			if (fns[i].required)
+				return -ENOENT;
+			continue;
+		}
+		offs[n] = l->offs[i];
+		cookies[n++] = fns[i].kind;
+		if (fns[i].ret)
+			roffs[nr++] = l->offs[i];
+	}
+	p->calls_fd[0] = multi_link(tls->skel->progs.tls_m_enter, p->ssl_path, offs, cookies, n,
+				    false, p->pid);
+	if (p->calls_fd[0] < 0)
+		return p->calls_fd[0];
+	p->calls_fd[1] = multi_link(tls->skel->progs.tls_m_exit, p->ssl_path, roffs, NULL, nr, true,
+				    p->pid);
+	if (p->calls_fd[1] < 0) {
+		int err = p->calls_fd[1];
+
+		fd_close(&p->calls_fd[0]);
+		return err;
+	}
+	return 0;
 }
 
 /* The per-call probes on p's libssl, for p alone. 0, or -errno when a required function is
@@ -263,6 +386,21 @@ static int calls_attach(struct st_tls *tls, struct tls_proc *p)
 		return 0;
 	if (!l || l->bad)
 		return -ENOENT;
+	if (tls->multi) {
+		int err = calls_attach_multi(tls, p);
+
+		if (err == -ESRCH || (err == -ENOENT && access(p->ssl_path, F_OK)))
+			return err; /* the process (or its view of the file) is gone */
+		if (err) {
+			pr_err("tls: %s: cannot probe %s: %s", l->name,
+			       err == -ENOENT ? "SSL_read and SSL_write (one is missing)" : "it",
+			       strerror(-err));
+			l->bad = true;
+			tls->attach_failed++;
+			return err;
+		}
+		goto attached;
+	}
 	l->missing[0] = '\0';
 	for (size_t i = 0; i < N_PROBES; i++) {
 		LIBBPF_OPTS(bpf_uprobe_opts, o, .func_name = probes[i].fn, .retprobe = probes[i].ret);
@@ -289,6 +427,7 @@ static int calls_attach(struct st_tls *tls, struct tls_proc *p)
 			ml += (size_t)snprintf(l->missing + ml, sizeof(l->missing) - ml, " %s",
 					       probes[i].fn);
 	}
+attached:
 	p->calls_on = true;
 	if (!l->named) {
 		l->named = true;
@@ -303,21 +442,35 @@ static void kdf_detach(struct tls_proc *p)
 {
 	bpf_link__destroy(p->kdf);
 	p->kdf = NULL;
+	fd_close(&p->kdf_fd);
 	p->kdf_until = 0;
 }
 
 static int kdf_attach(struct st_tls *tls, struct tls_proc *p)
 {
 	LIBBPF_OPTS(bpf_uprobe_opts, o, .func_name = "EVP_KDF_derive");
+	int err = 0;
 
 	p->kdf_until = 0;
-	if (p->kdf)
+	if (p->kdf || p->kdf_fd >= 0)
 		return 0;
-	p->kdf = bpf_program__attach_uprobe_opts(tls->skel->progs.tls_kdf, p->pid, p->crypto_path, 0,
-						 &o);
-	if (!p->kdf) {
-		int err = -errno;
+	if (tls->multi && p->crypto) {
+		static const char *const name[] = { "EVP_KDF_derive" };
+		__u64 cookie = 0;
 
+		if (!p->crypto->kdf_off)
+			st_tls_elf_func_offsets(p->crypto_path, name, 1, &p->crypto->kdf_off);
+		p->kdf_fd = p->crypto->kdf_off ?
+			multi_link(tls->skel->progs.tls_m_kdf, p->crypto_path,
+				   (const __u64 *)&p->crypto->kdf_off, &cookie, 1, false, p->pid) :
+			-ENOENT;
+		err = p->kdf_fd < 0 ? p->kdf_fd : 0;
+	} else {
+		p->kdf = bpf_program__attach_uprobe_opts(tls->skel->progs.tls_kdf, p->pid,
+							 p->crypto_path, 0, &o);
+		err = p->kdf ? 0 : -errno;
+	}
+	if (err) {
 		if (err != -ESRCH && err != -ENOENT)
 			pr_warn("tls: pid %d (%s): cannot probe EVP_KDF_derive in %s: %s", (int)p->pid,
 				p->comm, p->crypto ? p->crypto->name : "?", strerror(-err));
@@ -512,6 +665,7 @@ static struct tls_proc *proc_new(struct st_tls *tls, pid_t pid)
 	if (!p)
 		return NULL;
 	p->pid = pid;
+	p->calls_fd[0] = p->calls_fd[1] = p->kdf_fd = -1;
 	p->kdf_per_hs = EST_KDF_PER_HS;
 	p->calls_per_flight = EST_CALLS_PER_FLIGHT;
 	comm_of(pid, p->comm, sizeof(p->comm));
@@ -1163,13 +1317,44 @@ static int add_fixed(struct st_tls *tls)
 	return 0;
 }
 
+/* Opens and loads the object (tls->multi: its uprobe_multi programs get that attach type). 0,
+ * -EBADF after saying what failed, or the load's -errno. */
+static int load(struct st_tls *tls, const struct st_target *t, const struct st_tap_opts *o,
+		uint32_t ring_bytes, int ring_fd)
+{
+	struct tls_bpf *s = tls->skel = tls_bpf__open();
+
+	if (!s) {
+		pr_err("tls: opening BPF object: %s", strerror(errno));
+		return -EBADF;
+	}
+	bpf_map__set_max_entries(s->maps.ring, ring_bytes);
+	if (ring_fd >= 0 && bpf_map__reuse_fd(s->maps.ring, ring_fd)) {
+		pr_err("tls: sharing the packet programs' ring: %s", strerror(errno));
+		return -EBADF;
+	}
+	s->rodata->wakeup_bytes = ring_bytes / 4 < (1u << 20) ? ring_bytes / 4 : (1u << 20);
+	s->rodata->sample_permyriad = o->sample_permyriad ? o->sample_permyriad : ST_SAMPLE_ALL;
+	s->rodata->host_filter = t->n_hosts ? ST_HOST_FILTER_ON : ST_HOST_FILTER_OFF;
+	s->rodata->copy_in = o->copy[ST_DIR_IN];
+	s->rodata->copy_out = o->copy[ST_DIR_OUT];
+	s->rodata->head_bytes = o->head_bytes ? o->head_bytes : 256;
+	s->rodata->filter_mode = t->cgroup ? ST_TLS_FILTER_CGROUP : ST_TLS_FILTER_TGID;
+	s->rodata->keys_ifindex = t->iface ? if_nametoindex(t->iface) : 0;
+	if (tls->multi) {
+		bpf_program__set_expected_attach_type(s->progs.tls_m_enter, ST_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(s->progs.tls_m_exit, ST_BPF_TRACE_UPROBE_MULTI);
+		bpf_program__set_expected_attach_type(s->progs.tls_m_kdf, ST_BPF_TRACE_UPROBE_MULTI);
+	}
+	return tls_bpf__load(s);
+}
+
 struct st_tls *st_tls__open(const struct st_target *t, const struct st_tap_opts *o,
 			    uint32_t ring_bytes, int ring_fd, bool keys,
 			    const struct st_tls_hooks *hooks)
 {
 	static const struct st_tap_opts all;
 	struct st_tls *tls = calloc(1, sizeof(*tls));
-	struct tls_bpf *s;
 	size_t seen = 0;
 	int err;
 
@@ -1199,30 +1384,21 @@ struct st_tls *st_tls__open(const struct st_target *t, const struct st_tap_opts 
 			goto fail;
 		}
 	}
-	s = tls->skel = tls_bpf__open();
-	if (!s) {
-		err = -errno;
-		pr_err("tls: opening BPF object: %s", strerror(errno));
-		goto fail;
+	/* uprobe_multi links where the kernel has them (6.6+), a perf event per function else */
+	tls->multi = true;
+	err = load(tls, t, o, ring_bytes, ring_fd);
+	if (err && err != -ENOMEM) {
+		tls_bpf__destroy(tls->skel);
+		tls->skel = NULL;
+		tls->multi = false;
+		err = load(tls, t, o, ring_bytes, ring_fd);
+		if (!err)
+			pr_info("tls: no uprobe_multi links here: one perf event per probed function");
 	}
-	bpf_map__set_max_entries(s->maps.ring, ring_bytes);
-	if (ring_fd >= 0 && bpf_map__reuse_fd(s->maps.ring, ring_fd)) {
-		err = -errno;
-		pr_err("tls: sharing the packet programs' ring: %s", strerror(errno));
-		goto fail;
-	}
-	s->rodata->wakeup_bytes = ring_bytes / 4 < (1u << 20) ? ring_bytes / 4 : (1u << 20);
-	s->rodata->sample_permyriad = o->sample_permyriad ? o->sample_permyriad : ST_SAMPLE_ALL;
-	s->rodata->host_filter = t->n_hosts ? ST_HOST_FILTER_ON : ST_HOST_FILTER_OFF;
-	s->rodata->copy_in = o->copy[ST_DIR_IN];
-	s->rodata->copy_out = o->copy[ST_DIR_OUT];
-	s->rodata->head_bytes = o->head_bytes ? o->head_bytes : 256;
-	s->rodata->filter_mode = t->cgroup ? ST_TLS_FILTER_CGROUP : ST_TLS_FILTER_TGID;
-	s->rodata->keys_ifindex = t->iface ? if_nametoindex(t->iface) : 0;
-	err = tls_bpf__load(s);
 	if (err) {
-		pr_err("tls: loading BPF programs: %s%s", strerror(-err),
-		       err == -EPERM || err == -EACCES ? " (-v shows the kernel's reason)" : "");
+		if (err != -EBADF)
+			pr_err("tls: loading BPF programs: %s%s", strerror(-err),
+			       err == -EPERM || err == -EACCES ? " (-v shows the kernel's reason)" : "");
 		goto fail;
 	}
 	err = fill_maps(tls, t);

@@ -207,6 +207,64 @@ bool st_tls_elf_imports(const char *path, const char *name)
 	return elf_symbol(path, name, true);
 }
 
+int st_tls_elf_func_offsets(const char *path, const char *const *names, size_t n, uint64_t *offs)
+{
+	Elf_Scn *scn = NULL;
+	Elf *e = NULL;
+	size_t nph, found = 0;
+	int fd = elf_open(path, &e);
+
+	for (size_t i = 0; i < n; i++)
+		offs[i] = 0;
+	if (fd < 0)
+		return -ENOEXEC;
+	if (elf_getphdrnum(e, &nph)) {
+		elf_end(e);
+		close(fd);
+		return -ENOEXEC;
+	}
+	while ((scn = elf_nextscn(e, scn)) && found < n) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (!d || !sh.sh_entsize)
+			continue;
+		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize && found < n; i++) {
+			GElf_Sym sym;
+			const char *s;
+
+			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_value ||
+			    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+				continue;
+			s = elf_strptr(e, sh.sh_link, sym.st_name);
+			if (!s)
+				continue;
+			for (size_t k = 0; k < n; k++) {
+				if (offs[k] || strcmp(s, names[k]))
+					continue;
+				/* the file offset of the address: its loadable segment's */
+				for (size_t j = 0; j < nph; j++) {
+					GElf_Phdr ph;
+
+					if (!gelf_getphdr(e, (int)j, &ph) || ph.p_type != PT_LOAD ||
+					    sym.st_value < ph.p_vaddr ||
+					    sym.st_value >= ph.p_vaddr + ph.p_filesz)
+						continue;
+					offs[k] = sym.st_value - ph.p_vaddr + ph.p_offset;
+					found++;
+					break;
+				}
+			}
+		}
+	}
+	elf_end(e);
+	close(fd);
+	return (int)found;
+}
+
 bool st_tls_keys_capable(const char *libssl, const char *libcrypto, char *why, size_t len)
 {
 	if (!libcrypto) {

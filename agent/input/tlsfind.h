@@ -57,6 +57,9 @@ void st_tls_explain(const char *proc_root, pid_t pid, char *buf, size_t len);
  * the file cannot be read as ELF. */
 bool st_tls_elf_has_symbol(const char *path, const char *name);
 bool st_tls_elf_has_section(const char *path, const char *name);
+/* The file offsets of functions names[0, n) defined in path (what a uprobe is attached at):
+ * offs[i] = 0 for one it lacks. Returns how many were found, or -ENOEXEC (not ELF). */
+int st_tls_elf_func_offsets(const char *path, const char *const *names, size_t n, uint64_t *offs);
 /* A function path calls through the PLT (an undefined symbol of .dynsym). */
 bool st_tls_elf_imports(const char *path, const char *name);
 
