@@ -335,8 +335,10 @@ void st_tls_explain(const char *proc_root, pid_t pid, char *buf, size_t len)
 	}
 }
 
-static int listen_file(const char *fn, const uint16_t *ports, size_t n_ports, uint64_t *out,
-		       size_t max, size_t *n)
+/* The inodes of the TCP sockets of one /proc net file (tcp, tcp6) in state st (0A: listening,
+ * 01: established) whose local port is one of ports. */
+static int tcp_file(const char *fn, const uint16_t *ports, size_t n_ports, unsigned want,
+		    uint64_t *out, size_t max, size_t *n)
 {
 	char line[512];
 	FILE *f = fopen(fn, "re");
@@ -347,18 +349,15 @@ static int listen_file(const char *fn, const uint16_t *ports, size_t n_ports, ui
 		unsigned lport, st;
 		unsigned long long inode;
 		char local[64], rem[64];
-		bool want = false;
 
 		/* sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid
 		 * timeout inode */
 		if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %63s %x %*s %*s %*s %*u %*u %llu", local,
 			   &lport, rem, &st, &inode) != 5)
 			continue;
-		if (st != 0x0A || !inode)
+		if (st != want || !inode || !st_port_listed(ports, n_ports, (uint16_t)lport))
 			continue;
-		for (size_t i = 0; i < n_ports; i++)
-			want |= ports[i] == lport;
-		if (want && *n < max)
+		if (*n < max)
 			out[(*n)++] = inode;
 	}
 	fclose(f);
@@ -373,9 +372,9 @@ int st_tls_listen_inodes(const char *proc_root, const uint16_t *ports, size_t n_
 	int e4, e6;
 
 	snprintf(fn, sizeof(fn), "%s/net/tcp", proc_root);
-	e4 = listen_file(fn, ports, n_ports, out, max, &n);
+	e4 = tcp_file(fn, ports, n_ports, 0x0A, out, max, &n);
 	snprintf(fn, sizeof(fn), "%s/net/tcp6", proc_root);
-	e6 = listen_file(fn, ports, n_ports, out, max, &n);
+	e6 = tcp_file(fn, ports, n_ports, 0x0A, out, max, &n);
 	if (e4 && e6)
 		return e4;
 	return (int)n;
@@ -398,12 +397,48 @@ static int pid_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The sockets among inodes[0, n) the fds of folder dir (a process's fd/) are open on, into out
+ * (at most max; out may be NULL with max 1: is there one?). How many, or -errno. */
+static int fd_sockets(const char *dir, const uint64_t *inodes, size_t n, uint64_t *out, size_t max)
+{
+	struct dirent *e;
+	size_t cnt = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -errno;
+	while (cnt < max && (e = readdir(d))) {
+		char fn[PATH_MAX + 300], link[64];
+		ssize_t l;
+		uint64_t ino;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(fn, sizeof(fn), "%s/%s", dir, e->d_name);
+		l = readlink(fn, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		ino = st_tls_socket_inode(link);
+		for (size_t i = 0; ino && i < n; i++) {
+			if (inodes[i] != ino)
+				continue;
+			if (out)
+				out[cnt] = ino;
+			cnt++;
+			break;
+		}
+	}
+	closedir(d);
+	return (int)cnt;
+}
+
 int st_tls_socket_owners(const char *proc_root, const uint64_t *inodes, size_t n, pid_t *out,
 			 size_t max)
 {
-	struct dirent *pe, *fe;
+	struct dirent *pe;
 	size_t cnt = 0;
-	DIR *pd, *fd;
+	DIR *pd;
 
 	if (!n)
 		return 0;
@@ -418,31 +453,8 @@ int st_tls_socket_owners(const char *proc_root, const uint64_t *inodes, size_t n
 		if (*end || pid <= 0)
 			continue;
 		snprintf(dn, sizeof(dn), "%s/%ld/fd", proc_root, pid);
-		fd = opendir(dn);
-		if (!fd)
-			continue;
-		while ((fe = readdir(fd))) {
-			char fn[PATH_MAX + 300], link[64];
-			ssize_t l;
-			uint64_t ino;
-			bool hit = false;
-
-			if (fe->d_name[0] == '.')
-				continue;
-			snprintf(fn, sizeof(fn), "%s/%s", dn, fe->d_name);
-			l = readlink(fn, link, sizeof(link) - 1);
-			if (l <= 0)
-				continue;
-			link[l] = '\0';
-			ino = st_tls_socket_inode(link);
-			for (size_t i = 0; ino && i < n; i++)
-				hit |= inodes[i] == ino;
-			if (hit) {
-				out[cnt++] = (pid_t)pid;
-				break;
-			}
-		}
-		closedir(fd);
+		if (fd_sockets(dn, inodes, n, NULL, 1) > 0)
+			out[cnt++] = (pid_t)pid;
 	}
 	closedir(pd);
 	qsort(out, cnt, sizeof(*out), pid_cmp);
@@ -490,71 +502,20 @@ int st_tls_cgroup_pids(const char *cgroup, pid_t *out, size_t max)
 	return (int)n;
 }
 
-/* ESTABLISHED (st 01) sockets of one /proc net file whose local port is listed: their inodes. */
-static int established_file(const char *fn, const uint16_t *ports, size_t n_ports, uint64_t *out,
-			    size_t max, size_t *n)
-{
-	char line[512];
-	FILE *f = fopen(fn, "re");
-
-	if (!f)
-		return -errno;
-	while (fgets(line, sizeof(line), f)) {
-		unsigned lport, st;
-		unsigned long long inode;
-		char local[64], rem[64];
-
-		if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %63s %x %*s %*s %*s %*u %*u %llu", local,
-			   &lport, rem, &st, &inode) != 5)
-			continue;
-		if (st != 0x01 || !inode || !st_port_listed(ports, n_ports, (uint16_t)lport))
-			continue;
-		if (*n < max)
-			out[(*n)++] = inode;
-	}
-	fclose(f);
-	return 0;
-}
-
 int st_tls_established(const char *proc_root, pid_t pid, const uint16_t *ports, size_t n_ports,
 		       uint64_t *out, size_t max)
 {
 	char fn[PATH_MAX];
 	uint64_t ino[4096];
-	size_t n = 0, count = 0;
-	struct dirent *e;
-	DIR *d;
+	size_t n = 0;
 
 	/* the process's own network namespace */
 	snprintf(fn, sizeof(fn), "%s/%d/net/tcp", proc_root, (int)pid);
-	established_file(fn, ports, n_ports, ino, 4096, &n);
+	tcp_file(fn, ports, n_ports, 0x01, ino, 4096, &n);
 	snprintf(fn, sizeof(fn), "%s/%d/net/tcp6", proc_root, (int)pid);
-	established_file(fn, ports, n_ports, ino, 4096, &n);
+	tcp_file(fn, ports, n_ports, 0x01, ino, 4096, &n);
 	if (!n)
 		return 0;
 	snprintf(fn, sizeof(fn), "%s/%d/fd", proc_root, (int)pid);
-	d = opendir(fn);
-	if (!d)
-		return -errno;
-	while ((e = readdir(d)) && count < max) {
-		char lf[PATH_MAX + 300], link[64];
-		ssize_t l;
-		uint64_t i;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(lf, sizeof(lf), "%s/%s", fn, e->d_name);
-		l = readlink(lf, link, sizeof(link) - 1);
-		if (l <= 0)
-			continue;
-		link[l] = '\0';
-		i = st_tls_socket_inode(link);
-		for (size_t k = 0; i && k < n; k++)
-			if (ino[k] == i) {
-				out[count++] = i;
-				break;
-			}
-	}
-	closedir(d);
-	return (int)count;
+	return fd_sockets(fn, ino, n, out, max);
 }

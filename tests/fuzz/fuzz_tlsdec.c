@@ -131,51 +131,22 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	return 0;
 }
 
+/* What the engine delivered (ts_out: in sequence, nothing after the end), and each byte one
+ * the sender wrote. */
 struct out {
+	struct ts_out o;
 	const struct ts_session *t;
-	uint32_t next[2];
-	bool started[2], fin[2];
-	uint64_t delivered[2], lost[2];
-	uint8_t *got[2];
-	size_t got_len[2];
 };
 
 static int on_seg(void *ctx, const struct st_segment *s)
 {
-	struct out *o = ctx;
-	int d = s->dir;
+	struct out *x = ctx;
 
-	CHECK(d == 0 || d == 1);
-	if (s->flags & ST_TCP_SYN) {
-		CHECK(!o->started[d]);
-		o->started[d] = true;
-		o->next[d] = s->seq + 1;
-		return 0;
-	}
-	if (!o->started[d]) {
-		o->started[d] = true;
-		o->next[d] = s->seq;
-	}
-	CHECK(!o->fin[d]);
-	CHECK(s->seq == o->next[d]);
-	o->next[d] += s->len;
-	if (s->kind == ST_SEG_LOSS) {
-		o->lost[d] += s->len;
-		o->got[d] = realloc(o->got[d], o->got_len[d] + s->len);
-		memset(o->got[d] + o->got_len[d], 0, s->len);
-		o->got_len[d] += s->len;
-		return 0;
-	}
-	if (s->len) {
-		/* a byte the sender wrote, never anything else */
-		CHECK(memmem(o->t->sent[d], o->t->sent_len[d], s->data, s->len));
-		o->delivered[d] += s->len;
-		o->got[d] = realloc(o->got[d], o->got_len[d] + s->len);
-		memcpy(o->got[d] + o->got_len[d], s->data, s->len);
-		o->got_len[d] += s->len;
-	}
-	if (s->flags & (ST_TCP_FIN | ST_TCP_RST))
-		o->fin[d] = true;
+	CHECK(s->dir == 0 || s->dir == 1);
+	if (s->kind == ST_SEG_DATA && s->len)
+		CHECK(memmem(x->t->sent[s->dir], x->t->sent_len[s->dir], s->data, s->len));
+	ts_out_cb(&x->o, s);
+	CHECK(!x->o.bad);
 	return 0;
 }
 
@@ -340,9 +311,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!faults && !(flags & 4)) {
 		/* nothing wrong: exactly what each side wrote */
 		for (int dir = 0; dir < 2; dir++) {
-			CHECK(o.lost[dir] == 0);
-			CHECK(o.got_len[dir] == s->t.sent_len[dir]);
-			CHECK(!memcmp(o.got[dir], s->t.sent[dir], o.got_len[dir]));
+			CHECK(o.o.loss[dir] == 0);
+			CHECK(o.o.len[dir] == s->t.sent_len[dir]);
+			CHECK(!memcmp(o.o.data[dir], s->t.sent[dir], o.o.len[dir]));
 		}
 	}
 	{
@@ -354,7 +325,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	st_tlsdec__free(d);
 	for (unsigned i = 0; i < n; i++)
 		free(recs[i].p);
-	free(o.got[0]);
-	free(o.got[1]);
+	ts_out_free(&o.o);
 	return 0;
 }

@@ -517,7 +517,7 @@ struct ts_out {
 	uint32_t holes[2];
 	bool syn[2], fin[2], rst[2], started[2];
 	uint32_t next[2];
-	uint32_t bad;          /* segments out of sequence (must stay 0) */
+	uint32_t bad;          /* segments out of sequence or after the end (must stay 0) */
 	uint64_t segments;
 	char keylog[16384];
 	size_t keylog_len;
@@ -547,6 +547,8 @@ static int ts_out_cb(void *ctx, const struct st_segment *s)
 		return 0;
 	}
 	if (s->flags & ST_TCP_SYN) {
+		if (o->started[dir])
+			o->bad++; /* a second start */
 		o->syn[dir] = true;
 		o->started[dir] = true;
 		o->next[dir] = s->seq + 1;
@@ -556,8 +558,8 @@ static int ts_out_cb(void *ctx, const struct st_segment *s)
 		o->started[dir] = true;
 		o->next[dir] = s->seq;
 	}
-	if (s->seq != o->next[dir])
-		o->bad++;
+	if (s->seq != o->next[dir] || o->fin[dir] || o->rst[dir])
+		o->bad++; /* out of sequence, or after the end */
 	if (s->kind == ST_SEG_LOSS) {
 		ts_out_put(o, dir, NULL, s->len);
 		o->loss[dir] += s->len;

@@ -77,8 +77,11 @@ static void assert_keylog(const struct ts_ctx *x, const struct ts_out *o)
 	assert_string_equal(b, a);
 }
 
-/* One whole session with the options; checks everything; returns the engine's stats. */
-static void run_session(const struct ts_opts *opts, struct st_tlsdec_stats *st_out)
+/* A whole session with opts: the exchanges (request, response sizes), then closed; fed with
+ * fo (NULL: in order, 1448-byte segments); everything delivered, OpenSSL's own key-log lines;
+ * the engine's stats into st_out (may be NULL). */
+static void check_session(const struct ts_opts *opts, const size_t (*ex)[2], size_t n_ex,
+			  const struct ts_feed_opts *fo, struct st_tlsdec_stats *st_out)
 {
 	struct ts_ctx x;
 	struct ts_session t;
@@ -88,12 +91,10 @@ static void run_session(const struct ts_opts *opts, struct st_tlsdec_stats *st_o
 
 	assert_int_equal(ts_ctx_init(&x, opts), 0);
 	assert_int_equal(ts_open(&t, &x, NULL, NULL, 0), 0);
-	exchange(&t, 80, 1000, 1);
-	exchange(&t, 70000, 5, 2);      /* a request of several records */
-	exchange(&t, 300, 200000, 3);   /* a response of many */
-	exchange(&t, 1, 1, 4);
+	for (size_t i = 0; i < n_ex; i++)
+		exchange(&t, ex[i][0], ex[i][1], (unsigned)i + 1);
 	ts_shutdown(&t);
-	assert_int_equal(ts_feed(&t, d, NULL), 0);
+	assert_int_equal(ts_feed(&t, d, fo), 0);
 	assert_same(&t, &o);
 	assert_keylog(&x, &o);
 	st_tlsdec__stats(d, &st);
@@ -107,6 +108,14 @@ static void run_session(const struct ts_opts *opts, struct st_tlsdec_stats *st_o
 	ts_free(&t);
 	ts_ctx_free(&x);
 	ts_out_free(&o);
+}
+
+/* Small and large requests and responses (several records each when large). */
+static const size_t mix[][2] = { { 80, 1000 }, { 70000, 5 }, { 300, 200000 }, { 1, 1 } };
+
+static void run_session(const struct ts_opts *opts, struct st_tlsdec_stats *st_out)
+{
+	check_session(opts, mix, sizeof(mix) / sizeof(mix[0]), NULL, st_out);
 }
 
 static void test_tls13_suites(void **state)
@@ -142,27 +151,14 @@ static void test_tls12_suites(void **state)
 /* Segments of 1 and 7 bytes: every record (and header) split across segments. */
 static void test_tiny_segments(void **state)
 {
-	static const uint32_t mss[] = { 1, 7 };
+	static const size_t one[][2] = { { 300, 20000 } };
 	struct ts_opts opts[2] = { { .version = TLS1_3_VERSION }, { .version = TLS1_2_VERSION } };
 
 	for (int v = 0; v < 2; v++) {
-		for (int m = 0; m < 2; m++) {
-			struct ts_ctx x;
-			struct ts_session t;
-			struct ts_out o;
-			struct st_tlsdec *d = dec_new(&o, false);
-			struct ts_feed_opts fo = { .mss = mss[m], .lose_dir = -1, .flip_dir = -1 };
+		for (uint32_t mss = 1; mss <= 7; mss += 6) {
+			struct ts_feed_opts fo = { .mss = mss, .lose_dir = -1, .flip_dir = -1 };
 
-			assert_int_equal(ts_ctx_init(&x, &opts[v]), 0);
-			assert_int_equal(ts_open(&t, &x, NULL, NULL, 0), 0);
-			exchange(&t, 300, 20000, 80);
-			ts_shutdown(&t);
-			assert_int_equal(ts_feed(&t, d, &fo), 0);
-			assert_same(&t, &o);
-			st_tlsdec__free(d);
-			ts_free(&t);
-			ts_ctx_free(&x);
-			ts_out_free(&o);
+			check_session(&opts[v], one, 1, &fo, NULL);
 		}
 	}
 }
@@ -179,27 +175,12 @@ static void test_tls13_hrr(void **state)
 /* Secrets after every record (the probe's ring drained later than the packets'). */
 static void test_secrets_late(void **state)
 {
+	static const size_t one[][2] = { { 500, 40000 } };
 	struct ts_opts opts[2] = { { .version = TLS1_3_VERSION }, { .version = TLS1_2_VERSION } };
+	struct ts_feed_opts fo = { .kdf_last = true, .lose_dir = -1, .flip_dir = -1 };
 
-	for (int i = 0; i < 2; i++) {
-		struct ts_ctx x;
-		struct ts_session t;
-		struct ts_out o;
-		struct st_tlsdec *d = dec_new(&o, false);
-		struct ts_feed_opts fo = { .kdf_last = true, .lose_dir = -1, .flip_dir = -1 };
-
-		assert_int_equal(ts_ctx_init(&x, &opts[i]), 0);
-		assert_int_equal(ts_open(&t, &x, NULL, NULL, 0), 0);
-		exchange(&t, 500, 40000, 7);
-		ts_shutdown(&t);
-		assert_int_equal(ts_feed(&t, d, &fo), 0);
-		assert_same(&t, &o);
-		assert_keylog(&x, &o);
-		st_tlsdec__free(d);
-		ts_free(&t);
-		ts_ctx_free(&x);
-		ts_out_free(&o);
-	}
+	for (int i = 0; i < 2; i++)
+		check_session(&opts[i], one, 1, &fo, NULL);
 }
 
 /* A second connection resumes the first's session (1.3 PSK; 1.2 ticket and session id). */
