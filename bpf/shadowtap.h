@@ -263,7 +263,9 @@ struct st_tls_proc {
 	__u64 sessions;     /* sessions captured by the per-call probes (fresh or joined) */
 	__u64 flights;      /* client flights of those (a read after a write, or the first read) */
 	__u64 keyed;        /* fresh sessions left to the keys (mode keys) */
+	__u64 ended;        /* sessions of the per-call probes ended (SSL_free) */
+	__u64 ended_flights; /* ... their client flights: requests per connection */
 };
-_Static_assert(sizeof(struct st_tls_proc) == 48, "st_tls_proc layout");
+_Static_assert(sizeof(struct st_tls_proc) == 64, "st_tls_proc layout");
 
 #endif /* SHADOWTAP_ABI_H */

@@ -199,6 +199,8 @@ struct conn {
 	__u8 state;
 	__u8 last_dir;              /* 1 + the direction of the last call (client flights) */
 	__u8 pad;
+	__u32 flights;              /* client flights so far */
+	__u32 pad2;
 };
 
 struct {
@@ -724,6 +726,7 @@ static __always_inline int call_exit(long ret)
 
 		if (p)
 			p->flights++;
+		conn->flights++;
 	}
 	conn->last_dir = (__u8)(1 + dir);
 	emit_data(conn, dir, c.buf, (__u32)len);
@@ -774,12 +777,19 @@ static __always_inline int ssl_free(void *ssl)
 	if (!c)
 		return 0;
 	if (c->state == CONN_CAPTURED) {
+		struct st_tls_proc *p = proc_stats(k.tgid);
+
 		avail = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
 		emit_flag(c, ST_DIR_OUT, ST_TCP_FIN | ST_TCP_ACK, c->next_seq[ST_DIR_OUT],
 			  c->next_seq[ST_DIR_IN], &avail);
 		emit_flag(c, ST_DIR_IN, ST_TCP_FIN | ST_TCP_ACK, c->next_seq[ST_DIR_IN],
 			  c->next_seq[ST_DIR_OUT] + 1, &avail);
 		tc->conns_ended++;
+		if (p) {
+			/* a whole session's requests: what the choice of mode goes by */
+			p->ended++;
+			p->ended_flights += c->flights;
+		}
 	}
 	bpf_map_delete_elem(&conns, &k);
 	return 0;

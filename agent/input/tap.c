@@ -1014,6 +1014,7 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
 		out->tls_procs_keys = ts.procs_keys;
 		out->tls_procs_calls = ts.procs_calls;
 		out->tls_mode_changes = ts.mode_changes;
+		out->tls_traps = ts.traps;
 		out->tls_cut = ts.cut;
 	}
 	if (tap->dec) {
@@ -1027,6 +1028,8 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
 		out->tls_resyncs = ds.resyncs;
 		out->tls_key_updates = ds.key_updates;
 		out->tls_nokeys = ds.nokeys;
+		out->tls_unusable = ds.not_tls;
+		out->tls_given_up = ds.given_up;
 		out->tls_dup = tap->dup_calls;
 	}
 }

@@ -135,6 +135,7 @@ int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
 	X(T, tls_procs_keys, DETAIL, "--tls: processes in keys mode (secrets per handshake)") \
 	X(T, tls_procs_calls, DETAIL, "--tls: processes in calls mode (per-call probes)")     \
 	X(T, tls_mode_changes, DETAIL, "--tls: times a process changed mode")                \
+	X(T, tls_traps, DETAIL, "--tls: uprobe hits in the target's processes (running ones)") \
 	X(T, tls_conns_keyed, DETAIL, "--tls: sessions left to the keys by the per-call probes") \
 	X(T, tls_kdf, DETAIL, "--tls: EVP_KDF_derive calls probed (keys mode's traps)")       \
 	X(T, tls_kdf_lost, DETAIL, "--tls: secrets the ring could not take")                 \
@@ -147,6 +148,10 @@ int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
 	X(T, tls_key_updates, DETAIL, "--tls: TLS 1.3 KeyUpdates followed")                  \
 	X(T, tls_nokeys, DETAIL, "--tls: TLS connections captured that ended without "        \
 	  "secrets (not delivered)")                                                         \
+	X(T, tls_unusable, DETAIL, "--tls: connections not TLS, or of a version or suite not "  \
+	  "decrypted (CBC, TLS 1.1)")                                                         \
+	X(T, tls_given_up, DETAIL, "--tls: connections given up (a gap in the handshake, a "   \
+	  "hold cap)")                                                                       \
 	X(T, tls_dup, DETAIL, "--tls: per-call plaintext of connections decrypted (dropped)") \
 	X(T, tls_cut, DETAIL, "--tls: sessions begun in calls mode, cut after the keys took "  \
 	  "over")

@@ -624,7 +624,9 @@ static int set_mode(struct st_tls *tls, struct tls_proc *p, uint8_t mode, bool s
 			p->kdf_until = now + ST_TLS_KDF_LINGER_MS * MS;
 	}
 	p->mode = mode;
-	p->since = now;
+	/* a first mode may change at the first decision (a start costs nothing to undo); a
+	 * change stays DWELL_NS at least */
+	p->since = start ? now - DWELL_NS : now;
 	p->started = true;
 	return 0;
 }
@@ -846,7 +848,7 @@ static void look_at(struct st_tls *tls, struct tls_proc *p, const char *how)
 
 /* ---- modes, decided ----------------------------------------------------------------------- */
 
-static void read_proc(struct st_tls *tls, pid_t pid, struct st_tls_proc *out)
+static void read_proc(const struct st_tls *tls, pid_t pid, struct st_tls_proc *out)
 {
 	__u32 tgid = (__u32)pid;
 
@@ -855,29 +857,37 @@ static void read_proc(struct st_tls *tls, pid_t pid, struct st_tls_proc *out)
 }
 
 /*
- * auto: compares the traps p's current mode cost since the last decision with what the other
- * would have cost for the same work (the sessions begun, the client flights made), with the
- * figures measured on p when it was in that mode, else the defaults above; switches when the
- * other costs less than HYSTERESIS of it. Keys mode that finds no secrets for the sessions
- * left to it (an OpenSSL that derives otherwise) is given up for that process, said.
+ * auto: what p's connections cost in its current mode against what they would cost in the
+ * other, per connection, with the requests per connection of the connections that ended since
+ * the last decision (a connection's requests are known when it ends; one still open, a
+ * keep-alive one, goes on adding requests the keys do not pay for):
+ *   keys:  the EVP_KDF_derive traps a handshake cost p (measured, else 21);
+ *   calls: EST_CALLS_PER_SESSION + requests x the traps a request cost p in calls mode
+ *          (measured, else 6).
+ * It switches when the other costs less than HYSTERESIS of the current, with at least
+ * MIN_SESSIONS connections ended behind the decision. In calls mode, sessions that carry many
+ * requests and do not end (MIN_TRAPS traps in a window with few new sessions) go to keys mode
+ * too: their cost is the requests'. Keys mode that finds no secrets for the sessions left to
+ * it (an OpenSSL that derives otherwise) is given up for that process, said.
  */
 static void decide(struct st_tls *tls, struct tls_proc *p, uint64_t now)
 {
 	struct st_tls_proc k;
 	struct st_tlsdec_proc dp = { 0 };
-	uint64_t traps, sessions, flights, kdf, keyed, hs, kflights;
-	double cost, other;
+	uint64_t traps, sessions, flights, kdf, keyed, hs, ended, eflights;
+	double cost, other, fpc;
+	uint8_t to;
 
 	read_proc(tls, p->pid, &k);
 	if (tls->dec)
 		st_tlsdec__proc(tls->dec, (uint32_t)p->pid, &dp);
-	traps = k.traps - p->snap.traps;
+	kdf = k.kdf - p->snap.kdf;
+	/* the per-call probes' own (EVP_KDF_derive stays a moment after keys mode) */
+	traps = k.traps - p->snap.traps - kdf;
 	sessions = k.sessions - p->snap.sessions;
 	flights = k.flights - p->snap.flights;
-	kdf = k.kdf - p->snap.kdf;
 	keyed = k.keyed - p->snap.keyed;
 	hs = dp.handshakes - p->dsnap.handshakes;
-	kflights = dp.flights - p->dsnap.flights;
 	if (p->mode == ST_TLS_MODE_KEYS && !p->keys_pending && keyed >= MIN_SESSIONS && !hs &&
 	    k.kdf_sent == p->snap.kdf_sent) {
 		p->keys_ok = false;
@@ -893,36 +903,45 @@ static void decide(struct st_tls *tls, struct tls_proc *p, uint64_t now)
 	    p->keys_pending || p->drain || now - p->since < DWELL_NS)
 		goto snap;
 	if (p->mode == ST_TLS_MODE_CALLS) {
+		ended = k.ended - p->snap.ended;
+		eflights = k.ended_flights - p->snap.ended_flights;
 		if (sessions >= 4 && flights) {
 			double b = ((double)traps - EST_CALLS_PER_SESSION * (double)sessions) /
 				   (double)flights;
 
 			p->calls_per_flight = b < 1 ? 1 : b > 64 ? 64 : b;
 		}
-		if (sessions < MIN_SESSIONS && traps < MIN_TRAPS)
+		if (ended >= MIN_SESSIONS) {
+			fpc = (double)eflights / (double)ended;
+			cost = EST_CALLS_PER_SESSION + p->calls_per_flight * fpc;
+			other = p->kdf_per_hs;
+		} else if (traps >= MIN_TRAPS && sessions < MIN_SESSIONS) {
+			/* long sessions, many requests: what they cost against one handshake each */
+			fpc = (double)flights / (double)(sessions ? sessions : 1);
+			cost = (double)traps / (double)(sessions ? sessions : 1);
+			other = p->kdf_per_hs;
+		} else {
 			return; /* not enough seen yet: the window grows */
-		cost = (double)traps;
-		other = p->kdf_per_hs * (double)sessions;
+		}
+		to = ST_TLS_MODE_KEYS;
 	} else {
+		ended = dp.ended - p->dsnap.ended;
+		eflights = dp.ended_flights - p->dsnap.ended_flights;
 		if (hs >= 4)
 			p->kdf_per_hs = (double)kdf / (double)hs;
-		if (hs < MIN_SESSIONS)
+		if (ended < MIN_SESSIONS)
 			return;
-		cost = (double)kdf;
-		other = EST_CALLS_PER_SESSION * (double)hs + p->calls_per_flight * (double)kflights;
+		fpc = (double)eflights / (double)ended;
+		cost = p->kdf_per_hs;
+		other = EST_CALLS_PER_SESSION + p->calls_per_flight * fpc;
+		to = ST_TLS_MODE_CALLS;
 	}
-	if (other < HYSTERESIS * cost) {
-		uint8_t to = p->mode == ST_TLS_MODE_KEYS ? ST_TLS_MODE_CALLS : ST_TLS_MODE_KEYS;
-		uint64_t n = p->mode == ST_TLS_MODE_KEYS ? hs : sessions;
-		uint64_t f = p->mode == ST_TLS_MODE_KEYS ? kflights : flights;
-
-		if (!set_mode(tls, p, to, false)) {
-			tls->mode_changes++;
-			pr_info("tls: pid %d (%s): %s -> %s mode (%.1f requests per connection: ~%.0f "
-				"traps instead of ~%.0f)", (int)p->pid, p->comm,
-				mode_name(to == ST_TLS_MODE_KEYS ? ST_TLS_MODE_CALLS : ST_TLS_MODE_KEYS),
-				mode_name(to), n ? (double)f / (double)n : 0.0, other, cost);
-		}
+	if (other < HYSTERESIS * cost && !set_mode(tls, p, to, false)) {
+		tls->mode_changes++;
+		pr_info("tls: pid %d (%s): %s -> %s mode (%.1f requests per connection: ~%.0f traps "
+			"per connection instead of ~%.0f)", (int)p->pid, p->comm,
+			mode_name(to == ST_TLS_MODE_KEYS ? ST_TLS_MODE_CALLS : ST_TLS_MODE_KEYS),
+			mode_name(to), fpc, other, cost);
 	}
 snap:
 	p->snap = k;
@@ -1487,6 +1506,12 @@ void st_tls__stats(const struct st_tls *tls, struct st_tls_stats *out)
 	}
 	out->mode_changes = tls->mode_changes;
 	out->cut = tls->cut;
+	for (size_t i = 0; tls->skel && i < tls->n_procs; i++) {
+		struct st_tls_proc k;
+
+		read_proc(tls, tls->procs[i]->pid, &k);
+		out->traps += k.traps;
+	}
 	if (ncpu <= 0 || !tls->skel)
 		return;
 	vals = calloc((size_t)ncpu, sizeof(*vals));

@@ -40,8 +40,9 @@ struct st_tlsdec;
 /* Keys mode keeps a process's per-call probes for the sessions that began before it, until
  * they end, at most this long. */
 #define ST_TLS_DRAIN_MAX_MS 30000
-/* Calls mode keeps the EVP_KDF_derive probe this long for handshakes under way. */
-#define ST_TLS_KDF_LINGER_MS 2000
+/* Calls mode keeps the EVP_KDF_derive probe this long for handshakes under way (a handshake
+ * takes a round trip and some crypto: milliseconds; each hit costs a trap). */
+#define ST_TLS_KDF_LINGER_MS 500
 
 struct st_tls_hooks {
 	/* Keys mode needs the ciphertext of --port from now on (on), or no longer (off): the tap
@@ -86,6 +87,7 @@ struct st_tls_stats {
 	uint64_t procs_calls;   /* ... in calls mode */
 	uint64_t mode_changes;  /* a process's mode changed */
 	uint64_t cut;           /* sessions begun in calls mode cut at the end of a drain */
+	uint64_t traps;         /* uprobe hits in the target's processes now running */
 };
 void st_tls__stats(const struct st_tls *tls, struct st_tls_stats *out);
 void st_tls__destroy(struct st_tls *tls);

@@ -48,7 +48,7 @@ struct slot {
 	uint32_t tgid;
 	uint8_t kind;               /* ST_KDF_TLS13 / ST_KDF_TLS12 */
 	uint8_t klen;
-	uint8_t have;               /* 1.3: bits of enum st_tls13_secret; 1.2: 1 */
+	uint8_t have;               /* 1.3: bits of enum st_tlskeys_secret; 1.2: 1 */
 	uint8_t slen;
 	uint8_t key[ST_TLS_SECRET_MAX];
 	uint8_t secret[ST_S13_MAX][ST_TLS_SECRET_MAX]; /* 1.2: [0] the master secret */
@@ -130,9 +130,10 @@ struct tconn {
 	EVP_MD_CTX *md;         /* 1.3 transcript */
 	uint8_t hlen;
 	struct slot *sl_hs, *sl_ap, *sl_early, *sl_12;
-	uint8_t logged;         /* secrets reported to keylog: bits of st_tls13_secret, 1 << 7 for 1.2 */
+	uint8_t logged;         /* secrets reported to keylog: bits of enum st_tlskeys_secret, 1 << 7 for 1.2 */
 	uint32_t isn[2];
 	uint64_t flights;
+	struct st_tlsdec_proc *proc; /* its process's counts (keyed) */
 	int8_t last_dir;
 	struct tdir dir[2];
 };
@@ -368,8 +369,11 @@ static void emit_data(struct tconn *c, int di, const uint8_t *p, uint32_t n, uin
 
 	if (!n)
 		return;
-	if (di == ST_DIR_IN && c->last_dir != ST_DIR_IN)
+	if (di == ST_DIR_IN && c->last_dir != ST_DIR_IN) {
 		c->flights++;
+		if (c->proc)
+			c->proc->flights++;
+	}
 	c->last_dir = (int8_t)di;
 	d->st.plain_bytes += n;
 	if (!delivering(c))
@@ -428,7 +432,7 @@ static void keylog(struct tconn *c)
 
 		if (!s || !(s->have & (1u << i)) || (c->logged & (1u << i)))
 			continue;
-		d->ops.keylog(d->ctx, st_tls13_keylog_name((enum st_tls13_secret)i), c->client_random,
+		d->ops.keylog(d->ctx, st_tlskeys_keylog_name((enum st_tlskeys_secret)i), c->client_random,
 			      s->secret[i], s->slen);
 		c->logged |= (uint8_t)(1u << i);
 	}
@@ -503,6 +507,7 @@ static void secrets_changed(struct tconn *c, uint64_t ts)
 		p = proc_of(d, c->tgid);
 		if (p)
 			p->handshakes++;
+		c->proc = p;
 		if (!d->cfg.keylog_only) {
 			c->started = true;
 			if (!c->joined) {
@@ -1732,7 +1737,7 @@ static void rs_close(void *ctx, struct st_reasm_conn *rc, enum st_reasm_end why,
 		d->open_keyed--;
 		if (p) {
 			p->ended++;
-			p->flights += c->flights;
+			p->ended_flights += c->flights;
 		}
 	}
 	conn_free(d, c);
@@ -1795,7 +1800,7 @@ int st_tlsdec__cipher(struct st_tlsdec *d, const struct st_segment *seg)
 
 int st_tlsdec__kdf(struct st_tlsdec *d, const void *rec, size_t size, uint64_t now_ns)
 {
-	struct st_tlskdf k;
+	struct st_tlskeys_kdf k;
 	struct slot *s;
 	uint8_t out[ST_TLS_SECRET_MAX];
 	size_t ol = 0;
@@ -1803,7 +1808,7 @@ int st_tlsdec__kdf(struct st_tlsdec *d, const void *rec, size_t size, uint64_t n
 	d->err = 0;
 	if (now_ns > d->now)
 		d->now = now_ns;
-	if (st_tlskdf_parse(rec, size, &k))
+	if (st_tlskeys_parse_kdf(rec, size, &k))
 		return 0;
 	d->st.secrets++;
 	if (k.kind == ST_KDF_TLS13) {

@@ -101,9 +101,10 @@ struct st_tlsdec_stats {
 
 /* Per process (tgid of the secrets): what its keyed connections did, for the choice of mode. */
 struct st_tlsdec_proc {
-	uint64_t handshakes; /* connections keyed */
-	uint64_t flights;    /* client flights (requests) of those */
-	uint64_t ended;      /* ... of them closed */
+	uint64_t handshakes;    /* connections keyed */
+	uint64_t flights;       /* client flights (requests) of those, so far */
+	uint64_t ended;         /* ... of them closed */
+	uint64_t ended_flights; /* ... their flights: requests per connection */
 };
 
 struct st_tlsdec;

@@ -26,12 +26,12 @@ static const struct {
 	[ST_S13_EXPORTER] = { "exp master", "EXPORTER_SECRET" },
 };
 
-const char *st_tls13_label(enum st_tls13_secret i)
+const char *st_tlskeys_label13(enum st_tlskeys_secret i)
 {
 	return i < ST_S13_MAX ? names13[i].label : "?";
 }
 
-const char *st_tls13_keylog_name(enum st_tls13_secret i)
+const char *st_tlskeys_keylog_name(enum st_tlskeys_secret i)
 {
 	return i < ST_S13_MAX ? names13[i].keylog : "?";
 }
@@ -129,7 +129,7 @@ int st_tlskeys__expand_label(struct st_tlskeys *k, const char *digest, const uin
 	return ret;
 }
 
-int st_tlskeys__derive13(struct st_tlskeys *k, const struct st_tlskdf *kdf, uint8_t *out,
+int st_tlskeys__derive13(struct st_tlskeys *k, const struct st_tlskeys_kdf *kdf, uint8_t *out,
 			 size_t *outlen)
 {
 	size_t hl = st_tlskeys__hash_len(k, kdf->digest);
@@ -138,7 +138,7 @@ int st_tlskeys__derive13(struct st_tlskeys *k, const struct st_tlskdf *kdf, uint
 		return -1;
 	*outlen = hl;
 	return st_tlskeys__expand_label(k, kdf->digest, kdf->secret, kdf->secret_len,
-					st_tls13_label(kdf->label), kdf->context, kdf->context_len,
+					st_tlskeys_label13(kdf->label), kdf->context, kdf->context_len,
 					out, hl);
 }
 
@@ -221,7 +221,7 @@ static bool whole(const struct st_kdf_param *p)
 	return p->size <= ST_KDF_DATA_MAX;
 }
 
-int st_tlskdf_parse(const void *rec, size_t size, struct st_tlskdf *out)
+int st_tlskeys_parse_kdf(const void *rec, size_t size, struct st_tlskeys_kdf *out)
 {
 	const struct st_kdf_rec *r = rec;
 	const struct st_kdf_param *label = NULL, *key = NULL, *data = NULL, *digest = NULL;

@@ -25,7 +25,7 @@
 #include "tlsrec.h"
 
 /* The TLS 1.3 secrets the engine uses, by their HKDF label (RFC 8446 7.1). */
-enum st_tls13_secret {
+enum st_tlskeys_secret {
 	ST_S13_CLIENT_EARLY = 0, /* "c e traffic" */
 	ST_S13_CLIENT_HS,        /* "c hs traffic" */
 	ST_S13_SERVER_HS,        /* "s hs traffic" */
@@ -36,23 +36,23 @@ enum st_tls13_secret {
 };
 
 /* The label of secret i ("c hs traffic") and its key-log name (CLIENT_HANDSHAKE_TRAFFIC_SECRET). */
-const char *st_tls13_label(enum st_tls13_secret i);
-const char *st_tls13_keylog_name(enum st_tls13_secret i);
+const char *st_tlskeys_label13(enum st_tlskeys_secret i);
+const char *st_tlskeys_keylog_name(enum st_tlskeys_secret i);
 
-enum st_tlskdf_kind {
+enum st_tlskeys_kdf_kind {
 	ST_KDF_TLS13 = 1, /* a TLS 1.3 secret: out = HKDF-Expand-Label(secret, label, context) */
 	ST_KDF_TLS12 = 2, /* TLS 1.2 "key expansion": the master secret and the randoms */
 };
 
 /* What one ST_REC_KDF record derives. */
-struct st_tlskdf {
+struct st_tlskeys_kdf {
 	int kind;
 	uint32_t tgid;
 	uint64_t ts_ns;
 	char digest[24];                   /* the hash's name as OpenSSL gave it ("SHA256") */
 	uint8_t secret[ST_TLS_SECRET_MAX]; /* 1.3: the input secret; 1.2: the master secret */
 	uint8_t secret_len;
-	uint8_t label;                     /* 1.3: enum st_tls13_secret */
+	uint8_t label;                     /* 1.3: enum st_tlskeys_secret */
 	uint8_t context_len;               /* 1.3: the transcript hash's length */
 	uint8_t context[ST_TLS_SECRET_MAX];
 	uint8_t client_random[32];         /* 1.2 */
@@ -65,7 +65,7 @@ struct st_tlskdf {
  * short, wrong version), or a derivation the engine has no use for (another label, another
  * KDF: PBKDF2, HKDF of an application). Wipe *out after use.
  */
-int st_tlskdf_parse(const void *rec, size_t size, struct st_tlskdf *out);
+int st_tlskeys_parse_kdf(const void *rec, size_t size, struct st_tlskeys_kdf *out);
 
 struct st_tlskeys;
 /* NULL when OpenSSL lacks HKDF or TLS1-PRF (never on OpenSSL 3). */
@@ -81,7 +81,7 @@ int st_tlskeys__expand_label(struct st_tlskeys *k, const char *digest, const uin
 			     uint8_t *out, size_t outlen);
 
 /* What a ST_KDF_TLS13 record derives: its secret (hash length bytes into out). 0 or -1. */
-int st_tlskeys__derive13(struct st_tlskeys *k, const struct st_tlskdf *kdf, uint8_t *out,
+int st_tlskeys__derive13(struct st_tlskeys *k, const struct st_tlskeys_kdf *kdf, uint8_t *out,
 			 size_t *outlen);
 
 /* A TLS 1.3 traffic secret's keys for suite (RFC 8446 7.3) into keys. 0 or -errno. */

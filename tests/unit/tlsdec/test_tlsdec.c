@@ -558,6 +558,7 @@ static void test_keyed_lookup(void **state)
 		assert_int_equal(p.handshakes, 1);
 		assert_int_equal(p.ended, 1);
 		assert_int_equal(p.flights, 1);
+		assert_int_equal(p.ended_flights, 1);
 	}
 	st_tlsdec__free(d);
 	ts_free(&t);

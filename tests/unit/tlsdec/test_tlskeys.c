@@ -55,10 +55,10 @@ static void rec13(struct st_kdf_rec *r, const char *label)
 static void test_parse13(void **state)
 {
 	struct st_kdf_rec r;
-	struct st_tlskdf k;
+	struct st_tlskeys_kdf k;
 
 	rec13(&r, "s hs traffic");
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), 0);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), 0);
 	assert_int_equal(k.kind, ST_KDF_TLS13);
 	assert_int_equal(k.label, ST_S13_SERVER_HS);
 	assert_int_equal(k.tgid, 77);
@@ -68,30 +68,30 @@ static void test_parse13(void **state)
 	assert_int_equal(k.context_len, 32);
 	assert_int_equal(k.context[0], 100);
 	rec13(&r, "exp master");
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), 0);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), 0);
 	assert_int_equal(k.label, ST_S13_EXPORTER);
 	/* the other expansions of a handshake: not traffic secrets */
 	rec13(&r, "key");
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), -EINVAL);
 	rec13(&r, "c hs traffik");
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), -EINVAL);
 	rec13(&r, "res master");
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), -EINVAL);
 	/* a secret longer than what the probe copies: not whole, refused */
 	rec13(&r, "c ap traffic");
 	r.p[2].size = 65;
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), -EINVAL);
 	/* short, another version, no digest */
 	rec13(&r, "c ap traffic");
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r) - 1, &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r) - 1, &k), -EINVAL);
 	r.version++;
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), -EINVAL);
 	rec13(&r, "c ap traffic");
 	r.p[1].name[0] = 'x';
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), -EINVAL);
 	rec13(&r, "c ap traffic");
 	r.n = ST_KDF_PARAMS + 1;
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), -EINVAL);
 }
 
 static void rec12(struct st_kdf_rec *r, const char *label)
@@ -121,10 +121,10 @@ static void rec12(struct st_kdf_rec *r, const char *label)
 static void test_parse12(void **state)
 {
 	struct st_kdf_rec r;
-	struct st_tlskdf k;
+	struct st_tlskeys_kdf k;
 
 	rec12(&r, "key expansion");
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), 0);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), 0);
 	assert_int_equal(k.kind, ST_KDF_TLS12);
 	assert_int_equal(k.secret_len, 48);
 	assert_int_equal(k.secret[0], 200);
@@ -132,9 +132,9 @@ static void test_parse12(void **state)
 	assert_int_equal(k.client_random[0], 50);
 	/* the master secret's own derivation and the Finished ones carry no key block */
 	rec12(&r, "master secret");
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), -EINVAL);
 	rec12(&r, "client finished");
-	assert_int_equal(st_tlskdf_parse(&r, sizeof(r), &k), -EINVAL);
+	assert_int_equal(st_tlskeys_parse_kdf(&r, sizeof(r), &k), -EINVAL);
 }
 
 /* HKDF-Expand-Label against OpenSSL's TLS13-KDF (its own HkdfLabel encoding). */
@@ -190,8 +190,8 @@ static void test_keylog_line(void **state)
 	assert_int_equal(n, strlen(buf));
 	assert_string_equal(buf, "CLIENT_RANDOM 000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f ab007f\n");
 	assert_int_equal(st_tlskeys_keylog_line(buf, 50, "CLIENT_RANDOM", cr, s, 3), 0);
-	assert_string_equal(st_tls13_keylog_name(ST_S13_CLIENT_AP), "CLIENT_TRAFFIC_SECRET_0");
-	assert_string_equal(st_tls13_label(ST_S13_SERVER_HS), "s hs traffic");
+	assert_string_equal(st_tlskeys_keylog_name(ST_S13_CLIENT_AP), "CLIENT_TRAFFIC_SECRET_0");
+	assert_string_equal(st_tlskeys_label13(ST_S13_SERVER_HS), "s hs traffic");
 }
 
 int main(void)
