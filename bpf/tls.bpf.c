@@ -946,8 +946,8 @@ struct ossl_param {
 	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 | \
 	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
 
-/* Whether the call derives what the agent uses: a TLS 1.3 traffic (or exporter) secret, by
- * its label; TLS 1.2's key block ("key expansion", the first seed). The others of a handshake
+/* Whether the call derives what the agent uses: a TLS 1.3 traffic (or exporter, early
+ * exporter) secret, by its label; TLS 1.2's key block ("key expansion", the first seed). The others of a handshake
  * ("derived", "key", "iv", "finished", "res binder", ...) stay in the kernel. */
 static __always_inline bool kdf_wanted(const struct st_kdf_rec *r)
 {
@@ -964,7 +964,8 @@ static __always_inline bool kdf_wanted(const struct st_kdf_rec *r)
 				return head == NAME('c', ' ', 'h', 's', ' ', 't', 'r', 'a') ||
 				       head == NAME('s', ' ', 'h', 's', ' ', 't', 'r', 'a') ||
 				       head == NAME('c', ' ', 'a', 'p', ' ', 't', 'r', 'a') ||
-				       head == NAME('s', ' ', 'a', 'p', ' ', 't', 'r', 'a');
+				       head == NAME('s', ' ', 'a', 'p', ' ', 't', 'r', 'a') ||
+				       head == NAME('e', ' ', 'e', 'x', 'p', ' ', 'm', 'a');
 			if (q->size == 11)
 				return head == NAME('c', ' ', 'e', ' ', 't', 'r', 'a', 'f');
 			if (q->size == 10)

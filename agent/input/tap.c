@@ -1030,6 +1030,7 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
 		out->tls_nokeys = ds.nokeys;
 		out->tls_unusable = ds.not_tls;
 		out->tls_given_up = ds.given_up;
+		out->tls_joined = ds.joined;
 		out->tls_dup = tap->dup_calls;
 	}
 }

@@ -150,6 +150,8 @@ int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
 	  "secrets (not delivered)")                                                         \
 	X(T, tls_unusable, DETAIL, "--tls: connections not TLS, or of a version or suite not "  \
 	  "decrypted (CBC, TLS 1.1)")                                                         \
+	X(T, tls_joined, DETAIL, "--tls: ciphertext connections first seen midway (older "    \
+	  "than the capture: no handshake, not decrypted)")                                  \
 	X(T, tls_given_up, DETAIL, "--tls: connections given up (a gap in the handshake, a "   \
 	  "hold cap)")                                                                       \
 	X(T, tls_dup, DETAIL, "--tls: per-call plaintext of connections decrypted (dropped)") \

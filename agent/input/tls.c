@@ -438,6 +438,12 @@ attached:
 	return 0;
 }
 
+/* EVP_KDF_derive probed in p (a uprobe_multi link, or a perf event) */
+static bool kdf_on(const struct tls_proc *p)
+{
+	return p->kdf || p->kdf_fd >= 0;
+}
+
 static void kdf_detach(struct tls_proc *p)
 {
 	bpf_link__destroy(p->kdf);
@@ -452,7 +458,7 @@ static int kdf_attach(struct st_tls *tls, struct tls_proc *p)
 	int err = 0;
 
 	p->kdf_until = 0;
-	if (p->kdf || p->kdf_fd >= 0)
+	if (kdf_on(p))
 		return 0;
 	if (tls->multi && p->crypto) {
 		static const char *const name[] = { "EVP_KDF_derive" };
@@ -620,7 +626,7 @@ static int set_mode(struct st_tls *tls, struct tls_proc *p, uint8_t mode, bool s
 		drain_end(p);
 		p->keys_pending = false;
 		mode_map(tls, p->pid, mode);
-		if (p->kdf)
+		if (kdf_on(p))
 			p->kdf_until = now + ST_TLS_KDF_LINGER_MS * MS;
 	}
 	p->mode = mode;
@@ -795,9 +801,9 @@ static void proc_begin(struct st_tls *tls, struct tls_proc *p, uint8_t mode, con
 		pr_info("tls: pid %d (%s)%s: keys mode: secrets once per handshake (EVP_KDF_derive "
 			"in %s), %s", (int)p->pid, p->comm, how, p->crypto ? p->crypto->name : "?",
 			tls->keylog_only ? "for --keylog" : "the ciphertext of --port decrypted");
-	else if (p->keys_ok || !tls->keys)
-		pr_info("tls: pid %d (%s)%s: calls mode: per-call probes on %s", (int)p->pid, p->comm,
-			how, p->ssl->name);
+	else if (p->keys_ok)
+		pr_info("tls: pid %d (%s)%s: calls mode: per-call probes on %s%s", (int)p->pid, p->comm,
+			how, p->ssl->name, tls->keys ? "" : " (--tls-mode calls)");
 	else if (tls->t->tls_mode == ST_TLSM_KEYS || tls->t->keylog)
 		pr_warn("tls: pid %d (%s)%s: calls mode, not keys: %s", (int)p->pid, p->comm, how,
 			p->why);
@@ -1132,10 +1138,10 @@ static void tick(struct st_tls *tls)
 			drain_start(tls, p);
 		}
 		drain_check(tls, p, now);
-		if (p->mode == ST_TLS_MODE_CALLS && p->kdf && p->kdf_until && now >= p->kdf_until)
+		if (p->mode == ST_TLS_MODE_CALLS && kdf_on(p) && p->kdf_until && now >= p->kdf_until)
 			kdf_detach(p);
 		decide(tls, p, now);
-		want |= p->mode == ST_TLS_MODE_KEYS || p->kdf;
+		want |= p->mode == ST_TLS_MODE_KEYS || kdf_on(p);
 	}
 	if (tls->dec && st_tlsdec__open_keyed(tls->dec))
 		want = true; /* connections still decrypted */
@@ -1216,6 +1222,10 @@ void st_tls__poll(struct st_tls *tls)
 
 		if (!p->exec_since)
 			continue;
+		if (p->gone) {
+			p->exec_since = 0; /* exited already: the rescan prunes it */
+			continue;
+		}
 		if (now < p->exec_retry) {
 			more = true;
 			continue;

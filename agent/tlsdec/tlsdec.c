@@ -130,7 +130,8 @@ struct tconn {
 	EVP_MD_CTX *md;         /* 1.3 transcript */
 	uint8_t hlen;
 	struct slot *sl_hs, *sl_ap, *sl_early, *sl_12;
-	uint8_t logged;         /* secrets reported to keylog: bits of enum st_tlskeys_secret, 1 << 7 for 1.2 */
+	uint8_t logged;         /* secrets reported to keylog: bits of enum st_tlskeys_secret;
+				 * 1 << 7: TLS 1.2's */
 	uint32_t isn[2];
 	uint64_t flights;
 	struct st_tlsdec_proc *proc; /* its process's counts (keyed) */
@@ -426,9 +427,9 @@ static void keylog(struct tconn *c)
 		return;
 	}
 	for (int i = 0; i < ST_S13_MAX; i++) {
-		struct slot *s = i == ST_S13_CLIENT_EARLY ? c->sl_early :
-				 i <= ST_S13_SERVER_HS   ? c->sl_hs :
-							   c->sl_ap;
+		struct slot *s = i == ST_S13_CLIENT_EARLY || i == ST_S13_EARLY_EXPORTER ? c->sl_early :
+				 i <= ST_S13_SERVER_HS ? c->sl_hs :
+							 c->sl_ap;
 
 		if (!s || !(s->have & (1u << i)) || (c->logged & (1u << i)))
 			continue;
@@ -558,10 +559,14 @@ static void unusable(struct tconn *c)
 {
 	struct st_tlsdec *d = dec_of(c);
 
-	if (c->state == CS_NEW) {
-		c->state = CS_UNUSABLE;
+	if (c->state != CS_NEW)
+		return;
+	c->state = CS_UNUSABLE;
+	/* first seen in the middle of a record: a connection older than the capture */
+	if (c->joined && !c->n_ch)
+		d->st.joined++;
+	else
 		d->st.not_tls++;
-	}
 }
 
 static void give_up(struct tconn *c)

@@ -81,6 +81,7 @@ struct st_tlsdec_stats {
 	uint64_t called;          /* ... left to the per-call probes */
 	uint64_t nokeys;          /* ... that ended without secrets (not delivered) */
 	uint64_t not_tls;         /* ... whose bytes were not TLS (or a version/suite not handled) */
+	uint64_t joined;          /* ... first seen in the middle, no handshake: not decrypted */
 	uint64_t given_up;        /* ... given up after a gap in their handshake, or a hold cap */
 	uint64_t records;         /* records opened */
 	uint64_t plain_bytes;     /* plaintext delivered */

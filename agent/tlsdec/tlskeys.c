@@ -24,6 +24,7 @@ static const struct {
 	[ST_S13_CLIENT_AP] = { "c ap traffic", "CLIENT_TRAFFIC_SECRET_0" },
 	[ST_S13_SERVER_AP] = { "s ap traffic", "SERVER_TRAFFIC_SECRET_0" },
 	[ST_S13_EXPORTER] = { "exp master", "EXPORTER_SECRET" },
+	[ST_S13_EARLY_EXPORTER] = { "e exp master", "EARLY_EXPORTER_SECRET" },
 };
 
 const char *st_tlskeys_label13(enum st_tlskeys_secret i)

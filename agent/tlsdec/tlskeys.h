@@ -32,6 +32,7 @@ enum st_tlskeys_secret {
 	ST_S13_CLIENT_AP,        /* "c ap traffic" */
 	ST_S13_SERVER_AP,        /* "s ap traffic" */
 	ST_S13_EXPORTER,         /* "exp master" */
+	ST_S13_EARLY_EXPORTER,   /* "e exp master" */
 	ST_S13_MAX,
 };
 

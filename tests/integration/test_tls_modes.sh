@@ -10,10 +10,12 @@
 #     than a handshake), said; this connection stays with the per-call probes to its end;
 #  4. keep-alive connections after it: decrypted.
 # Every request nginx logged is in the flows exactly once, every connection whole (no gap,
-# no loss); the summary counts the changes.
+# no loss); the summary counts the changes; the probes in nginx's memory follow the mode
+# (calls: SSL_read probed, EVP_KDF_derive no longer; keys: the reverse, once the session
+# begun in calls mode ended).
 . "$(dirname "$0")/lib.sh"
 st_require_root
-st_require_cmds ip nginx curl openssl
+st_require_cmds ip nginx curl openssl python3 nm readelf
 st_require_agent
 [ -z "${ST_FAKE_AGENT:-}" ] || st_skip "needs the real agent"
 [ -n "$(st_cgroup2_root)" ] || st_skip "cgroup v2 is not mounted"
@@ -26,6 +28,18 @@ CG=$ST_LAST_CGROUP
 export ST_NGINX_LOG_FORMAT='$request_method $request_uri'
 ST_NGINX_TLS=1 ST_NGINX_CGROUP=$CG st_nginx_start prod "$ST_SRV_NS" "$ST_SRV4:443"
 WORKER=$(pgrep -P "$(cat "$ST_TMP/prod/nginx.pid")" | head -n1)
+LIBSSL=$(ldd "$(command -v nginx)" | awk '/libssl\.so/ { print $3 }')
+LIBCRYPTO=$(ldd "$(command -v nginx)" | awk '/libcrypto\.so/ { print $3 }')
+# probes_are WANT_SSL_READ WANT_KDF: the worker's breakpoints, within 2 s
+probes_are() {
+	local i have
+	for i in $(seq 1 20); do
+		have="$(python3 "$ST_ROOT/tests/integration/tls_client.py" int3 "$WORKER" "$LIBSSL" SSL_read) $(python3 "$ST_ROOT/tests/integration/tls_client.py" int3 "$WORKER" "$LIBCRYPTO" EVP_KDF_derive)"
+		[ "$have" = "$1 $2" ] && return 0
+		sleep 0.1
+	done
+	st_fail "SSL_read, EVP_KDF_derive in nginx: $have, not $1 $2"
+}
 
 st_in_bg "" "$ST_BIN" flows --tls --cgroup "$CG" --port 443 -v -o "$ST_TMP/flows" \
 	>"$ST_TMP/flows.out" 2>"$ST_TMP/flows.err" </dev/null &
@@ -48,6 +62,7 @@ for i in $(seq 1 10); do
 done
 st_wait_log "$ST_TMP/flows.err" "tls: pid $WORKER \(nginx\): keys -> calls mode" 5
 grep -o "tls: pid $WORKER (nginx): keys -> calls mode.*" "$ST_TMP/flows.err"
+probes_are probed clean # EVP_KDF_derive's probe lingers 500 ms only
 n1=$((i * 20))
 st_log "2: more of them, per-call probes"
 short $((n1 + 1)) $((n1 + 30))
@@ -56,6 +71,7 @@ st_in "$ST_CLI_NS" "${K[@]}" -o /dev/null "$base/f100?ka=[1-600]"
 st_wait_log "$ST_TMP/flows.err" "tls: pid $WORKER \(nginx\): calls -> keys mode" 5
 grep -o "tls: pid $WORKER (nginx): calls -> keys mode.*" "$ST_TMP/flows.err"
 sleep 0.5 # the agent's next tick: the packet programs have seen handshakes start
+probes_are clean probed # the session begun in calls mode ended: its probes went
 st_log "4: keep-alive connections, decrypted"
 for c in 1 2 3; do st_in "$ST_CLI_NS" "${K[@]}" -o /dev/null "$base/f65536?after=$c-[1-20]"; done
 sleep 0.5
