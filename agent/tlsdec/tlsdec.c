@@ -700,7 +700,7 @@ static void ch_free(struct tconn *c)
  * message_hash stand-in: RFC 8446 4.4.1). */
 static bool th_start(struct tconn *c, bool hrr)
 {
-	const EVP_MD *md = EVP_get_digestbyname(c->suite->hash);
+	const EVP_MD *md = st_tlskeys__md(dec_of(c)->keys, c->suite->hash);
 	uint8_t h[4 + EVP_MAX_MD_SIZE];
 	unsigned int l = 0;
 

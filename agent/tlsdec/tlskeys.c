@@ -37,23 +37,57 @@ const char *st_tlskeys_keylog_name(enum st_tlskeys_secret i)
 	return i < ST_S13_MAX ? names13[i].keylog : "?";
 }
 
+/* Everything fetched once: OpenSSL 3 looks algorithms up by name (a lock, string compares)
+ * at each implicit use, which was most of a handshake's cost here. */
 struct st_tlskeys {
-	EVP_KDF *hkdf;
 	EVP_KDF *prf;
 	EVP_MD *sha256, *sha384;
+	EVP_MAC *hmac;
+	EVP_MAC_CTX *hmac256, *hmac384; /* HMAC with its digest set: duplicated per use */
+	EVP_CIPHER *ciphers[ST_AEAD_AES_256_CCM + 1];
 };
+
+static EVP_MAC_CTX *hmac_template(EVP_MAC *mac, const EVP_MD *md)
+{
+	EVP_MAC_CTX *c = EVP_MAC_CTX_new(mac);
+	OSSL_PARAM p[2];
+
+	if (!c)
+		return NULL;
+	p[0] = OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, (char *)EVP_MD_get0_name(md),
+						0);
+	p[1] = OSSL_PARAM_construct_end();
+	if (EVP_MAC_CTX_set_params(c, p) != 1) {
+		EVP_MAC_CTX_free(c);
+		return NULL;
+	}
+	return c;
+}
 
 struct st_tlskeys *st_tlskeys__new(void)
 {
 	struct st_tlskeys *k = calloc(1, sizeof(*k));
+	bool ok;
 
 	if (!k)
 		return NULL;
-	k->hkdf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_HKDF, NULL);
 	k->prf = EVP_KDF_fetch(NULL, OSSL_KDF_NAME_TLS1_PRF, NULL);
 	k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL);
 	k->sha384 = EVP_MD_fetch(NULL, "SHA384", NULL);
-	if (!k->hkdf || !k->prf || !k->sha256 || !k->sha384) {
+	k->hmac = EVP_MAC_fetch(NULL, "HMAC", NULL);
+	ok = k->prf && k->sha256 && k->sha384 && k->hmac;
+	if (ok) {
+		k->hmac256 = hmac_template(k->hmac, k->sha256);
+		k->hmac384 = hmac_template(k->hmac, k->sha384);
+		ok = k->hmac256 && k->hmac384;
+	}
+	for (int a = ST_AEAD_AES_128_GCM; ok && a <= ST_AEAD_AES_256_CCM; a++) {
+		struct st_tlsrec_suite s = { .aead = (uint8_t)a };
+
+		k->ciphers[a] = EVP_CIPHER_fetch(NULL, st_tlsrec_aead_name(&s), NULL);
+		ok = k->ciphers[a] != NULL;
+	}
+	if (!ok) {
 		st_tlskeys__free(k);
 		return NULL;
 	}
@@ -64,12 +98,17 @@ void st_tlskeys__free(struct st_tlskeys *k)
 {
 	if (!k)
 		return;
-	EVP_KDF_free(k->hkdf);
 	EVP_KDF_free(k->prf);
 	EVP_MD_free(k->sha256);
 	EVP_MD_free(k->sha384);
+	EVP_MAC_CTX_free(k->hmac256);
+	EVP_MAC_CTX_free(k->hmac384);
+	EVP_MAC_free(k->hmac);
+	for (size_t a = 0; a < sizeof(k->ciphers) / sizeof(k->ciphers[0]); a++)
+		EVP_CIPHER_free(k->ciphers[a]);
 	free(k);
 }
+
 
 /* OpenSSL calls SHA-256 "SHA256", "SHA2-256" or "SHA-256" depending on where the name came
  * from (EVP_MD_get0_name gives the fetched algorithm's first name). */
@@ -84,6 +123,11 @@ static const EVP_MD *md_of(struct st_tlskeys *k, const char *digest)
 	return NULL;
 }
 
+const void *st_tlskeys__md(struct st_tlskeys *k, const char *digest)
+{
+	return md_of(k, digest);
+}
+
 size_t st_tlskeys__hash_len(struct st_tlskeys *k, const char *digest)
 {
 	const EVP_MD *md = md_of(k, digest);
@@ -96,14 +140,14 @@ int st_tlskeys__expand_label(struct st_tlskeys *k, const char *digest, const uin
 			     uint8_t *out, size_t outlen)
 {
 	const EVP_MD *md = md_of(k, digest);
-	size_t llen = strlen(label), n = 0;
-	uint8_t info[2 + 1 + 6 + 255 + 1 + 255];
-	int mode = EVP_KDF_HKDF_MODE_EXPAND_ONLY, ret;
-	OSSL_PARAM params[5];
-	EVP_KDF_CTX *ctx;
+	size_t llen = strlen(label), n = 0, hl, done = 0, l = 0;
+	uint8_t info[2 + 1 + 6 + 255 + 1 + 255], t[EVP_MAX_MD_SIZE];
+	uint8_t ctr = 0;
+	int ret = 0;
 
 	if (!md || llen > 249 || clen > 255 || outlen > 0xffff)
 		return -1;
+	hl = (size_t)EVP_MD_get_size(md);
 	/* HkdfLabel: uint16 length, opaque label<7..255> = "tls13 " + label, opaque context<0..255> */
 	info[n++] = (uint8_t)(outlen >> 8);
 	info[n++] = (uint8_t)outlen;
@@ -116,18 +160,23 @@ int st_tlskeys__expand_label(struct st_tlskeys *k, const char *digest, const uin
 	if (clen)
 		memcpy(info + n, context, clen);
 	n += clen;
-	ctx = EVP_KDF_CTX_new(k->hkdf);
-	if (!ctx)
-		return -1;
-	params[0] = OSSL_PARAM_construct_int(OSSL_KDF_PARAM_MODE, &mode);
-	params[1] = OSSL_PARAM_construct_utf8_string(OSSL_KDF_PARAM_DIGEST,
-						     (char *)EVP_MD_get0_name(md), 0);
-	params[2] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_KEY, (void *)secret, slen);
-	params[3] = OSSL_PARAM_construct_octet_string(OSSL_KDF_PARAM_INFO, info, n);
-	params[4] = OSSL_PARAM_construct_end();
-	ret = EVP_KDF_derive(ctx, out, outlen, params) == 1 ? 0 : -1;
-	EVP_KDF_CTX_free(ctx);
-	return ret;
+	/* HKDF-Expand (RFC 5869 2.3): T(i) = HMAC(secret, T(i-1) | info | i) */
+	while (done < outlen && !ret) {
+		EVP_MAC_CTX *c = EVP_MAC_CTX_dup(md == k->sha384 ? k->hmac384 : k->hmac256);
+
+		ctr++;
+		ret = !c || EVP_MAC_init(c, secret, slen, NULL) != 1 ||
+		      (done && EVP_MAC_update(c, t, hl) != 1) || EVP_MAC_update(c, info, n) != 1 ||
+		      EVP_MAC_update(c, &ctr, 1) != 1 || EVP_MAC_final(c, t, &l, sizeof(t)) != 1 ||
+		      l != hl;
+		EVP_MAC_CTX_free(c);
+		if (!ret) {
+			memcpy(out + done, t, outlen - done < hl ? outlen - done : hl);
+			done += hl;
+		}
+	}
+	OPENSSL_cleanse(t, sizeof(t));
+	return ret ? -1 : 0;
 }
 
 int st_tlskeys__derive13(struct st_tlskeys *k, const struct st_tlskeys_kdf *kdf, uint8_t *out,
@@ -154,7 +203,7 @@ int st_tlskeys__traffic(struct st_tlskeys *k, const struct st_tlsrec_suite *suit
 					    suite->key_len) ||
 	    st_tlskeys__expand_label(k, suite->hash, secret, hl, "iv", NULL, 0, iv, suite->iv_len))
 		return -EINVAL;
-	err = st_tlsrec_keys_set(keys, suite, key, iv);
+	err = st_tlsrec_keys_set(keys, suite, key, iv, k->ciphers[suite->aead]);
 	OPENSSL_cleanse(key, sizeof(key));
 	OPENSSL_cleanse(iv, sizeof(iv));
 	return err;
@@ -203,9 +252,11 @@ int st_tlskeys__tls12(struct st_tlskeys *k, const struct st_tlsrec_suite *suite,
 	ok = EVP_KDF_derive(ctx, block, need, params) == 1;
 	EVP_KDF_CTX_free(ctx);
 	if (ok)
-		ok = !st_tlsrec_keys_set(client, suite, block, block + 2 * suite->key_len) &&
+		ok = !st_tlsrec_keys_set(client, suite, block, block + 2 * suite->key_len,
+					 k->ciphers[suite->aead]) &&
 		     !st_tlsrec_keys_set(server, suite, block + suite->key_len,
-					 block + 2 * suite->key_len + suite->iv_len);
+					 block + 2 * suite->key_len + suite->iv_len,
+					 k->ciphers[suite->aead]);
 	OPENSSL_cleanse(block, sizeof(block));
 	return ok ? 0 : -EINVAL;
 }

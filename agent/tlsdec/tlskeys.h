@@ -73,6 +73,8 @@ struct st_tlskeys;
 struct st_tlskeys *st_tlskeys__new(void);
 void st_tlskeys__free(struct st_tlskeys *k);
 
+/* The EVP_MD of an OpenSSL hash name ("SHA256", "SHA2-384"; fetched once), or NULL. */
+const void *st_tlskeys__md(struct st_tlskeys *k, const char *digest);
 /* The digest's output length for an OpenSSL hash name ("SHA256", "SHA2-384"), 0 if unknown. */
 size_t st_tlskeys__hash_len(struct st_tlskeys *k, const char *digest);
 

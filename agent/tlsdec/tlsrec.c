@@ -86,6 +86,18 @@ static const EVP_CIPHER *cipher_of(const struct st_tlsrec_suite *s)
 	return NULL;
 }
 
+const char *st_tlsrec_aead_name(const struct st_tlsrec_suite *s)
+{
+	switch (s->aead) {
+	case ST_AEAD_AES_128_GCM: return "AES-128-GCM";
+	case ST_AEAD_AES_256_GCM: return "AES-256-GCM";
+	case ST_AEAD_CHACHA20_POLY1305: return "ChaCha20-Poly1305";
+	case ST_AEAD_AES_128_CCM: return "AES-128-CCM";
+	case ST_AEAD_AES_256_CCM: return "AES-256-CCM";
+	}
+	return NULL;
+}
+
 static bool is_ccm(const struct st_tlsrec_suite *s)
 {
 	return s->aead == ST_AEAD_AES_128_CCM || s->aead == ST_AEAD_AES_256_CCM;
@@ -100,9 +112,9 @@ void st_tlsrec_keys_wipe(struct st_tlsrec_keys *k)
 }
 
 int st_tlsrec_keys_set(struct st_tlsrec_keys *k, const struct st_tlsrec_suite *suite,
-		       const uint8_t *key, const uint8_t *iv)
+		       const uint8_t *key, const uint8_t *iv, const void *cipher)
 {
-	const EVP_CIPHER *c = cipher_of(suite);
+	const EVP_CIPHER *c = cipher ? cipher : cipher_of(suite);
 	EVP_CIPHER_CTX *ctx;
 
 	st_tlsrec_keys_wipe(k);
@@ -119,6 +131,7 @@ int st_tlsrec_keys_set(struct st_tlsrec_keys *k, const struct st_tlsrec_suite *s
 	}
 	k->suite = suite;
 	k->ctx = ctx;
+	k->cipher = c;
 	memcpy(k->key, key, suite->key_len);
 	memcpy(k->iv, iv, suite->iv_len);
 	return 0;
@@ -167,7 +180,7 @@ static bool aead_open(struct st_tlsrec_keys *k, const uint8_t nonce[12], const u
 	int l = 0, l2 = 0;
 
 	if (is_ccm(s)) {
-		if (EVP_DecryptInit_ex(ctx, cipher_of(s), NULL, NULL, NULL) != 1 ||
+		if (EVP_DecryptInit_ex(ctx, k->cipher, NULL, NULL, NULL) != 1 ||
 		    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_CCM_SET_IVLEN, 12, NULL) != 1 ||
 		    EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_CCM_SET_TAG, s->tag_len, (void *)tag) != 1 ||
 		    EVP_DecryptInit_ex(ctx, NULL, NULL, k->key, nonce) != 1 ||

@@ -73,14 +73,20 @@ static inline uint32_t st_tlsrec_overhead(const struct st_tlsrec_suite *s)
 /* One direction's keys of one epoch. Zeroed = none. */
 struct st_tlsrec_keys {
 	const struct st_tlsrec_suite *suite;
-	void *ctx; /* EVP_CIPHER_CTX */
+	void *ctx;          /* EVP_CIPHER_CTX */
+	const void *cipher; /* EVP_CIPHER */
 	uint8_t key[ST_TLS_KEY_MAX];
 	uint8_t iv[ST_TLS_IV_MAX];
 };
 
-/* Sets k (wiping what it held) for suite with key and iv (suite's lengths). 0 or -ENOMEM/-EINVAL. */
+/* Sets k (wiping what it held) for suite with key and iv (suite's lengths). cipher: the
+ * suite's AEAD as an EVP_CIPHER fetched once by the caller (OpenSSL 3 looks an implicit one up
+ * by name at every use: a lock and string compares per connection), or NULL for that.
+ * 0 or -ENOMEM/-EINVAL. */
 int st_tlsrec_keys_set(struct st_tlsrec_keys *k, const struct st_tlsrec_suite *suite,
-		       const uint8_t *key, const uint8_t *iv);
+		       const uint8_t *key, const uint8_t *iv, const void *cipher);
+/* The OpenSSL name of a suite's AEAD ("AES-128-GCM"), for a caller that fetches it. */
+const char *st_tlsrec_aead_name(const struct st_tlsrec_suite *suite);
 static inline bool st_tlsrec_keys_on(const struct st_tlsrec_keys *k)
 {
 	return k->suite != NULL;
