@@ -17,7 +17,8 @@
 # a run's ratio is its req/s over the mean of the two no-agent runs around it; reported: the
 # median over the rounds (ST_BENCH_ROUNDS, 5), the uprobe traps per request (the summary's
 # tls_traps; base does not count them: its probes are calls mode's), the agent's CPU
-# (utime + stime) per request and per MB of plaintext (keys: decrypted), and the loss.
+# (utime + stime) per request and per MB of plaintext (keys: decrypted; the pcap's bytes), and
+# the loss.
 # wrk maps a private copy of libssl (LD_LIBRARY_PATH): base's probes sit in the file, so wrk's
 # own calls would trap too; the new modes attach per process and never trap in wrk anyway.
 # Then one run per configuration with kernel.bpf_stats_enabled=1 (restored after): run_time_ns
@@ -106,7 +107,7 @@ report "## --tls: nginx HTTPS throughput with and without the agent, per mode"
 report ""
 report "$(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) CPUs, load before: $(cut -d' ' -f1-3 /proc/loadavg); wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds; TLS 1.3 (TLS_AES_256_GCM_SHA384)"
 report ""
-report "| load | URL | config | none req/s (median) | req/s (median) | ratio (median; per round) | traps per request | agent CPU us per request | agent CPU ms per MB | lost |"
+report "| load | URL | config | none req/s (median) | req/s (median) | ratio (median; per round) | traps per request | agent CPU us per request | agent CPU ms per MB of plaintext | lost |"
 report "|---|---|---|---:|---:|---|---:|---:|---:|---:|"
 for load in $LOADS; do
 	for url in $URLS; do
@@ -125,9 +126,7 @@ for load in $LOADS; do
 				nones+=("$b")
 				ratio=$(python3 -c "print('%.3f' % ($t / max(1, ($a + $b) / 2)))")
 				tr=$(field tls_traps) # base has no such count: its probes are calls mode's
-				# plaintext: decrypted (keys), else what the pcap got
-				plain=$(( $(field tls_decrypted) ))
-				[ "$plain" -gt 0 ] || plain=$(field bytes)
+				plain=$(field bytes) # the plaintext the pcap got, decrypted or copied
 				ratios[$cfg]+="$ratio "
 				rps[$cfg]+="$t "
 				if [ "$cfg" = base ]; then traps[$cfg]+="- "; else
