@@ -36,11 +36,11 @@ WARN := -Wall -Wextra -Wno-unused-parameter -Wshadow -Wformat=2 -Wstrict-prototy
 CFLAGS ?= -O2 -g
 # User-space libraries: pkg-config's answer when it has one, else the Debian names.
 # inih reads the daemon's config file; libmicrohttpd serves its metrics (docs/DAEMON.md);
-# rdkafka: tee/receive --kafka (docs/KAFKA.md).
-PC_MODULES := libbpf libelf zlib libpcap inih libmicrohttpd openssl rdkafka
+# rdkafka: tee/receive --kafka (docs/KAFKA.md); libnghttp2: HTTP/2's HPACK (docs/HTTP2.md).
+PC_MODULES := libbpf libelf zlib libpcap inih libmicrohttpd openssl rdkafka libnghttp2
 PC_LIBS := $(shell $(PKG_CONFIG) --libs $(PC_MODULES) 2>/dev/null)
 # libm (tap compare's statistics and report) and pthread (its worker) are the C library's.
-LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap -linih -lmicrohttpd -lssl -lcrypto -lrdkafka) -lm -lpthread
+LDLIBS ?= $(if $(PC_LIBS),$(PC_LIBS),-lbpf -lelf -lz -lpcap -linih -lmicrohttpd -lssl -lcrypto -lrdkafka -lnghttp2) -lm -lpthread
 # CPPFLAGS (dpkg-buildflags' -D_FORTIFY_SOURCE) goes to every user-space compile, not to BPF.
 # One -I per agent folder (the layers: docs/ARCHITECTURE.md), so `#include "x.h"` works from
 # anywhere; the repository's root for the BPF headers the agent shares (`#include "bpf/x.h"`).
@@ -89,7 +89,7 @@ FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) $(AGENT_IN
 .DELETE_ON_ERROR:
 .PHONY: all test check unit bpf-tests fuzz fuzz-build demo bench install clean deps deps-check
 
-all: $(BUILD)/shadowtap $(TOOL_BINS)
+all: $(BUILD)/shadowtap $(BUILD)/shadowtap.8 $(TOOL_BINS)
 
 deps:
 	$(Q)tools/install-deps.sh
@@ -126,6 +126,11 @@ $(LIB): $(LIB_OBJS)
 $(BUILD)/shadowtap: $(CMD_OBJS) $(LIB)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+# The manual page, from the binary's own option tables (the same rows as --help).
+$(BUILD)/shadowtap.8: $(BUILD)/shadowtap
+	$(call msg,MAN,$@)
+	$(Q)$< --man >$@
 
 $(UNIT_OBJS): $(BUILD)/tests/unit/%.o: tests/unit/%.c | $(SKELS)
 	$(call msg,CC,$@)
@@ -185,6 +190,9 @@ fuzz: deps
 	@echo "== differential smuggling run: $${ST_SMUGGLE_RANDOM:-2000} random shapes against nginx"
 	$(Q)ST_BUILD=$(BUILD) ST_SMUGGLE_RANDOM=$${ST_SMUGGLE_RANDOM:-2000} \
 		ST_SMUGGLE_SEED=$${ST_SMUGGLE_SEED:-$$(date +%s)} bash tests/integration/test_shadow_smuggle.sh
+	@echo "== differential HTTP/2 run: $${ST_H2DIFF_CONNS:-3000} random connections"
+	$(Q)ST_BUILD=$(BUILD) ST_H2DIFF_CONNS=$${ST_H2DIFF_CONNS:-3000} \
+		ST_H2DIFF_SEED=$${ST_H2DIFF_SEED:-$$(date +%s)} bash tests/integration/test_shadow_h2diff.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -192,7 +200,7 @@ demo: deps
 
 # Production cost (every configuration against no agent in the same run, veth and loopback),
 # each program path alone, the BPF cost of large segments, the loss probe, flows vs tcpflow,
-# replay, tap compare, --tls. About 30 minutes; ST_BENCH_QUICK=1: about 12.
+# replay, tap compare, --tls, HTTP/2. About 33 minutes; ST_BENCH_QUICK=1: about 14.
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)ST_BUILD=$(BUILD) tools/bench-prod.sh
@@ -200,15 +208,18 @@ bench: deps
 	$(Q)ST_BUILD=$(BUILD) BENCH_CLOSE_SECS=$${BENCH_CLOSE_SECS:-$(if $(filter 1,$(ST_BENCH_QUICK)),2,4)} \
 		BENCH_RUNS=$${BENCH_RUNS:-$(if $(filter 1,$(ST_BENCH_QUICK)),1,3)} tools/bench-flows.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh replay
+	$(Q)ST_BUILD=$(BUILD) tools/bench-h2.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-compare.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-tls.sh
 
-# The binary, the systemd unit (its paths follow PREFIX) and the example configuration
+# The binary, its manual page, the systemd unit (its paths follow PREFIX) and the example configuration
 # (docs/DAEMON.md); an existing /etc/shadowtap/shadowtap.conf is never touched.
 SYSTEMD_UNIT_DIR ?= $(PREFIX)/lib/systemd/system
 SYSCONF_DIR ?= /etc/shadowtap
-install: $(BUILD)/shadowtap
+MAN_DIR ?= $(PREFIX)/share/man
+install: $(BUILD)/shadowtap $(BUILD)/shadowtap.8
 	install -D -m 0755 $(BUILD)/shadowtap $(DESTDIR)$(PREFIX)/sbin/shadowtap
+	install -D -m 0644 $(BUILD)/shadowtap.8 $(DESTDIR)$(MAN_DIR)/man8/shadowtap.8
 	install -d -m 0755 $(DESTDIR)$(SYSTEMD_UNIT_DIR) $(DESTDIR)$(SYSCONF_DIR)
 	sed 's|/usr/local/sbin/shadowtap|$(PREFIX)/sbin/shadowtap|g' tools/systemd/shadowtap.service \
 		>$(DESTDIR)$(SYSTEMD_UNIT_DIR)/shadowtap.service

@@ -19,7 +19,7 @@ maj=$(awk '/LIBBPF_MAJOR_VERSION/{print $3}' "$hdr"); min=$(awk '/LIBBPF_MINOR_V
 if [ "$maj" -lt 1 ] || { [ "$maj" -eq 1 ] && [ "$min" -lt 1 ]; }; then
 	die "libbpf $maj.$min is too old: need >= 1.1 (apt-get install libbpf-dev)"
 fi
-for h in pcap/pcap.h gelf.h zlib.h ini.h microhttpd.h openssl/ssl.h librdkafka/rdkafka.h librdkafka/rdkafka_mock.h; do
-	[ -f "/usr/include/$h" ] || die "/usr/include/$h not found (make deps installs libpcap-dev libelf-dev zlib1g-dev libinih-dev libmicrohttpd-dev libssl-dev librdkafka-dev)"
+for h in pcap/pcap.h gelf.h zlib.h ini.h microhttpd.h openssl/ssl.h librdkafka/rdkafka.h librdkafka/rdkafka_mock.h nghttp2/nghttp2.h; do
+	[ -f "/usr/include/$h" ] || die "/usr/include/$h not found (make deps installs libpcap-dev libelf-dev zlib1g-dev libinih-dev libmicrohttpd-dev libssl-dev librdkafka-dev libnghttp2-dev)"
 done
 exit 0

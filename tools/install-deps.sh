@@ -14,15 +14,22 @@ PKGS=(
 	libssl-dev
 	# tee --kafka, receive --kafka (and the mock cluster their tests run on)
 	librdkafka-dev
-	# unit tests, sanitizers and fuzzing
-	libcmocka-dev libclang-rt-14-dev
+	# HTTP/2: HPACK (and, in the tests, the sessions that write the traffic)
+	libnghttp2-dev
+	# unit tests, sanitizers and fuzzing; protoc writes test_protobuf's messages
+	libcmocka-dev libclang-rt-14-dev protobuf-compiler
 	# integration tests, demo, benchmarks
 	iproute2 nginx-light curl wrk tcpdump tshark tcpflow python3 procps psmisc time
 	redis-server redis-tools
+	# HTTP/2 and gRPC: servers and clients (nghttpd; nghttp, h2load), the gRPC services
+	# written for the tests, the HTTP/2 client of the differential test
+	nghttp2-server nghttp2-client python3-grpcio protobuf-compiler python3-h2
 	# tap compare's HTML report, rendered in a real browser by its integration test
 	chromium
 	# --tls tests: certificates made at test time
 	openssl
+	# promtool: the metrics' names checked against Prometheus' rules (test_metrics_names)
+	prometheus
 )
 
 missing=()

@@ -35,7 +35,7 @@ struct st_loop {
 	int timerfd;
 	sigset_t old_mask;
 	sigset_t mask;       /* the signals the loop took */
-	bool hup_was_ignored; /* SIGHUP inherited as ignored (nohup): restored at free */
+	sigset_t was_ignored; /* ... of which inherited as ignored: ignored again at free */
 	struct st_loop_sig sigs[_NSIG];
 	st_loop_fn tick;
 	void *tick_ctx;
@@ -116,20 +116,29 @@ struct st_loop *st_loop__new(void)
 		return NULL;
 	l->epfd = l->sigfd = l->timerfd = -1;
 	sigemptyset(&l->mask);
+	sigemptyset(&l->was_ignored);
 	for (int sig = 1; sig < _NSIG; sig++) {
 		if (!sig_default(sig))
 			continue;
 		if (sig_ignored(sig)) {
-			if (sig != SIGHUP)
-				continue; /* ignored by whoever started us: that stays */
-			/* nohup: a hangup must not end the run, and here it does not */
-			signal(SIGHUP, SIG_DFL);
-			l->hup_was_ignored = true;
+			/*
+			 * Taken all the same: SIGHUP (nohup: a hangup must not end the run, and
+			 * here it does not), SIGINT and SIGTERM (a script's background job starts
+			 * with SIGINT ignored, and `kill -INT` must stop it as it stops tcpdump).
+			 * Any other stop signal ignored by whoever started us stays ignored.
+			 */
+			if (sig != SIGHUP && sig != SIGINT && sig != SIGTERM)
+				continue;
+			sigaddset(&l->was_ignored, sig);
 		}
 		sigaddset(&l->mask, sig);
 	}
 	if (sigprocmask(SIG_BLOCK, &l->mask, &l->old_mask))
 		goto fail;
+	/* blocked first: one that comes meanwhile waits in the signalfd, it cannot kill us */
+	for (int sig = 1; sig < _NSIG; sig++)
+		if (sigismember(&l->was_ignored, sig))
+			signal(sig, SIG_DFL);
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	l->sigfd = signalfd(-1, &l->mask, SFD_CLOEXEC | SFD_NONBLOCK);
 	l->timerfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
@@ -323,8 +332,9 @@ void st_loop__free(struct st_loop *l)
 	}
 	if (l->epfd >= 0)
 		close(l->epfd);
-	if (l->hup_was_ignored)
-		signal(SIGHUP, SIG_IGN);
+	for (int sig = 1; sig < _NSIG; sig++)
+		if (sigismember(&l->was_ignored, sig))
+			signal(sig, SIG_IGN);
 	sigprocmask(SIG_SETMASK, &l->old_mask, NULL);
 	free(l);
 }

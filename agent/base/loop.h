@@ -11,14 +11,17 @@
  *    files registers what that means (st_loop__on_signal); without one there
  *    is nothing to reopen and the run goes on. Also taken when inherited as
  *    ignored (nohup): it never ends the run.
- *  - SIGINT, SIGTERM: stop, silently (as always).
+ *  - SIGINT, SIGTERM: stop, silently (as always). Also taken when inherited as
+ *    ignored: a non-interactive shell starts background jobs with SIGINT
+ *    ignored, and a script's `kill -INT` must stop the command as it stops
+ *    tcpdump.
  *  - SIGQUIT, SIGUSR1, SIGUSR2, SIGALRM, SIGVTALRM, SIGPROF, SIGPWR, SIGIO,
  *    SIGSTKFLT and the real-time signals: stop, with one line naming the
  *    signal (someone sent it on purpose or by mistake: say why the run ended).
  *  - SIGXCPU, SIGXFSZ (a resource limit was hit): stop with a line and an
  *    error (-ECANCELED, -EFBIG): the command exits 1 after its summary.
- * A stop signal inherited as ignored (a shell's background job ignores
- * SIGINT and SIGQUIT) stays ignored. SIGPIPE is ignored by main() (writes
+ * Any other stop signal inherited as ignored (a shell's background job ignores
+ * SIGQUIT too) stays ignored. SIGPIPE is ignored by main() (writes
  * fail with EPIPE instead). Faults of the agent itself (SIGSEGV, SIGBUS,
  * SIGABRT ...) are not caught: the process dies and its BPF links with it.
  */
@@ -70,7 +73,7 @@ void st_loop__stop(struct st_loop *l);
 /* The signal that ended the run, or 0. */
 int st_loop__signal(const struct st_loop *l);
 /* Signals still pending are dropped (a stop is under way already); the signal mask and
- * dispositions are restored. */
+ * dispositions are restored (those inherited as ignored are ignored again). */
 void st_loop__free(struct st_loop *l);
 
 #endif /* ST_LOOP_H */

@@ -4,13 +4,14 @@
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "log.h"
 #include "opts.h"
 
-#define LONGOPTS_MAX 128
+#define LONGOPTS_MAX 128 /* + --help and --help-man */
 #define HELP_COL 24
 
 static void *field(const struct st_opt *o, void *obj)
@@ -73,14 +74,22 @@ int st_opt_set(const struct st_opt *o, void *obj, const char *val, const char *w
 				     (uint64_t *)field(o, obj));
 	case ST_OPTK_DOUBLE: {
 		char *end;
-		double v;
+		double v = NAN;
 
 		errno = 0;
-		v = val && *val ? strtod(val, &end) : NAN;
-		if (!val || !*val || errno || *end || !(v >= o->min && v <= o->max)) {
-			pr_err("%s: '%s' is not a number in %g..%g", where, val ? val : "", o->min,
-			       o->max);
-			return -1;
+		if (o->flags & ST_OPTF_SECONDS) {
+			if (!val || st_parse_seconds(val, &v) || !(v >= o->min && v <= o->max)) {
+				pr_err("%s: '%s' is not a duration in %gs..%gs (90, 90s, 15m, 1h, 500ms)",
+				       where, val ? val : "", o->min, o->max);
+				return -1;
+			}
+		} else {
+			v = val && *val ? strtod(val, &end) : NAN;
+			if (!val || !*val || errno || *end || !(v >= o->min && v <= o->max)) {
+				pr_err("%s: '%s' is not a number in %g..%g", where, val ? val : "",
+				       o->min, o->max);
+				return -1;
+			}
 		}
 		*(double *)field(o, obj) = v;
 		return 0;
@@ -149,9 +158,55 @@ static int arg_kind(const struct st_opt *o)
 	return has_value(o) ? required_argument : no_argument;
 }
 
+/* The order --help and the manual list the sets in: the untitled ones as given, then each
+ * title in the order it first appears, with all its sets. Returns how many (nsets). */
+static size_t set_order(const struct st_optset *sets, size_t nsets, size_t *order)
+{
+	size_t n = 0;
+
+	for (size_t s = 0; s < nsets; s++)
+		if (!sets[s].title)
+			order[n++] = s;
+	for (size_t s = 0; s < nsets; s++) {
+		bool earlier = false;
+
+		if (!sets[s].title)
+			continue;
+		for (size_t p = 0; p < s && !earlier; p++)
+			earlier = sets[p].title && !strcmp(sets[p].title, sets[s].title);
+		if (earlier)
+			continue;
+		for (size_t t = s; t < nsets; t++)
+			if (sets[t].title && !strcmp(sets[t].title, sets[s].title))
+				order[n++] = t;
+	}
+	return n;
+}
+
+/* The heading to print before set order[i], or NULL: its title, when the set before had
+ * another. */
+static const char *heading(const struct st_optset *sets, const size_t *order, size_t i)
+{
+	const char *t = sets[order[i]].title;
+
+	if (!t || (i && sets[order[i - 1]].title && !strcmp(sets[order[i - 1]].title, t)))
+		return NULL;
+	return t;
+}
+
 void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
 {
-	for (size_t s = 0; s < nsets; s++) {
+	size_t order[64], nord;
+
+	if (nsets > sizeof(order) / sizeof(order[0]))
+		nsets = sizeof(order) / sizeof(order[0]);
+	nord = set_order(sets, nsets, order);
+	for (size_t k = 0; k < nord; k++) {
+		size_t s = order[k];
+		const char *title = heading(sets, order, k);
+
+		if (title)
+			fprintf(f, "\n%s:\n", title);
 		for (size_t i = 0; i < sets[s].n; i++) {
 			const struct st_opt *o = &sets[s].opts[i];
 			const char *h = o->help ? o->help : "";
@@ -179,13 +234,192 @@ void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
 			fprintf(f, "%s\n", h);
 		}
 	}
-	fprintf(f, "  -h, --help            this help\n");
+	fprintf(f, "%s  -h, --help            this help\n", nord && sets[order[nord - 1]].title ? "\n" : "");
+}
+
+int st_parse_seconds(const char *s, double *out)
+{
+	static const struct {
+		const char *unit;
+		double secs;
+	} units[] = { { "", 1 }, { "s", 1 }, { "ms", 1e-3 }, { "m", 60 }, { "h", 3600 }, { "d", 86400 } };
+	char *end;
+	double v;
+
+	if (!s || !((*s >= '0' && *s <= '9') || *s == '.'))
+		return -1;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || !isfinite(v))
+		return -1;
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (!strcmp(end, units[i].unit)) {
+			*out = v * units[i].secs;
+			return 0;
+		}
+	return -1;
+}
+
+/* Optimal string alignment distance (Damerau-Levenshtein without moves of substrings),
+ * capped at lim + 1: names are short. */
+static size_t edit_distance(const char *a, const char *b, size_t lim)
+{
+	size_t la = strlen(a), lb = strlen(b), d[3][64], best;
+	size_t *pp = d[0], *p = d[1], *c = d[2];
+
+	if (la >= 64 || lb >= 64)
+		return lim + 1;
+	for (size_t j = 0; j <= lb; j++)
+		p[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		c[0] = best = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t cost = a[i - 1] != b[j - 1], v = p[j - 1] + cost;
+
+			if (p[j] + 1 < v)
+				v = p[j] + 1;
+			if (c[j - 1] + 1 < v)
+				v = c[j - 1] + 1;
+			if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] &&
+			    pp[j - 2] + 1 < v)
+				v = pp[j - 2] + 1;
+			c[j] = v;
+			if (v < best)
+				best = v;
+		}
+		if (best > lim)
+			return lim + 1;
+		size_t *t = pp;
+
+		pp = p;
+		p = c;
+		c = t;
+	}
+	return p[lb];
+}
+
+const char *st_nearest(const char *word, const char *const *cands, size_t n)
+{
+	size_t lim = strlen(word) / 3, best = SIZE_MAX;
+	const char *pick = NULL;
+
+	if (lim < 1)
+		lim = 1;
+	for (size_t i = 0; i < n; i++) {
+		size_t dist = edit_distance(word, cands[i], lim);
+
+		if (dist <= lim && dist < best) {
+			best = dist;
+			pick = cands[i];
+		}
+	}
+	return pick;
+}
+
+/* The one-line message for getopt_long's '?' or ':' (opterr = 0, optstring starting with
+ * ':'), naming the command and, for an unknown long option, the nearest known one. */
+static int getopt_error(const struct st_optset *sets, size_t nsets, const char *cmd, int opt,
+			char **argv)
+{
+	const char *arg = argv[optind - 1], *names[LONGOPTS_MAX + 1], *near;
+	char word[64];
+	size_t n = 0;
+
+	if (opt == ':') {
+		pr_err("%s: option '%s' needs a value", cmd, arg);
+		return ST_EXIT_USAGE;
+	}
+	if (optopt && strncmp(arg, "--", 2)) {
+		pr_err("%s: unknown option '-%c' (see shadowtap %s --help)", cmd, optopt, cmd);
+		return ST_EXIT_USAGE;
+	}
+	snprintf(word, sizeof(word), "%.*s", (int)strcspn(arg + 2, "="), arg + 2);
+	for (size_t s = 0; s < nsets; s++)
+		for (size_t i = 0; i < sets[s].n && n < LONGOPTS_MAX; i++)
+			names[n++] = sets[s].opts[i].name;
+	names[n++] = "help";
+	near = st_nearest(word, names, n);
+	if (near)
+		pr_err("%s: unknown option '%s' (did you mean --%s?)", cmd, arg, near);
+	else
+		pr_err("%s: unknown option '%s' (see shadowtap %s --help)", cmd, arg, cmd);
+	return ST_EXIT_USAGE;
+}
+
+/* s as roff text: a leading '.' or '\'' escaped, backslashes and hyphens of option names
+ * escaped (a plain '-' may be typeset as a hyphen, which a copied command line cannot use). */
+static void roff_text(FILE *f, const char *s, size_t len)
+{
+	bool bol = true;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+
+		if (bol && (c == '.' || c == '\''))
+			fputs("\\&", f);
+		if (c == '\\')
+			fputs("\\e", f);
+		else if (c == '-')
+			fputs("\\-", f);
+		else
+			fputc(c, f);
+		bol = c == '\n';
+	}
+}
+
+/* The command's section of the manual page, from the same rows as --help: its usage text
+ * (as it is: it is laid out by hand) and one tagged paragraph per option. */
+static void help_man(FILE *f, const char *cmd, const char *usage_head,
+		     const struct st_optset *sets, size_t nsets)
+{
+	size_t order[64], n;
+
+	if (nsets > sizeof(order) / sizeof(order[0]))
+		nsets = sizeof(order) / sizeof(order[0]);
+	n = set_order(sets, nsets, order);
+	fprintf(f, ".SS %s\n.nf\n", cmd);
+	roff_text(f, usage_head, strlen(usage_head));
+	fputs(".fi\n", f);
+	for (size_t k = 0; k < n; k++) {
+		size_t s = order[k];
+		const char *t = heading(sets, order, k);
+
+		if (t) {
+			fputs(".PP\n\\fI", f);
+			roff_text(f, t, strlen(t));
+			fputs("\\fR\n", f);
+		}
+		for (size_t i = 0; i < sets[s].n; i++) {
+			const struct st_opt *o = &sets[s].opts[i];
+			const char *h = o->help ? o->help : "";
+
+			fputs(".TP\n", f);
+			if (o->short_name)
+				fprintf(f, "\\fB\\-%c\\fR, ", o->short_name);
+			fputs("\\fB\\-\\-", f);
+			roff_text(f, o->name, strlen(o->name));
+			fputs("\\fR", f);
+			if (has_value(o) && o->arg) {
+				fputs(arg_kind(o) == optional_argument ? "[=\\fI" : " \\fI", f);
+				roff_text(f, o->arg, strlen(o->arg));
+				fputs(arg_kind(o) == optional_argument ? "\\fR]" : "\\fR", f);
+			}
+			fputc('\n', f);
+			/* the help's line breaks are --help's layout: one paragraph here */
+			for (const char *nl; (nl = strchr(h, '\n')); h = nl + 1) {
+				roff_text(f, h, (size_t)(nl - h));
+				fputc('\n', f);
+			}
+			roff_text(f, h, strlen(h));
+			fputc('\n', f);
+		}
+	}
 }
 
 int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 		  const char *usage_head, int argc, char **argv, int *first_arg)
 {
-	struct option lo[LONGOPTS_MAX + 2];
+	struct option lo[LONGOPTS_MAX + 3];
 	char shorts[2 * LONGOPTS_MAX + 4] = ":";
 	size_t n = 0, sl = 1;
 	int opt;
@@ -209,6 +443,8 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 		}
 	}
 	lo[n++] = (struct option){ "help", no_argument, NULL, 'h' };
+	/* not in --help: `shadowtap --man` asks every command for its part of the page */
+	lo[n++] = (struct option){ "help-man", no_argument, NULL, 'M' };
 	lo[n] = (struct option){ 0 };
 	shorts[sl++] = 'h';
 	shorts[sl] = 0;
@@ -225,8 +461,12 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 			st_opts_help(stdout, sets, nsets);
 			return -1;
 		}
+		if (opt == 'M') {
+			help_man(stdout, cmd, usage_head, sets, nsets);
+			return -1;
+		}
 		if (opt == '?' || opt == ':')
-			return st_getopt_error(cmd, opt, argv);
+			return getopt_error(sets, nsets, cmd, opt, argv);
 		if (opt >= 0x10000) {
 			set = &sets[(opt - 0x10000) / 0x1000];
 			o = &set->opts[(opt - 0x10000) % 0x1000];
@@ -239,7 +479,7 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 					}
 		}
 		if (!o)
-			return st_getopt_error(cmd, '?', argv);
+			return getopt_error(sets, nsets, cmd, '?', argv);
 		snprintf(where, sizeof(where), "%s: --%s", cmd, o->name);
 		if (st_opt_set(o, set->obj, optarg, where))
 			return ST_EXIT_USAGE;

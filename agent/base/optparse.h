@@ -45,6 +45,8 @@ enum st_opt_kind {
 #define ST_OPTF_NOVAL 0x10u /* FUNC: takes no value (fn gets NULL) */
 #define ST_OPTF_OPTVAL 0x20u /* FUNC: the value is optional, given as --name=VALUE (fn gets
 			      * NULL without one); help shows --name[=ARG] */
+#define ST_OPTF_SECONDS 0x40u /* DOUBLE: a duration, in seconds, or with a unit: 500ms, 90s,
+			       * 15m, 1h, 2d (ST_OPT_SECONDS) */
 
 struct st_opt {
 	const char *name;     /* long name (--name), and the config key */
@@ -75,6 +77,10 @@ struct st_opt {
 #define ST_OPT_DOUBLE(n, s, T, f, a, lo, hi, h)                                             \
 	{ .name = n, .short_name = s, .kind = ST_OPTK_DOUBLE, .off = offsetof(T, f), .arg = a, \
 	  .min = lo, .max = hi, .help = h }
+/* A duration in seconds (a double): "90", "90s", "1.5m", "15m", "1h", "500ms", "2d". */
+#define ST_OPT_SECONDS(n, s, T, f, lo, hi, h)                                                 \
+	{ .name = n, .short_name = s, .kind = ST_OPTK_DOUBLE, .flags = ST_OPTF_SECONDS,        \
+	  .off = offsetof(T, f), .arg = "SEC", .min = lo, .max = hi, .help = h }
 #define ST_OPT_CHOICE(n, s, T, f, a, ch, h)                                                 \
 	{ .name = n, .short_name = s, .kind = ST_OPTK_CHOICE, .off = offsetof(T, f), .arg = a, \
 	  .choices = ch, .help = h }
@@ -85,14 +91,25 @@ struct st_opt {
 	{ .name = n, .short_name = s, .kind = ST_OPTK_FUNC, .flags = fl, .arg = a, .fn = func, \
 	  .help = h }
 
-/* A table and the object its rows write into. */
+/* A table and the object its rows write into. A set with a title is tuning or a
+ * specialist's group: --help and the manual list the untitled sets first (the options most
+ * runs use), then each title as a heading over its sets' rows (sets of one title together). */
 struct st_optset {
 	const struct st_opt *opts;
 	size_t n;
 	void *obj;
+	const char *title;
 };
 
-#define ST_OPTSET(tab, o) { tab, sizeof(tab) / sizeof((tab)[0]), o }
+#define ST_OPTSET(tab, o) { tab, sizeof(tab) / sizeof((tab)[0]), o, NULL }
+#define ST_OPTSET_T(tab, o, t) { tab, sizeof(tab) / sizeof((tab)[0]), o, t }
+
+/* The headings commands share (one spelling, so that sets of one kind group together). */
+#define ST_OPT_TITLE_TAP "Kernel capture tuning"
+#define ST_OPT_TITLE_LIMITS "Memory and queue limits"
+#define ST_OPT_TITLE_COMPARE "Tap compare thresholds and limits"
+#define ST_OPT_TITLE_REDACT "Redaction"
+#define ST_OPT_TITLE_KAFKA "Kafka"
 
 /* Sets one option from its value (NULL for FLAG/COUNT). 0, or -1 after one line on stderr
  * naming the option as where says it was given ("--port", "shadow.conf:12: port"). */
@@ -109,7 +126,16 @@ const struct st_opt *st_opts_find(const struct st_optset *sets, size_t nsets, co
 int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 		  const char *usage_head, int argc, char **argv, int *first_arg);
 
-/* The rows' help, aligned, as --help prints them. */
+/* Parses a duration ("90", "90s", "1.5m", "15m", "1h", "500ms", "2d") into seconds. 0, or -1
+ * (not a duration: nothing said). */
+int st_parse_seconds(const char *s, double *out);
+
+/* The candidate nearest to word (a typo's edit distance: at most a third of its length, at
+ * least 1), for "did you mean ...?"; NULL when none is near. */
+const char *st_nearest(const char *word, const char *const *cands, size_t n);
+
+/* The rows' help, aligned, as --help prints them: untitled sets first, then each title as a
+ * heading over its sets. */
 void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets);
 
 #endif /* ST_OPTPARSE_H */

@@ -26,6 +26,7 @@
 #define ST_EXIT_OK 0
 #define ST_EXIT_RUNTIME 1
 #define ST_EXIT_USAGE 2
+#define ST_EXIT_VERDICT 3 /* tap compare's verdict, with --fail-on-regression/--fail-on-slower */
 
 struct st_cidr {
 	struct st_addr addr; /* masked to prefix */
@@ -59,6 +60,8 @@ struct st_target {
 	size_t n_libssl;
 	int tls_mode;       /* --tls-mode (implies --tls): enum st_tls_mode_opt */
 	const char *keylog; /* --keylog FILE: the secrets learned, SSLKEYLOGFILE format (0600) */
+	double warn_idle_s;  /* --warn-idle: no packet for this long after the start is said */
+	bool warn_idle_set;  /* ... given (else ST_WARN_IDLE_DEFAULT) */
 };
 
 /* --tls-mode: how a process's plaintext is read (docs/TLS.md, "Modes"). */
@@ -67,6 +70,20 @@ enum st_tls_mode_opt {
 	ST_TLSM_CALLS,    /* per-call probes on SSL_read/SSL_write (every process) */
 	ST_TLSM_KEYS,     /* secrets once per handshake, the ciphertext decrypted in the agent, for
 			   * every process that can (the others: per-call probes) */
+};
+
+#define ST_WARN_IDLE_DEFAULT 30.0
+
+/* --warn-idle's value: seconds, 0 for never. */
+double st_target_warn_idle(const struct st_target *t);
+
+/* What every command that runs a while shares: how much it says (-v, -q) and its periodic
+ * stats line (--stats SEC, progress.h). The runner of jobs and the commands with a runner of
+ * their own (replay, receive) read it; a daemon job's section takes the same keys. */
+struct st_run_opts {
+	int verbose;     /* -v (count) */
+	bool quiet;      /* -q: no start line, no live status line */
+	double stats_s;  /* --stats SEC (0: no stats lines) */
 };
 
 /* Each returns 0, or -1 after one clear line on stderr naming opt. */
@@ -146,16 +163,16 @@ enum {
 /* The same options as rows of optparse.h tables, writing into a struct st_target. */
 extern const struct st_opt st_target_opts[];  /* the live target: --iface ... --exit-on-detach */
 extern const size_t st_target_opts_n;
+/* The live target's tuning (a struct st_target too): --ring-mb, --attach, --warn-idle. */
+extern const struct st_opt st_tap_tuning_opts[];
+extern const size_t st_tap_tuning_opts_n;
+/* -v, -q, --stats, writing into a struct st_run_opts. */
+extern const struct st_opt st_run_opts[];
+extern const size_t st_run_opts_n;
 extern const struct st_opt st_filter_opts[];  /* file input: --port, --host */
 extern const size_t st_filter_opts_n;
 extern const struct st_opt st_reasm_opts[];   /* --max-mem, for the commands that reassemble */
 extern const size_t st_reasm_opts_n;
-
-/*
- * Prints the one-line message for getopt_long's '?' or ':' result (opterr = 0,
- * optstring starting with ':'), naming the command. Returns ST_EXIT_USAGE.
- */
-int st_getopt_error(const char *cmd, int opt, char **argv);
 
 /* Returns 1 if opt was a target option and is valid, 0 if not a target
  * option, -1 after printing an error for an invalid value. */
@@ -169,12 +186,24 @@ bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port);
  * (when ports are given) and one endpoint in the CIDRs (when given). */
 bool st_target_keeps(const struct st_target *t, const struct st_flow_key *k);
 
+/* The ports a file's connections were made to, for saying what a file holds when none of
+ * its connections is on --port (replay, flows FILE): connection starts (SYN without ACK)
+ * counted by destination port, the first ST_PORTS_SEEN_MAX ports kept. */
+#define ST_PORTS_SEEN_MAX 8
+struct st_ports_seen {
+	uint16_t port[ST_PORTS_SEEN_MAX];
+	uint64_t conns[ST_PORTS_SEEN_MAX];
+	size_t n;
+	uint64_t more;     /* connections to ports past the kept ones */
+	uint64_t segments; /* TCP segments seen */
+};
+
+void st_ports_seen_add(struct st_ports_seen *p, const struct st_segment *s);
+/* "8080 (12 connections), 443 (3)", or "no connection start (SYN)". Returns buf. */
+const char *st_ports_seen_str(const struct st_ports_seen *p, char *buf, size_t len);
+
 /* Formats an address as inet_ntop does; buf >= 46 bytes. */
 const char *st_addr_str(const struct st_addr *a, char *buf, size_t len);
-
-/* -o DIR of flows and receive: opens the folder (creating it), refuses a non-empty one
- * without --force; the fd, or -1 after one line naming cmd. */
-int st_open_outdir(const char *cmd, const char *path, bool force);
 
 /* Option values shared by shadow and tee (optparse FUNC rows; 0, or -1 with err set):
  * --match-method LIST (repeatable: the names are kept in buf, pointed to by methods[*n]);

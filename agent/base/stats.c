@@ -32,22 +32,39 @@ void st_statline_init(struct st_statline *l)
 	l->n = 0;
 }
 
-void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum st_stat_kind kind,
-		     const char *help)
+static void add(struct st_statline *l, const char *name, uint64_t v, uint8_t kind,
+		const char *help, uint8_t unit)
 {
 	if (l->n >= ST_STATLINE_MAX) {
 		/* a programming error, not a runtime condition: the line is fixed per command */
 		pr_warn("internal: stats line full, '%s' left out", name);
 		return;
 	}
-	l->e[l->n++] = (struct st_statline_ent){ name, help, v, (uint8_t)kind };
+	l->e[l->n++] = (struct st_statline_ent){ name, help, v, kind, unit, NULL, NULL };
+}
+
+void st_statline_add_labeled(struct st_statline *l, const char *name, const char *label,
+			     const char *value, uint64_t v, enum st_stat_kind kind,
+			     const char *help)
+{
+	add(l, name, v, (uint8_t)kind, help, ST_STAT_UNIT_NONE);
+	if (l->e[l->n - 1].name == name) {
+		l->e[l->n - 1].lk = label;
+		l->e[l->n - 1].lv = value;
+	}
+}
+
+void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum st_stat_kind kind,
+		     const char *help)
+{
+	add(l, name, v, (uint8_t)kind, help, ST_STAT_UNIT_NONE);
 }
 
 void st_statline_add_table(struct st_statline *l, const struct st_stat_desc *d, size_t n,
 			   const void *obj)
 {
 	for (size_t i = 0; i < n; i++)
-		st_statline_add(l, d[i].name, st_stats_get(&d[i], obj), d[i].kind, d[i].help);
+		add(l, d[i].name, st_stats_get(&d[i], obj), d[i].kind, d[i].help, d[i].unit);
 }
 
 uint64_t st_statline_value(const struct st_statline *l, const char *name)
@@ -67,7 +84,7 @@ size_t st_statline_format(const struct st_statline *l, char *buf, size_t len)
 	for (size_t i = 0; i < l->n; i++) {
 		int k;
 
-		if (l->e[i].kind == ST_STAT_DETAIL && !l->e[i].v)
+		if ((l->e[i].kind == ST_STAT_DETAIL && !l->e[i].v) || l->e[i].lk)
 			continue;
 		k = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0,
 			     "%s%s=%" PRIu64, used ? " " : "", l->e[i].name, l->e[i].v);
@@ -84,22 +101,30 @@ void st_statline_print(const struct st_statline *l, const char *what)
 
 	st_statline_format(l, buf, sizeof(buf));
 	/* the command's output, not a log message: printed at every level, in one write */
-	fprintf(stderr, "shadowtap: %s %s\n", what, buf);
+	st_log_out("%s %s", what, buf);
 }
 
-int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *command)
+const char *st_statline_metric(const struct st_statline_ent *e, char *buf, size_t len)
 {
-	for (size_t i = 0; i < l->n; i++) {
-		const struct st_statline_ent *e = &l->e[i];
-		const char *sfx = e->kind == ST_STAT_GAUGE ? "" : "_total";
+	const char *sfx = e->kind == ST_STAT_GAUGE ? "" : "_total";
+	size_t n = strlen(e->name);
 
-		if (e->help)
-			fprintf(f, "# HELP shadowtap_%s%s %s\n", e->name, sfx, e->help);
-		fprintf(f, "# TYPE shadowtap_%s%s %s\nshadowtap_%s%s{command=\"%s\"} %" PRIu64 "\n",
-			e->name, sfx, e->kind == ST_STAT_GAUGE ? "gauge" : "counter", e->name, sfx,
-			command, e->v);
-	}
-	return ferror(f) ? -EIO : 0;
+	if (e->unit == ST_STAT_UNIT_MS && n > 3 && !strcmp(e->name + n - 3, "_ms"))
+		snprintf(buf, len, "%.*s_seconds%s", (int)(n - 3), e->name, sfx);
+	else if (e->unit == ST_STAT_UNIT_BYTES && !(n > 6 && !strcmp(e->name + n - 6, "_bytes")))
+		snprintf(buf, len, "%s_bytes%s", e->name, sfx);
+	else
+		snprintf(buf, len, "%s%s", e->name, sfx);
+	return buf;
+}
+
+/* e's value in its metric's unit. */
+static void metric_value(FILE *f, const struct st_statline_ent *e)
+{
+	if (e->unit == ST_STAT_UNIT_MS)
+		fprintf(f, "%" PRIu64 ".%03u\n", e->v / 1000, (unsigned)(e->v % 1000));
+	else
+		fprintf(f, "%" PRIu64 "\n", e->v);
 }
 
 /* The label value with \\, \" and newlines escaped (the text format's rules). */
@@ -115,6 +140,53 @@ static void label_value(FILE *f, const char *v)
 	}
 }
 
+/* ,KEY="VALUE" of an entry's own label, if it has one. */
+static void own_label(FILE *f, const struct st_statline_ent *e)
+{
+	if (!e->lk)
+		return;
+	fprintf(f, ",%s=\"", e->lk);
+	label_value(f, e->lv ? e->lv : "");
+	fputc('"', f);
+}
+
+/* An earlier entry of ls[0..j] (up to entry i of line j) has e's name: its family is out. */
+static bool family_seen(const struct st_statline *const *ls, size_t j, size_t i,
+			const struct st_statline_ent *e)
+{
+	for (size_t pj = 0; pj <= j; pj++)
+		for (size_t pi = 0; pi < (pj < j ? ls[pj]->n : i); pi++)
+			if (!strcmp(ls[pj]->e[pi].name, e->name))
+				return true;
+	return false;
+}
+
+int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *command)
+{
+	const struct st_statline *const ls[] = { l };
+
+	for (size_t i = 0; i < l->n; i++) {
+		const struct st_statline_ent *e = &l->e[i];
+		char m[160];
+
+		if (family_seen(ls, 0, i, e))
+			continue;
+		st_statline_metric(e, m, sizeof(m));
+		if (e->help)
+			fprintf(f, "# HELP shadowtap_%s %s\n", m, e->help);
+		fprintf(f, "# TYPE shadowtap_%s %s\n", m, e->kind == ST_STAT_GAUGE ? "gauge" : "counter");
+		for (size_t q = i; q < l->n; q++) {
+			if (strcmp(l->e[q].name, e->name))
+				continue;
+			fprintf(f, "shadowtap_%s{command=\"%s\"", m, command);
+			own_label(f, &l->e[q]);
+			fputs("} ", f);
+			metric_value(f, &l->e[q]);
+		}
+	}
+	return ferror(f) ? -EIO : 0;
+}
+
 int st_statlines_prometheus(const struct st_statline *const *ls, const char *const *jobs,
 			    const char *const *commands, size_t n, FILE *f)
 {
@@ -122,28 +194,30 @@ int st_statlines_prometheus(const struct st_statline *const *ls, const char *con
 	for (size_t j = 0; j < n; j++) {
 		for (size_t i = 0; i < ls[j]->n; i++) {
 			const struct st_statline_ent *e = &ls[j]->e[i];
-			const char *sfx = e->kind == ST_STAT_GAUGE ? "" : "_total";
-			bool seen = false;
+			char m[160];
 
-			for (size_t pj = 0; pj <= j && !seen; pj++)
-				for (size_t pi = 0; pi < (pj < j ? ls[pj]->n : i) && !seen; pi++)
-					seen = !strcmp(ls[pj]->e[pi].name, e->name);
-			if (seen)
+			if (family_seen(ls, j, i, e))
 				continue;
+			st_statline_metric(e, m, sizeof(m));
 			if (e->help)
-				fprintf(f, "# HELP shadowtap_%s%s %s\n", e->name, sfx, e->help);
-			fprintf(f, "# TYPE shadowtap_%s%s %s\n", e->name, sfx,
+				fprintf(f, "# HELP shadowtap_%s %s\n", m, e->help);
+			fprintf(f, "# TYPE shadowtap_%s %s\n", m,
 				e->kind == ST_STAT_GAUGE ? "gauge" : "counter");
 			for (size_t k = j; k < n; k++) {
-				for (size_t m = 0; m < ls[k]->n; m++) {
-					if (strcmp(ls[k]->e[m].name, e->name))
+				for (size_t q = 0; q < ls[k]->n; q++) {
+					/* one sample per job, or per label value of its own */
+					if (strcmp(ls[k]->e[q].name, e->name))
 						continue;
-					fprintf(f, "shadowtap_%s%s{job=\"", e->name, sfx);
+					fprintf(f, "shadowtap_%s{job=\"", m);
 					label_value(f, jobs[k]);
 					fputs("\",command=\"", f);
 					label_value(f, commands[k]);
-					fprintf(f, "\"} %" PRIu64 "\n", ls[k]->e[m].v);
-					break;
+					fputc('"', f);
+					own_label(f, &ls[k]->e[q]);
+					fputs("} ", f);
+					metric_value(f, &ls[k]->e[q]);
+					if (!ls[k]->e[q].lk)
+						break;
 				}
 			}
 		}

@@ -15,7 +15,14 @@
  *
  * and a command gathers the tables it reports into a struct st_statline:
  * "shadowtap: summary requests=N queued=N ..." on stderr, the same keys as
- * metrics shadowtap_requests_total / shadowtap_queued{command="..."}.
+ * metrics shadowtap_requests_total / shadowtap_queued_bytes{command="..."}.
+ *
+ * Metric names follow Prometheus' rules: base units, named (_bytes, _seconds),
+ * _total only on counters. A value in bytes whose key does not say so is listed
+ * as COUNTER_BYTES, GAUGE_BYTES or DETAIL_BYTES: its metric's name gets _bytes
+ * (queued: shadowtap_queued_bytes); a counter kept in milliseconds is COUNTER_MS
+ * and its key ends in _ms: its metric is in seconds (blind_ms:
+ * shadowtap_blind_seconds_total, the value / 1000). The summary keeps the keys.
  */
 #ifndef ST_STATS_H
 #define ST_STATS_H
@@ -31,16 +38,39 @@ enum st_stat_kind {
 			      * breakdown by reason); metrics always have it */
 };
 
+enum st_stat_unit {
+	ST_STAT_UNIT_NONE = 0, /* a count of things (requests, segments) or a unit the key says */
+	ST_STAT_UNIT_BYTES,    /* bytes: the metric's name ends in _bytes */
+	ST_STAT_UNIT_MS,       /* milliseconds (key ..._ms): the metric is ..._seconds */
+};
+
 struct st_stat_desc {
 	const char *name;
 	uint32_t off;        /* offset of the uint64_t in its struct */
 	uint8_t kind;        /* enum st_stat_kind */
 	const char *help;
+	uint8_t unit;        /* enum st_stat_unit */
 };
+
+/* A table row's KIND: a kind, with the unit when the key does not name it. */
+#define ST_STAT_K_COUNTER ST_STAT_COUNTER
+#define ST_STAT_K_GAUGE ST_STAT_GAUGE
+#define ST_STAT_K_DETAIL ST_STAT_DETAIL
+#define ST_STAT_K_COUNTER_BYTES ST_STAT_COUNTER
+#define ST_STAT_K_GAUGE_BYTES ST_STAT_GAUGE
+#define ST_STAT_K_DETAIL_BYTES ST_STAT_DETAIL
+#define ST_STAT_K_COUNTER_MS ST_STAT_COUNTER
+#define ST_STAT_U_COUNTER ST_STAT_UNIT_NONE
+#define ST_STAT_U_GAUGE ST_STAT_UNIT_NONE
+#define ST_STAT_U_DETAIL ST_STAT_UNIT_NONE
+#define ST_STAT_U_COUNTER_BYTES ST_STAT_UNIT_BYTES
+#define ST_STAT_U_GAUGE_BYTES ST_STAT_UNIT_BYTES
+#define ST_STAT_U_DETAIL_BYTES ST_STAT_UNIT_BYTES
+#define ST_STAT_U_COUNTER_MS ST_STAT_UNIT_MS
 
 #define ST_STAT_FIELD(T, name, kind, help) uint64_t name;
 #define ST_STAT_DESC(T, name, kind, help) \
-	{ #name, (uint32_t)offsetof(T, name), ST_STAT_##kind, help },
+	{ #name, (uint32_t)offsetof(T, name), ST_STAT_K_##kind, help, ST_STAT_U_##kind },
 
 #define ST_STAT_TABLE_DECLARE(prefix)                    \
 	extern const struct st_stat_desc prefix##_desc[]; \
@@ -53,13 +83,16 @@ struct st_stat_desc {
 void st_stats_add(const struct st_stat_desc *d, size_t n, void *dst, const void *src);
 uint64_t st_stats_get(const struct st_stat_desc *d, const void *obj);
 
-#define ST_STATLINE_MAX 128
+#define ST_STATLINE_MAX 256 /* the largest line: shadow (HTTP/2, gRPC) + compare + tap */
 
 struct st_statline_ent {
 	const char *name;
 	const char *help;
 	uint64_t v;
 	uint8_t kind;
+	uint8_t unit;        /* enum st_stat_unit */
+	const char *lk, *lv; /* a label of its own (target="10.0.5.20:8080"): a metric only,
+			      * never on the summary line; NULL for none */
 };
 
 /* An ordered set of name=value pairs gathered from tables and single values. */
@@ -69,16 +102,25 @@ struct st_statline {
 };
 
 void st_statline_init(struct st_statline *l);
+/* A single value, a count (or a unit its name says). */
 void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum st_stat_kind kind,
 		     const char *help);
 void st_statline_add_table(struct st_statline *l, const struct st_stat_desc *d, size_t n,
 			   const void *obj);
+/* A value with a label of its own, for the metrics (several of one name, one per label
+ * value: shadowtap_shadow_target_up{target="..."}); the strings must live until the
+ * exposition is written. Never on the summary or stats line. */
+void st_statline_add_labeled(struct st_statline *l, const char *name, const char *label,
+			     const char *value, uint64_t v, enum st_stat_kind kind,
+			     const char *help);
 /* The value of name, or 0 (tests, callers that derive one figure from another). */
 uint64_t st_statline_value(const struct st_statline *l, const char *name);
 /* "a=1 b=2": the stats line without prefix or newline; returns the length it needs. */
 size_t st_statline_format(const struct st_statline *l, char *buf, size_t len);
 /* "shadowtap: <what> a=1 b=2\n" on stderr, whatever the log level (it is the output). */
 void st_statline_print(const struct st_statline *l, const char *what);
+/* The metric's name of e (without "shadowtap_"): the key, its unit, _total on counters. */
+const char *st_statline_metric(const struct st_statline_ent *e, char *buf, size_t len);
 /* Prometheus text format, with HELP and TYPE, label command="command". 0 or -errno. */
 int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *command);
 

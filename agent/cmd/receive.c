@@ -8,7 +8,7 @@
  *           handshake, data in MSS-sized segments with consistent seq/ack, FIN or RST);
  *  --to     the shadow engine (shadow.h), fed the same segments: whole requests, in order,
  *           per connection, released once production's answer is in the stream;
- *  --print  one line per exchange, framed by http.h.
+ *  --print  one line per exchange, framed by http.h (HTTP/2: one per stream, by h2.h).
  * A damaged or cut stream stops the input with one line naming the offset; every output
  * keeps what arrived before it (connections are closed, the pcap is committed whole).
  */
@@ -21,7 +21,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -30,13 +29,18 @@
 #include "commands.h"
 #include "connmap.h"
 #include "flowsink.h"
+#include "grpc.h"
+#include "h2.h"
 #include "http.h"
 #include "kafka.h"
+#include "linklisten.h"
 #include "log.h"
 #include "loop.h"
 #include "optparse.h"
 #include "opts.h"
+#include "output.h"
 #include "pcapw.h"
+#include "progress.h"
 #include "compare_opts.h"
 #include "shadow.h"
 #include "stream.h"
@@ -51,6 +55,10 @@
  * heads of at most RX_HEAD_CAP (4096 x 2 x 16 KiB = 128 MiB at worst); more are counted. */
 #define RX_PRINT_CONNS_MAX 4096
 #define RX_HEAD_CAP (16u << 10)
+/* --print of HTTP/2: streams followed at once per connection (more are not printed), and the
+ * bytes held per direction until the client's first bytes say which HTTP it is */
+#define RX_PRINT_STREAMS 256
+#define RX_DETECT_MAX (16u << 10)
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
 #define RX_KAFKA_MSGS 256         /* Kafka messages per tick at most */
@@ -68,8 +76,12 @@ struct exch {
 	uint64_t resp_ts;          /* the response's head */
 	uint64_t resp_bytes;
 	uint16_t status;
+	int16_t grpc;              /* HTTP/2: the answer's grpc-status, or -1 */
+	uint32_t id;               /* HTTP/2: the stream */
 	bool req_done, resp_done;
 };
+
+enum { PM_DETECT = 0, PM_H1, PM_H2 };
 
 struct rconn {
 	struct st_reasm_conn fc;   /* the flows engine's view (its own user pointer) */
@@ -85,6 +97,12 @@ struct rconn {
 	struct exch *q;            /* RX_PRINT_QUEUE, allocated at the first request */
 	unsigned qh, qn;
 	unsigned nresp;            /* exchanges at the queue's front with their response done */
+	uint8_t pmode;             /* PM_*: which HTTP (the client's first bytes say) */
+	uint8_t *det[2];           /* PM_DETECT: the bytes so far, per direction */
+	uint32_t det_len[2];
+	struct st_h2 *h2;          /* PM_H2: the framer, and the streams being followed */
+	struct exch *xs;
+	uint32_t nxs, xcap;
 };
 
 #define RECEIVE_STATS(X, T)                                                                    \
@@ -101,7 +119,8 @@ struct rconn {
 	X(T, link_losses, COUNTER, "--listen: streams cut by a lost link (the tee reconnects)") \
 	X(T, segments, COUNTER, "TCP segments made from the streams (-w, --to)")              \
 	X(T, pace_flushes, DETAIL, "--to: times pacing held its most (64 MiB) and let everything go at once") \
-	X(T, resumed_conns, COUNTER, "--to: connections replayed again from an exchange boundary (MARK) after a gap or a midway join")
+	X(T, resumed_conns, COUNTER, "--to: connections replayed again from an exchange boundary (MARK) after a gap or a midway join") \
+	X(T, bad_gaps, COUNTER, "connections whose outputs ended at a gap longer than a tee writes (1 GiB)")
 
 struct receive_stats {
 	RECEIVE_STATS(ST_STAT_FIELD, _)
@@ -117,16 +136,18 @@ struct receive {
 	const char *wpath;
 	const char *outdir;
 	bool force;
+	mode_t out_mode;            /* --output-mode: -w's, -o's files, the compare outputs */
 	const char *to;
 	bool print;
-	int verbose;
+	bool once;                  /* --listen --once: the first whole stream ends the run */
+	struct st_run_opts run;     /* -v, -q, --stats */
 	struct st_kafka_conf kafka; /* --kafka (kafka.h) */
 	struct st_kafka_consumer *kc;
 	/* the run */
 	int fd;
 	bool is_file, eof, failed;
 	struct st_tlslink *tls;
-	int lfd, epfd;          /* --listen: the listening socket, and an epoll of it and fd */
+	struct st_linklisten *ll; /* --listen: takes the tee's connection (fd, tls) */
 	struct st_stream_dec *dec;
 	struct st_flowsink *sink;
 	int dirfd;
@@ -147,6 +168,10 @@ struct receive {
 	uint64_t last_ts;
 	uint64_t last_shadow_tick;
 	unsigned printing;      /* connections --print follows now */
+	bool print_header;      /* --print's column header is out */
+	bool last_lost;         /* --listen: the last stream was cut (the next one is its tee's
+				 * reconnect) */
+	struct st_progress prog; /* --stats, the status line */
 	struct receive_stats st;
 	struct st_stream_trailer trailer;
 	bool have_trailer;
@@ -186,6 +211,9 @@ static const struct st_opt receive_opts[] = {
 	ST_OPT_STRING("ca", 0, struct receive, tlso.ca, "FILE",
 		      "--listen: the tee's certificate must chain to this CA"),
 	ST_OPT_FLAG("insecure", 0, struct receive, insecure, "--listen in plaintext"),
+	ST_OPT_FLAG("once", 0, struct receive, once,
+		    "--listen: end when the tee's stream ends (its END_STREAM),\n"
+		    "instead of listening for the next tee"),
 	ST_OPT_STRING("write", 'w', struct receive, wpath, "FILE", "pcap output (- for stdout)"),
 	ST_OPT_STRING("output", 'o', struct receive, outdir, "DIR",
 		      "flow files' folder; created if missing, must be empty"),
@@ -194,18 +222,25 @@ static const struct st_opt receive_opts[] = {
 	ST_OPT_FLAG("fast", 0, struct receive, fast,
 		    "--to as fast as the stream comes (default: at the pace it was\n"
 		    "captured, each connection's requests as far apart as in production)"),
-	ST_OPT_FLAG("print", 0, struct receive, print, "one line per exchange on stdout"),
-	ST_OPT_COUNT("verbose", 'v', struct receive, verbose, "more messages (the stream's header)"),
+	ST_OPT_FLAG("print", 0, struct receive, print,
+		    "one line per exchange on stdout, after a column header"),
 };
 
 static int parse(struct receive *rx, int argc, char **argv)
 {
 	const struct st_optset sets[] = {
 		ST_OPTSET(receive_opts, rx),
-		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka },
-		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka },
-		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp },
+		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp, NULL },
+		{ st_run_opts, st_run_opts_n, &rx->run, NULL },
+		{ st_output_opts, st_output_opts_n, &rx->out_mode, NULL },
+		{ st_redact_opts, st_redact_opts_n, &rx->cmp.redact, ST_OPT_TITLE_REDACT },
+		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka, ST_OPT_TITLE_KAFKA },
+		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka, ST_OPT_TITLE_KAFKA },
+		{ st_cmp_tuning_opts, st_cmp_tuning_opts_n, &rx->cmp, ST_OPT_TITLE_COMPARE },
 	};
+	const char *paths[] = { rx->wpath, rx->cmp.report, rx->cmp.report_json, rx->cmp.diffs };
+	const char *opts[] = { "-w", "--report", "--report-json", "--diffs" };
+	char err[512];
 	int first, rc;
 
 	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "receive", usage_head, argc, argv,
@@ -240,6 +275,10 @@ static int parse(struct receive *rx, int argc, char **argv)
 		       "--print");
 		return ST_EXIT_USAGE;
 	}
+	if (rx->once && !rx->listen) {
+		pr_err("receive: --once is for --listen (a file or a pipe ends with its stream)");
+		return ST_EXIT_USAGE;
+	}
 	if (rx->fast && !rx->to) {
 		pr_err("receive: --fast is the pace of --to's replay: it needs --to HOST:PORT");
 		return ST_EXIT_USAGE;
@@ -253,41 +292,23 @@ static int parse(struct receive *rx, int argc, char **argv)
 		pr_err("receive: --print and -w - both write to stdout");
 		return ST_EXIT_USAGE;
 	}
+	if (rx->cmp.redact.none && st_redact_added(&rx->cmp.redact)) {
+		pr_err("receive: --no-redact and --redact-header/--redact-query/--redact-field "
+		       "contradict each other");
+		return ST_EXIT_USAGE;
+	}
+	paths[0] = rx->wpath && strcmp(rx->wpath, "-") ? rx->wpath : NULL;
+	paths[1] = rx->cmp.report;
+	paths[2] = rx->cmp.report_json;
+	paths[3] = rx->cmp.diffs;
+	if (st_output_distinct(paths, opts, 4, err, sizeof(err))) {
+		pr_err("receive: %s", err);
+		return ST_EXIT_USAGE;
+	}
 	return 0;
 }
 
 /* ---- input ---------------------------------------------------------------------------- */
-
-/* --listen: a non-blocking listening socket. */
-static int listen_socket(const char *hostport)
-{
-	char host[256], port[8];
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
-	int fd, rc, one = 1;
-
-	if (st_split_hostport(hostport, host, sizeof(host), port, sizeof(port))) {
-		pr_err("receive: --listen '%s' is not ADDR:PORT", hostport);
-		return -1;
-	}
-	rc = getaddrinfo(*host ? host : NULL, port, &hints, &res);
-	if (rc) {
-		pr_err("receive: --listen %s: %s", hostport, gai_strerror(rc));
-		return -1;
-	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	if (fd >= 0)
-		setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (fd < 0 || bind(fd, res->ai_addr, res->ai_addrlen) || listen(fd, 4)) {
-		pr_err("receive: --listen %s: %s", hostport, strerror(errno));
-		freeaddrinfo(res);
-		if (fd >= 0)
-			close(fd);
-		return -1;
-	}
-	freeaddrinfo(res);
-	pr_info("receive: waiting for a tee on %s", hostport);
-	return fd;
-}
 
 /* ---- re-segmentation (-w, --to) ------------------------------------------------------ */
 
@@ -480,10 +501,18 @@ static void print_line(struct receive *rx, struct rconn *rc, const struct exch *
 	gmtime_r(&secs, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	st_addr_str(&rc->fc.key.src, cli, sizeof(cli));
-	printf("%s.%03u %s%s%s:%u %s %s %u %" PRIu64 " %" PRIu64 " ",
-	       when, (unsigned)(x->resp_ts / 1000000 % 1000),
+	if (!rx->print_header) {
+		/* once, above the first line: what each column is (times are UTC, the answer's
+		 * head; latency: production's, the request's end to that head) */
+		printf("# time(UTC) client method target status req_bytes resp_bytes latency\n");
+		rx->print_header = true;
+	}
+	printf("%s.%03u %s%s%s:%u %s %s %u", when, (unsigned)(x->resp_ts / 1000000 % 1000),
 	       rc->fc.key.src.family == 6 ? "[" : "", cli, rc->fc.key.src.family == 6 ? "]" : "",
-	       rc->fc.key.sport, x->method, x->target, x->status, x->req_bytes, x->resp_bytes);
+	       rc->fc.key.sport, x->method, x->target, x->status);
+	if (x->grpc >= 0)
+		printf("/%d", x->grpc); /* gRPC: the call's status */
+	printf(" %" PRIu64 " %" PRIu64 " ", x->req_bytes, x->resp_bytes);
 	if (x->resp_ts >= x->req_end_ts)
 		printf("%.3fms\n", (double)(x->resp_ts - x->req_end_ts) / 1e6);
 	else
@@ -509,12 +538,27 @@ static struct exch *resp_exch(struct rconn *rc)
 	return rc->nresp < rc->qn ? &rc->q[(rc->qh + rc->nresp) % RX_PRINT_QUEUE] : NULL;
 }
 
+/* What --print holds for rc, let go. */
+static void print_free(struct rconn *rc)
+{
+	st_http__free(&rc->p[0]);
+	st_http__free(&rc->p[1]);
+	st_h2__free(rc->h2);
+	rc->h2 = NULL;
+	free(rc->det[0]);
+	free(rc->det[1]);
+	rc->det[0] = rc->det[1] = NULL;
+	rc->det_len[0] = rc->det_len[1] = 0;
+	free(rc->xs);
+	rc->xs = NULL;
+	rc->nxs = rc->xcap = 0;
+}
+
 static void print_stop(struct receive *rx, struct rconn *rc)
 {
 	if (!rc->http)
 		return;
-	st_http__free(&rc->p[0]);
-	st_http__free(&rc->p[1]);
+	print_free(rc);
 	rc->http = false;
 	rc->print_lost = true;
 	rx->printing--;
@@ -539,11 +583,12 @@ static void print_start(struct receive *rx, struct rconn *rc)
 	rc->http = true;
 	rc->print_lost = false;
 	rc->qh = rc->qn = rc->nresp = 0;
+	rc->pmode = PM_DETECT;
 	rx->printing++;
 }
 
-static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
-		       uint32_t len, uint64_t ts)
+static void print_feed_h1(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+			  uint32_t len, uint64_t ts)
 {
 	struct st_http_event ev;
 	size_t left = len;
@@ -564,12 +609,17 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 				}
 				x = &rc->q[(rc->qh + rc->qn++) % RX_PRINT_QUEUE];
 				memset(x, 0, sizeof(*x));
+				x->grpc = -1;
 				snprintf(x->method, sizeof(x->method), "%.*s", (int)ev.head->method_len,
 					 ev.head->method_str);
 				snprintf(x->target, sizeof(x->target), "%.*s",
 					 (int)(ev.head->target_len < RX_TARGET_MAX - 1 ?
 					       ev.head->target_len : RX_TARGET_MAX - 1),
 					 ev.head->target);
+				/* the policy of everything that leaves (redact.h): a stream teed with
+				 * --no-redact or --redact-query of fewer names is not shown raw */
+				st_redact_url(&rx->cmp.redact, x->target, strlen(x->target),
+					      (uint8_t *)x->target);
 				for (char *p = x->target; *p; p++)
 					if (*p < 0x21 || *p > 0x7e)
 						*p = '?';
@@ -612,26 +662,208 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 	}
 }
 
-/* ---- the stream's events, to every output --------------------------------------------- */
+/* ---- --print of HTTP/2: one line per stream ---------------------------------------------- */
 
-static unsigned reasm_why(unsigned why)
+/* The stream's exchange (made at its request head, or NULL). */
+static struct exch *h2x(struct rconn *rc, uint32_t id, bool make)
 {
-	/* the sender's own reasons are losses to the engines (ST_GAP_LOSS: at once) */
-	return why < ST_GAP_MAX ? why : ST_GAP_LOSS;
+	struct exch *x;
+
+	for (uint32_t i = 0; i < rc->nxs; i++)
+		if (rc->xs[i].id == id)
+			return &rc->xs[i];
+	if (!make || rc->nxs == RX_PRINT_STREAMS)
+		return NULL;
+	if (rc->nxs == rc->xcap) {
+		uint32_t nc = rc->xcap ? rc->xcap * 2 : 8;
+
+		x = realloc(rc->xs, nc * sizeof(*x));
+		if (!x)
+			return NULL;
+		rc->xs = x;
+		rc->xcap = nc;
+	}
+	x = &rc->xs[rc->nxs++];
+	memset(x, 0, sizeof(*x));
+	x->id = id;
+	x->grpc = -1;
+	return x;
 }
 
+static void h2x_drop(struct rconn *rc, struct exch *x)
+{
+	*x = rc->xs[--rc->nxs];
+}
+
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			*s = '?';
+}
+
+static void field_copy(char *dst, size_t cap, const struct st_h2_field *f)
+{
+	snprintf(dst, cap, "%.*s", f ? (int)(f->value_len < cap - 1 ? f->value_len : cap - 1) : 1,
+		 f ? f->value : "-");
+}
+
+static void grpc_status(struct exch *x, const struct st_h2_head *h)
+{
+	struct st_grpc_status g;
+	char msg[1];
+
+	if (st_grpc_read_status(h, msg, sizeof(msg), &g) && g.valid && g.code >= 0 &&
+	    g.code <= INT16_MAX)
+		x->grpc = (int16_t)g.code;
+}
+
+/* One framer event: a stream's line is printed when both its sides ended. */
+static void print_h2_event(struct receive *rx, struct rconn *rc, const struct st_h2_event *ev,
+			   uint64_t ts)
+{
+	struct exch *x;
+
+	switch (ev->type) {
+	case ST_H2_EV_HEAD:
+		if (ev->dir == ST_H2_CLIENT) {
+			if (!(x = h2x(rc, ev->stream, true)))
+				return;
+			field_copy(x->method, sizeof(x->method), ev->head->method);
+			field_copy(x->target, sizeof(x->target),
+				   ev->head->path ? ev->head->path : ev->head->authority);
+			/* the policy of everything that leaves (redact.h), as for HTTP/1 */
+			st_redact_url(&rx->cmp.redact, x->target, strlen(x->target),
+				      (uint8_t *)x->target);
+			printable(x->method);
+			printable(x->target);
+		} else if (!(ev->head->flags & ST_H2_HF_INTERIM) && (x = h2x(rc, ev->stream, false))) {
+			x->status = ev->head->status;
+			x->resp_ts = ts;
+			grpc_status(x, ev->head); /* a trailers-only answer */
+		}
+		return;
+	case ST_H2_EV_TRAILERS:
+		if (ev->dir == ST_H2_SERVER && (x = h2x(rc, ev->stream, false)))
+			grpc_status(x, ev->head);
+		return;
+	case ST_H2_EV_DATA:
+		if ((x = h2x(rc, ev->stream, false))) {
+			if (ev->dir == ST_H2_CLIENT)
+				x->req_bytes += ev->data_len;
+			else
+				x->resp_bytes += ev->data_len;
+		}
+		return;
+	case ST_H2_EV_END:
+		if (!(x = h2x(rc, ev->stream, false)))
+			return;
+		if (ev->dir == ST_H2_CLIENT) {
+			x->req_end_ts = ts;
+			x->req_done = true;
+		} else {
+			x->resp_done = true;
+		}
+		if (x->req_done && x->resp_done && x->status) {
+			print_line(rx, rc, x);
+			h2x_drop(rc, x);
+		}
+		return;
+	case ST_H2_EV_RESET:
+	case ST_H2_EV_DROP:
+		if ((x = h2x(rc, ev->stream, false)))
+			h2x_drop(rc, x); /* not an exchange: nobody answered it whole */
+		return;
+	case ST_H2_EV_STOP:
+		print_stop(rx, rc);
+		return;
+	default:
+		return;
+	}
+}
+
+static void print_feed_h2(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+			  size_t len, uint64_t ts)
+{
+	struct st_h2_event ev;
+
+	while (rc->http && rc->h2) {
+		size_t n = st_h2__feed(rc->h2, dir == ST_DIR_IN ? ST_H2_CLIENT : ST_H2_SERVER, d, len,
+				       &ev);
+
+		d += n;
+		len -= n;
+		print_h2_event(rx, rc, &ev, ts);
+		if (ev.type == ST_H2_EV_NEED_MORE)
+			break;
+	}
+}
+
+/*
+ * --print: the client's first bytes say which HTTP the connection speaks (HTTP/2's preface,
+ * or not); until then both directions' bytes are held (an HTTP/2 server may speak first).
+ */
+static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+		       uint32_t len, uint64_t ts)
+{
+	enum st_h2_detect k;
+
+	if (rc->pmode == PM_H1) {
+		print_feed_h1(rx, rc, dir, d, len, ts);
+		return;
+	}
+	if (rc->pmode == PM_H2) {
+		print_feed_h2(rx, rc, dir, d, len, ts);
+		return;
+	}
+	if (len > RX_DETECT_MAX - rc->det_len[dir] ||
+	    (!rc->det[dir] && !(rc->det[dir] = malloc(RX_DETECT_MAX)))) {
+		print_stop(rx, rc);
+		return;
+	}
+	memcpy(rc->det[dir] + rc->det_len[dir], d, len);
+	rc->det_len[dir] += len;
+	if (!rc->det_len[ST_DIR_IN])
+		return;
+	k = st_h2_detect(rc->det[ST_DIR_IN], rc->det_len[ST_DIR_IN]);
+	if (k == ST_H2_DETECT_MAYBE)
+		return;
+	if (k == ST_H2_DETECT_YES && !(rc->h2 = st_h2__new(NULL))) {
+		print_stop(rx, rc);
+		return;
+	}
+	rc->pmode = k == ST_H2_DETECT_YES ? PM_H2 : PM_H1;
+	for (int i = 0; i < 2 && rc->http; i++) {
+		int dd = i ? ST_DIR_OUT : ST_DIR_IN;
+		uint8_t *b = rc->det[dd];
+		uint32_t n = rc->det_len[dd];
+
+		rc->det[dd] = NULL;
+		rc->det_len[dd] = 0;
+		if (n)
+			print_feed(rx, rc, dd, b, n, ts);
+		free(b);
+	}
+}
+
+/* ---- the stream's events, to every output --------------------------------------------- */
+
+/* The header's values come from the sender: escaped before they reach a terminal. */
 static void on_header(void *ctx, const char *text, unsigned major, unsigned minor)
 {
-	char host[128] = "?", redact[512] = "?";
+	char host[128] = "?", redact[512] = "?", eh[4 * sizeof(host)], er[4 * sizeof(redact)];
+	char line[1024];
 
 	st_stream_header_get(text, "host", host, sizeof(host));
 	st_stream_header_get(text, "redact", redact, sizeof(redact));
-	pr_info("receive: stream %u.%u from %s, redaction: %s", major, minor, host, redact);
+	pr_info("receive: stream %u.%u from %s, redaction: %s", major, minor,
+		st_log_escape(eh, sizeof(eh), host, strlen(host)),
+		st_log_escape(er, sizeof(er), redact, strlen(redact)));
 	for (const char *p = text; *p;) {
 		const char *e = strchr(p, '\n');
-		int l = e ? (int)(e - p) : (int)strlen(p);
+		size_t l = e ? (size_t)(e - p) : strlen(p);
 
-		pr_debug("receive: header %.*s", l, p);
+		pr_debug("receive: header %s", st_log_escape(line, sizeof(line), p, l));
 		p += l + (e ? 1 : 0);
 	}
 }
@@ -640,7 +872,12 @@ static void on_finish(void *ctx, const struct st_stream_trailer *t)
 {
 	struct receive *rx = ctx;
 
-	rx->trailer = *t;
+	/* --listen takes stream after stream: what each sender said it dropped adds up */
+	rx->trailer.ts = t->ts;
+	rx->trailer.dropped_records += t->dropped_records;
+	rx->trailer.dropped_bytes += t->dropped_bytes;
+	rx->trailer.dropped_conns += t->dropped_conns;
+	rx->trailer.held_conns += t->held_conns;
 	rx->have_trailer = true;
 }
 
@@ -713,6 +950,28 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 		print_feed(rx, rc, dir, d, len, ts);
 }
 
+static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts);
+
+/* A gap no tee writes (longer than ST_STREAM_GAP_MAX: a damaged or crafted stream, which
+ * would make -o's files terabytes of holes): the connection's outputs end here, as at its
+ * close, with one line; the stream's later records of it are checked and ignored. Through
+ * Kafka, gaps are the reader's own (offsets it did not get: a connection joined midway, lost
+ * messages) and as long as what is missing. */
+static void drop_conn(struct receive *rx, struct st_reasm_conn *c, uint64_t len, uint64_t ts)
+{
+	char cli[64], srv[64];
+
+	st_addr_str(&c->key.src, cli, sizeof(cli));
+	st_addr_str(&c->key.dst, srv, sizeof(srv));
+	pr_warn("receive: connection %s%s%s:%u -> %s%s%s:%u: a gap of %" PRIu64 " bytes, longer "
+		"than a tee writes (%llu): its outputs end here", c->key.src.family == 6 ? "[" : "",
+		cli, c->key.src.family == 6 ? "]" : "", c->key.sport,
+		c->key.dst.family == 6 ? "[" : "", srv, c->key.dst.family == 6 ? "]" : "",
+		c->key.dport, len, ST_STREAM_GAP_MAX);
+	rx->st.bad_gaps++;
+	on_close(rx, c, ST_END_RST, ts);
+}
+
 static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
 		   enum st_reasm_gap_why why, uint64_t ts)
 {
@@ -721,18 +980,22 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	struct st_segment s;
 
 	rx->last_ts = ts;
+	if (!rc)
+		return;
+	if (len > ST_STREAM_GAP_MAX && !rx->kc) {
+		drop_conn(rx, c, len, ts);
+		return;
+	}
 	rx->st.gap_bytes += len;
 	if ((unsigned)why == ST_SGAP_DROPPED)
 		rx->st.sender_dropped_bytes += len;
 	if ((unsigned)why == ST_SGAP_HELD)
 		rx->st.held_bytes += len;
-	if (!rc)
-		return;
 	rc->fc.gap_bytes[dir] += len;
 	if (rx->sh)
 		rc->sh_stopped = true; /* its replay stops here, until an exchange boundary */
 	if (rx->sink && st_flowsink_ops.gap)
-		st_flowsink_ops.gap(rx->sink, &rc->fc, dir, off, len, reasm_why(why), ts);
+		st_flowsink_ops.gap(rx->sink, &rc->fc, dir, off, len, why, ts);
 	if (rx->sh) {
 		/* a loss segment: the shadow engine's reassembly reports the gap at once */
 		for (uint64_t o = 0; o < len;) {
@@ -748,8 +1011,8 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	} else {
 		rc->next[dir] += len;
 	}
-	if (rc->http && st_http__skip(&rc->p[dir], len))
-		print_stop(rx, rc);
+	if (rc->http && (rc->pmode != PM_H1 || st_http__skip(&rc->p[dir], len)))
+		print_stop(rx, rc); /* HTTP/2: its HPACK state is lost with the bytes */
 }
 
 static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why,
@@ -769,7 +1032,7 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 		seg_out(rx, rc, &s);
 	}
 	rc->ended[dir] = true;
-	if (rc->http && dir == ST_DIR_OUT) {
+	if (rc->http && dir == ST_DIR_OUT && rc->pmode == PM_H1) {
 		struct st_http_event ev;
 
 		/* a response read until close ends here */
@@ -802,8 +1065,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		sh_feed(rx, rc, &s);
 	}
 	if (rc->http) {
-		st_http__free(&rc->p[0]);
-		st_http__free(&rc->p[1]);
+		print_free(rc);
 		rx->printing--;
 	}
 	free(rc->q);
@@ -844,6 +1106,15 @@ static void on_mark(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	}
 	if (rx->print && rc->print_lost && !rc->http)
 		print_start(rx, rc);
+	if (rc->http && rc->pmode == PM_DETECT) {
+		/* an exchange boundary: what was held before it (the middle of a connection that
+		 * started before the stream) is not the start of anything */
+		for (int d = 0; d < 2; d++) {
+			free(rc->det[d]);
+			rc->det[d] = NULL;
+			rc->det_len[d] = 0;
+		}
+	}
 }
 
 static const struct st_stream_ops rx_ops = {
@@ -856,23 +1127,39 @@ static const struct st_stream_ops rx_ops = {
 
 /* ---- the run -------------------------------------------------------------------------- */
 
-/* --listen: the stream was cut (the link was lost, or a damaged byte): its connections end
- * here, and the next tee connection starts a new stream into the same outputs. */
+static void link_next(struct receive *rx, bool lost);
+
+/* --listen: the stream was cut (the link was lost, or a damaged byte). */
 static void link_lost(struct receive *rx)
+{
+	link_next(rx, true);
+}
+
+/* --listen: the tee's connection ends (lost: the stream was cut; else it ended whole): what
+ * was open ends here, and the next tee connection starts a new stream into the same
+ * outputs. */
+static void link_next(struct receive *rx, bool lost)
 {
 	struct st_stream_dec *d = st_stream_dec__new(&rx_ops, rx, 0);
 
-	pr_warn("receive: --listen %s: %s; the outputs keep what arrived; waiting for the tee to "
-		"reconnect", rx->listen, st_stream_dec__error(rx->dec));
-	rx->st.link_losses++;
+	if (lost) {
+		pr_warn("receive: --listen %s: %s; the outputs keep what arrived; waiting for the "
+			"tee to reconnect", rx->listen, st_stream_dec__error(rx->dec));
+		rx->st.link_losses++;
+		rx->last_lost = true;
+	} else if (!rx->run.quiet) {
+		st_log_out("receive: --listen %s: the tee's stream ended whole (END_STREAM); "
+			   "listening for the next tee (--once ends the run here)", rx->listen);
+	}
 	st_stream_dec__close_all(rx->dec, rx->last_ts);
 	if (rx->sh)
 		st_shadow__kick(rx->sh);
-	epoll_ctl(rx->epfd, EPOLL_CTL_DEL, rx->fd, NULL);
+	st_loop__del(rx->loop, rx->fd);
 	st_tlslink__free(rx->tls);
 	rx->tls = NULL;
 	close(rx->fd);
 	rx->fd = -1;
+	st_linklisten__busy(rx->ll, false);
 	if (!d) {
 		pr_err("receive: %s", strerror(errno));
 		rx->failed = true;
@@ -894,6 +1181,10 @@ static void input_done(struct receive *rx, int rc)
 		pr_err("receive: %s: %s; the outputs keep everything before it",
 		       !strcmp(rx->input, "-") ? "stdin" : rx->input, st_stream_dec__error(rx->dec));
 		rx->failed = true;
+	} else if (rx->listen && !rx->once) {
+		/* a whole stream: the tee's run is over, not the receiver's */
+		link_next(rx, false);
+		return;
 	}
 	rx->eof = true;
 	/* what is still open ends here: the outputs keep what arrived */
@@ -952,82 +1243,58 @@ static int on_input(void *ctx)
 	return 0;
 }
 
-/* --listen: one tee connection at a time; the first one must authenticate, a later one
- * that does not is refused and the receiver goes on waiting. */
-static void accept_one(struct receive *rx)
-{
-	struct epoll_event ev = { .events = EPOLLIN };
-	char err[512];
-	int cfd = accept4(rx->lfd, NULL, NULL, SOCK_CLOEXEC);
-
-	if (cfd < 0)
-		return;
-	if (rx->fd >= 0) {
-		pr_warn("receive: --listen %s: a second tee connection refused (one stream at a "
-			"time)", rx->listen);
-		close(cfd);
-		return;
-	}
-	if (!rx->insecure) {
-		rx->tls = st_tlslink__server(cfd, &rx->tlso, 10, err, sizeof(err));
-		if (!rx->tls) {
-			close(cfd);
-			if (!rx->st.streams) {
-				pr_err("receive: --listen %s: %s", rx->listen, err);
-				rx->failed = true;
-				rx->eof = true;
-				st_loop__stop(rx->loop);
-			} else {
-				pr_warn("receive: --listen %s: %s", rx->listen, err);
-			}
-			return;
-		}
-	}
-	{
-		char k = ST_STREAM_LINK_OK;
-
-		if (rx->tls ? st_tlslink__write(rx->tls, &k, 1) : write(cfd, &k, 1) != 1) {
-			pr_warn("receive: --listen %s: the tee went away", rx->listen);
-			st_tlslink__free(rx->tls);
-			rx->tls = NULL;
-			close(cfd);
-			return;
-		}
-	}
-	fcntl(cfd, F_SETFL, fcntl(cfd, F_GETFL) | O_NONBLOCK);
-	ev.data.fd = cfd;
-	if (epoll_ctl(rx->epfd, EPOLL_CTL_ADD, cfd, &ev)) {
-		pr_warn("receive: --listen %s: %s", rx->listen, strerror(errno));
-		st_tlslink__free(rx->tls);
-		rx->tls = NULL;
-		close(cfd);
-		return;
-	}
-	rx->fd = cfd;
-	rx->st.streams++;
-	if (rx->st.streams > 1)
-		pr_warn("receive: --listen %s: the tee is back: a new stream", rx->listen);
-}
-
-static int on_net(void *ctx)
+/* --listen: the tee's connection is readable. TLS: a read may leave decrypted bytes inside
+ * the library, which no readiness announces: read until it says it has nothing. */
+static int on_link(void *ctx)
 {
 	struct receive *rx = ctx;
-	struct epoll_event evs[4];
-	int n = epoll_wait(rx->epfd, evs, 4, 0);
 
-	for (int i = 0; i < n && !rx->eof; i++) {
-		if (evs[i].data.fd == rx->lfd) {
-			accept_one(rx);
-			continue;
-		}
-		if (evs[i].data.fd != rx->fd)
-			continue;
-		/* TLS: a read may leave decrypted bytes inside the library, which no readiness
-		 * announces: read until it says it has nothing */
-		for (int k = 0; rx->fd >= 0 && !rx->eof && k < 64; k++)
-			if (read_some(rx))
-				break;
+	for (int k = 0; rx->fd >= 0 && !rx->eof && k < 64; k++)
+		if (read_some(rx))
+			break;
+	return 0;
+}
+
+/* --listen: a tee proved itself (linklisten.h): its stream, from the preamble it sent, into
+ * the same outputs. */
+static void on_tee(void *ctx, int fd, struct st_tlslink *tls, const uint8_t *pre, size_t n)
+{
+	struct receive *rx = ctx;
+	int rc;
+
+	rx->fd = fd;
+	rx->tls = tls;
+	rc = st_loop__add(rx->loop, fd, on_link, rx);
+	if (rc) {
+		pr_warn("receive: --listen %s: event loop: %s", rx->listen, strerror(-rc));
+		st_tlslink__free(tls);
+		close(fd);
+		rx->fd = -1;
+		rx->tls = NULL;
+		return;
 	}
+	st_linklisten__busy(rx->ll, true);
+	rx->st.streams++;
+	if (rx->last_lost)
+		pr_warn("receive: --listen %s: the tee is back: a new stream", rx->listen);
+	else if (rx->st.streams > 1)
+		pr_info("receive: --listen %s: a tee: stream %" PRIu64, rx->listen, rx->st.streams);
+	rx->last_lost = false;
+	rx->st.stream_bytes += n;
+	rc = st_stream_dec__feed(rx->dec, pre, n);
+	if (rc) {
+		input_done(rx, rc);
+		return;
+	}
+	on_link(rx); /* what came with the preamble (TLS holds it already) */
+}
+
+static int on_listen(void *ctx)
+{
+	struct receive *rx = ctx;
+
+	if (!rx->eof)
+		st_linklisten__run(rx->ll);
 	return 0;
 }
 
@@ -1038,11 +1305,15 @@ static int on_shadow_io(void *ctx)
 	return st_shadow__io(rx->sh);
 }
 
+static void brief(struct receive *rx, struct st_brief *b);
+
 static int on_tick(void *ctx)
 {
 	struct receive *rx = ctx;
 	uint64_t now = st_mono_ns();
 
+	if (rx->ll)
+		st_linklisten__tick(rx->ll, now);
 	if (rx->pq_n) {
 		pace_release(rx, false);
 		if (rx->eof && !rx->pq_n) {
@@ -1081,9 +1352,68 @@ static int on_tick(void *ctx)
 			return -1;
 		}
 	}
+	if (st_progress_due(&rx->prog, now)) {
+		struct st_brief b;
+
+		st_brief_init(&b);
+		brief(rx, &b);
+		st_progress_show(&rx->prog, &b, now);
+	}
 	return 0;
 }
 
+
+/* The stream in, the outputs' progress: --stats and the status line. */
+static void brief(struct receive *rx, struct st_brief *b)
+{
+	st_brief_add(b, "stream", rx->st.stream_bytes, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "data", rx->st.data_bytes, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "connections", rx->st.connections, 0);
+	st_brief_add(b, "gaps", rx->st.gap_bytes, ST_BRIEF_BYTES);
+	st_brief_add(b, "sender dropped", rx->st.sender_dropped_bytes, ST_BRIEF_SUB | ST_BRIEF_BYTES);
+	st_brief_add(b, "held", rx->st.held_bytes, ST_BRIEF_SUB | ST_BRIEF_BYTES);
+	if (rx->print)
+		st_brief_add(b, "exchanges", rx->st.exchanges, ST_BRIEF_RATE);
+	if (rx->sh) {
+		st_shadow__brief(rx->sh, b);
+		st_brief_add(b, "paced", rx->pq_bytes, ST_BRIEF_BYTES);
+	}
+}
+
+/* The start line: where the stream comes from, what it feeds. */
+static void start_line(struct receive *rx)
+{
+	char in[512], out[1024];
+	size_t o = 0;
+
+	if (rx->kafka.brokers)
+		snprintf(in, sizeof(in), "Kafka %s, topic %s, group %s", rx->kafka.brokers,
+			 rx->kafka.topic ? rx->kafka.topic : "?", rx->kafka.group ? rx->kafka.group : "?");
+	else if (rx->listen)
+		snprintf(in, sizeof(in), "tees on %s (%s%s)", rx->listen,
+			 rx->insecure ? "plaintext" : "TLS", rx->once ? ", one stream" : "");
+	else
+		snprintf(in, sizeof(in), "%s", strcmp(rx->input, "-") ? rx->input : "stdin");
+#define ADD(...) (o += (size_t)snprintf(out + o, o < sizeof(out) ? sizeof(out) - o : 0, __VA_ARGS__))
+	out[0] = 0;
+	if (rx->wpath)
+		ADD("pcap %s", strcmp(rx->wpath, "-") ? rx->wpath : "stdout");
+	if (rx->outdir)
+		ADD("%sflow files in %s/", o ? ", " : "", rx->outdir);
+	if (rx->to)
+		ADD("%sreplay to %s%s%s", o ? ", " : "", rx->to, rx->fast ? " (fast)" : "",
+		    rx->compare ? " (tap compare)" : "");
+	if (rx->cmp.report)
+		ADD("%sreport %s", o ? ", " : "", rx->cmp.report);
+	if (rx->cmp.report_json)
+		ADD("%sreport %s", o ? ", " : "", rx->cmp.report_json);
+	if (rx->print)
+		ADD("%s--print on stdout", o ? ", " : "");
+#undef ADD
+	st_log_out("receive running: %s -> %s; %s", in, out,
+		   rx->listen || rx->kc ? "Ctrl-C or SIGTERM stops it" :
+		   "to the stream's end, or Ctrl-C or SIGTERM");
+}
 
 static int outputs_open(struct receive *rx)
 {
@@ -1110,6 +1440,7 @@ static int outputs_open(struct receive *rx)
 		}
 		/* tap compare: production's answers are in the stream (its DATA records of the
 		 * server's direction, with the capture's timestamps) */
+		rx->cmp.out_mode = rx->out_mode;
 		if (rx->cmp.on && !(rx->compare = st_cmp_opts_start(&rx->cmp, "receive",
 								     &rx->scfg))) {
 			pr_err("receive: compare: %s", strerror(errno));
@@ -1124,13 +1455,15 @@ static int outputs_open(struct receive *rx)
 	if (rx->outdir) {
 		struct st_flowsink_config k = { 0 };
 
-		rx->dirfd = st_open_outdir("receive", rx->outdir, rx->force);
+		rx->dirfd = st_output_opendir("receive", rx->outdir, rx->force, rx->out_mode);
 		if (rx->dirfd < 0)
 			return ST_EXIT_RUNTIME;
 		k.dirfd = rx->dirfd;
 		k.dirname = rx->outdir;
 		k.replace = rx->force;
 		k.seed = st_random_seed();
+		k.mode = rx->out_mode;
+		k.gap_str = st_stream_gap_str; /* the sender's reasons named, not "capture-loss" */
 		rx->sink = st_flowsink__new(&k);
 		if (!rx->sink) {
 			pr_err("receive: %s: %s", rx->outdir, strerror(errno));
@@ -1138,7 +1471,7 @@ static int outputs_open(struct receive *rx)
 		}
 	}
 	if (rx->wpath) {
-		rx->pw = st_pcapw__open(rx->wpath, 0);
+		rx->pw = st_pcapw__open(rx->wpath, 0, rx->out_mode);
 		if (!rx->pw)
 			return ST_EXIT_RUNTIME;
 	}
@@ -1154,6 +1487,12 @@ static void summary(struct receive *rx)
 
 	st_statline_init(&l);
 	st_statline_add_table(&l, receive_stat_desc, receive_stat_n, &rx->st);
+	if (rx->ll) {
+		struct st_linklisten_stats ls;
+
+		st_linklisten__stats(rx->ll, &ls);
+		st_statline_add_table(&l, st_linklisten_stat_desc, st_linklisten_stat_n, &ls);
+	}
 	if (rx->have_trailer) {
 		st_statline_add(&l, "sender_dropped_records", rx->trailer.dropped_records,
 				ST_STAT_COUNTER, "records the sender dropped (END_STREAM)");
@@ -1197,19 +1536,20 @@ int cmd_receive(int argc, char **argv)
 {
 	struct receive *rx = calloc(1, sizeof(*rx));
 	struct stat sb;
-	int rc;
+	int rc, verdict;
 
 	if (!rx) {
 		pr_err("receive: out of memory");
 		return ST_EXIT_RUNTIME;
 	}
-	rx->fd = rx->dirfd = rx->lfd = rx->epfd = -1;
+	rx->fd = rx->dirfd = -1;
 	rc = parse(rx, argc, argv);
 	if (rc) {
 		rc = rc < 0 ? ST_EXIT_OK : rc;
 		goto out;
 	}
-	st_log_set_level(rx->verbose >= 2 ? ST_LOG_DEBUG : rx->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	st_log_set_level(rx->run.verbose >= 2 ? ST_LOG_DEBUG :
+			 rx->run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
 	rc = ST_EXIT_RUNTIME;
 	rx->seed = st_random_seed();
 	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
@@ -1233,18 +1573,28 @@ int cmd_receive(int argc, char **argv)
 		rx->fd = dup(STDIN_FILENO);
 	}
 	if (rx->listen) {
-		struct epoll_event ev = { .events = EPOLLIN };
+		char what[300], err[512];
+		const struct st_linklisten_config lc = {
+			.addr = rx->listen,
+			.tls = rx->insecure ? NULL : &rx->tlso,
+			.what = what,
+			.on_tee = on_tee,
+			.ctx = rx,
+		};
 
-		rx->lfd = listen_socket(rx->listen);
-		if (rx->lfd < 0)
-			goto out;
-		rx->epfd = epoll_create1(EPOLL_CLOEXEC);
-		ev.data.fd = rx->lfd;
-		if (rx->epfd < 0 || epoll_ctl(rx->epfd, EPOLL_CTL_ADD, rx->lfd, &ev) ||
-		    st_loop__add(rx->loop, rx->epfd, on_net, rx)) {
-			pr_err("receive: event loop: %s", strerror(errno));
+		snprintf(what, sizeof(what), "receive: --listen %s", rx->listen);
+		rx->ll = st_linklisten__new(&lc, err, sizeof(err));
+		if (!rx->ll) {
+			pr_err("receive: --listen %s: %s", rx->listen, err);
 			goto out;
 		}
+		rc = st_loop__add(rx->loop, st_linklisten__fd(rx->ll), on_listen, rx);
+		if (rc) {
+			pr_err("receive: event loop: %s", strerror(-rc));
+			rc = ST_EXIT_RUNTIME;
+			goto out;
+		}
+		pr_info("receive: waiting for a tee on %s", rx->listen);
 	}
 	rc = outputs_open(rx);
 	if (rc)
@@ -1263,7 +1613,13 @@ int cmd_receive(int argc, char **argv)
 		goto out;
 	}
 	rx->last_shadow_tick = st_mono_ns();
+	if (!rx->run.quiet)
+		start_line(rx);
+	/* --print's lines on the same terminal would run through the status line */
+	st_progress_init(&rx->prog, rx->run.stats_s, !rx->run.quiet && isatty(STDERR_FILENO) &&
+			 !(rx->print && isatty(STDOUT_FILENO)), "receive", st_mono_ns());
 	st_loop__run(rx->loop, 0);
+	st_progress_end(&rx->prog);
 	if (rx->kc)
 		st_kafka_consumer__close(rx->kc, rx->last_ts);
 	if (!rx->eof) {
@@ -1276,8 +1632,11 @@ int cmd_receive(int argc, char **argv)
 		st_shadow__flush(rx->sh);
 		st_shadow__drain(rx->sh, RX_DRAIN_MS);
 	}
-	/* every pair is settled now: the last comparisons, then the reports */
+	/* every pair is settled now: the last comparisons, then the reports and the verdict */
 	st_compare__finish(rx->compare);
+	verdict = st_cmp_opts_end(&rx->cmp, rx->compare);
+	if (st_compare__output_errors(rx->compare))
+		rx->failed = true; /* each said once already */
 	if (rx->sink && st_flowsink__flush(rx->sink))
 		rx->failed = true;
 	if (rx->pw && st_pcapw__commit(rx->pw)) {
@@ -1290,7 +1649,7 @@ int cmd_receive(int argc, char **argv)
 			PRIu64 " connections: its output was slower than the traffic",
 			rx->trailer.dropped_records, rx->trailer.dropped_bytes,
 			rx->trailer.dropped_conns);
-	rc = rx->failed ? ST_EXIT_RUNTIME : ST_EXIT_OK;
+	rc = rx->failed ? ST_EXIT_RUNTIME : verdict;
 out:
 	if (rx->pw)
 		st_pcapw__close(rx->pw, NULL);
@@ -1305,10 +1664,7 @@ out:
 	st_tlslink__free(rx->tls);
 	if (rx->fd >= 0)
 		close(rx->fd);
-	if (rx->lfd >= 0)
-		close(rx->lfd);
-	if (rx->epfd >= 0)
-		close(rx->epfd);
+	st_linklisten__free(rx->ll);
 	st_kafka_consumer__free(rx->kc);
 	st_stream_dec__free(rx->dec);
 	st_loop__free(rx->loop);

@@ -21,6 +21,8 @@ struct report_cli {
 	bool merge;
 	const char *report;
 	const char *report_json;
+	mode_t out_mode; /* --output-mode */
+	bool fail_on_regression, fail_on_slower;
 };
 
 static const struct st_opt report_rows[] = {
@@ -31,13 +33,17 @@ static const struct st_opt report_rows[] = {
 		      "the merged report: one self-contained HTML file"),
 	ST_OPT_STRING("report-json", 0, struct report_cli, report_json, "FILE.json",
 		      "the merged report as JSON (it can be merged again)"),
+	ST_OPT_FLAG("fail-on-regression", 0, struct report_cli, fail_on_regression,
+		    "exit status 3 when the merged verdict has a regression"),
+	ST_OPT_FLAG("fail-on-slower", 0, struct report_cli, fail_on_slower,
+		    "exit status 3 when the merged verdict has a slower endpoint"),
 };
 
 static const char usage_head[] =
 	"Usage: shadowtap report --merge A.json B.json ... -o FILE.html [--report-json FILE.json]\n\n"
 	"Merges tap compare reports (shadow/replay --report-json, format 2) written on\n"
 	"several hosts into one fleet report. Their thresholds, reference and --endpoint\n"
-	"patterns must agree.\n\n";
+	"patterns must agree. Ends with the merged verdict and a summary line on stderr.\n\n";
 
 static uint64_t realtime_ns(void)
 {
@@ -48,7 +54,8 @@ static uint64_t realtime_ns(void)
 }
 
 /* Writes the merged report to path as HTML or JSON (through a temporary file). */
-static int write_one(const char *path, bool json, const struct st_cmp_report *m, uint64_t now)
+static int write_one(const char *path, bool json, const struct st_cmp_report *m, uint64_t now,
+		     mode_t mode)
 {
 	const char *hostv[ST_CMP_HOSTS_MAX];
 	struct st_cmp_run run;
@@ -72,10 +79,10 @@ static int write_one(const char *path, bool json, const struct st_cmp_report *m,
 		pr_err("report: out of memory");
 		return -1;
 	}
-	err = st_output_replace(path, buf, len, ST_OUT_NONBLOCK);
+	err = st_output_replace(path, buf, len, ST_OUT_NONBLOCK, mode);
 	free(buf);
 	if (err) {
-		pr_err("report: %s: %s", path, strerror(-err));
+		pr_err("report: %s: %s", path, st_output_strerror(err));
 		return -1;
 	}
 	return 0;
@@ -84,13 +91,16 @@ static int write_one(const char *path, bool json, const struct st_cmp_report *m,
 int cmd_report(int argc, char **argv)
 {
 	struct report_cli cli = { 0 };
-	const struct st_optset set = ST_OPTSET(report_rows, &cli);
+	const struct st_optset sets[] = {
+		ST_OPTSET(report_rows, &cli),
+		{ st_output_opts, st_output_opts_n, &cli.out_mode, NULL },
+	};
 	struct st_cmp_report *m = NULL, *part = NULL;
 	char err[512];
 	uint64_t now;
 	int rc, first;
 
-	rc = st_opts_parse(&set, 1, "report", usage_head, argc, argv, &first);
+	rc = st_opts_parse(sets, 2, "report", usage_head, argc, argv, &first);
 	if (rc)
 		return rc < 0 ? ST_EXIT_OK : rc;
 	if (!cli.merge) {
@@ -105,6 +115,15 @@ int cmd_report(int argc, char **argv)
 	if (!cli.report && !cli.report_json) {
 		pr_err("report: an output is required: -o FILE.html and/or --report-json FILE.json");
 		return ST_EXIT_USAGE;
+	}
+	{
+		const char *paths[] = { cli.report, cli.report_json };
+		const char *opts[] = { "-o", "--report-json" };
+
+		if (st_output_distinct(paths, opts, 2, err, sizeof(err))) {
+			pr_err("report: %s", err);
+			return ST_EXIT_USAGE;
+		}
 	}
 	m = malloc(sizeof(*m));
 	part = malloc(sizeof(*part));
@@ -130,16 +149,33 @@ int cmd_report(int argc, char **argv)
 		st_cmp_report_free(part);
 	}
 	now = realtime_ns();
-	if (rc == ST_EXIT_OK && cli.report && write_one(cli.report, false, m, now))
+	if (rc == ST_EXIT_OK && cli.report && write_one(cli.report, false, m, now, cli.out_mode))
 		rc = ST_EXIT_RUNTIME;
-	if (rc == ST_EXIT_OK && cli.report_json && write_one(cli.report_json, true, m, now))
+	if (rc == ST_EXIT_OK && cli.report_json && write_one(cli.report_json, true, m, now, cli.out_mode))
 		rc = ST_EXIT_RUNTIME;
-	if (rc == ST_EXIT_OK)
-		fprintf(stderr, "shadowtap: report merged=%d endpoints=%u compared=%llu differing=%llu "
-				"noise_only=%llu\n", argc - first, m->agg.n + (m->agg.other.compared ||
-								  m->agg.other.not_compared),
-			(unsigned long long)m->agg.compared, (unsigned long long)m->agg.differing,
-			(unsigned long long)m->agg.noise_only);
+	if (rc == ST_EXIT_OK) {
+		struct st_cmp_verdict v;
+		struct st_statline l;
+
+		/* the verdict, then the summary line every command ends with */
+		st_cmp_agg_verdict(&m->agg, &v);
+		st_cmp_verdict_print(&v, cli.report ? cli.report : cli.report_json);
+		st_statline_init(&l);
+		st_statline_add(&l, "merged", (uint64_t)(argc - first), ST_STAT_COUNTER,
+				"reports merged");
+		st_statline_add(&l, "endpoints", v.endpoints, ST_STAT_GAUGE,
+				"endpoints in the merged report (other included)");
+		st_statline_add(&l, "compared", m->agg.compared, ST_STAT_COUNTER, "pairs compared");
+		st_statline_add(&l, "differing", m->agg.differing, ST_STAT_COUNTER,
+				"pairs with a difference that is not noise");
+		st_statline_add(&l, "noise_only", m->agg.noise_only, ST_STAT_COUNTER,
+				"pairs whose every difference is noise");
+		st_statline_add(&l, "regressions", v.regressions, ST_STAT_GAUGE,
+				"fields that regressed");
+		st_statline_add(&l, "slower", v.slower, ST_STAT_GAUGE, "endpoints slower");
+		st_statline_print(&l, "summary");
+		rc = st_cmp_verdict_status(&v, cli.fail_on_regression, cli.fail_on_slower);
+	}
 	st_cmp_report_free(m);
 	free(m);
 	free(part);

@@ -86,6 +86,7 @@ struct tconn {
 	uint8_t end_why[2];
 	struct st_http_parser p[2];
 	struct st_jredact jr[2]; /* the current message's JSON body (--redact-field) */
+	struct st_tredact tr[2]; /* its chunked trailer section */
 	uint64_t sent[2];     /* stream offset written up to (data and gaps) */
 	uint64_t dropped[2];  /* bytes dropped since, announced as a gap before the next record */
 };
@@ -141,16 +142,19 @@ struct tee_out {
 	X(T, filtered_conns, COUNTER, "connections whose first request --match-*/--exclude-path left out") \
 	X(T, bytes, COUNTER, "stream bytes teed")                                             \
 	X(T, held_bytes, COUNTER, "bytes held back (gaps): not framed as HTTP")              \
-	X(T, redacted, COUNTER, "header and query values redacted")                          \
+	X(T, redacted, COUNTER, "values redacted: header and trailer fields, URLs, JSON")    \
 	X(T, marks, DETAIL, "exchange boundaries marked (a receiver resumes a connection there)") \
 	X(T, dropped_records, COUNTER, "data records dropped: the output or --max-rate was too slow") \
 	X(T, dropped_bytes, COUNTER, "stream bytes of those records (gaps for the receiver)") \
+	X(T, dropped_link, DETAIL, "... dropped records: the --to link was down or connecting") \
+	X(T, dropped_queue, DETAIL, "... dropped records: --max-queue-mb was full")           \
+	X(T, dropped_rate, DETAIL, "... dropped records: beyond --max-rate")                  \
 	X(T, gap_bytes, COUNTER, "bytes reassembly reported missing (capture loss)")         \
 	X(T, wire_bytes, COUNTER, "bytes written to the output (compressed)")                 \
 	X(T, raw_stream_bytes, COUNTER, "stream bytes before compression")                    \
 	X(T, link_losses, COUNTER, "times the --to link was lost (reconnected with a new stream)") \
-	X(T, queue_peak, GAUGE, "most bytes waiting for the output at once")                  \
-	X(T, mem_peak, GAUGE, "most reassembly memory held")
+	X(T, queue_peak, GAUGE_BYTES, "most bytes waiting for the output at once")            \
+	X(T, mem_peak, GAUGE_BYTES, "most reassembly memory held")
 
 struct tee_stats {
 	TEE_STATS(ST_STAT_FIELD, _)
@@ -161,6 +165,7 @@ struct tee {
 	struct st_target t;
 	/* options */
 	const char *out;
+	mode_t out_mode; /* --output-mode */
 	const char *to;
 	bool insecure;
 	struct st_tlslink_opts tlso;
@@ -169,7 +174,7 @@ struct tee {
 	double max_rate_opt;  /* MiB/s, 0 = none */
 	bool max_rate_set;
 	uint64_t max_queue;
-	bool no_redact, raw;
+	bool raw;
 	struct st_redact_rules rules;
 	char methods_buf[256];
 	const char *methods[TEE_MAX_METHODS];
@@ -177,7 +182,7 @@ struct tee {
 	regex_t match_re, exclude_re;
 	bool match_set, exclude_set;
 	int level;
-	int verbose;
+	struct st_run_opts run; /* -v, -q, --stats */
 	struct st_kafka_conf kafka; /* --kafka (kafka.h) */
 	struct st_kafka_producer *kp;
 	/* the run */
@@ -201,6 +206,7 @@ struct tee {
 	unsigned framed;      /* connections with HTTP parsers now (TEE_FRAMED_MAX) */
 	int err_said;         /* the output's error was reported */
 	struct tee_stats st;
+	uint64_t *drop_why;   /* room() said no: the counter of its reason */
 	uint8_t scratch[ST_HTTP_HEAD_CAP_DEFAULT];
 	uint8_t *body;        /* JSON body bytes being redacted (grown as needed) */
 	size_t body_cap;
@@ -223,53 +229,14 @@ static const char usage_head[] =
 	"`shadowtap receive`:\n"
 	"  ssh prod-host shadowtap tee --iface eth0 --port 8080 -o - |\n"
 	"      shadowtap receive - --print --to 127.0.0.1:8080\n"
-	"Secrets stay on the host: the values of Authorization, Proxy-Authorization, Cookie and\n"
-	"Set-Cookie (and --redact-header/--redact-query/--redact-field) are overwritten,\n"
-	"length preserved; connections that are not HTTP are held back (gaps) unless --raw.\n"
+	"Secrets stay on the host: credentials in header fields, trailers, URLs' userinfo,\n"
+	"query parameters and JSON bodies (a default set, and --redact-header/--redact-query/\n"
+	"--redact-field) are overwritten, length preserved; connections that are not HTTP are\n"
+	"held back (gaps) unless --raw.\n"
 	"Production never waits: when the output is slower than the traffic, records are\n"
 	"dropped whole and counted, and the receiver sees a gap of their exact length.\n"
 	"Stops after --duration (default 900 s; 0: until SIGINT). A summary line ends the run.\n"
 	"\n";
-
-static int opt_redact_header(void *o, const char *val, char *err, size_t errlen)
-{
-	struct st_redact_rules *r = &TEE(o)->rules;
-
-	if (r->n_headers >= ST_REDACT_MAX || !*val || strpbrk(val, " \t:\r\n")) {
-		snprintf(err, errlen, "'%s' is not a header field name (or more than %d given)",
-			 val, ST_REDACT_MAX);
-		return -1;
-	}
-	r->headers[r->n_headers++] = val;
-	return 0;
-}
-
-static int opt_redact_query(void *o, const char *val, char *err, size_t errlen)
-{
-	struct st_redact_rules *r = &TEE(o)->rules;
-
-	if (r->n_queries >= ST_REDACT_MAX || !*val || strpbrk(val, "&=?# ")) {
-		snprintf(err, errlen, "'%s' is not a query parameter name (or more than %d given)",
-			 val, ST_REDACT_MAX);
-		return -1;
-	}
-	r->queries[r->n_queries++] = val;
-	return 0;
-}
-
-static int opt_redact_field(void *o, const char *val, char *err, size_t errlen)
-{
-	struct st_redact_rules *r = &TEE(o)->rules;
-
-	if (r->n_fields >= ST_REDACT_MAX || !*val || strlen(val) > ST_JREDACT_KEY_MAX ||
-	    strpbrk(val, "\"\\")) {
-		snprintf(err, errlen, "'%s' is not a JSON member name (or more than %d given)",
-			 val, ST_REDACT_MAX);
-		return -1;
-	}
-	r->fields[r->n_fields++] = val;
-	return 0;
-}
 
 static int opt_methods(void *o, const char *val, char *err, size_t errlen)
 {
@@ -316,7 +283,7 @@ static const struct st_opt tee_opts[] = {
 		      "--to: the receiver's certificate must chain to this CA"),
 	ST_OPT_FLAG("insecure", 0, struct tee, insecure,
 		    "--to in plaintext (anyone on the path reads the traffic)"),
-	ST_OPT_DOUBLE("duration", 'd', struct tee, duration, "SEC", 0, 1e9,
+	ST_OPT_SECONDS("duration", 'd', struct tee, duration, 0, 1e9,
 		      "stop after SEC seconds (default 900; 0: until SIGINT)"),
 	ST_OPT_DOUBLE("sample", 0, struct tee, sample, "PCT", 0.01, 100,
 		      "tee PCT% of the connections (by a stable hash, decided in\n"
@@ -327,26 +294,19 @@ static const struct st_opt tee_opts[] = {
 		    "only connections whose first request target matches REGEX"),
 	ST_OPT_FUNC("exclude-path", 0, "REGEX", 0, opt_exclude_path,
 		    "not connections whose first request target matches REGEX"),
-	ST_OPT_FUNC("redact-header", 0, "NAME", ST_OPTF_REPEAT, opt_redact_header,
-		    "also redact this header field's values (repeatable)"),
-	ST_OPT_FUNC("redact-query", 0, "PARAM", ST_OPTF_REPEAT, opt_redact_query,
-		    "redact this query parameter's values (repeatable)"),
-	ST_OPT_FUNC("redact-field", 0, "NAME", ST_OPTF_REPEAT, opt_redact_field,
-		    "redact the value of JSON body members NAME, at any depth\n"
-		    "(bodies whose Content-Type says json; repeatable)"),
-	ST_OPT_FLAG("no-redact", 0, struct tee, no_redact,
-		    "tee every byte as it is, secrets included"),
 	ST_OPT_FLAG("raw", 0, struct tee, raw,
 		    "tee connections that are not HTTP (unredacted) instead of\n"
 		    "holding them back"),
 	ST_OPT_FUNC("max-rate", 0, "MIBS", 0, opt_max_rate,
 		    "stream bytes per second, MiB, before compression (default 16;\n"
 		    "0: no cap); beyond it records are dropped and counted"),
+};
+
+static const struct st_opt tee_limit_opts[] = {
 	ST_OPT_UINT("max-queue-mb", 0, struct tee, max_queue, "N", 1, 4096, ST_OPTF_MIB,
 		    "bytes waiting for the output at most, MiB (default 32)"),
 	ST_OPT_UINT("level", 0, struct tee, level, "N", 1, 9, 0,
 		    "zlib compression level (default 1: the cheapest)"),
-	ST_OPT_COUNT("verbose", 'v', struct tee, verbose, "more messages (-vv: libbpf's too)"),
 };
 
 static void init(void *obj)
@@ -363,11 +323,21 @@ static size_t optsets(void *obj, struct st_optset *sets)
 	struct tee *t = obj;
 
 	sets[0] = (struct st_optset)ST_OPTSET(tee_opts, t);
-	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &t->t };
-	sets[2] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &t->t };
-	sets[3] = (struct st_optset){ st_kafka_opts, st_kafka_opts_n, &t->kafka };
-	sets[4] = (struct st_optset){ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka };
-	return 5;
+	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &t->t, NULL };
+	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &t->run, NULL };
+	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &t->out_mode, NULL };
+	sets[4] = (struct st_optset){ st_redact_opts, st_redact_opts_n, &t->rules,
+				      ST_OPT_TITLE_REDACT };
+	sets[5] = (struct st_optset){ st_kafka_opts, st_kafka_opts_n, &t->kafka,
+				      ST_OPT_TITLE_KAFKA };
+	sets[6] = (struct st_optset){ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka,
+				      ST_OPT_TITLE_KAFKA };
+	sets[7] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &t->t,
+				      ST_OPT_TITLE_TAP };
+	sets[8] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &t->t,
+				      ST_OPT_TITLE_LIMITS };
+	sets[9] = (struct st_optset)ST_OPTSET_T(tee_limit_opts, t, ST_OPT_TITLE_LIMITS);
+	return 10;
 }
 
 /* After the options. argv is NULL for a daemon job's section (job.h): the job then shares
@@ -419,12 +389,12 @@ static int check(void *obj, int argc, char **argv, int first)
 		       "or --insecure for plaintext");
 		return ST_EXIT_USAGE;
 	}
-	if (t->no_redact && (t->rules.n_headers || t->rules.n_queries || t->rules.n_fields)) {
+	if (t->rules.none && st_redact_added(&t->rules)) {
 		pr_err("tee: --no-redact and --redact-header/--redact-query/--redact-field "
 		       "contradict each other");
 		return ST_EXIT_USAGE;
 	}
-	if (t->no_redact && (t->n_methods || t->match_set || t->exclude_set)) {
+	if (t->rules.none && (t->n_methods || t->match_set || t->exclude_set)) {
 		pr_err("tee: --match-method/--match-path/--exclude-path need HTTP framing, which "
 		       "--no-redact turns off");
 		return ST_EXIT_USAGE;
@@ -772,11 +742,11 @@ static int out_open(struct tee *t)
 		q->fd = STDOUT_FILENO;
 		return 0;
 	}
-	rc = st_output_open(&q->o, t->out, t->in_daemon ? ST_OUT_NONBLOCK : 0);
+	rc = st_output_open(&q->o, t->out, t->in_daemon ? ST_OUT_NONBLOCK : 0, t->out_mode);
 	if (rc < 0) {
 		pr_err("tee: -o %s: %s", t->out, rc == -ENXIO && t->in_daemon ?
 		       "a FIFO without a reader (a daemon job never waits for one)" :
-		       strerror(-rc));
+		       st_output_strerror(rc));
 		return -1;
 	}
 	/* the writer thread writes blocking: it is alone to wait */
@@ -909,9 +879,14 @@ files:
  * tokens. Small records (OPEN, GAP, END, CLOSE) always go: they bound nothing. */
 static bool room(struct tee *t, uint64_t n)
 {
-	if (t->was_down || t->connecting ||
-	    queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue)
+	if (t->was_down || t->connecting) {
+		t->drop_why = &t->st.dropped_link;
 		return false;
+	}
+	if (queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue) {
+		t->drop_why = &t->st.dropped_queue;
+		return false;
+	}
 	if (t->max_rate) {
 		uint64_t now = st_mono_ns();
 
@@ -919,8 +894,10 @@ static bool room(struct tee *t, uint64_t n)
 		if (t->tokens > (double)t->max_rate)
 			t->tokens = (double)t->max_rate;
 		t->tokens_ns = now;
-		if (t->tokens < (double)n)
+		if (t->tokens < (double)n) {
+			t->drop_why = &t->st.dropped_rate;
 			return false;
+		}
 		t->tokens -= (double)n;
 	}
 	return true;
@@ -944,6 +921,7 @@ static void put_data(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, i
 		return;
 	if (!room(t, n)) {
 		tc->dropped[dir] += n;
+		(*t->drop_why)++;
 		t->st.dropped_records++;
 		t->st.dropped_bytes += n;
 		return;
@@ -1001,9 +979,10 @@ static const uint8_t *redact_head(struct tee *t, const struct st_http_head *h, i
 	return t->scratch;
 }
 
-/* Body bytes of a JSON message, redacted in a copy. NULL when out of memory. */
+/* Body bytes of a JSON message, or framing bytes whose last trailer_len are a chunked body's
+ * trailer section, redacted in a copy. NULL when out of memory. */
 static const uint8_t *redact_body(struct tee *t, struct tconn *tc, int dir, const uint8_t *d,
-				  size_t n)
+				  size_t n, uint64_t trailer_len)
 {
 	if (n > t->body_cap) {
 		uint8_t *b = realloc(t->body, n);
@@ -1014,7 +993,11 @@ static const uint8_t *redact_body(struct tee *t, struct tconn *tc, int dir, cons
 		t->body_cap = n;
 	}
 	memcpy(t->body, d, n);
-	t->st.redacted += st_jredact_feed(&tc->jr[dir], &t->rules, t->body, n);
+	if (trailer_len)
+		t->st.redacted += st_tredact_feed(&tc->tr[dir], &t->rules, t->body + n - trailer_len,
+						  trailer_len);
+	else
+		t->st.redacted += st_jredact_feed(&tc->jr[dir], &t->rules, t->body, n);
 	return t->body;
 }
 
@@ -1078,13 +1061,14 @@ static void frame(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int 
 				if (ev.head->flags & ST_HTTP_HF_NO_REQUEST)
 					tc->nomark = true;
 			}
-			st_jredact_reset(&tc->jr[dir],
-					 t->rules.n_fields && st_redact_is_json(ev.head));
+			/* a body is scanned as JSON when declared, or when it looks like it */
+			st_jredact_begin(&tc->jr[dir], &t->rules, ev.head);
+			st_tredact_reset(&tc->tr[dir]);
 			put_data(t, c, tc, dir, redact_head(t, ev.head, dir), ev.head->raw_len, ts);
 			break;
 		case ST_HTTP_EV_BODY:
-			if (tc->jr[dir].on && ev.data_len) {
-				const uint8_t *b = redact_body(t, tc, dir, d, n);
+			if ((tc->jr[dir].on && ev.data_len) || ev.trailer_len) {
+				const uint8_t *b = redact_body(t, tc, dir, d, n, ev.trailer_len);
 
 				if (b) {
 					put_data(t, c, tc, dir, b, n, ts);
@@ -1142,8 +1126,8 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 		t->st.dropped_conns++;
 		return;
 	}
-	tc->mode = t->no_redact ? TM_RAW : TM_UNDECIDED;
-	if (t->no_redact)
+	tc->mode = t->rules.none ? TM_RAW : TM_UNDECIDED;
+	if (t->rules.none)
 		t->st.raw_conns++;
 	st_stream_enc__open(t->enc, c, ts);
 	t->st.teed++;
@@ -1393,7 +1377,7 @@ static void link_check(struct tee *t)
 
 static void header_text(struct tee *t, char *buf, size_t len)
 {
-	char host[256] = "?", cidr[64];
+	char host[256] = "?", cidr[64], rules[4096];
 	size_t o = 0;
 
 	gethostname(host, sizeof(host) - 1);
@@ -1409,20 +1393,9 @@ static void header_text(struct tee *t, char *buf, size_t len)
 		ADD("%s%s/%u", i ? "," : "", st_addr_str(&t->t.hosts[i].addr, cidr, sizeof(cidr)),
 		    t->t.hosts[i].prefix);
 	ADD("\nsample=%g\n", t->sample > 0 ? t->sample : 100.0);
-	if (t->no_redact) {
-		ADD("redact=none\n");
-	} else {
-		ADD("redact=");
-		for (unsigned i = 0; i < st_redact_default_n; i++)
-			ADD("%sheader:%s", i ? "," : "", st_redact_default_headers[i]);
-		for (unsigned i = 0; i < t->rules.n_headers; i++)
-			ADD(",header:%s", t->rules.headers[i]);
-		for (unsigned i = 0; i < t->rules.n_queries; i++)
-			ADD(",query:%s", t->rules.queries[i]);
-		for (unsigned i = 0; i < t->rules.n_fields; i++)
-			ADD(",json:%s", t->rules.fields[i]);
-		ADD("\nnot_http=%s\n", t->raw ? "raw" : "held");
-	}
+	ADD("redact=%s\n", st_redact_describe(&t->rules, rules, sizeof(rules)));
+	if (!t->rules.none)
+		ADD("not_http=%s\n", t->raw ? "raw" : "held");
 	ADD("filters=%s%s%s\n", t->n_methods ? "match-method " : "",
 	    t->match_set ? "match-path " : "", t->exclude_set ? "exclude-path" : "");
 	ADD("max_rate=%" PRIu64 "\n", t->max_rate);
@@ -1481,8 +1454,6 @@ static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 	st_stream_enc__flush(t->enc);
 	t->last_flush_ns = st_mono_ns();
 	t->running = true;
-	pr_info("tee: capturing on %s %s", t->t.iface ? "interface" : "cgroup",
-		t->t.iface ? t->t.iface : t->t.cgroup);
 	return 0;
 }
 
@@ -1633,9 +1604,60 @@ static struct st_target *target(void *obj)
 	return &TEE(obj)->t;
 }
 
-static int verbose(void *obj)
+static struct st_run_opts *run_opts(void *obj)
 {
-	return TEE(obj)->verbose;
+	return &TEE(obj)->run;
+}
+
+static void describe(void *obj, struct st_job_desc *d)
+{
+	struct tee *t = obj;
+	unsigned added = t->rules.n_headers + t->rules.n_queries + t->rules.n_fields;
+
+	if (t->kafka.brokers)
+		snprintf(d->outputs, sizeof(d->outputs), "Kafka %s, topic %s", t->kafka.brokers,
+			 t->kafka.topic ? t->kafka.topic : "?");
+	else if (t->to)
+		snprintf(d->outputs, sizeof(d->outputs), "receiver %s (%s)", t->to,
+			 t->insecure ? "plaintext" : "TLS");
+	else
+		snprintf(d->outputs, sizeof(d->outputs), "%s", strcmp(t->out, "-") ? t->out : "stdout");
+	{
+		size_t o = strlen(d->outputs);
+
+		if (t->rules.none)
+			snprintf(d->outputs + o, sizeof(d->outputs) - o, ", NOT redacted (--no-redact)");
+		else
+			snprintf(d->outputs + o, sizeof(d->outputs) - o, ", redacted (the default set%s)",
+				 added ? " and --redact-*" : "");
+	}
+}
+
+/* Stream bytes in, bytes written, what was dropped and why, the output's queue. */
+static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b)
+{
+	struct tee *t = obj;
+	uint64_t raw = 0, wire = 0;
+
+	if (t->enc)
+		st_stream_enc__totals(t->enc, &raw, &wire);
+	if (t->oq) {
+		pthread_mutex_lock(&t->oq->mu);
+		wire = t->oq->written;
+		pthread_mutex_unlock(&t->oq->mu);
+	}
+	st_brief_add(b, "teed", t->raw_prev + raw, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "written", wire, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "connections", t->st.teed, 0);
+	st_brief_add(b, "dropped", t->st.dropped_records, 0);
+	st_brief_add(b, "link down", t->st.dropped_link, ST_BRIEF_SUB);
+	st_brief_add(b, "queue full", t->st.dropped_queue, ST_BRIEF_SUB);
+	st_brief_add(b, "max-rate", t->st.dropped_rate, ST_BRIEF_SUB);
+	st_brief_add(b, "held", t->st.held_conns, 0);
+	st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
+	st_brief_add(b, "queue", queued(t) + (t->enc ? st_stream_enc__pending(t->enc) : 0),
+		     ST_BRIEF_BYTES);
+	st_brief_add(b, "of", t->max_queue, ST_BRIEF_SUB | ST_BRIEF_BYTES);
 }
 
 static double duration(void *obj)
@@ -1653,8 +1675,10 @@ const struct st_job_kind st_tee_kind = {
 	.check = check,
 	.target = target,
 	.tap_opts = tap_opts,
-	.verbose = verbose,
+	.run_opts = run_opts,
 	.duration = duration,
+	.describe = describe,
+	.brief = brief,
 	.start = start,
 	.attached = attached,
 	.segment = live_seg,

@@ -24,6 +24,7 @@
 #include "log.h"
 #include "loop.h"
 #include "output.h"
+#include "redact.h"
 #include "compare_report.h"
 
 /* The worker is woken when this many pairs wait, else it looks every WORKER_NAP_NS: a
@@ -45,6 +46,8 @@ struct pside {
 	bool sent, first;         /* t_sent, t_first are set */
 	char *hdrs;               /* "name\0value\0" each */
 	uint32_t hdrs_len, nhdrs;
+	char *trls;               /* HTTP/2 trailers, the same way */
+	uint32_t trls_len, ntrls;
 	uint8_t *body;
 	uint32_t body_len, body_cap;
 	uint64_t body_total;
@@ -97,9 +100,11 @@ struct st_compare {
 	struct st_cmp_diffs *raw, *noise;
 	struct st_output diffs;
 	bool diffs_open;
+	bool out_said[3];            /* an error of --diffs, --report, --report-json was said */
 	uint64_t diffs_bytes;
-	uint64_t last_report;
-	bool dirty;                      /* something changed since the last report */
+	uint64_t last_report;            /* the last refresh (verdict, reports) */
+	bool dirty;                      /* something changed since the last refresh */
+	struct st_cmp_verdict verdict;   /* under mu: the aggregate's, at the last refresh */
 };
 
 static uint64_t now_ns(const struct st_compare *c)
@@ -129,6 +134,18 @@ static void count_not_compared(struct st_compare *c, enum st_cmp_reason r)
 	}
 	c->dirty = true;
 	pthread_mutex_unlock(&c->mu);
+}
+
+uint64_t st_compare__output_errors(struct st_compare *c)
+{
+	uint64_t n;
+
+	if (!c)
+		return 0;
+	pthread_mutex_lock(&c->mu);
+	n = c->st.output_errors;
+	pthread_mutex_unlock(&c->mu);
+	return n;
 }
 
 void st_compare__stats(struct st_compare *c, struct st_compare_stats *out)
@@ -170,10 +187,11 @@ static bool mem_take(struct st_cmp_pair *p, uint64_t n)
 static void side_free(struct st_compare *c, struct st_cmp_pair *p, struct pside *s)
 {
 	free(s->hdrs);
+	free(s->trls);
 	free(s->body);
-	s->hdrs = NULL;
+	s->hdrs = s->trls = NULL;
 	s->body = NULL;
-	s->hdrs_len = s->nhdrs = s->body_len = s->body_cap = 0;
+	s->hdrs_len = s->nhdrs = s->trls_len = s->ntrls = s->body_len = s->body_cap = 0;
 }
 
 static bool terminal(const struct pside *s)
@@ -285,6 +303,9 @@ static void msg_of(struct st_cmp_msg *m, const struct pside *s)
 	m->hdrs = s->hdrs ? s->hdrs : "";
 	m->hdrs_len = s->hdrs_len;
 	m->nhdrs = s->nhdrs;
+	m->trls = s->trls;
+	m->trls_len = s->trls_len;
+	m->ntrls = s->ntrls;
 	m->body = s->body;
 	m->body_len = s->body_len;
 	m->body_total = s->body_total;
@@ -333,6 +354,28 @@ static void diff_json(FILE *f, const struct st_cmp_diff *d, const struct st_cmp_
 		st_cmp_json_str(f, d->note, strlen(d->note));
 	}
 	fputc('}', f);
+}
+
+/* The redaction policy of this run's outputs (redact.h; NULL in the config: the default set). */
+static const struct st_redact_rules *policy(const struct st_compare *c)
+{
+	static const struct st_redact_rules dflt;
+
+	return c->cfg.rules.redact ? c->cfg.rules.redact : &dflt;
+}
+
+/* An output's write failed (which: 0 --diffs, 1 --report, 2 --report-json): said the first
+ * time for that output, counted every time (the run then exits 1). */
+static void out_failed(struct st_compare *c, int which, const char *path, int err)
+{
+	pthread_mutex_lock(&c->mu);
+	c->st.output_errors++;
+	pthread_mutex_unlock(&c->mu);
+	if (c->out_said[which])
+		return;
+	c->out_said[which] = true;
+	pr_err("compare: %s: %s (counted in output_errors; the run will exit 1)", path,
+	       st_output_strerror(err));
 }
 
 /* One --diffs line for a differing pair. Secrets were masked when the request was kept. */
@@ -391,6 +434,8 @@ static void write_diff_line(struct st_compare *c, const struct st_cmp_pair *p, c
 		h = v + strlen(v) + 1;
 	}
 	fprintf(f, "], \"headers_truncated\": %s, \"body\": ", p->hcut ? "true" : "false");
+	/* the body's first bytes, as the policy shows bodies (JSON members, form parameters) */
+	st_redact_text(policy(c), p->req + p->boff, p->blen);
 	st_cmp_json_str(f, p->req + p->boff, p->blen);
 	fprintf(f, ", \"body_bytes\": %llu}}\n", (unsigned long long)p->btotal);
 	if (!fclose(f) && c->diffs.fd >= 0) {
@@ -408,8 +453,13 @@ static void write_diff_line(struct st_compare *c, const struct st_cmp_pair *p, c
 		while (off < len) {
 			ssize_t w = write(c->diffs.fd, buf + off, len - off);
 
-			if (w <= 0)
-				break; /* a reader that went away, a full disk: the line is lost */
+			if (w < 0 && errno == EINTR)
+				continue;
+			if (w <= 0) {
+				/* a reader that went away, a full disk: the line is lost, and said */
+				out_failed(c, 0, c->cfg.diffs, w < 0 ? -errno : -EIO);
+				break;
+			}
 			off += (size_t)w;
 		}
 		if (off == len) {
@@ -509,18 +559,41 @@ static void write_reports(struct st_compare *c, bool final)
 			st_cmp_report_json(f, &c->agg, &run);
 		else
 			st_cmp_report_html(f, &c->agg, &run);
-		if (!fclose(f)) {
-			err = st_output_replace(path, buf, len, ST_OUT_NONBLOCK);
-			if (err && final)
-				pr_warn("compare: %s: %s", path, strerror(-err));
-		}
+		err = fclose(f) ? -ENOMEM :
+				  st_output_replace(path, buf, len, ST_OUT_NONBLOCK, c->cfg.out_mode);
+		if (err)
+			out_failed(c, 1 + k, path, err);
 		free(buf);
 	}
 	pthread_mutex_lock(&c->mu);
 	c->st.reports_written++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* The aggregate read again (the worker's, or the caller's in sync mode): the verdict the
+ * metrics and the end line give, then the reports. Whether or not reports are written, this
+ * is the periodic work done: nothing is due again before the next interval (without a
+ * report the worker used to find it due at every turn, and spun). */
+static void refresh(struct st_compare *c, bool final)
+{
+	struct st_cmp_verdict v;
+
+	st_cmp_agg_verdict(&c->agg, &v);
+	pthread_mutex_lock(&c->mu);
+	c->verdict = v;
+	c->st.compare_regressions = v.regressions;
+	c->st.compare_slower = v.slower;
 	c->dirty = false;
 	pthread_mutex_unlock(&c->mu);
+	write_reports(c, final);
 	c->last_report = now_ns(c);
+}
+
+void st_compare__verdict(struct st_compare *c, struct st_cmp_verdict *out)
+{
+	pthread_mutex_lock(&c->mu);
+	*out = c->verdict;
+	pthread_mutex_unlock(&c->mu);
 }
 
 static uint64_t report_every(const struct st_compare *c)
@@ -576,7 +649,7 @@ static void *worker(void *arg)
 			break;
 		if (due && c->dirty) {
 			pthread_mutex_unlock(&c->mu);
-			write_reports(c, false);
+			refresh(c, false);
 			pthread_mutex_lock(&c->mu);
 		}
 	}
@@ -673,10 +746,10 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 		goto fail;
 	}
 	if (c->cfg.diffs) {
-		int r = st_output_open(&c->diffs, c->cfg.diffs, ST_OUT_NONBLOCK);
+		int r = st_output_open(&c->diffs, c->cfg.diffs, ST_OUT_NONBLOCK, c->cfg.out_mode);
 
 		if (r < 0 || (r = st_output_commit(&c->diffs)) < 0) {
-			pr_err("compare: %s: %s", c->cfg.diffs, strerror(-r));
+			pr_err("compare: %s: %s", c->cfg.diffs, st_output_strerror(r));
 			st_output_abort(&c->diffs);
 			err = -r;
 			goto fail;
@@ -690,15 +763,14 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 
 		if (!path)
 			continue;
-		r = st_output_replace(path, "", 0, ST_OUT_NONBLOCK);
+		r = st_output_replace(path, "", 0, ST_OUT_NONBLOCK, c->cfg.out_mode);
 		if (r) {
-			pr_err("compare: %s: %s", path, strerror(-r));
+			pr_err("compare: %s: %s", path, st_output_strerror(r));
 			err = -r;
 			goto fail;
 		}
 	}
-	write_reports(c, false);
-	c->last_report = now_ns(c);
+	refresh(c, false);
 	if (!c->cfg.sync) {
 		sigset_t all, old;
 		int r;
@@ -747,9 +819,12 @@ void st_compare__finish(struct st_compare *c)
 		pthread_join(c->th, NULL);
 		c->thread = false;
 	}
-	write_reports(c, true);
+	refresh(c, true);
 	if (c->diffs_open) {
-		st_output_close(&c->diffs);
+		int r = st_output_close(&c->diffs);
+
+		if (r)
+			out_failed(c, 0, c->cfg.diffs, r);
 		c->diffs_open = false;
 	}
 }
@@ -794,13 +869,13 @@ void st_compare__tick(struct st_compare *c)
 		list_add(p, LIST_EXPIRED);
 	}
 	if (!c->thread && !c->finished && now - c->last_report >= report_every(c) && c->dirty)
-		write_reports(c, false);
+		refresh(c, false);
 }
 
 void st_compare__report(struct st_compare *c)
 {
 	if (!c->thread)
-		write_reports(c, false);
+		refresh(c, false);
 }
 
 const struct st_cmp_agg *st_compare__agg(const struct st_compare *c)
@@ -809,16 +884,6 @@ const struct st_cmp_agg *st_compare__agg(const struct st_compare *c)
 }
 
 /* ---- pairs (the engine's thread) ---------------------------------------------------------------- */
-
-static bool secret_header(const char *n, size_t len)
-{
-	static const char *const s[] = { "authorization", "proxy-authorization", "cookie", "set-cookie" };
-
-	for (size_t i = 0; i < sizeof(s) / sizeof(s[0]); i++)
-		if (strlen(s[i]) == len && !strncasecmp(n, s[i], len))
-			return true;
-	return false;
-}
 
 static size_t put(char *dst, size_t o, const char *s, size_t n)
 {
@@ -850,7 +915,9 @@ struct st_cmp_pair *st_compare__pair_new(struct st_compare *c, const struct st_h
 	}
 	for (uint32_t i = 0; i < req->nheaders; i++) {
 		const struct st_http_header *h = &req->headers[i];
-		size_t add = h->name_len + 2 + (secret_header(h->name, h->name_len) ? 8 : h->value_len);
+		size_t add = h->name_len + 2 +
+			     (st_redact_header_listed(policy(c), h->name, h->name_len) ? 8 :
+											  h->value_len);
 
 		if (hb + add > ST_CMP_REQ_HEADERS_MAX) {
 			p->hcut = true;
@@ -872,13 +939,19 @@ struct st_cmp_pair *st_compare__pair_new(struct st_compare *c, const struct st_h
 	o = put(p->req, o, req->method_str, req->method_len);
 	p->tlen = (uint32_t)tl;
 	o = put(p->req, o, req->target, tl);
+	/* secrets never held: the target's (userinfo, listed parameters), listed fields' values */
+	st_redact_url(policy(c), req->target, tl, (uint8_t *)p->req + o - tl - 1);
 	p->hoff = (uint32_t)o;
 	for (uint32_t i = 0; i < p->nh; i++) {
 		const struct st_http_header *h = &req->headers[i];
-		bool sec = secret_header(h->name, h->name_len);
+		bool sec = st_redact_header_listed(policy(c), h->name, h->name_len);
+		size_t v;
 
 		o = put(p->req, o, h->name, h->name_len);
+		v = o;
 		o = sec ? put(p->req, o, "(masked)", 8) : put(p->req, o, h->value, h->value_len);
+		if (!sec && h->name_len == 7 && !strncasecmp(h->name, "Referer", 7))
+			st_redact_url(policy(c), h->value, h->value_len, (uint8_t *)p->req + v);
 	}
 	p->hlen = (uint32_t)o - p->hoff;
 	p->boff = (uint32_t)o;
@@ -977,6 +1050,31 @@ void st_compare__pair_head(struct st_cmp_pair *p, enum st_cmp_side s, const stru
 	}
 }
 
+void st_compare__pair_trailers(struct st_cmp_pair *p, enum st_cmp_side s,
+			       const struct st_http_header *f, uint32_t n)
+{
+	struct pside *ps = &p->side[s];
+	size_t need = 0, o = 0;
+
+	if (p->dead || ps->state != SS_HEAD || ps->trls || !n)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		need += f[i].name_len + f[i].value_len + 2;
+	if (!mem_take(p, need))
+		return;
+	ps->trls = malloc(need);
+	if (!ps->trls) {
+		pair_shed(p, ST_CMP_R_MEMORY);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		o = put(ps->trls, o, f[i].name, f[i].name_len);
+		o = put(ps->trls, o, f[i].value, f[i].value_len);
+	}
+	ps->trls_len = (uint32_t)o;
+	ps->ntrls = n;
+}
+
 void st_compare__pair_body(struct st_cmp_pair *p, enum st_cmp_side s, const void *data, size_t n)
 {
 	struct pside *ps = &p->side[s];
@@ -1032,8 +1130,8 @@ void st_compare__pair_reset(struct st_cmp_pair *p, enum st_cmp_side s)
 
 	if (p->dead || ps->state != SS_HEAD)
 		return;
-	if (ps->hdrs || ps->body) {
-		uint64_t freed = ps->hdrs_len + ps->body_cap;
+	if (ps->hdrs || ps->trls || ps->body) {
+		uint64_t freed = ps->hdrs_len + ps->trls_len + ps->body_cap;
 
 		side_free(p->c, p, ps);
 		p->mem -= freed <= p->mem ? freed : p->mem;

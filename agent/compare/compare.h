@@ -31,6 +31,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "compare_agg.h"
 #include "compare_diff.h"
@@ -78,10 +79,15 @@ enum st_cmp_reason {
 	X(T, diffs_written, COUNTER, "lines written to --diffs")                                \
 	X(T, diffs_dropped, DETAIL, "differing pairs not written: --diffs-max-mb reached")      \
 	X(T, reports_written, COUNTER, "times the --report/--report-json files were written")   \
+	X(T, output_errors, COUNTER, "writes to --diffs, --report, --report-json that failed "  \
+				     "(the first of each said; the exit status is 1)")          \
 	X(T, compare_pairs, GAUGE, "pairs held now (waiting for answers or for comparison)")    \
-	X(T, compare_mem, GAUGE, "bytes pairs hold now")                                        \
-	X(T, compare_mem_peak, GAUGE, "most bytes pairs ever held")                              \
-	X(T, compare_endpoints, GAUGE, "distinct endpoints (the rest are grouped as other)")
+	X(T, compare_mem, GAUGE_BYTES, "bytes pairs hold now")                                  \
+	X(T, compare_mem_peak, GAUGE_BYTES, "most bytes pairs ever held")                        \
+	X(T, compare_endpoints, GAUGE, "distinct endpoints (the rest are grouped as other)")   \
+	X(T, compare_regressions, GAUGE, "fields that regressed, over every endpoint (the "     \
+				       "verdict, as of the last report interval)")               \
+	X(T, compare_slower, GAUGE, "endpoints whose latency verdict is slower (likewise)")
 
 struct st_compare_stats {
 	ST_COMPARE_STATS(ST_STAT_FIELD, _)
@@ -96,6 +102,7 @@ struct st_compare_config {
 	const char *report_json;           /* --report-json FILE.json */
 	const char *diffs;                 /* --diffs FILE.jsonl */
 	uint64_t diffs_max;                /* bytes written there at most (0: ST_CMP_DIFFS_MAX_DEFAULT) */
+	mode_t out_mode;                   /* --output-mode of these files; 0: output.h's default */
 	double report_every_s;             /* 0: ST_CMP_REPORT_EVERY_DEFAULT */
 	struct st_cmp_rules rules;         /* arrays owned by the caller */
 	const struct st_cmp_pattern *patterns;
@@ -122,6 +129,10 @@ void st_compare__finish(struct st_compare *c);
 void st_compare__free(struct st_compare *c);
 
 void st_compare__stats(struct st_compare *c, struct st_compare_stats *out);
+/* The verdict as of the last report interval (after st_compare__finish: the final one). */
+void st_compare__verdict(struct st_compare *c, struct st_cmp_verdict *out);
+/* Writes to its outputs that failed so far (0 for NULL): a run with any exits 1. */
+uint64_t st_compare__output_errors(struct st_compare *c);
 /* The worker's queue or the memory cap is more than half used: a reader that may wait
  * (replay --fast) should, rather than have pairs shed. Any thread. */
 bool st_compare__busy(struct st_compare *c);
@@ -157,6 +168,10 @@ void st_compare__pair_sent(struct st_cmp_pair *p, enum st_cmp_side s, uint64_t t
  * clock; shadows: the engine's). */
 void st_compare__pair_head(struct st_cmp_pair *p, enum st_cmp_side s, const struct st_http_head *h,
 			   uint64_t ts);
+/* HTTP/2: that answer's trailers (gRPC's grpc-status, grpc-message), compared as fields of
+ * their own ("trailers.NAME"). Once per answer. */
+void st_compare__pair_trailers(struct st_cmp_pair *p, enum st_cmp_side s,
+			       const struct st_http_header *f, uint32_t n);
 /* Body bytes of that answer (decoded from chunked framing: payload only). */
 void st_compare__pair_body(struct st_cmp_pair *p, enum st_cmp_side s, const void *data, size_t n);
 /* That answer is complete. */

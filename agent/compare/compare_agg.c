@@ -4,6 +4,7 @@
 #include "hash.h"
 
 #include <ctype.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -497,19 +498,17 @@ struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char
 	return f;
 }
 
-void st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n)
+bool st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n)
 {
 	for (uint32_t i = 0; i < s->ncodes; i++)
-		if (s->code[i] == code) {
-			s->n[i] += n;
-			return;
-		}
+		if (s->code[i] == code)
+			return st_cmp_count_add(&s->n[i], n);
 	if (s->ncodes < ST_CMP_STATUS_MAX) {
 		s->code[s->ncodes] = code;
 		s->n[s->ncodes++] = n;
-		return;
+		return true;
 	}
-	s->other += n;
+	return st_cmp_count_add(&s->other, n);
 }
 
 enum st_cmp_pair_v st_cmp_classify(const struct st_cmp_diffs *raw, const struct st_cmp_diffs *noise)
@@ -656,6 +655,73 @@ uint32_t st_cmp_endpoint_regressions(const struct st_cmp_agg *a, const struct st
 		n += v.regression;
 	}
 	return n;
+}
+
+void st_cmp_agg_verdict(const struct st_cmp_agg *a, struct st_cmp_verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->compared = a->compared;
+	for (uint32_t i = 0; i <= a->n; i++) {
+		const struct st_cmp_endpoint *e = i < a->n ? a->ep[i] : &a->other;
+		struct st_cmp_lat_test t;
+		uint32_t r;
+
+		if (i == a->n && !e->compared && !e->not_compared)
+			continue;
+		v->endpoints++;
+		r = st_cmp_endpoint_regressions(a, e);
+		v->regressions += r;
+		v->regression_endpoints += r > 0;
+		st_cmp_endpoint_latency(a, e, &t);
+		v->judged += t.enough;
+		v->slower += t.verdict == ST_CMP_LAT_SLOWER;
+	}
+	if (v->regressions || v->slower)
+		v->result = ST_CMP_FAIL;
+	else if (v->compared < ST_CMP_VERDICT_MIN_PAIRS)
+		v->result = ST_CMP_NOT_ENOUGH;
+	else
+		v->result = ST_CMP_PASS;
+}
+
+const char *st_cmp_outcome_name(enum st_cmp_outcome r)
+{
+	return r == ST_CMP_FAIL ? "fail" : r == ST_CMP_NOT_ENOUGH ? "not_enough_data" : "pass";
+}
+
+const char *st_cmp_outcome_title(enum st_cmp_outcome r)
+{
+	return r == ST_CMP_FAIL ? "FAIL" : r == ST_CMP_NOT_ENOUGH ? "NOT ENOUGH DATA" : "PASS";
+}
+
+const char *st_cmp_verdict_str(const struct st_cmp_verdict *v, char *buf, size_t len)
+{
+	size_t o = 0;
+
+#define ADD(...) (o += (size_t)snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__))
+	if (v->regressions)
+		ADD("%u regression%s in %u endpoint%s", v->regressions, v->regressions == 1 ? "" : "s",
+		    v->regression_endpoints, v->regression_endpoints == 1 ? "" : "s");
+	else
+		ADD("no regression");
+	if (!v->judged)
+		ADD(", latency n/a (n < %d)", ST_CMP_LAT_MIN_N);
+	else if (v->judged < v->endpoints)
+		ADD(", %u slower (latency judged in %u of %u endpoints; the others n < %d)", v->slower,
+		    v->judged, v->endpoints, ST_CMP_LAT_MIN_N);
+	else
+		ADD(", %u slower", v->slower);
+	ADD("; %llu pair%s compared", (unsigned long long)v->compared, v->compared == 1 ? "" : "s");
+#undef ADD
+	if (o >= len && len)
+		buf[len - 1] = 0;
+	return buf;
+}
+
+int st_cmp_verdict_status(const struct st_cmp_verdict *v, bool fail_on_regression,
+			  bool fail_on_slower)
+{
+	return (fail_on_regression && v->regressions) || (fail_on_slower && v->slower) ? 3 : 0;
 }
 
 struct rank {
@@ -843,22 +909,23 @@ static void status_sort(struct st_cmp_status *s)
 	}
 }
 
-static void lat_merge(struct st_cmp_lat *d, const struct st_cmp_lat *s)
+/* Sums that fit set nothing in *over; one that would pass ST_CMP_COUNT_MAX sets it. */
+static void lat_merge(struct st_cmp_lat *d, const struct st_cmp_lat *s, bool *over)
 {
-	d->n += s->n;
+	*over |= !st_cmp_count_add(&d->n, s->n);
 	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++)
 		d->b[i] = (uint64_t)d->b[i] + s->b[i] > UINT32_MAX ? UINT32_MAX : d->b[i] + s->b[i];
 }
 
-static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s)
+static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s, bool *over)
 {
 	int rc = 0;
 
-	d->compared += s->compared;
-	d->differing += s->differing;
-	d->noise_only += s->noise_only;
-	d->not_compared += s->not_compared;
-	d->more_paths += s->more_paths;
+	*over |= !st_cmp_count_add(&d->compared, s->compared);
+	*over |= !st_cmp_count_add(&d->differing, s->differing);
+	*over |= !st_cmp_count_add(&d->noise_only, s->noise_only);
+	*over |= !st_cmp_count_add(&d->not_compared, s->not_compared);
+	*over |= !st_cmp_count_add(&d->more_paths, s->more_paths);
 	for (uint32_t i = 0; i < s->nfields; i++) {
 		const struct st_cmp_field *sf = &s->fields[i];
 		struct st_cmp_field *df = st_cmp_endpoint_field(d, sf->path, sf->kind, sf->note);
@@ -867,18 +934,19 @@ static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s)
 			rc = -1;
 			continue;
 		}
-		df->raw += sf->raw;
-		df->noise += sf->noise;
-		df->vol += sf->vol;
+		*over |= !st_cmp_count_add(&df->raw, sf->raw);
+		*over |= !st_cmp_count_add(&df->noise, sf->noise);
+		*over |= !st_cmp_count_add(&df->vol, sf->vol);
 		samples_merge(df, sf);
 	}
 	if (d->nfields)
 		qsort(d->fields, d->nfields, sizeof(d->fields[0]), field_cmp);
 	for (int k = 0; k < ST_CMP_NSIDES; k++) {
-		lat_merge(&d->lat[k], &s->lat[k]);
+		lat_merge(&d->lat[k], &s->lat[k], over);
 		for (uint32_t i = 0; i < s->status[k].ncodes; i++)
-			st_cmp_status_add(&d->status[k], s->status[k].code[i], s->status[k].n[i]);
-		d->status[k].other += s->status[k].other;
+			*over |= !st_cmp_status_add(&d->status[k], s->status[k].code[i],
+						    s->status[k].n[i]);
+		*over |= !st_cmp_count_add(&d->status[k].other, s->status[k].other);
 		status_sort(&d->status[k]);
 	}
 	return rc;
@@ -886,6 +954,7 @@ static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s)
 
 int st_cmp_agg_merge(struct st_cmp_agg *a, const struct st_cmp_agg *b)
 {
+	bool over = false;
 	int rc = 0;
 
 	for (uint32_t i = 0; i <= b->n; i++) {
@@ -895,11 +964,11 @@ int st_cmp_agg_merge(struct st_cmp_agg *a, const struct st_cmp_agg *b)
 		if (i == b->n && !e->compared && !e->not_compared && !e->nfields)
 			continue;
 		d = i < b->n ? st_cmp_agg_endpoint(a, e->name) : &a->other;
-		if (ep_merge(d, e))
-			rc = -1;
+		if (ep_merge(d, e, &over))
+			rc = -ENOMEM;
 	}
-	a->compared += b->compared;
-	a->differing += b->differing;
-	a->noise_only += b->noise_only;
-	return rc;
+	over |= !st_cmp_count_add(&a->compared, b->compared);
+	over |= !st_cmp_count_add(&a->differing, b->differing);
+	over |= !st_cmp_count_add(&a->noise_only, b->noise_only);
+	return over ? -EOVERFLOW : rc;
 }

@@ -35,6 +35,21 @@
 #define ST_CMP_NOISE_FREQ 0.9     /* no reference: differs in >= 90% of the endpoint's pairs */
 #define ST_CMP_NOISE_SHAPE 0.8    /* ... with >= 80% of those values volatile-looking */
 #define ST_CMP_PATTERNS_MAX 64
+/* The largest count a report holds (2^63 - 1: what a report file may say, compare_merge.c):
+ * a merge whose sums would pass it is refused, never wrapped. */
+#define ST_CMP_COUNT_MAX (UINT64_MAX / 2)
+
+/* *dst += v, unless the sum passes ST_CMP_COUNT_MAX: then *dst stays at that bound and false
+ * is returned. */
+static inline bool st_cmp_count_add(uint64_t *dst, uint64_t v)
+{
+	if (*dst > ST_CMP_COUNT_MAX || v > ST_CMP_COUNT_MAX - *dst) {
+		*dst = ST_CMP_COUNT_MAX;
+		return false;
+	}
+	*dst += v;
+	return true;
+}
 
 enum st_cmp_side { ST_CMP_PROD = 0, ST_CMP_CAND, ST_CMP_REF, ST_CMP_NSIDES };
 
@@ -201,8 +216,44 @@ struct st_cmp_endpoint **st_cmp_agg_sorted(const struct st_cmp_agg *a, uint32_t 
 /* Regression fields of e. */
 uint32_t st_cmp_endpoint_regressions(const struct st_cmp_agg *a, const struct st_cmp_endpoint *e);
 
-/* Adds n pairs answered with code to a side's status mix (past ST_CMP_STATUS_MAX codes: other). */
-void st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n);
+/*
+ * The run's verdict, one for every output (the HTML banner, the JSON report, the line on
+ * stderr, the exit status of --fail-on-*, the daemon's metrics): FAIL when a field regressed
+ * or an endpoint is slower; else NOT ENOUGH DATA below ST_CMP_VERDICT_MIN_PAIRS compared
+ * pairs; else PASS. Latency is judged only where both sides have ST_CMP_LAT_MIN_N samples:
+ * "0 slower" is never claimed from endpoints without enough (judged says how many had).
+ */
+#define ST_CMP_VERDICT_MIN_PAIRS 10
+
+enum st_cmp_outcome { ST_CMP_PASS = 0, ST_CMP_FAIL, ST_CMP_NOT_ENOUGH };
+
+struct st_cmp_verdict {
+	enum st_cmp_outcome result;
+	uint64_t compared;            /* pairs */
+	uint32_t endpoints;           /* with a pair (other included) */
+	uint32_t regressions;         /* regression fields, over every endpoint */
+	uint32_t regression_endpoints;
+	uint32_t slower;              /* endpoints whose latency verdict is slower */
+	uint32_t judged;              /* endpoints with enough samples for a latency verdict */
+};
+
+void st_cmp_agg_verdict(const struct st_cmp_agg *a, struct st_cmp_verdict *v);
+/* "pass", "fail", "not_enough_data" (JSON, metrics' label) */
+const char *st_cmp_outcome_name(enum st_cmp_outcome r);
+/* "PASS", "FAIL", "NOT ENOUGH DATA" (the banner, the line) */
+const char *st_cmp_outcome_title(enum st_cmp_outcome r);
+/* The verdict in words: "3 regressions in 2 endpoints, 1 slower (latency judged in 4 of 5
+ * endpoints); 1200 pairs compared". Returns buf. */
+const char *st_cmp_verdict_str(const struct st_cmp_verdict *v, char *buf, size_t len);
+
+/* The exit status a verdict gives: 3 (ST_EXIT_VERDICT) when fail_on_regression and a field
+ * regressed, or fail_on_slower and an endpoint is slower; else 0. */
+int st_cmp_verdict_status(const struct st_cmp_verdict *v, bool fail_on_regression,
+			  bool fail_on_slower);
+
+/* Adds n pairs answered with code to a side's status mix (past ST_CMP_STATUS_MAX codes: other).
+ * False when a count would pass ST_CMP_COUNT_MAX (st_cmp_count_add). */
+bool st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n);
 /* The field of e at path (created, or the "(other fields)" row past ST_CMP_FIELDS_MAX), as one
  * run makes it; NULL when out of memory. */
 struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char *path,
@@ -219,7 +270,8 @@ uint64_t st_cmp_sample_key(const struct st_cmp_sample *s);
  * fields are then ordered by raw, noise, path and status codes by code, so that the result
  * does not depend on the order either. Verdicts are not stored: they are computed from the
  * merged counts and buckets when read. The configurations must agree (the caller checks).
- * 0, or -1 when memory ran out (some fields were not merged).
+ * 0, -ENOMEM when memory ran out (some fields were not merged), or -EOVERFLOW when a sum
+ * would pass ST_CMP_COUNT_MAX (three parts of 2^63 - 1 pairs): the result is not a report then.
  */
 int st_cmp_agg_merge(struct st_cmp_agg *a, const struct st_cmp_agg *b);
 

@@ -5,6 +5,7 @@
  */
 #include "compare_diff.h"
 #include "hash.h"
+#include "redact.h"
 
 #include <ctype.h>
 #include <stdio.h>
@@ -166,7 +167,17 @@ static bool is_ident(const char *k, size_t n)
 
 /* Appends a member segment for key to out (at most cap bytes, NUL-terminated); returns the
  * new length, or cap + 1 when it does not fit. */
-static size_t seg_key(char *out, size_t len, size_t cap, const char *k, size_t n)
+static bool all_digits(const char *k, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (k[i] < '0' || k[i] > '9')
+			return false;
+	return n > 0;
+}
+
+/* field: the key is a schema's field (a protobuf field number or name, ST_JSON_F_KEY_FIELD):
+ * kept as it is, never taken for an id. */
+static size_t seg_key(char *out, size_t len, size_t cap, const char *k, size_t n, bool field)
 {
 	size_t o = len;
 
@@ -176,10 +187,10 @@ static size_t seg_key(char *out, size_t len, size_t cap, const char *k, size_t n
 			return cap + 1; \
 		out[o++] = (c);      \
 	} while (0)
-	if (st_cmp_looks_id(k, n)) {
+	if (!field && st_cmp_looks_id(k, n)) {
 		for (const char *p = ".{id}"; *p; p++)
 			PUT(*p);
-	} else if (is_ident(k, n)) {
+	} else if (is_ident(k, n) || (field && all_digits(k, n))) {
 		PUT('.');
 		for (size_t i = 0; i < n; i++)
 			PUT(k[i]);
@@ -236,9 +247,9 @@ int st_cmp_path_normalize(const char *s, char *out, size_t outlen)
 			if (i == st)
 				return -1;
 			if (st_cmp_looks_id(s + st, i - st) || (i - st == 4 && !memcmp(s + st, "{id}", 4)))
-				o = seg_key(out, o, outlen - 1, "0", 1);
+				o = seg_key(out, o, outlen - 1, "0", 1, false);
 			else
-				o = seg_key(out, o, outlen - 1, s + st, i - st);
+				o = seg_key(out, o, outlen - 1, s + st, i - st, false);
 		} else if (s[i] == '[') {
 			size_t st = ++i;
 
@@ -256,7 +267,7 @@ int st_cmp_path_normalize(const char *s, char *out, size_t outlen)
 				if (i + 1 >= n || s[i + 1] != ']')
 					return -1;
 				i += 2;
-				o = seg_key(out, o, outlen - 1, key, kl);
+				o = seg_key(out, o, outlen - 1, key, kl, false);
 			} else {
 				while (i < n && s[i] != ']')
 					i++;
@@ -635,36 +646,6 @@ static bool ct_has(const char *ct, size_t n, const char *what)
 	return false;
 }
 
-/* Valid UTF-8 without NUL or other C0 controls than TAB, CR, LF, FF (cut: a sequence may be
- * cut at the end). */
-static bool utf8_text(const uint8_t *p, size_t n, bool cut)
-{
-	size_t i = 0;
-
-	while (i < n) {
-		uint8_t c = p[i];
-		size_t k;
-
-		if (c < 0x80) {
-			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f')
-				return false;
-			i++;
-			continue;
-		}
-		k = c >= 0xf0 && c < 0xf5 ? 3 : c >= 0xe0 ? (c < 0xf0 ? 2 : 9) : c >= 0xc2 ? 1 : 9;
-		if (k == 9)
-			return false;
-		for (size_t j = 1; j <= k; j++) {
-			if (i + j >= n)
-				return cut;
-			if ((p[i + j] & 0xc0) != 0x80)
-				return false;
-		}
-		i += k + 1;
-	}
-	return true;
-}
-
 static enum st_cmp_media media_of(const struct st_cmp_view *v)
 {
 	size_t n = 0, i;
@@ -675,6 +656,9 @@ static enum st_cmp_media media_of(const struct st_cmp_view *v)
 
 		if (semi)
 			n = (size_t)(semi - ct);
+		if (n >= 16 && !strncasecmp(ct, "application/grpc", 16) &&
+		    (n == 16 || ct[16] == '+'))
+			return ST_CMP_M_GRPC;
 		if (ct_has(ct, n, "json"))
 			return ST_CMP_M_JSON;
 		if ((n >= 5 && !strncasecmp(ct, "text/", 5)) || ct_has(ct, n, "xml") ||
@@ -690,7 +674,7 @@ static enum st_cmp_media media_of(const struct st_cmp_view *v)
 		;
 	if (i < v->len && (v->body[i] == '{' || v->body[i] == '['))
 		return ST_CMP_M_JSON;
-	return utf8_text(v->body, v->len < 4096 ? v->len : 4096, v->len > 4096) ? ST_CMP_M_TEXT :
+	return st_json_utf8_text(v->body, v->len < 4096 ? v->len : 4096, v->len > 4096) ? ST_CMP_M_TEXT :
 										ST_CMP_M_BINARY;
 }
 
@@ -766,10 +750,13 @@ static bool hdr_ignored(const struct st_cmp_rules *r, const char *name, bool bod
 	return false;
 }
 
-static bool hdr_secret(const char *name)
+/* Header fields whose values are not shown (redact.h's policy: the default set and
+ * --redact-header; none with --no-redact). */
+static bool hdr_secret(const struct st_cmp_rules *r, const char *name)
 {
-	return !strcasecmp(name, "authorization") || !strcasecmp(name, "proxy-authorization") ||
-	       !strcasecmp(name, "cookie") || !strcasecmp(name, "set-cookie");
+	static const struct st_redact_rules dflt;
+
+	return st_redact_header_listed(r->redact ? r->redact : &dflt, name, strlen(name));
 }
 
 static int hent_cmp(const void *x, const void *y)
@@ -780,16 +767,17 @@ static int hent_cmp(const void *x, const void *y)
 	return c ? c : (a->pos > b->pos) - (a->pos < b->pos);
 }
 
-static struct hent *hents(const struct st_cmp_rules *r, const struct st_cmp_msg *m, bool bodies,
-			  size_t *n)
+/* The fields hdrs holds (nf of them, hlen bytes), sorted by name, the ignored left out. */
+static struct hent *hents(const struct st_cmp_rules *r, const char *hdrs, uint32_t hlen,
+			  uint32_t nf, bool bodies, size_t *n)
 {
-	struct hent *e = malloc((m->nhdrs + 1) * sizeof(*e));
-	const char *p = m->hdrs, *end = m->hdrs + m->hdrs_len;
+	struct hent *e = malloc((nf + 1) * sizeof(*e));
+	const char *p = hdrs, *end = hdrs + hlen;
 
 	*n = 0;
 	if (!e)
 		return NULL;
-	for (uint32_t i = 0; i < m->nhdrs && p < end; i++) {
+	for (uint32_t i = 0; i < nf && p < end; i++) {
 		const char *nm = p, *val = nm + strlen(nm) + 1;
 
 		p = val + strlen(val) + 1;
@@ -891,12 +879,14 @@ static void diff_cookies(struct st_cmp_diffs *o, struct hent *a, size_t na, stru
 	}
 }
 
-static void diff_headers(const struct st_cmp_rules *r, const struct st_cmp_msg *a,
-			 const struct st_cmp_msg *b, struct st_cmp_diffs *o)
+/* Header fields (prefix "headers.") or trailers ("trailers."): the same rules. */
+static void diff_fields(const struct st_cmp_rules *r, const char *prefix, bool bodies,
+			const char *ha, uint32_t la, uint32_t na_, const char *hb, uint32_t lb,
+			uint32_t nb_, struct st_cmp_diffs *o)
 {
-	bool bodies = a->has_body || b->has_body;
 	size_t na, nb, i = 0, k = 0;
-	struct hent *ea = hents(r, a, bodies, &na), *eb = hents(r, b, bodies, &nb);
+	struct hent *ea = hents(r, ha ? ha : "", la, na_, bodies, &na),
+		    *eb = hents(r, hb ? hb : "", lb, nb_, bodies, &nb);
 
 	if (!ea || !eb)
 		goto out;
@@ -923,21 +913,34 @@ static void diff_headers(const struct st_cmp_rules *r, const struct st_cmp_msg *
 			same = !strcmp(ea[ia + j].value, eb[ib + j].value);
 		if (same)
 			continue;
-		lower_path(path, sizeof(path), "headers.", name);
+		lower_path(path, sizeof(path), prefix, name);
 		d = add(o, path, !ca ? ST_CMP_EXTRA : !cb ? ST_CMP_MISSING : ST_CMP_VALUE);
 		if (!d)
 			continue;
 		d->a_set = ca > 0;
 		d->b_set = cb > 0;
 		if (ca)
-			join_values(d->a, ea + ia, ca, hdr_secret(name));
+			join_values(d->a, ea + ia, ca, hdr_secret(r, name));
 		if (cb)
-			join_values(d->b, eb + ib, cb, hdr_secret(name));
+			join_values(d->b, eb + ib, cb, hdr_secret(r, name));
 		set_vol(d);
 	}
 out:
 	free(ea);
 	free(eb);
+}
+
+static void diff_headers(const struct st_cmp_rules *r, const struct st_cmp_msg *a,
+			 const struct st_cmp_msg *b, struct st_cmp_diffs *o)
+{
+	bool bodies = a->has_body || b->has_body;
+
+	diff_fields(r, "headers.", bodies, a->hdrs, a->hdrs_len, a->nhdrs, b->hdrs, b->hdrs_len,
+		    b->nhdrs, o);
+	/* gRPC's grpc-status and grpc-message are trailers: fields of their own */
+	if (a->ntrls || b->ntrls)
+		diff_fields(r, "trailers.", bodies, a->trls, a->trls_len, a->ntrls, b->trls,
+			    b->trls_len, b->ntrls, o);
 }
 
 /* ---- JSON bodies ------------------------------------------------------------------------- */
@@ -954,13 +957,13 @@ struct jd {
 
 /* Pushes a segment; returns the length to pop back to. A path that would be too long ends
  * in "..." and stays so until popped. */
-static size_t push_key(struct jd *j, const char *k, size_t n)
+static size_t push_key(struct jd *j, const char *k, size_t n, bool field)
 {
 	size_t old = j->plen, l;
 
 	if (old >= ST_CMP_PATH_MAX)
 		return old;
-	l = seg_key(j->path, old, ST_CMP_PATH_MAX, k, n);
+	l = seg_key(j->path, old, ST_CMP_PATH_MAX, k, n, field);
 	if (l > ST_CMP_PATH_MAX) {
 		memcpy(j->path + old, "...", 4);
 		j->plen = ST_CMP_PATH_MAX;
@@ -1119,7 +1122,7 @@ static void jd_object(struct jd *j, uint32_t ia, uint32_t ib)
 		     ca = st_json_node(&j->a->doc, ca)->next, cb = st_json_node(&j->b->doc, cb)->next) {
 			const struct st_json_node *m = st_json_node(&j->a->doc, ca);
 			const char *key = st_json_key(&j->a->doc, m);
-			size_t old = push_key(j, key, m->key_len);
+			size_t old = push_key(j, key, m->key_len, m->flags & ST_JSON_F_KEY_FIELD);
 
 			if (!path_ignored(j, key, m->key_len))
 				jd_node(j, ca, cb);
@@ -1145,7 +1148,7 @@ static void jd_object(struct jd *j, uint32_t ia, uint32_t ib)
 		const struct st_json_node *m = cmp <= 0 ? st_json_node(&j->a->doc, xa) :
 							   st_json_node(&j->b->doc, xb);
 		const char *key = cmp <= 0 ? st_json_key(&j->a->doc, m) : st_json_key(&j->b->doc, m);
-		size_t old = push_key(j, key, m->key_len);
+		size_t old = push_key(j, key, m->key_len, m->flags & ST_JSON_F_KEY_FIELD);
 
 		if (!path_ignored(j, key, m->key_len)) {
 			if (cmp < 0)
@@ -1439,13 +1442,93 @@ static bool same_raw(const struct st_cmp_msg *a, const struct st_cmp_msg *b)
 	       a->rest_hash == b->rest_hash && (!a->body_len || !memcmp(a->body, b->body, a->body_len));
 }
 
+/*
+ * gRPC: the body is a sequence of messages, each a 5-byte prefix (compressed flag, length)
+ * and its bytes. They are compared one by one: the first that differs is named by its
+ * index ($[i]), or the count when one side has more. Each message is compared as bytes
+ * today; the schema-less protobuf decoder (agent/http/grpc.[ch]) is where a message becomes
+ * a tree of field numbers, and this is where its diff goes. 0, or -1 when the bodies are not
+ * whole or not framed as messages (then they are compared as bytes).
+ */
+static int diff_grpc(const struct st_cmp_view *a, const struct st_cmp_view *b,
+		     struct st_cmp_diffs *o)
+{
+	size_t pa = 0, pb = 0;
+	uint32_t i;
+
+	if (a->cut || b->cut)
+		return -1;
+	for (i = 0;; i++) {
+		uint32_t la, lb;
+		struct st_cmp_diff *d;
+		char path[32];
+
+		if (pa == a->len || pb == b->len) {
+			if (pa != a->len || pb != b->len) {
+				d = add(o, "$.length", ST_CMP_VALUE);
+				if (d) {
+					size_t ra = pa, rb = pb;
+					uint32_t ca = i, cb = i;
+
+					/* count what is left of each */
+					while (ra + 5 <= a->len) {
+						ra += 5 + ((uint32_t)a->body[ra + 1] << 24 |
+							   (uint32_t)a->body[ra + 2] << 16 |
+							   (uint32_t)a->body[ra + 3] << 8 | a->body[ra + 4]);
+						ca++;
+					}
+					while (rb + 5 <= b->len) {
+						rb += 5 + ((uint32_t)b->body[rb + 1] << 24 |
+							   (uint32_t)b->body[rb + 2] << 16 |
+							   (uint32_t)b->body[rb + 3] << 8 | b->body[rb + 4]);
+						cb++;
+					}
+					d->a_set = d->b_set = true;
+					snprintf(d->a, sizeof(d->a), "%u", ca);
+					snprintf(d->b, sizeof(d->b), "%u", cb);
+					snprintf(d->note, sizeof(d->note), "gRPC messages");
+				}
+			}
+			return 0;
+		}
+		if (pa + 5 > a->len || pb + 5 > b->len)
+			return -1;
+		la = (uint32_t)a->body[pa + 1] << 24 | (uint32_t)a->body[pa + 2] << 16 |
+		     (uint32_t)a->body[pa + 3] << 8 | a->body[pa + 4];
+		lb = (uint32_t)b->body[pb + 1] << 24 | (uint32_t)b->body[pb + 2] << 16 |
+		     (uint32_t)b->body[pb + 3] << 8 | b->body[pb + 4];
+		if (la > a->len - pa - 5 || lb > b->len - pb - 5)
+			return -1;
+		if (la != lb || memcmp(a->body + pa, b->body + pb, 5 + (size_t)la)) {
+			size_t n = la < lb ? la : lb, k = 0;
+
+			while (k < n && a->body[pa + 5 + k] == b->body[pb + 5 + k])
+				k++;
+			snprintf(path, sizeof(path), "$[%u]", i);
+			d = add(o, path, ST_CMP_VALUE);
+			if (d) {
+				d->a_set = d->b_set = true;
+				snprintf(d->a, sizeof(d->a), "%u bytes%s", la,
+					 a->body[pa] ? ", compressed" : "");
+				snprintf(d->b, sizeof(d->b), "%u bytes%s", lb,
+					 b->body[pb] ? ", compressed" : "");
+				snprintf(d->note, sizeof(d->note),
+					 "gRPC message %u: first difference at byte %zu", i, k);
+			}
+		}
+		pa += 5 + (size_t)la;
+		pb += 5 + (size_t)lb;
+	}
+}
+
 static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 		      const struct st_cmp_view *a, const struct st_cmp_view *b,
 		      struct st_cmp_diffs *o)
 {
 	bool json = a->media == ST_CMP_M_JSON || b->media == ST_CMP_M_JSON;
 	/* lines only when both are text (JSON that does not parse is text too) */
-	bool text = a->media != ST_CMP_M_BINARY && b->media != ST_CMP_M_BINARY;
+	bool text = a->media != ST_CMP_M_BINARY && b->media != ST_CMP_M_BINARY &&
+		    a->media != ST_CMP_M_GRPC && b->media != ST_CMP_M_GRPC;
 	bool cut = a->cut || b->cut;
 
 	if (!a->m->has_body && !b->m->has_body)
@@ -1480,9 +1563,92 @@ static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 		diff_bytes(a, b, o, "the held prefixes are equal; the rest differs (length or hash)");
 		return;
 	}
+	if (a->media == ST_CMP_M_GRPC && b->media == ST_CMP_M_GRPC && !diff_grpc(a, b, o))
+		return;
 	if (text && diff_text(s, a, b, o, cut ? " (held prefix)" : NULL))
 		return;
 	diff_bytes(a, b, o, NULL);
+}
+
+/* A JSON path with a member the redaction policy lists ($.user.password, $.a["api_key"][*]):
+ * everything at and under it is a secret. */
+static bool path_secret(const struct st_redact_rules *red, const char *p)
+{
+	while (*p) {
+		const char *k = NULL;
+		size_t n = 0;
+
+		if (*p == '.') {
+			k = ++p;
+			while (*p && *p != '.' && *p != '[')
+				p++;
+			n = (size_t)(p - k);
+		} else if (p[0] == '[' && p[1] == '"') {
+			k = p += 2;
+			while (*p && !(*p == '"' && p[-1] != '\\'))
+				p++;
+			n = (size_t)(p - k);
+			p += *p ? 1 : 0;
+		} else {
+			p++;
+		}
+		if (k && st_redact_field_listed(red, k, n))
+			return true;
+	}
+	return false;
+}
+
+/* A value shown to people (redact.h's policy; the comparison itself saw the real values). */
+static void mask_value(const struct st_redact_rules *red, char *v, bool secret, bool url, bool text)
+{
+	if (secret) {
+		snprintf(v, ST_CMP_VAL_MAX, "(masked)");
+		return;
+	}
+	if (url)
+		st_redact_url(red, v, strlen(v), (uint8_t *)v);
+	if (text) {
+		/* "line N: ..." (text bodies) shows the line after its number */
+		char *t = strncmp(v, "line ", 5) ? v : strstr(v, ": ");
+
+		t = t == v ? v : t ? t + 2 : v;
+		st_redact_text(red, t, strlen(t));
+	}
+}
+
+/* The differences' values, as the redaction policy wants them shown: listed header fields
+ * and JSON members (and what is under them) masked, URLs and bodies redacted. */
+static void mask(const struct st_redact_rules *red, struct st_cmp_diffs *o)
+{
+	static const struct st_redact_rules dflt;
+
+	if (!red)
+		red = &dflt;
+	if (red->none)
+		return;
+	for (uint32_t i = 0; i < o->n; i++) {
+		struct st_cmp_diff *d = &o->d[i];
+		bool secret = false, url = false, text = false;
+
+		if (!strncmp(d->path, "headers.", 8)) {
+			const char *name = d->path + 8;
+
+			if (!strncmp(name, "set-cookie[", 11) ||
+			    st_redact_header_listed(red, name, strlen(name)))
+				continue; /* masked when shown (hdr_secret), or names only */
+			url = !strcmp(name, "location") || !strcmp(name, "content-location") ||
+			      !strcmp(name, "refresh") || !strcmp(name, "referer");
+		} else if (d->path[0] == '$') {
+			secret = path_secret(red, d->path);
+			text = true;
+		} else if (!strcmp(d->path, "body")) {
+			text = d->kind == ST_CMP_LINES;
+		}
+		if (d->a_set)
+			mask_value(red, d->a, secret, url, text);
+		if (d->b_set)
+			mask_value(red, d->b, secret, url, text);
+	}
 }
 
 void st_cmp_diff(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
@@ -1503,4 +1669,5 @@ void st_cmp_diff(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 	}
 	diff_headers(r, a->m, b->m, out);
 	diff_body(r, s, a, b, out);
+	mask(r->redact, out);
 }

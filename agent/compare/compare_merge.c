@@ -254,7 +254,9 @@ static int load_status(struct ld *l, uint32_t obj, struct st_cmp_status *s)
 		if (num_u64(l, c, "status count", UINT64_MAX / 2, &n))
 			return -1;
 		if (kl == 5 && !memcmp(k, "other", 5)) {
-			s->other += n;
+			if (!st_cmp_count_add(&s->other, n))
+				return fail(l, "status counts beyond %llu",
+					    (unsigned long long)ST_CMP_COUNT_MAX);
 			continue;
 		}
 		for (uint32_t i = 0; i < kl && code <= 65535; i++) {
@@ -401,9 +403,11 @@ static int load_endpoint(struct ld *l, struct st_cmp_agg *a, uint32_t obj)
 	e->noise_only = noise_only;
 	e->not_compared = not_compared;
 	e->more_paths = more;
-	a->compared += compared;
-	a->differing += differing;
-	a->noise_only += noise_only;
+	/* the endpoints' sums, like a merge's, stay within a report's bounds or are refused */
+	if (!st_cmp_count_add(&a->compared, compared) || !st_cmp_count_add(&a->differing, differing) ||
+	    !st_cmp_count_add(&a->noise_only, noise_only))
+		return fail(l, "the endpoints' counts add up to more than %llu",
+			    (unsigned long long)ST_CMP_COUNT_MAX);
 	for (int pass = 0; pass < 2; pass++) {
 		const char *key = pass ? "noise_fields" : "fields";
 
@@ -444,7 +448,8 @@ static bool counter_name_ok(const char *s, size_t n)
 	return true;
 }
 
-/* Adds name (held in r) = v to r's counters: its kind and help from compare's table. */
+/* Adds name (held in r) = v to r's counters: its kind and help from compare's table. 0, -1
+ * when there are too many, -2 when the sum would pass ST_CMP_COUNT_MAX (never wrapped). */
 static int counter_add(struct st_cmp_report *r, const char *name, uint64_t v)
 {
 	struct st_statline *c = &r->counters;
@@ -459,8 +464,8 @@ static int counter_add(struct st_cmp_report *r, const char *name, uint64_t v)
 		if (e->kind == ST_STAT_GAUGE && strlen(name) > 5 &&
 		    !strcmp(name + strlen(name) - 5, "_peak"))
 			e->v = e->v > v ? e->v : v;
-		else
-			e->v += v;
+		else if (!st_cmp_count_add(&e->v, v))
+			return -2;
 		return 0;
 	}
 	if (c->n >= ST_STATLINE_MAX)
@@ -773,20 +778,36 @@ int st_cmp_report_merge(struct st_cmp_report *d, const struct st_cmp_report *s, 
 	d->start_ns = s->start_ns < d->start_ns ? s->start_ns : d->start_ns;
 	d->end_ns = s->end_ns > d->end_ns ? s->end_ns : d->end_ns;
 	d->generated_ns = s->generated_ns > d->generated_ns ? s->generated_ns : d->generated_ns;
-	d->sources += s->sources;
+	if (!st_cmp_count_add(&d->sources, s->sources))
+		goto over;
 	for (unsigned i = 0; i < s->nhosts; i++)
 		host_add(d, s->hosts[i]);
-	for (size_t i = 0; i < s->counters.n; i++)
-		if (counter_add(d, s->counters.e[i].name, s->counters.e[i].v)) {
+	for (size_t i = 0; i < s->counters.n; i++) {
+		int rc = counter_add(d, s->counters.e[i].name, s->counters.e[i].v);
+
+		if (rc == -2)
+			goto over;
+		if (rc) {
 			snprintf(err, errlen, "more than %d counters", ST_STATLINE_MAX);
 			return -1;
 		}
-	if (st_cmp_agg_merge(&d->agg, &s->agg)) {
+	}
+	switch (st_cmp_agg_merge(&d->agg, &s->agg)) {
+	case 0:
+		break;
+	case -EOVERFLOW:
+		goto over;
+	default:
 		snprintf(err, errlen, "out of memory");
 		return -1;
 	}
 	counter_set(d, "compare_endpoints", d->agg.n);
 	return 0;
+over:
+	/* a sum a report cannot hold: refused, never wrapped (nor saturated into a lie) */
+	snprintf(err, errlen, "the merged counts would pass %llu (2^63 - 1, what a report holds)",
+		 (unsigned long long)ST_CMP_COUNT_MAX);
+	return -1;
 }
 
 void st_cmp_report_run(const struct st_cmp_report *r, struct st_cmp_run *run, const char **hostv,

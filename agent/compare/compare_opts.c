@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "compare_opts.h"
+#include "compare_report.h"
 #include "opts.h"
 
 static int opt_reference(void *o, const char *val, char *err, size_t errlen)
@@ -174,12 +175,12 @@ static int opt_abs(void *o, const char *val, char *err, size_t errlen)
 	return 0;
 }
 
-/* The rows: shadow, replay and receive alike (docs/COMPARE.md). */
+/* The rows: shadow, replay and receive alike (docs/COMPARE.md). What most runs use ... */
 const struct st_opt st_cmp_opts[] = {
 	ST_OPT_FLAG("compare", 0, struct st_cmp_opts, flag_compare,
 		    "tap compare: pair each replayed request's answers (production's\n"
 		    "from the capture, the candidate's = the first --to) and compare\n"
-		    "them (every option below turns it on too)"),
+		    "them (every compare option turns it on too)"),
 	ST_OPT_FUNC("reference", 0, "HOST:PORT", 0, opt_reference,
 		    "a second shadow running production's build: gets the same\n"
 		    "requests; where it differs from production, that is noise"),
@@ -190,8 +191,11 @@ const struct st_opt st_cmp_opts[] = {
 		      "the report's content as JSON"),
 	ST_OPT_STRING("diffs", 0, struct st_cmp_opts, diffs, "FILE.jsonl",
 		      "one JSON line per differing pair (secrets masked)"),
-	ST_OPT_UINT("diffs-max-mb", 0, struct st_cmp_opts, diffs_max, "N", 1, 1 << 20, ST_OPTF_MIB,
-		    "--diffs stops growing at N MiB (default 1024; counted)"),
+	ST_OPT_FLAG("fail-on-regression", 0, struct st_cmp_opts, fail_on_regression,
+		    "exit status 3 when a field regressed (the verdict, said on\n"
+		    "stderr at the end): a CI job or a rollout step gates on it"),
+	ST_OPT_FLAG("fail-on-slower", 0, struct st_cmp_opts, fail_on_slower,
+		    "exit status 3 when an endpoint is slower"),
 	ST_OPT_FUNC("ignore-header", 0, "NAME", ST_OPTF_REPEAT, opt_ignore_header,
 		    "a header field not compared (repeatable; Date, Server,\n"
 		    "Connection, Keep-Alive, Transfer-Encoding, Age, Expires,\n"
@@ -205,13 +209,21 @@ const struct st_opt st_cmp_opts[] = {
 	ST_OPT_FUNC("endpoint", 0, "'METHOD /p/{id}'", ST_OPTF_REPEAT, opt_endpoint,
 		    "group requests under this endpoint (repeatable, first match;\n"
 		    "default: the path with ids as {id}, query keys kept)"),
+};
+
+const size_t st_cmp_opts_n = sizeof(st_cmp_opts) / sizeof(st_cmp_opts[0]);
+
+/* ... and its thresholds and limits (ST_OPT_TITLE_COMPARE). */
+const struct st_opt st_cmp_tuning_opts[] = {
+	ST_OPT_UINT("diffs-max-mb", 0, struct st_cmp_opts, diffs_max, "N", 1, 1 << 20, ST_OPTF_MIB,
+		    "--diffs stops growing at N MiB (default 1024; counted)"),
 	ST_OPT_FUNC("compare-max-body", 0, "BYTES", 0, opt_max_body,
 		    "body bytes compared per answer (default 1M); the rest is\n"
 		    "compared by length and hash"),
 	ST_OPT_SIZE("compare-max-mem", 0, struct st_cmp_opts, max_mem, "SIZE", ST_MAX_MEM_MIN,
 		    ST_MAX_MEM_MAX, "all answers held for comparison (default 256M); past it\n"
 		    "pairs are not compared (counted)"),
-	ST_OPT_DOUBLE("compare-timeout", 0, struct st_cmp_opts, timeout_s, "SEC", 0.1, 86400,
+	ST_OPT_SECONDS("compare-timeout", 0, struct st_cmp_opts, timeout_s, 0.1, 86400,
 		      "answers not all in after SEC: not compared (default 30)"),
 	ST_OPT_FUNC("noise-relative", 0, "PCT", 0, opt_rel,
 		    "a field is a regression when |raw-noise|/(raw+noise) > PCT\n"
@@ -221,18 +233,19 @@ const struct st_opt st_cmp_opts[] = {
 	ST_OPT_DOUBLE("latency-min-ms", 0, struct st_cmp_opts, lat_min_ms, "MS", 0.001, 1e6,
 		      "a latency verdict needs a median shift of MS too\n"
 		      "(Hodges-Lehmann; default 1)"),
-	ST_OPT_DOUBLE("report-interval", 0, struct st_cmp_opts, report_every_s, "SEC", 0.1, 86400,
+	ST_OPT_SECONDS("report-interval", 0, struct st_cmp_opts, report_every_s, 0.1, 86400,
 		      "rewrite the reports every SEC (default 10)"),
 	ST_OPT_UINT("compare-max-endpoints", 0, struct st_cmp_opts, max_endpoints, "N", 1, 100000, 0,
 		    "distinct endpoints reported; the rest as \"other\" (default 100)"),
 };
 
-const size_t st_cmp_opts_n = sizeof(st_cmp_opts) / sizeof(st_cmp_opts[0]);
+const size_t st_cmp_tuning_opts_n = sizeof(st_cmp_tuning_opts) / sizeof(st_cmp_tuning_opts[0]);
 
 /* Tap compare pairs one candidate (and a reference) with production. */
 bool st_cmp_opts_given(struct st_cmp_opts *o)
 {
 	o->on |= o->flag_compare || o->report || o->report_json || o->diffs || o->max_mem ||
+		 o->fail_on_regression || o->fail_on_slower ||
 		 o->diffs_max || o->timeout_s > 0 || o->lat_min_ms > 0 || o->report_every_s > 0 ||
 		 o->max_endpoints;
 	return o->on;
@@ -279,6 +292,7 @@ struct st_compare *st_cmp_opts_start(const struct st_cmp_opts *o, const char *cm
 		.report_json = o->report_json,
 		.diffs = o->diffs,
 		.diffs_max = o->diffs_max,
+		.out_mode = o->out_mode,
 		.report_every_s = o->report_every_s,
 		.patterns = o->patterns,
 		.npatterns = o->n_patterns,
@@ -298,6 +312,18 @@ struct st_compare *st_cmp_opts_start(const struct st_cmp_opts *o, const char *cm
 	cc.rules.unordered = o->unordered;
 	cc.rules.n_unordered = o->n_unordered;
 	cc.rules.max_body = (size_t)o->max_body;
+	cc.rules.redact = &o->redact;
 	cfg->compare = st_compare__new(&cc);
 	return cfg->compare;
+}
+
+int st_cmp_opts_end(const struct st_cmp_opts *o, struct st_compare *c)
+{
+	struct st_cmp_verdict v;
+
+	if (!c)
+		return ST_EXIT_OK;
+	st_compare__verdict(c, &v);
+	st_cmp_verdict_print(&v, o->report ? o->report : o->report_json);
+	return st_cmp_verdict_status(&v, o->fail_on_regression, o->fail_on_slower);
 }

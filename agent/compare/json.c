@@ -305,12 +305,7 @@ int st_json_parse(struct st_json_doc *d, const char *src, size_t len)
 	size_t pos;
 	int r;
 
-	d->src = src;
-	d->src_len = len;
-	d->n = 0;
-	d->pool_len = 0;
-	d->err = ST_JSON_OK;
-	d->err_off = 0;
+	st_json_doc_start(d, src, len);
 	if (len >= UINT32_MAX)
 		return fail(d, ST_JSON_E_NODES, 0);
 	pos = skip_ws(src, len, 0);
@@ -435,6 +430,72 @@ int st_json_parse(struct st_json_doc *d, const char *src, size_t len)
 			depth--;
 		}
 	}
+}
+
+/* ---- documents built by other decoders -------------------------------------------------- */
+
+void st_json_doc_start(struct st_json_doc *d, const char *src, size_t len)
+{
+	d->src = src;
+	d->src_len = len;
+	d->n = 0;
+	d->pool_len = 0;
+	d->err = ST_JSON_OK;
+	d->err_off = 0;
+}
+
+int64_t st_json_node_add(struct st_json_doc *d)
+{
+	uint32_t idx;
+	int r = new_node(d, &idx);
+
+	if (r) {
+		d->err = (enum st_json_err)r;
+		return -1;
+	}
+	return idx;
+}
+
+int64_t st_json_pool_add(struct st_json_doc *d, const void *p, size_t n)
+{
+	size_t off = d->pool_len;
+
+	if (d->pool_len + n >= UINT32_MAX || pool_reserve(d, n)) {
+		d->err = ST_JSON_E_NOMEM;
+		return -1;
+	}
+	if (n)
+		memcpy(d->pool + off, p, n);
+	d->pool_len += n;
+	return (int64_t)off;
+}
+
+bool st_json_utf8_text(const uint8_t *p, size_t n, bool cut)
+{
+	size_t i = 0;
+
+	while (i < n) {
+		uint8_t c = p[i];
+		size_t k;
+
+		if (c < 0x80) {
+			if (c < 0x20 && c != '\t' && c != '\n' && c != '\r' && c != '\f')
+				return false;
+			i++;
+			continue;
+		}
+		k = c >= 0xf0 && c < 0xf5 ? 3 : c >= 0xe0 ? (c < 0xf0 ? 2 : 9) : c >= 0xc2 ? 1 : 9;
+		if (k == 9)
+			return false;
+		for (size_t j = 1; j <= k; j++) {
+			if (i + j >= n)
+				return cut;
+			if ((p[i + j] & 0xc0) != 0x80)
+				return false;
+		}
+		i += k + 1;
+	}
+	return true;
 }
 
 /* ---- numbers ------------------------------------------------------------------------- */

@@ -20,7 +20,9 @@
  *
  * Nodes are in document order: a container's children follow it, linked by
  * next (0 ends the list; node 0, the root, is never a sibling). An object's
- * members are their value nodes, each carrying its key.
+ * members are their value nodes, each carrying its key. Other decoders build the
+ * same tree (protobuf.h), with st_json_doc_start(), st_json_node_add() and
+ * st_json_pool_add(), so that one walker compares them all.
  */
 #ifndef ST_JSON_H
 #define ST_JSON_H
@@ -54,6 +56,8 @@ enum st_json_err {
 /* st_json_node.flags */
 #define ST_JSON_F_STR_POOL 0x1u /* off/len are in the pool (a string with escapes) */
 #define ST_JSON_F_KEY_POOL 0x2u /* key_off/key_len are in the pool */
+#define ST_JSON_F_KEY_FIELD 0x4u /* the key is a schema's field (protobuf.h: a field number or
+				  * name): a path keeps it as it is, never as {id} */
 
 struct st_json_node {
 	uint8_t type;      /* enum st_json_type */
@@ -88,6 +92,18 @@ int st_json_parse(struct st_json_doc *d, const char *src, size_t len);
 const char *st_json_strerror(enum st_json_err e);
 /* Memory the document holds now (node array and pool capacities). */
 size_t st_json_doc_mem(const struct st_json_doc *d);
+
+/* Building a tree by hand: an empty document over src (its previous tree dropped). */
+void st_json_doc_start(struct st_json_doc *d, const char *src, size_t len);
+/* A new node, zeroed, at the end: its index; -1 with d->err set (NODES, NOMEM). The caller
+ * links it (next, the container's n) and keeps document order. */
+int64_t st_json_node_add(struct st_json_doc *d);
+/* n bytes copied into the pool: their offset; -1 with d->err set (NOMEM). */
+int64_t st_json_pool_add(struct st_json_doc *d, const void *p, size_t n);
+
+/* Valid UTF-8 without NUL or other C0 controls than TAB, CR, LF, FF (cut: a sequence may be
+ * cut at the end): text, for a body's media type and a protobuf field's. */
+bool st_json_utf8_text(const uint8_t *p, size_t n, bool cut);
 
 static inline const struct st_json_node *st_json_node(const struct st_json_doc *d, uint32_t i)
 {

@@ -1068,7 +1068,7 @@ found:
 static size_t feed_chunked(struct st_http_parser *p, const unsigned char *buf, size_t len,
 			   struct st_http_event *ev)
 {
-	size_t i = 0;
+	size_t i = 0, tr = 0;
 	enum st_http_err e = ST_HTTP_E_NONE;
 	/* requests: CRLF everywhere (a bare LF is where servers disagree) */
 	bool strict = p->kind == ST_HTTP_REQUEST;
@@ -1229,10 +1229,12 @@ size_done:
 			p->state = S_DONE;
 			break;
 		}
-		if (pre <= C_SIZE_LF)
+		if (pre <= C_SIZE_LF) {
 			p->cline++;
-		else if (pre >= C_TR_START)
+		} else if (pre >= C_TR_START) {
 			p->trailer_len++;
+			tr++; /* once in the trailer section, every byte after is too */
+		}
 		i++;
 	}
 out:
@@ -1242,6 +1244,7 @@ out:
 		ev->type = ST_HTTP_EV_BODY;
 		ev->head = &p->head;
 		ev->data_len = 0;
+		ev->trailer_len = tr;
 		return i;
 	}
 	if (e)

@@ -163,6 +163,9 @@ struct st_http_event {
 	const struct st_http_head *head;
 	uint64_t data_len;         /* BODY: 0 for framing bytes (chunk lines, CRLF, trailers),
 				    * else == bytes consumed (all payload) */
+	uint64_t trailer_len;      /* BODY, framing bytes: how many of the last ones consumed belong
+				    * to the trailer section (header fields, and its final empty
+				    * line), which redaction treats as a head's (redact.h) */
 	uint64_t msg_len;          /* MSG_DONE: wire bytes of the message (head + body) */
 	uint64_t body_len;         /* MSG_DONE: decoded body bytes */
 	uint64_t lost_len;         /* ERROR: bytes of the failed message already handed out */

@@ -818,7 +818,7 @@ static int open_tls(struct st_tap *tap, const struct st_target *t, const struct 
 
 	tap->plain = t->tls;
 	if (t->keylog) {
-		err = st_output_open(&tap->keylog, t->keylog, ST_OUT_PRIVATE | ST_OUT_NONBLOCK);
+		err = st_output_open(&tap->keylog, t->keylog, ST_OUT_PRIVATE | ST_OUT_NONBLOCK, 0);
 		if (err >= 0)
 			err = st_output_commit(&tap->keylog);
 		if (err < 0) {

@@ -110,24 +110,24 @@ int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
 
 /* What every live command reports about the capture itself (stats.h table). */
 #define ST_TAP_STATS(X, T)                                                                     \
-	X(T, lost, COUNTER, "payload bytes the kernel could not deliver (ring buffer full)")  \
+	X(T, lost, COUNTER_BYTES, "payload bytes the kernel could not deliver (ring buffer full)") \
 	X(T, lost_segs, COUNTER, "segments with at least one byte not delivered")             \
-	X(T, lost_in, COUNTER, "lost bytes, client to service")                               \
-	X(T, lost_out, COUNTER, "lost bytes, service to client")                              \
+	X(T, lost_in, COUNTER_BYTES, "lost bytes, client to service")                         \
+	X(T, lost_out, COUNTER_BYTES, "lost bytes, service to client")                        \
 	X(T, loss_unmarked, COUNTER, "loss records that could not be delivered either")       \
 	X(T, loss_unmarked_in, DETAIL, "... of which client to service")                      \
 	X(T, loss_unmarked_out, DETAIL, "... of which service to client")                     \
 	X(T, parse_skipped, COUNTER, "packets the kernel parser gave up on (truncated, fragments)") \
 	X(T, bad_records, COUNTER, "ring records user space rejected (size, version)")       \
 	X(T, detaches, COUNTER, "times the captured interface went away")                     \
-	X(T, blind_ms, COUNTER, "milliseconds the capture was blind (interface gone)")        \
+	X(T, blind_ms, COUNTER_MS, "milliseconds the capture was blind (interface gone)")     \
 	X(T, sampled_out, DETAIL, "segments of connections the kernel left out (--sample)")   \
-	X(T, elided, DETAIL, "payload bytes the copy policy left out on purpose (not lost)")  \
+	X(T, elided, DETAIL_BYTES, "payload bytes the copy policy left out on purpose (not lost)") \
 	X(T, tls_calls, DETAIL, "--tls: SSL read/write calls of the target's processes")     \
 	X(T, tls_conns, DETAIL, "--tls: TLS connections captured")                            \
 	X(T, tls_conns_joined, DETAIL, "--tls: ... of which first seen after their handshake") \
 	X(T, tls_conns_other, DETAIL, "--tls: TLS connections left out (port, --host, --sample)") \
-	X(T, tls_unattributed, DETAIL, "--tls: plaintext bytes of SSL calls without socket I/O " \
+	X(T, tls_unattributed, DETAIL_BYTES, "--tls: plaintext bytes of SSL calls without socket I/O " \
 	  "(memory BIOs): not captured")                                                     \
 	X(T, tls_filtered, DETAIL, "--tls: probe hits in processes outside the target")      \
 	X(T, tls_libs, DETAIL, "--tls: library files probed")                                 \

@@ -261,21 +261,22 @@ static struct bpf_program *io_prog(struct tls_bpf *s, size_t i)
 	return p[i];
 }
 
+/* A process's name, for messages: any process sets its own (prctl), so it is escaped. */
 static void comm_of(pid_t pid, char *buf, size_t len)
 {
-	char fn[64];
+	char fn[64], raw[32] = "";
 	FILE *f;
 
 	snprintf(fn, sizeof(fn), PROC "/%d/comm", (int)pid);
-	buf[0] = '\0';
 	f = fopen(fn, "re");
 	if (f) {
-		if (fgets(buf, (int)len, f))
-			buf[strcspn(buf, "\n")] = '\0';
+		if (fgets(raw, (int)sizeof(raw), f))
+			raw[strcspn(raw, "\n")] = '\0';
 		fclose(f);
 	}
-	if (!buf[0])
-		snprintf(buf, len, "?");
+	if (!raw[0])
+		snprintf(raw, sizeof(raw), "?");
+	st_log_escape(buf, len, raw, strlen(raw));
 }
 
 static const char *mode_name(uint8_t mode)
@@ -1036,7 +1037,7 @@ static void name_unattributed(struct st_tls *tls)
 	while (!bpf_map_get_next_key(fd, prev, &next)) {
 		bool done = false;
 		__u64 bytes = 0;
-		char comm[32];
+		char comm[128];
 
 		key = next;
 		prev = &key;

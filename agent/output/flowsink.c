@@ -168,13 +168,13 @@ static struct fdir *file_get(struct st_flowsink *s, struct fdir *f)
 	while (s->n_open >= s->cfg.max_open && !st_list_empty(&s->open))
 		close_oldest(s);
 	/* only ever a regular file: not a symlink or FIFO someone left under a flow's name */
-	f->fd = st_output_openat(s->cfg.dirfd, name, flags, 0644);
+	f->fd = st_output_openat(s->cfg.dirfd, name, flags, s->cfg.mode);
 	if (f->fd < 0 && (errno == EMFILE || errno == ENFILE) && !st_list_empty(&s->open)) {
 		/* fewer descriptors than the limit said (the caller holds some): shrink */
 		s->cfg.max_open = s->n_open > 16 ? s->n_open / 2 : 8;
 		while (s->n_open >= s->cfg.max_open && !st_list_empty(&s->open))
 			close_oldest(s);
-		f->fd = st_output_openat(s->cfg.dirfd, name, flags, 0644);
+		f->fd = st_output_openat(s->cfg.dirfd, name, flags, s->cfg.mode);
 	}
 	if (f->fd < 0) {
 		fail(s, -errno, "cannot open", name);
@@ -360,7 +360,7 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 		return;
 	file_name(c->user, dir, name, sizeof(name));
 	pr_warn("gap: %s offset=%" PRIu64 " length=%" PRIu64 " (%s)", name, off, len,
-		st_reasm_gap_str(why));
+		s->cfg.gap_str ? s->cfg.gap_str(why) : st_reasm_gap_str(why));
 	write_out(s, f, NULL, 0);
 	if (!file_get(s, f))
 		return;
@@ -406,6 +406,8 @@ struct st_flowsink *st_flowsink__new(const struct st_flowsink_config *cfg)
 	if (!s)
 		return NULL;
 	s->cfg = *cfg;
+	if (!s->cfg.mode)
+		s->cfg.mode = ST_OUTPUT_MODE_DEFAULT;
 	if (!s->cfg.max_open)
 		s->cfg.max_open = ST_FLOWSINK_MAX_OPEN_DEFAULT;
 	if (!s->cfg.buf_size)

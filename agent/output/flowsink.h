@@ -50,6 +50,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "reasm.h"
 #include "stats.h"
@@ -71,6 +72,10 @@ struct st_flowsink_config {
 	uint64_t idle_ns;      /* st_flowsink__tick() writes what waited this long; 0 = 1 s */
 	size_t max_tuples;     /* 4-tuples remembered for #N; 0 = default (65536) */
 	uint64_t seed;         /* hash seed of that map (random bits) */
+	mode_t mode;           /* the files' (--output-mode); 0: output.h's default (0600) */
+	/* a gap's reason in its warning line; NULL: reassembly's (st_reasm_gap_str). A tee
+	 * stream's receiver names its sender's reasons too (st_stream_gap_str). */
+	const char *(*gap_str)(unsigned why);
 };
 
 /* The engine's counters (stats.h): flows' summary line carries them. */
@@ -79,7 +84,7 @@ struct st_flowsink_config {
 	X(T, reopens, COUNTER, "files opened again after the open-file limit closed them")    \
 	X(T, tuples_forgotten, COUNTER, "4-tuples whose #N count left memory (read back from " \
 					"the folder if they return)")                 \
-	X(T, buffered_peak, GAUGE, "most bytes of output buffers held at once")
+	X(T, buffered_peak, GAUGE_BYTES, "most bytes of output buffers held at once")
 
 struct st_flowsink_stats {
 	uint64_t files; /* files created: in flows' own table, next to connections */

@@ -54,6 +54,7 @@ struct chunk {
 
 struct st_pcapw {
 	const char *path;      /* as given: reopened by name */
+	mode_t mode;           /* --output-mode, or 0 (output.h) */
 	/* the event loop's side */
 	struct wfile *cur;     /* where new records go */
 	struct chunk *fill;    /* records being added, or NULL */
@@ -209,7 +210,7 @@ static int write_all(int fd, const void *p, size_t len)
 
 /* The output and its pcap header: stdout, or path through the output module. NULL after one
  * line on stderr, errno set. */
-static struct wfile *file_start(const char *path, bool *streaming)
+static struct wfile *file_start(const char *path, mode_t mode, bool *streaming)
 {
 	/* nanosecond pcap 2.4, host byte order, Ethernet (as libpcap writes it) */
 	const struct {
@@ -229,7 +230,7 @@ static struct wfile *file_start(const char *path, bool *streaming)
 		f->is_stdout = true;
 		f->fd = STDOUT_FILENO;
 	} else {
-		f->fd = st_output_open(&f->out, path, 0);
+		f->fd = st_output_open(&f->out, path, 0, mode);
 		if (f->fd < 0) {
 			err = f->fd;
 			goto fail;
@@ -250,7 +251,7 @@ static struct wfile *file_start(const char *path, bool *streaming)
 	}
 	return f;
 fail:
-	pr_err("%s: %s", path, strerror(-err));
+	pr_err("%s: %s", path, st_output_strerror(err));
 	if (!f->is_stdout)
 		st_output_abort(&f->out);
 	free(f);
@@ -287,10 +288,17 @@ static void done_add(struct st_pcapw *w, const char *path, bool more)
 static void prune(struct st_pcapw *w, size_t max)
 {
 	while (w->n_done > max) {
-		if (unlink(w->done[0]) && errno != ENOENT)
-			pr_warn("-w: removing %s (--keep %u): %s", w->done[0], w->keep, strerror(errno));
-		else
-			w->removed++;
+		struct stat st;
+
+		/* what became something else since (a link, another owner's file) is not ours:
+		 * forgotten, not removed */
+		if (!lstat(w->done[0], &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid()) {
+			if (unlink(w->done[0]) && errno != ENOENT)
+				pr_warn("-w: removing %s (--keep %u): %s", w->done[0], w->keep,
+					strerror(errno));
+			else
+				w->removed++;
+		}
 		free(w->done[0]);
 		memmove(w->done, w->done + 1, (w->n_done - 1) * sizeof(*w->done));
 		w->n_done--;
@@ -306,7 +314,7 @@ static int file_end(struct st_pcapw *w, struct wfile *f, bool more)
 	if (f->finish && !f->committed && !f->is_stdout) {
 		err = st_output_commit(&f->out);
 		if (err) {
-			pr_err("%s: %s", f->out.path, strerror(-err));
+			pr_err("%s: %s", f->out.path, st_output_strerror(err));
 		} else {
 			f->committed = true;
 			pthread_mutex_lock(&w->mu);
@@ -524,7 +532,7 @@ static struct chunk *chunk_get(struct st_pcapw *w)
 	return c;
 }
 
-struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes)
+struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes, mode_t mode)
 {
 	struct st_pcapw *w = calloc(1, sizeof(*w));
 	sigset_t all, old;
@@ -535,6 +543,7 @@ struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes)
 	if (!queue_bytes)
 		queue_bytes = ST_PCAPW_QUEUE_DEFAULT;
 	w->path = path;
+	w->mode = mode;
 	w->chunk_size = queue_bytes / 4 < CHUNK_MAX ? (size_t)queue_bytes / 4 : CHUNK_MAX;
 	if (w->chunk_size < REC_HDR + ST_FRAME_MAX)
 		w->chunk_size = REC_HDR + ST_FRAME_MAX;
@@ -551,7 +560,7 @@ struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes)
 		pr_err("%s: %s", path, strerror(err));
 		goto fail;
 	}
-	w->cur = file_start(path, &w->streaming);
+	w->cur = file_start(path, mode, &w->streaming);
 	if (!w->cur) {
 		err = errno;
 		goto fail;
@@ -586,7 +595,7 @@ int st_pcapw__commit(struct st_pcapw *w)
 		return 0;
 	err = st_output_commit(&w->cur->out);
 	if (err)
-		pr_err("%s: %s", w->path, strerror(-err));
+		pr_err("%s: %s", w->path, st_output_strerror(err));
 	else
 		w->cur->committed = true;
 	return err;
@@ -627,7 +636,7 @@ int st_pcapw__reopen(struct st_pcapw *w)
 	mark = calloc(1, sizeof(*mark));
 	if (!mark)
 		return -ENOMEM;
-	next = file_start(w->path, &streaming);
+	next = file_start(w->path, w->mode, &streaming);
 	if (!next) {
 		free(mark);
 		return -errno;
@@ -645,7 +654,28 @@ int st_pcapw__reopen(struct st_pcapw *w)
 	return 1;
 }
 
-int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older)
+/* An earlier run's file that --keep may count and remove: a regular file (never a symlink),
+ * owned by the user we run as, starting with a pcap or pcapng header; anything else under
+ * the pattern is someone else's and stays. */
+static bool older_ours(const char *path)
+{
+	uint32_t magic = 0;
+	struct stat st;
+	bool ok;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC | O_NOCTTY);
+
+	if (fd < 0)
+		return false;
+	ok = !fstat(fd, &st) && S_ISREG(st.st_mode) && st.st_uid == geteuid() &&
+	     read(fd, &magic, sizeof(magic)) == (ssize_t)sizeof(magic) &&
+	     (magic == 0xa1b2c3d4 || magic == 0xd4c3b2a1 || magic == 0xa1b23c4d ||
+	      magic == 0x4d3cb2a1 || magic == 0x0a0d0d0a /* pcapng's section header */);
+	close(fd);
+	return ok;
+}
+
+int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older,
+		       bool (*name_ok)(const char *path))
 {
 	glob_t g;
 
@@ -653,11 +683,13 @@ int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older)
 		return -EINVAL;
 	w->keep = keep;
 	w->cur->finish = true;
-	/* files of earlier runs count against --keep too (their names sort by time) */
+	/* files of earlier runs count against --keep too (their names sort by time), but only
+	 * those this job could have written */
 	if (older && !glob(older, 0, NULL, &g)) {
 		pthread_mutex_lock(&w->mu);
 		for (size_t i = 0; i < g.gl_pathc; i++)
-			if (strcmp(g.gl_pathv[i], w->cur->out.path))
+			if (strcmp(g.gl_pathv[i], w->cur->out.path) &&
+			    (!name_ok || name_ok(g.gl_pathv[i])) && older_ours(g.gl_pathv[i]))
 				done_add(w, g.gl_pathv[i], true);
 		pthread_mutex_unlock(&w->mu);
 		globfree(&g);
@@ -681,7 +713,7 @@ int st_pcapw__rotate(struct st_pcapw *w, const char *next_path)
 		prune(w, w->keep - 2);
 		pthread_mutex_unlock(&w->mu);
 	}
-	next = file_start(next_path, &streaming);
+	next = file_start(next_path, w->mode, &streaming);
 	if (!next) {
 		free(mark);
 		return -errno;
@@ -764,6 +796,20 @@ void st_pcapw__stats(const struct st_pcapw *w, struct st_pcapw_stats *out)
 	pthread_mutex_lock((pthread_mutex_t *)&w->mu);
 	out->files_removed = w->removed;
 	pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
+}
+
+uint64_t st_pcapw__queued(const struct st_pcapw *w, uint64_t *bound)
+{
+	uint64_t q;
+
+	if (bound)
+		*bound = w ? (uint64_t)w->max_chunks * w->chunk_size : 0;
+	if (!w)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&w->mu);
+	q = w->queued;
+	pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
+	return q;
 }
 
 int st_pcapw__close(struct st_pcapw *w, struct st_pcapw_stats *out)

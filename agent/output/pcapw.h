@@ -23,8 +23,10 @@
 #ifndef ST_PCAPW_H
 #define ST_PCAPW_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "segment.h"
 #include "stats.h"
@@ -47,7 +49,7 @@
 	X(T, dropped_writes, COUNTER, "packets not written: the output was slower than the " \
 				      "capture (queue full), or stopped taking bytes at the end") \
 	X(T, dropped_write_bytes, COUNTER, "payload bytes of those packets")                  \
-	X(T, write_queue_peak, GAUGE, "most bytes waiting for the output at once")           \
+	X(T, write_queue_peak, GAUGE_BYTES, "most bytes waiting for the output at once")     \
 	X(T, rotations, DETAIL, "files started by rotation (--rotate-mb, --rotate-sec)")     \
 	X(T, files_removed, DETAIL, "complete files removed to keep --keep")
 
@@ -62,10 +64,11 @@ struct st_pcapw;
  * path "-" writes to stdout. NULL (errno set) after one line on stderr. A regular file (or a
  * missing path) is written to a temporary file next to it (agent/output/output.h) until
  * st_pcapw__commit(); devices and FIFOs are written in place (a FIFO's open waits for its
- * reader). queue_bytes: the bound above (0: ST_PCAPW_QUEUE_DEFAULT). The writer thread
- * starts with every signal blocked (they are the event loop's).
+ * reader); a symlink is refused. queue_bytes: the bound above (0: ST_PCAPW_QUEUE_DEFAULT);
+ * mode: the files' (--output-mode; 0: output.h's default). The writer thread starts with every
+ * signal blocked (they are the event loop's).
  */
-struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes);
+struct st_pcapw *st_pcapw__open(const char *path, uint64_t queue_bytes, mode_t mode);
 /* The file takes its place at path (until then, a run that fails leaves path as it was). */
 int st_pcapw__commit(struct st_pcapw *w);
 /*
@@ -91,15 +94,21 @@ int st_pcapw__streaming(const struct st_pcapw *w);
  * close); until then it is a hidden temporary file next to it. At most keep files (0: no
  * limit; else >= 2: a file being completed and the next one exist together) stay, counting
  * the ones being written: the oldest complete ones go first, including those of earlier
- * runs that the glob pattern older matches (names that sort by time; may be NULL). 0, or
- * -EINVAL for stdout, a device or a FIFO.
+ * runs that the glob pattern older matches (names that sort by time; may be NULL) and that
+ * this job could have written: name_ok(path) (NULL: any name) and a regular file, never a
+ * symlink, owned by our user, with a pcap or pcapng header; anything else stays. A file is
+ * removed only if it still is a regular file of ours. 0, or -EINVAL for stdout, a device or a
+ * FIFO.
  */
-int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older);
+int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older,
+		       bool (*name_ok)(const char *path));
 /* Rotation: records from now on go to next_path; the current file is complete after what is
  * queued for it. 0, or -errno after one line (the current file goes on). */
 int st_pcapw__rotate(struct st_pcapw *w, const char *next_path);
 /* The counters so far, while it runs (what the writer wrote up to now); zeros for NULL. */
 void st_pcapw__stats(const struct st_pcapw *w, struct st_pcapw_stats *out);
+/* Bytes waiting for the output now, and the queue's bound (NULL: not asked); any thread. */
+uint64_t st_pcapw__queued(const struct st_pcapw *w, uint64_t *bound);
 /*
  * Writes what is queued (see above for pipes), stops the thread, closes the output; a file
  * never committed is removed (nothing of a failed run stays). The final counters go to out

@@ -3,21 +3,28 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <ini.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "log.h"
 
-/* libinih reads line by line through this reader: it counts the lines and notes the section
- * headers (inih does not report a section without keys, nor line numbers, in Debian's build). */
+/* libinih reads line by line through this reader: it reads each whole line itself (its
+ * length and its bytes checked), counts the lines and notes the section headers (inih does
+ * not report a section without keys, nor line numbers, in Debian's build), then hands the
+ * line over in the pieces inih asks for. */
 struct rd {
 	struct st_config_file *c;
 	FILE *f;
 	unsigned line;
 	int err;          /* set by the reader or the handler: stop, already reported */
+	char *buf;        /* the line being handed over: ST_CONFIG_LINE_MAX + 1 bytes and a NUL */
+	size_t len, off;  /* its length, and how much of it inih has */
 };
 
 static char *trim(char *s)
@@ -109,41 +116,79 @@ static int section_add(struct rd *r, char *hdr)
 	return 0;
 }
 
+/* The next whole line into r->buf (its '\n' kept). 1, 0 at the end of the file, -1 after
+ * saying why it is refused. */
+static int next_line(struct rd *r)
+{
+	size_t n = 0;
+	int ch = EOF;
+
+	while (n <= ST_CONFIG_LINE_MAX && (ch = getc(r->f)) != EOF) {
+		r->buf[n++] = (char)ch;
+		if (ch == '\n')
+			break;
+	}
+	if (ferror(r->f)) {
+		r->line++;
+		cfg_err(r, "cannot be read (%s)", strerror(errno));
+		return -1;
+	}
+	if (!n)
+		return 0;
+	r->line++;
+	if (ch != '\n' && n > ST_CONFIG_LINE_MAX) {
+		cfg_err(r, "line longer than %u bytes", ST_CONFIG_LINE_MAX);
+		return -1;
+	}
+	{
+		const char *nul = memchr(r->buf, 0, n);
+
+		if (nul) {
+			cfg_err(r, "a NUL byte (column %zu): the file is not text", (size_t)(nul - r->buf) + 1);
+			return -1;
+		}
+	}
+	r->buf[n] = 0;
+	r->len = n;
+	r->off = 0;
+	return 1;
+}
+
 static char *reader(char *str, int num, void *stream)
 {
 	struct rd *r = stream;
-	char *line;
+	size_t n;
 
-	if (r->err)
+	if (r->err || num < 2)
 		return NULL;
-	line = fgets(str, num, r->f);
-	if (!line)
-		return NULL;
-	r->line++;
-	if (!strchr(line, '\n') && !feof(r->f)) {
-		/* Debian's libinih reads lines of at most INI_MAX_LINE (200) bytes */
-		cfg_err(r, "line longer than %d bytes", num - 2);
-		return NULL;
-	}
-	{
-		char *p = line;
+	if (r->off == r->len) {
+		char *p;
 
+		if (next_line(r) <= 0)
+			return NULL;
+		p = r->buf;
 		while (*p == ' ' || *p == '\t')
 			p++;
 		if (*p == '[') {
-			char *end = strchr(p, ']'), buf[256];
+			char *end = strchr(p, ']'), hdr[256];
 
-			if (!end || (size_t)(end - p) >= sizeof(buf)) {
+			if (!end || (size_t)(end - p) >= sizeof(hdr)) {
 				cfg_err(r, "a section header is [daemon] or [COMMAND NAME]");
 				return NULL;
 			}
-			memcpy(buf, p + 1, (size_t)(end - p - 1));
-			buf[end - p - 1] = 0;
-			if (section_add(r, buf))
+			memcpy(hdr, p + 1, (size_t)(end - p - 1));
+			hdr[end - p - 1] = 0;
+			if (section_add(r, hdr))
 				return NULL;
 		}
 	}
-	return line;
+	/* inih takes a long line in pieces of its buffer's size, growing the buffer up to
+	 * ini_max_line (st_config_load) */
+	n = r->len - r->off < (size_t)num - 1 ? r->len - r->off : (size_t)num - 1;
+	memcpy(str, r->buf + r->off, n);
+	str[n] = 0;
+	r->off += n;
+	return str;
 }
 
 static int handler(void *user, const char *section, const char *name, const char *value)
@@ -184,6 +229,47 @@ static int handler(void *user, const char *section, const char *name, const char
 	return 1;
 }
 
+/* path, opened only if it is a regular file of a sane size (a FIFO would block the daemon,
+ * a directory or an empty file would read as no jobs). NULL after one line. */
+static FILE *open_regular(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	struct stat sb;
+	FILE *f;
+
+	if (fd < 0) {
+		pr_err("%s: %s", path, strerror(errno));
+		return NULL;
+	}
+	if (fstat(fd, &sb)) {
+		pr_err("%s: %s", path, strerror(errno));
+		goto fail;
+	}
+	if (!S_ISREG(sb.st_mode)) {
+		pr_err("%s: not a regular file (%s): a configuration is a file", path,
+		       S_ISDIR(sb.st_mode) ? "a directory" : S_ISFIFO(sb.st_mode) ? "a FIFO" :
+		       S_ISSOCK(sb.st_mode) ? "a socket" : S_ISCHR(sb.st_mode) ? "a character device" :
+		       S_ISBLK(sb.st_mode) ? "a block device" : "not a file");
+		goto fail;
+	}
+	if (!sb.st_size) {
+		pr_err("%s: the file is empty: no jobs", path);
+		goto fail;
+	}
+	if (sb.st_size > ST_CONFIG_SIZE_MAX) {
+		pr_err("%s: %lld bytes: a configuration is at most %u MiB", path,
+		       (long long)sb.st_size, ST_CONFIG_SIZE_MAX >> 20);
+		goto fail;
+	}
+	f = fdopen(fd, "r");
+	if (f)
+		return f;
+	pr_err("%s: %s", path, strerror(errno));
+fail:
+	close(fd);
+	return NULL;
+}
+
 int st_config_load(struct st_config_file *c, const char *path)
 {
 	struct rd r = { .c = c };
@@ -191,13 +277,23 @@ int st_config_load(struct st_config_file *c, const char *path)
 
 	memset(c, 0, sizeof(*c));
 	c->path = strdup(path);
-	if (!c->path)
-		return -1;
-	r.f = fopen(path, "r");
-	if (!r.f) {
-		pr_err("%s: %s", path, strerror(errno));
+	r.buf = malloc(ST_CONFIG_LINE_MAX + 2);
+	if (!c->path || !r.buf) {
+		pr_err("%s: out of memory", path);
 		goto fail;
 	}
+	r.f = open_regular(path);
+	if (!r.f)
+		goto fail;
+	/*
+	 * Debian's libinih (55) is built with a 200-byte line buffer on the stack, but exports
+	 * its knobs as variables: a heap buffer that grows (doubling from 200 bytes) up to
+	 * ini_max_line. A line and its '\n' and NUL fit; next_line() refuses longer ones
+	 * before inih sees them. Process-wide, and the same values every time.
+	 */
+	ini_use_stack = false;
+	ini_allow_realloc = true;
+	ini_max_line = ST_CONFIG_LINE_MAX + 2;
 	rc = ini_parse_stream(reader, &r, handler, &r);
 	fclose(r.f);
 	if (r.err)
@@ -211,8 +307,10 @@ int st_config_load(struct st_config_file *c, const char *path)
 		pr_err("%s: cannot be read (%s)", path, rc == -2 ? "out of memory" : "error");
 		goto fail;
 	}
+	free(r.buf);
 	return 0;
 fail:
+	free(r.buf);
 	st_config_free(c); /* what was read before the error */
 	return -1;
 }

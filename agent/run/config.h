@@ -26,6 +26,11 @@
 
 #include "optparse.h"
 
+/* A line's bytes at most (a match-path regex, a list of hosts), without its '\n'. */
+#define ST_CONFIG_LINE_MAX (64u << 10)
+/* A file's size at most. */
+#define ST_CONFIG_SIZE_MAX (16u << 20)
+
 struct st_config_entry {
 	char *key;
 	char *value;
@@ -47,9 +52,12 @@ struct st_config_file {
 };
 
 /*
- * Reads path. 0, or -1 after one line on stderr "PATH:LINE: reason" (unreadable file, a
- * malformed line, a section that is not [daemon] or [COMMAND NAME], a duplicate job name, a
- * second [daemon], a key outside any section).
+ * Reads path: a regular file (opened without blocking, then checked: a FIFO, a directory, a
+ * device, an empty file or one over ST_CONFIG_SIZE_MAX is refused with a line naming what it
+ * is), lines of at most ST_CONFIG_LINE_MAX bytes, text (a NUL byte is refused, named). 0, or
+ * -1 after one line on stderr "PATH:LINE: reason" (unreadable file, a malformed line, a
+ * section that is not [daemon] or [COMMAND NAME], a duplicate job name, a second [daemon], a
+ * key outside any section). Sets libinih's process-wide line knobs (config.c says why).
  */
 int st_config_load(struct st_config_file *c, const char *path);
 void st_config_free(struct st_config_file *c);

@@ -141,10 +141,14 @@ struct st_httpd *st_httpd__start(const char *listen, const struct st_httpd_ops *
 		return NULL;
 	}
 	h->ops = *ops;
+	/* idle or slow clients cannot starve the scrape: each connection idle for
+	 * ST_HTTPD_IDLE_S is closed, one address holds at most ST_HTTPD_PER_ADDR of them (more
+	 * are closed at once), and all together at most ST_HTTPD_CONNS */
 	h->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, h,
 				MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-				MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)10,
+				MHD_OPTION_CONNECTION_LIMIT, (unsigned)ST_HTTPD_CONNS,
+				MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)ST_HTTPD_PER_ADDR,
+				MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)ST_HTTPD_IDLE_S,
 				MHD_OPTION_END);
 	if (!h->d) {
 		snprintf(err, errlen, "cannot listen on %s: %s", listen,

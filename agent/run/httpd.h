@@ -5,12 +5,19 @@
  *   /metrics  Prometheus text format (version 0.0.4), written by a callback
  *   /healthz  200 "ok", or 503 with the reason the health callback gives
  * Anything else is 404; only GET and HEAD.
+ * Bounds, so that idle or slow clients cannot starve the scrape: a connection idle for
+ * ST_HTTPD_IDLE_S is closed, one client address holds at most ST_HTTPD_PER_ADDR connections
+ * at once (more are closed as they come), all clients at most ST_HTTPD_CONNS.
  */
 #ifndef ST_HTTPD_H
 #define ST_HTTPD_H
 
 #include <stddef.h>
 #include <stdio.h>
+
+#define ST_HTTPD_IDLE_S 10
+#define ST_HTTPD_PER_ADDR 8
+#define ST_HTTPD_CONNS 64
 
 struct st_httpd;
 

@@ -79,7 +79,7 @@ bool st_kafka_key_secret(const char *key);
 	X(T, kafka_failed_msgs, COUNTER, "messages Kafka did not take (delivery failed, timed out, or unsent at the end)") \
 	X(T, kafka_failed_records, COUNTER, "stream records in them")                         \
 	X(T, kafka_failed_bytes, COUNTER, "stream data bytes in them")                        \
-	X(T, kafka_inflight_peak, GAUGE, "most message bytes waiting for Kafka at once")
+	X(T, kafka_inflight_peak, GAUGE_BYTES, "most message bytes waiting for Kafka at once")
 
 struct st_kafka_prod_stats {
 	ST_KAFKA_PROD_STATS(ST_STAT_FIELD, _)

@@ -492,15 +492,8 @@ static struct rconn **rslot(struct st_kmsg_reader *r, uint64_t producer, uint64_
 static uint8_t *out_gap(uint8_t *o, uint64_t local, int dir, uint64_t off, uint64_t len,
 			unsigned why, uint64_t ts)
 {
-	st_le_put32(o, 35);
-	o[4] = ST_SREC_GAP;
-	st_le_put64(o + 5, local);
-	st_le_put64(o + 13, ts);
-	st_le_put64(o + 21, off);
-	st_le_put64(o + 29, len);
-	o[37] = (uint8_t)dir;
-	o[38] = (uint8_t)why;
-	return o + 39;
+	st_stream_gap_rec(o, local, dir, off, len, why, ts);
+	return o + ST_STREAM_GAP_REC;
 }
 
 /* Turns the message's records into the decoder's: local ids, records seen before skipped,

@@ -60,7 +60,7 @@ typedef int (*st_kmsg_emit_fn)(void *ctx, const char *key, size_t klen, const ui
 	X(T, kafka_refused_records, COUNTER, "records in those")                              \
 	X(T, kafka_refused_bytes, COUNTER, "stream data bytes in those")                      \
 	X(T, kafka_orphan_records, DETAIL, "records of a connection never opened (dropped)")  \
-	X(T, kafka_batch_peak, GAUGE, "most record bytes waiting in batches at once")
+	X(T, kafka_batch_peak, GAUGE_BYTES, "most record bytes waiting in batches at once")
 
 struct st_kmsg_batch_stats {
 	ST_KMSG_BATCH_STATS(ST_STAT_FIELD, _)

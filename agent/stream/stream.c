@@ -189,11 +189,10 @@ int st_stream_enc__data(struct st_stream_enc *e, uint64_t id, int dir, uint64_t 
 	return e->err;
 }
 
-int st_stream_enc__gap(struct st_stream_enc *e, uint64_t id, int dir, uint64_t off, uint64_t len,
+void st_stream_gap_rec(uint8_t *r, uint64_t id, int dir, uint64_t off, uint64_t len,
 		       unsigned why, uint64_t ts)
 {
-	uint8_t r[REC_FIXED_MAX];
-
+	st_le_put32(r, ST_STREAM_GAP_REC - 4);
 	r[4] = ST_SREC_GAP;
 	st_le_put64(r + 5, id);
 	st_le_put64(r + 13, ts);
@@ -201,7 +200,24 @@ int st_stream_enc__gap(struct st_stream_enc *e, uint64_t id, int dir, uint64_t o
 	st_le_put64(r + 29, len);
 	r[37] = (uint8_t)dir;
 	r[38] = (uint8_t)why;
-	return enc_rec(e, r, 39, NULL, 0);
+}
+
+int st_stream_enc__gap(struct st_stream_enc *e, uint64_t id, int dir, uint64_t off, uint64_t len,
+		       unsigned why, uint64_t ts)
+{
+	uint8_t r[REC_FIXED_MAX];
+
+	/* a receiver takes a longer GAP record for a damaged or crafted stream */
+	while (len) {
+		uint64_t n = len > ST_STREAM_GAP_MAX ? ST_STREAM_GAP_MAX : len;
+
+		st_stream_gap_rec(r, id, dir, off, n, why, ts);
+		if (enc_rec(e, r, ST_STREAM_GAP_REC, NULL, 0))
+			return e->err;
+		off += n;
+		len -= n;
+	}
+	return e->err;
 }
 
 int st_stream_enc__end(struct st_stream_enc *e, uint64_t id, int dir, unsigned why, uint64_t ts)

@@ -38,6 +38,10 @@
 #define ST_STREAM_FRAME_HDR 8
 #define ST_STREAM_FRAME_MAX (4u << 20)   /* compressed payload of one frame */
 #define ST_STREAM_DATA_MAX (64u << 10)   /* stream bytes in one DATA record */
+/* Missing bytes in one GAP record: a sender cuts longer gaps (a connection's whole past after
+ * a reconnect, a long outage) into several records. A record over it is not a tee's: receive
+ * ends that connection's outputs there (docs/TEE.md). */
+#define ST_STREAM_GAP_MAX (1ull << 30)
 #define ST_STREAM_HEADER_MAX (16u << 10) /* the HEADER record's text */
 #define ST_STREAM_RECORD_MAX (ST_STREAM_DATA_MAX + 64)
 #define ST_STREAM_MAX_CONNS_DEFAULT (256u << 10)
@@ -89,6 +93,12 @@ int st_stream_enc__open(struct st_stream_enc *e, const struct st_reasm_conn *c, 
 /* Splits len into DATA records of at most ST_STREAM_DATA_MAX bytes. */
 int st_stream_enc__data(struct st_stream_enc *e, uint64_t id, int dir, uint64_t off,
 			const uint8_t *data, uint32_t len, uint64_t ts);
+/* A GAP record, whole (its length included): ST_STREAM_GAP_REC bytes at r. The encoder
+ * writes its records with it; the Kafka reader its own gaps (what it did not get). */
+#define ST_STREAM_GAP_REC 39
+void st_stream_gap_rec(uint8_t *r, uint64_t id, int dir, uint64_t off, uint64_t len,
+		       unsigned why, uint64_t ts);
+/* Splits len into GAP records of at most ST_STREAM_GAP_MAX bytes. */
 int st_stream_enc__gap(struct st_stream_enc *e, uint64_t id, int dir, uint64_t off, uint64_t len,
 		       unsigned why, uint64_t ts);
 int st_stream_enc__end(struct st_stream_enc *e, uint64_t id, int dir, unsigned why, uint64_t ts);

@@ -82,6 +82,11 @@ expect 2 "--ring-mb 0" -- capture --iface "$IF" --port 80 --ring-mb 0 -w "$OUT"
 grep -q 'power of 2' "$ST_TMP/case.err" || st_fail "--ring-mb: the message does not name the valid values"
 expect 2 "--port without a value" -- capture --iface "$IF" -w "$OUT" --port
 expect 2 "unknown command" -- frobnicate --iface "$IF"
+expect 2 "a command's typo" -- captur --iface "$IF" --port 80 -w "$OUT"
+grep -q "unknown command 'captur' (did you mean capture?)" "$ST_TMP/case.err" || st_fail "no suggestion for a mistyped command"
+expect 2 "an option's typo" -- capture --iface "$IF" --prot 80 -w "$OUT"
+grep -q "unknown option '--prot' (did you mean --port?)" "$ST_TMP/case.err" || st_fail "no suggestion for a mistyped option"
+expect 2 "a duration that is not one" -- capture --iface "$IF" --port 80 -w "$OUT" --duration 5x
 
 # Runtime errors: 1.
 expect 1 "unknown interface" -- capture --iface st-nosuch0 --port 80 -w "$OUT"

@@ -7,7 +7,8 @@
 #    tcpdump's capture of the same period: rotation loses no byte;
 #  - by time with --keep 2: polled while it runs, never more than 2 files in the folder
 #    (the one being written included), and exactly 2 at the end; an older run's files of the
-#    same name count against --keep;
+#    same name count against --keep; files it did not write (not a pcap, a symlink, another
+#    user's, an impossible date in the name) neither count nor are removed;
 #  - bad combinations are usage errors.
 . "$(dirname "$0")/lib.sh"
 st_require_agent
@@ -65,15 +66,25 @@ rotations=$(st_summary_field "$(st_summary "$D/agent.err")" rotations)
 mergecap -F pcap -w "$D/merged.pcap" "${files[@]}"
 st_compare_captures "$D/merged.pcap" "$D/tcpdump.pcap" "$D" || st_fail "the rotated files lose bytes"
 
-st_log "by time: --rotate-sec 1 --keep 2 (an older run's file counts)"
+st_log "by time: --rotate-sec 1 --keep 2 (an older run's file counts; files it did not write stay)"
 mkdir -p "$D/time"
-: >"$D/time/web-20000101T000000.000Z.pcap"
+# an older run's file (a pcap header, ours); and what --keep must leave alone although the
+# pattern matches: not a capture, a symlink to one elsewhere, another user's, an impossible date
+pcaphdr() { printf '\xd4\xc3\xb2\xa1\x02\x00\x04\x00\x00\x00\x00\x00\x00\x00\x00\x00\xff\xff\x00\x00\x01\x00\x00\x00'; }
+pcaphdr >"$D/time/web-20000101T000000.000Z.pcap"
+echo "notes, not a capture" >"$D/time/web-20000101T000001.000Z.pcap"
+pcaphdr >"$D/victim.pcap"
+ln -s "$D/victim.pcap" "$D/time/web-20000101T000002.000Z.pcap"
+pcaphdr >"$D/time/web-20000101T000003.000Z.pcap"
+chown nobody "$D/time/web-20000101T000003.000Z.pcap"
+pcaphdr >"$D/time/web-20001399T000000.000Z.pcap"
+PLANTED=3 # regular files among them
 st_capture_start agent2 "$ST_SRV_NS" "$ST_SRV_IF" "$D/time/web.pcap" --port 80 --rotate-sec 1 --keep 2
 st_in "$ST_CLI_NS" wrk -t1 -c1 -d4s --timeout 5s "http://$ST_SRV4/f1448" >/dev/null &
 WRK=$!
 most=0
 for i in $(seq 1 45); do
-	n=$(find "$D/time" -type f | wc -l)
+	n=$(($(find "$D/time" -type f | wc -l) - PLANTED))
 	[ "$n" -gt "$most" ] && most=$n
 	sleep 0.1
 done
@@ -84,7 +95,13 @@ st_stop "$ST_AGENT_PID" INT || rc=$?
 ls -la "$D/time"
 [ "$most" -le 2 ] || st_fail "$most files at once with --keep 2"
 [ ! -e "$D/time/web-20000101T000000.000Z.pcap" ] || st_fail "the older run's file was kept"
-n=$(find "$D/time" -type f | wc -l)
+for f in web-20000101T000001.000Z.pcap web-20000101T000002.000Z.pcap web-20000101T000003.000Z.pcap \
+	web-20001399T000000.000Z.pcap; do
+	[ -e "$D/time/$f" ] || [ -L "$D/time/$f" ] || st_fail "--keep removed $f, which this job did not write"
+done
+[ -L "$D/time/web-20000101T000002.000Z.pcap" ] && [ "$(stat -c %s "$D/victim.pcap")" = 24 ] ||
+	st_fail "the symlink or what it names was touched"
+n=$(($(find "$D/time" -type f | wc -l) - PLANTED))
 [ "$n" -eq 2 ] || st_fail "$n files at the end, --keep 2"
 summary=$(st_summary "$D/agent2.err")
 echo "$summary" | cut -c1-200

@@ -18,7 +18,7 @@ D=$ST_TMP
 # ---- config errors: no root needed -------------------------------------------------------
 check_err() { # FILE EXPECTED-REGEX: --check exits 2 with that one line
 	local rc=0 out
-	out=$("$ST_BIN" daemon --config "$1" --check 2>&1 >/dev/null) || rc=$?
+	out=$(timeout 10 "$ST_BIN" daemon --config "$1" --check 2>&1 >/dev/null) || rc=$?
 	[ "$rc" -eq 2 ] || st_fail "--check $1: exit $rc, expected 2 ($out)"
 	[ "$(wc -l <<<"$out")" -eq 1 ] || st_fail "--check $1: more than one line: $out"
 	grep -Eq "$2" <<<"$out" || st_fail "--check $1: '$out' does not match '$2'"
@@ -37,6 +37,25 @@ printf '[capture web]\niface = lo\nport = 80\n' >"$D/incomplete.conf"
 check_err "$D/incomplete.conf" "incomplete.conf:1: \[capture web\]: capture: -w FILE is required"
 printf '[tcpdump web]\niface = lo\n' >"$D/cmd.conf"
 check_err "$D/cmd.conf" "cmd.conf:1: \[tcpdump web\]: unknown command 'tcpdump'"
+# a file that runs nothing, or that is not a file, is refused (no jobs is an error)
+printf '[daemon]\nlog-level = info\n' >"$D/nojobs.conf"
+check_err "$D/nojobs.conf" "nojobs.conf: no jobs: a job is a section \[capture NAME\]"
+check_err "$D" "$D: not a regular file \(a directory\)"
+: >"$D/empty.conf"
+check_err "$D/empty.conf" "empty.conf: the file is empty: no jobs"
+mkfifo "$D/fifo.conf"
+check_err "$D/fifo.conf" "fifo.conf: not a regular file \(a FIFO\)"
+printf '[capture web]\niface = lo\nport = 80\nwrite = x.pcap\nduration = 1\0\n' >"$D/nul.conf"
+check_err "$D/nul.conf" "nul.conf:5: a NUL byte \(column 13\): the file is not text"
+# a realistic match-path regex (lines up to 64 KiB; inih's own buffer is 200 bytes)
+re="^/(api|v[0-9]+)/($(seq -s '|' -f 'endpoint%g' 1 400))(/[a-z0-9_-]+)*\$"
+printf '[shadow web]\niface = lo\nport = 80\nto = 127.0.0.1:1\nmatch-path = %s\n' "$re" >"$D/longre.conf"
+out=$("$ST_BIN" daemon --config "$D/longre.conf" --check 2>&1) ||
+	st_fail "a ${#re}-byte match-path was refused: $out"
+st_log "  ok: a ${#re}-byte match-path regex passes --check"
+head -c 70000 /dev/zero | tr '\0' a | sed 's/^/match-path = /' >"$D/toolong.body"
+{ printf '[shadow web]\niface = lo\nport = 80\nto = 127.0.0.1:1\n'; cat "$D/toolong.body"; echo; } >"$D/toolong.conf"
+check_err "$D/toolong.conf" "toolong.conf:5: line longer than 65536 bytes"
 out=$("$ST_BIN" daemon --config "$ST_ROOT/tools/systemd/shadowtap.conf.example" --check) ||
 	st_fail "the example configuration does not pass --check"
 grep -q "2 job(s)" <<<"$out" || st_fail "the example configuration: $out"
@@ -82,6 +101,11 @@ out=$("$ST_BIN" daemon --config "$CONF" --check) || st_fail "--check of the good
 echo "$out"
 grep -Eq "capture +web +iface $ST_SRV_IF, port\(s\) 80" <<<"$out" || st_fail "--check does not list the capture job"
 grep -Eq "shadow +canary" <<<"$out" || st_fail "--check does not list the shadow job"
+# each job in words: its input, sample, targets and outputs, as its start will say it
+grep -Eq "^      interface $ST_SRV_IF, port 80, every connection -> web\.pcap \(rotated\)$" <<<"$out" ||
+	st_fail "--check does not say what the capture job writes"
+grep -Eq "^      interface $ST_SRV_IF, port 80, 10% of connections -> 127\.0\.0\.1:9000$" <<<"$out" ||
+	st_fail "--check does not say the shadow job's sample and target"
 
 # sd_notify's receiver: every datagram, one per line
 NOTIFY=$D/notify.sock
@@ -104,7 +128,7 @@ DPID=$!
 ST_PIDS+=("$DPID")
 st_wait_log "$D/notify.log" '^READY=1' 10
 st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$DPID" || st_fail "the daemon is not attached"
-grep -q "job canary: shadow running on interface $ST_SRV_IF (2 job(s) share it)" "$D/daemon.err" ||
+grep -Eq "job canary: shadow running: interface $ST_SRV_IF, port 80, 10% of connections -> 127\.0\.0\.1:9000 \(2 job\(s\) share its tap\)" "$D/daemon.err" ||
 	{ cat "$D/daemon.err"; st_fail "the shadow job does not share the capture's tap"; }
 grep -q 'loading the shared programs again' "$D/daemon.err" && st_fail "the second job loaded the programs again"
 links=$(st_pid_links "$DPID" | wc -l)
@@ -141,11 +165,15 @@ for line in open(sys.argv[1]):
         assert name.endswith("_total") == (kind == "counter"), line
         types[name] = kind
     elif line:
-        m = re.fullmatch(r'([a-z_]+)(\{[^}]*\})? ([0-9]+)', line)
+        m = re.fullmatch(r'([a-z_][a-z0-9_]*)(\{[^}]*\})? ([0-9]+(?:\.[0-9]+)?)', line)
         assert m, "bad sample: " + line
         assert m.group(1) in types, "sample before its TYPE: " + line
-        samples.append((m.group(1), m.group(2) or "", int(m.group(3))))
+        samples.append((m.group(1), m.group(2) or "", float(m.group(3))))
 get = lambda n, l: [v for s, lab, v in samples if s == n and lab == l]
+# the build, and the shadow's target as a label of its own
+assert len([1 for s, lab, v in samples if s == "shadowtap_build_info" and re.fullmatch(r'\{version="[^"]+"\}', lab) and v == 1]) == 1
+assert get("shadowtap_shadow_target_up", '{job="canary",command="shadow",target="127.0.0.1:9000"}') == [1]
+assert get("shadowtap_shadow_target_downs_total", '{job="canary",command="shadow",target="127.0.0.1:9000"}') == [0]
 assert get("shadowtap_job_up", '{job="web",command="capture"}') == [1]
 assert get("shadowtap_job_up", '{job="canary",command="shadow"}') == [1]
 assert get("shadowtap_tap_jobs", '{job="web",command="capture"}') == [2]
@@ -154,6 +182,14 @@ assert len(get("shadowtap_requests_total", '{job="canary",command="shadow"}')) =
 assert get("shadowtap_daemon_jobs", "") == [2]
 print("metrics: %d families, %d samples" % (len(types), len(samples)))
 EOF
+# 100 idle connections from one client do not starve the scrape (at most 8 per address)
+st_bg idle st_in_bg "$ST_SRV_NS" python3 "$ST_ROOT/tests/integration/link_stranger.py" idle \
+	"${METRICS##*:}" 100 2 1
+st_wait_log "$D/idle.log" '^held 100' 10
+st_in "$ST_SRV_NS" curl -s -S --max-time 3 "http://$METRICS/metrics" >"$D/metrics2.txt" ||
+	st_fail "/metrics did not answer with 100 idle connections open"
+grep -q '^shadowtap_daemon_jobs 2$' "$D/metrics2.txt" || st_fail "/metrics with 100 idle connections: no jobs gauge"
+kill "$ST_LAST_PID"
 out=$(st_in "$ST_SRV_NS" curl -s -S --max-time 5 "http://$METRICS/healthz")
 [ "$out" = ok ] || st_fail "/healthz is not ok: $out"
 
@@ -176,13 +212,37 @@ out=$(ctl reload) || rc=$?
 [ "$rc" -eq 1 ] || st_fail "ctl reload of an invalid file: exit $rc, expected 1 ($out)"
 grep -q "shadowtap.conf:[0-9]*: \[capture broken\]: unknown key 'rotate'" "$D/daemon.err" ||
 	st_fail "the rejected reload's reason is not in the log"
+# ... and in the answer (it used to say only "the daemon's log says why")
+grep -q "^error: $CONF rejected: $CONF:[0-9]*: \[capture broken\]: unknown key 'rotate'; the 3 running job(s) stay as they were$" <<<"$out" ||
+	st_fail "ctl reload does not say why the file was rejected: $out"
 kill -HUP "$DPID" # the same file by signal: rejected too
 sleep 0.3
 cp "$D/good.conf" "$CONF"
+# the file replaced by a FIFO: a SIGHUP is rejected at once, the daemon never waits for a
+# writer (it used to block in open(): ctl status timed out)
+mv "$CONF" "$D/moved.conf"
+mkfifo "$CONF"
+kill -HUP "$DPID"
+st_wait_log "$D/daemon.err" 'shadowtap.conf: not a regular file \(a FIFO\)' 5
+out=$(timeout 5 "$ST_BIN" ctl --socket "$D/ctl.sock" status 2>&1) ||
+	st_fail "ctl status after a SIGHUP with a FIFO for the file: $out"
+rm "$CONF"
+mv "$D/moved.conf" "$CONF"
 out=$(ctl status)
 echo "$out"
 [ "$(grep -c ' running ' <<<"$out")" -eq 3 ] || st_fail "ctl status: 3 jobs running expected"
 grep -q "^web .* capture .* iface $ST_SRV_IF .* running .*packets=" <<<"$out" || st_fail "ctl status: no capture line"
+# the daemon's uptime and reloads; each job's uptime, target, outputs: the file being
+# written now and its size; the shadow's target
+grep -Eq "^daemon: up [0-9]+[smhd][0-9]*[smh]?, 3 job\(s\) from $CONF; metrics http://$METRICS/metrics; reloads 1 \(3 rejected\); shadowtap " <<<"$out" ||
+	st_fail "ctl status: no daemon line"
+grep -Eq "^web +capture +iface $ST_SRV_IF +running +[0-9]+[smh]" <<<"$out" || st_fail "ctl status: no uptime"
+grep -Eq "^    interface $ST_SRV_IF, port 80, every connection -> web-[0-9]{8}T[0-9]{6}\.[0-9]{3}Z\.pcap \([0-9.]+ (B|KB|MB) so far; rotated\)$" <<<"$out" ||
+	st_fail "ctl status: the capture job's current file and its size"
+grep -Eq "^    interface $ST_SRV_IF, port 80, 50% of connections -> 127\.0\.0\.1:9000$" <<<"$out" ||
+	st_fail "ctl status: the shadow job's target"
+grep -Eq "^    interface $ST_SRV_IF, port 80, every connection -> one file per direction in flows/$" <<<"$out" ||
+	st_fail "ctl status: the flows job's output"
 
 wait "$CURL_PID" || st_fail "curl failed"
 wait "$WRK_PID" || true

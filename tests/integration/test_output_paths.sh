@@ -6,7 +6,11 @@
 #    with its own /dev: if this ever fails, the host's /dev/null is not the one replaced);
 #  - --metrics to a FIFO: written in place, and without a reader the run does not hang;
 #  - --metrics to a regular file: still replaced atomically (a new inode, complete content,
-#    mode kept, no temporary file left), through a symlink too (the link stays a link);
+#    mode kept, no temporary file left); a new file is created 0600 (--output-mode says
+#    otherwise);
+#  - a symlink planted where any output goes (capture -w, receive -w and -o, flows -o, tee -o,
+#    replay --metrics/--report/--report-json/--diffs, report -o/--report-json) is refused
+#    with one line naming it, and the file or folder it points to is untouched;
 #  - capture whose attach fails with -w /dev/null, -w an existing file, -w a missing path:
 #    each left as it was (the old code truncated and then unlinked it);
 #  - flows --force into a folder where a symlink or a FIFO has a flow's name: not followed,
@@ -19,22 +23,15 @@ st_init
 
 PCAP=$ST_TMP/one.pcap
 # One HTTP connection on port 80 (raw IPv4 link type): SYN, SYN-ACK, ACK, a GET, FIN.
-python3 - "$PCAP" <<'PY'
-import struct, sys
-def pkt(src, dst, sp, dp, seq, ack, flags, data=b""):
-    tcp = struct.pack("!HHIIBBHHH", sp, dp, seq, ack, 5 << 4, flags, 65535, 0, 0) + data
-    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(tcp), 1, 0x4000, 64, 6, 0,
-                     bytes(src), bytes(dst))
-    return ip + tcp
+PYTHONPATH=$ST_ROOT/tests/integration python3 - "$PCAP" <<'PY'
+import sys
+from rawpcap import pkt, write
 c, s = [10, 9, 0, 1], [10, 9, 0, 2]
 req = b"GET /metrics-test HTTP/1.1\r\nHost: x\r\n\r\n"
 pkts = [pkt(c, s, 40000, 80, 100, 0, 0x02), pkt(s, c, 80, 40000, 500, 101, 0x12),
         pkt(c, s, 40000, 80, 101, 501, 0x10), pkt(c, s, 40000, 80, 101, 501, 0x18, req),
         pkt(c, s, 40000, 80, 101 + len(req), 501, 0x11)]
-with open(sys.argv[1], "wb") as f:
-    f.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 101))
-    for i, p in enumerate(pkts):
-        f.write(struct.pack("<IIII", 1700000000, i * 1000, len(p), len(p)) + p)
+write(sys.argv[1], pkts)
 PY
 REPLAY=("$ST_BIN" replay "$PCAP" --port 80 --to 127.0.0.1:9 --fast --drain 0)
 
@@ -69,7 +66,7 @@ grep -q '^shadowtap_requests_total{command="replay"} 1$' "$ST_TMP/fifo.got" ||
 	{ cat "$ST_TMP/fifo.got"; st_fail "the FIFO's reader did not get the metrics"; }
 [ -p "$ST_TMP/metrics.fifo" ] || st_fail "the FIFO was replaced"
 
-st_log "--metrics to a regular file (and through a symlink): replaced atomically"
+st_log "--metrics to a regular file: replaced atomically"
 mkdir "$ST_TMP/prom"
 echo "old content" >"$ST_TMP/prom/shadow.prom"
 chmod 640 "$ST_TMP/prom/shadow.prom"
@@ -82,11 +79,53 @@ ino1=$(stat -c %i "$ST_TMP/prom/shadow.prom")
 grep -q '^shadowtap_requests_total{command="replay"} 1$' "$ST_TMP/prom/shadow.prom" ||
 	{ cat "$ST_TMP/prom/shadow.prom"; st_fail "metrics file content"; }
 ! grep -q 'old content' "$ST_TMP/prom/shadow.prom" || st_fail "old content left in the metrics file"
-"${REPLAY[@]}" --metrics "$ST_TMP/prom/link.prom" >/dev/null 2>&1 || st_fail "replay --metrics LINK failed"
-[ -L "$ST_TMP/prom/link.prom" ] || st_fail "the symlink was replaced by a file"
-[ "$(stat -c %i "$ST_TMP/prom/shadow.prom")" != "$ino1" ] || st_fail "the symlink's target was not replaced"
 left=$(ls -A "$ST_TMP/prom" | grep -vxE 'shadow.prom|link.prom' || true)
 [ -z "$left" ] || st_fail "files left next to the metrics file: $left"
+
+st_log "new output files are 0600, or --output-mode's"
+"${REPLAY[@]}" --metrics "$ST_TMP/prom/new.prom" --report-json "$ST_TMP/prom/part.json" \
+	>/dev/null 2>&1 || st_fail "replay --metrics NEW failed"
+for f in new.prom part.json; do
+	[ "$(stat -c %a "$ST_TMP/prom/$f")" = 600 ] || st_fail "$f created $(stat -c %a "$ST_TMP/prom/$f"), want 600"
+done
+"${REPLAY[@]}" --metrics "$ST_TMP/prom/shared.prom" --output-mode 0644 >/dev/null 2>&1 ||
+	st_fail "replay --output-mode 0644 failed"
+[ "$(stat -c %a "$ST_TMP/prom/shared.prom")" = 644 ] || st_fail "--output-mode 0644 gave $(stat -c %a "$ST_TMP/prom/shared.prom")"
+rc=0
+"${REPLAY[@]}" --metrics "$ST_TMP/prom/x.prom" --output-mode 0444 >/dev/null 2>"$ST_TMP/mode.err" || rc=$?
+[ "$rc" -eq 2 ] || { cat "$ST_TMP/mode.err"; st_fail "--output-mode 0444: exit $rc, want 2"; }
+
+st_log "a symlink planted where an output goes: refused, what it points to untouched"
+mkdir "$ST_TMP/ln" "$ST_TMP/victimdir"
+echo victim >"$ST_TMP/victim"
+: >"$ST_TMP/empty.tee"
+# refused NAME LINKTARGET CMD... (LINK in CMD is the planted link's path)
+refused() {
+	local name=$1 target=$2 rc=0 args=() a
+	shift 2
+	rm -f "$ST_TMP/ln/link"
+	ln -s "$target" "$ST_TMP/ln/link"
+	for a in "$@"; do args+=("${a//LINK/$ST_TMP/ln/link}"); done
+	timeout 30 "${args[@]}" >/dev/null 2>"$ST_TMP/ln.err" </dev/null || rc=$?
+	[ "$rc" -eq 1 ] || { cat "$ST_TMP/ln.err"; st_fail "$name into a planted symlink: exit $rc, want 1"; }
+	grep -q "symbolic link" "$ST_TMP/ln.err" || { cat "$ST_TMP/ln.err"; st_fail "$name: the error does not name the symlink"; }
+	[ "$(cat "$ST_TMP/victim")" = victim ] || st_fail "$name wrote through a symlink"
+	[ -z "$(ls -A "$ST_TMP/victimdir")" ] || st_fail "$name wrote into the folder a symlink names"
+	[ -L "$ST_TMP/ln/link" ] || st_fail "$name replaced the symlink"
+	[ "$(ls -A "$ST_TMP/ln")" = link ] || st_fail "$name left files next to the link: $(ls -A "$ST_TMP/ln")"
+	echo "  $name: $(head -n1 "$ST_TMP/ln.err")"
+}
+refused "capture -w" "$ST_TMP/victim" "$ST_BIN" capture --iface st-nosuch0 --port 80 -w LINK
+refused "tee -o" "$ST_TMP/victim" "$ST_BIN" tee --iface st-nosuch0 --port 80 -o LINK
+refused "receive -w" "$ST_TMP/victim" "$ST_BIN" receive "$ST_TMP/empty.tee" -w LINK
+refused "receive -o" "$ST_TMP/victimdir" "$ST_BIN" receive "$ST_TMP/empty.tee" -o LINK --force
+refused "flows -o" "$ST_TMP/victimdir" "$ST_BIN" flows "$PCAP" -o LINK --force
+refused "replay --metrics" "$ST_TMP/victim" "${REPLAY[@]}" --metrics LINK
+refused "replay --report" "$ST_TMP/victim" "${REPLAY[@]}" --report LINK
+refused "replay --report-json" "$ST_TMP/victim" "${REPLAY[@]}" --report-json LINK
+refused "replay --diffs" "$ST_TMP/victim" "${REPLAY[@]}" --diffs LINK
+refused "report -o" "$ST_TMP/victim" "$ST_BIN" report --merge "$ST_TMP/prom/part.json" -o LINK
+refused "report --report-json" "$ST_TMP/victim" "$ST_BIN" report --merge "$ST_TMP/prom/part.json" --report-json LINK
 
 st_log "capture: a failed attach leaves -w as it was"
 echo "precious bytes" >"$ST_TMP/existing.pcap"

@@ -5,6 +5,8 @@
 #    whose packets add up to the summary's, the run goes on, exit 0 with its summary; a SIGHUP
 #    while FILE was not moved changes nothing; `-w -` ignores it (one valid stream);
 #  - SIGHUP to shadow and flows: nothing to reopen, they go on;
+#  - a capture started with & by this (non-interactive) script, whose shell starts it with
+#    SIGINT ignored, stops at kill -INT as tcpdump does: exit 0, summary, a whole pcap;
 #  - SIGQUIT (and SIGUSR2 for flows): the run stops as on SIGINT: every packet captured is
 #    in the pcap (the old code died with a 24-byte file), the summary is printed, exit 0,
 #    nothing left attached; SIGXFSZ (a resource limit): the same, but exit 1.
@@ -122,6 +124,31 @@ stop_by() {
 	not_attached "SIG$sig"
 	st_log "  SIG$sig: exit $rc, $n packets, summary printed, nothing attached"
 }
+st_log "capture started with & by this script (SIGINT ignored, as a non-interactive shell starts it), stopped by kill -INT"
+# the shell's rule, seen on a process of its own: its background jobs ignore SIGINT
+sleep 60 &
+for _ in $(seq 1 50); do [ "$(cat "/proc/$!/comm" 2>/dev/null)" = sleep ] && break; sleep 0.1; done
+mask=$(awk '/^SigIgn:/ { print $2 }' "/proc/$!/status") # (once it runs sleep: set before exec)
+kill $!
+(( 0x$mask & 2 )) || st_skip "this shell does not start background jobs with SIGINT ignored"
+# (not st_in_bg, which restores the default: the agent must do it itself)
+ip netns exec "$ST_SRV_NS" "$ST_BIN" capture --iface "$ST_SRV_IF" --port 80 -w "$ST_TMP/bg.pcap" \
+	>"$ST_TMP/bg.out" 2>"$ST_TMP/bg.err" </dev/null &
+pid=$!
+ST_PIDS+=("$pid")
+for _ in $(seq 1 100); do st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$pid" && break; sleep 0.1; done
+st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$pid" || { cat "$ST_TMP/bg.err"; st_fail "the background capture did not attach"; }
+traffic
+rc=0
+st_stop "$pid" INT || rc=$?
+[ "$rc" -eq 0 ] || { cat "$ST_TMP/bg.err"; st_fail "kill -INT of a background capture: exit $rc"; }
+s=$(st_summary "$ST_TMP/bg.err")
+n=$(pcap_packets "$ST_TMP/bg.pcap") || st_fail "kill -INT of a background capture: the pcap is not valid"
+[ "$n" -gt 0 ] && [ "$n" -eq "$(st_summary_field "$s" packets)" ] ||
+	st_fail "kill -INT of a background capture: $n packets in the file, summary: $s"
+not_attached "background SIGINT"
+st_log "  kill -INT: exit 0, $n packets, summary printed, nothing attached"
+
 st_log "capture ended by other signals"
 # (tests/unit/base/test_loop.c goes through every signal; these are the whole path, end to end)
 stop_by QUIT 0

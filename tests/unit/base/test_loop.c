@@ -3,7 +3,8 @@
  * The event loop's signals (agent/base/loop.h): every signal whose default action ends the process
  * arrives through the loop; stop signals end the run (the last tick still runs), SIGHUP calls
  * the command's callback or goes on, a registered callback replaces a default, signals
- * inherited as ignored stay ignored (but SIGHUP), and the old state is back after free.
+ * inherited as ignored stay ignored (but SIGHUP, SIGINT and SIGTERM), and the old state is
+ * back after free.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -125,11 +126,26 @@ static void t_inherited_ignore_and_restore(void **state)
 	sigemptyset(&before);
 	sigemptyset(&after);
 
-	/* a shell's background job ignores SIGINT: it stays ignored (raise is a no-op) */
-	signal(SIGINT, SIG_IGN);
-	assert_int_equal(run_with(SIGINT, &c, false, 0.1, &by), 0);
+	/* a script's background job starts with SIGINT ignored: the loop takes it all the same
+	 * (kill -INT stops the run, as it stops tcpdump), and it is ignored again after free;
+	 * SIGTERM likewise */
+	for (int sig = SIGINT; sig; sig = sig == SIGINT ? SIGTERM : 0) {
+		struct sigaction sa;
+
+		signal(sig, SIG_IGN);
+		memset(&c, 0, sizeof(c));
+		assert_int_equal(run_with(sig, &c, false, 5, &by), 0);
+		assert_int_equal(by, sig);
+		assert_int_equal(sigaction(sig, NULL, &sa), 0);
+		assert_true(sa.sa_handler == SIG_IGN);
+		signal(sig, SIG_DFL);
+	}
+	/* any other stop signal ignored by whoever started us stays ignored (raise: a no-op) */
+	signal(SIGQUIT, SIG_IGN);
+	memset(&c, 0, sizeof(c));
+	assert_int_equal(run_with(SIGQUIT, &c, false, 0.1, &by), 0);
 	assert_int_equal(by, 0);
-	signal(SIGINT, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
 	/* the mask is what it was after free; a signal pending at free is dropped, not delivered */
 	sigprocmask(SIG_SETMASK, NULL, &before);
 	l = st_loop__new();

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "optparse.h"
 #include "opts.h"
@@ -61,7 +62,7 @@ static const struct st_opt demo_opts[] = {
 	ST_OPT_UINT("ring-mb", 0, struct demo, ring, "N", 1, 2048, ST_OPTF_POW2 | ST_OPTF_MIB,
 		    "ring size"),
 	ST_OPT_UINT("mem-mb", 0, struct demo, mem, "N", 1, 1 << 20, ST_OPTF_MIB, "memory"),
-	ST_OPT_DOUBLE("duration", 'd', struct demo, secs, "SEC", 0.001, 1e9, "stop after SEC\nseconds"),
+	ST_OPT_SECONDS("duration", 'd', struct demo, secs, 0.001, 1e9, "stop after SEC\nseconds"),
 	ST_OPT_CHOICE("attach", 0, struct demo, mode, "MODE", modes, "attach mode"),
 	ST_OPT_FUNC("port", 'p', "P", ST_OPTF_REPEAT, add_port, "a port"),
 	ST_OPT_FUNC("sorted", 0, "PATH", ST_OPTF_REPEAT | ST_OPTF_OPTVAL, add_sort, "sort"),
@@ -154,6 +155,52 @@ static void test_help(void **state)
 	assert_int_equal(PARSE(&d, &first, "--help"), -1);
 }
 
+static const struct st_opt tune_opts[] = {
+	ST_OPT_UINT("ring", 0, struct demo, ring, "N", 1, 64, 0, "tuning a"),
+};
+static const struct st_opt tune2_opts[] = {
+	ST_OPT_UINT("ring2", 0, struct demo, ring, "N", 1, 64, 0, "tuning b"),
+};
+static const struct st_opt other_opts[] = {
+	ST_OPT_FLAG("other", 0, struct demo, flag, "other"),
+};
+
+/* Sets with a title come after the untitled ones, under their heading, sets of one title
+ * together; the manual's part likewise. */
+static void test_help_titles(void **state)
+{
+	struct demo d;
+	struct st_optset sets[] = {
+		ST_OPTSET_T(tune_opts, &d, "Tuning"),
+		ST_OPTSET(demo_opts, &d),
+		ST_OPTSET_T(other_opts, &d, "Other"),
+		ST_OPTSET_T(tune2_opts, &d, "Tuning"),
+	};
+	char *buf = NULL, *t, *o;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int first;
+
+	st_opts_help(f, sets, 4);
+	fclose(f);
+	t = strstr(buf, "\nTuning:\n      --ring N          tuning a\n      --ring2 N         tuning b\n");
+	o = strstr(buf, "\nOther:\n      --other");
+	assert_non_null(t);
+	assert_non_null(o);
+	assert_true(strstr(buf, "--write FILE") < t && t < o);
+	assert_null(strstr(t + 2, "Tuning:"));
+	free(buf);
+	/* the rows parse wherever they are listed */
+	{
+		char *argv[] = { "demo", "--ring2", "7", "--other", NULL };
+
+		memset(&d, 0, sizeof(d));
+		assert_int_equal(st_opts_parse(sets, 4, "demo", "", 4, argv, &first), 0);
+		assert_int_equal(d.ring, 7);
+		assert_true(d.flag);
+	}
+}
+
 static void test_find_and_set(void **state)
 {
 	struct demo d = { 0 };
@@ -184,6 +231,72 @@ static void test_sizes(void **state)
 	assert_int_equal(st_opt_set(&o, &d, "", "--max-mem"), -1);
 }
 
+/* Durations take a unit wherever they are asked for; a bare number is seconds. */
+static void test_seconds(void **state)
+{
+	static const struct {
+		const char *in;
+		double want;
+	} ok[] = { { "90", 90 }, { "90s", 90 }, { "1.5m", 90 }, { "15m", 900 }, { "1h", 3600 },
+		   { "500ms", 0.5 }, { "2d", 172800 }, { ".5", 0.5 }, { "0", 0 } };
+	static const char *const bad[] = { "", "m", "-5", "+5", "5 m", "5x", "5mm", "1e999",
+					   "inf", "nan", "h1", "5m30s" };
+	struct demo d;
+	double v;
+	int first;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		assert_int_equal(st_parse_seconds(ok[i].in, &v), 0);
+		assert_true(v == ok[i].want);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(st_parse_seconds(bad[i], &v), -1);
+	assert_int_equal(PARSE(&d, &first, "--duration", "15m"), 0);
+	assert_true(d.secs == 900);
+	assert_int_equal(PARSE(&d, &first, "-d", "250ms"), 0);
+	assert_true(d.secs == 0.25);
+	assert_int_equal(PARSE(&d, &first, "--duration", "2000000000s"), ST_EXIT_USAGE); /* range */
+}
+
+/* Typos get the nearest name: a letter missing, one too many, two swapped, one wrong. */
+static void test_nearest(void **state)
+{
+	static const char *const cmds[] = { "capture", "flows", "shadow", "replay", "tee",
+					    "receive", "daemon", "ctl", "report" };
+	const size_t n = sizeof(cmds) / sizeof(cmds[0]);
+	struct demo d;
+	char buf[512] = "";
+	FILE *f = tmpfile();
+	int first, saved = dup(2);
+
+	assert_string_equal(st_nearest("captur", cmds, n), "capture");
+	assert_string_equal(st_nearest("capturee", cmds, n), "capture");
+	assert_string_equal(st_nearest("shadwo", cmds, n), "shadow");
+	assert_string_equal(st_nearest("replya", cmds, n), "replay");
+	assert_string_equal(st_nearest("recieve", cmds, n), "receive");
+	assert_string_equal(st_nearest("te", cmds, n), "tee");
+	assert_null(st_nearest("xyz", cmds, n));
+	assert_null(st_nearest("catalogue", cmds, n));
+	assert_null(st_nearest("", cmds, n));
+
+	/* the message names it */
+	assert_non_null(f);
+	fflush(stderr);
+	dup2(fileno(f), 2);
+	assert_int_equal(PARSE(&d, &first, "--durration", "5"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--rign-mb=8"), ST_EXIT_USAGE);
+	assert_int_equal(PARSE(&d, &first, "--zzzzzz"), ST_EXIT_USAGE);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(f);
+	assert_true(fread(buf, 1, sizeof(buf) - 1, f) > 0);
+	fclose(f);
+	assert_non_null(strstr(buf, "unknown option '--durration' (did you mean --duration?)"));
+	assert_non_null(strstr(buf, "unknown option '--rign-mb=8' (did you mean --ring-mb?)"));
+	assert_non_null(strstr(buf, "unknown option '--zzzzzz' (see shadowtap demo --help)"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -191,8 +304,11 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_optional_value),
 		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_help_titles),
 		cmocka_unit_test(test_find_and_set),
 		cmocka_unit_test(test_sizes),
+		cmocka_unit_test(test_seconds),
+		cmocka_unit_test(test_nearest),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

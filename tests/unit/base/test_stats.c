@@ -115,6 +115,94 @@ static void test_prometheus_jobs(void **state)
 	free(out);
 }
 
+/* A value with a label of its own (a shadow target): one family, one sample per label value
+ * and job, never on the summary line. */
+static void test_labeled(void **state)
+{
+	struct st_statline la, lb;
+	const struct st_statline *ls[2] = { &la, &lb };
+	const char *jobs[2] = { "a", "b" }, *cmds[2] = { "shadow", "shadow" };
+	char line[256], *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	st_statline_init(&la);
+	st_statline_add(&la, "requests", 3, ST_STAT_COUNTER, "requests");
+	st_statline_add_labeled(&la, "target_up", "target", "10.0.0.1:80", 1, ST_STAT_GAUGE, "up");
+	st_statline_add_labeled(&la, "target_up", "target", "10.0.0.2:\"80", 0, ST_STAT_GAUGE, "up");
+	st_statline_init(&lb);
+	st_statline_add_labeled(&lb, "target_up", "target", "10.0.0.3:80", 1, ST_STAT_GAUGE, "up");
+	st_statline_format(&la, line, sizeof(line));
+	assert_string_equal(line, "requests=3");
+	assert_int_equal(st_statlines_prometheus(ls, jobs, cmds, 2, f), 0);
+	fclose(f);
+	assert_non_null(strstr(out, "# HELP shadowtap_target_up up\n# TYPE shadowtap_target_up gauge\n"
+				    "shadowtap_target_up{job=\"a\",command=\"shadow\",target=\"10.0.0.1:80\"} 1\n"
+				    "shadowtap_target_up{job=\"a\",command=\"shadow\",target=\"10.0.0.2:\\\"80\"} 0\n"
+				    "shadowtap_target_up{job=\"b\",command=\"shadow\",target=\"10.0.0.3:80\"} 1\n"));
+	free(out);
+	out = NULL;
+	f = open_memstream(&out, &len);
+	assert_int_equal(st_statline_prometheus(&la, f, "shadow"), 0);
+	fclose(f);
+	assert_non_null(strstr(out, "# TYPE shadowtap_target_up gauge\n"
+				    "shadowtap_target_up{command=\"shadow\",target=\"10.0.0.1:80\"} 1\n"
+				    "shadowtap_target_up{command=\"shadow\",target=\"10.0.0.2:\\\"80\"} 0\n"));
+	assert_null(strstr(strstr(out, "# TYPE shadowtap_target_up") + 1, "# TYPE shadowtap_target_up"));
+	free(out);
+}
+
+#define UNIT_STATS(X, T)                                          \
+	X(T, queued, GAUGE_BYTES, "bytes queued now")             \
+	X(T, lost, COUNTER_BYTES, "bytes lost")                   \
+	X(T, gap_bytes, COUNTER_BYTES, "a key that says its unit") \
+	X(T, blind_ms, COUNTER_MS, "milliseconds without input")  \
+	X(T, skipped, DETAIL_BYTES, "bytes skipped")
+
+struct unit_stats {
+	UNIT_STATS(ST_STAT_FIELD, _)
+};
+ST_STAT_TABLE_DEFINE(unit_stat, struct unit_stats, UNIT_STATS);
+
+/* Metrics in base units, named: bytes get _bytes (once), milliseconds become seconds; the
+ * summary keeps the keys and the numbers as they are. */
+static void test_units(void **state)
+{
+	struct unit_stats a = { .queued = 4096, .lost = 3, .gap_bytes = 9, .blind_ms = 2005,
+				.skipped = 0 };
+	const struct st_statline *ls[1];
+	const char *jobs[1] = { "web" }, *cmds[1] = { "capture" };
+	struct st_statline l;
+	char *out = NULL, buf[256];
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	st_statline_init(&l);
+	st_statline_add_table(&l, unit_stat_desc, unit_stat_n, &a);
+	ls[0] = &l;
+	st_statline_format(&l, buf, sizeof(buf));
+	assert_string_equal(buf, "queued=4096 lost=3 gap_bytes=9 blind_ms=2005");
+	assert_int_equal(st_statline_prometheus(&l, f, "shadow"), 0);
+	assert_int_equal(st_statlines_prometheus(ls, jobs, cmds, 1, f), 0);
+	fclose(f);
+	assert_non_null(strstr(out, "# TYPE shadowtap_queued_bytes gauge\n"
+				    "shadowtap_queued_bytes{command=\"shadow\"} 4096\n"));
+	assert_non_null(strstr(out, "# TYPE shadowtap_lost_bytes_total counter\n"
+				    "shadowtap_lost_bytes_total{command=\"shadow\"} 3\n"));
+	assert_non_null(strstr(out, "shadowtap_gap_bytes_total{command=\"shadow\"} 9\n"));
+	assert_non_null(strstr(out, "# HELP shadowtap_blind_seconds_total milliseconds without input\n"
+				    "# TYPE shadowtap_blind_seconds_total counter\n"
+				    "shadowtap_blind_seconds_total{command=\"shadow\"} 2.005\n"));
+	assert_non_null(strstr(out, "shadowtap_skipped_bytes_total{command=\"shadow\"} 0\n"));
+	assert_non_null(strstr(out, "shadowtap_blind_seconds_total{job=\"web\",command=\"capture\"} 2.005\n"));
+	assert_non_null(strstr(out, "shadowtap_queued_bytes{job=\"web\",command=\"capture\"} 4096\n"));
+	assert_null(strstr(out, "_ms"));
+	assert_null(strstr(out, "bytes_bytes"));
+	free(out);
+}
+
 /* Every field of the engines' stats structs is in their tables, once, in order. */
 static void test_tables_cover_structs(void **state)
 {
@@ -135,6 +223,8 @@ int main(void)
 		cmocka_unit_test(test_line),
 		cmocka_unit_test(test_prometheus),
 		cmocka_unit_test(test_prometheus_jobs),
+		cmocka_unit_test(test_labeled),
+		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_tables_cover_structs),
 	};
 

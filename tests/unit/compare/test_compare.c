@@ -33,6 +33,7 @@
 #include "compare.h"
 #include "compare_merge.h"
 #include "compare_report.h"
+#include "redact.h"
 #include "http.h"
 #include "json.h"
 #include "shadow.h"
@@ -65,7 +66,9 @@ static unsigned rand_seq;
  * The answer of `who` to a request: a JSON body naming the request's target. /diff: the
  * candidate says "v": 2; /rand: every answer carries a new random id (production and the
  * reference too); /gzip: gzip-encoded (another level per side); /chunked: chunked; HEAD:
- * no body; /close: Connection: close. Returns the length; *close set for /close.
+ * no body; /close: Connection: close; /secret: secrets that differ per side in the body
+ * (token, user.password), in X-Api-Key and in Location's query. Returns the length; *close
+ * set for /close.
  */
 static size_t answer(enum who w, const char *method, const char *target, char *out, size_t cap,
 		     bool *close_after)
@@ -73,7 +76,7 @@ static size_t answer(enum who w, const char *method, const char *target, char *o
 	char body[512], enc[1024], hdr[512];
 	size_t bl, o;
 	bool head = !strcmp(method, "HEAD");
-	int v = w == CAND && !strncmp(target, "/diff", 5) ? 2 : 1;
+	int v = w == CAND && (!strncmp(target, "/diff", 5) || !strncmp(target, "/secret", 7)) ? 2 : 1;
 
 	*close_after = !strncmp(target, "/close", 6);
 	/* no body whatever the fields say (the framer must know it from the status) */
@@ -83,6 +86,14 @@ static size_t answer(enum who w, const char *method, const char *target, char *o
 	if (!strncmp(target, "/notmodified", 12))
 		return (size_t)snprintf(out, cap, "HTTP/1.1 304 Not Modified\r\nETag: \"%d\"\r\n"
 					"Content-Length: 999\r\n\r\n", (int)w);
+	if (!strncmp(target, "/secret", 7)) {
+		bl = (size_t)snprintf(body, sizeof(body), "{\"token\": \"s3cr3t-tok-%d\", \"user\": "
+				      "{\"name\": \"bob\", \"password\": [\"s3cr3t-pw-%d\"]}, \"v\": %d}",
+				      v, v, v);
+		return (size_t)snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+					"X-Api-Key: s3cr3t-hdr-%d\r\nLocation: /next?token=s3cr3t-loc-%d&p=%d\r\n"
+					"Content-Length: %zu\r\n\r\n%s", v, v, v, bl, head ? "" : body);
+	}
 	if (!strncmp(target, "/rand", 5)) {
 		unsigned r = ++rand_seq;
 
@@ -843,6 +854,37 @@ static void test_worker_thread(void **state)
 	stage_free(&g);
 }
 
+/* A worker with no report to write waits for its next interval like one with reports: it
+ * used to find the interval due at every turn once a pair was compared (nothing reset it
+ * without a report) and spun on a core for the rest of the run. */
+static void test_worker_idle(void **state)
+{
+	struct stage g;
+	struct tconn t;
+	struct timespec a, b;
+	double cpu;
+
+	stage_up(&g, false, 0);
+	g.ccfg.sync = false;
+	g.ccfg.clock = NULL;         /* the worker's intervals on the real clock */
+	g.ccfg.report_every_s = 0.05;
+	stage_go(&g);
+	t_open(g.sh, &t, 41013);
+	t_sends(g.sh, &t, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+	settle(&g, 1);
+	usleep(200 * 1000); /* past an interval: the pair is in the aggregate */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+	usleep(600 * 1000);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+	cpu = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	if (cpu > 0.1)
+		fail_msg("the process used %.2f s of CPU in 0.6 s of idle time (a spinning worker)",
+			 cpu);
+	t_close(g.sh, &t);
+	stage_down(&g, NULL);
+	stage_free(&g);
+}
+
 /* ---- outputs -------------------------------------------------------------------------------- */
 
 static char *slurp(const char *path, size_t *len)
@@ -909,8 +951,15 @@ static void test_outputs(void **state)
 	assert_non_null(strstr(b, "{\"path\": \"$.v\", \"kind\": \"value\", \"raw\": 1, \"noise\": 0, "
 				  "\"verdict\": \"regression\""));
 	assert_non_null(strstr(b, "\"latency\": {\"production\": {\"p50\": "));
-	assert_non_null(strstr(b, "\"verdict\": \"same\""));
+	/* one sample a side: no latency verdict, said as such (never "same") */
+	assert_non_null(strstr(b, "\"verdict\": \"n/a\""));
+	assert_null(strstr(b, "\"verdict\": \"same\""));
 	assert_non_null(strstr(b, "\"status\": {\"production\": {\"200\": 1}"));
+	/* the run's verdict, as the line on stderr and --fail-on-* have it */
+	assert_non_null(strstr(b, "\"verdict\": {\"result\": \"fail\", \"regressions\": 1, "
+				  "\"regression_endpoints\": 1, \"slower_endpoints\": 0, "
+				  "\"latency_judged_endpoints\": 0, \"endpoints\": 2, "
+				  "\"pairs_compared\": 2, "));
 	{
 		/* what a run writes, report --merge reads (compare_merge.c): this host, the pairs */
 		struct st_cmp_report *r = malloc(sizeof(*r));
@@ -937,6 +986,15 @@ static void test_outputs(void **state)
 	assert_null(strstr(b, "<script"));
 	assert_null(strstr(b, "http://") == NULL ? NULL : strstr(strstr(b, "http://"), "src="));
 	assert_non_null(strstr(b, "<svg"));
+	/* the banner, the value that changed, the words of a verdict without enough samples,
+	 * the counters below the endpoints */
+	assert_non_null(strstr(b, "<div id=\"banner\" class=\"banner fail\">FAIL</div>"));
+	assert_non_null(strstr(b, "<code>$.v</code> <span class=\"vals\"><code>1</code> &rarr; "
+				  "<code>2</code></span>"));
+	assert_non_null(strstr(b, "n/a (n &lt; 10)"));
+	assert_non_null(strstr(b, "latency <strong>n/a</strong>"));
+	assert_null(strstr(b, "0 endpoints slower"));
+	assert_true(strstr(b, "id=\"summary\"") > strstr(b, "id=\"details\""));
 	free(b);
 	st_json_doc_free(&d);
 	unlink(html);
@@ -944,6 +1002,66 @@ static void test_outputs(void **state)
 	unlink(dl);
 	rmdir(g.dir);
 	stage_free(&g);
+}
+
+/* The redaction policy (redact.h) in every output: targets' query values and userinfo, listed
+ * header fields, JSON members and what is under them, request bodies; --no-redact shows all. */
+static void test_outputs_redacted(void **state)
+{
+	for (int off = 0; off < 2; off++) {
+		static const struct st_redact_rules none = { .none = true };
+		struct stage g;
+		struct tconn t;
+		struct st_compare_stats st;
+		char html[128], js[128], dl[128], *b;
+		size_t len;
+
+		stage_up(&g, true, 0);
+		snprintf(g.dir, sizeof(g.dir), "/tmp/st-cmp-XXXXXX");
+		assert_non_null(mkdtemp(g.dir));
+		snprintf(html, sizeof(html), "%s/r.html", g.dir);
+		snprintf(js, sizeof(js), "%s/r.json", g.dir);
+		snprintf(dl, sizeof(dl), "%s/d.jsonl", g.dir);
+		g.ccfg.report = html;
+		g.ccfg.report_json = js;
+		g.ccfg.diffs = dl;
+		if (off)
+			g.ccfg.rules.redact = &none;
+		stage_go(&g);
+		t_open(g.sh, &t, 41014);
+		t_sends(g.sh, &t, "POST /secret?access_token=s3cr3t-q1&page=1;Token=s3cr3t-q2 HTTP/1.1\r\n"
+				  "Host: x\r\nX-Api-Key: s3cr3t-req\r\nReferer: http://u:s3cr3t-ui@h/\r\n"
+				  "Content-Type: text/plain\r\nContent-Length: 27\r\n\r\n"
+				  "{\"password\":\"s3cr3t-body1\"}");
+		settle(&g, 1);
+		t_close(g.sh, &t);
+		stage_down(&g, &st);
+		assert_int_equal(st.diffs_written, 1);
+		for (int k = 0; k < 3; k++) {
+			b = slurp(k == 0 ? dl : k == 1 ? js : html, &len);
+			if (!off && strstr(b, "s3cr3t"))
+				fail_msg("a secret in %s: %s", k == 0 ? dl : k == 1 ? js : html,
+					 strstr(b, "s3cr3t"));
+			if (off && !strstr(b, "s3cr3t-tok-"))
+				fail_msg("--no-redact: the values are not shown in %s", k == 0 ? dl : js);
+			if (!off && k == 0) {
+				assert_non_null(strstr(b, "\"target\": \"/secret?access_token=*********"
+							  "&page=1;Token=*********\""));
+				assert_non_null(strstr(b, "[\"X-Api-Key\", \"(masked)\"]"));
+				assert_non_null(strstr(b, "\"body\": \"{\\\"password\\\":\\\"************\\\"}\""));
+				assert_non_null(strstr(b, "\"path\": \"$.token\", \"kind\": \"value\", "
+							  "\"production\": \"(masked)\""));
+				assert_non_null(strstr(b, "\"path\": \"$.v\""));
+				assert_non_null(strstr(b, "/next?token=************&p="));
+			}
+			free(b);
+		}
+		unlink(html);
+		unlink(js);
+		unlink(dl);
+		rmdir(g.dir);
+		stage_free(&g);
+	}
 }
 
 /* Without a reference: no reference column, the heuristic's words, the JSON's nulls. */
@@ -1233,6 +1351,8 @@ int main(void)
 		cmocka_unit_test(test_memory_cap),
 		cmocka_unit_test(test_worker_thread),
 		cmocka_unit_test(test_outputs),
+		cmocka_unit_test(test_outputs_redacted),
+		cmocka_unit_test(test_worker_idle),
 		cmocka_unit_test(test_outputs_no_reference),
 		cmocka_unit_test(test_thresholds),
 		cmocka_unit_test(test_classify),

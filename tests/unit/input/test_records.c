@@ -278,7 +278,7 @@ static void test_pcap_file(void **state)
 
 	assert_true(fd >= 0);
 	close(fd);
-	w = st_pcapw__open(path, 0);
+	w = st_pcapw__open(path, 0, 0);
 	assert_non_null(w);
 	assert_int_equal(st_pcapw__commit(w), 0); /* the file takes its name (output.h) */
 	s.key.src.family = s.key.dst.family = 4;
@@ -312,7 +312,7 @@ static void test_pcap_file(void **state)
 	assert_true(fd >= 0);
 	assert_int_equal(write(fd, "precious", 8), 8);
 	close(fd);
-	w = st_pcapw__open(path, 0);
+	w = st_pcapw__open(path, 0, 0);
 	assert_non_null(w);
 	s.kind = ST_SEG_DATA;
 	assert_int_equal(st_pcapw__write(w, &s), 0);
@@ -324,7 +324,7 @@ static void test_pcap_file(void **state)
 	close(fd);
 	unlink(path);
 
-	assert_null(st_pcapw__open("/nonexistent-dir/x.pcap", 0));
+	assert_null(st_pcapw__open("/nonexistent-dir/x.pcap", 0, 0));
 }
 
 int main(void)

@@ -81,7 +81,7 @@ static void t_file(void **state)
 	uint64_t bytes = 0;
 
 	tmp_path(path, sizeof(path), "file");
-	w = st_pcapw__open(path, 0);
+	w = st_pcapw__open(path, 0, 0);
 	assert_non_null(w);
 	assert_int_equal(st_pcapw__commit(w), 0);
 	for (uint32_t i = 0; i < 20000; i++) {
@@ -125,7 +125,7 @@ static void t_stalled_fifo(void **state)
 	assert_int_equal(mkfifo(path, 0600), 0);
 	rfd = open(path, O_RDONLY | O_NONBLOCK); /* a reader that never reads (until the end) */
 	assert_true(rfd >= 0);
-	w = st_pcapw__open(path, 1 << 20);
+	w = st_pcapw__open(path, 1 << 20, 0);
 	assert_non_null(w);
 	assert_true(st_pcapw__streaming(w));
 	t0 = now_s();
@@ -172,7 +172,7 @@ static void t_reopen(void **state)
 
 	tmp_path(path, sizeof(path), "rot");
 	snprintf(moved, sizeof(moved), "%s.1", path);
-	w = st_pcapw__open(path, 0);
+	w = st_pcapw__open(path, 0, 0);
 	assert_non_null(w);
 	assert_int_equal(st_pcapw__commit(w), 0);
 	for (i = 0; i < 3000; i++) {
@@ -209,7 +209,7 @@ static void t_reader_gone(void **state)
 	assert_int_equal(mkfifo(path, 0600), 0);
 	rfd = open(path, O_RDONLY | O_NONBLOCK);
 	assert_true(rfd >= 0);
-	w = st_pcapw__open(path, 0);
+	w = st_pcapw__open(path, 0, 0);
 	assert_non_null(w);
 	close(rfd);
 	for (uint32_t i = 0; i < 100000 && !err; i++) {
@@ -226,10 +226,87 @@ static void t_reader_gone(void **state)
 	(void)state;
 }
 
+static char cmd_buf[512];
+
+/* The job's names: w-N.pcap, N digits only. */
+static bool name_ok(const char *path)
+{
+	const char *b = strrchr(path, '/');
+
+	b = b ? b + 1 : path;
+	return !strncmp(b, "w-", 2) && strspn(b + 2, "0123456789") == strlen(b + 2) - 5 &&
+	       !strcmp(b + strlen(b) - 5, ".pcap");
+}
+
+static void put_file(const char *path, const void *b, size_t n)
+{
+	FILE *f = fopen(path, "w");
+
+	assert_non_null(f);
+	assert_int_equal(fwrite(b, 1, n, f), n);
+	fclose(f);
+}
+
+/* --keep counts and removes an earlier run's files only when this job could have written
+ * them: a regular file of ours with a pcap or pcapng header and a name the job accepts; a
+ * symlink, a file of another content, owner or name stays (and what a link names too). */
+static void t_rotation_keep_ours(void **state)
+{
+	static const uint8_t pcap[24] = { 0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0 };
+	static const uint8_t pcapng[12] = { 0x0a, 0x0d, 0x0d, 0x0a };
+	char dir[128], p[6][192], glob_pat[192], victim[192], cur[192], next[192];
+	struct st_pcapw *w;
+	struct stat st;
+
+	tmp_path(dir, sizeof(dir), "keep");
+	assert_int_equal(mkdir(dir, 0700), 0);
+	snprintf(victim, sizeof(victim), "%s.victim", dir);
+	put_file(victim, pcap, sizeof(pcap));
+	snprintf(p[0], sizeof(p[0]), "%s/w-1.pcap", dir); /* ours: pcap */
+	put_file(p[0], pcap, sizeof(pcap));
+	snprintf(p[1], sizeof(p[1]), "%s/w-2.pcap", dir); /* ours: pcapng */
+	put_file(p[1], pcapng, sizeof(pcapng));
+	snprintf(p[2], sizeof(p[2]), "%s/w-3.pcap", dir); /* not a capture */
+	put_file(p[2], "precious notes\n", 15);
+	snprintf(p[3], sizeof(p[3]), "%s/w-4.pcap", dir); /* a link to a capture elsewhere */
+	assert_int_equal(symlink(victim, p[3]), 0);
+	snprintf(p[4], sizeof(p[4]), "%s/w-5.pcap", dir); /* another user's */
+	put_file(p[4], pcap, sizeof(pcap));
+	if (chown(p[4], 65534, 65534))
+		skip();
+	snprintf(p[5], sizeof(p[5]), "%s/w-6x.pcap", dir); /* a name the job refuses */
+	put_file(p[5], pcap, sizeof(pcap));
+	snprintf(glob_pat, sizeof(glob_pat), "%s/w-*.pcap", dir);
+	snprintf(cur, sizeof(cur), "%s/w-7.pcap", dir);
+	w = st_pcapw__open(cur, 0, 0);
+	assert_non_null(w);
+	assert_int_equal(st_pcapw__rotation(w, 2, glob_pat, name_ok), 0);
+	/* three more files: the two older ones of ours go, then the first of this run */
+	for (int i = 8; i <= 10; i++) {
+		struct st_segment sg = seg((uint32_t)i, 10);
+
+		assert_int_equal(st_pcapw__write(w, &sg), 0);
+		snprintf(next, sizeof(next), "%s/w-%d.pcap", dir, i);
+		assert_int_equal(st_pcapw__rotate(w, next), 0);
+	}
+	assert_int_equal(st_pcapw__close(w, NULL), 0);
+	assert_int_not_equal(lstat(p[0], &st), 0);
+	assert_int_not_equal(lstat(p[1], &st), 0);
+	for (int i = 2; i < 6; i++)
+		if (lstat(p[i], &st))
+			fail_msg("%s was removed: it is not this job's", p[i]);
+	assert_true(S_ISLNK((lstat(p[3], &st), st.st_mode)));
+	assert_int_equal(stat(victim, &st), 0);
+	assert_int_equal(st.st_size, sizeof(pcap));
+	snprintf(cmd_buf, sizeof(cmd_buf), "rm -rf '%s' '%s'", dir, victim);
+	assert_int_equal(system(cmd_buf), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(t_file),
+		cmocka_unit_test(t_rotation_keep_ours),
 		cmocka_unit_test(t_stalled_fifo),
 		cmocka_unit_test(t_reopen),
 		cmocka_unit_test(t_reader_gone),

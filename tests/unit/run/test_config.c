@@ -7,9 +7,11 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "config.h"
@@ -127,12 +129,115 @@ static void test_apply_errors(void **state)
 	}
 }
 
+/* st_config_load(p) with stderr caught: its return, and what it said in said. */
+static int load_said(struct st_config_file *c, const char *p, char *said, size_t len)
+{
+	FILE *t = tmpfile();
+	int saved = dup(2), rc;
+	size_t n;
+
+	assert_non_null(t);
+	fflush(stderr);
+	dup2(fileno(t), 2);
+	rc = st_config_load(c, p);
+	fflush(stderr);
+	dup2(saved, 2);
+	close(saved);
+	rewind(t);
+	n = fread(said, 1, len - 1, t);
+	said[n] = 0;
+	fclose(t);
+	return rc;
+}
+
+/* A file of head, a value of n 'x', then tail. */
+static void write_long(const char *p, const char *head, size_t n, const char *tail)
+{
+	FILE *f = fopen(p, "w");
+
+	assert_non_null(f);
+	fputs(head, f);
+	for (size_t i = 0; i < n; i++)
+		fputc('x', f);
+	fputs(tail, f);
+	fclose(f);
+}
+
+/* Lines up to ST_CONFIG_LINE_MAX bytes (a real match-path regex is longer than inih's 200),
+ * the next byte refused by its line; a NUL byte named as such. */
+static void test_long_lines(void **state)
+{
+	char p[] = "/tmp/st-config-long-XXXXXX", said[1024];
+	const char *head = "[daemon]\n[capture web]\nmatch = ";
+	struct st_config_file c;
+	int fd = mkstemp(p);
+
+	assert_true(fd >= 0);
+	close(fd);
+	/* "match = " and the value: the whole line ST_CONFIG_LINE_MAX bytes, then '\n' */
+	write_long(p, head, ST_CONFIG_LINE_MAX - 8, "\niface = lo\n");
+	assert_int_equal(load_said(&c, p, said, sizeof(said)), 0);
+	assert_int_equal(c.n, 2);
+	assert_int_equal(c.s[1].n, 2);
+	assert_int_equal(strlen(c.s[1].e[0].value), ST_CONFIG_LINE_MAX - 8);
+	assert_string_equal(c.s[1].e[1].key, "iface");
+	assert_int_equal(c.s[1].e[1].line, 4);
+	st_config_free(&c);
+	/* the last line without its '\n' */
+	write_long(p, head, ST_CONFIG_LINE_MAX - 8, "");
+	assert_int_equal(load_said(&c, p, said, sizeof(said)), 0);
+	assert_int_equal(strlen(c.s[1].e[0].value), ST_CONFIG_LINE_MAX - 8);
+	st_config_free(&c);
+	write_long(p, head, ST_CONFIG_LINE_MAX - 7, "\niface = lo\n");
+	assert_int_equal(load_said(&c, p, said, sizeof(said)), -1);
+	assert_non_null(strstr(said, ":3: line longer than 65536 bytes"));
+	st_config_free(&c);
+	{
+		FILE *f = fopen(p, "w");
+
+		assert_non_null(f);
+		fwrite("[capture web]\niface = l\0o\n", 1, 27, f);
+		fclose(f);
+	}
+	assert_int_equal(load_said(&c, p, said, sizeof(said)), -1);
+	assert_non_null(strstr(said, ":2: a NUL byte (column 10): the file is not text"));
+	st_config_free(&c);
+	unlink(p);
+	(void)state;
+}
+
+/* Only regular files: a FIFO (which would block the reader until a writer came), a
+ * directory and an empty file are refused at once, each with what it is. */
+static void test_not_a_file(void **state)
+{
+	char d[] = "/tmp/st-config-dir-XXXXXX", p[64], said[512];
+	struct st_config_file c;
+
+	assert_non_null(mkdtemp(d));
+	assert_int_equal(load_said(&c, d, said, sizeof(said)), -1);
+	assert_non_null(strstr(said, "not a regular file (a directory)"));
+	snprintf(p, sizeof(p), "%s/fifo", d);
+	assert_int_equal(mkfifo(p, 0600), 0);
+	assert_int_equal(load_said(&c, p, said, sizeof(said)), -1);
+	assert_non_null(strstr(said, "not a regular file (a FIFO)"));
+	unlink(p);
+	snprintf(p, sizeof(p), "%s/empty", d);
+	close(open(p, O_CREAT | O_WRONLY, 0600));
+	assert_int_equal(load_said(&c, p, said, sizeof(said)), -1);
+	assert_non_null(strstr(said, "the file is empty"));
+	unlink(p);
+	rmdir(d);
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_good),
 		cmocka_unit_test(test_bad),
 		cmocka_unit_test(test_apply_errors),
+		cmocka_unit_test(test_long_lines),
+		cmocka_unit_test(test_not_a_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

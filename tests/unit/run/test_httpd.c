@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "httpd.h"
@@ -94,6 +95,45 @@ static void test_endpoints(void **state)
 	st_httpd__stop(h);
 }
 
+/* 100 idle connections from one client (127.0.0.2) do not starve a scrape from another:
+ * at most 8 connections per address are taken (the rest closed at once), 64 in all, each
+ * idle one dropped after 10 s. */
+static void test_idle_clients(void **state)
+{
+	int counter = 7, idle[100];
+	struct st_httpd_ops ops = { .metrics = metrics, .health = health, .ctx = &counter };
+	char err[256];
+	struct st_httpd *h = st_httpd__start("127.0.0.1:0", &ops, err, sizeof(err));
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)st_httpd__port(h)),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	struct sockaddr_in from = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000002) };
+	struct timespec t0, t1;
+	char *r;
+
+	health_why = NULL;
+	for (int i = 0; i < 100; i++) {
+		idle[i] = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);
+		assert_true(idle[i] >= 0);
+		assert_int_equal(bind(idle[i], (struct sockaddr *)&from, sizeof(from)), 0);
+		connect(idle[i], (struct sockaddr *)&a, sizeof(a));
+		st_httpd__run(h);
+	}
+	for (int i = 0; i < 100; i++) {
+		st_httpd__run(h);
+		usleep(1000);
+	}
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	r = get(h, st_httpd__port(h), "/metrics");
+	clock_gettime(CLOCK_MONOTONIC, &t1);
+	assert_non_null(strstr(r, "shadowtap_demo_total{job=\"a\"} 7\n"));
+	/* at once, not after the idle ones timed out */
+	assert_true(t1.tv_sec - t0.tv_sec < 3);
+	free(r);
+	for (int i = 0; i < 100; i++)
+		close(idle[i]);
+	st_httpd__stop(h);
+}
+
 static void test_bad_listen(void **state)
 {
 	struct st_httpd_ops ops = { 0 };
@@ -109,6 +149,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_endpoints),
+		cmocka_unit_test(test_idle_clients),
 		cmocka_unit_test(test_bad_listen),
 	};
 

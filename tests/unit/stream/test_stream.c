@@ -191,8 +191,18 @@ static void make_stream(struct buf *out, struct evlog *want, size_t big)
 	assert_int_equal(st_stream_enc__gap(e, 2, 1, 0, 7, ST_SGAP_DROPPED, 16), 0);
 	d_gap(want, &c2, 1, 0, 7, (enum st_reasm_gap_why)ST_SGAP_DROPPED, 16);
 	c2.gap_bytes[1] += 7;
+	/* longer than one GAP record takes: cut in records of ST_STREAM_GAP_MAX at most */
+	assert_int_equal(st_stream_enc__gap(e, 2, 1, 7, 2 * ST_STREAM_GAP_MAX + 5, ST_SGAP_DROPPED,
+					    16), 0);
+	for (uint64_t o = 0; o < 2 * ST_STREAM_GAP_MAX + 5; o += ST_STREAM_GAP_MAX) {
+		uint64_t n = 2 * ST_STREAM_GAP_MAX + 5 - o;
+
+		d_gap(want, &c2, 1, 7 + o, n > ST_STREAM_GAP_MAX ? ST_STREAM_GAP_MAX : n,
+		      (enum st_reasm_gap_why)ST_SGAP_DROPPED, 16);
+		c2.gap_bytes[1] += n > ST_STREAM_GAP_MAX ? ST_STREAM_GAP_MAX : n;
+	}
 	/* an exchange boundary at both directions' next offsets */
-	assert_int_equal(st_stream_enc__mark(e, 2, 1003, 7, 16), 0);
+	assert_int_equal(st_stream_enc__mark(e, 2, 1003, 7 + 2 * ST_STREAM_GAP_MAX + 5, 16), 0);
 	d_mark(want, &c2, 16);
 	assert_int_equal(st_stream_enc__end(e, 1, 0, ST_END_FIN, 17), 0);
 	d_end(want, &c1, 0, ST_END_FIN, 17);
