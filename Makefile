@@ -190,6 +190,9 @@ fuzz: deps
 	@echo "== differential smuggling run: $${ST_SMUGGLE_RANDOM:-2000} random shapes against nginx"
 	$(Q)ST_BUILD=$(BUILD) ST_SMUGGLE_RANDOM=$${ST_SMUGGLE_RANDOM:-2000} \
 		ST_SMUGGLE_SEED=$${ST_SMUGGLE_SEED:-$$(date +%s)} bash tests/integration/test_shadow_smuggle.sh
+	@echo "== differential HTTP/2 run: $${ST_H2DIFF_CONNS:-3000} random connections"
+	$(Q)ST_BUILD=$(BUILD) ST_H2DIFF_CONNS=$${ST_H2DIFF_CONNS:-3000} \
+		ST_H2DIFF_SEED=$${ST_H2DIFF_SEED:-$$(date +%s)} bash tests/integration/test_shadow_h2diff.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -197,7 +200,7 @@ demo: deps
 
 # Production cost (every configuration against no agent in the same run, veth and loopback),
 # each program path alone, the BPF cost of large segments, the loss probe, flows vs tcpflow,
-# replay, tap compare, --tls. About 30 minutes; ST_BENCH_QUICK=1: about 12.
+# replay, tap compare, --tls, HTTP/2. About 33 minutes; ST_BENCH_QUICK=1: about 14.
 bench: deps
 	$(Q)$(MAKE) --no-print-directory all
 	$(Q)ST_BUILD=$(BUILD) tools/bench-prod.sh
@@ -205,6 +208,7 @@ bench: deps
 	$(Q)ST_BUILD=$(BUILD) BENCH_CLOSE_SECS=$${BENCH_CLOSE_SECS:-$(if $(filter 1,$(ST_BENCH_QUICK)),2,4)} \
 		BENCH_RUNS=$${BENCH_RUNS:-$(if $(filter 1,$(ST_BENCH_QUICK)),1,3)} tools/bench-flows.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-shadow.sh replay
+	$(Q)ST_BUILD=$(BUILD) tools/bench-h2.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-compare.sh
 	$(Q)ST_BUILD=$(BUILD) tools/bench-tls.sh
 

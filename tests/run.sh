@@ -23,11 +23,11 @@
 set -uo pipefail
 
 # Run alone, one after another:
-#  - test_tls_*: uprobes are per library file, so one test's agent probes every process
-#    that maps libssl, and each test checks that no TLS program or probe is left;
+#  - test_tls_*, test_shadow_h2_tls: uprobes are per library file, so one test's agent probes
+#    every process that maps libssl, and each test checks that no TLS program or probe is left;
 #  - test_shadow_memory: measures the agent's RSS against its bound;
 #  - test_build_norebuild: runs make on the tree the others run from.
-SERIAL=(test_tls_nginx test_tls_iface test_shadow_memory test_build_norebuild)
+SERIAL=(test_tls_nginx test_tls_iface test_shadow_h2_tls test_shadow_memory test_build_norebuild)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1

@@ -72,28 +72,6 @@ sysctl -qw kernel.bpf_stats_enabled=0
 export ST_NGINX_ACCESS_LOG=off
 JSON='{"id":4711,"name":"shadowtap","status":"ok","items":[1,2,3,5,8,13],"ts":"2026-11-26T10:00:00Z"}'
 
-# noop_shadow NAME NS: nginx answering 204 to everything on 127.0.0.1:8080.
-noop_shadow() {
-	local d=$ST_TMP/$1
-	mkdir -p "$d/tmp"
-	cat >"$d/nginx.conf" <<EON
-daemon off;
-worker_processes 1;
-user root;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $d/tmp/body;
-	keepalive_requests 100000;
-	server { listen 127.0.0.1:8080; location / { return 204; } }
-}
-EON
-	st_bg "$1" st_in_bg "$2" nginx -c "$d/nginx.conf" -p "$d"
-	st_wait_port "$2" 8080 10
-}
-
 declare -A L_SRV L_CLI L_IF L_HOST L_BOOT
 # kafka10: a mock cluster in the production namespace of each link
 mock_start() { # LINK NS: the mock reads commands on stdin and ends at its end: a FIFO held open
@@ -185,8 +163,6 @@ wrk_run() {
 		END { printf "%d %.0f\n", n, r }'
 }
 
-# cpu_s PID: the process's utime + stime so far, in seconds.
-cpu_s() { awk -v hz="$(getconf CLK_TCK)" '{ printf "%.3f", ($14 + $15) / hz }' "/proc/$1/stat" 2>/dev/null || echo 0; }
 
 # prog_ns PID: the summed run_time_ns and run_cnt of the shadowtap programs PID holds.
 prog_ns() {
@@ -204,7 +180,6 @@ for p in json.load(sys.stdin):
 print(ns, cnt)' $ids
 }
 
-median() { sort -n | awk '{ a[NR] = $1 } END { if (NR == 0) print 0; else if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }'; }
 
 summary_note() { # summary_note CFG ERRFILE: loss and what was done, from the summary line
 	local s

@@ -98,6 +98,7 @@ PY
 	summary=$(st_summary "$ST_TMP/compare-agent.err")
 	say "  $(grep -oE 'compared=[0-9]+ differing=[0-9]+ noise_only=[0-9]+ not_compared=[0-9]+' <<<"$summary")"
 	banner "the verdict"
+	say "  $(grep -m1 '^shadowtap: verdict: ' "$ST_TMP/compare-agent.err" | sed 's/^shadowtap: //')"
 	python3 - "$js" <<'PY'
 import json, sys
 B, R, O, G, D, N = ("\033[1m", "\033[31m", "\033[33m", "\033[32m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("",) * 6
@@ -114,7 +115,7 @@ for e in rep["endpoints"]:
               f"  {D}[candidate differs in {f['raw']}, reference in {f['noise']}]{N}")
     for f in noise:
         print(f"      {D}{f['path']}: noise (the reference differs as often: {f['noise']} of {f['raw']}){N}")
-    if lat["verdict"] != "same":
+    if lat["verdict"] not in ("same", "n/a"):
         print(f"      {O}latency {lat['verdict']}{N}: p50 candidate {lat['candidate']['p50']:.1f} ms, reference {lat['reference']['p50']:.1f} ms,"
               f" shift {lat['shift_ms']:+.1f} ms (Mann-Whitney p = {lat['p_value']:.1g})")
 PY

@@ -2,6 +2,7 @@
 #include "log.h"
 
 #include <bpf/libbpf.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,57 @@ static const char *prefix(enum st_log_level level)
 }
 /* The daemon's: whose line it is ("job web"). */
 static _Thread_local const char *log_context; /* the loop thread's */
+/* st_log_capture_begin()'s buffer: the first error line goes there too */
+static _Thread_local char *capture_buf;
+static _Thread_local size_t capture_len;
+
+/* The live status line (st_log_status), and the lock every write to stderr takes while one
+ * is shown, so that a line from another thread never lands in the middle of a redraw. */
+static pthread_mutex_t out_mu = PTHREAD_MUTEX_INITIALIZER;
+static char status_line[1024];
+static int status_on;
+
+/* Writes one line of stderr ("\n" included), above the status line when one is shown. */
+static void out_line(const char *line, size_t len)
+{
+	pthread_mutex_lock(&out_mu);
+	if (status_on)
+		fputs("\r\033[K", stderr);
+	fwrite(line, 1, len, stderr);
+	if (status_on)
+		fprintf(stderr, "%s\033[K\r", status_line);
+	fflush(stderr);
+	pthread_mutex_unlock(&out_mu);
+}
+
+void st_log_status(const char *line)
+{
+	pthread_mutex_lock(&out_mu);
+	if (line) {
+		snprintf(status_line, sizeof(status_line), "%s", line);
+		fprintf(stderr, "\r%s\033[K\r", status_line);
+		status_on = 1;
+	} else if (status_on) {
+		fputs("\r\033[K", stderr);
+		status_on = 0;
+	}
+	fflush(stderr);
+	pthread_mutex_unlock(&out_mu);
+}
+
+void st_log_capture_begin(char *buf, size_t len)
+{
+	capture_buf = len ? buf : NULL;
+	capture_len = len;
+	if (capture_buf)
+		capture_buf[0] = 0;
+}
+
+void st_log_capture_end(void)
+{
+	capture_buf = NULL;
+	capture_len = 0;
+}
 
 /*
  * libbpf's messages: its warnings are real (a map that failed, a verifier
@@ -73,10 +125,10 @@ enum st_log_level st_log_get_level(void)
 
 void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
 {
-	char buf[1024];
-	int n;
+	char buf[1024], line[1200];
+	int n, k;
 
-	if (level > log_level)
+	if (level > log_level && !(level == ST_LOG_ERROR && capture_buf))
 		return;
 	/* One write per line, so lines from concurrent threads do not interleave. */
 	n = vsnprintf(buf, sizeof(buf), fmt, ap);
@@ -86,8 +138,31 @@ void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
 		n = sizeof(buf) - 1;
 	while (n > 0 && buf[n - 1] == '\n')
 		n--;
-	fprintf(stderr, "%sshadowtap: %s%s%.*s\n", prefix(level), log_context ? log_context : "",
-		log_context ? ": " : "", n, buf);
+	if (level == ST_LOG_ERROR && capture_buf && !capture_buf[0])
+		snprintf(capture_buf, capture_len, "%s%s%.*s", log_context ? log_context : "",
+			 log_context ? ": " : "", n, buf);
+	if (level > log_level)
+		return;
+	k = snprintf(line, sizeof(line), "%sshadowtap: %s%s%.*s\n", prefix(level),
+		     log_context ? log_context : "", log_context ? ": " : "", n, buf);
+	if (k > 0)
+		out_line(line, (size_t)k < sizeof(line) ? (size_t)k : sizeof(line) - 1);
+}
+
+void st_log_out(const char *fmt, ...)
+{
+	char buf[4096], line[4200];
+	va_list ap;
+	int n, k;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, sizeof(buf), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	k = snprintf(line, sizeof(line), "shadowtap: %s\n", buf);
+	if (k > 0)
+		out_line(line, (size_t)k < sizeof(line) ? (size_t)k : sizeof(line) - 1);
 }
 
 void st_log_set_context(const char *ctx)

@@ -44,6 +44,29 @@ void st_log(enum st_log_level level, const char *fmt, ...) __attribute__((format
 void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
+/*
+ * The command's own output on stderr, not a message: the start line, the stats lines, the
+ * summary ("shadowtap: " + the text), printed at every level (-q is the command's to apply).
+ * One write per line.
+ */
+void st_log_out(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/*
+ * A live status line at the bottom of stderr (a terminal's: the caller checks isatty), drawn
+ * with a carriage return and erase-line; every line printed meanwhile (messages, output)
+ * erases it first and draws it again after itself, so lines never mix with it. NULL erases
+ * it for good (before the summary). Any thread.
+ */
+void st_log_status(const char *line);
+
+/*
+ * The first error line (ST_LOG_ERROR, its context included, without the "shadowtap: "
+ * prefix) logged by this thread between begin and end is also copied into buf (the daemon's
+ * reload answers `ctl reload` with why it rejected a file). The lines are printed as always.
+ */
+void st_log_capture_begin(char *buf, size_t len);
+void st_log_capture_end(void);
+
 /* The daemon: lines name whose they are ("job web": "shadowtap: job web: ..."), NULL for
  * none; the string must live until the next call. */
 void st_log_set_context(const char *ctx);

@@ -158,9 +158,55 @@ static int arg_kind(const struct st_opt *o)
 	return has_value(o) ? required_argument : no_argument;
 }
 
+/* The order --help and the manual list the sets in: the untitled ones as given, then each
+ * title in the order it first appears, with all its sets. Returns how many (nsets). */
+static size_t set_order(const struct st_optset *sets, size_t nsets, size_t *order)
+{
+	size_t n = 0;
+
+	for (size_t s = 0; s < nsets; s++)
+		if (!sets[s].title)
+			order[n++] = s;
+	for (size_t s = 0; s < nsets; s++) {
+		bool earlier = false;
+
+		if (!sets[s].title)
+			continue;
+		for (size_t p = 0; p < s && !earlier; p++)
+			earlier = sets[p].title && !strcmp(sets[p].title, sets[s].title);
+		if (earlier)
+			continue;
+		for (size_t t = s; t < nsets; t++)
+			if (sets[t].title && !strcmp(sets[t].title, sets[s].title))
+				order[n++] = t;
+	}
+	return n;
+}
+
+/* The heading to print before set order[i], or NULL: its title, when the set before had
+ * another. */
+static const char *heading(const struct st_optset *sets, const size_t *order, size_t i)
+{
+	const char *t = sets[order[i]].title;
+
+	if (!t || (i && sets[order[i - 1]].title && !strcmp(sets[order[i - 1]].title, t)))
+		return NULL;
+	return t;
+}
+
 void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
 {
-	for (size_t s = 0; s < nsets; s++) {
+	size_t order[64], nord;
+
+	if (nsets > sizeof(order) / sizeof(order[0]))
+		nsets = sizeof(order) / sizeof(order[0]);
+	nord = set_order(sets, nsets, order);
+	for (size_t k = 0; k < nord; k++) {
+		size_t s = order[k];
+		const char *title = heading(sets, order, k);
+
+		if (title)
+			fprintf(f, "\n%s:\n", title);
 		for (size_t i = 0; i < sets[s].n; i++) {
 			const struct st_opt *o = &sets[s].opts[i];
 			const char *h = o->help ? o->help : "";
@@ -188,7 +234,7 @@ void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
 			fprintf(f, "%s\n", h);
 		}
 	}
-	fprintf(f, "  -h, --help            this help\n");
+	fprintf(f, "%s  -h, --help            this help\n", nord && sets[order[nord - 1]].title ? "\n" : "");
 }
 
 int st_parse_seconds(const char *s, double *out)
@@ -326,10 +372,23 @@ static void roff_text(FILE *f, const char *s, size_t len)
 static void help_man(FILE *f, const char *cmd, const char *usage_head,
 		     const struct st_optset *sets, size_t nsets)
 {
+	size_t order[64], n;
+
+	if (nsets > sizeof(order) / sizeof(order[0]))
+		nsets = sizeof(order) / sizeof(order[0]);
+	n = set_order(sets, nsets, order);
 	fprintf(f, ".SS %s\n.nf\n", cmd);
 	roff_text(f, usage_head, strlen(usage_head));
 	fputs(".fi\n", f);
-	for (size_t s = 0; s < nsets; s++) {
+	for (size_t k = 0; k < n; k++) {
+		size_t s = order[k];
+		const char *t = heading(sets, order, k);
+
+		if (t) {
+			fputs(".PP\n\\fI", f);
+			roff_text(f, t, strlen(t));
+			fputs("\\fR\n", f);
+		}
 		for (size_t i = 0; i < sets[s].n; i++) {
 			const struct st_opt *o = &sets[s].opts[i];
 			const char *h = o->help ? o->help : "";

@@ -91,14 +91,25 @@ struct st_opt {
 	{ .name = n, .short_name = s, .kind = ST_OPTK_FUNC, .flags = fl, .arg = a, .fn = func, \
 	  .help = h }
 
-/* A table and the object its rows write into. */
+/* A table and the object its rows write into. A set with a title is tuning or a
+ * specialist's group: --help and the manual list the untitled sets first (the options most
+ * runs use), then each title as a heading over its sets' rows (sets of one title together). */
 struct st_optset {
 	const struct st_opt *opts;
 	size_t n;
 	void *obj;
+	const char *title;
 };
 
-#define ST_OPTSET(tab, o) { tab, sizeof(tab) / sizeof((tab)[0]), o }
+#define ST_OPTSET(tab, o) { tab, sizeof(tab) / sizeof((tab)[0]), o, NULL }
+#define ST_OPTSET_T(tab, o, t) { tab, sizeof(tab) / sizeof((tab)[0]), o, t }
+
+/* The headings commands share (one spelling, so that sets of one kind group together). */
+#define ST_OPT_TITLE_TAP "Kernel capture tuning"
+#define ST_OPT_TITLE_LIMITS "Memory and queue limits"
+#define ST_OPT_TITLE_COMPARE "Tap compare thresholds and limits"
+#define ST_OPT_TITLE_REDACT "Redaction"
+#define ST_OPT_TITLE_KAFKA "Kafka"
 
 /* Sets one option from its value (NULL for FLAG/COUNT). 0, or -1 after one line on stderr
  * naming the option as where says it was given ("--port", "shadow.conf:12: port"). */
@@ -123,7 +134,8 @@ int st_parse_seconds(const char *s, double *out);
  * least 1), for "did you mean ...?"; NULL when none is near. */
 const char *st_nearest(const char *word, const char *const *cands, size_t n);
 
-/* The rows' help, aligned, as --help prints them. */
+/* The rows' help, aligned, as --help prints them: untitled sets first, then each title as a
+ * heading over its sets. */
 void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets);
 
 #endif /* ST_OPTPARSE_H */

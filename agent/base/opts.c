@@ -286,6 +286,22 @@ static int opt_libssl(void *obj, const char *val, char *err, size_t errlen)
 }
 
 static const char *const attach_modes[] = { "auto", "tcx", "clsact", NULL };
+static const char *const tls_modes[] = { "auto", "calls", "keys", NULL };
+
+static int opt_tls_mode(void *obj, const char *val, char *err, size_t errlen)
+{
+	struct st_target *t = obj;
+
+	for (int i = 0; tls_modes[i]; i++) {
+		if (!strcmp(val, tls_modes[i])) {
+			t->tls_mode = i;
+			t->tls = true;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "'%s' is not auto, calls or keys", val);
+	return -1;
+}
 
 #define FILTER_ROWS                                                                            \
 	ST_OPT_FUNC("port", 'p', "P", ST_OPTF_REPEAT, opt_port,                                \
@@ -297,20 +313,64 @@ const struct st_opt st_target_opts[] = {
 	ST_OPT_STRING("iface", 'i', struct st_target, iface, "IFACE",
 		      "capture with TC on IFACE (lo included)"),
 	ST_OPT_STRING("cgroup", 0, struct st_target, cgroup, "PATH",
-		      "capture the sockets of cgroup v2 PATH (cgroup_skb)"),
+		      "capture the sockets of cgroup v2 PATH (cgroup_skb):\n"
+		      "those its processes create in it (a socket made before\n"
+		      "its process joined is not seen); on Debian 12\n"
+		      "/sys/fs/cgroup/system.slice/NAME.service"),
 	FILTER_ROWS,
-	ST_OPT_FUNC("ring-mb", 0, "N", 0, opt_ring_mb,
-		    "kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 16)"),
-	ST_OPT_CHOICE("attach", 0, struct st_target, attach, "MODE", attach_modes,
-		      "interface hooks: auto (TCX links, else clsact), tcx, clsact"),
 	ST_OPT_FLAG("exit-on-detach", 0, struct st_target, exit_on_detach,
 		    "exit (status 1) when the interface goes away or the cgroup\n"
 		    "is removed, instead of waiting for one of that name (path)\n"
 		    "to capture it again"),
 	ST_OPT_FLAG("tls", 0, struct st_target, tls, ST_TLS_HELP),
 	ST_OPT_FUNC("libssl", 0, "PATH", ST_OPTF_REPEAT, opt_libssl, ST_LIBSSL_HELP),
+	ST_OPT_FUNC("tls-mode", 0, "MODE", 0, opt_tls_mode, ST_TLS_MODE_HELP),
+	ST_OPT_STRING("keylog", 0, struct st_target, keylog, "FILE", ST_KEYLOG_HELP),
 };
 const size_t st_target_opts_n = sizeof(st_target_opts) / sizeof(st_target_opts[0]);
+
+static int opt_warn_idle(void *obj, const char *val, char *err, size_t errlen)
+{
+	struct st_target *t = obj;
+	double v;
+
+	if (st_parse_seconds(val, &v) || !(v >= 0 && v <= 1e9)) {
+		snprintf(err, errlen, "'%s' is not a duration (30, 30s, 5m; 0: never)", val);
+		return -1;
+	}
+	t->warn_idle_s = v;
+	t->warn_idle_set = true;
+	return 0;
+}
+
+const struct st_opt st_tap_tuning_opts[] = {
+	ST_OPT_FUNC("ring-mb", 0, "N", 0, opt_ring_mb,
+		    "kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 16)"),
+	ST_OPT_CHOICE("attach", 0, struct st_target, attach, "MODE", attach_modes,
+		      "interface hooks: auto (TCX links, else clsact), tcx, clsact"),
+	ST_OPT_FUNC("warn-idle", 0, "SEC", 0, opt_warn_idle,
+		    "say so when no packet of --port came for SEC seconds after\n"
+		    "the start (default 30; 0: never)"),
+};
+const size_t st_tap_tuning_opts_n = sizeof(st_tap_tuning_opts) / sizeof(st_tap_tuning_opts[0]);
+
+double st_target_warn_idle(const struct st_target *t)
+{
+	return t->warn_idle_set ? t->warn_idle_s : ST_WARN_IDLE_DEFAULT;
+}
+
+const struct st_opt st_run_opts[] = {
+	ST_OPT_COUNT("verbose", 'v', struct st_run_opts, verbose,
+		     "more messages: how it attaches, targets (-vv: libbpf's\n"
+		     "messages and per-event detail)"),
+	ST_OPT_FLAG("quiet", 'q', struct st_run_opts, quiet,
+		    "no start line and no live status line (warnings, errors\n"
+		    "and the summary stay)"),
+	ST_OPT_SECONDS("stats", 0, struct st_run_opts, stats_s, 0.1, 1e6,
+		      "a line of the main counters and their rates on stderr\n"
+		      "every SEC seconds (the full set: the summary, --metrics)"),
+};
+const size_t st_run_opts_n = sizeof(st_run_opts) / sizeof(st_run_opts[0]);
 
 const struct st_opt st_filter_opts[] = { FILTER_ROWS };
 const size_t st_filter_opts_n = sizeof(st_filter_opts) / sizeof(st_filter_opts[0]);
@@ -336,6 +396,14 @@ int st_target_check(const struct st_target *t, const char *cmd)
 	if (t->tls && (t->attach != ST_ATTACH_AUTO || t->exit_on_detach)) {
 		pr_err("%s: --attach and --exit-on-detach are about the interface's packet hooks, "
 		       "which --tls does not use", cmd);
+		return -1;
+	}
+	if (t->keylog && t->tls && t->tls_mode == ST_TLSM_CALLS) {
+		pr_err("%s: --keylog needs the secrets, which --tls-mode calls does not read", cmd);
+		return -1;
+	}
+	if (t->keylog && !*t->keylog) {
+		pr_err("%s: --keylog: a file name is required", cmd);
 		return -1;
 	}
 	return 0;
@@ -459,4 +527,46 @@ int st_split_hostport(const char *s, char *host, size_t hostsz, char *port, size
 	host[hend - h] = 0;
 	strcpy(port, p);
 	return 0;
+}
+
+void st_ports_seen_add(struct st_ports_seen *p, const struct st_segment *s)
+{
+	size_t i;
+
+	if (s->kind != ST_SEG_DATA)
+		return;
+	p->segments++;
+	if (!(s->flags & ST_TCP_SYN) || (s->flags & ST_TCP_ACK))
+		return;
+	for (i = 0; i < p->n; i++)
+		if (p->port[i] == s->key.dport)
+			break;
+	if (i == p->n) {
+		if (p->n == ST_PORTS_SEEN_MAX) {
+			p->more++;
+			return;
+		}
+		p->port[p->n++] = s->key.dport;
+	}
+	p->conns[i]++;
+}
+
+const char *st_ports_seen_str(const struct st_ports_seen *p, char *buf, size_t len)
+{
+	size_t o = 0;
+
+	if (len)
+		buf[0] = 0;
+	if (!p->n) {
+		snprintf(buf, len, "no connection start (SYN) in its %llu TCP segments",
+			 (unsigned long long)p->segments);
+		return buf;
+	}
+	for (size_t i = 0; i < p->n && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%u (%llu connection%s)", i ? ", " : "",
+				      p->port[i], (unsigned long long)p->conns[i],
+				      p->conns[i] == 1 ? "" : "s");
+	if (p->more && o < len)
+		snprintf(buf + o, len - o, ", %llu more to other ports", (unsigned long long)p->more);
+	return buf;
 }

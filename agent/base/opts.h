@@ -26,6 +26,7 @@
 #define ST_EXIT_OK 0
 #define ST_EXIT_RUNTIME 1
 #define ST_EXIT_USAGE 2
+#define ST_EXIT_VERDICT 3 /* tap compare's verdict, with --fail-on-regression/--fail-on-slower */
 
 struct st_cidr {
 	struct st_addr addr; /* masked to prefix */
@@ -57,6 +58,32 @@ struct st_target {
 			     * instead of its packets (docs/TLS.md) */
 	const char *libssl[ST_MAX_LIBSSL_CLI]; /* --libssl PATH (implies --tls): probe these */
 	size_t n_libssl;
+	int tls_mode;       /* --tls-mode (implies --tls): enum st_tls_mode_opt */
+	const char *keylog; /* --keylog FILE: the secrets learned, SSLKEYLOGFILE format (0600) */
+	double warn_idle_s;  /* --warn-idle: no packet for this long after the start is said */
+	bool warn_idle_set;  /* ... given (else ST_WARN_IDLE_DEFAULT) */
+};
+
+/* --tls-mode: how a process's plaintext is read (docs/TLS.md, "Modes"). */
+enum st_tls_mode_opt {
+	ST_TLSM_AUTO = 0, /* per process, from what it does: keys where it can and they cost less */
+	ST_TLSM_CALLS,    /* per-call probes on SSL_read/SSL_write (every process) */
+	ST_TLSM_KEYS,     /* secrets once per handshake, the ciphertext decrypted in the agent, for
+			   * every process that can (the others: per-call probes) */
+};
+
+#define ST_WARN_IDLE_DEFAULT 30.0
+
+/* --warn-idle's value: seconds, 0 for never. */
+double st_target_warn_idle(const struct st_target *t);
+
+/* What every command that runs a while shares: how much it says (-v, -q) and its periodic
+ * stats line (--stats SEC, progress.h). The runner of jobs and the commands with a runner of
+ * their own (replay, receive) read it; a daemon job's section takes the same keys. */
+struct st_run_opts {
+	int verbose;     /* -v (count) */
+	bool quiet;      /* -q: no start line, no live status line */
+	double stats_s;  /* --stats SEC (0: no stats lines) */
 };
 
 /* Each returns 0, or -1 after one clear line on stderr naming opt. */
@@ -100,43 +127,33 @@ enum {
 	{ "exit-on-detach", no_argument, NULL, ST_OPT_EXIT_ON_DETACH }, \
 	{ "tls", no_argument, NULL, ST_OPT_TLS },                       \
 	{ "libssl", required_argument, NULL, ST_OPT_LIBSSL }
-#define ST_TARGET_USAGE                                                                    \
-	"  -i, --iface IFACE     capture with TC on IFACE (lo included)\n"                   \
-	"      --cgroup PATH     capture the sockets of cgroup v2 PATH (cgroup_skb)\n"       \
-	"  -p, --port P          the service's local port (repeatable, up to 256)\n"         \
-	"      --host CIDR       only peers in CIDR, IPv4 or IPv6 (repeatable)\n"            \
-	"      --ring-mb N       kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 64)\n"  \
-	"      --attach MODE     interface hooks: auto (TCX links, else clsact), tcx, clsact\n"   \
-	"      --exit-on-detach  exit (status 1) when the interface goes away, instead of\n"     \
-	"                        waiting for an interface of that name to capture it again\n"     \
-	ST_TLS_USAGE
-/* The --tls rows' help (one text for ST_TARGET_USAGE and the st_target_opts rows). */
+/* The --tls rows' help (st_target_opts). */
 #define ST_TLS_HELP                                                                        \
 	"the TLS plaintext of the service's OpenSSL connections\n"                          \
-	"(uprobes on its libssl) instead of its packets: the\n"                              \
-	"ciphertext of --port is not captured then. Processes:\n"                           \
-	"--cgroup's (joining later too), or with --iface those\n"                           \
-	"owning --port's listening sockets, their children, and\n"                          \
-	"new owners found within 2 s (rescan). Not seen:\n"                                 \
-	"BoringSSL, Go crypto/tls, Java, memory BIOs (Node.js)\n"                           \
-	"(named at start and in the summary)"
+	"instead of their ciphertext: secrets once per handshake\n"                         \
+	"and the packets decrypted here, or per-call uprobes on\n"                           \
+	"SSL_read/SSL_write, chosen per process (--tls-mode).\n"                            \
+	"Processes: --cgroup's (joining later too), or with\n"                              \
+	"--iface those owning --port's listening sockets, their\n"                           \
+	"children, and new owners found within 2 s (rescan). Not\n"                          \
+	"seen: BoringSSL, Go crypto/tls, Java, memory BIOs\n"                               \
+	"(Node.js) (named at start and in the summary)"
+#define ST_TLS_MODE_HELP                                                                   \
+	"auto (default): per process, keys where it can and they\n"                          \
+	"cost less than per-call probes (requests per connection,\n"                         \
+	"measured as it runs); keys: secrets once per handshake\n"                           \
+	"(OpenSSL 3), the ciphertext decrypted in the agent;\n"                               \
+	"calls: per-call probes. Implies --tls"
+#define ST_KEYLOG_HELP                                                                     \
+	"write the TLS secrets learned (keys mode) to FILE,\n"                                \
+	"SSLKEYLOGFILE format, mode 0600 (Wireshark: tls.keylog_file);\n"                    \
+	"without --tls the capture stays ciphertext. Keys mode for\n"                        \
+	"every process that can. Otherwise secrets never leave the\n"                        \
+	"agent's memory"
 #define ST_LIBSSL_HELP                                                                     \
 	"probe this libssl, or a binary with OpenSSL linked in\n"                           \
 	"statically, instead of the ones found in the processes'\n"                         \
 	"memory maps (repeatable; implies --tls)"
-#define ST_TLS_USAGE                                                                       \
-	"      --tls             the TLS plaintext of the service's OpenSSL connections\n"     \
-	"                        (uprobes on its libssl) instead of its packets: the\n"       \
-	"                        ciphertext of --port is not captured then. Processes:\n"     \
-	"                        --cgroup's (joining later too), or with --iface those\n"     \
-	"                        owning --port's listening sockets, their children, and\n"    \
-	"                        new owners found within 2 s (rescan). Not seen:\n"           \
-	"                        BoringSSL, Go crypto/tls, Java, memory BIOs (Node.js)\n"     \
-	"                        (named at start and in the summary)\n"                      \
-	"      --libssl PATH     probe this libssl, or a binary with OpenSSL linked in\n"     \
-	"                        statically, instead of the ones found in the processes'\n"   \
-	"                        memory maps (repeatable; implies --tls)\n"
-
 /* The reassembly memory cap, for the commands that reassemble (flows, shadow, replay). */
 #define ST_REASM_LONGOPTS { "max-mem", required_argument, NULL, ST_OPT_MAX_MEM }
 #define ST_REASM_USAGE_FMT                                                                 \
@@ -146,6 +163,12 @@ enum {
 /* The same options as rows of optparse.h tables, writing into a struct st_target. */
 extern const struct st_opt st_target_opts[];  /* the live target: --iface ... --exit-on-detach */
 extern const size_t st_target_opts_n;
+/* The live target's tuning (a struct st_target too): --ring-mb, --attach, --warn-idle. */
+extern const struct st_opt st_tap_tuning_opts[];
+extern const size_t st_tap_tuning_opts_n;
+/* -v, -q, --stats, writing into a struct st_run_opts. */
+extern const struct st_opt st_run_opts[];
+extern const size_t st_run_opts_n;
 extern const struct st_opt st_filter_opts[];  /* file input: --port, --host */
 extern const size_t st_filter_opts_n;
 extern const struct st_opt st_reasm_opts[];   /* --max-mem, for the commands that reassemble */
@@ -162,6 +185,22 @@ bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port);
 /* A file's connection passes the target's filters: one endpoint's port listed
  * (when ports are given) and one endpoint in the CIDRs (when given). */
 bool st_target_keeps(const struct st_target *t, const struct st_flow_key *k);
+
+/* The ports a file's connections were made to, for saying what a file holds when none of
+ * its connections is on --port (replay, flows FILE): connection starts (SYN without ACK)
+ * counted by destination port, the first ST_PORTS_SEEN_MAX ports kept. */
+#define ST_PORTS_SEEN_MAX 8
+struct st_ports_seen {
+	uint16_t port[ST_PORTS_SEEN_MAX];
+	uint64_t conns[ST_PORTS_SEEN_MAX];
+	size_t n;
+	uint64_t more;     /* connections to ports past the kept ones */
+	uint64_t segments; /* TCP segments seen */
+};
+
+void st_ports_seen_add(struct st_ports_seen *p, const struct st_segment *s);
+/* "8080 (12 connections), 443 (3)", or "no connection start (SYN)". Returns buf. */
+const char *st_ports_seen_str(const struct st_ports_seen *p, char *buf, size_t len);
 
 /* Formats an address as inet_ntop does; buf >= 46 bytes. */
 const char *st_addr_str(const struct st_addr *a, char *buf, size_t len);

@@ -41,7 +41,18 @@ static void add(struct st_statline *l, const char *name, uint64_t v, uint8_t kin
 		pr_warn("internal: stats line full, '%s' left out", name);
 		return;
 	}
-	l->e[l->n++] = (struct st_statline_ent){ name, help, v, kind, unit };
+	l->e[l->n++] = (struct st_statline_ent){ name, help, v, kind, unit, NULL, NULL };
+}
+
+void st_statline_add_labeled(struct st_statline *l, const char *name, const char *label,
+			     const char *value, uint64_t v, enum st_stat_kind kind,
+			     const char *help)
+{
+	add(l, name, v, (uint8_t)kind, help, ST_STAT_UNIT_NONE);
+	if (l->e[l->n - 1].name == name) {
+		l->e[l->n - 1].lk = label;
+		l->e[l->n - 1].lv = value;
+	}
 }
 
 void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum st_stat_kind kind,
@@ -74,7 +85,7 @@ size_t st_statline_format(const struct st_statline *l, char *buf, size_t len)
 	for (size_t i = 0; i < l->n; i++) {
 		int k;
 
-		if (l->e[i].kind == ST_STAT_DETAIL && !l->e[i].v)
+		if ((l->e[i].kind == ST_STAT_DETAIL && !l->e[i].v) || l->e[i].lk)
 			continue;
 		k = snprintf(used < len ? buf + used : NULL, used < len ? len - used : 0,
 			     "%s%s=%" PRIu64, used ? " " : "", l->e[i].name, l->e[i].v);
@@ -91,7 +102,7 @@ void st_statline_print(const struct st_statline *l, const char *what)
 
 	st_statline_format(l, buf, sizeof(buf));
 	/* the command's output, not a log message: printed at every level, in one write */
-	fprintf(stderr, "shadowtap: %s %s\n", what, buf);
+	st_log_out("%s %s", what, buf);
 }
 
 const char *st_statline_metric(const struct st_statline_ent *e, char *buf, size_t len)
@@ -117,18 +128,49 @@ static void metric_value(FILE *f, const struct st_statline_ent *e)
 		fprintf(f, "%" PRIu64 "\n", e->v);
 }
 
+/* ,KEY="VALUE" of an entry's own label, if it has one. */
+static void own_label(FILE *f, const struct st_statline_ent *e)
+{
+	if (!e->lk)
+		return;
+	fprintf(f, ",%s=\"", e->lk);
+	st_prom_label_value(f, e->lv ? e->lv : "");
+	fputc('"', f);
+}
+
+/* An earlier entry of ls[0..j] (up to entry i of line j) has e's name: its family is out. */
+static bool family_seen(const struct st_statline *const *ls, size_t j, size_t i,
+			const struct st_statline_ent *e)
+{
+	for (size_t pj = 0; pj <= j; pj++)
+		for (size_t pi = 0; pi < (pj < j ? ls[pj]->n : i); pi++)
+			if (!strcmp(ls[pj]->e[pi].name, e->name))
+				return true;
+	return false;
+}
+
 int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *command)
 {
+	const struct st_statline *const ls[] = { l };
+
 	for (size_t i = 0; i < l->n; i++) {
 		const struct st_statline_ent *e = &l->e[i];
 		char m[160];
 
+		if (family_seen(ls, 0, i, e))
+			continue;
 		st_statline_metric(e, m, sizeof(m));
 		if (e->help)
 			fprintf(f, "# HELP shadowtap_%s %s\n", m, e->help);
-		fprintf(f, "# TYPE shadowtap_%s %s\nshadowtap_%s{command=\"%s\"} ", m,
-			e->kind == ST_STAT_GAUGE ? "gauge" : "counter", m, command);
-		metric_value(f, e);
+		fprintf(f, "# TYPE shadowtap_%s %s\n", m, e->kind == ST_STAT_GAUGE ? "gauge" : "counter");
+		for (size_t q = i; q < l->n; q++) {
+			if (strcmp(l->e[q].name, e->name))
+				continue;
+			fprintf(f, "shadowtap_%s{command=\"%s\"", m, command);
+			own_label(f, &l->e[q]);
+			fputs("} ", f);
+			metric_value(f, &l->e[q]);
+		}
 	}
 	return ferror(f) ? -EIO : 0;
 }
@@ -140,13 +182,9 @@ int st_statlines_prometheus(const struct st_statline *const *ls, const char *con
 	for (size_t j = 0; j < n; j++) {
 		for (size_t i = 0; i < ls[j]->n; i++) {
 			const struct st_statline_ent *e = &ls[j]->e[i];
-			bool seen = false;
 			char m[160];
 
-			for (size_t pj = 0; pj <= j && !seen; pj++)
-				for (size_t pi = 0; pi < (pj < j ? ls[pj]->n : i) && !seen; pi++)
-					seen = !strcmp(ls[pj]->e[pi].name, e->name);
-			if (seen)
+			if (family_seen(ls, j, i, e))
 				continue;
 			st_statline_metric(e, m, sizeof(m));
 			if (e->help)
@@ -155,15 +193,19 @@ int st_statlines_prometheus(const struct st_statline *const *ls, const char *con
 				e->kind == ST_STAT_GAUGE ? "gauge" : "counter");
 			for (size_t k = j; k < n; k++) {
 				for (size_t q = 0; q < ls[k]->n; q++) {
+					/* one sample per job, or per label value of its own */
 					if (strcmp(ls[k]->e[q].name, e->name))
 						continue;
 					fprintf(f, "shadowtap_%s{job=\"", m);
 					st_prom_label_value(f, jobs[k]);
 					fputs("\",command=\"", f);
 					st_prom_label_value(f, commands[k]);
-					fputs("\"} ", f);
+					fputc('"', f);
+					own_label(f, &ls[k]->e[q]);
+					fputs("} ", f);
 					metric_value(f, &ls[k]->e[q]);
-					break;
+					if (!ls[k]->e[q].lk)
+						break;
 				}
 			}
 		}

@@ -83,7 +83,7 @@ struct st_stat_desc {
 void st_stats_add(const struct st_stat_desc *d, size_t n, void *dst, const void *src);
 uint64_t st_stats_get(const struct st_stat_desc *d, const void *obj);
 
-#define ST_STATLINE_MAX 128
+#define ST_STATLINE_MAX 256 /* the largest line: shadow (HTTP/2, gRPC) + compare + tap */
 
 struct st_statline_ent {
 	const char *name;
@@ -91,6 +91,8 @@ struct st_statline_ent {
 	uint64_t v;
 	uint8_t kind;
 	uint8_t unit;        /* enum st_stat_unit */
+	const char *lk, *lv; /* a label of its own (target="10.0.5.20:8080"): a metric only,
+			      * never on the summary line; NULL for none */
 };
 
 /* An ordered set of name=value pairs gathered from tables and single values. */
@@ -105,6 +107,12 @@ void st_statline_add(struct st_statline *l, const char *name, uint64_t v, enum s
 		     const char *help);
 void st_statline_add_table(struct st_statline *l, const struct st_stat_desc *d, size_t n,
 			   const void *obj);
+/* A value with a label of its own, for the metrics (several of one name, one per label
+ * value: shadowtap_shadow_target_up{target="..."}); the strings must live until the
+ * exposition is written. Never on the summary or stats line. */
+void st_statline_add_labeled(struct st_statline *l, const char *name, const char *label,
+			     const char *value, uint64_t v, enum st_stat_kind kind,
+			     const char *help);
 /* The value of name, or 0 (tests, callers that derive one figure from another). */
 uint64_t st_statline_value(const struct st_statline *l, const char *name);
 /* "a=1 b=2": the stats line without prefix or newline; returns the length it needs. */

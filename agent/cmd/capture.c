@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -26,7 +27,7 @@ struct capture {
 	struct st_target target;
 	const char *out;
 	double duration;
-	int verbose;
+	struct st_run_opts run; /* -v, -q, --stats */
 	uint64_t queue_bytes;  /* --write-queue-mb */
 	uint64_t rotate_bytes; /* --rotate-mb */
 	double rotate_s;       /* --rotate-sec */
@@ -45,7 +46,7 @@ struct capture {
 
 static const char usage_head[] =
 	"Usage: shadowtap capture (--iface IFACE | --cgroup PATH) --port P [--port P ...]\n"
-	"                         [--host CIDR ...] -w FILE [--duration SEC] [-v]\n"
+	"                         [--host CIDR ...] -w FILE [--duration SEC] [-v] [-q]\n"
 	"                         [--rotate-mb N] [--rotate-sec SEC] [--keep N]\n"
 	"\n"
 	"Writes the service's TCP traffic on port P (packets arriving for P, packets\n"
@@ -60,11 +61,6 @@ static const struct st_opt capture_opts[] = {
 		      "pcap output, '-' for stdout (| wireshark -k -i -)"),
 	ST_OPT_SECONDS("duration", 'd', struct capture, duration, 0.001, 1e9,
 		      "stop after SEC seconds"),
-	ST_OPT_UINT("write-queue-mb", 0, struct capture, queue_bytes, "N", ST_PCAPW_QUEUE_MB_MIN,
-		    ST_PCAPW_QUEUE_MB_MAX, ST_OPTF_MIB,
-		    "memory between the capture and FILE, in MiB (default 64): when\n"
-		    "the disk or a pipe's reader falls behind, packets are dropped\n"
-		    "and counted (dropped_writes=), never lost in the kernel"),
 	ST_OPT_UINT("rotate-mb", 0, struct capture, rotate_bytes, "N", 1, 1048576, ST_OPTF_MIB,
 		    "a new file after about N MiB: FILE's name with the start time\n"
 		    "(web.pcap: web-20261130T120000.000Z.pcap), written under a\n"
@@ -74,8 +70,14 @@ static const struct st_opt capture_opts[] = {
 	ST_OPT_UINT("keep", 0, struct capture, keep, "N", 2, 1000000, 0,
 		    "with rotation: at most N files, N >= 2 (the one being written\n"
 		    "included; earlier runs' files of the same name too): the oldest go"),
-	ST_OPT_COUNT("verbose", 'v', struct capture, verbose,
-		     "say how programs attach; show libbpf's messages"),
+};
+
+static const struct st_opt capture_limit_opts[] = {
+	ST_OPT_UINT("write-queue-mb", 0, struct capture, queue_bytes, "N", ST_PCAPW_QUEUE_MB_MIN,
+		    ST_PCAPW_QUEUE_MB_MAX, ST_OPTF_MIB,
+		    "memory between the capture and FILE, in MiB (default 64): when\n"
+		    "the disk or a pipe's reader falls behind, packets are dropped\n"
+		    "and counted (dropped_writes=), never lost in the kernel"),
 };
 
 static bool rotating(const struct capture *c)
@@ -218,10 +220,14 @@ static size_t optsets(void *obj, struct st_optset *sets)
 {
 	struct capture *c = obj;
 
-	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target };
+	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target, NULL };
 	sets[1] = (struct st_optset)ST_OPTSET(capture_opts, c);
-	sets[2] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode };
-	return 3;
+	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &c->run, NULL };
+	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode, NULL };
+	sets[4] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &c->target,
+				      ST_OPT_TITLE_TAP };
+	sets[5] = (struct st_optset)ST_OPTSET_T(capture_limit_opts, c, ST_OPT_TITLE_LIMITS);
+	return 6;
 }
 
 /* 0, or ST_EXIT_USAGE after one line on stderr. */
@@ -322,9 +328,6 @@ static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 		 * was) */
 		return -1;
 	}
-	pr_info("capturing %zu port(s) on %s %s", c->target.n_ports,
-		c->target.iface ? "interface" : "cgroup",
-		c->target.iface ? c->target.iface : c->target.cgroup);
 	return 0;
 }
 
@@ -386,9 +389,51 @@ static struct st_target *target(void *obj)
 	return &((struct capture *)obj)->target;
 }
 
-static int verbose(void *obj)
+static struct st_run_opts *run_opts(void *obj)
 {
-	return ((struct capture *)obj)->verbose;
+	return &((struct capture *)obj)->run;
+}
+
+/* Where it writes: the file being written now and its size once running (rotation: the
+ * bytes handed to it so far), -w's path before. */
+static void describe(void *obj, struct st_job_desc *d)
+{
+	struct capture *c = obj;
+	struct stat st;
+	char h[32];
+
+	if (!strcmp(c->out, "-"))
+		snprintf(d->outputs, sizeof(d->outputs), "stdout");
+	else if (c->w && rotating(c))
+		snprintf(d->outputs, sizeof(d->outputs), "%.400s (%s so far; rotated)", c->name,
+			 st_human_bytes(c->file_bytes, h, sizeof(h)));
+	else if (c->w && !stat(c->out, &st) && S_ISREG(st.st_mode))
+		snprintf(d->outputs, sizeof(d->outputs), "%.400s (%s)", c->out,
+			 st_human_bytes((uint64_t)st.st_size, h, sizeof(h)));
+	else
+		snprintf(d->outputs, sizeof(d->outputs), "%.400s%s", c->out,
+			 rotating(c) ? " (rotated)" : "");
+}
+
+/* Packets and bytes in, what the kernel or the output lost, the output's queue. */
+static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b)
+{
+	struct capture *c = obj;
+	struct st_pcapw_stats ws;
+
+	st_pcapw__stats(c->w, &ws);
+	st_brief_add(b, "packets", ws.packets, ST_BRIEF_RATE);
+	st_brief_add(b, "written", ws.bytes, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "flows", st_flowset__count(c->flows), 0);
+	/* the kernel's ring was full; the output was slower than the capture */
+	st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
+	st_brief_add(b, "dropped", ws.dropped_writes, 0);
+	{
+		uint64_t bound, q = st_pcapw__queued(c->w, &bound);
+
+		st_brief_add(b, "queue", q, ST_BRIEF_BYTES);
+		st_brief_add(b, "of", bound, ST_BRIEF_SUB | ST_BRIEF_BYTES);
+	}
 }
 
 static double duration(void *obj)
@@ -404,8 +449,10 @@ const struct st_job_kind st_capture_kind = {
 	.optsets = optsets,
 	.check = check,
 	.target = target,
-	.verbose = verbose,
+	.run_opts = run_opts,
 	.duration = duration,
+	.describe = describe,
+	.brief = brief,
 	.start = start,
 	.attached = attached,
 	.segment = on_segment,

@@ -37,6 +37,10 @@
 /* SIGTERM: the jobs' ends share this (systemd waits TimeoutStopSec; the promise is 2 s). */
 #define STOP_BUDGET_NS (1000ull * 1000000)
 
+#ifndef ST_VERSION
+#define ST_VERSION "0.1.0"
+#endif
+
 /* ---- the [daemon] section ------------------------------------------------------------- */
 
 struct daemon_opts {
@@ -67,6 +71,7 @@ struct jobdef {
 	struct st_config_file cfg; /* path + this one section (owned copy) */
 	char label[160];      /* "job NAME" (the log's context) */
 	char what[160];       /* "summary job=NAME" */
+	char stats[160];      /* "stats job=NAME" (its --stats lines) */
 };
 
 struct plan {
@@ -221,6 +226,7 @@ static int plan_load(struct plan *p, const char *path)
 		}
 		snprintf(d->label, sizeof(d->label), "job %s", s->name);
 		snprintf(d->what, sizeof(d->what), "summary job=%s", s->name);
+		snprintf(d->stats, sizeof(d->stats), "stats job=%s", s->name);
 		obj = job_new(d);
 		if (!obj)
 			goto bad;
@@ -266,7 +272,12 @@ struct job {
 	uint64_t restarts;       /* starts after the first (failures, changed sections) */
 	uint64_t failures;
 	char why[256];           /* the last failure */
+	char last_error[512];    /* the last failure and the first error line it logged (kept
+				  * once the job runs again: ctl status shows it) */
+	uint64_t last_error_real; /* when (CLOCK_REALTIME ns) */
 	struct st_tap_summary ts; /* the last tap counters (kept while retrying) */
+	struct st_job_idle idle; /* its --warn-idle watch */
+	struct st_progress prog; /* its --stats lines */
 };
 
 struct daemon {
@@ -281,6 +292,7 @@ struct daemon {
 	size_t n_jobs;
 	uint64_t reloads, reload_failures;
 	bool stopping;
+	uint64_t started_ns;     /* the daemon's start (uptime) */
 };
 
 /* ---- sd_notify (the NOTIFY_SOCKET datagram protocol; no libsystemd) ------------------ */
@@ -382,6 +394,9 @@ static void job_retry_later(struct job *j, uint64_t now)
 	j->state = JOB_RETRYING;
 	j->retry_ns = now + (uint64_t)j->backoff_ms * 1000000;
 	j->failures++;
+	if (strncmp(j->last_error, j->why, strlen(j->why)))
+		snprintf(j->last_error, sizeof(j->last_error), "%s", j->why);
+	j->last_error_real = st_realtime_ns();
 	pr_warn("job %s: %s; starting it again in %u s", j->def->cfg.s->name, j->why,
 		(j->backoff_ms + 999) / 1000);
 }
@@ -393,9 +408,13 @@ static int job_start(struct job *j)
 	struct st_tapsub_spec spec = { .seg = job_seg, .ctx = j };
 	uint64_t now = st_mono_ns();
 
+	char first_err[400];
+
 	j->failed = false;
 	memset(&j->ts, 0, sizeof(j->ts));
 	j->idef = j->def;
+	/* why it fails, for ctl status: its hooks say it in a line of their own */
+	st_log_capture_begin(first_err, sizeof(first_err));
 	j->obj = job_new(j->def);
 	if (!j->obj) {
 		snprintf(j->why, sizeof(j->why), "its section is invalid");
@@ -423,16 +442,28 @@ static int job_start(struct job *j)
 		snprintf(j->why, sizeof(j->why), "could not start after attaching");
 		goto fail;
 	}
-	st_log_set_context(NULL);
+	st_log_capture_end();
 	j->state = JOB_RUNNING;
 	j->started_ns = now;
-	pr_info("job %s: %s running on %s %s (%u job(s) share it)", j->def->cfg.s->name, k->name,
-		spec.t->iface ? "interface" : "cgroup", spec.t->iface ? spec.t->iface : spec.t->cgroup,
-		st_tapsub__jobs(j->sub));
+	{
+		char line[2048];
+
+		pr_info("%s running: %s (%u job(s) share its tap)", k->name,
+			st_job_line(k, j->obj, line, sizeof(line)), st_tapsub__jobs(j->sub));
+	}
+	/* what is wrong with its target, said in its own name; the idle watch; --stats */
+	st_job_check_target(k, j->obj);
+	st_log_set_context(NULL);
+	st_job_idle_start(&j->idle, now);
+	st_progress_init(&j->prog, k->run_opts(j->obj)->stats_s, false, k->name, now);
+	j->prog.label = j->def->stats;
 	return 0;
 fail:
+	st_log_capture_end();
 	st_log_set_context(NULL);
 	job_stop(j, -1);
+	snprintf(j->last_error, sizeof(j->last_error), "%.100s%s%.400s", j->why,
+		 first_err[0] ? ": " : "", first_err);
 	job_retry_later(j, now);
 	return -1;
 }
@@ -536,8 +567,15 @@ static int write_metrics(void *ctx, FILE *f)
 			   "shadowtap_daemon_reload_failures_total %" PRIu64 "\n"
 			   "# HELP shadowtap_daemon_jobs jobs configured\n"
 			   "# TYPE shadowtap_daemon_jobs gauge\n"
-			   "shadowtap_daemon_jobs %zu\n",
-			d->reloads, d->reload_failures, d->n_jobs);
+			   "shadowtap_daemon_jobs %zu\n"
+			   "# HELP shadowtap_build_info the running build (always 1)\n"
+			   "# TYPE shadowtap_build_info gauge\n"
+			   "shadowtap_build_info{version=\"%s\"} 1\n"
+			   "# HELP shadowtap_daemon_uptime_seconds time since the daemon started\n"
+			   "# TYPE shadowtap_daemon_uptime_seconds gauge\n"
+			   "shadowtap_daemon_uptime_seconds %.3f\n",
+			d->reloads, d->reload_failures, d->n_jobs, ST_VERSION,
+			(double)(st_mono_ns() - d->started_ns) / 1e9);
 		err = ferror(f) ? -EIO : 0;
 	}
 	free(lines);
@@ -555,27 +593,62 @@ static const char *health(void *ctx)
 	return NULL;
 }
 
+/* A duration as "3d04h", "1h02m", "12m03s", "7s". */
+static const char *dur_str(uint64_t ns, char *buf, size_t len)
+{
+	uint64_t t = ns / 1000000000ull;
+
+	if (t >= 86400)
+		snprintf(buf, len, "%llud%02lluh", (unsigned long long)(t / 86400),
+			 (unsigned long long)(t / 3600 % 24));
+	else if (t >= 3600)
+		snprintf(buf, len, "%lluh%02llum", (unsigned long long)(t / 3600),
+			 (unsigned long long)(t / 60 % 60));
+	else if (t >= 60)
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)(t / 60),
+			 (unsigned long long)(t % 60));
+	else
+		snprintf(buf, len, "%llus", (unsigned long long)t);
+	return buf;
+}
+
+/* ctl status: the daemon, then per job one line (its target, state, uptime, main counters)
+ * and what it does in words: its input, targets and outputs (the file written now, its
+ * size), and its last error. */
 static void status(struct daemon *d, FILE *f)
 {
+	uint64_t now = st_mono_ns();
 	struct job *j;
+	char up[32];
 
-	fprintf(f, "%-20s %-8s %-28s %-9s %s\n", "JOB", "COMMAND", "TARGET", "STATE", "COUNTERS");
+	fprintf(f, "daemon: up %s, %zu job(s) from %s; metrics %s%s%s; reloads %" PRIu64
+		   " (%" PRIu64 " rejected); shadowtap %s\n",
+		dur_str(now - d->started_ns, up, sizeof(up)), d->n_jobs, d->path,
+		d->metrics_addr ? "http://" : "off", d->metrics_addr ? d->metrics_addr : "",
+		d->metrics_addr ? "/metrics" : "", d->reloads, d->reload_failures, ST_VERSION);
+	fprintf(f, "%-20s %-8s %-28s %-9s %-7s %s\n", "JOB", "COMMAND", "TARGET", "STATE", "UPTIME",
+		"COUNTERS");
 	st_list_for_each_entry(j, &d->jobs, node) {
+		const struct st_job_kind *k = j->def->k;
 		struct st_target t = { 0 };
 		struct st_statline l;
-		char target[64], counters[256];
+		char target[64], counters[256], line[2048];
 		void *obj = j->obj;
 		size_t len = 0;
 
 		/* the target as configured (a retrying job has no instance to ask) */
 		if (!obj)
 			obj = job_new(j->def);
-		if (obj)
-			t = *j->def->k->target(obj);
+		if (obj) {
+			t = *k->target(obj);
+			st_job_line(k, obj, line, sizeof(line));
+		} else {
+			snprintf(line, sizeof(line), "(its section is invalid)");
+		}
 		snprintf(target, sizeof(target), "%s%s", t.iface ? "iface " : t.cgroup ? "cgroup " : "",
 			 t.iface ? t.iface : t.cgroup ? t.cgroup : "?");
 		if (obj != j->obj)
-			job_free(j->def->k, obj);
+			job_free(k, obj);
 		job_line(j, &l);
 		counters[0] = 0;
 		/* the main ones: the command's first figures (packets, bytes; requests ...) */
@@ -583,12 +656,23 @@ static void status(struct daemon *d, FILE *f)
 			len += (size_t)snprintf(counters + len, len < sizeof(counters) ?
 						sizeof(counters) - len : 0, "%s%s=%" PRIu64,
 						len ? " " : "", l.e[i].name, l.e[i].v);
-		fprintf(f, "%-20s %-8s %-28s %-9s %s", j->def->cfg.s->name, j->def->k->name, target,
-			state_names[j->state], counters);
+		fprintf(f, "%-20s %-8s %-28s %-9s %-7s %s", j->def->cfg.s->name, k->name, target,
+			state_names[j->state],
+			j->state == JOB_RUNNING ? dur_str(now - j->started_ns, up, sizeof(up)) : "-",
+			counters);
 		if (j->state == JOB_RETRYING)
 			fprintf(f, " (%s; next try in %" PRIu64 " ms)", j->why,
-				j->retry_ns > st_mono_ns() ? (j->retry_ns - st_mono_ns()) / 1000000 : 0);
-		fputc('\n', f);
+				j->retry_ns > now ? (j->retry_ns - now) / 1000000 : 0);
+		fprintf(f, "\n    %s\n", line);
+		if (j->last_error[0]) {
+			time_t at = (time_t)(j->last_error_real / 1000000000ull);
+			char when[40];
+			struct tm tm;
+
+			gmtime_r(&at, &tm);
+			strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+			fprintf(f, "    last error %s: %s\n", when, j->last_error);
+		}
 	}
 }
 
@@ -752,15 +836,22 @@ static int reload(struct daemon *d, FILE *answer)
 	struct job *j, *tmp;
 	bool used[MAX_JOBS] = { false };
 
+	char why[512];
+	int bad;
+
 	notify_reloading();
 	pr_info("reload: reading %s", d->path);
-	if (plan_load(&np, d->path)) {
+	/* the file's first error is the answer's reason too (the log has it as well) */
+	st_log_capture_begin(why, sizeof(why));
+	bad = plan_load(&np, d->path);
+	st_log_capture_end();
+	if (bad) {
 		d->reload_failures++;
 		pr_err("reload: %s rejected; the %zu running job(s) stay as they were", d->path,
 		       d->n_jobs);
 		if (answer)
-			fprintf(answer, "error: %s rejected (the daemon's log says why); the %zu "
-					"running job(s) stay as they were\n", d->path, d->n_jobs);
+			fprintf(answer, "error: %s rejected: %s; the %zu running job(s) stay as they "
+					"were\n", d->path, why[0] ? why : "(no reason given)", d->n_jobs);
 		notify("READY=1");
 		return -1;
 	}
@@ -854,10 +945,29 @@ static int on_tick(void *ctx)
 		const struct st_job_kind *k = j->def->k;
 
 		if (j->state == JOB_RUNNING && !j->failed && k->tick) {
+			char first_err[400];
+
 			st_log_set_context(j->def->label);
+			st_log_capture_begin(first_err, sizeof(first_err));
 			if (k->tick(j->obj, now) < 0) {
 				j->failed = true;
 				snprintf(j->why, sizeof(j->why), "its output failed");
+				snprintf(j->last_error, sizeof(j->last_error), "its output failed%s%.400s",
+					 first_err[0] ? ": " : "", first_err);
+			}
+			st_log_capture_end();
+			st_log_set_context(NULL);
+		}
+		if (j->state == JOB_RUNNING && !j->failed) {
+			st_log_set_context(j->def->label);
+			st_job_idle_tick(&j->idle, k, j->obj, j->sub, now);
+			if (k->brief && st_progress_due(&j->prog, now)) {
+				struct st_brief b;
+
+				st_tapsub__summary(j->sub, &j->ts);
+				st_brief_init(&b);
+				k->brief(j->obj, &j->ts, &b);
+				st_progress_show(&j->prog, &b, now);
 			}
 			st_log_set_context(NULL);
 		}
@@ -894,6 +1004,7 @@ struct daemon_cli {
 	const char *config;
 	bool check;
 	int verbose;
+	bool quiet;
 };
 
 static const struct st_opt cli_rows[] = {
@@ -904,16 +1015,20 @@ static const struct st_opt cli_rows[] = {
 		    "for a bad one"),
 	ST_OPT_COUNT("verbose", 'v', struct daemon_cli, verbose,
 		     "more messages than log-level says (-vv: libbpf's too)"),
+	ST_OPT_FLAG("quiet", 'q', struct daemon_cli, quiet,
+		    "no start line (the jobs' warnings and summaries stay)"),
 };
 
 static const char usage_head[] =
-	"Usage: shadowtap daemon --config FILE [--check] [-v]\n\n"
+	"Usage: shadowtap daemon --config FILE [--check] [-v] [-q]\n\n"
 	"Runs the jobs of FILE ([capture NAME], [flows NAME], [shadow NAME], [tee NAME]\n"
 	"sections; their keys are the commands' long options) in one process. Jobs on the same interface or\n"
 	"cgroup share one BPF load and ring. SIGHUP (or shadowtap ctl reload) rereads FILE:\n"
 	"unchanged jobs keep running, changed ones restart alone, filters change in place.\n"
 	"SIGTERM stops every job (files complete, nothing attached).\n\n";
 
+/* --check: what each job would do, in words (its input, sample, targets and outputs), as
+ * its start would say it. */
 static void print_plan(const struct plan *p, FILE *f)
 {
 	fprintf(f, "%s: %zu job(s)\n", p->file.path, p->n);
@@ -921,6 +1036,7 @@ static void print_plan(const struct plan *p, FILE *f)
 		const struct jobdef *d = p->defs[i];
 		void *obj = job_new(d);
 		const struct st_target *t = obj ? d->k->target(obj) : NULL;
+		char line[2048];
 
 		fprintf(f, "  %-8s %-20s", d->k->name, d->cfg.s->name);
 		if (t) {
@@ -930,6 +1046,8 @@ static void print_plan(const struct plan *p, FILE *f)
 				fprintf(f, "%s%u", k ? "," : " ", t->ports[k]);
 		}
 		fputc('\n', f);
+		if (obj)
+			fprintf(f, "      %s\n", st_job_line(d->k, obj, line, sizeof(line)));
 		job_free(d->k, obj);
 	}
 	fprintf(f, "  metrics: %s; control: %s; log-level: %s; state-dir: %s\n",
@@ -975,6 +1093,7 @@ int cmd_daemon(int argc, char **argv)
 			 cli.verbose && d.plan.opts.log_level < ST_LOG_INFO ? ST_LOG_INFO :
 			 (enum st_log_level)d.plan.opts.log_level);
 	st_list_init(&d.jobs);
+	d.started_ns = st_mono_ns();
 	rc = ST_EXIT_RUNTIME;
 	d.loop = st_loop__new();
 	d.mux = d.loop ? st_tapmux__new(d.loop) : NULL;
@@ -999,7 +1118,12 @@ int cmd_daemon(int argc, char **argv)
 		pr_err("daemon: event loop: %s", strerror(-err));
 		goto out;
 	}
-	pr_info("daemon: %zu job(s) from %s", d.n_jobs, d.path);
+	/* the start line: what runs, where to look, how to stop (the journal has it) */
+	if (!cli.quiet)
+		st_log_out("daemon running: %zu job(s) from %s; metrics %s%s%s; control %s; "
+			   "SIGHUP (or ctl reload) reloads, SIGTERM stops it", d.n_jobs, d.path,
+			   d.metrics_addr ? "http://" : "off", d.metrics_addr ? d.metrics_addr : "",
+			   d.metrics_addr ? "/metrics" : "", d.control_path);
 	notify("READY=1");
 	err = st_loop__run(d.loop, 0);
 	notify("STOPPING=1");

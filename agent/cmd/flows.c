@@ -39,7 +39,7 @@ struct flows {
 	bool force;
 	mode_t out_mode; /* --output-mode */
 	double duration;
-	int verbose;
+	struct st_run_opts run; /* -v, -q, --stats */
 	/* the run */
 	int dirfd;
 	struct st_reasm *r;
@@ -47,6 +47,8 @@ struct flows {
 	struct st_pcapin *pin;
 	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
 	uint64_t filtered;             /* file input: left out by --port/--host */
+	uint64_t kept;                 /* file input: segments the filters kept */
+	struct st_ports_seen seen;     /* file input: where its connections went */
 };
 
 /* The summary line (stats.h): reassembly's figures under flows' names; then the engine's. */
@@ -96,7 +98,6 @@ static const struct st_opt flows_opts[] = {
 		    "write into a non-empty DIR (files of the same name are replaced)"),
 	ST_OPT_SECONDS("duration", 0, struct flows, duration, 0, 1e9,
 		      "stop live capture after SEC seconds (default: until SIGINT)"),
-	ST_OPT_COUNT("verbose", 'v', struct flows, verbose, "more messages (-vv: libbpf's too)"),
 };
 
 static size_t optsets(void *obj, struct st_optset *sets)
@@ -104,10 +105,14 @@ static size_t optsets(void *obj, struct st_optset *sets)
 	struct flows *fl = obj;
 
 	sets[0] = (struct st_optset)ST_OPTSET(flows_opts, fl);
-	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &fl->t };
-	sets[2] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &fl->t };
-	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &fl->out_mode };
-	return 4;
+	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &fl->t, NULL };
+	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &fl->run, NULL };
+	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &fl->out_mode, NULL };
+	sets[4] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &fl->t,
+				      ST_OPT_TITLE_TAP };
+	sets[5] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &fl->t,
+				      ST_OPT_TITLE_LIMITS };
+	return 6;
 }
 
 /* 0, or ST_EXIT_USAGE after one line on stderr. */
@@ -175,10 +180,12 @@ static int run_file(struct flows *fl)
 	int rc;
 
 	while ((rc = st_pcapin__next(fl->pin, &s)) > 0 && !st_flowsink__error(fl->sink)) {
+		st_ports_seen_add(&fl->seen, &s);
 		if (!st_target_keeps(&fl->t, &s.key)) {
 			fl->filtered++;
 			continue;
 		}
+		fl->kept++;
 		st_reasm__feed(fl->r, &s);
 	}
 	if (rc < 0) {
@@ -189,6 +196,14 @@ static int run_file(struct flows *fl)
 			pr_err("flows: %s is damaged; kept everything before it (%s)", fl->file,
 			       st_pcapin__error(fl->pin));
 		rc = st_pcapin__truncated(fl->pin) ? 0 : -1;
+	}
+	if (fl->t.n_ports && !fl->kept && rc >= 0) {
+		char seen[512];
+
+		/* not an error (the files are what the capture holds: none), but not what was
+		 * asked for: say what the file holds instead */
+		pr_warn("flows: %s has no connection on --port (its connections: %s): no file "
+			"written", fl->file, st_ports_seen_str(&fl->seen, seen, sizeof(seen)));
 	}
 	st_pcapin__stats(fl->pin, &ps);
 	pr_info("pcap packets=%" PRIu64 " segments=%" PRIu64 " not_tcp=%" PRIu64
@@ -229,15 +244,6 @@ static int live_tick(void *ctx, uint64_t mono)
 	st_reasm__tick(fl->r, now);
 	st_flowsink__tick(fl->sink, now);
 	return st_flowsink__error(fl->sink);
-}
-
-static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
-{
-	struct flows *fl = obj;
-
-	pr_info("flows: capturing on %s %s", fl->t.iface ? "interface" : "cgroup",
-		fl->t.iface ? fl->t.iface : fl->t.cgroup);
-	return 0;
 }
 
 /* Flows' counters into l: reassembly's under flows' names, the engine's, and the tap's when
@@ -346,6 +352,9 @@ static int offline(void *obj)
 	}
 	if (start(fl))
 		return ST_EXIT_RUNTIME;
+	if (!fl->run.quiet)
+		st_log_out("flows running: reading %s -> one file per direction in %s/ (to the "
+			   "file's end)", strcmp(fl->file, "-") ? fl->file : "stdin", fl->out);
 	return finish(fl, run_file(fl), false, NULL, "summary");
 }
 
@@ -372,9 +381,34 @@ static struct st_target *target(void *obj)
 	return fl->file ? NULL : &fl->t;
 }
 
-static int verbose(void *obj)
+static struct st_run_opts *run_opts(void *obj)
 {
-	return ((struct flows *)obj)->verbose;
+	return &((struct flows *)obj)->run;
+}
+
+static void describe(void *obj, struct st_job_desc *d)
+{
+	struct flows *fl = obj;
+
+	snprintf(d->outputs, sizeof(d->outputs), "one file per direction in %s/", fl->out);
+}
+
+/* Segments in, stream bytes out, connections, what reassembly found missing. */
+static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b)
+{
+	struct flows *fl = obj;
+	struct st_reasm_stats st;
+	struct st_flowsink_stats ks;
+
+	st_reasm__stats(fl->r, &st);
+	st_flowsink__stats(fl->sink, &ks);
+	st_brief_add(b, "segments", st.segments, ST_BRIEF_RATE);
+	st_brief_add(b, "written", st.bytes, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "connections", st.conns, 0);
+	st_brief_add(b, "files", ks.files, 0);
+	st_brief_add(b, "gaps", st.gap_bytes, ST_BRIEF_BYTES);
+	st_brief_add(b, "lost", ts ? ts->lost : 0, ST_BRIEF_BYTES);
+	st_brief_add(b, "memory", st.mem, ST_BRIEF_BYTES);
 }
 
 static double duration(void *obj)
@@ -391,10 +425,11 @@ const struct st_job_kind st_flows_kind = {
 	.optsets = optsets,
 	.check = check,
 	.target = target,
-	.verbose = verbose,
+	.run_opts = run_opts,
 	.duration = duration,
+	.describe = describe,
+	.brief = brief,
 	.start = start,
-	.attached = attached,
 	.segment = live_seg,
 	.batch = live_batch,
 	.tick = live_tick,

@@ -8,7 +8,7 @@
  *           handshake, data in MSS-sized segments with consistent seq/ack, FIN or RST);
  *  --to     the shadow engine (shadow.h), fed the same segments: whole requests, in order,
  *           per connection, released once production's answer is in the stream;
- *  --print  one line per exchange, framed by http.h.
+ *  --print  one line per exchange, framed by http.h (HTTP/2: one per stream, by h2.h).
  * A damaged or cut stream stops the input with one line naming the offset; every output
  * keeps what arrived before it (connections are closed, the pcap is committed whole).
  */
@@ -29,6 +29,8 @@
 #include "commands.h"
 #include "connmap.h"
 #include "flowsink.h"
+#include "grpc.h"
+#include "h2.h"
 #include "http.h"
 #include "kafka.h"
 #include "linklisten.h"
@@ -38,6 +40,7 @@
 #include "opts.h"
 #include "output.h"
 #include "pcapw.h"
+#include "progress.h"
 #include "compare_opts.h"
 #include "shadow.h"
 #include "stream.h"
@@ -52,6 +55,10 @@
  * heads of at most RX_HEAD_CAP (4096 x 2 x 16 KiB = 128 MiB at worst); more are counted. */
 #define RX_PRINT_CONNS_MAX 4096
 #define RX_HEAD_CAP (16u << 10)
+/* --print of HTTP/2: streams followed at once per connection (more are not printed), and the
+ * bytes held per direction until the client's first bytes say which HTTP it is */
+#define RX_PRINT_STREAMS 256
+#define RX_DETECT_MAX (16u << 10)
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
 #define RX_KAFKA_MSGS 256         /* Kafka messages per tick at most */
@@ -69,8 +76,12 @@ struct exch {
 	uint64_t resp_ts;          /* the response's head */
 	uint64_t resp_bytes;
 	uint16_t status;
+	int16_t grpc;              /* HTTP/2: the answer's grpc-status, or -1 */
+	uint32_t id;               /* HTTP/2: the stream */
 	bool req_done, resp_done;
 };
+
+enum { PM_DETECT = 0, PM_H1, PM_H2 };
 
 struct rconn {
 	struct st_reasm_conn fc;   /* the flows engine's view (its own user pointer) */
@@ -86,6 +97,12 @@ struct rconn {
 	struct exch *q;            /* RX_PRINT_QUEUE, allocated at the first request */
 	unsigned qh, qn;
 	unsigned nresp;            /* exchanges at the queue's front with their response done */
+	uint8_t pmode;             /* PM_*: which HTTP (the client's first bytes say) */
+	uint8_t *det[2];           /* PM_DETECT: the bytes so far, per direction */
+	uint32_t det_len[2];
+	struct st_h2 *h2;          /* PM_H2: the framer, and the streams being followed */
+	struct exch *xs;
+	uint32_t nxs, xcap;
 };
 
 #define RECEIVE_STATS(X, T)                                                                    \
@@ -122,7 +139,8 @@ struct receive {
 	mode_t out_mode;            /* --output-mode: -w's, -o's files, the compare outputs */
 	const char *to;
 	bool print;
-	int verbose;
+	bool once;                  /* --listen --once: the first whole stream ends the run */
+	struct st_run_opts run;     /* -v, -q, --stats */
 	struct st_kafka_conf kafka; /* --kafka (kafka.h) */
 	struct st_kafka_consumer *kc;
 	/* the run */
@@ -150,6 +168,10 @@ struct receive {
 	uint64_t last_ts;
 	uint64_t last_shadow_tick;
 	unsigned printing;      /* connections --print follows now */
+	bool print_header;      /* --print's column header is out */
+	bool last_lost;         /* --listen: the last stream was cut (the next one is its tee's
+				 * reconnect) */
+	struct st_progress prog; /* --stats, the status line */
 	struct receive_stats st;
 	struct st_stream_trailer trailer;
 	bool have_trailer;
@@ -189,6 +211,9 @@ static const struct st_opt receive_opts[] = {
 	ST_OPT_STRING("ca", 0, struct receive, tlso.ca, "FILE",
 		      "--listen: the tee's certificate must chain to this CA"),
 	ST_OPT_FLAG("insecure", 0, struct receive, insecure, "--listen in plaintext"),
+	ST_OPT_FLAG("once", 0, struct receive, once,
+		    "--listen: end when the tee's stream ends (its END_STREAM),\n"
+		    "instead of listening for the next tee"),
 	ST_OPT_STRING("write", 'w', struct receive, wpath, "FILE", "pcap output (- for stdout)"),
 	ST_OPT_STRING("output", 'o', struct receive, outdir, "DIR",
 		      "flow files' folder; created if missing, must be empty"),
@@ -197,19 +222,21 @@ static const struct st_opt receive_opts[] = {
 	ST_OPT_FLAG("fast", 0, struct receive, fast,
 		    "--to as fast as the stream comes (default: at the pace it was\n"
 		    "captured, each connection's requests as far apart as in production)"),
-	ST_OPT_FLAG("print", 0, struct receive, print, "one line per exchange on stdout"),
-	ST_OPT_COUNT("verbose", 'v', struct receive, verbose, "more messages (the stream's header)"),
+	ST_OPT_FLAG("print", 0, struct receive, print,
+		    "one line per exchange on stdout, after a column header"),
 };
 
 static int parse(struct receive *rx, int argc, char **argv)
 {
 	const struct st_optset sets[] = {
 		ST_OPTSET(receive_opts, rx),
-		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka },
-		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka },
-		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp },
-		{ st_output_opts, st_output_opts_n, &rx->out_mode },
-		{ st_redact_opts, st_redact_opts_n, &rx->cmp.redact },
+		{ st_cmp_opts, st_cmp_opts_n, &rx->cmp, NULL },
+		{ st_run_opts, st_run_opts_n, &rx->run, NULL },
+		{ st_output_opts, st_output_opts_n, &rx->out_mode, NULL },
+		{ st_redact_opts, st_redact_opts_n, &rx->cmp.redact, ST_OPT_TITLE_REDACT },
+		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka, ST_OPT_TITLE_KAFKA },
+		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka, ST_OPT_TITLE_KAFKA },
+		{ st_cmp_tuning_opts, st_cmp_tuning_opts_n, &rx->cmp, ST_OPT_TITLE_COMPARE },
 	};
 	const char *paths[] = { rx->wpath, rx->cmp.report, rx->cmp.report_json, rx->cmp.diffs };
 	const char *opts[] = { "-w", "--report", "--report-json", "--diffs" };
@@ -246,6 +273,10 @@ static int parse(struct receive *rx, int argc, char **argv)
 	if (!rx->wpath && !rx->outdir && !rx->to && !rx->print) {
 		pr_err("receive: give at least one output: -w FILE, -o DIR, --to HOST:PORT or "
 		       "--print");
+		return ST_EXIT_USAGE;
+	}
+	if (rx->once && !rx->listen) {
+		pr_err("receive: --once is for --listen (a file or a pipe ends with its stream)");
 		return ST_EXIT_USAGE;
 	}
 	if (rx->fast && !rx->to) {
@@ -470,10 +501,18 @@ static void print_line(struct receive *rx, struct rconn *rc, const struct exch *
 	gmtime_r(&secs, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	st_addr_str(&rc->fc.key.src, cli, sizeof(cli));
-	printf("%s.%03u %s%s%s:%u %s %s %u %" PRIu64 " %" PRIu64 " ",
-	       when, (unsigned)(x->resp_ts / 1000000 % 1000),
+	if (!rx->print_header) {
+		/* once, above the first line: what each column is (times are UTC, the answer's
+		 * head; latency: production's, the request's end to that head) */
+		printf("# time(UTC) client method target status req_bytes resp_bytes latency\n");
+		rx->print_header = true;
+	}
+	printf("%s.%03u %s%s%s:%u %s %s %u", when, (unsigned)(x->resp_ts / 1000000 % 1000),
 	       rc->fc.key.src.family == 6 ? "[" : "", cli, rc->fc.key.src.family == 6 ? "]" : "",
-	       rc->fc.key.sport, x->method, x->target, x->status, x->req_bytes, x->resp_bytes);
+	       rc->fc.key.sport, x->method, x->target, x->status);
+	if (x->grpc >= 0)
+		printf("/%d", x->grpc); /* gRPC: the call's status */
+	printf(" %" PRIu64 " %" PRIu64 " ", x->req_bytes, x->resp_bytes);
 	if (x->resp_ts >= x->req_end_ts)
 		printf("%.3fms\n", (double)(x->resp_ts - x->req_end_ts) / 1e6);
 	else
@@ -499,12 +538,27 @@ static struct exch *resp_exch(struct rconn *rc)
 	return rc->nresp < rc->qn ? &rc->q[(rc->qh + rc->nresp) % RX_PRINT_QUEUE] : NULL;
 }
 
+/* What --print holds for rc, let go. */
+static void print_free(struct rconn *rc)
+{
+	st_http__free(&rc->p[0]);
+	st_http__free(&rc->p[1]);
+	st_h2__free(rc->h2);
+	rc->h2 = NULL;
+	free(rc->det[0]);
+	free(rc->det[1]);
+	rc->det[0] = rc->det[1] = NULL;
+	rc->det_len[0] = rc->det_len[1] = 0;
+	free(rc->xs);
+	rc->xs = NULL;
+	rc->nxs = rc->xcap = 0;
+}
+
 static void print_stop(struct receive *rx, struct rconn *rc)
 {
 	if (!rc->http)
 		return;
-	st_http__free(&rc->p[0]);
-	st_http__free(&rc->p[1]);
+	print_free(rc);
 	rc->http = false;
 	rc->print_lost = true;
 	rx->printing--;
@@ -529,11 +583,12 @@ static void print_start(struct receive *rx, struct rconn *rc)
 	rc->http = true;
 	rc->print_lost = false;
 	rc->qh = rc->qn = rc->nresp = 0;
+	rc->pmode = PM_DETECT;
 	rx->printing++;
 }
 
-static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
-		       uint32_t len, uint64_t ts)
+static void print_feed_h1(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+			  uint32_t len, uint64_t ts)
 {
 	struct st_http_event ev;
 	size_t left = len;
@@ -554,6 +609,7 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 				}
 				x = &rc->q[(rc->qh + rc->qn++) % RX_PRINT_QUEUE];
 				memset(x, 0, sizeof(*x));
+				x->grpc = -1;
 				snprintf(x->method, sizeof(x->method), "%.*s", (int)ev.head->method_len,
 					 ev.head->method_str);
 				snprintf(x->target, sizeof(x->target), "%.*s",
@@ -606,6 +662,190 @@ static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint
 	}
 }
 
+/* ---- --print of HTTP/2: one line per stream ---------------------------------------------- */
+
+/* The stream's exchange (made at its request head, or NULL). */
+static struct exch *h2x(struct rconn *rc, uint32_t id, bool make)
+{
+	struct exch *x;
+
+	for (uint32_t i = 0; i < rc->nxs; i++)
+		if (rc->xs[i].id == id)
+			return &rc->xs[i];
+	if (!make || rc->nxs == RX_PRINT_STREAMS)
+		return NULL;
+	if (rc->nxs == rc->xcap) {
+		uint32_t nc = rc->xcap ? rc->xcap * 2 : 8;
+
+		x = realloc(rc->xs, nc * sizeof(*x));
+		if (!x)
+			return NULL;
+		rc->xs = x;
+		rc->xcap = nc;
+	}
+	x = &rc->xs[rc->nxs++];
+	memset(x, 0, sizeof(*x));
+	x->id = id;
+	x->grpc = -1;
+	return x;
+}
+
+static void h2x_drop(struct rconn *rc, struct exch *x)
+{
+	*x = rc->xs[--rc->nxs];
+}
+
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			*s = '?';
+}
+
+static void field_copy(char *dst, size_t cap, const struct st_h2_field *f)
+{
+	snprintf(dst, cap, "%.*s", f ? (int)(f->value_len < cap - 1 ? f->value_len : cap - 1) : 1,
+		 f ? f->value : "-");
+}
+
+static void grpc_status(struct exch *x, const struct st_h2_head *h)
+{
+	struct st_grpc_status g;
+	char msg[1];
+
+	if (st_grpc_read_status(h, msg, sizeof(msg), &g) && g.valid && g.code >= 0 &&
+	    g.code <= INT16_MAX)
+		x->grpc = (int16_t)g.code;
+}
+
+/* One framer event: a stream's line is printed when both its sides ended. */
+static void print_h2_event(struct receive *rx, struct rconn *rc, const struct st_h2_event *ev,
+			   uint64_t ts)
+{
+	struct exch *x;
+
+	switch (ev->type) {
+	case ST_H2_EV_HEAD:
+		if (ev->dir == ST_H2_CLIENT) {
+			if (!(x = h2x(rc, ev->stream, true)))
+				return;
+			field_copy(x->method, sizeof(x->method), ev->head->method);
+			field_copy(x->target, sizeof(x->target),
+				   ev->head->path ? ev->head->path : ev->head->authority);
+			/* the policy of everything that leaves (redact.h), as for HTTP/1 */
+			st_redact_url(&rx->cmp.redact, x->target, strlen(x->target),
+				      (uint8_t *)x->target);
+			printable(x->method);
+			printable(x->target);
+		} else if (!(ev->head->flags & ST_H2_HF_INTERIM) && (x = h2x(rc, ev->stream, false))) {
+			x->status = ev->head->status;
+			x->resp_ts = ts;
+			grpc_status(x, ev->head); /* a trailers-only answer */
+		}
+		return;
+	case ST_H2_EV_TRAILERS:
+		if (ev->dir == ST_H2_SERVER && (x = h2x(rc, ev->stream, false)))
+			grpc_status(x, ev->head);
+		return;
+	case ST_H2_EV_DATA:
+		if ((x = h2x(rc, ev->stream, false))) {
+			if (ev->dir == ST_H2_CLIENT)
+				x->req_bytes += ev->data_len;
+			else
+				x->resp_bytes += ev->data_len;
+		}
+		return;
+	case ST_H2_EV_END:
+		if (!(x = h2x(rc, ev->stream, false)))
+			return;
+		if (ev->dir == ST_H2_CLIENT) {
+			x->req_end_ts = ts;
+			x->req_done = true;
+		} else {
+			x->resp_done = true;
+		}
+		if (x->req_done && x->resp_done && x->status) {
+			print_line(rx, rc, x);
+			h2x_drop(rc, x);
+		}
+		return;
+	case ST_H2_EV_RESET:
+	case ST_H2_EV_DROP:
+		if ((x = h2x(rc, ev->stream, false)))
+			h2x_drop(rc, x); /* not an exchange: nobody answered it whole */
+		return;
+	case ST_H2_EV_STOP:
+		print_stop(rx, rc);
+		return;
+	default:
+		return;
+	}
+}
+
+static void print_feed_h2(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+			  size_t len, uint64_t ts)
+{
+	struct st_h2_event ev;
+
+	while (rc->http && rc->h2) {
+		size_t n = st_h2__feed(rc->h2, dir == ST_DIR_IN ? ST_H2_CLIENT : ST_H2_SERVER, d, len,
+				       &ev);
+
+		d += n;
+		len -= n;
+		print_h2_event(rx, rc, &ev, ts);
+		if (ev.type == ST_H2_EV_NEED_MORE)
+			break;
+	}
+}
+
+/*
+ * --print: the client's first bytes say which HTTP the connection speaks (HTTP/2's preface,
+ * or not); until then both directions' bytes are held (an HTTP/2 server may speak first).
+ */
+static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
+		       uint32_t len, uint64_t ts)
+{
+	enum st_h2_detect k;
+
+	if (rc->pmode == PM_H1) {
+		print_feed_h1(rx, rc, dir, d, len, ts);
+		return;
+	}
+	if (rc->pmode == PM_H2) {
+		print_feed_h2(rx, rc, dir, d, len, ts);
+		return;
+	}
+	if (len > RX_DETECT_MAX - rc->det_len[dir] ||
+	    (!rc->det[dir] && !(rc->det[dir] = malloc(RX_DETECT_MAX)))) {
+		print_stop(rx, rc);
+		return;
+	}
+	memcpy(rc->det[dir] + rc->det_len[dir], d, len);
+	rc->det_len[dir] += len;
+	if (!rc->det_len[ST_DIR_IN])
+		return;
+	k = st_h2_detect(rc->det[ST_DIR_IN], rc->det_len[ST_DIR_IN]);
+	if (k == ST_H2_DETECT_MAYBE)
+		return;
+	if (k == ST_H2_DETECT_YES && !(rc->h2 = st_h2__new(NULL))) {
+		print_stop(rx, rc);
+		return;
+	}
+	rc->pmode = k == ST_H2_DETECT_YES ? PM_H2 : PM_H1;
+	for (int i = 0; i < 2 && rc->http; i++) {
+		int dd = i ? ST_DIR_OUT : ST_DIR_IN;
+		uint8_t *b = rc->det[dd];
+		uint32_t n = rc->det_len[dd];
+
+		rc->det[dd] = NULL;
+		rc->det_len[dd] = 0;
+		if (n)
+			print_feed(rx, rc, dd, b, n, ts);
+		free(b);
+	}
+}
+
 /* ---- the stream's events, to every output --------------------------------------------- */
 
 /* The header's values come from the sender: escaped before they reach a terminal. */
@@ -632,7 +872,12 @@ static void on_finish(void *ctx, const struct st_stream_trailer *t)
 {
 	struct receive *rx = ctx;
 
-	rx->trailer = *t;
+	/* --listen takes stream after stream: what each sender said it dropped adds up */
+	rx->trailer.ts = t->ts;
+	rx->trailer.dropped_records += t->dropped_records;
+	rx->trailer.dropped_bytes += t->dropped_bytes;
+	rx->trailer.dropped_conns += t->dropped_conns;
+	rx->trailer.held_conns += t->held_conns;
 	rx->have_trailer = true;
 }
 
@@ -766,8 +1011,8 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	} else {
 		rc->next[dir] += len;
 	}
-	if (rc->http && st_http__skip(&rc->p[dir], len))
-		print_stop(rx, rc);
+	if (rc->http && (rc->pmode != PM_H1 || st_http__skip(&rc->p[dir], len)))
+		print_stop(rx, rc); /* HTTP/2: its HPACK state is lost with the bytes */
 }
 
 static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why,
@@ -787,7 +1032,7 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 		seg_out(rx, rc, &s);
 	}
 	rc->ended[dir] = true;
-	if (rc->http && dir == ST_DIR_OUT) {
+	if (rc->http && dir == ST_DIR_OUT && rc->pmode == PM_H1) {
 		struct st_http_event ev;
 
 		/* a response read until close ends here */
@@ -820,8 +1065,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		sh_feed(rx, rc, &s);
 	}
 	if (rc->http) {
-		st_http__free(&rc->p[0]);
-		st_http__free(&rc->p[1]);
+		print_free(rc);
 		rx->printing--;
 	}
 	free(rc->q);
@@ -862,6 +1106,15 @@ static void on_mark(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	}
 	if (rx->print && rc->print_lost && !rc->http)
 		print_start(rx, rc);
+	if (rc->http && rc->pmode == PM_DETECT) {
+		/* an exchange boundary: what was held before it (the middle of a connection that
+		 * started before the stream) is not the start of anything */
+		for (int d = 0; d < 2; d++) {
+			free(rc->det[d]);
+			rc->det[d] = NULL;
+			rc->det_len[d] = 0;
+		}
+	}
 }
 
 static const struct st_stream_ops rx_ops = {
@@ -874,15 +1127,30 @@ static const struct st_stream_ops rx_ops = {
 
 /* ---- the run -------------------------------------------------------------------------- */
 
-/* --listen: the stream was cut (the link was lost, or a damaged byte): its connections end
- * here, and the next tee connection starts a new stream into the same outputs. */
+static void link_next(struct receive *rx, bool lost);
+
+/* --listen: the stream was cut (the link was lost, or a damaged byte). */
 static void link_lost(struct receive *rx)
+{
+	link_next(rx, true);
+}
+
+/* --listen: the tee's connection ends (lost: the stream was cut; else it ended whole): what
+ * was open ends here, and the next tee connection starts a new stream into the same
+ * outputs. */
+static void link_next(struct receive *rx, bool lost)
 {
 	struct st_stream_dec *d = st_stream_dec__new(&rx_ops, rx, 0);
 
-	pr_warn("receive: --listen %s: %s; the outputs keep what arrived; waiting for the tee to "
-		"reconnect", rx->listen, st_stream_dec__error(rx->dec));
-	rx->st.link_losses++;
+	if (lost) {
+		pr_warn("receive: --listen %s: %s; the outputs keep what arrived; waiting for the "
+			"tee to reconnect", rx->listen, st_stream_dec__error(rx->dec));
+		rx->st.link_losses++;
+		rx->last_lost = true;
+	} else if (!rx->run.quiet) {
+		st_log_out("receive: --listen %s: the tee's stream ended whole (END_STREAM); "
+			   "listening for the next tee (--once ends the run here)", rx->listen);
+	}
 	st_stream_dec__close_all(rx->dec, rx->last_ts);
 	if (rx->sh)
 		st_shadow__kick(rx->sh);
@@ -913,6 +1181,10 @@ static void input_done(struct receive *rx, int rc)
 		pr_err("receive: %s: %s; the outputs keep everything before it",
 		       !strcmp(rx->input, "-") ? "stdin" : rx->input, st_stream_dec__error(rx->dec));
 		rx->failed = true;
+	} else if (rx->listen && !rx->once) {
+		/* a whole stream: the tee's run is over, not the receiver's */
+		link_next(rx, false);
+		return;
 	}
 	rx->eof = true;
 	/* what is still open ends here: the outputs keep what arrived */
@@ -1003,8 +1275,11 @@ static void on_tee(void *ctx, int fd, struct st_tlslink *tls, const uint8_t *pre
 	}
 	st_linklisten__busy(rx->ll, true);
 	rx->st.streams++;
-	if (rx->st.streams > 1)
+	if (rx->last_lost)
 		pr_warn("receive: --listen %s: the tee is back: a new stream", rx->listen);
+	else if (rx->st.streams > 1)
+		pr_info("receive: --listen %s: a tee: stream %" PRIu64, rx->listen, rx->st.streams);
+	rx->last_lost = false;
 	rx->st.stream_bytes += n;
 	rc = st_stream_dec__feed(rx->dec, pre, n);
 	if (rc) {
@@ -1029,6 +1304,8 @@ static int on_shadow_io(void *ctx)
 
 	return st_shadow__io(rx->sh);
 }
+
+static void brief(struct receive *rx, struct st_brief *b);
 
 static int on_tick(void *ctx)
 {
@@ -1075,9 +1352,68 @@ static int on_tick(void *ctx)
 			return -1;
 		}
 	}
+	if (st_progress_due(&rx->prog, now)) {
+		struct st_brief b;
+
+		st_brief_init(&b);
+		brief(rx, &b);
+		st_progress_show(&rx->prog, &b, now);
+	}
 	return 0;
 }
 
+
+/* The stream in, the outputs' progress: --stats and the status line. */
+static void brief(struct receive *rx, struct st_brief *b)
+{
+	st_brief_add(b, "stream", rx->st.stream_bytes, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "data", rx->st.data_bytes, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "connections", rx->st.connections, 0);
+	st_brief_add(b, "gaps", rx->st.gap_bytes, ST_BRIEF_BYTES);
+	st_brief_add(b, "sender dropped", rx->st.sender_dropped_bytes, ST_BRIEF_SUB | ST_BRIEF_BYTES);
+	st_brief_add(b, "held", rx->st.held_bytes, ST_BRIEF_SUB | ST_BRIEF_BYTES);
+	if (rx->print)
+		st_brief_add(b, "exchanges", rx->st.exchanges, ST_BRIEF_RATE);
+	if (rx->sh) {
+		st_shadow__brief(rx->sh, b);
+		st_brief_add(b, "paced", rx->pq_bytes, ST_BRIEF_BYTES);
+	}
+}
+
+/* The start line: where the stream comes from, what it feeds. */
+static void start_line(struct receive *rx)
+{
+	char in[512], out[1024];
+	size_t o = 0;
+
+	if (rx->kafka.brokers)
+		snprintf(in, sizeof(in), "Kafka %s, topic %s, group %s", rx->kafka.brokers,
+			 rx->kafka.topic ? rx->kafka.topic : "?", rx->kafka.group ? rx->kafka.group : "?");
+	else if (rx->listen)
+		snprintf(in, sizeof(in), "tees on %s (%s%s)", rx->listen,
+			 rx->insecure ? "plaintext" : "TLS", rx->once ? ", one stream" : "");
+	else
+		snprintf(in, sizeof(in), "%s", strcmp(rx->input, "-") ? rx->input : "stdin");
+#define ADD(...) (o += (size_t)snprintf(out + o, o < sizeof(out) ? sizeof(out) - o : 0, __VA_ARGS__))
+	out[0] = 0;
+	if (rx->wpath)
+		ADD("pcap %s", strcmp(rx->wpath, "-") ? rx->wpath : "stdout");
+	if (rx->outdir)
+		ADD("%sflow files in %s/", o ? ", " : "", rx->outdir);
+	if (rx->to)
+		ADD("%sreplay to %s%s%s", o ? ", " : "", rx->to, rx->fast ? " (fast)" : "",
+		    rx->compare ? " (tap compare)" : "");
+	if (rx->cmp.report)
+		ADD("%sreport %s", o ? ", " : "", rx->cmp.report);
+	if (rx->cmp.report_json)
+		ADD("%sreport %s", o ? ", " : "", rx->cmp.report_json);
+	if (rx->print)
+		ADD("%s--print on stdout", o ? ", " : "");
+#undef ADD
+	st_log_out("receive running: %s -> %s; %s", in, out,
+		   rx->listen || rx->kc ? "Ctrl-C or SIGTERM stops it" :
+		   "to the stream's end, or Ctrl-C or SIGTERM");
+}
 
 static int outputs_open(struct receive *rx)
 {
@@ -1200,7 +1536,7 @@ int cmd_receive(int argc, char **argv)
 {
 	struct receive *rx = calloc(1, sizeof(*rx));
 	struct stat sb;
-	int rc;
+	int rc, verdict;
 
 	if (!rx) {
 		pr_err("receive: out of memory");
@@ -1212,7 +1548,8 @@ int cmd_receive(int argc, char **argv)
 		rc = rc < 0 ? ST_EXIT_OK : rc;
 		goto out;
 	}
-	st_log_set_level(rx->verbose >= 2 ? ST_LOG_DEBUG : rx->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	st_log_set_level(rx->run.verbose >= 2 ? ST_LOG_DEBUG :
+			 rx->run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
 	rc = ST_EXIT_RUNTIME;
 	rx->seed = st_random_seed();
 	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
@@ -1276,7 +1613,13 @@ int cmd_receive(int argc, char **argv)
 		goto out;
 	}
 	rx->last_shadow_tick = st_mono_ns();
+	if (!rx->run.quiet)
+		start_line(rx);
+	/* --print's lines on the same terminal would run through the status line */
+	st_progress_init(&rx->prog, rx->run.stats_s, !rx->run.quiet && isatty(STDERR_FILENO) &&
+			 !(rx->print && isatty(STDOUT_FILENO)), "receive", st_mono_ns());
 	st_loop__run(rx->loop, 0);
+	st_progress_end(&rx->prog);
 	if (rx->kc)
 		st_kafka_consumer__close(rx->kc, rx->last_ts);
 	if (!rx->eof) {
@@ -1289,8 +1632,9 @@ int cmd_receive(int argc, char **argv)
 		st_shadow__flush(rx->sh);
 		st_shadow__drain(rx->sh, RX_DRAIN_MS);
 	}
-	/* every pair is settled now: the last comparisons, then the reports */
+	/* every pair is settled now: the last comparisons, then the reports and the verdict */
 	st_compare__finish(rx->compare);
+	verdict = st_cmp_opts_end(&rx->cmp, rx->compare);
 	if (st_compare__output_errors(rx->compare))
 		rx->failed = true; /* each said once already */
 	if (rx->sink && st_flowsink__flush(rx->sink))
@@ -1305,7 +1649,7 @@ int cmd_receive(int argc, char **argv)
 			PRIu64 " connections: its output was slower than the traffic",
 			rx->trailer.dropped_records, rx->trailer.dropped_bytes,
 			rx->trailer.dropped_conns);
-	rc = rx->failed ? ST_EXIT_RUNTIME : ST_EXIT_OK;
+	rc = rx->failed ? ST_EXIT_RUNTIME : verdict;
 out:
 	if (rx->pw)
 		st_pcapw__close(rx->pw, NULL);

@@ -41,6 +41,7 @@ struct report_cli {
 	double window;
 	char source[ST_CANARY_NGROUPS][1024];   /* --prometheus: what the report names */
 	const char *source_v[ST_CANARY_NGROUPS];
+	bool fail_on_regression, fail_on_slower;
 };
 
 static int add_file(struct report_cli *c, int g, const char *val, char *err, size_t errlen)
@@ -99,6 +100,10 @@ static const struct st_opt report_rows[] = {
 		      "the report: one self-contained HTML file"),
 	ST_OPT_STRING("report-json", 0, struct report_cli, report_json, "FILE.json",
 		      "the report as JSON (a merged one can be merged again)"),
+	ST_OPT_FLAG("fail-on-regression", 0, struct report_cli, fail_on_regression,
+		    "--merge: exit status 3 when the merged verdict has a regression"),
+	ST_OPT_FLAG("fail-on-slower", 0, struct report_cli, fail_on_slower,
+		    "--merge: exit status 3 when the merged verdict has a slower endpoint"),
 };
 
 static const char usage_head[] =
@@ -109,11 +114,11 @@ static const char usage_head[] =
 	"                        [--window SEC] [-o FILE.html] [--report-json FILE.json]\n\n"
 	"--merge merges tap compare reports (shadow/replay --report-json, format 2) written\n"
 	"on several hosts into one fleet report. Their thresholds, reference and --endpoint\n"
-	"patterns must agree.\n\n"
+	"patterns must agree. It ends with the merged verdict and a summary line on stderr.\n\n"
 	"--canary compares watch's reports of a canary group of hosts (or its series in\n"
-	"Prometheus) with a baseline group's, per endpoint: error ratios (Fisher's exact test) and latency (Mann-Whitney\n"
-	"U), one verdict on stdout. Exit status 0: pass, 3: fail, 4: not enough traffic\n"
-	"(docs/WATCH.md, \"The canary verdict\").\n\n";
+	"Prometheus) with a baseline group's, per endpoint: error ratios (Fisher's exact\n"
+	"test) and latency (Mann-Whitney U), one verdict on stdout. Exit status 0: pass,\n"
+	"3: fail, 4: not enough traffic (docs/WATCH.md, \"The canary verdict\").\n\n";
 
 static uint64_t realtime_ns(void)
 {
@@ -211,12 +216,29 @@ static int merge(struct report_cli *c, int argc, char **argv, int first)
 		rc = ST_EXIT_RUNTIME;
 	if (rc == ST_EXIT_OK && cli->report_json && write_one(cli->report_json, true, m, now, cli->out_mode))
 		rc = ST_EXIT_RUNTIME;
-	if (rc == ST_EXIT_OK)
-		fprintf(stderr, "shadowtap: report merged=%d endpoints=%u compared=%llu differing=%llu "
-				"noise_only=%llu\n", argc - first, m->agg.n + (m->agg.other.compared ||
-								  m->agg.other.not_compared),
-			(unsigned long long)m->agg.compared, (unsigned long long)m->agg.differing,
-			(unsigned long long)m->agg.noise_only);
+	if (rc == ST_EXIT_OK) {
+		struct st_cmp_verdict v;
+		struct st_statline l;
+
+		/* the verdict, then the summary line every command ends with */
+		st_cmp_agg_verdict(&m->agg, &v);
+		st_cmp_verdict_print(&v, cli->report ? cli->report : cli->report_json);
+		st_statline_init(&l);
+		st_statline_add(&l, "merged", (uint64_t)(argc - first), ST_STAT_COUNTER,
+				"reports merged");
+		st_statline_add(&l, "endpoints", v.endpoints, ST_STAT_GAUGE,
+				"endpoints in the merged report (other included)");
+		st_statline_add(&l, "compared", m->agg.compared, ST_STAT_COUNTER, "pairs compared");
+		st_statline_add(&l, "differing", m->agg.differing, ST_STAT_COUNTER,
+				"pairs with a difference that is not noise");
+		st_statline_add(&l, "noise_only", m->agg.noise_only, ST_STAT_COUNTER,
+				"pairs whose every difference is noise");
+		st_statline_add(&l, "regressions", v.regressions, ST_STAT_GAUGE,
+				"fields that regressed");
+		st_statline_add(&l, "slower", v.slower, ST_STAT_GAUGE, "endpoints slower");
+		st_statline_print(&l, "summary");
+		rc = st_cmp_verdict_status(&v, cli->fail_on_regression, cli->fail_on_slower);
+	}
 	st_cmp_report_free(m);
 	free(m);
 	free(part);

@@ -49,7 +49,7 @@ struct shadow_cmd {
 	char set_bufs[ST_SHADOW_MAX_SET][SET_HDR_MAX];
 	char mark_buf[SET_HDR_MAX];
 	char methods_buf[1024];
-	double stats_s;
+	struct st_run_opts run;      /* -v, -q, --stats */
 	const char *metrics;         /* --metrics FILE: Prometheus text format, rewritten atomically */
 	uint64_t metrics_errors;     /* its writes that failed (the first said; the exit status 1) */
 	mode_t out_mode;             /* --output-mode */
@@ -57,7 +57,6 @@ struct shadow_cmd {
 	double drain_s;
 	double speed;
 	bool fast;
-	int verbose;
 	unsigned pct_sum;            /* the /PCT shares of the targets */
 	const char *file;
 	/* run state */
@@ -71,6 +70,9 @@ struct shadow_cmd {
 	uint64_t t0_pcap, t0_mono;
 	uint64_t last_timers, last_stats, drain_until;
 	uint64_t filtered_segs;
+	uint64_t kept_segs;          /* replay: segments of --port */
+	struct st_ports_seen seen;   /* replay: where the file's connections went */
+	struct st_progress prog;     /* replay: --stats, the status line */
 	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
 	struct st_cmp_opts cmp;
 	struct st_compare *compare;
@@ -210,7 +212,7 @@ static int opt_no_mark(void *o, const char *val, char *err, size_t errlen)
 	return 0;
 }
 
-static const char *const protos[] = { "auto", "http", "raw", NULL };
+static const char *const protos[] = { "auto", "http", "raw", "h2", NULL };
 static const char *const releases[] = { "answered", "framed", NULL };
 
 /* The engine's options: shadow and replay alike. */
@@ -218,8 +220,10 @@ static const struct st_opt engine_opts[] = {
 	ST_OPT_FUNC("to", 0, "HOST:PORT[/PCT]", ST_OPTF_REPEAT, opt_to,
 		    "a shadow target (repeatable); /PCT: only that share of\n"
 		    "the connections (shares of several targets do not overlap)"),
-	ST_OPT_CHOICE("proto", 0, struct shadow_cmd, cfg.proto, "auto|http|raw", protos,
-		      "HTTP/1.x framing (auto: detected per connection; once a\n"
+	ST_OPT_CHOICE("proto", 0, struct shadow_cmd, cfg.proto, "auto|http|raw|h2", protos,
+		      "http: HTTP/1.x and HTTP/2 (h2c, TLS, Upgrade: h2c), each\n"
+		      "request or stream framed; h2: HTTP/2 only; raw: bytes as\n"
+		      "they come; auto (default): detected per connection (once a\n"
 		      "port spoke HTTP, other bytes on it are not replayed raw)"),
 	ST_OPT_CHOICE("release", 0, struct shadow_cmd, cfg.release, "answered|framed", releases,
 		      "when a request goes to the shadows: once production\n"
@@ -230,8 +234,6 @@ static const struct st_opt engine_opts[] = {
 		    "join connections that started before the agent, and go on\n"
 		    "after a capture gap, at the next request line (risk: a body\n"
 		    "that looks like a request can pass; no production check)"),
-	ST_OPT_UINT("max-head-kb", 0, struct shadow_cmd, cfg.head_cap, "N", 1, 1024, ST_OPTF_KIB,
-		    "largest request head framed (default 64; nginx: 32)"),
 	ST_OPT_DOUBLE("sample", 0, struct shadow_cmd, cfg.sample_pct, "PCT", 0.01, 100,
 		      "replay PCT% of the traffic (default 100)"),
 	ST_OPT_FUNC("sample-by", 0, "connection|request", 0, opt_sample_by,
@@ -242,32 +244,37 @@ static const struct st_opt engine_opts[] = {
 	ST_OPT_FUNC("match-method", 0, "M[,M...]", ST_OPTF_REPEAT, opt_methods,
 		    "only these methods (repeatable)"),
 	ST_OPT_FUNC("match-path", 0, "REGEX", 0, opt_match_path,
-		    "only request targets matching REGEX (POSIX extended)"),
+		    "only request targets (HTTP/2: :path) matching REGEX\n"
+		    "(POSIX extended; gRPC: '^/pkg.Service/Method')"),
 	ST_OPT_FUNC("exclude-path", 0, "REGEX", 0, opt_exclude_path,
 		    "not request targets matching REGEX"),
 	ST_OPT_FLAG("safe-only", 0, struct shadow_cmd, cfg.safe_only,
-		    "only GET, HEAD and OPTIONS (no raw streams)"),
+		    "only GET, HEAD and OPTIONS (no raw streams; gRPC calls\n"
+		    "only where --match-path names their methods)"),
 	ST_OPT_FUNC("set-header", 0, "'Name: value'", ST_OPTF_REPEAT, opt_set_header,
 		    "set a header field (repeatable)"),
 	ST_OPT_STRING("set-host", 0, struct shadow_cmd, cfg.host, "VALUE",
-		      "the Host header sent to the shadows"),
+		      "the Host header (HTTP/2: :authority) sent to the shadows"),
 	ST_OPT_FUNC("mark", 0, "'Name: value'", 0, opt_mark,
 		    "the header marking shadow requests (default 'X-Shadowtap: 1')"),
 	ST_OPT_FUNC("no-mark", 0, NULL, ST_OPTF_NOVAL, opt_no_mark, "do not mark shadow requests"),
-	ST_OPT_UINT("max-queue-mb", 0, struct shadow_cmd, cfg.max_queue, "N", 1, 1 << 20,
-		    ST_OPTF_MIB, "all output queues together, MiB (default 256)"),
-	ST_OPT_UINT("conn-queue-mb", 0, struct shadow_cmd, cfg.conn_queue_max, "N", 1, 4096,
-		    ST_OPTF_MIB, "per shadow connection, MiB (default 16, at most --max-queue-mb)"),
 	ST_OPT_SECONDS("drain", 0, struct shadow_cmd, drain_s, 0, 3600,
 		      "at the end, wait up to SEC for shadows to take what is\n"
 		      "queued (default 2 live, 10 replay)"),
-	ST_OPT_SECONDS("stats", 0, struct shadow_cmd, stats_s, 0.1, 1e6,
-		      "a stats line on stderr every SEC seconds"),
 	ST_OPT_STRING("metrics", 0, struct shadow_cmd, metrics, "FILE",
 		      "the counters in Prometheus text format, rewritten every\n"
 		      "--stats SEC (default 5) and at the end (node_exporter's\n"
 		      "textfile collector reads it)"),
-	ST_OPT_COUNT("verbose", 'v', struct shadow_cmd, verbose, "more messages (-vv: libbpf's)"),
+};
+
+/* The engine's limits: --help lists them under their heading. */
+static const struct st_opt engine_limit_opts[] = {
+	ST_OPT_UINT("max-head-kb", 0, struct shadow_cmd, cfg.head_cap, "N", 1, 1024, ST_OPTF_KIB,
+		    "largest request head framed (default 64; nginx: 32)"),
+	ST_OPT_UINT("max-queue-mb", 0, struct shadow_cmd, cfg.max_queue, "N", 1, 1 << 20,
+		    ST_OPTF_MIB, "all output queues together, MiB (default 256)"),
+	ST_OPT_UINT("conn-queue-mb", 0, struct shadow_cmd, cfg.conn_queue_max, "N", 1, 4096,
+		    ST_OPTF_MIB, "per shadow connection, MiB (default 16, at most --max-queue-mb)"),
 };
 
 static const struct st_opt live_opts[] = {
@@ -301,30 +308,43 @@ static const char replay_head[] =
 
 static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos);
 
+/* The option sets of both commands: the input's first (the live target, or a file's filters
+ * and pacing), then the engine's, compare's and the common ones; tuning under headings. */
+static size_t optsets(struct shadow_cmd *c, struct st_optset *sets)
+{
+	size_t n = 0;
+
+	if (c->replay) {
+		sets[n++] = (struct st_optset){ st_filter_opts, st_filter_opts_n, &c->target, NULL };
+		sets[n++] = (struct st_optset)ST_OPTSET(replay_opts, c);
+	} else {
+		sets[n++] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target, NULL };
+		sets[n++] = (struct st_optset)ST_OPTSET(live_opts, c);
+	}
+	sets[n++] = (struct st_optset)ST_OPTSET(engine_opts, c);
+	sets[n++] = (struct st_optset){ st_cmp_opts, st_cmp_opts_n, &c->cmp, NULL };
+	sets[n++] = (struct st_optset){ st_run_opts, st_run_opts_n, &c->run, NULL };
+	sets[n++] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode, NULL };
+	sets[n++] = (struct st_optset){ st_redact_opts, st_redact_opts_n, &c->cmp.redact,
+					ST_OPT_TITLE_REDACT };
+	sets[n++] = (struct st_optset){ st_cmp_tuning_opts, st_cmp_tuning_opts_n, &c->cmp,
+					ST_OPT_TITLE_COMPARE };
+	if (!c->replay)
+		sets[n++] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n,
+						&c->target, ST_OPT_TITLE_TAP };
+	sets[n++] = (struct st_optset)ST_OPTSET_T(engine_limit_opts, c, ST_OPT_TITLE_LIMITS);
+	sets[n++] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->target,
+					ST_OPT_TITLE_LIMITS };
+	return n;
+}
+
 static int parse(struct shadow_cmd *c, int argc, char **argv)
 {
-	struct st_optset live[] = {
-		{ st_target_opts, st_target_opts_n, &c->target },
-		{ live_opts, sizeof(live_opts) / sizeof(live_opts[0]), c },
-		{ engine_opts, sizeof(engine_opts) / sizeof(engine_opts[0]), c },
-		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
-		{ st_reasm_opts, st_reasm_opts_n, &c->target },
-		{ st_output_opts, st_output_opts_n, &c->out_mode },
-		{ st_redact_opts, st_redact_opts_n, &c->cmp.redact },
-	};
-	struct st_optset replay[] = {
-		{ st_filter_opts, st_filter_opts_n, &c->target },
-		{ replay_opts, sizeof(replay_opts) / sizeof(replay_opts[0]), c },
-		{ engine_opts, sizeof(engine_opts) / sizeof(engine_opts[0]), c },
-		{ st_cmp_opts, st_cmp_opts_n, &c->cmp },
-		{ st_reasm_opts, st_reasm_opts_n, &c->target },
-		{ st_output_opts, st_output_opts_n, &c->out_mode },
-		{ st_redact_opts, st_redact_opts_n, &c->cmp.redact },
-	};
+	struct st_optset sets[ST_JOB_MAX_OPTSETS];
+	size_t n = optsets(c, sets);
 	int r, pos;
 
-	r = c->replay ? st_opts_parse(replay, 7, c->cmd, replay_head, argc, argv, &pos) :
-			st_opts_parse(live, 7, c->cmd, shadow_head, argc, argv, &pos);
+	r = st_opts_parse(sets, n, c->cmd, c->replay ? replay_head : shadow_head, argc, argv, &pos);
 	if (r)
 		return r;
 	return check_args(c, argc, argv, pos);
@@ -442,6 +462,39 @@ static void write_metrics(struct shadow_cmd *c, const struct st_statline *l)
 		       st_output_strerror(err));
 }
 
+/* The metrics with labels of their own (never on the summary line): each target's state,
+ * and tap compare's verdict as one gauge per verdict word (1 for the current one). */
+static void add_labeled(struct shadow_cmd *c, struct st_statline *l)
+{
+	static const enum st_cmp_outcome results[] = { ST_CMP_PASS, ST_CMP_FAIL, ST_CMP_NOT_ENOUGH };
+
+	for (unsigned i = 0; i < c->cfg.n_targets; i++) {
+		const char *name = c->cfg.targets[i].name;
+		struct st_shadow_target_stats t;
+
+		st_shadow__target_stats(c->sh, i, &t);
+		st_statline_add_labeled(l, "shadow_target_up", "target", name, t.up, ST_STAT_GAUGE,
+					"1 while the shadow target takes connections (0: its last "
+					"connect was refused or failed)");
+		st_statline_add_labeled(l, "shadow_target_downs", "target", name, t.downs,
+					ST_STAT_COUNTER, "times the shadow target went down");
+		st_statline_add_labeled(l, "shadow_target_dropped", "target", name, t.dropped_down,
+					ST_STAT_COUNTER, "requests dropped because the shadow target "
+					"was down or its connection failed");
+	}
+	if (c->compare) {
+		struct st_cmp_verdict v;
+
+		st_compare__verdict(c->compare, &v);
+		for (size_t i = 0; i < sizeof(results) / sizeof(results[0]); i++)
+			st_statline_add_labeled(l, "compare_verdict", "verdict",
+						st_cmp_outcome_name(results[i]), v.result == results[i],
+						ST_STAT_GAUGE, "tap compare's verdict: 1 for the current "
+						"one (pass, fail, not_enough_data), as of the last report "
+						"interval");
+	}
+}
+
 static void print_stats(struct shadow_cmd *c, const char *what)
 {
 	struct st_shadow_stats st;
@@ -461,6 +514,7 @@ static void print_stats(struct shadow_cmd *c, const char *what)
 		tap_summary(c);
 		st_statline_add_table(&l, st_tap_stat_desc, st_tap_stat_n, &c->tap_sum);
 	}
+	add_labeled(c, &l);
 	if (c->metrics)
 		write_metrics(c, &l);
 	if (c->metrics_errors)
@@ -470,17 +524,80 @@ static void print_stats(struct shadow_cmd *c, const char *what)
 		st_statline_print(&l, what);
 }
 
-/* Timers and the periodic stats line (both commands). */
+/* Requests in and out, what was dropped and why, the shadows' answers by status class, the
+ * queues; tap compare's pairs. The --stats line and the status line (both commands). */
+static void brief(struct shadow_cmd *c, const struct st_tap_summary *ts, struct st_brief *b)
+{
+	st_shadow__brief(c->sh, b);
+	if (ts)
+		st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
+	if (c->compare) {
+		struct st_compare_stats cs;
+
+		st_compare__stats(c->compare, &cs);
+		st_brief_add(b, "compared", cs.compared, 0);
+		st_brief_add(b, "differing", cs.differing, ST_BRIEF_SUB);
+	}
+}
+
+/* Where the requests go and what it writes, in words (the start line, ctl status). */
+static void describe(struct shadow_cmd *c, struct st_job_desc *d)
+{
+	const struct st_shadow_config *cfg = &c->cfg;
+	unsigned ncand = cfg->n_targets - (c->cmp.have_ref && cfg->n_targets > 1);
+	size_t o = 0;
+
+#define ADD(buf, ...) (o += (size_t)snprintf(buf + o, o < sizeof(buf) ? sizeof(buf) - o : 0, \
+					      __VA_ARGS__))
+	for (unsigned i = 0; i < ncand; i++)
+		ADD(d->targets, "%s%s", i ? ", " : "", cfg->targets[i].name);
+	if (c->cmp.have_ref)
+		ADD(d->targets, "%sreference %s", o ? ", " : "", c->cmp.ref.name);
+	if (c->compare || c->cmp.on)
+		ADD(d->targets, " (tap compare)");
+	o = 0;
+	if (c->cmp.report)
+		ADD(d->outputs, "report %s", c->cmp.report);
+	if (c->cmp.report_json)
+		ADD(d->outputs, "%sreport %s", o ? ", " : "", c->cmp.report_json);
+	if (c->cmp.diffs)
+		ADD(d->outputs, "%sdiffs %s", o ? ", " : "", c->cmp.diffs);
+	if (c->metrics)
+		ADD(d->outputs, "%smetrics %s", o ? ", " : "", c->metrics);
+#undef ADD
+	if (cfg->sample_pct > 0 && cfg->sample_pct < 100 && (cfg->sample_by_request || c->replay))
+		snprintf(d->sample, sizeof(d->sample), "%g%% of %s", cfg->sample_pct,
+			 cfg->sample_by_request ? "requests" : "connections");
+}
+
+/* replay's start line: the file's filters, then describe()'s. */
+static const char *describe_line(struct shadow_cmd *c, char *buf, size_t len)
+{
+	struct st_job_desc d = { 0 };
+	size_t o = 0;
+
+	describe(c, &d);
+	o += (size_t)snprintf(buf, len, "port%s", c->target.n_ports > 1 ? "s " : " ");
+	for (size_t i = 0; i < c->target.n_ports && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%u", i ? "," : "", c->target.ports[i]);
+	if (o < len)
+		snprintf(buf + o, len - o, ", %s -> %s%s%s", d.sample[0] ? d.sample : "every connection",
+			 d.targets, d.outputs[0] ? "; " : "", d.outputs);
+	return buf;
+}
+
+/* Timers and the --metrics file (both commands; the stats line is the runner's, or
+ * replay's own). */
 static void timers(struct shadow_cmd *c, uint64_t now)
 {
 	if (now - c->last_timers >= TIMERS_EVERY_NS) {
 		c->last_timers = now;
 		st_shadow__tick(c->sh, c->replay ? 0 : st_realtime_ns());
 	}
-	if ((c->stats_s > 0 || c->metrics) &&
-	    now - c->last_stats >= (uint64_t)((c->stats_s > 0 ? c->stats_s : 5) * 1e9)) {
+	if (c->metrics &&
+	    now - c->last_stats >= (uint64_t)((c->run.stats_s > 0 ? c->run.stats_s : 5) * 1e9)) {
 		c->last_stats = now;
-		print_stats(c, c->stats_s > 0 ? "stats" : "metrics");
+		print_stats(c, "metrics");
 	}
 }
 
@@ -542,9 +659,6 @@ static int live_attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 		pr_err("%s: event loop: %s", c->cmd, strerror(-err));
 		return -1;
 	}
-	pr_info("shadowing %zu port(s) on %s %s to %u target(s)",
-			c->target.n_ports, c->target.iface ? "interface" : "cgroup",
-			c->target.iface ? c->target.iface : c->target.cgroup, c->cfg.n_targets);
 	return 0;
 }
 
@@ -564,8 +678,10 @@ static void replay_next(struct shadow_cmd *c)
 	int r;
 
 	while ((r = st_pcapin__next(c->pin, &c->seg)) > 0) {
+		st_ports_seen_add(&c->seen, &c->seg);
 		if (st_target_keeps(&c->target, &c->seg.key)) {
 			c->have_seg = true;
+			c->kept_segs++;
 			return;
 		}
 		c->filtered_segs++;
@@ -611,6 +727,22 @@ static void replay_feed(struct shadow_cmd *c)
 	st_shadow__kick(c->sh);
 }
 
+/* Replay's reading: how far into the file, and when it will be done at this pace. */
+static void replay_brief(struct shadow_cmd *c, struct st_brief *b, uint64_t now)
+{
+	uint64_t pos, size;
+
+	if (!st_pcapin__position(c->pin, &pos, &size)) {
+		uint64_t el = now - c->t0_mono;
+
+		st_brief_add(b, "read", pos * 100 / size, ST_BRIEF_PCT);
+		if (pos && c->t0_mono && pos < size)
+			st_brief_add(b, "eta", (uint64_t)((double)el * (double)(size - pos) /
+							 (double)pos / 1e9), ST_BRIEF_SECS);
+	}
+	brief(c, NULL, b);
+}
+
 static int replay_tick(void *ctx)
 {
 	struct shadow_cmd *c = ctx;
@@ -618,6 +750,13 @@ static int replay_tick(void *ctx)
 
 	replay_feed(c);
 	timers(c, now);
+	if (st_progress_due(&c->prog, now)) {
+		struct st_brief b;
+
+		st_brief_init(&b);
+		replay_brief(c, &b, now);
+		st_progress_show(&c->prog, &b, now);
+	}
 	if (c->eof && !c->flushed) {
 		st_shadow__flush(c->sh);
 		c->flushed = true;
@@ -654,6 +793,16 @@ static int run_replay(struct shadow_cmd *c)
 		return -2;
 	}
 	replay_next(c);
+	if (!c->run.quiet) {
+		char line[2048];
+
+		st_log_out("replay running: %s%s, %s; Ctrl-C or SIGTERM stops it",
+			   strcmp(c->file, "-") ? c->file : "stdin",
+			   c->fast ? " as fast as the shadows take it" : c->speed != 1 ? " at --speed" :
+			   " at its recorded pace", describe_line(c, line, sizeof(line)));
+	}
+	st_progress_init(&c->prog, c->run.stats_s, !c->run.quiet && isatty(STDERR_FILENO),
+			 c->cmd, st_mono_ns());
 	err = st_loop__add(c->loop, st_shadow__fd(c->sh), replay_io, c);
 	if (!err)
 		err = st_loop__set_tick(c->loop, ST_TICK_PACE_MS, replay_tick, c);
@@ -662,8 +811,16 @@ static int run_replay(struct shadow_cmd *c)
 		return -1;
 	}
 	err = st_loop__run(c->loop, 0);
+	st_progress_end(&c->prog);
 	if (err)
 		pr_err("%s: %s", c->cmd, strerror(-err));
+	if (c->target.n_ports && !c->kept_segs && !c->read_err) {
+		char seen[512];
+
+		/* requests=0, exit 0 would look like a replay that went well */
+		pr_warn("%s: %s has no connection on --port (its connections: %s): nothing was "
+			"replayed", c->cmd, c->file, st_ports_seen_str(&c->seen, seen, sizeof(seen)));
+	}
 	{
 		struct st_pcapin_stats ps;
 
@@ -707,7 +864,8 @@ static int run(int argc, char **argv, bool replay)
 		ret = ret < 0 ? ST_EXIT_OK : ret;
 		goto out;
 	}
-	st_log_set_level(c->verbose >= 2 ? ST_LOG_DEBUG : c->verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	st_log_set_level(c->run.verbose >= 2 ? ST_LOG_DEBUG :
+			 c->run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
 	ret = ST_EXIT_RUNTIME;
 	if (start_engine(c))
 		goto out;
@@ -766,14 +924,18 @@ static int start_engine(struct shadow_cmd *c)
  * the summary. The exit status. */
 static int end_run(struct shadow_cmd *c, int r)
 {
+	int verdict;
+
 	/* the captured connections end here; queued requests get a last chance */
 	st_shadow__flush(c->sh);
 	st_shadow__drain(c->sh, c->replay && c->flushed ? 0 : (int)(c->drain_s * 1000));
-	/* every pair is settled now: the last comparisons, then the reports */
+	/* every pair is settled now: the last comparisons, then the reports and the verdict */
 	st_compare__finish(c->compare);
+	verdict = st_cmp_opts_end(&c->cmp, c->compare);
 	print_stats(c, c->what ? c->what : "summary");
-	return r || c->metrics_errors || st_compare__output_errors(c->compare) ? ST_EXIT_RUNTIME :
-										ST_EXIT_OK;
+	if (r || c->metrics_errors || st_compare__output_errors(c->compare))
+		return ST_EXIT_RUNTIME;
+	return verdict;
 }
 
 static void destroy_cmd(struct shadow_cmd *c)
@@ -810,14 +972,7 @@ static size_t job_optsets(void *obj, struct st_optset *sets)
 {
 	struct shadow_cmd *c = obj;
 
-	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target };
-	sets[1] = (struct st_optset)ST_OPTSET(live_opts, c);
-	sets[2] = (struct st_optset)ST_OPTSET(engine_opts, c);
-	sets[3] = (struct st_optset){ st_cmp_opts, st_cmp_opts_n, &c->cmp };
-	sets[4] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->target };
-	sets[5] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode };
-	sets[6] = (struct st_optset){ st_redact_opts, st_redact_opts_n, &c->cmp.redact };
-	return 7;
+	return optsets(c, sets);
 }
 
 static int job_check(void *obj, int argc, char **argv, int first)
@@ -830,9 +985,19 @@ static struct st_target *job_target(void *obj)
 	return &((struct shadow_cmd *)obj)->target;
 }
 
-static int job_verbose(void *obj)
+static struct st_run_opts *job_run_opts(void *obj)
 {
-	return ((struct shadow_cmd *)obj)->verbose;
+	return &((struct shadow_cmd *)obj)->run;
+}
+
+static void job_describe(void *obj, struct st_job_desc *d)
+{
+	describe(obj, d);
+}
+
+static void job_brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b)
+{
+	brief(obj, ts, b);
 }
 
 static double job_duration(void *obj)
@@ -879,6 +1044,7 @@ static void job_stats(void *obj, struct st_statline *l, const struct st_tap_summ
 		st_statline_add_table(l, st_compare_stat_desc, st_compare_stat_n, &cs);
 	}
 	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
+	add_labeled(c, l);
 }
 
 /* Reload: new ports, peers and --sample share (by connection, as before). */
@@ -921,8 +1087,10 @@ const struct st_job_kind st_shadow_kind = {
 	.check = job_check,
 	.target = job_target,
 	.tap_opts = live_tap_opts,
-	.verbose = job_verbose,
+	.run_opts = job_run_opts,
 	.duration = job_duration,
+	.describe = job_describe,
+	.brief = job_brief,
 	.start = job_start,
 	.attached = live_attached,
 	.detach_loop = live_detach_loop,

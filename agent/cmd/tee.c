@@ -146,6 +146,9 @@ struct tee_out {
 	X(T, marks, DETAIL, "exchange boundaries marked (a receiver resumes a connection there)") \
 	X(T, dropped_records, COUNTER, "data records dropped: the output or --max-rate was too slow") \
 	X(T, dropped_bytes, COUNTER, "stream bytes of those records (gaps for the receiver)") \
+	X(T, dropped_link, DETAIL, "... dropped records: the --to link was down or connecting") \
+	X(T, dropped_queue, DETAIL, "... dropped records: --max-queue-mb was full")           \
+	X(T, dropped_rate, DETAIL, "... dropped records: beyond --max-rate")                  \
 	X(T, gap_bytes, COUNTER, "bytes reassembly reported missing (capture loss)")         \
 	X(T, wire_bytes, COUNTER, "bytes written to the output (compressed)")                 \
 	X(T, raw_stream_bytes, COUNTER, "stream bytes before compression")                    \
@@ -179,7 +182,7 @@ struct tee {
 	regex_t match_re, exclude_re;
 	bool match_set, exclude_set;
 	int level;
-	int verbose;
+	struct st_run_opts run; /* -v, -q, --stats */
 	struct st_kafka_conf kafka; /* --kafka (kafka.h) */
 	struct st_kafka_producer *kp;
 	/* the run */
@@ -203,6 +206,7 @@ struct tee {
 	unsigned framed;      /* connections with HTTP parsers now (TEE_FRAMED_MAX) */
 	int err_said;         /* the output's error was reported */
 	struct tee_stats st;
+	uint64_t *drop_why;   /* room() said no: the counter of its reason */
 	uint8_t scratch[ST_HTTP_HEAD_CAP_DEFAULT];
 	uint8_t *body;        /* JSON body bytes being redacted (grown as needed) */
 	size_t body_cap;
@@ -296,11 +300,13 @@ static const struct st_opt tee_opts[] = {
 	ST_OPT_FUNC("max-rate", 0, "MIBS", 0, opt_max_rate,
 		    "stream bytes per second, MiB, before compression (default 16;\n"
 		    "0: no cap); beyond it records are dropped and counted"),
+};
+
+static const struct st_opt tee_limit_opts[] = {
 	ST_OPT_UINT("max-queue-mb", 0, struct tee, max_queue, "N", 1, 4096, ST_OPTF_MIB,
 		    "bytes waiting for the output at most, MiB (default 32)"),
 	ST_OPT_UINT("level", 0, struct tee, level, "N", 1, 9, 0,
 		    "zlib compression level (default 1: the cheapest)"),
-	ST_OPT_COUNT("verbose", 'v', struct tee, verbose, "more messages (-vv: libbpf's too)"),
 };
 
 static void init(void *obj)
@@ -317,13 +323,21 @@ static size_t optsets(void *obj, struct st_optset *sets)
 	struct tee *t = obj;
 
 	sets[0] = (struct st_optset)ST_OPTSET(tee_opts, t);
-	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &t->t };
-	sets[2] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &t->t };
-	sets[3] = (struct st_optset){ st_kafka_opts, st_kafka_opts_n, &t->kafka };
-	sets[4] = (struct st_optset){ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka };
-	sets[5] = (struct st_optset){ st_output_opts, st_output_opts_n, &t->out_mode };
-	sets[6] = (struct st_optset){ st_redact_opts, st_redact_opts_n, &t->rules };
-	return 7;
+	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &t->t, NULL };
+	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &t->run, NULL };
+	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &t->out_mode, NULL };
+	sets[4] = (struct st_optset){ st_redact_opts, st_redact_opts_n, &t->rules,
+				      ST_OPT_TITLE_REDACT };
+	sets[5] = (struct st_optset){ st_kafka_opts, st_kafka_opts_n, &t->kafka,
+				      ST_OPT_TITLE_KAFKA };
+	sets[6] = (struct st_optset){ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka,
+				      ST_OPT_TITLE_KAFKA };
+	sets[7] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &t->t,
+				      ST_OPT_TITLE_TAP };
+	sets[8] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &t->t,
+				      ST_OPT_TITLE_LIMITS };
+	sets[9] = (struct st_optset)ST_OPTSET_T(tee_limit_opts, t, ST_OPT_TITLE_LIMITS);
+	return 10;
 }
 
 /* After the options. argv is NULL for a daemon job's section (job.h): the job then shares
@@ -865,9 +879,14 @@ files:
  * tokens. Small records (OPEN, GAP, END, CLOSE) always go: they bound nothing. */
 static bool room(struct tee *t, uint64_t n)
 {
-	if (t->was_down || t->connecting ||
-	    queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue)
+	if (t->was_down || t->connecting) {
+		t->drop_why = &t->st.dropped_link;
 		return false;
+	}
+	if (queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue) {
+		t->drop_why = &t->st.dropped_queue;
+		return false;
+	}
 	if (t->max_rate) {
 		uint64_t now = st_mono_ns();
 
@@ -875,8 +894,10 @@ static bool room(struct tee *t, uint64_t n)
 		if (t->tokens > (double)t->max_rate)
 			t->tokens = (double)t->max_rate;
 		t->tokens_ns = now;
-		if (t->tokens < (double)n)
+		if (t->tokens < (double)n) {
+			t->drop_why = &t->st.dropped_rate;
 			return false;
+		}
 		t->tokens -= (double)n;
 	}
 	return true;
@@ -900,6 +921,7 @@ static void put_data(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, i
 		return;
 	if (!room(t, n)) {
 		tc->dropped[dir] += n;
+		(*t->drop_why)++;
 		t->st.dropped_records++;
 		t->st.dropped_bytes += n;
 		return;
@@ -1432,8 +1454,6 @@ static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 	st_stream_enc__flush(t->enc);
 	t->last_flush_ns = st_mono_ns();
 	t->running = true;
-	pr_info("tee: capturing on %s %s", t->t.iface ? "interface" : "cgroup",
-		t->t.iface ? t->t.iface : t->t.cgroup);
 	return 0;
 }
 
@@ -1584,9 +1604,60 @@ static struct st_target *target(void *obj)
 	return &TEE(obj)->t;
 }
 
-static int verbose(void *obj)
+static struct st_run_opts *run_opts(void *obj)
 {
-	return TEE(obj)->verbose;
+	return &TEE(obj)->run;
+}
+
+static void describe(void *obj, struct st_job_desc *d)
+{
+	struct tee *t = obj;
+	unsigned added = t->rules.n_headers + t->rules.n_queries + t->rules.n_fields;
+
+	if (t->kafka.brokers)
+		snprintf(d->outputs, sizeof(d->outputs), "Kafka %s, topic %s", t->kafka.brokers,
+			 t->kafka.topic ? t->kafka.topic : "?");
+	else if (t->to)
+		snprintf(d->outputs, sizeof(d->outputs), "receiver %s (%s)", t->to,
+			 t->insecure ? "plaintext" : "TLS");
+	else
+		snprintf(d->outputs, sizeof(d->outputs), "%s", strcmp(t->out, "-") ? t->out : "stdout");
+	{
+		size_t o = strlen(d->outputs);
+
+		if (t->rules.none)
+			snprintf(d->outputs + o, sizeof(d->outputs) - o, ", NOT redacted (--no-redact)");
+		else
+			snprintf(d->outputs + o, sizeof(d->outputs) - o, ", redacted (the default set%s)",
+				 added ? " and --redact-*" : "");
+	}
+}
+
+/* Stream bytes in, bytes written, what was dropped and why, the output's queue. */
+static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b)
+{
+	struct tee *t = obj;
+	uint64_t raw = 0, wire = 0;
+
+	if (t->enc)
+		st_stream_enc__totals(t->enc, &raw, &wire);
+	if (t->oq) {
+		pthread_mutex_lock(&t->oq->mu);
+		wire = t->oq->written;
+		pthread_mutex_unlock(&t->oq->mu);
+	}
+	st_brief_add(b, "teed", t->raw_prev + raw, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "written", wire, ST_BRIEF_RATE | ST_BRIEF_BYTES);
+	st_brief_add(b, "connections", t->st.teed, 0);
+	st_brief_add(b, "dropped", t->st.dropped_records, 0);
+	st_brief_add(b, "link down", t->st.dropped_link, ST_BRIEF_SUB);
+	st_brief_add(b, "queue full", t->st.dropped_queue, ST_BRIEF_SUB);
+	st_brief_add(b, "max-rate", t->st.dropped_rate, ST_BRIEF_SUB);
+	st_brief_add(b, "held", t->st.held_conns, 0);
+	st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
+	st_brief_add(b, "queue", queued(t) + (t->enc ? st_stream_enc__pending(t->enc) : 0),
+		     ST_BRIEF_BYTES);
+	st_brief_add(b, "of", t->max_queue, ST_BRIEF_SUB | ST_BRIEF_BYTES);
 }
 
 static double duration(void *obj)
@@ -1604,8 +1675,10 @@ const struct st_job_kind st_tee_kind = {
 	.check = check,
 	.target = target,
 	.tap_opts = tap_opts,
-	.verbose = verbose,
+	.run_opts = run_opts,
 	.duration = duration,
+	.describe = describe,
+	.brief = brief,
 	.start = start,
 	.attached = attached,
 	.segment = live_seg,

@@ -46,6 +46,8 @@ struct pside {
 	bool sent, first;         /* t_sent, t_first are set */
 	char *hdrs;               /* "name\0value\0" each */
 	uint32_t hdrs_len, nhdrs;
+	char *trls;               /* HTTP/2 trailers, the same way */
+	uint32_t trls_len, ntrls;
 	uint8_t *body;
 	uint32_t body_len, body_cap;
 	uint64_t body_total;
@@ -102,8 +104,9 @@ struct st_compare {
 	bool diffs_open;
 	bool out_said[3];            /* an error of --diffs, --report, --report-json was said */
 	uint64_t diffs_bytes;
-	uint64_t last_report;
-	bool dirty;                      /* something changed since the last report */
+	uint64_t last_report;            /* the last refresh (verdict, reports) */
+	bool dirty;                      /* something changed since the last refresh */
+	struct st_cmp_verdict verdict;   /* under mu: the aggregate's, at the last refresh */
 };
 
 static uint64_t now_ns(const struct st_compare *c)
@@ -186,10 +189,11 @@ static bool mem_take(struct st_cmp_pair *p, uint64_t n)
 static void side_free(struct st_compare *c, struct st_cmp_pair *p, struct pside *s)
 {
 	free(s->hdrs);
+	free(s->trls);
 	free(s->body);
-	s->hdrs = NULL;
+	s->hdrs = s->trls = NULL;
 	s->body = NULL;
-	s->hdrs_len = s->nhdrs = s->body_len = s->body_cap = 0;
+	s->hdrs_len = s->nhdrs = s->trls_len = s->ntrls = s->body_len = s->body_cap = 0;
 }
 
 static bool terminal(const struct pside *s)
@@ -301,6 +305,9 @@ static void msg_of(struct st_cmp_msg *m, const struct pside *s)
 	m->hdrs = s->hdrs ? s->hdrs : "";
 	m->hdrs_len = s->hdrs_len;
 	m->nhdrs = s->nhdrs;
+	m->trls = s->trls;
+	m->trls_len = s->trls_len;
+	m->ntrls = s->ntrls;
 	m->body = s->body;
 	m->body_len = s->body_len;
 	m->body_total = s->body_total;
@@ -566,9 +573,33 @@ static void write_reports(struct st_compare *c, bool final)
 	}
 	pthread_mutex_lock(&c->mu);
 	c->st.reports_written++;
+	pthread_mutex_unlock(&c->mu);
+}
+
+/* The aggregate read again (the worker's, or the caller's in sync mode): the verdict the
+ * metrics and the end line give, then the reports. Whether or not reports are written, this
+ * is the periodic work done: nothing is due again before the next interval (without a
+ * report the worker used to find it due at every turn, and spun). */
+static void refresh(struct st_compare *c, bool final)
+{
+	struct st_cmp_verdict v;
+
+	st_cmp_agg_verdict(&c->agg, &v);
+	pthread_mutex_lock(&c->mu);
+	c->verdict = v;
+	c->st.compare_regressions = v.regressions;
+	c->st.compare_slower = v.slower;
 	c->dirty = false;
 	pthread_mutex_unlock(&c->mu);
+	write_reports(c, final);
 	c->last_report = now_ns(c);
+}
+
+void st_compare__verdict(struct st_compare *c, struct st_cmp_verdict *out)
+{
+	pthread_mutex_lock(&c->mu);
+	*out = c->verdict;
+	pthread_mutex_unlock(&c->mu);
 }
 
 static uint64_t report_every(const struct st_compare *c)
@@ -624,7 +655,7 @@ static void *worker(void *arg)
 			break;
 		if (due && c->dirty) {
 			pthread_mutex_unlock(&c->mu);
-			write_reports(c, false);
+			refresh(c, false);
 			pthread_mutex_lock(&c->mu);
 		}
 	}
@@ -746,8 +777,7 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 			goto fail;
 		}
 	}
-	write_reports(c, false);
-	c->last_report = now_ns(c);
+	refresh(c, false);
 	if (!c->cfg.sync) {
 		sigset_t all, old;
 		int r;
@@ -796,7 +826,7 @@ void st_compare__finish(struct st_compare *c)
 		pthread_join(c->th, NULL);
 		c->thread = false;
 	}
-	write_reports(c, true);
+	refresh(c, true);
 	if (c->diffs_open) {
 		int r = st_output_close(&c->diffs);
 
@@ -847,13 +877,13 @@ void st_compare__tick(struct st_compare *c)
 		list_add(p, LIST_EXPIRED);
 	}
 	if (!c->thread && !c->finished && now - c->last_report >= report_every(c) && c->dirty)
-		write_reports(c, false);
+		refresh(c, false);
 }
 
 void st_compare__report(struct st_compare *c)
 {
 	if (!c->thread)
-		write_reports(c, false);
+		refresh(c, false);
 }
 
 const struct st_cmp_agg *st_compare__agg(const struct st_compare *c)
@@ -1038,6 +1068,31 @@ void st_compare__pair_head(struct st_cmp_pair *p, enum st_cmp_side s, const stru
 	}
 }
 
+void st_compare__pair_trailers(struct st_cmp_pair *p, enum st_cmp_side s,
+			       const struct st_http_header *f, uint32_t n)
+{
+	struct pside *ps = &p->side[s];
+	size_t need = 0, o = 0;
+
+	if (p->dead || ps->state != SS_HEAD || ps->trls || !n)
+		return;
+	for (uint32_t i = 0; i < n; i++)
+		need += f[i].name_len + f[i].value_len + 2;
+	if (!mem_take(p, need))
+		return;
+	ps->trls = malloc(need);
+	if (!ps->trls) {
+		pair_shed(p, ST_CMP_R_MEMORY);
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++) {
+		o = put(ps->trls, o, f[i].name, f[i].name_len);
+		o = put(ps->trls, o, f[i].value, f[i].value_len);
+	}
+	ps->trls_len = (uint32_t)o;
+	ps->ntrls = n;
+}
+
 void st_compare__pair_body(struct st_cmp_pair *p, enum st_cmp_side s, const void *data, size_t n)
 {
 	struct pside *ps = &p->side[s];
@@ -1093,8 +1148,8 @@ void st_compare__pair_reset(struct st_cmp_pair *p, enum st_cmp_side s)
 
 	if (p->dead || ps->state != SS_HEAD)
 		return;
-	if (ps->hdrs || ps->body) {
-		uint64_t freed = ps->hdrs_len + ps->body_cap;
+	if (ps->hdrs || ps->trls || ps->body) {
+		uint64_t freed = ps->hdrs_len + ps->trls_len + ps->body_cap;
 
 		side_free(p->c, p, ps);
 		p->mem -= freed <= p->mem ? freed : p->mem;

@@ -85,7 +85,10 @@ enum st_cmp_reason {
 	X(T, compare_pairs, GAUGE, "pairs held now (waiting for answers or for comparison)")    \
 	X(T, compare_mem, GAUGE_BYTES, "bytes pairs hold now")                                  \
 	X(T, compare_mem_peak, GAUGE_BYTES, "most bytes pairs ever held")                        \
-	X(T, compare_endpoints, GAUGE, "distinct endpoints (the rest are grouped as other)")
+	X(T, compare_endpoints, GAUGE, "distinct endpoints (the rest are grouped as other)")   \
+	X(T, compare_regressions, GAUGE, "fields that regressed, over every endpoint (the "     \
+				       "verdict, as of the last report interval)")               \
+	X(T, compare_slower, GAUGE, "endpoints whose latency verdict is slower (likewise)")
 
 struct st_compare_stats {
 	ST_COMPARE_STATS(ST_STAT_FIELD, _)
@@ -127,6 +130,8 @@ void st_compare__finish(struct st_compare *c);
 void st_compare__free(struct st_compare *c);
 
 void st_compare__stats(struct st_compare *c, struct st_compare_stats *out);
+/* The verdict as of the last report interval (after st_compare__finish: the final one). */
+void st_compare__verdict(struct st_compare *c, struct st_cmp_verdict *out);
 /* Writes to its outputs that failed so far (0 for NULL): a run with any exits 1. */
 uint64_t st_compare__output_errors(struct st_compare *c);
 /* The worker's queue or the memory cap is more than half used: a reader that may wait
@@ -167,6 +172,10 @@ void st_compare__pair_sent(struct st_cmp_pair *p, enum st_cmp_side s, uint64_t t
  * clock; shadows: the engine's). */
 void st_compare__pair_head(struct st_cmp_pair *p, enum st_cmp_side s, const struct st_http_head *h,
 			   uint64_t ts);
+/* HTTP/2: that answer's trailers (gRPC's grpc-status, grpc-message), compared as fields of
+ * their own ("trailers.NAME"). Once per answer. */
+void st_compare__pair_trailers(struct st_cmp_pair *p, enum st_cmp_side s,
+			       const struct st_http_header *f, uint32_t n);
 /* Body bytes of that answer (decoded from chunked framing: payload only). */
 void st_compare__pair_body(struct st_cmp_pair *p, enum st_cmp_side s, const void *data, size_t n);
 /* That answer is complete. */

@@ -695,6 +695,73 @@ uint32_t st_cmp_endpoint_regressions(const struct st_cmp_agg *a, const struct st
 	return n;
 }
 
+void st_cmp_agg_verdict(const struct st_cmp_agg *a, struct st_cmp_verdict *v)
+{
+	memset(v, 0, sizeof(*v));
+	v->compared = a->compared;
+	for (uint32_t i = 0; i <= a->n; i++) {
+		const struct st_cmp_endpoint *e = i < a->n ? a->ep[i] : &a->other;
+		struct st_cmp_lat_test t;
+		uint32_t r;
+
+		if (i == a->n && !e->compared && !e->not_compared)
+			continue;
+		v->endpoints++;
+		r = st_cmp_endpoint_regressions(a, e);
+		v->regressions += r;
+		v->regression_endpoints += r > 0;
+		st_cmp_endpoint_latency(a, e, &t);
+		v->judged += t.enough;
+		v->slower += t.verdict == ST_CMP_LAT_SLOWER;
+	}
+	if (v->regressions || v->slower)
+		v->result = ST_CMP_FAIL;
+	else if (v->compared < ST_CMP_VERDICT_MIN_PAIRS)
+		v->result = ST_CMP_NOT_ENOUGH;
+	else
+		v->result = ST_CMP_PASS;
+}
+
+const char *st_cmp_outcome_name(enum st_cmp_outcome r)
+{
+	return r == ST_CMP_FAIL ? "fail" : r == ST_CMP_NOT_ENOUGH ? "not_enough_data" : "pass";
+}
+
+const char *st_cmp_outcome_title(enum st_cmp_outcome r)
+{
+	return r == ST_CMP_FAIL ? "FAIL" : r == ST_CMP_NOT_ENOUGH ? "NOT ENOUGH DATA" : "PASS";
+}
+
+const char *st_cmp_verdict_str(const struct st_cmp_verdict *v, char *buf, size_t len)
+{
+	size_t o = 0;
+
+#define ADD(...) (o += (size_t)snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__))
+	if (v->regressions)
+		ADD("%u regression%s in %u endpoint%s", v->regressions, v->regressions == 1 ? "" : "s",
+		    v->regression_endpoints, v->regression_endpoints == 1 ? "" : "s");
+	else
+		ADD("no regression");
+	if (!v->judged)
+		ADD(", latency n/a (n < %d)", ST_CMP_LAT_MIN_N);
+	else if (v->judged < v->endpoints)
+		ADD(", %u slower (latency judged in %u of %u endpoints; the others n < %d)", v->slower,
+		    v->judged, v->endpoints, ST_CMP_LAT_MIN_N);
+	else
+		ADD(", %u slower", v->slower);
+	ADD("; %llu pair%s compared", (unsigned long long)v->compared, v->compared == 1 ? "" : "s");
+#undef ADD
+	if (o >= len && len)
+		buf[len - 1] = 0;
+	return buf;
+}
+
+int st_cmp_verdict_status(const struct st_cmp_verdict *v, bool fail_on_regression,
+			  bool fail_on_slower)
+{
+	return (fail_on_regression && v->regressions) || (fail_on_slower && v->slower) ? 3 : 0;
+}
+
 struct rank {
 	struct st_cmp_endpoint *e;
 	uint32_t nreg;

@@ -239,6 +239,41 @@ struct st_cmp_endpoint **st_cmp_agg_sorted(const struct st_cmp_agg *a, uint32_t 
 /* Regression fields of e. */
 uint32_t st_cmp_endpoint_regressions(const struct st_cmp_agg *a, const struct st_cmp_endpoint *e);
 
+/*
+ * The run's verdict, one for every output (the HTML banner, the JSON report, the line on
+ * stderr, the exit status of --fail-on-*, the daemon's metrics): FAIL when a field regressed
+ * or an endpoint is slower; else NOT ENOUGH DATA below ST_CMP_VERDICT_MIN_PAIRS compared
+ * pairs; else PASS. Latency is judged only where both sides have ST_CMP_LAT_MIN_N samples:
+ * "0 slower" is never claimed from endpoints without enough (judged says how many had).
+ */
+#define ST_CMP_VERDICT_MIN_PAIRS 10
+
+enum st_cmp_outcome { ST_CMP_PASS = 0, ST_CMP_FAIL, ST_CMP_NOT_ENOUGH };
+
+struct st_cmp_verdict {
+	enum st_cmp_outcome result;
+	uint64_t compared;            /* pairs */
+	uint32_t endpoints;           /* with a pair (other included) */
+	uint32_t regressions;         /* regression fields, over every endpoint */
+	uint32_t regression_endpoints;
+	uint32_t slower;              /* endpoints whose latency verdict is slower */
+	uint32_t judged;              /* endpoints with enough samples for a latency verdict */
+};
+
+void st_cmp_agg_verdict(const struct st_cmp_agg *a, struct st_cmp_verdict *v);
+/* "pass", "fail", "not_enough_data" (JSON, metrics' label) */
+const char *st_cmp_outcome_name(enum st_cmp_outcome r);
+/* "PASS", "FAIL", "NOT ENOUGH DATA" (the banner, the line) */
+const char *st_cmp_outcome_title(enum st_cmp_outcome r);
+/* The verdict in words: "3 regressions in 2 endpoints, 1 slower (latency judged in 4 of 5
+ * endpoints); 1200 pairs compared". Returns buf. */
+const char *st_cmp_verdict_str(const struct st_cmp_verdict *v, char *buf, size_t len);
+
+/* The exit status a verdict gives: 3 (ST_EXIT_VERDICT) when fail_on_regression and a field
+ * regressed, or fail_on_slower and an endpoint is slower; else 0. */
+int st_cmp_verdict_status(const struct st_cmp_verdict *v, bool fail_on_regression,
+			  bool fail_on_slower);
+
 /* Adds n pairs answered with code to a side's status mix (past ST_CMP_STATUS_MAX codes: other).
  * False when a count would pass ST_CMP_COUNT_MAX (st_cmp_count_add). */
 bool st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n);

@@ -656,6 +656,9 @@ static enum st_cmp_media media_of(const struct st_cmp_view *v)
 
 		if (semi)
 			n = (size_t)(semi - ct);
+		if (n >= 16 && !strncasecmp(ct, "application/grpc", 16) &&
+		    (n == 16 || ct[16] == '+'))
+			return ST_CMP_M_GRPC;
 		if (ct_has(ct, n, "json"))
 			return ST_CMP_M_JSON;
 		if ((n >= 5 && !strncasecmp(ct, "text/", 5)) || ct_has(ct, n, "xml") ||
@@ -764,16 +767,17 @@ static int hent_cmp(const void *x, const void *y)
 	return c ? c : (a->pos > b->pos) - (a->pos < b->pos);
 }
 
-static struct hent *hents(const struct st_cmp_rules *r, const struct st_cmp_msg *m, bool bodies,
-			  size_t *n)
+/* The fields hdrs holds (nf of them, hlen bytes), sorted by name, the ignored left out. */
+static struct hent *hents(const struct st_cmp_rules *r, const char *hdrs, uint32_t hlen,
+			  uint32_t nf, bool bodies, size_t *n)
 {
-	struct hent *e = malloc((m->nhdrs + 1) * sizeof(*e));
-	const char *p = m->hdrs, *end = m->hdrs + m->hdrs_len;
+	struct hent *e = malloc((nf + 1) * sizeof(*e));
+	const char *p = hdrs, *end = hdrs + hlen;
 
 	*n = 0;
 	if (!e)
 		return NULL;
-	for (uint32_t i = 0; i < m->nhdrs && p < end; i++) {
+	for (uint32_t i = 0; i < nf && p < end; i++) {
 		const char *nm = p, *val = nm + strlen(nm) + 1;
 
 		p = val + strlen(val) + 1;
@@ -875,12 +879,14 @@ static void diff_cookies(struct st_cmp_diffs *o, struct hent *a, size_t na, stru
 	}
 }
 
-static void diff_headers(const struct st_cmp_rules *r, const struct st_cmp_msg *a,
-			 const struct st_cmp_msg *b, struct st_cmp_diffs *o)
+/* Header fields (prefix "headers.") or trailers ("trailers."): the same rules. */
+static void diff_fields(const struct st_cmp_rules *r, const char *prefix, bool bodies,
+			const char *ha, uint32_t la, uint32_t na_, const char *hb, uint32_t lb,
+			uint32_t nb_, struct st_cmp_diffs *o)
 {
-	bool bodies = a->has_body || b->has_body;
 	size_t na, nb, i = 0, k = 0;
-	struct hent *ea = hents(r, a, bodies, &na), *eb = hents(r, b, bodies, &nb);
+	struct hent *ea = hents(r, ha ? ha : "", la, na_, bodies, &na),
+		    *eb = hents(r, hb ? hb : "", lb, nb_, bodies, &nb);
 
 	if (!ea || !eb)
 		goto out;
@@ -907,7 +913,7 @@ static void diff_headers(const struct st_cmp_rules *r, const struct st_cmp_msg *
 			same = !strcmp(ea[ia + j].value, eb[ib + j].value);
 		if (same)
 			continue;
-		lower_path(path, sizeof(path), "headers.", name);
+		lower_path(path, sizeof(path), prefix, name);
 		d = add(o, path, !ca ? ST_CMP_EXTRA : !cb ? ST_CMP_MISSING : ST_CMP_VALUE);
 		if (!d)
 			continue;
@@ -922,6 +928,19 @@ static void diff_headers(const struct st_cmp_rules *r, const struct st_cmp_msg *
 out:
 	free(ea);
 	free(eb);
+}
+
+static void diff_headers(const struct st_cmp_rules *r, const struct st_cmp_msg *a,
+			 const struct st_cmp_msg *b, struct st_cmp_diffs *o)
+{
+	bool bodies = a->has_body || b->has_body;
+
+	diff_fields(r, "headers.", bodies, a->hdrs, a->hdrs_len, a->nhdrs, b->hdrs, b->hdrs_len,
+		    b->nhdrs, o);
+	/* gRPC's grpc-status and grpc-message are trailers: fields of their own */
+	if (a->ntrls || b->ntrls)
+		diff_fields(r, "trailers.", bodies, a->trls, a->trls_len, a->ntrls, b->trls,
+			    b->trls_len, b->ntrls, o);
 }
 
 /* ---- JSON bodies ------------------------------------------------------------------------- */
@@ -1423,13 +1442,93 @@ static bool same_raw(const struct st_cmp_msg *a, const struct st_cmp_msg *b)
 	       a->rest_hash == b->rest_hash && (!a->body_len || !memcmp(a->body, b->body, a->body_len));
 }
 
+/*
+ * gRPC: the body is a sequence of messages, each a 5-byte prefix (compressed flag, length)
+ * and its bytes. They are compared one by one: the first that differs is named by its
+ * index ($[i]), or the count when one side has more. Each message is compared as bytes
+ * today; the schema-less protobuf decoder (agent/http/grpc.[ch]) is where a message becomes
+ * a tree of field numbers, and this is where its diff goes. 0, or -1 when the bodies are not
+ * whole or not framed as messages (then they are compared as bytes).
+ */
+static int diff_grpc(const struct st_cmp_view *a, const struct st_cmp_view *b,
+		     struct st_cmp_diffs *o)
+{
+	size_t pa = 0, pb = 0;
+	uint32_t i;
+
+	if (a->cut || b->cut)
+		return -1;
+	for (i = 0;; i++) {
+		uint32_t la, lb;
+		struct st_cmp_diff *d;
+		char path[32];
+
+		if (pa == a->len || pb == b->len) {
+			if (pa != a->len || pb != b->len) {
+				d = add(o, "$.length", ST_CMP_VALUE);
+				if (d) {
+					size_t ra = pa, rb = pb;
+					uint32_t ca = i, cb = i;
+
+					/* count what is left of each */
+					while (ra + 5 <= a->len) {
+						ra += 5 + ((uint32_t)a->body[ra + 1] << 24 |
+							   (uint32_t)a->body[ra + 2] << 16 |
+							   (uint32_t)a->body[ra + 3] << 8 | a->body[ra + 4]);
+						ca++;
+					}
+					while (rb + 5 <= b->len) {
+						rb += 5 + ((uint32_t)b->body[rb + 1] << 24 |
+							   (uint32_t)b->body[rb + 2] << 16 |
+							   (uint32_t)b->body[rb + 3] << 8 | b->body[rb + 4]);
+						cb++;
+					}
+					d->a_set = d->b_set = true;
+					snprintf(d->a, sizeof(d->a), "%u", ca);
+					snprintf(d->b, sizeof(d->b), "%u", cb);
+					snprintf(d->note, sizeof(d->note), "gRPC messages");
+				}
+			}
+			return 0;
+		}
+		if (pa + 5 > a->len || pb + 5 > b->len)
+			return -1;
+		la = (uint32_t)a->body[pa + 1] << 24 | (uint32_t)a->body[pa + 2] << 16 |
+		     (uint32_t)a->body[pa + 3] << 8 | a->body[pa + 4];
+		lb = (uint32_t)b->body[pb + 1] << 24 | (uint32_t)b->body[pb + 2] << 16 |
+		     (uint32_t)b->body[pb + 3] << 8 | b->body[pb + 4];
+		if (la > a->len - pa - 5 || lb > b->len - pb - 5)
+			return -1;
+		if (la != lb || memcmp(a->body + pa, b->body + pb, 5 + (size_t)la)) {
+			size_t n = la < lb ? la : lb, k = 0;
+
+			while (k < n && a->body[pa + 5 + k] == b->body[pb + 5 + k])
+				k++;
+			snprintf(path, sizeof(path), "$[%u]", i);
+			d = add(o, path, ST_CMP_VALUE);
+			if (d) {
+				d->a_set = d->b_set = true;
+				snprintf(d->a, sizeof(d->a), "%u bytes%s", la,
+					 a->body[pa] ? ", compressed" : "");
+				snprintf(d->b, sizeof(d->b), "%u bytes%s", lb,
+					 b->body[pb] ? ", compressed" : "");
+				snprintf(d->note, sizeof(d->note),
+					 "gRPC message %u: first difference at byte %zu", i, k);
+			}
+		}
+		pa += 5 + (size_t)la;
+		pb += 5 + (size_t)lb;
+	}
+}
+
 static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 		      const struct st_cmp_view *a, const struct st_cmp_view *b,
 		      struct st_cmp_diffs *o)
 {
 	bool json = a->media == ST_CMP_M_JSON || b->media == ST_CMP_M_JSON;
 	/* lines only when both are text (JSON that does not parse is text too) */
-	bool text = a->media != ST_CMP_M_BINARY && b->media != ST_CMP_M_BINARY;
+	bool text = a->media != ST_CMP_M_BINARY && b->media != ST_CMP_M_BINARY &&
+		    a->media != ST_CMP_M_GRPC && b->media != ST_CMP_M_GRPC;
 	bool cut = a->cut || b->cut;
 
 	if (!a->m->has_body && !b->m->has_body)
@@ -1464,6 +1563,8 @@ static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 		diff_bytes(a, b, o, "the held prefixes are equal; the rest differs (length or hash)");
 		return;
 	}
+	if (a->media == ST_CMP_M_GRPC && b->media == ST_CMP_M_GRPC && !diff_grpc(a, b, o))
+		return;
 	if (text && diff_text(s, a, b, o, cut ? " (held prefix)" : NULL))
 		return;
 	diff_bytes(a, b, o, NULL);

@@ -79,6 +79,8 @@ struct st_cmp_msg {
 	bool has_body;          /* a body follows the head (not HEAD, 1xx, 204, 304) */
 	const char *hdrs;       /* nhdrs fields, each "name\0value\0" */
 	uint32_t hdrs_len, nhdrs;
+	const char *trls;       /* HTTP/2 trailers (gRPC's status is there), as hdrs; may be NULL */
+	uint32_t trls_len, ntrls;
 	const uint8_t *body;    /* the first body bytes held (chunked: decoded) */
 	size_t body_len;
 	uint64_t body_total;    /* the whole body's length */
@@ -100,7 +102,9 @@ struct st_cmp_rules {
 	uint64_t max_decoded;                /* decompression stops here; 0: 32 x max_body */
 };
 
-enum st_cmp_media { ST_CMP_M_NONE = 0, ST_CMP_M_JSON, ST_CMP_M_TEXT, ST_CMP_M_BINARY };
+/* GRPC: application/grpc, length-prefixed messages (gRPC over HTTP/2); compared message by
+ * message. */
+enum st_cmp_media { ST_CMP_M_NONE = 0, ST_CMP_M_JSON, ST_CMP_M_TEXT, ST_CMP_M_BINARY, ST_CMP_M_GRPC };
 
 /* A response ready to compare: body decoded, media type known, JSON parsed. Owns its
  * buffers; load() reuses them. */

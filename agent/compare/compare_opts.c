@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "compare_opts.h"
+#include "compare_report.h"
 #include "opts.h"
 
 static int opt_reference(void *o, const char *val, char *err, size_t errlen)
@@ -169,12 +170,12 @@ static int opt_abs(void *o, const char *val, char *err, size_t errlen)
 	return 0;
 }
 
-/* The rows: shadow, replay and receive alike (docs/COMPARE.md). */
+/* The rows: shadow, replay and receive alike (docs/COMPARE.md). What most runs use ... */
 const struct st_opt st_cmp_opts[] = {
 	ST_OPT_FLAG("compare", 0, struct st_cmp_opts, flag_compare,
 		    "tap compare: pair each replayed request's answers (production's\n"
 		    "from the capture, the candidate's = the first --to) and compare\n"
-		    "them (every option below turns it on too)"),
+		    "them (every compare option turns it on too)"),
 	ST_OPT_FUNC("reference", 0, "HOST:PORT", 0, opt_reference,
 		    "a second shadow running production's build: gets the same\n"
 		    "requests; where it differs from production, that is noise"),
@@ -185,8 +186,11 @@ const struct st_opt st_cmp_opts[] = {
 		      "the report's content as JSON"),
 	ST_OPT_STRING("diffs", 0, struct st_cmp_opts, diffs, "FILE.jsonl",
 		      "one JSON line per differing pair (secrets masked)"),
-	ST_OPT_UINT("diffs-max-mb", 0, struct st_cmp_opts, diffs_max, "N", 1, 1 << 20, ST_OPTF_MIB,
-		    "--diffs stops growing at N MiB (default 1024; counted)"),
+	ST_OPT_FLAG("fail-on-regression", 0, struct st_cmp_opts, fail_on_regression,
+		    "exit status 3 when a field regressed (the verdict, said on\n"
+		    "stderr at the end): a CI job or a rollout step gates on it"),
+	ST_OPT_FLAG("fail-on-slower", 0, struct st_cmp_opts, fail_on_slower,
+		    "exit status 3 when an endpoint is slower"),
 	ST_OPT_FUNC("ignore-header", 0, "NAME", ST_OPTF_REPEAT, opt_ignore_header,
 		    "a header field not compared (repeatable; Date, Server,\n"
 		    "Connection, Keep-Alive, Transfer-Encoding, Age, Expires,\n"
@@ -199,6 +203,14 @@ const struct st_opt st_cmp_opts[] = {
 		    "PATH (--unordered-arrays=$.tags; repeatable)"),
 	ST_OPT_FUNC("endpoint", 0, ST_CMP_ENDPOINT_ARG, ST_OPTF_REPEAT, opt_endpoint,
 		    ST_CMP_ENDPOINT_HELP),
+};
+
+const size_t st_cmp_opts_n = sizeof(st_cmp_opts) / sizeof(st_cmp_opts[0]);
+
+/* ... and its thresholds and limits (ST_OPT_TITLE_COMPARE). */
+const struct st_opt st_cmp_tuning_opts[] = {
+	ST_OPT_UINT("diffs-max-mb", 0, struct st_cmp_opts, diffs_max, "N", 1, 1 << 20, ST_OPTF_MIB,
+		    "--diffs stops growing at N MiB (default 1024; counted)"),
 	ST_OPT_FUNC("compare-max-body", 0, "BYTES", 0, opt_max_body,
 		    "body bytes compared per answer (default 1M); the rest is\n"
 		    "compared by length and hash"),
@@ -221,12 +233,13 @@ const struct st_opt st_cmp_opts[] = {
 		    "distinct endpoints reported; the rest as \"other\" (default 100)"),
 };
 
-const size_t st_cmp_opts_n = sizeof(st_cmp_opts) / sizeof(st_cmp_opts[0]);
+const size_t st_cmp_tuning_opts_n = sizeof(st_cmp_tuning_opts) / sizeof(st_cmp_tuning_opts[0]);
 
 /* Tap compare pairs one candidate (and a reference) with production. */
 bool st_cmp_opts_given(struct st_cmp_opts *o)
 {
 	o->on |= o->flag_compare || o->report || o->report_json || o->diffs || o->max_mem ||
+		 o->fail_on_regression || o->fail_on_slower ||
 		 o->diffs_max || o->timeout_s > 0 || o->lat_min_ms > 0 || o->report_every_s > 0 ||
 		 o->max_endpoints;
 	return o->on;
@@ -296,4 +309,15 @@ struct st_compare *st_cmp_opts_start(const struct st_cmp_opts *o, const char *cm
 	cc.rules.redact = &o->redact;
 	cfg->compare = st_compare__new(&cc);
 	return cfg->compare;
+}
+
+int st_cmp_opts_end(const struct st_cmp_opts *o, struct st_compare *c)
+{
+	struct st_cmp_verdict v;
+
+	if (!c)
+		return ST_EXIT_OK;
+	st_compare__verdict(c, &v);
+	st_cmp_verdict_print(&v, o->report ? o->report : o->report_json);
+	return st_cmp_verdict_status(&v, o->fail_on_regression, o->fail_on_slower);
 }

@@ -49,11 +49,15 @@ struct st_cmp_opts {
 	unsigned max_endpoints;
 	uint64_t diffs_max;
 	bool flag_compare;
+	bool fail_on_regression, fail_on_slower; /* the exit status follows the verdict */
 };
 
-/* The rows (--compare, --reference, --report ...), each writing into a struct st_cmp_opts. */
+/* The rows (--compare, --reference, --report ...), each writing into a struct st_cmp_opts;
+ * the thresholds and limits are a set of their own (ST_OPT_TITLE_COMPARE in --help). */
 extern const struct st_opt st_cmp_opts[];
 extern const size_t st_cmp_opts_n;
+extern const struct st_opt st_cmp_tuning_opts[];
+extern const size_t st_cmp_tuning_opts_n;
 
 /* After parsing: true when --compare or any compare option was given (sets o->on). */
 bool st_cmp_opts_given(struct st_cmp_opts *o);
@@ -66,5 +70,10 @@ int st_cmp_opts_check(struct st_cmp_opts *o, struct st_shadow_config *cfg, char 
  * candidate). NULL with errno. */
 struct st_compare *st_cmp_opts_start(const struct st_cmp_opts *o, const char *cmd,
 				     struct st_shadow_config *cfg);
+
+/* The run is over (st_compare__finish done; c may be NULL: compare off): its verdict on
+ * stderr ("verdict: FAIL, 3 regressions in 2 endpoints ... -> report.html") and the exit
+ * status --fail-on-regression/--fail-on-slower ask for (ST_EXIT_VERDICT, or ST_EXIT_OK). */
+int st_cmp_opts_end(const struct st_cmp_opts *o, struct st_compare *c);
 
 #endif /* ST_COMPARE_OPTS_H */

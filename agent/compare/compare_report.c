@@ -2,7 +2,7 @@
 /*
  * The compare report: JSON for machines, one self-contained HTML page for
  * people (compare_report.h). Every string from the traffic or from a merged part
- * file passes one escaping function per format (hstr for HTML, st_cmp_json_str for
+ * file passes one escaping function per format (st_cmp_html_str for HTML, st_cmp_json_str for
  * JSON): paths, values and endpoints are what clients and servers sent, and a part
  * file's command, candidate, hosts, notes and counter names are what another host
  * wrote (tests/integration/test_report_merge.sh renders hostile parts in Chromium).
@@ -13,6 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#include "log.h"
 
 void st_cmp_json_str(FILE *f, const char *s, size_t n)
 {
@@ -92,9 +94,24 @@ static double pct(uint64_t part, uint64_t whole)
 	return whole ? 100.0 * (double)part / (double)whole : 0;
 }
 
-static const char *lat_word(enum st_cmp_lat_v v)
+/* A latency verdict's word, the same in every output: too few samples is not "same". */
+static const char *lat_word(const struct st_cmp_lat_test *t)
 {
-	return v == ST_CMP_LAT_SLOWER ? "slower" : v == ST_CMP_LAT_FASTER ? "faster" : "same";
+	if (!t->enough)
+		return "n/a";
+	return t->verdict == ST_CMP_LAT_SLOWER ? "slower" :
+	       t->verdict == ST_CMP_LAT_FASTER ? "faster" : "same";
+}
+
+void st_cmp_verdict_print(const struct st_cmp_verdict *v, const char *report)
+{
+	char text[256];
+
+	st_cmp_verdict_str(v, text, sizeof(text));
+	if (report)
+		st_log_out("verdict: %s, %s -> %s", st_cmp_outcome_title(v->result), text, report);
+	else
+		st_log_out("verdict: %s, %s", st_cmp_outcome_title(v->result), text);
 }
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
@@ -317,6 +334,17 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		a->cfg.rel_pct, a->cfg.abs_pct, ST_CMP_LAT_ALPHA, ST_CMP_LAT_SHIFT, a->cfg.lat_min_ms,
 		ST_CMP_LAT_MIN_N, (unsigned long long)run->max_body, run->timeout_s,
 		a->cfg.max_endpoints);
+	{
+		struct st_cmp_verdict v;
+
+		st_cmp_agg_verdict(a, &v);
+		fprintf(f, ",\n  \"verdict\": {\"result\": \"%s\", \"regressions\": %u, "
+			   "\"regression_endpoints\": %u, \"slower_endpoints\": %u, "
+			   "\"latency_judged_endpoints\": %u, \"endpoints\": %u, \"pairs_compared\": %llu, "
+			   "\"min_pairs\": %d}",
+			st_cmp_outcome_name(v.result), v.regressions, v.regression_endpoints, v.slower,
+			v.judged, v.endpoints, (unsigned long long)v.compared, ST_CMP_VERDICT_MIN_PAIRS);
+	}
 	fputs(",\n  \"summary\": {", f);
 	if (run->counters) {
 		bool first = true;
@@ -408,7 +436,7 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		fprintf(f, ", \"verdict\": \"%s\", \"basis\": \"%s\", \"test\": \"mann-whitney-u\", "
 			   "\"p_value\": %.3g, \"shift_ms\": %.3f, \"prob_candidate_slower\": %.3f, "
 			   "\"enough_samples\": %s}",
-			lat_word(lt.verdict), ref ? "reference" : "production", lt.p, lt.shift, lt.a,
+			lat_word(&lt), ref ? "reference" : "production", lt.p, lt.shift, lt.a,
 			lt.enough ? "true" : "false");
 		fputs(",\n     \"status\": {\"production\": ", f);
 		json_status(f, &e->status[ST_CMP_PROD]);
@@ -444,7 +472,12 @@ const char st_cmp_report_css[] =
 	".regression .badge.v-regression,.badge.v-regression{background:#d93b3b;color:#fff}"
 	".badge.v-noise{background:#c9cfdb;color:#1d2330}.badge.v-slower{background:#e98b1a;"
 	"color:#fff}.badge.v-faster{background:#2f9e58;color:#fff}.badge.v-same{background:#e4e7ec;"
-	"color:#1d2330}.badge.v-ok{background:#2f9e58;color:#fff}"
+	"color:#1d2330}.badge.v-ok{background:#2f9e58;color:#fff}.badge.v-na{background:#fff;"
+	"color:#66707f;border:1px solid #c9cfdb}"
+	".banner{display:inline-block;font-size:20px;font-weight:700;letter-spacing:.04em;"
+	"border-radius:6px;padding:4px 14px;margin:4px 0 6px}.banner.pass{background:#2f9e58;"
+	"color:#fff}.banner.fail{background:#d93b3b;color:#fff}.banner.not_enough_data{"
+	"background:#e98b1a;color:#fff}.vals code{background:#f1f3f6;padding:0 3px}"
 	"tr.regression td:first-child{border-left:4px solid #d93b3b}"
 	"tr.slower td:first-child{border-left:4px solid #e98b1a}"
 	".box{background:#fff;border:1px solid #dde1e8;border-radius:6px;padding:12px 16px;"
@@ -471,6 +504,19 @@ static void h_status(FILE *f, const struct st_cmp_status *s)
 		fprintf(f, "%sother&times;%llu", s->ncodes ? ", " : "", (unsigned long long)s->other);
 	if (!s->ncodes && !s->other)
 		fputs("-", f);
+}
+
+/* The latency verdict's badge: "n/a (n < 10)" when a side has too few samples. */
+static void h_lat_badge(FILE *f, const struct st_cmp_lat_test *t)
+{
+	char na[32];
+
+	if (t->enough) {
+		st_cmp_html_badge(f, lat_word(t), lat_word(t));
+		return;
+	}
+	snprintf(na, sizeof(na), "n/a (n < %d)", ST_CMP_LAT_MIN_N);
+	st_cmp_html_badge(f, "na", na);
 }
 
 static const char *const side_color[ST_CMP_NSIDES] = { "#3366cc", "#d9480f", "#7a4fb8" };
@@ -582,6 +628,39 @@ static void h_value(FILE *f, const struct st_cmp_sample *s, int k)
 	fputs("</span>", f);
 }
 
+/* A sample's value on side k, cut to fit a line (whole UTF-8 characters): the verdict's
+ * bullets show what changed. */
+static void h_short(FILE *f, const struct st_cmp_sample *s, int k)
+{
+	const int max = 60;
+	char cut[ST_CMP_VAL_MAX + 8];
+	const char *v;
+	size_t o = 0, len;
+
+	if (k == ST_CMP_REF && s->ref_same)
+		k = ST_CMP_PROD;
+	if (!s->set[k]) {
+		fputs("<span class=\"muted\">(absent)</span>", f);
+		return;
+	}
+	v = s->v[k];
+	len = strlen(v);
+	for (int chars = 0; o < len && chars < max; chars++) {
+		size_t q = st_cmp_utf8_seq((const unsigned char *)v + o, len - o);
+
+		o += q ? q : 1;
+	}
+	if (o >= sizeof(cut))
+		o = sizeof(cut) - 1;
+	memcpy(cut, v, o);
+	cut[o] = 0;
+	fputs("<code>", f);
+	st_cmp_html_str(f, cut);
+	if (o < len)
+		fputs("&hellip;", f);
+	fputs("</code>", f);
+}
+
 static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_endpoint *e,
 		       uint32_t idx)
 {
@@ -635,10 +714,12 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 				fprintf(f, "<td class=\"n\">%llu of %llu</td>", (unsigned long long)fl->vol,
 					(unsigned long long)fl->raw);
 			fputs("<td>", f);
-			st_cmp_html_badge(f, vw, v.regression ? (ref ? "regression" : "difference") :
-						      (ref ? "noise" : "likely noise"));
+			/* one word per verdict, reference or not: the basis is said beside it */
+			st_cmp_html_badge(f, vw, vw);
 			if (ref)
 				fprintf(f, " <span class=\"muted\">rel %.0f%%, abs %.3f%%</span>", v.rel, v.abs);
+			else
+				fputs(" <span class=\"muted\">no reference: by the values' shape</span>", f);
 			fputs("</td></tr>", f);
 		}
 		fputs("</tbody></table>", f);
@@ -706,7 +787,7 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 		fputs("</td></tr>", f);
 	}
 	fputs("</tbody></table><p class=\"lat-verdict\">", f);
-	st_cmp_html_badge(f, lat_word(lt.verdict), lat_word(lt.verdict));
+	h_lat_badge(f, &lt);
 	if (!lt.enough)
 		fprintf(f, " <span class=\"muted\">too few samples for a verdict (at least %d on each "
 			   "side)</span>", ST_CMP_LAT_MIN_N);
@@ -721,22 +802,14 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 
 void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run)
 {
-	uint32_t n = 0, nreg_ep = 0, nreg = 0, nslow = 0;
+	uint32_t n = 0;
 	struct st_cmp_endpoint **eps = st_cmp_agg_sorted(a, &n);
 	bool ref = a->cfg.reference;
+	struct st_cmp_verdict vd;
 	char ts[40], t0[40];
 
 	st_cmp_time_str(ts, sizeof(ts), run->now_real_ns);
 	st_cmp_time_str(t0, sizeof(t0), run->start_real_ns);
-	for (uint32_t i = 0; i < n; i++) {
-		struct st_cmp_lat_test lt;
-		uint32_t r = st_cmp_endpoint_regressions(a, eps[i]);
-
-		nreg += r;
-		nreg_ep += r > 0;
-		st_cmp_endpoint_latency(a, eps[i], &lt);
-		nslow += lt.verdict == ST_CMP_LAT_SLOWER;
-	}
 	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 	      "<meta name=\"viewport\" content=\"width=device-width\">"
 	      "<title>shadowtap compare report</title><style>", f);
@@ -767,67 +840,78 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	}
 	fputs("</p></header><main>", f);
 
-	/* the verdict, first */
-	fprintf(f, "<section id=\"verdict\" class=\"box verdict %s\"><h2>Verdict</h2><p>",
-		nreg ? "bad" : nslow ? "warn" : "good");
+	/* the verdict, first: one word a pipeline and a person read alike */
+	st_cmp_agg_verdict(a, &vd);
+	fprintf(f, "<section id=\"verdict\" class=\"box verdict %s\"><div id=\"banner\" "
+		   "class=\"banner %s\">%s</div><h2>Verdict</h2><p>",
+		vd.result == ST_CMP_FAIL ? "bad" : vd.result == ST_CMP_PASS ? "good" : "warn",
+		st_cmp_outcome_name(vd.result), st_cmp_outcome_title(vd.result));
 	if (!a->compared)
 		fputs("No pair compared yet.", f);
-	else if (nreg)
-		fprintf(f, "<strong>%u field%s regressed in %u endpoint%s</strong>", nreg,
-			nreg == 1 ? "" : "s", nreg_ep, nreg_ep == 1 ? "" : "s");
+	else if (vd.regressions)
+		fprintf(f, "<strong>%u field%s regressed in %u endpoint%s</strong>", vd.regressions,
+			vd.regressions == 1 ? "" : "s", vd.regression_endpoints,
+			vd.regression_endpoints == 1 ? "" : "s");
 	else
 		fputs("<strong>No regression</strong>", f);
-	if (a->compared)
-		fprintf(f, "; <strong>%u endpoint%s slower</strong> than the %s.", nslow,
-			nslow == 1 ? "" : "s", ref ? "reference" : "production");
+	/* latency: claimed only where both sides have enough samples */
+	if (a->compared && !vd.judged)
+		fprintf(f, "; latency <strong>n/a</strong>: fewer than %d samples on a side in "
+			   "every endpoint.", ST_CMP_LAT_MIN_N);
+	else if (a->compared)
+		fprintf(f, "; <strong>%u endpoint%s slower</strong> than the %s%s", vd.slower,
+			vd.slower == 1 ? "" : "s", ref ? "reference" : "production",
+			vd.judged < vd.endpoints ? "" : ".");
+	if (a->compared && vd.judged && vd.judged < vd.endpoints)
+		fprintf(f, " (latency judged in %u of %u endpoints; the others have fewer than %d "
+			   "samples on a side).", vd.judged, vd.endpoints, ST_CMP_LAT_MIN_N);
+	if (vd.result == ST_CMP_NOT_ENOUGH)
+		fprintf(f, " %llu pair%s compared: a verdict needs at least %d.",
+			(unsigned long long)vd.compared, vd.compared == 1 ? "" : "s",
+			ST_CMP_VERDICT_MIN_PAIRS);
 	fputs("</p><ul>", f);
 	for (uint32_t i = 0; i < n; i++) {
 		const struct st_cmp_endpoint *e = eps[i];
 		struct st_cmp_lat_test lt;
 
 		for (uint32_t k = 0; k < e->nfields; k++) {
+			const struct st_cmp_field *fl = &e->fields[k];
 			struct st_cmp_fverdict v;
 
-			st_cmp_field_verdict(a, e, &e->fields[k], &v);
+			st_cmp_field_verdict(a, e, fl, &v);
 			if (!v.regression)
 				continue;
 			fprintf(f, "<li class=\"regression\"><a href=\"#ep-%u\"><code>", i);
 			st_cmp_html_str(f, e->name);
 			fputs("</code></a> <code>", f);
-			st_cmp_html_str(f, e->fields[k].path);
-			fprintf(f, "</code>: the candidate differs in %.1f%% of the pairs",
-				pct(e->fields[k].raw, e->compared));
+			st_cmp_html_str(f, fl->path);
+			fputs("</code>", f);
+			/* what changed, from its first sample: production's value, then the
+			 * candidate's */
+			if (fl->nsamples) {
+				fputs(" <span class=\"vals\">", f);
+				h_short(f, &fl->s[0], ST_CMP_PROD);
+				fputs(" &rarr; ", f);
+				h_short(f, &fl->s[0], ST_CMP_CAND);
+				fputs("</span>", f);
+			}
+			fprintf(f, ": the candidate differs in %.1f%% of the pairs",
+				pct(fl->raw, e->compared));
 			if (ref)
-				fprintf(f, ", the reference in %.1f%%", pct(e->fields[k].noise, e->compared));
+				fprintf(f, ", the reference in %.1f%%", pct(fl->noise, e->compared));
 			fputs("</li>", f);
 		}
 		st_cmp_endpoint_latency(a, e, &lt);
 		if (lt.verdict == ST_CMP_LAT_SLOWER) {
 			fprintf(f, "<li class=\"slower\"><a href=\"#ep-%u\"><code>", i);
 			st_cmp_html_str(f, e->name);
-			fprintf(f, "</code></a> is slower by %.2f ms (median shift): p50 %.2f ms against "
-				   "%.2f, p90 %.2f against %.2f (p = %.2g)</li>", lt.shift, lt.p50[0], lt.p50[1],
-				lt.p90[0], lt.p90[1], lt.p);
+			fprintf(f, "</code></a> is slower by %.2f ms (median shift): <span class=\"vals\">"
+				   "p50 %.2f &rarr; %.2f ms, p90 %.2f &rarr; %.2f ms</span> (p = %.2g)</li>",
+				lt.shift, lt.p50[1], lt.p50[0], lt.p90[1], lt.p90[0], lt.p);
 		}
 	}
 	fputs("</ul></section>", f);
 
-	/* counters */
-	fputs("<section id=\"summary\"><h2>Pairs</h2><table class=\"counters\"><tbody>", f);
-	if (run->counters)
-		for (size_t i = 0; i < run->counters->n; i++) {
-			const struct st_statline_ent *e = &run->counters->e[i];
-
-			if (e->kind == ST_STAT_DETAIL && !e->v)
-				continue;
-			fputs("<tr><td><code>", f);
-			st_cmp_html_str(f, e->name); /* a merged part's names are checked, and escaped all the same */
-			fprintf(f, "</code></td><td class=\"n\">%llu</td><td class=\"muted\">",
-				(unsigned long long)e->v);
-			st_cmp_html_str(f, e->help ? e->help : "");
-			fputs("</td></tr>", f);
-		}
-	fputs("</tbody></table></section>", f);
 
 	/* the endpoint table */
 	fprintf(f, "<section><h2>Endpoints</h2><table id=\"endpoints\"><thead><tr><th>endpoint</th>"
@@ -895,7 +979,7 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			fprintf(f, "</td><td class=\"n\">%.2f / %.2f</td><td>",
 				st_cmp_lat_pct(&e->lat[ST_CMP_PROD], 0.5),
 				st_cmp_lat_pct(&e->lat[ST_CMP_CAND], 0.5));
-		st_cmp_html_badge(f, lat_word(lt.verdict), lat_word(lt.verdict));
+		h_lat_badge(f, &lt);
 		fputs("</td><td>", f);
 		h_status(f, &e->status[ST_CMP_PROD]);
 		fputs(" / ", f);
@@ -908,6 +992,23 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	for (uint32_t i = 0; i < n; i++)
 		h_endpoint(f, a, eps[i], i);
 	fputs("</section>", f);
+
+	/* the internal counters: below what they explain */
+	fputs("<section id=\"summary\"><h2>Counters</h2><table class=\"counters\"><tbody>", f);
+	if (run->counters)
+		for (size_t i = 0; i < run->counters->n; i++) {
+			const struct st_statline_ent *e = &run->counters->e[i];
+
+			if (e->kind == ST_STAT_DETAIL && !e->v)
+				continue;
+			fputs("<tr><td><code>", f);
+			st_cmp_html_str(f, e->name); /* a merged part's names are checked, and escaped all the same */
+			fprintf(f, "</code></td><td class=\"n\">%llu</td><td class=\"muted\">",
+				(unsigned long long)e->v);
+			st_cmp_html_str(f, e->help ? e->help : "");
+			fputs("</td></tr>", f);
+		}
+	fputs("</tbody></table></section>", f);
 
 	/* how to read it */
 	fprintf(f, "<section id=\"notes\" class=\"box\"><h2>How to read this report</h2><ul>"

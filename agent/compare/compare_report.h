@@ -61,6 +61,10 @@ void st_cmp_agg_prom(const struct st_cmp_agg *a, struct st_prom *p,
 		     const struct st_prom_labels *base);
 void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run);
 
+/* The verdict's line on stderr: "shadowtap: verdict: FAIL, 3 regressions in 2 endpoints, 1
+ * slower; 120 pairs compared -> report" (report: where the details are; NULL: none). */
+void st_cmp_verdict_print(const struct st_cmp_verdict *v, const char *report);
+
 /* A JSON string of n bytes: quotes, escapes, control characters and bytes that are not
  * UTF-8 as \u00XX. */
 void st_cmp_json_str(FILE *f, const char *s, size_t n);

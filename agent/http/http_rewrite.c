@@ -75,8 +75,7 @@ static void wfield(struct wbuf *w, const char *name, size_t nl, const char *val,
 	wput(w, "\r\n", 2);
 }
 
-/* Which replacement (0..nset-1 set, nset host, nset+1 marker) applies to a field name. */
-static long rw_match(const struct st_http_rewrite *rw, const char *name, size_t n)
+long st_http__rewrite_match(const struct st_http_rewrite *rw, const char *name, size_t n)
 {
 	/* host and marker win over a same-named set entry */
 	if (rw->host && span_ieq(name, n, "host"))
@@ -89,8 +88,8 @@ static long rw_match(const struct st_http_rewrite *rw, const char *name, size_t 
 	return -1;
 }
 
-static void rw_value(const struct st_http_rewrite *rw, long k, const char **name,
-		     const char **val)
+void st_http__rewrite_value(const struct st_http_rewrite *rw, long k, const char **name,
+			    const char **val)
 {
 	if ((size_t)k < rw->nset) {
 		*name = rw->set[k].name;
@@ -128,7 +127,7 @@ ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http
 	wput(&w, "\r\n", 2);
 	for (uint32_t i = 0; i < h->nheaders; i++) {
 		const struct st_http_header *f = &h->headers[i];
-		long k = rw_match(rw, f->name, f->name_len);
+		long k = st_http__rewrite_match(rw, f->name, f->name_len);
 		const char *name, *val;
 
 		if (k < 0) {
@@ -138,7 +137,7 @@ ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http
 		if (done[k])
 			continue;
 		done[k] = true;
-		rw_value(rw, k, &name, &val);
+		st_http__rewrite_value(rw, k, &name, &val);
 		/* keep the received spelling of the name */
 		wfield(&w, f->name, f->name_len, val, strlen(val));
 	}
@@ -149,11 +148,11 @@ ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http
 		    ((size_t)k == rw->nset + 1 && !rw->marker_name))
 			continue;
 		/* a name given twice in set: the first wins */
-		if ((size_t)k < rw->nset && rw_match(rw, rw->set[k].name,
+		if ((size_t)k < rw->nset && st_http__rewrite_match(rw, rw->set[k].name,
 						     strlen(rw->set[k].name)) != k)
 			continue;
 		done[k] = true;
-		rw_value(rw, k, &name, &val);
+		st_http__rewrite_value(rw, k, &name, &val);
 		wfield(&w, name, strlen(name), val, strlen(val));
 	}
 	wput(&w, "\r\n", 2);

@@ -478,6 +478,30 @@ void st_pcapin__stats(const struct st_pcapin *p, struct st_pcapin_stats *out)
 	*out = p->st;
 }
 
+int st_pcapin__position(const struct st_pcapin *p, uint64_t *pos, uint64_t *size)
+{
+	struct stat st;
+	FILE *f;
+	long at;
+	int fd;
+
+	if (p->rb.fd >= 0) {
+		fd = p->rb.fd;
+		*pos = p->rb.off - (p->rb.end - p->rb.start);
+	} else {
+		f = pcap_file(p->pc);
+		at = f ? ftell(f) : -1;
+		if (at < 0)
+			return -1;
+		fd = fileno(f);
+		*pos = (uint64_t)at;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode) || !st.st_size)
+		return -1;
+	*size = (uint64_t)st.st_size;
+	return 0;
+}
+
 void st_pcapin__close(struct st_pcapin *p)
 {
 	if (!p)

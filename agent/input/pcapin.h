@@ -79,6 +79,9 @@ bool st_pcapin__buffered(const struct st_pcapin *p);
 bool st_pcapin_linktype_known(int dlt);
 #define ST_PCAPIN_LINKTYPES "Ethernet, Linux cooked v1/v2, raw IPv4/IPv6, BSD null/loop"
 void st_pcapin__stats(const struct st_pcapin *p, struct st_pcapin_stats *out);
+/* How far the reading is: bytes of the file consumed and its size. 0, or -1 when unknown
+ * (a pipe, stdin). */
+int st_pcapin__position(const struct st_pcapin *p, uint64_t *pos, uint64_t *size);
 void st_pcapin__close(struct st_pcapin *p);
 
 /*

@@ -67,6 +67,8 @@ int st_output_open(struct st_output *o, const char *path, unsigned flags, mode_t
 		o->tmp[0] = 0;
 		return err;
 	}
+	if (flags & ST_OUT_PRIVATE)
+		mode = 0600; /* secrets: the owner alone, whatever the old file's mode or --output-mode */
 	if (exists) {
 		/* the new content keeps the old file's owner (and mode unless told), as a rewrite in
 		 * place would */

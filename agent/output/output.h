@@ -30,6 +30,7 @@
 
 /* st_output_open() flags */
 #define ST_OUT_NONBLOCK 1u /* open a FIFO or device non-blocking (never wait for a reader) */
+#define ST_OUT_PRIVATE 2u  /* a regular file is the owner's alone (0600: --keylog's secrets) */
 
 /* The mode of the files a run creates when --output-mode does not say (mode 0 below). */
 #define ST_OUTPUT_MODE_DEFAULT 0600

@@ -798,6 +798,20 @@ void st_pcapw__stats(const struct st_pcapw *w, struct st_pcapw_stats *out)
 	pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
 }
 
+uint64_t st_pcapw__queued(const struct st_pcapw *w, uint64_t *bound)
+{
+	uint64_t q;
+
+	if (bound)
+		*bound = w ? (uint64_t)w->max_chunks * w->chunk_size : 0;
+	if (!w)
+		return 0;
+	pthread_mutex_lock((pthread_mutex_t *)&w->mu);
+	q = w->queued;
+	pthread_mutex_unlock((pthread_mutex_t *)&w->mu);
+	return q;
+}
+
 int st_pcapw__close(struct st_pcapw *w, struct st_pcapw_stats *out)
 {
 	struct chunk *c, *tmp;

@@ -107,6 +107,8 @@ int st_pcapw__rotation(struct st_pcapw *w, unsigned keep, const char *older,
 int st_pcapw__rotate(struct st_pcapw *w, const char *next_path);
 /* The counters so far, while it runs (what the writer wrote up to now); zeros for NULL. */
 void st_pcapw__stats(const struct st_pcapw *w, struct st_pcapw_stats *out);
+/* Bytes waiting for the output now, and the queue's bound (NULL: not asked); any thread. */
+uint64_t st_pcapw__queued(const struct st_pcapw *w, uint64_t *bound);
 /*
  * Writes what is queued (see above for pipes), stops the thread, closes the output; a file
  * never committed is removed (nothing of a failed run stays). The final counters go to out

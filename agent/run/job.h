@@ -23,13 +23,24 @@
 #include <stddef.h>
 
 #include "loop.h"
+#include "opts.h"
 #include "optparse.h"
 #include "prom.h"
+#include "progress.h"
 #include "stats.h"
 #include "tap.h"
 #include "tapmux.h"
 
-#define ST_JOB_MAX_OPTSETS 8
+#define ST_JOB_MAX_OPTSETS 16
+
+/* What a job does, in words (its describe hook): the start line, `ctl status` and
+ * `daemon --check` say it. The input (interface or cgroup, ports, peers) and the sample are
+ * the runner's to say, from the target and the tap options. */
+struct st_job_desc {
+	char targets[512]; /* where its requests go: the shadow's --to ("10.0.5.20:8080"); "" */
+	char outputs[512]; /* what it writes: "web.pcap (12 MB)", "-o flows/", "stdout"; "" */
+	char sample[64];   /* "10% of requests" when the tap options do not say it; "" */
+};
 
 struct st_job_kind {
 	const char *name;        /* the command: "capture" */
@@ -47,9 +58,16 @@ struct st_job_kind {
 	struct st_target *(*target)(void *obj);
 	/* What it needs the kernel to select and copy (NULL hook: everything, whole). */
 	void (*tap_opts)(void *obj, struct st_tap_opts *o);
-	/* Its verbosity (-v count) and --duration (0: until stopped). */
-	int (*verbose)(void *obj);
+	/* Its -v, -q and --stats (st_run_opts rows in its optsets), and --duration (0: until
+	 * stopped). */
+	struct st_run_opts *(*run_opts)(void *obj);
 	double (*duration)(void *obj);
+	/* Its targets and outputs in words (the file it writes now, and its size, once it
+	 * runs; the options' before). */
+	void (*describe)(void *obj, struct st_job_desc *d);
+	/* The few counters that matter for it, for --stats and the live status line
+	 * (progress.h): rates in and out, drops and why, the queue (ts: the tap's now). */
+	void (*brief)(void *obj, const struct st_tap_summary *ts, struct st_brief *b);
 	/* Outputs and engines, before anything attaches (and, in a command, before the loop
 	 * takes the signals: opening a FIFO waits for its reader, and Ctrl-C must end that).
 	 * 0, or -1 after one line (destroy undoes it). */
@@ -94,5 +112,28 @@ struct st_job_kind {
 /* A command: one job of kind from argv (argv[0] the command), run by the runner. Returns
  * the process exit status. */
 int st_job_command(const struct st_job_kind *kind, int argc, char **argv);
+
+/* The job in one line, as its start line says it: "interface eth0, port 80, every
+ * connection -> web.pcap". Returns buf. */
+const char *st_job_line(const struct st_job_kind *k, void *obj, char *buf, size_t len);
+
+/*
+ * A job that just attached: what it can tell at once is wrong with its target, said in one
+ * warning each (agent/input/sockcheck.h: nothing listens on a --port in this network
+ * namespace, a cgroup whose listening sockets were made before their process joined it).
+ * Bounded: it reads the listening sockets only.
+ */
+void st_job_check_target(const struct st_job_kind *k, void *obj);
+
+/* The "no packet of the port came" watch of a running job (--warn-idle). */
+struct st_job_idle {
+	uint64_t since_ns;  /* attached */
+	bool done;          /* said, or a packet came */
+};
+
+void st_job_idle_start(struct st_job_idle *w, uint64_t now_ns);
+/* Says it once, when --warn-idle passed with nothing of the target's ports in its tap share. */
+void st_job_idle_tick(struct st_job_idle *w, const struct st_job_kind *k, void *obj,
+		      const struct st_tapsub *sub, uint64_t now_ns);
 
 #endif /* ST_JOB_H */

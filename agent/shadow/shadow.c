@@ -35,66 +35,6 @@
 /* With no server->client segment among this many requests, production's answers are not in
  * the capture at all (asymmetric routing, a client-side-only pcap): strict framing alone. */
 #define NO_ARBITER_AFTER 64
-#define SL_ON 1u
-
-enum { CM_DETECT = 0, CM_HTTP, CM_RAW, CM_OFF };
-
-enum pe_state { PE_FRAMING = 0, PE_DONE };
-enum verdict { V_NONE = 0, V_RUN, V_REJECT };
-
-/* A request framed from the client stream, waiting for production's verdict. */
-struct pend {
-	uint64_t start, end;         /* its bytes in cc->stage (when pass) */
-	uint32_t flags;              /* ST_HTTP_HF_* of its head */
-	uint8_t method;
-	uint8_t state;               /* enum pe_state */
-	uint8_t verdict;             /* enum verdict */
-	bool pass;                   /* selected, within --rate, fits the queues */
-	bool damaged;                /* crossed a capture gap that framing stepped over */
-	bool switched;               /* production switched protocols on it (101, CONNECT 2xx) */
-	struct st_cmp_pair *pair;    /* tap compare (a reference held until it leaves the stage) */
-};
-
-/* Tap compare: the pairs waiting for production's answers, by request number. */
-struct pq_ent {
-	uint64_t no;                 /* the request's number on the connection (0, 1, ...) */
-	struct st_cmp_pair *pair;    /* a reference held */
-};
-
-struct cconn {
-	struct st_shadow *sh;
-	struct st_reasm_conn *c;
-	uint8_t mode;
-	bool arbiter;                /* production's answers decide (else released when framed) */
-	bool req_dead;               /* client bytes are no longer framed (error, gap, refusal) */
-	bool prod_raw;               /* production's stream is a tunnel now: no more verdicts */
-	bool prod_dead;              /* production's answers can no longer be followed */
-	bool holding;                /* an Upgrade/CONNECT waits for its answer: raw bytes staged */
-	bool raw_live;               /* after a switch: raw bytes go straight to the shadows */
-	uint64_t hash;               /* stable per connection */
-	uint64_t req_index;
-	uint64_t verdicts;           /* final answers production gave (index of the next verdict) */
-	uint64_t popped;             /* entries that left the ring (index of the ring's head) */
-	uint64_t delivered;          /* requests handed to the shadows */
-	uint8_t *det;                /* auto-detection: first client bytes */
-	uint32_t det_len;
-	struct st_http_parser req;   /* client -> server */
-	struct st_http_parser prod;  /* production's answers */
-	struct st_bq stage;          /* bytes of pending requests (and held raw bytes) */
-	struct pend *pe;             /* ring of pending requests */
-	uint32_t pe_cap, pe_head, pe_n;
-	uint8_t *sflags;             /* per slot: SL_* */
-	/* tap compare */
-	struct pq_ent *pq;           /* ring of ST_HTTP_METHOD_QUEUE, allocated on first use */
-	uint32_t pq_head, pq_n;
-	struct st_cmp_pair *prod_pair; /* the pair of the answer production is sending now */
-	uint8_t pairing_lost;        /* enum st_cmp_reason: answers can no longer be paired */
-	bool prod_at_start;          /* production's next byte starts an answer */
-	uint64_t prod_msg_ts;        /* when the answer being read started (capture clock) */
-	uint64_t cur_ts;             /* the capture time of the bytes being fed */
-	struct sconn *sc[];          /* per slot */
-};
-
 struct sconn **st_shadow_cc_slot(struct cconn *cc, unsigned slot)
 {
 	return &cc->sc[slot];
@@ -117,13 +57,23 @@ static bool slot_on(const struct cconn *cc, unsigned slot)
 	return cc->sflags[slot] & SL_ON;
 }
 
-static unsigned slots_on(const struct cconn *cc)
+unsigned cc_slots_on(const struct cconn *cc)
 {
 	unsigned s, n = 0;
 
 	for (s = 0; s < cc->sh->nslots; s++)
 		n += slot_on(cc, s);
 	return n;
+}
+
+static void port_mark(uint8_t *bits, uint16_t port)
+{
+	bits[port / 8] |= (uint8_t)(1u << (port % 8));
+}
+
+static bool port_has(const uint8_t *bits, uint16_t port)
+{
+	return bits[port / 8] & (1u << (port % 8));
 }
 
 /* ---- the stage: requests waiting for production ---------------------------------------- */
@@ -198,14 +148,33 @@ static void stage_acct(struct cconn *cc, uint64_t old)
 		sh->st.queued_peak = sh->queued;
 }
 
+/* The stage of a captured connection holds its HTTP/1 bytes and its HTTP/2 messages: one
+ * cap (--conn-queue-mb) over both. */
+bool cc_stage_fits(const struct cconn *cc, uint64_t cost)
+{
+	const struct st_shadow *sh = cc->sh;
+
+	return st_bq_mem(&cc->stage) + cc->h2mem + cost <= sh->cfg.conn_queue_max &&
+	       sh->queued + cost <= sh->cfg.max_queue;
+}
+
+void cc_stage_add(struct cconn *cc, int64_t delta)
+{
+	struct st_shadow *sh = cc->sh;
+
+	cc->h2mem = (uint64_t)((int64_t)cc->h2mem + delta);
+	sh->queued = (uint64_t)((int64_t)sh->queued + delta);
+	if (sh->queued > sh->st.queued_peak)
+		sh->st.queued_peak = sh->queued;
+}
+
 /* Appends to the stage within the caps. */
 static int stage_append(struct cconn *cc, const void *p, size_t n)
 {
-	struct st_shadow *sh = cc->sh;
 	uint64_t old = st_bq_mem(&cc->stage), cost = st_bq_cost(&cc->stage, n);
 	int err;
 
-	if (old + cost > sh->cfg.conn_queue_max || sh->queued + cost > sh->cfg.max_queue)
+	if (!cc_stage_fits(cc, cost))
 		return -ENOBUFS;
 	err = st_bq_append(&cc->stage, p, n);
 	stage_acct(cc, old);
@@ -232,7 +201,7 @@ static void stage_truncate(struct cconn *cc, uint64_t pos)
 /* A request whose bytes did not fit: dropped for every slot it would have gone to. */
 static void pe_drop_queue(struct cconn *cc, struct pend *e)
 {
-	unsigned n = slots_on(cc);
+	unsigned n = cc_slots_on(cc);
 
 	stage_truncate(cc, e->start);
 	e->end = e->start;
@@ -298,18 +267,47 @@ static struct sconn *cc_sconn(struct cconn *cc, unsigned slot)
 
 	if (sc)
 		return sc;
-	sc = sc_new(cc->sh, cc, slot, false);
+	sc = sc_new(cc->sh, cc, slot, cc->mode == CM_H2 ? SK_H2 : SK_HTTP1);
 	cc->sc[slot] = sc;
 	return sc;
 }
 
-/* A released request goes to every slot it is for, whole, or is dropped there (counted). */
-static void deliver(struct cconn *cc, const struct pend *e)
+/* An HTTP/1 request's bytes, copied from the stage into sc's queue. 0 or -ENOBUFS. */
+static int h1_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
 {
 	struct st_shadow *sh = cc->sh;
-	/* Not keep-alive: the shadow closes after answering; later requests need a new one. */
-	bool final = !(e->flags & (ST_HTTP_HF_KEEP_ALIVE | ST_HTTP_HF_UPGRADE));
-	uint64_t len = e->end - e->start;
+	uint64_t old = sc_mem(sc), cost = st_bq_cost(&sc->q, (size_t)(o->end - o->start));
+
+	/* the staged copy counts until it leaves: memory never exceeds the cap */
+	if (!sc_fits(sc, cost) || st_bq_append_from(&sc->q, &cc->stage, o->start, o->end) ||
+	    sc_req_push(sc, sc->q.end, o->method, !o->final, o->pair)) {
+		st_bq_truncate(&sc->q, sc->q.commit);
+		sc_acct(sc, old);
+		return -ENOBUFS;
+	}
+	if (sc->q.sent == sc->q.commit)
+		sc->progress_ns = sh_now(sh); /* the stall clock starts with the first byte */
+	sc->q.commit = sc->q.end;
+	sc_acct(sc, old);
+	sc_push_methods(sc);
+	return 0;
+}
+
+void sh_dropped(struct st_shadow *sh, int err, struct st_cmp_pair *pair, unsigned target)
+{
+	if (err == -ENOBUFS) {
+		sh->st.dropped++;
+		sh->st.dropped_queue++;
+	} else {
+		sh_dropped_down(sh, target, 1);
+	}
+	if (pair)
+		st_compare__pair_fail(pair, sc_side(target), ST_CMP_R_SHADOW_DROPPED);
+}
+
+void sh_deliver(struct cconn *cc, const struct sh_out *o)
+{
+	struct st_shadow *sh = cc->sh;
 	/*
 	 * Tap compare: every other request in the opposite slot order. Connections are written
 	 * in the order they were marked, and the one written first gets its server running
@@ -321,7 +319,7 @@ static void deliver(struct cconn *cc, const struct pend *e)
 
 	for (i = 0; i < sh->nslots; i++) {
 		struct sconn *sc;
-		uint64_t old, cost;
+		int err;
 
 		s = flip ? sh->nslots - 1 - i : i;
 		if (cc->sc[s])
@@ -329,37 +327,28 @@ static void deliver(struct cconn *cc, const struct pend *e)
 		if (!slot_on(cc, s))
 			continue;
 		sc = cc_sconn(cc, s);
-		if (!sc) {
-			sh->st.dropped++;
-			sh->st.dropped_down++;
-			if (e->pair)
-				st_compare__pair_fail(e->pair, sc_side(s), ST_CMP_R_SHADOW_DROPPED);
+		err = !sc ? -EIO : o->m ? sc_h2_push(sc, o->m, o->pair) : h1_push(cc, sc, o);
+		if (err) {
+			sh_dropped(sh, err, o->pair, s / sh->cfg.multiply);
 			continue;
 		}
-		old = st_bq_mem(&sc->q);
-		cost = st_bq_cost(&sc->q, (size_t)len);
-		/* the staged copy counts until it leaves: memory never exceeds the cap */
-		if (old + cost > sh->cfg.conn_queue_max || sh->queued + cost > sh->cfg.max_queue ||
-		    st_bq_append_from(&sc->q, &cc->stage, e->start, e->end) ||
-		    sc_req_push(sc, sc->q.end, e->method, !final, e->pair)) {
-			st_bq_truncate(&sc->q, sc->q.commit);
-			sc_acct(sc, old);
-			sh->st.dropped++;
-			sh->st.dropped_queue++;
-			if (e->pair)
-				st_compare__pair_fail(e->pair, sc_side(s), ST_CMP_R_SHADOW_DROPPED);
-			continue;
-		}
-		if (sc->q.sent == sc->q.commit)
-			sc->progress_ns = sh_now(sh); /* the stall clock starts with the first byte */
-		sc->q.commit = sc->q.end;
 		sc->last_sent = true;
-		sc_acct(sc, old);
-		sc_push_methods(sc);
-		if (final)
+		if (o->final)
 			sc_detach(sc);
 		sc_mark(sc);
 	}
+}
+
+/* A released HTTP/1 request. Not keep-alive: the shadow closes after answering; later
+ * requests need a new connection. */
+static void deliver(struct cconn *cc, const struct pend *e)
+{
+	struct sh_out o = {
+		.start = e->start, .end = e->end, .method = e->method, .pair = e->pair,
+		.final = !(e->flags & (ST_HTTP_HF_KEEP_ALIVE | ST_HTTP_HF_UPGRADE)),
+	};
+
+	sh_deliver(cc, &o);
 }
 
 /* Raw bytes (raw mode, or after a switch) go out as they come. */
@@ -374,10 +363,8 @@ static void raw_bytes(struct cconn *cc, const uint8_t *p, size_t n)
 
 		if (!sc || !sc->raw)
 			continue;
-		old = st_bq_mem(&sc->q);
-		if (old + st_bq_cost(&sc->q, n) > sh->cfg.conn_queue_max ||
-		    sh->queued + st_bq_cost(&sc->q, n) > sh->cfg.max_queue ||
-		    st_bq_append(&sc->q, p, n)) {
+		old = sc_mem(sc);
+		if (!sc_fits(sc, st_bq_cost(&sc->q, n)) || st_bq_append(&sc->q, p, n)) {
 			/* a byte stream cannot skip bytes: this shadow connection ends here */
 			sc_acct(sc, old);
 			sh->st.raw_closed++;
@@ -470,6 +457,69 @@ static void upgrade_refused(struct cconn *cc, uint64_t from)
 	free(tmp);
 }
 
+/* Whether the connection switched to h2c after the offering request e: 1, 0, or -1 (not
+ * known yet). */
+static int h2c_decision(struct cconn *cc, const struct pend *e)
+{
+	uint8_t buf[ST_H2_PREFACE_LEN];
+	uint64_t n = cc->stage.end - e->end;
+	enum st_h2_detect d;
+
+	if (cc->arbiter)
+		return e->verdict == V_RUN && e->switched && e->to_h2;
+	/* production's answers are not followed: the client's next bytes say (after the 101 it
+	 * sends the connection preface, RFC 7540 3.2; refused, its next request) */
+	if (n > sizeof(buf))
+		n = sizeof(buf);
+	for (uint64_t o = 0; o < n;) {
+		struct iovec iov[4];
+		int k = st_bq_iov(&cc->stage, e->end + o, e->end + n, iov, 4);
+
+		if (k <= 0)
+			return -1;
+		for (int i = 0; i < k; i++) {
+			memcpy(buf + o, iov[i].iov_base, iov[i].iov_len);
+			o += iov[i].iov_len;
+		}
+	}
+	d = st_h2_detect(buf, (size_t)n);
+	return d == ST_H2_DETECT_YES ? 1 : d == ST_H2_DETECT_NO ? 0 : -1;
+}
+
+/*
+ * The connection is HTTP/2 from here: the offering request is stream 1 (counted already, as
+ * the request it is), the HTTP/1 shadow connections finish what they have, and the client's
+ * bytes held since the request go to the framer.
+ */
+static void h2c_switch(struct cconn *cc)
+{
+	struct st_shadow *sh = cc->sh;
+	uint64_t end = pe_at(cc, 0)->end, held = cc->stage.end;
+	unsigned s;
+
+	pe_pop(cc);
+	cc->holding = false;
+	for (s = 0; s < sh->nslots; s++)
+		if (cc->sc[s])
+			sc_release(cc->sc[s]);
+	cc->mode = CM_H2;
+	cc->prod_h2 = true;
+	port_mark(sh->h2_ports, cc->c->key.dport);
+	cc_h2_upgraded(cc);
+	for (uint64_t o = end; o < held;) {
+		struct iovec iov[16];
+		int k = st_bq_iov(&cc->stage, o, held, iov, 16);
+
+		if (!k)
+			break;
+		for (int i = 0; i < k; i++) {
+			cc_h2_feed(cc, ST_DIR_IN, iov[i].iov_base, iov[i].iov_len);
+			o += iov[i].iov_len;
+		}
+	}
+	stage_release(cc, held);
+}
+
 /* Entries leave the stage in order, as production's verdicts (or framing, without the
  * arbiter) allow. */
 static void cc_release(struct cconn *cc)
@@ -478,7 +528,7 @@ static void cc_release(struct cconn *cc)
 
 	while (cc->pe_n && cc->mode == CM_HTTP) {
 		struct pend *e = pe_at(cc, 0);
-		bool upgrade;
+		bool upgrade, held;
 		uint64_t end;
 
 		if (e->verdict == V_REJECT) {
@@ -499,6 +549,34 @@ static void cc_release(struct cconn *cc)
 		if (e->state != PE_DONE || (cc->arbiter && e->verdict == V_NONE))
 			return;
 		upgrade = e->flags & ST_HTTP_HF_UPGRADE;
+		held = upgrade && cc->arbiter;
+		if (e->h2c) {
+			int d = h2c_decision(cc, e);
+
+			if (d < 0)
+				return;
+			if (d > 0 && cc_h2_offered(cc)) {
+				h2c_switch(cc);
+				return;
+			}
+			if (d > 0) {
+				/* production speaks HTTP/2 on it, and the offer could not be followed */
+				sh->st.h2_errors++;
+				sh->st.h2_error_other++;
+				cc_stop(cc);
+				return;
+			}
+			/* production refused the offer: an HTTP/1.1 request like any other, and
+			 * what the client sent after it is HTTP/1.1 again */
+			e->h2c = false;
+			cc_h2_free(cc);
+			held = true;
+			if (cc->prod_h2) {
+				/* production switched, the client did not: we disagree with both */
+				cc_stop(cc);
+				return;
+			}
+		}
 		if (e->pair && !e->damaged) {
 			/* released: its answers are compared, or counted as not compared */
 			st_compare__pair_count(e->pair);
@@ -509,19 +587,19 @@ static void cc_release(struct cconn *cc)
 		if (e->pass && !e->damaged)
 			deliver(cc, e);
 		end = e->end;
-		if (upgrade && cc->arbiter) {
+		if (held) {
 			bool switched = e->switched;
 
 			pe_pop(cc);
 			if (switched) {
-				uint64_t held = cc->stage.end;
+				uint64_t upto = cc->stage.end;
 
 				cc->holding = false;
 				switch_raw(cc);
 				/* the bytes the client sent after the request, in order */
-				for (uint64_t o = end; o < held;) {
+				for (uint64_t o = end; o < upto;) {
 					struct iovec iov[16];
-					int k = st_bq_iov(&cc->stage, o, held, iov, 16);
+					int k = st_bq_iov(&cc->stage, o, upto, iov, 16);
 
 					if (!k)
 						break;
@@ -530,7 +608,7 @@ static void cc_release(struct cconn *cc)
 						o += iov[i].iov_len;
 					}
 				}
-				stage_release(cc, held);
+				stage_release(cc, upto);
 				return;
 			}
 			stage_release(cc, end);
@@ -545,7 +623,7 @@ static void cc_release(struct cconn *cc)
 /* ---- production's answers: the arbiter -------------------------------------------------- */
 
 /* Production refused the message itself: the status codes servers give malformed requests. */
-static bool refusal_status(unsigned status)
+bool sh_refusal_status(unsigned status)
 {
 	switch (status) {
 	case 400: /* Bad Request (nginx: bad framing, bad header, no Host) */
@@ -564,7 +642,7 @@ static bool refusal_status(unsigned status)
 /* ---- tap compare: production's answers ---------------------------------------------------- */
 
 /* The pairs waiting for production's answers will not get them (why); nor will later ones. */
-static void cmp_prod_lost(struct cconn *cc, enum st_cmp_reason why)
+void cc_cmp_lost(struct cconn *cc, enum st_cmp_reason why)
 {
 	if (!cc->sh->cfg.compare)
 		return;
@@ -654,7 +732,7 @@ static void arbiter_lost(struct cconn *cc, bool capture_damage)
 	if (cc->prod_dead)
 		return;
 	cc->prod_dead = true;
-	cmp_prod_lost(cc, capture_damage ? ST_CMP_R_PROD_GAP : ST_CMP_R_PROD_UNFRAMED);
+	cc_cmp_lost(cc, capture_damage ? ST_CMP_R_PROD_GAP : ST_CMP_R_PROD_UNFRAMED);
 	if (!cc->arbiter)
 		return; /* advisory only on this connection */
 	cc->sh->st.arbiter_lost++;
@@ -689,7 +767,7 @@ static void prod_answer(struct cconn *cc, const struct st_http_head *h)
 		/* released already (no arbiter on this connection): a refusal still ends the
 		 * replay, since production runs nothing after it */
 		if (idx < cc->popped) {
-			if (refusal_status(h->status) || hung_up)
+			if (sh_refusal_status(h->status) || hung_up)
 				cc_stop(cc);
 			return;
 		}
@@ -699,9 +777,11 @@ static void prod_answer(struct cconn *cc, const struct st_http_head *h)
 			arbiter_lost(cc, false);
 		return;
 	}
-	e->verdict = refusal_status(h->status) || hung_up ? V_REJECT : V_RUN;
-	if ((h->flags & ST_HTTP_HF_UPGRADE) && e->verdict == V_RUN)
+	e->verdict = sh_refusal_status(h->status) || hung_up ? V_REJECT : V_RUN;
+	if ((h->flags & ST_HTTP_HF_UPGRADE) && e->verdict == V_RUN) {
 		e->switched = true;
+		e->to_h2 = e->h2c && st_h2_upgrade_accepted(h);
+	}
 }
 
 static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
@@ -728,7 +808,7 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 				 * (production refusing what we could not frame), else a disagreement */
 				if (cc->req_dead) {
 					cc->prod_dead = true;
-					cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED);
+					cc_cmp_lost(cc, ST_CMP_R_PROD_UNFRAMED);
 				} else {
 					arbiter_lost(cc, false);
 				}
@@ -738,6 +818,8 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 				cmp_prod_head(cc, ev.head);
 			prod_answer(cc, ev.head);
 			cc_release(cc);
+			if (cc->mode == CM_H2)
+				cc_h2_feed(cc, ST_DIR_OUT, buf, len); /* h2c: its bytes after the 101 */
 			if (cc->mode != CM_HTTP)
 				return;
 			break;
@@ -752,7 +834,16 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			break;
 		case ST_HTTP_EV_UPGRADED:
 			cc->prod_raw = true;
-			cmp_prod_lost(cc, ST_CMP_R_UPGRADE);
+			cc_cmp_lost(cc, ST_CMP_R_UPGRADE);
+			if (cc_h2_offered(cc)) {
+				/* h2c, the client's side not switched yet (its next bytes decide): the
+				 * framer follows production from here */
+				cc->prod_h2 = true;
+				cc_h2_feed(cc, ST_DIR_OUT, buf, len);
+			} else if (cc->pe_n && pe_at(cc, 0)->h2c) {
+				/* the 101 came before the request was whole: cannot be followed */
+				arbiter_lost(cc, false);
+			}
 			return;
 		case ST_HTTP_EV_ERROR:
 			arbiter_lost(cc, false);
@@ -773,7 +864,7 @@ static void prod_end(struct cconn *cc)
 	st_http__feed_eof(&cc->prod, &ev);
 	if (ev.type == ST_HTTP_EV_MSG_DONE)
 		cmp_prod_done(cc); /* an answer read until the close */
-	cmp_prod_lost(cc, ST_CMP_R_PROD_UNANSWERED);
+	cc_cmp_lost(cc, ST_CMP_R_PROD_UNANSWERED);
 	if (cc->arbiter && cc->pe_n) {
 		struct pend *e = pe_verdict_slot(cc);
 
@@ -784,7 +875,7 @@ static void prod_end(struct cconn *cc)
 
 /* ---- client requests --------------------------------------------------------------------- */
 
-static bool rate_ok(struct st_shadow *sh)
+bool sh_rate_ok(struct st_shadow *sh)
 {
 	uint64_t now;
 	double burst;
@@ -806,20 +897,20 @@ static bool rate_ok(struct st_shadow *sh)
 	return true;
 }
 
-static bool path_match(struct st_shadow *sh, const struct st_http_head *h)
+static bool path_match(struct st_shadow *sh, const struct sh_req *r)
 {
 	if (!sh->cfg.match_path && !sh->cfg.exclude_path)
 		return true;
-	if (h->target_len + 1 > sh->pbuf_size) {
-		char *n = realloc(sh->pbuf, h->target_len + 1);
+	if (r->target_len + 1 > sh->pbuf_size) {
+		char *n = realloc(sh->pbuf, r->target_len + 1);
 
 		if (!n)
 			return false;
 		sh->pbuf = n;
-		sh->pbuf_size = h->target_len + 1;
+		sh->pbuf_size = r->target_len + 1;
 	}
-	memcpy(sh->pbuf, h->target, h->target_len);
-	sh->pbuf[h->target_len] = 0;
+	memcpy(sh->pbuf, r->target, r->target_len);
+	sh->pbuf[r->target_len] = 0;
 	if (sh->cfg.match_path && regexec(sh->cfg.match_path, sh->pbuf, 0, NULL, 0))
 		return false;
 	if (sh->cfg.exclude_path && !regexec(sh->cfg.exclude_path, sh->pbuf, 0, NULL, 0))
@@ -827,19 +918,21 @@ static bool path_match(struct st_shadow *sh, const struct st_http_head *h)
 	return true;
 }
 
-static bool selected(struct st_shadow *sh, struct cconn *cc, const struct st_http_head *h)
+bool sh_select(struct st_shadow *sh, struct cconn *cc, const struct sh_req *r)
 {
 	const struct st_shadow_config *cfg = &sh->cfg;
 
-	if (cfg->safe_only && h->method != ST_HTTP_M_GET && h->method != ST_HTTP_M_HEAD &&
-	    h->method != ST_HTTP_M_OPTIONS)
+	/* --safe-only: no gRPC method is known to be safe (every call is a POST); the operator
+	 * names those that are with --match-path */
+	if (cfg->safe_only && r->method != ST_HTTP_M_GET && r->method != ST_HTTP_M_HEAD &&
+	    r->method != ST_HTTP_M_OPTIONS && !(r->grpc && cfg->match_path))
 		return false;
 	if (cfg->n_methods) {
 		unsigned i;
 
 		for (i = 0; i < cfg->n_methods; i++)
-			if (strlen(cfg->methods[i]) == h->method_len &&
-			    !memcmp(cfg->methods[i], h->method_str, h->method_len))
+			if (strlen(cfg->methods[i]) == r->method_len &&
+			    !memcmp(cfg->methods[i], r->method_str, r->method_len))
 				break;
 		if (i == cfg->n_methods)
 			return false;
@@ -847,7 +940,17 @@ static bool selected(struct st_shadow *sh, struct cconn *cc, const struct st_htt
 	if (cfg->sample_by_request && cfg->sample_pct < 100 &&
 	    (double)(st_mix64(cc->hash ^ cc->req_index) % 10000) >= cfg->sample_pct * 100)
 		return false;
-	return path_match(sh, h);
+	return path_match(sh, r);
+}
+
+static bool selected(struct st_shadow *sh, struct cconn *cc, const struct st_http_head *h)
+{
+	struct sh_req r = {
+		.method = (uint8_t)h->method, .method_str = h->method_str,
+		.method_len = h->method_len, .target = h->target, .target_len = h->target_len,
+	};
+
+	return sh_select(sh, cc, &r);
 }
 
 /* The head to send: rewritten (marker, --host, --set-header) or as received. */
@@ -914,14 +1017,18 @@ static void msg_head(struct cconn *cc, const struct st_http_head *h)
 	}
 	e->method = (uint8_t)h->method;
 	e->flags = h->flags;
+	/* an offer to switch to h2c: stream 1 of a framer kept aside until production answers */
+	if ((h->flags & ST_HTTP_HF_UPGRADE) && sh->cfg.proto != ST_PROTO_RAW &&
+	    st_h2_upgrade_requested(h) && !cc_h2_offer_start(cc))
+		e->h2c = true;
 	if (!selected(sh, cc, h)) {
 		sh->st.filtered++;
 		return;
 	}
 	if (sh->cfg.compare)
 		cmp_request(cc, e, h);
-	n = slots_on(cc);
-	if (!rate_ok(sh)) {
+	n = cc_slots_on(cc);
+	if (!sh_rate_ok(sh)) {
 		sh->st.dropped += n;
 		sh->st.dropped_rate += n;
 		return;
@@ -947,6 +1054,8 @@ static void msg_body(struct cconn *cc, const uint8_t *p, size_t n, uint64_t data
 		return;
 	if (e->pair && data_len)
 		st_compare__pair_req_body(e->pair, p, n);
+	if (e->h2c && data_len)
+		cc_h2_offer_body(cc, p, n);
 	if (!e->pass)
 		return;
 	if (stage_append(cc, p, n))
@@ -954,7 +1063,7 @@ static void msg_body(struct cconn *cc, const uint8_t *p, size_t n, uint64_t data
 	e->end = cc->stage.end;
 }
 
-static void msg_done(struct cconn *cc)
+static void msg_done(struct cconn *cc, const struct st_http_head *h)
 {
 	struct pend *e = pe_last(cc);
 
@@ -963,8 +1072,13 @@ static void msg_done(struct cconn *cc)
 	e->state = PE_DONE;
 	if (e->pair)
 		st_compare__pair_req_done(e->pair, cc->cur_ts);
-	if ((e->flags & ST_HTTP_HF_UPGRADE) && cc->arbiter)
-		cc->holding = true; /* until production says whether it switched */
+	/* (an offer that cannot be set up is found out if production takes it) */
+	if (e->h2c)
+		cc_h2_offer(cc, h, e->pass && !e->damaged);
+	/* until production says whether it switched; an h2c offer without production's answers:
+	 * until the client's next bytes say */
+	if ((e->flags & ST_HTTP_HF_UPGRADE) && (cc->arbiter || e->h2c))
+		cc->holding = true;
 	cc_release(cc);
 }
 
@@ -1001,7 +1115,7 @@ static void req_error(struct cconn *cc, enum st_http_err err)
 		st_http__resync(&cc->req, false);
 		cc->arbiter = false;
 		sh->st.resyncs++;
-		cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED); /* requests and answers no longer line up */
+		cc_cmp_lost(cc, ST_CMP_R_PROD_UNFRAMED); /* requests and answers no longer line up */
 		return;
 	}
 	cc_req_dead(cc); /* what was framed before still waits for its answers */
@@ -1030,16 +1144,20 @@ static void http_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 				msg_body(cc, p, n, ev.data_len);
 			break;
 		case ST_HTTP_EV_MSG_DONE:
-			msg_done(cc);
+			msg_done(cc, ev.head);
 			break;
 		case ST_HTTP_EV_UPGRADED:
-			if (!cc->arbiter)
-				switch_raw(cc); /* production's answer is not awaited: assume it switched */
+			/* production's answer is not awaited: assume it switched (an h2c offer: the
+			 * client's next bytes say) */
+			if (!cc->arbiter && !cc->holding)
+				switch_raw(cc);
 			break;
 		case ST_HTTP_EV_RAW:
 			if (cc->holding) {
 				if (stage_append(cc, p, n))
 					cc_stop(cc); /* cannot hold more: the tunnel is not replayed */
+				else if (!cc->arbiter)
+					cc_release(cc); /* an h2c offer: these bytes may decide */
 			} else if (cc->raw_live) {
 				raw_bytes(cc, p, n);
 			}
@@ -1064,8 +1182,24 @@ static void http_start(struct cconn *cc)
 	cc->mode = CM_HTTP;
 	cc->arbiter = sh->cfg.release == ST_RELEASE_ANSWERED && !sh->no_arbiter;
 	sh->st.http++;
-	if (cc->c->key.dport)
-		sh->http_ports[cc->c->key.dport / 8] |= (uint8_t)(1u << (cc->c->key.dport % 8));
+	port_mark(sh->http_ports, cc->c->key.dport);
+}
+
+/* The client's first bytes are the HTTP/2 connection preface. */
+static void h2_start(struct cconn *cc)
+{
+	struct st_shadow *sh = cc->sh;
+
+	cc->mode = CM_H2;
+	cc->arbiter = sh->cfg.release == ST_RELEASE_ANSWERED && !sh->no_arbiter;
+	sh->st.h2++;
+	port_mark(sh->http_ports, cc->c->key.dport);
+	port_mark(sh->h2_ports, cc->c->key.dport);
+	if (cc_h2_start(cc)) {
+		sh->st.errors++;
+		sh->st.skipped_conns++;
+		cc->mode = CM_OFF;
+	}
 }
 
 /* Starts raw replay of the connection on every slot it is shared with. */
@@ -1085,17 +1219,15 @@ static void raw_start(struct cconn *cc)
 	for (s = 0; s < sh->nslots; s++) {
 		if (!slot_on(cc, s))
 			continue;
-		cc->sc[s] = sc_new(sh, cc, s, true);
-		if (!cc->sc[s]) {
-			sh->st.dropped++;
-			sh->st.dropped_down++;
-		}
+		cc->sc[s] = sc_new(sh, cc, s, SK_RAW);
+		if (!cc->sc[s])
+			sh_dropped_down(sh, s / sh->cfg.multiply, 1);
 	}
 }
 
 static bool port_speaks_http(const struct st_shadow *sh, uint16_t port)
 {
-	return sh->http_ports[port / 8] & (1u << (port % 8));
+	return port_has(sh->http_ports, port);
 }
 
 /* Not a request on an HTTP service: garbage is never turned into a raw replay. */
@@ -1106,17 +1238,71 @@ static void not_http(struct cconn *cc)
 	cc->mode = CM_OFF;
 }
 
+/*
+ * What the first client bytes say (cc->det holds them, all of them once the connection ended:
+ * final): HTTP/2's preface, an HTTP/1 request line, or neither. 0 when more bytes are needed.
+ */
+static int detect(struct cconn *cc, bool final)
+{
+	struct st_shadow *sh = cc->sh;
+	enum st_shadow_proto p = sh->cfg.proto;
+	enum st_h2_detect d = st_h2_detect(cc->det, cc->det_len);
+	enum st_http_scan r = ST_HTTP_SCAN_NONE;
+	size_t off = 0;
+
+	if (d == ST_H2_DETECT_MAYBE && !final)
+		return 0;
+	if (d == ST_H2_DETECT_YES) {
+		h2_start(cc);
+		if (cc->mode == CM_H2)
+			cc_h2_feed(cc, ST_DIR_IN, cc->det, cc->det_len);
+		if (cc->mode == CM_H2 && cc->pdet_lost)
+			cc_h2_gap(cc);
+		else if (cc->mode == CM_H2 && cc->pdet_len)
+			cc_h2_feed(cc, ST_DIR_OUT, cc->pdet, cc->pdet_len);
+		return 1;
+	}
+	if (p == ST_PROTO_H2) {
+		not_http(cc);
+		return 1;
+	}
+	if (p == ST_PROTO_HTTP) {
+		http_start(cc);
+		http_feed(cc, cc->det, cc->det_len);
+		return 1;
+	}
+	r = st_http__scan_start(ST_HTTP_REQUEST, cc->det, cc->det_len, DETECT_MAX, &off);
+	if (r == ST_HTTP_SCAN_PARTIAL && off == 0 && cc->det_len < DETECT_MAX && !final)
+		return 0;
+	if (r == ST_HTTP_SCAN_FOUND && off == 0) {
+		http_start(cc);
+		http_feed(cc, cc->det, cc->det_len);
+	} else if (port_speaks_http(sh, cc->c->key.dport)) {
+		not_http(cc);
+	} else {
+		/* too few bytes to tell, or not HTTP: replayed as they were */
+		raw_start(cc);
+		if (cc->mode == CM_RAW)
+			raw_bytes(cc, cc->det, cc->det_len);
+	}
+	return 1;
+}
+
 static void cc_data(struct cconn *cc, const uint8_t *data, uint32_t len)
 {
 	struct st_shadow *sh = cc->sh;
-	enum st_http_scan r;
-	size_t off = 0;
 
 	if (cc->mode == CM_DETECT) {
 		enum st_shadow_proto p = sh->cfg.proto;
 
 		if (cc->c->flags & ST_REASM_F_JOINED) {
-			if (p == ST_PROTO_RAW || !sh->cfg.resync) {
+			/* an HTTP/2 connection joined midway: its HPACK tables are lost, and what
+			 * they would decode is never guessed at */
+			bool h2 = p == ST_PROTO_H2 || port_has(sh->h2_ports, cc->c->key.dport);
+
+			if (h2)
+				sh->st.h2_joined++;
+			if (h2 || p == ST_PROTO_RAW || !sh->cfg.resync) {
 				/* no request boundary to start at that production's answers confirm */
 				sh->st.joined++;
 				sh->st.skipped_conns++;
@@ -1127,13 +1313,12 @@ static void cc_data(struct cconn *cc, const uint8_t *data, uint32_t len)
 			cc->arbiter = false;
 			st_http__resync(&cc->req, true);
 			sh->st.resyncs++;
-			cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED); /* joined midway: nothing lines up */
-		} else if (p == ST_PROTO_HTTP) {
-			http_start(cc);
+			cc_cmp_lost(cc, ST_CMP_R_PROD_UNFRAMED); /* joined midway: nothing lines up */
 		} else if (p == ST_PROTO_RAW) {
 			raw_start(cc);
 		} else {
 			uint32_t n = len < DETECT_MAX - cc->det_len ? len : DETECT_MAX - cc->det_len;
+			int done;
 
 			if (!cc->det && !(cc->det = malloc(DETECT_MAX))) {
 				cc->mode = CM_OFF;
@@ -1143,28 +1328,21 @@ static void cc_data(struct cconn *cc, const uint8_t *data, uint32_t len)
 			cc->det_len += n;
 			data += n;
 			len -= n;
-			r = st_http__scan_start(ST_HTTP_REQUEST, cc->det, cc->det_len, DETECT_MAX, &off);
-			if (r == ST_HTTP_SCAN_PARTIAL && off == 0 && cc->det_len < DETECT_MAX)
+			done = detect(cc, false);
+			if (!done)
 				return;
-			if (r == ST_HTTP_SCAN_FOUND && off == 0) {
-				http_start(cc);
-				http_feed(cc, cc->det, cc->det_len);
-			} else if (port_speaks_http(sh, cc->c->key.dport)) {
-				not_http(cc);
-			} else {
-				raw_start(cc);
-				if (cc->mode == CM_RAW)
-					raw_bytes(cc, cc->det, cc->det_len);
-			}
 			free(cc->det);
-			cc->det = NULL;
-			cc->det_len = 0;
+			free(cc->pdet);
+			cc->det = cc->pdet = NULL;
+			cc->det_len = cc->pdet_len = 0;
 		}
 	}
 	if (!len)
 		return;
 	if (cc->mode == CM_HTTP)
 		http_feed(cc, data, len);
+	else if (cc->mode == CM_H2)
+		cc_h2_feed(cc, ST_DIR_IN, data, len);
 	else if (cc->mode == CM_RAW)
 		raw_bytes(cc, data, len);
 }
@@ -1180,7 +1358,8 @@ static void cc_gap(struct cconn *cc, uint64_t len)
 		free(cc->det);
 		cc->det = NULL;
 		cc->det_len = 0;
-		if (sh->cfg.proto == ST_PROTO_RAW || !sh->cfg.resync) {
+		if (sh->cfg.proto == ST_PROTO_RAW || sh->cfg.proto == ST_PROTO_H2 ||
+		    !sh->cfg.resync) {
 			cc->mode = CM_OFF;
 			sh->st.skipped_conns++;
 			return;
@@ -1189,7 +1368,7 @@ static void cc_gap(struct cconn *cc, uint64_t len)
 		cc->arbiter = false;
 		st_http__resync(&cc->req, true);
 		sh->st.resyncs++;
-		cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED);
+		cc_cmp_lost(cc, ST_CMP_R_PROD_UNFRAMED);
 		return;
 	case CM_HTTP:
 		if (cc->req_dead)
@@ -1218,7 +1397,7 @@ static void cc_gap(struct cconn *cc, uint64_t len)
 			st_http__resync(&cc->req, true);
 			cc->arbiter = false;
 			sh->st.resyncs++;
-			cmp_prod_lost(cc, ST_CMP_R_PROD_UNFRAMED);
+			cc_cmp_lost(cc, ST_CMP_R_PROD_UNFRAMED);
 			return;
 		}
 		/* framing is lost: what is already framed still waits for production's answers */
@@ -1229,6 +1408,9 @@ static void cc_gap(struct cconn *cc, uint64_t len)
 	case CM_RAW:
 		raw_close_all(cc);
 		cc->mode = CM_OFF;
+		return;
+	case CM_H2:
+		cc_h2_gap(cc);
 		return;
 	default:
 		return;
@@ -1282,8 +1464,22 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 	if (!cc || cc->mode == CM_OFF)
 		return;
 	cc->cur_ts = ts;
+	if (dir == ST_DIR_OUT && cc->mode == CM_DETECT) {
+		/* production spoke first (an HTTP/2 server's SETTINGS): kept for the framer */
+		if (!cc->pdet_lost && !cc->pdet && !(cc->pdet = malloc(DETECT_MAX)))
+			cc->pdet_lost = true;
+		if (!cc->pdet_lost && len <= DETECT_MAX - cc->pdet_len) {
+			memcpy(cc->pdet + cc->pdet_len, data, len);
+			cc->pdet_len += len;
+		} else {
+			cc->pdet_lost = true;
+		}
+		return;
+	}
 	if (dir == ST_DIR_IN)
 		cc_data(cc, data, len);
+	else if (cc->mode == CM_H2 || cc->prod_h2)
+		cc_h2_feed(cc, ST_DIR_OUT, data, len);
 	else if (cc->mode == CM_HTTP)
 		prod_feed(cc, data, len);
 }
@@ -1302,6 +1498,13 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 			cc_gap(cc, len);
 		return;
 	}
+	if (cc->mode == CM_DETECT)
+		cc->pdet_lost = true;
+	/* HTTP/2: production's HPACK state is lost, and with it every later stream's verdict */
+	if (cc->mode == CM_H2 || cc->prod_h2) {
+		cc_h2_gap(cc);
+		return;
+	}
 	/* production's answers: a gap inside a body of known length changes nothing (but that
 	 * answer cannot be compared) */
 	if (cc->mode == CM_HTTP && !cc->prod_raw && !cc->prod_dead) {
@@ -1318,7 +1521,11 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 {
 	struct cconn *cc = c->user;
 
-	if (cc && dir == ST_DIR_OUT)
+	if (!cc)
+		return;
+	if (cc->mode == CM_H2 || (dir == ST_DIR_OUT && cc->prod_h2))
+		cc_h2_end(cc, dir);
+	else if (dir == ST_DIR_OUT)
 		prod_end(cc);
 }
 
@@ -1330,22 +1537,10 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 
 	if (!cc)
 		return;
-	if (cc->mode == CM_DETECT && cc->det_len) {
-		/* too few bytes to tell: whatever they are, replay them as they were */
-		uint8_t *d = cc->det;
-		uint32_t n = cc->det_len;
-
-		cc->det = NULL;
-		cc->det_len = 0;
-		if (sh->cfg.proto == ST_PROTO_AUTO && port_speaks_http(sh, c->key.dport)) {
-			not_http(cc);
-		} else {
-			raw_start(cc);
-			if (cc->mode == CM_RAW)
-				raw_bytes(cc, d, n);
-		}
-		free(d);
-	}
+	if (cc->mode == CM_DETECT && cc->det_len)
+		detect(cc, true); /* too few bytes to tell what they are */
+	if (cc->mode == CM_H2)
+		cc_h2_close(cc);
 	if (cc->mode == CM_HTTP) {
 		struct pend *e = pe_last(cc);
 
@@ -1357,7 +1552,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		cc_drop_pending(cc); /* whatever production did not answer */
 		cc->mode = CM_OFF;
 	}
-	cmp_prod_lost(cc, ST_CMP_R_PROD_UNANSWERED);
+	cc_cmp_lost(cc, ST_CMP_R_PROD_UNANSWERED);
 	free(cc->pq);
 	for (s = 0; s < sh->nslots; s++)
 		if (cc->sc[s])
@@ -1378,6 +1573,8 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 	}
 	free(cc->pe);
 	free(cc->det);
+	free(cc->pdet);
+	cc_h2_free(cc);
 	c->user = NULL;
 	free(cc);
 }
@@ -1545,7 +1742,13 @@ static void arbiter_off(void *ctx, struct st_reasm_conn *c)
 	struct cconn *cc = c->user;
 
 	(void)ctx;
-	if (!cc || cc->mode != CM_HTTP || !cc->arbiter)
+	if (!cc || !cc->arbiter)
+		return;
+	if (cc->mode == CM_H2) {
+		cc_h2_arbiter_off(cc);
+		return;
+	}
+	if (cc->mode != CM_HTTP)
 		return;
 	cc->arbiter = false;
 	cc_release(cc);
@@ -1670,6 +1873,38 @@ void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out)
 	st_reasm__stats(sh->r, &rs);
 	out->reasm_mem = rs.mem;
 	out->reasm_mem_peak = rs.mem_peak;
+}
+
+void st_shadow__brief(const struct st_shadow *sh, struct st_brief *b)
+{
+	struct st_shadow_stats s, *st = &s;
+
+	st_shadow__stats(sh, &s);
+	st_brief_add(b, "requests", st->requests, ST_BRIEF_RATE);
+	st_brief_add(b, "replayed", st->replayed, ST_BRIEF_RATE);
+	st_brief_add(b, "dropped", st->dropped, 0);
+	st_brief_add(b, "down", st->dropped_down, ST_BRIEF_SUB);
+	st_brief_add(b, "queue full", st->dropped_queue, ST_BRIEF_SUB);
+	st_brief_add(b, "rate", st->dropped_rate, ST_BRIEF_SUB);
+	st_brief_add(b, "answers", st->responses, ST_BRIEF_RATE);
+	st_brief_add(b, "2xx", st->responses_2xx, ST_BRIEF_SUB);
+	st_brief_add(b, "3xx", st->responses_3xx, ST_BRIEF_SUB);
+	st_brief_add(b, "4xx", st->responses_4xx, ST_BRIEF_SUB);
+	st_brief_add(b, "5xx", st->responses_5xx, ST_BRIEF_SUB);
+	st_brief_add(b, "errors", st->errors, 0);
+	st_brief_add(b, "queue", st->queued, ST_BRIEF_BYTES);
+	st_brief_add(b, "of", sh->cfg.max_queue, ST_BRIEF_SUB | ST_BRIEF_BYTES);
+}
+
+void st_shadow__target_stats(const struct st_shadow *sh, unsigned i,
+			     struct st_shadow_target_stats *out)
+{
+	memset(out, 0, sizeof(*out));
+	if (!sh || i >= sh->cfg.n_targets)
+		return;
+	out->up = !sh->ts[i].down;
+	out->downs = sh->ts[i].downs;
+	out->dropped_down = sh->ts[i].dropped_down;
 }
 
 ST_STAT_TABLE_DEFINE(st_shadow_stat, struct st_shadow_stats, ST_SHADOW_STATS);

@@ -24,7 +24,14 @@
  *  - in raw mode bytes are forwarded as they come, and the shadow connection
  *    is closed at a gap (a byte stream cannot be resynchronised);
  *  - the agent's own connections to the shadows are recognised and never fed
- *    back (st_shadow__own()), so a shadow on the same port does not loop.
+ *    back (st_shadow__own()), so a shadow on the same port does not loop;
+ *  - HTTP/2 (prior knowledge, TLS plaintext, an h2c upgrade production accepted)
+ *    is framed per stream (h2.h) and replayed per stream on the engine's own
+ *    HTTP/2 connection to each target (libnghttp2's client session): a stream
+ *    goes out once its request is complete and production's final response
+ *    head for it is in the capture; a stream production reset or refused, or
+ *    one on a connection that can no longer be decoded (joined midway, a gap,
+ *    a protocol error), never does. docs/HTTP2.md.
  *
  * The engine has its own epoll instance; st_shadow__fd() is readable when one
  * of its sockets has an event, so it nests in any event loop (st_loop).
@@ -40,6 +47,7 @@
 
 #include "http.h"
 #include "http_rewrite.h"
+#include "progress.h"
 #include "segment.h"
 #include "stats.h"
 
@@ -68,9 +76,11 @@ enum st_shadow_release {
 };
 
 enum st_shadow_proto {
-	ST_PROTO_AUTO = 0, /* HTTP/1.x if the first client bytes start a request, else raw */
-	ST_PROTO_HTTP,
+	ST_PROTO_AUTO = 0, /* HTTP/2 (the client connection preface), HTTP/1.x (a request line),
+			    * else raw */
+	ST_PROTO_HTTP,     /* HTTP/1.x or HTTP/2; anything else is not replayed */
 	ST_PROTO_RAW,
+	ST_PROTO_H2,       /* HTTP/2 only (from the first byte: prior knowledge, TLS ALPN h2) */
 };
 
 struct st_shadow_target {
@@ -137,7 +147,8 @@ struct st_shadow_config {
  * The engine's counters (stats.h): the struct, the summary/stats line and the
  * metrics all come from this list. With one target and no --multiply, at the
  * end of a run: requests = replayed + dropped + filtered + gaps_skipped + prod_rejected
- * + prod_unanswered.
+ * + prod_unanswered + h2_reset (an HTTP/2 stream is a request). The gRPC counters
+ * follow the order of the status codes (grpc_ok is 0): st_shadow_stats.grpc_ok + code.
  */
 #define ST_SHADOW_STATS(X, T)                                                                   \
 	X(T, requests, COUNTER, "HTTP requests framed from replayed captured connections")     \
@@ -151,6 +162,10 @@ struct st_shadow_config {
 	X(T, dropped_down, COUNTER, "dropped: the shadow was down or failed")                  \
 	X(T, dropped_rate, COUNTER, "dropped: beyond --rate")                                  \
 	X(T, responses, COUNTER, "final responses read from shadows")                          \
+	X(T, responses_2xx, DETAIL, "... of which status 2xx")                                 \
+	X(T, responses_3xx, DETAIL, "... of which status 3xx")                                 \
+	X(T, responses_4xx, DETAIL, "... of which status 4xx")                                 \
+	X(T, responses_5xx, DETAIL, "... of which status 5xx")                                 \
 	X(T, resent, COUNTER, "requests sent again: the shadow closed without answering them") \
 	X(T, unanswered, COUNTER, "requests written whole, closed before an answer")           \
 	X(T, bytes, COUNTER, "bytes written to shadows")                                       \
@@ -171,6 +186,8 @@ struct st_shadow_config {
 	X(T, bad_responses, COUNTER, "shadow connections closed: the shadow's answer was not HTTP") \
 	X(T, connects, COUNTER, "shadow connections opened")                                   \
 	X(T, reconnects, COUNTER, "shadow connections opened while the target was failing")    \
+	X(T, target_downs, COUNTER, "times a target went down: its connect refused or failed " \
+	  "(the first said on stderr, with its return)")                                      \
 	X(T, gap_bytes, COUNTER, "client bytes reassembly reported missing")                   \
 	X(T, own_segments, COUNTER, "segments of the agent's own shadow connections, ignored") \
 	X(T, sampled_out_segments, COUNTER, "segments of connections --sample left out")       \
@@ -194,7 +211,52 @@ struct st_shadow_config {
 	X(T, malformed_chunk, DETAIL, "framing errors: bad chunk framing")                     \
 	X(T, malformed_trailer, DETAIL, "framing errors: bad trailer section")                 \
 	X(T, missed_reads, DETAIL, "shadow connections found readable by the 1 s safety read " \
-	  "(an edge the engine did not see)")
+	  "(an edge the engine did not see)")                                                  \
+	X(T, h2, COUNTER, "captured connections framed as HTTP/2 (prior knowledge, TLS, h2c)") \
+	X(T, h2_upgrades, COUNTER, "HTTP/1.1 connections production upgraded to h2c")          \
+	X(T, h2_streams, COUNTER, "HTTP/2 streams framed (each is one of requests)")           \
+	X(T, h2_reset, COUNTER, "streams reset (by the client or production) before release")  \
+	X(T, h2_refused, COUNTER, "streams production refused (REFUSED_STREAM, above a GOAWAY)") \
+	X(T, h2_joined, COUNTER, "HTTP/2 connections joined midway (HPACK state lost)")        \
+	X(T, h2_gap, COUNTER, "HTTP/2 connections that crossed a capture gap: replay stopped") \
+	X(T, h2_errors, COUNTER, "HTTP/2 connections stopped by a protocol error or a bound")  \
+	X(T, h2_shadow_conns, COUNTER, "HTTP/2 connections opened to shadows")                 \
+	X(T, h2_goaways, COUNTER, "GOAWAYs from shadows (their unprocessed streams go again)")  \
+	X(T, h2_shadow_resets, COUNTER, "streams a shadow reset before answering")             \
+	X(T, h2_error_protocol, DETAIL, "HTTP/2 stops: PROTOCOL_ERROR")                        \
+	X(T, h2_error_frame_size, DETAIL, "HTTP/2 stops: FRAME_SIZE_ERROR")                    \
+	X(T, h2_error_compression, DETAIL, "HTTP/2 stops: COMPRESSION_ERROR (HPACK)")          \
+	X(T, h2_error_other, DETAIL, "HTTP/2 stops: another connection error")                 \
+	X(T, h2_error_truncated, DETAIL, "HTTP/2 stops: a direction ended inside a frame")     \
+	X(T, h2_error_goaway, DETAIL, "HTTP/2 stops: a GOAWAY with an error code")             \
+	X(T, h2_limit_header_list, DETAIL, "HTTP/2 streams dropped: header list over the bound") \
+	X(T, h2_limit_streams, DETAIL, "HTTP/2 streams dropped: too many open at once")        \
+	X(T, h2_limit_block, DETAIL, "HTTP/2 stops: header block over the bound")              \
+	X(T, h2_limit_continuation, DETAIL, "HTTP/2 stops: CONTINUATION flood")                \
+	X(T, h2_limit_streams_total, DETAIL, "HTTP/2 stops: streams over the connection's bound") \
+	X(T, h2_limit_early_resets, DETAIL, "HTTP/2 stops: rapid reset (CVE-2023-44487)")      \
+	X(T, h2_limit_table, DETAIL, "HTTP/2 stops: HPACK table over the bound")               \
+	X(T, h2_limit_settings, DETAIL, "HTTP/2 stops: too many unacknowledged SETTINGS")      \
+	X(T, h2_malformed, DETAIL, "HTTP/2 requests malformed (RFC 9113 8.1.1): never replayed") \
+	X(T, h2_pushes, DETAIL, "server pushes seen in the capture (never replayed)")          \
+	X(T, grpc_ok, DETAIL, "shadows' gRPC answers: OK")                                     \
+	X(T, grpc_cancelled, DETAIL, "shadows' gRPC answers: CANCELLED")                       \
+	X(T, grpc_unknown, DETAIL, "shadows' gRPC answers: UNKNOWN")                           \
+	X(T, grpc_invalid_argument, DETAIL, "shadows' gRPC answers: INVALID_ARGUMENT")         \
+	X(T, grpc_deadline_exceeded, DETAIL, "shadows' gRPC answers: DEADLINE_EXCEEDED")       \
+	X(T, grpc_not_found, DETAIL, "shadows' gRPC answers: NOT_FOUND")                       \
+	X(T, grpc_already_exists, DETAIL, "shadows' gRPC answers: ALREADY_EXISTS")             \
+	X(T, grpc_permission_denied, DETAIL, "shadows' gRPC answers: PERMISSION_DENIED")       \
+	X(T, grpc_resource_exhausted, DETAIL, "shadows' gRPC answers: RESOURCE_EXHAUSTED")     \
+	X(T, grpc_failed_precondition, DETAIL, "shadows' gRPC answers: FAILED_PRECONDITION")   \
+	X(T, grpc_aborted, DETAIL, "shadows' gRPC answers: ABORTED")                           \
+	X(T, grpc_out_of_range, DETAIL, "shadows' gRPC answers: OUT_OF_RANGE")                 \
+	X(T, grpc_unimplemented, DETAIL, "shadows' gRPC answers: UNIMPLEMENTED")               \
+	X(T, grpc_internal, DETAIL, "shadows' gRPC answers: INTERNAL")                         \
+	X(T, grpc_unavailable, DETAIL, "shadows' gRPC answers: UNAVAILABLE")                   \
+	X(T, grpc_data_loss, DETAIL, "shadows' gRPC answers: DATA_LOSS")                       \
+	X(T, grpc_unauthenticated, DETAIL, "shadows' gRPC answers: UNAUTHENTICATED")           \
+	X(T, grpc_other, DETAIL, "shadows' gRPC answers: no or another grpc-status")
 
 struct st_shadow_stats {
 	ST_SHADOW_STATS(ST_STAT_FIELD, _)
@@ -239,6 +301,22 @@ bool st_shadow__busy(const struct st_shadow *sh);
 void st_shadow__drain(struct st_shadow *sh, int timeout_ms);
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
+
+/* The engine's few counters that matter, for --stats and the status line (progress.h):
+ * requests in and out, drops by reason, the shadows' answers by status class, errors, the
+ * queues against their cap. Every command that runs the engine (shadow, replay, receive
+ * --to) shows these. */
+void st_shadow__brief(const struct st_shadow *sh, struct st_brief *b);
+
+/* One target's state (metrics labelled by target). */
+struct st_shadow_target_stats {
+	bool up;                /* its last connect succeeded (or none was tried yet) */
+	uint64_t downs;         /* times it went down */
+	uint64_t dropped_down;  /* requests dropped because it was down or its connection failed */
+};
+/* Target i (0 <= i < the config's n_targets; the reference, with tap compare, is the last). */
+void st_shadow__target_stats(const struct st_shadow *sh, unsigned i,
+			     struct st_shadow_target_stats *out);
 
 /* Parses HOST:PORT[/PCT] ([v6]:PORT too); resolves HOST now. 0 or -1 with a message. */
 int st_shadow_parse_target(const char *s, struct st_shadow_target *t, char *err, size_t errlen);

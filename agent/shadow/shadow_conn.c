@@ -17,6 +17,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "log.h"
 #include "shadow_int.h"
 
 #define IOV_MAX_SEND 64
@@ -126,10 +127,17 @@ static void sockaddr_to(const struct sockaddr_storage *ss, struct st_addr *a, ui
 
 /* ---- accounting ------------------------------------------------------------------------- */
 
+bool sc_fits(const struct sconn *sc, uint64_t cost)
+{
+	const struct st_shadow *sh = sc->sh;
+
+	return sc_mem(sc) + cost <= sh->cfg.conn_queue_max && sh->queued + cost <= sh->cfg.max_queue;
+}
+
 void sc_acct(struct sconn *sc, uint64_t old)
 {
 	struct st_shadow *sh = sc->sh;
-	uint64_t now = st_bq_mem(&sc->q);
+	uint64_t now = sc_mem(sc);
 	bool cong = now > sh->cfg.conn_queue_max / 2;
 
 	sh->queued = sh->queued - old + now;
@@ -144,7 +152,9 @@ void sc_acct(struct sconn *sc, uint64_t old)
 	}
 }
 
-static void target_failed(struct st_shadow *sh, unsigned t)
+/* A connect to target t failed (why: its reason, in words): it backs off, and is down until
+ * one succeeds. */
+static void target_failed(struct st_shadow *sh, unsigned t, const char *why)
 {
 	struct target_state *ts = &sh->ts[t];
 	unsigned shift = ts->fails < 16 ? ts->fails : 16;
@@ -154,6 +164,36 @@ static void target_failed(struct st_shadow *sh, unsigned t)
 		b = ST_SHADOW_BACKOFF_MAX_NS;
 	ts->fails++;
 	ts->retry_at = sh_now(sh) + b;
+	if (ts->down)
+		return;
+	ts->down = true;
+	ts->downs++;
+	ts->down_ns = sh_now(sh);
+	ts->dropped_at_down = ts->dropped_down;
+	sh->st.target_downs++;
+	/* never silent, never a flood: the first fall is a warning, the next ones -v lines */
+	st_log(ts->said_down ? ST_LOG_INFO : ST_LOG_WARN,
+	       "shadow target %s: %s: its requests are dropped (dropped_down) until it answers "
+	       "again%s", sh->cfg.targets[t].name, why,
+	       ts->said_down ? "" : " (said once: target_downs counts each time)");
+	ts->said_down = true;
+}
+
+/* A connect to target t succeeded: it is up (again). */
+static void target_ok(struct st_shadow *sh, unsigned t)
+{
+	struct target_state *ts = &sh->ts[t];
+
+	ts->fails = 0;
+	ts->retry_at = 0;
+	if (!ts->down)
+		return;
+	ts->down = false;
+	st_log(ts->said_up ? ST_LOG_INFO : ST_LOG_WARN,
+	       "shadow target %s: answers again after %.1f s; %llu requests were dropped meanwhile",
+	       sh->cfg.targets[t].name, (double)(sh_now(sh) - ts->down_ns) / 1e9,
+	       (unsigned long long)(ts->dropped_down - ts->dropped_at_down));
+	ts->said_up = true;
 }
 
 /* ---- lifecycle -------------------------------------------------------------------------- */
@@ -173,14 +213,13 @@ void sc_close(struct sconn *sc, bool error)
 {
 	struct st_shadow *sh = sc->sh;
 	uint64_t lost = sc->req_n - sc->req_nsent - sc->early; /* the early one was answered */
-	uint64_t old = st_bq_mem(&sc->q);
+	uint64_t old;
 
 	if (sc->state == SC_DEAD)
 		return;
 	if (error)
 		sh->st.errors++;
-	sh->st.dropped += lost;
-	sh->st.dropped_down += lost;
+	sh_dropped_down(sh, sc->target, lost);
 	sh->st.unanswered += sc->req_nsent; /* written whole, no answer before the close */
 	for (uint32_t i = 0; i < sc->req_n; i++) {
 		struct reqent *re = &sc->req[(sc->req_head + i) % sc->req_cap];
@@ -192,6 +231,9 @@ void sc_close(struct sconn *sc, bool error)
 		re->pair = NULL;
 	}
 	sc->cur_pair = NULL;
+	if (sc->h2)
+		sc_h2_close(sc); /* its streams, counted the same way (their memory let go) */
+	old = sc_mem(sc);
 	sc_detach(sc);
 	if (sc->fd >= 0) {
 		epoll_ctl(sh->epfd, EPOLL_CTL_DEL, sc->fd, NULL);
@@ -224,6 +266,7 @@ void sh_free_dead(struct st_shadow *sh)
 			continue;
 		st_list_del_init(&sc->node);
 		st_http__free(&sc->resp);
+		sc_h2_free(sc);
 		free(sc->req);
 		free(sc);
 	}
@@ -253,7 +296,7 @@ void sh_kick(struct st_shadow *sh)
 	}
 }
 
-struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool raw)
+struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, enum sc_kind kind)
 {
 	unsigned t = slot / sh->cfg.multiply;
 	const struct st_shadow_target *tg = &sh->cfg.targets[t];
@@ -282,8 +325,10 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool
 		sh->st.reconnects++;
 	r = connect(fd, (const struct sockaddr *)&tg->addr, tg->addrlen);
 	if (r && errno != EINPROGRESS) {
+		int err = errno;
+
 		sh->st.errors++;
-		target_failed(sh, t);
+		target_failed(sh, t, strerror(err));
 		close(fd);
 		return NULL;
 	}
@@ -297,8 +342,9 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool
 	sc->slot = slot;
 	sc->target = t;
 	sc->fd = fd;
-	sc->raw = raw;
-	sc->retain = !raw;
+	sc->raw = kind == SK_RAW;
+	/* HTTP/1 keeps each request until answered; HTTP/2's session keeps its streams */
+	sc->retain = kind == SK_HTTP1;
 	sc->state = r ? SC_CONNECTING : SC_UP;
 	sc->progress_ns = now;
 	sc->conn_id = cc ? st_shadow_cc_id(cc) : 0;
@@ -306,6 +352,13 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool
 	st_list_init(&sc->dirty);
 	st_list_init(&sc->rd);
 	st_http__init(&sc->resp, ST_HTTP_RESPONSE, NULL);
+	if (kind == SK_H2 && sc_h2_init(sc)) {
+		sh->st.errors++;
+		st_http__free(&sc->resp);
+		close(fd);
+		free(sc);
+		return NULL;
+	}
 	if (!getsockname(fd, (struct sockaddr *)&ss, &sl)) {
 		sockaddr_to(&ss, &sc->laddr, &sc->lport);
 		own_add(sh, &sc->laddr, sc->lport);
@@ -315,13 +368,18 @@ struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool
 		sh->st.errors++;
 		own_release(sh, &sc->laddr, sc->lport);
 		close(fd);
+		st_http__free(&sc->resp);
+		st_bq_free(&sc->q);
+		sc_h2_free(sc);
 		free(sc);
 		return NULL;
 	}
 	st_list_add_tail(&sc->node, &sh->live);
 	sh->n_live++;
+	if (kind == SK_H2)
+		sh->st.h2_shadow_conns++;
 	if (sc->state == SC_UP)
-		sh->ts[t].fails = 0, sh->ts[t].retry_at = 0;
+		target_ok(sh, t);
 	return sc;
 }
 
@@ -388,7 +446,7 @@ static bool answer_due(const struct sconn *sc)
  * written whole (its bytes are still to go: the server reads or discards them). */
 static void req_answered(struct sconn *sc)
 {
-	uint64_t old = st_bq_mem(&sc->q);
+	uint64_t old = sc_mem(sc);
 
 	if (!sc->req_nsent) {
 		sc->early = true;
@@ -415,7 +473,7 @@ void sc_push_methods(struct sconn *sc)
 
 void sc_noretain(struct sconn *sc)
 {
-	uint64_t old = st_bq_mem(&sc->q);
+	uint64_t old = sc_mem(sc);
 
 	sc->retain = false;
 	while (sc->req_nsent)
@@ -424,18 +482,27 @@ void sc_noretain(struct sconn *sc)
 	sc_acct(sc, old);
 }
 
-/* Writes what is committed; never blocks. */
+/* Writes what is committed (HTTP/2: what the session serialises, as the socket takes it);
+ * never blocks. */
 static void sc_flush(struct sconn *sc)
 {
 	struct st_shadow *sh = sc->sh;
-	uint64_t old = st_bq_mem(&sc->q);
+	uint64_t old = sc_mem(sc);
 
-	while (sc->state == SC_UP && sc->q.sent < sc->q.commit) {
+	for (;;) {
 		struct iovec iov[IOV_MAX_SEND];
 		struct msghdr mh = { .msg_iov = iov };
-		uint64_t lim = sc->q.commit, per = sh->ts[sc->target].per_conn, t0 = 0;
+		uint64_t lim, per = sh->ts[sc->target].per_conn, t0 = 0;
 		ssize_t n;
 
+		if (sc->h2 && sc->state == SC_UP && !sc->shut && sc_h2_pump(sc)) {
+			sc_acct(sc, old);
+			sc_close(sc, true);
+			return;
+		}
+		if (sc->state != SC_UP || sc->q.sent >= sc->q.commit)
+			break;
+		lim = sc->q.commit;
 		if (sc->retain && per) {
 			/* what the target would not process on this connection stays queued: it goes
 			 * to the next connection when this one closes */
@@ -469,6 +536,8 @@ static void sc_flush(struct sconn *sc)
 			sc->written++;
 			sh->st.replayed++;
 		}
+		if (sc->h2)
+			sc_h2_written(sc, t0);
 		if (sc->early && sc->req_nsent) {
 			st_bq_release(&sc->q, req_at(sc, 0)->end);
 			req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
@@ -493,7 +562,7 @@ static void sc_flush(struct sconn *sc)
 static void sc_finish(struct sconn *sc)
 {
 	if (sc->state != SC_UP || sc->shut || sc->q.sent < sc->q.end ||
-	    (sc->retain && sc->req_n))
+	    (sc->retain && sc->req_n) || (sc->h2 && sc_h2_open(sc)))
 		return;
 	if (!sc->q.sent) {
 		sc_close(sc, false); /* nothing was ever sent: nothing to wait for */
@@ -515,10 +584,10 @@ void sc_release(struct sconn *sc)
 
 /* The shadow answered something that does not frame as HTTP: it is broken or hostile.
  * Reading on would cost the agent (a flood of garbage) and could never pair again. */
-static void sc_bad_response(struct sconn *sc)
+void sc_bad_response(struct sconn *sc)
 {
 	sc->sh->st.bad_responses++;
-	target_failed(sc->sh, sc->target);
+	target_failed(sc->sh, sc->target, "its answer was not HTTP");
 	sc_close(sc, true);
 }
 
@@ -560,6 +629,13 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 				sc->cur_pair = NULL;
 			}
 			sh->st.responses++;
+			switch (ev.head->status / 100) {
+			case 2: sh->st.responses_2xx++; break;
+			case 3: sh->st.responses_3xx++; break;
+			case 4: sh->st.responses_4xx++; break;
+			case 5: sh->st.responses_5xx++; break;
+			default: break;
+			}
 			if (sh->cfg.on_response) {
 				struct st_shadow_resp r = {
 					.conn_id = sc->conn_id, .slot = sc->slot,
@@ -716,7 +792,8 @@ static void sc_read(struct sconn *sc, bool hup)
 	sc->poked = false;
 
 	while (budget) {
-		uint64_t skip = sc->raw || sc->resp_tunnel ? budget : st_http__body_left(&sc->resp);
+		uint64_t skip = sc->raw || sc->resp_tunnel ? budget :
+				sc->h2 ? 0 : st_http__body_left(&sc->resp);
 
 		/* tap compare reads the bodies it compares (up to its cap it keeps them, the rest
 		 * it hashes) */
@@ -748,7 +825,8 @@ static void sc_read(struct sconn *sc, bool hup)
 				if (!sc->raw && !sc->resp_tunnel && !st_http__skip(&sc->resp, (uint64_t)n) &&
 				    !resp_feed(sc, NULL, 0))
 					return; /* closed */
-			} else if (!resp_feed(sc, sh->rbuf, (size_t)n)) {
+			} else if (sc->h2 ? !sc_h2_recv(sc, sh->rbuf, (size_t)n) :
+					    !resp_feed(sc, sh->rbuf, (size_t)n)) {
 				return; /* closed */
 			}
 			/* edge-triggered: a short read emptied the socket; the next bytes bring a
@@ -781,13 +859,12 @@ static void sc_event(struct sconn *sc, uint32_t events)
 			return;
 		getsockopt(sc->fd, SOL_SOCKET, SO_ERROR, &err, &l);
 		if (err || (events & (EPOLLERR | EPOLLHUP))) {
-			target_failed(sc->sh, sc->target);
+			target_failed(sc->sh, sc->target, strerror(err ? err : ECONNREFUSED));
 			sc_close(sc, true);
 			return;
 		}
 		sc->state = SC_UP;
-		sc->sh->ts[sc->target].fails = 0;
-		sc->sh->ts[sc->target].retry_at = 0;
+		target_ok(sc->sh, sc->target);
 		sc->progress_ns = sh_now(sc->sh);
 	}
 	if (sc->state == SC_UP && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
@@ -837,16 +914,17 @@ void sh_conn_timers(struct st_shadow *sh, uint64_t now)
 
 	st_list_for_each_entry_safe(sc, nx, &sh->live, node) {
 		if (sc->state == SC_CONNECTING && now - sc->progress_ns > CONNECT_TIMEOUT_NS) {
-			target_failed(sh, sc->target);
+			target_failed(sh, sc->target, "connect timed out");
 			sc_close(sc, true);
-		} else if (sc->state == SC_UP && sc->q.sent < sc->q.commit &&
+		} else if (sc->state == SC_UP &&
+			   (sc->q.sent < sc->q.commit || (sc->h2 && sc_h2_sending(sc))) &&
 			   now - sc->progress_ns > ST_SHADOW_STALL_NS) {
 			/* the shadow stopped reading: free its queue, production must not wait */
 			sc_close(sc, true);
 		} else if (sc->shut && now > sc->linger_until) {
 			sc_close(sc, false);
-		} else if (sc->state == SC_UP && !sc->cc && !sc->shut && sc->req_n &&
-			   sc->q.sent == sc->q.end &&
+		} else if (sc->state == SC_UP && !sc->cc && !sc->shut &&
+			   (sc->req_n || (sc->h2 && sc_h2_open(sc))) && sc->q.sent == sc->q.end &&
 			   now - (sc->read_ns > sc->progress_ns ? sc->read_ns : sc->progress_ns) >
 				   ST_SHADOW_LINGER_NS) {
 			/* detached, all written, the shadow stopped sending: give up on its answers
@@ -864,7 +942,8 @@ void sh_conn_timers(struct st_shadow *sh, uint64_t now)
 		 * (EAGAIN) a second per waiting connection, and a readiness edge the engine did
 		 * not see (counted in missed_reads) can never stall a connection.
 		 */
-		if (sc->state == SC_UP && sc->req_nsent && !st_list_linked(&sc->rd) &&
+		if (sc->state == SC_UP && (sc->req_nsent || (sc->h2 && sc_h2_awaiting(sc))) &&
+		    !st_list_linked(&sc->rd) &&
 		    now - (sc->read_ns > sc->poke_ns ? sc->read_ns : sc->poke_ns) > READ_POKE_NS &&
 		    now - sc->progress_ns > READ_POKE_NS) {
 			sc->poke_ns = now;

@@ -14,8 +14,11 @@
 #ifndef ST_SHADOW_INT_H
 #define ST_SHADOW_INT_H
 
+#include <nghttp2/nghttp2.h>
+
 #include "bytequeue.h"
 #include "compare.h"
+#include "h2.h"
 #include "http.h"
 #include "list.h"
 #include "loop.h"
@@ -38,6 +41,46 @@ struct reqent {
 };
 
 struct cconn;
+struct sh2;
+struct h2cap;
+
+/*
+ * An HTTP/2 request as the shadows get it (shadow_h2.c builds it as the captured stream
+ * comes, shadow_h2conn.c sends it): header fields rewritten (--set-header, --mark,
+ * --set-host), the body whole, the trailers. Immutable once released: every shadow
+ * connection it goes to holds a reference, and counts mem against its queue caps.
+ */
+struct h2msg {
+	uint32_t refs;
+	uint8_t method;              /* enum st_http_method */
+	bool grpc;                   /* content-type application/grpc... */
+	uint32_t nnv, ntr;
+	nghttp2_nv *nv;              /* header fields, pseudo-header fields first */
+	nghttp2_nv *tr;              /* trailer fields (NULL: none) */
+	struct st_bq body;           /* DATA payload, [0, body.end) */
+	uint64_t mem;                /* what it holds: struct, fields, body chunks */
+};
+
+void h2msg_put(struct h2msg *m);
+
+/* The request fields selection looks at, from either HTTP version. */
+struct sh_req {
+	uint8_t method;              /* enum st_http_method */
+	const char *method_str;
+	uint32_t method_len;
+	const char *target;          /* HTTP/1: the request target; HTTP/2: :path */
+	uint32_t target_len;
+	bool grpc;
+};
+
+/* A released request, for every slot it goes to: HTTP/1 bytes in the stage, or an h2msg. */
+struct sh_out {
+	uint64_t start, end;         /* HTTP/1: its bytes in cc->stage */
+	struct h2msg *m;             /* HTTP/2 */
+	uint8_t method;
+	bool final;                  /* HTTP/1: not keep-alive (the shadow closes after it) */
+	struct st_cmp_pair *pair;
+};
 
 struct sconn {
 	struct st_shadow *sh;
@@ -82,6 +125,82 @@ struct sconn {
 	struct st_cmp_pair *cur_pair; /* tap compare: the pair of the answer being read */
 	uint64_t rx_ns;               /* tap compare: when the bytes being parsed arrived
 				       * (the kernel's receive stamp, CLOCK_REALTIME) */
+	struct sh2 *h2;               /* HTTP/2: the client session (shadow_h2conn.c) */
+	uint64_t held;                /* HTTP/2: bytes of the messages it holds (caps) */
+};
+
+/* What a new shadow connection speaks. */
+enum sc_kind { SK_HTTP1 = 0, SK_RAW, SK_H2 };
+
+/* ---- the captured side (shadow.c, shadow_h2.c) ------------------------------------------ */
+
+#define SL_ON 1u
+
+enum { CM_DETECT = 0, CM_HTTP, CM_RAW, CM_OFF, CM_H2 };
+
+enum pe_state { PE_FRAMING = 0, PE_DONE };
+enum verdict { V_NONE = 0, V_RUN, V_REJECT };
+
+/* A request framed from the client stream, waiting for production's verdict. */
+struct pend {
+	uint64_t start, end;         /* its bytes in cc->stage (when pass) */
+	uint32_t flags;              /* ST_HTTP_HF_* of its head */
+	uint8_t method;
+	uint8_t state;               /* enum pe_state */
+	uint8_t verdict;             /* enum verdict */
+	bool pass;                   /* selected, within --rate, fits the queues */
+	bool damaged;                /* crossed a capture gap that framing stepped over */
+	bool switched;               /* production switched protocols on it (101, CONNECT 2xx) */
+	bool h2c;                    /* it offers an upgrade to h2c (cc->h2 holds the offer) */
+	bool to_h2;                  /* ... and production's 101 accepted it */
+	struct st_cmp_pair *pair;    /* tap compare (a reference held until it leaves the stage) */
+};
+
+/* Tap compare: the pairs waiting for production's answers, by request number. */
+struct pq_ent {
+	uint64_t no;                 /* the request's number on the connection (0, 1, ...) */
+	struct st_cmp_pair *pair;    /* a reference held */
+};
+
+struct cconn {
+	struct st_shadow *sh;
+	struct st_reasm_conn *c;
+	uint8_t mode;
+	bool arbiter;                /* production's answers decide (else released when framed) */
+	bool req_dead;               /* client bytes are no longer framed (error, gap, refusal) */
+	bool prod_raw;               /* production's stream is a tunnel now: no more verdicts */
+	bool prod_dead;              /* production's answers can no longer be followed */
+	bool holding;                /* an Upgrade/CONNECT waits for its answer: raw bytes staged */
+	bool raw_live;               /* after a switch: raw bytes go straight to the shadows */
+	bool prod_h2;                /* production switched to h2c: its bytes go to the framer */
+	uint64_t hash;               /* stable per connection */
+	uint64_t req_index;
+	uint64_t verdicts;           /* final answers production gave (index of the next verdict) */
+	uint64_t popped;             /* entries that left the ring (index of the ring's head) */
+	uint64_t delivered;          /* requests handed to the shadows */
+	uint8_t *det;                /* auto-detection: first client bytes */
+	uint32_t det_len;
+	uint8_t *pdet;               /* ... and production's bytes meanwhile (an HTTP/2 server
+				      * may send its SETTINGS before the client's preface) */
+	uint32_t pdet_len;
+	bool pdet_lost;              /* more than that, or a gap: HTTP/2 cannot be followed */
+	struct st_http_parser req;   /* client -> server */
+	struct st_http_parser prod;  /* production's answers */
+	struct st_bq stage;          /* bytes of pending requests (and held raw bytes) */
+	struct pend *pe;             /* ring of pending requests */
+	uint32_t pe_cap, pe_head, pe_n;
+	uint8_t *sflags;             /* per slot: SL_* */
+	/* tap compare */
+	struct pq_ent *pq;           /* ring of ST_HTTP_METHOD_QUEUE, allocated on first use */
+	uint32_t pq_head, pq_n;
+	struct st_cmp_pair *prod_pair; /* the pair of the answer production is sending now */
+	uint8_t pairing_lost;        /* enum st_cmp_reason: answers can no longer be paired */
+	bool prod_at_start;          /* production's next byte starts an answer */
+	uint64_t prod_msg_ts;        /* when the answer being read started (capture clock) */
+	uint64_t cur_ts;             /* the capture time of the bytes being fed */
+	struct h2cap *h2;            /* CM_H2 (or an h2c upgrade offered): shadow_h2.c */
+	uint64_t h2mem;              /* bytes its HTTP/2 messages hold in the stage */
+	struct sconn *sc[];          /* per slot */
 };
 
 struct target_state {
@@ -89,6 +208,14 @@ struct target_state {
 	unsigned fails;
 	uint64_t retry_at;
 	uint64_t per_conn;           /* the target closes after this many requests (learned) */
+	/* down: its last connect failed (refused, unreachable), until one succeeds. The first
+	 * fall and the first return are said (a warning each); later ones are counted
+	 * (downs) and said at -v. */
+	bool down, said_down, said_up;
+	uint64_t down_ns;            /* when it went down */
+	uint64_t downs;
+	uint64_t dropped_down;       /* requests dropped because it was down or failed */
+	uint64_t dropped_at_down;    /* dropped_down when it went down */
 };
 
 struct own_ent {
@@ -126,6 +253,7 @@ struct st_shadow {
 	struct own_ent *own;
 	size_t own_cap, own_n;
 	uint8_t http_ports[65536 / 8]; /* --proto auto: HTTP was seen on this port */
+	uint8_t h2_ports[65536 / 8];   /* ... HTTP/2 (a connection joined there is h2_joined) */
 };
 
 /* Tap compare's side for a shadow connection: target 0 is the candidate, 1 the reference. */
@@ -140,16 +268,68 @@ static inline uint64_t sh_now(const struct st_shadow *sh)
 	return sh->cfg.clock ? sh->cfg.clock(sh->cfg.clock_ctx) : st_mono_ns();
 }
 
-/* ---- shadow.c, for the shadow side ------------------------------------------------------ */
+/* n requests to target t are dropped: it is down or its connection failed. */
+static inline void sh_dropped_down(struct st_shadow *sh, unsigned t, uint64_t n)
+{
+	sh->st.dropped += n;
+	sh->st.dropped_down += n;
+	sh->ts[t].dropped_down += n;
+}
+
+/* ---- shadow.c, for the other parts --------------------------------------------------------- */
 
 /* Where a captured connection keeps its shadow connection for slot. */
 struct sconn **st_shadow_cc_slot(struct cconn *cc, unsigned slot);
 uint64_t st_shadow_cc_id(const struct cconn *cc);
+/* The slots this captured connection is replayed to (targets' shares). */
+unsigned cc_slots_on(const struct cconn *cc);
+/* Whether a request is selected (--safe-only, --match-method, --sample-by request, paths). */
+bool sh_select(struct st_shadow *sh, struct cconn *cc, const struct sh_req *r);
+/* --rate: a token for one more request. */
+bool sh_rate_ok(struct st_shadow *sh);
+/* Status codes servers give requests they refuse as malformed: never replayed. */
+bool sh_refusal_status(unsigned status);
+/* Staged bytes of a captured connection: whether cost more fit the caps; a change by delta. */
+bool cc_stage_fits(const struct cconn *cc, uint64_t cost);
+void cc_stage_add(struct cconn *cc, int64_t delta);
+/* A released request goes to every slot it is for, whole, or is dropped there (counted). */
+void sh_deliver(struct cconn *cc, const struct sh_out *o);
+/* A request copy for target dropped (err: -ENOBUFS the caps, else the shadow): counted, its
+ * pair's side ended. */
+void sh_dropped(struct st_shadow *sh, int err, struct st_cmp_pair *pair, unsigned target);
+/* Tap compare: the pairs waiting for production's answers will not get them. */
+void cc_cmp_lost(struct cconn *cc, enum st_cmp_reason why);
+
+/* ---- shadow_h2.c: the captured side of HTTP/2 --------------------------------------------- */
+
+/* The connection speaks HTTP/2 from its first client byte (the preface). 0 or -ENOMEM. */
+int cc_h2_start(struct cconn *cc);
+/* An HTTP/1.1 request offers h2c (st_h2_upgrade_requested): a framer kept aside, its body
+ * collected (cc_h2_offer_body), then, the request complete, set up with it as stream 1
+ * (cc_h2_offer), until production answers: cc_h2_upgraded, or cc_h2_free. 0 or <0. */
+int cc_h2_offer_start(struct cconn *cc);
+void cc_h2_offer_body(struct cconn *cc, const uint8_t *p, size_t n);
+int cc_h2_offer(struct cconn *cc, const struct st_http_head *req, bool pass);
+/* An offer is set up and waits for the switch. */
+bool cc_h2_offered(const struct cconn *cc);
+/* Production switched to h2c: the connection is HTTP/2 from here (stream 1 is the offer). */
+void cc_h2_upgraded(struct cconn *cc);
+/* Bytes of a direction (ST_DIR_IN: the client's). */
+void cc_h2_feed(struct cconn *cc, int dir, const uint8_t *p, size_t n);
+/* A capture gap in a direction: the connection can no longer be decoded. */
+void cc_h2_gap(struct cconn *cc);
+/* A direction ended (FIN, RST). */
+void cc_h2_end(struct cconn *cc, int dir);
+/* Production's answers are missing from the capture: streams go once complete. */
+void cc_h2_arbiter_off(struct cconn *cc);
+/* The captured connection is over: what was not released never will be (counted). */
+void cc_h2_close(struct cconn *cc);
+void cc_h2_free(struct cconn *cc);
 
 /* ---- shadow_conn.c -------------------------------------------------------------------- */
 
 /* A new shadow connection for slot (NULL when the target backs off or fails; counted). */
-struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, bool raw);
+struct sconn *sc_new(struct st_shadow *sh, struct cconn *cc, unsigned slot, enum sc_kind kind);
 /* Closes sc; requests queued and not written whole are dropped (counted). */
 void sc_close(struct sconn *sc, bool error);
 /* No longer fed by its captured connection: drains what it has, then closes. */
@@ -159,8 +339,18 @@ void sc_detach(struct sconn *sc);
 void sc_noretain(struct sconn *sc);
 /* Committed bytes wait for the next kick. */
 void sc_mark(struct sconn *sc);
-/* Keeps the global byte count and the congestion count right after sc->q changed from old. */
+/* Memory sc holds against the caps: its queue, and (HTTP/2) the messages it holds. */
+static inline uint64_t sc_mem(const struct sconn *sc)
+{
+	return st_bq_mem(&sc->q) + sc->held;
+}
+/* Whether cost more fits sc's cap and the global one. */
+bool sc_fits(const struct sconn *sc, uint64_t cost);
+/* Keeps the global byte count and the congestion count right after sc_mem() changed from
+ * old. */
 void sc_acct(struct sconn *sc, uint64_t old);
+/* A target answered something that is not its protocol: closed, the target backs off. */
+void sc_bad_response(struct sconn *sc);
 /* A committed request; pair (may be NULL) gets a reference held until it is answered. */
 int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka,
 		struct st_cmp_pair *pair);
@@ -175,5 +365,32 @@ int sh_poll(struct st_shadow *sh, int timeout_ms);
 void sh_conn_timers(struct st_shadow *sh, uint64_t now);
 bool sh_own_has(const struct st_shadow *sh, const struct st_addr *a, uint16_t port);
 void sh_own_gc(struct st_shadow *sh, uint64_t now);
+
+/* ---- shadow_h2conn.c: the shadow side of HTTP/2 ------------------------------------------ */
+
+/* The session of a new SK_H2 connection (its preface and SETTINGS queued). 0 or -ENOMEM. */
+int sc_h2_init(struct sconn *sc);
+void sc_h2_free(struct sconn *sc);
+/* A released message on sc: 0, -ENOBUFS (the caps), -EIO (the session refused it). */
+int sc_h2_push(struct sconn *sc, struct h2msg *m, struct st_cmp_pair *pair);
+/* What the session has to send, into sc->q (bounded ahead of the socket). -1: sc closed. */
+int sc_h2_pump(struct sconn *sc);
+/* q.sent moved (the write started at t0, for tap compare): streams written whole are
+ * counted. */
+void sc_h2_written(struct sconn *sc, uint64_t t0);
+/* Bytes the shadow sent. false: sc was closed. */
+bool sc_h2_recv(struct sconn *sc, const uint8_t *p, size_t n);
+/* sc closes: its streams are counted (dropped, unanswered), pairs let go. */
+void sc_h2_close(struct sconn *sc);
+/* Streams on sc not yet over. */
+uint32_t sc_h2_open(const struct sconn *sc);
+/* Streams with request bytes the session could not send yet (flow control). */
+bool sc_h2_sending(const struct sconn *sc);
+/* Streams written whole and not answered yet. */
+uint32_t sc_h2_awaiting(const struct sconn *sc);
+/* Tap compare of a gRPC answer that ended in its head (trailers-only, RFC: a status and no
+ * message): its grpc-status, grpc-message and grpc-status-details-bin are trailers, as in an
+ * answer with messages. Moves them to the end of f; returns how many fields are left before. */
+uint32_t sh_grpc_trailers_only(struct st_http_header *f, uint32_t n);
 
 #endif /* ST_SHADOW_INT_H */

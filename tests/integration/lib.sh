@@ -61,6 +61,21 @@ st_require_cmds() {
 	[ ${#missing[@]} -eq 0 ] || st_skip "missing commands: ${missing[*]} (tools/install-deps.sh installs them)"
 }
 
+# st_require_py MODULE...: ST_PY becomes a python3 that imports every MODULE: the one on PATH,
+# else Debian's /usr/bin/python3 (where python3-* packages install); skip (77) naming them.
+st_require_py() {
+	local p mods
+	mods=$(IFS=,; echo "$*")
+	for p in python3 /usr/bin/python3; do
+		command -v "$p" >/dev/null 2>&1 || continue
+		if "$p" -c "import $mods" 2>/dev/null; then
+			ST_PY=$(command -v "$p")
+			return 0
+		fi
+	done
+	st_skip "no python3 imports $mods (tools/install-deps.sh installs python3-grpcio, python3-h2)"
+}
+
 # st_require_agent: the agent binary must exist (the build makes it) and know `capture`.
 st_require_agent() {
 	[ -n "${ST_FAKE_AGENT:-}" ] && return 0
@@ -259,7 +274,10 @@ st_make_files() {
 # other path with 200 "ok" (bodies read and discarded) instead of serving files;
 # ST_NGINX_LOCATIONS='location ... { ... }' more directives in the server block.
 # ST_NGINX_TLS=1 makes every listener TLS ("ssl"), with a self-signed certificate made by
-# st_tls_cert in $ST_TMP/NAME.
+# st_tls_cert in $ST_TMP/NAME, TLS 1.2 and 1.3 (ST_NGINX_TLS_PROTOCOLS: nginx 1.22's own
+# default lacks 1.3, which later nginx and every modern client speak).
+# ST_NGINX_LISTEN_OPTS='http2' is added to every listener (h2c
+# with prior knowledge; with ST_NGINX_TLS, HTTP/2 over TLS by ALPN).
 st_nginx_start() {
 	local name=$1 ns=$2 d l listens="" tls=""
 	shift 2
@@ -269,8 +287,11 @@ st_nginx_start() {
 	if [ -n "${ST_NGINX_TLS:-}" ]; then
 		st_tls_cert "$d"
 		tls="ssl_certificate $d/cert.pem; ssl_certificate_key $d/key.pem;"
+		tls+=" ssl_protocols ${ST_NGINX_TLS_PROTOCOLS:-TLSv1.2 TLSv1.3};"
 	fi
-	for l in "$@"; do listens+="		listen $l${tls:+ ssl};"$'\n'; done
+	for l in "$@"; do
+		listens+="		listen $l${tls:+ ssl}${ST_NGINX_LISTEN_OPTS:+ $ST_NGINX_LISTEN_OPTS};"$'\n'
+	done
 	local logfmt="" logname="" everything=""
 	if [ -n "${ST_NGINX_LOG_FORMAT:-}" ]; then
 		logfmt="log_format st '$ST_NGINX_LOG_FORMAT';"
@@ -320,7 +341,7 @@ EOF
 		# Join the cgroup from the subshell, then exec: nginx and its worker start inside it.
 		(
 			echo "$BASHPID" >"$ST_NGINX_CGROUP/cgroup.procs"
-			exec env --default-signal=INT,QUIT ip netns exec "$ns" nginx -c "$d/nginx.conf" -p "$d"
+			st_in_bg "$ns" nginx -c "$d/nginx.conf" -p "$d" # (it execs; "" is this namespace)
 		) >"$d/nginx.out" 2>&1 </dev/null &
 		ST_LAST_PID=$!
 		ST_PIDS+=("$ST_LAST_PID")
@@ -509,16 +530,10 @@ st_capture_start() {
 		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
 	ST_AGENT_PID=$!
 	ST_PIDS+=("$ST_AGENT_PID")
-	for i in $(seq 1 100); do
-		st_alive "$ST_AGENT_PID" || {
-			cat "$ST_TMP/$name.err"
-			st_fail "shadowtap capture exited during start-up"
-		}
-		st_agent_attached "$ns" "$target" "$ST_AGENT_PID" && { sleep 0.2; return 0; }
-		sleep 0.1
-	done
-	cat "$ST_TMP/$name.err"
-	st_fail "shadowtap capture did not attach to $target within 10 s"
+	# its start line: attached, the file in place, the loop about to run
+	st_wait_started "$ST_AGENT_PID" "$ST_TMP/$name.err" capture
+	st_agent_attached "$ns" "$target" "$ST_AGENT_PID" ||
+		st_fail "shadowtap capture said it runs, but its programs are not attached to $target"
 }
 
 # st_tcpdump_start NAME NS IFACE OUT FILTER [BUFFER_KIB]: the reference capture (kernel
@@ -578,6 +593,20 @@ st_tcp_settle() {
 	echo "$busy" | head -n 5
 }
 
+# st_wait_started PID ERRFILE COMMAND: waits (at most 10 s) for COMMAND's start line on PID's
+# stderr ("shadowtap: capture running: ..."), which it prints once attached and running:
+# what a script waits for. Fails when PID exits first, or the line does not come.
+st_wait_started() {
+	local pid=$1 err=$2 cmd=$3 i
+	for i in $(seq 1 100); do
+		grep -q "^shadowtap: $cmd running: " "$err" 2>/dev/null && return 0
+		st_alive "$pid" || { cat "$err"; st_fail "shadowtap $cmd exited during start-up"; }
+		sleep 0.1
+	done
+	cat "$err"
+	st_fail "shadowtap $cmd did not start (no start line) within 10 s"
+}
+
 # st_wait_log FILE REGEX SECONDS
 st_wait_log() {
 	local file=$1 re=$2 secs=$3 i
@@ -593,6 +622,29 @@ st_wait_log() {
 st_summary() { grep -E '^shadowtap: summary ' "$1" | tail -n1 || true; }
 # st_summary_field LINE KEY: the number after KEY= in a summary line.
 st_summary_field() { sed -nE "s/.*[[:space:]]$2=([0-9]+).*/\1/p" <<<"$1" || true; }
+
+# st_summary_documented LINE SECTION...: every key of summary LINE is a row of one of the
+# named sections of docs/SUMMARY.md ("capture", "The tap" ...): the doc says what each field
+# counts, and a key added without its row fails the test that prints it.
+st_summary_documented() {
+	local line=$1
+	shift
+	python3 - "$ST_ROOT/docs/SUMMARY.md" "$line" "$@" <<'PY' || st_fail "summary keys missing from docs/SUMMARY.md (above)"
+import re, sys
+doc, line, sections = open(sys.argv[1]).read(), sys.argv[2], sys.argv[3:]
+keys = set()
+for part in re.split(r"^#{2,3} ", doc, flags=re.M)[1:]:
+    title = part.split("\n", 1)[0].strip()
+    if any(title == s or title.startswith(s + " ") for s in sections):
+        keys |= set(re.findall(r"^\| `([a-z0-9_]+)` \|", part, re.M))
+if not keys:
+    sys.exit(f"no section {sections} in docs/SUMMARY.md")
+got = [kv.split("=")[0] for kv in line.split()[2:] if "=" in kv and not kv.startswith("job=")]
+missing = [k for k in got if k not in keys]
+if missing:
+    sys.exit(f"not in docs/SUMMARY.md's {sections}: {missing}")
+PY
+}
 
 # st_tcpdump_dropped ERRFILE: packets tcpdump says the kernel dropped (its exit report).
 st_tcpdump_dropped() { sed -nE 's/^([0-9]+) packets? dropped by kernel.*/\1/p' "$1" | tail -n1 || true; }
@@ -720,20 +772,16 @@ st_client_mix() {
 # ---- tee and Kafka -----------------------------------------------------------------------------
 
 # st_tee_start NAME ARGS...: `shadowtap tee --iface $ST_SRV_IF --port 80 ARGS` in the server's
-# namespace (its stderr in $ST_TMP/NAME.err, stdout the caller's); TEE_PID once attached.
+# namespace (its stderr in $ST_TMP/NAME.err, stdout the caller's); TEE_PID once running (its
+# start line: attached, its output open, the stream's header written).
 st_tee_start() {
-	local name=$1 i
+	local name=$1
 	shift
 	st_in_bg "$ST_SRV_NS" "$ST_BIN" tee --iface "$ST_SRV_IF" --port 80 "${ST_RING[@]}" "$@" \
 		2>"$ST_TMP/$name.err" </dev/null &
 	TEE_PID=$!
 	ST_PIDS+=("$TEE_PID")
-	for i in $(seq 1 100); do
-		st_alive "$TEE_PID" || { cat "$ST_TMP/$name.err"; st_fail "tee $name exited during start-up"; }
-		st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$TEE_PID" && { sleep 0.2; return 0; }
-		sleep 0.1
-	done
-	st_fail "tee $name did not attach within 10 s"
+	st_wait_started "$TEE_PID" "$ST_TMP/$name.err" tee
 }
 
 # st_tee_certs DIR: the tee link's certificates (EC P-256), made once: a CA (DIR/ca.pem,

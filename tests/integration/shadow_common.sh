@@ -18,21 +18,15 @@ sh_sink_start() {
 }
 
 # sh_agent_start NAME NS IFACE ARGS...: `shadowtap shadow --iface IFACE ARGS...` in NS, waits
-# until attached. Pid in SH_AGENT_PID, stderr in $ST_TMP/NAME.err.
+# until it runs (its start line). Pid in SH_AGENT_PID, stderr in $ST_TMP/NAME.err.
 sh_agent_start() {
-	local name=$1 ns=$2 ifc=$3 i
+	local name=$1 ns=$2 ifc=$3
 	shift 3
 	st_in_bg "$ns" "$ST_BIN" shadow --iface "$ifc" "${ST_RING[@]}" "$@" \
 		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
 	SH_AGENT_PID=$!
 	ST_PIDS+=("$SH_AGENT_PID")
-	for i in $(seq 1 100); do
-		st_alive "$SH_AGENT_PID" || { cat "$ST_TMP/$name.err"; st_fail "shadowtap shadow exited during start-up"; }
-		st_agent_attached "$ns" "$ifc" "$SH_AGENT_PID" && { sleep 0.3; return 0; }
-		sleep 0.1
-	done
-	cat "$ST_TMP/$name.err"
-	st_fail "shadowtap shadow did not attach to $ifc within 10 s"
+	st_wait_started "$SH_AGENT_PID" "$ST_TMP/$name.err" shadow
 }
 
 # sh_agent_stop NAME: SIGINT, must exit 0 with a summary line; prints it; in SH_SUMMARY.

@@ -31,6 +31,7 @@ st_stop "$ST_AGENT_PID" INT || rc=$?
 cat "$ST_TMP/agent.err"
 [ "$rc" -eq 0 ] || st_fail "shadowtap capture exited with $rc after SIGINT"
 summary=$(st_summary "$ST_TMP/agent.err")
+st_summary_documented "$summary" capture "The tap"
 lost=$(st_summary_field "$summary" lost)
 [ "${lost:-0}" -eq 0 ] || st_fail "the agent lost $lost bytes (ring buffer full: it did not keep up with this load); $summary"
 

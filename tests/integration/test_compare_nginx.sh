@@ -119,6 +119,10 @@ for i in $(seq 1 100); do
 	sleep 0.2
 done
 sh_agent_stop agent
+st_summary_documented "$SH_SUMMARY" "shadow and replay" "Tap compare" "The tap"
+# the verdict, said at the end (before the summary)
+grep -q '^shadowtap: verdict: FAIL, 1 regression in 1 endpoint, 1 slower; [0-9]* pairs compared -> '"$R"'$' "$ST_TMP/agent.err" ||
+	{ grep verdict "$ST_TMP/agent.err"; st_fail "the live run's verdict line"; }
 st_stop "$CAP_PID" INT || st_fail "capture failed"
 st_stop "$TEE_PID" INT || { cat "$ST_TMP/tee.err"; st_fail "tee failed"; }
 st_log "$SH_SUMMARY"
@@ -180,10 +184,14 @@ python3 "$ST_TMP/check.py" "$J" "$D" "$N" || st_fail "the report or the diffs do
 
 # replay: production's answers from the pcap, the shadows live, at the recorded pace
 st_log "replay of the capture ($(st_pcap_packets "$ST_TMP/prod.pcap") packets) with compare"
+# a pipeline's gate: exit status 3, the outputs written all the same
+rc=0
 st_in "$ST_SRV_NS" "$ST_BIN" replay "$ST_TMP/prod.pcap" --port 80 --to 127.0.0.1:8082 \
 	--reference 127.0.0.1:8081 --report-json "$ST_TMP/replay.json" --diffs "$ST_TMP/replay.jsonl" \
-	--drain 10 2>"$ST_TMP/replay.err" || { cat "$ST_TMP/replay.err"; st_fail "replay failed"; }
+	--drain 10 --fail-on-regression 2>"$ST_TMP/replay.err" || rc=$?
+[ "$rc" -eq 3 ] || { cat "$ST_TMP/replay.err"; st_fail "replay --fail-on-regression with a regression: exit $rc, want 3"; }
 SH_SUMMARY=$(st_summary "$ST_TMP/replay.err")
+st_summary_documented "$SH_SUMMARY" "shadow and replay" "Tap compare"
 st_log "$SH_SUMMARY"
 sh_expect compared -eq $((4 * N))
 sh_expect not_compared -eq 0
@@ -198,12 +206,25 @@ st_in "$ST_SRV_NS" "$ST_BIN" receive "$ST_TMP/prod.tee" --to 127.0.0.1:8082 \
 	--reference 127.0.0.1:8081 --report-json "$ST_TMP/receive.json" --diffs "$ST_TMP/receive.jsonl" \
 	2>"$ST_TMP/receive.err" || { cat "$ST_TMP/receive.err"; st_fail "receive failed"; }
 SH_SUMMARY=$(st_summary "$ST_TMP/receive.err")
+st_summary_documented "$SH_SUMMARY" receive "shadow and replay" "Tap compare"
 st_log "$SH_SUMMARY"
 sh_expect compared -eq $((4 * N))
 sh_expect not_compared -eq 0
 cp "$ST_TMP/receive.json" "$ST_TMP/receive.jsonl" "$LOGS/"
 python3 "$ST_TMP/check.py" "$ST_TMP/receive.json" "$ST_TMP/receive.jsonl" "$N" ||
 	st_fail "receive: the report or the diffs do not say what changed (above)"
+
+# the same stream with the changed field ignored: no regression, exit 0 (the slow endpoint
+# is not a regression: --fail-on-slower is its own gate)
+rc=0
+st_in "$ST_SRV_NS" "$ST_BIN" receive "$ST_TMP/prod.tee" --to 127.0.0.1:8082 --reference 127.0.0.1:8081 \
+	--ignore-field '$.price' --fail-on-regression --report-json "$ST_TMP/clean.json" \
+	2>"$ST_TMP/clean.err" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$ST_TMP/clean.err"; st_fail "receive --fail-on-regression without a regression: exit $rc, want 0"; }
+grep -q '^shadowtap: verdict: FAIL, no regression, 1 slower; ' "$ST_TMP/clean.err" ||
+	{ grep verdict "$ST_TMP/clean.err"; st_fail "the verdict without the price field"; }
+grep -q '"verdict": {"result": "fail", "regressions": 0, ' "$ST_TMP/clean.json" ||
+	st_fail "the JSON report's verdict without the price field"
 
 # the HTML report in a real browser
 chrome=$(command -v chromium || command -v chromium-browser || true)
@@ -238,8 +259,21 @@ class P(html.parser.HTMLParser):
         if tag == "table":
             self.in_table = False
 p = P()
-p.feed(open(sys.argv[1], encoding="utf-8").read())
+dom = open(sys.argv[1], encoding="utf-8").read()
+p.feed(dom)
 rows = dict(p.rows)
+# the banner and the verdict's bullets, with the values that changed
+import re
+banner = re.search(r'<div id="banner" class="banner ([a-z_]+)">([^<]*)</div>', dom)
+print("banner:", banner and banner.groups())
+if not banner or banner.groups() != ("fail", "FAIL"):
+    sys.exit("no FAIL banner")
+bullets = [re.sub(r"<[^>]+>", "", b) for b in re.findall(r'<li class="(?:regression|slower)">(.*?)</li>', dom)]
+print("bullets:", bullets)
+if not any(b.startswith("GET /api/price/{id} $.price 12.5 \u2192 13: ") for b in bullets):
+    sys.exit("no bullet with the price's values")
+if not any(b.startswith("GET /api/slow is slower by ") and "p50 " in b and " \u2192 " in b for b in bullets):
+    sys.exit("no bullet for the slow endpoint with its values")
 ok = len(rows) == 4 and "regression" in rows.get("GET /api/price/{id}", []) and \
     [r for r, c in p.rows if "regression" in c] == ["GET /api/price/{id}"] and \
     p.rows[0][0] == "GET /api/price/{id}" and "slower" in rows.get("GET /api/slow", []) and \

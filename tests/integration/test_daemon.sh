@@ -101,6 +101,11 @@ out=$("$ST_BIN" daemon --config "$CONF" --check) || st_fail "--check of the good
 echo "$out"
 grep -Eq "capture +web +iface $ST_SRV_IF, port\(s\) 80" <<<"$out" || st_fail "--check does not list the capture job"
 grep -Eq "shadow +canary" <<<"$out" || st_fail "--check does not list the shadow job"
+# each job in words: its input, sample, targets and outputs, as its start will say it
+grep -Eq "^      interface $ST_SRV_IF, port 80, every connection -> web\.pcap \(rotated\)$" <<<"$out" ||
+	st_fail "--check does not say what the capture job writes"
+grep -Eq "^      interface $ST_SRV_IF, port 80, 10% of connections -> 127\.0\.0\.1:9000$" <<<"$out" ||
+	st_fail "--check does not say the shadow job's sample and target"
 
 # sd_notify's receiver: every datagram, one per line
 NOTIFY=$D/notify.sock
@@ -123,7 +128,7 @@ DPID=$!
 ST_PIDS+=("$DPID")
 st_wait_log "$D/notify.log" '^READY=1' 10
 st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$DPID" || st_fail "the daemon is not attached"
-grep -q "job canary: shadow running on interface $ST_SRV_IF (2 job(s) share it)" "$D/daemon.err" ||
+grep -Eq "job canary: shadow running: interface $ST_SRV_IF, port 80, 10% of connections -> 127\.0\.0\.1:9000 \(2 job\(s\) share its tap\)" "$D/daemon.err" ||
 	{ cat "$D/daemon.err"; st_fail "the shadow job does not share the capture's tap"; }
 grep -q 'loading the shared programs again' "$D/daemon.err" && st_fail "the second job loaded the programs again"
 links=$(st_pid_links "$DPID" | wc -l)
@@ -160,11 +165,15 @@ for line in open(sys.argv[1]):
         assert name.endswith("_total") == (kind == "counter"), line
         types[name] = kind
     elif line:
-        m = re.fullmatch(r'([a-z_]+)(\{[^}]*\})? ([0-9]+(?:\.[0-9]+)?)', line)
+        m = re.fullmatch(r'([a-z_][a-z0-9_]*)(\{[^}]*\})? ([0-9]+(?:\.[0-9]+)?)', line)
         assert m, "bad sample: " + line
         assert m.group(1) in types, "sample before its TYPE: " + line
         samples.append((m.group(1), m.group(2) or "", float(m.group(3))))
 get = lambda n, l: [v for s, lab, v in samples if s == n and lab == l]
+# the build, and the shadow's target as a label of its own
+assert len([1 for s, lab, v in samples if s == "shadowtap_build_info" and re.fullmatch(r'\{version="[^"]+"\}', lab) and v == 1]) == 1
+assert get("shadowtap_shadow_target_up", '{job="canary",command="shadow",target="127.0.0.1:9000"}') == [1]
+assert get("shadowtap_shadow_target_downs_total", '{job="canary",command="shadow",target="127.0.0.1:9000"}') == [0]
 assert get("shadowtap_job_up", '{job="web",command="capture"}') == [1]
 assert get("shadowtap_job_up", '{job="canary",command="shadow"}') == [1]
 assert get("shadowtap_tap_jobs", '{job="web",command="capture"}') == [2]
@@ -203,6 +212,9 @@ out=$(ctl reload) || rc=$?
 [ "$rc" -eq 1 ] || st_fail "ctl reload of an invalid file: exit $rc, expected 1 ($out)"
 grep -q "shadowtap.conf:[0-9]*: \[capture broken\]: unknown key 'rotate'" "$D/daemon.err" ||
 	st_fail "the rejected reload's reason is not in the log"
+# ... and in the answer (it used to say only "the daemon's log says why")
+grep -q "^error: $CONF rejected: $CONF:[0-9]*: \[capture broken\]: unknown key 'rotate'; the 3 running job(s) stay as they were$" <<<"$out" ||
+	st_fail "ctl reload does not say why the file was rejected: $out"
 kill -HUP "$DPID" # the same file by signal: rejected too
 sleep 0.3
 cp "$D/good.conf" "$CONF"
@@ -220,6 +232,17 @@ out=$(ctl status)
 echo "$out"
 [ "$(grep -c ' running ' <<<"$out")" -eq 3 ] || st_fail "ctl status: 3 jobs running expected"
 grep -q "^web .* capture .* iface $ST_SRV_IF .* running .*packets=" <<<"$out" || st_fail "ctl status: no capture line"
+# the daemon's uptime and reloads; each job's uptime, target, outputs: the file being
+# written now and its size; the shadow's target
+grep -Eq "^daemon: up [0-9]+[smhd][0-9]*[smh]?, 3 job\(s\) from $CONF; metrics http://$METRICS/metrics; reloads 1 \(3 rejected\); shadowtap " <<<"$out" ||
+	st_fail "ctl status: no daemon line"
+grep -Eq "^web +capture +iface $ST_SRV_IF +running +[0-9]+[smh]" <<<"$out" || st_fail "ctl status: no uptime"
+grep -Eq "^    interface $ST_SRV_IF, port 80, every connection -> web-[0-9]{8}T[0-9]{6}\.[0-9]{3}Z\.pcap \([0-9.]+ (B|KB|MB) so far; rotated\)$" <<<"$out" ||
+	st_fail "ctl status: the capture job's current file and its size"
+grep -Eq "^    interface $ST_SRV_IF, port 80, 50% of connections -> 127\.0\.0\.1:9000$" <<<"$out" ||
+	st_fail "ctl status: the shadow job's target"
+grep -Eq "^    interface $ST_SRV_IF, port 80, every connection -> one file per direction in flows/$" <<<"$out" ||
+	st_fail "ctl status: the flows job's output"
 
 wait "$CURL_PID" || st_fail "curl failed"
 wait "$WRK_PID" || true

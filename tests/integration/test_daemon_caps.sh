@@ -49,7 +49,7 @@ st_in_bg "$ST_SRV_NS" setpriv --reuid=nobody --regid=nogroup --clear-groups \
 	"$ST_BIN" daemon --config "$D/caps.conf" >"$D/daemon.out" 2>"$D/daemon.err" </dev/null &
 DPID=$!
 ST_PIDS+=("$DPID")
-st_wait_log "$D/daemon.err" 'daemon: 2 job\(s\)' 10
+st_wait_log "$D/daemon.err" 'daemon running: 2 job\(s\)' 10
 grep -q '^CapEff:[[:space:]]*000000c000001000$' "/proc/$DPID/status" ||
 	st_fail "the daemon's capabilities: $(grep Cap "/proc/$DPID/status")"
 [ "$(stat -c %U "/proc/$DPID")" = nobody ] || st_fail "the daemon does not run as nobody"

@@ -35,7 +35,7 @@ EOF
 st_in_bg "$ST_SRV_NS" "$ST_BIN" daemon --config "$D/f.conf" >"$D/daemon.out" 2>"$D/daemon.err" </dev/null &
 DPID=$!
 ST_PIDS+=("$DPID")
-st_wait_log "$D/daemon.err" 'daemon: 2 job\(s\)' 10
+st_wait_log "$D/daemon.err" 'daemon running: 2 job\(s\)' 10
 ctl() { st_in "$ST_SRV_NS" "$ST_BIN" ctl --socket "$D/ctl.sock" "$@"; }
 metric() { st_in "$ST_SRV_NS" curl -s --max-time 5 "http://$METRICS/metrics" | sed -n "s/^$1 //p"; }
 
@@ -66,6 +66,11 @@ for i in $(seq 1 100); do
 	sleep 0.1
 done
 [ $ok -eq 1 ] || { ctl status; st_fail "the late job did not start within 10 s of its interface"; }
+# its last error stays in ctl status, with when and the line it logged
+echo "$out"
+grep -Eq '^    last error [0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:]{8}Z: could not attach to interface st-late \(.*\): job late: .*st-late' <<<"$out" ||
+	st_fail "ctl status: the late job's last error"
+grep -q 'last error' <<<"$(grep -A3 '^web ' <<<"$out")" && st_fail "ctl status: a last error for the good job"
 code=$(st_in "$ST_SRV_NS" curl -s -o /dev/null -w '%{http_code}' "http://$METRICS/healthz")
 [ "$code" = 200 ] || st_fail "/healthz answered $code with every job up"
 

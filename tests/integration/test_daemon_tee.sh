@@ -113,10 +113,10 @@ st_log "the daemon: capture + three tee jobs on one attach"
 st_in_bg "$NS" "$ST_BIN" daemon --config "$CONF" >"$D/daemon.out" 2>"$D/daemon.err" </dev/null &
 DPID=$!
 ST_PIDS+=("$DPID")
-st_wait_log "$D/daemon.err" 'daemon: 4 job\(s\)' 10
+st_wait_log "$D/daemon.err" 'daemon running: 4 job\(s\)' 10
 T_START=$(date +%s)
 st_agent_attached "$NS" "$ST_SRV_IF" "$DPID" || st_fail "the daemon is not attached"
-grep -q "job mute: tee running on interface $ST_SRV_IF (4 job(s) share it)" "$D/daemon.err" ||
+grep -Eq "job mute: tee running: interface $ST_SRV_IF, .* \(4 job\(s\) share its tap\)" "$D/daemon.err" ||
 	{ cat "$D/daemon.err"; st_fail "the tee jobs do not share the capture's tap"; }
 links=$(st_pid_links "$DPID" | wc -l)
 [ "$links" -eq 2 ] || st_fail "the daemon holds $links BPF links, expected 2 (one load)"
@@ -176,7 +176,7 @@ if [ -n "$mute" ]; then
 fi
 st_in "$NS" "$ST_BIN" ctl --socket "$D/ctl.sock" status >"$D/status.txt" || st_fail "ctl status failed"
 for j in file k; do
-	grep -Eq "^$j +tee +iface $ST_SRV_IF +running +connections=[1-9][0-9]* teed=" "$D/status.txt" ||
+	grep -Eq "^$j +tee +iface $ST_SRV_IF +running +[0-9]+[smhd][0-9]*[smh]? +connections=[1-9][0-9]* teed=" "$D/status.txt" ||
 		{ cat "$D/status.txt"; st_fail "ctl status: no running tee job $j with its counters"; }
 done
 echo "  file: teed=$(metric teed_total file) bytes=$(metric bytes_total file);" \

@@ -32,22 +32,16 @@ for line in sys.stdin:
 ' | sort -k2
 }
 
-# flows_start NAME TARGET: live flows in the server namespace; waits until attached.
+# flows_start NAME TARGET: live flows in the server namespace; waits until it runs.
 flows_start() {
-	local name=$1 target=$2 mode=--iface ns=$ST_SRV_NS i
+	local name=$1 target=$2 mode=--iface ns=$ST_SRV_NS
 	# a cgroup is attached from outside the namespace (ip netns exec hides the cgroup mount)
 	[ -d "$target" ] && { mode=--cgroup; ns=; }
 	st_in_bg "$ns" "$ST_BIN" flows "$mode" "$target" "${ST_RING[@]}" --port 80 -o "$O/$name" \
 		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
 	FLOWS_PID=$!
 	ST_PIDS+=("$FLOWS_PID")
-	for i in $(seq 1 100); do
-		st_alive "$FLOWS_PID" || { cat "$ST_TMP/$name.err"; st_fail "flows $name exited during start-up"; }
-		st_agent_attached "$ns" "$target" "$FLOWS_PID" && { sleep 0.2; return 0; }
-		sleep 0.1
-	done
-	cat "$ST_TMP/$name.err"
-	st_fail "flows $name did not attach to $target within 10 s"
+	st_wait_started "$FLOWS_PID" "$ST_TMP/$name.err" flows
 }
 
 # round NAME TARGET: capture one round of traffic with flows and tcpdump, compare.

@@ -61,6 +61,7 @@ run_flows() {
 	"$ST_BIN" flows "$pcap" -o "$O/$name" "$@" 2>"$ST_TMP/$name.err" || rc=$?
 	[ "$rc" -eq 0 ] || { cat "$ST_TMP/$name.err"; st_fail "flows $name exited with $rc"; }
 	summary=$(st_summary "$ST_TMP/$name.err")
+	st_summary_documented "$summary" flows
 	[ -n "$summary" ] || st_fail "flows $name printed no summary line"
 	echo "  $name: ${summary#shadowtap: }"
 	[ "$(st_summary_field "$summary" gaps)" = 0 ] || { head -n 20 "$ST_TMP/$name.err"; st_fail "flows $name reports gaps on a lossless capture"; }

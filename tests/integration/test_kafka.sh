@@ -123,6 +123,7 @@ st_tcpdump_stop "$ETH_PID" eth || true
 dropped=$(st_tcpdump_dropped "$ST_TMP/eth.err")
 [ "${dropped:-0}" -eq 0 ] || st_fail "tcpdump dropped $dropped packets: no comparison possible"
 tee_sum=$(st_summary "$ST_TMP/tee1.err")
+st_summary_documented "$tee_sum" tee "The tap" "Kafka (tee)"
 echo "  tee: ${tee_sum#shadowtap: }"
 for f in dropped_records dropped_conns kafka_refused_msgs kafka_failed_msgs; do
 	[ "$(st_summary_field "$tee_sum" "$f")" = 0 ] || st_fail "tee summary: $f is not 0"
@@ -145,6 +146,7 @@ for p in "$RX_FLOWS" "$RX_SH1" "$RX_SH2"; do
 done
 for r in flows sh1 sh2; do
 	s=$(st_summary "$ST_TMP/$r.err")
+	st_summary_documented "$s" receive capture flows "shadow and replay" "Tap compare" "Kafka (receive)"
 	echo "  receive $r: ${s#shadowtap: }"
 	[ "$(st_summary_field "$s" kafka_bad_messages)" = 0 ] || st_fail "$r: bad messages"
 	[ "$(st_summary_field "$s" kafka_lost_bytes)" = 0 ] || st_fail "$r: bytes lost between messages"

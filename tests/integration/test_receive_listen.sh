@@ -10,9 +10,11 @@
 # never block the loop); the idle socket is refused after 10 s; the second tee gets in
 # through a flood of 100 idle sockets from 100 addresses (the bounds crowd the oldest out).
 # Each refusal reason is said once, every refusal counted (rejected_peers and its reason in
-# the summary); the receiver ends only at the tee's END_STREAM, exit 0.
+# the summary); with --once the receiver ends at the tee's END_STREAM, exit 0.
 # A plaintext receiver (--insecure): an idle socket and an HTTP client do not take the tee's
 # place (a peer is a tee once its stream's preamble came).
+# Without --once the receiver outlives a tee's whole stream: it says so and takes the next
+# tee's stream into the same outputs, until SIGTERM (exit 0, streams=2, no lost link).
 . "$(dirname "$0")/lib.sh"
 st_require_root
 st_require_cmds ip nginx curl python3 bpftool openssl
@@ -57,6 +59,7 @@ the_end() {
 	wait "$LRX" || rc=$?
 	[ "$rc" -eq 0 ] || { cat "$RX"; st_fail "receive --listen exited with $rc"; }
 	sum=$(st_summary "$RX")
+	st_summary_documented "$sum" receive
 	echo "  $sum"
 }
 f() { st_summary_field "$sum" "$1"; }
@@ -67,7 +70,7 @@ tee_start() { # NAME
 
 st_log "receive --listen over TLS: strangers before the first stream"
 st_in_bg "$ST_SRV_NS" "$ST_BIN" receive --listen 127.0.0.1:7801 --cert "$C/rx.pem" --key "$C/rx.key" \
-	--ca "$C/ca.pem" --print >"$ST_TMP/rx.print" 2>"$RX" </dev/null &
+	--ca "$C/ca.pem" --once --print >"$ST_TMP/rx.print" 2>"$RX" </dev/null &
 LRX=$!
 ST_PIDS+=("$LRX")
 st_wait_port "$ST_SRV_NS" 7801 10 "pid=$LRX,"
@@ -115,7 +118,7 @@ n=$(grep -c ': refused ' "$RX")
 grep -E ': refused ' "$RX" | sed 's/^/  /'
 
 st_log "receive --listen --insecure: an idle socket and an HTTP client do not take the tee's place"
-st_in_bg "$ST_SRV_NS" "$ST_BIN" receive --listen 127.0.0.1:7802 --insecure --print \
+st_in_bg "$ST_SRV_NS" "$ST_BIN" receive --listen 127.0.0.1:7802 --insecure --once --print \
 	>"$ST_TMP/plain.print" 2>"$ST_TMP/plain.err" </dev/null &
 LRX=$!
 ST_PIDS+=("$LRX")
@@ -131,4 +134,28 @@ st_wait_log "$ST_TMP/plain.print" ' GET /f100\?plain 200 ' 10
 the_end plaintee
 [ "$(f streams)" = 1 ] && [ "$(f link_losses)" = 0 ] && [ "$(f rejected_not_tee)" = 1 ] ||
 	{ cat "$RX"; st_fail "plaintext: the HTTP client was not refused as not a tee"; }
+
+st_log "receive --listen without --once: one tee's whole stream, then the next tee's"
+RX=$ST_TMP/keep.err
+st_in_bg "$ST_SRV_NS" "$ST_BIN" receive --listen 127.0.0.1:7803 --insecure --print \
+	>"$ST_TMP/rx.print" 2>"$RX" </dev/null &
+LRX=$!
+ST_PIDS+=("$LRX")
+# its start line comes once it listens: what a script waits for
+st_wait_log "$RX" '^shadowtap: receive running: tees on 127\.0\.0\.1:7803 \(plaintext\) -> --print on stdout; Ctrl-C or SIGTERM stops it$' 10
+st_wait_port "$ST_SRV_NS" 7803 1 "pid=$LRX,"
+for n in 1 2; do
+	st_tee_start keep$n --to 127.0.0.1:7803 --insecure --duration 0
+	traffic "/f100?session-$n"
+	st_stop "$TEE_PID" INT || { cat "$ST_TMP/keep$n.err"; st_fail "tee keep$n exited with an error"; }
+	st_wait_log "$RX" "the tee's stream ended whole \(END_STREAM\); listening for the next tee" 10
+	[ "$(grep -c "stream ended whole" "$RX")" -eq "$n" ] || { cat "$RX"; st_fail "stream $n: not said once"; }
+	alive "the end of tee stream $n"
+done
+st_stop "$LRX" TERM || { cat "$RX"; st_fail "receive --listen did not exit 0 on SIGTERM"; }
+sum=$(st_summary "$RX")
+echo "  $sum"
+[ "$(f streams)" = 2 ] && [ "$(f link_losses)" = 0 ] && [ "$(f exchanges)" = 2 ] ||
+	{ cat "$RX"; st_fail "expected 2 whole streams, no lost link, 2 exchanges"; }
+grep -q 'the tee is back' "$RX" && st_fail "a whole stream's successor was taken for a reconnect"
 st_log "PASS"

@@ -58,7 +58,12 @@ body() { grep -v '"generated"' "$1"; }
 
 "$ST_BIN" report --merge r1.json r2.json r3.json -o fleet.html --report-json all.json 2>err ||
 	{ cat err; st_fail "merge of three reports failed"; }
-grep -q '^shadowtap: report merged=3 endpoints=1 compared=24 differing=13 ' err || { cat err; st_fail "summary line"; }
+# the merged verdict, then the summary line every command ends with
+grep -q '^shadowtap: verdict: FAIL, 1 regression in 1 endpoint, 1 slower; 24 pairs compared -> fleet.html$' err ||
+	{ cat err; st_fail "verdict line"; }
+[ "$(tail -n1 err | cut -d' ' -f1-2)" = "shadowtap: summary" ] || { cat err; st_fail "the summary is not the last line"; }
+grep -q '^shadowtap: summary merged=3 endpoints=1 compared=24 differing=13 ' err || { cat err; st_fail "summary line"; }
+st_summary_documented "$(st_summary err)" "report --merge"
 grep -q '"compared": 24, "differing": 13' all.json || st_fail "counts do not add"
 grep -q '"raw": 13, "noise": 0, "verdict": "regression"' all.json || st_fail "field counts do not add"
 grep -q '"sources": 3,' all.json || st_fail "sources"
@@ -68,12 +73,41 @@ grep -q '"compare_mem_peak": 4096' all.json || st_fail "a peak is the largest, n
 grep -q '"buckets": \[\[100, 8\], \[140, 16\]\]' all.json || st_fail "candidate buckets do not add"
 # 8 samples a host: no verdict on any (fewer than 10); 24 merged: slower (16 of them 3 ms later)
 "$ST_BIN" report --merge r1.json --report-json r1m.json 2>/dev/null || st_fail "merge of one report"
-grep -q '"verdict": "same", .*"enough_samples": false' r1m.json || st_fail "host 1 alone has a verdict"
+grep -q '"verdict": "n/a", .*"enough_samples": false' r1m.json || st_fail "host 1 alone has a verdict"
 grep -q '"verdict": "slower", "basis": "reference", .*"enough_samples": true' all.json ||
 	st_fail "latency verdict not computed from the merged buckets"
 grep -q 'merged from 3 reports' fleet.html || st_fail "the HTML does not say it is merged"
 grep -q '<table id="endpoints">' fleet.html || st_fail "the HTML report is not the compare report"
 grep -q 'is slower by' fleet.html || st_fail "the HTML verdict does not say slower"
+grep -q '"verdict": {"result": "fail", "regressions": 1, "regression_endpoints": 1, "slower_endpoints": 1,' all.json ||
+	st_fail "the JSON report does not carry the verdict"
+
+# --fail-on-regression / --fail-on-slower: exit status 3 with a regression (a slower endpoint),
+# 0 without; the outputs are written all the same
+rc=0
+"$ST_BIN" report --merge r1.json r2.json r3.json -o gate.html --fail-on-regression 2>err || rc=$?
+[ "$rc" -eq 3 ] && [ -s gate.html ] || { cat err; st_fail "--fail-on-regression with a regression: exit $rc, want 3"; }
+python3 - r1.json r2.json <<'PY' || st_fail "could not write the clean parts"
+import json, sys
+for i, f in enumerate(sys.argv[1:]):
+    d = json.load(open(f))
+    e = d["endpoints"][0]
+    e["fields"], e["differing"], d["summary"]["differing"] = [], 0, 0
+    e["latency"]["candidate"]["buckets"] = [[100, e["compared"]]]
+    d["hosts"] = [f"clean-{i}"]
+    json.dump(d, open(f"clean{i}.json", "w"))
+PY
+for gate in --fail-on-regression --fail-on-slower; do
+	rc=0
+	"$ST_BIN" report --merge clean0.json clean1.json -o clean.html "$gate" 2>err || rc=$?
+	[ "$rc" -eq 0 ] || { cat err; st_fail "$gate without a regression: exit $rc, want 0"; }
+	grep -q '^shadowtap: verdict: PASS, no regression, 0 slower; 16 pairs compared -> clean.html$' err ||
+		{ cat err; st_fail "clean merge: verdict line"; }
+done
+rc=0
+"$ST_BIN" report --merge r1.json r2.json -o gate.html --fail-on-slower 2>err || rc=$?
+[ "$rc" -eq 3 ] || { cat err; st_fail "--fail-on-slower with a slower endpoint: exit $rc, want 3"; }
+rm -f gate.html clean.html clean0.json clean1.json
 
 # merges compose: (r1 + r2) + r3 == r1 + r2 + r3
 "$ST_BIN" report --merge r1.json r2.json --report-json r12.json 2>/dev/null || st_fail "r1 + r2"

@@ -99,7 +99,34 @@ wait "$SH_AGENT_PID" || rc=$?
 [ $(( $(date +%s) - t0 )) -le 12 ] || st_fail "--duration 6 took too long"
 SH_SUMMARY=$(st_summary "$ST_TMP/a1.err")
 [ -n "$SH_SUMMARY" ] || st_fail "--duration: no summary"
-[ "$(grep -c '^shadowtap: stats requests=' "$ST_TMP/a1.err")" -ge 2 ] || st_fail "--stats 1: fewer than 2 stats lines in 6 s"
+# --stats: a timestamped line of the main counters, "NAME VALUE[/s] [(TOTAL)] [(SUB N, ...)]"
+# entries separated by "; ", human sizes; the last one's totals are the summary's
+python3 - "$ST_TMP/a1.err" "$SH_SUMMARY" <<'PY' || st_fail "--stats 1: the stats lines do not parse (above)"
+import re, sys
+lines = [l.rstrip("\n") for l in open(sys.argv[1]) if l.startswith("shadowtap: stats ")]
+summary = dict(kv.split("=") for kv in sys.argv[2].split()[2:])
+if len(lines) < 2:
+    sys.exit(f"{len(lines)} stats lines in 6 s, want at least 2")
+num = r"[0-9]+(?:\.[0-9])?(?: (?:B|KB|MB|GB))?"
+ent = re.compile(rf"^([a-z0-9 -]+?) ({num})(/s)?(?: \(({num})\))?(?: \(((?:[a-z0-9 -]+ {num}, )*[a-z0-9 -]+ {num})\))?$")
+for l in lines:
+    m = re.match(r"^shadowtap: stats (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) (.+)$", l)
+    if not m:
+        sys.exit(f"not a stats line: {l}")
+    got = {}
+    for e in m.group(2).split("; "):
+        p = ent.match(e)
+        if not p:
+            sys.exit(f"entry {e!r} of {l!r} does not parse")
+        # a rate: the total follows in brackets
+        got[p.group(1)] = p.group(4) if p.group(3) else p.group(2)
+    for k in ("requests", "replayed", "dropped", "answers", "queue"):
+        if k not in got:
+            sys.exit(f"no {k} in {l}")
+print("  " + lines[-1])
+if int(got["requests"]) > int(summary["requests"]) or int(got["replayed"]) > int(summary["replayed"]):
+    sys.exit(f"the last stats line counts more than the summary: {got} {summary}")
+PY
 sh_expect requests -eq 4
 sh_expect filtered -eq 2
 sh_expect replayed -eq 2

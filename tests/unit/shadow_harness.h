@@ -91,7 +91,7 @@ static void th_fin(struct st_shadow *sh, struct th_conn *c)
 	th_seg(sh, c, true, ST_TCP_ACK, c->cseq, NULL, 0, false);
 }
 
-static uint64_t th_mono_ms(void)
+static inline uint64_t th_mono_ms(void)
 {
 	struct timespec ts;
 
@@ -100,7 +100,7 @@ static uint64_t th_mono_ms(void)
 }
 
 /* A loopback port nothing listens on (connections to it are refused). */
-static uint16_t th_closed_port(void)
+static inline uint16_t th_closed_port(void)
 {
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	socklen_t al = sizeof(a);

@@ -118,6 +118,57 @@ static void t_escape(void **state)
 	(void)state;
 }
 
+static void status_lines(void)
+{
+	st_log_set_level(ST_LOG_WARN);
+	st_log_out("running: x");
+	st_log_status("cap: 1/s");
+	pr_warn("careful");
+	st_log_status("cap: 2/s");
+	st_log_status(NULL);
+	st_log_out("summary a=1");
+}
+
+/* Output lines at every level; a status line is erased before each line and drawn again
+ * after it, and erased for good at the end. */
+static void t_status(void **state)
+{
+	assert_string_equal(capture(NULL, status_lines),
+			    "shadowtap: running: x\n"
+			    "\rcap: 1/s\033[K\r"
+			    "\r\033[Kshadowtap: careful\ncap: 1/s\033[K\r"
+			    "\rcap: 2/s\033[K\r"
+			    "\r\033[K"
+			    "shadowtap: summary a=1\n");
+	(void)state;
+}
+
+static char captured[128];
+
+static void capture_errors(void)
+{
+	st_log_set_level(ST_LOG_WARN);
+	st_log_capture_begin(captured, sizeof(captured));
+	pr_warn("not an error");
+	st_log_set_context("job web");
+	pr_err("first %d", 1);
+	pr_err("second");
+	st_log_set_context(NULL);
+	st_log_capture_end();
+	pr_err("after");
+}
+
+/* The first error line between begin and end is kept (its context too), and printed all the
+ * same. */
+static void t_capture(void **state)
+{
+	assert_string_equal(capture(NULL, capture_errors),
+			    "shadowtap: not an error\nshadowtap: job web: first 1\n"
+			    "shadowtap: job web: second\nshadowtap: after\n");
+	assert_string_equal(captured, "job web: first 1");
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -126,6 +177,8 @@ int main(void)
 		cmocka_unit_test(t_journal_other_stream),
 		cmocka_unit_test(t_long),
 		cmocka_unit_test(t_escape),
+		cmocka_unit_test(t_status),
+		cmocka_unit_test(t_capture),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -155,6 +155,52 @@ static void test_help(void **state)
 	assert_int_equal(PARSE(&d, &first, "--help"), -1);
 }
 
+static const struct st_opt tune_opts[] = {
+	ST_OPT_UINT("ring", 0, struct demo, ring, "N", 1, 64, 0, "tuning a"),
+};
+static const struct st_opt tune2_opts[] = {
+	ST_OPT_UINT("ring2", 0, struct demo, ring, "N", 1, 64, 0, "tuning b"),
+};
+static const struct st_opt other_opts[] = {
+	ST_OPT_FLAG("other", 0, struct demo, flag, "other"),
+};
+
+/* Sets with a title come after the untitled ones, under their heading, sets of one title
+ * together; the manual's part likewise. */
+static void test_help_titles(void **state)
+{
+	struct demo d;
+	struct st_optset sets[] = {
+		ST_OPTSET_T(tune_opts, &d, "Tuning"),
+		ST_OPTSET(demo_opts, &d),
+		ST_OPTSET_T(other_opts, &d, "Other"),
+		ST_OPTSET_T(tune2_opts, &d, "Tuning"),
+	};
+	char *buf = NULL, *t, *o;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	int first;
+
+	st_opts_help(f, sets, 4);
+	fclose(f);
+	t = strstr(buf, "\nTuning:\n      --ring N          tuning a\n      --ring2 N         tuning b\n");
+	o = strstr(buf, "\nOther:\n      --other");
+	assert_non_null(t);
+	assert_non_null(o);
+	assert_true(strstr(buf, "--write FILE") < t && t < o);
+	assert_null(strstr(t + 2, "Tuning:"));
+	free(buf);
+	/* the rows parse wherever they are listed */
+	{
+		char *argv[] = { "demo", "--ring2", "7", "--other", NULL };
+
+		memset(&d, 0, sizeof(d));
+		assert_int_equal(st_opts_parse(sets, 4, "demo", "", 4, argv, &first), 0);
+		assert_int_equal(d.ring, 7);
+		assert_true(d.flag);
+	}
+}
+
 static void test_find_and_set(void **state)
 {
 	struct demo d = { 0 };
@@ -258,6 +304,7 @@ int main(void)
 		cmocka_unit_test(test_errors),
 		cmocka_unit_test(test_optional_value),
 		cmocka_unit_test(test_help),
+		cmocka_unit_test(test_help_titles),
 		cmocka_unit_test(test_find_and_set),
 		cmocka_unit_test(test_sizes),
 		cmocka_unit_test(test_seconds),

@@ -115,6 +115,44 @@ static void test_prometheus_jobs(void **state)
 	free(out);
 }
 
+/* A value with a label of its own (a shadow target): one family, one sample per label value
+ * and job, never on the summary line. */
+static void test_labeled(void **state)
+{
+	struct st_statline la, lb;
+	const struct st_statline *ls[2] = { &la, &lb };
+	const char *jobs[2] = { "a", "b" }, *cmds[2] = { "shadow", "shadow" };
+	char line[256], *out = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&out, &len);
+
+	assert_non_null(f);
+	st_statline_init(&la);
+	st_statline_add(&la, "requests", 3, ST_STAT_COUNTER, "requests");
+	st_statline_add_labeled(&la, "target_up", "target", "10.0.0.1:80", 1, ST_STAT_GAUGE, "up");
+	st_statline_add_labeled(&la, "target_up", "target", "10.0.0.2:\"80", 0, ST_STAT_GAUGE, "up");
+	st_statline_init(&lb);
+	st_statline_add_labeled(&lb, "target_up", "target", "10.0.0.3:80", 1, ST_STAT_GAUGE, "up");
+	st_statline_format(&la, line, sizeof(line));
+	assert_string_equal(line, "requests=3");
+	assert_int_equal(st_statlines_prometheus(ls, jobs, cmds, 2, f), 0);
+	fclose(f);
+	assert_non_null(strstr(out, "# HELP shadowtap_target_up up\n# TYPE shadowtap_target_up gauge\n"
+				    "shadowtap_target_up{job=\"a\",command=\"shadow\",target=\"10.0.0.1:80\"} 1\n"
+				    "shadowtap_target_up{job=\"a\",command=\"shadow\",target=\"10.0.0.2:\\\"80\"} 0\n"
+				    "shadowtap_target_up{job=\"b\",command=\"shadow\",target=\"10.0.0.3:80\"} 1\n"));
+	free(out);
+	out = NULL;
+	f = open_memstream(&out, &len);
+	assert_int_equal(st_statline_prometheus(&la, f, "shadow"), 0);
+	fclose(f);
+	assert_non_null(strstr(out, "# TYPE shadowtap_target_up gauge\n"
+				    "shadowtap_target_up{command=\"shadow\",target=\"10.0.0.1:80\"} 1\n"
+				    "shadowtap_target_up{command=\"shadow\",target=\"10.0.0.2:\\\"80\"} 0\n"));
+	assert_null(strstr(strstr(out, "# TYPE shadowtap_target_up") + 1, "# TYPE shadowtap_target_up"));
+	free(out);
+}
+
 #define UNIT_STATS(X, T)                                          \
 	X(T, queued, GAUGE_BYTES, "bytes queued now")             \
 	X(T, lost, COUNTER_BYTES, "bytes lost")                   \
@@ -185,6 +223,7 @@ int main(void)
 		cmocka_unit_test(test_line),
 		cmocka_unit_test(test_prometheus),
 		cmocka_unit_test(test_prometheus_jobs),
+		cmocka_unit_test(test_labeled),
 		cmocka_unit_test(test_units),
 		cmocka_unit_test(test_tables_cover_structs),
 	};

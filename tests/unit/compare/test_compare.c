@@ -854,6 +854,37 @@ static void test_worker_thread(void **state)
 	stage_free(&g);
 }
 
+/* A worker with no report to write waits for its next interval like one with reports: it
+ * used to find the interval due at every turn once a pair was compared (nothing reset it
+ * without a report) and spun on a core for the rest of the run. */
+static void test_worker_idle(void **state)
+{
+	struct stage g;
+	struct tconn t;
+	struct timespec a, b;
+	double cpu;
+
+	stage_up(&g, false, 0);
+	g.ccfg.sync = false;
+	g.ccfg.clock = NULL;         /* the worker's intervals on the real clock */
+	g.ccfg.report_every_s = 0.05;
+	stage_go(&g);
+	t_open(g.sh, &t, 41013);
+	t_sends(g.sh, &t, "GET /a HTTP/1.1\r\nHost: x\r\n\r\n");
+	settle(&g, 1);
+	usleep(200 * 1000); /* past an interval: the pair is in the aggregate */
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &a);
+	usleep(600 * 1000);
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &b);
+	cpu = (double)(b.tv_sec - a.tv_sec) + (double)(b.tv_nsec - a.tv_nsec) / 1e9;
+	if (cpu > 0.1)
+		fail_msg("the process used %.2f s of CPU in 0.6 s of idle time (a spinning worker)",
+			 cpu);
+	t_close(g.sh, &t);
+	stage_down(&g, NULL);
+	stage_free(&g);
+}
+
 /* ---- outputs -------------------------------------------------------------------------------- */
 
 static char *slurp(const char *path, size_t *len)
@@ -920,8 +951,15 @@ static void test_outputs(void **state)
 	assert_non_null(strstr(b, "{\"path\": \"$.v\", \"kind\": \"value\", \"raw\": 1, \"noise\": 0, "
 				  "\"verdict\": \"regression\""));
 	assert_non_null(strstr(b, "\"latency\": {\"production\": {\"p50\": "));
-	assert_non_null(strstr(b, "\"verdict\": \"same\""));
+	/* one sample a side: no latency verdict, said as such (never "same") */
+	assert_non_null(strstr(b, "\"verdict\": \"n/a\""));
+	assert_null(strstr(b, "\"verdict\": \"same\""));
 	assert_non_null(strstr(b, "\"status\": {\"production\": {\"200\": 1}"));
+	/* the run's verdict, as the line on stderr and --fail-on-* have it */
+	assert_non_null(strstr(b, "\"verdict\": {\"result\": \"fail\", \"regressions\": 1, "
+				  "\"regression_endpoints\": 1, \"slower_endpoints\": 0, "
+				  "\"latency_judged_endpoints\": 0, \"endpoints\": 2, "
+				  "\"pairs_compared\": 2, "));
 	{
 		/* what a run writes, report --merge reads (compare_merge.c): this host, the pairs */
 		struct st_cmp_report *r = malloc(sizeof(*r));
@@ -948,6 +986,15 @@ static void test_outputs(void **state)
 	assert_null(strstr(b, "<script"));
 	assert_null(strstr(b, "http://") == NULL ? NULL : strstr(strstr(b, "http://"), "src="));
 	assert_non_null(strstr(b, "<svg"));
+	/* the banner, the value that changed, the words of a verdict without enough samples,
+	 * the counters below the endpoints */
+	assert_non_null(strstr(b, "<div id=\"banner\" class=\"banner fail\">FAIL</div>"));
+	assert_non_null(strstr(b, "<code>$.v</code> <span class=\"vals\"><code>1</code> &rarr; "
+				  "<code>2</code></span>"));
+	assert_non_null(strstr(b, "n/a (n &lt; 10)"));
+	assert_non_null(strstr(b, "latency <strong>n/a</strong>"));
+	assert_null(strstr(b, "0 endpoints slower"));
+	assert_true(strstr(b, "id=\"summary\"") > strstr(b, "id=\"details\""));
 	free(b);
 	st_json_doc_free(&d);
 	unlink(html);
@@ -1364,6 +1411,7 @@ int main(void)
 		cmocka_unit_test(test_worker_thread),
 		cmocka_unit_test(test_outputs),
 		cmocka_unit_test(test_outputs_redacted),
+		cmocka_unit_test(test_worker_idle),
 		cmocka_unit_test(test_outputs_no_reference),
 		cmocka_unit_test(test_thresholds),
 		cmocka_unit_test(test_classify),

@@ -353,6 +353,50 @@ static void test_headers(void **state)
 	assert_string_equal(d->b, "503");
 }
 
+/* gRPC (HTTP/2): messages compared one by one, trailers as fields of their own. */
+static void test_grpc(void **state)
+{
+	static const uint8_t a1[] = { 0, 0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 0, 2, 'x', 'y' };
+	static const uint8_t b1[] = { 0, 0, 0, 0, 3, 'a', 'b', 'c', 0, 0, 0, 0, 2, 'x', 'z' };
+	static const uint8_t b2[] = { 0, 0, 0, 0, 3, 'a', 'b', 'c' };
+	static const char ta[] = "grpc-status\0" "0\0" "grpc-message\0" "\0";
+	static const char tb[] = "grpc-status\0" "5\0" "grpc-message\0" "no such cart\0";
+	struct ctx *c = *state;
+	struct tmsg a, b;
+	const struct st_cmp_diff *d;
+
+	mk(&a, 200, "content-type: application/grpc", a1, sizeof(a1), 0);
+	mk(&b, 200, "content-type: application/grpc", b1, sizeof(b1), 0);
+	run(c, &a, &b);
+	d = expect(c, "$[1]", ST_CMP_VALUE);
+	assert_non_null(strstr(d->note, "first difference at byte 1"));
+	expect_n(c, 1);
+	mk(&b, 200, "content-type: application/grpc", b2, sizeof(b2), 0);
+	run(c, &a, &b);
+	d = expect(c, "$.length", ST_CMP_VALUE);
+	assert_string_equal(d->a, "2");
+	assert_string_equal(d->b, "1");
+	expect_n(c, 1);
+	mk(&b, 200, "content-type: application/grpc", a1, sizeof(a1), 0);
+	a.m.trls = ta;
+	a.m.trls_len = sizeof(ta) - 1;
+	a.m.ntrls = 2;
+	b.m.trls = tb;
+	b.m.trls_len = sizeof(tb) - 1;
+	b.m.ntrls = 2;
+	run(c, &a, &b);
+	d = expect(c, "trailers.grpc-status", ST_CMP_VALUE);
+	assert_string_equal(d->b, "5");
+	expect(c, "trailers.grpc-message", ST_CMP_VALUE);
+	expect_n(c, 2);
+	/* not framed as messages: compared as bytes */
+	mk(&a, 200, "content-type: application/grpc", "\0\0\0\0\x09" "ab", 7, 0);
+	mk(&b, 200, "content-type: application/grpc", "\0\0\0\0\x09" "ac", 7, 0);
+	run(c, &a, &b);
+	expect(c, "body", ST_CMP_BYTES);
+	expect_n(c, 1);
+}
+
 static size_t gz(const char *in, size_t n, uint8_t *out, size_t cap, int level, int wbits)
 {
 	z_stream z = { 0 };
@@ -547,6 +591,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_json_numbers_and_invalid, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_json_rules, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grpc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_text_binary_and_cap, setup, teardown),
 		cmocka_unit_test(test_shapes),

@@ -36,8 +36,10 @@ static void test_kinds_found(void **state)
 		assert_non_null(k->optsets);
 		assert_non_null(k->check);
 		assert_non_null(k->target);
-		assert_non_null(k->verbose);
+		assert_non_null(k->run_opts);
 		assert_non_null(k->duration);
+		assert_non_null(k->describe);
+		assert_non_null(k->brief);
 		assert_non_null(k->start);
 		assert_non_null(k->segment);
 		assert_non_null(k->finish);
