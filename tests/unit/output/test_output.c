@@ -107,8 +107,8 @@ static void t_regular_replaced(void **state)
 	assert_false(others(f, "m.prom", "n.prom"));
 }
 
-/* ST_OUT_PRIVATE (--keylog's secrets): the owner's alone, whatever the old file's mode or the
- * umask. */
+/* ST_OUT_PRIVATE (--keylog's secrets): the owner's alone, whatever the old file's mode, the
+ * umask or --output-mode. */
 static void t_private(void **state)
 {
 	struct fx *f = *state;
@@ -118,11 +118,15 @@ static void t_private(void **state)
 
 	put(p, "old\n");
 	chmod(p, 0644);
-	assert_int_equal(st_output_replace(p, "secret\n", 7, ST_OUT_PRIVATE), 0);
+	assert_int_equal(st_output_replace(p, "secret\n", 7, ST_OUT_PRIVATE, 0), 0);
 	assert_int_equal(stat(p, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	assert_string_equal(get(p), "secret\n");
-	assert_int_equal(st_output_replace(q, "s\n", 2, ST_OUT_PRIVATE), 0);
+	assert_int_equal(st_output_replace(q, "s\n", 2, ST_OUT_PRIVATE, 0), 0);
+	assert_int_equal(stat(q, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	/* --output-mode does not open them to others either */
+	assert_int_equal(st_output_replace(q, "t\n", 2, ST_OUT_PRIVATE, 0644), 0);
 	assert_int_equal(stat(q, &st), 0);
 	assert_int_equal(st.st_mode & 07777, 0600);
 	umask(old);
