@@ -45,7 +45,7 @@ struct watch_cmd {
 	const char *report_json;     /* --report-json FILE */
 	double interval;             /* the files are rewritten this often */
 	double duration;
-	int verbose;
+	struct st_run_opts run;     /* -v, -q, --stats */
 	mode_t out_mode;
 	unsigned head_bytes;
 	bool whole;
@@ -214,18 +214,20 @@ static const struct st_opt watch_opts[] = {
 		    "measured (default 8192)"),
 	ST_OPT_SECONDS("duration", 0, struct watch_cmd, duration, 0, 1e9,
 		       "stop after SEC seconds (default: until SIGINT)"),
-	ST_OPT_COUNT("verbose", 'v', struct watch_cmd, verbose, "more messages (-vv: libbpf's too)"),
 };
 
 static size_t optsets(void *obj, struct st_optset *sets)
 {
 	struct watch_cmd *c = obj;
 
-	sets[0] = (struct st_optset)ST_OPTSET(watch_opts, c);
-	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->t };
-	sets[2] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->t };
-	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode };
-	return 4;
+	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->t, NULL };
+	sets[1] = (struct st_optset)ST_OPTSET(watch_opts, c);
+	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &c->run, NULL };
+	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode, NULL };
+	sets[4] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &c->t,
+				      ST_OPT_TITLE_TAP };
+	sets[5] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->t, ST_OPT_TITLE_LIMITS };
+	return 6;
 }
 
 static int check(void *obj, int argc, char **argv, int first)
@@ -537,9 +539,45 @@ static struct st_target *target(void *obj)
 	return &((struct watch_cmd *)obj)->t;
 }
 
-static int verbose(void *obj)
+static struct st_run_opts *run_opts(void *obj)
 {
-	return ((struct watch_cmd *)obj)->verbose;
+	return &((struct watch_cmd *)obj)->run;
+}
+
+/* Where the measurements go: the metrics file, the endpoint, the report. */
+static void describe(void *obj, struct st_job_desc *d)
+{
+	struct watch_cmd *c = obj;
+	size_t n = 0;
+
+	if (c->metrics)
+		n += (size_t)snprintf(d->outputs + n, sizeof(d->outputs) - n, "metrics %.200s",
+				      c->metrics);
+	if (c->listen && n < sizeof(d->outputs))
+		n += (size_t)snprintf(d->outputs + n, sizeof(d->outputs) - n, "%shttp://%.100s/metrics",
+				      n ? ", " : "", c->listen);
+	if (c->report_json && n < sizeof(d->outputs))
+		snprintf(d->outputs + n, sizeof(d->outputs) - n, "%sreport %.200s", n ? ", " : "",
+			 c->report_json);
+	if (!d->outputs[0] && c->in_daemon)
+		snprintf(d->outputs, sizeof(d->outputs), "the daemon's /metrics");
+}
+
+/* Exchanges measured, what could not be, what the kernel lost. */
+static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b)
+{
+	struct watch_cmd *c = obj;
+	struct st_watch_stats ws;
+
+	st_watch__stats(c->w, &ws);
+	st_brief_add(b, "exchanges", ws.exchanges, ST_BRIEF_RATE);
+	st_brief_add(b, "unanswered", ws.unanswered, ST_BRIEF_SUB);
+	st_brief_add(b, "incomplete", ws.incomplete, ST_BRIEF_SUB);
+	st_brief_add(b, "lost_exchanges", ws.lost_exchanges, 0);
+	st_brief_add(b, "endpoints", ws.endpoints, 0);
+	st_brief_add(b, "series", ws.series, 0);
+	st_brief_add(b, "fallbacks", ws.fallbacks, 0);
+	st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
 }
 
 static double duration(void *obj)
@@ -557,8 +595,10 @@ const struct st_job_kind st_watch_kind = {
 	.check = check,
 	.target = target,
 	.tap_opts = tap_opts,
-	.verbose = verbose,
+	.run_opts = run_opts,
 	.duration = duration,
+	.describe = describe,
+	.brief = brief,
 	.start = start,
 	.attached = attached,
 	.detach_loop = detach_loop,
