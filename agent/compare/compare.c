@@ -587,7 +587,7 @@ static void refresh(struct st_compare *c, bool final)
 	st_cmp_agg_verdict(&c->agg, &v);
 	pthread_mutex_lock(&c->mu);
 	c->verdict = v;
-	c->st.compare_regressions = v.regressions;
+	c->st.compare_regressed_fields = v.regressions;
 	c->st.compare_slower = v.slower;
 	c->dirty = false;
 	pthread_mutex_unlock(&c->mu);

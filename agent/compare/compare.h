@@ -86,8 +86,8 @@ enum st_cmp_reason {
 	X(T, compare_mem, GAUGE_BYTES, "bytes pairs hold now")                                  \
 	X(T, compare_mem_peak, GAUGE_BYTES, "most bytes pairs ever held")                        \
 	X(T, compare_endpoints, GAUGE, "distinct endpoints (the rest are grouped as other)")   \
-	X(T, compare_regressions, GAUGE, "fields that regressed, over every endpoint (the "     \
-				       "verdict, as of the last report interval)")               \
+	X(T, compare_regressed_fields, GAUGE, "fields that regressed, over every endpoint (the " \
+	  "verdict, as of the last report interval)")                                         \
 	X(T, compare_slower, GAUGE, "endpoints whose latency verdict is slower (likewise)")
 
 struct st_compare_stats {

@@ -40,7 +40,7 @@ CAP=$!
 ST_PIDS+=("$CAP")
 st_wait_log "$ST_TMP/flows.err" 'tls: pid [0-9]* \(nginx\): keys mode' 10
 st_wait_log "$ST_TMP/cap.err" 'tls: pid [0-9]* \(nginx\): keys mode: .*for --keylog' 10
-st_wait_log "$ST_TMP/cap.err" 'capturing .* on cgroup' 10
+st_wait_log "$ST_TMP/cap.err" 'capture running: cgroup' 10
 sleep 0.3
 
 base=https://$ST_SRV4
