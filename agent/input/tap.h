@@ -147,8 +147,8 @@ void st_tap_conn_key(const struct st_flow_key *k, struct st_conn_key *out);
 	X(T, tls_kdf, DETAIL, "--tls: EVP_KDF_derive calls probed (keys mode's traps)")       \
 	X(T, tls_kdf_lost, DETAIL, "--tls: secrets the ring could not take")                 \
 	X(T, tls_keyed, DETAIL, "--tls: connections decrypted (their secrets found)")       \
-	X(T, tls_decrypted, DETAIL, "--tls: plaintext bytes decrypted")                      \
-	X(T, tls_dec_lost, DETAIL, "--tls: plaintext bytes lost to capture gaps or records "  \
+	X(T, tls_decrypted, DETAIL_BYTES, "--tls: plaintext bytes decrypted")                      \
+	X(T, tls_dec_lost, DETAIL_BYTES, "--tls: plaintext bytes lost to capture gaps or records "  \
 	  "that did not open (exact holes)")                                                 \
 	X(T, tls_dec_failed, DETAIL, "--tls: records that did not authenticate")            \
 	X(T, tls_resyncs, DETAIL, "--tls: decryption found again after a gap")              \

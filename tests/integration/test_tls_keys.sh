@@ -99,6 +99,8 @@ st_stop "$CAP" INT || st_fail "capture exited with an error"
 cat "$ST_TMP/prod/access.log"
 fsum=$(st_summary "$ST_TMP/flows.err")
 csum=$(st_summary "$ST_TMP/cap.err")
+st_summary_documented "$fsum" flows "The tap"
+st_summary_documented "$csum" capture "The tap"
 echo "flows: $fsum" | tr ' ' '\n' | grep -E '^(lost|tls_[a-z_]+|gaps|connections)=' | tr '\n' ' '
 echo
 

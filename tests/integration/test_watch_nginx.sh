@@ -45,6 +45,7 @@ wt_workload "$ST_CLI_NS" "$ST_SRV4"
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
 st_stop "$WATCH_PID" INT || { cat "$D/exact.err"; st_fail "watch exited with an error"; }
 st_log "  $(st_summary "$D/exact.err" | cut -c1-240)"
+st_summary_documented "$(st_summary "$D/exact.err")" watch "The tap"
 wt_check_exact "$D/watch.json" "$LOG" || st_fail "watch's counts differ from nginx's access log (above)"
 grep -q '"final": true' "$D/watch.json" || st_fail "the last report is not marked final"
 # 1 in 10 of /flaky answered 500: 4 of 40 on the keep-alive connection, 1 pipelined
