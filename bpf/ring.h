@@ -69,6 +69,29 @@ struct {
 	__type(value, struct st_counters);
 } counters SEC(".maps");
 
+/* Connections copied whole under the headers-only policy (bpf/shadowtap.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, ST_MAX_WHOLE);
+	__type(key, struct st_conn_key);
+	__type(value, __u8);
+} copy_whole SEC(".maps");
+
+/* Whether the connection (client caddr:cport, service saddr:sport) is in copy_whole. */
+static __always_inline bool whole_listed(__u8 family, const __u32 *caddr, __u16 cport,
+					 const __u32 *saddr, __u16 sport)
+{
+	struct st_conn_key k;
+
+	__builtin_memset(&k, 0, sizeof(k));
+	k.family = family;
+	k.cport = cport;
+	k.sport = sport;
+	__builtin_memcpy(k.caddr, caddr, 16);
+	__builtin_memcpy(k.saddr, saddr, 16);
+	return bpf_map_lookup_elem(&copy_whole, &k) != NULL;
+}
+
 /* Ring record size classes: reserve sizes must be constants, so the last
  * (or only) part of a segment picks the smallest class that holds it. */
 #define ST_CLASS_S 256u

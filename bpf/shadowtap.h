@@ -10,7 +10,7 @@
 
 #include <linux/types.h>
 
-#define ST_ABI_VERSION 3
+#define ST_ABI_VERSION 4
 
 /* Most bytes one record carries. A larger skb (GSO, BIG TCP) is split into
  * several records, each with the byte offset of its part. */
@@ -24,6 +24,10 @@
 enum st_rec_type {
 	ST_REC_DATA = 1, /* a TCP segment (or one part of it) with payload bytes */
 	ST_REC_LOSS = 2, /* bytes [off, off+len) of the segment could not be delivered */
+	ST_REC_KDF = 3,  /* struct st_kdf_rec: one EVP_KDF_derive call's parameters (tls.bpf.c,
+			  * --tls keys mode; ABI 4) */
+	ST_REC_PROC = 4, /* struct st_proc_rec: a selected process forked, or a process started
+			  * in the --cgroup (tls.bpf.c; ABI 4) */
 };
 
 /* st_rec.rflags */
@@ -136,6 +140,24 @@ struct st_config {
 };
 _Static_assert(sizeof(struct st_config) == 8, "st_config layout");
 
+/*
+ * Hash map "copy_whole" (LRU, ST_MAX_WHOLE entries), filled by the agent: connections whose
+ * payload is copied whole whatever the headers-only policy says, because framing lost its
+ * place in them (a head past head_bytes in a segment: agent/watch/watch.h). Read only when a
+ * direction's policy is ST_COPY_HEAD and a segment is longer than head_bytes.
+ */
+#define ST_MAX_WHOLE 16384u
+struct st_conn_key {
+	__u8 family;     /* 4 or 6 */
+	__u8 pad;
+	__u16 cport;     /* the client's port, host order */
+	__u16 sport;     /* the service's port */
+	__u16 pad2;
+	__u32 caddr[4];  /* the client's address, network order (IPv4 in [0], the rest 0) */
+	__u32 saddr[4];  /* the service's */
+};
+_Static_assert(sizeof(struct st_conn_key) == 40, "st_conn_key layout");
+
 /* LPM trie keys for the --host filter. */
 struct st_lpm_v4 {
 	__u32 prefixlen;
@@ -167,9 +189,14 @@ struct st_tls_counters {
 	__u64 nested;             /* SSL calls made inside another (counted once) */
 	__u64 fault_bytes;        /* plaintext bpf_probe_read_user could not read (in lost) */
 	__u64 not_socket;         /* SSL calls whose I/O used an fd that is not a TCP socket */
-	__u64 pad;
+	__u64 conns_keyed;        /* fresh sessions of processes in keys mode: not captured by
+				   * the per-call probes, decrypted from the packets instead */
+	__u64 kdf_calls;          /* EVP_KDF_derive calls of the selected processes */
+	__u64 kdf_sent;           /* ... whose parameters went to the ring (traffic secrets) */
+	__u64 kdf_lost;           /* ... that the ring could not take (a connection without keys) */
+	__u64 procs_lost;         /* process events (ST_REC_PROC) the ring could not take */
 };
-_Static_assert(sizeof(struct st_tls_counters) == 96, "st_tls_counters layout");
+_Static_assert(sizeof(struct st_tls_counters) == 128, "st_tls_counters layout");
 _Static_assert(__builtin_offsetof(struct st_tls_counters, conns) == 32, "st_tls_counters.conns");
 
 /* rodata filter_mode of bpf/tls.bpf.c: which processes' SSL calls are captured. */
@@ -178,5 +205,85 @@ enum st_tls_filter {
 	ST_TLS_FILTER_CGROUP = 1, /* tasks under the cgroup in the "cgroups" array (--cgroup) */
 	ST_TLS_FILTER_TGID = 2,   /* processes listed in "tgids" (and their children) */
 };
+
+/*
+ * ST_REC_KDF (--tls keys mode, docs/TLS.md): the parameters of one EVP_KDF_derive(ctx, out,
+ * outlen, params) call of a selected process, read at its entry from the OSSL_PARAM array
+ * (OpenSSL's public ABI: key name, data type, data, data size): OpenSSL 3 derives every TLS
+ * 1.3 secret with its label, input secret and transcript hash as separate parameters, and
+ * TLS 1.2's key block with the master secret and both randoms as the "secret" and "seed"
+ * parameters. Only the calls that carry a traffic secret's inputs come (the kernel filters by
+ * label); the agent computes the secrets, ties them to connections and keeps them in its
+ * memory only. Every record starts with the version and the type, like struct st_rec.
+ */
+#define ST_KDF_PARAMS 8     /* parameters read per call (TLS1-PRF passes 7 and the end) */
+#define ST_KDF_NAME_MAX 8   /* a parameter's name, NUL-padded ("digest", "label", "seed") */
+#define ST_KDF_DATA_MAX 64  /* bytes of a parameter's data kept (a SHA-384 secret is 48) */
+struct st_kdf_param {
+	char name[ST_KDF_NAME_MAX];
+	__u32 size;         /* data_size as the caller gave it (at most ST_KDF_DATA_MAX copied) */
+	__u32 type;         /* OSSL_PARAM data_type */
+	__u8 data[ST_KDF_DATA_MAX];
+};
+struct st_kdf_rec {
+	__u16 version;      /* ST_ABI_VERSION */
+	__u8 type;          /* ST_REC_KDF */
+	__u8 n;             /* parameters in p */
+	__u32 tgid;         /* the process */
+	__u64 ts_ns;        /* CLOCK_MONOTONIC */
+	__u64 outlen;       /* the call's output length */
+	struct st_kdf_param p[ST_KDF_PARAMS];
+};
+_Static_assert(sizeof(struct st_kdf_param) == 80, "st_kdf_param layout");
+_Static_assert(sizeof(struct st_kdf_rec) == 24 + 8 * 80, "st_kdf_rec layout");
+
+enum st_proc_event {
+	ST_PROC_FORK = 1, /* a selected process forked tgid (parent: its tgid) */
+	ST_PROC_EXEC = 2, /* tgid ran execve inside the --cgroup (a service starting) */
+};
+/* ST_REC_PROC: submitted with a wakeup, so the agent probes the new process at once. */
+struct st_proc_rec {
+	__u16 version;
+	__u8 type;          /* ST_REC_PROC */
+	__u8 event;         /* enum st_proc_event */
+	__u32 tgid;
+	__u32 parent;
+	__u32 pad;
+	__u64 ts_ns;
+};
+_Static_assert(sizeof(struct st_proc_rec) == 24, "st_proc_rec layout");
+
+/* The cookie of each function a uprobe_multi link of tls.bpf.c probes (tls_m_enter): which
+ * call it is. */
+enum st_tls_fn {
+	ST_TLS_FN_READ = 1,      /* SSL_read: the return value is the length */
+	ST_TLS_FN_READ_EX = 2,   /* SSL_read_ex, SSL_read_early_data: 1 = ok, *lenp the length */
+	ST_TLS_FN_WRITE = 3,
+	ST_TLS_FN_WRITE_EX = 4,
+	ST_TLS_FN_HANDSHAKE = 5, /* SSL_do_handshake (SSL_accept, SSL_connect): the socket only */
+	ST_TLS_FN_SET_FD = 6,    /* SSL_set_fd: the socket, the session's start */
+	ST_TLS_FN_FREE = 7,      /* SSL_free: the session's end */
+};
+
+/* tls.bpf.c's map "modes" (tgid -> u8): how the agent reads a process's TLS. */
+enum st_tls_mode {
+	ST_TLS_MODE_CALLS = 0, /* per-call probes: SSL_read/SSL_write's plaintext (the default) */
+	ST_TLS_MODE_KEYS = 1,  /* secrets once per handshake, the ciphertext decrypted in the
+				* agent: sessions that start now are left to the keys */
+};
+
+/* tls.bpf.c's map "procs" (tgid -> this): what each process costs and does, for the agent's
+ * choice of mode (agent/input/tls.c). Updated by the probes without atomics: figures. */
+struct st_tls_proc {
+	__u64 traps;        /* uprobe hits in the process (entry and return probes alike) */
+	__u64 kdf;          /* ... of which EVP_KDF_derive */
+	__u64 kdf_sent;     /* EVP_KDF_derive calls whose parameters went to the ring */
+	__u64 sessions;     /* sessions captured by the per-call probes (fresh or joined) */
+	__u64 flights;      /* client flights of those (a read after a write, or the first read) */
+	__u64 keyed;        /* fresh sessions left to the keys (mode keys) */
+	__u64 ended;        /* sessions of the per-call probes ended (SSL_free) */
+	__u64 ended_flights; /* ... their client flights: requests per connection */
+};
+_Static_assert(sizeof(struct st_tls_proc) == 64, "st_tls_proc layout");
 
 #endif /* SHADOWTAP_ABI_H */

@@ -18,6 +18,16 @@
  * loss record, as for packets. A session whose start was seen gets a SYN pair,
  * SSL_free a FIN pair. The probes only read (bpf_probe_read_user of the
  * caller's buffer, after the call) and never wait.
+ *
+ * Keys mode (docs/TLS.md): an entry probe on libcrypto's EVP_KDF_derive reads
+ * the OSSL_PARAM array (OpenSSL's public ABI) and sends the parameters of the
+ * calls that derive a traffic secret (ST_REC_KDF); the agent decrypts the
+ * ciphertext the packet programs capture. A process's mode is the "modes" map:
+ * in keys mode the per-call probes leave the sessions that start to the keys.
+ * "procs" counts what each process costs (traps) and does (sessions, client
+ * flights), for the agent's choice of mode. A selected process that forks, or
+ * a process that execs in the --cgroup, is announced (ST_REC_PROC, with a
+ * wakeup): the agent attaches its per-process probes to it at once.
  */
 #include <stdbool.h>
 #include <linux/bpf.h>
@@ -69,6 +79,7 @@ struct sock_common {
 } __attribute__((preserve_access_index));
 struct sock {
 	struct sock_common __sk_common;
+	int sk_rx_dst_ifindex;
 } __attribute__((preserve_access_index));
 struct socket {
 	short type;
@@ -84,6 +95,9 @@ struct socket {
 
 /* enum st_tls_filter: which processes */
 const volatile __u32 filter_mode = ST_TLS_FILTER_ALL;
+/* --iface: the interface whose packets keys mode decrypts (0: a cgroup's, any interface).
+ * A session whose packets arrive through another is left to the per-call probes. */
+const volatile __u32 keys_ifindex = 0;
 /* Longest plaintext of one SSL call delivered; the rest is marked lost
  * (ST_CHUNK_MAX parts, bpf_loop). 4096 parts = 64 MiB. */
 #define ST_TLS_MAX_PARTS 4096u
@@ -112,12 +126,36 @@ struct {
 	__type(value, struct st_tls_counters);
 } tls_counters SEC(".maps");
 
+/* tgid -> enum st_tls_mode, set by the agent (absent: calls). */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, __u8);
+} modes SEC(".maps");
+
+/* tgid -> what the process costs and does (the agent reads and compares). */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, __u32);
+	__type(value, struct st_tls_proc);
+} procs SEC(".maps");
+
+/* tls_kdf's record is built here (too large for the stack), then wiped. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct st_kdf_rec);
+} kdf_scratch SEC(".maps");
+
 enum call_kind {
-	CALL_READ = 1,      /* SSL_read: the return value is the length */
-	CALL_READ_EX = 2,   /* SSL_read_ex, SSL_read_early_data: 1 = ok, *lenp the length */
-	CALL_WRITE = 3,
-	CALL_WRITE_EX = 4,
-	CALL_HANDSHAKE = 5, /* SSL_do_handshake (SSL_accept, SSL_connect): the socket only */
+	CALL_READ = ST_TLS_FN_READ,
+	CALL_READ_EX = ST_TLS_FN_READ_EX,
+	CALL_WRITE = ST_TLS_FN_WRITE,
+	CALL_WRITE_EX = ST_TLS_FN_WRITE_EX,
+	CALL_HANDSHAKE = ST_TLS_FN_HANDSHAKE,
 };
 
 /* A thread inside an SSL call (key: pid_tgid). */
@@ -148,6 +186,7 @@ struct conn_key {
 enum conn_state {
 	CONN_CAPTURED = 1,
 	CONN_OTHER = 2, /* not the service's port, --host or --sample: no records */
+	CONN_KEYED = 3, /* started while its process was in keys mode: decrypted by the agent */
 };
 
 struct conn {
@@ -158,7 +197,10 @@ struct conn {
 	__u16 lport, pport;         /* host order */
 	__u8 family;
 	__u8 state;
-	__u8 pad[2];
+	__u8 last_dir;              /* 1 + the direction of the last call (client flights) */
+	__u8 pad;
+	__u32 flights;              /* client flights so far */
+	__u32 pad2;
 };
 
 struct {
@@ -193,6 +235,26 @@ static __always_inline struct st_tls_counters *tls_ctr(void)
 	__u32 zero = 0;
 
 	return bpf_map_lookup_elem(&tls_counters, &zero);
+}
+
+/* The process's entry in "procs", made when missing (NULL when the map is full). */
+static __always_inline struct st_tls_proc *proc_stats(__u32 tgid)
+{
+	struct st_tls_proc *p = bpf_map_lookup_elem(&procs, &tgid), zero = {};
+
+	if (p)
+		return p;
+	bpf_map_update_elem(&procs, &tgid, &zero, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&procs, &tgid);
+}
+
+/* One uprobe trap in the current process. */
+static __always_inline void count_trap(void)
+{
+	struct st_tls_proc *p = proc_stats(bpf_get_current_pid_tgid() >> 32);
+
+	if (p)
+		p->traps++;
 }
 
 static __always_inline bool process_wanted(void)
@@ -409,7 +471,8 @@ static __always_inline void emit_data(struct conn *c, __u32 dir, __u64 buf, __u3
 		ctr->elided_bytes += len;
 		return; /* nothing goes out; the FIN's seq still counts these bytes */
 	}
-	if (policy == ST_COPY_HEAD && len > head_bytes) {
+	if (policy == ST_COPY_HEAD && len > head_bytes &&
+	    !whole_listed(c->family, c->peer, c->pport, c->local, c->lport)) {
 		ctr->elided_bytes += len - head_bytes;
 		e.copy_len = head_bytes;
 		e.tmpl.rflags |= ST_RF_ELIDED;
@@ -434,6 +497,18 @@ static __always_inline void emit_data(struct conn *c, __u32 dir, __u64 buf, __u3
 		else
 			ctr->records++;
 	}
+}
+
+/* Whether keys mode's packet programs see this socket's packets: a cgroup's do (any
+ * interface); an interface's, when the socket's packets come in through it (the receive
+ * route's interface, kept in the socket from its first packet). */
+static __always_inline bool keys_sees(__u64 skp)
+{
+	struct sock *sk = (struct sock *)skp;
+
+	if (!keys_ifindex || !bpf_core_field_exists(sk->sk_rx_dst_ifindex))
+		return true;
+	return (__u32)BPF_CORE_READ(sk, sk_rx_dst_ifindex) == keys_ifindex;
 }
 
 /*
@@ -482,6 +557,21 @@ static __always_inline struct conn *conn_get(__u64 ssl, __u64 sk, bool fresh)
 		n.state = CONN_OTHER;
 	if (n.state == CONN_CAPTURED && !peer_wanted(&n))
 		n.state = CONN_OTHER;
+	if (n.state == CONN_CAPTURED && fresh) {
+		__u8 *mode = bpf_map_lookup_elem(&modes, &k.tgid);
+
+		if (mode && *mode == ST_TLS_MODE_KEYS && keys_sees(sk)) {
+			/* the handshake's secrets come to the agent: it decrypts this one */
+			struct st_tls_proc *p = proc_stats(k.tgid);
+
+			n.state = CONN_KEYED;
+			tc->conns_keyed++;
+			if (p)
+				p->keyed++;
+			bpf_map_update_elem(&conns, &k, &n, BPF_ANY);
+			return NULL;
+		}
+	}
 	if (n.state == CONN_OTHER) {
 		tc->conns_other++;
 		bpf_map_update_elem(&conns, &k, &n, BPF_ANY);
@@ -490,6 +580,12 @@ static __always_inline struct conn *conn_get(__u64 ssl, __u64 sk, bool fresh)
 	n.next_seq[ST_DIR_IN] = bpf_get_prandom_u32();
 	n.next_seq[ST_DIR_OUT] = bpf_get_prandom_u32();
 	tc->conns++;
+	{
+		struct st_tls_proc *p = proc_stats(k.tgid);
+
+		if (p)
+			p->sessions++;
+	}
 	if (fresh) {
 		avail = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
 		emit_flag(&n, ST_DIR_IN, ST_TCP_SYN, n.next_seq[ST_DIR_IN], 0, &avail);
@@ -521,6 +617,7 @@ static __always_inline int call_enter(struct pt_regs *ctx, __u32 kind, __u64 ssl
 		tc->filtered++;
 		return 0;
 	}
+	count_trap();
 	cur = bpf_map_lookup_elem(&calls, &id);
 	/* An open call deeper in this thread's stack: this one runs inside it
 	 * (SSL_accept -> SSL_do_handshake). A stale entry (its return never came)
@@ -569,9 +666,8 @@ int BPF_KPROBE(tls_handshake_enter, void *ssl)
 	return call_enter(ctx, CALL_HANDSHAKE, (__u64)ssl, 0, 0);
 }
 
-/* One return probe for every SSL call: the entry said what it was. */
-SEC("uretprobe")
-int BPF_KRETPROBE(tls_call_exit, long ret)
+/* The return of every SSL call: the entry said what it was. */
+static __always_inline int call_exit(long ret)
 {
 	struct st_tls_counters *tc = tls_ctr();
 	__u64 id = bpf_get_current_pid_tgid();
@@ -583,6 +679,7 @@ int BPF_KRETPROBE(tls_call_exit, long ret)
 
 	if (!cp || !tc)
 		return 0;
+	count_trap();
 	if (cp->depth) {
 		cp->depth--;
 		return 0;
@@ -624,17 +721,35 @@ int BPF_KRETPROBE(tls_call_exit, long ret)
 		return 0;
 	}
 	dir = (c.kind == CALL_READ || c.kind == CALL_READ_EX) ? ST_DIR_IN : ST_DIR_OUT;
+	if (dir == ST_DIR_IN && conn->last_dir != 1 + ST_DIR_IN) {
+		/* a request: the client speaks after the service did (or first) */
+		struct st_tls_proc *p = proc_stats(id >> 32);
+
+		if (p)
+			p->flights++;
+		conn->flights++;
+	}
+	conn->last_dir = (__u8)(1 + dir);
 	emit_data(conn, dir, c.buf, (__u32)len);
 	return 0;
 }
 
+/* One return probe for every SSL call (perf event per function). */
+SEC("uretprobe")
+int BPF_KRETPROBE(tls_call_exit, long ret)
+{
+	return call_exit(ret);
+}
+
 /* SSL_set_fd(ssl, fd): the application names the socket; the session starts. */
-SEC("uprobe")
-int BPF_KPROBE(tls_set_fd, void *ssl, int fd)
+static __always_inline int set_fd(void *ssl, int fd)
 {
 	__u64 sk;
 
-	if (!process_wanted() || fd < 0)
+	if (!process_wanted())
+		return 0;
+	count_trap();
+	if (fd < 0)
 		return 0;
 	sk = fd_sock((__u64)fd);
 	if (sk)
@@ -642,9 +757,14 @@ int BPF_KPROBE(tls_set_fd, void *ssl, int fd)
 	return 0;
 }
 
-/* SSL_free(ssl): the session is over (FIN pair). */
 SEC("uprobe")
-int BPF_KPROBE(tls_free, void *ssl)
+int BPF_KPROBE(tls_set_fd, void *ssl, int fd)
+{
+	return set_fd(ssl, fd);
+}
+
+/* SSL_free(ssl): the session is over (FIN pair). */
+static __always_inline int ssl_free(void *ssl)
 {
 	struct st_tls_counters *tc = tls_ctr();
 	struct conn_key k = { .tgid = bpf_get_current_pid_tgid() >> 32, .ssl = (__u64)ssl };
@@ -653,19 +773,68 @@ int BPF_KPROBE(tls_free, void *ssl)
 
 	if (!tc || !process_wanted())
 		return 0;
+	count_trap();
 	c = bpf_map_lookup_elem(&conns, &k);
 	if (!c)
 		return 0;
 	if (c->state == CONN_CAPTURED) {
+		struct st_tls_proc *p = proc_stats(k.tgid);
+
 		avail = bpf_ringbuf_query(&ring, BPF_RB_AVAIL_DATA);
 		emit_flag(c, ST_DIR_OUT, ST_TCP_FIN | ST_TCP_ACK, c->next_seq[ST_DIR_OUT],
 			  c->next_seq[ST_DIR_IN], &avail);
 		emit_flag(c, ST_DIR_IN, ST_TCP_FIN | ST_TCP_ACK, c->next_seq[ST_DIR_IN],
 			  c->next_seq[ST_DIR_OUT] + 1, &avail);
 		tc->conns_ended++;
+		if (p) {
+			/* a whole session's requests: what the choice of mode goes by */
+			p->ended++;
+			p->ended_flights += c->flights;
+		}
 	}
 	bpf_map_delete_elem(&conns, &k);
 	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_free, void *ssl)
+{
+	return ssl_free(ssl);
+}
+
+/*
+ * The same probes through uprobe_multi links (one link per process for the entries, one for
+ * the returns: a link's detach waits for one grace period, a perf event per function for one
+ * each). The loader gives these programs the uprobe_multi attach type; the link's cookie of
+ * each function says which it is (enum st_tls_fn).
+ */
+SEC("uprobe")
+int tls_m_enter(struct pt_regs *ctx)
+{
+	__u64 kind = bpf_get_attach_cookie(ctx);
+	__u64 a1 = PT_REGS_PARM1(ctx), a2 = PT_REGS_PARM2(ctx), a4 = PT_REGS_PARM4(ctx);
+
+	switch (kind) {
+	case CALL_READ:
+	case CALL_WRITE:
+		return call_enter(ctx, (__u32)kind, a1, a2, 0);
+	case CALL_READ_EX:
+	case CALL_WRITE_EX:
+		return call_enter(ctx, (__u32)kind, a1, a2, a4);
+	case CALL_HANDSHAKE:
+		return call_enter(ctx, CALL_HANDSHAKE, a1, 0, 0);
+	case ST_TLS_FN_SET_FD:
+		return set_fd((void *)a1, (int)a2);
+	case ST_TLS_FN_FREE:
+		return ssl_free((void *)a1);
+	}
+	return 0;
+}
+
+SEC("uretprobe")
+int tls_m_exit(struct pt_regs *ctx)
+{
+	return call_exit(PT_REGS_RC(ctx));
 }
 
 /* ---- the socket I/O made inside an SSL call ---------------------------------------- */
@@ -713,8 +882,27 @@ ST_IO_TP(sendto)
 ST_IO_TP(recvmsg)
 ST_IO_TP(sendmsg)
 
-/* ST_TLS_FILTER_TGID: a selected process's children are selected (nginx's
- * master forks its workers; a worker respawned after a crash is seen at once). */
+/* A process event for the agent, with a wakeup: it attaches the new process's probes at once
+ * (a uprobe attached per process does not follow a fork). */
+static __always_inline void proc_event(__u8 event, __u32 tgid, __u32 parent)
+{
+	struct st_tls_counters *tc = tls_ctr();
+	struct st_proc_rec r = {
+		.version = ST_ABI_VERSION,
+		.type = ST_REC_PROC,
+		.event = event,
+		.tgid = tgid,
+		.parent = parent,
+		.ts_ns = bpf_ktime_get_ns(),
+	};
+
+	if (bpf_ringbuf_output(&ring, &r, sizeof(r), BPF_RB_FORCE_WAKEUP) && tc)
+		tc->procs_lost++;
+}
+
+/* A selected process's children are selected (nginx's master forks its workers; a worker
+ * respawned after a crash, a reload's new ones): ST_TLS_FILTER_TGID adds them to the map at
+ * once; either way the agent hears of them. */
 SEC("raw_tp/sched_process_fork")
 int tls_fork(struct bpf_raw_tracepoint_args *ctx)
 {
@@ -724,8 +912,144 @@ int tls_fork(struct bpf_raw_tracepoint_args *ctx)
 	__u32 ctgid = BPF_CORE_READ(child, tgid);
 	__u8 one = 1;
 
-	if (ctgid == ptgid || !bpf_map_lookup_elem(&tgids, &ptgid))
+	if (ctgid == ptgid || !process_wanted())
 		return 0;
-	bpf_map_update_elem(&tgids, &ctgid, &one, BPF_ANY);
+	if (filter_mode == ST_TLS_FILTER_TGID)
+		bpf_map_update_elem(&tgids, &ctgid, &one, BPF_ANY);
+	proc_event(ST_PROC_FORK, ctgid, ptgid);
 	return 0;
+}
+
+/* A program starting in the --cgroup (a service started, or restarted): its libssl is probed
+ * as soon as it maps it. */
+SEC("raw_tp/sched_process_exec")
+int tls_exec(struct bpf_raw_tracepoint_args *ctx)
+{
+	if (filter_mode != ST_TLS_FILTER_CGROUP || !process_wanted())
+		return 0;
+	proc_event(ST_PROC_EXEC, bpf_get_current_pid_tgid() >> 32, 0);
+	return 0;
+}
+
+/* ---- keys mode: EVP_KDF_derive ------------------------------------------------------- */
+
+/* OpenSSL's OSSL_PARAM (openssl/core.h): public ABI, the same in every OpenSSL 3. */
+struct ossl_param {
+	__u64 key;         /* const char * */
+	__u32 data_type;
+	__u32 pad;
+	__u64 data;
+	__u64 data_size;
+	__u64 return_size;
+};
+
+#define NAME(a, b, c, d, e, f, g, h)                                                         \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 | \
+	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
+
+/* Whether the call derives what the agent uses: a TLS 1.3 traffic (or exporter, early
+ * exporter) secret, by its label; TLS 1.2's key block ("key expansion", the first seed). The others of a handshake
+ * ("derived", "key", "iv", "finished", "res binder", ...) stay in the kernel. */
+static __always_inline bool kdf_wanted(const struct st_kdf_rec *r)
+{
+	for (int i = 0; i < ST_KDF_PARAMS; i++) {
+		const struct st_kdf_param *q = &r->p[i];
+		__u64 name, head;
+
+		if (i >= r->n)
+			break;
+		name = *(const __u64 *)q->name;
+		head = *(const __u64 *)q->data;
+		if (name == NAME('l', 'a', 'b', 'e', 'l', 0, 0, 0)) {
+			if (q->size == 12)
+				return head == NAME('c', ' ', 'h', 's', ' ', 't', 'r', 'a') ||
+				       head == NAME('s', ' ', 'h', 's', ' ', 't', 'r', 'a') ||
+				       head == NAME('c', ' ', 'a', 'p', ' ', 't', 'r', 'a') ||
+				       head == NAME('s', ' ', 'a', 'p', ' ', 't', 'r', 'a') ||
+				       head == NAME('e', ' ', 'e', 'x', 'p', ' ', 'm', 'a');
+			if (q->size == 11)
+				return head == NAME('c', ' ', 'e', ' ', 't', 'r', 'a', 'f');
+			if (q->size == 10)
+				return head == NAME('e', 'x', 'p', ' ', 'm', 'a', 's', 't');
+			return false;
+		}
+		if (name == NAME('s', 'e', 'e', 'd', 0, 0, 0, 0))
+			return q->size == 13 && head == NAME('k', 'e', 'y', ' ', 'e', 'x', 'p', 'a');
+	}
+	return false;
+}
+
+/* EVP_KDF_derive(ctx, key, keylen, params), entry only: the parameters say everything (the
+ * secret a call derives is the agent's to compute). */
+static __always_inline int kdf(__u64 outlen, const void *params)
+{
+	struct st_tls_counters *tc = tls_ctr();
+	__u32 zero = 0, tgid = bpf_get_current_pid_tgid() >> 32;
+	struct st_kdf_rec *r = bpf_map_lookup_elem(&kdf_scratch, &zero);
+	struct st_tls_proc *p;
+
+	if (!tc || !r)
+		return 0;
+	if (!process_wanted()) {
+		tc->filtered++;
+		return 0;
+	}
+	p = proc_stats(tgid);
+	if (p) {
+		p->traps++;
+		p->kdf++;
+	}
+	tc->kdf_calls++;
+	if (!params)
+		return 0;
+	__builtin_memset(r, 0, sizeof(*r));
+	r->version = ST_ABI_VERSION;
+	r->type = ST_REC_KDF;
+	r->tgid = tgid;
+	r->ts_ns = bpf_ktime_get_ns();
+	r->outlen = outlen;
+	for (int i = 0; i < ST_KDF_PARAMS; i++) {
+		struct st_kdf_param *q = &r->p[i];
+		struct ossl_param op;
+		__u64 n;
+
+		if (bpf_probe_read_user(&op, sizeof(op), (const char *)params + i * sizeof(op)) ||
+		    !op.key)
+			break;
+		bpf_probe_read_user_str(q->name, sizeof(q->name), (const void *)op.key);
+		q->size = op.data_size > 0xffffffffull ? 0xffffffffu : (__u32)op.data_size;
+		q->type = op.data_type;
+		n = op.data_size < ST_KDF_DATA_MAX ? op.data_size : ST_KDF_DATA_MAX;
+		if (op.data && n) {
+			/* Verifier workaround (as in emit_part): 1 <= n <= ST_KDF_DATA_MAX on the
+			 * register the helper gets */
+			asm volatile("" : "+r"(n));
+			n = ((n - 1) & (ST_KDF_DATA_MAX - 1)) + 1;
+			bpf_probe_read_user(q->data, (__u32)n, (const void *)op.data);
+		}
+		r->n = (__u8)(i + 1);
+	}
+	if (kdf_wanted(r)) {
+		tc->kdf_sent++;
+		if (p)
+			p->kdf_sent++;
+		if (bpf_ringbuf_output(&ring, r, sizeof(*r), 0))
+			tc->kdf_lost++;
+	}
+	/* the secrets do not stay in a map root can read */
+	__builtin_memset(r, 0, sizeof(*r));
+	return 0;
+}
+
+SEC("uprobe")
+int BPF_KPROBE(tls_kdf, void *kctx, void *out, __u64 outlen, const void *params)
+{
+	return kdf(outlen, params);
+}
+
+/* tls_kdf through a uprobe_multi link (see tls_m_enter). */
+SEC("uprobe")
+int tls_m_kdf(struct pt_regs *ctx)
+{
+	return kdf(PT_REGS_PARM3(ctx), (const void *)PT_REGS_PARM4(ctx));
 }

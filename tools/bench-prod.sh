@@ -12,10 +12,12 @@
 #         agent's egress and ingress programs, GSO super-packets).
 #   Production answers GET /api.json with a small JSON body (~120 B). A no-op shadow (nginx
 #   answering 204) listens on 127.0.0.1:8080 in the production namespace.
-# Configurations (ST_BENCH_CONFIGS, default "capture tcpdump shadow1 shadow10 shadow100"):
+# Configurations (ST_BENCH_CONFIGS, default "capture tcpdump shadow1 shadow10 shadow100 watch"):
 #   `shadowtap capture --iface IF --port 80 -w /dev/shm/...`; `tcpdump -i IF -s 0 -B 262144
 #   -w /dev/shm/... tcp port 80`; `shadowtap shadow --iface IF --port 80 --to 127.0.0.1:8080
-#   --sample N` (N = 1, 10, 100); also capture_ring8 (capture --ring-mb 8) and kafka10
+#   --sample N` (N = 1, 10, 100); `shadowtap watch --iface IF --port 80 --metrics /dev/shm/...`
+#   (every exchange measured, heads copied: docs/WATCH.md); also capture_ring8 (capture
+#   --ring-mb 8) and kafka10
 #   (`tee --sample 10 --max-rate 0 --kafka MOCK --topic bench`: the Kafka output at 10%, into
 #   build/tools/kafka-mock, librdkafka's mock cluster, 3 partitions, in the production
 #   namespace: the broker's own CPU is the mock's, not production's).
@@ -46,7 +48,7 @@ else
 fi
 CONNS=${ST_BENCH_CONNS:-32}
 LINKS=${ST_BENCH_LINKS:-veth lo}
-CONFIGS=${ST_BENCH_CONFIGS:-capture tcpdump shadow1 shadow10 shadow100}
+CONFIGS=${ST_BENCH_CONFIGS:-capture tcpdump shadow1 shadow10 shadow100 watch}
 CONFIGS=$(echo " $CONFIGS " | sed 's/ none / /g; s/^ *//; s/ *$//')
 BASE_BIN=${ST_BENCH_BASE_BIN:-}
 [ -z "$BASE_BIN" ] || CONFIGS="$CONFIGS capture_base shadow10_base"
@@ -143,13 +145,14 @@ cfg_shadow1() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080 --sample 1; }
 cfg_shadow10() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080 --sample 10; }
 cfg_shadow100() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080; }
 cfg_shadow10_base() { agent_start "$BASE_BIN" shadow --to 127.0.0.1:8080 --sample 10; }
+cfg_watch() { agent_start "$ST_BIN" watch --metrics "$SHM/watch.prom"; }
 cfg_kafka10() {
 	agent_start "$ST_BIN" tee --sample 10 --max-rate 0 --duration 0 --kafka "${L_BOOT[$link]}" \
 		--topic bench
 }
 cfg_stop() {
 	[ -z "$CFG_PID" ] || st_stop "$CFG_PID" INT || true
-	rm -f "$SHM/cap.pcap"
+	rm -f "$SHM/cap.pcap" "$SHM/watch.prom"
 }
 
 # wrk_run URL: "requests requests/s" of one run.
@@ -185,6 +188,7 @@ summary_note() { # summary_note CFG ERRFILE: loss and what was done, from the su
 	tcpdump) echo "dropped $(st_tcpdump_dropped "$2")" ;;
 	capture*) s=$(st_summary "$2"); echo "lost $(st_summary_field "$s" lost)" ;;
 	shadow*) s=$(st_summary "$2"); echo "replayed $(st_summary_field "$s" replayed) lost $(st_summary_field "$s" lost)" ;;
+	watch*) s=$(st_summary "$2"); echo "exchanges $(st_summary_field "$s" exchanges) lost $(st_summary_field "$s" lost) lost_exchanges $(st_summary_field "$s" lost_exchanges)" ;;
 	esac
 }
 
@@ -243,7 +247,7 @@ for link in $LINKS; do
 	# the programs' cost, bpf_stats on (one more round per shadowtap configuration)
 	sysctl -qw kernel.bpf_stats_enabled=1
 	for cfg in floor $CONFIGS $(case " $CONFIGS " in *" capture_ring8 "*) ;; *) echo capture_ring8 ;; esac); do
-		case $cfg in floor | capture* | shadow* | kafka*) ;; *) continue ;; esac
+		case $cfg in floor | capture* | shadow* | kafka* | watch*) ;; *) continue ;; esac
 		"cfg_$cfg"
 		read -r ns0 cnt0 <<<"$(prog_ns "$CFG_PID")"
 		read -r reqs rps <<<"$(wrk_run "$URL")"
@@ -281,6 +285,7 @@ for link in $LINKS; do
 	[ -f "$D/ratio-kafka10" ] && report "- $link: tee --sample 10 --kafka $(r kafka10) (target >= 0.95: $(chk "$(r kafka10)" '>=' 0.95))"
 	[ -f "$D/ratio-shadow100" ] && report "- $link: shadow --sample 100 $(r shadow100) (target >= 0.85: $(chk "$(r shadow100)" '>=' 0.85))"
 	[ -f "$D/ratio-shadow1" ] && report "- $link: shadow --sample 1 $(r shadow1) (target within 0.02 of 1: $(chk "$(r shadow1)" '>=' 0.98))"
+	[ -f "$D/ratio-watch" ] && report "- $link: watch $(r watch) (target >= 0.97: $(chk "$(r watch)" '>=' 0.97); tcpdump $(r tcpdump), capture $(r capture))"
 done
 report ""
 report "Load average at end: $(cut -d' ' -f1-3 /proc/loadavg)"

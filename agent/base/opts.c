@@ -286,6 +286,22 @@ static int opt_libssl(void *obj, const char *val, char *err, size_t errlen)
 }
 
 static const char *const attach_modes[] = { "auto", "tcx", "clsact", NULL };
+static const char *const tls_modes[] = { "auto", "calls", "keys", NULL };
+
+static int opt_tls_mode(void *obj, const char *val, char *err, size_t errlen)
+{
+	struct st_target *t = obj;
+
+	for (int i = 0; tls_modes[i]; i++) {
+		if (!strcmp(val, tls_modes[i])) {
+			t->tls_mode = i;
+			t->tls = true;
+			return 0;
+		}
+	}
+	snprintf(err, errlen, "'%s' is not auto, calls or keys", val);
+	return -1;
+}
 
 #define FILTER_ROWS                                                                            \
 	ST_OPT_FUNC("port", 'p', "P", ST_OPTF_REPEAT, opt_port,                                \
@@ -308,6 +324,8 @@ const struct st_opt st_target_opts[] = {
 		    "to capture it again"),
 	ST_OPT_FLAG("tls", 0, struct st_target, tls, ST_TLS_HELP),
 	ST_OPT_FUNC("libssl", 0, "PATH", ST_OPTF_REPEAT, opt_libssl, ST_LIBSSL_HELP),
+	ST_OPT_FUNC("tls-mode", 0, "MODE", 0, opt_tls_mode, ST_TLS_MODE_HELP),
+	ST_OPT_STRING("keylog", 0, struct st_target, keylog, "FILE", ST_KEYLOG_HELP),
 };
 const size_t st_target_opts_n = sizeof(st_target_opts) / sizeof(st_target_opts[0]);
 
@@ -378,6 +396,14 @@ int st_target_check(const struct st_target *t, const char *cmd)
 	if (t->tls && (t->attach != ST_ATTACH_AUTO || t->exit_on_detach)) {
 		pr_err("%s: --attach and --exit-on-detach are about the interface's packet hooks, "
 		       "which --tls does not use", cmd);
+		return -1;
+	}
+	if (t->keylog && t->tls && t->tls_mode == ST_TLSM_CALLS) {
+		pr_err("%s: --keylog needs the secrets, which --tls-mode calls does not read", cmd);
+		return -1;
+	}
+	if (t->keylog && !*t->keylog) {
+		pr_err("%s: --keylog: a file name is required", cmd);
 		return -1;
 	}
 	return 0;

@@ -58,8 +58,18 @@ struct st_target {
 			     * instead of its packets (docs/TLS.md) */
 	const char *libssl[ST_MAX_LIBSSL_CLI]; /* --libssl PATH (implies --tls): probe these */
 	size_t n_libssl;
+	int tls_mode;       /* --tls-mode (implies --tls): enum st_tls_mode_opt */
+	const char *keylog; /* --keylog FILE: the secrets learned, SSLKEYLOGFILE format (0600) */
 	double warn_idle_s;  /* --warn-idle: no packet for this long after the start is said */
 	bool warn_idle_set;  /* ... given (else ST_WARN_IDLE_DEFAULT) */
+};
+
+/* --tls-mode: how a process's plaintext is read (docs/TLS.md, "Modes"). */
+enum st_tls_mode_opt {
+	ST_TLSM_AUTO = 0, /* per process, from what it does: keys where it can and they cost less */
+	ST_TLSM_CALLS,    /* per-call probes on SSL_read/SSL_write (every process) */
+	ST_TLSM_KEYS,     /* secrets once per handshake, the ciphertext decrypted in the agent, for
+			   * every process that can (the others: per-call probes) */
 };
 
 #define ST_WARN_IDLE_DEFAULT 30.0
@@ -117,43 +127,33 @@ enum {
 	{ "exit-on-detach", no_argument, NULL, ST_OPT_EXIT_ON_DETACH }, \
 	{ "tls", no_argument, NULL, ST_OPT_TLS },                       \
 	{ "libssl", required_argument, NULL, ST_OPT_LIBSSL }
-#define ST_TARGET_USAGE                                                                    \
-	"  -i, --iface IFACE     capture with TC on IFACE (lo included)\n"                   \
-	"      --cgroup PATH     capture the sockets of cgroup v2 PATH (cgroup_skb)\n"       \
-	"  -p, --port P          the service's local port (repeatable, up to 256)\n"         \
-	"      --host CIDR       only peers in CIDR, IPv4 or IPv6 (repeatable)\n"            \
-	"      --ring-mb N       kernel ring buffer size in MiB: 1, 2, 4 ... 2048 (default 64)\n"  \
-	"      --attach MODE     interface hooks: auto (TCX links, else clsact), tcx, clsact\n"   \
-	"      --exit-on-detach  exit (status 1) when the interface goes away, instead of\n"     \
-	"                        waiting for an interface of that name to capture it again\n"     \
-	ST_TLS_USAGE
-/* The --tls rows' help (one text for ST_TARGET_USAGE and the st_target_opts rows). */
+/* The --tls rows' help (st_target_opts). */
 #define ST_TLS_HELP                                                                        \
 	"the TLS plaintext of the service's OpenSSL connections\n"                          \
-	"(uprobes on its libssl) instead of its packets: the\n"                              \
-	"ciphertext of --port is not captured then. Processes:\n"                           \
-	"--cgroup's (joining later too), or with --iface those\n"                           \
-	"owning --port's listening sockets, their children, and\n"                          \
-	"new owners found within 2 s (rescan). Not seen:\n"                                 \
-	"BoringSSL, Go crypto/tls, Java, memory BIOs (Node.js)\n"                           \
-	"(named at start and in the summary)"
+	"instead of their ciphertext: secrets once per handshake\n"                         \
+	"and the packets decrypted here, or per-call uprobes on\n"                           \
+	"SSL_read/SSL_write, chosen per process (--tls-mode).\n"                            \
+	"Processes: --cgroup's (joining later too), or with\n"                              \
+	"--iface those owning --port's listening sockets, their\n"                           \
+	"children, and new owners found within 2 s (rescan). Not\n"                          \
+	"seen: BoringSSL, Go crypto/tls, Java, memory BIOs\n"                               \
+	"(Node.js) (named at start and in the summary)"
+#define ST_TLS_MODE_HELP                                                                   \
+	"auto (default): per process, keys where it can and they\n"                          \
+	"cost less than per-call probes (requests per connection,\n"                         \
+	"measured as it runs); keys: secrets once per handshake\n"                           \
+	"(OpenSSL 3), the ciphertext decrypted in the agent;\n"                               \
+	"calls: per-call probes. Implies --tls"
+#define ST_KEYLOG_HELP                                                                     \
+	"write the TLS secrets learned (keys mode) to FILE,\n"                                \
+	"SSLKEYLOGFILE format, mode 0600 (Wireshark: tls.keylog_file);\n"                    \
+	"without --tls the capture stays ciphertext. Keys mode for\n"                        \
+	"every process that can. Otherwise secrets never leave the\n"                        \
+	"agent's memory"
 #define ST_LIBSSL_HELP                                                                     \
 	"probe this libssl, or a binary with OpenSSL linked in\n"                           \
 	"statically, instead of the ones found in the processes'\n"                         \
 	"memory maps (repeatable; implies --tls)"
-#define ST_TLS_USAGE                                                                       \
-	"      --tls             the TLS plaintext of the service's OpenSSL connections\n"     \
-	"                        (uprobes on its libssl) instead of its packets: the\n"       \
-	"                        ciphertext of --port is not captured then. Processes:\n"     \
-	"                        --cgroup's (joining later too), or with --iface those\n"     \
-	"                        owning --port's listening sockets, their children, and\n"    \
-	"                        new owners found within 2 s (rescan). Not seen:\n"           \
-	"                        BoringSSL, Go crypto/tls, Java, memory BIOs (Node.js)\n"     \
-	"                        (named at start and in the summary)\n"                      \
-	"      --libssl PATH     probe this libssl, or a binary with OpenSSL linked in\n"     \
-	"                        statically, instead of the ones found in the processes'\n"   \
-	"                        memory maps (repeatable; implies --tls)\n"
-
 /* The reassembly memory cap, for the commands that reassemble (flows, shadow, replay). */
 #define ST_REASM_LONGOPTS { "max-mem", required_argument, NULL, ST_OPT_MAX_MEM }
 #define ST_REASM_USAGE_FMT                                                                 \

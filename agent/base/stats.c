@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "prom.h"
 
 static uint64_t *field(const struct st_stat_desc *d, void *obj)
 {
@@ -169,26 +170,13 @@ static void metric_value(FILE *f, const struct st_statline_ent *e)
 	fprintf(f, "%s\n", v);
 }
 
-/* The label value with \\, \" and newlines escaped (the text format's rules). */
-static void label_value(FILE *f, const char *v)
-{
-	for (; *v; v++) {
-		if (*v == '\\' || *v == '"')
-			fputc('\\', f);
-		if (*v == '\n')
-			fputs("\\n", f);
-		else
-			fputc(*v, f);
-	}
-}
-
 /* ,KEY="VALUE" of an entry's own label, if it has one. */
 static void own_label(FILE *f, const struct st_statline_ent *e)
 {
 	if (!e->lk)
 		return;
 	fprintf(f, ",%s=\"", e->lk);
-	label_value(f, e->lv ? e->lv : "");
+	st_prom_label_value(f, e->lv ? e->lv : "");
 	fputc('"', f);
 }
 
@@ -251,9 +239,9 @@ int st_statlines_prometheus(const struct st_statline *const *ls, const char *con
 					if (strcmp(ls[k]->e[q].name, e->name))
 						continue;
 					fprintf(f, "shadowtap_%s{job=\"", m);
-					label_value(f, jobs[k]);
+					st_prom_label_value(f, jobs[k]);
 					fputs("\",command=\"", f);
-					label_value(f, commands[k]);
+					st_prom_label_value(f, commands[k]);
 					fputc('"', f);
 					own_label(f, &ls[k]->e[q]);
 					fputs("} ", f);

@@ -13,6 +13,7 @@ int cmd_receive(int argc, char **argv);
 int cmd_daemon(int argc, char **argv);
 int cmd_ctl(int argc, char **argv);
 int cmd_report(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 
 /* The job kinds (job.h), one per live command, defined with it. */
 struct st_job_kind;
@@ -20,6 +21,7 @@ extern const struct st_job_kind st_capture_kind;
 extern const struct st_job_kind st_flows_kind;
 extern const struct st_job_kind st_shadow_kind;
 extern const struct st_job_kind st_tee_kind;
+extern const struct st_job_kind st_watch_kind;
 /* By command name, or NULL (daemon.c). */
 const struct st_job_kind *st_job_kind_find(const char *name);
 

@@ -217,7 +217,7 @@ static int plan_load(struct plan *p, const char *path)
 		d->k = st_job_kind_find(s->command);
 		if (!d->k) {
 			pr_err("%s:%u: [%s %s]: unknown command '%s' (a job is capture, flows, "
-			       "shadow or tee)", path, s->line, s->command, s->name, s->command);
+			       "shadow, tee or watch)", path, s->line, s->command, s->name, s->command);
 			goto bad;
 		}
 		if (def_copy(d, &p->file, s)) {
@@ -234,8 +234,8 @@ static int plan_load(struct plan *p, const char *path)
 	}
 	if (!p->n) {
 		/* nothing would run: a wrong file named, or a section misspelt */
-		pr_err("%s: no jobs: a job is a section [capture NAME], [flows NAME], [shadow NAME] "
-		       "or [tee NAME]", path);
+		pr_err("%s: no jobs: a job is a section [capture NAME], [flows NAME], [shadow NAME], "
+		       "[tee NAME] or [watch NAME]", path);
 		goto bad;
 	}
 	return 0;
@@ -539,6 +539,24 @@ static int write_metrics(void *ctx, FILE *f)
 		n++;
 	}
 	err = st_statlines_prometheus(ls, jobs, cmds, n, f);
+	if (!err) {
+		/* the labelled families (watch's series, tap compare's), each family once */
+		struct st_prom *p = st_prom__new();
+
+		err = p ? 0 : -ENOMEM;
+		st_list_for_each_entry(j, &d->jobs, node) {
+			struct st_prom_labels base = { 0 };
+
+			if (!p || !j->obj || !j->def->k->series)
+				continue;
+			st_prom_labels_add(&base, "job", j->def->cfg.s->name);
+			st_prom_labels_add(&base, "command", j->def->k->name);
+			j->def->k->series(j->obj, p, &base);
+		}
+		if (p)
+			err = st_prom__write(p, f);
+		st_prom__free(p);
+	}
 	if (!err) {
 		fprintf(f, "# HELP shadowtap_daemon_reloads_total configuration reloads applied\n"
 			   "# TYPE shadowtap_daemon_reloads_total counter\n"
@@ -1142,7 +1160,7 @@ out:
 const struct st_job_kind *st_job_kind_find(const char *name)
 {
 	static const struct st_job_kind *const kinds[] = {
-		&st_capture_kind, &st_flows_kind, &st_shadow_kind, &st_tee_kind,
+		&st_capture_kind, &st_flows_kind, &st_shadow_kind, &st_tee_kind, &st_watch_kind,
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)

@@ -25,10 +25,11 @@ static const struct command commands[] = {
 	{ "shadow", cmd_shadow, "replay a service's live requests to shadow targets" },
 	{ "replay", cmd_replay, "replay the requests of a pcap to shadow targets" },
 	{ "tee", cmd_tee, "tee a service's live connections (redacted) to a stream for receive" },
+	{ "watch", cmd_watch, "a service's per-endpoint rate, errors and latency, in Prometheus" },
 	{ "receive", cmd_receive, "read a tee stream: pcap, flow files, replay, live view" },
 	{ "daemon", cmd_daemon, "run the jobs of a configuration file (metrics, reload)" },
 	{ "ctl", cmd_ctl, "ask a running daemon for its status, or to reload" },
-	{ "report", cmd_report, "merge tap compare reports of several hosts into one (--merge)" },
+	{ "report", cmd_report, "merge tap compare reports (--merge); the canary verdict (--canary)" },
 };
 
 static void usage(FILE *f)
@@ -83,7 +84,9 @@ static void man_page(void)
 	       ".SH EXIT STATUS\n"
 	       "0: success. 1: a runtime error (unknown interface, missing cgroup, an output\n"
 	       "that could not be written, no privileges). 2: a usage error. 3: tap compare's\n"
-	       "verdict, with \\-\\-fail\\-on\\-regression or \\-\\-fail\\-on\\-slower.\n"
+	       "verdict, with \\-\\-fail\\-on\\-regression or \\-\\-fail\\-on\\-slower, and\n"
+	       "\\fBreport \\-\\-canary\\fR's fail verdict. 4: \\fBreport \\-\\-canary\\fR\n"
+	       "without enough traffic.\n"
 	       ".SH FILES\n"
 	       ".TP\n/etc/shadowtap/shadowtap.conf\nthe daemon's configuration (an example is\n"
 	       "installed next to it)\n"

@@ -1,56 +1,131 @@
 /* SPDX-License-Identifier: GPL-2.0-only */
 /*
- * `shadowtap report --merge A.json B.json ... -o fleet.html [--report-json merged.json]`:
- * partial tap-compare reports (each host's or Kafka receiver's --report-json) merged into
- * one fleet report, written by the writers one run uses (docs/COMPARE.md, "Merging reports
- * across a fleet"); or load test reports of several generators (docs/LOAD.md): the first
- * file's "format" says which.
+ * `shadowtap report`:
+ *  - `--merge A.json B.json ... -o fleet.html [--report-json merged.json]`: partial
+ *    tap-compare reports (each host's or Kafka receiver's --report-json) merged into one
+ *    fleet report, written by the writers one run uses (docs/COMPARE.md, "Merging reports
+ *    across a fleet"); or load test reports of several generators (docs/LOAD.md): the
+ *    first file's "format" says which;
+ *  - `--canary C.json ... --baseline B.json ... [-o canary.html] [--report-json v.json]`:
+ *    watch's reports of two groups of hosts, the canary verdict (canary.h, docs/WATCH.md).
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "canary.h"
 #include "commands.h"
 #include "compare_merge.h"
-#include "json_read.h"
+#include "json.h"
 #include "load_merge.h"
 #include "load_report.h"
 #include "log.h"
 #include "optparse.h"
 #include "opts.h"
 #include "output.h"
+#include "promread.h"
+
+#define REPORT_FILES_MAX 4096 /* per group */
+#define EXIT_CANARY_FAIL 3
+#define EXIT_CANARY_LOW 4
 
 struct report_cli {
 	bool merge;
 	const char *report;
 	const char *report_json;
 	mode_t out_mode; /* --output-mode */
+	const char *files[ST_CANARY_NGROUPS][REPORT_FILES_MAX]; /* --canary, --baseline */
+	unsigned nfiles[ST_CANARY_NGROUPS];
+	uint64_t min_requests;
+	double alpha, min_diff_pct, lat_min_ms;
+	const char *prometheus;           /* --prometheus URL: figures from there, not files */
+	const char *selector[ST_CANARY_NGROUPS];
+	double window;
+	char source[ST_CANARY_NGROUPS][1024];   /* --prometheus: what the report names */
+	const char *source_v[ST_CANARY_NGROUPS];
 	bool fail_on_regression, fail_on_slower;
 };
+
+static int add_file(struct report_cli *c, int g, const char *val, char *err, size_t errlen)
+{
+	if (c->nfiles[g] >= REPORT_FILES_MAX) {
+		snprintf(err, errlen, "at most %d files", REPORT_FILES_MAX);
+		return -1;
+	}
+	c->files[g][c->nfiles[g]++] = val;
+	return 0;
+}
+
+static int opt_canary(void *o, const char *val, char *err, size_t errlen)
+{
+	return add_file(o, ST_CANARY, val, err, errlen);
+}
+
+static int opt_baseline(void *o, const char *val, char *err, size_t errlen)
+{
+	return add_file(o, ST_BASELINE, val, err, errlen);
+}
 
 static const struct st_opt report_rows[] = {
 	ST_OPT_FLAG("merge", 0, struct report_cli, merge,
 		    "merge the JSON reports given as arguments into one: counts\n"
 		    "and latency histograms add, verdicts and percentiles are\n"
 		    "computed again (tap compare's reports, or load tests')"),
+	ST_OPT_FUNC("canary", 0, "FILE...", ST_OPTF_REPEAT, opt_canary,
+		    "the canary group's watch reports (watch --report-json):\n"
+		    "the files that follow, up to the next option"),
+	ST_OPT_FUNC("baseline", 0, "FILE...", ST_OPTF_REPEAT, opt_baseline,
+		    "the baseline group's watch reports, the same way"),
+	ST_OPT_UINT("min-requests", 0, struct report_cli, min_requests, "N", 1, 1e12, 0,
+		    "--canary: an endpoint is judged with N requests in each\n"
+		    "group (default 200); fewer: not enough traffic"),
+	ST_OPT_DOUBLE("alpha", 0, struct report_cli, alpha, "P", 1e-12, 0.5,
+		      "--canary: the verdict's significance level, split over the\n"
+		      "tests made (Bonferroni; default 0.01)"),
+	ST_OPT_DOUBLE("min-error-diff", 0, struct report_cli, min_diff_pct, "POINTS", 0, 100,
+		      "--canary: a worse error ratio fails from this many\n"
+		      "percentage points more (default 0.5)"),
+	ST_OPT_DOUBLE("latency-min-ms", 0, struct report_cli, lat_min_ms, "MS", 0, 1e6,
+		      "--canary: a latency shift fails from MS (default 1) and\n"
+		      "20% of the baseline's median"),
+	ST_OPT_STRING("prometheus", 0, struct report_cli, prometheus, "URL",
+		      "--canary's figures from this Prometheus server\n"
+		      "(http://HOST:PORT) instead of files: the groups' series\n"
+		      "by --canary-selector and --baseline-selector"),
+	ST_OPT_STRING("canary-selector", 0, struct report_cli, selector[ST_CANARY], "SEL",
+		      "the canary group's series: label matchers\n"
+		      "('group=\"canary\"', pasted between braces)"),
+	ST_OPT_STRING("baseline-selector", 0, struct report_cli, selector[ST_BASELINE], "SEL",
+		      "the baseline group's series, the same way"),
+	ST_OPT_SECONDS("window", 0, struct report_cli, window, 60, 86400 * 90,
+		       "--prometheus: the increase over the last SEC (default 1h)"),
 	ST_OPT_STRING("report", 'o', struct report_cli, report, "FILE.html",
-		      "the merged report: one self-contained HTML file"),
+		      "the report: one self-contained HTML file"),
 	ST_OPT_STRING("report-json", 0, struct report_cli, report_json, "FILE.json",
-		      "the merged report as JSON (it can be merged again)"),
+		      "the report as JSON (a merged one can be merged again)"),
 	ST_OPT_FLAG("fail-on-regression", 0, struct report_cli, fail_on_regression,
-		    "exit status 3 when the merged verdict has a regression"),
+		    "--merge: exit status 3 when the merged verdict has a regression"),
 	ST_OPT_FLAG("fail-on-slower", 0, struct report_cli, fail_on_slower,
-		    "exit status 3 when the merged verdict has a slower endpoint"),
+		    "--merge: exit status 3 when the merged verdict has a slower endpoint"),
 };
 
 static const char usage_head[] =
-	"Usage: shadowtap report --merge A.json B.json ... -o FILE.html [--report-json FILE.json]\n\n"
-	"Merges tap compare reports (shadow/replay --report-json, format 2) written on\n"
-	"several hosts into one fleet report. Their thresholds, reference and --endpoint\n"
-	"patterns must agree. Ends with the merged verdict and a summary line on stderr.\n"
+	"Usage: shadowtap report --merge A.json B.json ... -o FILE.html [--report-json FILE.json]\n"
+	"       shadowtap report --canary C.json ... --baseline B.json ... [-o FILE.html]\n"
+	"                        [--report-json FILE.json]\n"
+	"       shadowtap report --prometheus URL --canary-selector SEL --baseline-selector SEL\n"
+	"                        [--window SEC] [-o FILE.html] [--report-json FILE.json]\n\n"
+	"--merge merges tap compare reports (shadow/replay --report-json, format 2) written\n"
+	"on several hosts into one fleet report. Their thresholds, reference and --endpoint\n"
+	"patterns must agree. It ends with the merged verdict and a summary line on stderr.\n"
 	"Or load test reports (replay/receive --rate ... --report-json) of generators that\n"
-	"ran side by side: their histograms add, their steps must agree (a summary line).\n\n";
+	"ran side by side: their histograms add, their steps must agree (a summary line).\n\n"
+	"--canary compares watch's reports of a canary group of hosts (or its series in\n"
+	"Prometheus) with a baseline group's, per endpoint: error ratios (Fisher's exact\n"
+	"test) and latency (Mann-Whitney U), one verdict on stdout. Exit status 0: pass,\n"
+	"3: fail, 4: not enough traffic (docs/WATCH.md, \"The canary verdict\").\n\n";
 
 static uint64_t realtime_ns(void)
 {
@@ -60,6 +135,7 @@ static uint64_t realtime_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Writes the merged report to path as HTML or JSON (through a temporary file). */
 typedef void (*writer_fn)(FILE *f, const void *report, bool json, uint64_t now);
 
 /* Writes a merged report to path as HTML or JSON (through a temporary file). */
@@ -232,42 +308,31 @@ static bool first_is_load(const char *path)
 {
 	char err[256];
 	size_t len = 0;
-	char *buf = st_json_read_file(path, ST_LOAD_REPORT_FILE_MAX, &len, err, sizeof(err));
-	bool is = buf && st_load_report_is(buf, len);
+	char *buf = NULL;
+	bool is = !st_json_read_file(path, ST_LOAD_REPORT_FILE_MAX, &buf, &len, err, sizeof(err)) &&
+		  st_load_report_is(buf, len);
 
 	free(buf);
 	return is;
 }
 
-int cmd_report(int argc, char **argv)
+static int merge(struct report_cli *c, int argc, char **argv, int first)
 {
-	struct report_cli cli = { 0 };
-	const struct st_optset sets[] = {
-		ST_OPTSET(report_rows, &cli),
-		{ st_output_opts, st_output_opts_n, &cli.out_mode, NULL },
-	};
+	const struct report_cli *cli = c;
 	struct st_cmp_report *m = NULL, *part = NULL;
 	char err[512];
-	int rc, first;
+	int rc;
 
-	rc = st_opts_parse(sets, 2, "report", usage_head, argc, argv, &first);
-	if (rc)
-		return rc < 0 ? ST_EXIT_OK : rc;
-	if (!cli.merge) {
-		pr_err("report: --merge is required (shadowtap report --merge A.json B.json ... -o "
-		       "FILE.html)");
-		return ST_EXIT_USAGE;
-	}
 	if (first >= argc) {
 		pr_err("report: --merge needs at least one JSON report to read");
 		return ST_EXIT_USAGE;
 	}
-	if (!cli.report && !cli.report_json) {
+	if (!cli->report && !cli->report_json) {
 		pr_err("report: an output is required: -o FILE.html and/or --report-json FILE.json");
 		return ST_EXIT_USAGE;
 	}
 	{
-		const char *paths[] = { cli.report, cli.report_json };
+		const char *paths[] = { cli->report, cli->report_json };
 		const char *opts[] = { "-o", "--report-json" };
 
 		if (st_output_distinct(paths, opts, 2, err, sizeof(err))) {
@@ -276,7 +341,7 @@ int cmd_report(int argc, char **argv)
 		}
 	}
 	if (first_is_load(argv[first]))
-		return merge_load(&cli, argc, argv, first);
+		return merge_load(cli, argc, argv, first);
 	m = malloc(sizeof(*m));
 	part = malloc(sizeof(*part));
 	if (!m || !part) {
@@ -286,14 +351,14 @@ int cmd_report(int argc, char **argv)
 		return ST_EXIT_RUNTIME;
 	}
 	st_cmp_report_init(m);
-	rc = merge_files(&cli, &compare_kind, m, part, argc, argv, first);
+	rc = merge_files(cli, &compare_kind, m, part, argc, argv, first);
 	if (rc == ST_EXIT_OK) {
 		struct st_cmp_verdict v;
 		struct st_statline l;
 
 		/* the verdict, then the summary line every command ends with */
 		st_cmp_agg_verdict(&m->agg, &v);
-		st_cmp_verdict_print(&v, cli.report ? cli.report : cli.report_json);
+		st_cmp_verdict_print(&v, cli->report ? cli->report : cli->report_json);
 		st_statline_init(&l);
 		st_statline_add(&l, "merged", (uint64_t)(argc - first), ST_STAT_COUNTER,
 				"reports merged");
@@ -308,10 +373,211 @@ int cmd_report(int argc, char **argv)
 				"fields that regressed");
 		st_statline_add(&l, "slower", v.slower, ST_STAT_GAUGE, "endpoints slower");
 		st_statline_print(&l, "summary");
-		rc = st_cmp_verdict_status(&v, cli.fail_on_regression, cli.fail_on_slower);
+		rc = st_cmp_verdict_status(&v, cli->fail_on_regression, cli->fail_on_slower);
 	}
 	st_cmp_report_free(m);
 	free(m);
 	free(part);
+	return rc;
+}
+
+static int write_canary_fill(void *ctx, FILE *f)
+{
+	void **a = ctx;
+
+	if (a[2])
+		st_canary_json(f, a[0], a[1]);
+	else
+		st_canary_html(f, a[0], a[1]);
+	return ferror(f) ? -EIO : 0;
+}
+
+static int write_canary(const char *path, bool json, const struct st_canary *c,
+			const struct st_canary_run *run, mode_t mode)
+{
+	void *a[3] = { (void *)c, (void *)run, json ? (void *)1 : NULL };
+	int err = st_output_write(path, write_canary_fill, a, ST_OUT_NONBLOCK, mode);
+
+	if (err)
+		pr_err("report: %s: %s", path, st_output_strerror(err));
+	return err ? -1 : 0;
+}
+
+/* Group g's figures from --prometheus (its selector over --window); its source is named in
+ * the report as a file would be. 0, or -1 after one line. */
+static int from_prometheus(struct report_cli *c, struct st_canary *cn, int g)
+{
+	char *q[2] = { NULL, NULL }, *body[2] = { NULL, NULL }, window[32], err[512];
+	size_t len[2] = { 0, 0 };
+	int rc = -1;
+
+	snprintf(window, sizeof(window), "%.0fs", c->window > 0 ? c->window : 3600);
+	if (st_canary_prom_queries(c->selector[g], window, &q[0], &q[1])) {
+		pr_err("report: --%s-selector: '%s' holds a '}', or out of memory",
+		       g == ST_CANARY ? "canary" : "baseline", c->selector[g]);
+		return -1;
+	}
+	for (int k = 0; k < 2; k++)
+		if (st_promread_query(c->prometheus, q[k], &body[k], &len[k], err, sizeof(err))) {
+			pr_err("report: --prometheus %s", err);
+			goto out;
+		}
+	if (st_canary_load_prom(cn, g, body[0], len[0], body[1], len[1], err, sizeof(err))) {
+		pr_err("report: --prometheus %s, %s: %s", c->prometheus, c->selector[g], err);
+		goto out;
+	}
+	snprintf(c->source[g], sizeof(c->source[g]), "%s {%s}[%s]", c->prometheus, c->selector[g],
+		 window);
+	c->source_v[g] = c->source[g];
+	rc = 0;
+out:
+	for (int k = 0; k < 2; k++) {
+		free(q[k]);
+		free(body[k]);
+	}
+	return rc;
+}
+
+/* The canary verdict of --canary's files against --baseline's. */
+static int canary(struct report_cli *c, int argc, char **argv, int first)
+{
+	struct st_canary_opts o = {
+		.min_requests = c->min_requests, .alpha = c->alpha,
+		.min_diff = c->min_diff_pct >= 0 ? c->min_diff_pct / 100 : -1,
+		.lat_min = c->lat_min_ms >= 0 ? c->lat_min_ms / 1000 : -1,
+	};
+	struct st_canary_run run = { .now_ns = realtime_ns() };
+	struct st_canary *cn = malloc(sizeof(*cn));
+	char err[512];
+	int rc = ST_EXIT_OK;
+
+	if (first < argc) {
+		pr_err("report: unexpected argument '%s' (files follow --canary or --baseline)",
+		       argv[first]);
+		free(cn);
+		return ST_EXIT_USAGE;
+	}
+	if (!cn || st_canary_init(cn)) {
+		free(cn);
+		pr_err("report: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	for (int g = 0; g < ST_CANARY_NGROUPS && rc == ST_EXIT_OK; g++) {
+		run.files[g] = c->files[g];
+		run.nfiles[g] = c->nfiles[g];
+		if (c->prometheus) {
+			if (from_prometheus(c, cn, g))
+				rc = ST_EXIT_RUNTIME;
+			run.files[g] = &c->source_v[g];
+			run.nfiles[g] = 1;
+		}
+		for (unsigned i = 0; i < c->nfiles[g]; i++)
+			if (st_canary_read(cn, g, c->files[g][i], err, sizeof(err))) {
+				pr_err("report: %s: %s", c->files[g][i], err);
+				rc = ST_EXIT_RUNTIME;
+				break;
+			}
+	}
+	if (rc == ST_EXIT_OK) {
+		st_canary_judge(cn, &o);
+		if (c->report && write_canary(c->report, false, cn, &run, c->out_mode))
+			rc = ST_EXIT_RUNTIME;
+		if (rc == ST_EXIT_OK && c->report_json &&
+		    write_canary(c->report_json, true, cn, &run, c->out_mode))
+			rc = ST_EXIT_RUNTIME;
+	}
+	if (rc == ST_EXIT_OK) {
+		st_canary_text(stdout, cn);
+		rc = cn->verdict == ST_CANARY_FAIL ? EXIT_CANARY_FAIL :
+		     cn->verdict == ST_CANARY_LOW ? EXIT_CANARY_LOW : ST_EXIT_OK;
+	}
+	st_canary_free(cn);
+	free(cn);
+	return rc;
+}
+
+/* "--canary a b c --baseline d" as getopt wants it: "--canary a --canary b --canary c
+ * --baseline d" (the files after each, up to the next option or "--"). */
+static char **expand(int argc, char **argv, int *nargc)
+{
+	char **v = calloc(2 * (size_t)argc + 1, sizeof(*v));
+	const char *flag = NULL;
+	int n = 0;
+	bool done = false;
+
+	if (!v)
+		return NULL;
+	for (int i = 0; i < argc; i++) {
+		const char *a = argv[i];
+
+		if (!done && flag && a[0] != '-' && strcmp(argv[i - 1], flag)) {
+			v[n++] = (char *)flag;
+		} else if (!done && (!strcmp(a, "--canary") || !strcmp(a, "--baseline"))) {
+			flag = a;
+		} else if (a[0] == '-') {
+			flag = NULL;
+			done |= !strcmp(a, "--");
+		}
+		v[n++] = argv[i];
+	}
+	*nargc = n;
+	return v;
+}
+
+int cmd_report(int argc, char **argv)
+{
+	struct report_cli *cli = calloc(1, sizeof(*cli));
+	const struct st_optset sets[] = {
+		ST_OPTSET(report_rows, cli),
+		{ st_output_opts, st_output_opts_n, cli ? &cli->out_mode : NULL, NULL },
+	};
+	char **av = NULL;
+	int rc, first, ac;
+
+	if (cli) {
+		cli->min_diff_pct = -1;
+		cli->lat_min_ms = -1;
+		av = expand(argc, argv, &ac);
+	}
+	if (!cli || !av) {
+		free(cli);
+		pr_err("report: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	rc = st_opts_parse(sets, 2, "report", usage_head, ac, av, &first);
+	if (rc) {
+		rc = rc < 0 ? ST_EXIT_OK : rc;
+	} else if (cli->merge && (cli->nfiles[0] || cli->nfiles[1] || cli->prometheus)) {
+		pr_err("report: --merge and --canary/--baseline are two different reports");
+		rc = ST_EXIT_USAGE;
+	} else if (cli->prometheus && (cli->nfiles[0] || cli->nfiles[1])) {
+		pr_err("report: --prometheus reads the groups from there: no --canary/--baseline files");
+		rc = ST_EXIT_USAGE;
+	} else if (cli->prometheus && (!cli->selector[0] || !cli->selector[1])) {
+		pr_err("report: --prometheus needs --canary-selector and --baseline-selector");
+		rc = ST_EXIT_USAGE;
+	} else if (!cli->prometheus && (cli->selector[0] || cli->selector[1])) {
+		pr_err("report: --canary-selector/--baseline-selector need --prometheus URL");
+		rc = ST_EXIT_USAGE;
+	} else if (cli->merge) {
+		rc = merge(cli, ac, av, first);
+	} else if (!cli->prometheus && (!cli->nfiles[ST_CANARY] || !cli->nfiles[ST_BASELINE])) {
+		pr_err("report: --merge is required (shadowtap report --merge A.json B.json ... -o "
+		       "FILE.html), or --canary C.json ... --baseline B.json ...");
+		rc = ST_EXIT_USAGE;
+	} else {
+		const char *paths[] = { cli->report, cli->report_json };
+		const char *opts[] = { "-o", "--report-json" };
+		char err[512];
+
+		if (st_output_distinct(paths, opts, 2, err, sizeof(err))) {
+			pr_err("report: %s", err);
+			rc = ST_EXIT_USAGE;
+		} else {
+			rc = canary(cli, ac, av, first);
+		}
+	}
+	free(av);
+	free(cli);
 	return rc;
 }

@@ -483,39 +483,39 @@ static void tap_summary(struct shadow_cmd *c)
 		st_tapsub__summary(c->sub, &c->tap_sum);
 }
 
-/* Opens --metrics as a write would (a folder, a symlink, a folder we cannot write in fail
- * here) and leaves it as it was. 0, or -errno. What is written in place (a device, a FIFO)
- * is not opened: a FIFO's reader would read the end of a file here. */
-static int metrics_check(struct shadow_cmd *c)
-{
-	struct st_output o;
-	struct stat st;
-	int r;
+struct metrics_fill {
+	struct shadow_cmd *c;
+	const struct st_statline *l;
+};
 
-	if (!lstat(c->metrics, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
-	    !S_ISLNK(st.st_mode))
-		return 0;
-	r = st_output_open(&o, c->metrics, ST_OUT_NONBLOCK, c->out_mode);
-	st_output_abort(&o);
-	return r < 0 ? r : 0;
+/* The counters (command="shadow"), then tap compare's families (compare.h). */
+static int fill_metrics(void *ctx, FILE *f)
+{
+	const struct metrics_fill *m = ctx;
+	struct st_prom_labels base = { 0 };
+	struct st_prom *p;
+	int err = st_statline_prometheus(m->l, f, m->c->cmd);
+
+	if (err || !m->c->compare)
+		return err;
+	p = st_prom__new();
+	if (!p)
+		return -ENOMEM;
+	st_prom_labels_add(&base, "command", m->c->cmd);
+	st_compare__series(m->c->compare, p, &base);
+	err = st_prom__write(p, f);
+	st_prom__free(p);
+	return err;
 }
 
 /* The counters in Prometheus text format, replacing the file atomically. */
 static void write_metrics(struct shadow_cmd *c, const struct st_statline *l)
 {
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&text, &len);
-	int err;
-
-	if (!f)
-		return;
-	st_statline_prometheus(l, f, c->cmd);
+	struct metrics_fill m = { c, l };
 	/* replaced atomically when a regular file; /dev/null or a FIFO is written in place
 	 * (never renamed over: as root that would replace the device), without waiting */
-	err = fclose(f) ? -ENOMEM : st_output_replace(c->metrics, text, len, ST_OUT_NONBLOCK,
-						      c->out_mode);
-	free(text);
+	int err = st_output_write(c->metrics, fill_metrics, &m, ST_OUT_NONBLOCK, c->out_mode);
+
 	/* a FIFO without a reader (ENXIO) or with a slow one (EAGAIN) is skipped, not waited
 	 * on; anything else is the output failing: said once, counted, exit status 1 */
 	if (err && err != -ENXIO && err != -EAGAIN && !c->metrics_errors++)
@@ -1283,7 +1283,7 @@ static int start_engine(struct shadow_cmd *c)
 
 	engine_cfg(c);
 	raise_nofile();
-	if (c->metrics && (err = metrics_check(c))) {
+	if (c->metrics && (err = st_output_check(c->metrics, ST_OUT_NONBLOCK, c->out_mode))) {
 		pr_err("%s: --metrics %s: %s", c->cmd, c->metrics, st_output_strerror(err));
 		return -1;
 	}
@@ -1417,6 +1417,12 @@ static int job_finish(void *obj, int err, bool ran, const struct st_tap_summary 
 	return end_run(c, err ? -1 : 0);
 }
 
+/* tap compare's families on the daemon's /metrics */
+static void job_series(void *obj, struct st_prom *p, const struct st_prom_labels *base)
+{
+	st_compare__series(((struct shadow_cmd *)obj)->compare, p, base);
+}
+
 static void job_stats(void *obj, struct st_statline *l, const struct st_tap_summary *ts)
 {
 	struct shadow_cmd *c = obj;
@@ -1486,6 +1492,7 @@ const struct st_job_kind st_shadow_kind = {
 	.tick = live_tick,
 	.finish = job_finish,
 	.stats = job_stats,
+	.series = job_series,
 	.retarget = job_retarget,
 	.limit_drain = job_limit_drain,
 	.destroy = job_destroy,

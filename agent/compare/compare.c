@@ -92,7 +92,9 @@ struct st_compare {
 	pthread_t th;
 	struct st_compare_stats st;      /* under mu (gauges filled in by __stats) */
 	_Atomic uint64_t mem, mem_peak, npairs;
-	/* the worker (or the caller in sync mode) */
+	/* the worker (or the caller in sync mode); agg is changed under agg_mu, which the
+	 * metrics (another thread) take to read it */
+	pthread_mutex_t agg_mu;
 	struct st_cmp_agg agg;
 	struct st_cmp_view view[ST_CMP_NSIDES];
 	struct st_cmp_msg msg[ST_CMP_NSIDES];
@@ -481,7 +483,9 @@ static void process(struct st_compare *c, struct st_cmp_pair *p)
 
 	endpoint_of(c, p, ep);
 	if (p->reason) {
+		pthread_mutex_lock(&c->agg_mu);
 		st_cmp_agg_not_compared(&c->agg, ep);
+		pthread_mutex_unlock(&c->agg_mu);
 		pair_free(p);
 		return;
 	}
@@ -504,7 +508,9 @@ static void process(struct st_compare *c, struct st_cmp_pair *p)
 		r.status[s] = s < nsides(c) ? p->side[s].status : 0;
 		r.lat_ns[s] = s < nsides(c) ? latency(&p->side[s]) : -1;
 	}
+	pthread_mutex_lock(&c->agg_mu);
 	v = st_cmp_agg_add(&c->agg, ep, &r);
+	pthread_mutex_unlock(&c->agg_mu);
 	pthread_mutex_lock(&c->mu);
 	c->st.compared++;
 	c->st.differing += v == ST_CMP_DIFFERING;
@@ -581,7 +587,7 @@ static void refresh(struct st_compare *c, bool final)
 	st_cmp_agg_verdict(&c->agg, &v);
 	pthread_mutex_lock(&c->mu);
 	c->verdict = v;
-	c->st.compare_regressions = v.regressions;
+	c->st.compare_regressed_fields = v.regressions;
 	c->st.compare_slower = v.slower;
 	c->dirty = false;
 	pthread_mutex_unlock(&c->mu);
@@ -729,6 +735,7 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 	c->cfg.rules.max_body = (size_t)c->max_body;
 	c->start_real = st_realtime_ns();
 	pthread_mutex_init(&c->mu, NULL);
+	pthread_mutex_init(&c->agg_mu, NULL);
 	pthread_cond_init(&c->cv, NULL);
 	ac.patterns = cfg->patterns;
 	ac.npatterns = cfg->npatterns;
@@ -844,6 +851,7 @@ void st_compare__free(struct st_compare *c)
 		st_output_abort(&c->diffs);
 	pthread_cond_destroy(&c->cv);
 	pthread_mutex_destroy(&c->mu);
+	pthread_mutex_destroy(&c->agg_mu);
 	free(c);
 }
 
@@ -881,6 +889,16 @@ void st_compare__report(struct st_compare *c)
 const struct st_cmp_agg *st_compare__agg(const struct st_compare *c)
 {
 	return &c->agg;
+}
+
+void st_compare__series(struct st_compare *c, struct st_prom *p, const struct st_prom_labels *base)
+{
+	if (!c)
+		return;
+	/* the worker adds pairs meanwhile: it waits at most this long (bounded by the caps) */
+	pthread_mutex_lock(&c->agg_mu);
+	st_cmp_agg_prom(&c->agg, p, base);
+	pthread_mutex_unlock(&c->agg_mu);
 }
 
 /* ---- pairs (the engine's thread) ---------------------------------------------------------------- */

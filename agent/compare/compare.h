@@ -24,7 +24,7 @@
  *    those requests.
  *
  * Threads: every st_compare__pair_* call and __tick come from the engine's
- * thread; __stats from any thread.
+ * thread; __stats and __series from any thread.
  */
 #ifndef ST_COMPARE_H
 #define ST_COMPARE_H
@@ -36,6 +36,7 @@
 #include "compare_agg.h"
 #include "compare_diff.h"
 #include "http.h"
+#include "prom.h"
 #include "stats.h"
 
 #define ST_CMP_MAX_MEM_DEFAULT (256ull << 20)
@@ -85,8 +86,8 @@ enum st_cmp_reason {
 	X(T, compare_mem, GAUGE_BYTES, "bytes pairs hold now")                                  \
 	X(T, compare_mem_peak, GAUGE_BYTES, "most bytes pairs ever held")                        \
 	X(T, compare_endpoints, GAUGE, "distinct endpoints (the rest are grouped as other)")   \
-	X(T, compare_regressions, GAUGE, "fields that regressed, over every endpoint (the "     \
-				       "verdict, as of the last report interval)")               \
+	X(T, compare_regressed_fields, GAUGE, "fields that regressed, over every endpoint (the " \
+	  "verdict, as of the last report interval)")                                         \
 	X(T, compare_slower, GAUGE, "endpoints whose latency verdict is slower (likewise)")
 
 struct st_compare_stats {
@@ -142,6 +143,9 @@ void st_compare__tick(struct st_compare *c);
 void st_compare__report(struct st_compare *c);
 /* The aggregate (tests; sync mode only, or after finish). */
 const struct st_cmp_agg *st_compare__agg(const struct st_compare *c);
+/* The aggregate's Prometheus families now (st_cmp_agg_prom), from any thread; nothing for a
+ * NULL c. */
+void st_compare__series(struct st_compare *c, struct st_prom *p, const struct st_prom_labels *base);
 
 /*
  * A pair for a request the engine selected (its head, just framed). One reference, held

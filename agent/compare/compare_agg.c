@@ -86,6 +86,18 @@ int st_cmp_pattern_parse(const char *s, struct st_cmp_pattern *p)
 	return 0;
 }
 
+int st_cmp_pattern_add(struct st_cmp_pattern *pats, unsigned *n, const char *val, char *err,
+		       size_t errlen)
+{
+	if (*n >= ST_CMP_PATTERNS_MAX || st_cmp_pattern_parse(val, &pats[*n])) {
+		snprintf(err, errlen, "'%s' is not 'METHOD /path/{name}/...' (METHOD or *; {name}: one "
+			 "segment; a last *: the rest; at most %d)", val, ST_CMP_PATTERNS_MAX);
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
 /* The path part of a request target (origin-form, or absolute-form without its authority). */
 static void target_path(const char *t, size_t n, const char **path, size_t *plen, const char **q,
 			size_t *qlen)
@@ -297,50 +309,87 @@ static int dw_cmp(const void *x, const void *y)
 	return (a > b) - (a < b);
 }
 
-/* The Hodges-Lehmann shift from the histograms: the weighted median of the differences
- * between bucket middles (ms). */
-static double hl_shift(const struct st_cmp_lat *c, const struct st_cmp_lat *r)
+/* The Hodges-Lehmann shift from two histograms: the weighted median of the differences
+ * between bucket middles. */
+static double hl_shift(const double *c, const double *r, const double *mid, unsigned n)
 {
-	unsigned ic[ST_CMP_LAT_BUCKETS], ir[ST_CMP_LAT_BUCKETS], nc = 0, nr = 0;
-	double mid[ST_CMP_LAT_BUCKETS], total = 0, cum = 0, out = 0;
-	struct dw *v;
-	size_t n = 0;
+	unsigned *ic = malloc(n * sizeof(*ic)), *ir = malloc(n * sizeof(*ir)), nc = 0, nr = 0;
+	double total = 0, cum = 0, out = 0;
+	struct dw *v = NULL;
+	size_t k = 0;
 
-	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
-		double lo, hi;
-
-		st_cmp_lat_bucket(i, &lo, &hi);
-		mid[i] = (lo + hi) / 2 / 1000.0;
-		if (c->b[i])
+	if (!ic || !ir)
+		goto out;
+	for (unsigned i = 0; i < n; i++) {
+		if (c[i] > 0)
 			ic[nc++] = i;
-		if (r->b[i])
+		if (r[i] > 0)
 			ir[nr++] = i;
 	}
-	v = malloc((size_t)nc * nr * sizeof(*v));
+	v = malloc((size_t)nc * nr * sizeof(*v) + 1);
 	if (!v)
-		return 0;
+		goto out;
 	for (unsigned i = 0; i < nc; i++)
-		for (unsigned k = 0; k < nr; k++) {
-			v[n].d = mid[ic[i]] - mid[ir[k]];
-			v[n].w = (double)c->b[ic[i]] * r->b[ir[k]];
-			total += v[n++].w;
+		for (unsigned j = 0; j < nr; j++) {
+			v[k].d = mid[ic[i]] - mid[ir[j]];
+			v[k].w = c[ic[i]] * r[ir[j]];
+			total += v[k++].w;
 		}
-	qsort(v, n, sizeof(*v), dw_cmp);
-	for (size_t i = 0; i < n; i++) {
+	qsort(v, k, sizeof(*v), dw_cmp);
+	for (size_t i = 0; i < k; i++) {
 		cum += v[i].w;
 		if (cum >= total / 2) {
 			out = v[i].d;
 			break;
 		}
 	}
+out:
 	free(v);
+	free(ic);
+	free(ir);
 	return out;
+}
+
+void st_cmp_mwu(const double *c, const double *r, const double *mid, unsigned n,
+		struct st_cmp_mwu *m)
+{
+	double below = 0, ties = 0, nn, var, z;
+
+	memset(m, 0, sizeof(*m));
+	m->p = 1;
+	m->a = 0.5;
+	for (unsigned i = 0; i < n; i++) {
+		m->n1 += c[i];
+		m->n2 += r[i];
+	}
+	if (!m->n1 || !m->n2)
+		return;
+	/* U of the first: pairs where it is larger, ties counted half */
+	for (unsigned i = 0; i < n; i++) {
+		double tb = c[i] + r[i];
+
+		m->u += c[i] * (below + 0.5 * r[i]);
+		below += r[i];
+		ties += tb * tb * tb - tb;
+	}
+	nn = m->n1 + m->n2;
+	m->mu = m->n1 * m->n2 / 2;
+	var = m->n1 * m->n2 / 12 * ((nn + 1) - ties / (nn * (nn - 1)));
+	m->a = m->u / (m->n1 * m->n2);
+	m->shift = hl_shift(c, r, mid, n);
+	if (var <= 0)
+		return; /* everything in one bucket: no shift to see */
+	z = (fabs(m->u - m->mu) - 0.5) / sqrt(var);
+	if (z < 0)
+		z = 0;
+	m->p = erfc(z / M_SQRT2);
 }
 
 void st_cmp_lat_compare(const struct st_cmp_lat *c, const struct st_cmp_lat *r, double min_ms,
 			struct st_cmp_lat_test *t)
 {
-	double n1 = 0, n2 = 0, u = 0, below = 0, ties = 0, nn, mu, var, z, floor_ms;
+	double cb[ST_CMP_LAT_BUCKETS], rb[ST_CMP_LAT_BUCKETS], mid[ST_CMP_LAT_BUCKETS], floor_ms;
+	struct st_cmp_mwu m;
 
 	memset(t, 0, sizeof(*t));
 	t->p = 1;
@@ -350,37 +399,26 @@ void st_cmp_lat_compare(const struct st_cmp_lat *c, const struct st_cmp_lat *r, 
 	t->p90[0] = st_cmp_lat_pct(c, 0.9);
 	t->p90[1] = st_cmp_lat_pct(r, 0.9);
 	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
-		n1 += c->b[i];
-		n2 += r->b[i];
+		double lo, hi;
+
+		cb[i] = c->b[i];
+		rb[i] = r->b[i];
+		st_cmp_lat_bucket(i, &lo, &hi);
+		mid[i] = (lo + hi) / 2 / 1000.0;
 	}
-	if (n1 < ST_CMP_LAT_MIN_N || n2 < ST_CMP_LAT_MIN_N)
+	st_cmp_mwu(cb, rb, mid, ST_CMP_LAT_BUCKETS, &m);
+	if (m.n1 < ST_CMP_LAT_MIN_N || m.n2 < ST_CMP_LAT_MIN_N)
 		return;
 	t->enough = true;
-	/* U of the candidate: pairs where it is slower, ties counted half */
-	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
-		double tb = (double)c->b[i] + r->b[i];
-
-		u += c->b[i] * (below + 0.5 * r->b[i]);
-		below += r->b[i];
-		ties += tb * tb * tb - tb;
-	}
-	nn = n1 + n2;
-	mu = n1 * n2 / 2;
-	var = n1 * n2 / 12 * ((nn + 1) - ties / (nn * (nn - 1)));
-	t->a = u / (n1 * n2);
-	t->shift = hl_shift(c, r);
-	if (var <= 0)
-		return; /* everything in one bucket: no shift to see */
-	z = (fabs(u - mu) - 0.5) / sqrt(var);
-	if (z < 0)
-		z = 0;
-	t->p = erfc(z / M_SQRT2);
+	t->a = m.a;
+	t->shift = m.shift;
+	t->p = m.p;
 	if (t->p >= ST_CMP_LAT_ALPHA)
 		return;
 	floor_ms = fmax(min_ms, ST_CMP_LAT_SHIFT * t->p50[1]);
-	if (u > mu && t->shift >= floor_ms)
+	if (m.u > m.mu && t->shift >= floor_ms)
 		t->verdict = ST_CMP_LAT_SLOWER;
-	else if (u < mu && -t->shift >= floor_ms)
+	else if (m.u < m.mu && -t->shift >= floor_ms)
 		t->verdict = ST_CMP_LAT_FASTER;
 }
 

@@ -73,6 +73,14 @@ struct st_cmp_pattern {
 
 /* 0, or -1 when s is not METHOD SP /PATH. */
 int st_cmp_pattern_parse(const char *s, struct st_cmp_pattern *p);
+/* An --endpoint value appended to pats[*n] (pats holds ST_CMP_PATTERNS_MAX): 0, or -1 with the
+ * reason in err. The option's row of every command that names endpoints (compare, watch). */
+int st_cmp_pattern_add(struct st_cmp_pattern *pats, unsigned *n, const char *val, char *err,
+		       size_t errlen);
+#define ST_CMP_ENDPOINT_ARG "'METHOD /p/{id}'"
+#define ST_CMP_ENDPOINT_HELP                                                                 \
+	"group requests under this endpoint (repeatable, first match;\n"                     \
+	"default: the path with ids as {id}, query keys kept)"
 
 /*
  * The endpoint of a request: the first pattern that matches, else METHOD and the path
@@ -95,6 +103,21 @@ double st_cmp_lat_pct(const struct st_cmp_lat *l, double q);
 void st_cmp_lat_bucket(unsigned i, double *lo_us, double *hi_us);
 
 enum st_cmp_lat_v { ST_CMP_LAT_SAME = 0, ST_CMP_LAT_SLOWER, ST_CMP_LAT_FASTER };
+
+/* The Mann-Whitney U test of two samples given as counts over the same n ordered buckets
+ * (samples in one bucket are ties), mid[i] the middle of bucket i: two-sided, the normal
+ * approximation with ties and continuity corrected; and the Hodges-Lehmann shift, the
+ * weighted median of the differences of bucket middles (robust to a few outliers), in mid's
+ * unit. Tap compare's latency verdict and watch's canary verdict both use it. */
+struct st_cmp_mwu {
+	double n1, n2;         /* the samples (first, second) */
+	double u, mu;          /* U of the first (pairs where it is larger, ties half); its mean */
+	double p;              /* two-sided p-value; 1 when a side is empty or everything ties */
+	double a;              /* u / (n1 n2): 0.5 = no shift */
+	double shift;          /* the median of first - second */
+};
+void st_cmp_mwu(const double *first, const double *second, const double *mid, unsigned n,
+		struct st_cmp_mwu *m);
 
 struct st_cmp_lat_test {
 	enum st_cmp_lat_v verdict;

@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "compare.h"
-#include "json_read.h"
+#include "json.h"
 
 #define SEVERAL "(several)"
 
@@ -24,124 +24,123 @@ void st_cmp_report_free(struct st_cmp_report *r)
 	memset(r, 0, sizeof(*r));
 }
 
-static int kind_of(struct st_json_read *l, uint32_t obj, uint8_t *out)
+static int kind_of(struct st_json_rd *l, uint32_t obj, uint8_t *out)
 {
 	char k[24];
 
-	if (st_json_read_get_str(l, obj, "kind", k, sizeof(k)))
+	if (st_json_rd_str(l, obj, "kind", k, sizeof(k)))
 		return -1;
 	for (int i = 0; i < ST_CMP_KIND__COUNT; i++)
 		if (!strcmp(k, st_cmp_kind_name((enum st_cmp_kind)i))) {
 			*out = (uint8_t)i;
 			return 0;
 		}
-	return st_json_read_fail(l, "\"kind\" '%s' is not a difference kind", k);
+	return st_json_rd_fail(l, "\"kind\" '%s' is not a difference kind", k);
 }
 
-/* ---- reading: the parts of a report (the accessors: json_read.h) --------------------------- */
+/* ---- reading: the parts of a report (the accessors: json.h) -------------------------------- */
 
-static int load_lat(struct st_json_read *l, uint32_t obj, struct st_cmp_lat *lat)
+static int load_lat(struct st_json_rd *l, uint32_t obj, struct st_cmp_lat *lat)
 {
-	uint32_t b = st_json_read_member(l, obj, "buckets");
+	uint32_t b = st_json_rd_member(l, obj, "buckets");
 	uint64_t sum = 0;
 	int last = -1;
 
-	if (!st_json_read_is(l, obj, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "a latency side is not an object");
-	if (st_json_read_get_u64(l, obj, "n", UINT64_MAX / 2, &lat->n))
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "a latency side is not an object");
+	if (st_json_rd_u64(l, obj, "n", UINT64_MAX / 2, &lat->n))
 		return -1;
-	if (!st_json_read_is(l, b, ST_JSON_ARRAY))
-		return st_json_read_fail(l, "\"buckets\" is missing (a report of format %d has "
-					 "them)", ST_CMP_REPORT_VERSION);
-	for (uint32_t c = st_json_read_child(l, b); c; c = st_json_read_next(l, c)) {
+	if (!st_json_rd_is(l, b, ST_JSON_ARRAY))
+		return st_json_rd_fail(l, "\"buckets\" is missing (a report of format %d has them)",
+			    ST_CMP_REPORT_VERSION);
+	for (uint32_t c = st_json_rd_child(l, b); c; c = st_json_rd_next(l, c)) {
 		uint64_t idx, n;
 
-		if (!st_json_read_is(l, c, ST_JSON_ARRAY) || st_json_read_node(l, c)->n != 2)
-			return st_json_read_fail(l, "a latency bucket is not [index, count]");
-		if (st_json_read_u64(l, c + 1, "bucket index", ST_CMP_LAT_BUCKETS - 1, &idx) ||
-		    st_json_read_u64(l, st_json_read_next(l, c + 1), "bucket count", UINT32_MAX,
-				     &n))
+		if (!st_json_rd_is(l, c, ST_JSON_ARRAY) || st_json_rd_node(l, c)->n != 2)
+			return st_json_rd_fail(l, "a latency bucket is not [index, count]");
+		if (st_json_rd_num_u64(l, c + 1, "bucket index", ST_CMP_LAT_BUCKETS - 1, &idx) ||
+		    st_json_rd_num_u64(l, st_json_rd_next(l, c + 1), "bucket count", UINT32_MAX, &n))
 			return -1;
 		if ((int)idx <= last || !n)
-			return st_json_read_fail(l, "latency buckets are not in order or hold 0");
+			return st_json_rd_fail(l, "latency buckets are not in order or hold 0");
 		last = (int)idx;
 		lat->b[idx] = (uint32_t)n;
 		sum += n;
 	}
 	if (sum > lat->n)
-		return st_json_read_fail(l, "latency buckets hold more than \"n\"");
+		return st_json_rd_fail(l, "latency buckets hold more than \"n\"");
 	return 0;
 }
 
-static int load_status(struct st_json_read *l, uint32_t obj, struct st_cmp_status *s)
+static int load_status(struct st_json_rd *l, uint32_t obj, struct st_cmp_status *s)
 {
-	if (!st_json_read_is(l, obj, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "a status side is not an object");
-	for (uint32_t c = st_json_read_child(l, obj); c; c = st_json_read_next(l, c)) {
-		const char *k = st_json_key(l->d, st_json_read_node(l, c));
-		uint32_t kl = st_json_read_node(l, c)->key_len;
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "a status side is not an object");
+	for (uint32_t c = st_json_rd_child(l, obj); c; c = st_json_rd_next(l, c)) {
+		const char *k = st_json_key(l->d, st_json_rd_node(l, c));
+		uint32_t kl = st_json_rd_node(l, c)->key_len;
 		uint64_t n, code = 0;
 
-		if (st_json_read_u64(l, c, "status count", UINT64_MAX / 2, &n))
+		if (st_json_rd_num_u64(l, c, "status count", UINT64_MAX / 2, &n))
 			return -1;
 		if (kl == 5 && !memcmp(k, "other", 5)) {
 			if (!st_cmp_count_add(&s->other, n))
-				return st_json_read_fail(l, "status counts beyond %llu",
-							 (unsigned long long)ST_CMP_COUNT_MAX);
+				return st_json_rd_fail(l, "status counts beyond %llu",
+					    (unsigned long long)ST_CMP_COUNT_MAX);
 			continue;
 		}
 		for (uint32_t i = 0; i < kl && code <= 65535; i++) {
 			if (k[i] < '0' || k[i] > '9')
-				return st_json_read_fail(l, "a status code is not a number");
+				return st_json_rd_fail(l, "a status code is not a number");
 			code = code * 10 + (uint64_t)(k[i] - '0');
 		}
 		if (!kl || code > 65535)
-			return st_json_read_fail(l, "a status code is not a number in 0..65535");
+			return st_json_rd_fail(l, "a status code is not a number in 0..65535");
 		for (uint32_t i = 0; i < s->ncodes; i++)
 			if (s->code[i] == code)
-				return st_json_read_fail(l, "status code %llu is there twice", (unsigned long long)code);
+				return st_json_rd_fail(l, "status code %llu is there twice", (unsigned long long)code);
 		if (s->ncodes >= ST_CMP_STATUS_MAX)
-			return st_json_read_fail(l, "more than %d status codes", ST_CMP_STATUS_MAX);
+			return st_json_rd_fail(l, "more than %d status codes", ST_CMP_STATUS_MAX);
 		st_cmp_status_add(s, (uint16_t)code, n);
 	}
 	return 0;
 }
 
 /* A sample's side: a string, or null (no value there). */
-static int sample_side(struct st_json_read *l, uint32_t obj, const char *key, char *out, size_t cap,
+static int sample_side(struct st_json_rd *l, uint32_t obj, const char *key, char *out, size_t cap,
 		       bool *set)
 {
-	uint32_t i = st_json_read_member(l, obj, key);
+	uint32_t i = st_json_rd_member(l, obj, key);
 
 	*set = false;
-	if (st_json_read_is(l, i, ST_JSON_NULL))
+	if (st_json_rd_is(l, i, ST_JSON_NULL))
 		return 0;
 	*set = true;
-	return st_json_read_str(l, i, key, out, cap);
+	return st_json_rd_str_node(l, i, key, out, cap);
 }
 
-static int load_sample(struct st_json_read *l, uint32_t obj, bool ref, struct st_cmp_sample *s)
+static int load_sample(struct st_json_rd *l, uint32_t obj, bool ref, struct st_cmp_sample *s)
 {
 	static const char *const stkey[ST_CMP_NSIDES] = { "production_status", "candidate_status",
 							  "reference_status" };
 	uint64_t st;
 
 	memset(s, 0, sizeof(*s));
-	if (!st_json_read_is(l, obj, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "a sample is not an object");
-	if (st_json_read_get_str(l, obj, "target", s->target, sizeof(s->target)))
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "a sample is not an object");
+	if (st_json_rd_str(l, obj, "target", s->target, sizeof(s->target)))
 		return -1;
 	for (int k = 0; k < ST_CMP_NSIDES; k++) {
 		if (k == ST_CMP_REF && !ref)
 			continue;
 		if (sample_side(l, obj, st_cmp_side_name((enum st_cmp_side)k), s->v[k], sizeof(s->v[k]),
 				&s->set[k]) ||
-		    st_json_read_get_u64(l, obj, stkey[k], 65535, &st))
+		    st_json_rd_u64(l, obj, stkey[k], 65535, &st))
 			return -1;
 		s->status[k] = (uint16_t)st;
 	}
 	if (ref) {
-		if (st_json_read_get_bool(l, obj, "reference_same", &s->ref_same))
+		if (st_json_rd_bool(l, obj, "reference_same", &s->ref_same))
 			return -1;
 		if (s->ref_same) {
 			/* written as production's value: held as "the same" */
@@ -152,50 +151,50 @@ static int load_sample(struct st_json_read *l, uint32_t obj, bool ref, struct st
 	return 0;
 }
 
-static int load_field(struct st_json_read *l, struct st_cmp_endpoint *e, uint32_t obj,
-		      bool noise_only, bool ref)
+static int load_field(struct st_json_rd *l, struct st_cmp_endpoint *e, uint32_t obj, bool noise_only,
+		      bool ref)
 {
 	char path[ST_CMP_PATH_MAX + 4], note[ST_CMP_NOTE_MAX] = "";
-	uint32_t nm = st_json_read_member(l, obj, "note"), sm, before = e->nfields;
+	uint32_t nm = st_json_rd_member(l, obj, "note"), sm, before = e->nfields;
 	struct st_cmp_field *f;
 	uint64_t raw = 0, noise, vol;
 	uint8_t kind = 0;
 
-	if (!st_json_read_is(l, obj, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "a field is not an object");
-	if (st_json_read_get_str(l, obj, "path", path, sizeof(path)) || kind_of(l, obj, &kind) ||
-	    (!noise_only && st_json_read_get_u64(l, obj, "raw", UINT64_MAX / 2, &raw)) ||
-	    st_json_read_get_u64(l, obj, "noise", UINT64_MAX / 2, &noise) ||
-	    st_json_read_get_u64(l, obj, "volatile", UINT64_MAX / 2, &vol) ||
-	    (nm && st_json_read_str(l, nm, "note", note, sizeof(note))))
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "a field is not an object");
+	if (st_json_rd_str(l, obj, "path", path, sizeof(path)) || kind_of(l, obj, &kind) ||
+	    (!noise_only && st_json_rd_u64(l, obj, "raw", UINT64_MAX / 2, &raw)) ||
+	    st_json_rd_u64(l, obj, "noise", UINT64_MAX / 2, &noise) ||
+	    st_json_rd_u64(l, obj, "volatile", UINT64_MAX / 2, &vol) ||
+	    (nm && st_json_rd_str_node(l, nm, "note", note, sizeof(note))))
 		return -1;
 	if (!noise_only && !raw)
-		return st_json_read_fail(l, "field %s: \"raw\" is 0 (such fields are under \"noise_fields\")", path);
+		return st_json_rd_fail(l, "field %s: \"raw\" is 0 (such fields are under \"noise_fields\")", path);
 	if (vol > raw)
-		return st_json_read_fail(l, "field %s: \"volatile\" is larger than \"raw\"", path);
+		return st_json_rd_fail(l, "field %s: \"volatile\" is larger than \"raw\"", path);
 	if (e->nfields >= ST_CMP_FIELDS_MAX)
-		return st_json_read_fail(l, "more than %d fields", ST_CMP_FIELDS_MAX);
+		return st_json_rd_fail(l, "more than %d fields", ST_CMP_FIELDS_MAX);
 	f = st_cmp_endpoint_field(e, path, kind, note);
 	if (!f)
-		return st_json_read_fail(l, "out of memory");
+		return st_json_rd_fail(l, "out of memory");
 	if (e->nfields == before)
-		return st_json_read_fail(l, "field %s is there twice", path);
+		return st_json_rd_fail(l, "field %s is there twice", path);
 	f->raw = raw;
 	f->noise = noise;
 	f->vol = vol;
 	if (noise_only)
 		return 0;
-	sm = st_json_read_member(l, obj, "samples");
-	if (!st_json_read_is(l, sm, ST_JSON_ARRAY) || st_json_read_node(l, sm)->n > ST_CMP_SAMPLES)
-		return st_json_read_fail(l, "field %s: \"samples\" is missing or holds more than %d", path,
+	sm = st_json_rd_member(l, obj, "samples");
+	if (!st_json_rd_is(l, sm, ST_JSON_ARRAY) || st_json_rd_node(l, sm)->n > ST_CMP_SAMPLES)
+		return st_json_rd_fail(l, "field %s: \"samples\" is missing or holds more than %d", path,
 			    ST_CMP_SAMPLES);
-	for (uint32_t c = st_json_read_child(l, sm); c; c = st_json_read_next(l, c))
+	for (uint32_t c = st_json_rd_child(l, sm); c; c = st_json_rd_next(l, c))
 		if (load_sample(l, c, ref, &f->s[f->nsamples++]))
 			return -1;
 	return 0;
 }
 
-static int load_endpoint(struct st_json_read *l, struct st_cmp_agg *a, uint32_t obj)
+static int load_endpoint(struct st_json_rd *l, struct st_cmp_agg *a, uint32_t obj)
 {
 	char name[ST_CMP_ENDPOINT_MAX];
 	bool ref = a->cfg.reference;
@@ -203,32 +202,31 @@ static int load_endpoint(struct st_json_read *l, struct st_cmp_agg *a, uint32_t 
 	uint32_t lat, st, fl;
 	uint64_t compared, differing, noise_only, not_compared, more;
 
-	if (!st_json_read_is(l, obj, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "an endpoint is not an object");
-	if (st_json_read_get_str(l, obj, "endpoint", name, sizeof(name)))
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "an endpoint is not an object");
+	if (st_json_rd_str(l, obj, "endpoint", name, sizeof(name)))
 		return -1;
 	snprintf(l->where, sizeof(l->where), "endpoint %s", name);
-	if (st_json_read_get_u64(l, obj, "compared", UINT64_MAX / 2, &compared) ||
-	    st_json_read_get_u64(l, obj, "differing", compared, &differing) ||
-	    st_json_read_get_u64(l, obj, "noise_only", compared - differing, &noise_only) ||
-	    st_json_read_get_u64(l, obj, "not_compared", UINT64_MAX / 2, &not_compared) ||
-	    st_json_read_get_u64(l, obj, "more_paths", UINT64_MAX / 2, &more))
+	if (st_json_rd_u64(l, obj, "compared", UINT64_MAX / 2, &compared) ||
+	    st_json_rd_u64(l, obj, "differing", compared, &differing) ||
+	    st_json_rd_u64(l, obj, "noise_only", compared - differing, &noise_only) ||
+	    st_json_rd_u64(l, obj, "not_compared", UINT64_MAX / 2, &not_compared) ||
+	    st_json_rd_u64(l, obj, "more_paths", UINT64_MAX / 2, &more))
 		return -1;
 	if (!strcmp(name, "other")) {
 		e = &a->other;
 		if (e->compared || e->not_compared || e->nfields)
-			return st_json_read_fail(l, "it is there twice");
+			return st_json_rd_fail(l, "it is there twice");
 	} else {
 		uint32_t before = a->n;
 
 		if (a->n >= a->cfg.max_endpoints)
-			return st_json_read_fail(l, "more endpoints than max_endpoints (%u)",
-						 a->cfg.max_endpoints);
+			return st_json_rd_fail(l, "more endpoints than max_endpoints (%u)", a->cfg.max_endpoints);
 		e = st_cmp_agg_endpoint(a, name);
 		if (e == &a->other)
-			return st_json_read_fail(l, "out of memory");
+			return st_json_rd_fail(l, "out of memory");
 		if (a->n == before)
-			return st_json_read_fail(l, "it is there twice");
+			return st_json_rd_fail(l, "it is there twice");
 	}
 	e->compared = compared;
 	e->differing = differing;
@@ -238,32 +236,29 @@ static int load_endpoint(struct st_json_read *l, struct st_cmp_agg *a, uint32_t 
 	/* the endpoints' sums, like a merge's, stay within a report's bounds or are refused */
 	if (!st_cmp_count_add(&a->compared, compared) || !st_cmp_count_add(&a->differing, differing) ||
 	    !st_cmp_count_add(&a->noise_only, noise_only))
-		return st_json_read_fail(l, "the endpoints' counts add up to more than %llu",
-					 (unsigned long long)ST_CMP_COUNT_MAX);
+		return st_json_rd_fail(l, "the endpoints' counts add up to more than %llu",
+			    (unsigned long long)ST_CMP_COUNT_MAX);
 	for (int pass = 0; pass < 2; pass++) {
 		const char *key = pass ? "noise_fields" : "fields";
 
-		fl = st_json_read_member(l, obj, key);
-		if (!st_json_read_is(l, fl, ST_JSON_ARRAY))
-			return st_json_read_fail(l, "\"%s\" is missing or not a list", key);
-		for (uint32_t c = st_json_read_child(l, fl); c; c = st_json_read_next(l, c))
+		fl = st_json_rd_member(l, obj, key);
+		if (!st_json_rd_is(l, fl, ST_JSON_ARRAY))
+			return st_json_rd_fail(l, "\"%s\" is missing or not a list", key);
+		for (uint32_t c = st_json_rd_child(l, fl); c; c = st_json_rd_next(l, c))
 			if (load_field(l, e, c, pass, ref))
 				return -1;
 	}
-	lat = st_json_read_member(l, obj, "latency");
-	st = st_json_read_member(l, obj, "status");
-	if (!st_json_read_is(l, lat, ST_JSON_OBJECT) || !st_json_read_is(l, st, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "\"latency\" or \"status\" is missing");
+	lat = st_json_rd_member(l, obj, "latency");
+	st = st_json_rd_member(l, obj, "status");
+	if (!st_json_rd_is(l, lat, ST_JSON_OBJECT) || !st_json_rd_is(l, st, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "\"latency\" or \"status\" is missing");
 	for (int k = 0; k < ST_CMP_NSIDES; k++) {
 		const char *side = st_cmp_side_name((enum st_cmp_side)k);
-		uint32_t li = st_json_read_member(l, lat, side);
-		uint32_t si = st_json_read_member(l, st, side);
+		uint32_t li = st_json_rd_member(l, lat, side), si = st_json_rd_member(l, st, side);
 
 		if (k == ST_CMP_REF && !ref) {
-			if (!st_json_read_is(l, li, ST_JSON_NULL) ||
-			    !st_json_read_is(l, si, ST_JSON_NULL))
-				return st_json_read_fail(l, "a reference side in a report without "
-							 "a reference");
+			if (!st_json_rd_is(l, li, ST_JSON_NULL) || !st_json_rd_is(l, si, ST_JSON_NULL))
+				return st_json_rd_fail(l, "a reference side in a report without a reference");
 			continue;
 		}
 		if (load_lat(l, li, &e->lat[k]) || load_status(l, si, &e->status[k]))
@@ -346,7 +341,7 @@ static void host_add(struct st_cmp_report *r, const char *host)
 	qsort(r->hosts, r->nhosts, sizeof(r->hosts[0]), host_cmp);
 }
 
-static int load(struct st_json_read *l, struct st_cmp_report *r)
+static int load(struct st_json_rd *l, struct st_cmp_report *r)
 {
 	struct st_cmp_agg_config cfg = { 0 };
 	char fmt[64];
@@ -354,124 +349,114 @@ static int load(struct st_json_read *l, struct st_cmp_report *r)
 	uint64_t v;
 	double alpha, shift;
 
-	/* the root (st_json_read_is() is for members) */
-	if (st_json_read_node(l, 0)->type != ST_JSON_OBJECT)
-		return st_json_read_fail(l, "not a shadowtap compare report (not a JSON object)");
-	fv = st_json_read_member(l, 0, "format");
+	if (st_json_rd_node(l, 0)->type != ST_JSON_OBJECT) /* the root (is_type() is for members) */
+		return st_json_rd_fail(l, "not a shadowtap compare report (not a JSON object)");
+	fv = st_json_rd_member(l, 0, "format");
 	if (!fv) {
-		if (st_json_read_member(l, 0, "endpoints") &&
-		    st_json_read_member(l, 0, "thresholds"))
-			return st_json_read_fail(l, "a compare report of format 1 (no \"format\" key): it lacks the "
+		if (st_json_rd_member(l, 0, "endpoints") && st_json_rd_member(l, 0, "thresholds"))
+			return st_json_rd_fail(l, "a compare report of format 1 (no \"format\" key): it lacks the "
 				       "histograms a merge needs; this shadowtap reads format %d",
 				    ST_CMP_REPORT_VERSION);
-		return st_json_read_fail(l, "not a shadowtap compare report (no \"format\" key)");
+		return st_json_rd_fail(l, "not a shadowtap compare report (no \"format\" key)");
 	}
-	if (st_json_read_str(l, fv, "format", fmt, sizeof(fmt)) ||
-	    strcmp(fmt, ST_CMP_REPORT_FORMAT))
-		return st_json_read_fail(l, "not a shadowtap compare report (\"format\" is not "
-					 "\"%s\")", ST_CMP_REPORT_FORMAT);
-	if (st_json_read_get_u64(l, 0, "format_version", 1000000, &v))
+	if (st_json_rd_str_node(l, fv, "format", fmt, sizeof(fmt)) || strcmp(fmt, ST_CMP_REPORT_FORMAT))
+		return st_json_rd_fail(l, "not a shadowtap compare report (\"format\" is not \"%s\")",
+			    ST_CMP_REPORT_FORMAT);
+	if (st_json_rd_u64(l, 0, "format_version", 1000000, &v))
 		return -1;
 	if (v != ST_CMP_REPORT_VERSION)
-		return st_json_read_fail(l, "a compare report of format version %llu; this shadowtap reads version %d",
+		return st_json_rd_fail(l, "a compare report of format version %llu; this shadowtap reads version %d",
 			    (unsigned long long)v, ST_CMP_REPORT_VERSION);
 	/* the configuration */
-	th = st_json_read_member(l, 0, "thresholds");
-	if (!st_json_read_is(l, th, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "\"thresholds\" is missing");
-	if (st_json_read_get_dbl(l, th, "relative_pct", &cfg.rel_pct) ||
-	    st_json_read_get_dbl(l, th, "absolute_pct", &cfg.abs_pct) ||
-	    st_json_read_get_dbl(l, th, "latency_min_ms", &cfg.lat_min_ms) ||
-	    st_json_read_get_dbl(l, th, "latency_alpha", &alpha) ||
-	    st_json_read_get_dbl(l, th, "latency_shift", &shift) ||
-	    st_json_read_get_u64(l, th, "latency_min_samples", 1000000, &v))
+	th = st_json_rd_member(l, 0, "thresholds");
+	if (!st_json_rd_is(l, th, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "\"thresholds\" is missing");
+	if (st_json_rd_dbl(l, th, "relative_pct", &cfg.rel_pct) ||
+	    st_json_rd_dbl(l, th, "absolute_pct", &cfg.abs_pct) ||
+	    st_json_rd_dbl(l, th, "latency_min_ms", &cfg.lat_min_ms) ||
+	    st_json_rd_dbl(l, th, "latency_alpha", &alpha) || st_json_rd_dbl(l, th, "latency_shift", &shift) ||
+	    st_json_rd_u64(l, th, "latency_min_samples", 1000000, &v))
 		return -1;
 	if (!(cfg.rel_pct > 0 && cfg.rel_pct <= 100) || !(cfg.abs_pct > 0 && cfg.abs_pct <= 100) ||
 	    !(cfg.lat_min_ms > 0 && cfg.lat_min_ms < 1e9))
-		return st_json_read_fail(l, "a threshold is out of range");
+		return st_json_rd_fail(l, "a threshold is out of range");
 	if (alpha != ST_CMP_LAT_ALPHA || shift != ST_CMP_LAT_SHIFT || v != ST_CMP_LAT_MIN_N)
-		return st_json_read_fail(l, "written with another latency test (alpha %g, shift %g, %llu samples; "
+		return st_json_rd_fail(l, "written with another latency test (alpha %g, shift %g, %llu samples; "
 			       "this shadowtap: %g, %g, %d)", alpha, shift, (unsigned long long)v,
 			    ST_CMP_LAT_ALPHA, ST_CMP_LAT_SHIFT, ST_CMP_LAT_MIN_N);
-	if (st_json_read_get_u64(l, th, "max_endpoints", 100000, &v))
+	if (st_json_rd_u64(l, th, "max_endpoints", 100000, &v))
 		return -1;
 	if (!v)
-		return st_json_read_fail(l, "\"max_endpoints\" is 0");
+		return st_json_rd_fail(l, "\"max_endpoints\" is 0");
 	cfg.max_endpoints = (unsigned)v;
-	if (st_json_read_get_u64(l, th, "compare_max_body", UINT64_MAX / 2, &r->max_body) ||
-	    st_json_read_get_dbl(l, th, "compare_timeout_s", &r->timeout_s))
+	if (st_json_rd_u64(l, th, "compare_max_body", UINT64_MAX / 2, &r->max_body) ||
+	    st_json_rd_dbl(l, th, "compare_timeout_s", &r->timeout_s))
 		return -1;
 	if (!(r->timeout_s >= 0 && r->timeout_s <= 1e9))
-		return st_json_read_fail(l, "\"compare_timeout_s\" is out of range");
-	refn = st_json_read_member(l, 0, "reference");
-	cfg.reference = !st_json_read_is(l, refn, ST_JSON_NULL);
-	if (cfg.reference &&
-	    st_json_read_str(l, refn, "reference", r->reference, sizeof(r->reference)))
+		return st_json_rd_fail(l, "\"compare_timeout_s\" is out of range");
+	refn = st_json_rd_member(l, 0, "reference");
+	cfg.reference = !st_json_rd_is(l, refn, ST_JSON_NULL);
+	if (cfg.reference && st_json_rd_str_node(l, refn, "reference", r->reference, sizeof(r->reference)))
 		return -1;
-	pats = st_json_read_member(l, 0, "endpoint_patterns");
-	if (!st_json_read_is(l, pats, ST_JSON_ARRAY) ||
-	    st_json_read_node(l, pats)->n > ST_CMP_PATTERNS_MAX)
-		return st_json_read_fail(l, "\"endpoint_patterns\" is missing or holds more than "
-					 "%d", ST_CMP_PATTERNS_MAX);
-	for (uint32_t c = st_json_read_child(l, pats); c; c = st_json_read_next(l, c)) {
+	pats = st_json_rd_member(l, 0, "endpoint_patterns");
+	if (!st_json_rd_is(l, pats, ST_JSON_ARRAY) || st_json_rd_node(l, pats)->n > ST_CMP_PATTERNS_MAX)
+		return st_json_rd_fail(l, "\"endpoint_patterns\" is missing or holds more than %d",
+			    ST_CMP_PATTERNS_MAX);
+	for (uint32_t c = st_json_rd_child(l, pats); c; c = st_json_rd_next(l, c)) {
 		char p[ST_CMP_ENDPOINT_MAX];
 
-		if (st_json_read_str(l, c, "endpoint_patterns", p, sizeof(p)))
+		if (st_json_rd_str_node(l, c, "endpoint_patterns", p, sizeof(p)))
 			return -1;
 		if (st_cmp_pattern_parse(p, &r->patterns[cfg.npatterns++]))
-			return st_json_read_fail(l, "endpoint pattern '%s' is not METHOD /path", p);
+			return st_json_rd_fail(l, "endpoint pattern '%s' is not METHOD /path", p);
 	}
 	cfg.patterns = r->patterns;
 	if (st_cmp_agg_init(&r->agg, &cfg))
-		return st_json_read_fail(l, "out of memory");
+		return st_json_rd_fail(l, "out of memory");
 	/* the run */
-	if (st_json_read_get_str(l, 0, "command", r->command, sizeof(r->command)) ||
-	    st_json_read_get_str(l, 0, "candidate", r->candidate, sizeof(r->candidate)) ||
-	    st_json_read_get_bool(l, 0, "final", &r->final) ||
-	    st_json_read_get_time(l, 0, "generated", &r->generated_ns) ||
-	    st_json_read_get_time(l, 0, "started", &r->start_ns) ||
-	    st_json_read_get_time(l, 0, "ended", &r->end_ns) ||
-	    st_json_read_get_u64(l, 0, "sources", UINT64_MAX / 2, &r->sources))
+	if (st_json_rd_str(l, 0, "command", r->command, sizeof(r->command)) ||
+	    st_json_rd_str(l, 0, "candidate", r->candidate, sizeof(r->candidate)) ||
+	    st_json_rd_bool(l, 0, "final", &r->final) ||
+	    st_json_rd_time(l, 0, "generated", &r->generated_ns) ||
+	    st_json_rd_time(l, 0, "started", &r->start_ns) || st_json_rd_time(l, 0, "ended", &r->end_ns) ||
+	    st_json_rd_u64(l, 0, "sources", UINT64_MAX / 2, &r->sources))
 		return -1;
 	if (r->end_ns < r->start_ns || !r->sources)
-		return st_json_read_fail(l, "\"ended\" is before \"started\", or \"sources\" is 0");
-	hosts = st_json_read_member(l, 0, "hosts");
-	if (!st_json_read_is(l, hosts, ST_JSON_ARRAY) ||
-	    st_json_read_node(l, hosts)->n > ST_CMP_HOSTS_MAX)
-		return st_json_read_fail(l, "\"hosts\" is missing or holds more than %d",
-					 ST_CMP_HOSTS_MAX);
-	for (uint32_t c = st_json_read_child(l, hosts); c; c = st_json_read_next(l, c)) {
+		return st_json_rd_fail(l, "\"ended\" is before \"started\", or \"sources\" is 0");
+	hosts = st_json_rd_member(l, 0, "hosts");
+	if (!st_json_rd_is(l, hosts, ST_JSON_ARRAY) || st_json_rd_node(l, hosts)->n > ST_CMP_HOSTS_MAX)
+		return st_json_rd_fail(l, "\"hosts\" is missing or holds more than %d", ST_CMP_HOSTS_MAX);
+	for (uint32_t c = st_json_rd_child(l, hosts); c; c = st_json_rd_next(l, c)) {
 		char h[ST_CMP_HOST_MAX];
 
-		if (st_json_read_str(l, c, "hosts", h, sizeof(h)))
+		if (st_json_rd_str_node(l, c, "hosts", h, sizeof(h)))
 			return -1;
 		host_add(r, h);
 	}
-	sum = st_json_read_member(l, 0, "summary");
-	if (!st_json_read_is(l, sum, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "\"summary\" is missing");
-	for (uint32_t c = st_json_read_child(l, sum); c; c = st_json_read_next(l, c)) {
+	sum = st_json_rd_member(l, 0, "summary");
+	if (!st_json_rd_is(l, sum, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "\"summary\" is missing");
+	for (uint32_t c = st_json_rd_child(l, sum); c; c = st_json_rd_next(l, c)) {
 		char name[ST_CMP_COUNTER_NAME_MAX];
-		uint32_t kl = st_json_read_node(l, c)->key_len;
+		uint32_t kl = st_json_rd_node(l, c)->key_len;
 
-		if (!counter_name_ok(st_json_key(l->d, st_json_read_node(l, c)), kl))
-			return st_json_read_fail(l, "a \"summary\" counter's name is not a counter "
-						 "name");
-		memcpy(name, st_json_key(l->d, st_json_read_node(l, c)), kl);
+		if (!counter_name_ok(st_json_key(l->d, st_json_rd_node(l, c)), kl))
+			return st_json_rd_fail(l, "a \"summary\" counter's name is not a counter name");
+		memcpy(name, st_json_key(l->d, st_json_rd_node(l, c)), kl);
 		name[kl] = 0;
-		if (st_json_read_u64(l, c, name, UINT64_MAX / 2, &v))
+		if (st_json_rd_num_u64(l, c, name, UINT64_MAX / 2, &v))
 			return -1;
 		for (size_t i = 0; i < r->counters.n; i++)
 			if (!strcmp(r->counters.e[i].name, name))
-				return st_json_read_fail(l, "counter %s is there twice", name);
+				return st_json_rd_fail(l, "counter %s is there twice", name);
 		if (counter_add(r, name, v))
-			return st_json_read_fail(l, "more than %d counters", ST_STATLINE_MAX);
+			return st_json_rd_fail(l, "more than %d counters", ST_STATLINE_MAX);
 	}
 	/* the aggregate */
-	eps = st_json_read_member(l, 0, "endpoints");
-	if (!st_json_read_is(l, eps, ST_JSON_ARRAY))
-		return st_json_read_fail(l, "\"endpoints\" is missing");
-	for (uint32_t c = st_json_read_child(l, eps); c; c = st_json_read_next(l, c))
+	eps = st_json_rd_member(l, 0, "endpoints");
+	if (!st_json_rd_is(l, eps, ST_JSON_ARRAY))
+		return st_json_rd_fail(l, "\"endpoints\" is missing");
+	for (uint32_t c = st_json_rd_child(l, eps); c; c = st_json_rd_next(l, c))
 		if (load_endpoint(l, &r->agg, c))
 			return -1;
 	r->loaded = true;
@@ -482,12 +467,12 @@ int st_cmp_report_load(struct st_cmp_report *r, const char *buf, size_t len, cha
 		       size_t errlen)
 {
 	struct st_json_doc d;
-	struct st_json_read l = { .d = &d, .err = err, .errlen = errlen };
+	struct st_json_rd l = { .d = &d, .err = err, .errlen = errlen };
 	int rc;
 
 	st_cmp_report_init(r);
 	/* a report nests 7 deep */
-	if (st_json_read_parse(&d, buf, len, ST_CMP_REPORT_FILE_MAX, 16, err, errlen))
+	if (st_json_rd_parse(&d, buf, len, ST_CMP_REPORT_FILE_MAX, 16, err, errlen))
 		return -1;
 	rc = load(&l, r);
 	st_json_doc_free(&d);
@@ -498,13 +483,12 @@ int st_cmp_report_load(struct st_cmp_report *r, const char *buf, size_t len, cha
 
 int st_cmp_report_read(struct st_cmp_report *r, const char *path, char *err, size_t errlen)
 {
+	char *buf = NULL;
 	size_t len = 0;
-	char *buf;
 	int rc;
 
 	st_cmp_report_init(r);
-	buf = st_json_read_file(path, ST_CMP_REPORT_FILE_MAX, &len, err, errlen);
-	if (!buf)
+	if (st_json_read_file(path, ST_CMP_REPORT_FILE_MAX, &buf, &len, err, errlen))
 		return -1;
 	rc = st_cmp_report_load(r, buf, len, err, errlen);
 	free(buf);

@@ -99,14 +99,9 @@ static int opt_endpoint(void *o, const char *val, char *err, size_t errlen)
 {
 	struct st_cmp_opts *c = o;
 
-	if (c->n_patterns >= ST_CMP_PATTERNS_MAX ||
-	    st_cmp_pattern_parse(val, &c->patterns[c->n_patterns])) {
-		snprintf(err, errlen, "'%s' is not 'METHOD /path/{name}/...' (METHOD or *; {name}: one "
-			 "segment; a last *: the rest; at most %d)", val, ST_CMP_PATTERNS_MAX);
-		return -1;
-	}
-	c->n_patterns++;
-	return 0;
+	/* compare is on with it, unless a load test takes it for its own endpoints
+	 * (st_cmp_opts_given) */
+	return st_cmp_pattern_add(c->patterns, &c->n_patterns, val, err, errlen) ? -1 : 0;
 }
 
 /* BYTES with K, M, G suffixes (binary), 1K to 64M. */
@@ -205,9 +200,8 @@ const struct st_opt st_cmp_opts[] = {
 	ST_OPT_FUNC("unordered-arrays", 0, "PATH", ST_OPTF_REPEAT | ST_OPTF_OPTVAL, opt_unordered,
 		    "compare arrays as multisets: every array, or the one at\n"
 		    "PATH (--unordered-arrays=$.tags; repeatable)"),
-	ST_OPT_FUNC("endpoint", 0, "'METHOD /p/{id}'", ST_OPTF_REPEAT, opt_endpoint,
-		    "group requests under this endpoint (repeatable, first match;\n"
-		    "default: the path with ids as {id}, query keys kept)"),
+	ST_OPT_FUNC("endpoint", 0, ST_CMP_ENDPOINT_ARG, ST_OPTF_REPEAT, opt_endpoint,
+		    ST_CMP_ENDPOINT_HELP),
 };
 
 const size_t st_cmp_opts_n = sizeof(st_cmp_opts) / sizeof(st_cmp_opts[0]);

@@ -2,7 +2,7 @@
 /*
  * The compare report: JSON for machines, one self-contained HTML page for
  * people (compare_report.h). Every string from the traffic or from a merged part
- * file passes one escaping function per format (hstr for HTML, st_cmp_json_str for
+ * file passes one escaping function per format (st_cmp_html_str for HTML, st_cmp_json_str for
  * JSON): paths, values and endpoints are what clients and servers sent, and a part
  * file's command, candidate, hosts, notes and counter names are what another host
  * wrote (tests/integration/test_report_merge.sh renders hostile parts in Chromium).
@@ -59,8 +59,7 @@ void st_cmp_time_str(char *out, size_t cap, uint64_t real_ns)
 		 (unsigned)(real_ns % 1000000000ull / 1000000));
 }
 
-/* HTML text: markup characters escaped, bytes that are not UTF-8 as U+FFFD. */
-static void hstr(FILE *f, const char *s)
+void st_cmp_html_str(FILE *f, const char *s)
 {
 	const unsigned char *p = (const unsigned char *)s;
 	size_t n = strlen(s);
@@ -163,6 +162,130 @@ static void json_sample(FILE *f, const struct st_cmp_sample *s, bool ref)
 	if (ref)
 		fprintf(f, ", \"reference_same\": %s", s->ref_same ? "true" : "false");
 	fputc('}', f);
+}
+
+/* ---- Prometheus ------------------------------------------------------------------------------ */
+
+/* A side's latency histogram in the exported buckets: counts per bound, sum (seconds). */
+static void prom_lat(const struct st_cmp_lat *l, uint64_t *counts, double *sum)
+{
+	unsigned k = 0;
+
+	memset(counts, 0, (st_prom_latency_nbounds + 1) * sizeof(*counts));
+	*sum = 0;
+	for (unsigned i = 0; i < ST_CMP_LAT_BUCKETS; i++) {
+		double lo, hi;
+
+		if (!l->b[i])
+			continue;
+		st_cmp_lat_bucket(i, &lo, &hi);
+		k = 0;
+		while (k < st_prom_latency_nbounds && hi / 1e6 > st_prom_latency_bounds[k])
+			k++;
+		counts[k] += l->b[i];
+		*sum += (double)l->b[i] * (lo + hi) / 2 / 1e6;
+	}
+}
+
+struct worst {
+	const struct st_cmp_endpoint *e;
+	const struct st_cmp_field *f;
+	double share;
+};
+
+void st_cmp_agg_prom(const struct st_cmp_agg *a, struct st_prom *p,
+		     const struct st_prom_labels *base)
+{
+	int pairs = st_prom__family(p, "shadowtap_compare_pairs_total", ST_PROM_COUNTER,
+				    "tap compare's pairs by endpoint and result: identical, differing, "
+				    "noise_only, not_compared");
+	int answers = st_prom__family(p, "shadowtap_compare_answers_total", ST_PROM_COUNTER,
+				      "answers of compared pairs by endpoint, side and status code");
+	int regs = st_prom__family(p, "shadowtap_compare_regressions", ST_PROM_GAUGE,
+				   "regression fields of the endpoint now (the report's verdict)");
+	int latv = st_prom__family(p, "shadowtap_compare_latency_verdict", ST_PROM_GAUGE,
+				   "the endpoint's latency verdict now: 1 slower, -1 faster, 0 the same "
+				   "(candidate against the reference, or production)");
+	int fields = st_prom__family(p, "shadowtap_compare_field_regression_ratio", ST_PROM_GAUGE,
+				     "share of the endpoint's compared pairs whose candidate differs at "
+				     "this regression field (the worst fields only)");
+	int lat = st_prom__family(p, "shadowtap_compare_latency_seconds", ST_PROM_HISTOGRAM,
+				  "latency per side (production: at the tap; shadows: the agent's)");
+	struct worst w[ST_CMP_PROM_FIELDS];
+	unsigned nw = 0;
+
+	for (uint32_t i = 0; i <= a->n; i++) {
+		const struct st_cmp_endpoint *e = i < a->n ? a->ep[i] : &a->other;
+		struct st_prom_labels l = *base, ls;
+		struct st_cmp_lat_test t;
+		uint64_t identical;
+		static const char *const results[] = { "identical", "differing", "noise_only",
+						       "not_compared" };
+
+		if (i == a->n && !e->compared && !e->not_compared)
+			continue;
+		st_prom_labels_add(&l, "endpoint", e->name);
+		identical = e->compared - e->differing - e->noise_only;
+		for (int r = 0; r < 4; r++) {
+			ls = l;
+			st_prom_labels_add(&ls, "result", results[r]);
+			st_prom__sample_u64(p, pairs, &ls, r == 0 ? identical : r == 1 ? e->differing :
+							   r == 2 ? e->noise_only : e->not_compared);
+		}
+		st_prom__sample_u64(p, regs, &l, st_cmp_endpoint_regressions(a, e));
+		st_cmp_endpoint_latency(a, e, &t);
+		st_prom__sample(p, latv, &l, t.verdict == ST_CMP_LAT_SLOWER ? 1 :
+					      t.verdict == ST_CMP_LAT_FASTER ? -1 : 0);
+		for (int s = 0; s < ST_CMP_NSIDES; s++) {
+			const struct st_cmp_status *st = &e->status[s];
+			uint64_t counts[ST_PROM_LATENCY_NBOUNDS + 1];
+			double sum;
+			char code[8];
+
+			if (s == ST_CMP_REF && !a->cfg.reference)
+				continue;
+			ls = l;
+			st_prom_labels_add(&ls, "side", st_cmp_side_name((enum st_cmp_side)s));
+			prom_lat(&e->lat[s], counts, &sum);
+			st_prom__histogram(p, lat, &ls, st_prom_latency_bounds, st_prom_latency_nbounds,
+					   counts, sum);
+			for (uint32_t k = 0; k <= st->ncodes; k++) {
+				struct st_prom_labels lc = ls;
+
+				if (k == st->ncodes && !st->other)
+					break;
+				snprintf(code, sizeof(code), "%u", k < st->ncodes ? st->code[k] : 0);
+				st_prom_labels_add(&lc, "code", k < st->ncodes ? code : "other");
+				st_prom__sample_u64(p, answers, &lc, k < st->ncodes ? st->n[k] : st->other);
+			}
+		}
+		/* the worst regression fields, kept sorted by share */
+		for (uint32_t k = 0; k < e->nfields; k++) {
+			struct st_cmp_fverdict v;
+			double share;
+			unsigned j;
+
+			st_cmp_field_verdict(a, e, &e->fields[k], &v);
+			if (!v.regression || !e->compared)
+				continue;
+			share = (double)e->fields[k].raw / (double)e->compared;
+			for (j = nw; j > 0 && w[j - 1].share < share; j--)
+				if (j < ST_CMP_PROM_FIELDS)
+					w[j] = w[j - 1];
+			if (j < ST_CMP_PROM_FIELDS) {
+				w[j] = (struct worst){ e, &e->fields[k], share };
+				if (nw < ST_CMP_PROM_FIELDS)
+					nw++;
+			}
+		}
+	}
+	for (unsigned k = 0; k < nw; k++) {
+		struct st_prom_labels l = *base;
+
+		st_prom_labels_add(&l, "endpoint", w[k].e->name);
+		st_prom_labels_add(&l, "field", w[k].f->path);
+		st_prom__sample(p, fields, &l, w[k].share);
+	}
 }
 
 void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run)
@@ -332,7 +455,7 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 
 /* ---- HTML --------------------------------------------------------------------------------- */
 
-static const char css[] =
+const char st_cmp_report_css[] =
 	"body{font:14px/1.45 system-ui,-apple-system,'Segoe UI',Roboto,sans-serif;margin:0;"
 	"color:#1d2330;background:#f6f7f9}"
 	"header{background:#1d2330;color:#fff;padding:14px 28px}"
@@ -370,21 +493,16 @@ void st_cmp_html_page(FILE *f, const char *title)
 {
 	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
 	      "<meta name=\"viewport\" content=\"width=device-width\"><title>", f);
-	hstr(f, title);
+	st_cmp_html_str(f, title);
 	fputs("</title><style>", f);
-	fputs(css, f);
+	fputs(st_cmp_report_css, f);
 	fputs("</style></head><body>", f);
 }
 
-void st_cmp_html_str(FILE *f, const char *s)
-{
-	hstr(f, s);
-}
-
-static void h_badge(FILE *f, const char *cls, const char *text)
+void st_cmp_html_badge(FILE *f, const char *cls, const char *text)
 {
 	fprintf(f, "<span class=\"badge v-%s\">", cls);
-	hstr(f, text);
+	st_cmp_html_str(f, text);
 	fputs("</span>", f);
 }
 
@@ -404,11 +522,11 @@ static void h_lat_badge(FILE *f, const struct st_cmp_lat_test *t)
 	char na[32];
 
 	if (t->enough) {
-		h_badge(f, lat_word(t), lat_word(t));
+		st_cmp_html_badge(f, lat_word(t), lat_word(t));
 		return;
 	}
 	snprintf(na, sizeof(na), "n/a (n < %d)", ST_CMP_LAT_MIN_N);
-	h_badge(f, "na", na);
+	st_cmp_html_badge(f, "na", na);
 }
 
 static const char *const side_color[ST_CMP_NSIDES] = { "#3366cc", "#d9480f", "#7a4fb8" };
@@ -516,7 +634,7 @@ static void h_value(FILE *f, const struct st_cmp_sample *s, int k)
 		return;
 	}
 	fputs("<span class=\"v\">", f);
-	hstr(f, s->v[k]);
+	st_cmp_html_str(f, s->v[k]);
 	fputs("</span>", f);
 }
 
@@ -547,7 +665,7 @@ static void h_short(FILE *f, const struct st_cmp_sample *s, int k)
 	memcpy(cut, v, o);
 	cut[o] = 0;
 	fputs("<code>", f);
-	hstr(f, cut);
+	st_cmp_html_str(f, cut);
 	if (o < len)
 		fputs("&hellip;", f);
 	fputs("</code>", f);
@@ -562,9 +680,9 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 
 	st_cmp_endpoint_latency(a, e, &lt);
 	fprintf(f, "<section class=\"ep box\" id=\"ep-%u\" data-endpoint=\"", idx);
-	hstr(f, e->name);
+	st_cmp_html_str(f, e->name);
 	fputs("\"><h3><code>", f);
-	hstr(f, e->name);
+	st_cmp_html_str(f, e->name);
 	fprintf(f, "</code></h3><p class=\"muted\">%llu compared, %llu differing (%.1f%%), %llu noise "
 		   "only (%.1f%%), %llu not compared</p>",
 		(unsigned long long)e->compared, (unsigned long long)e->differing,
@@ -587,13 +705,13 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 			st_cmp_field_verdict(a, e, fl, &v);
 			vw = v.regression ? "regression" : "noise";
 			fprintf(f, "<tr class=\"field %s\" data-path=\"", vw);
-			hstr(f, fl->path);
+			st_cmp_html_str(f, fl->path);
 			fputs("\"><td><code>", f);
-			hstr(f, fl->path);
+			st_cmp_html_str(f, fl->path);
 			fputs("</code>", f);
 			if (fl->note[0]) {
 				fputs(" <span class=\"muted\">", f);
-				hstr(f, fl->note);
+				st_cmp_html_str(f, fl->note);
 				fputs("</span>", f);
 			}
 			fprintf(f, "</td><td>%s</td><td class=\"n\">%llu (%.1f%%)</td>",
@@ -607,7 +725,7 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 					(unsigned long long)fl->raw);
 			fputs("<td>", f);
 			/* one word per verdict, reference or not: the basis is said beside it */
-			h_badge(f, vw, vw);
+			st_cmp_html_badge(f, vw, vw);
 			if (ref)
 				fprintf(f, " <span class=\"muted\">rel %.0f%%, abs %.3f%%</span>", v.rel, v.abs);
 			else
@@ -633,7 +751,7 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 				if (v.regression)
 					fputs(" open", f);
 				fputs("><summary>samples of <code>", f);
-				hstr(f, fl->path);
+				st_cmp_html_str(f, fl->path);
 				fprintf(f, "</code> (%u)</summary><table><thead><tr><th>request</th>"
 					   "<th class=\"side-p\">production</th>", fl->nsamples);
 				if (ref)
@@ -643,7 +761,7 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 					const struct st_cmp_sample *sm = &fl->s[s];
 
 					fputs("<tr><td><code>", f);
-					hstr(f, sm->target);
+					st_cmp_html_str(f, sm->target);
 					fputs("</code></td><td>", f);
 					h_value(f, sm, ST_CMP_PROD);
 					if (ref) {
@@ -704,11 +822,11 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	st_cmp_time_str(t0, sizeof(t0), run->start_real_ns);
 	st_cmp_html_page(f, "shadowtap compare report");
 	fputs("<header><h1>shadowtap compare</h1><p>candidate <code>", f);
-	hstr(f, run->candidate ? run->candidate : "?");
+	st_cmp_html_str(f, run->candidate ? run->candidate : "?");
 	fputs("</code>", f);
 	if (ref && run->reference) {
 		fputs(" against production, reference <code>", f);
-		hstr(f, run->reference);
+		st_cmp_html_str(f, run->reference);
 		fputs("</code>", f);
 	} else {
 		fputs(" against production (no reference)", f);
@@ -716,14 +834,14 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 	if (run->end_real_ns)
 		st_cmp_time_str(ts, sizeof(ts), run->end_real_ns);
 	fputs(" &middot; ", f);
-	hstr(f, run->command ? run->command : ""); /* a merged part's: untrusted like traffic */
+	st_cmp_html_str(f, run->command ? run->command : ""); /* a merged part's: untrusted like traffic */
 	fprintf(f, " &middot; %s to %s%s", t0, ts, run->final ? " (final)" : " (in progress)");
 	if (run->sources > 1)
 		fprintf(f, " &middot; <span id=\"sources\">merged from %llu reports</span>",
 			(unsigned long long)run->sources);
 	for (unsigned i = 0; i < run->nhosts; i++) {
 		fputs(i ? ", " : " &middot; captured on <code>", f);
-		hstr(f, run->hosts[i]);
+		st_cmp_html_str(f, run->hosts[i]);
 		if (i + 1 == run->nhosts)
 			fputs("</code>", f);
 	}
@@ -771,9 +889,9 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			if (!v.regression)
 				continue;
 			fprintf(f, "<li class=\"regression\"><a href=\"#ep-%u\"><code>", i);
-			hstr(f, e->name);
+			st_cmp_html_str(f, e->name);
 			fputs("</code></a> <code>", f);
-			hstr(f, fl->path);
+			st_cmp_html_str(f, fl->path);
 			fputs("</code>", f);
 			/* what changed, from its first sample: production's value, then the
 			 * candidate's */
@@ -793,7 +911,7 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		st_cmp_endpoint_latency(a, e, &lt);
 		if (lt.verdict == ST_CMP_LAT_SLOWER) {
 			fprintf(f, "<li class=\"slower\"><a href=\"#ep-%u\"><code>", i);
-			hstr(f, e->name);
+			st_cmp_html_str(f, e->name);
 			fprintf(f, "</code></a> is slower by %.2f ms (median shift): <span class=\"vals\">"
 				   "p50 %.2f &rarr; %.2f ms, p90 %.2f &rarr; %.2f ms</span> (p = %.2g)</li>",
 				lt.shift, lt.p50[1], lt.p50[0], lt.p90[1], lt.p90[0], lt.p);
@@ -816,9 +934,9 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		st_cmp_endpoint_latency(a, e, &lt);
 		fprintf(f, "<tr class=\"endpoint%s%s\" data-endpoint=\"", r ? " regression" : "",
 			lt.verdict == ST_CMP_LAT_SLOWER ? " slower" : "");
-		hstr(f, e->name);
+		st_cmp_html_str(f, e->name);
 		fprintf(f, "\"><td><a href=\"#ep-%u\"><code>", i);
-		hstr(f, e->name);
+		st_cmp_html_str(f, e->name);
 		fprintf(f, "</code></a></td><td class=\"n\">%llu</td><td class=\"n\">%.1f%%</td>"
 			   "<td class=\"n\">%.1f%%</td><td class=\"n\">",
 			(unsigned long long)e->compared, pct(e->differing, e->compared),
@@ -827,7 +945,7 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			char t[32];
 
 			snprintf(t, sizeof(t), "%u field%s", r, r == 1 ? "" : "s");
-			h_badge(f, "regression", t);
+			st_cmp_html_badge(f, "regression", t);
 		} else {
 			fputs("0", f);
 		}
@@ -854,7 +972,7 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			st_cmp_field_verdict(a, e, fl, &v);
 			fprintf(f, "%s<code class=\"%s\">", k ? "<br>" : "", v.regression ? "regression" :
 											      "noise");
-			hstr(f, fl->path);
+			st_cmp_html_str(f, fl->path);
 			fprintf(f, "</code> <span class=\"muted\">%.0f%%%s</span>", pct(fl->raw, e->compared),
 				v.regression ? "" : ", noise");
 		}
@@ -891,10 +1009,10 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			if (e->kind == ST_STAT_DETAIL && !e->v)
 				continue;
 			fputs("<tr><td><code>", f);
-			hstr(f, e->name); /* a merged part's names are checked, and escaped all the same */
+			st_cmp_html_str(f, e->name); /* a merged part's names are checked, and escaped all the same */
 			fprintf(f, "</code></td><td class=\"n\">%llu</td><td class=\"muted\">",
 				(unsigned long long)e->v);
-			hstr(f, e->help ? e->help : "");
+			st_cmp_html_str(f, e->help ? e->help : "");
 			fputs("</td></tr>", f);
 		}
 	fputs("</tbody></table></section>", f);

@@ -133,4 +133,54 @@ uint64_t st_json_num_hash(const char *s, size_t len);
  */
 void st_json_hashes(const struct st_json_doc *d, uint64_t *out, bool unordered_arrays);
 
+/*
+ * Reading a parsed document whose shape the caller knows (a report read back: untrusted
+ * bytes from another host) under bounds, every failure one line in err: "WHERE: what".
+ * Node indexes are the tree's; 0 (the root, never a member nor an element) means "absent".
+ */
+struct st_json_rd {
+	const struct st_json_doc *d;
+	char *err;
+	size_t errlen;
+	char where[512];     /* what is being read ("endpoint X, field Y"), prefixed; "" none */
+};
+
+/* Fills err (control bytes quoted from the file as '?'); returns -1. */
+int st_json_rd_fail(struct st_json_rd *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static inline const struct st_json_node *st_json_rd_node(const struct st_json_rd *r, uint32_t i)
+{
+	return st_json_node(r->d, i);
+}
+/* The first child of container i, or 0; the next sibling of i, or 0. */
+uint32_t st_json_rd_child(const struct st_json_rd *r, uint32_t i);
+uint32_t st_json_rd_next(const struct st_json_rd *r, uint32_t i);
+/* The member key of object obj, or 0. */
+uint32_t st_json_rd_member(const struct st_json_rd *r, uint32_t obj, const char *key);
+bool st_json_rd_is(const struct st_json_rd *r, uint32_t i, enum st_json_type t);
+/* A whole number in [0, max] (digits only: no sign, fraction or exponent) from node i. */
+int st_json_rd_num_u64(struct st_json_rd *r, uint32_t i, const char *key, uint64_t max,
+		       uint64_t *out);
+int st_json_rd_u64(struct st_json_rd *r, uint32_t obj, const char *key, uint64_t max,
+		   uint64_t *out);
+/* A number (finite or not: the caller checks its range) from node i, or obj's member key. */
+int st_json_rd_num_dbl(struct st_json_rd *r, uint32_t i, const char *key, double *out);
+int st_json_rd_dbl(struct st_json_rd *r, uint32_t obj, const char *key, double *out);
+int st_json_rd_bool(struct st_json_rd *r, uint32_t obj, const char *key, bool *out);
+/* A string of UTF-8 without NUL, shorter than cap, into out. */
+int st_json_rd_str_node(struct st_json_rd *r, uint32_t i, const char *key, char *out, size_t cap);
+int st_json_rd_str(struct st_json_rd *r, uint32_t obj, const char *key, char *out, size_t cap);
+/* A time like "2026-11-30T15:03:10.710Z" (st_cmp_time_str), to ns since the epoch. */
+int st_json_rd_time(struct st_json_rd *r, uint32_t obj, const char *key, uint64_t *out);
+
+/* buf parsed into d (initialised here: a node per byte at most, nesting at most depth). 0, or
+ * -1 with one line in err (and d freed). */
+int st_json_rd_parse(struct st_json_doc *d, const char *buf, size_t len, size_t max,
+		     unsigned depth, char *err, size_t errlen);
+
+/* A regular file of at most max bytes, read whole into *buf (malloc'd, NUL-terminated, the
+ * caller frees). Opened without blocking (a FIFO is refused, not waited on). 0, or -1 with
+ * err. */
+int st_json_read_file(const char *path, size_t max, char **buf, size_t *len, char *err,
+		      size_t errlen);
+
 #endif /* ST_JSON_H */

@@ -3,6 +3,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <openssl/crypto.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <net/if.h>
@@ -16,12 +17,16 @@
 #include <sys/vfs.h>
 #include <unistd.h>
 
+#include "connmap.h"
 #include "linkwatch.h"
 #include "log.h"
 #include "loop.h"
+#include "output.h"
 #include "record.h"
 #include "tap.skel.h"
 #include "tls.h"
+#include "tlsdec.h"
+#include "tlskeys.h"
 
 #ifndef CGROUP2_SUPER_MAGIC
 #define CGROUP2_SUPER_MAGIC 0x63677270
@@ -50,7 +55,14 @@ struct st_tap {
 	uint64_t gone_ns;   /* st_mono_ns() when it went */
 	uint64_t blind_ns;  /* earlier gaps */
 	uint64_t detaches;
-	struct st_tls *tls; /* --tls: the plaintext input, instead of the packet programs */
+	struct st_tls *tls; /* --tls, --keylog: the TLS probes */
+	/* keys mode: the packet programs' ciphertext decrypted (--tls), or read for the secrets'
+	 * connections only (--keylog alone); NULL in calls mode only */
+	struct st_tlsdec *dec;
+	bool plain;         /* --tls: consumers get plaintext (packets go to the decryptor) */
+	bool packets_on;    /* the packet programs are attached (--tls: while keys mode needs) */
+	uint64_t dup_calls; /* per-call plaintext of a connection the decryptor delivers */
+	struct st_output keylog;
 	uint16_t ports[ST_MAX_PORTS_CLI]; /* what the port map lists (st_tap__set_filters) */
 	size_t n_ports;
 	/* the cgroup followed (inotify): removed, created again under the same path */
@@ -59,16 +71,83 @@ struct st_tap {
 	char cg_name[NAME_MAX + 1];
 };
 
+/*
+ * One ring record. Without --tls and --keylog: a packet's segment, to the consumer. With the
+ * TLS probes: their process events go to tls.c, their secrets (ST_REC_KDF) to the decryptor;
+ * per-call plaintext goes to the consumer unless the decryptor delivers that connection
+ * (tells it otherwise: its ciphertext is then not decrypted); the packets' ciphertext goes to
+ * the decryptor (--tls: its plaintext is what the consumer gets; --keylog alone: the
+ * consumer gets the ciphertext too).
+ */
 static int ring_cb(void *ctx, void *data, size_t size)
 {
 	struct st_tap *tap = ctx;
 	struct st_segment seg;
+	int r;
 
+	if (tap->tls && size >= 4) {
+		uint8_t type = ((const uint8_t *)data)[2];
+
+		if (type == ST_REC_PROC) {
+			st_tls__proc_event(tap->tls, data, size);
+			return 0;
+		}
+		if (type == ST_REC_KDF) {
+			uint64_t ts = size >= 16 ? *(const uint64_t *)((const uint8_t *)data + 8) : 0;
+
+			return tap->dec ? st_tlsdec__kdf(tap->dec, data, size,
+							 (uint64_t)((int64_t)ts + tap->real_offset_ns)) :
+					  0;
+		}
+	}
 	if (st_record_decode(data, size, tap->real_offset_ns, &seg)) {
 		tap->bad_records++;
 		return 0;
 	}
-	return tap->cb(tap->ctx, &seg);
+	if (!tap->dec)
+		return tap->cb(tap->ctx, &seg);
+	if (((const struct st_rec *)data)->rflags & ST_RF_TLS) {
+		if (st_tlsdec__keyed(tap->dec, &seg.key)) {
+			tap->dup_calls++;
+			return 0;
+		}
+		if (tap->packets_on)
+			st_tlsdec__called(tap->dec, &seg.key, seg.ts_ns);
+		return tap->cb(tap->ctx, &seg);
+	}
+	r = st_tlsdec__cipher(tap->dec, &seg);
+	if (!tap->plain) {
+		int e = tap->cb(tap->ctx, &seg);
+
+		if (e < 0)
+			r = e;
+	}
+	return r;
+}
+
+/* The decryptor's plaintext: what the per-call probes would have delivered. */
+static int dec_segment(void *ctx, const struct st_segment *seg)
+{
+	struct st_tap *tap = ctx;
+
+	return tap->cb(tap->ctx, seg);
+}
+
+/* --keylog: one line per secret, written as it is learned (Wireshark may read it live); the
+ * line is wiped after. */
+static void dec_keylog(void *ctx, const char *name, const uint8_t cr[32], const uint8_t *secret,
+		       size_t len)
+{
+	struct st_tap *tap = ctx;
+	char line[256];
+	size_t n;
+
+	if (tap->keylog.fd < 0)
+		return;
+	n = st_tlskeys_keylog_line(line, sizeof(line), name, cr, secret, len);
+	if (n && write(tap->keylog.fd, line, n) != (ssize_t)n)
+		pr_warn("tls: --keylog %s: %s", tap->keylog.path, strerror(errno));
+	OPENSSL_cleanse(line, sizeof(line));
 }
 
 static void perr(const char *what, int err)
@@ -201,6 +280,26 @@ static int prune_map(struct bpf_map *m, size_t ksz, const struct st_target *t, i
 			first = true; /* the walk starts again: the deleted key has no successor */
 		}
 	}
+}
+
+void st_tap_conn_key(const struct st_flow_key *k, struct st_conn_key *out)
+{
+	memset(out, 0, sizeof(*out));
+	out->family = k->src.family;
+	out->cport = k->sport;
+	out->sport = k->dport;
+	memcpy(out->caddr, k->src.a, sizeof(out->caddr));
+	memcpy(out->saddr, k->dst.a, sizeof(out->saddr));
+}
+
+int st_tap__copy_whole(struct st_tap *tap, const struct st_flow_key *k)
+{
+	struct st_conn_key key;
+	uint8_t one = 1;
+	int fd = tap->tls ? st_tls__copy_whole_fd(tap->tls) : bpf_map__fd(tap->skel->maps.copy_whole);
+
+	st_tap_conn_key(k, &key);
+	return bpf_map_update_elem(fd, &key, &one, BPF_ANY) ? -errno : 0;
 }
 
 int st_tap__set_filters(struct st_tap *tap, const struct st_target *t)
@@ -529,8 +628,13 @@ static int on_tls_timer(void *ctx)
 
 int st_tap__watch(struct st_tap *tap, struct st_loop *l)
 {
-	if (tap->tls)
-		return st_loop__add(l, st_tls__timer_fd(tap->tls), on_tls_timer, tap);
+	if (tap->tls) {
+		int err = st_loop__add(l, st_tls__timer_fd(tap->tls), on_tls_timer, tap);
+
+		if (err || tap->plain)
+			return err;
+		/* --keylog alone: the capture's target is followed as without it */
+	}
 	if (tap->cg_watch_fd >= 0)
 		return st_loop__add(l, tap->cg_watch_fd, on_cgroup_fd, tap);
 	if (!tap->lw)
@@ -540,8 +644,12 @@ int st_tap__watch(struct st_tap *tap, struct st_loop *l)
 
 int st_tap__unwatch(struct st_tap *tap, struct st_loop *l)
 {
-	if (tap->tls)
-		return st_loop__del(l, st_tls__timer_fd(tap->tls));
+	if (tap->tls) {
+		int err = st_loop__del(l, st_tls__timer_fd(tap->tls));
+
+		if (err || tap->plain)
+			return err;
+	}
 	if (tap->cg_watch_fd >= 0)
 		return st_loop__del(l, tap->cg_watch_fd);
 	if (!tap->lw)
@@ -679,10 +787,105 @@ static int attach(struct st_tap *tap, const struct st_target *t)
 	return err;
 }
 
+/* The packet programs come off the target (keys mode no longer needs the ciphertext). */
+static void packets_detach(struct st_tap *tap)
+{
+	detach_iface(tap, true);
+	for (int i = 0; i < 2; i++) {
+		bpf_link__destroy(tap->links[i]);
+		tap->links[i] = NULL;
+	}
+	tap->packets_on = false;
+}
+
+/* tls.c's hook: keys mode needs the ciphertext of --port (on) or no longer (off). */
+static int cipher_hook(void *ctx, bool on)
+{
+	struct st_tap *tap = ctx;
+	int err;
+
+	if (!tap->plain || on == tap->packets_on)
+		return 0; /* --keylog alone is a capture: attached all along */
+	if (!on) {
+		packets_detach(tap);
+		return 0;
+	}
+	err = tap->cgroup_fd >= 0 ? attach_cgroup(tap) : attach_iface(tap, ST_ATTACH_AUTO);
+	if (err) {
+		packets_detach(tap);
+		return err;
+	}
+	tap->packets_on = true;
+	return 0;
+}
+
 /*
- * Opens the target, then either the TLS probes (--tls: the plaintext instead of the packets,
- * since the ciphertext of the same port would be a second, unreadable copy of every
- * connection for every consumer) or the packet programs, watched and attached.
+ * The TLS input (--tls, --keylog). Keys mode possible (not --tls-mode calls, not --libssl
+ * files alone): the packet programs are loaded too, copying every ciphertext byte (a record
+ * opens only whole), and the TLS probes write into their ring (one ring: the secrets, the
+ * per-call plaintext and the packets in the order they happened); the decryptor turns the
+ * packets into plaintext (--tls) or reads them for the secrets' connections (--keylog alone,
+ * which is a capture of the packets as without --tls, attached and watched as one).
+ */
+static int open_tls(struct st_tap *tap, const struct st_target *t, const struct st_tap_opts *opts,
+		    unsigned long ring_bytes)
+{
+	static const struct st_tap_opts all;
+	bool keys = t->keylog || (t->tls_mode != ST_TLSM_CALLS && !t->n_libssl);
+	struct st_tls_hooks hooks = { .cipher = cipher_hook, .ctx = tap };
+	struct st_tap_opts whole = opts ? *opts : all;
+	int err, ring_fd = -1;
+
+	tap->plain = t->tls;
+	if (t->keylog) {
+		err = st_output_open(&tap->keylog, t->keylog, ST_OUT_PRIVATE | ST_OUT_NONBLOCK, 0);
+		if (err >= 0)
+			err = st_output_commit(&tap->keylog);
+		if (err < 0) {
+			pr_err("keylog %s: %s", t->keylog, strerror(-err));
+			return -err;
+		}
+	}
+	if (keys) {
+		struct st_tlsdec_config cfg = {
+			.ports = t->ports,
+			.n_ports = t->n_ports,
+			.keylog_only = !t->tls,
+			.hash_seed = st_random_seed(),
+		};
+		struct st_tlsdec_ops ops = { .segment = dec_segment,
+					     .keylog = t->keylog ? dec_keylog : NULL };
+
+		whole.copy[ST_DIR_IN] = whole.copy[ST_DIR_OUT] = ST_COPY_FULL;
+		err = load_programs(tap, t, &whole, ring_bytes);
+		if (err)
+			return err;
+		ring_fd = bpf_map__fd(tap->skel->maps.ring);
+		tap->dec = st_tlsdec__new(&cfg, &ops, tap);
+		if (!tap->dec) {
+			perr("tls: the decryptor", errno);
+			return errno;
+		}
+		if (!t->tls) {
+			err = watch_target(tap, t);
+			if (!err)
+				err = attach(tap, t);
+			if (err)
+				return err;
+			tap->packets_on = true;
+		}
+	}
+	tap->tls = st_tls__open(t, opts, (uint32_t)ring_bytes, ring_fd, keys, &hooks);
+	if (!tap->tls)
+		return errno;
+	st_tls__set_decryptor(tap->tls, tap->dec);
+	return open_ring(tap, keys ? ring_fd : st_tls__ring_fd(tap->tls));
+}
+
+/*
+ * Opens the target, then the TLS input (--tls: the plaintext instead of the ciphertext of the
+ * port, which would be a second, unreadable copy of every connection for every consumer;
+ * --keylog: the secrets too) or the packet programs, watched and attached.
  */
 struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
 				 const struct st_tap_opts *opts, st_tap_cb cb, void *ctx)
@@ -697,15 +900,15 @@ struct st_tap *st_tap__open_opts(const struct st_target *t, bool verbose,
 	tap->link_fds[0] = tap->link_fds[1] = -1;
 	tap->cgroup_fd = -1;
 	tap->cg_watch_fd = -1;
+	tap->keylog.fd = -1;
 	tap->cb = cb;
 	tap->ctx = ctx;
 	/* libbpf's warnings while we set up are detail: every failure is reported below */
 	st_log_libbpf_setup(1);
 	ring_bytes = round_pow2((unsigned long)(t->ring_mb ? t->ring_mb : ST_RING_MB_DEFAULT) << 20);
 	err = open_target(tap, t);
-	if (!err && t->tls) {
-		tap->tls = st_tls__open(t, opts, (uint32_t)ring_bytes);
-		err = tap->tls ? open_ring(tap, st_tls__ring_fd(tap->tls)) : errno;
+	if (!err && (t->tls || t->keylog)) {
+		err = open_tls(tap, t, opts, ring_bytes);
 	} else if (!err) {
 		err = load_programs(tap, t, opts, ring_bytes);
 		if (!err)
@@ -732,7 +935,18 @@ int st_tap__consume(struct st_tap *tap)
 {
 	/* consume, not poll: records go in without wakeups (see wakeup_bytes),
 	 * so the ring must be read whether or not it signalled. */
-	return ring_buffer__consume(tap->rb);
+	int n = ring_buffer__consume(tap->rb);
+
+	if (tap->tls)
+		st_tls__poll(tap->tls);
+	if (tap->dec) {
+		int e = st_tlsdec__tick(tap->dec, (uint64_t)((int64_t)st_mono_ns() +
+							     tap->real_offset_ns));
+
+		if (e < 0 && n >= 0)
+			n = e;
+	}
+	return n;
 }
 
 void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out)
@@ -745,11 +959,11 @@ void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out)
 	out->detaches = tap->detaches;
 	out->blind_ns = tap->blind_ns + (tap->gone ? st_mono_ns() - tap->gone_ns : 0);
 	if (tap->tls) {
+		/* the per-call plaintext's (the packets' below, in keys mode) */
 		struct st_tls_stats ts;
 
 		st_tls__stats(tap->tls, &ts);
 		memcpy(out->kern, ts.kern, sizeof(out->kern));
-		return;
 	}
 	if (ncpu <= 0 || !tap->skel)
 		return;
@@ -814,6 +1028,30 @@ void st_tap__summary(const struct st_tap *tap, struct st_tap_summary *out)
 		out->tls_filtered = ts.tls.filtered;
 		out->tls_libs = ts.libs;
 		out->tls_blind_pids = ts.blind_pids;
+		out->tls_conns_keyed = ts.tls.conns_keyed;
+		out->tls_kdf = ts.tls.kdf_calls;
+		out->tls_kdf_lost = ts.tls.kdf_lost;
+		out->tls_procs_keys = ts.procs_keys;
+		out->tls_procs_calls = ts.procs_calls;
+		out->tls_mode_changes = ts.mode_changes;
+		out->tls_traps = ts.traps;
+		out->tls_cut = ts.cut;
+	}
+	if (tap->dec) {
+		struct st_tlsdec_stats ds;
+
+		st_tlsdec__stats(tap->dec, &ds);
+		out->tls_keyed = ds.keyed;
+		out->tls_decrypted = ds.plain_bytes;
+		out->tls_dec_lost = ds.loss_bytes;
+		out->tls_dec_failed = ds.failed;
+		out->tls_resyncs = ds.resyncs;
+		out->tls_key_updates = ds.key_updates;
+		out->tls_nokeys = ds.nokeys;
+		out->tls_unusable = ds.not_tls;
+		out->tls_given_up = ds.given_up;
+		out->tls_joined = ds.joined;
+		out->tls_dup = tap->dup_calls;
 	}
 }
 
@@ -827,6 +1065,9 @@ void st_tap__destroy(struct st_tap *tap)
 	st_linkwatch__free(tap->lw);
 	ring_buffer__free(tap->rb);
 	st_tls__destroy(tap->tls);
+	st_tlsdec__free(tap->dec);
+	if (tap->keylog.fd >= 0)
+		st_output_close(&tap->keylog);
 	tap_bpf__destroy(tap->skel);
 	if (tap->cgroup_fd >= 0)
 		close(tap->cgroup_fd);

@@ -4,8 +4,11 @@
  * to an interface (TCX links, else clsact filters) or a cgroup (cgroup_skb
  * links), and turns ring buffer records into struct st_segment callbacks.
  * With --tls (st_target.tls) the input is the TLS plaintext of the target's
- * processes instead (agent/input/tls.c, bpf/tls.bpf.c): same records, same callbacks;
- * the packet programs are not loaded then.
+ * processes instead (agent/input/tls.c, bpf/tls.bpf.c): same records, same
+ * callbacks. Its keys mode loads the packet programs too, attached while a process
+ * needs them, and their ciphertext goes through the decryptor (agent/tlsdec/), whose
+ * plaintext segments are the callbacks'. --keylog alone is a capture of the packets
+ * with the secrets written to a file (the decryptor ties them to connections).
  */
 #ifndef ST_TAP_H
 #define ST_TAP_H
@@ -105,6 +108,13 @@ int st_tap__reattach(struct st_tap *tap, int ifindex);
  * the peer filter switched on or off), or -errno. */
 int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
 
+/* The headers-only policy no longer applies to connection k (client -> server, as reassembly
+ * keys it): its payload is copied whole from now on (the copy_whole map, bpf/shadowtap.h; an
+ * LRU of ST_MAX_WHOLE connections). 0 or -errno. */
+int st_tap__copy_whole(struct st_tap *tap, const struct st_flow_key *k);
+/* The copy_whole map's key of connection k (client -> server). */
+void st_tap_conn_key(const struct st_flow_key *k, struct st_conn_key *out);
+
 /* What every live command reports about the capture itself (stats.h table). */
 #define ST_TAP_STATS(X, T)                                                                     \
 	X(T, lost, COUNTER_BYTES, "payload bytes the kernel could not deliver (ring buffer full)") \
@@ -128,7 +138,32 @@ int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
 	  "(memory BIOs): not captured")                                                     \
 	X(T, tls_filtered, DETAIL, "--tls: probe hits in processes outside the target")      \
 	X(T, tls_libs, DETAIL, "--tls: library files probed")                                 \
-	X(T, tls_blind_pids, DETAIL, "--tls: target processes without a probed libssl")
+	X(T, tls_blind_pids, DETAIL, "--tls: target processes without a probed libssl")      \
+	X(T, tls_procs_keys, DETAIL, "--tls: processes in keys mode (secrets per handshake)") \
+	X(T, tls_procs_calls, DETAIL, "--tls: processes in calls mode (per-call probes)")     \
+	X(T, tls_mode_changes, DETAIL, "--tls: times a process changed mode")                \
+	X(T, tls_traps, DETAIL, "--tls: uprobe hits in the target's processes (running ones)") \
+	X(T, tls_conns_keyed, DETAIL, "--tls: sessions left to the keys by the per-call probes") \
+	X(T, tls_kdf, DETAIL, "--tls: EVP_KDF_derive calls probed (keys mode's traps)")       \
+	X(T, tls_kdf_lost, DETAIL, "--tls: secrets the ring could not take")                 \
+	X(T, tls_keyed, DETAIL, "--tls: connections decrypted (their secrets found)")       \
+	X(T, tls_decrypted, DETAIL_BYTES, "--tls: plaintext bytes decrypted")                      \
+	X(T, tls_dec_lost, DETAIL_BYTES, "--tls: plaintext bytes lost to capture gaps or records "  \
+	  "that did not open (exact holes)")                                                 \
+	X(T, tls_dec_failed, DETAIL, "--tls: records that did not authenticate")            \
+	X(T, tls_resyncs, DETAIL, "--tls: decryption found again after a gap")              \
+	X(T, tls_key_updates, DETAIL, "--tls: TLS 1.3 KeyUpdates followed")                  \
+	X(T, tls_nokeys, DETAIL, "--tls: TLS connections captured that ended without "        \
+	  "secrets (not delivered)")                                                         \
+	X(T, tls_unusable, DETAIL, "--tls: connections not TLS, or of a version or suite not "  \
+	  "decrypted (CBC, TLS 1.1)")                                                         \
+	X(T, tls_joined, DETAIL, "--tls: ciphertext connections first seen midway (older "    \
+	  "than the capture: no handshake, not decrypted)")                                  \
+	X(T, tls_given_up, DETAIL, "--tls: connections given up (a gap in the handshake, a "   \
+	  "hold cap)")                                                                       \
+	X(T, tls_dup, DETAIL, "--tls: per-call plaintext of connections decrypted (dropped)") \
+	X(T, tls_cut, DETAIL, "--tls: sessions begun in calls mode, cut after the keys took "  \
+	  "over")
 struct st_tap_summary {
 	ST_TAP_STATS(ST_STAT_FIELD, _)
 };

@@ -13,6 +13,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "opts.h"
+
 static const char *base_name(const char *path)
 {
 	const char *b = strrchr(path, '/');
@@ -77,8 +79,16 @@ static const char *other_tls_lib(const char *path)
 	return NULL;
 }
 
-int st_tls_find_libssl(const char *proc_root, pid_t pid, struct st_tls_libref *out, size_t max,
-		       bool *has_jvm, const char **other_tls)
+bool st_tls_is_libcrypto(const char *path)
+{
+	const char *b = base_name(path);
+
+	return !strncmp(b, "libcrypto.so", 12) && (b[12] == '\0' || b[12] == '.');
+}
+
+/* The files PID maps that is_lib() takes, each once, at most max (see st_tls_find_libssl). */
+static int find_libs(const char *proc_root, pid_t pid, bool (*is_lib)(const char *),
+		     struct st_tls_libref *out, size_t max, bool *has_jvm, const char **other_tls)
 {
 	char fn[PATH_MAX], line[ST_TLS_PATH_MAX + 256];
 	struct st_tls_libref r;
@@ -103,7 +113,7 @@ int st_tls_find_libssl(const char *proc_root, pid_t pid, struct st_tls_libref *o
 			*has_jvm = true;
 		if (other_tls && !*other_tls)
 			*other_tls = other_tls_lib(r.path);
-		if (!st_tls_is_libssl(r.path))
+		if (!is_lib(r.path))
 			continue;
 		for (size_t i = 0; i < n; i++)
 			if (out[i].ino == r.ino && out[i].dev_major == r.dev_major &&
@@ -115,6 +125,17 @@ int st_tls_find_libssl(const char *proc_root, pid_t pid, struct st_tls_libref *o
 	}
 	fclose(f);
 	return (int)n;
+}
+
+int st_tls_find_libssl(const char *proc_root, pid_t pid, struct st_tls_libref *out, size_t max,
+		       bool *has_jvm, const char **other_tls)
+{
+	return find_libs(proc_root, pid, st_tls_is_libssl, out, max, has_jvm, other_tls);
+}
+
+int st_tls_find_libcrypto(const char *proc_root, pid_t pid, struct st_tls_libref *out)
+{
+	return find_libs(proc_root, pid, st_tls_is_libcrypto, out, 1, NULL, NULL);
 }
 
 static int elf_open(const char *path, Elf **e)
@@ -136,7 +157,9 @@ static int elf_open(const char *path, Elf **e)
 	return fd;
 }
 
-bool st_tls_elf_has_symbol(const char *path, const char *name)
+/* A function symbol name in path's .symtab or .dynsym: defined (imported false) or undefined
+ * in .dynsym (imported true: called through the PLT). */
+static bool elf_symbol(const char *path, const char *name, bool imported)
 {
 	Elf_Scn *scn = NULL;
 	bool found = false;
@@ -149,7 +172,8 @@ bool st_tls_elf_has_symbol(const char *path, const char *name)
 		GElf_Shdr sh;
 		Elf_Data *d;
 
-		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM) ||
+		    (imported && sh.sh_type != SHT_DYNSYM))
 			continue;
 		d = elf_getdata(scn, NULL);
 		if (!d || !sh.sh_entsize)
@@ -158,8 +182,8 @@ bool st_tls_elf_has_symbol(const char *path, const char *name)
 			GElf_Sym sym;
 			const char *s;
 
-			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF ||
-			    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+			if (!gelf_getsym(d, (int)i, &sym) || (sym.st_shndx == SHN_UNDEF) != imported ||
+			    (!imported && GELF_ST_TYPE(sym.st_info) != STT_FUNC))
 				continue;
 			s = elf_strptr(e, sh.sh_link, sym.st_name);
 			if (s && !strcmp(s, name)) {
@@ -171,6 +195,93 @@ bool st_tls_elf_has_symbol(const char *path, const char *name)
 	elf_end(e);
 	close(fd);
 	return found;
+}
+
+bool st_tls_elf_has_symbol(const char *path, const char *name)
+{
+	return elf_symbol(path, name, false);
+}
+
+bool st_tls_elf_imports(const char *path, const char *name)
+{
+	return elf_symbol(path, name, true);
+}
+
+int st_tls_elf_func_offsets(const char *path, const char *const *names, size_t n, uint64_t *offs)
+{
+	Elf_Scn *scn = NULL;
+	Elf *e = NULL;
+	size_t nph, found = 0;
+	int fd = elf_open(path, &e);
+
+	for (size_t i = 0; i < n; i++)
+		offs[i] = 0;
+	if (fd < 0)
+		return -ENOEXEC;
+	if (elf_getphdrnum(e, &nph)) {
+		elf_end(e);
+		close(fd);
+		return -ENOEXEC;
+	}
+	while ((scn = elf_nextscn(e, scn)) && found < n) {
+		GElf_Shdr sh;
+		Elf_Data *d;
+
+		if (!gelf_getshdr(scn, &sh) || (sh.sh_type != SHT_SYMTAB && sh.sh_type != SHT_DYNSYM))
+			continue;
+		d = elf_getdata(scn, NULL);
+		if (!d || !sh.sh_entsize)
+			continue;
+		for (size_t i = 0; i < sh.sh_size / sh.sh_entsize && found < n; i++) {
+			GElf_Sym sym;
+			const char *s;
+
+			if (!gelf_getsym(d, (int)i, &sym) || sym.st_shndx == SHN_UNDEF || !sym.st_value ||
+			    GELF_ST_TYPE(sym.st_info) != STT_FUNC)
+				continue;
+			s = elf_strptr(e, sh.sh_link, sym.st_name);
+			if (!s)
+				continue;
+			for (size_t k = 0; k < n; k++) {
+				if (offs[k] || strcmp(s, names[k]))
+					continue;
+				/* the file offset of the address: its loadable segment's */
+				for (size_t j = 0; j < nph; j++) {
+					GElf_Phdr ph;
+
+					if (!gelf_getphdr(e, (int)j, &ph) || ph.p_type != PT_LOAD ||
+					    sym.st_value < ph.p_vaddr ||
+					    sym.st_value >= ph.p_vaddr + ph.p_filesz)
+						continue;
+					offs[k] = sym.st_value - ph.p_vaddr + ph.p_offset;
+					found++;
+					break;
+				}
+			}
+		}
+	}
+	elf_end(e);
+	close(fd);
+	return (int)found;
+}
+
+bool st_tls_keys_capable(const char *libssl, const char *libcrypto, char *why, size_t len)
+{
+	if (!libcrypto) {
+		snprintf(why, len, "no libcrypto mapped next to its libssl");
+		return false;
+	}
+	if (!st_tls_elf_has_symbol(libcrypto, "EVP_KDF_derive")) {
+		snprintf(why, len, "its libcrypto has no EVP_KDF_derive (OpenSSL before 3.0, "
+			 "LibreSSL or BoringSSL: their TLS key schedules are internal)");
+		return false;
+	}
+	if (!st_tls_elf_imports(libssl, "EVP_KDF_derive")) {
+		snprintf(why, len, "its libssl does not call EVP_KDF_derive through libcrypto's "
+			 "export (not OpenSSL 3's libssl, or linked with libcrypto statically)");
+		return false;
+	}
+	return true;
 }
 
 bool st_tls_elf_has_section(const char *path, const char *name)
@@ -224,8 +335,10 @@ void st_tls_explain(const char *proc_root, pid_t pid, char *buf, size_t len)
 	}
 }
 
-static int listen_file(const char *fn, const uint16_t *ports, size_t n_ports, uint64_t *out,
-		       size_t max, size_t *n)
+/* The inodes of the TCP sockets of one /proc net file (tcp, tcp6) in state st (0A: listening,
+ * 01: established) whose local port is one of ports. */
+static int tcp_file(const char *fn, const uint16_t *ports, size_t n_ports, unsigned want,
+		    uint64_t *out, size_t max, size_t *n)
 {
 	char line[512];
 	FILE *f = fopen(fn, "re");
@@ -236,18 +349,15 @@ static int listen_file(const char *fn, const uint16_t *ports, size_t n_ports, ui
 		unsigned lport, st;
 		unsigned long long inode;
 		char local[64], rem[64];
-		bool want = false;
 
 		/* sl local_address rem_address st tx_queue:rx_queue tr:tm->when retrnsmt uid
 		 * timeout inode */
 		if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %63s %x %*s %*s %*s %*u %*u %llu", local,
 			   &lport, rem, &st, &inode) != 5)
 			continue;
-		if (st != 0x0A || !inode)
+		if (st != want || !inode || !st_port_listed(ports, n_ports, (uint16_t)lport))
 			continue;
-		for (size_t i = 0; i < n_ports; i++)
-			want |= ports[i] == lport;
-		if (want && *n < max)
+		if (*n < max)
 			out[(*n)++] = inode;
 	}
 	fclose(f);
@@ -262,9 +372,9 @@ int st_tls_listen_inodes(const char *proc_root, const uint16_t *ports, size_t n_
 	int e4, e6;
 
 	snprintf(fn, sizeof(fn), "%s/net/tcp", proc_root);
-	e4 = listen_file(fn, ports, n_ports, out, max, &n);
+	e4 = tcp_file(fn, ports, n_ports, 0x0A, out, max, &n);
 	snprintf(fn, sizeof(fn), "%s/net/tcp6", proc_root);
-	e6 = listen_file(fn, ports, n_ports, out, max, &n);
+	e6 = tcp_file(fn, ports, n_ports, 0x0A, out, max, &n);
 	if (e4 && e6)
 		return e4;
 	return (int)n;
@@ -287,12 +397,48 @@ static int pid_cmp(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
+/* The sockets among inodes[0, n) the fds of folder dir (a process's fd/) are open on, into out
+ * (at most max; out may be NULL with max 1: is there one?). How many, or -errno. */
+static int fd_sockets(const char *dir, const uint64_t *inodes, size_t n, uint64_t *out, size_t max)
+{
+	struct dirent *e;
+	size_t cnt = 0;
+	DIR *d = opendir(dir);
+
+	if (!d)
+		return -errno;
+	while (cnt < max && (e = readdir(d))) {
+		char fn[PATH_MAX + 300], link[64];
+		ssize_t l;
+		uint64_t ino;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(fn, sizeof(fn), "%s/%s", dir, e->d_name);
+		l = readlink(fn, link, sizeof(link) - 1);
+		if (l <= 0)
+			continue;
+		link[l] = '\0';
+		ino = st_tls_socket_inode(link);
+		for (size_t i = 0; ino && i < n; i++) {
+			if (inodes[i] != ino)
+				continue;
+			if (out)
+				out[cnt] = ino;
+			cnt++;
+			break;
+		}
+	}
+	closedir(d);
+	return (int)cnt;
+}
+
 int st_tls_socket_owners(const char *proc_root, const uint64_t *inodes, size_t n, pid_t *out,
 			 size_t max)
 {
-	struct dirent *pe, *fe;
+	struct dirent *pe;
 	size_t cnt = 0;
-	DIR *pd, *fd;
+	DIR *pd;
 
 	if (!n)
 		return 0;
@@ -307,31 +453,8 @@ int st_tls_socket_owners(const char *proc_root, const uint64_t *inodes, size_t n
 		if (*end || pid <= 0)
 			continue;
 		snprintf(dn, sizeof(dn), "%s/%ld/fd", proc_root, pid);
-		fd = opendir(dn);
-		if (!fd)
-			continue;
-		while ((fe = readdir(fd))) {
-			char fn[PATH_MAX + 300], link[64];
-			ssize_t l;
-			uint64_t ino;
-			bool hit = false;
-
-			if (fe->d_name[0] == '.')
-				continue;
-			snprintf(fn, sizeof(fn), "%s/%s", dn, fe->d_name);
-			l = readlink(fn, link, sizeof(link) - 1);
-			if (l <= 0)
-				continue;
-			link[l] = '\0';
-			ino = st_tls_socket_inode(link);
-			for (size_t i = 0; ino && i < n; i++)
-				hit |= inodes[i] == ino;
-			if (hit) {
-				out[cnt++] = (pid_t)pid;
-				break;
-			}
-		}
-		closedir(fd);
+		if (fd_sockets(dn, inodes, n, NULL, 1) > 0)
+			out[cnt++] = (pid_t)pid;
 	}
 	closedir(pd);
 	qsort(out, cnt, sizeof(*out), pid_cmp);
@@ -377,4 +500,22 @@ int st_tls_cgroup_pids(const char *cgroup, pid_t *out, size_t max)
 		return err;
 	qsort(out, n, sizeof(*out), pid_cmp);
 	return (int)n;
+}
+
+int st_tls_established(const char *proc_root, pid_t pid, const uint16_t *ports, size_t n_ports,
+		       uint64_t *out, size_t max)
+{
+	char fn[PATH_MAX];
+	uint64_t ino[4096];
+	size_t n = 0;
+
+	/* the process's own network namespace */
+	snprintf(fn, sizeof(fn), "%s/%d/net/tcp", proc_root, (int)pid);
+	tcp_file(fn, ports, n_ports, 0x01, ino, 4096, &n);
+	snprintf(fn, sizeof(fn), "%s/%d/net/tcp6", proc_root, (int)pid);
+	tcp_file(fn, ports, n_ports, 0x01, ino, 4096, &n);
+	if (!n)
+		return 0;
+	snprintf(fn, sizeof(fn), "%s/%d/fd", proc_root, (int)pid);
+	return fd_sockets(fn, ino, n, out, max);
 }

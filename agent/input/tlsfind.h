@@ -26,6 +26,9 @@ struct st_tls_libref {
  * not NSS's "libssl3.so", whose API is another. */
 bool st_tls_is_libssl(const char *path);
 
+/* True for OpenSSL's libcrypto ("libcrypto.so.3", "libcrypto.so.1.1"). */
+bool st_tls_is_libcrypto(const char *path);
+
 /*
  * One /proc/PID/maps line: its pathname, inode and device. Returns 1 for a mapping
  * of a file, 0 for anything else (anonymous, [heap], a deleted file), -1 when the
@@ -42,6 +45,9 @@ int st_tls_parse_maps_line(const char *line, char *path, size_t pathlen, uint64_
 int st_tls_find_libssl(const char *proc_root, pid_t pid, struct st_tls_libref *out, size_t max,
 		       bool *has_jvm, const char **other_tls);
 
+/* The libcrypto PID maps (the first one) into *out: 1, 0 when none, or -errno. */
+int st_tls_find_libcrypto(const char *proc_root, pid_t pid, struct st_tls_libref *out);
+
 /* Why PID's TLS cannot be seen, when it maps no libssl: one phrase in buf ("Go's
  * crypto/tls", "Java (JSSE)", "TLS linked into the binary ... --libssl ...", "no TLS
  * library mapped"). */
@@ -51,6 +57,28 @@ void st_tls_explain(const char *proc_root, pid_t pid, char *buf, size_t len);
  * the file cannot be read as ELF. */
 bool st_tls_elf_has_symbol(const char *path, const char *name);
 bool st_tls_elf_has_section(const char *path, const char *name);
+/* The file offsets of functions names[0, n) defined in path (what a uprobe is attached at):
+ * offs[i] = 0 for one it lacks. Returns how many were found, or -ENOEXEC (not ELF). */
+int st_tls_elf_func_offsets(const char *path, const char *const *names, size_t n, uint64_t *offs);
+/* A function path calls through the PLT (an undefined symbol of .dynsym). */
+bool st_tls_elf_imports(const char *path, const char *name);
+
+/*
+ * Whether keys mode can read this libssl's secrets (docs/TLS.md, "Keys mode"): its libcrypto
+ * exports EVP_KDF_derive and the libssl calls it there (OpenSSL 3: every TLS 1.3 secret and
+ * TLS 1.2's key block go through it). false with the reason in why otherwise (OpenSSL 1.1,
+ * LibreSSL, BoringSSL, a libcrypto linked in; libcrypto NULL: none found).
+ */
+bool st_tls_keys_capable(const char *libssl, const char *libcrypto, char *why, size_t len);
+
+/*
+ * PID's established TCP connections whose local port is one of ports (its network
+ * namespace's /proc/PID/net/tcp{,6}, its own fds): sessions a probe attached now joins in
+ * the middle. Their socket inodes into out (at most max); how many (0 when none or
+ * unreadable), or -errno.
+ */
+int st_tls_established(const char *proc_root, pid_t pid, const uint16_t *ports, size_t n_ports,
+		       uint64_t *out, size_t max);
 
 /*
  * Inodes of the TCP sockets listening on one of ports, from PROC/net/tcp and tcp6

@@ -9,7 +9,7 @@
 #include <string.h>
 
 #include "compare_agg.h"
-#include "json_read.h"
+#include "json.h"
 #include "load_report.h"
 
 #define SEVERAL "(several)"
@@ -20,54 +20,54 @@
 
 /* ---- reading ------------------------------------------------------------------------------ */
 
-static int get_secs(struct st_json_read *l, uint32_t obj, const char *key, double *out)
+static int get_secs(struct st_json_rd *l, uint32_t obj, const char *key, double *out)
 {
-	if (st_json_read_get_dbl(l, obj, key, out))
+	if (st_json_rd_dbl(l, obj, key, out))
 		return -1;
 	if (!(*out >= 0 && *out <= SECS_MAX))
-		return st_json_read_fail(l, "\"%s\" is out of range", key);
+		return st_json_rd_fail(l, "\"%s\" is out of range", key);
 	return 0;
 }
 
 /* A latency object's histogram ("hdr" in the layout the file names, its n, min, max and
  * over_range) added into dst (made at sig digits when first used). */
-static int load_lat(struct st_json_read *l, uint32_t obj, struct st_hdr *dst, int file_sig, int sig)
+static int load_lat(struct st_json_rd *l, uint32_t obj, struct st_hdr *dst, int file_sig, int sig)
 {
-	uint32_t h = st_json_read_member(l, obj, "hdr");
+	uint32_t h = st_json_rd_member(l, obj, "hdr");
 	struct st_hdr t;
 	uint64_t n, over, sum = 0;
 	double mn, mx;
 	int64_t last = -1, first = -1;
 	int rc = -1;
 
-	if (!st_json_read_is(l, obj, ST_JSON_OBJECT) || !st_json_read_is(l, h, ST_JSON_ARRAY))
-		return st_json_read_fail(l, "a latency is not an object with an \"hdr\" list");
-	if (st_json_read_get_u64(l, obj, "n", COUNT_MAX, &n) ||
-	    st_json_read_get_u64(l, obj, "over_range", n, &over) ||
-	    st_json_read_get_dbl(l, obj, "min", &mn) || st_json_read_get_dbl(l, obj, "max", &mx))
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT) || !st_json_rd_is(l, h, ST_JSON_ARRAY))
+		return st_json_rd_fail(l, "a latency is not an object with an \"hdr\" list");
+	if (st_json_rd_u64(l, obj, "n", COUNT_MAX, &n) ||
+	    st_json_rd_u64(l, obj, "over_range", n, &over) ||
+	    st_json_rd_dbl(l, obj, "min", &mn) || st_json_rd_dbl(l, obj, "max", &mx))
 		return -1;
 	if (!n) {
-		if (st_json_read_child(l, h))
-			return st_json_read_fail(l, "an empty latency (n 0) with buckets");
+		if (st_json_rd_child(l, h))
+			return st_json_rd_fail(l, "an empty latency (n 0) with buckets");
 		return 0;
 	}
 	if (!(mn >= 0 && mx >= mn && mx * 1e3 <= (double)ST_LOAD_HIGHEST_US))
-		return st_json_read_fail(l, "a latency's min or max is out of range");
+		return st_json_rd_fail(l, "a latency's min or max is out of range");
 	if (st_hdr_init(&t, 1, ST_LOAD_HIGHEST_US, file_sig))
-		return st_json_read_fail(l, "out of memory");
-	for (uint32_t c = st_json_read_child(l, h); c; c = st_json_read_next(l, c)) {
+		return st_json_rd_fail(l, "out of memory");
+	for (uint32_t c = st_json_rd_child(l, h); c; c = st_json_rd_next(l, c)) {
 		uint64_t idx, k;
 
-		if (!st_json_read_is(l, c, ST_JSON_ARRAY) || st_json_read_node(l, c)->n != 2) {
-			st_json_read_fail(l, "a histogram bucket is not [index, count]");
+		if (!st_json_rd_is(l, c, ST_JSON_ARRAY) || st_json_rd_node(l, c)->n != 2) {
+			st_json_rd_fail(l, "a histogram bucket is not [index, count]");
 			goto out;
 		}
-		if (st_json_read_u64(l, c + 1, "bucket index", t.counts_len - 1, &idx) ||
-		    st_json_read_u64(l, st_json_read_next(l, c + 1), "bucket count", COUNT_MAX, &k))
+		if (st_json_rd_num_u64(l, c + 1, "bucket index", t.counts_len - 1, &idx) ||
+		    st_json_rd_num_u64(l, st_json_rd_next(l, c + 1), "bucket count", COUNT_MAX, &k))
 			goto out;
 		if ((int64_t)idx <= last || !k || st_hdr_value_at_index(&t, (uint32_t)idx) >
 							     ST_LOAD_HIGHEST_US) {
-			st_json_read_fail(l, "histogram buckets are out of order, empty or past the "
+			st_json_rd_fail(l, "histogram buckets are out of order, empty or past the "
 					     "range");
 			goto out;
 		}
@@ -77,12 +77,12 @@ static int load_lat(struct st_json_read *l, uint32_t obj, struct st_hdr *dst, in
 		t.counts[idx] = k;
 		sum += k;
 		if (sum > n) {
-			st_json_read_fail(l, "histogram buckets hold more than \"n\"");
+			st_json_rd_fail(l, "histogram buckets hold more than \"n\"");
 			goto out;
 		}
 	}
 	if (sum != n) {
-		st_json_read_fail(l, "histogram buckets hold %llu, \"n\" says %llu", (unsigned long long)sum,
+		st_json_rd_fail(l, "histogram buckets hold %llu, \"n\" says %llu", (unsigned long long)sum,
 				  (unsigned long long)n);
 		goto out;
 	}
@@ -92,12 +92,12 @@ static int load_lat(struct st_json_read *l, uint32_t obj, struct st_hdr *dst, in
 	t.max = (uint64_t)llround(mx * 1e3);
 	/* the exact extremes lie in the first and last buckets */
 	if (st_hdr_index(&t, t.min) != (uint32_t)first || st_hdr_index(&t, t.max) != (uint32_t)last) {
-		st_json_read_fail(l, "a latency's min or max is not in its histogram's first or "
+		st_json_rd_fail(l, "a latency's min or max is not in its histogram's first or "
 				     "last bucket");
 		goto out;
 	}
 	if (st_load_hdr_ready(dst, sig) || st_hdr_add(dst, &t)) {
-		st_json_read_fail(l, "out of memory, or a count too large");
+		st_json_rd_fail(l, "out of memory, or a count too large");
 		goto out;
 	}
 	rc = 0;
@@ -106,116 +106,116 @@ out:
 	return rc;
 }
 
-static int load_errors(struct st_json_read *l, uint32_t obj, uint64_t *errors)
+static int load_errors(struct st_json_rd *l, uint32_t obj, uint64_t *errors)
 {
 	unsigned seen = 0;
 
-	if (!st_json_read_is(l, obj, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "\"errors\" is missing or not an object");
+	if (!st_json_rd_is(l, obj, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "\"errors\" is missing or not an object");
 	for (int i = 0; i < ST_LOAD_E__COUNT; i++) {
-		if (st_json_read_get_u64(l, obj, st_load_err_name((enum st_load_err)i), COUNT_MAX,
+		if (st_json_rd_u64(l, obj, st_load_err_name((enum st_load_err)i), COUNT_MAX,
 					 &errors[i]))
 			return -1;
 		seen++;
 	}
-	if (st_json_read_node(l, obj)->n != seen)
-		return st_json_read_fail(l, "\"errors\" has a kind this shadowtap does not know");
+	if (st_json_rd_node(l, obj)->n != seen)
+		return st_json_rd_fail(l, "\"errors\" has a kind this shadowtap does not know");
 	return 0;
 }
 
-static int load_steps(struct st_json_read *l, struct st_load_agg *a, int sig)
+static int load_steps(struct st_json_rd *l, struct st_load_agg *a, int sig)
 {
-	uint32_t arr = st_json_read_member(l, 0, "steps");
+	uint32_t arr = st_json_rd_member(l, 0, "steps");
 	unsigned i = 0;
 
 	if (get_secs(l, 0, "step_s", &a->step_s))
 		return -1;
-	if (!st_json_read_is(l, arr, ST_JSON_ARRAY) ||
-	    st_json_read_node(l, arr)->n > ST_LOAD_STEPS_MAX)
-		return st_json_read_fail(l, "\"steps\" is missing or holds more than %d",
+	if (!st_json_rd_is(l, arr, ST_JSON_ARRAY) ||
+	    st_json_rd_node(l, arr)->n > ST_LOAD_STEPS_MAX)
+		return st_json_rd_fail(l, "\"steps\" is missing or holds more than %d",
 					 ST_LOAD_STEPS_MAX);
-	if (st_json_read_node(l, arr)->n && !(a->step_s > 0))
-		return st_json_read_fail(l, "steps without a \"step_s\"");
-	for (uint32_t c = st_json_read_child(l, arr); c; c = st_json_read_next(l, c), i++) {
+	if (st_json_rd_node(l, arr)->n && !(a->step_s > 0))
+		return st_json_rd_fail(l, "steps without a \"step_s\"");
+	for (uint32_t c = st_json_rd_child(l, arr); c; c = st_json_rd_next(l, c), i++) {
 		struct st_load_step *s = &a->steps[i];
 
 		snprintf(l->where, sizeof(l->where), "step %u", i + 1);
-		if (!st_json_read_is(l, c, ST_JSON_OBJECT))
-			return st_json_read_fail(l, "not an object");
-		if (st_json_read_get_dbl(l, c, "rps", &s->rps) ||
-		    st_json_read_get_u64(l, c, "due", COUNT_MAX, &s->due) ||
-		    st_json_read_get_u64(l, c, "sent", COUNT_MAX, &s->sent) ||
-		    st_json_read_get_u64(l, c, "answered", COUNT_MAX, &s->answered) ||
-		    st_json_read_get_u64(l, c, "answered_in", COUNT_MAX, &s->answered_in) ||
-		    st_json_read_get_u64(l, c, "errors", COUNT_MAX, &s->errors) ||
-		    load_lat(l, st_json_read_member(l, c, "latency_ms"), &s->lat, sig, ST_LOAD_SIG))
+		if (!st_json_rd_is(l, c, ST_JSON_OBJECT))
+			return st_json_rd_fail(l, "not an object");
+		if (st_json_rd_dbl(l, c, "rps", &s->rps) ||
+		    st_json_rd_u64(l, c, "due", COUNT_MAX, &s->due) ||
+		    st_json_rd_u64(l, c, "sent", COUNT_MAX, &s->sent) ||
+		    st_json_rd_u64(l, c, "answered", COUNT_MAX, &s->answered) ||
+		    st_json_rd_u64(l, c, "answered_in", COUNT_MAX, &s->answered_in) ||
+		    st_json_rd_u64(l, c, "errors", COUNT_MAX, &s->errors) ||
+		    load_lat(l, st_json_rd_member(l, c, "latency_ms"), &s->lat, sig, ST_LOAD_SIG))
 			return -1;
 		if (!(s->rps > 0 && s->rps <= SECS_MAX))
-			return st_json_read_fail(l, "\"rps\" is out of range");
+			return st_json_rd_fail(l, "\"rps\" is out of range");
 	}
 	a->nsteps = i;
 	l->where[0] = 0;
 	return 0;
 }
 
-static int load_endpoints(struct st_json_read *l, struct st_load_agg *a, int sig)
+static int load_endpoints(struct st_json_rd *l, struct st_load_agg *a, int sig)
 {
-	uint32_t arr = st_json_read_member(l, 0, "endpoints");
+	uint32_t arr = st_json_rd_member(l, 0, "endpoints");
 
-	if (!st_json_read_is(l, arr, ST_JSON_ARRAY) ||
-	    st_json_read_node(l, arr)->n > a->max_endpoints + 1)
-		return st_json_read_fail(l, "\"endpoints\" is missing or holds more than %u",
+	if (!st_json_rd_is(l, arr, ST_JSON_ARRAY) ||
+	    st_json_rd_node(l, arr)->n > a->max_endpoints + 1)
+		return st_json_rd_fail(l, "\"endpoints\" is missing or holds more than %u",
 					 a->max_endpoints + 1);
-	for (uint32_t c = st_json_read_child(l, arr); c; c = st_json_read_next(l, c)) {
+	for (uint32_t c = st_json_rd_child(l, arr); c; c = st_json_rd_next(l, c)) {
 		char name[ST_CMP_ENDPOINT_MAX];
 		struct st_load_endpoint *e;
 		unsigned before = a->nep;
 
-		if (!st_json_read_is(l, c, ST_JSON_OBJECT))
-			return st_json_read_fail(l, "an endpoint is not an object");
-		if (st_json_read_get_str(l, c, "endpoint", name, sizeof(name)))
+		if (!st_json_rd_is(l, c, ST_JSON_OBJECT))
+			return st_json_rd_fail(l, "an endpoint is not an object");
+		if (st_json_rd_str(l, c, "endpoint", name, sizeof(name)))
 			return -1;
 		snprintf(l->where, sizeof(l->where), "endpoint %s", name);
 		e = st_load_agg_endpoint(a, name);
 		if ((a->nep == before && e != &a->ep[a->max_endpoints]) ||
 		    (e == &a->ep[a->max_endpoints] && (e->sent || e->answered || e->errors)))
-			return st_json_read_fail(l, "it is there twice");
-		if (st_json_read_get_u64(l, c, "sent", COUNT_MAX, &e->sent) ||
-		    st_json_read_get_u64(l, c, "answered", COUNT_MAX, &e->answered) ||
-		    st_json_read_get_u64(l, c, "errors", COUNT_MAX, &e->errors) ||
-		    load_lat(l, st_json_read_member(l, c, "latency_ms"), &e->lat, sig, ST_LOAD_SIG))
+			return st_json_rd_fail(l, "it is there twice");
+		if (st_json_rd_u64(l, c, "sent", COUNT_MAX, &e->sent) ||
+		    st_json_rd_u64(l, c, "answered", COUNT_MAX, &e->answered) ||
+		    st_json_rd_u64(l, c, "errors", COUNT_MAX, &e->errors) ||
+		    load_lat(l, st_json_rd_member(l, c, "latency_ms"), &e->lat, sig, ST_LOAD_SIG))
 			return -1;
 	}
 	l->where[0] = 0;
 	return 0;
 }
 
-static int load_timeline(struct st_json_read *l, struct st_load_agg *a, int sig)
+static int load_timeline(struct st_json_rd *l, struct st_load_agg *a, int sig)
 {
-	uint32_t tl = st_json_read_member(l, 0, "timeline"), arr = st_json_read_member(l, tl,
+	uint32_t tl = st_json_rd_member(l, 0, "timeline"), arr = st_json_rd_member(l, tl,
 										       "buckets");
 	unsigned i = 0;
 
-	if (!st_json_read_is(l, tl, ST_JSON_OBJECT) || get_secs(l, tl, "bucket_s", &a->bucket_s))
-		return st_json_read_is(l, tl, ST_JSON_OBJECT) ? -1 :
-			st_json_read_fail(l, "\"timeline\" is missing or not an object");
+	if (!st_json_rd_is(l, tl, ST_JSON_OBJECT) || get_secs(l, tl, "bucket_s", &a->bucket_s))
+		return st_json_rd_is(l, tl, ST_JSON_OBJECT) ? -1 :
+			st_json_rd_fail(l, "\"timeline\" is missing or not an object");
 	if (!(a->bucket_s > 0))
-		return st_json_read_fail(l, "\"bucket_s\" is 0");
-	if (!st_json_read_is(l, arr, ST_JSON_ARRAY) ||
-	    st_json_read_node(l, arr)->n > ST_LOAD_BUCKETS_MAX)
-		return st_json_read_fail(l, "\"buckets\" is missing or holds more than %d",
+		return st_json_rd_fail(l, "\"bucket_s\" is 0");
+	if (!st_json_rd_is(l, arr, ST_JSON_ARRAY) ||
+	    st_json_rd_node(l, arr)->n > ST_LOAD_BUCKETS_MAX)
+		return st_json_rd_fail(l, "\"buckets\" is missing or holds more than %d",
 					 ST_LOAD_BUCKETS_MAX);
-	for (uint32_t c = st_json_read_child(l, arr); c; c = st_json_read_next(l, c), i++) {
+	for (uint32_t c = st_json_rd_child(l, arr); c; c = st_json_rd_next(l, c), i++) {
 		struct st_load_bucket *b = &a->tl[i];
 
 		snprintf(l->where, sizeof(l->where), "timeline bucket %u", i);
-		if (!st_json_read_is(l, c, ST_JSON_OBJECT))
-			return st_json_read_fail(l, "not an object");
-		if (st_json_read_get_u64(l, c, "due", COUNT_MAX, &b->due) ||
-		    st_json_read_get_u64(l, c, "sent", COUNT_MAX, &b->sent) ||
-		    st_json_read_get_u64(l, c, "answered", COUNT_MAX, &b->answered) ||
-		    st_json_read_get_u64(l, c, "errors", COUNT_MAX, &b->errors) ||
-		    load_lat(l, st_json_read_member(l, c, "latency_ms"), &b->lat, sig,
+		if (!st_json_rd_is(l, c, ST_JSON_OBJECT))
+			return st_json_rd_fail(l, "not an object");
+		if (st_json_rd_u64(l, c, "due", COUNT_MAX, &b->due) ||
+		    st_json_rd_u64(l, c, "sent", COUNT_MAX, &b->sent) ||
+		    st_json_rd_u64(l, c, "answered", COUNT_MAX, &b->answered) ||
+		    st_json_rd_u64(l, c, "errors", COUNT_MAX, &b->errors) ||
+		    load_lat(l, st_json_rd_member(l, c, "latency_ms"), &b->lat, sig,
 			     ST_LOAD_TIMELINE_SIG))
 			return -1;
 	}
@@ -224,76 +224,76 @@ static int load_timeline(struct st_json_read *l, struct st_load_agg *a, int sig)
 	return 0;
 }
 
-static int load(struct st_json_read *l, struct st_load_agg *a)
+static int load(struct st_json_rd *l, struct st_load_agg *a)
 {
-	uint32_t lay = st_json_read_member(l, 0, "hdr_layout");
+	uint32_t lay = st_json_rd_member(l, 0, "hdr_layout");
 	char fmt[64], pace[32], unit[8];
 	uint64_t v, lowest, highest, sig, tsig;
 
-	if (st_json_read_node(l, 0)->type != ST_JSON_OBJECT || !st_json_read_member(l, 0, "format"))
-		return st_json_read_fail(l, "not a shadowtap load report (no \"format\" key)");
-	if (st_json_read_get_str(l, 0, "format", fmt, sizeof(fmt)) ||
+	if (st_json_rd_node(l, 0)->type != ST_JSON_OBJECT || !st_json_rd_member(l, 0, "format"))
+		return st_json_rd_fail(l, "not a shadowtap load report (no \"format\" key)");
+	if (st_json_rd_str(l, 0, "format", fmt, sizeof(fmt)) ||
 	    strcmp(fmt, ST_LOAD_REPORT_FORMAT))
-		return st_json_read_fail(l, "not a shadowtap load report (\"format\" is not "
+		return st_json_rd_fail(l, "not a shadowtap load report (\"format\" is not "
 					 "\"%s\")", ST_LOAD_REPORT_FORMAT);
-	if (st_json_read_get_u64(l, 0, "format_version", 1000000, &v))
+	if (st_json_rd_u64(l, 0, "format_version", 1000000, &v))
 		return -1;
 	if (v != ST_LOAD_REPORT_VERSION)
-		return st_json_read_fail(l, "a load report of format version %llu; this shadowtap "
+		return st_json_rd_fail(l, "a load report of format version %llu; this shadowtap "
 					 "reads version %d", (unsigned long long)v,
 					 ST_LOAD_REPORT_VERSION);
 	/* the histograms' layout: any precision, our range */
-	if (!st_json_read_is(l, lay, ST_JSON_OBJECT))
-		return st_json_read_fail(l, "\"hdr_layout\" is missing");
-	if (st_json_read_get_str(l, lay, "unit", unit, sizeof(unit)) ||
-	    st_json_read_get_u64(l, lay, "lowest", UINT64_MAX, &lowest) ||
-	    st_json_read_get_u64(l, lay, "highest", UINT64_MAX, &highest) ||
-	    st_json_read_get_u64(l, lay, "significant_digits", ST_HDR_SIG_MAX, &sig) ||
-	    st_json_read_get_u64(l, lay, "timeline_significant_digits", ST_HDR_SIG_MAX, &tsig))
+	if (!st_json_rd_is(l, lay, ST_JSON_OBJECT))
+		return st_json_rd_fail(l, "\"hdr_layout\" is missing");
+	if (st_json_rd_str(l, lay, "unit", unit, sizeof(unit)) ||
+	    st_json_rd_u64(l, lay, "lowest", UINT64_MAX, &lowest) ||
+	    st_json_rd_u64(l, lay, "highest", UINT64_MAX, &highest) ||
+	    st_json_rd_u64(l, lay, "significant_digits", ST_HDR_SIG_MAX, &sig) ||
+	    st_json_rd_u64(l, lay, "timeline_significant_digits", ST_HDR_SIG_MAX, &tsig))
 		return -1;
 	if (strcmp(unit, "us") || lowest != 1 || highest != ST_LOAD_HIGHEST_US ||
 	    sig < ST_HDR_SIG_MIN || tsig < ST_HDR_SIG_MIN)
-		return st_json_read_fail(l, "histograms of another layout (unit %s, %llu..%llu)",
+		return st_json_rd_fail(l, "histograms of another layout (unit %s, %llu..%llu)",
 					 unit, (unsigned long long)lowest, (unsigned long long)highest);
-	if (st_json_read_get_str(l, 0, "command", a->command, sizeof(a->command)) ||
-	    st_json_read_get_str(l, 0, "target", a->target, sizeof(a->target)) ||
-	    st_json_read_get_bool(l, 0, "final", &a->final) ||
-	    st_json_read_get_time(l, 0, "started", &a->start_real_ns) ||
-	    st_json_read_get_time(l, 0, "ended", &a->end_real_ns) ||
+	if (st_json_rd_str(l, 0, "command", a->command, sizeof(a->command)) ||
+	    st_json_rd_str(l, 0, "target", a->target, sizeof(a->target)) ||
+	    st_json_rd_bool(l, 0, "final", &a->final) ||
+	    st_json_rd_time(l, 0, "started", &a->start_real_ns) ||
+	    st_json_rd_time(l, 0, "ended", &a->end_real_ns) ||
 	    get_secs(l, 0, "elapsed_s", &a->elapsed_s) ||
 	    get_secs(l, 0, "scheduled_s", &a->scheduled_s) ||
-	    st_json_read_get_u64(l, 0, "sources", SOURCES_MAX, &a->sources) ||
-	    st_json_read_get_str(l, 0, "pace", pace, sizeof(pace)) ||
-	    st_json_read_get_u64(l, 0, "connections", SOURCES_MAX, &v) ||
+	    st_json_rd_u64(l, 0, "sources", SOURCES_MAX, &a->sources) ||
+	    st_json_rd_str(l, 0, "pace", pace, sizeof(pace)) ||
+	    st_json_rd_u64(l, 0, "connections", SOURCES_MAX, &v) ||
 	    get_secs(l, 0, "timeout_s", &a->timeout_s) ||
 	    get_secs(l, 0, "target_rps", &a->target_rps) ||
-	    st_json_read_get_u64(l, 0, "due", COUNT_MAX, &a->due) ||
-	    st_json_read_get_u64(l, 0, "sent", COUNT_MAX, &a->sent) ||
-	    st_json_read_get_u64(l, 0, "answered", COUNT_MAX, &a->answered) ||
-	    st_json_read_get_u64(l, 0, "late_sends", COUNT_MAX, &a->late_sends) ||
-	    st_json_read_get_u64(l, 0, "starved", COUNT_MAX, &a->starved) ||
-	    load_errors(l, st_json_read_member(l, 0, "errors"), a->errors))
+	    st_json_rd_u64(l, 0, "due", COUNT_MAX, &a->due) ||
+	    st_json_rd_u64(l, 0, "sent", COUNT_MAX, &a->sent) ||
+	    st_json_rd_u64(l, 0, "answered", COUNT_MAX, &a->answered) ||
+	    st_json_rd_u64(l, 0, "late_sends", COUNT_MAX, &a->late_sends) ||
+	    st_json_rd_u64(l, 0, "starved", COUNT_MAX, &a->starved) ||
+	    load_errors(l, st_json_rd_member(l, 0, "errors"), a->errors))
 		return -1;
 	a->connections = (unsigned)v;
 	if (!a->sources)
-		return st_json_read_fail(l, "\"sources\" is 0");
+		return st_json_rd_fail(l, "\"sources\" is 0");
 	if (a->end_real_ns < a->start_real_ns)
-		return st_json_read_fail(l, "\"ended\" is before \"started\"");
+		return st_json_rd_fail(l, "\"ended\" is before \"started\"");
 	if (!strcmp(pace, "constant"))
 		a->pace = ST_LOAD_PACE_CONSTANT;
 	else if (!strcmp(pace, "recorded"))
 		a->pace = ST_LOAD_PACE_RECORDED;
 	else
-		return st_json_read_fail(l, "\"pace\" '%s' is not recorded or constant", pace);
-	if (load_lat(l, st_json_read_member(l, 0, "latency_ms"), &a->lat, (int)sig, ST_LOAD_SIG) ||
-	    load_lat(l, st_json_read_member(l, 0, "latency_raw_ms"), &a->lat_raw, (int)sig,
+		return st_json_rd_fail(l, "\"pace\" '%s' is not recorded or constant", pace);
+	if (load_lat(l, st_json_rd_member(l, 0, "latency_ms"), &a->lat, (int)sig, ST_LOAD_SIG) ||
+	    load_lat(l, st_json_rd_member(l, 0, "latency_raw_ms"), &a->lat_raw, (int)sig,
 		     ST_LOAD_SIG) ||
-	    load_lat(l, st_json_read_member(l, 0, "lag_ms"), &a->lag, (int)sig, ST_LOAD_SIG) ||
+	    load_lat(l, st_json_rd_member(l, 0, "lag_ms"), &a->lag, (int)sig, ST_LOAD_SIG) ||
 	    load_steps(l, a, (int)sig) || load_endpoints(l, a, (int)sig) ||
 	    load_timeline(l, a, (int)tsig))
 		return -1;
 	if (a->lat.total != a->answered)
-		return st_json_read_fail(l, "\"latency_ms\" holds %llu answers, \"answered\" "
+		return st_json_rd_fail(l, "\"latency_ms\" holds %llu answers, \"answered\" "
 					 "says %llu", (unsigned long long)a->lat.total,
 					 (unsigned long long)a->answered);
 	return 0;
@@ -302,16 +302,16 @@ static int load(struct st_json_read *l, struct st_load_agg *a)
 bool st_load_report_is(const char *buf, size_t len)
 {
 	struct st_json_doc d;
-	struct st_json_read l = { .d = &d };
+	struct st_json_rd l = { .d = &d };
 	char err[8], fmt[64];
 	bool is;
 
 	l.err = err;
 	l.errlen = sizeof(err);
-	if (st_json_read_parse(&d, buf, len, ST_LOAD_REPORT_FILE_MAX, 16, err, sizeof(err)))
+	if (st_json_rd_parse(&d, buf, len, ST_LOAD_REPORT_FILE_MAX, 16, err, sizeof(err)))
 		return false;
-	is = st_json_read_node(&l, 0)->type == ST_JSON_OBJECT &&
-	     !st_json_read_get_str(&l, 0, "format", fmt, sizeof(fmt)) &&
+	is = st_json_rd_node(&l, 0)->type == ST_JSON_OBJECT &&
+	     !st_json_rd_str(&l, 0, "format", fmt, sizeof(fmt)) &&
 	     !strcmp(fmt, ST_LOAD_REPORT_FORMAT);
 	st_json_doc_free(&d);
 	return is;
@@ -321,7 +321,7 @@ int st_load_report_load(struct st_load_agg *a, const char *buf, size_t len, char
 			size_t errlen)
 {
 	struct st_json_doc d;
-	struct st_json_read l = { .d = &d, .err = err, .errlen = errlen };
+	struct st_json_rd l = { .d = &d, .err = err, .errlen = errlen };
 	int rc;
 
 	if (st_load_agg_init(a, 0)) {
@@ -329,7 +329,7 @@ int st_load_report_load(struct st_load_agg *a, const char *buf, size_t len, char
 		return -1;
 	}
 	/* a report nests 6 deep */
-	if (st_json_read_parse(&d, buf, len, ST_LOAD_REPORT_FILE_MAX, 16, err, errlen)) {
+	if (st_json_rd_parse(&d, buf, len, ST_LOAD_REPORT_FILE_MAX, 16, err, errlen)) {
 		st_load_agg_free(a);
 		return -1;
 	}
@@ -343,10 +343,10 @@ int st_load_report_load(struct st_load_agg *a, const char *buf, size_t len, char
 int st_load_report_read(struct st_load_agg *a, const char *path, char *err, size_t errlen)
 {
 	size_t len = 0;
-	char *buf = st_json_read_file(path, ST_LOAD_REPORT_FILE_MAX, &len, err, errlen);
+	char *buf = NULL;
 	int rc;
 
-	if (!buf)
+	if (st_json_read_file(path, ST_LOAD_REPORT_FILE_MAX, &buf, &len, err, errlen))
 		return -1;
 	rc = st_load_report_load(a, buf, len, err, errlen);
 	free(buf);
@@ -355,7 +355,6 @@ int st_load_report_read(struct st_load_agg *a, const char *path, char *err, size
 
 /* ---- merging ------------------------------------------------------------------------------ */
 
-/* d += s (histograms made in d when first used). -1: no memory, or a count too large. */
 /* d += s (d made first if need be). 0, -ENOMEM, or -EOVERFLOW: more samples than a report
  * holds. */
 static int hdr_merge(struct st_hdr *d, const struct st_hdr *s, int sig)

@@ -7,7 +7,7 @@
  * averaged: counts add, HDR histograms add, and every percentile is computed again from them.
  *
  * The files are untrusted input (they come from other hosts): read with the strict bounded
- * parser and json_read.h's accessors, every count, index and list checked against the bounds
+ * parser and json.h's bounded readers, every count, index and list checked against the bounds
  * of one run (ST_LOAD_STEPS_MAX steps, ST_CMP_ENDPOINTS_DEFAULT + 1 endpoints,
  * ST_LOAD_BUCKETS_MAX buckets, a histogram's indexes within its layout, its extremes in its
  * first and last buckets). The loader is fuzzed (tests/fuzz/fuzz_load_report.c).

@@ -67,6 +67,8 @@ int st_output_open(struct st_output *o, const char *path, unsigned flags, mode_t
 		o->tmp[0] = 0;
 		return err;
 	}
+	if (flags & ST_OUT_PRIVATE)
+		mode = 0600; /* secrets: the owner alone, whatever the old file's mode or --output-mode */
 	if (exists) {
 		/* the new content keeps the old file's owner (and mode unless told), as a rewrite in
 		 * place would */
@@ -157,6 +159,39 @@ int st_output_replace(const char *path, const void *buf, size_t len, unsigned fl
 		return err;
 	}
 	return st_output_close(&o);
+}
+
+int st_output_write(const char *path, int (*fill)(void *ctx, FILE *f), void *ctx, unsigned flags,
+		    mode_t mode)
+{
+	char *text = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&text, &len);
+	int err;
+
+	if (!f)
+		return -ENOMEM;
+	err = fill(ctx, f);
+	if (fclose(f) && !err)
+		err = -ENOMEM;
+	if (!err)
+		err = st_output_replace(path, text, len, flags, mode);
+	free(text);
+	return err;
+}
+
+int st_output_check(const char *path, unsigned flags, mode_t mode)
+{
+	struct st_output o;
+	struct stat st;
+	int r;
+
+	if (!lstat(path, &st) && !S_ISREG(st.st_mode) && !S_ISDIR(st.st_mode) &&
+	    !S_ISLNK(st.st_mode))
+		return 0;
+	r = st_output_open(&o, path, flags, mode);
+	st_output_abort(&o);
+	return r < 0 ? r : 0;
 }
 
 int st_output_openat(int dirfd, const char *name, int flags, mode_t mode)

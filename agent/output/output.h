@@ -23,12 +23,14 @@
 #include <limits.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #include "optparse.h"
 
 /* st_output_open() flags */
 #define ST_OUT_NONBLOCK 1u /* open a FIFO or device non-blocking (never wait for a reader) */
+#define ST_OUT_PRIVATE 2u  /* a regular file is the owner's alone (0600: --keylog's secrets) */
 
 /* The mode of the files a run creates when --output-mode does not say (mode 0 below). */
 #define ST_OUTPUT_MODE_DEFAULT 0600
@@ -58,6 +60,15 @@ int st_output_close(struct st_output *o);
 /* path's whole new content is buf (open, write, commit, close). 0 or -errno. */
 int st_output_replace(const char *path, const void *buf, size_t len, unsigned flags,
 		      mode_t mode);
+
+/* path's whole new content is what fill writes into f (a memory stream), through
+ * st_output_replace(). 0, fill's own error (-errno), -ENOMEM, or the write's -errno. */
+int st_output_write(const char *path, int (*fill)(void *ctx, FILE *f), void *ctx, unsigned flags,
+		    mode_t mode);
+/* Whether path can be written as st_output_replace() would write it (a folder, a symlink, a
+ * folder without write access fail here), leaving it as it is; a device or FIFO is not
+ * opened (a FIFO's reader would read an empty file). 0 or -errno. */
+int st_output_check(const char *path, unsigned flags, mode_t mode);
 
 /* What an output error means, for "PATH: <this>": strerror(), but ELOOP (a symlink refused)
  * says so in words. */

@@ -3,7 +3,7 @@
  * Jobs: what a live command does, as hooks one runner calls. `shadowtap capture`
  * is one capture job run by st_job_command(); the daemon runs several jobs of
  * any kind in one loop, sharing taps (tapmux.h). The kinds are the commands'
- * (capture.c, flows.c, shadow_cmd.c, tee.c): their options tables serve the
+ * (capture.c, flows.c, shadow_cmd.c, tee.c, watch.c): their options tables serve the
  * command line and the daemon's config sections alike.
  *
  * In the daemon every job shares one loop: a hook that blocks (a connect, a handshake, a
@@ -25,6 +25,7 @@
 #include "loop.h"
 #include "opts.h"
 #include "optparse.h"
+#include "prom.h"
 #include "progress.h"
 #include "stats.h"
 #include "tap.h"
@@ -92,6 +93,9 @@ struct st_job_kind {
 		      const char *what);
 	/* The counters now, into l (stats lines, metrics). */
 	void (*stats)(void *obj, struct st_statline *l, const struct st_tap_summary *ts);
+	/* Its labelled families now (prom.h: watch's per-endpoint series, tap compare's), each
+	 * sample labelled base (job, command) + its own; NULL hook: none. */
+	void (*series)(void *obj, struct st_prom *p, const struct st_prom_labels *base);
 	/* Reload: obj's filters can take new's ports, peers and sample without a restart
 	 * (copies them into obj and returns true); NULL hook: never. */
 	bool (*retarget)(void *obj, const void *new_obj);

@@ -202,6 +202,8 @@ static void unite(struct shared *sh, const struct st_tapsub *extra, struct st_ta
 		u->exit_on_detach |= t->exit_on_detach;
 		if (first) {
 			u->attach = t->attach;
+			u->tls_mode = t->tls_mode;
+			u->keylog = t->keylog;
 			u->n_libssl = t->n_libssl;
 			memcpy(u->libssl, t->libssl, sizeof(u->libssl));
 			u->max_mem = t->max_mem;
@@ -286,6 +288,7 @@ static struct shared *find(struct st_tapmux *m, const struct st_target *t)
 
 	st_list_for_each_entry(sh, &m->taps, node) {
 		if (sh->is_iface == !!t->iface && sh->tls == (t->tls || t->n_libssl) &&
+		    !sh->u.keylog == !t->keylog && sh->u.tls_mode == t->tls_mode &&
 		    !strcmp(sh->name, name))
 			return sh;
 	}
@@ -454,6 +457,11 @@ unsigned st_tapsub__loads(const struct st_tapsub *s)
 void st_tapsub__kernel_opts(const struct st_tapsub *s, struct st_tap_opts *out)
 {
 	*out = s->sh->kopts;
+}
+
+int st_tapsub__copy_whole(struct st_tapsub *s, const struct st_flow_key *k)
+{
+	return s->sh->tap ? st_tap__copy_whole(s->sh->tap, k) : -ENODEV;
 }
 
 void st_tapsub__counts(const struct st_tapsub *s, uint64_t *delivered, uint64_t *filtered)

@@ -64,6 +64,9 @@ unsigned st_tapsub__jobs(const struct st_tapsub *s);
 unsigned st_tapsub__loads(const struct st_tapsub *s);
 /* The policy the shared tap was loaded with (tests). */
 void st_tapsub__kernel_opts(const struct st_tapsub *s, struct st_tap_opts *out);
+/* The shared tap copies connection k whole from now on (st_tap__copy_whole): every job on it
+ * gets its bytes whole (jobs that ask for whole copies get them anyway). 0 or -errno. */
+int st_tapsub__copy_whole(struct st_tapsub *s, const struct st_flow_key *k);
 /* Segments this job was handed, and those its filters left out of the shared ring. */
 void st_tapsub__counts(const struct st_tapsub *s, uint64_t *delivered, uint64_t *filtered);
 

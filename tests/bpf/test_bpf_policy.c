@@ -8,7 +8,8 @@
  *    does; the kernel's decision equals the shadow engine's for thousands of
  *    tuples, v4 and v6, ingress and egress, TC and cgroup programs;
  *  - headers-only: exactly the first N payload bytes and the elided mark, the
- *    rest counted as elided, never as lost (also when the ring is full);
+ *    rest counted as elided, never as lost (also when the ring is full); a
+ *    connection listed in copy_whole comes whole, the others stay cut;
  *  - none: no payload records, but SYN/FIN/RST still come, marked;
  *  - the verdict is always "pass".
  * Needs root (CAP_BPF, CAP_NET_ADMIN): skips without it.
@@ -337,6 +338,56 @@ static void test_headers_only(void **state)
 	}
 }
 
+/* Headers-only, and a connection the agent listed in copy_whole (watch's fallback): that
+ * connection's segments come whole in both directions, the others' stay cut. */
+static void test_headers_only_copy_whole(void **state)
+{
+	struct st_tap_opts o = { .copy = { ST_COPY_HEAD, ST_COPY_HEAD }, .head_bytes = 100 };
+	struct bt_spec out = { .src = SERVER, .dst = V4(10, 1, 2, 3), .sport = PORT,
+			       .dport = 40000, .seq = 7000, .ack = 1,
+			       .flags = ST_TCP_ACK | ST_TCP_PSH, .len = 3000 };
+	struct bt_spec in = { .src = V4(10, 1, 2, 3), .dst = SERVER, .sport = 40000,
+			      .dport = PORT, .seq = 1, .flags = ST_TCP_ACK, .len = 3000 };
+	struct st_flow_key k = { .sport = 40000, .dport = PORT };
+	struct st_counters c0, c1;
+	struct st_conn_key key;
+	uint8_t one = 1;
+	struct fx f;
+
+	SKIP_UNLESS_ROOT();
+	k.src.family = k.dst.family = 4;
+	k.src.a[0] = htonl(V4(10, 1, 2, 3));
+	k.dst.a[0] = htonl(SERVER);
+	st_tap_conn_key(&k, &key);
+	for (int cg = 0; cg < 2; cg++) {
+		fx_load(&f, &o, 1 << 20);
+		run(&f, cg ? BT_CG_OUT : BT_TC_OUT, &out);
+		assert_int_equal(f.got.n, 1);
+		assert_int_equal(f.got.recs[0].len, 100);
+		assert_int_equal(bpf_map__update_elem(f.skel->maps.copy_whole, &key, sizeof(key), &one,
+						      1, 0), 0);
+		bt_counters(f.skel, ST_DIR_OUT, &c0);
+		for (int dir = 0; dir < 2; dir++) {
+			run(&f, dir ? (cg ? BT_CG_OUT : BT_TC_OUT) : (cg ? BT_CG_IN : BT_TC_IN),
+			    dir ? &out : &in);
+			assert_int_equal(f.got.n, 1);
+			assert_int_equal(f.got.recs[0].len, 3000);
+			assert_int_equal(f.got.recs[0].rflags, 0);
+			for (uint32_t j = 0; j < 3000; j++)
+				assert_int_equal(f.got.data[0][j], bt_payload_byte(j));
+		}
+		bt_counters(f.skel, ST_DIR_OUT, &c1);
+		assert_int_equal(c1.elided_bytes, c0.elided_bytes);
+		/* another connection of the same client: still cut */
+		out.dport = 40001;
+		run(&f, cg ? BT_CG_OUT : BT_TC_OUT, &out);
+		assert_int_equal(f.got.recs[0].len, 100);
+		assert_int_equal(f.got.recs[0].rflags, ST_RF_ELIDED);
+		out.dport = 40000;
+		fx_free(&f);
+	}
+}
+
 /* A ring too small: only copied bytes can be lost; elided ones are never counted lost,
  * and every byte is delivered, lost or elided. */
 static void test_headers_only_ring_full(void **state)
@@ -616,6 +667,7 @@ int main(void)
 		cmocka_unit_test(test_sampled_out_no_record),
 		cmocka_unit_test(test_kernel_equals_user_space),
 		cmocka_unit_test(test_headers_only),
+		cmocka_unit_test(test_headers_only_copy_whole),
 		cmocka_unit_test(test_headers_only_ring_full),
 		cmocka_unit_test(test_none),
 		cmocka_unit_test(test_bad_opts_refused),

@@ -274,7 +274,9 @@ st_make_files() {
 # other path with 200 "ok" (bodies read and discarded) instead of serving files;
 # ST_NGINX_LOCATIONS='location ... { ... }' more directives in the server block.
 # ST_NGINX_TLS=1 makes every listener TLS ("ssl"), with a self-signed certificate made by
-# st_tls_cert in $ST_TMP/NAME. ST_NGINX_LISTEN_OPTS='http2' is added to every listener (h2c
+# st_tls_cert in $ST_TMP/NAME, TLS 1.2 and 1.3 (ST_NGINX_TLS_PROTOCOLS: nginx 1.22's own
+# default lacks 1.3, which later nginx and every modern client speak).
+# ST_NGINX_LISTEN_OPTS='http2' is added to every listener (h2c
 # with prior knowledge; with ST_NGINX_TLS, HTTP/2 over TLS by ALPN).
 st_nginx_start() {
 	local name=$1 ns=$2 d l listens="" tls=""
@@ -285,6 +287,7 @@ st_nginx_start() {
 	if [ -n "${ST_NGINX_TLS:-}" ]; then
 		st_tls_cert "$d"
 		tls="ssl_certificate $d/cert.pem; ssl_certificate_key $d/key.pem;"
+		tls+=" ssl_protocols ${ST_NGINX_TLS_PROTOCOLS:-TLSv1.2 TLSv1.3};"
 	fi
 	for l in "$@"; do
 		listens+="		listen $l${tls:+ ssl}${ST_NGINX_LISTEN_OPTS:+ $ST_NGINX_LISTEN_OPTS};"$'\n'

@@ -3,9 +3,9 @@
 # Every metric shadowtap exports follows Prometheus' naming rules (base units, named: _bytes,
 # _seconds; _total only on counters; no abbreviated units), as `promtool check metrics`
 # (Debian's prometheus package) judges them: the daemon's /metrics with a job of every kind
-# (capture, flows, shadow with tap compare, tee to a file and to Kafka) after traffic, and
-# the --metrics files of `shadow --compare`, `replay` and a load test (`replay --rate`).
-# promtool must say nothing.
+# (capture, flows, shadow with tap compare, tee to a file and to Kafka, watch) after traffic,
+# and the --metrics files of `shadow --compare`, `replay`, a load test (`replay --rate`) and
+# `watch`. promtool must say nothing.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
 st_require_root
@@ -68,6 +68,11 @@ iface = $ST_SRV_IF
 port = 80
 kafka = $ST_KAFKA_BOOT
 topic = tee
+
+[watch w]
+iface = $ST_SRV_IF
+port = 80
+label = group=canary
 EOF
 st_in_bg "$ST_SRV_NS" "$ST_BIN" daemon --config "$D/shadowtap.conf" >"$D/daemon.out" 2>"$D/daemon.err" </dev/null &
 DPID=$!
@@ -81,7 +86,7 @@ lint "daemon /metrics" "$D/daemon.prom"
 # units named: milliseconds as seconds, bytes as _bytes (every job kind's families are there)
 for want in shadowtap_blind_seconds_total shadowtap_queue_peak_bytes shadowtap_compare_mem_bytes \
 	shadowtap_kafka_inflight_peak_bytes shadowtap_lost_bytes_total shadowtap_buffered_peak_bytes \
-	shadowtap_daemon_jobs; do
+	shadowtap_daemon_jobs shadowtap_http_requests_total shadowtap_http_response_first_byte_seconds; do
 	grep -q "^# TYPE $want " "$D/daemon.prom" || st_fail "/metrics has no $want"
 done
 st_stop "$DPID" TERM || { cat "$D/daemon.err"; st_fail "the daemon did not stop cleanly"; }
@@ -93,6 +98,17 @@ traffic
 st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
 sh_agent_stop shadow
 lint "shadow --metrics" "$D/shadow.prom"
+
+st_log "watch --metrics FILE"
+st_in_bg "$ST_SRV_NS" "$ST_BIN" watch --iface "$ST_SRV_IF" --port 80 --metrics "$D/watch.prom" \
+	--label version=1.4.2 >"$D/watch.out" 2>"$D/watch.err" </dev/null &
+WPID=$!
+ST_PIDS+=("$WPID")
+for _ in $(seq 1 100); do st_agent_attached "$ST_SRV_NS" "$ST_SRV_IF" "$WPID" && break; sleep 0.1; done
+traffic
+st_tcp_settle 80 "$ST_SRV_NS" "$ST_CLI_NS"
+st_stop "$WPID" INT || { cat "$D/watch.err"; st_fail "watch exited with an error"; }
+lint "watch --metrics" "$D/watch.prom"
 
 st_log "replay --metrics FILE (the capture job's pcap)"
 st_in "$ST_SRV_NS" "$ST_BIN" replay "$D/state/web.pcap" --port 80 --to 127.0.0.1:8081 --fast \

@@ -1164,6 +1164,65 @@ static void test_thresholds(void **state)
 	st_cmp_agg_free(&a);
 }
 
+/* The aggregate in Prometheus (st_cmp_agg_prom): results, answers, regressions, the worst
+ * fields, latency histograms in the exported buckets. */
+static void test_prom(void **state)
+{
+	struct st_cmp_agg_config ac = { .reference = true };
+	struct st_prom_labels base = { 0 };
+	struct st_cmp_endpoint *e;
+	struct st_cmp_field *f;
+	struct st_cmp_agg a;
+	struct st_prom *p = st_prom__new();
+	char *text = NULL;
+	size_t len = 0;
+	FILE *out;
+
+	assert_int_equal(st_cmp_agg_init(&a, &ac), 0);
+	e = st_cmp_agg_endpoint(&a, "GET /price");
+	e->compared = 100;
+	e->differing = 40;
+	e->noise_only = 10;
+	e->not_compared = 3;
+	f = st_cmp_endpoint_field(e, "$.price", 0, "");
+	f->raw = 40; /* no noise: a regression */
+	f = st_cmp_endpoint_field(e, "$.ts", 0, "");
+	f->raw = 50;
+	f->noise = 50; /* noise */
+	for (int i = 0; i < 100; i++) {
+		st_cmp_lat_add(&e->lat[ST_CMP_PROD], 2000000);  /* 2 ms: le 0.0025 */
+		st_cmp_lat_add(&e->lat[ST_CMP_REF], 2000000);
+		st_cmp_lat_add(&e->lat[ST_CMP_CAND], 80000000); /* 80 ms: le 0.1 */
+		st_cmp_status_add(&e->status[ST_CMP_PROD], 200, 1);
+		st_cmp_status_add(&e->status[ST_CMP_CAND], i < 10 ? 500 : 200, 1);
+	}
+	st_prom_labels_add(&base, "job", "canary");
+	st_cmp_agg_prom(&a, p, &base);
+	out = open_memstream(&text, &len);
+	assert_int_equal(st_prom__write(p, out), 0);
+	fclose(out);
+	assert_non_null(strstr(text, "shadowtap_compare_pairs_total{job=\"canary\",endpoint=\"GET /price\","
+				     "result=\"identical\"} 50\n"));
+	assert_non_null(strstr(text, "result=\"not_compared\"} 3\n"));
+	assert_non_null(strstr(text, "shadowtap_compare_regressions{job=\"canary\",endpoint=\"GET /price\"} 1\n"));
+	assert_non_null(strstr(text, "shadowtap_compare_latency_verdict{job=\"canary\",endpoint=\"GET /price\"} 1\n"));
+	assert_non_null(strstr(text, "shadowtap_compare_field_regression_ratio{job=\"canary\",endpoint=\"GET "
+				     "/price\",field=\"$.price\"} 0.4\n"));
+	assert_null(strstr(text, "field=\"$.ts\""));
+	assert_non_null(strstr(text, "shadowtap_compare_answers_total{job=\"canary\",endpoint=\"GET /price\","
+				     "side=\"candidate\",code=\"500\"} 10\n"));
+	assert_non_null(strstr(text, "shadowtap_compare_latency_seconds_bucket{job=\"canary\",endpoint=\"GET "
+				     "/price\",side=\"candidate\",le=\"0.05\"} 0\n"));
+	assert_non_null(strstr(text, "shadowtap_compare_latency_seconds_bucket{job=\"canary\",endpoint=\"GET "
+				     "/price\",side=\"candidate\",le=\"0.1\"} 100\n"));
+	assert_non_null(strstr(text, "shadowtap_compare_latency_seconds_bucket{job=\"canary\",endpoint=\"GET "
+				     "/price\",side=\"reference\",le=\"0.0025\"} 100\n"));
+	assert_non_null(strstr(text, "# TYPE shadowtap_compare_latency_seconds histogram\n"));
+	free(text);
+	st_prom__free(p);
+	st_cmp_agg_free(&a);
+}
+
 static void test_classify(void **state)
 {
 	static struct st_cmp_diffs raw, noise;
@@ -1357,6 +1416,7 @@ int main(void)
 		cmocka_unit_test(test_thresholds),
 		cmocka_unit_test(test_classify),
 		cmocka_unit_test(test_latency),
+		cmocka_unit_test(test_prom),
 		cmocka_unit_test(test_endpoints),
 	};
 

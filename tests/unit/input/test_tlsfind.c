@@ -72,6 +72,15 @@ static void test_is_libssl(void **state)
 	assert_false(st_tls_is_libssl("/usr/lib/libcrypto.so.3"));
 }
 
+static void test_is_libcrypto(void **state)
+{
+	assert_true(st_tls_is_libcrypto("/usr/lib/x86_64-linux-gnu/libcrypto.so.3"));
+	assert_true(st_tls_is_libcrypto("/opt/openssl/lib/libcrypto.so.1.1"));
+	assert_true(st_tls_is_libcrypto("libcrypto.so"));
+	assert_false(st_tls_is_libcrypto("/usr/lib/libcryptopp.so.8"));
+	assert_false(st_tls_is_libcrypto("/usr/lib/x86_64-linux-gnu/libssl.so.3"));
+}
+
 static void test_maps_line(void **state)
 {
 	char path[256];
@@ -134,6 +143,56 @@ static void test_find_libssl(void **state)
 	assert_true(jvm);
 	assert_string_equal(other, "GnuTLS");
 	assert_int_equal(st_tls_find_libssl(f->root, 300, libs, 4, NULL, NULL), -ENOENT);
+	/* the libcrypto next to it */
+	assert_int_equal(st_tls_find_libcrypto(f->root, 100, libs), 1);
+	assert_int_equal(libs[0].ino, 333400);
+	assert_int_equal(st_tls_find_libcrypto(f->root, 200, libs), 0);
+	assert_int_equal(st_tls_find_libcrypto(f->root, 300, libs), -ENOENT);
+}
+
+int main(void);
+
+/* Keys mode needs a libcrypto exporting EVP_KDF_derive and a libssl calling it there
+ * (OpenSSL 3: this host's), and the functions' file offsets for the probes. */
+static void test_keys_capable(void **state)
+{
+	static const char *const names[] = { "main", "no_such_function_here" };
+	const char *ssl = "/usr/lib/x86_64-linux-gnu/libssl.so.3";
+	const char *crypto = "/usr/lib/x86_64-linux-gnu/libcrypto.so.3";
+	uint8_t file[16];
+	uint64_t offs[2];
+	char why[256];
+	FILE *f;
+
+	if (access(ssl, R_OK) || access(crypto, R_OK)) {
+		print_message("no OpenSSL 3 here: keys checks skipped\n");
+	} else {
+		assert_true(st_tls_elf_imports(ssl, "EVP_KDF_derive"));
+		assert_false(st_tls_elf_has_symbol(ssl, "EVP_KDF_derive"));
+		assert_true(st_tls_elf_has_symbol(crypto, "EVP_KDF_derive"));
+		assert_true(st_tls_keys_capable(ssl, crypto, why, sizeof(why)));
+		assert_false(st_tls_keys_capable(ssl, NULL, why, sizeof(why)));
+		assert_non_null(strstr(why, "no libcrypto"));
+		/* a "libcrypto" without EVP_KDF_derive (OpenSSL 1.1, LibreSSL, BoringSSL) */
+		assert_false(st_tls_keys_capable(ssl, ssl, why, sizeof(why)));
+		assert_non_null(strstr(why, "no EVP_KDF_derive"));
+		/* a libssl that does not call it (here: libcrypto itself) */
+		assert_false(st_tls_keys_capable(crypto, crypto, why, sizeof(why)));
+		assert_non_null(strstr(why, "does not call EVP_KDF_derive"));
+	}
+	assert_true(st_tls_elf_imports("/proc/self/exe", "_cmocka_run_group_tests"));
+	assert_false(st_tls_elf_imports("/proc/self/exe", "st_tls_elf_imports"));
+	/* the offset of main in this binary's file holds main's code */
+	assert_int_equal(st_tls_elf_func_offsets("/proc/self/exe", names, 2, offs), 1);
+	assert_true(offs[0] > 0);
+	assert_int_equal(offs[1], 0);
+	f = fopen("/proc/self/exe", "rb");
+	assert_non_null(f);
+	assert_int_equal(fseek(f, (long)offs[0], SEEK_SET), 0);
+	assert_int_equal(fread(file, 1, sizeof(file), f), sizeof(file));
+	fclose(f);
+	assert_memory_equal(file, (const void *)main, sizeof(file));
+	assert_int_equal(st_tls_elf_func_offsets("/etc/hostname", names, 2, offs), -ENOEXEC);
 }
 
 static void test_explain(void **state)
@@ -236,6 +295,41 @@ static void test_listen_and_owners(void **state)
 	assert_int_equal(st_tls_socket_inode("pipe:[123]"), 0);
 }
 
+/* The sessions a probe attached now would join in the middle: the process's established
+ * sockets on a --port, from its own namespace's tables and fds. */
+static void test_established(void **state)
+{
+	struct fx *f = *state;
+	uint16_t ports[] = { 443 };
+	uint64_t ino[8];
+	char fn[512];
+
+	/* 443 listening (5001), 443 established (5003, 5004 v6), 8080 established (5005) */
+	put(f->root, "400/net/tcp",
+	    "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+	    "   0: 0100E70A:01BB 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5001 1 0000000000000000 100 0 0 10 0\n"
+	    "   1: 0100E70A:01BB 0200E70A:C350 01 00000000:00000000 00:00000000 00000000     0        0 5003 1 0000000000000000 100 0 0 10 0\n"
+	    "   2: 0100E70A:1F90 0200E70A:C351 01 00000000:00000000 00:00000000 00000000     0        0 5005 1 0000000000000000 100 0 0 10 0\n");
+	put(f->root, "400/net/tcp6",
+	    "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
+	    "   0: 00000000000000000000000001000000:01BB 00000000000000000000000002000000:C352 01 00000000:00000000 00:00000000 00000000     0        0 5004 1 0000000000000000 100 0 0 10 0\n");
+	put(f->root, "400/fd/.keep", "");
+	/* the process holds 5001, 5003, 5005 (not 5004: another process's) */
+	snprintf(fn, sizeof(fn), "%s/400/fd/3", f->root);
+	assert_int_equal(symlink("socket:[5001]", fn), 0);
+	snprintf(fn, sizeof(fn), "%s/400/fd/4", f->root);
+	assert_int_equal(symlink("socket:[5003]", fn), 0);
+	snprintf(fn, sizeof(fn), "%s/400/fd/5", f->root);
+	assert_int_equal(symlink("socket:[5005]", fn), 0);
+	assert_int_equal(st_tls_established(f->root, 400, ports, 1, ino, 8), 1);
+	assert_int_equal(ino[0], 5003);
+	snprintf(fn, sizeof(fn), "%s/400/fd/6", f->root);
+	assert_int_equal(symlink("socket:[5004]", fn), 0);
+	assert_int_equal(st_tls_established(f->root, 400, ports, 1, ino, 8), 2);
+	assert_int_equal(st_tls_established(f->root, 400, ports, 1, ino, 1), 1); /* capped */
+	assert_int_equal(st_tls_established(f->root, 401, ports, 1, ino, 8), 0);
+}
+
 static void test_cgroup_pids(void **state)
 {
 	struct fx *f = *state;
@@ -271,6 +365,39 @@ static void test_options(void **state)
 		assert_int_equal(st_target_opt(&t, ST_OPT_LIBSSL, "/x"), 1);
 	assert_int_equal(st_target_opt(&t, ST_OPT_LIBSSL, "/x"), -1);
 	assert_int_equal(st_target_opt(&t, ST_OPT_LIBSSL, ""), -1);
+
+	/* --tls-mode implies --tls; --keylog needs the keys */
+	{
+		const struct st_opt *mode = NULL, *keylog = NULL;
+		char err[128] = "";
+
+		for (size_t i = 0; i < st_target_opts_n; i++) {
+			if (!strcmp(st_target_opts[i].name, "tls-mode"))
+				mode = &st_target_opts[i];
+			if (!strcmp(st_target_opts[i].name, "keylog"))
+				keylog = &st_target_opts[i];
+		}
+		assert_non_null(mode);
+		assert_non_null(keylog);
+		memset(&t, 0, sizeof(t));
+		assert_int_equal(st_opt_set(mode, &t, "keys", "--tls-mode"), 0);
+		assert_true(t.tls);
+		assert_int_equal(t.tls_mode, ST_TLSM_KEYS);
+		assert_int_equal(st_opt_set(mode, &t, "calls", "--tls-mode"), 0);
+		assert_int_equal(t.tls_mode, ST_TLSM_CALLS);
+		assert_int_equal(mode->fn(&t, "fast", err, sizeof(err)), -1);
+		assert_non_null(strstr(err, "auto, calls or keys"));
+		t.cgroup = "/sys/fs/cgroup/x";
+		assert_int_equal(st_target_add_port(&t, "443"), 0);
+		assert_int_equal(st_opt_set(keylog, &t, "/tmp/k.log", "--keylog"), 0);
+		assert_int_equal(st_target_check(&t, "flows"), -1); /* calls mode reads no secret */
+		t.tls_mode = ST_TLSM_AUTO;
+		assert_int_equal(st_target_check(&t, "flows"), 0);
+		t.tls = false; /* --keylog alone: a ciphertext capture */
+		assert_int_equal(st_target_check(&t, "capture"), 0);
+		t.keylog = "";
+		assert_int_equal(st_target_check(&t, "capture"), -1);
+	}
 
 	/* --attach/--exit-on-detach are about packet hooks */
 	memset(&t, 0, sizeof(t));
@@ -311,10 +438,13 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_is_libssl),
+		cmocka_unit_test(test_is_libcrypto),
 		cmocka_unit_test(test_maps_line),
 		cmocka_unit_test_setup_teardown(test_find_libssl, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_explain, setup, teardown),
 		cmocka_unit_test(test_elf),
+		cmocka_unit_test(test_keys_capable),
+		cmocka_unit_test_setup_teardown(test_established, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_listen_and_owners, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_cgroup_pids, setup, teardown),
 		cmocka_unit_test(test_options),

@@ -107,6 +107,31 @@ static void t_regular_replaced(void **state)
 	assert_false(others(f, "m.prom", "n.prom"));
 }
 
+/* ST_OUT_PRIVATE (--keylog's secrets): the owner's alone, whatever the old file's mode, the
+ * umask or --output-mode. */
+static void t_private(void **state)
+{
+	struct fx *f = *state;
+	const char *p = at(f, "keys.log"), *q = at(f, "new.log");
+	mode_t old = umask(0);
+	struct stat st;
+
+	put(p, "old\n");
+	chmod(p, 0644);
+	assert_int_equal(st_output_replace(p, "secret\n", 7, ST_OUT_PRIVATE, 0), 0);
+	assert_int_equal(stat(p, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	assert_string_equal(get(p), "secret\n");
+	assert_int_equal(st_output_replace(q, "s\n", 2, ST_OUT_PRIVATE, 0), 0);
+	assert_int_equal(stat(q, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	/* --output-mode does not open them to others either */
+	assert_int_equal(st_output_replace(q, "t\n", 2, ST_OUT_PRIVATE, 0644), 0);
+	assert_int_equal(stat(q, &st), 0);
+	assert_int_equal(st.st_mode & 07777, 0600);
+	umask(old);
+}
+
 static void t_uncommitted_leaves_target(void **state)
 {
 	struct fx *f = *state;
@@ -308,6 +333,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(t_regular_replaced, setup, teardown),
+		cmocka_unit_test_setup_teardown(t_private, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_uncommitted_leaves_target, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_fifo_in_place, setup, teardown),
 		cmocka_unit_test_setup_teardown(t_symlinks_and_dirs, setup, teardown),

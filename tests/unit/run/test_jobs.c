@@ -22,7 +22,7 @@
 #include "job.h"
 #include "opts.h"
 
-static const char *const kinds[] = { "capture", "flows", "shadow", "tee" };
+static const char *const kinds[] = { "capture", "flows", "shadow", "tee", "watch" };
 #define N_KINDS (sizeof(kinds) / sizeof(kinds[0]))
 
 static void test_kinds_found(void **state)
