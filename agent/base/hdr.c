@@ -210,6 +210,13 @@ uint64_t st_hdr_rank(double p, uint64_t n)
 	return k < 1 ? 1 : k > n ? n : k;
 }
 
+uint64_t st_hdr_percentile(const struct st_hdr *h, double p)
+{
+	uint64_t v = st_hdr_value_at(h, p);
+
+	return v > h->max ? h->max : v;
+}
+
 uint64_t st_hdr_value_at(const struct st_hdr *h, double p)
 {
 	uint64_t rank, cum = 0;

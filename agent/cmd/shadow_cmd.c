@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "compare.h"
 #include "compare_opts.h"
+#include "hdr.h"
 #include "job.h"
 #include "load.h"
 #include "load_opts.h"
@@ -81,6 +82,7 @@ struct shadow_cmd {
 	uint64_t kept_segs;          /* replay: segments of --port */
 	struct st_ports_seen seen;   /* replay: where the file's connections went */
 	struct st_progress prog;     /* replay: --stats, the status line */
+	uint64_t started_ns;         /* replay: when the file began to play (CLOCK_MONOTONIC) */
 	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
 	struct st_cmp_opts cmp;
 	struct st_compare *compare;
@@ -867,6 +869,7 @@ static int run_replay(struct shadow_cmd *c)
 	}
 	st_progress_init(&c->prog, c->run.stats_s, !c->run.quiet && isatty(STDERR_FILENO),
 			 c->cmd, st_mono_ns());
+	c->started_ns = st_mono_ns();
 	err = st_loop__add(c->loop, st_shadow__fd(c->sh), replay_io, c);
 	if (!err)
 		err = st_loop__set_tick(c->loop, ST_TICK_PACE_MS, replay_tick, c);
@@ -1303,6 +1306,27 @@ static int start_engine(struct shadow_cmd *c)
 
 /* The input ended (r: 0, or -1 after an error): queued requests get a last chance, then
  * the summary. The exit status. */
+/* replay's last line, after the summary: how long, how fast, and how the shadows answered. */
+static void print_replay_end(struct shadow_cmd *c)
+{
+	const struct st_hdr *h = st_shadow__answer_latency(c->sh);
+	struct st_shadow_stats st;
+	double secs = (double)(st_mono_ns() - c->started_ns) / 1e9;
+
+	st_shadow__stats(c->sh, &st);
+	if (!h->total) {
+		st_log_out("replay %.2f s: %" PRIu64 " requests replayed (%.1f/s); no answer from the "
+			   "shadows", secs, st.replayed, secs > 0 ? (double)st.replayed / secs : 0);
+		return;
+	}
+	st_log_out("replay %.2f s: %" PRIu64 " requests replayed (%.1f/s); the shadows' answers: %"
+		   PRIu64 ", latency p50 %.2f ms, p90 %.2f, p99 %.2f, max %.2f (last byte written to "
+		   "the answer's head)", secs, st.replayed, secs > 0 ? (double)st.replayed / secs : 0,
+		   h->total, (double)st_hdr_percentile(h, 50) / 1e3,
+		   (double)st_hdr_percentile(h, 90) / 1e3, (double)st_hdr_percentile(h, 99) / 1e3,
+		   (double)h->max / 1e3);
+}
+
 static int end_run(struct shadow_cmd *c, int r)
 {
 	int drain_ms = c->replay && c->flushed ? 0 : (int)(c->drain_s * 1000);
@@ -1324,6 +1348,8 @@ static int end_run(struct shadow_cmd *c, int r)
 	print_stats(c, c->what ? c->what : "summary");
 	if (c->load)
 		st_load__print_end(c->load, stderr);
+	else if (c->replay && c->started_ns && !c->run.quiet)
+		print_replay_end(c);
 	if (r || c->metrics_errors || st_compare__output_errors(c->compare) ||
 	    st_load__output_errors(c->load))
 		return ST_EXIT_RUNTIME;

@@ -87,9 +87,7 @@ double st_load_ms(const struct st_hdr *h, double p)
 {
 	if (!h->counts || !h->total)
 		return 0;
-	if (p >= 100)
-		return (double)h->max / 1e3;
-	return (double)st_hdr_value_at(h, p) / 1e3;
+	return (double)st_hdr_percentile(h, p) / 1e3;
 }
 
 int st_load_hdr_ready(struct st_hdr *h, int sig)

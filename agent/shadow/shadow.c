@@ -1863,6 +1863,9 @@ struct st_shadow *st_shadow__new(const struct st_shadow_config *cfg)
 	sh->lc.on = sh->cfg.load && sh->cfg.load_cache_max && !sh->cfg.compare;
 	sh->rbuf = malloc(ST_SH_READ_BUF);
 	sh->epfd = epoll_create1(EPOLL_CLOEXEC);
+	/* 1 us to 1 h at 3 significant digits: a few tens of KiB */
+	if (st_hdr_init(&sh->answer_us, 1, 3600ull * 1000000, 3))
+		goto fail;
 	rc.ports = sh->cfg.ports;
 	rc.n_ports = sh->cfg.n_ports;
 	rc.max_mem = sh->cfg.reasm_max_mem;
@@ -1901,6 +1904,7 @@ void st_shadow__free(struct st_shadow *sh)
 	free(sh->lc.buf);
 	free(sh->own);
 	free(sh->due_heap);
+	st_hdr_free(&sh->answer_us);
 	free(sh->hbuf);
 	free(sh->pbuf);
 	free(sh->rbuf);
@@ -2106,6 +2110,11 @@ void st_shadow__drain(struct st_shadow *sh, int timeout_ms)
 	}
 	sh_close_all(sh);
 	sh_free_dead(sh);
+}
+
+const struct st_hdr *st_shadow__answer_latency(const struct st_shadow *sh)
+{
+	return &sh->answer_us;
 }
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out)

@@ -59,6 +59,8 @@
 #include "segment.h"
 #include "stats.h"
 
+struct st_hdr;
+
 #define ST_SHADOW_MAX_TARGETS 16
 #define ST_SHADOW_MAX_SLOTS 1024 /* targets x multiply */
 #define ST_SHADOW_MAX_METHODS 16
@@ -367,6 +369,10 @@ void st_shadow__drain(struct st_shadow *sh, int timeout_ms);
 uint64_t st_shadow__due(struct st_shadow *sh, uint64_t now);
 
 void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
+/* The shadows' final answers, every target together: from the request's last byte written to
+ * the answer's head read, in microseconds (HDR histogram, hdr.h). An answer that came before
+ * its request was written whole has none. */
+const struct st_hdr *st_shadow__answer_latency(const struct st_shadow *sh);
 
 /*
  * A load test's pass cache (cfg.load_cache_max): the first pass, fed as segments, is kept;

@@ -815,6 +815,7 @@ static void req_answered(struct sconn *sc, uint16_t status)
 	}
 	if (sc->sh->cfg.load)
 		load_done(sc, req_at(sc, 0), ST_SHADOW_ANSWERED, status, sc->read_ns);
+	sh_answer_latency(sc->sh, req_at(sc, 0)->sent_ns, sc->read_ns);
 	st_bq_release(&sc->q, req_at(sc, 0)->end);
 	req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
 	sc_acct(sc, old);

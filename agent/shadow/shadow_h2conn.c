@@ -61,6 +61,7 @@ struct h2out {
 	uint64_t off;                  /* body bytes the session took */
 	uint64_t end_off;              /* q offset after its last frame (0: not yet known) */
 	uint64_t body_len;             /* the answer's DATA bytes */
+	uint64_t sent_ns;              /* when it was written whole */
 };
 
 struct sh2 {
@@ -267,6 +268,7 @@ void sc_h2_written(struct sconn *sc, uint64_t t0)
 			break;
 		st_list_del_init(&o->wnode);
 		o->f |= OS_WRITTEN;
+		o->sent_ns = sc->progress_ns;
 		sc->written++;
 		sh->st.replayed++;
 		if (!(o->f & OS_ANSWERED))
@@ -494,8 +496,10 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
 		return 0; /* trailers, or an interim (1xx) answer */
 	o->f |= OS_ANSWERED;
 	o->status = h->status;
-	if (o->f & OS_WRITTEN)
+	if (o->f & OS_WRITTEN) {
 		h->n_awaiting--;
+		sh_answer_latency(sc->sh, o->sent_ns, sc->read_ns);
+	}
 	if (o->pair) {
 		struct st_http_head hh;
 		uint32_t n;

@@ -19,6 +19,7 @@
 #include "bytequeue.h"
 #include "compare.h"
 #include "h2.h"
+#include "hdr.h"
 #include "http.h"
 #include "list.h"
 #include "loop.h"
@@ -304,6 +305,7 @@ struct st_shadow {
 	uint64_t queued;             /* bytes held by every queue: shadow connections and stages */
 	uint64_t n_congested;
 	struct st_shadow_stats st;
+	struct st_hdr answer_us;      /* the shadows' final answers: last byte written -> head (us) */
 	struct st_http_rewrite rw;
 	bool rewrite;
 	bool no_arbiter;             /* production's answers are missing: strict framing alone */
@@ -332,6 +334,13 @@ static inline enum st_cmp_side sc_side(unsigned target)
 static inline uint64_t sh_now(const struct st_shadow *sh)
 {
 	return sh->cfg.clock ? sh->cfg.clock(sh->cfg.clock_ctx) : st_mono_ns();
+}
+
+/* A final answer's head read at head_ns, for a request written whole at sent_ns. */
+static inline void sh_answer_latency(struct st_shadow *sh, uint64_t sent_ns, uint64_t head_ns)
+{
+	if (sent_ns && head_ns >= sent_ns)
+		st_hdr_record(&sh->answer_us, (head_ns - sent_ns) / 1000);
 }
 
 /* n requests to target t are dropped: it is down or its connection failed. */

@@ -71,6 +71,13 @@ sh_expect requests -eq 12
 sh_expect replayed -eq 36
 sh_expect dropped -eq 0
 sh_expect gaps_skipped -eq 0
+# the last line: how long, how fast, every answer's latency once
+end=$(grep -E '^shadowtap: replay [0-9.]+ s: ' "$ST_TMP/fast3.err" | tail -n1)
+echo "$end"
+[[ $end =~ ^shadowtap:\ replay\ [0-9.]+\ s:\ 36\ requests\ replayed\ \([0-9.]+/s\)\;\ the\ shadows\'\ answers:\ 36,\ latency\ p50\ ([0-9.]+)\ ms,\ p90\ ([0-9.]+),\ p99\ ([0-9.]+),\ max\ ([0-9.]+) ]] ||
+	st_fail "replay's last line does not say 36 requests and 36 answers with their latency"
+(( $(echo "${BASH_REMATCH[1]} <= ${BASH_REMATCH[3]} && ${BASH_REMATCH[3]} <= ${BASH_REMATCH[4]} && ${BASH_REMATCH[4]} > 0" | bc) )) ||
+	st_fail "replay's latency percentiles are not in order: $end"
 n=$(wc -l <"$ST_TMP/sink.log")
 [ "$n" -eq 36 ] || st_fail "the shadow got $n requests, want 36"
 diff <(sh_nginx_requests "$ST_TMP/web/access.log" | sort | sed 'p;p') <(sh_sink_requests "$ST_TMP/sink.log" | sort) ||

@@ -387,6 +387,22 @@ static void test_iter_mean(void **state)
 	st_hdr_free(&h);
 }
 
+/* A report's percentile never reads above its max, while the bucket's upper end may. */
+static void test_percentile_at_most_max(void **state)
+{
+	struct st_hdr h;
+
+	(void)state;
+	assert_int_equal(st_hdr_init(&h, 1, 3600ull * 1000000, 3), 0);
+	st_hdr_record(&h, 1000);
+	st_hdr_record(&h, 43150);
+	assert_true(st_hdr_value_at(&h, 99) > 43150); /* 43150's bucket ends above it */
+	assert_int_equal(st_hdr_percentile(&h, 99), 43150);
+	assert_int_equal(st_hdr_percentile(&h, 100), 43150);
+	assert_int_equal(st_hdr_percentile(&h, 50), st_hdr_value_at(&h, 50)); /* below max: as is */
+	st_hdr_free(&h);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -397,6 +413,7 @@ int main(void)
 		cmocka_unit_test(test_over),
 		cmocka_unit_test(test_merge),
 		cmocka_unit_test(test_iter_mean),
+		cmocka_unit_test(test_percentile_at_most_max),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

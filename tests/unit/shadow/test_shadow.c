@@ -27,6 +27,7 @@
 #include "h2.h"
 #include "http.h"
 #include "loop.h"
+#include "hdr.h"
 #include "shadow.h"
 #include "shadow_harness.h"
 
@@ -483,6 +484,9 @@ static void test_keepalive_pipelined(void **state)
 	assert_int_equal(st.dropped, 0);
 	assert_int_equal(st.responses, 5);
 	assert_int_equal(st.connects, 1);
+	/* each answer's latency once, from its request written whole (replay's last line) */
+	assert_int_equal(st_shadow__answer_latency(sh)->total, 5);
+	assert_true(st_shadow__answer_latency(sh)->max < 5000000);
 	/* the client closes: the shadow connection drains and closes too */
 	t_close(sh, &t);
 	free(wait_bytes(sh, s, 0, strlen(want), true));

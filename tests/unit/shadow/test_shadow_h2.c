@@ -28,6 +28,7 @@
 #include <cmocka.h>
 #include <nghttp2/nghttp2.h>
 
+#include "hdr.h"
 #include "shadow.h"
 #include "shadow_harness.h"
 
@@ -703,6 +704,7 @@ static void test_h2_basic(void **state)
 	assert_int_equal(st.requests, 3);
 	assert_int_equal(st.replayed, 3);
 	assert_int_equal(st.responses, 3);
+	assert_int_equal(st_shadow__answer_latency(sh)->total, 3); /* each stream's, once */
 	assert_int_equal(st.h2_shadow_conns, 1);
 	finish(sh, &t);
 	free(big);
