@@ -29,10 +29,8 @@
 
 #include "commands.h"
 #include "connmap.h"
+#include "exchange.h"
 #include "flowsink.h"
-#include "grpc.h"
-#include "h2.h"
-#include "http.h"
 #include "kafka.h"
 #include "linklisten.h"
 #include "load.h"
@@ -53,16 +51,10 @@
 #define RX_READ (256u << 10)
 #define RX_FILE_READS 16          /* reads per tick from a regular file */
 #define RX_MSS 1448u              /* payload per re-segmented frame */
-#define RX_PRINT_QUEUE 32         /* requests of a connection awaiting their answer (--print) */
-#define RX_TARGET_MAX 160
-/* --print frames both directions of a connection: at most this many connections at once,
- * heads of at most RX_HEAD_CAP (4096 x 2 x 16 KiB = 128 MiB at worst); more are counted. */
+/* --print frames both directions of a connection (exchange.h): at most this many connections
+ * at once (heads of at most 16 KiB each: 4096 x 2 x 16 KiB = 128 MiB at worst); more are
+ * counted. */
 #define RX_PRINT_CONNS_MAX 4096
-#define RX_HEAD_CAP (16u << 10)
-/* --print of HTTP/2: streams followed at once per connection (more are not printed), and the
- * bytes held per direction until the client's first bytes say which HTTP it is */
-#define RX_PRINT_STREAMS 256
-#define RX_DETECT_MAX (16u << 10)
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
 #define RX_KAFKA_MSGS 256         /* Kafka messages per tick at most */
@@ -72,21 +64,6 @@
 #define RX_PACE_MAX_BYTES (64u << 20)
 #define RX_PACE_AHEAD_NS 1000000000ll
 
-struct exch {
-	char method[24];
-	char target[RX_TARGET_MAX];
-	uint64_t req_bytes;
-	uint64_t req_end_ts;
-	uint64_t resp_ts;          /* the response's head */
-	uint64_t resp_bytes;
-	uint16_t status;
-	int16_t grpc;              /* HTTP/2: the answer's grpc-status, or -1 */
-	uint32_t id;               /* HTTP/2: the stream */
-	bool req_done, resp_done;
-};
-
-enum { PM_DETECT = 0, PM_H1, PM_H2 };
-
 struct rconn {
 	struct st_reasm_conn fc;   /* the flows engine's view (its own user pointer) */
 	uint32_t isn[2];
@@ -95,18 +72,10 @@ struct rconn {
 	bool sh_stopped;           /* --to: its replay stopped (a gap, joined midway): on_mark() */
 	uint64_t last_due;         /* --to: its last segment's release time (sh_feed()) */
 	/* --print */
-	bool http;
+	struct receive *rx;
+	bool http;                 /* followed (counted in rx->printing) */
 	bool print_lost;           /* stopped following (a gap, not HTTP): on_mark() */
-	struct st_http_parser p[2];
-	struct exch *q;            /* RX_PRINT_QUEUE, allocated at the first request */
-	unsigned qh, qn;
-	unsigned nresp;            /* exchanges at the queue's front with their response done */
-	uint8_t pmode;             /* PM_*: which HTTP (the client's first bytes say) */
-	uint8_t *det[2];           /* PM_DETECT: the bytes so far, per direction */
-	uint32_t det_len[2];
-	struct st_h2 *h2;          /* PM_H2: the framer, and the streams being followed */
-	struct exch *xs;
-	uint32_t nxs, xcap;
+	struct st_exchange_conn ex;
 };
 
 #define RECEIVE_STATS(X, T)                                                                    \
@@ -520,19 +489,35 @@ static bool want_segments(const struct receive *rx)
 	return rx->pw || rx->sh;
 }
 
-/* ---- --print ------------------------------------------------------------------------- */
+/* ---- --print: one line per exchange (exchange.h) ---------------------------------------- */
+
+static void printable(char *s)
+{
+	for (; *s; s++)
+		if (*s < 0x21 || *s > 0x7e)
+			*s = '?';
+}
 
 /* A request answered before it was complete (nginx's early 200 to an upload) has no latency:
  * "-". */
-static void print_line(struct receive *rx, struct rconn *rc, const struct exch *x)
+static void print_line(void *ctx, const struct st_exchange *x)
 {
-	char cli[64], when[32];
+	struct rconn *rc = ctx;
+	struct receive *rx = rc->rx;
+	char cli[64], when[32], method[sizeof(x->method)], target[sizeof(x->target)];
 	time_t secs = (time_t)(x->resp_ts / 1000000000ull);
 	struct tm tm;
 
 	gmtime_r(&secs, &tm);
 	strftime(when, sizeof(when), "%H:%M:%S", &tm);
 	st_addr_str(&rc->fc.key.src, cli, sizeof(cli));
+	memcpy(method, x->method, sizeof(method));
+	memcpy(target, x->target, sizeof(target));
+	/* the policy of everything that leaves (redact.h): a stream teed with --no-redact or
+	 * --redact-query of fewer names is not shown raw */
+	st_redact_url(&rx->cmp.redact, target, strlen(target), (uint8_t *)target);
+	printable(method);
+	printable(target);
 	if (!rx->print_header) {
 		/* once, above the first line: what each column is (times are UTC, the answer's
 		 * head; latency: production's, the request's end to that head) */
@@ -541,7 +526,7 @@ static void print_line(struct receive *rx, struct rconn *rc, const struct exch *
 	}
 	printf("%s.%03u %s%s%s:%u %s %s %u", when, (unsigned)(x->resp_ts / 1000000 % 1000),
 	       rc->fc.key.src.family == 6 ? "[" : "", cli, rc->fc.key.src.family == 6 ? "]" : "",
-	       rc->fc.key.sport, x->method, x->target, x->status);
+	       rc->fc.key.sport, method, target, x->status);
 	if (x->grpc >= 0)
 		printf("/%d", x->grpc); /* gRPC: the call's status */
 	printf(" %" PRIu64 " %" PRIu64 " ", x->req_bytes, x->resp_bytes);
@@ -553,44 +538,12 @@ static void print_line(struct receive *rx, struct rconn *rc, const struct exch *
 	rx->st.exchanges++;
 }
 
-/* Prints the exchanges at the front that are complete both ways, in order. */
-static void print_ready(struct receive *rx, struct rconn *rc)
-{
-	while (rc->qn && rc->q[rc->qh].req_done && rc->q[rc->qh].resp_done) {
-		print_line(rx, rc, &rc->q[rc->qh]);
-		rc->qh = (rc->qh + 1) % RX_PRINT_QUEUE;
-		rc->qn--;
-		rc->nresp--;
-	}
-}
-
-/* The exchange the response being framed answers (responses come in request order). */
-static struct exch *resp_exch(struct rconn *rc)
-{
-	return rc->nresp < rc->qn ? &rc->q[(rc->qh + rc->nresp) % RX_PRINT_QUEUE] : NULL;
-}
-
-/* What --print holds for rc, let go. */
-static void print_free(struct rconn *rc)
-{
-	st_http__free(&rc->p[0]);
-	st_http__free(&rc->p[1]);
-	st_h2__free(rc->h2);
-	rc->h2 = NULL;
-	free(rc->det[0]);
-	free(rc->det[1]);
-	rc->det[0] = rc->det[1] = NULL;
-	rc->det_len[0] = rc->det_len[1] = 0;
-	free(rc->xs);
-	rc->xs = NULL;
-	rc->nxs = rc->xcap = 0;
-}
-
+/* The exchange engine stopped following rc (not HTTP, a gap it cannot step over, a bound). */
 static void print_stop(struct receive *rx, struct rconn *rc)
 {
 	if (!rc->http)
 		return;
-	print_free(rc);
+	st_exchange__free(&rc->ex);
 	rc->http = false;
 	rc->print_lost = true;
 	rx->printing--;
@@ -600,282 +553,15 @@ static void print_stop(struct receive *rx, struct rconn *rc)
 /* --print follows rc from here (a connection's start, or an exchange boundary). */
 static void print_start(struct receive *rx, struct rconn *rc)
 {
-	const struct st_http_opts ho = { .head_cap = RX_HEAD_CAP };
-
 	if (rx->printing >= RX_PRINT_CONNS_MAX) {
 		rx->st.print_skipped++;
 		return;
 	}
-	if (st_http__init(&rc->p[0], ST_HTTP_REQUEST, &ho))
+	if (st_exchange__init(&rc->ex, print_line, rc))
 		return;
-	if (st_http__init(&rc->p[1], ST_HTTP_RESPONSE, &ho)) {
-		st_http__free(&rc->p[0]);
-		return;
-	}
 	rc->http = true;
 	rc->print_lost = false;
-	rc->qh = rc->qn = rc->nresp = 0;
-	rc->pmode = PM_DETECT;
 	rx->printing++;
-}
-
-static void print_feed_h1(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
-			  uint32_t len, uint64_t ts)
-{
-	struct st_http_event ev;
-	size_t left = len;
-
-	while (rc->http) {
-		size_t n = st_http__feed(&rc->p[dir], d, left, &ev);
-		struct exch *x;
-
-		switch (ev.type) {
-		case ST_HTTP_EV_HEAD:
-			if (dir == ST_DIR_IN) {
-				if (!rc->q)
-					rc->q = calloc(RX_PRINT_QUEUE, sizeof(*rc->q));
-				if (!rc->q || rc->qn >= RX_PRINT_QUEUE ||
-				    st_http__push_method(&rc->p[1], ev.head->method)) {
-					print_stop(rx, rc);
-					return;
-				}
-				x = &rc->q[(rc->qh + rc->qn++) % RX_PRINT_QUEUE];
-				memset(x, 0, sizeof(*x));
-				x->grpc = -1;
-				snprintf(x->method, sizeof(x->method), "%.*s", (int)ev.head->method_len,
-					 ev.head->method_str);
-				snprintf(x->target, sizeof(x->target), "%.*s",
-					 (int)(ev.head->target_len < RX_TARGET_MAX - 1 ?
-					       ev.head->target_len : RX_TARGET_MAX - 1),
-					 ev.head->target);
-				/* the policy of everything that leaves (redact.h): a stream teed with
-				 * --no-redact or --redact-query of fewer names is not shown raw */
-				st_redact_url(&rx->cmp.redact, x->target, strlen(x->target),
-					      (uint8_t *)x->target);
-				for (char *p = x->target; *p; p++)
-					if (*p < 0x21 || *p > 0x7e)
-						*p = '?';
-			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && (x = resp_exch(rc))) {
-				x->status = ev.head->status;
-				x->resp_ts = ts;
-			}
-			break;
-		case ST_HTTP_EV_MSG_DONE:
-			if (dir == ST_DIR_IN) {
-				if (rc->qn) { /* always: its HEAD queued it */
-					x = &rc->q[(rc->qh + rc->qn - 1) % RX_PRINT_QUEUE];
-					x->req_bytes = ev.msg_len;
-					x->req_end_ts = ts;
-					x->req_done = true;
-				}
-			} else if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && (x = resp_exch(rc))) {
-				x->resp_bytes = ev.msg_len;
-				x->resp_done = true;
-				rc->nresp++;
-			}
-			print_ready(rx, rc);
-			if (ev.head->flags & ST_HTTP_HF_UPGRADE) {
-				print_stop(rx, rc);
-				return;
-			}
-			break;
-		case ST_HTTP_EV_ERROR:
-		case ST_HTTP_EV_SKIP:
-		case ST_HTTP_EV_RAW:
-			print_stop(rx, rc);
-			return;
-		default:
-			break;
-		}
-		d += n;
-		left -= n;
-		if (ev.type == ST_HTTP_EV_NEED_MORE)
-			break;
-	}
-}
-
-/* ---- --print of HTTP/2: one line per stream ---------------------------------------------- */
-
-/* The stream's exchange (made at its request head, or NULL). */
-static struct exch *h2x(struct rconn *rc, uint32_t id, bool make)
-{
-	struct exch *x;
-
-	for (uint32_t i = 0; i < rc->nxs; i++)
-		if (rc->xs[i].id == id)
-			return &rc->xs[i];
-	if (!make || rc->nxs == RX_PRINT_STREAMS)
-		return NULL;
-	if (rc->nxs == rc->xcap) {
-		uint32_t nc = rc->xcap ? rc->xcap * 2 : 8;
-
-		x = realloc(rc->xs, nc * sizeof(*x));
-		if (!x)
-			return NULL;
-		rc->xs = x;
-		rc->xcap = nc;
-	}
-	x = &rc->xs[rc->nxs++];
-	memset(x, 0, sizeof(*x));
-	x->id = id;
-	x->grpc = -1;
-	return x;
-}
-
-static void h2x_drop(struct rconn *rc, struct exch *x)
-{
-	*x = rc->xs[--rc->nxs];
-}
-
-static void printable(char *s)
-{
-	for (; *s; s++)
-		if (*s < 0x21 || *s > 0x7e)
-			*s = '?';
-}
-
-static void field_copy(char *dst, size_t cap, const struct st_h2_field *f)
-{
-	snprintf(dst, cap, "%.*s", f ? (int)(f->value_len < cap - 1 ? f->value_len : cap - 1) : 1,
-		 f ? f->value : "-");
-}
-
-static void grpc_status(struct exch *x, const struct st_h2_head *h)
-{
-	struct st_grpc_status g;
-	char msg[1];
-
-	if (st_grpc_read_status(h, msg, sizeof(msg), &g) && g.valid && g.code >= 0 &&
-	    g.code <= INT16_MAX)
-		x->grpc = (int16_t)g.code;
-}
-
-/* One framer event: a stream's line is printed when both its sides ended. */
-static void print_h2_event(struct receive *rx, struct rconn *rc, const struct st_h2_event *ev,
-			   uint64_t ts)
-{
-	struct exch *x;
-
-	switch (ev->type) {
-	case ST_H2_EV_HEAD:
-		if (ev->dir == ST_H2_CLIENT) {
-			if (!(x = h2x(rc, ev->stream, true)))
-				return;
-			field_copy(x->method, sizeof(x->method), ev->head->method);
-			field_copy(x->target, sizeof(x->target),
-				   ev->head->path ? ev->head->path : ev->head->authority);
-			/* the policy of everything that leaves (redact.h), as for HTTP/1 */
-			st_redact_url(&rx->cmp.redact, x->target, strlen(x->target),
-				      (uint8_t *)x->target);
-			printable(x->method);
-			printable(x->target);
-		} else if (!(ev->head->flags & ST_H2_HF_INTERIM) && (x = h2x(rc, ev->stream, false))) {
-			x->status = ev->head->status;
-			x->resp_ts = ts;
-			grpc_status(x, ev->head); /* a trailers-only answer */
-		}
-		return;
-	case ST_H2_EV_TRAILERS:
-		if (ev->dir == ST_H2_SERVER && (x = h2x(rc, ev->stream, false)))
-			grpc_status(x, ev->head);
-		return;
-	case ST_H2_EV_DATA:
-		if ((x = h2x(rc, ev->stream, false))) {
-			if (ev->dir == ST_H2_CLIENT)
-				x->req_bytes += ev->data_len;
-			else
-				x->resp_bytes += ev->data_len;
-		}
-		return;
-	case ST_H2_EV_END:
-		if (!(x = h2x(rc, ev->stream, false)))
-			return;
-		if (ev->dir == ST_H2_CLIENT) {
-			x->req_end_ts = ts;
-			x->req_done = true;
-		} else {
-			x->resp_done = true;
-		}
-		if (x->req_done && x->resp_done && x->status) {
-			print_line(rx, rc, x);
-			h2x_drop(rc, x);
-		}
-		return;
-	case ST_H2_EV_RESET:
-	case ST_H2_EV_DROP:
-		if ((x = h2x(rc, ev->stream, false)))
-			h2x_drop(rc, x); /* not an exchange: nobody answered it whole */
-		return;
-	case ST_H2_EV_STOP:
-		print_stop(rx, rc);
-		return;
-	default:
-		return;
-	}
-}
-
-static void print_feed_h2(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
-			  size_t len, uint64_t ts)
-{
-	struct st_h2_event ev;
-
-	while (rc->http && rc->h2) {
-		size_t n = st_h2__feed(rc->h2, dir == ST_DIR_IN ? ST_H2_CLIENT : ST_H2_SERVER, d, len,
-				       &ev);
-
-		d += n;
-		len -= n;
-		print_h2_event(rx, rc, &ev, ts);
-		if (ev.type == ST_H2_EV_NEED_MORE)
-			break;
-	}
-}
-
-/*
- * --print: the client's first bytes say which HTTP the connection speaks (HTTP/2's preface,
- * or not); until then both directions' bytes are held (an HTTP/2 server may speak first).
- */
-static void print_feed(struct receive *rx, struct rconn *rc, int dir, const uint8_t *d,
-		       uint32_t len, uint64_t ts)
-{
-	enum st_h2_detect k;
-
-	if (rc->pmode == PM_H1) {
-		print_feed_h1(rx, rc, dir, d, len, ts);
-		return;
-	}
-	if (rc->pmode == PM_H2) {
-		print_feed_h2(rx, rc, dir, d, len, ts);
-		return;
-	}
-	if (len > RX_DETECT_MAX - rc->det_len[dir] ||
-	    (!rc->det[dir] && !(rc->det[dir] = malloc(RX_DETECT_MAX)))) {
-		print_stop(rx, rc);
-		return;
-	}
-	memcpy(rc->det[dir] + rc->det_len[dir], d, len);
-	rc->det_len[dir] += len;
-	if (!rc->det_len[ST_DIR_IN])
-		return;
-	k = st_h2_detect(rc->det[ST_DIR_IN], rc->det_len[ST_DIR_IN]);
-	if (k == ST_H2_DETECT_MAYBE)
-		return;
-	if (k == ST_H2_DETECT_YES && !(rc->h2 = st_h2__new(NULL))) {
-		print_stop(rx, rc);
-		return;
-	}
-	rc->pmode = k == ST_H2_DETECT_YES ? PM_H2 : PM_H1;
-	for (int i = 0; i < 2 && rc->http; i++) {
-		int dd = i ? ST_DIR_OUT : ST_DIR_IN;
-		uint8_t *b = rc->det[dd];
-		uint32_t n = rc->det_len[dd];
-
-		rc->det[dd] = NULL;
-		rc->det_len[dd] = 0;
-		if (n)
-			print_feed(rx, rc, dd, b, n, ts);
-		free(b);
-	}
 }
 
 /* ---- the stream's events, to every output --------------------------------------------- */
@@ -929,6 +615,7 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	}
 	rc->fc = *c;
 	rc->fc.user = NULL;
+	rc->rx = rx;
 	rc->isn[0] = (uint32_t)(c->id * 2654435761u);
 	rc->isn[1] = (uint32_t)((c->id ^ rx->seed) * 2246822519u);
 	if (rx->sink && st_flowsink_ops.open)
@@ -978,8 +665,8 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 	} else {
 		rc->next[dir] += len;
 	}
-	if (rc->http)
-		print_feed(rx, rc, dir, d, len, ts);
+	if (rc->http && !st_exchange__feed(&rc->ex, dir, d, len, ts))
+		print_stop(rx, rc);
 }
 
 static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts);
@@ -1043,7 +730,7 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	} else {
 		rc->next[dir] += len;
 	}
-	if (rc->http && (rc->pmode != PM_H1 || st_http__skip(&rc->p[dir], len)))
+	if (rc->http && !st_exchange__gap(&rc->ex, dir, len))
 		print_stop(rx, rc); /* HTTP/2: its HPACK state is lost with the bytes */
 }
 
@@ -1064,20 +751,8 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 		seg_out(rx, rc, &s);
 	}
 	rc->ended[dir] = true;
-	if (rc->http && dir == ST_DIR_OUT && rc->pmode == PM_H1) {
-		struct st_http_event ev;
-
-		/* a response read until close ends here */
-		st_http__feed_eof(&rc->p[1], &ev);
-		struct exch *x = resp_exch(rc);
-
-		if (ev.type == ST_HTTP_EV_MSG_DONE && x) {
-			x->resp_bytes = ev.msg_len;
-			x->resp_done = true;
-			rc->nresp++;
-			print_ready(rx, rc);
-		}
-	}
+	if (rc->http)
+		st_exchange__end(&rc->ex, dir, ts); /* a response read until close ends here */
 }
 
 static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts)
@@ -1097,10 +772,9 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		sh_feed(rx, rc, &s);
 	}
 	if (rc->http) {
-		print_free(rc);
+		st_exchange__free(&rc->ex);
 		rx->printing--;
 	}
-	free(rc->q);
 	free(rc);
 	c->user = NULL;
 }
@@ -1138,15 +812,8 @@ static void on_mark(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	}
 	if (rx->print && rc->print_lost && !rc->http)
 		print_start(rx, rc);
-	if (rc->http && rc->pmode == PM_DETECT) {
-		/* an exchange boundary: what was held before it (the middle of a connection that
-		 * started before the stream) is not the start of anything */
-		for (int d = 0; d < 2; d++) {
-			free(rc->det[d]);
-			rc->det[d] = NULL;
-			rc->det_len[d] = 0;
-		}
-	}
+	if (rc->http)
+		st_exchange__boundary(&rc->ex); /* held bytes before it start nothing */
 }
 
 static const struct st_stream_ops rx_ops = {
