@@ -598,11 +598,8 @@ void st_canary_html(FILE *f, const struct st_canary *c, const struct st_canary_r
 
 	st_cmp_time_str(t, sizeof(t), run->now_ns);
 	v = st_canary_sorted(c, &n);
-	fputs("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-	      "<meta name=\"viewport\" content=\"width=device-width\">"
-	      "<title>shadowtap canary report</title><style>", f);
-	fputs(st_cmp_report_css, f);
-	fputs("</style></head><body><header><h1>shadowtap canary</h1><p>", f);
+	st_cmp_html_page(f, "shadowtap canary report");
+	fputs("<header><h1>shadowtap canary</h1><p>", f);
 	for (int g = 0; g < ST_CANARY_NGROUPS; g++) {
 		fprintf(f, "%s%s: %u report%s", g ? " &middot; " : "", group_name[g], c->files[g],
 			c->files[g] == 1 ? "" : "s");
