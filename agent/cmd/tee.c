@@ -5,7 +5,7 @@
  * `shadowtap receive` on a workstation.
  *
  * The wiring: tap -> reassembly -> redaction (HTTP framing, http.h) -> stream encoder ->
- * a writer thread. Production is never made to wait: the event loop only queues frames;
+ * the output's writer thread (teeout.h), or Kafka's producer (kafka.h). Production is never made to wait: the event loop only queues frames;
  * when the queue (--max-queue-mb) or the rate cap (--max-rate) is full, records are
  * dropped whole and counted, and the receiver sees a gap of their exact length (a
  * connection whose OPEN record could not go is left out whole).
@@ -17,18 +17,12 @@
  * is held back as gaps of its exact length, unless --raw.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netdb.h>
-#include <pthread.h>
 #include <regex.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "commands.h"
@@ -45,6 +39,7 @@
 #include "redact.h"
 #include "stream.h"
 #include "tap.h"
+#include "teeout.h"
 #include "tlslink.h"
 
 #ifndef ST_VERSION
@@ -89,47 +84,6 @@ struct tconn {
 	struct st_tredact tr[2]; /* its chunked trailer section */
 	uint64_t sent[2];     /* stream offset written up to (data and gaps) */
 	uint64_t dropped[2];  /* bytes dropped since, announced as a gap before the next record */
-};
-
-/* The writer thread's queue of finished frames. */
-struct oframe {
-	struct oframe *next;
-	uint64_t gen;         /* the link generation it was encoded for */
-	size_t len;
-	uint8_t data[];
-};
-
-/* The output and its writer thread. Heap-allocated: a writer given up on at the end (a reader
- * that stopped taking bytes) is detached and frees it when it ends (abandoned); in the
- * daemon the process goes on meanwhile. */
-struct tee_out {
-	pthread_mutex_t mu;
-	pthread_cond_t cv;
-	pthread_t th;
-	bool started, closing, finished, abandoned;
-	struct oframe *head, *tail;
-	uint64_t queued, written;
-	int fd;
-	int wfd;               /* under mu: fd while it is a connected link (shutdown() wakes a
-				* writer blocked on it), else -1 */
-	int err;               /* first write error (-errno) */
-	struct st_output o;    /* -o FILE */
-	bool is_file;
-	struct st_tlslink *tls; /* --to without --insecure */
-	/* --to: a lost link is reconnected by the writer, with backoff; the frames of the
-	 * stream that was cut (older generations) are thrown away, and the loop thread starts a
-	 * new stream when it sees reconnected. The strings are the output's own copies (an
-	 * abandoned writer outlives the job's options). */
-	char *to;
-	struct st_tlslink_opts tlso_own;
-	const struct st_tlslink_opts *tlso; /* &tlso_own, or NULL: --insecure */
-	/* a daemon job's first connect is the writer's (the shared loop never waits for it):
-	 * connecting until it is done; connect_failed when it failed (down_why says why) */
-	bool connecting, connect_failed;
-	uint64_t gen;
-	bool down, reconnected;
-	int downs;
-	char down_why[256];
 };
 
 #define TEE_STATS(X, T)                                                                        \
@@ -193,7 +147,7 @@ struct tee {
 	bool was_down;
 	uint64_t down_ns, down_records, down_bytes, down_conns;
 	uint64_t raw_prev;    /* stream bytes of the streams before a reconnect */
-	struct tee_out *oq;   /* NULL with --kafka */
+	struct st_teeout *oq; /* the output (teeout.h); NULL with --kafka */
 	bool in_daemon;       /* a daemon job: nothing may block the shared loop */
 	bool connecting;      /* a daemon job's --to is not connected yet: records are dropped */
 	bool running;         /* attached: the stream started */
@@ -402,358 +356,42 @@ static int check(void *obj, int argc, char **argv, int first)
 	return 0;
 }
 
-/* ---- the link (--to) ---------------------------------------------------------------- */
-
-/* A TCP connection to HOST:PORT ([v6]:PORT too), connect bounded by 5 s. -1 with a reason
- * in err. */
-static int connect_to(const char *hostport, char *err, size_t errlen)
-{
-	char host[256], port[8];
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res, *ai;
-	struct timeval tv = { .tv_sec = 5 };
-	int fd = -1, rc;
-
-	if (st_split_hostport(hostport, host, sizeof(host), port, sizeof(port)) || !*host) {
-		snprintf(err, errlen, "not HOST:PORT");
-		return -1;
-	}
-	rc = getaddrinfo(host, port, &hints, &res);
-	if (rc) {
-		snprintf(err, errlen, "%s", gai_strerror(rc));
-		return -1;
-	}
-	for (ai = res; ai; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			continue;
-		setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-		if (!connect(fd, ai->ai_addr, ai->ai_addrlen)) {
-			tv.tv_sec = 0;
-			setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-			break;
-		}
-		rc = errno;
-		close(fd);
-		fd = -1;
-		errno = rc;
-	}
-	freeaddrinfo(res);
-	if (fd < 0)
-		snprintf(err, errlen, "%s", strerror(errno));
-	return fd;
-}
-
-static void link_down(struct tee_out *q)
-{
-	st_tlslink__free(q->tls);
-	q->tls = NULL;
-	if (q->fd >= 0)
-		close(q->fd);
-	q->fd = -1;
-}
-
-/* --to: connects (and authenticates). 0, or -1 with a reason in err. */
-static int link_up(struct tee_out *q, char *err, size_t errlen)
-{
-	q->fd = connect_to(q->to, err, errlen);
-	if (q->fd < 0)
-		return -1;
-	if (q->tlso) {
-		q->tls = st_tlslink__client(q->fd, q->tlso, 10, err, errlen);
-		if (!q->tls) {
-			close(q->fd);
-			q->fd = -1;
-			return -1;
-		}
-	}
-	/* The receiver says it took this tee (docs/TEE.md, "The link"): with TLS 1.3 the
-	 * client's handshake ends before the server has checked the client's certificate. */
-	{
-		struct timeval tv = { .tv_sec = 10 };
-		char k = 0;
-		ssize_t n;
-
-		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		n = q->tls ? st_tlslink__read(q->tls, &k, 1) : read(q->fd, &k, 1);
-		if (n < 0 && !q->tls)
-			n = -errno; /* read()'s -1 is not a reason (st_tlslink__read gives -errno) */
-		tv.tv_sec = 0;
-		setsockopt(q->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-		if (n != 1 || k != ST_STREAM_LINK_OK) {
-			snprintf(err, errlen, "the receiver did not accept this tee (%s)",
-				 n == 0 || n == -EPROTO ? (q->tls ? "it refused its certificate, "
-						 "or is not a shadowtap receive" :
-						 "it closed the connection") :
-				 n == -EAGAIN ? "it said nothing for 10 s" :
-				 n < 0 ? strerror((int)-n) : "not a shadowtap receive");
-			link_down(q);
-			return -1;
-		}
-	}
-	return 0;
-}
-
-
-/* Throws away the queued frames (called with the lock held). */
-static void drop_queue(struct tee_out *q)
-{
-	while (q->head) {
-		struct oframe *f = q->head;
-
-		q->head = f->next;
-		q->queued -= f->len;
-		free(f);
-	}
-	q->tail = NULL;
-}
-
-/* The writer, after a write failed on --to: reconnects with backoff (0.2 s doubling to 10 s)
- * until it succeeds or the run ends. Called and returns with the lock held. */
-static void reconnect(struct tee_out *q, int err)
-{
-	uint64_t backoff_ms = 200;
-	char why[256];
-
-	q->down = true;
-	q->downs++;
-	q->gen++; /* what is queued belongs to the stream that was cut */
-	snprintf(q->down_why, sizeof(q->down_why), "%s",
-		 err == -EPIPE || err == -ECONNRESET ? "the receiver went away" : strerror(-err));
-	drop_queue(q);
-	q->wfd = -1;
-	pthread_mutex_unlock(&q->mu);
-	link_down(q);
-	pthread_mutex_lock(&q->mu);
-	while (!q->closing) {
-		struct timespec until;
-		int rc;
-
-		clock_gettime(CLOCK_REALTIME, &until);
-		until.tv_sec += (time_t)(backoff_ms / 1000);
-		until.tv_nsec += (long)(backoff_ms % 1000) * 1000000L;
-		if (until.tv_nsec >= 1000000000L) {
-			until.tv_sec++;
-			until.tv_nsec -= 1000000000L;
-		}
-		while (!q->closing &&
-		       pthread_cond_timedwait(&q->cv, &q->mu, &until) != ETIMEDOUT)
-			drop_queue(q);
-		drop_queue(q);
-		if (q->closing)
-			break;
-		pthread_mutex_unlock(&q->mu);
-		rc = link_up(q, why, sizeof(why));
-		pthread_mutex_lock(&q->mu);
-		drop_queue(q);
-		if (!rc) {
-			q->wfd = q->fd;
-			q->down = false;
-			q->reconnected = true;
-			return;
-		}
-		snprintf(q->down_why, sizeof(q->down_why), "%s", why);
-		backoff_ms = backoff_ms * 2 > 10000 ? 10000 : backoff_ms * 2;
-	}
-}
-
-/* ---- the writer thread -------------------------------------------------------------- */
-
-/* The output's resources, and q itself (the writer is done). */
-static void out_free(struct tee_out *q)
-{
-	if (!q)
-		return;
-	drop_queue(q);
-	/* q->fd is the link's, the file's (o.fd: closed there) or stdout (never closed) */
-	if (q->to)
-		link_down(q);
-	else if (q->is_file)
-		st_output_abort(&q->o); /* not committed: nothing of it stays */
-	q->fd = -1;
-	free(q->to);
-	free((char *)q->tlso_own.cert);
-	free((char *)q->tlso_own.key);
-	free((char *)q->tlso_own.ca);
-	pthread_cond_destroy(&q->cv);
-	pthread_mutex_destroy(&q->mu);
-	free(q);
-}
-
-static void *writer(void *arg)
-{
-	struct tee_out *q = arg;
-	bool own;
-
-	pthread_mutex_lock(&q->mu);
-	if (q->connecting) {
-		/* a daemon job's first connect (connect, handshake, the receiver's word: up to
-		 * 25 s): here, never in the shared loop; a failure fails the job, which the
-		 * daemon starts again with its backoff */
-		char why[256];
-		int rc;
-
-		pthread_mutex_unlock(&q->mu);
-		rc = link_up(q, why, sizeof(why));
-		pthread_mutex_lock(&q->mu);
-		q->connecting = false;
-		if (rc) {
-			snprintf(q->down_why, sizeof(q->down_why), "%s", why);
-			q->connect_failed = true;
-			q->err = -ENOTCONN;
-		} else {
-			q->wfd = q->fd;
-		}
-	}
-	for (;;) {
-		struct oframe *f;
-		size_t done = 0;
-		int wrc = 0;
-
-		while (!q->head && !q->closing)
-			pthread_cond_wait(&q->cv, &q->mu);
-		f = q->head;
-		if (!f)
-			break;
-		q->head = f->next;
-		if (!q->head)
-			q->tail = NULL;
-		if (f->gen != q->gen || q->err) {
-			/* a frame of a stream that was cut, or nowhere to write it */
-			q->queued -= f->len;
-			free(f);
-			continue;
-		}
-		pthread_mutex_unlock(&q->mu);
-		if (q->tls) {
-			wrc = st_tlslink__write(q->tls, f->data, f->len);
-			done = wrc ? 0 : f->len;
-		}
-		while (!q->tls && done < f->len) {
-			ssize_t n = write(q->fd, f->data + done, f->len - done);
-
-			if (n < 0 && errno == EINTR)
-				continue;
-			if (n <= 0) {
-				wrc = n < 0 ? -errno : -EIO;
-				break;
-			}
-			done += (size_t)n;
-		}
-		pthread_mutex_lock(&q->mu);
-		q->queued -= f->len;
-		q->written += done;
-		free(f);
-		if (wrc && q->to && !q->closing)
-			reconnect(q, wrc);
-		else if (wrc)
-			q->err = wrc;
-	}
-	q->finished = true;
-	own = q->abandoned;
-	pthread_cond_broadcast(&q->cv);
-	pthread_mutex_unlock(&q->mu);
-	if (own)
-		out_free(q);
-	return NULL;
-}
+/* ---- the output (teeout.h) ----------------------------------------------------------- */
 
 /* The encoder's frames: queued for the writer (never waits; what exceeds the queue cap was
  * decided before encoding, see room()). */
 static int emit(void *ctx, const uint8_t *frame, size_t len)
 {
 	struct tee *t = ctx;
-	struct tee_out *q = t->oq;
-	struct oframe *f;
-	int err;
 
-	pthread_mutex_lock(&q->mu);
-	err = q->err;
-	pthread_mutex_unlock(&q->mu);
-	if (err)
-		return err;
-	f = malloc(sizeof(*f) + len);
-	if (!f)
-		return -ENOMEM;
-	f->next = NULL;
-	f->gen = t->enc_gen;
-	f->len = len;
-	memcpy(f->data, frame, len);
-	pthread_mutex_lock(&q->mu);
-	if (q->tail)
-		q->tail->next = f;
-	else
-		q->head = f;
-	q->tail = f;
-	q->queued += len;
-	if (q->queued > t->st.queue_peak)
-		t->st.queue_peak = q->queued;
-	pthread_cond_signal(&q->cv);
-	pthread_mutex_unlock(&q->mu);
-	return 0;
+	return st_teeout__push(t->oq, t->enc_gen, frame, len);
 }
 
 static uint64_t queued(struct tee *t)
 {
-	uint64_t n;
+	struct st_teeout_state s;
 
 	if (!t->oq)
 		return 0;
-	pthread_mutex_lock(&t->oq->mu);
-	n = t->oq->queued;
-	pthread_mutex_unlock(&t->oq->mu);
-	return n;
-}
-
-static char *dup_or_null(const char *s, bool *oom)
-{
-	char *r = s ? strdup(s) : NULL;
-
-	if (s && !r)
-		*oom = true;
-	return r;
+	st_teeout__state(t->oq, &s);
+	return s.queued;
 }
 
 /* The output, before anything attaches: -o's file opened (a FIFO waits for its reader in
  * a command; a daemon job's fails at once without one), --to's strings copied. */
 static int out_open(struct tee *t)
 {
-	struct tee_out *q = calloc(1, sizeof(*q));
-	bool oom = !q;
-	int rc;
+	const struct st_teeout_config c = {
+		.path = t->out, .to = t->to, .tls = t->insecure ? NULL : &t->tlso,
+		.mode = t->out_mode, .in_daemon = t->in_daemon, .what = "tee", .fd = -1,
+	};
+	char err[PATH_MAX + 256];
 
-	if (q) {
-		t->oq = q;
-		pthread_mutex_init(&q->mu, NULL);
-		pthread_cond_init(&q->cv, NULL);
-		q->fd = q->wfd = q->o.fd = -1;
-		q->to = dup_or_null(t->to, &oom);
-		q->tlso_own.cert = dup_or_null(t->tlso.cert, &oom);
-		q->tlso_own.key = dup_or_null(t->tlso.key, &oom);
-		q->tlso_own.ca = dup_or_null(t->tlso.ca, &oom);
-		q->tlso = t->insecure ? NULL : &q->tlso_own;
-	}
-	if (oom) {
-		pr_err("tee: out of memory");
+	t->oq = st_teeout__open(&c, err, sizeof(err));
+	if (!t->oq) {
+		pr_err("tee: %s", err);
 		return -1;
 	}
-	if (t->to)
-		return 0;
-	if (!strcmp(t->out, "-")) {
-		q->fd = STDOUT_FILENO;
-		return 0;
-	}
-	rc = st_output_open(&q->o, t->out, t->in_daemon ? ST_OUT_NONBLOCK : 0, t->out_mode);
-	if (rc < 0) {
-		pr_err("tee: -o %s: %s", t->out, rc == -ENXIO && t->in_daemon ?
-		       "a FIFO without a reader (a daemon job never waits for one)" :
-		       st_output_strerror(rc));
-		return -1;
-	}
-	/* the writer thread writes blocking: it is alone to wait */
-	if (t->in_daemon && q->o.in_place)
-		fcntl(rc, F_SETFL, fcntl(rc, F_GETFL) & ~O_NONBLOCK);
-	q->fd = rc;
-	q->is_file = true;
 	return 0;
 }
 
@@ -761,115 +399,26 @@ static int out_open(struct tee *t)
  * writer thread starts. */
 static int out_start(struct tee *t)
 {
-	struct tee_out *q = t->oq;
-	int rc;
+	char err[768];
 
-	if (t->to && t->in_daemon) {
-		q->connecting = t->connecting = true;
-	} else if (t->to) {
-		char err[512];
-
-		if (link_up(q, err, sizeof(err))) {
-			pr_err("tee: --to %s: %s", t->to, err);
-			return -1;
-		}
-		q->wfd = q->fd;
-	}
-	{
-		sigset_t all, old;
-
-		/* the writer takes no signals: they are the event loop's */
-		sigfillset(&all);
-		pthread_sigmask(SIG_BLOCK, &all, &old);
-		rc = pthread_create(&q->th, NULL, writer, q);
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-	}
-	if (rc) {
-		pr_err("tee: writer thread: %s", strerror(rc));
+	if (t->to && t->in_daemon)
+		t->connecting = true;
+	if (st_teeout__start(t->oq, err, sizeof(err))) {
+		pr_err("tee: %s", err);
 		return -1;
 	}
-	q->started = true;
 	return 0;
 }
 
-/* Waits for the writer to write everything (a file: always, but a daemon job's FIFO; a pipe
- * or socket: while the reader takes bytes, at most close_wait_ms without progress), or,
- * discard, for it to throw the queue away. 0 or the output's error. A writer given up on is
- * left to end alone (it frees the output): t->oq is NULL then. */
-static int out_close(struct tee *t, bool discard)
+/* Ends the output (teeout.h): written out, or with discard thrown away; its last counters
+ * kept. 0 or the output's error. t->oq is NULL after. */
+static int out_close(struct tee *t, bool discard, struct st_teeout_state *s)
 {
-	struct tee_out *q = t->oq;
-	bool waits_always = q->is_file && !(t->in_daemon && q->o.in_place);
-	struct timespec until;
-	int err = 0;
+	int err = st_teeout__close(t->oq, discard, t->close_wait_ms, s);
 
-	if (!q->started)
-		goto files;
-	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += t->close_wait_ms / 1000;
-	until.tv_nsec += (long)(t->close_wait_ms % 1000) * 1000000L;
-	if (until.tv_nsec >= 1000000000L) {
-		until.tv_sec++;
-		until.tv_nsec -= 1000000000L;
-	}
-	pthread_mutex_lock(&q->mu);
-	q->closing = true;
-	if (discard && !q->err)
-		q->err = -ECANCELED; /* the writer drops what is queued */
-	pthread_cond_broadcast(&q->cv);
-	/* a daemon job whose first connect is not done: nothing of its stream can go, and
-	 * nothing is waited for (the writer may be in a 25 s connect) */
-	while (!q->finished && !q->connecting) {
-		uint64_t before = q->written;
-
-		if (pthread_cond_timedwait(&q->cv, &q->mu, &until) == ETIMEDOUT) {
-			if (!discard && (waits_always || q->written != before)) {
-				until.tv_sec += t->close_wait_ms / 1000 ? t->close_wait_ms / 1000 : 1;
-				continue;
-			}
-			break;
-		}
-	}
-	err = discard ? 0 : q->err;
-	t->st.wire_bytes = q->written;
-	if (!q->finished) {
-		if (!discard && q->connecting)
-			pr_warn("tee: --to %s: not connected yet at the end: the stream was not "
-				"sent", q->to);
-		else if (!discard)
-			pr_warn("tee: the reader stopped taking bytes: %" PRIu64 " bytes of the "
-				"stream not sent", q->queued);
-		err = q->connecting ? -ENOTCONN : -EPIPE;
-		/* the writer ends alone: a link's blocked write is woken, the rest goes */
-		q->abandoned = true;
-		drop_queue(q);
-		if (q->wfd >= 0)
-			shutdown(q->wfd, SHUT_RDWR);
-		pthread_mutex_unlock(&q->mu);
-		pthread_detach(q->th);
-		t->oq = NULL;
-		return err;
-	}
-	if (!discard && q->to && q->down) {
-		pr_warn("tee: --to %s: the link was down at the end (%s): the stream's end was not "
-			"sent", q->to, q->down_why);
-		err = -ENOTCONN;
-	}
-	pthread_mutex_unlock(&q->mu);
-	pthread_join(q->th, NULL);
-	q->started = false;
-files:
-	if (q->is_file && !discard) {
-		if (!err)
-			err = st_output_commit(&q->o);
-		if (!err)
-			err = st_output_close(&q->o);
-		st_output_abort(&q->o);
-	} else if (q->is_file) {
-		st_output_abort(&q->o);
-	} else if (t->to) {
-		link_down(q);
-	}
+	t->oq = NULL;
+	t->st.wire_bytes = s->written;
+	t->st.queue_peak = s->peak;
 	return err;
 }
 
@@ -1265,28 +814,27 @@ static int live_seg(void *ctx, const struct st_segment *s)
 	return 0;
 }
 
-static int out_error(struct tee *t)
+/* The output's error, said once. */
+static int say_error(struct tee *t, const struct st_teeout_state *q)
 {
-	struct tee_out *q = t->oq;
-	char why[256];
-	bool cf;
-	int err;
-
-	if (!q)
-		return 0;
-	pthread_mutex_lock(&q->mu);
-	err = q->err;
-	cf = q->connect_failed;
-	snprintf(why, sizeof(why), "%s", q->down_why);
-	pthread_mutex_unlock(&q->mu);
-	if (err && !t->err_said++) {
-		if (cf)
-			pr_err("tee: --to %s: %s", t->to, why); /* a daemon job's first connect */
+	if (q->err && !t->err_said++) {
+		if (q->connect_failed)
+			pr_err("tee: --to %s: %s", t->to, q->why); /* a daemon job's first connect */
 		else
 			pr_err("tee: %s: %s", t->to ? t->to : t->out,
-			       err == -EPIPE ? "the reader went away" : strerror(-err));
+			       q->err == -EPIPE ? "the reader went away" : strerror(-q->err));
 	}
-	return err;
+	return q->err;
+}
+
+static int out_error(struct tee *t)
+{
+	struct st_teeout_state q;
+
+	if (!t->oq)
+		return 0;
+	st_teeout__state(t->oq, &q);
+	return say_error(t, &q);
 }
 
 /* A connection still open when the link came back: opened again in the new stream, joined
@@ -1319,32 +867,22 @@ static void restart_conn(void *ctx, struct st_reasm_conn *c)
  * it back (a new stream: preamble, header, the open connections). */
 static void link_check(struct tee *t)
 {
-	struct tee_out *q = t->oq;
 	struct st_stream_enc *e;
-	bool down, rec, connecting, failed;
-	uint64_t gen, raw, wire;
-	char why[256];
+	struct st_teeout_state q;
+	uint64_t raw, wire;
 
-	if (!t->to || !q)
+	if (!t->to || !t->oq)
 		return;
-	pthread_mutex_lock(&q->mu);
-	connecting = q->connecting;
-	failed = q->connect_failed;
-	down = q->down;
-	rec = q->reconnected;
-	q->reconnected = false;
-	gen = q->gen;
-	snprintf(why, sizeof(why), "%s", q->down_why);
-	pthread_mutex_unlock(&q->mu);
+	st_teeout__poll(t->oq, &q);
 	if (t->connecting) {
 		/* a daemon job's first connect, in the writer: records wait for nothing meanwhile
 		 * (dropped and counted); a failure is the output's error (out_error) */
-		if (connecting || failed)
+		if (q.connecting || q.connect_failed)
 			return;
 		t->connecting = false;
 		pr_info("tee: --to %s: connected", t->to);
 	}
-	if ((down || rec) && !t->was_down) {
+	if ((q.down || q.reconnected) && !t->was_down) {
 		t->was_down = true;
 		t->down_ns = st_mono_ns();
 		t->down_records = t->st.dropped_records;
@@ -1352,9 +890,9 @@ static void link_check(struct tee *t)
 		t->down_conns = t->st.dropped_conns;
 		t->st.link_losses++;
 		pr_warn("tee: --to %s: the link is down (%s): reconnecting; records are dropped "
-			"meanwhile", t->to, why);
+			"meanwhile", t->to, q.why);
 	}
-	if (!rec)
+	if (!q.reconnected)
 		return;
 	e = st_stream_enc__new(t->header, t->level, emit, t);
 	if (!e) {
@@ -1365,7 +903,7 @@ static void link_check(struct tee *t)
 	t->raw_prev += raw;
 	st_stream_enc__free(t->enc);
 	t->enc = e;
-	t->enc_gen = gen;
+	t->enc_gen = q.gen;
 	t->was_down = false;
 	st_reasm__foreach(t->r, restart_conn, t);
 	st_stream_enc__flush(t->enc);
@@ -1493,9 +1031,11 @@ static void add_stats(struct tee *t, struct st_statline *l, const struct st_tap_
 		st_stream_enc__totals(t->enc, &raw, &wire);
 	t->st.raw_stream_bytes = t->raw_prev + raw;
 	if (t->oq) {
-		pthread_mutex_lock(&t->oq->mu);
-		t->st.wire_bytes = t->oq->written;
-		pthread_mutex_unlock(&t->oq->mu);
+		struct st_teeout_state q;
+
+		st_teeout__state(t->oq, &q);
+		t->st.wire_bytes = q.written;
+		t->st.queue_peak = q.peak;
 	}
 	st_statline_add_table(l, tee_stat_desc, tee_stat_n, &t->st);
 	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
@@ -1520,12 +1060,13 @@ static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts,
 {
 	struct tee *t = obj;
 	struct st_stream_trailer tr = { 0 };
+	struct st_teeout_state q;
 	struct st_statline l;
 
 	if (!ran || !t->running) {
 		/* nothing ran (it said why): no output stays, no summary */
 		if (t->oq)
-			out_close(t, true);
+			out_close(t, true, &q);
 		return ST_EXIT_RUNTIME;
 	}
 	st_reasm__flush(t->r);
@@ -1536,8 +1077,9 @@ static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts,
 	tr.held_conns = t->st.held_conns;
 	if (st_stream_enc__finish(t->enc, &tr))
 		err = -1;
-	if (t->oq && out_close(t, false)) {
-		out_error(t);
+	if (t->oq && out_close(t, false, &q)) {
+		if (!q.given_up)
+			say_error(t, &q);
 		err = -1;
 	}
 	if (t->kp)
@@ -1584,14 +1126,13 @@ static void limit_drain(void *obj, double max_s)
 static void destroy(void *obj)
 {
 	struct tee *t = obj;
+	struct st_teeout_state q;
 
-	if (t->oq && t->oq->started)
-		out_close(t, true);
+	if (t->oq)
+		out_close(t, true, &q);
 	st_reasm__free(t->r);
 	st_stream_enc__free(t->enc);
 	st_kafka_producer__free(t->kp);
-	out_free(t->oq);
-	t->oq = NULL;
 	if (t->match_set)
 		regfree(&t->match_re);
 	if (t->exclude_set)
@@ -1642,9 +1183,10 @@ static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b
 	if (t->enc)
 		st_stream_enc__totals(t->enc, &raw, &wire);
 	if (t->oq) {
-		pthread_mutex_lock(&t->oq->mu);
-		wire = t->oq->written;
-		pthread_mutex_unlock(&t->oq->mu);
+		struct st_teeout_state q;
+
+		st_teeout__state(t->oq, &q);
+		wire = q.written;
 	}
 	st_brief_add(b, "teed", t->raw_prev + raw, ST_BRIEF_RATE | ST_BRIEF_BYTES);
 	st_brief_add(b, "written", wire, ST_BRIEF_RATE | ST_BRIEF_BYTES);
