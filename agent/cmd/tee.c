@@ -2,10 +2,12 @@
 /*
  * `shadowtap tee`: a service's live traffic, reassembled (reasm), redacted and written as a
  * tee stream (stream.h, docs/TEE.md) to a file, stdout or a TCP peer, for
- * `shadowtap receive` on a workstation.
+ * `shadowtap receive` on a workstation. This file holds the options, their checks, the job
+ * kind and the wiring; the engines are in agent/stream/.
  *
- * The wiring: tap -> reassembly -> redaction (HTTP framing, http.h) -> stream encoder ->
- * the output's writer thread (teeout.h), or Kafka's producer (kafka.h). Production is never made to wait: the event loop only queues frames;
+ * The wiring: tap -> reassembly -> the framing with redaction (teeframe.h) -> stream
+ * encoder -> the output's writer thread (teeout.h), or Kafka's producer (kafka.h).
+ * Production is never made to wait: the event loop only queues frames;
  * when the queue (--max-queue-mb) or the rate cap (--max-rate) is full, records are
  * dropped whole and counted, and the receiver sees a gap of their exact length (a
  * connection whose OPEN record could not go is left out whole).
@@ -22,12 +24,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "commands.h"
 #include "connmap.h"
-#include "http.h"
 #include "job.h"
 #include "kafka.h"
 #include "log.h"
@@ -39,6 +39,7 @@
 #include "redact.h"
 #include "stream.h"
 #include "tap.h"
+#include "teeframe.h"
 #include "teeout.h"
 #include "tlslink.h"
 
@@ -54,56 +55,8 @@
 #define TEE_DAEMON_CLOSE_WAIT_MS 1000       /* ... in the daemon, whose loop waits meanwhile */
 #define TEE_MAX_METHODS 16
 #define TEE_MAX_MEM_DEFAULT (256ull << 20)
-/* Redaction frames HTTP: a parser pair per connection, holding at most one head each. The
- * heads' cap and the number of connections framed at once bound that memory (8192 x 2 x
- * 16 KiB = 256 MiB at worst); a connection beyond it is held back, never teed unredacted. */
-#define TEE_HEAD_CAP (16u << 10)
-#define TEE_FRAMED_MAX 8192
-
-/* A connection's treatment, decided at its first bytes. */
-enum tmode {
-	TM_UNDECIDED = 0,
-	TM_HTTP,     /* framed and redacted */
-	TM_RAW,      /* as is: --no-redact, or --raw for what is not HTTP */
-	TM_HELD,     /* not HTTP and no --raw: its bytes are gaps */
-	TM_DROPPED,  /* left out whole: its OPEN record could not go */
-	TM_FILTERED, /* its first request did not pass --match-* / --exclude-path */
-};
-
-struct tconn {
-	uint8_t mode;
-	bool held[2];         /* framing failed: the rest of the direction is held back */
-	bool parsers;
-	bool first_req;       /* the first request's head was seen (the filters' decision) */
-	bool ended[2];        /* END written (written again in a new stream after a reconnect) */
-	bool resp_open;       /* a response's head came, its end not yet */
-	bool nomark;          /* exchange boundaries can no longer be told (put_mark()) */
-	uint8_t end_why[2];
-	struct st_http_parser p[2];
-	struct st_jredact jr[2]; /* the current message's JSON body (--redact-field) */
-	struct st_tredact tr[2]; /* its chunked trailer section */
-	uint64_t sent[2];     /* stream offset written up to (data and gaps) */
-	uint64_t dropped[2];  /* bytes dropped since, announced as a gap before the next record */
-};
-
+/* The tee's own counters; the framing's (teeframe.h) come before them on the lines. */
 #define TEE_STATS(X, T)                                                                        \
-	X(T, connections, COUNTER, "connections reassembled")                                 \
-	X(T, teed, COUNTER, "connections in the stream")                                      \
-	X(T, dropped_conns, COUNTER, "connections left out whole: the output was too slow")   \
-	X(T, held_conns, COUNTER, "connections held back: not HTTP, cannot be redacted (--raw)") \
-	X(T, held_busy, DETAIL, "... of which because 8192 connections were being framed")  \
-	X(T, raw_conns, COUNTER, "connections teed as raw bytes (--raw, --no-redact)")        \
-	X(T, filtered_conns, COUNTER, "connections whose first request --match-*/--exclude-path left out") \
-	X(T, bytes, COUNTER, "stream bytes teed")                                             \
-	X(T, held_bytes, COUNTER, "bytes held back (gaps): not framed as HTTP")              \
-	X(T, redacted, COUNTER, "values redacted: header and trailer fields, URLs, JSON")    \
-	X(T, marks, DETAIL, "exchange boundaries marked (a receiver resumes a connection there)") \
-	X(T, dropped_records, COUNTER, "data records dropped: the output or --max-rate was too slow") \
-	X(T, dropped_bytes, COUNTER, "stream bytes of those records (gaps for the receiver)") \
-	X(T, dropped_link, DETAIL, "... dropped records: the --to link was down or connecting") \
-	X(T, dropped_queue, DETAIL, "... dropped records: --max-queue-mb was full")           \
-	X(T, dropped_rate, DETAIL, "... dropped records: beyond --max-rate")                  \
-	X(T, gap_bytes, COUNTER, "bytes reassembly reported missing (capture loss)")         \
 	X(T, wire_bytes, COUNTER, "bytes written to the output (compressed)")                 \
 	X(T, raw_stream_bytes, COUNTER, "stream bytes before compression")                    \
 	X(T, link_losses, COUNTER, "times the --to link was lost (reconnected with a new stream)") \
@@ -141,6 +94,7 @@ struct tee {
 	struct st_kafka_producer *kp;
 	/* the run */
 	struct st_reasm *r;
+	struct st_teeframe *fr; /* reassembly's events -> records, redacted (teeframe.h) */
 	struct st_stream_enc *enc;
 	uint64_t enc_gen;     /* the link generation the encoder writes for */
 	char header[ST_STREAM_HEADER_MAX];
@@ -157,13 +111,8 @@ struct tee {
 	uint64_t tokens_ns;
 	uint64_t last_flush_ns;
 	uint64_t filtered_segs;
-	unsigned framed;      /* connections with HTTP parsers now (TEE_FRAMED_MAX) */
 	int err_said;         /* the output's error was reported */
 	struct tee_stats st;
-	uint64_t *drop_why;   /* room() said no: the counter of its reason */
-	uint8_t scratch[ST_HTTP_HEAD_CAP_DEFAULT];
-	uint8_t *body;        /* JSON body bytes being redacted (grown as needed) */
-	size_t body_cap;
 };
 
 #define TEE(o) ((struct tee *)(o))
@@ -422,20 +371,18 @@ static int out_close(struct tee *t, bool discard, struct st_teeout_state *s)
 	return err;
 }
 
-/* ---- what goes into the stream ------------------------------------------------------- */
+/* ---- what goes into the stream (teeframe.h) ----------------------------------------- */
 
 /* Room for n more stream bytes: the output queue below its cap and the rate cap's
  * tokens. Small records (OPEN, GAP, END, CLOSE) always go: they bound nothing. */
-static bool room(struct tee *t, uint64_t n)
+static enum st_teeframe_room room(void *ctx, uint64_t n)
 {
-	if (t->was_down || t->connecting) {
-		t->drop_why = &t->st.dropped_link;
-		return false;
-	}
-	if (queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue) {
-		t->drop_why = &t->st.dropped_queue;
-		return false;
-	}
+	struct tee *t = ctx;
+
+	if (t->was_down || t->connecting)
+		return ST_TEEFRAME_NO_LINK;
+	if (queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue)
+		return ST_TEEFRAME_NO_QUEUE;
 	if (t->max_rate) {
 		uint64_t now = st_mono_ns();
 
@@ -443,361 +390,12 @@ static bool room(struct tee *t, uint64_t n)
 		if (t->tokens > (double)t->max_rate)
 			t->tokens = (double)t->max_rate;
 		t->tokens_ns = now;
-		if (t->tokens < (double)n) {
-			t->drop_why = &t->st.dropped_rate;
-			return false;
-		}
+		if (t->tokens < (double)n)
+			return ST_TEEFRAME_NO_RATE;
 		t->tokens -= (double)n;
 	}
-	return true;
+	return ST_TEEFRAME_ROOM;
 }
-
-static void put_dropped(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
-			uint64_t ts)
-{
-	if (!tc->dropped[dir])
-		return;
-	st_stream_enc__gap(t->enc, c->id, dir, tc->sent[dir], tc->dropped[dir], ST_SGAP_DROPPED,
-			   ts);
-	tc->sent[dir] += tc->dropped[dir];
-	tc->dropped[dir] = 0;
-}
-
-static void put_data(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
-		     const uint8_t *d, uint64_t n, uint64_t ts)
-{
-	if (!n)
-		return;
-	if (!room(t, n)) {
-		tc->dropped[dir] += n;
-		(*t->drop_why)++;
-		t->st.dropped_records++;
-		t->st.dropped_bytes += n;
-		return;
-	}
-	put_dropped(t, c, tc, dir, ts);
-	st_stream_enc__data(t->enc, c->id, dir, tc->sent[dir], d, (uint32_t)n, ts);
-	tc->sent[dir] += n;
-	t->st.bytes += n;
-}
-
-static void put_gap(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
-		    uint64_t n, unsigned why, uint64_t ts)
-{
-	if (!n)
-		return;
-	put_dropped(t, c, tc, dir, ts);
-	st_stream_enc__gap(t->enc, c->id, dir, tc->sent[dir], n, why, ts);
-	tc->sent[dir] += n;
-	if (why == ST_SGAP_HELD)
-		t->st.held_bytes += n;
-}
-
-/* Everything of the direction up to stream offset upto not yet written becomes a held gap
- * (bytes a parser consumed but could not hand out: a partial head). */
-static void hold_rest(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
-		      uint64_t upto, uint64_t ts)
-{
-	uint64_t at = tc->sent[dir] + tc->dropped[dir];
-
-	if (upto > at)
-		put_gap(t, c, tc, dir, upto - at, ST_SGAP_HELD, ts);
-}
-
-/* A request's head is next in the client's direction: when every earlier request was answered
- * whole, the stream says so (MARK, stream.h) so that a receiver whose replay of the connection
- * stopped (a gap, a connection joined midway through Kafka) starts it again here. Framing has
- * been exact since the connection's first byte (framing errors hold the direction, and gaps
- * it stepped over had known lengths), so the boundary is production's, not a guess. */
-static void put_mark(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, uint64_t ts)
-{
-	if (tc->nomark || tc->held[ST_DIR_IN] || tc->held[ST_DIR_OUT] || tc->resp_open ||
-	    st_http__awaiting(&tc->p[ST_DIR_OUT]) || st_http__pending(&tc->p[ST_DIR_OUT]))
-		return;
-	put_dropped(t, c, tc, ST_DIR_IN, ts);
-	put_dropped(t, c, tc, ST_DIR_OUT, ts);
-	st_stream_enc__mark(t->enc, c->id, tc->sent[ST_DIR_IN], tc->sent[ST_DIR_OUT], ts);
-	t->st.marks++;
-}
-
-/* The head, redacted, in t->scratch. */
-static const uint8_t *redact_head(struct tee *t, const struct st_http_head *h, int dir)
-{
-	memcpy(t->scratch, h->raw, h->raw_len);
-	t->st.redacted += st_redact_head(&t->rules, h, dir == ST_DIR_IN, t->scratch);
-	return t->scratch;
-}
-
-/* Body bytes of a JSON message, or framing bytes whose last trailer_len are a chunked body's
- * trailer section, redacted in a copy. NULL when out of memory. */
-static const uint8_t *redact_body(struct tee *t, struct tconn *tc, int dir, const uint8_t *d,
-				  size_t n, uint64_t trailer_len)
-{
-	if (n > t->body_cap) {
-		uint8_t *b = realloc(t->body, n);
-
-		if (!b)
-			return NULL;
-		t->body = b;
-		t->body_cap = n;
-	}
-	memcpy(t->body, d, n);
-	if (trailer_len)
-		t->st.redacted += st_tredact_feed(&tc->tr[dir], &t->rules, t->body + n - trailer_len,
-						  trailer_len);
-	else
-		t->st.redacted += st_jredact_feed(&tc->jr[dir], &t->rules, t->body, n);
-	return t->body;
-}
-
-/* The connection's first request decides whether it is teed (--match-*, --exclude-path). */
-static bool passes(struct tee *t, const struct st_http_head *h)
-{
-	char target[4096];
-	size_t tl = h->target_len < sizeof(target) - 1 ? h->target_len : sizeof(target) - 1;
-	bool ok = !t->n_methods;
-
-	for (unsigned i = 0; i < t->n_methods; i++)
-		if (strlen(t->methods[i]) == h->method_len &&
-		    !memcmp(t->methods[i], h->method_str, h->method_len))
-			ok = true;
-	if (!ok)
-		return false;
-	memcpy(target, h->target, tl);
-	target[tl] = 0;
-	if (t->match_set && regexec(&t->match_re, target, 0, NULL, 0))
-		return false;
-	if (t->exclude_set && !regexec(&t->exclude_re, target, 0, NULL, 0))
-		return false;
-	return true;
-}
-
-/* The receiver sees the connection close before its first byte. */
-static void filter_out(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, uint64_t ts)
-{
-	st_stream_enc__close(t->enc, c->id, ST_END_FLUSH, ts);
-	tc->mode = TM_FILTERED;
-	t->st.filtered_conns++;
-	t->st.teed--;
-}
-
-static void frame(struct tee *t, struct st_reasm_conn *c, struct tconn *tc, int dir,
-		  uint64_t off, const uint8_t *d, uint32_t len, uint64_t ts)
-{
-	struct st_http_parser *p = &tc->p[dir];
-	struct st_http_event ev;
-	size_t left = len;
-
-	for (;;) {
-		size_t n = st_http__feed(p, d, left, &ev);
-
-		switch (ev.type) {
-		case ST_HTTP_EV_HEAD:
-			if (dir == ST_DIR_IN) {
-				if (!tc->first_req) {
-					tc->first_req = true;
-					if ((t->n_methods || t->match_set || t->exclude_set) &&
-					    !passes(t, ev.head)) {
-						filter_out(t, c, tc, ts);
-						return;
-					}
-				}
-				put_mark(t, c, tc, ts);
-				if (st_http__push_method(&tc->p[1], ev.head->method))
-					tc->nomark = true; /* answers no longer pair */
-			} else {
-				tc->resp_open = true;
-				if (ev.head->flags & ST_HTTP_HF_NO_REQUEST)
-					tc->nomark = true;
-			}
-			/* a body is scanned as JSON when declared, or when it looks like it */
-			st_jredact_begin(&tc->jr[dir], &t->rules, ev.head);
-			st_tredact_reset(&tc->tr[dir]);
-			put_data(t, c, tc, dir, redact_head(t, ev.head, dir), ev.head->raw_len, ts);
-			break;
-		case ST_HTTP_EV_BODY:
-			if ((tc->jr[dir].on && ev.data_len) || ev.trailer_len) {
-				const uint8_t *b = redact_body(t, tc, dir, d, n, ev.trailer_len);
-
-				if (b) {
-					put_data(t, c, tc, dir, b, n, ts);
-				} else {
-					/* never unredacted: the rest of the direction is held */
-					tc->held[dir] = true;
-					hold_rest(t, c, tc, dir, off + len, ts);
-					return;
-				}
-			} else {
-				put_data(t, c, tc, dir, d, n, ts);
-			}
-			break;
-		case ST_HTTP_EV_RAW:
-			if (t->raw)
-				put_data(t, c, tc, dir, d, n, ts);
-			else
-				put_gap(t, c, tc, dir, n, ST_SGAP_HELD, ts);
-			break;
-		case ST_HTTP_EV_ERROR:
-		case ST_HTTP_EV_SKIP:
-			tc->held[dir] = true;
-			hold_rest(t, c, tc, dir, off + len, ts);
-			return;
-		case ST_HTTP_EV_MSG_DONE:
-			if (dir == ST_DIR_OUT)
-				tc->resp_open = false;
-			break;
-		case ST_HTTP_EV_UPGRADED:
-			tc->nomark = true;
-			break;
-		default:
-			break;
-		}
-		d += n;
-		left -= n;
-		if (ev.type == ST_HTTP_EV_NEED_MORE)
-			break;
-	}
-}
-
-static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
-{
-	struct tee *t = ctx;
-	struct tconn *tc = calloc(1, sizeof(*tc));
-
-	t->st.connections++;
-	c->user = tc;
-	if (!tc) {
-		t->st.dropped_conns++;
-		return;
-	}
-	if (!room(t, 64)) {
-		tc->mode = TM_DROPPED;
-		t->st.dropped_conns++;
-		return;
-	}
-	tc->mode = t->rules.none ? TM_RAW : TM_UNDECIDED;
-	if (t->rules.none)
-		t->st.raw_conns++;
-	st_stream_enc__open(t->enc, c, ts);
-	t->st.teed++;
-}
-
-/* The first bytes of a connection say whether it speaks HTTP/1.x. */
-static void decide(struct tee *t, struct tconn *tc, int dir, const uint8_t *d, uint32_t len)
-{
-	const struct st_http_opts ho = { .head_cap = TEE_HEAD_CAP };
-	size_t o = 0;
-	enum st_http_scan s = dir == ST_DIR_IN ?
-		st_http__scan_start(ST_HTTP_REQUEST, d, len, 0, &o) : ST_HTTP_SCAN_NONE;
-
-	if (s != ST_HTTP_SCAN_NONE && o == 0 && t->framed >= TEE_FRAMED_MAX) {
-		/* HTTP, but no room to frame it: held, never teed unredacted */
-		tc->mode = TM_HELD;
-		t->st.held_conns++;
-		t->st.held_busy++;
-		return;
-	}
-	if (s != ST_HTTP_SCAN_NONE && o == 0 &&
-	    !st_http__init(&tc->p[0], ST_HTTP_REQUEST, &ho)) {
-		if (!st_http__init(&tc->p[1], ST_HTTP_RESPONSE, &ho)) {
-			tc->parsers = true;
-			tc->mode = TM_HTTP;
-			t->framed++;
-			return;
-		}
-		st_http__free(&tc->p[0]);
-	}
-	tc->mode = t->raw ? TM_RAW : TM_HELD;
-	if (t->raw)
-		t->st.raw_conns++;
-	else
-		t->st.held_conns++;
-}
-
-static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, const uint8_t *d,
-		    uint32_t len, uint64_t ts)
-{
-	struct tee *t = ctx;
-	struct tconn *tc = c->user;
-
-	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
-		return;
-	if (tc->mode == TM_UNDECIDED)
-		decide(t, tc, dir, d, len);
-	if (tc->mode == TM_RAW)
-		put_data(t, c, tc, dir, d, len, ts);
-	else if (tc->mode == TM_HELD || tc->held[dir])
-		put_gap(t, c, tc, dir, len, ST_SGAP_HELD, ts);
-	else
-		frame(t, c, tc, dir, off, d, len, ts);
-}
-
-static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
-		   enum st_reasm_gap_why why, uint64_t ts)
-{
-	struct tee *t = ctx;
-	struct tconn *tc = c->user;
-
-	if (why != ST_GAP_ELIDED)
-		t->st.gap_bytes += len;
-	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
-		return;
-	if (tc->mode == TM_UNDECIDED) {
-		/* the first bytes never came: what follows cannot be told HTTP */
-		tc->mode = t->raw ? TM_RAW : TM_HELD;
-		if (t->raw)
-			t->st.raw_conns++;
-		else
-			t->st.held_conns++;
-	}
-	if (tc->mode == TM_HTTP && !tc->held[dir] && st_http__skip(&tc->p[dir], len)) {
-		/* framing cannot step over it: the rest of the direction is held back */
-		tc->held[dir] = true;
-		hold_rest(t, c, tc, dir, off, ts);
-	}
-	put_gap(t, c, tc, dir, len, why, ts);
-}
-
-static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_end why,
-		   uint64_t ts)
-{
-	struct tee *t = ctx;
-	struct tconn *tc = c->user;
-
-	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
-		return;
-	/* a partial head at the end: consumed, never handed out */
-	hold_rest(t, c, tc, dir, c->bytes[dir] + c->gap_bytes[dir], ts);
-	put_dropped(t, c, tc, dir, ts);
-	st_stream_enc__end(t->enc, c->id, dir, why, ts);
-	tc->ended[dir] = true;
-	tc->end_why[dir] = (uint8_t)why;
-}
-
-static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, uint64_t ts)
-{
-	struct tee *t = ctx;
-	struct tconn *tc = c->user;
-
-	if (tc && tc->mode != TM_DROPPED && tc->mode != TM_FILTERED) {
-		for (int d = 0; d < 2; d++) {
-			hold_rest(t, c, tc, d, c->bytes[d] + c->gap_bytes[d], ts);
-			put_dropped(t, c, tc, d, ts);
-		}
-		st_stream_enc__close(t->enc, c->id, why, ts);
-	}
-	if (tc && tc->parsers) {
-		st_http__free(&tc->p[0]);
-		st_http__free(&tc->p[1]);
-		t->framed--;
-	}
-	free(tc);
-	c->user = NULL;
-}
-
-static const struct st_reasm_ops tee_ops = {
-	.open = on_open, .data = on_data, .gap = on_gap, .end = on_end, .close = on_close,
-};
 
 /* ---- the run -------------------------------------------------------------------------- */
 
@@ -837,36 +435,11 @@ static int out_error(struct tee *t)
 	return say_error(t, &q);
 }
 
-/* A connection still open when the link came back: opened again in the new stream, joined
- * midway, with what it carried before as a gap the sender dropped. */
-static void restart_conn(void *ctx, struct st_reasm_conn *c)
-{
-	struct tee *t = ctx;
-	struct tconn *tc = c->user;
-	struct st_reasm_conn o;
-	uint64_t ts = st_realtime_ns();
-
-	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
-		return;
-	o = *c;
-	o.flags |= ST_REASM_F_JOINED;
-	st_stream_enc__open(t->enc, &o, ts);
-	for (int d = 0; d < 2; d++) {
-		uint64_t total = tc->sent[d] + tc->dropped[d];
-
-		if (total)
-			st_stream_enc__gap(t->enc, c->id, d, 0, total, ST_SGAP_DROPPED, ts);
-		tc->sent[d] = total;
-		tc->dropped[d] = 0;
-		if (tc->ended[d])
-			st_stream_enc__end(t->enc, c->id, d, tc->end_why[d], ts);
-	}
-}
-
 /* --to: the writer lost the link (say so once; records are dropped until it is back), or got
  * it back (a new stream: preamble, header, the open connections). */
 static void link_check(struct tee *t)
 {
+	const struct st_teeframe_stats *fs;
 	struct st_stream_enc *e;
 	struct st_teeout_state q;
 	uint64_t raw, wire;
@@ -874,6 +447,7 @@ static void link_check(struct tee *t)
 	if (!t->to || !t->oq)
 		return;
 	st_teeout__poll(t->oq, &q);
+	fs = st_teeframe__stats(t->fr);
 	if (t->connecting) {
 		/* a daemon job's first connect, in the writer: records wait for nothing meanwhile
 		 * (dropped and counted); a failure is the output's error (out_error) */
@@ -885,9 +459,9 @@ static void link_check(struct tee *t)
 	if ((q.down || q.reconnected) && !t->was_down) {
 		t->was_down = true;
 		t->down_ns = st_mono_ns();
-		t->down_records = t->st.dropped_records;
-		t->down_bytes = t->st.dropped_bytes;
-		t->down_conns = t->st.dropped_conns;
+		t->down_records = fs->dropped_records;
+		t->down_bytes = fs->dropped_bytes;
+		t->down_conns = fs->dropped_conns;
 		t->st.link_losses++;
 		pr_warn("tee: --to %s: the link is down (%s): reconnecting; records are dropped "
 			"meanwhile", t->to, q.why);
@@ -905,12 +479,12 @@ static void link_check(struct tee *t)
 	t->enc = e;
 	t->enc_gen = q.gen;
 	t->was_down = false;
-	st_reasm__foreach(t->r, restart_conn, t);
+	st_teeframe__restart(t->fr, t->enc, t->r);
 	st_stream_enc__flush(t->enc);
 	pr_warn("tee: --to %s: the link is back after %.1f s (a new stream); dropped %" PRIu64
 		" records (%" PRIu64 " bytes) and %" PRIu64 " connections while it was down", t->to,
-		(double)(st_mono_ns() - t->down_ns) / 1e9, t->st.dropped_records - t->down_records,
-		t->st.dropped_bytes - t->down_bytes, t->st.dropped_conns - t->down_conns);
+		(double)(st_mono_ns() - t->down_ns) / 1e9, fs->dropped_records - t->down_records,
+		fs->dropped_bytes - t->down_bytes, fs->dropped_conns - t->down_conns);
 }
 
 static void header_text(struct tee *t, char *buf, size_t len)
@@ -973,7 +547,18 @@ static int start(void *obj)
 			return -1;
 		t->enc = st_stream_enc__new(t->header, t->level, emit, t);
 	}
-	t->r = t->enc ? st_reasm__new(&cfg, &tee_ops, t) : NULL;
+	{
+		const struct st_teeframe_config fc = {
+			.rules = &t->rules, .raw = t->raw,
+			.methods = t->methods, .n_methods = t->n_methods,
+			.match = t->match_set ? &t->match_re : NULL,
+			.exclude = t->exclude_set ? &t->exclude_re : NULL,
+			.room = room, .ctx = t,
+		};
+
+		t->fr = t->enc ? st_teeframe__new(&fc, t->enc) : NULL;
+	}
+	t->r = t->fr ? st_reasm__new(&cfg, &st_teeframe_ops, t->fr) : NULL;
 	if (!t->r) {
 		pr_err("tee: %s", strerror(errno));
 		return -1;
@@ -1037,6 +622,8 @@ static void add_stats(struct tee *t, struct st_statline *l, const struct st_tap_
 		t->st.wire_bytes = q.written;
 		t->st.queue_peak = q.peak;
 	}
+	st_statline_add_table(l, st_teeframe_stat_desc, st_teeframe_stat_n,
+			      st_teeframe__stats(t->fr));
 	st_statline_add_table(l, tee_stat_desc, tee_stat_n, &t->st);
 	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
 	if (t->kp) {
@@ -1059,6 +646,7 @@ static void stats(void *obj, struct st_statline *l, const struct st_tap_summary 
 static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts, const char *what)
 {
 	struct tee *t = obj;
+	const struct st_teeframe_stats *fs;
 	struct st_stream_trailer tr = { 0 };
 	struct st_teeout_state q;
 	struct st_statline l;
@@ -1070,11 +658,12 @@ static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts,
 		return ST_EXIT_RUNTIME;
 	}
 	st_reasm__flush(t->r);
+	fs = st_teeframe__stats(t->fr);
 	tr.ts = st_realtime_ns();
-	tr.dropped_records = t->st.dropped_records;
-	tr.dropped_bytes = t->st.dropped_bytes;
-	tr.dropped_conns = t->st.dropped_conns;
-	tr.held_conns = t->st.held_conns;
+	tr.dropped_records = fs->dropped_records;
+	tr.dropped_bytes = fs->dropped_bytes;
+	tr.dropped_conns = fs->dropped_conns;
+	tr.held_conns = fs->held_conns;
 	if (st_stream_enc__finish(t->enc, &tr))
 		err = -1;
 	if (t->oq && out_close(t, false, &q)) {
@@ -1087,9 +676,9 @@ static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts,
 	st_statline_init(&l);
 	add_stats(t, &l, ts);
 	st_statline_print(&l, what);
-	if (t->st.held_conns)
+	if (fs->held_conns)
 		pr_warn("tee: %" PRIu64 " connections were not HTTP and were held back (--raw tees "
-			"them unredacted)", t->st.held_conns);
+			"them unredacted)", fs->held_conns);
 	return err ? ST_EXIT_RUNTIME : ST_EXIT_OK;
 }
 
@@ -1131,13 +720,13 @@ static void destroy(void *obj)
 	if (t->oq)
 		out_close(t, true, &q);
 	st_reasm__free(t->r);
+	st_teeframe__free(t->fr);
 	st_stream_enc__free(t->enc);
 	st_kafka_producer__free(t->kp);
 	if (t->match_set)
 		regfree(&t->match_re);
 	if (t->exclude_set)
 		regfree(&t->exclude_re);
-	free(t->body);
 }
 
 static struct st_target *target(void *obj)
@@ -1178,8 +767,11 @@ static void describe(void *obj, struct st_job_desc *d)
 static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b)
 {
 	struct tee *t = obj;
+	const struct st_teeframe_stats *fs;
+	struct st_teeframe_stats none = { 0 };
 	uint64_t raw = 0, wire = 0;
 
+	fs = t->fr ? st_teeframe__stats(t->fr) : &none;
 	if (t->enc)
 		st_stream_enc__totals(t->enc, &raw, &wire);
 	if (t->oq) {
@@ -1190,12 +782,12 @@ static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b
 	}
 	st_brief_add(b, "teed", t->raw_prev + raw, ST_BRIEF_RATE | ST_BRIEF_BYTES);
 	st_brief_add(b, "written", wire, ST_BRIEF_RATE | ST_BRIEF_BYTES);
-	st_brief_add(b, "connections", t->st.teed, 0);
-	st_brief_add(b, "dropped", t->st.dropped_records, 0);
-	st_brief_add(b, "link down", t->st.dropped_link, ST_BRIEF_SUB);
-	st_brief_add(b, "queue full", t->st.dropped_queue, ST_BRIEF_SUB);
-	st_brief_add(b, "max-rate", t->st.dropped_rate, ST_BRIEF_SUB);
-	st_brief_add(b, "held", t->st.held_conns, 0);
+	st_brief_add(b, "connections", fs->teed, 0);
+	st_brief_add(b, "dropped", fs->dropped_records, 0);
+	st_brief_add(b, "link down", fs->dropped_link, ST_BRIEF_SUB);
+	st_brief_add(b, "queue full", fs->dropped_queue, ST_BRIEF_SUB);
+	st_brief_add(b, "max-rate", fs->dropped_rate, ST_BRIEF_SUB);
+	st_brief_add(b, "held", fs->held_conns, 0);
 	st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
 	st_brief_add(b, "queue", queued(t) + (t->enc ? st_stream_enc__pending(t->enc) : 0),
 		     ST_BRIEF_BYTES);
