@@ -283,15 +283,8 @@ static int check(void *obj, int argc, char **argv, int first)
 	if (!st_kafka_conf_check(&t->kafka, false, "tee") ||
 	    (t->kafka.brokers && !st_kafka_conf_valid(&t->kafka, "tee")))
 		return ST_EXIT_USAGE;
-	if ((t->tlso.cert || t->tlso.key || t->tlso.ca) && (!t->to || t->insecure)) {
-		pr_err("tee: --cert, --key and --ca are for --to without --insecure");
+	if (!st_tlslink_opts_check(&t->tlso, t->to, t->insecure, "tee", "--to"))
 		return ST_EXIT_USAGE;
-	}
-	if (t->to && !t->insecure && (!t->tlso.cert || !t->tlso.key || !t->tlso.ca)) {
-		pr_err("tee: --to needs --cert, --key and --ca (TLS 1.3, both ends authenticated), "
-		       "or --insecure for plaintext");
-		return ST_EXIT_USAGE;
-	}
 	if (t->rules.none && st_redact_added(&t->rules)) {
 		pr_err("tee: --no-redact and --redact-header/--redact-query/--redact-field "
 		       "contradict each other");

@@ -10,6 +10,7 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 
+#include "log.h"
 #include "tlslink.h"
 
 struct st_tlslink_ctx {
@@ -269,4 +270,19 @@ void st_tlslink__free(struct st_tlslink *l)
 	}
 	SSL_CTX_free(l->ctx);
 	free(l);
+}
+
+bool st_tlslink_opts_check(const struct st_tlslink_opts *o, const char *link, bool insecure,
+			   const char *cmd, const char *opt)
+{
+	if ((o->cert || o->key || o->ca) && (!link || insecure)) {
+		pr_err("%s: --cert, --key and --ca are for %s without --insecure", cmd, opt);
+		return false;
+	}
+	if (link && !insecure && (!o->cert || !o->key || !o->ca)) {
+		pr_err("%s: %s needs --cert, --key and --ca (TLS 1.3, both ends authenticated), "
+		       "or --insecure for plaintext", cmd, opt);
+		return false;
+	}
+	return true;
 }

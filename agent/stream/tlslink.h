@@ -27,6 +27,15 @@ struct st_tlslink_opts {
 struct st_tlslink;
 struct st_tlslink_ctx;
 
+/*
+ * After parsing: whether the link's options go together (tee --to, receive --listen: one
+ * rule for both ends). link is the link option's value (NULL: not given), opt its name
+ * ("--to", "--listen"), cmd the command's. --cert, --key and --ca are for a link without
+ * --insecure, and such a link needs all three. false after one line on stderr.
+ */
+bool st_tlslink_opts_check(const struct st_tlslink_opts *o, const char *link, bool insecure,
+			   const char *cmd, const char *opt);
+
 /* This end's certificate, key and CA, read and checked now. NULL with one line in err
  * (which file, OpenSSL's reason). */
 struct st_tlslink_ctx *st_tlslink_ctx__new(const struct st_tlslink_opts *o, bool server,
