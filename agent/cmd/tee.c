@@ -311,12 +311,7 @@ static int emit(void *ctx, const uint8_t *frame, size_t len)
 
 static uint64_t queued(struct tee *t)
 {
-	struct st_teeout_state s;
-
-	if (!t->oq)
-		return 0;
-	st_teeout__state(t->oq, &s);
-	return s.queued;
+	return t->oq ? st_teeout__queued(t->oq) : 0;
 }
 
 /* The output, before anything attaches: -o's file opened (a FIFO waits for its reader in

@@ -371,6 +371,16 @@ static void state(struct st_teeout *q, struct st_teeout_state *s)
 	snprintf(s->why, sizeof(s->why), "%s", q->down_why);
 }
 
+uint64_t st_teeout__queued(struct st_teeout *q)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&q->mu);
+	n = q->queued;
+	pthread_mutex_unlock(&q->mu);
+	return n;
+}
+
 void st_teeout__state(struct st_teeout *q, struct st_teeout_state *s)
 {
 	pthread_mutex_lock(&q->mu);

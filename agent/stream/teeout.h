@@ -80,6 +80,8 @@ int st_teeout__start(struct st_teeout *q, char *err, size_t errlen);
 /* Queues one finished frame, encoded for link generation gen (a copy is taken). 0, or the
  * output's error (-errno): the frame is not queued. Never waits for the writer. */
 int st_teeout__push(struct st_teeout *q, uint64_t gen, const uint8_t *frame, size_t len);
+/* Bytes waiting for the writer now (what the caller's bound reads before each record). */
+uint64_t st_teeout__queued(struct st_teeout *q);
 /* The state now. */
 void st_teeout__state(struct st_teeout *q, struct st_teeout_state *s);
 /* The same, and reconnected is cleared: the caller starts a new stream for s->gen. */
