@@ -368,8 +368,9 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 		f->st.gap_bytes += len;
 	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
 		return;
+	/* the first bytes never came: what follows cannot be told HTTP */
 	if (tc->mode == TM_UNDECIDED)
-		not_framed(f, tc); /* the first bytes never came: what follows cannot be told HTTP */
+		not_framed(f, tc);
 	if (tc->mode == TM_HTTP && !tc->held[dir] && st_http__skip(&tc->p[dir], len)) {
 		/* framing cannot step over it: the rest of the direction is held back */
 		tc->held[dir] = true;

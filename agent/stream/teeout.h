@@ -12,10 +12,11 @@
  *    the caller's: it asks st_teeout__state()'s queued before it encodes a record and drops
  *    the record whole when it would not fit (a frame, once encoded, cannot be dropped: the
  *    zlib stream would break);
- *  - frames are written whole and in the order pushed, each to the link generation it was
- *    encoded for: when a link is lost, what was queued for it (and what is pushed for it
- *    until the caller starts a new stream with the new generation) is thrown away and
- *    counted (discarded); pushed = written + discarded + queued, always, in bytes;
+ *  - frames are written in the order pushed, each to the link generation it was encoded
+ *    for: when a link is lost, what was queued for it (and what is pushed for it until the
+ *    caller starts a new stream with the new generation) is thrown away and counted
+ *    (discarded), as is the rest of a frame whose write failed; pushed = written +
+ *    discarded + queued, always, in bytes;
  *  - a lost link (a write failed on --to) is reconnected by the writer with backoff (0.2 s
  *    doubling to 10 s) until the output is closed; st_teeout__poll() says it went down (downs
  *    counts it) and, once, that it is back (reconnected, gen the new generation);

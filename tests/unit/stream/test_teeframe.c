@@ -362,9 +362,10 @@ static void test_chunked(void **state)
 	assert_string_equal(IN(h, 1),
 			    "POST /login HTTP/1.1\r\nHost: h\r\nContent-Type: application/json\r\n"
 			    "Transfer-Encoding: chunked\r\n\r\n"
-			    "c\r\n{\"password\":\r\na\r\n\"*******\"}\r\n0\r\nAuthorization: ***\r\n\r\n");
-	assert_string_equal(OUT(h, 1),
-			    "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n");
+			    "c\r\n{\"password\":\r\na\r\n\"*******\"}\r\n"
+			    "0\r\nAuthorization: ***\r\n\r\n");
+	assert_string_equal(OUT(h, 1), "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+			    "2\r\nok\r\n0\r\n\r\n");
 	assert_int_equal(st_teeframe__stats(h->f)->redacted, 2);
 	teardown_h(h);
 }
