@@ -457,7 +457,7 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	wc->key = &c->key;
 	/* a port where HTTP/2 was seen: its new connections are copied whole from their start,
 	 * so their first answers are not elided before the preface lists them */
-	if (port_has(w->h2_ports, c->key.dport))
+	if (port_has(w->h2_ports, c->key.dport) && !(c->flags & ST_REASM_F_JOINED))
 		list_h2(w, wc);
 }
 
