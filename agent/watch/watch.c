@@ -396,7 +396,14 @@ static bool start_h2(struct st_watch *w, struct wconn *wc)
 	wc->mode = WM_H2;
 	w->framed++;
 	w->st.h2_conns++;
-	w->h2_ports[wc->key->dport >> 3] |= (uint8_t)(1u << (wc->key->dport & 7));
+	if (!port_has(w->h2_ports, wc->key->dport)) {
+		w->h2_ports[wc->key->dport >> 3] |= (uint8_t)(1u << (wc->key->dport & 7));
+		w->st.h2_ports++;
+		/* the port's next connections come whole from their first segment: their first
+		 * answers are not elided before their preface is read */
+		if (w->cfg.copy_port_whole)
+			w->cfg.copy_port_whole(w->cfg.copy_whole_ctx, wc->key->dport);
+	}
 	list_h2(w, wc);
 	return true;
 }
@@ -455,10 +462,6 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 		return;
 	}
 	wc->key = &c->key;
-	/* a port where HTTP/2 was seen: its new connections are copied whole from their start,
-	 * so their first answers are not elided before the preface lists them */
-	if (port_has(w->h2_ports, c->key.dport) && !(c->flags & ST_REASM_F_JOINED))
-		list_h2(w, wc);
 }
 
 /* The server's bytes before the client's: held (false: too many, not HTTP). */

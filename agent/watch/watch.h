@@ -49,7 +49,8 @@
 	X(T, busy_conns, COUNTER, "connections not measured: --max-conns were being framed") \
 	X(T, joined_conns, DETAIL, "connections joined midway: framed from the first head found") \
 	X(T, upgraded_conns, DETAIL, "connections that switched protocols: measured up to the switch") \
-	X(T, h2_whole, DETAIL, "HTTP/2 connections listed for whole copies (at the preface, or at the open on a port where HTTP/2 was seen)") \
+	X(T, h2_whole, DETAIL, "HTTP/2 connections listed for whole copies at their preface") \
+	X(T, h2_ports, DETAIL, "service ports where HTTP/2 was seen: copied whole from then on") \
 	X(T, h2_joined, DETAIL, "HTTP/2 connections joined midway (a port where HTTP/2 was seen): HPACK state never seen, not measured") \
 	X(T, h2_gap, DETAIL, "HTTP/2 connections that stopped at bytes lost (capture loss): HPACK state lost") \
 	X(T, h2_elided, DETAIL, "HTTP/2 connections that stopped at elided bytes outside DATA (before the whole copy took effect)") \
@@ -88,6 +89,9 @@ struct st_watch_config {
 	/* The connection (client -> server) lost framing in bytes the copy policy left out:
 	 * copy it whole from now on. NULL: no fallback (policy whole, or a file). */
 	void (*copy_whole)(void *ctx, const struct st_flow_key *k);
+	/* HTTP/2 was seen on the service's port: copy every connection of it whole from now on
+	 * (their first answers too: HPACK needs every header byte). NULL: none. Same ctx. */
+	void (*copy_port_whole)(void *ctx, uint16_t port);
 	void *copy_whole_ctx;
 };
 

@@ -39,6 +39,8 @@ struct fx {
 	struct st_reasm *r;
 	struct st_watch *w;
 	int whole_calls;
+	int port_calls;
+	uint16_t whole_port;
 	struct conn c;
 };
 
@@ -54,6 +56,14 @@ static void copy_whole(void *ctx, const struct st_flow_key *k)
 
 	(void)k;
 	f->whole_calls++;
+}
+
+static void copy_port_whole(void *ctx, uint16_t port)
+{
+	struct fx *f = ctx;
+
+	f->port_calls++;
+	f->whole_port = port;
 }
 
 static void conn_init(struct conn *c, uint16_t cport)
@@ -84,7 +94,7 @@ static void conn_free(struct conn *c)
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof(*f));
-	struct st_watch_config wc = { .copy_whole = copy_whole };
+	struct st_watch_config wc = { .copy_whole = copy_whole, .copy_port_whole = copy_port_whole };
 	struct st_reasm_config rc = { 0 };
 	static const uint16_t ports[] = { 80 };
 
@@ -502,8 +512,8 @@ static void test_bounds(void **state)
 			 stats(f).requests + 300 - ST_WATCH_H2_STREAMS);
 }
 
-/* A connection joined midway on a port where HTTP/2 was seen is counted, not decoded; a new
- * one there is listed for whole copies at its open; a capture loss stops a connection. */
+/* The port is copied whole once HTTP/2 was seen on it; a connection joined midway there is
+ * counted, not decoded; a capture loss stops a connection. */
 static void test_joined_gap(void **state)
 {
 	struct fx *f = *state;
@@ -513,6 +523,8 @@ static void test_joined_gap(void **state)
 
 	open_h2(f, &f->c, false);
 	assert_int_equal(f->whole_calls, 1);
+	assert_int_equal(f->port_calls, 1);
+	assert_int_equal(f->whole_port, 80);
 	/* joined: no SYN, frames of a stream */
 	conn_init(&c2, 40001);
 	headers(&c2, &w, ST_DIR_IN, 9, true, ":method", "GET", ":scheme", "http", ":path", "/j",
@@ -520,10 +532,13 @@ static void test_joined_gap(void **state)
 	xmit(f, &c2, ST_DIR_IN, &w, 1);
 	assert_int_equal(stats(f).h2_joined, 1);
 	assert_int_equal(stats(f).requests, 0);
-	/* a new connection on the port: listed at its SYN, counted once */
+	/* a new connection on the port: its preface lists it, the port is not asked twice */
 	conn_init(&c3, 40002);
-	seg(f, &c3, ST_DIR_IN, ST_TCP_SYN, NULL, 0, 0, 2);
+	open_h2(f, &c3, false);
 	assert_int_equal(f->whole_calls, 2);
+	assert_int_equal(f->port_calls, 1);
+	assert_int_equal(stats(f).h2_ports, 1);
+	assert_int_equal(stats(f).h2_conns, 2);
 	conn_free(&c2);
 	conn_free(&c3);
 	/* a loss in the first connection's server direction, a request in flight */
