@@ -101,12 +101,12 @@ void st_watch__free(struct st_watch *w)
 void st_watch__stats(const struct st_watch *w, struct st_watch_stats *out)
 {
 	*out = w->st;
-	out->series = w->agg.ns + (w->agg.overflow ? ST_WATCH_CLASS_SERIES : 0);
+	out->series = w->agg.ns + w->agg.grpc_cells + (w->agg.overflow ? ST_WATCH_CLASS_SERIES : 0);
 	for (unsigned i = 0; !w->agg.overflow && i < ST_WATCH_CLASS_SERIES; i++)
 		out->series += w->agg.cls[i].n > 0;
 	out->endpoints = w->agg.nep - 1;
 	out->other_endpoint = w->agg.other_ep;
-	out->overflow = w->agg.overflow;
+	out->overflow = w->agg.overflow + w->agg.grpc_overflow;
 }
 
 const struct st_watch_agg *st_watch__agg(const struct st_watch *w)

@@ -146,6 +146,7 @@ void st_watch_agg_free(struct st_watch_agg *a)
 	free(a->grpc);
 	a->grpc = NULL;
 	a->grpc_rows = a->grpc_cells = 0;
+	a->grpc_overflow = 0;
 	a->ep = NULL;
 	a->ep_slot = NULL;
 	a->s = NULL;
@@ -302,7 +303,7 @@ void st_watch_agg_grpc(struct st_watch_agg *a, uint32_t ep, unsigned code)
 	/* a new cell past the series cap goes to endpoint "other" (at most 19 more) */
 	if (!a->grpc[ep][code] && ep && a->grpc_cells >= a->cfg.max_series) {
 		ep = 0;
-		a->overflow++;
+		a->grpc_overflow++;
 	}
 	if (!a->grpc[ep][code]++)
 		a->grpc_cells++;

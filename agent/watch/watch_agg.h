@@ -124,6 +124,7 @@ struct st_watch_agg {
 	uint64_t (*grpc)[ST_WATCH_GRPC_CODES];
 	uint32_t grpc_rows;           /* rows allocated */
 	uint32_t grpc_cells;          /* cells not 0 */
+	uint64_t grpc_overflow;       /* calls past the cap (counted in endpoint "other") */
 	uint64_t grpc_calls;
 };
 

@@ -371,7 +371,11 @@ static void run(const struct seg *sg, size_t ns, const uint8_t *bytes, const str
 			if (n > sg[i].len - pos)
 				n = sg[i].len - pos;
 			if (mode == 3 && rng(&seed) % 2) {
-				int r = st_h2__skip(c, sg[i].dir, n);
+				int r;
+
+				/* what is queued first (a STOP said before any byte) */
+				feed(c, t, sg[i].dir, NULL, 0, o, mem_cap);
+				r = st_h2__skip(c, sg[i].dir, n);
 
 				CHECK(r == 0 || r == -ENOENT);
 				if (!r) {

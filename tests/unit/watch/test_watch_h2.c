@@ -366,6 +366,7 @@ static void test_grpc(void **state)
 	assert_int_equal(grpc_count(f, "/pkg.Svc/Get", 5), 1);
 	assert_int_equal(grpc_count(f, "/pkg.Svc/Put", 0), 1);
 	assert_int_equal(stats(f).grpc_calls, 3);
+	assert_int_equal(stats(f).series, 2 + 3); /* Get 200, Put 200; Get OK, Get NOT_FOUND, Put OK */
 	NEAR(find(f, "/pkg.Svc/Get", ST_HTTP_M_POST, 200)->h[ST_WATCH_H_RESP_SIZE].sum, 9);
 
 	p = st_prom__new();
