@@ -558,6 +558,31 @@ static void test_joined_gap(void **state)
 	assert_int_equal(stats(f).gap_bytes, 30);
 }
 
+/* Which HTTP a connection speaks is the client's first bytes: a server that speaks first is
+ * held (an HTTP/2 server's SETTINGS); before an HTTP/1 request it is not HTTP, as before, and
+ * a server that says more than can be held first is not measured either. */
+static void test_server_first(void **state)
+{
+	struct fx *f = *state;
+	struct conn c2;
+	static uint8_t banner[5000];
+	static const char get[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	seg(f, &f->c, ST_DIR_IN, ST_TCP_SYN, NULL, 0, 0, 0);
+	seg(f, &f->c, ST_DIR_OUT, ST_TCP_SYN, NULL, 0, 0, 0);
+	seg(f, &f->c, ST_DIR_OUT, ST_TCP_PSH, "220 ready\r\n", 11, 0, 1);
+	assert_int_equal(stats(f).other_conns, 0); /* held */
+	seg(f, &f->c, ST_DIR_IN, ST_TCP_PSH, get, sizeof(get) - 1, 0, 2);
+	assert_int_equal(stats(f).other_conns, 1);
+	assert_int_equal(stats(f).http_conns + stats(f).h2_conns, 0);
+	conn_init(&c2, 40001);
+	seg(f, &c2, ST_DIR_IN, ST_TCP_SYN, NULL, 0, 0, 0);
+	seg(f, &c2, ST_DIR_OUT, ST_TCP_SYN, NULL, 0, 0, 0);
+	seg(f, &c2, ST_DIR_OUT, ST_TCP_PSH, banner, sizeof(banner), 0, 1);
+	assert_int_equal(stats(f).other_conns, 2);
+	conn_free(&c2);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -567,6 +592,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_resets, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_bounds, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_joined_gap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_server_first, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
