@@ -67,7 +67,9 @@ for i in $(seq 1 10); do urls+=("$base/slow?n=$i" "$base/api?n=$i"); done
 for s in 100 4096 16384 65537 100000 1048576; do urls+=("$base/f$s"); done
 st_in "$ST_CLI_NS" timeout 30 nghttp -n "${urls[@]}" >/dev/null || st_fail "nghttp failed"
 # the same endpoints one at a time: their latencies alone
-st_in "$ST_CLI_NS" timeout 30 nghttp -n $(for i in $(seq 1 20); do echo "$base/api?one=$i"; done) >/dev/null
+one=()
+for i in $(seq 1 20); do one+=("$base/api?one=$i"); done
+st_in "$ST_CLI_NS" timeout 30 nghttp -n "${one[@]}" >/dev/null
 for i in $(seq 1 10); do st_in "$ST_CLI_NS" timeout 30 nghttp -n "$base/slow?one=$i" >/dev/null; done
 head -c 300000 /dev/urandom >"$D/up"
 st_in "$ST_CLI_NS" "${H2[@]}" -o /dev/null -T "$D/up" "$base/dav/up1"
