@@ -174,12 +174,14 @@ static void cut(struct st_watch_h2 *h, struct wstream *s)
 	}
 }
 
+/* Read whatever the request: an answer may come before its request's head (a hole in the
+ * client's direction delays it), and only the head says whether the call is gRPC. */
 static void read_grpc(struct wstream *s, const struct st_h2_head *hd)
 {
 	struct st_grpc_status g;
 	char msg[1];
 
-	if (!(s->f & WS_GRPC) || !st_grpc_read_status(hd, msg, sizeof(msg), &g))
+	if (!st_grpc_read_status(hd, msg, sizeof(msg), &g))
 		return;
 	s->grpc = g.valid && g.code >= 0 && g.code < 17 ? (uint8_t)g.code : ST_WATCH_GRPC_OTHER;
 }

@@ -360,13 +360,22 @@ static void test_grpc(void **state)
 		}
 		xmit(f, &f->c, ST_DIR_OUT, &w, 10 * i + 2);
 	}
+	/* a hole in the client's direction: the trailers-only answer comes before the request */
+	headers(&f->c, &w, ST_DIR_OUT, 7, true, ":status", "200", "content-type",
+		"application/grpc", "grpc-status", "7", NULL);
+	xmit(f, &f->c, ST_DIR_OUT, &w, 40);
+	headers(&f->c, &w, ST_DIR_IN, 7, true, ":method", "POST", ":scheme", "http", ":path",
+		"/pkg.Svc/Put", ":authority", "x", "content-type", "application/grpc", NULL);
+	xmit(f, &f->c, ST_DIR_IN, &w, 39);
+	assert_int_equal(grpc_count(f, "/pkg.Svc/Put", 7), 1); /* PERMISSION_DENIED */
+	assert_int_equal(find(f, "/pkg.Svc/Put", ST_HTTP_M_POST, 200)->n, 2);
 	assert_int_equal(find(f, "/pkg.Svc/Get", ST_HTTP_M_POST, 200)->n, 2);
-	assert_int_equal(find(f, "/pkg.Svc/Put", ST_HTTP_M_POST, 200)->n, 1);
 	assert_int_equal(grpc_count(f, "/pkg.Svc/Get", 0), 1);
 	assert_int_equal(grpc_count(f, "/pkg.Svc/Get", 5), 1);
 	assert_int_equal(grpc_count(f, "/pkg.Svc/Put", 0), 1);
-	assert_int_equal(stats(f).grpc_calls, 3);
-	assert_int_equal(stats(f).series, 2 + 3); /* Get 200, Put 200; Get OK, Get NOT_FOUND, Put OK */
+	assert_int_equal(stats(f).grpc_calls, 4);
+	/* Get 200, Put 200; Get OK, Get NOT_FOUND, Put OK, Put PERMISSION_DENIED */
+	assert_int_equal(stats(f).series, 2 + 4);
 	NEAR(find(f, "/pkg.Svc/Get", ST_HTTP_M_POST, 200)->h[ST_WATCH_H_RESP_SIZE].sum, 9);
 
 	p = st_prom__new();
