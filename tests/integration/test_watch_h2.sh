@@ -66,10 +66,8 @@ for i in $(seq 1 40); do urls+=("$base/flaky?n=$i"); done
 for i in $(seq 1 10); do urls+=("$base/slow?n=$i" "$base/api?n=$i"); done
 for s in 100 4096 16384 65537 100000 1048576; do urls+=("$base/f$s"); done
 st_in "$ST_CLI_NS" timeout 30 nghttp -n "${urls[@]}" >/dev/null || st_fail "nghttp failed"
-# the same endpoints one at a time: their latencies alone
-one=()
-for i in $(seq 1 20); do one+=("$base/api?one=$i"); done
-st_in "$ST_CLI_NS" timeout 30 nghttp -n "${one[@]}" >/dev/null
+# the same endpoints one at a time (h2load -m 1: one stream in flight): their latencies alone
+st_in "$ST_CLI_NS" timeout 30 h2load -n 20 -c 1 -m 1 "$base/api?one" | grep -E '^requests:'
 for i in $(seq 1 10); do st_in "$ST_CLI_NS" timeout 30 nghttp -n "$base/slow?one=$i" >/dev/null; done
 head -c 300000 /dev/urandom >"$D/up"
 st_in "$ST_CLI_NS" "${H2[@]}" -o /dev/null -T "$D/up" "$base/dav/up1"
