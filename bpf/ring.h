@@ -36,7 +36,8 @@ struct {
 	__uint(max_entries, 16 << 20); /* set from --ring-mb before load */
 } ring SEC(".maps");
 
-/* Index: the service's port (host order); value non-zero: captured. */
+/* Index: the service's port (host order); value non-zero: captured (ST_PORT_ON, and
+ * ST_PORT_WHOLE: copied whole, bpf/shadowtap.h). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, ST_MAX_PORTS);

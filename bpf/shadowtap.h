@@ -147,6 +147,13 @@ _Static_assert(sizeof(struct st_config) == 8, "st_config layout");
  * direction's policy is ST_COPY_HEAD and a segment is longer than head_bytes.
  */
 #define ST_MAX_WHOLE 16384u
+
+/* Array map "ports" (bpf/ring.h; index: the service's port, host order), its value's bits:
+ * ST_PORT_ON, the port is captured; ST_PORT_WHOLE, its connections are copied whole whatever
+ * the headers-only policy says (the agent sets it where HTTP/2 was seen: HPACK needs every
+ * header byte from a connection's first, agent/watch/watch_h2.h). */
+#define ST_PORT_ON 0x1u
+#define ST_PORT_WHOLE 0x2u
 struct st_conn_key {
 	__u8 family;     /* 4 or 6 */
 	__u8 pad;

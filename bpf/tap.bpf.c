@@ -217,7 +217,7 @@ static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
 		if (!ends)
 			return;
 		copy = 0;
-	} else if (policy == ST_COPY_HEAD && len > head_bytes &&
+	} else if (policy == ST_COPY_HEAD && len > head_bytes && !(*on & ST_PORT_WHOLE) &&
 		   !(egress ? whole_listed(p.family, p.daddr, p.dport, p.saddr, p.sport) :
 			      whole_listed(p.family, p.saddr, p.sport, p.daddr, p.dport))) {
 		/* a connection the agent lost its place in is copied whole (copy_whole) */

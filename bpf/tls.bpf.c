@@ -443,6 +443,15 @@ static long emit_one(__u32 i, void *data)
 	return 0;
 }
 
+/* The service's port is copied whole (ST_PORT_WHOLE: HTTP/2 was seen there). */
+static __always_inline bool port_whole(__u16 lport)
+{
+	__u32 port = lport;
+	__u8 *on = bpf_map_lookup_elem(&ports, &port);
+
+	return on && (*on & ST_PORT_WHOLE);
+}
+
 /* Delivers len plaintext bytes at buf of direction dir of connection c. */
 static __always_inline void emit_data(struct conn *c, __u32 dir, __u64 buf, __u32 len)
 {
@@ -471,7 +480,7 @@ static __always_inline void emit_data(struct conn *c, __u32 dir, __u64 buf, __u3
 		ctr->elided_bytes += len;
 		return; /* nothing goes out; the FIN's seq still counts these bytes */
 	}
-	if (policy == ST_COPY_HEAD && len > head_bytes &&
+	if (policy == ST_COPY_HEAD && len > head_bytes && !port_whole(c->lport) &&
 	    !whole_listed(c->family, c->peer, c->pport, c->local, c->lport)) {
 		ctr->elided_bytes += len - head_bytes;
 		e.copy_len = head_bytes;

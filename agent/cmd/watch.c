@@ -111,7 +111,7 @@ static int opt_size_buckets(void *o, const char *val, char *err, size_t errlen)
 
 /* The labels every series carries already, and Prometheus' own. */
 static const char *const reserved_labels[] = {
-	"job", "command", "endpoint", "method", "code", "le", "instance",
+	"job", "command", "endpoint", "method", "code", "le", "instance", "grpc_code",
 };
 
 static bool utf8_printable(const char *s)
@@ -292,6 +292,15 @@ static void copy_whole(void *ctx, const struct st_flow_key *k)
 		c->whole_errors++;
 }
 
+/* HTTP/2 on a port: its connections are copied whole from their first segment. */
+static void copy_port_whole(void *ctx, uint16_t port)
+{
+	struct watch_cmd *c = ctx;
+
+	if (!c->sub || st_tapsub__copy_port_whole(c->sub, port))
+		c->whole_errors++;
+}
+
 /* ---- metrics, report ---------------------------------------------------------------------- */
 
 static void add_stats(struct watch_cmd *c, struct st_statline *l, const struct st_tap_summary *ts)
@@ -403,6 +412,7 @@ static int start(void *obj)
 		},
 		.max_conns = c->max_conns,
 		.copy_whole = c->whole ? NULL : copy_whole,
+		.copy_port_whole = c->whole ? NULL : copy_port_whole,
 		.copy_whole_ctx = c,
 	};
 	int err;

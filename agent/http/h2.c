@@ -1387,6 +1387,62 @@ void st_h2__stop(struct st_h2 *c, enum st_h2_stop why)
 										  "stopped");
 }
 
+int st_h2__skip(struct st_h2 *c, int dir, uint64_t len)
+{
+	struct dir *d;
+	uint32_t k = 0;
+
+	if (dir != ST_H2_CLIENT && dir != ST_H2_SERVER)
+		return -EINVAL;
+	if (c->qn)
+		return -EBUSY;
+	if (c->stopped) {
+		c->st.ignored_bytes += len;
+		return 0;
+	}
+	d = &c->d[dir];
+	if (!len)
+		return 0;
+	/* only bytes the framer would take without looking: DATA's content (whose count is
+	 * all a consumer keeps), padding, PING, PRIORITY, GOAWAY's debug data, unknown types */
+	if (d->state != D_PAYLOAD || d->pos < d->pre || len > d->len - d->pos)
+		return -ENOENT;
+	switch (d->type) {
+	case F_DATA:
+		if (d->pos < d->content_end)
+			k = d->content_end - d->pos < len ? d->content_end - d->pos : (uint32_t)len;
+		break;
+	case F_HEADERS:
+	case F_PUSH:
+	case F_CONT:
+		if (d->pos < d->content_end)
+			return -ENOENT;
+		break;
+	case F_GOAWAY:
+		if (d->pos < 8)
+			return -ENOENT;
+		break;
+	case F_SETTINGS:
+	case F_RST:
+	case F_WINUP:
+		return -ENOENT;
+	default:
+		break;
+	}
+	if (k && d->deliver) {
+		struct st_h2_event *e = qpush(c, ST_H2_EV_DATA, dir, d->stream);
+
+		e->data = NULL;
+		e->data_len = k;
+		c->st.data_bytes[dir] += k;
+	}
+	c->st.skipped_bytes += len;
+	d->pos += (uint32_t)len;
+	if (d->pos == d->len)
+		frame_end(c, dir);
+	return 0;
+}
+
 void st_h2__eof(struct st_h2 *c, int dir)
 {
 	struct dir *d;

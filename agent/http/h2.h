@@ -206,7 +206,8 @@ struct st_h2_event {
 	uint8_t limit;          /* DROP, STOP (LIMIT): enum st_h2_limit */
 	uint32_t stream;        /* every event but STOP (GOAWAY: 0) */
 	const struct st_h2_head *head; /* HEAD, TRAILERS: valid until the next call */
-	const uint8_t *data;    /* DATA: inside the buffer of this call's consumed span */
+	const uint8_t *data;    /* DATA: inside the buffer of this call's consumed span; NULL:
+				 * data_len bytes st_h2__skip() stepped over */
 	size_t data_len;
 	uint32_t error_code;    /* RESET, GOAWAY, STOP (PROTOCOL) */
 	uint32_t last_stream;   /* GOAWAY */
@@ -248,6 +249,7 @@ struct st_h2_stats {
 	uint64_t closed_frames;     /* frames on streams already over (races with RST_STREAM) */
 	uint64_t table_changes;     /* SETTINGS_HEADER_TABLE_SIZE applied to an inflater */
 	uint64_t ignored_bytes;     /* taken without looking after STOP */
+	uint64_t skipped_bytes;     /* not copied, stepped over (st_h2__skip) */
 	uint64_t limits[ST_H2_LIMIT__COUNT]; /* each bound hit (streams or connections) */
 };
 
@@ -264,6 +266,18 @@ size_t st_h2__feed(struct st_h2 *c, int dir, const void *buf, size_t len, struct
  * (reasm's ST_REASM_F_JOINED: why ST_H2_STOP_JOINED): the connection stops; the STOP event
  * comes from the next feed (len 0 will do). Nothing happens when it already stopped. */
 void st_h2__stop(struct st_h2 *c, enum st_h2_stop why);
+/*
+ * len bytes of dir were not copied (the headers-only policy elided them: reasm.h's
+ * ST_GAP_ELIDED) where the framer would take them without looking: inside the current frame's
+ * DATA content or padding, or a PING, PRIORITY, GOAWAY debug data or unknown frame. The framer
+ * steps over them: DATA content is handed out as a DATA event with data NULL (its count only,
+ * data_len), and the frame's end as usual (END at END_STREAM); the next feed (len 0 will do)
+ * returns them. 0; -ENOENT when the bytes are not all such (a frame header, a header block, a
+ * SETTINGS: nothing is consumed, and the caller stops the connection with st_h2__stop(GAP));
+ * -EBUSY when events are still queued (call after a feed returned NEED_MORE). On a stopped
+ * connection the bytes are ignored (0).
+ */
+int st_h2__skip(struct st_h2 *c, int dir, uint64_t len);
 /* Direction dir ended (FIN, RST): STOP (TRUNCATED) is queued when it ended inside a frame or
  * a header block, else nothing. */
 void st_h2__eof(struct st_h2 *c, int dir);

@@ -177,8 +177,13 @@ int st_tap__fill_filters(struct bpf_map *ports, struct bpf_map *hosts_v4, struct
 
 	for (size_t i = 0; i < t->n_ports; i++) {
 		__u32 port = t->ports[i];
+		__u8 v = 0;
 
-		if (bpf_map__update_elem(ports, &port, sizeof(port), &one, 1, 0))
+		/* a port already copied whole (st_tap__copy_port_whole) stays so */
+		if (bpf_map__lookup_elem(ports, &port, sizeof(port), &v, 1, 0))
+			v = 0;
+		v = (__u8)(v & ST_PORT_WHOLE) | ST_PORT_ON;
+		if (bpf_map__update_elem(ports, &port, sizeof(port), &v, 1, 0))
 			return -errno;
 	}
 	for (size_t i = 0; i < t->n_hosts; i++) {
@@ -300,6 +305,20 @@ int st_tap__copy_whole(struct st_tap *tap, const struct st_flow_key *k)
 
 	st_tap_conn_key(k, &key);
 	return bpf_map_update_elem(fd, &key, &one, BPF_ANY) ? -errno : 0;
+}
+
+int st_tap__copy_port_whole(struct st_tap *tap, uint16_t port)
+{
+	int fd = tap->tls ? st_tls__ports_fd(tap->tls) : bpf_map__fd(tap->skel->maps.ports);
+	__u32 k = port;
+	__u8 v;
+
+	if (bpf_map_lookup_elem(fd, &k, &v))
+		return -errno;
+	if (!v)
+		return -ENOENT; /* not captured: nothing to copy */
+	v |= ST_PORT_WHOLE;
+	return bpf_map_update_elem(fd, &k, &v, BPF_ANY) ? -errno : 0;
 }
 
 int st_tap__set_filters(struct st_tap *tap, const struct st_target *t)

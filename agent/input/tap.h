@@ -112,6 +112,10 @@ int st_tap__set_filters(struct st_tap *tap, const struct st_target *t);
  * keys it): its payload is copied whole from now on (the copy_whole map, bpf/shadowtap.h; an
  * LRU of ST_MAX_WHOLE connections). 0 or -errno. */
 int st_tap__copy_whole(struct st_tap *tap, const struct st_flow_key *k);
+/* The headers-only policy no longer applies to the service's port (a port it captures): every
+ * connection of it is copied whole from its next segment (ST_PORT_WHOLE, bpf/shadowtap.h; kept
+ * across st_tap__set_filters while the port stays listed). 0 or -errno (-ENOENT: not captured). */
+int st_tap__copy_port_whole(struct st_tap *tap, uint16_t port);
 /* The copy_whole map's key of connection k (client -> server). */
 void st_tap_conn_key(const struct st_flow_key *k, struct st_conn_key *out);
 

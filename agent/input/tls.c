@@ -1489,6 +1489,11 @@ int st_tls__timer_fd(const struct st_tls *tls)
 	return tls->timer_fd;
 }
 
+int st_tls__ports_fd(const struct st_tls *tls)
+{
+	return bpf_map__fd(tls->skel->maps.ports);
+}
+
 int st_tls__copy_whole_fd(const struct st_tls *tls)
 {
 	return bpf_map__fd(tls->skel->maps.copy_whole);

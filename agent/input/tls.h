@@ -92,6 +92,8 @@ struct st_tls_stats {
 void st_tls__stats(const struct st_tls *tls, struct st_tls_stats *out);
 /* The fd of its copy_whole map (bpf/shadowtap.h): tap.c's st_tap__copy_whole() fills it. */
 int st_tls__copy_whole_fd(const struct st_tls *tls);
+/* The fd of its ports map (ST_PORT_ON, ST_PORT_WHOLE): st_tap__copy_port_whole() sets it. */
+int st_tls__ports_fd(const struct st_tls *tls);
 void st_tls__destroy(struct st_tls *tls);
 
 #endif /* ST_TLS_H */

@@ -464,6 +464,11 @@ int st_tapsub__copy_whole(struct st_tapsub *s, const struct st_flow_key *k)
 	return s->sh->tap ? st_tap__copy_whole(s->sh->tap, k) : -ENODEV;
 }
 
+int st_tapsub__copy_port_whole(struct st_tapsub *s, uint16_t port)
+{
+	return s->sh->tap ? st_tap__copy_port_whole(s->sh->tap, port) : -ENODEV;
+}
+
 void st_tapsub__counts(const struct st_tapsub *s, uint64_t *delivered, uint64_t *filtered)
 {
 	*delivered = s->delivered;

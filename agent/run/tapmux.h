@@ -67,6 +67,9 @@ void st_tapsub__kernel_opts(const struct st_tapsub *s, struct st_tap_opts *out);
 /* The shared tap copies connection k whole from now on (st_tap__copy_whole): every job on it
  * gets its bytes whole (jobs that ask for whole copies get them anyway). 0 or -errno. */
 int st_tapsub__copy_whole(struct st_tapsub *s, const struct st_flow_key *k);
+/* The shared tap copies the service's port whole from now on (st_tap__copy_port_whole): every
+ * job on it gets that port's segments whole. 0 or -errno. */
+int st_tapsub__copy_port_whole(struct st_tapsub *s, uint16_t port);
 /* Segments this job was handed, and those its filters left out of the shared ring. */
 void st_tapsub__counts(const struct st_tapsub *s, uint64_t *delivered, uint64_t *filtered);
 

@@ -6,7 +6,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "h2.h"
 #include "http.h"
+#include "watch_h2.h"
+
+/* Server bytes held until the client's first bytes say which HTTP the connection speaks (an
+ * HTTP/2 server may send its SETTINGS first). */
+#define WATCH_HOLD_MAX 4096u
 
 ST_STAT_TABLE_DEFINE(st_watch_stat, struct st_watch_stats, ST_WATCH_STATS);
 
@@ -16,6 +22,7 @@ enum wmode {
 	WM_OTHER,    /* not HTTP/1.x: not measured */
 	WM_BUSY,     /* max_conns were framed: not measured */
 	WM_RAW,      /* switched protocols: measured up to the switch */
+	WM_H2,       /* HTTP/2 (watch_h2.c) */
 };
 
 /* One exchange in flight: a request framed, its answer not yet complete. */
@@ -47,6 +54,10 @@ struct wconn {
 	uint32_t qcap;     /* slots in q (a power of two, up to ST_WATCH_PIPELINE_MAX) */
 	struct wx *q;
 	struct st_http_parser p[2];
+	struct st_watch_h2 *h2;  /* WM_H2 */
+	uint8_t *held;           /* WM_UNDECIDED: the server's bytes before the client's */
+	uint32_t held_len;
+	uint64_t held_ts;
 };
 
 struct st_watch {
@@ -54,7 +65,13 @@ struct st_watch {
 	struct st_watch_agg agg;
 	struct st_watch_stats st;
 	unsigned framed;   /* connections with parsers now */
+	uint8_t h2_ports[65536 / 8]; /* service ports where HTTP/2 was seen */
 };
+
+static bool port_has(const uint8_t *set, uint16_t port)
+{
+	return set[port >> 3] & (1u << (port & 7));
+}
 
 struct st_watch *st_watch__new(const struct st_watch_config *cfg)
 {
@@ -84,12 +101,12 @@ void st_watch__free(struct st_watch *w)
 void st_watch__stats(const struct st_watch *w, struct st_watch_stats *out)
 {
 	*out = w->st;
-	out->series = w->agg.ns + (w->agg.overflow ? ST_WATCH_CLASS_SERIES : 0);
+	out->series = w->agg.ns + w->agg.grpc_cells + (w->agg.overflow ? ST_WATCH_CLASS_SERIES : 0);
 	for (unsigned i = 0; !w->agg.overflow && i < ST_WATCH_CLASS_SERIES; i++)
 		out->series += w->agg.cls[i].n > 0;
 	out->endpoints = w->agg.nep - 1;
 	out->other_endpoint = w->agg.other_ep;
-	out->overflow = w->agg.overflow;
+	out->overflow = w->agg.overflow + w->agg.grpc_overflow;
 }
 
 const struct st_watch_agg *st_watch__agg(const struct st_watch *w)
@@ -214,6 +231,17 @@ static void fall_back(struct st_watch *w, struct wconn *wc, const struct st_flow
 	wc->fell_back = true;
 	w->st.fallbacks++;
 	w->cfg.copy_whole(w->cfg.copy_whole_ctx, k);
+}
+
+/* An HTTP/2 connection is copied whole at once: HPACK needs every header byte (an elided one
+ * stops the connection, st_watch_h2__gap). */
+static void list_h2(struct st_watch *w, struct wconn *wc)
+{
+	if (wc->fell_back || !w->cfg.copy_whole)
+		return;
+	wc->fell_back = true;
+	w->st.h2_whole++;
+	w->cfg.copy_whole(w->cfg.copy_whole_ctx, wc->key);
 }
 
 static void on_request_head(struct st_watch *w, struct wconn *wc, const struct st_http_head *h)
@@ -354,14 +382,50 @@ static void frame(struct st_watch *w, struct wconn *wc, int dir, const uint8_t *
 
 static const struct st_http_opts head_opts = { .head_cap = ST_WATCH_HEAD_CAP };
 
-/* The connection's first bytes say whether it is HTTP/1.x: a request from the client. A
- * connection joined midway may start anywhere: framed from the first head found. */
+/* The client's first bytes: HTTP/2's connection preface (or its start). */
+static bool start_h2(struct st_watch *w, struct wconn *wc)
+{
+	if (w->framed >= w->cfg.max_conns) {
+		wc->mode = WM_BUSY;
+		w->st.busy_conns++;
+		return true;
+	}
+	wc->h2 = st_watch_h2__new(&w->agg, &w->st);
+	if (!wc->h2)
+		return false;
+	wc->mode = WM_H2;
+	w->framed++;
+	w->st.h2_conns++;
+	if (!port_has(w->h2_ports, wc->key->dport)) {
+		w->h2_ports[wc->key->dport >> 3] |= (uint8_t)(1u << (wc->key->dport & 7));
+		w->st.h2_ports++;
+		/* the port's next connections come whole from their first segment: their first
+		 * answers are not elided before their preface is read */
+		if (w->cfg.copy_port_whole)
+			w->cfg.copy_port_whole(w->cfg.copy_whole_ctx, wc->key->dport);
+	}
+	list_h2(w, wc);
+	return true;
+}
+
+/* The connection's first bytes say whether it is HTTP/2 (the client's preface) or HTTP/1.x (a
+ * request from the client). A connection joined midway may start anywhere: framed as HTTP/1
+ * from the first head found, except on a port where HTTP/2 was seen (its HPACK state is lost:
+ * h2_joined). server_first: the server spoke before the client (held bytes). */
 static void decide(struct st_watch *w, struct wconn *wc, bool joined, int dir, const uint8_t *d,
-		   uint32_t len)
+		   uint32_t len, bool server_first)
 {
 	size_t off = 0;
 
-	if (!joined && (dir != ST_DIR_IN ||
+	if (joined && port_has(w->h2_ports, wc->key->dport)) {
+		wc->mode = WM_OTHER;
+		w->st.h2_joined++;
+		return;
+	}
+	if (!joined && dir == ST_DIR_IN && len && st_h2_detect(d, len) != ST_H2_DETECT_NO &&
+	    start_h2(w, wc))
+		return;
+	if (!joined && (dir != ST_DIR_IN || server_first ||
 			st_http__scan_start(ST_HTTP_REQUEST, d, len, 0, &off) == ST_HTTP_SCAN_NONE ||
 			off)) {
 		wc->mode = WM_OTHER;
@@ -393,10 +457,35 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 
 	w->st.connections++;
 	c->user = wc;
-	if (!wc)
+	if (!wc) {
 		w->st.busy_conns++;
-	else
-		wc->key = &c->key;
+		return;
+	}
+	wc->key = &c->key;
+}
+
+/* The server's bytes before the client's: held (false: too many, not HTTP). */
+static bool hold(struct wconn *wc, const uint8_t *d, uint32_t len, uint64_t ts)
+{
+	uint8_t *n;
+
+	if (len > WATCH_HOLD_MAX - wc->held_len)
+		return false;
+	n = realloc(wc->held, wc->held_len + len ? wc->held_len + len : 1);
+	if (!n)
+		return false;
+	memcpy(n + wc->held_len, d, len);
+	wc->held = n;
+	wc->held_len += len;
+	wc->held_ts = ts;
+	return true;
+}
+
+static void drop_held(struct wconn *wc)
+{
+	free(wc->held);
+	wc->held = NULL;
+	wc->held_len = 0;
 }
 
 static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, const uint8_t *d,
@@ -407,10 +496,26 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 
 	if (!wc)
 		return;
-	if (wc->mode == WM_UNDECIDED)
-		decide(w, wc, c->flags & ST_REASM_F_JOINED, dir, d, len);
+	if (wc->mode == WM_UNDECIDED) {
+		bool joined = c->flags & ST_REASM_F_JOINED;
+
+		if (!joined && dir == ST_DIR_OUT) {
+			if (hold(wc, d, len, ts))
+				return;
+			drop_held(wc);
+			wc->mode = WM_OTHER; /* a server that says that much first is not HTTP */
+			w->st.other_conns++;
+			return;
+		}
+		decide(w, wc, joined, dir, d, len, wc->held_len > 0);
+		if (wc->mode == WM_H2 && wc->held_len)
+			st_watch_h2__data(wc->h2, ST_DIR_OUT, wc->held, wc->held_len, wc->held_ts);
+		drop_held(wc);
+	}
 	if (wc->mode == WM_HTTP)
 		frame(w, wc, dir, d, len, ts);
+	else if (wc->mode == WM_H2)
+		st_watch_h2__data(wc->h2, dir, d, len, ts);
 }
 
 static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, uint64_t len,
@@ -426,8 +531,11 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 		return;
 	if (wc->mode == WM_UNDECIDED) {
 		/* the first bytes never came: framed from the first head found */
-		decide(w, wc, true, dir, NULL, 0);
+		drop_held(wc);
+		decide(w, wc, true, dir, NULL, 0, false);
 	}
+	if (wc->mode == WM_H2)
+		st_watch_h2__gap(wc->h2, dir, len, elided, ts);
 	if (wc->mode != WM_HTTP)
 		return;
 	if (!wc->lost[dir] && !st_http__skip(&wc->p[dir], len)) {
@@ -451,6 +559,8 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 	struct st_watch *w = ctx;
 	struct wconn *wc = c->user;
 
+	if (wc && wc->mode == WM_H2)
+		st_watch_h2__end(wc->h2, dir, ts);
 	if (!wc || wc->mode != WM_HTTP)
 		return;
 	for (;;) {
@@ -495,6 +605,11 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		st_http__free(&wc->p[1]);
 		w->framed--;
 	}
+	if (wc->mode == WM_H2) {
+		st_watch_h2__close(wc->h2);
+		w->framed--;
+	}
+	free(wc->held);
 	free(wc->q);
 	free(wc);
 	c->user = NULL;

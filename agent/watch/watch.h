@@ -44,11 +44,24 @@
 #define ST_WATCH_STATS(X, T)                                                                   \
 	X(T, connections, COUNTER, "connections reassembled")                                 \
 	X(T, http_conns, COUNTER, "connections framed as HTTP/1.x")                           \
-	X(T, other_conns, COUNTER, "connections that do not speak HTTP/1.x (not measured)")  \
+	X(T, other_conns, COUNTER, "connections that speak neither HTTP/1.x nor HTTP/2 (not measured)") \
+	X(T, h2_conns, COUNTER, "connections framed as HTTP/2 (the client connection preface)") \
 	X(T, busy_conns, COUNTER, "connections not measured: --max-conns were being framed") \
 	X(T, joined_conns, DETAIL, "connections joined midway: framed from the first head found") \
 	X(T, upgraded_conns, DETAIL, "connections that switched protocols: measured up to the switch") \
-	X(T, requests, COUNTER, "request heads framed")                                       \
+	X(T, h2_whole, DETAIL, "HTTP/2 connections listed for whole copies at their preface") \
+	X(T, h2_ports, DETAIL, "service ports where HTTP/2 was seen: copied whole from then on") \
+	X(T, h2_joined, DETAIL, "HTTP/2 connections joined midway (a port where HTTP/2 was seen): HPACK state never seen, not measured") \
+	X(T, h2_gap, DETAIL, "HTTP/2 connections that stopped at bytes lost (capture loss): HPACK state lost") \
+	X(T, h2_elided, DETAIL, "HTTP/2 connections that stopped at elided bytes outside DATA (before the whole copy took effect)") \
+	X(T, h2_errors, DETAIL, "HTTP/2 connections that stopped at a connection error or a bound of the framer") \
+	X(T, requests, COUNTER, "request heads framed (HTTP/2: streams)")                    \
+	X(T, h2_streams, DETAIL, "... of which HTTP/2 streams")                                \
+	X(T, h2_resets, DETAIL, "HTTP/2 streams reset before their answer ended (counted: the answer's code, or none)") \
+	X(T, h2_refused, DETAIL, "HTTP/2 streams the server did not process (REFUSED_STREAM, above its GOAWAY): not counted") \
+	X(T, h2_stream_cap, DETAIL, "HTTP/2 streams not measured: 256 were open on their connection (not counted)") \
+	X(T, h2_dropped, DETAIL, "HTTP/2 streams the framer gave up on: a header list over its bound (not counted)") \
+	X(T, grpc_calls, DETAIL, "gRPC calls counted by grpc-status (shadowtap_grpc_requests_total)") \
 	X(T, exchanges, COUNTER, "exchanges counted: a final answer, or none at the end")     \
 	X(T, unanswered, COUNTER, "requests whose connection ended before an answer (code none)") \
 	X(T, incomplete, COUNTER, "answers counted whose end was not seen (last byte and size not measured)") \
@@ -60,10 +73,10 @@
 	X(T, fallbacks, COUNTER, "connections copied whole from then on: a head fell in bytes the copy policy left out") \
 	X(T, skipped, COUNTER_BYTES, "body bytes the kernel did not copy, stepped over by framing") \
 	X(T, gap_bytes, COUNTER_BYTES, "bytes reassembly reported missing (capture loss)")    \
-	X(T, series, GAUGE, "series exported (endpoint, method, code)")                      \
+	X(T, series, GAUGE, "series exported (endpoint, method, code; gRPC's endpoint, grpc_code)") \
 	X(T, endpoints, GAUGE, "endpoints named (past --max-endpoints: other)")               \
 	X(T, other_endpoint, DETAIL, "exchanges of endpoints past --max-endpoints (endpoint other)") \
-	X(T, overflow, DETAIL, "exchanges past --max-series (counted in the class rows)")
+	X(T, overflow, DETAIL, "exchanges past --max-series (counted in the class rows; gRPC calls: endpoint other)")
 
 struct st_watch_stats {
 	ST_WATCH_STATS(ST_STAT_FIELD, _)
@@ -76,6 +89,9 @@ struct st_watch_config {
 	/* The connection (client -> server) lost framing in bytes the copy policy left out:
 	 * copy it whole from now on. NULL: no fallback (policy whole, or a file). */
 	void (*copy_whole)(void *ctx, const struct st_flow_key *k);
+	/* HTTP/2 was seen on the service's port: copy every connection of it whole from now on
+	 * (their first answers too: HPACK needs every header byte). NULL: none. Same ctx. */
+	void (*copy_port_whole)(void *ctx, uint16_t port);
 	void *copy_whole_ctx;
 };
 

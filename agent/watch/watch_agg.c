@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "compare_report.h"
+#include "grpc.h"
 #include "hash.h"
 #include "http.h"
 
@@ -142,6 +143,10 @@ void st_watch_agg_free(struct st_watch_agg *a)
 	free(a->ep_slot);
 	free(a->s);
 	free(a->s_slot);
+	free(a->grpc);
+	a->grpc = NULL;
+	a->grpc_rows = a->grpc_cells = 0;
+	a->grpc_overflow = 0;
 	a->ep = NULL;
 	a->ep_slot = NULL;
 	a->s = NULL;
@@ -275,6 +280,45 @@ void st_watch_agg_add(struct st_watch_agg *a, const struct st_watch_exchange *x)
 		observe(&s->h[ST_WATCH_H_RESP_SIZE], &a->cfg.size, (double)x->resp_bytes);
 }
 
+void st_watch_agg_grpc(struct st_watch_agg *a, uint32_t ep, unsigned code)
+{
+	if (code >= ST_WATCH_GRPC_CODES)
+		code = ST_WATCH_GRPC_OTHER;
+	if (ep >= a->nep)
+		ep = 0;
+	if (ep >= a->grpc_rows) {
+		uint32_t nrows = a->epcap > ep ? a->epcap : ep + 1;
+		uint64_t(*n)[ST_WATCH_GRPC_CODES] = realloc(a->grpc, nrows * sizeof(*n));
+
+		if (!n) {
+			ep = 0; /* row 0 ("other") is there whenever any row is */
+			if (!a->grpc_rows)
+				return;
+		} else {
+			memset(n + a->grpc_rows, 0, (nrows - a->grpc_rows) * sizeof(*n));
+			a->grpc = n;
+			a->grpc_rows = nrows;
+		}
+	}
+	/* a new cell past the series cap goes to endpoint "other" (at most 19 more) */
+	if (!a->grpc[ep][code] && ep && a->grpc_cells >= a->cfg.max_series) {
+		ep = 0;
+		a->grpc_overflow++;
+	}
+	if (!a->grpc[ep][code]++)
+		a->grpc_cells++;
+	a->grpc_calls++;
+}
+
+const char *st_watch_grpc_label(unsigned code)
+{
+	if (code == ST_WATCH_GRPC_NONE)
+		return "none";
+	if (code < 17)
+		return st_grpc_code_name((int32_t)code);
+	return "other";
+}
+
 const char *st_watch_method_label(unsigned method)
 {
 	const char *m = st_http__method_name((enum st_http_method)method);
@@ -342,6 +386,21 @@ void st_watch_agg_prom(const struct st_watch_agg *a, struct st_prom *p,
 	for (int k = 0; k < ST_WATCH_H__COUNT; k++)
 		fam[k] = st_prom__family(p, hist_family[k].name, ST_PROM_HISTOGRAM,
 					 hist_family[k].help);
+	int grpc = a->grpc_calls ? st_prom__family(p, "shadowtap_grpc_requests_total", ST_PROM_COUNTER,
+						     "gRPC calls of the service seen at the tap, by "
+						     "endpoint (/package.Service/Method) and "
+						     "grpc-status (none: no status came)") : -1;
+
+	for (uint32_t e = 0; grpc >= 0 && e < a->grpc_rows; e++)
+		for (unsigned k = 0; k < ST_WATCH_GRPC_CODES; k++) {
+			struct st_prom_labels l = *base;
+
+			if (!a->grpc[e][k])
+				continue;
+			st_prom_labels_add(&l, "endpoint", st_watch_agg_endpoint_name(a, e));
+			st_prom_labels_add(&l, "grpc_code", st_watch_grpc_label(k));
+			st_prom__sample_u64(p, grpc, &l, a->grpc[e][k]);
+		}
 	for (uint32_t i = 0;; i++) {
 		const struct st_watch_series *s = series_at(a, i);
 		struct st_prom_labels l;
@@ -452,5 +511,19 @@ void st_watch_agg_json(FILE *f, const struct st_watch_agg *a, const struct st_wa
 		}
 		fputc('}', f);
 	}
-	fputs("\n]}\n", f);
+	fputs("\n], \"grpc\": [", f);
+	first = true;
+	for (uint32_t e = 0; e < a->grpc_rows; e++)
+		for (unsigned k = 0; k < ST_WATCH_GRPC_CODES; k++) {
+			const char *ep = st_watch_agg_endpoint_name(a, e);
+
+			if (!a->grpc[e][k])
+				continue;
+			fputs(first ? "\n  {\"endpoint\": " : ",\n  {\"endpoint\": ", f);
+			first = false;
+			st_cmp_json_str(f, ep, strlen(ep));
+			fprintf(f, ", \"grpc_code\": \"%s\", \"requests\": %llu}",
+				st_watch_grpc_label(k), (unsigned long long)a->grpc[e][k]);
+		}
+	fputs(first ? "]}\n" : "\n]}\n", f);
 }

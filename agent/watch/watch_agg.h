@@ -41,6 +41,10 @@
 #define ST_WATCH_BUCKETS_MAX 32   /* finite bounds of one histogram */
 #define ST_WATCH_CODE_NONE 0      /* no answer came (the connection ended first) */
 #define ST_WATCH_CODE_CLASS 1000  /* + 1..5: a class row ("1xx".."5xx"), + 6: "other" */
+/* gRPC's status of a call: 0..16 (OK .. UNAUTHENTICATED), then these */
+#define ST_WATCH_GRPC_OTHER 17    /* a grpc-status that is not one of the 17 codes */
+#define ST_WATCH_GRPC_NONE 18     /* no grpc-status came (reset, cut, an HTTP error) */
+#define ST_WATCH_GRPC_CODES 19
 
 /* The histograms of a series. */
 enum st_watch_h {
@@ -115,6 +119,13 @@ struct st_watch_agg {
 	uint64_t other_ep;            /* exchanges of endpoints past max_endpoints */
 	uint64_t overflow;            /* exchanges counted in a class row: the series cap */
 	uint64_t exchanges;
+	/* gRPC calls by endpoint and grpc-status: rows indexed by endpoint, allocated as gRPC
+	 * endpoints appear; at most max_series cells in use (past it: endpoint "other") */
+	uint64_t (*grpc)[ST_WATCH_GRPC_CODES];
+	uint32_t grpc_rows;           /* rows allocated */
+	uint32_t grpc_cells;          /* cells not 0 */
+	uint64_t grpc_overflow;       /* calls past the cap (counted in endpoint "other") */
+	uint64_t grpc_calls;
 };
 
 int st_watch_agg_init(struct st_watch_agg *a, const struct st_watch_agg_config *cfg);
@@ -125,13 +136,19 @@ uint32_t st_watch_agg_endpoint(struct st_watch_agg *a, const char *method, size_
 			       const char *target, size_t tlen);
 const char *st_watch_agg_endpoint_name(const struct st_watch_agg *a, uint32_t ep);
 void st_watch_agg_add(struct st_watch_agg *a, const struct st_watch_exchange *x);
+/* A gRPC call of endpoint ep (its exchange is added with st_watch_agg_add() too) ended with
+ * grpc-status code (0..16), ST_WATCH_GRPC_OTHER or ST_WATCH_GRPC_NONE. */
+void st_watch_agg_grpc(struct st_watch_agg *a, uint32_t ep, unsigned code);
+/* grpc_code's label: "OK" ... "UNAUTHENTICATED", "other", "none". */
+const char *st_watch_grpc_label(unsigned code);
 
 /* A series' labels: the method's name ("OTHER" for one not in RFC 9110's list), its code
  * ("200", "5xx", "other", "none"; buf holds 8 bytes). */
 const char *st_watch_method_label(unsigned method);
 const char *st_watch_code_label(uint16_t code, char *buf, size_t cap);
 
-/* The families (shadowtap_http_*), every series labelled base + endpoint, method, code. */
+/* The families (shadowtap_http_*), every series labelled base + endpoint, method, code;
+ * shadowtap_grpc_requests_total labelled base + endpoint, grpc_code. */
 void st_watch_agg_prom(const struct st_watch_agg *a, struct st_prom *p,
 		       const struct st_prom_labels *base);
 

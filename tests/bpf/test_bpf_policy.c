@@ -9,7 +9,8 @@
  *    tuples, v4 and v6, ingress and egress, TC and cgroup programs;
  *  - headers-only: exactly the first N payload bytes and the elided mark, the
  *    rest counted as elided, never as lost (also when the ring is full); a
- *    connection listed in copy_whole comes whole, the others stay cut;
+ *    connection listed in copy_whole comes whole, the others stay cut; so does
+ *    every connection of a port marked ST_PORT_WHOLE;
  *  - none: no payload records, but SYN/FIN/RST still come, marked;
  *  - the verdict is always "pass".
  * Needs root (CAP_BPF, CAP_NET_ADMIN): skips without it.
@@ -388,6 +389,47 @@ static void test_headers_only_copy_whole(void **state)
 	}
 }
 
+/* Headers-only, and the port marked ST_PORT_WHOLE (watch saw HTTP/2 there): every connection
+ * of it comes whole, from its first segment, in both directions; the mark survives the
+ * filters being written again (a reload). */
+static void test_headers_only_port_whole(void **state)
+{
+	struct st_tap_opts o = { .copy = { ST_COPY_HEAD, ST_COPY_HEAD }, .head_bytes = 100 };
+	struct bt_spec out = { .src = SERVER, .dst = V4(10, 1, 2, 3), .sport = PORT,
+			       .dport = 40000, .seq = 7000, .ack = 1,
+			       .flags = ST_TCP_ACK | ST_TCP_PSH, .len = 3000 };
+	struct bt_spec in = { .src = V4(10, 1, 2, 3), .dst = SERVER, .sport = 40000,
+			      .dport = PORT, .seq = 1, .flags = ST_TCP_ACK, .len = 3000 };
+	struct st_target t = { .ports = { PORT }, .n_ports = 1 };
+	__u8 v = ST_PORT_ON | ST_PORT_WHOLE;
+	__u32 port = PORT;
+	struct fx f;
+
+	SKIP_UNLESS_ROOT();
+	fx_load(&f, &o, 1 << 20);
+	run(&f, BT_TC_OUT, &out);
+	assert_int_equal(f.got.recs[0].len, 100);
+	assert_int_equal(f.got.recs[0].rflags, ST_RF_ELIDED);
+	assert_int_equal(bpf_map__update_elem(f.skel->maps.ports, &port, 4, &v, 1, 0), 0);
+	assert_int_equal(st_tap__fill_filters(f.skel->maps.ports, f.skel->maps.hosts_v4,
+					      f.skel->maps.hosts_v6, &t), 0);
+	v = 0;
+	assert_int_equal(bpf_map__lookup_elem(f.skel->maps.ports, &port, 4, &v, 1, 0), 0);
+	assert_int_equal(v, ST_PORT_ON | ST_PORT_WHOLE);
+	for (int cg = 0; cg < 2; cg++)
+		for (uint16_t cport = 40000; cport < 40003; cport++) {
+			out.dport = in.sport = cport;
+			for (int dir = 0; dir < 2; dir++) {
+				run(&f, dir ? (cg ? BT_CG_OUT : BT_TC_OUT) : (cg ? BT_CG_IN : BT_TC_IN),
+				    dir ? &out : &in);
+				assert_int_equal(f.got.n, 1);
+				assert_int_equal(f.got.recs[0].len, 3000);
+				assert_int_equal(f.got.recs[0].rflags, 0);
+			}
+		}
+	fx_free(&f);
+}
+
 /* A ring too small: only copied bytes can be lost; elided ones are never counted lost,
  * and every byte is delivered, lost or elided. */
 static void test_headers_only_ring_full(void **state)
@@ -668,6 +710,7 @@ int main(void)
 		cmocka_unit_test(test_kernel_equals_user_space),
 		cmocka_unit_test(test_headers_only),
 		cmocka_unit_test(test_headers_only_copy_whole),
+		cmocka_unit_test(test_headers_only_port_whole),
 		cmocka_unit_test(test_headers_only_ring_full),
 		cmocka_unit_test(test_none),
 		cmocka_unit_test(test_bad_opts_refused),

@@ -11,12 +11,15 @@
  * Bit 2: small bounds (so that they are hit); bit 3: the framer was told the connection was
  * joined midway (nothing may come out but STOP).
  *
- * The same sequence is fed whole, byte by byte and at random splits: the event traces must be
- * the same (DATA merged), every byte consumed, DATA inside the fed span, STOP at most once and
+ * The same sequence is fed whole, byte by byte and at random splits, and at random splits with
+ * pieces handed to st_h2__skip() (the headers-only policy's elided bytes) where it takes them:
+ * the event traces must be the same (DATA merged: skipping a byte the framer would hand out
+ * or ignore changes nothing but its pointer), every byte consumed, DATA inside the fed span, STOP at most once and
  * last. Per stream, in each direction: a head before its DATA, nothing after its END, nothing
  * at all after RESET or DROP; after the server's GOAWAY, nothing for streams above its last
  * stream id. Memory stays within what the bounds allow.
  */
+#include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -281,7 +284,9 @@ static void record(struct trace *t, const struct st_h2_event *ev, const uint8_t 
 		break;
 	}
 	case ST_H2_EV_DATA:
-		CHECK(ev->data_len > 0 && ev->data >= p && ev->data + ev->data_len <= p + k);
+		/* NULL: bytes st_h2__skip() stepped over */
+		CHECK(ev->data_len > 0 &&
+		      (!ev->data || (ev->data >= p && ev->data + ev->data_len <= p + k)));
 		e.n = ev->data_len;
 		break;
 	case ST_H2_EV_END:
@@ -342,12 +347,12 @@ static void feed(struct st_h2 *c, struct trace *t, int dir, const uint8_t *p, si
 	}
 }
 
-/* mode 0 whole, 1 byte by byte, 2 random splits */
+/* mode 0 whole, 1 byte by byte, 2 random splits, 3 random splits some of them skipped */
 static void run(const struct seg *sg, size_t ns, const uint8_t *bytes, const struct st_h2_opts *o,
 		bool joined, int mode, uint64_t seed, struct trace *t, size_t mem_cap)
 {
 	struct st_h2 *c = st_h2__new(o);
-	uint64_t total = 0;
+	uint64_t total = 0, skipped = 0;
 
 	CHECK(c);
 	if (joined)
@@ -361,10 +366,26 @@ static void run(const struct seg *sg, size_t ns, const uint8_t *bytes, const str
 
 			if (mode == 1)
 				n = 1;
-			else if (mode == 2)
+			else if (mode >= 2)
 				n = 1 + rng(&seed) % 97;
 			if (n > sg[i].len - pos)
 				n = sg[i].len - pos;
+			if (mode == 3 && rng(&seed) % 2) {
+				int r;
+
+				/* what is queued first (a STOP said before any byte) */
+				feed(c, t, sg[i].dir, NULL, 0, o, mem_cap);
+				r = st_h2__skip(c, sg[i].dir, n);
+
+				CHECK(r == 0 || r == -ENOENT);
+				if (!r) {
+					skipped += n;
+					t->consumed += n;
+					feed(c, t, sg[i].dir, NULL, 0, o, mem_cap);
+					pos += n;
+					continue;
+				}
+			}
 			feed(c, t, sg[i].dir, bytes + sg[i].off + pos, n, o, mem_cap);
 			pos += n;
 		}
@@ -379,7 +400,8 @@ static void run(const struct seg *sg, size_t ns, const uint8_t *bytes, const str
 		struct st_h2_stats st;
 
 		st_h2__stats(c, &st);
-		CHECK(st.bytes[0] + st.bytes[1] == total);
+		CHECK(st.bytes[0] + st.bytes[1] + skipped == total);
+		CHECK(st.skipped_bytes <= skipped);
 		CHECK(st.streams_peak <= o->max_streams);
 	}
 	st_h2__free(c);
@@ -415,7 +437,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint64_t seed = 0x9e3779b97f4a7c15ull;
 	uint8_t cfg;
 	bool joined;
-	struct trace t[3];
+	struct trace t[4];
 
 	if (size < 1 || size > (1 << 17))
 		return 0;
@@ -471,12 +493,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	mem_cap = 2 * ((size_t)o.max_table + 6 * (size_t)o.max_header_list) +
 		  32 * (size_t)o.max_streams + 16384;
 	memset(t, 0, sizeof(t));
-	for (int m = 0; m < 3; m++)
+	for (int m = 0; m < 4; m++)
 		run(sg, ns, bytes, &o, joined, m, seed, &t[m], mem_cap);
 	check_order(&t[0]);
 	same(&t[0], &t[1]);
 	same(&t[0], &t[2]);
-	for (int m = 0; m < 3; m++)
+	same(&t[0], &t[3]);
+	for (int m = 0; m < 4; m++)
 		free(t[m].e);
 	return 0;
 }
