@@ -491,6 +491,8 @@ static void process(struct st_compare *c, struct st_cmp_pair *p)
 	}
 	for (int s = 0; s < nsides(c); s++) {
 		msg_of(&c->msg[s], &p->side[s]);
+		c->msg[s].path = p->req + p->mlen + 1;
+		c->msg[s].path_len = p->tlen;
 		st_cmp_view_load(&c->view[s], &c->cfg.rules, &c->msg[s]);
 	}
 	st_cmp_diff(&c->cfg.rules, &c->scratch, &c->view[ST_CMP_PROD], &c->view[ST_CMP_CAND], c->raw);

@@ -115,4 +115,20 @@ struct st_protobuf_opts {
 int st_protobuf_decode(struct st_json_doc *d, const uint8_t *buf, size_t len,
 		       const struct st_protobuf_type *type, const struct st_protobuf_opts *o);
 
+/* One message of several in one buffer (a gRPC stream's, decoded). */
+struct st_protobuf_span {
+	uint32_t off, len;
+};
+
+/*
+ * Several messages of one type (a gRPC stream's, each decoded from its prefix and coding) into
+ * one tree: node 0 an array of n elements, element i the message buf[m[i].off, + m[i].len)
+ * as st_protobuf_decode() makes it, or, when it does not parse as a message, a string of
+ * its bytes in base64 (compared whole). Spans must lie inside buf. 0, or -1 with d->err:
+ * ST_JSON_E_SYNTAX (a span outside buf), ST_JSON_E_NODES, ST_JSON_E_NOMEM.
+ */
+int st_protobuf_decode_list(struct st_json_doc *d, const uint8_t *buf, size_t len,
+			    const struct st_protobuf_span *m, uint32_t n,
+			    const struct st_protobuf_type *type, const struct st_protobuf_opts *o);
+
 #endif /* ST_PROTOBUF_H */
