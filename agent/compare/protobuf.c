@@ -689,6 +689,13 @@ struct st_protobuf_schema *st_protobuf_schema__load_file(const char *path, char 
 		got += (size_t)n;
 	}
 	s = st_protobuf_schema__load(buf, got, err, errlen);
+	if (!s && !strncmp(err, "descriptor: ", 12)) {
+		/* name the file: "descriptor FILE: why" */
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", err + 12);
+		snprintf(err, errlen, "descriptor %s: %s", path, why);
+	}
 out:
 	if (fd >= 0)
 		close(fd);

@@ -83,7 +83,8 @@ struct st_protobuf_type;
 /* NULL with err filled ("descriptor: ..."). buf is not kept. */
 struct st_protobuf_schema *st_protobuf_schema__load(const uint8_t *buf, size_t len, char *err,
 						    size_t errlen);
-/* The same from a file of at most ST_PROTOBUF_SCHEMA_MAX bytes. */
+/* The same from a file of at most ST_PROTOBUF_SCHEMA_MAX bytes; err names it ("descriptor
+ * FILE: ..."). */
 struct st_protobuf_schema *st_protobuf_schema__load_file(const char *path, char *err,
 							 size_t errlen);
 void st_protobuf_schema__free(struct st_protobuf_schema *s);
