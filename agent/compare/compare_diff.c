@@ -1610,6 +1610,20 @@ static void grpc_count(struct st_cmp_diffs *o, uint32_t ca, uint32_t cb)
 	snprintf(d->note, sizeof(d->note), "gRPC messages");
 }
 
+/* The messages (whole or not) from v->body[p] on, by their prefixes. A length is 32 bits: it
+ * is added in 64 (5 + 0xfffffffb is 0 in 32 bits, and the count never ended). */
+static uint32_t grpc_left(const struct st_cmp_view *v, size_t p)
+{
+	uint32_t n = 0;
+
+	while (p + 5 <= v->len) {
+		p += 5 + (size_t)((uint32_t)v->body[p + 1] << 24 | (uint32_t)v->body[p + 2] << 16 |
+				  (uint32_t)v->body[p + 3] << 8 | v->body[p + 4]);
+		n++;
+	}
+	return n;
+}
+
 /*
  * gRPC messages that could not be decoded (parse_grpc says why: a prefix held, a coding not
  * decoded here): the body is a sequence of messages, each a 5-byte prefix (compressed flag,
@@ -1632,23 +1646,8 @@ static int diff_grpc(const struct st_cmp_view *a, const struct st_cmp_view *b,
 
 		if (pa == a->len || pb == b->len) {
 			if (pa != a->len || pb != b->len) {
-				size_t ra = pa, rb = pb;
-				uint32_t ca = i, cb = i;
-
 				/* count what is left of each */
-				while (ra + 5 <= a->len) {
-					ra += 5 + ((uint32_t)a->body[ra + 1] << 24 |
-						   (uint32_t)a->body[ra + 2] << 16 |
-						   (uint32_t)a->body[ra + 3] << 8 | a->body[ra + 4]);
-					ca++;
-				}
-				while (rb + 5 <= b->len) {
-					rb += 5 + ((uint32_t)b->body[rb + 1] << 24 |
-						   (uint32_t)b->body[rb + 2] << 16 |
-						   (uint32_t)b->body[rb + 3] << 8 | b->body[rb + 4]);
-					cb++;
-				}
-				grpc_count(o, ca, cb);
+				grpc_count(o, i + grpc_left(a, pa), i + grpc_left(b, pb));
 			}
 			return 0;
 		}

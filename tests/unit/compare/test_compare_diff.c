@@ -420,6 +420,15 @@ static void test_grpc(void **state)
 	assert_string_equal(c->a.grpc_note, "the body ends inside a message: messages compared as bytes");
 	expect(c, "body", ST_CMP_BYTES);
 	expect_n(c, 1);
+	/* a length that wraps 32 bits once the prefix is added (5 + 0xfffffffb): counted, once */
+	mk(&a, 200, "content-type: application/grpc", a1, sizeof(a1), 0);
+	mk(&b, 200, "content-type: application/grpc",
+	   "\0\0\0\0\3" "abc" "\0\0\0\0\2" "xy" "\0\xff\xff\xff\xfb", 20, 0);
+	run(c, &a, &b);
+	d = expect(c, "$.length", ST_CMP_VALUE);
+	assert_string_equal(d->a, "2");
+	assert_string_equal(d->b, "3");
+	expect_n(c, 1);
 	/* a message compressed with no grpc-encoding: its bytes, said why */
 	mk(&a, 200, "content-type: application/grpc", "\1\0\0\0\2" "ab", 7, 0);
 	mk(&b, 200, "content-type: application/grpc", "\1\0\0\0\2" "ac", 7, 0);
