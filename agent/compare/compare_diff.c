@@ -1724,6 +1724,8 @@ static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 	bool text = a->media != ST_CMP_M_BINARY && b->media != ST_CMP_M_BINARY &&
 		    a->media != ST_CMP_M_GRPC && b->media != ST_CMP_M_GRPC;
 	bool cut = a->cut || b->cut;
+	/* a JSON document on each side (a gRPC body's tree of messages is no JSON document) */
+	bool aj = a->media == ST_CMP_M_JSON && a->json_ok, bj = b->media == ST_CMP_M_JSON && b->json_ok;
 
 	if (!a->m->has_body && !b->m->has_body)
 		return;
@@ -1737,18 +1739,18 @@ static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 	if (!cut && a->len == b->len && (!a->len || !memcmp(a->body, b->body, a->len)))
 		return; /* the same once decoded */
 	if (json && !cut) {
-		if (a->json_ok && b->json_ok) {
+		if (aj && bj) {
 			if (diff_json(r, s, a, b, o))
 				return;
-		} else if (a->json_ok != b->json_ok) {
+		} else if (aj != bj) {
 			struct st_cmp_diff *d = add(o, "$", ST_CMP_TYPE);
 
 			if (d) {
 				d->a_set = d->b_set = true;
 				show(d->a, (const char *)a->body, a->len, false);
 				show(d->b, (const char *)b->body, b->len, false);
-				snprintf(d->note, sizeof(d->note), "%s -> %s",
-					 a->json_ok ? "JSON" : "not JSON", b->json_ok ? "JSON" : "not JSON");
+				snprintf(d->note, sizeof(d->note), "%s -> %s", aj ? "JSON" : "not JSON",
+					 bj ? "JSON" : "not JSON");
 			}
 			return;
 		}

@@ -580,6 +580,16 @@ static void test_grpc_protobuf(void **state)
 	d = expect(c, "$", ST_CMP_VALUE);
 	assert_string_equal(d->a, "\"YWJj\"");
 	expect_n(c, 1);
+	/* JSON against a gRPC answer whose messages decoded: one difference at "$", as any
+	 * answer that is not JSON against one that is */
+	mk(&a, 200, "content-type: application/json", "{\"a\": 1}", 8, 0);
+	mk(&b, 200, "content-type: application/grpc", bb, nb, 0);
+	run(c, &a, &b);
+	assert_true(c->b.json_ok);
+	d = expect(c, "$", ST_CMP_TYPE);
+	assert_string_equal(d->note, "JSON -> not JSON");
+	expect(c, "headers.content-type", ST_CMP_VALUE);
+	expect_n(c, 2);
 	/* no messages (trailers-only) against one */
 	mk(&a, 200, "content-type: application/grpc", "", 0, 0);
 	mk(&b, 200, "content-type: application/grpc", bb, nb, 0);
