@@ -83,6 +83,7 @@ act_grpc() {
 	say "  $(grep -oE 'h2_streams=[0-9]+' <<<"$summary") $(grep -oE 'grpc_ok=[0-9]+' <<<"$summary")" \
 		"$(grep -oE 'compared=[0-9]+ differing=[0-9]+ noise_only=[0-9]+ not_compared=[0-9]+' <<<"$summary")"
 	banner "the gRPC verdict"
+	say "  $(grep -m1 '^shadowtap: verdict: ' "$ST_TMP/grpc-agent.err" | sed 's/^shadowtap: //')"
 	python3 - "$js" <<'PY'
 import json, sys
 B, R, G, D, N = ("\033[1m", "\033[31m", "\033[32m", "\033[2m", "\033[0m") if sys.stdout.isatty() else ("",) * 5
