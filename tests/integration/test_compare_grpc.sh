@@ -10,7 +10,9 @@
 #    methods, and nothing else differs;
 #  - with --proto-descriptor (the FileDescriptorSet protoc writes): the same by name,
 #    $.items[*].price and $.served_at_ns, the values shown as prices;
-#  - in both, GetCart's pairs are differing and ListCarts' are noise only.
+#  - in both, GetCart's pairs are differing and ListCarts' are noise only;
+#  - the same traffic captured to a pcap and replayed with --proto-descriptor (production's
+#    answers from the pcap, the candidate and the reference live): the same report.
 # And --proto-descriptor naming a missing file or one that is not a FileDescriptorSet is a
 # usage error (exit 2, one line naming the file).
 . "$(dirname "$0")/lib.sh"
@@ -58,6 +60,8 @@ sh_agent_start named "$ST_SRV_NS" "$ST_SRV_IF" --port 50061 --to "$ST_CLI4:50062
 	--reference "$ST_CLI4:50063" --proto-descriptor "$SET" --report-json "$ST_TMP/named.json" \
 	--report "$ST_TMP/named.html"
 A_NAMED=$SH_AGENT_PID
+st_capture_start cap "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/prod.pcap" --port 50061
+CAP_PID=$ST_AGENT_PID
 
 st_log "traffic: $ROUNDS rounds of GetCart and ListCarts"
 st_in "$ST_CLI_NS" timeout 60 "$ST_PY" "$SVC" call "$ST_SRV4:50061" "$SET" 7 "$ROUNDS" ||
@@ -68,16 +72,34 @@ nprod=$(wc -l <"$ST_TMP/prod.log")
 sh_wait_lines "$ST_TMP/cand.log" $((2 * nprod)) 30 || true
 sh_wait_lines "$ST_TMP/ref.log" $((2 * nprod)) 30 || true
 
+st_stop "$CAP_PID" INT || st_fail "the capture exited with an error"
 for a in num named; do
 	[ "$a" = num ] && SH_AGENT_PID=$A_NUM || SH_AGENT_PID=$A_NAMED
 	sh_agent_stop "$a"
+	st_summary_documented "$SH_SUMMARY" "shadow and replay" "Tap compare" "The tap"
 	st_log "$a: compared=$(sh_field compared) differing=$(sh_field differing) noise_only=$(sh_field noise_only)"
 	sh_expect compared -eq "$nprod"
 	sh_expect differing -eq "$ROUNDS"
 	sh_expect noise_only -eq "$ROUNDS"
 done
 
-"$ST_PY" - "$ST_TMP/num.json" "$ST_TMP/named.json" <<'PY' || st_fail "a report does not name what the candidate changed (above)"
+# the pcap replayed: production's answers from it, the candidate's and the reference's live
+st_log "replay of the capture with --proto-descriptor"
+: >"$ST_TMP/cand.log"
+rc=0
+st_in "$ST_SRV_NS" "$ST_BIN" replay "$ST_TMP/prod.pcap" --port 50061 --to "$ST_CLI4:50062" \
+	--reference "$ST_CLI4:50063" --proto-descriptor "$SET" --report-json "$ST_TMP/replay.json" \
+	--drain 10 2>"$ST_TMP/replay.err" || rc=$?
+[ "$rc" -eq 0 ] || { cat "$ST_TMP/replay.err"; st_fail "replay exited with $rc"; }
+SH_SUMMARY=$(st_summary "$ST_TMP/replay.err")
+st_summary_documented "$SH_SUMMARY" "shadow and replay" "Tap compare"
+st_log "replay: compared=$(sh_field compared) differing=$(sh_field differing) noise_only=$(sh_field noise_only)"
+sh_expect compared -eq "$nprod"
+sh_expect differing -eq "$ROUNDS"
+sh_expect noise_only -eq "$ROUNDS"
+[ "$(wc -l <"$ST_TMP/cand.log")" -eq "$nprod" ] || st_fail "the candidate did not get every call once from the replay"
+
+"$ST_PY" - "$ST_TMP/num.json" "$ST_TMP/named.json" "$ST_TMP/replay.json" <<'PY' || st_fail "a report does not name what the candidate changed (above)"
 import json, sys
 
 def fields(path):
@@ -90,7 +112,8 @@ def fields(path):
 
 ok = True
 for path, price, ts in ((sys.argv[1], "$.2[*].3", "$.5"),
-                        (sys.argv[2], "$.items[*].price", "$.served_at_ns")):
+                        (sys.argv[2], "$.items[*].price", "$.served_at_ns"),
+                        (sys.argv[3], "$.items[*].price", "$.served_at_ns")):
     f = fields(path)
     print(path.rsplit("/", 1)[-1], sorted((k[0], k[1], v["verdict"], v["raw"], v["noise"])
                                           for k, v in f.items()))
