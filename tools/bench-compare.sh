@@ -6,7 +6,9 @@
 #
 # 1. pairs: $ST_BUILD/tools/bench_compare pinned to one CPU (taskset -c $CPU): the worker's
 #    work per pair (3 JSON answers decoded and parsed, candidate and reference diffed against
-#    production, aggregated) on bodies of 1 KB and 100 KB, plain and gzip; pairs/s.
+#    production, aggregated) on bodies of 1 KB and 100 KB, plain and gzip; the same carts as
+#    gRPC answers (protobuf, without a schema, and with grpc_shop.proto's descriptor set when
+#    protoc is there); pairs/s.
 # 2. throughput: production's throughput with `shadow --sample 10 --compare` (report and
 #    diffs written) against no agent and plain --sample 10, alternated rounds
 #    (tools/bench-shadow.sh's stage and method, ST_BENCH_CONFIGS="none shadow10 compare10").
@@ -25,11 +27,16 @@ for part in $PARTS; do
 	pairs)
 		[ -x "$BIN" ] || make -C "$ROOT" --no-print-directory BUILD="$ST_BUILD" all >/dev/null
 		echo "## Tap compare: pairs per second on one core (taskset -c $CPU), $(date -u '+%Y-%m-%d %H:%M UTC'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+		set_pb=$(mktemp /tmp/st-bench-shop.XXXXXX)
+		protoc -I "$ROOT/tests/integration" --include_imports --descriptor_set_out="$set_pb" \
+			grpc_shop.proto 2>/dev/null || { rm -f "$set_pb"; set_pb=; }
 		for size in 1024 102400; do
-			for mode in plain gzip; do
+			for mode in plain gzip grpc; do
 				taskset -c "$CPU" "$BIN" "$size" "$PSECS" "$mode"
 			done
+			[ -z "$set_pb" ] || taskset -c "$CPU" "$BIN" "$size" "$PSECS" grpc "$set_pb"
 		done
+		[ -z "$set_pb" ] || rm -f "$set_pb"
 		;;
 	throughput)
 		ST_BENCH_CONFIGS=${ST_BENCH_CONFIGS:-none shadow10 compare10} \

@@ -8,8 +8,8 @@
 # production service (files of 1 B .. 5 MB, an upload endpoint); a client in "client" sends
 # a mix of request shapes. The demo runs in acts, each a function act_NAME:
 #   capture  shadowtap captures the service's traffic to a pcap; a table of what it saw.
-# Later acts live in tools/demo-*.sh, sourced below (act_shadow, act_replay, act_compare: run
-# after capture when defined; ST_DEMO_ACTS="capture shadow" picks acts). They find the stage in the variables
+# Later acts live in tools/demo-*.sh, sourced below (act_shadow, act_replay, act_compare,
+# act_grpc: run after capture when defined; ST_DEMO_ACTS="capture shadow" picks acts). They find the stage in the variables
 # set by stage_up (DEMO_*), and the capture in $DEMO_PCAP.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -137,7 +137,7 @@ for f in "$ROOT"/tools/demo-*.sh; do
 done
 if [ -z "${ST_DEMO_ACTS:-}" ]; then
 	ACTS=capture
-	for a in shadow replay compare; do declare -F "act_$a" >/dev/null && ACTS+=" $a"; done
+	for a in shadow replay compare grpc; do declare -F "act_$a" >/dev/null && ACTS+=" $a"; done
 fi
 
 stage_up

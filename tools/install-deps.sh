@@ -23,7 +23,7 @@ PKGS=(
 	redis-server redis-tools
 	# HTTP/2 and gRPC: servers and clients (nghttpd; nghttp, h2load), the gRPC services
 	# written for the tests, the HTTP/2 client of the differential test
-	nghttp2-server nghttp2-client python3-grpcio protobuf-compiler python3-h2
+	nghttp2-server nghttp2-client python3-grpcio python3-protobuf protobuf-compiler python3-h2
 	# tap compare's HTML report, rendered in a real browser by its integration test
 	chromium
 	# --tls tests: certificates made at test time

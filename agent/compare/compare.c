@@ -24,6 +24,7 @@
 #include "log.h"
 #include "loop.h"
 #include "output.h"
+#include "protobuf.h"
 #include "redact.h"
 #include "compare_report.h"
 
@@ -78,6 +79,7 @@ struct st_cmp_pair {
 
 struct st_compare {
 	struct st_compare_config cfg;
+	struct st_protobuf_schema *schema; /* --proto-descriptor's (cfg.rules.schema) */
 	uint64_t max_body;
 	uint64_t start_real;
 	/* engine thread */
@@ -491,6 +493,8 @@ static void process(struct st_compare *c, struct st_cmp_pair *p)
 	}
 	for (int s = 0; s < nsides(c); s++) {
 		msg_of(&c->msg[s], &p->side[s]);
+		c->msg[s].path = p->req + p->mlen + 1;
+		c->msg[s].path_len = p->tlen;
 		st_cmp_view_load(&c->view[s], &c->cfg.rules, &c->msg[s]);
 	}
 	st_cmp_diff(&c->cfg.rules, &c->scratch, &c->view[ST_CMP_PROD], &c->view[ST_CMP_CAND], c->raw);
@@ -752,6 +756,17 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 		err = ENOMEM;
 		goto fail;
 	}
+	if (c->cfg.proto_descriptor) {
+		char e[256];
+
+		c->schema = st_protobuf_schema__load_file(c->cfg.proto_descriptor, e, sizeof(e));
+		if (!c->schema) {
+			pr_err("compare: --proto-%s", e);
+			err = EINVAL;
+			goto fail;
+		}
+		c->cfg.rules.schema = c->schema;
+	}
 	if (c->cfg.diffs) {
 		int r = st_output_open(&c->diffs, c->cfg.diffs, ST_OUT_NONBLOCK, c->cfg.out_mode);
 
@@ -845,6 +860,7 @@ void st_compare__free(struct st_compare *c)
 		st_cmp_view_free(&c->view[s]);
 	st_cmp_scratch_free(&c->scratch);
 	st_cmp_agg_free(&c->agg);
+	st_protobuf_schema__free(c->schema);
 	free(c->raw);
 	free(c->noise);
 	if (c->diffs.fd >= 0)

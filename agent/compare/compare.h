@@ -106,6 +106,8 @@ struct st_compare_config {
 	mode_t out_mode;                   /* --output-mode of these files; 0: output.h's default */
 	double report_every_s;             /* 0: ST_CMP_REPORT_EVERY_DEFAULT */
 	struct st_cmp_rules rules;         /* arrays owned by the caller */
+	const char *proto_descriptor;      /* --proto-descriptor: a FileDescriptorSet, loaded by
+					    * __new into rules.schema (owned by the stage) */
 	const struct st_cmp_pattern *patterns;
 	unsigned npatterns;
 	unsigned max_endpoints;            /* 0: default */

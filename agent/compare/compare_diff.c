@@ -4,7 +4,9 @@
  * docs/COMPARE.md).
  */
 #include "compare_diff.h"
+#include "grpc.h"
 #include "hash.h"
+#include "protobuf.h"
 #include "redact.h"
 
 #include <ctype.h>
@@ -165,8 +167,6 @@ static bool is_ident(const char *k, size_t n)
 	return true;
 }
 
-/* Appends a member segment for key to out (at most cap bytes, NUL-terminated); returns the
- * new length, or cap + 1 when it does not fit. */
 static bool all_digits(const char *k, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -175,8 +175,9 @@ static bool all_digits(const char *k, size_t n)
 	return n > 0;
 }
 
-/* field: the key is a schema's field (a protobuf field number or name, ST_JSON_F_KEY_FIELD):
- * kept as it is, never taken for an id. */
+/* Appends a member segment for key to out (at most cap bytes, NUL-terminated); returns the
+ * new length, or cap + 1 when it does not fit. field: the key is a schema's field (a protobuf
+ * field number or name, ST_JSON_F_KEY_FIELD): kept as it is, never taken for an id. */
 static size_t seg_key(char *out, size_t len, size_t cap, const char *k, size_t n, bool field)
 {
 	size_t o = len;
@@ -246,7 +247,11 @@ int st_cmp_path_normalize(const char *s, char *out, size_t outlen)
 				i++;
 			if (i == st)
 				return -1;
-			if (st_cmp_looks_id(s + st, i - st) || (i - st == 4 && !memcmp(s + st, "{id}", 4)))
+			if (all_digits(s + st, i - st))
+				/* a field number, or an id: st_cmp_path_match takes it for either */
+				o = seg_key(out, o, outlen - 1, s + st, i - st, true);
+			else if (st_cmp_looks_id(s + st, i - st) ||
+				 (i - st == 4 && !memcmp(s + st, "{id}", 4)))
 				o = seg_key(out, o, outlen - 1, "0", 1, false);
 			else
 				o = seg_key(out, o, outlen - 1, s + st, i - st, false);
@@ -288,6 +293,44 @@ int st_cmp_path_normalize(const char *s, char *out, size_t outlen)
 			return -1;
 	}
 	return 0;
+}
+
+/* The length of the segment at p ('.' key, '[' index or quoted key), as seg_key writes them. */
+static size_t seg_len(const char *p)
+{
+	size_t i = 1;
+
+	if (p[0] == '.') {
+		while (p[i] && p[i] != '.' && p[i] != '[')
+			i++;
+		return i;
+	}
+	if (p[0] == '[' && p[1] == '"') {
+		for (i = 2; p[i] && p[i] != '"'; i++)
+			if (p[i] == '\\' && p[i + 1])
+				i++;
+		return p[i] ? (p[i + 1] == ']' ? i + 2 : i + 1) : i;
+	}
+	while (p[i] && p[i - 1] != ']')
+		i++;
+	return i;
+}
+
+bool st_cmp_path_match(const char *pattern, const char *p)
+{
+	if (*pattern++ != '$' || *p++ != '$')
+		return false;
+	while (*pattern && *p) {
+		size_t a = seg_len(pattern), b = seg_len(p);
+
+		if (!(a == b && !memcmp(pattern, p, a)) &&
+		    !(pattern[0] == '.' && all_digits(pattern + 1, a - 1) && b == 5 &&
+		      !memcmp(p, ".{id}", 5)))
+			return false;
+		pattern += a;
+		p += b;
+	}
+	return !*pattern && !*p;
 }
 
 /* ---- display text ------------------------------------------------------------------------ */
@@ -462,12 +505,15 @@ void st_cmp_view_free(struct st_cmp_view *v)
 	st_json_doc_free(&v->doc);
 	free(v->hashes);
 	free(v->dec);
+	free(v->msgs);
+	free(v->spans);
 	memset(v, 0, sizeof(*v));
 }
 
 size_t st_cmp_view_mem(const struct st_cmp_view *v)
 {
-	return st_json_doc_mem(&v->doc) + v->hashes_cap * sizeof(uint64_t) + v->dec_cap;
+	return st_json_doc_mem(&v->doc) + v->hashes_cap * sizeof(uint64_t) + v->dec_cap +
+	       v->msgs_cap + v->spans_cap * sizeof(*v->spans);
 }
 
 /* The first field named name (lower case), or NULL. */
@@ -683,13 +729,9 @@ static bool wants_hashes(const struct st_cmp_rules *r)
 	return r->unordered_all || r->n_unordered;
 }
 
-static void parse_json(struct st_cmp_view *v, const struct st_cmp_rules *r)
+/* The structural hashes of v's tree, when arrays are compared as multisets. */
+static void hash_doc(struct st_cmp_view *v, const struct st_cmp_rules *r)
 {
-	v->json_tried = true;
-	if (v->cut)
-		return; /* a prefix is not a document */
-	v->doc.max_nodes = (uint32_t)(v->len / 2 + 2);
-	v->json_ok = !st_json_parse(&v->doc, (const char *)v->body, v->len);
 	if (v->json_ok && wants_hashes(r)) {
 		if (v->doc.n > v->hashes_cap) {
 			uint64_t *h = realloc(v->hashes, v->doc.n * sizeof(*h));
@@ -706,6 +748,115 @@ static void parse_json(struct st_cmp_view *v, const struct st_cmp_rules *r)
 	}
 }
 
+static void parse_json(struct st_cmp_view *v, const struct st_cmp_rules *r)
+{
+	v->json_tried = true;
+	if (v->cut)
+		return; /* a prefix is not a document */
+	v->doc.max_nodes = (uint32_t)(v->len / 2 + 2);
+	v->json_ok = !st_json_parse(&v->doc, (const char *)v->body, v->len);
+	hash_doc(v, r);
+}
+
+static int grow(void **p, size_t *cap, size_t need, size_t size)
+{
+	size_t ncap = *cap ? *cap : 16;
+	void *n;
+
+	if (need <= *cap)
+		return 0;
+	while (ncap < need)
+		ncap *= 2;
+	n = realloc(*p, ncap * size);
+	if (!n)
+		return -1;
+	*p = n;
+	*cap = ncap;
+	return 0;
+}
+
+/* Why a side's gRPC messages are compared as bytes, by the reader's error. */
+static const char *grpc_why(enum st_grpc_err e)
+{
+	switch (e) {
+	case ST_GRPC_E_CODING:
+		return "a message's coding is not decoded here: messages compared as bytes";
+	case ST_GRPC_E_TRUNCATED:
+	case ST_GRPC_E_TOO_LARGE:
+		return "the body ends inside a message: messages compared as bytes";
+	case ST_GRPC_E_BOMB:
+		return "a message decodes past the decompression cap: messages compared as bytes";
+	case ST_GRPC_E_FLAG:
+		return "a message's flag byte is neither 0 nor 1: messages compared as bytes";
+	default:
+		return "a message does not decode: messages compared as bytes";
+	}
+}
+
+/*
+ * gRPC: the messages framed (grpc.h: the prefix, the compressed flag with this side's
+ * grpc-encoding), gathered decoded into v->msgs, then decoded as protobuf into one tree whose
+ * root holds them in order (protobuf.h; with a schema, of the type the method answers: the
+ * message's :path names it). At most max_body bytes of decoded messages are held, as for any
+ * body; a message inflates at most up to max_decoded (a bomb). Otherwise (a prefix held, more
+ * than max_body of messages, a message that cannot be decoded) the messages are compared as
+ * bytes: v->grpc_note says why.
+ */
+static void parse_grpc(struct st_cmp_view *v, const struct st_cmp_rules *r)
+{
+	uint64_t bomb = r->max_decoded ? r->max_decoded : 32 * (uint64_t)max_body(r);
+	const struct st_protobuf_type *type = NULL;
+	struct st_grpc_reader g;
+	struct st_grpc_event ev;
+	size_t off = 0, used = 0, el = 0;
+	const char *enc;
+	uint32_t n = 0;
+
+	v->json_tried = true;
+	if (v->cut) {
+		v->grpc_note = "body longer than --compare-max-body: messages compared as bytes";
+		return;
+	}
+	st_grpc_init(&g, (uint32_t)(v->len < UINT32_MAX ? v->len + 1 : UINT32_MAX),
+		     bomb < UINT32_MAX ? bomb : UINT32_MAX);
+	enc = hdr_get(v->m, "grpc-encoding", &el);
+	if (enc)
+		st_grpc_set_coding(&g, st_grpc_coding_of(enc, el));
+	for (;;) {
+		off += st_grpc_feed(&g, v->body + off, v->len - off, &ev);
+		if (ev.type == ST_GRPC_EV_NEED_MORE)
+			st_grpc_end(&g, &ev);
+		if (ev.type == ST_GRPC_EV_NEED_MORE)
+			break;
+		if (ev.type == ST_GRPC_EV_ERROR) {
+			v->grpc_note = grpc_why(ev.err);
+			goto out;
+		}
+		if (used + ev.len > max_body(r)) {
+			v->grpc_note = "messages longer than --compare-max-body once decoded: compared "
+				       "as bytes";
+			goto out;
+		}
+		if (grow((void **)&v->msgs, &v->msgs_cap, used + ev.len + 1, 1) ||
+		    grow((void **)&v->spans, &v->spans_cap, n + 1, sizeof(*v->spans)))
+			goto out;
+		memcpy(v->msgs + used, ev.data, ev.len);
+		v->spans[n++] = (struct st_protobuf_span){ (uint32_t)used, (uint32_t)ev.len };
+		used += ev.len;
+	}
+	if (r->schema && v->m->path)
+		st_protobuf_schema__method(r->schema, v->m->path, v->m->path_len, NULL, &type);
+	v->doc.max_nodes = 0; /* the decoder's own cap: 2 nodes a byte (a JSON parse set another) */
+	v->json_ok = !st_protobuf_decode_list(&v->doc, v->msgs ? v->msgs : (const uint8_t *)"",
+					      used, v->spans, n, type, NULL);
+	if (!v->json_ok)
+		v->grpc_note = "the messages' tree is over its cap: messages compared as bytes";
+	v->grpc_msgs = n;
+	hash_doc(v, r);
+out:
+	st_grpc_free(&g);
+}
+
 void st_cmp_view_load(struct st_cmp_view *v, const struct st_cmp_rules *r,
 		      const struct st_cmp_msg *m)
 {
@@ -713,6 +864,8 @@ void st_cmp_view_load(struct st_cmp_view *v, const struct st_cmp_rules *r,
 	v->media = ST_CMP_M_NONE;
 	v->coding = v->coding_note = NULL;
 	v->json_tried = v->json_ok = v->hashed = false;
+	v->grpc_msgs = 0;
+	v->grpc_note = NULL;
 	v->cut = false;
 	if (!m->has_body) {
 		v->body = NULL;
@@ -724,6 +877,8 @@ void st_cmp_view_load(struct st_cmp_view *v, const struct st_cmp_rules *r,
 	v->media = (uint8_t)media_of(v);
 	if (v->media == ST_CMP_M_JSON)
 		parse_json(v, r);
+	else if (v->media == ST_CMP_M_GRPC)
+		parse_grpc(v, r);
 }
 
 /* ---- header fields ------------------------------------------------------------------------ */
@@ -1004,7 +1159,7 @@ static bool path_ignored(const struct jd *j, const char *key, size_t klen)
 		if (p[1] == '.' && p[2] == '.') {
 			if (key && strlen(p + 3) == klen && !memcmp(p + 3, key, klen))
 				return true;
-		} else if (!strcmp(p, j->path)) {
+		} else if (st_cmp_path_match(p, j->path)) {
 			return true;
 		}
 	}
@@ -1016,7 +1171,7 @@ static bool path_unordered(const struct jd *j)
 	if (j->r->unordered_all)
 		return true;
 	for (unsigned i = 0; i < j->r->n_unordered; i++)
-		if (!strcmp(j->r->unordered[i], j->path))
+		if (st_cmp_path_match(j->r->unordered[i], j->path))
 			return true;
 	return false;
 }
@@ -1442,13 +1597,39 @@ static bool same_raw(const struct st_cmp_msg *a, const struct st_cmp_msg *b)
 	       a->rest_hash == b->rest_hash && (!a->body_len || !memcmp(a->body, b->body, a->body_len));
 }
 
+/* "$.length": how many messages each side's gRPC body holds, when they differ. */
+static void grpc_count(struct st_cmp_diffs *o, uint32_t ca, uint32_t cb)
+{
+	struct st_cmp_diff *d = add(o, "$.length", ST_CMP_VALUE);
+
+	if (!d)
+		return;
+	d->a_set = d->b_set = true;
+	snprintf(d->a, sizeof(d->a), "%u", ca);
+	snprintf(d->b, sizeof(d->b), "%u", cb);
+	snprintf(d->note, sizeof(d->note), "gRPC messages");
+}
+
+/* The messages (whole or not) from v->body[p] on, by their prefixes. A length is 32 bits: it
+ * is added in 64 (5 + 0xfffffffb is 0 in 32 bits, and the count never ended). */
+static uint32_t grpc_left(const struct st_cmp_view *v, size_t p)
+{
+	uint32_t n = 0;
+
+	while (p + 5 <= v->len) {
+		p += 5 + (size_t)((uint32_t)v->body[p + 1] << 24 | (uint32_t)v->body[p + 2] << 16 |
+				  (uint32_t)v->body[p + 3] << 8 | v->body[p + 4]);
+		n++;
+	}
+	return n;
+}
+
 /*
- * gRPC: the body is a sequence of messages, each a 5-byte prefix (compressed flag, length)
- * and its bytes. They are compared one by one: the first that differs is named by its
- * index ($[i]), or the count when one side has more. Each message is compared as bytes
- * today; the schema-less protobuf decoder (agent/http/grpc.[ch]) is where a message becomes
- * a tree of field numbers, and this is where its diff goes. 0, or -1 when the bodies are not
- * whole or not framed as messages (then they are compared as bytes).
+ * gRPC messages that could not be decoded (parse_grpc says why: a prefix held, a coding not
+ * decoded here): the body is a sequence of messages, each a 5-byte prefix (compressed flag,
+ * length) and its bytes, compared one by one as bytes: each that differs is named by its
+ * index ($[i]), and the count when one side has more. 0, or -1 when the bodies are not whole
+ * or not framed as messages (then they are compared as bytes).
  */
 static int diff_grpc(const struct st_cmp_view *a, const struct st_cmp_view *b,
 		     struct st_cmp_diffs *o)
@@ -1465,29 +1646,8 @@ static int diff_grpc(const struct st_cmp_view *a, const struct st_cmp_view *b,
 
 		if (pa == a->len || pb == b->len) {
 			if (pa != a->len || pb != b->len) {
-				d = add(o, "$.length", ST_CMP_VALUE);
-				if (d) {
-					size_t ra = pa, rb = pb;
-					uint32_t ca = i, cb = i;
-
-					/* count what is left of each */
-					while (ra + 5 <= a->len) {
-						ra += 5 + ((uint32_t)a->body[ra + 1] << 24 |
-							   (uint32_t)a->body[ra + 2] << 16 |
-							   (uint32_t)a->body[ra + 3] << 8 | a->body[ra + 4]);
-						ca++;
-					}
-					while (rb + 5 <= b->len) {
-						rb += 5 + ((uint32_t)b->body[rb + 1] << 24 |
-							   (uint32_t)b->body[rb + 2] << 16 |
-							   (uint32_t)b->body[rb + 3] << 8 | b->body[rb + 4]);
-						cb++;
-					}
-					d->a_set = d->b_set = true;
-					snprintf(d->a, sizeof(d->a), "%u", ca);
-					snprintf(d->b, sizeof(d->b), "%u", cb);
-					snprintf(d->note, sizeof(d->note), "gRPC messages");
-				}
+				/* count what is left of each */
+				grpc_count(o, i + grpc_left(a, pa), i + grpc_left(b, pb));
 			}
 			return 0;
 		}
@@ -1512,13 +1672,47 @@ static int diff_grpc(const struct st_cmp_view *a, const struct st_cmp_view *b,
 					 a->body[pa] ? ", compressed" : "");
 				snprintf(d->b, sizeof(d->b), "%u bytes%s", lb,
 					 b->body[pb] ? ", compressed" : "");
-				snprintf(d->note, sizeof(d->note),
-					 "gRPC message %u: first difference at byte %zu", i, k);
+				if (a->grpc_note || b->grpc_note)
+					snprintf(d->note, sizeof(d->note), "%s",
+						 a->grpc_note ? a->grpc_note : b->grpc_note);
+				else
+					snprintf(d->note, sizeof(d->note),
+						 "gRPC message %u: first difference at byte %zu", i, k);
 			}
 		}
 		pa += 5 + (size_t)la;
 		pb += 5 + (size_t)lb;
 	}
+}
+
+/*
+ * gRPC messages decoded (parse_grpc): message i of one side against message i of the other,
+ * each from the root "$" as a JSON document is (a message's index collapses as an array's
+ * does: "$.2[*].5", the first difference noted with its message when there are several), then
+ * the count. false when memory ran out.
+ */
+static bool diff_grpc_msgs(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
+			   const struct st_cmp_view *a, const struct st_cmp_view *b,
+			   struct st_cmp_diffs *o)
+{
+	struct jd j = { .r = r, .s = s, .a = a, .b = b, .o = o, .path = "$", .plen = 1 };
+	uint32_t na = a->grpc_msgs, nb = b->grpc_msgs, ca, cb, i = 0;
+
+	s->idx_top = 0;
+	if (path_ignored(&j, NULL, 0))
+		return true;
+	for (ca = na ? 1 : 0, cb = nb ? 1 : 0; ca && cb && !j.oom;
+	     ca = st_json_node(&a->doc, ca)->next, cb = st_json_node(&b->doc, cb)->next, i++) {
+		uint32_t first = o->n;
+
+		jd_node(&j, ca, cb);
+		for (uint32_t k = first; k < o->n && (na > 1 || nb > 1); k++)
+			if (!o->d[k].note[0])
+				snprintf(o->d[k].note, sizeof(o->d[k].note), "first in gRPC message %u", i);
+	}
+	if (na != nb)
+		grpc_count(o, na, nb);
+	return !j.oom;
 }
 
 static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
@@ -1530,6 +1724,8 @@ static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 	bool text = a->media != ST_CMP_M_BINARY && b->media != ST_CMP_M_BINARY &&
 		    a->media != ST_CMP_M_GRPC && b->media != ST_CMP_M_GRPC;
 	bool cut = a->cut || b->cut;
+	/* a JSON document on each side (a gRPC body's tree of messages is no JSON document) */
+	bool aj = a->media == ST_CMP_M_JSON && a->json_ok, bj = b->media == ST_CMP_M_JSON && b->json_ok;
 
 	if (!a->m->has_body && !b->m->has_body)
 		return;
@@ -1543,18 +1739,18 @@ static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 	if (!cut && a->len == b->len && (!a->len || !memcmp(a->body, b->body, a->len)))
 		return; /* the same once decoded */
 	if (json && !cut) {
-		if (a->json_ok && b->json_ok) {
+		if (aj && bj) {
 			if (diff_json(r, s, a, b, o))
 				return;
-		} else if (a->json_ok != b->json_ok) {
+		} else if (aj != bj) {
 			struct st_cmp_diff *d = add(o, "$", ST_CMP_TYPE);
 
 			if (d) {
 				d->a_set = d->b_set = true;
 				show(d->a, (const char *)a->body, a->len, false);
 				show(d->b, (const char *)b->body, b->len, false);
-				snprintf(d->note, sizeof(d->note), "%s -> %s",
-					 a->json_ok ? "JSON" : "not JSON", b->json_ok ? "JSON" : "not JSON");
+				snprintf(d->note, sizeof(d->note), "%s -> %s", aj ? "JSON" : "not JSON",
+					 bj ? "JSON" : "not JSON");
 			}
 			return;
 		}
@@ -1563,8 +1759,12 @@ static void diff_body(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 		diff_bytes(a, b, o, "the held prefixes are equal; the rest differs (length or hash)");
 		return;
 	}
-	if (a->media == ST_CMP_M_GRPC && b->media == ST_CMP_M_GRPC && !diff_grpc(a, b, o))
-		return;
+	if (a->media == ST_CMP_M_GRPC && b->media == ST_CMP_M_GRPC) {
+		if (a->json_ok && b->json_ok && diff_grpc_msgs(r, s, a, b, o))
+			return;
+		if (!diff_grpc(a, b, o))
+			return;
+	}
 	if (text && diff_text(s, a, b, o, cut ? " (held prefix)" : NULL))
 		return;
 	diff_bytes(a, b, o, NULL);

@@ -15,7 +15,10 @@
  *    JSON structurally (object key order ignored; arrays ordered unless the
  *    rules say otherwise), each difference at a path with array indexes and
  *    id-like keys collapsed ("$.items[*].price", "$.users.{id}.name") and a
- *    kind (value, type, missing, extra, array_length); text as a line-diff
+ *    kind (value, type, missing, extra, array_length); gRPC bodies message by
+ *    message, each decoded from its prefix and grpc-encoding (grpc.h) as protobuf
+ *    (protobuf.h: "$.2[*].5" by field number, "$.items[*].price" by name with a
+ *    schema) and walked as JSON is; text as a line-diff
  *    summary ("body", kind lines); anything else by length and hash ("body",
  *    kind bytes). Only the first max_body bytes are held and compared; the
  *    rest by its length and hash.
@@ -30,6 +33,7 @@
 #include "json.h"
 
 struct st_redact_rules;
+struct st_protobuf_schema;
 
 #define ST_CMP_PATH_MAX 200   /* a field path, bytes (longer ones end in "...") */
 #define ST_CMP_VAL_MAX 120    /* a value shown in a difference, bytes (cut with "...") */
@@ -85,6 +89,9 @@ struct st_cmp_msg {
 	size_t body_len;
 	uint64_t body_total;    /* the whole body's length */
 	uint64_t rest_hash;     /* st_cmp_hash of the bytes after body_len */
+	const char *path;       /* the request's target (a gRPC method's :path: with a schema, the
+				 * type of its answer's messages); may be NULL */
+	uint32_t path_len;
 };
 
 struct st_cmp_rules {
@@ -100,10 +107,12 @@ struct st_cmp_rules {
 	const struct st_redact_rules *redact; /* what the values shown hide (redact.h); NULL: the
 					      * default set */
 	uint64_t max_decoded;                /* decompression stops here; 0: 32 x max_body */
+	const struct st_protobuf_schema *schema; /* --proto-descriptor: gRPC messages' fields by
+						  * name; NULL: by number */
 };
 
 /* GRPC: application/grpc, length-prefixed messages (gRPC over HTTP/2); compared message by
- * message. */
+ * message, each decoded as protobuf (protobuf.h) into the tree JSON bodies use. */
 enum st_cmp_media { ST_CMP_M_NONE = 0, ST_CMP_M_JSON, ST_CMP_M_TEXT, ST_CMP_M_BINARY, ST_CMP_M_GRPC };
 
 /* A response ready to compare: body decoded, media type known, JSON parsed. Owns its
@@ -118,13 +127,19 @@ struct st_cmp_view {
 	bool cut;                      /* total > len: the rest is known by length and hash */
 	const char *coding;            /* Content-Encoding decoded ("gzip", "deflate"), or NULL */
 	const char *coding_note;       /* why the body was not decoded, or NULL */
-	bool json_tried, json_ok;
+	bool json_tried, json_ok;      /* JSON, or gRPC's messages (json_ok: doc holds them) */
+	uint32_t grpc_msgs;            /* gRPC: the messages doc holds (its root's elements) */
+	const char *grpc_note;         /* gRPC: why its messages are compared as bytes, or NULL */
 	struct st_json_doc doc;
 	uint64_t *hashes;              /* node hashes (unordered arrays), when hashed */
 	size_t hashes_cap;
 	bool hashed;
 	uint8_t *dec;                  /* decoding buffer */
 	size_t dec_cap;
+	uint8_t *msgs;                 /* gRPC: the messages, decoded, one after the other */
+	size_t msgs_cap;
+	struct st_protobuf_span *spans; /* ... where each is */
+	size_t spans_cap;
 };
 
 /* Scratch memory one comparison uses (reused). */
@@ -158,10 +173,16 @@ uint64_t st_cmp_hash(uint64_t h, const void *p, size_t n);
 
 /*
  * "$.items[3].id" -> "$.items[*].id", "$['a b']" -> "$[\"a b\"]": the form paths take in
- * differences, for --ignore-field and --unordered-arrays. "$..name" (any member called
- * name, anywhere) is kept as is. 0, or -1 when s is not such a path.
+ * differences, for --ignore-field and --unordered-arrays. A segment of digits stays as it is
+ * (a protobuf field number, or a JSON key that is an id: st_cmp_path_match takes it for
+ * either); other id-like keys become {id}. "$..name" (any member called name, anywhere) is
+ * kept as is. 0, or -1 when s is not such a path.
  */
 int st_cmp_path_normalize(const char *s, char *out, size_t outlen);
+/* A normalised path (not "$..name") names the difference path p: the same segments, but
+ * that a segment of digits matches that field number or an id ("$.users.42" matches
+ * "$.users.{id}", "$.2.5" matches "$.2.5"). */
+bool st_cmp_path_match(const char *pattern, const char *p);
 
 /* A path segment or value that is an id: digits, a UUID, 16+ hex digits. */
 bool st_cmp_looks_id(const char *s, size_t n);

@@ -9,6 +9,7 @@
 #include "compare_opts.h"
 #include "compare_report.h"
 #include "opts.h"
+#include "protobuf.h"
 
 static int opt_reference(void *o, const char *val, char *err, size_t errlen)
 {
@@ -200,6 +201,10 @@ const struct st_opt st_cmp_opts[] = {
 	ST_OPT_FUNC("unordered-arrays", 0, "PATH", ST_OPTF_REPEAT | ST_OPTF_OPTVAL, opt_unordered,
 		    "compare arrays as multisets: every array, or the one at\n"
 		    "PATH (--unordered-arrays=$.tags; repeatable)"),
+	ST_OPT_STRING("proto-descriptor", 0, struct st_cmp_opts, proto_descriptor, "FILE",
+		      "gRPC messages' fields by name: a FileDescriptorSet (protoc\n"
+		      "--include_imports --descriptor_set_out=FILE); without it, by\n"
+		      "field number ($.2[*].5)"),
 	ST_OPT_FUNC("endpoint", 0, ST_CMP_ENDPOINT_ARG, ST_OPTF_REPEAT, opt_endpoint,
 		    ST_CMP_ENDPOINT_HELP),
 };
@@ -240,7 +245,7 @@ bool st_cmp_opts_given(struct st_cmp_opts *o)
 	o->on |= o->flag_compare || o->report || o->report_json || o->diffs || o->max_mem ||
 		 o->fail_on_regression || o->fail_on_slower ||
 		 o->diffs_max || o->timeout_s > 0 || o->lat_min_ms > 0 || o->report_every_s > 0 ||
-		 o->max_endpoints || (o->n_patterns && !o->load_test);
+		 o->max_endpoints || o->proto_descriptor || (o->n_patterns && !o->load_test);
 	return o->on;
 }
 
@@ -267,6 +272,19 @@ int st_cmp_opts_check(struct st_cmp_opts *o, struct st_shadow_config *cfg, char 
 	if (cfg->proto == ST_PROTO_RAW) {
 		snprintf(err, errlen, "--compare: compares HTTP answers; --proto raw has none");
 		return -1;
+	}
+	if (o->proto_descriptor) {
+		/* read now, so a wrong file is said before anything starts (and again, kept, by
+		 * the compare stage) */
+		char e[256];
+		struct st_protobuf_schema *s = st_protobuf_schema__load_file(o->proto_descriptor, e,
+									      sizeof(e));
+
+		if (!s) {
+			snprintf(err, errlen, "--proto-%s", e); /* "--proto-descriptor FILE: why" */
+			return -1;
+		}
+		st_protobuf_schema__free(s);
 	}
 	if (o->have_ref)
 		cfg->targets[cfg->n_targets++] = o->ref;
@@ -295,6 +313,7 @@ struct st_compare *st_cmp_opts_start(const struct st_cmp_opts *o, const char *cm
 		.lat_min_ms = o->lat_min_ms,
 		.max_mem = o->max_mem,
 		.timeout_s = o->timeout_s,
+		.proto_descriptor = o->proto_descriptor,
 	};
 
 	cc.rules.ignore_headers = o->ign_hdr;

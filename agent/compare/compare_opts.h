@@ -48,6 +48,7 @@ struct st_cmp_opts {
 	double report_every_s;
 	unsigned max_endpoints;
 	uint64_t diffs_max;
+	const char *proto_descriptor; /* --proto-descriptor FILE (checked by st_cmp_opts_check) */
 	bool flag_compare;
 	/* a load test (load_opts.h) groups its figures by --endpoint and writes --report: those
 	 * alone do not turn compare on */

@@ -689,6 +689,13 @@ struct st_protobuf_schema *st_protobuf_schema__load_file(const char *path, char 
 		got += (size_t)n;
 	}
 	s = st_protobuf_schema__load(buf, got, err, errlen);
+	if (!s && !strncmp(err, "descriptor: ", 12)) {
+		/* name the file: "descriptor FILE: why" */
+		char why[256];
+
+		snprintf(why, sizeof(why), "%s", err + 12);
+		snprintf(err, errlen, "descriptor %s: %s", path, why);
+	}
 out:
 	if (fd >= 0)
 		close(fd);
@@ -1315,33 +1322,28 @@ static void message(struct dec *x, int64_t node, const uint8_t *p, size_t n,
 	summary(x, node, ST_JSON_OBJECT);
 }
 
-int st_protobuf_decode(struct st_json_doc *d, const uint8_t *buf, size_t len,
-		       const struct st_protobuf_type *type, const struct st_protobuf_opts *o)
+/*
+ * The decoders' common part: the tree over buf[0, len), its node cap (2 a byte, extra more),
+ * then fill(x, arg) builds it. 0, or -1 with d->err.
+ */
+static int decode_with(struct st_json_doc *d, const uint8_t *buf, size_t len, uint32_t extra,
+		       const struct st_protobuf_opts *o, void (*fill)(struct dec *, const void *),
+		       const void *arg)
 {
 	struct dec x = { .d = d, .base = buf };
 	uint32_t saved = d->max_nodes;
-	int64_t root;
 
 	x.max_depth = o && o->max_depth && o->max_depth < ST_PROTOBUF_MAX_DEPTH ? o->max_depth :
 									    ST_PROTOBUF_MAX_DEPTH;
 	st_json_doc_start(d, (const char *)buf, len);
-	if (len >= UINT32_MAX / 2) {
+	if (len >= UINT32_MAX / 4 || extra >= UINT32_MAX / 4) {
 		d->err = ST_JSON_E_NODES;
 		return -1;
 	}
-	/* an empty body is an empty message; else it must parse */
-	if (len && !clean(buf, len)) {
-		d->err = ST_JSON_E_SYNTAX;
-		return -1;
-	}
-	d->max_nodes = o && o->max_nodes ? o->max_nodes : (uint32_t)(2 * len + 16);
+	d->max_nodes = o && o->max_nodes ? o->max_nodes : (uint32_t)(2 * len + 16 + extra);
 	if (saved && saved < d->max_nodes)
 		d->max_nodes = saved;
-	root = st_json_node_add(d);
-	if (root >= 0)
-		message(&x, root, buf, len, type, 0);
-	else
-		x.fail = true;
+	fill(&x, arg);
 	free(x.st);
 	d->max_nodes = saved;
 	if (x.fail) {
@@ -1350,4 +1352,82 @@ int st_protobuf_decode(struct st_json_doc *d, const uint8_t *buf, size_t len,
 		return -1;
 	}
 	return 0;
+}
+
+struct one {
+	size_t len;
+	const struct st_protobuf_type *type;
+};
+
+static void fill_one(struct dec *x, const void *arg)
+{
+	const struct one *a = arg;
+	int64_t root = st_json_node_add(x->d);
+
+	if (root >= 0)
+		message(x, root, x->base, a->len, a->type, 0);
+	else
+		x->fail = true;
+}
+
+int st_protobuf_decode(struct st_json_doc *d, const uint8_t *buf, size_t len,
+		       const struct st_protobuf_type *type, const struct st_protobuf_opts *o)
+{
+	struct one a = { len, type };
+
+	/* an empty body is an empty message; else it must parse */
+	if (len && !clean(buf, len)) {
+		st_json_doc_start(d, (const char *)buf, len);
+		d->err = ST_JSON_E_SYNTAX;
+		return -1;
+	}
+	return decode_with(d, buf, len, 0, o, fill_one, &a);
+}
+
+struct list {
+	const struct st_protobuf_span *m;
+	uint32_t n;
+	const struct st_protobuf_type *type;
+};
+
+static void fill_list(struct dec *x, const void *arg)
+{
+	const struct list *a = arg;
+	int64_t root = st_json_node_add(x->d);
+	struct ctr c = { 0, 0, 0 };
+
+	if (root < 0) {
+		x->fail = true;
+		return;
+	}
+	c.idx = (uint32_t)root;
+	nd(x, (uint32_t)root)->type = ST_JSON_ARRAY;
+	for (uint32_t i = 0; i < a->n && !x->fail; i++) {
+		const uint8_t *p = x->base + a->m[i].off;
+		size_t n = a->m[i].len;
+		int64_t k = child(x, &c, NULL, 0, false);
+
+		if (k < 0)
+			break;
+		if (!n || clean(p, n))
+			message(x, k, p, n, a->type, 0);
+		else
+			base64(x, k, p, n);
+	}
+	summary(x, root, ST_JSON_ARRAY);
+}
+
+int st_protobuf_decode_list(struct st_json_doc *d, const uint8_t *buf, size_t len,
+			    const struct st_protobuf_span *m, uint32_t n,
+			    const struct st_protobuf_type *type, const struct st_protobuf_opts *o)
+{
+	struct list a = { m, n, type };
+
+	for (uint32_t i = 0; i < n; i++)
+		if (m[i].off > len || m[i].len > len - m[i].off) {
+			st_json_doc_start(d, (const char *)buf, len);
+			d->err = ST_JSON_E_SYNTAX;
+			return -1;
+		}
+	return decode_with(d, buf, len, n, o, fill_list, &a);
 }

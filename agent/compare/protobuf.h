@@ -83,7 +83,8 @@ struct st_protobuf_type;
 /* NULL with err filled ("descriptor: ..."). buf is not kept. */
 struct st_protobuf_schema *st_protobuf_schema__load(const uint8_t *buf, size_t len, char *err,
 						    size_t errlen);
-/* The same from a file of at most ST_PROTOBUF_SCHEMA_MAX bytes. */
+/* The same from a file of at most ST_PROTOBUF_SCHEMA_MAX bytes; err names it ("descriptor
+ * FILE: ..."). */
 struct st_protobuf_schema *st_protobuf_schema__load_file(const char *path, char *err,
 							 size_t errlen);
 void st_protobuf_schema__free(struct st_protobuf_schema *s);
@@ -114,5 +115,21 @@ struct st_protobuf_opts {
  */
 int st_protobuf_decode(struct st_json_doc *d, const uint8_t *buf, size_t len,
 		       const struct st_protobuf_type *type, const struct st_protobuf_opts *o);
+
+/* One message of several in one buffer (a gRPC stream's, decoded). */
+struct st_protobuf_span {
+	uint32_t off, len;
+};
+
+/*
+ * Several messages of one type (a gRPC stream's, each decoded from its prefix and coding) into
+ * one tree: node 0 an array of n elements, element i the message buf[m[i].off, + m[i].len)
+ * as st_protobuf_decode() makes it, or, when it does not parse as a message, a string of
+ * its bytes in base64 (compared whole). Spans must lie inside buf. 0, or -1 with d->err:
+ * ST_JSON_E_SYNTAX (a span outside buf), ST_JSON_E_NODES, ST_JSON_E_NOMEM.
+ */
+int st_protobuf_decode_list(struct st_json_doc *d, const uint8_t *buf, size_t len,
+			    const struct st_protobuf_span *m, uint32_t n,
+			    const struct st_protobuf_type *type, const struct st_protobuf_opts *o);
 
 #endif /* ST_PROTOBUF_H */

@@ -293,8 +293,27 @@ static void test_json_rules(void **state)
 	assert_int_equal(st_cmp_path_normalize("$..a.b", c->igbuf[2], ST_CMP_PATH_MAX), -1);
 	norm(c->igbuf[2], "$['a b'][0].c");
 	assert_string_equal(c->igbuf[2], "$[\"a b\"][*].c");
+	/* a segment of digits stays (a protobuf field number) and matches an {id} too */
 	norm(c->igbuf[2], "$.users.42.name");
-	assert_string_equal(c->igbuf[2], "$.users.{id}.name");
+	assert_string_equal(c->igbuf[2], "$.users.42.name");
+	norm(c->igbuf[3], "$.users.9f86d081884c7d65.name");
+	assert_string_equal(c->igbuf[3], "$.users.{id}.name");
+	assert_true(st_cmp_path_match(c->igbuf[2], "$.users.{id}.name"));
+	assert_true(st_cmp_path_match(c->igbuf[2], "$.users.42.name"));
+	assert_false(st_cmp_path_match(c->igbuf[2], "$.users.43.name"));
+	assert_false(st_cmp_path_match(c->igbuf[2], "$.users.{id}"));
+	assert_false(st_cmp_path_match(c->igbuf[2], "$.users.{id}.name.x"));
+	assert_true(st_cmp_path_match(c->igbuf[3], "$.users.{id}.name"));
+	assert_false(st_cmp_path_match(c->igbuf[3], "$.users.42.name"));
+	assert_true(st_cmp_path_match("$[\"a.b\"][*].c", "$[\"a.b\"][*].c"));
+	assert_false(st_cmp_path_match("$[\"a.b\"][*].c", "$[\"a.c\"][*].c"));
+	c->ig[0] = c->igbuf[2];
+	c->r.n_ignore_fields = 1;
+	json(c, "{\"users\": {\"42\": {\"name\": \"a\", \"age\": 1}}}",
+	     "{\"users\": {\"42\": {\"name\": \"b\", \"age\": 2}}}");
+	expect(c, "$.users.{id}.age", ST_CMP_VALUE);
+	expect_n(c, 1);
+	c->r.n_ignore_fields = 0;
 }
 
 static void test_headers(void **state)
@@ -367,9 +386,14 @@ static void test_grpc(void **state)
 
 	mk(&a, 200, "content-type: application/grpc", a1, sizeof(a1), 0);
 	mk(&b, 200, "content-type: application/grpc", b1, sizeof(b1), 0);
+	/* "xy" and "xz" are protobuf messages {15: 121} and {15: 122}; "abc" is not (base64) */
 	run(c, &a, &b);
-	d = expect(c, "$[1]", ST_CMP_VALUE);
-	assert_non_null(strstr(d->note, "first difference at byte 1"));
+	assert_true(c->a.json_ok && c->b.json_ok);
+	assert_int_equal(c->a.grpc_msgs, 2);
+	d = expect(c, "$.15", ST_CMP_VALUE);
+	assert_string_equal(d->a, "121");
+	assert_string_equal(d->b, "122");
+	assert_string_equal(d->note, "first in gRPC message 1");
 	expect_n(c, 1);
 	mk(&b, 200, "content-type: application/grpc", b2, sizeof(b2), 0);
 	run(c, &a, &b);
@@ -393,7 +417,24 @@ static void test_grpc(void **state)
 	mk(&a, 200, "content-type: application/grpc", "\0\0\0\0\x09" "ab", 7, 0);
 	mk(&b, 200, "content-type: application/grpc", "\0\0\0\0\x09" "ac", 7, 0);
 	run(c, &a, &b);
+	assert_string_equal(c->a.grpc_note, "the body ends inside a message: messages compared as bytes");
 	expect(c, "body", ST_CMP_BYTES);
+	expect_n(c, 1);
+	/* a length that wraps 32 bits once the prefix is added (5 + 0xfffffffb): counted, once */
+	mk(&a, 200, "content-type: application/grpc", a1, sizeof(a1), 0);
+	mk(&b, 200, "content-type: application/grpc",
+	   "\0\0\0\0\3" "abc" "\0\0\0\0\2" "xy" "\0\xff\xff\xff\xfb", 20, 0);
+	run(c, &a, &b);
+	d = expect(c, "$.length", ST_CMP_VALUE);
+	assert_string_equal(d->a, "2");
+	assert_string_equal(d->b, "3");
+	expect_n(c, 1);
+	/* a message compressed with no grpc-encoding: its bytes, said why */
+	mk(&a, 200, "content-type: application/grpc", "\1\0\0\0\2" "ab", 7, 0);
+	mk(&b, 200, "content-type: application/grpc", "\1\0\0\0\2" "ac", 7, 0);
+	run(c, &a, &b);
+	d = expect(c, "$[0]", ST_CMP_VALUE);
+	assert_string_equal(d->note, "a message's coding is not decoded here: messages compared as bytes");
 	expect_n(c, 1);
 }
 
@@ -461,6 +502,101 @@ static void test_gzip(void **state)
 	assert_null(c->b.coding);
 	assert_non_null(c->b.coding_note);
 	expect(c, "body", ST_CMP_BYTES);
+}
+
+/* A gRPC body of one message, prefixed (flag 0). */
+static size_t grpc_msg(uint8_t *out, const void *m, size_t n)
+{
+	out[0] = 0;
+	out[1] = out[2] = 0;
+	out[3] = (uint8_t)(n >> 8);
+	out[4] = (uint8_t)n;
+	memcpy(out + 5, m, n);
+	return n + 5;
+}
+
+/*
+ * gRPC messages decoded as protobuf without a schema: a field of a repeated nested message
+ * named $.2[*].3, another $.3; --ignore-field by field number; gzip-compressed messages
+ * (grpc-encoding) equal to the same sent plain; a message that does not parse compared whole
+ * at "$"; a trailers-only answer (no messages) against one with messages.
+ */
+static void test_grpc_protobuf(void **state)
+{
+	/* {1: "cart-1", 2: [{1: "abc", 3: 0.5 as fixed64}, {1: "xyz", 3: 0.5}], 3: 1} */
+	static const uint8_t ma[] = { 0x0a, 6, 'c', 'a', 'r', 't', '-', '1',
+				      0x12, 14, 0x0a, 3, 'a', 'b', 'c', 0x19, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f,
+				      0x12, 14, 0x0a, 3, 'x', 'y', 'z', 0x19, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f,
+				      0x18, 1 };
+	/* the second price 0.7, field 3 2 */
+	static const uint8_t mb[] = { 0x0a, 6, 'c', 'a', 'r', 't', '-', '1',
+				      0x12, 14, 0x0a, 3, 'a', 'b', 'c', 0x19, 0, 0, 0, 0, 0, 0, 0xe0, 0x3f,
+				      0x12, 14, 0x0a, 3, 'x', 'y', 'z', 0x19, 0x66, 0x66, 0x66, 0x66, 0x66,
+				      0x66, 0xe6, 0x3f,
+				      0x18, 2 };
+	struct ctx *c = *state;
+	uint8_t ba[128], bb[128], z[256];
+	size_t na = grpc_msg(ba, ma, sizeof(ma)), nb = grpc_msg(bb, mb, sizeof(mb)), nz;
+	struct tmsg a, b;
+	const struct st_cmp_diff *d;
+
+	mk(&a, 200, "content-type: application/grpc", ba, na, 0);
+	mk(&b, 200, "content-type: application/grpc", bb, nb, 0);
+	run(c, &a, &b);
+	d = expect(c, "$.2[*].3", ST_CMP_VALUE);
+	assert_string_equal(d->a, "4602678819172646912"); /* 0.5's bits: no schema says double */
+	assert_string_equal(d->note, "");
+	expect(c, "$.3", ST_CMP_VALUE);
+	expect_n(c, 2);
+	/* --ignore-field $.3 (a field number: kept as such) */
+	norm(c->igbuf[0], "$.3");
+	c->ig[0] = c->igbuf[0];
+	c->r.ignore_fields = c->ig;
+	c->r.n_ignore_fields = 1;
+	run(c, &a, &b);
+	expect(c, "$.2[*].3", ST_CMP_VALUE);
+	expect_n(c, 1);
+	c->r.n_ignore_fields = 0;
+	/* the same message gzip-compressed (flag 1, grpc-encoding gzip) and plain: equal
+	 * messages (the field saying how they travel differs, as Content-Encoding would) */
+	nz = gz((const char *)ma, sizeof(ma), z + 5, sizeof(z) - 5, 9, 31);
+	z[0] = 1;
+	z[1] = z[2] = z[3] = 0;
+	z[4] = (uint8_t)nz;
+	assert_true(nz < 256);
+	mk(&b, 200, "content-type: application/grpc\ngrpc-encoding: gzip", z, nz + 5, 0);
+	run(c, &a, &b);
+	expect(c, "headers.grpc-encoding", ST_CMP_EXTRA);
+	expect_n(c, 1);
+	/* ... and against the changed one: the same paths */
+	mk(&a, 200, "content-type: application/grpc\ngrpc-encoding: gzip", bb, nb, 0);
+	run(c, &a, &b);
+	expect(c, "$.2[*].3", ST_CMP_VALUE);
+	expect_n(c, 2);
+	/* a message that is not protobuf: compared whole */
+	mk(&a, 200, "content-type: application/grpc", "\0\0\0\0\3" "abc", 8, 0);
+	mk(&b, 200, "content-type: application/grpc", "\0\0\0\0\3" "abd", 8, 0);
+	run(c, &a, &b);
+	d = expect(c, "$", ST_CMP_VALUE);
+	assert_string_equal(d->a, "\"YWJj\"");
+	expect_n(c, 1);
+	/* JSON against a gRPC answer whose messages decoded: one difference at "$", as any
+	 * answer that is not JSON against one that is */
+	mk(&a, 200, "content-type: application/json", "{\"a\": 1}", 8, 0);
+	mk(&b, 200, "content-type: application/grpc", bb, nb, 0);
+	run(c, &a, &b);
+	assert_true(c->b.json_ok);
+	d = expect(c, "$", ST_CMP_TYPE);
+	assert_string_equal(d->note, "JSON -> not JSON");
+	expect(c, "headers.content-type", ST_CMP_VALUE);
+	expect_n(c, 2);
+	/* no messages (trailers-only) against one */
+	mk(&a, 200, "content-type: application/grpc", "", 0, 0);
+	mk(&b, 200, "content-type: application/grpc", bb, nb, 0);
+	run(c, &a, &b);
+	d = expect(c, "$.length", ST_CMP_VALUE);
+	assert_string_equal(d->a, "0");
+	assert_string_equal(d->b, "1");
 }
 
 static void test_text_binary_and_cap(void **state)
@@ -593,6 +729,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_headers, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grpc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_grpc_protobuf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_text_binary_and_cap, setup, teardown),
 		cmocka_unit_test(test_shapes),
 		cmocka_unit_test_setup_teardown(test_volatile_flag, setup, teardown),

@@ -595,6 +595,159 @@ static void test_compare_paths(void **state)
 	free(o);
 }
 
+/* A gRPC answer of the messages m[0..n) (flag 0), for st_cmp_view_load with :path path. */
+static uint8_t *grpc_body(struct st_cmp_msg *m, uint8_t *const *msgs, const size_t *lens,
+			  unsigned n, const char *path)
+{
+	static const char hdrs[] = "content-type\0application/grpc";
+	size_t tot = 0, o = 0;
+	uint8_t *b;
+
+	for (unsigned i = 0; i < n; i++)
+		tot += 5 + lens[i];
+	b = malloc(tot + 1);
+	assert_non_null(b);
+	for (unsigned i = 0; i < n; i++) {
+		b[o] = 0;
+		b[o + 1] = (uint8_t)(lens[i] >> 24);
+		b[o + 2] = (uint8_t)(lens[i] >> 16);
+		b[o + 3] = (uint8_t)(lens[i] >> 8);
+		b[o + 4] = (uint8_t)lens[i];
+		memcpy(b + o + 5, msgs[i], lens[i]);
+		o += 5 + lens[i];
+	}
+	memset(m, 0, sizeof(*m));
+	m->status = 200;
+	m->hdrs = hdrs;
+	m->hdrs_len = sizeof(hdrs);
+	m->nhdrs = 1;
+	m->has_body = true;
+	m->body = b;
+	m->body_len = o;
+	m->body_total = o;
+	m->rest_hash = st_cmp_hash_init();
+	m->path = path;
+	m->path_len = path ? (uint32_t)strlen(path) : 0;
+	return b;
+}
+
+/*
+ * gRPC answers through st_cmp_view_load, as compare takes them: with the schema in the rules,
+ * the type the method's :path answers names the fields (a server-streaming List: every
+ * message); a method the schema does not hold, or no schema, gives field numbers. A field
+ * the redaction policy names is masked once the schema names it.
+ */
+static void test_compare_grpc(void **state)
+{
+	struct pdir *p = *state;
+	struct st_protobuf_schema *s;
+	struct st_cmp_rules rules = { 0 };
+	struct st_cmp_scratch sc = { 0 };
+	struct st_cmp_diffs *o = calloc(1, sizeof(*o));
+	struct st_cmp_view va, vb;
+	struct st_cmp_msg ma, mb;
+	uint8_t *m[2], *ba, *bb;
+	size_t n[2];
+	char err[256], *text2;
+	static const struct {
+		const char *path;
+		unsigned nmsg;
+		bool schema;
+		const char *want;
+		const char *note;
+	} rows[] = {
+		{ "/shop.CartService/Get", 1, true, "$.items[*].price", "" },
+		{ "/shop.CartService/List", 2, true, "$.items[*].price", "first in gRPC message 1" },
+		{ "/shop.CartService/Nope", 1, true, "$.2[*].3", "" },
+		{ "/shop.CartService/Get", 1, false, "$.2[*].3", "" },
+		{ NULL, 1, true, "$.2[*].3", "" },
+	};
+
+	assert_non_null(o);
+	if (!p->ok)
+		skip();
+	s = load(p, "set.pb", err, sizeof(err));
+	assert_non_null(s);
+	text2 = strdup(cart_text);
+	assert_non_null(text2);
+	memcpy(strstr(text2, "price: 0.5"), "price: 0.7", 10);
+	m[0] = encode(p->dir, "shop.Cart", cart_text, &n[0]);
+	m[1] = encode(p->dir, "shop.Cart", text2, &n[1]);
+	for (size_t i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		uint8_t *am[2] = { m[0], m[0] }, *bm[2] = { m[0], m[1] };
+		size_t al[2] = { n[0], n[0] }, bl[2] = { n[0], n[1] };
+		const struct st_cmp_diff *d;
+
+		if (rows[i].nmsg == 1) {
+			bm[0] = m[1];
+			bl[0] = n[1];
+		}
+		rules.schema = rows[i].schema ? s : NULL;
+		ba = grpc_body(&ma, am, al, rows[i].nmsg, rows[i].path);
+		bb = grpc_body(&mb, bm, bl, rows[i].nmsg, rows[i].path);
+		st_cmp_view_init(&va);
+		st_cmp_view_init(&vb);
+		st_cmp_view_load(&va, &rules, &ma);
+		st_cmp_view_load(&vb, &rules, &mb);
+		assert_true(va.json_ok && vb.json_ok);
+		st_cmp_diff(&rules, &sc, &va, &vb, o);
+		if (o->n != 1 || !(d = st_cmp_diffs_find(o, rows[i].want))) {
+			print_error("row %zu: %u differences, want one at %s:\n", i, o->n, rows[i].want);
+			for (uint32_t k = 0; k < o->n; k++)
+				print_error("  %s\n", o->d[k].path);
+			fail();
+		}
+		assert_string_equal(d->note, rows[i].note);
+		if (rows[i].schema && rows[i].want[2] == 'i') {
+			assert_string_equal(d->a, "0.5");
+			assert_string_equal(d->b, "0.7");
+		}
+		st_cmp_view_free(&va);
+		st_cmp_view_free(&vb);
+		free(ba);
+		free(bb);
+	}
+	/* a field whose name the redaction policy lists (token, by default) is masked when the
+	 * descriptor names it; by number nobody can tell it is one */
+	free(m[1]);
+	free(text2);
+	text2 = strdup(cart_text);
+	assert_non_null(text2);
+	memcpy(strstr(text2, "token: \"\\377"), "token: \"\\376", 12);
+	m[1] = encode(p->dir, "shop.Cart", text2, &n[1]);
+	for (int named = 1; named >= 0; named--) {
+		const struct st_cmp_diff *d;
+
+		rules.schema = named ? s : NULL;
+		ba = grpc_body(&ma, &m[0], &n[0], 1, "/shop.CartService/Get");
+		bb = grpc_body(&mb, &m[1], &n[1], 1, "/shop.CartService/Get");
+		st_cmp_view_init(&va);
+		st_cmp_view_init(&vb);
+		st_cmp_view_load(&va, &rules, &ma);
+		st_cmp_view_load(&vb, &rules, &mb);
+		st_cmp_diff(&rules, &sc, &va, &vb, o);
+		assert_int_equal(o->n, 1);
+		d = st_cmp_diffs_find(o, named ? "$.token" : "$.6");
+		assert_non_null(d);
+		if (named) {
+			assert_string_equal(d->a, "(masked)");
+			assert_string_equal(d->b, "(masked)");
+		} else {
+			assert_string_equal(d->a, "\"/wBhYg==\"");
+		}
+		st_cmp_view_free(&va);
+		st_cmp_view_free(&vb);
+		free(ba);
+		free(bb);
+	}
+	st_cmp_scratch_free(&sc);
+	st_protobuf_schema__free(s);
+	free(m[0]);
+	free(m[1]);
+	free(text2);
+	free(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -608,6 +761,7 @@ int main(void)
 		cmocka_unit_test(test_protoc_schemaless),
 		cmocka_unit_test(test_protoc_schema),
 		cmocka_unit_test(test_compare_paths),
+		cmocka_unit_test(test_compare_grpc),
 	};
 	int r = cmocka_run_group_tests(tests, NULL, NULL);
 
