@@ -404,9 +404,13 @@ void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate
 		need = (size_t)a->hdr_len + f->name_len + f->value_len + 2;
 		if (need > ST_CORRELATE_HDR_MAX)
 			continue;
+		if (a->held && *a->held + f->name_len + f->value_len + 2 > a->held_max)
+			continue;
 		nb = realloc(a->hdr, need);
 		if (!nb)
 			continue;
+		if (a->held)
+			*a->held += need - a->hdr_len;
 		a->hdr = nb;
 		for (uint32_t k = 0; k < f->name_len; k++)
 			nb[a->hdr_len + k] = (char)tolower((unsigned char)f->name[k]);
@@ -423,8 +427,11 @@ void st_correlate_ans_body(struct st_correlate_ans *a, const void *p, size_t n)
 
 	if (!a->json || a->cut || !n)
 		return;
-	if ((size_t)a->body_len + n > ST_CORRELATE_BODY_MAX) {
+	if ((size_t)a->body_len + n > ST_CORRELATE_BODY_MAX ||
+	    (a->held && *a->held + n > a->held_max)) {
 		a->cut = true;
+		if (a->held)
+			*a->held -= a->body_len;
 		free(a->body);
 		a->body = NULL;
 		a->body_len = 0;
@@ -438,13 +445,21 @@ void st_correlate_ans_body(struct st_correlate_ans *a, const void *p, size_t n)
 	memcpy(nb + a->body_len, p, n);
 	a->body = nb;
 	a->body_len += (uint32_t)n;
+	if (a->held)
+		*a->held += n;
 }
 
 void st_correlate_ans_free(struct st_correlate_ans *a)
 {
+	uint64_t *held = a->held, max = a->held_max;
+
+	if (held)
+		*held -= (uint64_t)a->hdr_len + a->body_len;
 	free(a->hdr);
 	free(a->body);
 	memset(a, 0, sizeof(*a));
+	a->held = held;
+	a->held_max = max;
 }
 
 /* ---- places: where values sit in an answer -------------------------------------------------- */
@@ -1223,7 +1238,7 @@ void st_correlate_out_free(struct st_correlate_out *out)
 
 /* ---- exchanges ------------------------------------------------------------------------------ */
 
-struct st_correlate_ex *st_correlate_ex_new(unsigned nslots)
+struct st_correlate_ex *st_correlate_ex_new(unsigned nslots, uint64_t *held, uint64_t held_max)
 {
 	struct st_correlate_ex *x = calloc(1, sizeof(*x) + nslots * sizeof(x->tgt[0]));
 
@@ -1231,6 +1246,12 @@ struct st_correlate_ex *st_correlate_ex_new(unsigned nslots)
 		return NULL;
 	x->refs = 1;
 	x->nslots = nslots;
+	x->prod.held = held;
+	x->prod.held_max = held_max;
+	for (unsigned i = 0; i < nslots; i++) {
+		x->tgt[i].held = held;
+		x->tgt[i].held_max = held_max;
+	}
 	return x;
 }
 

@@ -77,6 +77,8 @@ struct st_correlate_ans {
 	bool done;
 	char *body;
 	uint32_t body_len;
+	uint64_t *held;            /* optional: bytes every answer holds, kept up to date */
+	uint64_t held_max;         /* ... and past it, bodies are not kept (cut) */
 };
 
 struct st_correlate;
@@ -151,7 +153,8 @@ struct st_correlate_ex {
 	struct st_correlate_ans tgt[];   /* per slot */
 };
 
-struct st_correlate_ex *st_correlate_ex_new(unsigned nslots);
+/* held, held_max: every answer's (st_correlate_ans). */
+struct st_correlate_ex *st_correlate_ex_new(unsigned nslots, uint64_t *held, uint64_t held_max);
 void st_correlate_ex_get(struct st_correlate_ex *x);
 void st_correlate_ex_put(struct st_correlate_ex *x);
 
