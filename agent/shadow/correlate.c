@@ -336,6 +336,34 @@ enum st_correlate_hit st_correlate__lookup(struct st_correlate *c, const char *v
 	return ST_COR_MAPPED;
 }
 
+static void dump_val(FILE *f, const char *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)v[i];
+
+		if (ch < 0x21 || ch > 0x7e || ch == '\\')
+			fprintf(f, "\\x%02x", ch);
+		else
+			fputc(ch, f);
+	}
+}
+
+int st_correlate__dump(struct st_correlate *c, const char *label, FILE *f)
+{
+	struct cent *e;
+
+	st_list_for_each_entry(e, &c->lru, lru) {
+		if (e->state != E_MAPPED)
+			continue;
+		fprintf(f, "%s\t", label);
+		dump_val(f, e->data, e->pn);
+		fputc('\t', f);
+		dump_val(f, e->data + e->pn, e->tn);
+		fputc('\n', f);
+	}
+	return ferror(f) ? -1 : 0;
+}
+
 void st_correlate__expire(struct st_correlate *c, uint64_t now)
 {
 	/* entries are refreshed when used, so the tail holds the oldest; pending ones have a

@@ -33,6 +33,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "http.h"
 #include "list.h"
@@ -110,6 +111,9 @@ enum st_correlate_hit {
 };
 enum st_correlate_hit st_correlate__lookup(struct st_correlate *c, const char *v, size_t n,
 					   uint64_t now, const char **out, size_t *outlen);
+/* Every mapped value as a line "label TAB production's TAB target's" (bytes other than
+ * printable ASCII as \xHH). 0, or -1 with errno (a write to f failed). */
+int st_correlate__dump(struct st_correlate *c, const char *label, FILE *f);
 /* Entries whose time ran out (TTL, wait) are dropped; a tick calls it. */
 void st_correlate__expire(struct st_correlate *c, uint64_t now);
 

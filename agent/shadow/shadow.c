@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "log.h"
 #include "opts.h"
+#include "output.h"
 #include "shadow_int.h"
 
 #define DETECT_MAX 8192u
@@ -2507,6 +2508,36 @@ void st_shadow__target_stats(const struct st_shadow *sh, unsigned i,
 	out->up = !sh->ts[i].down;
 	out->downs = sh->ts[i].downs;
 	out->dropped_down = sh->ts[i].dropped_down;
+}
+
+int st_shadow__correlate_dump(struct st_shadow *sh, const char *path)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r = 0;
+
+	if (!sh->cor)
+		return 0;
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return -errno;
+	for (unsigned i = 0; i < sh->nslots && !r; i++) {
+		char label[160];
+
+		if (sh->cfg.multiply > 1)
+			snprintf(label, sizeof(label), "%s#%u", sh->cfg.targets[i / sh->cfg.multiply].name,
+				 i % sh->cfg.multiply);
+		else
+			snprintf(label, sizeof(label), "%s", sh->cfg.targets[i].name);
+		r = st_correlate__dump(sh->cor[i], label, f);
+	}
+	if (fclose(f) || r)
+		r = -ENOMEM;
+	if (!r)
+		r = st_output_replace(path, buf, len, ST_OUT_PRIVATE, 0600);
+	free(buf);
+	return r;
 }
 
 ST_STAT_TABLE_DEFINE(st_shadow_stat, struct st_shadow_stats, ST_SHADOW_STATS);

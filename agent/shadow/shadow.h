@@ -390,6 +390,9 @@ void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
  * the answer's head read, in microseconds (HDR histogram, hdr.h). An answer that came before
  * its request was written whole has none. */
 const struct st_hdr *st_shadow__answer_latency(const struct st_shadow *sh);
+/* --correlate-dump: every target's learned values into path (0600, output.h's rules).
+ * 0 or -errno. */
+int st_shadow__correlate_dump(struct st_shadow *sh, const char *path);
 
 /*
  * A load test's pass cache (cfg.load_cache_max): the first pass, fed as segments, is kept;
