@@ -753,6 +753,27 @@ void st_correlate__expect(struct st_correlate *c, const struct st_correlate_ans 
 	st_json_doc_free(&doc);
 }
 
+void st_correlate__explain(struct st_correlate *c, const struct st_correlate_ans *prod, uint64_t now,
+			   void (*fn)(void *ctx, const char *pv, size_t pn, const char *tv, size_t tn),
+			   void *ctx)
+{
+	struct places pl = { 0 };
+	struct st_json_doc doc;
+
+	st_json_doc_init(&doc, PLACES_MAX, 64);
+	places_of(&pl, &c->cfg, prod, &doc);
+	for (uint32_t i = 0; i < pl.n; i++) {
+		const char *o;
+		size_t on;
+
+		if (place_ok(&pl.p[i]) &&
+		    st_correlate__lookup(c, pl.p[i].v, pl.p[i].vn, now, &o, &on) == ST_COR_MAPPED)
+			fn(ctx, pl.p[i].v, pl.p[i].vn, o, on);
+	}
+	pl_free(&pl);
+	st_json_doc_free(&doc);
+}
+
 static int place_cmp(const void *a, const void *b)
 {
 	const struct place *x = a, *y = b;

@@ -100,6 +100,11 @@ void st_correlate__expect(struct st_correlate *c, const struct st_correlate_ans 
 /* Both answers to one request: pairs learned (how many new). */
 unsigned st_correlate__learn(struct st_correlate *c, const struct st_correlate_ans *prod,
 			     const struct st_correlate_ans *tgt, uint64_t now);
+/* Every value of production's answer the map knows, with the target's (fn): what explains a
+ * difference between the two answers (tap compare's correlated). */
+void st_correlate__explain(struct st_correlate *c, const struct st_correlate_ans *prod, uint64_t now,
+			   void (*fn)(void *ctx, const char *pv, size_t pn, const char *tv, size_t tn),
+			   void *ctx);
 /* Puts one pair (tests, and the learners). 1 learned, 0 known or refused. */
 int st_correlate__put(struct st_correlate *c, const char *pv, size_t pn, const char *tv, size_t tn,
 		      uint64_t now);

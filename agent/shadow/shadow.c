@@ -957,16 +957,38 @@ static void cor_prod_head(struct cconn *cc, const struct st_http_head *h)
 	}
 }
 
-static void cor_learn(struct st_shadow *sh, struct st_correlate_ex *x, unsigned slot)
+struct cor_explain {
+	struct st_cmp_pair *pair;
+	enum st_cmp_side side;
+};
+
+static void cor_explained(void *ctx, const char *pv, size_t pn, const char *tv, size_t tn)
 {
-	if (st_correlate__learn(sh->cor[slot], &x->prod, &x->tgt[slot], sh_now(sh)))
+	struct cor_explain *e = ctx;
+
+	st_compare__pair_correlated(e->pair, e->side, pv, pn, tv, tn);
+}
+
+/* Both answers of slot are in: learned from; with tap compare, what the map knows of
+ * production's answer goes to the pair (pair: NULL, or one still held). */
+static void cor_learn(struct st_shadow *sh, struct st_correlate_ex *x, unsigned slot,
+		      struct st_cmp_pair *pair)
+{
+	uint64_t now = sh_now(sh);
+
+	if (st_correlate__learn(sh->cor[slot], &x->prod, &x->tgt[slot], now))
 		sh->cor_wake = true;
 	st_correlate_ans_free(&x->tgt[slot]);
+	if (pair) {
+		struct cor_explain e = { pair, sc_side(slot / sh->cfg.multiply) };
+
+		st_correlate__explain(sh->cor[slot], &x->prod, now, cor_explained, &e);
+	}
 }
 
 /* Production's answer is whole: its values are expected from the targets it went to, and
  * learned from the answers already in. */
-static void cor_prod_done(struct cconn *cc)
+static void cor_prod_done(struct cconn *cc, struct st_cmp_pair *pair)
 {
 	struct st_shadow *sh = cc->sh;
 	struct st_correlate_ex *x = cc->prod_ex;
@@ -980,17 +1002,18 @@ static void cor_prod_done(struct cconn *cc)
 		if (!slot_on(cc, s))
 			continue;
 		st_correlate__expect(sh->cor[s], &x->prod, now);
-		if (x->tgt[s].done)
-			cor_learn(sh, x, s);
+		if (x->tgt[s].done) /* the target answered first (production's bytes were in the ring) */
+			cor_learn(sh, x, s, pair);
 	}
 	st_correlate_ex_put(x);
 }
 
-void sh_cor_tgt_done(struct st_shadow *sh, struct st_correlate_ex *x, unsigned slot)
+void sh_cor_tgt_done(struct st_shadow *sh, struct st_correlate_ex *x, unsigned slot,
+		     struct st_cmp_pair *pair)
 {
 	x->tgt[slot].done = true;
-	if (x->prod.done)
-		cor_learn(sh, x, slot);
+	if (x->prod.done) /* else learned from when production's answer is whole */
+		cor_learn(sh, x, slot, pair);
 }
 
 /* Production's final answer number cc->verdicts starts: the pair of that request, if any. */
@@ -1141,8 +1164,8 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			cc->prod_at_start = true;
 			if (!(ev.head->flags & ST_HTTP_HF_INTERIM)) {
 				cc->prod_done++;
+				cor_prod_done(cc, cc->prod_pair); /* while the pair is held */
 				cmp_prod_done(cc);
-				cor_prod_done(cc);
 			}
 			break;
 		case ST_HTTP_EV_UPGRADED:
@@ -1176,8 +1199,8 @@ static void prod_end(struct cconn *cc)
 		return;
 	st_http__feed_eof(&cc->prod, &ev);
 	if (ev.type == ST_HTTP_EV_MSG_DONE) {
+		cor_prod_done(cc, cc->prod_pair);
 		cmp_prod_done(cc); /* an answer read until the close */
-		cor_prod_done(cc);
 	}
 	cc_cmp_lost(cc, ST_CMP_R_PROD_UNANSWERED);
 	if (cc->arbiter && cc->pe_n) {

@@ -1045,13 +1045,13 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 		case ST_HTTP_EV_MSG_DONE:
 			if (ev.head->flags & ST_HTTP_HF_INTERIM)
 				break;
+			if (sc->cur_ex) { /* learned from, and what it explains told to compare */
+				sh_cor_tgt_done(sh, sc->cur_ex, sc->slot, sc->cur_pair);
+				sc->cur_ex = NULL;
+			}
 			if (sc->cur_pair) {
 				st_compare__pair_done(sc->cur_pair, sc_side(sc->target));
 				sc->cur_pair = NULL;
-			}
-			if (sc->cur_ex) {
-				sh_cor_tgt_done(sh, sc->cur_ex, sc->slot);
-				sc->cur_ex = NULL;
 			}
 			sh->st.responses++;
 			switch (ev.head->status / 100) {

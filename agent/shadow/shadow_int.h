@@ -415,7 +415,8 @@ void cc_cmp_lost(struct cconn *cc, enum st_cmp_reason why);
 void sh_cor_run(struct st_shadow *sh, uint64_t now);
 void sc_cor_drop(struct sconn *sc);
 /* --correlate: a target's answer to ex is complete: learned from, with production's. */
-void sh_cor_tgt_done(struct st_shadow *sh, struct st_correlate_ex *ex, unsigned slot);
+void sh_cor_tgt_done(struct st_shadow *sh, struct st_correlate_ex *ex, unsigned slot,
+		     struct st_cmp_pair *pair);
 
 /* ---- shadow_h2.c: the captured side of HTTP/2 --------------------------------------------- */
 

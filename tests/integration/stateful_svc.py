@@ -131,7 +131,9 @@ class Handler(BaseHTTPRequestHandler):
             user = self.cookie_user()
             if not user:
                 return self.answer(401, {"error": "session"}, route="/me")
-            return self.answer(200, {"user": user, "user_id": USERS[user]}, route="/me")
+            # a candidate with a regression: STATEFUL_MUTATE=1 changes one field of /me
+            shown = user + "!" if os.environ.get("STATEFUL_MUTATE") else user
+            return self.answer(200, {"user": shown, "user_id": USERS[user]}, route="/me")
         if self.path.startswith("/orders/"):
             o, oid, st = self.order()
             if st != 200:

@@ -9,7 +9,9 @@
 #  - without --correlate the shadow answers most requests 401/404 (the problem, shown);
 #  - with it, at least 99% of the shadow's answers have production's status (by route), the
 #    shadow holds every order production does, the counters say values were learned and
-#    requests rewritten; --correlate-dump writes the map 0600;
+#    requests rewritten; --correlate-dump writes the map 0600; tap compare with a reference
+#    (a third instance, its own map) counts the sessions and ids as correlated and finds the
+#    one regression the candidate has (it changes $.user of GET /me), nothing else;
 #  - the same capture replayed (`replay --correlate`) to a fresh shadow: the same.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
@@ -46,13 +48,14 @@ matched() {
 refused() { awk '{ n++ } $3 == 401 || $3 == 404 { r++ } END { printf "%d\n", n ? 1000 * r / n : 0 }' "$1"; }
 orders() { grep -c '^POST /orders 201$' "$1" || true; }
 
-# run NAME ARGS...: fresh production and shadow, the agent with ARGS, the clients; waits for
-# the shadow to have answered as many requests as production.
+# run NAME ARGS...: fresh production and shadow (and reference on 8081), the agent with ARGS,
+# the clients; waits for the shadow to have answered as many requests as production.
 run() {
 	local name=$1 nprod
 	shift
 	svc_start "prod_$name" "$ST_SRV_NS" "$ST_SRV4" 80
-	svc_start "shadow_$name" "$ST_CLI_NS" "$ST_CLI4" 8080
+	STATEFUL_MUTATE=${MUTATE:-} svc_start "shadow_$name" "$ST_CLI_NS" "$ST_CLI4" 8080
+	svc_start "ref_$name" "$ST_CLI_NS" "$ST_CLI4" 8081
 	sh_agent_start "agent_$name" "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" "$@"
 	st_log "$name: $USERS users, $ORDERS orders each, keep-alive, a second connection each"
 	st_in "$ST_CLI_NS" timeout 120 python3 "$CLIENT" "$ST_SRV4" 80 "$USERS" "$ORDERS" ||
@@ -62,6 +65,7 @@ run() {
 	sh_agent_stop "agent_$name"
 	svc_stop "prod_$name"
 	svc_stop "shadow_$name"
+	svc_stop "ref_$name"
 	st_log "$name: production answered $nprod, the shadow $(wc -l <"$ST_TMP/shadow_$name.log"):" \
 		"matched $(matched "$ST_TMP/prod_$name.log" "$ST_TMP/shadow_$name.log")‰," \
 		"shadow refused $(refused "$ST_TMP/shadow_$name.log")‰"
@@ -76,10 +80,11 @@ r=$(refused "$ST_TMP/shadow_plain.log")
 
 st_tcpdump_start rec "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/rec.pcap" 'tcp port 80'
 rec_pid=$ST_TCPDUMP_PID
-run corr --correlate --correlate-dump "$ST_TMP/map.tsv"
+MUTATE=1 run corr --correlate --correlate-dump "$ST_TMP/map.tsv" --reference "$ST_CLI4:8081" \
+	--diffs "$ST_TMP/diffs.jsonl"
 st_tcpdump_stop "$rec_pid" rec || true
 nprod=$(wc -l <"$ST_TMP/prod_corr.log")
-sh_expect replayed -eq "$nprod"
+sh_expect replayed -eq $((2 * nprod)) # the candidate and the reference
 sh_expect dropped -eq 0
 sh_expect correlated_values -ge $((USERS * (3 + ORDERS)))
 sh_expect rewritten_requests -ge $((nprod - USERS))
@@ -89,6 +94,16 @@ m=$(matched "$ST_TMP/prod_corr.log" "$ST_TMP/shadow_corr.log")
 	st_fail "with --correlate the shadow matched production's statuses for only $m‰"; }
 [ "$(orders "$ST_TMP/shadow_corr.log")" -eq "$(orders "$ST_TMP/prod_corr.log")" ] ||
 	st_fail "the shadow holds $(orders "$ST_TMP/shadow_corr.log") orders, production $(orders "$ST_TMP/prod_corr.log")"
+nme=$(grep -c '^GET /me 200$' "$ST_TMP/prod_corr.log")
+sh_expect compared -eq "$nprod"
+sh_expect correlated -gt "$nprod"
+n=$(grep -c '"\$\.user"' "$ST_TMP/diffs.jsonl" || true)
+[ "$n" -eq "$nme" ] || st_fail "--diffs: $n lines name \$.user, want $nme (the candidate's regression)"
+if grep -v '"\$\.user"' "$ST_TMP/diffs.jsonl" | grep -q .; then
+	grep -v '"\$\.user"' "$ST_TMP/diffs.jsonl" | head -c 3000; st_fail "--diffs holds more than the regression"
+fi
+sh_expect differing -eq "$nme"
+st_log "compare: compared=$(sh_field compared) correlated=$(sh_field correlated) differing=$(sh_field differing)"
 [ "$(stat -c %a "$ST_TMP/map.tsv")" = 600 ] || st_fail "--correlate-dump is not 0600"
 [ "$(grep -c . "$ST_TMP/map.tsv")" -ge $((USERS * ORDERS)) ] || st_fail "--correlate-dump holds too few values"
 
