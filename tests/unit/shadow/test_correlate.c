@@ -269,6 +269,32 @@ static void test_pending(void **state)
 	st_correlate__free(c);
 }
 
+static void explained(void *ctx, const char *pv, size_t pn, const char *tv, size_t tn)
+{
+	char *out = ctx;
+
+	snprintf(out + strlen(out), 512 - strlen(out), "%.*s>%.*s;", (int)pn, pv, (int)tn, tv);
+}
+
+/* What the map knows of an answer: the pairs tap compare gets. */
+static void test_explain(void **state)
+{
+	struct st_correlate_config cfg = { 0 };
+	struct st_correlate *c = new_map(&cfg);
+	struct st_correlate_ans p;
+	char out[512] = "";
+
+	(void)state;
+	st_correlate__put(c, UUID_P, 36, UUID_T, 36, 1);
+	st_correlate__put(c, "u-00000001", 10, "u-00000777", 10, 1);
+	ans_from(&cfg, "HTTP/1.1 200 OK\r\nLocation: /orders/" UUID_P "\r\nContent-Length: 44\r\n\r\n"
+		       "{\"user_id\":\"u-00000001\",\"other\":\"u-0000000\"}", &p);
+	st_correlate__explain(c, &p, 2, explained, out);
+	assert_string_equal(out, UUID_P ">" UUID_T ";u-00000001>u-00000777;");
+	st_correlate_ans_free(&p);
+	st_correlate__free(c);
+}
+
 /* ---- rewriting -------------------------------------------------------------------------------- */
 
 static const char *const table[][2] = {
@@ -456,6 +482,7 @@ int main(void)
 		cmocka_unit_test(test_learn_headers),
 		cmocka_unit_test(test_conflict),
 		cmocka_unit_test(test_pending),
+		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_rewrite_head),
 		cmocka_unit_test(test_rewrite_body),
 		cmocka_unit_test(test_lru_cap),
