@@ -309,7 +309,8 @@ static void pend(struct st_correlate *c, const char *pv, size_t pn, uint64_t now
 {
 	if (!c->cfg.wait_ns || !pn || *find(c, pv, pn, vhash(c, pv, pn)))
 		return;
-	insert(c, pv, pn, NULL, 0, E_PENDING, now + c->cfg.wait_ns);
+	/* twice the wait: a request that waited its time out still finds it pending (unmapped) */
+	insert(c, pv, pn, NULL, 0, E_PENDING, now + 2 * c->cfg.wait_ns);
 }
 
 enum st_correlate_hit st_correlate__lookup(struct st_correlate *c, const char *v, size_t n,

@@ -95,7 +95,7 @@ void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate
 void st_correlate_ans_body(struct st_correlate_ans *a, const void *p, size_t n);
 void st_correlate_ans_free(struct st_correlate_ans *a);
 
-/* Production's answer (done): the values it brings wait as pending (up to cfg.wait_ns). */
+/* Production's answer (done): the values it brings are pending (for twice cfg.wait_ns). */
 void st_correlate__expect(struct st_correlate *c, const struct st_correlate_ans *prod, uint64_t now);
 /* Both answers to one request: pairs learned (how many new). */
 unsigned st_correlate__learn(struct st_correlate *c, const struct st_correlate_ans *prod,

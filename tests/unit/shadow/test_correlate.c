@@ -257,13 +257,13 @@ static void test_pending(void **state)
 	assert_int_equal(st_correlate__lookup(c, "constant-value-1", 16, 1200 * MS, &o, &on),
 			 ST_COR_UNKNOWN);
 	st_correlate_ans_free(&t);
-	/* a target that never answers: the value is pending for the wait, then unknown */
+	/* a target that never answers: the value is pending for twice the wait, then unknown */
 	st_correlate__free(c);
 	c = new_map(&cfg);
 	st_correlate__expect(c, &p, 1000 * MS);
-	assert_int_equal(st_correlate__lookup(c, "prodSESSION12345", 16, 1299 * MS, &o, &on),
+	assert_int_equal(st_correlate__lookup(c, "prodSESSION12345", 16, 1599 * MS, &o, &on),
 			 ST_COR_PENDING);
-	assert_int_equal(st_correlate__lookup(c, "prodSESSION12345", 16, 1301 * MS, &o, &on),
+	assert_int_equal(st_correlate__lookup(c, "prodSESSION12345", 16, 1601 * MS, &o, &on),
 			 ST_COR_UNKNOWN);
 	st_correlate_ans_free(&p);
 	st_correlate__free(c);
