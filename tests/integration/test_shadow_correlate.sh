@@ -103,6 +103,7 @@ if grep -v '"\$\.user"' "$ST_TMP/diffs.jsonl" | grep -q .; then
 	grep -v '"\$\.user"' "$ST_TMP/diffs.jsonl" | head -c 3000; st_fail "--diffs holds more than the regression"
 fi
 sh_expect differing -eq "$nme"
+st_summary_documented "$SH_SUMMARY" "shadow and replay" "Tap compare" "The tap"
 st_log "compare: compared=$(sh_field compared) correlated=$(sh_field correlated) differing=$(sh_field differing)"
 [ "$(stat -c %a "$ST_TMP/map.tsv")" = 600 ] || st_fail "--correlate-dump is not 0600"
 [ "$(grep -c . "$ST_TMP/map.tsv")" -ge $((USERS * ORDERS)) ] || st_fail "--correlate-dump holds too few values"
