@@ -1212,6 +1212,15 @@ static int outputs_open(struct receive *rx)
 			pr_err("receive: compare: %s", strerror(errno));
 			return ST_EXIT_RUNTIME;
 		}
+		if (rx->cor.dump) { /* written at the end: a path that cannot be fails now */
+			int e = st_output_check(rx->cor.dump, ST_OUT_PRIVATE, 0600);
+
+			if (e) {
+				pr_err("receive: --correlate-dump %s: %s", rx->cor.dump,
+				       st_output_strerror(e));
+				return ST_EXIT_RUNTIME;
+			}
+		}
 		rx->sh = st_shadow__new(&rx->scfg);
 		if (!rx->sh) {
 			pr_err("receive: shadow engine: %s", strerror(errno));

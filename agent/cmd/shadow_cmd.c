@@ -1301,6 +1301,11 @@ static int start_engine(struct shadow_cmd *c)
 		pr_err("%s: compare: %s", c->cmd, strerror(errno));
 		return -1;
 	}
+	/* --correlate-dump is written at the end: a path that cannot be fails now */
+	if (c->cor.dump && (err = st_output_check(c->cor.dump, ST_OUT_PRIVATE, 0600))) {
+		pr_err("%s: --correlate-dump %s: %s", c->cmd, c->cor.dump, st_output_strerror(err));
+		return -1;
+	}
 	c->sh = st_shadow__new(&c->cfg);
 	if (!c->sh) {
 		pr_err("%s: %s", c->cmd, strerror(errno));
