@@ -891,7 +891,8 @@ static void rw_text(struct rw *r, struct obuf *b, const char *s, size_t n)
 	size_t i = 0;
 
 	while (i < n) {
-		size_t j = i;
+		size_t j = i, k;
+		bool mixed = false;
 
 		if (!wide_char((unsigned char)s[i])) {
 			while (j < n && !wide_char((unsigned char)s[j]))
@@ -901,31 +902,29 @@ static void rw_text(struct rw *r, struct obuf *b, const char *s, size_t n)
 			continue;
 		}
 		while (j < n && wide_char((unsigned char)s[j]))
-			j++;
-		bool mixed = false;
+			mixed |= !strict_char((unsigned char)s[j++]);
+		if (rw_token(r, b, s + i, j - i)) {
+			i = j;
+			continue;
+		}
+		if (!mixed) { /* tried whole already */
+			ob_put(b, s + i, j - i);
+			i = j;
+			continue;
+		}
+		for (k = i; k < j;) {
+			size_t m = k;
 
-		for (size_t k = i; k < j; k++)
-			mixed |= !strict_char((unsigned char)s[k]);
-		if (!rw_token(r, b, s + i, j - i)) {
-			if (!mixed) {
-				ob_put(b, s + i, j - i);
-				i = j;
+			if (!strict_char((unsigned char)s[k])) {
+				ob_put(b, s + k, 1);
+				k++;
 				continue;
 			}
-			for (size_t k = i; k < j;) {
-				size_t m = k;
-
-				if (!strict_char((unsigned char)s[k])) {
-					ob_put(b, s + k, 1);
-					k++;
-					continue;
-				}
-				while (m < j && strict_char((unsigned char)s[m]))
-					m++;
-				if (!rw_token(r, b, s + k, m - k))
-					ob_put(b, s + k, m - k);
-				k = m;
-			}
+			while (m < j && strict_char((unsigned char)s[m]))
+				m++;
+			if (!rw_token(r, b, s + k, m - k))
+				ob_put(b, s + k, m - k);
+			k = m;
 		}
 		i = j;
 	}

@@ -36,7 +36,6 @@
 #include <stdio.h>
 
 #include "http.h"
-#include "list.h"
 
 #define ST_CORRELATE_MIN_LEN 8                 /* shortest value learned by shape or name */
 #define ST_CORRELATE_MIN_LEN_NAMED 4           /* ... in a place the operator named */
