@@ -126,14 +126,17 @@ static void test_learn_cookies(void **state)
 	learn(c, &cfg,
 	      "HTTP/1.1 200 OK\r\nSet-Cookie: sid=prodSESSION12345; Path=/; HttpOnly\r\n"
 	      "Set-Cookie: theme=dark\r\nSet-Cookie: csrf=\"samesamesame1\"\r\n"
-	      "Set-Cookie: lang=en-GB-x\r\nContent-Length: 0\r\n\r\n",
+	      "Set-Cookie: lang=en-GB-x\r\nSet-Cookie: tok=****************\r\n"
+	      "Content-Length: 0\r\n\r\n",
 	      "HTTP/1.1 200 OK\r\nSet-Cookie: lang=fr-FR-yy\r\nSet-Cookie: csrf=\"samesamesame1\"\r\n"
 	      "Set-Cookie: theme=light\r\nSet-Cookie: sid=shadowSESSION987; Path=/\r\n"
+	      "Set-Cookie: tok=shadowTOKEN00001\r\n"
 	      "Content-Length: 0\r\n\r\n", 1);
 	assert_string_equal(mapped(c, "prodSESSION12345", 2), "shadowSESSION987");
 	assert_null(mapped(c, "dark", 2));            /* shorter than the minimum */
 	assert_null(mapped(c, "en-GB-x", 2));         /* 7 < 8 */
 	assert_null(mapped(c, "samesamesame1", 2));   /* the same in both */
+	assert_null(mapped(c, "****************", 2)); /* what redaction leaves: no value */
 	st_correlate__stats(c, &st);
 	assert_int_equal(st.learned, 1);
 	st_correlate__free(c);
@@ -182,14 +185,14 @@ static void test_learn_json(void **state)
 	c = new_map(&cfg);
 	learn(c, &cfg,
 	      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\n"
-	      "{\"sid\":\"aaaaaaaaaaaaaa\"}",
+	      "{\"sid\":\"sid-prod-00001\"}",
 	      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\n"
-	      "{\"sid\":\"bbbbbbbbbbbbbb\"}", 1);
-	assert_null(mapped(c, "aaaaaaaaaaaaaa", 2));
+	      "{\"sid\":\"sid-tgt-000099\"}", 1);
+	assert_null(mapped(c, "sid-prod-00001", 2));
 	/* no media type: JSON by content */
-	learn(c, &cfg, "HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"sid\":\"aaaaaaaaaaaaaa\"}",
-	      "HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"sid\":\"bbbbbbbbbbbbbb\"}", 1);
-	assert_string_equal(mapped(c, "aaaaaaaaaaaaaa", 2), "bbbbbbbbbbbbbb");
+	learn(c, &cfg, "HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-prod-00001\"}",
+	      "HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-tgt-000099\"}", 1);
+	assert_string_equal(mapped(c, "sid-prod-00001", 2), "sid-tgt-000099");
 	st_correlate__free(c);
 }
 
