@@ -155,6 +155,7 @@ class Handler(BaseHTTPRequestHandler):
 
 if __name__ == "__main__":
     LOG = open(sys.argv[3], "a", buffering=1)
+    ThreadingHTTPServer.request_queue_size = 128  # a replay opens many connections at once
     srv = ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), Handler)
     srv.daemon_threads = True
     srv.serve_forever()
