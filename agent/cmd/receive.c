@@ -270,6 +270,12 @@ static int parse(struct receive *rx, int argc, char **argv)
 		pr_err("receive: %s", err);
 		return ST_EXIT_USAGE;
 	}
+	if (rx->lo.on && (rx->cor.flag || rx->cor.wait_s >= 0 || rx->cor.max_mem || rx->cor.dump ||
+			  rx->cor.cfg.n_fields || rx->cor.cfg.n_headers)) {
+		pr_err("receive: --correlate is not for a load test (--rate, --steps): it replays "
+		       "requests as recorded");
+		return ST_EXIT_USAGE;
+	}
 	if (rx->lo.on && !rx->to) {
 		pr_err("receive: %s is a load test of --to's replay: it needs --to HOST:PORT",
 		       rx->lo.nsteps ? "--steps" : "--rate");

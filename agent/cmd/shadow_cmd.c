@@ -438,6 +438,9 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 		return bad(c, "%s", err);
 	if (st_correlate_opts_check(&c->cor, &c->cfg, err, sizeof(err)))
 		return bad(c, "%s", err);
+	if (c->cor.on && c->lo.on)
+		return bad(c, "%s", "--correlate is not for a load test (--rate, --steps): it replays "
+			   "requests as recorded");
 	if (c->cmp.redact.none && st_redact_added(&c->cmp.redact))
 		return bad(c, "%s", "--no-redact and --redact-header/--redact-query/--redact-field "
 			   "contradict each other");
