@@ -24,11 +24,11 @@
 
 #include <cmocka.h>
 
+#include "correlate.h"
 #include "h2.h"
 #include "http.h"
 #include "loop.h"
 #include "hdr.h"
-#include "correlate.h"
 #include "shadow.h"
 #include "shadow_harness.h"
 
