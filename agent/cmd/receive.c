@@ -44,6 +44,7 @@
 #include "pcapw.h"
 #include "progress.h"
 #include "compare_opts.h"
+#include "correlate_opts.h"
 #include "shadow.h"
 #include "stream.h"
 #include "tlslink.h"
@@ -132,6 +133,7 @@ struct receive {
 	struct st_load_opts lo;     /* --rate, --steps ... (load_opts.h), with --to */
 	struct st_load *load;
 	uint64_t last_report;
+	struct st_correlate_opts cor; /* --correlate ... (correlate_opts.h), with --to */
 	bool fast;                  /* --to without the stream's timing */
 	/* --to's pacing: segments waiting for their time, a min-heap on (due, seq) */
 	struct pseg **pq;
@@ -214,11 +216,12 @@ static int parse(struct receive *rx, int argc, char **argv)
 		{ st_kafka_opts, st_kafka_opts_n, &rx->kafka, ST_OPT_TITLE_KAFKA },
 		{ st_kafka_consumer_opts, st_kafka_consumer_opts_n, &rx->kafka, ST_OPT_TITLE_KAFKA },
 		{ st_cmp_tuning_opts, st_cmp_tuning_opts_n, &rx->cmp, ST_OPT_TITLE_COMPARE },
+		{ st_correlate_opts, st_correlate_opts_n, &rx->cor, ST_CORRELATE_OPTS_TITLE },
 	};
 	/* in a load test --report and --report-json are its, compare's go next to them */
-	const char *paths[6];
+	const char *paths[7];
 	const char *opts[] = { "-w", "--report", "--report-json", "--diffs", "--report",
-			       "--report-json" };
+			       "--report-json", "--correlate-dump" };
 	char err[512];
 	int first, rc;
 
@@ -267,6 +270,12 @@ static int parse(struct receive *rx, int argc, char **argv)
 		pr_err("receive: %s", err);
 		return ST_EXIT_USAGE;
 	}
+	if (rx->lo.on && (rx->cor.flag || rx->cor.wait_s >= 0 || rx->cor.max_mem || rx->cor.dump ||
+			  rx->cor.cfg.n_fields || rx->cor.cfg.n_headers)) {
+		pr_err("receive: --correlate is not for a load test (--rate, --steps): it replays "
+		       "requests as recorded");
+		return ST_EXIT_USAGE;
+	}
 	if (rx->lo.on && !rx->to) {
 		pr_err("receive: %s is a load test of --to's replay: it needs --to HOST:PORT",
 		       rx->lo.nsteps ? "--steps" : "--rate");
@@ -274,6 +283,11 @@ static int parse(struct receive *rx, int argc, char **argv)
 	}
 	if (rx->lo.on && rx->fast) {
 		pr_err("receive: %s sets --to's pace: no --fast", rx->lo.nsteps ? "--steps" : "--rate");
+		return ST_EXIT_USAGE;
+	}
+	if ((rx->cor.flag || rx->cor.on || rx->cor.wait_s >= 0 || rx->cor.max_mem || rx->cor.dump) &&
+	    !rx->to) {
+		pr_err("receive: --correlate rewrites the requests of a replay: it needs --to HOST:PORT");
 		return ST_EXIT_USAGE;
 	}
 	if (st_cmp_opts_given(&rx->cmp) && !rx->to) {
@@ -296,7 +310,8 @@ static int parse(struct receive *rx, int argc, char **argv)
 	paths[3] = rx->cmp.diffs;
 	paths[4] = rx->lo.report;
 	paths[5] = rx->lo.report_json;
-	if (st_output_distinct(paths, opts, 6, err, sizeof(err))) {
+	paths[6] = rx->cor.dump;
+	if (st_output_distinct(paths, opts, 7, err, sizeof(err))) {
 		pr_err("receive: %s", err);
 		return ST_EXIT_USAGE;
 	}
@@ -1164,7 +1179,8 @@ static int outputs_open(struct receive *rx)
 			return ST_EXIT_USAGE;
 		}
 		rx->scfg.n_targets = 1;
-		if (st_cmp_opts_check(&rx->cmp, &rx->scfg, err, sizeof(err))) {
+		if (st_cmp_opts_check(&rx->cmp, &rx->scfg, err, sizeof(err)) ||
+		    st_correlate_opts_check(&rx->cor, &rx->scfg, err, sizeof(err))) {
 			pr_err("receive: %s", err);
 			return ST_EXIT_USAGE;
 		}
@@ -1201,6 +1217,15 @@ static int outputs_open(struct receive *rx)
 								     &rx->scfg))) {
 			pr_err("receive: compare: %s", strerror(errno));
 			return ST_EXIT_RUNTIME;
+		}
+		if (rx->cor.dump) { /* written at the end: a path that cannot be fails now */
+			int e = st_output_check(rx->cor.dump, ST_OUT_PRIVATE, 0600);
+
+			if (e) {
+				pr_err("receive: --correlate-dump %s: %s", rx->cor.dump,
+				       st_output_strerror(e));
+				return ST_EXIT_RUNTIME;
+			}
 		}
 		rx->sh = st_shadow__new(&rx->scfg);
 		if (!rx->sh) {
@@ -1301,6 +1326,7 @@ int cmd_receive(int argc, char **argv)
 		return ST_EXIT_RUNTIME;
 	}
 	rx->fd = rx->dirfd = -1;
+	st_correlate_opts_init(&rx->cor);
 	rc = parse(rx, argc, argv);
 	if (rc) {
 		rc = rc < 0 ? ST_EXIT_OK : rc;
@@ -1404,6 +1430,14 @@ int cmd_receive(int argc, char **argv)
 		/* the last reports, and any that failed on the way (each said once) */
 		if (load_reports(rx) || st_load__output_errors(rx->load))
 			rx->failed = true;
+	}
+	if (rx->sh && rx->cor.dump) {
+		int e = st_shadow__correlate_dump(rx->sh, rx->cor.dump);
+
+		if (e) {
+			pr_err("receive: --correlate-dump %s: %s", rx->cor.dump, st_output_strerror(e));
+			rx->failed = true;
+		}
 	}
 	if (rx->sink && st_flowsink__flush(rx->sink))
 		rx->failed = true;

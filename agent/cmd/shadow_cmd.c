@@ -21,6 +21,7 @@
 #include "commands.h"
 #include "compare.h"
 #include "compare_opts.h"
+#include "correlate_opts.h"
 #include "hdr.h"
 #include "job.h"
 #include "load.h"
@@ -86,6 +87,7 @@ struct shadow_cmd {
 	struct st_tap_summary tap_sum; /* the tap's counters, kept after the detach */
 	struct st_cmp_opts cmp;
 	struct st_compare *compare;
+	struct st_correlate_opts cor;
 	const char *what;            /* the summary line's name ("summary job=NAME") */
 	/* replay --rate/--steps: a load test */
 	struct st_load_opts lo;
@@ -360,6 +362,8 @@ static size_t optsets(struct shadow_cmd *c, struct st_optset *sets)
 	if (!c->replay)
 		sets[n++] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n,
 						&c->target, ST_OPT_TITLE_TAP };
+	sets[n++] = (struct st_optset){ st_correlate_opts, st_correlate_opts_n, &c->cor,
+					ST_CORRELATE_OPTS_TITLE };
 	sets[n++] = (struct st_optset)ST_OPTSET_T(engine_limit_opts, c, ST_OPT_TITLE_LIMITS);
 	sets[n++] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->target,
 					ST_OPT_TITLE_LIMITS };
@@ -432,17 +436,22 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 		return r;
 	if (st_cmp_opts_check(&c->cmp, &c->cfg, err, sizeof(err)))
 		return bad(c, "%s", err);
+	if (st_correlate_opts_check(&c->cor, &c->cfg, err, sizeof(err)))
+		return bad(c, "%s", err);
+	if (c->cor.on && c->lo.on)
+		return bad(c, "%s", "--correlate is not for a load test (--rate, --steps): it replays "
+			   "requests as recorded");
 	if (c->cmp.redact.none && st_redact_added(&c->cmp.redact))
 		return bad(c, "%s", "--no-redact and --redact-header/--redact-query/--redact-field "
 			   "contradict each other");
 	{
 		/* in a load test --report and --report-json are its, compare's go next to them */
 		const char *paths[] = { c->metrics, c->cmp.report, c->cmp.report_json, c->cmp.diffs,
-					c->lo.report, c->lo.report_json };
+					c->lo.report, c->lo.report_json, c->cor.dump };
 		const char *opts[] = { "--metrics", "--report", "--report-json", "--diffs",
-				       "--report", "--report-json" };
+				       "--report", "--report-json", "--correlate-dump" };
 
-		if (st_output_distinct(paths, opts, 6, err, sizeof(err)))
+		if (st_output_distinct(paths, opts, 7, err, sizeof(err)))
 			return bad(c, "%s", err);
 	}
 	if (!c->replay && st_target_check(&c->target, c->cmd))
@@ -1295,6 +1304,11 @@ static int start_engine(struct shadow_cmd *c)
 		pr_err("%s: compare: %s", c->cmd, strerror(errno));
 		return -1;
 	}
+	/* --correlate-dump is written at the end: a path that cannot be fails now */
+	if (c->cor.dump && (err = st_output_check(c->cor.dump, ST_OUT_PRIVATE, 0600))) {
+		pr_err("%s: --correlate-dump %s: %s", c->cmd, c->cor.dump, st_output_strerror(err));
+		return -1;
+	}
 	c->sh = st_shadow__new(&c->cfg);
 	if (!c->sh) {
 		pr_err("%s: %s", c->cmd, strerror(errno));
@@ -1345,6 +1359,14 @@ static int end_run(struct shadow_cmd *c, int r)
 		load_reports(c);
 	}
 	verdict = st_cmp_opts_end(&c->cmp, c->compare);
+	if (c->cor.dump) {
+		int e = st_shadow__correlate_dump(c->sh, c->cor.dump);
+
+		if (e) {
+			pr_err("%s: --correlate-dump %s: %s", c->cmd, c->cor.dump, st_output_strerror(e));
+			r = -1;
+		}
+	}
 	print_stats(c, c->what ? c->what : "summary");
 	if (c->load)
 		st_load__print_end(c->load, stderr);
@@ -1380,6 +1402,7 @@ static void init_cmd(struct shadow_cmd *c, bool replay)
 	c->cfg.mark_name = "X-Shadowtap";
 	c->cfg.mark_value = "1";
 	c->drain_s = -1;
+	st_correlate_opts_init(&c->cor);
 }
 
 static void job_init(void *obj)

@@ -49,6 +49,8 @@ struct pside {
 	uint32_t hdrs_len, nhdrs;
 	char *trls;               /* HTTP/2 trailers, the same way */
 	uint32_t trls_len, ntrls;
+	char *corr;               /* --correlate: value pairs (compare_diff.h, st_cmp_msg) */
+	uint32_t corr_len;
 	uint8_t *body;
 	uint32_t body_len, body_cap;
 	uint64_t body_total;
@@ -193,6 +195,9 @@ static void side_free(struct st_compare *c, struct st_cmp_pair *p, struct pside 
 	free(s->hdrs);
 	free(s->trls);
 	free(s->body);
+	free(s->corr);
+	s->corr = NULL;
+	s->corr_len = 0;
 	s->hdrs = s->trls = NULL;
 	s->body = NULL;
 	s->hdrs_len = s->nhdrs = s->trls_len = s->ntrls = s->body_len = s->body_cap = 0;
@@ -310,6 +315,8 @@ static void msg_of(struct st_cmp_msg *m, const struct pside *s)
 	m->trls = s->trls;
 	m->trls_len = s->trls_len;
 	m->ntrls = s->ntrls;
+	m->corr = s->corr;
+	m->corr_len = s->corr_len;
 	m->body = s->body;
 	m->body_len = s->body_len;
 	m->body_total = s->body_total;
@@ -519,6 +526,7 @@ static void process(struct st_compare *c, struct st_cmp_pair *p)
 	c->st.compared++;
 	c->st.differing += v == ST_CMP_DIFFERING;
 	c->st.noise_only += v == ST_CMP_NOISE_ONLY;
+	c->st.correlated += c->raw->correlated;
 	c->st.compare_endpoints = c->agg.n;
 	c->dirty = true;
 	pthread_mutex_unlock(&c->mu);
@@ -1109,6 +1117,35 @@ void st_compare__pair_trailers(struct st_cmp_pair *p, enum st_cmp_side s,
 	ps->ntrls = n;
 }
 
+#define CORR_MAX (16u * 1024) /* value pairs kept per side */
+
+void st_compare__pair_correlated(struct st_cmp_pair *p, enum st_cmp_side s, const char *pv,
+				 size_t pn, const char *tv, size_t tn)
+{
+	struct pside *ps = &p->side[s];
+	size_t need = 4 + pn + tn;
+	char *n;
+
+	if (p->dead || (ps->state != SS_HEAD && ps->state != SS_DONE) || pn > UINT16_MAX ||
+	    tn > UINT16_MAX ||
+	    ps->corr_len + need > CORR_MAX || !mem_take(p, need))
+		return;
+	n = realloc(ps->corr, ps->corr_len + need);
+	if (!n) {
+		pair_shed(p, ST_CMP_R_MEMORY);
+		return;
+	}
+	ps->corr = n;
+	n += ps->corr_len;
+	n[0] = (char)(pn & 0xff);
+	n[1] = (char)(pn >> 8);
+	n[2] = (char)(tn & 0xff);
+	n[3] = (char)(tn >> 8);
+	memcpy(n + 4, pv, pn);
+	memcpy(n + 4 + pn, tv, tn);
+	ps->corr_len += (uint32_t)need;
+}
+
 void st_compare__pair_body(struct st_cmp_pair *p, enum st_cmp_side s, const void *data, size_t n)
 {
 	struct pside *ps = &p->side[s];
@@ -1164,8 +1201,8 @@ void st_compare__pair_reset(struct st_cmp_pair *p, enum st_cmp_side s)
 
 	if (p->dead || ps->state != SS_HEAD)
 		return;
-	if (ps->hdrs || ps->trls || ps->body) {
-		uint64_t freed = ps->hdrs_len + ps->trls_len + ps->body_cap;
+	if (ps->hdrs || ps->trls || ps->body || ps->corr) {
+		uint64_t freed = ps->hdrs_len + ps->trls_len + ps->body_cap + ps->corr_len;
 
 		side_free(p->c, p, ps);
 		p->mem -= freed <= p->mem ? freed : p->mem;

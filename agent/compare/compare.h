@@ -77,6 +77,8 @@ enum st_cmp_reason {
 	X(T, not_compared_memory, DETAIL, "not compared: --compare-max-mem was reached")        \
 	X(T, not_compared_backlog, DETAIL, "not compared: the comparison queue was full")      \
 	X(T, not_compared_upgrade, DETAIL, "not compared: the connection switched protocols")  \
+	X(T, correlated, COUNTER, "differences --correlate explains (the candidate's own session or id " \
+				  "where production had its own): neither regressions nor noise")      \
 	X(T, diffs_written, COUNTER, "lines written to --diffs")                                \
 	X(T, diffs_dropped, DETAIL, "differing pairs not written: --diffs-max-mb reached")      \
 	X(T, reports_written, COUNTER, "times the --report/--report-json files were written")   \
@@ -180,6 +182,11 @@ void st_compare__pair_trailers(struct st_cmp_pair *p, enum st_cmp_side s,
 			       const struct st_http_header *f, uint32_t n);
 /* Body bytes of that answer (decoded from chunked framing: payload only). */
 void st_compare__pair_body(struct st_cmp_pair *p, enum st_cmp_side s, const void *data, size_t n);
+/* --correlate: production's value pv maps to side s's value tv (learned): where s answered
+ * tv and production pv, that is no difference (counted as correlated). Bounded per side;
+ * once s's answer is done, only while another holder still keeps the pair. */
+void st_compare__pair_correlated(struct st_cmp_pair *p, enum st_cmp_side s, const char *pv,
+				 size_t pn, const char *tv, size_t tn);
 /* That answer is complete. */
 void st_compare__pair_done(struct st_cmp_pair *p, enum st_cmp_side s);
 /* Side s will never answer: reason. */

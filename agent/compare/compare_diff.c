@@ -1034,6 +1034,65 @@ static void diff_cookies(struct st_cmp_diffs *o, struct hent *a, size_t na, stru
 	}
 }
 
+/* ---- --correlate: differences the shadow's own sessions and ids explain -------------------- */
+
+static bool corr_has(const struct st_cmp_diffs *o, const char *a, size_t an, const char *b,
+		     size_t bn)
+{
+	for (uint32_t i = 0; i + 4 <= o->corr_len;) {
+		const unsigned char *e = (const unsigned char *)o->corr + i;
+		size_t pn = e[0] | (size_t)e[1] << 8, tn = e[2] | (size_t)e[3] << 8;
+
+		if (i + 4 + pn + tn > o->corr_len)
+			break;
+		if (pn == an && tn == bn && !memcmp(e + 4, a, an) && !memcmp(e + 4 + pn, b, bn))
+			return true;
+		i += (uint32_t)(4 + pn + tn);
+	}
+	return false;
+}
+
+static bool corr_char(unsigned char c)
+{
+	return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+/* a (production's) and b (the shadow's) differ only where a known pair maps one to the other:
+ * the whole value, or token by token with everything between the same. */
+static bool corr_explains(const struct st_cmp_diffs *o, const char *a, size_t an, const char *b,
+			  size_t bn)
+{
+	size_t i = 0, k = 0;
+	bool any = false;
+
+	if (!o->corr_len)
+		return false;
+	if (corr_has(o, a, an, b, bn))
+		return true;
+	while (i < an && k < bn) {
+		size_t ja = i, jb = k;
+
+		if (!corr_char((unsigned char)a[i]) || !corr_char((unsigned char)b[k])) {
+			if (a[i] != b[k])
+				return false;
+			i++, k++;
+			continue;
+		}
+		while (ja < an && corr_char((unsigned char)a[ja]))
+			ja++;
+		while (jb < bn && corr_char((unsigned char)b[jb]))
+			jb++;
+		if (ja - i != jb - k || memcmp(a + i, b + k, ja - i)) {
+			if (!corr_has(o, a + i, ja - i, b + k, jb - k))
+				return false;
+			any = true;
+		}
+		i = ja;
+		k = jb;
+	}
+	return any && i == an && k == bn;
+}
+
 /* Header fields (prefix "headers.") or trailers ("trailers."): the same rules. */
 static void diff_fields(const struct st_cmp_rules *r, const char *prefix, bool bodies,
 			const char *ha, uint32_t la, uint32_t na_, const char *hb, uint32_t lb,
@@ -1068,6 +1127,18 @@ static void diff_fields(const struct st_cmp_rules *r, const char *prefix, bool b
 			same = !strcmp(ea[ia + j].value, eb[ib + j].value);
 		if (same)
 			continue;
+		if (ca == cb && o->corr_len) {
+			bool expl = true;
+
+			for (j = 0; expl && j < ca; j++)
+				expl = !strcmp(ea[ia + j].value, eb[ib + j].value) ||
+				       corr_explains(o, ea[ia + j].value, strlen(ea[ia + j].value),
+						     eb[ib + j].value, strlen(eb[ib + j].value));
+			if (expl) {
+				o->correlated++;
+				continue;
+			}
+		}
 		lower_path(path, sizeof(path), prefix, name);
 		d = add(o, path, !ca ? ST_CMP_EXTRA : !cb ? ST_CMP_MISSING : ST_CMP_VALUE);
 		if (!d)
@@ -1431,9 +1502,15 @@ static void jd_node(struct jd *j, uint32_t ia, uint32_t ib)
 			jadd(j, ST_CMP_VALUE, ia, ib);
 		return;
 	case ST_JSON_STRING:
-		if (a->len != b->len ||
-		    memcmp(st_json_bytes(&j->a->doc, a), st_json_bytes(&j->b->doc, b), a->len))
-			jadd(j, ST_CMP_VALUE, ia, ib);
+		if (a->len == b->len &&
+		    !memcmp(st_json_bytes(&j->a->doc, a), st_json_bytes(&j->b->doc, b), a->len))
+			return;
+		if (corr_explains(j->o, st_json_bytes(&j->a->doc, a), a->len,
+				  st_json_bytes(&j->b->doc, b), b->len)) {
+			j->o->correlated++;
+			return;
+		}
+		jadd(j, ST_CMP_VALUE, ia, ib);
 		return;
 	case ST_JSON_ARRAY:
 		jd_array(j, ia, ib);
@@ -1857,6 +1934,9 @@ void st_cmp_diff(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 {
 	out->n = 0;
 	out->more = 0;
+	out->correlated = 0;
+	out->corr = b->m->corr;
+	out->corr_len = b->m->corr ? b->m->corr_len : 0;
 	memset(out->slot, 0, sizeof(out->slot));
 	if (a->m->status != b->m->status) {
 		struct st_cmp_diff *d = add(out, "status", ST_CMP_VALUE);

@@ -72,6 +72,9 @@ struct st_cmp_diff {
 
 struct st_cmp_diffs {
 	uint32_t n;
+	uint32_t correlated;   /* value differences the shadow's correlation list explains */
+	const char *corr;      /* that list (the shadow's st_cmp_msg.corr), during st_cmp_diff */
+	uint32_t corr_len;
 	uint64_t more;         /* differences at further paths, not kept */
 	uint16_t slot[2 * ST_CMP_DIFFS_MAX]; /* path hash -> index + 1 */
 	struct st_cmp_diff d[ST_CMP_DIFFS_MAX];
@@ -85,6 +88,9 @@ struct st_cmp_msg {
 	uint32_t hdrs_len, nhdrs;
 	const char *trls;       /* HTTP/2 trailers (gRPC's status is there), as hdrs; may be NULL */
 	uint32_t trls_len, ntrls;
+	const char *corr;       /* --correlate: pairs production value -> this side's value, each
+				 * u16 length, u16 length, the two values (st_compare__pair_correlated) */
+	uint32_t corr_len;
 	const uint8_t *body;    /* the first body bytes held (chunked: decoded) */
 	size_t body_len;
 	uint64_t body_total;    /* the whole body's length */

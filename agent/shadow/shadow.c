@@ -28,6 +28,7 @@
 #include "loop.h"
 #include "log.h"
 #include "opts.h"
+#include "output.h"
 #include "shadow_int.h"
 
 #define DETECT_MAX 8192u
@@ -133,6 +134,8 @@ static void pe_pop(struct cconn *cc)
 		st_compare__pair_release(e->pair, -1, ST_CMP_R_NONE);
 		e->pair = NULL;
 	}
+	st_correlate_ex_put(e->ex);
+	e->ex = NULL;
 	cc->pe_head = (cc->pe_head + 1) % cc->pe_cap;
 	cc->pe_n--;
 	cc->popped++;
@@ -272,6 +275,191 @@ static struct sconn *cc_sconn(struct cconn *cc, unsigned slot)
 	return sc;
 }
 
+/* ---- --correlate: requests rewritten per target, or waiting for a value ------------------- */
+
+/* A request's bytes (rewritten) into sc's queue. 0 or -ENOBUFS. */
+static int cor_commit(struct sconn *sc, const uint8_t *p, size_t n, uint8_t method, bool ka,
+		      struct st_cmp_pair *pair, struct st_correlate_ex *ex, bool rewritten)
+{
+	struct st_shadow *sh = sc->sh;
+	uint64_t old = sc_mem(sc), cost = st_bq_cost(&sc->q, n);
+
+	if (!sc_fits(sc, cost) || st_bq_append(&sc->q, p, n) ||
+	    sc_req_push(sc, sc->q.end, method, ka, pair, ex)) {
+		st_bq_truncate(&sc->q, sc->q.commit);
+		sc_acct(sc, old);
+		return -ENOBUFS;
+	}
+	if (sc->q.sent == sc->q.commit)
+		sc->progress_ns = sh_now(sh);
+	sc->q.commit = sc->q.end;
+	sc_acct(sc, old);
+	sc_push_methods(sc);
+	if (rewritten)
+		sh->st.rewritten_requests++;
+	return 0;
+}
+
+/* The request waits on sc (behind those already waiting), a copy of its bytes held under
+ * the queue caps. 0 or -ENOBUFS. */
+static int cor_wait(struct sconn *sc, const uint8_t *p, size_t n, uint64_t until,
+		    const struct sh_out *o)
+{
+	struct st_shadow *sh = sc->sh;
+	uint64_t old = sc_mem(sc), cost = n + sizeof(struct corwait);
+	struct corwait *w;
+	uint8_t *b;
+
+	if (!sc_fits(sc, cost))
+		return -ENOBUFS;
+	if (sc->cw_n == sc->cw_cap) {
+		uint32_t nc = sc->cw_cap ? sc->cw_cap * 2 : 4;
+		struct corwait *r = malloc(nc * sizeof(*r));
+
+		if (!r)
+			return -ENOBUFS;
+		for (uint32_t i = 0; i < sc->cw_n; i++)
+			r[i] = sc->cw[(sc->cw_head + i) % sc->cw_cap];
+		free(sc->cw);
+		sc->cw = r;
+		sc->cw_cap = nc;
+		sc->cw_head = 0;
+	}
+	b = malloc(n ? n : 1);
+	if (!b)
+		return -ENOBUFS;
+	memcpy(b, p, n);
+	w = &sc->cw[(sc->cw_head + sc->cw_n) % sc->cw_cap];
+	*w = (struct corwait){ .buf = b, .len = n, .until = until, .method = o->method,
+			       .keep_alive = !o->final, .pair = o->pair, .ex = o->ex };
+	if (o->pair)
+		st_compare__pair_get(o->pair);
+	if (o->ex)
+		st_correlate_ex_get(o->ex);
+	sc->cw_n++;
+	sc->cw_mem += cost;
+	sc_acct(sc, old);
+	if (!st_list_linked(&sc->cwl))
+		st_list_add_tail(&sc->cwl, &sh->cor_waiting);
+	sh->st.correlate_waits++;
+	return 0;
+}
+
+/* The oldest waiting request leaves the ring: its bytes, its references are the caller's. */
+static struct corwait cw_pop(struct sconn *sc)
+{
+	struct corwait w = sc->cw[sc->cw_head];
+	uint64_t old = sc_mem(sc);
+
+	sc->cw_head = (sc->cw_head + 1) % sc->cw_cap;
+	sc->cw_n--;
+	sc->cw_mem -= w.len + sizeof(struct corwait);
+	sc_acct(sc, old);
+	return w;
+}
+
+static void cw_let_go(struct corwait *w)
+{
+	if (w->pair)
+		st_compare__pair_release(w->pair, -1, ST_CMP_R_NONE);
+	st_correlate_ex_put(w->ex);
+	free(w->buf);
+}
+
+void sc_cor_drop(struct sconn *sc)
+{
+	struct st_shadow *sh = sc->sh;
+
+	while (sc->cw_n) {
+		struct corwait w = cw_pop(sc);
+
+		sh->st.correlate_dropped++;
+		sh_dropped(sh, -EIO, w.pair, sc->target);
+		cw_let_go(&w);
+	}
+	st_list_del_init(&sc->cwl);
+}
+
+/* sc's waiting requests, oldest first, as far as their values are learned or their time is
+ * up. */
+static void cor_flush(struct sconn *sc, uint64_t now)
+{
+	struct st_shadow *sh = sc->sh;
+	struct st_correlate *map = sh->cor[sc->slot];
+
+	while (sc->cw_n && sc->state != SC_DEAD) {
+		struct corwait *h = &sc->cw[sc->cw_head], w;
+		int r = st_correlate__rewrite(map, h->buf, h->len, now, &sh->corout), err;
+
+		if (sh->corout.pending && now < h->until)
+			break;
+		if (sh->corout.pending)
+			sh->st.unmapped_requests++;
+		w = cw_pop(sc);
+		err = r == 1 ? cor_commit(sc, sh->corout.buf, sh->corout.len, w.method, w.keep_alive,
+					  w.pair, w.ex, true) :
+			       cor_commit(sc, w.buf, w.len, w.method, w.keep_alive, w.pair, w.ex, false);
+		if (err)
+			sh_dropped(sh, err, w.pair, sc->target);
+		cw_let_go(&w);
+		sc_mark(sc);
+	}
+	if (!sc->cw_n) {
+		st_list_del_init(&sc->cwl);
+		if (!sc->cc && sc->state != SC_DEAD)
+			sc_release(sc); /* detached meanwhile: finishes once all is answered */
+	}
+}
+
+void sh_cor_run(struct st_shadow *sh, uint64_t now)
+{
+	struct sconn *sc, *nx;
+
+	sh->cor_wake = false;
+	st_list_for_each_entry_safe(sc, nx, &sh->cor_waiting, cwl)
+		cor_flush(sc, now);
+}
+
+/* An HTTP/1 request for sc, rewritten for its target; it waits when it carries a value
+ * production issued and the target's is not learned yet (or others wait before it). */
+static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
+{
+	struct st_shadow *sh = cc->sh;
+	size_t len = (size_t)(o->end - o->start), at = 0;
+	uint64_t now = sh_now(sh), wait = sh->cfg.correlate->wait_ns;
+	int r = 0;
+
+	if (len > sh->corbuf_cap) {
+		uint8_t *b = realloc(sh->corbuf, len);
+
+		if (!b)
+			return -ENOBUFS;
+		sh->corbuf = b;
+		sh->corbuf_cap = len;
+	}
+	for (uint64_t off = o->start; off < o->end;) {
+		struct iovec iov[16];
+		int k = st_bq_iov(&cc->stage, off, o->end, iov, 16);
+
+		if (!k)
+			return -ENOBUFS;
+		for (int i = 0; i < k; i++) {
+			memcpy(sh->corbuf + at, iov[i].iov_base, iov[i].iov_len);
+			at += iov[i].iov_len;
+			off += iov[i].iov_len;
+		}
+	}
+	if (!sc->cw_n) {
+		r = st_correlate__rewrite(sh->cor[sc->slot], sh->corbuf, len, now, &sh->corout);
+		if (!sh->corout.pending || !wait)
+			return r == 1 ? cor_commit(sc, sh->corout.buf, sh->corout.len, o->method,
+						   !o->final, o->pair, o->ex, true) :
+					cor_commit(sc, sh->corbuf, len, o->method, !o->final, o->pair,
+						   o->ex, false);
+	}
+	return cor_wait(sc, sh->corbuf, len, now + wait, o);
+}
+
 /* An HTTP/1 request's bytes, copied from the stage (or a load test's cache: o->flat) into
  * sc's queue. A load test's request waits there until due. 0 or -ENOBUFS. */
 static int h1_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
@@ -280,11 +468,13 @@ static int h1_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
 	uint64_t len = o->end - o->start;
 	uint64_t old = sc_mem(sc), cost = st_bq_cost(&sc->q, (size_t)len);
 
+	if (sh->cor && !sh->cfg.load) /* a load test replays as recorded (its own pacing) */
+		return cor_push(cc, sc, o);
 	/* the staged copy counts until it leaves: memory never exceeds the cap */
 	if (!sc_fits(sc, cost) ||
 	    (o->flat ? st_bq_append(&sc->q, o->flat, (size_t)len) :
 		       st_bq_append_from(&sc->q, &cc->stage, o->start, o->end)) ||
-	    sc_req_push(sc, sc->q.end, o->method, !o->final, o->pair)) {
+	    sc_req_push(sc, sc->q.end, o->method, !o->final, o->pair, NULL)) {
 		st_bq_truncate(&sc->q, sc->q.commit);
 		sc_acct(sc, old);
 		return -ENOBUFS;
@@ -356,7 +546,7 @@ static void lc_request(struct cconn *cc, const struct pend *e);
 static void deliver(struct cconn *cc, const struct pend *e, uint64_t due, const uint8_t *flat)
 {
 	struct sh_out o = {
-		.start = e->start, .end = e->end, .method = e->method, .pair = e->pair,
+		.start = e->start, .end = e->end, .method = e->method, .pair = e->pair, .ex = e->ex,
 		.final = !(e->flags & (ST_HTTP_HF_KEEP_ALIVE | ST_HTTP_HF_UPGRADE)),
 		.flat = flat, .due = due, .tag = e->tag, .pipelined = e->pipelined,
 	};
@@ -664,8 +854,11 @@ bool sh_refusal_status(unsigned status)
 /* ---- tap compare: production's answers ---------------------------------------------------- */
 
 /* The pairs waiting for production's answers will not get them (why); nor will later ones. */
+static void cor_lost(struct cconn *cc);
+
 void cc_cmp_lost(struct cconn *cc, enum st_cmp_reason why)
 {
+	cor_lost(cc);
 	if (!cc->sh->cfg.compare)
 		return;
 	if (!cc->pairing_lost)
@@ -707,6 +900,120 @@ static void cmp_request(struct cconn *cc, struct pend *e, const struct st_http_h
 	cc->pq[(cc->pq_head + cc->pq_n) % ST_HTTP_METHOD_QUEUE] =
 		(struct pq_ent){ .no = cc->req_index - 1, .pair = p };
 	cc->pq_n++;
+}
+
+/* ---- --correlate: production's answers -------------------------------------------------- */
+
+/* A request selected for replay: an exchange, waiting for production's answer as a pair
+ * does (cmp_request). */
+static void cor_request(struct cconn *cc, struct pend *e)
+{
+	struct st_shadow *sh = cc->sh;
+	struct st_correlate_ex *x = st_correlate_ex_new(sh->nslots, &sh->cor_held,
+							sh->cfg.correlate->max_mem ?
+								sh->cfg.correlate->max_mem :
+								(uint64_t)ST_CORRELATE_MAX_MB_DEFAULT << 20);
+
+	e->ex = x;
+	if (!x || cc->cor_lost || cc->cq_n == ST_HTTP_METHOD_QUEUE)
+		return;
+	if (!cc->cq && !(cc->cq = malloc(ST_HTTP_METHOD_QUEUE * sizeof(*cc->cq))))
+		return;
+	st_correlate_ex_get(x);
+	cc->cq[(cc->cq_head + cc->cq_n) % ST_HTTP_METHOD_QUEUE] =
+		(struct pq_cor){ .no = cc->req_index - 1, .ex = x };
+	cc->cq_n++;
+}
+
+static void cor_lost(struct cconn *cc)
+{
+	cc->cor_lost = true;
+	st_correlate_ex_put(cc->prod_ex);
+	cc->prod_ex = NULL;
+	while (cc->cq_n) {
+		st_correlate_ex_put(cc->cq[cc->cq_head].ex);
+		cc->cq_head = (cc->cq_head + 1) % ST_HTTP_METHOD_QUEUE;
+		cc->cq_n--;
+	}
+}
+
+static void cor_prod_head(struct cconn *cc, const struct st_http_head *h)
+{
+	uint64_t idx = cc->verdicts;
+
+	st_correlate_ex_put(cc->prod_ex);
+	cc->prod_ex = NULL;
+	while (cc->cq_n && cc->cq[cc->cq_head].no <= idx) {
+		struct pq_cor q = cc->cq[cc->cq_head];
+
+		cc->cq_head = (cc->cq_head + 1) % ST_HTTP_METHOD_QUEUE;
+		cc->cq_n--;
+		if (q.no == idx) {
+			cc->prod_ex = q.ex;
+			st_correlate_ans_head(&q.ex->prod, cc->sh->cfg.correlate, h);
+			return;
+		}
+		st_correlate_ex_put(q.ex);
+	}
+}
+
+struct cor_explain {
+	struct st_cmp_pair *pair;
+	enum st_cmp_side side;
+};
+
+static void cor_explained(void *ctx, const char *pv, size_t pn, const char *tv, size_t tn)
+{
+	struct cor_explain *e = ctx;
+
+	st_compare__pair_correlated(e->pair, e->side, pv, pn, tv, tn);
+}
+
+/* Both answers of slot are in: learned from; with tap compare, what the map knows of
+ * production's answer goes to the pair (pair: NULL, or one still held). */
+static void cor_learn(struct st_shadow *sh, struct st_correlate_ex *x, unsigned slot,
+		      struct st_cmp_pair *pair)
+{
+	uint64_t now = sh_now(sh);
+
+	if (st_correlate__learn(sh->cor[slot], &x->prod, &x->tgt[slot], now))
+		sh->cor_wake = true;
+	st_correlate_ans_free(&x->tgt[slot]);
+	if (pair) {
+		struct cor_explain e = { pair, sc_side(slot / sh->cfg.multiply) };
+
+		st_correlate__explain(sh->cor[slot], &x->prod, now, cor_explained, &e);
+	}
+}
+
+/* Production's answer is whole: its values are expected from the targets it went to, and
+ * learned from the answers already in. */
+static void cor_prod_done(struct cconn *cc, struct st_cmp_pair *pair)
+{
+	struct st_shadow *sh = cc->sh;
+	struct st_correlate_ex *x = cc->prod_ex;
+	uint64_t now = sh_now(sh);
+
+	if (!x)
+		return;
+	cc->prod_ex = NULL;
+	x->prod.done = true;
+	for (unsigned s = 0; s < sh->nslots; s++) {
+		if (!slot_on(cc, s))
+			continue;
+		st_correlate__expect(sh->cor[s], &x->prod, now);
+		if (x->tgt[s].done) /* the target answered first (production's bytes were in the ring) */
+			cor_learn(sh, x, s, pair);
+	}
+	st_correlate_ex_put(x);
+}
+
+void sh_cor_tgt_done(struct st_shadow *sh, struct st_correlate_ex *x, unsigned slot,
+		     struct st_cmp_pair *pair)
+{
+	x->tgt[slot].done = true;
+	if (x->prod.done) /* else learned from when production's answer is whole */
+		cor_learn(sh, x, slot, pair);
 }
 
 /* Production's final answer number cc->verdicts starts: the pair of that request, if any. */
@@ -838,6 +1145,8 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 			}
 			if (cc->sh->cfg.compare && !(ev.head->flags & ST_HTTP_HF_INTERIM))
 				cmp_prod_head(cc, ev.head);
+			if (cc->sh->cor && !(ev.head->flags & ST_HTTP_HF_INTERIM))
+				cor_prod_head(cc, ev.head);
 			prod_answer(cc, ev.head);
 			cc_release(cc);
 			if (cc->mode == CM_H2)
@@ -848,11 +1157,14 @@ static void prod_feed(struct cconn *cc, const uint8_t *buf, size_t len)
 		case ST_HTTP_EV_BODY:
 			if (cc->prod_pair && ev.data_len)
 				st_compare__pair_body(cc->prod_pair, ST_CMP_PROD, p, n);
+			if (cc->prod_ex && ev.data_len)
+				st_correlate_ans_body(&cc->prod_ex->prod, p, n);
 			break;
 		case ST_HTTP_EV_MSG_DONE:
 			cc->prod_at_start = true;
 			if (!(ev.head->flags & ST_HTTP_HF_INTERIM)) {
 				cc->prod_done++;
+				cor_prod_done(cc, cc->prod_pair); /* while the pair is held */
 				cmp_prod_done(cc);
 			}
 			break;
@@ -886,8 +1198,10 @@ static void prod_end(struct cconn *cc)
 	if (cc->mode != CM_HTTP || cc->prod_raw || cc->prod_dead)
 		return;
 	st_http__feed_eof(&cc->prod, &ev);
-	if (ev.type == ST_HTTP_EV_MSG_DONE)
+	if (ev.type == ST_HTTP_EV_MSG_DONE) {
+		cor_prod_done(cc, cc->prod_pair);
 		cmp_prod_done(cc); /* an answer read until the close */
+	}
 	cc_cmp_lost(cc, ST_CMP_R_PROD_UNANSWERED);
 	if (cc->arbiter && cc->pe_n) {
 		struct pend *e = pe_verdict_slot(cc);
@@ -1051,6 +1365,8 @@ static void msg_head(struct cconn *cc, const struct st_http_head *h)
 	}
 	if (sh->cfg.compare)
 		cmp_request(cc, e, h);
+	if (sh->cor)
+		cor_request(cc, e);
 	n = cc_slots_on(cc);
 	if (!sh_rate_ok(sh)) {
 		sh->st.dropped += n;
@@ -1735,9 +2051,13 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	if (cc->mode == CM_HTTP && !cc->prod_raw && !cc->prod_dead) {
 		if (st_http__skip(&cc->prod, len)) {
 			arbiter_lost(cc, true);
-		} else if (cc->prod_pair) {
-			st_compare__pair_release(cc->prod_pair, ST_CMP_PROD, ST_CMP_R_PROD_GAP);
-			cc->prod_pair = NULL;
+		} else {
+			if (cc->prod_pair) {
+				st_compare__pair_release(cc->prod_pair, ST_CMP_PROD, ST_CMP_R_PROD_GAP);
+				cc->prod_pair = NULL;
+			}
+			st_correlate_ex_put(cc->prod_ex); /* not learned from */
+			cc->prod_ex = NULL;
 		}
 	}
 }
@@ -1780,6 +2100,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 	cc_cmp_lost(cc, ST_CMP_R_PROD_UNANSWERED);
 	lc_record(cc, LC_CLOSE, NULL);
 	free(cc->pq);
+	free(cc->cq);
 	for (s = 0; s < sh->nslots; s++)
 		if (cc->sc[s])
 			sc_release(cc->sc[s]);
@@ -1796,6 +2117,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 
 		if (e->pair)
 			st_compare__pair_release(e->pair, -1, ST_CMP_R_NONE);
+		st_correlate_ex_put(e->ex);
 	}
 	free(cc->pe);
 	free(cc->det);
@@ -1831,6 +2153,7 @@ struct st_shadow *st_shadow__new(const struct st_shadow_config *cfg)
 	st_list_init(&sh->dirty);
 	st_list_init(&sh->rd_pending);
 	st_list_init(&sh->conn_wait);
+	st_list_init(&sh->cor_waiting);
 	if (!sh->cfg.multiply)
 		sh->cfg.multiply = 1;
 	if (!sh->cfg.conn_queue_max)
@@ -1873,6 +2196,16 @@ struct st_shadow *st_shadow__new(const struct st_shadow_config *cfg)
 	sh->r = st_reasm__new(&rc, &shadow_ops, sh);
 	if (!sh->rbuf || sh->epfd < 0 || !sh->r)
 		goto fail;
+	if (sh->cfg.correlate) {
+		uint64_t seed = st_mix64(sh->cfg.hash_seed ^ st_mono_ns() ^ (uintptr_t)sh);
+
+		sh->cor = calloc(sh->nslots, sizeof(*sh->cor));
+		if (!sh->cor)
+			goto fail;
+		for (unsigned i = 0; i < sh->nslots; i++)
+			if (!(sh->cor[i] = st_correlate__new(sh->cfg.correlate, st_mix64(seed + i))))
+				goto fail;
+	}
 	return sh;
 fail:
 	err = errno ? errno : ENOMEM;
@@ -1902,6 +2235,12 @@ void st_shadow__free(struct st_shadow *sh)
 	free(sh->lc.vc);
 	free(sh->lc.rec);
 	free(sh->lc.buf);
+	if (sh->cor)
+		for (unsigned i = 0; i < sh->nslots; i++)
+			st_correlate__free(sh->cor[i]);
+	free(sh->cor);
+	st_correlate_out_free(&sh->corout);
+	free(sh->corbuf);
 	free(sh->own);
 	free(sh->due_heap);
 	st_hdr_free(&sh->answer_us);
@@ -2047,10 +2386,20 @@ int st_shadow__fd(const struct st_shadow *sh)
 	return sh->epfd;
 }
 
+/* --correlate: values learned in this turn let waiting requests go at once. */
+static void cor_wake(struct st_shadow *sh)
+{
+	if (!sh->cor_wake)
+		return;
+	sh_cor_run(sh, sh_now(sh));
+	sh_kick(sh);
+}
+
 int st_shadow__io(struct st_shadow *sh)
 {
 	int r = sh_poll(sh, 0);
 
+	cor_wake(sh);
 	return r < 0 ? r : 0;
 }
 
@@ -2061,7 +2410,10 @@ uint64_t st_shadow__due(struct st_shadow *sh, uint64_t now)
 
 int st_shadow__poll(struct st_shadow *sh, int timeout_ms)
 {
-	return sh_poll(sh, timeout_ms);
+	int r = sh_poll(sh, timeout_ms);
+
+	cor_wake(sh);
+	return r;
 }
 
 void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns)
@@ -2070,6 +2422,14 @@ void st_shadow__tick(struct st_shadow *sh, uint64_t now_real_ns)
 
 	if (sh->cfg.live && now_real_ns)
 		st_reasm__tick(sh->r, now_real_ns);
+	if (sh->cor) {
+		sh_cor_run(sh, now);
+		if (now - sh->cor_expire_ns > 1000000000ull) {
+			sh->cor_expire_ns = now;
+			for (unsigned i = 0; i < sh->nslots; i++)
+				st_correlate__expire(sh->cor[i], now);
+		}
+	}
 	sh_kick(sh);
 	sh_conn_timers(sh, now);
 	if (sh->cfg.compare)
@@ -2127,6 +2487,18 @@ void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out)
 	st_reasm__stats(sh->r, &rs);
 	out->reasm_mem = rs.mem;
 	out->reasm_mem_peak = rs.mem_peak;
+	for (unsigned i = 0; sh->cor && i < sh->nslots; i++) {
+		struct st_correlate_stats cs;
+
+		st_correlate__stats(sh->cor[i], &cs);
+		out->correlated_values += cs.learned;
+		out->correlate_conflicts += cs.conflicts;
+		out->correlate_evicted += cs.evicted;
+		out->correlate_expired += cs.expired;
+		out->correlate_entries += cs.entries;
+		out->correlate_mem += cs.mem;
+	}
+	out->correlate_mem += sh->cor_held;
 }
 
 void st_shadow__brief(const struct st_shadow *sh, struct st_brief *b)
@@ -2159,6 +2531,36 @@ void st_shadow__target_stats(const struct st_shadow *sh, unsigned i,
 	out->up = !sh->ts[i].down;
 	out->downs = sh->ts[i].downs;
 	out->dropped_down = sh->ts[i].dropped_down;
+}
+
+int st_shadow__correlate_dump(struct st_shadow *sh, const char *path)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+	int r = 0;
+
+	if (!sh->cor)
+		return 0;
+	f = open_memstream(&buf, &len);
+	if (!f)
+		return -errno;
+	for (unsigned i = 0; i < sh->nslots && !r; i++) {
+		char label[160];
+
+		if (sh->cfg.multiply > 1)
+			snprintf(label, sizeof(label), "%s#%u", sh->cfg.targets[i / sh->cfg.multiply].name,
+				 i % sh->cfg.multiply);
+		else
+			snprintf(label, sizeof(label), "%s", sh->cfg.targets[i].name);
+		r = st_correlate__dump(sh->cor[i], label, f);
+	}
+	if (fclose(f) || r)
+		r = -ENOMEM;
+	if (!r)
+		r = st_output_replace(path, buf, len, ST_OUT_PRIVATE, 0600);
+	free(buf);
+	return r;
 }
 
 ST_STAT_TABLE_DEFINE(st_shadow_stat, struct st_shadow_stats, ST_SHADOW_STATS);

@@ -101,6 +101,7 @@ struct st_shadow_target {
 };
 
 struct st_compare;
+struct st_correlate_config;
 
 /* The response hook: every final response a shadow sends, as framed. */
 struct st_shadow_resp {
@@ -204,6 +205,12 @@ struct st_shadow_config {
 	 * (st_shadow__cache_*); 0: no cache. Not with tap compare (it needs production's
 	 * answers, which only the recording has). */
 	uint64_t load_cache_max;
+	/*
+	 * --correlate (correlate.h; owned by the caller, outlives the engine): production's
+	 * session and id values learned against each target's and rewritten in the requests
+	 * that target gets (HTTP/1). NULL: off.
+	 */
+	const struct st_correlate_config *correlate;
 };
 
 /*
@@ -321,7 +328,17 @@ struct st_shadow_config {
 	X(T, grpc_unauthenticated, DETAIL, "shadows' gRPC answers: UNAUTHENTICATED")           \
 	X(T, grpc_other, DETAIL, "shadows' gRPC answers: no or another grpc-status")             \
 	X(T, past_end, DETAIL, "load test: requests released past the test's end (not sent)")    \
-	X(T, conn_waits, DETAIL, "load test: connections that waited for a free one (--connections)")
+	X(T, conn_waits, DETAIL, "load test: connections that waited for a free one (--connections)") \
+	X(T, correlated_values, COUNTER, "--correlate: production values mapped to a target's")  \
+	X(T, rewritten_requests, COUNTER, "--correlate: requests a target got with values rewritten") \
+	X(T, unmapped_requests, COUNTER, "--correlate: requests sent after waiting in vain for a value") \
+	X(T, correlate_waits, COUNTER, "--correlate: requests that waited for a value to be learned") \
+	X(T, correlate_evicted, COUNTER, "--correlate: mapped values evicted by --correlate-max-mb") \
+	X(T, correlate_conflicts, DETAIL, "--correlate: production values seen mapping to two values") \
+	X(T, correlate_expired, DETAIL, "--correlate: values dropped by the TTL or the wait's end") \
+	X(T, correlate_dropped, DETAIL, "--correlate: waiting requests dropped (caps, shadow closed)") \
+	X(T, correlate_entries, GAUGE, "--correlate: values held now (mapped and pending)")   \
+	X(T, correlate_mem, GAUGE_BYTES, "--correlate: memory the maps hold now")
 
 struct st_shadow_stats {
 	ST_SHADOW_STATS(ST_STAT_FIELD, _)
@@ -373,6 +390,9 @@ void st_shadow__stats(const struct st_shadow *sh, struct st_shadow_stats *out);
  * the answer's head read, in microseconds (HDR histogram, hdr.h). An answer that came before
  * its request was written whole has none. */
 const struct st_hdr *st_shadow__answer_latency(const struct st_shadow *sh);
+/* --correlate-dump: every target's learned values into path (0600, output.h's rules).
+ * 0 or -errno. */
+int st_shadow__correlate_dump(struct st_shadow *sh, const char *path);
 
 /*
  * A load test's pass cache (cfg.load_cache_max): the first pass, fed as segments, is kept;

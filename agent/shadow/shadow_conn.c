@@ -236,8 +236,12 @@ void sc_close(struct sconn *sc, bool error)
 						 i < sc->req_nsent ? ST_CMP_R_SHADOW_UNANSWERED :
 								     ST_CMP_R_SHADOW_DROPPED);
 		re->pair = NULL;
+		st_correlate_ex_put(re->ex);
+		re->ex = NULL;
 	}
 	sc->cur_pair = NULL;
+	sc->cur_ex = NULL;
+	sc_cor_drop(sc);
 	if (sc->h2)
 		sc_h2_close(sc); /* its streams, counted the same way (their memory let go) */
 	old = sc_mem(sc);
@@ -278,6 +282,7 @@ void sh_free_dead(struct st_shadow *sh)
 		st_http__free(&sc->resp);
 		sc_h2_free(sc);
 		free(sc->req);
+		free(sc->cw);
 		free(sc);
 	}
 }
@@ -381,6 +386,7 @@ static struct sconn *sc_alloc(struct st_shadow *sh, struct cconn *cc, unsigned s
 	st_list_init(&sc->dirty);
 	st_list_init(&sc->rd);
 	st_list_init(&sc->wait);
+	st_list_init(&sc->cwl);
 	st_http__init(&sc->resp, ST_HTTP_RESPONSE, NULL);
 	if (kind == SK_H2 && sc_h2_init(sc)) {
 		sh->st.errors++;
@@ -481,7 +487,7 @@ static struct reqent *req_at(struct sconn *sc, uint32_t i)
 }
 
 int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka,
-		struct st_cmp_pair *pair)
+		struct st_cmp_pair *pair, struct st_correlate_ex *ex)
 {
 	if (sc->req_n == sc->req_cap) {
 		uint32_t ncap = sc->req_cap ? sc->req_cap * 2 : 8, i;
@@ -497,12 +503,15 @@ int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka,
 		sc->req_head = 0;
 	}
 	sc->req[(sc->req_head + sc->req_n) % sc->req_cap] =
-		(struct reqent){ .end = end, .method = (uint8_t)m, .keep_alive = ka, .pair = pair };
+		(struct reqent){ .end = end, .method = (uint8_t)m, .keep_alive = ka, .pair = pair,
+				 .ex = ex };
 	sc->req_n++;
 	if (!sc->sh->cfg.load)
 		sc->req_nready = sc->req_n; /* due at once; a load test's wait for sc_req_due() */
 	if (pair)
 		st_compare__pair_get(pair);
+	if (ex)
+		st_correlate_ex_get(ex);
 	return 0;
 }
 
@@ -781,6 +790,12 @@ static void req_pop(struct sconn *sc, enum st_cmp_reason why)
 		st_compare__pair_release(re->pair, sc_side(sc->target), why);
 		re->pair = NULL;
 	}
+	if (re->ex) {
+		if (sc->cur_ex == re->ex)
+			sc->cur_ex = NULL;
+		st_correlate_ex_put(re->ex);
+		re->ex = NULL;
+	}
 	sc->req_head = (sc->req_head + 1) % sc->req_cap;
 	sc->req_n--;
 	sc->early = false;
@@ -956,7 +971,7 @@ static void sc_finish(struct sconn *sc)
 		sc_close(sc, false); /* a load test's connection that never got a request through */
 		return;
 	}
-	if (sc->state != SC_UP || sc->shut || sc->q.sent < sc->q.end ||
+	if (sc->state != SC_UP || sc->shut || sc->q.sent < sc->q.end || sc->cw_n ||
 	    (sc->retain && sc->req_n) || (sc->h2 && sc_h2_open(sc)))
 		return;
 	if (!sc->q.sent) {
@@ -1006,6 +1021,14 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 		case ST_HTTP_EV_HEAD:
 			/* tap compare: a final answer to the oldest request written whole */
 			sc->cur_pair = NULL;
+			sc->cur_ex = NULL;
+			if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && answer_due(sc) &&
+			    req_at(sc, 0)->ex && sh->cor) {
+				sc->cur_ex = req_at(sc, 0)->ex;
+				st_correlate_ans_free(&sc->cur_ex->tgt[sc->slot]);
+				st_correlate_ans_head(&sc->cur_ex->tgt[sc->slot], sh->cfg.correlate,
+						      ev.head);
+			}
 			if (!(ev.head->flags & ST_HTTP_HF_INTERIM) && answer_due(sc) &&
 			    req_at(sc, 0)->pair) {
 				sc->cur_pair = req_at(sc, 0)->pair;
@@ -1016,10 +1039,16 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 		case ST_HTTP_EV_BODY:
 			if (sc->cur_pair && ev.data_len)
 				st_compare__pair_body(sc->cur_pair, sc_side(sc->target), p, n);
+			if (sc->cur_ex && ev.data_len)
+				st_correlate_ans_body(&sc->cur_ex->tgt[sc->slot], p, n);
 			break;
 		case ST_HTTP_EV_MSG_DONE:
 			if (ev.head->flags & ST_HTTP_HF_INTERIM)
 				break;
+			if (sc->cur_ex) { /* learned from, and what it explains told to compare */
+				sh_cor_tgt_done(sh, sc->cur_ex, sc->slot, sc->cur_pair);
+				sc->cur_ex = NULL;
+			}
 			if (sc->cur_pair) {
 				st_compare__pair_done(sc->cur_pair, sc_side(sc->target));
 				sc->cur_pair = NULL;
@@ -1099,7 +1128,7 @@ static void sc_requeue(struct sconn *sc)
 		st_bq_release(&sc->q, sc->q.sent);
 		req_pop(sc, ST_CMP_R_SHADOW_UNANSWERED);
 	}
-	if (!sc->req_n)
+	if (!sc->req_n && !sc->cw_n)
 		return;
 	n = sc_new(sh, sc->cc, sc->slot, SK_HTTP1);
 	if (!n)
@@ -1123,11 +1152,30 @@ static void sc_requeue(struct sconn *sc)
 	n->last_sent = sc->last_sent;
 	n->conn_id = sc->conn_id;
 	sc->cur_pair = NULL;
+	sc->cur_ex = NULL;
 	for (uint32_t i = 0; i < n->req_n; i++) {
 		struct reqent *re = req_at(n, i);
 
 		if (re->pair) /* what came of an answer on the old connection is gone */
 			st_compare__pair_reset(re->pair, sc_side(n->target));
+		if (re->ex)
+			st_correlate_ans_free(&re->ex->tgt[n->slot]);
+	}
+	if (sc->cw_n) {
+		/* --correlate: the requests waiting for a value wait on the new connection */
+		uint64_t m = sc->cw_mem;
+
+		n->cw = sc->cw;
+		n->cw_cap = sc->cw_cap;
+		n->cw_head = sc->cw_head;
+		n->cw_n = sc->cw_n;
+		n->cw_mem = m;
+		sc->cw = NULL;
+		sc->cw_cap = sc->cw_head = sc->cw_n = 0;
+		sc->cw_mem = 0;
+		st_list_del_init(&sc->cwl);
+		st_list_add_tail(&n->cwl, &sh->cor_waiting);
+		old_sc += m; /* sc's memory fell by what moved */
 	}
 	sh->st.replayed -= sc->req_nsent; /* counted again when written again */
 	sh->st.resent += sc->req_nsent;
@@ -1205,6 +1253,10 @@ static void sc_read(struct sconn *sc, bool hup)
 		 * it hashes) */
 		if (skip && sc->cur_pair && !sc->raw && !sc->resp_tunnel &&
 		    st_compare__pair_wants(sc->cur_pair, sc_side(sc->target)))
+			skip = 0;
+		/* --correlate learns from the bodies it can (JSON, up to its cap) */
+		if (skip && sc->cur_ex && !sc->raw && !sc->resp_tunnel &&
+		    sc->cur_ex->tgt[sc->slot].json && !sc->cur_ex->tgt[sc->slot].cut)
 			skip = 0;
 		size_t want = ST_SH_READ_BUF < budget ? ST_SH_READ_BUF : (size_t)budget;
 		ssize_t n;

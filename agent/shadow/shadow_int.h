@@ -18,6 +18,7 @@
 
 #include "bytequeue.h"
 #include "compare.h"
+#include "correlate.h"
 #include "h2.h"
 #include "hdr.h"
 #include "http.h"
@@ -46,6 +47,19 @@ struct reqent {
 	struct st_cmp_pair *pair;    /* tap compare: the pair it belongs to (a reference held) */
 	uint64_t due;                /* load: when it is due (CLOCK_MONOTONIC ns) */
 	uint64_t sent_ns;            /* load: when it was written whole */
+	struct st_correlate_ex *ex;  /* --correlate: its answers (a reference held) */
+};
+
+/* --correlate: a request waiting on a shadow connection for a value to be learned (its own
+ * copy of the bytes; later requests of that connection wait behind it, in order). */
+struct corwait {
+	uint8_t *buf;
+	size_t len;
+	uint64_t until;              /* then it goes as it can be rewritten (unmapped) */
+	uint8_t method;
+	bool keep_alive;
+	struct st_cmp_pair *pair;    /* references held */
+	struct st_correlate_ex *ex;
 };
 
 struct cconn;
@@ -93,6 +107,7 @@ struct sh_out {
 	bool pipelined;              /* sent before production's answer to the one before */
 	uint32_t tag;                /* what load->tag() said */
 	uint64_t due;                /* when it is due */
+	struct st_correlate_ex *ex;  /* --correlate */
 };
 
 struct sconn {
@@ -151,6 +166,12 @@ struct sconn {
 				       * (the kernel's receive stamp, CLOCK_REALTIME) */
 	struct sh2 *h2;               /* HTTP/2: the client session (shadow_h2conn.c) */
 	uint64_t held;                /* HTTP/2: bytes of the messages it holds (caps) */
+	/* --correlate */
+	struct st_correlate_ex *cur_ex; /* the exchange of the answer being read */
+	struct corwait *cw;          /* ring of requests waiting for a value */
+	uint32_t cw_cap, cw_head, cw_n;
+	uint64_t cw_mem;             /* what they hold (counted in sc_mem) */
+	struct st_list_head cwl;     /* on sh->cor_waiting while cw_n */
 };
 
 /* What a new shadow connection speaks. */
@@ -181,6 +202,7 @@ struct pend {
 	uint32_t tag;                /* load: what load->tag() said */
 	uint64_t ts;                 /* load: when its head was captured */
 	struct st_cmp_pair *pair;    /* tap compare (a reference held until it leaves the stage) */
+	struct st_correlate_ex *ex;  /* --correlate (a reference held until it leaves the stage) */
 };
 
 /* Tap compare: the pairs waiting for production's answers, by request number. */
@@ -230,6 +252,11 @@ struct cconn {
 	uint64_t cur_ts;             /* the capture time of the bytes being fed */
 	struct h2cap *h2;            /* CM_H2 (or an h2c upgrade offered): shadow_h2.c */
 	uint64_t h2mem;              /* bytes its HTTP/2 messages hold in the stage */
+	/* --correlate: the exchanges waiting for production's answers (as pq) */
+	struct pq_cor { uint64_t no; struct st_correlate_ex *ex; } *cq;
+	uint32_t cq_head, cq_n;
+	struct st_correlate_ex *prod_ex; /* the exchange of the answer production is sending */
+	bool cor_lost;               /* production's answers can no longer be paired */
 	struct sconn *sc[];          /* per slot */
 };
 
@@ -322,6 +349,15 @@ struct st_shadow {
 	size_t own_cap, own_n;
 	uint8_t http_ports[65536 / 8]; /* --proto auto: HTTP was seen on this port */
 	uint8_t h2_ports[65536 / 8];   /* ... HTTP/2 (a connection joined there is h2_joined) */
+	/* --correlate */
+	struct st_correlate **cor;   /* per slot (NULL: off) */
+	struct st_correlate_out corout;
+	uint8_t *corbuf;             /* a request's bytes, in one piece */
+	size_t corbuf_cap;
+	struct st_list_head cor_waiting; /* shadow connections with requests waiting */
+	bool cor_wake;               /* a value was learned: look at the waiting ones */
+	uint64_t cor_held;           /* bytes the exchanges' answers hold */
+	uint64_t cor_expire_ns;
 };
 
 /* Tap compare's side for a shadow connection: target 0 is the candidate, 1 the reference. */
@@ -374,6 +410,13 @@ void sh_deliver(struct cconn *cc, const struct sh_out *o);
 void sh_dropped(struct st_shadow *sh, int err, struct st_cmp_pair *pair, unsigned target);
 /* Tap compare: the pairs waiting for production's answers will not get them. */
 void cc_cmp_lost(struct cconn *cc, enum st_cmp_reason why);
+/* --correlate: the waiting requests of every connection a learned value (or the clock) lets
+ * go; those of sc dropped when it closes (counted). */
+void sh_cor_run(struct st_shadow *sh, uint64_t now);
+void sc_cor_drop(struct sconn *sc);
+/* --correlate: a target's answer to ex is complete: learned from, with production's. */
+void sh_cor_tgt_done(struct st_shadow *sh, struct st_correlate_ex *ex, unsigned slot,
+		     struct st_cmp_pair *pair);
 
 /* ---- shadow_h2.c: the captured side of HTTP/2 --------------------------------------------- */
 
@@ -417,7 +460,7 @@ void sc_mark(struct sconn *sc);
 /* Memory sc holds against the caps: its queue, and (HTTP/2) the messages it holds. */
 static inline uint64_t sc_mem(const struct sconn *sc)
 {
-	return st_bq_mem(&sc->q) + sc->held;
+	return st_bq_mem(&sc->q) + sc->held + sc->cw_mem;
 }
 /* Whether cost more fits sc's cap and the global one. */
 bool sc_fits(const struct sconn *sc, uint64_t cost);
@@ -428,7 +471,7 @@ void sc_acct(struct sconn *sc, uint64_t old);
 void sc_bad_response(struct sconn *sc);
 /* A committed request; pair (may be NULL) gets a reference held until it is answered. */
 int sc_req_push(struct sconn *sc, uint64_t end, enum st_http_method m, bool ka,
-		struct st_cmp_pair *pair);
+		struct st_cmp_pair *pair, struct st_correlate_ex *ex);
 /* Load test: the request just pushed is due at due (it waits until then). */
 void sc_req_due(struct sconn *sc, uint64_t due, uint32_t tag, bool wait_prev);
 /* Load test: a request that never reached a connection (queue caps) ends as failed. */

@@ -661,6 +661,34 @@ static void test_text_binary_and_cap(void **state)
 	expect(c, "body", ST_CMP_BYTES);
 }
 
+/* --correlate: a value pair list in the shadow's message explains its own sessions and ids
+ * (whole values and tokens inside one), and nothing else. */
+static void test_correlated(void **state)
+{
+	struct ctx *c = *state;
+	static struct tmsg ta, tb;
+	/* tok-prod-1 -> tok-shadow-22, uuid-aaaa -> uuid-bbbbbb */
+	static const char corr[] = "\x0a\x00\x0d\x00tok-prod-1tok-shadow-22"
+				   "\x09\x00\x0b\x00uuid-aaaauuid-bbbbbb";
+	const char *a = "{\"token\":\"tok-prod-1\",\"loc\":\"/orders/uuid-aaaa?x=1\","
+			"\"other\":\"uuid-aaaa\",\"name\":\"alice\"}";
+	const char *b = "{\"token\":\"tok-shadow-22\",\"loc\":\"/orders/uuid-bbbbbb?x=1\","
+			"\"other\":\"uuid-cccc\",\"name\":\"bob\"}";
+
+	mk(&ta, 201, "Content-Type: application/json\nLocation: /orders/uuid-aaaa", a, strlen(a), 0);
+	mk(&tb, 201, "Content-Type: application/json\nLocation: /orders/uuid-bbbbbb", b, strlen(b), 0);
+	run(c, &ta, &tb);
+	expect_n(c, 5); /* without the list: every value differs */
+	assert_int_equal(c->d.correlated, 0);
+	tb.m.corr = corr;
+	tb.m.corr_len = sizeof(corr) - 1;
+	run(c, &ta, &tb);
+	expect(c, "$.other", ST_CMP_VALUE); /* another value than the mapped one */
+	expect(c, "$.name", ST_CMP_VALUE);
+	expect_n(c, 2);
+	assert_int_equal(c->d.correlated, 3); /* $.token, $.loc, the Location field */
+}
+
 static void test_shapes(void **state)
 {
 	static const char *const vol[] = {
@@ -731,6 +759,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_gzip, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grpc_protobuf, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_text_binary_and_cap, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_correlated, setup, teardown),
 		cmocka_unit_test(test_shapes),
 		cmocka_unit_test_setup_teardown(test_volatile_flag, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_many_paths, setup, teardown),

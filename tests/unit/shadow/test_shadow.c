@@ -24,6 +24,7 @@
 
 #include <cmocka.h>
 
+#include "correlate.h"
 #include "h2.h"
 #include "http.h"
 #include "loop.h"
@@ -59,6 +60,7 @@ struct sink {
 			* (nginx's `return 200` on an upload) */
 	int status;    /* the answers' status (0: 200) */
 	bool rst;      /* reset each connection at its first complete request (no answer) */
+	const char *answer; /* this answer instead of "200 ok" (--correlate: a session cookie) */
 	atomic_bool stop; /* set by the test thread, read by the sink's */
 	pthread_t th;
 	pthread_mutex_t mu;
@@ -121,7 +123,8 @@ static void sink_respond(struct sink *s, struct sink_conn *c, const char *buf, s
 			sink_hangup(s, c, false);
 			return;
 		}
-		if (send(c->fd, ok, strlen(ok), MSG_NOSIGNAL) < 0)
+		if (s->answer ? send(c->fd, s->answer, strlen(s->answer), MSG_NOSIGNAL) < 0 :
+				send(c->fd, ok, strlen(ok), MSG_NOSIGNAL) < 0)
 			return;
 	}
 }
@@ -2281,6 +2284,77 @@ static void test_parse_target(void **state)
 	assert_int_equal(st_shadow_parse_target("127.0.0.1:99999", &t, err, sizeof(err)), -1);
 }
 
+/*
+ * --correlate in the engine: a login answered by production with its session, by the shadow
+ * with its own; the next request carries production's session before the shadow's answer is
+ * in: it waits, and goes with the shadow's session. A shadow that never answers: the request
+ * waits --correlate-wait, then goes as it is (unmapped).
+ */
+static void test_correlate(void **state)
+{
+	static const char LOGIN[] = "POST /login HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n";
+	static const char ME[] = "GET /me HTTP/1.1\r\nHost: a\r\nCookie: sid=prodSESSION00001\r\n\r\n";
+	static const char ME_T[] = "GET /me HTTP/1.1\r\nHost: a\r\nCookie: sid=shadowSESSION0001\r\n\r\n";
+	static const char PROD_LOGIN[] = "HTTP/1.1 200 OK\r\nSet-Cookie: sid=prodSESSION00001; Path=/\r\n"
+					 "Content-Length: 0\r\n\r\n";
+	struct st_correlate_config cc = { .wait_ns = 300ull * 1000000 };
+	struct st_shadow_config cfg;
+	struct st_shadow_stats st;
+	struct st_shadow *sh;
+	struct sink *s;
+	struct tconn t = { 0 };
+	char want[256];
+	char *d;
+	uint64_t t0;
+
+	(void)state;
+	for (int round = 0; round < 2; round++) {
+		bool answers = round == 0;
+
+		s = sink_start(answers, false);
+		s->answer = "HTTP/1.1 200 OK\r\nSet-Cookie: sid=shadowSESSION0001; Path=/\r\n"
+			    "Content-Length: 2\r\n\r\nok";
+		cfg_init(&cfg, s->port);
+		cfg.correlate = &cc;
+		sh = st_shadow__new(&cfg);
+		assert_non_null(sh);
+		t_open(sh, &t, 40000);
+		t.manual = true;
+		t_sends(sh, &t, LOGIN);
+		t_reply(sh, &t, PROD_LOGIN);
+		st_shadow__kick(sh);
+		/* the shadow's answer cannot be in: the engine has not read anything yet */
+		t_sends(sh, &t, ME);
+		t_reply(sh, &t, PROD_OK);
+		st_shadow__kick(sh);
+		t0 = th_mono_ms();
+		snprintf(want, sizeof(want), "%s%s", LOGIN, answers ? ME_T : ME);
+		d = wait_bytes(sh, s, 0, strlen(want), false);
+		assert_string_equal(d, want);
+		free(d);
+		stats(sh, &st);
+		assert_int_equal(st.correlate_waits, 1);
+		if (answers) {
+			assert_int_equal(st.correlated_values, 1);
+			assert_int_equal(st.rewritten_requests, 1);
+			assert_int_equal(st.unmapped_requests, 0);
+		} else {
+			assert_true(th_mono_ms() - t0 >= 250); /* the wait, not sooner */
+			assert_int_equal(st.correlated_values, 0);
+			assert_int_equal(st.rewritten_requests, 0);
+			assert_int_equal(st.unmapped_requests, 1);
+		}
+		assert_int_equal(st.replayed, 2);
+		assert_int_equal(st.dropped, 0);
+		t_close(sh, &t);
+		st_shadow__flush(sh);
+		st_shadow__drain(sh, 100);
+		st_shadow__free(sh);
+		t_free(&t);
+		sink_stop(s);
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2303,6 +2377,7 @@ int main(void)
 		cmocka_unit_test(test_arbiter_holds),
 		cmocka_unit_test(test_arbiter_refusal),
 		cmocka_unit_test(test_release_framed),
+		cmocka_unit_test(test_correlate),
 		cmocka_unit_test(test_no_server_traffic),
 		cmocka_unit_test(test_upgrade_refused),
 		cmocka_unit_test(test_not_http),

@@ -1,0 +1,496 @@
+/* SPDX-License-Identifier: GPL-2.0-only */
+/*
+ * Unit tests for agent/shadow/correlate.c (--correlate): value shapes; learning by place from
+ * real answers framed by http.c (Set-Cookie by name, JSON by path at any depth, Location and
+ * named headers, minimum lengths, a value that maps to two values); pending values and their
+ * wait; rewriting every place of a request (and the rewritten request framing as one whole
+ * request with http.c, Content-Length and chunked framing matching); whole tokens only; the
+ * LRU under its memory cap, the TTL.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "correlate.h"
+#include "http.h"
+
+#define MS 1000000ull
+#define JWT_P "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXByb2R1Y3Rpb24"
+#define JWT_T "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2hhZG93LXNpZ25hdHVyZQ"
+#define UUID_P "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+#define UUID_T "9f0c1a3e-7d2b-4c5e-8a6f-123456789abc"
+
+/* An answer framed by http.c from its wire bytes, as the engine collects it. */
+static void ans_from(const struct st_correlate_config *cfg, const char *raw,
+		     struct st_correlate_ans *a)
+{
+	struct st_http_parser p;
+	struct st_http_event ev;
+	const char *s = raw;
+	size_t len = strlen(raw);
+
+	memset(a, 0, sizeof(*a));
+	assert_int_equal(st_http__init(&p, ST_HTTP_RESPONSE, NULL), 0);
+	assert_int_equal(st_http__push_method(&p, ST_HTTP_M_GET), 0);
+	for (;;) {
+		const char *at = s;
+		size_t n = st_http__feed(&p, s, len, &ev);
+
+		s += n;
+		len -= n;
+		if (ev.type == ST_HTTP_EV_HEAD)
+			st_correlate_ans_head(a, cfg, ev.head);
+		else if (ev.type == ST_HTTP_EV_BODY && ev.data_len)
+			st_correlate_ans_body(a, at, n);
+		else if (ev.type == ST_HTTP_EV_MSG_DONE)
+			break;
+		assert_int_not_equal(ev.type, ST_HTTP_EV_ERROR);
+		assert_int_not_equal(ev.type, ST_HTTP_EV_NEED_MORE);
+	}
+	a->done = true;
+	st_http__free(&p);
+}
+
+static struct st_correlate *new_map(const struct st_correlate_config *cfg)
+{
+	struct st_correlate *c = st_correlate__new(cfg, 12345);
+
+	assert_non_null(c);
+	return c;
+}
+
+/* The target's value of production's value v now, or NULL. */
+static const char *mapped(struct st_correlate *c, const char *v, uint64_t now)
+{
+	static char buf[512];
+	const char *o;
+	size_t on;
+
+	if (st_correlate__lookup(c, v, strlen(v), now, &o, &on) != ST_COR_MAPPED)
+		return NULL;
+	memcpy(buf, o, on);
+	buf[on] = 0;
+	return buf;
+}
+
+static void learn(struct st_correlate *c, const struct st_correlate_config *cfg, const char *prod,
+		  const char *tgt, uint64_t now)
+{
+	struct st_correlate_ans p, t;
+
+	ans_from(cfg, prod, &p);
+	ans_from(cfg, tgt, &t);
+	st_correlate__learn(c, &p, &t, now);
+	st_correlate_ans_free(&p);
+	st_correlate_ans_free(&t);
+}
+
+static void test_shapes(void **state)
+{
+	(void)state;
+	assert_true(st_correlate_is_jwt(JWT_P, strlen(JWT_P)));
+	assert_false(st_correlate_is_jwt("eyJ.abc", 7));
+	assert_false(st_correlate_is_jwt("eyJhbGciOiJIUzI1NiJ9.eyJzdWIi", 29)); /* two parts */
+	assert_true(st_correlate_is_uuid(UUID_P, 36));
+	assert_false(st_correlate_is_uuid("1b4e28ba-2fa1-11d2-883f-0016d3cca42g", 36));
+	assert_true(st_correlate_is_token(UUID_P, 36));
+	assert_true(st_correlate_is_token("0123456789abcdef", 16));        /* hex >= 16 */
+	assert_false(st_correlate_is_token("0123456789abcde", 15));
+	assert_true(st_correlate_is_token("dGhpcyBpcyBhIHNlY3JldA==", 24)); /* base64 */
+	assert_false(st_correlate_is_token("application/json", 16));       /* a word */
+	assert_false(st_correlate_is_token("hello world this is", 19));
+	assert_true(st_correlate_is_id_name("access_token", 12));
+	assert_true(st_correlate_is_id_name("sid", 3));
+	assert_true(st_correlate_is_id_name("user_id", 7));
+	assert_true(st_correlate_is_id_name("orderId", 7));
+	assert_true(st_correlate_is_id_name("sessionKey", 10));
+	assert_false(st_correlate_is_id_name("name", 4));
+	assert_false(st_correlate_is_id_name("paid", 4));                  /* not camel Id */
+	assert_false(st_correlate_is_id_name("valid", 5));
+}
+
+static void test_learn_cookies(void **state)
+{
+	struct st_correlate_config cfg = { .wait_ns = 300 * MS };
+	struct st_correlate *c = new_map(&cfg);
+	struct st_correlate_stats st;
+
+	(void)state;
+	learn(c, &cfg,
+	      "HTTP/1.1 200 OK\r\nSet-Cookie: sid=prodSESSION12345; Path=/; HttpOnly\r\n"
+	      "Set-Cookie: theme=dark\r\nSet-Cookie: csrf=\"samesamesame1\"\r\n"
+	      "Set-Cookie: lang=en-GB-x\r\nSet-Cookie: tok=****************\r\n"
+	      "Content-Length: 0\r\n\r\n",
+	      "HTTP/1.1 200 OK\r\nSet-Cookie: lang=fr-FR-yy\r\nSet-Cookie: csrf=\"samesamesame1\"\r\n"
+	      "Set-Cookie: theme=light\r\nSet-Cookie: sid=shadowSESSION987; Path=/\r\n"
+	      "Set-Cookie: tok=shadowTOKEN00001\r\n"
+	      "Content-Length: 0\r\n\r\n", 1);
+	assert_string_equal(mapped(c, "prodSESSION12345", 2), "shadowSESSION987");
+	assert_null(mapped(c, "dark", 2));            /* shorter than the minimum */
+	assert_null(mapped(c, "en-GB-x", 2));         /* 7 < 8 */
+	assert_null(mapped(c, "samesamesame1", 2));   /* the same in both */
+	assert_null(mapped(c, "****************", 2)); /* what redaction leaves: no value */
+	st_correlate__stats(c, &st);
+	assert_int_equal(st.learned, 1);
+	st_correlate__free(c);
+}
+
+static void test_learn_json(void **state)
+{
+	struct st_correlate_config cfg = { .fields = { "$.meta.code", "$..ref" }, .n_fields = 2 };
+	struct st_correlate *c = new_map(&cfg);
+	char prod[1024], tgt[1024];
+	const char *pb = "{\"access_token\":\"" JWT_P "\",\"user\":{\"user_id\":\"u-00000001\","
+			 "\"name\":\"alice-the-first\",\"count\":12345678,"
+			 "\"orders\":[{\"id\":\"" UUID_P "\"},{\"id\":\"same-same-id\"}]},"
+			 "\"meta\":{\"code\":\"A1B2\",\"other\":\"C3D4\"},\"x\":{\"ref\":\"r001\"},"
+			 "\"note\":\"0123456789abcdef0123\"}";
+	const char *tb = "{\"note\":\"fedcba9876543210fedc\",\"x\":{\"ref\":\"r999\"},"
+			 "\"meta\":{\"other\":\"C9D9\",\"code\":\"Z9Y8\"},"
+			 "\"user\":{\"orders\":[{\"id\":\"" UUID_T "\"},{\"id\":\"same-same-id\"}],"
+			 "\"count\":87654321,\"name\":\"alice-the-other\",\"user_id\":\"u-00000777\"},"
+			 "\"access_token\":\"" JWT_T "\"}";
+
+	(void)state;
+	snprintf(prod, sizeof(prod),
+		 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %zu\r\n\r\n%s",
+		 strlen(pb), pb);
+	/* the target's answer chunked: the body is decoded before learning */
+	snprintf(tgt, sizeof(tgt),
+		 "HTTP/1.1 200 OK\r\nContent-Type: application/json; charset=utf-8\r\n"
+		 "Transfer-Encoding: chunked\r\n\r\n%zx\r\n%.*s\r\n%zx\r\n%s\r\n0\r\n\r\n",
+		 (size_t)10, 10, tb, strlen(tb) - 10, tb + 10);
+	learn(c, &cfg, prod, tgt, 1);
+	assert_string_equal(mapped(c, JWT_P, 2), JWT_T);           /* by name and shape */
+	assert_string_equal(mapped(c, UUID_P, 2), UUID_T);         /* in an array, by index */
+	assert_string_equal(mapped(c, "u-00000001", 2), "u-00000777"); /* *_id */
+	assert_string_equal(mapped(c, "0123456789abcdef0123", 2), "fedcba9876543210fedc"); /* hex */
+	assert_string_equal(mapped(c, "A1B2", 2), "Z9Y8");         /* named: 4 is enough */
+	assert_string_equal(mapped(c, "r001", 2), "r999");         /* $..ref */
+	assert_null(mapped(c, "C3D4", 2));                         /* not named */
+	assert_null(mapped(c, "alice-the-first", 2));              /* not an id */
+	assert_null(mapped(c, "12345678", 2));                     /* a count */
+	assert_null(mapped(c, "same-same-id", 2));
+	st_correlate__free(c);
+
+	/* compressed or not JSON: nothing from the body */
+	cfg.n_fields = 0;
+	c = new_map(&cfg);
+	learn(c, &cfg,
+	      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\n"
+	      "{\"sid\":\"sid-prod-00001\"}",
+	      "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 24\r\n\r\n"
+	      "{\"sid\":\"sid-tgt-000099\"}", 1);
+	assert_null(mapped(c, "sid-prod-00001", 2));
+	/* no media type: JSON by content */
+	learn(c, &cfg, "HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-prod-00001\"}",
+	      "HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-tgt-000099\"}", 1);
+	assert_string_equal(mapped(c, "sid-prod-00001", 2), "sid-tgt-000099");
+	st_correlate__free(c);
+}
+
+static void test_learn_headers(void **state)
+{
+	struct st_correlate_config cfg = { .headers = { "X-Session" }, .n_headers = 1 };
+	struct st_correlate *c = new_map(&cfg);
+
+	(void)state;
+	learn(c, &cfg,
+	      "HTTP/1.1 201 Created\r\nLocation: /orders/" UUID_P "?v=1\r\nX-Session: ab+c/d==\r\n"
+	      "X-Other: 0123456789abcdef\r\nContent-Length: 0\r\n\r\n",
+	      "HTTP/1.1 201 Created\r\nLocation: /orders/" UUID_T "?v=1\r\nX-Session: zz+y/x==\r\n"
+	      "X-Other: fedcba9876543210\r\nContent-Length: 0\r\n\r\n", 1);
+	assert_string_equal(mapped(c, UUID_P, 2), UUID_T);
+	assert_string_equal(mapped(c, "ab+c/d==", 2), "zz+y/x=="); /* named: the whole value */
+	assert_null(mapped(c, "orders", 2));
+	assert_null(mapped(c, "0123456789abcdef", 2));            /* a header nobody named */
+	st_correlate__free(c);
+}
+
+static void test_conflict(void **state)
+{
+	struct st_correlate_config cfg = { 0 };
+	struct st_correlate *c = new_map(&cfg);
+	struct st_correlate_stats st;
+
+	(void)state;
+	assert_int_equal(st_correlate__put(c, "prodvalue1", 10, "tgtvalue11", 10, 1), 1);
+	assert_int_equal(st_correlate__put(c, "prodvalue1", 10, "tgtvalue11", 10, 2), 0); /* again */
+	assert_string_equal(mapped(c, "prodvalue1", 3), "tgtvalue11");
+	/* the same production value, another target value: never rewritten again */
+	assert_int_equal(st_correlate__put(c, "prodvalue1", 10, "tgtvalue22", 10, 4), 0);
+	assert_null(mapped(c, "prodvalue1", 5));
+	assert_int_equal(st_correlate__put(c, "prodvalue1", 10, "tgtvalue11", 10, 6), 0);
+	assert_null(mapped(c, "prodvalue1", 7));
+	st_correlate__stats(c, &st);
+	assert_int_equal(st.conflicts, 1);
+	assert_int_equal(st.learned, 1);
+	st_correlate__free(c);
+}
+
+static void test_pending(void **state)
+{
+	struct st_correlate_config cfg = { .wait_ns = 300 * MS };
+	struct st_correlate *c = new_map(&cfg);
+	struct st_correlate_ans p, t;
+	const char *o;
+	size_t on;
+	const char *prod = "HTTP/1.1 200 OK\r\nSet-Cookie: sid=prodSESSION12345\r\n"
+			   "Set-Cookie: keep=constant-value-1\r\nContent-Length: 0\r\n\r\n";
+
+	(void)state;
+	ans_from(&cfg, prod, &p);
+	st_correlate__expect(c, &p, 1000 * MS);
+	assert_int_equal(st_correlate__lookup(c, "prodSESSION12345", 16, 1100 * MS, &o, &on),
+			 ST_COR_PENDING);
+	assert_int_equal(st_correlate__lookup(c, "constant-value-1", 16, 1100 * MS, &o, &on),
+			 ST_COR_PENDING);
+	ans_from(&cfg, "HTTP/1.1 200 OK\r\nSet-Cookie: sid=shadowSESSION987\r\n"
+		       "Set-Cookie: keep=constant-value-1\r\nContent-Length: 0\r\n\r\n", &t);
+	st_correlate__learn(c, &p, &t, 1200 * MS);
+	assert_string_equal(mapped(c, "prodSESSION12345", 1200 * MS), "shadowSESSION987");
+	/* the same value in both: settled, nothing to wait for */
+	assert_int_equal(st_correlate__lookup(c, "constant-value-1", 16, 1200 * MS, &o, &on),
+			 ST_COR_UNKNOWN);
+	st_correlate_ans_free(&t);
+	/* a target that never answers: the value is pending for twice the wait, then unknown */
+	st_correlate__free(c);
+	c = new_map(&cfg);
+	st_correlate__expect(c, &p, 1000 * MS);
+	assert_int_equal(st_correlate__lookup(c, "prodSESSION12345", 16, 1599 * MS, &o, &on),
+			 ST_COR_PENDING);
+	assert_int_equal(st_correlate__lookup(c, "prodSESSION12345", 16, 1601 * MS, &o, &on),
+			 ST_COR_UNKNOWN);
+	st_correlate_ans_free(&p);
+	st_correlate__free(c);
+}
+
+static void explained(void *ctx, const char *pv, size_t pn, const char *tv, size_t tn)
+{
+	char *out = ctx;
+
+	snprintf(out + strlen(out), 512 - strlen(out), "%.*s>%.*s;", (int)pn, pv, (int)tn, tv);
+}
+
+/* What the map knows of an answer: the pairs tap compare gets. */
+static void test_explain(void **state)
+{
+	struct st_correlate_config cfg = { 0 };
+	struct st_correlate *c = new_map(&cfg);
+	struct st_correlate_ans p;
+	char out[512] = "";
+
+	(void)state;
+	st_correlate__put(c, UUID_P, 36, UUID_T, 36, 1);
+	st_correlate__put(c, "u-00000001", 10, "u-00000777", 10, 1);
+	ans_from(&cfg, "HTTP/1.1 200 OK\r\nLocation: /orders/" UUID_P "\r\nContent-Length: 44\r\n\r\n"
+		       "{\"user_id\":\"u-00000001\",\"other\":\"u-0000000\"}", &p);
+	st_correlate__explain(c, &p, 2, explained, out);
+	assert_string_equal(out, UUID_P ">" UUID_T ";u-00000001>u-00000777;");
+	st_correlate_ans_free(&p);
+	st_correlate__free(c);
+}
+
+/* ---- rewriting -------------------------------------------------------------------------------- */
+
+static const char *const table[][2] = {
+	{ "prodSESSION12345", "shadowSESSION987" },
+	{ JWT_P, JWT_T },
+	{ UUID_P, UUID_T },
+	{ "alice", "bob-the-builder" },          /* user of Basic (short names may be named) */
+	{ "pw-prod-1234", "pw-shadow-9" },
+	{ "ab+c/d==", "zz+y/x==" },
+};
+
+static enum st_correlate_hit tab_fn(void *ctx, const char *v, size_t n, const char **out,
+				    size_t *outlen)
+{
+	(void)ctx;
+	if (n == 14 && !memcmp(v, "pendingvalue01", 14))
+		return ST_COR_PENDING;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++)
+		if (strlen(table[i][0]) == n && !memcmp(table[i][0], v, n)) {
+			*out = table[i][1];
+			*outlen = strlen(table[i][1]);
+			return ST_COR_MAPPED;
+		}
+	return ST_COR_UNKNOWN;
+}
+
+/* Rewrites req; checks that the result frames as exactly one request whose body has
+ * body_len bytes; returns it (static). */
+static const char *rewrite(const char *req, int want, size_t body_len, unsigned *pending)
+{
+	static char res[8192];
+	struct st_correlate_out out = { 0 };
+	struct st_http_parser p;
+	struct st_http_event ev;
+	int r = st_correlate_rewrite((const uint8_t *)req, strlen(req), tab_fn, NULL, &out);
+	const char *s;
+	size_t len;
+
+	assert_int_equal(r, want);
+	if (pending)
+		*pending = out.pending;
+	if (r != 1) {
+		st_correlate_out_free(&out);
+		return req;
+	}
+	assert_true(out.len < sizeof(res));
+	memcpy(res, out.buf, out.len);
+	res[out.len] = 0;
+	st_correlate_out_free(&out);
+	assert_int_equal(st_http__init(&p, ST_HTTP_REQUEST, NULL), 0);
+	s = res;
+	len = strlen(res);
+	for (;;) {
+		size_t n = st_http__feed(&p, s, len, &ev);
+
+		s += n;
+		len -= n;
+		assert_int_not_equal(ev.type, ST_HTTP_EV_ERROR);
+		assert_int_not_equal(ev.type, ST_HTTP_EV_NEED_MORE);
+		if (ev.type == ST_HTTP_EV_MSG_DONE)
+			break;
+	}
+	assert_int_equal(len, 0);
+	assert_int_equal(ev.body_len, body_len);
+	st_http__free(&p);
+	return res;
+}
+
+static void test_rewrite_head(void **state)
+{
+	unsigned pend;
+	const char *r;
+
+	(void)state;
+	r = rewrite("GET /orders/" UUID_P "/items?sid=prodSESSION12345&x=1 HTTP/1.1\r\n"
+		    "Host: a\r\nCookie: theme=dark; sid=prodSESSION12345;other=pendingvalue01\r\n"
+		    "Authorization: Bearer " JWT_P "\r\nX-Session: ab+c/d==\r\n\r\n", 1, 0, &pend);
+	assert_string_equal(r, "GET /orders/" UUID_T "/items?sid=shadowSESSION987&x=1 HTTP/1.1\r\n"
+			       "Host: a\r\nCookie: theme=dark; sid=shadowSESSION987;other=pendingvalue01\r\n"
+			       "Authorization: Bearer " JWT_T "\r\nX-Session: zz+y/x==\r\n\r\n");
+	assert_int_equal(pend, 1);
+	/* Basic: alice:pw-prod-1234 -> bob-the-builder:pw-shadow-9 */
+	r = rewrite("GET / HTTP/1.1\r\nAuthorization: Basic YWxpY2U6cHctcHJvZC0xMjM0\r\n\r\n", 1, 0,
+		    NULL);
+	assert_string_equal(r, "GET / HTTP/1.1\r\nAuthorization: Basic "
+			       "Ym9iLXRoZS1idWlsZGVyOnB3LXNoYWRvdy05\r\n\r\n");
+	/* whole tokens only: inside a longer token, nothing */
+	rewrite("GET /x" UUID_P " HTTP/1.1\r\nX-A: prodSESSION12345x\r\nX-B: aprodSESSION12345\r\n"
+		"\r\n", 0, 0, &pend);
+	assert_int_equal(pend, 0);
+	/* pending only: nothing rewritten, counted */
+	rewrite("GET /pendingvalue01 HTTP/1.1\r\n\r\n", 0, 0, &pend);
+	assert_int_equal(pend, 1);
+}
+
+static void test_rewrite_body(void **state)
+{
+	char req[2048];
+	const char *r, *jb = "{\"token\":\"" JWT_P "\",\"order\":{\"id\":\"" UUID_P "\"},\"n\":1}";
+	const char *jt = "{\"token\":\"" JWT_T "\",\"order\":{\"id\":\"" UUID_T "\"},\"n\":1}";
+
+	(void)state;
+	/* JSON: Content-Length follows the new length */
+	snprintf(req, sizeof(req), "PUT /o HTTP/1.1\r\nContent-Type: application/json\r\n"
+		 "Content-Length:  %zu \r\n\r\n%s", strlen(jb), jb);
+	r = rewrite(req, 1, strlen(jt), NULL);
+	assert_non_null(strstr(r, jt));
+	assert_non_null(strstr(r, "Content-Length:  " ));
+	/* a form */
+	r = rewrite("POST /f HTTP/1.1\r\nContent-Length: 30\r\n\r\nsid=prodSESSION12345&a=b&c=dd",
+		    -EINVAL, 0, NULL); /* 29 bytes: the length does not hold */
+	r = rewrite("POST /f HTTP/1.1\r\nContent-Length: 30\r\n\r\nsid=prodSESSION12345&a=b&c=ddd",
+		    1, 30, NULL);
+	assert_non_null(strstr(r, "\r\n\r\nsid=shadowSESSION987&a=b&c=ddd"));
+	/* chunked: one chunk, the trailers kept */
+	r = rewrite("POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+		    "5;ext=1\r\n{\"a\":\r\n1a\r\n\"prodSESSION12345\", \"b\":1}\r\n0\r\nX-T: 1\r\n\r\n",
+		    1, strlen("{\"a\":\"shadowSESSION987\", \"b\":1}"), NULL);
+	assert_non_null(strstr(r, "\r\n\r\n1f\r\n{\"a\":\"shadowSESSION987\", \"b\":1}\r\n0\r\n"
+				  "X-T: 1\r\n\r\n"));
+	/* nothing known: unchanged */
+	rewrite("POST /c HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 0, 0, NULL);
+	/* not a request this rewrites */
+	rewrite("GET / HTTP/1.1\r\nX: y\r\n", -EINVAL, 0, NULL);          /* no end of head */
+	rewrite("GET / HTTP/1.1\r\n bad: y\r\n\r\n", -EINVAL, 0, NULL);     /* folding */
+	rewrite("GET / HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+		-EINVAL, 0, NULL);
+	rewrite("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nab\r\n0\r\n\r\n", -EINVAL,
+		0, NULL);
+}
+
+/* ---- bounds ----------------------------------------------------------------------------------- */
+
+static void test_lru_cap(void **state)
+{
+	struct st_correlate_config cfg = { .max_mem = 64 * 1024 };
+	struct st_correlate *c = new_map(&cfg);
+	struct st_correlate_stats st;
+	char pv[32], tv[32];
+
+	(void)state;
+	for (int i = 0; i < 4000; i++) {
+		snprintf(pv, sizeof(pv), "prod-value-%06d", i);
+		snprintf(tv, sizeof(tv), "tgt-value-%06d", i);
+		st_correlate__put(c, pv, strlen(pv), tv, strlen(tv), 1);
+		if (i >= 10)
+			assert_non_null(mapped(c, "prod-value-000007", 1)); /* kept in use */
+		st_correlate__stats(c, &st);
+		assert_true(st.mem <= cfg.max_mem);
+	}
+	st_correlate__stats(c, &st);
+	assert_int_equal(st.learned, 4000);
+	assert_true(st.evicted > 2000);
+	assert_int_equal(st.entries + st.evicted, 4000);
+	assert_null(mapped(c, "prod-value-000008", 1));             /* evicted */
+	assert_string_equal(mapped(c, "prod-value-003999", 1), "tgt-value-003999");
+	st_correlate__free(c);
+}
+
+static void test_ttl(void **state)
+{
+	struct st_correlate_config cfg = { .ttl_ns = 1000 * MS };
+	struct st_correlate *c = new_map(&cfg);
+	struct st_correlate_stats st;
+
+	(void)state;
+	st_correlate__put(c, "prodvalue1", 10, "tgtvalue11", 10, 0);
+	st_correlate__put(c, "prodvalue2", 10, "tgtvalue22", 10, 0);
+	assert_non_null(mapped(c, "prodvalue1", 900 * MS));    /* used: its time starts again */
+	st_correlate__expire(c, 1500 * MS);
+	st_correlate__stats(c, &st);
+	assert_int_equal(st.expired, 1);
+	assert_int_equal(st.entries, 1);
+	assert_non_null(mapped(c, "prodvalue1", 1800 * MS));
+	assert_null(mapped(c, "prodvalue1", 2900 * MS));
+	st_correlate__free(c);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_shapes),
+		cmocka_unit_test(test_learn_cookies),
+		cmocka_unit_test(test_learn_json),
+		cmocka_unit_test(test_learn_headers),
+		cmocka_unit_test(test_conflict),
+		cmocka_unit_test(test_pending),
+		cmocka_unit_test(test_explain),
+		cmocka_unit_test(test_rewrite_head),
+		cmocka_unit_test(test_rewrite_body),
+		cmocka_unit_test(test_lru_cap),
+		cmocka_unit_test(test_ttl),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
