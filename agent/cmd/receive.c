@@ -243,15 +243,8 @@ static int parse(struct receive *rx, int argc, char **argv)
 	if (!st_kafka_conf_check(&rx->kafka, true, "receive") ||
 	    (rx->kafka.brokers && !st_kafka_conf_valid(&rx->kafka, "receive")))
 		return ST_EXIT_USAGE;
-	if ((rx->tlso.cert || rx->tlso.key || rx->tlso.ca) && (!rx->listen || rx->insecure)) {
-		pr_err("receive: --cert, --key and --ca are for --listen without --insecure");
+	if (!st_tlslink_opts_check(&rx->tlso, rx->listen, rx->insecure, "receive", "--listen"))
 		return ST_EXIT_USAGE;
-	}
-	if (rx->listen && !rx->insecure && (!rx->tlso.cert || !rx->tlso.key || !rx->tlso.ca)) {
-		pr_err("receive: --listen needs --cert, --key and --ca (TLS 1.3, both ends "
-		       "authenticated), or --insecure for plaintext");
-		return ST_EXIT_USAGE;
-	}
 	if (!rx->wpath && !rx->outdir && !rx->to && !rx->print) {
 		pr_err("receive: give at least one output: -w FILE, -o DIR, --to HOST:PORT or "
 		       "--print");
