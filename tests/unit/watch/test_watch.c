@@ -18,6 +18,7 @@
 #include "http.h"
 #include "reasm.h"
 #include "watch.h"
+#include "watch_harness.h"
 
 #define MS 1000000ull
 
@@ -105,37 +106,6 @@ static void handshake(struct fx *f)
 	seg(f, ST_DIR_OUT, ST_TCP_SYN, NULL, 0, 0, 0);
 }
 
-static const struct st_watch_series *find(struct fx *f, const char *ep, unsigned method,
-					  uint16_t code)
-{
-	const struct st_watch_agg *a = st_watch__agg(f->w);
-
-	for (uint32_t i = 0; i < a->ns; i++)
-		if (!strcmp(st_watch_agg_endpoint_name(a, a->s[i].ep), ep) &&
-		    a->s[i].method == method && a->s[i].code == code)
-			return &a->s[i];
-	return NULL;
-}
-
-static uint64_t hcount(const struct st_watch_hist *h)
-{
-	uint64_t n = 0;
-
-	for (unsigned i = 0; i <= ST_WATCH_BUCKETS_MAX; i++)
-		n += h->c[i];
-	return n;
-}
-
-static struct st_watch_stats stats(struct fx *f)
-{
-	struct st_watch_stats s;
-
-	st_watch__stats(f->w, &s);
-	return s;
-}
-
-#define NEAR(a, b) assert_true(fabs((a) - (b)) < 1e-9)
-
 static const char get_a[] = "GET /a HTTP/1.1\r\nHost: x\r\n\r\n";
 static const char ok5[] = "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello";
 
@@ -151,16 +121,16 @@ static void test_keepalive(void **state)
 	text(f, ST_DIR_IN, get_a, 1010);
 	text(f, ST_DIR_OUT, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\n", 1012);
 	text(f, ST_DIR_OUT, "hello", 1020);
-	s = find(f, "/a", ST_HTTP_M_GET, 200);
+	s = wh_find(f->w, "/a", ST_HTTP_M_GET, 200);
 	assert_non_null(s);
 	assert_int_equal(s->n, 2);
 	NEAR(s->h[ST_WATCH_H_FIRST].sum, 0.003 + 0.002);
 	NEAR(s->h[ST_WATCH_H_LAST].sum, 0.003 + 0.010);
 	NEAR(s->h[ST_WATCH_H_REQ_SIZE].sum, 2.0 * strlen(get_a));
 	NEAR(s->h[ST_WATCH_H_RESP_SIZE].sum, 2.0 * strlen(ok5));
-	assert_int_equal(stats(f).exchanges, 2);
-	assert_int_equal(stats(f).requests, 2);
-	assert_int_equal(stats(f).http_conns, 1);
+	assert_int_equal(wh_stats(f->w).exchanges, 2);
+	assert_int_equal(wh_stats(f->w).requests, 2);
+	assert_int_equal(wh_stats(f->w).http_conns, 1);
 }
 
 /* Headers-only: bodies elided by the kernel are stepped over, sizes and ends stay exact. */
@@ -179,19 +149,19 @@ static void test_elided_body(void **state)
 	seg(f, ST_DIR_OUT, 0, part, sizeof(part), 50000, 5);
 	seg(f, ST_DIR_OUT, ST_TCP_PSH, part + 60, 100,
 	    (uint32_t)(100000 - (sizeof(part) - strlen(head)) - 50000 - 100), 8);
-	s = find(f, "/big", ST_HTTP_M_GET, 200);
+	s = wh_find(f->w, "/big", ST_HTTP_M_GET, 200);
 	assert_non_null(s);
 	assert_int_equal(s->n, 1);
 	NEAR(s->h[ST_WATCH_H_FIRST].sum, 0.005);
 	NEAR(s->h[ST_WATCH_H_LAST].sum, 0.008); /* the second super-packet ends it */
 	NEAR(s->h[ST_WATCH_H_RESP_SIZE].sum, (double)strlen(head) + 100000);
-	assert_int_equal(stats(f).skipped, 100000 - (sizeof(part) - strlen(head)) - 100);
-	assert_int_equal(stats(f).desyncs, 0);
+	assert_int_equal(wh_stats(f->w).skipped, 100000 - (sizeof(part) - strlen(head)) - 100);
+	assert_int_equal(wh_stats(f->w).desyncs, 0);
 	assert_int_equal(f->whole_calls, 0);
 	/* the next exchange frames on */
 	text(f, ST_DIR_IN, get_a, 20);
 	text(f, ST_DIR_OUT, ok5, 21);
-	assert_non_null(find(f, "/a", ST_HTTP_M_GET, 200));
+	assert_non_null(wh_find(f->w, "/a", ST_HTTP_M_GET, 200));
 }
 
 /* Pipelined: two requests in one segment, two answers in one. */
@@ -206,13 +176,13 @@ static void test_pipelined(void **state)
 	text(f, ST_DIR_IN, two, 100);
 	snprintf(two, sizeof(two), "%sHTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n", ok5);
 	text(f, ST_DIR_OUT, two, 104);
-	s = find(f, "/a", ST_HTTP_M_GET, 200);
+	s = wh_find(f->w, "/a", ST_HTTP_M_GET, 200);
 	assert_non_null(s);
 	NEAR(s->h[ST_WATCH_H_FIRST].sum, 0.004);
-	s = find(f, "/b", ST_HTTP_M_GET, 404);
+	s = wh_find(f->w, "/b", ST_HTTP_M_GET, 404);
 	assert_non_null(s);
 	assert_int_equal(s->n, 1);
-	assert_int_equal(stats(f).lost_exchanges, 0);
+	assert_int_equal(wh_stats(f->w).lost_exchanges, 0);
 }
 
 /* More requests waiting than the framer's method queue holds (64): every one is paired, HEAD's
@@ -232,11 +202,11 @@ static void test_pipelined_deep(void **state)
 	}
 	seg(f, ST_DIR_IN, ST_TCP_PSH, reqs, (uint32_t)nq, 0, 0);
 	seg(f, ST_DIR_OUT, ST_TCP_PSH, resps, (uint32_t)np, 0, 1);
-	assert_int_equal(find(f, "/d", ST_HTTP_M_GET, 200)->n, 133);
-	assert_int_equal(find(f, "/d", ST_HTTP_M_HEAD, 200)->n, 67);
-	assert_int_equal(stats(f).lost_exchanges, 0);
-	assert_int_equal(stats(f).unpaired, 0);
-	assert_int_equal(stats(f).desyncs, 0);
+	assert_int_equal(wh_find(f->w, "/d", ST_HTTP_M_GET, 200)->n, 133);
+	assert_int_equal(wh_find(f->w, "/d", ST_HTTP_M_HEAD, 200)->n, 67);
+	assert_int_equal(wh_stats(f->w).lost_exchanges, 0);
+	assert_int_equal(wh_stats(f->w).unpaired, 0);
+	assert_int_equal(wh_stats(f->w).desyncs, 0);
 }
 
 /* A head past the copied bytes of a segment (pipelining): framing is lost there, counted, the
@@ -258,29 +228,29 @@ static void test_head_elided_fallback(void **state)
 	/* copied: head1 and 60 body bytes; left out: the rest of body 1, head 2, body 2 */
 	seg(f, ST_DIR_OUT, ST_TCP_PSH, part, sizeof(part),
 	    (uint32_t)(3000 - (sizeof(part) - strlen(head1)) + strlen(head2) + 10), 1);
-	st = stats(f);
+	st = wh_stats(f->w);
 	assert_int_equal(f->whole_calls, 1);
 	assert_memory_equal(&f->whole_key, &f->k[ST_DIR_IN], sizeof(f->whole_key));
 	assert_int_equal(st.fallbacks, 1);
 	assert_int_equal(st.desyncs, 1);
 	/* the first answer: its code and first byte are known, its end is not */
-	s = find(f, "/a", ST_HTTP_M_GET, 200);
+	s = wh_find(f->w, "/a", ST_HTTP_M_GET, 200);
 	assert_non_null(s);
 	assert_int_equal(s->n, 1);
-	assert_int_equal(hcount(&s->h[ST_WATCH_H_FIRST]), 1);
-	assert_int_equal(hcount(&s->h[ST_WATCH_H_LAST]), 0);
+	assert_int_equal(wh_hcount(&s->h[ST_WATCH_H_FIRST]), 1);
+	assert_int_equal(wh_hcount(&s->h[ST_WATCH_H_LAST]), 0);
 	assert_int_equal(st.incomplete, 1);
 	/* the second request's answer was in the hole */
 	assert_int_equal(st.lost_exchanges, 1);
-	assert_null(find(f, "/two", ST_HTTP_M_GET, 200));
+	assert_null(wh_find(f->w, "/two", ST_HTTP_M_GET, 200));
 	/* copied whole from now on: framed again at the next head */
 	text(f, ST_DIR_IN, "GET /three HTTP/1.1\r\nHost: x\r\n\r\n", 10);
 	text(f, ST_DIR_OUT, "HTTP/1.1 201 Created\r\nContent-Length: 2\r\n\r\nok", 12);
-	s = find(f, "/three", ST_HTTP_M_GET, 201);
+	s = wh_find(f->w, "/three", ST_HTTP_M_GET, 201);
 	assert_non_null(s);
-	assert_int_equal(hcount(&s->h[ST_WATCH_H_LAST]), 1);
+	assert_int_equal(wh_hcount(&s->h[ST_WATCH_H_LAST]), 1);
 	NEAR(s->h[ST_WATCH_H_LAST].sum, 0.002);
-	assert_int_equal(stats(f).fallbacks, 1);
+	assert_int_equal(wh_stats(f->w).fallbacks, 1);
 	assert_int_equal(f->whole_calls, 1);
 }
 
@@ -301,15 +271,15 @@ static void test_continue_chunked(void **state)
 	text(f, ST_DIR_IN, "abcd", 2);
 	text(f, ST_DIR_OUT, resp1, 5);
 	text(f, ST_DIR_OUT, resp2, 9);
-	s = find(f, "/up", ST_HTTP_M_POST, 200);
+	s = wh_find(f->w, "/up", ST_HTTP_M_POST, 200);
 	assert_non_null(s);
 	assert_int_equal(s->n, 1);
 	NEAR(s->h[ST_WATCH_H_FIRST].sum, 0.003);
 	NEAR(s->h[ST_WATCH_H_LAST].sum, 0.007);
 	NEAR(s->h[ST_WATCH_H_REQ_SIZE].sum, strlen(req) + 4.0);
 	NEAR(s->h[ST_WATCH_H_RESP_SIZE].sum, (double)(strlen(resp1) + strlen(resp2)));
-	assert_int_equal(stats(f).interim, 1);
-	assert_null(find(f, "/up", ST_HTTP_M_POST, 100));
+	assert_int_equal(wh_stats(f->w).interim, 1);
+	assert_null(wh_find(f->w, "/up", ST_HTTP_M_POST, 100));
 	assert_int_equal(f->whole_calls, 1); /* the chunked answer */
 }
 
@@ -323,21 +293,21 @@ static void test_head_early_unanswered(void **state)
 	handshake(f);
 	text(f, ST_DIR_IN, "HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n", 0);
 	text(f, ST_DIR_OUT, "HTTP/1.1 200 OK\r\nContent-Length: 999\r\n\r\n", 1);
-	assert_non_null(find(f, "/h", ST_HTTP_M_HEAD, 200));
+	assert_non_null(wh_find(f->w, "/h", ST_HTTP_M_HEAD, 200));
 	/* the server answers before the body is all in */
 	text(f, ST_DIR_IN, "PUT /p HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nabc", 2);
 	text(f, ST_DIR_OUT, "HTTP/1.1 413 Too Large\r\nContent-Length: 0\r\n\r\n", 3);
 	text(f, ST_DIR_IN, "def", 4);
-	s = find(f, "/p", ST_HTTP_M_PUT, 413);
+	s = wh_find(f->w, "/p", ST_HTTP_M_PUT, 413);
 	assert_non_null(s);
 	assert_int_equal(s->n, 1);
-	assert_int_equal(hcount(&s->h[ST_WATCH_H_FIRST]), 0);
+	assert_int_equal(wh_hcount(&s->h[ST_WATCH_H_FIRST]), 0);
 	text(f, ST_DIR_IN, "GET /u HTTP/1.1\r\nHost: x\r\n\r\n", 5);
 	st_reasm__flush(f->r);
-	s = find(f, "/u", ST_HTTP_M_GET, ST_WATCH_CODE_NONE);
+	s = wh_find(f->w, "/u", ST_HTTP_M_GET, ST_WATCH_CODE_NONE);
 	assert_non_null(s);
-	assert_int_equal(stats(f).unanswered, 1);
-	assert_int_equal(stats(f).exchanges, 3);
+	assert_int_equal(wh_stats(f->w).unanswered, 1);
+	assert_int_equal(wh_stats(f->w).exchanges, 3);
 }
 
 /* A capture loss inside a chunked answer: framing is lost and found again. (The chunked head
@@ -357,14 +327,14 @@ static void test_loss(void **state)
 	st_reasm__feed(f->r, &loss);
 	f->seq[1] += 7;
 	text(f, ST_DIR_OUT, "0\r\n\r\n", 3);
-	assert_int_equal(stats(f).desyncs, 1);
+	assert_int_equal(wh_stats(f->w).desyncs, 1);
 	assert_int_equal(f->whole_calls, 1);
-	assert_int_equal(stats(f).fallbacks, 1);
-	assert_int_equal(stats(f).incomplete, 1);
+	assert_int_equal(wh_stats(f->w).fallbacks, 1);
+	assert_int_equal(wh_stats(f->w).incomplete, 1);
 	text(f, ST_DIR_IN, "GET /after HTTP/1.1\r\nHost: x\r\n\r\n", 10);
 	text(f, ST_DIR_OUT, ok5, 11);
-	assert_non_null(find(f, "/after", ST_HTTP_M_GET, 200));
-	assert_int_equal(stats(f).gap_bytes, 7);
+	assert_non_null(wh_find(f->w, "/after", ST_HTTP_M_GET, 200));
+	assert_int_equal(wh_stats(f->w).gap_bytes, 7);
 	/* a loss inside a Content-Length body: its end is still known, nothing is lost */
 	text(f, ST_DIR_IN, get_a, 20);
 	text(f, ST_DIR_OUT, "HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nh", 21);
@@ -375,12 +345,12 @@ static void test_loss(void **state)
 	f->seq[1] += 3;
 	text(f, ST_DIR_OUT, "o", 25);
 	/* (the first /a, cut by the loss above, was counted without its end) */
-	assert_int_equal(find(f, "/a", ST_HTTP_M_GET, 200)->n, 2);
-	assert_int_equal(hcount(&find(f, "/a", ST_HTTP_M_GET, 200)->h[ST_WATCH_H_LAST]), 1);
-	NEAR(find(f, "/a", ST_HTTP_M_GET, 200)->h[ST_WATCH_H_LAST].sum, 0.005);
-	NEAR(find(f, "/a", ST_HTTP_M_GET, 200)->h[ST_WATCH_H_RESP_SIZE].sum,
+	assert_int_equal(wh_find(f->w, "/a", ST_HTTP_M_GET, 200)->n, 2);
+	assert_int_equal(wh_hcount(&wh_find(f->w, "/a", ST_HTTP_M_GET, 200)->h[ST_WATCH_H_LAST]), 1);
+	NEAR(wh_find(f->w, "/a", ST_HTTP_M_GET, 200)->h[ST_WATCH_H_LAST].sum, 0.005);
+	NEAR(wh_find(f->w, "/a", ST_HTTP_M_GET, 200)->h[ST_WATCH_H_RESP_SIZE].sum,
 	     (double)strlen(ok5));
-	assert_int_equal(stats(f).desyncs, 1);
+	assert_int_equal(wh_stats(f->w).desyncs, 1);
 }
 
 /* A connection joined midway is framed from the first head; one that is not HTTP is not. */
@@ -393,16 +363,16 @@ static void test_joined_and_other(void **state)
 	text(f, ST_DIR_OUT, ok5, 1);
 	text(f, ST_DIR_IN, get_a, 2);
 	text(f, ST_DIR_OUT, ok5, 3);
-	assert_int_equal(stats(f).joined_conns, 1);
-	assert_int_equal(stats(f).unpaired, 1);
-	assert_int_equal(find(f, "/a", ST_HTTP_M_GET, 200)->n, 1);
+	assert_int_equal(wh_stats(f->w).joined_conns, 1);
+	assert_int_equal(wh_stats(f->w).unpaired, 1);
+	assert_int_equal(wh_find(f->w, "/a", ST_HTTP_M_GET, 200)->n, 1);
 	st_reasm__flush(f->r);
 	/* a TLS handshake on the port */
 	f->k[0].sport = f->k[1].dport = 40001;
 	handshake(f);
 	seg(f, ST_DIR_IN, ST_TCP_PSH, "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", 11, 0, 5);
-	assert_int_equal(stats(f).other_conns, 1);
-	assert_int_equal(stats(f).http_conns, 1);
+	assert_int_equal(wh_stats(f->w).other_conns, 1);
+	assert_int_equal(wh_stats(f->w).http_conns, 1);
 }
 
 int main(void)

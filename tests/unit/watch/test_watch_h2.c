@@ -23,6 +23,7 @@
 #include "prom.h"
 #include "reasm.h"
 #include "watch.h"
+#include "watch_harness.h"
 #include "watch_h2.h"
 
 #define MS 1000000ull
@@ -233,18 +234,6 @@ static void open_h2(struct fx *f, struct conn *c, bool server_first)
 	}
 }
 
-static const struct st_watch_series *find(struct fx *f, const char *ep, unsigned method,
-					  uint16_t code)
-{
-	const struct st_watch_agg *a = st_watch__agg(f->w);
-
-	for (uint32_t i = 0; i < a->ns; i++)
-		if (!strcmp(st_watch_agg_endpoint_name(a, a->s[i].ep), ep) &&
-		    a->s[i].method == method && a->s[i].code == code)
-			return &a->s[i];
-	return NULL;
-}
-
 static uint64_t grpc_count(struct fx *f, const char *ep, unsigned code)
 {
 	const struct st_watch_agg *a = st_watch__agg(f->w);
@@ -254,25 +243,6 @@ static uint64_t grpc_count(struct fx *f, const char *ep, unsigned code)
 			return a->grpc[e][code];
 	return 0;
 }
-
-static uint64_t hcount(const struct st_watch_hist *h)
-{
-	uint64_t n = 0;
-
-	for (unsigned i = 0; i <= ST_WATCH_BUCKETS_MAX; i++)
-		n += h->c[i];
-	return n;
-}
-
-static struct st_watch_stats stats(struct fx *f)
-{
-	struct st_watch_stats s;
-
-	st_watch__stats(f->w, &s);
-	return s;
-}
-
-#define NEAR(a, b) assert_true(fabs((a) - (b)) < 1e-9)
 
 /* Two streams interleaved, answered out of order: each its own exchange, times and sizes from
  * its own frames; the connection is listed for whole copies at its preface. */
@@ -302,27 +272,27 @@ static void test_streams(void **state)
 	data(&w, 1, 0, true);
 	xmit(f, &f->c, ST_DIR_OUT, &w, 120);
 
-	s = find(f, "/items?a", ST_HTTP_M_POST, 201);
+	s = wh_find(f->w, "/items?a", ST_HTTP_M_POST, 201);
 	assert_non_null(s);
 	assert_int_equal(s->n, 1);
 	NEAR(s->h[ST_WATCH_H_FIRST].sum, 0.003);
 	NEAR(s->h[ST_WATCH_H_LAST].sum, 0.003);
 	NEAR(s->h[ST_WATCH_H_REQ_SIZE].sum, 17);
 	NEAR(s->h[ST_WATCH_H_RESP_SIZE].sum, 5);
-	s = find(f, "/users/{id}", ST_HTTP_M_GET, 404);
+	s = wh_find(f->w, "/users/{id}", ST_HTTP_M_GET, 404);
 	assert_non_null(s);
 	NEAR(s->h[ST_WATCH_H_FIRST].sum, 0.005);
 	NEAR(s->h[ST_WATCH_H_LAST].sum, 0.020);
 	NEAR(s->h[ST_WATCH_H_REQ_SIZE].sum, 0);
 	NEAR(s->h[ST_WATCH_H_RESP_SIZE].sum, 300);
-	assert_int_equal(stats(f).h2_conns, 1);
-	assert_int_equal(stats(f).h2_whole, 1);
-	assert_int_equal(stats(f).http_conns, 0);
-	assert_int_equal(stats(f).requests, 2);
-	assert_int_equal(stats(f).h2_streams, 2);
-	assert_int_equal(stats(f).exchanges, 2);
-	assert_int_equal(stats(f).fallbacks, 0);
-	assert_int_equal(stats(f).unanswered + stats(f).incomplete + stats(f).lost_exchanges, 0);
+	assert_int_equal(wh_stats(f->w).h2_conns, 1);
+	assert_int_equal(wh_stats(f->w).h2_whole, 1);
+	assert_int_equal(wh_stats(f->w).http_conns, 0);
+	assert_int_equal(wh_stats(f->w).requests, 2);
+	assert_int_equal(wh_stats(f->w).h2_streams, 2);
+	assert_int_equal(wh_stats(f->w).exchanges, 2);
+	assert_int_equal(wh_stats(f->w).fallbacks, 0);
+	assert_int_equal(wh_stats(f->w).unanswered + wh_stats(f->w).incomplete + wh_stats(f->w).lost_exchanges, 0);
 }
 
 /* gRPC: status from the trailers or a trailers-only answer, per endpoint and code, exported as
@@ -338,7 +308,7 @@ static void test_grpc(void **state)
 	FILE *m;
 
 	open_h2(f, &f->c, true);
-	assert_int_equal(stats(f).h2_conns, 1);
+	assert_int_equal(wh_stats(f->w).h2_conns, 1);
 	for (uint32_t i = 0; i < 3; i++) {
 		uint32_t id = 1 + 2 * i;
 
@@ -368,15 +338,15 @@ static void test_grpc(void **state)
 		"/pkg.Svc/Put", ":authority", "x", "content-type", "application/grpc", NULL);
 	xmit(f, &f->c, ST_DIR_IN, &w, 39);
 	assert_int_equal(grpc_count(f, "/pkg.Svc/Put", 7), 1); /* PERMISSION_DENIED */
-	assert_int_equal(find(f, "/pkg.Svc/Put", ST_HTTP_M_POST, 200)->n, 2);
-	assert_int_equal(find(f, "/pkg.Svc/Get", ST_HTTP_M_POST, 200)->n, 2);
+	assert_int_equal(wh_find(f->w, "/pkg.Svc/Put", ST_HTTP_M_POST, 200)->n, 2);
+	assert_int_equal(wh_find(f->w, "/pkg.Svc/Get", ST_HTTP_M_POST, 200)->n, 2);
 	assert_int_equal(grpc_count(f, "/pkg.Svc/Get", 0), 1);
 	assert_int_equal(grpc_count(f, "/pkg.Svc/Get", 5), 1);
 	assert_int_equal(grpc_count(f, "/pkg.Svc/Put", 0), 1);
-	assert_int_equal(stats(f).grpc_calls, 4);
+	assert_int_equal(wh_stats(f->w).grpc_calls, 4);
 	/* Get 200, Put 200; Get OK, Get NOT_FOUND, Put OK, Put PERMISSION_DENIED */
-	assert_int_equal(stats(f).series, 2 + 4);
-	NEAR(find(f, "/pkg.Svc/Get", ST_HTTP_M_POST, 200)->h[ST_WATCH_H_RESP_SIZE].sum, 9);
+	assert_int_equal(wh_stats(f->w).series, 2 + 4);
+	NEAR(wh_find(f->w, "/pkg.Svc/Get", ST_HTTP_M_POST, 200)->h[ST_WATCH_H_RESP_SIZE].sum, 9);
 
 	p = st_prom__new();
 	assert_non_null(p);
@@ -415,12 +385,12 @@ static void test_elided(void **state)
 	seg(f, &f->c, ST_DIR_OUT, ST_TCP_PSH, w.b, (uint32_t)(head + 9 + 100),
 	    (uint32_t)(w.n - head - 9 - 100), 4);
 	w.n = 0;
-	s = find(f, "/big", ST_HTTP_M_GET, 200);
+	s = wh_find(f->w, "/big", ST_HTTP_M_GET, 200);
 	assert_non_null(s);
 	NEAR(s->h[ST_WATCH_H_RESP_SIZE].sum, 16000);
 	NEAR(s->h[ST_WATCH_H_LAST].sum, 0.004);
-	assert_int_equal(stats(f).skipped, 15900);
-	assert_int_equal(stats(f).h2_elided, 0);
+	assert_int_equal(wh_stats(f->w).skipped, 15900);
+	assert_int_equal(wh_stats(f->w).h2_elided, 0);
 
 	/* two streams open; the answer of 3 begins, then elided bytes span a frame header */
 	headers(&f->c, &w, ST_DIR_IN, 3, true, ":method", "GET", ":scheme", "http", ":path",
@@ -435,21 +405,21 @@ static void test_elided(void **state)
 	seg(f, &f->c, ST_DIR_OUT, ST_TCP_PSH, w.b, (uint32_t)(head + 20),
 	    (uint32_t)(w.n - head - 20), 12);
 	w.n = 0;
-	assert_int_equal(stats(f).h2_elided, 1);
+	assert_int_equal(wh_stats(f->w).h2_elided, 1);
 	/* 3 had its head: counted, incomplete; 5 had none: lost */
-	s = find(f, "/big", ST_HTTP_M_GET, 500);
+	s = wh_find(f->w, "/big", ST_HTTP_M_GET, 500);
 	assert_non_null(s);
 	assert_int_equal(s->n, 1);
-	assert_int_equal(hcount(&s->h[ST_WATCH_H_FIRST]), 1);
-	assert_int_equal(hcount(&s->h[ST_WATCH_H_LAST]), 0);
-	assert_int_equal(stats(f).incomplete, 1);
-	assert_int_equal(stats(f).lost_exchanges, 1);
-	assert_null(find(f, "/other", ST_HTTP_M_GET, 204));
+	assert_int_equal(wh_hcount(&s->h[ST_WATCH_H_FIRST]), 1);
+	assert_int_equal(wh_hcount(&s->h[ST_WATCH_H_LAST]), 0);
+	assert_int_equal(wh_stats(f->w).incomplete, 1);
+	assert_int_equal(wh_stats(f->w).lost_exchanges, 1);
+	assert_null(wh_find(f->w, "/other", ST_HTTP_M_GET, 204));
 	/* nothing after the stop is looked at */
 	headers(&f->c, &w, ST_DIR_IN, 7, true, ":method", "GET", ":scheme", "http", ":path",
 		"/after", ":authority", "x", NULL);
 	xmit(f, &f->c, ST_DIR_IN, &w, 20);
-	assert_int_equal(stats(f).requests, 3);
+	assert_int_equal(wh_stats(f->w).requests, 3);
 }
 
 /* Resets: a client's cancel before the answer is code none (h2_resets), a REFUSED_STREAM and
@@ -472,18 +442,18 @@ static void test_resets(void **state)
 	rst(&w, 5, ST_H2_INTERNAL_ERROR); /* cut short after its head */
 	frame(&w, F_GOAWAY, 0, 0, goaway, sizeof(goaway));
 	xmit(f, &f->c, ST_DIR_OUT, &w, 3);
-	assert_int_equal(stats(f).h2_refused, 3); /* 3, 9, 11 */
-	assert_int_equal(stats(f).h2_resets, 2);
-	assert_int_equal(find(f, "/r", ST_HTTP_M_GET, ST_WATCH_CODE_NONE)->n, 1);
-	assert_int_equal(find(f, "/r", ST_HTTP_M_GET, 200)->n, 1);
-	assert_int_equal(stats(f).incomplete, 1);
+	assert_int_equal(wh_stats(f->w).h2_refused, 3); /* 3, 9, 11 */
+	assert_int_equal(wh_stats(f->w).h2_resets, 2);
+	assert_int_equal(wh_find(f->w, "/r", ST_HTTP_M_GET, ST_WATCH_CODE_NONE)->n, 1);
+	assert_int_equal(wh_find(f->w, "/r", ST_HTTP_M_GET, 200)->n, 1);
+	assert_int_equal(wh_stats(f->w).incomplete, 1);
 	/* 7 is never answered: counted when the connection ends */
 	seg(f, &f->c, ST_DIR_IN, ST_TCP_FIN, NULL, 0, 0, 5);
 	seg(f, &f->c, ST_DIR_OUT, ST_TCP_FIN, NULL, 0, 0, 5);
 	st_reasm__flush(f->r);
-	assert_int_equal(find(f, "/r", ST_HTTP_M_GET, ST_WATCH_CODE_NONE)->n, 2);
-	assert_int_equal(stats(f).unanswered, 2);
-	assert_int_equal(stats(f).exchanges, 3);
+	assert_int_equal(wh_find(f->w, "/r", ST_HTTP_M_GET, ST_WATCH_CODE_NONE)->n, 2);
+	assert_int_equal(wh_stats(f->w).unanswered, 2);
+	assert_int_equal(wh_stats(f->w).exchanges, 3);
 }
 
 /* Many streams open at once: 256 followed, the rest dropped (counted); a rapid-reset storm
@@ -502,24 +472,24 @@ static void test_bounds(void **state)
 			xmit(f, &f->c, ST_DIR_IN, &w, 1);
 	}
 	xmit(f, &f->c, ST_DIR_IN, &w, 1);
-	assert_int_equal(stats(f).h2_stream_cap, 300 - ST_WATCH_H2_STREAMS);
-	assert_int_equal(stats(f).lost_exchanges, 300 - ST_WATCH_H2_STREAMS);
-	assert_int_equal(stats(f).requests, ST_WATCH_H2_STREAMS);
+	assert_int_equal(wh_stats(f->w).h2_stream_cap, 300 - ST_WATCH_H2_STREAMS);
+	assert_int_equal(wh_stats(f->w).lost_exchanges, 300 - ST_WATCH_H2_STREAMS);
+	assert_int_equal(wh_stats(f->w).requests, ST_WATCH_H2_STREAMS);
 	/* the client resets them all and opens more, resetting each at once */
 	for (uint32_t i = 1; i < id; i += 2)
 		rst(&w, i, ST_H2_CANCEL);
 	xmit(f, &f->c, ST_DIR_IN, &w, 2);
-	for (uint32_t n = 0; n < 1100 && !stats(f).h2_errors; n++, id += 2) {
+	for (uint32_t n = 0; n < 1100 && !wh_stats(f->w).h2_errors; n++, id += 2) {
 		headers(&f->c, &w, ST_DIR_IN, id, false, ":method", "POST", ":scheme", "http",
 			":path", "/slow", ":authority", "x", NULL);
 		rst(&w, id, ST_H2_CANCEL);
 		xmit(f, &f->c, ST_DIR_IN, &w, 3);
 	}
-	assert_int_equal(stats(f).h2_errors, 1);
+	assert_int_equal(wh_stats(f->w).h2_errors, 1);
 	/* each reset stream was a request: counted with no answer */
-	assert_int_equal(stats(f).exchanges, stats(f).h2_resets);
-	assert_int_equal(stats(f).exchanges + stats(f).lost_exchanges,
-			 stats(f).requests + 300 - ST_WATCH_H2_STREAMS);
+	assert_int_equal(wh_stats(f->w).exchanges, wh_stats(f->w).h2_resets);
+	assert_int_equal(wh_stats(f->w).exchanges + wh_stats(f->w).lost_exchanges,
+			 wh_stats(f->w).requests + 300 - ST_WATCH_H2_STREAMS);
 }
 
 /* The port is copied whole once HTTP/2 was seen on it; a connection joined midway there is
@@ -540,15 +510,15 @@ static void test_joined_gap(void **state)
 	headers(&c2, &w, ST_DIR_IN, 9, true, ":method", "GET", ":scheme", "http", ":path", "/j",
 		":authority", "x", NULL);
 	xmit(f, &c2, ST_DIR_IN, &w, 1);
-	assert_int_equal(stats(f).h2_joined, 1);
-	assert_int_equal(stats(f).requests, 0);
+	assert_int_equal(wh_stats(f->w).h2_joined, 1);
+	assert_int_equal(wh_stats(f->w).requests, 0);
 	/* a new connection on the port: its preface lists it, the port is not asked twice */
 	conn_init(&c3, 40002);
 	open_h2(f, &c3, false);
 	assert_int_equal(f->whole_calls, 2);
 	assert_int_equal(f->port_calls, 1);
-	assert_int_equal(stats(f).h2_ports, 1);
-	assert_int_equal(stats(f).h2_conns, 2);
+	assert_int_equal(wh_stats(f->w).h2_ports, 1);
+	assert_int_equal(wh_stats(f->w).h2_conns, 2);
 	conn_free(&c2);
 	conn_free(&c3);
 	/* a loss in the first connection's server direction, a request in flight */
@@ -561,10 +531,10 @@ static void test_joined_gap(void **state)
 	f->c.seq[1] += 30;
 	headers(&f->c, &w, ST_DIR_OUT, 1, true, ":status", "200", NULL);
 	xmit(f, &f->c, ST_DIR_OUT, &w, 5);
-	assert_int_equal(stats(f).h2_gap, 1);
-	assert_int_equal(stats(f).lost_exchanges, 1);
-	assert_int_equal(stats(f).exchanges, 0);
-	assert_int_equal(stats(f).gap_bytes, 30);
+	assert_int_equal(wh_stats(f->w).h2_gap, 1);
+	assert_int_equal(wh_stats(f->w).lost_exchanges, 1);
+	assert_int_equal(wh_stats(f->w).exchanges, 0);
+	assert_int_equal(wh_stats(f->w).gap_bytes, 30);
 }
 
 /* Which HTTP a connection speaks is the client's first bytes: a server that speaks first is
@@ -580,15 +550,15 @@ static void test_server_first(void **state)
 	seg(f, &f->c, ST_DIR_IN, ST_TCP_SYN, NULL, 0, 0, 0);
 	seg(f, &f->c, ST_DIR_OUT, ST_TCP_SYN, NULL, 0, 0, 0);
 	seg(f, &f->c, ST_DIR_OUT, ST_TCP_PSH, "220 ready\r\n", 11, 0, 1);
-	assert_int_equal(stats(f).other_conns, 0); /* held */
+	assert_int_equal(wh_stats(f->w).other_conns, 0); /* held */
 	seg(f, &f->c, ST_DIR_IN, ST_TCP_PSH, get, sizeof(get) - 1, 0, 2);
-	assert_int_equal(stats(f).other_conns, 1);
-	assert_int_equal(stats(f).http_conns + stats(f).h2_conns, 0);
+	assert_int_equal(wh_stats(f->w).other_conns, 1);
+	assert_int_equal(wh_stats(f->w).http_conns + wh_stats(f->w).h2_conns, 0);
 	conn_init(&c2, 40001);
 	seg(f, &c2, ST_DIR_IN, ST_TCP_SYN, NULL, 0, 0, 0);
 	seg(f, &c2, ST_DIR_OUT, ST_TCP_SYN, NULL, 0, 0, 0);
 	seg(f, &c2, ST_DIR_OUT, ST_TCP_PSH, banner, sizeof(banner), 0, 1);
-	assert_int_equal(stats(f).other_conns, 2);
+	assert_int_equal(wh_stats(f->w).other_conns, 2);
 	conn_free(&c2);
 }
 
