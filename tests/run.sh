@@ -14,8 +14,13 @@
 # Each under a timeout (ST_TEST_TIMEOUT, 180 s); a test's output is shown only when it fails.
 # The integration tests isolate themselves (namespaces, cgroups and temp dirs named after
 # their PID). Those in SERIAL below share something a parallel run would disturb; they run
-# one at a time, alone, after the others.
-# The slowest go first: each run keeps its times in $ST_BUILD/.test-times for the next.
+# one at a time, alone, after the others. A test that holds a host-wide lock
+# (`st_exclusive NAME` in its script) runs with the others but never beside another holder
+# of the same NAME: the runner starts it only when the lock is free (the lock itself still
+# guards against other checkouts and runners).
+# The slowest go first: each run keeps its times in $ST_BUILD/.test-times for the next; a
+# build without them (a fresh clone) starts from tests/test-times, the times of a whole run
+# kept in the tree.
 # FILTER (optional) is a shell pattern matched against the test names; others are not run.
 # At the end: every test's time, slowest first, then always a last line
 # "N passed, N failed, N skipped". Exit status is non-zero when anything failed or when no
@@ -23,13 +28,12 @@
 set -uo pipefail
 
 # Run alone, one after another:
-#  - test_tls_*, test_shadow_h2_tls: uprobes are per library file, so one test's agent probes
-#    every process that maps libssl, and each test checks that no TLS program or probe is left;
-#  - test_shadow_memory: measures the agent's RSS against its bound;
-#  - test_build_norebuild: runs make on the tree the others run from;
+#  - test_build_norebuild: runs make on the tree the others run from (and relinks a fuzz
+#    target once the smoke runs are over);
 #  - test_load_*: load tests measure rates and latencies, the others' load with them.
-SERIAL=(test_tls_nginx test_tls_iface test_shadow_h2_tls test_shadow_memory test_build_norebuild
-	test_load_rate test_load_stall test_load_steps)
+# (The TLS tests hold the lock `uprobes`: uprobes are per library file, so one test's agent
+# probes every process that maps libssl, and each checks that no TLS program or probe is left.)
+SERIAL=(test_build_norebuild test_load_rate test_load_stall test_load_steps)
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT" || exit 1
@@ -44,6 +48,7 @@ TIMEOUT=${ST_TEST_TIMEOUT:-180}
 JOBS=${ST_JOBS:-$(($(nproc) + 2))}
 FILTER=${1:-*}
 TIMES=$ST_BUILD/.test-times
+SEED_TIMES=$ROOT/tests/test-times
 
 passed=0 failed=0 skipped=0
 T_START=$(date +%s)
@@ -172,9 +177,19 @@ run_int() { # NAME SCRIPT
 # The order: the slowest first (the last run's times; else integration tests, then fuzz
 # targets, then cmocka binaries, the usual order of their lengths).
 declare -A last=()
-if [ -f "$TIMES" ]; then
-	while read -r s n; do [ -n "${n:-}" ] && last[$n]=$s; done <"$TIMES"
-fi
+for f in "$SEED_TIMES" "$TIMES"; do # this build's own times, where it has them
+	[ -f "$f" ] || continue
+	while read -r s n; do [ -n "${n:-}" ] && last[$n]=$s; done <"$f"
+done
+# The host-wide lock an integration test holds (st_exclusive NAME), by test name.
+declare -A lockof=()
+for t in "${tests[@]}"; do
+	[ "${t%%:*}" = int ] || continue
+	n=${t#*:} p=${t#*:*:}
+	n=${n%%:*}
+	l=$(sed -n 's/^[[:space:]]*st_exclusive[[:space:]]\+\([A-Za-z0-9_-]\+\).*/\1/p' "$p" | head -n1)
+	[ -n "$l" ] && lockof[$n]=$l
+done
 rank() { # KIND NAME -> a number, larger first
 	local s=${last[$2]:-}
 	if [ -n "$s" ]; then echo "$s"; return; fi
@@ -192,7 +207,7 @@ done < <(for t in "${tests[@]}"; do
 	echo "$(rank "$k" "$n") $t"
 done | sort -k1,1nr -k2,2)
 
-declare -A started=()
+declare -A started=() held=()
 # report NAME: the test's verdict line, its log when it failed, the counts.
 report() {
 	local name=$1 p f s secs
@@ -221,12 +236,36 @@ reap() {
 	wait -n -p pid
 	[ -n "${pid:-}" ] || return 1
 	report "${started[$pid]}"
+	[ -n "${lockof[${started[$pid]}]:-}" ] && unset "held[${lockof[${started[$pid]}]}]"
 	unset "started[$pid]"
+}
+# next_free: the index in `ordered` of the first test whose lock is free (-1: none).
+next_free() {
+	local i n
+	for i in "${!ordered[@]}"; do
+		n=${ordered[$i]#*:}
+		n=${n%%:*}
+		if [ -z "${lockof[$n]:-}" ] || [ -z "${held[${lockof[$n]}]:-}" ]; then
+			echo "$i"
+			return
+		fi
+	done
+	echo -1
 }
 
 [ ${#tests[@]} -gt 0 ] && echo "== ${#tests[@]} tests, $JOBS at a time (${#serial[@]} alone at the end); fuzz smoke ${SMOKE}s each"
-for t in "${ordered[@]}"; do
+while [ ${#ordered[@]} -gt 0 ]; do
 	while [ ${#started[@]} -ge "$JOBS" ]; do reap || break; done
+	i=$(next_free)
+	if [ "$i" -lt 0 ]; then # every test left waits for a lock a running test holds
+		reap || break
+		continue
+	fi
+	t=${ordered[$i]}
+	unset "ordered[$i]"
+	n=${t#*:}
+	n=${n%%:*}
+	[ -n "${lockof[$n]:-}" ] && held[${lockof[$n]}]=$n
 	launch "$t"
 done
 while [ ${#started[@]} -gt 0 ]; do reap || break; done
