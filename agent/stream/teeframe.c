@@ -29,6 +29,7 @@ struct tconn {
 	bool ended[2];        /* END written (written again in a new stream after a reconnect) */
 	bool resp_open;       /* a response's head came, its end not yet */
 	bool nomark;          /* exchange boundaries can no longer be told (put_mark()) */
+	uint64_t early_out;   /* answer bytes (offset) that came before the filters decided */
 	uint8_t end_why[2];
 	struct st_http_parser p[2];
 	struct st_jredact jr[2]; /* the current message's JSON body (--redact-field) */
@@ -200,6 +201,18 @@ static void filter_out(struct st_teeframe *f, struct st_reasm_conn *c, struct tc
 	f->st.teed--;
 }
 
+/* With filters, nothing of a connection goes out before its first request's head decides:
+ * answer bytes that come earlier (a server speaking first, an early error to a partial head)
+ * wait unwritten, and the answer direction is held from there on (framing lost them). */
+static bool before_filters(struct st_teeframe *f, struct tconn *tc, int dir, uint64_t upto)
+{
+	if (tc->mode != TM_HTTP || dir != ST_DIR_OUT || !f->filters || tc->first_req)
+		return false;
+	tc->held[dir] = true;
+	tc->early_out = upto;
+	return true;
+}
+
 static void frame(struct st_teeframe *f, struct st_reasm_conn *c, struct tconn *tc, int dir,
 		  uint64_t off, const uint8_t *d, uint32_t len, uint64_t ts)
 {
@@ -219,6 +232,8 @@ static void frame(struct st_teeframe *f, struct st_reasm_conn *c, struct tconn *
 						filter_out(f, c, tc, ts);
 						return;
 					}
+					/* passed: answer bytes that came first go as held */
+					hold_rest(f, c, tc, ST_DIR_OUT, tc->early_out, ts);
 				}
 				put_mark(f, c, tc, ts);
 				if (st_http__push_method(&tc->p[1], ev.head->method))
@@ -350,6 +365,8 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 		return;
 	if (tc->mode == TM_UNDECIDED)
 		decide(f, tc, dir, d, len);
+	if (before_filters(f, tc, dir, off + len))
+		return;
 	if (tc->mode == TM_RAW)
 		put_data(f, c, tc, dir, d, len, ts);
 	else if (tc->mode == TM_HELD || tc->held[dir])
@@ -371,6 +388,8 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 	/* the first bytes never came: what follows cannot be told HTTP */
 	if (tc->mode == TM_UNDECIDED)
 		not_framed(f, tc);
+	if (before_filters(f, tc, dir, off + len))
+		return;
 	if (tc->mode == TM_HTTP && !tc->held[dir] && st_http__skip(&tc->p[dir], len)) {
 		/* framing cannot step over it: the rest of the direction is held back */
 		tc->held[dir] = true;

@@ -16,6 +16,8 @@
  *
  * Filters (--match-method, --match-path, --exclude-path): a connection's first request
  * decides; one left out is closed in the stream (CLOSE, ST_END_FLUSH) before its first byte.
+ * Answer bytes that come before that head is whole wait unwritten; when the connection
+ * passes they go as held (the answer direction is held from there on).
  * Exchange boundaries: a MARK before each request's head while the connection has been
  * framed exactly since its first byte and every earlier request was answered whole.
  *

@@ -472,6 +472,41 @@ static void test_filtered(void **state)
 	teardown_h(h);
 }
 
+/* With a filter, answer bytes before the first request's head is whole (an early error to a
+ * partial head) never reach the stream ahead of the decision: a filtered connection is still
+ * closed before its first byte, even when those bytes found no room; one that passes gets
+ * them as an exact held gap and its answer direction held from there on. */
+static void test_filtered_early_answer(void **state)
+{
+	struct h *h = setup_h(false);
+	regex_t ex;
+
+	assert_int_equal(regcomp(&ex, "^/health", REG_EXTENDED | REG_NOSUB), 0);
+	h->cfg.exclude = &ex;
+	h->answer = ST_TEEFRAME_ROOM;
+	start(h);
+	for (unsigned id = 1; id <= 2; id++) {
+		open_conn(h, id);
+		put(h, id, 0, id == 1 ? "GET /healthz HT" : "GET /x HT");
+		h->answer = ST_TEEFRAME_NO_QUEUE; /* the early answer finds no room */
+		put(h, id, 1, "HTTP/1.1 400 Bad\r\n\r\n");
+		gap(h, id, 1, 5);
+		h->answer = ST_TEEFRAME_ROOM;
+		put(h, id, 0, "TP/1.1\r\n\r\n");
+		put(h, id, 1, "more");
+		close_conn(h, id);
+	}
+	decode(h);
+	assert_true(h->v[1].opened && h->v[1].closed);
+	assert_int_equal(h->v[1].off[0] + h->v[1].off[1], 0);
+	assert_string_equal(IN(h, 2), "GET /x HTTP/1.1\r\n\r\n");
+	assert_string_equal(OUT(h, 2), "<gap 25 held><gap 4 held>");
+	assert_int_equal(st_teeframe__stats(h->f)->filtered_conns, 1);
+	assert_int_equal(st_teeframe__stats(h->f)->dropped_bytes, 0);
+	regfree(&ex);
+	teardown_h(h);
+}
+
 /* A capture gap inside a body of known length is stepped over: the gap goes as reassembly
  * said (loss), the framing goes on, and the next request still gets its MARK. A gap inside a
  * head cannot be: the rest of that direction is held back, at exact offsets, and no MARK
@@ -665,6 +700,7 @@ int main(void)
 		cmocka_unit_test(test_not_http),
 		cmocka_unit_test(test_no_redact),
 		cmocka_unit_test(test_filtered),
+		cmocka_unit_test(test_filtered_early_answer),
 		cmocka_unit_test(test_gap_mid_body),
 		cmocka_unit_test(test_upgrade),
 		cmocka_unit_test(test_no_room),
