@@ -1143,44 +1143,19 @@ static void summary(struct receive *rx)
 	st_statline_print(&l, "summary");
 }
 
-int cmd_receive(int argc, char **argv)
+/* The input first (a wrong file must not leave outputs behind): Kafka, the file, stdin or
+ * --listen's door. 0, or the exit status after one line. */
+static int input_open(struct receive *rx)
 {
-	struct receive *rx = calloc(1, sizeof(*rx));
-	struct stat sb;
-	int rc, verdict;
-
-	if (!rx) {
-		pr_err("receive: out of memory");
-		return ST_EXIT_RUNTIME;
-	}
-	rx->fd = rx->dirfd = -1;
-	st_segpace_init(&rx->pace, RX_PACE_MAX_BYTES, RX_PACE_AHEAD_NS);
-	st_correlate_opts_init(&rx->cor);
-	rc = parse(rx, argc, argv);
-	if (rc) {
-		rc = rc < 0 ? ST_EXIT_OK : rc;
-		goto out;
-	}
-	st_log_set_level(rx->run.verbose >= 2 ? ST_LOG_DEBUG :
-			 rx->run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
-	rc = ST_EXIT_RUNTIME;
-	rx->seed = st_random_seed();
-	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
-	rx->loop = st_loop__new();
-	if (!rx->dec || !rx->loop) {
-		pr_err("receive: %s", strerror(errno));
-		goto out;
-	}
-	/* the input first: a wrong file must not leave outputs behind */
 	if (rx->kafka.brokers) {
 		rx->kc = st_kafka_consumer__new(&rx->kafka, &rx_ops, rx, "receive");
 		if (!rx->kc)
-			goto out;
+			return ST_EXIT_RUNTIME;
 	} else if (rx->input && strcmp(rx->input, "-")) {
 		rx->fd = open(rx->input, O_RDONLY | O_CLOEXEC);
 		if (rx->fd < 0) {
 			pr_err("receive: %s: %s", rx->input, strerror(errno));
-			goto out;
+			return ST_EXIT_RUNTIME;
 		}
 	} else if (rx->input) {
 		rx->fd = dup(STDIN_FILENO);
@@ -1194,25 +1169,31 @@ int cmd_receive(int argc, char **argv)
 			.on_tee = on_tee,
 			.ctx = rx,
 		};
+		int rc;
 
 		snprintf(what, sizeof(what), "receive: --listen %s", rx->listen);
 		rx->ll = st_linklisten__new(&lc, err, sizeof(err));
 		if (!rx->ll) {
 			pr_err("receive: --listen %s: %s", rx->listen, err);
-			goto out;
+			return ST_EXIT_RUNTIME;
 		}
 		rc = st_loop__add(rx->loop, st_linklisten__fd(rx->ll), on_listen, rx);
 		if (rc) {
 			pr_err("receive: event loop: %s", strerror(-rc));
-			rc = ST_EXIT_RUNTIME;
-			goto out;
+			return ST_EXIT_RUNTIME;
 		}
 		pr_info("receive: waiting for a tee on %s", rx->listen);
 	}
-	rc = outputs_open(rx);
-	if (rc)
-		goto out;
-	rc = ST_EXIT_RUNTIME;
+	return 0;
+}
+
+/* The loop's sources: the input (a regular file is read by the tick, as fast as the
+ * outputs take it), the shadow engine's sockets, the tick (--to's pacing wants a finer
+ * one), a load test's wake-ups. 0, or -1 after one line. */
+static int loop_setup(struct receive *rx)
+{
+	struct stat sb;
+
 	rx->is_file = !rx->listen && !rx->kc && !fstat(rx->fd, &sb) &&
 		      (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
 	if (!rx->listen && !rx->kc)
@@ -1223,13 +1204,19 @@ int cmd_receive(int argc, char **argv)
 	    st_loop__set_tick(rx->loop, rx->sh && !rx->fast && !rx->load ? ST_TICK_PACE_MS :
 			      ST_TICK_MS, on_tick, rx)) {
 		pr_err("receive: event loop: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	if (rx->load) {
 		st_loop__set_wake(rx->loop, on_wake, rx);
 		rx->last_report = st_mono_ns();
 	}
 	rx->last_shadow_tick = st_mono_ns();
+	return 0;
+}
+
+/* The run: the start line, the status line, the loop until the input ends or a signal. */
+static void run_loop(struct receive *rx)
+{
 	if (!rx->run.quiet)
 		start_line(rx);
 	/* --print's lines on the same terminal would run through the status line */
@@ -1237,6 +1224,14 @@ int cmd_receive(int argc, char **argv)
 			 !(rx->print && isatty(STDOUT_FILENO)), "receive", st_mono_ns());
 	st_loop__run(rx->loop, 0);
 	st_progress_end(&rx->prog);
+}
+
+/* After the run: what is open ends, what is held goes, the engines drain, the reports and
+ * outputs are written whole, the summary. Returns the exit status. */
+static int finish(struct receive *rx)
+{
+	int verdict;
+
 	if (rx->kc)
 		st_kafka_consumer__close(rx->kc, rx->last_ts);
 	if (!rx->eof) {
@@ -1282,8 +1277,11 @@ int cmd_receive(int argc, char **argv)
 			PRIu64 " connections: its output was slower than the traffic",
 			rx->trailer.dropped_records, rx->trailer.dropped_bytes,
 			rx->trailer.dropped_conns);
-	rc = rx->failed ? ST_EXIT_RUNTIME : verdict;
-out:
+	return rx->failed ? ST_EXIT_RUNTIME : verdict;
+}
+
+static void receive_free(struct receive *rx)
+{
 	if (rx->pw)
 		st_pcapw__close(rx->pw, NULL);
 	st_flowsink__free(rx->sink);
@@ -1301,5 +1299,48 @@ out:
 	st_stream_dec__free(rx->dec);
 	st_loop__free(rx->loop);
 	free(rx);
+}
+
+/* Check (parse), open the input, then the outputs, run, finish. */
+int cmd_receive(int argc, char **argv)
+{
+	struct receive *rx = calloc(1, sizeof(*rx));
+	int rc;
+
+	if (!rx) {
+		pr_err("receive: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	rx->fd = rx->dirfd = -1;
+	st_segpace_init(&rx->pace, RX_PACE_MAX_BYTES, RX_PACE_AHEAD_NS);
+	st_correlate_opts_init(&rx->cor);
+	rc = parse(rx, argc, argv);
+	if (rc) {
+		rc = rc < 0 ? ST_EXIT_OK : rc;
+		goto out;
+	}
+	st_log_set_level(rx->run.verbose >= 2 ? ST_LOG_DEBUG :
+			 rx->run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	rc = ST_EXIT_RUNTIME;
+	rx->seed = st_random_seed();
+	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
+	rx->loop = st_loop__new();
+	if (!rx->dec || !rx->loop) {
+		pr_err("receive: %s", strerror(errno));
+		goto out;
+	}
+	rc = input_open(rx);
+	if (rc)
+		goto out;
+	rc = outputs_open(rx);
+	if (rc)
+		goto out;
+	rc = ST_EXIT_RUNTIME;
+	if (loop_setup(rx))
+		goto out;
+	run_loop(rx);
+	rc = finish(rx);
+out:
+	receive_free(rx);
 	return rc;
 }
