@@ -97,7 +97,9 @@ void st_reseg_end(struct st_reseg *r, int dir, enum st_reasm_end why, uint64_t t
 	struct st_segment s;
 
 	if (emit && (why == ST_END_FIN || why == ST_END_RST)) {
-		st_reseg_seg(r, &s, dir, why == ST_END_FIN ? ST_TCP_FIN | ST_TCP_ACK : ST_TCP_RST, ts);
+		uint8_t flags = why == ST_END_FIN ? ST_TCP_FIN | ST_TCP_ACK : ST_TCP_RST;
+
+		st_reseg_seg(r, &s, dir, flags, ts);
 		emit(ctx, &s);
 	}
 	r->ended[dir] = true;

@@ -211,7 +211,8 @@ static void test_gap_pieces(void **state)
 		assert_int_equal(g.s[i].flags, ST_TCP_ACK);
 		assert_int_equal(g.s[i].dir, ST_DIR_OUT);
 		assert_int_equal(g.s[i].len, i < 3 ? ST_RESEG_LOSS_MAX : 5);
-		assert_int_equal(g.s[i].seq, (uint32_t)(r.isn[1] + 1 + i * (uint64_t)ST_RESEG_LOSS_MAX));
+		assert_int_equal(g.s[i].seq,
+				 (uint32_t)(r.isn[1] + 1 + i * (uint64_t)ST_RESEG_LOSS_MAX));
 		assert_null(g.s[i].data);
 	}
 	assert_int_equal(r.next[1], len);
@@ -371,7 +372,8 @@ static void test_through_reasm(void **state)
 	assert_non_null(ra);
 	st_reseg_init(&r, &k, 1, 12345);
 	st_reseg_open(&r, 1000, to_reasm, ra);
-	st_reseg_data(&r, ST_DIR_IN, (const uint8_t *)req, (uint32_t)strlen(req), 2000, to_reasm, ra);
+	st_reseg_data(&r, ST_DIR_IN, (const uint8_t *)req, (uint32_t)strlen(req), 2000, to_reasm,
+		      ra);
 	st_reseg_data(&r, ST_DIR_OUT, body, 3000, 3000, to_reasm, ra);
 	st_reseg_gap(&r, ST_DIR_OUT, 1234, 4000, to_reasm, ra);
 	st_reseg_data(&r, ST_DIR_OUT, body + 3000, 2000, 5000, to_reasm, ra);
