@@ -34,6 +34,29 @@ static const char *ports_str(const struct st_target *t, char *buf, size_t len)
 	return buf;
 }
 
+struct st_target *st_job_head_target(void *obj)
+{
+	return &((struct st_job_head *)obj)->target;
+}
+
+struct st_run_opts *st_job_head_run_opts(void *obj)
+{
+	return &((struct st_job_head *)obj)->run;
+}
+
+double st_job_head_duration(void *obj)
+{
+	return ((struct st_job_head *)obj)->duration;
+}
+
+void st_job_head_retarget(struct st_job_head *h, const struct st_job_head *n)
+{
+	memcpy(h->target.ports, n->target.ports, sizeof(h->target.ports));
+	h->target.n_ports = n->target.n_ports;
+	memcpy(h->target.hosts, n->target.hosts, sizeof(h->target.hosts));
+	h->target.n_hosts = n->target.n_hosts;
+}
+
 const char *st_job_line(const struct st_job_kind *k, void *obj, char *buf, size_t len)
 {
 	const struct st_target *t = k->target(obj);
