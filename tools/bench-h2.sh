@@ -92,18 +92,11 @@ bench_note() { # bench_note CFG ERRFILE: what the shadow did, from its summary l
 	echo "replayed $(st_summary_field "$s" replayed), dropped $(st_summary_field "$s" dropped), h2_errors $(st_summary_field "$s" h2_errors)"
 }
 
-
-report "# shadowtap bench-h2, $(date -u '+%Y-%m-%d %H:%M UTC')"
-report ""
-report "Host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(h2load --version | head -n1)"
-report "shadowtap: $ST_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
-report "h2load -t1 -c$CONNS -m$STREAMS -D $SECS, $ROUNDS rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_report_head bench-h2 "$(h2load --version | head -n1)" "" \
+	"h2load -t1 -c$CONNS -m$STREAMS -D $SECS"
 
 for link in $LINKS; do
-	SRV_NS=${L_SRV[$link]} CLI_NS=${L_CLI[$link]} IFACE=${L_IF[$link]}
-	URL=http://${L_HOST[$link]}/api.json
-	D=$ST_TMP/res-$link
-	mkdir -p "$D"
+	bench_link "$link"
 	report ""
 	report "## $link: $URL (h2c)"
 	report ""
@@ -120,7 +113,7 @@ done
 
 # The engines side by side: the agent's CPU per request at 100%, HTTP/2 and HTTP/1.1.
 link=${LINKS%% *}
-SRV_NS=${L_SRV[$link]} CLI_NS=${L_CLI[$link]} IFACE=${L_IF[$link]}
+bench_link "$link"
 report ""
 report "## The engines' own cost at 100% ($link): agent CPU per request"
 report ""

@@ -106,6 +106,26 @@ bench_report_open() {
 }
 report() { printf '%s\n' "$*" | tee -a "$OUT"; }
 
+# bench_report_head NAME TOOLS EXTRA LOAD: the report's head: its title, the host (and TOOLS,
+# the versions of the tools it runs besides nginx), the binary (EXTRA after it), and LOAD (the
+# load generator's command line) with the rounds and the load average.
+bench_report_head() {
+	report "# shadowtap $1, $(date -u '+%Y-%m-%d %H:%M UTC')"
+	report ""
+	report "Host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), nginx $(nginx -v 2>&1 | sed 's|.*/||'), $2"
+	report "shadowtap: $ST_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))$3"
+	report "$4, $ROUNDS rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+}
+
+# bench_link LINK: the link's stage (the script's L_SRV, L_CLI, L_IF, L_HOST by link) as
+# SRV_NS, CLI_NS, IFACE and URL (production's GET /api.json), and D, its results' folder.
+bench_link() {
+	SRV_NS=${L_SRV[$1]} CLI_NS=${L_CLI[$1]} IFACE=${L_IF[$1]}
+	URL=http://${L_HOST[$1]}/api.json
+	D=$ST_TMP/res-$1
+	mkdir -p "$D"
+}
+
 # bench_run CFG: one run of none or of a configuration on $URL. Its req/s goes to $D/last and
 # is appended to $D/rps-CFG, the process's CPU per request (µs) to $D/cpu-CFG; its cell of the
 # rounds' table ("req/s (note)") to $D/cell-CFG.

@@ -173,17 +173,12 @@ bench_note() { # bench_note CFG ERRFILE: loss and what was done, from the summar
 	esac
 }
 
-report "# shadowtap bench-prod, $(date -u '+%Y-%m-%d %H:%M UTC')"
-report ""
-report "Host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(tcpdump --version 2>&1 | head -n1)"
-report "shadowtap: $ST_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))${AGENT_ARGS[*]:+, agent arguments: ${AGENT_ARGS[*]}}${BASE_BIN:+, base: $BASE_BIN}"
-report "wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_report_head bench-prod "$(tcpdump --version 2>&1 | head -n1)" \
+	"${AGENT_ARGS[*]:+, agent arguments: ${AGENT_ARGS[*]}}${BASE_BIN:+, base: $BASE_BIN}" \
+	"wrk -t1 -c$CONNS -d${SECS}s"
 
 for link in $LINKS; do
-	SRV_NS=${L_SRV[$link]} CLI_NS=${L_CLI[$link]} IFACE=${L_IF[$link]}
-	URL=http://${L_HOST[$link]}/api.json
-	D=$ST_TMP/res-$link
-	mkdir -p "$D"
+	bench_link "$link"
 	report ""
 	report "## $link: $URL"
 	report ""
