@@ -1319,8 +1319,7 @@ int cmd_receive(int argc, char **argv)
 		rc = rc < 0 ? ST_EXIT_OK : rc;
 		goto out;
 	}
-	st_log_set_level(rx->run.verbose >= 2 ? ST_LOG_DEBUG :
-			 rx->run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	st_log_set_verbose(rx->run.verbose);
 	rc = ST_EXIT_RUNTIME;
 	rx->seed = st_random_seed();
 	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);

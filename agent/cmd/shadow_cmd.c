@@ -1219,8 +1219,7 @@ static int run(int argc, char **argv, bool replay)
 		ret = ret < 0 ? ST_EXIT_OK : ret;
 		goto out;
 	}
-	st_log_set_level(c->h.run.verbose >= 2 ? ST_LOG_DEBUG :
-			 c->h.run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	st_log_set_verbose(c->h.run.verbose);
 	ret = ST_EXIT_RUNTIME;
 	if (c->lo.on && (r = start_load(c)))
 		goto out;

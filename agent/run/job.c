@@ -201,7 +201,7 @@ int st_job_command(const struct st_job_kind *k, int argc, char **argv)
 	struct st_run_opts *ro;
 	struct st_target *t;
 	bool ran = false;
-	int rc, first, v, err = -1;
+	int rc, first, err = -1;
 	size_t n;
 
 	r.obj = calloc(1, k->size);
@@ -220,8 +220,7 @@ int st_job_command(const struct st_job_kind *k, int argc, char **argv)
 		goto out;
 	}
 	ro = k->run_opts(r.obj);
-	v = ro->verbose;
-	st_log_set_level(v >= 2 ? ST_LOG_DEBUG : v ? ST_LOG_INFO : ST_LOG_WARN);
+	st_log_set_verbose(ro->verbose);
 	t = k->target(r.obj);
 	if (!t) {
 		rc = k->offline(r.obj);
@@ -239,7 +238,7 @@ int st_job_command(const struct st_job_kind *k, int argc, char **argv)
 	{
 		struct st_tapsub_spec spec = {
 			.t = t, .seg = run_seg, .batch = k->batch ? run_batch : NULL, .ctx = &r,
-			.verbose = v > 0,
+			.verbose = ro->verbose > 0,
 		};
 
 		if (k->tap_opts)
