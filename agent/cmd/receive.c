@@ -68,12 +68,12 @@
 #define RX_PACE_AHEAD_NS 1000000000ll
 
 struct rconn {
+	struct receive *rx;        /* the run (the ctx of reseg.h's and exchange.h's callbacks) */
 	struct st_reasm_conn fc;   /* the flows engine's view (its own user pointer) */
 	struct st_reseg rs;        /* its TCP segments (-w, --to) */
 	bool sh_stopped;           /* --to: its replay stopped (a gap, joined midway): on_mark() */
 	uint64_t last_due;         /* --to: its last segment's release time (segpace.h) */
 	/* --print */
-	struct receive *rx;
 	bool http;                 /* followed (counted in rx->printing) */
 	bool print_lost;           /* stopped following (a gap, not HTTP): on_mark() */
 	struct st_exchange_conn ex;
