@@ -27,24 +27,16 @@ export ST_BUILD=${ST_BUILD:-build}
 . "$ROOT/tests/integration/lib.sh"
 . "$ROOT/tools/bench-lib.sh"
 
-if [ "${ST_BENCH_QUICK:-0}" = 1 ]; then
-	ROUNDS=${ST_BENCH_ROUNDS:-3} SECS=${ST_BENCH_SECS:-3}
-else
-	ROUNDS=${ST_BENCH_ROUNDS:-5} SECS=${ST_BENCH_SECS:-4}
-fi
+bench_knobs
 CONNS=${ST_BENCH_CONNS:-50}
 STREAMS=${ST_BENCH_STREAMS:-8}
 LINKS=${ST_BENCH_LINKS:-veth lo}
 CONFIGS=${ST_BENCH_CONFIGS:-shadow10 shadow100}
-case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
-OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-h2.md}
 
 bench_require bench-h2 ip nginx h2load wrk bpftool
 
 st_init
-mkdir -p "$(dirname "$OUT")"
-: >"$OUT"
-report() { printf '%s\n' "$*" | tee -a "$OUT"; }
+bench_report_open bench-h2
 
 export ST_NGINX_ACCESS_LOG=off
 JSON='{"id":4711,"name":"shadowtap","status":"ok","items":[1,2,3,5,8,13],"ts":"2026-11-26T10:00:00Z"}'
@@ -78,27 +70,15 @@ for link in $LINKS; do
 done
 
 CFG_PID= CFG_ERR=
-agent_start() { # agent_start ARGS...: shadow on the link's interface
-	local name=agent-$RANDOM i
-	st_in_bg "$SRV_NS" "$ST_BIN" shadow --iface "$IFACE" "$@" \
-		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
-	CFG_PID=$!
-	ST_PIDS+=("$CFG_PID")
-	CFG_ERR=$ST_TMP/$name.err
-	for i in $(seq 1 100); do
-		st_alive "$CFG_PID" || { cat "$CFG_ERR" >&2; st_fail "shadow exited during start-up"; }
-		st_agent_attached "$SRV_NS" "$IFACE" "$CFG_PID" && { sleep 0.3; return 0; }
-		sleep 0.1
-	done
-	st_fail "shadow did not attach to $IFACE"
-}
+agent_start() { bench_agent_start "$ST_BIN" shadow "$@"; } # shadow on the link's interface
 cfg_none() { CFG_PID= CFG_ERR=; }
 cfg_shadow10() { agent_start --port 80 --to 127.0.0.1:8080 --sample 10; }
 cfg_shadow100() { agent_start --port 80 --to 127.0.0.1:8080; }
 cfg_stop() { [ -z "$CFG_PID" ] || st_stop "$CFG_PID" INT || true; }
 
-# load URL: "requests requests/s" of one h2load run (fails unless every request succeeded).
-load() {
+# bench_load URL: "requests requests/s" of one h2load run (fails unless every request
+# succeeded).
+bench_load() {
 	local out
 	out=$(st_in "$CLI_NS" timeout $((SECS + 30)) h2load -t1 -c"$CONNS" -m"$STREAMS" -D "$SECS" "$1")
 	grep -qE '^requests: .* 0 failed, 0 errored, 0 timeout' <<<"$out" ||
@@ -106,75 +86,34 @@ load() {
 	awk '/^requests:/ { n = $2 } /^finished in/ { r = $4 } END { printf "%d %.0f\n", n, r }' <<<"$out"
 }
 
+bench_note() { # bench_note CFG ERRFILE: what the shadow did, from its summary line
+	local s
+	s=$(st_summary "$2")
+	echo "replayed $(st_summary_field "$s" replayed), dropped $(st_summary_field "$s" dropped), h2_errors $(st_summary_field "$s" h2_errors)"
+}
 
-report "# shadowtap bench-h2, $(date -u '+%Y-%m-%d %H:%M UTC')"
-report ""
-report "Host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(h2load --version | head -n1)"
-report "shadowtap: $ST_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))"
-report "h2load -t1 -c$CONNS -m$STREAMS -D $SECS, $ROUNDS rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_report_head bench-h2 "$(h2load --version | head -n1)" "" \
+	"h2load -t1 -c$CONNS -m$STREAMS -D $SECS"
 
 for link in $LINKS; do
-	SRV_NS=${L_SRV[$link]} CLI_NS=${L_CLI[$link]} IFACE=${L_IF[$link]}
-	URL=http://${L_HOST[$link]}/api.json
-	D=$ST_TMP/res-$link
-	mkdir -p "$D"
+	bench_link "$link"
 	report ""
 	report "## $link: $URL (h2c)"
 	report ""
-	report "| round | none (each run) | $(echo "$CONFIGS" | sed 's/ / | /g') |"
-	report "|---|---$(for _ in $CONFIGS; do printf '|---'; done)|"
-	load "$URL" >/dev/null
-	read -r -a cfgs <<<"$CONFIGS"
-	n=${#cfgs[@]}
-	one_run() {
-		local cfg=$1 c0=0 reqs rps cpu= note=
-		"cfg_$cfg"
-		[ -z "$CFG_PID" ] || c0=$(cpu_s "$CFG_PID")
-		read -r reqs rps <<<"$(load "$URL")"
-		[ -z "$CFG_PID" ] || cpu=$(awk -v a="$(cpu_s "$CFG_PID")" -v b="$c0" 'BEGIN { printf "%.3f", a - b }')
-		cfg_stop
-		echo "$rps" >>"$D/rps-$cfg"
-		echo "$rps" >"$D/last"
-		if [ -n "$CFG_ERR" ]; then
-			local s
-			s=$(st_summary "$CFG_ERR")
-			note="replayed $(st_summary_field "$s" replayed), dropped $(st_summary_field "$s" dropped), h2_errors $(st_summary_field "$s" h2_errors)"
-		fi
-		if [ -n "$cpu" ] && [ "${reqs:-0}" -gt 0 ]; then
-			awk -v c="$cpu" -v n="$reqs" 'BEGIN { printf "%.3f\n", c * 1e6 / n }' >>"$D/cpu-$cfg"
-		fi
-		echo "$rps${note:+ ($note)}" >"$D/cell-$cfg"
-		st_log "$link round $r $cfg: $rps req/s${cpu:+, agent CPU $cpu s}${note:+, $note}" >&2
-	}
-	for r in $(seq 1 "$ROUNDS"); do
-		one_run none
-		before=$(cat "$D/last") nones="$before"
-		for k in $(seq 0 $((n - 1))); do
-			cfg=${cfgs[$(((k + r - 1) % n))]}
-			one_run "$cfg"
-			got=$(cat "$D/last")
-			one_run none
-			after=$(cat "$D/last") nones="$nones $after"
-			awk -v g="$got" -v a="$before" -v b="$after" \
-				'BEGIN { if (a + b > 0) printf "%.3f\n", 2 * g / (a + b) }' >>"$D/ratio-$cfg"
-			before=$after
-		done
-		row="| $r | $nones |"
-		for cfg in $CONFIGS; do row+=" $(cat "$D/cell-$cfg") |"; done
-		report "$row"
-	done
+	bench_load "$URL" >/dev/null
+	bench_rounds "$link"
 	report ""
 	report "| configuration | median req/s | median ratio to no agent (neighbouring runs) | agent CPU µs per production stream (median) |"
 	report "|---|---|---|---|"
 	report "| none | $(median <"$D/rps-none") | 1 | - |"
 	for cfg in $CONFIGS; do
-		report "| $cfg | $(median <"$D/rps-$cfg") | $(median <"$D/ratio-$cfg") | $(median <"$D/cpu-$cfg" 2>/dev/null || echo -) |"
+		report "| $cfg | $(median <"$D/rps-$cfg") | $(median <"$D/ratios-$cfg" | awk '{ printf "%.3f", $1 }') | $(median <"$D/cpu-$cfg" 2>/dev/null || echo -) |"
 	done
 done
 
 # The engines side by side: the agent's CPU per request at 100%, HTTP/2 and HTTP/1.1.
 link=${LINKS%% *}
-SRV_NS=${L_SRV[$link]} CLI_NS=${L_CLI[$link]} IFACE=${L_IF[$link]}
+bench_link "$link"
 report ""
 report "## The engines' own cost at 100% ($link): agent CPU per request"
 report ""
@@ -184,7 +123,7 @@ for eng in h2 h1; do
 	if [ "$eng" = h2 ]; then
 		agent_start --port 80 --to 127.0.0.1:8080
 		c0=$(cpu_s "$CFG_PID")
-		read -r reqs _ <<<"$(load "http://${L_HOST[$link]}/api.json")"
+		read -r reqs _ <<<"$(bench_load "http://${L_HOST[$link]}/api.json")"
 		what="h2load -c$CONNS -m$STREAMS"
 	else
 		agent_start --port 81 --to 127.0.0.1:8081

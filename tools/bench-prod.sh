@@ -41,11 +41,7 @@ export ST_BUILD=${ST_BUILD:-build}
 . "$ROOT/tests/integration/lib.sh"
 . "$ROOT/tools/bench-lib.sh"
 
-if [ "${ST_BENCH_QUICK:-0}" = 1 ]; then
-	ROUNDS=${ST_BENCH_ROUNDS:-3} SECS=${ST_BENCH_SECS:-3}
-else
-	ROUNDS=${ST_BENCH_ROUNDS:-5} SECS=${ST_BENCH_SECS:-4}
-fi
+bench_knobs
 CONNS=${ST_BENCH_CONNS:-32}
 LINKS=${ST_BENCH_LINKS:-veth lo}
 CONFIGS=${ST_BENCH_CONFIGS:-capture tcpdump shadow1 shadow10 shadow100 watch}
@@ -53,15 +49,11 @@ CONFIGS=$(echo " $CONFIGS " | sed 's/ none / /g; s/^ *//; s/ *$//')
 BASE_BIN=${ST_BENCH_BASE_BIN:-}
 [ -z "$BASE_BIN" ] || CONFIGS="$CONFIGS capture_base shadow10_base"
 read -r -a AGENT_ARGS <<<"${ST_BENCH_AGENT_ARGS:-}"
-case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
-OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-prod.md}
 
 bench_require bench-prod ip nginx wrk tcpdump bpftool python3 sysctl
 
 st_init
-mkdir -p "$(dirname "$OUT")"
-: >"$OUT"
-report() { printf '%s\n' "$*" | tee -a "$OUT"; }
+bench_report_open bench-prod
 SHM=$(mktemp -d /dev/shm/st-bench.XXXXXX)
 st_on_cleanup "rm -rf '$SHM'"
 OLD_STATS=$(sysctl -n kernel.bpf_stats_enabled)
@@ -110,21 +102,10 @@ done
 # Each start sets CFG_PID (empty for none) and CFG_ERR (the process's stderr).
 CFG_PID= CFG_ERR=
 agent_start() { # agent_start BIN COMMAND ARGS... (--port 80 unless ARGS name a port)
-	local bin=$1 cmd=$2 name=agent-$RANDOM i port=(--port 80)
+	local bin=$1 cmd=$2 port=(--port 80)
 	shift 2
 	case " $* " in *" --port "*) port=() ;; esac
-	st_in_bg "$SRV_NS" "$bin" "$cmd" --iface "$IFACE" "${port[@]}" "${AGENT_ARGS[@]}" "$@" \
-		>"$ST_TMP/$name.out" 2>"$ST_TMP/$name.err" </dev/null &
-	CFG_PID=$!
-	ST_PIDS+=("$CFG_PID")
-	CFG_ERR=$ST_TMP/$name.err
-	for i in $(seq 1 100); do
-		st_alive "$CFG_PID" || { cat "$CFG_ERR" >&2; st_fail "$cmd exited during start-up"; }
-		st_agent_attached "$SRV_NS" "$IFACE" "$CFG_PID" && { sleep 0.3; return 0; }
-		sleep 0.1
-	done
-	cat "$CFG_ERR" >&2
-	st_fail "$cmd did not attach to $IFACE"
+	bench_agent_start "$bin" "$cmd" "${port[@]}" "${AGENT_ARGS[@]}" "$@"
 }
 cfg_none() { CFG_PID= CFG_ERR=; }
 cfg_capture() { agent_start "$ST_BIN" capture -w "$SHM/cap.pcap"; }
@@ -155,8 +136,8 @@ cfg_stop() {
 	rm -f "$SHM/cap.pcap" "$SHM/watch.prom"
 }
 
-# wrk_run URL: "requests requests/s" of one run.
-wrk_run() {
+# bench_load URL: "requests requests/s" of one wrk run.
+bench_load() {
 	st_in "$CLI_NS" wrk -t1 -c"$CONNS" -d"$SECS"s --timeout 5s "$1" | awk '
 		/requests in/ { n = $1 }
 		/Requests\/sec/ { r = $2 }
@@ -181,7 +162,7 @@ print(ns, cnt)' $ids
 }
 
 
-summary_note() { # summary_note CFG ERRFILE: loss and what was done, from the summary line
+bench_note() { # bench_note CFG ERRFILE: loss and what was done, from the summary line
 	local s
 	[ -n "$2" ] && [ -f "$2" ] || return 0
 	case $1 in
@@ -192,65 +173,24 @@ summary_note() { # summary_note CFG ERRFILE: loss and what was done, from the su
 	esac
 }
 
-report "# shadowtap bench-prod, $(date -u '+%Y-%m-%d %H:%M UTC')"
-report ""
-report "Host: $(uname -r), $(nproc) CPUs ($(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)), nginx $(nginx -v 2>&1 | sed 's|.*/||'), $(tcpdump --version 2>&1 | head -n1)"
-report "shadowtap: $ST_BIN ($(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?'))${AGENT_ARGS[*]:+, agent arguments: ${AGENT_ARGS[*]}}${BASE_BIN:+, base: $BASE_BIN}"
-report "wrk -t1 -c$CONNS -d${SECS}s, $ROUNDS rounds; load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+bench_report_head bench-prod "$(tcpdump --version 2>&1 | head -n1)" \
+	"${AGENT_ARGS[*]:+, agent arguments: ${AGENT_ARGS[*]}}${BASE_BIN:+, base: $BASE_BIN}" \
+	"wrk -t1 -c$CONNS -d${SECS}s"
 
 for link in $LINKS; do
-	SRV_NS=${L_SRV[$link]} CLI_NS=${L_CLI[$link]} IFACE=${L_IF[$link]}
-	URL=http://${L_HOST[$link]}/api.json
-	D=$ST_TMP/res-$link
-	mkdir -p "$D"
+	bench_link "$link"
 	report ""
 	report "## $link: $URL"
 	report ""
-	report "| round | none (each run) | $(echo "$CONFIGS" | sed 's/ / | /g') |"
-	report "|---|---$(for _ in $CONFIGS; do printf '|---'; done)|"
 	st_in "$CLI_NS" wrk -t1 -c"$CONNS" -d2s "$URL" >/dev/null
-	read -r -a cfgs <<<"$CONFIGS"
-	n=${#cfgs[@]}
-	# one run of none or of a configuration: "rps" in $D/last, cell text in $D/cell-$cfg
-	one_run() {
-		local cfg=$1 c0=0 reqs rps cpu= note
-		"cfg_$cfg"
-		[ -z "$CFG_PID" ] || c0=$(cpu_s "$CFG_PID")
-		read -r reqs rps <<<"$(wrk_run "$URL")"
-		[ -z "$CFG_PID" ] || cpu=$(awk -v a="$(cpu_s "$CFG_PID")" -v b="$c0" 'BEGIN { printf "%.3f", a - b }')
-		cfg_stop
-		echo "$rps" >>"$D/rps-$cfg"
-		echo "$rps" >"$D/last"
-		note=$(summary_note "$cfg" "$CFG_ERR")
-		if [ -n "$cpu" ] && [ "${reqs:-0}" -gt 0 ]; then
-			awk -v c="$cpu" -v n="$reqs" 'BEGIN { printf "%.3f\n", c * 1e6 / n }' >>"$D/cpu-$cfg"
-		fi
-		echo "$rps${note:+ ($note)}" >"$D/cell-$cfg"
-		st_log "$link round $r $cfg: $rps req/s${cpu:+, process CPU $cpu s}${note:+, $note}" >&2
-	}
-	for r in $(seq 1 "$ROUNDS"); do
-		one_run none
-		before=$(cat "$D/last") nones="$before"
-		for k in $(seq 0 $((n - 1))); do
-			cfg=${cfgs[$(((k + r - 1) % n))]}
-			one_run "$cfg"
-			got=$(cat "$D/last")
-			one_run none
-			after=$(cat "$D/last") nones="$nones $after"
-			awk -v g="$got" -v a="$before" -v b="$after" 'BEGIN { if (a + b > 0) printf "%.4f\n", 2 * g / (a + b) }' >>"$D/ratios-$cfg"
-			before=$after
-		done
-		row="| $r | $nones |"
-		for cfg in $CONFIGS; do row+=" $(cat "$D/cell-$cfg") |"; done
-		report "$row"
-	done
+	bench_rounds "$link"
 	# the programs' cost, bpf_stats on (one more round per shadowtap configuration)
 	sysctl -qw kernel.bpf_stats_enabled=1
 	for cfg in floor $CONFIGS $(case " $CONFIGS " in *" capture_ring8 "*) ;; *) echo capture_ring8 ;; esac); do
 		case $cfg in floor | capture* | shadow* | kafka* | watch*) ;; *) continue ;; esac
 		"cfg_$cfg"
 		read -r ns0 cnt0 <<<"$(prog_ns "$CFG_PID")"
-		read -r reqs rps <<<"$(wrk_run "$URL")"
+		read -r reqs rps <<<"$(bench_load "$URL")"
 		read -r ns1 cnt1 <<<"$(prog_ns "$CFG_PID")"
 		cfg_stop
 		awk -v a="$ns0" -v b="$ns1" -v c0="$cnt0" -v c1="$cnt1" -v n="$reqs" 'BEGIN {

@@ -113,6 +113,11 @@ void st_log_set_level(enum st_log_level level)
 	libbpf_set_print(libbpf_print);
 }
 
+void st_log_set_verbose(int verbose)
+{
+	st_log_set_level(verbose >= 2 ? ST_LOG_DEBUG : verbose ? ST_LOG_INFO : ST_LOG_WARN);
+}
+
 void st_log_libbpf_setup(int in_setup)
 {
 	libbpf_in_setup = in_setup;

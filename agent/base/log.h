@@ -31,6 +31,8 @@ enum st_log_level {
 /* Messages at or below level are printed (default ST_LOG_WARN). Also routes libbpf's and
  * looks whether stderr is the journal. */
 void st_log_set_level(enum st_log_level level);
+/* The level -v asks for (the count of st_run_opts.verbose): none warn, -v info, -vv debug. */
+void st_log_set_verbose(int verbose);
 enum st_log_level st_log_get_level(void);
 
 /*

@@ -444,10 +444,13 @@ bool st_target_keeps(const struct st_target *t, const struct st_flow_key *k)
 	if (t->n_ports && !st_port_listed(t->ports, t->n_ports, k->sport) &&
 	    !st_port_listed(t->ports, t->n_ports, k->dport))
 		return false;
-	if (t->n_hosts && !st_hosts_match(t->hosts, t->n_hosts, &k->src) &&
-	    !st_hosts_match(t->hosts, t->n_hosts, &k->dst))
-		return false;
-	return true;
+	return st_target_hosts_keep(t, k);
+}
+
+bool st_target_hosts_keep(const struct st_target *t, const struct st_flow_key *k)
+{
+	return !t->n_hosts || st_hosts_match(t->hosts, t->n_hosts, &k->src) ||
+	       st_hosts_match(t->hosts, t->n_hosts, &k->dst);
 }
 
 const char *st_addr_str(const struct st_addr *a, char *buf, size_t len)

@@ -185,6 +185,9 @@ bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port);
 /* A file's connection passes the target's filters: one endpoint's port listed
  * (when ports are given) and one endpoint in the CIDRs (when given). */
 bool st_target_keeps(const struct st_target *t, const struct st_flow_key *k);
+/* The CIDRs' half of it, for a live segment (the kernel filters ports): one endpoint in the
+ * CIDRs, or none given. */
+bool st_target_hosts_keep(const struct st_target *t, const struct st_flow_key *k);
 
 /* The ports a file's connections were made to, for saying what a file holds when none of
  * its connections is on --port (replay, flows FILE): connection starts (SYN without ACK)

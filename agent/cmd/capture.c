@@ -24,10 +24,8 @@
 #define CAPTURE_MAX_FLOWS (1u << 20)
 
 struct capture {
-	struct st_target target;
+	struct st_job_head h;  /* first (job.h): the target, -v -q --stats, --duration */
 	const char *out;
-	double duration;
-	struct st_run_opts run; /* -v, -q, --stats */
 	uint64_t queue_bytes;  /* --write-queue-mb */
 	uint64_t rotate_bytes; /* --rotate-mb */
 	double rotate_s;       /* --rotate-sec */
@@ -43,6 +41,7 @@ struct capture {
 	unsigned ticks;
 	int out_err;
 };
+_Static_assert(offsetof(struct capture, h) == 0, "job.h: the head first");
 
 static const char usage_head[] =
 	"Usage: shadowtap capture (--iface IFACE | --cgroup PATH) --port P [--port P ...]\n"
@@ -59,7 +58,7 @@ static const char usage_head[] =
 static const struct st_opt capture_opts[] = {
 	ST_OPT_STRING("write", 'w', struct capture, out, "FILE",
 		      "pcap output, '-' for stdout (| wireshark -k -i -)"),
-	ST_OPT_SECONDS("duration", 'd', struct capture, duration, 0.001, 1e9,
+	ST_OPT_SECONDS("duration", 'd', struct capture, h.duration, 0.001, 1e9,
 		      "stop after SEC seconds"),
 	ST_OPT_UINT("rotate-mb", 0, struct capture, rotate_bytes, "N", 1, 1048576, ST_OPTF_MIB,
 		    "a new file after about N MiB: FILE's name with the start time\n"
@@ -220,11 +219,11 @@ static size_t optsets(void *obj, struct st_optset *sets)
 {
 	struct capture *c = obj;
 
-	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target, NULL };
+	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->h.target, NULL };
 	sets[1] = (struct st_optset)ST_OPTSET(capture_opts, c);
-	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &c->run, NULL };
+	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &c->h.run, NULL };
 	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode, NULL };
-	sets[4] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &c->target,
+	sets[4] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &c->h.target,
 				      ST_OPT_TITLE_TAP };
 	sets[5] = (struct st_optset)ST_OPTSET_T(capture_limit_opts, c, ST_OPT_TITLE_LIMITS);
 	return 6;
@@ -239,7 +238,7 @@ static int check(void *obj, int argc, char **argv, int first)
 		pr_err("capture: unexpected argument '%s'", argv[first]);
 		return ST_EXIT_USAGE;
 	}
-	if (st_target_check(&c->target, "capture"))
+	if (st_target_check(&c->h.target, "capture"))
 		return ST_EXIT_USAGE;
 	if (!c->out) {
 		pr_err("capture: -w FILE is required ('-' for stdout)");
@@ -369,10 +368,7 @@ static bool retarget(void *obj, const void *new_obj)
 	struct capture *c = obj;
 	const struct capture *n = new_obj;
 
-	memcpy(c->target.ports, n->target.ports, sizeof(c->target.ports));
-	c->target.n_ports = n->target.n_ports;
-	memcpy(c->target.hosts, n->target.hosts, sizeof(c->target.hosts));
-	c->target.n_hosts = n->target.n_hosts;
+	st_job_head_retarget(&c->h, &n->h);
 	return true;
 }
 
@@ -384,15 +380,7 @@ static void destroy(void *obj)
 	st_flowset__free(c->flows);
 }
 
-static struct st_target *target(void *obj)
-{
-	return &((struct capture *)obj)->target;
-}
 
-static struct st_run_opts *run_opts(void *obj)
-{
-	return &((struct capture *)obj)->run;
-}
 
 /* Where it writes: the file being written now and its size once running (rotation: the
  * bytes handed to it so far), -w's path before. */
@@ -436,10 +424,6 @@ static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b
 	}
 }
 
-static double duration(void *obj)
-{
-	return ((struct capture *)obj)->duration;
-}
 
 const struct st_job_kind st_capture_kind = {
 	.name = "capture",
@@ -448,9 +432,9 @@ const struct st_job_kind st_capture_kind = {
 	.tick_ms = ST_TICK_MS,
 	.optsets = optsets,
 	.check = check,
-	.target = target,
-	.run_opts = run_opts,
-	.duration = duration,
+	.target = st_job_head_target,
+	.run_opts = st_job_head_run_opts,
+	.duration = st_job_head_duration,
 	.describe = describe,
 	.brief = brief,
 	.start = start,

@@ -32,14 +32,12 @@
 #define OPEN_FILES_MAX 4096
 
 struct flows {
-	struct st_target t;
+	struct st_job_head h; /* first (job.h): the target, -v -q --stats, --duration */
 	/* options */
 	const char *out;
 	const char *file; /* pcap input, or NULL for live capture */
 	bool force;
 	mode_t out_mode; /* --output-mode */
-	double duration;
-	struct st_run_opts run; /* -v, -q, --stats */
 	/* the run */
 	int dirfd;
 	struct st_reasm *r;
@@ -50,6 +48,7 @@ struct flows {
 	uint64_t kept;                 /* file input: segments the filters kept */
 	struct st_ports_seen seen;     /* file input: where its connections went */
 };
+_Static_assert(offsetof(struct flows, h) == 0, "job.h: the head first");
 
 /* The summary line (stats.h): reassembly's figures under flows' names; then the engine's. */
 #define FLOWS_STATS(X, T)                                                                      \
@@ -96,7 +95,7 @@ static const struct st_opt flows_opts[] = {
 		      "output directory; created if missing, must be empty"),
 	ST_OPT_FLAG("force", 0, struct flows, force,
 		    "write into a non-empty DIR (files of the same name are replaced)"),
-	ST_OPT_SECONDS("duration", 0, struct flows, duration, 0, 1e9,
+	ST_OPT_SECONDS("duration", 0, struct flows, h.duration, 0, 1e9,
 		      "stop live capture after SEC seconds (default: until SIGINT)"),
 };
 
@@ -105,12 +104,12 @@ static size_t optsets(void *obj, struct st_optset *sets)
 	struct flows *fl = obj;
 
 	sets[0] = (struct st_optset)ST_OPTSET(flows_opts, fl);
-	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &fl->t, NULL };
-	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &fl->run, NULL };
+	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &fl->h.target, NULL };
+	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &fl->h.run, NULL };
 	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &fl->out_mode, NULL };
-	sets[4] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &fl->t,
+	sets[4] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &fl->h.target,
 				      ST_OPT_TITLE_TAP };
-	sets[5] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &fl->t,
+	sets[5] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &fl->h.target,
 				      ST_OPT_TITLE_LIMITS };
 	return 6;
 }
@@ -130,18 +129,18 @@ static int check(void *obj, int argc, char **argv, int first)
 		pr_err("flows: -o DIR is required (see shadowtap flows --help)");
 		return ST_EXIT_USAGE;
 	}
-	if (fl->file && (fl->t.iface || fl->t.cgroup)) {
+	if (fl->file && (fl->h.target.iface || fl->h.target.cgroup)) {
 		pr_err("flows: give either FILE or --iface/--cgroup, not both");
 		return ST_EXIT_USAGE;
 	}
-	if (!fl->file && !fl->t.iface && !fl->t.cgroup) {
+	if (!fl->file && !fl->h.target.iface && !fl->h.target.cgroup) {
 		pr_err("flows: give a pcap FILE, or --iface/--cgroup for live capture (see "
 		       "shadowtap flows --help)");
 		return ST_EXIT_USAGE;
 	}
-	if (!fl->file && st_target_check(&fl->t, "flows"))
+	if (!fl->file && st_target_check(&fl->h.target, "flows"))
 		return ST_EXIT_USAGE;
-	if (fl->file && fl->duration > 0) {
+	if (fl->file && fl->h.duration > 0) {
 		pr_err("flows: --duration applies to live capture only");
 		return ST_EXIT_USAGE;
 	}
@@ -181,7 +180,7 @@ static int run_file(struct flows *fl)
 
 	while ((rc = st_pcapin__next(fl->pin, &s)) > 0 && !st_flowsink__error(fl->sink)) {
 		st_ports_seen_add(&fl->seen, &s);
-		if (!st_target_keeps(&fl->t, &s.key)) {
+		if (!st_target_keeps(&fl->h.target, &s.key)) {
 			fl->filtered++;
 			continue;
 		}
@@ -197,7 +196,7 @@ static int run_file(struct flows *fl)
 			       st_pcapin__error(fl->pin));
 		rc = st_pcapin__truncated(fl->pin) ? 0 : -1;
 	}
-	if (fl->t.n_ports && !fl->kept && rc >= 0) {
+	if (fl->h.target.n_ports && !fl->kept && rc >= 0) {
 		char seen[512];
 
 		/* not an error (the files are what the capture holds: none), but not what was
@@ -220,8 +219,7 @@ static int live_seg(void *ctx, const struct st_segment *s)
 	struct flows *fl = ctx;
 
 	/* the kernel filters ports and peers; this is the user-space check of --host */
-	if (fl->t.n_hosts && !st_hosts_match(fl->t.hosts, fl->t.n_hosts, &s->key.src) &&
-	    !st_hosts_match(fl->t.hosts, fl->t.n_hosts, &s->key.dst)) {
+	if (!st_target_hosts_keep(&fl->h.target, &s->key)) {
 		fl->filtered++;
 		return 0;
 	}
@@ -288,7 +286,7 @@ static void init(void *obj)
 	struct flows *fl = obj;
 
 	fl->dirfd = -1;
-	fl->t.ring_mb = ST_RING_MB_DEFAULT;
+	fl->h.target.ring_mb = ST_RING_MB_DEFAULT;
 }
 
 /* The output folder and the engine. 0, or -1 after one line. */
@@ -308,9 +306,9 @@ static int start(void *obj)
 	kcfg.seed = st_random_seed();
 	kcfg.mode = fl->out_mode;
 	fl->sink = st_flowsink__new(&kcfg);
-	cfg.max_mem = fl->t.max_mem; /* 0: reassembly's default, 256 MiB */
-	cfg.ports = fl->t.ports;
-	cfg.n_ports = fl->t.n_ports;
+	cfg.max_mem = fl->h.target.max_mem; /* 0: reassembly's default, 256 MiB */
+	cfg.ports = fl->h.target.ports;
+	cfg.n_ports = fl->h.target.n_ports;
 	/* flow-table hashing seeded per run: whoever made the traffic chose the 4-tuples */
 	cfg.hash_seed = st_random_seed();
 	fl->r = fl->sink ? st_reasm__new(&cfg, &st_flowsink_ops, fl->sink) : NULL;
@@ -352,7 +350,7 @@ static int offline(void *obj)
 	}
 	if (start(fl))
 		return ST_EXIT_RUNTIME;
-	if (!fl->run.quiet)
+	if (!fl->h.run.quiet)
 		st_log_out("flows running: reading %s -> one file per direction in %s/ (to the "
 			   "file's end)", strcmp(fl->file, "-") ? fl->file : "stdin", fl->out);
 	return finish(fl, run_file(fl), false, NULL, "summary");
@@ -378,13 +376,9 @@ static struct st_target *target(void *obj)
 {
 	struct flows *fl = obj;
 
-	return fl->file ? NULL : &fl->t;
+	return fl->file ? NULL : &fl->h.target;
 }
 
-static struct st_run_opts *run_opts(void *obj)
-{
-	return &((struct flows *)obj)->run;
-}
 
 static void describe(void *obj, struct st_job_desc *d)
 {
@@ -411,10 +405,6 @@ static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b
 	st_brief_add(b, "memory", st.mem, ST_BRIEF_BYTES);
 }
 
-static double duration(void *obj)
-{
-	return ((struct flows *)obj)->duration;
-}
 
 const struct st_job_kind st_flows_kind = {
 	.name = "flows",
@@ -425,8 +415,8 @@ const struct st_job_kind st_flows_kind = {
 	.optsets = optsets,
 	.check = check,
 	.target = target,
-	.run_opts = run_opts,
-	.duration = duration,
+	.run_opts = st_job_head_run_opts,
+	.duration = st_job_head_duration,
 	.describe = describe,
 	.brief = brief,
 	.start = start,

@@ -4,11 +4,12 @@
  * TCP listener and feeds any combination of outputs at once, each through the engine that
  * already does that job:
  *  -o DIR   the flows engine (flowsink.h): one file per connection direction, as `flows`;
- *  -w FILE  the pcap writer (pcapw.h): the streams re-segmented into TCP frames (a
+ *  -w FILE  the pcap writer (pcapw.h): the streams re-segmented into TCP frames (reseg.h: a
  *           handshake, data in MSS-sized segments with consistent seq/ack, FIN or RST);
- *  --to     the shadow engine (shadow.h), fed the same segments: whole requests, in order,
- *           per connection, released once production's answer is in the stream (with
- *           --rate or --steps, a load test of them: load.h, docs/LOAD.md);
+ *  --to     the shadow engine (shadow.h), fed the same segments at their capture's pace
+ *           (segpace.h): whole requests, in order, per connection, released once
+ *           production's answer is in the stream (with --rate or --steps, a load test of
+ *           them: load.h, docs/LOAD.md);
  *  --print  one line per exchange, framed by http.h (HTTP/2: one per stream, by h2.h).
  * A damaged or cut stream stops the input with one line naming the offset; every output
  * keeps what arrived before it (connections are closed, the pcap is committed whole).
@@ -43,15 +44,16 @@
 #include "output.h"
 #include "pcapw.h"
 #include "progress.h"
+#include "reseg.h"
 #include "compare_opts.h"
 #include "correlate_opts.h"
+#include "segpace.h"
 #include "shadow.h"
 #include "stream.h"
 #include "tlslink.h"
 
 #define RX_READ (256u << 10)
 #define RX_FILE_READS 16          /* reads per tick from a regular file */
-#define RX_MSS 1448u              /* payload per re-segmented frame */
 /* --print frames both directions of a connection (exchange.h): at most this many connections
  * at once (heads of at most 16 KiB each: 4096 x 2 x 16 KiB = 128 MiB at worst); more are
  * counted. */
@@ -59,21 +61,19 @@
 #define RX_DRAIN_MS 5000
 #define RX_MAX_MEM_DEFAULT (256ull << 20)
 #define RX_KAFKA_MSGS 256         /* Kafka messages per tick at most */
-/* --to's pacing (pace_*): segments held for their time, at most this many bytes (then the
+/* --to's pacing (segpace.h): segments held for their time, at most this many bytes (then the
  * input waits); a source ahead of its pace by more than RX_PACE_AHEAD_NS (another host's
  * clock, a stream read from its middle) sets the pace again instead of being held */
 #define RX_PACE_MAX_BYTES (64u << 20)
 #define RX_PACE_AHEAD_NS 1000000000ll
 
 struct rconn {
+	struct receive *rx;        /* the run (the ctx of reseg.h's and exchange.h's callbacks) */
 	struct st_reasm_conn fc;   /* the flows engine's view (its own user pointer) */
-	uint32_t isn[2];
-	uint64_t next[2];          /* stream bytes (and gaps) seen per direction */
-	bool ended[2];
+	struct st_reseg rs;        /* its TCP segments (-w, --to) */
 	bool sh_stopped;           /* --to: its replay stopped (a gap, joined midway): on_mark() */
-	uint64_t last_due;         /* --to: its last segment's release time (sh_feed()) */
+	uint64_t last_due;         /* --to: its last segment's release time (segpace.h) */
 	/* --print */
-	struct receive *rx;
 	bool http;                 /* followed (counted in rx->printing) */
 	bool print_lost;           /* stopped following (a gap, not HTTP): on_mark() */
 	struct st_exchange_conn ex;
@@ -135,12 +135,7 @@ struct receive {
 	uint64_t last_report;
 	struct st_correlate_opts cor; /* --correlate ... (correlate_opts.h), with --to */
 	bool fast;                  /* --to without the stream's timing */
-	/* --to's pacing: segments waiting for their time, a min-heap on (due, seq) */
-	struct pseg **pq;
-	size_t pq_n, pq_cap;
-	uint64_t pq_bytes, pq_seq;
-	int64_t pace_off;           /* monotonic ns minus stream ns, once set */
-	bool pace_set;
+	struct st_segpace pace;     /* --to's pacing: segments waiting for their time */
 	struct st_loop *loop;
 	uint64_t seed;
 	uint64_t last_ts;
@@ -313,152 +308,63 @@ static int parse(struct receive *rx, int argc, char **argv)
 
 /* ---- input ---------------------------------------------------------------------------- */
 
-/* ---- re-segmentation (-w, --to) ------------------------------------------------------ */
+/* ---- re-segmentation (-w, --to: reseg.h) and --to's pacing (segpace.h) ------------------ */
 
-/*
- * --to's pacing: a stream read from a file or from a Kafka backlog comes far faster than it
- * was captured, and a client's requests would reach the shadows together, pipelined, where
- * production got them one by one (a shadow's latency then measures its queue: tap compare's
- * verdicts are wrong). Each segment is released at its capture time shifted by one offset
- * (set by the first segment, set again when the source runs ahead of it by over a second:
- * another host's clock, a backlog read from its middle), never before an earlier segment of
- * its connection; what comes late goes at once. Like replay's original timing; --fast turns
- * it off. At most RX_PACE_MAX_BYTES wait: then the input waits (rx_busy()).
- */
-struct pseg {
-	uint64_t due, seq;
-	struct st_segment s;
-	uint8_t data[];
-};
-
-/* The bytes a held segment takes (a loss segment's length is not held). */
-static uint32_t pace_bytes(const struct st_segment *s)
+/* A segment the pacing hands over, to the shadow engine. */
+static void pace_feed(void *ctx, const struct st_segment *s)
 {
-	return s->kind == ST_SEG_DATA ? s->len : 0;
-}
+	struct receive *rx = ctx;
 
-static bool pq_before(const struct pseg *a, const struct pseg *b)
-{
-	return a->due < b->due || (a->due == b->due && a->seq < b->seq);
-}
-
-static void pq_swap(struct receive *rx, size_t i, size_t j)
-{
-	struct pseg *t = rx->pq[i];
-
-	rx->pq[i] = rx->pq[j];
-	rx->pq[j] = t;
-}
-
-static struct pseg *pq_pop(struct receive *rx)
-{
-	struct pseg *top = rx->pq[0];
-	size_t i = 0;
-
-	rx->pq[0] = rx->pq[--rx->pq_n];
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-
-		if (l < rx->pq_n && pq_before(rx->pq[l], rx->pq[m]))
-			m = l;
-		if (r < rx->pq_n && pq_before(rx->pq[r], rx->pq[m]))
-			m = r;
-		if (m == i)
-			break;
-		pq_swap(rx, i, m);
-		i = m;
-	}
-	rx->pq_bytes -= pace_bytes(&top->s);
-	return top;
+	st_shadow__feed(rx->sh, s);
 }
 
 /* Releases what is due (everything: all), then lets the engine send it. */
 static void pace_release(struct receive *rx, bool all)
 {
-	uint64_t now = st_mono_ns();
-	bool fed = false;
-
-	while (rx->pq_n && (all || rx->pq[0]->due <= now)) {
-		struct pseg *p = pq_pop(rx);
-
-		st_shadow__feed(rx->sh, &p->s);
-		free(p);
-		fed = true;
-	}
-	if (fed)
+	if (st_segpace_release(&rx->pace, all ? UINT64_MAX : st_mono_ns(), pace_feed, rx))
 		st_shadow__kick(rx->sh);
 }
 
-/* A segment for the shadow engine (rc: its connection, for the order). */
+/* A segment for the shadow engine: held for its time, unless --fast or a load test (whose
+ * schedule says when requests go, not the capture's times). What pacing cannot hold (more
+ * came at once than it holds: one Kafka poll, a --listen burst; no memory) goes now, after
+ * everything held. */
 static void sh_feed(struct receive *rx, struct rconn *rc, const struct st_segment *s)
 {
-	uint64_t now, due;
-	struct pseg *p;
+	enum st_segpace_hold h;
 
 	if (rx->fast || rx->load) {
-		/* a load test's schedule says when requests go, not the capture's times */
 		st_shadow__feed(rx->sh, s);
 		return;
 	}
-	if (rx->pq_bytes + pace_bytes(s) > RX_PACE_MAX_BYTES) {
-		/* more came at once than pacing holds (one Kafka poll, a --listen burst) */
+	h = st_segpace_hold(&rx->pace, s, &rc->last_due, st_mono_ns());
+	if (h == ST_SEGPACE_HELD)
+		return;
+	if (h == ST_SEGPACE_FULL)
 		rx->st.pace_flushes++;
-		goto now;
-	}
-	now = st_mono_ns();
-	if (!rx->pace_set || (int64_t)(s->ts_ns + (uint64_t)rx->pace_off - now) > RX_PACE_AHEAD_NS) {
-		rx->pace_off = (int64_t)(now - s->ts_ns);
-		rx->pace_set = true;
-	}
-	due = s->ts_ns + (uint64_t)rx->pace_off;
-	if (rc) {
-		if (due < rc->last_due)
-			due = rc->last_due;
-		rc->last_due = due;
-	}
-	if (rx->pq_n >= rx->pq_cap) {
-		size_t cap = rx->pq_cap ? 2 * rx->pq_cap : 1024;
-		struct pseg **n = realloc(rx->pq, cap * sizeof(*n));
-
-		if (!n)
-			goto now;
-		rx->pq = n;
-		rx->pq_cap = cap;
-	}
-	p = malloc(sizeof(*p) + pace_bytes(s));
-	if (!p)
-		goto now;
-	p->due = due;
-	p->seq = rx->pq_seq++;
-	p->s = *s;
-	if (s->kind == ST_SEG_DATA && s->len) {
-		memcpy(p->data, s->data, s->len);
-		p->s.data = p->data;
-	}
-	rx->pq_bytes += pace_bytes(s);
-	for (size_t i = rx->pq_n++; ; ) {
-		size_t up = (i - 1) / 2;
-
-		rx->pq[i] = p;
-		if (!i || !pq_before(p, rx->pq[up]))
-			break;
-		rx->pq[i] = rx->pq[up];
-		i = up;
-	}
-	return;
-now:
-	/* no memory to hold it: what is held goes first, then this one */
 	pace_release(rx, true);
 	st_shadow__feed(rx->sh, s);
 }
 
-static void seg_out(struct receive *rx, struct rconn *rc, struct st_segment *s)
+/* A segment for every output that takes them (reseg.h's emit, ctx: the connection). */
+static void seg_out(void *ctx, struct st_segment *s)
 {
+	struct rconn *rc = ctx;
+	struct receive *rx = rc->rx;
+
 	rx->st.segments++;
 	if (rx->pw && s->kind == ST_SEG_DATA)
 		st_pcapw__write(rx->pw, s);
 	if (rx->sh)
 		sh_feed(rx, rc, s);
+}
+
+/* A segment for the shadow engine alone (reseg.h's emit, ctx: the connection). */
+static void sh_out(void *ctx, struct st_segment *s)
+{
+	struct rconn *rc = ctx;
+
+	sh_feed(rc->rx, rc, s);
 }
 
 /* The input waits: the shadow engine is full, the pacing holds its most, or a load test has
@@ -467,34 +373,16 @@ static bool rx_busy(struct receive *rx)
 {
 	uint64_t wake;
 
-	return rx->sh && (st_shadow__busy(rx->sh) || rx->pq_bytes >= RX_PACE_MAX_BYTES ||
+	return rx->sh && (st_shadow__busy(rx->sh) || st_segpace_full(&rx->pace) ||
 			  (rx->load && st_load__feed(rx->load, 0, st_mono_ns(), &wake) !=
 					       ST_LOAD_FEED));
 }
 
-static void seg_init(struct rconn *rc, struct st_segment *s, int dir, uint8_t flags,
-		     uint64_t ts)
+/* What re-segments a connection's events: every output that takes segments, or none (the
+ * numbers advance all the same). */
+static st_reseg_emit_fn *segs_to(const struct receive *rx)
 {
-	memset(s, 0, sizeof(*s));
-	if (dir == ST_DIR_IN) {
-		s->key = rc->fc.key;
-	} else {
-		s->key.src = rc->fc.key.dst;
-		s->key.dst = rc->fc.key.src;
-		s->key.sport = rc->fc.key.dport;
-		s->key.dport = rc->fc.key.sport;
-	}
-	s->ts_ns = ts;
-	s->dir = (int8_t)dir;
-	s->flags = flags;
-	s->window = 65535;
-	s->seq = rc->isn[dir] + 1 + (uint32_t)rc->next[dir];
-	s->ack = rc->isn[!dir] + 1 + (uint32_t)rc->next[!dir] + (rc->ended[!dir] ? 1 : 0);
-}
-
-static bool want_segments(const struct receive *rx)
-{
-	return rx->pw || rx->sh;
+	return rx->pw || rx->sh ? seg_out : NULL;
 }
 
 /* ---- --print: one line per exchange (exchange.h) ---------------------------------------- */
@@ -611,7 +499,6 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 {
 	struct receive *rx = ctx;
 	struct rconn *rc = calloc(1, sizeof(*rc));
-	struct st_segment s;
 
 	c->user = rc;
 	rx->last_ts = ts;
@@ -624,21 +511,12 @@ static void on_open(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 	rc->fc = *c;
 	rc->fc.user = NULL;
 	rc->rx = rx;
-	rc->isn[0] = (uint32_t)(c->id * 2654435761u);
-	rc->isn[1] = (uint32_t)((c->id ^ rx->seed) * 2246822519u);
+	st_reseg_init(&rc->rs, &c->key, c->id, rx->seed);
 	if (rx->sink && st_flowsink_ops.open)
 		st_flowsink_ops.open(rx->sink, &rc->fc, ts);
-	if (want_segments(rx) && !(c->flags & ST_REASM_F_JOINED)) {
+	if (segs_to(rx) && !(c->flags & ST_REASM_F_JOINED)) {
 		/* the handshake, so readers (and the shadow engine) see a whole connection */
-		seg_init(rc, &s, ST_DIR_IN, ST_TCP_SYN, ts);
-		s.seq = rc->isn[0];
-		s.ack = 0;
-		seg_out(rx, rc, &s);
-		seg_init(rc, &s, ST_DIR_OUT, ST_TCP_SYN | ST_TCP_ACK, ts);
-		s.seq = rc->isn[1];
-		seg_out(rx, rc, &s);
-		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
-		seg_out(rx, rc, &s);
+		st_reseg_open(&rc->rs, ts, seg_out, rc);
 	} else if (rx->sh) {
 		rc->sh_stopped = true; /* the engine skips it until an exchange boundary */
 	}
@@ -651,7 +529,6 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 {
 	struct receive *rx = ctx;
 	struct rconn *rc = c->user;
-	struct st_segment s;
 
 	rx->last_ts = ts;
 	rx->st.data_bytes += len;
@@ -660,19 +537,7 @@ static void on_data(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, c
 	rc->fc.bytes[dir] += len;
 	if (rx->sink && st_flowsink_ops.data)
 		st_flowsink_ops.data(rx->sink, &rc->fc, dir, off, d, len, ts);
-	if (want_segments(rx)) {
-		for (uint32_t o = 0; o < len; o += RX_MSS) {
-			uint32_t n = len - o < RX_MSS ? len - o : RX_MSS;
-
-			seg_init(rc, &s, dir, ST_TCP_ACK | (o + n == len ? ST_TCP_PSH : 0), ts);
-			s.data = d + o;
-			s.len = n;
-			seg_out(rx, rc, &s);
-			rc->next[dir] += n;
-		}
-	} else {
-		rc->next[dir] += len;
-	}
+	st_reseg_data(&rc->rs, dir, d, len, ts, segs_to(rx), rc);
 	if (rc->http && !st_exchange__feed(&rc->ex, dir, d, len, ts))
 		print_stop(rx, rc);
 }
@@ -704,7 +569,6 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 {
 	struct receive *rx = ctx;
 	struct rconn *rc = c->user;
-	struct st_segment s;
 
 	rx->last_ts = ts;
 	if (!rc)
@@ -723,21 +587,8 @@ static void on_gap(void *ctx, struct st_reasm_conn *c, int dir, uint64_t off, ui
 		rc->sh_stopped = true; /* its replay stops here, until an exchange boundary */
 	if (rx->sink && st_flowsink_ops.gap)
 		st_flowsink_ops.gap(rx->sink, &rc->fc, dir, off, len, why, ts);
-	if (rx->sh) {
-		/* a loss segment: the shadow engine's reassembly reports the gap at once */
-		for (uint64_t o = 0; o < len;) {
-			uint32_t n = len - o > (1u << 30) ? 1u << 30 : (uint32_t)(len - o);
-
-			seg_init(rc, &s, dir, ST_TCP_ACK, ts);
-			s.kind = ST_SEG_LOSS;
-			s.len = n;
-			sh_feed(rx, rc, &s);
-			rc->next[dir] += n;
-			o += n;
-		}
-	} else {
-		rc->next[dir] += len;
-	}
+	/* loss segments: the shadow engine's reassembly reports the gap at once */
+	st_reseg_gap(&rc->rs, dir, len, ts, rx->sh ? sh_out : NULL, rc);
 	if (rc->http && !st_exchange__gap(&rc->ex, dir, len))
 		print_stop(rx, rc); /* HTTP/2: its HPACK state is lost with the bytes */
 }
@@ -747,18 +598,13 @@ static void on_end(void *ctx, struct st_reasm_conn *c, int dir, enum st_reasm_en
 {
 	struct receive *rx = ctx;
 	struct rconn *rc = c->user;
-	struct st_segment s;
 
 	rx->last_ts = ts;
 	if (!rc)
 		return;
 	if (rx->sink && st_flowsink_ops.end)
 		st_flowsink_ops.end(rx->sink, &rc->fc, dir, why, ts);
-	if (want_segments(rx) && (why == ST_END_FIN || why == ST_END_RST)) {
-		seg_init(rc, &s, dir, why == ST_END_FIN ? ST_TCP_FIN | ST_TCP_ACK : ST_TCP_RST, ts);
-		seg_out(rx, rc, &s);
-	}
-	rc->ended[dir] = true;
+	st_reseg_end(&rc->rs, dir, why, ts, segs_to(rx), rc);
 	if (rc->http)
 		st_exchange__end(&rc->ex, dir, ts); /* a response read until close ends here */
 }
@@ -773,10 +619,10 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		return;
 	if (rx->sink && st_flowsink_ops.close)
 		st_flowsink_ops.close(rx->sink, &rc->fc, why, ts);
-	if (rx->sh && !rc->ended[0] && !rc->ended[1]) {
+	if (rx->sh && !rc->rs.ended[0] && !rc->rs.ended[1]) {
 		/* closed without a FIN or RST in the stream (timeout, end of capture): the shadow
 		 * engine's connection closes too, its complete requests still go out */
-		seg_init(rc, &s, ST_DIR_IN, ST_TCP_RST, ts);
+		st_reseg_seg(&rc->rs, &s, ST_DIR_IN, ST_TCP_RST, ts);
 		sh_feed(rx, rc, &s);
 	}
 	if (rc->http) {
@@ -798,22 +644,11 @@ static void on_mark(void *ctx, struct st_reasm_conn *c, uint64_t ts)
 {
 	struct receive *rx = ctx;
 	struct rconn *rc = c->user;
-	struct st_segment s;
 
 	if (!rc)
 		return;
 	if (rx->sh && rc->sh_stopped) {
-		seg_init(rc, &s, ST_DIR_IN, ST_TCP_RST, ts);
-		sh_feed(rx, rc, &s);
-		seg_init(rc, &s, ST_DIR_IN, ST_TCP_SYN, ts);
-		s.seq--; /* the SYN takes the sequence number before the next byte */
-		s.ack = 0;
-		sh_feed(rx, rc, &s);
-		seg_init(rc, &s, ST_DIR_OUT, ST_TCP_SYN | ST_TCP_ACK, ts);
-		s.seq--;
-		sh_feed(rx, rc, &s);
-		seg_init(rc, &s, ST_DIR_IN, ST_TCP_ACK, ts);
-		sh_feed(rx, rc, &s);
+		st_reseg_restart(&rc->rs, ts, sh_out, rc);
 		rx->st.segments += 4;
 		rc->sh_stopped = false;
 		rx->st.resumed_conns++;
@@ -898,7 +733,7 @@ static void input_done(struct receive *rx, int rc)
 	st_stream_dec__close_all(rx->dec, rx->last_ts);
 	if (rx->sh)
 		st_shadow__kick(rx->sh);
-	if (!rx->pq_n)
+	if (!rx->pace.n)
 		st_loop__stop(rx->loop);
 	/* else on_tick() stops it once the paced segments are out */
 }
@@ -1038,9 +873,9 @@ static int on_tick(void *ctx)
 
 	if (rx->ll)
 		st_linklisten__tick(rx->ll, now);
-	if (rx->pq_n) {
+	if (rx->pace.n) {
 		pace_release(rx, false);
-		if (rx->eof && !rx->pq_n) {
+		if (rx->eof && !rx->pace.n) {
 			st_loop__stop(rx->loop);
 			return 0;
 		}
@@ -1114,7 +949,7 @@ static void brief(struct receive *rx, struct st_brief *b)
 		st_load__brief(rx->load, b);
 	if (rx->sh) {
 		st_shadow__brief(rx->sh, b);
-		st_brief_add(b, "paced", rx->pq_bytes, ST_BRIEF_BYTES);
+		st_brief_add(b, "paced", rx->pace.bytes, ST_BRIEF_BYTES);
 	}
 }
 
@@ -1308,43 +1143,19 @@ static void summary(struct receive *rx)
 	st_statline_print(&l, "summary");
 }
 
-int cmd_receive(int argc, char **argv)
+/* The input first (a wrong file must not leave outputs behind): Kafka, the file, stdin or
+ * --listen's door. 0, or the exit status after one line. */
+static int input_open(struct receive *rx)
 {
-	struct receive *rx = calloc(1, sizeof(*rx));
-	struct stat sb;
-	int rc, verdict;
-
-	if (!rx) {
-		pr_err("receive: out of memory");
-		return ST_EXIT_RUNTIME;
-	}
-	rx->fd = rx->dirfd = -1;
-	st_correlate_opts_init(&rx->cor);
-	rc = parse(rx, argc, argv);
-	if (rc) {
-		rc = rc < 0 ? ST_EXIT_OK : rc;
-		goto out;
-	}
-	st_log_set_level(rx->run.verbose >= 2 ? ST_LOG_DEBUG :
-			 rx->run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
-	rc = ST_EXIT_RUNTIME;
-	rx->seed = st_random_seed();
-	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
-	rx->loop = st_loop__new();
-	if (!rx->dec || !rx->loop) {
-		pr_err("receive: %s", strerror(errno));
-		goto out;
-	}
-	/* the input first: a wrong file must not leave outputs behind */
 	if (rx->kafka.brokers) {
 		rx->kc = st_kafka_consumer__new(&rx->kafka, &rx_ops, rx, "receive");
 		if (!rx->kc)
-			goto out;
+			return ST_EXIT_RUNTIME;
 	} else if (rx->input && strcmp(rx->input, "-")) {
 		rx->fd = open(rx->input, O_RDONLY | O_CLOEXEC);
 		if (rx->fd < 0) {
 			pr_err("receive: %s: %s", rx->input, strerror(errno));
-			goto out;
+			return ST_EXIT_RUNTIME;
 		}
 	} else if (rx->input) {
 		rx->fd = dup(STDIN_FILENO);
@@ -1358,25 +1169,31 @@ int cmd_receive(int argc, char **argv)
 			.on_tee = on_tee,
 			.ctx = rx,
 		};
+		int rc;
 
 		snprintf(what, sizeof(what), "receive: --listen %s", rx->listen);
 		rx->ll = st_linklisten__new(&lc, err, sizeof(err));
 		if (!rx->ll) {
 			pr_err("receive: --listen %s: %s", rx->listen, err);
-			goto out;
+			return ST_EXIT_RUNTIME;
 		}
 		rc = st_loop__add(rx->loop, st_linklisten__fd(rx->ll), on_listen, rx);
 		if (rc) {
 			pr_err("receive: event loop: %s", strerror(-rc));
-			rc = ST_EXIT_RUNTIME;
-			goto out;
+			return ST_EXIT_RUNTIME;
 		}
 		pr_info("receive: waiting for a tee on %s", rx->listen);
 	}
-	rc = outputs_open(rx);
-	if (rc)
-		goto out;
-	rc = ST_EXIT_RUNTIME;
+	return 0;
+}
+
+/* The loop's sources: the input (a regular file is read by the tick, as fast as the
+ * outputs take it), the shadow engine's sockets, the tick (--to's pacing wants a finer
+ * one), a load test's wake-ups. 0, or -1 after one line. */
+static int loop_setup(struct receive *rx)
+{
+	struct stat sb;
+
 	rx->is_file = !rx->listen && !rx->kc && !fstat(rx->fd, &sb) &&
 		      (S_ISREG(sb.st_mode) || S_ISBLK(sb.st_mode));
 	if (!rx->listen && !rx->kc)
@@ -1387,13 +1204,19 @@ int cmd_receive(int argc, char **argv)
 	    st_loop__set_tick(rx->loop, rx->sh && !rx->fast && !rx->load ? ST_TICK_PACE_MS :
 			      ST_TICK_MS, on_tick, rx)) {
 		pr_err("receive: event loop: %s", strerror(errno));
-		goto out;
+		return -1;
 	}
 	if (rx->load) {
 		st_loop__set_wake(rx->loop, on_wake, rx);
 		rx->last_report = st_mono_ns();
 	}
 	rx->last_shadow_tick = st_mono_ns();
+	return 0;
+}
+
+/* The run: the start line, the status line, the loop until the input ends or a signal. */
+static void run_loop(struct receive *rx)
+{
 	if (!rx->run.quiet)
 		start_line(rx);
 	/* --print's lines on the same terminal would run through the status line */
@@ -1401,6 +1224,14 @@ int cmd_receive(int argc, char **argv)
 			 !(rx->print && isatty(STDOUT_FILENO)), "receive", st_mono_ns());
 	st_loop__run(rx->loop, 0);
 	st_progress_end(&rx->prog);
+}
+
+/* After the run: what is open ends, what is held goes, the engines drain, the reports and
+ * outputs are written whole, the summary. Returns the exit status. */
+static int finish(struct receive *rx)
+{
+	int verdict;
+
 	if (rx->kc)
 		st_kafka_consumer__close(rx->kc, rx->last_ts);
 	if (!rx->eof) {
@@ -1446,14 +1277,15 @@ int cmd_receive(int argc, char **argv)
 			PRIu64 " connections: its output was slower than the traffic",
 			rx->trailer.dropped_records, rx->trailer.dropped_bytes,
 			rx->trailer.dropped_conns);
-	rc = rx->failed ? ST_EXIT_RUNTIME : verdict;
-out:
+	return rx->failed ? ST_EXIT_RUNTIME : verdict;
+}
+
+static void receive_free(struct receive *rx)
+{
 	if (rx->pw)
 		st_pcapw__close(rx->pw, NULL);
 	st_flowsink__free(rx->sink);
-	while (rx->pq_n)
-		free(pq_pop(rx));
-	free(rx->pq);
+	st_segpace_free(&rx->pace);
 	st_shadow__free(rx->sh);
 	st_load__free(rx->load); /* after the engine: its last failures are counted into it */
 	st_compare__free(rx->compare); /* after the engine: it holds pairs until it is freed */
@@ -1467,5 +1299,47 @@ out:
 	st_stream_dec__free(rx->dec);
 	st_loop__free(rx->loop);
 	free(rx);
+}
+
+/* Check (parse), open the input, then the outputs, run, finish. */
+int cmd_receive(int argc, char **argv)
+{
+	struct receive *rx = calloc(1, sizeof(*rx));
+	int rc;
+
+	if (!rx) {
+		pr_err("receive: out of memory");
+		return ST_EXIT_RUNTIME;
+	}
+	rx->fd = rx->dirfd = -1;
+	st_segpace_init(&rx->pace, RX_PACE_MAX_BYTES, RX_PACE_AHEAD_NS);
+	st_correlate_opts_init(&rx->cor);
+	rc = parse(rx, argc, argv);
+	if (rc) {
+		rc = rc < 0 ? ST_EXIT_OK : rc;
+		goto out;
+	}
+	st_log_set_verbose(rx->run.verbose);
+	rc = ST_EXIT_RUNTIME;
+	rx->seed = st_random_seed();
+	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
+	rx->loop = st_loop__new();
+	if (!rx->dec || !rx->loop) {
+		pr_err("receive: %s", strerror(errno));
+		goto out;
+	}
+	rc = input_open(rx);
+	if (rc)
+		goto out;
+	rc = outputs_open(rx);
+	if (rc)
+		goto out;
+	rc = ST_EXIT_RUNTIME;
+	if (loop_setup(rx))
+		goto out;
+	run_loop(rx);
+	rc = finish(rx);
+out:
+	receive_free(rx);
 	return rc;
 }

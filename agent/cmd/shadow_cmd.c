@@ -50,20 +50,19 @@
 
 
 struct shadow_cmd {
+	struct st_job_head h; /* first (job.h): the target (ports also filter a pcap), -v -q
+			       * --stats, --duration */
 	const char *cmd;             /* "shadow" or "replay" */
 	bool replay;
-	struct st_target target;     /* live capture target; ports also filter a pcap */
 	struct st_shadow_config cfg;
 	regex_t match_re, exclude_re;
 	bool match_set, exclude_set;
 	char set_bufs[ST_SHADOW_MAX_SET][SET_HDR_MAX];
 	char mark_buf[SET_HDR_MAX];
 	char methods_buf[1024];
-	struct st_run_opts run;      /* -v, -q, --stats */
 	const char *metrics;         /* --metrics FILE: Prometheus text format, rewritten atomically */
 	uint64_t metrics_errors;     /* its writes that failed (the first said; the exit status 1) */
 	mode_t out_mode;             /* --output-mode */
-	double duration;
 	double drain_s;
 	double speed;
 	bool fast;
@@ -99,6 +98,7 @@ struct shadow_cmd {
 	uint64_t last_report;
 	bool drained;                /* the run ended by itself: nothing is cut short */
 };
+_Static_assert(offsetof(struct shadow_cmd, h) == 0, "job.h: the head first");
 
 static int bad(struct shadow_cmd *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -297,7 +297,7 @@ static const struct st_opt engine_limit_opts[] = {
 };
 
 static const struct st_opt live_opts[] = {
-	ST_OPT_SECONDS("duration", 0, struct shadow_cmd, duration, 0.001, 1e9,
+	ST_OPT_SECONDS("duration", 0, struct shadow_cmd, h.duration, 0.001, 1e9,
 		      "stop after SEC seconds (default: until SIGINT/SIGTERM)"),
 	/* replay's --rate is a load test's (st_load_opts) */
 	ST_OPT_DOUBLE("rate", 0, struct shadow_cmd, cfg.rate, "RPS", 0.001, 1e9,
@@ -343,17 +343,19 @@ static size_t optsets(struct shadow_cmd *c, struct st_optset *sets)
 	size_t n = 0;
 
 	if (c->replay) {
-		sets[n++] = (struct st_optset){ st_filter_opts, st_filter_opts_n, &c->target, NULL };
+		sets[n++] = (struct st_optset){ st_filter_opts, st_filter_opts_n, &c->h.target,
+						NULL };
 		sets[n++] = (struct st_optset)ST_OPTSET(replay_opts, c);
 		sets[n++] = (struct st_optset){ st_load_opts, st_load_opts_n, &c->lo,
 						ST_OPT_TITLE_LOAD };
 	} else {
-		sets[n++] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->target, NULL };
+		sets[n++] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->h.target,
+						NULL };
 		sets[n++] = (struct st_optset)ST_OPTSET(live_opts, c);
 	}
 	sets[n++] = (struct st_optset)ST_OPTSET(engine_opts, c);
 	sets[n++] = (struct st_optset){ st_cmp_opts, st_cmp_opts_n, &c->cmp, NULL };
-	sets[n++] = (struct st_optset){ st_run_opts, st_run_opts_n, &c->run, NULL };
+	sets[n++] = (struct st_optset){ st_run_opts, st_run_opts_n, &c->h.run, NULL };
 	sets[n++] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode, NULL };
 	sets[n++] = (struct st_optset){ st_redact_opts, st_redact_opts_n, &c->cmp.redact,
 					ST_OPT_TITLE_REDACT };
@@ -361,11 +363,11 @@ static size_t optsets(struct shadow_cmd *c, struct st_optset *sets)
 					ST_OPT_TITLE_COMPARE };
 	if (!c->replay)
 		sets[n++] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n,
-						&c->target, ST_OPT_TITLE_TAP };
+						&c->h.target, ST_OPT_TITLE_TAP };
 	sets[n++] = (struct st_optset){ st_correlate_opts, st_correlate_opts_n, &c->cor,
 					ST_CORRELATE_OPTS_TITLE };
 	sets[n++] = (struct st_optset)ST_OPTSET_T(engine_limit_opts, c, ST_OPT_TITLE_LIMITS);
-	sets[n++] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->target,
+	sets[n++] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->h.target,
 					ST_OPT_TITLE_LIMITS };
 	return n;
 }
@@ -423,7 +425,7 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 		if (pos >= argc)
 			return bad(c, "a pcap FILE is required (see shadowtap %s --help)", c->cmd);
 		c->file = argv[pos++];
-		if (!c->target.n_ports)
+		if (!c->h.target.n_ports)
 			return bad(c, "--port P is required: the service's port (%s)",
 				   "it tells clients from servers");
 	}
@@ -454,7 +456,7 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 		if (st_output_distinct(paths, opts, 7, err, sizeof(err)))
 			return bad(c, "%s", err);
 	}
-	if (!c->replay && st_target_check(&c->target, c->cmd))
+	if (!c->replay && st_target_check(&c->h.target, c->cmd))
 		return ST_EXIT_USAGE;
 	if (!cfg->n_targets)
 		return bad(c, "--to HOST:PORT is required (see shadowtap %s --help)", c->cmd);
@@ -651,9 +653,9 @@ static const char *describe_line(struct shadow_cmd *c, char *buf, size_t len)
 	size_t o = 0;
 
 	describe(c, &d);
-	o += (size_t)snprintf(buf, len, "port%s", c->target.n_ports > 1 ? "s " : " ");
-	for (size_t i = 0; i < c->target.n_ports && o < len; i++)
-		o += (size_t)snprintf(buf + o, len - o, "%s%u", i ? "," : "", c->target.ports[i]);
+	o += (size_t)snprintf(buf, len, "port%s", c->h.target.n_ports > 1 ? "s " : " ");
+	for (size_t i = 0; i < c->h.target.n_ports && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s%u", i ? "," : "", c->h.target.ports[i]);
 	if (o < len)
 		snprintf(buf + o, len - o, ", %s -> %s%s%s", d.sample[0] ? d.sample : "every connection",
 			 d.targets, d.outputs[0] ? "; " : "", d.outputs);
@@ -669,7 +671,8 @@ static void timers(struct shadow_cmd *c, uint64_t now)
 		st_shadow__tick(c->sh, c->replay ? 0 : st_realtime_ns());
 	}
 	if (c->metrics &&
-	    now - c->last_stats >= (uint64_t)((c->run.stats_s > 0 ? c->run.stats_s : 5) * 1e9)) {
+	    now - c->last_stats >=
+		    (uint64_t)((c->h.run.stats_s > 0 ? c->h.run.stats_s : 5) * 1e9)) {
 		c->last_stats = now;
 		print_stats(c, "metrics");
 	}
@@ -688,8 +691,7 @@ static int live_seg(void *ctx, const struct st_segment *s)
 {
 	struct shadow_cmd *c = ctx;
 
-	if (c->target.n_hosts && !st_hosts_match(c->target.hosts, c->target.n_hosts, &s->key.src) &&
-	    !st_hosts_match(c->target.hosts, c->target.n_hosts, &s->key.dst)) {
+	if (!st_target_hosts_keep(&c->h.target, &s->key)) {
 		c->filtered_segs++;
 		return 0;
 	}
@@ -753,7 +755,7 @@ static void replay_next(struct shadow_cmd *c)
 
 	while ((r = st_pcapin__next(c->pin, &c->seg)) > 0) {
 		st_ports_seen_add(&c->seen, &c->seg);
-		if (st_target_keeps(&c->target, &c->seg.key)) {
+		if (st_target_keeps(&c->h.target, &c->seg.key)) {
 			c->have_seg = true;
 			c->kept_segs++;
 			return;
@@ -868,7 +870,7 @@ static int run_replay(struct shadow_cmd *c)
 		return -2;
 	}
 	replay_next(c);
-	if (!c->run.quiet) {
+	if (!c->h.run.quiet) {
 		char line[2048];
 
 		st_log_out("replay running: %s%s, %s; Ctrl-C or SIGTERM stops it",
@@ -876,7 +878,7 @@ static int run_replay(struct shadow_cmd *c)
 			   c->fast ? " as fast as the shadows take it" : c->speed != 1 ? " at --speed" :
 			   " at its recorded pace", describe_line(c, line, sizeof(line)));
 	}
-	st_progress_init(&c->prog, c->run.stats_s, !c->run.quiet && isatty(STDERR_FILENO),
+	st_progress_init(&c->prog, c->h.run.stats_s, !c->h.run.quiet && isatty(STDERR_FILENO),
 			 c->cmd, st_mono_ns());
 	c->started_ns = st_mono_ns();
 	err = st_loop__add(c->loop, st_shadow__fd(c->sh), replay_io, c);
@@ -890,7 +892,7 @@ static int run_replay(struct shadow_cmd *c)
 	st_progress_end(&c->prog);
 	if (err)
 		pr_err("%s: %s", c->cmd, strerror(-err));
-	if (c->target.n_ports && !c->kept_segs && !c->read_err) {
+	if (c->h.target.n_ports && !c->kept_segs && !c->read_err) {
 		char seen[512];
 
 		/* requests=0, exit 0 would look like a replay that went well */
@@ -985,7 +987,7 @@ static int survey(struct shadow_cmd *c, struct survey *sv)
 	}
 	st_log_set_level(ST_LOG_ERROR);
 	while ((r = st_pcapin__next(pin, &seg)) > 0) {
-		if (!st_target_keeps(&c->target, &seg.key))
+		if (!st_target_keeps(&c->h.target, &seg.key))
 			continue;
 		if (!sv->seg_t0 || seg.ts_ns < sv->seg_t0)
 			sv->seg_t0 = seg.ts_ns;
@@ -999,7 +1001,7 @@ static int survey(struct shadow_cmd *c, struct survey *sv)
 	st_pcapin__close(pin);
 	if (!sv->n) {
 		pr_err("%s: %s: no request to replay on port %u (none production answered)",
-		       c->cmd, c->file, c->target.n_ports ? c->target.ports[0] : 0);
+		       c->cmd, c->file, c->h.target.n_ports ? c->h.target.ports[0] : 0);
 		return -1;
 	}
 	return 0;
@@ -1167,14 +1169,14 @@ static int run_load(struct shadow_cmd *c)
 	if (load_reports(c))
 		return -2;
 	c->last_report = st_mono_ns();
-	if (!c->run.quiet) {
+	if (!c->h.run.quiet) {
 		char line[2048], what[256];
 
 		st_log_out("replay running: %s as a load test %s, %s; Ctrl-C or SIGTERM stops it",
 			   c->file, st_load_opts_describe(&c->lo, what, sizeof(what)),
 			   describe_line(c, line, sizeof(line)));
 	}
-	st_progress_init(&c->prog, c->run.stats_s, !c->run.quiet && isatty(STDERR_FILENO),
+	st_progress_init(&c->prog, c->h.run.stats_s, !c->h.run.quiet && isatty(STDERR_FILENO),
 			 c->cmd, st_mono_ns());
 	st_load__start(c->load, st_mono_ns(), st_realtime_ns());
 	err = st_loop__run(c->loop, 0);
@@ -1217,8 +1219,7 @@ static int run(int argc, char **argv, bool replay)
 		ret = ret < 0 ? ST_EXIT_OK : ret;
 		goto out;
 	}
-	st_log_set_level(c->run.verbose >= 2 ? ST_LOG_DEBUG :
-			 c->run.verbose ? ST_LOG_INFO : ST_LOG_WARN);
+	st_log_set_verbose(c->h.run.verbose);
 	ret = ST_EXIT_RUNTIME;
 	if (c->lo.on && (r = start_load(c)))
 		goto out;
@@ -1249,10 +1250,10 @@ static void engine_cfg(struct shadow_cmd *c)
 		c->drain_s = c->lo.on ? c->lo.timeout_s + 1 : replay ? 10 : 2;
 	if (c->speed <= 0)
 		c->speed = 1;
-	c->cfg.ports = c->target.ports;
-	c->cfg.n_ports = c->target.n_ports;
+	c->cfg.ports = c->h.target.ports;
+	c->cfg.n_ports = c->h.target.n_ports;
 	c->cfg.live = !replay;
-	c->cfg.reasm_max_mem = c->target.max_mem ? c->target.max_mem : SHADOW_MAX_MEM_DEFAULT;
+	c->cfg.reasm_max_mem = c->h.target.max_mem ? c->h.target.max_mem : SHADOW_MAX_MEM_DEFAULT;
 	if (!replay)
 		c->cfg.hash_seed = st_realtime_ns() ^ ((uint64_t)getpid() << 32);
 }
@@ -1370,7 +1371,7 @@ static int end_run(struct shadow_cmd *c, int r)
 	print_stats(c, c->what ? c->what : "summary");
 	if (c->load)
 		st_load__print_end(c->load, stderr);
-	else if (c->replay && c->started_ns && !c->run.quiet)
+	else if (c->replay && c->started_ns && !c->h.run.quiet)
 		print_replay_end(c);
 	if (r || c->metrics_errors || st_compare__output_errors(c->compare) ||
 	    st_load__output_errors(c->load))
@@ -1398,7 +1399,7 @@ static void init_cmd(struct shadow_cmd *c, bool replay)
 {
 	c->cmd = replay ? "replay" : "shadow";
 	c->replay = replay;
-	c->target.ring_mb = ST_RING_MB_DEFAULT;
+	c->h.target.ring_mb = ST_RING_MB_DEFAULT;
 	c->cfg.mark_name = "X-Shadowtap";
 	c->cfg.mark_value = "1";
 	c->drain_s = -1;
@@ -1422,15 +1423,7 @@ static int job_check(void *obj, int argc, char **argv, int first)
 	return check_args(obj, argc, argv, first);
 }
 
-static struct st_target *job_target(void *obj)
-{
-	return &((struct shadow_cmd *)obj)->target;
-}
 
-static struct st_run_opts *job_run_opts(void *obj)
-{
-	return &((struct shadow_cmd *)obj)->run;
-}
 
 static void job_describe(void *obj, struct st_job_desc *d)
 {
@@ -1442,10 +1435,6 @@ static void job_brief(void *obj, const struct st_tap_summary *ts, struct st_brie
 	brief(obj, ts, b);
 }
 
-static double job_duration(void *obj)
-{
-	return ((struct shadow_cmd *)obj)->duration;
-}
 
 static int job_start(void *obj)
 {
@@ -1497,12 +1486,9 @@ static bool job_retarget(void *obj, const void *new_obj)
 
 	if (c->cfg.sample_by_request != n->cfg.sample_by_request)
 		return false;
-	memcpy(c->target.ports, n->target.ports, sizeof(c->target.ports));
-	c->target.n_ports = n->target.n_ports;
-	memcpy(c->target.hosts, n->target.hosts, sizeof(c->target.hosts));
-	c->target.n_hosts = n->target.n_hosts;
+	st_job_head_retarget(&c->h, &n->h);
 	c->cfg.sample_pct = n->cfg.sample_pct;
-	st_shadow__set_filter(c->sh, c->cfg.sample_pct, c->target.ports, c->target.n_ports);
+	st_shadow__set_filter(c->sh, c->cfg.sample_pct, c->h.target.ports, c->h.target.n_ports);
 	return true;
 }
 
@@ -1527,10 +1513,10 @@ const struct st_job_kind st_shadow_kind = {
 	.init = job_init,
 	.optsets = job_optsets,
 	.check = job_check,
-	.target = job_target,
+	.target = st_job_head_target,
 	.tap_opts = live_tap_opts,
-	.run_opts = job_run_opts,
-	.duration = job_duration,
+	.run_opts = st_job_head_run_opts,
+	.duration = st_job_head_duration,
 	.describe = job_describe,
 	.brief = job_brief,
 	.start = job_start,

@@ -69,14 +69,13 @@ struct tee_stats {
 ST_STAT_TABLE_DEFINE(tee_stat, struct tee_stats, TEE_STATS);
 
 struct tee {
-	struct st_target t;
+	struct st_job_head h; /* first (job.h): the target, -v -q --stats, --duration */
 	/* options */
 	const char *out;
 	mode_t out_mode; /* --output-mode */
 	const char *to;
 	bool insecure;
 	struct st_tlslink_opts tlso;
-	double duration;
 	double sample;
 	double max_rate_opt;  /* MiB/s, 0 = none */
 	bool max_rate_set;
@@ -89,7 +88,6 @@ struct tee {
 	regex_t match_re, exclude_re;
 	bool match_set, exclude_set;
 	int level;
-	struct st_run_opts run; /* -v, -q, --stats */
 	struct st_kafka_conf kafka; /* --kafka (kafka.h) */
 	struct st_kafka_producer *kp;
 	/* the run */
@@ -114,6 +112,7 @@ struct tee {
 	int err_said;         /* the output's error was reported */
 	struct tee_stats st;
 };
+_Static_assert(offsetof(struct tee, h) == 0, "job.h: the head first");
 
 #define TEE(o) ((struct tee *)(o))
 
@@ -186,7 +185,7 @@ static const struct st_opt tee_opts[] = {
 		      "--to: the receiver's certificate must chain to this CA"),
 	ST_OPT_FLAG("insecure", 0, struct tee, insecure,
 		    "--to in plaintext (anyone on the path reads the traffic)"),
-	ST_OPT_SECONDS("duration", 'd', struct tee, duration, 0, 1e9,
+	ST_OPT_SECONDS("duration", 'd', struct tee, h.duration, 0, 1e9,
 		      "stop after SEC seconds (default 900; 0: until SIGINT)"),
 	ST_OPT_DOUBLE("sample", 0, struct tee, sample, "PCT", 0.01, 100,
 		      "tee PCT% of the connections (by a stable hash, decided in\n"
@@ -216,8 +215,8 @@ static void init(void *obj)
 {
 	struct tee *t = obj;
 
-	t->t.ring_mb = ST_RING_MB_DEFAULT;
-	t->duration = -1; /* not given: check() says */
+	t->h.target.ring_mb = ST_RING_MB_DEFAULT;
+	t->h.duration = -1; /* not given: check() says */
 	t->close_wait_ms = TEE_CLOSE_WAIT_S * 1000;
 }
 
@@ -226,8 +225,8 @@ static size_t optsets(void *obj, struct st_optset *sets)
 	struct tee *t = obj;
 
 	sets[0] = (struct st_optset)ST_OPTSET(tee_opts, t);
-	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &t->t, NULL };
-	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &t->run, NULL };
+	sets[1] = (struct st_optset){ st_target_opts, st_target_opts_n, &t->h.target, NULL };
+	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &t->h.run, NULL };
 	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &t->out_mode, NULL };
 	sets[4] = (struct st_optset){ st_redact_opts, st_redact_opts_n, &t->rules,
 				      ST_OPT_TITLE_REDACT };
@@ -235,9 +234,9 @@ static size_t optsets(void *obj, struct st_optset *sets)
 				      ST_OPT_TITLE_KAFKA };
 	sets[6] = (struct st_optset){ st_kafka_producer_opts, st_kafka_producer_opts_n, &t->kafka,
 				      ST_OPT_TITLE_KAFKA };
-	sets[7] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &t->t,
+	sets[7] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &t->h.target,
 				      ST_OPT_TITLE_TAP };
-	sets[8] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &t->t,
+	sets[8] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &t->h.target,
 				      ST_OPT_TITLE_LIMITS };
 	sets[9] = (struct st_optset)ST_OPTSET_T(tee_limit_opts, t, ST_OPT_TITLE_LIMITS);
 	return 10;
@@ -253,17 +252,17 @@ static int check(void *obj, int argc, char **argv, int first)
 	if (t->in_daemon) {
 		/* a daemon job runs until stopped (a forgotten command stops by itself), and
 		 * its end (stop, restart) holds the shared loop 1 s at most */
-		if (t->duration < 0)
-			t->duration = 0;
+		if (t->h.duration < 0)
+			t->h.duration = 0;
 		t->close_wait_ms = TEE_DAEMON_CLOSE_WAIT_MS;
-	} else if (t->duration < 0) {
-		t->duration = TEE_DURATION_DEFAULT;
+	} else if (t->h.duration < 0) {
+		t->h.duration = TEE_DURATION_DEFAULT;
 	}
 	if (first < argc) {
 		pr_err("tee: unexpected argument '%s'", argv[first]);
 		return ST_EXIT_USAGE;
 	}
-	if (st_target_check(&t->t, "tee"))
+	if (st_target_check(&t->h.target, "tee"))
 		return ST_EXIT_USAGE;
 	if (!!t->out + !!t->to + !!t->kafka.brokers != 1) {
 		pr_err("tee: give one output: -o FILE, -o -, --to HOST:PORT or --kafka BROKERS (see "
@@ -391,8 +390,7 @@ static int live_seg(void *ctx, const struct st_segment *s)
 {
 	struct tee *t = ctx;
 
-	if (t->t.n_hosts && !st_hosts_match(t->t.hosts, t->t.n_hosts, &s->key.src) &&
-	    !st_hosts_match(t->t.hosts, t->t.n_hosts, &s->key.dst)) {
+	if (!st_target_hosts_keep(&t->h.target, &s->key)) {
 		t->filtered_segs++;
 		return 0;
 	}
@@ -484,14 +482,15 @@ static void header_text(struct tee *t, char *buf, size_t len)
 #define ADD(...) (o += (size_t)snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__))
 	ADD("format=%d.%d\nshadowtap=%s\nhost=%s\nstarted=%" PRIu64 "\n", ST_STREAM_MAJOR,
 	    ST_STREAM_MINOR, ST_VERSION, host, st_realtime_ns());
-	ADD("source=%s:%s\nports=", t->t.iface ? "iface" : "cgroup",
-	    t->t.iface ? t->t.iface : t->t.cgroup);
-	for (size_t i = 0; i < t->t.n_ports; i++)
-		ADD("%s%u", i ? "," : "", t->t.ports[i]);
+	ADD("source=%s:%s\nports=", t->h.target.iface ? "iface" : "cgroup",
+	    t->h.target.iface ? t->h.target.iface : t->h.target.cgroup);
+	for (size_t i = 0; i < t->h.target.n_ports; i++)
+		ADD("%s%u", i ? "," : "", t->h.target.ports[i]);
 	ADD("\nhosts=");
-	for (size_t i = 0; i < t->t.n_hosts; i++)
-		ADD("%s%s/%u", i ? "," : "", st_addr_str(&t->t.hosts[i].addr, cidr, sizeof(cidr)),
-		    t->t.hosts[i].prefix);
+	for (size_t i = 0; i < t->h.target.n_hosts; i++)
+		ADD("%s%s/%u", i ? "," : "",
+		    st_addr_str(&t->h.target.hosts[i].addr, cidr, sizeof(cidr)),
+		    t->h.target.hosts[i].prefix);
 	ADD("\nsample=%g\n", t->sample > 0 ? t->sample : 100.0);
 	ADD("redact=%s\n", st_redact_describe(&t->rules, rules, sizeof(rules)));
 	if (!t->rules.none)
@@ -521,9 +520,9 @@ static int start(void *obj)
 	if (!t->max_queue)
 		t->max_queue = TEE_QUEUE_DEFAULT;
 	header_text(t, t->header, sizeof(t->header));
-	cfg.max_mem = t->t.max_mem ? t->t.max_mem : TEE_MAX_MEM_DEFAULT;
-	cfg.ports = t->t.ports;
-	cfg.n_ports = t->t.n_ports;
+	cfg.max_mem = t->h.target.max_mem ? t->h.target.max_mem : TEE_MAX_MEM_DEFAULT;
+	cfg.ports = t->h.target.ports;
+	cfg.n_ports = t->h.target.n_ports;
 	cfg.hash_seed = st_random_seed();
 	if (t->kafka.brokers) {
 		t->kp = st_kafka_producer__new(&t->kafka, t->max_queue, t->level, "tee");
@@ -680,12 +679,9 @@ static bool retarget(void *obj, const void *new_obj)
 	const struct tee *n = new_obj;
 
 	if (!t->kp || !n->kafka.brokers || !t->r ||
-	    st_reasm__set_ports(t->r, n->t.ports, n->t.n_ports))
+	    st_reasm__set_ports(t->r, n->h.target.ports, n->h.target.n_ports))
 		return false;
-	memcpy(t->t.ports, n->t.ports, sizeof(t->t.ports));
-	t->t.n_ports = n->t.n_ports;
-	memcpy(t->t.hosts, n->t.hosts, sizeof(t->t.hosts));
-	t->t.n_hosts = n->t.n_hosts;
+	st_job_head_retarget(&t->h, &n->h);
 	t->sample = n->sample;
 	return true;
 }
@@ -717,15 +713,7 @@ static void destroy(void *obj)
 		regfree(&t->exclude_re);
 }
 
-static struct st_target *target(void *obj)
-{
-	return &TEE(obj)->t;
-}
 
-static struct st_run_opts *run_opts(void *obj)
-{
-	return &TEE(obj)->run;
-}
 
 static void describe(void *obj, struct st_job_desc *d)
 {
@@ -782,10 +770,6 @@ static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b
 	st_brief_add(b, "of", t->max_queue, ST_BRIEF_SUB | ST_BRIEF_BYTES);
 }
 
-static double duration(void *obj)
-{
-	return TEE(obj)->duration;
-}
 
 const struct st_job_kind st_tee_kind = {
 	.name = "tee",
@@ -795,10 +779,10 @@ const struct st_job_kind st_tee_kind = {
 	.init = init,
 	.optsets = optsets,
 	.check = check,
-	.target = target,
+	.target = st_job_head_target,
 	.tap_opts = tap_opts,
-	.run_opts = run_opts,
-	.duration = duration,
+	.run_opts = st_job_head_run_opts,
+	.duration = st_job_head_duration,
 	.describe = describe,
 	.brief = brief,
 	.start = start,

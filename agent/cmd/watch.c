@@ -38,14 +38,12 @@
 #define WATCH_LABELS_MAX 16
 
 struct watch_cmd {
-	struct st_target t;
+	struct st_job_head h; /* first (job.h): the target, -v -q --stats, --duration */
 	/* options */
 	const char *metrics;         /* --metrics FILE: the text format, rewritten atomically */
 	const char *listen;          /* --metrics-listen ADDR:PORT */
 	const char *report_json;     /* --report-json FILE */
 	double interval;             /* the files are rewritten this often */
-	double duration;
-	struct st_run_opts run;     /* -v, -q, --stats */
 	mode_t out_mode;
 	unsigned head_bytes;
 	bool whole;
@@ -68,6 +66,7 @@ struct watch_cmd {
 	uint64_t metrics_errors, report_errors, whole_errors;
 	char host[256];
 };
+_Static_assert(offsetof(struct watch_cmd, h) == 0, "job.h: the head first");
 
 #define WATCH_RUN_STATS(X, T)                                                                  \
 	X(T, metrics_errors, COUNTER, "--metrics writes that failed")                          \
@@ -212,7 +211,7 @@ static const struct st_opt watch_opts[] = {
 	ST_OPT_UINT("max-conns", 0, struct watch_cmd, max_conns, "N", 1, 1000000, 0,
 		    "connections framed at once; the rest are counted, not\n"
 		    "measured (default 8192)"),
-	ST_OPT_SECONDS("duration", 0, struct watch_cmd, duration, 0, 1e9,
+	ST_OPT_SECONDS("duration", 0, struct watch_cmd, h.duration, 0, 1e9,
 		       "stop after SEC seconds (default: until SIGINT)"),
 };
 
@@ -220,13 +219,14 @@ static size_t optsets(void *obj, struct st_optset *sets)
 {
 	struct watch_cmd *c = obj;
 
-	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->t, NULL };
+	sets[0] = (struct st_optset){ st_target_opts, st_target_opts_n, &c->h.target, NULL };
 	sets[1] = (struct st_optset)ST_OPTSET(watch_opts, c);
-	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &c->run, NULL };
+	sets[2] = (struct st_optset){ st_run_opts, st_run_opts_n, &c->h.run, NULL };
 	sets[3] = (struct st_optset){ st_output_opts, st_output_opts_n, &c->out_mode, NULL };
-	sets[4] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &c->t,
+	sets[4] = (struct st_optset){ st_tap_tuning_opts, st_tap_tuning_opts_n, &c->h.target,
 				      ST_OPT_TITLE_TAP };
-	sets[5] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->t, ST_OPT_TITLE_LIMITS };
+	sets[5] = (struct st_optset){ st_reasm_opts, st_reasm_opts_n, &c->h.target,
+				      ST_OPT_TITLE_LIMITS };
 	return 6;
 }
 
@@ -240,7 +240,7 @@ static int check(void *obj, int argc, char **argv, int first)
 		pr_err("watch: unexpected argument '%s'", argv[first]);
 		return ST_EXIT_USAGE;
 	}
-	if (st_target_check(&c->t, "watch"))
+	if (st_target_check(&c->h.target, "watch"))
 		return ST_EXIT_USAGE;
 	if (c->in_daemon && c->listen) {
 		pr_err("watch: metrics-listen: a daemon job's metrics are on the daemon's /metrics "
@@ -267,7 +267,7 @@ static void init(void *obj)
 {
 	struct watch_cmd *c = obj;
 
-	c->t.ring_mb = ST_RING_MB_DEFAULT;
+	c->h.target.ring_mb = ST_RING_MB_DEFAULT;
 	c->interval = WATCH_INTERVAL_DEFAULT;
 }
 
@@ -430,9 +430,9 @@ static int start(void *obj)
 		return -1;
 	}
 	c->w = st_watch__new(&wc);
-	rc.max_mem = c->t.max_mem ? c->t.max_mem : WATCH_MAX_MEM_DEFAULT;
-	rc.ports = c->t.ports;
-	rc.n_ports = c->t.n_ports;
+	rc.max_mem = c->h.target.max_mem ? c->h.target.max_mem : WATCH_MAX_MEM_DEFAULT;
+	rc.ports = c->h.target.ports;
+	rc.n_ports = c->h.target.n_ports;
 	/* whoever makes the traffic chooses the 4-tuples: the table's hash is seeded per run */
 	rc.hash_seed = st_random_seed();
 	c->r = c->w ? st_reasm__new(&rc, &st_watch_reasm_ops, c->w) : NULL;
@@ -470,8 +470,9 @@ static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 		pr_info("watch: metrics on http://%s/metrics (port %u)", c->listen,
 			st_httpd__port(c->httpd));
 	}
-	pr_info("watch: measuring %zu port(s) on %s %s", c->t.n_ports,
-		c->t.iface ? "interface" : "cgroup", c->t.iface ? c->t.iface : c->t.cgroup);
+	pr_info("watch: measuring %zu port(s) on %s %s", c->h.target.n_ports,
+		c->h.target.iface ? "interface" : "cgroup",
+		c->h.target.iface ? c->h.target.iface : c->h.target.cgroup);
 	return 0;
 }
 
@@ -493,8 +494,7 @@ static int segment(void *obj, const struct st_segment *s)
 	struct watch_cmd *c = obj;
 
 	/* the kernel filters ports and peers; this is the user-space check of --host */
-	if (c->t.n_hosts && !st_hosts_match(c->t.hosts, c->t.n_hosts, &s->key.src) &&
-	    !st_hosts_match(c->t.hosts, c->t.n_hosts, &s->key.dst))
+	if (!st_target_hosts_keep(&c->h.target, &s->key))
 		return 0;
 	st_reasm__feed(c->r, s);
 	return 0;
@@ -544,15 +544,7 @@ static void destroy(void *obj)
 	st_watch__free(c->w);
 }
 
-static struct st_target *target(void *obj)
-{
-	return &((struct watch_cmd *)obj)->t;
-}
 
-static struct st_run_opts *run_opts(void *obj)
-{
-	return &((struct watch_cmd *)obj)->run;
-}
 
 /* Where the measurements go: the metrics file, the endpoint, the report. */
 static void describe(void *obj, struct st_job_desc *d)
@@ -590,10 +582,6 @@ static void brief(void *obj, const struct st_tap_summary *ts, struct st_brief *b
 	st_brief_add(b, "lost", ts->lost, ST_BRIEF_BYTES);
 }
 
-static double duration(void *obj)
-{
-	return ((struct watch_cmd *)obj)->duration;
-}
 
 const struct st_job_kind st_watch_kind = {
 	.name = "watch",
@@ -603,10 +591,10 @@ const struct st_job_kind st_watch_kind = {
 	.init = init,
 	.optsets = optsets,
 	.check = check,
-	.target = target,
+	.target = st_job_head_target,
 	.tap_opts = tap_opts,
-	.run_opts = run_opts,
-	.duration = duration,
+	.run_opts = st_job_head_run_opts,
+	.duration = st_job_head_duration,
 	.describe = describe,
 	.brief = brief,
 	.start = start,

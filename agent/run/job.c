@@ -34,6 +34,29 @@ static const char *ports_str(const struct st_target *t, char *buf, size_t len)
 	return buf;
 }
 
+struct st_target *st_job_head_target(void *obj)
+{
+	return &((struct st_job_head *)obj)->target;
+}
+
+struct st_run_opts *st_job_head_run_opts(void *obj)
+{
+	return &((struct st_job_head *)obj)->run;
+}
+
+double st_job_head_duration(void *obj)
+{
+	return ((struct st_job_head *)obj)->duration;
+}
+
+void st_job_head_retarget(struct st_job_head *h, const struct st_job_head *n)
+{
+	memcpy(h->target.ports, n->target.ports, sizeof(h->target.ports));
+	h->target.n_ports = n->target.n_ports;
+	memcpy(h->target.hosts, n->target.hosts, sizeof(h->target.hosts));
+	h->target.n_hosts = n->target.n_hosts;
+}
+
 const char *st_job_line(const struct st_job_kind *k, void *obj, char *buf, size_t len)
 {
 	const struct st_target *t = k->target(obj);
@@ -178,7 +201,7 @@ int st_job_command(const struct st_job_kind *k, int argc, char **argv)
 	struct st_run_opts *ro;
 	struct st_target *t;
 	bool ran = false;
-	int rc, first, v, err = -1;
+	int rc, first, err = -1;
 	size_t n;
 
 	r.obj = calloc(1, k->size);
@@ -197,8 +220,7 @@ int st_job_command(const struct st_job_kind *k, int argc, char **argv)
 		goto out;
 	}
 	ro = k->run_opts(r.obj);
-	v = ro->verbose;
-	st_log_set_level(v >= 2 ? ST_LOG_DEBUG : v ? ST_LOG_INFO : ST_LOG_WARN);
+	st_log_set_verbose(ro->verbose);
 	t = k->target(r.obj);
 	if (!t) {
 		rc = k->offline(r.obj);
@@ -216,7 +238,7 @@ int st_job_command(const struct st_job_kind *k, int argc, char **argv)
 	{
 		struct st_tapsub_spec spec = {
 			.t = t, .seg = run_seg, .batch = k->batch ? run_batch : NULL, .ctx = &r,
-			.verbose = v > 0,
+			.verbose = ro->verbose > 0,
 		};
 
 		if (k->tap_opts)

@@ -107,6 +107,26 @@ struct st_job_kind {
 	void (*destroy)(void *obj);
 };
 
+/*
+ * The head every kind's object starts with (its first member): what each kind has alike, so
+ * that one set of hooks serves them all. A kind sets .target = st_job_head_target (or its own
+ * where it differs: flows has none with a FILE), .run_opts = st_job_head_run_opts and
+ * .duration = st_job_head_duration; its option tables write into the head's fields
+ * (st_target_opts, st_run_opts, its own --duration row: bounds and defaults differ).
+ */
+struct st_job_head {
+	struct st_target target;  /* the live target: --iface/--cgroup, --port, --host ... */
+	struct st_run_opts run;   /* -v, -q, --stats */
+	double duration;          /* --duration (seconds; 0: until stopped) */
+};
+
+struct st_target *st_job_head_target(void *obj);
+struct st_run_opts *st_job_head_run_opts(void *obj);
+double st_job_head_duration(void *obj);
+/* A reload's part every kind's retarget hook shares: the filters a running tap takes without
+ * a restart (ports and hosts), from n's target into h's. */
+void st_job_head_retarget(struct st_job_head *h, const struct st_job_head *n);
+
 /* The kinds, each defined with its command (outside libshadowtap.a): commands.h. */
 
 /* A command: one job of kind from argv (argv[0] the command), run by the runner. Returns

@@ -169,6 +169,21 @@ static void t_capture(void **state)
 	(void)state;
 }
 
+/* -v's count as a level: none warn, one info, two or more debug. */
+static void t_verbose(void **state)
+{
+	(void)state;
+	st_log_set_verbose(0);
+	assert_int_equal(st_log_get_level(), ST_LOG_WARN);
+	st_log_set_verbose(1);
+	assert_int_equal(st_log_get_level(), ST_LOG_INFO);
+	st_log_set_verbose(2);
+	assert_int_equal(st_log_get_level(), ST_LOG_DEBUG);
+	st_log_set_verbose(5);
+	assert_int_equal(st_log_get_level(), ST_LOG_DEBUG);
+	st_log_set_level(ST_LOG_WARN);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -179,6 +194,7 @@ int main(void)
 		cmocka_unit_test(t_escape),
 		cmocka_unit_test(t_status),
 		cmocka_unit_test(t_capture),
+		cmocka_unit_test(t_verbose),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,7 +3,8 @@
  * The job kinds (agent/run/job.h) the commands and the daemon share: each is found by its
  * command's name with the hooks a runner needs; no two rows of a kind's tables share a long
  * name (a config key must name one option); and a config section sets a job exactly as the
- * same options on the command line do (one table, no drift). Then `daemon --check` on files:
+ * same options on the command line do (one table, no drift); the head they all start with
+ * serves their target, run options and duration. Then `daemon --check` on files:
  * the exit status of each kind of error.
  */
 #include <setjmp.h>
@@ -136,6 +137,73 @@ static void test_section_equals_argv(void **state)
 	free(path);
 }
 
+/* The head every kind starts with (job.h): the shared options land in it, the kinds' hooks
+ * read them from it, and a reload's retarget copies its ports and hosts. */
+static void test_head(void **state)
+{
+	/* each kind's own required options after the shared ones */
+	static const char *const own[N_KINDS][3] = {
+		{ "-w", "a.pcap" }, { "--output", "d" }, { "--to", "127.0.0.1:9000" },
+		{ "--output", "a.tee" }, { NULL },
+	};
+
+	for (size_t i = 0; i < N_KINDS; i++) {
+		const struct st_job_kind *k = st_job_kind_find(kinds[i]);
+		char *argv[20] = { (char *)kinds[i], "--iface", "lo", "--port", "80", "--port",
+				   "8080", "--host", "10.0.0.0/8", "-v", "-v", "--stats", "3",
+				   "--duration", "7" };
+		int argc = 15, first;
+		struct st_optset sets[ST_JOB_MAX_OPTSETS];
+		void *obj = calloc(1, k->size);
+		struct st_job_head *h = obj;
+		size_t n;
+
+		for (size_t j = 0; own[i][j]; j++)
+			argv[argc++] = (char *)own[i][j];
+		assert_non_null(obj);
+		if (k->init)
+			k->init(obj);
+		n = k->optsets(obj, sets);
+		assert_int_equal(st_opts_parse(sets, n, kinds[i], "", argc, argv, &first), 0);
+		assert_int_equal(k->check(obj, argc, argv, first), 0);
+		assert_ptr_equal(k->target(obj), &h->target);
+		assert_ptr_equal(k->run_opts(obj), &h->run);
+		assert_string_equal(h->target.iface, "lo");
+		assert_int_equal(h->target.n_ports, 2);
+		assert_int_equal(h->target.n_hosts, 1);
+		assert_int_equal(h->run.verbose, 2);
+		assert_true(h->run.stats_s == 3);
+		assert_true(k->duration(obj) == 7);
+		k->destroy(obj);
+		free(obj);
+	}
+}
+
+/* A reload's filters: ports and hosts from the new head, the rest of the target kept. */
+static void test_head_retarget(void **state)
+{
+	struct st_job_head a = { 0 }, b = { 0 };
+
+	a.target.iface = "lo";
+	a.target.n_ports = 1;
+	a.target.ports[0] = 80;
+	a.target.ring_mb = 8;
+	b.target.n_ports = 2;
+	b.target.ports[0] = 443;
+	b.target.ports[1] = 8443;
+	b.target.n_hosts = 1;
+	b.target.hosts[0].prefix = 8;
+	b.target.ring_mb = 64;
+	st_job_head_retarget(&a, &b);
+	assert_int_equal(a.target.n_ports, 2);
+	assert_int_equal(a.target.ports[0], 443);
+	assert_int_equal(a.target.ports[1], 8443);
+	assert_int_equal(a.target.n_hosts, 1);
+	assert_int_equal(a.target.hosts[0].prefix, 8);
+	assert_string_equal(a.target.iface, "lo");
+	assert_int_equal(a.target.ring_mb, 8);
+}
+
 static int check_file(const char *text)
 {
 	char *path = write_tmp(text);
@@ -185,6 +253,8 @@ int main(void)
 		cmocka_unit_test(test_kinds_found),
 		cmocka_unit_test(test_unique_keys),
 		cmocka_unit_test(test_section_equals_argv),
+		cmocka_unit_test(test_head),
+		cmocka_unit_test(test_head_retarget),
 		cmocka_unit_test(test_check),
 	};
 
