@@ -143,8 +143,10 @@ _Static_assert(sizeof(struct st_config) == 8, "st_config layout");
 /*
  * Hash map "copy_whole" (LRU, ST_MAX_WHOLE entries), filled by the agent: connections whose
  * payload is copied whole whatever the headers-only policy says, because framing lost its
- * place in them (a head past head_bytes in a segment: agent/watch/watch.h). Read only when a
- * direction's policy is ST_COPY_HEAD and a segment is longer than head_bytes.
+ * place in them (a head past head_bytes in a segment: agent/watch/watch.h) or they speak
+ * HTTP/2; and by the tap itself for a connection whose segment to the service opens with the
+ * HTTP/2 client preface (under the headers-only policy, on a port not ST_PORT_WHOLE). Read
+ * only when a direction's policy is ST_COPY_HEAD and a segment is longer than head_bytes.
  */
 #define ST_MAX_WHOLE 16384u
 

@@ -172,6 +172,31 @@ static __always_inline bool sampled_out(const struct st_pkt *p, bool egress)
 	return !st_conn_sampled_in(h, sample_permyriad);
 }
 
+/* Under the headers-only policy, a segment to the service that opens with the HTTP/2 client
+ * preface ("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", RFC 9113 3.4; its first 8 bytes, which no
+ * HTTP/1 request starts with) lists its connection in copy_whole at once: HPACK needs every
+ * header byte from the connection's first, and the agent's own mark for the port
+ * (ST_PORT_WHOLE) comes only once it has read the preface, a few ms later. */
+static __always_inline void h2_preface_whole(struct __sk_buff *skb, const struct st_pkt *p)
+{
+	struct st_conn_key k;
+	char b[8];
+	__u8 one = 1;
+
+	if (p->payload_len < 24 || bpf_skb_load_bytes(skb, p->payload_off, b, sizeof(b)))
+		return;
+	if (b[0] != 'P' || b[1] != 'R' || b[2] != 'I' || b[3] != ' ' || b[4] != '*' ||
+	    b[5] != ' ' || b[6] != 'H' || b[7] != 'T')
+		return;
+	__builtin_memset(&k, 0, sizeof(k));
+	k.family = p->family;
+	k.cport = p->sport;
+	k.sport = p->dport;
+	__builtin_memcpy(k.caddr, p->saddr, 16);
+	__builtin_memcpy(k.saddr, p->daddr, 16);
+	bpf_map_update_elem(&copy_whole, &k, &one, BPF_ANY);
+}
+
 static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
 {
 	__u32 dir = egress ? ST_DIR_OUT : ST_DIR_IN;
@@ -212,6 +237,9 @@ static __always_inline void handle(struct __sk_buff *skb, int l2, bool egress)
 	c->bytes += len;
 	copy = len;
 	policy = egress ? copy_out : copy_in;
+	if (!egress && (copy_in == ST_COPY_HEAD || copy_out == ST_COPY_HEAD) &&
+	    !(*on & ST_PORT_WHOLE))
+		h2_preface_whole(skb, &p);
 	if (policy == ST_COPY_NONE) {
 		c->elided_bytes += len;
 		if (!ends)

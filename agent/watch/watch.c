@@ -55,6 +55,8 @@ struct wconn {
 	struct wx *q;
 	struct st_http_parser p[2];
 	struct st_watch_h2 *h2;  /* WM_H2 */
+	struct st_watch_h2 *h2c; /* WM_HTTP: a request offered h2c, its answer not yet read */
+	bool h2c_ok;             /* ... and a 101 accepted it: HTTP/2 after the answer */
 	uint8_t *held;           /* WM_UNDECIDED: the server's bytes before the client's */
 	uint32_t held_len;
 	uint64_t held_ts;
@@ -244,6 +246,43 @@ static void list_h2(struct st_watch *w, struct wconn *wc)
 	w->cfg.copy_whole(w->cfg.copy_whole_ctx, wc->key);
 }
 
+/* The connection speaks HTTP/2 from now on (the preface, or an h2c upgrade): counted, its port
+ * marked so that the port's next connections come whole from their first segment (their
+ * first answers are not elided before their preface is read), and itself listed. */
+static void became_h2(struct st_watch *w, struct wconn *wc)
+{
+	wc->mode = WM_H2;
+	w->st.h2_conns++;
+	if (!port_has(w->h2_ports, wc->key->dport)) {
+		w->h2_ports[wc->key->dport >> 3] |= (uint8_t)(1u << (wc->key->dport & 7));
+		w->st.h2_ports++;
+		if (w->cfg.copy_port_whole)
+			w->cfg.copy_port_whole(w->cfg.copy_whole_ctx, wc->key->dport);
+	}
+	list_h2(w, wc);
+}
+
+/* A request offers h2c (Upgrade: h2c, HTTP2-Settings): an HTTP/2 source takes it as stream 1
+ * now, while its head is at hand, in case the answer is a 101. */
+static void offer_h2c(struct st_watch *w, struct wconn *wc, const struct st_http_head *h)
+{
+	if (wc->h2c || !st_h2_upgrade_requested(h))
+		return;
+	wc->h2c = st_watch_h2__new(&w->agg, &w->st);
+	if (wc->h2c && st_watch_h2__offer(wc->h2c, h)) {
+		st_watch_h2__close(wc->h2c); /* nothing in it yet: counts nothing */
+		wc->h2c = NULL;
+	}
+}
+
+/* The offer's answer is not a 101 for h2c: the connection stays HTTP/1. */
+static void refuse_h2c(struct wconn *wc)
+{
+	st_watch_h2__close(wc->h2c);
+	wc->h2c = NULL;
+	wc->h2c_ok = false;
+}
+
 static void on_request_head(struct st_watch *w, struct wconn *wc, const struct st_http_head *h)
 {
 	struct wx *x;
@@ -265,6 +304,7 @@ static void on_request_head(struct st_watch *w, struct wconn *wc, const struct s
 	wc->req_cur = wc->q_next++;
 	wc->req_open = true;
 	push_methods(wc);
+	offer_h2c(w, wc, h);
 	/* chunk lines are all through a chunked body: heads-only copies would lose them */
 	if (h->flags & ST_HTTP_HF_CHUNKED)
 		fall_back(w, wc, wc->key);
@@ -299,6 +339,14 @@ static void on_response_head(struct st_watch *w, struct wconn *wc, const struct 
 		return;
 	}
 	push_methods(wc); /* the answer took its request's method: room for the next */
+	/* the offer is the last request (the client's bytes after it are not HTTP/1 until its
+	 * answer): an answer to an earlier one leaves it open */
+	if (wc->h2c && wc->q_first + 1 == wc->q_next) {
+		if (st_h2_upgrade_accepted(h))
+			wc->h2c_ok = true; /* the exchange is stream 1's, measured as HTTP/2 */
+		else
+			refuse_h2c(wc);
+	}
 	wc->resp_head = true;
 	wc->status = h->status;
 	wc->resp_first = wc->msg_ts[ST_DIR_OUT];
@@ -317,8 +365,34 @@ static void on_response_done(struct st_watch *w, struct wconn *wc, uint64_t msg_
 		wc->resp_interim = wc->resp_unpaired = false;
 		return;
 	}
+	if (wc->h2c_ok)
+		return; /* the 101 of an h2c upgrade: stream 1 is measured as HTTP/2 */
 	if (wc->resp_head)
 		emit(w, wc, wc->status, true, ts, (int64_t)msg_len);
+}
+
+/* After the 101 that accepted h2c: the HTTP/1 exchange (stream 1's request) leaves without being
+ * counted, the HTTP/2 source takes over with the request's last byte's time, and gets the
+ * answer bytes that followed the 101 in this segment (rest, n of them). */
+static void switch_h2c(struct st_watch *w, struct wconn *wc, const uint8_t *rest, size_t n,
+		       uint64_t ts)
+{
+	struct wx *x = qat(wc, wc->q_first);
+	uint64_t req_last = x->req_done && !x->req_lost ? x->req_last : ts;
+
+	w->st.requests--; /* counted again as stream 1 */
+	wc->q_first = wc->q_pushed = wc->q_next;
+	wc->resp_head = false;
+	st_http__free(&wc->p[0]);
+	st_http__free(&wc->p[1]);
+	wc->h2 = wc->h2c;
+	wc->h2c = NULL;
+	wc->h2c_ok = false;
+	w->st.h2_upgraded++;
+	became_h2(w, wc);
+	st_watch_h2__upgraded(wc->h2, req_last);
+	if (n)
+		st_watch_h2__data(wc->h2, ST_DIR_OUT, rest, (uint32_t)n, ts);
 }
 
 /* Frames len bytes (d may be NULL with len 0: events already due, a MSG_DONE after a skip). */
@@ -354,6 +428,9 @@ static void frame(struct st_watch *w, struct wconn *wc, int dir, const uint8_t *
 		case ST_HTTP_EV_UPGRADED:
 			if (dir == ST_DIR_IN) {
 				wc->req_raw = true; /* until the answer says 101 or not */
+			} else if (wc->h2c_ok) {
+				switch_h2c(w, wc, d ? d + n : NULL, left - n, ts);
+				return;
 			} else {
 				wc->mode = WM_RAW;
 				w->st.upgraded_conns++;
@@ -393,18 +470,8 @@ static bool start_h2(struct st_watch *w, struct wconn *wc)
 	wc->h2 = st_watch_h2__new(&w->agg, &w->st);
 	if (!wc->h2)
 		return false;
-	wc->mode = WM_H2;
 	w->framed++;
-	w->st.h2_conns++;
-	if (!port_has(w->h2_ports, wc->key->dport)) {
-		w->h2_ports[wc->key->dport >> 3] |= (uint8_t)(1u << (wc->key->dport & 7));
-		w->st.h2_ports++;
-		/* the port's next connections come whole from their first segment: their first
-		 * answers are not elided before their preface is read */
-		if (w->cfg.copy_port_whole)
-			w->cfg.copy_port_whole(w->cfg.copy_whole_ctx, wc->key->dport);
-	}
-	list_h2(w, wc);
+	became_h2(w, wc);
 	return true;
 }
 
@@ -609,6 +676,7 @@ static void on_close(void *ctx, struct st_reasm_conn *c, enum st_reasm_end why, 
 		st_watch_h2__close(wc->h2);
 		w->framed--;
 	}
+	st_watch_h2__close(wc->h2c);
 	free(wc->held);
 	free(wc->q);
 	free(wc);

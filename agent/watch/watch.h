@@ -49,6 +49,7 @@
 	X(T, busy_conns, COUNTER, "connections not measured: --max-conns were being framed") \
 	X(T, joined_conns, DETAIL, "connections joined midway: framed from the first head found") \
 	X(T, upgraded_conns, DETAIL, "connections that switched protocols: measured up to the switch") \
+	X(T, h2_upgraded, DETAIL, "HTTP/1.1 connections upgraded to h2c by a 101: HTTP/2 after it, the offer as stream 1") \
 	X(T, h2_whole, DETAIL, "HTTP/2 connections listed for whole copies at their preface") \
 	X(T, h2_ports, DETAIL, "service ports where HTTP/2 was seen: copied whole from then on") \
 	X(T, h2_joined, DETAIL, "HTTP/2 connections joined midway (a port where HTTP/2 was seen): HPACK state never seen, not measured") \

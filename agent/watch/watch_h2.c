@@ -400,6 +400,16 @@ struct st_watch_h2 *st_watch_h2__new(struct st_watch_agg *agg, struct st_watch_s
 	return h;
 }
 
+int st_watch_h2__offer(struct st_watch_h2 *h, const struct st_http_head *req)
+{
+	return st_h2__upgrade(h->c, req);
+}
+
+void st_watch_h2__upgraded(struct st_watch_h2 *h, uint64_t req_last)
+{
+	feed(h, ST_H2_CLIENT, NULL, 0, req_last); /* stream 1's HEAD and END */
+}
+
 static int h2dir(int dir)
 {
 	return dir == ST_DIR_IN ? ST_H2_CLIENT : ST_H2_SERVER;

@@ -34,10 +34,18 @@
 #define ST_WATCH_H2_STREAMS 256u /* streams of a connection followed at once */
 
 struct st_watch_h2;
+struct st_http_head;
 
 /* A connection's source: exchanges go to agg, counters to st (both outlive it). NULL with
  * errno. */
 struct st_watch_h2 *st_watch_h2__new(struct st_watch_agg *agg, struct st_watch_stats *st);
+/* An HTTP/1.1 request offered h2c (st_h2_upgrade_requested): a new source takes it as stream
+ * 1 (st_h2__upgrade), before any byte. 0, or -EINVAL / -ENOMEM (not taken: free the source). */
+int st_watch_h2__offer(struct st_watch_h2 *h, const struct st_http_head *req);
+/* The offer was accepted (a 101) and the request's last byte came at req_last: stream 1's
+ * request is handed over with that time; then each direction's bytes after the HTTP/1
+ * messages are fed with st_watch_h2__data. */
+void st_watch_h2__upgraded(struct st_watch_h2 *h, uint64_t req_last);
 /* Bytes of dir (ST_DIR_IN: the client's) captured at ts, in order. */
 void st_watch_h2__data(struct st_watch_h2 *h, int dir, const uint8_t *d, uint32_t len,
 		       uint64_t ts);

@@ -66,6 +66,7 @@ struct bt_spec {
 	uint32_t seq, ack;
 	uint8_t flags;
 	uint32_t len;      /* payload bytes */
+	const char *prefix; /* the payload starts with these bytes (NULL: the pattern only) */
 };
 
 static inline void bt_put16(uint8_t *p, uint16_t v)
@@ -136,6 +137,8 @@ static inline size_t bt_build(const struct bt_spec *s, uint8_t *buf)
 	off += 20;
 	for (uint32_t i = 0; i < s->len; i++)
 		buf[off + i] = bt_payload_byte(i);
+	if (s->prefix)
+		memcpy(buf + off, s->prefix, strlen(s->prefix) < s->len ? strlen(s->prefix) : s->len);
 	return off + s->len;
 }
 

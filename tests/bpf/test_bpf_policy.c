@@ -10,7 +10,9 @@
  *  - headers-only: exactly the first N payload bytes and the elided mark, the
  *    rest counted as elided, never as lost (also when the ring is full); a
  *    connection listed in copy_whole comes whole, the others stay cut; so does
- *    every connection of a port marked ST_PORT_WHOLE;
+ *    every connection of a port marked ST_PORT_WHOLE; a segment to the service that opens
+ *    with the HTTP/2 preface lists its connection in copy_whole itself (egress segments,
+ *    "PRI * HT" lookalikes cut short and other connections are not);
  *  - none: no payload records, but SYN/FIN/RST still come, marked;
  *  - the verdict is always "pass".
  * Needs root (CAP_BPF, CAP_NET_ADMIN): skips without it.
@@ -430,6 +432,62 @@ static void test_headers_only_port_whole(void **state)
 	fx_free(&f);
 }
 
+/* Headers-only: the HTTP/2 client preface at the start of a segment to the service lists
+ * that connection in copy_whole in the kernel itself (before the agent can mark the port):
+ * the preface's segment and the later ones of the connection come whole, both directions;
+ * another connection, a preface sent by the service, or 8 bytes of it with no room for the
+ * rest (shorter than the preface's 24) change nothing. */
+static void test_headers_only_h2_preface(void **state)
+{
+	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+	struct st_tap_opts o = { .copy = { ST_COPY_HEAD, ST_COPY_HEAD }, .head_bytes = 100 };
+	struct bt_spec out = { .src = SERVER, .dst = V4(10, 1, 2, 3), .sport = PORT,
+			       .dport = 40000, .seq = 7000, .ack = 1,
+			       .flags = ST_TCP_ACK | ST_TCP_PSH, .len = 3000 };
+	struct bt_spec in = { .src = V4(10, 1, 2, 3), .dst = SERVER, .sport = 40000,
+			      .dport = PORT, .seq = 1, .flags = ST_TCP_ACK, .len = 3000 };
+	struct fx f;
+
+	SKIP_UNLESS_ROOT();
+	for (int cg = 0; cg < 2; cg++) {
+		fx_load(&f, &o, 1 << 20);
+		/* the service's own "preface" and a cut-short lookalike: still cut */
+		out.prefix = preface;
+		run(&f, cg ? BT_CG_OUT : BT_TC_OUT, &out);
+		assert_int_equal(f.got.recs[0].len, 100);
+		out.prefix = NULL;
+		in.prefix = "PRI * HT";
+		in.len = 20;
+		run(&f, cg ? BT_CG_IN : BT_TC_IN, &in);
+		in.len = 3000;
+		in.prefix = NULL;
+		run(&f, cg ? BT_CG_IN : BT_TC_IN, &in);
+		assert_int_equal(f.got.recs[0].len, 100);
+		/* the preface: this segment whole, and the connection's later ones */
+		in.prefix = preface;
+		run(&f, cg ? BT_CG_IN : BT_TC_IN, &in);
+		assert_int_equal(f.got.n, 1);
+		assert_int_equal(f.got.recs[0].len, 3000);
+		assert_int_equal(f.got.recs[0].rflags, 0);
+		assert_memory_equal(f.got.data[0], preface, sizeof(preface) - 1);
+		in.prefix = NULL;
+		for (int dir = 0; dir < 2; dir++) {
+			run(&f, dir ? (cg ? BT_CG_OUT : BT_TC_OUT) : (cg ? BT_CG_IN : BT_TC_IN),
+			    dir ? &out : &in);
+			assert_int_equal(f.got.n, 1);
+			assert_int_equal(f.got.recs[0].len, 3000);
+			assert_int_equal(f.got.recs[0].rflags, 0);
+		}
+		/* another connection of the same client: still cut */
+		out.dport = 40001;
+		run(&f, cg ? BT_CG_OUT : BT_TC_OUT, &out);
+		assert_int_equal(f.got.recs[0].len, 100);
+		assert_int_equal(f.got.recs[0].rflags, ST_RF_ELIDED);
+		out.dport = 40000;
+		fx_free(&f);
+	}
+}
+
 /* A ring too small: only copied bytes can be lost; elided ones are never counted lost,
  * and every byte is delivered, lost or elided. */
 static void test_headers_only_ring_full(void **state)
@@ -711,6 +769,7 @@ int main(void)
 		cmocka_unit_test(test_headers_only),
 		cmocka_unit_test(test_headers_only_copy_whole),
 		cmocka_unit_test(test_headers_only_port_whole),
+		cmocka_unit_test(test_headers_only_h2_preface),
 		cmocka_unit_test(test_headers_only_ring_full),
 		cmocka_unit_test(test_none),
 		cmocka_unit_test(test_bad_opts_refused),

@@ -295,6 +295,71 @@ static void test_streams(void **state)
 	assert_int_equal(wh_stats(f->w).unanswered + wh_stats(f->w).incomplete + wh_stats(f->w).lost_exchanges, 0);
 }
 
+/* h2c: an HTTP/1.1 request that offers it (answered 101) is stream 1, timed from its last
+ * byte to the server's HTTP/2 answer after the 101 (in the 101's own segment); the 101 is no
+ * exchange; the client's preface follows and a second stream goes on; the connection is
+ * listed whole. A second connection's offer answered 200 stays HTTP/1 (the 200 counted). */
+static void test_h2c_upgrade(void **state)
+{
+	static const char req[] = "GET /up HTTP/1.1\r\nHost: x\r\nConnection: Upgrade, HTTP2-Settings\r\n"
+				  "Upgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQAoAAA\r\n\r\n";
+	static const char sw[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
+				 "Upgrade: h2c\r\n\r\n";
+	static const char no[] = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok";
+	struct fx *f = *state;
+	struct wire w = { .n = 0 };
+	const struct st_watch_series *s;
+	struct conn c2;
+
+	seg(f, &f->c, ST_DIR_IN, ST_TCP_SYN, NULL, 0, 0, 0);
+	seg(f, &f->c, ST_DIR_OUT, ST_TCP_SYN, NULL, 0, 0, 0);
+	seg(f, &f->c, ST_DIR_IN, ST_TCP_PSH, req, sizeof(req) - 1, 0, 100);
+	put(&w, sw, sizeof(sw) - 1);
+	frame(&w, F_SETTINGS, 0, 0, NULL, 0);
+	headers(&f->c, &w, ST_DIR_OUT, 1, false, ":status", "200", NULL);
+	data(&w, 1, 40, true);
+	xmit(f, &f->c, ST_DIR_OUT, &w, 107);
+	assert_int_equal(f->whole_calls, 1);
+	put(&w, ST_H2_PREFACE, ST_H2_PREFACE_LEN);
+	frame(&w, F_SETTINGS, 0, 0, NULL, 0);
+	frame(&w, F_SETTINGS, 1, 0, NULL, 0);
+	headers(&f->c, &w, ST_DIR_IN, 3, true, ":method", "GET", ":scheme", "http", ":path",
+		"/two", ":authority", "x", NULL);
+	xmit(f, &f->c, ST_DIR_IN, &w, 110);
+	frame(&w, F_SETTINGS, 1, 0, NULL, 0);
+	headers(&f->c, &w, ST_DIR_OUT, 3, true, ":status", "204", NULL);
+	xmit(f, &f->c, ST_DIR_OUT, &w, 112);
+
+	s = wh_find(f->w, "/up", ST_HTTP_M_GET, 200);
+	assert_non_null(s);
+	assert_int_equal(s->n, 1);
+	NEAR(s->h[ST_WATCH_H_FIRST].sum, 0.007);
+	NEAR(s->h[ST_WATCH_H_RESP_SIZE].sum, 40);
+	assert_null(wh_find(f->w, "/up", ST_HTTP_M_GET, 101));
+	s = wh_find(f->w, "/two", ST_HTTP_M_GET, 204);
+	assert_non_null(s);
+	NEAR(s->h[ST_WATCH_H_FIRST].sum, 0.002);
+
+	/* refused: the offer's answer is a 200, HTTP/1 goes on */
+	conn_init(&c2, 40001);
+	seg(f, &c2, ST_DIR_IN, ST_TCP_SYN, NULL, 0, 0, 0);
+	seg(f, &c2, ST_DIR_OUT, ST_TCP_SYN, NULL, 0, 0, 0);
+	seg(f, &c2, ST_DIR_IN, ST_TCP_PSH, req, sizeof(req) - 1, 0, 200);
+	seg(f, &c2, ST_DIR_OUT, ST_TCP_PSH, no, sizeof(no) - 1, 0, 203);
+	s = wh_find(f->w, "/up", ST_HTTP_M_GET, 200);
+	assert_int_equal(s->n, 2);
+
+	assert_int_equal(wh_stats(f->w).h2_upgraded, 1);
+	assert_int_equal(wh_stats(f->w).h2_conns, 1);
+	assert_int_equal(wh_stats(f->w).http_conns, 2);
+	assert_int_equal(wh_stats(f->w).requests, 3);
+	assert_int_equal(wh_stats(f->w).exchanges, 3);
+	assert_int_equal(wh_stats(f->w).upgraded_conns, 0);
+	assert_int_equal(wh_stats(f->w).h2_errors + wh_stats(f->w).h2_gap + wh_stats(f->w).h2_elided, 0);
+	assert_int_equal(wh_stats(f->w).unanswered + wh_stats(f->w).incomplete + wh_stats(f->w).lost_exchanges, 0);
+	conn_free(&c2);
+}
+
 /* gRPC: status from the trailers or a trailers-only answer, per endpoint and code, exported as
  * shadowtap_grpc_requests_total{endpoint, grpc_code}. A server that speaks first is held. */
 static void test_grpc(void **state)
@@ -566,6 +631,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_streams, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_h2c_upgrade, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_grpc, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_elided, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_resets, setup, teardown),
