@@ -454,14 +454,9 @@ void sh_cor_run(struct st_shadow *sh, uint64_t now)
 		cor_flush(sc, now);
 }
 
-/* An HTTP/1 request for sc, rewritten for its target; it waits when it carries a value
- * production issued and the target's is not learned yet (or others wait before it). */
-static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
+int sh_cor_flat(struct st_shadow *sh, const struct st_bq *q, uint64_t start, uint64_t end)
 {
-	struct st_shadow *sh = cc->sh;
-	size_t len = (size_t)(o->end - o->start), at = 0;
-	uint64_t now = sh_now(sh), wait = sh->cfg.correlate->wait_ns;
-	int r = 0;
+	size_t len = (size_t)(end - start), at = 0;
 
 	if (len > sh->corbuf_cap) {
 		uint8_t *b = realloc(sh->corbuf, len);
@@ -471,11 +466,11 @@ static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
 		sh->corbuf = b;
 		sh->corbuf_cap = len;
 	}
-	for (uint64_t off = o->start; off < o->end;) {
+	for (uint64_t off = start; off < end;) {
 		struct iovec iov[16];
-		int k = st_bq_iov(&cc->stage, off, o->end, iov, 16);
+		int k = st_bq_iov(q, off, end, iov, 16);
 
-		if (!k)
+		if (k <= 0)
 			return -ENOBUFS;
 		for (int i = 0; i < k; i++) {
 			memcpy(sh->corbuf + at, iov[i].iov_base, iov[i].iov_len);
@@ -483,6 +478,20 @@ static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
 			off += iov[i].iov_len;
 		}
 	}
+	return 0;
+}
+
+/* An HTTP/1 request for sc, rewritten for its target; it waits when it carries a value
+ * production issued and the target's is not learned yet (or others wait before it). */
+static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
+{
+	struct st_shadow *sh = cc->sh;
+	size_t len = (size_t)(o->end - o->start);
+	uint64_t now = sh_now(sh), wait = sh->cfg.correlate->wait_ns;
+	int r = 0;
+
+	if (sh_cor_flat(sh, &cc->stage, o->start, o->end))
+		return -ENOBUFS;
 	if (!sc->cw_n) {
 		r = st_correlate__rewrite(sh->cor[sc->slot], sh->corbuf, len, now, &sh->corout);
 		if (!sh->corout.pending || !wait)

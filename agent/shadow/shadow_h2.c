@@ -417,8 +417,6 @@ static int msg_trailers(struct h2msg *m, const struct st_h2_head *h)
  * *blen). 0 or -ENOMEM. */
 static int msg_flat(struct st_shadow *sh, const struct h2msg *m, size_t *blen)
 {
-	size_t len = (size_t)m->body.end, at = 0;
-
 	if (m->nnv > sh->corfields_cap) {
 		struct st_h2_field *f = realloc(sh->corfields, m->nnv * sizeof(*f));
 
@@ -434,26 +432,9 @@ static int msg_flat(struct st_shadow *sh, const struct h2msg *m, size_t *blen)
 			.value_len = (uint32_t)m->nv[i].valuelen,
 			.flags = (m->nv[i].flags & NGHTTP2_NV_FLAG_NO_INDEX) ? ST_H2_FF_NEVER_INDEX : 0,
 		};
-	if (len > sh->corbuf_cap) {
-		uint8_t *b = realloc(sh->corbuf, len);
-
-		if (!b)
-			return -ENOMEM;
-		sh->corbuf = b;
-		sh->corbuf_cap = len;
-	}
-	while (at < len) {
-		struct iovec iov[16];
-		int k = st_bq_iov(&m->body, at, len, iov, 16);
-
-		if (k <= 0)
-			return -ENOMEM;
-		for (int i = 0; i < k; i++) {
-			memcpy(sh->corbuf + at, iov[i].iov_base, iov[i].iov_len);
-			at += iov[i].iov_len;
-		}
-	}
-	*blen = len;
+	if (sh_cor_flat(sh, &m->body, 0, m->body.end))
+		return -ENOMEM;
+	*blen = (size_t)m->body.end;
 	return 0;
 }
 

@@ -422,6 +422,8 @@ void sc_cor_drop(struct sconn *sc);
 /* --correlate: sc's waiting requests move to n, a new connection of its slot, in order (the
  * caller accounts both: sc_acct with each one's sc_mem from before). */
 void sc_cor_move(struct sconn *sc, struct sconn *n);
+/* --correlate: the bytes [start, end) of q in one piece, in sh->corbuf. 0 or -ENOBUFS. */
+int sh_cor_flat(struct st_shadow *sh, const struct st_bq *q, uint64_t start, uint64_t end);
 /* --correlate: an exchange for a request selected for replay (NULL: out of memory). */
 struct st_correlate_ex *sh_cor_ex_new(struct st_shadow *sh);
 /* --correlate: production's answer to x is whole (HTTP/2: its stream ended); pair: tap

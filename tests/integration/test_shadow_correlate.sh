@@ -18,38 +18,16 @@
 # went unmapped, 7 answered 401/404). What this test proves is the mapping, not the default.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
+. "$(dirname "$0")/stateful_common.sh"
 st_require_root
 st_require_cmds ip python3 tcpdump bpftool
 st_require_agent
 st_init
 
-SVC=$ST_ROOT/tests/integration/stateful_svc.py
 CLIENT=$ST_ROOT/tests/integration/stateful_client.py
 USERS=15
 ORDERS=3
 st_netns_pair
-
-# svc_start NAME NS ADDR PORT: a fresh instance (new secret, empty store); log $ST_TMP/NAME.log.
-svc_start() {
-	local name=$1 ns=$2 addr=$3 port=$4 pid
-	: >"$ST_TMP/$name.log"
-	st_in_bg "$ns" python3 "$SVC" "$addr" "$port" "$ST_TMP/$name.log" >"$ST_TMP/$name.out" 2>&1 </dev/null &
-	pid=$!
-	ST_PIDS+=("$pid")
-	eval "SVC_PID_$name=$pid"
-	st_wait_port "$ns" "$port" 10 "pid=$pid,"
-}
-svc_stop() { local v="SVC_PID_$1"; st_stop "${!v}" TERM || true; }
-
-# matched PROD_LOG SHADOW_LOG: per mille of production's answers the shadow matched, route by
-# route and status by status (min of the two counts).
-matched() {
-	awk 'FNR == NR { p[$0]++; n++; next } { s[$0]++ }
-	     END { for (k in p) m += (p[k] < s[k] ? p[k] : s[k]); printf "%d\n", n ? 1000 * m / n : 0 }' "$1" "$2"
-}
-# refused LOG: per mille of 401/404 answers.
-refused() { awk '{ n++ } $3 == 401 || $3 == 404 { r++ } END { printf "%d\n", n ? 1000 * r / n : 0 }' "$1"; }
-orders() { grep -c '^POST /orders 201$' "$1" || true; }
 
 # run NAME ARGS...: fresh production and shadow (and reference on 8081), the agent with ARGS,
 # the clients; waits for the shadow to have answered as many requests as production.

@@ -18,6 +18,7 @@
 # cores make a Python shadow's answer to a login late.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
+. "$(dirname "$0")/stateful_common.sh"
 st_require_root
 st_require_cmds ip nginx python3 tcpdump bpftool
 st_require_py h2
@@ -25,7 +26,6 @@ st_require_agent
 "$ST_BIN" shadow --help 2>&1 | grep -q 'auto|http|raw|h2' || st_skip "$ST_BIN has no HTTP/2 shadowing"
 st_init
 
-SVC=$ST_ROOT/tests/integration/stateful_svc.py
 CLIENT=$ST_ROOT/tests/integration/stateful_client_h2.py
 USERS=12
 ORDERS=3
@@ -39,36 +39,13 @@ export ST_NGINX_LOCATIONS="location / { proxy_pass http://127.0.0.1:$SVC_PORT; p
 st_nginx_start prod "$ST_SRV_NS" "$ST_SRV4:80"
 st_nginx_start shadow "$ST_CLI_NS" "$ST_CLI4:8080"
 
-# svc_start NAME NS: a fresh instance (new secret, empty store) on 127.0.0.1:SVC_PORT of NS;
-# its log $ST_TMP/NAME.log.
-svc_start() {
-	local name=$1 ns=$2 pid
-	: >"$ST_TMP/$name.log"
-	st_in_bg "$ns" python3 "$SVC" 127.0.0.1 "$SVC_PORT" "$ST_TMP/$name.log" >"$ST_TMP/$name.out" 2>&1 </dev/null &
-	pid=$!
-	ST_PIDS+=("$pid")
-	eval "SVC_PID_$name=$pid"
-	st_wait_port "$ns" "$SVC_PORT" 10 "pid=$pid,"
-}
-svc_stop() { local v="SVC_PID_$1"; st_stop "${!v}" TERM || true; }
-
-# matched PROD_LOG SHADOW_LOG: per mille of production's answers the shadow matched, route by
-# route and status by status (min of the two counts).
-matched() {
-	awk 'FNR == NR { p[$0]++; n++; next } { s[$0]++ }
-	     END { for (k in p) m += (p[k] < s[k] ? p[k] : s[k]); printf "%d\n", n ? 1000 * m / n : 0 }' "$1" "$2"
-}
-# refused LOG: per mille of 401/404 answers.
-refused() { awk '{ n++ } $3 == 401 || $3 == 404 { r++ } END { printf "%d\n", n ? 1000 * r / n : 0 }' "$1"; }
-orders() { grep -c '^POST /orders 201$' "$1" || true; }
-
 # run NAME ARGS...: fresh services behind both nginx, the agent with ARGS, the clients; waits
 # for the shadow to have answered as many requests as production.
 run() {
 	local name=$1 nprod
 	shift
-	svc_start "prod_$name" "$ST_SRV_NS"
-	svc_start "shadow_$name" "$ST_CLI_NS"
+	svc_start "prod_$name" "$ST_SRV_NS" 127.0.0.1 "$SVC_PORT"
+	svc_start "shadow_$name" "$ST_CLI_NS" 127.0.0.1 "$SVC_PORT"
 	sh_agent_start "agent_$name" "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" "$@"
 	st_log "$name: $USERS users over HTTP/2, $ORDERS orders each, a second connection each"
 	st_in "$ST_CLI_NS" timeout 120 "$ST_PY" "$CLIENT" "$ST_SRV4" 80 "$USERS" "$ORDERS" ||
@@ -116,7 +93,7 @@ st_summary_documented "$SH_SUMMARY" "shadow and replay" "The tap"
 st_netns_single replay
 RNS=$ST_LAST_NS
 st_nginx_start replayed "$RNS" 127.0.0.1:8080
-svc_start shadow_replay "$RNS"
+svc_start shadow_replay "$RNS" 127.0.0.1 "$SVC_PORT"
 st_in "$RNS" timeout 120 "$ST_BIN" replay "$ST_TMP/rec.pcap" --port 80 --to 127.0.0.1:8080 \
 	--correlate --correlate-wait 5s 2>"$ST_TMP/replay.err" || { cat "$ST_TMP/replay.err"; st_fail "replay --correlate failed"; }
 SH_SUMMARY=$(st_summary "$ST_TMP/replay.err")
