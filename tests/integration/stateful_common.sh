@@ -26,3 +26,33 @@ matched() {
 # refused LOG: per mille of 401/404 answers.
 refused() { awk '{ n++ } $3 == 401 || $3 == 404 { r++ } END { printf "%d\n", n ? 1000 * r / n : 0 }' "$1"; }
 orders() { grep -c '^POST /orders 201$' "$1" || true; }
+
+# stateful_said NAME: a run's line: production's answers (prod_NAME.log) and the shadow's
+# (shadow_NAME.log), how many the shadow matched, how many it refused.
+stateful_said() {
+	local name=$1
+	st_log "$name: production answered $(wc -l <"$ST_TMP/prod_$name.log"), the shadow" \
+		"$(wc -l <"$ST_TMP/shadow_$name.log"):" \
+		"matched $(matched "$ST_TMP/prod_$name.log" "$ST_TMP/shadow_$name.log")‰," \
+		"shadow refused $(refused "$ST_TMP/shadow_$name.log")‰"
+}
+
+# stateful_refused NAME: a run without --correlate shows the problem: the shadow refused most
+# requests (401, 404), production none.
+stateful_refused() {
+	local r
+	r=$(refused "$ST_TMP/shadow_$1.log")
+	[ "$r" -gt 500 ] || st_fail "without --correlate the shadow refused only $r‰ (the test shows nothing)"
+	[ "$(refused "$ST_TMP/prod_$1.log")" -eq 0 ] || st_fail "production refused requests"
+}
+
+# stateful_matched PROD_LOG SHADOW_LOG: the shadow answered at least 99% of production's
+# statuses (route by route) and holds every order production does.
+stateful_matched() {
+	local p=$1 s=$2 m
+	m=$(matched "$p" "$s")
+	[ "$m" -ge 990 ] || { sort "$p" | uniq -c; sort "$s" | uniq -c;
+		st_fail "with --correlate the shadow matched production's statuses for only $m‰"; }
+	[ "$(orders "$s")" -eq "$(orders "$p")" ] ||
+		st_fail "the shadow holds $(orders "$s") orders, production $(orders "$p")"
+}
