@@ -12,7 +12,9 @@
 #  - with it, at least 99% of the shadow's answers have production's status (by route), the
 #    shadow holds every order production does, the counters say values were learned (from
 #    HTTP/2 answers) and requests rewritten (HTTP/2 header lists encoded afresh, JSON bodies
-#    with their content-length);
+#    with their content-length); tap compare with a reference (a third instance, its own map)
+#    counts the sessions and ids as correlated and finds the one regression the candidate
+#    has (it changes $.user of GET /me), nothing else;
 #  - the same capture replayed (`replay --correlate`) to a fresh shadow: the same.
 # --correlate-wait 5s, as in test_shadow_correlate.sh: four tests at a time under ASan on two
 # cores make a Python shadow's answer to a login late.
@@ -30,14 +32,21 @@ CLIENT=$ST_ROOT/tests/integration/stateful_client_h2.py
 USERS=12
 ORDERS=3
 SVC_PORT=9080
+REF_PORT=9081
 st_netns_pair
 
 # nginx h2c in front of the service on 127.0.0.1:SVC_PORT of its namespace (one per side,
-# for the whole test; each run starts fresh services behind them).
+# and the reference's on REF_PORT, for the whole test; each run starts fresh services behind
+# them).
 export ST_NGINX_LISTEN_OPTS=http2
-export ST_NGINX_LOCATIONS="location / { proxy_pass http://127.0.0.1:$SVC_PORT; proxy_redirect off; }"
+nginx_to() { ST_NGINX_LOCATIONS="location / { proxy_pass http://127.0.0.1:$1; proxy_redirect off; }"; }
+nginx_to "$SVC_PORT"
+export ST_NGINX_LOCATIONS
 st_nginx_start prod "$ST_SRV_NS" "$ST_SRV4:80"
 st_nginx_start shadow "$ST_CLI_NS" "$ST_CLI4:8080"
+nginx_to "$REF_PORT"
+st_nginx_start ref "$ST_CLI_NS" "$ST_CLI4:8081"
+nginx_to "$SVC_PORT"
 
 # run NAME ARGS...: fresh services behind both nginx, the agent with ARGS, the clients; waits
 # for the shadow to have answered as many requests as production.
@@ -45,7 +54,8 @@ run() {
 	local name=$1 nprod
 	shift
 	svc_start "prod_$name" "$ST_SRV_NS" 127.0.0.1 "$SVC_PORT"
-	svc_start "shadow_$name" "$ST_CLI_NS" 127.0.0.1 "$SVC_PORT"
+	STATEFUL_MUTATE=${MUTATE:-} svc_start "shadow_$name" "$ST_CLI_NS" 127.0.0.1 "$SVC_PORT"
+	svc_start "ref_$name" "$ST_CLI_NS" 127.0.0.1 "$REF_PORT"
 	sh_agent_start "agent_$name" "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" "$@"
 	st_log "$name: $USERS users over HTTP/2, $ORDERS orders each, a second connection each"
 	st_in "$ST_CLI_NS" timeout 120 "$ST_PY" "$CLIENT" "$ST_SRV4" 80 "$USERS" "$ORDERS" ||
@@ -55,6 +65,7 @@ run() {
 	sh_agent_stop "agent_$name"
 	svc_stop "prod_$name"
 	svc_stop "shadow_$name"
+	svc_stop "ref_$name"
 	stateful_said "$name"
 }
 
@@ -67,19 +78,33 @@ stateful_refused plain
 
 st_tcpdump_start rec "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/rec.pcap" 'tcp port 80'
 rec_pid=$ST_TCPDUMP_PID
-run corr --correlate --correlate-wait 5s
+MUTATE=1 run corr --correlate --correlate-wait 5s --reference "$ST_CLI4:8081" \
+	--diffs "$ST_TMP/diffs.jsonl"
 st_tcpdump_stop "$rec_pid" rec || true
 nprod=$(wc -l <"$ST_TMP/prod_corr.log")
 st_log "counters: $(grep -oE '(h2_streams|correlated_values|rewritten_requests|unmapped_requests|correlate_waits|correlate_evicted)=[0-9]+' <<<"$SH_SUMMARY" | tr '\n' ' ')"
 sh_expect h2_streams -eq "$nprod"
-sh_expect replayed -eq "$nprod"
+sh_expect replayed -eq $((2 * nprod)) # the candidate and the reference
 sh_expect dropped -eq 0
 # each user: the cookie, the token, the user's id and its orders' ids
-sh_expect correlated_values -ge $((USERS * (3 + ORDERS)))
+sh_expect correlated_values -ge $((2 * USERS * (3 + ORDERS)))
 # every request after a user's login carries a value of production's
-sh_expect rewritten_requests -ge $((nprod - USERS))
+sh_expect rewritten_requests -ge $((2 * (nprod - USERS)))
 stateful_matched "$ST_TMP/prod_corr.log" "$ST_TMP/shadow_corr.log"
-st_summary_documented "$SH_SUMMARY" "shadow and replay" "The tap"
+stateful_matched "$ST_TMP/prod_corr.log" "$ST_TMP/ref_corr.log"
+# tap compare: the sessions and ids explained (correlated), the candidate's one regression
+# (its GET /me changes $.user) found on every /me, nothing else
+st_log "compare: compared=$(sh_field compared) correlated=$(sh_field correlated) differing=$(sh_field differing)"
+nme=$(grep -c '^GET /me 200$' "$ST_TMP/prod_corr.log")
+sh_expect compared -eq "$nprod"
+sh_expect correlated -gt "$nprod"
+n=$(grep -c '"\$\.user"' "$ST_TMP/diffs.jsonl" || true)
+[ "$n" -eq "$nme" ] || st_fail "--diffs: $n lines name \$.user, want $nme (the candidate's regression)"
+if grep -v '"\$\.user"' "$ST_TMP/diffs.jsonl" | grep -q .; then
+	grep -v '"\$\.user"' "$ST_TMP/diffs.jsonl" | head -c 3000; st_fail "--diffs holds more than the regression"
+fi
+sh_expect differing -eq "$nme"
+st_summary_documented "$SH_SUMMARY" "shadow and replay" "Tap compare" "The tap"
 
 # The same traffic from the capture, to a fresh shadow (its own nginx in front).
 st_netns_single replay
