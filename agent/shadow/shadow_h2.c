@@ -1158,6 +1158,8 @@ int cc_h2_offer(struct cconn *cc, const struct st_http_head *req, bool pass)
 	s->f = CS_REQ | CS_HELD;
 	s->counted = true;
 	s->pass = pass;
+	if (pass && cc->sh->cor) /* its answer comes on stream 1: learned from as any stream's */
+		s->ex = sh_cor_ex_new(cc->sh);
 	if (pass && !t->offer_over && (s->m = msg_new(cc->sh, ev.head))) {
 		uint64_t fields = s->m->mem;
 

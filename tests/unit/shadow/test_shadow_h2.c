@@ -1220,11 +1220,10 @@ static void test_h2_release_framed(void **state)
 
 /* h2c: an HTTP/1.1 request upgraded by production's 101 is stream 1; the connection's later
  * streams follow; the shadow gets them all over HTTP/2. */
-static void test_h2_upgrade(void **state)
+/* A captured HTTP/1.1 connection upgraded to h2c by "POST path" (body "hello"), production
+ * answering stream 1 as p_frame would (200, or a login). */
+static void tc_upgraded(struct st_shadow *sh, struct tc *t, uint16_t cport, const char *path)
 {
-	struct h2sink *k = k_start(NULL);
-	struct st_shadow *sh = engine(k->port, NULL);
-	struct st_shadow_stats st;
 	uint8_t pl[64];
 	char b64[128], req[512];
 	nghttp2_settings_entry iv[] = { { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100 } };
@@ -1232,7 +1231,6 @@ static void test_h2_upgrade(void **state)
 	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	static const char R101[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
 				   "Upgrade: h2c\r\n\r\n";
-	struct tc t;
 	int o = 0;
 
 	/* base64url of the SETTINGS payload, no padding */
@@ -1248,24 +1246,39 @@ static void test_h2_upgrade(void **state)
 			b64[o++] = tbl[v & 63];
 	}
 	b64[o] = 0;
-	snprintf(req, sizeof(req), "POST /up1 HTTP/1.1\r\nHost: prod.example\r\n"
+	snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: prod.example\r\n"
 		 "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: %s\r\n"
-		 "Content-Length: 5\r\n\r\nhello", b64);
-	memset(&t, 0, sizeof(t));
-	t.sh = sh;
-	th_init(&t.c, 41014, SERVER_PORT);
-	th_handshake(sh, &t.c);
-	th_data(sh, &t.c, true, req, strlen(req));
-	th_data(sh, &t.c, false, R101, strlen(R101));
-	tc_sessions(&t, true);
-	assert_int_equal(nghttp2_session_upgrade2(t.cli, pl, (size_t)pn, 0, NULL), 0);
-	assert_int_equal(nghttp2_session_upgrade2(t.prod, pl, (size_t)pn, 0, NULL), 0);
-	nghttp2_submit_settings(t.cli, 0, NULL, 0);
-	nghttp2_submit_settings(t.prod, 0, NULL, 0);
-	nghttp2_session_set_stream_user_data(t.prod, 1, tc_keep(&t, strdup("/up1")));
-	nghttp2_submit_response(t.prod, 1,
-				(nghttp2_nv[]){ { (uint8_t *)":status", (uint8_t *)"200", 7, 3, 0 } },
-				1, NULL);
+		 "Content-Length: 5\r\n\r\nhello", path, b64);
+	memset(t, 0, sizeof(*t));
+	t->sh = sh;
+	th_init(&t->c, cport, SERVER_PORT);
+	th_handshake(sh, &t->c);
+	th_data(sh, &t->c, true, req, strlen(req));
+	th_data(sh, &t->c, false, R101, strlen(R101));
+	tc_sessions(t, true);
+	assert_int_equal(nghttp2_session_upgrade2(t->cli, pl, (size_t)pn, 0, NULL), 0);
+	assert_int_equal(nghttp2_session_upgrade2(t->prod, pl, (size_t)pn, 0, NULL), 0);
+	nghttp2_submit_settings(t->cli, 0, NULL, 0);
+	nghttp2_submit_settings(t->prod, 0, NULL, 0);
+	nghttp2_session_set_stream_user_data(t->prod, 1, tc_keep(t, strdup(path)));
+	if (pact_of(path) == P_LOGIN)
+		json_answer(t->prod, 1, "200", "set-cookie", "sid=" COR_SID_P "; HttpOnly",
+			    "{\"access_token\":\"" COR_TOK_P "\"}");
+	else
+		nghttp2_submit_response(t->prod, 1,
+					(nghttp2_nv[]){ { (uint8_t *)":status", (uint8_t *)"200", 7, 3,
+							  0 } },
+					1, NULL);
+}
+
+static void test_h2_upgrade(void **state)
+{
+	struct h2sink *k = k_start(NULL);
+	struct st_shadow *sh = engine(k->port, NULL);
+	struct st_shadow_stats st;
+	struct tc t;
+
+	tc_upgraded(sh, &t, 41014, "/up1");
 	tc_req(&t, "GET", "/after-upgrade", NULL, 0, NULL, 0);
 	tc_run(&t);
 	wait_done(sh, k, 2);
@@ -1286,7 +1299,6 @@ static void test_h2_upgrade(void **state)
 	k_stop(k);
 }
 
-/* An h2c offer production refused (it answered in HTTP/1.1): HTTP/1.1 it stays. */
 static const struct st_correlate_config cor_cfg = { .wait_ns = 5000000000ull };
 
 static void cfg_correlate(struct st_shadow_config *cfg)
@@ -1357,6 +1369,33 @@ static void test_h2_correlate(void **state)
 	k_stop(k);
 }
 
+/* An h2c offer production refused (it answered in HTTP/1.1): HTTP/1.1 it stays. */
+/* --correlate: the login is the request that upgraded the connection (stream 1): its answers
+ * are learned from as any stream's. */
+static void test_h2_correlate_upgrade(void **state)
+{
+	static const nghttp2_nv me[] = { { (uint8_t *)"cookie", (uint8_t *)"sid=" COR_SID_P, 6, 20,
+					   0 } };
+	struct h2sink *k = k_start(NULL);
+	struct st_shadow *sh = engine(k->port, cfg_correlate);
+	const struct rec *r;
+	struct tc t;
+
+	tc_upgraded(sh, &t, 41901, "/login");
+	tc_run(&t);
+	tc_req(&t, "GET", "/me", NULL, 0, me, 1);
+	tc_run(&t);
+	wait_done(sh, k, 2);
+	r = k_find(k, "/me");
+	assert_non_null(r);
+	assert_string_equal(r->fields, "cookie: sid=" COR_SID_S "\nx-shadowtap: 1\n");
+	run_ms(sh, 50);
+	assert_int_equal(stats(sh).correlated_values, 2); /* the cookie, the token */
+	assert_int_equal(stats(sh).rewritten_requests, 1);
+	finish(sh, &t);
+	k_stop(k);
+}
+
 static void test_h2_upgrade_refused(void **state)
 {
 	static const char REQ[] = "GET /no HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
@@ -1409,6 +1448,7 @@ int main(void)
 		cmocka_unit_test(test_h2_upgrade),
 		cmocka_unit_test(test_h2_upgrade_refused),
 		cmocka_unit_test(test_h2_correlate),
+		cmocka_unit_test(test_h2_correlate_upgrade),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
