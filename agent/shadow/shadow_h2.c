@@ -23,6 +23,11 @@
  * (cc_h2_offer) until production's answer says whether the connection switched
  * (a 101 accepting h2c: cc_h2_upgraded) or not (the offer is dropped).
  *
+ * --correlate: a selected stream gets an exchange (correlate.h) that production's answer
+ * (final head, DATA, end) fills and the targets' answers are learned against; a released
+ * message is rewritten per target by h2msg_correlate (a message of its own when a value
+ * changed), in shadow.c's h2_push, where it may wait for a value as an HTTP/1 request does.
+ *
  * Memory: a staged message counts against the connection's stage cap
  * (cc_stage_fits: --conn-queue-mb) and the global one; a stream that does not
  * fit is dropped whole (dropped_queue). The stream table is bounded by the

@@ -23,7 +23,9 @@
  *    the others finish on this one, which takes no new stream. A stream the
  *    shadow may have run is never sent twice;
  *  - a shadow that does not speak HTTP/2 (the session ends the connection on
- *    its own error): closed, the target backs off (bad_responses).
+ *    its own error): closed, the target backs off (bad_responses);
+ *  - --correlate: a stream's answer (its fields, kept as for tap compare; its DATA; a clean
+ *    close) is learned into the stream's exchange, against production's.
  */
 #include <errno.h>
 #include <stdlib.h>
