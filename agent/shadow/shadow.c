@@ -1014,8 +1014,6 @@ static void cmp_request(struct cconn *cc, struct pend *e, const struct st_http_h
 
 /* ---- --correlate: production's answers -------------------------------------------------- */
 
-/* A request selected for replay: an exchange, waiting for production's answer as a pair
- * does (cmp_request). */
 struct st_correlate_ex *sh_cor_ex_new(struct st_shadow *sh)
 {
 	return st_correlate_ex_new(sh->nslots, &sh->cor_held,
@@ -1023,6 +1021,8 @@ struct st_correlate_ex *sh_cor_ex_new(struct st_shadow *sh)
 				   (uint64_t)ST_CORRELATE_MAX_MB_DEFAULT << 20);
 }
 
+/* A request selected for replay: an exchange, waiting for production's answer as a pair
+ * does (cmp_request). */
 static void cor_request(struct cconn *cc, struct pend *e)
 {
 	struct st_shadow *sh = cc->sh;
