@@ -56,3 +56,45 @@ stateful_matched() {
 	[ "$(orders "$s")" -eq "$(orders "$p")" ] ||
 		st_fail "the shadow holds $(orders "$s") orders, production $(orders "$p")"
 }
+
+# stateful_run NAME ARGS...: fresh production, shadow (MUTATE=1: with the candidate's
+# regression) and reference instances in the namespaces of st_netns_pair, at STATEFUL_PROD,
+# STATEFUL_SHADOW, STATEFUL_REF (arrays: ADDR PORT); `shadow` with ARGS from port 80 to
+# $ST_CLI4:8080; the clients (STATEFUL_CLIENT, an array: the command, given HOST PORT USERS
+# ORDERS); waits for the shadow to have answered as many requests as production. The summary
+# is in SH_SUMMARY.
+stateful_run() {
+	local name=$1 nprod
+	shift
+	svc_start "prod_$name" "$ST_SRV_NS" "${STATEFUL_PROD[@]}"
+	STATEFUL_MUTATE=${MUTATE:-} svc_start "shadow_$name" "$ST_CLI_NS" "${STATEFUL_SHADOW[@]}"
+	svc_start "ref_$name" "$ST_CLI_NS" "${STATEFUL_REF[@]}"
+	sh_agent_start "agent_$name" "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" "$@"
+	st_log "$name: $USERS users, $ORDERS orders each, a second connection each"
+	st_in "$ST_CLI_NS" timeout 120 "${STATEFUL_CLIENT[@]}" "$ST_SRV4" 80 "$USERS" "$ORDERS" ||
+		st_fail "$name: production itself did not answer as expected"
+	nprod=$(wc -l <"$ST_TMP/prod_$name.log")
+	sh_wait_lines "$ST_TMP/shadow_$name.log" "$nprod" 30 || true
+	sh_agent_stop "agent_$name"
+	svc_stop "prod_$name"
+	svc_stop "shadow_$name"
+	svc_stop "ref_$name"
+	stateful_said "$name"
+}
+
+# stateful_compare NAME DIFFS: tap compare of run NAME (a candidate with MUTATE=1 and a
+# reference, --diffs DIFFS) explained the sessions and ids (correlated) and found the
+# candidate's one regression (its GET /me changes $.user) on every /me, nothing else.
+stateful_compare() {
+	local prod=$ST_TMP/prod_$1.log diffs=$2 nme n
+	st_log "compare: compared=$(sh_field compared) correlated=$(sh_field correlated) differing=$(sh_field differing)"
+	nme=$(grep -c '^GET /me 200$' "$prod")
+	sh_expect compared -eq "$(wc -l <"$prod")"
+	sh_expect correlated -gt "$(wc -l <"$prod")"
+	n=$(grep -c '"\$\.user"' "$diffs" || true)
+	[ "$n" -eq "$nme" ] || st_fail "--diffs: $n lines name \$.user, want $nme (the candidate's regression)"
+	if grep -v '"\$\.user"' "$diffs" | grep -q .; then
+		grep -v '"\$\.user"' "$diffs" | head -c 3000; st_fail "--diffs holds more than the regression"
+	fi
+	sh_expect differing -eq "$nme"
+}
