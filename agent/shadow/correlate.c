@@ -1054,6 +1054,19 @@ static void rw_auth(struct rw *r, struct obuf *b, const char *s, size_t n)
 	rw_text(r, b, s, n);
 }
 
+/* One header field's value, by its name (HTTP/1 and HTTP/2 alike; framing fields are the
+ * callers'). */
+static void rw_field(struct rw *r, struct obuf *b, const char *name, size_t nn, const char *v,
+		     size_t vn)
+{
+	if (name_is(name, nn, "cookie"))
+		rw_cookie(r, b, v, vn);
+	else if (name_is(name, nn, "authorization") || name_is(name, nn, "proxy-authorization"))
+		rw_auth(r, b, v, vn);
+	else
+		rw_text(r, b, v, vn);
+}
+
 static const uint8_t *find_crlf(const uint8_t *p, const uint8_t *end)
 {
 	for (; p + 1 < end; p++)
@@ -1225,13 +1238,9 @@ int st_correlate_rewrite(const uint8_t *req, size_t len, st_correlate_lookup_fn 
 		ob_put(&o, line, (size_t)(v - line));
 		if (name_is((const char *)line, (size_t)(colon - line), "transfer-encoding"))
 			ob_put(&o, v, (size_t)(ve - v));
-		else if (name_is((const char *)line, (size_t)(colon - line), "cookie"))
-			rw_cookie(&r, &o, (const char *)v, (size_t)(ve - v));
-		else if (name_is((const char *)line, (size_t)(colon - line), "authorization") ||
-			 name_is((const char *)line, (size_t)(colon - line), "proxy-authorization"))
-			rw_auth(&r, &o, (const char *)v, (size_t)(ve - v));
 		else
-			rw_text(&r, &o, (const char *)v, (size_t)(ve - v));
+			rw_field(&r, &o, (const char *)line, (size_t)(colon - line), (const char *)v,
+				 (size_t)(ve - v));
 		ob_put(&o, ve, (size_t)(le + 2 - ve));
 	}
 	ob_put(&o, "\r\n", 2);
@@ -1290,6 +1299,119 @@ int st_correlate__rewrite(struct st_correlate *c, const uint8_t *req, size_t len
 
 void st_correlate_out_free(struct st_correlate_out *out)
 {
+	free(out->buf);
+	memset(out, 0, sizeof(*out));
+}
+
+/* ---- the HTTP/2 rewriter ------------------------------------------------------------------ */
+
+static bool field_is(const struct st_h2_field *f, const char *lit)
+{
+	return name_is(f->name, f->name_len, lit);
+}
+
+/* A gRPC request: its body is length-prefixed messages, never text. */
+static bool grpc_request(const struct st_h2_field *f, uint32_t n)
+{
+	for (uint32_t i = 0; i < n; i++)
+		if (field_is(&f[i], "content-type") && f[i].value_len >= 16 &&
+		    !strncasecmp(f[i].value, "application/grpc", 16))
+			return true;
+	return false;
+}
+
+/* One field's new value into o (the caller has the body's new length: blen). */
+static void rw_h2_field(struct rw *r, struct obuf *o, const struct st_h2_field *f, size_t blen)
+{
+	if (field_is(f, "content-length")) {
+		char num[32];
+		int k = snprintf(num, sizeof(num), "%zu", blen);
+
+		ob_put(o, num, (size_t)k);
+	} else if (f->name_len && f->name[0] == ':') {
+		/* the request target and the authority, as HTTP/1's; never the method, the
+		 * scheme, the protocol */
+		if (field_is(f, ":path") || field_is(f, ":authority"))
+			rw_text(r, o, f->value, f->value_len);
+		else
+			ob_put(o, f->value, f->value_len);
+	} else if (field_is(f, "te")) {
+		ob_put(o, f->value, f->value_len);
+	} else {
+		rw_field(r, o, f->name, f->name_len, f->value, f->value_len);
+	}
+}
+
+int st_correlate_rewrite_h2(const struct st_h2_field *f, uint32_t n, const uint8_t *body,
+			    size_t blen, st_correlate_lookup_fn fn, void *ctx,
+			    struct st_correlate_h2out *out)
+{
+	struct obuf o = { .p = out->buf, .cap = out->cap };
+	struct rw r = { .fn = fn, .ctx = ctx };
+	size_t *voff = NULL;
+	int ret = -ENOMEM;
+
+	out->replaced = out->pending = 0;
+	out->nfields = 0;
+	out->body = NULL;
+	out->body_len = 0;
+	if (n > out->fcap) {
+		struct st_h2_field *nf = realloc(out->fields, n * sizeof(*nf));
+
+		if (!nf)
+			goto done;
+		out->fields = nf;
+		out->fcap = n;
+	}
+	if (n && !(voff = malloc(n * sizeof(*voff))))
+		goto done;
+	/* the body first: its new length goes into content-length */
+	if (grpc_request(f, n))
+		ob_put(&o, body, blen);
+	else
+		rw_text(&r, &o, (const char *)body, blen);
+	out->body_len = o.len;
+	for (uint32_t i = 0; i < n; i++) {
+		voff[i] = o.len;
+		rw_h2_field(&r, &o, &f[i], out->body_len);
+	}
+	if (o.fail)
+		goto done;
+	for (uint32_t i = 0; i < n; i++) {
+		out->fields[i] = f[i];
+		out->fields[i].value = (const char *)o.p + voff[i];
+		out->fields[i].value_len = (uint32_t)((i + 1 < n ? voff[i + 1] : o.len) - voff[i]);
+	}
+	out->nfields = n;
+	out->body = o.p;
+	ret = r.replaced ? 1 : 0;
+done:
+	out->buf = o.p;
+	out->cap = o.cap;
+	out->len = o.len;
+	out->replaced = r.replaced;
+	out->pending = r.pending;
+	if (ret != 1) {
+		out->nfields = 0;
+		out->body = NULL;
+		out->body_len = 0;
+	}
+	free(voff);
+	return ret;
+}
+
+int st_correlate__rewrite_h2(struct st_correlate *c, const struct st_h2_field *f, uint32_t n,
+			     const uint8_t *body, size_t blen, uint64_t now,
+			     struct st_correlate_h2out *out)
+{
+	struct maplook m = { c, now };
+
+	return st_correlate_rewrite_h2(f, n, body, blen, map_fn, &m, out);
+}
+
+void st_correlate_h2out_free(struct st_correlate_h2out *out)
+{
+	free(out->fields);
 	free(out->buf);
 	memset(out, 0, sizeof(*out));
 }

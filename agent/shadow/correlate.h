@@ -20,7 +20,14 @@
  *    (path segments, query values), every header field value (Cookie by cookie value,
  *    Authorization: Bearer and Basic, decoded and encoded again) but the framing ones, and
  *    the body (JSON, forms, any text); Content-Length is rewritten to the new length, a
- *    chunked body goes out as one chunk (trailers kept).
+ *    chunked body goes out as one chunk (trailers kept). HTTP/2 (st_correlate_rewrite_h2,
+ *    pure, fuzzed): a decoded header list and its body, the same rules field by field
+ *    (:path as the request target, :authority as a field, never :method, :scheme,
+ *    :protocol), content-length set to the new body's length; the caller encodes the list
+ *    afresh (its own HPACK encoder).
+ *  - HTTP/2 answers are learned from through the same calls as HTTP/1's
+ *    (st_correlate_ans_head with the response's fields as an st_http_head, _ans_body with
+ *    its DATA).
  *  - Bounds: the map is an LRU under a memory cap (--correlate-max-mb: entries evicted,
  *    counted) with a TTL since last use; answer bodies are kept to ST_CORRELATE_BODY_MAX.
  *    Table keys come from the network: the hash is seeded.
@@ -35,6 +42,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "h2.h"
 #include "http.h"
 
 #define ST_CORRELATE_MIN_LEN 8                 /* shortest value learned by shape or name */
@@ -144,6 +152,38 @@ int st_correlate_rewrite(const uint8_t *req, size_t len, st_correlate_lookup_fn 
 int st_correlate__rewrite(struct st_correlate *c, const uint8_t *req, size_t len, uint64_t now,
 			  struct st_correlate_out *out);
 void st_correlate_out_free(struct st_correlate_out *out);
+
+/* An HTTP/2 request rewritten: the same fields in the same order, values rewritten. */
+struct st_correlate_h2out {
+	struct st_h2_field *fields; /* nfields: the input's (names, flags), values rewritten */
+	uint32_t nfields, fcap;
+	const uint8_t *body;       /* the body rewritten (body_len bytes), in buf */
+	size_t body_len;
+	uint8_t *buf;              /* owned: the values and the body (reused from call to call) */
+	size_t len, cap;
+	unsigned replaced;         /* values replaced */
+	unsigned pending;          /* pending values met (left as they are) */
+};
+
+/*
+ * Rewrites an HTTP/2 request: its decoded header list f[0, n) (pseudo-header fields
+ * included) and its whole body[0, blen), as st_correlate_rewrite does an HTTP/1 request:
+ * :path as the request target, :authority and the other fields by name (cookie,
+ * authorization, proxy-authorization, any other as text), never :method, :scheme,
+ * :protocol, te; content-length (when there is one) becomes the new body's length; a gRPC
+ * body (content-type application/grpc...: length-prefixed messages) is left as it is. No
+ * field is added, removed or renamed. 1: out holds the new list and body (valid until the
+ * next call); 0: nothing replaced (out->pending still counts); -ENOMEM. Every call resets
+ * out's counts. Trailers are not rewritten (the caller sends them as they came).
+ */
+int st_correlate_rewrite_h2(const struct st_h2_field *f, uint32_t n, const uint8_t *body,
+			    size_t blen, st_correlate_lookup_fn fn, void *ctx,
+			    struct st_correlate_h2out *out);
+/* st_correlate_rewrite_h2 with a map's lookup at now. */
+int st_correlate__rewrite_h2(struct st_correlate *c, const struct st_h2_field *f, uint32_t n,
+			     const uint8_t *body, size_t blen, uint64_t now,
+			     struct st_correlate_h2out *out);
+void st_correlate_h2out_free(struct st_correlate_h2out *out);
 
 /* Value shapes (learning by shape; exported for the tests). */
 bool st_correlate_is_jwt(const char *s, size_t n);

@@ -300,15 +300,19 @@ static int cor_commit(struct sconn *sc, const uint8_t *p, size_t n, uint8_t meth
 	return 0;
 }
 
-/* The request waits on sc (behind those already waiting), a copy of its bytes held under
- * the queue caps. 0 or -ENOBUFS. */
+/* The request waits on sc (behind those already waiting), a copy of its bytes (HTTP/2: a
+ * reference of o->m; p is NULL) held under the queue caps. 0 or -ENOBUFS. */
 static int cor_wait(struct sconn *sc, const uint8_t *p, size_t n, uint64_t until,
 		    const struct sh_out *o)
 {
 	struct st_shadow *sh = sc->sh;
-	uint64_t old = sc_mem(sc), cost = n + sizeof(struct corwait);
 	struct corwait *w;
-	uint8_t *b;
+	uint8_t *b = NULL;
+	uint64_t old = sc_mem(sc), cost;
+
+	if (o->m)
+		n = (size_t)o->m->mem;
+	cost = n + sizeof(struct corwait);
 
 	if (!sc_fits(sc, cost))
 		return -ENOBUFS;
@@ -325,12 +329,16 @@ static int cor_wait(struct sconn *sc, const uint8_t *p, size_t n, uint64_t until
 		sc->cw_cap = nc;
 		sc->cw_head = 0;
 	}
-	b = malloc(n ? n : 1);
-	if (!b)
-		return -ENOBUFS;
-	memcpy(b, p, n);
+	if (o->m) {
+		o->m->refs++;
+	} else {
+		b = malloc(n ? n : 1);
+		if (!b)
+			return -ENOBUFS;
+		memcpy(b, p, n);
+	}
 	w = &sc->cw[(sc->cw_head + sc->cw_n) % sc->cw_cap];
-	*w = (struct corwait){ .buf = b, .len = n, .until = until, .method = o->method,
+	*w = (struct corwait){ .buf = b, .m = o->m, .len = n, .until = until, .method = o->method,
 			       .keep_alive = !o->final, .pair = o->pair, .ex = o->ex };
 	if (o->pair)
 		st_compare__pair_get(o->pair);
@@ -363,6 +371,7 @@ static void cw_let_go(struct corwait *w)
 	if (w->pair)
 		st_compare__pair_release(w->pair, -1, ST_CMP_R_NONE);
 	st_correlate_ex_put(w->ex);
+	h2msg_put(w->m);
 	free(w->buf);
 }
 
@@ -380,6 +389,8 @@ void sc_cor_drop(struct sconn *sc)
 	st_list_del_init(&sc->cwl);
 }
 
+static int cor_flush_h2(struct sconn *sc, uint64_t now);
+
 /* sc's waiting requests, oldest first, as far as their values are learned or their time is
  * up. */
 static void cor_flush(struct sconn *sc, uint64_t now)
@@ -389,7 +400,14 @@ static void cor_flush(struct sconn *sc, uint64_t now)
 
 	while (sc->cw_n && sc->state != SC_DEAD) {
 		struct corwait *h = &sc->cw[sc->cw_head], w;
-		int r = st_correlate__rewrite(map, h->buf, h->len, now, &sh->corout), err;
+		int r, err;
+
+		if (h->m) {
+			if (cor_flush_h2(sc, now))
+				break;
+			continue;
+		}
+		r = st_correlate__rewrite(map, h->buf, h->len, now, &sh->corout);
 
 		if (sh->corout.pending && now < h->until)
 			break;
@@ -411,6 +429,22 @@ static void cor_flush(struct sconn *sc, uint64_t now)
 	}
 }
 
+void sc_cor_move(struct sconn *sc, struct sconn *n)
+{
+	if (!sc->cw_n)
+		return;
+	n->cw = sc->cw;
+	n->cw_cap = sc->cw_cap;
+	n->cw_head = sc->cw_head;
+	n->cw_n = sc->cw_n;
+	n->cw_mem = sc->cw_mem;
+	sc->cw = NULL;
+	sc->cw_cap = sc->cw_head = sc->cw_n = 0;
+	sc->cw_mem = 0;
+	st_list_del_init(&sc->cwl);
+	st_list_add_tail(&n->cwl, &sc->sh->cor_waiting);
+}
+
 void sh_cor_run(struct st_shadow *sh, uint64_t now)
 {
 	struct sconn *sc, *nx;
@@ -420,14 +454,9 @@ void sh_cor_run(struct st_shadow *sh, uint64_t now)
 		cor_flush(sc, now);
 }
 
-/* An HTTP/1 request for sc, rewritten for its target; it waits when it carries a value
- * production issued and the target's is not learned yet (or others wait before it). */
-static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
+int sh_cor_flat(struct st_shadow *sh, const struct st_bq *q, uint64_t start, uint64_t end)
 {
-	struct st_shadow *sh = cc->sh;
-	size_t len = (size_t)(o->end - o->start), at = 0;
-	uint64_t now = sh_now(sh), wait = sh->cfg.correlate->wait_ns;
-	int r = 0;
+	size_t len = (size_t)(end - start), at = 0;
 
 	if (len > sh->corbuf_cap) {
 		uint8_t *b = realloc(sh->corbuf, len);
@@ -437,11 +466,11 @@ static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
 		sh->corbuf = b;
 		sh->corbuf_cap = len;
 	}
-	for (uint64_t off = o->start; off < o->end;) {
+	for (uint64_t off = start; off < end;) {
 		struct iovec iov[16];
-		int k = st_bq_iov(&cc->stage, off, o->end, iov, 16);
+		int k = st_bq_iov(q, off, end, iov, 16);
 
-		if (!k)
+		if (k <= 0)
 			return -ENOBUFS;
 		for (int i = 0; i < k; i++) {
 			memcpy(sh->corbuf + at, iov[i].iov_base, iov[i].iov_len);
@@ -449,6 +478,20 @@ static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
 			off += iov[i].iov_len;
 		}
 	}
+	return 0;
+}
+
+/* An HTTP/1 request for sc, rewritten for its target; it waits when it carries a value
+ * production issued and the target's is not learned yet (or others wait before it). */
+static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
+{
+	struct st_shadow *sh = cc->sh;
+	size_t len = (size_t)(o->end - o->start);
+	uint64_t now = sh_now(sh), wait = sh->cfg.correlate->wait_ns;
+	int r = 0;
+
+	if (sh_cor_flat(sh, &cc->stage, o->start, o->end))
+		return -ENOBUFS;
 	if (!sc->cw_n) {
 		r = st_correlate__rewrite(sh->cor[sc->slot], sh->corbuf, len, now, &sh->corout);
 		if (!sh->corout.pending || !wait)
@@ -458,6 +501,73 @@ static int cor_push(struct cconn *cc, struct sconn *sc, const struct sh_out *o)
 						   o->ex, false);
 	}
 	return cor_wait(sc, sh->corbuf, len, now + wait, o);
+}
+
+/* ---- --correlate: HTTP/2 requests (the same waiting, a message per rewritten request) ---- */
+
+/* m (rewritten: a message of its own) onto sc's session. 0 or <0 (sc_h2_push). */
+static int cor_commit_h2(struct sconn *sc, struct h2msg *m, struct st_cmp_pair *pair,
+			 struct st_correlate_ex *ex, bool rewritten)
+{
+	int err = sc_h2_push(sc, m, pair, ex);
+
+	if (!err && rewritten)
+		sc->sh->st.rewritten_requests++;
+	return err;
+}
+
+/* The oldest waiting request of sc is an HTTP/2 message: it goes when its values are
+ * learned or its time is up (1: it waits on). */
+static int cor_flush_h2(struct sconn *sc, uint64_t now)
+{
+	struct st_shadow *sh = sc->sh;
+	struct corwait *h = &sc->cw[sc->cw_head], w;
+	struct h2msg *nm = NULL;
+	unsigned pending = 0;
+	int err = h2msg_correlate(sh, sc->slot, h->m, now, &nm, &pending);
+
+	if (!err && pending && now < h->until) {
+		h2msg_put(nm);
+		return 1;
+	}
+	if (pending)
+		sh->st.unmapped_requests++;
+	w = cw_pop(sc);
+	err = cor_commit_h2(sc, nm ? nm : w.m, w.pair, w.ex, nm != NULL);
+	if (err)
+		sh_dropped(sh, err, w.pair, sc->target);
+	h2msg_put(nm);
+	cw_let_go(&w);
+	sc_mark(sc);
+	return 0;
+}
+
+/* An HTTP/2 request for sc, rewritten for its target; it waits as an HTTP/1 one does. */
+static int cor_push_h2(struct sconn *sc, const struct sh_out *o)
+{
+	struct st_shadow *sh = sc->sh;
+	uint64_t now = sh_now(sh), wait = sh->cfg.correlate->wait_ns;
+	struct h2msg *nm = NULL;
+	unsigned pending = 0;
+	int err;
+
+	if (!sc->cw_n) {
+		err = h2msg_correlate(sh, sc->slot, o->m, now, &nm, &pending);
+		if (err || !pending || !wait) {
+			err = cor_commit_h2(sc, nm ? nm : o->m, o->pair, o->ex, nm != NULL);
+			h2msg_put(nm);
+			return err;
+		}
+		h2msg_put(nm); /* rewritten again once it may go */
+	}
+	return cor_wait(sc, NULL, 0, now + wait, o);
+}
+
+static int h2_push(struct sconn *sc, const struct sh_out *o)
+{
+	if (sc->sh->cor && !sc->sh->cfg.load)
+		return cor_push_h2(sc, o);
+	return sc_h2_push(sc, o->m, o->pair, NULL);
 }
 
 /* An HTTP/1 request's bytes, copied from the stage (or a load test's cache: o->flat) into
@@ -523,7 +633,7 @@ void sh_deliver(struct cconn *cc, const struct sh_out *o)
 		if (!slot_on(cc, s))
 			continue;
 		sc = cc_sconn(cc, s);
-		err = !sc ? -EIO : o->m ? sc_h2_push(sc, o->m, o->pair) : h1_push(cc, sc, o);
+		err = !sc ? -EIO : o->m ? h2_push(sc, o) : h1_push(cc, sc, o);
 		if (err) {
 			sh_dropped(sh, err, o->pair, s / sh->cfg.multiply);
 			if (sh->cfg.load && !o->m)
@@ -904,15 +1014,19 @@ static void cmp_request(struct cconn *cc, struct pend *e, const struct st_http_h
 
 /* ---- --correlate: production's answers -------------------------------------------------- */
 
+struct st_correlate_ex *sh_cor_ex_new(struct st_shadow *sh)
+{
+	return st_correlate_ex_new(sh->nslots, &sh->cor_held,
+				   sh->cfg.correlate->max_mem ? sh->cfg.correlate->max_mem :
+				   (uint64_t)ST_CORRELATE_MAX_MB_DEFAULT << 20);
+}
+
 /* A request selected for replay: an exchange, waiting for production's answer as a pair
  * does (cmp_request). */
 static void cor_request(struct cconn *cc, struct pend *e)
 {
 	struct st_shadow *sh = cc->sh;
-	struct st_correlate_ex *x = st_correlate_ex_new(sh->nslots, &sh->cor_held,
-							sh->cfg.correlate->max_mem ?
-								sh->cfg.correlate->max_mem :
-								(uint64_t)ST_CORRELATE_MAX_MB_DEFAULT << 20);
+	struct st_correlate_ex *x = sh_cor_ex_new(sh);
 
 	e->ex = x;
 	if (!x || cc->cor_lost || cc->cq_n == ST_HTTP_METHOD_QUEUE)
@@ -990,13 +1104,20 @@ static void cor_learn(struct st_shadow *sh, struct st_correlate_ex *x, unsigned 
  * learned from the answers already in. */
 static void cor_prod_done(struct cconn *cc, struct st_cmp_pair *pair)
 {
-	struct st_shadow *sh = cc->sh;
 	struct st_correlate_ex *x = cc->prod_ex;
-	uint64_t now = sh_now(sh);
 
 	if (!x)
 		return;
 	cc->prod_ex = NULL;
+	sh_cor_prod_done(cc, x, pair);
+	st_correlate_ex_put(x);
+}
+
+void sh_cor_prod_done(struct cconn *cc, struct st_correlate_ex *x, struct st_cmp_pair *pair)
+{
+	struct st_shadow *sh = cc->sh;
+	uint64_t now = sh_now(sh);
+
 	x->prod.done = true;
 	for (unsigned s = 0; s < sh->nslots; s++) {
 		if (!slot_on(cc, s))
@@ -1005,7 +1126,6 @@ static void cor_prod_done(struct cconn *cc, struct st_cmp_pair *pair)
 		if (x->tgt[s].done) /* the target answered first (production's bytes were in the ring) */
 			cor_learn(sh, x, s, pair);
 	}
-	st_correlate_ex_put(x);
 }
 
 void sh_cor_tgt_done(struct st_shadow *sh, struct st_correlate_ex *x, unsigned slot,
@@ -2240,6 +2360,8 @@ void st_shadow__free(struct st_shadow *sh)
 			st_correlate__free(sh->cor[i]);
 	free(sh->cor);
 	st_correlate_out_free(&sh->corout);
+	st_correlate_h2out_free(&sh->corh2);
+	free(sh->corfields);
 	free(sh->corbuf);
 	free(sh->own);
 	free(sh->due_heap);

@@ -1115,7 +1115,7 @@ static bool resp_feed(struct sconn *sc, const uint8_t *buf, size_t len)
 static void sc_requeue(struct sconn *sc)
 {
 	struct st_shadow *sh = sc->sh;
-	uint64_t old_sc = st_bq_mem(&sc->q), old_n;
+	uint64_t old_sc = sc_mem(sc), old_n;
 	struct sconn *n;
 
 	if (!sc->retain || !sc->server_done)
@@ -1137,7 +1137,7 @@ static void sc_requeue(struct sconn *sc)
 	 * The queue moves as it is, offsets included: on the new connection nothing is
 	 * sent yet, so sent goes back to acked (the first unanswered byte).
 	 */
-	old_n = st_bq_mem(&n->q);
+	old_n = sc_mem(n);
 	n->q = sc->q;
 	n->q.sent = n->q.acked;
 	memset(&sc->q, 0, sizeof(sc->q));
@@ -1161,22 +1161,7 @@ static void sc_requeue(struct sconn *sc)
 		if (re->ex)
 			st_correlate_ans_free(&re->ex->tgt[n->slot]);
 	}
-	if (sc->cw_n) {
-		/* --correlate: the requests waiting for a value wait on the new connection */
-		uint64_t m = sc->cw_mem;
-
-		n->cw = sc->cw;
-		n->cw_cap = sc->cw_cap;
-		n->cw_head = sc->cw_head;
-		n->cw_n = sc->cw_n;
-		n->cw_mem = m;
-		sc->cw = NULL;
-		sc->cw_cap = sc->cw_head = sc->cw_n = 0;
-		sc->cw_mem = 0;
-		st_list_del_init(&sc->cwl);
-		st_list_add_tail(&n->cwl, &sh->cor_waiting);
-		old_sc += m; /* sc's memory fell by what moved */
-	}
+	sc_cor_move(sc, n); /* --correlate: the requests waiting for a value wait there */
 	sh->st.replayed -= sc->req_nsent; /* counted again when written again */
 	sh->st.resent += sc->req_nsent;
 	sc->req_n = sc->req_nsent = sc->req_npushed = sc->req_nready = 0;

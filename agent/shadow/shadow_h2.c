@@ -23,6 +23,11 @@
  * (cc_h2_offer) until production's answer says whether the connection switched
  * (a 101 accepting h2c: cc_h2_upgraded) or not (the offer is dropped).
  *
+ * --correlate: a selected stream gets an exchange (correlate.h) that production's answer
+ * (final head, DATA, end) fills and the targets' answers are learned against; a released
+ * message is rewritten per target by h2msg_correlate (a message of its own when a value
+ * changed), in shadow.c's h2_push, where it may wait for a value as an HTTP/1 request does.
+ *
  * Memory: a staged message counts against the connection's stage cap
  * (cc_stage_fits: --conn-queue-mb) and the global one; a stream that does not
  * fit is dropped whole (dropped_queue). The stream table is bounded by the
@@ -61,6 +66,8 @@ struct h2cs {
 	uint64_t mem;                /* what m counts in the stage */
 	struct st_cmp_pair *pair;    /* tap compare: the stage's reference */
 	struct st_cmp_pair *prod;    /* ... production's answer's reference */
+	struct st_correlate_ex *ex;  /* --correlate: production's answer and the targets' (held
+				      * until the stream is over) */
 };
 
 struct h2cap {
@@ -211,6 +218,8 @@ static void cs_prod_lost(struct h2cs *s, enum st_cmp_reason why)
 /* The stream is over for the framer: it leaves the table. */
 static void cs_free(struct cconn *cc, struct h2cs *s)
 {
+	st_correlate_ex_put(s->ex); /* production's answer not whole: not learned from */
+	s->ex = NULL;
 	cs_prod_lost(s, ST_CMP_R_PROD_UNANSWERED);
 	cs_unstage(cc, s);
 	tab_del(cc->h2, s);
@@ -230,7 +239,8 @@ static void cs_release(struct cconn *cc, struct h2cs *s)
 				st_compare__pair_fail(s->pair, sc_side(k), ST_CMP_R_SHADOW_DROPPED);
 	}
 	if (s->pass) {
-		struct sh_out o = { .m = s->m, .method = s->m->method, .pair = s->pair };
+		struct sh_out o = { .m = s->m, .method = s->m->method, .pair = s->pair,
+				    .ex = s->ex };
 
 		sh_deliver(cc, &o);
 	}
@@ -406,6 +416,110 @@ static int msg_trailers(struct h2msg *m, const struct st_h2_head *h)
 	return 0;
 }
 
+/* ---- --correlate: a message rewritten for one target ------------------------------------- */
+
+/* m's fields as the rewriter takes them (sh->corfields), its body in one piece (sh->corbuf,
+ * *blen). 0 or -ENOMEM. */
+static int msg_flat(struct st_shadow *sh, const struct h2msg *m, size_t *blen)
+{
+	if (m->nnv > sh->corfields_cap) {
+		struct st_h2_field *f = realloc(sh->corfields, m->nnv * sizeof(*f));
+
+		if (!f)
+			return -ENOMEM;
+		sh->corfields = f;
+		sh->corfields_cap = m->nnv;
+	}
+	for (uint32_t i = 0; i < m->nnv; i++)
+		sh->corfields[i] = (struct st_h2_field){
+			.name = (const char *)m->nv[i].name, .name_len = (uint32_t)m->nv[i].namelen,
+			.value = (const char *)m->nv[i].value,
+			.value_len = (uint32_t)m->nv[i].valuelen,
+			.flags = (m->nv[i].flags & NGHTTP2_NV_FLAG_NO_INDEX) ? ST_H2_FF_NEVER_INDEX : 0,
+		};
+	if (sh_cor_flat(sh, &m->body, 0, m->body.end))
+		return -ENOMEM;
+	*blen = (size_t)m->body.end;
+	return 0;
+}
+
+/* A copy of a block of fields (trailers), in one allocation: *mem grows by it. */
+static nghttp2_nv *nv_copy(const nghttp2_nv *src, uint32_t n, uint64_t *mem)
+{
+	size_t bytes = 0;
+	nghttp2_nv *nv;
+	uint8_t *a;
+
+	for (uint32_t i = 0; i < n; i++)
+		bytes += src[i].namelen + src[i].valuelen;
+	nv = malloc(n * sizeof(*nv) + bytes + 1);
+	if (!nv)
+		return NULL;
+	a = (uint8_t *)(nv + n);
+	for (uint32_t i = 0; i < n; i++) {
+		nv[i] = src[i];
+		nv[i].name = a;
+		memcpy(a, src[i].name, src[i].namelen);
+		a += src[i].namelen;
+		nv[i].value = a;
+		memcpy(a, src[i].value, src[i].valuelen);
+		a += src[i].valuelen;
+	}
+	*mem += n * sizeof(*nv) + bytes + 1;
+	return nv;
+}
+
+/* A message from the rewriter's output: its fields and body, m's method and trailers. */
+static struct h2msg *msg_rewritten(const struct h2msg *m, const struct st_correlate_h2out *o)
+{
+	size_t bytes = 0;
+	struct mb b;
+	uint64_t cost;
+
+	for (uint32_t i = 0; i < o->nfields; i++)
+		bytes += o->fields[i].name_len + o->fields[i].value_len;
+	b.m = calloc(1, sizeof(*b.m) + o->nfields * sizeof(nghttp2_nv) + bytes);
+	if (!b.m)
+		return NULL;
+	b.m->refs = 1;
+	b.m->nv = (nghttp2_nv *)(b.m + 1);
+	b.a = (char *)(b.m->nv + o->nfields);
+	b.m->mem = sizeof(*b.m) + o->nfields * sizeof(nghttp2_nv) + bytes;
+	b.m->method = m->method;
+	b.m->grpc = m->grpc;
+	for (uint32_t i = 0; i < o->nfields; i++)
+		put_nv(&b, o->fields[i].name, o->fields[i].name_len, o->fields[i].value,
+		       o->fields[i].value_len, false, o->fields[i].flags);
+	cost = st_bq_cost(&b.m->body, o->body_len);
+	if ((o->body_len && st_bq_append(&b.m->body, o->body, o->body_len)) ||
+	    (m->ntr && !(b.m->tr = nv_copy(m->tr, m->ntr, &b.m->mem)))) {
+		h2msg_put(b.m);
+		return NULL;
+	}
+	b.m->mem += o->body_len ? cost : 0;
+	b.m->ntr = m->ntr;
+	return b.m;
+}
+
+int h2msg_correlate(struct st_shadow *sh, unsigned slot, const struct h2msg *m, uint64_t now,
+		    struct h2msg **out, unsigned *pending)
+{
+	size_t blen;
+	int r;
+
+	*out = NULL;
+	*pending = 0;
+	if (msg_flat(sh, m, &blen))
+		return -ENOMEM;
+	r = st_correlate__rewrite_h2(sh->cor[slot], sh->corfields, m->nnv, sh->corbuf, blen, now,
+				     &sh->corh2);
+	*pending = sh->corh2.pending;
+	if (r != 1)
+		return r < 0 ? r : 0;
+	*out = msg_rewritten(m, &sh->corh2);
+	return *out ? 0 : -ENOMEM;
+}
+
 /* The request head as HTTP/1 heads carry one (tap compare's pairs). */
 static int http_view(struct h2cap *t, const struct st_h2_head *h, struct st_http_head *hh)
 {
@@ -526,6 +640,8 @@ static void req_head(struct cconn *cc, struct h2cs *s, const struct st_h2_head *
 	}
 	s->pass = true;
 	s->mem = s->m->mem;
+	if (sh->cor)
+		s->ex = sh_cor_ex_new(sh);
 	if (!cc_stage_fits(cc, s->mem)) {
 		h2msg_put(s->m);
 		s->m = NULL;
@@ -677,6 +793,12 @@ static void on_head(struct cconn *cc, const struct st_h2_event *ev)
 		/* production's final answer: the verdict */
 		s->f |= CS_ANSWER;
 		s->verdict = sh_refusal_status(h->status) ? V_REJECT : V_RUN;
+		if (s->ex) {
+			struct st_http_head hh;
+
+			if (!http_view(cc->h2, h, &hh))
+				st_correlate_ans_head(&s->ex->prod, cc->sh->cfg.correlate, &hh);
+		}
 		if (s->prod) {
 			struct st_http_head hh;
 			uint32_t n;
@@ -710,6 +832,10 @@ static void on_end(struct cconn *cc, const struct st_h2_event *ev)
 			st_compare__pair_req_done(s->pair, cc->cur_ts);
 	} else {
 		s->f |= CS_PROD_END;
+		if (s->ex && (s->f & CS_ANSWER)) /* while the pair is held */
+			sh_cor_prod_done(cc, s->ex, s->prod);
+		st_correlate_ex_put(s->ex);
+		s->ex = NULL;
 		if (s->prod) {
 			st_compare__pair_done(s->prod, ST_CMP_PROD);
 			cs_prod_lost(s, ST_CMP_R_PROD_UNANSWERED);
@@ -819,10 +945,14 @@ static void h2_event(struct cconn *cc, const struct st_h2_event *ev)
 		s = cs_find(cc->h2, ev->stream);
 		if (!s)
 			break;
-		if (ev->dir == ST_H2_CLIENT)
+		if (ev->dir == ST_H2_CLIENT) {
 			req_data(cc, s, ev->data, ev->data_len);
-		else if (s->prod && ev->data_len)
+			break;
+		}
+		if (s->prod && ev->data_len)
 			st_compare__pair_body(s->prod, ST_CMP_PROD, ev->data, ev->data_len);
+		if (s->ex && (s->f & CS_ANSWER) && ev->data && ev->data_len)
+			st_correlate_ans_body(&s->ex->prod, ev->data, ev->data_len);
 		break;
 	case ST_H2_EV_END:
 		on_end(cc, ev);
@@ -965,6 +1095,7 @@ void cc_h2_free(struct cconn *cc)
 		cc->sh->st.h2_pushes += hs.push_promises;
 	}
 	st_list_for_each_entry_safe(s, tmp, &t->order, node) {
+		st_correlate_ex_put(s->ex);
 		cs_prod_lost(s, ST_CMP_R_PROD_UNANSWERED);
 		cs_unstage(cc, s);
 		tab_del(t, s);
@@ -1032,6 +1163,8 @@ int cc_h2_offer(struct cconn *cc, const struct st_http_head *req, bool pass)
 	s->f = CS_REQ | CS_HELD;
 	s->counted = true;
 	s->pass = pass;
+	if (pass && cc->sh->cor) /* its answer comes on stream 1: learned from as any stream's */
+		s->ex = sh_cor_ex_new(cc->sh);
 	if (pass && !t->offer_over && (s->m = msg_new(cc->sh, ev.head))) {
 		uint64_t fields = s->m->mem;
 

@@ -23,7 +23,9 @@
  *    the others finish on this one, which takes no new stream. A stream the
  *    shadow may have run is never sent twice;
  *  - a shadow that does not speak HTTP/2 (the session ends the connection on
- *    its own error): closed, the target backs off (bad_responses).
+ *    its own error): closed, the target backs off (bad_responses);
+ *  - --correlate: a stream's answer (its fields, kept as for tap compare; its DATA; a clean
+ *    close) is learned into the stream's exchange, against production's.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -53,6 +55,7 @@ struct h2out {
 	struct st_list_head wnode;     /* h2->ending: its end is serialised, not yet written */
 	struct h2msg *m;
 	struct st_cmp_pair *pair;      /* a reference held until the stream is over */
+	struct st_correlate_ex *ex;    /* --correlate: the answer is learned into it (held) */
 	int32_t id;                    /* on this connection */
 	uint32_t f;                    /* OS_* */
 	uint8_t moves;
@@ -134,6 +137,8 @@ static void out_over(struct sh2 *h, struct h2out *o, enum st_cmp_reason why)
 		st_compare__pair_release(o->pair, sc_side(sc->target), why);
 		o->pair = NULL;
 	}
+	st_correlate_ex_put(o->ex);
+	o->ex = NULL;
 	sc->held -= o->m->mem;
 	h2msg_put(o->m);
 	o->m = NULL;
@@ -191,7 +196,8 @@ static int submit(struct sh2 *h, struct h2out *o)
 	return o->id > 0 ? 0 : -EIO;
 }
 
-int sc_h2_push(struct sconn *sc, struct h2msg *m, struct st_cmp_pair *pair)
+int sc_h2_push(struct sconn *sc, struct h2msg *m, struct st_cmp_pair *pair,
+	       struct st_correlate_ex *ex)
 {
 	struct sh2 *h = sc->h2;
 	struct st_shadow *sh = sc->sh;
@@ -215,6 +221,10 @@ int sc_h2_push(struct sconn *sc, struct h2msg *m, struct st_cmp_pair *pair)
 	if (pair) {
 		o->pair = pair;
 		st_compare__pair_get(pair);
+	}
+	if (ex) {
+		o->ex = ex;
+		st_correlate_ex_get(ex);
 	}
 	st_list_add_tail(&o->node, &h->streams);
 	if (!h->n_sending && sc->q.sent == sc->q.commit)
@@ -338,7 +348,8 @@ static int on_begin_headers(nghttp2_session *s, const nghttp2_frame *fr, void *u
 	h->hblen = 0;
 	h->hb_over = false;
 	h->has_clen = false;
-	h->keep = h->sc->sh->cfg.compare != NULL;
+	/* tap compare's, and --correlate's: the answer's fields are learned from */
+	h->keep = h->sc->sh->cfg.compare != NULL || h->sc->sh->cor != NULL;
 	return 0;
 }
 
@@ -500,6 +511,13 @@ static int on_frame_recv(nghttp2_session *s, const nghttp2_frame *fr, void *ud)
 		h->n_awaiting--;
 		sh_answer_latency(sc->sh, o->sent_ns, sc->read_ns);
 	}
+	if (o->ex) {
+		struct st_http_head hh;
+
+		resp_head(h, o, end, &hh);
+		st_correlate_ans_free(&o->ex->tgt[sc->slot]);
+		st_correlate_ans_head(&o->ex->tgt[sc->slot], sc->sh->cfg.correlate, &hh);
+	}
 	if (o->pair) {
 		struct st_http_head hh;
 		uint32_t n;
@@ -526,6 +544,8 @@ static int on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t 
 	o->body_len += n;
 	if (o->pair && n)
 		st_compare__pair_body(o->pair, sc_side(h->sc->target), d, n);
+	if (o->ex && (o->f & OS_ANSWERED) && n)
+		st_correlate_ans_body(&o->ex->tgt[h->sc->slot], d, n);
 	return 0;
 }
 
@@ -560,6 +580,8 @@ static int on_stream_close(nghttp2_session *s, int32_t id, uint32_t code, void *
 		sh->st.responses++;
 		sc->answered++;
 		sc->answer_ns = sh_now(sh);
+		if (o->ex) /* learned from, and what it explains told to compare */
+			sh_cor_tgt_done(sh, o->ex, sc->slot, o->pair);
 		if (o->pair)
 			st_compare__pair_done(o->pair, sc_side(sc->target));
 		if (o->m->grpc || (o->f & OS_GRPC))
@@ -648,6 +670,12 @@ static void goaway(struct sconn *sc, int32_t last)
 			c->pair = o->pair;
 			if (c->pair)
 				st_compare__pair_get(c->pair);
+			c->ex = o->ex;
+			if (c->ex) {
+				st_correlate_ex_get(c->ex);
+				/* what came of an answer on the old connection is gone */
+				st_correlate_ans_free(&c->ex->tgt[sc->slot]);
+			}
 			c->moves = progress ? 0 : (uint8_t)(o->moves + 1);
 			st_list_init(&c->wnode);
 			st_list_add_tail(&c->node, &moved);
@@ -662,19 +690,27 @@ static void goaway(struct sconn *sc, int32_t last)
 		}
 		out_over(h, o, ST_CMP_R_SHADOW_DROPPED);
 	}
-	if (st_list_empty(&moved))
+	if (st_list_empty(&moved) && !sc->cw_n)
 		return;
 	n = sc_new(sh, cc, sc->slot, SK_H2);
 	if (n && cc && !*st_shadow_cc_slot(cc, sc->slot))
 		*st_shadow_cc_slot(cc, sc->slot) = n;
 	else if (n)
 		n->cc = NULL; /* the captured connection has another one by now */
+	if (n && sc->cw_n) {
+		/* --correlate: the requests waiting for a value wait there, behind those moved */
+		uint64_t old_sc = sc_mem(sc), old_n = sc_mem(n);
+
+		sc_cor_move(sc, n);
+		sc_acct(sc, old_sc);
+		sc_acct(n, old_n);
+	}
 	st_list_for_each_entry_safe(o, tmp, &moved, node) {
 		int err = o->moves > MOVES_MAX || !n ? -EIO : 0;
 
 		st_list_del_init(&o->node);
 		if (!err) {
-			err = sc_h2_push(n, o->m, o->pair);
+			err = sc_h2_push(n, o->m, o->pair, o->ex);
 			if (!err) {
 				struct h2out *pushed = st_list_last_entry(&n->h2->streams,
 									  struct h2out, node);
@@ -690,6 +726,7 @@ static void goaway(struct sconn *sc, int32_t last)
 		}
 		if (o->pair)
 			st_compare__pair_release(o->pair, -1, ST_CMP_R_NONE);
+		st_correlate_ex_put(o->ex);
 		h2msg_put(o->m);
 		free(o);
 	}

@@ -51,10 +51,12 @@ struct reqent {
 };
 
 /* --correlate: a request waiting on a shadow connection for a value to be learned (its own
- * copy of the bytes; later requests of that connection wait behind it, in order). */
+ * copy of the bytes, or an HTTP/2 message's reference; later requests of that connection wait
+ * behind it, in order). */
 struct corwait {
-	uint8_t *buf;
-	size_t len;
+	uint8_t *buf;                /* HTTP/1 */
+	struct h2msg *m;             /* HTTP/2 (a reference held) */
+	size_t len;                  /* HTTP/1: bytes; HTTP/2: what m holds (m->mem) */
 	uint64_t until;              /* then it goes as it can be rewritten (unmapped) */
 	uint8_t method;
 	bool keep_alive;
@@ -352,6 +354,9 @@ struct st_shadow {
 	/* --correlate */
 	struct st_correlate **cor;   /* per slot (NULL: off) */
 	struct st_correlate_out corout;
+	struct st_correlate_h2out corh2; /* ... an HTTP/2 request's */
+	struct st_h2_field *corfields; /* ... its fields, as the rewriter takes them */
+	uint32_t corfields_cap;
 	uint8_t *corbuf;             /* a request's bytes, in one piece */
 	size_t corbuf_cap;
 	struct st_list_head cor_waiting; /* shadow connections with requests waiting */
@@ -414,6 +419,16 @@ void cc_cmp_lost(struct cconn *cc, enum st_cmp_reason why);
  * go; those of sc dropped when it closes (counted). */
 void sh_cor_run(struct st_shadow *sh, uint64_t now);
 void sc_cor_drop(struct sconn *sc);
+/* --correlate: sc's waiting requests move to n, a new connection of its slot, in order (the
+ * caller accounts both: sc_acct with each one's sc_mem from before). */
+void sc_cor_move(struct sconn *sc, struct sconn *n);
+/* --correlate: the bytes [start, end) of q in one piece, in sh->corbuf. 0 or -ENOBUFS. */
+int sh_cor_flat(struct st_shadow *sh, const struct st_bq *q, uint64_t start, uint64_t end);
+/* --correlate: an exchange for a request selected for replay (NULL: out of memory). */
+struct st_correlate_ex *sh_cor_ex_new(struct st_shadow *sh);
+/* --correlate: production's answer to x is whole (HTTP/2: its stream ended); pair: tap
+ * compare's, still held, or NULL. */
+void sh_cor_prod_done(struct cconn *cc, struct st_correlate_ex *x, struct st_cmp_pair *pair);
 /* --correlate: a target's answer to ex is complete: learned from, with production's. */
 void sh_cor_tgt_done(struct st_shadow *sh, struct st_correlate_ex *ex, unsigned slot,
 		     struct st_cmp_pair *pair);
@@ -442,6 +457,11 @@ void cc_h2_end(struct cconn *cc, int dir);
 void cc_h2_arbiter_off(struct cconn *cc);
 /* The captured connection is over: what was not released never will be (counted). */
 void cc_h2_close(struct cconn *cc);
+/* --correlate: m as slot's map rewrites it for its target: *out a new message (a reference
+ * of its own) when a value was replaced, else NULL; pending values met in *pending. 0 or
+ * -ENOMEM. */
+int h2msg_correlate(struct st_shadow *sh, unsigned slot, const struct h2msg *m, uint64_t now,
+		    struct h2msg **out, unsigned *pending);
 void cc_h2_free(struct cconn *cc);
 
 /* ---- shadow_conn.c -------------------------------------------------------------------- */
@@ -496,8 +516,11 @@ void sh_own_gc(struct st_shadow *sh, uint64_t now);
 /* The session of a new SK_H2 connection (its preface and SETTINGS queued). 0 or -ENOMEM. */
 int sc_h2_init(struct sconn *sc);
 void sc_h2_free(struct sconn *sc);
-/* A released message on sc: 0, -ENOBUFS (the caps), -EIO (the session refused it). */
-int sc_h2_push(struct sconn *sc, struct h2msg *m, struct st_cmp_pair *pair);
+/* A released message on sc: 0, -ENOBUFS (the caps), -EIO (the session refused it). pair and
+ * ex (--correlate: the target's answer is learned into it) may be NULL; a reference of each is
+ * taken. */
+int sc_h2_push(struct sconn *sc, struct h2msg *m, struct st_cmp_pair *pair,
+	       struct st_correlate_ex *ex);
 /* What the session has to send, into sc->q (bounded ahead of the socket). -1: sc closed. */
 int sc_h2_pump(struct sconn *sc);
 /* q.sent moved (the write started at t0, for tap compare): streams written whole are

@@ -5,7 +5,9 @@
  * named headers, minimum lengths, a value that maps to two values); pending values and their
  * wait; rewriting every place of a request (and the rewritten request framing as one whole
  * request with http.c, Content-Length and chunked framing matching); whole tokens only; the
- * LRU under its memory cap, the TTL.
+ * LRU under its memory cap, the TTL. HTTP/2: learning from an answer's decoded fields and DATA
+ * (as the engine's HTTP/2 paths hand them over), rewriting a decoded header list and its body
+ * (same fields in the same order, content-length following the body, gRPC bodies left alone).
  */
 #include <errno.h>
 #include <setjmp.h>
@@ -429,6 +431,157 @@ static void test_rewrite_body(void **state)
 		0, NULL);
 }
 
+/* ---- HTTP/2 ------------------------------------------------------------------------------------ */
+
+/* An HTTP/2 answer as both of the engine's HTTP/2 paths hand it over: its decoded fields (lower
+ * case, no reason phrase, several set-cookie fields, no content-length) as an st_http_head,
+ * its DATA in frames. */
+static void ans_h2(const struct st_correlate_config *cfg, unsigned status,
+		   const struct st_http_header *f, uint32_t n, const char *body,
+		   struct st_correlate_ans *a)
+{
+	struct st_http_head h = { .version_major = 2, .status = (uint16_t)status,
+				  .headers = (struct st_http_header *)f, .nheaders = n,
+				  .body = ST_HTTP_BODY_UNTIL_CLOSE };
+	size_t len = strlen(body);
+
+	memset(a, 0, sizeof(*a));
+	st_correlate_ans_head(a, cfg, &h);
+	st_correlate_ans_body(a, body, len / 2);            /* two DATA frames */
+	st_correlate_ans_body(a, body + len / 2, len - len / 2);
+	a->done = true;
+}
+
+#define HF(n, v) { .name = n, .name_len = sizeof(n) - 1, .value = v, .value_len = sizeof(v) - 1 }
+
+static void test_learn_h2(void **state)
+{
+	struct st_correlate_config cfg = { 0 };
+	struct st_correlate *c = new_map(&cfg);
+	static const struct st_http_header pf[] = {
+		HF("content-type", "application/json"),
+		HF("set-cookie", "theme=dark-mode-on"),
+		HF("set-cookie", "sid=prodSESSION12345; Path=/; HttpOnly"),
+		HF("location", "/orders/" UUID_P),
+	};
+	static const struct st_http_header tf[] = {
+		HF("set-cookie", "sid=shadowSESSION987; Path=/"),
+		HF("location", "/orders/" UUID_T),
+		HF("content-type", "application/json"),
+		HF("set-cookie", "theme=dark-mode-on"),
+	};
+	struct st_correlate_ans p, t;
+
+	(void)state;
+	ans_h2(&cfg, 201, pf, 4, "{\"access_token\":\"" JWT_P "\",\"id\":\"" UUID_P "\"}", &p);
+	ans_h2(&cfg, 201, tf, 4, "{\"id\":\"" UUID_T "\",\"access_token\":\"" JWT_T "\"}", &t);
+	assert_int_equal(st_correlate__learn(c, &p, &t, 1), 3);
+	assert_string_equal(mapped(c, "prodSESSION12345", 2), "shadowSESSION987");
+	assert_string_equal(mapped(c, JWT_P, 2), JWT_T);
+	assert_string_equal(mapped(c, UUID_P, 2), UUID_T);
+	assert_null(mapped(c, "dark-mode-on", 2));
+	st_correlate_ans_free(&p);
+	st_correlate_ans_free(&t);
+	st_correlate__free(c);
+}
+
+#define F2(n, v) { .name = n, .name_len = sizeof(n) - 1, .value = v, .value_len = sizeof(v) - 1 }
+
+/* The field named n of out (NULL: none). */
+static const char *h2_field(const struct st_correlate_h2out *out, const char *n, char *buf,
+			    size_t cap)
+{
+	for (uint32_t i = 0; i < out->nfields; i++)
+		if (strlen(n) == out->fields[i].name_len &&
+		    !memcmp(n, out->fields[i].name, out->fields[i].name_len)) {
+			assert_true(out->fields[i].value_len < cap);
+			memcpy(buf, out->fields[i].value, out->fields[i].value_len);
+			buf[out->fields[i].value_len] = 0;
+			return buf;
+		}
+	return NULL;
+}
+
+static void test_rewrite_h2(void **state)
+{
+	const char *jb = "{\"token\":\"" JWT_P "\",\"order\":{\"id\":\"" UUID_P "\"},\"n\":1}";
+	const char *jt = "{\"token\":\"" JWT_T "\",\"order\":{\"id\":\"" UUID_T "\"},\"n\":1}";
+	char cl[16], v[512];
+	struct st_h2_field f[] = {
+		F2(":method", "PUT"),
+		F2(":scheme", "prodSESSION12345"), /* never rewritten, whatever it holds */
+		F2(":authority", "api.example"),
+		F2(":path", "/orders/" UUID_P "?sid=prodSESSION12345&x=1"),
+		F2("cookie", "theme=dark"),
+		F2("cookie", "sid=prodSESSION12345"),   /* HTTP/2 splits cookies (RFC 9113 8.2.3) */
+		F2("authorization", "Basic YWxpY2U6cHctcHJvZC0xMjM0"),
+		F2("content-type", "application/json"),
+		{ .name = "content-length", .name_len = 14, .value = cl },
+		F2("x-other", "pendingvalue01"),
+		F2("x-secret", "ab+c/d=="),
+	};
+	uint32_t n = sizeof(f) / sizeof(f[0]);
+	struct st_correlate_h2out out = { 0 };
+
+	(void)state;
+	f[8].value_len = (uint32_t)snprintf(cl, sizeof(cl), "%zu", strlen(jb));
+	f[10].flags = ST_H2_FF_NEVER_INDEX;
+	assert_int_equal(st_correlate_rewrite_h2(f, n, (const uint8_t *)jb, strlen(jb), tab_fn, NULL,
+						 &out), 1);
+	assert_int_equal(out.nfields, n);
+	for (uint32_t i = 0; i < n; i++) { /* the same names, in the same order, flags kept */
+		assert_int_equal(out.fields[i].name_len, f[i].name_len);
+		assert_memory_equal(out.fields[i].name, f[i].name, f[i].name_len);
+		assert_int_equal(out.fields[i].flags, f[i].flags);
+	}
+	assert_string_equal(h2_field(&out, ":method", v, sizeof(v)), "PUT");
+	assert_string_equal(h2_field(&out, ":scheme", v, sizeof(v)), "prodSESSION12345");
+	assert_string_equal(h2_field(&out, ":authority", v, sizeof(v)), "api.example");
+	assert_string_equal(h2_field(&out, ":path", v, sizeof(v)),
+			    "/orders/" UUID_T "?sid=shadowSESSION987&x=1");
+	assert_memory_equal(out.fields[4].value, "theme=dark", out.fields[4].value_len);
+	assert_int_equal(out.fields[4].value_len, 10);
+	assert_memory_equal(out.fields[5].value, "sid=shadowSESSION987", 20);
+	assert_string_equal(h2_field(&out, "authorization", v, sizeof(v)),
+			    "Basic Ym9iLXRoZS1idWlsZGVyOnB3LXNoYWRvdy05");
+	assert_string_equal(h2_field(&out, "x-other", v, sizeof(v)), "pendingvalue01");
+	assert_string_equal(h2_field(&out, "x-secret", v, sizeof(v)), "zz+y/x==");
+	assert_int_equal(out.body_len, strlen(jt));
+	assert_memory_equal(out.body, jt, strlen(jt));
+	snprintf(cl, sizeof(cl), "%zu", strlen(jt));
+	assert_string_equal(h2_field(&out, "content-length", v, sizeof(v)), cl);
+	assert_int_equal(out.replaced, 8);
+	assert_int_equal(out.pending, 1);
+
+	/* gRPC: its metadata rewritten, its length-prefixed messages never */
+	{
+		struct st_h2_field g[] = {
+			F2(":method", "POST"), F2(":path", "/shop.Cart/Get"),
+			F2("content-type", "application/grpc+proto"),
+			F2("authorization", "Bearer " JWT_P),
+		};
+		static const uint8_t msg[] = { 0, 0, 0, 0, 16, 'p', 'r', 'o', 'd', 'S', 'E', 'S', 'S',
+					       'I', 'O', 'N', '1', '2', '3', '4', '5' };
+
+		assert_int_equal(st_correlate_rewrite_h2(g, 4, msg, sizeof(msg), tab_fn, NULL, &out),
+				 1);
+		assert_string_equal(h2_field(&out, "authorization", v, sizeof(v)), "Bearer " JWT_T);
+		assert_int_equal(out.body_len, sizeof(msg));
+		assert_memory_equal(out.body, msg, sizeof(msg));
+	}
+	/* nothing known: 0, the pending value counted; an empty list */
+	{
+		struct st_h2_field g[] = { F2(":path", "/pendingvalue01/x"), F2("x-a", "hello") };
+
+		assert_int_equal(st_correlate_rewrite_h2(g, 2, (const uint8_t *)"hi", 2, tab_fn, NULL,
+							 &out), 0);
+		assert_int_equal(out.pending, 1);
+		assert_int_equal(out.nfields, 0);
+		assert_int_equal(st_correlate_rewrite_h2(NULL, 0, NULL, 0, tab_fn, NULL, &out), 0);
+	}
+	st_correlate_h2out_free(&out);
+}
+
 /* ---- bounds ----------------------------------------------------------------------------------- */
 
 static void test_lru_cap(void **state)
@@ -488,6 +641,8 @@ int main(void)
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_rewrite_head),
 		cmocka_unit_test(test_rewrite_body),
+		cmocka_unit_test(test_learn_h2),
+		cmocka_unit_test(test_rewrite_h2),
 		cmocka_unit_test(test_lru_cap),
 		cmocka_unit_test(test_ttl),
 	};

@@ -7,7 +7,8 @@
  * server session in a thread of its own (127.0.0.1, ephemeral port), recording every request
  * it ran: method, :path, fields, body, trailers. It can misbehave as real shadows do: a
  * GOAWAY after N streams (nginx's keepalive_requests), one stream at a time, a small window,
- * no reading at all, garbage answers.
+ * no reading at all, garbage answers. --correlate: production and the shadow answer a login
+ * and a new order with values of their own, and later streams carry the shadow's.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -28,6 +29,7 @@
 #include <cmocka.h>
 #include <nghttp2/nghttp2.h>
 
+#include "correlate.h"
 #include "hdr.h"
 #include "shadow.h"
 #include "shadow_harness.h"
@@ -177,14 +179,47 @@ static ssize_t ok_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len,
 	return 2;
 }
 
-static void k_answer(struct sconnx *c, int32_t id)
+/* --correlate's tests: what production and the shadow answer a login and a new order, each
+ * with values of its own. */
+#define COR_SID_P "prodSESSION12345"
+#define COR_SID_S "shadowSESSION987"
+#define COR_TOK_P "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.cHJvZHVjdGlvbi1zaWduYXR1cmU"
+#define COR_TOK_S "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJhIn0.c2hhZG93LXNpZ25hdHVyZQ"
+#define COR_ID_P "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
+#define COR_ID_S "9f0c1a3e-7d2b-4c5e-8a6f-123456789abc"
+
+static ssize_t mem_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *fl,
+			nghttp2_data_source *src, void *ud);
+
+/* A JSON answer with one more field (name n, value v) and body (a string literal). */
+static void json_answer(nghttp2_session *s, int32_t id, const char *status, const char *n,
+			const char *v, const char *body)
+{
+	nghttp2_nv hdr[] = {
+		{ (uint8_t *)":status", (uint8_t *)status, 7, 3, NGHTTP2_NV_FLAG_NONE },
+		{ (uint8_t *)"content-type", (uint8_t *)"application/json", 12, 16, 0 },
+		{ (uint8_t *)n, (uint8_t *)v, strlen(n), strlen(v), 0 },
+	};
+	nghttp2_data_provider dp = { .source.ptr = (void *)body, .read_callback = mem_read };
+
+	nghttp2_submit_response(s, id, hdr, 3, &dp);
+}
+
+static void k_answer(struct sconnx *c, int32_t id, const char *path)
 {
 	static const nghttp2_nv hdr[] = {
 		{ (uint8_t *)":status", (uint8_t *)"200", 7, 3, NGHTTP2_NV_FLAG_NONE },
 	};
 	nghttp2_data_provider dp = { .read_callback = ok_read };
 
-	nghttp2_submit_response(c->s, id, hdr, 1, &dp);
+	if (!strcmp(path, "/login"))
+		json_answer(c->s, id, "200", "set-cookie", "sid=" COR_SID_S "; Path=/",
+			    "{\"access_token\":\"" COR_TOK_S "\"}");
+	else if (!strcmp(path, "/orders"))
+		json_answer(c->s, id, "201", "location", "/orders/" COR_ID_S,
+			    "{\"id\":\"" COR_ID_S "\"}");
+	else
+		nghttp2_submit_response(c->s, id, hdr, 1, &dp);
 }
 
 static int k_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
@@ -192,6 +227,7 @@ static int k_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 	struct sconnx *c;
 	struct h2sink *k = SINK(ud, &c);
 	struct rec *r;
+	char path[256];
 
 	if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM) ||
 	    (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA))
@@ -203,13 +239,15 @@ static int k_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 		*r = k->r[--k->nrec];
 		r = NULL;
 	}
-	if (r)
+	if (r) {
 		r->done = true;
+		snprintf(path, sizeof(path), "%s", r->path);
+	}
 	pthread_mutex_unlock(&k->mu);
 	if (!r)
 		return 0;
 	c->processed++;
-	k_answer(c, f->hd.stream_id);
+	k_answer(c, f->hd.stream_id, path);
 	if (k->goaway_after && c->processed == k->goaway_after && !c->goaway) {
 		c->goaway = true;
 		c->last = f->hd.stream_id;
@@ -397,7 +435,7 @@ static int k_count(struct h2sink *k, const char *path)
 /* ---- a captured connection: a client and production, both libnghttp2, in memory ------------- */
 
 /* What production does with a request, by its path. */
-enum pact { P_OK = 0, P_RST, P_REFUSE, P_400, P_SILENT };
+enum pact { P_OK = 0, P_RST, P_REFUSE, P_400, P_SILENT, P_LOGIN, P_ORDER };
 
 struct tc {
 	struct th_conn c;
@@ -423,6 +461,19 @@ static ssize_t str_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len
 	return (ssize_t)k;
 }
 
+/* A body from a NUL-terminated string that outlives the stream, shorter than a frame (read
+ * once; also in the shadow's thread: no assertion here). */
+static ssize_t mem_read(nghttp2_session *s, int32_t id, uint8_t *buf, size_t len, uint32_t *fl,
+			nghttp2_data_source *src, void *ud)
+{
+	size_t n = strlen(src->ptr);
+
+	n = n < len ? n : len;
+	memcpy(buf, src->ptr, n);
+	*fl |= NGHTTP2_DATA_FLAG_EOF;
+	return (ssize_t)n;
+}
+
 static enum pact pact_of(const char *path)
 {
 	if (!strncmp(path, "/rst", 4))
@@ -433,6 +484,10 @@ static enum pact pact_of(const char *path)
 		return P_400;
 	if (!strncmp(path, "/silent", 7))
 		return P_SILENT;
+	if (!strcmp(path, "/login"))
+		return P_LOGIN;
+	if (!strcmp(path, "/orders"))
+		return P_ORDER;
 	return P_OK;
 }
 
@@ -459,6 +514,14 @@ static int p_frame(nghttp2_session *s, const nghttp2_frame *f, void *ud)
 		nghttp2_submit_response(s, f->hd.stream_id, bad, 1, NULL);
 		break;
 	case P_SILENT:
+		break;
+	case P_LOGIN:
+		json_answer(s, f->hd.stream_id, "200", "set-cookie", "sid=" COR_SID_P "; HttpOnly",
+			    "{\"access_token\":\"" COR_TOK_P "\"}");
+		break;
+	case P_ORDER:
+		json_answer(s, f->hd.stream_id, "201", "location", "/orders/" COR_ID_P,
+			    "{\"id\":\"" COR_ID_P "\"}");
 		break;
 	}
 	return 0;
@@ -1157,11 +1220,10 @@ static void test_h2_release_framed(void **state)
 
 /* h2c: an HTTP/1.1 request upgraded by production's 101 is stream 1; the connection's later
  * streams follow; the shadow gets them all over HTTP/2. */
-static void test_h2_upgrade(void **state)
+/* A captured HTTP/1.1 connection upgraded to h2c by "POST path" (body "hello"), production
+ * answering stream 1 as p_frame would (200, or a login). */
+static void tc_upgraded(struct st_shadow *sh, struct tc *t, uint16_t cport, const char *path)
 {
-	struct h2sink *k = k_start(NULL);
-	struct st_shadow *sh = engine(k->port, NULL);
-	struct st_shadow_stats st;
 	uint8_t pl[64];
 	char b64[128], req[512];
 	nghttp2_settings_entry iv[] = { { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100 } };
@@ -1169,7 +1231,6 @@ static void test_h2_upgrade(void **state)
 	static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
 	static const char R101[] = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n"
 				   "Upgrade: h2c\r\n\r\n";
-	struct tc t;
 	int o = 0;
 
 	/* base64url of the SETTINGS payload, no padding */
@@ -1185,24 +1246,39 @@ static void test_h2_upgrade(void **state)
 			b64[o++] = tbl[v & 63];
 	}
 	b64[o] = 0;
-	snprintf(req, sizeof(req), "POST /up1 HTTP/1.1\r\nHost: prod.example\r\n"
+	snprintf(req, sizeof(req), "POST %s HTTP/1.1\r\nHost: prod.example\r\n"
 		 "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: %s\r\n"
-		 "Content-Length: 5\r\n\r\nhello", b64);
-	memset(&t, 0, sizeof(t));
-	t.sh = sh;
-	th_init(&t.c, 41014, SERVER_PORT);
-	th_handshake(sh, &t.c);
-	th_data(sh, &t.c, true, req, strlen(req));
-	th_data(sh, &t.c, false, R101, strlen(R101));
-	tc_sessions(&t, true);
-	assert_int_equal(nghttp2_session_upgrade2(t.cli, pl, (size_t)pn, 0, NULL), 0);
-	assert_int_equal(nghttp2_session_upgrade2(t.prod, pl, (size_t)pn, 0, NULL), 0);
-	nghttp2_submit_settings(t.cli, 0, NULL, 0);
-	nghttp2_submit_settings(t.prod, 0, NULL, 0);
-	nghttp2_session_set_stream_user_data(t.prod, 1, tc_keep(&t, strdup("/up1")));
-	nghttp2_submit_response(t.prod, 1,
-				(nghttp2_nv[]){ { (uint8_t *)":status", (uint8_t *)"200", 7, 3, 0 } },
-				1, NULL);
+		 "Content-Length: 5\r\n\r\nhello", path, b64);
+	memset(t, 0, sizeof(*t));
+	t->sh = sh;
+	th_init(&t->c, cport, SERVER_PORT);
+	th_handshake(sh, &t->c);
+	th_data(sh, &t->c, true, req, strlen(req));
+	th_data(sh, &t->c, false, R101, strlen(R101));
+	tc_sessions(t, true);
+	assert_int_equal(nghttp2_session_upgrade2(t->cli, pl, (size_t)pn, 0, NULL), 0);
+	assert_int_equal(nghttp2_session_upgrade2(t->prod, pl, (size_t)pn, 0, NULL), 0);
+	nghttp2_submit_settings(t->cli, 0, NULL, 0);
+	nghttp2_submit_settings(t->prod, 0, NULL, 0);
+	nghttp2_session_set_stream_user_data(t->prod, 1, tc_keep(t, strdup(path)));
+	if (pact_of(path) == P_LOGIN)
+		json_answer(t->prod, 1, "200", "set-cookie", "sid=" COR_SID_P "; HttpOnly",
+			    "{\"access_token\":\"" COR_TOK_P "\"}");
+	else
+		nghttp2_submit_response(t->prod, 1,
+					(nghttp2_nv[]){ { (uint8_t *)":status", (uint8_t *)"200", 7, 3,
+							  0 } },
+					1, NULL);
+}
+
+static void test_h2_upgrade(void **state)
+{
+	struct h2sink *k = k_start(NULL);
+	struct st_shadow *sh = engine(k->port, NULL);
+	struct st_shadow_stats st;
+	struct tc t;
+
+	tc_upgraded(sh, &t, 41014, "/up1");
 	tc_req(&t, "GET", "/after-upgrade", NULL, 0, NULL, 0);
 	tc_run(&t);
 	wait_done(sh, k, 2);
@@ -1223,7 +1299,103 @@ static void test_h2_upgrade(void **state)
 	k_stop(k);
 }
 
+static const struct st_correlate_config cor_cfg = { .wait_ns = 5000000000ull };
+
+static void cfg_correlate(struct st_shadow_config *cfg)
+{
+	cfg->correlate = &cor_cfg;
+}
+
+/*
+ * --correlate on HTTP/2: production's answers to a login and a new order (a set-cookie, a
+ * token in JSON, an id in JSON and location) paired with the shadow's own; later streams
+ * reach the shadow with the shadow's values: the cookie (a field of its own, as HTTP/2 splits
+ * them), the bearer token, a JSON body (content-length following it), the id in :path. The
+ * stream right after the login waits for the shadow's answer to it (production's answer
+ * said the cookie was coming).
+ */
+static void test_h2_correlate(void **state)
+{
+	static const char body_p[] = "{\"note\":\"x\",\"token\":\"" COR_TOK_P "\"}";
+	static const char body_s[] = "{\"note\":\"x\",\"token\":\"" COR_TOK_S "\"}";
+	char cl[16], want[512];
+	const nghttp2_nv me[] = {
+		{ (uint8_t *)"cookie", (uint8_t *)"theme=dark", 6, 10, 0 },
+		{ (uint8_t *)"cookie", (uint8_t *)"sid=" COR_SID_P, 6, 4 + 16, 0 },
+	};
+	nghttp2_nv order[] = {
+		{ (uint8_t *)"authorization", (uint8_t *)"Bearer " COR_TOK_P, 13,
+		  7 + strlen(COR_TOK_P), NGHTTP2_NV_FLAG_NO_INDEX },
+		{ (uint8_t *)"content-length", (uint8_t *)cl, 14, 0, 0 },
+	};
+	struct h2sink *k = k_start(NULL);
+	struct st_shadow *sh = engine(k->port, cfg_correlate);
+	struct st_shadow_stats st;
+	const struct rec *r;
+	struct tc t;
+
+	order[1].valuelen = (size_t)snprintf(cl, sizeof(cl), "%zu", strlen(body_p));
+	tc_open(sh, &t, 41900);
+	tc_req(&t, "POST", "/login", "{}", 2, NULL, 0);
+	tc_run(&t);
+	tc_req(&t, "GET", "/me", NULL, 0, me, 2);
+	tc_req(&t, "POST", "/orders", body_p, strlen(body_p), order, 2);
+	tc_run(&t);
+	wait_done(sh, k, 3);
+	st = stats(sh);
+	assert_int_equal(st.correlate_waits, 2); /* /me and /orders: both carry pending values */
+	r = k_find(k, "/me");
+	assert_non_null(r);
+	assert_string_equal(r->fields, "cookie: theme=dark\ncookie: sid=" COR_SID_S "\nx-shadowtap: 1\n");
+	r = k_find(k, "/orders");
+	assert_non_null(r);
+	snprintf(want, sizeof(want), "authorization: Bearer " COR_TOK_S "\ncontent-length: %zu\n"
+		 "x-shadowtap: 1\n", strlen(body_s));
+	assert_string_equal(r->fields, want);
+	assert_int_equal(r->body_len, strlen(body_s));
+	assert_memory_equal(r->body, body_s, strlen(body_s));
+	/* the id production gave the order, in a path: once both answers are in */
+	tc_req(&t, "GET", "/orders/" COR_ID_P "?full=1", NULL, 0, order, 1);
+	tc_run(&t);
+	wait_done(sh, k, 4);
+	assert_non_null(k_find(k, "/orders/" COR_ID_S "?full=1"));
+	run_ms(sh, 50);
+	st = stats(sh);
+	assert_int_equal(st.correlated_values, 3); /* the cookie, the token, the id */
+	assert_int_equal(st.rewritten_requests, 3);
+	assert_int_equal(st.unmapped_requests, 0);
+	assert_int_equal(st.replayed, 4);
+	finish(sh, &t);
+	k_stop(k);
+}
+
 /* An h2c offer production refused (it answered in HTTP/1.1): HTTP/1.1 it stays. */
+/* --correlate: the login is the request that upgraded the connection (stream 1): its answers
+ * are learned from as any stream's. */
+static void test_h2_correlate_upgrade(void **state)
+{
+	static const nghttp2_nv me[] = { { (uint8_t *)"cookie", (uint8_t *)"sid=" COR_SID_P, 6, 20,
+					   0 } };
+	struct h2sink *k = k_start(NULL);
+	struct st_shadow *sh = engine(k->port, cfg_correlate);
+	const struct rec *r;
+	struct tc t;
+
+	tc_upgraded(sh, &t, 41901, "/login");
+	tc_run(&t);
+	tc_req(&t, "GET", "/me", NULL, 0, me, 1);
+	tc_run(&t);
+	wait_done(sh, k, 2);
+	r = k_find(k, "/me");
+	assert_non_null(r);
+	assert_string_equal(r->fields, "cookie: sid=" COR_SID_S "\nx-shadowtap: 1\n");
+	run_ms(sh, 50);
+	assert_int_equal(stats(sh).correlated_values, 2); /* the cookie, the token */
+	assert_int_equal(stats(sh).rewritten_requests, 1);
+	finish(sh, &t);
+	k_stop(k);
+}
+
 static void test_h2_upgrade_refused(void **state)
 {
 	static const char REQ[] = "GET /no HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n"
@@ -1275,6 +1447,8 @@ int main(void)
 		cmocka_unit_test(test_h2_release_framed),
 		cmocka_unit_test(test_h2_upgrade),
 		cmocka_unit_test(test_h2_upgrade_refused),
+		cmocka_unit_test(test_h2_correlate),
+		cmocka_unit_test(test_h2_correlate_upgrade),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
