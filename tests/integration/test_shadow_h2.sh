@@ -4,8 +4,8 @@
 # (listen ... http2, prior knowledge), the shadow another nginx h2c that closes every
 # connection after 10 requests (keepalive_requests: a GOAWAY, the rest goes again on a new
 # connection). Traffic: nghttp (24 concurrent streams on one connection, with its priority
-# streams; an upload), curl with prior knowledge (uploads of 2 MB stored by WebDAV, a 404, a
-# HEAD; curl 7.88 fails its own second stream on a connection: one each), h2load (4
+# streams; uploads of 2 MB stored by WebDAV), curl with prior knowledge (a 404, a HEAD; curl
+# 7.88 fails its own second stream on a connection: one each), h2load (4
 # connections x 10 streams in flight). (nginx takes no request trailers: a GOAWAY with
 # PROTOCOL_ERROR; nor an h2c upgrade on an http2 listener: test_shadow_h2diff.sh has both.) Both logs "$request_method $request_uri $status" must hold
 # the same lines, each exactly once, and the uploads must be stored whole. The same traffic,
@@ -44,8 +44,11 @@ urls=()
 for i in 1 2; do for s in "${ST_FILE_SIZES[@]}"; do urls+=("$base/f$s?n=$i"); done; done
 st_in "$ST_CLI_NS" timeout 20 nghttp -n "${urls[@]}" >/dev/null
 head -c 2000000 /dev/urandom >"$ST_TMP/up"
+# (nghttp, not curl, uploads: Debian's curl 7.88 ended one of these with "(92) Stream error in
+# the HTTP/2 framing layer" against the production nginx itself in a loaded run)
 for i in 1 2 3; do
-	st_in "$ST_CLI_NS" "${H2[@]}" -o /dev/null -T "$ST_TMP/up" "$base/dav/up$i"
+	st_in "$ST_CLI_NS" timeout 20 nghttp -n -d "$ST_TMP/up" -H ':method: PUT' "$base/dav/up$i" \
+		>/dev/null
 done
 st_in "$ST_CLI_NS" "${H2[@]}" -o /dev/null "$base/missing?404"
 st_in "$ST_CLI_NS" "${H2[@]}" -o /dev/null -I "$base/f100?head"
