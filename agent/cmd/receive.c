@@ -61,9 +61,11 @@
 #define RX_KAFKA_MSGS 256         /* Kafka messages per tick at most */
 /* --to's pacing (pace_*): segments held for their time, at most this many bytes (then the
  * input waits); a source ahead of its pace by more than RX_PACE_AHEAD_NS (another host's
- * clock, a stream read from its middle) sets the pace again instead of being held */
+ * clock, a stream read from its middle) sets the pace again instead of being held; a file or
+ * a Kafka backlog is read at most RX_PACE_READ_AHEAD_NS ahead of its pace */
 #define RX_PACE_MAX_BYTES (64u << 20)
 #define RX_PACE_AHEAD_NS 1000000000ll
+#define RX_PACE_READ_AHEAD_NS 250000000ull
 
 struct rconn {
 	struct st_reasm_conn fc;   /* the flows engine's view (its own user pointer) */
@@ -141,6 +143,7 @@ struct receive {
 	uint64_t pq_bytes, pq_seq;
 	int64_t pace_off;           /* monotonic ns minus stream ns, once set */
 	bool pace_set;
+	uint64_t pace_last;         /* the latest release time given: pacing set again starts there */
 	struct st_loop *loop;
 	uint64_t seed;
 	uint64_t last_ts;
@@ -322,7 +325,10 @@ static int parse(struct receive *rx, int argc, char **argv)
  * verdicts are wrong). Each segment is released at its capture time shifted by one offset
  * (set by the first segment, set again when the source runs ahead of it by over a second:
  * another host's clock, a backlog read from its middle), never before an earlier segment of
- * its connection; what comes late goes at once. Like replay's original timing; --fast turns
+ * its connection; what comes late goes at once. Ahead means ahead of now and of every
+ * release time given: a file decoded ahead of its pace is not a jump, and a pace set again
+ * never sends a segment before one that came earlier in the stream (a value --correlate
+ * learns from an earlier answer, on another connection, would come too late). Like replay's original timing; --fast turns
  * it off. At most RX_PACE_MAX_BYTES wait: then the input waits (rx_busy()).
  */
 struct pseg {
@@ -405,12 +411,17 @@ static void sh_feed(struct receive *rx, struct rconn *rc, const struct st_segmen
 		rx->st.pace_flushes++;
 		goto now;
 	}
+	/* ahead of now and of every release time given already */
 	now = st_mono_ns();
+	if (rx->pace_last > now)
+		now = rx->pace_last;
 	if (!rx->pace_set || (int64_t)(s->ts_ns + (uint64_t)rx->pace_off - now) > RX_PACE_AHEAD_NS) {
 		rx->pace_off = (int64_t)(now - s->ts_ns);
 		rx->pace_set = true;
 	}
 	due = s->ts_ns + (uint64_t)rx->pace_off;
+	if (due > rx->pace_last)
+		rx->pace_last = due;
 	if (rc) {
 		if (due < rc->last_due)
 			due = rc->last_due;
@@ -461,13 +472,15 @@ static void seg_out(struct receive *rx, struct rconn *rc, struct st_segment *s)
 		sh_feed(rx, rc, s);
 }
 
-/* The input waits: the shadow engine is full, the pacing holds its most, or a load test has
- * requests released far enough ahead of its schedule. */
+/* The input waits: the shadow engine is full, the pacing holds its most or holds segments
+ * due later than RX_PACE_READ_AHEAD_NS from now, or a load test has requests released far
+ * enough ahead of its schedule. */
 static bool rx_busy(struct receive *rx)
 {
 	uint64_t wake;
 
 	return rx->sh && (st_shadow__busy(rx->sh) || rx->pq_bytes >= RX_PACE_MAX_BYTES ||
+			  (rx->pq_n && rx->pace_last > st_mono_ns() + RX_PACE_READ_AHEAD_NS) ||
 			  (rx->load && st_load__feed(rx->load, 0, st_mono_ns(), &wake) !=
 					       ST_LOAD_FEED));
 }
