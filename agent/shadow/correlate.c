@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
 #include "correlate.h"
 #include "hash.h"
@@ -410,6 +411,18 @@ static bool has_word(const char *v, size_t n, const char *w)
 	return false;
 }
 
+/* Content-Encoding: none, or gzip or deflate (inflated as it comes); anything else (br, two
+ * codings) is not learned from. */
+static void ans_coding(struct st_correlate_ans *a, const char *v, size_t n)
+{
+	if (name_is(v, n, "identity"))
+		return;
+	if (!a->zip && (name_is(v, n, "gzip") || name_is(v, n, "x-gzip") || name_is(v, n, "deflate")))
+		a->zip = true;
+	else
+		a->json = false;
+}
+
 void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate_config *cfg,
 			   const struct st_http_head *h)
 {
@@ -420,12 +433,13 @@ void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate
 		size_t need;
 		char *nb;
 
-		if (name_is(f->name, f->name_len, "content-encoding") &&
-		    !name_is(f->value, f->value_len, "identity"))
-			a->json = false; /* compressed: not learned from (yet) */
-		if (name_is(f->name, f->name_len, "content-type") &&
-		    !has_word(f->value, f->value_len, "json"))
-			a->json = false;
+		if (name_is(f->name, f->name_len, "content-encoding"))
+			ans_coding(a, f->value, f->value_len);
+		if (name_is(f->name, f->name_len, "content-type")) {
+			a->form = has_word(f->value, f->value_len, "x-www-form-urlencoded");
+			if (!a->form && !has_word(f->value, f->value_len, "json"))
+				a->json = false;
+		}
 		if (!name_is(f->name, f->name_len, "set-cookie") &&
 		    !name_is(f->name, f->name_len, "location") &&
 		    !named_header(cfg, f->name, f->name_len))
@@ -450,25 +464,79 @@ void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate
 	}
 }
 
+/* Past the caps, or a body that cannot be kept: nothing of it is learned from. */
+static void ans_cut(struct st_correlate_ans *a)
+{
+	a->cut = true;
+	if (a->held)
+		*a->held -= a->body_len;
+	free(a->body);
+	a->body = NULL;
+	a->body_len = 0;
+	if (a->z) {
+		inflateEnd(a->z);
+		free(a->z);
+		a->z = NULL;
+	}
+}
+
+static void ans_keep(struct st_correlate_ans *a, const void *p, size_t n);
+
+/* A compressed body's bytes, inflated into the body kept (bounded as a plain one is: a body
+ * that inflates past ST_CORRELATE_BODY_MAX is cut). */
+static void ans_inflate(struct st_correlate_ans *a, const void *p, size_t n)
+{
+	uint8_t out[4096];
+	int r;
+
+	if (!a->z) {
+		a->z = calloc(1, sizeof(*a->z));
+		/* 32 + 15: a gzip or zlib header, told apart by the library */
+		if (!a->z || inflateInit2(a->z, 32 + 15) != Z_OK) {
+			free(a->z);
+			a->z = NULL;
+			ans_cut(a);
+			return;
+		}
+	}
+	a->z->next_in = (Bytef *)p;
+	a->z->avail_in = (uInt)n;
+	do {
+		a->z->next_out = out;
+		a->z->avail_out = sizeof(out);
+		r = inflate(a->z, Z_NO_FLUSH);
+		if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR) {
+			ans_cut(a); /* not what it says it is */
+			return;
+		}
+		ans_keep(a, out, sizeof(out) - a->z->avail_out);
+	} while (!a->cut && r == Z_OK && (a->z->avail_in || !a->z->avail_out));
+}
+
 void st_correlate_ans_body(struct st_correlate_ans *a, const void *p, size_t n)
+{
+	if (!a->json || a->cut || !n)
+		return;
+	if (a->zip)
+		ans_inflate(a, p, n);
+	else
+		ans_keep(a, p, n);
+}
+
+static void ans_keep(struct st_correlate_ans *a, const void *p, size_t n)
 {
 	char *nb;
 
-	if (!a->json || a->cut || !n)
+	if (a->cut || !n)
 		return;
 	if ((size_t)a->body_len + n > ST_CORRELATE_BODY_MAX ||
 	    (a->held && *a->held + n > a->held_max)) {
-		a->cut = true;
-		if (a->held)
-			*a->held -= a->body_len;
-		free(a->body);
-		a->body = NULL;
-		a->body_len = 0;
+		ans_cut(a);
 		return;
 	}
 	nb = realloc(a->body, a->body_len + n);
 	if (!nb) {
-		a->cut = true;
+		ans_cut(a);
 		return;
 	}
 	memcpy(nb + a->body_len, p, n);
@@ -486,6 +554,10 @@ void st_correlate_ans_free(struct st_correlate_ans *a)
 		*held -= (uint64_t)a->hdr_len + a->body_len;
 	free(a->hdr);
 	free(a->body);
+	if (a->z) {
+		inflateEnd(a->z);
+		free(a->z);
+	}
 	memset(a, 0, sizeof(*a));
 	a->held = held;
 	a->held_max = max;
@@ -508,6 +580,7 @@ struct places {
 	uint32_t n, cap;
 	char *keys;
 	size_t klen, kcap;
+	char *vals;                  /* values decoded (a form's), pointed to by places */
 	bool fail;
 };
 
@@ -560,6 +633,7 @@ static void pl_free(struct places *pl)
 {
 	free(pl->p);
 	free(pl->keys);
+	free(pl->vals);
 }
 
 static bool strict_char(unsigned char c)
@@ -703,6 +777,74 @@ static void json_walk(struct jwalk *w, uint32_t i, const char *key, size_t kn, u
 	}
 }
 
+static int hexval(unsigned char c)
+{
+	return isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
+}
+
+/* s[0, n) of a URL-encoded form, decoded into out ('+' a space, %XX a byte; a '%' without
+ * two hex digits stays). Returns the length (at most n). */
+static size_t form_decode(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+
+		if (s[i] == '+') {
+			out[o++] = ' ';
+		} else if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+			   (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	return o;
+}
+
+/* A URL-encoded form (application/x-www-form-urlencoded: OAuth's token answers): each
+ * NAME=VALUE at the place "$.NAME", as a JSON member of that name (--correlate-field names
+ * it the same way), its value decoded into pl's copy of the body. */
+static void form_places(struct places *pl, const struct st_correlate_config *cfg, const char *b,
+			size_t n)
+{
+	size_t at = 0, i = 0;
+
+	pl->vals = malloc(n ? n : 1);
+	if (!pl->vals) {
+		pl->fail = true;
+		return;
+	}
+	while (i < n) {
+		const char *pair = b + i, *amp = memchr(pair, '&', n - i), *eq;
+		size_t pn = (size_t)((amp ? amp : b + n) - pair), kn, vn;
+		char path[512];               /* as a JSON member's (jwalk) */
+		bool named = false, wanted;
+		char *v = pl->vals + at;
+		int l;
+
+		i += pn + 1;
+		eq = memchr(pair, '=', pn);
+		if (!eq)
+			continue;
+		kn = (size_t)(eq - pair);
+		vn = form_decode(eq + 1, pn - kn - 1, v);
+		at += vn;
+		l = snprintf(path, sizeof(path), "$.%.*s", (int)kn, pair);
+		if (l < 0 || (size_t)l >= sizeof(path))
+			continue; /* too long a name to name */
+		for (unsigned r = 0; r < cfg->n_fields; r++)
+			if (path_rule(cfg->fields[r], path, (size_t)l, pair, kn))
+				named = true;
+		wanted = named || (!cfg->no_auto && (st_correlate_is_id_name(pair, kn) ||
+						      st_correlate_is_token(v, vn)));
+		pl_add(pl, "f:", 2, path, (size_t)l, v, vn,
+		       named ? ST_CORRELATE_MIN_LEN_NAMED : ST_CORRELATE_MIN_LEN, wanted);
+	}
+}
+
 /* Every place of an answer. doc must outlive the places (they point into it). */
 static void places_of(struct places *pl, const struct st_correlate_config *cfg,
 		      const struct st_correlate_ans *a, struct st_json_doc *doc)
@@ -719,7 +861,9 @@ static void places_of(struct places *pl, const struct st_correlate_config *cfg,
 		else
 			header_places(pl, name, nn, v, vn, named_header(cfg, name, nn));
 	}
-	if (a->json && !a->cut && a->body_len) {
+	if (a->json && a->form && !a->cut && a->body_len) {
+		form_places(pl, cfg, a->body, a->body_len);
+	} else if (a->json && !a->cut && a->body_len) {
 		size_t i = 0;
 
 		while (i < a->body_len && isspace((unsigned char)a->body[i]))

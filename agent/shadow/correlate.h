@@ -72,13 +72,18 @@ struct st_correlate_ans {
 	unsigned status;
 	char *hdr;                 /* "name\0value\0" for Set-Cookie, Location, named fields */
 	uint32_t hdr_len;
-	bool json;                 /* the body is JSON (by media type or content), not encoded */
-	bool cut;                  /* the body was longer than ST_CORRELATE_BODY_MAX */
+	bool json;                 /* the body is learned from: JSON (by media type or content), or a
+				    * URL-encoded form (form); not compressed, or gzip or deflate (zip) */
+	bool form;
+	bool zip;                  /* the body kept is inflated as it comes (z) */
+	bool cut;                  /* the body (inflated) was longer than ST_CORRELATE_BODY_MAX, or
+				    * did not inflate */
 	bool done;
 	char *body;
 	uint32_t body_len;
 	uint64_t *held;            /* optional: bytes every answer holds, kept up to date */
 	uint64_t held_max;         /* ... and past it, bodies are not kept (cut) */
+	struct z_stream_s *z;
 };
 
 struct st_correlate;
