@@ -83,8 +83,11 @@ bool st_correlate_is_token(const char *s, size_t n)
 
 bool st_correlate_is_id_name(const char *s, size_t n)
 {
-	static const char *const exact[] = { "id", "sid", "uuid", "guid", "key", "jti", "csrf",
-					     "xsrf", "nonce", "code" };
+	/* by length first: every member of every answer learned from asks */
+	static const struct { const char *s; size_t n; } exact[] = {
+		{ "id", 2 }, { "sid", 3 }, { "uuid", 4 }, { "guid", 4 }, { "key", 3 }, { "jti", 3 },
+		{ "csrf", 4 }, { "xsrf", 4 }, { "nonce", 5 }, { "code", 4 },
+	};
 	char l[64];
 
 	if (!n || n >= sizeof(l))
@@ -93,7 +96,7 @@ bool st_correlate_is_id_name(const char *s, size_t n)
 		l[i] = (char)tolower((unsigned char)s[i]);
 	l[n] = 0;
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-		if (!strcmp(l, exact[i]))
+		if (n == exact[i].n && !memcmp(l, exact[i].s, n))
 			return true;
 	if (strstr(l, "token") || strstr(l, "session"))
 		return true;
@@ -732,6 +735,30 @@ struct jwalk {
 	size_t plen;
 };
 
+/* w's path with ".KEY" (k, kn) or "[IDX]" (k NULL) appended at save: its length, or 0 when it
+ * does not fit. Called for every member of every answer learned from: no printf. */
+static size_t path_step(struct jwalk *w, size_t save, const char *k, size_t kn, uint32_t idx)
+{
+	char num[12];
+	size_t nl = 0;
+
+	if (!k) {
+		do
+			num[sizeof(num) - ++nl] = (char)('0' + idx % 10);
+		while ((idx /= 10));
+		k = num + sizeof(num) - nl;
+		kn = nl;
+	}
+	if (save + kn + 2 >= sizeof(w->path))
+		return 0;
+	w->path[save] = nl ? '[' : '.';
+	memcpy(w->path + save + 1, k, kn);
+	if (nl)
+		w->path[save + 1 + kn++] = ']';
+	w->path[save + 1 + kn] = 0;
+	return save + 1 + kn;
+}
+
 static void json_walk(struct jwalk *w, uint32_t i, const char *key, size_t kn, unsigned depth)
 {
 	const struct st_json_node *nd = st_json_node(w->d, i);
@@ -744,16 +771,13 @@ static void json_walk(struct jwalk *w, uint32_t i, const char *key, size_t kn, u
 
 		for (; c; c = st_json_node(w->d, c)->next, idx++) {
 			const struct st_json_node *ch = st_json_node(w->d, c);
-			int l;
+			size_t l = nd->type == ST_JSON_OBJECT ?
+					   path_step(w, save, st_json_key(w->d, ch), ch->key_len, 0) :
+					   path_step(w, save, NULL, 0, idx);
 
-			if (nd->type == ST_JSON_OBJECT)
-				l = snprintf(w->path + save, sizeof(w->path) - save, ".%.*s",
-					     (int)ch->key_len, st_json_key(w->d, ch));
-			else
-				l = snprintf(w->path + save, sizeof(w->path) - save, "[%u]", idx);
-			if (l < 0 || (size_t)l >= sizeof(w->path) - save)
+			if (!l)
 				continue; /* too deep a path to name */
-			w->plen = save + (size_t)l;
+			w->plen = l;
 			json_walk(w, c, nd->type == ST_JSON_OBJECT ? st_json_key(w->d, ch) : NULL,
 				  nd->type == ST_JSON_OBJECT ? ch->key_len : 0, depth + 1);
 			w->plen = save;
