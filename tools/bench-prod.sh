@@ -90,27 +90,10 @@ session_location() {
 CORR=0
 WRK_ARGS=()
 case " $CONFIGS " in *_corr\ * | *_nocorr\ *) CORR=1 WRK_ARGS=(-H "Cookie: sid=$PROD_SID") ;; esac
-# session_shadow NAME NS: nginx (1 worker) on 127.0.0.1:8081 answering every request as
-# production's /session.json does, with its own session
+# session_shadow NAME NS: nginx (1 worker) on 127.0.0.1:8081 answering /session.json as
+# production does, with its own session
 session_shadow() {
-	local d=$ST_TMP/$1
-	mkdir -p "$d/tmp"
-	cat >"$d/nginx.conf" <<EON
-daemon off;
-worker_processes 1;
-user root;
-pid $d/nginx.pid;
-error_log $d/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	client_body_temp_path $d/tmp/body;
-	keepalive_requests 1000000;
-	server { listen 127.0.0.1:8081; $(session_location "$SHADOW_SID") location / { return 404; } }
-}
-EON
-	st_bg "$1" st_in_bg "$2" nginx -c "$d/nginx.conf" -p "$d"
-	st_wait_port "$2" 8081 10
+	ST_NGINX_LOCATIONS=$(session_location "$SHADOW_SID") st_nginx_start "$1" "$2" 127.0.0.1:8081
 }
 export ST_NGINX_LOCATIONS
 ST_NGINX_LOCATIONS=$(session_location "$PROD_SID")

@@ -18,38 +18,17 @@
 # --correlate-wait is 5s (test_shadow_correlate.sh says why).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
+. "$(dirname "$0")/stateful_common.sh"
 st_require_root
 st_require_cmds ip python3 bpftool
 st_require_agent
 st_init
 
-SVC=$ST_ROOT/tests/integration/stateful_svc.py
-CLIENT=$ST_ROOT/tests/integration/stateful_client.py
 USERS=15
 ORDERS=3
 st_netns_pair
 st_netns_single shd
 SHD=$ST_LAST_NS
-
-# svc_start NAME NS ADDR PORT: a fresh instance (new secret, empty store); log $ST_TMP/NAME.log.
-svc_start() {
-	local name=$1 ns=$2 addr=$3 port=$4 pid
-	: >"$ST_TMP/$name.log"
-	st_in_bg "$ns" python3 "$SVC" "$addr" "$port" "$ST_TMP/$name.log" >"$ST_TMP/$name.out" 2>&1 </dev/null &
-	pid=$!
-	ST_PIDS+=("$pid")
-	eval "SVC_PID_$name=$pid"
-	st_wait_port "$ns" "$port" 10 "pid=$pid,"
-}
-svc_stop() { local v="SVC_PID_$1"; st_stop "${!v}" TERM || true; }
-
-# matched PROD_LOG SHADOW_LOG: per mille of production's answers the shadow matched, route by
-# route and status by status (min of the two counts).
-matched() {
-	awk 'FNR == NR { p[$0]++; n++; next } { s[$0]++ }
-	     END { for (k in p) m += (p[k] < s[k] ? p[k] : s[k]); printf "%d\n", n ? 1000 * m / n : 0 }' "$1" "$2"
-}
-orders() { grep -c '^POST /orders 201$' "$1" || true; }
 
 # check NAME SUMMARY: the shadow NAME against production's log.
 check() {
@@ -57,7 +36,7 @@ check() {
 	SH_SUMMARY=$2
 	st_summary_documented "$SH_SUMMARY" receive "shadow and replay"
 	st_log "$name: $(grep -oE '(replayed|dropped|correlated_values|rewritten_requests|unmapped_requests|correlate_waits)=[0-9]+' <<<"$SH_SUMMARY" | tr '\n' ' ')"
-	m=$(matched "$ST_TMP/prod.log" "$ST_TMP/$name.log")
+	m=$(sf_matched "$ST_TMP/prod.log" "$ST_TMP/$name.log")
 	st_log "$name: the shadow matched $m‰ of production's statuses"
 	[ "$m" -ge 990 ] || { sort "$ST_TMP/prod.log" | uniq -c; sort "$ST_TMP/$name.log" | uniq -c;
 		st_fail "$name: the shadow matched production's statuses for only $m‰"; }
@@ -65,12 +44,12 @@ check() {
 	sh_expect dropped -eq 0
 	sh_expect correlated_values -ge $((USERS * (3 + ORDERS)))
 	sh_expect rewritten_requests -ge $((nprod - USERS))
-	[ "$(orders "$ST_TMP/$name.log")" -eq "$(orders "$ST_TMP/prod.log")" ] ||
-		st_fail "$name: the shadow holds $(orders "$ST_TMP/$name.log") orders, production $(orders "$ST_TMP/prod.log")"
+	[ "$(sf_orders "$ST_TMP/$name.log")" -eq "$(sf_orders "$ST_TMP/prod.log")" ] ||
+		st_fail "$name: the shadow holds $(sf_orders "$ST_TMP/$name.log") orders, production $(sf_orders "$ST_TMP/prod.log")"
 }
 
-svc_start prod "$ST_SRV_NS" "$ST_SRV4" 80
-svc_start live "$SHD" 127.0.0.1 8080
+sf_start prod "$ST_SRV_NS" "$ST_SRV4" 80
+sf_start live "$SHD" 127.0.0.1 8080
 mkfifo "$ST_TMP/pipe"
 st_in_bg "$SHD" "$ST_BIN" receive - --to 127.0.0.1:8080 --correlate --correlate-wait 5s \
 	<"$ST_TMP/pipe" >/dev/null 2>"$ST_TMP/rx.err" &
@@ -83,7 +62,7 @@ FILE_PID=$TEE_PID
 
 st_log "$USERS users, $ORDERS orders each, keep-alive, a second connection each"
 t0=$(date +%s%N)
-st_in "$ST_CLI_NS" timeout 120 python3 "$CLIENT" "$ST_SRV4" 80 "$USERS" "$ORDERS" ||
+st_in "$ST_CLI_NS" timeout 120 python3 "$SF_CLIENT" "$ST_SRV4" 80 "$USERS" "$ORDERS" ||
 	st_fail "production itself did not answer as expected"
 traffic_ms=$((($(date +%s%N) - t0) / 1000000))
 nprod=$(wc -l <"$ST_TMP/prod.log")
@@ -97,7 +76,7 @@ wait "$RX_PID" || rc=$?
 [ "$rc" -eq 0 ] || { cat "$ST_TMP/rx.err"; st_fail "receive --correlate exited with $rc"; }
 check live "$(st_summary "$ST_TMP/rx.err")"
 
-svc_start paced "$SHD" 127.0.0.1 8081
+sf_start paced "$SHD" 127.0.0.1 8081
 t0=$(date +%s%N)
 st_in "$SHD" timeout 120 "$ST_BIN" receive "$ST_TMP/s.tee" --to 127.0.0.1:8081 \
 	--correlate --correlate-wait 5s 2>"$ST_TMP/paced.err" ||
@@ -109,13 +88,13 @@ st_log "paced: $paced_ms ms for $traffic_ms ms of traffic"
 [ "$paced_ms" -ge $((traffic_ms * 8 / 10)) ] ||
 	st_fail "receive FILE replayed $traffic_ms ms of traffic in $paced_ms ms: not at its pace"
 
-svc_start fast "$SHD" 127.0.0.1 8082
+sf_start fast "$SHD" 127.0.0.1 8082
 st_in "$SHD" timeout 120 "$ST_BIN" receive "$ST_TMP/s.tee" --to 127.0.0.1:8082 --fast \
 	--correlate --correlate-wait 5s 2>"$ST_TMP/fast.err" ||
 	{ cat "$ST_TMP/fast.err"; st_fail "receive FILE --fast --correlate failed"; }
 check fast "$(st_summary "$ST_TMP/fast.err")"
-svc_stop prod
-svc_stop live
-svc_stop paced
-svc_stop fast
+sf_stop prod
+sf_stop live
+sf_stop paced
+sf_stop fast
 st_log "PASS"

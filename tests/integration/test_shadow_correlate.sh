@@ -20,68 +20,45 @@
 # went unmapped, 7 answered 401/404). What this test proves is the mapping, not the default.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/shadow_common.sh"
+. "$(dirname "$0")/stateful_common.sh"
 st_require_root
 st_require_cmds ip python3 tcpdump bpftool
 st_require_agent
 st_init
 
-SVC=$ST_ROOT/tests/integration/stateful_svc.py
-CLIENT=$ST_ROOT/tests/integration/stateful_client.py
 USERS=15
 ORDERS=3
 st_netns_pair
-
-# svc_start NAME NS ADDR PORT: a fresh instance (new secret, empty store); log $ST_TMP/NAME.log.
-svc_start() {
-	local name=$1 ns=$2 addr=$3 port=$4 pid
-	: >"$ST_TMP/$name.log"
-	st_in_bg "$ns" python3 "$SVC" "$addr" "$port" "$ST_TMP/$name.log" >"$ST_TMP/$name.out" 2>&1 </dev/null &
-	pid=$!
-	ST_PIDS+=("$pid")
-	eval "SVC_PID_$name=$pid"
-	st_wait_port "$ns" "$port" 10 "pid=$pid,"
-}
-svc_stop() { local v="SVC_PID_$1"; st_stop "${!v}" TERM || true; }
-
-# matched PROD_LOG SHADOW_LOG: per mille of production's answers the shadow matched, route by
-# route and status by status (min of the two counts).
-matched() {
-	awk 'FNR == NR { p[$0]++; n++; next } { s[$0]++ }
-	     END { for (k in p) m += (p[k] < s[k] ? p[k] : s[k]); printf "%d\n", n ? 1000 * m / n : 0 }' "$1" "$2"
-}
-# refused LOG: per mille of 401/404 answers.
-refused() { awk '{ n++ } $3 == 401 || $3 == 404 { r++ } END { printf "%d\n", n ? 1000 * r / n : 0 }' "$1"; }
-orders() { grep -c '^POST /orders 201$' "$1" || true; }
 
 # run NAME ARGS...: fresh production and shadow (and reference on 8081), the agent with ARGS,
 # the clients; waits for the shadow to have answered as many requests as production.
 run() {
 	local name=$1 nprod
 	shift
-	svc_start "prod_$name" "$ST_SRV_NS" "$ST_SRV4" 80
-	STATEFUL_MUTATE=${MUTATE:-} svc_start "shadow_$name" "$ST_CLI_NS" "$ST_CLI4" 8080
-	svc_start "ref_$name" "$ST_CLI_NS" "$ST_CLI4" 8081
+	sf_start "prod_$name" "$ST_SRV_NS" "$ST_SRV4" 80
+	STATEFUL_MUTATE=${MUTATE:-} sf_start "shadow_$name" "$ST_CLI_NS" "$ST_CLI4" 8080
+	sf_start "ref_$name" "$ST_CLI_NS" "$ST_CLI4" 8081
 	sh_agent_start "agent_$name" "$ST_SRV_NS" "$ST_SRV_IF" --port 80 --to "$ST_CLI4:8080" "$@"
 	st_log "$name: $USERS users, $ORDERS orders each, keep-alive, a second connection each"
-	st_in "$ST_CLI_NS" timeout 120 python3 "$CLIENT" "$ST_SRV4" 80 "$USERS" "$ORDERS" ||
+	st_in "$ST_CLI_NS" timeout 120 python3 "$SF_CLIENT" "$ST_SRV4" 80 "$USERS" "$ORDERS" ||
 		st_fail "$name: production itself did not answer as expected"
 	nprod=$(wc -l <"$ST_TMP/prod_$name.log")
 	sh_wait_lines "$ST_TMP/shadow_$name.log" "$nprod" 30 || true
 	sh_agent_stop "agent_$name"
-	svc_stop "prod_$name"
-	svc_stop "shadow_$name"
-	svc_stop "ref_$name"
+	sf_stop "prod_$name"
+	sf_stop "shadow_$name"
+	sf_stop "ref_$name"
 	st_log "$name: production answered $nprod, the shadow $(wc -l <"$ST_TMP/shadow_$name.log"):" \
-		"matched $(matched "$ST_TMP/prod_$name.log" "$ST_TMP/shadow_$name.log")‰," \
-		"shadow refused $(refused "$ST_TMP/shadow_$name.log")‰"
+		"matched $(sf_matched "$ST_TMP/prod_$name.log" "$ST_TMP/shadow_$name.log")‰," \
+		"shadow refused $(sf_refused "$ST_TMP/shadow_$name.log")‰"
 }
 
 run plain
 sh_expect replayed -gt 100
 sh_expect correlated_values -eq 0
-r=$(refused "$ST_TMP/shadow_plain.log")
+r=$(sf_refused "$ST_TMP/shadow_plain.log")
 [ "$r" -gt 500 ] || st_fail "without --correlate the shadow refused only $r‰ (the test shows nothing)"
-[ "$(refused "$ST_TMP/prod_plain.log")" -eq 0 ] || st_fail "production refused requests"
+[ "$(sf_refused "$ST_TMP/prod_plain.log")" -eq 0 ] || st_fail "production refused requests"
 
 st_tcpdump_start rec "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/rec.pcap" 'tcp port 80'
 rec_pid=$ST_TCPDUMP_PID
@@ -94,11 +71,11 @@ sh_expect dropped -eq 0
 sh_expect correlated_values -ge $((USERS * (3 + ORDERS)))
 sh_expect rewritten_requests -ge $((nprod - USERS))
 st_log "counters: $(grep -oE '(correlated_values|rewritten_requests|unmapped_requests|correlate_waits|correlate_evicted)=[0-9]+' <<<"$SH_SUMMARY" | tr '\n' ' ')"
-m=$(matched "$ST_TMP/prod_corr.log" "$ST_TMP/shadow_corr.log")
+m=$(sf_matched "$ST_TMP/prod_corr.log" "$ST_TMP/shadow_corr.log")
 [ "$m" -ge 990 ] || { sort "$ST_TMP/prod_corr.log" | uniq -c; sort "$ST_TMP/shadow_corr.log" | uniq -c;
 	st_fail "with --correlate the shadow matched production's statuses for only $m‰"; }
-[ "$(orders "$ST_TMP/shadow_corr.log")" -eq "$(orders "$ST_TMP/prod_corr.log")" ] ||
-	st_fail "the shadow holds $(orders "$ST_TMP/shadow_corr.log") orders, production $(orders "$ST_TMP/prod_corr.log")"
+[ "$(sf_orders "$ST_TMP/shadow_corr.log")" -eq "$(sf_orders "$ST_TMP/prod_corr.log")" ] ||
+	st_fail "the shadow holds $(sf_orders "$ST_TMP/shadow_corr.log") orders, production $(sf_orders "$ST_TMP/prod_corr.log")"
 nme=$(grep -c '^GET /me 200$' "$ST_TMP/prod_corr.log")
 sh_expect compared -eq "$nprod"
 sh_expect correlated -gt "$nprod"
@@ -138,12 +115,12 @@ EOF
 # The same traffic from the capture, to a fresh shadow.
 st_netns_single replay
 RNS=$ST_LAST_NS
-svc_start shadow_replay "$RNS" 127.0.0.1 8080
+sf_start shadow_replay "$RNS" 127.0.0.1 8080
 st_in "$RNS" timeout 120 "$ST_BIN" replay "$ST_TMP/rec.pcap" --port 80 --to 127.0.0.1:8080 \
 	--correlate --correlate-wait 5s 2>"$ST_TMP/replay.err" || { cat "$ST_TMP/replay.err"; st_fail "replay --correlate failed"; }
 SH_SUMMARY=$(st_summary "$ST_TMP/replay.err")
 sh_expect replayed -eq "$nprod"
-m=$(matched "$ST_TMP/prod_corr.log" "$ST_TMP/shadow_replay.log")
+m=$(sf_matched "$ST_TMP/prod_corr.log" "$ST_TMP/shadow_replay.log")
 st_log "replay: the shadow matched $m‰"
 [ "$m" -ge 990 ] || st_fail "replay --correlate: the shadow matched production's statuses for only $m‰"
 st_log "PASS"
