@@ -328,8 +328,9 @@ static int parse(struct receive *rx, int argc, char **argv)
  * its connection; what comes late goes at once. Ahead means ahead of now and of every
  * release time given: a file decoded ahead of its pace is not a jump, and a pace set again
  * never sends a segment before one that came earlier in the stream (a value --correlate
- * learns from an earlier answer, on another connection, would come too late). Like replay's original timing; --fast turns
- * it off. At most RX_PACE_MAX_BYTES wait: then the input waits (rx_busy()).
+ * learns from an earlier answer, on another connection, would come too late). Like
+ * replay's original timing; --fast turns it off. At most RX_PACE_MAX_BYTES wait: then the
+ * input waits (rx_busy()).
  */
 struct pseg {
 	uint64_t due, seq;

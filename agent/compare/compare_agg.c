@@ -566,7 +566,8 @@ struct st_cmp_corr_field *st_cmp_endpoint_corr(struct st_cmp_endpoint *e, const 
 }
 
 /* The candidate's differences its --correlate map explained, per field (once per pair). */
-static void corr_add(struct st_cmp_agg *a, struct st_cmp_endpoint *e, const struct st_cmp_diffs *raw)
+static void corr_add(struct st_cmp_agg *a, struct st_cmp_endpoint *e,
+		     const struct st_cmp_diffs *raw)
 {
 	if (!raw->correlated)
 		return;

@@ -116,7 +116,6 @@ void st_cmp_verdict_print(const struct st_cmp_verdict *v, const char *report)
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
 
-/* The percentiles for people, the histogram (sparse: [index, count]) for merges. */
 /* "correlated": pairs, "correlated_fields": where the candidate's --correlate map explained a
  * difference (docs/COMPARE.md, "Correlated") */
 static void json_corr(FILE *f, const struct st_cmp_endpoint *e)
@@ -130,6 +129,7 @@ static void json_corr(FILE *f, const struct st_cmp_endpoint *e)
 	fputc(']', f);
 }
 
+/* The percentiles for people, the histogram (sparse: [index, count]) for merges. */
 static void json_lat(FILE *f, const struct st_cmp_lat *l)
 {
 	bool first = true;
@@ -811,7 +811,8 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 			}
 		}
 	} else if (e->compared) {
-		fputs("<p>Every compared answer matched production's (after the ignore rules).</p>", f);
+		fprintf(f, "<p>Every compared answer matched production's (after the ignore rules%s).</p>",
+			e->correlated ? " and with the candidate's own sessions and ids for production's" : "");
 	}
 	h_corr(f, e);
 	/* latency and status */
