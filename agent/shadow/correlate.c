@@ -549,12 +549,14 @@ static void ans_keep(struct st_correlate_ans *a, const void *p, size_t n)
 		*a->held += n;
 }
 
+static uint64_t pls_drop(struct st_correlate_pl *k);
+
 void st_correlate_ans_free(struct st_correlate_ans *a)
 {
-	uint64_t *held = a->held, max = a->held_max;
+	uint64_t *held = a->held, max = a->held_max, plmem = a->pl ? pls_drop(a->pl) : 0;
 
 	if (held)
-		*held -= (uint64_t)a->hdr_len + a->body_len;
+		*held -= (uint64_t)a->hdr_len + a->body_len + plmem;
 	free(a->hdr);
 	free(a->body);
 	if (a->z) {
@@ -920,41 +922,92 @@ static bool place_ok(const struct place *p)
 	return p->wanted && p->vn >= p->min && !one_byte(p->v, p->vn);
 }
 
-void st_correlate__expect(struct st_correlate *c, const struct st_correlate_ans *prod, uint64_t now)
-{
-	struct places pl = { 0 };
+/* An answer's places and the document they point into. Production's are made once and kept
+ * with its answer (ans->pl) for every step and target (expect, learn, explain), their memory
+ * counted with the answer's bytes (*held: past held_max they are made again each time). */
+struct st_correlate_pl {
+	struct places pl;
 	struct st_json_doc doc;
+	uint64_t mem;
+};
+
+static void pls_free(struct st_correlate_pl *k)
+{
+	pl_free(&k->pl);
+	st_json_doc_free(&k->doc);
+}
+
+/* Kept places freed: the memory they were counted for. */
+static uint64_t pls_drop(struct st_correlate_pl *k)
+{
+	uint64_t mem = k->mem;
+
+	pls_free(k);
+	free(k);
+	return mem;
+}
+
+/* a's places: the kept ones, or made into tmp and kept when keep and they fit (then tmp is
+ * left empty). The caller frees tmp (pls_free) either way. */
+static const struct places *places_get(const struct st_correlate *c, struct st_correlate_ans *a,
+				       struct st_correlate_pl *tmp, bool keep)
+{
+	struct st_correlate_pl *k;
+	uint64_t mem;
+
+	memset(tmp, 0, sizeof(*tmp));
+	if (a->pl)
+		return &a->pl->pl;
+	st_json_doc_init(&tmp->doc, PLACES_MAX, 64);
+	places_of(&tmp->pl, &c->cfg, a, &tmp->doc);
+	if (!keep || !a->done || tmp->pl.fail)
+		return &tmp->pl;
+	mem = sizeof(*k) + (uint64_t)tmp->pl.cap * sizeof(struct place) + tmp->pl.kcap +
+	      (tmp->pl.vals ? a->body_len : 0) + st_json_doc_mem(&tmp->doc);
+	if (a->held && *a->held + mem > a->held_max)
+		return &tmp->pl;
+	k = malloc(sizeof(*k));
+	if (!k)
+		return &tmp->pl;
+	*k = *tmp;
+	k->mem = mem;
+	memset(tmp, 0, sizeof(*tmp));
+	a->pl = k;
+	if (a->held)
+		*a->held += mem;
+	return &k->pl;
+}
+
+void st_correlate__expect(struct st_correlate *c, struct st_correlate_ans *prod, uint64_t now)
+{
+	struct st_correlate_pl tmp;
+	const struct places *pl;
 
 	if (!c->cfg.wait_ns)
 		return;
-	st_json_doc_init(&doc, PLACES_MAX, 64);
-	places_of(&pl, &c->cfg, prod, &doc);
-	for (uint32_t i = 0; i < pl.n; i++)
-		if (place_ok(&pl.p[i]))
-			pend(c, pl.p[i].v, pl.p[i].vn, now);
-	pl_free(&pl);
-	st_json_doc_free(&doc);
+	pl = places_get(c, prod, &tmp, true);
+	for (uint32_t i = 0; i < pl->n; i++)
+		if (place_ok(&pl->p[i]))
+			pend(c, pl->p[i].v, pl->p[i].vn, now);
+	pls_free(&tmp);
 }
 
-void st_correlate__explain(struct st_correlate *c, const struct st_correlate_ans *prod, uint64_t now,
+void st_correlate__explain(struct st_correlate *c, struct st_correlate_ans *prod, uint64_t now,
 			   void (*fn)(void *ctx, const char *pv, size_t pn, const char *tv, size_t tn),
 			   void *ctx)
 {
-	struct places pl = { 0 };
-	struct st_json_doc doc;
+	struct st_correlate_pl tmp;
+	const struct places *pl = places_get(c, prod, &tmp, true);
 
-	st_json_doc_init(&doc, PLACES_MAX, 64);
-	places_of(&pl, &c->cfg, prod, &doc);
-	for (uint32_t i = 0; i < pl.n; i++) {
+	for (uint32_t i = 0; i < pl->n; i++) {
 		const char *o;
 		size_t on;
 
-		if (place_ok(&pl.p[i]) &&
-		    st_correlate__lookup(c, pl.p[i].v, pl.p[i].vn, now, &o, &on) == ST_COR_MAPPED)
-			fn(ctx, pl.p[i].v, pl.p[i].vn, o, on);
+		if (place_ok(&pl->p[i]) &&
+		    st_correlate__lookup(c, pl->p[i].v, pl->p[i].vn, now, &o, &on) == ST_COR_MAPPED)
+			fn(ctx, pl->p[i].v, pl->p[i].vn, o, on);
 	}
-	pl_free(&pl);
-	st_json_doc_free(&doc);
+	pls_free(&tmp);
 }
 
 static int place_cmp(const void *a, const void *b)
@@ -964,21 +1017,20 @@ static int place_cmp(const void *a, const void *b)
 	return x->khash < y->khash ? -1 : x->khash > y->khash;
 }
 
-unsigned st_correlate__learn(struct st_correlate *c, const struct st_correlate_ans *prod,
+unsigned st_correlate__learn(struct st_correlate *c, struct st_correlate_ans *prod,
 			     const struct st_correlate_ans *tgt, uint64_t now)
 {
-	struct places pp = { 0 }, tp = { 0 };
-	struct st_json_doc pd, td;
+	struct st_correlate_pl ptmp, td = { 0 };
+	struct places tp = { 0 };
+	const struct places *pp = places_get(c, prod, &ptmp, true);
 	unsigned learned = 0;
 
-	st_json_doc_init(&pd, PLACES_MAX, 64);
-	st_json_doc_init(&td, PLACES_MAX, 64);
-	places_of(&pp, &c->cfg, prod, &pd);
-	places_of(&tp, &c->cfg, tgt, &td);
+	st_json_doc_init(&td.doc, PLACES_MAX, 64);
+	places_of(&tp, &c->cfg, tgt, &td.doc);
 	if (tp.n)
 		qsort(tp.p, tp.n, sizeof(*tp.p), place_cmp);
-	for (uint32_t i = 0; i < pp.n; i++) {
-		const struct place *p = &pp.p[i];
+	for (uint32_t i = 0; i < pp->n; i++) {
+		const struct place *p = &pp->p[i];
 		uint32_t lo = 0, hi = tp.n;
 
 		if (!place_ok(p))
@@ -995,7 +1047,7 @@ unsigned st_correlate__learn(struct st_correlate *c, const struct st_correlate_a
 			const struct place *t = &tp.p[lo];
 
 			if (t->klen != p->klen ||
-			    memcmp(tp.keys + t->koff, pp.keys + p->koff, p->klen))
+			    memcmp(tp.keys + t->koff, pp->keys + p->koff, p->klen))
 				continue;
 			if (t->vn < p->min)
 				break;
@@ -1003,10 +1055,9 @@ unsigned st_correlate__learn(struct st_correlate *c, const struct st_correlate_a
 			break;
 		}
 	}
-	pl_free(&pp);
+	pls_free(&ptmp);
 	pl_free(&tp);
-	st_json_doc_free(&pd);
-	st_json_doc_free(&td);
+	st_json_doc_free(&td.doc);
 	return learned;
 }
 

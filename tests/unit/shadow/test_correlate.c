@@ -508,6 +508,51 @@ static const char *rewrite(const char *req, int want, size_t body_len, unsigned 
 	return res;
 }
 
+/* Production's places are made once (expect) and kept with its answer for every target's
+ * learning and tap compare's explaining, counted in the answers' bytes; past their cap they
+ * are made again each time, with the same result. */
+static void test_places_kept(void **state)
+{
+	struct st_correlate_config cfg = { .wait_ns = 300 * MS };
+	const char *prod = "HTTP/1.1 200 OK\r\nSet-Cookie: sid=prodSESSION12345\r\n"
+			   "Content-Type: application/json\r\nContent-Length: 45\r\n\r\n"
+			   "{\"id\":\"" UUID_P "\"}";
+	const char *tgt[2] = { "HTTP/1.1 200 OK\r\nSet-Cookie: sid=shadowSESSION987\r\n"
+			       "Content-Length: 45\r\n\r\n{\"id\":\"" UUID_T "\"}",
+			       "HTTP/1.1 200 OK\r\nSet-Cookie: sid=otherSESSION5555\r\n"
+			       "Content-Length: 0\r\n\r\n" };
+	static const char *const want[2] = { "shadowSESSION987", "otherSESSION5555" };
+
+	(void)state;
+	for (int cap = 0; cap < 2; cap++) {
+		struct st_correlate *c[2] = { new_map(&cfg), new_map(&cfg) };
+		struct st_correlate_ans p, t;
+		uint64_t held, bytes;
+		char out[512] = "";
+
+		ans_from(&cfg, prod, &p);
+		bytes = held = (uint64_t)p.hdr_len + p.body_len;
+		p.held = &held;
+		p.held_max = cap ? held : 1u << 20; /* the second time: no room for the places */
+		for (int k = 0; k < 2; k++) {
+			st_correlate__expect(c[k], &p, 1000 * MS);
+			assert_int_equal(p.pl != NULL, !cap);
+			assert_true(cap ? held == bytes : held > bytes);
+			ans_from(&cfg, tgt[k], &t);
+			assert_int_equal(st_correlate__learn(c[k], &p, &t, 1100 * MS), k ? 1 : 2);
+			st_correlate_ans_free(&t);
+			assert_string_equal(mapped(c[k], "prodSESSION12345", 1200 * MS), want[k]);
+		}
+		assert_string_equal(mapped(c[0], UUID_P, 1200 * MS), UUID_T);
+		st_correlate__explain(c[0], &p, 1200 * MS, explained, out);
+		assert_string_equal(out, "prodSESSION12345>shadowSESSION987;" UUID_P ">" UUID_T ";");
+		st_correlate_ans_free(&p);
+		assert_int_equal(held, 0);
+		st_correlate__free(c[0]);
+		st_correlate__free(c[1]);
+	}
+}
+
 static void test_rewrite_head(void **state)
 {
 	unsigned pend;
@@ -629,6 +674,7 @@ int main(void)
 		cmocka_unit_test(test_learn_headers),
 		cmocka_unit_test(test_conflict),
 		cmocka_unit_test(test_pending),
+		cmocka_unit_test(test_places_kept),
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_rewrite_head),
 		cmocka_unit_test(test_rewrite_body),
