@@ -467,6 +467,22 @@ void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate
 	}
 }
 
+/* What an inflater holds (zlib's state and its 32 KiB window), counted with the bytes kept
+ * while it lives. */
+#define Z_MEM (48u << 10)
+
+/* The inflater ends (the stream's end, a cut, the answer freed). */
+static void ans_z_end(struct st_correlate_ans *a)
+{
+	if (!a->z)
+		return;
+	inflateEnd(a->z);
+	free(a->z);
+	a->z = NULL;
+	if (a->held)
+		*a->held -= Z_MEM;
+}
+
 /* Past the caps, or a body that cannot be kept: nothing of it is learned from. */
 static void ans_cut(struct st_correlate_ans *a)
 {
@@ -476,11 +492,7 @@ static void ans_cut(struct st_correlate_ans *a)
 	free(a->body);
 	a->body = NULL;
 	a->body_len = 0;
-	if (a->z) {
-		inflateEnd(a->z);
-		free(a->z);
-		a->z = NULL;
-	}
+	ans_z_end(a);
 }
 
 static void ans_keep(struct st_correlate_ans *a, const void *p, size_t n);
@@ -492,7 +504,13 @@ static void ans_inflate(struct st_correlate_ans *a, const void *p, size_t n)
 	uint8_t out[4096];
 	int r;
 
+	if (a->zdone)
+		return; /* bytes after the compressed stream's end */
 	if (!a->z) {
+		if (a->held && *a->held + Z_MEM > a->held_max) {
+			ans_cut(a);
+			return;
+		}
 		a->z = calloc(1, sizeof(*a->z));
 		/* 32 + 15: a gzip or zlib header, told apart by the library */
 		if (!a->z || inflateInit2(a->z, 32 + 15) != Z_OK) {
@@ -501,6 +519,8 @@ static void ans_inflate(struct st_correlate_ans *a, const void *p, size_t n)
 			ans_cut(a);
 			return;
 		}
+		if (a->held)
+			*a->held += Z_MEM;
 	}
 	a->z->next_in = (Bytef *)p;
 	a->z->avail_in = (uInt)n;
@@ -514,6 +534,10 @@ static void ans_inflate(struct st_correlate_ans *a, const void *p, size_t n)
 		}
 		ans_keep(a, out, sizeof(out) - a->z->avail_out);
 	} while (!a->cut && r == Z_OK && (a->z->avail_in || !a->z->avail_out));
+	if (!a->cut && r == Z_STREAM_END) {
+		a->zdone = true;
+		ans_z_end(a);
+	}
 }
 
 void st_correlate_ans_body(struct st_correlate_ans *a, const void *p, size_t n)
@@ -557,12 +581,9 @@ void st_correlate_ans_free(struct st_correlate_ans *a)
 
 	if (held)
 		*held -= (uint64_t)a->hdr_len + a->body_len + plmem;
+	ans_z_end(a);
 	free(a->hdr);
 	free(a->body);
-	if (a->z) {
-		inflateEnd(a->z);
-		free(a->z);
-	}
 	memset(a, 0, sizeof(*a));
 	a->held = held;
 	a->held_max = max;

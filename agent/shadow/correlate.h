@@ -75,7 +75,9 @@ struct st_correlate_ans {
 	bool json;                 /* the body is learned from: JSON (by media type or content), or a
 				    * URL-encoded form (form); not compressed, or gzip or deflate (zip) */
 	bool form;
-	bool zip;                  /* the body kept is inflated as it comes (z) */
+	bool zip;                  /* the body kept is inflated as it comes (z, counted in *held
+				    * while it lives; ended at the stream's end: zdone) */
+	bool zdone;
 	bool cut;                  /* the body (inflated) was longer than ST_CORRELATE_BODY_MAX, or
 				    * did not inflate */
 	bool done;

@@ -30,15 +30,18 @@
 #define UUID_P "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 #define UUID_T "9f0c1a3e-7d2b-4c5e-8a6f-123456789abc"
 
-/* An answer framed by http.c from its wire bytes raw[0, len), as the engine collects it. */
-static void ans_from_len(const struct st_correlate_config *cfg, const char *raw, size_t len,
-			 struct st_correlate_ans *a)
+/* An answer framed by http.c from its wire bytes raw[0, len), as the engine collects it;
+ * held (or NULL) counts what it holds, up to 1 MiB. */
+static void ans_from_held(const struct st_correlate_config *cfg, const char *raw, size_t len,
+			  uint64_t *held, struct st_correlate_ans *a)
 {
 	struct st_http_parser p;
 	struct st_http_event ev;
 	const char *s = raw;
 
 	memset(a, 0, sizeof(*a));
+	a->held = held;
+	a->held_max = 1u << 20;
 	assert_int_equal(st_http__init(&p, ST_HTTP_RESPONSE, NULL), 0);
 	assert_int_equal(st_http__push_method(&p, ST_HTTP_M_GET), 0);
 	for (;;) {
@@ -58,6 +61,12 @@ static void ans_from_len(const struct st_correlate_config *cfg, const char *raw,
 	}
 	a->done = true;
 	st_http__free(&p);
+}
+
+static void ans_from_len(const struct st_correlate_config *cfg, const char *raw, size_t len,
+			 struct st_correlate_ans *a)
+{
+	ans_from_held(cfg, raw, len, NULL, a);
 }
 
 static void ans_from(const struct st_correlate_config *cfg, const char *raw,
@@ -312,6 +321,20 @@ static void test_learn_compressed(void **state)
 		assert_string_equal(mapped(c, "sid-prod-00001", 2), "sid-tgt-000099");
 		assert_string_equal(mapped(c, UUID_P, 2), UUID_T);
 		st_correlate__free(c);
+	}
+	/* what an answer holds is counted: the inflater while it lives (ended at the stream's
+	 * end), the body inflated */
+	{
+		struct st_correlate_ans a;
+		uint64_t held = 0;
+
+		tn = zipped(tgt, sizeof(tgt), "gzip", tb, strlen(tb), true);
+		ans_from_held(&cfg, tgt, tn, &held, &a);
+		assert_null(a.z);
+		assert_int_equal(a.body_len, strlen(tb));
+		assert_int_equal(held, (uint64_t)a.hdr_len + a.body_len);
+		st_correlate_ans_free(&a);
+		assert_int_equal(held, 0);
 	}
 	/* a body that inflates past the cap (a few hundred bytes on the wire) */
 	c = new_map(&cfg);
