@@ -21,6 +21,13 @@
 #   (`tee --sample 10 --max-rate 0 --kafka MOCK --topic bench`: the Kafka output at 10%, into
 #   build/tools/kafka-mock, librdkafka's mock cluster, 3 partitions, in the production
 #   namespace: the broker's own CPU is the mock's, not production's).
+#   --correlate (docs/SHADOW.md, "Sessions and ids"): shadow10_corr and shadow100_corr
+#   (`shadow --to 127.0.0.1:8081 --sample N --correlate`) against shadow10_nocorr and
+#   shadow100_nocorr (the same without --correlate). When one of them is asked for, every run
+#   of the stage asks for GET /session.json with `Cookie: sid=<production's session>`:
+#   production answers its session in Set-Cookie and in the JSON body (~150 B), the shadow on
+#   127.0.0.1:8081 (nginx, 1 worker) its own; so the agent learns from every pair of answers
+#   and rewrites every request's cookie (the same mapping, learned once, used in each).
 # Each round runs no agent, then every configuration with a no-agent run after it (A none B
 # none ...; `wrk -t1 -c$CONNS -d${SECS}s` each), the order of the configurations rotating from
 # round to round. A configuration's ratio in a round is its req/s over the mean of the two
@@ -63,6 +70,25 @@ sysctl -qw kernel.bpf_stats_enabled=0
 # ---- the stages ------------------------------------------------------------------------------
 export ST_NGINX_ACCESS_LOG=off
 JSON='{"id":4711,"name":"shadowtap","status":"ok","items":[1,2,3,5,8,13],"ts":"2026-11-26T10:00:00Z"}'
+# --correlate's configurations: a session production issues, and the shadow's own
+PROD_SID=5f0c2a9e7b3d41e8a6c4f2b0d9e8c7a1
+SHADOW_SID=c81e728d9d4c2f636f067f89cc14862c
+session_json() { printf '{"id":4711,"name":"shadowtap","status":"ok","session":"%s","ts":"2026-11-26T10:00:00Z"}' "$1"; }
+# session_location SID: an nginx location answering /session.json with session SID
+session_location() {
+	printf 'location = /session.json { default_type application/json; add_header Set-Cookie "sid=%s; Path=/"; return 200 %s; }' \
+		"$1" "'$(session_json "$1")'"
+}
+CORR=0
+WRK_ARGS=()
+case " $CONFIGS " in *_corr\ * | *_nocorr\ *) CORR=1 WRK_ARGS=(-H "Cookie: sid=$PROD_SID") ;; esac
+# session_shadow NAME NS: nginx (1 worker) on 127.0.0.1:8081 answering /session.json as
+# production does, with its own session
+session_shadow() {
+	ST_NGINX_LOCATIONS=$(session_location "$SHADOW_SID") st_nginx_start "$1" "$2" 127.0.0.1:8081
+}
+export ST_NGINX_LOCATIONS
+ST_NGINX_LOCATIONS=$(session_location "$PROD_SID")
 
 declare -A L_SRV L_CLI L_IF L_HOST L_BOOT
 # kafka10: a mock cluster in the production namespace of each link
@@ -84,6 +110,7 @@ for link in $LINKS; do
 		st_nginx_start prod-veth "$ST_SRV_NS" 80
 		printf '%s\n' "$JSON" >"$ST_TMP/prod-veth/www/api.json"
 		noop_shadow shadow-veth "$ST_SRV_NS"
+		[ "$CORR" = 0 ] || session_shadow session-veth "$ST_SRV_NS"
 		case " $CONFIGS " in *" kafka10 "*) mock_start veth "$ST_SRV_NS" ;; esac
 		;;
 	lo)
@@ -92,6 +119,7 @@ for link in $LINKS; do
 		st_nginx_start prod-lo "$ST_LAST_NS" 127.0.0.1:80
 		printf '%s\n' "$JSON" >"$ST_TMP/prod-lo/www/api.json"
 		noop_shadow shadow-lo "$ST_LAST_NS"
+		[ "$CORR" = 0 ] || session_shadow session-lo "$ST_LAST_NS"
 		case " $CONFIGS " in *" kafka10 "*) mock_start lo "$ST_LAST_NS" ;; esac
 		;;
 	*) echo "shadowtap bench-prod: unknown link '$link' (veth, lo)" >&2; exit 2 ;;
@@ -125,6 +153,10 @@ cfg_tcpdump() {
 cfg_shadow1() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080 --sample 1; }
 cfg_shadow10() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080 --sample 10; }
 cfg_shadow100() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8080; }
+cfg_shadow10_nocorr() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8081 --sample 10; }
+cfg_shadow10_corr() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8081 --sample 10 --correlate; }
+cfg_shadow100_nocorr() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8081; }
+cfg_shadow100_corr() { agent_start "$ST_BIN" shadow --to 127.0.0.1:8081 --correlate; }
 cfg_shadow10_base() { agent_start "$BASE_BIN" shadow --to 127.0.0.1:8080 --sample 10; }
 cfg_watch() { agent_start "$ST_BIN" watch --metrics "$SHM/watch.prom"; }
 cfg_kafka10() {
@@ -138,7 +170,7 @@ cfg_stop() {
 
 # bench_load URL: "requests requests/s" of one wrk run.
 bench_load() {
-	st_in "$CLI_NS" wrk -t1 -c"$CONNS" -d"$SECS"s --timeout 5s "$1" | awk '
+	st_in "$CLI_NS" wrk -t1 -c"$CONNS" -d"$SECS"s --timeout 5s "${WRK_ARGS[@]}" "$1" | awk '
 		/requests in/ { n = $1 }
 		/Requests\/sec/ { r = $2 }
 		END { printf "%d %.0f\n", n, r }'
@@ -168,6 +200,7 @@ bench_note() { # bench_note CFG ERRFILE: loss and what was done, from the summar
 	case $1 in
 	tcpdump) echo "dropped $(st_tcpdump_dropped "$2")" ;;
 	capture*) s=$(st_summary "$2"); echo "lost $(st_summary_field "$s" lost)" ;;
+	shadow*_corr) s=$(st_summary "$2"); echo "replayed $(st_summary_field "$s" replayed) rewritten $(st_summary_field "$s" rewritten_requests) unmapped $(st_summary_field "$s" unmapped_requests) lost $(st_summary_field "$s" lost)" ;;
 	shadow*) s=$(st_summary "$2"); echo "replayed $(st_summary_field "$s" replayed) lost $(st_summary_field "$s" lost)" ;;
 	watch*) s=$(st_summary "$2"); echo "exchanges $(st_summary_field "$s" exchanges) lost $(st_summary_field "$s" lost) lost_exchanges $(st_summary_field "$s" lost_exchanges)" ;;
 	esac
@@ -175,10 +208,11 @@ bench_note() { # bench_note CFG ERRFILE: loss and what was done, from the summar
 
 bench_report_head bench-prod "$(tcpdump --version 2>&1 | head -n1)" \
 	"${AGENT_ARGS[*]:+, agent arguments: ${AGENT_ARGS[*]}}${BASE_BIN:+, base: $BASE_BIN}" \
-	"wrk -t1 -c$CONNS -d${SECS}s"
+	"wrk -t1 -c$CONNS -d${SECS}s${WRK_ARGS[*]:+ ${WRK_ARGS[*]}}"
 
 for link in $LINKS; do
 	bench_link "$link"
+	[ "$CORR" = 0 ] || URL=http://${L_HOST[$link]}/session.json
 	report ""
 	report "## $link: $URL"
 	report ""

@@ -63,9 +63,11 @@
 #define RX_KAFKA_MSGS 256         /* Kafka messages per tick at most */
 /* --to's pacing (segpace.h): segments held for their time, at most this many bytes (then the
  * input waits); a source ahead of its pace by more than RX_PACE_AHEAD_NS (another host's
- * clock, a stream read from its middle) sets the pace again instead of being held */
+ * clock, a stream read from its middle) sets the pace again instead of being held; a file or
+ * a Kafka backlog is read at most RX_PACE_READ_AHEAD_NS ahead of its pace */
 #define RX_PACE_MAX_BYTES (64u << 20)
 #define RX_PACE_AHEAD_NS 1000000000ll
+#define RX_PACE_READ_AHEAD_NS 250000000ull
 
 struct rconn {
 	struct receive *rx;        /* the run (the ctx of reseg.h's and exchange.h's callbacks) */
@@ -367,13 +369,15 @@ static void sh_out(void *ctx, struct st_segment *s)
 	sh_feed(rc->rx, rc, s);
 }
 
-/* The input waits: the shadow engine is full, the pacing holds its most, or a load test has
- * requests released far enough ahead of its schedule. */
+/* The input waits: the shadow engine is full, the pacing holds its most or holds segments
+ * due later than RX_PACE_READ_AHEAD_NS from now, or a load test has requests released far
+ * enough ahead of its schedule. */
 static bool rx_busy(struct receive *rx)
 {
 	uint64_t wake;
 
 	return rx->sh && (st_shadow__busy(rx->sh) || st_segpace_full(&rx->pace) ||
+			  st_segpace_ahead(&rx->pace, st_mono_ns(), RX_PACE_READ_AHEAD_NS) ||
 			  (rx->load && st_load__feed(rx->load, 0, st_mono_ns(), &wake) !=
 					       ST_LOAD_FEED));
 }

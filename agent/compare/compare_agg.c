@@ -536,6 +536,47 @@ struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char
 	return f;
 }
 
+static struct st_cmp_corr_field *corr_find(struct st_cmp_endpoint *e, const char *path)
+{
+	for (uint32_t i = 0; i < e->ncorr; i++)
+		if (!strcmp(e->corr[i].path, path))
+			return &e->corr[i];
+	return NULL;
+}
+
+struct st_cmp_corr_field *st_cmp_endpoint_corr(struct st_cmp_endpoint *e, const char *raw_path)
+{
+	char path[ST_CMP_PATH_MAX + 4];
+	struct st_cmp_corr_field *f;
+
+	snprintf(path, sizeof(path), "%s", raw_path);
+	st_cmp_utf8_fix(path);
+	if ((f = corr_find(e, path)))
+		return f;
+	/* the last row is kept for the rest: no field's count is ever moved into it */
+	if (e->ncorr >= ST_CMP_CORR_FIELDS_MAX - 1) {
+		if ((f = corr_find(e, "(other fields)")))
+			return f;
+		snprintf(path, sizeof(path), "(other fields)");
+	}
+	f = &e->corr[e->ncorr++];
+	snprintf(f->path, sizeof(f->path), "%s", path);
+	f->n = 0;
+	return f;
+}
+
+/* The candidate's differences its --correlate map explained, per field (once per pair). */
+static void corr_add(struct st_cmp_agg *a, struct st_cmp_endpoint *e,
+		     const struct st_cmp_diffs *raw)
+{
+	if (!raw->correlated)
+		return;
+	e->correlated++;
+	a->correlated++;
+	for (uint32_t i = 0; i < raw->ncorr; i++)
+		st_cmp_endpoint_corr(e, raw->corr_at[i].path)->n++;
+}
+
 bool st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n)
 {
 	for (uint32_t i = 0; i < s->ncodes; i++)
@@ -635,6 +676,7 @@ enum st_cmp_pair_v st_cmp_agg_add(struct st_cmp_agg *a, const char *name,
 		sample(f, r, d, nd);
 	}
 	e->more_paths += r->raw->more;
+	corr_add(a, e, r->raw);
 	if (r->have_ref && r->noise) {
 		for (uint32_t i = 0; i < r->noise->n; i++) {
 			const struct st_cmp_diff *d = &r->noise->d[i];
@@ -925,6 +967,27 @@ static int field_cmp(const void *x, const void *y)
 	return strcmp(a->path, b->path);
 }
 
+static int corr_cmp(const void *x, const void *y)
+{
+	const struct st_cmp_corr_field *a = x, *b = y;
+	bool ao = !strcmp(a->path, "(other fields)"), bo = !strcmp(b->path, "(other fields)");
+
+	if (ao != bo)
+		return ao ? 1 : -1; /* the last row, where st_cmp_endpoint_corr() looks for it */
+	if (a->n != b->n)
+		return a->n > b->n ? -1 : 1;
+	return strcmp(a->path, b->path);
+}
+
+static void corr_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s, bool *over)
+{
+	*over |= !st_cmp_count_add(&d->correlated, s->correlated);
+	for (uint32_t i = 0; i < s->ncorr; i++)
+		*over |= !st_cmp_count_add(&st_cmp_endpoint_corr(d, s->corr[i].path)->n, s->corr[i].n);
+	if (d->ncorr)
+		qsort(d->corr, d->ncorr, sizeof(d->corr[0]), corr_cmp);
+}
+
 static int code_cmp(const void *x, const void *y)
 {
 	const uint64_t *a = x, *b = y; /* (code << 48) | index */
@@ -979,6 +1042,7 @@ static int ep_merge(struct st_cmp_endpoint *d, const struct st_cmp_endpoint *s, 
 	}
 	if (d->nfields)
 		qsort(d->fields, d->nfields, sizeof(d->fields[0]), field_cmp);
+	corr_merge(d, s, over);
 	for (int k = 0; k < ST_CMP_NSIDES; k++) {
 		lat_merge(&d->lat[k], &s->lat[k], over);
 		for (uint32_t i = 0; i < s->status[k].ncodes; i++)
@@ -999,7 +1063,7 @@ int st_cmp_agg_merge(struct st_cmp_agg *a, const struct st_cmp_agg *b)
 		const struct st_cmp_endpoint *e = i < b->n ? b->ep[i] : &b->other;
 		struct st_cmp_endpoint *d;
 
-		if (i == b->n && !e->compared && !e->not_compared && !e->nfields)
+		if (i == b->n && !e->compared && !e->not_compared && !e->nfields && !e->ncorr)
 			continue;
 		d = i < b->n ? st_cmp_agg_endpoint(a, e->name) : &a->other;
 		if (ep_merge(d, e, &over))
@@ -1008,5 +1072,6 @@ int st_cmp_agg_merge(struct st_cmp_agg *a, const struct st_cmp_agg *b)
 	over |= !st_cmp_count_add(&a->compared, b->compared);
 	over |= !st_cmp_count_add(&a->differing, b->differing);
 	over |= !st_cmp_count_add(&a->noise_only, b->noise_only);
+	over |= !st_cmp_count_add(&a->correlated, b->correlated);
 	return over ? -EOVERFLOW : rc;
 }

@@ -7,7 +7,8 @@
  *
  * Pure and single-threaded (the compare worker owns it). Memory is bounded by
  * construction: at most max_endpoints endpoints (the rest grouped as "other"),
- * ST_CMP_FIELDS_MAX fields each (the rest in one "(other fields)" row),
+ * ST_CMP_FIELDS_MAX fields each (the rest in one "(other fields)" row), ST_CMP_CORR_FIELDS_MAX
+ * fields where --correlate explained a difference (the rest in one "(other fields)" row too),
  * ST_CMP_SAMPLES samples per field, fixed-size latency histograms.
  */
 #ifndef ST_COMPARE_AGG_H
@@ -22,6 +23,7 @@
 #define ST_CMP_ENDPOINTS_DEFAULT 100
 #define ST_CMP_ENDPOINT_MAX 160   /* an endpoint's name, bytes */
 #define ST_CMP_FIELDS_MAX 48      /* per endpoint */
+#define ST_CMP_CORR_FIELDS_MAX 16 /* per endpoint: fields with correlated differences */
 #define ST_CMP_SAMPLES 5          /* sample pairs per (endpoint, field), as Diffy keeps */
 #define ST_CMP_TARGET_SHOW 96     /* a sample's request target, bytes */
 #define ST_CMP_STATUS_MAX 12      /* distinct status codes per side and endpoint */
@@ -156,6 +158,13 @@ struct st_cmp_field {
 	struct st_cmp_sample s[ST_CMP_SAMPLES];
 };
 
+/* A field where the candidate's --correlate map explained differences (docs/COMPARE.md,
+ * "Correlated"): neither a regression nor noise, so not a st_cmp_field row. */
+struct st_cmp_corr_field {
+	char path[ST_CMP_PATH_MAX + 4];
+	uint64_t n;                  /* pairs where the map explained the difference here */
+};
+
 struct st_cmp_status {
 	uint16_t code[ST_CMP_STATUS_MAX];
 	uint64_t n[ST_CMP_STATUS_MAX];
@@ -170,6 +179,9 @@ struct st_cmp_endpoint {
 	struct st_cmp_field *fields;
 	uint32_t nfields, fcap;
 	uint64_t more_paths;         /* differences at paths beyond the kept ones */
+	uint64_t correlated;         /* pairs with a difference the candidate's map explained */
+	struct st_cmp_corr_field corr[ST_CMP_CORR_FIELDS_MAX];
+	uint32_t ncorr;
 	struct st_cmp_lat lat[ST_CMP_NSIDES];
 	struct st_cmp_status status[ST_CMP_NSIDES];
 };
@@ -190,7 +202,7 @@ struct st_cmp_agg {
 	uint32_t *slot;              /* name hash -> index + 1 */
 	uint32_t nslot;
 	struct st_cmp_endpoint other;
-	uint64_t compared, differing, noise_only;
+	uint64_t compared, differing, noise_only, correlated;
 };
 
 enum st_cmp_pair_v { ST_CMP_IDENTICAL = 0, ST_CMP_DIFFERING, ST_CMP_NOISE_ONLY };
@@ -281,6 +293,9 @@ bool st_cmp_status_add(struct st_cmp_status *s, uint16_t code, uint64_t n);
  * run makes it; NULL when out of memory. */
 struct st_cmp_field *st_cmp_endpoint_field(struct st_cmp_endpoint *e, const char *path,
 					   uint8_t kind, const char *note);
+/* The correlated field of e at path (created, or past ST_CMP_CORR_FIELDS_MAX - 1 fields the
+ * "(other fields)" row, the last). */
+struct st_cmp_corr_field *st_cmp_endpoint_corr(struct st_cmp_endpoint *e, const char *path);
 /* A sample's key for the merge's choice (a hash of all it shows). */
 uint64_t st_cmp_sample_key(const struct st_cmp_sample *s);
 
@@ -288,6 +303,7 @@ uint64_t st_cmp_sample_key(const struct st_cmp_sample *s);
  * a += b, as if b's pairs had been added to a (docs/COMPARE.md, "Merging reports"): counts
  * and latency buckets add, endpoints are matched by name (new ones past max_endpoints go to
  * "other", b's "other" too), fields by path (the same cap as one run), status codes by code.
+ * Correlated fields are matched by path too (their own cap) and ordered by count, path.
  * Of a field's samples, the ST_CMP_SAMPLES with the smallest st_cmp_sample_key are kept
  * (identical ones once), so whatever the order or grouping of merges the same are kept;
  * fields are then ordered by raw, noise, path and status codes by code, so that the result

@@ -1057,6 +1057,26 @@ static bool corr_char(unsigned char c)
 	return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
 }
 
+/* A difference at path the correlation list explains: counted, and its path kept (the first
+ * ST_CMP_CORR_PATHS distinct paths; later ones are in the count only). */
+static void corr_count(struct st_cmp_diffs *o, const char *path)
+{
+	uint32_t i;
+
+	o->correlated++;
+	for (i = 0; i < o->ncorr; i++)
+		if (!strcmp(o->corr_at[i].path, path))
+			break;
+	if (i == ST_CMP_CORR_PATHS)
+		return;
+	if (i == o->ncorr) {
+		snprintf(o->corr_at[i].path, sizeof(o->corr_at[i].path), "%s", path);
+		o->corr_at[i].count = 0;
+		o->ncorr++;
+	}
+	o->corr_at[i].count++;
+}
+
 /* a (production's) and b (the shadow's) differ only where a known pair maps one to the other:
  * the whole value, or token by token with everything between the same. */
 static bool corr_explains(const struct st_cmp_diffs *o, const char *a, size_t an, const char *b,
@@ -1127,6 +1147,7 @@ static void diff_fields(const struct st_cmp_rules *r, const char *prefix, bool b
 			same = !strcmp(ea[ia + j].value, eb[ib + j].value);
 		if (same)
 			continue;
+		lower_path(path, sizeof(path), prefix, name);
 		if (ca == cb && o->corr_len) {
 			bool expl = true;
 
@@ -1135,11 +1156,10 @@ static void diff_fields(const struct st_cmp_rules *r, const char *prefix, bool b
 				       corr_explains(o, ea[ia + j].value, strlen(ea[ia + j].value),
 						     eb[ib + j].value, strlen(eb[ib + j].value));
 			if (expl) {
-				o->correlated++;
+				corr_count(o, path);
 				continue;
 			}
 		}
-		lower_path(path, sizeof(path), prefix, name);
 		d = add(o, path, !ca ? ST_CMP_EXTRA : !cb ? ST_CMP_MISSING : ST_CMP_VALUE);
 		if (!d)
 			continue;
@@ -1507,7 +1527,7 @@ static void jd_node(struct jd *j, uint32_t ia, uint32_t ib)
 			return;
 		if (corr_explains(j->o, st_json_bytes(&j->a->doc, a), a->len,
 				  st_json_bytes(&j->b->doc, b), b->len)) {
-			j->o->correlated++;
+			corr_count(j->o, j->path);
 			return;
 		}
 		jadd(j, ST_CMP_VALUE, ia, ib);
@@ -1935,6 +1955,7 @@ void st_cmp_diff(const struct st_cmp_rules *r, struct st_cmp_scratch *s,
 	out->n = 0;
 	out->more = 0;
 	out->correlated = 0;
+	out->ncorr = 0;
 	out->corr = b->m->corr;
 	out->corr_len = b->m->corr ? b->m->corr_len : 0;
 	memset(out->slot, 0, sizeof(out->slot));

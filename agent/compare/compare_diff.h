@@ -39,6 +39,7 @@ struct st_protobuf_schema;
 #define ST_CMP_VAL_MAX 120    /* a value shown in a difference, bytes (cut with "...") */
 #define ST_CMP_NOTE_MAX 80
 #define ST_CMP_DIFFS_MAX 128  /* distinct paths kept per comparison */
+#define ST_CMP_CORR_PATHS 16  /* distinct paths of correlated differences kept per comparison */
 #define ST_CMP_MAX_BODY_DEFAULT (1u << 20)
 
 /* The header fields ignored unless asked otherwise (lower case). */
@@ -70,9 +71,17 @@ struct st_cmp_diff {
 	char note[ST_CMP_NOTE_MAX];
 };
 
+/* Where the shadow's correlation list explained a difference, and how often in one comparison. */
+struct st_cmp_corr_path {
+	char path[ST_CMP_PATH_MAX + 4];
+	uint32_t count;
+};
+
 struct st_cmp_diffs {
 	uint32_t n;
 	uint32_t correlated;   /* value differences the shadow's correlation list explains */
+	uint32_t ncorr;        /* ... at these paths (the first ST_CMP_CORR_PATHS distinct ones) */
+	struct st_cmp_corr_path corr_at[ST_CMP_CORR_PATHS];
 	const char *corr;      /* that list (the shadow's st_cmp_msg.corr), during st_cmp_diff */
 	uint32_t corr_len;
 	uint64_t more;         /* differences at further paths, not kept */

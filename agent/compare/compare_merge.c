@@ -194,6 +194,45 @@ static int load_field(struct st_json_rd *l, struct st_cmp_endpoint *e, uint32_t 
 	return 0;
 }
 
+/* "correlated" and "correlated_fields" (added within format 2: absent in older reports, 0). */
+static int load_corr(struct st_json_rd *l, struct st_cmp_agg *a, struct st_cmp_endpoint *e,
+		     uint32_t obj)
+{
+	uint32_t cf = st_json_rd_member(l, obj, "correlated_fields");
+
+	if (st_json_rd_member(l, obj, "correlated") &&
+	    st_json_rd_u64(l, obj, "correlated", e->compared, &e->correlated))
+		return -1;
+	if (!st_cmp_count_add(&a->correlated, e->correlated))
+		return st_json_rd_fail(l, "the endpoints' counts add up to more than %llu",
+				       (unsigned long long)ST_CMP_COUNT_MAX);
+	if (!cf)
+		return 0;
+	if (!st_json_rd_is(l, cf, ST_JSON_ARRAY) || st_json_rd_node(l, cf)->n > ST_CMP_CORR_FIELDS_MAX)
+		return st_json_rd_fail(l, "\"correlated_fields\" is not a list of at most %d",
+				       ST_CMP_CORR_FIELDS_MAX);
+	for (uint32_t c = st_json_rd_child(l, cf); c; c = st_json_rd_next(l, c)) {
+		char path[ST_CMP_PATH_MAX + 4];
+		uint32_t before = e->ncorr;
+		struct st_cmp_corr_field *f;
+		uint64_t n;
+
+		if (!st_json_rd_is(l, c, ST_JSON_OBJECT))
+			return st_json_rd_fail(l, "a correlated field is not an object");
+		if (st_json_rd_str(l, c, "path", path, sizeof(path)))
+			return -1;
+		/* a field's pairs are among the endpoint's; the row of the rest adds several fields */
+		if (st_json_rd_u64(l, c, "correlated",
+				   strcmp(path, "(other fields)") ? e->correlated : ST_CMP_COUNT_MAX, &n))
+			return -1;
+		f = st_cmp_endpoint_corr(e, path);
+		if (e->ncorr == before)
+			return st_json_rd_fail(l, "correlated field %s is there twice", path);
+		f->n = n;
+	}
+	return 0;
+}
+
 static int load_endpoint(struct st_json_rd *l, struct st_cmp_agg *a, uint32_t obj)
 {
 	char name[ST_CMP_ENDPOINT_MAX];
@@ -215,7 +254,7 @@ static int load_endpoint(struct st_json_rd *l, struct st_cmp_agg *a, uint32_t ob
 		return -1;
 	if (!strcmp(name, "other")) {
 		e = &a->other;
-		if (e->compared || e->not_compared || e->nfields)
+		if (e->compared || e->not_compared || e->nfields || e->ncorr)
 			return st_json_rd_fail(l, "it is there twice");
 	} else {
 		uint32_t before = a->n;
@@ -238,6 +277,8 @@ static int load_endpoint(struct st_json_rd *l, struct st_cmp_agg *a, uint32_t ob
 	    !st_cmp_count_add(&a->noise_only, noise_only))
 		return st_json_rd_fail(l, "the endpoints' counts add up to more than %llu",
 			    (unsigned long long)ST_CMP_COUNT_MAX);
+	if (load_corr(l, a, e, obj))
+		return -1;
 	for (int pass = 0; pass < 2; pass++) {
 		const char *key = pass ? "noise_fields" : "fields";
 

@@ -9,8 +9,10 @@
  *
  * The files are untrusted input (they come from other hosts): read with the strict bounded
  * parser (json.h), every count, index, length and list checked against the bounds of one
- * run (an endpoint's name, a field's path, 48 fields, 5 samples, 12 status codes, 528
- * buckets, max_endpoints). The loader is fuzzed (tests/fuzz/fuzz_report.c).
+ * run (an endpoint's name, a field's path, 48 fields, 16 correlated fields, 5 samples, 12
+ * status codes, 528 buckets, max_endpoints). Keys added within a format version are optional
+ * (a report written before them reads as none: correlated, correlated_fields). The loader
+ * is fuzzed (tests/fuzz/fuzz_report.c).
  */
 #ifndef ST_COMPARE_MERGE_H
 #define ST_COMPARE_MERGE_H

@@ -116,6 +116,19 @@ void st_cmp_verdict_print(const struct st_cmp_verdict *v, const char *report)
 
 /* ---- JSON ------------------------------------------------------------------------------------ */
 
+/* "correlated": pairs, "correlated_fields": where the candidate's --correlate map explained a
+ * difference (docs/COMPARE.md, "Correlated") */
+static void json_corr(FILE *f, const struct st_cmp_endpoint *e)
+{
+	fprintf(f, "\"correlated\": %llu, \"correlated_fields\": [", (unsigned long long)e->correlated);
+	for (uint32_t k = 0; k < e->ncorr; k++) {
+		fputs(k ? ", {\"path\": " : "{\"path\": ", f);
+		jstr(f, e->corr[k].path);
+		fprintf(f, ", \"correlated\": %llu}", (unsigned long long)e->corr[k].n);
+	}
+	fputc(']', f);
+}
+
 /* The percentiles for people, the histogram (sparse: [index, count]) for merges. */
 static void json_lat(FILE *f, const struct st_cmp_lat *l)
 {
@@ -423,8 +436,10 @@ void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			}
 			fputc('}', f);
 		}
+		fputs("],\n     ", f);
+		json_corr(f, e);
 		st_cmp_endpoint_latency(a, e, &lt);
-		fputs("],\n     \"latency\": {\"production\": ", f);
+		fputs(",\n     \"latency\": {\"production\": ", f);
 		json_lat(f, &e->lat[ST_CMP_PROD]);
 		fputs(", \"reference\": ", f);
 		if (ref)
@@ -671,6 +686,26 @@ static void h_short(FILE *f, const struct st_cmp_sample *s, int k)
 	fputs("</code>", f);
 }
 
+/* Where the candidate's --correlate map explained a difference: neither regression nor noise. */
+static void h_corr(FILE *f, const struct st_cmp_endpoint *e)
+{
+	if (!e->correlated)
+		return;
+	fprintf(f, "<table class=\"fields correlated\"><thead><tr><th>field</th><th>correlated: the "
+		   "candidate's own session or id for production's (--correlate)</th></tr></thead>"
+		   "<tbody>");
+	for (uint32_t k = 0; k < e->ncorr; k++) {
+		fputs("<tr class=\"field correlated\" data-path=\"", f);
+		st_cmp_html_str(f, e->corr[k].path);
+		fputs("\"><td><code>", f);
+		st_cmp_html_str(f, e->corr[k].path);
+		fprintf(f, "</code></td><td class=\"n\">%llu (%.1f%%)</td></tr>",
+			(unsigned long long)e->corr[k].n, pct(e->corr[k].n, e->compared));
+	}
+	fprintf(f, "</tbody></table><p class=\"muted\">%llu of %llu pairs had differences the map "
+		   "explained.</p>", (unsigned long long)e->correlated, (unsigned long long)e->compared);
+}
+
 static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_endpoint *e,
 		       uint32_t idx)
 {
@@ -776,8 +811,10 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 			}
 		}
 	} else if (e->compared) {
-		fputs("<p>Every compared answer matched production's (after the ignore rules).</p>", f);
+		fprintf(f, "<p>Every compared answer matched production's (after the ignore rules%s).</p>",
+			e->correlated ? " and with the candidate's own sessions and ids for production's" : "");
 	}
+	h_corr(f, e);
 	/* latency and status */
 	fputs("<div class=\"grid\"><div>", f);
 	h_svg(f, e, ref);

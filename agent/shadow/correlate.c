@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <zlib.h>
 
 #include "correlate.h"
 #include "hash.h"
@@ -82,8 +83,11 @@ bool st_correlate_is_token(const char *s, size_t n)
 
 bool st_correlate_is_id_name(const char *s, size_t n)
 {
-	static const char *const exact[] = { "id", "sid", "uuid", "guid", "key", "jti", "csrf",
-					     "xsrf", "nonce", "code" };
+	/* by length first: every member of every answer learned from asks */
+	static const struct { const char *s; size_t n; } exact[] = {
+		{ "id", 2 }, { "sid", 3 }, { "uuid", 4 }, { "guid", 4 }, { "key", 3 }, { "jti", 3 },
+		{ "csrf", 4 }, { "xsrf", 4 }, { "nonce", 5 }, { "code", 4 },
+	};
 	char l[64];
 
 	if (!n || n >= sizeof(l))
@@ -92,7 +96,7 @@ bool st_correlate_is_id_name(const char *s, size_t n)
 		l[i] = (char)tolower((unsigned char)s[i]);
 	l[n] = 0;
 	for (size_t i = 0; i < sizeof(exact) / sizeof(exact[0]); i++)
-		if (!strcmp(l, exact[i]))
+		if (n == exact[i].n && !memcmp(l, exact[i].s, n))
 			return true;
 	if (strstr(l, "token") || strstr(l, "session"))
 		return true;
@@ -410,6 +414,18 @@ static bool has_word(const char *v, size_t n, const char *w)
 	return false;
 }
 
+/* Content-Encoding: none, or gzip or deflate (inflated as it comes); anything else (br, two
+ * codings) is not learned from. */
+static void ans_coding(struct st_correlate_ans *a, const char *v, size_t n)
+{
+	if (name_is(v, n, "identity"))
+		return;
+	if (!a->zip && (name_is(v, n, "gzip") || name_is(v, n, "x-gzip") || name_is(v, n, "deflate")))
+		a->zip = true;
+	else
+		a->json = false;
+}
+
 void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate_config *cfg,
 			   const struct st_http_head *h)
 {
@@ -420,12 +436,13 @@ void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate
 		size_t need;
 		char *nb;
 
-		if (name_is(f->name, f->name_len, "content-encoding") &&
-		    !name_is(f->value, f->value_len, "identity"))
-			a->json = false; /* compressed: not learned from (yet) */
-		if (name_is(f->name, f->name_len, "content-type") &&
-		    !has_word(f->value, f->value_len, "json"))
-			a->json = false;
+		if (name_is(f->name, f->name_len, "content-encoding"))
+			ans_coding(a, f->value, f->value_len);
+		if (name_is(f->name, f->name_len, "content-type")) {
+			a->form = has_word(f->value, f->value_len, "x-www-form-urlencoded");
+			if (!a->form && !has_word(f->value, f->value_len, "json"))
+				a->json = false;
+		}
 		if (!name_is(f->name, f->name_len, "set-cookie") &&
 		    !name_is(f->name, f->name_len, "location") &&
 		    !named_header(cfg, f->name, f->name_len))
@@ -450,25 +467,103 @@ void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate
 	}
 }
 
+/* What an inflater holds (zlib's state and its 32 KiB window), counted with the bytes kept
+ * while it lives. */
+#define Z_MEM (48u << 10)
+
+/* The inflater ends (the stream's end, a cut, the answer freed). */
+static void ans_z_end(struct st_correlate_ans *a)
+{
+	if (!a->z)
+		return;
+	inflateEnd(a->z);
+	free(a->z);
+	a->z = NULL;
+	if (a->held)
+		*a->held -= Z_MEM;
+}
+
+/* Past the caps, or a body that cannot be kept: nothing of it is learned from. */
+static void ans_cut(struct st_correlate_ans *a)
+{
+	a->cut = true;
+	if (a->held)
+		*a->held -= a->body_len;
+	free(a->body);
+	a->body = NULL;
+	a->body_len = 0;
+	ans_z_end(a);
+}
+
+static void ans_keep(struct st_correlate_ans *a, const void *p, size_t n);
+
+/* A compressed body's bytes, inflated into the body kept (bounded as a plain one is: a body
+ * that inflates past ST_CORRELATE_BODY_MAX is cut). */
+static void ans_inflate(struct st_correlate_ans *a, const void *p, size_t n)
+{
+	uint8_t out[4096];
+	int r;
+
+	if (a->zdone)
+		return; /* bytes after the compressed stream's end */
+	if (!a->z) {
+		if (a->held && *a->held + Z_MEM > a->held_max) {
+			ans_cut(a);
+			return;
+		}
+		a->z = calloc(1, sizeof(*a->z));
+		/* 32 + 15: a gzip or zlib header, told apart by the library */
+		if (!a->z || inflateInit2(a->z, 32 + 15) != Z_OK) {
+			free(a->z);
+			a->z = NULL;
+			ans_cut(a);
+			return;
+		}
+		if (a->held)
+			*a->held += Z_MEM;
+	}
+	a->z->next_in = (Bytef *)p;
+	a->z->avail_in = (uInt)n;
+	do {
+		a->z->next_out = out;
+		a->z->avail_out = sizeof(out);
+		r = inflate(a->z, Z_NO_FLUSH);
+		if (r != Z_OK && r != Z_STREAM_END && r != Z_BUF_ERROR) {
+			ans_cut(a); /* not what it says it is */
+			return;
+		}
+		ans_keep(a, out, sizeof(out) - a->z->avail_out);
+	} while (!a->cut && r == Z_OK && (a->z->avail_in || !a->z->avail_out));
+	if (!a->cut && r == Z_STREAM_END) {
+		a->zdone = true;
+		ans_z_end(a);
+	}
+}
+
 void st_correlate_ans_body(struct st_correlate_ans *a, const void *p, size_t n)
+{
+	if (!a->json || a->cut || !n)
+		return;
+	if (a->zip)
+		ans_inflate(a, p, n);
+	else
+		ans_keep(a, p, n);
+}
+
+static void ans_keep(struct st_correlate_ans *a, const void *p, size_t n)
 {
 	char *nb;
 
-	if (!a->json || a->cut || !n)
+	if (a->cut || !n)
 		return;
 	if ((size_t)a->body_len + n > ST_CORRELATE_BODY_MAX ||
 	    (a->held && *a->held + n > a->held_max)) {
-		a->cut = true;
-		if (a->held)
-			*a->held -= a->body_len;
-		free(a->body);
-		a->body = NULL;
-		a->body_len = 0;
+		ans_cut(a);
 		return;
 	}
 	nb = realloc(a->body, a->body_len + n);
 	if (!nb) {
-		a->cut = true;
+		ans_cut(a);
 		return;
 	}
 	memcpy(nb + a->body_len, p, n);
@@ -478,12 +573,15 @@ void st_correlate_ans_body(struct st_correlate_ans *a, const void *p, size_t n)
 		*a->held += n;
 }
 
+static uint64_t pls_drop(struct st_correlate_pl *k);
+
 void st_correlate_ans_free(struct st_correlate_ans *a)
 {
-	uint64_t *held = a->held, max = a->held_max;
+	uint64_t *held = a->held, max = a->held_max, plmem = a->pl ? pls_drop(a->pl) : 0;
 
 	if (held)
-		*held -= (uint64_t)a->hdr_len + a->body_len;
+		*held -= (uint64_t)a->hdr_len + a->body_len + plmem;
+	ans_z_end(a);
 	free(a->hdr);
 	free(a->body);
 	memset(a, 0, sizeof(*a));
@@ -508,6 +606,7 @@ struct places {
 	uint32_t n, cap;
 	char *keys;
 	size_t klen, kcap;
+	char *vals;                  /* values decoded (a form's), pointed to by places */
 	bool fail;
 };
 
@@ -560,14 +659,20 @@ static void pl_free(struct places *pl)
 {
 	free(pl->p);
 	free(pl->keys);
+	free(pl->vals);
 }
 
-static bool strict_char(unsigned char c)
+/* ASCII letters and digits by range (isalnum(), the C locale's, through no table lookup:
+ * the rewriter asks for every byte of every request) */
+static inline bool strict_char(unsigned char c)
 {
-	return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~';
+	unsigned char l = c | 0x20;
+
+	return (c >= '0' && c <= '9') || (l >= 'a' && l <= 'z') || c == '-' || c == '_' ||
+	       c == '.' || c == '~';
 }
 
-static bool wide_char(unsigned char c)
+static inline bool wide_char(unsigned char c)
 {
 	return strict_char(c) || c == '+' || c == '/' || c == '=';
 }
@@ -658,6 +763,30 @@ struct jwalk {
 	size_t plen;
 };
 
+/* w's path with ".KEY" (k, kn) or "[IDX]" (k NULL) appended at save: its length, or 0 when it
+ * does not fit. Called for every member of every answer learned from: no printf. */
+static size_t path_step(struct jwalk *w, size_t save, const char *k, size_t kn, uint32_t idx)
+{
+	char num[12];
+	size_t nl = 0;
+
+	if (!k) {
+		do
+			num[sizeof(num) - ++nl] = (char)('0' + idx % 10);
+		while ((idx /= 10));
+		k = num + sizeof(num) - nl;
+		kn = nl;
+	}
+	if (save + kn + 2 >= sizeof(w->path))
+		return 0;
+	w->path[save] = nl ? '[' : '.';
+	memcpy(w->path + save + 1, k, kn);
+	if (nl)
+		w->path[save + 1 + kn++] = ']';
+	w->path[save + 1 + kn] = 0;
+	return save + 1 + kn;
+}
+
 static void json_walk(struct jwalk *w, uint32_t i, const char *key, size_t kn, unsigned depth)
 {
 	const struct st_json_node *nd = st_json_node(w->d, i);
@@ -670,16 +799,13 @@ static void json_walk(struct jwalk *w, uint32_t i, const char *key, size_t kn, u
 
 		for (; c; c = st_json_node(w->d, c)->next, idx++) {
 			const struct st_json_node *ch = st_json_node(w->d, c);
-			int l;
+			size_t l = nd->type == ST_JSON_OBJECT ?
+					   path_step(w, save, st_json_key(w->d, ch), ch->key_len, 0) :
+					   path_step(w, save, NULL, 0, idx);
 
-			if (nd->type == ST_JSON_OBJECT)
-				l = snprintf(w->path + save, sizeof(w->path) - save, ".%.*s",
-					     (int)ch->key_len, st_json_key(w->d, ch));
-			else
-				l = snprintf(w->path + save, sizeof(w->path) - save, "[%u]", idx);
-			if (l < 0 || (size_t)l >= sizeof(w->path) - save)
+			if (!l)
 				continue; /* too deep a path to name */
-			w->plen = save + (size_t)l;
+			w->plen = l;
 			json_walk(w, c, nd->type == ST_JSON_OBJECT ? st_json_key(w->d, ch) : NULL,
 				  nd->type == ST_JSON_OBJECT ? ch->key_len : 0, depth + 1);
 			w->plen = save;
@@ -703,6 +829,74 @@ static void json_walk(struct jwalk *w, uint32_t i, const char *key, size_t kn, u
 	}
 }
 
+static int hexval(unsigned char c)
+{
+	return isdigit(c) ? c - '0' : isxdigit(c) ? tolower(c) - 'a' + 10 : -1;
+}
+
+/* s[0, n) of a URL-encoded form, decoded into out ('+' a space, %XX a byte; a '%' without
+ * two hex digits stays). Returns the length (at most n). */
+static size_t form_decode(const char *s, size_t n, char *out)
+{
+	size_t o = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		int hi, lo;
+
+		if (s[i] == '+') {
+			out[o++] = ' ';
+		} else if (s[i] == '%' && i + 2 < n && (hi = hexval((unsigned char)s[i + 1])) >= 0 &&
+			   (lo = hexval((unsigned char)s[i + 2])) >= 0) {
+			out[o++] = (char)(hi << 4 | lo);
+			i += 2;
+		} else {
+			out[o++] = s[i];
+		}
+	}
+	return o;
+}
+
+/* A URL-encoded form (application/x-www-form-urlencoded: OAuth's token answers): each
+ * NAME=VALUE at the place "$.NAME", as a JSON member of that name (--correlate-field names
+ * it the same way), its value decoded into pl's copy of the body. */
+static void form_places(struct places *pl, const struct st_correlate_config *cfg, const char *b,
+			size_t n)
+{
+	size_t at = 0, i = 0;
+
+	pl->vals = malloc(n ? n : 1);
+	if (!pl->vals) {
+		pl->fail = true;
+		return;
+	}
+	while (i < n) {
+		const char *pair = b + i, *amp = memchr(pair, '&', n - i), *eq;
+		size_t pn = (size_t)((amp ? amp : b + n) - pair), kn, vn;
+		char path[512];               /* as a JSON member's (jwalk) */
+		bool named = false, wanted;
+		char *v = pl->vals + at;
+		int l;
+
+		i += pn + 1;
+		eq = memchr(pair, '=', pn);
+		if (!eq)
+			continue;
+		kn = (size_t)(eq - pair);
+		vn = form_decode(eq + 1, pn - kn - 1, v);
+		at += vn;
+		l = snprintf(path, sizeof(path), "$.%.*s", (int)kn, pair);
+		if (l < 0 || (size_t)l >= sizeof(path))
+			continue; /* too long a name to name */
+		for (unsigned r = 0; r < cfg->n_fields; r++)
+			if (path_rule(cfg->fields[r], path, (size_t)l, pair, kn))
+				named = true;
+		wanted = named || (!cfg->no_auto && (st_correlate_is_id_name(pair, kn) ||
+						      st_correlate_is_token(v, vn)));
+		pl_add(pl, "f:", 2, path, (size_t)l, v, vn,
+		       named ? ST_CORRELATE_MIN_LEN_NAMED : ST_CORRELATE_MIN_LEN, wanted);
+	}
+}
+
 /* Every place of an answer. doc must outlive the places (they point into it). */
 static void places_of(struct places *pl, const struct st_correlate_config *cfg,
 		      const struct st_correlate_ans *a, struct st_json_doc *doc)
@@ -719,7 +913,9 @@ static void places_of(struct places *pl, const struct st_correlate_config *cfg,
 		else
 			header_places(pl, name, nn, v, vn, named_header(cfg, name, nn));
 	}
-	if (a->json && !a->cut && a->body_len) {
+	if (a->json && a->form && !a->cut && a->body_len) {
+		form_places(pl, cfg, a->body, a->body_len);
+	} else if (a->json && !a->cut && a->body_len) {
 		size_t i = 0;
 
 		while (i < a->body_len && isspace((unsigned char)a->body[i]))
@@ -747,41 +943,92 @@ static bool place_ok(const struct place *p)
 	return p->wanted && p->vn >= p->min && !one_byte(p->v, p->vn);
 }
 
-void st_correlate__expect(struct st_correlate *c, const struct st_correlate_ans *prod, uint64_t now)
-{
-	struct places pl = { 0 };
+/* An answer's places and the document they point into. Production's are made once and kept
+ * with its answer (ans->pl) for every step and target (expect, learn, explain), their memory
+ * counted with the answer's bytes (*held: past held_max they are made again each time). */
+struct st_correlate_pl {
+	struct places pl;
 	struct st_json_doc doc;
+	uint64_t mem;
+};
+
+static void pls_free(struct st_correlate_pl *k)
+{
+	pl_free(&k->pl);
+	st_json_doc_free(&k->doc);
+}
+
+/* Kept places freed: the memory they were counted for. */
+static uint64_t pls_drop(struct st_correlate_pl *k)
+{
+	uint64_t mem = k->mem;
+
+	pls_free(k);
+	free(k);
+	return mem;
+}
+
+/* a's places: the kept ones, or made into tmp and kept when keep and they fit (then tmp is
+ * left empty). The caller frees tmp (pls_free) either way. */
+static const struct places *places_get(const struct st_correlate *c, struct st_correlate_ans *a,
+				       struct st_correlate_pl *tmp, bool keep)
+{
+	struct st_correlate_pl *k;
+	uint64_t mem;
+
+	memset(tmp, 0, sizeof(*tmp));
+	if (a->pl)
+		return &a->pl->pl;
+	st_json_doc_init(&tmp->doc, PLACES_MAX, 64);
+	places_of(&tmp->pl, &c->cfg, a, &tmp->doc);
+	if (!keep || !a->done || tmp->pl.fail)
+		return &tmp->pl;
+	mem = sizeof(*k) + (uint64_t)tmp->pl.cap * sizeof(struct place) + tmp->pl.kcap +
+	      (tmp->pl.vals ? a->body_len : 0) + st_json_doc_mem(&tmp->doc);
+	if (a->held && *a->held + mem > a->held_max)
+		return &tmp->pl;
+	k = malloc(sizeof(*k));
+	if (!k)
+		return &tmp->pl;
+	*k = *tmp;
+	k->mem = mem;
+	memset(tmp, 0, sizeof(*tmp));
+	a->pl = k;
+	if (a->held)
+		*a->held += mem;
+	return &k->pl;
+}
+
+void st_correlate__expect(struct st_correlate *c, struct st_correlate_ans *prod, uint64_t now)
+{
+	struct st_correlate_pl tmp;
+	const struct places *pl;
 
 	if (!c->cfg.wait_ns)
 		return;
-	st_json_doc_init(&doc, PLACES_MAX, 64);
-	places_of(&pl, &c->cfg, prod, &doc);
-	for (uint32_t i = 0; i < pl.n; i++)
-		if (place_ok(&pl.p[i]))
-			pend(c, pl.p[i].v, pl.p[i].vn, now);
-	pl_free(&pl);
-	st_json_doc_free(&doc);
+	pl = places_get(c, prod, &tmp, true);
+	for (uint32_t i = 0; i < pl->n; i++)
+		if (place_ok(&pl->p[i]))
+			pend(c, pl->p[i].v, pl->p[i].vn, now);
+	pls_free(&tmp);
 }
 
-void st_correlate__explain(struct st_correlate *c, const struct st_correlate_ans *prod, uint64_t now,
+void st_correlate__explain(struct st_correlate *c, struct st_correlate_ans *prod, uint64_t now,
 			   void (*fn)(void *ctx, const char *pv, size_t pn, const char *tv, size_t tn),
 			   void *ctx)
 {
-	struct places pl = { 0 };
-	struct st_json_doc doc;
+	struct st_correlate_pl tmp;
+	const struct places *pl = places_get(c, prod, &tmp, true);
 
-	st_json_doc_init(&doc, PLACES_MAX, 64);
-	places_of(&pl, &c->cfg, prod, &doc);
-	for (uint32_t i = 0; i < pl.n; i++) {
+	for (uint32_t i = 0; i < pl->n; i++) {
 		const char *o;
 		size_t on;
 
-		if (place_ok(&pl.p[i]) &&
-		    st_correlate__lookup(c, pl.p[i].v, pl.p[i].vn, now, &o, &on) == ST_COR_MAPPED)
-			fn(ctx, pl.p[i].v, pl.p[i].vn, o, on);
+		if (place_ok(&pl->p[i]) &&
+		    st_correlate__lookup(c, pl->p[i].v, pl->p[i].vn, now, &o, &on) == ST_COR_MAPPED)
+			fn(ctx, pl->p[i].v, pl->p[i].vn, o, on);
 	}
-	pl_free(&pl);
-	st_json_doc_free(&doc);
+	pls_free(&tmp);
 }
 
 static int place_cmp(const void *a, const void *b)
@@ -791,21 +1038,20 @@ static int place_cmp(const void *a, const void *b)
 	return x->khash < y->khash ? -1 : x->khash > y->khash;
 }
 
-unsigned st_correlate__learn(struct st_correlate *c, const struct st_correlate_ans *prod,
+unsigned st_correlate__learn(struct st_correlate *c, struct st_correlate_ans *prod,
 			     const struct st_correlate_ans *tgt, uint64_t now)
 {
-	struct places pp = { 0 }, tp = { 0 };
-	struct st_json_doc pd, td;
+	struct st_correlate_pl ptmp, td = { 0 };
+	struct places tp = { 0 };
+	const struct places *pp = places_get(c, prod, &ptmp, true);
 	unsigned learned = 0;
 
-	st_json_doc_init(&pd, PLACES_MAX, 64);
-	st_json_doc_init(&td, PLACES_MAX, 64);
-	places_of(&pp, &c->cfg, prod, &pd);
-	places_of(&tp, &c->cfg, tgt, &td);
+	st_json_doc_init(&td.doc, PLACES_MAX, 64);
+	places_of(&tp, &c->cfg, tgt, &td.doc);
 	if (tp.n)
 		qsort(tp.p, tp.n, sizeof(*tp.p), place_cmp);
-	for (uint32_t i = 0; i < pp.n; i++) {
-		const struct place *p = &pp.p[i];
+	for (uint32_t i = 0; i < pp->n; i++) {
+		const struct place *p = &pp->p[i];
 		uint32_t lo = 0, hi = tp.n;
 
 		if (!place_ok(p))
@@ -822,7 +1068,7 @@ unsigned st_correlate__learn(struct st_correlate *c, const struct st_correlate_a
 			const struct place *t = &tp.p[lo];
 
 			if (t->klen != p->klen ||
-			    memcmp(tp.keys + t->koff, pp.keys + p->koff, p->klen))
+			    memcmp(tp.keys + t->koff, pp->keys + p->koff, p->klen))
 				continue;
 			if (t->vn < p->min)
 				break;
@@ -830,10 +1076,9 @@ unsigned st_correlate__learn(struct st_correlate *c, const struct st_correlate_a
 			break;
 		}
 	}
-	pl_free(&pp);
+	pls_free(&ptmp);
 	pl_free(&tp);
-	st_json_doc_free(&pd);
-	st_json_doc_free(&td);
+	st_json_doc_free(&td.doc);
 	return learned;
 }
 

@@ -80,13 +80,21 @@ struct st_correlate_ans {
 	unsigned status;
 	char *hdr;                 /* "name\0value\0" for Set-Cookie, Location, named fields */
 	uint32_t hdr_len;
-	bool json;                 /* the body is JSON (by media type or content), not encoded */
-	bool cut;                  /* the body was longer than ST_CORRELATE_BODY_MAX */
+	bool json;                 /* the body is learned from: JSON (by media type or content), or a
+				    * URL-encoded form (form); not compressed, or gzip or deflate (zip) */
+	bool form;
+	bool zip;                  /* the body kept is inflated as it comes (z, counted in *held
+				    * while it lives; ended at the stream's end: zdone) */
+	bool zdone;
+	bool cut;                  /* the body (inflated) was longer than ST_CORRELATE_BODY_MAX, or
+				    * did not inflate */
 	bool done;
 	char *body;
 	uint32_t body_len;
 	uint64_t *held;            /* optional: bytes every answer holds, kept up to date */
 	uint64_t held_max;         /* ... and past it, bodies are not kept (cut) */
+	struct z_stream_s *z;
+	struct st_correlate_pl *pl; /* production's: its places, made once (correlate.c) */
 };
 
 struct st_correlate;
@@ -102,14 +110,16 @@ void st_correlate_ans_head(struct st_correlate_ans *a, const struct st_correlate
 void st_correlate_ans_body(struct st_correlate_ans *a, const void *p, size_t n);
 void st_correlate_ans_free(struct st_correlate_ans *a);
 
-/* Production's answer (done): the values it brings are pending (for twice cfg.wait_ns). */
-void st_correlate__expect(struct st_correlate *c, const struct st_correlate_ans *prod, uint64_t now);
+/* Production's answer (done): the values it brings are pending (for twice cfg.wait_ns). Its
+ * places (where its values sit) are made once and kept with it for learn and explain, every
+ * map's (the maps of one engine share one configuration), counted in *held. */
+void st_correlate__expect(struct st_correlate *c, struct st_correlate_ans *prod, uint64_t now);
 /* Both answers to one request: pairs learned (how many new). */
-unsigned st_correlate__learn(struct st_correlate *c, const struct st_correlate_ans *prod,
+unsigned st_correlate__learn(struct st_correlate *c, struct st_correlate_ans *prod,
 			     const struct st_correlate_ans *tgt, uint64_t now);
 /* Every value of production's answer the map knows, with the target's (fn): what explains a
  * difference between the two answers (tap compare's correlated). */
-void st_correlate__explain(struct st_correlate *c, const struct st_correlate_ans *prod, uint64_t now,
+void st_correlate__explain(struct st_correlate *c, struct st_correlate_ans *prod, uint64_t now,
 			   void (*fn)(void *ctx, const char *pv, size_t pn, const char *tv, size_t tn),
 			   void *ctx);
 /* Puts one pair (tests, and the learners). 1 learned, 0 known or refused. */

@@ -46,8 +46,8 @@ const struct st_opt st_correlate_opts[] = {
 	ST_OPT_FLAG("correlate", 0, struct st_correlate_opts, flag,
 		    "sessions and ids: learn production's values (cookies, tokens,\n"
 		    "ids) against each target's from their answers and rewrite\n"
-		    "them in the requests that target gets (HTTP/1; every option\n"
-		    "below turns it on too)"),
+		    "them in the requests that target gets (HTTP/1 and HTTP/2;\n"
+		    "every option below turns it on too)"),
 	ST_OPT_FUNC("correlate-field", 0, "PATH", ST_OPTF_REPEAT, opt_field,
 		    "a JSON field whose values are learned whatever their name or\n"
 		    "shape: $.data.code, $.items[*].ref, $..name (repeatable)"),

@@ -69,11 +69,15 @@ enum st_segpace_hold st_segpace_hold(struct st_segpace *p, const struct st_segme
 
 	if (p->bytes + held_bytes(s) > p->max_bytes)
 		return ST_SEGPACE_FULL;
+	if (p->last > now)
+		now = p->last; /* ahead of now and of every due time given */
 	if (!p->off_set || (int64_t)(s->ts_ns + (uint64_t)p->off - now) > p->ahead_ns) {
 		p->off = (int64_t)(now - s->ts_ns);
 		p->off_set = true;
 	}
 	due = s->ts_ns + (uint64_t)p->off;
+	if (due > p->last)
+		p->last = due;
 	if (last_due) {
 		if (due < *last_due)
 			due = *last_due;
@@ -129,6 +133,11 @@ size_t st_segpace_release(struct st_segpace *p, uint64_t now, st_segpace_release
 bool st_segpace_full(const struct st_segpace *p)
 {
 	return p->bytes >= p->max_bytes;
+}
+
+bool st_segpace_ahead(const struct st_segpace *p, uint64_t now, uint64_t read_ahead_ns)
+{
+	return p->n && p->last > now + read_ahead_ns;
 }
 
 void st_segpace_free(struct st_segpace *p)

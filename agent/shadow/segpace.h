@@ -7,15 +7,20 @@
  * The caller holds each segment here and releases what is due; like replay's original timing.
  *
  * The schedule: a segment is due at its capture time (ts_ns) shifted by one offset, set by the
- * first segment held and set again when a segment would be due more than ahead_ns after now
- * (another host's clock, a backlog read from its middle); never before an earlier segment of
- * its connection (the caller keeps each connection's last due time, 0 at its start); what is
- * late is due at once. Segments due at the same time go in the order they were held.
+ * first segment held and set again when a segment would be due more than ahead_ns after the
+ * later of now and every due time given so far (another host's clock, a backlog read from its
+ * middle: a source decoded ahead of its pace is not a jump, and an offset set again never
+ * makes a segment due before one held earlier, whatever its connection: a value --correlate
+ * learns from an earlier answer on another connection must not come too late); never before
+ * an earlier segment of its connection (the caller keeps each connection's last due time, 0
+ * at its start); what is late is due at once. Segments due at the same time go in the order
+ * they were held.
  *
  * Bounds: at most max_bytes of payload are held (a loss segment's length is not held); beyond
  * it a segment is refused (ST_SEGPACE_FULL), as it is when memory runs out (ST_SEGPACE_NOMEM):
  * the caller then releases everything held and sends the segment itself, so that the order
- * per connection stays. st_segpace_full() says when the caller's input should wait.
+ * per connection stays. st_segpace_full() and st_segpace_ahead() say when the caller's input
+ * should wait (a file is read at most so far ahead of its pace).
  *
  * Times are the caller's (now: CLOCK_MONOTONIC ns; a segment's ts_ns its capture's
  * CLOCK_REALTIME): no clock is read here. The caller owns the struct; one thread.
@@ -41,6 +46,7 @@ struct st_segpace {
 	uint64_t seq;                   /* segments held so far: the order among equal dues */
 	int64_t off;                    /* now minus ts_ns, once set */
 	bool off_set;
+	uint64_t last;                  /* the latest due time given (an offset set again starts there) */
 };
 
 enum st_segpace_hold {
@@ -65,6 +71,8 @@ size_t st_segpace_release(struct st_segpace *p, uint64_t now, st_segpace_release
 
 /* The payload held reached max_bytes: the input should wait. */
 bool st_segpace_full(const struct st_segpace *p);
+/* Segments are held that are due more than read_ahead_ns after now: the input should wait. */
+bool st_segpace_ahead(const struct st_segpace *p, uint64_t now, uint64_t read_ahead_ns);
 
 /* Drops what is held (nothing is handed over) and the heap. */
 void st_segpace_free(struct st_segpace *p);

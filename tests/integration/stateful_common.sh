@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # shellcheck shell=bash
-# Helpers of the --correlate tests (test_shadow_correlate.sh, test_shadow_correlate_h2.sh),
+# Helpers of the --correlate tests (test_shadow_correlate.sh, test_shadow_correlate_h2.sh,
+# test_receive_correlate.sh),
 # sourced after lib.sh: instances of stateful_svc.py and what their logs say.
 
 SVC=$ST_ROOT/tests/integration/stateful_svc.py

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # `shadowtap report --merge` with a hostile part file (a compromised receiver host writes it):
 # every string field of the JSON schema (command, candidate, reference, hosts, endpoint
-# patterns, endpoint names, field paths and notes, noise fields, sample targets and values)
+# patterns, endpoint names, field paths and notes, noise fields, correlated fields, sample
+# targets and values)
 # holds markup and script. The merged HTML is rendered by headless Chromium (no network:
 # its own network namespace): no injected element exists, no script ran (the title is the
 # report's), and the text is there, escaped. The old code wrote "command" raw: the injected
@@ -48,6 +49,8 @@ def part(host, cmd, hostile):
                         "note": v("n"), "samples": [sample]}],
             "noise_fields": [{"path": v("$.w"), "kind": "value", "noise": 2, "volatile": 0,
                               "note": h("m")}],
+            "correlated": 3, "correlated_fields": [{"path": h("$.tok"), "correlated": 3},
+                                                   {"path": v("$.id"), "correlated": 2}],
             "latency": {"production": side(8, 100), "reference": side(8, 100),
                         "candidate": side(8, 140), "verdict": "same"},
             "status": {"production": {"200": 8}, "reference": {"200": 8},

@@ -11,7 +11,9 @@
 #    shadow holds every order production does, the counters say values were learned and
 #    requests rewritten; --correlate-dump writes the map 0600; tap compare with a reference
 #    (a third instance, its own map) counts the sessions and ids as correlated and finds the
-#    one regression the candidate has (it changes $.user of GET /me), nothing else;
+#    one regression the candidate has (it changes $.user of GET /me), nothing else; its
+#    report counts them per endpoint and field ($.access_token of POST /login, $.id and
+#    headers.location of POST /orders), none of them a field that differs;
 #  - the same capture replayed (`replay --correlate`) to a fresh shadow: the same.
 # --correlate-wait is 5s here, not the default 300ms: with ASan and four tests at a time on two
 # cores, the Python shadow's answer to a login took longer than 300ms in a CI run (10 requests
@@ -40,7 +42,7 @@ stateful_refused plain
 st_tcpdump_start rec "$ST_SRV_NS" "$ST_SRV_IF" "$ST_TMP/rec.pcap" 'tcp port 80'
 rec_pid=$ST_TCPDUMP_PID
 MUTATE=1 stateful_run corr --correlate --correlate-wait 5s --correlate-dump "$ST_TMP/map.tsv" --reference "$ST_CLI4:8081" \
-	--diffs "$ST_TMP/diffs.jsonl"
+	--diffs "$ST_TMP/diffs.jsonl" --report-json "$ST_TMP/report.json"
 st_tcpdump_stop "$rec_pid" rec || true
 nprod=$(wc -l <"$ST_TMP/prod_corr.log")
 sh_expect replayed -eq $((2 * nprod)) # the candidate and the reference
@@ -51,6 +53,28 @@ st_log "counters: $(grep -oE '(correlated_values|rewritten_requests|unmapped_req
 stateful_matched "$ST_TMP/prod_corr.log" "$ST_TMP/shadow_corr.log"
 stateful_compare corr "$ST_TMP/diffs.jsonl"
 st_summary_documented "$SH_SUMMARY" "shadow and replay" "Tap compare" "The tap"
+# the report: correlated per endpoint and field, never fields of the verdict
+python3 - "$ST_TMP/report.json" "$USERS" <<'EOF' || st_fail "the report's correlated counts are not as expected"
+import json, sys
+r = json.load(open(sys.argv[1]))
+users = int(sys.argv[2])
+ep = {e["endpoint"]: e for e in r["endpoints"]}
+def corr(name, path):
+    return {f["path"]: f["correlated"] for f in ep[name]["correlated_fields"]}.get(path, 0)
+def differs(name, path):
+    return any(f["path"] == path for f in ep[name]["fields"])
+login, orders = ep["POST /login"], ep["POST /orders"]
+print("  POST /login:", login["correlated"], login["correlated_fields"])
+print("  POST /orders:", orders["correlated"], orders["correlated_fields"])
+ok = login["correlated"] == login["compared"] == users
+ok &= corr("POST /login", "$.access_token") == users and not differs("POST /login", "$.access_token")
+ok &= orders["correlated"] == orders["compared"] > 0
+ok &= corr("POST /orders", "$.id") == orders["compared"]
+ok &= corr("POST /orders", "headers.location") == orders["compared"]
+ok &= not differs("POST /orders", "$.id") and not differs("POST /orders", "headers.location")
+ok &= r["verdict"]["regressions"] == 1
+sys.exit(0 if ok else 1)
+EOF
 [ "$(stat -c %a "$ST_TMP/map.tsv")" = 600 ] || st_fail "--correlate-dump is not 0600"
 [ "$(grep -c . "$ST_TMP/map.tsv")" -ge $((USERS * ORDERS)) ] || st_fail "--correlate-dump holds too few values"
 

@@ -687,6 +687,41 @@ static void test_correlated(void **state)
 	expect(c, "$.name", ST_CMP_VALUE);
 	expect_n(c, 2);
 	assert_int_equal(c->d.correlated, 3); /* $.token, $.loc, the Location field */
+	/* where, for the report's correlated fields */
+	assert_int_equal(c->d.ncorr, 3);
+	assert_string_equal(c->d.corr_at[0].path, "headers.location");
+	assert_string_equal(c->d.corr_at[1].path, "$.token");
+	assert_string_equal(c->d.corr_at[2].path, "$.loc");
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(c->d.corr_at[i].count, 1);
+	/* a comparison starts afresh */
+	tb.m.corr = NULL;
+	tb.m.corr_len = 0;
+	run(c, &ta, &tb);
+	assert_int_equal(c->d.ncorr, 0);
+	/* more correlated paths than kept: all counted, the first ST_CMP_CORR_PATHS named */
+	{
+		static char ja[1024], jb[1024];
+		size_t la = 0, lb = 0;
+
+		for (int i = 0; i < ST_CMP_CORR_PATHS + 4; i++) {
+			la += (size_t)snprintf(ja + la, sizeof(ja) - la, "%s\"k%02d\":\"tok-prod-1\"",
+					       i ? "," : "{", i);
+			lb += (size_t)snprintf(jb + lb, sizeof(jb) - lb, "%s\"k%02d\":\"tok-shadow-22\"",
+					       i ? "," : "{", i);
+		}
+		strcat(ja, "}");
+		strcat(jb, "}");
+		mk(&ta, 200, "Content-Type: application/json", ja, strlen(ja), 0);
+		mk(&tb, 200, "Content-Type: application/json", jb, strlen(jb), 0);
+		tb.m.corr = corr;
+		tb.m.corr_len = sizeof(corr) - 1;
+		run(c, &ta, &tb);
+		expect_n(c, 0);
+		assert_int_equal(c->d.correlated, ST_CMP_CORR_PATHS + 4);
+		assert_int_equal(c->d.ncorr, ST_CMP_CORR_PATHS);
+		assert_string_equal(c->d.corr_at[ST_CMP_CORR_PATHS - 1].path, "$.k15");
+	}
 }
 
 static void test_shapes(void **state)

@@ -50,8 +50,10 @@ static void load_msg(struct st_cmp_msg *m, const char *body)
 	m->rest_hash = st_cmp_hash_init();
 }
 
-/* out = the differences of b against a, by the real comparison. */
-static void diff_bodies(const char *a, const char *b, struct st_cmp_diffs *out)
+/* out = the differences of b against a, by the real comparison; corr: b's --correlate pairs
+ * (compare_diff.h, st_cmp_msg.corr) or NULL. */
+static void diff_bodies(const char *a, const char *b, const char *corr, uint32_t corr_len,
+			struct st_cmp_diffs *out)
 {
 	static struct st_cmp_scratch sc;
 	struct st_cmp_rules rules = { 0 };
@@ -60,6 +62,8 @@ static void diff_bodies(const char *a, const char *b, struct st_cmp_diffs *out)
 
 	load_msg(&ma, a);
 	load_msg(&mb, b);
+	mb.corr = corr;
+	mb.corr_len = corr_len;
 	st_cmp_view_init(&va);
 	st_cmp_view_init(&vb);
 	st_cmp_view_load(&va, &rules, &ma);
@@ -69,18 +73,35 @@ static void diff_bodies(const char *a, const char *b, struct st_cmp_diffs *out)
 	st_cmp_view_free(&vb);
 }
 
+/* One --correlate pair appended to a list (st_cmp_msg.corr's layout: u16 lengths, values). */
+static void corr_pair(char *buf, uint32_t *len, const char *pv, const char *tv)
+{
+	size_t pn = strlen(pv), tn = strlen(tv);
+	unsigned char *p = (unsigned char *)buf + *len;
+
+	p[0] = (unsigned char)pn;
+	p[1] = 0;
+	p[2] = (unsigned char)tn;
+	p[3] = 0;
+	memcpy(p + 4, pv, pn);
+	memcpy(p + 4 + pn, tv, tn);
+	*len += (uint32_t)(4 + pn + tn);
+}
+
 /*
  * Pair i into a: five endpoints; GET /e1/{id} regresses on $.price (the reference does not
  * differ there), $.ts differs everywhere (noise: with a reference by measurement, without
  * by its shape), GET /e3/{id} has $.tag differing in the reference only, GET /e0/{id} is
  * slower on the candidate, GET /e4/{id} answers 500 sometimes (503 from pair 400 on); one pair in ten is not
- * compared.
+ * compared. GET /e2/{id} answers a session ($.sid) the candidate's --correlate map explains,
+ * and from pair 300 on an order id ($.order) too, in two pairs of three.
  */
 static void feed(struct st_cmp_agg *a, unsigned i, bool ref)
 {
 	static struct st_cmp_diffs raw, noise;
 	uint32_t s = i * 2654435761u + 7;
-	char target[64], name[ST_CMP_ENDPOINT_MAX], pb[256], cb[256], rb[256];
+	char target[64], name[ST_CMP_ENDPOINT_MAX], pb[256], cb[256], rb[256], corr[128], pv[32], tv[32];
+	uint32_t corr_len = 0;
 	unsigned ep = rnd(&s) % 5;
 	bool regress = ep == 1 && rnd(&s) % 2, tagged = ep == 3 && rnd(&s) % 3;
 	struct st_cmp_result r = { 0 };
@@ -100,9 +121,22 @@ static void feed(struct st_cmp_agg *a, unsigned i, bool ref)
 		 tagged && i >= 400 ? "c" : "a", ep == 3 && i >= 200 && i % 5 == 0 ? ", \"extra\": 1" : "");
 	snprintf(rb, sizeof(rb), "{\"id\": %u, \"ts\": \"2026-11-26T10:02:%02u.%03uZ\", "
 		 "\"price\": 10, \"tag\": \"%s\"}", i, i % 60, rnd(&s) % 1000, tagged ? "b" : "a");
-	diff_bodies(pb, cb, &raw);
+	if (ep == 2) {
+		bool order = i >= 300 && i % 3;
+
+		snprintf(pb + strlen(pb) - 1, sizeof(pb) - strlen(pb) + 1,
+			 ", \"sid\": \"sess-prod-%u\"%s}", i, order ? ", \"order\": \"ord-prod-0001\"" : "");
+		snprintf(cb + strlen(cb) - 1, sizeof(cb) - strlen(cb) + 1,
+			 ", \"sid\": \"sess-cand-%u\"%s}", i, order ? ", \"order\": \"ord-cand-0001\"" : "");
+		snprintf(pv, sizeof(pv), "sess-prod-%u", i);
+		snprintf(tv, sizeof(tv), "sess-cand-%u", i);
+		corr_pair(corr, &corr_len, pv, tv);
+		if (order)
+			corr_pair(corr, &corr_len, "ord-prod-0001", "ord-cand-0001");
+	}
+	diff_bodies(pb, cb, corr_len ? corr : NULL, corr_len, &raw);
 	if (ref)
-		diff_bodies(pb, rb, &noise);
+		diff_bodies(pb, rb, NULL, 0, &noise);
 	r.method = "GET";
 	r.mlen = 3;
 	r.target = target;
@@ -234,6 +268,15 @@ static const struct st_cmp_field *find_field(const struct st_cmp_endpoint *e, co
 	return NULL;
 }
 
+/* The pairs of e's correlated field path (-1: no such row). */
+static int64_t corr_n(const struct st_cmp_endpoint *e, const char *path)
+{
+	for (uint32_t i = 0; i < e->ncorr; i++)
+		if (!strcmp(e->corr[i].path, path))
+			return (int64_t)e->corr[i].n;
+	return -1;
+}
+
 static uint64_t status_n(const struct st_cmp_status *s, uint16_t code)
 {
 	for (uint32_t i = 0; i < s->ncodes; i++)
@@ -249,6 +292,7 @@ static void assert_same_agg(const struct st_cmp_agg *all, const struct st_cmp_ag
 	assert_int_equal(m->compared, all->compared);
 	assert_int_equal(m->differing, all->differing);
 	assert_int_equal(m->noise_only, all->noise_only);
+	assert_int_equal(m->correlated, all->correlated);
 	assert_int_equal(m->n, all->n);
 	for (uint32_t i = 0; i <= all->n; i++) {
 		const struct st_cmp_endpoint *e = i < all->n ? all->ep[i] : &all->other;
@@ -262,6 +306,10 @@ static void assert_same_agg(const struct st_cmp_agg *all, const struct st_cmp_ag
 		assert_int_equal(x->noise_only, e->noise_only);
 		assert_int_equal(x->not_compared, e->not_compared);
 		assert_int_equal(x->more_paths, e->more_paths);
+		assert_int_equal(x->correlated, e->correlated);
+		assert_int_equal(x->ncorr, e->ncorr);
+		for (uint32_t k = 0; k < e->ncorr; k++)
+			assert_int_equal(corr_n(x, e->corr[k].path), e->corr[k].n);
 		assert_int_equal(x->nfields, e->nfields);
 		for (uint32_t k = 0; k < e->nfields; k++) {
 			const struct st_cmp_field *f = &e->fields[k], *g = find_field(x, f->path);
@@ -640,6 +688,127 @@ static void test_refusals(void **state)
 	assert_int_equal(st_cmp_report_read(&r, "/", err, sizeof(err)), -1);
 }
 
+/* text without the keys of --correlate (a report of before them): each endpoint's
+ * "correlated": N, "correlated_fields": [...], cut out. */
+static char *without_correlated(const char *text)
+{
+	char *out = strdup(text), *p, *end;
+
+	assert_non_null(out);
+	while ((end = strstr(out, ", \"correlated_fields\": ["))) {
+		for (p = end; p > out && strncmp(p, "\"correlated\": ", 14); p--)
+			;
+		end = strchr(end, ']');
+		assert_non_null(end);
+		assert_int_equal(strncmp(end, "],\n     ", 8), 0);
+		memmove(p, end + 8, strlen(end + 8) + 1);
+	}
+	return out;
+}
+
+/* b: two pairs of GET /c, each with ST_CMP_CORR_PATHS correlated paths ($.v00 ..., $.w00 ...). */
+static void corr_many(struct st_cmp_agg *b)
+{
+	static struct st_cmp_diffs d;
+	struct st_cmp_agg_config cfg = { .reference = false };
+	struct st_cmp_result pr = { .method = "GET", .mlen = 3, .target = "/c", .tlen = 2,
+				    .raw = &d, .lat_ns = { -1, -1, -1 } };
+
+	assert_int_equal(st_cmp_agg_init(b, &cfg), 0);
+	memset(&d, 0, sizeof(d));
+	d.ncorr = ST_CMP_CORR_PATHS;
+	d.correlated = ST_CMP_CORR_PATHS;
+	for (int pass = 0; pass < 2; pass++) {
+		for (unsigned k = 0; k < ST_CMP_CORR_PATHS; k++) {
+			snprintf(d.corr_at[k].path, sizeof(d.corr_at[k].path), "$.%c%02u",
+				 pass ? 'w' : 'v', k);
+			d.corr_at[k].count = 1;
+		}
+		st_cmp_agg_add(b, "GET /c", &pr);
+	}
+}
+
+/* --correlate: differences the candidate's map explains are counted per endpoint and field
+ * (not as fields that differ), written, read back, merged; a report without them loads. */
+static void test_correlated(void **state)
+{
+	struct st_cmp_agg a, b, c;
+	const struct st_cmp_endpoint *e, *x;
+	const struct st_cmp_field *f;
+	struct st_cmp_report *r;
+	char *j, *e2;
+
+	agg_of(&a, true, 0, 0, PAIRS);
+	e = st_cmp_agg_endpoint(&a, "GET /e2/{id}?q");
+	assert_true(e->compared > 10);
+	assert_int_equal(e->correlated, e->compared); /* every pair: its session */
+	assert_int_equal(a.correlated, e->correlated);  /* and no other endpoint */
+	assert_int_equal(e->ncorr, 2);
+	assert_int_equal(corr_n(e, "$.sid"), (int64_t)e->compared);
+	assert_true(corr_n(e, "$.order") > 0 && corr_n(e, "$.order") < (int64_t)e->compared);
+	assert_string_equal(e->corr[0].path, "$.sid"); /* as one run adds them */
+	f = find_field(e, "$.sid");
+	assert_true(!f || !f->raw); /* never a difference of the candidate */
+	assert_int_equal(st_cmp_agg_endpoint(&a, "GET /e1/{id}?q")->ncorr, 0);
+	/* written and read back */
+	j = json_of(&a, "h", 0, 1);
+	assert_non_null(strstr(j, "\"correlated_fields\": [{\"path\": \"$.sid\", \"correlated\": "));
+	r = load_text(j);
+	x = st_cmp_agg_endpoint(&r->agg, "GET /e2/{id}?q");
+	assert_int_equal(r->agg.correlated, a.correlated);
+	assert_int_equal(x->correlated, e->correlated);
+	assert_int_equal(x->ncorr, 2);
+	assert_int_equal(corr_n(x, "$.sid"), corr_n(e, "$.sid"));
+	assert_int_equal(corr_n(x, "$.order"), corr_n(e, "$.order"));
+	drop(r);
+	/* a report of before: no correlated keys, none counted */
+	e2 = without_correlated(j);
+	assert_null(strstr(e2, "correlated_fields"));
+	r = load_text(e2);
+	assert_int_equal(r->agg.correlated, 0);
+	assert_int_equal(st_cmp_agg_endpoint(&r->agg, "GET /e2/{id}?q")->ncorr, 0);
+	drop(r);
+	free(e2);
+	/* out of bounds */
+	e2 = edit(j, "\"correlated_fields\": []", "\"correlated_fields\": [{\"path\": \"$.x\", "
+		  "\"correlated\": 0}, {\"path\": \"$.x\", \"correlated\": 0}]");
+	refused(e2, "correlated field $.x is there twice");
+	free(e2);
+	/* a field's pairs are among the endpoint's */
+	e2 = edit(j, "\"correlated\": 0, \"correlated_fields\": []", "\"correlated\": 0, "
+		  "\"correlated_fields\": [{\"path\": \"$.x\", \"correlated\": 1}]");
+	refused(e2, "\"correlated\" is out of range");
+	free(e2);
+	e2 = edit(j, "\"correlated\": 0, \"correlated_fields\"", "\"correlated\": 99999999, "
+		  "\"correlated_fields\"");
+	refused(e2, "\"correlated\" is out of range");
+	free(e2);
+	free(j);
+	/* bounded: past ST_CMP_CORR_FIELDS_MAX - 1 paths, the last row gathers the rest */
+	corr_many(&b);
+	x = st_cmp_agg_endpoint(&b, "GET /c");
+	assert_int_equal(x->correlated, 2);
+	assert_int_equal(x->ncorr, ST_CMP_CORR_FIELDS_MAX);
+	assert_int_equal(corr_n(x, "$.v00"), 1);
+	assert_int_equal(corr_n(x, "$.v15"), -1);
+	assert_string_equal(x->corr[ST_CMP_CORR_FIELDS_MAX - 1].path, "(other fields)");
+	assert_int_equal(x->corr[ST_CMP_CORR_FIELDS_MAX - 1].n,
+			 2 * ST_CMP_CORR_PATHS - (ST_CMP_CORR_FIELDS_MAX - 1));
+	/* merged: counts add, the row of the rest stays last */
+	corr_many(&c);
+	assert_int_equal(st_cmp_agg_merge(&b, &c), 0);
+	assert_int_equal(x->correlated, 4);
+	assert_int_equal(x->ncorr, ST_CMP_CORR_FIELDS_MAX);
+	assert_int_equal(corr_n(x, "$.v00"), 2);
+	assert_string_equal(x->corr[ST_CMP_CORR_FIELDS_MAX - 1].path, "(other fields)");
+	assert_int_equal(x->corr[ST_CMP_CORR_FIELDS_MAX - 1].n,
+			 2 * (2 * ST_CMP_CORR_PATHS - (ST_CMP_CORR_FIELDS_MAX - 1)));
+	st_cmp_agg_free(&c);
+	st_cmp_agg_free(&b);
+	st_cmp_agg_free(&a);
+	(void)state;
+}
+
 /* Samples: a fair choice whatever the order, identical ones once. */
 static void test_samples(void **state)
 {
@@ -700,6 +869,7 @@ int main(void)
 		cmocka_unit_test(test_round_trip),
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_samples),
+		cmocka_unit_test(test_correlated),
 	};
 
 	assert_int_equal(st_cmp_pattern_parse("GET /e2/*", &pat[0]), 0);

@@ -2,7 +2,8 @@
 /*
  * Unit tests for agent/shadow/correlate.c (--correlate): value shapes; learning by place from
  * real answers framed by http.c (Set-Cookie by name, JSON by path at any depth, Location and
- * named headers, minimum lengths, a value that maps to two values); pending values and their
+ * named headers, URL-encoded forms by name, gzip and deflate bodies inflated and bounded,
+ * minimum lengths, a value that maps to two values); pending values and their
  * wait; rewriting every place of a request (and the rewritten request framing as one whole
  * request with http.c, Content-Length and chunked framing matching); whole tokens only; the
  * LRU under its memory cap, the TTL. HTTP/2: learning from an answer's decoded fields and DATA
@@ -20,6 +21,8 @@
 
 #include <cmocka.h>
 
+#include <zlib.h>
+
 #include "correlate.h"
 #include "http.h"
 
@@ -29,16 +32,18 @@
 #define UUID_P "1b4e28ba-2fa1-11d2-883f-0016d3cca427"
 #define UUID_T "9f0c1a3e-7d2b-4c5e-8a6f-123456789abc"
 
-/* An answer framed by http.c from its wire bytes, as the engine collects it. */
-static void ans_from(const struct st_correlate_config *cfg, const char *raw,
-		     struct st_correlate_ans *a)
+/* An answer framed by http.c from its wire bytes raw[0, len), as the engine collects it;
+ * held (or NULL) counts what it holds, up to 1 MiB. */
+static void ans_from_held(const struct st_correlate_config *cfg, const char *raw, size_t len,
+			  uint64_t *held, struct st_correlate_ans *a)
 {
 	struct st_http_parser p;
 	struct st_http_event ev;
 	const char *s = raw;
-	size_t len = strlen(raw);
 
 	memset(a, 0, sizeof(*a));
+	a->held = held;
+	a->held_max = 1u << 20;
 	assert_int_equal(st_http__init(&p, ST_HTTP_RESPONSE, NULL), 0);
 	assert_int_equal(st_http__push_method(&p, ST_HTTP_M_GET), 0);
 	for (;;) {
@@ -58,6 +63,18 @@ static void ans_from(const struct st_correlate_config *cfg, const char *raw,
 	}
 	a->done = true;
 	st_http__free(&p);
+}
+
+static void ans_from_len(const struct st_correlate_config *cfg, const char *raw, size_t len,
+			 struct st_correlate_ans *a)
+{
+	ans_from_held(cfg, raw, len, NULL, a);
+}
+
+static void ans_from(const struct st_correlate_config *cfg, const char *raw,
+		     struct st_correlate_ans *a)
+{
+	ans_from_len(cfg, raw, strlen(raw), a);
 }
 
 static struct st_correlate *new_map(const struct st_correlate_config *cfg)
@@ -195,6 +212,154 @@ static void test_learn_json(void **state)
 	learn(c, &cfg, "HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-prod-00001\"}",
 	      "HTTP/1.1 200 OK\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-tgt-000099\"}", 1);
 	assert_string_equal(mapped(c, "sid-prod-00001", 2), "sid-tgt-000099");
+	st_correlate__free(c);
+}
+
+/* A URL-encoded form answer (OAuth's token endpoint answers so): values by name, decoded. */
+static void test_learn_form(void **state)
+{
+	struct st_correlate_config cfg = { .fields = { "$.code" }, .n_fields = 1 };
+	struct st_correlate *c = new_map(&cfg);
+	static const char head[] = "HTTP/1.1 200 OK\r\nContent-Type: application/x-www-form-urlencoded"
+				   "\r\nContent-Length: %zu\r\n\r\n%s";
+	const char *pb = "access_token=tokProd0123456789abcdef&token_type=bearer&expires_in=36000000"
+			 "&refresh_token=rfP%2Bdef%2Fghijklmnop12345&code=A1B2&note=two+words+here";
+	const char *tb = "token_type=bearer&access_token=tokTgt00123456789abcdef&expires_in=36000000"
+			 "&refresh_token=rfT%2Bxyz%2Fghijklmnop99999&code=Z9Y8&note=two+other+words";
+	char prod[1024], tgt[1024];
+
+	(void)state;
+	snprintf(prod, sizeof(prod), head, strlen(pb), pb);
+	snprintf(tgt, sizeof(tgt), head, strlen(tb), tb);
+	learn(c, &cfg, prod, tgt, 1);
+	assert_string_equal(mapped(c, "tokProd0123456789abcdef", 2), "tokTgt00123456789abcdef");
+	assert_string_equal(mapped(c, "rfP+def/ghijklmnop12345", 2), "rfT+xyz/ghijklmnop99999");
+	assert_null(mapped(c, "rfP%2Bdef%2Fghijklmnop12345", 2)); /* learned decoded */
+	assert_string_equal(mapped(c, "A1B2", 2), "Z9Y8");         /* named: $.code */
+	assert_null(mapped(c, "two words here", 2));               /* not an id */
+	assert_null(mapped(c, "bearer", 2));
+	st_correlate__free(c);
+	/* the same bytes as text/plain: not a form (nor JSON) */
+	c = new_map(&cfg);
+	snprintf(prod, sizeof(prod), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+		 "Content-Length: %zu\r\n\r\n%s", strlen(pb), pb);
+	snprintf(tgt, sizeof(tgt), "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n"
+		 "Content-Length: %zu\r\n\r\n%s", strlen(tb), tb);
+	learn(c, &cfg, prod, tgt, 1);
+	assert_null(mapped(c, "tokProd0123456789abcdef", 2));
+	st_correlate__free(c);
+}
+
+/* An answer with body compressed by zlib (gzip: wbits 16 + 15, deflate: 15), Content-Length
+ * framed, or chunked in pieces of 7 bytes; its length. */
+static size_t zipped(char *out, size_t cap, const char *coding, const char *body, size_t bn,
+		     bool chunked)
+{
+	static unsigned char z[256 << 10];
+	z_stream zs = { 0 };
+	size_t zn, o;
+
+	assert_int_equal(deflateInit2(&zs, 9, Z_DEFLATED, strcmp(coding, "deflate") ? 16 + 15 : 15,
+				      8, Z_DEFAULT_STRATEGY), Z_OK);
+	zs.next_in = (Bytef *)body;
+	zs.avail_in = (uInt)bn;
+	zs.next_out = z;
+	zs.avail_out = sizeof(z);
+	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+	zn = sizeof(z) - zs.avail_out;
+	deflateEnd(&zs);
+	o = (size_t)snprintf(out, cap, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+			     "Content-Encoding: %s\r\n", coding);
+	if (!chunked) {
+		o += (size_t)snprintf(out + o, cap - o, "Content-Length: %zu\r\n\r\n", zn);
+		assert_true(o + zn <= cap);
+		memcpy(out + o, z, zn);
+		return o + zn;
+	}
+	o += (size_t)snprintf(out + o, cap - o, "Transfer-Encoding: chunked\r\n\r\n");
+	for (size_t i = 0; i < zn; i += 7) {
+		size_t k = zn - i < 7 ? zn - i : 7;
+
+		o += (size_t)snprintf(out + o, cap - o, "%zx\r\n", k);
+		assert_true(o + k + 2 <= cap);
+		memcpy(out + o, z + i, k);
+		memcpy(out + o + k, "\r\n", 2);
+		o += k + 2;
+	}
+	o += (size_t)snprintf(out + o, cap - o, "0\r\n\r\n");
+	return o;
+}
+
+static void learn_len(struct st_correlate *c, const struct st_correlate_config *cfg,
+		      const char *prod, size_t pn, const char *tgt, size_t tn)
+{
+	struct st_correlate_ans p, t;
+
+	ans_from_len(cfg, prod, pn, &p);
+	ans_from_len(cfg, tgt, tn, &t);
+	st_correlate__learn(c, &p, &t, 1);
+	st_correlate_ans_free(&p);
+	st_correlate_ans_free(&t);
+}
+
+/* gzip and deflate bodies are inflated as they come (in pieces) and learned from; one that
+ * inflates past ST_CORRELATE_BODY_MAX, one that does not inflate, another coding: not. */
+static void test_learn_compressed(void **state)
+{
+	struct st_correlate_config cfg = { 0 };
+	static char prod[300 << 10], tgt[300 << 10], big[ST_CORRELATE_BODY_MAX + 64];
+	const char *pb = "{\"session\":\"sid-prod-00001\",\"id\":\"" UUID_P "\"}";
+	const char *tb = "{\"session\":\"sid-tgt-000099\",\"id\":\"" UUID_T "\"}";
+	static const char *const codings[] = { "gzip", "x-gzip", "deflate" };
+	struct st_correlate *c;
+	size_t pn, tn;
+
+	(void)state;
+	for (unsigned k = 0; k < 3; k++) {
+		c = new_map(&cfg);
+		pn = zipped(prod, sizeof(prod), codings[k], pb, strlen(pb), false);
+		tn = zipped(tgt, sizeof(tgt), codings[k], tb, strlen(tb), true);
+		learn_len(c, &cfg, prod, pn, tgt, tn);
+		assert_string_equal(mapped(c, "sid-prod-00001", 2), "sid-tgt-000099");
+		assert_string_equal(mapped(c, UUID_P, 2), UUID_T);
+		st_correlate__free(c);
+	}
+	/* what an answer holds is counted: the inflater while it lives (ended at the stream's
+	 * end), the body inflated */
+	{
+		struct st_correlate_ans a;
+		uint64_t held = 0;
+
+		tn = zipped(tgt, sizeof(tgt), "gzip", tb, strlen(tb), true);
+		ans_from_held(&cfg, tgt, tn, &held, &a);
+		assert_null(a.z);
+		assert_int_equal(a.body_len, strlen(tb));
+		assert_int_equal(held, (uint64_t)a.hdr_len + a.body_len);
+		st_correlate_ans_free(&a);
+		assert_int_equal(held, 0);
+	}
+	/* a body that inflates past the cap (a few hundred bytes on the wire) */
+	c = new_map(&cfg);
+	snprintf(big, sizeof(big), "{\"session\":\"sid-prod-00001\",\"pad\":\"");
+	memset(big + strlen(big), 'a', sizeof(big) - strlen(big) - 3);
+	memcpy(big + sizeof(big) - 3, "\"}", 3);
+	pn = zipped(prod, sizeof(prod), "gzip", big, strlen(big), false);
+	assert_true(pn < 1024);
+	big[21] = '9'; /* the target's session */
+	tn = zipped(tgt, sizeof(tgt), "gzip", big, strlen(big), false);
+	learn_len(c, &cfg, prod, pn, tgt, tn);
+	assert_null(mapped(c, "sid-prod-00001", 2));
+	/* not what it says: gzip that is not; another coding */
+	learn(c, &cfg, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		       "Content-Encoding: gzip\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-prod-00001\"}",
+	      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	      "Content-Encoding: gzip\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-tgt-000099\"}", 1);
+	assert_null(mapped(c, "sid-prod-00001", 2));
+	learn(c, &cfg, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+		       "Content-Encoding: br\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-prod-00001\"}",
+	      "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	      "Content-Encoding: br\r\nContent-Length: 24\r\n\r\n{\"sid\":\"sid-tgt-000099\"}", 1);
+	assert_null(mapped(c, "sid-prod-00001", 2));
 	st_correlate__free(c);
 }
 
@@ -366,6 +531,51 @@ static const char *rewrite(const char *req, int want, size_t body_len, unsigned 
 	assert_int_equal(ev.body_len, body_len);
 	st_http__free(&p);
 	return res;
+}
+
+/* Production's places are made once (expect) and kept with its answer for every target's
+ * learning and tap compare's explaining, counted in the answers' bytes; past their cap they
+ * are made again each time, with the same result. */
+static void test_places_kept(void **state)
+{
+	struct st_correlate_config cfg = { .wait_ns = 300 * MS };
+	const char *prod = "HTTP/1.1 200 OK\r\nSet-Cookie: sid=prodSESSION12345\r\n"
+			   "Content-Type: application/json\r\nContent-Length: 45\r\n\r\n"
+			   "{\"id\":\"" UUID_P "\"}";
+	const char *tgt[2] = { "HTTP/1.1 200 OK\r\nSet-Cookie: sid=shadowSESSION987\r\n"
+			       "Content-Length: 45\r\n\r\n{\"id\":\"" UUID_T "\"}",
+			       "HTTP/1.1 200 OK\r\nSet-Cookie: sid=otherSESSION5555\r\n"
+			       "Content-Length: 0\r\n\r\n" };
+	static const char *const want[2] = { "shadowSESSION987", "otherSESSION5555" };
+
+	(void)state;
+	for (int cap = 0; cap < 2; cap++) {
+		struct st_correlate *c[2] = { new_map(&cfg), new_map(&cfg) };
+		struct st_correlate_ans p, t;
+		uint64_t held, bytes;
+		char out[512] = "";
+
+		ans_from(&cfg, prod, &p);
+		bytes = held = (uint64_t)p.hdr_len + p.body_len;
+		p.held = &held;
+		p.held_max = cap ? held : 1u << 20; /* the second time: no room for the places */
+		for (int k = 0; k < 2; k++) {
+			st_correlate__expect(c[k], &p, 1000 * MS);
+			assert_int_equal(p.pl != NULL, !cap);
+			assert_true(cap ? held == bytes : held > bytes);
+			ans_from(&cfg, tgt[k], &t);
+			assert_int_equal(st_correlate__learn(c[k], &p, &t, 1100 * MS), k ? 1 : 2);
+			st_correlate_ans_free(&t);
+			assert_string_equal(mapped(c[k], "prodSESSION12345", 1200 * MS), want[k]);
+		}
+		assert_string_equal(mapped(c[0], UUID_P, 1200 * MS), UUID_T);
+		st_correlate__explain(c[0], &p, 1200 * MS, explained, out);
+		assert_string_equal(out, "prodSESSION12345>shadowSESSION987;" UUID_P ">" UUID_T ";");
+		st_correlate_ans_free(&p);
+		assert_int_equal(held, 0);
+		st_correlate__free(c[0]);
+		st_correlate__free(c[1]);
+	}
 }
 
 static void test_rewrite_head(void **state)
@@ -635,9 +845,12 @@ int main(void)
 		cmocka_unit_test(test_shapes),
 		cmocka_unit_test(test_learn_cookies),
 		cmocka_unit_test(test_learn_json),
+		cmocka_unit_test(test_learn_form),
+		cmocka_unit_test(test_learn_compressed),
 		cmocka_unit_test(test_learn_headers),
 		cmocka_unit_test(test_conflict),
 		cmocka_unit_test(test_pending),
+		cmocka_unit_test(test_places_kept),
 		cmocka_unit_test(test_explain),
 		cmocka_unit_test(test_rewrite_head),
 		cmocka_unit_test(test_rewrite_body),

@@ -3,7 +3,8 @@
  * The pacing of `receive --to` (segpace.c), on times given by hand: segments released at
  * their capture time shifted by the offset the first one sets, in due order whatever order
  * they were held in (equal dues in the order held), never before an earlier segment of their
- * connection; the offset set again by a source far ahead; the byte bound (FULL, a loss
+ * connection; the offset set again by a source far ahead, never before a segment held
+ * earlier; the read-ahead (st_segpace_ahead); the byte bound (FULL, a loss
  * segment's length not counted); held data copied; release of all, and free of what is held.
  */
 #include <setjmp.h>
@@ -162,8 +163,10 @@ static void test_connection_order_kept(void **state)
 	st_segpace_free(&p);
 }
 
-/* A source more than ahead_ns ahead of the pace sets it again (due now), one within does not;
- * a late segment is due at once. */
+/* A source more than ahead_ns ahead of the pace sets it again, one within does not; set again
+ * it starts from the latest due time given, never before a segment held earlier (seq 3 after
+ * seq 2, which is on another connection: a file decoded ahead of its pace); a late segment is
+ * due at once. st_segpace_ahead() says when what is held is due beyond a read-ahead. */
 static void test_ahead_resets(void **state)
 {
 	struct st_segpace p;
@@ -177,17 +180,20 @@ static void test_ahead_resets(void **state)
 	s = seg(10 * SEC + 900 * MS, 2, NULL, 0);
 	st_segpace_hold(&p, &s, NULL, 100 * SEC);      /* 0.9 s ahead: held for it */
 	assert_int_equal(p.off, (int64_t)(90 * SEC));
+	assert_true(st_segpace_ahead(&p, 100 * SEC, 250 * MS));
+	assert_false(st_segpace_ahead(&p, 100 * SEC + 700 * MS, 250 * MS));
 	s = seg(60 * SEC, 3, NULL, 0);
-	st_segpace_hold(&p, &s, NULL, 100 * SEC);      /* 50 s ahead: the pace is set again */
-	assert_int_equal(p.off, (int64_t)(40 * SEC));
+	st_segpace_hold(&p, &s, NULL, 100 * SEC);      /* 50 s ahead: set again from 100.9 s */
+	assert_int_equal(p.off, (int64_t)(40 * SEC + 900 * MS));
 	s = seg(1 * SEC, 4, NULL, 0);
-	st_segpace_hold(&p, &s, NULL, 100 * SEC);      /* late: due already (41 s) */
-	assert_int_equal(st_segpace_release(&p, 100 * SEC, take, &o), 3);
+	st_segpace_hold(&p, &s, NULL, 100 * SEC);      /* late: due already (41.9 s) */
+	assert_int_equal(st_segpace_release(&p, 100 * SEC, take, &o), 2);
 	assert_int_equal(o.seq[0], 4);
 	assert_int_equal(o.seq[1], 1);
-	assert_int_equal(o.seq[2], 3);
-	assert_int_equal(st_segpace_release(&p, 100 * SEC + 900 * MS, take, &o), 1);
-	assert_int_equal(o.seq[3], 2);
+	assert_int_equal(st_segpace_release(&p, 100 * SEC + 900 * MS, take, &o), 2);
+	assert_int_equal(o.seq[2], 2);
+	assert_int_equal(o.seq[3], 3);
+	assert_false(st_segpace_ahead(&p, 100 * SEC, 0));
 	st_segpace_free(&p);
 }
 
