@@ -341,16 +341,23 @@ static void test_headers_only(void **state)
 	}
 }
 
+/* The whole-copy tests' segments of one connection (client 10.1.2.3:40000): the service's
+ * 3000-byte answer and the client's 3000-byte request. */
+static void conn_segs(struct bt_spec *out, struct bt_spec *in)
+{
+	*out = (struct bt_spec){ .src = SERVER, .dst = V4(10, 1, 2, 3), .sport = PORT,
+				 .dport = 40000, .seq = 7000, .ack = 1,
+				 .flags = ST_TCP_ACK | ST_TCP_PSH, .len = 3000 };
+	*in = (struct bt_spec){ .src = V4(10, 1, 2, 3), .dst = SERVER, .sport = 40000,
+				.dport = PORT, .seq = 1, .flags = ST_TCP_ACK, .len = 3000 };
+}
+
 /* Headers-only, and a connection the agent listed in copy_whole (watch's fallback): that
  * connection's segments come whole in both directions, the others' stay cut. */
 static void test_headers_only_copy_whole(void **state)
 {
 	struct st_tap_opts o = { .copy = { ST_COPY_HEAD, ST_COPY_HEAD }, .head_bytes = 100 };
-	struct bt_spec out = { .src = SERVER, .dst = V4(10, 1, 2, 3), .sport = PORT,
-			       .dport = 40000, .seq = 7000, .ack = 1,
-			       .flags = ST_TCP_ACK | ST_TCP_PSH, .len = 3000 };
-	struct bt_spec in = { .src = V4(10, 1, 2, 3), .dst = SERVER, .sport = 40000,
-			      .dport = PORT, .seq = 1, .flags = ST_TCP_ACK, .len = 3000 };
+	struct bt_spec out, in;
 	struct st_flow_key k = { .sport = 40000, .dport = PORT };
 	struct st_counters c0, c1;
 	struct st_conn_key key;
@@ -358,6 +365,7 @@ static void test_headers_only_copy_whole(void **state)
 	struct fx f;
 
 	SKIP_UNLESS_ROOT();
+	conn_segs(&out, &in);
 	k.src.family = k.dst.family = 4;
 	k.src.a[0] = htonl(V4(10, 1, 2, 3));
 	k.dst.a[0] = htonl(SERVER);
@@ -397,17 +405,14 @@ static void test_headers_only_copy_whole(void **state)
 static void test_headers_only_port_whole(void **state)
 {
 	struct st_tap_opts o = { .copy = { ST_COPY_HEAD, ST_COPY_HEAD }, .head_bytes = 100 };
-	struct bt_spec out = { .src = SERVER, .dst = V4(10, 1, 2, 3), .sport = PORT,
-			       .dport = 40000, .seq = 7000, .ack = 1,
-			       .flags = ST_TCP_ACK | ST_TCP_PSH, .len = 3000 };
-	struct bt_spec in = { .src = V4(10, 1, 2, 3), .dst = SERVER, .sport = 40000,
-			      .dport = PORT, .seq = 1, .flags = ST_TCP_ACK, .len = 3000 };
+	struct bt_spec out, in;
 	struct st_target t = { .ports = { PORT }, .n_ports = 1 };
 	__u8 v = ST_PORT_ON | ST_PORT_WHOLE;
 	__u32 port = PORT;
 	struct fx f;
 
 	SKIP_UNLESS_ROOT();
+	conn_segs(&out, &in);
 	fx_load(&f, &o, 1 << 20);
 	run(&f, BT_TC_OUT, &out);
 	assert_int_equal(f.got.recs[0].len, 100);
@@ -441,14 +446,11 @@ static void test_headers_only_h2_preface(void **state)
 {
 	static const char preface[] = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
 	struct st_tap_opts o = { .copy = { ST_COPY_HEAD, ST_COPY_HEAD }, .head_bytes = 100 };
-	struct bt_spec out = { .src = SERVER, .dst = V4(10, 1, 2, 3), .sport = PORT,
-			       .dport = 40000, .seq = 7000, .ack = 1,
-			       .flags = ST_TCP_ACK | ST_TCP_PSH, .len = 3000 };
-	struct bt_spec in = { .src = V4(10, 1, 2, 3), .dst = SERVER, .sport = 40000,
-			      .dport = PORT, .seq = 1, .flags = ST_TCP_ACK, .len = 3000 };
+	struct bt_spec out, in;
 	struct fx f;
 
 	SKIP_UNLESS_ROOT();
+	conn_segs(&out, &in);
 	for (int cg = 0; cg < 2; cg++) {
 		fx_load(&f, &o, 1 << 20);
 		/* the service's own "preface" and a cut-short lookalike: still cut */
