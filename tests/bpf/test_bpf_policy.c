@@ -352,6 +352,22 @@ static void conn_segs(struct bt_spec *out, struct bt_spec *in)
 				.dport = PORT, .seq = 1, .flags = ST_TCP_ACK, .len = 3000 };
 }
 
+/* One segment of each direction (cg: the cgroup programs, else TC), each a single record
+ * copied whole (3000 bytes, no elided mark); check_bytes: its payload compared too. */
+static void expect_whole(struct fx *f, int cg, const struct bt_spec *out, const struct bt_spec *in,
+			 bool check_bytes)
+{
+	for (int dir = 0; dir < 2; dir++) {
+		run(f, dir ? (cg ? BT_CG_OUT : BT_TC_OUT) : (cg ? BT_CG_IN : BT_TC_IN),
+		    dir ? out : in);
+		assert_int_equal(f->got.n, 1);
+		assert_int_equal(f->got.recs[0].len, 3000);
+		assert_int_equal(f->got.recs[0].rflags, 0);
+		for (uint32_t j = 0; check_bytes && j < 3000; j++)
+			assert_int_equal(f->got.data[0][j], bt_payload_byte(j));
+	}
+}
+
 /* Headers-only, and a connection the agent listed in copy_whole (watch's fallback): that
  * connection's segments come whole in both directions, the others' stay cut. */
 static void test_headers_only_copy_whole(void **state)
@@ -378,15 +394,7 @@ static void test_headers_only_copy_whole(void **state)
 		assert_int_equal(bpf_map__update_elem(f.skel->maps.copy_whole, &key, sizeof(key), &one,
 						      1, 0), 0);
 		bt_counters(f.skel, ST_DIR_OUT, &c0);
-		for (int dir = 0; dir < 2; dir++) {
-			run(&f, dir ? (cg ? BT_CG_OUT : BT_TC_OUT) : (cg ? BT_CG_IN : BT_TC_IN),
-			    dir ? &out : &in);
-			assert_int_equal(f.got.n, 1);
-			assert_int_equal(f.got.recs[0].len, 3000);
-			assert_int_equal(f.got.recs[0].rflags, 0);
-			for (uint32_t j = 0; j < 3000; j++)
-				assert_int_equal(f.got.data[0][j], bt_payload_byte(j));
-		}
+		expect_whole(&f, cg, &out, &in, true);
 		bt_counters(f.skel, ST_DIR_OUT, &c1);
 		assert_int_equal(c1.elided_bytes, c0.elided_bytes);
 		/* another connection of the same client: still cut */
@@ -426,13 +434,7 @@ static void test_headers_only_port_whole(void **state)
 	for (int cg = 0; cg < 2; cg++)
 		for (uint16_t cport = 40000; cport < 40003; cport++) {
 			out.dport = in.sport = cport;
-			for (int dir = 0; dir < 2; dir++) {
-				run(&f, dir ? (cg ? BT_CG_OUT : BT_TC_OUT) : (cg ? BT_CG_IN : BT_TC_IN),
-				    dir ? &out : &in);
-				assert_int_equal(f.got.n, 1);
-				assert_int_equal(f.got.recs[0].len, 3000);
-				assert_int_equal(f.got.recs[0].rflags, 0);
-			}
+			expect_whole(&f, cg, &out, &in, false);
 		}
 	fx_free(&f);
 }
@@ -473,13 +475,7 @@ static void test_headers_only_h2_preface(void **state)
 		assert_int_equal(f.got.recs[0].rflags, 0);
 		assert_memory_equal(f.got.data[0], preface, sizeof(preface) - 1);
 		in.prefix = NULL;
-		for (int dir = 0; dir < 2; dir++) {
-			run(&f, dir ? (cg ? BT_CG_OUT : BT_TC_OUT) : (cg ? BT_CG_IN : BT_TC_IN),
-			    dir ? &out : &in);
-			assert_int_equal(f.got.n, 1);
-			assert_int_equal(f.got.recs[0].len, 3000);
-			assert_int_equal(f.got.recs[0].rflags, 0);
-		}
+		expect_whole(&f, cg, &out, &in, false);
 		/* another connection of the same client: still cut */
 		out.dport = 40001;
 		run(&f, cg ? BT_CG_OUT : BT_TC_OUT, &out);
