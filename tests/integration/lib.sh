@@ -212,13 +212,20 @@ st_in_bg() {
 	fi
 }
 
+# st_netns_add NAME: a new namespace, removed at cleanup. A namespace of that name already
+# there is a leftover of a test killed with -9 whose PID was ours (names carry the PID): it is
+# deleted first, as its own cleanup would have.
+st_netns_add() {
+	ip netns del "$1" 2>/dev/null || true
+	ip netns add "$1"
+	ST_NETNS+=("$1")
+}
+
 # st_netns_pair: namespaces $ST_SRV_NS and $ST_CLI_NS joined by a veth pair
 # ($ST_SRV_IF in the server ns, $ST_CLI_IF in the client ns), IPv4 and IPv6.
 st_netns_pair() {
-	ip netns add "$ST_SRV_NS"
-	ST_NETNS+=("$ST_SRV_NS")
-	ip netns add "$ST_CLI_NS"
-	ST_NETNS+=("$ST_CLI_NS")
+	st_netns_add "$ST_SRV_NS"
+	st_netns_add "$ST_CLI_NS"
 	ip link add "$ST_SRV_IF" netns "$ST_SRV_NS" type veth peer name "$ST_CLI_IF" netns "$ST_CLI_NS"
 	ip -n "$ST_SRV_NS" link set lo up
 	ip -n "$ST_CLI_NS" link set lo up
@@ -234,8 +241,7 @@ st_netns_pair() {
 # st_netns_single NAME: one namespace with only loopback up; its name in ST_LAST_NS.
 st_netns_single() {
 	ST_LAST_NS=st-$ST_ID-$1
-	ip netns add "$ST_LAST_NS"
-	ST_NETNS+=("$ST_LAST_NS")
+	st_netns_add "$ST_LAST_NS"
 	ip -n "$ST_LAST_NS" link set lo up
 }
 
