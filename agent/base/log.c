@@ -102,7 +102,7 @@ static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list 
 	if (l > log_level)
 		return 0;
 	/* the agent's own line format: its context and journald priority too */
-	st_vlog(l, fmt, ap);
+	st_log_va(l, fmt, ap);
 	return 0;
 }
 
@@ -128,7 +128,7 @@ enum st_log_level st_log_get_level(void)
 	return log_level;
 }
 
-void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
+void st_log_va(enum st_log_level level, const char *fmt, va_list ap)
 {
 	char buf[1024], line[1200];
 	int n, k;
@@ -185,7 +185,7 @@ void st_log(enum st_log_level level, const char *fmt, ...)
 	va_list ap;
 
 	va_start(ap, fmt);
-	st_vlog(level, fmt, ap);
+	st_log_va(level, fmt, ap);
 	va_end(ap);
 }
 

@@ -43,7 +43,7 @@ enum st_log_level st_log_get_level(void);
 void st_log_libbpf_setup(int in_setup);
 
 void st_log(enum st_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void st_vlog(enum st_log_level level, const char *fmt, va_list ap)
+void st_log_va(enum st_log_level level, const char *fmt, va_list ap)
 	__attribute__((format(printf, 2, 0)));
 
 /*

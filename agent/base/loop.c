@@ -48,7 +48,7 @@ struct st_loop {
 	struct st_loop_ent ents[ST_LOOP_MAX_FDS];
 };
 
-uint64_t st_mono_ns(void)
+uint64_t st_loop_mono_ns(void)
 {
 	struct timespec ts;
 
@@ -56,7 +56,7 @@ uint64_t st_mono_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-uint64_t st_realtime_ns(void)
+uint64_t st_loop_realtime_ns(void)
 {
 	struct timespec ts;
 
@@ -265,7 +265,7 @@ void st_loop__set_wake(struct st_loop *l, st_loop_wake_fn wake, void *ctx)
 
 int st_loop__run(struct st_loop *l, double duration_s)
 {
-	uint64_t deadline = duration_s > 0 ? st_mono_ns() + (uint64_t)(duration_s * 1e9) : 0;
+	uint64_t deadline = duration_s > 0 ? st_loop_mono_ns() + (uint64_t)(duration_s * 1e9) : 0;
 	int ret = 0;
 
 	while (!l->stop) {
@@ -283,7 +283,7 @@ int st_loop__run(struct st_loop *l, double duration_s)
 				until = w;
 		}
 		if (until) {
-			uint64_t now = st_mono_ns();
+			uint64_t now = st_loop_mono_ns();
 
 			if (deadline && now >= deadline)
 				break;

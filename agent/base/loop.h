@@ -33,9 +33,9 @@
 struct st_loop;
 
 /* CLOCK_MONOTONIC in nanoseconds: the agent's clock for timeouts and pacing. */
-uint64_t st_mono_ns(void);
+uint64_t st_loop_mono_ns(void);
 /* CLOCK_REALTIME in nanoseconds: the clock of segments' ts_ns (segment.h). */
-uint64_t st_realtime_ns(void);
+uint64_t st_loop_realtime_ns(void);
 
 /* Return < 0 to stop the loop with an error, 0 to go on. */
 typedef int (*st_loop_fn)(void *ctx);

@@ -70,15 +70,15 @@ int st_opt_set(const struct st_opt *o, void *obj, const char *val, const char *w
 	case ST_OPTK_UINT:
 		return set_uint(o, obj, val, where);
 	case ST_OPTK_SIZE:
-		return st_parse_size(where, val, (uint64_t)o->min, (uint64_t)o->max,
-				     (uint64_t *)field(o, obj));
+		return st_opts_size(where, val, (uint64_t)o->min, (uint64_t)o->max,
+				    (uint64_t *)field(o, obj));
 	case ST_OPTK_DOUBLE: {
 		char *end;
 		double v = NAN;
 
 		errno = 0;
 		if (o->flags & ST_OPTF_SECONDS) {
-			if (!val || st_parse_seconds(val, &v) || !(v >= o->min && v <= o->max)) {
+			if (!val || st_optparse_seconds(val, &v) || !(v >= o->min && v <= o->max)) {
 				pr_err("%s: '%s' is not a duration in %gs..%gs (90, 90s, 15m, 1h, 500ms)",
 				       where, val ? val : "", o->min, o->max);
 				return -1;
@@ -132,8 +132,8 @@ int st_opt_set(const struct st_opt *o, void *obj, const char *val, const char *w
 	}
 }
 
-const struct st_opt *st_opts_find(const struct st_optset *sets, size_t nsets, const char *name,
-				  const struct st_optset **set)
+const struct st_opt *st_optset_find(const struct st_optset *sets, size_t nsets, const char *name,
+				    const struct st_optset **set)
 {
 	for (size_t s = 0; s < nsets; s++)
 		for (size_t i = 0; i < sets[s].n; i++)
@@ -194,7 +194,7 @@ static const char *heading(const struct st_optset *sets, const size_t *order, si
 	return t;
 }
 
-void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
+void st_optset_help(FILE *f, const struct st_optset *sets, size_t nsets)
 {
 	size_t order[64], nord;
 
@@ -237,7 +237,7 @@ void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets)
 	fprintf(f, "%s  -h, --help            this help\n", nord && sets[order[nord - 1]].title ? "\n" : "");
 }
 
-int st_parse_seconds(const char *s, double *out)
+int st_optparse_seconds(const char *s, double *out)
 {
 	static const struct {
 		const char *unit;
@@ -298,7 +298,7 @@ static size_t edit_distance(const char *a, const char *b, size_t lim)
 	return p[lb];
 }
 
-const char *st_nearest(const char *word, const char *const *cands, size_t n)
+const char *st_optparse_nearest(const char *word, const char *const *cands, size_t n)
 {
 	size_t lim = strlen(word) / 3, best = SIZE_MAX;
 	const char *pick = NULL;
@@ -338,7 +338,7 @@ static int getopt_error(const struct st_optset *sets, size_t nsets, const char *
 		for (size_t i = 0; i < sets[s].n && n < LONGOPTS_MAX; i++)
 			names[n++] = sets[s].opts[i].name;
 	names[n++] = "help";
-	near = st_nearest(word, names, n);
+	near = st_optparse_nearest(word, names, n);
 	if (near)
 		pr_err("%s: unknown option '%s' (did you mean --%s?)", cmd, arg, near);
 	else
@@ -416,8 +416,8 @@ static void help_man(FILE *f, const char *cmd, const char *usage_head,
 	}
 }
 
-int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
-		  const char *usage_head, int argc, char **argv, int *first_arg)
+int st_optset_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
+		    const char *usage_head, int argc, char **argv, int *first_arg)
 {
 	struct option lo[LONGOPTS_MAX + 3];
 	char shorts[2 * LONGOPTS_MAX + 4] = ":";
@@ -458,7 +458,7 @@ int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
 
 		if (opt == 'h') {
 			fputs(usage_head, stdout);
-			st_opts_help(stdout, sets, nsets);
+			st_optset_help(stdout, sets, nsets);
 			return -1;
 		}
 		if (opt == 'M') {

@@ -13,9 +13,9 @@
  *			      "stop after SEC seconds"),
  *	};
  *	struct st_optset sets[] = { { capture_opts, N, &c } };
- *	rc = st_opts_parse(sets, 1, "capture", argc, argv, &first_arg);
+ *	rc = st_optset_parse(sets, 1, "capture", argc, argv, &first_arg);
  *
- * Errors are one line on stderr naming the option; st_opts_parse() returns
+ * Errors are one line on stderr naming the option; st_optset_parse() returns
  * ST_EXIT_USAGE for them, -1 after printing --help, 0 otherwise.
  */
 #ifndef ST_OPTPARSE_H
@@ -116,27 +116,27 @@ struct st_optset {
  * naming the option as where says it was given ("--port", "shadow.conf:12: port"). */
 int st_opt_set(const struct st_opt *o, void *obj, const char *val, const char *where);
 /* The row named name in the sets, and its set; NULL if none. */
-const struct st_opt *st_opts_find(const struct st_optset *sets, size_t nsets, const char *name,
-				  const struct st_optset **set);
+const struct st_opt *st_optset_find(const struct st_optset *sets, size_t nsets, const char *name,
+				    const struct st_optset **set);
 
 /*
  * Parses argv (argv[0] is the command's name) with -h/--help built in. On success
  * *first_arg is the index of the first positional argument. Returns 0, -1 when --help was
  * printed (usage_head, then every row), or ST_EXIT_USAGE after one line on stderr.
  */
-int st_opts_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
-		  const char *usage_head, int argc, char **argv, int *first_arg);
+int st_optset_parse(const struct st_optset *sets, size_t nsets, const char *cmd,
+		    const char *usage_head, int argc, char **argv, int *first_arg);
 
 /* Parses a duration ("90", "90s", "1.5m", "15m", "1h", "500ms", "2d") into seconds. 0, or -1
  * (not a duration: nothing said). */
-int st_parse_seconds(const char *s, double *out);
+int st_optparse_seconds(const char *s, double *out);
 
 /* The candidate nearest to word (a typo's edit distance: at most a third of its length, at
  * least 1), for "did you mean ...?"; NULL when none is near. */
-const char *st_nearest(const char *word, const char *const *cands, size_t n);
+const char *st_optparse_nearest(const char *word, const char *const *cands, size_t n);
 
 /* The rows' help, aligned, as --help prints them: untitled sets first, then each title as a
  * heading over its sets. */
-void st_opts_help(FILE *f, const struct st_optset *sets, size_t nsets);
+void st_optset_help(FILE *f, const struct st_optset *sets, size_t nsets);
 
 #endif /* ST_OPTPARSE_H */

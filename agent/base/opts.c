@@ -17,8 +17,8 @@
 #include "log.h"
 #include "optparse.h"
 
-int st_parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
-		  unsigned long *out)
+int st_opts_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
+		 unsigned long *out)
 {
 	char *end;
 	unsigned long v;
@@ -36,7 +36,7 @@ bad:
 	return -1;
 }
 
-int st_parse_double(const char *opt, const char *s, double min, double max, double *out)
+int st_opts_double(const char *opt, const char *s, double min, double max, double *out)
 {
 	char *end;
 	double v;
@@ -54,7 +54,7 @@ bad:
 	return -1;
 }
 
-int st_parse_size(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
+int st_opts_size(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out)
 {
 	static const char units[] = "KMGT";
 	unsigned long long v;
@@ -86,11 +86,11 @@ bad:
 	return -1;
 }
 
-int st_parse_port(const char *opt, const char *s, uint16_t *out)
+int st_opts_port(const char *opt, const char *s, uint16_t *out)
 {
 	unsigned long v;
 
-	if (st_parse_uint(opt, s, 1, 65535, &v))
+	if (st_opts_uint(opt, s, 1, 65535, &v))
 		return -1;
 	*out = (uint16_t)v;
 	return 0;
@@ -115,7 +115,7 @@ static void cidr_mask(struct st_cidr *c)
 	}
 }
 
-int st_parse_cidr(const char *opt, const char *s, struct st_cidr *out)
+int st_opts_cidr(const char *opt, const char *s, struct st_cidr *out)
 {
 	char buf[INET6_ADDRSTRLEN + 8];
 	char *slash;
@@ -161,9 +161,9 @@ int st_target_add_port(struct st_target *t, const char *s)
 {
 	uint16_t p;
 
-	if (st_parse_port("--port", s, &p))
+	if (st_opts_port("--port", s, &p))
 		return -1;
-	if (st_port_listed(t->ports, t->n_ports, p))
+	if (st_opts_port_listed(t->ports, t->n_ports, p))
 		return 0;
 	if (t->n_ports >= ST_MAX_PORTS_CLI) {
 		pr_err("--port: at most %d ports", ST_MAX_PORTS_CLI);
@@ -179,7 +179,7 @@ int st_target_add_host(struct st_target *t, const char *s)
 		pr_err("--host: at most %d CIDRs", ST_MAX_HOSTS_CLI);
 		return -1;
 	}
-	if (st_parse_cidr("--host", s, &t->hosts[t->n_hosts]))
+	if (st_opts_cidr("--host", s, &t->hosts[t->n_hosts]))
 		return -1;
 	t->n_hosts++;
 	return 0;
@@ -243,7 +243,7 @@ int st_target_opt(struct st_target *t, int opt, const char *arg)
 		t->exit_on_detach = true;
 		return 1;
 	case ST_OPT_MAX_MEM:
-		return st_parse_size("--max-mem", arg, ST_MAX_MEM_MIN, ST_MAX_MEM_MAX, &t->max_mem) ?
+		return st_opts_size("--max-mem", arg, ST_MAX_MEM_MIN, ST_MAX_MEM_MAX, &t->max_mem) ?
 			       -1 : 1;
 	case ST_OPT_ATTACH:
 		if (!strcmp(arg, "auto"))
@@ -334,7 +334,7 @@ static int opt_warn_idle(void *obj, const char *val, char *err, size_t errlen)
 	struct st_target *t = obj;
 	double v;
 
-	if (st_parse_seconds(val, &v) || !(v >= 0 && v <= 1e9)) {
+	if (st_optparse_seconds(val, &v) || !(v >= 0 && v <= 1e9)) {
 		snprintf(err, errlen, "'%s' is not a duration (30, 30s, 5m; 0: never)", val);
 		return -1;
 	}
@@ -421,7 +421,7 @@ bool st_cidr_match(const struct st_cidr *c, const struct st_addr *a)
 	return memcmp(m.addr.a, c->addr.a, sizeof(m.addr.a)) == 0;
 }
 
-bool st_hosts_match(const struct st_cidr *c, size_t n, const struct st_addr *a)
+bool st_cidr_match_any(const struct st_cidr *c, size_t n, const struct st_addr *a)
 {
 	if (!n)
 		return true;
@@ -431,7 +431,7 @@ bool st_hosts_match(const struct st_cidr *c, size_t n, const struct st_addr *a)
 	return false;
 }
 
-bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port)
+bool st_opts_port_listed(const uint16_t *ports, size_t n, uint16_t port)
 {
 	for (size_t i = 0; i < n; i++)
 		if (ports[i] == port)
@@ -441,16 +441,16 @@ bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port)
 
 bool st_target_keeps(const struct st_target *t, const struct st_flow_key *k)
 {
-	if (t->n_ports && !st_port_listed(t->ports, t->n_ports, k->sport) &&
-	    !st_port_listed(t->ports, t->n_ports, k->dport))
+	if (t->n_ports && !st_opts_port_listed(t->ports, t->n_ports, k->sport) &&
+	    !st_opts_port_listed(t->ports, t->n_ports, k->dport))
 		return false;
 	return st_target_hosts_keep(t, k);
 }
 
 bool st_target_hosts_keep(const struct st_target *t, const struct st_flow_key *k)
 {
-	return !t->n_hosts || st_hosts_match(t->hosts, t->n_hosts, &k->src) ||
-	       st_hosts_match(t->hosts, t->n_hosts, &k->dst);
+	return !t->n_hosts || st_cidr_match_any(t->hosts, t->n_hosts, &k->src) ||
+	       st_cidr_match_any(t->hosts, t->n_hosts, &k->dst);
 }
 
 const char *st_addr_str(const struct st_addr *a, char *buf, size_t len)
@@ -501,7 +501,7 @@ int st_opt_regex(regex_t *re, bool *set, const char *val, char *err, size_t errl
 	return 0;
 }
 
-int st_split_hostport(const char *s, char *host, size_t hostsz, char *port, size_t portsz)
+int st_opts_split_hostport(const char *s, char *host, size_t hostsz, char *port, size_t portsz)
 {
 	const char *h = s, *p, *hend;
 	unsigned long pn;

@@ -87,13 +87,13 @@ struct st_run_opts {
 };
 
 /* Each returns 0, or -1 after one clear line on stderr naming opt. */
-int st_parse_port(const char *opt, const char *s, uint16_t *out);
-int st_parse_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
-		  unsigned long *out);
-int st_parse_double(const char *opt, const char *s, double min, double max, double *out);
-int st_parse_cidr(const char *opt, const char *s, struct st_cidr *out);
+int st_opts_port(const char *opt, const char *s, uint16_t *out);
+int st_opts_uint(const char *opt, const char *s, unsigned long min, unsigned long max,
+		 unsigned long *out);
+int st_opts_double(const char *opt, const char *s, double min, double max, double *out);
+int st_opts_cidr(const char *opt, const char *s, struct st_cidr *out);
 /* A byte count with an optional K, M, G or T suffix (binary; "iB"/"B" after it allowed). */
-int st_parse_size(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
+int st_opts_size(const char *opt, const char *s, uint64_t min, uint64_t max, uint64_t *out);
 
 int st_target_add_port(struct st_target *t, const char *s);
 int st_target_add_host(struct st_target *t, const char *s);
@@ -180,8 +180,8 @@ int st_target_opt(struct st_target *t, int opt, const char *arg);
 
 bool st_cidr_match(const struct st_cidr *c, const struct st_addr *a);
 /* True when no CIDR is given or a matches one of them. */
-bool st_hosts_match(const struct st_cidr *c, size_t n, const struct st_addr *a);
-bool st_port_listed(const uint16_t *ports, size_t n, uint16_t port);
+bool st_cidr_match_any(const struct st_cidr *c, size_t n, const struct st_addr *a);
+bool st_opts_port_listed(const uint16_t *ports, size_t n, uint16_t port);
 /* A file's connection passes the target's filters: one endpoint's port listed
  * (when ports are given) and one endpoint in the CIDRs (when given). */
 bool st_target_keeps(const struct st_target *t, const struct st_flow_key *k);
@@ -217,6 +217,6 @@ int st_opt_regex(regex_t *re, bool *set, const char *val, char *err, size_t errl
 
 /* HOST:PORT or [V6]:PORT into host (brackets removed; may be empty: "any" for a listener)
  * and port (digits, 1..65535). 0, or -1 when s is not of that shape or does not fit. */
-int st_split_hostport(const char *s, char *host, size_t hostsz, char *port, size_t portsz);
+int st_opts_split_hostport(const char *s, char *host, size_t hostsz, char *port, size_t portsz);
 
 #endif /* ST_OPTS_H */

@@ -33,7 +33,7 @@ uint64_t st_brief_value(const struct st_brief *b, const char *name)
 	return 0;
 }
 
-const char *st_human_bytes(uint64_t v, char *buf, size_t len)
+const char *st_progress_bytes(uint64_t v, char *buf, size_t len)
 {
 	static const char *const unit[] = { "B", "KB", "MB", "GB", "TB", "PB" };
 	double d = (double)v;
@@ -58,7 +58,7 @@ static void rate_str(double r, bool bytes, char *buf, size_t len)
 	char h[32];
 
 	if (bytes)
-		snprintf(buf, len, "%s/s", st_human_bytes((uint64_t)(r + 0.5), h, sizeof(h)));
+		snprintf(buf, len, "%s/s", st_progress_bytes((uint64_t)(r + 0.5), h, sizeof(h)));
 	else if (r < 9.95)
 		snprintf(buf, len, "%.1f/s", r);
 	else
@@ -83,7 +83,7 @@ const char *st_brief_format(const struct st_brief *b, const struct st_brief *pre
 			if (!e->v)
 				continue;
 			ADD("%s%s %s", in_sub ? ", " : " (", e->name,
-			    bytes ? st_human_bytes(e->v, v, sizeof(v)) : (snprintf(v, sizeof(v), "%" PRIu64,
+			    bytes ? st_progress_bytes(e->v, v, sizeof(v)) : (snprintf(v, sizeof(v), "%" PRIu64,
 										      e->v), v));
 			in_sub = true;
 			continue;
@@ -92,7 +92,7 @@ const char *st_brief_format(const struct st_brief *b, const struct st_brief *pre
 			ADD(")");
 		in_sub = false;
 		if (bytes)
-			st_human_bytes(e->v, v, sizeof(v));
+			st_progress_bytes(e->v, v, sizeof(v));
 		else if (e->flags & ST_BRIEF_PCT)
 			snprintf(v, sizeof(v), "%" PRIu64 "%%", e->v);
 		else if ((e->flags & ST_BRIEF_SECS) && e->v >= 3600)
@@ -150,7 +150,7 @@ void st_progress_show(struct st_progress *p, const struct st_brief *b, uint64_t 
 
 	if (line_due(p, now_ns)) {
 		char ts[32];
-		time_t t = (time_t)(st_realtime_ns() / 1000000000ull);
+		time_t t = (time_t)(st_loop_realtime_ns() / 1000000000ull);
 		struct tm tm;
 
 		gmtime_r(&t, &tm);

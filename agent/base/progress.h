@@ -50,7 +50,7 @@ uint64_t st_brief_value(const struct st_brief *b, const char *name);
 
 /* v bytes as a person reads them: "512 B", "1.2 KB", "312 KB", "45 MB", "1.1 GB" (KB = 1024
  * bytes; one decimal below 10). Returns buf. */
-const char *st_human_bytes(uint64_t v, char *buf, size_t len);
+const char *st_progress_bytes(uint64_t v, char *buf, size_t len);
 
 struct st_progress {
 	double stats_s;             /* --stats SEC: a line every SEC (0: none) */

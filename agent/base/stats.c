@@ -217,8 +217,8 @@ int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *com
 	return ferror(f) ? -EIO : 0;
 }
 
-int st_statlines_prometheus(const struct st_statline *const *ls, const char *const *jobs,
-			    const char *const *commands, size_t n, FILE *f)
+int st_statline_prometheus_jobs(const struct st_statline *const *ls, const char *const *jobs,
+				const char *const *commands, size_t n, FILE *f)
 {
 	/* one family per name: HELP and TYPE once, then every job's sample of it */
 	for (size_t j = 0; j < n; j++) {

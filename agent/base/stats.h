@@ -136,7 +136,7 @@ int st_statline_prometheus(const struct st_statline *l, FILE *f, const char *com
 /* Several jobs' lines as one exposition: each metric family once (HELP and TYPE from its
  * first job), one sample per job that has it, labels job="jobs[i]" command="commands[i]"
  * (escaped). 0 or -errno. */
-int st_statlines_prometheus(const struct st_statline *const *ls, const char *const *jobs,
-			    const char *const *commands, size_t n, FILE *f);
+int st_statline_prometheus_jobs(const struct st_statline *const *ls, const char *const *jobs,
+				const char *const *commands, size_t n, FILE *f);
 
 #endif /* ST_STATS_H */

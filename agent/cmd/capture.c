@@ -96,7 +96,7 @@ static int rotated_name(struct capture *c, char *buf, size_t len, bool pattern)
 	if (pattern) {
 		n = snprintf(buf, len, "%.*s-[0-9]*T[0-9]*Z.pcap", (int)base, c->out);
 	} else {
-		uint64_t ms = st_realtime_ns() / 1000000;
+		uint64_t ms = st_loop_realtime_ns() / 1000000;
 		time_t secs;
 		struct tm tm;
 
@@ -148,7 +148,7 @@ static void rotate(struct capture *c)
 	if (!err)
 		err = st_pcapw__rotate(c->w, next);
 	c->file_bytes = 0;
-	c->file_mono = st_mono_ns();
+	c->file_mono = st_loop_mono_ns();
 	if (err) {
 		pr_warn("-w %s: no new file (%s): writing on into %s", c->out, strerror(-err),
 			c->name);
@@ -300,7 +300,7 @@ static int start(void *obj)
 	c->w = st_pcapw__open(rotating(c) ? c->name : c->out, c->queue_bytes, c->out_mode);
 	if (!c->w)
 		return -1;
-	c->file_mono = st_mono_ns();
+	c->file_mono = st_loop_mono_ns();
 	c->flows = st_flowset__new(CAPTURE_MAX_FLOWS);
 	if (!c->flows) {
 		pr_err("capture: %s", strerror(errno));
@@ -394,10 +394,10 @@ static void describe(void *obj, struct st_job_desc *d)
 		snprintf(d->outputs, sizeof(d->outputs), "stdout");
 	else if (c->w && rotating(c))
 		snprintf(d->outputs, sizeof(d->outputs), "%.400s (%s so far; rotated)", c->name,
-			 st_human_bytes(c->file_bytes, h, sizeof(h)));
+			 st_progress_bytes(c->file_bytes, h, sizeof(h)));
 	else if (c->w && !stat(c->out, &st) && S_ISREG(st.st_mode))
 		snprintf(d->outputs, sizeof(d->outputs), "%.400s (%s)", c->out,
-			 st_human_bytes((uint64_t)st.st_size, h, sizeof(h)));
+			 st_progress_bytes((uint64_t)st.st_size, h, sizeof(h)));
 	else
 		snprintf(d->outputs, sizeof(d->outputs), "%.400s%s", c->out,
 			 rotating(c) ? " (rotated)" : "");

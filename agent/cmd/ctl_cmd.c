@@ -34,7 +34,7 @@ int cmd_ctl(int argc, char **argv)
 	int rc, first;
 	FILE *f;
 
-	rc = st_opts_parse(&set, 1, "ctl", usage_head, argc, argv, &first);
+	rc = st_optset_parse(&set, 1, "ctl", usage_head, argc, argv, &first);
 	if (rc)
 		return rc < 0 ? ST_EXIT_OK : rc;
 	if (first >= argc) {

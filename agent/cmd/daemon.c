@@ -396,7 +396,7 @@ static void job_retry_later(struct job *j, uint64_t now)
 	j->failures++;
 	if (strncmp(j->last_error, j->why, strlen(j->why)))
 		snprintf(j->last_error, sizeof(j->last_error), "%s", j->why);
-	j->last_error_real = st_realtime_ns();
+	j->last_error_real = st_loop_realtime_ns();
 	pr_warn("job %s: %s; starting it again in %u s", j->def->cfg.s->name, j->why,
 		(j->backoff_ms + 999) / 1000);
 }
@@ -406,7 +406,7 @@ static int job_start(struct job *j)
 {
 	const struct st_job_kind *k = j->def->k;
 	struct st_tapsub_spec spec = { .seg = job_seg, .ctx = j };
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 
 	char first_err[400];
 
@@ -538,7 +538,7 @@ static int write_metrics(void *ctx, FILE *f)
 		cmds[n] = j->def->k->name;
 		n++;
 	}
-	err = st_statlines_prometheus(ls, jobs, cmds, n, f);
+	err = st_statline_prometheus_jobs(ls, jobs, cmds, n, f);
 	if (!err) {
 		/* the labelled families (watch's series, tap compare's), each family once */
 		struct st_prom *p = st_prom__new();
@@ -575,7 +575,7 @@ static int write_metrics(void *ctx, FILE *f)
 			   "# TYPE shadowtap_daemon_uptime_seconds gauge\n"
 			   "shadowtap_daemon_uptime_seconds %.3f\n",
 			d->reloads, d->reload_failures, d->n_jobs, ST_VERSION,
-			(double)(st_mono_ns() - d->started_ns) / 1e9);
+			(double)(st_loop_mono_ns() - d->started_ns) / 1e9);
 		err = ferror(f) ? -EIO : 0;
 	}
 	free(lines);
@@ -617,7 +617,7 @@ static const char *dur_str(uint64_t ns, char *buf, size_t len)
  * size), and its last error. */
 static void status(struct daemon *d, FILE *f)
 {
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 	struct job *j;
 	char up[32];
 
@@ -937,7 +937,7 @@ static int reload(struct daemon *d, FILE *answer)
 static int on_tick(void *ctx)
 {
 	struct daemon *d = ctx;
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 	struct job *j;
 
 	st_tapmux__consume(d->mux); /* per-job failures are marked, never returned */
@@ -1065,7 +1065,7 @@ int cmd_daemon(int argc, char **argv)
 	struct job *j, *tmp;
 	int rc, first, err;
 
-	rc = st_opts_parse(&set, 1, "daemon", usage_head, argc, argv, &first);
+	rc = st_optset_parse(&set, 1, "daemon", usage_head, argc, argv, &first);
 	if (rc)
 		return rc < 0 ? ST_EXIT_OK : rc;
 	if (first < argc) {
@@ -1093,7 +1093,7 @@ int cmd_daemon(int argc, char **argv)
 			 cli.verbose && d.plan.opts.log_level < ST_LOG_INFO ? ST_LOG_INFO :
 			 (enum st_log_level)d.plan.opts.log_level);
 	st_list_init(&d.jobs);
-	d.started_ns = st_mono_ns();
+	d.started_ns = st_loop_mono_ns();
 	rc = ST_EXIT_RUNTIME;
 	d.loop = st_loop__new();
 	d.mux = d.loop ? st_tapmux__new(d.loop) : NULL;
@@ -1132,11 +1132,11 @@ out:
 	/* every job: its ring share drained into it, detached, its files complete; the shadow
 	 * jobs share what is left of STOP_BUDGET_NS for their targets to take their queues */
 	{
-		uint64_t end = st_mono_ns() + STOP_BUDGET_NS;
+		uint64_t end = st_loop_mono_ns() + STOP_BUDGET_NS;
 		size_t left = d.n_jobs;
 
 		st_list_for_each_entry_safe(j, tmp, &d.jobs, node) {
-			uint64_t now = st_mono_ns();
+			uint64_t now = st_loop_mono_ns();
 
 			if (j->obj && j->def->k->limit_drain)
 				j->def->k->limit_drain(j->obj, now < end ?

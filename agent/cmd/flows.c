@@ -73,7 +73,7 @@ _Static_assert(offsetof(struct flows, h) == 0, "job.h: the head first");
 struct flows_summary {
 	FLOWS_STATS(ST_STAT_FIELD, _)
 };
-ST_STAT_TABLE_DEFINE(flows_stat, struct flows_summary, FLOWS_STATS);
+ST_STAT_TABLE_DEFINE(st_flows_stat, struct flows_summary, FLOWS_STATS);
 
 static const char usage_head[] =
 	"Usage: shadowtap flows FILE -o DIR [--port P ...] [--host CIDR ...] [--force]\n"
@@ -237,7 +237,7 @@ static int live_batch(void *ctx)
 static int live_tick(void *ctx, uint64_t mono)
 {
 	struct flows *fl = ctx;
-	uint64_t now = st_realtime_ns();
+	uint64_t now = st_loop_realtime_ns();
 
 	st_reasm__tick(fl->r, now);
 	st_flowsink__tick(fl->sink, now);
@@ -266,7 +266,7 @@ static void add_stats(struct flows *fl, struct st_statline *l, const struct st_t
 		.mem_peak = st.mem_peak, .packets = fl->pin ? ps.packets : st.segments,
 		.skipped = ps.not_tcp + ps.malformed + ps.fragments, .filtered = fl->filtered,
 	};
-	st_statline_add_table(l, flows_stat_desc, flows_stat_n, &fs);
+	st_statline_add_table(l, st_flows_stat_desc, st_flows_stat_n, &fs);
 	st_statline_add_table(l, st_flowsink_stat_desc, st_flowsink_stat_n, &ks);
 	if (ts)
 		st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
@@ -303,14 +303,14 @@ static int start(void *obj)
 	kcfg.dirname = fl->out;
 	kcfg.replace = fl->force;
 	kcfg.max_open = files_limit();
-	kcfg.seed = st_random_seed();
+	kcfg.seed = st_connmap_random_seed();
 	kcfg.mode = fl->out_mode;
 	fl->sink = st_flowsink__new(&kcfg);
 	cfg.max_mem = fl->h.target.max_mem; /* 0: reassembly's default, 256 MiB */
 	cfg.ports = fl->h.target.ports;
 	cfg.n_ports = fl->h.target.n_ports;
 	/* flow-table hashing seeded per run: whoever made the traffic chose the 4-tuples */
-	cfg.hash_seed = st_random_seed();
+	cfg.hash_seed = st_connmap_random_seed();
 	fl->r = fl->sink ? st_reasm__new(&cfg, &st_flowsink_ops, fl->sink) : NULL;
 	if (!fl->r) {
 		pr_err("flows: %s", strerror(errno));

@@ -123,7 +123,7 @@ int main(int argc, char **argv)
 
 		for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
 			names[i] = commands[i].name;
-		near = st_nearest(argv[1], names, sizeof(names) / sizeof(names[0]));
+		near = st_optparse_nearest(argv[1], names, sizeof(names) / sizeof(names[0]));
 		if (near)
 			pr_err("unknown command '%s' (did you mean %s?)", argv[1], near);
 		else

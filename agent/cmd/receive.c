@@ -101,7 +101,7 @@ struct rconn {
 struct receive_stats {
 	RECEIVE_STATS(ST_STAT_FIELD, _)
 };
-ST_STAT_TABLE_DEFINE(receive_stat, struct receive_stats, RECEIVE_STATS);
+ST_STAT_TABLE_DEFINE(st_receive_stat, struct receive_stats, RECEIVE_STATS);
 
 struct receive {
 	/* options */
@@ -222,8 +222,8 @@ static int parse(struct receive *rx, int argc, char **argv)
 	char err[512];
 	int first, rc;
 
-	rc = st_opts_parse(sets, sizeof(sets) / sizeof(sets[0]), "receive", usage_head, argc, argv,
-			   &first);
+	rc = st_optset_parse(sets, sizeof(sets) / sizeof(sets[0]), "receive", usage_head, argc, argv,
+			     &first);
 	if (rc)
 		return rc;
 	if (first < argc)
@@ -323,7 +323,7 @@ static void pace_feed(void *ctx, const struct st_segment *s)
 /* Releases what is due (everything: all), then lets the engine send it. */
 static void pace_release(struct receive *rx, bool all)
 {
-	if (st_segpace_release(&rx->pace, all ? UINT64_MAX : st_mono_ns(), pace_feed, rx))
+	if (st_segpace_release(&rx->pace, all ? UINT64_MAX : st_loop_mono_ns(), pace_feed, rx))
 		st_shadow__kick(rx->sh);
 }
 
@@ -339,7 +339,7 @@ static void sh_feed(struct receive *rx, struct rconn *rc, const struct st_segmen
 		st_shadow__feed(rx->sh, s);
 		return;
 	}
-	h = st_segpace_hold(&rx->pace, s, &rc->last_due, st_mono_ns());
+	h = st_segpace_hold(&rx->pace, s, &rc->last_due, st_loop_mono_ns());
 	if (h == ST_SEGPACE_HELD)
 		return;
 	if (h == ST_SEGPACE_FULL)
@@ -377,8 +377,8 @@ static bool rx_busy(struct receive *rx)
 	uint64_t wake;
 
 	return rx->sh && (st_shadow__busy(rx->sh) || st_segpace_full(&rx->pace) ||
-			  st_segpace_ahead(&rx->pace, st_mono_ns(), RX_PACE_READ_AHEAD_NS) ||
-			  (rx->load && st_load__feed(rx->load, 0, st_mono_ns(), &wake) !=
+			  st_segpace_ahead(&rx->pace, st_loop_mono_ns(), RX_PACE_READ_AHEAD_NS) ||
+			  (rx->load && st_load__feed(rx->load, 0, st_loop_mono_ns(), &wake) !=
 					       ST_LOAD_FEED));
 }
 
@@ -863,7 +863,7 @@ static int load_reports(struct receive *rx)
 static uint64_t on_wake(void *ctx)
 {
 	struct receive *rx = ctx;
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 
 	return st_load__wake_at(rx->load, st_shadow__due(rx->sh, now), now);
 }
@@ -873,7 +873,7 @@ static void brief(struct receive *rx, struct st_brief *b);
 static int on_tick(void *ctx)
 {
 	struct receive *rx = ctx;
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 
 	if (rx->ll)
 		st_linklisten__tick(rx->ll, now);
@@ -1074,7 +1074,7 @@ static int outputs_open(struct receive *rx)
 		k.dirfd = rx->dirfd;
 		k.dirname = rx->outdir;
 		k.replace = rx->force;
-		k.seed = st_random_seed();
+		k.seed = st_connmap_random_seed();
 		k.mode = rx->out_mode;
 		k.gap_str = st_stream_gap_str; /* the sender's reasons named, not "capture-loss" */
 		rx->sink = st_flowsink__new(&k);
@@ -1099,7 +1099,7 @@ static void summary(struct receive *rx)
 	struct st_shadow_stats ss;
 
 	st_statline_init(&l);
-	st_statline_add_table(&l, receive_stat_desc, receive_stat_n, &rx->st);
+	st_statline_add_table(&l, st_receive_stat_desc, st_receive_stat_n, &rx->st);
 	if (rx->ll) {
 		struct st_linklisten_stats ls;
 
@@ -1212,9 +1212,9 @@ static int loop_setup(struct receive *rx)
 	}
 	if (rx->load) {
 		st_loop__set_wake(rx->loop, on_wake, rx);
-		rx->last_report = st_mono_ns();
+		rx->last_report = st_loop_mono_ns();
 	}
-	rx->last_shadow_tick = st_mono_ns();
+	rx->last_shadow_tick = st_loop_mono_ns();
 	return 0;
 }
 
@@ -1225,7 +1225,7 @@ static void run_loop(struct receive *rx)
 		start_line(rx);
 	/* --print's lines on the same terminal would run through the status line */
 	st_progress_init(&rx->prog, rx->run.stats_s, !rx->run.quiet && isatty(STDERR_FILENO) &&
-			 !(rx->print && isatty(STDOUT_FILENO)), "receive", st_mono_ns());
+			 !(rx->print && isatty(STDOUT_FILENO)), "receive", st_loop_mono_ns());
 	st_loop__run(rx->loop, 0);
 	st_progress_end(&rx->prog);
 }
@@ -1254,7 +1254,7 @@ static int finish(struct receive *rx)
 	if (st_compare__output_errors(rx->compare))
 		rx->failed = true; /* each said once already */
 	if (rx->load) {
-		st_load__finish(rx->load, st_mono_ns(), st_realtime_ns());
+		st_load__finish(rx->load, st_loop_mono_ns(), st_loop_realtime_ns());
 		/* the last reports, and any that failed on the way (each said once) */
 		if (load_reports(rx) || st_load__output_errors(rx->load))
 			rx->failed = true;
@@ -1325,7 +1325,7 @@ int cmd_receive(int argc, char **argv)
 	}
 	st_log_set_verbose(rx->run.verbose);
 	rc = ST_EXIT_RUNTIME;
-	rx->seed = st_random_seed();
+	rx->seed = st_connmap_random_seed();
 	rx->dec = st_stream_dec__new(&rx_ops, rx, 0);
 	rx->loop = st_loop__new();
 	if (!rx->dec || !rx->loop) {

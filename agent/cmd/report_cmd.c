@@ -224,7 +224,7 @@ static void cmp_free(void *part)
 
 static int load_read(void *part, const char *path, char *err, size_t errlen)
 {
-	return st_load_report_read(part, path, err, errlen);
+	return st_load_merge_read(part, path, err, errlen);
 }
 
 static int load_merge(void *m, const void *part, char *err, size_t errlen)
@@ -310,7 +310,7 @@ static bool first_is_load(const char *path)
 	size_t len = 0;
 	char *buf = NULL;
 	bool is = !st_json_read_file(path, ST_LOAD_REPORT_FILE_MAX, &buf, &len, err, sizeof(err)) &&
-		  st_load_report_is(buf, len);
+		  st_load_merge_is_report(buf, len);
 
 	free(buf);
 	return is;
@@ -544,7 +544,7 @@ int cmd_report(int argc, char **argv)
 		pr_err("report: out of memory");
 		return ST_EXIT_RUNTIME;
 	}
-	rc = st_opts_parse(sets, 2, "report", usage_head, ac, av, &first);
+	rc = st_optset_parse(sets, 2, "report", usage_head, ac, av, &first);
 	if (rc) {
 		rc = rc < 0 ? ST_EXIT_OK : rc;
 	} else if (cli->merge && (cli->nfiles[0] || cli->nfiles[1] || cli->prometheus)) {

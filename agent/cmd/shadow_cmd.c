@@ -378,7 +378,7 @@ static int parse(struct shadow_cmd *c, int argc, char **argv)
 	size_t n = optsets(c, sets);
 	int r, pos;
 
-	r = st_opts_parse(sets, n, c->cmd, c->replay ? replay_head : shadow_head, argc, argv, &pos);
+	r = st_optset_parse(sets, n, c->cmd, c->replay ? replay_head : shadow_head, argc, argv, &pos);
 	if (r)
 		return r;
 	return check_args(c, argc, argv, pos);
@@ -477,7 +477,7 @@ static int check_args(struct shadow_cmd *c, int argc, char **argv, int pos)
 			.marker_name = cfg->mark_name, .marker_value = cfg->mark_value,
 		};
 
-		if (st_http__rewrite_check(&rw))
+		if (st_http_rewrite_check(&rw))
 			return bad(c, "%s: a header name is not a token, a value has control "
 				      "characters, or it sets Content-Length/Transfer-Encoding",
 				   "--set-header/--set-host/--mark");
@@ -668,7 +668,7 @@ static void timers(struct shadow_cmd *c, uint64_t now)
 {
 	if (now - c->last_timers >= TIMERS_EVERY_NS) {
 		c->last_timers = now;
-		st_shadow__tick(c->sh, c->replay ? 0 : st_realtime_ns());
+		st_shadow__tick(c->sh, c->replay ? 0 : st_loop_realtime_ns());
 	}
 	if (c->metrics &&
 	    now - c->last_stats >=
@@ -780,7 +780,7 @@ static void replay_next(struct shadow_cmd *c)
 /* Feeds the segments that are due (original timing) or as many as the shadows take (--fast). */
 static void replay_feed(struct shadow_cmd *c)
 {
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 	int n = 0;
 
 	while (c->have_seg && n++ < REPLAY_BATCH) {
@@ -823,7 +823,7 @@ static void replay_brief(struct shadow_cmd *c, struct st_brief *b, uint64_t now)
 static int replay_tick(void *ctx)
 {
 	struct shadow_cmd *c = ctx;
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 
 	replay_feed(c);
 	timers(c, now);
@@ -879,8 +879,8 @@ static int run_replay(struct shadow_cmd *c)
 			   " at its recorded pace", describe_line(c, line, sizeof(line)));
 	}
 	st_progress_init(&c->prog, c->h.run.stats_s, !c->h.run.quiet && isatty(STDERR_FILENO),
-			 c->cmd, st_mono_ns());
-	c->started_ns = st_mono_ns();
+			 c->cmd, st_loop_mono_ns());
+	c->started_ns = st_loop_mono_ns();
 	err = st_loop__add(c->loop, st_shadow__fd(c->sh), replay_io, c);
 	if (!err)
 		err = st_loop__set_tick(c->loop, ST_TICK_PACE_MS, replay_tick, c);
@@ -1054,7 +1054,7 @@ static void load_next(struct shadow_cmd *c)
 static uint64_t load_wake(void *ctx)
 {
 	struct shadow_cmd *c = ctx;
-	uint64_t now = st_mono_ns(), next, wake = 0;
+	uint64_t now = st_loop_mono_ns(), next, wake = 0;
 	int n = 0;
 
 	/* what is due first: reading ahead must not make it late */
@@ -1103,7 +1103,7 @@ static uint64_t load_wake(void *ctx)
 		if (st_load__end(c->load) != UINT64_MAX && st_load__end(c->load) > now)
 			c->drain_until += st_load__end(c->load) - now;
 	}
-	now = st_mono_ns();
+	now = st_loop_mono_ns();
 	next = st_load__wake_at(c->load, st_shadow__due(c->sh, now), now);
 	if (!c->flushed && wake && (!next || wake < next))
 		next = wake;
@@ -1113,7 +1113,7 @@ static uint64_t load_wake(void *ctx)
 static int load_tick(void *ctx)
 {
 	struct shadow_cmd *c = ctx;
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 
 	timers(c, now);
 	if (st_progress_due(&c->prog, now)) {
@@ -1168,7 +1168,7 @@ static int run_load(struct shadow_cmd *c)
 	/* the reports now: a path that cannot be written stops the test before it starts */
 	if (load_reports(c))
 		return -2;
-	c->last_report = st_mono_ns();
+	c->last_report = st_loop_mono_ns();
 	if (!c->h.run.quiet) {
 		char line[2048], what[256];
 
@@ -1177,8 +1177,8 @@ static int run_load(struct shadow_cmd *c)
 			   describe_line(c, line, sizeof(line)));
 	}
 	st_progress_init(&c->prog, c->h.run.stats_s, !c->h.run.quiet && isatty(STDERR_FILENO),
-			 c->cmd, st_mono_ns());
-	st_load__start(c->load, st_mono_ns(), st_realtime_ns());
+			 c->cmd, st_loop_mono_ns());
+	st_load__start(c->load, st_loop_mono_ns(), st_loop_realtime_ns());
 	err = st_loop__run(c->loop, 0);
 	st_progress_end(&c->prog);
 	if (err)
@@ -1230,7 +1230,7 @@ static int run(int argc, char **argv, bool replay)
 		pr_err("%s: %s", c->cmd, strerror(errno));
 		goto out;
 	}
-	c->last_timers = c->last_stats = st_mono_ns();
+	c->last_timers = c->last_stats = st_loop_mono_ns();
 	r = c->load ? run_load(c) : run_replay(c);
 	if (r == -2)
 		goto out; /* nothing started: no summary */
@@ -1255,7 +1255,7 @@ static void engine_cfg(struct shadow_cmd *c)
 	c->cfg.live = !replay;
 	c->cfg.reasm_max_mem = c->h.target.max_mem ? c->h.target.max_mem : SHADOW_MAX_MEM_DEFAULT;
 	if (!replay)
-		c->cfg.hash_seed = st_realtime_ns() ^ ((uint64_t)getpid() << 32);
+		c->cfg.hash_seed = st_loop_realtime_ns() ^ ((uint64_t)getpid() << 32);
 }
 
 /* replay --rate/--steps: the survey, then the schedule; the engine's load ops are its. 0, or
@@ -1315,7 +1315,7 @@ static int start_engine(struct shadow_cmd *c)
 		pr_err("%s: %s", c->cmd, strerror(errno));
 		return -1;
 	}
-	c->last_timers = c->last_stats = st_mono_ns();
+	c->last_timers = c->last_stats = st_loop_mono_ns();
 	return 0;
 }
 
@@ -1326,7 +1326,7 @@ static void print_replay_end(struct shadow_cmd *c)
 {
 	const struct st_hdr *h = st_shadow__answer_latency(c->sh);
 	struct st_shadow_stats st;
-	double secs = (double)(st_mono_ns() - c->started_ns) / 1e9;
+	double secs = (double)(st_loop_mono_ns() - c->started_ns) / 1e9;
 
 	st_shadow__stats(c->sh, &st);
 	if (!h->total) {
@@ -1356,7 +1356,7 @@ static int end_run(struct shadow_cmd *c, int r)
 	/* every pair is settled now: the last comparisons, then the reports and the verdict */
 	st_compare__finish(c->compare);
 	if (c->load) {
-		st_load__finish(c->load, st_mono_ns(), st_realtime_ns());
+		st_load__finish(c->load, st_loop_mono_ns(), st_loop_realtime_ns());
 		load_reports(c);
 	}
 	verdict = st_cmp_opts_end(&c->cmp, c->compare);

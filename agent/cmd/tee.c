@@ -66,7 +66,7 @@
 struct tee_stats {
 	TEE_STATS(ST_STAT_FIELD, _)
 };
-ST_STAT_TABLE_DEFINE(tee_stat, struct tee_stats, TEE_STATS);
+ST_STAT_TABLE_DEFINE(st_tee_stat, struct tee_stats, TEE_STATS);
 
 struct tee {
 	struct st_job_head h; /* first (job.h): the target, -v -q --stats, --duration */
@@ -371,7 +371,7 @@ static enum st_teeframe_room room(void *ctx, uint64_t n)
 	if (queued(t) + st_stream_enc__pending(t->enc) + n > t->max_queue)
 		return ST_TEEFRAME_NO_QUEUE;
 	if (t->max_rate) {
-		uint64_t now = st_mono_ns();
+		uint64_t now = st_loop_mono_ns();
 
 		t->tokens += (double)(now - t->tokens_ns) * 1e-9 * (double)t->max_rate;
 		if (t->tokens > (double)t->max_rate)
@@ -444,7 +444,7 @@ static void link_check(struct tee *t)
 	}
 	if ((q.down || q.reconnected) && !t->was_down) {
 		t->was_down = true;
-		t->down_ns = st_mono_ns();
+		t->down_ns = st_loop_mono_ns();
 		t->down_records = fs->dropped_records;
 		t->down_bytes = fs->dropped_bytes;
 		t->down_conns = fs->dropped_conns;
@@ -469,7 +469,7 @@ static void link_check(struct tee *t)
 	st_stream_enc__flush(t->enc);
 	pr_warn("tee: --to %s: the link is back after %.1f s (a new stream); dropped %" PRIu64
 		" records (%" PRIu64 " bytes) and %" PRIu64 " connections while it was down", t->to,
-		(double)(st_mono_ns() - t->down_ns) / 1e9, fs->dropped_records - t->down_records,
+		(double)(st_loop_mono_ns() - t->down_ns) / 1e9, fs->dropped_records - t->down_records,
 		fs->dropped_bytes - t->down_bytes, fs->dropped_conns - t->down_conns);
 }
 
@@ -481,7 +481,7 @@ static void header_text(struct tee *t, char *buf, size_t len)
 	gethostname(host, sizeof(host) - 1);
 #define ADD(...) (o += (size_t)snprintf(buf + o, o < len ? len - o : 0, __VA_ARGS__))
 	ADD("format=%d.%d\nshadowtap=%s\nhost=%s\nstarted=%" PRIu64 "\n", ST_STREAM_MAJOR,
-	    ST_STREAM_MINOR, ST_VERSION, host, st_realtime_ns());
+	    ST_STREAM_MINOR, ST_VERSION, host, st_loop_realtime_ns());
 	ADD("source=%s:%s\nports=", t->h.target.iface ? "iface" : "cgroup",
 	    t->h.target.iface ? t->h.target.iface : t->h.target.cgroup);
 	for (size_t i = 0; i < t->h.target.n_ports; i++)
@@ -516,14 +516,14 @@ static int start(void *obj)
 	t->max_rate = t->max_rate_set ? (uint64_t)(t->max_rate_opt * (1 << 20)) :
 					TEE_MAX_RATE_DEFAULT;
 	t->tokens = (double)t->max_rate;
-	t->tokens_ns = st_mono_ns();
+	t->tokens_ns = st_loop_mono_ns();
 	if (!t->max_queue)
 		t->max_queue = TEE_QUEUE_DEFAULT;
 	header_text(t, t->header, sizeof(t->header));
 	cfg.max_mem = t->h.target.max_mem ? t->h.target.max_mem : TEE_MAX_MEM_DEFAULT;
 	cfg.ports = t->h.target.ports;
 	cfg.n_ports = t->h.target.n_ports;
-	cfg.hash_seed = st_random_seed();
+	cfg.hash_seed = st_connmap_random_seed();
 	if (t->kafka.brokers) {
 		t->kp = st_kafka_producer__new(&t->kafka, t->max_queue, t->level, "tee");
 		if (!t->kp)
@@ -562,7 +562,7 @@ static int attached(void *obj, struct st_loop *l, struct st_tapsub *sub)
 	if (t->oq && out_start(t))
 		return -1;
 	st_stream_enc__flush(t->enc);
-	t->last_flush_ns = st_mono_ns();
+	t->last_flush_ns = st_loop_mono_ns();
 	t->running = true;
 	return 0;
 }
@@ -577,7 +577,7 @@ static int tick(void *obj, uint64_t now)
 	if (t->kp)
 		st_kafka_producer__poll(t->kp);
 	link_check(t);
-	st_reasm__tick(t->r, st_realtime_ns());
+	st_reasm__tick(t->r, st_loop_realtime_ns());
 	if (now - t->last_flush_ns >= TEE_FLUSH_NS) {
 		t->last_flush_ns = now;
 		if (st_stream_enc__flush(t->enc))
@@ -611,7 +611,7 @@ static void add_stats(struct tee *t, struct st_statline *l, const struct st_tap_
 	}
 	st_statline_add_table(l, st_teeframe_stat_desc, st_teeframe_stat_n,
 			      st_teeframe__stats(t->fr));
-	st_statline_add_table(l, tee_stat_desc, tee_stat_n, &t->st);
+	st_statline_add_table(l, st_tee_stat_desc, st_tee_stat_n, &t->st);
 	st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
 	if (t->kp) {
 		struct st_kafka_prod_stats ks;
@@ -646,7 +646,7 @@ static int finish(void *obj, int err, bool ran, const struct st_tap_summary *ts,
 	}
 	st_reasm__flush(t->r);
 	fs = st_teeframe__stats(t->fr);
-	tr.ts = st_realtime_ns();
+	tr.ts = st_loop_realtime_ns();
 	tr.dropped_records = fs->dropped_records;
 	tr.dropped_bytes = fs->dropped_bytes;
 	tr.dropped_conns = fs->dropped_conns;

@@ -77,7 +77,7 @@ _Static_assert(offsetof(struct watch_cmd, h) == 0, "job.h: the head first");
 struct watch_run_stats {
 	WATCH_RUN_STATS(ST_STAT_FIELD, _)
 };
-ST_STAT_TABLE_DEFINE(watch_run_stat, struct watch_run_stats, WATCH_RUN_STATS);
+ST_STAT_TABLE_DEFINE(st_watch_run_stat, struct watch_run_stats, WATCH_RUN_STATS);
 
 static const char usage_head[] =
 	"Usage: shadowtap watch (--iface IFACE | --cgroup PATH) --port P ...\n"
@@ -316,7 +316,7 @@ static void add_stats(struct watch_cmd *c, struct st_statline *l, const struct s
 	st_reasm__stats(c->r, &rs);
 	run.mem_peak = rs.mem_peak;
 	st_statline_add_table(l, st_watch_stat_desc, st_watch_stat_n, &ws);
-	st_statline_add_table(l, watch_run_stat_desc, watch_run_stat_n, &run);
+	st_statline_add_table(l, st_watch_run_stat_desc, st_watch_run_stat_n, &run);
 	if (ts)
 		st_statline_add_table(l, st_tap_stat_desc, st_tap_stat_n, ts);
 }
@@ -367,7 +367,7 @@ static int fill_report(void *ctx, FILE *f)
 	struct st_statline l;
 	struct st_watch_run run = {
 		.command = "watch", .job = "watch", .labels = c->labels, .nlabels = c->nlabels,
-		.host = c->host, .start_ns = c->start_ns, .now_ns = st_realtime_ns(),
+		.host = c->host, .start_ns = c->start_ns, .now_ns = st_loop_realtime_ns(),
 		.counters = &l, .final = c->final,
 	};
 
@@ -417,7 +417,7 @@ static int start(void *obj)
 	};
 	int err;
 
-	c->start_ns = st_realtime_ns();
+	c->start_ns = st_loop_realtime_ns();
 	if (gethostname(c->host, sizeof(c->host) - 1))
 		snprintf(c->host, sizeof(c->host), "?");
 	if (c->metrics && (err = st_output_check(c->metrics, ST_OUT_NONBLOCK, c->out_mode))) {
@@ -434,7 +434,7 @@ static int start(void *obj)
 	rc.ports = c->h.target.ports;
 	rc.n_ports = c->h.target.n_ports;
 	/* whoever makes the traffic chooses the 4-tuples: the table's hash is seeded per run */
-	rc.hash_seed = st_random_seed();
+	rc.hash_seed = st_connmap_random_seed();
 	c->r = c->w ? st_reasm__new(&rc, &st_watch_reasm_ops, c->w) : NULL;
 	if (!c->r) {
 		pr_err("watch: %s", strerror(errno));
@@ -504,7 +504,7 @@ static int tick(void *obj, uint64_t now)
 {
 	struct watch_cmd *c = obj;
 
-	st_reasm__tick(c->r, st_realtime_ns());
+	st_reasm__tick(c->r, st_loop_realtime_ns());
 	if (c->httpd)
 		st_httpd__run(c->httpd);
 	if (now - c->last_write >= (uint64_t)(c->interval * 1e9)) {

@@ -115,7 +115,7 @@ struct st_compare {
 
 static uint64_t now_ns(const struct st_compare *c)
 {
-	return c->cfg.clock ? c->cfg.clock(c->cfg.clock_ctx) : st_mono_ns();
+	return c->cfg.clock ? c->cfg.clock(c->cfg.clock_ctx) : st_loop_mono_ns();
 }
 
 /* ---- counters ------------------------------------------------------------------------------- */
@@ -401,7 +401,7 @@ static void write_diff_line(struct st_compare *c, const struct st_cmp_pair *p, c
 	if (!f)
 		return;
 	st_cmp_time_str(ts, sizeof(ts), p->side[ST_CMP_PROD].sent ? p->side[ST_CMP_PROD].t_sent :
-								    st_realtime_ns());
+								    st_loop_realtime_ns());
 	fprintf(f, "{\"time\": \"%s\", \"endpoint\": ", ts);
 	st_cmp_json_str(f, ep, strlen(ep));
 	fputs(", \"method\": ", f);
@@ -542,7 +542,7 @@ static void write_reports(struct st_compare *c, bool final)
 	struct st_cmp_run run = {
 		.command = c->cfg.command, .candidate = c->cfg.candidate_name,
 		.reference = c->cfg.reference ? c->cfg.reference_name : NULL,
-		.start_real_ns = c->start_real, .now_real_ns = st_realtime_ns(), .final = final,
+		.start_real_ns = c->start_real, .now_real_ns = st_loop_realtime_ns(), .final = final,
 		.counters = &l, .max_body = c->max_body, .timeout_s = c->cfg.timeout_s,
 	};
 
@@ -745,7 +745,7 @@ struct st_compare *st_compare__new(const struct st_compare_config *cfg)
 		c->cfg.diffs_max = ST_CMP_DIFFS_MAX_DEFAULT;
 	c->max_body = c->cfg.rules.max_body ? c->cfg.rules.max_body : ST_CMP_MAX_BODY_DEFAULT;
 	c->cfg.rules.max_body = (size_t)c->max_body;
-	c->start_real = st_realtime_ns();
+	c->start_real = st_loop_realtime_ns();
 	pthread_mutex_init(&c->mu, NULL);
 	pthread_mutex_init(&c->agg_mu, NULL);
 	pthread_cond_init(&c->cv, NULL);

@@ -25,7 +25,7 @@
  * Every call returns at most one event and consumes buf[0, return value).
  * Which bytes a caller forwards:
  *   - HEAD: the whole head, ev.head->raw[0, ev.head->raw_len) (or a rewritten
- *     copy of it, st_http__head_rewrite()). It may have been consumed over
+ *     copy of it, st_http_rewrite_head()). It may have been consumed over
  *     several calls (those returned NEED_MORE); those bytes are *not* to be
  *     forwarded separately.
  *   - BODY: the consumed span, buf[0, n), exactly as on the wire.

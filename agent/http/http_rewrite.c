@@ -36,7 +36,7 @@ static bool framing_name(const char *s)
 	return !strcasecmp(s, "content-length") || !strcasecmp(s, "transfer-encoding");
 }
 
-int st_http__rewrite_check(const struct st_http_rewrite *rw)
+int st_http_rewrite_check(const struct st_http_rewrite *rw)
 {
 	for (size_t i = 0; i < rw->nset; i++)
 		if (!valid_name(rw->set[i].name) || !valid_value(rw->set[i].value) ||
@@ -75,7 +75,7 @@ static void wfield(struct wbuf *w, const char *name, size_t nl, const char *val,
 	wput(w, "\r\n", 2);
 }
 
-long st_http__rewrite_match(const struct st_http_rewrite *rw, const char *name, size_t n)
+long st_http_rewrite_match(const struct st_http_rewrite *rw, const char *name, size_t n)
 {
 	/* host and marker win over a same-named set entry */
 	if (rw->host && span_ieq(name, n, "host"))
@@ -88,8 +88,8 @@ long st_http__rewrite_match(const struct st_http_rewrite *rw, const char *name, 
 	return -1;
 }
 
-void st_http__rewrite_value(const struct st_http_rewrite *rw, long k, const char **name,
-			    const char **val)
+void st_http_rewrite_value(const struct st_http_rewrite *rw, long k, const char **name,
+			   const char **val)
 {
 	if ((size_t)k < rw->nset) {
 		*name = rw->set[k].name;
@@ -105,15 +105,15 @@ void st_http__rewrite_value(const struct st_http_rewrite *rw, long k, const char
 
 #define RW_MAX_SET 64
 
-ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http_rewrite *rw,
-			      char *out, size_t outlen)
+ssize_t st_http_rewrite_head(const struct st_http_head *h, const struct st_http_rewrite *rw,
+			     char *out, size_t outlen)
 {
 	struct wbuf w = { .p = out, .cap = outlen };
 	bool done[RW_MAX_SET + 2] = { false };
 	const char *ls, *le;
 	long nrep;
 
-	if (rw->nset > RW_MAX_SET || st_http__rewrite_check(rw))
+	if (rw->nset > RW_MAX_SET || st_http_rewrite_check(rw))
 		return -EINVAL;
 	nrep = (long)rw->nset + 2;
 	/* start line, as received, without its line ending */
@@ -127,7 +127,7 @@ ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http
 	wput(&w, "\r\n", 2);
 	for (uint32_t i = 0; i < h->nheaders; i++) {
 		const struct st_http_header *f = &h->headers[i];
-		long k = st_http__rewrite_match(rw, f->name, f->name_len);
+		long k = st_http_rewrite_match(rw, f->name, f->name_len);
 		const char *name, *val;
 
 		if (k < 0) {
@@ -137,7 +137,7 @@ ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http
 		if (done[k])
 			continue;
 		done[k] = true;
-		st_http__rewrite_value(rw, k, &name, &val);
+		st_http_rewrite_value(rw, k, &name, &val);
 		/* keep the received spelling of the name */
 		wfield(&w, f->name, f->name_len, val, strlen(val));
 	}
@@ -148,11 +148,11 @@ ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http
 		    ((size_t)k == rw->nset + 1 && !rw->marker_name))
 			continue;
 		/* a name given twice in set: the first wins */
-		if ((size_t)k < rw->nset && st_http__rewrite_match(rw, rw->set[k].name,
+		if ((size_t)k < rw->nset && st_http_rewrite_match(rw, rw->set[k].name,
 						     strlen(rw->set[k].name)) != k)
 			continue;
 		done[k] = true;
-		st_http__rewrite_value(rw, k, &name, &val);
+		st_http_rewrite_value(rw, k, &name, &val);
 		wfield(&w, name, strlen(name), val, strlen(val));
 	}
 	wput(&w, "\r\n", 2);

@@ -31,15 +31,15 @@ struct st_http_rewrite {
  * host and marker take precedence over a same-named set entry; a name given
  * twice in set: the first wins. At most 64 set entries.
  */
-ssize_t st_http__head_rewrite(const struct st_http_head *h, const struct st_http_rewrite *rw,
-			      char *out, size_t outlen);
+ssize_t st_http_rewrite_head(const struct st_http_head *h, const struct st_http_rewrite *rw,
+			     char *out, size_t outlen);
 /* The same checks on rw alone (for option parsing). 0 or -EINVAL. */
-int st_http__rewrite_check(const struct st_http_rewrite *rw);
+int st_http_rewrite_check(const struct st_http_rewrite *rw);
 /* Which rewrite applies to a field named name[0, n) (case-insensitive): 0..nset-1 a set
  * entry, nset the Host, nset+1 the marker; -1 none. Host and marker win over a set entry. */
-long st_http__rewrite_match(const struct st_http_rewrite *rw, const char *name, size_t n);
+long st_http_rewrite_match(const struct st_http_rewrite *rw, const char *name, size_t n);
 /* Rewrite k's field name (as configured) and value. */
-void st_http__rewrite_value(const struct st_http_rewrite *rw, long k, const char **name,
-			    const char **val);
+void st_http_rewrite_value(const struct st_http_rewrite *rw, long k, const char **name,
+			   const char **val);
 
 #endif /* ST_HTTP_REWRITE_H */

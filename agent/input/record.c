@@ -51,7 +51,7 @@ int st_record_decode(const void *rec, size_t size, int64_t real_offset_ns,
 	return 0;
 }
 
-int64_t st_realtime_offset_ns(void)
+int64_t st_record_realtime_offset_ns(void)
 {
 	struct timespec m1, rt, m2;
 

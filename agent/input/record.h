@@ -18,6 +18,6 @@ int st_record_decode(const void *rec, size_t size, int64_t real_offset_ns,
 		     struct st_segment *seg);
 
 /* CLOCK_REALTIME - CLOCK_MONOTONIC, now. */
-int64_t st_realtime_offset_ns(void);
+int64_t st_record_realtime_offset_ns(void);
 
 #endif /* ST_RECORD_H */

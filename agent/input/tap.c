@@ -52,7 +52,7 @@ struct st_tap {
 	bool gone;          /* no interface: nothing attached, nothing captured */
 	bool stop;          /* gone with --exit-on-detach: the loop stops */
 	struct st_linkwatch *lw;
-	uint64_t gone_ns;   /* st_mono_ns() when it went */
+	uint64_t gone_ns;   /* st_loop_mono_ns() when it went */
 	uint64_t blind_ns;  /* earlier gaps */
 	uint64_t detaches;
 	struct st_tls *tls; /* --tls, --keylog: the TLS probes */
@@ -215,7 +215,7 @@ static int fill_filters(struct st_tap *tap, const struct st_target *t)
 	if (err)
 		return err;
 	for (size_t i = 0; i < t->n_ports; i++)
-		if (!st_port_listed(tap->ports, tap->n_ports, t->ports[i]) &&
+		if (!st_opts_port_listed(tap->ports, tap->n_ports, t->ports[i]) &&
 		    tap->n_ports < ST_MAX_PORTS_CLI)
 			tap->ports[tap->n_ports++] = t->ports[i];
 	return 0;
@@ -254,7 +254,7 @@ static int prune_ports(struct st_tap *tap, const struct st_target *t)
 	for (size_t i = 0; i < tap->n_ports; i++) {
 		__u32 port = tap->ports[i];
 
-		if (st_port_listed(t->ports, t->n_ports, tap->ports[i])) {
+		if (st_opts_port_listed(t->ports, t->n_ports, tap->ports[i])) {
 			tap->ports[n++] = tap->ports[i];
 			continue;
 		}
@@ -494,7 +494,7 @@ static void cgroup_gone(struct st_tap *tap)
 		return;
 	detach_cgroup(tap);
 	tap->gone = true;
-	tap->gone_ns = st_mono_ns();
+	tap->gone_ns = st_loop_mono_ns();
 	tap->detaches++;
 	if (tap->exit_on_detach) {
 		pr_err("cgroup %s was removed: stopping (--exit-on-detach)", tap->cgroup);
@@ -507,7 +507,7 @@ static void cgroup_gone(struct st_tap *tap)
 
 static void cgroup_back(struct st_tap *tap)
 {
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 	int err;
 
 	if (!tap->gone || tap->stop)
@@ -585,7 +585,7 @@ int st_tap__reattach(struct st_tap *tap, int ifindex)
 static void on_link(void *ctx, enum st_link_event ev, int ifindex)
 {
 	struct st_tap *tap = ctx;
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 	int err;
 
 	if (ev == ST_LINK_GONE) {
@@ -726,7 +726,7 @@ static int open_ring(struct st_tap *tap, int map_fd)
 		perr("opening ring buffer", err);
 		return err;
 	}
-	tap->real_offset_ns = st_realtime_offset_ns();
+	tap->real_offset_ns = st_record_realtime_offset_ns();
 	return 0;
 }
 
@@ -870,7 +870,7 @@ static int open_tls(struct st_tap *tap, const struct st_target *t, const struct 
 			.ports = t->ports,
 			.n_ports = t->n_ports,
 			.keylog_only = !t->tls,
-			.hash_seed = st_random_seed(),
+			.hash_seed = st_connmap_random_seed(),
 		};
 		struct st_tlsdec_ops ops = { .segment = dec_segment,
 					     .keylog = t->keylog ? dec_keylog : NULL };
@@ -959,7 +959,7 @@ int st_tap__consume(struct st_tap *tap)
 	if (tap->tls)
 		st_tls__poll(tap->tls);
 	if (tap->dec) {
-		int e = st_tlsdec__tick(tap->dec, (uint64_t)((int64_t)st_mono_ns() +
+		int e = st_tlsdec__tick(tap->dec, (uint64_t)((int64_t)st_loop_mono_ns() +
 							     tap->real_offset_ns));
 
 		if (e < 0 && n >= 0)
@@ -976,7 +976,7 @@ void st_tap__stats(const struct st_tap *tap, struct st_tap_stats *out)
 	memset(out, 0, sizeof(*out));
 	out->bad_records = tap->bad_records;
 	out->detaches = tap->detaches;
-	out->blind_ns = tap->blind_ns + (tap->gone ? st_mono_ns() - tap->gone_ns : 0);
+	out->blind_ns = tap->blind_ns + (tap->gone ? st_loop_mono_ns() - tap->gone_ns : 0);
 	if (tap->tls) {
 		/* the per-call plaintext's (the packets' below, in keys mode) */
 		struct st_tls_stats ts;

@@ -532,7 +532,7 @@ static void drain_start(struct st_tls *tls, struct tls_proc *p)
 	}
 	p->drain = socks;
 	p->n_drain = (size_t)n;
-	p->drain_until = st_mono_ns() + ST_TLS_DRAIN_MAX_MS * MS;
+	p->drain_until = st_loop_mono_ns() + ST_TLS_DRAIN_MAX_MS * MS;
 	pr_info("tls: pid %d (%s): %d session(s) began before keys mode: per-call probes kept "
 		"until they end (at most %d s)", (int)p->pid, p->comm, n, ST_TLS_DRAIN_MAX_MS / 1000);
 }
@@ -601,7 +601,7 @@ static int cipher_want(struct st_tls *tls, bool on)
  */
 static int set_mode(struct st_tls *tls, struct tls_proc *p, uint8_t mode, bool start)
 {
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 	int err;
 
 	if (mode == ST_TLS_MODE_KEYS) {
@@ -1122,7 +1122,7 @@ static void scan(struct st_tls *tls)
  * while keys mode needs it; every RESCAN_TICKS: the processes looked for. */
 static void tick(struct st_tls *tls)
 {
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 	bool want = false;
 
 	if (++tls->ticks % RESCAN_TICKS == 0)
@@ -1200,7 +1200,7 @@ void st_tls__proc_event(struct st_tls *tls, const void *rec, size_t size)
 		if (!p)
 			p = proc_new(tls, (pid_t)r->tgid);
 		if (p) {
-			p->exec_since = st_mono_ns();
+			p->exec_since = st_loop_mono_ns();
 			p->exec_retry = p->exec_since;
 			comm_of(p->pid, p->comm, sizeof(p->comm));
 			tls->exec_pending = true;
@@ -1216,7 +1216,7 @@ void st_tls__poll(struct st_tls *tls)
 
 	if (!tls->exec_pending)
 		return;
-	now = st_mono_ns();
+	now = st_loop_mono_ns();
 	st_log_libbpf_setup(1);
 	for (size_t i = 0; i < tls->n_procs; i++) {
 		struct tls_proc *p = tls->procs[i];

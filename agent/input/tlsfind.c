@@ -355,7 +355,7 @@ static int tcp_file(const char *fn, const uint16_t *ports, size_t n_ports, unsig
 		if (sscanf(line, " %*u: %63[0-9A-Fa-f]:%x %63s %x %*s %*s %*s %*u %*u %llu", local,
 			   &lport, rem, &st, &inode) != 5)
 			continue;
-		if (st != want || !inode || !st_port_listed(ports, n_ports, (uint16_t)lport))
+		if (st != want || !inode || !st_opts_port_listed(ports, n_ports, (uint16_t)lport))
 			continue;
 		if (*n < max)
 			out[(*n)++] = inode;

@@ -425,7 +425,7 @@ static uint64_t op_due(void *ctx, uint64_t ts, uint64_t now)
 	double p, t;
 
 	if (!l->started)
-		st_load__start(l, now, st_realtime_ns()); /* receive: from its first request */
+		st_load__start(l, now, st_loop_realtime_ns()); /* receive: from its first request */
 	if (l->scale > 0) {
 		p = recorded_pos(l, ts);
 	} else {
@@ -620,7 +620,7 @@ ST_STAT_TABLE_DEFINE(st_load_stat, struct st_load_stats, ST_LOAD_STATS);
 
 void st_load__statline(struct st_load *l, struct st_statline *line)
 {
-	const struct st_load_agg *a = st_load__agg(l, st_mono_ns(), st_realtime_ns());
+	const struct st_load_agg *a = st_load__agg(l, st_loop_mono_ns(), st_loop_realtime_ns());
 	struct st_load_stats st;
 
 	st_load__stats(l, &st);
@@ -647,7 +647,7 @@ void st_load__brief(const struct st_load *l, struct st_brief *b)
 
 void st_load__print_end(struct st_load *l, FILE *f)
 {
-	const struct st_load_agg *a = st_load__agg(l, st_mono_ns(), st_realtime_ns());
+	const struct st_load_agg *a = st_load__agg(l, st_loop_mono_ns(), st_loop_realtime_ns());
 	uint64_t errs = st_load_agg_errors(a);
 	bool first = true;
 

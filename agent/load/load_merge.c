@@ -299,7 +299,7 @@ static int load(struct st_json_rd *l, struct st_load_agg *a)
 	return 0;
 }
 
-bool st_load_report_is(const char *buf, size_t len)
+bool st_load_merge_is_report(const char *buf, size_t len)
 {
 	struct st_json_doc d;
 	struct st_json_rd l = { .d = &d };
@@ -317,7 +317,7 @@ bool st_load_report_is(const char *buf, size_t len)
 	return is;
 }
 
-int st_load_report_load(struct st_load_agg *a, const char *buf, size_t len, char *err,
+int st_load_merge_parse(struct st_load_agg *a, const char *buf, size_t len, char *err,
 			size_t errlen)
 {
 	struct st_json_doc d;
@@ -340,7 +340,7 @@ int st_load_report_load(struct st_load_agg *a, const char *buf, size_t len, char
 	return rc;
 }
 
-int st_load_report_read(struct st_load_agg *a, const char *path, char *err, size_t errlen)
+int st_load_merge_read(struct st_load_agg *a, const char *path, char *err, size_t errlen)
 {
 	size_t len = 0;
 	char *buf = NULL;
@@ -348,7 +348,7 @@ int st_load_report_read(struct st_load_agg *a, const char *path, char *err, size
 
 	if (st_json_read_file(path, ST_LOAD_REPORT_FILE_MAX, &buf, &len, err, errlen))
 		return -1;
-	rc = st_load_report_load(a, buf, len, err, errlen);
+	rc = st_load_merge_parse(a, buf, len, err, errlen);
 	free(buf);
 	return rc;
 }
@@ -436,8 +436,8 @@ int st_load_agg_merge(struct st_load_agg *d, const struct st_load_agg *s, char *
 			return -1;
 		}
 		if (d->pace != s->pace) {
-			snprintf(err, errlen, "another pacing (%s, against %s)", st_load_pace_name(s->pace),
-				 st_load_pace_name(d->pace));
+			snprintf(err, errlen, "another pacing (%s, against %s)", st_load_report_pace_name(s->pace),
+				 st_load_report_pace_name(d->pace));
 			return -1;
 		}
 		same_or_several(d->command, sizeof(d->command), s->command);

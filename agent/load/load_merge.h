@@ -23,16 +23,16 @@
 #define ST_LOAD_REPORT_FILE_MAX (128u << 20)
 
 /* buf holds a JSON object whose "format" is the load report's (any version). */
-bool st_load_report_is(const char *buf, size_t len);
+bool st_load_merge_is_report(const char *buf, size_t len);
 /*
  * Reads the JSON report buf into a (initialised here; freed again on failure). 0, or -1 with
  * one line in err: not JSON, not a load report, another format version, or a value out of
  * its bounds (naming where).
  */
-int st_load_report_load(struct st_load_agg *a, const char *buf, size_t len, char *err,
+int st_load_merge_parse(struct st_load_agg *a, const char *buf, size_t len, char *err,
 			size_t errlen);
 /* Reads file path (at most ST_LOAD_REPORT_FILE_MAX bytes) and loads it. */
-int st_load_report_read(struct st_load_agg *a, const char *path, char *err, size_t errlen);
+int st_load_merge_read(struct st_load_agg *a, const char *path, char *err, size_t errlen);
 
 /*
  * dst += src, as for generators that ran side by side against the same target: counts,

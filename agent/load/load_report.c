@@ -14,7 +14,7 @@
 #include "loop.h"
 #include "output.h"
 
-const char *st_load_pace_name(enum st_load_pace p)
+const char *st_load_report_pace_name(enum st_load_pace p)
 {
 	return p == ST_LOAD_PACE_CONSTANT ? "constant" : "recorded";
 }
@@ -64,7 +64,7 @@ void st_load_report_json(FILE *f, const struct st_load_agg *a, uint64_t now_real
 		   ",\n  \"pace\": \"%s\",\n  \"connections\": %u,\n  \"timeout_s\": %g,\n"
 		   "  \"target_rps\": %g,\n  \"achieved_rps\": %.3f,\n  \"due\": %" PRIu64
 		   ",\n  \"sent\": %" PRIu64 ",\n  \"answered\": %" PRIu64 ",\n  \"errors\": {",
-		a->elapsed_s, a->scheduled_s, a->sources, st_load_pace_name(a->pace), a->connections,
+		a->elapsed_s, a->scheduled_s, a->sources, st_load_report_pace_name(a->pace), a->connections,
 		a->timeout_s, a->target_rps, st_load_agg_achieved(a), a->due, a->sent, a->answered);
 	for (int i = 0; i < ST_LOAD_E__COUNT; i++)
 		fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "", st_load_err_name((enum st_load_err)i),
@@ -489,7 +489,7 @@ void st_load_report_html(FILE *f, const struct st_load_agg *a, uint64_t now_real
 		   "</strong>, p99 <strong id=\"p99\">%.2f ms</strong>, max %.2f ms from when each "
 		   "request was due; <strong>%" PRIu64 " error%s</strong>.</p>",
 		st_load_agg_achieved(a), a->elapsed_s, a->target_rps,
-		a->nsteps ? ", the highest step" : "", st_load_pace_name(a->pace),
+		a->nsteps ? ", the highest step" : "", st_load_report_pace_name(a->pace),
 		st_load_ms(&a->lat, 50), st_load_ms(&a->lat, 99), st_load_ms(&a->lat, 100), errs,
 		errs == 1 ? "" : "s");
 	if (late)
@@ -573,7 +573,7 @@ void st_load_report_html(FILE *f, const struct st_load_agg *a, uint64_t now_real
 int st_load_report_write(struct st_load *l, const char *html, const char *json,
 			 const char *compare_report, const char *cmd, mode_t mode)
 {
-	const struct st_load_agg *a = st_load__agg(l, st_mono_ns(), st_realtime_ns());
+	const struct st_load_agg *a = st_load__agg(l, st_loop_mono_ns(), st_loop_realtime_ns());
 	const char *paths[2] = { html, json }, *cmp = compare_report ? strrchr(compare_report, '/') :
 								      NULL;
 	int rc = 0;
@@ -590,9 +590,9 @@ int st_load_report_write(struct st_load *l, const char *html, const char *json,
 		f = open_memstream(&text, &len);
 		if (f) {
 			if (k)
-				st_load_report_json(f, a, st_realtime_ns());
+				st_load_report_json(f, a, st_loop_realtime_ns());
 			else
-				st_load_report_html(f, a, st_realtime_ns(), cmp);
+				st_load_report_html(f, a, st_loop_realtime_ns(), cmp);
 			err = fclose(f) ? -ENOMEM : st_output_replace(paths[k], text, len,
 								   ST_OUT_NONBLOCK, mode);
 		}

@@ -25,7 +25,7 @@
 #define ST_LOAD_REPORT_FORMAT "shadowtap-load-report"
 #define ST_LOAD_REPORT_VERSION 1
 
-const char *st_load_pace_name(enum st_load_pace p);
+const char *st_load_report_pace_name(enum st_load_pace p);
 
 void st_load_report_json(FILE *f, const struct st_load_agg *a, uint64_t now_real_ns);
 /* compare_report: the tap compare report written next to it (a link), or NULL. */

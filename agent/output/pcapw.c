@@ -129,7 +129,7 @@ static void put32(uint8_t *p, uint32_t v)
 	put16(p + 2, (uint16_t)v);
 }
 
-size_t st_frame_build(const struct st_segment *seg, uint8_t *buf, size_t cap)
+size_t st_pcapw_frame_build(const struct st_segment *seg, uint8_t *buf, size_t cap)
 {
 	size_t l3 = seg->key.src.family == 6 ? 40 : 20;
 	size_t l2 = seg->vlan ? 18 : 14;
@@ -364,7 +364,7 @@ static int wait_writable(struct st_pcapw *w, int fd, uint64_t last_ns)
 		stop = w->stop;
 		pthread_mutex_unlock(&w->mu);
 		if (stop) {
-			now = st_mono_ns();
+			now = st_loop_mono_ns();
 			if (now - last_ns >= ST_PCAPW_STALL_NS)
 				return -ETIMEDOUT;
 			timeout = (int)((ST_PCAPW_STALL_NS - (now - last_ns)) / 1000000) + 1;
@@ -381,7 +381,7 @@ static int wait_writable(struct st_pcapw *w, int fd, uint64_t last_ns)
 static void write_chunk(struct st_pcapw *w, struct chunk *c)
 {
 	struct wfile *f = c->file;
-	uint64_t last = st_mono_ns(), recs = 0, bytes = 0;
+	uint64_t last = st_loop_mono_ns(), recs = 0, bytes = 0;
 	int err = atomic_load(&f->err);
 	size_t off = 0, r;
 
@@ -390,7 +390,7 @@ static void write_chunk(struct st_pcapw *w, struct chunk *c)
 
 		if (n > 0) {
 			off += (size_t)n;
-			last = st_mono_ns();
+			last = st_loop_mono_ns();
 		} else if (n < 0 && errno == EAGAIN) {
 			err = wait_writable(w, f->fd, last);
 		} else if (!(n < 0 && errno == EINTR)) {
@@ -749,7 +749,7 @@ int st_pcapw__write(struct st_pcapw *w, const struct st_segment *seg)
 		}
 	}
 	rec = w->fill->buf + w->fill->len;
-	n = st_frame_build(seg, rec + REC_HDR, w->chunk_size - w->fill->len - REC_HDR);
+	n = st_pcapw_frame_build(seg, rec + REC_HDR, w->chunk_size - w->fill->len - REC_HDR);
 	if (!n)
 		return -EINVAL;
 	rh[0] = (uint32_t)(seg->ts_ns / 1000000000ull);

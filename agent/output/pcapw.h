@@ -117,6 +117,6 @@ uint64_t st_pcapw__queued(const struct st_pcapw *w, uint64_t *bound);
 int st_pcapw__close(struct st_pcapw *w, struct st_pcapw_stats *out);
 
 /* Builds the frame for seg into buf; returns its length, 0 if it does not fit. */
-size_t st_frame_build(const struct st_segment *seg, uint8_t *buf, size_t cap);
+size_t st_pcapw_frame_build(const struct st_segment *seg, uint8_t *buf, size_t cap);
 
 #endif /* ST_PCAPW_H */

@@ -65,7 +65,7 @@ uint64_t st_flow_key_hash_seeded(const struct st_flow_key *k, uint64_t seed)
 	return st_mix64(h);
 }
 
-uint64_t st_random_seed(void)
+uint64_t st_connmap_random_seed(void)
 {
 	struct timespec ts;
 	uint64_t v;

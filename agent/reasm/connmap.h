@@ -46,7 +46,7 @@ static inline uint64_t st_flow_key_hash(const struct st_flow_key *k)
 }
 
 /* Random bits for a hash seed (getrandom; the clock and pid if it fails). */
-uint64_t st_random_seed(void);
+uint64_t st_connmap_random_seed(void);
 
 struct st_connmap_config {
 	size_t max_entries; /* the bound (>= 1) */

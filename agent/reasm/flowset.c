@@ -11,7 +11,7 @@ struct st_flowset {
 
 struct st_flowset *st_flowset__new(size_t max_entries)
 {
-	struct st_connmap_config cfg = { .max_entries = max_entries, .seed = st_random_seed() };
+	struct st_connmap_config cfg = { .max_entries = max_entries, .seed = st_connmap_random_seed() };
 	struct st_flowset *s = calloc(1, sizeof(*s));
 
 	if (!s)

@@ -367,7 +367,7 @@ int st_config_apply(const struct st_config_file *c, const struct st_config_secti
 	for (size_t i = 0; i < s->n; i++) {
 		const struct st_config_entry *e = &s->e[i];
 		const struct st_optset *set;
-		const struct st_opt *o = st_opts_find(sets, nsets, e->key, &set);
+		const struct st_opt *o = st_optset_find(sets, nsets, e->key, &set);
 		bool novalue, on = true;
 
 		snprintf(where, sizeof(where), "%s:%u: %s %s", c->path, e->line, sect, e->key);

@@ -165,7 +165,7 @@ static int run_tick(void *ctx)
 {
 	struct runner *r = ctx;
 	int err = st_tapmux__consume(r->mux);
-	uint64_t now = st_mono_ns();
+	uint64_t now = st_loop_mono_ns();
 
 	if (err)
 		return err;
@@ -212,7 +212,7 @@ int st_job_command(const struct st_job_kind *k, int argc, char **argv)
 	if (k->init)
 		k->init(r.obj);
 	n = k->optsets(r.obj, sets);
-	rc = st_opts_parse(sets, n, k->name, k->usage_head, argc, argv, &first);
+	rc = st_optset_parse(sets, n, k->name, k->usage_head, argc, argv, &first);
 	if (!rc)
 		rc = k->check(r.obj, argc, argv, first);
 	if (rc) {
@@ -265,9 +265,9 @@ int st_job_command(const struct st_job_kind *k, int argc, char **argv)
 			st_log_out("%s running: %s; Ctrl-C or SIGTERM stops it", k->name, line);
 	}
 	st_job_check_target(k, r.obj);
-	st_job_idle_start(&r.idle, st_mono_ns());
+	st_job_idle_start(&r.idle, st_loop_mono_ns());
 	st_progress_init(&r.prog, ro->stats_s, !ro->quiet && isatty(STDERR_FILENO), k->name,
-			 st_mono_ns());
+			 st_loop_mono_ns());
 	err = 0;
 	if (k->hup)
 		err = st_loop__on_signal(loop, SIGHUP, run_hup, &r);

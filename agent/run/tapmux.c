@@ -54,16 +54,16 @@ bool st_tapmux_takes(const struct st_target *t, uint32_t permyriad, const struct
 
 	/* the service's side: ingress carries its port as destination, egress as source */
 	if (seg->dir == ST_DIR_IN)
-		in = st_port_listed(t->ports, t->n_ports, k->dport);
+		in = st_opts_port_listed(t->ports, t->n_ports, k->dport);
 	else if (seg->dir == ST_DIR_OUT)
-		in = st_port_listed(t->ports, t->n_ports, k->sport);
+		in = st_opts_port_listed(t->ports, t->n_ports, k->sport);
 	else
-		in = st_port_listed(t->ports, t->n_ports, k->sport) ||
-		     st_port_listed(t->ports, t->n_ports, k->dport);
+		in = st_opts_port_listed(t->ports, t->n_ports, k->sport) ||
+		     st_opts_port_listed(t->ports, t->n_ports, k->dport);
 	if (!in)
 		return false;
-	if (t->n_hosts && !st_hosts_match(t->hosts, t->n_hosts, &k->src) &&
-	    !st_hosts_match(t->hosts, t->n_hosts, &k->dst))
+	if (t->n_hosts && !st_cidr_match_any(t->hosts, t->n_hosts, &k->src) &&
+	    !st_cidr_match_any(t->hosts, t->n_hosts, &k->dst))
 		return false;
 	if (permyriad < ST_SAMPLE_ALL) {
 		/* the kernel's decision, over client -> server (egress: the service sends) */
@@ -183,7 +183,7 @@ static void unite(struct shared *sh, const struct st_tapsub *extra, struct st_ta
 		}
 		t = s->spec.t;
 		for (size_t i = 0; i < t->n_ports; i++)
-			if (!st_port_listed(u->ports, u->n_ports, t->ports[i]) &&
+			if (!st_opts_port_listed(u->ports, u->n_ports, t->ports[i]) &&
 			    u->n_ports < ST_MAX_PORTS_CLI)
 				u->ports[u->n_ports++] = t->ports[i];
 		all_hosts &= t->n_hosts > 0;

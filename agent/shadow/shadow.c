@@ -1438,7 +1438,7 @@ static const char *head_bytes(struct st_shadow *sh, const struct st_http_head *h
 			sh->hbuf = b;
 			sh->hbuf_size = need;
 		}
-		n = st_http__head_rewrite(h, &sh->rw, sh->hbuf, sh->hbuf_size);
+		n = st_http_rewrite_head(h, &sh->rw, sh->hbuf, sh->hbuf_size);
 		if (n >= 0) {
 			*len = (size_t)n;
 			return sh->hbuf;
@@ -2317,7 +2317,7 @@ struct st_shadow *st_shadow__new(const struct st_shadow_config *cfg)
 	if (!sh->rbuf || sh->epfd < 0 || !sh->r)
 		goto fail;
 	if (sh->cfg.correlate) {
-		uint64_t seed = st_mix64(sh->cfg.hash_seed ^ st_mono_ns() ^ (uintptr_t)sh);
+		uint64_t seed = st_mix64(sh->cfg.hash_seed ^ st_loop_mono_ns() ^ (uintptr_t)sh);
 
 		sh->cor = calloc(sh->nslots, sizeof(*sh->cor));
 		if (!sh->cor)
@@ -2578,10 +2578,10 @@ bool st_shadow__busy(const struct st_shadow *sh)
 
 void st_shadow__drain(struct st_shadow *sh, int timeout_ms)
 {
-	uint64_t end = st_mono_ns() + (uint64_t)timeout_ms * 1000000;
+	uint64_t end = st_loop_mono_ns() + (uint64_t)timeout_ms * 1000000;
 
-	while (!st_list_empty(&sh->live) && st_mono_ns() < end) {
-		uint64_t now = st_mono_ns(), next = sh->cfg.load ? sh_due(sh, now) : 0;
+	while (!st_list_empty(&sh->live) && st_loop_mono_ns() < end) {
+		uint64_t now = st_loop_mono_ns(), next = sh->cfg.load ? sh_due(sh, now) : 0;
 		int ms = 50;
 
 		/* a load test's requests still due go at their time */
@@ -2709,7 +2709,7 @@ int st_shadow_parse_target(const char *s, struct st_shadow_target *t, char *err,
 			return -1;
 		}
 	}
-	if (st_split_hostport(buf, host, sizeof(host), port, sizeof(port)) || !*host)
+	if (st_opts_split_hostport(buf, host, sizeof(host), port, sizeof(port)) || !*host)
 		goto bad;
 	t->pct = (unsigned)pct;
 	r = getaddrinfo(host, port, &hints, &ai);

@@ -914,7 +914,7 @@ static void sc_flush(struct sconn *sc)
 		}
 		mh.msg_iovlen = (size_t)st_bq_iov(&sc->q, sc->q.sent, lim, iov, IOV_MAX_SEND);
 		if (sh->cfg.compare)
-			t0 = st_realtime_ns(); /* on loopback the server may run inside the call */
+			t0 = st_loop_realtime_ns(); /* on loopback the server may run inside the call */
 		n = sendmsg(sc->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (n < 0) {
 			if (errno == EINTR)
@@ -1207,7 +1207,7 @@ static ssize_t recv_stamped(struct sconn *sc, void *buf, size_t len)
 			sc->rx_ns = (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 		}
 	if (!sc->rx_ns)
-		sc->rx_ns = st_realtime_ns();
+		sc->rx_ns = st_loop_realtime_ns();
 	return n;
 }
 

@@ -354,7 +354,7 @@ static struct h2msg *msg_new(struct st_shadow *sh, const struct st_h2_head *h)
 
 		if (f->name_len && f->name[0] == ':')
 			continue;
-		k = st_http__rewrite_match(rw, f->name, f->name_len);
+		k = st_http_rewrite_match(rw, f->name, f->name_len);
 		if (k < 0) {
 			put_nv(&b, f->name, f->name_len, f->value, f->value_len, false, f->flags);
 			continue;
@@ -362,7 +362,7 @@ static struct h2msg *msg_new(struct st_shadow *sh, const struct st_h2_head *h)
 		if (done[k])
 			continue;
 		done[k] = true;
-		st_http__rewrite_value(rw, k, &n, &v);
+		st_http_rewrite_value(rw, k, &n, &v);
 		put_nv(&b, f->name, f->name_len, v, strlen(v), false, 0);
 	}
 	for (k = 0; k < (long)rw->nset + 2; k++) {
@@ -371,9 +371,9 @@ static struct h2msg *msg_new(struct st_shadow *sh, const struct st_h2_head *h)
 		/* the Host is :authority */
 		if (done[k] || (size_t)k == rw->nset || ((size_t)k > rw->nset && !rw->marker_name))
 			continue;
-		st_http__rewrite_value(rw, k, &n, &v);
+		st_http_rewrite_value(rw, k, &n, &v);
 		/* a name given twice: the first wins */
-		if (st_http__rewrite_match(rw, n, strlen(n)) != k || connection_specific(n))
+		if (st_http_rewrite_match(rw, n, strlen(n)) != k || connection_specific(n))
 			continue;
 		put_nv(&b, n, strlen(n), v, strlen(v), true, 0);
 	}

@@ -374,7 +374,7 @@ static inline enum st_cmp_side sc_side(unsigned target)
 /* The engine's clock (CLOCK_MONOTONIC ns, or the one injected for tests). */
 static inline uint64_t sh_now(const struct st_shadow *sh)
 {
-	return sh->cfg.clock ? sh->cfg.clock(sh->cfg.clock_ctx) : st_mono_ns();
+	return sh->cfg.clock ? sh->cfg.clock(sh->cfg.clock_ctx) : st_loop_mono_ns();
 }
 
 /* A final answer's head read at head_ns, for a request written whole at sent_ns. */

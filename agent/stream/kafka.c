@@ -303,7 +303,7 @@ static int opt_from(void *o, const char *val, char *err, size_t errlen)
 {
 	struct st_kafka_conf *k = o;
 
-	return st_kafka_parse_from(val, (int64_t)(st_realtime_ns() / 1000000), &k->from,
+	return st_kafka_parse_from(val, (int64_t)(st_loop_realtime_ns() / 1000000), &k->from,
 				   &k->from_ms, err, errlen);
 }
 
@@ -489,8 +489,8 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 		p->st.kafka_failed_msgs++;
 		p->st.kafka_failed_records += recs;
 		p->st.kafka_failed_bytes += data;
-		if (st_mono_ns() - p->last_dr_warn_ns >= KAFKA_WARN_EVERY_NS) {
-			p->last_dr_warn_ns = st_mono_ns();
+		if (st_loop_mono_ns() - p->last_dr_warn_ns >= KAFKA_WARN_EVERY_NS) {
+			p->last_dr_warn_ns = st_loop_mono_ns();
 			pr_warn("%s: --kafka: a message was not delivered (%s); %" PRIu64
 				" so far, their records are lost", p->cmd, rd_kafka_err2str(m->err),
 				p->st.kafka_failed_msgs);
@@ -507,8 +507,8 @@ static void prod_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opa
 	struct st_kafka_producer *p = opaque;
 	char e[512];
 
-	if (st_mono_ns() - p->last_warn_ns >= KAFKA_WARN_EVERY_NS) {
-		p->last_warn_ns = st_mono_ns();
+	if (st_loop_mono_ns() - p->last_warn_ns >= KAFKA_WARN_EVERY_NS) {
+		p->last_warn_ns = st_loop_mono_ns();
 		pr_warn("%s: --kafka: %s", p->cmd, st_log_escape(e, sizeof(e), reason, strlen(reason)));
 	}
 }
@@ -529,8 +529,8 @@ static int produce(void *ctx, const char *key, size_t klen, const uint8_t *msg, 
 	}
 	err = rd_kafka_last_error();
 	if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL &&
-	    st_mono_ns() - p->last_warn_ns >= KAFKA_WARN_EVERY_NS) {
-		p->last_warn_ns = st_mono_ns();
+	    st_loop_mono_ns() - p->last_warn_ns >= KAFKA_WARN_EVERY_NS) {
+		p->last_warn_ns = st_loop_mono_ns();
 		pr_warn("%s: --kafka: a message refused: %s", p->cmd, rd_kafka_err2str(err));
 	}
 	return -1;
@@ -611,7 +611,7 @@ struct st_kafka_producer *st_kafka_producer__new(const struct st_kafka_conf *k, 
 		goto fail;
 	}
 	gethostname(host, sizeof(host) - 1);
-	p->b = st_kmsg_batcher__new(host, st_random_seed(), k->msg_max ? k->msg_max :
+	p->b = st_kmsg_batcher__new(host, st_connmap_random_seed(), k->msg_max ? k->msg_max :
 								       ST_KMSG_RAW_DEFAULT,
 				    compressed ? 0 : (level ? level : 1), produce, p);
 	if (!p->b) {
@@ -633,11 +633,11 @@ void st_kafka_producer__poll(struct st_kafka_producer *p)
 
 int st_kafka_producer__close(struct st_kafka_producer *p, int wait_ms)
 {
-	uint64_t until = st_mono_ns() + (uint64_t)wait_ms * 1000000;
+	uint64_t until = st_loop_mono_ns() + (uint64_t)wait_ms * 1000000;
 	int left;
 
 	st_kmsg_batcher__flush(p->b);
-	while (rd_kafka_outq_len(p->rk) > 0 && st_mono_ns() < until)
+	while (rd_kafka_outq_len(p->rk) > 0 && st_loop_mono_ns() < until)
 		rd_kafka_poll(p->rk, 50);
 	rd_kafka_poll(p->rk, 0);
 	left = rd_kafka_outq_len(p->rk);
@@ -700,8 +700,8 @@ struct st_kafka_consumer {
 
 static void cons_warn(struct st_kafka_consumer *c, const char *what, const char *why)
 {
-	if (st_mono_ns() - c->last_warn_ns >= KAFKA_WARN_EVERY_NS) {
-		c->last_warn_ns = st_mono_ns();
+	if (st_loop_mono_ns() - c->last_warn_ns >= KAFKA_WARN_EVERY_NS) {
+		c->last_warn_ns = st_loop_mono_ns();
 		pr_warn("%s: --kafka: %s: %s", c->cmd, what, why);
 	}
 }
@@ -978,7 +978,7 @@ int st_kafka_consumer__poll(struct st_kafka_consumer *c, int max)
 			continue;
 		}
 		n++;
-		c->last_ts = st_realtime_ns();
+		c->last_ts = st_loop_realtime_ns();
 		rc = st_kmsg_reader__feed(c->r, m->payload, m->len, m->partition, err, sizeof(err));
 		if (rc == -1) {
 			char what[96];

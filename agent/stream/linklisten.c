@@ -73,7 +73,7 @@ static int listen_socket(const char *hostport, char *err, size_t errlen)
 	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE }, *res;
 	int fd, rc, one = 1;
 
-	if (st_split_hostport(hostport, host, sizeof(host), port, sizeof(port))) {
+	if (st_opts_split_hostport(hostport, host, sizeof(host), port, sizeof(port))) {
 		snprintf(err, errlen, "not ADDR:PORT");
 		return -1;
 	}
@@ -405,7 +405,7 @@ static void accept_some(struct st_linklisten *l)
 			}
 			epoll_ctl(l->epfd, EPOLL_CTL_DEL, l->lfd, NULL);
 			l->listening = false;
-			l->paused_until = st_mono_ns() + LL_ACCEPT_PAUSE_NS;
+			l->paused_until = st_loop_mono_ns() + LL_ACCEPT_PAUSE_NS;
 			return;
 		}
 		tmp.fd = fd;
@@ -417,7 +417,7 @@ static void accept_some(struct st_linklisten *l)
 			continue;
 		}
 		p = place(l, tmp.key);
-		tmp.since = st_mono_ns();
+		tmp.since = st_loop_mono_ns();
 		tmp.seq = l->seq++;
 		tmp.state = LL_SEND_OK;
 		if (l->tls) {

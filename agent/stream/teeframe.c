@@ -446,7 +446,7 @@ static void restart_conn(void *ctx, struct st_reasm_conn *c)
 	struct st_teeframe *f = ctx;
 	struct tconn *tc = c->user;
 	struct st_reasm_conn o;
-	uint64_t ts = st_realtime_ns();
+	uint64_t ts = st_loop_realtime_ns();
 
 	if (!tc || tc->mode == TM_DROPPED || tc->mode == TM_FILTERED)
 		return;

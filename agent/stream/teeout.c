@@ -74,7 +74,7 @@ static int connect_to(const char *hostport, char *err, size_t errlen)
 	struct timeval tv = { .tv_sec = 5 };
 	int fd = -1, rc;
 
-	if (st_split_hostport(hostport, host, sizeof(host), port, sizeof(port)) || !*host) {
+	if (st_opts_split_hostport(hostport, host, sizeof(host), port, sizeof(port)) || !*host) {
 		snprintf(err, errlen, "not HOST:PORT");
 		return -1;
 	}

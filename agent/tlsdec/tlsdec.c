@@ -1777,7 +1777,7 @@ struct st_tlsdec *st_tlsdec__new(const struct st_tlsdec_config *cfg,
 	if (ops)
 		d->ops = *ops;
 	d->ctx = ctx;
-	d->rng = st_random_seed();
+	d->rng = st_connmap_random_seed();
 	rc.max_mem = d->cfg.max_mem ? d->cfg.max_mem : 64ull << 20;
 	rc.ports = d->cfg.ports;
 	rc.n_ports = d->cfg.n_ports;

@@ -379,12 +379,12 @@ static void latency(const struct st_canary *c, struct st_canary_ep *e)
 	for (unsigned i = 0; i < n; i++) {
 		a[i] = (double)e->lat[ST_CANARY][i];
 		b[i] = (double)e->lat[ST_BASELINE][i];
-		mid[i] = st_watch_bucket_mid(&c->bounds, i);
+		mid[i] = st_watch_agg_bucket_mid(&c->bounds, i);
 	}
 	st_cmp_mwu(a, b, mid, n, &e->lat_test);
 	for (int g = 0; g < ST_CANARY_NGROUPS; g++) {
-		e->p50[g] = st_watch_quantile(&c->bounds, e->lat[g], 0.5);
-		e->p99[g] = st_watch_quantile(&c->bounds, e->lat[g], 0.99);
+		e->p50[g] = st_watch_agg_quantile(&c->bounds, e->lat[g], 0.5);
+		e->p99[g] = st_watch_agg_quantile(&c->bounds, e->lat[g], 0.99);
 	}
 }
 

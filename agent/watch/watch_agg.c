@@ -58,7 +58,7 @@ int st_watch_bounds_parse(const char *s, struct st_watch_bounds *b, char *err, s
 	}
 }
 
-double st_watch_quantile(const struct st_watch_bounds *b, const uint64_t *counts, double q)
+double st_watch_agg_quantile(const struct st_watch_bounds *b, const uint64_t *counts, double q)
 {
 	double total = 0, cum = 0, rank;
 
@@ -81,7 +81,7 @@ double st_watch_quantile(const struct st_watch_bounds *b, const uint64_t *counts
 	return b->b[b->n - 1];
 }
 
-double st_watch_bucket_mid(const struct st_watch_bounds *b, unsigned i)
+double st_watch_agg_bucket_mid(const struct st_watch_bounds *b, unsigned i)
 {
 	if (i >= b->n)
 		return 2 * b->b[b->n - 1];
@@ -310,7 +310,7 @@ void st_watch_agg_grpc(struct st_watch_agg *a, uint32_t ep, unsigned code)
 	a->grpc_calls++;
 }
 
-const char *st_watch_grpc_label(unsigned code)
+const char *st_watch_agg_grpc_label(unsigned code)
 {
 	if (code == ST_WATCH_GRPC_NONE)
 		return "none";
@@ -319,14 +319,14 @@ const char *st_watch_grpc_label(unsigned code)
 	return "other";
 }
 
-const char *st_watch_method_label(unsigned method)
+const char *st_watch_agg_method_label(unsigned method)
 {
 	const char *m = st_http__method_name((enum st_http_method)method);
 
 	return m && *m ? m : "OTHER";
 }
 
-const char *st_watch_code_label(uint16_t code, char *buf, size_t cap)
+const char *st_watch_agg_code_label(uint16_t code, char *buf, size_t cap)
 {
 	if (code == ST_WATCH_CODE_NONE)
 		return "none";
@@ -371,8 +371,8 @@ static void series_labels(const struct st_watch_agg *a, const struct st_watch_se
 {
 	*l = *base;
 	st_prom_labels_add(l, "endpoint", st_watch_agg_endpoint_name(a, s->ep));
-	st_prom_labels_add(l, "method", st_watch_method_label(s->method));
-	st_prom_labels_add(l, "code", st_watch_code_label(s->code, code, codecap));
+	st_prom_labels_add(l, "method", st_watch_agg_method_label(s->method));
+	st_prom_labels_add(l, "code", st_watch_agg_code_label(s->code, code, codecap));
 }
 
 void st_watch_agg_prom(const struct st_watch_agg *a, struct st_prom *p,
@@ -398,7 +398,7 @@ void st_watch_agg_prom(const struct st_watch_agg *a, struct st_prom *p,
 			if (!a->grpc[e][k])
 				continue;
 			st_prom_labels_add(&l, "endpoint", st_watch_agg_endpoint_name(a, e));
-			st_prom_labels_add(&l, "grpc_code", st_watch_grpc_label(k));
+			st_prom_labels_add(&l, "grpc_code", st_watch_agg_grpc_label(k));
 			st_prom__sample_u64(p, grpc, &l, a->grpc[e][k]);
 		}
 	for (uint32_t i = 0;; i++) {
@@ -503,7 +503,7 @@ void st_watch_agg_json(FILE *f, const struct st_watch_agg *a, const struct st_wa
 		first = false;
 		st_cmp_json_str(f, ep, strlen(ep));
 		fprintf(f, ", \"method\": \"%s\", \"code\": \"%s\", \"requests\": %llu",
-			st_watch_method_label(s->method), st_watch_code_label(s->code, code, sizeof(code)),
+			st_watch_agg_method_label(s->method), st_watch_agg_code_label(s->code, code, sizeof(code)),
 			(unsigned long long)s->n);
 		for (int k = 0; k < ST_WATCH_H__COUNT; k++) {
 			fprintf(f, ", \"%s\": ", hist_key[k]);
@@ -523,7 +523,7 @@ void st_watch_agg_json(FILE *f, const struct st_watch_agg *a, const struct st_wa
 			first = false;
 			st_cmp_json_str(f, ep, strlen(ep));
 			fprintf(f, ", \"grpc_code\": \"%s\", \"requests\": %llu}",
-				st_watch_grpc_label(k), (unsigned long long)a->grpc[e][k]);
+				st_watch_agg_grpc_label(k), (unsigned long long)a->grpc[e][k]);
 		}
 	fputs(first ? "]}\n" : "\n]}\n", f);
 }

@@ -71,9 +71,9 @@ int st_watch_bounds_parse(const char *s, struct st_watch_bounds *b, char *err, s
 /* The q-quantile of counts (per bucket, counts[b->n] above every bound) as Prometheus'
  * histogram_quantile() computes it: linear within the bucket (from 0 in the first), the
  * last bound when it falls above every bound; NaN when empty. */
-double st_watch_quantile(const struct st_watch_bounds *b, const uint64_t *counts, double q);
+double st_watch_agg_quantile(const struct st_watch_bounds *b, const uint64_t *counts, double q);
 /* Bucket i's middle (the one above every bound: twice the last bound), for rank tests. */
-double st_watch_bucket_mid(const struct st_watch_bounds *b, unsigned i);
+double st_watch_agg_bucket_mid(const struct st_watch_bounds *b, unsigned i);
 
 struct st_watch_hist {
 	uint64_t c[ST_WATCH_BUCKETS_MAX + 1]; /* per bucket; c[n]: above every bound */
@@ -140,12 +140,12 @@ void st_watch_agg_add(struct st_watch_agg *a, const struct st_watch_exchange *x)
  * grpc-status code (0..16), ST_WATCH_GRPC_OTHER or ST_WATCH_GRPC_NONE. */
 void st_watch_agg_grpc(struct st_watch_agg *a, uint32_t ep, unsigned code);
 /* grpc_code's label: "OK" ... "UNAUTHENTICATED", "other", "none". */
-const char *st_watch_grpc_label(unsigned code);
+const char *st_watch_agg_grpc_label(unsigned code);
 
 /* A series' labels: the method's name ("OTHER" for one not in RFC 9110's list), its code
  * ("200", "5xx", "other", "none"; buf holds 8 bytes). */
-const char *st_watch_method_label(unsigned method);
-const char *st_watch_code_label(uint16_t code, char *buf, size_t cap);
+const char *st_watch_agg_method_label(unsigned method);
+const char *st_watch_agg_code_label(uint16_t code, char *buf, size_t cap);
 
 /* The families (shadowtap_http_*), every series labelled base + endpoint, method, code;
  * shadowtap_grpc_requests_total labelled base + endpoint, grpc_code. */

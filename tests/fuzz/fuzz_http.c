@@ -93,7 +93,7 @@ static void check_head(const struct st_http_head *h, enum st_http_kind kind)
 	if (kind != ST_HTTP_REQUEST)
 		return;
 	CHECK(h->target >= h->raw && h->target + h->target_len <= h->raw + h->raw_len);
-	n = st_http__head_rewrite(h, &rw, out, sizeof(out));
+	n = st_http_rewrite_head(h, &rw, out, sizeof(out));
 	if (n == -ENOSPC)
 		return;
 	CHECK(n > 0);

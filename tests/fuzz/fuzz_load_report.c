@@ -61,7 +61,7 @@ static void write_report(FILE *f, const void *agg, bool html)
 
 static int load_report(void *a, const char *text, size_t len, char *err, size_t errlen)
 {
-	return st_load_report_load(a, text, len, err, errlen);
+	return st_load_merge_parse(a, text, len, err, errlen);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -72,7 +72,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	size_t l;
 
 	err[0] = 0;
-	if (st_load_report_load(&r, (const char *)data, size, err, sizeof(err))) {
+	if (st_load_merge_parse(&r, (const char *)data, size, err, sizeof(err))) {
 		CHECK(err[0] && !strchr(err, '\n'));
 		return 0;
 	}

@@ -73,7 +73,7 @@ static int parse(struct demo *d, int argc, char **argv, int *first)
 	struct st_optset sets[] = { ST_OPTSET(demo_opts, d) };
 
 	memset(d, 0, sizeof(*d));
-	return st_opts_parse(sets, 1, "demo", "Usage: demo\n", argc, argv, first);
+	return st_optset_parse(sets, 1, "demo", "Usage: demo\n", argc, argv, first);
 }
 
 #define ARGV(...) ((char *[]){ "demo", __VA_ARGS__, NULL })
@@ -143,7 +143,7 @@ static void test_help(void **state)
 	FILE *f = open_memstream(&buf, &len);
 	int first;
 
-	st_opts_help(f, sets, 1);
+	st_optset_help(f, sets, 1);
 	fclose(f);
 	assert_non_null(strstr(buf, "  -w, --write FILE      output\n"));
 	assert_non_null(strstr(buf, "      --ring-mb N       ring size\n"));
@@ -181,7 +181,7 @@ static void test_help_titles(void **state)
 	FILE *f = open_memstream(&buf, &len);
 	int first;
 
-	st_opts_help(f, sets, 4);
+	st_optset_help(f, sets, 4);
 	fclose(f);
 	t = strstr(buf, "\nTuning:\n      --ring N          tuning a\n      --ring2 N         tuning b\n");
 	o = strstr(buf, "\nOther:\n      --other");
@@ -195,7 +195,7 @@ static void test_help_titles(void **state)
 		char *argv[] = { "demo", "--ring2", "7", "--other", NULL };
 
 		memset(&d, 0, sizeof(d));
-		assert_int_equal(st_opts_parse(sets, 4, "demo", "", 4, argv, &first), 0);
+		assert_int_equal(st_optset_parse(sets, 4, "demo", "", 4, argv, &first), 0);
 		assert_int_equal(d.ring, 7);
 		assert_true(d.flag);
 	}
@@ -206,13 +206,13 @@ static void test_find_and_set(void **state)
 	struct demo d = { 0 };
 	struct st_optset sets[] = { ST_OPTSET(demo_opts, &d) };
 	const struct st_optset *set;
-	const struct st_opt *o = st_opts_find(sets, 1, "duration", &set);
+	const struct st_opt *o = st_optset_find(sets, 1, "duration", &set);
 
 	assert_non_null(o);
 	assert_ptr_equal(set, &sets[0]);
 	assert_int_equal(st_opt_set(o, set->obj, "7", "file.conf:3: duration"), 0);
 	assert_true(d.secs == 7);
-	assert_null(st_opts_find(sets, 1, "nope", NULL));
+	assert_null(st_optset_find(sets, 1, "nope", NULL));
 }
 
 static void test_sizes(void **state)
@@ -246,11 +246,11 @@ static void test_seconds(void **state)
 	int first;
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
-		assert_int_equal(st_parse_seconds(ok[i].in, &v), 0);
+		assert_int_equal(st_optparse_seconds(ok[i].in, &v), 0);
 		assert_true(v == ok[i].want);
 	}
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
-		assert_int_equal(st_parse_seconds(bad[i], &v), -1);
+		assert_int_equal(st_optparse_seconds(bad[i], &v), -1);
 	assert_int_equal(PARSE(&d, &first, "--duration", "15m"), 0);
 	assert_true(d.secs == 900);
 	assert_int_equal(PARSE(&d, &first, "-d", "250ms"), 0);
@@ -269,15 +269,15 @@ static void test_nearest(void **state)
 	FILE *f = tmpfile();
 	int first, saved = dup(2);
 
-	assert_string_equal(st_nearest("captur", cmds, n), "capture");
-	assert_string_equal(st_nearest("capturee", cmds, n), "capture");
-	assert_string_equal(st_nearest("shadwo", cmds, n), "shadow");
-	assert_string_equal(st_nearest("replya", cmds, n), "replay");
-	assert_string_equal(st_nearest("recieve", cmds, n), "receive");
-	assert_string_equal(st_nearest("te", cmds, n), "tee");
-	assert_null(st_nearest("xyz", cmds, n));
-	assert_null(st_nearest("catalogue", cmds, n));
-	assert_null(st_nearest("", cmds, n));
+	assert_string_equal(st_optparse_nearest("captur", cmds, n), "capture");
+	assert_string_equal(st_optparse_nearest("capturee", cmds, n), "capture");
+	assert_string_equal(st_optparse_nearest("shadwo", cmds, n), "shadow");
+	assert_string_equal(st_optparse_nearest("replya", cmds, n), "replay");
+	assert_string_equal(st_optparse_nearest("recieve", cmds, n), "receive");
+	assert_string_equal(st_optparse_nearest("te", cmds, n), "tee");
+	assert_null(st_optparse_nearest("xyz", cmds, n));
+	assert_null(st_optparse_nearest("catalogue", cmds, n));
+	assert_null(st_optparse_nearest("", cmds, n));
 
 	/* the message names it */
 	assert_non_null(f);

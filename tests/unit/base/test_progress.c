@@ -16,13 +16,13 @@ static void test_human(void **state)
 {
 	char b[32];
 
-	assert_string_equal(st_human_bytes(0, b, sizeof(b)), "0 B");
-	assert_string_equal(st_human_bytes(1023, b, sizeof(b)), "1023 B");
-	assert_string_equal(st_human_bytes(1024, b, sizeof(b)), "1.0 KB");
-	assert_string_equal(st_human_bytes(312 * 1024, b, sizeof(b)), "312 KB");
-	assert_string_equal(st_human_bytes(1258291, b, sizeof(b)), "1.2 MB");
-	assert_string_equal(st_human_bytes(45ull << 20, b, sizeof(b)), "45 MB");
-	assert_string_equal(st_human_bytes(3ull << 40, b, sizeof(b)), "3.0 TB");
+	assert_string_equal(st_progress_bytes(0, b, sizeof(b)), "0 B");
+	assert_string_equal(st_progress_bytes(1023, b, sizeof(b)), "1023 B");
+	assert_string_equal(st_progress_bytes(1024, b, sizeof(b)), "1.0 KB");
+	assert_string_equal(st_progress_bytes(312 * 1024, b, sizeof(b)), "312 KB");
+	assert_string_equal(st_progress_bytes(1258291, b, sizeof(b)), "1.2 MB");
+	assert_string_equal(st_progress_bytes(45ull << 20, b, sizeof(b)), "45 MB");
+	assert_string_equal(st_progress_bytes(3ull << 40, b, sizeof(b)), "3.0 TB");
 	(void)state;
 }
 

@@ -141,7 +141,7 @@ static void test_prometheus_jobs(void **state)
 	st_statline_init(&lb);
 	st_statline_add(&lb, "up", 0, ST_STAT_GAUGE, "up");
 	st_statline_add_table(&lb, demo_stat_desc, demo_stat_n, &a);
-	assert_int_equal(st_statlines_prometheus(ls, jobs, cmds, 2, f), 0);
+	assert_int_equal(st_statline_prometheus_jobs(ls, jobs, cmds, 2, f), 0);
 	fclose(f);
 	assert_non_null(strstr(out, "# HELP shadowtap_up up\n# TYPE shadowtap_up gauge\n"
 				    "shadowtap_up{job=\"web\",command=\"capture\"} 1\n"
@@ -177,7 +177,7 @@ static void test_labeled(void **state)
 	st_statline_add_labeled(&lb, "target_up", "target", "10.0.0.3:80", 1, ST_STAT_GAUGE, "up");
 	st_statline_format(&la, line, sizeof(line));
 	assert_string_equal(line, "requests=3");
-	assert_int_equal(st_statlines_prometheus(ls, jobs, cmds, 2, f), 0);
+	assert_int_equal(st_statline_prometheus_jobs(ls, jobs, cmds, 2, f), 0);
 	fclose(f);
 	assert_non_null(strstr(out, "# HELP shadowtap_target_up up\n# TYPE shadowtap_target_up gauge\n"
 				    "shadowtap_target_up{job=\"a\",command=\"shadow\",target=\"10.0.0.1:80\"} 1\n"
@@ -227,7 +227,7 @@ static void test_units(void **state)
 	st_statline_format(&l, buf, sizeof(buf));
 	assert_string_equal(buf, "queued=4096 lost=3 gap_bytes=9 blind_ms=2005");
 	assert_int_equal(st_statline_prometheus(&l, f, "shadow"), 0);
-	assert_int_equal(st_statlines_prometheus(ls, jobs, cmds, 1, f), 0);
+	assert_int_equal(st_statline_prometheus_jobs(ls, jobs, cmds, 1, f), 0);
 	fclose(f);
 	assert_non_null(strstr(out, "# TYPE shadowtap_queued_bytes gauge\n"
 				    "shadowtap_queued_bytes{command=\"shadow\"} 4096\n"));

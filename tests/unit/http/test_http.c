@@ -1247,16 +1247,16 @@ static void test_rewrite(void **state)
 	init(&p, ST_HTTP_REQUEST, 0, 0);
 	st_http__feed(&p, S(msg), &ev);
 	assert_int_equal(ev.type, ST_HTTP_EV_HEAD);
-	n = st_http__head_rewrite(ev.head, &rw, out, sizeof(out));
+	n = st_http_rewrite_head(ev.head, &rw, out, sizeof(out));
 	assert_int_equal(n, sizeof(want) - 1);
 	assert_memory_equal(out, want, (size_t)n);
 	/* exact fit works, one byte less is ENOSPC */
-	assert_int_equal(st_http__head_rewrite(ev.head, &rw, out, sizeof(want) - 1), n);
-	assert_int_equal(st_http__head_rewrite(ev.head, &rw, out, sizeof(want) - 2), -ENOSPC);
-	assert_int_equal(st_http__head_rewrite(ev.head, &rw, out, 0), -ENOSPC);
+	assert_int_equal(st_http_rewrite_head(ev.head, &rw, out, sizeof(want) - 1), n);
+	assert_int_equal(st_http_rewrite_head(ev.head, &rw, out, sizeof(want) - 2), -ENOSPC);
+	assert_int_equal(st_http_rewrite_head(ev.head, &rw, out, 0), -ENOSPC);
 	/* no changes: normalised copy */
 	rw = (struct st_http_rewrite){ 0 };
-	n = st_http__head_rewrite(ev.head, &rw, out, sizeof(out));
+	n = st_http_rewrite_head(ev.head, &rw, out, sizeof(out));
 	assert_true(n > 0);
 	assert_memory_equal(out, "POST /api HTTP/1.1\r\nHost: prod.example\r\n", 40);
 	/* Host added when absent, marker replaces an existing one */
@@ -1264,7 +1264,7 @@ static void test_rewrite(void **state)
 	st_http__feed(&p, S("GET / HTTP/1.0\r\nX-Shadowtap: 0\r\n\r\n"), &ev);
 	rw = (struct st_http_rewrite){ .host = "h", .marker_name = "x-shadowtap",
 				       .marker_value = "1" };
-	n = st_http__head_rewrite(ev.head, &rw, out, sizeof(out));
+	n = st_http_rewrite_head(ev.head, &rw, out, sizeof(out));
 	assert_int_equal(n, 43);
 	assert_memory_equal(out, "GET / HTTP/1.0\r\nX-Shadowtap: 1\r\nHost: h\r\n\r\n", 43);
 	/* injections and framing fields are refused */
@@ -1275,21 +1275,21 @@ static void test_rewrite(void **state)
 		const struct st_http_kv bad4[] = { { "transfer-encoding", "chunked" } };
 
 		rw = (struct st_http_rewrite){ .set = bad1, .nset = 1 };
-		assert_int_equal(st_http__head_rewrite(ev.head, &rw, out, sizeof(out)), -EINVAL);
+		assert_int_equal(st_http_rewrite_head(ev.head, &rw, out, sizeof(out)), -EINVAL);
 		rw.set = bad2;
-		assert_int_equal(st_http__rewrite_check(&rw), -EINVAL);
+		assert_int_equal(st_http_rewrite_check(&rw), -EINVAL);
 		rw.set = bad3;
-		assert_int_equal(st_http__rewrite_check(&rw), -EINVAL);
+		assert_int_equal(st_http_rewrite_check(&rw), -EINVAL);
 		rw.set = bad4;
-		assert_int_equal(st_http__rewrite_check(&rw), -EINVAL);
+		assert_int_equal(st_http_rewrite_check(&rw), -EINVAL);
 		rw = (struct st_http_rewrite){ .host = "a\nb" };
-		assert_int_equal(st_http__rewrite_check(&rw), -EINVAL);
+		assert_int_equal(st_http_rewrite_check(&rw), -EINVAL);
 		rw = (struct st_http_rewrite){ .marker_name = "M", .marker_value = NULL };
-		assert_int_equal(st_http__rewrite_check(&rw), -EINVAL);
+		assert_int_equal(st_http_rewrite_check(&rw), -EINVAL);
 		rw = (struct st_http_rewrite){ .marker_name = "HOST", .marker_value = "x" };
-		assert_int_equal(st_http__rewrite_check(&rw), -EINVAL);
+		assert_int_equal(st_http_rewrite_check(&rw), -EINVAL);
 		rw = (struct st_http_rewrite){ .marker_name = "X-Shadow", .marker_value = "" };
-		assert_int_equal(st_http__rewrite_check(&rw), 0);
+		assert_int_equal(st_http_rewrite_check(&rw), 0);
 	}
 	st_http__free(&p);
 }

@@ -211,7 +211,7 @@ static void roundtrip(int v6, uint16_t vlan, uint32_t len)
 	s.vlan = vlan;
 	s.len = len;
 	s.data = payload;
-	n = st_frame_build(&s, frame, sizeof(frame));
+	n = st_pcapw_frame_build(&s, frame, sizeof(frame));
 	assert_int_equal(n, l2 + l3 + 20 + len);
 	hb.p = frame;
 	hb.avail = (uint32_t)n;
@@ -259,7 +259,7 @@ static void test_frame_too_big(void **state)
 	struct st_segment s = { .len = 200, .data = data };
 
 	s.key.src.family = 4;
-	assert_int_equal(st_frame_build(&s, frame, sizeof(frame)), 0);
+	assert_int_equal(st_pcapw_frame_build(&s, frame, sizeof(frame)), 0);
 }
 
 static void test_pcap_file(void **state)

@@ -117,8 +117,8 @@ static void test_round_trip(void **state)
 		const struct st_load_agg *a = st_load__agg(k ? ls : l, 0, 0);
 
 		js = json_of(a, &len);
-		assert_true(st_load_report_is(js, len));
-		if (st_load_report_load(&b, js, len, err, sizeof(err)))
+		assert_true(st_load_merge_is_report(js, len));
+		if (st_load_merge_parse(&b, js, len, err, sizeof(err)))
 			fail_msg("read back: %s", err);
 		assert_int_equal(b.due, a->due);
 		assert_int_equal(b.sent, a->sent);
@@ -173,8 +173,8 @@ static void test_merge(void **state)
 
 	ja = json_of(a, &la);
 	jb = json_of(b, &lb);
-	assert_int_equal(st_load_report_load(&ra, ja, la, err, sizeof(err)), 0);
-	assert_int_equal(st_load_report_load(&rb, jb, lb, err, sizeof(err)), 0);
+	assert_int_equal(st_load_merge_parse(&ra, ja, la, err, sizeof(err)), 0);
+	assert_int_equal(st_load_merge_parse(&rb, jb, lb, err, sizeof(err)), 0);
 	assert_int_equal(st_load_agg_init(&m, 0), 0);
 	m.sources = 0;
 	assert_int_equal(st_load_agg_merge(&m, &ra, err, sizeof(err)), 0);
@@ -206,7 +206,7 @@ static void test_merge(void **state)
 		char *jz = json_of(st_load__agg(z, 0, 0), &lz);
 		struct st_load_agg rz;
 
-		assert_int_equal(st_load_report_load(&rz, jz, lz, err, sizeof(err)), 0);
+		assert_int_equal(st_load_merge_parse(&rz, jz, lz, err, sizeof(err)), 0);
 		assert_int_equal(st_load_agg_merge(&m, &rz, err, sizeof(err)), -1);
 		assert_non_null(strstr(err, "another step plan"));
 		st_load_agg_free(&rz);
@@ -255,13 +255,13 @@ static void test_refused(void **state)
 		strcpy(doc + (p - js), bad[i].to);
 		strcat(doc, p + strlen(bad[i].from));
 		err[0] = 0;
-		if (!st_load_report_load(&a, doc, n, err, sizeof(err)))
+		if (!st_load_merge_parse(&a, doc, n, err, sizeof(err)))
 			fail_msg("case %zu (%s) was loaded", i, bad[i].to);
 		if (!strstr(err, bad[i].says) || strchr(err, '\n'))
 			fail_msg("case %zu: '%s' does not say '%s'", i, err, bad[i].says);
 		free(doc);
 	}
-	assert_int_equal(st_load_report_load(&(struct st_load_agg){ 0 }, "{", 1, err, sizeof(err)),
+	assert_int_equal(st_load_merge_parse(&(struct st_load_agg){ 0 }, "{", 1, err, sizeof(err)),
 			 -1);
 	assert_non_null(strstr(err, "not JSON"));
 	free(js);
@@ -282,7 +282,7 @@ static void test_overflow(void **state)
 	size_t len;
 	char *js = json_of(a, &len);
 
-	assert_int_equal(st_load_report_load(&part, js, len, err, sizeof(err)), 0);
+	assert_int_equal(st_load_merge_parse(&part, js, len, err, sizeof(err)), 0);
 	part.due = part.late_sends = UINT64_MAX / 4; /* 2^62 - 1: one report may say that */
 	assert_int_equal(st_load_agg_init(&m, 0), 0);
 	m.sources = 0;

@@ -38,7 +38,7 @@ static int check(struct cli *c, bool input_paced, char *err, size_t errlen, int 
 
 	memset(c, 0, sizeof(*c));
 	err[0] = 0;
-	assert_int_equal(st_opts_parse(sets, 3, "replay", "Usage: replay\n", argc, argv, &first),
+	assert_int_equal(st_optset_parse(sets, 3, "replay", "Usage: replay\n", argc, argv, &first),
 			 0);
 	return st_load_opts_check(&c->lo, &c->cmp, input_paced, err, errlen);
 }
@@ -125,7 +125,7 @@ static void test_bad_values(void **state)
 		int first;
 
 		memset(&c, 0, sizeof(c));
-		if (st_opts_parse(sets, 1, "replay", "Usage: replay\n", 3, argv, &first) != 2)
+		if (st_optset_parse(sets, 1, "replay", "Usage: replay\n", 3, argv, &first) != 2)
 			fail_msg("case %zu (%s %s) was accepted", i, bad[i][0], bad[i][1]);
 	}
 }

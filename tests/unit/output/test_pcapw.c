@@ -104,7 +104,7 @@ static void t_file(void **state)
 
 static double now_s(void)
 {
-	return (double)st_mono_ns() / 1e9;
+	return (double)st_loop_mono_ns() / 1e9;
 }
 
 /* A FIFO whose reader takes nothing: writes never wait (the queue fills, then packets are

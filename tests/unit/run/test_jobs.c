@@ -110,7 +110,7 @@ static void test_section_equals_argv(void **state)
 	k->init(b);
 	na = k->optsets(a, sa);
 	nb = k->optsets(b, sb);
-	assert_int_equal(st_opts_parse(sa, na, "shadow", "", 15, argv, &first), 0);
+	assert_int_equal(st_optset_parse(sa, na, "shadow", "", 15, argv, &first), 0);
 	assert_int_equal(k->check(a, 15, argv, first), 0);
 	assert_int_equal(st_config_load(&cf, path), 0);
 	assert_int_equal(st_config_apply(&cf, &cf.s[0], sb, nb), 0);
@@ -164,7 +164,7 @@ static void test_head(void **state)
 		if (k->init)
 			k->init(obj);
 		n = k->optsets(obj, sets);
-		assert_int_equal(st_opts_parse(sets, n, kinds[i], "", argc, argv, &first), 0);
+		assert_int_equal(st_optset_parse(sets, n, kinds[i], "", argc, argv, &first), 0);
 		assert_int_equal(k->check(obj, argc, argv, first), 0);
 		assert_ptr_equal(k->target(obj), &h->target);
 		assert_ptr_equal(k->run_opts(obj), &h->run);

@@ -1821,7 +1821,7 @@ static void load_cfg(struct st_shadow_config *cfg, uint16_t port, struct tload *
 	cfg->load = &tl_ops;
 	cfg->load_ctx = t;
 	memset(t, 0, sizeof(*t));
-	t->base = st_mono_ns();
+	t->base = st_loop_mono_ns();
 }
 
 /* Runs a load test's engine as its command does: due requests at their time, I/O, timers. */
@@ -1830,7 +1830,7 @@ static void load_run_until(struct st_shadow *sh, struct tload *t, unsigned ndone
 	uint64_t end = th_mono_ms() + (uint64_t)max_ms;
 
 	while (th_mono_ms() < end && (!ndone || t->ndone < ndone)) {
-		uint64_t now = st_mono_ns(), next = st_shadow__due(sh, now);
+		uint64_t now = st_loop_mono_ns(), next = st_shadow__due(sh, now);
 		int ms = 2;
 
 		if (next && next > now && next - now < 2000000)
@@ -1870,7 +1870,7 @@ static void test_load_due(void **state)
 	st_shadow__kick(sh);
 	for (int i = 0; i < 3; i++) {
 		/* the sink has nothing of request i before it is due */
-		while (st_mono_ns() < tl.base + tl.off[i] - 20000000) {
+		while (st_loop_mono_ns() < tl.base + tl.off[i] - 20000000) {
 			size_t len = 0;
 			char *d;
 
@@ -1878,7 +1878,7 @@ static void test_load_due(void **state)
 			d = sink_data(s, 0, &len);
 			if (len > want)
 				fail_msg("request %d reached the shadow %.1f ms before it was due", i,
-					 (double)(tl.base + tl.off[i] - st_mono_ns()) / 1e6);
+					 (double)(tl.base + tl.off[i] - st_loop_mono_ns()) / 1e6);
 			free(d);
 		}
 		want += strlen(reqs[i]);

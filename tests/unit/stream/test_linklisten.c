@@ -188,9 +188,9 @@ static void t_strangers(void **state)
 	assert_int_equal(counter(l, "rejected_closed"), 1);
 	/* the quiet one waits for its time */
 	assert_int_equal(fate(l, quiet), 1);
-	st_linklisten__tick(l, st_mono_ns() + ST_LINKLISTEN_TIMEOUT_NS / 2);
+	st_linklisten__tick(l, st_loop_mono_ns() + ST_LINKLISTEN_TIMEOUT_NS / 2);
 	assert_int_equal(counter(l, "rejected_timeout"), 0);
-	st_linklisten__tick(l, st_mono_ns() + ST_LINKLISTEN_TIMEOUT_NS + 1);
+	st_linklisten__tick(l, st_loop_mono_ns() + ST_LINKLISTEN_TIMEOUT_NS + 1);
 	assert_int_equal(counter(l, "rejected_timeout"), 1);
 	assert_int_equal(fate(l, quiet), 0);
 	assert_int_equal(counter(l, "rejected_peers"), 3);
