@@ -195,7 +195,15 @@ int st_ctl_request(const char *path, const char *cmd, FILE *out)
 			close(fd);
 		return -1;
 	}
-	if (send(fd, cmd, strlen(cmd), MSG_NOSIGNAL) < 0 || send(fd, "\n", 1, MSG_NOSIGNAL) < 0) {
+	/* the line in one send, right after connecting: the daemon waits 100 ms for it, no
+	 * more, and a client descheduled between two sends (a loaded host) was dropped halfway
+	 * and got EPIPE */
+	if ((size_t)snprintf(buf, sizeof(buf), "%s\n", cmd) >= sizeof(buf)) {
+		pr_err("%s: command too long", path);
+		close(fd);
+		return -1;
+	}
+	if (send(fd, buf, strlen(buf), MSG_NOSIGNAL) < 0) {
 		pr_err("%s: %s", path, strerror(errno));
 		close(fd);
 		return -1;
