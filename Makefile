@@ -174,10 +174,13 @@ bpf-tests: $(BPFT_BINS)
 fuzz-build: $(FUZZ_BINS)
 
 # The whole suite, user space built with ASan+UBSan; ends with "N passed, N failed".
+# The agent first; the cmocka and fuzz binaries build beside the integration tests, which
+# need only the agent (tests/run.sh, ST_BUILD_REST: make invocations, `;` between them).
 test: deps
-	$(Q)$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(SAN_BUILD) SAN=1 all unit bpf-tests
-	$(Q)$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(FUZZ_BUILD) fuzz-build
-	$(Q)ST_BUILD=$(SAN_BUILD) ST_FUZZ_BUILD=$(FUZZ_BUILD) tests/run.sh
+	$(Q)$(MAKE) --no-print-directory -j$(JOBS) BUILD=$(SAN_BUILD) SAN=1 all
+	$(Q)ST_BUILD=$(SAN_BUILD) ST_FUZZ_BUILD=$(FUZZ_BUILD) \
+		ST_BUILD_REST="BUILD=$(SAN_BUILD) SAN=1 unit bpf-tests; BUILD=$(FUZZ_BUILD) fuzz-build" \
+		tests/run.sh
 
 # Same suite against an already-built tree, without installing anything.
 check: all unit bpf-tests

@@ -4,8 +4,8 @@
 #
 #   ST_BUILD=build/san [ST_FUZZ_BUILD=build/fuzzbuild] tests/run.sh [FILTER]
 #
-# Runs every test of three tiers, several at a time (ST_JOBS, default: the CPUs + 2; the
-# integration tests mostly wait on namespaces, servers and clients):
+# Runs every test of three tiers, several at a time (ST_JOBS, default: twice the CPUs + 2;
+# the integration tests mostly wait on namespaces, servers and clients):
 #   - every cmocka binary $ST_BUILD/tests/test_* (unit tests and BPF program tests; the
 #     latter skip without root), counting cmocka's passed/failed/skipped tests;
 #   - every libFuzzer target $ST_FUZZ_BUILD/fuzz/fuzz_* for ST_FUZZ_SMOKE_SECONDS (3), from
@@ -21,6 +21,10 @@
 # The slowest go first: each run keeps its times in $ST_BUILD/.test-times for the next; a
 # build without them (a fresh clone) starts from tests/test-times, the times of a whole run
 # kept in the tree.
+# ST_BUILD_REST (optional, `make test` sets it): a shell command that builds what the
+# cmocka and fuzz tests run (their binaries) while the integration tests, which need only
+# the agent, already run: it runs niced in the background, and those tests start once it
+# has ended (all of them fail, with its log, if it failed).
 # FILTER (optional) is a shell pattern matched against the test names; others are not run.
 # At the end: every test's time, slowest first, then always a last line
 # "N passed, N failed, N skipped". Exit status is non-zero when anything failed or when no
@@ -45,7 +49,7 @@ if [ -n "${ST_FUZZ_BUILD:-}" ]; then
 fi
 SMOKE=${ST_FUZZ_SMOKE_SECONDS:-3}
 TIMEOUT=${ST_TEST_TIMEOUT:-180}
-JOBS=${ST_JOBS:-$(($(nproc) + 2))}
+JOBS=${ST_JOBS:-$((2 * $(nproc) + 2))}
 FILTER=${1:-*}
 TIMES=$ST_BUILD/.test-times
 SEED_TIMES=$ROOT/tests/test-times
@@ -74,22 +78,35 @@ show_log() {
 # ---- the tests ----------------------------------------------------------------------------
 # Each test is "KIND:NAME:PATH"; its runner writes $WORK/NAME.res: "PASSED FAILED SKIPPED
 # SECONDS" and a one-line verdict in $WORK/NAME.line, its output in $WORK/NAME.log.
+# The cmocka and fuzz binaries: those built, or, with a build still to come (ST_BUILD_REST),
+# those their sources will give.
 tests=()
-if [ -d "$ST_BUILD/tests" ]; then
-	for b in "$ST_BUILD"/tests/test_*; do
-		[ -f "$b" ] && [ -x "$b" ] || continue
-		case ${b##*/} in *.o | *.d) continue ;; esac
+binaries() { # DIR PREFIX SOURCES...: the paths of the binaries, built or to be built
+	local dir=$1 pre=$2 b
+	shift 2
+	if [ -n "${ST_BUILD_REST:-}" ]; then
+		for b in "$@"; do
+			[ -f "$b" ] || continue
+			b=${b##*/}
+			echo "$dir/${b%.c}"
+		done
+	elif [ -d "$dir" ]; then
+		for b in "$dir/$pre"*; do
+			[ -f "$b" ] && [ -x "$b" ] || continue
+			case ${b##*/} in *.o | *.d) continue ;; esac
+			echo "$b"
+		done
+	fi
+}
+while read -r b; do
+	# shellcheck disable=SC2053
+	[ -n "$b" ] && [[ ${b##*/} == $FILTER ]] && tests+=("unit:${b##*/}:$b")
+done < <(binaries "$ST_BUILD/tests" test_ tests/unit/*/test_*.c tests/bpf/test_*.c)
+if [ -n "${ST_FUZZ_BUILD:-}" ]; then
+	while read -r b; do
 		# shellcheck disable=SC2053
-		[[ ${b##*/} == $FILTER ]] && tests+=("unit:${b##*/}:$b")
-	done
-fi
-if [ -n "${ST_FUZZ_BUILD:-}" ] && [ -d "$ST_FUZZ_BUILD/fuzz" ]; then
-	for b in "$ST_FUZZ_BUILD"/fuzz/fuzz_*; do
-		[ -f "$b" ] && [ -x "$b" ] || continue
-		case ${b##*/} in *.o | *.d) continue ;; esac
-		# shellcheck disable=SC2053
-		[[ ${b##*/} == $FILTER ]] && tests+=("fuzz:${b##*/}:$b")
-	done
+		[ -n "$b" ] && [[ ${b##*/} == $FILTER ]] && tests+=("fuzz:${b##*/}:$b")
+	done < <(binaries "$ST_FUZZ_BUILD/fuzz" fuzz_ tests/fuzz/fuzz_*.c)
 fi
 for t in tests/integration/test_*.sh; do
 	[ -f "$t" ] || continue
@@ -207,6 +224,39 @@ done < <(for t in "${tests[@]}"; do
 	echo "$(rank "$k" "$n") $t"
 done | sort -k1,1nr -k2,2)
 
+# The build beside (ST_BUILD_REST): make, niced, one invocation after another; `built` is
+# 1 once it has ended well, -1 when it failed, 0 while it runs.
+built=1 BUILD_PID=
+start_build() {
+	local needed=0 t one
+	for t in "${ordered[@]}"; do
+		case $t in unit:* | fuzz:*) needed=1 ;; esac
+	done
+	[ -n "${ST_BUILD_REST:-}" ] && [ "$needed" = 1 ] || return 0
+	built=0
+	(
+		IFS=';'
+		for one in $ST_BUILD_REST; do
+			IFS=' '
+			# its own -j: the make that runs `make test` does not hand its jobserver down here
+			# shellcheck disable=SC2086
+			env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL nice -n 10 \
+				make -C "$ROOT" --no-print-directory -j"$(nproc)" $one || exit 1
+		done
+	) >"$WORK/build.log" 2>&1 </dev/null &
+	BUILD_PID=$!
+}
+# build_ended RC: notes the build's end; when it failed, says so with its log.
+build_ended() {
+	if [ "$1" -eq 0 ]; then
+		built=1
+		return
+	fi
+	built=-1
+	echo "  ${R}FAIL${N} the build beside the tests (exit $1): its cmocka and fuzz tests fail unrun"
+	show_log "$WORK/build.log"
+}
+
 declare -A started=() held=()
 # report NAME: the test's verdict line, its log when it failed, the counts.
 report() {
@@ -220,10 +270,17 @@ report() {
 	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + s))
 	echo "$secs $name" >>"$WORK/times"
 }
+# run_unbuilt NAME: a cmocka or fuzz test whose build failed.
+run_unbuilt() {
+	echo "${R}FAIL${N} $1: not built (the build beside the tests failed, above)" >"$WORK/$1.line"
+	echo "0 1 0 0" >"$WORK/$1.res"
+}
 launch() { # KIND:NAME:PATH
 	local k=${1%%:*} rest=${1#*:} n p
 	n=${rest%%:*} p=${rest#*:}
+	[ "$k" != int ] && [ "$built" = -1 ] && k=unbuilt
 	case $k in
+	unbuilt) run_unbuilt "$n" ;;
 	unit) run_unit "$n" "$p" ;;
 	fuzz) run_fuzz "$n" "$p" ;;
 	int) run_int "$n" "$p" ;;
@@ -232,17 +289,24 @@ launch() { # KIND:NAME:PATH
 }
 # reap: waits for one test to end and reports it.
 reap() {
-	local pid
+	local pid rc
 	wait -n -p pid
+	rc=$?
 	[ -n "${pid:-}" ] || return 1
+	if [ "$pid" = "$BUILD_PID" ]; then
+		build_ended "$rc"
+		return 0
+	fi
 	report "${started[$pid]}"
 	[ -n "${lockof[${started[$pid]}]:-}" ] && unset "held[${lockof[${started[$pid]}]}]"
 	unset "started[$pid]"
 }
-# next_free: the index in `ordered` of the first test whose lock is free (-1: none).
+# next_free: the index in `ordered` of the first test whose lock is free and whose binary
+# is not still being built (-1: none).
 next_free() {
 	local i n
 	for i in "${!ordered[@]}"; do
+		[ "$built" = 0 ] && [ "${ordered[$i]%%:*}" != int ] && continue
 		n=${ordered[$i]#*:}
 		n=${n%%:*}
 		if [ -z "${lockof[$n]:-}" ] || [ -z "${held[${lockof[$n]}]:-}" ]; then
@@ -253,7 +317,8 @@ next_free() {
 	echo -1
 }
 
-[ ${#tests[@]} -gt 0 ] && echo "== ${#tests[@]} tests, $JOBS at a time (${#serial[@]} alone at the end); fuzz smoke ${SMOKE}s each"
+start_build
+[ ${#tests[@]} -gt 0 ] && echo "== ${#tests[@]} tests, $JOBS at a time (${#serial[@]} alone at the end); fuzz smoke ${SMOKE}s each${BUILD_PID:+; the cmocka and fuzz binaries build beside the first}"
 while [ ${#ordered[@]} -gt 0 ]; do
 	while [ ${#started[@]} -ge "$JOBS" ]; do reap || break; done
 	i=$(next_free)
@@ -269,6 +334,10 @@ while [ ${#ordered[@]} -gt 0 ]; do
 	launch "$t"
 done
 while [ ${#started[@]} -gt 0 ]; do reap || break; done
+if [ "$built" = 0 ]; then # (the tests that waited for it were filtered out)
+	wait "$BUILD_PID"
+	build_ended $?
+fi
 for t in "${serial[@]}"; do
 	launch "$t"
 	reap
