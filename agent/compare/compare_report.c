@@ -114,6 +114,15 @@ void st_cmp_verdict_print(const struct st_cmp_verdict *v, const char *report)
 		st_log_out("verdict: %s, %s", st_cmp_outcome_title(v->result), text);
 }
 
+/* What the report's sections read, gathered once per report. */
+struct report_ctx {
+	const struct st_cmp_agg *a;
+	const struct st_cmp_run *run;
+	struct st_cmp_endpoint **eps; /* worst first (st_cmp_agg_sorted) */
+	uint32_t n;
+	bool ref;                     /* a reference ran */
+};
+
 /* ---- JSON ------------------------------------------------------------------------------------ */
 
 /* "correlated": pairs, "correlated_fields": where the candidate's --correlate map explained a
@@ -301,171 +310,261 @@ void st_cmp_agg_prom(const struct st_cmp_agg *a, struct st_prom *p,
 	}
 }
 
-void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run)
+/* The report's JSON sections (the table at the end of the file says their order): each writes
+ * its keys, every one after "{" led by ",\n  " (the head's first is the object's first). */
+
+static void json_key(FILE *f, const char *key)
 {
-	uint32_t n = 0;
-	struct st_cmp_endpoint **eps = st_cmp_agg_sorted(a, &n);
-	bool ref = a->cfg.reference;
+	fprintf(f, ",\n  \"%s\": ", key);
+}
+
+/* The end of the run: its last pair's, or now while it runs. */
+static uint64_t run_end(const struct st_cmp_run *run)
+{
+	return run->end_real_ns ? run->end_real_ns : run->now_real_ns;
+}
+
+static void json_span(FILE *f, const struct st_cmp_run *run)
+{
+	uint64_t end = run_end(run);
 	char ts[40];
 
-	uint64_t end = run->end_real_ns ? run->end_real_ns : run->now_real_ns;
+	st_cmp_time_str(ts, sizeof(ts), run->start_real_ns);
+	json_key(f, "started");
+	fprintf(f, "\"%s\"", ts);
+	/* from the times as written (ms), so that a report read back says the same */
+	json_key(f, "duration_s");
+	fprintf(f, "%.3f", end / 1000000 > run->start_real_ns / 1000000 ?
+			   (double)(end / 1000000 - run->start_real_ns / 1000000) / 1e3 : 0.0);
+	st_cmp_time_str(ts, sizeof(ts), end);
+	json_key(f, "ended");
+	fprintf(f, "\"%s\"", ts);
+}
+
+/* Where the pairs came from: the parts merged, their hosts, the endpoint patterns. */
+static void json_origin(FILE *f, const struct report_ctx *c)
+{
+	json_key(f, "sources");
+	fprintf(f, "%llu", (unsigned long long)(c->run->sources ? c->run->sources : 1));
+	json_key(f, "hosts");
+	fputc('[', f);
+	for (unsigned i = 0; i < c->run->nhosts; i++) {
+		fputs(i ? ", " : "", f);
+		jstr(f, c->run->hosts[i]);
+	}
+	fputc(']', f);
+	json_key(f, "endpoint_patterns");
+	fputc('[', f);
+	for (unsigned i = 0; i < c->a->cfg.npatterns; i++) {
+		fputs(i ? ", " : "", f);
+		jstr(f, c->a->cfg.patterns[i].text);
+	}
+	fputc(']', f);
+}
+
+static void json_head(FILE *f, const struct report_ctx *c)
+{
+	const struct st_cmp_run *run = c->run;
+	char ts[40];
 
 	st_cmp_time_str(ts, sizeof(ts), run->now_real_ns);
-	fprintf(f, "{\n  \"format\": \"%s\",\n  \"format_version\": %d,\n  \"generated\": \"%s\","
-		   "\n  \"final\": %s,\n  \"command\": ", ST_CMP_REPORT_FORMAT, ST_CMP_REPORT_VERSION, ts,
+	fprintf(f, "\n  \"format\": \"%s\",\n  \"format_version\": %d,\n  \"generated\": \"%s\","
+		   "\n  \"final\": %s", ST_CMP_REPORT_FORMAT, ST_CMP_REPORT_VERSION, ts,
 		run->final ? "true" : "false");
+	json_key(f, "command");
 	jstr(f, run->command ? run->command : "");
-	fputs(",\n  \"candidate\": ", f);
+	json_key(f, "candidate");
 	jstr(f, run->candidate ? run->candidate : "");
-	fputs(",\n  \"reference\": ", f);
-	if (ref && run->reference)
+	json_key(f, "reference");
+	if (c->ref && run->reference)
 		jstr(f, run->reference);
 	else
 		fputs("null", f);
-	st_cmp_time_str(ts, sizeof(ts), run->start_real_ns);
-	/* from the times as written (ms), so that a report read back says the same */
-	fprintf(f, ",\n  \"started\": \"%s\",\n  \"duration_s\": %.3f", ts,
-		end / 1000000 > run->start_real_ns / 1000000 ?
-			(double)(end / 1000000 - run->start_real_ns / 1000000) / 1e3 : 0.0);
-	st_cmp_time_str(ts, sizeof(ts), end);
-	fprintf(f, ",\n  \"ended\": \"%s\",\n  \"sources\": %llu,\n  \"hosts\": [", ts,
-		(unsigned long long)(run->sources ? run->sources : 1));
-	for (unsigned i = 0; i < run->nhosts; i++) {
+	json_span(f, run);
+	json_origin(f, c);
+}
+
+static void json_thresholds(FILE *f, const struct report_ctx *c)
+{
+	const struct st_cmp_agg_config *cfg = &c->a->cfg;
+
+	json_key(f, "thresholds");
+	fprintf(f, "{\"relative_pct\": %g, \"absolute_pct\": %g, \"latency_alpha\": %g, "
+		   "\"latency_shift\": %g, \"latency_min_ms\": %g, \"latency_min_samples\": %d, "
+		   "\"compare_max_body\": %llu, \"compare_timeout_s\": %g, \"max_endpoints\": %u}",
+		cfg->rel_pct, cfg->abs_pct, ST_CMP_LAT_ALPHA, ST_CMP_LAT_SHIFT, cfg->lat_min_ms,
+		ST_CMP_LAT_MIN_N, (unsigned long long)c->run->max_body, c->run->timeout_s,
+		cfg->max_endpoints);
+}
+
+static void json_verdict(FILE *f, const struct report_ctx *c)
+{
+	struct st_cmp_verdict v;
+
+	st_cmp_agg_verdict(c->a, &v);
+	json_key(f, "verdict");
+	fprintf(f, "{\"result\": \"%s\", \"regressions\": %u, \"regression_endpoints\": %u, "
+		   "\"slower_endpoints\": %u, \"latency_judged_endpoints\": %u, \"endpoints\": %u, "
+		   "\"pairs_compared\": %llu, \"min_pairs\": %d}",
+		st_cmp_outcome_name(v.result), v.regressions, v.regression_endpoints, v.slower,
+		v.judged, v.endpoints, (unsigned long long)v.compared, ST_CMP_VERDICT_MIN_PAIRS);
+}
+
+/* The counters, by their summary line names. */
+static void json_summary(FILE *f, const struct report_ctx *c)
+{
+	json_key(f, "summary");
+	fputc('{', f);
+	for (size_t i = 0; c->run->counters && i < c->run->counters->n; i++) {
+		const struct st_statline_ent *e = &c->run->counters->e[i];
+
 		fputs(i ? ", " : "", f);
-		jstr(f, run->hosts[i]);
-	}
-	fputs("],\n  \"endpoint_patterns\": [", f);
-	for (unsigned i = 0; i < a->cfg.npatterns; i++) {
-		fputs(i ? ", " : "", f);
-		jstr(f, a->cfg.patterns[i].text);
-	}
-	fputc(']', f);
-	fprintf(f, ",\n  \"thresholds\": {\"relative_pct\": %g, \"absolute_pct\": %g, "
-		   "\"latency_alpha\": %g, \"latency_shift\": %g, \"latency_min_ms\": %g, "
-		   "\"latency_min_samples\": %d, \"compare_max_body\": %llu, \"compare_timeout_s\": %g, "
-		   "\"max_endpoints\": %u}",
-		a->cfg.rel_pct, a->cfg.abs_pct, ST_CMP_LAT_ALPHA, ST_CMP_LAT_SHIFT, a->cfg.lat_min_ms,
-		ST_CMP_LAT_MIN_N, (unsigned long long)run->max_body, run->timeout_s,
-		a->cfg.max_endpoints);
-	{
-		struct st_cmp_verdict v;
-
-		st_cmp_agg_verdict(a, &v);
-		fprintf(f, ",\n  \"verdict\": {\"result\": \"%s\", \"regressions\": %u, "
-			   "\"regression_endpoints\": %u, \"slower_endpoints\": %u, "
-			   "\"latency_judged_endpoints\": %u, \"endpoints\": %u, \"pairs_compared\": %llu, "
-			   "\"min_pairs\": %d}",
-			st_cmp_outcome_name(v.result), v.regressions, v.regression_endpoints, v.slower,
-			v.judged, v.endpoints, (unsigned long long)v.compared, ST_CMP_VERDICT_MIN_PAIRS);
-	}
-	fputs(",\n  \"summary\": {", f);
-	if (run->counters) {
-		bool first = true;
-
-		for (size_t i = 0; i < run->counters->n; i++) {
-			const struct st_statline_ent *e = &run->counters->e[i];
-
-			fputs(first ? "" : ", ", f);
-			jstr(f, e->name);
-			fprintf(f, ": %llu", (unsigned long long)e->v);
-			first = false;
-		}
-	}
-	fputs("},\n  \"endpoints\": [", f);
-	for (uint32_t i = 0; i < n; i++) {
-		const struct st_cmp_endpoint *e = eps[i];
-		struct st_cmp_lat_test lt;
-		bool first = true;
-
-		fprintf(f, "%s\n    {\"endpoint\": ", i ? "," : "");
 		jstr(f, e->name);
-		fprintf(f, ", \"compared\": %llu, \"differing\": %llu, \"noise_only\": %llu, "
-			   "\"not_compared\": %llu, \"regressions\": %u, \"more_paths\": %llu,\n"
-			   "     \"fields\": [",
-			(unsigned long long)e->compared, (unsigned long long)e->differing,
-			(unsigned long long)e->noise_only, (unsigned long long)e->not_compared,
-			st_cmp_endpoint_regressions(a, e), (unsigned long long)e->more_paths);
-		for (uint32_t k = 0; k < e->nfields; k++) {
-			const struct st_cmp_field *fl = &e->fields[k];
-			struct st_cmp_fverdict v;
-
-			if (!fl->raw)
-				continue; /* differs only between production and the reference */
-			st_cmp_field_verdict(a, e, fl, &v);
-			fprintf(f, "%s\n       {\"path\": ", first ? "" : ",");
-			first = false;
-			jstr(f, fl->path);
-			fprintf(f, ", \"kind\": \"%s\", \"raw\": %llu, \"noise\": %llu, \"verdict\": \"%s\", "
-				   "\"basis\": \"%s\"",
-				st_cmp_kind_name((enum st_cmp_kind)fl->kind), (unsigned long long)fl->raw,
-				(unsigned long long)fl->noise, v.regression ? "regression" : "noise",
-				ref ? "reference" : "heuristic");
-			if (ref)
-				fprintf(f, ", \"relative_pct\": %.2f, \"absolute_pct\": %.4f", v.rel, v.abs);
-			else
-				fprintf(f, ", \"likely_noise\": %s", v.likely_noise ? "true" : "false");
-			fprintf(f, ", \"volatile\": %llu", (unsigned long long)fl->vol);
-			if (fl->note[0]) {
-				fputs(", \"note\": ", f);
-				jstr(f, fl->note);
-			}
-			fputs(", \"samples\": [", f);
-			for (uint32_t s = 0; s < fl->nsamples; s++) {
-				fputs(s ? ", " : "", f);
-				json_sample(f, &fl->s[s], ref);
-			}
-			fputs("]}", f);
-		}
-		/* where only the reference differs: the merge needs their noise counts */
-		fputs("],\n     \"noise_fields\": [", f);
-		first = true;
-		for (uint32_t k = 0; k < e->nfields; k++) {
-			const struct st_cmp_field *fl = &e->fields[k];
-
-			if (fl->raw)
-				continue;
-			fputs(first ? "{\"path\": " : ", {\"path\": ", f);
-			first = false;
-			jstr(f, fl->path);
-			fprintf(f, ", \"kind\": \"%s\", \"noise\": %llu, \"volatile\": %llu",
-				st_cmp_kind_name((enum st_cmp_kind)fl->kind), (unsigned long long)fl->noise,
-				(unsigned long long)fl->vol);
-			if (fl->note[0]) {
-				fputs(", \"note\": ", f);
-				jstr(f, fl->note);
-			}
-			fputc('}', f);
-		}
-		fputs("],\n     ", f);
-		json_corr(f, e);
-		st_cmp_endpoint_latency(a, e, &lt);
-		fputs(",\n     \"latency\": {\"production\": ", f);
-		json_lat(f, &e->lat[ST_CMP_PROD]);
-		fputs(", \"reference\": ", f);
-		if (ref)
-			json_lat(f, &e->lat[ST_CMP_REF]);
-		else
-			fputs("null", f);
-		fputs(", \"candidate\": ", f);
-		json_lat(f, &e->lat[ST_CMP_CAND]);
-		fprintf(f, ", \"verdict\": \"%s\", \"basis\": \"%s\", \"test\": \"mann-whitney-u\", "
-			   "\"p_value\": %.3g, \"shift_ms\": %.3f, \"prob_candidate_slower\": %.3f, "
-			   "\"enough_samples\": %s}",
-			lat_word(&lt), ref ? "reference" : "production", lt.p, lt.shift, lt.a,
-			lt.enough ? "true" : "false");
-		fputs(",\n     \"status\": {\"production\": ", f);
-		json_status(f, &e->status[ST_CMP_PROD]);
-		fputs(", \"reference\": ", f);
-		if (ref)
-			json_status(f, &e->status[ST_CMP_REF]);
-		else
-			fputs("null", f);
-		fputs(", \"candidate\": ", f);
-		json_status(f, &e->status[ST_CMP_CAND]);
-		fputs("}}", f);
+		fprintf(f, ": %llu", (unsigned long long)e->v);
 	}
-	fputs("\n  ]\n}\n", f);
-	free(eps);
+	fputc('}', f);
+}
+
+static void json_note(FILE *f, const struct st_cmp_field *fl)
+{
+	if (!fl->note[0])
+		return;
+	fputs(", \"note\": ", f);
+	jstr(f, fl->note);
+}
+
+/* A field where the candidate differs: its verdict and its samples. */
+static void json_field(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e,
+		       const struct st_cmp_field *fl)
+{
+	struct st_cmp_fverdict v;
+
+	st_cmp_field_verdict(c->a, e, fl, &v);
+	fputs("{\"path\": ", f);
+	jstr(f, fl->path);
+	fprintf(f, ", \"kind\": \"%s\", \"raw\": %llu, \"noise\": %llu, \"verdict\": \"%s\", "
+		   "\"basis\": \"%s\"",
+		st_cmp_kind_name((enum st_cmp_kind)fl->kind), (unsigned long long)fl->raw,
+		(unsigned long long)fl->noise, v.regression ? "regression" : "noise",
+		c->ref ? "reference" : "heuristic");
+	if (c->ref)
+		fprintf(f, ", \"relative_pct\": %.2f, \"absolute_pct\": %.4f", v.rel, v.abs);
+	else
+		fprintf(f, ", \"likely_noise\": %s", v.likely_noise ? "true" : "false");
+	fprintf(f, ", \"volatile\": %llu", (unsigned long long)fl->vol);
+	json_note(f, fl);
+	fputs(", \"samples\": [", f);
+	for (uint32_t s = 0; s < fl->nsamples; s++) {
+		fputs(s ? ", " : "", f);
+		json_sample(f, &fl->s[s], c->ref);
+	}
+	fputs("]}", f);
+}
+
+static void json_fields(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e)
+{
+	bool first = true;
+
+	for (uint32_t k = 0; k < e->nfields; k++) {
+		if (!e->fields[k].raw)
+			continue; /* differs only between production and the reference */
+		fputs(first ? "\n       " : ",\n       ", f);
+		first = false;
+		json_field(f, c, e, &e->fields[k]);
+	}
+}
+
+/* Where only the reference differs: the merge needs their noise counts. */
+static void json_noise_fields(FILE *f, const struct st_cmp_endpoint *e)
+{
+	bool first = true;
+
+	for (uint32_t k = 0; k < e->nfields; k++) {
+		const struct st_cmp_field *fl = &e->fields[k];
+
+		if (fl->raw)
+			continue;
+		fputs(first ? "{\"path\": " : ", {\"path\": ", f);
+		first = false;
+		jstr(f, fl->path);
+		fprintf(f, ", \"kind\": \"%s\", \"noise\": %llu, \"volatile\": %llu",
+			st_cmp_kind_name((enum st_cmp_kind)fl->kind), (unsigned long long)fl->noise,
+			(unsigned long long)fl->vol);
+		json_note(f, fl);
+		fputc('}', f);
+	}
+}
+
+static void json_side_lat(FILE *f, const struct st_cmp_endpoint *e, enum st_cmp_side s)
+{
+	json_lat(f, &e->lat[s]);
+}
+
+static void json_side_status(FILE *f, const struct st_cmp_endpoint *e, enum st_cmp_side s)
+{
+	json_status(f, &e->status[s]);
+}
+
+/* {"production": X, "reference": X (null without one), "candidate": X: one side's X each; the
+ * caller closes the object (the latency adds its verdict first). */
+static void json_by_side(FILE *f, const struct st_cmp_endpoint *e, bool ref,
+			 void (*side)(FILE *f, const struct st_cmp_endpoint *e, enum st_cmp_side s))
+{
+	static const enum st_cmp_side order[] = { ST_CMP_PROD, ST_CMP_REF, ST_CMP_CAND };
+
+	for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		fprintf(f, "%s\"%s\": ", i ? ", " : "{", st_cmp_side_name(order[i]));
+		if (order[i] == ST_CMP_REF && !ref)
+			fputs("null", f);
+		else
+			side(f, e, order[i]);
+	}
+}
+
+static void json_ep_latency(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e)
+{
+	struct st_cmp_lat_test lt;
+
+	st_cmp_endpoint_latency(c->a, e, &lt);
+	fputs(",\n     \"latency\": ", f);
+	json_by_side(f, e, c->ref, json_side_lat);
+	fprintf(f, ", \"verdict\": \"%s\", \"basis\": \"%s\", \"test\": \"mann-whitney-u\", "
+		   "\"p_value\": %.3g, \"shift_ms\": %.3f, \"prob_candidate_slower\": %.3f, "
+		   "\"enough_samples\": %s}",
+		lat_word(&lt), c->ref ? "reference" : "production", lt.p, lt.shift, lt.a,
+		lt.enough ? "true" : "false");
+}
+
+static void json_endpoint(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e)
+{
+	fputs("{\"endpoint\": ", f);
+	jstr(f, e->name);
+	fprintf(f, ", \"compared\": %llu, \"differing\": %llu, \"noise_only\": %llu, "
+		   "\"not_compared\": %llu, \"regressions\": %u, \"more_paths\": %llu,\n"
+		   "     \"fields\": [",
+		(unsigned long long)e->compared, (unsigned long long)e->differing,
+		(unsigned long long)e->noise_only, (unsigned long long)e->not_compared,
+		st_cmp_endpoint_regressions(c->a, e), (unsigned long long)e->more_paths);
+	json_fields(f, c, e);
+	fputs("],\n     \"noise_fields\": [", f);
+	json_noise_fields(f, e);
+	fputs("],\n     ", f);
+	json_corr(f, e);
+	json_ep_latency(f, c, e);
+	fputs(",\n     \"status\": ", f);
+	json_by_side(f, e, c->ref, json_side_status);
+	fputs("}}", f);
+}
+
+static void json_endpoints(FILE *f, const struct report_ctx *c)
+{
+	json_key(f, "endpoints");
+	fputc('[', f);
+	for (uint32_t i = 0; i < c->n; i++) {
+		fputs(i ? ",\n    " : "\n    ", f);
+		json_endpoint(f, c, c->eps[i]);
+	}
+	fputs("\n  ]", f);
 }
 
 /* ---- HTML --------------------------------------------------------------------------------- */
@@ -706,124 +805,137 @@ static void h_corr(FILE *f, const struct st_cmp_endpoint *e)
 		   "explained.</p>", (unsigned long long)e->correlated, (unsigned long long)e->compared);
 }
 
-static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_endpoint *e,
-		       uint32_t idx)
+/* A field's row in the endpoint's table of fields where the candidate differs. */
+static void h_field_row(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e,
+			const struct st_cmp_field *fl)
 {
-	bool ref = a->cfg.reference;
-	struct st_cmp_lat_test lt;
-	uint32_t shown = 0;
+	struct st_cmp_fverdict v;
+	const char *vw;
 
-	st_cmp_endpoint_latency(a, e, &lt);
-	fprintf(f, "<section class=\"ep box\" id=\"ep-%u\" data-endpoint=\"", idx);
-	st_cmp_html_str(f, e->name);
-	fputs("\"><h3><code>", f);
-	st_cmp_html_str(f, e->name);
-	fprintf(f, "</code></h3><p class=\"muted\">%llu compared, %llu differing (%.1f%%), %llu noise "
-		   "only (%.1f%%), %llu not compared</p>",
-		(unsigned long long)e->compared, (unsigned long long)e->differing,
-		pct(e->differing, e->compared), (unsigned long long)e->noise_only,
-		pct(e->noise_only, e->compared), (unsigned long long)e->not_compared);
-	/* fields */
+	st_cmp_field_verdict(c->a, e, fl, &v);
+	vw = v.regression ? "regression" : "noise";
+	fprintf(f, "<tr class=\"field %s\" data-path=\"", vw);
+	st_cmp_html_str(f, fl->path);
+	fputs("\"><td><code>", f);
+	st_cmp_html_str(f, fl->path);
+	fputs("</code>", f);
+	if (fl->note[0]) {
+		fputs(" <span class=\"muted\">", f);
+		st_cmp_html_str(f, fl->note);
+		fputs("</span>", f);
+	}
+	fprintf(f, "</td><td>%s</td><td class=\"n\">%llu (%.1f%%)</td>",
+		st_cmp_kind_name((enum st_cmp_kind)fl->kind), (unsigned long long)fl->raw,
+		pct(fl->raw, e->compared));
+	if (c->ref)
+		fprintf(f, "<td class=\"n\">%llu (%.1f%%)</td>", (unsigned long long)fl->noise,
+			pct(fl->noise, e->compared));
+	else
+		fprintf(f, "<td class=\"n\">%llu of %llu</td>", (unsigned long long)fl->vol,
+			(unsigned long long)fl->raw);
+	fputs("<td>", f);
+	/* one word per verdict, reference or not: the basis is said beside it */
+	st_cmp_html_badge(f, vw, vw);
+	if (c->ref)
+		fprintf(f, " <span class=\"muted\">rel %.0f%%, abs %.3f%%</span>", v.rel, v.abs);
+	else
+		fputs(" <span class=\"muted\">no reference: by the values' shape</span>", f);
+	fputs("</td></tr>", f);
+}
+
+static void h_fields(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e)
+{
+	fprintf(f, "<table class=\"fields\"><thead><tr><th>field</th><th>kind</th>"
+		   "<th>candidate differs (raw)</th><th>%s</th><th>verdict</th></tr></thead>"
+		   "<tbody>", c->ref ? "reference differs (noise)" : "looks volatile");
 	for (uint32_t k = 0; k < e->nfields; k++)
-		shown += e->fields[k].raw > 0;
-	if (shown) {
-		fprintf(f, "<table class=\"fields\"><thead><tr><th>field</th><th>kind</th>"
-			   "<th>candidate differs (raw)</th><th>%s</th><th>verdict</th></tr></thead>"
-			   "<tbody>", ref ? "reference differs (noise)" : "looks volatile");
+		if (e->fields[k].raw)
+			h_field_row(f, c, e, &e->fields[k]);
+	fputs("</tbody></table>", f);
+	if (e->more_paths)
+		fprintf(f, "<p class=\"muted\">%llu more differences at paths beyond the %d kept "
+			   "per pair.</p>", (unsigned long long)e->more_paths, ST_CMP_DIFFS_MAX);
+}
+
+/* A field's sample pairs side by side, open when it is a regression. */
+static void h_samples(FILE *f, const struct report_ctx *c, const struct st_cmp_field *fl,
+		      bool regression)
+{
+	fputs("<details class=\"samples\"", f);
+	if (regression)
+		fputs(" open", f);
+	fputs("><summary>samples of <code>", f);
+	st_cmp_html_str(f, fl->path);
+	fprintf(f, "</code> (%u)</summary><table><thead><tr><th>request</th>"
+		   "<th class=\"side-p\">production</th>", fl->nsamples);
+	if (c->ref)
+		fputs("<th class=\"side-r\">reference</th>", f);
+	fputs("<th class=\"side-c\">candidate</th></tr></thead><tbody>", f);
+	for (uint32_t s = 0; s < fl->nsamples; s++) {
+		const struct st_cmp_sample *sm = &fl->s[s];
+
+		fputs("<tr><td><code>", f);
+		st_cmp_html_str(f, sm->target);
+		fputs("</code></td><td>", f);
+		h_value(f, sm, ST_CMP_PROD);
+		if (c->ref) {
+			fputs("</td><td>", f);
+			h_value(f, sm, ST_CMP_REF);
+		}
+		fputs("</td><td>", f);
+		h_value(f, sm, ST_CMP_CAND);
+		fputs("</td></tr>", f);
+	}
+	fputs("</tbody></table></details>", f);
+}
+
+/* The samples of every field where the candidate differs, regressions first. */
+static void h_ep_samples(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e)
+{
+	for (int pass = 0; pass < 2; pass++) {
 		for (uint32_t k = 0; k < e->nfields; k++) {
 			const struct st_cmp_field *fl = &e->fields[k];
 			struct st_cmp_fverdict v;
-			const char *vw;
 
-			if (!fl->raw)
+			if (!fl->raw || !fl->nsamples)
 				continue;
-			st_cmp_field_verdict(a, e, fl, &v);
-			vw = v.regression ? "regression" : "noise";
-			fprintf(f, "<tr class=\"field %s\" data-path=\"", vw);
-			st_cmp_html_str(f, fl->path);
-			fputs("\"><td><code>", f);
-			st_cmp_html_str(f, fl->path);
-			fputs("</code>", f);
-			if (fl->note[0]) {
-				fputs(" <span class=\"muted\">", f);
-				st_cmp_html_str(f, fl->note);
-				fputs("</span>", f);
-			}
-			fprintf(f, "</td><td>%s</td><td class=\"n\">%llu (%.1f%%)</td>",
-				st_cmp_kind_name((enum st_cmp_kind)fl->kind), (unsigned long long)fl->raw,
-				pct(fl->raw, e->compared));
-			if (ref)
-				fprintf(f, "<td class=\"n\">%llu (%.1f%%)</td>", (unsigned long long)fl->noise,
-					pct(fl->noise, e->compared));
-			else
-				fprintf(f, "<td class=\"n\">%llu of %llu</td>", (unsigned long long)fl->vol,
-					(unsigned long long)fl->raw);
-			fputs("<td>", f);
-			/* one word per verdict, reference or not: the basis is said beside it */
-			st_cmp_html_badge(f, vw, vw);
-			if (ref)
-				fprintf(f, " <span class=\"muted\">rel %.0f%%, abs %.3f%%</span>", v.rel, v.abs);
-			else
-				fputs(" <span class=\"muted\">no reference: by the values' shape</span>", f);
-			fputs("</td></tr>", f);
+			st_cmp_field_verdict(c->a, e, fl, &v);
+			if (v.regression == !pass)
+				h_samples(f, c, fl, v.regression);
 		}
-		fputs("</tbody></table>", f);
-		if (e->more_paths)
-			fprintf(f, "<p class=\"muted\">%llu more differences at paths beyond the %d kept "
-				   "per pair.</p>", (unsigned long long)e->more_paths, ST_CMP_DIFFS_MAX);
-		/* samples, regressions first */
-		for (int pass = 0; pass < 2; pass++) {
-			for (uint32_t k = 0; k < e->nfields; k++) {
-				const struct st_cmp_field *fl = &e->fields[k];
-				struct st_cmp_fverdict v;
-
-				if (!fl->raw || !fl->nsamples)
-					continue;
-				st_cmp_field_verdict(a, e, fl, &v);
-				if (v.regression != !pass)
-					continue;
-				fputs("<details class=\"samples\"", f);
-				if (v.regression)
-					fputs(" open", f);
-				fputs("><summary>samples of <code>", f);
-				st_cmp_html_str(f, fl->path);
-				fprintf(f, "</code> (%u)</summary><table><thead><tr><th>request</th>"
-					   "<th class=\"side-p\">production</th>", fl->nsamples);
-				if (ref)
-					fputs("<th class=\"side-r\">reference</th>", f);
-				fputs("<th class=\"side-c\">candidate</th></tr></thead><tbody>", f);
-				for (uint32_t s = 0; s < fl->nsamples; s++) {
-					const struct st_cmp_sample *sm = &fl->s[s];
-
-					fputs("<tr><td><code>", f);
-					st_cmp_html_str(f, sm->target);
-					fputs("</code></td><td>", f);
-					h_value(f, sm, ST_CMP_PROD);
-					if (ref) {
-						fputs("</td><td>", f);
-						h_value(f, sm, ST_CMP_REF);
-					}
-					fputs("</td><td>", f);
-					h_value(f, sm, ST_CMP_CAND);
-					fputs("</td></tr>", f);
-				}
-				fputs("</tbody></table></details>", f);
-			}
-		}
-	} else if (e->compared) {
-		fprintf(f, "<p>Every compared answer matched production's (after the ignore rules%s).</p>",
-			e->correlated ? " and with the candidate's own sessions and ids for production's" : "");
 	}
-	h_corr(f, e);
-	/* latency and status */
+}
+
+/* The latency test's numbers, or why there is no verdict. */
+static void h_lat_verdict(FILE *f, const struct st_cmp_lat_test *lt, bool ref)
+{
+	fputs("<p class=\"lat-verdict\">", f);
+	h_lat_badge(f, lt);
+	if (!lt->enough)
+		fprintf(f, " <span class=\"muted\">too few samples for a verdict (at least %d on each "
+			   "side)</span>", ST_CMP_LAT_MIN_N);
+	else
+		fprintf(f, " candidate against %s: p50 %.2f vs %.2f ms, p90 %.2f vs %.2f ms; "
+			   "shift %+.2f ms (Hodges&ndash;Lehmann); Mann&ndash;Whitney U p = %.2g, "
+			   "P(candidate slower) = %.2f",
+			ref ? "reference" : "production", lt->p50[0], lt->p50[1], lt->p90[0],
+			lt->p90[1], lt->shift, lt->p, lt->a);
+	fputs("</p>", f);
+}
+
+/* The latency curves beside each side's percentiles and status codes, then the verdict. */
+static void h_ep_latency(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e)
+{
+	static const char *const cls[] = { "side-p", "side-c", "side-r" };
+	struct st_cmp_lat_test lt;
+
+	st_cmp_endpoint_latency(c->a, e, &lt);
 	fputs("<div class=\"grid\"><div>", f);
-	h_svg(f, e, ref);
+	h_svg(f, e, c->ref);
 	fputs("</div><div><table class=\"latency\"><thead><tr><th>latency (ms)</th><th>p50</th>"
 	      "<th>p90</th><th>p99</th><th>n</th><th>status codes</th></tr></thead><tbody>", f);
 	for (int s = 0; s < ST_CMP_NSIDES; s++) {
-		static const char *const cls[] = { "side-p", "side-c", "side-r" };
-
-		if (s == ST_CMP_REF && !ref)
+		if (s == ST_CMP_REF && !c->ref)
 			continue;
 		fprintf(f, "<tr><td class=\"%s\">%s</td><td class=\"n\">%.2f</td><td class=\"n\">%.2f</td>"
 			   "<td class=\"n\">%.2f</td><td class=\"n\">%llu</td><td>",
@@ -833,244 +945,317 @@ static void h_endpoint(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_
 		h_status(f, &e->status[s]);
 		fputs("</td></tr>", f);
 	}
-	fputs("</tbody></table><p class=\"lat-verdict\">", f);
-	h_lat_badge(f, &lt);
-	if (!lt.enough)
-		fprintf(f, " <span class=\"muted\">too few samples for a verdict (at least %d on each "
-			   "side)</span>", ST_CMP_LAT_MIN_N);
-	else
-		fprintf(f, " candidate against %s: p50 %.2f vs %.2f ms, p90 %.2f vs %.2f ms; "
-			   "shift %+.2f ms (Hodges&ndash;Lehmann); Mann&ndash;Whitney U p = %.2g, "
-			   "P(candidate slower) = %.2f",
-			ref ? "reference" : "production", lt.p50[0], lt.p50[1], lt.p90[0], lt.p90[1],
-			lt.shift, lt.p, lt.a);
-	fputs("</p></div></div></section>\n", f);
+	fputs("</tbody></table>", f);
+	h_lat_verdict(f, &lt, c->ref);
+	fputs("</div></div>", f);
 }
 
-void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run)
+/* One endpoint's details: its fields and their samples, what --correlate explained, latency
+ * and status. */
+static void h_endpoint(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e,
+		       uint32_t idx)
 {
-	uint32_t n = 0;
-	struct st_cmp_endpoint **eps = st_cmp_agg_sorted(a, &n);
-	bool ref = a->cfg.reference;
-	struct st_cmp_verdict vd;
-	char ts[40], t0[40];
+	uint32_t shown = 0;
 
-	st_cmp_time_str(ts, sizeof(ts), run->now_real_ns);
-	st_cmp_time_str(t0, sizeof(t0), run->start_real_ns);
-	st_cmp_html_page(f, "shadowtap compare report");
-	fputs("<header><h1>shadowtap compare</h1><p>candidate <code>", f);
-	st_cmp_html_str(f, run->candidate ? run->candidate : "?");
-	fputs("</code>", f);
-	if (ref && run->reference) {
-		fputs(" against production, reference <code>", f);
-		st_cmp_html_str(f, run->reference);
-		fputs("</code>", f);
-	} else {
-		fputs(" against production (no reference)", f);
+	fprintf(f, "<section class=\"ep box\" id=\"ep-%u\" data-endpoint=\"", idx);
+	st_cmp_html_str(f, e->name);
+	fputs("\"><h3><code>", f);
+	st_cmp_html_str(f, e->name);
+	fprintf(f, "</code></h3><p class=\"muted\">%llu compared, %llu differing (%.1f%%), %llu noise "
+		   "only (%.1f%%), %llu not compared</p>",
+		(unsigned long long)e->compared, (unsigned long long)e->differing,
+		pct(e->differing, e->compared), (unsigned long long)e->noise_only,
+		pct(e->noise_only, e->compared), (unsigned long long)e->not_compared);
+	for (uint32_t k = 0; k < e->nfields; k++)
+		shown += e->fields[k].raw > 0;
+	if (shown) {
+		h_fields(f, c, e);
+		h_ep_samples(f, c, e);
+	} else if (e->compared) {
+		fprintf(f, "<p>Every compared answer matched production's (after the ignore rules%s).</p>",
+			e->correlated ? " and with the candidate's own sessions and ids for production's" : "");
 	}
-	if (run->end_real_ns)
-		st_cmp_time_str(ts, sizeof(ts), run->end_real_ns);
-	fputs(" &middot; ", f);
-	st_cmp_html_str(f, run->command ? run->command : ""); /* a merged part's: untrusted like traffic */
-	fprintf(f, " &middot; %s to %s%s", t0, ts, run->final ? " (final)" : " (in progress)");
-	if (run->sources > 1)
-		fprintf(f, " &middot; <span id=\"sources\">merged from %llu reports</span>",
-			(unsigned long long)run->sources);
+	h_corr(f, e);
+	h_ep_latency(f, c, e);
+	fputs("</section>\n", f);
+}
+
+/* The report's HTML sections (the table at the end of the file says their order). */
+
+static void h_hosts(FILE *f, const struct st_cmp_run *run)
+{
 	for (unsigned i = 0; i < run->nhosts; i++) {
 		fputs(i ? ", " : " &middot; captured on <code>", f);
 		st_cmp_html_str(f, run->hosts[i]);
 		if (i + 1 == run->nhosts)
 			fputs("</code>", f);
 	}
-	fputs("</p></header><main>", f);
+}
 
-	/* the verdict, first: one word a pipeline and a person read alike */
-	st_cmp_agg_verdict(a, &vd);
+/* The header: what ran against what, when, where; <main>, which the page's end closes, holds
+ * the sections after it. */
+static void html_head(FILE *f, const struct report_ctx *c)
+{
+	const struct st_cmp_run *run = c->run;
+	char ts[40], t0[40];
+
+	st_cmp_time_str(ts, sizeof(ts), run_end(run));
+	st_cmp_time_str(t0, sizeof(t0), run->start_real_ns);
+	fputs("<header><h1>shadowtap compare</h1><p>candidate <code>", f);
+	st_cmp_html_str(f, run->candidate ? run->candidate : "?");
+	fputs("</code>", f);
+	if (c->ref && run->reference) {
+		fputs(" against production, reference <code>", f);
+		st_cmp_html_str(f, run->reference);
+		fputs("</code>", f);
+	} else {
+		fputs(" against production (no reference)", f);
+	}
+	fputs(" &middot; ", f);
+	st_cmp_html_str(f, run->command ? run->command : ""); /* a merged part's: untrusted like traffic */
+	fprintf(f, " &middot; %s to %s%s", t0, ts, run->final ? " (final)" : " (in progress)");
+	if (run->sources > 1)
+		fprintf(f, " &middot; <span id=\"sources\">merged from %llu reports</span>",
+			(unsigned long long)run->sources);
+	h_hosts(f, run);
+	fputs("</p></header><main>", f);
+}
+
+/* The verdict's sentence: regressions, then latency (claimed only where both sides have
+ * enough samples), then whether there were pairs enough for a verdict. */
+static void h_verdict_text(FILE *f, const struct report_ctx *c, const struct st_cmp_verdict *vd)
+{
+	bool compared = c->a->compared;
+
+	if (!compared)
+		fputs("No pair compared yet.", f);
+	else if (vd->regressions)
+		fprintf(f, "<strong>%u field%s regressed in %u endpoint%s</strong>", vd->regressions,
+			vd->regressions == 1 ? "" : "s", vd->regression_endpoints,
+			vd->regression_endpoints == 1 ? "" : "s");
+	else
+		fputs("<strong>No regression</strong>", f);
+	if (compared && !vd->judged)
+		fprintf(f, "; latency <strong>n/a</strong>: fewer than %d samples on a side in "
+			   "every endpoint.", ST_CMP_LAT_MIN_N);
+	else if (compared)
+		fprintf(f, "; <strong>%u endpoint%s slower</strong> than the %s%s", vd->slower,
+			vd->slower == 1 ? "" : "s", c->ref ? "reference" : "production",
+			vd->judged < vd->endpoints ? "" : ".");
+	if (compared && vd->judged && vd->judged < vd->endpoints)
+		fprintf(f, " (latency judged in %u of %u endpoints; the others have fewer than %d "
+			   "samples on a side).", vd->judged, vd->endpoints, ST_CMP_LAT_MIN_N);
+	if (vd->result == ST_CMP_NOT_ENOUGH)
+		fprintf(f, " %llu pair%s compared: a verdict needs at least %d.",
+			(unsigned long long)vd->compared, vd->compared == 1 ? "" : "s",
+			ST_CMP_VERDICT_MIN_PAIRS);
+}
+
+/* A regression's bullet: the endpoint and field, what changed (from its first sample:
+ * production's value, then the candidate's), how often. */
+static void h_regression_item(FILE *f, const struct report_ctx *c, uint32_t i,
+			      const struct st_cmp_field *fl)
+{
+	const struct st_cmp_endpoint *e = c->eps[i];
+
+	fprintf(f, "<li class=\"regression\"><a href=\"#ep-%u\"><code>", i);
+	st_cmp_html_str(f, e->name);
+	fputs("</code></a> <code>", f);
+	st_cmp_html_str(f, fl->path);
+	fputs("</code>", f);
+	if (fl->nsamples) {
+		fputs(" <span class=\"vals\">", f);
+		h_short(f, &fl->s[0], ST_CMP_PROD);
+		fputs(" &rarr; ", f);
+		h_short(f, &fl->s[0], ST_CMP_CAND);
+		fputs("</span>", f);
+	}
+	fprintf(f, ": the candidate differs in %.1f%% of the pairs", pct(fl->raw, e->compared));
+	if (c->ref)
+		fprintf(f, ", the reference in %.1f%%", pct(fl->noise, e->compared));
+	fputs("</li>", f);
+}
+
+/* The verdict's bullets for endpoint i: its regressions, then its latency if slower. */
+static void h_verdict_items(FILE *f, const struct report_ctx *c, uint32_t i)
+{
+	const struct st_cmp_endpoint *e = c->eps[i];
+	struct st_cmp_lat_test lt;
+
+	for (uint32_t k = 0; k < e->nfields; k++) {
+		struct st_cmp_fverdict v;
+
+		st_cmp_field_verdict(c->a, e, &e->fields[k], &v);
+		if (v.regression)
+			h_regression_item(f, c, i, &e->fields[k]);
+	}
+	st_cmp_endpoint_latency(c->a, e, &lt);
+	if (lt.verdict != ST_CMP_LAT_SLOWER)
+		return;
+	fprintf(f, "<li class=\"slower\"><a href=\"#ep-%u\"><code>", i);
+	st_cmp_html_str(f, e->name);
+	fprintf(f, "</code></a> is slower by %.2f ms (median shift): <span class=\"vals\">"
+		   "p50 %.2f &rarr; %.2f ms, p90 %.2f &rarr; %.2f ms</span> (p = %.2g)</li>",
+		lt.shift, lt.p50[1], lt.p50[0], lt.p90[1], lt.p90[0], lt.p);
+}
+
+/* The verdict, first: one word a pipeline and a person read alike. */
+static void html_verdict(FILE *f, const struct report_ctx *c)
+{
+	struct st_cmp_verdict vd;
+
+	st_cmp_agg_verdict(c->a, &vd);
 	fprintf(f, "<section id=\"verdict\" class=\"box verdict %s\"><div id=\"banner\" "
 		   "class=\"banner %s\">%s</div><h2>Verdict</h2><p>",
 		vd.result == ST_CMP_FAIL ? "bad" : vd.result == ST_CMP_PASS ? "good" : "warn",
 		st_cmp_outcome_name(vd.result), st_cmp_outcome_title(vd.result));
-	if (!a->compared)
-		fputs("No pair compared yet.", f);
-	else if (vd.regressions)
-		fprintf(f, "<strong>%u field%s regressed in %u endpoint%s</strong>", vd.regressions,
-			vd.regressions == 1 ? "" : "s", vd.regression_endpoints,
-			vd.regression_endpoints == 1 ? "" : "s");
-	else
-		fputs("<strong>No regression</strong>", f);
-	/* latency: claimed only where both sides have enough samples */
-	if (a->compared && !vd.judged)
-		fprintf(f, "; latency <strong>n/a</strong>: fewer than %d samples on a side in "
-			   "every endpoint.", ST_CMP_LAT_MIN_N);
-	else if (a->compared)
-		fprintf(f, "; <strong>%u endpoint%s slower</strong> than the %s%s", vd.slower,
-			vd.slower == 1 ? "" : "s", ref ? "reference" : "production",
-			vd.judged < vd.endpoints ? "" : ".");
-	if (a->compared && vd.judged && vd.judged < vd.endpoints)
-		fprintf(f, " (latency judged in %u of %u endpoints; the others have fewer than %d "
-			   "samples on a side).", vd.judged, vd.endpoints, ST_CMP_LAT_MIN_N);
-	if (vd.result == ST_CMP_NOT_ENOUGH)
-		fprintf(f, " %llu pair%s compared: a verdict needs at least %d.",
-			(unsigned long long)vd.compared, vd.compared == 1 ? "" : "s",
-			ST_CMP_VERDICT_MIN_PAIRS);
+	h_verdict_text(f, c, &vd);
 	fputs("</p><ul>", f);
-	for (uint32_t i = 0; i < n; i++) {
-		const struct st_cmp_endpoint *e = eps[i];
-		struct st_cmp_lat_test lt;
+	for (uint32_t i = 0; i < c->n; i++)
+		h_verdict_items(f, c, i);
+	fputs("</ul></section>", f);
+}
 
-		for (uint32_t k = 0; k < e->nfields; k++) {
-			const struct st_cmp_field *fl = &e->fields[k];
-			struct st_cmp_fverdict v;
+/* The indexes of the (at most) three fields the candidate differs in most, by raw. */
+static uint32_t top_fields(const struct st_cmp_endpoint *e, uint32_t top[3])
+{
+	uint32_t ntop = 0;
 
-			st_cmp_field_verdict(a, e, fl, &v);
-			if (!v.regression)
-				continue;
-			fprintf(f, "<li class=\"regression\"><a href=\"#ep-%u\"><code>", i);
-			st_cmp_html_str(f, e->name);
-			fputs("</code></a> <code>", f);
-			st_cmp_html_str(f, fl->path);
-			fputs("</code>", f);
-			/* what changed, from its first sample: production's value, then the
-			 * candidate's */
-			if (fl->nsamples) {
-				fputs(" <span class=\"vals\">", f);
-				h_short(f, &fl->s[0], ST_CMP_PROD);
-				fputs(" &rarr; ", f);
-				h_short(f, &fl->s[0], ST_CMP_CAND);
-				fputs("</span>", f);
-			}
-			fprintf(f, ": the candidate differs in %.1f%% of the pairs",
-				pct(fl->raw, e->compared));
-			if (ref)
-				fprintf(f, ", the reference in %.1f%%", pct(fl->noise, e->compared));
-			fputs("</li>", f);
-		}
-		st_cmp_endpoint_latency(a, e, &lt);
-		if (lt.verdict == ST_CMP_LAT_SLOWER) {
-			fprintf(f, "<li class=\"slower\"><a href=\"#ep-%u\"><code>", i);
-			st_cmp_html_str(f, e->name);
-			fprintf(f, "</code></a> is slower by %.2f ms (median shift): <span class=\"vals\">"
-				   "p50 %.2f &rarr; %.2f ms, p90 %.2f &rarr; %.2f ms</span> (p = %.2g)</li>",
-				lt.shift, lt.p50[1], lt.p50[0], lt.p90[1], lt.p90[0], lt.p);
+	for (uint32_t k = 0; k < e->nfields; k++) {
+		uint32_t j;
+
+		if (!e->fields[k].raw)
+			continue;
+		for (j = ntop; j > 0 && e->fields[top[j - 1]].raw < e->fields[k].raw; j--)
+			if (j < 3)
+				top[j] = top[j - 1];
+		if (j < 3) {
+			top[j] = k;
+			if (ntop < 3)
+				ntop++;
 		}
 	}
-	fputs("</ul></section>", f);
+	return ntop;
+}
 
+static void h_top_fields(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e)
+{
+	uint32_t top[3] = { 0 }, ntop = top_fields(e, top);
 
-	/* the endpoint table */
+	for (uint32_t k = 0; k < ntop; k++) {
+		const struct st_cmp_field *fl = &e->fields[top[k]];
+		struct st_cmp_fverdict v;
+
+		st_cmp_field_verdict(c->a, e, fl, &v);
+		fprintf(f, "%s<code class=\"%s\">", k ? "<br>" : "", v.regression ? "regression" :
+										      "noise");
+		st_cmp_html_str(f, fl->path);
+		fprintf(f, "</code> <span class=\"muted\">%.0f%%%s</span>", pct(fl->raw, e->compared),
+			v.regression ? "" : ", noise");
+	}
+	if (!ntop)
+		fputs("<span class=\"muted\">-</span>", f);
+}
+
+/* Each side's p50, production's first: "1.00 / 1.20 / 1.10" (the reference's in the middle). */
+static void h_p50s(FILE *f, const struct report_ctx *c, const struct st_cmp_endpoint *e)
+{
+	static const enum st_cmp_side order[] = { ST_CMP_PROD, ST_CMP_REF, ST_CMP_CAND };
+	bool first = true;
+
+	for (unsigned i = 0; i < sizeof(order) / sizeof(order[0]); i++) {
+		if (order[i] == ST_CMP_REF && !c->ref)
+			continue;
+		fprintf(f, "%s%.2f", first ? "" : " / ", st_cmp_lat_pct(&e->lat[order[i]], 0.5));
+		first = false;
+	}
+}
+
+/* Endpoint i's row of the endpoint table. */
+static void h_endpoint_row(FILE *f, const struct report_ctx *c, uint32_t i)
+{
+	const struct st_cmp_endpoint *e = c->eps[i];
+	uint32_t r = st_cmp_endpoint_regressions(c->a, e);
+	struct st_cmp_lat_test lt;
+
+	st_cmp_endpoint_latency(c->a, e, &lt);
+	fprintf(f, "<tr class=\"endpoint%s%s\" data-endpoint=\"", r ? " regression" : "",
+		lt.verdict == ST_CMP_LAT_SLOWER ? " slower" : "");
+	st_cmp_html_str(f, e->name);
+	fprintf(f, "\"><td><a href=\"#ep-%u\"><code>", i);
+	st_cmp_html_str(f, e->name);
+	fprintf(f, "</code></a></td><td class=\"n\">%llu</td><td class=\"n\">%.1f%%</td>"
+		   "<td class=\"n\">%.1f%%</td><td class=\"n\">",
+		(unsigned long long)e->compared, pct(e->differing, e->compared),
+		pct(e->noise_only, e->compared));
+	if (r) {
+		char t[32];
+
+		snprintf(t, sizeof(t), "%u field%s", r, r == 1 ? "" : "s");
+		st_cmp_html_badge(f, "regression", t);
+	} else {
+		fputs("0", f);
+	}
+	fputs("</td><td>", f);
+	h_top_fields(f, c, e);
+	fputs("</td><td class=\"n\">", f);
+	h_p50s(f, c, e);
+	fputs("</td><td>", f);
+	h_lat_badge(f, &lt);
+	fputs("</td><td>", f);
+	h_status(f, &e->status[ST_CMP_PROD]);
+	fputs(" / ", f);
+	h_status(f, &e->status[ST_CMP_CAND]);
+	fputs("</td></tr>", f);
+}
+
+/* The endpoint table, worst first, then each endpoint's details. */
+static void html_endpoints(FILE *f, const struct report_ctx *c)
+{
 	fprintf(f, "<section><h2>Endpoints</h2><table id=\"endpoints\"><thead><tr><th>endpoint</th>"
 		   "<th>compared</th><th>differing</th><th>noise only</th><th>regressions</th>"
 		   "<th>top differing fields</th><th>p50 ms (%s)</th><th>latency</th>"
 		   "<th>status (production / candidate)</th></tr></thead><tbody>",
-		ref ? "prod / ref / cand" : "prod / cand");
-	for (uint32_t i = 0; i < n; i++) {
-		const struct st_cmp_endpoint *e = eps[i];
-		uint32_t r = st_cmp_endpoint_regressions(a, e), top[3] = { 0 }, ntop = 0;
-		struct st_cmp_lat_test lt;
-
-		st_cmp_endpoint_latency(a, e, &lt);
-		fprintf(f, "<tr class=\"endpoint%s%s\" data-endpoint=\"", r ? " regression" : "",
-			lt.verdict == ST_CMP_LAT_SLOWER ? " slower" : "");
-		st_cmp_html_str(f, e->name);
-		fprintf(f, "\"><td><a href=\"#ep-%u\"><code>", i);
-		st_cmp_html_str(f, e->name);
-		fprintf(f, "</code></a></td><td class=\"n\">%llu</td><td class=\"n\">%.1f%%</td>"
-			   "<td class=\"n\">%.1f%%</td><td class=\"n\">",
-			(unsigned long long)e->compared, pct(e->differing, e->compared),
-			pct(e->noise_only, e->compared));
-		if (r) {
-			char t[32];
-
-			snprintf(t, sizeof(t), "%u field%s", r, r == 1 ? "" : "s");
-			st_cmp_html_badge(f, "regression", t);
-		} else {
-			fputs("0", f);
-		}
-		fputs("</td><td>", f);
-		/* the three fields the candidate differs in most */
-		for (uint32_t k = 0; k < e->nfields; k++) {
-			uint32_t j;
-
-			if (!e->fields[k].raw)
-				continue;
-			for (j = ntop; j > 0 && e->fields[top[j - 1]].raw < e->fields[k].raw; j--)
-				if (j < 3)
-					top[j] = top[j - 1];
-			if (j < 3) {
-				top[j] = k;
-				if (ntop < 3)
-					ntop++;
-			}
-		}
-		for (uint32_t k = 0; k < ntop; k++) {
-			const struct st_cmp_field *fl = &e->fields[top[k]];
-			struct st_cmp_fverdict v;
-
-			st_cmp_field_verdict(a, e, fl, &v);
-			fprintf(f, "%s<code class=\"%s\">", k ? "<br>" : "", v.regression ? "regression" :
-											      "noise");
-			st_cmp_html_str(f, fl->path);
-			fprintf(f, "</code> <span class=\"muted\">%.0f%%%s</span>", pct(fl->raw, e->compared),
-				v.regression ? "" : ", noise");
-		}
-		if (!ntop)
-			fputs("<span class=\"muted\">-</span>", f);
-		if (ref)
-			fprintf(f, "</td><td class=\"n\">%.2f / %.2f / %.2f</td><td>",
-				st_cmp_lat_pct(&e->lat[ST_CMP_PROD], 0.5), st_cmp_lat_pct(&e->lat[ST_CMP_REF], 0.5),
-				st_cmp_lat_pct(&e->lat[ST_CMP_CAND], 0.5));
-		else
-			fprintf(f, "</td><td class=\"n\">%.2f / %.2f</td><td>",
-				st_cmp_lat_pct(&e->lat[ST_CMP_PROD], 0.5),
-				st_cmp_lat_pct(&e->lat[ST_CMP_CAND], 0.5));
-		h_lat_badge(f, &lt);
-		fputs("</td><td>", f);
-		h_status(f, &e->status[ST_CMP_PROD]);
-		fputs(" / ", f);
-		h_status(f, &e->status[ST_CMP_CAND]);
-		fputs("</td></tr>", f);
-	}
-	if (!n)
+		c->ref ? "prod / ref / cand" : "prod / cand");
+	for (uint32_t i = 0; i < c->n; i++)
+		h_endpoint_row(f, c, i);
+	if (!c->n)
 		fputs("<tr><td colspan=\"9\" class=\"muted\">no endpoint yet</td></tr>", f);
 	fputs("</tbody></table></section><section id=\"details\"><h2>Per endpoint</h2>", f);
-	for (uint32_t i = 0; i < n; i++)
-		h_endpoint(f, a, eps[i], i);
+	for (uint32_t i = 0; i < c->n; i++)
+		h_endpoint(f, c, c->eps[i], i);
 	fputs("</section>", f);
+}
 
-	/* the internal counters: below what they explain */
+/* The internal counters: below what they explain. */
+static void html_counters(FILE *f, const struct report_ctx *c)
+{
 	fputs("<section id=\"summary\"><h2>Counters</h2><table class=\"counters\"><tbody>", f);
-	if (run->counters)
-		for (size_t i = 0; i < run->counters->n; i++) {
-			const struct st_statline_ent *e = &run->counters->e[i];
+	for (size_t i = 0; c->run->counters && i < c->run->counters->n; i++) {
+		const struct st_statline_ent *e = &c->run->counters->e[i];
 
-			if (e->kind == ST_STAT_DETAIL && !e->v)
-				continue;
-			fputs("<tr><td><code>", f);
-			st_cmp_html_str(f, e->name); /* a merged part's names are checked, and escaped all the same */
-			fprintf(f, "</code></td><td class=\"n\">%llu</td><td class=\"muted\">",
-				(unsigned long long)e->v);
-			st_cmp_html_str(f, e->help ? e->help : "");
-			fputs("</td></tr>", f);
-		}
+		if (e->kind == ST_STAT_DETAIL && !e->v)
+			continue;
+		fputs("<tr><td><code>", f);
+		st_cmp_html_str(f, e->name); /* a merged part's names are checked, and escaped all the same */
+		fprintf(f, "</code></td><td class=\"n\">%llu</td><td class=\"muted\">",
+			(unsigned long long)e->v);
+		st_cmp_html_str(f, e->help ? e->help : "");
+		fputs("</td></tr>", f);
+	}
 	fputs("</tbody></table></section>", f);
+}
 
-	/* how to read it */
-	fprintf(f, "<section id=\"notes\" class=\"box\"><h2>How to read this report</h2><ul>"
-		   "<li>Each request the candidate got is paired with production's own answer to it, "
-		   "taken from the capture (by position on its client connection)%s. Header fields "
-		   "Date, Server, Connection, Keep-Alive, Transfer-Encoding, Age, Expires, "
-		   "Last-Modified and ETag are ignored, Content-Length whenever the bodies are "
-		   "compared, Set-Cookie by cookie name only; bodies are compared decoded "
-		   "(gzip, deflate), JSON structurally, the first %llu bytes of each body held.</li>",
-		ref ? ", and the reference's answer to the same request" : "",
-		(unsigned long long)run->max_body);
-	if (ref)
+/* How a field's verdict is reached: by the reference, or (without one) by the values' shape. */
+static void h_note_verdict(FILE *f, const struct report_ctx *c)
+{
+	if (c->ref)
 		fprintf(f, "<li>A field is a <strong>regression</strong> when the candidate differs "
 			   "from production there more often than the reference (production's build) "
 			   "does: raw &gt; noise, |raw&minus;noise|/(raw+noise) &gt; %g%% and "
 			   "|raw&minus;noise|/compared &gt; %g%% (Diffy's rule). Otherwise it is "
 			   "<strong>noise</strong>: timestamps, random ids, host names that differ "
-			   "between any two runs.</li>", a->cfg.rel_pct, a->cfg.abs_pct);
+			   "between any two runs.</li>", c->a->cfg.rel_pct, c->a->cfg.abs_pct);
 	else
 		fprintf(f, "<li>There is no reference, so every difference is shown. A field is "
 			   "flagged <strong>likely noise</strong> when it differs in at least %.0f%% of "
@@ -1078,6 +1263,21 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 			   "or random ids. Run a reference (production's build, as a second shadow) to "
 			   "cancel noise by measurement.</li>", ST_CMP_NOISE_FREQ * 100,
 			ST_CMP_NOISE_SHAPE * 100);
+}
+
+/* How to read it: these rules, with the thresholds in force. */
+static void html_notes(FILE *f, const struct report_ctx *c)
+{
+	fprintf(f, "<section id=\"notes\" class=\"box\"><h2>How to read this report</h2><ul>"
+		   "<li>Each request the candidate got is paired with production's own answer to it, "
+		   "taken from the capture (by position on its client connection)%s. Header fields "
+		   "Date, Server, Connection, Keep-Alive, Transfer-Encoding, Age, Expires, "
+		   "Last-Modified and ETag are ignored, Content-Length whenever the bodies are "
+		   "compared, Set-Cookie by cookie name only; bodies are compared decoded "
+		   "(gzip, deflate), JSON structurally, the first %llu bytes of each body held.</li>",
+		c->ref ? ", and the reference's answer to the same request" : "",
+		(unsigned long long)c->run->max_body);
+	h_note_verdict(f, c);
 	fprintf(f, "<li>Latency: production's is measured at the tap (last request byte in to first "
 		   "answer byte out), the shadows' by the agent (request written to first answer byte "
 		   "read). The shadows run in another environment than production (other hosts, other "
@@ -1087,14 +1287,72 @@ void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp
 		   "shift (the median of the differences between a candidate and a baseline request) "
 		   "is at least %g ms and %.0f%% of the baseline's p50; <em>faster</em> the other way "
 		   "round.</li>",
-		ref ? "the reference, which shares its environment" :
-		      "production (no reference: environments differ, read it with care)",
-		ST_CMP_LAT_MIN_N, ST_CMP_LAT_ALPHA, a->cfg.lat_min_ms, ST_CMP_LAT_SHIFT * 100);
+		c->ref ? "the reference, which shares its environment" :
+			 "production (no reference: environments differ, read it with care)",
+		ST_CMP_LAT_MIN_N, ST_CMP_LAT_ALPHA, c->a->cfg.lat_min_ms, ST_CMP_LAT_SHIFT * 100);
 	fprintf(f, "<li>Endpoints are the method and the path with numeric, UUID and long hex "
 		   "segments as {id} (query keys kept, values dropped) unless --endpoint patterns say "
 		   "otherwise; past %u endpoints the rest are grouped as <code>other</code>. Array "
 		   "indexes in field paths are collapsed to [*].</li></ul></section>",
-		a->cfg.max_endpoints);
+		c->a->cfg.max_endpoints);
+}
+
+/* ---- The sections ----------------------------------------------------------------------- */
+
+/*
+ * The report's sections in the one order both formats follow: the page's reading order
+ * (docs/COMPARE.md, "--report FILE.html"), which the JSON's keys keep ("summary", the
+ * counters, after "endpoints"). A NULL hook: that format has no such section (the page says
+ * the thresholds in its notes; the notes have nothing a machine reads).
+ */
+struct section {
+	const char *id; /* its JSON key, its HTML element's id (where the format has one) */
+	void (*json)(FILE *f, const struct report_ctx *c);
+	void (*html)(FILE *f, const struct report_ctx *c);
+};
+
+static const struct section sections[] = {
+	{ "head", json_head, html_head },
+	{ "thresholds", json_thresholds, NULL },
+	{ "verdict", json_verdict, html_verdict },
+	{ "endpoints", json_endpoints, html_endpoints },
+	{ "summary", json_summary, html_counters },
+	{ "notes", NULL, html_notes },
+};
+
+#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+static void ctx_init(struct report_ctx *c, const struct st_cmp_agg *a, const struct st_cmp_run *run)
+{
+	c->a = a;
+	c->run = run;
+	c->ref = a->cfg.reference;
+	c->n = 0;
+	c->eps = st_cmp_agg_sorted(a, &c->n);
+}
+
+void st_cmp_report_json(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run)
+{
+	struct report_ctx c;
+
+	ctx_init(&c, a, run);
+	fputc('{', f);
+	for (size_t i = 0; i < NSECTIONS; i++)
+		if (sections[i].json)
+			sections[i].json(f, &c);
+	fputs("\n}\n", f);
+	free(c.eps);
+}
+
+void st_cmp_report_html(FILE *f, const struct st_cmp_agg *a, const struct st_cmp_run *run)
+{
+	struct report_ctx c;
+
+	ctx_init(&c, a, run);
+	st_cmp_html_page(f, "shadowtap compare report");
+	for (size_t i = 0; i < NSECTIONS; i++)
+		if (sections[i].html)
+			sections[i].html(f, &c);
 	fputs("</main></body></html>\n", f);
-	free(eps);
+	free(c.eps);
 }

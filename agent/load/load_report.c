@@ -19,6 +19,13 @@ const char *st_load_report_pace_name(enum st_load_pace p)
 	return p == ST_LOAD_PACE_CONSTANT ? "constant" : "recorded";
 }
 
+/* What the report's sections read. */
+struct report_ctx {
+	const struct st_load_agg *a;
+	uint64_t now_real_ns;
+	const char *compare_report; /* the page's link to tap compare's report, or NULL */
+};
+
 /* ---- JSON ------------------------------------------------------------------------------ */
 
 /* The percentiles for people, the histogram for merges; an empty one is {"n": 0, ...}. */
@@ -49,38 +56,86 @@ static void json_time(FILE *f, const char *key, uint64_t real_ns)
 	fprintf(f, ",\n  \"%s\": \"%s\"", key, ts);
 }
 
-void st_load_report_json(FILE *f, const struct st_load_agg *a, uint64_t now_real_ns)
+/* The report's JSON sections (the table at the end of the file says their order): each writes
+ * its keys, every one after "{" led by ",\n  " (the head's first is the object's first). */
+
+static void json_key(FILE *f, const char *key)
 {
-	fprintf(f, "{\n  \"format\": \"%s\",\n  \"format_version\": %d", ST_LOAD_REPORT_FORMAT,
+	fprintf(f, ",\n  \"%s\": ", key);
+}
+
+static void json_head(FILE *f, const struct report_ctx *c)
+{
+	const struct st_load_agg *a = c->a;
+
+	fprintf(f, "\n  \"format\": \"%s\",\n  \"format_version\": %d", ST_LOAD_REPORT_FORMAT,
 		ST_LOAD_REPORT_VERSION);
-	json_time(f, "generated", now_real_ns);
-	fprintf(f, ",\n  \"final\": %s,\n  \"command\": ", a->final ? "true" : "false");
+	json_time(f, "generated", c->now_real_ns);
+	fprintf(f, ",\n  \"final\": %s", a->final ? "true" : "false");
+	json_key(f, "command");
 	st_cmp_json_str(f, a->command, strlen(a->command));
-	fputs(",\n  \"target\": ", f);
+	json_key(f, "target");
 	st_cmp_json_str(f, a->target, strlen(a->target));
 	json_time(f, "started", a->start_real_ns);
 	json_time(f, "ended", a->end_real_ns ? a->end_real_ns : a->start_real_ns);
 	fprintf(f, ",\n  \"elapsed_s\": %.3f,\n  \"scheduled_s\": %.3f,\n  \"sources\": %" PRIu64
-		   ",\n  \"pace\": \"%s\",\n  \"connections\": %u,\n  \"timeout_s\": %g,\n"
-		   "  \"target_rps\": %g,\n  \"achieved_rps\": %.3f,\n  \"due\": %" PRIu64
-		   ",\n  \"sent\": %" PRIu64 ",\n  \"answered\": %" PRIu64 ",\n  \"errors\": {",
-		a->elapsed_s, a->scheduled_s, a->sources, st_load_report_pace_name(a->pace), a->connections,
-		a->timeout_s, a->target_rps, st_load_agg_achieved(a), a->due, a->sent, a->answered);
-	for (int i = 0; i < ST_LOAD_E__COUNT; i++)
-		fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "", st_load_err_name((enum st_load_err)i),
-			a->errors[i]);
-	fprintf(f, "},\n  \"late_sends\": %" PRIu64 ",\n  \"starved\": %" PRIu64
-		   ",\n  \"hdr_layout\": {\"unit\": \"us\", \"lowest\": 1, \"highest\": %llu, "
+		   ",\n  \"pace\": \"%s\",\n  \"connections\": %u,\n  \"timeout_s\": %g",
+		a->elapsed_s, a->scheduled_s, a->sources, st_load_report_pace_name(a->pace),
+		a->connections, a->timeout_s);
+}
+
+static void json_summary(FILE *f, const struct report_ctx *c)
+{
+	const struct st_load_agg *a = c->a;
+
+	fprintf(f, ",\n  \"target_rps\": %g,\n  \"achieved_rps\": %.3f,\n  \"due\": %" PRIu64
+		   ",\n  \"sent\": %" PRIu64 ",\n  \"answered\": %" PRIu64 ",\n  \"late_sends\": %"
+		   PRIu64 ",\n  \"starved\": %" PRIu64,
+		a->target_rps, st_load_agg_achieved(a), a->due, a->sent, a->answered, a->late_sends,
+		a->starved);
+}
+
+/* The latencies, after the layout of every histogram in the report. */
+static void json_latency(FILE *f, const struct report_ctx *c)
+{
+	json_key(f, "hdr_layout");
+	fprintf(f, "{\"unit\": \"us\", \"lowest\": 1, \"highest\": %llu, "
 		   "\"significant_digits\": %d, \"timeline_significant_digits\": %d}",
-		a->late_sends, a->starved, (unsigned long long)ST_LOAD_HIGHEST_US, ST_LOAD_SIG,
-		ST_LOAD_TIMELINE_SIG);
-	fputs(",\n  \"latency_ms\": ", f);
-	json_lat(f, &a->lat);
-	fputs(",\n  \"latency_raw_ms\": ", f);
-	json_lat(f, &a->lat_raw);
-	fputs(",\n  \"lag_ms\": ", f);
-	json_lat(f, &a->lag);
-	fprintf(f, ",\n  \"step_s\": %g,\n  \"steps\": [", a->step_s);
+		(unsigned long long)ST_LOAD_HIGHEST_US, ST_LOAD_SIG, ST_LOAD_TIMELINE_SIG);
+	json_key(f, "latency_ms");
+	json_lat(f, &c->a->lat);
+	json_key(f, "latency_raw_ms");
+	json_lat(f, &c->a->lat_raw);
+	json_key(f, "lag_ms");
+	json_lat(f, &c->a->lag);
+}
+
+static void json_timeline(FILE *f, const struct report_ctx *c)
+{
+	const struct st_load_agg *a = c->a;
+
+	json_key(f, "timeline");
+	fprintf(f, "{\"bucket_s\": %g, \"buckets\": [", a->bucket_s);
+	for (unsigned i = 0; i < a->ntl; i++) {
+		const struct st_load_bucket *b = &a->tl[i];
+
+		fprintf(f, "%s\n    {\"t\": %g, \"due\": %" PRIu64 ", \"sent\": %" PRIu64
+			   ", \"answered\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"latency_ms\": ",
+			i ? "," : "", i * a->bucket_s, b->due, b->sent, b->answered, b->errors);
+		json_lat(f, &b->lat);
+		fputc('}', f);
+	}
+	fputs("\n  ]}", f);
+}
+
+static void json_steps(FILE *f, const struct report_ctx *c)
+{
+	const struct st_load_agg *a = c->a;
+
+	json_key(f, "step_s");
+	fprintf(f, "%g", a->step_s);
+	json_key(f, "steps");
+	fputc('[', f);
 	for (unsigned i = 0; i < a->nsteps; i++) {
 		const struct st_load_step *s = &a->steps[i];
 
@@ -92,7 +147,26 @@ void st_load_report_json(FILE *f, const struct st_load_agg *a, uint64_t now_real
 		json_lat(f, &s->lat);
 		fputc('}', f);
 	}
-	fputs("\n  ],\n  \"endpoints\": [", f);
+	fputs("\n  ]", f);
+}
+
+/* Errors by kind. */
+static void json_errors(FILE *f, const struct report_ctx *c)
+{
+	json_key(f, "errors");
+	fputc('{', f);
+	for (int i = 0; i < ST_LOAD_E__COUNT; i++)
+		fprintf(f, "%s\"%s\": %" PRIu64, i ? ", " : "",
+			st_load_err_name((enum st_load_err)i), c->a->errors[i]);
+	fputc('}', f);
+}
+
+static void json_endpoints(FILE *f, const struct report_ctx *c)
+{
+	const struct st_load_agg *a = c->a;
+
+	json_key(f, "endpoints");
+	fputc('[', f);
 	for (unsigned i = 0, k = 0; i <= a->max_endpoints; i++) {
 		const struct st_load_endpoint *e = &a->ep[i];
 
@@ -105,17 +179,7 @@ void st_load_report_json(FILE *f, const struct st_load_agg *a, uint64_t now_real
 		json_lat(f, &e->lat);
 		fputc('}', f);
 	}
-	fprintf(f, "\n  ],\n  \"timeline\": {\"bucket_s\": %g, \"buckets\": [", a->bucket_s);
-	for (unsigned i = 0; i < a->ntl; i++) {
-		const struct st_load_bucket *b = &a->tl[i];
-
-		fprintf(f, "%s\n    {\"t\": %g, \"due\": %" PRIu64 ", \"sent\": %" PRIu64
-			   ", \"answered\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"latency_ms\": ",
-			i ? "," : "", i * a->bucket_s, b->due, b->sent, b->answered, b->errors);
-		json_lat(f, &b->lat);
-		fputc('}', f);
-	}
-	fputs("\n  ]}\n}\n", f);
+	fputs("\n  ]", f);
 }
 
 /* ---- HTML: charts ------------------------------------------------------------------------ */
@@ -288,7 +352,7 @@ static void spectrum(FILE *f, const struct st_load_agg *a)
 }
 
 /* The timeline: rate, latency and errors per bucket. */
-static void timeline(FILE *f, const struct st_load_agg *a)
+static void timeline_charts(FILE *f, const struct st_load_agg *a)
 {
 	unsigned n = a->ntl;
 	double *x = calloc(n + 1, sizeof(*x)), *y1 = calloc(n + 1, sizeof(*y1)),
@@ -350,69 +414,136 @@ out:
 
 /* ---- HTML: the page ------------------------------------------------------------------- */
 
-static void lat_row(FILE *f, const char *what, const struct st_hdr *h)
+/* A histogram's cells under lat_head: its percentiles, max, mean and count. */
+static void lat_cells(FILE *f, const struct st_hdr *h)
 {
-	fprintf(f, "<tr><td>%s</td><td class=\"n\">%.2f</td><td class=\"n\">%.2f</td>"
+	fprintf(f, "<td class=\"n\">%.2f</td><td class=\"n\">%.2f</td><td class=\"n\">%.2f</td>"
 		   "<td class=\"n\">%.2f</td><td class=\"n\">%.2f</td><td class=\"n\">%.2f</td>"
-		   "<td class=\"n\">%.2f</td><td class=\"n\">%" PRIu64 "</td></tr>",
-		what, st_load_ms(h, 50), st_load_ms(h, 90), st_load_ms(h, 99), st_load_ms(h, 99.9),
+		   "<td class=\"n\">%" PRIu64 "</td>",
+		st_load_ms(h, 50), st_load_ms(h, 90), st_load_ms(h, 99), st_load_ms(h, 99.9),
 		st_load_ms(h, 100), h->counts && h->total ? st_hdr_mean(h) / 1e3 : 0,
 		h->counts ? h->total : 0);
+}
+
+static void lat_row(FILE *f, const char *what, const struct st_hdr *h)
+{
+	fprintf(f, "<tr><td>%s</td>", what);
+	lat_cells(f, h);
+	fputs("</tr>", f);
 }
 
 static const char lat_head[] = "<th>p50 ms</th><th>p90</th><th>p99</th><th>p99.9</th><th>max</th>"
 			       "<th>mean</th><th>n</th>";
 
-static int cmp_ep(const void *x, const void *y)
-{
-	const struct st_load_endpoint *a = *(const struct st_load_endpoint *const *)x,
-				      *b = *(const struct st_load_endpoint *const *)y;
+/* The report's HTML sections (the table at the end of the file says their order). */
 
-	return a->sent < b->sent ? 1 : a->sent > b->sent ? -1 : strcmp(a->name, b->name);
+/* The header: what ran against what, when; <main>, which the page's end closes, holds the
+ * sections after it. */
+static void html_head(FILE *f, const struct report_ctx *c)
+{
+	const struct st_load_agg *a = c->a;
+	char t0[40], t1[40];
+
+	st_cmp_time_str(t0, sizeof(t0), a->start_real_ns);
+	st_cmp_time_str(t1, sizeof(t1), a->end_real_ns ? a->end_real_ns : c->now_real_ns);
+	fputs("<header><h1>shadowtap load test</h1><p>target <code>", f);
+	st_cmp_html_str(f, a->target);
+	fputs("</code> &middot; ", f);
+	st_cmp_html_str(f, a->command);
+	fprintf(f, " &middot; %s to %s%s", t0, t1, a->final ? " (final)" : " (in progress)");
+	if (a->sources > 1)
+		fprintf(f, " &middot; <span id=\"sources\">merged from %" PRIu64 " reports</span>",
+			a->sources);
+	fputs("</p></header><main>", f);
 }
 
-static void endpoints(FILE *f, const struct st_load_agg *a)
+/* Whether the generator kept its schedule: a late generator's lateness is in the latencies. */
+static void h_schedule(FILE *f, const struct st_load_agg *a)
 {
-	const struct st_load_endpoint **eps = calloc(a->nep + 1, sizeof(*eps));
-	unsigned n = 0;
+	if (a->late_sends)
+		fprintf(f, "<p class=\"late\"><span class=\"badge v-slower\">generator behind</span> "
+			   "%" PRIu64 " requests were taken up more than 1 ms after they were due (worst "
+			   "%.2f ms): the generator fell behind its schedule; its own lateness is in the "
+			   "latencies.</p>", a->late_sends, (double)a->lag.max / 1e3);
+	else
+		fprintf(f, "<p><span class=\"badge v-ok\">on schedule</span> the generator took every "
+			   "request up within 1 ms of its due time (worst %.2f ms).</p>",
+			(double)a->lag.max / 1e3);
+}
 
-	if (!eps)
-		return;
-	for (unsigned i = 0; i < a->nep; i++)
-		eps[n++] = &a->ep[i];
-	if (a->ep[a->max_endpoints].sent || a->ep[a->max_endpoints].errors)
-		eps[n++] = &a->ep[a->max_endpoints];
-	qsort(eps, n, sizeof(*eps), cmp_ep);
-	fprintf(f, "<section><h2>Endpoints</h2><table id=\"endpoints\"><thead><tr><th>endpoint</th>"
-		   "<th>sent</th><th>answered</th><th>errors</th>%s</tr></thead><tbody>", lat_head);
-	for (unsigned i = 0; i < n; i++) {
-		const struct st_load_endpoint *e = eps[i];
+static void h_counts(FILE *f, const struct st_load_agg *a, uint64_t errs)
+{
+	fprintf(f, "<table class=\"counters\"><tbody>"
+		   "<tr><td>due</td><td class=\"n\">%" PRIu64 "</td><td class=\"muted\">requests whose "
+		   "time came</td></tr><tr><td>sent</td><td class=\"n\">%" PRIu64 "</td><td "
+		   "class=\"muted\">written whole to the target</td></tr><tr><td>answered</td><td "
+		   "class=\"n\">%" PRIu64 "</td><td class=\"muted\">any status</td></tr>"
+		   "<tr><td>errors</td><td class=\"n\">%" PRIu64 "</td><td class=\"muted\">failed, or "
+		   "answered 5xx</td></tr><tr><td>late sends</td><td class=\"n\">%" PRIu64 "</td><td "
+		   "class=\"muted\">the generator over 1 ms behind</td></tr>",
+		a->due, a->sent, a->answered, errs, a->late_sends);
+	if (a->starved)
+		fprintf(f, "<tr><td>starved</td><td class=\"n\">%" PRIu64 "</td><td class=\"muted\">"
+			   "slots the stream had no request for</td></tr>", a->starved);
+	fputs("</tbody></table>", f);
+}
 
-		fputs("<tr class=\"endpoint\" data-endpoint=\"", f);
-		st_cmp_html_str(f, e->name);
-		fputs("\"><td><code>", f);
-		st_cmp_html_str(f, e->name);
-		fprintf(f, "</code></td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
-			   "</td><td class=\"n\">%" PRIu64 "</td>", e->sent, e->answered, e->errors);
-		fprintf(f, "<td class=\"n\">%.2f</td><td class=\"n\">%.2f</td><td class=\"n\">%.2f</td>"
-			   "<td class=\"n\">%.2f</td><td class=\"n\">%.2f</td><td class=\"n\">%.2f</td>"
-			   "<td class=\"n\">%" PRIu64 "</td></tr>",
-			st_load_ms(&e->lat, 50), st_load_ms(&e->lat, 90), st_load_ms(&e->lat, 99),
-			st_load_ms(&e->lat, 99.9), st_load_ms(&e->lat, 100),
-			e->lat.counts && e->lat.total ? st_hdr_mean(&e->lat) / 1e3 : 0,
-			e->lat.counts ? e->lat.total : 0);
+/* The summary, first: rate, latency and errors in one sentence, the schedule, the counts, and
+ * tap compare's report when it ran during the test. */
+static void html_summary(FILE *f, const struct report_ctx *c)
+{
+	const struct st_load_agg *a = c->a;
+	uint64_t errs = st_load_agg_errors(a);
+
+	fprintf(f, "<section id=\"summary\" class=\"box verdict %s\"><h2>Summary</h2><p>",
+		a->late_sends > 0 ? "warn" : errs ? "bad" : "good");
+	fprintf(f, "<strong id=\"achieved\">%.1f requests/s</strong> answered over %.2f s (target "
+		   "<span id=\"target-rps\">%g</span>/s%s, %s pacing); latency p50 <strong>%.2f ms"
+		   "</strong>, p99 <strong id=\"p99\">%.2f ms</strong>, max %.2f ms from when each "
+		   "request was due; <strong>%" PRIu64 " error%s</strong>.</p>",
+		st_load_agg_achieved(a), a->elapsed_s, a->target_rps,
+		a->nsteps ? ", the highest step" : "", st_load_report_pace_name(a->pace),
+		st_load_ms(&a->lat, 50), st_load_ms(&a->lat, 99), st_load_ms(&a->lat, 100), errs,
+		errs == 1 ? "" : "s");
+	h_schedule(f, a);
+	h_counts(f, a, errs);
+	if (c->compare_report) {
+		fputs("<p>Tap compare ran during the test: <a href=\"", f);
+		st_cmp_html_str(f, c->compare_report);
+		fputs("\">its report</a>.</p>", f);
 	}
-	if (!n)
-		fputs("<tr><td colspan=\"10\" class=\"muted\">no request yet</td></tr>", f);
-	fputs("</tbody></table></section>", f);
-	free(eps);
+	fputs("</section>", f);
 }
 
-static void steps(FILE *f, const struct st_load_agg *a)
+static void html_latency(FILE *f, const struct report_ctx *c)
 {
+	fputs("<section id=\"latency\"><h2>Latency</h2><div class=\"grid\"><div>", f);
+	spectrum(f, c->a);
+	fprintf(f, "</div><div><table id=\"latency-table\"><thead><tr><th>from</th>%s</tr></thead>"
+		   "<tbody>", lat_head);
+	lat_row(f, "<span class=\"side-c\">due (corrected)</span>", &c->a->lat);
+	lat_row(f, "<span class=\"side-p\">the send (raw)</span>", &c->a->lat_raw);
+	lat_row(f, "<span class=\"muted\">generator lag</span>", &c->a->lag);
+	fputs("</tbody></table></div></div></section>", f);
+}
+
+static void html_timeline(FILE *f, const struct report_ctx *c)
+{
+	fprintf(f, "<section id=\"timeline\"><h2>Over time</h2><p class=\"muted\">%g s buckets; "
+		   "a request counts where it was answered (or failed), latencies are those of the "
+		   "answers that came in the bucket.</p>", c->a->bucket_s);
+	timeline_charts(f, c->a);
+	fputs("</section>", f);
+}
+
+/* The steps' table, then the knee: achieved against target (the diagonal is keeping up), and
+ * p99 by step. None without --steps. */
+static void html_steps(FILE *f, const struct report_ctx *c)
+{
+	const struct st_load_agg *a = c->a;
 	double x[ST_LOAD_STEPS_MAX], y[ST_LOAD_STEPS_MAX], p99[ST_LOAD_STEPS_MAX], hi = 0, lo = 1e18,
 	       phi = 0;
-	struct chart c = { 0 };
+	struct chart ch = { 0 };
 
 	if (!a->nsteps)
 		return;
@@ -437,118 +568,80 @@ static void steps(FILE *f, const struct st_load_agg *a)
 			   "<td class=\"n\">%" PRIu64 "</td><td class=\"n\">%.2f%%</td>",
 			s->rps, ach, s->due, s->answered, s->errors,
 			s->due ? 100.0 * (double)s->errors / (double)s->due : 0);
-		fprintf(f, "<td class=\"n\">%.2f</td><td class=\"n\">%.2f</td><td class=\"n\">%.2f</td>"
-			   "<td class=\"n\">%.2f</td><td class=\"n\">%.2f</td><td class=\"n\">%.2f</td>"
-			   "<td class=\"n\">%" PRIu64 "</td></tr>",
-			st_load_ms(&s->lat, 50), st_load_ms(&s->lat, 90), p99[i],
-			st_load_ms(&s->lat, 99.9), st_load_ms(&s->lat, 100),
-			s->lat.counts && s->lat.total ? st_hdr_mean(&s->lat) / 1e3 : 0,
-			s->lat.counts ? s->lat.total : 0);
+		lat_cells(f, &s->lat);
+		fputs("</tr>", f);
 	}
 	fputs("</tbody></table><div class=\"grid\"><div>", f);
-	/* the knee: achieved against target (the diagonal is keeping up), and p99 by step */
-	c.x0 = 0;
-	c.x1 = hi * 1.05;
-	c.y1 = hi * 1.05;
-	chart_lines(&c, f, "steps-chart", "achieved rate by target rate", "/s", "/s", x, a->nsteps,
+	ch.x0 = 0;
+	ch.x1 = hi * 1.05;
+	ch.y1 = hi * 1.05;
+	chart_lines(&ch, f, "steps-chart", "achieved rate by target rate", "/s", "/s", x, a->nsteps,
 		    (const struct series[]){ { "achieved", C_CORR, "achieved", y },
 					     { "target", C_DUE, "target", x } }, 2);
 	fputs("</svg></div><div>", f);
-	c = (struct chart){ .x0 = 0, .x1 = hi * 1.05, .y0 = lo < 1e18 ? lo : 0.001, .y1 = phi,
-			    .ylog = true };
-	chart_lines(&c, f, "steps-p99-chart", "p99 latency by target rate", "/s", " ms", x,
+	ch = (struct chart){ .x0 = 0, .x1 = hi * 1.05, .y0 = lo < 1e18 ? lo : 0.001, .y1 = phi,
+			     .ylog = true };
+	chart_lines(&ch, f, "steps-p99-chart", "p99 latency by target rate", "/s", " ms", x,
 		    a->nsteps, (const struct series[]){ { "p99", C_CORR, "p99 (corrected)", p99 } }, 1);
 	fputs("</svg></div></div></section>", f);
 }
 
-void st_load_report_html(FILE *f, const struct st_load_agg *a, uint64_t now_real_ns,
-			 const char *compare_report)
+static void html_errors(FILE *f, const struct report_ctx *c)
 {
-	char t0[40], t1[40];
-	uint64_t errs = st_load_agg_errors(a);
-	bool late = a->late_sends > 0;
-
-	st_cmp_time_str(t0, sizeof(t0), a->start_real_ns);
-	st_cmp_time_str(t1, sizeof(t1), a->end_real_ns ? a->end_real_ns : now_real_ns);
-	st_cmp_html_page(f, "shadowtap load report");
-	fputs("<header><h1>shadowtap load test</h1><p>target <code>", f);
-	st_cmp_html_str(f, a->target);
-	fputs("</code> &middot; ", f);
-	st_cmp_html_str(f, a->command);
-	fprintf(f, " &middot; %s to %s%s", t0, t1, a->final ? " (final)" : " (in progress)");
-	if (a->sources > 1)
-		fprintf(f, " &middot; <span id=\"sources\">merged from %" PRIu64 " reports</span>",
-			a->sources);
-	fputs("</p></header><main>", f);
-
-	/* the summary, first */
-	fprintf(f, "<section id=\"summary\" class=\"box verdict %s\"><h2>Summary</h2><p>",
-		late ? "warn" : errs ? "bad" : "good");
-	fprintf(f, "<strong id=\"achieved\">%.1f requests/s</strong> answered over %.2f s (target "
-		   "<span id=\"target-rps\">%g</span>/s%s, %s pacing); latency p50 <strong>%.2f ms"
-		   "</strong>, p99 <strong id=\"p99\">%.2f ms</strong>, max %.2f ms from when each "
-		   "request was due; <strong>%" PRIu64 " error%s</strong>.</p>",
-		st_load_agg_achieved(a), a->elapsed_s, a->target_rps,
-		a->nsteps ? ", the highest step" : "", st_load_report_pace_name(a->pace),
-		st_load_ms(&a->lat, 50), st_load_ms(&a->lat, 99), st_load_ms(&a->lat, 100), errs,
-		errs == 1 ? "" : "s");
-	if (late)
-		fprintf(f, "<p class=\"late\"><span class=\"badge v-slower\">generator behind</span> "
-			   "%" PRIu64 " requests were taken up more than 1 ms after they were due (worst "
-			   "%.2f ms): the generator fell behind its schedule; its own lateness is in the "
-			   "latencies.</p>", a->late_sends, (double)a->lag.max / 1e3);
-	else
-		fprintf(f, "<p><span class=\"badge v-ok\">on schedule</span> the generator took every "
-			   "request up within 1 ms of its due time (worst %.2f ms).</p>",
-			(double)a->lag.max / 1e3);
-	fprintf(f, "<table class=\"counters\"><tbody>"
-		   "<tr><td>due</td><td class=\"n\">%" PRIu64 "</td><td class=\"muted\">requests whose "
-		   "time came</td></tr><tr><td>sent</td><td class=\"n\">%" PRIu64 "</td><td "
-		   "class=\"muted\">written whole to the target</td></tr><tr><td>answered</td><td "
-		   "class=\"n\">%" PRIu64 "</td><td class=\"muted\">any status</td></tr>"
-		   "<tr><td>errors</td><td class=\"n\">%" PRIu64 "</td><td class=\"muted\">failed, or "
-		   "answered 5xx</td></tr><tr><td>late sends</td><td class=\"n\">%" PRIu64 "</td><td "
-		   "class=\"muted\">the generator over 1 ms behind</td></tr>",
-		a->due, a->sent, a->answered, errs, a->late_sends);
-	if (a->starved)
-		fprintf(f, "<tr><td>starved</td><td class=\"n\">%" PRIu64 "</td><td class=\"muted\">"
-			   "slots the stream had no request for</td></tr>", a->starved);
-	fputs("</tbody></table>", f);
-	if (compare_report) {
-		fputs("<p>Tap compare ran during the test: <a href=\"", f);
-		st_cmp_html_str(f, compare_report);
-		fputs("\">its report</a>.</p>", f);
-	}
-	fputs("</section>", f);
-
-	/* latency */
-	fprintf(f, "<section id=\"latency\"><h2>Latency</h2><div class=\"grid\"><div>");
-	spectrum(f, a);
-	fprintf(f, "</div><div><table id=\"latency-table\"><thead><tr><th>from</th>%s</tr></thead>"
-		   "<tbody>", lat_head);
-	lat_row(f, "<span class=\"side-c\">due (corrected)</span>", &a->lat);
-	lat_row(f, "<span class=\"side-p\">the send (raw)</span>", &a->lat_raw);
-	lat_row(f, "<span class=\"muted\">generator lag</span>", &a->lag);
-	fputs("</tbody></table></div></div></section>", f);
-
-	/* over time */
-	fprintf(f, "<section id=\"timeline\"><h2>Over time</h2><p class=\"muted\">%g s buckets; "
-		   "a request counts where it was answered (or failed), latencies are those of the "
-		   "answers that came in the bucket.</p>", a->bucket_s);
-	timeline(f, a);
-	fputs("</section>", f);
-	steps(f, a);
-
-	/* errors */
 	fputs("<section id=\"errors\"><h2>Errors</h2><table id=\"errors-table\"><tbody>", f);
 	for (int i = 0; i < ST_LOAD_E__COUNT; i++)
 		fprintf(f, "<tr class=\"error%s\" data-kind=\"%s\"><td><code>%s</code></td><td "
-			   "class=\"n\">%" PRIu64 "</td></tr>", a->errors[i] ? " seen" : "",
+			   "class=\"n\">%" PRIu64 "</td></tr>", c->a->errors[i] ? " seen" : "",
 			st_load_err_name((enum st_load_err)i), st_load_err_name((enum st_load_err)i),
-			a->errors[i]);
+			c->a->errors[i]);
 	fputs("</tbody></table></section>", f);
-	endpoints(f, a);
+}
 
+static int cmp_ep(const void *x, const void *y)
+{
+	const struct st_load_endpoint *a = *(const struct st_load_endpoint *const *)x,
+				      *b = *(const struct st_load_endpoint *const *)y;
+
+	return a->sent < b->sent ? 1 : a->sent > b->sent ? -1 : strcmp(a->name, b->name);
+}
+
+/* The endpoints, the most sent first ("other" among them once used). */
+static void html_endpoints(FILE *f, const struct report_ctx *c)
+{
+	const struct st_load_agg *a = c->a;
+	const struct st_load_endpoint **eps = calloc(a->nep + 1, sizeof(*eps));
+	unsigned n = 0;
+
+	if (!eps)
+		return;
+	for (unsigned i = 0; i < a->nep; i++)
+		eps[n++] = &a->ep[i];
+	if (a->ep[a->max_endpoints].sent || a->ep[a->max_endpoints].errors)
+		eps[n++] = &a->ep[a->max_endpoints];
+	qsort(eps, n, sizeof(*eps), cmp_ep);
+	fprintf(f, "<section><h2>Endpoints</h2><table id=\"endpoints\"><thead><tr><th>endpoint</th>"
+		   "<th>sent</th><th>answered</th><th>errors</th>%s</tr></thead><tbody>", lat_head);
+	for (unsigned i = 0; i < n; i++) {
+		const struct st_load_endpoint *e = eps[i];
+
+		fputs("<tr class=\"endpoint\" data-endpoint=\"", f);
+		st_cmp_html_str(f, e->name);
+		fputs("\"><td><code>", f);
+		st_cmp_html_str(f, e->name);
+		fprintf(f, "</code></td><td class=\"n\">%" PRIu64 "</td><td class=\"n\">%" PRIu64
+			   "</td><td class=\"n\">%" PRIu64 "</td>", e->sent, e->answered, e->errors);
+		lat_cells(f, &e->lat);
+		fputs("</tr>", f);
+	}
+	if (!n)
+		fputs("<tr><td colspan=\"10\" class=\"muted\">no request yet</td></tr>", f);
+	fputs("</tbody></table></section>", f);
+	free(eps);
+}
+
+/* How to read it: the model, the histograms, what counts as an error, the endpoints. */
+static void html_notes(FILE *f, const struct report_ctx *c)
+{
 	fprintf(f, "<section id=\"notes\" class=\"box\"><h2>How to read this report</h2><ul>"
 		   "<li>An open model: each request of the recording was due at its time on the "
 		   "schedule (the recording's own order and mix; %s), whether the target had answered "
@@ -564,9 +657,59 @@ void st_load_report_html(FILE *f, const struct st_load_agg *a, uint64_t now_real
 		   "<li>Endpoints are tap compare's: the method and the path with numeric, UUID and "
 		   "long hex segments as {id} (query keys kept) unless --endpoint patterns say "
 		   "otherwise.</li></ul></section>",
-		a->pace == ST_LOAD_PACE_CONSTANT ? "at a constant rate" :
-						   "its inter-arrival times scaled to the rate",
-		a->timeout_s);
+		c->a->pace == ST_LOAD_PACE_CONSTANT ? "at a constant rate" :
+						      "its inter-arrival times scaled to the rate",
+		c->a->timeout_s);
+}
+
+/* ---- The sections ----------------------------------------------------------------------- */
+
+/*
+ * The report's sections in the one order both formats follow: the page's reading order
+ * (docs/LOAD.md, "--report FILE.html"), which the JSON's keys keep ("timeline" before the
+ * steps, "errors" by kind after them). A NULL hook: that format has no such section (the
+ * notes have nothing a machine reads).
+ */
+struct section {
+	const char *id; /* its JSON key, its HTML element's id (where the format has one) */
+	void (*json)(FILE *f, const struct report_ctx *c);
+	void (*html)(FILE *f, const struct report_ctx *c);
+};
+
+static const struct section sections[] = {
+	{ "head", json_head, html_head },
+	{ "summary", json_summary, html_summary },
+	{ "latency", json_latency, html_latency },
+	{ "timeline", json_timeline, html_timeline },
+	{ "steps", json_steps, html_steps },
+	{ "errors", json_errors, html_errors },
+	{ "endpoints", json_endpoints, html_endpoints },
+	{ "notes", NULL, html_notes },
+};
+
+#define NSECTIONS (sizeof(sections) / sizeof(sections[0]))
+
+void st_load_report_json(FILE *f, const struct st_load_agg *a, uint64_t now_real_ns)
+{
+	const struct report_ctx c = { .a = a, .now_real_ns = now_real_ns };
+
+	fputc('{', f);
+	for (size_t i = 0; i < NSECTIONS; i++)
+		if (sections[i].json)
+			sections[i].json(f, &c);
+	fputs("\n}\n", f);
+}
+
+void st_load_report_html(FILE *f, const struct st_load_agg *a, uint64_t now_real_ns,
+			 const char *compare_report)
+{
+	const struct report_ctx c = { .a = a, .now_real_ns = now_real_ns,
+				      .compare_report = compare_report };
+
+	st_cmp_html_page(f, "shadowtap load report");
+	for (size_t i = 0; i < NSECTIONS; i++)
+		if (sections[i].html)
+			sections[i].html(f, &c);
 	fputs("</main></body></html>\n", f);
 }
 

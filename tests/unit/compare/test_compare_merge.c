@@ -7,7 +7,8 @@
  * associative and commutative (the JSON of merge(merge(A, B), C), merge(A, merge(B, C)),
  * merge(A, B, C) and merge(C, B, A) is the same text), a report read back writes the same text again, the endpoint cap still
  * holds, and bad input (not JSON, not a report, another version, values out of bounds,
- * disagreeing configurations, a missing file) is refused with one message.
+ * disagreeing configurations, a missing file) is refused with one message. The
+ * JSON holds its sections in the order of the HTML page.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -860,6 +861,57 @@ static void test_samples(void **state)
 	st_cmp_agg_free(&m2);
 }
 
+/* ---- one order for both formats ---------------------------------------------------------- */
+
+/* Each of marks found in text, each after the one before it. */
+static void assert_in_order(const char *text, const char *const *marks, size_t n, const char *what)
+{
+	const char *at = text;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *p = strstr(text, marks[i]);
+
+		if (!p)
+			fail_msg("the %s report has no %s", what, marks[i]);
+		if (p < at)
+			fail_msg("the %s report has %s before %s", what, marks[i], marks[i - 1]);
+		at = p;
+	}
+}
+
+/* The JSON keeps its sections in the page's reading order (compare_report.c, one table for
+ * both): the verdict, the endpoints, then the counters ("summary"), with or without a
+ * reference. */
+static void test_section_order(void **state)
+{
+	static const char *const json[] = { "{\n  \"format\": ", "\n  \"thresholds\": {",
+					    "\n  \"verdict\": {", "\n  \"endpoints\": [",
+					    "\n  \"summary\": {" };
+	static const char *const html[] = { "<header>", "<section id=\"verdict\"",
+					    "<table id=\"endpoints\"", "<section id=\"summary\"",
+					    "<section id=\"notes\"" };
+
+	for (int ref = 0; ref < 2; ref++) {
+		struct st_cmp_report *r = part(ref, 0, 0, 100, "host-1");
+		const char *hostv[ST_CMP_HOSTS_MAX];
+		struct st_cmp_run run;
+		char *j = json_of_report(r), *h = NULL;
+		size_t hl = 0;
+		FILE *f = open_memstream(&h, &hl);
+
+		assert_non_null(f);
+		st_cmp_report_run(r, &run, hostv, T0);
+		st_cmp_report_html(f, &r->agg, &run);
+		fclose(f);
+		assert_in_order(j, json, sizeof(json) / sizeof(json[0]), "JSON");
+		assert_in_order(h, html, sizeof(html) / sizeof(html[0]), "HTML");
+		free(h);
+		free(j);
+		drop(r);
+	}
+	(void)state;
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -870,6 +922,7 @@ int main(void)
 		cmocka_unit_test(test_refusals),
 		cmocka_unit_test(test_samples),
 		cmocka_unit_test(test_correlated),
+		cmocka_unit_test(test_section_order),
 	};
 
 	assert_int_equal(st_cmp_pattern_parse("GET /e2/*", &pat[0]), 0);

@@ -3,7 +3,8 @@
  * The load report's writers (agent/load/load_report.c): the JSON has the fixed keys people
  * and scripts read; the HTML page is self-contained (no script, nothing fetched) and holds
  * the summary, the percentile chart of both latencies, the timeline, the steps, errors by
- * kind and endpoints, every name from the traffic escaped.
+ * kind and endpoints, every name from the traffic escaped; the JSON holds its sections in the
+ * page's order.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -120,6 +121,48 @@ static void test_html(void **state)
 	}
 }
 
+/* Each of marks found in text, each after the one before it. */
+static void assert_in_order(const char *text, const char *const *marks, size_t n, const char *what)
+{
+	const char *at = text;
+
+	for (size_t i = 0; i < n; i++) {
+		const char *p = strstr(text, marks[i]);
+
+		if (!p)
+			fail_msg("the %s report has no %s", what, marks[i]);
+		if (p < at)
+			fail_msg("the %s report has %s before %s", what, marks[i], marks[i - 1]);
+		at = p;
+	}
+}
+
+/* The JSON keeps its sections in the page's reading order (load_report.c, one table for both):
+ * summary, latency, timeline, steps, errors, endpoints. */
+static void test_section_order(void **state)
+{
+	static const char *const json[] = {
+		"{\n  \"format\": ", "\n  \"target_rps\": ", "\n  \"latency_ms\": {",
+		"\n  \"timeline\": {", "\n  \"steps\": [", "\n  \"errors\": {",
+		"\n  \"endpoints\": [",
+	};
+	static const char *const html[] = {
+		"<header>", "<section id=\"summary\"", "<section id=\"latency\"",
+		"<section id=\"timeline\"", "<section id=\"steps\"", "<section id=\"errors\"",
+		"<table id=\"endpoints\"", "<section id=\"notes\"",
+	};
+	struct st_load *l = run(true);
+	const struct st_load_agg *a = st_load__agg(l, 0, 0);
+	char *j = report_of(a, true), *h = report_of(a, false);
+
+	assert_in_order(j, json, sizeof(json) / sizeof(json[0]), "JSON");
+	assert_in_order(h, html, sizeof(html) / sizeof(html[0]), "HTML");
+	free(h);
+	free(j);
+	st_load__free(l);
+	(void)state;
+}
+
 /* A report that cannot be written is counted at every try and said once (not at every
  * --report-interval); one that can is written whole, 0600 by default. */
 static void test_write_errors(void **state)
@@ -176,6 +219,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_json_keys),
 		cmocka_unit_test(test_html),
+		cmocka_unit_test(test_section_order),
 		cmocka_unit_test(test_write_errors),
 	};
 
