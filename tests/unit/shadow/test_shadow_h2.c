@@ -341,6 +341,9 @@ static void *k_main(void *arg)
 			c = &k->c[idx[i]];
 			r = recv(c->fd, buf, sizeof(buf), 0);
 			if (r <= 0) {
+				/* the agent is done with it: closed in turn, as nginx and nghttpd do (the
+				 * engine's drain waits for the shadow's close) */
+				shutdown(c->fd, SHUT_RDWR);
 				c->eof = true;
 				continue;
 			}
