@@ -21,6 +21,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/load_common.sh"
 ld_init test_load_rate bpftool
+# one load test at a time: each runs its generator and target at nice -10 (LD_NICE)
+st_exclusive load
 PCAP=$ST_TMP/rec.pcap
 STREAM=$ST_TMP/rec.tee
 

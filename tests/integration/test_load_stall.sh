@@ -10,6 +10,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/load_common.sh"
 ld_init test_load_stall
+# one load test at a time: each runs its generator and target at nice -10 (LD_NICE)
+st_exclusive load
 PCAP=$ST_TMP/rec.pcap
 st_log "recording: 20 keep-alive clients, 3200 requests (one pass outlasts the test)"
 ld_record "$PCAP" 20 160 0

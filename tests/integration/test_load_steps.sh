@@ -11,6 +11,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/load_common.sh"
 ld_init test_load_steps
+# one load test at a time: each runs its generator and target at nice -10 (LD_NICE)
+st_exclusive load
 PCAP=$ST_TMP/rec.pcap
 st_log "recording: 400 short connections, one request each"
 LD_SHORT=1 ld_record "$PCAP" 400 1 0
