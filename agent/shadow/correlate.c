@@ -1370,97 +1370,105 @@ static ssize_t dechunk(const uint8_t *p, size_t n, struct obuf *d, const uint8_t
 	return s - p;
 }
 
-int st_correlate_rewrite(const uint8_t *req, size_t len, st_correlate_lookup_fn fn, void *ctx,
-			 struct st_correlate_out *out)
-{
-	const uint8_t *end = req + len, *line, *le, *hend, *body;
-	struct obuf o = { .p = out->buf, .cap = out->cap }, bd = { 0 }, nb = { 0 };
-	struct rw r = { .fn = fn, .ctx = ctx };
-	bool chunked = false, has_cl = false;
-	uint64_t cl = 0;
-	const uint8_t *tr = NULL, *sp1, *sp2;
-	size_t trn = 0, blen;
-	int ret = -EINVAL;
+/* A request's head as st_correlate_rewrite() reads it: the request line's two spaces, where
+ * the head ends, and the body's framing. */
+struct req_head {
+	const uint8_t *sp1, *sp2, *hend;
+	bool chunked, has_cl;
+	uint64_t cl;
+};
 
-	out->replaced = out->pending = 0;
-	out->len = 0;
-	le = find_crlf(req, end);
+/* A Content-Length value between q and le: one number, blanks around it. 0 or -1. */
+static int cl_value(const uint8_t *q, const uint8_t *le, uint64_t *out)
+{
+	uint64_t cl = 0;
+
+	while (q < le && (*q == ' ' || *q == '\t'))
+		q++;
+	if (q == le)
+		return -1;
+	for (; q < le && isdigit(*q); q++) {
+		if (cl > UINT64_MAX / 10 - 10)
+			return -1;
+		cl = cl * 10 + (uint64_t)(*q - '0');
+	}
+	while (q < le && (*q == ' ' || *q == '\t'))
+		q++;
+	*out = cl;
+	return q == le ? 0 : -1;
+}
+
+/* Reads the head of [req, end): 0, or -1 when it is not one this rewriter takes whole (a
+ * malformed line or field, two lengths, a length and chunked). */
+static int head_read(const uint8_t *req, const uint8_t *end, struct req_head *h)
+{
+	const uint8_t *le = find_crlf(req, end), *line;
+
 	if (!le)
-		goto done;
+		return -1;
 	/* the request line: METHOD SP target SP version */
-	sp1 = memchr(req, ' ', (size_t)(le - req));
-	sp2 = sp1 ? memchr(sp1 + 1, ' ', (size_t)(le - sp1 - 1)) : NULL;
-	if (!sp1 || !sp2 || sp1 == req)
-		goto done;
+	h->sp1 = memchr(req, ' ', (size_t)(le - req));
+	h->sp2 = h->sp1 ? memchr(h->sp1 + 1, ' ', (size_t)(le - h->sp1 - 1)) : NULL;
+	if (!h->sp1 || !h->sp2 || h->sp1 == req)
+		return -1;
 	/* the fields: where the head ends, and the framing */
 	for (line = le + 2;; line = le + 2) {
 		const uint8_t *colon;
 
 		le = find_crlf(line, end);
 		if (!le)
-			goto done;
+			return -1;
 		if (le == line)
 			break;
 		colon = memchr(line, ':', (size_t)(le - line));
 		if (!colon || colon == line || *line == ' ' || *line == '\t')
-			goto done;
+			return -1;
 		for (const uint8_t *q = line; q < colon; q++)
 			if (!tchar(*q))
-				goto done;
+				return -1;
 		if (name_is((const char *)line, (size_t)(colon - line), "content-length")) {
-			const uint8_t *q = colon + 1;
-
-			if (has_cl)
-				goto done;
-			has_cl = true;
-			while (q < le && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q == le)
-				goto done;
-			for (; q < le && isdigit(*q); q++) {
-				if (cl > UINT64_MAX / 10 - 10)
-					goto done;
-				cl = cl * 10 + (uint64_t)(*q - '0');
-			}
-			while (q < le && (*q == ' ' || *q == '\t'))
-				q++;
-			if (q != le)
-				goto done;
+			if (h->has_cl || cl_value(colon + 1, le, &h->cl))
+				return -1;
+			h->has_cl = true;
 		} else if (name_is((const char *)line, (size_t)(colon - line), "transfer-encoding")) {
-			if (chunked || !has_word((const char *)colon + 1, (size_t)(le - colon - 1),
-						 "chunked"))
-				goto done;
-			chunked = true;
+			if (h->chunked || !has_word((const char *)colon + 1, (size_t)(le - colon - 1),
+						    "chunked"))
+				return -1;
+			h->chunked = true;
 		}
 	}
-	hend = le + 2;
-	body = hend;
-	if (chunked && has_cl)
-		goto done;
-	if (chunked) {
-		ssize_t used = dechunk(body, (size_t)(end - body), &bd, &tr, &trn);
+	h->hend = le + 2;
+	return h->chunked && h->has_cl ? -1 : 0;
+}
 
-		if (used < 0 || (size_t)used != (size_t)(end - body) || bd.fail)
-			goto done;
-		blen = bd.len;
-	} else {
-		if ((uint64_t)(end - body) != (has_cl ? cl : 0))
-			goto done;
-		ob_put(&bd, body, (size_t)(end - body));
-		if (bd.fail)
-			goto nomem;
-		blen = bd.len;
+/* The body after the head, decoded into bd (dechunked: its trailers at *tr): 0, -EINVAL
+ * when it is not whole as its framing says, -ENOMEM. */
+static int body_read(const struct req_head *h, const uint8_t *end, struct obuf *bd,
+		     const uint8_t **tr, size_t *trn)
+{
+	const uint8_t *body = h->hend;
+
+	if (h->chunked) {
+		ssize_t used = dechunk(body, (size_t)(end - body), bd, tr, trn);
+
+		return used < 0 || (size_t)used != (size_t)(end - body) || bd->fail ? -EINVAL : 0;
 	}
-	/* the body first: its new length goes into the head */
-	rw_text(&r, &nb, (const char *)bd.p, blen);
-	if (nb.fail)
-		goto nomem;
-	/* the request line */
-	ob_put(&o, req, (size_t)(sp1 + 1 - req));
-	rw_text(&r, &o, (const char *)sp1 + 1, (size_t)(sp2 - sp1 - 1));
-	le = find_crlf(req, end);
-	ob_put(&o, sp2, (size_t)(le + 2 - sp2));
-	for (line = le + 2; line < hend - 2; line = le + 2) {
+	if ((uint64_t)(end - body) != (h->has_cl ? h->cl : 0))
+		return -EINVAL;
+	ob_put(bd, body, (size_t)(end - body));
+	return bd->fail ? -ENOMEM : 0;
+}
+
+/* The head again into o, the target and the values rewritten, Content-Length saying blen. */
+static void head_write(struct rw *r, struct obuf *o, const uint8_t *req, const uint8_t *end,
+		       const struct req_head *h, size_t blen)
+{
+	const uint8_t *le = find_crlf(req, end), *line;
+
+	ob_put(o, req, (size_t)(h->sp1 + 1 - req));
+	rw_text(r, o, (const char *)h->sp1 + 1, (size_t)(h->sp2 - h->sp1 - 1));
+	ob_put(o, h->sp2, (size_t)(le + 2 - h->sp2));
+	for (line = le + 2; line < h->hend - 2; line = le + 2) {
 		const uint8_t *colon, *v, *ve;
 
 		le = find_crlf(line, end);
@@ -1471,46 +1479,68 @@ int st_correlate_rewrite(const uint8_t *req, size_t len, st_correlate_lookup_fn 
 		ve = le;
 		while (ve > v && (ve[-1] == ' ' || ve[-1] == '\t'))
 			ve--;
+		ob_put(o, line, (size_t)(v - line));
 		if (name_is((const char *)line, (size_t)(colon - line), "content-length")) {
 			char num[32];
-			int k = snprintf(num, sizeof(num), "%zu", nb.len);
+			int k = snprintf(num, sizeof(num), "%zu", blen);
 
-			ob_put(&o, line, (size_t)(v - line));
-			ob_put(&o, num, (size_t)k);
-			ob_put(&o, ve, (size_t)(le + 2 - ve));
-			continue;
-		}
-		ob_put(&o, line, (size_t)(v - line));
-		if (name_is((const char *)line, (size_t)(colon - line), "transfer-encoding"))
-			ob_put(&o, v, (size_t)(ve - v));
-		else
-			rw_field(&r, &o, (const char *)line, (size_t)(colon - line), (const char *)v,
+			ob_put(o, num, (size_t)k);
+		} else if (name_is((const char *)line, (size_t)(colon - line), "transfer-encoding")) {
+			ob_put(o, v, (size_t)(ve - v));
+		} else {
+			rw_field(r, o, (const char *)line, (size_t)(colon - line), (const char *)v,
 				 (size_t)(ve - v));
-		ob_put(&o, ve, (size_t)(le + 2 - ve));
-	}
-	ob_put(&o, "\r\n", 2);
-	if (chunked) {
-		char num[32];
-
-		if (nb.len) {
-			int k = snprintf(num, sizeof(num), "%zx\r\n", nb.len);
-
-			ob_put(&o, num, (size_t)k);
-			ob_put(&o, nb.p, nb.len);
-			ob_put(&o, "\r\n", 2);
 		}
-		ob_put(&o, "0\r\n", 3);
-		ob_put(&o, tr, trn);
-	} else {
-		ob_put(&o, nb.p, nb.len);
+		ob_put(o, ve, (size_t)(le + 2 - ve));
 	}
-	if (o.fail)
-		goto nomem;
-	ret = r.replaced ? 1 : 0;
-	goto done;
-nomem:
-	ret = -ENOMEM;
-done:
+	ob_put(o, "\r\n", 2);
+}
+
+/* The new body into o: chunked again when it came chunked (one chunk, then the trailers as
+ * they came). */
+static void body_write(struct obuf *o, const struct req_head *h, const struct obuf *nb,
+		       const uint8_t *tr, size_t trn)
+{
+	char num[32];
+
+	if (!h->chunked) {
+		ob_put(o, nb->p, nb->len);
+		return;
+	}
+	if (nb->len) {
+		int k = snprintf(num, sizeof(num), "%zx\r\n", nb->len);
+
+		ob_put(o, num, (size_t)k);
+		ob_put(o, nb->p, nb->len);
+		ob_put(o, "\r\n", 2);
+	}
+	ob_put(o, "0\r\n", 3);
+	ob_put(o, tr, trn);
+}
+
+int st_correlate_rewrite(const uint8_t *req, size_t len, st_correlate_lookup_fn fn, void *ctx,
+			 struct st_correlate_out *out)
+{
+	struct obuf o = { .p = out->buf, .cap = out->cap }, bd = { 0 }, nb = { 0 };
+	struct rw r = { .fn = fn, .ctx = ctx };
+	struct req_head h = { 0 };
+	const uint8_t *tr = NULL;
+	size_t trn = 0;
+	int ret;
+
+	out->replaced = out->pending = 0;
+	out->len = 0;
+	ret = head_read(req, req + len, &h) ? -EINVAL : body_read(&h, req + len, &bd, &tr, &trn);
+	if (!ret) {
+		/* the body first: its new length goes into the head */
+		rw_text(&r, &nb, (const char *)bd.p, bd.len);
+		ret = nb.fail ? -ENOMEM : 0;
+	}
+	if (!ret) {
+		head_write(&r, &o, req, req + len, &h, nb.len);
+		body_write(&o, &h, &nb, tr, trn);
+		ret = o.fail ? -ENOMEM : r.replaced ? 1 : 0;
+	}
 	out->buf = o.p;
 	out->cap = o.cap;
 	out->len = ret == 1 ? o.len : 0;
@@ -1624,7 +1654,8 @@ int st_correlate_rewrite_h2(const struct st_h2_field *f, uint32_t n, const uint8
 		goto done;
 	for (uint32_t i = 0; i < n; i++) {
 		out->fields[i] = f[i];
-		out->fields[i].value = (const char *)o.p + voff[i];
+		/* (every value and the body empty: nothing was put, o.p is NULL) */
+		out->fields[i].value = o.p ? (const char *)o.p + voff[i] : "";
 		out->fields[i].value_len = (uint32_t)((i + 1 < n ? voff[i + 1] : o.len) - voff[i]);
 	}
 	out->nfields = n;
