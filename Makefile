@@ -90,7 +90,7 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(BUILD)/fuzz/%,$(FUZZ_SRCS))
 FUZZ_LIB_OBJS := $(patsubst $(BUILD)/agent/%.o,$(BUILD)/fuzzobj/%.o,$(LIB_OBJS))
 FUZZ_CFLAGS := $(CPPFLAGS) -g -O1 -std=gnu11 -D_GNU_SOURCE -I$(BUILD) $(AGENT_INC) -MMD -MP \
-	-fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined
+	-fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined
 
 .DEFAULT_GOAL := all
 .DELETE_ON_ERROR:
