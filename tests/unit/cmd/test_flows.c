@@ -655,7 +655,8 @@ static void t_many_open_files(void **state)
 	for (r = 0; r < ROUNDS; r++) {
 		for (i = 0; i < N; i++) {
 			for (d = 0; d < 2; d++) {
-				snprintf(chunk[i][r][d], sizeof(chunk[i][r][d]), "%c%d.%d;", d ? 's' : 'c', i, r);
+				assert_true(snprintf(chunk[i][r][d], sizeof(chunk[i][r][d]), "%c%d.%d;",
+							 d ? 's' : 'c', i, r) < (int)sizeof(chunk[i][r][d]));
 				if (d == 0)
 					add(s, 4, "10.9.0.1", (uint16_t)(20000 + i), "10.9.0.2", 8080,
 					    11 + (uint32_t)strlen(bodies[i][0]), 0, A, chunk[i][r][d]);

@@ -60,9 +60,8 @@ static int own_cgroup(char *buf, size_t len)
 	while (fgets(line, sizeof(line), f)) {
 		if (!strncmp(line, "0::", 3)) {
 			line[strcspn(line, "\n")] = 0;
-			snprintf(buf, len, "%s%s", mnt, line + 3);
 			fclose(f);
-			return 0;
+			return snprintf(buf, len, "%s%s", mnt, line + 3) < (int)len ? 0 : -1;
 		}
 	}
 	fclose(f);

@@ -247,7 +247,7 @@ static void t_buffers(void **state)
 	for (int i = 0; i < 1000; i++) {
 		char seg[8];
 
-		snprintf(seg, sizeof(seg), "%06d,", i);
+		assert_int_equal(snprintf(seg, sizeof(seg), "%06d,", i), 7);
 		ev_data(e, &a, ST_DIR_IN, seg);
 		memcpy(want + n, seg, 7);
 		n += 7;
@@ -325,7 +325,7 @@ static void t_numbering_bounded(void **state)
 			char nth[8] = "";
 
 			if (r)
-				snprintf(nth, sizeof(nth), "#%d", r + 1);
+				assert_true(snprintf(nth, sizeof(nth), "#%d", r + 1) < (int)sizeof(nth));
 			if ((r + i) % 2)
 				snprintf(name, sizeof(name), "10.3.0.2.80-10.3.0.1.%d%s", 20000 + i, nth);
 			else
