@@ -279,6 +279,9 @@ static int load(struct st_json_rd *l, struct st_load_agg *a)
 		return st_json_rd_fail(l, "\"sources\" is 0");
 	if (a->end_real_ns < a->start_real_ns)
 		return st_json_rd_fail(l, "\"ended\" is before \"started\"");
+	if ((double)(a->end_real_ns - a->start_real_ns) / 1e9 > SECS_MAX)
+		return st_json_rd_fail(l, "\"started\" and \"ended\" are more than %g s apart",
+				       SECS_MAX);
 	if (!strcmp(pace, "constant"))
 		a->pace = ST_LOAD_PACE_CONSTANT;
 	else if (!strcmp(pace, "recorded"))
@@ -468,6 +471,9 @@ int st_load_agg_merge(struct st_load_agg *d, const struct st_load_agg *s, char *
 	      st_cmp_count_add(&d->starved, s->starved);
 	for (int i = 0; i < ST_LOAD_E__COUNT; i++)
 		ok &= st_cmp_count_add(&d->errors[i], s->errors[i]);
+	/* and what is read back as seconds or a rate: the span of the runs (one that ended in
+	 * 2501 beside one of today's, found by fuzz_load_report), the summed target rate */
+	ok &= d->elapsed_s <= SECS_MAX && d->target_rps <= SECS_MAX;
 	if (!ok)
 		goto over;
 	if ((rc = hdr_merge(&d->lat, &s->lat, ST_LOAD_SIG)) ||
@@ -511,8 +517,8 @@ fail:
 	snprintf(err, errlen, "out of memory");
 	return -1;
 over:
-	snprintf(err, errlen, "the merged counts would pass what a report holds (%llu; sources "
-		 "and connections %llu)", (unsigned long long)COUNT_MAX,
-		 (unsigned long long)SOURCES_MAX);
+	snprintf(err, errlen, "the merged report would pass what a report holds (counts %llu; "
+		 "sources and connections %llu; seconds and rates %g)", (unsigned long long)COUNT_MAX,
+		 (unsigned long long)SOURCES_MAX, SECS_MAX);
 	return -1;
 }

@@ -302,6 +302,30 @@ static void test_overflow(void **state)
 	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), 0);
 	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), -1);
 	st_load_agg_free(&m);
+
+	/* what is read back as seconds (at most 1e9): two runs 475 years apart span more (found
+	 * by fuzz_load_report: the merge was written, then refused when read) ... */
+	part.sources = 1;
+	assert_int_equal(st_load_agg_init(&m, 0), 0);
+	m.sources = 0;
+	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), 0);
+	{
+		uint64_t s0 = part.start_real_ns, e0 = part.end_real_ns;
+
+		part.start_real_ns = part.end_real_ns = 16725225600ull * 1000000000ull; /* 2500 */
+		assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), -1);
+		part.start_real_ns = s0;
+		part.end_real_ns = e0;
+	}
+	st_load_agg_free(&m);
+	/* ... and two target rates whose sum passes it */
+	part.target_rps = 6e8;
+	assert_int_equal(st_load_agg_init(&m, 0), 0);
+	m.sources = 0;
+	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), 0);
+	assert_int_equal(st_load_agg_merge(&m, &part, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "seconds and rates"));
+	st_load_agg_free(&m);
 	st_load_agg_free(&part);
 	free(js);
 	st_load__free(l);
