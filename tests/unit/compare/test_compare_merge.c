@@ -25,6 +25,7 @@
 #include "compare_diff.h"
 #include "compare_merge.h"
 #include "compare_report.h"
+#include "text_order.h"
 
 #define PAIRS 600
 #define T0 1796000000000000000ull /* 2026-11-30, ns */
@@ -862,22 +863,6 @@ static void test_samples(void **state)
 }
 
 /* ---- one order for both formats ---------------------------------------------------------- */
-
-/* Each of marks found in text, each after the one before it. */
-static void assert_in_order(const char *text, const char *const *marks, size_t n, const char *what)
-{
-	const char *at = text;
-
-	for (size_t i = 0; i < n; i++) {
-		const char *p = strstr(text, marks[i]);
-
-		if (!p)
-			fail_msg("the %s report has no %s", what, marks[i]);
-		if (p < at)
-			fail_msg("the %s report has %s before %s", what, marks[i], marks[i - 1]);
-		at = p;
-	}
-}
 
 /* The JSON keeps its sections in the page's reading order (compare_report.c, one table for
  * both): the verdict, the endpoints, then the counters ("summary"), with or without a

@@ -20,6 +20,7 @@
 
 #include "load.h"
 #include "load_report.h"
+#include "text_order.h"
 
 #define MS 1000000ull
 #define S0 (1000ull * 1000000000)
@@ -118,22 +119,6 @@ static void test_html(void **state)
 		assert_true(!steps == !strstr(h, "id=\"steps-chart\""));
 		free(h);
 		st_load__free(l);
-	}
-}
-
-/* Each of marks found in text, each after the one before it. */
-static void assert_in_order(const char *text, const char *const *marks, size_t n, const char *what)
-{
-	const char *at = text;
-
-	for (size_t i = 0; i < n; i++) {
-		const char *p = strstr(text, marks[i]);
-
-		if (!p)
-			fail_msg("the %s report has no %s", what, marks[i]);
-		if (p < at)
-			fail_msg("the %s report has %s before %s", what, marks[i], marks[i - 1]);
-		at = p;
 	}
 }
 
