@@ -21,10 +21,10 @@
 # The slowest go first: each run keeps its times in $ST_BUILD/.test-times for the next; a
 # build without them (a fresh clone) starts from tests/test-times, the times of a whole run
 # kept in the tree.
-# ST_BUILD_REST (optional, `make test` sets it): a shell command that builds what the
-# cmocka and fuzz tests run (their binaries) while the integration tests, which need only
-# the agent, already run: it runs niced in the background, and those tests start once it
-# has ended (all of them fail, with its log, if it failed).
+# ST_BUILD_REST (optional, `make test` sets it): the make arguments that build what the
+# cmocka and fuzz tests run (their binaries), `;` between invocations, while the integration
+# tests, which need only the agent, already run: niced in the background; those tests start
+# once it has ended (if it failed: it counts as one failure, with its log, and they fail).
 # FILTER (optional) is a shell pattern matched against the test names; others are not run.
 # At the end: every test's time, slowest first, then always a last line
 # "N passed, N failed, N skipped". Exit status is non-zero when anything failed or when no
@@ -256,6 +256,8 @@ build_ended() {
 	built=-1
 	echo "  ${R}FAIL${N} the build beside the tests (exit $1): its cmocka and fuzz tests fail unrun"
 	show_log "$WORK/build.log"
+	failed=$((failed + 1))
+	failures+=("build")
 }
 
 declare -A started=() held=()
