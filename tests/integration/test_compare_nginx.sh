@@ -52,7 +52,8 @@ ST_NGINX_LOCATIONS=$prod_locs st_nginx_start ref "$ST_SRV_NS" 127.0.0.1:8081
 ST_NGINX_LOCATIONS=$cand_locs st_nginx_start cand "$ST_SRV_NS" 127.0.0.1:8082
 # the candidate's slow dependency: the same answer as production's, 120 ms later: a shift the
 # latency verdict finds on a loaded host too (at 60 ms it read "0 slower" in one of two
-# whole-suite runs beside stress-ng --cpu 2, the reference slowed as well)
+# whole-suite runs beside stress-ng --cpu 2, the reference slowed as well); threaded, as the
+# slow endpoint's requests come on four connections
 cat >"$ST_TMP/slow.py" <<'PY'
 import http.server, time
 class H(http.server.BaseHTTPRequestHandler):
@@ -110,11 +111,17 @@ args=()
 for i in $(seq 1 "$N"); do args+=(-o /dev/null "$base/api/catalog"); done
 st_in "$ST_CLI_NS" "${ST_CURL[@]}" -H 'Accept-Encoding: gzip' "${args[@]}" &
 p3=$!
-args=()
-for i in $(seq 1 "$N"); do args+=(-o /dev/null "$base/api/slow"); done
-st_in "$ST_CLI_NS" "${ST_CURL[@]}" "${args[@]}"
-wait $p1 $p2 $p3
-# the slow endpoint's answers come last: up to N x 120 ms after the traffic
+# the slow endpoint over four connections: each shadow connection waits for its answers in
+# turn, and N of them one after another would outlast receive's drain on a loaded host
+slow=()
+for c in 0 1 2 3; do
+	args=()
+	for i in $(seq 1 "$N"); do [ $((i % 4)) -eq "$c" ] && args+=(-o /dev/null "$base/api/slow"); done
+	st_in "$ST_CLI_NS" "${ST_CURL[@]}" "${args[@]}" &
+	slow+=($!)
+done
+wait $p1 $p2 $p3 "${slow[@]}"
+# the slow endpoint's answers come last: up to N/4 x 120 ms after the traffic
 for i in $(seq 1 100); do
 	python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(0 if d["summary"].get("compared",0)+d["summary"].get("not_compared",0) >= int(sys.argv[2]) else 1)' \
 		"$J" $((4 * N)) 2>/dev/null && break
