@@ -49,7 +49,11 @@ nsh=$(wc -l <"$ST_TMP/shadow/access.log")
 st_log "production logged $nprod requests, the shadow $nsh; resent=$(sh_field resent)"
 sh_expect replayed -eq "$nprod"
 sh_expect dropped -eq 0
-sh_expect resent -gt 0
+# resent= counts requests the shadow had pipelined past a close: how many depends on how the
+# shadow's writes and nginx's answers interleave (a loaded host can leave none; a fresh
+# clone's make test saw resent=0 once). What must hold is above and below: every request
+# exactly once. The resend itself is test_shadow's test_keepalive_limit, deterministically.
+[ "$(sh_field resent)" -gt 0 ] || st_log "no request was pipelined past a close this run (resent=0)"
 diff <(sort "$ST_TMP/prod/access.log") <(sort "$ST_TMP/shadow/access.log") | head -n 10 >"$ST_TMP/diff" || true
 [ -s "$ST_TMP/diff" ] && { cat "$ST_TMP/diff"; st_fail "the shadow nginx's log differs from production's"; }
 cmp -s "$ST_TMP/up" "$ST_TMP/shadow/www/dav/up2" || st_fail "PUT body not stored whole by the shadow"
