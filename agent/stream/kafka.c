@@ -691,6 +691,8 @@ struct st_kafka_consumer {
 	int n_revoked;
 	const char *cmd;
 	bool subscribed;
+	int assigned;      /* partitions held: the rebalance callback's count */
+	int coop;          /* the group's protocol is COOPERATIVE: 1, EAGER: 0, not asked yet: -1 */
 	int from;          /* enum st_kafka_from */
 	int64_t from_ms;   /* ST_KAFKA_FROM_TIME */
 	uint64_t last_warn_ns;
@@ -829,6 +831,23 @@ static void from_time(struct st_kafka_consumer *c, rd_kafka_topic_partition_list
 			"the look-up failed (%s)", c->cmd, res.failed, why);
 }
 
+/* The group's protocol, asked once, at the first assignment (it cannot change for a
+ * consumer: the assignors are configured). NULL while none is chosen (a member taken out of
+ * the group gets its revoke in join-state init, seen under load in test_kafka): the eager
+ * calls are right then, and it is asked again. Never asked once the consumer is leaving: the
+ * call waits on the group's thread, which may no longer answer (librdkafka #4041). */
+static bool protocol_coop(struct st_kafka_consumer *c)
+{
+	const char *proto;
+
+	if (c->coop < 0 && c->subscribed) {
+		proto = rd_kafka_rebalance_protocol(c->rk);
+		if (proto)
+			c->coop = !strcmp(proto, "COOPERATIVE");
+	}
+	return c->coop > 0;
+}
+
 /* A partition moving away: its connections end here (their partial requests are not
  * replayed: the outputs see a close without the rest), what was handed over is committed,
  * so the next owner starts after it. A partition revoked and assigned again keeps its
@@ -837,14 +856,12 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 			 rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
 	struct st_kafka_consumer *c = opaque;
-	/* NULL while no protocol is chosen: a member taken out of the group gets its revoke in
-	 * join-state init (seen under load in test_kafka); the eager calls are right then */
-	const char *proto = rd_kafka_rebalance_protocol(rk);
-	bool coop = proto && !strcmp(proto, "COOPERATIVE");
+	bool coop = protocol_coop(c);
 	rd_kafka_error_t *e = NULL;
 
 	if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
 		c->st.kafka_rebalances++;
+		c->assigned = coop ? c->assigned + parts->cnt : parts->cnt;
 		pr_info("%s: --kafka: %d partitions assigned", c->cmd, parts->cnt);
 		for (int i = 0; i < c->n_revoked; i++) {
 			bool kept = false;
@@ -880,6 +897,7 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 								c->last_ts);
 		}
 		commit(c);
+		c->assigned = coop && c->assigned > parts->cnt ? c->assigned - parts->cnt : 0;
 		pr_info("%s: --kafka: %d partitions revoked", c->cmd, parts->cnt);
 		if (coop)
 			e = rd_kafka_incremental_unassign(rk, parts);
@@ -911,6 +929,7 @@ struct st_kafka_consumer *st_kafka_consumer__new(const struct st_kafka_conf *k,
 		return NULL;
 	}
 	c->cmd = cmd;
+	c->coop = -1;
 	c->from = k->from;
 	c->from_ms = k->from_ms;
 	c->r = st_kmsg_reader__new(ops, ctx, 0);
@@ -999,16 +1018,43 @@ int st_kafka_consumer__poll(struct st_kafka_consumer *c, int max)
 	return n;
 }
 
+#define KAFKA_LEAVE_NS (5ull * 1000000000) /* the revoke after unsubscribing, at most */
+
+/* Leaving the group: unsubscribe, then serve the revoke here, from the consumer's poll, until
+ * no partition is held (what was handed over is committed in the revoke), then close.
+ * rd_kafka_consumer_close() alone would call the rebalance callback itself, and an
+ * rd_kafka_assign() made from that call can wait forever: librdkafka #4884, seen in
+ * test_kafka as a receiver stopped during a rebalance that never exited (2 members of one
+ * group stopped one after the other, one stop in ~40 under load). Messages polled meanwhile
+ * were not handed over: their offsets are not stored and the next owner reads them. */
+static void leave_group(struct st_kafka_consumer *c)
+{
+	uint64_t end = st_loop_mono_ns() + KAFKA_LEAVE_NS;
+	rd_kafka_resp_err_t err = rd_kafka_unsubscribe(c->rk);
+
+	if (err)
+		cons_warn(c, "unsubscribe", rd_kafka_err2str(err));
+	c->subscribed = false;
+	while (!err && c->assigned > 0 && st_loop_mono_ns() < end) {
+		rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, 100);
+
+		if (m)
+			rd_kafka_message_destroy(m);
+	}
+	if (c->assigned > 0) {
+		pr_warn("%s: --kafka: %d partitions still held %.0f s after leaving the group: "
+			"closing anyway", c->cmd, c->assigned, KAFKA_LEAVE_NS / 1e9);
+		commit(c);
+	}
+	rd_kafka_consumer_close(c->rk);
+}
+
 void st_kafka_consumer__close(struct st_kafka_consumer *c, uint64_t ts)
 {
 	if (ts)
 		c->last_ts = ts;
-	if (c->subscribed) {
-		/* serves the revoke: connections closed, offsets committed */
-		commit(c);
-		rd_kafka_consumer_close(c->rk);
-		c->subscribed = false;
-	}
+	if (c->subscribed)
+		leave_group(c);
 	for (int i = 0; i < c->n_revoked; i++)
 		st_kmsg_reader__close_partition(c->r, c->revoked[i], c->last_ts);
 	c->n_revoked = 0;
@@ -1028,7 +1074,7 @@ void st_kafka_consumer__free(struct st_kafka_consumer *c)
 		return;
 	if (c->rk) {
 		if (c->subscribed)
-			rd_kafka_consumer_close(c->rk);
+			leave_group(c);
 		rd_kafka_destroy(c->rk);
 	}
 	st_kmsg_reader__free(c->r);
