@@ -2,24 +2,41 @@
 #include "ctl.h"
 
 #include <errno.h>
-#include <poll.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
 #include "log.h"
+#include "loop.h"
 
 #define REQ_MAX 512
-#define REQ_WAIT_MS 100
+
+/* A client connected, its line not read whole yet. */
+struct client {
+	int fd; /* -1: a free place */
+	uint64_t deadline_ns;
+	size_t len;
+	char req[REQ_MAX + 1];
+};
 
 struct st_ctl {
-	int fd;
+	int fd;    /* the epoll the agent's loop waits on: the listener, the timer, the clients */
+	int lfd;   /* the listening socket */
+	int tfd;   /* a timerfd, ticking while a client is waiting */
+	bool ticking;
+	bool running; /* in st_ctl__run(): a close from a command (a reload) waits for its end */
+	bool closed;
 	char *path;
 	st_ctl_fn fn;
 	void *ctx;
+	struct client clients[ST_CTL_CLIENTS_MAX];
 };
 
 static int addr_of(const char *path, struct sockaddr_un *a)
@@ -57,6 +74,13 @@ static void mkdir_parent(const char *path)
 	mkdir(dir, 0700); /* exists already: fine; else bind says why */
 }
 
+static int watch(struct st_ctl *c, int fd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.fd = fd };
+
+	return epoll_ctl(c->fd, EPOLL_CTL_ADD, fd, &ev);
+}
+
 struct st_ctl *st_ctl__listen(const char *path, st_ctl_fn fn, void *ctx, char *err, size_t errlen)
 {
 	struct sockaddr_un a;
@@ -88,18 +112,28 @@ struct st_ctl *st_ctl__listen(const char *path, st_ctl_fn fn, void *ctx, char *e
 	}
 	c->fn = fn;
 	c->ctx = ctx;
-	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	c->fd = c->tfd = -1;
+	for (int i = 0; i < ST_CTL_CLIENTS_MAX; i++)
+		c->clients[i].fd = -1;
+	c->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	old = umask(0177); /* the socket is created 0600: root's only */
-	if (c->fd < 0 || bind(c->fd, (struct sockaddr *)&a, sizeof(a)) || listen(c->fd, 8)) {
+	if (c->lfd < 0 || bind(c->lfd, (struct sockaddr *)&a, sizeof(a)) || listen(c->lfd, 8)) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		umask(old);
-		if (c->fd >= 0)
-			close(c->fd);
+		if (c->lfd >= 0)
+			close(c->lfd);
 		free(c->path);
 		free(c);
 		return NULL;
 	}
 	umask(old);
+	c->fd = epoll_create1(EPOLL_CLOEXEC);
+	c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	if (c->fd < 0 || c->tfd < 0 || watch(c, c->lfd) || watch(c, c->tfd)) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		st_ctl__close(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -108,73 +142,174 @@ int st_ctl__fd(const struct st_ctl *c)
 	return c->fd;
 }
 
-static void answer(struct st_ctl *c, int fd)
+static void drop(struct st_ctl *c, struct client *cl)
 {
-	char req[REQ_MAX + 1], *nl, *args, *text = NULL;
-	size_t len = 0, tlen = 0;
+	epoll_ctl(c->fd, EPOLL_CTL_DEL, cl->fd, NULL);
+	close(cl->fd);
+	cl->fd = -1;
+}
+
+/* The timer ticks while a client is waiting, ten times a wait: a silent client goes within
+ * a tenth of the wait after its deadline. */
+static void timer_set(struct st_ctl *c, bool on)
+{
+	const unsigned tick_ms = ST_CTL_WAIT_MS / 10;
+	struct itimerspec t = { 0 };
+
+	if (on == c->ticking)
+		return;
+	if (on) {
+		t.it_value.tv_sec = tick_ms / 1000;
+		t.it_value.tv_nsec = (long)(tick_ms % 1000) * 1000000;
+		t.it_interval = t.it_value;
+	}
+	if (!timerfd_settime(c->tfd, 0, &t, NULL))
+		c->ticking = on;
+}
+
+/* The line is whole: answered in one send that never waits (a client that does not read an
+ * answer longer than its socket's buffer, ~200 KB, gets it cut), then the connection closes. */
+static void answer(struct st_ctl *c, struct client *cl)
+{
+	char *nl, *args, *text = NULL;
+	size_t tlen = 0, off = 0;
 	FILE *f;
 
-	/* the client writes its line right after connecting: wait a little for it, no more */
-	while (len < REQ_MAX) {
-		struct pollfd p = { .fd = fd, .events = POLLIN };
-		ssize_t n;
-
-		if (poll(&p, 1, REQ_WAIT_MS) <= 0)
-			return;
-		n = recv(fd, req + len, REQ_MAX - len, MSG_DONTWAIT);
-		if (n <= 0)
-			return;
-		len += (size_t)n;
-		req[len] = 0;
-		if (strchr(req, '\n'))
-			break;
-	}
-	req[len] = 0;
-	nl = strpbrk(req, "\r\n");
+	cl->req[cl->len] = 0;
+	nl = strpbrk(cl->req, "\r\n");
 	if (nl)
 		*nl = 0;
-	args = strchr(req, ' ');
+	args = strchr(cl->req, ' ');
 	if (args)
 		*args++ = 0;
 	f = open_memstream(&text, &tlen);
-	if (!f)
-		return;
-	if (c->fn(c->ctx, req, args ? args : "", f))
-		fprintf(f, "error: unknown command '%s' (status, reload)\n", req);
-	if (!fclose(f)) {
-		size_t off = 0;
+	if (f) {
+		if (c->fn(c->ctx, cl->req, args ? args : "", f))
+			fprintf(f, "error: unknown command '%s' (status, reload)\n", cl->req);
+		if (!fclose(f)) {
+			while (off < tlen) {
+				ssize_t n = send(cl->fd, text + off, tlen - off,
+						 MSG_NOSIGNAL | MSG_DONTWAIT);
 
-		while (off < tlen) {
-			ssize_t n = send(fd, text + off, tlen - off, MSG_NOSIGNAL);
-
-			if (n <= 0)
-				break;
-			off += (size_t)n;
+				if (n <= 0)
+					break;
+				off += (size_t)n;
+			}
 		}
+		free(text);
 	}
-	free(text);
+	drop(c, cl);
+}
+
+/* Reads what a client sent; its line whole (a newline, or REQ_MAX bytes), answers it. */
+static void client_read(struct st_ctl *c, struct client *cl)
+{
+	ssize_t n = recv(cl->fd, cl->req + cl->len, REQ_MAX - cl->len, MSG_DONTWAIT);
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		drop(c, cl); /* gone before its line ended */
+		return;
+	}
+	cl->len += (size_t)n;
+	cl->req[cl->len] = 0;
+	if (cl->len == REQ_MAX || memchr(cl->req, '\n', cl->len))
+		answer(c, cl);
+}
+
+/* A new client takes a free place, or the one waiting longest (it had its chance). */
+static void client_accept(struct st_ctl *c, int fd, uint64_t now)
+{
+	struct client *cl = &c->clients[0];
+
+	for (int i = 0; i < ST_CTL_CLIENTS_MAX; i++) {
+		if (c->clients[i].fd < 0) {
+			cl = &c->clients[i];
+			break;
+		}
+		if (c->clients[i].deadline_ns < cl->deadline_ns)
+			cl = &c->clients[i];
+	}
+	if (cl->fd >= 0)
+		drop(c, cl);
+	cl->fd = fd;
+	cl->len = 0;
+	cl->deadline_ns = now + ST_CTL_WAIT_MS * 1000000ull;
+	if (watch(c, fd)) {
+		close(fd);
+		cl->fd = -1;
+	}
+}
+
+static void ctl_free(struct st_ctl *c)
+{
+	for (int i = 0; i < ST_CTL_CLIENTS_MAX; i++)
+		if (c->clients[i].fd >= 0)
+			close(c->clients[i].fd);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->tfd >= 0)
+		close(c->tfd);
+	close(c->lfd);
+	unlink(c->path);
+	free(c->path);
+	free(c);
 }
 
 void st_ctl__run(struct st_ctl *c)
 {
-	for (;;) {
-		int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC);
+	struct epoll_event ev[ST_CTL_CLIENTS_MAX + 2];
+	uint64_t now = st_loop_mono_ns();
+	int n = epoll_wait(c->fd, ev, ST_CTL_CLIENTS_MAX + 2, 0);
+	bool waiting = false;
 
-		if (fd < 0)
-			return;
-		answer(c, fd);
-		close(fd);
+	c->running = true;
+	for (int i = 0; i < n && !c->closed; i++) {
+		int fd = ev[i].data.fd;
+
+		if (fd == c->lfd) {
+			for (;;) {
+				int cfd = accept4(c->lfd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+				if (cfd < 0)
+					break;
+				client_accept(c, cfd, now);
+			}
+		} else if (fd == c->tfd) {
+			uint64_t ticks;
+
+			if (read(c->tfd, &ticks, sizeof(ticks)) < 0)
+				continue;
+		} else {
+			for (int j = 0; j < ST_CTL_CLIENTS_MAX; j++)
+				if (c->clients[j].fd == fd)
+					client_read(c, &c->clients[j]);
+		}
 	}
+	c->running = false;
+	if (c->closed) {
+		ctl_free(c); /* closed by the command just answered */
+		return;
+	}
+	for (int j = 0; j < ST_CTL_CLIENTS_MAX; j++) {
+		struct client *cl = &c->clients[j];
+
+		if (cl->fd >= 0 && now >= cl->deadline_ns)
+			drop(c, cl); /* silent for the whole wait */
+		waiting |= cl->fd >= 0;
+	}
+	timer_set(c, waiting);
 }
 
 void st_ctl__close(struct st_ctl *c)
 {
 	if (!c)
 		return;
-	close(c->fd);
-	unlink(c->path);
-	free(c->path);
-	free(c);
+	if (c->running)
+		c->closed = true;
+	else
+		ctl_free(c);
 }
 
 int st_ctl_request(const char *path, const char *cmd, FILE *out)
@@ -195,9 +330,8 @@ int st_ctl_request(const char *path, const char *cmd, FILE *out)
 			close(fd);
 		return -1;
 	}
-	/* the line in one send, right after connecting: the daemon waits 100 ms for it, no
-	 * more, and a client descheduled between two sends (a loaded host) was dropped halfway
-	 * and got EPIPE */
+	/* the line in one send, right after connecting (the daemon waits ST_CTL_WAIT_MS for
+	 * it) */
 	if ((size_t)snprintf(buf, sizeof(buf), "%s\n", cmd) >= sizeof(buf)) {
 		pr_err("%s: command too long", path);
 		close(fd);

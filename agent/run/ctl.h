@@ -4,9 +4,12 @@
  * client connects, writes one command line ("status", "reload"), and reads the
  * answer until the daemon closes. `shadowtap ctl` is that client.
  *
- * The server runs in the agent's event loop. A request is read without
- * blocking; a client that connects and says nothing within 100 ms is dropped,
- * so the loop (and the ring it drains) never waits on one.
+ * The server runs in the agent's event loop and never waits on a client (the
+ * loop drains the ring): st_ctl__fd() is an epoll of its own over the listening
+ * socket, the clients and a timer, readable when any of them is. Each client's
+ * line is read as it arrives; a client silent for ST_CTL_WAIT_MS is dropped, and
+ * at most ST_CTL_CLIENTS_MAX wait at once (a new one takes the place of the one
+ * waiting longest). The answer goes in sends that never wait.
  */
 #ifndef ST_CTL_H
 #define ST_CTL_H
@@ -15,6 +18,8 @@
 #include <stdio.h>
 
 #define ST_CTL_SOCKET_DEFAULT "/run/shadowtap/ctl.sock"
+#define ST_CTL_WAIT_MS 2000
+#define ST_CTL_CLIENTS_MAX 16
 
 struct st_ctl;
 
@@ -27,9 +32,10 @@ typedef int (*st_ctl_fn)(void *ctx, const char *cmd, const char *args, FILE *f);
  */
 struct st_ctl *st_ctl__listen(const char *path, st_ctl_fn fn, void *ctx, char *err, size_t errlen);
 int st_ctl__fd(const struct st_ctl *c);
-/* Accepts and answers what is waiting (call when the fd is readable). */
+/* Accepts, reads, answers and drops what is due (call when the fd is readable). */
 void st_ctl__run(struct st_ctl *c);
-/* Closes and removes the socket. */
+/* Closes and removes the socket. Called from a command's st_ctl_fn (a reload that moves the
+ * socket), it takes effect when st_ctl__run() returns, after that command's answer. */
 void st_ctl__close(struct st_ctl *c);
 
 /* The client: sends cmd, copies the answer to out. 0, or -1 after one line on stderr. */
