@@ -159,7 +159,16 @@ st_log "tshark decrypts the agent's ciphertext pcap with its key log"
 tshark -r "$ST_TMP/cipher.pcap" -o "tls.keylog_file:$ST_TMP/k2.log" -Y http.request \
 	-T fields -e http.request.method -e http.request.uri 2>"$ST_TMP/tshark.err" | sort >"$ST_TMP/tshark.reqs"
 awk '{ print $1 "\t" $2 }' "$ST_TMP/prod/access.log" | sort >"$ST_TMP/nginx.reqs"
-diff "$ST_TMP/nginx.reqs" "$ST_TMP/tshark.reqs" || { cat "$ST_TMP/tshark.err"; st_fail "tshark's requests differ from nginx's log"; }
+if ! diff "$ST_TMP/nginx.reqs" "$ST_TMP/tshark.reqs"; then
+	# seen once in a whole-suite run (a TLS 1.2 resumed session's POST not decrypted, the
+	# key log whole, lost=0): what tshark saw, frame by frame, for the next time
+	cat "$ST_TMP/tshark.err"
+	tshark -r "$ST_TMP/cipher.pcap" -o "tls.keylog_file:$ST_TMP/k2.log" -T fields \
+		-e frame.number -e frame.time_relative -e tcp.stream -e tcp.srcport -e tcp.seq \
+		-e tcp.len -e tls.record.content_type -e tls.handshake.type -e http.request.uri \
+		2>/dev/null | head -n 300
+	st_fail "tshark's requests differ from nginx's log"
+fi
 [ "$(wc -l <"$ST_TMP/tshark.reqs")" -eq 9 ] || st_fail "tshark decrypted $(wc -l <"$ST_TMP/tshark.reqs") requests, not 9"
 # and without the keys it sees none
 [ -z "$(tshark -r "$ST_TMP/cipher.pcap" -Y http.request 2>/dev/null)" ] || st_fail "plaintext HTTP in the ciphertext capture"
