@@ -203,6 +203,9 @@ fuzz: deps
 	@echo "== differential HTTP/2 run: $${ST_H2DIFF_CONNS:-3000} random connections"
 	$(Q)ST_BUILD=$(BUILD) ST_H2DIFF_CONNS=$${ST_H2DIFF_CONNS:-3000} \
 		ST_H2DIFF_SEED=$${ST_H2DIFF_SEED:-$$(date +%s)} bash tests/integration/test_shadow_h2diff.sh
+	@echo "== Kafka receivers leaving a group: $${ST_KAFKA_LEAVE_ROUNDS:-40} rounds"
+	$(Q)ST_BUILD=$(BUILD) ST_KAFKA_LEAVE_ROUNDS=$${ST_KAFKA_LEAVE_ROUNDS:-40} \
+		bash tests/integration/test_kafka_leave.sh
 
 demo: deps
 	$(Q)$(MAKE) --no-print-directory all
