@@ -38,7 +38,7 @@ CONNS=${ST_BENCH_CONNS:-32}
 URLS=${ST_BENCH_URLS:-/api.json /f16384}
 LOADS=${ST_BENCH_LOADS:-ka short}
 BASE=${ST_BENCH_BASE_BIN:-}
-CONFIGS=${ST_BENCH_CONFIGS:-$([ -n "$BASE" ] && echo base) calls keys auto}
+CONFIGS=${ST_BENCH_CONFIGS:-${BASE:+base }calls keys auto}
 case $ST_BUILD in /*) ;; *) ST_BUILD=$ROOT/$ST_BUILD ;; esac
 OUT=${ST_BENCH_OUT:-$ST_BUILD/bench-tls.md}
 
