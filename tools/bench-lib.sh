@@ -3,12 +3,6 @@
 # What the benchmark scripts share, sourced after tests/integration/lib.sh: checks, no-op
 # shadows, CPU times, medians, and the alternated rounds of bench-prod.sh and bench-h2.sh.
 
-# A step that fails under set -e names itself: the scripts run for minutes, and make bench
-# otherwise ends on a bare "Error 1". set -E: inside functions too (a failure the caller
-# tests, in an if or before ||, is not one and says nothing).
-set -E
-trap 'echo "${0##*/}: exit status $? at line $LINENO: $BASH_COMMAND" >&2' ERR
-
 # bench_require NAME CMD...: root, the commands (tools/install-deps.sh installs them) and the
 # agent binary, or one line naming what is missing and exit 1.
 bench_require() {
