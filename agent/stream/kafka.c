@@ -831,11 +831,11 @@ static void from_time(struct st_kafka_consumer *c, rd_kafka_topic_partition_list
 			"the look-up failed (%s)", c->cmd, res.failed, why);
 }
 
-/* The group's protocol, asked once, at the first assignment (it cannot change for a
- * consumer: the assignors are configured). NULL while none is chosen (a member taken out of
- * the group gets its revoke in join-state init, seen under load in test_kafka): the eager
- * calls are right then, and it is asked again. Never asked once the consumer is leaving: the
- * call waits on the group's thread, which may no longer answer (librdkafka #4041). */
+/* The group's protocol, asked at rebalances until one answers, then kept (it cannot change
+ * for a consumer: the assignors are configured). NULL while none is chosen (a member taken
+ * out of the group gets its revoke in join-state init, seen under load in test_kafka): the
+ * eager calls are right then. Never asked once the consumer is leaving: the call waits on
+ * the group's thread, which may no longer answer (librdkafka #4041). */
 static bool protocol_coop(struct st_kafka_consumer *c)
 {
 	const char *proto;
