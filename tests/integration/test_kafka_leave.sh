@@ -2,10 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0-only
 # Receivers leaving a consumer group promptly (docs/KAFKA.md, "A receiver stopping"): two
 # `shadowtap receive --kafka` of one group on a mock cluster (tools/kafka-mock, 3 partitions),
-# stopped one right after the other, so the second is stopped while the group rebalances
-# after the first left. librdkafka 2.0's rd_kafka_consumer_close() serving the revoke itself
-# hung there forever in about one stop in 40 under load (librdkafka issue 4884; CI's
-# test_kafka once): every stop must end within 5 s, exit 0 and print its summary.
+# stopped one right after the other (0 to 0.4 s apart, round by round), so the second is
+# stopped while the group rebalances after the first left. librdkafka 2.0's
+# rd_kafka_consumer_close() serving the revoke itself hung there forever in about one stop in
+# 40 under load (librdkafka issue 4884; CI's test_kafka once): every stop must end within 5 s,
+# exit 0 and print its summary.
 # ST_KAFKA_LEAVE_ROUNDS rounds (2 here; `make fuzz` runs 40, each pair a group of its own).
 . "$(dirname "$0")/lib.sh"
 st_require_root
@@ -53,6 +54,9 @@ for r in $(seq 1 "$ROUNDS"); do
 	rx_start "b$r" "g$r"
 	B=$RX_PID
 	stop_timed "a$r" "$A"
+	# b is stopped 0 to 0.4 s later, across the group's rebalance after a left (heartbeats
+	# every 200 ms): the hang needed the stop to land while b was in it
+	sleep "0.$(((r - 1) % 5))"
 	stop_timed "b$r" "$B"
 	grep -q 'partitions revoked' "$ST_TMP/b$r.err" || st_fail "b$r: no revoke served"
 done
