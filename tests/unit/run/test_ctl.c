@@ -114,14 +114,15 @@ static bool closed_by_server(int fd, char *out, size_t outlen)
 	return poll(&p, 1, 0) > 0 && recv(fd, out + len, 1, MSG_DONTWAIT) == 0;
 }
 
-static struct st_ctl *listen_tmp(char *dir, char *path, size_t len)
+/* A server at DIR/ctl.sock in a new temporary DIR (a mkdtemp template); ctx for handle(). */
+static struct st_ctl *listen_tmp(char *dir, char *path, size_t len, void *ctx)
 {
 	char err[256];
 	struct st_ctl *c;
 
 	assert_non_null(mkdtemp(dir));
 	snprintf(path, len, "%s/ctl.sock", dir);
-	c = st_ctl__listen(path, handle, NULL, err, sizeof(err));
+	c = st_ctl__listen(path, handle, ctx, err, sizeof(err));
 	assert_non_null(c);
 	return c;
 }
@@ -131,7 +132,7 @@ static struct st_ctl *listen_tmp(char *dir, char *path, size_t len)
 static void test_slow_clients(void **state)
 {
 	char dir[] = "/tmp/st-ctl-XXXXXX", path[128], buf[256], *out;
-	struct st_ctl *c = listen_tmp(dir, path, sizeof(path));
+	struct st_ctl *c = listen_tmp(dir, path, sizeof(path), NULL);
 	int silent = raw_connect(path), slow = raw_connect(path);
 	uint64_t t0 = st_loop_mono_ns();
 
@@ -161,7 +162,7 @@ static void test_slow_clients(void **state)
 static void test_crowd(void **state)
 {
 	char dir[] = "/tmp/st-ctl-XXXXXX", path[128], buf[64], *out;
-	struct st_ctl *c = listen_tmp(dir, path, sizeof(path));
+	struct st_ctl *c = listen_tmp(dir, path, sizeof(path), NULL);
 	int fds[ST_CTL_CLIENTS_MAX + 4];
 
 	for (int i = 0; i < ST_CTL_CLIENTS_MAX + 4; i++) {
@@ -184,13 +185,10 @@ static void test_crowd(void **state)
  * answer, and the server is freed after (ASan: no use after free). */
 static void test_close_from_command(void **state)
 {
-	char dir[] = "/tmp/st-ctl-XXXXXX", path[128], err[256], *out;
+	char dir[] = "/tmp/st-ctl-XXXXXX", path[128], *out;
 	struct st_ctl *c;
 
-	assert_non_null(mkdtemp(dir));
-	snprintf(path, sizeof(path), "%s/ctl.sock", dir);
-	c = st_ctl__listen(path, handle, &c, err, sizeof(err));
-	assert_non_null(c);
+	c = listen_tmp(dir, path, sizeof(path), &c);
 	out = ask(c, path, "close");
 	assert_string_equal(out, "closed\n");
 	free(out);
