@@ -168,19 +168,22 @@ st_stacks() {
 		grep -E '^(Thread|#)' | head -n 80 || true
 }
 
-# st_stop PID [SIG]: signal PID (default INT) and wait for it (max 20 s); returns its status.
-# A stop that takes over 2 s is said (a command's stop is prompt: it waits for nothing that
-# is not on its way).
+# st_stop PID [SIG] [SECS]: signal PID (default INT) and wait for it (max SECS, default 20;
+# then its stacks are printed and it is killed); returns its status; ST_STOP_MS is how long
+# it took. A stop that takes over 2 s is said (a command's stop is prompt: it waits for
+# nothing that is not on its way).
 st_stop() {
-	local pid=$1 sig=${2:-INT} i rc
+	local pid=$1 sig=${2:-INT} secs=${3:-20} i rc t0
+	t0=$(date +%s%N)
 	kill "-$sig" "$pid" 2>/dev/null || true
-	for i in $(seq 1 200); do
+	for i in $(seq 1 $((secs * 10))); do
 		st_alive "$pid" || break
 		sleep 0.1
 	done
+	ST_STOP_MS=$((($(date +%s%N) - t0) / 1000000))
 	[ "$i" -le 20 ] || st_log "pid $pid took $((i / 10)).$((i % 10)) s to stop after SIG$sig"
 	if st_alive "$pid"; then
-		st_log "pid $pid did not exit within 20 s of SIG$sig; killing it"
+		st_log "pid $pid did not exit within $secs s of SIG$sig; killing it"
 		st_stacks "$pid"
 		kill -KILL "$pid" 2>/dev/null
 	fi

@@ -31,19 +31,11 @@ rx_start() { # NAME GROUP: a receiver into a folder of its own; pid in RX_PID, w
 }
 
 stop_timed() { # NAME PID: SIGINT; fails unless it exits 0 within 5 s with its summary
-	local t0 ms rc=0
-	t0=$(date +%s%N)
-	kill -INT "$2"
-	for _ in $(seq 1 50); do st_alive "$2" || break; sleep 0.1; done
-	ms=$((($(date +%s%N) - t0) / 1000000))
-	if st_alive "$2"; then
-		st_stacks "$2"
-		st_fail "$1 did not stop within 5 s of SIGINT"
-	fi
-	wait "$2" || rc=$?
-	[ "$rc" -eq 0 ] || { cat "$ST_TMP/$1.err"; st_fail "$1 exited $rc"; }
+	local rc=0
+	st_stop "$2" INT 5 || rc=$?
+	[ "$rc" -eq 0 ] || { cat "$ST_TMP/$1.err"; st_fail "$1 exited $rc (137: did not stop within 5 s, killed)"; }
 	[ -n "$(st_summary "$ST_TMP/$1.err")" ] || st_fail "$1 printed no summary"
-	STOP_MS+=("$ms")
+	STOP_MS+=("$ST_STOP_MS")
 }
 
 STOP_MS=()
